@@ -1,0 +1,43 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+# Both create and reuse .venv by themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help demo test lint typecheck unit integration bench clean sandbox host
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+demo: $(STAMP) ## run the main job on the embedded local Azure sandbox
+	$(BIN)/python -m steward.cli demo
+
+test: lint typecheck ## every check and every test tier (what CI runs)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP) ## mypy --strict on the core and adapters
+	$(BIN)/mypy
+
+unit: $(STAMP) ## the fast tier only
+	$(BIN)/python -m pytest tests/unit
+
+bench: $(STAMP) ## benchmarks on the sandbox; results in artifacts/benchmarks
+	$(BIN)/python -m benchmarks
+
+sandbox: $(STAMP) ## serve the local ARM sandbox and print its endpoint
+	$(BIN)/python -m steward.cli sandbox serve
+
+clean: ## remove the virtual environment and local state
+	rm -rf $(VENV) var artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis
