@@ -1,0 +1,250 @@
+"""The one place that builds Azure SDK clients.
+
+Against Azure the clients use a managed identity (or DefaultAzureCredential) and the public ARM endpoint.
+Against the local sandbox only two things change: the ARM endpoint (plus the CA bundle that trusts the
+sandbox's certificate) and the credential, which fetches tokens from the sandbox's token endpoint. The
+client classes, operations, pollers and serialisation are the very same.
+
+API versions are pinned to the REST spec versions the project was built and checked against
+(``docs/azure-facts.md``), not the SDK's moving default.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Final
+
+from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
+from azure.core.pipeline.policies import RetryPolicy
+
+if TYPE_CHECKING:
+    from azure.mgmt.authorization import AuthorizationManagementClient
+    from azure.mgmt.dataprotection import DataProtectionMgmtClient
+    from azure.mgmt.recoveryservices import RecoveryServicesClient
+    from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+PUBLIC_ARM_ENDPOINT: Final = "https://management.azure.com"
+
+#: REST API versions we speak, per client. The sandbox serves exactly these (and rejects others).
+API_VERSIONS: Final[dict[str, str]] = {
+    "recoveryservices": "2025-02-01",
+    "recoveryservicesbackup": "2025-02-01",
+    "dataprotection": "2025-07-01",
+    "resources": "2025-04-01",
+    "authorization": "2022-04-01",
+}
+
+#: SDK-level retries stay small: transient failures are retried by the orchestration's retry options
+#: (one retry layer at a time). The SDK still honours Retry-After on 429 within this bound.
+SDK_RETRY_TOTAL: Final = 3
+SDK_RETRY_MAX_BACKOFF: Final = 30
+
+
+class SandboxCredential:
+    """Token credential for the local sandbox: POSTs to its token endpoint.
+
+    The sandbox mints a token naming a principal and tenant so that authorization rules, role checks and
+    the ``claims`` of the events it raises behave as in Azure. Tokens are cached until shortly before they
+    expire. This class is part of the product (not test code) because it is the credential the app uses
+    when configured for the sandbox; it never talks to anything but the configured URL.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        principal_id: str = "00000000-0000-0000-0000-00000000a11c",
+        tenant_id: str | None = None,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self._token_url = token_url
+        self._principal_id = principal_id
+        self._tenant_id = tenant_id
+        self._ca_bundle = ca_bundle
+        self._lock = threading.Lock()
+        self._cached: AccessTokenInfo | None = None
+
+    def _fetch(self, scopes: tuple[str, ...]) -> AccessTokenInfo:
+        import ssl
+
+        body = json.dumps(
+            {"principalId": self._principal_id, "tenantId": self._tenant_id, "scopes": list(scopes)}
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - URL comes from validated settings
+            self._token_url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        context = ssl.create_default_context(cafile=self._ca_bundle) if self._ca_bundle else None
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:  # noqa: S310
+            payload: dict[str, Any] = json.loads(response.read())
+        return AccessTokenInfo(str(payload["access_token"]), int(payload["expires_on"]))
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> AccessTokenInfo:
+        with self._lock:
+            if self._cached is None or self._cached.expires_on - 60 < time.time():
+                self._cached = self._fetch(scopes)
+            return self._cached
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        info = self.get_token_info(*scopes)
+        return AccessToken(info.token, info.expires_on)
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> SandboxCredential:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class CloudTarget:
+    """Where ARM is and how to authenticate to it."""
+
+    arm_endpoint: str = PUBLIC_ARM_ENDPOINT
+    credential_kind: str = "default"  # "default" | "managed-identity" | "sandbox"
+    managed_identity_client_id: str | None = None
+    sandbox_token_url: str | None = None
+    sandbox_principal_id: str | None = None
+    ca_bundle: str | None = None
+    #: called with (method, url, status) after every ARM response; used for request accounting.
+    response_hook: Callable[[str, str, int], None] | None = field(default=None, compare=False)
+
+
+class CloudClients:
+    """Builds and caches SDK clients for one target. Thread-safe enough for activities: SDK clients are."""
+
+    def __init__(self, target: CloudTarget) -> None:
+        self.target = target
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    @cached_property
+    def credential(self) -> TokenCredential:
+        kind = self.target.credential_kind
+        if kind == "sandbox":
+            if not self.target.sandbox_token_url:
+                raise ValueError("the sandbox credential needs a token URL")
+            kwargs: dict[str, Any] = {"ca_bundle": self.target.ca_bundle}
+            if self.target.sandbox_principal_id:
+                kwargs["principal_id"] = self.target.sandbox_principal_id
+            return SandboxCredential(self.target.sandbox_token_url, **kwargs)
+        if kind == "managed-identity":
+            from azure.identity import ManagedIdentityCredential
+
+            return ManagedIdentityCredential(client_id=self.target.managed_identity_client_id)
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential(managed_identity_client_id=self.target.managed_identity_client_id)
+
+    def _common_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "retry_policy": RetryPolicy(
+                retry_total=SDK_RETRY_TOTAL, retry_backoff_max=SDK_RETRY_MAX_BACKOFF, retry_on_status_codes=[]
+            ),
+        }
+        if self.target.ca_bundle:
+            kwargs["connection_verify"] = self.target.ca_bundle
+        hook = self.target.response_hook
+        if hook is not None:
+
+            def _on_response(response: Any) -> None:
+                http_request = response.http_request
+                hook(http_request.method, http_request.url, response.http_response.status_code)
+
+            kwargs["raw_response_hook"] = _on_response
+        if self.target.arm_endpoint.rstrip("/") != PUBLIC_ARM_ENDPOINT:
+            # A custom endpoint (sandbox or sovereign cloud) issues tokens for its own audience.
+            kwargs["credential_scopes"] = [self.target.arm_endpoint.rstrip("/") + "/.default"]
+        return kwargs
+
+    def _get(self, name: str, key: str, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            client = self._cache.get((name, key))
+            if client is None:
+                client = build()
+                self._cache[(name, key)] = client
+            return client
+
+    def recovery_services(self, subscription_id: str) -> RecoveryServicesClient:
+        from azure.mgmt.recoveryservices import RecoveryServicesClient
+
+        return self._get(  # type: ignore[no-any-return]
+            "recoveryservices",
+            subscription_id,
+            lambda: RecoveryServicesClient(
+                self.credential,
+                subscription_id,
+                base_url=self.target.arm_endpoint,
+                api_version=API_VERSIONS["recoveryservices"],
+                **self._common_kwargs(),
+            ),
+        )
+
+    def recovery_services_backup(self, subscription_id: str) -> RecoveryServicesBackupClient:
+        from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
+
+        return self._get(  # type: ignore[no-any-return]
+            "recoveryservicesbackup",
+            subscription_id,
+            lambda: RecoveryServicesBackupClient(
+                self.credential,
+                subscription_id,
+                base_url=self.target.arm_endpoint,
+                api_version=API_VERSIONS["recoveryservicesbackup"],
+                **self._common_kwargs(),
+            ),
+        )
+
+    def data_protection(self, subscription_id: str) -> DataProtectionMgmtClient:
+        from azure.mgmt.dataprotection import DataProtectionMgmtClient
+
+        return self._get(  # type: ignore[no-any-return]
+            "dataprotection",
+            subscription_id,
+            lambda: DataProtectionMgmtClient(
+                self.credential,
+                subscription_id,
+                base_url=self.target.arm_endpoint,
+                api_version=API_VERSIONS["dataprotection"],
+                **self._common_kwargs(),
+            ),
+        )
+
+    def resources(self, subscription_id: str) -> ResourceManagementClient:
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return self._get(  # type: ignore[no-any-return]
+            "resources",
+            subscription_id,
+            lambda: ResourceManagementClient(
+                self.credential,
+                subscription_id,
+                base_url=self.target.arm_endpoint,
+                api_version=API_VERSIONS["resources"],
+                **self._common_kwargs(),
+            ),
+        )
+
+    def authorization(self, subscription_id: str) -> AuthorizationManagementClient:
+        from azure.mgmt.authorization import AuthorizationManagementClient
+
+        return self._get(  # type: ignore[no-any-return]
+            "authorization",
+            subscription_id,
+            lambda: AuthorizationManagementClient(
+                self.credential,
+                subscription_id,
+                base_url=self.target.arm_endpoint,
+                api_version=API_VERSIONS["authorization"],
+                **self._common_kwargs(),
+            ),
+        )
