@@ -1,0 +1,103 @@
+"""What each supported workload needs to be protected: the vault kind, the data source description, the
+datastore and the roles the Backup vault's managed identity must hold, and where.
+
+Sources (see docs/azure-facts.md): the Backup vault rows of the brief's §3 table (D-diskrest, D-diskmx,
+D-blobcli, PS-man manifests ``AzureDisk``, ``AzureBlob``, ``AzureDatabaseForPGFlexServer``) and the
+built-in role definition ids of Azure's "Azure built-in roles" page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class VaultKind(StrEnum):
+    RECOVERY_SERVICES = "RecoveryServices"
+    BACKUP = "Backup"
+
+
+class RoleScope(StrEnum):
+    """Where a role assignment for the vault identity goes, relative to the protected resource."""
+
+    RESOURCE = "resource"
+    RESOURCE_GROUP = "resource-group"
+    SNAPSHOT_RESOURCE_GROUP = "snapshot-resource-group"
+
+
+@dataclass(frozen=True)
+class RoleRequirement:
+    role_name: str
+    role_definition_guid: str
+    scope: RoleScope
+
+
+@dataclass(frozen=True)
+class Workload:
+    resource_type: str  # ARM type of the protected resource, as in its id
+    vault_kind: VaultKind
+    datasource_type: str  # Backup vault ``datasourceType``; "" for Recovery Services
+    datastore: str  # "OperationalStore" | "VaultStore" | "" (Recovery Services decides)
+    roles: tuple[RoleRequirement, ...]
+    default_policy: str
+
+
+# Built-in role definition GUIDs (identical in every tenant).
+READER: Final = RoleRequirement("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7", RoleScope.RESOURCE_GROUP)
+DISK_BACKUP_READER: Final = RoleRequirement(
+    "Disk Backup Reader", "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24", RoleScope.RESOURCE
+)
+DISK_SNAPSHOT_CONTRIBUTOR: Final = RoleRequirement(
+    "Disk Snapshot Contributor", "7efff54f-a5b4-42b5-a1c5-5411624893ce", RoleScope.SNAPSHOT_RESOURCE_GROUP
+)
+STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR: Final = RoleRequirement(
+    "Storage Account Backup Contributor", "e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1", RoleScope.RESOURCE
+)
+POSTGRES_FLEX_LTR_BACKUP: Final = RoleRequirement(
+    "PostgreSQL Flexible Server Long Term Retention Backup Role",
+    "c088a766-074b-43ba-90d4-1fb21feae531",
+    RoleScope.RESOURCE,
+)
+
+VM: Final = Workload(
+    resource_type="Microsoft.Compute/virtualMachines",
+    vault_kind=VaultKind.RECOVERY_SERVICES,
+    datasource_type="",
+    datastore="",
+    roles=(),
+    default_policy="DefaultPolicy",
+)
+DISK: Final = Workload(
+    resource_type="Microsoft.Compute/disks",
+    vault_kind=VaultKind.BACKUP,
+    datasource_type="Microsoft.Compute/disks",
+    datastore="OperationalStore",
+    roles=(DISK_BACKUP_READER, DISK_SNAPSHOT_CONTRIBUTOR),
+    default_policy="disk-default",
+)
+BLOB: Final = Workload(
+    resource_type="Microsoft.Storage/storageAccounts",
+    vault_kind=VaultKind.BACKUP,
+    datasource_type="Microsoft.Storage/storageAccounts/blobServices",
+    datastore="OperationalStore",
+    roles=(STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,),
+    default_policy="blob-default",
+)
+POSTGRES_FLEX: Final = Workload(
+    resource_type="Microsoft.DBforPostgreSQL/flexibleServers",
+    vault_kind=VaultKind.BACKUP,
+    datasource_type="Microsoft.DBforPostgreSQL/flexibleServers",
+    datastore="VaultStore",
+    roles=(POSTGRES_FLEX_LTR_BACKUP, READER),
+    default_policy="postgres-flex-default",
+)
+
+WORKLOADS: Final[dict[str, Workload]] = {
+    w.resource_type.lower(): w for w in (VM, DISK, BLOB, POSTGRES_FLEX)
+}
+
+
+def workload_for(resource_type: str) -> Workload | None:
+    """The workload for an ARM resource type (case-insensitive), or None when unsupported."""
+    return WORKLOADS.get(resource_type.lower())
