@@ -115,6 +115,8 @@ class CloudTarget:
     sandbox_token_url: str | None = None
     sandbox_principal_id: str | None = None
     ca_bundle: str | None = None
+    #: seconds between LRO polls when ARM sends no Retry-After (the sandbox's time runs faster)
+    polling_interval: float = 30.0
     #: called with (method, url, status) after every ARM response; used for request accounting.
     response_hook: Callable[[str, str, int], None] | None = field(default=None, compare=False)
 

@@ -1,0 +1,47 @@
+"""The composition root: settings read once, SDK clients and ports built once per process.
+
+Triggers and activities ask this module for what they need; nothing else reads the environment or builds
+clients. Tests reset it with ``reset()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from steward.cloud.clients import CloudClients
+from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
+from steward.settings import Settings
+
+_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """Every setting, validated once; a bad setting fails start-up with the setting's name."""
+    return Settings.from_env()
+
+
+@lru_cache(maxsize=1)
+def clients() -> CloudClients:
+    return CloudClients(settings().cloud_target())
+
+
+@lru_cache(maxsize=1)
+def publisher() -> OutcomePublisher:
+    current = settings()
+    if not current.events_topic_endpoint:
+        return NullPublisher()
+    return EventGridOutcomePublisher(
+        current.events_topic_endpoint,
+        key=current.events_topic_key,
+        credential=None if current.events_topic_key else clients().credential,
+        ca_bundle=current.ca_bundle,
+    )
+
+
+def reset() -> None:
+    """Forget everything built from the environment (tests, the local host after set-up)."""
+    with _LOCK:
+        for cached in (settings, clients, publisher):
+            cached.cache_clear()

@@ -1,0 +1,443 @@
+"""Adapters for auto-protection: read resources and vaults, enable and stop protection.
+
+Each method is one Azure effect or fact, idempotent, and speaks in wire-shaped dicts and small records
+(never SDK objects) so activities can hand the results across the durable boundary unchanged.
+Refusals Azure will not change on retry come back as ``AzureRefusal`` with ARM's code; the activity
+layer turns them into outcome records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+
+from steward.cloud.clients import CloudClients
+from steward.cloud.errors import AzureRefusal, NotFound, azure_errors
+from steward.cloud.wire import dig, wire
+from steward.domain.ids import ResourceId
+from steward.domain.protection import ProtectionRef
+
+#: api-versions for the generic ``resources.get_by_id`` reads, per resource type.
+READ_API_VERSIONS: Final[dict[str, str]] = {
+    "microsoft.compute/virtualmachines": "2024-07-01",
+    "microsoft.compute/disks": "2024-03-02",
+    "microsoft.storage/storageaccounts": "2023-05-01",
+    "microsoft.dbforpostgresql/flexibleservers": "2024-08-01",
+    "microsoft.recoveryservices/vaults": "2025-02-01",
+    "microsoft.dataprotection/backupvaults": "2025-07-01",
+}
+
+IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+
+
+def normalise_region(region: str) -> str:
+    """ARM regions compare without case or spaces ("West Europe" == "westeurope")."""
+    return region.replace(" ", "").lower()
+
+
+@dataclass(frozen=True)
+class ResourceFacts:
+    """What routing needs to know about a resource. JSON-safe via ``to_record``."""
+
+    id: str
+    type: str
+    location: str
+    tags: dict[str, str] = field(default_factory=dict)
+    #: stable identity that survives moves: VM ``vmId``, disk ``uniqueId``; name for globally unique names
+    identity: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VaultFacts:
+    id: str
+    kind: str  # "RecoveryServices" | "Backup"
+    location: str
+    tags: dict[str, str] = field(default_factory=dict)
+    principal_id: str | None = None
+    tenant_id: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _identity_of(rtype: str, body: dict[str, Any], rid: ResourceId) -> str:
+    props = body.get("properties") or {}
+    if rtype == "microsoft.compute/virtualmachines":
+        return str(props.get("vmId") or "")
+    if rtype == "microsoft.compute/disks":
+        return str(props.get("uniqueId") or "")
+    # Storage account and PostgreSQL flexible server names are globally unique (DNS names).
+    return rid.name.lower()
+
+
+def _vault_facts(body: dict[str, Any], kind: str) -> VaultFacts:
+    return VaultFacts(
+        id=str(body["id"]),
+        kind=kind,
+        location=normalise_region(str(body.get("location", ""))),
+        tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+        principal_id=dig(body, "identity", "principalId"),
+        tenant_id=dig(body, "identity", "tenantId"),
+    )
+
+
+class ResourceReader:
+    def __init__(self, clients: CloudClients) -> None:
+        self._clients = clients
+
+    def describe(self, resource_id: str) -> ResourceFacts | None:
+        """The resource's facts, or None when it does not exist (any more)."""
+        rid = ResourceId.parse(resource_id)
+        rtype = rid.full_type.lower()
+        api_version = READ_API_VERSIONS.get(rtype)
+        if api_version is None:
+            raise ValueError(f"no read api-version known for resource type {rid.full_type}")
+        try:
+            with azure_errors():
+                body = wire(self._clients.resources(rid.subscription_id).resources.get_by_id(
+                    str(rid), api_version=api_version
+                ))
+        except NotFound:
+            return None
+        return ResourceFacts(
+            id=str(body.get("id") or rid),
+            type=str(body.get("type") or rid.full_type),
+            location=normalise_region(str(body.get("location") or "")),
+            tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+            identity=_identity_of(rtype, body, rid),
+        )
+
+    def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceFacts]:
+        """Resources of the given types in a subscription or resource group."""
+        rid = ResourceId.parse(scope)
+        client = self._clients.resources(rid.subscription_id).resources
+        type_filter = " or ".join(f"resourceType eq '{t}'" for t in types)
+        out: list[ResourceFacts] = []
+        with azure_errors():
+            pages = (
+                client.list_by_resource_group(rid.resource_group, filter=type_filter)
+                if rid.resource_group
+                else client.list(filter=type_filter)
+            )
+            for item in pages:
+                body = wire(item)
+                facts = self.describe(str(body["id"]))
+                if facts is not None:
+                    out.append(facts)
+        return out
+
+
+class RecoveryServicesProtection:
+    """VM protection in Recovery Services vaults (brief §1.3-§1.5)."""
+
+    def __init__(self, clients: CloudClients) -> None:
+        self._clients = clients
+
+    def vaults_in(self, subscription_id: str, region: str) -> list[VaultFacts]:
+        wanted = normalise_region(region)
+        return [v for v in self.all_vaults(subscription_id) if v.location == wanted]
+
+    def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
+        with azure_errors():
+            pages = self._clients.recovery_services(subscription_id).vaults.list_by_subscription_id()
+            return [_vault_facts(wire(v), "RecoveryServices") for v in pages]
+
+    def backup_status(self, vm_id: str, region: str) -> dict[str, Any]:
+        """``POST locations/{region}/backupStatus``: is this VM protected, and where."""
+        rid = ResourceId.parse(vm_id)
+        with azure_errors():
+            status = self._clients.recovery_services_backup(rid.subscription_id).backup_status.get(
+                azure_region=normalise_region(region),
+                parameters={"resourceType": "VM", "resourceId": str(rid)},
+            )
+        return wire(status)
+
+    @staticmethod
+    def vm_item_names(vm_id: str) -> tuple[str, str]:
+        """(container, protected item) names Azure gives an IaaS VM (brief §1.3 step 3)."""
+        rid = ResourceId.parse(vm_id)
+        suffix = f"iaasvmcontainerv2;{rid.resource_group};{rid.name}"
+        return f"IaasVMContainer;{suffix}", f"VM;{suffix}"
+
+    def vm_item(self, vault_id: str, vm_id: str) -> dict[str, Any] | None:
+        vault = ResourceId.parse(vault_id)
+        container, item = self.vm_item_names(vm_id)
+        try:
+            with azure_errors():
+                found = self._clients.recovery_services_backup(vault.subscription_id).protected_items.get(
+                    vault_name=vault.name,
+                    resource_group_name=vault.resource_group,
+                    fabric_name="Azure",
+                    container_name=container,
+                    protected_item_name=item,
+                )
+        except NotFound:
+            return None
+        return wire(found)
+
+    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
+        vault = ResourceId.parse(vault_id)
+        try:
+            with azure_errors():
+                policy = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
+                    vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
+                )
+        except NotFound:
+            return None
+        return str(wire(policy)["id"])
+
+    def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
+        """PUT the protected item (brief §1.3 step 4) and wait for the operation. Idempotent."""
+        vault = ResourceId.parse(vault_id)
+        container, item = self.vm_item_names(vm_id)
+        body = {
+            "properties": {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": vm_id,
+                "policyId": policy_id,
+            }
+        }
+        with azure_errors():
+            poller = self._clients.recovery_services_backup(
+                vault.subscription_id
+            ).protected_items.begin_create_or_update(
+                vault_name=vault.name,
+                resource_group_name=vault.resource_group,
+                fabric_name="Azure",
+                container_name=container,
+                protected_item_name=item,
+                parameters=body,
+                polling_interval=self._clients.target.polling_interval,
+            )
+            poller.result()
+        found = self.vm_item(vault_id, vm_id)
+        if found is None:
+            raise AzureRefusal(f"protection of {vm_id} reported success but no item exists in {vault_id}")
+        return found
+
+    def stop_retain(self, vault_id: str, vm_id: str) -> dict[str, Any] | None:
+        """Stop protection and keep the recovery points (re-PUT with ``ProtectionStopped``)."""
+        current = self.vm_item(vault_id, vm_id)
+        if current is None:
+            return None
+        props = current.get("properties") or {}
+        if props.get("protectionState") == "ProtectionStopped":
+            return current
+        vault = ResourceId.parse(vault_id)
+        container, item = self.vm_item_names(vm_id)
+        body = {
+            "properties": {
+                "protectedItemType": "Microsoft.Compute/virtualMachines",
+                "sourceResourceId": props.get("sourceResourceId", vm_id),
+                "protectionState": "ProtectionStopped",
+            }
+        }
+        with azure_errors():
+            self._clients.recovery_services_backup(
+                vault.subscription_id
+            ).protected_items.begin_create_or_update(
+                vault_name=vault.name,
+                resource_group_name=vault.resource_group,
+                fabric_name="Azure",
+                container_name=container,
+                protected_item_name=item,
+                parameters=body,
+                polling_interval=self._clients.target.polling_interval,
+            ).result()
+        return self.vm_item(vault_id, vm_id)
+
+    def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
+        vault = ResourceId.parse(vault_id)
+        with azure_errors():
+            pages = self._clients.recovery_services_backup(vault.subscription_id).backup_protected_items.list(
+                vault_name=vault.name, resource_group_name=vault.resource_group, filter=IAAS_VM_FILTER
+            )
+            return [wire(item) for item in pages]
+
+
+def instance_name(resource_id: str) -> str:
+    """A deterministic backup instance name: retries and duplicates address the same instance."""
+    rid = ResourceId.parse(resource_id)
+    digest = hashlib.sha256(rid.key.encode()).hexdigest()[:12]
+    return f"{rid.name.lower()}-{digest}"
+
+
+def role_assignment_name(principal_id: str, role_definition_guid: str, scope: str) -> str:
+    """Deterministic role assignment GUID, so re-running never creates a duplicate."""
+    seed = f"{principal_id.lower()}|{role_definition_guid.lower()}|{scope.lower()}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
+
+
+class BackupVaultProtection:
+    """Disk / blob / PostgreSQL flexible server protection in Backup vaults (brief §3)."""
+
+    def __init__(self, clients: CloudClients) -> None:
+        self._clients = clients
+
+    def vaults_in(self, subscription_id: str, region: str) -> list[VaultFacts]:
+        wanted = normalise_region(region)
+        return [v for v in self.all_vaults(subscription_id) if v.location == wanted]
+
+    def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
+        with azure_errors():
+            pages = self._clients.data_protection(subscription_id).backup_vaults.get_in_subscription()
+            return [_vault_facts(wire(v), "Backup") for v in pages]
+
+    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
+        vault = ResourceId.parse(vault_id)
+        try:
+            with azure_errors():
+                policy = self._clients.data_protection(vault.subscription_id).backup_policies.get(
+                    resource_group_name=vault.resource_group,
+                    vault_name=vault.name,
+                    backup_policy_name=policy_name,
+                )
+        except NotFound:
+            return None
+        return str(wire(policy)["id"])
+
+    def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
+        """Assign the role to the vault identity at ``scope`` unless it already is. True if created."""
+        rid = ResourceId.parse(scope)
+        client = self._clients.authorization(rid.subscription_id)
+        role_definition_id = (
+            f"/subscriptions/{rid.subscription_id}/providers/Microsoft.Authorization/"
+            f"roleDefinitions/{role_definition_guid}"
+        )
+        with azure_errors():
+            for existing in client.role_assignments.list_for_scope(
+                scope, filter=f"principalId eq '{principal_id}'"
+            ):
+                body = wire(existing)
+                props = body.get("properties") or {}
+                if str(props.get("roleDefinitionId", "")).lower().endswith(role_definition_guid.lower()) and (
+                    ResourceId.parse(str(props.get("scope"))) == rid
+                    or rid.is_within(ResourceId.parse(str(props.get("scope"))))
+                ):
+                    return False
+        try:
+            with azure_errors():
+                client.role_assignments.create(
+                    scope,
+                    role_assignment_name(principal_id, role_definition_guid, scope),
+                    {
+                        "properties": {
+                            "roleDefinitionId": role_definition_id,
+                            "principalId": principal_id,
+                            "principalType": "ServicePrincipal",
+                        }
+                    },
+                )
+        except AzureRefusal as refusal:
+            if refusal.code == "RoleAssignmentExists":
+                return False
+            raise
+        return True
+
+    def validate(self, vault_id: str, instance: dict[str, Any]) -> None:
+        vault = ResourceId.parse(vault_id)
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_instances.begin_validate_for_backup(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                parameters={"backupInstance": instance["properties"]},
+                polling_interval=self._clients.target.polling_interval,
+            ).result()
+
+    def instance(self, vault_id: str, name: str) -> dict[str, Any] | None:
+        vault = ResourceId.parse(vault_id)
+        try:
+            with azure_errors():
+                found = self._clients.data_protection(vault.subscription_id).backup_instances.get(
+                    resource_group_name=vault.resource_group, vault_name=vault.name, backup_instance_name=name
+                )
+        except NotFound:
+            return None
+        return wire(found)
+
+    def create_instance(self, vault_id: str, name: str, instance: dict[str, Any]) -> dict[str, Any]:
+        vault = ResourceId.parse(vault_id)
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_instances.begin_create_or_update(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                backup_instance_name=name,
+                parameters=instance,
+                polling_interval=self._clients.target.polling_interval,
+            ).result()
+        found = self.instance(vault_id, name)
+        if found is None:
+            raise AzureRefusal(f"backup instance {name} reported created but is missing in {vault_id}")
+        return found
+
+    def instances(self, vault_id: str) -> list[dict[str, Any]]:
+        vault = ResourceId.parse(vault_id)
+        with azure_errors():
+            return [
+                wire(item)
+                for item in self._clients.data_protection(vault.subscription_id).backup_instances.list(
+                    resource_group_name=vault.resource_group, vault_name=vault.name
+                )
+            ]
+
+    def stop_protection(self, vault_id: str, name: str) -> None:
+        vault = ResourceId.parse(vault_id)
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                backup_instance_name=name,
+                polling_interval=self._clients.target.polling_interval,
+            ).result()
+
+
+def collect_protections(
+    rs: RecoveryServicesProtection,
+    bv: BackupVaultProtection,
+    subscription_id: str,
+    region: str | None,
+) -> list[ProtectionRef]:
+    """Every live protection in a subscription (optionally one region): RS VM items and BV instances."""
+    found: list[ProtectionRef] = []
+    for vault in _all_vaults(rs, bv, subscription_id, region):
+        if vault.kind == "RecoveryServices":
+            for item in rs.vm_items(vault.id):
+                props = item.get("properties") or {}
+                found.append(
+                    ProtectionRef(
+                        vault_id=vault.id,
+                        item_id=str(item.get("id")),
+                        source_id=str(props.get("sourceResourceId") or props.get("virtualMachineId") or ""),
+                        identity=str(dig(props, "extendedProperties", "vmId") or ""),
+                        kind="RecoveryServices",
+                        state=str(props.get("protectionState") or ""),
+                    )
+                )
+        else:
+            for instance in bv.instances(vault.id):
+                props = instance.get("properties") or {}
+                source = str(dig(props, "dataSourceInfo", "resourceID") or "")
+                found.append(
+                    ProtectionRef(
+                        vault_id=vault.id,
+                        item_id=str(instance.get("id")),
+                        source_id=source,
+                        kind="Backup",
+                        state=str(dig(props, "protectionStatus", "status") or ""),
+                    )
+                )
+    return found
+
+
+def _all_vaults(
+    rs: RecoveryServicesProtection, bv: BackupVaultProtection, subscription_id: str, region: str | None
+) -> list[VaultFacts]:
+    if region is not None:
+        return rs.vaults_in(subscription_id, region) + bv.vaults_in(subscription_id, region)
+    return rs.all_vaults(subscription_id) + bv.all_vaults(subscription_id)
