@@ -1,0 +1,434 @@
+"""Every control in the registry: one estate that triggers it and one that does not."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from audit_estate_builders import (
+    NOW,
+    STRICT,
+    SUB_A,
+    SUB_B,
+    backup_vault,
+    disk,
+    healthy_estate,
+    instance_for,
+    item_for,
+    rs_vault,
+    rules,
+    vm,
+)
+
+from steward.domain.audit import (
+    CONTROLS,
+    EstateInventory,
+    Expectation,
+    ImmutabilityState,
+    InventoryGap,
+    ProtectedItem,
+    SoftDeleteState,
+    UniformExpectations,
+    VaultRequirements,
+    audit,
+)
+
+TESTED_CONTROLS: set[str] = set()
+
+
+def fired(inventory: EstateInventory, expectations: UniformExpectations | None = None) -> dict[str, list[str]]:
+    result = audit(inventory, expectations or rules(), NOW)
+    by_control: dict[str, list[str]] = {}
+    for finding in result.findings:
+        by_control.setdefault(finding.control_id, []).append(finding.resource_id)
+    return by_control
+
+
+def covers(*control_ids: str) -> None:
+    TESTED_CONTROLS.update(control_ids)
+
+
+def test_the_healthy_estate_fires_nothing() -> None:
+    assert fired(healthy_estate()) == {}
+
+
+# BKP-001 unprotected ------------------------------------------------------------------------------------
+covers("BKP-001")
+
+
+def test_bkp001_fires_for_a_required_resource_without_protection() -> None:
+    estate = healthy_estate()
+    stray = vm("vm-new")
+    result = fired(replace(estate, resources=(*estate.resources, stray)))
+    assert result == {"BKP-001": [stray.id]}
+
+
+def test_bkp001_fires_when_the_only_item_is_soft_deleted() -> None:
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], soft_deleted=True, purge_at=NOW + timedelta(days=3))
+    result = fired(replace(estate, protected_items=(item,)))
+    assert result["BKP-001"] == [estate.resources[0].id]
+    assert result["BKP-006"] == [item.id]
+
+
+def test_bkp001_is_silent_when_the_rules_opt_the_resource_out() -> None:
+    estate = healthy_estate()
+    stray = vm("vm-optout")
+    result = fired(replace(estate, resources=(*estate.resources, stray)), rules(must_protect=False))
+    assert "BKP-001" not in result
+
+
+# BKP-002 policy -----------------------------------------------------------------------------------------
+covers("BKP-002")
+
+
+def test_bkp002_fires_for_a_policy_other_than_the_rules() -> None:
+    estate = healthy_estate()
+    item = item_for(estate.resources[0], estate.vaults[0], policy="CheapPolicy")
+    assert fired(replace(estate, protected_items=(item,))) == {"BKP-002": [estate.resources[0].id]}
+
+
+def test_bkp002_compares_policy_names_case_insensitively_and_accepts_a_full_id() -> None:
+    estate = healthy_estate()
+    item = item_for(estate.resources[0], estate.vaults[0], policy="defaultpolicy")
+    assert fired(replace(estate, protected_items=(item,))) == {}
+    by_id = rules(vm_policy=f"{estate.vaults[0].id}/backupPolicies/DefaultPolicy")
+    assert fired(estate, by_id) == {}
+
+
+def test_bkp002_is_silent_when_the_rule_names_no_policy() -> None:
+    estate = healthy_estate()
+    item = item_for(estate.resources[0], estate.vaults[0], policy="Anything")
+    assert fired(replace(estate, protected_items=(item,)), rules(vm_policy=None)) == {}
+
+
+# BKP-003 placement --------------------------------------------------------------------------------------
+covers("BKP-003")
+
+
+def test_bkp003_fires_for_a_vault_in_another_region() -> None:
+    estate = healthy_estate()
+    far = rs_vault("rsv-neu", location="northeurope")
+    item = item_for(estate.resources[0], far)
+    result = fired(replace(estate, vaults=(*estate.vaults, far), protected_items=(item,)))
+    assert result["BKP-003"] == [estate.resources[0].id]
+    assert "VLT-005" in result  # the regional vault is now empty
+
+
+def test_bkp003_fires_for_a_vm_in_a_vault_of_another_subscription() -> None:
+    estate = healthy_estate()
+    other = rs_vault("rsv-b", sub=SUB_B)
+    item = item_for(estate.resources[0], other)
+    result = fired(replace(estate, vaults=(*estate.vaults, other), protected_items=(item,)))
+    assert result["BKP-003"] == [estate.resources[0].id]
+
+
+def test_bkp003_allows_a_disk_in_a_backup_vault_of_another_subscription_same_region() -> None:
+    estate = healthy_estate()
+    other = backup_vault("bv-b", sub=SUB_B)
+    d = estate.resources[1]
+    instances = (instance_for(d, other), *estate.backup_instances[1:])
+    result = fired(replace(estate, vaults=(*estate.vaults, other), backup_instances=instances))
+    assert "BKP-003" not in result
+
+
+# BKP-004 not running ------------------------------------------------------------------------------------
+covers("BKP-004")
+
+
+@pytest.mark.parametrize("state", ["ProtectionStopped", "ProtectionError", "BackupsSuspended", "ProtectionPaused"])
+def test_bkp004_fires_for_a_recovery_services_item_that_is_not_backing_up(state: str) -> None:
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], protection_state=state)
+    result = fired(replace(estate, protected_items=(item,)))
+    assert result["BKP-004"] == [item.id]
+    assert "BKP-001" not in result  # it is protected, just not running: one finding, not two
+
+
+@pytest.mark.parametrize(
+    "status", ["ProtectionStopped", "ProtectionError", "BackupSchedulesSuspended", "ConfiguringProtectionFailed"]
+)
+def test_bkp004_fires_for_a_backup_instance_that_is_not_backing_up(status: str) -> None:
+    estate = healthy_estate()
+    instance = replace(estate.backup_instances[0], protection_status=status)
+    result = fired(replace(estate, backup_instances=(instance, *estate.backup_instances[1:])))
+    assert result["BKP-004"] == [instance.id]
+
+
+@pytest.mark.parametrize("state", ["Protected", "IRPending"])
+def test_bkp004_is_silent_for_running_protection(state: str) -> None:
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], protection_state=state)
+    assert "BKP-004" not in fired(replace(estate, protected_items=(item,)))
+
+
+# BKP-005 RPO --------------------------------------------------------------------------------------------
+covers("BKP-005")
+
+
+def test_bkp005_fires_when_the_last_backup_is_older_than_the_rpo() -> None:
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], last_backup_time=NOW - timedelta(hours=30))
+    result = audit(replace(estate, protected_items=(item,)), rules(rpo_hours=26), NOW)
+    [finding] = result.findings
+    assert finding.control_id == "BKP-005"
+    assert finding.details["ageHours"] == "30.0"
+    assert finding.details["rpoHours"] == "26"
+
+
+def test_bkp005_is_silent_within_the_rpo_and_without_an_rpo() -> None:
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], last_backup_time=NOW - timedelta(hours=25, minutes=59))
+    assert fired(replace(estate, protected_items=(item,)), rules(rpo_hours=26)) == {}
+    old = replace(item, last_backup_time=NOW - timedelta(days=30))
+    assert fired(replace(estate, protected_items=(old,)), rules(rpo_hours=None)) == {}
+
+
+def test_bkp005_fires_for_a_protected_item_with_no_backup_recorded_but_not_for_a_pending_one() -> None:
+    estate = healthy_estate()
+    never = replace(estate.protected_items[0], last_backup_time=None)
+    assert fired(replace(estate, protected_items=(never,))) == {"BKP-005": [estate.resources[0].id]}
+    pending = replace(never, protection_state="IRPending")
+    assert fired(replace(estate, protected_items=(pending,))) == {}
+
+
+def test_bkp005_judges_a_backup_instance_only_when_its_last_backup_is_known() -> None:
+    estate = healthy_estate()
+    unknown = estate.backup_instances[0]
+    assert unknown.last_backup_time is None
+    assert fired(estate) == {}
+    stale = replace(unknown, last_backup_time=NOW - timedelta(hours=48))
+    result = fired(replace(estate, backup_instances=(stale, *estate.backup_instances[1:])))
+    assert result == {"BKP-005": [estate.resources[1].id]}
+
+
+# BKP-006 soft-deleted -----------------------------------------------------------------------------------
+covers("BKP-006")
+
+
+def test_bkp006_fires_for_a_soft_deleted_item_and_says_when_it_purges() -> None:
+    estate = healthy_estate()
+    ghost_vm = vm("vm-gone-but-kept")
+    ghost = item_for(ghost_vm, estate.vaults[0], soft_deleted=True, purge_at=NOW + timedelta(days=13, hours=12))
+    result = audit(
+        replace(estate, resources=(*estate.resources, ghost_vm), protected_items=(*estate.protected_items, ghost)),
+        rules(),
+        NOW,
+    )
+    soft = [f for f in result.findings if f.control_id == "BKP-006"]
+    assert len(soft) == 1
+    assert soft[0].details["purgeAt"] == "2026-12-08T20:00:00Z"
+    assert "13.5 days left" in soft[0].why
+
+
+def test_bkp006_fires_for_a_soft_deleted_backup_instance() -> None:
+    estate = healthy_estate()
+    gone = replace(estate.backup_instances[0], protection_status="SoftDeleted")
+    result = fired(replace(estate, backup_instances=(gone, *estate.backup_instances[1:])))
+    assert result["BKP-006"] == [gone.id]
+    assert result["BKP-001"] == [estate.resources[1].id]
+
+
+def test_bkp006_is_silent_without_soft_deleted_items() -> None:
+    assert "BKP-006" not in fired(healthy_estate())
+
+
+# VLT-001 .. VLT-004 vault settings ----------------------------------------------------------------------
+covers("VLT-001", "VLT-002", "VLT-003", "VLT-004")
+
+
+def _with_rs_vault(**settings: object) -> EstateInventory:
+    estate = healthy_estate()
+    return replace(estate, vaults=(replace(estate.vaults[0], **settings), estate.vaults[1]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("state", "required", "fires"),
+    [
+        (SoftDeleteState.ON, SoftDeleteState.ALWAYS_ON, True),
+        (SoftDeleteState.OFF, SoftDeleteState.ON, True),
+        (SoftDeleteState.UNKNOWN, SoftDeleteState.ON, True),
+        (SoftDeleteState.ALWAYS_ON, SoftDeleteState.ALWAYS_ON, False),
+        (SoftDeleteState.ON, SoftDeleteState.ON, False),
+        (SoftDeleteState.OFF, None, False),
+    ],
+)
+def test_vlt001_soft_delete_weaker_than_required(
+    state: SoftDeleteState, required: SoftDeleteState | None, fires: bool
+) -> None:
+    estate = _with_rs_vault(soft_delete=state)
+    result = fired(estate, rules(requirements=replace(STRICT, soft_delete=required)))
+    assert ("VLT-001" in result) is fires
+    if fires:
+        assert result["VLT-001"] == [estate.vaults[0].id]
+
+
+@pytest.mark.parametrize(
+    ("state", "required", "fires"),
+    [
+        (ImmutabilityState.DISABLED, ImmutabilityState.UNLOCKED, True),
+        (ImmutabilityState.UNLOCKED, ImmutabilityState.LOCKED, True),
+        (ImmutabilityState.UNLOCKED, ImmutabilityState.UNLOCKED, False),
+        (ImmutabilityState.LOCKED, ImmutabilityState.UNLOCKED, False),
+        (ImmutabilityState.DISABLED, None, False),
+    ],
+)
+def test_vlt002_immutability_weaker_than_required(
+    state: ImmutabilityState, required: ImmutabilityState | None, fires: bool
+) -> None:
+    result = fired(_with_rs_vault(immutability=state), rules(requirements=replace(STRICT, immutability=required)))
+    assert ("VLT-002" in result) is fires
+
+
+@pytest.mark.parametrize(
+    ("enabled", "required", "fires"),
+    [(False, True, True), (None, True, True), (True, True, False), (False, False, False)],
+)
+def test_vlt003_cross_region_restore(enabled: bool | None, required: bool, fires: bool) -> None:
+    result = fired(
+        _with_rs_vault(cross_region_restore=enabled), rules(requirements=replace(STRICT, cross_region_restore=required))
+    )
+    assert ("VLT-003" in result) is fires
+
+
+@pytest.mark.parametrize(
+    ("enabled", "required", "fires"), [(False, True, True), (True, True, False), (False, False, False)]
+)
+def test_vlt004_multi_user_authorization(enabled: bool, required: bool, fires: bool) -> None:
+    result = fired(
+        _with_rs_vault(multi_user_authorization=enabled),
+        rules(requirements=replace(STRICT, multi_user_authorization=required)),
+    )
+    assert ("VLT-004" in result) is fires
+
+
+def test_vault_requirements_come_from_the_rules_of_what_the_vault_protects() -> None:
+    """A weak vault protecting only opted-out resources is not held to the protect rule's requirements."""
+    estate = _with_rs_vault(soft_delete=SoftDeleteState.OFF)
+    strict_vms_only = UniformExpectations(
+        default=Expectation(must_protect=True, rule="loose", vault_requirements=VaultRequirements()),
+        by_type={"Microsoft.Compute/disks": Expectation(must_protect=True, rule="disks", vault_requirements=STRICT)},
+    )
+    assert "VLT-001" not in fired(estate, strict_vms_only)
+
+
+def test_the_strictest_requirement_of_the_vaults_resources_wins() -> None:
+    weak, strong = (
+        VaultRequirements(soft_delete=SoftDeleteState.ON),
+        VaultRequirements(soft_delete=SoftDeleteState.ALWAYS_ON, immutability=ImmutabilityState.UNLOCKED),
+    )
+    assert weak.strictest(strong) == strong
+    assert strong.strictest(weak) == strong
+    assert VaultRequirements().strictest(weak) == weak
+
+
+# VLT-005 empty vault ------------------------------------------------------------------------------------
+covers("VLT-005")
+
+
+def test_vlt005_fires_for_a_vault_with_nothing_in_it() -> None:
+    estate = healthy_estate()
+    empty = rs_vault("rsv-empty")
+    assert fired(replace(estate, vaults=(*estate.vaults, empty))) == {"VLT-005": [empty.id]}
+
+
+def test_vlt005_is_silent_for_a_vault_holding_only_soft_deleted_items() -> None:
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], soft_deleted=True)
+    assert "VLT-005" not in fired(replace(estate, protected_items=(item,)))
+
+
+# ORP-001 orphaned ---------------------------------------------------------------------------------------
+covers("ORP-001")
+
+
+def test_orp001_fires_for_an_item_whose_source_is_gone() -> None:
+    estate = healthy_estate()
+    orphan = item_for(vm("vm-deleted"), estate.vaults[0], state="ProtectionStopped")
+    result = fired(replace(estate, protected_items=(*estate.protected_items, orphan)))
+    assert result == {"ORP-001": [orphan.id]}  # no BKP-004: nobody needs the deleted VM backed up
+
+
+def test_orp001_is_silent_for_present_sources_and_for_workloads_not_inventoried() -> None:
+    estate = healthy_estate()
+    sql = ProtectedItem(
+        id=f"{estate.vaults[0].id}/backupFabrics/Azure/protectionContainers/c/protectedItems/SQLDataBase;x;db",
+        vault_id=estate.vaults[0].id,
+        source_id=f"/subscriptions/{SUB_A}/resourceGroups/rg/providers/Microsoft.SqlVirtualMachine/"
+        "sqlVirtualMachines/sqlvm",
+        policy_id=None,
+        protection_state="Protected",
+        last_backup_time=NOW,
+    )
+    assert fired(replace(estate, protected_items=(*estate.protected_items, sql))) == {}
+
+
+# DRF-001 drift ------------------------------------------------------------------------------------------
+covers("DRF-001")
+
+
+def test_drf001_fires_for_a_protected_resource_the_rules_opt_out() -> None:
+    estate = healthy_estate()
+    result = fired(estate, rules(must_protect=False))
+    assert sorted(result["DRF-001"]) == sorted(r.id for r in estate.resources)
+
+
+def test_drf001_fires_for_protection_in_a_vault_other_than_the_rules_target() -> None:
+    estate = healthy_estate()
+    target = rs_vault("rsv-gold")
+    result = fired(replace(estate, vaults=(*estate.vaults, target)), rules(vm_vault=target.id))
+    assert result["DRF-001"] == [estate.resources[0].id]
+    assert result["VLT-005"] == [target.id]
+
+
+def test_drf001_is_silent_when_the_target_vault_is_the_one_used() -> None:
+    estate = healthy_estate()
+    assert fired(estate, rules(vm_vault=estate.vaults[0].id.upper())) == {}
+
+
+# DRF-002 missing target vault ---------------------------------------------------------------------------
+covers("DRF-002")
+
+
+def test_drf002_fires_once_per_missing_target_vault() -> None:
+    estate = healthy_estate()
+    missing = rs_vault("rsv-not-created").id
+    more = replace(estate, resources=(*estate.resources, vm("vm2"), vm("vm3")))
+    result = fired(more, rules(vm_vault=missing))
+    assert result["DRF-002"] == [missing]
+
+
+def test_drf002_is_silent_for_opt_out_rules_naming_a_missing_vault() -> None:
+    estate = healthy_estate()
+    result = fired(replace(estate, protected_items=()), rules(must_protect=False, vm_vault=rs_vault("nope").id))
+    assert "DRF-002" not in result
+
+
+# INV-001 gaps -------------------------------------------------------------------------------------------
+covers("INV-001")
+
+
+def test_inv001_fires_for_each_scope_the_inventory_could_not_read() -> None:
+    estate = replace(healthy_estate(), gaps=(InventoryGap(f"/subscriptions/{SUB_B}", "403 AuthorizationFailed"),))
+    result = audit(estate, rules(), NOW)
+    [gap] = result.findings
+    assert gap.control_id == "INV-001"
+    assert gap.subscription_id == SUB_B
+    assert "AuthorizationFailed" in gap.why
+
+
+def test_inv001_is_silent_for_a_complete_inventory() -> None:
+    assert "INV-001" not in fired(healthy_estate())
+
+
+def test_disk_in_error_and_vm_fine_are_reported_independently() -> None:
+    estate = healthy_estate()
+    broken = replace(estate.backup_instances[0], protection_status="ProtectionError")
+    result = fired(replace(estate, backup_instances=(broken, *estate.backup_instances[1:])))
+    assert result == {"BKP-004": [broken.id]}
+    assert disk().id == broken.datasource_id
+
+
+def test_every_declared_control_has_tests_here() -> None:
+    assert set(CONTROLS) == TESTED_CONTROLS
