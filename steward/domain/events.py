@@ -1,0 +1,667 @@
+"""Classify Event Grid events into the intents Backup Steward acts on.
+
+Input is ONE event as a dict, in the Event Grid schema (``eventType``, ``subject``, ``eventTime``, ``id``,
+``data``, ``dataVersion``, ``topic``) or the CloudEvents 1.0 schema (``specversion``, ``type``, ``source``,
+``subject``, ``time``, ``id``, ``data``). Events of the subscription system topic
+(``Microsoft.Resources.Resource{Write,Delete,Action}{Success,Failure,Cancel}``) and our own custom
+``BackupSteward.Teardown.Requested`` event become intents; everything else becomes :class:`Ignored` with the
+reason. An event that cannot be trusted or understood raises :class:`InvalidEvent` — and nothing else: the
+classifier is fuzzed to hold that promise.
+
+Trust checks (a forged or garbled event must not steer protection or teardown):
+- ``subject`` and ``data.resourceUri`` must name the same resource (case-insensitively: Event Grid lower-cases
+  parts of ``subject``);
+- the subscription of the topic / source, of ``data.subscriptionId`` and of the resource must agree;
+- ``data.status`` must agree with the event type's outcome;
+- for the operations we act on, ``data.operationName`` must match the resource's type.
+
+Instance ids (:attr:`instance_id`) are deterministic so that duplicate deliveries collapse onto one
+orchestration (Event Grid delivers at least once, unordered):
+- ``protect:<h(resource)>`` — every write of one resource collapses: protection converges on the current
+  state, so one running instance per resource is what we want (a VM create emits several writes);
+- ``gone:<h(resource)>`` — a different prefix, so a delete after a create never collapses onto the create;
+- ``moved:<h(source group, correlation id)>`` — one per ARM move operation;
+- ``vault-delete-failed:<h(vault, correlation id)>`` — one per failed delete attempt;
+- ``teardown:<h(vault)>`` — at most one teardown saga per vault at a time, whatever the plan.
+``h`` is the first 32 hex digits of SHA-256 over the lower-cased canonical id text (and the other parts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Final, TypeAlias
+
+from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId
+from steward.domain.ids import ResourceId
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MOVE_RESOURCES_OPERATION",
+    "PROTECTED_TYPES",
+    "TEARDOWN_REQUESTED_EVENT_TYPE",
+    "VAULT_DELETE_OPERATIONS",
+    "EventOrigin",
+    "EventSchema",
+    "Ignored",
+    "Intent",
+    "InvalidEvent",
+    "Principal",
+    "ProtectResource",
+    "ResourceGone",
+    "ResourcesMoved",
+    "TeardownRequested",
+    "VaultDeleteFailed",
+    "classify",
+    "classify_json",
+    "intent_from_record",
+]
+
+#: Event Grid's own bound on one event (1 MB); anything larger is refused before it is looked at.
+MAX_EVENT_BYTES: Final = 1_048_576
+#: Bound on the strings we copy into intents (ids, names, correlation ids).
+MAX_FIELD_LENGTH: Final = 2048
+
+#: Resource types we protect, keyed by lower-cased type, valued by their canonical spelling.
+PROTECTED_TYPES: Final[dict[str, str]] = {
+    t.lower(): t
+    for t in (
+        "Microsoft.Compute/virtualMachines",
+        "Microsoft.Compute/disks",
+        "Microsoft.Storage/storageAccounts",
+        "Microsoft.DBforPostgreSQL/flexibleServers",
+    )
+}
+MOVE_RESOURCES_OPERATION: Final = "Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"
+#: Vault delete operations whose failure is a teardown request candidate, valued by the vault type.
+VAULT_DELETE_OPERATIONS: Final[dict[str, str]] = {
+    "microsoft.recoveryservices/vaults/delete": "Microsoft.RecoveryServices/vaults",
+    "microsoft.dataprotection/backupvaults/delete": "Microsoft.DataProtection/backupVaults",
+}
+TEARDOWN_REQUESTED_EVENT_TYPE: Final = "BackupSteward.Teardown.Requested"
+
+_RESOURCE_EVENT = re.compile(r"Microsoft\.Resources\.Resource(Write|Delete|Action)(Success|Failure|Cancel)")
+_OBJECT_ID_CLAIMS: Final = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
+_FINGERPRINT = re.compile(r"[A-Za-z0-9:_-]{8,200}")
+_EXPECTED_STATUS: Final = {"Success": "succeeded", "Failure": "failed", "Cancel": "canceled"}
+
+
+class EventSchema(StrEnum):
+    EVENT_GRID = "EventGrid"
+    CLOUD_EVENTS = "CloudEvents"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who caused the event, from its claims: the Entra object id and/or the application id."""
+
+    object_id: str | None = None
+    app_id: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {"objectId": self.object_id, "appId": self.app_id}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Principal:
+        return cls(_opt_record_str(record, "objectId"), _opt_record_str(record, "appId"))
+
+
+@dataclass(frozen=True)
+class EventOrigin:
+    """Where an intent came from: enough to log, correlate and audit it."""
+
+    event_id: str
+    event_type: str
+    event_time: datetime  # timezone-aware, UTC
+    schema: EventSchema
+    subscription_id: str | None = None
+    tenant_id: str | None = None
+    correlation_id: str | None = None
+    operation_name: str | None = None
+    principal: Principal | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "eventId": self.event_id,
+            "eventType": self.event_type,
+            "eventTime": self.event_time.isoformat(),
+            "schema": self.schema.value,
+            "subscriptionId": self.subscription_id,
+            "tenantId": self.tenant_id,
+            "correlationId": self.correlation_id,
+            "operationName": self.operation_name,
+            "principal": None if self.principal is None else self.principal.to_record(),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> EventOrigin:
+        principal = record.get("principal")
+        try:
+            time = datetime.fromisoformat(_record_str(record, "eventTime"))
+            schema = EventSchema(_record_str(record, "schema"))
+        except ValueError as error:
+            raise InvalidRecord(f"invalid event origin record: {error}") from None
+        return cls(
+            event_id=_record_str(record, "eventId"),
+            event_type=_record_str(record, "eventType"),
+            event_time=time,
+            schema=schema,
+            subscription_id=_opt_record_str(record, "subscriptionId"),
+            tenant_id=_opt_record_str(record, "tenantId"),
+            correlation_id=_opt_record_str(record, "correlationId"),
+            operation_name=_opt_record_str(record, "operationName"),
+            principal=Principal.from_record(principal) if isinstance(principal, Mapping) else None,
+        )
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ProtectResource:
+    """A supported resource (VM, managed disk, storage account, PostgreSQL flexible server) was created or
+    updated: make sure it is protected as the rules say."""
+
+    kind: ClassVar[str] = "protect"
+    resource_id: ResourceId
+    origin: EventOrigin
+
+    @property
+    def instance_id(self) -> str:
+        return f"protect:{_digest(self.resource_id.key)}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "resourceId": str(self.resource_id), "origin": self.origin.to_record()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ProtectResource:
+        return cls(_record_id(record, "resourceId"), _record_origin(record))
+
+
+@dataclass(frozen=True)
+class ResourceGone:
+    """A supported resource was deleted: apply its on-delete choice (retain data, or leave it)."""
+
+    kind: ClassVar[str] = "gone"
+    resource_id: ResourceId
+    origin: EventOrigin
+
+    @property
+    def instance_id(self) -> str:
+        return f"gone:{_digest(self.resource_id.key)}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "resourceId": str(self.resource_id), "origin": self.origin.to_record()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ResourceGone:
+        return cls(_record_id(record, "resourceId"), _record_origin(record))
+
+
+@dataclass(frozen=True)
+class ResourcesMoved:
+    """Resources were moved OUT of ``source_group`` (``moveResources`` on the source group succeeded).
+
+    The event names only the source group: it carries neither the ids that moved nor the target group or
+    subscription (brief §5; the move body is not in the event). Whoever handles this must reconcile: list
+    what the source group still holds and what the vaults protect from it, and find the moved resources by
+    their backup items' ``sourceResourceId``.
+    """
+
+    kind: ClassVar[str] = "moved"
+    source_group: ResourceId
+    origin: EventOrigin
+
+    @property
+    def resource_id(self) -> ResourceId:
+        return self.source_group
+
+    @property
+    def instance_id(self) -> str:
+        operation = self.origin.correlation_id or self.origin.event_id
+        return f"moved:{_digest(self.source_group.key, operation.lower())}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sourceGroup": str(self.source_group), "origin": self.origin.to_record()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ResourcesMoved:
+        return cls(_record_id(record, "sourceGroup"), _record_origin(record))
+
+
+@dataclass(frozen=True)
+class VaultDeleteFailed:
+    """Deleting a Recovery Services vault or a Backup vault failed: a candidate teardown request (the
+    teardown saga still needs an approved plan and an allowed principal)."""
+
+    kind: ClassVar[str] = "vault-delete-failed"
+    vault_id: ResourceId
+    origin: EventOrigin
+
+    @property
+    def resource_id(self) -> ResourceId:
+        return self.vault_id
+
+    @property
+    def instance_id(self) -> str:
+        attempt = self.origin.correlation_id or self.origin.event_id
+        return f"vault-delete-failed:{_digest(self.vault_id.key, attempt.lower())}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "vaultId": str(self.vault_id), "origin": self.origin.to_record()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VaultDeleteFailed:
+        return cls(_record_id(record, "vaultId"), _record_origin(record))
+
+
+@dataclass(frozen=True)
+class TeardownRequested:
+    """Our custom event: ``requester`` asks to tear down ``vault_id`` along the plan ``plan_fingerprint``."""
+
+    kind: ClassVar[str] = "teardown"
+    vault_id: ResourceId
+    requester: str
+    plan_fingerprint: str
+    origin: EventOrigin
+
+    @property
+    def resource_id(self) -> ResourceId:
+        return self.vault_id
+
+    @property
+    def instance_id(self) -> str:
+        return f"teardown:{_digest(self.vault_id.key)}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "vaultId": str(self.vault_id),
+            "requester": self.requester,
+            "planFingerprint": self.plan_fingerprint,
+            "origin": self.origin.to_record(),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TeardownRequested:
+        return cls(
+            _record_id(record, "vaultId"),
+            _record_str(record, "requester"),
+            _record_str(record, "planFingerprint"),
+            _record_origin(record),
+        )
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An event we deliberately do not act on, and why."""
+
+    kind: ClassVar[str] = "ignored"
+    reason: str
+    origin: EventOrigin
+    resource_id: ResourceId | None = None
+
+    @property
+    def instance_id(self) -> None:
+        return None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "reason": self.reason,
+            "resourceId": None if self.resource_id is None else str(self.resource_id),
+            "origin": self.origin.to_record(),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Ignored:
+        rid = record.get("resourceId")
+        return cls(
+            _record_str(record, "reason"),
+            _record_origin(record),
+            None if rid is None else _record_id(record, "resourceId"),
+        )
+
+
+Intent: TypeAlias = ProtectResource | ResourceGone | ResourcesMoved | VaultDeleteFailed | TeardownRequested | Ignored
+_INTENT_KINDS: Final[dict[str, type[Intent]]] = {
+    cls.kind: cls
+    for cls in (ProtectResource, ResourceGone, ResourcesMoved, VaultDeleteFailed, TeardownRequested, Ignored)
+}
+
+
+def intent_from_record(record: object) -> Intent:
+    """Rebuild an intent from its :meth:`to_record` form; :class:`InvalidRecord` when it is not one."""
+    if not isinstance(record, Mapping):
+        raise InvalidRecord(f"an intent record must be an object, got {type(record).__name__}")
+    kind = record.get("kind")
+    cls = _INTENT_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidRecord(f"unknown intent kind {kind!r}; expected one of {sorted(_INTENT_KINDS)}")
+    return cls.from_record(record)
+
+
+# ---- record helpers ----------------------------------------------------------------------------------
+
+
+def _record_str(record: Mapping[str, Any], key: str) -> str:
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise InvalidRecord(f"record field {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _opt_record_str(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRecord(f"record field {key!r} must be a string or null, got {type(value).__name__}")
+    return value
+
+
+def _record_id(record: Mapping[str, Any], key: str) -> ResourceId:
+    try:
+        return ResourceId.parse(_record_str(record, key))
+    except InvalidResourceId as error:
+        raise InvalidRecord(f"record field {key!r}: {error}") from None
+
+
+def _record_origin(record: Mapping[str, Any]) -> EventOrigin:
+    origin = record.get("origin")
+    if not isinstance(origin, Mapping):
+        raise InvalidRecord("record field 'origin' must be an object")
+    return EventOrigin.from_record(origin)
+
+
+# ---- classification ----------------------------------------------------------------------------------
+
+
+def classify_json(text: str | bytes) -> Intent:
+    """Decode one event from JSON text (bounded in size and nesting) and classify it."""
+    if len(text) > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {len(text)} bytes; at most {MAX_EVENT_BYTES} are accepted")
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise InvalidEvent(f"event is not valid JSON: {str(error)[:200]}") from None
+    return classify(event)
+
+
+def classify(event: object) -> Intent:
+    """Classify one decoded event. Raises :class:`InvalidEvent` (only) when it is malformed or forged."""
+    if not isinstance(event, Mapping):
+        raise InvalidEvent(f"an event must be a JSON object, got {type(event).__name__}")
+    _check_size(event)
+    if "specversion" in event:
+        envelope = _cloud_events_envelope(event)
+    elif "eventType" in event:
+        envelope = _event_grid_envelope(event)
+    else:
+        raise InvalidEvent(
+            "event is neither in the Event Grid schema (no 'eventType') nor CloudEvents 1.0 (no 'specversion')"
+        )
+    if envelope.event_type == TEARDOWN_REQUESTED_EVENT_TYPE:
+        return _teardown_requested(envelope)
+    match = _RESOURCE_EVENT.fullmatch(envelope.event_type)
+    if match is None:
+        origin = EventOrigin(envelope.event_id, envelope.event_type, envelope.event_time, envelope.schema)
+        return Ignored(f"event type {envelope.event_type!r} is not one Backup Steward acts on", origin)
+    return _resource_event(envelope, action=match.group(1), outcome=match.group(2))
+
+
+def _check_size(event: Mapping[str, Any]) -> None:
+    try:
+        size = len(json.dumps(event, allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError) as error:
+        raise InvalidEvent(f"event is not plain JSON data: {str(error)[:200]}") from None
+    if size > MAX_EVENT_BYTES:
+        raise InvalidEvent(f"event is {size} bytes; at most {MAX_EVENT_BYTES} are accepted")
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    schema: EventSchema
+    event_id: str
+    event_type: str
+    event_time: datetime
+    subject: str | None
+    topic: str | None
+    data: Mapping[str, Any] | None
+
+
+def _event_grid_envelope(event: Mapping[str, Any]) -> _Envelope:
+    return _Envelope(
+        schema=EventSchema.EVENT_GRID,
+        event_id=_required_str(event, "id"),
+        event_type=_required_str(event, "eventType"),
+        event_time=_time(event, "eventTime"),
+        subject=_optional_str(event, "subject"),
+        topic=_optional_str(event, "topic"),
+        data=_optional_object(event, "data"),
+    )
+
+
+def _cloud_events_envelope(event: Mapping[str, Any]) -> _Envelope:
+    version = event.get("specversion")
+    if version != "1.0":
+        raise InvalidEvent(f"'specversion' must be \"1.0\", got {_show(version)}")
+    if "data_base64" in event:
+        raise InvalidEvent("CloudEvents with binary 'data_base64' are not accepted; send JSON 'data'")
+    return _Envelope(
+        schema=EventSchema.CLOUD_EVENTS,
+        event_id=_required_str(event, "id"),
+        event_type=_required_str(event, "type"),
+        event_time=_time(event, "time"),
+        subject=_optional_str(event, "subject"),
+        topic=_required_str(event, "source"),
+        data=_optional_object(event, "data"),
+    )
+
+
+def _resource_event(envelope: _Envelope, action: str, outcome: str) -> Intent:
+    data = envelope.data
+    if data is None:
+        raise InvalidEvent(f"{envelope.event_type} event has no 'data' object")
+    operation = _required_str(data, "operationName", "data.")
+    resource = _resource_of(envelope, data, move=operation.lower() == MOVE_RESOURCES_OPERATION.lower())
+    subscription = _check_subscriptions(envelope, data, resource)
+    _check_status(envelope, data, outcome)
+    origin = EventOrigin(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        event_time=envelope.event_time,
+        schema=envelope.schema,
+        subscription_id=subscription,
+        tenant_id=_optional_str(data, "tenantId", "data."),
+        correlation_id=_optional_str(data, "correlationId", "data."),
+        operation_name=operation,
+        principal=_principal(data),
+    )
+    return _route(action, outcome, operation, resource, origin)
+
+
+def _route(action: str, outcome: str, operation: str, resource: ResourceId, origin: EventOrigin) -> Intent:
+    op = operation.lower()
+    if outcome == "Cancel":
+        return Ignored(f"cancelled operation {operation!r} changed nothing to act on", origin, resource)
+    if action == "Delete" and outcome == "Failure" and op in VAULT_DELETE_OPERATIONS:
+        _check_operation_type(operation, resource, VAULT_DELETE_OPERATIONS[op])
+        return VaultDeleteFailed(resource, origin)
+    if outcome == "Failure":
+        return Ignored(f"failed operation {operation!r} changed nothing to act on", origin, resource)
+    if action == "Action" and op == MOVE_RESOURCES_OPERATION.lower():
+        return ResourcesMoved(resource, origin)
+    verb = {"Write": "/write", "Delete": "/delete"}.get(action)
+    if verb is None or not op.endswith(verb):
+        return Ignored(f"operation {operation!r} is not one Backup Steward acts on", origin, resource)
+    op_type = op[: -len(verb)]
+    if op_type not in PROTECTED_TYPES:
+        return Ignored(f"resource type of {operation!r} is not protected by Backup Steward", origin, resource)
+    _check_operation_type(operation, resource, PROTECTED_TYPES[op_type])
+    if action == "Write":
+        return ProtectResource(resource, origin)
+    return ResourceGone(resource, origin)
+
+
+def _check_operation_type(operation: str, resource: ResourceId, expected_type: str) -> None:
+    if not resource.is_type(expected_type):
+        raise InvalidEvent(
+            f"operation {operation!r} does not match the resource type {resource.full_type!r} of the subject"
+        )
+
+
+def _resource_of(envelope: _Envelope, data: Mapping[str, Any], *, move: bool) -> ResourceId:
+    uri_text = _required_str(data, "resourceUri", "data.")
+    subject_text = envelope.subject
+    if subject_text is None:
+        raise InvalidEvent(f"{envelope.event_type} event has no 'subject'")
+    if move:
+        # UNCONFIRMED (brief §5): the move action's scope is the source group; tolerate a trailing
+        # '/moveResources' in case the subject names the action itself.
+        subject_text = _strip_action(subject_text)
+        uri_text = _strip_action(uri_text)
+    subject = _event_id(subject_text, "subject")
+    uri = _event_id(uri_text, "data.resourceUri")
+    if subject != uri:
+        raise InvalidEvent(
+            f"'subject' {_show(subject_text)} and 'data.resourceUri' {_show(uri_text)} name different "
+            "resources; the event is refused as forged"
+        )
+    if move and not subject.is_resource_group:
+        raise InvalidEvent(f"a moveResources event must name the source resource group, got {_show(subject_text)}")
+    return uri
+
+
+def _strip_action(text: str) -> str:
+    suffix = "/moveresources"
+    return text[: -len(suffix)] if text.lower().endswith(suffix) else text
+
+
+def _check_subscriptions(envelope: _Envelope, data: Mapping[str, Any], resource: ResourceId) -> str:
+    expected = resource.subscription_id.lower()
+    declared = _optional_str(data, "subscriptionId", "data.")
+    if declared is not None and declared.lower() != expected:
+        raise InvalidEvent(
+            f"'data.subscriptionId' {_show(declared)} is not the subscription of the resource "
+            f"{_show(resource.subscription_id)}; the event is refused as forged"
+        )
+    if envelope.topic is not None:
+        topic = _event_id(envelope.topic, "topic" if envelope.schema is EventSchema.EVENT_GRID else "source")
+        if topic.subscription_id.lower() != expected:
+            raise InvalidEvent(
+                f"the event's topic {_show(envelope.topic)} is in another subscription than the resource "
+                f"{_show(str(resource))}; the event is refused as forged"
+            )
+    return resource.subscription_id
+
+
+def _check_status(envelope: _Envelope, data: Mapping[str, Any], outcome: str) -> None:
+    status = _optional_str(data, "status", "data.")
+    if status is None:
+        return
+    succeeded = status.lower() == "succeeded"
+    if succeeded != (outcome == "Success"):
+        raise InvalidEvent(f"'data.status' {_show(status)} contradicts the event type {envelope.event_type!r}")
+
+
+def _principal(data: Mapping[str, Any]) -> Principal | None:
+    claims = _optional_object(data, "claims", "data.")
+    if claims is None:
+        return None
+    object_id = next(
+        (v for v in (_optional_str(claims, k, "data.claims.") for k in _OBJECT_ID_CLAIMS) if v is not None), None
+    )
+    app_id = _optional_str(claims, "appid", "data.claims.")
+    if object_id is None and app_id is None:
+        return None
+    return Principal(object_id=object_id, app_id=app_id)
+
+
+def _teardown_requested(envelope: _Envelope) -> TeardownRequested:
+    data = envelope.data
+    if data is None:
+        raise InvalidEvent(f"{TEARDOWN_REQUESTED_EVENT_TYPE} event has no 'data' object")
+    vault_text = _required_str(data, "vaultId", "data.")
+    vault = _event_id(vault_text, "data.vaultId")
+    if not (
+        vault.is_type("Microsoft.RecoveryServices/vaults") or vault.is_type("Microsoft.DataProtection/backupVaults")
+    ):
+        raise InvalidEvent(f"'data.vaultId' {_show(vault_text)} is not a Recovery Services vault or a Backup vault")
+    if envelope.subject is not None and _event_id(envelope.subject, "subject") != vault:
+        raise InvalidEvent("'subject' and 'data.vaultId' name different vaults; the event is refused as forged")
+    requester = _required_str(data, "requester", "data.")
+    fingerprint = _required_str(data, "planFingerprint", "data.")
+    if not _FINGERPRINT.fullmatch(fingerprint):
+        raise InvalidEvent("'data.planFingerprint' must be 8-200 characters of letters, digits, ':', '_' or '-'")
+    origin = EventOrigin(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        event_time=envelope.event_time,
+        schema=envelope.schema,
+        subscription_id=vault.subscription_id,
+        tenant_id=_optional_str(data, "tenantId", "data."),
+        correlation_id=_optional_str(data, "correlationId", "data."),
+        operation_name=TEARDOWN_REQUESTED_EVENT_TYPE,
+        principal=Principal(object_id=requester),
+    )
+    return TeardownRequested(vault, requester, fingerprint, origin)
+
+
+# ---- field helpers -----------------------------------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _optional_str(obj: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent(f"'{prefix}{key}' must be a string, got {type(value).__name__}")
+    if len(value) > MAX_FIELD_LENGTH:
+        raise InvalidEvent(f"'{prefix}{key}' is {len(value)} characters long (at most {MAX_FIELD_LENGTH})")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidEvent(f"'{prefix}{key}' contains control characters")
+    return value
+
+
+def _required_str(obj: Mapping[str, Any], key: str, prefix: str = "") -> str:
+    value = _optional_str(obj, key, prefix)
+    if value is None or not value.strip():
+        raise InvalidEvent(f"'{prefix}{key}' is missing or empty")
+    return value
+
+
+def _optional_object(obj: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(f"'{prefix}{key}' must be an object, got {type(value).__name__}")
+    return value
+
+
+def _time(obj: Mapping[str, Any], key: str) -> datetime:
+    text = _required_str(obj, key)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"'{key}' {_show(text)} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise InvalidEvent(f"'{key}' {_show(text)} has no time zone")
+    return value.astimezone(UTC)
+
+
+def _event_id(text: str, field: str) -> ResourceId:
+    try:
+        return ResourceId.parse(text)
+    except InvalidResourceId as error:
+        raise InvalidEvent(f"'{field}' is not a valid resource id: {error}") from None
