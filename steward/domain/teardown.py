@@ -1,0 +1,1614 @@
+"""The vault teardown saga's pure core: inventory, plan, fingerprint, next decision, request parsing.
+
+A teardown empties a vault in the documented order (``docs``: azure-backup-brief §2, the official
+"delete a Recovery Services vault" script and the portal procedure) and then deletes it. This module decides;
+the orchestrator (``orchestrators/teardown.py``) walks what it decides and activities act.
+
+Everything here is pure (no SDK import, no I/O, no clock, no env) and every record that crosses the durable
+boundary has ``to_record()`` / ``from_record()`` with JSON-safe values. Record field names are a contract:
+running orchestrations keep them in their history, so never rename one without a migration.
+
+Decisions pinned here:
+
+* **Blocked plans are not executable.** ``Locked`` immutability with backup data, or a permission the
+  inventory could not use, makes the plan ``blocked``: it lists no step at all, so nothing destructive can run.
+* **Waiting is not failing.** ``AlwaysON`` soft delete (or enhanced security) cannot be turned off; every item
+  deleted then stays soft-deleted until its ``deferredDeleteTimeInUTC``. The plan then contains an
+  ``await-purge`` step with the date, and the saga sleeps until it.
+* **MUA needs a person.** With multi-user authorization on, the settings changes need a Resource Guard grant:
+  the plan says so (``needs-security-approval``) and the saga parks until ``SecurityApprovalGranted``.
+* **The fingerprint** is sha256 over a canonical form of the inventory: objects sorted, ARM ids lower-cased
+  (ARM ids are case-insensitive), the observation time left out. Reordering does not change it; any change to
+  a setting, object, state or purge date does.
+* **A failed vault delete from Event Grid** (a user tried to delete a non-empty vault) starts a teardown only
+  for a vault carrying the opt-in tag; it plans and stops (``dry_run``) unless the tag's value is ``auto``,
+  in which case the saga approves its own fresh plan. A destructive step never runs on a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar, Final, TypeAlias
+
+__all__ = [
+    "ALWAYS_ON_WAIT_REASON",
+    "AUTO_TAG_VALUE",
+    "DEFAULT_OPT_IN_TAG",
+    "EVENT_APPROVE",
+    "EVENT_CANCEL",
+    "EVENT_SECURITY_APPROVAL",
+    "BackupInstance",
+    "BackupItem",
+    "BackupPolicy",
+    "Blocker",
+    "BlockerKind",
+    "ContainerKind",
+    "ImmutabilityState",
+    "InvalidTeardownInput",
+    "ItemKind",
+    "ItemState",
+    "NextAction",
+    "PrivateEndpointConnection",
+    "ProtectionContainer",
+    "ProtectionIntent",
+    "RegisteredServer",
+    "RequestSource",
+    "SettingChange",
+    "SiteRecoveryKind",
+    "SiteRecoveryObject",
+    "SoftDeleteState",
+    "StepKind",
+    "StepOutcome",
+    "TeardownOutcome",
+    "TeardownPlan",
+    "TeardownProgress",
+    "TeardownRequest",
+    "TeardownStep",
+    "VaultInventory",
+    "VaultKind",
+    "VaultRef",
+    "VaultSettings",
+    "decide_next",
+    "format_time",
+    "instance_id_for",
+    "inventory_fingerprint",
+    "parse_time",
+    "plan_teardown",
+    "purge_wait_until",
+    "remaining_contents",
+    "target_from_record",
+    "teardown_request_from_event",
+]
+
+#: Tag a vault must carry before an Event Grid event may start its teardown (name configurable).
+DEFAULT_OPT_IN_TAG: Final = "steward-teardown"
+#: Opt-in tag value that lets an event-started teardown run its own fresh plan without a human approval.
+AUTO_TAG_VALUE: Final = "auto"
+#: External events the saga waits for.
+EVENT_APPROVE: Final = "TeardownApproved"
+EVENT_CANCEL: Final = "Cancel"
+EVENT_SECURITY_APPROVAL: Final = "SecurityApprovalGranted"
+#: Custom Event Grid event type that requests a teardown.
+CUSTOM_EVENT_TYPE: Final = "BackupSteward.Teardown.Requested"
+FAILED_DELETE_EVENT_TYPE: Final = "Microsoft.Resources.ResourceDeleteFailure"
+ALWAYS_ON_WAIT_REASON: Final = (
+    "soft delete is AlwaysON: deleted items stay soft-deleted until their purge date and cannot be purged sooner"
+)
+
+RECORD_VERSION: Final = 1
+
+
+class InvalidTeardownInput(ValueError):
+    """A teardown request, event or record is malformed; the message says what is wrong."""
+
+
+# --------------------------------------------------------------------------------------------- time
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """ISO 8601 as ARM writes it (``Z``, up to 7 fractional digits) -> aware UTC datetime."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise InvalidTeardownInput(f"expected an ISO 8601 time string, got {type(text).__name__}")
+    value = text.strip()
+    match = re.fullmatch(r"(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", value)
+    if match is None:
+        raise InvalidTeardownInput(f"{text!r} is not an ISO 8601 date-time")
+    base, fraction, zone = match.groups()
+    micro = (fraction or "")[1:7]
+    normalised = base + (("." + micro.ljust(6, "0")) if micro else "") + ("+00:00" if zone in (None, "Z") else zone)
+    try:
+        parsed = datetime.fromisoformat(normalised)
+    except ValueError as error:
+        raise InvalidTeardownInput(f"{text!r} is not an ISO 8601 date-time: {error}") from error
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime | None) -> str | None:
+    """Aware datetime -> ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (None stays None)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _req_time(value: datetime) -> str:
+    text = format_time(value)
+    assert text is not None
+    return text
+
+
+# --------------------------------------------------------------------------------------------- vault id
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.()-]{0,89}"
+_VAULT_ID = re.compile(
+    r"/subscriptions/(?P<sub>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    rf"/resourceGroups/(?P<rg>{_NAME})"
+    r"/providers/(?P<type>Microsoft\.RecoveryServices/vaults|Microsoft\.DataProtection/backupVaults)"
+    rf"/(?P<name>{_NAME})",
+    re.IGNORECASE,
+)
+
+
+class VaultKind(StrEnum):
+    RECOVERY_SERVICES = "Microsoft.RecoveryServices/vaults"
+    BACKUP = "Microsoft.DataProtection/backupVaults"
+
+
+@dataclass(frozen=True)
+class VaultRef:
+    """The one vault a teardown targets. Equality is case-insensitive through ``key``."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    kind: VaultKind
+
+    @classmethod
+    def parse(cls, text: object) -> VaultRef:
+        if not isinstance(text, str):
+            raise InvalidTeardownInput("the vault id must be a string")
+        if len(text) > 512:
+            raise InvalidTeardownInput("the vault id is too long to be an ARM id")
+        match = _VAULT_ID.fullmatch(text.strip().rstrip("/"))
+        if match is None:
+            raise InvalidTeardownInput(
+                "the vault id must look like /subscriptions/{guid}/resourceGroups/{rg}/providers/"
+                "Microsoft.RecoveryServices/vaults/{name} or .../Microsoft.DataProtection/backupVaults/{name}"
+            )
+        kind = next(k for k in VaultKind if k.value.lower() == match["type"].lower())
+        return cls(match["sub"].lower(), match["rg"], match["name"], kind)
+
+    @property
+    def id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/{self.kind.value}/{self.name}"
+        )
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VaultRef) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+# --------------------------------------------------------------------------------------------- enums
+
+
+class _LenientEnum(StrEnum):
+    @classmethod
+    def parse(cls, text: object, default: Any = None) -> Any:
+        if isinstance(text, cls):
+            return text
+        if isinstance(text, str):
+            for member in cls:
+                if member.value.lower() == text.lower():
+                    return member
+        if default is not None:
+            return default
+        raise InvalidTeardownInput(f"{text!r} is not one of {', '.join(m.value for m in cls)}")
+
+
+class SoftDeleteState(_LenientEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+    ALWAYS_ON = "AlwaysON"
+    INVALID = "Invalid"
+
+
+class ImmutabilityState(_LenientEnum):
+    DISABLED = "Disabled"
+    UNLOCKED = "Unlocked"
+    LOCKED = "Locked"
+
+
+class ItemKind(_LenientEnum):
+    VM = "vm"
+    SQL = "sql"
+    SAP_HANA = "sap-hana"
+    AZURE_FILES = "azure-files"
+    MARS = "mars"
+    MABS = "mabs"
+    DPM = "dpm"
+    OTHER = "other"
+
+
+class ItemState(_LenientEnum):
+    PROTECTED = "protected"
+    STOPPED = "stopped"
+    SOFT_DELETED = "soft-deleted"
+
+
+class ContainerKind(_LenientEnum):
+    """``vm`` containers vanish with their items; the others are unregistered."""
+
+    VM = "vm"
+    VM_APP = "vm-app"
+    STORAGE = "storage"
+    MARS = "mars"
+    MABS = "mabs"
+    DPM = "dpm"
+    OTHER = "other"
+
+
+class SiteRecoveryKind(_LenientEnum):
+    REPLICATED_ITEM = "replicated-item"
+    CONTAINER_MAPPING = "container-mapping"
+    NETWORK_MAPPING = "network-mapping"
+    FABRIC = "fabric"
+
+
+class RequestSource(_LenientEnum):
+    HTTP = "http"
+    EVENT = "event"
+    CUSTOM_EVENT = "custom-event"
+
+
+# --------------------------------------------------------------------------------------------- inventory
+
+
+def _str(record: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
+    value = record.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or (not value and not optional):
+        raise InvalidTeardownInput(f"field {key!r} must be a non-empty string (got {value!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """The security settings a teardown reads and may change. Backup vaults use ``soft_delete`` too."""
+
+    soft_delete: SoftDeleteState = SoftDeleteState.DISABLED
+    soft_delete_retention_days: int = 14
+    enhanced_security: SoftDeleteState = SoftDeleteState.DISABLED
+    immutability: ImmutabilityState = ImmutabilityState.DISABLED
+    mua_enabled: bool = False
+    resource_guard_id: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "softDelete": self.soft_delete.value,
+            "softDeleteRetentionDays": self.soft_delete_retention_days,
+            "enhancedSecurity": self.enhanced_security.value,
+            "immutability": self.immutability.value,
+            "muaEnabled": self.mua_enabled,
+            "resourceGuardId": self.resource_guard_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VaultSettings:
+        return cls(
+            soft_delete=SoftDeleteState.parse(record.get("softDelete", "Disabled")),
+            soft_delete_retention_days=int(record.get("softDeleteRetentionDays", 14)),
+            enhanced_security=SoftDeleteState.parse(record.get("enhancedSecurity", "Disabled")),
+            immutability=ImmutabilityState.parse(record.get("immutability", "Disabled")),
+            mua_enabled=bool(record.get("muaEnabled", False)),
+            resource_guard_id=record.get("resourceGuardId"),
+        )
+
+
+@dataclass(frozen=True)
+class BackupItem:
+    """A protected item of a Recovery Services vault (any workload)."""
+
+    id: str
+    name: str
+    fabric: str
+    container: str
+    kind: ItemKind
+    state: ItemState
+    source_resource_id: str | None = None
+    item_type: str = ""  # the REST ``protectedItemType`` (needed to undelete)
+    deferred_delete_at: datetime | None = None
+    has_data: bool = True
+
+    type_name: ClassVar[str] = "backupItem"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "fabric": self.fabric,
+            "container": self.container,
+            "kind": self.kind.value,
+            "state": self.state.value,
+            "sourceResourceId": self.source_resource_id,
+            "itemType": self.item_type,
+            "deferredDeleteAt": format_time(self.deferred_delete_at),
+            "hasData": self.has_data,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> BackupItem:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            fabric=_str(record, "fabric"),
+            container=_str(record, "container"),
+            kind=ItemKind.parse(record.get("kind")),
+            state=ItemState.parse(record.get("state")),
+            source_resource_id=record.get("sourceResourceId"),
+            item_type=str(record.get("itemType") or ""),
+            deferred_delete_at=parse_time(record.get("deferredDeleteAt")),
+            has_data=bool(record.get("hasData", True)),
+        )
+
+
+@dataclass(frozen=True)
+class ProtectionContainer:
+    id: str
+    name: str
+    fabric: str
+    kind: ContainerKind
+    soft_deleted: bool = False
+
+    type_name: ClassVar[str] = "container"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "fabric": self.fabric,
+            "kind": self.kind.value,
+            "softDeleted": self.soft_deleted,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ProtectionContainer:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            fabric=_str(record, "fabric"),
+            kind=ContainerKind.parse(record.get("kind")),
+            soft_deleted=bool(record.get("softDeleted", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ProtectionIntent:
+    """An auto-protection intent (SQL in VM); disabled before SQL containers are unregistered."""
+
+    id: str
+    name: str
+    fabric: str
+    source_resource_id: str | None = None
+
+    type_name: ClassVar[str] = "intent"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "fabric": self.fabric,
+            "sourceResourceId": self.source_resource_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ProtectionIntent:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            fabric=_str(record, "fabric"),
+            source_resource_id=record.get("sourceResourceId"),
+        )
+
+
+@dataclass(frozen=True)
+class RegisteredServer:
+    """A MARS agent, MABS or DPM server registered to the vault (unregistering removes its items)."""
+
+    id: str
+    name: str
+    kind: ContainerKind  # MARS | MABS | DPM
+    container: str | None = None
+
+    type_name: ClassVar[str] = "server"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "container": self.container,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RegisteredServer:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            kind=ContainerKind.parse(record.get("kind")),
+            container=record.get("container"),
+        )
+
+
+@dataclass(frozen=True)
+class SiteRecoveryObject:
+    id: str
+    name: str
+    kind: SiteRecoveryKind
+    fabric: str
+    parent: str | None = None  # replication container (items, mappings) or network (network mappings)
+
+    type_name: ClassVar[str] = "siteRecovery"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "fabric": self.fabric,
+            "parent": self.parent,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> SiteRecoveryObject:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            kind=SiteRecoveryKind.parse(record.get("kind")),
+            fabric=_str(record, "fabric"),
+            parent=record.get("parent"),
+        )
+
+
+@dataclass(frozen=True)
+class PrivateEndpointConnection:
+    id: str
+    name: str
+    private_endpoint_id: str | None = None
+
+    type_name: ClassVar[str] = "privateEndpointConnection"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "privateEndpointId": self.private_endpoint_id,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> PrivateEndpointConnection:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            private_endpoint_id=record.get("privateEndpointId"),
+        )
+
+
+@dataclass(frozen=True)
+class BackupInstance:
+    """A Backup vault instance; soft-deleted ones carry their scheduled purge time."""
+
+    id: str
+    name: str
+    datasource_type: str
+    state: ItemState
+    purge_at: datetime | None = None
+    has_data: bool = True
+
+    type_name: ClassVar[str] = "backupInstance"
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "id": self.id,
+            "name": self.name,
+            "datasourceType": self.datasource_type,
+            "state": self.state.value,
+            "purgeAt": format_time(self.purge_at),
+            "hasData": self.has_data,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> BackupInstance:
+        return cls(
+            id=_str(record, "id"),
+            name=_str(record, "name"),
+            datasource_type=str(record.get("datasourceType") or ""),
+            state=ItemState.parse(record.get("state")),
+            purge_at=parse_time(record.get("purgeAt")),
+            has_data=bool(record.get("hasData", True)),
+        )
+
+
+@dataclass(frozen=True)
+class BackupPolicy:
+    id: str
+    name: str
+
+    type_name: ClassVar[str] = "backupPolicy"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"type": self.type_name, "id": self.id, "name": self.name}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> BackupPolicy:
+        return cls(id=_str(record, "id"), name=_str(record, "name"))
+
+
+@dataclass(frozen=True)
+class VaultObject:
+    """The vault itself as a step target (settings steps and the final delete)."""
+
+    id: str
+    name: str
+
+    type_name: ClassVar[str] = "vault"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"type": self.type_name, "id": self.id, "name": self.name}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VaultObject:
+        return cls(id=_str(record, "id"), name=_str(record, "name"))
+
+
+Target: TypeAlias = (
+    BackupItem
+    | ProtectionContainer
+    | ProtectionIntent
+    | RegisteredServer
+    | SiteRecoveryObject
+    | PrivateEndpointConnection
+    | BackupInstance
+    | BackupPolicy
+    | VaultObject
+)
+
+_TARGET_TYPES: Final[dict[str, Any]] = {
+    t.type_name: t
+    for t in (
+        BackupItem,
+        ProtectionContainer,
+        ProtectionIntent,
+        RegisteredServer,
+        SiteRecoveryObject,
+        PrivateEndpointConnection,
+        BackupInstance,
+        BackupPolicy,
+        VaultObject,
+    )
+}
+
+
+def target_from_record(record: Mapping[str, Any]) -> Target:
+    """Rebuild any target from its record (the ``type`` field says which)."""
+    if not isinstance(record, Mapping):
+        raise InvalidTeardownInput("a target record must be an object")
+    kind = record.get("type")
+    cls = _TARGET_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidTeardownInput(f"unknown target type {kind!r}")
+    return cls.from_record(record)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class VaultInventory:
+    """What a vault holds, as one activity read it. ``exists=False`` means the vault is already gone."""
+
+    vault_id: str
+    kind: VaultKind
+    exists: bool = True
+    location: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
+    settings: VaultSettings = field(default_factory=VaultSettings)
+    items: tuple[BackupItem, ...] = ()
+    containers: tuple[ProtectionContainer, ...] = ()
+    intents: tuple[ProtectionIntent, ...] = ()
+    servers: tuple[RegisteredServer, ...] = ()
+    site_recovery: tuple[SiteRecoveryObject, ...] = ()
+    private_endpoints: tuple[PrivateEndpointConnection, ...] = ()
+    instances: tuple[BackupInstance, ...] = ()
+    policies: tuple[BackupPolicy, ...] = ()
+    #: reads the caller was not allowed to make (operation names), i.e. a missing permission.
+    access_denied: tuple[str, ...] = ()
+    observed_at: datetime | None = None
+
+    @property
+    def vault(self) -> VaultRef:
+        return VaultRef.parse(self.vault_id)
+
+    def tag(self, name: str) -> str | None:
+        for key, value in self.tags:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    def objects(self) -> tuple[Target, ...]:
+        return (
+            *self.items,
+            *self.containers,
+            *self.intents,
+            *self.servers,
+            *self.site_recovery,
+            *self.private_endpoints,
+            *self.instances,
+            *self.policies,
+        )
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            key = f"items.{item.kind.value}.{item.state.value}"
+            counts[key] = counts.get(key, 0) + 1
+        for container in self.containers:
+            key = f"containers.{container.kind.value}"
+            counts[key] = counts.get(key, 0) + 1
+        for name, group in (
+            ("intents", self.intents),
+            ("servers", self.servers),
+            ("siteRecovery", self.site_recovery),
+            ("privateEndpointConnections", self.private_endpoints),
+            ("policies", self.policies),
+        ):
+            if group:
+                counts[name] = len(group)
+        for instance in self.instances:
+            key = f"instances.{instance.state.value}"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "vaultId": self.vault_id,
+            "kind": self.kind.value,
+            "exists": self.exists,
+            "location": self.location,
+            "tags": dict(self.tags),
+            "settings": self.settings.to_record(),
+            "items": [o.to_record() for o in self.items],
+            "containers": [o.to_record() for o in self.containers],
+            "intents": [o.to_record() for o in self.intents],
+            "servers": [o.to_record() for o in self.servers],
+            "siteRecovery": [o.to_record() for o in self.site_recovery],
+            "privateEndpointConnections": [o.to_record() for o in self.private_endpoints],
+            "instances": [o.to_record() for o in self.instances],
+            "policies": [o.to_record() for o in self.policies],
+            "accessDenied": list(self.access_denied),
+            "observedAt": format_time(self.observed_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VaultInventory:
+        if not isinstance(record, Mapping):
+            raise InvalidTeardownInput("an inventory record must be an object")
+        tags = record.get("tags") or {}
+        if not isinstance(tags, Mapping):
+            raise InvalidTeardownInput("inventory tags must be an object")
+
+        def many(key: str, parse: Any) -> tuple[Any, ...]:
+            values = record.get(key) or []
+            if not isinstance(values, list):
+                raise InvalidTeardownInput(f"inventory field {key!r} must be a list")
+            return tuple(parse(v) for v in values)
+
+        return cls(
+            vault_id=_str(record, "vaultId"),
+            kind=VaultKind(str(record.get("kind"))),
+            exists=bool(record.get("exists", True)),
+            location=str(record.get("location") or ""),
+            tags=tuple(sorted((str(k), str(v)) for k, v in tags.items())),
+            settings=VaultSettings.from_record(record.get("settings") or {}),
+            items=many("items", BackupItem.from_record),
+            containers=many("containers", ProtectionContainer.from_record),
+            intents=many("intents", ProtectionIntent.from_record),
+            servers=many("servers", RegisteredServer.from_record),
+            site_recovery=many("siteRecovery", SiteRecoveryObject.from_record),
+            private_endpoints=many("privateEndpointConnections", PrivateEndpointConnection.from_record),
+            instances=many("instances", BackupInstance.from_record),
+            policies=many("policies", BackupPolicy.from_record),
+            access_denied=tuple(str(a) for a in record.get("accessDenied") or []),
+            observed_at=parse_time(record.get("observedAt")),
+        )
+
+
+# --------------------------------------------------------------------------------------------- fingerprint
+
+
+def _canonical(value: Any) -> Any:
+    """Lower-case ARM ids, sort lists of records, drop nothing else."""
+    if isinstance(value, Mapping):
+        return {k: (v.lower() if k in _ID_FIELDS and isinstance(v, str) else _canonical(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        canon = [_canonical(v) for v in value]
+        return sorted(canon, key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+_ID_FIELDS: Final = frozenset(
+    {"id", "vaultId", "sourceResourceId", "privateEndpointId", "resourceGuardId", "fabric", "container", "parent"}
+)
+
+
+def inventory_fingerprint(inventory: VaultInventory) -> str:
+    """``sha256:<hex>`` over the canonical inventory (order-independent; observation time excluded)."""
+    record = inventory.to_record()
+    record.pop("observedAt", None)
+    record["tags"] = {k.lower(): v for k, v in sorted(record["tags"].items())}
+    payload = json.dumps(_canonical(record), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def fingerprints_match(approved: str | None, current: str) -> bool:
+    """An approval matches with or without the ``sha256:`` prefix, in any case."""
+    if not approved:
+        return False
+    a = approved.strip().lower().removeprefix("sha256:")
+    return a == current.lower().removeprefix("sha256:")
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+
+class StepKind(StrEnum):
+    """Every step a teardown can have. The order of the ``*_ORDER`` tuples below is the documented one."""
+
+    DISABLE_SOFT_DELETE = "disable-soft-delete"
+    DISABLE_ENHANCED_SECURITY = "disable-enhanced-security"
+    DISABLE_IMMUTABILITY = "disable-immutability"
+    UNDELETE_ITEMS = "undelete-items"
+    DELETE_VM_ITEMS = "delete-vm-items"
+    DELETE_SQL_ITEMS = "delete-sql-items"
+    DISABLE_PROTECTION_INTENTS = "disable-protection-intents"
+    UNREGISTER_SQL_CONTAINERS = "unregister-sql-containers"
+    DELETE_SAP_HANA_ITEMS = "delete-sap-hana-items"
+    UNREGISTER_SAP_HANA_CONTAINERS = "unregister-sap-hana-containers"
+    DELETE_AZURE_FILES_ITEMS = "delete-azure-files-items"
+    UNREGISTER_STORAGE_CONTAINERS = "unregister-storage-containers"
+    DELETE_OTHER_ITEMS = "delete-other-items"
+    UNREGISTER_MARS_SERVERS = "unregister-mars-servers"
+    UNREGISTER_BACKUP_SERVERS = "unregister-backup-servers"
+    REMOVE_REPLICATED_ITEMS = "remove-replicated-items"
+    REMOVE_CONTAINER_MAPPINGS = "remove-container-mappings"
+    REMOVE_NETWORK_MAPPINGS = "remove-network-mappings"
+    REMOVE_FABRICS = "remove-fabrics"
+    REMOVE_PRIVATE_ENDPOINTS = "remove-private-endpoint-connections"
+    UNDELETE_INSTANCES = "undelete-instances"
+    STOP_INSTANCES = "stop-instances"
+    DELETE_INSTANCES = "delete-instances"
+    DELETE_POLICIES = "delete-policies"
+    AWAIT_PURGE = "await-purge"
+    VERIFY_EMPTY = "verify-empty"
+    DELETE_VAULT = "delete-vault"
+
+
+#: D-script order (azure-backup-brief §2) with the portal's undelete/re-delete; hybrid servers after workloads.
+RECOVERY_SERVICES_ORDER: Final = (
+    StepKind.DISABLE_SOFT_DELETE,
+    StepKind.DISABLE_ENHANCED_SECURITY,
+    StepKind.DISABLE_IMMUTABILITY,
+    StepKind.UNDELETE_ITEMS,
+    StepKind.DELETE_VM_ITEMS,
+    StepKind.DELETE_SQL_ITEMS,
+    StepKind.DISABLE_PROTECTION_INTENTS,
+    StepKind.UNREGISTER_SQL_CONTAINERS,
+    StepKind.DELETE_SAP_HANA_ITEMS,
+    StepKind.UNREGISTER_SAP_HANA_CONTAINERS,
+    StepKind.DELETE_AZURE_FILES_ITEMS,
+    StepKind.UNREGISTER_STORAGE_CONTAINERS,
+    StepKind.DELETE_OTHER_ITEMS,
+    StepKind.UNREGISTER_MARS_SERVERS,
+    StepKind.UNREGISTER_BACKUP_SERVERS,
+    StepKind.REMOVE_REPLICATED_ITEMS,
+    StepKind.REMOVE_CONTAINER_MAPPINGS,
+    StepKind.REMOVE_NETWORK_MAPPINGS,
+    StepKind.REMOVE_FABRICS,
+    StepKind.REMOVE_PRIVATE_ENDPOINTS,
+    StepKind.AWAIT_PURGE,
+    StepKind.VERIFY_EMPTY,
+    StepKind.DELETE_VAULT,
+)
+#: Backup vault (D-bv): instances (stop, delete, soft-deleted ones), policies, then the vault.
+BACKUP_VAULT_ORDER: Final = (
+    StepKind.DISABLE_SOFT_DELETE,
+    StepKind.DISABLE_IMMUTABILITY,
+    StepKind.UNDELETE_INSTANCES,
+    StepKind.STOP_INSTANCES,
+    StepKind.DELETE_INSTANCES,
+    StepKind.DELETE_POLICIES,
+    StepKind.AWAIT_PURGE,
+    StepKind.VERIFY_EMPTY,
+    StepKind.DELETE_VAULT,
+)
+
+SETTINGS_STEPS: Final = frozenset(
+    {StepKind.DISABLE_SOFT_DELETE, StepKind.DISABLE_ENHANCED_SECURITY, StepKind.DISABLE_IMMUTABILITY}
+)
+NON_DESTRUCTIVE_STEPS: Final = frozenset(
+    {StepKind.UNDELETE_ITEMS, StepKind.UNDELETE_INSTANCES, StepKind.AWAIT_PURGE, StepKind.VERIFY_EMPTY}
+)
+
+
+def documented_order(kind: VaultKind) -> tuple[StepKind, ...]:
+    return RECOVERY_SERVICES_ORDER if kind is VaultKind.RECOVERY_SERVICES else BACKUP_VAULT_ORDER
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    setting: str
+    from_value: str
+    to_value: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"setting": self.setting, "from": self.from_value, "to": self.to_value}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> SettingChange:
+        return cls(_str(record, "setting"), _str(record, "from"), _str(record, "to"))
+
+    def reverse(self) -> SettingChange:
+        return SettingChange(self.setting, self.to_value, self.from_value)
+
+
+@dataclass(frozen=True)
+class TeardownStep:
+    kind: StepKind
+    targets: tuple[Target, ...] = ()
+    setting_changes: tuple[SettingChange, ...] = ()
+    wait_until: datetime | None = None
+    requires_security_approval: bool = False
+
+    @property
+    def destructive(self) -> bool:
+        return self.kind not in NON_DESTRUCTIVE_STEPS
+
+    @property
+    def count(self) -> int:
+        return len(self.targets)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "count": self.count,
+            "destructive": self.destructive,
+            "targets": [t.to_record() for t in self.targets],
+            "settingChanges": [c.to_record() for c in self.setting_changes],
+            "waitUntil": format_time(self.wait_until),
+            "requiresSecurityApproval": self.requires_security_approval,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TeardownStep:
+        return cls(
+            kind=StepKind(str(record.get("kind"))),
+            targets=tuple(target_from_record(t) for t in record.get("targets") or []),
+            setting_changes=tuple(SettingChange.from_record(c) for c in record.get("settingChanges") or []),
+            wait_until=parse_time(record.get("waitUntil")),
+            requires_security_approval=bool(record.get("requiresSecurityApproval", False)),
+        )
+
+
+class BlockerKind(StrEnum):
+    IMMUTABILITY_LOCKED = "immutability-locked"
+    ALWAYS_ON_SOFT_DELETE = "always-on-soft-delete"
+    MUA = "multi-user-authorization"
+    MISSING_PERMISSION = "missing-permission"
+
+
+#: Blockers that stop the plan for good (nothing destructive is planned); the others wait or park.
+HARD_BLOCKERS: Final = frozenset({BlockerKind.IMMUTABILITY_LOCKED, BlockerKind.MISSING_PERMISSION})
+
+
+@dataclass(frozen=True)
+class Blocker:
+    kind: BlockerKind
+    reason: str
+    action_needed: str
+    until: datetime | None = None
+
+    @property
+    def hard(self) -> bool:
+        return self.kind in HARD_BLOCKERS
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "reason": self.reason,
+            "actionNeeded": self.action_needed,
+            "until": format_time(self.until),
+            "hard": self.hard,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Blocker:
+        return cls(
+            kind=BlockerKind(str(record.get("kind"))),
+            reason=_str(record, "reason"),
+            action_needed=_str(record, "actionNeeded"),
+            until=parse_time(record.get("until")),
+        )
+
+
+class PlanStatus(StrEnum):
+    READY = "ready"
+    BLOCKED = "blocked"
+    NEEDS_SECURITY_APPROVAL = "needs-security-approval"
+    NOTHING_TO_DO = "nothing-to-do"
+
+
+@dataclass(frozen=True)
+class TeardownPlan:
+    vault_id: str
+    vault_kind: VaultKind
+    fingerprint: str
+    planned_at: datetime
+    steps: tuple[TeardownStep, ...]
+    blockers: tuple[Blocker, ...] = ()
+    inventory_counts: Mapping[str, int] = field(default_factory=dict)
+    estimated_purge_at: datetime | None = None
+
+    @property
+    def status(self) -> PlanStatus:
+        if any(b.hard for b in self.blockers):
+            return PlanStatus.BLOCKED
+        if not self.steps:
+            return PlanStatus.NOTHING_TO_DO
+        if any(b.kind is BlockerKind.MUA for b in self.blockers):
+            return PlanStatus.NEEDS_SECURITY_APPROVAL
+        return PlanStatus.READY
+
+    @property
+    def blocked(self) -> bool:
+        return self.status is PlanStatus.BLOCKED
+
+    def step(self, kind: StepKind) -> TeardownStep | None:
+        return next((s for s in self.steps if s.kind is kind), None)
+
+    def setting_changes(self) -> tuple[SettingChange, ...]:
+        return tuple(c for s in self.steps for c in s.setting_changes)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "vaultId": self.vault_id,
+            "vaultKind": self.vault_kind.value,
+            "fingerprint": self.fingerprint,
+            "plannedAt": _req_time(self.planned_at),
+            "status": self.status.value,
+            "steps": [s.to_record() for s in self.steps],
+            "blockers": [b.to_record() for b in self.blockers],
+            "inventoryCounts": dict(self.inventory_counts),
+            "estimatedPurgeAt": format_time(self.estimated_purge_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TeardownPlan:
+        if not isinstance(record, Mapping):
+            raise InvalidTeardownInput("a plan record must be an object")
+        planned_at = parse_time(record.get("plannedAt"))
+        if planned_at is None:
+            raise InvalidTeardownInput("a plan record needs plannedAt")
+        return cls(
+            vault_id=_str(record, "vaultId"),
+            vault_kind=VaultKind(str(record.get("vaultKind"))),
+            fingerprint=_str(record, "fingerprint"),
+            planned_at=planned_at,
+            steps=tuple(TeardownStep.from_record(s) for s in record.get("steps") or []),
+            blockers=tuple(Blocker.from_record(b) for b in record.get("blockers") or []),
+            inventory_counts={str(k): int(v) for k, v in (record.get("inventoryCounts") or {}).items()},
+            estimated_purge_at=parse_time(record.get("estimatedPurgeAt")),
+        )
+
+
+def _soft_delete_stays(settings: VaultSettings) -> bool:
+    """True when deleted backup data will sit in soft delete whatever the saga does."""
+    return SoftDeleteState.ALWAYS_ON in (settings.soft_delete, settings.enhanced_security)
+
+
+def _item_bucket(item: BackupItem) -> StepKind:
+    return {
+        ItemKind.VM: StepKind.DELETE_VM_ITEMS,
+        ItemKind.SQL: StepKind.DELETE_SQL_ITEMS,
+        ItemKind.SAP_HANA: StepKind.DELETE_SAP_HANA_ITEMS,
+        ItemKind.AZURE_FILES: StepKind.DELETE_AZURE_FILES_ITEMS,
+    }.get(item.kind, StepKind.DELETE_OTHER_ITEMS)
+
+
+def _blockers(inventory: VaultInventory, now: datetime) -> list[Blocker]:
+    settings = inventory.settings
+    blockers: list[Blocker] = []
+    if inventory.access_denied:
+        blockers.append(
+            Blocker(
+                BlockerKind.MISSING_PERMISSION,
+                "the app's identity was refused: " + ", ".join(sorted(set(inventory.access_denied))),
+                "grant the Function App's identity Backup Contributor (and Contributor for vault deletion) "
+                "on the vault, then plan again",
+            )
+        )
+    live_with_data = [i for i in inventory.items if i.state is not ItemState.SOFT_DELETED and i.has_data] + [
+        i for i in inventory.instances if i.state is not ItemState.SOFT_DELETED and i.has_data
+    ]
+    if settings.immutability is ImmutabilityState.LOCKED and live_with_data:
+        blockers.append(
+            Blocker(
+                BlockerKind.IMMUTABILITY_LOCKED,
+                f"immutability is Locked (irreversible) and {len(live_with_data)} item(s) hold recovery points: "
+                "Azure refuses to stop protection with delete data until every point has expired",
+                "nothing can be done early: wait until the last recovery point expires (or stop protection "
+                "retaining data and let the points expire), then plan again",
+            )
+        )
+    if settings.mua_enabled and (
+        settings.soft_delete is SoftDeleteState.ENABLED or settings.enhanced_security is SoftDeleteState.ENABLED
+    ):
+        guard = settings.resource_guard_id or "the vault's Resource Guard"
+        blockers.append(
+            Blocker(
+                BlockerKind.MUA,
+                "multi-user authorization protects the vault: disabling soft delete needs a Resource Guard grant",
+                f"a security administrator must give the requester (or the app's identity) Contributor on {guard} "
+                f"(a time-limited just-in-time grant is enough), then raise the event {EVENT_SECURITY_APPROVAL!r} "
+                "on this teardown (POST /api/teardowns/{id}/security-approval)",
+            )
+        )
+    purge = estimated_purge_at(inventory, now)
+    if purge is not None:
+        blockers.append(
+            Blocker(
+                BlockerKind.ALWAYS_ON_SOFT_DELETE,
+                ALWAYS_ON_WAIT_REASON if _soft_delete_stays(settings) else "soft-deleted data cannot be purged sooner",
+                f"none: the saga waits on a durable timer until {format_time(purge)} and then deletes the vault",
+                until=purge,
+            )
+        )
+    return blockers
+
+
+def estimated_purge_at(inventory: VaultInventory, now: datetime) -> datetime | None:
+    """When the last soft-deleted data will be purged, if the saga cannot purge it itself."""
+    settings = inventory.settings
+    if not _soft_delete_stays(settings):
+        return None
+    dates: list[datetime] = []
+    retention = timedelta(days=settings.soft_delete_retention_days)
+    for item in inventory.items:
+        if item.state is ItemState.SOFT_DELETED:
+            dates.append(item.deferred_delete_at or now + retention)
+        elif item.has_data:
+            dates.append(now + retention)
+    for instance in inventory.instances:
+        if instance.state is ItemState.SOFT_DELETED:
+            dates.append(instance.purge_at or now + retention)
+        elif instance.has_data:
+            dates.append(now + retention)
+    latest = max(dates, default=None)
+    return latest if latest is not None and latest > now else None
+
+
+def _settings_steps(inventory: VaultInventory) -> list[TeardownStep]:
+    settings = inventory.settings
+    vault = VaultObject(inventory.vault_id, inventory.vault_id.rsplit("/", 1)[-1])
+    needs_guard = settings.mua_enabled
+    steps: list[TeardownStep] = []
+    if settings.soft_delete is SoftDeleteState.ENABLED:
+        steps.append(
+            TeardownStep(
+                StepKind.DISABLE_SOFT_DELETE,
+                (vault,),
+                (SettingChange("softDelete", SoftDeleteState.ENABLED.value, SoftDeleteState.DISABLED.value),),
+                requires_security_approval=needs_guard,
+            )
+        )
+    if (
+        inventory.kind is VaultKind.RECOVERY_SERVICES
+        and settings.enhanced_security is SoftDeleteState.ENABLED
+    ):
+        steps.append(
+            TeardownStep(
+                StepKind.DISABLE_ENHANCED_SECURITY,
+                (vault,),
+                (
+                    SettingChange(
+                        "enhancedSecurity", SoftDeleteState.ENABLED.value, SoftDeleteState.DISABLED.value
+                    ),
+                ),
+                requires_security_approval=needs_guard,
+            )
+        )
+    if settings.immutability is ImmutabilityState.UNLOCKED:
+        steps.append(
+            TeardownStep(
+                StepKind.DISABLE_IMMUTABILITY,
+                (vault,),
+                (
+                    SettingChange(
+                        "immutability", ImmutabilityState.UNLOCKED.value, ImmutabilityState.DISABLED.value
+                    ),
+                ),
+            )
+        )
+    return steps
+
+
+def _recovery_services_steps(inventory: VaultInventory) -> list[TeardownStep]:
+    stays = _soft_delete_stays(inventory.settings)
+    steps = _settings_steps(inventory)
+    soft_deleted = [i for i in inventory.items if i.state is ItemState.SOFT_DELETED]
+    if soft_deleted and not stays:
+        steps.append(TeardownStep(StepKind.UNDELETE_ITEMS, tuple(soft_deleted)))
+    # After an undelete every item is live again; with soft delete always on they stay as they are.
+    to_delete = [i for i in inventory.items if not (stays and i.state is ItemState.SOFT_DELETED)]
+    servers_owned = {s.container.lower() for s in inventory.servers if s.container}
+    by_step: dict[StepKind, list[Target]] = {}
+    hana_containers = {i.container.lower() for i in inventory.items if i.kind is ItemKind.SAP_HANA}
+    for item in to_delete:
+        if item.kind in (ItemKind.MARS, ItemKind.MABS, ItemKind.DPM) and item.container.lower() in servers_owned:
+            continue  # unregistering the server removes its items (portal procedure)
+        by_step.setdefault(_item_bucket(item), []).append(item)
+    if inventory.intents:
+        by_step[StepKind.DISABLE_PROTECTION_INTENTS] = list(inventory.intents)
+    server_containers = {s.container.lower() for s in inventory.servers if s.container} | {
+        s.name.lower() for s in inventory.servers
+    }
+    for container in inventory.containers:
+        if container.name.lower() in server_containers:
+            continue
+        if container.kind is ContainerKind.VM_APP:
+            kind = (
+                StepKind.UNREGISTER_SAP_HANA_CONTAINERS
+                if container.name.lower() in hana_containers
+                else StepKind.UNREGISTER_SQL_CONTAINERS
+            )
+        elif container.kind is ContainerKind.STORAGE:
+            kind = StepKind.UNREGISTER_STORAGE_CONTAINERS
+        elif container.kind is ContainerKind.MARS:
+            kind = StepKind.UNREGISTER_MARS_SERVERS
+        elif container.kind in (ContainerKind.MABS, ContainerKind.DPM):
+            kind = StepKind.UNREGISTER_BACKUP_SERVERS
+        else:
+            continue  # IaaS VM containers disappear with their items
+        by_step.setdefault(kind, []).append(container)
+    for server in inventory.servers:
+        kind = (
+            StepKind.UNREGISTER_MARS_SERVERS
+            if server.kind is ContainerKind.MARS
+            else StepKind.UNREGISTER_BACKUP_SERVERS
+        )
+        by_step.setdefault(kind, []).append(server)
+    sr_steps = {
+        SiteRecoveryKind.REPLICATED_ITEM: StepKind.REMOVE_REPLICATED_ITEMS,
+        SiteRecoveryKind.CONTAINER_MAPPING: StepKind.REMOVE_CONTAINER_MAPPINGS,
+        SiteRecoveryKind.NETWORK_MAPPING: StepKind.REMOVE_NETWORK_MAPPINGS,
+        SiteRecoveryKind.FABRIC: StepKind.REMOVE_FABRICS,
+    }
+    for obj in inventory.site_recovery:
+        by_step.setdefault(sr_steps[obj.kind], []).append(obj)
+    if inventory.private_endpoints:
+        by_step[StepKind.REMOVE_PRIVATE_ENDPOINTS] = list(inventory.private_endpoints)
+    steps.extend(TeardownStep(kind, tuple(_sorted_targets(targets))) for kind, targets in by_step.items())
+    return steps
+
+
+def _backup_vault_steps(inventory: VaultInventory) -> list[TeardownStep]:
+    stays = _soft_delete_stays(inventory.settings)
+    steps = _settings_steps(inventory)
+    soft_deleted = [i for i in inventory.instances if i.state is ItemState.SOFT_DELETED]
+    if soft_deleted and not stays:
+        steps.append(TeardownStep(StepKind.UNDELETE_INSTANCES, tuple(_sorted_targets(soft_deleted))))
+    live = [i for i in inventory.instances if i.state is not ItemState.SOFT_DELETED]
+    protected = [i for i in live if i.state is ItemState.PROTECTED]
+    if protected:
+        steps.append(TeardownStep(StepKind.STOP_INSTANCES, tuple(_sorted_targets(protected))))
+    to_delete = live + ([] if stays else soft_deleted)
+    if to_delete:
+        steps.append(TeardownStep(StepKind.DELETE_INSTANCES, tuple(_sorted_targets(to_delete))))
+    if inventory.policies:
+        steps.append(TeardownStep(StepKind.DELETE_POLICIES, tuple(_sorted_targets(inventory.policies))))
+    return steps
+
+
+def _sorted_targets(targets: Iterable[Target]) -> list[Target]:
+    return sorted(targets, key=lambda t: t.id.lower())
+
+
+def plan_teardown(inventory: VaultInventory, now: datetime) -> TeardownPlan:
+    """The ordered steps that empty and delete the vault, or why they cannot run (then no step at all)."""
+    fingerprint = inventory_fingerprint(inventory)
+    counts = inventory.counts()
+    if not inventory.exists:
+        return TeardownPlan(inventory.vault_id, inventory.kind, fingerprint, now, (), (), counts)
+    blockers = tuple(_blockers(inventory, now))
+    purge = estimated_purge_at(inventory, now)
+    if any(b.hard for b in blockers):
+        return TeardownPlan(inventory.vault_id, inventory.kind, fingerprint, now, (), blockers, counts, purge)
+    if inventory.kind is VaultKind.RECOVERY_SERVICES:
+        steps = _recovery_services_steps(inventory)
+    else:
+        steps = _backup_vault_steps(inventory)
+    vault = VaultObject(inventory.vault_id, inventory.vault_id.rsplit("/", 1)[-1])
+    if purge is not None:
+        steps.append(TeardownStep(StepKind.AWAIT_PURGE, (vault,), wait_until=purge))
+    steps.append(TeardownStep(StepKind.VERIFY_EMPTY, (vault,)))
+    steps.append(TeardownStep(StepKind.DELETE_VAULT, (vault,)))
+    order = {kind: index for index, kind in enumerate(documented_order(inventory.kind))}
+    steps.sort(key=lambda s: order[s.kind])
+    return TeardownPlan(inventory.vault_id, inventory.kind, fingerprint, now, tuple(steps), blockers, counts, purge)
+
+
+# --------------------------------------------------------------------------------------------- after steps
+
+
+def purge_wait_until(inventory: VaultInventory, now: datetime) -> datetime | None:
+    """The latest purge date of soft-deleted data still in the vault, if it is in the future."""
+    dates = [i.deferred_delete_at for i in inventory.items if i.state is ItemState.SOFT_DELETED] + [
+        i.purge_at for i in inventory.instances if i.state is ItemState.SOFT_DELETED
+    ]
+    known = [d for d in dates if d is not None]
+    latest = max(known, default=None)
+    if latest is not None and latest > now:
+        return latest
+    return None
+
+
+def remaining_contents(inventory: VaultInventory) -> list[dict[str, Any]]:
+    """What still keeps the vault from being deleted, one entry per object with the reason."""
+    remaining: list[dict[str, Any]] = []
+    for obj in inventory.objects():
+        state = getattr(obj, "state", None)
+        if state is ItemState.SOFT_DELETED:
+            when = getattr(obj, "deferred_delete_at", None) or getattr(obj, "purge_at", None)
+            reason = f"soft-deleted; Azure purges it at {format_time(when)}" if when else "soft-deleted"
+        elif isinstance(obj, ProtectionContainer) and obj.kind is ContainerKind.VM:
+            continue
+        else:
+            reason = "still present"
+        remaining.append({"type": obj.type_name, "id": obj.id, "name": obj.name, "reason": reason})
+    return remaining
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+class StepOutcome(StrEnum):
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    kind: StepKind
+    total: int
+    done: int = 0
+    failed: int = 0
+    outcome: StepOutcome | None = None
+    finished_at: datetime | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "outcome": self.outcome.value if self.outcome else None,
+            "finishedAt": format_time(self.finished_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> StepProgress:
+        outcome = record.get("outcome")
+        return cls(
+            kind=StepKind(str(record.get("kind"))),
+            total=int(record.get("total", 0)),
+            done=int(record.get("done", 0)),
+            failed=int(record.get("failed", 0)),
+            outcome=StepOutcome(outcome) if outcome else None,
+            finished_at=parse_time(record.get("finishedAt")),
+        )
+
+
+@dataclass(frozen=True)
+class TeardownProgress:
+    """Where a running saga is: per-step counts, what it changed, what it deleted. Carried across
+    ``continue_as_new`` and shown in the custom status."""
+
+    steps: tuple[StepProgress, ...] = ()
+    changed_settings: tuple[SettingChange, ...] = ()
+    deleted: tuple[Mapping[str, Any], ...] = ()
+    last_error: str | None = None
+
+    @classmethod
+    def start(cls, plan: TeardownPlan) -> TeardownProgress:
+        return cls(steps=tuple(StepProgress(s.kind, s.count) for s in plan.steps))
+
+    def of(self, kind: StepKind) -> StepProgress | None:
+        return next((s for s in self.steps if s.kind is kind), None)
+
+    def finished(self, kind: StepKind) -> bool:
+        step = self.of(kind)
+        return step is not None and step.outcome in (StepOutcome.DONE, StepOutcome.SKIPPED)
+
+    def _replace_step(self, updated: StepProgress) -> tuple[StepProgress, ...]:
+        return tuple(updated if s.kind is updated.kind else s for s in self.steps)
+
+    def record_batch(
+        self, kind: StepKind, done: Sequence[Mapping[str, Any]], failed: int = 0, error: str | None = None
+    ) -> TeardownProgress:
+        current = self.of(kind) or StepProgress(kind, 0)
+        updated = replace(current, done=current.done + len(done), failed=current.failed + failed)
+        deleted = self.deleted + tuple(d for d in done if d.get("effect") in ("deleted", "unregistered", "removed"))
+        return replace(
+            self,
+            steps=self._replace_step(updated),
+            deleted=deleted,
+            last_error=error if error is not None else self.last_error,
+        )
+
+    def finish_step(self, kind: StepKind, outcome: StepOutcome, at: datetime) -> TeardownProgress:
+        current = self.of(kind) or StepProgress(kind, 0)
+        return replace(self, steps=self._replace_step(replace(current, outcome=outcome, finished_at=at)))
+
+    def record_setting(self, change: SettingChange) -> TeardownProgress:
+        return replace(self, changed_settings=(*self.changed_settings, change))
+
+    def with_error(self, error: str | None) -> TeardownProgress:
+        return replace(self, last_error=error)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "steps": [s.to_record() for s in self.steps],
+            "changedSettings": [c.to_record() for c in self.changed_settings],
+            "deleted": [dict(d) for d in self.deleted],
+            "lastError": self.last_error,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TeardownProgress:
+        return cls(
+            steps=tuple(StepProgress.from_record(s) for s in record.get("steps") or []),
+            changed_settings=tuple(SettingChange.from_record(c) for c in record.get("changedSettings") or []),
+            deleted=tuple(dict(d) for d in record.get("deleted") or []),
+            last_error=record.get("lastError"),
+        )
+
+
+class NextKind(StrEnum):
+    RUN_STEP = "run-step"
+    AWAIT_SECURITY_APPROVAL = "await-security-approval"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class NextAction:
+    kind: NextKind
+    step: TeardownStep | None = None
+
+
+def decide_next(plan: TeardownPlan, progress: TeardownProgress, *, security_approved: bool) -> NextAction:
+    """The next thing the orchestrator does: run the first unfinished step in plan order, or park for MUA."""
+    for step in plan.steps:
+        if progress.finished(step.kind):
+            continue
+        if step.requires_security_approval and not security_approved:
+            return NextAction(NextKind.AWAIT_SECURITY_APPROVAL, step)
+        return NextAction(NextKind.RUN_STEP, step)
+    return NextAction(NextKind.FINISHED)
+
+
+def batches(targets: Sequence[Target], size: int) -> list[tuple[Target, ...]]:
+    """Split a step's targets into fan-out batches of at most ``size`` (>= 1)."""
+    size = max(1, size)
+    return [tuple(targets[i : i + size]) for i in range(0, len(targets), size)]
+
+
+# --------------------------------------------------------------------------------------------- request
+
+
+class TeardownOutcome(StrEnum):
+    PLANNED = "planned"
+    REPLANNED = "replanned"
+    DELETED = "deleted"
+    ALREADY_GONE = "already-gone"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    REFUSED = "refused"
+    APPROVAL_EXPIRED = "approval-expired"
+
+
+@dataclass(frozen=True)
+class TeardownRequest:
+    """Who asked to tear which vault down, how, and with which approval. The orchestrator's input."""
+
+    vault_id: str
+    requested_by: str
+    source: RequestSource
+    dry_run: bool = True
+    approved_fingerprint: str | None = None
+    correlation_id: str = ""
+    #: set for event-started teardowns: the vault must carry this tag or the request is refused.
+    opt_in_tag: str | None = None
+    requested_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        VaultRef.parse(self.vault_id)
+        if not self.requested_by:
+            raise InvalidTeardownInput("a teardown request must name who requested it")
+
+    @property
+    def vault(self) -> VaultRef:
+        return VaultRef.parse(self.vault_id)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "vaultId": self.vault_id,
+            "requestedBy": self.requested_by,
+            "source": self.source.value,
+            "dryRun": self.dry_run,
+            "approvedFingerprint": self.approved_fingerprint,
+            "correlationId": self.correlation_id,
+            "optInTag": self.opt_in_tag,
+            "requestedAt": format_time(self.requested_at),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TeardownRequest:
+        if not isinstance(record, Mapping):
+            raise InvalidTeardownInput("a teardown request must be a JSON object")
+        dry_run = record.get("dryRun", True)
+        if not isinstance(dry_run, bool):
+            raise InvalidTeardownInput("dryRun must be true or false")
+        approved = record.get("approvedFingerprint")
+        if approved is not None and not isinstance(approved, str):
+            raise InvalidTeardownInput("approvedFingerprint must be a string")
+        return cls(
+            vault_id=VaultRef.parse(record.get("vaultId")).id,
+            requested_by=_str(record, "requestedBy"),
+            source=RequestSource.parse(record.get("source")),
+            dry_run=dry_run,
+            approved_fingerprint=approved or None,
+            correlation_id=str(record.get("correlationId") or ""),
+            opt_in_tag=record.get("optInTag") or None,
+            requested_at=parse_time(record.get("requestedAt")),
+        )
+
+
+def instance_id_for(request: TeardownRequest) -> str:
+    """Deterministic instance id: same vault + mode + approval -> same instance (duplicates collapse)."""
+    vault_hash = hashlib.sha256(request.vault.key.encode()).hexdigest()[:16]
+    if request.dry_run:
+        mode = "plan"
+    elif request.approved_fingerprint:
+        mode = "run-" + request.approved_fingerprint.lower().removeprefix("sha256:")[:16]
+    else:
+        mode = "run"
+    if request.source is not RequestSource.HTTP and request.correlation_id:
+        mode += "-" + hashlib.sha256(request.correlation_id.encode()).hexdigest()[:8]
+    return f"teardown-{request.vault.name.lower()[:40]}-{vault_hash}-{mode}"
+
+
+def _subscription_allowed(vault: VaultRef, allowed: Iterable[str]) -> bool:
+    allowed_set = {a.lower() for a in allowed}
+    return vault.subscription_id.lower() in allowed_set
+
+
+def teardown_request_from_event(
+    event: Mapping[str, Any],
+    *,
+    allowed_subscriptions: Iterable[str],
+    opt_in_tag: str = DEFAULT_OPT_IN_TAG,
+) -> TeardownRequest:
+    """Turn an Event Grid event into a teardown request, or raise :class:`InvalidTeardownInput` saying why not.
+
+    Two events qualify (Event Grid schema, or CloudEvents with ``type``/``source``):
+
+    * ``Microsoft.Resources.ResourceDeleteFailure`` for ``Microsoft.RecoveryServices/vaults/delete`` or
+      ``Microsoft.DataProtection/backupVaults/delete`` (a user's delete refused because the vault is not
+      empty). The request is a dry run; the orchestrator refuses it unless the vault carries ``opt_in_tag``,
+      and runs it (self-approved) only if the tag's value is ``auto``.
+    * ``BackupSteward.Teardown.Requested`` whose data holds ``vaultId`` and optionally ``dryRun``,
+      ``approvedFingerprint``, ``requestedBy``. Also subject to the opt-in tag.
+    """
+    if not isinstance(event, Mapping):
+        raise InvalidTeardownInput("an event must be a JSON object")
+    event_type = event.get("eventType") or event.get("type")
+    data = event.get("data")
+    if not isinstance(event_type, str):
+        raise InvalidTeardownInput("the event has no eventType")
+    if not isinstance(data, Mapping):
+        raise InvalidTeardownInput("the event has no data object")
+    event_id = str(event.get("id") or "")
+    correlation = str(data.get("correlationId") or event_id)
+    when = parse_time(event.get("eventTime") or event.get("time"))
+    if event_type == FAILED_DELETE_EVENT_TYPE:
+        operation = str(data.get("operationName") or "").lower()
+        if operation not in (
+            "microsoft.recoveryservices/vaults/delete",
+            "microsoft.dataprotection/backupvaults/delete",
+        ):
+            raise InvalidTeardownInput(f"a failed {operation or 'unknown operation'} is not a vault delete")
+        vault = VaultRef.parse(data.get("resourceUri") or event.get("subject"))
+        claims = data.get("claims") if isinstance(data.get("claims"), Mapping) else {}
+        assert isinstance(claims, Mapping)
+        requested_by = str(
+            claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier")
+            or claims.get("appid")
+            or "event-grid"
+        )
+        source = RequestSource.EVENT
+        dry_run, approved = True, None
+    elif event_type == CUSTOM_EVENT_TYPE:
+        vault = VaultRef.parse(data.get("vaultId"))
+        requested_by = str(data.get("requestedBy") or "custom-event")
+        dry_run = data.get("dryRun", True)
+        if not isinstance(dry_run, bool):
+            raise InvalidTeardownInput("dryRun must be true or false")
+        approved = data.get("approvedFingerprint")
+        if approved is not None and not isinstance(approved, str):
+            raise InvalidTeardownInput("approvedFingerprint must be a string")
+        source = RequestSource.CUSTOM_EVENT
+    else:
+        raise InvalidTeardownInput(f"event type {event_type!r} does not request a teardown")
+    if not _subscription_allowed(vault, allowed_subscriptions):
+        raise InvalidTeardownInput(f"subscription {vault.subscription_id} is not managed by this app")
+    return TeardownRequest(
+        vault_id=vault.id,
+        requested_by=requested_by,
+        source=source,
+        dry_run=dry_run,
+        approved_fingerprint=approved or None,
+        correlation_id=correlation,
+        opt_in_tag=opt_in_tag,
+        requested_at=when,
+    )
+
+
+def opt_in_decision(request: TeardownRequest, inventory: VaultInventory) -> tuple[bool, bool, str]:
+    """``(allowed, auto_approve, reason)`` for an event-started request against the vault's tags."""
+    if request.opt_in_tag is None:
+        return True, False, "requested over HTTP by an authorised principal"
+    value = inventory.tag(request.opt_in_tag)
+    if value is None:
+        return False, False, f"the vault does not carry the opt-in tag {request.opt_in_tag!r}"
+    # A failed delete asks for nothing beyond a plan; only the owner's ``auto`` lets it run. A custom event
+    # that asks to run without a fingerprint may also self-approve on ``auto``; a dry run stays a dry run.
+    auto = value.strip().lower() == AUTO_TAG_VALUE and (request.source is RequestSource.EVENT or not request.dry_run)
+    return True, auto, f"the vault carries the opt-in tag {request.opt_in_tag}={value!r}"
