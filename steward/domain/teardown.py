@@ -1531,22 +1531,65 @@ def _subscription_allowed(vault: VaultRef, allowed: Iterable[str]) -> bool:
 
 
 def teardown_request_from_event(
-    event: Mapping[str, Any],
+    event: Any,
     *,
     allowed_subscriptions: Iterable[str],
     opt_in_tag: str = DEFAULT_OPT_IN_TAG,
 ) -> TeardownRequest:
     """Turn an Event Grid event into a teardown request, or raise :class:`InvalidTeardownInput` saying why not.
 
-    Two events qualify (Event Grid schema, or CloudEvents with ``type``/``source``):
+    ``event`` is either the intent ``steward.domain.events.classify`` made of it (``VaultDeleteFailed`` or
+    ``TeardownRequested``) or the raw event object (Event Grid schema, or CloudEvents with ``type``). Two
+    events qualify:
 
     * ``Microsoft.Resources.ResourceDeleteFailure`` for ``Microsoft.RecoveryServices/vaults/delete`` or
       ``Microsoft.DataProtection/backupVaults/delete`` (a user's delete refused because the vault is not
       empty). The request is a dry run; the orchestrator refuses it unless the vault carries ``opt_in_tag``,
-      and runs it (self-approved) only if the tag's value is ``auto``.
-    * ``BackupSteward.Teardown.Requested`` whose data holds ``vaultId`` and optionally ``dryRun``,
-      ``approvedFingerprint``, ``requestedBy``. Also subject to the opt-in tag.
+      and runs its own fresh plan only if the tag's value is ``auto``.
+    * ``BackupSteward.Teardown.Requested`` whose data holds ``vaultId``, ``requester`` (or ``requestedBy``)
+      and ``planFingerprint`` (or ``approvedFingerprint``; without one it is a dry run unless ``dryRun`` is
+      false). Also subject to the opt-in tag.
+
+    Anything else, or a vault outside ``allowed_subscriptions``, is refused.
     """
+    kind = getattr(event, "kind", None)
+    if isinstance(kind, str) and hasattr(event, "origin") and hasattr(event, "vault_id"):
+        request = _request_from_intent(event, kind, opt_in_tag)
+    else:
+        request = _request_from_raw_event(event, opt_in_tag)
+    if not _subscription_allowed(request.vault, allowed_subscriptions):
+        raise InvalidTeardownInput(f"subscription {request.vault.subscription_id} is not managed by this app")
+    return request
+
+
+def _request_from_intent(intent: Any, kind: str, opt_in_tag: str) -> TeardownRequest:
+    origin = intent.origin
+    principal = getattr(origin, "principal", None)
+    who = (getattr(principal, "object_id", None) or getattr(principal, "app_id", None)) if principal else None
+    correlation = str(getattr(origin, "correlation_id", None) or getattr(origin, "event_id", "") or "")
+    when = getattr(origin, "event_time", None)
+    vault = VaultRef.parse(str(intent.vault_id))
+    if kind == "vault-delete-failed":
+        return TeardownRequest(
+            vault.id, str(who or "event-grid"), RequestSource.EVENT, True, None, correlation, opt_in_tag, when
+        )
+    if kind == "teardown":
+        fingerprint = str(getattr(intent, "plan_fingerprint", "") or "") or None
+        requester = str(getattr(intent, "requester", "") or who or "custom-event")
+        return TeardownRequest(
+            vault.id,
+            requester,
+            RequestSource.CUSTOM_EVENT,
+            fingerprint is None,
+            fingerprint,
+            correlation,
+            opt_in_tag,
+            when,
+        )
+    raise InvalidTeardownInput(f"a {kind!r} intent does not request a teardown")
+
+
+def _request_from_raw_event(event: Any, opt_in_tag: str) -> TeardownRequest:
     if not isinstance(event, Mapping):
         raise InvalidTeardownInput("an event must be a JSON object")
     event_type = event.get("eventType") or event.get("type")
@@ -1566,39 +1609,34 @@ def teardown_request_from_event(
         ):
             raise InvalidTeardownInput(f"a failed {operation or 'unknown operation'} is not a vault delete")
         vault = VaultRef.parse(data.get("resourceUri") or event.get("subject"))
-        claims = data.get("claims") if isinstance(data.get("claims"), Mapping) else {}
-        assert isinstance(claims, Mapping)
+        claims = data.get("claims")
+        claims = claims if isinstance(claims, Mapping) else {}
         requested_by = str(
             claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier")
             or claims.get("appid")
             or "event-grid"
         )
-        source = RequestSource.EVENT
-        dry_run, approved = True, None
-    elif event_type == CUSTOM_EVENT_TYPE:
+        return TeardownRequest(vault.id, requested_by, RequestSource.EVENT, True, None, correlation, opt_in_tag, when)
+    if event_type == CUSTOM_EVENT_TYPE:
         vault = VaultRef.parse(data.get("vaultId"))
-        requested_by = str(data.get("requestedBy") or "custom-event")
-        dry_run = data.get("dryRun", True)
+        subject = event.get("subject")
+        if isinstance(subject, str) and subject.startswith("/subscriptions/"):
+            try:
+                if VaultRef.parse(subject) != vault:
+                    raise InvalidTeardownInput("subject and data.vaultId name different vaults")
+            except InvalidTeardownInput as error:
+                raise InvalidTeardownInput(f"the event is refused as forged: {error}") from None
+        requested_by = str(data.get("requester") or data.get("requestedBy") or "custom-event")
+        approved = data.get("planFingerprint") or data.get("approvedFingerprint")
+        if approved is not None and not isinstance(approved, str):
+            raise InvalidTeardownInput("planFingerprint must be a string")
+        dry_run = data.get("dryRun", approved is None)
         if not isinstance(dry_run, bool):
             raise InvalidTeardownInput("dryRun must be true or false")
-        approved = data.get("approvedFingerprint")
-        if approved is not None and not isinstance(approved, str):
-            raise InvalidTeardownInput("approvedFingerprint must be a string")
-        source = RequestSource.CUSTOM_EVENT
-    else:
-        raise InvalidTeardownInput(f"event type {event_type!r} does not request a teardown")
-    if not _subscription_allowed(vault, allowed_subscriptions):
-        raise InvalidTeardownInput(f"subscription {vault.subscription_id} is not managed by this app")
-    return TeardownRequest(
-        vault_id=vault.id,
-        requested_by=requested_by,
-        source=source,
-        dry_run=dry_run,
-        approved_fingerprint=approved or None,
-        correlation_id=correlation,
-        opt_in_tag=opt_in_tag,
-        requested_at=when,
-    )
+        return TeardownRequest(
+            vault.id, requested_by, RequestSource.CUSTOM_EVENT, dry_run, approved or None, correlation, opt_in_tag, when
+        )
+    raise InvalidTeardownInput(f"event type {event_type!r} does not request a teardown")
 
 
 def opt_in_decision(request: TeardownRequest, inventory: VaultInventory) -> tuple[bool, bool, str]:

@@ -1,0 +1,268 @@
+"""Who may request a teardown and how: HTTP validation, events, opt-in tag, instance ids."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from steward.domain.teardown import (
+    InvalidTeardownInput,
+    RequestSource,
+    TeardownRequest,
+    VaultInventory,
+    VaultKind,
+    instance_id_for,
+    opt_in_decision,
+    teardown_request_from_event,
+)
+from steward.teardown_requests import (
+    RequestRefused,
+    TeardownAccessPolicy,
+    approval_from_http,
+    caller_from_headers,
+    teardown_request_from_http,
+)
+
+from .strategies import BV_VAULT, RS_VAULT, SUB
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+ALLOWED = "11111111-1111-1111-1111-111111111111"
+OTHER = "22222222-2222-2222-2222-222222222222"
+POLICY = TeardownAccessPolicy.of([ALLOWED], ["Steward.Teardown"], [SUB])
+FP = "sha256:" + "ab" * 32
+FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "event-grid"
+
+
+def principal_header(object_id: str, roles: tuple[str, ...] = ()) -> str:
+    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": object_id}]
+    claims += [{"typ": "roles", "val": r} for r in roles]
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims, "role_typ": "roles"}).encode()).decode()
+
+
+def headers(object_id: str = ALLOWED, roles: tuple[str, ...] = ()) -> dict[str, str]:
+    return {"X-MS-CLIENT-PRINCIPAL-ID": object_id, "x-ms-client-principal": principal_header(object_id, roles)}
+
+
+def body(**fields) -> bytes:
+    return json.dumps({"vaultId": RS_VAULT, **fields}).encode()
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+def test_an_allowed_principal_gets_a_dry_run_by_default() -> None:
+    request = teardown_request_from_http(headers(), body(), POLICY, now=NOW, correlation_id="c-1")
+    assert request.dry_run and request.approved_fingerprint is None
+    assert request.requested_by == ALLOWED and request.source is RequestSource.HTTP
+    assert request.opt_in_tag is None and request.correlation_id == "c-1"
+
+
+def test_a_run_carries_the_normalised_fingerprint() -> None:
+    request = teardown_request_from_http(
+        headers(), body(dryRun=False, approvedFingerprint=FP.removeprefix("sha256:").upper()), POLICY, now=NOW
+    )
+    assert request.approved_fingerprint == FP and not request.dry_run
+
+
+def test_a_role_is_enough() -> None:
+    request = teardown_request_from_http(headers(OTHER, ("steward.teardown",)), body(), POLICY, now=NOW)
+    assert request.requested_by == OTHER
+
+
+@pytest.mark.parametrize(
+    ("hdrs", "payload", "status", "code"),
+    [
+        ({}, body(), 401, "Unauthenticated"),
+        (headers(OTHER), body(), 403, "CallerNotAllowed"),
+        ({"x-ms-client-principal-id": ALLOWED, "x-ms-client-principal": "%%%"}, body(), 401, "InvalidPrincipal"),
+        (
+            {"x-ms-client-principal-id": ALLOWED, "x-ms-client-principal": principal_header(OTHER)},
+            body(),
+            401,
+            "InvalidPrincipal",
+        ),
+        (headers(), b"{", 400, "InvalidBody"),
+        (headers(), b"[]", 400, "InvalidBody"),
+        (headers(), b"", 400, "InvalidBody"),
+        (headers(), b"x" * 20000, 413, "BodyTooLarge"),
+        (headers(), json.dumps({"dryRun": True}).encode(), 400, "MissingVaultId"),
+        (headers(), body(force=True), 400, "UnknownField"),
+        (headers(), body(dryRun="yes"), 400, "InvalidDryRun"),
+        (headers(), body(dryRun=False, approvedFingerprint="abc"), 400, "InvalidFingerprint"),
+        (headers(), body(dryRun=True, approvedFingerprint=FP), 400, "ConflictingFields"),
+        (headers(), json.dumps({"vaultId": "/subscriptions/x/../../etc"}).encode(), 400, "InvalidVaultId"),
+        (
+            headers(),
+            json.dumps({"vaultId": RS_VAULT.replace(SUB, "99999999-9999-9999-9999-999999999999")}).encode(),
+            403,
+            "SubscriptionNotManaged",
+        ),
+        (
+            headers(),
+            json.dumps({"vaultId": RS_VAULT.replace("Microsoft.RecoveryServices/vaults", "Microsoft.Compute/disks")})
+            .encode(),
+            400,
+            "InvalidVaultId",
+        ),
+    ],
+)
+def test_bad_requests_are_refused_with_a_clear_reason(hdrs, payload, status, code) -> None:
+    with pytest.raises(RequestRefused) as refused:
+        teardown_request_from_http(hdrs, payload, POLICY, now=NOW)
+    assert refused.value.status == status
+    assert refused.value.code == code
+    assert refused.value.message
+    assert "Traceback" not in json.dumps(refused.value.to_body())
+
+
+def test_nobody_is_allowed_when_nothing_is_configured() -> None:
+    with pytest.raises(RequestRefused) as refused:
+        teardown_request_from_http(headers(), body(), TeardownAccessPolicy.of([], [], [SUB]), now=NOW)
+    assert refused.value.status == 403
+
+
+@given(st.dictionaries(st.text(max_size=20), st.text(max_size=50), max_size=5), st.binary(max_size=300))
+def test_hostile_input_gives_a_refusal_never_a_crash(hdrs, payload) -> None:
+    try:
+        teardown_request_from_http(hdrs, payload, POLICY, now=NOW)
+    except RequestRefused as refused:
+        assert 400 <= refused.status < 500
+
+
+def test_approval_needs_a_fingerprint_from_an_allowed_caller() -> None:
+    approval = approval_from_http(headers(), json.dumps({"fingerprint": FP}).encode(), POLICY)
+    assert approval.fingerprint == FP and approval.approved_by == ALLOWED
+    with pytest.raises(RequestRefused, match="fingerprint"):
+        approval_from_http(headers(), b"{}", POLICY)
+    with pytest.raises(RequestRefused):
+        approval_from_http(headers(OTHER), json.dumps({"fingerprint": FP}).encode(), POLICY)
+
+
+def test_caller_roles_come_from_the_role_claim_type() -> None:
+    assert caller_from_headers(headers(ALLOWED, ("Admin",))).roles == frozenset({"admin"})
+
+
+# ------------------------------------------------------------------ events
+
+
+def failed_delete(vault: str = RS_VAULT, operation: str = "Microsoft.RecoveryServices/vaults/delete") -> dict:
+    return {
+        "subject": vault.lower(),
+        "eventType": "Microsoft.Resources.ResourceDeleteFailure",
+        "eventTime": "2026-11-25T09:00:00.1234567Z",
+        "id": "evt-1",
+        "data": {
+            "operationName": operation,
+            "resourceUri": vault,
+            "status": "Failed",
+            "correlationId": "corr-1",
+            "claims": {"http://schemas.microsoft.com/identity/claims/objectidentifier": ALLOWED},
+        },
+    }
+
+
+def test_a_failed_vault_delete_becomes_a_dry_run_that_needs_the_opt_in_tag() -> None:
+    request = teardown_request_from_event(failed_delete(), allowed_subscriptions=[SUB], opt_in_tag="steward-teardown")
+    assert request.source is RequestSource.EVENT and request.dry_run
+    assert request.opt_in_tag == "steward-teardown" and request.requested_by == ALLOWED
+    assert request.correlation_id == "corr-1"
+    untagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES)
+    allowed, _auto, reason = opt_in_decision(request, untagged)
+    assert not allowed and "steward-teardown" in reason
+    tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("Steward-Teardown", "yes"),))
+    assert opt_in_decision(request, tagged)[:2] == (True, False)
+    auto_tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("steward-teardown", "auto"),))
+    assert opt_in_decision(request, auto_tagged)[:2] == (True, True)
+
+
+def test_a_backup_vault_failed_delete_qualifies_too() -> None:
+    request = teardown_request_from_event(
+        failed_delete(BV_VAULT, "Microsoft.DataProtection/backupVaults/delete"), allowed_subscriptions=[SUB]
+    )
+    assert request.vault.kind is VaultKind.BACKUP
+
+
+def test_the_custom_event_carries_requester_and_fingerprint() -> None:
+    event = {
+        "type": "BackupSteward.Teardown.Requested",
+        "id": "e2",
+        "time": "2026-11-25T09:00:00Z",
+        "subject": RS_VAULT,
+        "data": {"vaultId": RS_VAULT, "requester": "ops-team", "planFingerprint": FP},
+    }
+    request = teardown_request_from_event(event, allowed_subscriptions=[SUB])
+    assert request.source is RequestSource.CUSTOM_EVENT and not request.dry_run
+    assert request.approved_fingerprint == FP and request.requested_by == "ops-team"
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (failed_delete(operation="Microsoft.Compute/virtualMachines/delete"), "not a vault delete"),
+        ({**failed_delete(), "eventType": "Microsoft.Resources.ResourceWriteSuccess"}, "does not request"),
+        ({"eventType": "Microsoft.Resources.ResourceDeleteFailure"}, "no data"),
+        ([], "JSON object"),
+        (
+            {
+                "eventType": "BackupSteward.Teardown.Requested",
+                "subject": BV_VAULT,
+                "data": {"vaultId": RS_VAULT, "requester": "x"},
+            },
+            "forged",
+        ),
+    ],
+)
+def test_other_events_are_refused_with_a_reason(event, message) -> None:
+    with pytest.raises(InvalidTeardownInput, match=message):
+        teardown_request_from_event(event, allowed_subscriptions=[SUB])
+
+
+def test_an_event_for_an_unmanaged_subscription_is_refused() -> None:
+    with pytest.raises(InvalidTeardownInput, match="not managed"):
+        teardown_request_from_event(failed_delete(), allowed_subscriptions=["33333333-3333-3333-3333-333333333333"])
+
+
+def test_the_classified_intent_is_accepted_as_well() -> None:
+    events = pytest.importorskip("steward.domain.events")
+    intent = events.classify(failed_delete())
+    if not hasattr(intent, "vault_id"):
+        pytest.skip(f"classifier returned {type(intent).__name__}")
+    request = teardown_request_from_event(intent, allowed_subscriptions=[SUB])
+    assert request.vault_id.lower() == RS_VAULT.lower() and request.dry_run
+
+
+def test_a_sample_event_from_microsoft_is_not_a_teardown() -> None:
+    sample = FIXTURES / "Microsoft.Resources.ResourceDeleteSuccess.eventgrid-schema.json"
+    if not sample.exists():
+        pytest.skip("shared fixtures are not beside the clone")
+    event = json.loads(sample.read_text())[0]
+    with pytest.raises(InvalidTeardownInput):
+        teardown_request_from_event(event, allowed_subscriptions=[SUB])
+
+
+# ------------------------------------------------------------------ records and ids
+
+
+def test_request_round_trips_and_ids_are_deterministic() -> None:
+    request = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, False, FP, "c", None, NOW)
+    again = TeardownRequest.from_record(json.loads(json.dumps(request.to_record())))
+    assert again == request
+    assert instance_id_for(request) == instance_id_for(again)
+    upper = TeardownRequest(RS_VAULT.upper().replace("SUBSCRIPTIONS", "subscriptions"), ALLOWED, RequestSource.HTTP,
+                            False, FP)
+    assert instance_id_for(upper).split("-")[-3:] == instance_id_for(request).split("-")[-3:]
+    dry = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, True)
+    assert instance_id_for(dry) != instance_id_for(request)
+
+
+def test_request_records_are_validated() -> None:
+    with pytest.raises(InvalidTeardownInput):
+        TeardownRequest.from_record({"vaultId": RS_VAULT, "requestedBy": "x", "source": "carrier-pigeon"})
+    with pytest.raises(InvalidTeardownInput):
+        TeardownRequest.from_record({"vaultId": RS_VAULT, "requestedBy": "x", "source": "http", "dryRun": "no"})
