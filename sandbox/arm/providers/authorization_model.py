@@ -1,0 +1,288 @@
+"""Microsoft.Authorization state: built-in role definitions and role assignments, with scope inheritance.
+
+Role assignments live in the shared :class:`~sandbox.arm.store.ResourceStore` as extension resources
+(``{scope}/providers/Microsoft.Authorization/roleAssignments/{guid}``), so they persist and snapshot with every
+other record. Rules modelled (api-version 2022-04-01):
+
+- the name is a GUID (400 ``InvalidRoleAssignmentId``);
+- the role definition must exist (400 ``RoleDefinitionDoesNotExist``); only the built-in roles below exist;
+- the same principal + role + scope twice under another name is 409 ``RoleAssignmentExists``; re-PUT of the same
+  name with the same content is idempotent (201), with other content 400 ``RoleAssignmentUpdateNotPermitted``;
+- the scope must exist (the route layer answers ARM's 404 for a missing subscription, group or resource);
+- an assignment at scope S grants its role on S and everything below S (subscription > group > resource >
+  child resource). Nothing else: a role is held or not (no action-level evaluation, no deny assignments).
+
+Role definition GUIDs are Azure's built-in ids (Azure RBAC "built-in roles" article, cross-checked in public
+Bicep/Terraform code that pins them).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sandbox.arm.ids import id_key, parse_id
+from sandbox.arm.providers import dataprotection_errors as errors
+from sandbox.arm.store import ResourceStore
+
+ROLE_ASSIGNMENT_TYPE: Final = "Microsoft.Authorization/roleAssignments"
+ROLE_DEFINITION_TYPE: Final = "Microsoft.Authorization/roleDefinitions"
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class BuiltInRole:
+    guid: str
+    name: str
+    description: str
+    actions: tuple[str, ...]
+
+
+BUILT_IN_ROLES: Final[tuple[BuiltInRole, ...]] = (
+    BuiltInRole("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner", "Grants full access to manage all resources, "
+                "including the ability to assign roles in Azure RBAC.", ("*",)),
+    BuiltInRole("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor", "Grants full access to manage all "
+                "resources, but does not allow you to assign roles in Azure RBAC.", ("*",)),
+    BuiltInRole("acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader", "View all resources, but does not allow you to "
+                "make any changes.", ("*/read",)),
+    BuiltInRole("5e467623-bb1f-42f4-a55d-6e525e11384b", "Backup Contributor", "Lets you manage backup service, but "
+                "can't create vaults and give access to others", ("Microsoft.RecoveryServices/*",
+                                                                   "Microsoft.DataProtection/*")),
+    BuiltInRole("3e5e47e6-65f7-47ef-90b5-e5dd4d455f24", "Disk Backup Reader", "Provides permission to backup vault "
+                "to perform disk backup.", ("Microsoft.Compute/disks/read",
+                                            "Microsoft.Compute/disks/beginGetAccess/action")),
+    BuiltInRole("7efff54f-a5b4-42b5-a1c5-5411624893ce", "Disk Snapshot Contributor", "Provides permission to "
+                "backup vault to manage disk snapshots.", ("Microsoft.Compute/snapshots/*",)),
+    BuiltInRole("e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1", "Storage Account Backup Contributor", "Lets you perform "
+                "backup and restore operations using Azure Backup on the storage account.",
+                ("Microsoft.Storage/storageAccounts/blobServices/*",)),
+    BuiltInRole("c088a766-074b-43ba-90d4-1fb21feae531", "PostgreSQL Flexible Server Long Term Retention Backup "
+                "Role", "Role to allow backup vault to access PostgreSQL Flexible Server Resource APIs for Long "
+                "Term Retention Backup.", ("Microsoft.DBforPostgreSQL/flexibleServers/ltrBackupOperations/*",)),
+)
+ROLES_BY_GUID: Final = {role.guid: role for role in BUILT_IN_ROLES}
+ROLES_BY_NAME: Final = {role.name.lower(): role for role in BUILT_IN_ROLES}
+
+
+def role_guid(role_name: str) -> str:
+    """The built-in role's GUID for its display name (``KeyError`` names an unknown role)."""
+    return ROLES_BY_NAME[role_name.lower()].guid
+
+
+def role_definition_id(guid: str, subscription_id: str | None) -> str:
+    if subscription_id:
+        return f"/subscriptions/{subscription_id}/providers/{ROLE_DEFINITION_TYPE}/{guid}"
+    return f"/providers/{ROLE_DEFINITION_TYPE}/{guid}"
+
+
+def role_definition_body(role: BuiltInRole, subscription_id: str | None) -> dict[str, Any]:
+    return {
+        "id": role_definition_id(role.guid, subscription_id),
+        "name": role.guid,
+        "type": ROLE_DEFINITION_TYPE,
+        "properties": {
+            "roleName": role.name,
+            "type": "BuiltInRole",
+            "description": role.description,
+            "assignableScopes": ["/"],
+            "permissions": [
+                {"actions": list(role.actions), "notActions": [], "dataActions": [], "notDataActions": []}
+            ],
+            "createdOn": "2015-02-02T21:55:09.8806423Z",
+            "updatedOn": "2024-01-01T00:00:00.0000000Z",
+            "createdBy": None,
+            "updatedBy": None,
+        },
+    }
+
+
+def guid_of_role_definition(role_definition: str) -> str:
+    """The GUID at the end of a role definition id (or a bare GUID)."""
+    return role_definition.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def scope_covers(scope: str, target: str) -> bool:
+    """True when an assignment at ``scope`` applies to ``target`` (same scope or below it)."""
+    scope_key, target_key = id_key(scope), id_key(target)
+    if scope_key == "/":
+        return True
+    return target_key == scope_key or target_key.startswith(scope_key + "/")
+
+
+def assignment_id(scope: str, name: str) -> str:
+    base = "/" + scope.strip("/") if scope.strip("/") else ""
+    return f"{base}/providers/{ROLE_ASSIGNMENT_TYPE}/{name}"
+
+
+def scope_of_assignment(resource_id: str) -> str:
+    """The scope part of a role assignment id."""
+    marker = "/providers/microsoft.authorization/roleassignments/"
+    cut = resource_id.lower().rfind(marker)
+    scope = resource_id[:cut] if cut >= 0 else resource_id
+    return scope or "/"
+
+
+@dataclass(frozen=True)
+class AssignmentFilter:
+    """The OData filters ARM accepts on role assignment lists."""
+
+    at_scope: bool = False
+    principal_id: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> AssignmentFilter:
+        if not text or not text.strip():
+            return cls()
+        at_scope = False
+        principal: str | None = None
+        for raw in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+            clause = raw.strip()
+            if re.fullmatch(r"atScope\(\)", clause, flags=re.IGNORECASE):
+                at_scope = True
+                continue
+            match = re.fullmatch(r"(?:principalId\s+eq\s+|assignedTo\()'([^']*)'\)?", clause, flags=re.IGNORECASE)
+            if match:
+                principal = match.group(1)
+                continue
+            raise errors.UNSUPPORTED_FILTER.error(filter=text)
+        return cls(at_scope=at_scope, principal_id=principal)
+
+
+class RoleAssignments:
+    """Role assignments over the shared store; every method is safe to call from several threads."""
+
+    def __init__(self, store: ResourceStore) -> None:
+        self.store = store
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    def all(self) -> list[dict[str, Any]]:
+        return self.store.list(resource_type=ROLE_ASSIGNMENT_TYPE)
+
+    def get(self, scope: str, name: str) -> dict[str, Any]:
+        record = self.store.get(assignment_id(scope, name))
+        if record is None or str(record.get("type", "")).lower() != ROLE_ASSIGNMENT_TYPE.lower():
+            raise errors.ROLE_ASSIGNMENT_NOT_FOUND.error(name=name)
+        return record
+
+    def list_for_scope(self, scope: str, flt: AssignmentFilter) -> list[dict[str, Any]]:
+        """At, above and below ``scope``; ``atScope()`` keeps at and above; ``principalId`` narrows."""
+        found = []
+        for record in self.all():
+            props = record.get("properties", {})
+            assigned = str(props.get("scope") or scope_of_assignment(record["id"]))
+            above_or_at = scope_covers(assigned, scope)
+            below = scope_covers(scope, assigned)
+            if flt.at_scope and not above_or_at:
+                continue
+            if not (above_or_at or below):
+                continue
+            if flt.principal_id is not None and str(props.get("principalId", "")).lower() != flt.principal_id.lower():
+                continue
+            found.append(record)
+        return found
+
+    def holds_role(self, principal_id: str, role: str, target: str) -> bool:
+        """True when ``principal_id`` holds built-in ``role`` (name or GUID) on ``target`` or a scope above it."""
+        guid = role if _GUID.match(role) else role_guid(role)
+        for record in self.all():
+            props = record.get("properties", {})
+            if str(props.get("principalId", "")).lower() != principal_id.lower():
+                continue
+            if guid_of_role_definition(str(props.get("roleDefinitionId", ""))) != guid.lower():
+                continue
+            if scope_covers(str(props.get("scope") or scope_of_assignment(record["id"])), target):
+                return True
+        return False
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    def create(
+        self,
+        scope: str,
+        name: str,
+        properties: dict[str, Any],
+        *,
+        now: datetime,
+        created_by: str | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create (or idempotently re-create) an assignment; returns (record, created)."""
+        if not _GUID.match(name):
+            raise errors.ROLE_ASSIGNMENT_ID_INVALID.error(name=name)
+        role_definition = str(properties.get("roleDefinitionId") or "")
+        principal_id = str(properties.get("principalId") or "")
+        if not role_definition:
+            raise errors.ROLE_ASSIGNMENT_INVALID.error(reason="properties.roleDefinitionId is required")
+        if not principal_id:
+            raise errors.ROLE_ASSIGNMENT_INVALID.error(reason="properties.principalId is required")
+        guid = guid_of_role_definition(role_definition)
+        role = ROLES_BY_GUID.get(guid)
+        if role is None:
+            raise errors.ROLE_DEFINITION_MISSING.error(role=guid)
+        canonical_scope = "/" + scope.strip("/") if scope.strip("/") else "/"
+        subscription = parse_id(canonical_scope).subscription_id
+        with self.store.transaction():
+            existing = self.store.get(assignment_id(canonical_scope, name))
+            if existing is not None:
+                props = existing["properties"]
+                same = (
+                    str(props.get("principalId", "")).lower() == principal_id.lower()
+                    and guid_of_role_definition(str(props.get("roleDefinitionId", ""))) == guid
+                )
+                if not same:
+                    raise errors.ROLE_ASSIGNMENT_UPDATE.error()
+                return existing, False
+            for other in self.list_for_scope(canonical_scope, AssignmentFilter(principal_id=principal_id)):
+                other_props = other["properties"]
+                if (
+                    id_key(str(other_props.get("scope", ""))) == id_key(canonical_scope)
+                    and guid_of_role_definition(str(other_props.get("roleDefinitionId", ""))) == guid
+                ):
+                    raise errors.ROLE_ASSIGNMENT_EXISTS.error()
+            stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            record = {
+                "id": assignment_id(canonical_scope, name),
+                "name": name,
+                "type": ROLE_ASSIGNMENT_TYPE,
+                "properties": {
+                    "roleDefinitionId": role_definition_id(role.guid, subscription),
+                    "principalId": principal_id,
+                    "principalType": properties.get("principalType") or "ServicePrincipal",
+                    "scope": canonical_scope,
+                    "condition": properties.get("condition"),
+                    "conditionVersion": properties.get("conditionVersion"),
+                    "description": properties.get("description"),
+                    "createdOn": stamp,
+                    "updatedOn": stamp,
+                    "createdBy": created_by,
+                    "updatedBy": created_by,
+                    "delegatedManagedIdentityResourceId": properties.get("delegatedManagedIdentityResourceId"),
+                },
+            }
+            return self.store.put(record), True
+
+    def delete(self, scope: str, name: str) -> dict[str, Any] | None:
+        """Remove the assignment; None when there was none (ARM answers 204 then)."""
+        with self.store.transaction():
+            record = self.store.get(assignment_id(scope, name))
+            if record is None or str(record.get("type", "")).lower() != ROLE_ASSIGNMENT_TYPE.lower():
+                return None
+            self.store.delete(record["id"], with_children=False)
+            return record
+
+    def drop_under(self, scopes: Iterable[str]) -> list[str]:
+        """Delete assignments at or below any of ``scopes`` (a moved resource's assignments are orphaned)."""
+        keys = [id_key(s) for s in scopes]
+        dropped = []
+        for record in self.all():
+            assigned = str(record.get("properties", {}).get("scope") or scope_of_assignment(record["id"]))
+            if any(scope_covers(k, assigned) for k in keys):
+                self.store.delete(record["id"], with_children=False)
+                dropped.append(record["id"])
+        return dropped
+
+
+def new_assignment_name() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,765 @@
+"""Microsoft.DataProtection (api-version 2025-07-01): Backup vaults, policies, backup instances, soft delete.
+
+Routes and status codes follow ``azure.mgmt.dataprotection`` 2.2.0 (``DataProtectionMgmtClient``) and the S-DP
+examples (``specification/dataprotection/resource-manager/Microsoft.DataProtection/stable/2025-07-01/examples``):
+
+==============================================  =============================================================
+operation                                       answer
+==============================================  =============================================================
+PUT backupVaults/{v} (new)                      201 + Azure-AsyncOperation (vault operationStatus), Retry-After
+PUT backupVaults/{v} (existing)                 200 (PutBackupVault.json)
+PATCH backupVaults/{v}                          202 + Azure-AsyncOperation + Location
+DELETE backupVaults/{v}                         202 + Azure-AsyncOperation (group operationStatus) + Location
+                                                (vault operationResults) (DeleteBackupVault.json); 204 if absent
+PUT/GET/DELETE backupPolicies/{p}               200 / 200 / 200 (204 if absent)
+POST validateForBackup                          202 + Azure-AsyncOperation + Location, both location-scoped
+                                                (D-diskrest); final GET on Location -> OperationJobExtendedInfo
+PUT backupInstances/{bi} (new)                  201 + Azure-AsyncOperation (PutBackupInstance.json)
+PUT backupInstances/{bi} (existing)             200
+DELETE backupInstances/{bi}                     202 + Azure-AsyncOperation + Location (DeleteBackupInstance.json)
+POST .../{stopProtection|suspendBackups|        202 + Azure-AsyncOperation + Location
+      resumeProtection|resumeBackups}
+POST deletedBackupInstances/{bi}/undelete       202 + Azure-AsyncOperation + Location (UndeleteDeleted...json)
+GET operationStatus (location, group, vault)    200 {id,name,status,startTime,endTime?,error?} (GetOperationStatus)
+GET operationResults (location, vault, bi)      202 while running; then 200 + result / 204
+==============================================  =============================================================
+
+Azure's rules and their sources: :mod:`sandbox.arm.providers.dataprotection_rules`; error codes and their
+provenance: :mod:`sandbox.arm.providers.dataprotection_errors`. Soft-deleted instances are purged lazily:
+every read or write that touches a vault first drops the deleted instances whose ``scheduledPurgeTime`` has
+passed on the virtual clock.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sandbox.arm.context import MovePlan, ProviderContext
+from sandbox.arm.errors import ArmError, not_found
+from sandbox.arm.http import Request, Response, no_content, ok
+from sandbox.arm.ids import id_key, parse_id
+from sandbox.arm.lro import Operation
+from sandbox.arm.providers import dataprotection_errors as errors
+from sandbox.arm.providers import dataprotection_rules as rules
+from sandbox.arm.providers.authorization_model import RoleAssignments
+from sandbox.arm.routing import ProviderRoutes, Router
+
+API_VERSIONS: Final = ("2025-07-01",)
+NAMESPACE: Final = "Microsoft.DataProtection"
+VAULT_TYPE: Final = "Microsoft.DataProtection/backupVaults"
+POLICY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupPolicies"
+INSTANCE_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupInstances"
+DELETED_TYPE: Final = "Microsoft.DataProtection/backupVaults/deletedBackupInstances"
+
+SUB: Final = "/subscriptions/{subscriptionId}"
+GROUP: Final = SUB + "/resourceGroups/{resourceGroupName}"
+VAULT: Final = GROUP + "/providers/Microsoft.DataProtection/backupVaults/{vaultName}"
+LOCATION: Final = SUB + "/providers/Microsoft.DataProtection/locations/{location}"
+
+#: modelled durations (Azure seconds) and the Retry-After the examples show
+DURATIONS: Final = {"vault": 20.0, "vault_delete": 20.0, "validate": 30.0, "instance": 60.0, "action": 30.0}
+RETRY_AFTER: Final = {"vault": 10.0, "validate": 10.0, "instance": 60.0, "action": 60.0}
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _region(location: str) -> str:
+    return location.replace(" ", "").lower()
+
+
+class DataProtectionProvider:
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.roles = RoleAssignments(ctx.store)
+
+    # == helpers ===============================================================================================
+    @staticmethod
+    def vault_id(req: Request) -> str:
+        p = req.params
+        return (f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+                f"/providers/Microsoft.DataProtection/backupVaults/{p['vaultName']}")
+
+    def require_vault(self, req: Request) -> dict[str, Any]:
+        vault_id = self.vault_id(req)
+        record = self.store.get(vault_id)
+        if record is None or str(record.get("type", "")).lower() != VAULT_TYPE.lower():
+            raise not_found(vault_id, VAULT_TYPE)
+        self.purge_expired(record["id"])
+        return record
+
+    def child_id(self, vault: dict[str, Any], collection: str, name: str) -> str:
+        return f"{vault['id']}/{collection}/{name}"
+
+    def begin(self, req: Request, *, kind: str, complete: Callable[[], Any] | None, async_url: str,
+              location_url: str | None = None, on_failure: Callable[[ArmError], None] | None = None,
+              duration: str | None = None) -> Operation:
+        return self.ctx.operations.begin(
+            req,
+            duration=DURATIONS[duration or kind],
+            complete=complete,
+            async_url=async_url,
+            location_url=location_url,
+            retry_after=RETRY_AFTER.get(kind, 10.0),
+            on_failure=on_failure,
+        )
+
+    # == soft delete bookkeeping ===============================================================================
+    def purge_expired(self, vault_id: str) -> list[str]:
+        """Drop soft-deleted instances whose retention has passed on the virtual clock."""
+        now = self.ctx.clock.now()
+        purged = []
+        with self.store.transaction():
+            for record in self.store.children(vault_id, resource_type=DELETED_TYPE, direct=True):
+                purge_at = record.get("properties", {}).get("deletionInfo", {}).get("scheduledPurgeTime")
+                if purge_at and _parse_iso(purge_at) <= now:
+                    self.store.delete(record["id"])
+                    purged.append(record["id"])
+        return purged
+
+    # == vaults ================================================================================================
+    def put_vault(self, req: Request) -> Response:
+        body = req.json_object()
+        vault_id = self.vault_id(req)
+        sub = req.params["subscriptionId"]
+        self.ctx.require_resource_group(sub, req.params["resourceGroupName"])
+        location = body.get("location")
+        if not isinstance(location, str) or not location:
+            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        props = body.get("properties")
+        if not isinstance(props, dict) or not isinstance(props.get("storageSettings"), list):
+            raise ArmError(400, "InvalidRequestContent",
+                           "The Backup vault needs 'properties.storageSettings' (a list of datastore settings).")
+        with self.store.transaction():
+            existing = self.store.get(vault_id)
+            if existing is not None:
+                return self._update_vault(req, existing, body, replace_properties=True)
+            tenant = self.ctx.require_subscription(sub).tenant_id
+            record = {
+                "id": vault_id,
+                "name": req.params["vaultName"],
+                "type": VAULT_TYPE,
+                "location": location,
+                "tags": body.get("tags") or {},
+                "identity": self._identity(body.get("identity"), None, tenant),
+                "properties": self._vault_properties(props, None, req.params["vaultName"]),
+                "systemData": self.ctx.system_data(req),
+            }
+            record["properties"]["provisioningState"] = "Provisioning"
+            self.store.put(record)
+
+        def complete() -> None:
+            with self.store.transaction():
+                current = self.store.get(vault_id)
+                if current is not None:
+                    current["properties"]["provisioningState"] = "Succeeded"
+                    self.store.put(current)
+
+        def failed(_error: ArmError) -> None:
+            with self.store.transaction():
+                current = self.store.get(vault_id)
+                if current is not None:
+                    current["properties"]["provisioningState"] = "Failed"
+                    self.store.put(current)
+
+        op = self.begin(req, kind="vault", complete=complete, on_failure=failed,
+                        async_url=f"{vault_id}/operationStatus/{{operationId}}")
+        return self.ctx.operations.accept(op, 201, self.render_vault(record))
+
+    def patch_vault(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        body = req.json_object()
+        with self.store.transaction():
+            return self._update_vault(req, vault, body, replace_properties=False)
+
+    def _update_vault(self, req: Request, existing: dict[str, Any], body: dict[str, Any], *,
+                      replace_properties: bool) -> Response:
+        name = existing["name"]
+        if "location" in body and not rules.same_location(str(body["location"]), existing["location"]):
+            raise errors.LOCATION_CHANGE.error(vault=name, current=existing["location"], wanted=body["location"])
+        updated = copy.deepcopy(existing)
+        props = body.get("properties") or {}
+        if not isinstance(props, dict):
+            raise ArmError(400, "InvalidRequestContent", "'properties' must be an object.")
+        if replace_properties:
+            merged = self._vault_properties(props, existing["properties"], name)
+        else:
+            merged = copy.deepcopy(existing["properties"])
+            for key, value in props.items():
+                if key == "securitySettings" and isinstance(value, dict):
+                    security = merged.setdefault("securitySettings", {})
+                    for sub_key, sub_value in value.items():
+                        security[sub_key] = {**security.get(sub_key, {}), **sub_value} if isinstance(
+                            sub_value, dict) else sub_value
+                else:
+                    merged[key] = value
+            merged = self._vault_properties(merged, existing["properties"], name)
+        merged["provisioningState"] = "Succeeded"
+        updated["properties"] = merged
+        if "tags" in body:
+            updated["tags"] = body.get("tags") or {}
+        if "identity" in body:
+            tenant = self.ctx.require_subscription(parse_id(existing["id"]).subscription_id or "").tenant_id
+            updated["identity"] = self._identity(body.get("identity"), existing.get("identity"), tenant)
+        updated["systemData"] = self.ctx.system_data(req, existing)
+        self.store.put(updated)
+        if replace_properties:
+            return ok(self.render_vault(updated))
+        op = self.begin(req, kind="vault", complete=None, async_url=f"{existing['id']}/operationStatus/{{operationId}}",
+                        location_url=f"{existing['id']}/operationResults/{{operationId}}")
+        return self.ctx.operations.accept(op, 202)
+
+    @staticmethod
+    def _identity(wanted: Any, existing: dict[str, Any] | None, tenant: str) -> dict[str, Any]:
+        kind = str((wanted or {}).get("type") or "None") if isinstance(wanted, dict) or wanted is None else "None"
+        if kind.lower() == "systemassigned":
+            if existing and str(existing.get("type", "")).lower() == "systemassigned" and existing.get("principalId"):
+                return {"type": "SystemAssigned", "principalId": existing["principalId"],
+                        "tenantId": existing.get("tenantId", tenant)}
+            return {"type": "SystemAssigned", "principalId": str(uuid.uuid4()), "tenantId": tenant}
+        if kind.lower() != "none":
+            raise errors.INVALID_ENUM.error(value=kind, field="identity.type", allowed="['None', 'SystemAssigned']")
+        return {"type": "None"}
+
+    @staticmethod
+    def _vault_properties(props: dict[str, Any], existing: dict[str, Any] | None, name: str) -> dict[str, Any]:
+        result = copy.deepcopy(props)
+        for readonly in ("provisioningState", "resourceMoveState", "resourceMoveDetails",
+                         "isVaultProtectedByResourceGuard", "secureScore", "bcdrSecurityLevel", "replicatedRegions"):
+            result.pop(readonly, None)
+        security = result.setdefault("securitySettings", {}) or {}
+        result["securitySettings"] = security
+        old_security = (existing or {}).get("securitySettings", {})
+        soft = security.get("softDeleteSettings") or copy.deepcopy(old_security.get("softDeleteSettings")) or {
+            "state": "On", "retentionDurationInDays": 14}
+        state = str(soft.get("state", "On"))
+        if state.lower() not in rules.SOFT_DELETE_ALIASES:
+            raise errors.INVALID_ENUM.error(value=state, field="securitySettings.softDeleteSettings.state",
+                                            allowed=list(rules.SOFT_DELETE_STATES))
+        days = soft.get("retentionDurationInDays", 14)
+        if not isinstance(days, int | float) or not rules.SOFT_DELETE_MIN_DAYS <= days <= rules.SOFT_DELETE_MAX_DAYS:
+            raise errors.SOFT_DELETE_RETENTION_RANGE.error(days=days)
+        old_soft = old_security.get("softDeleteSettings")
+        if old_soft and not rules.soft_delete_change_allowed(str(old_soft.get("state", "On")), state):
+            raise errors.SOFT_DELETE_ALWAYS_ON.error(vault=name, wanted=state)
+        security["softDeleteSettings"] = {"state": state, "retentionDurationInDays": days}
+        immut = security.get("immutabilitySettings") or old_security.get("immutabilitySettings")
+        if immut:
+            wanted = str(immut.get("state", "Disabled"))
+            if wanted.lower() not in {s.lower() for s in rules.IMMUTABILITY_STATES}:
+                raise errors.INVALID_ENUM.error(value=wanted, field="securitySettings.immutabilitySettings.state",
+                                                allowed=list(rules.IMMUTABILITY_STATES))
+            old_immut = old_security.get("immutabilitySettings")
+            if old_immut and not rules.immutability_change_allowed(str(old_immut.get("state", "Disabled")), wanted):
+                raise errors.IMMUTABILITY_LOCKED.error(vault=name, wanted=wanted)
+            security["immutabilitySettings"] = {"state": wanted}
+        return result
+
+    @staticmethod
+    def render_vault(record: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(record)
+        props = body["properties"]
+        props.setdefault("provisioningState", "Succeeded")
+        props["secureScore"] = "Adequate" if rules.soft_delete_active(
+            props["securitySettings"]["softDeleteSettings"]["state"]) else "Minimum"
+        props["bcdrSecurityLevel"] = "Good" if props["secureScore"] == "Adequate" else "Fair"
+        props.setdefault("resourceMoveState", "Unknown")
+        props.setdefault("isVaultProtectedByResourceGuard", False)
+        return body
+
+    def get_vault(self, req: Request) -> Response:
+        return ok(self.render_vault(self.require_vault(req)))
+
+    def list_vaults_in_subscription(self, req: Request) -> Response:
+        sub = req.params["subscriptionId"]
+        self.ctx.require_subscription(sub)
+        vaults = self.store.list(resource_type=VAULT_TYPE, subscription_id=sub)
+        return self.ctx.page(req, [self.render_vault(v) for v in vaults])
+
+    def list_vaults_in_group(self, req: Request) -> Response:
+        sub, group = req.params["subscriptionId"], req.params["resourceGroupName"]
+        self.ctx.require_resource_group(sub, group)
+        vaults = self.store.children(self.ctx.resource_group_id(sub, group), resource_type=VAULT_TYPE, direct=True)
+        return self.ctx.page(req, [self.render_vault(v) for v in vaults])
+
+    def delete_vault(self, req: Request) -> Response:
+        vault_id = self.vault_id(req)
+        record = self.store.get(vault_id)
+        if record is None:
+            return no_content()
+        self.purge_expired(vault_id)
+        blockers = []
+        for label, kind in (("backup instances", INSTANCE_TYPE), ("soft-deleted backup instances", DELETED_TYPE),
+                            ("backup policies", POLICY_TYPE)):
+            names = [r["name"] for r in self.store.children(vault_id, resource_type=kind, direct=True)]
+            if names:
+                blockers.append(f"{label}: {', '.join(names)}")
+        if blockers:
+            raise errors.VAULT_NOT_EMPTY.error(details="; ".join(blockers))
+
+        def complete() -> None:
+            self.store.delete(vault_id)
+
+        p = req.params
+        group_scope = f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+        op = self.begin(req, kind="vault", duration="vault_delete", complete=complete,
+                        async_url=f"{group_scope}/providers/Microsoft.DataProtection/operationStatus/{{operationId}}",
+                        location_url=f"{vault_id}/operationResults/{{operationId}}")
+        return self.ctx.operations.accept(op, 202)
+
+    # == policies ==============================================================================================
+    def put_policy(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        body = req.json_object()
+        props = body.get("properties")
+        if not isinstance(props, dict):
+            raise errors.POLICY_INVALID.error(reason="the body needs a 'properties' object")
+        if str(props.get("objectType", "")) != "BackupPolicy":
+            raise errors.POLICY_INVALID.error(reason="properties.objectType must be 'BackupPolicy'")
+        types = props.get("datasourceTypes")
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+            raise errors.POLICY_INVALID.error(reason="properties.datasourceTypes must be a non-empty list of strings")
+        policy_rules = props.get("policyRules")
+        if not isinstance(policy_rules, list) or not policy_rules:
+            raise errors.POLICY_INVALID.error(reason="properties.policyRules must be a non-empty list")
+        name = req.params["backupPolicyName"]
+        policy_id = self.child_id(vault, "backupPolicies", name)
+        existing = self.store.get(policy_id)
+        record = {"id": policy_id, "name": name, "type": POLICY_TYPE, "properties": copy.deepcopy(props),
+                  "systemData": self.ctx.system_data(req, existing)}
+        return ok(self.store.put(record))
+
+    def get_policy(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        policy_id = self.child_id(vault, "backupPolicies", req.params["backupPolicyName"])
+        record = self.store.get(policy_id)
+        if record is None:
+            raise not_found(policy_id, POLICY_TYPE)
+        return ok(record)
+
+    def list_policies(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        return self.ctx.page(req, self.store.children(vault["id"], resource_type=POLICY_TYPE, direct=True))
+
+    def delete_policy(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        policy_id = self.child_id(vault, "backupPolicies", req.params["backupPolicyName"])
+        with self.store.transaction():
+            if self.store.get(policy_id) is None:
+                return no_content()
+            key = id_key(policy_id)
+            blockers = ((INSTANCE_TYPE, errors.POLICY_IN_USE), (DELETED_TYPE, errors.POLICY_USED_BY_SOFT_DELETED))
+            for kind, spec in blockers:
+                for record in self.store.children(vault["id"], resource_type=kind, direct=True):
+                    if id_key(str(record["properties"].get("policyInfo", {}).get("policyId", ""))) == key:
+                        raise spec.error()
+            self.store.delete(policy_id)
+        return ok()
+
+    # == backup instance checks ================================================================================
+    def _check_instance(self, vault: dict[str, Any], props: Any, *, instance_id: str | None) -> dict[str, Any]:
+        """Synchronous checks shared by validateForBackup and PUT; returns the datasource record."""
+        if not isinstance(props, dict):
+            raise errors.INVALID_BACKUP_INSTANCE.error(reason="the backup instance needs a properties object")
+        if str(props.get("objectType", "")) != "BackupInstance":
+            raise errors.INVALID_BACKUP_INSTANCE.error(reason="objectType must be 'BackupInstance'")
+        info = props.get("dataSourceInfo")
+        if not isinstance(info, dict) or not info.get("resourceID") or not info.get("datasourceType"):
+            raise errors.INVALID_BACKUP_INSTANCE.error(
+                reason="dataSourceInfo with resourceID and datasourceType is required")
+        policy_id = str((props.get("policyInfo") or {}).get("policyId") or "")
+        if not policy_id:
+            raise errors.INVALID_BACKUP_INSTANCE.error(reason="policyInfo.policyId is required")
+        policy_name = parse_id(policy_id).name
+        if id_key(parse_id(policy_id).parent or "") != id_key(vault["id"]) or self.store.get(
+                self.child_id(vault, "backupPolicies", policy_name)) is None:
+            raise errors.POLICY_NOT_FOUND.error(policy=policy_id, vault=vault["id"])
+        datasource_id = str(info["resourceID"])
+        datasource = self.store.get(datasource_id)
+        workload = rules.workload_for(str(info["datasourceType"]))
+        if datasource is None or (workload is not None and str(datasource.get("type", "")).lower()
+                                  != workload.resource_type.lower()):
+            raise errors.DATASOURCE_NOT_FOUND.error(datasource=datasource_id)
+        self._check_not_protected(datasource_id, instance_id)
+        if workload is not None:
+            if workload.same_region and not rules.same_location(str(datasource.get("location", "")),
+                                                                 vault["location"]):
+                raise errors.REGION_MISMATCH.error(
+                    datasource=datasource_id, datasource_location=datasource.get("location"), vault=vault["name"],
+                    vault_location=vault["location"], workload=workload.friendly)
+            snapshot_group = self.snapshot_group(props)
+            problem = rules.snapshot_group_problem(datasource_id, snapshot_group, workload)
+            if problem is None and snapshot_group and workload.snapshot_group_roles and not self.store.exists(
+                    snapshot_group):
+                problem = "the resource group does not exist"
+            if problem is not None:
+                raise errors.SNAPSHOT_RG_INVALID.error(group=snapshot_group or "", reason=problem)
+        return datasource
+
+    def _check_not_protected(self, datasource_id: str, instance_id: str | None) -> None:
+        key = id_key(datasource_id)
+        for record in self.store.list(resource_type=INSTANCE_TYPE):
+            props = record.get("properties", {})
+            if id_key(str(props.get("dataSourceInfo", {}).get("resourceID", ""))) != key:
+                continue
+            if instance_id is not None and id_key(record["id"]) == id_key(instance_id):
+                continue
+            if props.get("currentProtectionState") == "ConfiguringProtectionFailed":
+                continue  # a failed configuration protects nothing (inferred)
+            raise errors.ALREADY_PROTECTED.error(vault=parse_id(record["id"]).parent)
+
+    @staticmethod
+    def snapshot_group(props: dict[str, Any]) -> str | None:
+        params = (props.get("policyInfo") or {}).get("policyParameters") or {}
+        for entry in params.get("dataStoreParametersList") or []:
+            if isinstance(entry, dict) and entry.get("resourceGroupId"):
+                return str(entry["resourceGroupId"])
+        return None
+
+    def missing_roles(self, vault_id: str, props: dict[str, Any]) -> list[str]:
+        """The roles the vault identity lacks for this instance (empty: permissions are complete)."""
+        info = props["dataSourceInfo"]
+        workload = rules.workload_for(str(info["datasourceType"]))
+        if workload is None:
+            return []  # no documented requirement for other datasource types: nothing to check
+        vault = self.store.get(vault_id) or {}
+        principal = str((vault.get("identity") or {}).get("principalId") or "")
+        grants = rules.required_grants(workload, str(info["resourceID"]), self.snapshot_group(props))
+        if not principal:
+            return [f"'{g.role}' {g.why} ({g.scope}): the vault has no system-assigned identity" for g in grants]
+        return [f"'{g.role}' {g.why} ({g.scope})" for g in grants
+                if not self.roles.holds_role(principal, g.role, g.scope)]
+
+    def _require_roles(self, vault_id: str, props: dict[str, Any]) -> None:
+        missing = self.missing_roles(vault_id, props)
+        if missing:
+            vault = self.store.get(vault_id) or {}
+            principal = (vault.get("identity") or {}).get("principalId") or "(none)"
+            raise errors.MISSING_PERMISSIONS.error(
+                details=f"The Backup vault's identity '{principal}' lacks: " + "; ".join(missing) + ".")
+
+    # == validate ==============================================================================================
+    def validate_for_backup(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        body = req.json_object()
+        instance = body.get("backupInstance")
+        self._check_instance(vault, instance, instance_id=None)
+        assert isinstance(instance, dict)
+        vault_id = vault["id"]
+
+        def complete() -> dict[str, Any]:
+            self._require_roles(vault_id, instance)
+            return {"jobId": str(uuid.uuid4()), "objectType": "OperationJobExtendedInfo"}
+
+        location = f"/subscriptions/{req.params['subscriptionId']}/providers/Microsoft.DataProtection/locations/" \
+                   f"{_region(vault['location'])}"
+        op = self.begin(req, kind="validate", complete=complete,
+                        async_url=f"{location}/operationStatus/{{operationId}}",
+                        location_url=f"{location}/operationResults/{{operationId}}")
+        return self.ctx.operations.accept(op, 202)
+
+    # == backup instances ======================================================================================
+    def put_instance(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        body = req.json_object()
+        props = body.get("properties")
+        name = req.params["backupInstanceName"]
+        instance_id = self.child_id(vault, "backupInstances", name)
+        with self.store.transaction():
+            self._check_instance(vault, props, instance_id=instance_id)
+            assert isinstance(props, dict)
+            existing = self.store.get(instance_id)
+            record = {
+                "id": instance_id,
+                "name": name,
+                "type": INSTANCE_TYPE,
+                "tags": body.get("tags") or (existing or {}).get("tags") or {},
+                "properties": self._instance_properties(props, existing),
+                "systemData": self.ctx.system_data(req, existing),
+            }
+            if existing is not None and existing["properties"].get("currentProtectionState") != \
+                    "ConfiguringProtectionFailed":
+                self._require_roles(vault["id"], record["properties"])
+                self.store.put(record)
+                return ok(self.render_instance(record))
+            record["properties"].update({"provisioningState": "Provisioning",
+                                         "currentProtectionState": "ConfiguringProtection",
+                                         "protectionStatus": {"status": "ConfiguringProtection"}})
+            self.store.put(record)
+        vault_id = vault["id"]
+
+        def complete() -> None:
+            self._require_roles(vault_id, record["properties"])
+            self._set_instance_state(instance_id, rules.CONFIGURED, provisioning="Succeeded")
+
+        def failed(error: ArmError) -> None:
+            self._set_instance_state(instance_id, "ConfiguringProtectionFailed", provisioning="Failed",
+                                     error={"code": error.code, "message": error.message})
+
+        op = self.begin(req, kind="instance", complete=complete, on_failure=failed,
+                        async_url=f"{vault_id}/operationStatus/{{operationId}}")
+        return self.ctx.operations.accept(op, 201, self.render_instance(record))
+
+    @staticmethod
+    def _instance_properties(props: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
+        result = copy.deepcopy(props)
+        for readonly in ("provisioningState", "protectionStatus", "currentProtectionState", "protectionErrorDetails"):
+            result.pop(readonly, None)
+        info = result["dataSourceInfo"]
+        info.setdefault("objectType", "Datasource")
+        info.setdefault("resourceName", parse_id(str(info["resourceID"])).name)
+        info.setdefault("resourceType", parse_id(str(info["resourceID"])).full_type)
+        result.setdefault("friendlyName", info.get("resourceName"))
+        policy = result.setdefault("policyInfo", {})
+        policy.setdefault("policyVersion", "")
+        if existing is not None:
+            for keep in ("provisioningState", "protectionStatus", "currentProtectionState"):
+                if keep in existing["properties"]:
+                    result[keep] = existing["properties"][keep]
+        else:
+            result["provisioningState"] = "Succeeded"
+            result["currentProtectionState"] = rules.CONFIGURED
+            result["protectionStatus"] = {"status": rules.CONFIGURED}
+        return result
+
+    def _set_instance_state(self, instance_id: str, state: str, *, provisioning: str = "Succeeded",
+                            error: dict[str, Any] | None = None) -> None:
+        with self.store.transaction():
+            record = self.store.get(instance_id)
+            if record is None:
+                return
+            props = record["properties"]
+            props["currentProtectionState"] = state
+            props["provisioningState"] = provisioning
+            status: dict[str, Any] = {"status": rules.protection_status(state)}
+            if error is not None:
+                status["errorDetails"] = error
+            props["protectionStatus"] = status
+            self.store.put(record)
+
+    @staticmethod
+    def render_instance(record: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy(record)
+
+    def require_instance(self, req: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        vault = self.require_vault(req)
+        instance_id = self.child_id(vault, "backupInstances", req.params["backupInstanceName"])
+        record = self.store.get(instance_id)
+        if record is None:
+            raise not_found(instance_id, INSTANCE_TYPE)
+        return vault, record
+
+    def get_instance(self, req: Request) -> Response:
+        _vault, record = self.require_instance(req)
+        return ok(self.render_instance(record))
+
+    def list_instances(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        records = self.store.children(vault["id"], resource_type=INSTANCE_TYPE, direct=True)
+        return self.ctx.page(req, [self.render_instance(r) for r in records])
+
+    def delete_instance(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        instance_id = self.child_id(vault, "backupInstances", req.params["backupInstanceName"])
+        if self.store.get(instance_id) is None:
+            return no_content()
+        vault_id = vault["id"]
+
+        def complete() -> None:
+            self._remove_instance(vault_id, instance_id)
+
+        op = self.begin(req, kind="action", complete=complete,
+                        async_url=f"{vault_id}/operationStatus/{{operationId}}",
+                        location_url=f"{instance_id}/operationResults/{{operationId}}")
+        return self.ctx.operations.accept(op, 202)
+
+    def _remove_instance(self, vault_id: str, instance_id: str) -> None:
+        with self.store.transaction():
+            record = self.store.get(instance_id)
+            vault = self.store.get(vault_id)
+            if record is None:
+                return
+            self.store.delete(instance_id)
+            soft = (vault or {}).get("properties", {}).get("securitySettings", {}).get("softDeleteSettings", {})
+            if not vault or not rules.soft_delete_active(str(soft.get("state", "On"))):
+                return
+            now = self.ctx.clock.now()
+            days = float(soft.get("retentionDurationInDays", 14))
+            props = record["properties"]
+            props.update({
+                "objectType": "DeletedBackupInstance",
+                "provisioningState": "Succeeded",
+                "currentProtectionState": "SoftDeleted",
+                "protectionStatus": {"status": "SoftDeleted"},
+                "deletionInfo": {
+                    "deletionTime": _iso(now),
+                    "billingEndDate": _iso(now + timedelta(days=days)),
+                    "scheduledPurgeTime": _iso(now + timedelta(days=days)),
+                    "deleteActivityID": str(uuid.uuid4()),
+                },
+            })
+            deleted = {"id": f"{vault_id}/deletedBackupInstances/{record['name']}", "name": record["name"],
+                       "type": DELETED_TYPE, "properties": props}
+            self.store.put(deleted)
+
+    def instance_action(self, action: str) -> Callable[[Request], Response]:
+        allowed_from, target = rules.TRANSITIONS[action]
+
+        def handle(req: Request) -> Response:
+            vault, record = self.require_instance(req)
+            state = str(record["properties"].get("currentProtectionState", ""))
+            if state not in allowed_from:
+                raise errors.INSTANCE_STATE.error(operation=action, instance=record["name"], state=state)
+            instance_id = record["id"]
+
+            def complete() -> None:
+                self._set_instance_state(instance_id, target)
+
+            op = self.begin(req, kind="action", complete=complete,
+                            async_url=f"{vault['id']}/operationStatus/{{operationId}}",
+                            location_url=f"{instance_id}/operationResults/{{operationId}}")
+            return self.ctx.operations.accept(op, 202)
+
+        return handle
+
+    # == deleted instances =====================================================================================
+    def require_deleted(self, req: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        vault = self.require_vault(req)
+        name = req.params["backupInstanceName"]
+        record = self.store.get(self.child_id(vault, "deletedBackupInstances", name))
+        if record is None:
+            raise errors.DELETED_INSTANCE_NOT_FOUND.error(vault=vault["name"], instance=name)
+        return vault, record
+
+    def get_deleted(self, req: Request) -> Response:
+        return ok(self.require_deleted(req)[1])
+
+    def list_deleted(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        return self.ctx.page(req, self.store.children(vault["id"], resource_type=DELETED_TYPE, direct=True))
+
+    def undelete(self, req: Request) -> Response:
+        vault, deleted = self.require_deleted(req)
+        datasource_id = str(deleted["properties"].get("dataSourceInfo", {}).get("resourceID", ""))
+        instance_id = self.child_id(vault, "backupInstances", deleted["name"])
+        self._check_not_protected(datasource_id, None)
+        if self.store.exists(instance_id):
+            raise errors.INSTANCE_STATE.error(operation="undelete", instance=deleted["name"], state="exists")
+        deleted_id = deleted["id"]
+
+        def complete() -> None:
+            with self.store.transaction():
+                record = self.store.get(deleted_id)
+                if record is None:
+                    raise errors.DELETED_INSTANCE_NOT_FOUND.error(vault=vault["name"], instance=deleted["name"])
+                self._check_not_protected(datasource_id, None)
+                props = record["properties"]
+                props.pop("deletionInfo", None)
+                props["objectType"] = "BackupInstance"
+                self.store.delete(deleted_id)
+                self.store.put({"id": instance_id, "name": record["name"], "type": INSTANCE_TYPE, "tags": {},
+                                "properties": props})
+            self._set_instance_state(instance_id, rules.STOPPED)
+
+        op = self.begin(req, kind="action", complete=complete,
+                        async_url=f"{vault['id']}/operationStatus/{{operationId}}",
+                        location_url=f"{instance_id}/operationResults/{{operationId}}")
+        return self.ctx.operations.accept(op, 202)
+
+    # == operations ============================================================================================
+    def operation_status(self, req: Request) -> Response:
+        return self.ctx.operations.status_response(req.params["operationId"])
+
+    def operation_result(self, req: Request) -> Response:
+        return self.ctx.operations.result_response(req.params["operationId"])
+
+    # == moves =================================================================================================
+    def guard_move(self, plan: MovePlan) -> None:
+        """A Backup vault never changes tenant (D-bv: ``UserErrorCrossTenantMSIMoveNotSupported``)."""
+        for resource in plan.resources:
+            if str(resource.get("type", "")).lower() != VAULT_TYPE.lower():
+                continue
+            identity = resource.get("identity") or {}
+            identity_tenant = str(identity.get("tenantId") or plan.source_tenant)
+            if plan.cross_tenant or identity_tenant.lower() != plan.target_tenant.lower():
+                raise errors.CROSS_TENANT_MOVE.error(vault=resource.get("name"), tenant=identity_tenant)
+
+    def after_move(self, pairs: list[tuple[str, str]]) -> None:
+        """Instances that moved with their vault keep pointing at the vault's (moved) policies."""
+        for old_vault, new_vault in [(old, new) for old, new in pairs if self._is_vault(new)]:
+            for kind in (INSTANCE_TYPE, DELETED_TYPE):
+                for record in self.store.children(new_vault, resource_type=kind, direct=True):
+                    policy = record["properties"].get("policyInfo", {})
+                    policy_id = str(policy.get("policyId", ""))
+                    if id_key(policy_id).startswith(id_key(old_vault) + "/"):
+                        policy["policyId"] = new_vault + policy_id[len(old_vault.rstrip("/")):]
+                        self.store.put(record)
+
+    def _is_vault(self, resource_id: str) -> bool:
+        record = self.store.get(resource_id)
+        return record is not None and str(record.get("type", "")).lower() == VAULT_TYPE.lower()
+
+
+def register(router: Router, ctx: ProviderContext) -> DataProtectionProvider:
+    provider = DataProtectionProvider(ctx)
+    routes = router.provider(NAMESPACE, API_VERSIONS)
+    _register_vaults(routes, provider)
+    _register_instances(routes, provider)
+    _register_operations(routes, provider)
+    ctx.add_move_guard(provider.guard_move)
+    ctx.on_moved(provider.after_move)
+    return provider
+
+
+def _register_vaults(routes: ProviderRoutes, p: DataProtectionProvider) -> None:
+    routes.add("PUT", VAULT, p.put_vault)
+    routes.add("GET", VAULT, p.get_vault)
+    routes.add("PATCH", VAULT, p.patch_vault)
+    routes.add("DELETE", VAULT, p.delete_vault)
+    routes.add("GET", SUB + "/providers/Microsoft.DataProtection/backupVaults", p.list_vaults_in_subscription)
+    routes.add("GET", GROUP + "/providers/Microsoft.DataProtection/backupVaults", p.list_vaults_in_group)
+    policy = VAULT + "/backupPolicies/{backupPolicyName}"
+    routes.add("PUT", policy, p.put_policy)
+    routes.add("GET", policy, p.get_policy)
+    routes.add("DELETE", policy, p.delete_policy)
+    routes.add("GET", VAULT + "/backupPolicies", p.list_policies)
+
+
+def _register_instances(routes: ProviderRoutes, p: DataProtectionProvider) -> None:
+    routes.add("POST", VAULT + "/validateForBackup", p.validate_for_backup,
+               operation="Microsoft.DataProtection/backupVaults/validateForBackup/action")
+    instance = VAULT + "/backupInstances/{backupInstanceName}"
+    routes.add("PUT", instance, p.put_instance)
+    routes.add("GET", instance, p.get_instance)
+    routes.add("DELETE", instance, p.delete_instance)
+    routes.add("GET", VAULT + "/backupInstances", p.list_instances)
+    for action in rules.TRANSITIONS:
+        routes.add("POST", f"{instance}/{action}", p.instance_action(action),
+                   operation=f"Microsoft.DataProtection/backupVaults/backupInstances/{action}/action")
+    deleted = VAULT + "/deletedBackupInstances/{backupInstanceName}"
+    routes.add("GET", deleted, p.get_deleted)
+    routes.add("GET", VAULT + "/deletedBackupInstances", p.list_deleted)
+    routes.add("POST", deleted + "/undelete", p.undelete,
+               operation="Microsoft.DataProtection/backupVaults/deletedBackupInstances/undelete/action")
+
+
+def _register_operations(routes: ProviderRoutes, p: DataProtectionProvider) -> None:
+    for status in (LOCATION + "/operationStatus/{operationId}",
+                   GROUP + "/providers/Microsoft.DataProtection/operationStatus/{operationId}",
+                   VAULT + "/operationStatus/{operationId}"):
+        routes.add("GET", status, p.operation_status, events=False)
+    for result in (LOCATION + "/operationResults/{operationId}",
+                   GROUP + "/providers/Microsoft.DataProtection/operationResults/{operationId}",
+                   VAULT + "/operationResults/{operationId}",
+                   VAULT + "/backupInstances/{backupInstanceName}/operationResults/{operationId}"):
+        routes.add("GET", result, p.operation_result, events=False)
