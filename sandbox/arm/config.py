@@ -1,0 +1,128 @@
+"""Sandbox configuration: subscriptions and tenants, time scale, paging, and the realism knobs.
+
+Throttling, latency and faults are OFF by default and switched on here (or at run time through the admin
+API / ``ArmSandbox.configure_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TENANT = "11111111-1111-4111-8111-111111111111"
+OTHER_TENANT = "22222222-2222-4222-8222-222222222222"
+DEFAULT_SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
+SECOND_SUBSCRIPTION = "00000000-0000-4000-8000-000000000002"
+DEFAULT_PRINCIPAL = "00000000-0000-0000-0000-00000000a11c"
+KINDS = ("read", "write", "delete", "action")
+
+
+@dataclass(frozen=True)
+class SubscriptionSpec:
+    subscription_id: str
+    tenant_id: str = DEFAULT_TENANT
+    display_name: str = ""
+    state: str = "Enabled"
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    capacity: int
+    refill_per_second: float
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    """ARM's token buckets per subscription + principal (Azure docs: request-limits-and-throttling)."""
+
+    enabled: bool = False
+    reads: BucketSpec = BucketSpec(250, 25)
+    writes: BucketSpec = BucketSpec(200, 10)
+    deletes: BucketSpec = BucketSpec(200, 10)
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """Base latency per op kind, in Azure (virtual) seconds; slept on the virtual clock."""
+
+    enabled: bool = False
+    seconds: Mapping[str, float] = field(
+        default_factory=lambda: {"read": 0.08, "write": 0.4, "delete": 0.3, "action": 0.3}
+    )
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Seeded faults. Probabilities per op kind (read/write/delete/action); all zero = off.
+
+    Decisions are a pure function of (seed, kind, method, path, how many times that path was called), so
+    a sequential run is reproducible from its seed.
+    """
+
+    seed: int = 0
+    server_error: Mapping[str, float] = field(default_factory=dict)  # 500/503 answers
+    throttle_storm: Mapping[str, float] = field(default_factory=dict)  # chance a request starts a 429 storm
+    storm_seconds: float = 30.0  # a storm 429s every request of that kind for this long (Azure seconds)
+    connection_reset: Mapping[str, float] = field(default_factory=dict)  # socket closed, no answer
+    lro_slow: float = 0.0  # chance an LRO takes lro_slow_factor x its modelled duration
+    lro_slow_factor: float = 10.0
+    lro_fail: float = 0.0  # chance an LRO ends Failed (InternalServerError) instead of applying its change
+
+    @property
+    def active(self) -> bool:
+        return any(
+            any(v > 0 for v in m.values())
+            for m in (self.server_error, self.throttle_storm, self.connection_reset)
+        ) or self.lro_slow > 0 or self.lro_fail > 0
+
+
+@dataclass(frozen=True)
+class EventDeliveryConfig:
+    """Event Grid delivery: at least once, optional duplicates and reordering, retries on failure."""
+
+    seed: int = 0
+    duplicate_probability: float = 0.0
+    reorder_jitter_seconds: float = 0.0  # each delivery is delayed by U(0, jitter) Azure seconds
+    #: Event Grid's documented schedule (Azure seconds), then every 12 h; capped by max_attempts.
+    retry_schedule: tuple[float, ...] = (10, 30, 60, 300, 600, 1800, 3600, 10800, 21600)
+    max_attempts: int = 30
+    webhook_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    subscriptions: tuple[SubscriptionSpec, ...] = (
+        SubscriptionSpec(DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, "Sandbox Production"),
+        SubscriptionSpec(SECOND_SUBSCRIPTION, DEFAULT_TENANT, "Sandbox Development"),
+    )
+    #: tenants that exist even without a subscription (targets of subscription moves)
+    extra_tenants: tuple[str, ...] = (OTHER_TENANT,)
+    default_principal_id: str = DEFAULT_PRINCIPAL
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: virtual seconds per real second (ignored when ``clock`` is given)
+    scale: float = 1.0
+    clock_start: datetime | None = None
+    clock: Any = None  # a sandbox.clock.VirtualClock to share (e.g. with the Durable runner)
+    page_size: int = 100
+    #: JSON snapshot file: loaded at start when present, written on stop and after changes
+    state_file: Path | None = None
+    #: where certificates go (a temp dir when None)
+    state_dir: Path | None = None
+    token_lifetime_seconds: int = 3600
+    #: the aeg-sas-key custom topics accept
+    topic_key: str = "sandbox-topic-key"
+    #: default modelled LRO durations (Azure seconds) providers may use
+    lro_seconds: float = 30.0
+    #: how wait hints are sent: "azure" (Retry-After, whole Azure seconds), "fast" (retry-after-ms in real
+    #: ms), "auto" (azure at clock scale 1, else fast) -- see sandbox.arm.lro.retry_after_headers
+    retry_after: str = "auto"
+    #: provider module names to load (None = every module discovered in sandbox/arm/providers)
+    providers: tuple[str, ...] | None = None
+    throttle: ThrottleConfig = ThrottleConfig()
+    latency: LatencyConfig = LatencyConfig()
+    faults: FaultConfig = FaultConfig()
+    events: EventDeliveryConfig = EventDeliveryConfig()

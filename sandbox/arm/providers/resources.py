@@ -1,0 +1,163 @@
+"""``Microsoft.Resources``: subscriptions, tenants, resource groups, generic resource get/list, moves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.arm.context import ProviderContext
+from sandbox.arm.errors import ArmError, resource_group_not_found
+from sandbox.arm.http import Request, Response, no_content, ok
+from sandbox.arm.ids import parse_id
+from sandbox.arm.routing import Router
+
+PROVIDER = "Microsoft.Resources"
+API_VERSIONS = ("2021-04-01", "2022-09-01", "2022-12-01", "2023-07-01", "2024-03-01", "2024-11-01", "2025-04-01")
+RG_TYPE = "Microsoft.Resources/resourceGroups"
+SUBS = "/subscriptions/{subscriptionId}"
+RG = SUBS + "/resourcegroups/{resourceGroupName}"
+DELETE_GROUP_SECONDS = 20.0
+
+
+def _subscription_body(spec: Any) -> dict[str, Any]:
+    return {
+        "id": f"/subscriptions/{spec.subscription_id}",
+        "authorizationSource": "RoleBased",
+        "subscriptionId": spec.subscription_id,
+        "tenantId": spec.tenant_id,
+        "displayName": spec.display_name or spec.subscription_id,
+        "state": spec.state,
+        "subscriptionPolicies": {
+            "locationPlacementId": "Public_2014-09-01",
+            "quotaId": "PayAsYouGo_2014-09-01",
+            "spendingLimit": "Off",
+        },
+    }
+
+
+def register(router: Router, ctx: ProviderContext) -> None:
+    rp = router.provider(PROVIDER, API_VERSIONS)
+
+    # -- subscriptions and tenants --------------------------------------------------------------
+    @rp.get("/subscriptions", check_scope=False)
+    def list_subscriptions(req: Request) -> Response:
+        assert req.principal is not None
+        mine = [s for s in ctx.subscriptions.all() if s.tenant_id.lower() == req.principal.tenant_id.lower()]
+        return ctx.page(req, [_subscription_body(s) for s in mine])
+
+    @rp.get(SUBS)
+    def get_subscription(req: Request) -> Response:
+        return ok(_subscription_body(ctx.require_subscription(req.param("subscriptionId"))))
+
+    @rp.get("/tenants", check_scope=False)
+    def list_tenants(req: Request) -> Response:
+        tenants = [
+            {"id": f"/tenants/{t}", "tenantId": t, "tenantCategory": "Home", "displayName": f"Sandbox tenant {t[:8]}"}
+            for t in ctx.subscriptions.tenants()
+        ]
+        return ctx.page(req, tenants, page_size=1000)
+
+    # -- resource groups ------------------------------------------------------------------------
+    def group_id(req: Request) -> str:
+        return ctx.resource_group_id(req.param("subscriptionId"), req.param("resourceGroupName"))
+
+    @rp.put(RG)
+    def put_group(req: Request) -> Response:
+        body = req.json_object()
+        location = body.get("location")
+        rid = group_id(req)
+        ctx.require_group_unlocked(req.param("subscriptionId"), req.param("resourceGroupName"))
+        with ctx.store.transaction():
+            existing = ctx.store.get(rid)
+            if existing is None and not location:
+                raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+            if existing is not None and location and location.lower() != existing["location"].lower():
+                raise ArmError(
+                    409,
+                    "InvalidResourceGroupLocation",
+                    f"Invalid resource group location '{location}'. The Resource group already exists in location "
+                    f"'{existing['location']}'.",
+                )
+            record = {
+                "id": rid,
+                "name": req.param("resourceGroupName") if existing is None else existing["name"],
+                "type": RG_TYPE,
+                "location": existing["location"] if existing else location,
+                "tags": body.get("tags", (existing or {}).get("tags", {})),
+                "properties": {"provisioningState": "Succeeded"},
+            }
+            if body.get("managedBy"):
+                record["managedBy"] = body["managedBy"]
+            stored = ctx.store.put(record)
+        return Response(200 if existing else 201, stored)
+
+    @rp.get(RG)
+    def get_group(req: Request) -> Response:
+        record = ctx.store.get(group_id(req))
+        if record is None:
+            raise resource_group_not_found(req.param("resourceGroupName"))
+        return ok(record)
+
+    @rp.head(RG)
+    def head_group(req: Request) -> Response:
+        return Response(204 if ctx.store.exists(group_id(req)) else 404)
+
+    @rp.patch(RG)
+    def patch_group(req: Request) -> Response:
+        body = req.json_object()
+        rid = group_id(req)
+        with ctx.store.transaction():
+            record = ctx.store.get(rid)
+            if record is None:
+                raise resource_group_not_found(req.param("resourceGroupName"))
+            if "tags" in body:
+                record["tags"] = body["tags"] or {}
+            return ok(ctx.store.put(record))
+
+    @rp.delete(RG)
+    def delete_group(req: Request) -> Response:
+        rid = group_id(req)
+        sub, name = req.param("subscriptionId"), req.param("resourceGroupName")
+        if not ctx.store.exists(rid):
+            raise resource_group_not_found(name)
+        ctx.require_group_unlocked(sub, name)
+
+        def complete() -> None:
+            ctx.store.delete(rid)
+
+        op = ctx.operations.begin(
+            req,
+            duration=DELETE_GROUP_SECONDS,
+            complete=complete,
+            location_url=f"/subscriptions/{sub}/operationresults/{{operationId}}",
+            retry_after=15,
+        )
+        return ctx.operations.accept(op, 202)
+
+    @rp.get(SUBS + "/operationresults/{operationId}", events=False)
+    def operation_result(req: Request) -> Response:
+        return ctx.operations.result_response(req.param("operationId"))
+
+    @rp.get(SUBS + "/resourcegroups")
+    def list_groups(req: Request) -> Response:
+        ctx.require_subscription(req.param("subscriptionId"))
+        groups = ctx.store.children(f"/subscriptions/{req.param('subscriptionId')}", resource_type=RG_TYPE)
+        wanted = ctx.filter(req, ("tagName", "tagValue"))
+        return ctx.page(req, [g for g in groups if _tag_match(g, wanted)])
+
+
+def _tag_match(resource: dict[str, Any], wanted: dict[str, str]) -> bool:
+    if "tagName" not in wanted:
+        if "tagValue" in wanted:
+            raise ArmError(400, "InvalidFilter", "The $filter 'tagValue' needs 'tagName'.")
+        return True
+    tags = {k.lower(): v for k, v in (resource.get("tags") or {}).items()}
+    if wanted["tagName"].lower() not in tags:
+        return False
+    return "tagValue" not in wanted or tags[wanted["tagName"].lower()] == wanted["tagValue"]
+
+
+def top_level(resource_id: str) -> bool:
+    return len(parse_id(resource_id).types) == 1
+
+
+__all__ = ["PROVIDER", "no_content", "register"]
