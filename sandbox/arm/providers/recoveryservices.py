@@ -1,0 +1,629 @@
+"""Microsoft.RecoveryServices (api-version 2025-02-01): vaults, Azure Backup, and Site Recovery (for teardown).
+
+Routes follow what ``azure.mgmt.recoveryservices`` 4.3.0 (``RecoveryServicesClient``) and
+``azure.mgmt.recoveryservicesbackup`` 11.2.0 (``RecoveryServicesBackupClient``) send, and the S-RS / S-RSB
+examples. ``V`` = ``/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.RecoveryServices/vaults/{v}``.
+
+==================================================  ===========================================================
+operation                                           answer
+==================================================  ===========================================================
+PUT V                                               201 new / 200 existing, provisioningState Succeeded (PUTVault)
+GET V, GET .../vaults (sub, group)                  200 (GETVault, ListBySubscriptionIds), paged
+PATCH V                                             202 + Azure-AsyncOperation V/operationStatus/{id} + Location
+                                                    V/operationResults/{id} + Retry-After (PATCHVault)
+DELETE V                                            202 + the same headers (DeleteVault); 204 when absent;
+                                                    400 when not empty / soft-deleted items
+GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*)
+POST .../locations/{r}/backupStatus                 200 (GetBackupStatus)
+GET|PUT V/backupPolicies[/{p}]                      200 (ProtectionPolicies_Get, v2-Get-Policy)
+POST V/backupFabrics/Azure/refreshContainers        202 + Location .../backupFabrics/Azure/operationResults/{id}
+                                                    (RefreshContainers); that Location: 202 then 204
+GET V/backupProtectableItems?$filter                200 (BackupProtectableItems_List)
+PUT  .../protectedItems/{i}                         202 + Location .../operationResults/{id} + Azure-AsyncOperation
+                                                    .../operationsStatus/{id} + Retry-After (ConfigureProtection,
+                                                    StopProtection); operationResults: 202 / 200 item
+DELETE .../protectedItems/{i}                       202 + Azure-AsyncOperation V/backupOperations/{id} + Location
+                                                    V/backupOperationResults/{id} (ProtectedItem_Delete)
+GET V/backupProtectedItems?$filter                  200 (BackupProtectedItems_List)
+GET V/backupProtectionContainers?$filter            200 (ProtectionContainers_List)
+PUT|GET|DELETE .../protectionContainers/{c}         202 register / 200 / 202 unregister + Location +
+                                                    Azure-AsyncOperation (ProtectionContainers_Unregister)
+GET V/backupEngines[/{e}]                           200 (BackupEngines_List)
+DELETE V/registeredIdentities/{name}                204
+GET V/backupProtectionIntents, GET|PUT|DELETE       200 / 200 / 204
+   V/backupFabrics/{f}/backupProtectionIntent/{n}
+GET|DELETE V/privateEndpointConnections/{n}         200 / 202 (+ operationsStatus)
+GET|PUT|DELETE V/backupResourceGuardProxies/{n}     200 / 200 / 200 (204 absent); POST .../unlockDelete 200
+Site Recovery (replicationFabrics/...)              see :mod:`sandbox.arm.providers.siterecovery_routes`
+==================================================  ===========================================================
+
+State and rules live in :mod:`recoveryservices_model`; JSON in :mod:`recoveryservices_views`; error codes and
+their provenance in :mod:`recoveryservices_errors`. Seeding helpers for kinds that need an on-premises agent
+(MARS, DPM, MABS) or a network resource (private endpoints) are methods of :class:`RecoveryServicesModel`,
+reached with :func:`recovery_services` (``recovery_services(sandbox).model.seed_mars_server(vault_id, "srv")``)
+or over HTTP at ``/sandbox/recoveryservices/...`` (see :class:`RecoveryServicesProvider.admin_routes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.arm.context import MovePlan, ProviderContext
+from sandbox.arm.errors import ArmError
+from sandbox.arm.http import Request, Response, created, no_content, ok
+from sandbox.arm.ids import id_key, parse_id
+from sandbox.arm.lro import Operation
+from sandbox.arm.providers import recoveryservices_views as views
+from sandbox.arm.providers.recoveryservices_kinds import canonical_container_name, canonical_item_name
+from sandbox.arm.providers.recoveryservices_model import (
+    VAULT_TYPE,
+    Pending,
+    RecoveryServicesModel,
+    Timing,
+    VaultState,
+)
+from sandbox.arm.routing import ProviderRoutes, Router
+
+PROVIDER = "Microsoft.RecoveryServices"
+NAMESPACE = PROVIDER
+API_VERSIONS = ("2025-02-01",)
+#: registeredIdentities is documented with 2016-06-01 (D-delvault); the SDK sends the client's version.
+REGISTERED_IDENTITY_VERSIONS = ("2025-02-01", "2016-06-01")
+
+SUB = "/subscriptions/{subscriptionId}"
+GROUP = SUB + "/resourceGroups/{resourceGroupName}"
+V = GROUP + "/providers/Microsoft.RecoveryServices/vaults/{vaultName}"
+FABRIC = V + "/backupFabrics/{fabricName}"
+CONTAINER = FABRIC + "/protectionContainers/{containerName}"
+ITEM = CONTAINER + "/protectedItems/{protectedItemName}"
+
+
+class StoreLookup:
+    """Other providers' resources, read from the shared store (VMs, storage accounts)."""
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.store = ctx.store
+
+    def get(self, resource_id: str) -> dict[str, Any] | None:
+        return self.store.get(resource_id)
+
+    def list(self, resource_type: str, subscription_id: str) -> list[dict[str, Any]]:
+        return self.store.list(resource_type=resource_type, subscription_id=subscription_id)
+
+
+class RecoveryServicesProvider:
+    def __init__(self, ctx: ProviderContext, timing: Timing | None = None) -> None:
+        self.ctx = ctx
+        self.model = RecoveryServicesModel(ctx.clock, StoreLookup(ctx), timing)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def settle(self) -> None:
+        """Bring the model up to the clock: finished LROs, first backups, purges; forget deleted groups."""
+        self.ctx.operations.settle_due()
+        with self.model.lock:
+            for key, vault in list(self.model.vaults.items()):
+                if not self.ctx.store.exists(vault.id):
+                    self.model.vaults.pop(key, None)  # its group was deleted (ARM deletes what is inside)
+            self.model.settle()
+
+    @staticmethod
+    def vault_id(req: Request) -> str:
+        p = req.params
+        return (
+            f"/subscriptions/{p['subscriptionId']}/resourceGroups/{p['resourceGroupName']}"
+            f"/providers/Microsoft.RecoveryServices/vaults/{p['vaultName']}"
+        )
+
+    def vault(self, req: Request) -> VaultState:
+        return self.model.vault(self.vault_id(req))
+
+    def sync(self, vault: VaultState) -> None:
+        """Mirror the vault into the shared store (generic resource reads, moves, group deletes see it)."""
+        record = views.vault_json(self.model, vault)
+        private = self.ctx.store.private(vault.id) if self.ctx.store.exists(vault.id) else {}
+        private["recoveryServicesVault"] = vault.uid
+        self.ctx.store.put(record, private)
+
+    def begin(
+        self,
+        req: Request,
+        pending: Pending,
+        *,
+        async_url: str | None,
+        location_url: str | None,
+        done_status: int = 204,
+    ) -> Operation:
+        return self.ctx.operations.begin(
+            req,
+            duration=pending.seconds,
+            complete=pending.effect,
+            async_url=async_url,
+            location_url=location_url,
+            retry_after=self.model.timing.retry_after,
+            done_status=done_status,
+        )
+
+    def guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def run(req: Request) -> Response:
+            self.settle()
+            return handler(req)
+
+        return run
+
+    # -- vaults ------------------------------------------------------------------------------------
+    def put_vault(self, req: Request) -> Response:
+        sub = req.params["subscriptionId"]
+        self.ctx.require_resource_group(sub, req.params["resourceGroupName"])
+        self.ctx.require_group_unlocked(sub, req.params["resourceGroupName"])
+        tenant = self.ctx.require_subscription(sub).tenant_id
+        vault, is_new = self.model.put_vault(self.vault_id(req), req.json_object(), tenant_id=tenant)
+        self.sync(vault)
+        body = views.vault_json(self.model, vault)
+        return created(body) if is_new else ok(body)
+
+    def get_vault(self, req: Request) -> Response:
+        return ok(views.vault_json(self.model, self.vault(req)))
+
+    def patch_vault(self, req: Request) -> Response:
+        self.ctx.require_group_unlocked(req.params["subscriptionId"], req.params["resourceGroupName"])
+        vault, pending = self.model.patch_vault(self.vault_id(req), req.json_object())
+        self.sync(vault)
+        op = self.begin(
+            req,
+            pending,
+            async_url=f"{vault.id}/operationStatus/{{operationId}}",
+            location_url=f"{vault.id}/operationResults/{{operationId}}",
+        )
+        return self.ctx.operations.accept(op)
+
+    def delete_vault(self, req: Request) -> Response:
+        vault_id = self.vault_id(req)
+        self.ctx.require_group_unlocked(req.params["subscriptionId"], req.params["resourceGroupName"])
+        pending = self.model.delete_vault(vault_id)
+        if pending is None:
+            return no_content()
+        self.ctx.store.delete(vault_id)
+        op = self.begin(
+            req,
+            pending,
+            async_url=f"{vault_id}/operationStatus/{{operationId}}",
+            location_url=f"{vault_id}/operationResults/{{operationId}}",
+        )
+        return self.ctx.operations.accept(op)
+
+    def list_vaults_in_subscription(self, req: Request) -> Response:
+        vaults = self.model.list_vaults(req.params["subscriptionId"])
+        return self.ctx.page(req, [views.vault_json(self.model, v) for v in vaults])
+
+    def list_vaults_in_group(self, req: Request) -> Response:
+        vaults = self.model.list_vaults(req.params["subscriptionId"], req.params["resourceGroupName"])
+        return self.ctx.page(req, [views.vault_json(self.model, v) for v in vaults])
+
+    def operation_status(self, req: Request) -> Response:
+        return self.ctx.operations.status_response(req.params["operationId"])
+
+    def operation_result(self, req: Request) -> Response:
+        return self.ctx.operations.result_response(req.params["operationId"])
+
+    def job_status(self, req: Request) -> Response:
+        """Backup operation status: generic body + ``properties`` naming the job (ProtectedItemOperationStatus)."""
+        response = self.ctx.operations.status_response(req.params["operationId"])
+        body = dict(response.body)
+        body["id"] = body["name"]
+        body.setdefault("endTime", "0001-01-01T00:00:00.00000Z")
+        body["properties"] = {"objectType": "OperationStatusJobExtendedInfo", "jobId": body["name"]}
+        response.body = body
+        return response
+
+    def backup_operation_status(self, req: Request) -> Response:
+        """Vault-level backupOperations/{id} (ProtectedItem_Delete_OperationStatus): no ``properties``."""
+        response = self.ctx.operations.status_response(req.params["operationId"])
+        body = dict(response.body)
+        body["id"] = body["name"]
+        body.setdefault("endTime", "0001-01-01T00:00:00.00000Z")
+        response.body = body
+        return response
+
+    # -- vault config, status, policies -------------------------------------------------------------
+    def get_vault_config(self, req: Request) -> Response:
+        return ok(views.vault_config_json(self.vault(req)))
+
+    def put_vault_config(self, req: Request) -> Response:
+        vault = self.model.put_vault_config(self.vault_id(req), req.json_object())
+        self.sync(vault)
+        return ok(views.vault_config_json(vault))
+
+    def backup_status(self, req: Request) -> Response:
+        body = self.model.backup_status(req.params["subscriptionId"], req.params["azureRegion"], req.json_object())
+        return ok(body)
+
+    def list_policies(self, req: Request) -> Response:
+        vault = self.vault(req)
+        wanted = self.ctx.filter(req, ("backupManagementType",))
+        found = [
+            views.policy_json(self.model, vault, p)
+            for p in vault.policies.values()
+            if "backupManagementType" not in wanted
+            or str(p.properties.get("backupManagementType", "")).lower() == wanted["backupManagementType"].lower()
+        ]
+        return self.ctx.page(req, found)
+
+    def get_policy(self, req: Request) -> Response:
+        vault = self.vault(req)
+        policy = self.model.policy(vault.id, req.params["policyName"])
+        return ok(views.policy_json(self.model, vault, policy))
+
+    def put_policy(self, req: Request) -> Response:
+        vault = self.vault(req)
+        policy = self.model.put_policy(vault.id, req.params["policyName"], req.json_object())
+        return ok(views.policy_json(self.model, vault, policy))
+
+    # -- discovery ---------------------------------------------------------------------------------
+    def refresh_containers(self, req: Request) -> Response:
+        vault = self.vault(req)
+        fabric = req.params["fabricName"]
+        pending = self.model.refresh_containers(vault.id, fabric)
+        op = self.begin(
+            req,
+            pending,
+            async_url=None,
+            location_url=f"{vault.id}/backupFabrics/{fabric}/operationResults/{{operationId}}",
+        )
+        return self.ctx.operations.accept(op)
+
+    def list_protectable(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.ctx.filter(req, ("backupManagementType", "workloadType"))
+        found = self.model.protectable_items(vault.id, req.query.get("$filter"))
+        return self.ctx.page(req, [views.protectable_json(vault, vm) for vm in found])
+
+    # -- protected items -----------------------------------------------------------------------------
+    def _item_urls(self, req: Request) -> tuple[str, str]:
+        vault_id = self.vault_id(req)
+        container = canonical_container_name(req.params["containerName"])
+        item = canonical_item_name(req.params["protectedItemName"])
+        fabric = req.params["fabricName"]
+        base = f"{vault_id}/backupFabrics/{fabric}/protectionContainers/{container}/protectedItems/{item}"
+        return f"{base}/operationsStatus/{{operationId}}", f"{base}/operationResults/{{operationId}}"
+
+    def put_item(self, req: Request) -> Response:
+        vault = self.vault(req)
+        container = req.params["containerName"]
+        name = req.params["protectedItemName"]
+        pending = self.model.put_item(vault.id, req.params["fabricName"], container, name, req.json_object())
+        effect = pending.effect
+
+        def complete() -> Any:
+            if effect is not None:
+                effect()
+            with self.model.lock:
+                current = self.model.find_vault(vault.id)
+                if current is None:
+                    return None
+                try:
+                    item = self.model.item(current.id, container, name)
+                except ArmError:
+                    return None
+                return views.item_json(self.model, current, item)
+
+        status_url, result_url = self._item_urls(req)
+        op = self.begin(
+            req, Pending(pending.name, pending.seconds, complete), async_url=status_url, location_url=result_url
+        )
+        return self.ctx.operations.accept(op)
+
+    def get_item(self, req: Request) -> Response:
+        vault = self.vault(req)
+        item = self.model.item(vault.id, req.params["containerName"], req.params["protectedItemName"])
+        return ok(views.item_json(self.model, vault, item))
+
+    def delete_item(self, req: Request) -> Response:
+        vault = self.vault(req)
+        pending = self.model.delete_item(vault.id, req.params["containerName"], req.params["protectedItemName"])
+        op = self.begin(
+            req,
+            pending,
+            async_url=f"{vault.id}/backupOperations/{{operationId}}",
+            location_url=f"{vault.id}/backupOperationResults/{{operationId}}",
+        )
+        return self.ctx.operations.accept(op)
+
+    def list_items(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.ctx.filter(req, ("backupManagementType", "itemType", "policyName", "healthState", "name"))
+        items = self.model.list_items(vault.id, req.query.get("$filter"))
+        return self.ctx.page(req, [views.item_json(self.model, vault, i) for i in items])
+
+    # -- containers ---------------------------------------------------------------------------------
+    def list_containers(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.ctx.filter(req, ("backupManagementType", "friendlyName", "status", "fabricName"))
+        containers = self.model.list_containers(vault.id, req.query.get("$filter"))
+        return self.ctx.page(req, [views.container_json(vault, c) for c in containers])
+
+    def list_deleted_containers(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.ctx.filter(req, ("backupManagementType",))
+        containers = self.model.deleted_containers(vault.id)
+        return self.ctx.page(req, [views.container_json(vault, c) for c in containers])
+
+    def get_container(self, req: Request) -> Response:
+        vault = self.vault(req)
+        return ok(views.container_json(vault, self.model.container(vault.id, req.params["containerName"])))
+
+    def _container_urls(self, vault: VaultState, req: Request, name: str) -> tuple[str, str]:
+        base = f"{vault.id}/backupFabrics/{req.params['fabricName']}/protectionContainers/{name}"
+        return f"{base}/operationsStatus/{{operationId}}", f"{base}/operationResults/{{operationId}}"
+
+    def register_container(self, req: Request) -> Response:
+        vault = self.vault(req)
+        container, pending = self.model.register_container(vault.id, req.params["containerName"], req.json_object())
+
+        def complete() -> Any:
+            with self.model.lock:
+                current = self.model.find_vault(vault.id)
+                return views.container_json(current, container) if current is not None else None
+
+        status_url, result_url = self._container_urls(vault, req, container.name)
+        op = self.begin(
+            req, Pending(pending.name, pending.seconds, complete), async_url=status_url, location_url=result_url
+        )
+        return self.ctx.operations.accept(op)
+
+    def unregister_container(self, req: Request) -> Response:
+        vault = self.vault(req)
+        container = self.model.container(vault.id, req.params["containerName"])
+        pending = self.model.unregister_container(vault.id, container.name)
+        status_url, result_url = self._container_urls(vault, req, container.name)
+        op = self.begin(req, pending, async_url=status_url, location_url=result_url)
+        return self.ctx.operations.accept(op)
+
+    # -- engines, registered identities ---------------------------------------------------------------
+    def list_engines(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.ctx.filter(req, ("backupManagementType",))
+        return self.ctx.page(req, [views.engine_json(vault, e) for e in self.model.list_engines(vault.id)])
+
+    def get_engine(self, req: Request) -> Response:
+        vault = self.vault(req)
+        return ok(views.engine_json(vault, self.model.engine(vault.id, req.params["backupEngineName"])))
+
+    def delete_registered_identity(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.model.delete_registered_identity(vault.id, req.params["identityName"])
+        return no_content()
+
+    # -- intents ---------------------------------------------------------------------------------------
+    def list_intents(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.ctx.filter(req, ("backupManagementType", "itemType", "parentName", "itemName"))
+        intents = self.model.list_intents(vault.id, req.query.get("$filter"))
+        return self.ctx.page(req, [views.intent_json(vault, i) for i in intents])
+
+    def get_intent(self, req: Request) -> Response:
+        vault = self.vault(req)
+        return ok(views.intent_json(vault, self.model.intent(vault.id, req.params["intentObjectName"])))
+
+    def put_intent(self, req: Request) -> Response:
+        vault = self.vault(req)
+        intent = self.model.put_intent(
+            vault.id, req.params["fabricName"], req.params["intentObjectName"], req.json_object()
+        )
+        return ok(views.intent_json(vault, intent))
+
+    def delete_intent(self, req: Request) -> Response:
+        vault = self.vault(req)
+        self.model.delete_intent(vault.id, req.params["intentObjectName"])
+        return no_content()
+
+    # -- private endpoint connections ------------------------------------------------------------------
+    def list_private_endpoints(self, req: Request) -> Response:
+        vault = self.vault(req)
+        return self.ctx.page(req, [views.private_endpoint_json(vault, p) for p in vault.private_endpoints.values()])
+
+    def get_private_endpoint(self, req: Request) -> Response:
+        vault = self.vault(req)
+        connection = self.model.private_endpoint(vault.id, req.params["privateEndpointConnectionName"])
+        return ok(views.private_endpoint_json(vault, connection))
+
+    def delete_private_endpoint(self, req: Request) -> Response:
+        vault = self.vault(req)
+        name = req.params["privateEndpointConnectionName"]
+        pending = self.model.delete_private_endpoint(vault.id, name)
+        if pending is None:
+            return no_content()
+        effect = pending.effect
+
+        def complete() -> None:
+            if effect is not None:
+                effect()
+            current = self.model.find_vault(vault.id)
+            if current is not None:
+                self.sync(current)
+
+        self.sync(vault)
+        base = f"{vault.id}/privateEndpointConnections/{name}"
+        op = self.begin(
+            req,
+            Pending(pending.name, pending.seconds, complete),
+            async_url=f"{base}/operationsStatus/{{operationId}}",
+            location_url=f"{base}/operationResults/{{operationId}}",
+        )
+        return self.ctx.operations.accept(op)
+
+    # -- resource guard proxies ---------------------------------------------------------------------------
+    def list_proxies(self, req: Request) -> Response:
+        vault = self.vault(req)
+        return self.ctx.page(req, [views.proxy_json(vault, p) for p in vault.proxies.values()])
+
+    def get_proxy(self, req: Request) -> Response:
+        vault = self.vault(req)
+        return ok(views.proxy_json(vault, self.model.proxy(vault.id, req.params["resourceGuardProxyName"])))
+
+    def put_proxy(self, req: Request) -> Response:
+        vault = self.vault(req)
+        proxy = self.model.put_proxy(vault.id, req.params["resourceGuardProxyName"], req.json_object())
+        self.sync(vault)
+        return ok(views.proxy_json(vault, proxy))
+
+    def delete_proxy(self, req: Request) -> Response:
+        vault = self.vault(req)
+        removed = self.model.delete_proxy(vault.id, req.params["resourceGuardProxyName"])
+        self.sync(vault)
+        return ok() if removed else no_content()
+
+    def unlock_delete(self, req: Request) -> Response:
+        vault = self.vault(req)
+        body = req.json() or {}
+        until = self.model.unlock_delete(vault.id, req.params["resourceGuardProxyName"], body)
+        return ok({"unlockDeleteExpiryTime": until.isoformat().replace("+00:00", "Z")})
+
+    # -- moves ----------------------------------------------------------------------------------------------
+    def guard_move(self, plan: MovePlan) -> None:
+        """A vault configured for Site Recovery cannot move (D-mvvault)."""
+        self.settle()
+        for resource in plan.resources:
+            if str(resource.get("type", "")).lower() != VAULT_TYPE.lower():
+                continue
+            veto = self.model.move_veto(resource["id"])
+            if veto is not None:
+                raise veto
+
+    def after_move(self, moved: list[tuple[str, str]]) -> None:
+        for old_id, new_id in moved:
+            if parse_id(old_id).full_type.lower() == VAULT_TYPE.lower():
+                self.model.rename_vault(old_id, new_id)
+                vault = self.model.find_vault(new_id)
+                if vault is not None:
+                    self.sync(vault)
+
+    def vault_for_store_id(self, resource_id: str) -> VaultState | None:
+        return self.model.vaults.get(id_key(resource_id))
+
+
+def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
+    provider = RecoveryServicesProvider(ctx)
+    routes = router.provider(NAMESPACE, API_VERSIONS)
+    _vault_routes(routes, provider)
+    _backup_routes(routes, provider)
+    _container_routes(routes, provider)
+    _security_routes(routes, provider)
+    from sandbox.arm.providers.siterecovery_routes import add_site_recovery_routes
+
+    add_site_recovery_routes(router, provider)
+    ctx.add_move_guard(provider.guard_move)
+    ctx.on_moved(provider.after_move)
+    PROVIDERS[id(ctx)] = provider
+    return provider
+
+
+#: provider instance per sandbox context (tests and the sandbox admin reach the seeding helpers through it)
+PROVIDERS: dict[int, RecoveryServicesProvider] = {}
+
+
+def recovery_services(sandbox: Any) -> RecoveryServicesProvider:
+    """The Recovery Services provider of a running :class:`~sandbox.arm.server.ArmSandbox` (or its context)."""
+    ctx = getattr(sandbox, "ctx", sandbox)
+    return PROVIDERS[id(ctx)]
+
+
+def _add(
+    routes: ProviderRoutes, p: RecoveryServicesProvider, method: str, template: str, handler: Any, **kw: Any
+) -> None:
+    routes.add(method, template, p.guarded(handler), **kw)
+
+
+def _vault_routes(routes: ProviderRoutes, p: RecoveryServicesProvider) -> None:
+    _add(routes, p, "PUT", V, p.put_vault)
+    _add(routes, p, "GET", V, p.get_vault)
+    _add(routes, p, "PATCH", V, p.patch_vault)
+    _add(routes, p, "DELETE", V, p.delete_vault)
+    _add(routes, p, "GET", SUB + "/providers/Microsoft.RecoveryServices/vaults", p.list_vaults_in_subscription)
+    _add(routes, p, "GET", GROUP + "/providers/Microsoft.RecoveryServices/vaults", p.list_vaults_in_group)
+    _add(routes, p, "GET", V + "/operationStatus/{operationId}", p.operation_status, check_scope=False)
+    _add(routes, p, "GET", V + "/operationResults/{operationId}", p.operation_result, check_scope=False)
+
+
+def _backup_routes(routes: ProviderRoutes, p: RecoveryServicesProvider) -> None:
+    config = V + "/backupconfig/vaultconfig"
+    _add(routes, p, "GET", config, p.get_vault_config)
+    _add(routes, p, "PUT", config, p.put_vault_config)
+    _add(routes, p, "PATCH", config, p.put_vault_config)
+    _add(
+        routes,
+        p,
+        "POST",
+        SUB + "/providers/Microsoft.RecoveryServices/locations/{azureRegion}/backupStatus",
+        p.backup_status,
+        operation="Microsoft.RecoveryServices/locations/backupStatus/action",
+    )
+    _add(routes, p, "GET", V + "/backupPolicies", p.list_policies)
+    _add(routes, p, "GET", V + "/backupPolicies/{policyName}", p.get_policy)
+    _add(routes, p, "PUT", V + "/backupPolicies/{policyName}", p.put_policy)
+    _add(
+        routes,
+        p,
+        "POST",
+        FABRIC + "/refreshContainers",
+        p.refresh_containers,
+        operation="Microsoft.RecoveryServices/vaults/backupFabrics/refreshContainers/action",
+    )
+    _add(routes, p, "GET", FABRIC + "/operationResults/{operationId}", p.operation_result)
+    _add(routes, p, "GET", FABRIC + "/operationsStatus/{operationId}", p.operation_status)
+    _add(routes, p, "GET", V + "/backupProtectableItems", p.list_protectable)
+    _add(routes, p, "GET", V + "/backupProtectedItems", p.list_items)
+    _add(routes, p, "PUT", ITEM, p.put_item)
+    _add(routes, p, "GET", ITEM, p.get_item)
+    _add(routes, p, "DELETE", ITEM, p.delete_item)
+    _add(routes, p, "GET", ITEM + "/operationsStatus/{operationId}", p.job_status)
+    _add(routes, p, "GET", ITEM + "/operationResults/{operationId}", p.operation_result)
+    _add(routes, p, "GET", V + "/backupOperations/{operationId}", p.backup_operation_status)
+    _add(routes, p, "GET", V + "/backupOperationResults/{operationId}", p.operation_result)
+
+
+def _container_routes(routes: ProviderRoutes, p: RecoveryServicesProvider) -> None:
+    _add(routes, p, "GET", V + "/backupProtectionContainers", p.list_containers)
+    _add(routes, p, "GET", V + "/backupDeletedProtectionContainers", p.list_deleted_containers)
+    _add(routes, p, "GET", CONTAINER, p.get_container)
+    _add(routes, p, "PUT", CONTAINER, p.register_container)
+    _add(routes, p, "DELETE", CONTAINER, p.unregister_container)
+    _add(routes, p, "GET", CONTAINER + "/operationResults/{operationId}", p.operation_result)
+    _add(routes, p, "GET", CONTAINER + "/operationsStatus/{operationId}", p.job_status)
+    _add(routes, p, "GET", V + "/backupEngines", p.list_engines)
+    _add(routes, p, "GET", V + "/backupEngines/{backupEngineName}", p.get_engine)
+    _add(
+        routes,
+        p,
+        "DELETE",
+        V + "/registeredIdentities/{identityName}",
+        p.delete_registered_identity,
+        api_versions=REGISTERED_IDENTITY_VERSIONS,
+    )
+    _add(routes, p, "GET", V + "/backupProtectionIntents", p.list_intents)
+    intent = FABRIC + "/backupProtectionIntent/{intentObjectName}"
+    _add(routes, p, "GET", intent, p.get_intent)
+    _add(routes, p, "PUT", intent, p.put_intent)
+    _add(routes, p, "DELETE", intent, p.delete_intent)
+
+
+def _security_routes(routes: ProviderRoutes, p: RecoveryServicesProvider) -> None:
+    pec = V + "/privateEndpointConnections/{privateEndpointConnectionName}"
+    _add(routes, p, "GET", V + "/privateEndpointConnections", p.list_private_endpoints)
+    _add(routes, p, "GET", pec, p.get_private_endpoint)
+    _add(routes, p, "DELETE", pec, p.delete_private_endpoint)
+    _add(routes, p, "GET", pec + "/operationsStatus/{operationId}", p.operation_status)
+    _add(routes, p, "GET", pec + "/operationResults/{operationId}", p.operation_result)
+    proxy = V + "/backupResourceGuardProxies/{resourceGuardProxyName}"
+    _add(routes, p, "GET", V + "/backupResourceGuardProxies", p.list_proxies)
+    _add(routes, p, "GET", proxy, p.get_proxy)
+    _add(routes, p, "PUT", proxy, p.put_proxy)
+    _add(routes, p, "DELETE", proxy, p.delete_proxy)
+    _add(
+        routes,
+        p,
+        "POST",
+        proxy + "/unlockDelete",
+        p.unlock_delete,
+        operation="Microsoft.RecoveryServices/vaults/backupResourceGuardProxies/unlockDelete/action",
+    )
