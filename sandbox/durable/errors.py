@@ -1,0 +1,27 @@
+"""Errors of the local Durable runner and of app discovery."""
+
+from __future__ import annotations
+
+
+class DurableRunnerError(Exception):
+    """Root of every error the local Durable runner raises."""
+
+
+class AppLoadError(DurableRunnerError):
+    """The Functions app module could not be loaded or has no app object."""
+
+
+class UnknownFunction(DurableRunnerError):
+    """An orchestrator or activity name that the app does not register."""
+
+
+class InstanceNotFound(DurableRunnerError):
+    """No orchestration instance has the given id."""
+
+
+class InstanceNotRunning(DurableRunnerError):
+    """The instance exists but has already completed, failed or been terminated."""
+
+
+class OrchestrationTimeout(DurableRunnerError):
+    """An instance did not reach a terminal state within the time a caller waited."""

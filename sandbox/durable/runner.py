@@ -1,0 +1,688 @@
+"""The local Durable runner: the app's orchestrators replayed by ``azure-functions-durable``'s own engine.
+
+How one orchestrator step works (what the Functions host and the Durable extension do, done here):
+
+1. The instance's stored history (all marked ``IsPlayed``) plus a new ``OrchestratorStarted`` and every
+   event waiting in the instance's inbox (a batch: all completions that arrived since the last step) form
+   the ``history`` of the orchestration context JSON the worker receives (``instanceId``, ``input``,
+   ``isReplaying``, ``parentInstanceId``, ``upperSchemaVersion`` / ``upperSchemaVersionNew`` and the
+   Azure Storage long-timer settings).
+2. The orchestrator the DFApp decorator registered (``Orchestrator.create(fn)``'s handle) replays it and
+   returns the JSON ``OrchestratorState`` (isDone, output, customStatus, error, actions).
+3. New work is read from the SDK's table of open tasks (each has the sequence number the SDK gave it, the
+   same number DurableTask assigns): activities, timers, sub-orchestrations, and the retry timers and
+   rescheduled attempts of ``*_with_retry`` calls. This is the one place the runner looks past the JSON:
+   the extension derives those ids by replaying the actions through DurableTask, which is not available
+   here; the SDK's own table gives exactly the ids DurableTask would.
+4. One SQLite transaction appends the episode to the history, consumes the inbox events and records the
+   scheduled work. Activities then run in a bounded thread pool; each completion is committed to the
+   inbox before the orchestrator sees it.
+
+Instance ids are unique: ``start_new`` with the id of a Pending or Running instance returns that instance
+unchanged (the duplicate collapses onto it, like the host's "start if not running" pattern); with the id
+of a Completed, Failed or Terminated instance it starts a fresh execution under the same id, as the host
+does when it replaces a non-running instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from azure.durable_functions.models.actions.CallActivityAction import CallActivityAction
+from azure.durable_functions.models.actions.CallActivityWithRetryAction import CallActivityWithRetryAction
+from azure.durable_functions.models.actions.CallSubOrchestratorAction import CallSubOrchestratorAction
+from azure.durable_functions.models.actions.CallSubOrchestratorWithRetryAction import (
+    CallSubOrchestratorWithRetryAction,
+)
+from azure.durable_functions.models.actions.CreateTimerAction import CreateTimerAction
+from azure.durable_functions.models.actions.NoOpAction import NoOpAction
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
+from azure.durable_functions.models.history import HistoryEventType as T
+from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TimerTask
+from azure.durable_functions.orchestrator import Orchestrator
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from sandbox.clock import VirtualClock
+
+from . import history as h
+from .discovery import ACTIVITY, ORCHESTRATION, FunctionCatalog, load_catalog
+from .errors import InstanceNotFound, InstanceNotRunning, OrchestrationTimeout, UnknownFunction
+from .logs import RUNNER_LOGGER, log_context
+from .store import TERMINAL, ActivityWork, DurableStore, InstanceRecord
+
+log = logging.getLogger(RUNNER_LOGGER)
+
+DEFAULT_DB_PATH = "var/durable.sqlite"
+OUT_OF_PROC_LABEL = "\n\n$OutOfProcData$:"
+_SCHEDULING_EVENTS = (int(T.TASK_SCHEDULED), int(T.TIMER_CREATED), int(T.SUB_ORCHESTRATION_INSTANCE_CREATED))
+
+
+def _dotnet_timespan(span: timedelta) -> str:
+    total = int(span.total_seconds())
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{days}.{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """Settings of the runner. ``db_path`` ``":memory:"`` keeps nothing across processes."""
+
+    db_path: str = DEFAULT_DB_PATH
+    task_hub: str = "StewardHub"
+    max_activity_workers: int = 16
+    batch_window_seconds: float = 0.005
+    poll_seconds: float = 0.02
+    # What the Azure Storage backend tells the worker: timers longer than this are split into intervals.
+    maximum_short_timer: timedelta | None = timedelta(days=6)
+    long_timer_interval: timedelta = timedelta(days=3)
+    upper_schema_version: int = 1
+    upper_schema_version_new: int = 2
+
+
+@dataclass
+class RunnerStats:
+    """Counters for the replay-cost benchmark."""
+
+    replays: int = 0
+    replayed_events: int = 0
+    replay_cpu_seconds: float = 0.0
+    activities: int = 0
+    activity_cpu_seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One orchestrator step: the instance, its stored history, the new episode, the step's time."""
+
+    record: InstanceRecord
+    past: list[dict[str, Any]]
+    episode: list[dict[str, Any]]
+    now: datetime
+    custom_text: str | None
+
+
+@dataclass(frozen=True)
+class _Scheduled:
+    """Work decided by one orchestrator step."""
+
+    events: list[dict[str, Any]]
+    activities: list[tuple[int, str, str | None]]
+    timers: list[tuple[int, datetime]]
+    children: list[tuple[int, str, str, str | None]]
+    cancelled_timers: list[int]
+
+
+class DurableRunner:
+    """Runs the app's orchestrations with persisted history, concurrent activities and virtual-time timers."""
+
+    def __init__(self, app: Any, config: RunnerConfig | None = None, clock: VirtualClock | None = None) -> None:
+        self.config = config or RunnerConfig()
+        self.catalog: FunctionCatalog = load_catalog(app)
+        self.clock = clock or VirtualClock()
+        self.store = DurableStore(self.config.db_path)
+        self.stats = RunnerStats()
+        self._pool = ThreadPoolExecutor(max_workers=self.config.max_activity_workers,
+                                        thread_name_prefix="durable-activity")
+        self._wake = threading.Event()
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._first_seen: dict[str, float] = {}
+        self._submitted: set[int] = set()
+        self._submitted_lock = threading.Lock()
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> DurableRunner:
+        """Resume owed work (activities not completed, timers, inbox events) and start the loops."""
+        for work in self.store.pending_activities():
+            log.info("resuming activity %s (task %s) that had not completed", work.name, work.task_id,
+                     extra={"instance_id": work.instance_id})
+            self._submit(work)
+        for target, name in ((self._dispatch_loop, "durable-dispatcher"), (self._timer_loop, "durable-timers")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._wake.set()
+        log.info("durable runner started", extra={"db_path": self.config.db_path,
+                                                  "orchestrators": len(self.catalog.orchestrators),
+                                                  "activities": len(self.catalog.activities)})
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.store.close()
+
+    def __enter__(self) -> DurableRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- client operations --------------------------------------------------------------------------------
+
+    def start_new(self, name: str, instance_id: str | None = None, input: Any = None, *,
+                  input_json: str | None = None, correlation_id: str | None = None) -> str:
+        """Start an orchestration; a running instance with the same id is returned unchanged."""
+        orchestrator = self.catalog.get(name, ORCHESTRATION)
+        text = input_json if input_json is not None else (None if input is None else json.dumps(input))
+        instance_id = instance_id or uuid.uuid4().hex
+        with self.store.transaction() as conn:
+            existing = self.store.instance(instance_id)
+            if existing is not None and not existing.is_terminal:
+                log.info("start of %s collapsed onto the %s instance with the same id", name,
+                         existing.status, extra={"instance_id": instance_id})
+                return instance_id
+            self._create(conn, orchestrator.name, instance_id, text, correlation_id=correlation_id or uuid.uuid4().hex,
+                         parent=None, replaces=existing is not None)
+        self._wake.set()
+        return instance_id
+
+    def raise_event(self, instance_id: str, event_name: str, data: Any = None, *,
+                    data_json: str | None = None) -> None:
+        text = data_json if data_json is not None else json.dumps(data)
+        record = self._require(instance_id)
+        if record.is_terminal:
+            raise InstanceNotRunning(f"instance {instance_id} is {record.status}; it takes no more events")
+        with self.store.transaction() as conn:
+            self.store.enqueue(conn, instance_id, None, h.event_raised(self.clock.now(), event_name, text))
+        with log_context(instance_id, record.correlation_id):
+            log.info("event %s raised", event_name)
+        self._wake.set()
+
+    def terminate(self, instance_id: str, reason: str) -> None:
+        record = self._require(instance_id)
+        if record.is_terminal:
+            raise InstanceNotRunning(f"instance {instance_id} is already {record.status}")
+        now = self.clock.now()
+        with self.store.transaction() as conn:
+            self.store.clear_instance_work(conn, instance_id, history=False)
+            self.store.append_history(conn, instance_id, [h.execution_terminated(now, reason)])
+            final = self._finish(conn, record, "Terminated", output=json.dumps(reason),
+                                 custom_status=record.custom_status, now=now)
+            self._notify_parent(conn, final, failed=True, reason=f"terminated: {reason}", details="")
+        with log_context(instance_id, record.correlation_id):
+            log.info("instance terminated: %s", reason)
+        self._announce()
+
+    def purge(self, instance_id: str) -> int:
+        with self.store.transaction() as conn:
+            found = conn.execute("DELETE FROM instances WHERE instance_id = ?", (instance_id,)).rowcount
+            self.store.clear_instance_work(conn, instance_id, history=True)
+        return int(found)
+
+    def purge_where(self, created_from: datetime | None = None, created_to: datetime | None = None,
+                    statuses: list[str] | None = None) -> int:
+        doomed = [r.instance_id for r in self.query(created_from, created_to, statuses)]
+        return sum(self.purge(i) for i in doomed)
+
+    def query(self, created_from: datetime | None = None, created_to: datetime | None = None,
+              statuses: list[str] | None = None, prefix: str | None = None) -> list[InstanceRecord]:
+        selected = []
+        for record in self.store.instances():
+            created = h.parse_timestamp(record.created)
+            if created_from and created < created_from:
+                continue
+            if created_to and created > created_to:
+                continue
+            if statuses and record.status not in statuses:
+                continue
+            if prefix and not record.instance_id.startswith(prefix):
+                continue
+            selected.append(record)
+        return selected
+
+    def status(self, instance_id: str, *, show_history: bool = False, show_input: bool = True) -> dict[str, Any]:
+        """The instance in the DF HTTP API's status shape; raises InstanceNotFound."""
+        return status_body(self._require(instance_id), self.store.history(instance_id) if show_history else None,
+                           show_input)
+
+    def history(self, instance_id: str) -> list[dict[str, Any]]:
+        self._require(instance_id)
+        return self.store.history(instance_id)
+
+    def wait_for(self, instance_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Block (real seconds) until the instance is Completed, Failed or Terminated; its status."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                record = self.store.instance(instance_id)
+                if record is not None and record.is_terminal:
+                    return self.status(instance_id)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    state = record.status if record else "missing"
+                    raise OrchestrationTimeout(f"instance {instance_id} is still {state} after {timeout}s")
+                self._changed.wait(timeout=min(left, 0.05))
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OrchestrationTimeout(f"condition not met within {timeout}s")
+                self._changed.wait(timeout=min(left, 0.05))
+
+    # ---- internals: instance records ------------------------------------------------------------------------
+
+    def _require(self, instance_id: str) -> InstanceRecord:
+        record = self.store.instance(instance_id)
+        if record is None:
+            raise InstanceNotFound(f"no orchestration instance has the id {instance_id!r}")
+        return record
+
+    def _create(self, conn: Any, name: str, instance_id: str, input_text: str | None, *, correlation_id: str,
+                parent: tuple[str, str, int] | None, replaces: bool) -> None:
+        now = self.clock.now()
+        execution_id = uuid.uuid4().hex
+        if replaces:
+            self.store.clear_instance_work(conn, instance_id, history=True)
+        record = InstanceRecord(
+            instance_id=instance_id, name=name, execution_id=execution_id, status="Pending", input=input_text,
+            output=None, custom_status=None, created=h.timestamp(now), updated=h.timestamp(now),
+            parent_instance_id=parent[0] if parent else None, parent_execution_id=parent[1] if parent else None,
+            parent_task_id=parent[2] if parent else None, correlation_id=correlation_id, generation=0)
+        self.store.put_instance(conn, record)
+        parent_json = {"OrchestrationInstance": {"InstanceId": parent[0], "ExecutionId": parent[1]},
+                       "TaskScheduleId": parent[2]} if parent else None
+        self.store.enqueue(conn, instance_id, execution_id,
+                           h.execution_started(now, name, instance_id, execution_id, input_text, parent=parent_json,
+                                               correlation_id=correlation_id))
+        with log_context(instance_id, correlation_id):
+            log.info("instance of %s created", name, extra={"parent_instance_id": parent[0] if parent else None})
+
+    def _finish(self, conn: Any, record: InstanceRecord, status: str, *, output: str | None,
+                custom_status: str | None, now: datetime) -> InstanceRecord:
+        final = InstanceRecord(**{**record.__dict__, "status": status, "output": output,
+                                  "custom_status": custom_status, "updated": h.timestamp(now)})
+        self.store.put_instance(conn, final)
+        return final
+
+    def _notify_parent(self, conn: Any, child: InstanceRecord, *, failed: bool, reason: str = "",
+                       details: str = "") -> None:
+        if child.parent_instance_id is None or child.parent_task_id is None:
+            return
+        now = self.clock.now()
+        if failed:
+            event = h.sub_orchestration_failed(now, child.parent_task_id, reason, details)
+        else:
+            event = h.sub_orchestration_completed(now, child.parent_task_id, child.output)
+        self.store.enqueue(conn, child.parent_instance_id, child.parent_execution_id, event)
+
+    def _announce(self) -> None:
+        self._wake.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    # ---- dispatcher -------------------------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=self.config.poll_seconds)
+            self._wake.clear()
+            try:
+                self._dispatch_ready()
+            except Exception:
+                log.exception("dispatcher pass failed")
+
+    def _dispatch_ready(self) -> None:
+        now = time.monotonic()
+        for instance_id in self.store.instances_with_inbox():
+            if self._stopping.is_set():
+                return
+            first = self._first_seen.setdefault(instance_id, now)
+            # Batch completions: while activities of this instance are still running, wait a short window
+            # so one replay takes many completions instead of one replay per completion.
+            if now - first < self.config.batch_window_seconds and self.store.in_flight(instance_id) > 0:
+                self._wake.set()
+                continue
+            self._first_seen.pop(instance_id, None)
+            self._step(instance_id)
+
+    def _context_json(self, record: InstanceRecord, events: list[dict[str, Any]]) -> str:
+        body: dict[str, Any] = {
+            "history": events,
+            "input": record.input,
+            "instanceId": record.instance_id,
+            "isReplaying": len(events) > 2,
+            "parentInstanceId": record.parent_instance_id,
+            "upperSchemaVersion": self.config.upper_schema_version,
+            "upperSchemaVersionNew": self.config.upper_schema_version_new,
+        }
+        if self.config.maximum_short_timer is not None:
+            body["maximumShortTimerDuration"] = _dotnet_timespan(self.config.maximum_short_timer)
+            body["longRunningTimerIntervalDuration"] = _dotnet_timespan(self.config.long_timer_interval)
+        return json.dumps(body)
+
+    def _step(self, instance_id: str) -> None:
+        record = self.store.instance(instance_id)
+        inbox = self.store.inbox(instance_id)
+        consumed = [row_id for row_id, _, _ in inbox]
+        if record is None or record.is_terminal:
+            with self.store.transaction() as conn:
+                conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
+            return
+        fresh = [e for _, execution, e in inbox if execution in (None, record.execution_id)]
+        if not fresh:
+            with self.store.transaction() as conn:
+                conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
+            return
+        with log_context(instance_id, record.correlation_id):
+            self._replay(record, fresh, consumed)
+        self._submit_pending()
+        self._announce()
+
+    def _replay(self, record: InstanceRecord, fresh: list[dict[str, Any]], consumed: list[int]) -> None:
+        now = self.clock.now()
+        past = [{**e, "IsPlayed": True} for e in self.store.history(record.instance_id)]
+        episode = [h.orchestrator_started(now), *fresh]
+        handle = self.catalog.get(record.name, ORCHESTRATION).user_function
+        context = DurableOrchestrationContext.from_json(self._context_json(record, past + episode))
+        context._input_expected_type = getattr(handle, "_df_input_type", None)
+        started = time.thread_time()
+        error: str | None = None
+        try:
+            state = json.loads(Orchestrator(handle.orchestrator_function).handle(context))
+        except Exception as exc:  # noqa: BLE001 - the SDK reports an orchestrator failure as a bare Exception
+            state, error = _failed_state(exc)
+        with self.stats.lock:
+            self.stats.replays += 1
+            self.stats.replayed_events += len(past) + len(episode)
+            self.stats.replay_cpu_seconds += time.thread_time() - started
+        custom = state.get("customStatus")
+        custom_text = json.dumps(custom) if custom is not None else record.custom_status
+        with self.store.transaction() as conn:
+            conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
+            step = _Step(record, past, episode, now, custom_text)
+            if error is not None:
+                self._fail(conn, step, error)
+            elif state.get("isDone"):
+                self._complete(conn, step, state)
+            else:
+                self._advance(conn, step, context)
+
+    def _fail(self, conn: Any, step: _Step, error: str) -> None:
+        record, episode, custom_text, now = step.record, step.episode, step.custom_text, step.now
+        self.store.clear_instance_work(conn, record.instance_id, history=False)
+        self.store.append_history(conn, record.instance_id,
+                                  [*episode, h.execution_completed(now, "Failed", json.dumps(error))])
+        final = self._finish(conn, record, "Failed", output=json.dumps(error), custom_status=custom_text, now=now)
+        self._notify_parent(conn, final, failed=True,
+                            reason=f"Orchestrator function '{record.name}' failed: {error}", details=error)
+        log.warning("instance failed: %s", error)
+
+    def _complete(self, conn: Any, step: _Step, state: dict[str, Any]) -> None:
+        record, episode, custom_text, now = step.record, step.episode, step.custom_text, step.now
+        continue_as_new = next((a for a in _flatten(state.get("actions", [])) if a.get("actionType") == 4), None)
+        if continue_as_new is not None:
+            self.store.clear_instance_work(conn, record.instance_id, history=True)
+            execution_id = uuid.uuid4().hex
+            renewed = InstanceRecord(**{**record.__dict__, "execution_id": execution_id, "status": "Running",
+                                        "input": continue_as_new.get("input"), "custom_status": custom_text,
+                                        "updated": h.timestamp(now), "generation": record.generation + 1})
+            self.store.put_instance(conn, renewed)
+            self.store.enqueue(conn, record.instance_id, execution_id, h.execution_started(
+                now, record.name, record.instance_id, execution_id, continue_as_new.get("input"),
+                correlation_id=record.correlation_id))
+            log.info("continued as new (generation %s)", renewed.generation)
+            return
+        output = json.dumps(state.get("output"))
+        self.store.clear_instance_work(conn, record.instance_id, history=False)
+        self.store.append_history(conn, record.instance_id,
+                                  [*episode, h.execution_completed(now, "Completed", output)])
+        final = self._finish(conn, record, "Completed", output=output, custom_status=custom_text, now=now)
+        self._notify_parent(conn, final, failed=False)
+        log.info("instance completed")
+
+    def _advance(self, conn: Any, step: _Step, context: DurableOrchestrationContext) -> None:
+        record, past, episode, custom_text, now = step.record, step.past, step.episode, step.custom_text, step.now
+        scheduled = self._plan(record, past + episode, context, now)
+        self.store.append_history(conn, record.instance_id,
+                                  [*episode, *scheduled.events, h.orchestrator_completed(now)])
+        running = InstanceRecord(**{**record.__dict__, "status": "Running", "custom_status": custom_text,
+                                    "updated": h.timestamp(now)})
+        self.store.put_instance(conn, running)
+        for task_id, name, input_text in scheduled.activities:
+            conn.execute("INSERT INTO activities (instance_id, execution_id, task_id, name, input) "
+                         "VALUES (?,?,?,?,?)", (record.instance_id, record.execution_id, task_id, name, input_text))
+        for timer_id, fire_at in scheduled.timers:
+            conn.execute("INSERT OR REPLACE INTO timers VALUES (?,?,?,?)",
+                         (record.instance_id, record.execution_id, timer_id, h.timestamp(fire_at)))
+        for timer_id in scheduled.cancelled_timers:
+            conn.execute("DELETE FROM timers WHERE instance_id = ? AND execution_id = ? AND timer_id = ?",
+                         (record.instance_id, record.execution_id, timer_id))
+        for task_id, name, child_id, input_text in scheduled.children:
+            existing = self.store.instance(child_id)
+            if existing is not None and not existing.is_terminal:
+                log.warning("sub-orchestration id %s is already running; not started again", child_id)
+                continue
+            self._create(conn, name, child_id, input_text, correlation_id=record.correlation_id or uuid.uuid4().hex,
+                         parent=(record.instance_id, record.execution_id, task_id),
+                         replaces=existing is not None)
+
+    def _plan(self, record: InstanceRecord, events: list[dict[str, Any]], context: DurableOrchestrationContext,
+              now: datetime) -> _Scheduled:
+        known = {e["EventId"] for e in events if e["EventType"] in _SCHEDULING_EVENTS}
+        out = _Scheduled([], [], [], [], [])
+        open_tasks: list[AtomicTask] = []
+        for entry in context.open_tasks.values():
+            open_tasks.extend(entry if isinstance(entry, list) else [entry])
+        for task in sorted((t for t in open_tasks if isinstance(t.id, int)), key=lambda t: t.id):
+            if task.id in known:
+                if isinstance(task, TimerTask) and task.is_cancelled:
+                    out.cancelled_timers.append(task.id)
+                continue
+            known.add(task.id)
+            self._plan_task(record, task, now, out)
+        return out
+
+    def _plan_task(self, record: InstanceRecord, task: AtomicTask, now: datetime, out: _Scheduled) -> None:
+        action = task._get_action()
+        task_id = int(task.id)
+        if isinstance(action, NoOpAction):
+            retry = task.parent
+            if not isinstance(retry, RetryAbleTask):
+                raise UnknownFunction(f"internal task {action.metadata!r} outside a retry")
+            if action.metadata == "-WithRetry timer":
+                fire_at = now + _retry_delay(retry)
+                out.events.append(h.timer_created(now, task_id, fire_at))
+                out.timers.append((task_id, fire_at))
+                return
+            base = retry.actions[0] if isinstance(retry.actions, list) else retry.actions
+            action = base
+        if isinstance(action, CallActivityAction | CallActivityWithRetryAction):
+            self.catalog.get(action.function_name, ACTIVITY)
+            out.events.append(h.task_scheduled(now, task_id, action.function_name, action.input_))
+            out.activities.append((task_id, action.function_name, action.input_))
+        elif isinstance(action, CreateTimerAction):
+            out.events.append(h.timer_created(now, task_id, action.fire_at))
+            if not action.is_cancelled:
+                out.timers.append((task_id, action.fire_at))
+        elif isinstance(action, CallSubOrchestratorAction | CallSubOrchestratorWithRetryAction):
+            name = self.catalog.get(action.function_name, ORCHESTRATION).name
+            child_id = action.instance_id or f"{record.instance_id}:{task_id:04d}"
+            out.events.append(h.sub_orchestration_created(now, task_id, name, child_id, action._input))
+            out.children.append((task_id, name, child_id, action._input))
+        else:
+            raise UnknownFunction(f"the local runner does not support {type(action).__name__}")
+
+    # ---- activities -------------------------------------------------------------------------------------------
+
+    def _submit(self, work: ActivityWork) -> None:
+        with self._submitted_lock:
+            if work.row_id in self._submitted:
+                return
+            self._submitted.add(work.row_id)
+        self._pool.submit(self._run_activity, work)
+
+    def _submit_pending(self) -> None:
+        for work in self.store.pending_activities():
+            self._submit(work)
+
+    def _run_activity(self, work: ActivityWork) -> None:
+        record = self.store.instance(work.instance_id)
+        correlation = record.correlation_id if record else None
+        started = time.thread_time()
+        with log_context(work.instance_id, correlation):
+            event = self._invoke_activity(work)
+        with self.stats.lock:
+            self.stats.activities += 1
+            self.stats.activity_cpu_seconds += time.thread_time() - started
+        if self._stopping.is_set():
+            return
+        with self.store.transaction() as conn:
+            gone = conn.execute("DELETE FROM activities WHERE id = ?", (work.row_id,)).rowcount == 0
+            if not gone:
+                self.store.enqueue(conn, work.instance_id, work.execution_id, event)
+        with self._submitted_lock:
+            self._submitted.discard(work.row_id)
+        self._wake.set()
+
+    def _invoke_activity(self, work: ActivityWork) -> dict[str, Any]:
+        try:
+            activity = self.catalog.get(work.name, ACTIVITY)
+            value = ActivityTriggerConverter.decode(meta.Datum(type="json", value=work.input or "null"),
+                                                    trigger_metadata=None)
+            result = activity.user_function(**{activity.trigger_arg: value})
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+            encoded = ActivityTriggerConverter.encode(result, expected_type=None).value
+            log.info("activity %s completed", work.name, extra={"task_id": work.task_id})
+            return h.task_completed(self.clock.now(), work.task_id, encoded)
+        except Exception as exc:  # noqa: BLE001 - any activity failure becomes TaskFailed, as in the host
+            log.warning("activity %s failed: %s", work.name, exc, extra={"task_id": work.task_id})
+            reason = f"Activity function '{work.name}' failed: {type(exc).__name__}: {exc}"
+            return h.task_failed(self.clock.now(), work.task_id, reason, traceback.format_exc())
+
+    # ---- timers -----------------------------------------------------------------------------------------------
+
+    def _timer_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._submit_pending()
+                earliest = self._fire_due_timers()
+            except Exception:
+                log.exception("timer pass failed")
+                earliest = None
+            if earliest is None:
+                self._stopping.wait(self.config.poll_seconds)
+            else:
+                self.clock.wait_until(earliest, timeout=self.config.poll_seconds)
+
+    def _fire_due_timers(self) -> datetime | None:
+        now = self.clock.now()
+        earliest: datetime | None = None
+        due = []
+        for timer in self.store.timers():
+            fire_at = h.parse_timestamp(timer.fire_at)
+            if fire_at <= now:
+                due.append(timer)
+            elif earliest is None or fire_at < earliest:
+                earliest = fire_at
+        if due:
+            with self.store.transaction() as conn:
+                for timer in due:
+                    deleted = conn.execute(
+                        "DELETE FROM timers WHERE instance_id = ? AND execution_id = ? AND timer_id = ?",
+                        (timer.instance_id, timer.execution_id, timer.timer_id)).rowcount
+                    if deleted:
+                        self.store.enqueue(conn, timer.instance_id, timer.execution_id,
+                                           h.timer_fired(now, timer.timer_id, timer.fire_at))
+            self._wake.set()
+        return earliest
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _retry_delay(retry: RetryAbleTask) -> timedelta:
+    """DurableTask's RetryInterceptor timing: first * backoff^(attempt-1), capped at the max interval."""
+    options = retry.retry_options
+    first_ms = float(options.first_retry_interval_in_milliseconds)
+    backoff = float(getattr(options, "backoff_coefficient", 1.0) or 1.0)
+    cap = getattr(options, "max_retry_interval_in_milliseconds", None)
+    delay_ms = first_ms * backoff ** max(0, retry.num_attempts - 1)
+    if cap:
+        delay_ms = min(delay_ms, float(cap))
+    return timedelta(milliseconds=delay_ms)
+
+
+def _flatten(actions: list[Any]) -> list[dict[str, Any]]:
+    flat: list[dict[str, Any]] = []
+    for item in actions:
+        if isinstance(item, list):
+            flat.extend(_flatten(item))
+        elif isinstance(item, dict):
+            flat.append(item)
+            flat.extend(_flatten(item.get("compoundActions", [])))
+    return flat
+
+
+def _failed_state(exc: Exception) -> tuple[dict[str, Any], str]:
+    """The OrchestratorState embedded in the SDK's out-of-proc error, and its error text."""
+    message = str(exc)
+    if OUT_OF_PROC_LABEL in message:
+        head, _, tail = message.partition(OUT_OF_PROC_LABEL)
+        try:
+            state = json.loads(tail)
+        except json.JSONDecodeError:
+            state = {}
+        return state, str(state.get("error") or head)
+    return {}, f"{type(exc).__name__}: {message}"
+
+
+def status_body(record: InstanceRecord, events: list[dict[str, Any]] | None, show_input: bool) -> dict[str, Any]:
+    """The DF HTTP API status object of an instance."""
+    body: dict[str, Any] = {
+        "name": record.name,
+        "instanceId": record.instance_id,
+        "runtimeStatus": record.status,
+        "input": _parsed(record.input) if show_input else None,
+        "customStatus": _parsed(record.custom_status),
+        "output": _parsed(record.output),
+        "createdTime": record.created,
+        "lastUpdatedTime": record.updated,
+    }
+    if events is not None:
+        body["historyEvents"] = [{"EventType": h.type_name(e), **{k: v for k, v in e.items() if k != "EventType"}}
+                                 for e in events]
+    return body
+
+
+def _parsed(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def default_db_path(root: str | Path = ".") -> str:
+    return str(Path(root) / DEFAULT_DB_PATH)
+
+
+__all__ = ["TERMINAL", "DurableRunner", "RunnerConfig", "RunnerStats", "default_db_path", "status_body"]

@@ -1,0 +1,8 @@
+"""Local Functions host: serves the app's HTTP routes, Event Grid webhook and timers on loopback."""
+
+from sandbox.host.errors import InvalidSchedule, LocalHostError, UnknownTrigger
+from sandbox.host.ncrontab import NCronSchedule
+from sandbox.host.server import HostKeys, LocalHost, TimerScheduler
+
+__all__ = ["HostKeys", "InvalidSchedule", "LocalHost", "LocalHostError", "NCronSchedule", "TimerScheduler",
+           "UnknownTrigger"]

@@ -1,0 +1,408 @@
+"""The local Functions host: the app's HTTP routes, its Event Grid webhook, its timers, and Durable.
+
+One loopback HTTP server serves
+
+* ``/{routePrefix}/{route}`` - the app's HTTP triggers, called with a real ``func.HttpRequest``; their
+  ``func.HttpResponse`` is returned as is. Auth levels are enforced with keys made at start: ``function``
+  routes take the function key or the master key (``code`` query parameter or ``x-functions-key`` header),
+  ``admin`` routes the master key, ``anonymous`` routes nothing.
+* ``/runtime/webhooks/eventgrid?functionName=X&code=<eventgrid_extension key>`` - Event Grid delivery:
+  the ``SubscriptionValidation`` handshake, then one invocation of the Event Grid trigger per event
+  (Event Grid schema; CloudEvents 1.0 too, with its OPTIONS abuse-protection handshake).
+* ``/runtime/webhooks/durabletask/...`` (system key ``durabletask_extension``) and ``/durabletask/...``
+  (the rpc base the Durable client binding points at) - the Durable management API over the runner.
+* ``/admin/functions/{name}`` (master key) - run a non-HTTP function now, as the real host's admin API
+  does; a timer trigger fires with ``past_due`` false.
+
+Async functions (every function with a Durable client binding is async) run on one long-lived event
+loop, as in the Python worker; sync functions run on the request's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import re
+import secrets
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from azure.functions import meta
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.timer import TimerRequestConverter
+
+from sandbox.clock import VirtualClock
+from sandbox.durable.discovery import EVENT_GRID, TIMER, FunctionCatalog, RegisteredFunction
+from sandbox.durable.logs import HOST_LOGGER, log_context
+from sandbox.durable.management import (
+    DURABLE_SYSTEM_KEY,
+    RPC_PREFIX,
+    WEBHOOK_PREFIX,
+    ApiResponse,
+    ManagementApi,
+    query_dict,
+    write_response,
+)
+from sandbox.durable.runner import DurableRunner
+
+from .errors import UnknownTrigger
+from .ncrontab import NCronSchedule
+
+log = logging.getLogger(HOST_LOGGER)
+
+EVENTGRID_PATH = "/runtime/webhooks/eventgrid"
+EVENTGRID_SYSTEM_KEY = "eventgrid_extension"
+PAST_DUE_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class HostKeys:
+    """Keys made at start: the default function key, the master key, and the extensions' system keys."""
+
+    function_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    master_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    system_keys: Mapping[str, str] = field(default_factory=lambda: {
+        DURABLE_SYSTEM_KEY: secrets.token_urlsafe(24), EVENTGRID_SYSTEM_KEY: secrets.token_urlsafe(24)})
+
+
+@dataclass(frozen=True)
+class InvocationContext:
+    """What a function receives for a ``context`` parameter (the parts of ``func.Context`` apps use)."""
+
+    invocation_id: str
+    function_name: str
+    function_directory: str = ""
+    trace_context: Any = None
+    retry_context: Any = None
+
+
+@dataclass(frozen=True)
+class _Route:
+    function: RegisteredFunction
+    pattern: re.Pattern[str]
+
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    out = []
+    for segment in template.strip("/").split("/"):
+        match = re.fullmatch(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]+)?(\?)?\}", segment)
+        if match is None:
+            out.append("/" + re.escape(segment))
+        elif match.group(1):
+            out.append(f"(?:/(?P<{match.group(2)}>.*))?")
+        elif match.group(3):
+            out.append(f"(?:/(?P<{match.group(2)}>[^/]+))?")
+        else:
+            out.append(f"/(?P<{match.group(2)}>[^/]+)")
+    return re.compile("^" + "".join(out) + "/?$", re.IGNORECASE)
+
+
+class LocalHost:
+    """Serves one app's triggers on loopback and drives its timers on the virtual clock."""
+
+    def __init__(self, catalog: FunctionCatalog, runner: DurableRunner, *, host: str = "127.0.0.1",
+                 port: int = 0, keys: HostKeys | None = None, route_prefix: str = "api",
+                 clock: VirtualClock | None = None, run_timers: bool = True) -> None:
+        self.catalog = catalog
+        self.runner = runner
+        self.keys = keys or HostKeys()
+        self.route_prefix = route_prefix.strip("/")
+        self.clock = clock or runner.clock
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self.origin = f"http://{host}:{self._server.server_address[1]}"
+        self.durable = ManagementApi(runner, self.origin, self.keys.system_keys[DURABLE_SYSTEM_KEY])
+        self._routes = [_Route(f, _route_pattern(f.route or f.name)) for f in catalog.routes]
+        self._loop = asyncio.new_event_loop()
+        self._threads: list[threading.Thread] = []
+        self.timers = TimerScheduler(self, self.clock) if run_timers else None
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> LocalHost:
+        for target, name in ((self._loop.run_forever, "host-event-loop"), (self._server.serve_forever, "host-http")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.timers is not None:
+            self.timers.start()
+        log.info("local host listening", extra={"origin": self.origin, "routes": len(self._routes)})
+        return self
+
+    def stop(self) -> None:
+        if self.timers is not None:
+            self.timers.stop()
+        self._server.shutdown()
+        self._server.server_close()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> LocalHost:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- URLs ---------------------------------------------------------------------------------------------
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.origin}/{self.route_prefix}" if self.route_prefix else self.origin
+
+    @property
+    def rpc_base_url(self) -> str:
+        return f"{self.origin}{RPC_PREFIX}"
+
+    def eventgrid_url(self, function_name: str) -> str:
+        return (f"{self.origin}{EVENTGRID_PATH}?functionName={function_name}"
+                f"&code={self.keys.system_keys[EVENTGRID_SYSTEM_KEY]}")
+
+    def binding_context(self, correlation_id: str | None = None) -> str:
+        """The ``durableClient`` binding JSON, for callers outside a trigger (tests, scripts)."""
+        return self.durable.binding_context(self.rpc_base_url, correlation_id)
+
+    # ---- invocation ---------------------------------------------------------------------------------------
+
+    def invoke(self, function: RegisteredFunction, trigger_value: Any, correlation_id: str) -> Any:
+        """Call a function as the worker does: trigger argument, Durable client binding, optional context."""
+        kwargs: dict[str, Any] = {function.trigger_arg: trigger_value}
+        if function.client_arg:
+            kwargs[function.client_arg] = self.binding_context(correlation_id)
+        parameters = inspect.signature(function.user_function).parameters
+        invocation_id = uuid.uuid4().hex
+        if "context" in parameters and "context" not in kwargs:
+            kwargs["context"] = InvocationContext(invocation_id, function.name)
+        with log_context(correlation_id=correlation_id):
+            log.info("invoking %s", function.name, extra={"trigger": function.trigger_type,
+                                                          "invocation_id": invocation_id})
+            if inspect.iscoroutinefunction(function.user_function):
+                future = asyncio.run_coroutine_threadsafe(
+                    _with_context(function.user_function(**kwargs), correlation_id), self._loop)
+                return future.result(timeout=300)
+            return function.user_function(**kwargs)
+
+    def fire_timer(self, name: str, past_due: bool = False, scheduled: datetime | None = None) -> None:
+        """Run a timer trigger now."""
+        function = self._function(name, TIMER)
+        now = self.clock.now()
+        info = {"Schedule": {"AdjustForDST": True}, "IsPastDue": past_due,
+                "ScheduleStatus": {"Last": (scheduled or now).isoformat(), "Next": None,
+                                   "LastUpdated": now.isoformat()}}
+        timer = TimerRequestConverter.decode(meta.Datum(type="json", value=json.dumps(info)), trigger_metadata=None)
+        self.invoke(function, timer, f"timer-{function.name}-{uuid.uuid4().hex[:12]}")
+
+    def deliver_events(self, function_name: str, events: list[dict[str, Any]]) -> None:
+        """Invoke an Event Grid trigger once per event (what the webhook does after validation)."""
+        function = self._function(function_name, EVENT_GRID)
+        for item in events:
+            event = EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(item)),
+                                                     trigger_metadata=None)
+            self.invoke(function, event, str(item.get("id") or uuid.uuid4().hex))
+
+    def _function(self, name: str, kind: str) -> RegisteredFunction:
+        if not self.catalog.has(name, kind):
+            known = sorted(f.name for f in self.catalog.of_kind(kind))
+            raise UnknownTrigger(f"no {kind} function named {name!r} (the app registers {known})")
+        return self.catalog.get(name, kind)
+
+    # ---- HTTP dispatch ------------------------------------------------------------------------------------
+
+    def _authorised(self, level: str, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+        if level == "anonymous":
+            return True
+        given = query.get("code") or headers.get("x-functions-key")
+        if level == "admin":
+            return given == self.keys.master_key
+        return given in (self.keys.function_key, self.keys.master_key)
+
+    def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes,
+                                                                                                   dict[str, str]]:
+        split = urlsplit(raw_path)
+        query = query_dict(split.query)
+        path = split.path
+        try:
+            if path.startswith(RPC_PREFIX):
+                return _api(self.durable.handle(method, path[len(RPC_PREFIX):], query, body))
+            if path.startswith(WEBHOOK_PREFIX):
+                return _api(self.durable.handle(method, path[len(WEBHOOK_PREFIX):], query, body, public=True))
+            if path.rstrip("/") == EVENTGRID_PATH:
+                return self._eventgrid(method, query, headers, body)
+            if path.startswith("/admin/"):
+                return self._admin(method, path, query, headers, body)
+            prefix = f"/{self.route_prefix}" if self.route_prefix else ""
+            if path.lower().startswith(prefix.lower() + "/") or (prefix and path.lower() == prefix.lower()):
+                return self._route(method, path[len(prefix):], query, headers, body=body, raw_path=raw_path)
+        except UnknownTrigger as exc:
+            return _json(404, {"error": str(exc)})
+        return _json(404, {"error": f"no function serves {path}"})
+
+    def _route(self, method: str, path: str, query: Mapping[str, str],
+               headers: Mapping[str, str], *, body: bytes, raw_path: str) -> tuple[int, bytes, dict[str, str]]:
+        for route in self._routes:
+            match = route.pattern.match(path or "/")
+            if match is None or method.upper() not in route.function.methods:
+                continue
+            if not self._authorised(route.function.auth_level, query, headers):
+                return _json(401, {"error": f"{route.function.name} requires a {route.function.auth_level} key "
+                                            "(code= or x-functions-key)"})
+            params = {k: v for k, v in match.groupdict().items() if v is not None}
+            request = func.HttpRequest(method.upper(), f"{self.origin}{raw_path}", headers=dict(headers),
+                                       params=dict(query), route_params=params, body=body)
+            correlation = headers.get("x-correlation-id") or headers.get("x-ms-client-request-id") \
+                or uuid.uuid4().hex
+            result = self.invoke(route.function, request, correlation)
+            status, payload, out_headers = _http_result(result)
+            out_headers.setdefault("x-correlation-id", correlation)
+            return status, payload, out_headers
+        return _json(404, {"error": f"no {method} route matches {path}"})
+
+    def _eventgrid(self, method: str, query: Mapping[str, str], headers: Mapping[str, str],
+                   body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        if query.get("code") != self.keys.system_keys[EVENTGRID_SYSTEM_KEY]:
+            return _json(401, {"error": "the eventgrid_extension system key (code=) is required"})
+        name = query.get("functionName", "")
+        self._function(name, EVENT_GRID)
+        if method == "OPTIONS":  # CloudEvents abuse protection
+            origin = headers.get("webhook-request-origin", "*")
+            return 200, b"", {"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"}
+        if method != "POST":
+            return _json(405, {"error": "Event Grid delivers with POST"})
+        payload = json.loads(body or b"[]")
+        events = payload if isinstance(payload, list) else [payload]
+        kind = headers.get("aeg-event-type", "Notification")
+        if kind == "SubscriptionValidation":
+            code = events[0]["data"]["validationCode"]
+            log.info("event grid subscription validated for %s", name)
+            return _json(200, {"validationResponse": code})
+        try:
+            self.deliver_events(name, events)
+        except Exception as exc:
+            log.exception("event grid trigger %s failed", name)
+            return _json(500, {"error": f"{type(exc).__name__}: {exc}"})
+        return 200, b"", {}
+
+    def _admin(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+               body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        if (query.get("code") or headers.get("x-functions-key")) != self.keys.master_key:
+            return _json(401, {"error": "the admin API requires the master key"})
+        if path.rstrip("/") == "/admin/host/status":
+            return _json(200, {"state": "Running", "id": "local-steward-host"})
+        match = re.fullmatch(r"/admin/functions/([^/]+)/?", path)
+        if match is None or method != "POST":
+            return _json(404, {"error": f"no admin operation {method} {path}"})
+        name = match.group(1)
+        if self.catalog.has(name, TIMER):
+            self.fire_timer(name)
+            return 202, b"", {}
+        if self.catalog.has(name, EVENT_GRID):
+            data = json.loads(body or b"{}").get("input") or "{}"
+            self.deliver_events(name, [json.loads(data) if isinstance(data, str) else data])
+            return 202, b"", {}
+        raise UnknownTrigger(f"no timer or Event Grid function named {name!r}")
+
+
+async def _with_context(coroutine: Any, correlation_id: str) -> Any:
+    with log_context(correlation_id=correlation_id):
+        return await coroutine
+
+
+def _http_result(result: Any) -> tuple[int, bytes, dict[str, str]]:
+    if isinstance(result, func.HttpResponse):
+        headers = dict(result.headers.items())
+        if result.mimetype and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}"
+        return result.status_code, result.get_body() or b"", headers
+    if result is None:
+        return 204, b"", {}
+    text = result if isinstance(result, str) else json.dumps(result)
+    return 200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _json(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
+    return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
+
+
+def _api(response: ApiResponse) -> tuple[int, bytes, dict[str, str]]:
+    headers = dict(response.headers)
+    headers.setdefault("Content-Type", "application/json")
+    return response.status, response.encoded(), headers
+
+
+def _handler_for(host: LocalHost) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                status, payload, out = host.handle(self.command, self.path, headers, body)
+            except Exception as exc:
+                log.exception("request %s %s failed", self.command, self.path)
+                status, payload, out = _json(500, {"error": f"{type(exc).__name__}: {exc}"})
+            write_response(self, status, payload, out, None)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    return Handler
+
+
+class TimerScheduler:
+    """Fires the app's timer triggers on their NCRONTAB schedules, in virtual time."""
+
+    def __init__(self, host: LocalHost, clock: VirtualClock, poll_seconds: float = 0.05) -> None:
+        self.host = host
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.schedules = {f.name: NCronSchedule.parse(f.schedule or "") for f in host.catalog.timers}
+        self.next_due: dict[str, datetime] = {}
+        self.fired: list[tuple[str, datetime, bool]] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        now = self.clock.now()
+        self.next_due = {name: s.next_after(now) for name, s in self.schedules.items()}
+        for function in self.host.catalog.timers:
+            if function.run_on_startup:
+                self._fire(function.name, now, past_due=False)
+        self._thread = threading.Thread(target=self._loop, name="host-timers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            if not self.next_due:
+                self._stopping.wait(self.poll_seconds)
+                continue
+            name, due = min(self.next_due.items(), key=lambda item: item[1])
+            if not self.clock.wait_until(due, timeout=self.poll_seconds):
+                continue
+            now = self.clock.now()
+            self.next_due[name] = self.schedules[name].next_after(now)
+            self._fire(name, due, past_due=now - due > PAST_DUE_AFTER)
+
+    def _fire(self, name: str, scheduled: datetime, past_due: bool) -> None:
+        self.fired.append((name, scheduled, past_due))
+        try:
+            self.host.fire_timer(name, past_due=past_due, scheduled=scheduled)
+        except Exception:
+            log.exception("timer trigger %s failed", name)
