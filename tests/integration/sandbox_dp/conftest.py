@@ -17,9 +17,24 @@ from steward.cloud.clients import CloudClients
 SCALE = 3600.0
 
 
+#: the providers these tests need (others are left out so their work in progress cannot break these tests)
+NEEDED = ("resources", "authorization", "dataprotection")
+#: generic providers that keep disks, storage accounts and PostgreSQL servers, when present
+OPTIONAL = ("compute", "storage", "postgresql", "dbforpostgresql", "generic")
+
+
+def provider_names() -> tuple[str, ...]:
+    import pkgutil
+
+    import sandbox.arm.providers as package
+
+    present = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    return NEEDED + tuple(name for name in OPTIONAL if name in present)
+
+
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ArmSandbox]:
-    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2)).start()
+    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=provider_names())).start()
     try:
         yield sb
     finally:
@@ -64,6 +79,133 @@ class Estate:
         self.sandbox.store.put({"id": rid, "name": name, "type": full_type, "location": location, "tags": {},
                                 "properties": {"provisioningState": "Succeeded"}})
         return rid
+
+
+DISK = "Microsoft.Compute/disks"
+STORAGE = "Microsoft.Storage/storageAccounts"
+BLOB = "Microsoft.Storage/storageAccounts/blobServices"
+PG = "Microsoft.DBforPostgreSQL/flexibleServers"
+ROLE_IDS = {
+    "Disk Backup Reader": "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24",
+    "Disk Snapshot Contributor": "7efff54f-a5b4-42b5-a1c5-5411624893ce",
+    "Storage Account Backup Contributor": "e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1",
+    "PostgreSQL Flexible Server Long Term Retention Backup Role": "c088a766-074b-43ba-90d4-1fb21feae531",
+    "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+}
+
+
+def retention_rule(store: str) -> dict[str, Any]:
+    return {
+        "name": "Default",
+        "objectType": "AzureRetentionRule",
+        "isDefault": True,
+        "lifecycles": [
+            {
+                "deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P7D"},
+                "sourceDataStore": {"dataStoreType": store, "objectType": "DataStoreInfoBase"},
+            }
+        ],
+    }
+
+
+class Vault:
+    """A Backup vault made through the SDK pipeline, with helpers for its policies and instances."""
+
+    def __init__(self, estate: Estate, rg: str, name: str, body: dict[str, Any]) -> None:
+        self.estate, self.rg, self.name, self.body = estate, rg, name, body
+
+    @property
+    def id(self) -> str:
+        return f"{self.estate.group_id(self.rg)}/providers/Microsoft.DataProtection/backupVaults/{self.name}"
+
+    @property
+    def principal_id(self) -> str:
+        return str(self.body["identity"]["principalId"])
+
+    def policy(self, datasource_type: str, name: str = "policy") -> str:
+        store = "VaultStore" if datasource_type == PG else "OperationalStore"
+        policy = self.estate.dp.backup_policies.create_or_update(
+            self.rg, self.name, name,
+            {"properties": {"objectType": "BackupPolicy", "datasourceTypes": [datasource_type],
+                            "policyRules": [retention_rule(store)]}},
+        )
+        return str(policy.id)
+
+    def instance_body(self, datasource_id: str, datasource_type: str, policy_id: str,
+                      snapshot_group: str | None = None) -> dict[str, Any]:
+        resource_type = STORAGE if datasource_type == BLOB else datasource_type
+        body: dict[str, Any] = {
+            "objectType": "BackupInstance",
+            "dataSourceInfo": {"objectType": "Datasource", "resourceID": datasource_id,
+                               "resourceName": datasource_id.rsplit("/", 1)[-1], "resourceType": resource_type,
+                               "resourceLocation": "westus", "datasourceType": datasource_type},
+            "policyInfo": {"policyId": policy_id},
+        }
+        if snapshot_group:
+            body["policyInfo"]["policyParameters"] = {"dataStoreParametersList": [
+                {"objectType": "AzureOperationalStoreParameters", "dataStoreType": "OperationalStore",
+                 "resourceGroupId": snapshot_group}]}
+        return body
+
+    def grant(self, role: str, scope: str, principal: str | None = None) -> Any:
+        sub = scope.split("/")[2]
+        return self.estate.auth.role_assignments.create(scope, str(uuid.uuid4()), {"properties": {
+            "roleDefinitionId": f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
+                                f"{ROLE_IDS[role]}",
+            "principalId": principal or self.principal_id, "principalType": "ServicePrincipal"}})
+
+    def validate(self, body: dict[str, Any]) -> Any:
+        return self.estate.dp.backup_instances.begin_validate_for_backup(
+            self.rg, self.name, {"backupInstance": body}).result()
+
+    def protect(self, name: str, body: dict[str, Any]) -> Any:
+        return self.estate.dp.backup_instances.begin_create_or_update(
+            self.rg, self.name, name, {"properties": body}).result()
+
+
+def make_vault(estate: Estate, rg: str, *, name: str = "vault", location: str = "westus",
+               soft_delete: str = "On", days: int = 14, identity: str = "SystemAssigned",
+               immutability: str | None = None) -> Vault:
+    security: dict[str, Any] = {"softDeleteSettings": {"state": soft_delete, "retentionDurationInDays": days}}
+    if immutability:
+        security["immutabilitySettings"] = {"state": immutability}
+    path = f"{estate.group_id(rg)}/providers/Microsoft.DataProtection/backupVaults/{name}"
+    body = begin_raw(estate.dp, "PUT", path, {
+        "location": location,
+        "identity": {"type": identity},
+        "properties": {"storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
+                       "securitySettings": security},
+    }).result()
+    return Vault(estate, rg, name, body)
+
+
+@dataclass
+class ProtectedDisk:
+    vault: Vault
+    disk: str
+    snapshot_group: str
+    policy_id: str
+    body: dict[str, Any]
+
+
+def protected_disk(estate: Estate, *, soft_delete: str = "On", instance: str = "bi") -> ProtectedDisk:
+    """A disk protected in a fresh vault, every role granted (the happy path several tests start from)."""
+    rg = estate.group("dp")
+    snap = estate.group("snap")
+    vault = make_vault(estate, rg, soft_delete=soft_delete)
+    disk = estate.datasource(rg, DISK, "disk1")
+    policy = vault.policy(DISK)
+    body = vault.instance_body(disk, DISK, policy, estate.group_id(snap))
+    vault.grant("Disk Backup Reader", disk)
+    vault.grant("Disk Snapshot Contributor", estate.group_id(snap))
+    vault.protect(instance, body)
+    return ProtectedDisk(vault, disk, estate.group_id(snap), policy, body)
+
+
+def error_code(exc: BaseException) -> str | None:
+    error = getattr(exc, "error", None)
+    return getattr(error, "code", None)
 
 
 @pytest.fixture
