@@ -1,0 +1,56 @@
+"""Reading rules documents: the only file I/O of the rules (the domain parses text it is given)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Final
+
+from steward.domain.errors import InvalidRules, RuleProblem
+from steward.domain.rules import DEFAULT_VAULT_TAG, MAX_RULES_BYTES, RuleSet, load_rules
+
+DEFAULT_RULES_RESOURCE: Final = "default_rules.yaml"
+SCHEMA_RESOURCE: Final = "rules.schema.json"
+
+
+def default_rules_text() -> str:
+    """The text of the default rules shipped with the package."""
+    return resources.files("steward.domain").joinpath(DEFAULT_RULES_RESOURCE).read_text(encoding="utf-8")
+
+
+def schema_text() -> str:
+    """The JSON Schema of rules documents, as shipped beside the default rules (for editors and docs)."""
+    return resources.files("steward.domain").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+
+
+def read_rules_file(path: str | Path) -> str:
+    """The text of a rules file; :class:`InvalidRules` naming the file when it cannot be read."""
+    source = str(path)
+    try:
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_RULES_BYTES + 1)
+    except OSError as error:
+        raise InvalidRules([RuleProblem(source, None, "", f"cannot read the rules file: {error.strerror}")]) from None
+    if len(raw) > MAX_RULES_BYTES:
+        raise InvalidRules([RuleProblem(source, None, "", f"the file is larger than {MAX_RULES_BYTES} bytes")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidRules([RuleProblem(source, None, "", f"the file is not UTF-8 text ({error.reason})")]) from None
+
+
+def load_configured_rules(
+    path: str | None,
+    inline: str | None,
+    *,
+    opt_out_tag: str | None = None,
+    vault_default_tag: str = DEFAULT_VAULT_TAG,
+) -> RuleSet:
+    """The rules the settings name: a file, inline text, or the packaged defaults (in that order)."""
+    if path:
+        text, source = read_rules_file(path), path
+    elif inline:
+        text, source = inline, "STEWARD_RULES"
+    else:
+        text, source = default_rules_text(), f"steward/domain/{DEFAULT_RULES_RESOURCE}"
+    return load_rules(text, source, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag)
