@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,16 @@ def _describe(fn: Any, env: Mapping[str, str] | None) -> RegisteredFunction:
     )
 
 
+_INDEXED: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def _indexed(app: Any) -> list[Any]:
+    """``app.get_functions()`` once per app object: the SDK refuses a second indexing of the same app."""
+    if app not in _INDEXED:
+        _INDEXED[app] = list(app.get_functions())
+    return _INDEXED[app]
+
+
 class FunctionCatalog:
     """The app's registered functions, by kind and by name."""
 
@@ -116,7 +127,7 @@ class FunctionCatalog:
         if not hasattr(app, "get_functions"):
             raise AppLoadError(f"{type(app).__name__} is not a Functions app object (no get_functions())")
         self.app = app
-        described = [_describe(f, env) for f in app.get_functions()]
+        described = [_describe(f, env) for f in _indexed(app)]
         self._by_name: dict[str, RegisteredFunction] = {}
         for item in described:
             key = item.name.lower()

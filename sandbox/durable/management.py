@@ -169,13 +169,24 @@ class ManagementApi:
 
 
 def _payload_text(body: bytes) -> str | None:
-    """The JSON text of an input: a posted JSON string is the client's serialised value itself."""
+    """The JSON text of a posted input or event payload.
+
+    The Python client serialises the value itself and then posts that text with aiohttp's ``json=``, so
+    its body is a JSON string holding JSON text: that inner text is the payload. Any other body (a raw
+    HTTP caller posting ``{"a": 1}`` or ``"ok"``) is the payload's JSON text as it stands.
+    """
     if not body.strip():
         return None
     value = json.loads(body)
     if value is None:
         return None
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return body.decode()
+        return value
+    return body.decode()
 
 
 def _flag(query: dict[str, str], name: str) -> bool:

@@ -2,7 +2,7 @@
 
 from sandbox.host.errors import InvalidSchedule, LocalHostError, UnknownTrigger
 from sandbox.host.ncrontab import NCronSchedule
-from sandbox.host.server import HostKeys, LocalHost, TimerScheduler
+from sandbox.host.server import HostKeys, LocalHost, TimerScheduler, run_on_worker_loop
 
 __all__ = ["HostKeys", "InvalidSchedule", "LocalHost", "LocalHostError", "NCronSchedule", "TimerScheduler",
-           "UnknownTrigger"]
+           "UnknownTrigger", "run_on_worker_loop"]

@@ -122,17 +122,15 @@ class LocalHost:
         self.origin = f"http://{host}:{self._server.server_address[1]}"
         self.durable = ManagementApi(runner, self.origin, self.keys.system_keys[DURABLE_SYSTEM_KEY])
         self._routes = [_Route(f, _route_pattern(f.route or f.name)) for f in catalog.routes]
-        self._loop = asyncio.new_event_loop()
         self._threads: list[threading.Thread] = []
         self.timers = TimerScheduler(self, self.clock) if run_timers else None
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
     def start(self) -> LocalHost:
-        for target, name in ((self._loop.run_forever, "host-event-loop"), (self._server.serve_forever, "host-http")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._server.serve_forever, name="host-http", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         if self.timers is not None:
             self.timers.start()
         log.info("local host listening", extra={"origin": self.origin, "routes": len(self._routes)})
@@ -143,7 +141,6 @@ class LocalHost:
             self.timers.stop()
         self._server.shutdown()
         self._server.server_close()
-        self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -186,9 +183,7 @@ class LocalHost:
             log.info("invoking %s", function.name, extra={"trigger": function.trigger_type,
                                                           "invocation_id": invocation_id})
             if inspect.iscoroutinefunction(function.user_function):
-                future = asyncio.run_coroutine_threadsafe(
-                    _with_context(function.user_function(**kwargs), correlation_id), self._loop)
-                return future.result(timeout=300)
+                return run_on_worker_loop(_with_context(function.user_function(**kwargs), correlation_id))
             return function.user_function(**kwargs)
 
     def fire_timer(self, name: str, past_due: bool = False, scheduled: datetime | None = None) -> None:
@@ -309,6 +304,29 @@ class LocalHost:
             self.deliver_events(name, [json.loads(data) if isinstance(data, str) else data])
             return 202, b"", {}
         raise UnknownTrigger(f"no timer or Event Grid function named {name!r}")
+
+
+_WORKER_LOOP: asyncio.AbstractEventLoop | None = None
+_WORKER_LOOP_LOCK = threading.Lock()
+
+
+def worker_loop() -> asyncio.AbstractEventLoop:
+    """The process's one event loop for async functions, as in the Python worker.
+
+    It must be one loop for the life of the process: the Durable client keeps a module-global aiohttp
+    session, which only works on the loop that created it.
+    """
+    global _WORKER_LOOP
+    with _WORKER_LOOP_LOCK:
+        if _WORKER_LOOP is None:
+            _WORKER_LOOP = asyncio.new_event_loop()
+            threading.Thread(target=_WORKER_LOOP.run_forever, name="worker-event-loop", daemon=True).start()
+        return _WORKER_LOOP
+
+
+def run_on_worker_loop(coroutine: Any, timeout: float = 300) -> Any:
+    """Run a coroutine on the worker loop from any thread and return its result."""
+    return asyncio.run_coroutine_threadsafe(coroutine, worker_loop()).result(timeout=timeout)
 
 
 async def _with_context(coroutine: Any, correlation_id: str) -> Any:

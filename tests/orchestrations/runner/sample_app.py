@@ -207,8 +207,8 @@ def ping(req: func.HttpRequest) -> func.HttpResponse:
 @app.durable_client_input(client_name="client")
 async def on_resource_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     STARTED_BY_EVENTS.append(event.id)
-    await client.start_new("echo_event", f"event-{event.id}", {"subject": event.subject,
-                                                                 "type": event.event_type})
+    kind = getattr(event, "event_type", None) or getattr(event, "type", None)  # Event Grid or CloudEvents
+    await client.start_new("echo_event", f"event-{event.id}", {"subject": event.subject, "type": kind})
 
 
 @app.timer_trigger(schedule="%SAMPLE_AUDIT_SCHEDULE%", arg_name="timer", run_on_startup=False)

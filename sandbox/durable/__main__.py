@@ -1,0 +1,91 @@
+"""``python -m sandbox.durable instances [--db PATH] [--status S]`` and ``show ID [--db PATH]``.
+
+Reads the runner's SQLite store directly; the app need not be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sandbox.durable import history as h
+from sandbox.durable.runner import DEFAULT_DB_PATH
+from sandbox.durable.store import DurableStore
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _instances(store: DurableStore, status: str | None) -> list[str]:
+    rows = [("INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED", "CUSTOM STATUS")]
+    for r in store.instances():
+        if status and r.status.lower() != status.lower():
+            continue
+        rows.append((r.instance_id, r.name, r.status, r.created, r.updated, _short(r.custom_status or "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+            for row in rows]
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    details = {k: v for k, v in event.items() if k not in ("EventType", "EventId", "IsPlayed", "Timestamp")
+               and v is not None}
+    event_id = f"#{event['EventId']}" if event["EventId"] >= 0 else ""
+    return f"  {event['Timestamp']}  {h.type_name(event):<36} {event_id:<6} {_short(details, 90)}"
+
+
+def _show(store: DurableStore, instance_id: str) -> list[str]:
+    record = store.instance(instance_id)
+    if record is None:
+        raise SystemExit(f"no instance {instance_id!r} in {store.path}")
+    lines = [
+        f"instance:      {record.instance_id}",
+        f"orchestrator:  {record.name}",
+        f"status:        {record.status}",
+        f"created:       {record.created}",
+        f"updated:       {record.updated}",
+        f"generation:    {record.generation} (execution {record.execution_id})",
+        f"correlation:   {record.correlation_id}",
+        f"parent:        {record.parent_instance_id or '-'}",
+        f"input:         {_short(record.input or 'null', 100)}",
+        f"custom status: {record.custom_status or 'null'}",
+        f"output:        {_short(record.output or 'null', 100)}",
+        "history:",
+    ]
+    lines.extend(_event_line(e) for e in store.history(instance_id))
+    pending = store.inbox(instance_id)
+    if pending:
+        lines.append("waiting in inbox:")
+        lines.extend(_event_line(e) for _, _, e in pending)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.durable", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("instances", help="list orchestration instances")
+    listing.add_argument("--db", default=DEFAULT_DB_PATH)
+    listing.add_argument("--status", help="only instances with this runtime status")
+    show = sub.add_parser("show", help="one instance's history and custom status")
+    show.add_argument("instance_id")
+    show.add_argument("--db", default=DEFAULT_DB_PATH)
+    args = parser.parse_args(argv)
+    if not Path(args.db).exists():
+        print(f"no runner store at {args.db}", file=sys.stderr)
+        return 2
+    store = DurableStore(args.db)
+    try:
+        lines = _instances(store, args.status) if args.command == "instances" else _show(store, args.instance_id)
+    finally:
+        store.close()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

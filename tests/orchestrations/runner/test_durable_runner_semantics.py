@@ -1,0 +1,184 @@
+"""Durable semantics of the local runner, driven through the sample app's orchestrators."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sandbox.durable import DurableRunner, InstanceNotFound, InstanceNotRunning, RunnerConfig, UnknownFunction
+
+from .conftest import SAMPLE_APP
+from .support import eventually, executions
+
+
+def _types(runner: DurableRunner, instance_id: str) -> list[str]:
+    from sandbox.durable.history import type_name
+
+    return [type_name(e) for e in runner.history(instance_id)]
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
+
+
+def test_fan_out_runs_every_activity_once_and_aggregates(runner: DurableRunner, activity_log: Path) -> None:
+    instance = runner.start_new("fan_out", "fan-20", {"count": 20})
+    status = runner.wait_for(instance)
+    assert status["runtimeStatus"] == "Completed"
+    assert status["output"] == sum(2 * i for i in range(20))
+    assert status["customStatus"] == {"phase": "done"}
+    assert sorted(int(v) for v in executions(activity_log, "double")) == list(range(20))
+    kinds = _types(runner, instance)
+    assert kinds.count("TaskScheduled") == 20
+    assert kinds.count("TaskCompleted") == 20
+    assert kinds[:2] == ["OrchestratorStarted", "ExecutionStarted"]
+    assert kinds[-1] == "ExecutionCompleted"
+
+
+def test_fan_out_batches_completions_into_few_replays(runner: DurableRunner) -> None:
+    runner.wait_for(runner.start_new("fan_out", "fan-200", {"count": 200}), timeout=20)
+    # one replay per completion would be 201 replays; batching keeps it far lower
+    assert runner.stats.replays < 100
+
+
+def test_retry_recovers_after_virtual_backoff(runner: DurableRunner, activity_log: Path) -> None:
+    key = _key()
+    instance = runner.start_new("retrying", None, {"key": key, "succeed_on": 3, "first_ms": 60_000,
+                                                   "attempts": 5})
+    eventually(lambda: len(runner.store.timers()) == 1)
+    assert len(executions(activity_log, "flaky")) == 1
+    # the retry waits a minute of Azure time: nothing runs until the clock gets there
+    runner.clock.advance(30)
+    with pytest.raises(AssertionError):
+        eventually(lambda: len(executions(activity_log, "flaky")) > 1, timeout=0.3)
+    runner.clock.advance(31)
+    eventually(lambda: len(executions(activity_log, "flaky")) == 2 and len(runner.store.timers()) == 1)
+    runner.clock.advance(61)
+    status = runner.wait_for(instance)
+    assert status["output"]["ok"] == f"{key} ok after 3"
+    kinds = _types(runner, instance)
+    assert kinds.count("TaskFailed") == 2
+    assert kinds.count("TimerFired") == 2
+
+
+def test_retry_exhausted_raises_into_the_orchestrator(runner: DurableRunner, activity_log: Path) -> None:
+    key = _key()
+    instance = runner.start_new("retrying", None, {"key": key, "succeed_on": 99, "first_ms": 1000, "attempts": 3})
+    for attempt in range(1, 4):
+        eventually(lambda n=attempt: len(executions(activity_log, "flaky")) == n and len(runner.store.timers()) == 1)
+        runner.clock.advance(2)
+    status = runner.wait_for(instance)
+    assert "transient failure 3" in status["output"]["failed"]
+    assert len(executions(activity_log, "flaky")) == 3
+
+
+def test_fourteen_day_timer_passes_with_clock_advance(runner: DurableRunner) -> None:
+    instance = runner.start_new("waiter", None, {"days": 14})
+    eventually(lambda: runner.status(instance)["runtimeStatus"] == "Running")
+    runner.clock.advance(13 * 86400)
+    with pytest.raises(AssertionError):
+        eventually(lambda: runner.status(instance)["runtimeStatus"] == "Completed", timeout=0.3)
+    runner.clock.advance(86400 + 1)
+    status = runner.wait_for(instance)
+    assert status["output"]["waited_days"] >= 14
+    # the Azure Storage backend splits timers over 6 days into 3-day intervals; the SDK asks for them
+    assert _types(runner, instance).count("TimerCreated") >= 2
+
+
+def test_sub_orchestrations_with_and_without_retry(runner: DurableRunner) -> None:
+    instance = runner.start_new("parent", "parent-1", {"children": 3})
+    status = runner.wait_for(instance)
+    assert status["output"]["totals"] == [6, 6, 6]
+    assert status["output"]["retried"]["ok"].startswith("parent-1-sub ok")
+    child = runner.status("parent-1-child-2")
+    assert child["runtimeStatus"] == "Completed"
+    assert runner.store.instance("parent-1-child-2").parent_instance_id == "parent-1"
+    assert _types(runner, instance).count("SubOrchestrationInstanceCompleted") == 4
+
+
+def test_failed_sub_orchestration_raises_in_parent(runner: DurableRunner) -> None:
+    status = runner.wait_for(runner.start_new("parent_of_failing", "pf-1"))
+    assert "child gave up" in status["output"]["caught"]
+    assert runner.status("pf-1:0000")["runtimeStatus"] == "Failed"
+
+
+def test_external_event_resumes_and_cancels_the_timeout(runner: DurableRunner) -> None:
+    instance = runner.start_new("approval", "appr-1")
+    eventually(lambda: runner.status(instance)["customStatus"] == "waiting for approval")
+    runner.raise_event(instance, "Approval", {"by": "alice"})
+    status = runner.wait_for(instance)
+    assert status["output"] == {"approved": {"by": "alice"}}
+    assert runner.store.timers() == []
+
+
+def test_external_event_timeout_wins_when_nobody_answers(runner: DurableRunner) -> None:
+    instance = runner.start_new("approval", "appr-2")
+    eventually(lambda: runner.status(instance)["runtimeStatus"] == "Running")
+    runner.clock.advance(3601)
+    assert runner.wait_for(instance)["output"] == {"approved": None, "timed_out": True}
+    with pytest.raises(InstanceNotRunning):
+        runner.raise_event(instance, "Approval", True)
+
+
+def test_continue_as_new_starts_a_new_generation_with_reset_history(runner: DurableRunner,
+                                                                   activity_log: Path) -> None:
+    instance = runner.start_new("counter", "count-1", {"n": 0, "until": 3})
+    status = runner.wait_for(instance)
+    assert status["output"] == {"final": 3}
+    assert status["input"] == {"n": 3, "until": 3}
+    assert runner.store.instance(instance).generation == 3
+    assert [json.loads(v)["generation"] for v in executions(activity_log, "echo")] == [0, 1, 2, 3]
+    assert _types(runner, instance).count("ExecutionStarted") == 1
+
+
+def test_terminate_stops_a_waiting_instance(runner: DurableRunner) -> None:
+    instance = runner.start_new("forever", "never-1")
+    eventually(lambda: runner.status(instance)["runtimeStatus"] == "Running")
+    runner.terminate(instance, "operator said so")
+    status = runner.status(instance)
+    assert status["runtimeStatus"] == "Terminated"
+    assert status["output"] == "operator said so"
+    with pytest.raises(InstanceNotRunning):
+        runner.terminate(instance, "again")
+
+
+def test_duplicate_start_collapses_onto_the_running_instance(runner: DurableRunner) -> None:
+    first = runner.start_new("forever", "dup-1")
+    eventually(lambda: runner.status(first)["runtimeStatus"] == "Running")
+    created = runner.status(first)["createdTime"]
+    assert runner.start_new("fan_out", "dup-1", {"count": 1}) == "dup-1"
+    assert runner.status("dup-1")["name"] == "forever"
+    assert runner.status("dup-1")["createdTime"] == created
+    runner.terminate("dup-1", "done")
+    # once the instance is no longer running, the same id starts a fresh execution
+    runner.start_new("fan_out", "dup-1", {"count": 2})
+    assert runner.wait_for("dup-1")["output"] == 2
+
+
+def test_unknown_names_and_ids_are_refused(runner: DurableRunner) -> None:
+    with pytest.raises(UnknownFunction, match="no orchestrationTrigger function named 'nope'"):
+        runner.start_new("nope")
+    with pytest.raises(InstanceNotFound):
+        runner.status("missing")
+    assert runner.purge("missing") == 0
+
+
+def test_purge_removes_instance_and_history(runner: DurableRunner) -> None:
+    runner.wait_for(runner.start_new("fan_out", "purge-1", {"count": 1}))
+    assert runner.purge("purge-1") == 1
+    assert runner.store.history("purge-1") == []
+    with pytest.raises(InstanceNotFound):
+        runner.status("purge-1")
+
+
+def test_history_survives_a_runner_restart(tmp_path: Path, clock, activity_log: Path) -> None:  # type: ignore[no-untyped-def]
+    config = RunnerConfig(db_path=str(tmp_path / "restart.sqlite"))
+    with DurableRunner(SAMPLE_APP, config, clock=clock) as first:
+        first.start_new("approval", "restart-1")
+        eventually(lambda: first.status("restart-1")["runtimeStatus"] == "Running")
+    with DurableRunner(SAMPLE_APP, config, clock=clock) as second:
+        second.raise_event("restart-1", "Approval", "yes")
+        assert second.wait_for("restart-1")["output"] == {"approved": "yes"}
