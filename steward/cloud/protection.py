@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
+from azure.mgmt.dataprotection.models import BackupInstanceResource, ValidateForBackupRequest
+from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
+
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, NotFound, azure_errors
 from steward.cloud.wire import dig, wire
@@ -133,6 +136,29 @@ class ResourceReader:
         return out
 
 
+class SubscriptionReader:
+    SUBSCRIPTIONS_API_VERSION: Final = "2022-12-01"
+
+    def __init__(self, clients: CloudClients) -> None:
+        self._clients = clients
+
+    def tenants(self, subscription_ids: Iterable[str]) -> dict[str, str]:
+        """subscription id (lower-cased) -> the tenant it belongs to now."""
+        from azure.core.rest import HttpRequest
+
+        out: dict[str, str] = {}
+        for subscription_id in subscription_ids:
+            client = self._clients.resources(subscription_id)
+            request = HttpRequest(
+                "GET", f"/subscriptions/{subscription_id}?api-version={self.SUBSCRIPTIONS_API_VERSION}"
+            )
+            with azure_errors():
+                response = client.send_request(request)
+                response.raise_for_status()
+            out[subscription_id.lower()] = str(response.json().get("tenantId") or "")
+        return out
+
+
 class RecoveryServicesProtection:
     """VM protection in Recovery Services vaults (brief §1.3-§1.5)."""
 
@@ -166,7 +192,7 @@ class RecoveryServicesProtection:
         return f"IaasVMContainer;{suffix}", f"VM;{suffix}"
 
     def vm_item(self, vault_id: str, vm_id: str) -> dict[str, Any] | None:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         container, item = self.vm_item_names(vm_id)
         try:
             with azure_errors():
@@ -182,7 +208,7 @@ class RecoveryServicesProtection:
         return wire(found)
 
     def policy_id(self, vault_id: str, policy_name: str) -> str | None:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         try:
             with azure_errors():
                 policy = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
@@ -194,7 +220,7 @@ class RecoveryServicesProtection:
 
     def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
         """PUT the protected item (brief §1.3 step 4) and wait for the operation. Idempotent."""
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         container, item = self.vm_item_names(vm_id)
         body = {
             "properties": {
@@ -212,7 +238,7 @@ class RecoveryServicesProtection:
                 fabric_name="Azure",
                 container_name=container,
                 protected_item_name=item,
-                parameters=body,
+                parameters=ProtectedItemResource(body),
                 polling_interval=self._clients.target.polling_interval,
             )
             poller.result()
@@ -229,7 +255,7 @@ class RecoveryServicesProtection:
         props = current.get("properties") or {}
         if props.get("protectionState") == "ProtectionStopped":
             return current
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         container, item = self.vm_item_names(vm_id)
         body = {
             "properties": {
@@ -247,18 +273,32 @@ class RecoveryServicesProtection:
                 fabric_name="Azure",
                 container_name=container,
                 protected_item_name=item,
-                parameters=body,
+                parameters=ProtectedItemResource(body),
                 polling_interval=self._clients.target.polling_interval,
             ).result()
         return self.vm_item(vault_id, vm_id)
 
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         with azure_errors():
             pages = self._clients.recovery_services_backup(vault.subscription_id).backup_protected_items.list(
                 vault_name=vault.name, resource_group_name=vault.resource_group, filter=IAAS_VM_FILTER
             )
             return [wire(item) for item in pages]
+
+
+@dataclass(frozen=True)
+class VaultAddress:
+    subscription_id: str
+    resource_group: str
+    name: str
+
+
+def vault_address(vault_id: str) -> VaultAddress:
+    rid = ResourceId.parse(vault_id)
+    if rid.resource_group is None:
+        raise ValueError(f"{vault_id} is not a vault id")
+    return VaultAddress(rid.subscription_id, rid.resource_group, rid.name)
 
 
 def instance_name(resource_id: str) -> str:
@@ -290,7 +330,7 @@ class BackupVaultProtection:
             return [_vault_facts(wire(v), "Backup") for v in pages]
 
     def policy_id(self, vault_id: str, policy_name: str) -> str | None:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         try:
             with azure_errors():
                 policy = self._clients.data_protection(vault.subscription_id).backup_policies.get(
@@ -341,17 +381,17 @@ class BackupVaultProtection:
         return True
 
     def validate(self, vault_id: str, instance: dict[str, Any]) -> None:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         with azure_errors():
             self._clients.data_protection(vault.subscription_id).backup_instances.begin_validate_for_backup(
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
-                parameters={"backupInstance": instance["properties"]},
+                parameters=ValidateForBackupRequest({"backupInstance": instance["properties"]}),
                 polling_interval=self._clients.target.polling_interval,
             ).result()
 
     def instance(self, vault_id: str, name: str) -> dict[str, Any] | None:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         try:
             with azure_errors():
                 found = self._clients.data_protection(vault.subscription_id).backup_instances.get(
@@ -362,13 +402,13 @@ class BackupVaultProtection:
         return wire(found)
 
     def create_instance(self, vault_id: str, name: str, instance: dict[str, Any]) -> dict[str, Any]:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         with azure_errors():
             self._clients.data_protection(vault.subscription_id).backup_instances.begin_create_or_update(
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 backup_instance_name=name,
-                parameters=instance,
+                parameters=BackupInstanceResource(instance),
                 polling_interval=self._clients.target.polling_interval,
             ).result()
         found = self.instance(vault_id, name)
@@ -377,7 +417,7 @@ class BackupVaultProtection:
         return found
 
     def instances(self, vault_id: str) -> list[dict[str, Any]]:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         with azure_errors():
             return [
                 wire(item)
@@ -387,7 +427,7 @@ class BackupVaultProtection:
             ]
 
     def stop_protection(self, vault_id: str, name: str) -> None:
-        vault = ResourceId.parse(vault_id)
+        vault = vault_address(vault_id)
         with azure_errors():
             self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
                 resource_group_name=vault.resource_group,

@@ -6,12 +6,10 @@ their activities gathered and walk the result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Final
-
-from steward.domain.ids import ResourceId
 
 
 class OutcomeStatus(StrEnum):
@@ -27,6 +25,7 @@ class OutcomeStatus(StrEnum):
     RETAINED = "Retained"  # source deleted: protection stopped, recovery points kept
     LEFT_AS_IS = "LeftAsIs"  # source deleted, the rule says leave protection alone
     REPROTECTED = "Reprotected"  # moved: protected anew, the old item kept with its points
+    VAULT_TENANT_CHANGED = "VaultTenantChanged"  # vault identity in another tenant: RBAC must be redone
 
 
 #: Outcomes that mean the resource ends in the intended state.
@@ -48,6 +47,7 @@ class ProtectionOutcome:
     #: for moves: the item that holds the recovery points made before the move
     previous_item_id: str | None = None
     previous_resource_id: str | None = None
+    previous_vault_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
@@ -78,46 +78,6 @@ CONFLICT_CODES: Final = frozenset(
 )
 
 
-def vm_status_conflict(status: Mapping[str, Any], vault_id: str) -> str | None:
-    """From a ``backupStatus`` answer: the other vault protecting the VM, or None.
-
-    ``protectionStatus`` is ``Protected`` (or ``Protecting``) with a ``vaultId``; a VM already in the vault
-    we want is not a conflict.
-    """
-    state = str(status.get("protectionStatus") or "")
-    other = status.get("vaultId")
-    if state not in {"Protected", "Protecting"} or not other:
-        return None
-    if ResourceId.parse(str(other)) == ResourceId.parse(vault_id):
-        return None
-    return str(other)
-
-
-HEALTHY_ITEM_STATES: Final = frozenset({"IRPending", "Protected"})
-
-
-def item_is_protecting(item: Mapping[str, Any] | None) -> bool:
-    """A protected item that is actually protecting (not stopped, not soft-deleted)."""
-    if not item:
-        return False
-    props = item.get("properties") or {}
-    if props.get("isScheduledForDeferredDelete"):
-        return False
-    return str(props.get("protectionState") or "") in HEALTHY_ITEM_STATES
-
-
-def instance_is_protecting(instance: Mapping[str, Any] | None) -> bool:
-    if not instance:
-        return False
-    props = instance.get("properties") or {}
-    status = str((props.get("protectionStatus") or {}).get("status") or "")
-    state = str(props.get("currentProtectionState") or "")
-    return status in {"ProtectionConfigured", "ConfiguringProtection"} or state in {
-        "ProtectionConfigured",
-        "ConfiguringProtection",
-    }
-
-
 @dataclass(frozen=True)
 class ProtectionRef:
     """A protection that exists: which item/instance in which vault protects which source id."""
@@ -135,48 +95,3 @@ class ProtectionRef:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ProtectionRef:
         return cls(**dict(record))
-
-
-@dataclass(frozen=True)
-class MoveMatch:
-    old: ProtectionRef
-    new_resource_id: str
-
-    def to_record(self) -> dict[str, Any]:
-        return {"old": self.old.to_record(), "new_resource_id": self.new_resource_id}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> MoveMatch:
-        return cls(ProtectionRef.from_record(record["old"]), str(record["new_resource_id"]))
-
-
-def match_moved(
-    orphans: Sequence[ProtectionRef], found: Iterable[Mapping[str, Any]]
-) -> tuple[list[MoveMatch], list[ProtectionRef]]:
-    """Pair protections whose source id vanished with the resource that now carries the same identity.
-
-    ``found`` are resource facts records (``id``, ``identity``) from the scopes a move may have targeted.
-    An identity seen twice is ambiguous and is not matched (a person must look). Returns the matches and
-    the orphans still unmatched (moved out of reach, or deleted).
-    """
-    by_identity: dict[str, list[str]] = {}
-    for facts in found:
-        identity = str(facts.get("identity") or "").lower()
-        if identity:
-            by_identity.setdefault(identity, []).append(str(facts["id"]))
-    matches: list[MoveMatch] = []
-    unmatched: list[ProtectionRef] = []
-    for orphan in orphans:
-        candidates = by_identity.get(orphan.identity.lower(), []) if orphan.identity else []
-        others = [c for c in candidates if ResourceId.parse(c) != ResourceId.parse(orphan.source_id)]
-        if len(others) == 1:
-            matches.append(MoveMatch(orphan, others[0]))
-        else:
-            unmatched.append(orphan)
-    return matches, unmatched
-
-
-def orphaned(protections: Iterable[ProtectionRef], existing_ids: Iterable[str]) -> list[ProtectionRef]:
-    """Protections whose source resource id is not among ``existing_ids``."""
-    existing = {ResourceId.parse(i).key for i in existing_ids}
-    return [p for p in protections if ResourceId.parse(p.source_id).key not in existing]

@@ -1,0 +1,341 @@
+"""The decisions the auto-protection orchestrations walk through, as pure functions over records.
+
+The orchestrators in ``orchestrators/protection.py`` hand these functions the records their activities
+returned (resource facts, vault lists, backup status, results) and act on what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from steward.domain import rules, workloads
+from steward.domain.ids import ResourceId
+from steward.domain.protection import (
+    CONFLICT_CODES,
+    SUCCESSFUL,
+    OutcomeStatus,
+    ProtectionOutcome,
+    ProtectionRef,
+)
+
+__all__ = ["SUCCESSFUL"]
+
+SUPPORTED_TYPES: Final = tuple(w.resource_type for w in workloads.WORKLOADS.values())
+
+
+def subscription_of(resource_id: str) -> str:
+    return ResourceId.parse(resource_id).subscription_id
+
+
+def decide(facts: Mapping[str, Any], rule_set: rules.RuleSet) -> rules.ProtectionDecision:
+    """Route a resource (facts record from ``describe_resource``) through the rules."""
+    resource = rules.ResourceFacts(
+        id=ResourceId.parse(facts["id"]),
+        location=str(facts["location"]),
+        tags=dict(facts.get("tags") or {}),
+        type=str(facts.get("type") or ""),
+    )
+    return rules.route(resource, rule_set)
+
+
+def vault_search(decision: rules.Protect) -> dict[str, str]:
+    """Where to look for candidate vaults: the kind, subscription and region the decision allows."""
+    target = decision.vault
+    if isinstance(target, rules.ExplicitVault):
+        subscription = target.vault_id.subscription_id
+    else:
+        subscription = target.subscription_id
+    return {"kind": decision.vault_kind.value, "subscription_id": subscription, "region": target.region}
+
+
+@dataclass(frozen=True)
+class Choice:
+    vault: Mapping[str, Any] | None = None
+    status: OutcomeStatus | None = None
+    reason: str = ""
+
+
+def choose(decision: rules.Protect, candidates: Sequence[Mapping[str, Any]]) -> Choice:
+    """Pick the vault among the ``find_vaults`` records (rules.choose_vault), keeping the vault's record."""
+    found = [
+        rules.VaultCandidate(ResourceId.parse(c["id"]), str(c["location"]), dict(c.get("tags") or {}))
+        for c in candidates
+    ]
+    choice = rules.choose_vault(decision, found)
+    if isinstance(choice, rules.VaultChosen):
+        record = next(c for c in candidates if ResourceId.parse(c["id"]) == choice.vault_id)
+        return Choice(vault=record, reason=choice.reason)
+    if isinstance(choice, rules.AmbiguousVaults):
+        return Choice(status=OutcomeStatus.AMBIGUOUS_VAULT, reason=choice.reason)
+    return Choice(status=OutcomeStatus.NO_VAULT, reason=choice.reason)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: OutcomeStatus
+    reason: str
+
+
+def vm_precheck(status: Mapping[str, Any], vault_id: str) -> Verdict | None:
+    """From ``backupStatus``: stop before enabling when the VM is protected (here or elsewhere)."""
+    state = str(status.get("protectionStatus") or "")
+    other = status.get("vaultId")
+    if state not in {"Protected", "Protecting"} or not other:
+        return None
+    if ResourceId.parse(str(other)) == ResourceId.parse(vault_id):
+        return Verdict(OutcomeStatus.ALREADY_PROTECTED, f"already protected in {other}")
+    return Verdict(
+        OutcomeStatus.CONFLICT,
+        f"already protected in vault {other}; a VM can belong to one vault only and is never moved by us",
+    )
+
+
+def outcome_of_enable(
+    intent: Mapping[str, Any], result: Mapping[str, Any], common: Mapping[str, Any]
+) -> ProtectionOutcome:
+    """The outcome of an enable/create activity result (``{"ok": ...}``)."""
+    correlation = (intent.get("origin") or {}).get("correlationId")
+    base = {
+        "resource_id": intent["resourceId"],
+        "correlation_id": correlation,
+        "vault_id": common.get("vault_id"),
+        "policy": common.get("policy"),
+        "rule": common.get("rule"),
+    }
+    if result.get("ok"):
+        item = result.get("item") or result.get("instance") or {}
+        created = result.get("created", True)
+        status = OutcomeStatus.PROTECTED if created else OutcomeStatus.ALREADY_PROTECTED
+        return ProtectionOutcome(status=status, item_id=item.get("id"), **base)
+    code = str(result.get("code") or "")
+    status = OutcomeStatus.CONFLICT if code in CONFLICT_CODES else OutcomeStatus.FAILED
+    return ProtectionOutcome(status=status, reason=f"{code}: {result.get('message')}", **base)
+
+
+def role_grants(decision: rules.Protect, facts: Mapping[str, Any], vault: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
+    workload = workloads.workload_for(decision.resource_type)
+    if workload is None:
+        raise ValueError(f"no workload for {decision.resource_type}")
+    rid = ResourceId.parse(facts["id"])
+    snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
+    scopes = {
+        workloads.RoleScope.RESOURCE: str(rid),
+        workloads.RoleScope.RESOURCE_GROUP: str(rid.resource_group_id),
+        workloads.RoleScope.SNAPSHOT_RESOURCE_GROUP: str(snapshot_group),
+    }
+    if not vault.get("principal_id"):
+        raise ValueError(f"the Backup vault {vault['id']} has no managed identity")
+    return [
+        {"role": r.role_name, "role_definition_guid": r.role_definition_guid, "scope": scopes[r.scope]}
+        for r in workload.roles
+    ]
+
+
+def backup_instance_body(request: Mapping[str, Any], policy_id: str) -> dict[str, Any]:
+    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource."""
+    facts = request["facts"]
+    decision = rules.decision_from_record(request["decision"])
+    if not isinstance(decision, rules.Protect):
+        raise ValueError("a backup instance needs a protect decision")
+    workload = workloads.workload_for(decision.resource_type)
+    if workload is None:
+        raise ValueError(f"no workload for {decision.resource_type}")
+    rid = ResourceId.parse(facts["id"])
+    policy_parameters: dict[str, Any] = {}
+    if workload is workloads.DISK:
+        snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
+        policy_parameters["dataStoreParametersList"] = [
+            {
+                "objectType": "AzureOperationalStoreParameters",
+                "dataStoreType": "OperationalStore",
+                "resourceGroupId": str(snapshot_group),
+            }
+        ]
+    if workload is workloads.BLOB and decision.datastore.blob_containers:
+        policy_parameters["backupDatasourceParametersList"] = [
+            {"objectType": "BlobBackupDatasourceParameters", "containersList": list(decision.datastore.blob_containers)}
+        ]
+    policy_info: dict[str, Any] = {"policyId": policy_id}
+    if policy_parameters:
+        policy_info["policyParameters"] = policy_parameters
+    return {
+        "properties": {
+            "objectType": "BackupInstance",
+            "friendlyName": rid.name,
+            "dataSourceInfo": {
+                "objectType": "Datasource",
+                "resourceID": str(rid),
+                "resourceName": rid.name,
+                "resourceType": workload.resource_type,
+                "resourceLocation": facts["location"],
+                "resourceUri": str(rid),
+                "datasourceType": workload.datasource_type,
+            },
+            "policyInfo": policy_info,
+        }
+    }
+
+
+# ---- deletions -----------------------------------------------------------------------------------------
+
+
+def protections_of(resource_id: str, refs: Iterable[ProtectionRef]) -> list[ProtectionRef]:
+    wanted = ResourceId.parse(resource_id)
+    return [r for r in refs if r.source_id and ResourceId.parse(r.source_id) == wanted]
+
+
+def facts_of_gone(resource_id: str, ref: ProtectionRef, location: str) -> dict[str, Any]:
+    """Facts for routing a deleted resource: only its id, type and its vault's region are known."""
+    rid = ResourceId.parse(resource_id)
+    return {"id": str(rid), "type": rid.full_type, "location": location, "tags": {}}
+
+
+ACTIVE_STATES: Final = frozenset(
+    {"IRPending", "Protected", "ProtectionError", "ProtectionPaused", "BackupsSuspended",
+     "ProtectionConfigured", "ConfiguringProtection", "ConfiguringProtectionFailed"}
+)
+
+
+def is_active(ref: ProtectionRef) -> bool:
+    """Protection still running (so stopping it means something)."""
+    return ref.state in ACTIVE_STATES
+
+
+def on_delete(decision: rules.ProtectionDecision) -> str:
+    """``retain`` (stop protection, keep the recovery points) unless the matched rule says ``leave``."""
+    if isinstance(decision, rules.Protect):
+        return decision.on_delete.value
+    return rules.OnDelete.RETAIN.value
+
+
+# ---- moves ---------------------------------------------------------------------------------------------
+
+
+def protections_within(scope: str, refs: Iterable[ProtectionRef]) -> list[ProtectionRef]:
+    root = ResourceId.parse(scope)
+    return [r for r in refs if r.source_id and ResourceId.parse(r.source_id).is_within(root)]
+
+
+def moved_out(in_source: Iterable[ProtectionRef], still_there: Iterable[Mapping[str, Any]]) -> list[ProtectionRef]:
+    present = {ResourceId.parse(str(f["id"])) for f in still_there}
+    return [r for r in in_source if ResourceId.parse(r.source_id) not in present]
+
+
+@dataclass(frozen=True)
+class MoveMatch:
+    old: ProtectionRef
+    new_resource_id: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"old": self.old.to_record(), "newResourceId": self.new_resource_id}
+
+
+def match_moves(
+    moved: Sequence[ProtectionRef],
+    candidates: Iterable[Mapping[str, Any]],
+    protections: Iterable[ProtectionRef],
+) -> tuple[list[MoveMatch], list[ProtectionRef]]:
+    """Pair each protection whose source left the group with the resource it became.
+
+    A move keeps a resource's type and name and changes its group or subscription. The match is the one
+    resource of the same type and name, at another id, that nothing protects yet; where a stable identity
+    is known on both sides (a VM's ``vmId``) it must agree. Zero or several candidates: unmatched, reported
+    for a person (never a guess).
+    """
+    protected = {ResourceId.parse(p.source_id) for p in protections if p.source_id}
+    pool = [c for c in candidates if ResourceId.parse(str(c["id"])) not in protected]
+    matches: list[MoveMatch] = []
+    unmatched: list[ProtectionRef] = []
+    for ref in moved:
+        old = ResourceId.parse(ref.source_id)
+        same = [
+            c
+            for c in pool
+            if ResourceId.parse(str(c["id"])).type_key == old.type_key
+            and ResourceId.parse(str(c["id"])).name.lower() == old.name.lower()
+            and (not ref.identity or not c.get("identity") or str(c["identity"]).lower() == ref.identity.lower())
+        ]
+        if len(same) == 1:
+            matches.append(MoveMatch(ref, str(same[0]["id"])))
+        else:
+            unmatched.append(ref)
+    return matches, unmatched
+
+
+def protect_intent_for(match: MoveMatch, parent: Mapping[str, Any]) -> dict[str, Any]:
+    """The protect_resource input for a moved resource (quiet: the parent publishes the lineage)."""
+    return {"kind": "protect", "resourceId": match.new_resource_id, "origin": parent.get("origin"), "quiet": True}
+
+
+def same_item(outcome: ProtectionOutcome, old: ProtectionRef) -> bool:
+    return bool(outcome.item_id) and ResourceId.parse(str(outcome.item_id)) == ResourceId.parse(old.item_id)
+
+
+def reprotected(outcome: ProtectionOutcome, match: MoveMatch, stopped: Mapping[str, Any]) -> ProtectionOutcome:
+    note = "old item stopped, recovery points kept" if stopped.get("ok") else (
+        f"old item could not be stopped ({stopped.get('code')}: {stopped.get('message')}); it keeps protecting"
+    )
+    return ProtectionOutcome(
+        status=OutcomeStatus.REPROTECTED,
+        resource_id=match.new_resource_id,
+        vault_id=outcome.vault_id,
+        item_id=outcome.item_id,
+        policy=outcome.policy,
+        rule=outcome.rule,
+        correlation_id=outcome.correlation_id,
+        previous_item_id=match.old.item_id,
+        previous_resource_id=match.old.source_id,
+        previous_vault_id=match.old.vault_id,
+        reason=note,
+    )
+
+
+def not_reprotected(outcome: ProtectionOutcome, match: MoveMatch) -> ProtectionOutcome:
+    """The new protection did not happen: the old item is left untouched (break only after make)."""
+    return ProtectionOutcome(
+        status=outcome.status,
+        resource_id=match.new_resource_id,
+        vault_id=outcome.vault_id,
+        correlation_id=outcome.correlation_id,
+        previous_item_id=match.old.item_id,
+        previous_resource_id=match.old.source_id,
+        previous_vault_id=match.old.vault_id,
+        reason=f"moved, not protected anew ({outcome.reason or outcome.status.value}); the old item is untouched",
+    )
+
+
+def unmatched_outcome(ref: ProtectionRef, intent: Mapping[str, Any]) -> ProtectionOutcome:
+    return ProtectionOutcome(
+        status=OutcomeStatus.FAILED,
+        resource_id=ref.source_id,
+        vault_id=ref.vault_id,
+        item_id=ref.item_id,
+        correlation_id=(intent.get("origin") or {}).get("correlationId"),
+        reason="left its resource group, but no single resource of the same type and name was found in the "
+        "managed subscriptions; the old item keeps its recovery points - a person should look",
+    )
+
+
+def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]) -> list[ProtectionOutcome]:
+    """Vaults whose managed identity belongs to another tenant than their subscription's: moved across
+    tenants. Their role assignments and identity must be redone by a person (brief §4, D-faq)."""
+    flags: list[ProtectionOutcome] = []
+    for vault in vaults:
+        subscription = ResourceId.parse(str(vault["id"])).subscription_id.lower()
+        expected = tenants.get(subscription)
+        actual = vault.get("tenant_id")
+        if expected and actual and actual.lower() != expected.lower():
+            flags.append(
+                ProtectionOutcome(
+                    status=OutcomeStatus.VAULT_TENANT_CHANGED,
+                    resource_id=str(vault["id"]),
+                    vault_id=str(vault["id"]),
+                    reason=f"the vault's identity is in tenant {actual} but its subscription is now in tenant "
+                    f"{expected}: re-create the vault's managed identity and its role assignments, "
+                    "customer-managed keys and private endpoints",
+                )
+            )
+    return flags
