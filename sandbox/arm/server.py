@@ -380,6 +380,10 @@ class ArmSandbox:
             return response
         self.operations.settle_due()
         match = self.router.resolve(req.method, req.path)
+        head_via_get = False
+        if match is None and req.method == "HEAD":  # existence checks, answered from the GET route
+            match = self.router.resolve("GET", req.path)
+            head_via_get = match is not None
         route = match[0] if match else None
         req.kind = route.kind if route else KIND_BY_METHOD.get(req.method, "read")
         if match:
@@ -416,6 +420,8 @@ class ArmSandbox:
             response = self._route(req, route)
         except ArmError as exc:
             response = Response(exc.status, exc.body(), dict(exc.headers))
+        if head_via_get:
+            response = Response(204 if response.status == 200 else response.status, None, response.headers)
         response.headers.update(extra_headers)
         self.counters.count(req.kind, response.status)
         return response
@@ -451,6 +457,7 @@ class ArmSandbox:
             )
         if route.check_scope:
             self._check_scope(req, parsed)
+            self._check_not_moving(req, parsed)
         if route.events and req.kind in ("write", "delete", "action"):
             req.event_facts = self._facts(req, route)
         try:
@@ -490,6 +497,20 @@ class ArmSandbox:
             group_id = f"/subscriptions/{parsed.subscription_id}/resourceGroups/{parsed.resource_group}"
             if not self.store.exists(group_id):
                 raise resource_group_not_found(parsed.resource_group)
+
+    def _check_not_moving(self, req: Request, parsed: Any) -> None:
+        """Writes and deletes in a group that a move holds are refused (ARM locks both groups)."""
+        group_id = parsed.resource_group_id
+        if req.kind == "read" or group_id is None or group_id.lower() not in self.ctx.locked_groups:
+            return
+        if req.path.rstrip("/").lower().endswith("/validatemoveresources"):
+            return
+        raise ArmError(
+            409,
+            "ScopeLocked",
+            f"The scope '{req.path}' cannot perform write operation because following scope(s) are locked: "
+            f"'{group_id}'. The resource group is locked while resources are being moved.",
+        )
 
     def _no_route(self, req: Request, parsed: Any) -> Response:
         assert req.principal is not None

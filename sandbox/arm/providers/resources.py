@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sandbox.arm.context import ProviderContext
 from sandbox.arm.errors import ArmError, resource_group_not_found
 from sandbox.arm.http import Request, Response, no_content, ok
 from sandbox.arm.ids import parse_id
+from sandbox.arm.providers._moves import register_moves
 from sandbox.arm.routing import Router
 
 PROVIDER = "Microsoft.Resources"
@@ -122,7 +124,21 @@ def register(router: Router, ctx: ProviderContext) -> None:
         ctx.require_group_unlocked(sub, name)
 
         def complete() -> None:
+            contained = [r for r in ctx.store.children(rid) if top_level(r["id"])]
             ctx.store.delete(rid)
+            facts = req.event_facts
+            if facts is None:
+                return
+            for resource in contained:  # ARM deletes each contained resource, raising its delete event
+                ctx.events.raise_resource_event(
+                    replace(
+                        facts,
+                        resource_id=resource["id"],
+                        operation_name=f"{resource['type']}/delete",
+                        is_update=False,
+                    ),
+                    "Succeeded",
+                )
 
         op = ctx.operations.begin(
             req,
@@ -136,6 +152,20 @@ def register(router: Router, ctx: ProviderContext) -> None:
     @rp.get(SUBS + "/operationresults/{operationId}", events=False)
     def operation_result(req: Request) -> Response:
         return ctx.operations.result_response(req.param("operationId"))
+
+    # -- generic resources ----------------------------------------------------------------------
+    @rp.get(SUBS + "/resources")
+    def list_resources(req: Request) -> Response:
+        ctx.require_subscription(req.param("subscriptionId"))
+        everything = ctx.store.list(subscription_id=req.param("subscriptionId"))
+        return ctx.page(req, _generic_filter(req, ctx, everything))
+
+    @rp.get(RG + "/resources")
+    def list_group_resources(req: Request) -> Response:
+        everything = ctx.store.children(group_id(req))
+        return ctx.page(req, _generic_filter(req, ctx, everything))
+
+    register_moves(rp, ctx)
 
     @rp.get(SUBS + "/resourcegroups")
     def list_groups(req: Request) -> Response:
@@ -157,7 +187,39 @@ def _tag_match(resource: dict[str, Any], wanted: dict[str, str]) -> bool:
 
 
 def top_level(resource_id: str) -> bool:
-    return len(parse_id(resource_id).types) == 1
+    parsed = parse_id(resource_id)
+    return len(parsed.types) == 1 and parsed.namespace is not None and "/providers/" in resource_id.lower()
+
+
+GENERIC_FILTER_FIELDS = ("resourceType", "location", "name", "tagName", "tagValue", "resourceGroup")
+
+
+def _generic_filter(req: Request, ctx: ProviderContext, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Top-level resources (no groups, no children) matching the ``$filter`` (``eq`` on type/location/name/tags)."""
+    wanted = ctx.filter(req, GENERIC_FILTER_FIELDS)
+    found = []
+    for record in records:
+        if not top_level(record["id"]):
+            continue
+        parsed = parse_id(record["id"])
+        if "resourceType" in wanted and record.get("type", "").lower() != wanted["resourceType"].lower():
+            continue
+        if "location" in wanted and str(record.get("location", "")).lower() != wanted["location"].lower():
+            continue
+        if "name" in wanted and record.get("name", "").lower() != wanted["name"].lower():
+            continue
+        if "resourceGroup" in wanted and (parsed.resource_group or "").lower() != wanted["resourceGroup"].lower():
+            continue
+        if not _tag_match(record, wanted):
+            continue
+        found.append(_generic_view(record))
+    return found
+
+
+def _generic_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A GenericResource as ``resources.list`` shows it: no ``properties`` unless ``$expand`` asks."""
+    keys = ("id", "name", "type", "location", "tags", "sku", "kind", "identity", "managedBy", "zones", "plan")
+    return {k: record[k] for k in keys if k in record}
 
 
 __all__ = ["PROVIDER", "no_content", "register"]

@@ -79,7 +79,7 @@ def test_unknown_scopes_and_types_get_arm_404s(sb: ArmSandbox, clients: CloudCli
     missing_sub = "/subscriptions/99999999-0000-0000-0000-000000000000"
     status, _, body = raw(sb, "GET", missing_sub + "/resourcegroups?api-version=2025-04-01")
     assert (status, body["error"]["code"]) == (404, "SubscriptionNotFound")
-    path = f"/subscriptions/{SUB}/resourceGroups/nope/providers/Microsoft.Compute/disks/x?api-version=2025-04-01"
+    path = f"/subscriptions/{SUB}/resourceGroups/nope/providers/Microsoft.Compute/disks/x?api-version=2026-03-02"
     status, _, body = raw(sb, "GET", path)
     assert (status, body["error"]["code"]) == (404, "ResourceGroupNotFound")
     clients.resources(SUB).resource_groups.create_or_update("rg-404", {"location": "westeurope"})

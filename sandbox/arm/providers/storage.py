@@ -1,0 +1,136 @@
+"""``Microsoft.Storage``: storage accounts (+ the ``blobServices/default`` child).
+
+Create answers 202 + ``Location`` (``.../locations/{region}/asyncoperations/{id}``) whose final poll is 200
+with the account, as the storage RP does; PATCH and DELETE are synchronous. Account names are global:
+3-24 lower-case letters and digits, unique across the sandbox.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sandbox.arm.context import ProviderContext
+from sandbox.arm.errors import ArmError, not_found
+from sandbox.arm.http import Request, Response, ok
+from sandbox.arm.providers._tracked import GROUP, TrackedType, register_operation_routes, register_tracked
+from sandbox.arm.routing import Router
+
+PROVIDER = "Microsoft.Storage"
+API_VERSIONS = ("2022-09-01", "2023-01-01", "2023-05-01", "2024-01-01", "2025-01-01", "2025-06-01")
+ASYNC_OPERATIONS = "/providers/Microsoft.Storage/locations/{location}/asyncoperations/{operationId}"
+ACCOUNT = GROUP + "/providers/Microsoft.Storage/storageAccounts/{accountName}"
+_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+
+
+def _account_properties(
+    req: Request, props: dict[str, Any], existing: dict[str, Any] | None, ctx: ProviderContext
+) -> dict[str, Any]:
+    name = req.param("accountName")
+    if not _NAME.match(name):
+        raise ArmError(
+            400,
+            "AccountNameInvalid",
+            f"{name} is not a valid storage account name. Storage account name must be between 3 and 24 "
+            "characters in length and use numbers and lower-case letters only.",
+        )
+    if existing is None:
+        for other in ctx.store.list(resource_type="Microsoft.Storage/storageAccounts"):
+            if other["name"].lower() == name:
+                raise ArmError(
+                    409,
+                    "StorageAccountAlreadyTaken",
+                    f"The storage account named {name} is already taken.",
+                )
+        body = req.json_object()
+        if not body.get("sku") or not body.get("kind"):
+            raise ArmError(400, "InvalidRequestContent", "A storage account needs 'sku' and 'kind'.")
+    previous = (existing or {}).get("properties", {})
+    merged = {**previous, **props}
+    location = (existing or {}).get("location") or str(req.json_object().get("location", "")).replace(" ", "").lower()
+    merged.setdefault("accessTier", "Hot")
+    merged.setdefault("supportsHttpsTrafficOnly", True)
+    merged.setdefault("minimumTlsVersion", "TLS1_2")
+    merged.setdefault("allowBlobPublicAccess", False)
+    merged["primaryLocation"] = location
+    merged["statusOfPrimary"] = "available"
+    merged["creationTime"] = previous.get("creationTime") or ctx.now_iso()
+    merged["primaryEndpoints"] = {
+        "blob": f"https://{name}.blob.core.windows.net/",
+        "queue": f"https://{name}.queue.core.windows.net/",
+        "table": f"https://{name}.table.core.windows.net/",
+        "file": f"https://{name}.file.core.windows.net/",
+        "dfs": f"https://{name}.dfs.core.windows.net/",
+        "web": f"https://{name}.z6.web.core.windows.net/",
+    }
+    return merged
+
+
+def _blob_service_record(account_id: str) -> dict[str, Any]:
+    return {
+        "id": f"{account_id}/blobServices/default",
+        "name": "default",
+        "type": "Microsoft.Storage/storageAccounts/blobServices",
+        "properties": {
+            "cors": {"corsRules": []},
+            "deleteRetentionPolicy": {"enabled": False},
+            "isVersioningEnabled": False,
+            "changeFeed": {"enabled": False},
+            "restorePolicy": {"enabled": False},
+            "containerDeleteRetentionPolicy": {"enabled": False},
+        },
+    }
+
+
+def _account_created(req: Request, account: dict[str, Any], ctx: ProviderContext) -> None:
+    if not ctx.store.exists(account["id"] + "/blobServices/default"):
+        ctx.store.put(_blob_service_record(account["id"]))
+
+
+STORAGE_ACCOUNTS = TrackedType(
+    namespace=PROVIDER,
+    type_name="storageAccounts",
+    name_param="accountName",
+    create_status=202,
+    async_path=None,
+    location_path=ASYNC_OPERATIONS,
+    update_async=False,
+    delete_async=False,
+    build=_account_properties,
+    after_create=_account_created,
+    create_seconds=25.0,
+    body_on_accept=False,
+)
+
+
+def register(router: Router, ctx: ProviderContext) -> None:
+    rp = router.provider(PROVIDER, API_VERSIONS)
+    register_tracked(rp, ctx, STORAGE_ACCOUNTS)
+    register_operation_routes(rp, ctx, None, ASYNC_OPERATIONS)
+    blob_service = ACCOUNT + "/blobServices/default"
+
+    @rp.get(blob_service)
+    def get_blob_service(req: Request) -> Response:
+        record = ctx.store.get(req.path)
+        if record is None:
+            raise not_found(req.path, "Microsoft.Storage/storageAccounts/blobServices")
+        return ok(record)
+
+    @rp.put(blob_service)
+    def put_blob_service(req: Request) -> Response:
+        account_id = req.path.rstrip("/").rsplit("/blobServices/", 1)[0]
+        if not ctx.store.exists(account_id):
+            raise not_found(account_id, "Microsoft.Storage/storageAccounts")
+        body = req.json_object()
+        with ctx.store.transaction():
+            record = ctx.store.get(req.path) or _blob_service_record(account_id)
+            record["properties"].update(body.get("properties") or {})
+            return ok(ctx.store.put(record))
+
+    @rp.get(ACCOUNT + "/blobServices")
+    def list_blob_services(req: Request) -> Response:
+        account_id = req.path.rstrip("/").rsplit("/blobServices", 1)[0]
+        if not ctx.store.exists(account_id):
+            raise not_found(account_id, "Microsoft.Storage/storageAccounts")
+        services = ctx.store.children(account_id, resource_type="Microsoft.Storage/storageAccounts/blobServices")
+        return ctx.page(req, services)
