@@ -270,6 +270,7 @@ class ContainerKind(_LenientEnum):
 class SiteRecoveryKind(_LenientEnum):
     REPLICATED_ITEM = "replicated-item"
     CONTAINER_MAPPING = "container-mapping"
+    PROTECTION_CONTAINER = "protection-container"
     NETWORK_MAPPING = "network-mapping"
     FABRIC = "fabric"
 
@@ -806,6 +807,7 @@ class StepKind(StrEnum):
     UNREGISTER_BACKUP_SERVERS = "unregister-backup-servers"
     REMOVE_REPLICATED_ITEMS = "remove-replicated-items"
     REMOVE_CONTAINER_MAPPINGS = "remove-container-mappings"
+    REMOVE_REPLICATION_CONTAINERS = "remove-replication-containers"
     REMOVE_NETWORK_MAPPINGS = "remove-network-mappings"
     REMOVE_FABRICS = "remove-fabrics"
     REMOVE_PRIVATE_ENDPOINTS = "remove-private-endpoint-connections"
@@ -837,6 +839,7 @@ RECOVERY_SERVICES_ORDER: Final = (
     StepKind.UNREGISTER_BACKUP_SERVERS,
     StepKind.REMOVE_REPLICATED_ITEMS,
     StepKind.REMOVE_CONTAINER_MAPPINGS,
+    StepKind.REMOVE_REPLICATION_CONTAINERS,
     StepKind.REMOVE_NETWORK_MAPPINGS,
     StepKind.REMOVE_FABRICS,
     StepKind.REMOVE_PRIVATE_ENDPOINTS,
@@ -1215,6 +1218,7 @@ def _recovery_services_steps(inventory: VaultInventory) -> list[TeardownStep]:
     sr_steps = {
         SiteRecoveryKind.REPLICATED_ITEM: StepKind.REMOVE_REPLICATED_ITEMS,
         SiteRecoveryKind.CONTAINER_MAPPING: StepKind.REMOVE_CONTAINER_MAPPINGS,
+        SiteRecoveryKind.PROTECTION_CONTAINER: StepKind.REMOVE_REPLICATION_CONTAINERS,
         SiteRecoveryKind.NETWORK_MAPPING: StepKind.REMOVE_NETWORK_MAPPINGS,
         SiteRecoveryKind.FABRIC: StepKind.REMOVE_FABRICS,
     }

@@ -1,0 +1,335 @@
+"""Activities of the vault teardown saga: one Azure fact or one effect on one target each.
+
+Inputs and outputs are JSON records (``steward.domain.teardown``). Every effect is idempotent (the adapter
+reads first). Transient failures raise, so the orchestration's retry options retry them; permanent refusals
+come back as data, ``{"ok": false, "refusal": {"kind", "code", "message"}}``, because an activity's
+exception reaches the orchestrator only as text and the saga decides on the kind (park for MUA, block on
+immutability or permission, compensate on anything else).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import azure.durable_functions as df
+
+from steward.cloud.teardown_ops import Effect, TeardownOps
+from steward.domain.teardown import (
+    BackupInstance,
+    BackupItem,
+    BackupPolicy,
+    PrivateEndpointConnection,
+    ProtectionContainer,
+    ProtectionIntent,
+    RegisteredServer,
+    SiteRecoveryObject,
+    Target,
+    VaultRef,
+    target_from_record,
+)
+from steward.teardown_errors import TeardownRefusal
+from steward.teardown_report import LocalReportStore, ReportStore, render_html
+from steward.teardown_settings import TeardownSettings
+
+LOG = logging.getLogger("steward.teardown")
+
+bp = df.Blueprint()
+
+_overrides: dict[str, Any] = {}
+
+
+def use(
+    *,
+    ops: TeardownOps | None = None,
+    settings: TeardownSettings | None = None,
+    report_store: ReportStore | None = None,
+    publisher: Any = None,
+) -> None:
+    """Composition for local runs and tests: inject the adapters instead of building them from settings."""
+    for key, value in (("ops", ops), ("settings", settings), ("store", report_store), ("publisher", publisher)):
+        if value is None:
+            _overrides.pop(key, None)
+        else:
+            _overrides[key] = value
+
+
+@lru_cache(maxsize=1)
+def _default_settings() -> TeardownSettings:
+    return TeardownSettings.from_env()
+
+
+def settings() -> TeardownSettings:
+    return _overrides.get("settings") or _default_settings()  # type: ignore[no-any-return]
+
+
+def _ops() -> TeardownOps:
+    if "ops" in _overrides:
+        return _overrides["ops"]  # type: ignore[no-any-return]
+    from steward import bootstrap
+
+    return TeardownOps(bootstrap.clients())
+
+
+def _store() -> ReportStore:
+    if "store" in _overrides:
+        return _overrides["store"]  # type: ignore[no-any-return]
+    current = settings()
+    if current.reports_dir:
+        return LocalReportStore(current.reports_dir)
+    if current.reports_connection:
+        from steward.teardown_report import BlobReportStore
+
+        return BlobReportStore(current.reports_connection, current.reports_container)
+    return LocalReportStore("var/teardown-reports")
+
+
+def _publisher() -> Any:
+    if "publisher" in _overrides:
+        return _overrides["publisher"]
+    try:
+        from steward import bootstrap
+
+        return bootstrap.publisher()
+    except Exception:  # noqa: BLE001 - no publisher configured is not a teardown failure
+        from steward.cloud.publisher import NullPublisher
+
+        return NullPublisher()
+
+
+def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef, Any], Effect]) -> dict[str, Any]:
+    vault = VaultRef.parse(payload.get("vaultId"))
+    target: Target = target_from_record(payload.get("target") or {})
+    try:
+        effect = action(_ops(), vault, target)
+    except TeardownRefusal as refusal:
+        LOG.warning(
+            "teardown step refused: %s",
+            refusal.message,
+            extra={"vault_id": vault.id, "target": target.id, "refusal": refusal.kind.value},
+        )
+        return {"ok": False, "refusal": refusal.to_record(), "target": target.to_record()}
+    LOG.info("teardown %s %s", effect.effect, target.id, extra={"vault_id": vault.id, "effect": effect.effect})
+    return {"ok": True, "effect": effect.to_record()}
+
+
+# ------------------------------------------------------------------------------------------------ facts
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_inventory(payload: dict[str, Any]) -> dict[str, Any]:
+    """Everything the vault holds (paged lists), as a ``VaultInventory`` record."""
+    vault = VaultRef.parse(payload.get("vaultId"))
+    inventory = _ops().inventory(vault, datetime.now(UTC))
+    return inventory.to_record()
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_limits(payload: dict[str, Any]) -> dict[str, Any]:
+    """The settings the orchestrator needs (it may not read the environment)."""
+    del payload
+    return settings().limits_record()
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_set_setting(payload: dict[str, Any]) -> dict[str, Any]:
+    """Set one vault setting (``softDelete``, ``enhancedSecurity``, ``immutability``) to ``value``."""
+    vault = VaultRef.parse(payload.get("vaultId"))
+    setting, value = str(payload.get("setting")), str(payload.get("value"))
+    try:
+        effect = _ops().set_setting(vault, setting, value)
+    except TeardownRefusal as refusal:
+        return {"ok": False, "refusal": refusal.to_record(), "setting": setting}
+    return {"ok": True, "effect": effect.to_record()}
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_restore_protections(payload: dict[str, Any]) -> dict[str, Any]:
+    """Compensation: put back every setting the saga turned off (``changes`` in reverse order)."""
+    vault = VaultRef.parse(payload.get("vaultId"))
+    restored = []
+    for change in reversed(list(payload.get("changes") or [])):
+        setting, value = str(change.get("setting")), str(change.get("from"))
+        try:
+            effect = _ops().set_setting(vault, setting, value)
+            restored.append({"setting": setting, "to": value, "effect": effect.effect})
+        except TeardownRefusal as refusal:
+            restored.append({"setting": setting, "to": value, "effect": "failed", "error": refusal.message})
+    return {"ok": all(r["effect"] != "failed" for r in restored), "restored": restored}
+
+
+# ------------------------------------------------------------------------------------------------ items
+
+
+def _item(target: Any) -> BackupItem:
+    if not isinstance(target, BackupItem):
+        raise TypeError(f"expected a backup item, got {type(target).__name__}")
+    return target
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_undelete_item(payload: dict[str, Any]) -> dict[str, Any]:
+    return _effect(payload, lambda ops, vault, t: ops.undelete_item(vault, _item(t)))
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_delete_item(payload: dict[str, Any]) -> dict[str, Any]:
+    """Stop protection with delete data (any workload kind)."""
+    return _effect(payload, lambda ops, vault, t: ops.delete_item(vault, _item(t)))
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_disable_intent(payload: dict[str, Any]) -> dict[str, Any]:
+    def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
+        assert isinstance(target, ProtectionIntent)
+        return ops.disable_intent(vault, target)
+
+    return _effect(payload, act)
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_unregister_container(payload: dict[str, Any]) -> dict[str, Any]:
+    def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
+        assert isinstance(target, ProtectionContainer)
+        return ops.unregister_container(vault, target)
+
+    return _effect(payload, act)
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_unregister_server(payload: dict[str, Any]) -> dict[str, Any]:
+    """Unregister a MARS agent, MABS or DPM server (its items go with it)."""
+
+    def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
+        assert isinstance(target, RegisteredServer | ProtectionContainer)
+        return ops.unregister_server(vault, target)
+
+    return _effect(payload, act)
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_remove_site_recovery(payload: dict[str, Any]) -> dict[str, Any]:
+    def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
+        assert isinstance(target, SiteRecoveryObject)
+        return ops.remove_site_recovery(vault, target)
+
+    return _effect(payload, act)
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_remove_private_endpoint(payload: dict[str, Any]) -> dict[str, Any]:
+    def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
+        assert isinstance(target, PrivateEndpointConnection)
+        return ops.remove_private_endpoint(vault, target)
+
+    return _effect(payload, act)
+
+
+# ------------------------------------------------------------------------------------------------ Backup vault
+
+
+def _instance(target: Any) -> BackupInstance:
+    assert isinstance(target, BackupInstance)
+    return target
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_undelete_instance(payload: dict[str, Any]) -> dict[str, Any]:
+    return _effect(payload, lambda ops, vault, t: ops.undelete_instance(vault, _instance(t)))
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_stop_instance(payload: dict[str, Any]) -> dict[str, Any]:
+    return _effect(payload, lambda ops, vault, t: ops.stop_instance(vault, _instance(t)))
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_delete_instance(payload: dict[str, Any]) -> dict[str, Any]:
+    return _effect(payload, lambda ops, vault, t: ops.delete_instance(vault, _instance(t)))
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_delete_policy(payload: dict[str, Any]) -> dict[str, Any]:
+    def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
+        assert isinstance(target, BackupPolicy)
+        return ops.delete_policy(vault, target)
+
+    return _effect(payload, act)
+
+
+# ------------------------------------------------------------------------------------------------ vault
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
+    vault = VaultRef.parse(payload.get("vaultId"))
+    try:
+        effect = _ops().delete_vault(vault)
+    except TeardownRefusal as refusal:
+        return {"ok": False, "refusal": refusal.to_record()}
+    return {"ok": True, "effect": effect.to_record()}
+
+
+# ------------------------------------------------------------------------------------------------ record
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
+    """Store the final report (JSON + HTML) and publish ``BackupSteward.Teardown.<Outcome>``."""
+    from steward.cloud.publisher import OutcomeEvent
+
+    report = payload.get("report") or {}
+    name = str(payload.get("name") or report.get("instanceId") or "teardown")
+    stored = _store().save(name, report)
+    outcome = str(report.get("outcome") or "finished")
+    event_type = "BackupSteward.Teardown." + "".join(p.capitalize() for p in outcome.split("-"))
+    published = 0
+    try:
+        published = _publisher().publish(
+            [
+                OutcomeEvent(
+                    event_type,
+                    str(report.get("vaultId") or name),
+                    {
+                        "instanceId": report.get("instanceId"),
+                        "outcome": outcome,
+                        "reason": report.get("reason"),
+                        "requestedBy": report.get("requestedBy"),
+                        "report": stored.to_record(),
+                        "deletedCount": len(report.get("deleted") or []),
+                        "remainingCount": len(report.get("remaining") or []),
+                    },
+                )
+            ]
+        )
+    except Exception:
+        LOG.exception("publishing the teardown outcome failed", extra={"instance_id": report.get("instanceId")})
+    return {**stored.to_record(), "published": published, "htmlBytes": len(render_html(report))}
+
+
+# Activity names the orchestrator calls (the function names above; the host registers them by name).
+ACTIVITY_NAMES = (
+    "teardown_inventory",
+    "teardown_limits",
+    "teardown_set_setting",
+    "teardown_restore_protections",
+    "teardown_undelete_item",
+    "teardown_delete_item",
+    "teardown_disable_intent",
+    "teardown_unregister_container",
+    "teardown_unregister_server",
+    "teardown_remove_site_recovery",
+    "teardown_remove_private_endpoint",
+    "teardown_undelete_instance",
+    "teardown_stop_instance",
+    "teardown_delete_instance",
+    "teardown_delete_policy",
+    "teardown_delete_vault",
+    "teardown_record_report",
+)

@@ -1,0 +1,811 @@
+"""The teardown's adapters: read a vault's inventory and perform one idempotent step on one target.
+
+Every effect reads first and does only what is missing; a delete that finds nothing is a success. Clients
+come only from :class:`steward.cloud.clients.CloudClients`; SDK exceptions become the app's errors in one
+place (``steward.cloud.errors.translate``) and permanent refusals become :class:`TeardownRefusal` here
+(:func:`refusal_of`), so activities can hand them to the orchestrator as data.
+
+Where the SDK has no long-running poller for an operation that answers 202 (protected item delete, container
+unregister) or no client at all (Site Recovery: ``azure-mgmt-recoveryservicessiterecovery`` is not a
+dependency), the adapter sends the request through the Recovery Services client's own pipeline
+(``send_request``: same credential, retry policy and endpoint) and polls ``Azure-AsyncOperation`` /
+``Location`` itself, honouring ``retry-after-ms`` / ``Retry-After`` with a bound. An operation that outlives
+the activity's budget raises :class:`TeardownStillRunning` (transient): the retry reads and resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.rest import HttpRequest
+
+from steward import teardown_arm as arm
+from steward.cloud.clients import CloudClients
+from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
+from steward.cloud.wire import wire
+from steward.domain.teardown import (
+    BackupInstance,
+    BackupItem,
+    BackupPolicy,
+    ContainerKind,
+    ItemState,
+    PrivateEndpointConnection,
+    ProtectionContainer,
+    ProtectionIntent,
+    RegisteredServer,
+    SiteRecoveryKind,
+    SiteRecoveryObject,
+    SoftDeleteState,
+    VaultInventory,
+    VaultKind,
+    VaultRef,
+    format_time,
+)
+from steward.teardown_errors import RefusalKind, TeardownRefusal, TeardownStillRunning
+
+LOG = logging.getLogger("steward.teardown")
+
+#: Site Recovery is spoken over raw REST (no SDK dependency); the version of its REST spec we follow.
+SITE_RECOVERY_API_VERSION: Final = "2025-08-01"
+RECOVERY_SERVICES_API_VERSION: Final = "2025-02-01"
+#: Containers are listed per backup management type (the service requires the filter).
+CONTAINER_MANAGEMENT_TYPES: Final = ("AzureWorkload", "AzureStorage", "MAB", "DPM", "AzureBackupServer", "AzureIaasVM")
+_MUA_CODES: Final = frozenset({"BMSUserErrorCriticalOperationNotAuthorizedByResourceGuard"})
+_IMMUTABLE_CODES: Final = frozenset(
+    {"BMSUserErrorOperationNotAllowedOnLockedImmutableVault", "BMSUserErrorImmutabilityLockedCannotBeChanged"}
+)
+_ALWAYS_ON_CODES: Final = frozenset({"BMSUserErrorDisablingSoftDeleteStateNotAllowed"})
+_NOT_EMPTY_CODES: Final = frozenset(
+    {"ServiceResourceNotEmptyWithContainerDetails", "ServiceResourceNotEmptyWithBackendMessage"}
+)
+
+
+def refusal_of(error: CloudError) -> TeardownRefusal:
+    """The one mapping from a permanent Azure error to the teardown's decision."""
+    code = error.code or ""
+    text = error.message.lower()
+    if code in _MUA_CODES or "resource guard" in text:
+        kind = RefusalKind.NEEDS_SECURITY_APPROVAL
+    elif error.status == 403 or code in ("AuthorizationFailed", "LinkedAuthorizationFailed"):
+        kind = RefusalKind.MISSING_PERMISSION
+    elif code in _IMMUTABLE_CODES or "immutab" in text:
+        kind = RefusalKind.IMMUTABILITY_LOCKED
+    elif code in _ALWAYS_ON_CODES or "alwayson" in text.replace(" ", "").replace("-", ""):
+        kind = RefusalKind.ALWAYS_ON
+    elif code in _NOT_EMPTY_CODES or "cannot be deleted" in text:
+        kind = RefusalKind.NOT_EMPTY
+    else:
+        kind = RefusalKind.REFUSED
+    return TeardownRefusal(kind, error.message, code=error.code, status=error.status)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one step did to one target. ``effect`` is a verb in the past tense or ``unchanged``."""
+
+    target_type: str
+    id: str
+    name: str
+    effect: str
+    detail: str = ""
+    purge_at: datetime | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "type": self.target_type,
+            "id": self.id,
+            "name": self.name,
+            "effect": self.effect,
+            "detail": self.detail,
+            "purgeAt": format_time(self.purge_at),
+        }
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    """Run one SDK call; SDK exceptions become the app's errors (the one translation point)."""
+    try:
+        return fn()
+    except AzureError as error:
+        raise translate(error) from error
+
+
+def _quiet_not_found(fn: Callable[[], Any]) -> Any:
+    try:
+        return _call(fn)
+    except NotFound:
+        return None
+
+
+class TeardownOps:
+    """Facts and effects of a vault teardown, against ARM through the app's SDK clients."""
+
+    def __init__(
+        self,
+        clients: CloudClients,
+        *,
+        wait_budget_seconds: float = 420.0,
+        max_poll_seconds: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clients = clients
+        self._budget = wait_budget_seconds
+        self._max_poll = max_poll_seconds
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._interval = clients.target.polling_interval
+
+    # ------------------------------------------------------------------------------------------- raw REST
+
+    def _rest(
+        self,
+        vault: VaultRef,
+        method: str,
+        url: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        api_version: str = RECOVERY_SERVICES_API_VERSION,
+    ) -> Any:
+        """One request through the Recovery Services client's pipeline; returns the HTTP response."""
+        client = self._clients.recovery_services(vault.subscription_id)
+        if "api-version=" not in url:
+            url += ("&" if "?" in url else "?") + f"api-version={api_version}"
+        request = HttpRequest(method, url, json=dict(body) if body is not None else None)
+        try:
+            response = client.send_request(request)
+            response.raise_for_status()
+        except AzureError as error:
+            raise translate(error) from error
+        return response
+
+    def _rest_list(self, vault: VaultRef, url: str, *, api_version: str) -> Iterator[dict[str, Any]]:
+        next_url: str | None = url
+        while next_url:
+            response = self._rest(vault, "GET", next_url, api_version=api_version)
+            page = response.json() if response.text() else {}
+            yield from page.get("value") or []
+            next_url = page.get("nextLink")
+
+    def _await(self, vault: VaultRef, response: Any, what: str) -> None:
+        """Follow a 201/202's ``Azure-AsyncOperation`` (or ``Location``) until the operation ends."""
+        if response is None or response.status_code not in (201, 202):
+            return
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        status_url = headers.get("azure-asyncoperation")
+        location = headers.get("location")
+        deadline = self._monotonic() + self._budget
+        while True:
+            self._sleep(self._poll_delay(headers))
+            if status_url:
+                polled = self._rest(vault, "GET", status_url)
+                headers = {k.lower(): v for k, v in polled.headers.items()}
+                body = polled.json() if polled.text() else {}
+                status = str(body.get("status") or "").lower()
+                if status in ("succeeded", "failed", "canceled", "cancelled"):
+                    if status != "succeeded":
+                        error = body.get("error") or {}
+                        raise refusal_of(
+                            AzureRefusal(
+                                str(error.get("message") or f"{what} ended {status}"),
+                                status=400,
+                                code=error.get("code"),
+                            )
+                        )
+                    return
+            elif location:
+                polled = self._rest(vault, "GET", location)
+                headers = {k.lower(): v for k, v in polled.headers.items()}
+                if polled.status_code in (200, 204):
+                    return
+            else:
+                return
+            if self._monotonic() > deadline:
+                raise TeardownStillRunning(f"{what} is still running after {self._budget:.0f} s; will check again")
+
+    def _poll_delay(self, headers: Mapping[str, str]) -> float:
+        if "retry-after-ms" in headers:
+            try:
+                return min(self._max_poll, max(0.0, float(headers["retry-after-ms"]) / 1000))
+            except ValueError:
+                pass
+        try:
+            return min(self._max_poll, max(0.0, float(headers.get("retry-after", "1"))))
+        except ValueError:
+            return 1.0
+
+    @staticmethod
+    def _capture(pipeline_response: Any, deserialized: Any, headers: Any) -> Any:
+        del deserialized, headers
+        return pipeline_response.http_response
+
+    # ------------------------------------------------------------------------------------------- facts
+
+    def inventory(self, vault: VaultRef, observed_at: datetime) -> VaultInventory:
+        if vault.kind is VaultKind.RECOVERY_SERVICES:
+            return self._recovery_services_inventory(vault, observed_at)
+        return self._backup_vault_inventory(vault, observed_at)
+
+    def _denied(self, denied: list[str], operation: str, fn: Callable[[], Any], default: Any) -> Any:
+        try:
+            return _call(fn)
+        except NotFound:
+            return default
+        except AzureRefusal as error:
+            if error.status == 403:
+                denied.append(operation)
+                return default
+            raise
+
+    def _recovery_services_inventory(self, vault: VaultRef, observed_at: datetime) -> VaultInventory:
+        rs = self._clients.recovery_services(vault.subscription_id)
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        rg, name = vault.resource_group, vault.name
+        body = _quiet_not_found(lambda: wire(rs.vaults.get(rg, name)))
+        if body is None:
+            return VaultInventory(vault.id, vault.kind, exists=False, observed_at=observed_at)
+        denied: list[str] = []
+        config = self._denied(
+            denied, "backupconfig/read", lambda: wire(bk.backup_resource_vault_configs.get(name, rg)), None
+        )
+        proxies = self._denied(
+            denied,
+            "backupResourceGuardProxies/read",
+            lambda: [wire(p) for p in bk.resource_guard_proxies.get(name, rg)],
+            [],
+        )
+        items = self._denied(
+            denied,
+            "backupProtectedItems/read",
+            lambda: [arm.backup_item(wire(i)) for i in bk.backup_protected_items.list(name, rg)],
+            [],
+        )
+        containers: dict[str, ProtectionContainer] = {}
+        def containers_of(management: str) -> list[ProtectionContainer]:
+            listed = bk.backup_protection_containers.list(name, rg, filter=f"backupManagementType eq '{management}'")
+            return [arm.protection_container(wire(c)) for c in listed]
+
+        for management in CONTAINER_MANAGEMENT_TYPES:
+            found = self._denied(
+                denied, "backupProtectionContainers/read", lambda m=management: containers_of(m), []  # type: ignore[misc]
+            )
+            for container in found:
+                containers.setdefault(container.id.lower(), container)
+        intents = self._denied(
+            denied,
+            "backupProtectionIntents/read",
+            lambda: [arm.protection_intent(wire(i)) for i in bk.backup_protection_intent.list(name, rg)],
+            [],
+        )
+        engines = self._denied(
+            denied,
+            "backupEngines/read",
+            lambda: [arm.backup_engine(wire(e)) for e in bk.backup_engines.list(name, rg)],
+            [],
+        )
+        servers = self._servers(list(containers.values()), engines)
+        props = body.get("properties") or {}
+        endpoints = [arm.private_endpoint_connection(p) for p in props.get("privateEndpointConnections") or []]
+        if not endpoints:
+            endpoints = self._denied(
+                denied,
+                "privateEndpointConnections/read",
+                lambda: [
+                    arm.private_endpoint_connection(p)
+                    for p in self._rest_list(
+                        vault, f"{vault.id}/privateEndpointConnections", api_version=RECOVERY_SERVICES_API_VERSION
+                    )
+                ],
+                [],
+            )
+        settings = arm.recovery_services_settings(body, config, mua_proxies=len(proxies))
+        guard = next(
+            (str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), None
+        )
+        settings = type(settings)(**{**settings.__dict__, "resource_guard_id": guard or None})
+        return VaultInventory(
+            vault_id=vault.id,
+            kind=vault.kind,
+            location=str(body.get("location") or ""),
+            tags=tuple(sorted((str(k), str(v)) for k, v in (body.get("tags") or {}).items())),
+            settings=settings,
+            items=tuple(items),
+            containers=tuple(containers.values()),
+            intents=tuple(intents),
+            servers=tuple(servers),
+            site_recovery=tuple(self._site_recovery(vault, denied)),
+            private_endpoints=tuple(endpoints),
+            access_denied=tuple(denied),
+            observed_at=observed_at,
+        )
+
+    @staticmethod
+    def _servers(containers: list[ProtectionContainer], engines: list[RegisteredServer]) -> list[RegisteredServer]:
+        servers = {s.name.lower(): s for s in engines}
+        for container in containers:
+            if container.kind in (ContainerKind.MARS, ContainerKind.DPM, ContainerKind.MABS):
+                servers.setdefault(container.name.lower(), arm.registered_server_from_container(container))
+        return list(servers.values())
+
+    def _site_recovery(self, vault: VaultRef, denied: list[str]) -> list[SiteRecoveryObject]:
+        def listing(url: str, kind: SiteRecoveryKind) -> list[SiteRecoveryObject]:
+            try:
+                return [
+                    arm.site_recovery_object(o, kind)
+                    for o in self._rest_list(vault, url, api_version=SITE_RECOVERY_API_VERSION)
+                ]
+            except NotFound:
+                return []
+            except AzureRefusal as error:
+                if error.status == 403:
+                    denied.append("replicationFabrics/read")
+                    return []
+                raise
+
+        found: list[SiteRecoveryObject] = []
+        fabrics = listing(f"{vault.id}/replicationFabrics", SiteRecoveryKind.FABRIC)
+        found += fabrics
+        for fabric in fabrics:
+            containers = listing(f"{fabric.id}/replicationProtectionContainers", SiteRecoveryKind.PROTECTION_CONTAINER)
+            found += containers
+            for container in containers:
+                found += listing(f"{container.id}/replicationProtectedItems", SiteRecoveryKind.REPLICATED_ITEM)
+                found += listing(
+                    f"{container.id}/replicationProtectionContainerMappings", SiteRecoveryKind.CONTAINER_MAPPING
+                )
+        if fabrics:
+            found += listing(f"{vault.id}/replicationNetworkMappings", SiteRecoveryKind.NETWORK_MAPPING)
+        return found
+
+    def _backup_vault_inventory(self, vault: VaultRef, observed_at: datetime) -> VaultInventory:
+        dp = self._clients.data_protection(vault.subscription_id)
+        rg, name = vault.resource_group, vault.name
+        body = _quiet_not_found(lambda: wire(dp.backup_vaults.get(rg, name)))
+        if body is None:
+            return VaultInventory(vault.id, vault.kind, exists=False, observed_at=observed_at)
+        denied: list[str] = []
+        instances = self._denied(
+            denied,
+            "backupInstances/read",
+            lambda: [arm.backup_instance(wire(i)) for i in dp.backup_instances.list(rg, name)],
+            [],
+        )
+        deleted = self._denied(
+            denied,
+            "deletedBackupInstances/read",
+            lambda: [arm.backup_instance(wire(i), deleted=True) for i in dp.deleted_backup_instances.list(rg, name)],
+            [],
+        )
+        known = {i.id.lower() for i in instances}
+        instances += [d for d in deleted if d.id.lower() not in known]
+        policies = self._denied(
+            denied,
+            "backupPolicies/read",
+            lambda: [arm.backup_policy(wire(p)) for p in dp.backup_policies.list(rg, name)],
+            [],
+        )
+        try:
+            proxies = _call(lambda: list(dp.dpp_resource_guard_proxy.list(rg, name)))
+        except (NotFound, AzureRefusal):
+            proxies = []
+        return VaultInventory(
+            vault_id=vault.id,
+            kind=vault.kind,
+            location=str(body.get("location") or ""),
+            tags=tuple(sorted((str(k), str(v)) for k, v in (body.get("tags") or {}).items())),
+            settings=arm.backup_vault_settings(body, mua_proxies=len(proxies)),
+            instances=tuple(instances),
+            policies=tuple(policies),
+            access_denied=tuple(denied),
+            observed_at=observed_at,
+        )
+
+    # ------------------------------------------------------------------------------------------- settings
+
+    def set_setting(self, vault: VaultRef, setting: str, value: str) -> Effect:
+        """Set ``softDelete`` / ``enhancedSecurity`` / ``immutability`` to ``value`` (idempotent)."""
+        try:
+            if vault.kind is VaultKind.RECOVERY_SERVICES:
+                changed = self._set_rs_setting(vault, setting, value)
+            else:
+                changed = self._set_bv_setting(vault, setting, value)
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect("vault", vault.id, vault.name, "changed" if changed else "unchanged", f"{setting}={value}")
+
+    def _set_rs_setting(self, vault: VaultRef, setting: str, value: str) -> bool:
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        rs = self._clients.recovery_services(vault.subscription_id)
+        rg, name = vault.resource_group, vault.name
+        if setting in ("softDelete", "enhancedSecurity"):
+            config = arm._props(wire(_call(lambda: bk.backup_resource_vault_configs.get(name, rg))))
+            field = "softDeleteFeatureState" if setting == "softDelete" else "enhancedSecurityState"
+            if str(config.get(field) or "").lower() == value.lower():
+                return False
+            config_body: Any = {"properties": {field: value}}
+            _call(lambda: bk.backup_resource_vault_configs.put(name, rg, config_body))
+            return True
+        if setting == "immutability":
+            body = wire(_call(lambda: rs.vaults.get(rg, name)))
+            state = (((body.get("properties") or {}).get("securitySettings") or {}).get("immutabilitySettings") or {})
+            if str(state.get("state") or "Disabled").lower() == value.lower():
+                return False
+            patch: Any = {"properties": {"securitySettings": {"immutabilitySettings": {"state": value}}}}
+            _call(lambda: rs.vaults.begin_update(rg, name, patch, polling_interval=self._interval).result())
+            return True
+        raise ValueError(f"unknown vault setting {setting!r}")
+
+    def _set_bv_setting(self, vault: VaultRef, setting: str, value: str) -> bool:
+        dp = self._clients.data_protection(vault.subscription_id)
+        rg, name = vault.resource_group, vault.name
+        body = wire(_call(lambda: dp.backup_vaults.get(rg, name)))
+        security = (body.get("properties") or {}).get("securitySettings") or {}
+        patch: Any
+        if setting == "softDelete":
+            current = security.get("softDeleteSettings") or {}
+            wanted = {"enabled": "On", "disabled": "Off", "alwayson": "AlwaysOn"}.get(value.lower(), value)
+            if arm.soft_delete_state(current.get("state")) is arm.soft_delete_state(wanted):
+                return False
+            patch = {
+                "properties": {
+                    "securitySettings": {
+                        "softDeleteSettings": {
+                            "state": wanted,
+                            "retentionDurationInDays": current.get("retentionDurationInDays") or 14,
+                        }
+                    }
+                }
+            }
+        elif setting == "immutability":
+            current = security.get("immutabilitySettings") or {}
+            if str(current.get("state") or "Disabled").lower() == value.lower():
+                return False
+            patch = {"properties": {"securitySettings": {"immutabilitySettings": {"state": value}}}}
+        else:
+            raise ValueError(f"a Backup vault has no setting {setting!r}")
+        _call(lambda: dp.backup_vaults.begin_update(rg, name, patch, polling_interval=self._interval).result())
+        return True
+
+    # ------------------------------------------------------------------------------------------- items
+
+    def _get_item(self, vault: VaultRef, item: BackupItem) -> BackupItem | None:
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        body = _quiet_not_found(
+            lambda: wire(
+                bk.protected_items.get(vault.name, vault.resource_group, item.fabric, item.container, item.name)
+            )
+        )
+        return None if body is None else arm.backup_item(body)
+
+    def undelete_item(self, vault: VaultRef, item: BackupItem) -> Effect:
+        current = self._get_item(vault, item)
+        if current is None:
+            return Effect(item.type_name, item.id, item.name, "already-gone")
+        if current.state is not ItemState.SOFT_DELETED:
+            return Effect(item.type_name, item.id, item.name, "unchanged", "not soft-deleted")
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        body: Any = {
+            "properties": {
+                "protectedItemType": current.item_type or item.item_type,
+                "protectionState": "ProtectionStopped",
+                "sourceResourceId": current.source_resource_id or item.source_resource_id,
+                "isRehydrate": True,
+            }
+        }
+        try:
+            _call(
+                lambda: bk.protected_items.begin_create_or_update(
+                    vault.name,
+                    vault.resource_group,
+                    item.fabric,
+                    item.container,
+                    item.name,
+                    body,
+                    polling_interval=self._interval,
+                ).result()
+            )
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(item.type_name, item.id, item.name, "undeleted", "back to stop-with-retained-data")
+
+    def delete_item(self, vault: VaultRef, item: BackupItem) -> Effect:
+        current = self._get_item(vault, item)
+        if current is None:
+            return Effect(item.type_name, item.id, item.name, "already-gone")
+        if current.state is ItemState.SOFT_DELETED:
+            return Effect(
+                item.type_name, item.id, item.name, "soft-deleted", "already soft-deleted", current.deferred_delete_at
+            )
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+
+        def delete() -> Any:
+            return bk.protected_items.delete(
+                vault.name, vault.resource_group, item.fabric, item.container, item.name, cls=self._capture
+            )
+
+        try:
+            try:
+                response = _call(delete)
+            except AzureRefusal as error:
+                if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
+                    raise
+                self._unlock_delete(vault, item.id)
+                response = _call(delete)
+            self._await(vault, response, f"deleting backup data of {item.name}")
+        except NotFound:
+            return Effect(item.type_name, item.id, item.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        after = self._get_item(vault, item)
+        if after is None:
+            return Effect(item.type_name, item.id, item.name, "deleted", "protection stopped, backup data deleted")
+        if after.state is ItemState.SOFT_DELETED:
+            return Effect(
+                item.type_name,
+                item.id,
+                item.name,
+                "soft-deleted",
+                "protection stopped; data soft-deleted until its purge date",
+                after.deferred_delete_at,
+            )
+        raise TeardownStillRunning(f"{item.name} is still {after.state.value} after the delete")
+
+    def _unlock_delete(self, vault: VaultRef, resource_id: str) -> None:
+        """MUA: ask every resource guard proxy to unlock this one delete (needs the security admin's grant)."""
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        listed = _call(lambda: list(bk.resource_guard_proxies.get(vault.name, vault.resource_group)))
+        for proxy in (wire(p) for p in listed):
+            proxy_name = str(proxy.get("name") or "")
+            requests = [
+                str(op.get("defaultResourceRequest") or "")
+                for op in (proxy.get("properties") or {}).get("resourceGuardOperationDetails") or []
+                if isinstance(op, Mapping)
+            ]
+            body: Any = {
+                "resourceGuardOperationRequests": [x for x in requests if x],
+                "resourceToBeDeleted": resource_id,
+            }
+
+            def unlock(proxy_name: str = proxy_name, body: Any = body) -> Any:
+                return bk.resource_guard_proxy.unlock_delete(vault.name, vault.resource_group, proxy_name, body)
+
+            _call(unlock)
+
+    # ------------------------------------------------------------------------------------------- containers
+
+    def disable_intent(self, vault: VaultRef, intent: ProtectionIntent) -> Effect:
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        exists = _quiet_not_found(
+            lambda: bk.protection_intent.get(vault.name, vault.resource_group, intent.fabric, intent.name)
+        )
+        if exists is None:
+            return Effect(intent.type_name, intent.id, intent.name, "already-gone")
+        try:
+            _call(lambda: bk.protection_intent.delete(vault.name, vault.resource_group, intent.fabric, intent.name))
+        except NotFound:
+            return Effect(intent.type_name, intent.id, intent.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(intent.type_name, intent.id, intent.name, "removed", "auto-protection intent disabled")
+
+    def _get_container(self, vault: VaultRef, container: ProtectionContainer) -> ProtectionContainer | None:
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        body = _quiet_not_found(
+            lambda: wire(
+                bk.protection_containers.get(vault.name, vault.resource_group, container.fabric, container.name)
+            )
+        )
+        return None if body is None else arm.protection_container(body)
+
+    def unregister_container(self, vault: VaultRef, container: ProtectionContainer) -> Effect:
+        current = self._get_container(vault, container)
+        if current is None:
+            return Effect(container.type_name, container.id, container.name, "already-gone")
+        if current.soft_deleted:
+            return Effect(container.type_name, container.id, container.name, "soft-deleted", "with its items")
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        try:
+            response = _call(
+                lambda: bk.protection_containers.unregister(
+                    vault.name, vault.resource_group, container.fabric, container.name, cls=self._capture
+                )
+            )
+            self._await(vault, response, f"unregistering {container.name}")
+        except NotFound:
+            return Effect(container.type_name, container.id, container.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        after = self._get_container(vault, container)
+        if after is not None and after.soft_deleted:
+            return Effect(container.type_name, container.id, container.name, "soft-deleted", "with its items")
+        if after is not None:
+            raise TeardownStillRunning(f"{container.name} is still registered")
+        return Effect(container.type_name, container.id, container.name, "unregistered")
+
+    def unregister_server(self, vault: VaultRef, server: RegisteredServer | ProtectionContainer) -> Effect:
+        rs = self._clients.recovery_services(vault.subscription_id)
+        name = server.container if isinstance(server, RegisteredServer) and server.container else server.name
+        try:
+            _call(lambda: rs.registered_identities.delete(vault.resource_group, vault.name, name))
+        except NotFound:
+            return Effect(server.type_name, server.id, server.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(server.type_name, server.id, server.name, "unregistered", "server and its items removed")
+
+    # ------------------------------------------------------------------------------------------- Site Recovery
+
+    def remove_site_recovery(self, vault: VaultRef, obj: SiteRecoveryObject) -> Effect:
+        """Purge (``DELETE``) items, mappings and fabrics; ``POST remove`` replication containers."""
+        try:
+            self._rest(vault, "GET", obj.id, api_version=SITE_RECOVERY_API_VERSION)
+        except NotFound:
+            return Effect(obj.type_name, obj.id, obj.name, "already-gone")
+        try:
+            if obj.kind is SiteRecoveryKind.PROTECTION_CONTAINER:
+                response = self._rest(vault, "POST", f"{obj.id}/remove", body={}, api_version=SITE_RECOVERY_API_VERSION)
+            else:
+                response = self._rest(vault, "DELETE", obj.id, api_version=SITE_RECOVERY_API_VERSION)
+            self._await(vault, response, f"removing {obj.kind.value} {obj.name}")
+        except NotFound:
+            return Effect(obj.type_name, obj.id, obj.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(obj.type_name, obj.id, obj.name, "removed", obj.kind.value)
+
+    # ------------------------------------------------------------------------------------------- endpoints
+
+    def remove_private_endpoint(self, vault: VaultRef, connection: PrivateEndpointConnection) -> Effect:
+        bk = self._clients.recovery_services_backup(vault.subscription_id)
+        try:
+            _call(
+                lambda: bk.private_endpoint_connection.begin_delete(
+                    vault.name, vault.resource_group, connection.name, polling_interval=self._interval
+                ).result()
+            )
+        except NotFound:
+            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(
+            connection.type_name,
+            connection.id,
+            connection.name,
+            "removed",
+            f"private endpoint {connection.private_endpoint_id or '?'} left in place (it belongs to its network)",
+        )
+
+    # ------------------------------------------------------------------------------------------- Backup vault
+
+    def _instance(self, vault: VaultRef, instance: BackupInstance) -> BackupInstance | None:
+        dp = self._clients.data_protection(vault.subscription_id)
+        live = _quiet_not_found(lambda: wire(dp.backup_instances.get(vault.resource_group, vault.name, instance.name)))
+        if live is not None:
+            return arm.backup_instance(live)
+        gone = _quiet_not_found(
+            lambda: wire(dp.deleted_backup_instances.get(vault.resource_group, vault.name, instance.name))
+        )
+        return None if gone is None else arm.backup_instance(gone, deleted=True)
+
+    def undelete_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+        current = self._instance(vault, instance)
+        if current is None:
+            return Effect(instance.type_name, instance.id, instance.name, "already-gone")
+        if current.state is not ItemState.SOFT_DELETED:
+            return Effect(instance.type_name, instance.id, instance.name, "unchanged", "not soft-deleted")
+        dp = self._clients.data_protection(vault.subscription_id)
+        try:
+            _call(
+                lambda: dp.deleted_backup_instances.begin_undelete(
+                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
+                ).result()
+            )
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(instance.type_name, instance.id, instance.name, "undeleted")
+
+    def stop_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+        current = self._instance(vault, instance)
+        if current is None:
+            return Effect(instance.type_name, instance.id, instance.name, "already-gone")
+        if current.state is not ItemState.PROTECTED:
+            return Effect(instance.type_name, instance.id, instance.name, "unchanged", current.state.value)
+        dp = self._clients.data_protection(vault.subscription_id)
+        try:
+            _call(
+                lambda: dp.backup_instances.begin_stop_protection(
+                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
+                ).result()
+            )
+        except NotFound:
+            return Effect(instance.type_name, instance.id, instance.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(instance.type_name, instance.id, instance.name, "stopped")
+
+    def delete_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+        current = self._instance(vault, instance)
+        if current is None:
+            return Effect(instance.type_name, instance.id, instance.name, "already-gone")
+        if current.state is ItemState.SOFT_DELETED:
+            return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", current.purge_at)
+        dp = self._clients.data_protection(vault.subscription_id)
+        try:
+            _call(
+                lambda: dp.backup_instances.begin_delete(
+                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
+                ).result()
+            )
+        except NotFound:
+            return Effect(instance.type_name, instance.id, instance.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        after = self._instance(vault, instance)
+        if after is not None and after.state is ItemState.SOFT_DELETED:
+            return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", after.purge_at)
+        return Effect(instance.type_name, instance.id, instance.name, "deleted")
+
+    def delete_policy(self, vault: VaultRef, policy: BackupPolicy) -> Effect:
+        dp = self._clients.data_protection(vault.subscription_id)
+        try:
+            exists = _quiet_not_found(lambda: dp.backup_policies.get(vault.resource_group, vault.name, policy.name))
+            if exists is None:
+                return Effect(policy.type_name, policy.id, policy.name, "already-gone")
+            _call(lambda: dp.backup_policies.delete(vault.resource_group, vault.name, policy.name))
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect(policy.type_name, policy.id, policy.name, "deleted")
+
+    # ------------------------------------------------------------------------------------------- the vault
+
+    def delete_vault(self, vault: VaultRef) -> Effect:
+        try:
+            if vault.kind is VaultKind.RECOVERY_SERVICES:
+                rs = self._clients.recovery_services(vault.subscription_id)
+                if _quiet_not_found(lambda: rs.vaults.get(vault.resource_group, vault.name)) is None:
+                    return Effect("vault", vault.id, vault.name, "already-gone")
+                _call(
+                    lambda: rs.vaults.begin_delete(
+                        vault.resource_group, vault.name, polling_interval=self._interval
+                    ).result()
+                )
+            else:
+                dp = self._clients.data_protection(vault.subscription_id)
+                if _quiet_not_found(lambda: dp.backup_vaults.get(vault.resource_group, vault.name)) is None:
+                    return Effect("vault", vault.id, vault.name, "already-gone")
+                _call(
+                    lambda: dp.backup_vaults.begin_delete(
+                        vault.resource_group, vault.name, polling_interval=self._interval
+                    ).result()
+                )
+        except NotFound:
+            return Effect("vault", vault.id, vault.name, "already-gone")
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        return Effect("vault", vault.id, vault.name, "deleted")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors the orchestration's retry options should retry."""
+    return isinstance(error, TransientAzureError | TeardownStillRunning | HttpResponseError)
+
+
+def describe(effects: Iterable[Effect]) -> str:
+    return json.dumps([e.to_record() for e in effects])
+
+
+__all__ = [
+    "SITE_RECOVERY_API_VERSION",
+    "Effect",
+    "SoftDeleteState",
+    "TeardownOps",
+    "describe",
+    "is_transient",
+    "refusal_of",
+]

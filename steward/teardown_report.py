@@ -1,0 +1,223 @@
+"""The teardown's record: the final report (JSON) and its HTML page, and where they are kept.
+
+``build_report`` and ``render_html`` are pure (the orchestrator builds the report deterministically).
+``ReportStore`` is the port the store activity writes through: ``BlobReportStore`` (azure-storage-blob, the
+container from settings) in Azure, ``LocalReportStore`` (a directory) locally and in tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from steward.domain.teardown import TeardownOutcome
+
+REPORT_VERSION: Final = 1
+
+
+def build_report(
+    *,
+    instance_id: str,
+    request: Mapping[str, Any],
+    outcome: TeardownOutcome,
+    reason: str,
+    started_at: str | None,
+    finished_at: str | None,
+    plan: Mapping[str, Any] | None,
+    progress: Mapping[str, Any] | None,
+    remaining: Sequence[Mapping[str, Any]] = (),
+    restored: Sequence[Mapping[str, Any]] = (),
+    approved_by: str | None = None,
+) -> dict[str, Any]:
+    """The one report record every teardown ends with (also the orchestration's output)."""
+    progress = progress or {}
+    return {
+        "version": REPORT_VERSION,
+        "instanceId": instance_id,
+        "vaultId": request.get("vaultId"),
+        "outcome": outcome.value,
+        "reason": reason,
+        "requestedBy": request.get("requestedBy"),
+        "approvedBy": approved_by,
+        "source": request.get("source"),
+        "correlationId": request.get("correlationId"),
+        "requestedAt": request.get("requestedAt"),
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+        "dryRun": request.get("dryRun"),
+        "approvedFingerprint": request.get("approvedFingerprint"),
+        "fingerprint": (plan or {}).get("fingerprint"),
+        "plan": dict(plan) if plan else None,
+        "steps": list(progress.get("steps") or []),
+        "deleted": list(progress.get("deleted") or []),
+        "changedSettings": list(progress.get("changedSettings") or []),
+        "restoredSettings": [dict(r) for r in restored],
+        "remaining": [dict(r) for r in remaining],
+        "lastError": progress.get("lastError"),
+    }
+
+
+_STYLE: Final = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem;color:#1b1f24;background:#fff}
+h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
+table{border-collapse:collapse;width:100%;margin:.4rem 0}th,td{border:1px solid #d0d7de;padding:.3rem .5rem;
+text-align:left;vertical-align:top}th{background:#f6f8fa}code{font-size:12px;word-break:break-all}
+.outcome{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:600;background:#eef}
+.deleted{background:#dafbe1}.blocked,.failed,.cancelled,.refused{background:#ffebe9}.planned,.replanned{background:#fff8c5}
+.muted{color:#57606a}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted">{_e(empty)}</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """A self-contained page (no script, no network: inline style and a strict CSP)."""
+    outcome = str(report.get("outcome") or "")
+    plan = report.get("plan") or {}
+    facts = [
+        ("Vault", report.get("vaultId")),
+        ("Requested by", report.get("requestedBy")),
+        ("Approved by", report.get("approvedBy")),
+        ("Source", report.get("source")),
+        ("Requested at", report.get("requestedAt")),
+        ("Started", report.get("startedAt")),
+        ("Finished", report.get("finishedAt")),
+        ("Plan fingerprint", report.get("fingerprint")),
+        ("Approved fingerprint", report.get("approvedFingerprint")),
+        ("Correlation id", report.get("correlationId")),
+        ("Instance", report.get("instanceId")),
+    ]
+    facts_html = "".join(f"<tr><th>{_e(k)}</th><td><code>{_e(v)}</code></td></tr>" for k, v in facts)
+    steps = [
+        (
+            s.get("kind"),
+            s.get("done"),
+            s.get("total"),
+            s.get("failed"),
+            s.get("outcome") or "not run",
+            s.get("finishedAt"),
+        )
+        for s in report.get("steps") or []
+    ]
+    planned = [
+        (s.get("kind"), s.get("count"), "yes" if s.get("destructive") else "no", s.get("waitUntil") or "")
+        for s in plan.get("steps") or []
+    ]
+    blockers = [
+        (b.get("kind"), b.get("reason"), b.get("actionNeeded"), b.get("until") or "")
+        for b in plan.get("blockers") or []
+    ]
+    deleted = [
+        (d.get("type"), d.get("name"), d.get("effect"), d.get("purgeAt") or "", d.get("id"))
+        for d in report.get("deleted") or []
+    ]
+    remaining = [(r.get("type"), r.get("name"), r.get("reason"), r.get("id")) for r in report.get("remaining") or []]
+    settings = [(c.get("setting"), c.get("from"), c.get("to")) for c in report.get("changedSettings") or []]
+    restored = [(c.get("setting"), c.get("to"), c.get("effect")) for c in report.get("restoredSettings") or []]
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>Teardown report - {_e(report.get('vaultId'))}</title><style>{_STYLE}</style></head><body>"
+        f'<h1>Vault teardown report</h1><p><span class="outcome {_e(outcome)}">{_e(outcome)}</span> '
+        f"{_e(report.get('reason'))}</p>"
+        f"<table>{facts_html}</table>"
+        "<h2>Blockers</h2>"
+        + _table(("kind", "reason", "action needed", "until"), blockers, "None.")
+        + "<h2>Plan</h2>"
+        + _table(("step", "targets", "destructive", "wait until"), planned, "No step planned.")
+        + "<h2>Progress</h2>"
+        + _table(("step", "done", "total", "failed", "outcome", "finished"), steps, "Nothing ran.")
+        + "<h2>Settings turned off</h2>"
+        + _table(("setting", "from", "to"), settings, "None.")
+        + "<h2>Settings restored</h2>"
+        + _table(("setting", "value", "effect"), restored, "None.")
+        + "<h2>Deleted, removed or unregistered</h2>"
+        + _table(("type", "name", "effect", "purge at", "id"), deleted, "Nothing.")
+        + "<h2>What remains, and why</h2>"
+        + _table(("type", "name", "reason", "id"), remaining, "Nothing remains.")
+        + (f"<h2>Last error</h2><p><code>{_e(report.get('lastError'))}</code></p>" if report.get("lastError") else "")
+        + "</body></html>"
+    )
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    json_url: str
+    html_url: str
+
+    def to_record(self) -> dict[str, str]:
+        return {"jsonUrl": self.json_url, "htmlUrl": self.html_url}
+
+
+class ReportStore(Protocol):
+    def save(self, name: str, report: Mapping[str, Any]) -> StoredReport: ...
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)[:200]
+    if not cleaned.strip(".-"):
+        raise ValueError(f"{name!r} is not usable as a report name")
+    return cleaned
+
+
+class LocalReportStore:
+    """Reports as files in a directory (local runs and tests)."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def save(self, name: str, report: Mapping[str, Any]) -> StoredReport:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        base = _safe_name(name)
+        json_path = self.directory / f"{base}.json"
+        html_path = self.directory / f"{base}.html"
+        json_path.write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
+        html_path.write_text(render_html(report), encoding="utf-8")
+        return StoredReport(json_path.resolve().as_uri(), html_path.resolve().as_uri())
+
+
+class BlobReportStore:
+    """Reports as blobs (``{name}.json`` and ``{name}.html``) in one container."""
+
+    def __init__(self, connection_string: str, container: str) -> None:
+        from azure.storage.blob import BlobServiceClient
+
+        self._service = BlobServiceClient.from_connection_string(connection_string)
+        self._container = container
+
+    def save(self, name: str, report: Mapping[str, Any]) -> StoredReport:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import ContentSettings
+
+        container = self._service.get_container_client(self._container)
+        with contextlib.suppress(ResourceExistsError):
+            container.create_container()
+        base = _safe_name(name)
+        json_blob = container.get_blob_client(f"{base}.json")
+        html_blob = container.get_blob_client(f"{base}.html")
+        json_blob.upload_blob(
+            json.dumps(report, indent=2, sort_keys=True).encode(),
+            overwrite=True,
+            content_settings=ContentSettings(content_type="application/json"),
+        )
+        html_blob.upload_blob(
+            render_html(report).encode(),
+            overwrite=True,
+            content_settings=ContentSettings(content_type="text/html; charset=utf-8"),
+        )
+        return StoredReport(json_blob.url, html_blob.url)
