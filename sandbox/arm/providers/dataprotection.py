@@ -335,9 +335,21 @@ class DataProtectionProvider:
         name = req.params["backupPolicyName"]
         policy_id = self.child_id(vault, "backupPolicies", name)
         existing = self.store.get(policy_id)
-        record = {"id": policy_id, "name": name, "type": POLICY_TYPE, "properties": copy.deepcopy(props),
+        record = {"id": policy_id, "name": name, "type": POLICY_TYPE, "properties": self._policy_properties(props),
                   "systemData": self.ctx.system_data(req, existing)}
         return ok(self.store.put(record))
+
+    @staticmethod
+    def _policy_properties(props: dict[str, Any]) -> dict[str, Any]:
+        """The stored policy: as sent, plus the read-only ``tagInfo.id`` (``<tagName>_``) Azure adds."""
+        result = copy.deepcopy(props)
+        for rule in result["policyRules"]:
+            trigger = rule.get("trigger") if isinstance(rule, dict) else None
+            for criterion in (trigger or {}).get("taggingCriteria") or []:
+                tag = criterion.get("tagInfo") if isinstance(criterion, dict) else None
+                if isinstance(tag, dict) and tag.get("tagName"):
+                    tag["id"] = f"{tag['tagName']}_"
+        return result
 
     def get_policy(self, req: Request) -> Response:
         vault = self.require_vault(req)
@@ -513,8 +525,11 @@ class DataProtectionProvider:
     @staticmethod
     def _instance_properties(props: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
         result = copy.deepcopy(props)
-        for readonly in ("provisioningState", "protectionStatus", "currentProtectionState", "protectionErrorDetails"):
-            result.pop(readonly, None)
+        # read-only fields, and request-only ones Azure does not echo (PutBackupInstance.json: the secret-store
+        # reference and the validation type are absent from every response)
+        for dropped in ("provisioningState", "protectionStatus", "currentProtectionState", "protectionErrorDetails",
+                        "validationType", "datasourceAuthCredentials"):
+            result.pop(dropped, None)
         info = result["dataSourceInfo"]
         info.setdefault("objectType", "Datasource")
         info.setdefault("resourceName", parse_id(str(info["resourceID"])).name)
