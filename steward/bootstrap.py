@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
+from steward.domain.rules import RuleSet
 from steward.settings import Settings
 
 _LOCK = threading.Lock()
@@ -20,6 +21,15 @@ _LOCK = threading.Lock()
 def settings() -> Settings:
     """Every setting, validated once; a bad setting fails start-up with the setting's name."""
     return Settings.from_env()
+
+
+@lru_cache(maxsize=1)
+def rules() -> RuleSet:
+    """The protection rules: the configured file or text, else the defaults shipped with the app."""
+    configured = settings().rules
+    if configured is None:  # from_env always loads the configured or the packaged rules
+        raise RuntimeError("settings were built without rules")
+    return configured
 
 
 @lru_cache(maxsize=1)
@@ -43,5 +53,5 @@ def publisher() -> OutcomePublisher:
 def reset() -> None:
     """Forget everything built from the environment (tests, the local host after set-up)."""
     with _LOCK:
-        for cached in (settings, clients, publisher):
+        for cached in (settings, rules, clients, publisher):
             cached.cache_clear()

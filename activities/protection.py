@@ -1,0 +1,195 @@
+"""Activities of auto-protection: one Azure fact or effect each, idempotent, JSON records in and out.
+
+Transient failures raise (the orchestration's retry options retry them). Refusals that a retry will not
+change come back as ``{"ok": false, "code", "message"}`` so the orchestrator can decide (a conflict is
+reported, never forced).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.durable_functions as df
+
+from steward import bootstrap
+from steward.cloud.errors import AzureRefusal
+from steward.cloud.protection import (
+    BackupVaultProtection,
+    RecoveryServicesProtection,
+    ResourceReader,
+    collect_protections,
+    instance_name,
+)
+from steward.cloud.publisher import OutcomeEvent
+from steward.domain import protection_flow
+from steward.domain.protection import ProtectionOutcome, ProtectionRef
+from steward.logs import bind
+
+LOG = logging.getLogger("steward.activities.protection")
+bp = df.Blueprint()
+
+
+def _refusal(error: AzureRefusal) -> dict[str, Any]:
+    return {"ok": False, "code": error.code, "message": error.message, "status": error.status}
+
+
+def _guard(effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return effect()
+    except AzureRefusal as error:
+        return _refusal(error)
+
+
+@bp.activity_trigger(input_name="request")
+def describe_resource(request: dict[str, Any]) -> dict[str, Any] | None:
+    """Facts about a resource (type, region, tags, identity), or None when it no longer exists."""
+    facts = ResourceReader(bootstrap.clients()).describe(request["resource_id"])
+    return None if facts is None else facts.to_record()
+
+
+@bp.activity_trigger(input_name="request")
+def decide_protection(request: dict[str, Any]) -> dict[str, Any]:
+    """Apply the configured rules to a resource's facts (pure decision, rules from settings)."""
+    return protection_flow.decide(request["facts"], bootstrap.rules()).to_record()
+
+
+@bp.activity_trigger(input_name="request")
+def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Vaults of one kind in a subscription and region."""
+    clients = bootstrap.clients()
+    adapter = (
+        RecoveryServicesProtection(clients)
+        if request["kind"] == "RecoveryServices"
+        else BackupVaultProtection(clients)
+    )
+    return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
+
+
+@bp.activity_trigger(input_name="request")
+def list_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every Recovery Services and Backup vault in the given subscriptions."""
+    clients = bootstrap.clients()
+    rs, bv = RecoveryServicesProtection(clients), BackupVaultProtection(clients)
+    return [
+        v.to_record()
+        for subscription_id in request["subscription_ids"]
+        for v in rs.all_vaults(subscription_id) + bv.all_vaults(subscription_id)
+    ]
+
+
+@bp.activity_trigger(input_name="request")
+def vault_region(request: dict[str, Any]) -> str:
+    """The region of a vault (where the resources it protects live)."""
+    facts = ResourceReader(bootstrap.clients()).describe(request["vault_id"])
+    return "" if facts is None else facts.location
+
+
+@bp.activity_trigger(input_name="request")
+def vm_backup_status(request: dict[str, Any]) -> dict[str, Any]:
+    return RecoveryServicesProtection(bootstrap.clients()).backup_status(request["resource_id"], request["region"])
+
+
+@bp.activity_trigger(input_name="request")
+def enable_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
+    """Enable protection of a VM with a policy; returns the verified item or a refusal."""
+    adapter = RecoveryServicesProtection(bootstrap.clients())
+
+    def effect() -> dict[str, Any]:
+        policy_id = adapter.policy_id(request["vault_id"], request["policy"])
+        if policy_id is None:
+            return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
+        item = adapter.enable_vm(request["vault_id"], request["resource_id"], policy_id)
+        return {"ok": True, "item": item}
+
+    with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
+        return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
+    """Give the Backup vault's identity the roles its workload needs (idempotent)."""
+    adapter = BackupVaultProtection(bootstrap.clients())
+
+    def effect() -> dict[str, Any]:
+        created = [
+            grant["role"]
+            for grant in request["grants"]
+            if adapter.ensure_role(request["principal_id"], grant["role_definition_guid"], grant["scope"])
+        ]
+        return {"ok": True, "created": created}
+
+    return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
+    """Validate for backup, then create the backup instance (idempotent by deterministic name)."""
+    adapter = BackupVaultProtection(bootstrap.clients())
+    vault_id = request["vault_id"]
+    name = instance_name(request["resource_id"])
+
+    def effect() -> dict[str, Any]:
+        existing = adapter.instance(vault_id, name)
+        if existing is not None:
+            return {"ok": True, "instance": existing, "created": False}
+        policy_id = adapter.policy_id(vault_id, request["policy"])
+        if policy_id is None:
+            return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
+        body = protection_flow.backup_instance_body(request, policy_id)
+        adapter.validate(vault_id, body)
+        return {"ok": True, "instance": adapter.create_instance(vault_id, name, body), "created": True}
+
+    with bind(resource_id=request["resource_id"], vault_id=vault_id):
+        return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def find_protections(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every protection (RS VM items, Backup vault instances) in the given subscriptions."""
+    clients = bootstrap.clients()
+    rs = RecoveryServicesProtection(clients)
+    bv = BackupVaultProtection(clients)
+    found: list[ProtectionRef] = []
+    for subscription_id in request["subscription_ids"]:
+        for region in request.get("regions") or [None]:
+            found.extend(collect_protections(rs, bv, subscription_id, region))
+    return [p.to_record() for p in found]
+
+
+@bp.activity_trigger(input_name="request")
+def list_resources(request: dict[str, Any]) -> list[dict[str, Any]]:
+    reader = ResourceReader(bootstrap.clients())
+    return [f.to_record() for f in reader.list_in_scope(request["scope"], request["types"])]
+
+
+@bp.activity_trigger(input_name="request")
+def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
+    """Stop protection and keep every recovery point. Never deletes backup data."""
+    ref = ProtectionRef.from_record(request["protection"])
+    clients = bootstrap.clients()
+
+    def effect() -> dict[str, Any]:
+        if ref.kind == "RecoveryServices":
+            item = RecoveryServicesProtection(clients).stop_retain(ref.vault_id, ref.source_id)
+            return {"ok": True, "stopped": item is not None}
+        BackupVaultProtection(clients).stop_protection(ref.vault_id, ref.item_id.rsplit("/", 1)[-1])
+        return {"ok": True, "stopped": True}
+
+    with bind(resource_id=ref.source_id, vault_id=ref.vault_id):
+        return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def publish_outcomes(request: dict[str, Any]) -> int:
+    """Publish protection outcomes to the configured Event Grid topic."""
+    outcomes = [ProtectionOutcome.from_record(r) for r in request["outcomes"]]
+    events = [OutcomeEvent(o.event_type, o.resource_id, o.to_record()) for o in outcomes]
+    for outcome in outcomes:
+        LOG.info(
+            "protection outcome %s",
+            outcome.status.value,
+            extra={"resource_id": outcome.resource_id, "correlation_id": outcome.correlation_id},
+        )
+    return bootstrap.publisher().publish(events)

@@ -1,0 +1,183 @@
+"""Auto-protection orchestrations: protect a resource, handle its deletion, reconcile a move.
+
+Deterministic generator functions: they read their input, ask activities for facts and effects, and ask
+``steward.domain`` for every decision. No I/O, no clock, no environment here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, Final
+
+import azure.durable_functions as df
+
+from steward.domain import protection_flow as flow
+from steward.domain import rules
+from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
+from steward.domain.workloads import VaultKind
+
+bp = df.Blueprint()
+
+#: Transient Azure failures (429, 5xx, timeouts) are retried here; refusals come back as records.
+RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
+RETRY.backoff_coefficient = 2.0
+RETRY.max_retry_interval_in_milliseconds = 120_000
+
+Task = Generator[Any, Any, Any]
+
+
+def _outcome(intent: dict[str, Any], status: OutcomeStatus, **fields: Any) -> ProtectionOutcome:
+    return ProtectionOutcome(
+        status=status,
+        resource_id=intent["resourceId"],
+        correlation_id=(intent.get("origin") or {}).get("correlationId"),
+        **fields,
+    )
+
+
+def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
+    """The steps of protecting one resource; returns a ProtectionOutcome."""
+    resource_id = intent["resourceId"]
+    facts = yield context.call_activity_with_retry("describe_resource", RETRY, {"resource_id": resource_id})
+    if facts is None:
+        return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists")
+    record = yield context.call_activity_with_retry("decide_protection", RETRY, {"facts": facts})
+    decision = rules.decision_from_record(record)
+    if not isinstance(decision, rules.Protect):
+        status = OutcomeStatus.OPTED_OUT if isinstance(decision, rules.OptOut) else OutcomeStatus.UNSUPPORTED
+        return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
+
+    candidates = yield context.call_activity_with_retry("find_vaults", RETRY, flow.vault_search(decision))
+    choice = flow.choose(decision, candidates)
+    if choice.vault is None:
+        assert choice.status is not None
+        return _outcome(intent, choice.status, reason=choice.reason, rule=decision.rule,
+                        details={"candidates": [c["id"] for c in candidates]})
+    vault = choice.vault
+    common = {"vault_id": vault["id"], "policy": decision.policy, "rule": decision.rule}
+
+    if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
+        status = yield context.call_activity_with_retry(
+            "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts["location"]}
+        )
+        verdict = flow.vm_precheck(status, vault["id"])
+        if verdict is not None:
+            return _outcome(intent, verdict.status, reason=verdict.reason, **common)
+        result = yield context.call_activity_with_retry(
+            "enable_vm_protection", RETRY,
+            {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy},
+        )
+        return flow.outcome_of_enable(intent, result, common)
+
+    grants = flow.role_grants(decision, facts, vault)
+    granted = yield context.call_activity_with_retry(
+        "grant_vault_roles", RETRY, {"principal_id": vault["principal_id"], "grants": grants}
+    )
+    if not granted["ok"]:
+        return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
+                        **common)
+    result = yield context.call_activity_with_retry(
+        "protect_in_backup_vault", RETRY,
+        {"resource_id": resource_id, "facts": facts, "decision": record, **common},
+    )
+    return flow.outcome_of_enable(intent, result, common)
+
+
+@bp.orchestration_trigger(context_name="context")
+def protect_resource(context: df.DurableOrchestrationContext) -> Task:
+    """A supported resource was created or changed: bring it under the protection the rules decide."""
+    intent = context.get_input()
+    outcome: ProtectionOutcome = yield from _protect(context, intent)
+    context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
+    if not intent.get("quiet"):
+        yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": [outcome.to_record()]})
+    return outcome.to_record()
+
+
+@bp.orchestration_trigger(context_name="context")
+def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
+    """A protected resource was deleted: keep its recovery points (stop, retain) or leave it, per rule.
+
+    Never deletes backup data.
+    """
+    intent = context.get_input()
+    resource_id = intent["resourceId"]
+    found = yield context.call_activity_with_retry(
+        "find_protections", RETRY, {"subscription_ids": [flow.subscription_of(resource_id)]}
+    )
+    mine = flow.protections_of(resource_id, [ProtectionRef.from_record(r) for r in found])
+    outcomes: list[ProtectionOutcome] = []
+    for ref in mine:
+        region = yield context.call_activity_with_retry("vault_region", RETRY, {"vault_id": ref.vault_id})
+        record = yield context.call_activity_with_retry(
+            "decide_protection", RETRY, {"facts": flow.facts_of_gone(resource_id, ref, region)}
+        )
+        choice = flow.on_delete(rules.decision_from_record(record))
+        if choice == rules.OnDelete.LEAVE.value or not flow.is_active(ref):
+            outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
+                                     reason=f"on delete: {choice}; item state {ref.state or 'unknown'}"))
+            continue
+        stopped = yield context.call_activity_with_retry(
+            "stop_protection_retain", RETRY, {"protection": ref.to_record()}
+        )
+        status = OutcomeStatus.RETAINED if stopped["ok"] else OutcomeStatus.FAILED
+        outcomes.append(_outcome(intent, status, vault_id=ref.vault_id, item_id=ref.item_id,
+                                 reason="protection stopped, recovery points kept" if stopped["ok"]
+                                 else stopped["message"]))
+    if not outcomes:
+        outcomes.append(_outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="no protection referred to it"))
+    records = [o.to_record() for o in outcomes]
+    yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": records})
+    return records
+
+
+@bp.orchestration_trigger(context_name="context")
+def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
+    """Resources moved out of a resource group: protect each moved resource anew, make-before-break.
+
+    The old item keeps its recovery points (backup data never moves between vaults) and the lineage
+    old item -> new item is part of the outcome.
+    """
+    intent = context.get_input()
+    source_group = intent["sourceGroup"]
+    scope = yield context.call_activity_with_retry("steward_scope", RETRY, {})
+    found = yield context.call_activity_with_retry(
+        "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
+    )
+    protections = [ProtectionRef.from_record(r) for r in found]
+    in_source = flow.protections_within(source_group, protections)
+    still_there = yield context.call_activity_with_retry(
+        "list_resources", RETRY, {"scope": source_group, "types": flow.SUPPORTED_TYPES}
+    )
+    moved_out = flow.moved_out(in_source, still_there)
+    candidates: list[dict[str, Any]] = []
+    for subscription_id in scope["subscription_ids"]:
+        listed = yield context.call_activity_with_retry(
+            "list_resources", RETRY,
+            {"scope": f"/subscriptions/{subscription_id}", "types": flow.SUPPORTED_TYPES},
+        )
+        candidates.extend(listed)
+    matches, unmatched = flow.match_moves(moved_out, candidates, protections)
+
+    outcomes: list[dict[str, Any]] = []
+    for index, match in enumerate(matches):
+        child_intent = flow.protect_intent_for(match, intent)
+        made = yield context.call_sub_orchestrator(
+            "protect_resource", child_intent, f"{context.instance_id}:protect:{index}"
+        )
+        outcome = ProtectionOutcome.from_record(made)
+        if outcome.status in flow.SUCCESSFUL and not flow.same_item(outcome, match.old):
+            stopped = yield context.call_activity_with_retry(
+                "stop_protection_retain", RETRY, {"protection": match.old.to_record()}
+            )
+            outcomes.append(flow.reprotected(outcome, match, stopped).to_record())
+        else:
+            outcomes.append(flow.not_reprotected(outcome, match).to_record())
+    outcomes.extend(flow.unmatched_outcome(ref, intent).to_record() for ref in unmatched)
+    vaults = yield context.call_activity_with_retry(
+        "list_vaults", RETRY, {"subscription_ids": scope["subscription_ids"]}
+    )
+    outcomes.extend(o.to_record() for o in flow.tenant_flags(vaults, scope["tenants"]))
+    if outcomes:
+        yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": outcomes})
+    return outcomes
