@@ -29,8 +29,9 @@ def read_rules_file(path: str | Path) -> str:
     try:
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_RULES_BYTES + 1)
-    except OSError as error:
-        raise InvalidRules([RuleProblem(source, None, "", f"cannot read the rules file: {error.strerror}")]) from None
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise InvalidRules([RuleProblem(source, None, "", f"cannot read the rules file: {reason}")]) from None
     if len(raw) > MAX_RULES_BYTES:
         raise InvalidRules([RuleProblem(source, None, "", f"the file is larger than {MAX_RULES_BYTES} bytes")])
     try:

@@ -462,6 +462,8 @@ def test_oversized_documents_and_unreadable_files_are_refused(tmp_path: Any) -> 
         load_rules("#" * (MAX_RULES_BYTES + 1), "big.yaml")
     with pytest.raises(InvalidRules, match="cannot read the rules file"):
         read_rules_file(tmp_path / "missing.yaml")
+    with pytest.raises(InvalidRules, match="cannot read the rules file"):
+        read_rules_file("bad\x00name.yaml")
     binary = tmp_path / "rules.bin"
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(InvalidRules, match="not UTF-8"):

@@ -1,0 +1,455 @@
+"""Every setting of Backup Steward, read once from the environment (Function App settings), validated.
+
+``Settings.from_env()`` collects every problem and raises :class:`InvalidSettings` naming each setting, so a
+bad deployment fails at start-up with one clear message instead of at the first event. Secrets (the Event
+Grid topic key, the reports connection string) are never echoed: not in errors, not in ``repr``.
+The env-var names are the constants below (and :data:`REFERENCE` documents them); nothing else reads them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from steward.cloud.clients import PUBLIC_ARM_ENDPOINT, CloudTarget
+from steward.domain.errors import InvalidRules, StewardError
+from steward.domain.ids import is_subscription_guid
+from steward.domain.rules import DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, RuleSet
+from steward.rules_file import load_configured_rules
+
+# ---- the names --------------------------------------------------------------------------------------
+
+ARM_ENDPOINT: Final = "STEWARD_ARM_ENDPOINT"
+CREDENTIAL: Final = "STEWARD_CREDENTIAL"
+MANAGED_IDENTITY_CLIENT_ID: Final = "STEWARD_MANAGED_IDENTITY_CLIENT_ID"
+SANDBOX_TOKEN_URL: Final = "STEWARD_SANDBOX_TOKEN_URL"  # noqa: S105 - an env-var name, not a secret
+SANDBOX_PRINCIPAL_ID: Final = "STEWARD_SANDBOX_PRINCIPAL_ID"
+CA_BUNDLE: Final = "STEWARD_CA_BUNDLE"
+SUBSCRIPTIONS: Final = "STEWARD_SUBSCRIPTIONS"
+RULES_PATH: Final = "STEWARD_RULES_PATH"
+RULES: Final = "STEWARD_RULES"
+OPT_OUT_TAG: Final = "STEWARD_OPT_OUT_TAG"
+TEARDOWN_OPT_IN_TAG: Final = "STEWARD_TEARDOWN_OPT_IN_TAG"
+TEARDOWN_ALLOWED_PRINCIPALS: Final = "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS"
+TEARDOWN_ALLOWED_ROLES: Final = "STEWARD_TEARDOWN_ALLOWED_ROLES"
+EVENTS_TOPIC_ENDPOINT: Final = "STEWARD_EVENTS_TOPIC_ENDPOINT"
+EVENTS_TOPIC_KEY: Final = "STEWARD_EVENTS_TOPIC_KEY"
+REPORTS_ACCOUNT_URL: Final = "STEWARD_REPORTS_ACCOUNT_URL"
+REPORTS_CONNECTION_STRING: Final = "STEWARD_REPORTS_CONNECTION_STRING"
+REPORTS_CONTAINER: Final = "STEWARD_REPORTS_CONTAINER"
+AUDIT_SCHEDULE: Final = "STEWARD_AUDIT_SCHEDULE"
+MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
+AUTO_CREATE_VAULTS: Final = "STEWARD_AUTO_CREATE_VAULTS"
+VAULT_DEFAULT_TAG: Final = "STEWARD_VAULT_DEFAULT_TAG"
+
+CREDENTIAL_KINDS: Final = ("default", "managed-identity", "sandbox")
+DEFAULT_TEARDOWN_OPT_IN_TAG: Final = "backup-steward:teardown"
+DEFAULT_REPORTS_CONTAINER: Final = "steward-reports"
+#: NCRONTAB (six fields, seconds first): every day at 06:00 UTC.
+DEFAULT_AUDIT_SCHEDULE: Final = "0 0 6 * * *"
+DEFAULT_MAX_PARALLEL_WRITES: Final = 8
+MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
+#: Longest value we accept for any setting but inline rules (which have their own bound).
+MAX_VALUE_LENGTH: Final = 4096
+
+#: (name, default, meaning) of every setting, for the README's configuration reference.
+REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
+    (ARM_ENDPOINT, PUBLIC_ARM_ENDPOINT, "ARM base URL; https (http only on loopback)"),
+    (CREDENTIAL, "default", "default | managed-identity | sandbox"),
+    (MANAGED_IDENTITY_CLIENT_ID, "", "client id of a user-assigned managed identity"),
+    (SANDBOX_TOKEN_URL, "", "token endpoint of the local sandbox (required when the credential is sandbox)"),
+    (SANDBOX_PRINCIPAL_ID, "", "principal the sandbox token names (GUID)"),
+    (CA_BUNDLE, "", "PEM file of extra trusted CAs (the sandbox's); must exist"),
+    (SUBSCRIPTIONS, "", "comma-separated subscription ids the app may act on; empty: none"),
+    (RULES_PATH, "", "protection rules file (YAML/JSON); exclusive with STEWARD_RULES"),
+    (RULES, "", "protection rules inline; neither set: the packaged default rules"),
+    (OPT_OUT_TAG, DEFAULT_OPT_OUT_TAG, "tag that opts a resource out when 'true'"),
+    (TEARDOWN_OPT_IN_TAG, DEFAULT_TEARDOWN_OPT_IN_TAG, "tag a vault needs before a failed delete may tear it down"),
+    (TEARDOWN_ALLOWED_PRINCIPALS, "", "comma-separated object ids allowed to request teardowns"),
+    (TEARDOWN_ALLOWED_ROLES, "", "comma-separated app roles allowed to request teardowns"),
+    (EVENTS_TOPIC_ENDPOINT, "", "Event Grid topic for outcome events; empty: none published"),
+    (EVENTS_TOPIC_KEY, "", "access key of that topic (secret); empty: the app's identity"),
+    (REPORTS_ACCOUNT_URL, "", "blob account URL for audit reports (identity auth)"),
+    (REPORTS_CONNECTION_STRING, "", "connection string for audit reports (secret); exclusive with the URL"),
+    (REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER, "blob container of audit reports"),
+    (AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE, "NCRONTAB schedule of the audit timer (6 fields, seconds first)"),
+    (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
+    (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
+    (VAULT_DEFAULT_TAG, DEFAULT_VAULT_TAG, "tag (=true) that marks a region's default vault"),
+)
+
+_GUID_LIST_SPLIT = re.compile(r"[,;\s]+")
+_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_TAG_FORBIDDEN = set("<>%&\\?/")
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+_FALSE: Final = frozenset({"false", "0", "no", "off", ""})
+_SECRETS: Final = frozenset({EVENTS_TOPIC_KEY, REPORTS_CONNECTION_STRING})
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+class InvalidSettings(StewardError, ValueError):
+    """One or more settings are wrong; ``problems`` names each one."""
+
+    def __init__(self, problems: list[SettingProblem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"invalid settings ({len(self.problems)} problem(s)):\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    arm_endpoint: str = PUBLIC_ARM_ENDPOINT
+    credential: str = "default"
+    managed_identity_client_id: str | None = None
+    sandbox_token_url: str | None = None
+    sandbox_principal_id: str | None = None
+    ca_bundle: str | None = None
+    subscriptions: tuple[str, ...] = ()  # lower-cased GUIDs
+    rules_path: str | None = None
+    rules: RuleSet = field(default_factory=lambda: load_configured_rules(None, None), repr=False)
+    opt_out_tag: str = DEFAULT_OPT_OUT_TAG
+    teardown_opt_in_tag: str = DEFAULT_TEARDOWN_OPT_IN_TAG
+    teardown_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids
+    teardown_allowed_roles: frozenset[str] = frozenset()  # lower-cased
+    events_topic_endpoint: str | None = None
+    events_topic_key: str | None = field(default=None, repr=False)
+    reports_account_url: str | None = None
+    reports_connection_string: str | None = field(default=None, repr=False)
+    reports_container: str = DEFAULT_REPORTS_CONTAINER
+    audit_schedule: str = DEFAULT_AUDIT_SCHEDULE
+    max_parallel_writes: int = DEFAULT_MAX_PARALLEL_WRITES
+    auto_create_vaults: bool = False
+    vault_default_tag: str = DEFAULT_VAULT_TAG
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting; :class:`InvalidSettings` lists every problem at once."""
+        reader = _Reader(dict(os.environ if env is None else env))
+        credential = reader.choice(CREDENTIAL, CREDENTIAL_KINDS, "default")
+        arm_endpoint = reader.url(ARM_ENDPOINT, PUBLIC_ARM_ENDPOINT) or PUBLIC_ARM_ENDPOINT
+        sandbox_token_url = reader.url(SANDBOX_TOKEN_URL, required=credential == "sandbox")
+        if credential != "sandbox":
+            for name in (SANDBOX_TOKEN_URL, SANDBOX_PRINCIPAL_ID):
+                if reader.raw(name):
+                    reader.problem(name, f"is only used with {CREDENTIAL}=sandbox (it is {credential!r})")
+        events_topic_endpoint = reader.url(EVENTS_TOPIC_ENDPOINT)
+        events_topic_key = reader.secret(EVENTS_TOPIC_KEY)
+        if events_topic_key and not events_topic_endpoint:
+            reader.problem(EVENTS_TOPIC_KEY, f"is set but {EVENTS_TOPIC_ENDPOINT} is not")
+        opt_out_tag = reader.tag_name(OPT_OUT_TAG, DEFAULT_OPT_OUT_TAG)
+        vault_default_tag = reader.tag_name(VAULT_DEFAULT_TAG, DEFAULT_VAULT_TAG)
+        rules_path = reader.path(RULES_PATH)
+        rules = None
+        if reader.exclusive(RULES_PATH, RULES) and not any(p.name == RULES_PATH for p in reader.problems):
+            rules = reader.rules(rules_path, reader.raw(RULES), opt_out_tag, vault_default_tag)
+        settings = cls(
+            arm_endpoint=arm_endpoint,
+            credential=credential,
+            managed_identity_client_id=reader.guid(MANAGED_IDENTITY_CLIENT_ID),
+            sandbox_token_url=sandbox_token_url,
+            sandbox_principal_id=reader.guid(SANDBOX_PRINCIPAL_ID),
+            ca_bundle=reader.existing_file(CA_BUNDLE),
+            subscriptions=tuple(reader.guid_list(SUBSCRIPTIONS)),
+            rules_path=rules_path,
+            rules=rules if rules is not None else RuleSet(()),
+            opt_out_tag=opt_out_tag,
+            teardown_opt_in_tag=reader.tag_name(TEARDOWN_OPT_IN_TAG, DEFAULT_TEARDOWN_OPT_IN_TAG),
+            teardown_allowed_principals=frozenset(reader.guid_list(TEARDOWN_ALLOWED_PRINCIPALS)),
+            teardown_allowed_roles=frozenset(reader.name_list(TEARDOWN_ALLOWED_ROLES)),
+            events_topic_endpoint=events_topic_endpoint,
+            events_topic_key=events_topic_key,
+            reports_account_url=reader.url(REPORTS_ACCOUNT_URL),
+            reports_connection_string=reader.secret(REPORTS_CONNECTION_STRING),
+            reports_container=reader.container(REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
+            audit_schedule=reader.ncrontab(AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE),
+            max_parallel_writes=reader.integer(
+                MAX_PARALLEL_WRITES, DEFAULT_MAX_PARALLEL_WRITES, MAX_PARALLEL_WRITES_RANGE
+            ),
+            auto_create_vaults=reader.boolean(AUTO_CREATE_VAULTS, default=False),
+            vault_default_tag=vault_default_tag,
+        )
+        reader.exclusive(REPORTS_ACCOUNT_URL, REPORTS_CONNECTION_STRING)
+        if reader.problems:
+            raise InvalidSettings(reader.problems)
+        return settings
+
+    def cloud_target(self) -> CloudTarget:
+        """Where ARM is and how to authenticate, for :class:`steward.cloud.clients.CloudClients`."""
+        return CloudTarget(
+            arm_endpoint=self.arm_endpoint,
+            credential_kind=self.credential,
+            managed_identity_client_id=self.managed_identity_client_id,
+            sandbox_token_url=self.sandbox_token_url,
+            sandbox_principal_id=self.sandbox_principal_id,
+            ca_bundle=self.ca_bundle,
+        )
+
+    def manages(self, subscription_id: str) -> bool:
+        """True when the app may act on ``subscription_id``."""
+        return subscription_id.lower() in self.subscriptions
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Reader:
+    """Reads settings from a copy of the environment, collecting problems instead of stopping at the first."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.problems: list[SettingProblem] = []
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append(SettingProblem(name, message))
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def _text(self, name: str) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return None
+        shown = "the value" if name in _SECRETS else repr(value[:60])
+        if len(value) > MAX_VALUE_LENGTH:
+            self.problem(name, f"is {len(value)} characters long (at most {MAX_VALUE_LENGTH})")
+            return None
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            self.problem(name, f"{shown} contains control characters")
+            return None
+        return value
+
+    def _checked(self, name: str, default: str, check: Callable[[str], str | None]) -> str:
+        value = self._text(name)
+        if value is None:
+            return default
+        message = check(value)
+        if message is not None:
+            self.problem(name, message)
+            return default
+        return value
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self._text(name)
+        if value is None:
+            return default
+        if value.lower() not in allowed:
+            self.problem(name, f"must be one of {', '.join(allowed)}; got {value[:60]!r}")
+            return default
+        return value.lower()
+
+    def url(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        value = self._text(name)
+        if value is None:
+            if required:
+                self.problem(name, "is required")
+            return default
+        try:
+            parts = urlsplit(value)
+            host = parts.hostname or ""
+            _ = parts.port
+        except ValueError as error:
+            self.problem(name, f"{value[:80]!r} is not a URL ({error})")
+            return default
+        if parts.scheme not in {"https", "http"} or not host:
+            self.problem(name, f"{value[:80]!r} is not an http(s) URL with a host")
+        elif parts.scheme == "http" and not _is_loopback(host):
+            self.problem(name, f"must use https (plain http is only allowed on loopback), got {value[:80]!r}")
+        elif parts.username or parts.password:
+            self.problem(name, "must not carry credentials in the URL")
+        elif parts.query or parts.fragment:
+            self.problem(name, f"must not have a query or fragment, got {value[:80]!r}")
+        else:
+            return value.rstrip("/")
+        return default
+
+    def guid(self, name: str) -> str | None:
+        value = self._text(name)
+        if value is not None and not is_subscription_guid(value):
+            self.problem(name, f"{value[:60]!r} is not a GUID")
+            return None
+        return None if value is None else value.lower()
+
+    def guid_list(self, name: str) -> list[str]:
+        value = self._text(name)
+        if value is None:
+            return []
+        items = [item for item in _GUID_LIST_SPLIT.split(value) if item]
+        bad = [item for item in items if not is_subscription_guid(item)]
+        if bad:
+            self.problem(name, f"not GUIDs: {', '.join(repr(b[:40]) for b in bad[:5])}")
+            return []
+        return list(dict.fromkeys(item.lower() for item in items))
+
+    def name_list(self, name: str) -> list[str]:
+        value = self._text(name)
+        if value is None:
+            return []
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        too_long = [item for item in items if len(item) > 256]
+        if too_long:
+            self.problem(name, "entries must be at most 256 characters")
+            return []
+        return list(dict.fromkeys(item.lower() for item in items))
+
+    def existing_file(self, name: str) -> str | None:
+        value = self._text(name)
+        if value is None:
+            return None
+        if not Path(value).is_file():
+            self.problem(name, f"file {value[:200]!r} does not exist")
+            return None
+        return value
+
+    def path(self, name: str) -> str | None:
+        """A file path (not checked for existence here: the reader reports a missing file)."""
+        return self._text(name)
+
+    def secret(self, name: str) -> str | None:
+        return self._text(name)
+
+    def tag_name(self, name: str, default: str) -> str:
+        def check(value: str) -> str | None:
+            if len(value) > 512:
+                return "a tag name is at most 512 characters"
+            bad = sorted(_TAG_FORBIDDEN & set(value))
+            if bad:
+                return f"a tag name cannot contain {' '.join(bad)} (got {value[:60]!r})"
+            return None
+
+        return self._checked(name, default, check)
+
+    def container(self, name: str, default: str) -> str:
+        return self._checked(
+            name,
+            default,
+            lambda v: (
+                None
+                if _CONTAINER.fullmatch(v)
+                else f"{v[:70]!r} is not a blob container name (3-63 lower-case letters, digits, single hyphens)"
+            ),
+        )
+
+    def ncrontab(self, name: str, default: str) -> str:
+        return self._checked(name, default, ncrontab_problem)
+
+    def integer(self, name: str, default: int, bounds: tuple[int, int]) -> int:
+        value = self._text(name)
+        if value is None:
+            return default
+        low, high = bounds
+        try:
+            number = int(value, 10)
+        except ValueError:
+            self.problem(name, f"must be a whole number from {low} to {high}, got {value[:40]!r}")
+            return default
+        if not low <= number <= high:
+            self.problem(name, f"must be from {low} to {high}, got {number}")
+            return default
+        return number
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self._text(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        self.problem(name, f"must be true or false, got {value[:40]!r}")
+        return default
+
+    def exclusive(self, first: str, second: str) -> bool:
+        """False (and a problem) when both settings are given."""
+        if self.raw(first) and self.raw(second):
+            self.problem(first, f"set {first} or {second}, not both")
+            return False
+        return True
+
+    def rules(self, path: str | None, inline: str | None, opt_out_tag: str, vault_default_tag: str) -> RuleSet | None:
+        name = RULES_PATH if path else RULES
+        try:
+            return load_configured_rules(path, inline, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag)
+        except InvalidRules as error:
+            self.problem(name, "; ".join(str(p) for p in error.problems[:20]))
+            return None
+
+
+# ---- NCRONTAB -----------------------------------------------------------------------------------------
+
+_MONTHS: Final = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_FIELDS: Final = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
+)
+
+
+def ncrontab_problem(expression: str) -> str | None:
+    """None when ``expression`` is a six-field NCRONTAB expression the Functions timer accepts; else what is wrong."""
+    fields = expression.split()
+    if len(fields) != 6:
+        return (
+            f"must be an NCRONTAB expression with 6 fields (second minute hour day month day-of-week), "
+            f"got {len(fields)} in {expression[:80]!r}"
+        )
+    for text, (what, low, high, names) in zip(fields, _FIELDS, strict=True):
+        problem = _cron_field_problem(text, low, high, names)
+        if problem is not None:
+            return f"the {what} field {text[:40]!r} {problem}"
+    return None
+
+
+def _cron_value(text: str, names: tuple[str, ...], low: int) -> int | None:
+    if text.isdigit():
+        return int(text)
+    lowered = text.lower()
+    if lowered in names:
+        return names.index(lowered) + low
+    return None
+
+
+def _cron_field_problem(text: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if step and (not step.isdigit() or int(step) == 0):
+            return f"has a bad step {step!r}"
+        if base == "*":
+            continue
+        start_text, dash, end_text = base.partition("-")
+        start = _cron_value(start_text, names, low)
+        end = _cron_value(end_text, names, low) if dash else start
+        if start is None or end is None:
+            return f"has {base!r}, which is not a number{' or name' if names else ''}"
+        if not (low <= start <= high and low <= end <= high):
+            return f"must stay within {low}-{high}"
+        if start > end:
+            return f"has a backwards range {base!r}"
+    return None

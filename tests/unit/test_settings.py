@@ -1,0 +1,242 @@
+"""Settings: read once from the environment, validated, every problem named together, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from steward import settings as s
+from steward.cloud.clients import PUBLIC_ARM_ENDPOINT, CloudTarget
+from steward.domain.ids import ResourceId
+from steward.domain.rules import Protect, ResourceFacts, route
+from steward.settings import InvalidSettings, Settings, ncrontab_problem
+
+SUB = "11111111-1111-1111-1111-111111111111"
+OID = "AAAAAAAA-0000-0000-0000-000000000001"
+
+
+def problems(env: dict[str, str]) -> dict[str, str]:
+    with pytest.raises(InvalidSettings) as caught:
+        Settings.from_env(env)
+    return {p.name: p.message for p in caught.value.problems}
+
+
+def test_an_empty_environment_gives_safe_defaults_and_the_default_rules() -> None:
+    current = Settings.from_env({})
+    assert current.arm_endpoint == PUBLIC_ARM_ENDPOINT
+    assert current.credential == "default"
+    assert current.subscriptions == ()
+    assert not current.manages(SUB)
+    assert current.opt_out_tag == "backup-steward:opt-out"
+    assert current.teardown_opt_in_tag == "backup-steward:teardown"
+    assert current.vault_default_tag == "backup-steward:default"
+    assert current.reports_container == "steward-reports"
+    assert current.audit_schedule == "0 0 6 * * *"
+    assert current.max_parallel_writes == 8
+    assert current.auto_create_vaults is False
+    assert current.teardown_allowed_principals == frozenset()
+    assert current.rules is not None
+    assert current.rules.rules[0].name == "virtual-machines"
+    assert current.cloud_target() == CloudTarget()
+
+
+def test_a_sandbox_configuration_reaches_the_cloud_target(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    current = Settings.from_env(
+        {
+            s.ARM_ENDPOINT: "https://127.0.0.1:8443/",
+            s.CREDENTIAL: "Sandbox",
+            s.SANDBOX_TOKEN_URL: "https://127.0.0.1:8443/sandbox/token",
+            s.SANDBOX_PRINCIPAL_ID: OID,
+            s.CA_BUNDLE: str(bundle),
+            s.SUBSCRIPTIONS: f" {SUB.upper()}, {SUB} ;22222222-2222-2222-2222-222222222222 ",
+            s.TEARDOWN_ALLOWED_PRINCIPALS: OID,
+            s.TEARDOWN_ALLOWED_ROLES: "Backup.Admin, backup.admin,Ops",
+            s.MAX_PARALLEL_WRITES: "50",
+            s.AUTO_CREATE_VAULTS: "Yes",
+        }
+    )
+    assert current.cloud_target() == CloudTarget(
+        arm_endpoint="https://127.0.0.1:8443",
+        credential_kind="sandbox",
+        sandbox_token_url="https://127.0.0.1:8443/sandbox/token",
+        sandbox_principal_id=OID.lower(),
+        ca_bundle=str(bundle),
+    )
+    assert current.subscriptions == (SUB, "22222222-2222-2222-2222-222222222222")
+    assert current.manages(SUB.upper())
+    assert current.teardown_allowed_principals == {OID.lower()}
+    assert current.teardown_allowed_roles == {"backup.admin", "ops"}
+    assert current.max_parallel_writes == 50
+    assert current.auto_create_vaults is True
+
+
+def test_every_problem_is_reported_together_naming_each_setting(tmp_path: Path) -> None:
+    found = problems(
+        {
+            s.ARM_ENDPOINT: "http://management.example.com",
+            s.CREDENTIAL: "password",
+            s.MANAGED_IDENTITY_CLIENT_ID: "me",
+            s.CA_BUNDLE: str(tmp_path / "missing.pem"),
+            s.SUBSCRIPTIONS: f"{SUB},not-a-sub",
+            s.OPT_OUT_TAG: "opt/out",
+            s.REPORTS_CONTAINER: "Reports_2024",
+            s.AUDIT_SCHEDULE: "0 6 * * *",
+            s.MAX_PARALLEL_WRITES: "0",
+            s.AUTO_CREATE_VAULTS: "maybe",
+            s.TEARDOWN_ALLOWED_PRINCIPALS: "alice",
+        }
+    )
+    assert set(found) == {
+        s.ARM_ENDPOINT,
+        s.CREDENTIAL,
+        s.MANAGED_IDENTITY_CLIENT_ID,
+        s.CA_BUNDLE,
+        s.SUBSCRIPTIONS,
+        s.OPT_OUT_TAG,
+        s.REPORTS_CONTAINER,
+        s.AUDIT_SCHEDULE,
+        s.MAX_PARALLEL_WRITES,
+        s.AUTO_CREATE_VAULTS,
+        s.TEARDOWN_ALLOWED_PRINCIPALS,
+    }
+    assert "https" in found[s.ARM_ENDPOINT]
+    assert "default, managed-identity, sandbox" in found[s.CREDENTIAL]
+    assert "does not exist" in found[s.CA_BUNDLE]
+    assert "'not-a-sub'" in found[s.SUBSCRIPTIONS]
+    assert "6 fields" in found[s.AUDIT_SCHEDULE]
+    assert "from 1 to 50" in found[s.MAX_PARALLEL_WRITES]
+
+
+def test_the_sandbox_credential_needs_its_token_url_and_sandbox_settings_need_it() -> None:
+    assert problems({s.CREDENTIAL: "sandbox"}) == {s.SANDBOX_TOKEN_URL: "is required"}
+    found = problems({s.SANDBOX_TOKEN_URL: "https://127.0.0.1/token"})
+    assert "only used with STEWARD_CREDENTIAL=sandbox" in found[s.SANDBOX_TOKEN_URL]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("https://management.usgovcloudapi.net", True),
+        ("http://127.0.0.1:9000", True),
+        ("http://[::1]:9000", True),
+        ("http://localhost:9000", True),
+        ("http://10.0.0.1", False),
+        ("ftp://127.0.0.1", False),
+        ("https://", False),
+        ("https://user:pw@management.azure.com", False),
+        ("https://management.azure.com/?x=1", False),
+        ("https://127.0.0.1:99999", False),
+        ("management.azure.com", False),
+    ],
+)
+def test_endpoints_need_https_except_on_loopback(value: str, ok: bool) -> None:
+    if ok:
+        assert Settings.from_env({s.ARM_ENDPOINT: value}).arm_endpoint == value
+    else:
+        assert s.ARM_ENDPOINT in problems({s.ARM_ENDPOINT: value})
+
+
+def test_secrets_are_never_shown_in_errors_or_repr() -> None:
+    secret = "SharedAccessKey=hunter2-very-secret"
+    found = problems({s.EVENTS_TOPIC_KEY: secret + "\x07", s.REPORTS_CONNECTION_STRING: secret})
+    assert "control characters" in found[s.EVENTS_TOPIC_KEY]
+    assert all("hunter2" not in message for message in found.values())
+    current = Settings.from_env(
+        {s.EVENTS_TOPIC_ENDPOINT: "https://t.westeurope-1.eventgrid.azure.net/api/events", s.EVENTS_TOPIC_KEY: secret}
+    )
+    assert current.events_topic_key == secret
+    assert "hunter2" not in repr(current)
+
+
+def test_a_topic_key_without_a_topic_and_both_report_targets_are_refused() -> None:
+    found = problems(
+        {
+            s.EVENTS_TOPIC_KEY: "k",
+            s.REPORTS_ACCOUNT_URL: "https://acct.blob.core.windows.net",
+            s.REPORTS_CONNECTION_STRING: "c",
+        }
+    )
+    assert "STEWARD_EVENTS_TOPIC_ENDPOINT" in found[s.EVENTS_TOPIC_KEY]
+    assert "not both" in found[s.REPORTS_ACCOUNT_URL]
+
+
+def test_rules_come_from_a_file_or_inline_text_with_errors_naming_the_setting_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\nrules:\n  - name: all\n    protect: {vault: regional-default}\n")
+    current = Settings.from_env({s.RULES_PATH: str(path), s.OPT_OUT_TAG: "skip"})
+    assert current.rules is not None and current.rules.rules[0].name == "all"
+    assert current.rules.opt_out_tag == "skip"
+    vm = ResourceFacts(
+        ResourceId.parse(f"/subscriptions/{SUB}/resourceGroups/r/providers/Microsoft.Compute/virtualMachines/v"),
+        "westeurope",
+        {"skip": "true"},
+    )
+    assert not isinstance(route(vm, current.rules), Protect)
+    found = problems({s.RULES: "version: 1\nrules:\n  - name: a\n    protect: {vault: nowhere}\n"})
+    assert "STEWARD_RULES:4: rules[0].protect.vault" in found[s.RULES]
+    found = problems({s.RULES_PATH: str(tmp_path / "nope.yaml")})
+    assert "cannot read the rules file" in found[s.RULES_PATH]
+    found = problems({s.RULES_PATH: str(path), s.RULES: "version: 1"})
+    assert "not both" in found[s.RULES_PATH]
+
+
+def test_from_env_without_a_mapping_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(s.MAX_PARALLEL_WRITES, "3")
+    assert Settings.from_env().max_parallel_writes == 3
+
+
+def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
+    names = [
+        value
+        for key, value in vars(s).items()
+        if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
+    ]
+    assert len(names) == len(set(names)) == 22
+    assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 0 6 * * *", None),
+        ("0 */5 * * * *", None),
+        ("0 30 9 * * Mon-Fri", None),
+        ("0 0 0 1 Jan,Jul *", None),
+        ("0 0 12 * * 0,6", None),
+        ("0 0 6 * *", "6 fields"),
+        ("60 0 6 * * *", "within 0-59"),
+        ("0 0 24 * * *", "within 0-23"),
+        ("0 0 6 0 * *", "within 1-31"),
+        ("0 0 6 * 13 *", "within 1-12"),
+        ("0 0 6 * * 7", "within 0-6"),
+        ("0 */0 * * * *", "bad step"),
+        ("0 10-5 * * * *", "backwards"),
+        ("0 x * * * *", "not a number"),
+        ("0 0 6 * * Funday", "not a number or name"),
+    ],
+)
+def test_audit_schedules_are_six_field_ncrontab(expression: str, problem: str | None) -> None:
+    found = ncrontab_problem(expression)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+_names = st.sampled_from([entry[0] for entry in s.REFERENCE])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(_names, st.text(max_size=80), max_size=6))
+def test_arbitrary_values_give_settings_or_invalid_settings_only(env: dict[str, Any]) -> None:
+    try:
+        Settings.from_env(env)
+    except InvalidSettings as error:
+        assert error.problems
+        assert all(p.name in dict.fromkeys(e[0] for e in s.REFERENCE) for p in error.problems)
