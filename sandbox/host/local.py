@@ -1,0 +1,178 @@
+"""``LocalStack``: the ARM sandbox, the Durable runner and the local host, composed to run the real app.
+
+Order matters, as on Azure: the app settings exist before the app is imported. ``start()``
+
+1. starts ``sandbox.arm.ArmSandbox`` (when available and wanted) on the shared ``VirtualClock``;
+2. sets the app's settings in ``os.environ`` - ``STEWARD_ARM_ENDPOINT``, ``STEWARD_CREDENTIAL=sandbox``,
+   ``STEWARD_SANDBOX_TOKEN_URL``, ``STEWARD_CA_BUNDLE`` (and any ``settings`` given) - BEFORE importing
+   the app module;
+3. imports the app (``function_app`` by default) and indexes it once (``app.get_functions()``);
+4. starts the runner (history in ``var/durable.sqlite`` unless told otherwise) and the host;
+5. subscribes the host's Event Grid webhook for every Event Grid trigger to the sandbox's events (the
+   sandbox performs the real SubscriptionValidation handshake against it).
+
+``python -m sandbox.host up`` runs one and prints its URLs and keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.clock import VirtualClock
+from sandbox.durable.discovery import FunctionCatalog, load_catalog
+from sandbox.durable.logs import HOST_LOGGER
+from sandbox.durable.runner import DEFAULT_DB_PATH, DurableRunner, RunnerConfig
+
+from .server import HostKeys, LocalHost
+
+log = logging.getLogger(HOST_LOGGER)
+
+ARM_ENDPOINT = "STEWARD_ARM_ENDPOINT"
+CREDENTIAL = "STEWARD_CREDENTIAL"
+SANDBOX_TOKEN_URL = "STEWARD_SANDBOX_TOKEN_URL"  # noqa: S105 - a setting name, not a secret
+SANDBOX_PRINCIPAL_ID = "STEWARD_SANDBOX_PRINCIPAL_ID"
+CA_BUNDLE = "STEWARD_CA_BUNDLE"
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What the stack reads from ``host.json``: task hub, activity concurrency, HTTP route prefix."""
+
+    task_hub: str = "StewardHub"
+    max_activity_workers: int = 16
+    route_prefix: str = "api"
+
+    @classmethod
+    def read(cls, path: Path) -> HostSettings:
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text())
+        durable = data.get("extensions", {}).get("durableTask", {})
+        http = data.get("extensions", {}).get("http", {})
+        return cls(task_hub=durable.get("hubName", cls.task_hub),
+                   max_activity_workers=int(durable.get("maxConcurrentActivityFunctions", cls.max_activity_workers)),
+                   route_prefix=http.get("routePrefix", cls.route_prefix))
+
+
+@dataclass
+class LocalStack:
+    """ARM sandbox + Durable runner + local host around one Functions app.
+
+    ``arm``: True requires ``sandbox.arm``; False runs without it; None uses it when it can be imported.
+    """
+
+    app: str | Path | Any = "function_app"
+    app_root: Path = field(default_factory=Path.cwd)
+    db_path: str | None = None
+    arm: bool | None = None
+    arm_config: Any = None
+    clock: VirtualClock | None = None
+    settings: Mapping[str, str] = field(default_factory=dict)
+    host_port: int = 0
+    keys: HostKeys | None = None
+    run_timers: bool = True
+
+    sandbox: Any = field(default=None, init=False)
+    runner: DurableRunner | None = field(default=None, init=False)
+    host: LocalHost | None = field(default=None, init=False)
+    catalog: FunctionCatalog | None = field(default=None, init=False)
+    subscriptions: list[Any] = field(default_factory=list, init=False)
+
+    def start(self) -> LocalStack:
+        clock = self._start_arm()
+        os.environ.update(self.app_settings())
+        self.catalog = load_catalog(self._app_target())
+        host_settings = HostSettings.read(self.app_root / "host.json")
+        config = RunnerConfig(db_path=self.db_path or str(self.app_root / DEFAULT_DB_PATH),
+                              task_hub=host_settings.task_hub,
+                              max_activity_workers=host_settings.max_activity_workers)
+        self.runner = DurableRunner(self.catalog, config, clock=clock).start()
+        self.host = LocalHost(self.catalog, self.runner, port=self.host_port, keys=self.keys,
+                              route_prefix=host_settings.route_prefix, clock=clock,
+                              run_timers=self.run_timers).start()
+        if self.sandbox is not None:
+            for function in self.catalog.event_grid:
+                self.subscriptions.append(self.sandbox.subscribe_webhook(self.host.eventgrid_url(function.name)))
+        log.info("local stack up", extra=self.describe())
+        return self
+
+    def stop(self) -> None:
+        if self.host is not None:
+            self.host.stop()
+        if self.runner is not None:
+            self.runner.stop()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- composition --------------------------------------------------------------------------------------
+
+    def _start_arm(self) -> VirtualClock:
+        clock = self.clock or VirtualClock()
+        wanted = self.arm
+        if wanted is False:
+            return clock
+        try:
+            from sandbox.arm import ArmSandbox, SandboxConfig
+        except ImportError:
+            if wanted:
+                raise
+            log.warning("sandbox.arm is not available; starting without the ARM sandbox")
+            return clock
+        config = self.arm_config or SandboxConfig(clock=clock)
+        self.sandbox = ArmSandbox(config).start()
+        return self.sandbox.clock  # type: ignore[no-any-return]
+
+    def app_settings(self) -> dict[str, str]:
+        """The settings the app sees: the sandbox's endpoint and credential, then explicit ``settings``."""
+        values: dict[str, str] = {}
+        if self.sandbox is not None:
+            values.update({
+                ARM_ENDPOINT: self.sandbox.endpoint,
+                CREDENTIAL: "sandbox",
+                SANDBOX_TOKEN_URL: self.sandbox.token_url,
+                CA_BUNDLE: str(self.sandbox.ca_bundle),
+            })
+            principal = getattr(getattr(self.sandbox, "config", None), "default_principal_id", None)
+            if principal and SANDBOX_PRINCIPAL_ID not in os.environ:
+                values[SANDBOX_PRINCIPAL_ID] = principal
+        values.update(self.settings)
+        return values
+
+    def _app_target(self) -> Any:
+        if not isinstance(self.app, str | Path):
+            return self.app
+        text = str(self.app)
+        candidate = self.app_root / (text if text.endswith(".py") else f"{text.replace('.', '/')}.py")
+        return candidate if candidate.is_file() else text
+
+    def describe(self) -> dict[str, Any]:
+        """URLs and keys, for people and for scripts."""
+        assert self.host is not None and self.runner is not None and self.catalog is not None
+        host = self.host
+        return {
+            "host": host.origin,
+            "api": host.api_base,
+            "routes": {f.name: {"url": f"{host.api_base}/{f.route}", "methods": list(f.methods),
+                                "auth": f.auth_level} for f in self.catalog.routes},
+            "eventgrid": {f.name: host.eventgrid_url(f.name) for f in self.catalog.event_grid},
+            "timers": {f.name: f.schedule for f in self.catalog.timers},
+            "durable_webhook": f"{host.origin}/runtime/webhooks/durabletask",
+            "keys": {"function": host.keys.function_key, "master": host.keys.master_key,
+                     **{f"system:{k}": v for k, v in host.keys.system_keys.items()}},
+            "durable_db": self.runner.config.db_path,
+            "arm": None if self.sandbox is None else {"endpoint": self.sandbox.endpoint,
+                                                      "token_url": self.sandbox.token_url,
+                                                      "ca_bundle": str(self.sandbox.ca_bundle)},
+        }
