@@ -117,8 +117,7 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         Severity.CRITICAL,
         "A protectable resource matched a rule that requires backup, but no active protected item or backup "
         "instance covers it (soft-deleted or absent).",
-        "Start protection (the protect_resource orchestration, or enable backup in the vault the rules "
-        "name).",
+        "Start protection (the protect_resource orchestration, or enable backup in the vault the rules name).",
     ),
     Control(
         "BKP-002",
@@ -151,8 +150,7 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         Severity.HIGH,
         "The most recent successful backup is older than the recovery point objective of the resource's "
         "rule, or an item that should have backups has none recorded.",
-        "Check the item's backup jobs and policy schedule; run an on-demand backup; fix the failing "
-        "schedule.",
+        "Check the item's backup jobs and policy schedule; run an on-demand backup; fix the failing schedule.",
     ),
     Control(
         "BKP-006",
@@ -160,8 +158,7 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         Severity.MEDIUM,
         "A protected item or backup instance was deleted and is kept by soft delete until its purge date; "
         "after that its recovery points are gone for good.",
-        "Undelete it before the purge date if the data is still needed; otherwise nothing to do: it purges "
-        "by itself.",
+        "Undelete it before the purge date if the data is still needed; otherwise nothing to do: it purges by itself.",
     ),
     Control(
         "VLT-001",
@@ -829,9 +826,7 @@ def _records(inventory: EstateInventory) -> list[_Record]:
     records: list[_Record] = []
     for item in inventory.protected_items:
         status = (
-            ProtectionStatus.SOFT_DELETED
-            if item.soft_deleted
-            else ProtectionStatus.from_arm(item.protection_state)
+            ProtectionStatus.SOFT_DELETED if item.soft_deleted else ProtectionStatus.from_arm(item.protection_state)
         )
         records.append(
             _Record(
@@ -955,9 +950,7 @@ def audit(
         out.add("INV-001", _Subject(gap.scope, "scope", ""), why=f"Could not read {gap.scope}: {gap.reason}")
 
     findings = tuple(
-        sorted(
-            out.findings.values(), key=lambda f: (-f.severity.rank, f.control_id, id_key(f.resource_id), f.id)
-        )
+        sorted(out.findings.values(), key=lambda f: (-f.severity.rank, f.control_id, id_key(f.resource_id), f.id))
     )
     coverage = _coverage(inventory.resources, expectations, by_source)
     return _result(inventory, findings, coverage, now, previous)
@@ -1084,19 +1077,14 @@ def _check_rpo(
                 details={**details, "lastBackupTime": _iso(latest), "ageHours": f"{age:.1f}"},
             )
         return
-    settled = [
-        r
-        for r in active
-        if r.kind is VaultKind.RECOVERY_SERVICES and r.status is not ProtectionStatus.PENDING
-    ]
+    settled = [r for r in active if r.kind is VaultKind.RECOVERY_SERVICES and r.status is not ProtectionStatus.PENDING]
     if settled:
         # A Recovery Services item past its initial backup must report one; Backup instances do not carry
         # a last backup time, so their RPO is not judged here.
         out.add(
             "BKP-005",
             subject,
-            why=f"No completed backup is recorded; rule {expectation.rule!r} allows "
-            f"{expectation.rpo_hours:g} h.",
+            why=f"No completed backup is recorded; rule {expectation.rule!r} allows {expectation.rpo_hours:g} h.",
             details=details,
         )
 
@@ -1130,8 +1118,7 @@ def _check_record(
         if record.purge_at is not None:
             days = (record.purge_at - now).total_seconds() / 86400
             why = (
-                f"Soft-deleted; purged for good on {record.purge_at:%Y-%m-%d %H:%M} UTC "
-                f"({max(days, 0):.1f} days left)."
+                f"Soft-deleted; purged for good on {record.purge_at:%Y-%m-%d %H:%M} UTC ({max(days, 0):.1f} days left)."
             )
             details = {"purgeAt": _iso(record.purge_at), "source": record.source_id}
         else:
@@ -1274,3 +1261,100 @@ def _result(
             "gaps": len(inventory.gaps),
         },
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Inventory records (JSON-safe, for the durable boundary and for files)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _opt_iso(moment: datetime | None) -> str | None:
+    return None if moment is None else _iso(moment)
+
+
+def _opt_time(text: object) -> datetime | None:
+    return None if text in (None, "") else _parse_iso(str(text))
+
+
+def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
+    """A JSON-safe record of an inventory; :func:`inventory_from_json` reads it back unchanged."""
+    return {
+        "subscriptions": list(inventory.subscriptions),
+        "resources": [[r.id, r.type, r.location, dict(r.tags)] for r in inventory.resources],
+        "vaults": [
+            {
+                "id": v.id,
+                "kind": v.kind.value,
+                "location": v.location,
+                "softDelete": v.soft_delete.value,
+                "immutability": v.immutability.value,
+                "crossRegionRestore": v.cross_region_restore,
+                "multiUserAuthorization": v.multi_user_authorization,
+                "tags": dict(v.tags),
+            }
+            for v in inventory.vaults
+        ],
+        "protectedItems": [
+            [
+                i.id,
+                i.vault_id,
+                i.source_id,
+                i.policy_id,
+                i.protection_state,
+                _opt_iso(i.last_backup_time),
+                i.soft_deleted,
+                _opt_iso(i.purge_at),
+            ]
+            for i in inventory.protected_items
+        ],
+        "backupInstances": [
+            [
+                b.id,
+                b.vault_id,
+                b.datasource_id,
+                b.datasource_type,
+                b.policy_id,
+                b.protection_status,
+                b.soft_deleted,
+                _opt_iso(b.purge_at),
+                _opt_iso(b.last_backup_time),
+            ]
+            for b in inventory.backup_instances
+        ],
+        "gaps": [[g.scope, g.reason] for g in inventory.gaps],
+    }
+
+
+def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
+    try:
+        return EstateInventory(
+            subscriptions=tuple(str(s) for s in data["subscriptions"]),
+            resources=tuple(
+                ProtectableResource(str(i), str(t), str(loc), {str(k): str(v) for k, v in dict(tags).items()})
+                for i, t, loc, tags in data["resources"]
+            ),
+            vaults=tuple(
+                Vault(
+                    id=str(v["id"]),
+                    kind=VaultKind(v["kind"]),
+                    location=str(v["location"]),
+                    soft_delete=SoftDeleteState(v["softDelete"]),
+                    immutability=ImmutabilityState(v["immutability"]),
+                    cross_region_restore=v["crossRegionRestore"],
+                    multi_user_authorization=v["multiUserAuthorization"],
+                    tags={str(k): str(val) for k, val in dict(v.get("tags") or {}).items()},
+                )
+                for v in data["vaults"]
+            ),
+            protected_items=tuple(
+                ProtectedItem(str(i), str(v), str(s), p, str(st), _opt_time(lb), bool(sd), _opt_time(pa))
+                for i, v, s, p, st, lb, sd, pa in data["protectedItems"]
+            ),
+            backup_instances=tuple(
+                BackupInstance(str(i), str(v), str(d), str(dt), p, str(st), bool(sd), _opt_time(pa), _opt_time(lb))
+                for i, v, d, dt, p, st, sd, pa, lb in data["backupInstances"]
+            ),
+            gaps=tuple(InventoryGap(str(s), str(r)) for s, r in data.get("gaps", [])),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidInventory(f"inventory record is malformed: {error!r}") from error
