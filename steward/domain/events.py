@@ -159,12 +159,38 @@ class EventOrigin:
         )
 
 
+class _FromEvent:
+    """What every intent tells about the event it came from (shortcuts into ``origin``)."""
+
+    origin: EventOrigin
+
+    @property
+    def event_id(self) -> str:
+        return self.origin.event_id
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.origin.correlation_id
+
+    @property
+    def subscription_id(self) -> str | None:
+        return self.origin.subscription_id
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.origin.tenant_id
+
+    @property
+    def principal(self) -> Principal | None:
+        return self.origin.principal
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
-class ProtectResource:
+class ProtectResource(_FromEvent):
     """A supported resource (VM, managed disk, storage account, PostgreSQL flexible server) was created or
     updated: make sure it is protected as the rules say."""
 
@@ -185,7 +211,7 @@ class ProtectResource:
 
 
 @dataclass(frozen=True)
-class ResourceGone:
+class ResourceGone(_FromEvent):
     """A supported resource was deleted: apply its on-delete choice (retain data, or leave it)."""
 
     kind: ClassVar[str] = "gone"
@@ -205,7 +231,7 @@ class ResourceGone:
 
 
 @dataclass(frozen=True)
-class ResourcesMoved:
+class ResourcesMoved(_FromEvent):
     """Resources were moved OUT of ``source_group`` (``moveResources`` on the source group succeeded).
 
     The event names only the source group: it carries neither the ids that moved nor the target group or
@@ -236,7 +262,7 @@ class ResourcesMoved:
 
 
 @dataclass(frozen=True)
-class VaultDeleteFailed:
+class VaultDeleteFailed(_FromEvent):
     """Deleting a Recovery Services vault or a Backup vault failed: a candidate teardown request (the
     teardown saga still needs an approved plan and an allowed principal)."""
 
@@ -262,7 +288,7 @@ class VaultDeleteFailed:
 
 
 @dataclass(frozen=True)
-class TeardownRequested:
+class TeardownRequested(_FromEvent):
     """Our custom event: ``requester`` asks to tear down ``vault_id`` along the plan ``plan_fingerprint``."""
 
     kind: ClassVar[str] = "teardown"
@@ -299,7 +325,7 @@ class TeardownRequested:
 
 
 @dataclass(frozen=True)
-class Ignored:
+class Ignored(_FromEvent):
     """An event we deliberately do not act on, and why."""
 
     kind: ClassVar[str] = "ignored"

@@ -138,6 +138,13 @@ def test_the_published_write_sample_is_a_protect_intent_despite_its_lower_cased_
     assert intent.origin.principal.object_id == "{ID}"
     assert intent.origin.event_time.isoformat() == "2018-07-19T18:38:04.611735+00:00"
     assert intent.origin.schema is EventSchema.EVENT_GRID
+    assert (intent.event_id, intent.correlation_id, intent.subscription_id, intent.tenant_id) == (
+        intent.origin.event_id,
+        "{ID}",
+        SUB,
+        TENANT,
+    )
+    assert intent.principal == intent.origin.principal
 
 
 def test_the_published_delete_sample_is_a_resource_gone_intent() -> None:
