@@ -69,7 +69,9 @@ class FaultConfig:
     connection_reset: Mapping[str, float] = field(default_factory=dict)  # socket closed, no answer
     lro_slow: float = 0.0  # chance an LRO takes lro_slow_factor x its modelled duration
     lro_slow_factor: float = 10.0
-    lro_fail: float = 0.0  # chance an LRO ends Failed (InternalServerError) instead of applying its change
+    lro_fail: float = 0.0  # chance an LRO ends Failed instead of applying its change
+    lro_fail_status: int = 500  # the failed operation's error (a Location poll answers this status)
+    lro_fail_code: str = "InternalServerError"
 
     @property
     def active(self) -> bool:

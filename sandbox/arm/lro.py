@@ -114,7 +114,10 @@ class OperationEngine:
             factor, fails = self.faults.lro_outcome(f"{req.method} {req.path}")
             seconds *= factor
             if fails and fail_with is None:
-                fail_with = ArmError(500, "InternalServerError", "The operation failed (sandbox-injected fault).")
+                cfg = self.faults.config
+                fail_with = ArmError(
+                    cfg.lro_fail_status, cfg.lro_fail_code, "The operation failed (sandbox-injected fault)."
+                )
         now = self.clock.now()
         op = Operation(
             id=op_id,

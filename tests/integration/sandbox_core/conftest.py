@@ -16,7 +16,7 @@ SUB = DEFAULT_SUBSCRIPTION
 SUB2 = SECOND_SUBSCRIPTION
 #: the framework and the generic providers only: the other providers are tested in their own folders
 CORE_PROVIDERS = ("resources", "compute", "storage", "postgresql")
-FAST = 2000.0  # virtual seconds per real second: a 30 s LRO takes 15 ms
+FAST = 10000.0  # virtual seconds per real second: a 90 s VM create takes 9 ms
 
 
 def core_config(**overrides: object) -> SandboxConfig:
