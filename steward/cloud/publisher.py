@@ -83,12 +83,10 @@ class EventGridOutcomePublisher:
 
         if key is None and credential is None:
             raise ValueError("an Event Grid topic needs a key or a token credential")
-        kwargs: dict[str, Any] = {}
-        if ca_bundle:
-            kwargs["connection_verify"] = ca_bundle
-        self._client = EventGridPublisherClient(
-            endpoint, AzureKeyCredential(key) if key is not None else credential, **kwargs
-        )
+        # azure-eventgrid 4.22 drops client-level transport options for basic topics, so the CA bundle
+        # travels with each send (a per-request transport option azure-core honours).
+        self._send_options: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}
+        self._client = EventGridPublisherClient(endpoint, AzureKeyCredential(key) if key is not None else credential)
 
     def publish(self, events: Sequence[OutcomeEvent]) -> int:
         from azure.eventgrid import EventGridEvent
@@ -107,7 +105,7 @@ class EventGridOutcomePublisher:
             for event in events
         ]
         try:
-            self._client.send(batch)
+            self._client.send(batch, **self._send_options)
         except AzureError:
             LOG.exception("publishing %d outcome event(s) failed", len(batch))
             raise
