@@ -159,8 +159,9 @@ class Estate:
                 "securitySettings": {"softDeleteSettings": {"state": "On", "retentionDurationInDays": 14}},
             },
         }
-        # Through the generic resources API: azure-mgmt-dataprotection 2.2.0's backup_vaults.begin_create_or_update
-        # passes x_ms_deleted_vault_id=None to a helper that rejects it below api-version 2025-09-01 (docs/azure-facts.md).
+        # Through the generic resources API: azure-mgmt-dataprotection 2.2.0's
+        # backup_vaults.begin_create_or_update passes x_ms_deleted_vault_id=None to a helper that rejects it
+        # below api-version 2025-09-01 (docs/azure-facts.md).
         rid = self.rid(group, "Microsoft.DataProtection/backupVaults", name)
         vault = self._put(rid, "Microsoft.DataProtection/backupVaults", body)
         for policy in policies:
