@@ -1377,7 +1377,7 @@ class TeardownProgress:
     ) -> TeardownProgress:
         current = self.of(kind) or StepProgress(kind, 0)
         updated = replace(current, done=current.done + len(done), failed=current.failed + failed)
-        deleted = self.deleted + tuple(d for d in done if d.get("effect") in ("deleted", "unregistered", "removed"))
+        deleted = self.deleted + tuple(d for d in done if d.get("effect") in DELETING_EFFECTS)
         return replace(
             self,
             steps=self._replace_step(updated),
@@ -1411,6 +1411,10 @@ class TeardownProgress:
             deleted=tuple(dict(d) for d in record.get("deleted") or []),
             last_error=record.get("lastError"),
         )
+
+
+#: Effects that count as "deleted" in the report (soft-deleted data is deleted, purged at its date).
+DELETING_EFFECTS: Final = frozenset({"deleted", "unregistered", "removed", "soft-deleted"})
 
 
 class NextKind(StrEnum):

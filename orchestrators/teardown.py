@@ -1,0 +1,518 @@
+"""``teardown_vault``: the vault teardown saga. Plan, approve, empty in the documented order, delete, record.
+
+Input: ``TeardownRequest.to_record()`` (or, after ``continue_as_new``, ``{"request": ..., "saga": ...}``).
+Output: the final report record (``steward.teardown_report.build_report``).
+
+The orchestrator decides nothing itself: ``steward.domain.teardown`` plans and picks the next step; activities
+(``activities/teardown.py``) read facts and act. Deterministic: no I/O, time from
+``context.current_utc_datetime``, logs only when not replaying.
+
+Lifecycle (custom status ``phase``): ``planning`` -> (``awaiting-approval``) -> ``running`` ->
+(``awaiting-security-approval`` | ``waiting-for-purge``) -> ``finished``. External events:
+``TeardownApproved`` ``{"fingerprint", "approvedBy"}``, ``SecurityApprovalGranted`` ``{"grantedBy"}``,
+``Cancel`` ``{"by", "reason"}``. Long waits (AlwaysON soft delete: up to 180 days) sleep in chunks of
+``waitChunkHours`` and ``continue_as_new`` between chunks, so the history stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from steward.domain.teardown import (
+    EVENT_APPROVE,
+    EVENT_CANCEL,
+    EVENT_SECURITY_APPROVAL,
+    SETTINGS_STEPS,
+    ItemState,
+    NextKind,
+    PlanStatus,
+    StepKind,
+    StepOutcome,
+    TeardownOutcome,
+    TeardownPlan,
+    TeardownProgress,
+    TeardownRequest,
+    TeardownStep,
+    VaultInventory,
+    batches,
+    decide_next,
+    fingerprints_match,
+    format_time,
+    opt_in_decision,
+    plan_teardown,
+    purge_wait_until,
+    remaining_contents,
+)
+from steward.teardown_report import build_report
+
+LOG = logging.getLogger("steward.teardown")
+
+bp = df.Blueprint()
+
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=6)
+#: after a purge date passes, Azure (and the sandbox) purge lazily; re-check this often.
+PURGE_RECHECK = timedelta(minutes=30)
+MAX_PURGE_RECHECKS = 12
+
+STEP_ACTIVITY: Mapping[StepKind, str] = {
+    StepKind.UNDELETE_ITEMS: "teardown_undelete_item",
+    StepKind.DELETE_VM_ITEMS: "teardown_delete_item",
+    StepKind.DELETE_SQL_ITEMS: "teardown_delete_item",
+    StepKind.DELETE_SAP_HANA_ITEMS: "teardown_delete_item",
+    StepKind.DELETE_AZURE_FILES_ITEMS: "teardown_delete_item",
+    StepKind.DELETE_OTHER_ITEMS: "teardown_delete_item",
+    StepKind.DISABLE_PROTECTION_INTENTS: "teardown_disable_intent",
+    StepKind.UNREGISTER_SQL_CONTAINERS: "teardown_unregister_container",
+    StepKind.UNREGISTER_SAP_HANA_CONTAINERS: "teardown_unregister_container",
+    StepKind.UNREGISTER_STORAGE_CONTAINERS: "teardown_unregister_container",
+    StepKind.UNREGISTER_MARS_SERVERS: "teardown_unregister_server",
+    StepKind.UNREGISTER_BACKUP_SERVERS: "teardown_unregister_server",
+    StepKind.REMOVE_REPLICATED_ITEMS: "teardown_remove_site_recovery",
+    StepKind.REMOVE_CONTAINER_MAPPINGS: "teardown_remove_site_recovery",
+    StepKind.REMOVE_REPLICATION_CONTAINERS: "teardown_remove_site_recovery",
+    StepKind.REMOVE_NETWORK_MAPPINGS: "teardown_remove_site_recovery",
+    StepKind.REMOVE_FABRICS: "teardown_remove_site_recovery",
+    StepKind.REMOVE_PRIVATE_ENDPOINTS: "teardown_remove_private_endpoint",
+    StepKind.UNDELETE_INSTANCES: "teardown_undelete_instance",
+    StepKind.STOP_INSTANCES: "teardown_stop_instance",
+    StepKind.DELETE_INSTANCES: "teardown_delete_instance",
+    StepKind.DELETE_POLICIES: "teardown_delete_policy",
+}
+
+Task = Any
+Flow = Generator[Any, Any, Any]
+
+
+class _Finish(Exception):
+    """Ends the saga with an outcome (raised inside helpers, caught once at the top)."""
+
+    def __init__(self, outcome: TeardownOutcome, reason: str, *, compensate: bool = False) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.compensate = compensate
+
+
+class _ContinueAsNew(Exception):
+    """The saga continues as a new execution (long waits)."""
+
+
+class Saga:
+    """The state one execution carries and hands to the next (``to_record``), plus the durable context."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, raw: Mapping[str, Any]) -> None:
+        self.context = context
+        saga = raw.get("saga") if "saga" in raw else None
+        request_record = raw.get("request") if saga is not None else raw
+        self.request = TeardownRequest.from_record(request_record or {})
+        saga = saga or {}
+        self.phase: str = str(saga.get("phase") or "planning")
+        self.plan: TeardownPlan | None = TeardownPlan.from_record(saga["plan"]) if saga.get("plan") else None
+        self.progress = TeardownProgress.from_record(saga.get("progress") or {})
+        self.security_approved = bool(saga.get("securityApproved", False))
+        self.approved_by: str | None = saga.get("approvedBy")
+        self.started_at: str | None = saga.get("startedAt")
+        self.limits: dict[str, int] = dict(saga.get("limits") or {})
+        self.purge_rechecks = int(saga.get("purgeRechecks", 0))
+        self.waiting_until: str | None = saga.get("waitingUntil")
+        self.needs: str | None = None
+        self.cancel_task: Task = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "request": self.request.to_record(),
+            "saga": {
+                "phase": self.phase,
+                "plan": self.plan.to_record() if self.plan else None,
+                "progress": self.progress.to_record(),
+                "securityApproved": self.security_approved,
+                "approvedBy": self.approved_by,
+                "startedAt": self.started_at,
+                "limits": self.limits,
+                "purgeRechecks": self.purge_rechecks,
+                "waitingUntil": self.waiting_until,
+            },
+        }
+
+    # ---------------------------------------------------------------------------------- helpers
+
+    @property
+    def now(self) -> datetime:
+        return self.context.current_utc_datetime  # type: ignore[no-any-return]
+
+    @property
+    def vault_input(self) -> dict[str, Any]:
+        return {"vaultId": self.request.vault_id}
+
+    def log(self, message: str, *args: Any) -> None:
+        if not self.context.is_replaying:
+            LOG.info(
+                message,
+                *args,
+                extra={
+                    "instance_id": self.context.instance_id,
+                    "correlation_id": self.request.correlation_id,
+                    "vault_id": self.request.vault_id,
+                },
+            )
+
+    def status(self, current: StepKind | None = None) -> None:
+        steps = [
+            {
+                "kind": s.kind.value,
+                "done": s.done,
+                "total": s.total,
+                "failed": s.failed,
+                "outcome": s.outcome.value if s.outcome else None,
+            }
+            for s in self.progress.steps
+        ]
+        self.context.set_custom_status(
+            {
+                "phase": self.phase,
+                "vaultId": self.request.vault_id,
+                "currentStep": current.value if current else None,
+                "steps": steps,
+                "lastError": self.progress.last_error,
+                "waitingUntil": self.waiting_until,
+                "needs": self.needs,
+                "fingerprint": self.plan.fingerprint if self.plan else None,
+                "planStatus": self.plan.status.value if self.plan else None,
+                "deletedCount": len(self.progress.deleted),
+            }
+        )
+
+    def activity(self, name: str, payload: Mapping[str, Any]) -> Task:
+        return self.context.call_activity_with_retry(name, RETRY, dict(payload))
+
+    def inventory(self) -> Flow:
+        record = yield self.activity("teardown_inventory", self.vault_input)
+        return VaultInventory.from_record(record)
+
+    def race_cancel(self, task: Task) -> Flow:
+        """Wait for ``task`` unless ``Cancel`` comes first; returns the task's result or raises its error."""
+        winner = yield self.context.task_any([task, self.cancel_task])
+        if winner is self.cancel_task:
+            data = self.cancel_task.result or {}
+            who = data.get("by") if isinstance(data, Mapping) else None
+            raise _Finish(TeardownOutcome.CANCELLED, f"cancelled by {who or 'a Cancel event'}", compensate=True)
+        if isinstance(winner.result, Exception):
+            raise winner.result
+        return winner.result
+
+
+# ---------------------------------------------------------------------------------------------- phases
+
+
+def _plan_phase(saga: Saga) -> Flow:
+    request = saga.request
+    saga.status()
+    inventory = yield from saga.inventory()
+    plan = plan_teardown(inventory, saga.now)
+    saga.plan = plan
+    if not inventory.exists:
+        raise _Finish(TeardownOutcome.ALREADY_GONE, "the vault does not exist (any more)")
+    allowed, auto, why = opt_in_decision(request, inventory)
+    if not allowed:
+        raise _Finish(TeardownOutcome.REFUSED, why)
+    saga.log("teardown plan %s: %s steps, status %s", plan.fingerprint, len(plan.steps), plan.status.value)
+    if request.dry_run and not auto:
+        raise _Finish(TeardownOutcome.PLANNED, f"dry run: plan {plan.status.value}; nothing was changed")
+    if plan.blocked:
+        reasons = "; ".join(b.reason for b in plan.blockers if b.hard)
+        raise _Finish(TeardownOutcome.BLOCKED, f"blocked, nothing was changed: {reasons}")
+    if plan.status is PlanStatus.NOTHING_TO_DO:
+        raise _Finish(TeardownOutcome.ALREADY_GONE, "nothing to do")
+    if auto:
+        approved, saga.approved_by = plan.fingerprint, f"tag:{request.opt_in_tag}=auto"
+    elif request.approved_fingerprint:
+        approved, saga.approved_by = request.approved_fingerprint, request.requested_by
+    else:
+        approved = yield from _await_approval(saga, plan)
+        inventory = yield from saga.inventory()
+        plan = plan_teardown(inventory, saga.now)
+        saga.plan = plan
+    if not fingerprints_match(approved, plan.fingerprint):
+        raise _Finish(
+            TeardownOutcome.REPLANNED,
+            f"the vault changed since the plan that was approved ({approved}); nothing was deleted. "
+            f"Review the new plan {plan.fingerprint} and approve it to run",
+        )
+    if plan.blocked:
+        raise _Finish(
+            TeardownOutcome.BLOCKED,
+            "blocked, nothing was changed: " + "; ".join(b.reason for b in plan.blockers if b.hard),
+        )
+    saga.phase = "running"
+    saga.progress = TeardownProgress.start(plan)
+
+
+def _await_approval(saga: Saga, plan: TeardownPlan) -> Flow:
+    saga.phase = "awaiting-approval"
+    hours = int(saga.limits.get("approvalTimeoutHours", 72))
+    deadline = saga.now + timedelta(hours=hours)
+    saga.needs = (
+        f"an allowed principal must approve fingerprint {plan.fingerprint} "
+        f"(POST /api/teardowns/{saga.context.instance_id}/approve) before {format_time(deadline)}"
+    )
+    saga.status()
+    approval = saga.context.wait_for_external_event(EVENT_APPROVE)
+    timer = saga.context.create_timer(deadline)
+    winner = yield saga.context.task_any([approval, timer, saga.cancel_task])
+    if winner is saga.cancel_task:
+        timer.cancel()
+        raise _Finish(TeardownOutcome.CANCELLED, "cancelled while awaiting approval; nothing was changed")
+    if winner is timer:
+        raise _Finish(TeardownOutcome.APPROVAL_EXPIRED, f"no approval within {hours} hours; nothing was changed")
+    timer.cancel()
+    data = approval.result if isinstance(approval.result, Mapping) else {}
+    saga.approved_by = str(data.get("approvedBy") or "unknown")
+    saga.needs = None
+    return str(data.get("fingerprint") or "")
+
+
+def _run_phase(saga: Saga) -> Flow:
+    assert saga.plan is not None
+    plan = saga.plan
+    while True:
+        action = decide_next(plan, saga.progress, security_approved=saga.security_approved)
+        if action.kind is NextKind.FINISHED:
+            return
+        step = action.step
+        assert step is not None
+        if action.kind is NextKind.AWAIT_SECURITY_APPROVAL:
+            yield from _await_security_approval(saga, step)
+            continue
+        saga.status(step.kind)
+        saga.log("teardown step %s (%s targets)", step.kind.value, step.count)
+        if step.kind in SETTINGS_STEPS:
+            yield from _settings_step(saga, step)
+        elif step.kind in (StepKind.AWAIT_PURGE, StepKind.VERIFY_EMPTY):
+            yield from _verify_step(saga, step)
+        elif step.kind is StepKind.DELETE_VAULT:
+            yield from _delete_vault_step(saga)
+        else:
+            yield from _targets_step(saga, step)
+        saga.progress = saga.progress.finish_step(step.kind, StepOutcome.DONE, saga.now)
+        saga.status(step.kind)
+
+
+def _await_security_approval(saga: Saga, step: TeardownStep) -> Flow:
+    assert saga.plan is not None
+    blocker = next((b for b in saga.plan.blockers if b.action_needed and "Resource Guard" in b.action_needed), None)
+    saga.phase = "awaiting-security-approval"
+    saga.needs = (blocker.action_needed if blocker else "a security administrator's Resource Guard grant") + (
+        f" (needed for step {step.kind.value})"
+    )
+    saga.status(step.kind)
+    saga.log("teardown parked: %s", saga.needs)
+    grant = saga.context.wait_for_external_event(EVENT_SECURITY_APPROVAL)
+    yield from saga.race_cancel(grant)
+    saga.security_approved = True
+    saga.phase = "running"
+    saga.needs = None
+
+
+def _refusal(saga: Saga, step: TeardownStep, result: Mapping[str, Any]) -> Flow:
+    """Decide on a refused effect: park for MUA (then retry the step), else end the saga."""
+    refusal = result.get("refusal") or {}
+    kind = str(refusal.get("kind"))
+    message = str(refusal.get("message") or "refused")
+    saga.progress = saga.progress.with_error(f"{step.kind.value}: {message}")
+    if kind == "needs-security-approval":
+        saga.security_approved = False
+        yield from _await_security_approval(saga, step)
+        return True
+    if kind in ("immutability-locked", "missing-permission"):
+        raise _Finish(TeardownOutcome.BLOCKED, f"{step.kind.value} was refused: {message}", compensate=True)
+    raise _Finish(TeardownOutcome.FAILED, f"{step.kind.value} was refused: {message}", compensate=True)
+
+
+def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
+    for change in step.setting_changes:
+        while True:
+            payload = {**saga.vault_input, "setting": change.setting, "value": change.to_value}
+            result = yield from saga.race_cancel(saga.activity("teardown_set_setting", payload))
+            if result.get("ok"):
+                if (result.get("effect") or {}).get("effect") == "changed":
+                    saga.progress = saga.progress.record_setting(change)
+                saga.progress = saga.progress.record_batch(step.kind, [])
+                break
+            yield from _refusal(saga, step, result)
+
+
+def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
+    name = STEP_ACTIVITY[step.kind]
+    size = int(saga.limits.get("maxParallelWrites", 10))
+    done_ids = {str(d.get("id")).lower() for d in saga.progress.deleted}
+    pending = [t for t in step.targets if t.id.lower() not in done_ids or step.kind is StepKind.UNDELETE_ITEMS]
+    for batch in batches(pending, size):
+        retry_batch = list(batch)
+        while retry_batch:
+            tasks = [saga.activity(name, {**saga.vault_input, "target": target.to_record()}) for target in retry_batch]
+            try:
+                results = yield from saga.race_cancel(saga.context.task_all(tasks))
+            except _Finish:
+                raise
+            except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries
+                saga.progress = saga.progress.with_error(f"{step.kind.value}: {error}")
+                raise _Finish(
+                    TeardownOutcome.FAILED, f"{step.kind.value} failed after retries: {error}", compensate=True
+                ) from None
+            effects = [r["effect"] for r in results if r.get("ok")]
+            refused = [(t, r) for t, r in zip(retry_batch, results, strict=True) if not r.get("ok")]
+            saga.progress = saga.progress.record_batch(step.kind, effects)
+            saga.status(step.kind)
+            retry_batch = []
+            if refused:
+                yield from _refusal(saga, step, refused[0][1])
+                retry_batch = [t for t, _ in refused]  # security approval granted: try those again
+
+
+def _verify_step(saga: Saga, step: TeardownStep) -> Flow:
+    """Count again; sleep until the purge date of soft-deleted data; fail if anything else remains."""
+    inventory = yield from saga.inventory()
+    now = saga.now
+    until = purge_wait_until(inventory, now)
+    leftovers = [entry for entry in remaining_contents(inventory) if not entry["reason"].startswith("soft-deleted")]
+    soft_deleted = [
+        o for o in (*inventory.items, *inventory.instances) if getattr(o, "state", None) is ItemState.SOFT_DELETED
+    ]
+    if step.kind is StepKind.VERIFY_EMPTY and leftovers:
+        raise _Finish(
+            TeardownOutcome.FAILED,
+            f"the vault still holds {len(leftovers)} object(s) the plan did not cover (it changed while running)",
+            compensate=True,
+        )
+    if until is not None:
+        yield from _sleep_until(saga, until, step)
+    if soft_deleted:
+        # purge dates passed but Azure has not purged yet: look again a little later
+        if saga.purge_rechecks >= MAX_PURGE_RECHECKS:
+            raise _Finish(
+                TeardownOutcome.FAILED,
+                f"{len(soft_deleted)} soft-deleted item(s) were not purged after their purge date",
+                compensate=True,
+            )
+        saga.purge_rechecks += 1
+        yield from _sleep_until(saga, now + PURGE_RECHECK, step)
+    saga.waiting_until = None
+
+
+def _sleep_until(saga: Saga, until: datetime, step: TeardownStep) -> Flow:
+    """One durable timer of at most ``waitChunkHours``, then continue as new (history stays bounded)."""
+    chunk = timedelta(hours=int(saga.limits.get("waitChunkHours", 24)))
+    wake = min(until, saga.now + chunk)
+    saga.phase = "waiting-for-purge"
+    saga.waiting_until = format_time(until)
+    saga.needs = None
+    saga.status(step.kind)
+    saga.log("teardown waiting until %s (next wake %s)", format_time(until), format_time(wake))
+    timer = saga.context.create_timer(wake)
+    try:
+        yield from saga.race_cancel(timer)
+    except _Finish:
+        timer.cancel()
+        raise
+    saga.phase = "running"
+    raise _ContinueAsNew
+
+
+def _delete_vault_step(saga: Saga) -> Flow:
+    result = yield from saga.race_cancel(saga.activity("teardown_delete_vault", saga.vault_input))
+    if not result.get("ok"):
+        refusal = result.get("refusal") or {}
+        raise _Finish(
+            TeardownOutcome.FAILED, f"deleting the vault was refused: {refusal.get('message')}", compensate=True
+        )
+    saga.progress = saga.progress.record_batch(StepKind.DELETE_VAULT, [result["effect"]])
+
+
+def _compensate(saga: Saga) -> Flow:
+    """Turn back on what the saga turned off; report what remains."""
+    restored: list[dict[str, Any]] = []
+    changes = [c.to_record() for c in saga.progress.changed_settings]
+    if changes:
+        result = yield saga.activity("teardown_restore_protections", {**saga.vault_input, "changes": changes})
+        restored = list(result.get("restored") or [])
+    return restored
+
+
+def _finish(saga: Saga, outcome: TeardownOutcome, reason: str, restored: list[dict[str, Any]]) -> Flow:
+    remaining: list[dict[str, Any]] = []
+    if outcome is not TeardownOutcome.DELETED and saga.phase not in ("planning", "awaiting-approval"):
+        try:
+            inventory = yield from saga.inventory()
+            remaining = remaining_contents(inventory)
+        except Exception as error:  # noqa: BLE001 - the report still goes out
+            saga.progress = saga.progress.with_error(f"final inventory failed: {error}")
+    elif outcome in (
+        TeardownOutcome.PLANNED,
+        TeardownOutcome.BLOCKED,
+        TeardownOutcome.REPLANNED,
+        TeardownOutcome.REFUSED,
+        TeardownOutcome.APPROVAL_EXPIRED,
+        TeardownOutcome.CANCELLED,
+    ):
+        remaining = [
+            {
+                "type": "vault",
+                "id": saga.request.vault_id,
+                "name": saga.request.vault.name,
+                "reason": f"not torn down: {outcome.value}",
+            }
+        ]
+    saga.phase = "finished"
+    saga.waiting_until = None
+    saga.needs = None
+    report = build_report(
+        instance_id=saga.context.instance_id,
+        request=saga.request.to_record(),
+        outcome=outcome,
+        reason=reason,
+        started_at=saga.started_at,
+        finished_at=format_time(saga.now),
+        plan=saga.plan.to_record() if saga.plan else None,
+        progress=saga.progress.to_record(),
+        remaining=remaining,
+        restored=restored,
+        approved_by=saga.approved_by,
+    )
+    stored = yield saga.activity("teardown_record_report", {"report": report, "name": saga.context.instance_id})
+    report["links"] = {k: stored.get(k) for k in ("jsonUrl", "htmlUrl")}
+    saga.status()
+    saga.log("teardown finished: %s (%s)", outcome.value, reason)
+    return report
+
+
+@bp.orchestration_trigger(context_name="context")
+def teardown_vault(context: df.DurableOrchestrationContext) -> Flow:
+    raw = context.get_input() or {}
+    saga = Saga(context, raw)
+    if saga.started_at is None:
+        saga.started_at = format_time(saga.now)
+    saga.cancel_task = context.wait_for_external_event(EVENT_CANCEL)
+    try:
+        if not saga.limits:
+            saga.limits = dict((yield saga.activity("teardown_limits", {})))
+        if saga.phase in ("planning", "awaiting-approval"):
+            yield from _plan_phase(saga)
+        yield from _run_phase(saga)
+        outcome, reason, restored = TeardownOutcome.DELETED, "the vault was emptied and deleted", []
+    except _ContinueAsNew:
+        context.continue_as_new(saga.to_record())
+        return None
+    except _Finish as finish:
+        outcome, reason = finish.outcome, finish.reason
+        restored = (yield from _compensate(saga)) if finish.compensate else []
+    except Exception as error:  # noqa: BLE001 - any other failure: compensate and report, never leave it half-done
+        outcome, reason = TeardownOutcome.FAILED, f"the saga failed: {error}"
+        saga.progress = saga.progress.with_error(str(error))
+        restored = yield from _compensate(saga)
+    report = yield from _finish(saga, outcome, reason, restored)
+    return report

@@ -1,0 +1,226 @@
+"""The ARM sandbox, the app's real SDK clients and a seeded vault of every kind, for the teardown tests."""
+
+from __future__ import annotations
+
+import pkgutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from azure.core.rest import HttpRequest
+
+from sandbox.arm.config import DEFAULT_SUBSCRIPTION, SandboxConfig
+from sandbox.arm.providers.recoveryservices import recovery_services
+from sandbox.arm.providers.recoveryservices_model import Timing
+from sandbox.arm.server import ArmSandbox
+from steward.cloud.clients import CloudClients
+from steward.cloud.teardown_ops import SITE_RECOVERY_API_VERSION, TeardownOps
+
+#: one real second = one Azure hour: LROs end in milliseconds, 14 days pass with advance()
+SCALE = 3600.0
+HOUR = 3600.0
+DAY = 24 * HOUR
+NEEDED = ("resources", "recoveryservices", "dataprotection", "authorization")
+OPTIONAL = ("compute", "storage", "generic")
+VM_TYPE = "Microsoft.Compute/virtualMachines"
+STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
+SUB = DEFAULT_SUBSCRIPTION
+
+
+def provider_names() -> tuple[str, ...]:
+    import sandbox.arm.providers as package
+
+    present = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    return tuple(n for n in NEEDED if n in present) + tuple(n for n in OPTIONAL if n in present)
+
+
+def start_sandbox(**config: Any) -> ArmSandbox:
+    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=3, providers=provider_names(), **config)).start()
+    recovery_services(sb).model.timing = Timing(first_backup=1 * HOUR)
+    return sb
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[ArmSandbox]:
+    sb = start_sandbox()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture(scope="module")
+def clients(sandbox: ArmSandbox) -> CloudClients:
+    return CloudClients(sandbox.cloud_target())
+
+
+@pytest.fixture(scope="module")
+def ops(clients: CloudClients) -> TeardownOps:
+    return TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5)
+
+
+@dataclass
+class Estate:
+    """One test's resources, uniquely named so tests can share a sandbox."""
+
+    sandbox: ArmSandbox
+    clients: CloudClients
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    subscription: str = SUB
+
+    @property
+    def rs(self) -> Any:
+        return self.clients.recovery_services(self.subscription)
+
+    @property
+    def rsb(self) -> Any:
+        return self.clients.recovery_services_backup(self.subscription)
+
+    @property
+    def dp(self) -> Any:
+        return self.clients.data_protection(self.subscription)
+
+    @property
+    def model(self) -> Any:
+        return recovery_services(self.sandbox).model
+
+    def group(self, name: str = "rg") -> str:
+        rg = f"{name}-{self.tag}"
+        self.clients.resources(self.subscription).resource_groups.create_or_update(rg, {"location": "westeurope"})
+        return rg
+
+    def resource(self, rg: str, full_type: str, name: str) -> str:
+        rid = f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/{full_type}/{name}"
+        self.sandbox.store.put(
+            {"id": rid, "name": name, "type": full_type, "location": "westeurope", "tags": {},
+             "properties": {"provisioningState": "Succeeded"}}
+        )
+        return rid
+
+    # -- Recovery Services ------------------------------------------------------------------------
+    def rs_vault(self, rg: str, name: str = "rsv", *, soft_delete: str = "Enabled", enhanced: str = "Enabled",
+                 days: int = 14, immutability: str | None = None, tags: dict[str, str] | None = None) -> str:
+        security: dict[str, Any] = {
+            "softDeleteSettings": {
+                "softDeleteState": soft_delete,
+                "softDeleteRetentionPeriodInDays": days,
+                "enhancedSecurityState": enhanced,
+            }
+        }
+        if immutability:
+            security["immutabilitySettings"] = {"state": immutability}
+        body = {
+            "location": "westeurope",
+            "tags": tags or {},
+            "sku": {"name": "Standard"},
+            "identity": {"type": "SystemAssigned"},
+            "properties": {"publicNetworkAccess": "Enabled", "securitySettings": security},
+        }
+        vault = self.rs.vaults.begin_create_or_update(rg, name, body).result()
+        return str(vault.id)
+
+    def policy_id(self, rg: str, vault: str, name: str = "DefaultPolicy") -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/"
+                f"vaults/{vault}/backupPolicies/{name}")
+
+    def workload_policy(self, rg: str, vault: str, name: str, management: str) -> str:
+        self.rsb.protection_policies.create_or_update(
+            vault, rg, name, {"properties": {"backupManagementType": management}}
+        )
+        return self.policy_id(rg, vault, name)
+
+    def protect_vm(self, rg: str, vault: str, vm_name: str) -> tuple[str, str]:
+        vm_id = self.resource(rg, VM_TYPE, vm_name)
+        core = f"iaasvmcontainerv2;{rg};{vm_name}"
+        container, item = f"IaasVMContainer;{core}", f"VM;{core}"
+        self.rsb.protected_items.begin_create_or_update(
+            vault, rg, "Azure", container, item,
+            {"properties": {"protectedItemType": VM_TYPE, "sourceResourceId": vm_id,
+                            "policyId": self.policy_id(rg, vault)}},
+        ).result()
+        return container, item
+
+    def register(self, rg: str, vault: str, container: str, container_type: str, source: str,
+                 workload: str | None = None) -> None:
+        props: dict[str, Any] = {"containerType": container_type, "sourceResourceId": source,
+                                 "backupManagementType": "AzureWorkload" if workload else "AzureStorage"}
+        if workload:
+            props["workloadType"] = workload
+        self.rsb.protection_containers.begin_register(vault, rg, "Azure", container, {"properties": props}).result()
+
+    def protect_workload(self, rg: str, vault: str, container: str, item: str, item_type: str, policy: str) -> None:
+        self.rsb.protected_items.begin_create_or_update(
+            vault, rg, "Azure", container, item,
+            {"properties": {"protectedItemType": item_type, "policyId": policy}},
+        ).result()
+
+    def raw(self, method: str, path: str, body: Any = None, api_version: str = SITE_RECOVERY_API_VERSION) -> Any:
+        request = HttpRequest(method, f"{path}?api-version={api_version}", json=body)
+        response = self.rs.send_request(request)
+        response.raise_for_status()
+        return response
+
+    def site_recovery(self, vault_id: str) -> None:
+        fabric = f"{vault_id}/replicationFabrics/fabric1"
+        container = f"{fabric}/replicationProtectionContainers/container1"
+        self.raw("PUT", fabric, {"properties": {"customDetails": {"instanceType": "Azure", "location": "westeurope"}}})
+        self.raw("PUT", container, {"properties": {}})
+        self.raw("PUT", f"{container}/replicationProtectedItems/item1", {"properties": {"policyId": "p"}})
+        self.raw("PUT", f"{container}/replicationProtectionContainerMappings/mapping1", {"properties": {}})
+        self.sandbox.advance(HOUR)
+
+    def full_vault(self, rg: str, name: str = "rsv", *, tags: dict[str, str] | None = None, **settings: Any) -> str:
+        """A Recovery Services vault with every kind of content the teardown knows."""
+        vault_id = self.rs_vault(rg, name, tags=tags, **settings)
+        vm_container, vm_item = self.protect_vm(rg, name, "vm-a")
+        self.protect_vm(rg, name, "vm-b")
+        gone_container, gone_item = self.protect_vm(rg, name, "vm-gone")
+        sql_vm = self.resource(rg, VM_TYPE, "sqlvm")
+        hana_vm = self.resource(rg, VM_TYPE, "hanavm")
+        account = self.resource(rg, STORAGE_TYPE, f"sa{self.tag}")
+        sql_c, hana_c = f"VMAppContainer;compute;{rg};sqlvm", f"VMAppContainer;compute;{rg};hanavm"
+        afs_c = f"StorageContainer;Storage;{rg};sa{self.tag}"
+        self.register(rg, name, sql_c, "VMAppContainer", sql_vm, "SQLDataBase")
+        self.register(rg, name, hana_c, "VMAppContainer", hana_vm, "SAPHanaDatabase")
+        self.register(rg, name, afs_c, "StorageContainer", account)
+        sql_policy = self.workload_policy(rg, name, "SqlPolicy", "AzureWorkload")
+        afs_policy = self.workload_policy(rg, name, "AfsPolicy", "AzureStorage")
+        self.protect_workload(rg, name, sql_c, "SQLDataBase;mssqlserver;db1", "AzureVmWorkloadSQLDatabase", sql_policy)
+        self.protect_workload(rg, name, hana_c, "SAPHanaDatabase;hxe;db1", "AzureVmWorkloadSAPHanaDatabase", sql_policy)
+        self.protect_workload(rg, name, afs_c, "AzureFileShare;share1", "AzureFileShareProtectedItem", afs_policy)
+        self.rsb.protection_intent.create_or_update(
+            name, rg, "Azure", f"intent-{self.tag}",
+            {"properties": {"protectionIntentItemType": "RecoveryServiceVaultItem", "policyId": sql_policy,
+                            "itemId": f"{vault_id}/backupFabrics/Azure/protectionContainers/{sql_c}/protectableItems/x"}},
+        )
+        self.model.seed_mars_server(vault_id, f"mars-{self.tag}")
+        self.model.seed_backup_server(vault_id, f"dpm-{self.tag}", kind="DPM")
+        self.model.seed_backup_server(vault_id, f"mabs-{self.tag}", kind="MABS")
+        self.model.seed_private_endpoint(vault_id, f"pe-{self.tag}")
+        self.site_recovery(vault_id)
+        self.sandbox.advance(2 * HOUR)  # LROs done, first backups ran
+        self.model.seed_soft_deleted_item(vault_id, gone_container, gone_item, days_left=10)
+        del vm_container, vm_item
+        return vault_id
+
+    # -- Backup vault -------------------------------------------------------------------------------
+    def backup_vault(self, rg: str, name: str = "bv", *, soft_delete: str = "On", days: float = 14,
+                     tags: dict[str, str] | None = None) -> str:
+        body = {
+            "location": "westeurope",
+            "tags": tags or {},
+            "identity": {"type": "SystemAssigned"},
+            "properties": {
+                "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
+                "securitySettings": {"softDeleteSettings": {"state": soft_delete, "retentionDurationInDays": days}},
+            },
+        }
+        vault = self.dp.backup_vaults.begin_create_or_update(rg, name, body).result()
+        return str(vault.id)
+
+
+@pytest.fixture
+def estate(sandbox: ArmSandbox, clients: CloudClients) -> Estate:
+    return Estate(sandbox, clients)
