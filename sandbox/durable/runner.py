@@ -145,6 +145,7 @@ class DurableRunner:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._first_seen: dict[str, float] = {}
+        self._replay_cost: dict[str, float] = {}
         self._submitted: set[int] = set()
         self._submitted_lock = threading.Lock()
 
@@ -354,8 +355,10 @@ class DurableRunner:
                 return
             first = self._first_seen.setdefault(instance_id, now)
             # Batch completions: while activities of this instance are still running, wait a short window
-            # so one replay takes many completions instead of one replay per completion.
-            if now - first < self.config.batch_window_seconds and self.store.in_flight(instance_id) > 0:
+            # (at least as long as its last replay took) so one replay takes many completions instead of
+            # one replay per completion; replay time then stays a bounded share of the run.
+            window = max(self.config.batch_window_seconds, self._replay_cost.get(instance_id, 0.0))
+            if now - first < window and self.store.in_flight(instance_id) > 0:
                 self._wake.set()
                 continue
             self._first_seen.pop(instance_id, None)
@@ -399,9 +402,9 @@ class DurableRunner:
         past = [{**e, "IsPlayed": True} for e in self.store.history(record.instance_id)]
         episode = [h.orchestrator_started(now), *fresh]
         handle = self.catalog.get(record.name, ORCHESTRATION).user_function
+        started, wall = time.thread_time(), time.perf_counter()
         context = DurableOrchestrationContext.from_json(self._context_json(record, past + episode))
         context._input_expected_type = getattr(handle, "_df_input_type", None)
-        started = time.thread_time()
         error: str | None = None
         try:
             state = json.loads(Orchestrator(handle.orchestrator_function).handle(context))
@@ -411,6 +414,7 @@ class DurableRunner:
             self.stats.replays += 1
             self.stats.replayed_events += len(past) + len(episode)
             self.stats.replay_cpu_seconds += time.thread_time() - started
+        self._replay_cost[record.instance_id] = time.perf_counter() - wall
         custom = state.get("customStatus")
         custom_text = json.dumps(custom) if custom is not None else record.custom_status
         with self.store.transaction() as conn:
@@ -542,6 +546,11 @@ class DurableRunner:
             self._submit(work)
 
     def _run_activity(self, work: ActivityWork) -> None:
+        # Row ids are never reused (AUTOINCREMENT) and stay in ``_submitted``: a stale read of the pending
+        # table can never hand a completed activity to the pool again. The row check covers work dropped
+        # by terminate / continue-as-new / purge before it started.
+        if not self.store.activity_pending(work.row_id):
+            return
         record = self.store.instance(work.instance_id)
         correlation = record.correlation_id if record else None
         started = time.thread_time()
@@ -556,8 +565,6 @@ class DurableRunner:
             gone = conn.execute("DELETE FROM activities WHERE id = ?", (work.row_id,)).rowcount == 0
             if not gone:
                 self.store.enqueue(conn, work.instance_id, work.execution_id, event)
-        with self._submitted_lock:
-            self._submitted.discard(work.row_id)
         self._wake.set()
 
     def _invoke_activity(self, work: ActivityWork) -> dict[str, Any]:

@@ -168,6 +168,9 @@ class DurableStore:
                            "FROM activities ORDER BY id")
         return [ActivityWork(**dict(r)) for r in rows]
 
+    def activity_pending(self, row_id: int) -> bool:
+        return bool(self._query("SELECT 1 FROM activities WHERE id = ?", (row_id,)))
+
     def in_flight(self, instance_id: str) -> int:
         rows = self._query("SELECT COUNT(*) AS n FROM activities WHERE instance_id = ?", (instance_id,))
         return int(rows[0]["n"])
