@@ -18,11 +18,26 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol, runtime_checkable
 
+from steward.domain.errors import InvalidResourceId
+from steward.domain.ids import ResourceId
+from steward.domain.rules import (
+    ExplicitVault,
+    OptOut,
+    Protect,
+    ResourceFacts,
+    RuleSet,
+    Unsupported,
+    VaultCandidate,
+    VaultChoice,
+    VaultChosen,
+    choose_vault,
+    route,
+)
 from steward.domain.workloads import VaultKind
 
 #: Version of the JSON document :meth:`AuditResult.to_json` produces. Bump the major part on any change a
@@ -540,6 +555,10 @@ class Expectation:
     policy: str | None = None
     rpo_hours: float | None = None
     vault_requirements: VaultRequirements = NO_REQUIREMENTS
+    #: Why the rule's target vault cannot be used (none found, ambiguous, wrong region), if it cannot.
+    vault_problem: str | None = None
+    #: The scope the vault problem is about (the named vault's id, or the subscription of a regional default).
+    vault_problem_scope: str | None = None
 
 
 @runtime_checkable
@@ -1092,6 +1111,17 @@ def _check_rpo(
 def _check_rule_target(
     out: _Collector, resource: ProtectableResource, expectation: Expectation, vaults: Mapping[str, Vault]
 ) -> None:
+    if expectation.must_protect and expectation.vault_problem:
+        scope = expectation.vault_problem_scope or f"/subscriptions/{resource.subscription_id}"
+        out.add(
+            "DRF-002",
+            _Subject(scope, "vault", resource.location),
+            why=f"{expectation.vault_problem[:1].upper()}{expectation.vault_problem[1:]} "
+            f"(first affected resource: {resource.id}).",
+            discriminator=expectation.vault_problem,
+            details={"rule": expectation.rule},
+        )
+        return
     target = expectation.vault_id
     if expectation.must_protect and target and id_key(target) not in vaults:
         out.add(
@@ -1358,3 +1388,83 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidInventory(f"inventory record is malformed: {error!r}") from error
+
+
+# ----------------------------------------------------------------------------------------------------
+# The rules of steward.domain.rules as an ExpectationSource
+# ----------------------------------------------------------------------------------------------------
+
+
+class RuleExpectations:
+    """What :func:`steward.domain.rules.route` decides, plus which vault :func:`choose_vault` would pick among
+    the inventory's vaults, as :class:`Expectation` s.
+
+    ``Protect`` → must be protected with the rule's policy, RPO and required vault settings, in the chosen
+    vault; no acceptable vault (none, ambiguous, wrong region) → the expectation carries the problem (DRF-002).
+    ``OptOut`` → must not be. ``Unsupported`` by a rule (its target breaks the region rules) → must be protected
+    and the problem is reported.
+    """
+
+    def __init__(self, rules: RuleSet, vaults: Iterable[Vault]) -> None:
+        self._rules = rules
+        self._candidates: list[VaultCandidate] = []
+        for vault in vaults:
+            try:
+                self._candidates.append(VaultCandidate(ResourceId.parse(vault.id), vault.location, dict(vault.tags)))
+            except InvalidResourceId:
+                continue
+        self._choices: dict[tuple[object, str], VaultChoice] = {}
+
+    def expect(self, resource: ProtectableResource) -> Expectation:
+        try:
+            facts = ResourceFacts(ResourceId.parse(resource.id), resource.location, dict(resource.tags))
+        except (InvalidResourceId, ValueError) as error:
+            return Expectation(must_protect=False, rule="(unreadable id)", reason=str(error))
+        decision = route(facts, self._rules)
+        if isinstance(decision, OptOut):
+            return Expectation(must_protect=False, rule=decision.rule or "opt-out", reason=decision.reason)
+        if isinstance(decision, Unsupported):
+            if decision.rule is None:
+                return Expectation(must_protect=False, rule="unsupported", reason=decision.reason)
+            return Expectation(
+                must_protect=True,
+                rule=decision.rule,
+                reason=decision.reason,
+                vault_problem=decision.reason,
+                vault_problem_scope=resource.id,
+            )
+        return self._protect(decision, resource)
+
+    def _protect(self, decision: Protect, resource: ProtectableResource) -> Expectation:
+        settings = decision.required_settings
+        requirements = VaultRequirements(
+            soft_delete={
+                "on": SoftDeleteState.ON,
+                "enabled": SoftDeleteState.ON,
+                "alwayson": SoftDeleteState.ALWAYS_ON,
+            }.get((settings.soft_delete or "").lower()),
+            immutability={
+                "unlocked": ImmutabilityState.UNLOCKED,
+                "enabled": ImmutabilityState.UNLOCKED,
+                "locked": ImmutabilityState.LOCKED,
+            }.get((settings.immutability or "").lower()),
+            cross_region_restore=bool(settings.cross_region_restore),
+        )
+        key = (decision.vault, resource.subscription_id if decision.vault_kind is VaultKind.RECOVERY_SERVICES else "")
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = choose_vault(decision, self._candidates)
+        base = Expectation(
+            must_protect=True,
+            rule=decision.rule,
+            policy=decision.policy,
+            rpo_hours=float(decision.rpo_hours),
+            vault_requirements=requirements,
+        )
+        if isinstance(choice, VaultChosen):
+            return replace(base, vault_id=str(choice.vault_id))
+        target = decision.vault
+        scope = (
+            str(target.vault_id) if isinstance(target, ExplicitVault) else f"/subscriptions/{target.subscription_id}"
+        )
+        return replace(base, vault_problem=choice.reason, vault_problem_scope=scope)
