@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from sandbox.arm.config import DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION, SandboxConfig
+from sandbox.arm.config import (
+    DEFAULT_SUBSCRIPTION,
+    DEFAULT_TENANT,
+    OTHER_TENANT,
+    SECOND_SUBSCRIPTION,
+    SandboxConfig,
+    SubscriptionSpec,
+)
 from sandbox.arm.server import ArmSandbox
 from steward.cloud.clients import CloudClients
 
@@ -18,23 +25,22 @@ SCALE = 3600.0
 
 
 #: the providers these tests need (others are left out so their work in progress cannot break these tests)
-NEEDED = ("resources", "authorization", "dataprotection")
-#: generic providers that keep disks, storage accounts and PostgreSQL servers, when present
-OPTIONAL = ("compute", "storage", "postgresql", "dbforpostgresql", "generic")
-
-
-def provider_names() -> tuple[str, ...]:
-    import pkgutil
-
-    import sandbox.arm.providers as package
-
-    present = {info.name for info in pkgutil.iter_modules(package.__path__)}
-    return NEEDED + tuple(name for name in OPTIONAL if name in present)
+#: (the generic providers keep the disks, storage accounts and PostgreSQL servers being protected)
+PROVIDERS = ("resources", "authorization", "dataprotection", "compute", "storage", "postgresql")
+#: a subscription in another tenant, and one a test moves to another tenant
+FOREIGN_SUBSCRIPTION = "00000000-0000-4000-8000-0000000000f3"
+MOVED_SUBSCRIPTION = "00000000-0000-4000-8000-0000000000f4"
+SUBSCRIPTIONS = (
+    SubscriptionSpec(DEFAULT_SUBSCRIPTION, DEFAULT_TENANT),
+    SubscriptionSpec(SECOND_SUBSCRIPTION, DEFAULT_TENANT),
+    SubscriptionSpec(FOREIGN_SUBSCRIPTION, OTHER_TENANT),
+    SubscriptionSpec(MOVED_SUBSCRIPTION, DEFAULT_TENANT),
+)
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ArmSandbox]:
-    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=provider_names())).start()
+    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS)).start()
     try:
         yield sb
     finally:
@@ -74,10 +80,14 @@ class Estate:
 
     def datasource(self, rg: str, full_type: str, name: str, location: str = "westus",
                    subscription: str | None = None) -> str:
-        """A disk / storage account / PostgreSQL server record, as the generic providers keep them."""
-        rid = f"{self.group_id(rg, subscription)}/providers/{full_type}/{name}"
-        self.sandbox.store.put({"id": rid, "name": name, "type": full_type, "location": location, "tags": {},
-                                "properties": {"provisioningState": "Succeeded"}})
+        """A disk / storage account / PostgreSQL flexible server, created through ARM (the generic providers)."""
+        sub = subscription or self.subscription
+        if full_type == STORAGE:
+            name = f"{name}{self.tag}".lower()[:24]  # storage account names are global: make them unique
+        rid = f"{self.group_id(rg, sub)}/providers/{full_type}/{name}"
+        api_version, body = CREATE_BODIES[full_type]
+        self.clients.resources(sub).resources.begin_create_or_update_by_id(
+            rid, {"location": location, **body}, api_version=api_version).result()
         return rid
 
 
@@ -107,6 +117,17 @@ def retention_rule(store: str) -> dict[str, Any]:
             }
         ],
     }
+
+
+#: api-version and body (besides location) to create each datasource type through ARM
+CREATE_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
+    DISK: ("2025-01-02", {"sku": {"name": "Standard_LRS"},
+                          "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32}}),
+    STORAGE: ("2025-01-01", {"sku": {"name": "Standard_LRS"}, "kind": "StorageV2", "properties": {}}),
+    PG: ("2024-08-01", {"sku": {"name": "Standard_D2ds_v5", "tier": "GeneralPurpose"},
+                        "properties": {"version": "16", "administratorLogin": "steward",
+                                       "administratorLoginPassword": "not-a-secret-1A!"}}),
+}
 
 
 class Vault:
