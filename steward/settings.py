@@ -155,7 +155,10 @@ class Settings:
         rules_path = reader.path(RULES_PATH)
         rules = None
         if reader.exclusive(RULES_PATH, RULES) and not any(p.name == RULES_PATH for p in reader.problems):
-            rules = reader.rules(rules_path, reader.raw(RULES), opt_out_tag, vault_default_tag)
+            # The setting, when given, overrides the document's optOutTag; else the document's (or the default).
+            override = opt_out_tag if reader.raw(OPT_OUT_TAG) else None
+            rules = reader.rules(rules_path, reader.raw(RULES), override, vault_default_tag)
+            opt_out_tag = rules.opt_out_tag if rules is not None else opt_out_tag
         settings = cls(
             arm_endpoint=arm_endpoint,
             credential=credential,
@@ -389,7 +392,9 @@ class _Reader:
             return False
         return True
 
-    def rules(self, path: str | None, inline: str | None, opt_out_tag: str, vault_default_tag: str) -> RuleSet | None:
+    def rules(
+        self, path: str | None, inline: str | None, opt_out_tag: str | None, vault_default_tag: str
+    ) -> RuleSet | None:
         name = RULES_PATH if path else RULES
         try:
             return load_configured_rules(path, inline, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag)

@@ -38,7 +38,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Final, TypeAlias
 
 from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId
-from steward.domain.ids import ResourceId
+from steward.domain.ids import ResourceId, is_subscription_guid
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -494,10 +494,48 @@ def _resource_event(envelope: _Envelope, action: str, outcome: str) -> Intent:
     if data is None:
         raise InvalidEvent(f"{envelope.event_type} event has no 'data' object")
     operation = _required_str(data, "operationName", "data.")
-    resource = _resource_of(envelope, data, move=operation.lower() == MOVE_RESOURCES_OPERATION.lower())
+    verdict = _verdict(action, outcome, operation)
+    if isinstance(verdict, str):
+        # Nothing will be done, so the ids need not be trusted: ARM also raises events for resources whose
+        # names our strict parser refuses (spaces, for one); they are ignored, not rejected.
+        declared = _optional_str(data, "subscriptionId", "data.")
+        origin = _origin(envelope, data, operation, declared if declared and is_subscription_guid(declared) else None)
+        return Ignored(verdict, origin, _try_resource(data))
+    kind, expected_type = verdict
+    resource = _resource_of(envelope, data, move=kind is ResourcesMoved)
+    if expected_type is not None:
+        _check_operation_type(operation, resource, expected_type)
     subscription = _check_subscriptions(envelope, data, resource)
     _check_status(envelope, data, outcome)
-    origin = EventOrigin(
+    return kind(resource, _origin(envelope, data, operation, subscription))
+
+
+_Actionable: TypeAlias = type[ProtectResource] | type[ResourceGone] | type[ResourcesMoved] | type[VaultDeleteFailed]
+
+
+def _verdict(action: str, outcome: str, operation: str) -> tuple[_Actionable, str | None] | str:
+    """What an operation's outcome calls for: an intent class and the resource type it must concern, or the
+    reason it is ignored."""
+    op = operation.lower()
+    if outcome == "Cancel":
+        return f"cancelled operation {operation!r} changed nothing to act on"
+    if action == "Delete" and outcome == "Failure" and op in VAULT_DELETE_OPERATIONS:
+        return VaultDeleteFailed, VAULT_DELETE_OPERATIONS[op]
+    if outcome == "Failure":
+        return f"failed operation {operation!r} changed nothing to act on"
+    if action == "Action" and op == MOVE_RESOURCES_OPERATION.lower():
+        return ResourcesMoved, None
+    verb = {"Write": "/write", "Delete": "/delete"}.get(action)
+    if verb is None or not op.endswith(verb):
+        return f"operation {operation!r} is not one Backup Steward acts on"
+    op_type = op[: -len(verb)]
+    if op_type not in PROTECTED_TYPES:
+        return f"resource type of {operation!r} is not protected by Backup Steward"
+    return (ProtectResource if action == "Write" else ResourceGone), PROTECTED_TYPES[op_type]
+
+
+def _origin(envelope: _Envelope, data: Mapping[str, Any], operation: str, subscription: str | None) -> EventOrigin:
+    return EventOrigin(
         event_id=envelope.event_id,
         event_type=envelope.event_type,
         event_time=envelope.event_time,
@@ -508,30 +546,16 @@ def _resource_event(envelope: _Envelope, action: str, outcome: str) -> Intent:
         operation_name=operation,
         principal=_principal(data),
     )
-    return _route(action, outcome, operation, resource, origin)
 
 
-def _route(action: str, outcome: str, operation: str, resource: ResourceId, origin: EventOrigin) -> Intent:
-    op = operation.lower()
-    if outcome == "Cancel":
-        return Ignored(f"cancelled operation {operation!r} changed nothing to act on", origin, resource)
-    if action == "Delete" and outcome == "Failure" and op in VAULT_DELETE_OPERATIONS:
-        _check_operation_type(operation, resource, VAULT_DELETE_OPERATIONS[op])
-        return VaultDeleteFailed(resource, origin)
-    if outcome == "Failure":
-        return Ignored(f"failed operation {operation!r} changed nothing to act on", origin, resource)
-    if action == "Action" and op == MOVE_RESOURCES_OPERATION.lower():
-        return ResourcesMoved(resource, origin)
-    verb = {"Write": "/write", "Delete": "/delete"}.get(action)
-    if verb is None or not op.endswith(verb):
-        return Ignored(f"operation {operation!r} is not one Backup Steward acts on", origin, resource)
-    op_type = op[: -len(verb)]
-    if op_type not in PROTECTED_TYPES:
-        return Ignored(f"resource type of {operation!r} is not protected by Backup Steward", origin, resource)
-    _check_operation_type(operation, resource, PROTECTED_TYPES[op_type])
-    if action == "Write":
-        return ProtectResource(resource, origin)
-    return ResourceGone(resource, origin)
+def _try_resource(data: Mapping[str, Any]) -> ResourceId | None:
+    text = _optional_str(data, "resourceUri", "data.")
+    if text is None:
+        return None
+    try:
+        return ResourceId.parse(text)
+    except InvalidResourceId:
+        return None
 
 
 def _check_operation_type(operation: str, resource: ResourceId, expected_type: str) -> None:

@@ -178,6 +178,12 @@ def test_rules_come_from_a_file_or_inline_text_with_errors_naming_the_setting_an
         {"skip": "true"},
     )
     assert not isinstance(route(vm, current.rules), Protect)
+    document_tag = Settings.from_env({s.RULES: "version: 1\noptOutTag: no-backup\nrules: [{name: a, optOut: x}]\n"})
+    assert document_tag.opt_out_tag == document_tag.rules.opt_out_tag == "no-backup"
+    overridden = Settings.from_env(
+        {s.RULES: "version: 1\noptOutTag: no-backup\nrules: [{name: a, optOut: x}]\n", s.OPT_OUT_TAG: "mine"}
+    )
+    assert overridden.opt_out_tag == overridden.rules.opt_out_tag == "mine"
     found = problems({s.RULES: "version: 1\nrules:\n  - name: a\n    protect: {vault: nowhere}\n"})
     assert "STEWARD_RULES:4: rules[0].protect.vault" in found[s.RULES]
     found = problems({s.RULES_PATH: str(tmp_path / "nope.yaml")})

@@ -223,6 +223,16 @@ def test_everything_else_is_ignored_with_a_reason(event_type: str, operation: st
     assert intent.instance_id is None
 
 
+def test_operations_we_do_not_act_on_are_ignored_even_with_ids_our_parser_refuses() -> None:
+    group = f"{RG}/providers/Microsoft.Insights/actionGroups/Application Insights Smart Detection"
+    intent = classify(resource_event(WRITE, "Microsoft.Insights/actionGroups/write", group))
+    assert isinstance(intent, Ignored)
+    assert intent.resource_id is None
+    assert intent.origin.subscription_id == SUB
+    with pytest.raises(InvalidEvent, match="not a valid resource id"):
+        classify(resource_event(WRITE, "Microsoft.Compute/virtualMachines/write", VM + " x"))
+
+
 def test_unknown_event_types_are_ignored() -> None:
     event = resource_event(WRITE, "Microsoft.Compute/virtualMachines/write", VM)
     event["eventType"] = "Microsoft.Storage.BlobCreated"
