@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import azure.durable_functions as df
 
+from steward import teardown_composition as composition
 from steward.cloud.teardown_ops import Effect, TeardownOps
 from steward.domain.teardown import (
     BackupInstance,
@@ -32,72 +32,30 @@ from steward.domain.teardown import (
     target_from_record,
 )
 from steward.teardown_errors import TeardownRefusal
-from steward.teardown_report import LocalReportStore, ReportStore, render_html
+from steward.teardown_report import ReportStore, render_html
 from steward.teardown_settings import TeardownSettings
 
 LOG = logging.getLogger("steward.teardown")
 
 bp = df.Blueprint()
 
-_overrides: dict[str, Any] = {}
-
-
-def use(
-    *,
-    ops: TeardownOps | None = None,
-    settings: TeardownSettings | None = None,
-    report_store: ReportStore | None = None,
-    publisher: Any = None,
-) -> None:
-    """Composition for local runs and tests: inject the adapters instead of building them from settings."""
-    for key, value in (("ops", ops), ("settings", settings), ("store", report_store), ("publisher", publisher)):
-        if value is None:
-            _overrides.pop(key, None)
-        else:
-            _overrides[key] = value
-
-
-@lru_cache(maxsize=1)
-def _default_settings() -> TeardownSettings:
-    return TeardownSettings.from_env()
+use = composition.use  # local runs and tests inject adapters here
 
 
 def settings() -> TeardownSettings:
-    return _overrides.get("settings") or _default_settings()  # type: ignore[no-any-return]
+    return composition.settings()
 
 
 def _ops() -> TeardownOps:
-    if "ops" in _overrides:
-        return _overrides["ops"]  # type: ignore[no-any-return]
-    from steward import bootstrap
-
-    return TeardownOps(bootstrap.clients())
+    return composition.ops()
 
 
 def _store() -> ReportStore:
-    if "store" in _overrides:
-        return _overrides["store"]  # type: ignore[no-any-return]
-    current = settings()
-    if current.reports_dir:
-        return LocalReportStore(current.reports_dir)
-    if current.reports_connection:
-        from steward.teardown_report import BlobReportStore
-
-        return BlobReportStore(current.reports_connection, current.reports_container)
-    return LocalReportStore("var/teardown-reports")
+    return composition.report_store()
 
 
 def _publisher() -> Any:
-    if "publisher" in _overrides:
-        return _overrides["publisher"]
-    try:
-        from steward import bootstrap
-
-        return bootstrap.publisher()
-    except Exception:  # noqa: BLE001 - no publisher configured is not a teardown failure
-        from steward.cloud.publisher import NullPublisher
-
-        return NullPublisher()
+    return composition.publisher()
 
 
 def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef, Any], Effect]) -> dict[str, Any]:

@@ -341,7 +341,7 @@ def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
             if result.get("ok"):
                 if (result.get("effect") or {}).get("effect") == "changed":
                     saga.progress = saga.progress.record_setting(change)
-                saga.progress = saga.progress.record_batch(step.kind, [])
+                saga.progress = saga.progress.record_batch(step.kind, [result.get("effect") or {}])
                 break
             yield from _refusal(saga, step, result)
 

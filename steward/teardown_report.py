@@ -194,10 +194,22 @@ class LocalReportStore:
 class BlobReportStore:
     """Reports as blobs (``{name}.json`` and ``{name}.html``) in one container."""
 
-    def __init__(self, connection_string: str, container: str) -> None:
+    def __init__(
+        self,
+        container: str,
+        *,
+        connection_string: str | None = None,
+        account_url: str | None = None,
+        credential: Any = None,
+    ) -> None:
         from azure.storage.blob import BlobServiceClient
 
-        self._service = BlobServiceClient.from_connection_string(connection_string)
+        if connection_string:
+            self._service = BlobServiceClient.from_connection_string(connection_string)
+        elif account_url:
+            self._service = BlobServiceClient(account_url, credential=credential)
+        else:
+            raise ValueError("a blob report store needs a connection string or an account URL")
         self._container = container
 
     def save(self, name: str, report: Mapping[str, Any]) -> StoredReport:

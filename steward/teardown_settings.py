@@ -1,7 +1,9 @@
-"""The teardown's settings, read once from the environment with errors that name the setting.
+"""The teardown's view of the settings, with errors that name the setting.
 
-Until the shared ``steward.settings.Settings`` carries these, the teardown reads its own; the names are the
-contract (documented in the README's configuration reference).
+The shared names (``STEWARD_SUBSCRIPTIONS``, ``STEWARD_TEARDOWN_*``, ``STEWARD_MAX_PARALLEL_WRITES``,
+``STEWARD_REPORTS_*``) are the ones ``steward.settings.Settings`` reads; :meth:`TeardownSettings.from_shared`
+takes them from there. Three are the teardown's own: ``STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS``,
+``STEWARD_TEARDOWN_WAIT_CHUNK_HOURS`` and ``STEWARD_TEARDOWN_REPORTS_DIR`` (store reports as local files).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from steward.domain.teardown import DEFAULT_OPT_IN_TAG
 
@@ -20,9 +22,10 @@ SUBSCRIPTIONS: Final = "STEWARD_SUBSCRIPTIONS"
 MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
 OPT_IN_TAG: Final = "STEWARD_TEARDOWN_OPT_IN_TAG"
 APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS"
-REPORTS_CONTAINER: Final = "STEWARD_TEARDOWN_REPORTS_CONTAINER"
+REPORTS_CONTAINER: Final = "STEWARD_REPORTS_CONTAINER"
 REPORTS_DIR: Final = "STEWARD_TEARDOWN_REPORTS_DIR"
-REPORTS_CONNECTION: Final = "STEWARD_REPORTS_STORAGE_CONNECTION"
+REPORTS_CONNECTION: Final = "STEWARD_REPORTS_CONNECTION_STRING"
+REPORTS_ACCOUNT_URL: Final = "STEWARD_REPORTS_ACCOUNT_URL"
 WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -64,6 +67,7 @@ class TeardownSettings:
     reports_container: str = "teardown-reports"
     reports_dir: str | None = None
     reports_connection: str | None = None
+    reports_account_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TeardownSettings:
@@ -88,7 +92,29 @@ class TeardownSettings:
             wait_chunk_hours=_int(env, WAIT_CHUNK_HOURS, 24, 1, 24 * 6),
             reports_container=container,
             reports_dir=env.get(REPORTS_DIR) or None,
-            reports_connection=env.get(REPORTS_CONNECTION) or env.get("AzureWebJobsStorage") or None,
+            reports_connection=env.get(REPORTS_CONNECTION) or None,
+            reports_account_url=env.get(REPORTS_ACCOUNT_URL) or None,
+        )
+
+    @classmethod
+    def from_shared(cls, shared: Any, env: Mapping[str, str] | None = None) -> TeardownSettings:
+        """The shared ``Settings`` for the common names; the environment for the teardown's own three."""
+        env = os.environ if env is None else env
+        own = cls.from_env(
+            {k: v for k, v in env.items() if k in (APPROVAL_TIMEOUT_HOURS, WAIT_CHUNK_HOURS, REPORTS_DIR)}
+        )
+        return cls(
+            allowed_principals=tuple(sorted(shared.teardown_allowed_principals)),
+            allowed_roles=tuple(sorted(shared.teardown_allowed_roles)),
+            subscriptions=tuple(shared.subscriptions),
+            max_parallel_writes=int(shared.max_parallel_writes),
+            opt_in_tag=str(shared.teardown_opt_in_tag),
+            approval_timeout_hours=own.approval_timeout_hours,
+            wait_chunk_hours=own.wait_chunk_hours,
+            reports_container=str(shared.reports_container),
+            reports_dir=own.reports_dir,
+            reports_connection=shared.reports_connection_string,
+            reports_account_url=shared.reports_account_url,
         )
 
     def limits_record(self) -> dict[str, int]:

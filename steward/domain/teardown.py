@@ -1301,6 +1301,8 @@ def remaining_contents(inventory: VaultInventory) -> list[dict[str, Any]]:
             reason = f"soft-deleted; Azure purges it at {format_time(when)}" if when else "soft-deleted"
         elif isinstance(obj, ProtectionContainer) and obj.kind is ContainerKind.VM:
             continue
+        elif isinstance(obj, ProtectionContainer) and obj.soft_deleted:
+            reason = "soft-deleted with its items; Azure removes it when their data is purged"
         else:
             reason = "still present"
         remaining.append({"type": obj.type_name, "id": obj.id, "name": obj.name, "reason": reason})

@@ -1,0 +1,95 @@
+"""Where the teardown's activities and HTTP routes get their adapters: built once from the shared settings
+(``steward.bootstrap``), or injected by local runs and tests with :func:`use`."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from steward.cloud.publisher import NullPublisher, OutcomePublisher
+from steward.cloud.teardown_ops import TeardownOps
+from steward.teardown_report import BlobReportStore, LocalReportStore, ReportStore
+from steward.teardown_settings import TeardownSettings
+
+_LOCK = threading.Lock()
+_overrides: dict[str, Any] = {}
+_built: dict[str, Any] = {}
+
+
+def use(
+    *,
+    ops: TeardownOps | None = None,
+    settings: TeardownSettings | None = None,
+    report_store: ReportStore | None = None,
+    publisher: OutcomePublisher | None = None,
+) -> None:
+    """Inject adapters (None removes an injection). Forgets whatever was built before."""
+    with _LOCK:
+        for key, value in (("ops", ops), ("settings", settings), ("store", report_store), ("publisher", publisher)):
+            if value is None:
+                _overrides.pop(key, None)
+            else:
+                _overrides[key] = value
+        _built.clear()
+
+
+def _get(key: str, build: Any) -> Any:
+    with _LOCK:
+        if key in _overrides:
+            return _overrides[key]
+        if key not in _built:
+            _built[key] = build()
+        return _built[key]
+
+
+def settings() -> TeardownSettings:
+    def build() -> TeardownSettings:
+        from steward import bootstrap
+
+        return TeardownSettings.from_shared(bootstrap.settings())
+
+    result: TeardownSettings = _get("settings", build)
+    return result
+
+
+def ops() -> TeardownOps:
+    def build() -> TeardownOps:
+        from steward import bootstrap
+
+        return TeardownOps(bootstrap.clients())
+
+    result: TeardownOps = _get("ops", build)
+    return result
+
+
+def report_store() -> ReportStore:
+    def build() -> ReportStore:
+        current = settings()
+        if current.reports_dir:
+            return LocalReportStore(current.reports_dir)
+        if current.reports_connection or current.reports_account_url:
+            from steward import bootstrap
+
+            return BlobReportStore(
+                current.reports_container,
+                connection_string=current.reports_connection,
+                account_url=current.reports_account_url,
+                credential=None if current.reports_connection else bootstrap.clients().credential,
+            )
+        return LocalReportStore("var/teardown-reports")
+
+    result: ReportStore = _get("store", build)
+    return result
+
+
+def publisher() -> OutcomePublisher:
+    def build() -> OutcomePublisher:
+        try:
+            from steward import bootstrap
+
+            return bootstrap.publisher()
+        except Exception:  # noqa: BLE001 - no publisher configured is not a teardown failure
+            return NullPublisher()
+
+    result: OutcomePublisher = _get("publisher", build)
+    return result
