@@ -206,6 +206,15 @@ class ResourceId:
         return tuple(sections)
 
     @classmethod
+    def try_parse(cls, text: object) -> ResourceId | None:
+        """:meth:`parse`, or None when ``text`` is not an id we accept (e.g. a management-group or root scope
+        such as ``/providers/Microsoft.Management/managementGroups/mg`` or ``/``, which role assignments carry)."""
+        try:
+            return cls.parse(text)
+        except InvalidResourceId:
+            return None
+
+    @classmethod
     def subscription(cls, subscription_id: str) -> ResourceId:
         """The id of a subscription scope, validated."""
         return cls.parse(f"/subscriptions/{subscription_id}")

@@ -40,9 +40,7 @@ def test_a_virtual_machine_id_exposes_its_parts() -> None:
 
 def test_nested_child_types_append_to_the_full_type_and_parents_walk_back() -> None:
     rid = ResourceId.parse(ITEM)
-    assert rid.full_type == (
-        "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems"
-    )
+    assert rid.full_type == ("Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems")
     assert rid.name == "VM;iaasvmcontainerv2;rg;vm1"
     assert rid.types == ("vaults", "backupFabrics", "protectionContainers", "protectedItems")
     chain = [r.full_type for r in rid.ancestors()]
@@ -95,10 +93,7 @@ def test_equality_and_hash_ignore_case_but_text_keeps_it() -> None:
     assert upper == lower
     assert hash(upper) == hash(lower)
     assert len({upper, lower}) == 1
-    assert (
-        str(lower)
-        == f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/microsoft.compute/virtualmachines/vm1"
-    )
+    assert str(lower) == f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/microsoft.compute/virtualmachines/vm1"
     assert upper.same_as(VM.upper().replace("SUBSCRIPTIONS", "subscriptions"))
     assert not upper.same_as("not an id")
     assert upper != ResourceId.parse(VM + "2")
@@ -177,6 +172,12 @@ def test_malformed_and_hostile_ids_are_rejected_with_the_reason(text: str, reaso
     assert reason in str(caught.value)
     assert isinstance(caught.value, ValueError)
     assert isinstance(caught.value, StewardError)
+
+
+def test_try_parse_returns_none_for_scopes_we_do_not_accept() -> None:
+    assert ResourceId.try_parse(VM) == ResourceId.parse(VM)
+    for scope in ("/", "/providers/Microsoft.Management/managementGroups/mg", None, f"{VM}/.."):
+        assert ResourceId.try_parse(scope) is None
 
 
 def test_non_strings_are_rejected() -> None:
