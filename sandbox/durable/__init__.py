@@ -13,6 +13,7 @@ from sandbox.durable.errors import (
     InstanceNotRunning,
     OrchestrationTimeout,
     UnknownFunction,
+    UnsupportedAction,
 )
 from sandbox.durable.logs import DurableContextFilter, JsonLineFormatter, configure_json_logging, log_context
 from sandbox.durable.management import ManagementApi, ManagementServer
@@ -35,6 +36,7 @@ __all__ = [
     "RunnerConfig",
     "RunnerStats",
     "UnknownFunction",
+    "UnsupportedAction",
     "configure_json_logging",
     "load_app",
     "load_catalog",

@@ -25,3 +25,7 @@ class InstanceNotRunning(DurableRunnerError):
 
 class OrchestrationTimeout(DurableRunnerError):
     """An instance did not reach a terminal state within the time a caller waited."""
+
+
+class UnsupportedAction(DurableRunnerError):
+    """The orchestrator asked for something the local runner does not emulate (entities, durable HTTP)."""

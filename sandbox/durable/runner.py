@@ -60,7 +60,7 @@ from sandbox.clock import VirtualClock
 
 from . import history as h
 from .discovery import ACTIVITY, ORCHESTRATION, FunctionCatalog, load_catalog
-from .errors import InstanceNotFound, InstanceNotRunning, OrchestrationTimeout, UnknownFunction
+from .errors import InstanceNotFound, InstanceNotRunning, OrchestrationTimeout, UnsupportedAction
 from .logs import RUNNER_LOGGER, log_context
 from .store import TERMINAL, ActivityWork, DurableStore, InstanceRecord
 
@@ -417,15 +417,21 @@ class DurableRunner:
         self._replay_cost[record.instance_id] = time.perf_counter() - wall
         custom = state.get("customStatus")
         custom_text = json.dumps(custom) if custom is not None else record.custom_status
+        scheduled = None
+        if error is None and not state.get("isDone"):
+            try:
+                scheduled = self._plan(record, past + episode, context, now)
+            except UnsupportedAction as exc:
+                error = str(exc)
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
             step = _Step(record, past, episode, now, custom_text)
             if error is not None:
                 self._fail(conn, step, error)
-            elif state.get("isDone"):
+            elif scheduled is None:
                 self._complete(conn, step, state)
             else:
-                self._advance(conn, step, context)
+                self._advance(conn, step, scheduled)
 
     def _fail(self, conn: Any, step: _Step, error: str) -> None:
         record, episode, custom_text, now = step.record, step.episode, step.custom_text, step.now
@@ -460,9 +466,8 @@ class DurableRunner:
         self._notify_parent(conn, final, failed=False)
         log.info("instance completed")
 
-    def _advance(self, conn: Any, step: _Step, context: DurableOrchestrationContext) -> None:
-        record, past, episode, custom_text, now = step.record, step.past, step.episode, step.custom_text, step.now
-        scheduled = self._plan(record, past + episode, context, now)
+    def _advance(self, conn: Any, step: _Step, scheduled: _Scheduled) -> None:
+        record, episode, custom_text, now = step.record, step.episode, step.custom_text, step.now
         self.store.append_history(conn, record.instance_id,
                                   [*episode, *scheduled.events, h.orchestrator_completed(now)])
         running = InstanceRecord(**{**record.__dict__, "status": "Running", "custom_status": custom_text,
@@ -508,7 +513,7 @@ class DurableRunner:
         if isinstance(action, NoOpAction):
             retry = task.parent
             if not isinstance(retry, RetryAbleTask):
-                raise UnknownFunction(f"internal task {action.metadata!r} outside a retry")
+                raise UnsupportedAction(f"internal task {action.metadata!r} outside a retry")
             if action.metadata == "-WithRetry timer":
                 fire_at = now + _retry_delay(retry)
                 out.events.append(h.timer_created(now, task_id, fire_at))
@@ -517,7 +522,7 @@ class DurableRunner:
             base = retry.actions[0] if isinstance(retry.actions, list) else retry.actions
             action = base
         if isinstance(action, CallActivityAction | CallActivityWithRetryAction):
-            self.catalog.get(action.function_name, ACTIVITY)
+            # an unknown activity name fails when it runs (TaskFailed), as in the host
             out.events.append(h.task_scheduled(now, task_id, action.function_name, action.input_))
             out.activities.append((task_id, action.function_name, action.input_))
         elif isinstance(action, CreateTimerAction):
@@ -525,12 +530,15 @@ class DurableRunner:
             if not action.is_cancelled:
                 out.timers.append((task_id, action.fire_at))
         elif isinstance(action, CallSubOrchestratorAction | CallSubOrchestratorWithRetryAction):
+            if not self.catalog.has(action.function_name, ORCHESTRATION):
+                raise UnsupportedAction(f"sub-orchestrator {action.function_name!r} is not registered by the app")
             name = self.catalog.get(action.function_name, ORCHESTRATION).name
             child_id = action.instance_id or f"{record.instance_id}:{task_id:04d}"
             out.events.append(h.sub_orchestration_created(now, task_id, name, child_id, action._input))
             out.children.append((task_id, name, child_id, action._input))
         else:
-            raise UnknownFunction(f"the local runner does not support {type(action).__name__}")
+            raise UnsupportedAction(f"the local runner does not support {type(action).__name__} "
+                                    "(entities and durable HTTP calls are not emulated)")
 
     # ---- activities -------------------------------------------------------------------------------------------
 

@@ -167,6 +167,32 @@ def forever(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
 
 
 @bp.orchestration_trigger(context_name="context")
+def flaky_child(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    return (yield context.call_activity("flaky", context.get_input()))
+
+
+@bp.orchestration_trigger(context_name="context")
+def parent_retrying_child(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    spec = context.get_input()
+    return (yield context.call_sub_orchestrator_with_retry(
+        "flaky_child", df.RetryOptions(spec["first_ms"], spec["attempts"]), spec))
+
+
+@bp.orchestration_trigger(context_name="context")
+def calls_unknown(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    try:
+        yield context.call_activity("no_such_activity", 1)
+    except Exception as error:  # noqa: BLE001 - the SDK raises a bare Exception for a failed task
+        return {"caught": str(error).splitlines()[0]}
+    return {"caught": None}
+
+
+@bp.orchestration_trigger(context_name="context")
+def uses_entity(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    return (yield context.call_entity(df.EntityId("counter", "k"), "add", 1))
+
+
+@bp.orchestration_trigger(context_name="context")
 def echo_event(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     return (yield context.call_activity("echo", context.get_input()))
 

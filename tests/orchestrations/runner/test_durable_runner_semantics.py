@@ -101,6 +101,29 @@ def test_sub_orchestrations_with_and_without_retry(runner: DurableRunner) -> Non
     assert _types(runner, instance).count("SubOrchestrationInstanceCompleted") == 4
 
 
+def test_sub_orchestration_with_retry_reruns_the_failed_child(runner: DurableRunner, activity_log: Path) -> None:
+    key = _key()
+    instance = runner.start_new("parent_retrying_child", "retry-parent",
+                                {"key": key, "succeed_on": 2, "first_ms": 5000, "attempts": 3})
+    eventually(lambda: len(runner.store.timers()) == 1)
+    assert runner.status("retry-parent:0000")["runtimeStatus"] == "Failed"
+    runner.clock.advance(6)
+    assert runner.wait_for(instance)["output"] == f"{key} ok after 2"
+    assert runner.status("retry-parent:0002")["runtimeStatus"] == "Completed"
+    assert len(executions(activity_log, "flaky")) == 2
+
+
+def test_unknown_activity_fails_the_task_not_the_runner(runner: DurableRunner) -> None:
+    status = runner.wait_for(runner.start_new("calls_unknown"))
+    assert "no activityTrigger function named 'no_such_activity'" in status["output"]["caught"]
+
+
+def test_unsupported_actions_fail_the_instance_with_a_clear_error(runner: DurableRunner) -> None:
+    status = runner.wait_for(runner.start_new("uses_entity"))
+    assert status["runtimeStatus"] == "Failed"
+    assert "does not support CallEntityAction" in status["output"]
+
+
 def test_failed_sub_orchestration_raises_in_parent(runner: DurableRunner) -> None:
     status = runner.wait_for(runner.start_new("parent_of_failing", "pf-1"))
     assert "child gave up" in status["output"]["caught"]
