@@ -362,7 +362,24 @@ class DurableRunner:
                 self._wake.set()
                 continue
             self._first_seen.pop(instance_id, None)
-            self._step(instance_id)
+            try:
+                self._step(instance_id)
+            except Exception as exc:  # one broken instance must not stall the others
+                log.exception("step of %s failed inside the runner", instance_id)
+                self._abandon(instance_id, f"local runner error: {type(exc).__name__}: {exc}")
+
+    def _abandon(self, instance_id: str, reason: str) -> None:
+        """Fail an instance the runner itself could not step (e.g. its orchestrator is not registered)."""
+        record = self.store.instance(instance_id)
+        now = self.clock.now()
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM inbox WHERE instance_id = ?", (instance_id,))
+            if record is not None and not record.is_terminal:
+                self.store.clear_instance_work(conn, instance_id, history=False)
+                final = self._finish(conn, record, "Failed", output=json.dumps(reason),
+                                     custom_status=record.custom_status, now=now)
+                self._notify_parent(conn, final, failed=True, reason=reason, details="")
+        self._announce()
 
     def _context_json(self, record: InstanceRecord, events: list[dict[str, Any]]) -> str:
         body: dict[str, Any] = {

@@ -207,3 +207,15 @@ def test_history_survives_a_runner_restart(tmp_path: Path, clock, activity_log: 
     with DurableRunner(SAMPLE_APP, config, clock=clock) as second:
         second.raise_event("restart-1", "Approval", "yes")
         assert second.wait_for("restart-1")["output"] == {"approved": "yes"}
+
+
+def test_instance_of_an_orchestrator_the_app_no_longer_has_fails_cleanly(runner: DurableRunner) -> None:
+    runner.start_new("forever", "orphan-1")
+    runner.wait_until(lambda: runner.status("orphan-1")["runtimeStatus"] == "Running")
+    with runner.store.transaction() as conn:  # as if the app had renamed the orchestrator meanwhile
+        conn.execute("UPDATE instances SET name = 'renamed_away' WHERE instance_id = 'orphan-1'")
+    runner.raise_event("orphan-1", "never", 1)
+    status = runner.wait_for("orphan-1")
+    assert status["runtimeStatus"] == "Failed"
+    assert "renamed_away" in status["output"]
+    assert runner.store.inbox("orphan-1") == []
