@@ -20,6 +20,7 @@ DELETE backupInstances/{bi}                     202 + Azure-AsyncOperation + Loc
 POST .../{stopProtection|suspendBackups|        202 + Azure-AsyncOperation + Location
       resumeProtection|resumeBackups}
 POST deletedBackupInstances/{bi}/undelete       202 + Azure-AsyncOperation + Location (UndeleteDeleted...json)
+PUT/GET/DELETE backupResourceGuardProxies/{p}   200 / 200 / 200 (204 if absent); POST .../unlockDelete 200
 GET operationStatus (location, group, vault)    200 {id,name,status,startTime,endTime?,error?} (GetOperationStatus)
 GET operationResults (location, vault, bi)      202 while running; then 200 + result / 204
 ==============================================  =============================================================
@@ -28,6 +29,13 @@ Azure's rules and their sources: :mod:`sandbox.arm.providers.dataprotection_rule
 provenance: :mod:`sandbox.arm.providers.dataprotection_errors`. Soft-deleted instances are purged lazily:
 every read or write that touches a vault first drops the deleted instances whose ``scheduledPurgeTime`` has
 passed on the virtual clock.
+
+Multi-user authorization (D-mua): a vault with a resource guard proxy refuses deleting a backup instance,
+stopping protection and turning soft delete off (``UserErrorCriticalOperationNotAuthorizedByResourceGuard``,
+inferred) unless the security admin granted access (:func:`grant_resource_guard_access`, standing in for
+Contributor on the Resource Guard); deleting the proxy (disabling MUA) always needs an ``unlockDelete`` first,
+which itself needs the grant. Sandbox convenience: the proxy body may carry ``vaultCriticalOperationExclusionList``
+(Azure keeps that list on the Resource Guard, which the sandbox does not model) to leave operations unprotected.
 """
 
 from __future__ import annotations
@@ -54,6 +62,35 @@ VAULT_TYPE: Final = "Microsoft.DataProtection/backupVaults"
 POLICY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupPolicies"
 INSTANCE_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupInstances"
 DELETED_TYPE: Final = "Microsoft.DataProtection/backupVaults/deletedBackupInstances"
+PROXY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupResourceGuardProxies"
+#: operations a resource guard protects unless the proxy lists them in vaultCriticalOperationExclusionList
+#: (deleting the proxy itself -- disabling MUA -- is always protected; D-mua)
+OP_DELETE_INSTANCE: Final = "deleteBackupInstance"
+OP_STOP_PROTECTION: Final = "stopProtection"
+OP_DISABLE_SOFT_DELETE: Final = "disableSoftDelete"
+OPTIONALLY_PROTECTED: Final = (OP_DELETE_INSTANCE, OP_STOP_PROTECTION, OP_DISABLE_SOFT_DELETE)
+#: how long an unlockDelete keeps one protected delete open (Azure seconds)
+UNLOCK_WINDOW: Final = 30 * 60.0
+
+
+def grant_resource_guard_access(ctx: ProviderContext, vault_id: str, minutes: float = 60.0) -> datetime:
+    """Sandbox control: the security admin grants access on the vault's resource guard for ``minutes``.
+
+    Stands in for Contributor on the Resource Guard (and the auxiliary token the caller would send): while the
+    grant lasts, MUA-protected operations on the vault go through and ``unlockDelete`` opens a delete window.
+    """
+    until = ctx.clock.now() + timedelta(minutes=minutes)
+    state = ctx.store.private(vault_id)
+    state["muaGrantUntil"] = _iso(until)
+    ctx.store.set_private(vault_id, state)
+    return until
+
+
+def revoke_resource_guard_access(ctx: ProviderContext, vault_id: str) -> None:
+    state = ctx.store.private(vault_id)
+    state.pop("muaGrantUntil", None)
+    state.pop("muaUnlocks", None)
+    ctx.store.set_private(vault_id, state)
 
 SUB: Final = "/subscriptions/{subscriptionId}"
 GROUP: Final = SUB + "/resourceGroups/{resourceGroupName}"
@@ -204,6 +241,10 @@ class DataProtectionProvider:
                 else:
                     merged[key] = value
             merged = self._vault_properties(merged, existing["properties"], name)
+        old_state = str(existing["properties"]["securitySettings"]["softDeleteSettings"].get("state", "On"))
+        new_state = str(merged["securitySettings"]["softDeleteSettings"]["state"])
+        if rules.soft_delete_active(old_state) and not rules.soft_delete_active(new_state):
+            self.require_mua(existing, OP_DISABLE_SOFT_DELETE)
         merged["provisioningState"] = "Succeeded"
         updated["properties"] = merged
         if "tags" in body:
@@ -265,8 +306,7 @@ class DataProtectionProvider:
             security["immutabilitySettings"] = {"state": wanted}
         return result
 
-    @staticmethod
-    def render_vault(record: dict[str, Any]) -> dict[str, Any]:
+    def render_vault(self, record: dict[str, Any]) -> dict[str, Any]:
         body = copy.deepcopy(record)
         props = body["properties"]
         props.setdefault("provisioningState", "Succeeded")
@@ -274,7 +314,7 @@ class DataProtectionProvider:
             props["securitySettings"]["softDeleteSettings"]["state"]) else "Minimum"
         props["bcdrSecurityLevel"] = "Good" if props["secureScore"] == "Adequate" else "Fair"
         props.setdefault("resourceMoveState", "Unknown")
-        props.setdefault("isVaultProtectedByResourceGuard", False)
+        props["isVaultProtectedByResourceGuard"] = bool(self.proxies(record["id"]))
         return body
 
     def get_vault(self, req: Request) -> Response:
@@ -588,6 +628,7 @@ class DataProtectionProvider:
         instance_id = self.child_id(vault, "backupInstances", req.params["backupInstanceName"])
         if self.store.get(instance_id) is None:
             return no_content()
+        self.require_mua(vault, OP_DELETE_INSTANCE)
         vault_id = vault["id"]
 
         def complete() -> None:
@@ -635,6 +676,8 @@ class DataProtectionProvider:
             state = str(record["properties"].get("currentProtectionState", ""))
             if state not in allowed_from:
                 raise errors.INSTANCE_STATE.error(operation=action, instance=record["name"], state=state)
+            if action == OP_STOP_PROTECTION:
+                self.require_mua(vault, OP_STOP_PROTECTION)
             instance_id = record["id"]
 
             def complete() -> None:
@@ -690,6 +733,93 @@ class DataProtectionProvider:
                         async_url=f"{vault['id']}/operationStatus/{{operationId}}",
                         location_url=f"{instance_id}/operationResults/{{operationId}}")
         return self.ctx.operations.accept(op, 202)
+
+    # == multi-user authorization ==============================================================================
+    def proxies(self, vault_id: str) -> list[dict[str, Any]]:
+        return self.store.children(vault_id, resource_type=PROXY_TYPE, direct=True)
+
+    def _granted(self, vault_id: str) -> bool:
+        until = self.store.private(vault_id).get("muaGrantUntil")
+        return bool(until) and _parse_iso(str(until)) > self.ctx.clock.now()
+
+    def require_mua(self, vault: dict[str, Any], operation: str) -> None:
+        """Refuse a protected operation on a vault with a resource guard unless the security admin granted it."""
+        for proxy in self.proxies(vault["id"]):
+            props = proxy.get("properties", {})
+            excluded = {str(x).lower() for x in props.get("vaultCriticalOperationExclusionList") or []}
+            if operation.lower() in excluded or self._granted(vault["id"]):
+                continue
+            raise errors.MUA_NOT_AUTHORIZED.error(operation=operation, vault=vault["name"],
+                                                  guard=props.get("resourceGuardResourceId"))
+
+    def put_proxy(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        props = req.json_object().get("properties")
+        if not isinstance(props, dict) or not props.get("resourceGuardResourceId"):
+            raise errors.PROXY_INVALID.error(reason="properties.resourceGuardResourceId is required")
+        name = req.params["resourceGuardProxyName"]
+        proxy_id = self.child_id(vault, "backupResourceGuardProxies", name)
+        existing = self.store.get(proxy_id)
+        if existing is not None and id_key(str(existing["properties"].get("resourceGuardResourceId"))) != id_key(
+                str(props["resourceGuardResourceId"])):
+            self.require_mua(vault, "updateResourceGuardProxy")
+        record = {"id": proxy_id, "name": name, "type": PROXY_TYPE, "properties": {
+            "resourceGuardResourceId": props["resourceGuardResourceId"],
+            "resourceGuardOperationDetails": props.get("resourceGuardOperationDetails") or [],
+            "lastUpdatedTime": self.ctx.now_iso(),
+            "description": props.get("description") or "",
+            "vaultCriticalOperationExclusionList": [
+                op for op in props.get("vaultCriticalOperationExclusionList") or [] if op in OPTIONALLY_PROTECTED],
+        }}
+        return ok(self.store.put(record))
+
+    def get_proxy(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        proxy_id = self.child_id(vault, "backupResourceGuardProxies", req.params["resourceGuardProxyName"])
+        record = self.store.get(proxy_id)
+        if record is None:
+            raise not_found(proxy_id, PROXY_TYPE)
+        return ok(record)
+
+    def list_proxies(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        return self.ctx.page(req, self.proxies(vault["id"]))
+
+    def unlock_delete(self, req: Request) -> Response:
+        vault = self.require_vault(req)
+        proxy_id = self.child_id(vault, "backupResourceGuardProxies", req.params["resourceGuardProxyName"])
+        proxy = self.store.get(proxy_id)
+        if proxy is None:
+            raise not_found(proxy_id, PROXY_TYPE)
+        target = str((req.json() or {}).get("resourceToBeDeleted") or "")
+        if not target:
+            raise errors.PROXY_INVALID.error(reason="'resourceToBeDeleted' is required")
+        if not self._granted(vault["id"]):
+            raise errors.MUA_NOT_AUTHORIZED.error(operation="unlockDelete", vault=vault["name"],
+                                                  guard=proxy["properties"].get("resourceGuardResourceId"))
+        until = self.ctx.clock.now() + timedelta(seconds=UNLOCK_WINDOW)
+        state = self.store.private(vault["id"])
+        state.setdefault("muaUnlocks", {})[id_key(target)] = _iso(until)
+        self.store.set_private(vault["id"], state)
+        return ok({"unlockDeleteExpiryTime": _iso(until)})
+
+    def delete_proxy(self, req: Request) -> Response:
+        """Disabling MUA: always protected, needs an ``unlockDelete`` for this proxy first (D-mua)."""
+        vault = self.require_vault(req)
+        proxy_id = self.child_id(vault, "backupResourceGuardProxies", req.params["resourceGuardProxyName"])
+        proxy = self.store.get(proxy_id)
+        if proxy is None:
+            return no_content()
+        state = self.store.private(vault["id"])
+        unlocks = state.get("muaUnlocks", {})
+        until = unlocks.pop(id_key(proxy_id), None)
+        if until is None or _parse_iso(until) <= self.ctx.clock.now():
+            raise errors.MUA_NOT_AUTHORIZED.error(operation="deleteResourceGuardProxy (disable MUA)",
+                                                  vault=vault["name"],
+                                                  guard=proxy["properties"].get("resourceGuardResourceId"))
+        self.store.set_private(vault["id"], state)
+        self.store.delete(proxy_id)
+        return ok()
 
     # == operations ============================================================================================
     def operation_status(self, req: Request) -> Response:
@@ -766,6 +896,13 @@ def _register_instances(routes: ProviderRoutes, p: DataProtectionProvider) -> No
     routes.add("GET", VAULT + "/deletedBackupInstances", p.list_deleted)
     routes.add("POST", deleted + "/undelete", p.undelete,
                operation="Microsoft.DataProtection/backupVaults/deletedBackupInstances/undelete/action")
+    proxy = VAULT + "/backupResourceGuardProxies/{resourceGuardProxyName}"
+    routes.add("PUT", proxy, p.put_proxy)
+    routes.add("GET", proxy, p.get_proxy)
+    routes.add("DELETE", proxy, p.delete_proxy)
+    routes.add("GET", VAULT + "/backupResourceGuardProxies", p.list_proxies)
+    routes.add("POST", proxy + "/unlockDelete", p.unlock_delete,
+               operation="Microsoft.DataProtection/backupVaults/backupResourceGuardProxies/unlockDelete/action")
 
 
 def _register_operations(routes: ProviderRoutes, p: DataProtectionProvider) -> None:

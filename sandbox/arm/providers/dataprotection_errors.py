@@ -210,6 +210,24 @@ OPERATION_NOT_FOUND: Final = ErrorSpec(
     "code inferred",
 )
 
+MUA_NOT_AUTHORIZED: Final = ErrorSpec(
+    400,
+    "UserErrorCriticalOperationNotAuthorizedByResourceGuard",
+    "The operation '{operation}' on Backup vault '{vault}' is protected by Multi-User Authorization with the "
+    "resource guard '{guard}'. Request access to the resource guard from your security administrator and retry.",
+    "inferred",
+    "behaviour: D-mua (Backup vault: disabling MUA is always protected; deleting an instance, stopping "
+    "protection and disabling soft delete are protected unless excluded); code inferred, in the style of the "
+    "Recovery Services BMSUserErrorCriticalOperationNotAuthorizedByResourceGuard",
+)
+PROXY_INVALID: Final = ErrorSpec(
+    400,
+    "UserErrorInvalidResourceGuardProxy",
+    "The resource guard proxy is not valid: {reason}.",
+    "inferred",
+    "code inferred",
+)
+
 # -- Authorization -------------------------------------------------------------------------------------------
 ROLE_ASSIGNMENT_EXISTS: Final = ErrorSpec(
     409,
