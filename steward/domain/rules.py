@@ -89,6 +89,9 @@ DEFAULT_VAULT_TAG: Final = "backup-steward:default"
 MAX_RULES_BYTES: Final = 256 * 1024
 #: Bound on YAML nodes, so that a hostile document cannot make validation expensive.
 MAX_RULES_NODES: Final = 20_000
+#: Bound on nesting (a rules document needs about six levels); deeper input would exhaust the recursion of
+#: YAML composition and schema validation.
+MAX_RULES_DEPTH: Final = 32
 
 _VAULT_TYPES: Final[dict[VaultKind, str]] = {
     VaultKind.RECOVERY_SERVICES: "Microsoft.RecoveryServices/vaults",
@@ -904,10 +907,17 @@ def _compose(text: str, source: str) -> tuple[Any, _Positions]:
     non-string keys and oversized documents."""
     positions = _Positions()
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # the parser is iterative: safe on any input
+            line = event.start_mark.line + 1 if event.start_mark else None
             if isinstance(event, yaml.AliasEvent):
-                line = event.start_mark.line + 1 if event.start_mark else None
                 raise InvalidRules([RuleProblem(source, line, "", "YAML aliases (*name) are not allowed in rules")])
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_RULES_DEPTH:
+                    raise InvalidRules([RuleProblem(source, line, "", f"nested deeper than {MAX_RULES_DEPTH} levels")])
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark

@@ -457,6 +457,12 @@ def test_json_documents_are_accepted_and_their_errors_have_lines_too() -> None:
     assert caught.value.problems[0].line == 8
 
 
+def test_deeply_nested_documents_are_refused_without_exhausting_the_stack() -> None:
+    for text in ("[" * 5000 + "]" * 5000, "version: 1\nrules: " + "{a: " * 100 + "1" + "}" * 100):
+        with pytest.raises(InvalidRules, match="nested deeper than 32 levels"):
+            load_rules(text, "deep.yaml")
+
+
 def test_oversized_documents_and_unreadable_files_are_refused(tmp_path: Any) -> None:
     with pytest.raises(InvalidRules, match="larger than"):
         load_rules("#" * (MAX_RULES_BYTES + 1), "big.yaml")
