@@ -449,6 +449,8 @@ class DataProtectionProvider:
                 raise errors.REGION_MISMATCH.error(
                     datasource=datasource_id, datasource_location=datasource.get("location"), vault=vault["name"],
                     vault_location=vault["location"], workload=workload.friendly)
+            if workload.same_tenant:
+                self._check_same_tenant(vault, datasource_id, workload)
             snapshot_group = self.snapshot_group(props)
             problem = rules.snapshot_group_problem(datasource_id, snapshot_group, workload)
             if problem is None and snapshot_group and workload.snapshot_group_roles and not self.store.exists(
@@ -457,6 +459,14 @@ class DataProtectionProvider:
             if problem is not None:
                 raise errors.SNAPSHOT_RG_INVALID.error(group=snapshot_group or "", reason=problem)
         return datasource
+
+    def _check_same_tenant(self, vault: dict[str, Any], datasource_id: str, workload: rules.Workload) -> None:
+        vault_spec = self.ctx.subscriptions.get(parse_id(vault["id"]).subscription_id or "")
+        source_spec = self.ctx.subscriptions.get(parse_id(datasource_id).subscription_id or "")
+        if vault_spec and source_spec and vault_spec.tenant_id.lower() != source_spec.tenant_id.lower():
+            raise errors.TENANT_MISMATCH.error(
+                datasource=datasource_id, datasource_tenant=source_spec.tenant_id, vault=vault["name"],
+                vault_tenant=vault_spec.tenant_id, workload=workload.friendly)
 
     def _check_not_protected(self, datasource_id: str, instance_id: str | None) -> None:
         key = id_key(datasource_id)

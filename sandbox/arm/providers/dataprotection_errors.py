@@ -170,7 +170,17 @@ REGION_MISMATCH: Final = ErrorSpec(
     "'{vault_location}'; {workload} must be in the same region as the Backup vault.",
     "inferred",
     "rule: D-diskmx (disk-backup-support-matrix.md: 'both the backup vault and disk to be backed up must be in "
-    "same region'); code inferred",
+    "same region'); backup-azure-database-postgresql-flex-support-matrix.md ('within the same tenant and "
+    "region'); code inferred",
+)
+TENANT_MISMATCH: Final = ErrorSpec(
+    400,
+    "UserErrorDatasourceAndBackupVaultTenantMismatch",
+    "The datasource '{datasource}' is in tenant '{datasource_tenant}' but Backup vault '{vault}' is in tenant "
+    "'{vault_tenant}'; {workload} must be in the same tenant as the Backup vault.",
+    "inferred",
+    "rule: backup-azure-database-postgresql-flex-support-matrix.md ('provided they are within the same tenant and "
+    "region'); code inferred",
 )
 SNAPSHOT_RG_INVALID: Final = ErrorSpec(
     400,

@@ -36,9 +36,11 @@ Region and subscription rules:
 - Blobs: the blob support matrix (``blob-backup-support-matrix.md``) states no vault/account region rule;
   only built-in Azure Policy definitions *choose* "a backup vault in the same region". NOT ENFORCED
   (unconfirmed as an API rule).
-- PostgreSQL flexible servers: the v2 support matrix requires "the same region as the Backup vault" only for a
-  *restore target* server (``backup-azure-postgresql-flex-server-elastic-cluster-v2-support-matrix``); the v1
-  matrix states no rule for backup. NOT ENFORCED for backup (unconfirmed).
+- PostgreSQL flexible servers: "Backups for the PostgreSQL server are supported when the Backup Vault is in the
+  same or a different subscription as the database, provided they are within the same tenant and region"
+  (``backup-azure-database-postgresql-flex-support-matrix.md``, current text). ENFORCED: same region, same
+  tenant (the subscription may differ). (An older revision of that matrix stated no rule; the v2 matrix also
+  requires the vault's region for a restore target.)
 
 Other rules:
 
@@ -76,6 +78,7 @@ class Workload:
     snapshot_group_roles: tuple[str, ...]
     same_region: bool
     friendly: str
+    same_tenant: bool = False  # only where documented (PostgreSQL flexible servers)
 
 
 WORKLOADS: Final[dict[str, Workload]] = {
@@ -85,7 +88,7 @@ WORKLOADS: Final[dict[str, Workload]] = {
                            (), False, "a storage account"),
     PG_FLEX.lower(): Workload(PG_FLEX, "Microsoft.DBforPostgreSQL/flexibleServers",
                               ("PostgreSQL Flexible Server Long Term Retention Backup Role",), ("Reader",), (),
-                              False, "a PostgreSQL flexible server"),
+                              True, "a PostgreSQL flexible server", same_tenant=True),
 }
 
 

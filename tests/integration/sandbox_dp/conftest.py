@@ -224,6 +224,17 @@ def protected_disk(estate: Estate, *, soft_delete: str = "On", instance: str = "
     return ProtectedDisk(vault, disk, estate.group_id(snap), policy, body)
 
 
+def clients_in_tenant(estate: Estate, tenant: str) -> CloudClients:
+    """The app's client factory, with sandbox tokens issued in ``tenant``."""
+    from steward.cloud.clients import SandboxCredential
+
+    clients = CloudClients(estate.sandbox.cloud_target())
+    clients.__dict__["credential"] = SandboxCredential(
+        estate.sandbox.token_url, principal_id=estate.sandbox.config.default_principal_id, tenant_id=tenant,
+        ca_bundle=estate.sandbox.ca_bundle)
+    return clients
+
+
 def error_code(exc: BaseException) -> str | None:
     error = getattr(exc, "error", None)
     return getattr(error, "code", None)

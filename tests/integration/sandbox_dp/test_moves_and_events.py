@@ -10,26 +10,17 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from sandbox.arm.config import OTHER_TENANT
-from steward.cloud.clients import CloudClients, SandboxCredential
 
 from .conftest import (
     DISK,
     FOREIGN_SUBSCRIPTION,
     MOVED_SUBSCRIPTION,
     Estate,
+    clients_in_tenant,
     error_code,
     make_vault,
     protected_disk,
 )
-
-
-def clients_in_tenant(estate: Estate, tenant: str) -> CloudClients:
-    """The app's client factory, with a sandbox token issued in ``tenant``."""
-    clients = CloudClients(estate.sandbox.cloud_target())
-    clients.__dict__["credential"] = SandboxCredential(
-        estate.sandbox.token_url, principal_id=estate.sandbox.config.default_principal_id, tenant_id=tenant,
-        ca_bundle=estate.sandbox.ca_bundle)
-    return clients
 
 
 def test_a_vault_moves_within_the_tenant_with_its_instances(estate: Estate) -> None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from sandbox.arm.config import OTHER_TENANT
+
 from .conftest import (
     BLOB,
+    CREATE_BODIES,
     DISK,
+    FOREIGN_SUBSCRIPTION,
     PG,
     SECOND_SUBSCRIPTION,
     STORAGE,
     Estate,
     begin_raw,
+    clients_in_tenant,
     error_code,
     make_vault,
     protected_disk,
@@ -249,3 +254,26 @@ def test_reput_of_an_instance_is_an_update_answered_200(estate: Estate) -> None:
         "tags": {"k": "v"}, "properties": protected.body})
     assert poller.polling_method()._initial_response.http_response.status_code == 200
     assert poller.result().tags == {"k": "v"}
+
+
+def test_a_postgresql_flexible_server_must_share_the_vault_region_and_tenant(estate: Estate) -> None:
+    rg = estate.group("pgregion")
+    vault = make_vault(estate, rg, location="eastus")
+    policy = vault.policy(PG)
+    elsewhere = estate.datasource(rg, PG, "pgwest", location="westus")
+    with pytest.raises(HttpResponseError) as region:
+        estate.dp.backup_instances.begin_validate_for_backup(rg, "vault", {"backupInstance": vault.instance_body(
+            elsewhere, PG, policy)})
+    assert error_code(region.value) == "UserErrorDatasourceAndBackupVaultLocationMismatch"
+
+    foreign_rg = f"pg-{estate.tag}"
+    foreign = clients_in_tenant(estate, OTHER_TENANT).resources(FOREIGN_SUBSCRIPTION)
+    foreign.resource_groups.create_or_update(foreign_rg, {"location": "eastus"})
+    server = f"/subscriptions/{FOREIGN_SUBSCRIPTION}/resourceGroups/{foreign_rg}/providers/{PG}/pgfar"
+    api_version, body = CREATE_BODIES[PG]
+    foreign.resources.begin_create_or_update_by_id(server, {"location": "eastus", **body},
+                                                   api_version=api_version).result()
+    with pytest.raises(HttpResponseError) as tenant:
+        estate.dp.backup_instances.begin_validate_for_backup(rg, "vault", {"backupInstance": vault.instance_body(
+            server, PG, policy)})
+    assert error_code(tenant.value) == "UserErrorDatasourceAndBackupVaultTenantMismatch"
