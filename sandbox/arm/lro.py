@@ -166,7 +166,9 @@ class OperationEngine:
 
     # -- reading --------------------------------------------------------------------------------
     def get(self, operation_id: str) -> Operation:
-        self.settle_due()
+        # Never wait for another settler here: a handler may hold the store lock that a running completion
+        # needs. The request pipeline settles (without locks) before every handler anyway.
+        self.settle_due(blocking=False)
         with self._lock:
             op = self._ops.get(operation_id.lower())
         if op is None:
@@ -221,10 +223,15 @@ class OperationEngine:
         with self._lock:
             return self._due[0][0] if self._due else None
 
-    def settle_due(self) -> int:
-        """End every operation whose time has come (runs completions outside the engine lock)."""
+    def settle_due(self, *, blocking: bool = True) -> int:
+        """End every operation whose time has come (runs completions outside the engine lock).
+
+        ``blocking=False`` returns at once if another thread is settling.
+        """
         settled = 0
-        with self._settling:  # one settler at a time keeps completion order = due order
+        if not self._settling.acquire(blocking=blocking):  # one settler at a time: completions in due order
+            return 0
+        try:
             while True:
                 with self._lock:
                     if not self._due or self._due[0][0] > self.clock.now():
@@ -235,6 +242,8 @@ class OperationEngine:
                     continue
                 self._finish(op)
                 settled += 1
+        finally:
+            self._settling.release()
 
     def _finish(self, op: Operation) -> None:
         error = op.fail_with

@@ -70,5 +70,5 @@ class Pager:
         if len(ordered) > size:
             query = dict(req.query)
             query[SKIP_TOKEN] = self.token(req, str(sort_key(chunk[-1])))
-            body["nextLink"] = req.base_url + req.raw_path + "?" + urlencode(query)
+            body["nextLink"] = req.base_url + req.raw_path + "?" + urlencode(query, safe="$")
         return Response(200, body)

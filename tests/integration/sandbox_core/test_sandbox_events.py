@@ -162,7 +162,7 @@ class _Webhook(BaseHTTPRequestHandler):
 def webhook() -> Iterator[tuple[str, type[_Webhook]]]:
     handler = type("Hook", (_Webhook,), {"received": [], "validate": True, "fail_first": 1})
     server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=lambda: server.serve_forever(poll_interval=0.02), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/runtime/webhooks/eventgrid?functionName=f", handler
     server.shutdown()

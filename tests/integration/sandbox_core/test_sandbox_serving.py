@@ -104,3 +104,21 @@ def test_sdk_errors_carry_the_arm_error_code(clients: CloudClients) -> None:
     assert caught.value.status_code == 400
     assert caught.value.error is not None and caught.value.error.code == "LocationRequired"
     assert not isinstance(caught.value, ClientAuthenticationError)
+
+
+def test_subscriptions_and_tenants_are_listed_for_the_callers_tenant(sb: ArmSandbox) -> None:
+    status, _, subs = raw(sb, "GET", "/subscriptions?api-version=2022-12-01")
+    assert status == 200
+    assert {s["subscriptionId"] for s in subs["value"]} == {s.subscription_id for s in sb.subscriptions.all()}
+    assert all(s["state"] == "Enabled" and s["tenantId"] == sb.default_tenant for s in subs["value"])
+    _, _, one = raw(sb, "GET", f"/subscriptions/{SUB}?api-version=2022-12-01")
+    assert one["displayName"] == "Sandbox Production"
+    _, _, tenants = raw(sb, "GET", "/tenants?api-version=2022-12-01")
+    assert sb.default_tenant in [t["tenantId"] for t in tenants["value"]]
+
+
+def test_the_token_endpoint_mints_for_known_tenants_only(sb: ArmSandbox) -> None:
+    status, _, body = raw(sb, "POST", "/sandbox/token", {"principalId": "p1", "scopes": ["x/.default"]}, token=None)
+    assert status == 200 and body["expires_on"] > 0 and body["access_token"].count(".") == 2
+    status, _, body = raw(sb, "POST", "/sandbox/token", {"principalId": "p1", "tenantId": "nope"}, token=None)
+    assert (status, body["error"]["code"]) == (400, "InvalidTenant")
