@@ -456,6 +456,7 @@ json_values = st.recursive(
 )
 
 
+@settings(deadline=None)
 @given(json_values)
 def test_arbitrary_json_never_raises_anything_but_invalid_event(value: Any) -> None:
     try:
@@ -476,7 +477,7 @@ _FIELDS = ["id", "eventType", "type", "subject", "topic", "source", "eventTime",
 _DATA_FIELDS = ["operationName", "resourceUri", "status", "subscriptionId", "claims", "vaultId", "planFingerprint"]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(_BASES),
     st.lists(st.tuples(st.sampled_from(_FIELDS + _DATA_FIELDS), json_values), max_size=3),
@@ -493,6 +494,7 @@ def test_mutated_valid_events_never_raise_anything_but_invalid_event(base: dict[
     assert intent_from_record(json.loads(json.dumps(intent.to_record()))) == intent
 
 
+@settings(deadline=None)
 @given(st.lists(st.booleans(), max_size=200))
 def test_subject_case_never_changes_the_intent(flips: list[bool]) -> None:
     subject = "".join(c.swapcase() if f else c for c, f in zip(VM, flips + [False] * len(VM), strict=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steward.domain.errors import StewardError
@@ -227,6 +227,7 @@ def _scramble_case(text: str, flips: list[bool]) -> str:
     return "".join(c.swapcase() if flip else c for c, flip in zip(text, padded, strict=False))
 
 
+@settings(deadline=None)
 @given(resource_id_texts())
 def test_parse_of_str_round_trips(text: str) -> None:
     rid = ResourceId.parse(text)
@@ -236,11 +237,13 @@ def test_parse_of_str_round_trips(text: str) -> None:
     assert ResourceId.parse(rid.key) == rid
 
 
+@settings(deadline=None)
 @given(resource_id_texts(), st.lists(st.booleans(), max_size=200))
 def test_equality_is_case_insensitive(text: str, flips: list[bool]) -> None:
     assert ResourceId.parse(_scramble_case(text, flips)) == ResourceId.parse(text)
 
 
+@settings(deadline=None)
 @given(resource_id_texts())
 def test_parent_chains_end_at_the_subscription_and_stay_within_it(text: str) -> None:
     rid = ResourceId.parse(text)
@@ -258,6 +261,7 @@ def test_parent_chains_end_at_the_subscription_and_stay_within_it(text: str) -> 
         assert rid.resource_group_id in [*chain, rid]
 
 
+@settings(deadline=None)
 @given(st.text(max_size=300))
 def test_arbitrary_text_parses_or_raises_invalid_resource_id(text: str) -> None:
     try:

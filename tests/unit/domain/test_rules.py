@@ -585,6 +585,7 @@ def rule_sets(draw: st.DrawFn) -> RuleSet:
     return RuleSet(rules)
 
 
+@settings(deadline=None)
 @given(resource_facts(), rule_sets())
 def test_the_first_matching_rule_decides(resource: ResourceFacts, rules: RuleSet) -> None:
     decision = route(resource, rules)
@@ -602,6 +603,7 @@ def test_the_first_matching_rule_decides(resource: ResourceFacts, rules: RuleSet
         assert isinstance(decision, Protect if first.protect is not None else OptOut)
 
 
+@settings(deadline=None)
 @given(resource_facts(), rule_sets())
 def test_the_opt_out_tag_always_wins(resource: ResourceFacts, rules: RuleSet) -> None:
     tagged = ResourceFacts(resource.id, resource.location, {**resource.tags, "BACKUP-STEWARD:OPT-OUT": "True"})
@@ -620,6 +622,7 @@ _vault_candidates = st.builds(
 )
 
 
+@settings(deadline=None)
 @given(resource_facts(), st.lists(_vault_candidates, max_size=8))
 def test_the_chosen_vault_is_never_of_another_kind_region_or_for_vms_subscription(
     resource: ResourceFacts, candidates: list[VaultCandidate]
@@ -648,7 +651,7 @@ def test_the_chosen_vault_is_never_of_another_kind_region_or_for_vms_subscriptio
 _yaml_text = st.text(string.printable, max_size=300)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(_yaml_text)
 def test_arbitrary_text_loads_or_raises_invalid_rules(text: str) -> None:
     try:
@@ -674,7 +677,7 @@ _json_values = st.recursive(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(_json_values)
 def test_arbitrary_rule_shaped_documents_load_or_raise_invalid_rules(rules: Any) -> None:
     text = yaml.safe_dump({"version": 1, "rules": rules})
