@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from steward.cloud.clients import PUBLIC_ARM_ENDPOINT, CloudTarget
 from steward.domain.errors import InvalidRules, StewardError
 from steward.domain.ids import is_subscription_guid
-from steward.domain.rules import DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, RuleSet
+from steward.domain.rules import DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, ExplicitVault, RuleSet
 from steward.rules_file import load_configured_rules
 
 # ---- the names --------------------------------------------------------------------------------------
@@ -186,6 +186,8 @@ class Settings:
             vault_default_tag=vault_default_tag,
         )
         reader.exclusive(REPORTS_ACCOUNT_URL, REPORTS_CONNECTION_STRING)
+        if rules is not None:
+            reader.rule_targets_in_scope(rules, settings.subscriptions, RULES_PATH if rules_path else RULES)
         if reader.problems:
             raise InvalidSettings(reader.problems)
         return settings
@@ -391,6 +393,26 @@ class _Reader:
             self.problem(first, f"set {first} or {second}, not both")
             return False
         return True
+
+    def rule_targets_in_scope(self, rules: RuleSet, subscriptions: tuple[str, ...], name: str) -> None:
+        """Every vault subscription a rule names must be one the app may act on (when the scope is set)."""
+        if not subscriptions:
+            return
+        for rule in rules.rules:
+            spec = rule.protect
+            if spec is None:
+                continue
+            target = (
+                spec.vault.vault_id.subscription_id
+                if isinstance(spec.vault, ExplicitVault)
+                else spec.vault_subscription
+            )
+            if target is not None and target.lower() not in subscriptions:
+                self.problem(
+                    name,
+                    f"rule {rule.name!r} (line {rule.line}) targets a vault in subscription {target}, "
+                    f"which is not in {SUBSCRIPTIONS}",
+                )
 
     def rules(
         self, path: str | None, inline: str | None, opt_out_tag: str | None, vault_default_tag: str

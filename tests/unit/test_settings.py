@@ -192,6 +192,22 @@ def test_rules_come_from_a_file_or_inline_text_with_errors_naming_the_setting_an
     assert "not both" in found[s.RULES_PATH]
 
 
+def test_rules_may_only_target_vaults_in_subscriptions_the_app_manages() -> None:
+    other = "33333333-3333-3333-3333-333333333333"
+    text = (
+        "version: 1\nrules:\n"
+        f"  - name: central\n    protect: {{vault: {{regionalDefault: {{subscription: '{other}'}}}}}}\n"
+        f"  - name: pinned\n    protect: {{vault: {{id: '/subscriptions/{other}/resourceGroups/r/providers/"
+        "Microsoft.DataProtection/backupVaults/bv', region: westeurope}}\n"
+    )
+    found = problems({s.RULES: text, s.SUBSCRIPTIONS: SUB})
+    assert "rule 'central' (line 3)" in found[s.RULES] or "rule 'pinned' (line 5)" in found[s.RULES]
+    with pytest.raises(InvalidSettings) as caught:
+        Settings.from_env({s.RULES: text, s.SUBSCRIPTIONS: SUB})
+    assert [p.name for p in caught.value.problems] == [s.RULES, s.RULES]
+    assert Settings.from_env({s.RULES: text, s.SUBSCRIPTIONS: f"{SUB},{other}"}).rules is not None
+
+
 def test_from_env_without_a_mapping_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(s.MAX_PARALLEL_WRITES, "3")
     assert Settings.from_env().max_parallel_writes == 3
