@@ -28,6 +28,7 @@ from steward.domain.teardown import (
     EVENT_CANCEL,
     EVENT_SECURITY_APPROVAL,
     SETTINGS_STEPS,
+    BlockerKind,
     ItemState,
     NextKind,
     PlanStatus,
@@ -304,7 +305,7 @@ def _run_phase(saga: Saga) -> Flow:
 
 def _await_security_approval(saga: Saga, step: TeardownStep) -> Flow:
     assert saga.plan is not None
-    blocker = next((b for b in saga.plan.blockers if b.action_needed and "Resource Guard" in b.action_needed), None)
+    blocker = next((b for b in saga.plan.blockers if b.kind is BlockerKind.MUA), None)
     saga.phase = "awaiting-security-approval"
     saga.needs = (blocker.action_needed if blocker else "a security administrator's Resource Guard grant") + (
         f" (needed for step {step.kind.value})"

@@ -94,14 +94,29 @@ class Estate:
     def resource(self, rg: str, full_type: str, name: str) -> str:
         rid = f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/{full_type}/{name}"
         self.sandbox.store.put(
-            {"id": rid, "name": name, "type": full_type, "location": "westeurope", "tags": {},
-             "properties": {"provisioningState": "Succeeded"}}
+            {
+                "id": rid,
+                "name": name,
+                "type": full_type,
+                "location": "westeurope",
+                "tags": {},
+                "properties": {"provisioningState": "Succeeded"},
+            }
         )
         return rid
 
     # -- Recovery Services ------------------------------------------------------------------------
-    def rs_vault(self, rg: str, name: str = "rsv", *, soft_delete: str = "Enabled", enhanced: str = "Enabled",
-                 days: int = 14, immutability: str | None = None, tags: dict[str, str] | None = None) -> str:
+    def rs_vault(
+        self,
+        rg: str,
+        name: str = "rsv",
+        *,
+        soft_delete: str = "Enabled",
+        enhanced: str = "Enabled",
+        days: int = 14,
+        immutability: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
         security: dict[str, Any] = {
             "softDeleteSettings": {
                 "softDeleteState": soft_delete,
@@ -122,8 +137,10 @@ class Estate:
         return str(vault.id)
 
     def policy_id(self, rg: str, vault: str, name: str = "DefaultPolicy") -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/"
-                f"vaults/{vault}/backupPolicies/{name}")
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/"
+            f"vaults/{vault}/backupPolicies/{name}"
+        )
 
     def workload_policy(self, rg: str, vault: str, name: str, management: str) -> str:
         self.rsb.protection_policies.create_or_update(
@@ -136,23 +153,42 @@ class Estate:
         core = f"iaasvmcontainerv2;{rg};{vm_name}"
         container, item = f"IaasVMContainer;{core}", f"VM;{core}"
         self.rsb.protected_items.begin_create_or_update(
-            vault, rg, "Azure", container, item,
-            {"properties": {"protectedItemType": VM_TYPE, "sourceResourceId": vm_id,
-                            "policyId": self.policy_id(rg, vault)}},
+            vault,
+            rg,
+            "Azure",
+            container,
+            item,
+            {
+                "properties": {
+                    "protectedItemType": VM_TYPE,
+                    "sourceResourceId": vm_id,
+                    "policyId": self.policy_id(rg, vault),
+                }
+            },
         ).result()
         return container, item
 
-    def register(self, rg: str, vault: str, container: str, container_type: str, source: str,
-                 workload: str | None = None) -> None:
-        props: dict[str, Any] = {"containerType": container_type, "sourceResourceId": source,
-                                 "backupManagementType": "AzureWorkload" if workload else "AzureStorage"}
+    def register(  # noqa: PLR0917
+        self, rg: str, vault: str, container: str, container_type: str, source: str, workload: str | None = None
+    ) -> None:
+        props: dict[str, Any] = {
+            "containerType": container_type,
+            "sourceResourceId": source,
+            "backupManagementType": "AzureWorkload" if workload else "AzureStorage",
+        }
         if workload:
             props["workloadType"] = workload
         self.rsb.protection_containers.begin_register(vault, rg, "Azure", container, {"properties": props}).result()
 
-    def protect_workload(self, rg: str, vault: str, container: str, item: str, item_type: str, policy: str) -> None:
+    def protect_workload(  # noqa: PLR0917
+        self, rg: str, vault: str, container: str, item: str, item_type: str, policy: str
+    ) -> None:
         self.rsb.protected_items.begin_create_or_update(
-            vault, rg, "Azure", container, item,
+            vault,
+            rg,
+            "Azure",
+            container,
+            item,
             {"properties": {"protectedItemType": item_type, "policyId": policy}},
         ).result()
 
@@ -191,9 +227,17 @@ class Estate:
         self.protect_workload(rg, name, hana_c, "SAPHanaDatabase;hxe;db1", "AzureVmWorkloadSAPHanaDatabase", sql_policy)
         self.protect_workload(rg, name, afs_c, "AzureFileShare;share1", "AzureFileShareProtectedItem", afs_policy)
         self.rsb.protection_intent.create_or_update(
-            name, rg, "Azure", f"intent-{self.tag}",
-            {"properties": {"protectionIntentItemType": "RecoveryServiceVaultItem", "policyId": sql_policy,
-                            "itemId": f"{vault_id}/backupFabrics/Azure/protectionContainers/{sql_c}/protectableItems/x"}},
+            name,
+            rg,
+            "Azure",
+            f"intent-{self.tag}",
+            {
+                "properties": {
+                    "protectionIntentItemType": "RecoveryServiceVaultItem",
+                    "policyId": sql_policy,
+                    "itemId": f"{vault_id}/backupFabrics/Azure/protectionContainers/{sql_c}/protectableItems/x",
+                }
+            },
         )
         self.model.seed_mars_server(vault_id, f"mars-{self.tag}")
         self.model.seed_backup_server(vault_id, f"dpm-{self.tag}", kind="DPM")
@@ -206,19 +250,145 @@ class Estate:
         return vault_id
 
     # -- Backup vault -------------------------------------------------------------------------------
-    def backup_vault(self, rg: str, name: str = "bv", *, soft_delete: str = "On", days: float = 14,
-                     tags: dict[str, str] | None = None) -> str:
-        body = {
-            "location": "westeurope",
-            "tags": tags or {},
-            "identity": {"type": "SystemAssigned"},
-            "properties": {
-                "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
-                "securitySettings": {"softDeleteSettings": {"state": soft_delete, "retentionDurationInDays": days}},
+    def raw_lro(self, client: Any, method: str, path: str, body: Any, api_version: str) -> Any:
+        """An LRO through the client's own pipeline (azure-mgmt-dataprotection 2.2.0 refuses to send
+        ``backup_vaults.begin_create_or_update`` at 2025-07-01; see tests/integration/sandbox_dp)."""
+        response = client.send_request(HttpRequest(method, f"{path}?api-version={api_version}", json=body))
+        response.raise_for_status()
+        self.sandbox.advance(HOUR)
+        return response.json() if response.text() else None
+
+    def backup_vault(
+        self,
+        rg: str,
+        name: str = "bv",
+        *,
+        soft_delete: str = "On",
+        days: float = 14,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        group = f"/subscriptions/{self.subscription}/resourceGroups/{rg}"
+        vault_id = f"{group}/providers/Microsoft.DataProtection/backupVaults/{name}"
+        self.raw_lro(
+            self.dp,
+            "PUT",
+            vault_id,
+            {
+                "location": "westeurope",
+                "tags": tags or {},
+                "identity": {"type": "SystemAssigned"},
+                "properties": {
+                    "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
+                    "securitySettings": {"softDeleteSettings": {"state": soft_delete, "retentionDurationInDays": days}},
+                },
             },
-        }
-        vault = self.dp.backup_vaults.begin_create_or_update(rg, name, body).result()
-        return str(vault.id)
+            "2025-07-01",
+        )
+        return vault_id
+
+    def disk(self, rg: str, name: str) -> str:
+        rid = f"/subscriptions/{self.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/disks/{name}"
+        self.clients.resources(self.subscription).resources.begin_create_or_update_by_id(
+            rid,
+            {
+                "location": "westeurope",
+                "sku": {"name": "Standard_LRS"},
+                "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32},
+            },
+            api_version="2025-01-02",
+        ).result()
+        return rid
+
+    def grant(self, principal: str, role_id: str, scope: str) -> None:
+        self.clients.authorization(self.subscription).role_assignments.create(
+            scope,
+            str(uuid.uuid4()),
+            {
+                "properties": {
+                    "roleDefinitionId": f"/subscriptions/{self.subscription}/providers/Microsoft.Authorization/"
+                    f"roleDefinitions/{role_id}",
+                    "principalId": principal,
+                    "principalType": "ServicePrincipal",
+                }
+            },
+        )
+
+    def backup_vault_with_instances(
+        self, rg: str, name: str = "bv", *, soft_deleted: int = 1, live: int = 2
+    ) -> tuple[str, list[str]]:
+        """A Backup vault (soft delete On) protecting disks; ``soft_deleted`` of the instances deleted again."""
+        vault_id = self.backup_vault(rg, name)
+        vault = self.dp.backup_vaults.get(rg, name)
+        principal = str(vault.identity.principal_id)
+        group_id = f"/subscriptions/{self.subscription}/resourceGroups/{rg}"
+        self.grant(principal, "7efff54f-a5b4-42b5-a1c5-5411624893ce", group_id)  # Disk Snapshot Contributor
+        policy = self.dp.backup_policies.create_or_update(
+            rg,
+            name,
+            "disk-policy",
+            {
+                "properties": {
+                    "objectType": "BackupPolicy",
+                    "datasourceTypes": ["Microsoft.Compute/disks"],
+                    "policyRules": [
+                        {
+                            "name": "Default",
+                            "objectType": "AzureRetentionRule",
+                            "isDefault": True,
+                            "lifecycles": [
+                                {
+                                    "deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P7D"},
+                                    "sourceDataStore": {
+                                        "dataStoreType": "OperationalStore",
+                                        "objectType": "DataStoreInfoBase",
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                }
+            },
+        )
+        names = []
+        for index in range(soft_deleted + live):
+            disk = self.disk(rg, f"disk{index}")
+            self.grant(principal, "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24", disk)  # Disk Backup Reader
+            instance = f"bi-{index}"
+            self.dp.backup_instances.begin_create_or_update(
+                rg,
+                name,
+                instance,
+                {
+                    "properties": {
+                        "objectType": "BackupInstance",
+                        "dataSourceInfo": {
+                            "objectType": "Datasource",
+                            "resourceID": disk,
+                            "resourceName": f"disk{index}",
+                            "resourceType": "Microsoft.Compute/disks",
+                            "resourceLocation": "westeurope",
+                            "datasourceType": "Microsoft.Compute/disks",
+                        },
+                        "policyInfo": {
+                            "policyId": str(policy.id),
+                            "policyParameters": {
+                                "dataStoreParametersList": [
+                                    {
+                                        "objectType": "AzureOperationalStoreParameters",
+                                        "dataStoreType": "OperationalStore",
+                                        "resourceGroupId": group_id,
+                                    }
+                                ]
+                            },
+                        },
+                    }
+                },
+            ).result()
+            names.append(instance)
+        for instance in names[:soft_deleted]:
+            self.dp.backup_instances.begin_delete(rg, name, instance).result()
+        self.sandbox.advance(HOUR)
+        return vault_id, names
 
 
 @pytest.fixture

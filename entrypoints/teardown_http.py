@@ -1,0 +1,267 @@
+"""HTTP routes of the vault teardown. Doorways: validate (``steward.teardown_requests``), start or signal
+``teardown_vault``, answer JSON. Every route needs the function key (auth level FUNCTION) and an allowed
+caller from the platform's authentication headers. Errors are ``{"error": {"code", "message"}}`` with a
+4xx status, never a stack trace.
+
+=====================================  =====================================================================
+``POST /api/teardowns``                ``{"vaultId", "dryRun"?: true, "approvedFingerprint"?}`` -> 202 +
+                                       ``Location`` of the status route; a dry run plans only; a run without
+                                       a fingerprint plans and waits for an approval
+``GET  /api/teardowns/{id}``           status: runtime status, custom status (phase, step, done/total, last
+                                       error, what is needed), the report when finished, links
+``POST /api/teardowns/{id}/approve``   ``{"fingerprint"}``: approves the planned fingerprint (a waiting run
+                                       gets the event; a finished plan starts the run) -> 202
+``POST /api/teardowns/{id}/security-approval``  tells a parked saga that the Resource Guard grant exists
+``POST /api/teardowns/{id}/cancel``    cancels; what the saga turned off is turned back on
+``GET  /api/teardowns/{id}/report.html``  the report page (finished teardowns)
+=====================================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from steward import teardown_composition as composition
+from steward.domain.teardown import (
+    EVENT_APPROVE,
+    EVENT_CANCEL,
+    EVENT_SECURITY_APPROVAL,
+    RequestSource,
+    TeardownRequest,
+    instance_id_for,
+)
+from steward.teardown_report import render_html
+from steward.teardown_requests import (
+    RequestRefused,
+    TeardownAccessPolicy,
+    approval_from_http,
+    caller_action,
+    check_instance_id,
+    teardown_request_from_http,
+)
+
+LOG = logging.getLogger("steward.entry")
+ORCHESTRATOR = "teardown_vault"
+ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew"})
+
+bp = df.Blueprint()
+
+
+def _policy() -> TeardownAccessPolicy:
+    current = composition.settings()
+    return TeardownAccessPolicy.of(current.allowed_principals, current.allowed_roles, current.subscriptions)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers or {}
+    )
+
+
+def _refused(refused: RequestRefused) -> func.HttpResponse:
+    return _json(refused.status, refused.to_body())
+
+
+def _base(req: func.HttpRequest) -> str:
+    url = req.url.split("?", 1)[0].rstrip("/")
+    marker = "/api/teardowns"
+    return url[: url.index(marker) + len(marker)] if marker in url else url
+
+
+def _links(req: func.HttpRequest, instance_id: str) -> dict[str, str]:
+    base = f"{_base(req)}/{instance_id}"
+    return {
+        "status": base,
+        "approve": f"{base}/approve",
+        "securityApproval": f"{base}/security-approval",
+        "cancel": f"{base}/cancel",
+        "report": f"{base}/report.html",
+    }
+
+
+def _status_name(status: Any) -> str | None:
+    if status is None:
+        return None
+    runtime = getattr(status, "runtime_status", None)
+    if runtime is None:
+        return None
+    return str(getattr(runtime, "value", runtime))
+
+
+async def _status(client: df.DurableOrchestrationClient, instance_id: str) -> Any:
+    status = await client.get_status(instance_id)
+    if status is None or _status_name(status) is None:
+        return None
+    return status
+
+
+def _correlation(req: func.HttpRequest) -> str:
+    return (req.headers.get("x-ms-client-request-id") or req.headers.get("x-correlation-id") or "")[:128]
+
+
+@bp.route(route="teardowns", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def teardown_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Plan (dry run) or run a teardown of one vault."""
+    try:
+        request = teardown_request_from_http(
+            dict(req.headers), req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
+        )
+    except RequestRefused as refused:
+        LOG.info("teardown request refused: %s", refused.message, extra={"code": refused.code})
+        return _refused(refused)
+    instance_id = instance_id_for(request)
+    existing = await _status(client, instance_id)
+    started = not (existing is not None and _status_name(existing) in ACTIVE)
+    if started:
+        await client.start_new(ORCHESTRATOR, instance_id, request.to_record())
+    LOG.info(
+        "teardown %s by %s",
+        "started" if started else "already running",
+        request.requested_by,
+        extra={"instance_id": instance_id, "vault_id": request.vault_id, "dry_run": request.dry_run},
+    )
+    links = _links(req, instance_id)
+    body = {
+        "id": instance_id,
+        "started": started,
+        "dryRun": request.dry_run,
+        "vaultId": request.vault_id,
+        "links": links,
+    }
+    return _json(202, body, {"Location": links["status"], "Retry-After": "5"})
+
+
+@bp.route(route="teardowns/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        caller_action(dict(req.headers), _policy())
+        instance_id = check_instance_id(req.route_params.get("id", ""))
+    except RequestRefused as refused:
+        return _refused(refused)
+    status = await _status(client, instance_id)
+    if status is None:
+        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+    body = {
+        "id": instance_id,
+        "runtimeStatus": _status_name(status),
+        "customStatus": status.custom_status,
+        "createdTime": str(status.created_time) if status.created_time else None,
+        "lastUpdatedTime": str(status.last_updated_time) if status.last_updated_time else None,
+        "report": status.output if isinstance(status.output, dict) else None,
+        "links": _links(req, instance_id),
+    }
+    return _json(200, body)
+
+
+@bp.route(route="teardowns/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def teardown_approve(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        policy = _policy()
+        approval = approval_from_http(dict(req.headers), req.get_body(), policy)
+        instance_id = check_instance_id(req.route_params.get("id", ""))
+    except RequestRefused as refused:
+        return _refused(refused)
+    status = await _status(client, instance_id)
+    if status is None:
+        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+    runtime = _status_name(status)
+    if runtime in ACTIVE:
+        phase = (status.custom_status or {}).get("phase") if isinstance(status.custom_status, dict) else None
+        if phase != "awaiting-approval":
+            return _json(
+                409,
+                {
+                    "error": {
+                        "code": "NotAwaitingApproval",
+                        "message": f"the teardown is {phase or runtime}, not awaiting approval",
+                    }
+                },
+            )
+        await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
+        return _json(202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)})
+    report = status.output if isinstance(status.output, dict) else {}
+    if report.get("outcome") not in ("planned", "replanned"):
+        return _json(
+            409,
+            {
+                "error": {
+                    "code": "NothingToApprove",
+                    "message": f"the teardown ended {report.get('outcome') or runtime}",
+                }
+            },
+        )
+    previous = TeardownRequest.from_record(status.input_ if isinstance(status.input_, dict) else {})
+    run = TeardownRequest(
+        vault_id=previous.vault_id,
+        requested_by=approval.approved_by,
+        source=RequestSource.HTTP,
+        dry_run=False,
+        approved_fingerprint=approval.fingerprint,
+        correlation_id=previous.correlation_id or _correlation(req),
+        opt_in_tag=None,
+        requested_at=datetime.now(UTC),
+    )
+    run_id = instance_id_for(run)
+    existing = await _status(client, run_id)
+    if existing is None or _status_name(existing) not in ACTIVE:
+        await client.start_new(ORCHESTRATOR, run_id, run.to_record())
+    links = _links(req, run_id)
+    return _json(202, {"id": run_id, "approved": approval.fingerprint, "links": links}, {"Location": links["status"]})
+
+
+async def _signal(req: func.HttpRequest, client: df.DurableOrchestrationClient, event: str) -> func.HttpResponse:
+    try:
+        caller = caller_action(dict(req.headers), _policy())
+        instance_id = check_instance_id(req.route_params.get("id", ""))
+    except RequestRefused as refused:
+        return _refused(refused)
+    status = await _status(client, instance_id)
+    if status is None:
+        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+    if _status_name(status) not in ACTIVE:
+        return _json(409, {"error": {"code": "TeardownNotRunning", "message": "the teardown has already ended"}})
+    await client.raise_event(instance_id, event, {"by": caller.principal_id, "grantedBy": caller.principal_id})
+    LOG.info("teardown %s raised by %s", event, caller.principal_id, extra={"instance_id": instance_id})
+    return _json(202, {"id": instance_id, "event": event, "links": _links(req, instance_id)})
+
+
+@bp.route(route="teardowns/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def teardown_cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await _signal(req, client, EVENT_CANCEL)
+
+
+@bp.route(route="teardowns/{id}/security-approval", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def teardown_security_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    return await _signal(req, client, EVENT_SECURITY_APPROVAL)
+
+
+@bp.route(route="teardowns/{id}/report.html", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def teardown_report_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    try:
+        caller_action(dict(req.headers), _policy())
+        instance_id = check_instance_id(req.route_params.get("id", ""))
+    except RequestRefused as refused:
+        return _refused(refused)
+    status = await _status(client, instance_id)
+    if status is None:
+        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+    if not isinstance(status.output, dict):
+        return _json(409, {"error": {"code": "TeardownNotFinished", "message": "the report exists once it ends"}})
+    return func.HttpResponse(
+        render_html(status.output),
+        status_code=200,
+        mimetype="text/html",
+        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+    )

@@ -1,0 +1,432 @@
+"""The vault teardown end to end: HTTP routes on the local host, the saga on the Durable runner, the real SDK
+clients against the ARM sandbox. The app here is the teardown's own three blueprints (the same objects
+``function_app.py`` registers), composed with injected adapters, so these tests need no app settings."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+
+import activities.teardown as teardown_activities
+import orchestrators.teardown as teardown_orchestrator
+from entrypoints import teardown_http
+from sandbox.arm.server import ArmSandbox
+from sandbox.durable import DurableRunner, RunnerConfig
+from sandbox.host.server import HostKeys, LocalHost
+from steward import teardown_composition
+from steward.cloud.clients import CloudClients
+from steward.cloud.publisher import MemoryPublisher
+from steward.cloud.teardown_ops import TeardownOps
+from steward.domain import events as event_intents
+from steward.domain.teardown import (
+    RequestSource,
+    TeardownRequest,
+    VaultRef,
+    instance_id_for,
+    parse_time,
+    teardown_request_from_event,
+)
+from steward.teardown_report import LocalReportStore
+from steward.teardown_settings import TeardownSettings
+from tests.integration.teardown.conftest import DAY, HOUR, SUB, Estate, start_sandbox
+
+ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
+SECURITY_ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad02"
+STRANGER = "bbbbbbbb-0000-4000-8000-00000000bad0"
+GUARD = f"/subscriptions/{SUB}/resourceGroups/security/providers/Microsoft.DataProtection/resourceGuards/guard"
+
+
+@dataclasses.dataclass
+class Stack:
+    sandbox: ArmSandbox
+    clients: CloudClients
+    runner: DurableRunner
+    host: LocalHost
+    publisher: MemoryPublisher
+    reports: Path
+
+    def estate(self) -> Estate:
+        return Estate(self.sandbox, self.clients)
+
+    # -- HTTP -------------------------------------------------------------------------------------
+    def http(
+        self, method: str, path: str, body: Any = None, *, principal: str | None = ADMIN, key: str | None = "function"
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if key == "function":
+            headers["x-functions-key"] = self.host.keys.function_key
+        if principal:
+            claims = {
+                "auth_typ": "aad",
+                "role_typ": "roles",
+                "claims": [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": principal}],
+            }
+            headers["x-ms-client-principal-id"] = principal
+            headers["x-ms-client-principal"] = base64.b64encode(json.dumps(claims).encode()).decode()
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.host.origin}/api/{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read().decode()
+                kind = response.headers.get("Content-Type", "")
+                return response.status, json.loads(raw) if "json" in kind and raw else raw
+        except urllib.error.HTTPError as error:
+            raw = error.read().decode()
+            try:
+                return error.code, json.loads(raw)
+            except ValueError:
+                return error.code, raw
+
+    # -- runner -----------------------------------------------------------------------------------
+    def status(self, instance_id: str) -> dict[str, Any]:
+        return self.runner.status(instance_id)
+
+    def wait_phase(self, instance_id: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status = self.status(instance_id)
+            custom = status.get("customStatus") or {}
+            if status.get("runtimeStatus") in ("Completed", "Failed", "Terminated"):
+                raise AssertionError(f"{instance_id} ended before {phase}: {status.get('output')}")
+            return custom if custom.get("phase") == phase else None
+
+        return eventually(reached, timeout, f"phase {phase}")
+
+    def finish(self, instance_id: str, timeout: float = 120) -> dict[str, Any]:
+        status = self.runner.wait_for(instance_id, timeout=timeout)
+        assert status["runtimeStatus"] == "Completed", status
+        return status["output"]  # type: ignore[no-any-return]
+
+    def run(self, request: TeardownRequest) -> str:
+        return self.runner.start_new("teardown_vault", instance_id_for(request), request.to_record())
+
+    def plan(self, vault_id: str) -> dict[str, Any]:
+        return self.finish(self.run(TeardownRequest(vault_id, ADMIN, RequestSource.HTTP, dry_run=True)))
+
+
+def approved_run(vault_id: str, fingerprint: str) -> TeardownRequest:
+    return TeardownRequest(vault_id, ADMIN, RequestSource.HTTP, dry_run=False, approved_fingerprint=fingerprint)
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def build_app() -> df.DFApp:
+    app = df.DFApp()
+    for blueprint in (teardown_activities.bp, teardown_orchestrator.bp, teardown_http.bp):
+        app.register_functions(blueprint)
+    return app
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("teardown-e2e")
+    sandbox = start_sandbox()
+    clients = CloudClients(dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05))
+    publisher = MemoryPublisher()
+    teardown_composition.use(
+        ops=TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5),
+        settings=TeardownSettings(
+            allowed_principals=(ADMIN, SECURITY_ADMIN),
+            subscriptions=(SUB,),
+            max_parallel_writes=4,
+            wait_chunk_hours=72,
+        ),
+        report_store=LocalReportStore(tmp / "reports"),
+        publisher=publisher,
+    )
+    runner = DurableRunner(build_app(), RunnerConfig(db_path=str(tmp / "durable.sqlite")), clock=sandbox.clock)
+    runner.start()
+    host = LocalHost(runner.catalog, runner, keys=HostKeys(), run_timers=False).start()
+    try:
+        yield Stack(sandbox, clients, runner, host, publisher, tmp / "reports")
+    finally:
+        host.stop()
+        runner.stop()
+        sandbox.stop()
+        teardown_composition.use()
+
+
+def vault_gone(stack: Stack, vault_id: str) -> bool:
+    vault = VaultRef.parse(vault_id)
+    try:
+        if vault.kind.value.startswith("Microsoft.RecoveryServices"):
+            stack.clients.recovery_services(SUB).vaults.get(vault.resource_group, vault.name)
+        else:
+            stack.clients.data_protection(SUB).backup_vaults.get(vault.resource_group, vault.name)
+    except ResourceNotFoundError:
+        return True
+    return False
+
+
+def write_count(sandbox: ArmSandbox) -> int:
+    return sum(sandbox.counters.get(kind=k) for k in ("write", "delete", "action"))
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+
+def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stack: Stack) -> None:
+    estate = stack.estate()
+    vault_id = estate.full_vault(estate.group())
+    status, started = stack.http("POST", "teardowns", {"vaultId": vault_id, "dryRun": True})
+    assert status == 202, started
+    plan_report = stack.finish(started["id"])
+    assert plan_report["outcome"] == "planned"
+    plan = plan_report["plan"]
+    kinds = [s["kind"] for s in plan["steps"]]
+    assert kinds[:3] == ["disable-soft-delete", "disable-enhanced-security", "undelete-items"]
+    assert kinds[-2:] == ["verify-empty", "delete-vault"]
+    for expected in (
+        "delete-sql-items",
+        "disable-protection-intents",
+        "unregister-sap-hana-containers",
+        "unregister-storage-containers",
+        "unregister-mars-servers",
+        "unregister-backup-servers",
+        "remove-replicated-items",
+        "remove-fabrics",
+        "remove-private-endpoint-connections",
+    ):
+        assert expected in kinds
+
+    status, approved = stack.http("POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan["fingerprint"]})
+    assert status == 202, approved
+    report = stack.finish(approved["id"])
+    assert report["outcome"] == "deleted", report["reason"]
+    assert report["requestedBy"] == ADMIN and report["approvedBy"] == ADMIN
+    assert vault_gone(stack, vault_id)
+    deleted_types = {d["type"] for d in report["deleted"]}
+    assert {
+        "backupItem",
+        "container",
+        "intent",
+        "server",
+        "siteRecovery",
+        "privateEndpointConnection",
+        "vault",
+    } <= deleted_types
+    assert report["remaining"] == []
+    status, page = stack.http("GET", f"teardowns/{approved['id']}/report.html")
+    assert status == 200 and "Vault teardown report" in page and vault_id in page
+    status, shown = stack.http("GET", f"teardowns/{approved['id']}")
+    assert status == 200 and shown["runtimeStatus"] == "Completed" and shown["report"]["outcome"] == "deleted"
+    assert Path(report["links"]["jsonUrl"].removeprefix("file://")).is_file()
+    assert any(
+        e.event_type == "BackupSteward.Teardown.Deleted" and e.subject == vault_id for e in stack.publisher.events
+    )
+
+
+def test_a_dry_run_changes_nothing(stack: Stack) -> None:
+    estate = stack.estate()
+    vault_id = estate.full_vault(estate.group())
+    ops = TeardownOps(stack.clients)
+    before = ops.inventory(VaultRef.parse(vault_id), stack.sandbox.clock.now())
+    writes = write_count(stack.sandbox)
+    report = stack.plan(vault_id)
+    assert report["outcome"] == "planned"
+    assert write_count(stack.sandbox) == writes, "a dry run sent a write, delete or action to ARM"
+    after = ops.inventory(VaultRef.parse(vault_id), stack.sandbox.clock.now())
+    assert after == dataclasses.replace(before, observed_at=after.observed_at)
+    assert report["fingerprint"] == report["plan"]["fingerprint"]
+
+
+def test_a_vault_that_changed_since_the_approval_is_replanned_not_deleted(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    approved = stack.plan(vault_id)["fingerprint"]
+    estate.protect_vm(rg, "rsv", "vm-late")  # someone protects one more VM after the review
+    report = stack.finish(stack.run(approved_run(vault_id, approved)))
+    assert report["outcome"] == "replanned"
+    assert report["fingerprint"] != approved
+    assert not vault_gone(stack, vault_id)
+    assert report["deleted"] == []
+    assert "vm-late" in json.dumps(report["plan"])
+
+
+def test_always_on_soft_delete_waits_for_the_purge_date_then_deletes(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="AlwaysON", enhanced="AlwaysON", days=14)
+    container, item = estate.protect_vm(rg, "rsv", "vm-old")
+    estate.protect_vm(rg, "rsv", "vm-live")
+    stack.sandbox.advance(2 * HOUR)
+    estate.model.seed_soft_deleted_item(vault_id, container, item, days_left=5)
+    plan = stack.plan(vault_id)
+    assert any(b["kind"] == "always-on-soft-delete" for b in plan["plan"]["blockers"])
+    instance = stack.run(approved_run(vault_id, plan["fingerprint"]))
+    waiting = stack.wait_phase(instance, "waiting-for-purge")
+    until = parse_time(waiting["waitingUntil"])
+    assert until is not None and until - stack.sandbox.clock.now() > timedelta(days=13)
+    assert not vault_gone(stack, vault_id)
+    stack.sandbox.advance(15 * DAY)
+    report = stack.finish(instance)
+    assert report["outcome"] == "deleted", report["reason"]
+    assert vault_gone(stack, vault_id)
+    assert any(d["effect"] == "soft-deleted" and d["purgeAt"] for d in report["deleted"])
+
+
+def test_locked_immutability_is_reported_blocked_and_nothing_is_deleted(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, immutability="Locked")
+    estate.protect_vm(rg, "rsv", "vm-held")
+    stack.sandbox.advance(3 * HOUR)  # the first backup ran: there are recovery points
+    plan = stack.plan(vault_id)
+    assert plan["plan"]["status"] == "blocked" and plan["plan"]["steps"] == []
+    writes = write_count(stack.sandbox)
+    report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
+    assert report["outcome"] == "blocked"
+    assert "Locked" in report["reason"]
+    assert write_count(stack.sandbox) == writes
+    assert not vault_gone(stack, vault_id)
+
+
+def test_mua_parks_until_the_security_admin_grants_then_resumes(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    estate.rsb.resource_guard_proxy.put("rsv", rg, "VaultProxy", {"properties": {"resourceGuardResourceId": GUARD}})
+    plan = stack.plan(vault_id)
+    assert plan["plan"]["status"] == "needs-security-approval"
+    status, started = stack.http(
+        "POST", "teardowns", {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    )
+    assert status == 202
+    parked = stack.wait_phase(started["id"], "awaiting-security-approval")
+    assert GUARD in parked["needs"] and "SecurityApprovalGranted" in parked["needs"]
+    assert not vault_gone(stack, vault_id)
+    estate.model.grant_resource_guard_access(vault_id, minutes=120)
+    status, _ = stack.http("POST", f"teardowns/{started['id']}/security-approval", {}, principal=SECURITY_ADMIN)
+    assert status == 202
+    report = stack.finish(started["id"])
+    assert report["outcome"] == "deleted", report["reason"]
+    assert vault_gone(stack, vault_id)
+
+
+def test_cancel_turns_soft_delete_back_on_and_reports_what_remains(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    # soft delete can be turned off, enhanced security cannot: the saga turns soft delete off, then has to
+    # wait for the soft-deleted item's purge date - a cancel while it waits must turn soft delete back on.
+    vault_id = estate.rs_vault(rg, soft_delete="Enabled", enhanced="AlwaysON")
+    container, item = estate.protect_vm(rg, "rsv", "vm-old")
+    estate.protect_vm(rg, "rsv", "vm-live")
+    stack.sandbox.advance(2 * HOUR)
+    estate.model.seed_soft_deleted_item(vault_id, container, item, days_left=10)
+    plan = stack.plan(vault_id)
+    status, started = stack.http(
+        "POST", "teardowns", {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    )
+    assert status == 202
+    stack.wait_phase(started["id"], "waiting-for-purge")
+    config = estate.rsb.backup_resource_vault_configs.get("rsv", rg)
+    assert config.properties.soft_delete_feature_state == "Disabled"
+    status, _ = stack.http("POST", f"teardowns/{started['id']}/cancel", {})
+    assert status == 202
+    report = stack.finish(started["id"])
+    assert report["outcome"] == "cancelled"
+    assert {"setting": "softDelete", "to": "Enabled", "effect": "changed"} in report["restoredSettings"]
+    config = estate.rsb.backup_resource_vault_configs.get("rsv", rg)
+    assert config.properties.soft_delete_feature_state == "Enabled"
+    assert any(r["name"] == item and "soft-deleted" in r["reason"] for r in report["remaining"])
+    assert not vault_gone(stack, vault_id)
+
+
+def test_an_unauthorised_caller_is_refused_and_nothing_starts(stack: Stack) -> None:
+    estate = stack.estate()
+    vault_id = estate.rs_vault(estate.group())
+    before = len(stack.runner.query())
+    assert stack.http("POST", "teardowns", {"vaultId": vault_id}, key=None)[0] == 401  # no function key
+    status, body = stack.http("POST", "teardowns", {"vaultId": vault_id}, principal=None)
+    assert status == 401 and body["error"]["code"] == "Unauthenticated"
+    status, body = stack.http("POST", "teardowns", {"vaultId": vault_id}, principal=STRANGER)
+    assert status == 403 and body["error"]["code"] == "CallerNotAllowed"
+    other = vault_id.replace(SUB, "99999999-9999-4999-8999-999999999999")
+    status, body = stack.http("POST", "teardowns", {"vaultId": other})
+    assert status == 403 and body["error"]["code"] == "SubscriptionNotManaged"
+    status, body = stack.http("POST", "teardowns", {"vaultId": "../../etc/passwd"})
+    assert status == 400 and "Traceback" not in json.dumps(body)
+    assert len(stack.runner.query()) == before
+
+
+def _failed_delete_event(stack: Stack, estate: Estate, rg: str, vault_id: str) -> dict[str, Any]:
+    """Try to delete the non-empty vault as a user would; return the ResourceDeleteFailure ARM raised."""
+    seen: list[dict[str, Any]] = []
+    stack.sandbox.subscribe(seen.extend, included_event_types=["Microsoft.Resources.ResourceDeleteFailure"])
+    with pytest.raises(Exception, match=r"(?i)cannot be deleted|not empty|existing resources"):
+        estate.rs.vaults.begin_delete(rg, "rsv").result()
+    return eventually(
+        lambda: next((e for e in seen if str(e.get("subject", "")).lower() == vault_id.lower()), None),
+        10,
+        "the failed delete event",
+    )
+
+
+def test_a_failed_delete_of_a_vault_without_the_opt_in_tag_is_refused(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    event = _failed_delete_event(stack, estate, rg, vault_id)
+    request = teardown_request_from_event(event_intents.classify(event), allowed_subscriptions=[SUB])
+    writes = write_count(stack.sandbox)
+    report = stack.finish(stack.run(request))
+    assert report["outcome"] == "refused" and "opt-in tag" in report["reason"]
+    assert write_count(stack.sandbox) == writes
+    assert not vault_gone(stack, vault_id)
+
+
+def test_a_failed_delete_of_a_vault_tagged_auto_is_torn_down(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, tags={"steward-teardown": "auto"})
+    estate.protect_vm(rg, "rsv", "vm-1")
+    event = _failed_delete_event(stack, estate, rg, vault_id)
+    request = teardown_request_from_event(event_intents.classify(event), allowed_subscriptions=[SUB])
+    report = stack.finish(stack.run(request))
+    assert report["outcome"] == "deleted", report["reason"]
+    assert report["approvedBy"] == "tag:steward-teardown=auto"
+    assert vault_gone(stack, vault_id)
+
+
+def test_a_backup_vault_tears_down_too(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id, instances = estate.backup_vault_with_instances(rg, soft_deleted=1, live=2)
+    plan = stack.plan(vault_id)
+    kinds = [s["kind"] for s in plan["plan"]["steps"]]
+    assert kinds == [
+        "disable-soft-delete",
+        "undelete-instances",
+        "stop-instances",
+        "delete-instances",
+        "delete-policies",
+        "verify-empty",
+        "delete-vault",
+    ]
+    report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
+    assert report["outcome"] == "deleted", report["reason"]
+    assert vault_gone(stack, vault_id)
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
