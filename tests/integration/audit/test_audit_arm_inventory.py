@@ -4,7 +4,6 @@ what was built into it, and leaves alone what is healthy."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from audit_sandbox_estate import SUB1, SUB2, BuiltEstate, build
+from audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
-from sandbox.arm import ArmSandbox, SandboxConfig, ThrottleConfig
+from sandbox.arm import ArmSandbox, ThrottleConfig
 from steward.cloud.clients import CloudClients
 from steward.cloud.inventory import ArmEstateReader, ReadPacer, read_estate
 from steward.domain.audit import (
@@ -37,25 +36,6 @@ rules:
       vault: regional-default
       requiredVaultSettings: {softDelete: AlwaysOn}
 """
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[ArmSandbox]:
-    sb = ArmSandbox(SandboxConfig(scale=3600.0, page_size=2)).start()
-    try:
-        yield sb
-    finally:
-        sb.stop()
-
-
-@pytest.fixture(scope="module")
-def clients(sandbox: ArmSandbox) -> CloudClients:
-    return CloudClients(sandbox.cloud_target(polling_interval=0.01))
-
-
-@pytest.fixture(scope="module")
-def built(sandbox: ArmSandbox, clients: CloudClients) -> BuiltEstate:
-    return build(sandbox, clients)
 
 
 @pytest.fixture(scope="module")

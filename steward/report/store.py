@@ -1,0 +1,135 @@
+"""Where audit reports are kept: one port, a blob-storage adapter (Azure Storage / Azurite) and a local
+directory adapter (the CLI's default and the fallback when no storage is configured).
+
+Layout in the store: ``latest.json`` and ``latest.html`` (what ``GET /api/audits/latest[.html]`` serves, and
+the ``previous`` of the next run), plus ``runs/<UTC timestamp>.json|.html`` for history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from steward.domain.audit import AuditResult, InvalidPreviousResult
+from steward.report.html import render_html
+
+LATEST_JSON: Final = "latest.json"
+LATEST_HTML: Final = "latest.html"
+CONTENT_TYPES: Final = {".json": "application/json", ".html": "text/html; charset=utf-8"}
+
+
+class ReportStoreError(Exception):
+    """Root of report-store errors."""
+
+
+class ReportStore(Protocol):
+    def put(self, name: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, name: str) -> bytes | None:
+        """The stored bytes, or None when there is no such report."""
+        ...
+
+
+def _check_name(name: str) -> str:
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+        raise ReportStoreError(f"invalid report name {name!r}")
+    return name
+
+
+class LocalReportStore:
+    """Reports as files under one directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def put(self, name: str, data: bytes, content_type: str) -> None:
+        path = self.directory / _check_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+
+    def get(self, name: str) -> bytes | None:
+        path = self.directory / _check_name(name)
+        return path.read_bytes() if path.is_file() else None
+
+
+class BlobReportStore:
+    """Reports as blobs in one container (created on first write)."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container  # azure.storage.blob.ContainerClient
+        self._ready = False
+
+    @classmethod
+    def from_settings(
+        cls, *, account_url: str | None, connection_string: str | None, container: str, credential: Any = None
+    ) -> BlobReportStore:
+        from azure.storage.blob import BlobServiceClient
+
+        if connection_string:
+            service = BlobServiceClient.from_connection_string(connection_string)
+        elif account_url:
+            service = BlobServiceClient(account_url, credential=credential)
+        else:
+            raise ReportStoreError("blob report storage needs an account URL or a connection string")
+        return cls(service.get_container_client(container))
+
+    def _ensure_container(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        if self._ready:
+            return
+        with contextlib.suppress(ResourceExistsError):
+            self._container.create_container()
+        self._ready = True
+
+    def put(self, name: str, data: bytes, content_type: str) -> None:
+        from azure.storage.blob import ContentSettings
+
+        self._ensure_container()
+        self._container.upload_blob(
+            _check_name(name), data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+        )
+
+    def get(self, name: str) -> bytes | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return bytes(self._container.download_blob(_check_name(name)).readall())
+        except ResourceNotFoundError:
+            return None
+
+
+@dataclass(frozen=True)
+class SavedReport:
+    json_name: str
+    html_name: str
+
+
+def save_result(store: ReportStore, result: AuditResult) -> SavedReport:
+    """Write the run under ``runs/`` and as ``latest``; returns the run's names."""
+    stamp = result.generated_at.strftime("%Y%m%dT%H%M%SZ")
+    document = json.dumps(result.to_json(), indent=1, sort_keys=False).encode("utf-8")
+    page = render_html(result).encode("utf-8")
+    saved = SavedReport(f"runs/{stamp}.json", f"runs/{stamp}.html")
+    store.put(saved.json_name, document, CONTENT_TYPES[".json"])
+    store.put(saved.html_name, page, CONTENT_TYPES[".html"])
+    store.put(LATEST_JSON, document, CONTENT_TYPES[".json"])
+    store.put(LATEST_HTML, page, CONTENT_TYPES[".html"])
+    return saved
+
+
+def load_latest(store: ReportStore) -> AuditResult | None:
+    """The latest stored run, or None when there is none or it cannot be read (a new trend starts)."""
+    data = store.get(LATEST_JSON)
+    if data is None:
+        return None
+    try:
+        return AuditResult.from_json(json.loads(data))
+    except (ValueError, InvalidPreviousResult):
+        return None

@@ -1,0 +1,35 @@
+"""A sandbox with a small estate built once for the audit integration tests (see audit_sandbox_estate.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from audit_sandbox_estate import BuiltEstate, build
+
+from sandbox.arm import ArmSandbox, SandboxConfig
+from steward.cloud.clients import CloudClients
+
+
+@pytest.fixture(scope="package")
+def sandbox() -> Iterator[ArmSandbox]:
+    sb = ArmSandbox(SandboxConfig(scale=3600.0, page_size=2)).start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture(scope="package")
+def clients(sandbox: ArmSandbox) -> CloudClients:
+    return CloudClients(sandbox.cloud_target(polling_interval=0.01))
+
+
+@pytest.fixture(scope="package")
+def built(sandbox: ArmSandbox, clients: CloudClients) -> BuiltEstate:
+    return build(sandbox, clients)
