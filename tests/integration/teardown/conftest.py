@@ -37,7 +37,8 @@ def provider_names() -> tuple[str, ...]:
 
 
 def start_sandbox(**config: Any) -> ArmSandbox:
-    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=3, providers=provider_names(), **config)).start()
+    options: dict[str, Any] = {"scale": SCALE, "page_size": 3, "providers": provider_names(), **config}
+    sb = ArmSandbox(SandboxConfig(**options)).start()
     recovery_services(sb).model.timing = Timing(first_backup=1 * HOUR)
     return sb
 
