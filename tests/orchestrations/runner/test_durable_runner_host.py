@@ -33,8 +33,10 @@ def _call(url: str, *, method: str = "GET", body: Any = None,
 
 def test_http_route_starts_orchestration_through_durable_client(host: LocalHost, runner: DurableRunner) -> None:
     status, headers, body = _call(f"{host.api_base}/sample/fan_out?id=http-1&code={host.keys.function_key}",
-                                  method="POST", body={"count": 4})
+                                  method="POST", body={"count": 4}, headers={"x-correlation-id": "req-77"})
     assert status == 202
+    assert headers["x-correlation-id"] == "req-77"
+    assert runner.store.instance("http-1").correlation_id == "req-77"
     payload = json.loads(body)
     assert payload["id"] == "http-1"
     assert headers["Location"] == payload["statusQueryGetUri"]
