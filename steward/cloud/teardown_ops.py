@@ -663,6 +663,11 @@ class TeardownOps:
 
     def remove_private_endpoint(self, vault: VaultRef, connection: PrivateEndpointConnection) -> Effect:
         bk = self._clients.recovery_services_backup(vault.subscription_id)
+        found = _quiet_not_found(
+            lambda: bk.private_endpoint_connection.get(vault.name, vault.resource_group, connection.name)
+        )
+        if found is None:
+            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
         try:
             _call(
                 lambda: bk.private_endpoint_connection.begin_delete(
