@@ -87,6 +87,8 @@ class RunnerConfig:
     task_hub: str = "StewardHub"
     max_activity_workers: int = 16
     batch_window_seconds: float = 0.005
+    # False replays once per new event (the naive runner, O(n^2) for a fan-out): only for the benchmark
+    batch_replays: bool = True
     poll_seconds: float = 0.02
     # What the Azure Storage backend tells the worker: timers longer than this are split into intervals.
     maximum_short_timer: timedelta | None = timedelta(days=6)
@@ -358,7 +360,7 @@ class DurableRunner:
             # (at least as long as its last replay took) so one replay takes many completions instead of
             # one replay per completion; replay time then stays a bounded share of the run.
             window = max(self.config.batch_window_seconds, self._replay_cost.get(instance_id, 0.0))
-            if now - first < window and self.store.in_flight(instance_id) > 0:
+            if self.config.batch_replays and now - first < window and self.store.in_flight(instance_id) > 0:
                 self._wake.set()
                 continue
             self._first_seen.pop(instance_id, None)
@@ -405,6 +407,10 @@ class DurableRunner:
                 conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
             return
         fresh = [e for _, execution, e in inbox if execution in (None, record.execution_id)]
+        if fresh and not self.config.batch_replays:
+            first_row = next(row for row, execution, _ in inbox if execution in (None, record.execution_id))
+            consumed = [row for row, _, _ in inbox if row <= first_row]
+            fresh = fresh[:1]
         if not fresh:
             with self.store.transaction() as conn:
                 conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])

@@ -219,3 +219,14 @@ def test_instance_of_an_orchestrator_the_app_no_longer_has_fails_cleanly(runner:
     assert status["runtimeStatus"] == "Failed"
     assert "renamed_away" in status["output"]
     assert runner.store.inbox("orphan-1") == []
+
+
+def test_one_event_per_replay_gives_the_same_results(tmp_path: Path, clock, activity_log: Path) -> None:  # type: ignore[no-untyped-def]
+    """The naive mode (the benchmark's baseline) replays after every single event: same outcomes."""
+    config = RunnerConfig(db_path=str(tmp_path / "naive.sqlite"), batch_replays=False)
+    with DurableRunner(SAMPLE_APP, config, clock=clock) as naive:
+        fan = naive.start_new("fan_out", None, {"count": 15})
+        parent = naive.start_new("parent", "naive-parent", {"children": 2})
+        assert naive.wait_for(fan)["output"] == sum(2 * i for i in range(15))
+        assert naive.wait_for(parent)["output"]["totals"] == [6, 6]
+        assert naive.stats.replays > 15
