@@ -39,8 +39,7 @@ from steward.domain.teardown import (
     purge_wait_until,
     remaining_contents,
 )
-
-from .strategies import NOW, RS_VAULT, SUB, inventories, item, rs_inventories
+from tests.unit.teardown.teardown_strategies import NOW, RS_VAULT, SUB, inventories, item, rs_inventories
 
 # ------------------------------------------------------------------ fingerprint
 
@@ -303,8 +302,7 @@ def test_workload_containers_are_unregistered_in_their_workload_step() -> None:
 
 def test_backup_vault_order_instances_policies_vault() -> None:
     from steward.domain.teardown import BackupInstance, BackupPolicy
-
-    from .strategies import BV_VAULT
+    from tests.unit.teardown.teardown_strategies import BV_VAULT
 
     inventory = VaultInventory(
         BV_VAULT,

@@ -28,8 +28,7 @@ from steward.teardown_requests import (
     caller_from_headers,
     teardown_request_from_http,
 )
-
-from .strategies import BV_VAULT, RS_VAULT, SUB
+from tests.unit.teardown.teardown_strategies import BV_VAULT, RS_VAULT, SUB
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 ALLOWED = "11111111-1111-1111-1111-111111111111"
