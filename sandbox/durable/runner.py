@@ -430,7 +430,7 @@ class DurableRunner:
         context._input_expected_type = getattr(handle, "_df_input_type", None)
         error: str | None = None
         try:
-            state = json.loads(Orchestrator(handle.orchestrator_function).handle(context))
+            state = json.loads(Orchestrator(getattr(handle, "orchestrator_function")).handle(context))  # noqa: B009
         except Exception as exc:  # noqa: BLE001 - the SDK reports an orchestrator failure as a bare Exception
             state, error = _failed_state(exc)
         with self.stats.lock:

@@ -29,7 +29,7 @@ from sandbox.durable.discovery import FunctionCatalog, load_catalog
 from sandbox.durable.logs import HOST_LOGGER
 from sandbox.durable.runner import DEFAULT_DB_PATH, DurableRunner, RunnerConfig
 
-from .server import HostKeys, LocalHost
+from .server import HostKeys, LocalHost, run_on_worker_loop
 
 log = logging.getLogger(HOST_LOGGER)
 
@@ -115,6 +115,27 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ---- conveniences for scripts, demos and tests -----------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move Azure time on: the ARM sandbox settles due LROs; durable timers and schedules fire."""
+        if self.sandbox is not None:
+            self.sandbox.advance(seconds)
+        elif self.runner is not None:
+            self.runner.clock.advance(seconds)
+
+    def client(self, correlation_id: str | None = None) -> Any:
+        """A real ``DurableOrchestrationClient`` bound to this stack (use it via ``run``)."""
+        import azure.durable_functions as df
+
+        assert self.host is not None, "start the stack first"
+        return df.DurableOrchestrationClient(self.host.binding_context(correlation_id))
+
+    @staticmethod
+    def run(coroutine: Any, timeout: float = 300) -> Any:
+        """Await a coroutine (e.g. a client call) on the worker event loop from synchronous code."""
+        return run_on_worker_loop(coroutine, timeout)
 
     # ---- composition --------------------------------------------------------------------------------------
 

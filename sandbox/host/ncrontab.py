@@ -18,7 +18,7 @@ _MONTHS = {
 }
 _DAYS = {n: i for i, n in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
 _BOUNDS = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
-_NAMES = ({}, {}, {}, {}, _MONTHS, _DAYS)
+_NAMES: tuple[dict[str, int], ...] = ({}, {}, {}, {}, _MONTHS, _DAYS)
 _FIELD = ("second", "minute", "hour", "day", "month", "day-of-week")
 
 
@@ -81,7 +81,9 @@ class NCronSchedule:
                 f"schedule {text!r} has {len(fields)} fields; NCRONTAB needs 6 (second minute hour day month "
                 "day-of-week)")
         parsed = [_field(f, i) for i, f in enumerate(fields)]
-        return cls(text, *parsed, days_restricted=fields[3] != "*", weekdays_restricted=fields[5] != "*")
+        seconds, minutes, hours, days, months, weekdays = parsed
+        return cls(text, seconds, minutes, hours, days, months, weekdays,
+                   days_restricted=fields[3] != "*", weekdays_restricted=fields[5] != "*")
 
     def _day_matches(self, day: datetime) -> bool:
         if day.month not in self.months:

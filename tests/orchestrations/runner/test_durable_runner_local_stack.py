@@ -52,6 +52,20 @@ def test_settings_are_in_place_before_the_app_is_imported(tmp_path: Path) -> Non
         assert seen["PROBE_SETTING"] == "on"
         assert stack.runner is not None
         assert stack.runner.config.db_path == str(tmp_path / "var" / "durable.sqlite")
+        before = stack.runner.clock.now()
+        stack.advance(3600)
+        assert (stack.runner.clock.now() - before).total_seconds() >= 3600
+
+
+def test_stack_client_starts_and_reads_instances(tmp_path: Path) -> None:
+    with LocalStack(app=SAMPLE_APP, app_root=tmp_path, arm=False) as stack:
+        client = stack.client("stack-corr")
+        instance = stack.run(client.start_new("fan_out", "stack-1", {"count": 3}))
+        assert stack.runner is not None
+        stack.runner.wait_for(instance)
+        status = stack.run(client.get_status(instance))
+        assert status.output == 6
+        assert stack.runner.store.instance(instance).correlation_id == "stack-corr"
 
 
 def test_arm_sandbox_events_reach_the_apps_event_grid_trigger(tmp_path: Path) -> None:
