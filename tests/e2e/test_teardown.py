@@ -430,3 +430,20 @@ def test_a_backup_vault_tears_down_too(stack: Stack) -> None:
     assert report["outcome"] == "deleted", report["reason"]
     assert vault_gone(stack, vault_id)
     assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
+
+
+def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> None:
+    from steward.teardown_demo import demo_teardown
+
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    estate.protect_vm(rg, "rsv", "vm-2")
+    lines: list[str] = []
+    report = demo_teardown(stack.runner, vault_id, out=lines.append)
+    assert report["outcome"] == "deleted"
+    text = "\n".join(lines)
+    assert "plan sha256:" in text and "delete-vm-items" in text and "2 target(s)" in text
+    assert "teardown: deleted" in text and "steps]" in text
+    assert vault_gone(stack, vault_id)
