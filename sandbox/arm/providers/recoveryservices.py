@@ -99,8 +99,11 @@ class RecoveryServicesProvider:
 
     # -- plumbing ----------------------------------------------------------------------------------
     def settle(self) -> None:
-        """Bring the model up to the clock: finished LROs, first backups, purges; forget deleted groups."""
-        self.ctx.operations.settle_due()
+        """Bring the model up to the clock (first backups, purges) and forget vaults whose group was deleted.
+
+        Due LROs are settled by the framework before every handler; never settle them here: guards and move
+        hooks run inside an LRO completion.
+        """
         with self.model.lock:
             for key, vault in list(self.model.vaults.items()):
                 if not self.ctx.store.exists(vault.id):

@@ -1,0 +1,101 @@
+"""Recovery Services vaults through the real RecoveryServicesClient: CRUD, pollers, paging, events, moves."""
+
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+from tests.integration.sandbox_rs.conftest import Estate, error_code
+
+
+def test_vault_create_get_patch_delete_complete_through_the_sdk_pollers(estate: Estate) -> None:
+    rg = estate.group()
+    rs = estate.rs()
+    created = estate.vault(rg, "crud")
+    assert created.properties.provisioning_state == "Succeeded"
+    assert created.identity.principal_id
+    soft = created.properties.security_settings.soft_delete_settings
+    assert (soft.soft_delete_state, soft.soft_delete_retention_period_in_days) == ("Enabled", 14)
+
+    patched = rs.vaults.begin_update(rg, "crud", {"tags": {"owner": "steward"}}).result()
+    assert patched.tags == {"owner": "steward"}
+    assert rs.vaults.get(rg, "crud").tags == {"owner": "steward"}
+
+    rs.vaults.begin_delete(rg, "crud").result()
+    with pytest.raises(ResourceNotFoundError):
+        rs.vaults.get(rg, "crud")
+
+
+def test_vault_lists_page_through_next_links(estate: Estate) -> None:
+    rg = estate.group()
+    for name in ("a", "b", "c"):
+        estate.vault(rg, name)
+    in_group = sorted(v.name for v in estate.rs().vaults.list_by_resource_group(rg))
+    assert in_group == ["a", "b", "c"]  # page_size 2: the SDK followed a nextLink
+    in_subscription = {v.id.lower() for v in estate.rs().vaults.list_by_subscription_id()}
+    assert {v.id.lower() for v in estate.rs().vaults.list_by_resource_group(rg)} <= in_subscription
+
+
+def test_every_vault_comes_with_default_and_enhanced_policies(estate: Estate) -> None:
+    rg = estate.group()
+    estate.vault(rg)
+    names = sorted(p.name for p in estate.rsb().backup_policies.list("rsv", rg))
+    assert names == ["DefaultPolicy", "EnhancedPolicy"]
+    enhanced = estate.rsb().protection_policies.get("rsv", rg, "EnhancedPolicy")
+    assert enhanced.properties["policyType"] == "V2"
+
+
+def test_vault_writes_and_refused_deletes_raise_resource_events(estate: Estate) -> None:
+    rg = estate.group()
+    seen: list[dict] = []
+    subscription = estate.sandbox.subscribe(seen.extend)
+    try:
+        vault = estate.vault(rg, "evented")
+        vm = estate.vm(rg)
+        estate.protect_vm(rg, "evented", vm)
+        with pytest.raises(HttpResponseError):
+            estate.rs().vaults.begin_delete(rg, "evented").result()
+        assert estate.sandbox.events.drain(5)
+    finally:
+        estate.sandbox.events.unsubscribe(subscription)
+    mine = [e for e in seen if vault.id.lower() in e["subject"].lower()]
+    kinds = {(e["eventType"], e["data"]["operationName"]) for e in mine}
+    assert ("Microsoft.Resources.ResourceWriteSuccess", "Microsoft.RecoveryServices/vaults/write") in kinds
+    assert ("Microsoft.Resources.ResourceDeleteFailure", "Microsoft.RecoveryServices/vaults/delete") in kinds
+    assert any(
+        op == "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/write"
+        for _, op in kinds
+    )
+
+
+def require_moves(estate: Estate) -> None:
+    path = f"/subscriptions/{estate.subscription}/resourceGroups/x/moveResources"
+    if estate.sandbox.router.resolve("POST", path) is None:
+        pytest.skip("the Microsoft.Resources provider does not serve moveResources yet")
+
+
+def test_a_moved_vault_keeps_its_items_under_its_new_id(estate: Estate) -> None:
+    require_moves(estate)
+    source = estate.group("src")
+    target = estate.group("dst")
+    vault = estate.vault(source, "mover")
+    vm = estate.vm(source)
+    estate.protect_vm(source, "mover", vm)
+    resources = estate.clients.resources(estate.subscription)
+    target_id = f"/subscriptions/{estate.subscription}/resourceGroups/{target}"
+    resources.resources.begin_move_resources(
+        source, {"resources": [vault.id], "targetResourceGroup": target_id}
+    ).result()
+    moved = estate.rs().vaults.get(target, "mover")
+    assert moved.properties.move_details.source_resource_id.lower() == vault.id.lower()
+    items = list(estate.rsb().backup_protected_items.list("mover", target))
+    assert [i.properties["sourceResourceId"] for i in items] == [vm]
+    with pytest.raises(ResourceNotFoundError):
+        estate.rs().vaults.get(source, "mover")
+
+
+def test_patch_of_an_unknown_vault_is_resource_not_found(estate: Estate) -> None:
+    rg = estate.group()
+    with pytest.raises(HttpResponseError) as caught:
+        estate.rs().vaults.begin_update(rg, "nope", {"tags": {}}).result()
+    assert error_code(caught.value) == "ResourceNotFound"
