@@ -282,6 +282,8 @@ def test_always_on_soft_delete_waits_for_the_purge_date_then_deletes(stack: Stac
     stack.sandbox.advance(15 * DAY)
     report = stack.finish(instance)
     assert report["outcome"] == "deleted", report["reason"]
+    # the wait slept in chunks with continue-as-new: the last execution's history is short
+    assert len(stack.runner.history(instance)) < 120
     assert vault_gone(stack, vault_id)
     assert any(d["effect"] == "soft-deleted" and d["purgeAt"] for d in report["deleted"])
 
@@ -447,3 +449,23 @@ def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> N
     assert "plan sha256:" in text and "delete-vm-items" in text and "2 target(s)" in text
     assert "teardown: deleted" in text and "steps]" in text
     assert vault_gone(stack, vault_id)
+
+
+def test_a_run_without_a_fingerprint_waits_for_an_approval_of_the_fresh_plan(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    status, started = stack.http("POST", "teardowns", {"vaultId": vault_id, "dryRun": False})
+    assert status == 202
+    waiting = stack.wait_phase(started["id"], "awaiting-approval")
+    assert waiting["fingerprint"] in waiting["needs"] and "/approve" in waiting["needs"]
+    assert not vault_gone(stack, vault_id)
+    status, _ = stack.http(
+        "POST", f"teardowns/{started['id']}/approve", {"fingerprint": "sha256:" + "0" * 64}, principal=STRANGER
+    )
+    assert status == 403
+    status, _ = stack.http("POST", f"teardowns/{started['id']}/approve", {"fingerprint": waiting["fingerprint"]})
+    assert status == 202
+    report = stack.finish(started["id"])
+    assert report["outcome"] == "deleted" and report["approvedBy"] == ADMIN
