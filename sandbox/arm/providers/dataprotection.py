@@ -128,6 +128,9 @@ class DataProtectionProvider:
                 f"/providers/Microsoft.DataProtection/backupVaults/{p['vaultName']}")
 
     def require_vault(self, req: Request) -> dict[str, Any]:
+        """The vault the request names (404 if absent); writes also need its group not locked by a move."""
+        if req.method != "GET":
+            self.ctx.require_group_unlocked(req.params["subscriptionId"], req.params["resourceGroupName"])
         vault_id = self.vault_id(req)
         record = self.store.get(vault_id)
         if record is None or str(record.get("type", "")).lower() != VAULT_TYPE.lower():
@@ -170,6 +173,7 @@ class DataProtectionProvider:
         vault_id = self.vault_id(req)
         sub = req.params["subscriptionId"]
         self.ctx.require_resource_group(sub, req.params["resourceGroupName"])
+        self.ctx.require_group_unlocked(sub, req.params["resourceGroupName"])
         location = body.get("location")
         if not isinstance(location, str) or not location:
             raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
@@ -333,6 +337,7 @@ class DataProtectionProvider:
         return self.ctx.page(req, [self.render_vault(v) for v in vaults])
 
     def delete_vault(self, req: Request) -> Response:
+        self.ctx.require_group_unlocked(req.params["subscriptionId"], req.params["resourceGroupName"])
         vault_id = self.vault_id(req)
         record = self.store.get(vault_id)
         if record is None:
