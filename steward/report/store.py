@@ -133,3 +133,24 @@ def load_latest(store: ReportStore) -> AuditResult | None:
         return AuditResult.from_json(json.loads(data))
     except (ValueError, InvalidPreviousResult):
         return None
+
+
+#: Where reports go when no blob storage is configured (relative to the working directory).
+DEFAULT_LOCAL_DIRECTORY: Final = Path("var") / "reports"
+
+
+def store_for(
+    *,
+    account_url: str | None,
+    connection_string: str | None,
+    container: str,
+    credential: Any = None,
+    local_directory: Path | None = None,
+) -> ReportStore:
+    """Blob storage when configured (connection string, e.g. Azurite, or account URL + identity); else a
+    local directory."""
+    if connection_string or account_url:
+        return BlobReportStore.from_settings(
+            account_url=account_url, connection_string=connection_string, container=container, credential=credential
+        )
+    return LocalReportStore(local_directory or DEFAULT_LOCAL_DIRECTORY)

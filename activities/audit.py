@@ -1,0 +1,129 @@
+"""Activities of the estate audit: one fact or effect each, JSON records in and out.
+
+Partial inventories are large (a subscription can hold thousands of resources), so they do not travel
+through the orchestration history: each read writes its part to the report store under ``work/<run>/`` and
+returns a small reference that the evaluation reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import azure.durable_functions as df
+
+from steward import bootstrap
+from steward.cloud.inventory import ArmEstateReader, read_estate
+from steward.domain.audit import (
+    AuditResult,
+    EstateInventory,
+    RuleExpectations,
+    audit,
+    inventory_from_json,
+    inventory_to_json,
+)
+from steward.report.events import finding_events
+from steward.report.store import ReportStore, load_latest, save_result, store_for
+
+bp = df.Blueprint()
+
+#: Local report directory when no blob storage is configured. TODO(lead): move into steward.settings.
+REPORTS_DIR_SETTING: Final = "STEWARD_REPORTS_DIR"
+
+
+def report_store() -> ReportStore:
+    settings = bootstrap.settings()
+    local = os.environ.get(REPORTS_DIR_SETTING)
+    return store_for(
+        account_url=settings.reports_account_url,
+        connection_string=settings.reports_connection_string,
+        container=settings.reports_container,
+        credential=bootstrap.clients().credential if settings.reports_account_url else None,
+        local_directory=Path(local) if local else None,
+    )
+
+
+def _reader() -> ArmEstateReader:
+    return ArmEstateReader(bootstrap.clients())
+
+
+@bp.activity_trigger(input_name="request")
+def audit_scope(request: dict[str, Any]) -> dict[str, Any]:
+    """The subscriptions to audit: those named, else the configured ones, else every readable one."""
+    named = [str(s) for s in request.get("subscriptions") or []]
+    configured = list(bootstrap.settings().subscriptions)
+    return {"subscriptions": named or configured or list(_reader().subscriptions())}
+
+
+def _part_name(run: str, subscription_id: str) -> str:
+    return f"work/{run}/{subscription_id.lower()}.json"
+
+
+@bp.activity_trigger(input_name="request")
+def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
+    """Inventory of one subscription, stored as a part of the run; returns the part's name and counts."""
+    run, subscription_id = str(request["run"]), str(request["subscription_id"])
+    part = read_estate(_reader(), [subscription_id], concurrency=1)
+    name = _part_name(run, subscription_id)
+    report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
+    return {
+        "subscription_id": subscription_id,
+        "part": name,
+        "resources": len(part.resources),
+        "vaults": len(part.vaults),
+        "items": len(part.protected_items) + len(part.backup_instances),
+        "gaps": len(part.gaps),
+    }
+
+
+def _summary(result: AuditResult, json_name: str, html_name: str) -> dict[str, Any]:
+    return {
+        "report": json_name,
+        "html": html_name,
+        "generatedAt": result.to_json()["generatedAt"],
+        "findingsBySeverity": result.by_severity(),
+        "findings": len(result.findings),
+        "new": len(result.new_finding_ids),
+        "resolved": len(result.resolved),
+        "coverage": round(result.coverage.total.ratio, 4),
+        "resources": result.coverage.total.resources,
+    }
+
+
+@bp.activity_trigger(input_name="request")
+def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
+    """Merge the parts, audit against the rules and the previous run, store the report. Idempotent: a run
+    already stored (a retried activity) is not evaluated twice."""
+    store = report_store()
+    now = datetime.fromisoformat(str(request["now"]))
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    existing = store.get(f"runs/{stamp}.json")
+    if existing is not None:
+        done = AuditResult.from_json(json.loads(existing))
+        return _summary(done, f"runs/{stamp}.json", f"runs/{stamp}.html")
+    inventory = EstateInventory(subscriptions=())
+    for name in request["parts"]:
+        data = store.get(str(name))
+        if data is None:
+            raise FileNotFoundError(f"audit part {name} is missing from the report store")
+        inventory = inventory.merge(inventory_from_json(json.loads(data)))
+    previous = load_latest(store)
+    if previous is not None and previous.generated_at >= now:
+        previous = None  # a clock that went backwards must not make the trend run backwards
+    result = audit(inventory, RuleExpectations(bootstrap.rules(), inventory.vaults), now, previous)
+    saved = save_result(store, result)
+    return _summary(result, saved.json_name, saved.html_name)
+
+
+@bp.activity_trigger(input_name="request")
+def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
+    """Publish one event per new or resolved finding of a stored run."""
+    data = report_store().get(str(request["report"]))
+    if data is None:
+        raise FileNotFoundError(f"audit report {request['report']} is missing from the report store")
+    events = finding_events(AuditResult.from_json(json.loads(data)))
+    published = bootstrap.publisher().publish(events) if events else 0
+    return {"events": len(events), "published": published}

@@ -1,0 +1,211 @@
+"""The audit end to end on the local host: the timer starts ``audit_estate``, the orchestration reads the
+sandbox estate per subscription, stores the report, publishes new and resolved findings as events, and the
+HTTP routes serve the latest report. Reports go to Azurite when it is installed (``var/azurite``), else to a
+local directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+import jsonschema
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "integration" / "audit"))
+
+from audit_sandbox_estate import SUB1, SUB2, build, protect_vm  # noqa: E402
+
+from activities import audit as audit_activities  # noqa: E402
+from entrypoints import audit_timer  # noqa: E402
+from orchestrators import audit as audit_orchestrators  # noqa: E402
+from sandbox.arm import SandboxConfig  # noqa: E402
+from sandbox.clock import VirtualClock  # noqa: E402
+from sandbox.host.local import LocalStack  # noqa: E402
+from steward import bootstrap  # noqa: E402
+from steward.cloud.clients import CloudClients  # noqa: E402
+
+SCHEMA = REPO / "steward" / "report" / "schema" / "audit-result.v1.json"
+TOPIC = "steward-audit"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_binary() -> str | None:
+    local = REPO / "var" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+    return str(local) if local.exists() else shutil.which("azurite-blob")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """A connection string to a fresh Azurite blob service, or None when Azurite is not installed."""
+    binary = azurite_binary()
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--silent",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--inMemoryPersistence",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+            if process.poll() is not None:
+                raise AssertionError(f"Azurite exited with {process.returncode} before listening")
+        else:
+            raise AssertionError("Azurite did not start listening within 30 s")
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def audit_app() -> df.DFApp:
+    app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+    for blueprint in (audit_orchestrators.bp, audit_activities.bp, audit_timer.bp):
+        app.register_functions(blueprint)
+    return app
+
+
+class AuditStack:
+    def __init__(self, tmp: Path, reports: dict[str, str]) -> None:
+        clock = VirtualClock(scale=3600.0)
+        self.stack = LocalStack(
+            app=audit_app(),
+            app_root=REPO,
+            db_path=str(tmp / "durable.sqlite"),
+            arm_config=SandboxConfig(clock=clock),
+            run_timers=False,
+            settings={"STEWARD_SUBSCRIPTIONS": f"{SUB1},{SUB2}", "STEWARD_AUDIT_SCHEDULE": "0 0 6 * * *", **reports},
+        ).start()
+        sandbox = self.stack.sandbox
+        os.environ["STEWARD_EVENTS_TOPIC_ENDPOINT"] = f"{sandbox.endpoint}/sandbox/eventgrid/topics/{TOPIC}/api/events"
+        os.environ["STEWARD_EVENTS_TOPIC_KEY"] = sandbox.config.topic_key
+        bootstrap.reset()
+        self.clients = CloudClients(sandbox.cloud_target(polling_interval=0.01))
+
+    def run_timer(self) -> dict[str, Any]:
+        runner, host = self.stack.runner, self.stack.host
+        assert runner is not None and host is not None
+        # Instance ids are per second, so a quick second run may reuse the id: compare creation times too.
+        before = {(i.instance_id, i.created) for i in runner.query()}
+        host.fire_timer("audit_timer")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            new = [i.instance_id for i in runner.query() if (i.instance_id, i.created) not in before]
+            if new:
+                return runner.wait_for(new[0], timeout=60)
+            time.sleep(0.05)
+        raise AssertionError("the timer started no orchestration")
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        host = self.stack.host
+        assert host is not None
+        request = urllib.request.Request(
+            f"{host.origin}/api/{path}", headers={"x-functions-key": host.keys.function_key}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, dict(answer.headers), answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def events(self) -> list[dict[str, Any]]:
+        return list(self.stack.sandbox.events.topic_events(TOPIC))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, azurite: str | None) -> Iterator[AuditStack]:
+    tmp = tmp_path_factory.mktemp("audit-e2e")
+    reports = (
+        {"STEWARD_REPORTS_CONNECTION_STRING": azurite}
+        if azurite
+        else {audit_activities.REPORTS_DIR_SETTING: str(tmp / "reports")}
+    )
+    saved = {k: os.environ.get(k) for k in ("STEWARD_EVENTS_TOPIC_ENDPOINT", "STEWARD_EVENTS_TOPIC_KEY", *reports)}
+    s = AuditStack(tmp, reports)
+    try:
+        yield s
+    finally:
+        s.stack.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        bootstrap.reset()
+
+
+@pytest.mark.slow
+def test_the_timer_audits_the_estate_stores_the_report_and_publishes_findings(stack: AuditStack) -> None:
+    assert stack.get("audits/latest")[0] == 404
+    built = build(stack.stack.sandbox, stack.clients)
+
+    first = stack.run_timer()
+    assert first["runtimeStatus"] == "Completed", first
+    output = first["output"]
+    assert output["subscriptions"] == 2 and output["inventoryGaps"] == 0
+    assert output["findingsBySeverity"]["critical"] > 0
+
+    status, headers, body = stack.get("audits/latest")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    document = json.loads(body)
+    jsonschema.validate(document, json.loads(SCHEMA.read_text()))
+    naked = built.ids["vm-naked"].lower()
+    assert any(f["control"] == "BKP-001" and f["resourceId"].lower() == naked for f in document["findings"])
+
+    status, headers, page = stack.get("audits/latest.html")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert page.decode().count("data-chart=") == 5
+
+    opened = [e for e in stack.events() if e["eventType"] == "BackupSteward.Audit.FindingOpened"]
+    assert len(opened) == len(document["findings"])
+    assert {e["data"]["id"] for e in opened} == {f["id"] for f in document["findings"]}
+
+    # Fix one finding, run again: one resolved event, nothing new opened, a trend of two runs.
+    protect_vm(stack.clients, built.ids["rsv"], built.ids["vm-naked"])
+    stack.stack.sandbox.advance(2 * 3600)
+    second = stack.run_timer()
+    assert second["runtimeStatus"] == "Completed", second
+    later = json.loads(stack.get("audits/latest")[2])
+    assert len(later["trend"]) == 2
+    resolved = [e for e in stack.events() if e["eventType"] == "BackupSteward.Audit.FindingResolved"]
+    assert [(e["data"]["control"], e["data"]["resourceId"].lower()) for e in resolved] == [("BKP-001", naked)]
+    assert later["summary"]["resolved"] == 1
