@@ -207,7 +207,13 @@ class RecoveryServicesProvider:
         return self.ctx.operations.status_response(req.params["operationId"])
 
     def operation_result(self, req: Request) -> Response:
-        return self.ctx.operations.result_response(req.params["operationId"])
+        """Location flavour; while running it also names the status URL, as the backup examples show."""
+        response = self.ctx.operations.result_response(req.params["operationId"])
+        if response.status == 202:
+            op = self.ctx.operations.get(req.params["operationId"])
+            if op.async_url:
+                response.headers["Azure-AsyncOperation"] = op.async_url
+        return response
 
     def job_status(self, req: Request) -> Response:
         """Backup operation status: generic body + ``properties`` naming the job (ProtectedItemOperationStatus)."""
