@@ -124,3 +124,14 @@ def test_the_table_strips_terminal_control_sequences() -> None:
     text = render_table(audit(replace(estate, resources=(*estate.resources, evil)), rules(), NOW))
     assert "\x1b" not in text and "\x07" not in text
     assert "vm?[2J?]0;pwned?" in text
+
+
+def test_the_checked_in_control_documentation_matches_the_registry() -> None:
+    from pathlib import Path
+
+    from steward.report.controls import controls_markdown
+
+    checked_in = Path(__file__).resolve().parents[3] / "steward" / "report" / "CONTROLS.md"
+    assert checked_in.read_text() == controls_markdown(), (
+        "regenerate: python -m steward.report.controls > steward/report/CONTROLS.md"
+    )
