@@ -134,3 +134,18 @@ def test_serve_prints_its_endpoint_and_serves(tmp_path: Path) -> None:
 def _target(info: dict[str, str]) -> CloudTarget:
     return CloudTarget(arm_endpoint=info["endpoint"], credential_kind="sandbox",
                        sandbox_token_url=info["token_url"], ca_bundle=info["ca_bundle"])
+
+
+def test_a_subscription_moved_to_another_tenant_refuses_the_old_tenants_tokens() -> None:
+    sandbox = ArmSandbox(core_config()).start()
+    try:
+        other = sandbox.subscriptions.tenants()[-1]
+        path = f"/subscriptions/{SUB}/resourcegroups?api-version=2025-04-01"
+        assert raw(sandbox, "GET", path)[0] == 200
+        status, _, body = raw(sandbox, "POST", f"/sandbox/subscriptions/{SUB}/moveToTenant", {"tenantId": other},
+                              token=None)
+        assert (status, body["tenantId"]) == (200, other)
+        assert raw(sandbox, "GET", path)[2]["error"]["code"] == "InvalidAuthenticationTokenTenant"
+        assert raw(sandbox, "GET", path, token=sandbox.mint_token(tenant_id=other))[0] == 200
+    finally:
+        sandbox.stop()
