@@ -117,22 +117,30 @@ class ResourceReader:
         )
 
     def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceFacts]:
-        """Resources of the given types in a subscription or resource group."""
+        """Resources of the given types in a subscription or resource group (one paged list per type)."""
         rid = ResourceId.parse(scope)
         client = self._clients.resources(rid.subscription_id).resources
-        type_filter = " or ".join(f"resourceType eq '{t}'" for t in types)
         out: list[ResourceFacts] = []
         with azure_errors():
-            pages = (
-                client.list_by_resource_group(rid.resource_group, filter=type_filter)
-                if rid.resource_group
-                else client.list(filter=type_filter)
-            )
-            for item in pages:
-                body = wire(item)
-                facts = self.describe(str(body["id"]))
-                if facts is not None:
-                    out.append(facts)
+            for rtype in types:
+                type_filter = f"resourceType eq '{rtype}'"
+                pages = (
+                    client.list_by_resource_group(rid.resource_group, filter=type_filter)
+                    if rid.resource_group
+                    else client.list(filter=type_filter)
+                )
+                for item in pages:
+                    body = wire(item)
+                    found = ResourceId.parse(str(body["id"]))
+                    out.append(
+                        ResourceFacts(
+                            id=str(found),
+                            type=str(body.get("type") or found.full_type),
+                            location=normalise_region(str(body.get("location") or "")),
+                            tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+                            identity=_identity_of(found.full_type.lower(), body, found),
+                        )
+                    )
         return out
 
 

@@ -1,0 +1,182 @@
+"""Auto-protection end to end: resources created through ARM on the sandbox, the sandbox raises the events,
+the real app protects them. State is checked through the same SDK clients, never through the app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.arm.config import EventDeliveryConfig
+from steward.cloud.protection import BackupVaultProtection, RecoveryServicesProtection
+from steward.domain.ids import ResourceId
+from tests.e2e.conftest import SUB1, SUB2, Harness, start_harness
+
+WEU, NEU = "westeurope", "northeurope"
+
+
+def _instances_for(h: Harness, vault_id: str, resource_id: str) -> list[dict]:
+    return [
+        i
+        for i in BackupVaultProtection(h.clients).instances(vault_id)
+        if ResourceId.parse(i["properties"]["dataSourceInfo"]["resourceID"]) == ResourceId.parse(resource_id)
+    ]
+
+
+def _role_assignments(h: Harness, scope: str, principal_id: str) -> set[str]:
+    sub = ResourceId.parse(scope).subscription_id
+    client = h.clients.authorization(sub)
+    return {
+        a.role_definition_id.rsplit("/", 1)[-1]
+        for a in client.role_assignments.list_for_scope(scope, filter=f"principalId eq '{principal_id}'")
+    }
+
+
+def test_every_supported_type_ends_protected_in_the_vault_of_its_region(harness: Harness) -> None:
+    h = harness
+    est = h.estate()
+    est.resource_group("rg-app", WEU)
+    rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+    bv = est.backup_vault("rg-app", "bv-weu", WEU)
+    est.resource_group("rg-neu", NEU)
+    rsv_neu = est.recovery_services_vault("rg-neu", "rsv-neu", NEU)
+
+    vm = est.vm("rg-app", "vm-web", WEU)
+    disk = est.disk("rg-app", "data-disk", WEU)
+    account = est.storage_account("rg-app", "stappweu1", WEU)
+    server = est.postgres("rg-app", "pg-app-weu", WEU)
+    vm_neu = est.vm("rg-neu", "vm-neu", NEU)
+
+    for rid in (vm, disk, account, server, vm_neu):
+        assert h.wait_outcome(rid, "Protected")["resource_id"].lower() == rid.lower()
+
+    rs = RecoveryServicesProtection(h.clients)
+    item = rs.vm_item(rsv, vm)
+    assert item is not None and item["properties"]["protectionState"] in {"IRPending", "Protected"}
+    assert rs.vm_item(rsv_neu, vm) is None  # never the vault of another region
+    assert rs.vm_item(rsv_neu, vm_neu) is not None
+    assert h.wait_outcome(vm_neu, "Protected")["vault_id"].lower() == rsv_neu.lower()
+
+    principal = h.clients.data_protection(SUB1).backup_vaults.get(
+        resource_group_name="rg-app", vault_name="bv-weu").identity.principal_id
+    for rid in (disk, account, server):
+        assert len(_instances_for(h, bv, rid)) == 1, rid
+    # least privilege: each role on the narrowest scope Azure documents for the workload
+    assert "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24" in _role_assignments(h, disk, principal)  # Disk Backup Reader
+    assert "e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1" in _role_assignments(h, account, principal)
+    assert "c088a766-074b-43ba-90d4-1fb21feae531" in _role_assignments(h, server, principal)
+
+
+def test_opt_out_tag_and_missing_regional_vault_leave_resources_unprotected(harness: Harness) -> None:
+    h = harness
+    est = h.estate()
+    est.resource_group("rg-app", WEU)
+    rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+    est.resource_group("rg-neu", NEU)
+
+    opted_out = est.vm("rg-app", "vm-scratch", WEU, tags={"backup-steward:opt-out": "true"})
+    lonely = est.vm("rg-neu", "vm-lonely", NEU)  # no vault in northeurope: the westeurope one must not be used
+
+    assert h.wait_outcome(opted_out)["status"] == "OptedOut"
+    outcome = h.wait_outcome(lonely)
+    assert outcome["status"] == "NoVault"
+    rs = RecoveryServicesProtection(h.clients)
+    assert rs.vm_item(rsv, opted_out) is None
+    assert rs.vm_item(rsv, lonely) is None
+    assert rs.backup_status(lonely, NEU)["protectionStatus"] == "NotProtected"
+
+
+def test_vm_protected_in_another_vault_is_a_conflict_never_moved(harness: Harness) -> None:
+    h = harness
+    est = h.estate()
+    est.resource_group("rg-app", WEU)
+    other = est.recovery_services_vault("rg-app", "rsv-team", WEU, default=False)
+    est.recovery_services_vault("rg-app", "rsv-weu", WEU)  # the default one
+    rs = RecoveryServicesProtection(h.clients)
+    vm = est.vm("rg-app", "vm-owned", WEU, tags={"backup-steward:opt-out": "true"})
+    h.wait_outcome(vm, "OptedOut")
+    policy = rs.policy_id(other, "DefaultPolicy")
+    assert policy is not None
+    rs.enable_vm(other, vm, policy)  # a team protected it themselves
+
+    # the opt-out tag is removed: the VM is written again, the app re-evaluates
+    est.vm("rg-app", "vm-owned", WEU, tags={})
+    outcome = h.wait_outcome(vm, "Conflict")
+    assert other.lower() in outcome["reason"].lower()
+    assert rs.backup_status(vm, WEU)["vaultId"].lower() == other.lower()
+
+
+def test_deleted_vm_keeps_its_recovery_points(harness: Harness) -> None:
+    h = harness
+    est = h.estate()
+    est.resource_group("rg-app", WEU)
+    rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+    vm = est.vm("rg-app", "vm-temp", WEU)
+    h.wait_outcome(vm, "Protected")
+    h.settle()
+
+    est.delete(vm)
+    outcome = h.wait_outcome(vm, "Retained")
+    assert outcome["vault_id"].lower() == rsv.lower()
+    item = RecoveryServicesProtection(h.clients).vm_item(rsv, vm)
+    assert item is not None, "backup data must never be deleted on the deletion path"
+    assert item["properties"]["protectionState"] == "ProtectionStopped"
+    assert not item["properties"].get("isScheduledForDeferredDelete")
+
+
+def test_vm_moved_across_groups_and_subscriptions_is_reprotected_make_before_break(harness: Harness) -> None:
+    h = harness
+    est1, est2 = h.estate(SUB1), h.estate(SUB2)
+    est1.resource_group("rg-a", WEU)
+    est1.resource_group("rg-b", WEU)
+    rsv1 = est1.recovery_services_vault("rg-a", "rsv-weu", WEU)
+    est2.resource_group("rg-c", WEU)
+    rsv2 = est2.recovery_services_vault("rg-c", "rsv-weu-2", WEU)
+    vm = est1.vm("rg-a", "vm-move", WEU)
+    h.wait_outcome(vm, "Protected")
+    h.settle()
+    rs = RecoveryServicesProtection(h.clients)
+
+    # across resource groups, same subscription
+    moved = est1.rid("rg-b", "Microsoft.Compute/virtualMachines", "vm-move")
+    est1.move("rg-a", [vm], f"/subscriptions/{SUB1}/resourceGroups/rg-b")
+    lineage = h.wait_outcome(moved, "Reprotected")
+    assert lineage["previous_resource_id"].lower() == vm.lower()
+    assert lineage["vault_id"].lower() == rsv1.lower()
+    old_item = rs.vm_item(rsv1, vm)
+    assert old_item is not None and old_item["properties"]["protectionState"] == "ProtectionStopped"
+    new_item = rs.vm_item(rsv1, moved)
+    assert new_item is not None and new_item["properties"]["protectionState"] in {"IRPending", "Protected"}
+    h.settle()
+
+    # across subscriptions: protected anew in the vault of the new subscription
+    moved2 = est2.rid("rg-c", "Microsoft.Compute/virtualMachines", "vm-move")
+    est1.move("rg-b", [moved], f"/subscriptions/{SUB2}/resourceGroups/rg-c")
+    lineage2 = h.wait_outcome(moved2, "Reprotected")
+    assert lineage2["vault_id"].lower() == rsv2.lower()
+    assert lineage2["previous_vault_id"].lower() == rsv1.lower()
+    assert rs.vm_item(rsv2, moved2) is not None
+    assert rs.vm_item(rsv1, moved) is not None  # old points kept in the old vault
+
+
+def test_duplicated_and_reordered_deliveries_converge_to_one_protection(tmp_path: Path) -> None:
+    h = start_harness(tmp_path, delivery=EventDeliveryConfig(seed=7, duplicate_probability=0.9,
+                                                             reorder_jitter_seconds=120))
+    try:
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+        bv = est.backup_vault("rg-app", "bv-weu", WEU)
+        vms = [est.vm("rg-app", f"vm-{i}", WEU) for i in range(4)]
+        disks = [est.disk("rg-app", f"disk-{i}", WEU) for i in range(3)]
+        for rid in vms + disks:
+            h.wait_outcome(rid)
+        h.settle()
+        rs = RecoveryServicesProtection(h.clients)
+        items = rs.vm_items(rsv)
+        assert sorted(i["properties"]["sourceResourceId"].lower() for i in items) == sorted(v.lower() for v in vms)
+        for disk in disks:
+            assert len(_instances_for(h, bv, disk)) == 1
+        for rid in vms + disks:
+            statuses = {o["status"] for o in h.outcomes_for(rid)}
+            assert statuses <= {"Protected", "AlreadyProtected"}, statuses
+    finally:
+        h.stack.stop()
