@@ -216,7 +216,8 @@ class ArmSandbox:
 
     @property
     def default_tenant(self) -> str:
-        subs = self.subscriptions.all()
+        """The tenant tokens are minted for when none is asked: the first configured subscription's."""
+        subs = self.config.subscriptions
         return subs[0].tenant_id if subs else self.config.extra_tenants[0]
 
     # -- control surface (also under /sandbox/...) ---------------------------------------------
