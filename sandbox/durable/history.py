@@ -93,4 +93,4 @@ def execution_terminated(when: datetime, reason: str) -> dict[str, Any]:
 def type_name(event_json: dict[str, Any]) -> str:
     """``TaskScheduled`` for an event of type 4: the names the DF HTTP API shows."""
     words = T(event_json["EventType"]).name.split("_")
-    return "".join(w.capitalize() for w in words).replace("SubOrchestrationInstance", "SubOrchestrationInstance")
+    return "".join(w.capitalize() for w in words)
