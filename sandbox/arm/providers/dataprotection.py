@@ -843,6 +843,25 @@ class DataProtectionProvider:
     def operation_result(self, req: Request) -> Response:
         return self.ctx.operations.result_response(req.params["operationId"])
 
+    def vault_operation_result(self, req: Request) -> Response:
+        """Vault-scoped result: once done, the vault itself (the SDK reads 200 as a BackupVaultResource)."""
+        return self._result_or_resource(req, self.vault_id(req), self.render_vault)
+
+    def instance_operation_result(self, req: Request) -> Response:
+        """Instance-scoped result: once done, the instance (``get_backup_instance_operation_result`` reads 200
+        as a BackupInstanceResource); nothing (204) when the operation removed it."""
+        instance_id = f"{self.vault_id(req)}/backupInstances/{req.params['backupInstanceName']}"
+        return self._result_or_resource(req, instance_id, self.render_instance)
+
+    def _result_or_resource(self, req: Request, resource_id: str,
+                            render: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+        answer = self.ctx.operations.result_response(req.params["operationId"])
+        if answer.status == 204:
+            record = self.store.get(resource_id)
+            if record is not None:
+                return Response(200, render(record), raise_event=False)
+        return answer
+
     # == moves =================================================================================================
     def guard_move(self, plan: MovePlan) -> None:
         """A Backup vault never changes tenant (D-bv: ``UserErrorCrossTenantMSIMoveNotSupported``)."""
@@ -926,7 +945,8 @@ def _register_operations(routes: ProviderRoutes, p: DataProtectionProvider) -> N
                    VAULT + "/operationStatus/{operationId}"):
         routes.add("GET", status, p.operation_status, events=False)
     for result in (LOCATION + "/operationResults/{operationId}",
-                   GROUP + "/providers/Microsoft.DataProtection/operationResults/{operationId}",
-                   VAULT + "/operationResults/{operationId}",
-                   VAULT + "/backupInstances/{backupInstanceName}/operationResults/{operationId}"):
+                   GROUP + "/providers/Microsoft.DataProtection/operationResults/{operationId}"):
         routes.add("GET", result, p.operation_result, events=False)
+    routes.add("GET", VAULT + "/operationResults/{operationId}", p.vault_operation_result, events=False)
+    routes.add("GET", VAULT + "/backupInstances/{backupInstanceName}/operationResults/{operationId}",
+               p.instance_operation_result, events=False)
