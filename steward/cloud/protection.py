@@ -322,6 +322,15 @@ def role_assignment_name(principal_id: str, role_definition_guid: str, scope: st
     return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
 
 
+def _covers(assignment_scope: str, target: ResourceId) -> bool:
+    """An assignment at ``assignment_scope`` applies at ``target``: same scope or an ancestor. Management
+    group and root scopes ("/providers/Microsoft.Management/...", "/") sit above every subscription."""
+    scope = ResourceId.try_parse(assignment_scope)
+    if scope is None:
+        return assignment_scope == "/" or assignment_scope.lower().startswith("/providers/microsoft.management/")
+    return scope == target or target.is_within(scope)
+
+
 class BackupVaultProtection:
     """Disk / blob / PostgreSQL flexible server protection in Backup vaults (brief §3)."""
 
@@ -364,10 +373,8 @@ class BackupVaultProtection:
             ):
                 body = wire(existing)
                 props = body.get("properties") or {}
-                if str(props.get("roleDefinitionId", "")).lower().endswith(role_definition_guid.lower()) and (
-                    ResourceId.parse(str(props.get("scope"))) == rid
-                    or rid.is_within(ResourceId.parse(str(props.get("scope"))))
-                ):
+                same_role = str(props.get("roleDefinitionId", "")).lower().endswith(role_definition_guid.lower())
+                if same_role and _covers(str(props.get("scope") or ""), rid):
                     return False
         try:
             with azure_errors():

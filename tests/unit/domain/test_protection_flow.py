@@ -1,0 +1,142 @@
+"""The pure decisions of auto-protection."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from steward.domain import protection_flow as flow
+from steward.domain import rules
+from steward.domain.ids import ResourceId
+from steward.domain.protection import OutcomeStatus, ProtectionRef
+from steward.rules_file import default_rules_text
+
+SUB = "00000000-0000-4000-8000-000000000001"
+SUB2 = "00000000-0000-4000-8000-000000000002"
+RSV = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/rsv"
+OTHER_RSV = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/team"
+BV = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/bv"
+
+
+def vm(group: str, name: str, sub: str = SUB) -> str:
+    return f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def disk(group: str, name: str) -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{group}/providers/Microsoft.Compute/disks/{name}"
+
+
+DEFAULTS = rules.load_rules(default_rules_text(), "defaults")
+
+
+def decide(resource_id: str, location: str = "westeurope", tags: dict[str, str] | None = None) -> rules.Protect:
+    decision = flow.decide({"id": resource_id, "location": location, "tags": tags or {},
+                            "type": ResourceId.parse(resource_id).full_type}, DEFAULTS)
+    assert isinstance(decision, rules.Protect)
+    return decision
+
+
+def test_vm_precheck_separates_already_protected_from_conflict() -> None:
+    assert flow.vm_precheck({"protectionStatus": "NotProtected"}, RSV) is None
+    same = flow.vm_precheck({"protectionStatus": "Protected", "vaultId": RSV.upper()}, RSV)
+    assert same is not None and same.status is OutcomeStatus.ALREADY_PROTECTED
+    other = flow.vm_precheck({"protectionStatus": "Protected", "vaultId": OTHER_RSV}, RSV)
+    assert other is not None and other.status is OutcomeStatus.CONFLICT and OTHER_RSV in other.reason
+
+
+def test_choose_keeps_the_found_vault_record_and_never_another_region() -> None:
+    decision = decide(vm("app", "web"))
+    tagged = {"id": RSV, "location": "westeurope", "tags": {"backup-steward:default": "true"}, "principal_id": None}
+    north = {"id": OTHER_RSV, "location": "northeurope", "tags": {"backup-steward:default": "true"}}
+    chosen = flow.choose(decision, [north, tagged])
+    assert chosen.vault == tagged
+    nothing = flow.choose(decision, [north])
+    assert nothing.vault is None and nothing.status is OutcomeStatus.NO_VAULT
+
+
+def test_disk_role_grants_are_scoped_to_the_disk_and_its_snapshot_group() -> None:
+    rid = disk("data", "d1")
+    grants = flow.role_grants(decide(rid), {"id": rid, "location": "westeurope"}, {"id": BV, "principal_id": "p"})
+    scopes = {g["role"]: g["scope"] for g in grants}
+    assert scopes == {
+        "Disk Backup Reader": rid,
+        "Disk Snapshot Contributor": f"/subscriptions/{SUB}/resourceGroups/data",
+    }
+
+
+def test_backup_instance_body_follows_the_spec_shape_for_disks() -> None:
+    rid = disk("data", "d1")
+    body = flow.backup_instance_body(
+        {"facts": {"id": rid, "location": "westeurope"}, "decision": decide(rid).to_record()}, "/policy/id"
+    )
+    props = body["properties"]
+    assert props["objectType"] == "BackupInstance"
+    assert props["dataSourceInfo"]["datasourceType"] == "Microsoft.Compute/disks"
+    assert props["dataSourceInfo"]["resourceID"] == rid
+    params = props["policyInfo"]["policyParameters"]["dataStoreParametersList"][0]
+    assert params["dataStoreType"] == "OperationalStore"
+    assert params["resourceGroupId"] == f"/subscriptions/{SUB}/resourceGroups/data"
+
+
+def test_enable_results_map_conflict_codes_to_conflicts() -> None:
+    intent = {"resourceId": disk("a", "b"), "origin": {"correlationId": "c"}}
+    conflict = flow.outcome_of_enable(intent, {"ok": False, "code": "UserErrorDppDatasourceAlreadyProtected",
+                                               "message": "m"}, {"vault_id": BV})
+    assert conflict.status is OutcomeStatus.CONFLICT and conflict.correlation_id == "c"
+    failed = flow.outcome_of_enable(intent, {"ok": False, "code": "UserErrorMissingRequiredPermissions",
+                                             "message": "m"}, {})
+    assert failed.status is OutcomeStatus.FAILED
+    done = flow.outcome_of_enable(intent, {"ok": True, "instance": {"id": "x"}, "created": False}, {})
+    assert done.status is OutcomeStatus.ALREADY_PROTECTED
+
+
+def ref(source: str, item: str = "item") -> ProtectionRef:
+    return ProtectionRef(vault_id=RSV, item_id=f"{RSV}/backupFabrics/Azure/protectionContainers/c/protectedItems/{item}",
+                         source_id=source, state="Protected")
+
+
+def test_a_moved_vm_is_matched_by_type_and_name_to_the_one_unprotected_candidate() -> None:
+    old = ref(vm("a", "web"))
+    candidates = [{"id": vm("b", "web")}, {"id": disk("b", "web")}, {"id": vm("b", "api")}]
+    matches, unmatched = flow.match_moves([old], candidates, [old])
+    assert [m.new_resource_id for m in matches] == [vm("b", "web")] and not unmatched
+
+
+def test_two_candidates_or_an_already_protected_one_is_never_guessed() -> None:
+    old = ref(vm("a", "web"))
+    two = [{"id": vm("b", "web")}, {"id": vm("c", "web", SUB2)}]
+    assert flow.match_moves([old], two, [old]) == ([], [old])
+    protected_elsewhere = ref(vm("b", "web"), "other")
+    assert flow.match_moves([old], [{"id": vm("b", "web")}], [old, protected_elsewhere]) == ([], [old])
+
+
+def test_moved_out_keeps_only_protections_whose_source_left_the_group() -> None:
+    stay, gone = ref(vm("a", "stay")), ref(vm("a", "gone"))
+    assert flow.moved_out([stay, gone], [{"id": vm("a", "stay").upper().replace("SUBSCRIPTIONS", "subscriptions")}]) \
+        == [gone]
+
+
+def test_tenant_flags_name_vaults_whose_identity_left_with_another_tenant() -> None:
+    vaults = [{"id": RSV, "tenant_id": "t-old"}, {"id": BV, "tenant_id": "t-new"}]
+    flags = flow.tenant_flags(vaults, {SUB: "t-new"})
+    assert [f.resource_id for f in flags] == [RSV]
+    assert flags[0].status is OutcomeStatus.VAULT_TENANT_CHANGED and "role assignments" in flags[0].reason
+
+
+names = st.text(alphabet="abcdefgh", min_size=1, max_size=4)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), names), min_size=1, max_size=6, unique=True),
+       st.lists(st.tuples(st.sampled_from(["b", "c", "d"]), names), max_size=8, unique=True))
+def test_matches_only_pair_same_type_and_name_and_never_reuse_a_protected_resource(
+    old: list[tuple[str, str]], found: list[tuple[str, str]]
+) -> None:
+    protections = [ref(vm(g, n), f"{g}-{n}") for g, n in old]
+    candidates = [{"id": vm(g, n)} for g, n in found]
+    matches, unmatched = flow.match_moves(protections, candidates, protections)
+    protected_ids = {ResourceId.parse(p.source_id) for p in protections}
+    assert len(matches) + len(unmatched) == len(protections)
+    for match in matches:
+        new, previous = ResourceId.parse(match.new_resource_id), ResourceId.parse(match.old.source_id)
+        assert new.name.lower() == previous.name.lower() and new.type_key == previous.type_key
+        assert new not in protected_ids
