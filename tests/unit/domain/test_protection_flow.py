@@ -91,8 +91,8 @@ def test_enable_results_map_conflict_codes_to_conflicts() -> None:
 
 
 def ref(source: str, item: str = "item") -> ProtectionRef:
-    return ProtectionRef(vault_id=RSV, item_id=f"{RSV}/backupFabrics/Azure/protectionContainers/c/protectedItems/{item}",
-                         source_id=source, state="Protected")
+    item_id = f"{RSV}/backupFabrics/Azure/protectionContainers/c/protectedItems/{item}"
+    return ProtectionRef(vault_id=RSV, item_id=item_id, source_id=source, state="Protected")
 
 
 def test_a_moved_vm_is_matched_by_type_and_name_to_the_one_unprotected_candidate() -> None:
