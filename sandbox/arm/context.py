@@ -159,7 +159,7 @@ class ProviderContext:
 
     # -- small helpers --------------------------------------------------------------------------
     def now_iso(self) -> str:
-        return self.clock.now().isoformat().replace("+00:00", "Z")
+        return str(self.clock.now().isoformat()).replace("+00:00", "Z")
 
     def new_id(self) -> str:
         return str(uuid.uuid4())

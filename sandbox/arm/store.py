@@ -8,6 +8,7 @@ never sent to clients (e.g. soft-delete bookkeeping). Reads return deep copies: 
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import os
@@ -130,14 +131,14 @@ class ResourceStore:
             ]
         return sorted(found, key=lambda r: id_key(r["id"]))
 
-    def rekey(self, old_prefix: str, new_prefix: str) -> list[tuple[str, str]]:
+    def rekey(self, old_prefix: str, new_prefix: str) -> builtins.list[tuple[str, str]]:
         """Rewrite every id equal to or under ``old_prefix`` to start with ``new_prefix`` (moves).
 
         Returns (old id, new id) pairs. ``id`` fields are rewritten; other references are left as they were
         (Azure does not rewrite references held by other resources either).
         """
         old_key = id_key(old_prefix)
-        moved: list[tuple[str, str]] = []
+        moved: builtins.list[tuple[str, str]] = []
         with self._lock:
             keys = [k for k in self._records if k == old_key or k.startswith(old_key + "/")]
             for key in keys:

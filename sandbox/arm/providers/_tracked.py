@@ -63,7 +63,7 @@ def register_tracked(rp: ProviderRoutes, ctx: ProviderContext, kind: TrackedType
     """Routes: PUT/GET/PATCH/DELETE item, list in group and in subscription, operation status/result."""
     item = kind.item_template
 
-    def lro_urls(req: Request, location: str) -> dict[str, str | None]:
+    def lro_urls(req: Request, location: str) -> tuple[str | None, str | None]:
         sub = req.param("subscriptionId")
 
         def fill(template: str | None) -> str | None:
@@ -71,7 +71,7 @@ def register_tracked(rp: ProviderRoutes, ctx: ProviderContext, kind: TrackedType
                 return None
             return f"/subscriptions/{sub}" + template.replace("{location}", location)
 
-        return {"async_url": fill(kind.async_path), "location_url": fill(kind.location_path)}
+        return fill(kind.async_path), fill(kind.location_path)
 
     def put(req: Request) -> Response:
         body = req.json_object()
@@ -126,12 +126,14 @@ def register_tracked(rp: ProviderRoutes, ctx: ProviderContext, kind: TrackedType
                     current["properties"]["provisioningState"] = "Failed"
                     ctx.store.put(current)
 
+        async_url, location_url = lro_urls(req, location)
         op = ctx.operations.begin(
             req,
             duration=kind.update_seconds if existing else kind.create_seconds,
             complete=complete,
             on_failure=failed,
-            **lro_urls(req, location),
+            async_url=async_url,
+            location_url=location_url,
         )
         status = kind.create_status if existing is None else (200 if kind.create_status == 201 else 202)
         return ctx.operations.accept(op, status, stored if kind.body_on_accept or status != 202 else None)
@@ -177,8 +179,10 @@ def register_tracked(rp: ProviderRoutes, ctx: ProviderContext, kind: TrackedType
                 current["properties"]["provisioningState"] = "Succeeded"
                 return ctx.store.put(current)
 
-        urls = lro_urls(req, stored["location"])
-        op = ctx.operations.begin(req, duration=kind.update_seconds, complete=complete, **urls)
+        async_url, location_url = lro_urls(req, stored["location"])
+        op = ctx.operations.begin(
+            req, duration=kind.update_seconds, complete=complete, async_url=async_url, location_url=location_url
+        )
         return ctx.operations.accept(op, 202, None)
 
     def delete(req: Request) -> Response:
@@ -200,8 +204,9 @@ def register_tracked(rp: ProviderRoutes, ctx: ProviderContext, kind: TrackedType
             if kind.after_delete is not None and record is not None:
                 kind.after_delete(req, record, ctx)
 
+        async_url, location_url = lro_urls(req, record["location"])
         op = ctx.operations.begin(
-            req, duration=kind.delete_seconds, complete=complete, **lro_urls(req, record["location"])
+            req, duration=kind.delete_seconds, complete=complete, async_url=async_url, location_url=location_url
         )
         return ctx.operations.accept(op, 202, None)
 
