@@ -438,12 +438,16 @@ class DataProtectionProvider:
         if not policy_id:
             raise errors.INVALID_BACKUP_INSTANCE.error(reason="policyInfo.policyId is required")
         policy_name = parse_id(policy_id).name
-        if id_key(parse_id(policy_id).parent or "") != id_key(vault["id"]) or self.store.get(
-                self.child_id(vault, "backupPolicies", policy_name)) is None:
+        policy = self.store.get(self.child_id(vault, "backupPolicies", policy_name))
+        if id_key(parse_id(policy_id).parent or "") != id_key(vault["id"]) or policy is None:
             raise errors.POLICY_NOT_FOUND.error(policy=policy_id, vault=vault["id"])
         datasource_id = str(info["resourceID"])
         datasource = self.store.get(datasource_id)
         workload = rules.workload_for(str(info["datasourceType"]))
+        policy_types = [str(t) for t in policy["properties"].get("datasourceTypes") or []]
+        if workload is not None and workload.datasource_type.lower() not in {t.lower() for t in policy_types}:
+            raise errors.POLICY_WRONG_DATASOURCE.error(policy=policy_name, policy_types=policy_types,
+                                                       datasource_type=workload.datasource_type)
         if datasource is None or (workload is not None and str(datasource.get("type", "")).lower()
                                   != workload.resource_type.lower()):
             raise errors.DATASOURCE_NOT_FOUND.error(datasource=datasource_id)

@@ -156,6 +156,13 @@ MISSING_PERMISSIONS: Final = ErrorSpec(
     "documented",
     "D-diskrest: the validateForBackup operation status turns Failed with this code and message",
 )
+POLICY_WRONG_DATASOURCE: Final = ErrorSpec(
+    400,
+    "UserErrorPolicyNotApplicableForDatasourceType",
+    "The backup policy '{policy}' is for {policy_types}; it cannot protect a datasource of type '{datasource_type}'.",
+    "inferred",
+    "rule: a policy names its datasourceTypes (S-DP BackupPolicy); code inferred",
+)
 DATASOURCE_NOT_FOUND: Final = ErrorSpec(
     400,
     "UserErrorDatasourceNotFound",

@@ -198,6 +198,11 @@ def test_the_datasource_and_the_policy_must_exist(estate: Estate) -> None:
         vault.validate(vault.instance_body(account, BLOB, policy.replace("/policy", "/nope")))
     assert error_code(no_policy.value) == "UserErrorPolicyNotFound"
 
+    disk_policy = vault.policy(DISK, name="disks")
+    with pytest.raises(HttpResponseError) as wrong_kind:
+        vault.validate(vault.instance_body(account, BLOB, disk_policy))
+    assert error_code(wrong_kind.value) == "UserErrorPolicyNotApplicableForDatasourceType"
+
 
 def test_protect_without_roles_fails_the_poller_and_leaves_a_failed_instance(estate: Estate) -> None:
     rg = estate.group("noroles")
