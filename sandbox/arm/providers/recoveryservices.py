@@ -148,11 +148,23 @@ class RecoveryServicesProvider:
         )
 
     def guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        """Run a model handler on a settled model, holding the model lock (the app calls concurrently).
+
+        Lock order: the engine's settling lock, then the model lock (LRO completions take the model lock while
+        the engine settles). So a guarded handler must never ask the engine to settle: status routes are
+        registered with :meth:`unguarded`.
+        """
+
         def run(req: Request) -> Response:
-            self.settle()
-            return handler(req)
+            with self.model.lock:
+                self.settle()
+                return handler(req)
 
         return run
+
+    @staticmethod
+    def unguarded(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        return handler
 
     # -- vaults ------------------------------------------------------------------------------------
     def put_vault(self, req: Request) -> Response:
@@ -510,6 +522,163 @@ class RecoveryServicesProvider:
     def vault_for_store_id(self, resource_id: str) -> VaultState | None:
         return self.model.vaults.get(id_key(resource_id))
 
+    # -- seeding: a vault full of every kind (tests, demos, the teardown saga) --------------------------
+    def seed_every_kind(
+        self,
+        vault_id: str,
+        *,
+        soft_deleted: bool = True,
+        site_recovery: bool = True,
+        private_endpoint: bool = True,
+        prefix: str = "seed",
+    ) -> dict[str, list[str]]:
+        """Fill a vault with one of everything Azure lets a Recovery Services vault hold.
+
+        Azure VM items (one protected, and one soft-deleted when ``soft_deleted``), SQL and SAP HANA databases in
+        registered VM-app containers (+ a SQL auto-protection intent), an Azure Files share in a registered storage
+        container, a MARS agent, a DPM and a MABS server, a private endpoint connection and a Site Recovery chain
+        (fabric, container, container mapping, network mapping, replicated item). VMs and the storage account are
+        created in the shared store (the vault's group and region). Every backup item has had its first backup.
+        Returns what was made, by kind.
+        """
+        with self.model.lock:
+            self.settle()
+            vault = self.model.vault(vault_id)
+            group = f"/subscriptions/{vault.subscription_id}/resourceGroups/{vault.resource_group}"
+            policy = f"{vault.id}/backupPolicies/DefaultPolicy"
+            made: dict[str, list[str]] = {}
+
+            def resource(full_type: str, name: str) -> str:
+                rid = f"{group}/providers/{full_type}/{name}"
+                if not self.ctx.store.exists(rid):
+                    self.ctx.store.put(
+                        {
+                            "id": rid,
+                            "name": name,
+                            "type": full_type,
+                            "location": vault.location,
+                            "tags": {},
+                            "properties": {"provisioningState": "Succeeded"},
+                        }
+                    )
+                return rid
+
+            def vm_item(name: str) -> tuple[str, str]:
+                vm = resource("Microsoft.Compute/virtualMachines", name)
+                container, item = (
+                    f"IaasVMContainer;iaasvmcontainerv2;{vault.resource_group};{name}",
+                    (f"VM;iaasvmcontainerv2;{vault.resource_group};{name}"),
+                )
+                self.model.put_item(
+                    vault.id,
+                    "Azure",
+                    container,
+                    item,
+                    {
+                        "properties": {
+                            "protectedItemType": "Microsoft.Compute/virtualMachines",
+                            "sourceResourceId": vm,
+                            "policyId": policy,
+                        }
+                    },
+                )
+                return container, item
+
+            made["vm"] = [vm_item(f"{prefix}-vm")[1]]
+            if soft_deleted:
+                container, item = vm_item(f"{prefix}-vm-deleted")
+                self.model.seed_soft_deleted_item(vault.id, container, item, days_left=vault.security.retention_days)
+                made["softDeleted"] = [item]
+            for kind, workload, item_name, item_type in (
+                ("sql", "SQLDataBase", "SQLDataBase;mssqlserver;db1", "AzureVmWorkloadSQLDatabase"),
+                ("hana", "SAPHanaDatabase", "SAPHanaDatabase;hxe;systemdb", "AzureVmWorkloadSAPHanaDatabase"),
+            ):
+                vm = resource("Microsoft.Compute/virtualMachines", f"{prefix}-{kind}vm")
+                container = f"VMAppContainer;compute;{vault.resource_group};{prefix}-{kind}vm"
+                self.model.register_container(
+                    vault.id,
+                    container,
+                    {
+                        "properties": {
+                            "containerType": "VMAppContainer",
+                            "sourceResourceId": vm,
+                            "workloadType": workload,
+                        }
+                    },
+                )
+                self.model.put_item(
+                    vault.id,
+                    "Azure",
+                    container,
+                    item_name,
+                    {"properties": {"protectedItemType": item_type, "policyId": policy}},
+                )
+                made[kind] = [item_name]
+                made.setdefault("containers", []).append(container)
+            sql_container = made["containers"][0]
+            intent = f"{prefix}-sql-autoprotect"
+            self.model.put_intent(
+                vault.id,
+                "Azure",
+                intent,
+                {
+                    "properties": {
+                        "protectionIntentItemType": "AzureWorkloadSQLAutoProtectionIntent",
+                        "itemId": f"{vault.id}/backupFabrics/Azure/protectionContainers/{sql_container}"
+                        "/protectableItems/sqlinstance;mssqlserver",
+                        "policyId": policy,
+                    }
+                },
+            )
+            made["intents"] = [intent]
+            account = resource("Microsoft.Storage/storageAccounts", f"{prefix}files".replace("-", ""))
+            storage = f"StorageContainer;Storage;{vault.resource_group};{account.rsplit('/', 1)[-1]}"
+            self.model.register_container(
+                vault.id, storage, {"properties": {"containerType": "StorageContainer", "sourceResourceId": account}}
+            )
+            self.model.put_item(
+                vault.id,
+                "Azure",
+                storage,
+                "AzureFileShare;share1",
+                {
+                    "properties": {
+                        "protectedItemType": "AzureFileShareProtectedItem",
+                        "policyId": policy,
+                        "sourceResourceId": account,
+                    }
+                },
+            )
+            made["afs"] = ["AzureFileShare;share1"]
+            made["containers"].append(storage)
+            made["mars"] = [self.model.seed_mars_server(vault.id, f"{prefix}-mars.contoso.com").name]
+            made["dpm"] = [self.model.seed_backup_server(vault.id, f"{prefix}-dpm.contoso.com", kind="DPM").name]
+            made["mabs"] = [self.model.seed_backup_server(vault.id, f"{prefix}-mabs.contoso.com", kind="MABS").name]
+            if private_endpoint:
+                made["privateEndpoints"] = [self.model.seed_private_endpoint(vault.id, f"{prefix}-pe.backup").name]
+            if site_recovery:
+                sr = vault.site_recovery
+                fabric, sr_container = f"{prefix}-fabric", f"{prefix}-container"
+                sr.put_fabric(fabric, {})
+                sr.put_container(fabric, sr_container, {})
+                sr.put_mapping(fabric, sr_container, f"{prefix}-mapping", {})
+                sr.put_network_mapping(fabric, f"{prefix}-vnet", f"{prefix}-netmap", {})
+                sr.put_item(fabric, sr_container, f"{prefix}-replicated-vm", {})
+                made["siteRecovery"] = [
+                    fabric,
+                    sr_container,
+                    f"{prefix}-mapping",
+                    f"{prefix}-netmap",
+                    f"{prefix}-replicated-vm",
+                ]
+            now = self.model.now()
+            for item in vault.items.values():
+                if item.protection_state == "IRPending":
+                    item.first_backup_at = now
+            self.model.settle()
+            self.sync(vault)
+            return made
+
 
 def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
     provider = RecoveryServicesProvider(ctx)
@@ -540,7 +709,8 @@ def recovery_services(sandbox: Any) -> RecoveryServicesProvider:
 def _add(
     routes: ProviderRoutes, p: RecoveryServicesProvider, method: str, template: str, handler: Any, **kw: Any
 ) -> None:
-    routes.add(method, template, p.guarded(handler), **kw)
+    status_route = handler in (p.operation_status, p.operation_result, p.job_status, p.backup_operation_status)
+    routes.add(method, template, p.unguarded(handler) if status_route else p.guarded(handler), **kw)
 
 
 def _vault_routes(routes: ProviderRoutes, p: RecoveryServicesProvider) -> None:

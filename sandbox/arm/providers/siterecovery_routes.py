@@ -274,7 +274,8 @@ def add_site_recovery_routes(router: Router, provider: RecoveryServicesProvider)
     h = SiteRecoveryRoutes(provider)
 
     def add(method: str, template: str, handler: Callable[[Request], Response], **kw: Any) -> None:
-        routes.add(method, template, provider.guarded(handler), **kw)
+        status_route = handler in (provider.operation_status, provider.operation_result)
+        routes.add(method, template, handler if status_route else provider.guarded(handler), **kw)
 
     add("GET", V + "/replicationFabrics", h.list_fabrics)
     add("GET", F, h.get_fabric)
