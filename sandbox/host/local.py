@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,11 @@ from .server import HostKeys, LocalHost, run_on_worker_loop
 log = logging.getLogger(HOST_LOGGER)
 
 ARM_ENDPOINT = "STEWARD_ARM_ENDPOINT"
+EVENTS_TOPIC_ENDPOINT = "STEWARD_EVENTS_TOPIC_ENDPOINT"
+EVENTS_TOPIC_KEY = "STEWARD_EVENTS_TOPIC_KEY"
+SUBSCRIPTIONS = "STEWARD_SUBSCRIPTIONS"
+#: the custom topic the app's outcome events go to on the sandbox
+OUTCOME_TOPIC = "steward"
 CREDENTIAL = "STEWARD_CREDENTIAL"
 SANDBOX_TOKEN_URL = "STEWARD_SANDBOX_TOKEN_URL"  # noqa: S105 - a setting name, not a secret
 SANDBOX_PRINCIPAL_ID = "STEWARD_SANDBOX_PRINCIPAL_ID"
@@ -87,6 +93,9 @@ class LocalStack:
     def start(self) -> LocalStack:
         clock = self._start_arm()
         os.environ.update(self.app_settings())
+        composition_root = sys.modules.get("steward.bootstrap")
+        if composition_root is not None:  # an earlier stack in this process built clients from old settings
+            composition_root.reset()
         self.catalog = load_catalog(self._app_target())
         host_settings = HostSettings.read(self.app_root / "host.json")
         config = RunnerConfig(db_path=self.db_path or str(self.app_root / DEFAULT_DB_PATH),
@@ -164,6 +173,10 @@ class LocalStack:
                 CREDENTIAL: "sandbox",
                 SANDBOX_TOKEN_URL: self.sandbox.token_url,
                 CA_BUNDLE: str(self.sandbox.ca_bundle),
+                # the app publishes its outcomes to a custom topic the sandbox keeps for inspection
+                EVENTS_TOPIC_ENDPOINT: f"{self.sandbox.endpoint}/sandbox/eventgrid/topics/{OUTCOME_TOPIC}/api/events",
+                EVENTS_TOPIC_KEY: self.sandbox.config.topic_key,
+                SUBSCRIPTIONS: ",".join(s.subscription_id for s in self.sandbox.config.subscriptions),
             })
             principal = getattr(getattr(self.sandbox, "config", None), "default_principal_id", None)
             if principal and SANDBOX_PRINCIPAL_ID not in os.environ:

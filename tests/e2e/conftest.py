@@ -4,7 +4,6 @@ sandbox, driven only through Azure's APIs (the sandbox raises the events, the ap
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +15,12 @@ from sandbox.arm import SandboxConfig
 from sandbox.arm.config import DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION, EventDeliveryConfig
 from sandbox.clock import VirtualClock
 from sandbox.estate import Estate
-from sandbox.host.local import LocalStack
+from sandbox.host.local import OUTCOME_TOPIC, LocalStack
 from steward import bootstrap
 from steward.cloud.clients import CloudClients
 
 REPO = Path(__file__).resolve().parents[2]
 SUB1, SUB2 = DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION
-TOPIC = "steward"
 
 
 @dataclasses.dataclass
@@ -39,7 +37,7 @@ class Harness:
 
     def outcomes(self) -> list[dict[str, Any]]:
         """Outcome events the app published to its topic (data records)."""
-        return [e["data"] for e in self.sandbox.events.topic_events(TOPIC)]
+        return [e["data"] for e in self.sandbox.events.topic_events(OUTCOME_TOPIC)]
 
     def outcomes_for(self, resource_id: str) -> list[dict[str, Any]]:
         return [o for o in self.outcomes() if o["resource_id"].lower() == resource_id.lower()]
@@ -84,12 +82,9 @@ def start_harness(tmp: Path, *, delivery: EventDeliveryConfig | None = None,
         app_root=REPO,
         db_path=str(tmp / "durable.sqlite"),
         arm_config=config,
-        settings={"STEWARD_SUBSCRIPTIONS": f"{SUB1},{SUB2}", **(settings or {})},
+        settings=settings or {},
     ).start()
     sandbox = stack.sandbox
-    os.environ["STEWARD_EVENTS_TOPIC_ENDPOINT"] = f"{sandbox.endpoint}/sandbox/eventgrid/topics/{TOPIC}/api/events"
-    os.environ["STEWARD_EVENTS_TOPIC_KEY"] = sandbox.config.topic_key
-    bootstrap.reset()
     target = dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05)
     return Harness(stack, CloudClients(target))
 
