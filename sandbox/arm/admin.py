@@ -147,9 +147,13 @@ class AdminApi:
                 endpoint,
                 included_event_types=body.get("includedEventTypes"),
                 subject_begins_with=body.get("subjectBeginsWith"),
+                subject_ends_with=body.get("subjectEndsWith"),
+                advanced_filters=body.get("advancedFilters") or (),
             )
         except WebhookValidationError as exc:
             raise ArmError(400, "WebhookValidationFailed", str(exc)) from exc
+        except ValueError as exc:
+            raise ArmError(400, "InvalidEventSubscription", str(exc)) from exc
         return Response(201, {"id": sub.id, "endpoint": endpoint})
 
     def subscription_delete(self, req: Request) -> Response:

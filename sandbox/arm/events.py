@@ -119,6 +119,36 @@ def build_resource_event(
     }
 
 
+_STRING_OPERATORS: dict[str, Callable[[str, list[str]], bool]] = {
+    "StringIn": lambda value, values: value in values,
+    "StringNotIn": lambda value, values: value not in values,
+    "StringBeginsWith": lambda value, values: any(value.startswith(v) for v in values),
+    "StringEndsWith": lambda value, values: any(value.endswith(v) for v in values),
+    "StringContains": lambda value, values: any(v in value for v in values),
+}
+
+
+def check_advanced_filter(spec: dict[str, Any]) -> dict[str, Any]:
+    """Validate one Event Grid advanced filter (string operators only); returns it."""
+    operator = spec.get("operatorType")
+    if operator not in _STRING_OPERATORS:
+        raise ValueError(f"advanced filter operatorType must be one of {sorted(_STRING_OPERATORS)}, got {operator!r}")
+    if not isinstance(spec.get("key"), str) or not isinstance(spec.get("values"), list):
+        raise ValueError("an advanced filter needs 'key' (e.g. 'data.operationName') and a list of 'values'")
+    return spec
+
+
+def advanced_filter_matches(spec: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Event Grid string filters: the key is a dotted path into the event; comparisons ignore case."""
+    value: Any = event
+    for part in str(spec["key"]).split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is None:
+        return spec["operatorType"] == "StringNotIn"
+    values = [str(v).lower() for v in spec["values"]]
+    return _STRING_OPERATORS[spec["operatorType"]](str(value).lower(), values)
+
+
 @dataclass
 class EventSubscription:
     """One subscriber: an in-process callback or a webhook URL, with Event Grid's basic filters."""
@@ -128,6 +158,9 @@ class EventSubscription:
     webhook_url: str | None = None
     included_event_types: tuple[str, ...] | None = None
     subject_begins_with: str | None = None
+    subject_ends_with: str | None = None
+    #: Event Grid advanced filters: [{"operatorType": "StringIn", "key": "data.operationName", "values": [...]}]
+    advanced_filters: tuple[dict[str, Any], ...] = ()
     delivered: int = 0
     failed_attempts: int = 0
     dropped: list[dict[str, Any]] = field(default_factory=list)  # gave up (no dead-letter store)
@@ -135,10 +168,12 @@ class EventSubscription:
     def wants(self, event: dict[str, Any]) -> bool:
         if self.included_event_types is not None and event.get("eventType") not in self.included_event_types:
             return False
-        return not (
-            self.subject_begins_with is not None
-            and not str(event.get("subject", "")).lower().startswith(self.subject_begins_with.lower())
-        )
+        subject = str(event.get("subject", "")).lower()
+        if self.subject_begins_with is not None and not subject.startswith(self.subject_begins_with.lower()):
+            return False
+        if self.subject_ends_with is not None and not subject.endswith(self.subject_ends_with.lower()):
+            return False
+        return all(advanced_filter_matches(f, event) for f in self.advanced_filters)
 
 
 @dataclass(order=True)
@@ -198,12 +233,17 @@ class EventBus:
         *,
         included_event_types: Iterable[str] | None = None,
         subject_begins_with: str | None = None,
+        subject_ends_with: str | None = None,
+        advanced_filters: Iterable[dict[str, Any]] = (),
     ) -> EventSubscription:
+        """In-process subscriber; filters as an Event Grid event subscription has them."""
         sub = EventSubscription(
             id=str(uuid.uuid4()),
             callback=callback,
             included_event_types=tuple(included_event_types) if included_event_types is not None else None,
             subject_begins_with=subject_begins_with,
+            subject_ends_with=subject_ends_with,
+            advanced_filters=tuple(check_advanced_filter(dict(f)) for f in advanced_filters),
         )
         with self._lock:
             self._subscriptions[sub.id] = sub
@@ -215,9 +255,12 @@ class EventBus:
         *,
         included_event_types: Iterable[str] | None = None,
         subject_begins_with: str | None = None,
+        subject_ends_with: str | None = None,
+        advanced_filters: Iterable[dict[str, Any]] = (),
         topic: str = "/subscriptions",
     ) -> EventSubscription:
         """Register a webhook after Event Grid's validation handshake (loopback URLs only)."""
+        filters = tuple(check_advanced_filter(dict(f)) for f in advanced_filters)
         host = urlparse(url).hostname
         if urlparse(url).scheme not in ("http", "https") or host not in ("127.0.0.1", "localhost", "::1"):
             raise WebhookValidationError(f"webhook URL must be http(s) on loopback, got {url!r}")
@@ -249,6 +292,8 @@ class EventBus:
             webhook_url=url,
             included_event_types=tuple(included_event_types) if included_event_types is not None else None,
             subject_begins_with=subject_begins_with,
+            subject_ends_with=subject_ends_with,
+            advanced_filters=filters,
         )
         with self._lock:
             self._subscriptions[sub.id] = sub

@@ -200,3 +200,22 @@ def test_custom_topic_accepts_the_publisher_client(fresh: ArmSandbox) -> None:
         wrong.send([EventGridEvent(subject="s", event_type="t", data={}, data_version="1")],
                    connection_verify=fresh.ca_bundle)
     assert caught.value.status_code == 401
+
+
+def test_subscriptions_filter_like_event_grid(fresh: ArmSandbox) -> None:
+    moves: list[dict[str, Any]] = []
+    fresh.subscribe(
+        moves.extend,
+        included_event_types=["Microsoft.Resources.ResourceWriteSuccess"],
+        advanced_filters=[{"operatorType": "StringIn", "key": "data.operationName",
+                           "values": ["microsoft.resources/subscriptions/resourcegroups/WRITE"]}],
+        subject_ends_with="/rg-keep",
+    )
+    clients = CloudClients(fresh.cloud_target())
+    make_group(clients, "rg-keep")
+    make_group(clients, "rg-skip")
+    clients.resources(SUB).resource_groups.begin_delete("rg-keep").result()
+    assert fresh.events.drain(timeout=5)
+    assert [e["subject"] for e in moves] == [f"/subscriptions/{SUB}/resourcegroups/rg-keep"]
+    with pytest.raises(ValueError, match="operatorType"):
+        fresh.subscribe(moves.extend, advanced_filters=[{"operatorType": "NumberIn", "key": "x", "values": []}])

@@ -10,7 +10,9 @@ from collections import Counter
 
 import pytest
 
-from sandbox.arm import ArmSandbox, FaultConfig, LatencyConfig, ThrottleConfig
+from sandbox.arm import ArmSandbox, BucketSpec, FaultConfig, LatencyConfig, ThrottleConfig
+from sandbox.arm.faults import FaultInjector
+from steward.cloud.clients import CloudClients
 
 from .conftest import SUB, core_config
 from .test_sandbox_serving import raw
@@ -153,3 +155,38 @@ def test_counters_by_kind_and_status_over_the_admin_api(sb: ArmSandbox) -> None:
     raw(sb, "PUT", f"/subscriptions/{SUB}/resourcegroups/rg-count?api-version=2025-04-01", {"location": "x"})
     _, _, counters = raw(sb, "GET", "/sandbox/counters", token=None)
     assert counters == {"total": 3, "byKind": {"read": {"200": 1, "404": 1}, "write": {"201": 1}}}
+
+
+def test_the_sdk_waits_out_a_429_and_succeeds() -> None:
+    throttle = ThrottleConfig(enabled=True, reads=BucketSpec(2, 5.0))
+    sandbox = ArmSandbox(core_config(scale=50.0, throttle=throttle)).start()
+    try:
+        groups = CloudClients(sandbox.cloud_target()).resources(SUB).resource_groups
+        counts = [len(list(groups.list())) for _ in range(5)]
+        assert counts == [0] * 5
+        assert sandbox.counters.get(kind="read", status=429) >= 1  # refused, waited, retried
+        assert sandbox.counters.get(kind="read", status=200) == 5
+    finally:
+        sandbox.stop()
+
+
+def first_seed_resetting_then_not() -> int:
+    path = f"/subscriptions/{SUB}/resourcegroups/rg-reset"
+    for seed in range(1000):
+        injector = FaultInjector(FaultConfig(seed=seed, connection_reset={"read": 0.5}))
+        if [injector.decide("read", "GET", path, 0.0).kind for _ in range(2)] == ["reset", "none"]:
+            return seed
+    raise AssertionError("no seed found")
+
+
+def test_a_connection_reset_is_survived_by_the_sdk_retry() -> None:
+    faults = FaultConfig(seed=first_seed_resetting_then_not(), connection_reset={"read": 0.5})
+    sandbox = ArmSandbox(core_config()).start()
+    try:
+        groups = CloudClients(sandbox.cloud_target()).resources(SUB).resource_groups
+        groups.create_or_update("rg-reset", {"location": "westeurope"})
+        sandbox.configure_faults(faults)
+        assert groups.get("rg-reset").name == "rg-reset"
+        assert sandbox.counters.resets == 1
+    finally:
+        sandbox.stop()
