@@ -503,21 +503,37 @@ class DataProtectionProvider:
         workload = rules.workload_for(str(info["datasourceType"]))
         if workload is None:
             return []  # no documented requirement for other datasource types: nothing to check
-        vault = self.store.get(vault_id) or {}
-        principal = str((vault.get("identity") or {}).get("principalId") or "")
+        principal, who = self.acting_identity(vault_id, props)
         grants = rules.required_grants(workload, str(info["resourceID"]), self.snapshot_group(props))
         if not principal:
-            return [f"'{g.role}' {g.why} ({g.scope}): the vault has no system-assigned identity" for g in grants]
+            return [f"'{g.role}' {g.why} ({g.scope}): {who}" for g in grants]
         return [f"'{g.role}' {g.why} ({g.scope})" for g in grants
                 if not self.roles.holds_role(principal, g.role, g.scope)]
+
+    def acting_identity(self, vault_id: str, props: dict[str, Any]) -> tuple[str, str]:
+        """(principal id, description) of the identity the instance backs up with; '' when there is none.
+
+        ``identityDetails.useSystemAssignedIdentity: false`` names a user-assigned identity by ARM id; its
+        principal is read from that resource's record (``properties.principalId``) when the store has it.
+        """
+        details = props.get("identityDetails") or {}
+        if details.get("useSystemAssignedIdentity") is False and details.get("userAssignedIdentityArmUrl"):
+            uami = str(details["userAssignedIdentityArmUrl"])
+            record = self.store.get(uami) or {}
+            principal = str((record.get("properties") or {}).get("principalId") or "")
+            return principal, (f"user-assigned identity '{uami}'" if principal
+                               else f"the user-assigned identity '{uami}' is unknown")
+        vault = self.store.get(vault_id) or {}
+        principal = str((vault.get("identity") or {}).get("principalId") or "")
+        return principal, ("the Backup vault's identity" if principal
+                           else "the vault has no system-assigned identity")
 
     def _require_roles(self, vault_id: str, props: dict[str, Any]) -> None:
         missing = self.missing_roles(vault_id, props)
         if missing:
-            vault = self.store.get(vault_id) or {}
-            principal = (vault.get("identity") or {}).get("principalId") or "(none)"
+            principal, who = self.acting_identity(vault_id, props)
             raise errors.MISSING_PERMISSIONS.error(
-                details=f"The Backup vault's identity '{principal}' lacks: " + "; ".join(missing) + ".")
+                details=f"{who} '{principal or '(none)'}' lacks: " + "; ".join(missing) + ".")
 
     # == validate ==============================================================================================
     def validate_for_backup(self, req: Request) -> Response:

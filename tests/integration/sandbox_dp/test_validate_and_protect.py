@@ -282,3 +282,22 @@ def test_a_postgresql_flexible_server_must_share_the_vault_region_and_tenant(est
         estate.dp.backup_instances.begin_validate_for_backup(rg, "vault", {"backupInstance": vault.instance_body(
             server, PG, policy)})
     assert error_code(tenant.value) == "UserErrorDatasourceAndBackupVaultTenantMismatch"
+
+
+def test_a_user_assigned_identity_named_by_the_instance_is_the_one_checked(estate: Estate) -> None:
+    rg = estate.group("uami")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "acct")
+    uami = f"{estate.group_id(rg)}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/backup"
+    uami_principal = "5ca1ab1e-0000-4000-8000-000000000001"
+    estate.sandbox.store.put({"id": uami, "name": "backup", "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+                              "location": "westus", "properties": {"principalId": uami_principal}})
+    body = vault.instance_body(account, BLOB, vault.policy(BLOB))
+    body["identityDetails"] = {"useSystemAssignedIdentity": False, "userAssignedIdentityArmUrl": uami}
+
+    vault.grant("Storage Account Backup Contributor", account)  # the vault's own identity: not the one used
+    with pytest.raises(HttpResponseError) as caught:
+        vault.validate(body)
+    assert "user-assigned identity" in str(caught.value)
+    vault.grant("Storage Account Backup Contributor", account, principal=uami_principal)
+    assert vault.validate(body).job_id
