@@ -158,7 +158,7 @@ def test_counters_by_kind_and_status_over_the_admin_api(sb: ArmSandbox) -> None:
 
 
 def test_the_sdk_waits_out_a_429_and_succeeds() -> None:
-    throttle = ThrottleConfig(enabled=True, reads=BucketSpec(2, 5.0))
+    throttle = ThrottleConfig(enabled=True, reads=BucketSpec(2, 0.5))  # 1 token per 2 Azure seconds
     sandbox = ArmSandbox(core_config(scale=50.0, throttle=throttle)).start()
     try:
         groups = CloudClients(sandbox.cloud_target()).resources(SUB).resource_groups
