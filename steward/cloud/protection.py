@@ -51,6 +51,8 @@ class ResourceFacts:
     tags: dict[str, str] = field(default_factory=dict)
     #: stable identity that survives moves: VM ``vmId``, disk ``uniqueId``; name for globally unique names
     identity: str = ""
+    #: the VM a managed disk is attached to (ARM's ``managedBy``), if any
+    managed_by: str = ""
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +116,7 @@ class ResourceReader:
             location=normalise_region(str(body.get("location") or "")),
             tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
             identity=_identity_of(rtype, body, rid),
+            managed_by=str(body.get("managedBy") or ""),
         )
 
     def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceFacts]:
@@ -139,6 +142,7 @@ class ResourceReader:
                             location=normalise_region(str(body.get("location") or "")),
                             tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
                             identity=_identity_of(found.full_type.lower(), body, found),
+                            managed_by=str(body.get("managedBy") or ""),
                         )
                     )
         return out

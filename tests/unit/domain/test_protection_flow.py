@@ -140,3 +140,11 @@ def test_matches_only_pair_same_type_and_name_and_never_reuse_a_protected_resour
         new, previous = ResourceId.parse(match.new_resource_id), ResourceId.parse(match.old.source_id)
         assert new.name.lower() == previous.name.lower() and new.type_key == previous.type_key
         assert new not in protected_ids
+
+
+def test_a_disk_attached_to_a_vm_is_left_to_the_vms_backup() -> None:
+    rid = disk("app", "vm1_OsDisk_1")
+    decision = flow.decide({"id": rid, "location": "westeurope", "tags": {}, "type": "Microsoft.Compute/disks",
+                            "managed_by": vm("app", "vm1")}, DEFAULTS)
+    assert isinstance(decision, rules.OptOut) and "covered by the VM's backup" in decision.reason
+    assert isinstance(flow.decide({"id": rid, "location": "westeurope", "tags": {}}, DEFAULTS), rules.Protect)

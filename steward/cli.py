@@ -1,0 +1,70 @@
+"""``steward``: the command line of Backup Steward.
+
+    steward demo                 the main job on the embedded local Azure sandbox (make demo)
+    steward sandbox serve        the local ARM sandbox alone; prints its endpoint, CA bundle and token URL
+    steward local up             sandbox + Durable runner + local Functions host around function_app.py
+    steward instances [show ID]  Durable instances of a local run
+    steward audit ...            audit the estate (against the sandbox or, with credentials, Azure)
+
+The sandbox commands need the development install (``make`` creates it); they are not deployed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+def _demo(argv: list[str]) -> int:
+    from sandbox.demo import main
+
+    return main(argv)
+
+
+def _sandbox(argv: list[str]) -> int:
+    from sandbox.arm.__main__ import main
+
+    return int(main(argv) or 0)
+
+
+def _local(argv: list[str]) -> int:
+    from sandbox.host.__main__ import main
+
+    return int(main(argv) or 0)
+
+
+def _instances(argv: list[str]) -> int:
+    from sandbox.durable.__main__ import main
+
+    return int(main(argv if argv[:1] == ["show"] else ["instances", *argv]) or 0)
+
+
+def _audit(argv: list[str]) -> int:
+    from steward.audit_cli import main
+
+    return int(main(argv) or 0)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "demo": _demo,
+    "sandbox": _sandbox,
+    "local": _local,
+    "instances": _instances,
+    "audit": _audit,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(__doc__)
+        return 0 if args else 2
+    command = COMMANDS.get(args[0])
+    if command is None:
+        print(f"steward: unknown command {args[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    return command(args[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
