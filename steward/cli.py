@@ -18,7 +18,7 @@ from collections.abc import Callable
 def _demo(argv: list[str]) -> int:
     from sandbox.demo import main
 
-    return main(argv)
+    return int(main(argv) or 0)
 
 
 def _sandbox(argv: list[str]) -> int:
