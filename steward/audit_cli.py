@@ -24,7 +24,13 @@ from typing import Final, TextIO
 
 from steward.cloud.clients import CloudClients, CloudTarget
 from steward.cloud.errors import CloudError
-from steward.cloud.inventory import ArmEstateReader, EstateReader, read_estate
+from steward.cloud.inventory import (
+    ArmEstateReader,
+    EstateReader,
+    FallbackEstateReader,
+    graph_reader,
+    read_estate,
+)
 from steward.domain.audit import (
     AuditError,
     AuditResult,
@@ -122,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subscription", action="append", default=[], help="audit this subscription (repeat)")
     parser.add_argument("--rules", help="protection rules file (default: the configured or packaged rules)")
     parser.add_argument("--previous", help="JSON of an earlier run: new/resolved findings and the trend")
-    parser.add_argument("--source", choices=("arm", "graph"), default="arm", help="inventory source (default arm)")
+    parser.add_argument(
+        "--source",
+        choices=("arm", "graph", "auto"),
+        default="arm",
+        help="inventory: ARM lists (default), Resource Graph, or auto (Graph, ARM for what Graph cannot read)",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="subscriptions read in parallel (default 8)")
     parser.add_argument("--now", help="audit as of this UTC time (ISO 8601); default: now (sandbox: its clock)")
     target = parser.add_argument_group("target (default: the STEWARD_* settings; else Azure)")
@@ -156,13 +167,17 @@ def _target(args: argparse.Namespace) -> tuple[CloudTarget, tuple[str, ...], Rul
 
 
 def _reader(source: str, clients: CloudClients, subscriptions: Sequence[str]) -> EstateReader:
-    if source == "graph":
-        from steward.cloud.inventory import graph_reader
-
-        if not subscriptions:
-            raise AuditError("--source graph needs --subscription (or STEWARD_SUBSCRIPTIONS)")
-        return graph_reader(clients, subscriptions)
-    return ArmEstateReader(clients)
+    arm = ArmEstateReader(clients)
+    if source == "arm":
+        return arm
+    subs = tuple(subscriptions) or arm.subscriptions()
+    try:
+        graph: EstateReader = graph_reader(clients, subs)
+    except ImportError as error:
+        if source == "graph":
+            raise AuditError(f"--source graph needs azure-mgmt-resourcegraph: {error}") from error
+        return arm
+    return graph if source == "graph" else FallbackEstateReader(graph, arm)
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

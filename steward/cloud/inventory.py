@@ -243,6 +243,30 @@ def read_estate(
     return merged
 
 
+class FallbackEstateReader:
+    """Reads with ``primary`` (Resource Graph) and, for a subscription it cannot read, with ``fallback``
+    (ARM). Both produce the same inventory shape, so the findings do not depend on which one answered."""
+
+    def __init__(self, primary: EstateReader, fallback: EstateReader) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.fell_back: list[str] = []
+
+    def subscriptions(self) -> tuple[str, ...]:
+        try:
+            return self.primary.subscriptions()
+        except (CloudError, AzureError, ImportError):
+            return self.fallback.subscriptions()
+
+    def read_subscription(self, subscription_id: str) -> EstateInventory:
+        try:
+            return self.primary.read_subscription(subscription_id)
+        except (CloudError, AzureError, ImportError) as error:
+            LOG.warning("primary inventory of %s failed (%s); reading it through ARM", subscription_id, error)
+            self.fell_back.append(subscription_id)
+            return self.fallback.read_subscription(subscription_id)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Pacing under ARM's read throttle
 # ----------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
-import sys
 import zlib
 from dataclasses import replace
 from datetime import timedelta
@@ -16,14 +15,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "unit" / "audit"))
-
-from audit_estate_builders import NOW, SUB_A, rid, rules  # noqa: E402
-from test_audit_result import messy_estate  # noqa: E402
-
 from steward.domain.audit import VM_TYPE, AuditResult, ProtectableResource, audit  # noqa: E402
 from steward.report import render_html  # noqa: E402
 from steward.report.charts import GOOD, SEVERITY_COLOURS  # noqa: E402
+from tests.unit.audit.audit_estate_builders import NOW, SUB_A, rid, rules  # noqa: E402
+from tests.unit.audit.test_audit_result import messy_estate  # noqa: E402
 
 ARTIFACTS = REPO / "artifacts" / "audit"
 CHARTS = {"coverage-by-subscription", "coverage-by-region", "coverage-by-type", "findings-by-severity", "trend"}

@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,10 +23,6 @@ import jsonschema
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "integration" / "audit"))
-
-from audit_sandbox_estate import SUB1, SUB2, build, protect_vm  # noqa: E402
-
 from activities import audit as audit_activities  # noqa: E402
 from entrypoints import audit_timer  # noqa: E402
 from orchestrators import audit as audit_orchestrators  # noqa: E402
@@ -36,6 +31,7 @@ from sandbox.clock import VirtualClock  # noqa: E402
 from sandbox.host.local import LocalStack  # noqa: E402
 from steward import bootstrap  # noqa: E402
 from steward.cloud.clients import CloudClients  # noqa: E402
+from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, build, protect_vm  # noqa: E402
 
 SCHEMA = REPO / "steward" / "report" / "schema" / "audit-result.v1.json"
 TOPIC = "steward-audit"

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from audit_sandbox_estate import BuiltEstate, build
-
 from sandbox.arm import ArmSandbox, SandboxConfig
 from steward.cloud.clients import CloudClients
+from tests.integration.audit.audit_sandbox_estate import BuiltEstate, build
 
 
 @pytest.fixture(scope="package")

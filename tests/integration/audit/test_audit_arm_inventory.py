@@ -3,15 +3,9 @@ what was built into it, and leaves alone what is healthy."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
 from sandbox.arm import ArmSandbox, ThrottleConfig
 from steward.cloud.clients import CloudClients
@@ -25,6 +19,7 @@ from steward.domain.audit import (
 )
 from steward.domain.rules import load_rules
 from steward.rules_file import default_rules_text
+from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
 MISSING_SUB = "00000000-0000-4000-8000-0000000000ff"
 STRICT = """

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
-from audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
 from sandbox.arm import ArmSandbox
 from steward.audit_cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
 SCHEMA = Path(__file__).resolve().parents[3] / "steward" / "report" / "schema" / "audit-result.v1.json"
 

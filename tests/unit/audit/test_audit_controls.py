@@ -6,20 +6,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from audit_estate_builders import (
-    NOW,
-    STRICT,
-    SUB_A,
-    SUB_B,
-    backup_vault,
-    disk,
-    healthy_estate,
-    instance_for,
-    item_for,
-    rs_vault,
-    rules,
-    vm,
-)
 
 from steward.domain.audit import (
     CONTROLS,
@@ -32,6 +18,20 @@ from steward.domain.audit import (
     UniformExpectations,
     VaultRequirements,
     audit,
+)
+from tests.unit.audit.audit_estate_builders import (
+    NOW,
+    STRICT,
+    SUB_A,
+    SUB_B,
+    backup_vault,
+    disk,
+    healthy_estate,
+    instance_for,
+    item_for,
+    rs_vault,
+    rules,
+    vm,
 )
 
 TESTED_CONTROLS: set[str] = set()

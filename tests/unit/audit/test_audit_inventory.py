@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_estate_builders import NOW, SUB_A, SUB_B, rules
 from hypothesis import given, settings
-from test_audit_result import estates, messy_estate
 
 from steward.cloud.errors import AzureRefusal
 from steward.cloud.inventory import (
@@ -36,6 +34,8 @@ from steward.domain.audit import (
     inventory_from_json,
     inventory_to_json,
 )
+from tests.unit.audit.audit_estate_builders import NOW, SUB_A, SUB_B, rules
+from tests.unit.audit.test_audit_result import estates, messy_estate
 
 FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "azure-rest-examples"
 RSV = f"/subscriptions/{SUB_A}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv"
@@ -367,3 +367,18 @@ def test_graph_and_arm_shaped_inventories_give_the_same_findings() -> None:
     arm_result = audit(arm_like, rules(), NOW)
     assert [(f.id, f.control_id) for f in graph_result.findings] == [(f.id, f.control_id) for f in arm_result.findings]
     assert {f.control_id for f in graph_result.findings} >= {"BKP-001", "BKP-006", "VLT-001"}
+
+
+def test_the_fallback_reader_uses_arm_for_what_graph_cannot_read() -> None:
+    from steward.cloud.inventory import FallbackEstateReader
+
+    whole = messy_estate()
+    part_a = EstateInventory((SUB_A,), tuple(r for r in whole.resources if r.subscription_id == SUB_A))
+    part_b = EstateInventory((SUB_B,), tuple(r for r in whole.resources if r.subscription_id == SUB_B))
+    graph = FakeReader({SUB_A: part_a, SUB_B: AzureRefusal("graph quota exhausted", status=429)})
+    arm = FakeReader({SUB_A: AzureRefusal("must not be asked", status=500), SUB_B: part_b})
+    reader = FallbackEstateReader(graph, arm)
+    merged = read_estate(reader)
+    assert merged.gaps == ()
+    assert set(merged.resources) == set(part_a.resources) | set(part_b.resources)
+    assert reader.fell_back == [SUB_B]

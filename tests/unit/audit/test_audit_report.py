@@ -7,9 +7,6 @@ from dataclasses import replace
 from datetime import timedelta
 from html.parser import HTMLParser
 
-from audit_estate_builders import NOW, SUB_A, healthy_estate, rid, rs_vault, rules
-from test_audit_result import messy_estate
-
 from steward.domain.audit import (
     VM_TYPE,
     AuditResult,
@@ -19,6 +16,8 @@ from steward.domain.audit import (
 )
 from steward.report import render_html, render_table
 from steward.report.html import CSP
+from tests.unit.audit.audit_estate_builders import NOW, SUB_A, healthy_estate, rid, rs_vault, rules
+from tests.unit.audit.test_audit_result import messy_estate
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

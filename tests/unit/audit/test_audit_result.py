@@ -10,20 +10,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from audit_estate_builders import (
-    NOW,
-    SUB_A,
-    SUB_B,
-    backup_vault,
-    disk,
-    healthy_estate,
-    instance_for,
-    item_for,
-    rs_vault,
-    rules,
-    storage,
-    vm,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +27,20 @@ from steward.domain.audit import (
     SoftDeleteState,
     audit,
     finding_id,
+)
+from tests.unit.audit.audit_estate_builders import (
+    NOW,
+    SUB_A,
+    SUB_B,
+    backup_vault,
+    disk,
+    healthy_estate,
+    instance_for,
+    item_for,
+    rs_vault,
+    rules,
+    storage,
+    vm,
 )
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "steward" / "report" / "schema" / "audit-result.v1.json"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from audit_estate_builders import NOW, SUB_A, backup_vault, healthy_estate, rs_vault, vm
-
 from steward.domain.audit import (
     EstateInventory,
     ImmutabilityState,
@@ -15,6 +13,7 @@ from steward.domain.audit import (
 )
 from steward.domain.rules import load_rules
 from steward.rules_file import default_rules_text
+from tests.unit.audit.audit_estate_builders import NOW, SUB_A, backup_vault, healthy_estate, rs_vault, vm
 
 DEFAULTS = load_rules(default_rules_text(), "defaults")
 

@@ -7,8 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from audit_estate_builders import NOW, healthy_estate, rules
-from test_audit_result import messy_estate
 
 from steward.domain.audit import audit
 from steward.report.events import OPENED, RESOLVED, finding_events
@@ -21,6 +19,8 @@ from steward.report.store import (
     save_result,
     store_for,
 )
+from tests.unit.audit.audit_estate_builders import NOW, healthy_estate, rules
+from tests.unit.audit.test_audit_result import messy_estate
 
 
 def test_save_writes_the_run_and_latest_and_load_reads_it_back(tmp_path: Path) -> None:
