@@ -54,6 +54,7 @@ from sandbox.arm.errors import ArmError
 from sandbox.arm.http import Request, Response, created, no_content, ok
 from sandbox.arm.ids import id_key, parse_id
 from sandbox.arm.lro import Operation
+from sandbox.arm.providers import recoveryservices_persist as persist
 from sandbox.arm.providers import recoveryservices_views as views
 from sandbox.arm.providers.recoveryservices_kinds import canonical_container_name, canonical_item_name
 from sandbox.arm.providers.recoveryservices_model import (
@@ -96,6 +97,30 @@ class RecoveryServicesProvider:
     def __init__(self, ctx: ProviderContext, timing: Timing | None = None) -> None:
         self.ctx = ctx
         self.model = RecoveryServicesModel(ctx.clock, StoreLookup(ctx), timing)
+        #: with a state file, every vault's backup state rides in its store record (see recoveryservices_persist)
+        self.persisting = getattr(ctx.config, "state_file", None) is not None
+        self.resume()
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def resume(self) -> None:
+        """Rebuild the vaults a loaded snapshot holds."""
+        for record in self.ctx.store.list(resource_type=VAULT_TYPE):
+            state = self.ctx.store.private(record["id"]).get(persist.STATE_KEY)
+            if state is not None:
+                vault = persist.load_vault(state)
+                vault.id = record["id"]  # a move may have rewritten it after the last save
+                self.model.vaults[id_key(vault.id)] = vault
+
+    def persist(self, vault_id: str) -> None:
+        if not self.persisting:
+            return
+        with self.model.lock:
+            vault = self.model.find_vault(vault_id)
+            if vault is None or not self.ctx.store.exists(vault.id):
+                return
+            private = self.ctx.store.private(vault.id)
+            private[persist.STATE_KEY] = persist.dump_vault(vault)
+            self.ctx.store.set_private(vault.id, private)
 
     # -- plumbing ----------------------------------------------------------------------------------
     def settle(self) -> None:
@@ -137,10 +162,19 @@ class RecoveryServicesProvider:
         location_url: str | None,
         done_status: int = 204,
     ) -> Operation:
+        effect = pending.effect
+        vault_id = self.vault_id(req) if "vaultName" in req.params else None
+
+        def complete() -> Any:
+            result = effect() if effect is not None else None
+            if vault_id is not None:
+                self.persist(vault_id)
+            return result
+
         return self.ctx.operations.begin(
             req,
             duration=pending.seconds,
-            complete=pending.effect,
+            complete=complete,
             async_url=async_url,
             location_url=location_url,
             retry_after=self.model.timing.retry_after,
@@ -158,7 +192,10 @@ class RecoveryServicesProvider:
         def run(req: Request) -> Response:
             with self.model.lock:
                 self.settle()
-                return handler(req)
+                response = handler(req)
+                if req.method != "GET" and "vaultName" in req.params:
+                    self.persist(self.vault_id(req))
+                return response
 
         return run
 
@@ -518,6 +555,7 @@ class RecoveryServicesProvider:
                 vault = self.model.find_vault(new_id)
                 if vault is not None:
                     self.sync(vault)
+                    self.persist(vault.id)
 
     def vault_for_store_id(self, resource_id: str) -> VaultState | None:
         return self.model.vaults.get(id_key(resource_id))
@@ -677,6 +715,7 @@ class RecoveryServicesProvider:
                     item.first_backup_at = now
             self.model.settle()
             self.sync(vault)
+            self.persist(vault.id)
             return made
 
 

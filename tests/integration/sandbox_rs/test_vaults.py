@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from sandbox.arm import ArmSandbox, SandboxConfig
+from sandbox.arm.providers.recoveryservices import recovery_services
+from steward.cloud.clients import CloudClients
 from tests.integration.sandbox_rs.conftest import Estate, error_code
 
 
@@ -99,3 +105,26 @@ def test_patch_of_an_unknown_vault_is_resource_not_found(estate: Estate) -> None
     with pytest.raises(HttpResponseError) as caught:
         estate.rs().vaults.begin_update(rg, "nope", {"tags": {}}).result()
     assert error_code(caught.value) == "ResourceNotFound"
+
+
+def test_a_sandbox_started_from_its_state_file_resumes_with_vault_contents(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.json"
+    config = SandboxConfig(scale=3600.0, providers=("resources", "recoveryservices"), state_file=state)
+    with ArmSandbox(config) as first:
+        estate = Estate(first, CloudClients(first.cloud_target()), "persist")
+        rg = estate.group()
+        vault = estate.vault(rg, soft_delete="AlwaysON", days=30)
+        vm = estate.vm(rg)
+        estate.protect_vm(rg, "rsv", vm)
+        recovery_services(first).seed_every_kind(vault.id, prefix="p")
+    with ArmSandbox(replace(config)) as second:
+        estate = Estate(second, CloudClients(second.cloud_target()), "persist")
+        again = estate.rs().vaults.get(rg, "rsv")
+        soft = again.properties.security_settings.soft_delete_settings
+        assert (soft.soft_delete_state, soft.soft_delete_retention_period_in_days) == ("AlwaysON", 30)
+        names = [i.name for i in estate.rsb().backup_protected_items.list("rsv", rg)]
+        assert f"VM;iaasvmcontainerv2;{rg};vm1" in names or any(n.lower().endswith(f"{rg};vm1".lower()) for n in names)
+        assert len(names) >= 9
+        with pytest.raises(HttpResponseError) as caught:
+            estate.rs().vaults.begin_delete(rg, "rsv").result()
+        assert error_code(caught.value) == "ServiceResourceNotEmptyWithContainerDetails"
