@@ -20,6 +20,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.audit import report_store
+from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
 
 LOG = logging.getLogger("steward.entry")
@@ -79,7 +80,7 @@ def _stored(name: str) -> func.HttpResponse:
     suffix = name[name.rindex(".") :]
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if suffix == ".html":
-        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        headers["Content-Security-Policy"] = CSP
     return func.HttpResponse(data, status_code=200, headers={**headers, "Content-Type": CONTENT_TYPES[suffix]})
 
 
