@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint typecheck unit integration bench clean sandbox host
+.PHONY: help demo test lint typecheck unit bench clean sandbox local browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: $(STAMP) ## run the main job on the embedded local Azure sandbox
 	$(BIN)/python -m steward.cli demo
 
-test: lint typecheck ## every check and every test tier (what CI runs)
+test: lint typecheck browser ## every check and every test tier (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff
@@ -33,11 +33,17 @@ typecheck: $(STAMP) ## mypy --strict on the core and adapters
 unit: $(STAMP) ## the fast tier only
 	$(BIN)/python -m pytest tests/unit
 
+browser: ## the headless Chromium the report tests render in (Debian package, installed once)
+	@scripts/ensure-chromium.sh >/dev/null
+
 bench: $(STAMP) ## benchmarks on the sandbox; results in artifacts/benchmarks
 	$(BIN)/python -m benchmarks
 
 sandbox: $(STAMP) ## serve the local ARM sandbox and print its endpoint
 	$(BIN)/python -m steward.cli sandbox serve
+
+local: $(STAMP) ## sandbox + Durable runner + local Functions host around function_app.py
+	$(BIN)/python -m steward.cli local up --scale 60
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis

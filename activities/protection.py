@@ -19,6 +19,7 @@ from steward.cloud.protection import (
     BackupVaultProtection,
     RecoveryServicesProtection,
     ResourceReader,
+    VaultCreator,
     collect_protections,
     instance_name,
 )
@@ -65,6 +66,20 @@ def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
         else BackupVaultProtection(clients)
     )
     return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
+
+
+@bp.activity_trigger(input_name="request")
+def create_vault(request: dict[str, Any]) -> dict[str, Any]:
+    """Create the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on."""
+    settings = bootstrap.settings()
+    if not settings.auto_create_vaults:
+        return {"ok": False, "code": "AutoCreateOff", "message": "STEWARD_AUTO_CREATE_VAULTS is off"}
+    if not settings.manages(request["subscription_id"]):
+        return {"ok": False, "code": "OutOfScope", "message": "the subscription is not in STEWARD_SUBSCRIPTIONS"}
+    creator = VaultCreator(bootstrap.clients())
+    return _guard(lambda: {"ok": True, "vault": creator.create(
+        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag
+    ).to_record()})
 
 
 @bp.activity_trigger(input_name="request")

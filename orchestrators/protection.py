@@ -47,8 +47,14 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         status = OutcomeStatus.OPTED_OUT if isinstance(decision, rules.OptOut) else OutcomeStatus.UNSUPPORTED
         return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
 
-    candidates = yield context.call_activity_with_retry("find_vaults", RETRY, flow.vault_search(decision))
+    search = flow.vault_search(decision)
+    candidates = yield context.call_activity_with_retry("find_vaults", RETRY, search)
     choice = flow.choose(decision, candidates)
+    if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
+        made = yield context.call_activity_with_retry("create_vault", RETRY, search)
+        if made["ok"]:
+            candidates = [made["vault"]]
+            choice = flow.choose(decision, candidates)
     if choice.vault is None:
         assert choice.status is not None
         return _outcome(intent, choice.status, reason=choice.reason, rule=decision.rule,

@@ -14,63 +14,9 @@ from azure.mgmt.recoveryservices.models import Vault
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.protection import READ_API_VERSIONS
+from steward.domain.vault_defaults import BACKUP_VAULT_POLICIES, backup_vault_body, recovery_services_vault_body
 
 DEFAULT_TAG: Final = "backup-steward:default"
-
-
-def _retention(store: str, duration: str) -> dict[str, Any]:
-    return {
-        "name": "Default",
-        "isDefault": True,
-        "objectType": "AzureRetentionRule",
-        "lifecycles": [
-            {
-                "deleteAfter": {"duration": duration, "objectType": "AbsoluteDeleteOption"},
-                "sourceDataStore": {"dataStoreType": store, "objectType": "DataStoreInfoBase"},
-            }
-        ],
-    }
-
-
-def _backup_rule(store: str, interval: str) -> dict[str, Any]:
-    return {
-        "name": "BackupRule",
-        "objectType": "AzureBackupRule",
-        "backupParameters": {"backupType": "Full" if store == "VaultStore" else "Incremental",
-                             "objectType": "AzureBackupParams"},
-        "dataStore": {"dataStoreType": store, "objectType": "DataStoreInfoBase"},
-        "trigger": {
-            "objectType": "ScheduleBasedTriggerContext",
-            "schedule": {"repeatingTimeIntervals": [f"R/2026-01-01T02:00:00+00:00/{interval}"]},
-            "taggingCriteria": [{"isDefault": True, "tagInfo": {"tagName": "Default"}, "taggingPriority": 99}],
-        },
-    }
-
-
-#: The default Backup vault policies the default rules name (steward/domain/default_rules.yaml).
-BACKUP_VAULT_POLICIES: Final[dict[str, dict[str, Any]]] = {
-    "disk-default": {
-        "properties": {
-            "objectType": "BackupPolicy",
-            "datasourceTypes": ["Microsoft.Compute/disks"],
-            "policyRules": [_backup_rule("OperationalStore", "PT4H"), _retention("OperationalStore", "P7D")],
-        }
-    },
-    "blob-default": {
-        "properties": {
-            "objectType": "BackupPolicy",
-            "datasourceTypes": ["Microsoft.Storage/storageAccounts/blobServices"],
-            "policyRules": [_retention("OperationalStore", "P30D")],
-        }
-    },
-    "postgres-flex-default": {
-        "properties": {
-            "objectType": "BackupPolicy",
-            "datasourceTypes": ["Microsoft.DBforPostgreSQL/flexibleServers"],
-            "policyRules": [_backup_rule("VaultStore", "P1W"), _retention("VaultStore", "P12W")],
-        }
-    },
-}
 
 
 @dataclass
@@ -130,17 +76,8 @@ class Estate:
 
     def recovery_services_vault(self, group: str, name: str, location: str, *, default: bool = True,
                                 soft_delete: str = "Enabled") -> str:
-        body = {
-            "location": location,
-            "tags": {DEFAULT_TAG: "true"} if default else {},
-            "sku": {"name": "Standard"},
-            "identity": {"type": "SystemAssigned"},
-            "properties": {
-                "publicNetworkAccess": "Enabled",
-                "securitySettings": {"softDeleteSettings": {"softDeleteState": soft_delete,
-                                                            "softDeleteRetentionPeriodInDays": 14}},
-            },
-        }
+        body = recovery_services_vault_body(location, {DEFAULT_TAG: "true"} if default else {})
+        body["properties"]["securitySettings"]["softDeleteSettings"]["softDeleteState"] = soft_delete
         vault = self.clients.recovery_services(self.subscription_id).vaults.begin_create_or_update(
             resource_group_name=group, vault_name=name, vault=Vault(body),
             polling_interval=self.clients.target.polling_interval,
@@ -150,15 +87,7 @@ class Estate:
     def backup_vault(self, group: str, name: str, location: str, *, default: bool = True,
                      policies: tuple[str, ...] = tuple(BACKUP_VAULT_POLICIES)) -> str:
         client = self.clients.data_protection(self.subscription_id)
-        body = {
-            "location": location,
-            "tags": {DEFAULT_TAG: "true"} if default else {},
-            "identity": {"type": "SystemAssigned"},
-            "properties": {
-                "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
-                "securitySettings": {"softDeleteSettings": {"state": "On", "retentionDurationInDays": 14}},
-            },
-        }
+        body = backup_vault_body(location, {DEFAULT_TAG: "true"} if default else {})
         # Through the generic resources API: azure-mgmt-dataprotection 2.2.0's
         # backup_vaults.begin_create_or_update passes x_ms_deleted_vault_id=None to a helper that rejects it
         # below api-version 2025-09-01 (docs/azure-facts.md).

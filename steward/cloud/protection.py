@@ -14,12 +14,17 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-from azure.mgmt.dataprotection.models import BackupInstanceResource, ValidateForBackupRequest
+from azure.mgmt.dataprotection.models import (
+    BackupInstanceResource,
+    BaseBackupPolicyResource,
+    ValidateForBackupRequest,
+)
 from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, NotFound, azure_errors
 from steward.cloud.wire import dig, wire
+from steward.domain import vault_defaults
 from steward.domain.ids import ResourceId
 from steward.domain.protection import ProtectionRef
 
@@ -500,3 +505,47 @@ def _all_vaults(
     if region is not None:
         return rs.vaults_in(subscription_id, region) + bv.vaults_in(subscription_id, region)
     return rs.all_vaults(subscription_id) + bv.all_vaults(subscription_id)
+
+
+class VaultCreator:
+    """Creates the regional vault the rules expect when none exists (``STEWARD_AUTO_CREATE_VAULTS``)."""
+
+    def __init__(self, clients: CloudClients) -> None:
+        self._clients = clients
+
+    def _put(self, subscription_id: str, rid: str, rtype: str, body: dict[str, Any]) -> dict[str, Any]:
+        client = self._clients.resources(subscription_id).resources
+        with azure_errors():
+            poller = client.begin_create_or_update_by_id(
+                rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
+                polling_interval=self._clients.target.polling_interval,
+            )
+            return wire(poller.result())
+
+    def create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> VaultFacts:
+        """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default.
+
+        Backup vaults are created through the generic resources API: azure-mgmt-dataprotection 2.2.0's
+        ``backup_vaults.begin_create_or_update`` cannot be called at api-version 2025-07-01.
+        """
+        group, name = vault_defaults.vault_names(kind, region)
+        with azure_errors():
+            self._clients.resources(subscription_id).resource_groups.create_or_update(group, {"location": region})
+        tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
+        if kind == "RecoveryServices":
+            rtype = "Microsoft.RecoveryServices/vaults"
+            body = vault_defaults.recovery_services_vault_body(region, tags)
+        else:
+            rtype = "Microsoft.DataProtection/backupVaults"
+            body = vault_defaults.backup_vault_body(region, tags)
+        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
+        created = self._put(subscription_id, rid, rtype, body)
+        if kind != "RecoveryServices":
+            policies = self._clients.data_protection(subscription_id).backup_policies
+            for policy, policy_body in vault_defaults.BACKUP_VAULT_POLICIES.items():
+                with azure_errors():
+                    policies.create_or_update(
+                        resource_group_name=group, vault_name=name, backup_policy_name=policy,
+                        parameters=BaseBackupPolicyResource(policy_body),
+                    )
+        return _vault_facts(created, kind)

@@ -180,3 +180,23 @@ def test_duplicated_and_reordered_deliveries_converge_to_one_protection(tmp_path
             assert statuses <= {"Protected", "AlreadyProtected"}, statuses
     finally:
         h.stack.stop()
+
+
+def test_a_missing_regional_vault_is_created_with_secure_defaults_when_allowed(tmp_path: Path) -> None:
+    h = start_harness(tmp_path, settings={"STEWARD_AUTO_CREATE_VAULTS": "true"})
+    try:
+        est = h.estate()
+        est.resource_group("rg-app", NEU)
+        vm = est.vm("rg-app", "vm-first", NEU)
+        disk = est.disk("rg-app", "disk-first", NEU)
+        vm_outcome = h.wait_outcome(vm, "Protected")
+        disk_outcome = h.wait_outcome(disk, "Protected")
+        vault = h.clients.recovery_services(SUB1).vaults.get(
+            resource_group_name="rg-backup-steward-northeurope", vault_name="rsv-steward-northeurope")
+        assert vm_outcome["vault_id"].lower() == vault.id.lower()
+        soft_delete = vault.properties.security_settings.soft_delete_settings
+        assert soft_delete.soft_delete_state == "Enabled" and soft_delete.enhanced_security_state == "Enabled"
+        assert vault.location == NEU and vault.tags["backup-steward:default"] == "true"
+        assert "/backupVaults/bv-steward-northeurope" in disk_outcome["vault_id"]
+    finally:
+        h.stack.stop()

@@ -1,0 +1,102 @@
+"""Secure defaults for vaults the app creates itself (``STEWARD_AUTO_CREATE_VAULTS``) and the Backup vault
+policies the default rules name. Pure data: request bodies in the REST specs' shapes (S-RS ``PUTVault.json``,
+S-DP ``PutBackupVault.json`` and ``CreateOrUpdateBackupPolicy.json``)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+
+def _retention(store: str, duration: str) -> dict[str, Any]:
+    return {
+        "name": "Default",
+        "isDefault": True,
+        "objectType": "AzureRetentionRule",
+        "lifecycles": [
+            {
+                "deleteAfter": {"duration": duration, "objectType": "AbsoluteDeleteOption"},
+                "sourceDataStore": {"dataStoreType": store, "objectType": "DataStoreInfoBase"},
+            }
+        ],
+    }
+
+
+def _backup_rule(store: str, interval: str) -> dict[str, Any]:
+    return {
+        "name": "BackupRule",
+        "objectType": "AzureBackupRule",
+        "backupParameters": {"backupType": "Full" if store == "VaultStore" else "Incremental",
+                             "objectType": "AzureBackupParams"},
+        "dataStore": {"dataStoreType": store, "objectType": "DataStoreInfoBase"},
+        "trigger": {
+            "objectType": "ScheduleBasedTriggerContext",
+            "schedule": {"repeatingTimeIntervals": [f"R/2026-01-01T02:00:00+00:00/{interval}"]},
+            "taggingCriteria": [{"isDefault": True, "tagInfo": {"tagName": "Default"}, "taggingPriority": 99}],
+        },
+    }
+
+
+#: The default Backup vault policies the default rules name (steward/domain/default_rules.yaml).
+BACKUP_VAULT_POLICIES: Final[dict[str, dict[str, Any]]] = {
+    "disk-default": {
+        "properties": {
+            "objectType": "BackupPolicy",
+            "datasourceTypes": ["Microsoft.Compute/disks"],
+            "policyRules": [_backup_rule("OperationalStore", "PT4H"), _retention("OperationalStore", "P7D")],
+        }
+    },
+    "blob-default": {
+        "properties": {
+            "objectType": "BackupPolicy",
+            "datasourceTypes": ["Microsoft.Storage/storageAccounts/blobServices"],
+            "policyRules": [_retention("OperationalStore", "P30D")],
+        }
+    },
+    "postgres-flex-default": {
+        "properties": {
+            "objectType": "BackupPolicy",
+            "datasourceTypes": ["Microsoft.DBforPostgreSQL/flexibleServers"],
+            "policyRules": [_backup_rule("VaultStore", "P1W"), _retention("VaultStore", "P12W")],
+        }
+    },
+}
+
+
+
+def recovery_services_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
+    """A Recovery Services vault with soft delete on (14 days), enhanced security on, a system identity."""
+    return {
+        "location": location,
+        "tags": tags,
+        "sku": {"name": "Standard"},
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "publicNetworkAccess": "Enabled",
+            "securitySettings": {
+                "softDeleteSettings": {
+                    "softDeleteState": "Enabled",
+                    "softDeleteRetentionPeriodInDays": 14,
+                    "enhancedSecurityState": "Enabled",
+                }
+            },
+        },
+    }
+
+
+def backup_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
+    """A Backup vault with locally redundant storage, soft delete on (14 days) and a system identity."""
+    return {
+        "location": location,
+        "tags": tags,
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
+            "securitySettings": {"softDeleteSettings": {"state": "On", "retentionDurationInDays": 14}},
+        },
+    }
+
+
+def vault_names(kind: str, region: str) -> tuple[str, str]:
+    """(resource group, vault name) of a vault the app creates for ``kind`` in ``region``."""
+    short = "rsv" if kind == "RecoveryServices" else "bv"
+    return f"rg-backup-steward-{region}", f"{short}-steward-{region}"
