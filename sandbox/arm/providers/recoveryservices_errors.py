@@ -113,11 +113,13 @@ MUA_NOT_AUTHORIZED: Final = ErrorSpec(
 
 VM_PROTECTED_ELSEWHERE: Final = ErrorSpec(
     409,
-    "BMSUserErrorVmAlreadyProtectedInAnotherVault",
+    "BMSUserErrorProtectableItemAlreadyProtected",
     "The virtual machine '{vm}' is already protected in the Recovery Services vault '{vault}'. A VM can be "
     "protected in only one vault at a time; stop protection and delete its backup data in that vault first.",
     "inferred",
-    "D-esd / D-faq: one vault per VM at a time; soft-deleted items can be re-registered elsewhere",
+    "D-esd / D-faq: one vault per VM at a time; soft-deleted items can be re-registered elsewhere. No public "
+    "trace of the real code was found; this spelling agrees with steward.domain.protection.CONFLICT_CODES "
+    "(itself a guess) so that the app and the sandbox tell the same story until someone sees Azure's answer.",
 )
 
 VM_REGION_MISMATCH: Final = ErrorSpec(

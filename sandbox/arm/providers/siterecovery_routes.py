@@ -175,6 +175,37 @@ class SiteRecoveryRoutes:
         ]
         return self.p.ctx.page(req, found)
 
+    def list_all_mappings(self, req: Request) -> Response:
+        vault, sr = self.sr(req)
+        found = [
+            views.sr_json(
+                vault,
+                f"replicationFabrics/{f.name}/replicationProtectionContainers/{c.name}"
+                f"/replicationProtectionContainerMappings/{m.name}",
+                MAPPING_TYPE,
+                m,
+            )
+            for f in sr.fabrics.values()
+            for c in f.children.values()
+            for m in c.mappings.values()
+        ]
+        return self.p.ctx.page(req, found)
+
+    def list_all_network_mappings(self, req: Request) -> Response:
+        vault, sr = self.sr(req)
+        found = [
+            views.sr_json(
+                vault,
+                f"replicationFabrics/{f.name}/replicationNetworks/{n.name}/replicationNetworkMappings/{m.name}",
+                NETWORK_MAPPING_TYPE,
+                m,
+            )
+            for f in sr.fabrics.values()
+            for n in f.networks.values()
+            for m in n.children.values()
+        ]
+        return self.p.ctx.page(req, found)
+
     def get_item(self, req: Request) -> Response:
         _, sr = self.sr(req)
         item = sr.item(*self._item_names(req))
@@ -293,6 +324,8 @@ def add_site_recovery_routes(router: Router, provider: RecoveryServicesProvider)
     add("DELETE", I, h.remove_item)
     add("POST", I + "/remove", h.remove_item)
     add("GET", C + "/replicationProtectionContainerMappings", h.list_mappings)
+    add("GET", V + "/replicationProtectionContainerMappings", h.list_all_mappings)
+    add("GET", V + "/replicationNetworkMappings", h.list_all_network_mappings)
     add("GET", M, h.get_mapping)
     add("PUT", M, h.put_mapping)
     add("DELETE", M, h.remove_mapping)

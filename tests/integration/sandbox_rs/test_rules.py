@@ -251,7 +251,7 @@ def test_vm_in_one_vault_at_a_time_and_backup_data_stays_in_its_vault(estate: Es
     vm = estate.vm(rg)
     estate.protect_vm(rg, "first", vm)
     estate.advance(7 * HOUR)
-    assert _code(lambda: estate.protect_vm(rg, "second", vm)) == "BMSUserErrorVmAlreadyProtectedInAnotherVault"
+    assert _code(lambda: estate.protect_vm(rg, "second", vm)) == "BMSUserErrorProtectableItemAlreadyProtected"
 
     estate.delete_vm_backup(rg, "first", vm)  # soft-deleted: may be registered elsewhere (D-esd)
     estate.advance(HOUR)

@@ -44,6 +44,15 @@ def test_vault_with_site_recovery_items_cannot_be_deleted_until_teardown_in_orde
     assert error_code(caught.value) == "ServiceResourceNotEmptyWithContainerDetails"
     assert "Site Recovery replicated items" in caught.value.message
 
+    status, listed = estate.call("GET", f"{base}/replicationNetworkMappings")
+    assert [m["id"] for m in listed["value"]] == [
+        f"{fabric}/replicationNetworks/vnet1/replicationNetworkMappings/netmap1"
+    ]
+    status, listed = estate.call("GET", f"{base}/replicationProtectionContainerMappings")
+    assert [m["name"] for m in listed["value"]] == ["map1"]
+    status, listed = estate.call("GET", f"{base}/replicationProtectedItems")
+    assert [m["id"] for m in listed["value"]] == [f"{container}/replicationProtectedItems/vm1"]
+
     # out of order: the mapping is still used by a replicated item
     status, body = estate.call("DELETE", f"{container}/replicationProtectionContainerMappings/map1")
     assert (status, body["error"]["code"]) == (400, "SiteRecoveryObjectInUse")
