@@ -184,6 +184,7 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
         "list_vaults", RETRY, {"subscription_ids": scope["subscription_ids"]}
     )
     outcomes.extend(o.to_record() for o in flow.tenant_flags(vaults, scope["tenants"]))
+    outcomes.extend(o.to_record() for o in flow.unreachable_flags(scope))
     if outcomes:
         yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": outcomes})
     return outcomes

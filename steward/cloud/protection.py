@@ -22,7 +22,7 @@ from azure.mgmt.dataprotection.models import (
 from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
 
 from steward.cloud.clients import CloudClients
-from steward.cloud.errors import AzureRefusal, NotFound, azure_errors
+from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_errors
 from steward.cloud.wire import dig, wire
 from steward.domain import vault_defaults
 from steward.domain.ids import ResourceId
@@ -38,6 +38,8 @@ READ_API_VERSIONS: Final[dict[str, str]] = {
     "microsoft.dataprotection/backupvaults": "2025-07-01",
 }
 
+#: ARM's answer when a subscription has moved to a tenant the app's token is not from.
+WRONG_TENANT: Final = "InvalidAuthenticationTokenTenant"
 IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
 
 
@@ -159,19 +161,27 @@ class SubscriptionReader:
     def __init__(self, clients: CloudClients) -> None:
         self._clients = clients
 
-    def tenants(self, subscription_ids: Iterable[str]) -> dict[str, str]:
-        """subscription id (lower-cased) -> the tenant it belongs to now."""
+    def tenants(self, subscription_ids: Iterable[str]) -> dict[str, str | None]:
+        """subscription id (lower-cased) -> the tenant it belongs to now, or None when the app's token is
+        refused because the subscription now belongs to another tenant (``InvalidAuthenticationTokenTenant``).
+        """
         from azure.core.rest import HttpRequest
 
-        out: dict[str, str] = {}
+        out: dict[str, str | None] = {}
         for subscription_id in subscription_ids:
             client = self._clients.resources(subscription_id)
             request = HttpRequest(
                 "GET", f"/subscriptions/{subscription_id}?api-version={self.SUBSCRIPTIONS_API_VERSION}"
             )
-            with azure_errors():
-                response = client.send_request(request)
-                response.raise_for_status()
+            try:
+                with azure_errors():
+                    response = client.send_request(request)
+                    response.raise_for_status()
+            except CloudError as error:
+                if error.code == WRONG_TENANT:
+                    out[subscription_id.lower()] = None
+                    continue
+                raise
             out[subscription_id.lower()] = str(response.json().get("tenantId") or "")
         return out
 

@@ -348,3 +348,18 @@ def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]
                 )
             )
     return flags
+
+
+def unreachable_flags(scope: Mapping[str, Any]) -> list[ProtectionOutcome]:
+    """Managed subscriptions the app's token is refused in: they moved to another tenant. Every vault in
+    them keeps its data but loses its managed identity's role assignments (brief §4, D-faq)."""
+    return [
+        ProtectionOutcome(
+            status=OutcomeStatus.VAULT_TENANT_CHANGED,
+            resource_id=f"/subscriptions/{subscription_id}",
+            reason="the subscription moved to another tenant (ARM refuses this tenant's token): re-create the "
+            "managed identity, role assignments, customer-managed keys and private endpoints of every vault in "
+            "it, and grant Backup Steward access there or remove it from STEWARD_SUBSCRIPTIONS",
+        )
+        for subscription_id in scope.get("unreachable", [])
+    ]

@@ -200,3 +200,25 @@ def test_a_missing_regional_vault_is_created_with_secure_defaults_when_allowed(t
         assert "/backupVaults/bv-steward-northeurope" in disk_outcome["vault_id"]
     finally:
         h.stack.stop()
+
+
+def test_a_subscription_moved_to_another_tenant_is_flagged_for_its_vaults_rbac(harness: Harness) -> None:
+    from sandbox.arm.config import OTHER_TENANT
+
+    h = harness
+    est1, est2 = h.estate(SUB1), h.estate(SUB2)
+    est2.resource_group("rg-dev", WEU)
+    est2.recovery_services_vault("rg-dev", "rsv-dev", WEU)
+    est1.resource_group("rg-a", WEU)
+    est1.resource_group("rg-b", WEU)
+    est1.recovery_services_vault("rg-a", "rsv-weu", WEU)
+    vm = est1.vm("rg-a", "vm-1", WEU)
+    h.wait_outcome(vm, "Protected")
+    h.settle()
+
+    h.sandbox.move_subscription(SUB2, OTHER_TENANT)
+    est1.move("rg-a", [vm], f"/subscriptions/{SUB1}/resourceGroups/rg-b")
+    flag = h.wait_outcome(f"/subscriptions/{SUB2}", "VaultTenantChanged")
+    assert "role assignments" in flag["reason"]
+    # the subscription still in the app's tenant is reconciled as usual
+    h.wait_outcome(est1.rid("rg-b", "Microsoft.Compute/virtualMachines", "vm-1"), "Reprotected")
