@@ -958,8 +958,9 @@ def audit(
         if expectation.vault_id and expectation.must_protect:
             _note_requirement(vault_needs, id_key(expectation.vault_id), expectation)
 
+    required = frozenset(key for key, e in expectations.items() if e.must_protect)
     for record in sorted(records, key=lambda r: id_key(r.id)):
-        _check_record(out, record, resources, vaults, now)
+        _check_record(out, record, resources, vaults, now=now, required=required)
 
     for vault in sorted(inventory.vaults, key=lambda v: v.key):
         requirements, rule_names = vault_needs.get(vault.key, (NO_REQUIREMENTS, []))
@@ -993,15 +994,16 @@ def _check_resource(
         why += f" ({expectation.reason})" if expectation.reason else ""
         why += "; its only backup item is soft-deleted." if soft else "; no vault protects it."
         out.add("BKP-001", subject, why=why, details={"rule": expectation.rule})
-    if not expectation.must_protect and live:
+    if not expectation.must_protect and active:
+        # Only running protection is drift: stopped protection with retained data is what opting out leaves.
         out.add(
             "DRF-001",
             subject,
             why=f"Rule {expectation.rule!r} opts this resource out"
             + (f" ({expectation.reason})" if expectation.reason else "")
-            + f", yet it is protected in {name_of(_vault_id(live[0], vaults))}.",
+            + f", yet it is protected in {name_of(_vault_id(active[0], vaults))}.",
             discriminator="opted-out",
-            details={"rule": expectation.rule, "vault": _vault_id(live[0], vaults)},
+            details={"rule": expectation.rule, "vault": _vault_id(active[0], vaults)},
         )
     for record in live:
         vault = vaults.get(record.vault_key)
@@ -1138,7 +1140,9 @@ def _check_record(
     record: _Record,
     resources: Mapping[str, ProtectableResource],
     vaults: Mapping[str, Vault],
+    *,
     now: datetime,
+    required: frozenset[str],
 ) -> None:
     vault = vaults.get(record.vault_key)
     location = vault.location if vault else ""
@@ -1164,6 +1168,7 @@ def _check_record(
             ProtectionStatus.SUSPENDED,
         }
         and source is not None
+        and source.key in required  # not running is a problem only where the rules want backups
     ):
         out.add(
             "BKP-004",

@@ -432,3 +432,16 @@ def test_disk_in_error_and_vm_fine_are_reported_independently() -> None:
 
 def test_every_declared_control_has_tests_here() -> None:
     assert set(CONTROLS) == TESTED_CONTROLS
+
+
+def test_an_opted_out_resource_with_stopped_retained_protection_is_neither_bkp004_nor_drift() -> None:
+    """Stop-and-retain is what opting a resource out leaves behind: not a finding."""
+    estate = healthy_estate()
+    item = replace(estate.protected_items[0], protection_state="ProtectionStopped")
+    expectations = UniformExpectations(
+        default=Expectation(must_protect=True, rule="protect-all", rpo_hours=26, vault_requirements=STRICT),
+        by_type={"Microsoft.Compute/virtualMachines": Expectation(must_protect=False, rule="no-vms")},
+    )
+    assert fired(replace(estate, protected_items=(item,)), expectations) == {}
+    running = replace(item, protection_state="Protected")
+    assert fired(replace(estate, protected_items=(running,)), expectations) == {"DRF-001": [estate.resources[0].id]}
