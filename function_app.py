@@ -12,10 +12,14 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities import audit as audit_activities
 from activities import common as common_activities
 from activities import protection as protection_activities
-from entrypoints import event_grid
+from activities import teardown as teardown_activities
+from entrypoints import audit_timer, event_grid, teardown_http
+from orchestrators import audit as audit_orchestrators
 from orchestrators import protection as protection_orchestrators
+from orchestrators import teardown as teardown_orchestrators
 from steward import logs
 
 logs.configure()
@@ -24,8 +28,14 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (
     event_grid.bp,
+    teardown_http.bp,
+    audit_timer.bp,
     protection_orchestrators.bp,
+    teardown_orchestrators.bp,
+    audit_orchestrators.bp,
     common_activities.bp,
     protection_activities.bp,
+    teardown_activities.bp,
+    audit_activities.bp,
 ):
     app.register_functions(blueprint)
