@@ -59,6 +59,9 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_o
 #: after a purge date passes, Azure (and the sandbox) purge lazily; re-check this often.
 PURGE_RECHECK = timedelta(minutes=30)
 MAX_PURGE_RECHECKS = 12
+#: a step's targets go to sub-orchestrations of this many fan-out batches each: the parent's history (replayed
+#: on every completion) stays small, and a Cancel stops the saga at the next chunk boundary.
+BATCHES_PER_CHUNK = 4
 
 STEP_ACTIVITY: Mapping[StepKind, str] = {
     StepKind.UNDELETE_ITEMS: "teardown_undelete_item",
@@ -121,6 +124,7 @@ class Saga:
         self.limits: dict[str, int] = dict(saga.get("limits") or {})
         self.purge_rechecks = int(saga.get("purgeRechecks", 0))
         self.waiting_until: str | None = saga.get("waitingUntil")
+        self.generation = int(saga.get("generation", 0))
         self.needs: str | None = None
         self.cancel_task: Task = None
 
@@ -137,6 +141,7 @@ class Saga:
                 "limits": self.limits,
                 "purgeRechecks": self.purge_rechecks,
                 "waitingUntil": self.waiting_until,
+                "generation": self.generation + 1,
             },
         }
 
@@ -301,6 +306,8 @@ def _run_phase(saga: Saga) -> Flow:
             yield from _targets_step(saga, step)
         saga.progress = saga.progress.finish_step(step.kind, StepOutcome.DONE, saga.now)
         saga.status(step.kind)
+        if step.kind not in SETTINGS_STEPS and step.count > 1:
+            raise _ContinueAsNew  # a fresh, short history for the next step
 
 
 def _await_security_approval(saga: Saga, step: TeardownStep) -> Flow:
@@ -348,16 +355,26 @@ def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
 
 
 def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
+    """Fan out one activity per target, ``maxParallelWrites`` at a time, in sub-orchestration chunks."""
     name = STEP_ACTIVITY[step.kind]
     size = int(saga.limits.get("maxParallelWrites", 10))
     done_ids = {str(d.get("id")).lower() for d in saga.progress.deleted}
     pending = [t for t in step.targets if t.id.lower() not in done_ids or step.kind is StepKind.UNDELETE_ITEMS]
-    for batch in batches(pending, size):
-        retry_batch = list(batch)
-        while retry_batch:
-            tasks = [saga.activity(name, {**saga.vault_input, "target": target.to_record()}) for target in retry_batch]
+    for index, chunk in enumerate(batches(pending, size * BATCHES_PER_CHUNK)):
+        retry_chunk = list(chunk)
+        attempt = 0
+        while retry_chunk:
+            child = f"{saga.context.instance_id}:{saga.generation}:{step.kind.value}:{index}:{attempt}"
+            payload = {
+                "vaultId": saga.request.vault_id,
+                "activity": name,
+                "parallel": size,
+                "targets": [t.to_record() for t in retry_chunk],
+            }
             try:
-                results = yield from saga.race_cancel(saga.context.task_all(tasks))
+                outcome = yield from saga.race_cancel(
+                    saga.context.call_sub_orchestrator("teardown_step_chunk", payload, child)
+                )
             except _Finish:
                 raise
             except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries
@@ -365,14 +382,45 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
                 raise _Finish(
                     TeardownOutcome.FAILED, f"{step.kind.value} failed after retries: {error}", compensate=True
                 ) from None
+            results = list(outcome.get("results") or [])
             effects = [r["effect"] for r in results if r.get("ok")]
-            refused = [(t, r) for t, r in zip(retry_batch, results, strict=True) if not r.get("ok")]
+            refused = [r for r in results if not r.get("ok")]
             saga.progress = saga.progress.record_batch(step.kind, effects)
             saga.status(step.kind)
-            retry_batch = []
+            attempted = {str((r.get("effect") or r.get("target") or {}).get("id", "")).lower() for r in results}
+            untouched = [t for t in retry_chunk if t.id.lower() not in attempted]
+            retry_chunk = []
             if refused:
-                yield from _refusal(saga, step, refused[0][1])
-                retry_batch = [t for t, _ in refused]  # security approval granted: try those again
+                yield from _refusal(saga, step, refused[0])
+                # security approval granted: the refused targets and those the chunk did not reach go again
+                refused_ids = {str((r.get("target") or {}).get("id", "")).lower() for r in refused}
+                retry_chunk = [t for t in chunk if t.id.lower() in refused_ids] + untouched
+                attempt += 1
+
+
+@bp.orchestration_trigger(context_name="context")
+def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
+    """Sub-orchestration: one activity per target, ``parallel`` at a time; stops at the first refusal.
+
+    Input ``{"vaultId", "activity", "parallel", "targets": [...]}``; output ``{"results": [...]}`` (one
+    activity result per target it reached, in order).
+    """
+    payload = context.get_input() or {}
+    name = str(payload.get("activity"))
+    size = max(1, int(payload.get("parallel", 1)))
+    targets = list(payload.get("targets") or [])
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(targets), size):
+        batch = targets[start : start + size]
+        tasks = [
+            context.call_activity_with_retry(name, RETRY, {"vaultId": payload.get("vaultId"), "target": target})
+            for target in batch
+        ]
+        batch_results = yield context.task_all(tasks)
+        results.extend(batch_results)
+        if any(not r.get("ok") for r in batch_results):
+            break
+    return {"results": results}
 
 
 def _verify_step(saga: Saga, step: TeardownStep) -> Flow:
