@@ -15,7 +15,7 @@ DELETE V                                            202 + the same headers (Dele
                                                     400 when not empty / soft-deleted items
 GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*)
 POST .../locations/{r}/backupStatus                 200 (GetBackupStatus)
-GET|PUT V/backupPolicies[/{p}]                      200 (ProtectionPolicies_Get, v2-Get-Policy)
+GET|PUT|DELETE V/backupPolicies[/{p}]               200 (ProtectionPolicies_Get, v2-Get-Policy); DELETE 200/204
 POST V/backupFabrics/Azure/refreshContainers        202 + Location .../backupFabrics/Azure/operationResults/{id}
                                                     (RefreshContainers); that Location: 202 then 204
 GET V/backupProtectableItems?$filter                200 (BackupProtectableItems_List)
@@ -316,6 +316,11 @@ class RecoveryServicesProvider:
         vault = self.vault(req)
         policy = self.model.put_policy(vault.id, req.params["policyName"], req.json_object())
         return ok(views.policy_json(self.model, vault, policy))
+
+    def delete_policy(self, req: Request) -> Response:
+        vault = self.vault(req)
+        removed = self.model.delete_policy(vault.id, req.params["policyName"])
+        return ok() if removed else no_content()
 
     # -- discovery ---------------------------------------------------------------------------------
     def refresh_containers(self, req: Request) -> Response:
@@ -779,6 +784,7 @@ def _backup_routes(routes: ProviderRoutes, p: RecoveryServicesProvider) -> None:
     _add(routes, p, "GET", V + "/backupPolicies", p.list_policies)
     _add(routes, p, "GET", V + "/backupPolicies/{policyName}", p.get_policy)
     _add(routes, p, "PUT", V + "/backupPolicies/{policyName}", p.put_policy)
+    _add(routes, p, "DELETE", V + "/backupPolicies/{policyName}", p.delete_policy)
     _add(
         routes,
         p,

@@ -201,6 +201,14 @@ POLICY_NOT_FOUND: Final = ErrorSpec(
     "inferred",
 )
 
+POLICY_IN_USE: Final = ErrorSpec(
+    400,
+    "BMSUserErrorPolicyInUse",
+    "Backup policy '{policy}' cannot be deleted because items are associated with it: {items}.",
+    "inferred",
+    "D-delvault: a policy with associated items (soft-deleted ones included) cannot be deleted",
+)
+
 INVALID_REQUEST: Final = ErrorSpec(400, "BadRequest", "{detail}", "inferred")
 
 VAULT_MOVE_WITH_SITE_RECOVERY: Final = ErrorSpec(
@@ -250,6 +258,7 @@ ALL_ERRORS: Final[tuple[ErrorSpec, ...]] = (
     ITEM_NOT_SOFT_DELETED,
     CONFLICTING_OPERATION,
     POLICY_NOT_FOUND,
+    POLICY_IN_USE,
     VAULT_MOVE_WITH_SITE_RECOVERY,
     SITE_RECOVERY_IN_USE,
     RESOURCE_NOT_FOUND,

@@ -660,6 +660,19 @@ class RecoveryServicesModel:
             vault.policies[name.lower()] = policy
             return policy
 
+    def delete_policy(self, vault_id: str, name: str) -> bool:
+        """Delete a policy no item uses (False when there was none)."""
+        with self.lock:
+            vault = self.vault(vault_id)
+            policy = vault.policies.get(name.lower())
+            if policy is None:
+                return False
+            users = [i.name for i in vault.items.values() if (i.policy_id or "").lower().endswith("/" + name.lower())]
+            if users:
+                raise RecoveryServicesError(err.POLICY_IN_USE, policy=policy.name, items=", ".join(users))
+            vault.policies.pop(name.lower())
+            return True
+
     def policy_item_count(self, vault: VaultState, policy: Policy) -> int:
         suffix = "/backuppolicies/" + policy.name.lower()
         return sum(1 for i in vault.live_items() if (i.policy_id or "").lower().endswith(suffix))
@@ -955,7 +968,9 @@ class RecoveryServicesModel:
             item = self.item(vault_id, container_name, item_name)
             if item.soft_deleted:
                 raise RecoveryServicesError(err.ITEM_SOFT_DELETED, item=item.name)
-            if vault.security.immutability_state == "Locked" and item.recovery_points > 0:
+            if item.pending_delete:
+                raise RecoveryServicesError(err.CONFLICTING_OPERATION, item=item.name)
+            if vault.security.immutability_state == "Locked":
                 raise RecoveryServicesError(err.IMMUTABLE_VAULT_DELETE_DATA, item=item.name)
             item_id = self.item_id(vault, item)
             self._require_optional(vault, OP_DELETE_ITEM_DATA, resource_id=item_id)

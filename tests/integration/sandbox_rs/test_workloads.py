@@ -283,3 +283,17 @@ def test_refresh_containers_discovers_unprotected_vms_of_the_vaults_region(estat
     mine = [n for n in names if n in ("here", "elsewhere", "taken")]
     assert mine == ["here"]
     assert all(i.properties["protectionState"] == "NotProtected" for i in found)
+
+
+def test_a_policy_in_use_cannot_be_deleted(estate: Estate) -> None:
+    rg = estate.group()
+    estate.vault(rg, soft_delete="Disabled")
+    vm = estate.vm(rg)
+    estate.protect_vm(rg, "rsv", vm)
+    rsb = estate.rsb()
+    code = _code(lambda: rsb.protection_policies.begin_delete("rsv", rg, "DefaultPolicy").result())
+    assert code == "BMSUserErrorPolicyInUse"
+    estate.delete_vm_backup(rg, "rsv", vm)
+    estate.advance(HOUR)
+    rsb.protection_policies.begin_delete("rsv", rg, "DefaultPolicy").result()
+    assert [p.name for p in rsb.backup_policies.list("rsv", rg)] == ["EnhancedPolicy"]
