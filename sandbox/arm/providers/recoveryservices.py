@@ -38,10 +38,27 @@ Site Recovery (replicationFabrics/...)              see :mod:`sandbox.arm.provid
 ==================================================  ===========================================================
 
 State and rules live in :mod:`recoveryservices_model`; JSON in :mod:`recoveryservices_views`; error codes and
-their provenance in :mod:`recoveryservices_errors`. Seeding helpers for kinds that need an on-premises agent
-(MARS, DPM, MABS) or a network resource (private endpoints) are methods of :class:`RecoveryServicesModel`,
-reached with :func:`recovery_services` (``recovery_services(sandbox).model.seed_mars_server(vault_id, "srv")``)
-or over HTTP at ``/sandbox/recoveryservices/...`` (see :class:`RecoveryServicesProvider.admin_routes`).
+their provenance (observed vs inferred) in :mod:`recoveryservices_errors`; snapshot support in
+:mod:`recoveryservices_persist`.
+
+Seeding (Python; tests, demos, the teardown saga) -- ``p = recovery_services(sandbox)``:
+
+- ``p.seed_every_kind(vault_id, soft_deleted=True, site_recovery=True, private_endpoint=True, prefix="seed")``
+  fills a vault with one of everything (VM items incl. a soft-deleted one, SQL and SAP HANA in registered
+  VM-app containers + an auto-protection intent, an Azure Files share, MARS, DPM and MABS servers, a private
+  endpoint connection, a Site Recovery chain) and returns the names by kind;
+- ``p.model.seed_mars_server(vault_id, server, items=("C:\\",))``,
+  ``p.model.seed_backup_server(vault_id, server, kind="DPM"|"MABS", items=("SQLDB;db1",))``,
+  ``p.model.seed_private_endpoint(vault_id, name)``,
+  ``p.model.seed_soft_deleted_item(vault_id, container, item, days_left=...)`` for kinds Azure creates through
+  an on-premises agent or another provider; call ``p.sync(vault)`` after seeding a private endpoint so the
+  vault record shows it;
+- ``p.model.grant_resource_guard_access(vault_id, minutes=60)`` / ``revoke_resource_guard_access(vault_id)``:
+  the security admin's approval that MUA-protected operations (disable soft delete, unlockDelete) need;
+- ``p.model.timing`` (:class:`Timing`): modelled durations (first backup, LROs, unlock window).
+
+VMs and storage accounts are looked up in the shared store (``Microsoft.Compute/virtualMachines``,
+``Microsoft.Storage/storageAccounts`` records with ``location``), whichever provider (or test) put them there.
 """
 
 from __future__ import annotations
