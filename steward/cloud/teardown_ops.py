@@ -108,12 +108,34 @@ class Effect:
         }
 
 
+#: An LRO that ended ``Failed`` with one of these codes failed on Azure's side: worth another try.
+_SERVER_SIDE_CODES: Final = frozenset(
+    {
+        "InternalServerError",
+        "ServiceUnavailable",
+        "GatewayTimeout",
+        "OperationTimedOut",
+        "InternalError",
+        # "Another protection operation is in progress for item ...": goes away when that one ends
+        "BMSUserErrorConflictingProtectionOperation",
+    }
+)
+
+
+def _translate(error: AzureError) -> CloudError:
+    """``steward.cloud.errors.translate`` plus: a long-running operation that failed server-side is transient."""
+    translated = translate(error)
+    if isinstance(translated, AzureRefusal) and translated.code in _SERVER_SIDE_CODES:
+        return TransientAzureError(translated.message, status=translated.status, code=translated.code)
+    return translated
+
+
 def _call(fn: Callable[[], Any]) -> Any:
     """Run one SDK call; SDK exceptions become the app's errors (the one translation point)."""
     try:
         return fn()
     except AzureError as error:
-        raise translate(error) from error
+        raise _translate(error) from error
 
 
 def _quiet_not_found(fn: Callable[[], Any]) -> Any:
@@ -162,7 +184,7 @@ class TeardownOps:
             response = client.send_request(request)
             response.raise_for_status()
         except AzureError as error:
-            raise translate(error) from error
+            raise _translate(error) from error
         return response
 
     def _rest_list(self, vault: VaultRef, url: str, *, api_version: str) -> Iterator[dict[str, Any]]:
@@ -191,6 +213,8 @@ class TeardownOps:
                 if status in ("succeeded", "failed", "canceled", "cancelled"):
                     if status != "succeeded":
                         error = body.get("error") or {}
+                        if error.get("code") in _SERVER_SIDE_CODES or not error.get("code"):
+                            raise TransientAzureError(f"{what} ended {status}: {error.get('message') or 'no detail'}")
                         raise refusal_of(
                             AzureRefusal(
                                 str(error.get("message") or f"{what} ended {status}"),

@@ -1065,14 +1065,16 @@ def _blockers(inventory: VaultInventory, now: datetime) -> list[Blocker]:
                 "on the vault, then plan again",
             )
         )
-    live_with_data = [i for i in inventory.items if i.state is not ItemState.SOFT_DELETED and i.has_data] + [
-        i for i in inventory.instances if i.state is not ItemState.SOFT_DELETED and i.has_data
+    # Azure refuses stop-protection-with-delete-data on a Locked vault (D-immut), before the first recovery
+    # point too: any live item blocks, not only those already holding points.
+    live = [i for i in inventory.items if i.state is not ItemState.SOFT_DELETED] + [
+        i for i in inventory.instances if i.state is not ItemState.SOFT_DELETED
     ]
-    if settings.immutability is ImmutabilityState.LOCKED and live_with_data:
+    if settings.immutability is ImmutabilityState.LOCKED and live:
         blockers.append(
             Blocker(
                 BlockerKind.IMMUTABILITY_LOCKED,
-                f"immutability is Locked (irreversible) and {len(live_with_data)} item(s) hold recovery points: "
+                f"immutability is Locked (irreversible) and {len(live)} item(s) are still protected or hold data: "
                 "Azure refuses to stop protection with delete data until every point has expired",
                 "nothing can be done early: wait until the last recovery point expires (or stop protection "
                 "retaining data and let the points expire), then plan again",

@@ -108,6 +108,10 @@ class Stack:
         assert status["runtimeStatus"] == "Completed", status
         return status["output"]  # type: ignore[no-any-return]
 
+    def backups_ran(self) -> None:
+        """Let the first backups of freshly protected items run (they change the inventory, so its fingerprint)."""
+        self.sandbox.advance(2 * HOUR)
+
     def run(self, request: TeardownRequest) -> str:
         return self.runner.start_new("teardown_vault", instance_id_for(request), request.to_record())
 
@@ -254,6 +258,7 @@ def test_a_vault_that_changed_since_the_approval_is_replanned_not_deleted(stack:
     rg = estate.group()
     vault_id = estate.rs_vault(rg)
     estate.protect_vm(rg, "rsv", "vm-1")
+    stack.backups_ran()
     approved = stack.plan(vault_id)["fingerprint"]
     estate.protect_vm(rg, "rsv", "vm-late")  # someone protects one more VM after the review
     report = stack.finish(stack.run(approved_run(vault_id, approved)))
@@ -310,6 +315,7 @@ def test_mua_parks_until_the_security_admin_grants_then_resumes(stack: Stack) ->
     vault_id = estate.rs_vault(rg)
     estate.protect_vm(rg, "rsv", "vm-1")
     estate.rsb.resource_guard_proxy.put("rsv", rg, "VaultProxy", {"properties": {"resourceGuardResourceId": GUARD}})
+    stack.backups_ran()
     plan = stack.plan(vault_id)
     assert plan["plan"]["status"] == "needs-security-approval"
     status, started = stack.http(
@@ -469,3 +475,24 @@ def test_a_run_without_a_fingerprint_waits_for_an_approval_of_the_fresh_plan(sta
     assert status == 202
     report = stack.finish(started["id"])
     assert report["outcome"] == "deleted" and report["approvedBy"] == ADMIN
+
+
+def test_injected_faults_are_retried_and_the_teardown_converges(stack: Stack) -> None:
+    from sandbox.arm.config import FaultConfig
+
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    for index in range(6):
+        estate.protect_vm(rg, "rsv", f"vm-{index}")
+    estate.model.seed_mars_server(vault_id, f"mars-{estate.tag}")
+    stack.backups_ran()
+    plan = stack.plan(vault_id)
+    faults = FaultConfig(seed=7, server_error={"read": 0.15, "write": 0.2, "delete": 0.25, "action": 0.2}, lro_fail=0.0)
+    stack.sandbox.configure_faults(faults)
+    try:
+        report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])), timeout=240)
+    finally:
+        stack.sandbox.configure_faults(FaultConfig())
+    assert report["outcome"] == "deleted", (report["reason"], report.get("lastError"))
+    assert vault_gone(stack, vault_id)
