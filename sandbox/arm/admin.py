@@ -66,7 +66,7 @@ class AdminApi:
         r.add("POST", "/sandbox/subscriptions/{subscriptionId}/moveToTenant", self.move_subscription)
 
     def handle(self, req: Request) -> Response:
-        match = self.router.resolve(req.method, req.path)
+        match = self.router.resolve(req.method, req.raw_path)
         if match is None:
             return Response(404, ArmError(404, "NotFound", f"No sandbox endpoint {req.method} {req.path}.").body())
         route, params = match

@@ -410,10 +410,10 @@ class ArmSandbox:
             self.counters.count("read" if req.method in ("GET", "HEAD") else "write", 401)
             return response
         self.operations.settle_due()
-        match = self.router.resolve(req.method, req.path)
+        match = self.router.resolve(req.method, req.raw_path)
         head_via_get = False
         if match is None and req.method == "HEAD":  # existence checks, answered from the GET route
-            match = self.router.resolve("GET", req.path)
+            match = self.router.resolve("GET", req.raw_path)
             head_via_get = match is not None
         route = match[0] if match else None
         req.kind = route.kind if route else KIND_BY_METHOD.get(req.method, "read")
@@ -547,7 +547,7 @@ class ArmSandbox:
         assert req.principal is not None
         self._check_scope(req, parsed)
         namespace = parsed.namespace
-        if self.router.path_known(req.path):
+        if self.router.path_known(req.raw_path):
             raise ArmError(
                 405,
                 "MethodNotAllowed",

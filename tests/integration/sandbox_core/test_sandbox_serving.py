@@ -122,3 +122,10 @@ def test_the_token_endpoint_mints_for_known_tenants_only(sb: ArmSandbox) -> None
     assert status == 200 and body["expires_on"] > 0 and body["access_token"].count(".") == 2
     status, _, body = raw(sb, "POST", "/sandbox/token", {"principalId": "p1", "tenantId": "nope"}, token=None)
     assert (status, body["error"]["code"]) == (400, "InvalidTenant")
+
+
+def test_routing_happens_on_encoded_segments(sb: ArmSandbox) -> None:
+    encoded_slash = f"/subscriptions/{SUB}/resourcegroups/a%2Fb?api-version=2025-04-01"
+    status, _, body = raw(sb, "GET", encoded_slash)
+    assert (status, body["error"]["code"]) == (404, "ResourceGroupNotFound")
+    assert "'a/b'" in body["error"]["message"]  # one segment named 'a/b', not groups 'a' + child 'b'
