@@ -38,7 +38,7 @@ from sandbox.arm.errors import ArmError, resource_group_not_found, subscription_
 from sandbox.arm.events import EventBus, EventCallback, EventSubscription, RequestFacts
 from sandbox.arm.faults import FaultInjector
 from sandbox.arm.http import Request, Response
-from sandbox.arm.ids import parse_id
+from sandbox.arm.ids import ParsedId, parse_id
 from sandbox.arm.lro import OperationEngine
 from sandbox.arm.paging import Pager
 from sandbox.arm.routing import KIND_BY_METHOD, Route, Router
@@ -101,6 +101,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+
+def _parse_raw(req: Request) -> ParsedId:
+    """The request path's scope, split on the encoded path (an encoded '/' stays inside its name)."""
+    raw = parse_id(req.raw_path)
+    return ParsedId(
+        text=unquote(raw.text),
+        subscription_id=unquote(raw.subscription_id) if raw.subscription_id is not None else None,
+        resource_group=unquote(raw.resource_group) if raw.resource_group is not None else None,
+        namespace=unquote(raw.namespace) if raw.namespace is not None else None,
+        types=tuple(unquote(t) for t in raw.types),
+        names=tuple(unquote(n) for n in raw.names),
+    )
 
 
 def _api_versions_text(versions: frozenset[str]) -> str:
@@ -419,7 +432,7 @@ class ArmSandbox:
         req.kind = route.kind if route else KIND_BY_METHOD.get(req.method, "read")
         if match:
             req.params = match[1]
-        parsed = parse_id(req.path)
+        parsed = _parse_raw(req)
         scope = parsed.subscription_id or f"tenant:{req.principal.tenant_id}"
 
         fault = self.faults.decide(req.kind, req.method, req.path, self._virtual_epoch())
@@ -469,7 +482,7 @@ class ArmSandbox:
         return Response(429, err.body(), self.operations.retry_after_headers(wait))
 
     def _route(self, req: Request, route: Route | None) -> Response:
-        parsed = parse_id(req.path)
+        parsed = _parse_raw(req)
         version = req.api_version
         if version is None or version == "":
             raise ArmError(
@@ -523,7 +536,7 @@ class ArmSandbox:
                 "subscription. Please use the authority (URL) "
                 f"'https://login.windows.net/{spec.tenant_id}' to get the token.",
             )
-        parts = req.path.strip("/").split("/")
+        parts = req.raw_path.strip("/").split("/")
         if parsed.resource_group is not None and len(parts) > 4:
             group_id = f"/subscriptions/{parsed.subscription_id}/resourceGroups/{parsed.resource_group}"
             if not self.store.exists(group_id):
