@@ -1,0 +1,274 @@
+// Backup Steward: everything the app needs in Azure, in one subscription-scope deployment.
+//
+//   az deployment sub create --location <region> --template-file infra/main.bicep \
+//     --parameters infra/main.parameters.example.json
+//
+// Run it twice: first with deployEventSubscriptions=false (infrastructure, identity, roles, topics),
+// then publish the app (the event subscriptions point at its Event Grid trigger function, which must
+// exist), then again with deployEventSubscriptions=true. infra/README.md has the full procedure.
+targetScope = 'subscription'
+
+// ---- where and what --------------------------------------------------------------------------------
+
+@description('Region of the app and its resources (a region that offers Flex Consumption).')
+param location string = deployment().location
+
+@description('Short lower-case name of this deployment: resource names and role names derive from it.')
+@minLength(3)
+@maxLength(10)
+param namePrefix string = 'steward'
+
+@description('Resource group of the app (created in this subscription).')
+param resourceGroupName string = 'rg-${namePrefix}'
+
+@description('Subscriptions Backup Steward watches and acts on (STEWARD_SUBSCRIPTIONS). Each gets a system topic, an event subscription and the role assignments of the app identity.')
+@minLength(1)
+param targetSubscriptionIds array
+
+@description('Resource group created in each target subscription for its Event Grid system topic.')
+param eventsResourceGroupName string = 'rg-${namePrefix}-events'
+
+@description('Create the event subscriptions (second deployment, once the app code is published).')
+param deployEventSubscriptions bool = false
+
+// ---- app settings ------------------------------------------------------------------------------------
+
+@description('Protection rules, inline YAML or JSON (STEWARD_RULES); empty: the rules packaged with the app.')
+param rules string = ''
+
+@description('Tag that opts a resource out when \'true\' (STEWARD_OPT_OUT_TAG); empty: the rules\' own or the default.')
+param optOutTag string = ''
+
+@description('Tag a vault needs before a failed delete may start its teardown (STEWARD_TEARDOWN_OPT_IN_TAG).')
+param teardownOptInTag string = 'backup-steward:teardown'
+
+@description('Entra object ids allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS); they also become the only senders on the requests topic.')
+param teardownAllowedPrincipalIds array = []
+
+@description('App roles (from the caller\'s token) allowed to request teardowns over HTTP (STEWARD_TEARDOWN_ALLOWED_ROLES).')
+param teardownAllowedRoles array = []
+
+@description('NCRONTAB schedule of the estate audit, six fields, seconds first (STEWARD_AUDIT_SCHEDULE).')
+param auditSchedule string = '0 0 6 * * *'
+
+@description('ARM writes in flight per orchestration, 1-50 (STEWARD_MAX_PARALLEL_WRITES).')
+@minValue(1)
+@maxValue(50)
+param maxParallelWrites int = 8
+
+@description('Create the regional vault when none exists (STEWARD_AUTO_CREATE_VAULTS); also grants the vault creator role.')
+param autoCreateVaults bool = false
+
+// ---- platform ----------------------------------------------------------------------------------------
+
+@description('Client id of an Entra app registration for App Service authentication of the HTTP routes; empty: not configured (the teardown routes then refuse every caller).')
+param authClientId string = ''
+
+@description('Replication of the storage accounts.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@description('Most Flex Consumption instances.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Event Grid delivery attempts before an event is dead-lettered (1-30).')
+@minValue(1)
+@maxValue(30)
+param maxDeliveryAttempts int = 30
+
+@description('Minutes Event Grid retries an event before it is dead-lettered (1-1440).')
+@minValue(1)
+@maxValue(1440)
+param eventTimeToLiveInMinutes int = 1440
+
+@description('Tags for every resource.')
+param tags object = {
+  application: 'backup-steward'
+}
+
+// ---- names ---------------------------------------------------------------------------------------------
+
+var suffix = take(uniqueString(subscription().id, namePrefix, resourceGroupName), 8)
+var baseName = '${namePrefix}-${suffix}'
+var systemTopicName = 'evgst-${namePrefix}-subscription'
+var eventSubscriptionTargets = deployEventSubscriptions ? targetSubscriptionIds : []
+
+// ---- the app -------------------------------------------------------------------------------------------
+
+resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'steward-identity'
+  scope: group
+  params: {
+    name: 'id-${baseName}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'steward-monitoring'
+  scope: group
+  params: {
+    baseName: baseName
+    location: location
+    appPrincipalId: identity.outputs.principalId
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'steward-storage'
+  scope: group
+  params: {
+    hostAccountName: 'st${namePrefix}${suffix}'
+    dataAccountName: 'sd${namePrefix}${suffix}'
+    location: location
+    appPrincipalId: identity.outputs.principalId
+    skuName: storageSku
+    tags: tags
+  }
+}
+
+module topics 'modules/topics.bicep' = {
+  name: 'steward-topics'
+  scope: group
+  params: {
+    baseName: baseName
+    location: location
+    appPrincipalId: identity.outputs.principalId
+    teardownPrincipalIds: teardownAllowedPrincipalIds
+    dataAccountName: storage.outputs.dataAccountName
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    tags: tags
+  }
+}
+
+module app 'modules/function-app.bicep' = {
+  name: 'steward-function-app'
+  scope: group
+  params: {
+    name: 'func-${baseName}'
+    location: location
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    hostStorageAccountName: storage.outputs.hostAccountName
+    hostBlobEndpoint: storage.outputs.hostBlobEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    subscriptionIds: targetSubscriptionIds
+    rules: rules
+    optOutTag: optOutTag
+    teardownOptInTag: teardownOptInTag
+    teardownPrincipalIds: teardownAllowedPrincipalIds
+    teardownRoles: teardownAllowedRoles
+    auditSchedule: auditSchedule
+    maxParallelWrites: maxParallelWrites
+    autoCreateVaults: autoCreateVaults
+    eventsTopicEndpoint: topics.outputs.outcomesTopicEndpoint
+    reportsAccountUrl: storage.outputs.reportsAccountUrl
+    reportsContainerName: storage.outputs.reportsContainerName
+    maximumInstanceCount: maximumInstanceCount
+    authClientId: authClientId
+    tags: tags
+  }
+}
+
+// ---- least privilege in every target subscription -------------------------------------------------------
+
+module roles 'modules/role-definitions.bicep' = {
+  name: 'steward-role-definitions'
+  params: {
+    namePrefix: namePrefix
+    assignableSubscriptionIds: targetSubscriptionIds
+    autoCreateVaults: autoCreateVaults
+  }
+}
+
+module access 'modules/target-access.bicep' = [for subscriptionId in targetSubscriptionIds: {
+  name: 'steward-access-${subscriptionId}'
+  scope: subscription(subscriptionId)
+  params: {
+    principalId: identity.outputs.principalId
+    operatorRoleGuid: roles.outputs.operatorRoleGuid
+    grantorRoleGuid: roles.outputs.grantorRoleGuid
+    creatorRoleGuid: roles.outputs.creatorRoleGuid
+  }
+}]
+
+// ---- events: one system topic per target subscription, delivered to the app -----------------------------
+
+module subscriptionTopics 'modules/subscription-topic.bicep' = [for subscriptionId in targetSubscriptionIds: {
+  name: 'steward-topic-${subscriptionId}'
+  scope: subscription(subscriptionId)
+  params: {
+    resourceGroupName: eventsResourceGroupName
+    location: location
+    topicName: systemTopicName
+    tags: tags
+  }
+}]
+
+module deadLetterAccess 'modules/dead-letter-access.bicep' = [for (subscriptionId, i) in targetSubscriptionIds: {
+  name: 'steward-deadletter-${subscriptionId}'
+  scope: group
+  params: {
+    dataAccountName: storage.outputs.dataAccountName
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    topicPrincipalId: subscriptionTopics[i].outputs.principalId
+  }
+}]
+
+module subscriptionEvents 'modules/subscription-events.bicep' = [for subscriptionId in eventSubscriptionTargets: {
+  name: 'steward-events-${subscriptionId}'
+  scope: resourceGroup(subscriptionId, eventsResourceGroupName)
+  dependsOn: [
+    subscriptionTopics
+    deadLetterAccess
+  ]
+  params: {
+    systemTopicName: systemTopicName
+    functionAppId: app.outputs.id
+    deadLetterAccountId: storage.outputs.dataAccountId
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    maxDeliveryAttempts: maxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+  }
+}]
+
+module requestEvents 'modules/request-events.bicep' = if (deployEventSubscriptions) {
+  name: 'steward-request-events'
+  scope: group
+  params: {
+    requestsTopicName: topics.outputs.requestsTopicName
+    functionAppId: app.outputs.id
+    deadLetterAccountId: storage.outputs.dataAccountId
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    maxDeliveryAttempts: maxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+  }
+}
+
+// ---- what the next steps need --------------------------------------------------------------------------
+
+output resourceGroupName string = group.name
+output functionAppName string = app.outputs.name
+output functionAppHostName string = app.outputs.defaultHostName
+output identityPrincipalId string = identity.outputs.principalId
+output identityClientId string = identity.outputs.clientId
+output outcomesTopicEndpoint string = topics.outputs.outcomesTopicEndpoint
+output requestsTopicEndpoint string = topics.outputs.requestsTopicEndpoint
+output reportsAccountUrl string = storage.outputs.reportsAccountUrl
+output eventSubscriptionsDeployed bool = deployEventSubscriptions

@@ -1,0 +1,141 @@
+// Custom roles for the app's identity, defined once (role names are unique per tenant) and assignable in
+// every target subscription. Every write, delete and action below is one the app's activities call
+// (infra/README.md maps each activity to its permissions); reads are granted per provider with
+// '<provider>/*/read' because the long-running operations the SDK polls answer on several status paths
+// (operationResults, operationsStatus, backupOperations, locations/operationStatus) and reads change
+// nothing. The Reader role assigned beside these grants the same reads on every other provider.
+targetScope = 'subscription'
+
+@description('Short name of this deployment; part of the role names.')
+param namePrefix string
+
+@description('Subscriptions where the roles may be assigned (the target subscriptions).')
+param assignableSubscriptionIds array
+
+@description('Also define the role that lets the app create missing regional vaults.')
+param autoCreateVaults bool = false
+
+var assignableScopes = [for id in union([subscription().subscriptionId], assignableSubscriptionIds): '/subscriptions/${id}']
+
+resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, namePrefix, 'backup-steward-operator')
+  properties: {
+    roleName: 'Backup Steward Operator (${namePrefix})'
+    description: 'What Backup Steward needs to protect resources, stop protection keeping data, and tear down vaults it is asked to. No access to backup data, no restore, no policy writes.'
+    type: 'CustomRole'
+    assignableScopes: assignableScopes
+    permissions: [
+      {
+        actions: [
+          // Reads (vaults, items, containers, policies, jobs, operation status of every poller).
+          'Microsoft.RecoveryServices/*/read'
+          'Microsoft.DataProtection/*/read'
+          'Microsoft.Resources/subscriptions/read'
+          'Microsoft.Resources/subscriptions/resourceGroups/read'
+          'Microsoft.Resources/subscriptions/resources/read'
+          'Microsoft.Resources/subscriptions/resourceGroups/resources/read'
+          // vm_backup_status: is a VM protected, and in which vault.
+          'Microsoft.RecoveryServices/Locations/backupStatus/action'
+          // enable_vm_protection, stop_protection_retain (re-PUT ProtectionStopped), teardown_undelete_item.
+          'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/write'
+          // enable_vm_protection, stop_protection_retain: Azure checks write on the VM itself when a VM's
+          // backup is configured or stopped (linked access check; Azure Backup's documented minimum is
+          // Virtual Machine Contributor on the VM, or a custom role with this action).
+          'Microsoft.Compute/virtualMachines/write'
+          // teardown_delete_item: stop protection and delete backup data.
+          'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/delete'
+          // teardown_delete_item under multi-user authorization: ask the Resource Guard proxy to unlock.
+          'Microsoft.RecoveryServices/Vaults/backupResourceGuardProxies/unlockDelete/action'
+          // teardown_unregister_container.
+          'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/delete'
+          // teardown_disable_intent: auto-protection intents (SQL/HANA) that would re-protect items.
+          'Microsoft.RecoveryServices/Vaults/backupFabrics/backupProtectionIntent/delete'
+          // teardown_unregister_server: MARS agents, DPM and MABS servers.
+          'Microsoft.RecoveryServices/Vaults/registeredIdentities/delete'
+          // teardown_set_setting, teardown_restore_protections: soft delete and enhanced security.
+          'Microsoft.RecoveryServices/Vaults/backupconfig/write'
+          // teardown_set_setting (immutability PATCH); create_vault when auto-creation is on.
+          'Microsoft.RecoveryServices/Vaults/write'
+          // teardown_remove_private_endpoint: the vault's side of the connection only.
+          'Microsoft.RecoveryServices/Vaults/privateEndpointConnections/delete'
+          // teardown_remove_site_recovery: replicated items, container mappings, containers, network
+          // mappings and fabrics, in that order.
+          'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems/delete'
+          'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectionContainerMappings/delete'
+          'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/remove/action'
+          'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationNetworks/replicationNetworkMappings/delete'
+          'Microsoft.RecoveryServices/vaults/replicationFabrics/delete'
+          // teardown_delete_vault (Recovery Services).
+          'Microsoft.RecoveryServices/Vaults/delete'
+          // protect_in_backup_vault: validate, then create the backup instance.
+          'Microsoft.DataProtection/backupVaults/validateForBackup/action'
+          'Microsoft.DataProtection/backupVaults/backupInstances/write'
+          // stop_protection_retain, teardown_stop_instance: stop protection, retain data.
+          'Microsoft.DataProtection/backupVaults/backupInstances/stopProtection/action'
+          // teardown_delete_instance.
+          'Microsoft.DataProtection/backupVaults/backupInstances/delete'
+          // teardown_undelete_instance: bring soft-deleted instances back so they can be deleted for good.
+          'Microsoft.DataProtection/backupVaults/deletedBackupInstances/undelete/action'
+          // teardown_delete_policy.
+          'Microsoft.DataProtection/backupVaults/backupPolicies/delete'
+          // teardown_set_setting (soft delete, immutability PATCH); create_vault when auto-creation is on.
+          'Microsoft.DataProtection/backupVaults/write'
+          // teardown_delete_vault (Backup vault).
+          'Microsoft.DataProtection/backupVaults/delete'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+resource vaultIdentityGrantor 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, namePrefix, 'backup-steward-vault-identity-grantor')
+  properties: {
+    roleName: 'Backup Steward Vault Identity Grantor (${namePrefix})'
+    description: 'grant_vault_roles: assign a Backup vault\'s managed identity the roles its workload needs. Always assigned with a condition that allows only those built-in roles and only service principals.'
+    type: 'CustomRole'
+    assignableScopes: assignableScopes
+    permissions: [
+      {
+        actions: [
+          // grant_vault_roles: create the assignment (existing ones are read with Reader's */read).
+          'Microsoft.Authorization/roleAssignments/write'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+resource vaultCreator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (autoCreateVaults) {
+  name: guid(subscription().id, namePrefix, 'backup-steward-vault-creator')
+  properties: {
+    roleName: 'Backup Steward Vault Creator (${namePrefix})'
+    description: 'create_vault (STEWARD_AUTO_CREATE_VAULTS=true): create the regional vault resource group and the Backup vault policies the rules name.'
+    type: 'CustomRole'
+    assignableScopes: assignableScopes
+    permissions: [
+      {
+        actions: [
+          // create_vault: the resource group of the regional vault.
+          'Microsoft.Resources/subscriptions/resourceGroups/write'
+          // create_vault: the default policies of a new Backup vault (the vault itself is
+          // Microsoft.DataProtection/backupVaults/write, already in the operator role).
+          'Microsoft.DataProtection/backupVaults/backupPolicies/write'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+output operatorRoleGuid string = operator.name
+output grantorRoleGuid string = vaultIdentityGrantor.name
+output creatorRoleGuid string = autoCreateVaults ? vaultCreator.name : ''

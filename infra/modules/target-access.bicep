@@ -1,0 +1,85 @@
+// What the app's identity may do in ONE target subscription. Deployed once per target subscription.
+// Each assignment is at subscription scope because the resources the app protects, the vaults it uses and
+// the resource groups it reconciles after a move can be anywhere in the subscription; nothing in this
+// template can name them in advance. What each role allows is kept narrow instead.
+targetScope = 'subscription'
+
+@description('Principal id of the app identity.')
+param principalId string
+
+@description('GUID of the Backup Steward Operator custom role.')
+param operatorRoleGuid string
+
+@description('GUID of the Backup Steward Vault Identity Grantor custom role.')
+param grantorRoleGuid string
+
+@description('GUID of the Backup Steward Vault Creator custom role; empty: not assigned.')
+param creatorRoleGuid string = ''
+
+var reader = 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
+
+// The built-in roles grant_vault_roles gives a Backup vault's identity (steward/domain/workloads.py):
+// Disk Backup Reader, Disk Snapshot Contributor, Storage Account Backup Contributor,
+// PostgreSQL Flexible Server Long Term Retention Backup Role, Reader. Nothing else may be granted.
+var vaultIdentityRoleIds = [
+  '3e5e47e6-65f7-47ef-90b5-e5dd4d455f24'
+  '7efff54f-a5b4-42b5-a1c5-5411624893ce'
+  'e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1'
+  'c088a766-074b-43ba-90d4-1fb21feae531'
+  'acdd72a7-3385-48ef-bd42-f606fba81ae7'
+]
+
+// ABAC delegation condition: a role assignment write is allowed only for one of the roles above and only
+// for a service principal (a Backup vault's system-assigned identity). It cannot grant Owner, User Access
+// Administrator or itself, nor any role to a user or group.
+var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${join(vaultIdentityRoleIds, ', ')}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'}))'
+
+// Scope: subscription. Inventory: describe_resource, list_resources, find_vaults, list_vaults,
+// find_protections, audits (ARM reads of VMs, disks, storage accounts, PostgreSQL servers, vaults) and
+// the existing role assignments grant_vault_roles compares with.
+resource readerAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, principalId, reader)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', reader)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: inventory reads'
+  }
+}
+
+// Scope: subscription. The backup control plane actions of the activities (see role-definitions.bicep).
+resource operatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, principalId, operatorRoleGuid)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', operatorRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: protection and teardown'
+  }
+}
+
+// Scope: subscription, conditioned. The vault identity's roles go on the protected resource, its resource
+// group or the snapshot resource group, which can be any group in the subscription; the condition (not
+// the scope) is what keeps this narrow.
+resource grantorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(subscription().id, principalId, grantorRoleGuid)
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', grantorRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: give Backup vault identities their workload roles, nothing else'
+    conditionVersion: '2.0'
+    condition: grantCondition
+  }
+}
+
+// Scope: subscription; only when vault auto-creation is on (create_vault).
+resource creatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(creatorRoleGuid)) {
+  name: guid(subscription().id, principalId, 'vault-creator')
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', creatorRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: create missing regional vaults'
+  }
+}
