@@ -179,7 +179,7 @@ class RecoveryServicesProvider:
         location_url: str | None,
         done_status: int = 204,
     ) -> Operation:
-        effect = pending.effect
+        effect, undo = pending.effect, pending.undo
         vault_id = self.vault_id(req) if "vaultName" in req.params else None
 
         def complete() -> Any:
@@ -188,10 +188,17 @@ class RecoveryServicesProvider:
                 self.persist(vault_id)
             return result
 
+        def failed(_error: ArmError) -> None:
+            if undo is not None:
+                undo()
+            if vault_id is not None:
+                self.persist(vault_id)
+
         return self.ctx.operations.begin(
             req,
             duration=pending.seconds,
             complete=complete,
+            on_failure=failed,
             async_url=async_url,
             location_url=location_url,
             retry_after=self.model.timing.retry_after,
@@ -388,9 +395,8 @@ class RecoveryServicesProvider:
                 return views.item_json(self.model, current, item)
 
         status_url, result_url = self._item_urls(req)
-        op = self.begin(
-            req, Pending(pending.name, pending.seconds, complete), async_url=status_url, location_url=result_url
-        )
+        wrapped = Pending(pending.name, pending.seconds, complete, pending.undo)
+        op = self.begin(req, wrapped, async_url=status_url, location_url=result_url)
         return self.ctx.operations.accept(op)
 
     def get_item(self, req: Request) -> Response:

@@ -94,12 +94,14 @@ class Pending:
     """A long-running change the routes start on the sandbox's operation engine.
 
     ``effect`` runs once when ``seconds`` of virtual time have passed (under the model lock); what it returns
-    is the operation's result body (None -> no body).
+    is the operation's result body (None -> no body). ``undo`` runs instead when the operation ends Failed (an
+    injected LRO fault): it takes back what the request already changed.
     """
 
     name: str
     seconds: float
     effect: Callable[[], Any] | None = None
+    undo: Callable[[], None] | None = None
 
 
 @dataclass
@@ -343,16 +345,26 @@ class RecoveryServicesModel:
             if kind.implicit or container.soft_deleted:
                 vault.containers.pop(container.name.lower(), None)
 
-    def _operation(self, name: str, seconds: float, effect: Callable[[], Any] | None = None) -> Pending:
-        if effect is None:
-            return Pending(name, seconds)
+    def _operation(
+        self,
+        name: str,
+        seconds: float,
+        effect: Callable[[], Any] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> Pending:
         lock = self.lock
 
-        def locked() -> Any:
-            with lock:
-                return effect()
+        def locked(fn: Callable[[], Any] | None) -> Callable[[], Any] | None:
+            if fn is None:
+                return None
 
-        return Pending(name, seconds, locked)
+            def run() -> Any:
+                with lock:
+                    return fn()
+
+            return run
+
+        return Pending(name, seconds, locked(effect), locked(undo))
 
     # -- vault lookup ------------------------------------------------------------------------------
     def find_vault(self, vault_id: str) -> VaultState | None:
@@ -944,7 +956,12 @@ class RecoveryServicesModel:
         if (container.name.lower(), item_name.lower()) in vault.items:
             raise RecoveryServicesError(err.CONFLICTING_OPERATION, item=item_name)
         vault.items[(container.name.lower(), item_name.lower())] = item
-        return self._operation("ConfigureProtection", self.timing.configure_protection)
+
+        def undo() -> None:  # the configure-protection job failed: no item stays behind
+            if vault.items.get((container.name.lower(), item_name.lower())) is item:
+                self._purge_item(vault, item)
+
+        return self._operation("ConfigureProtection", self.timing.configure_protection, undo=undo)
 
     def _check_region_and_subscription(self, vault: VaultState, resource: dict[str, Any]) -> None:
         parsed = parse_id(resource["id"])
@@ -988,8 +1005,11 @@ class RecoveryServicesModel:
                 else:
                     self._purge_item(vault, item)
 
+            def undo() -> None:  # the delete job failed: the item keeps its protection and data
+                item.pending_delete = False
+
             item.pending_delete = True
-            return self._operation("DeleteBackupData", self.timing.delete_backup_data, effect=delete_data)
+            return self._operation("DeleteBackupData", self.timing.delete_backup_data, effect=delete_data, undo=undo)
 
     def item_id(self, vault: VaultState, item: Item) -> str:
         return f"{vault.id}/backupFabrics/Azure/protectionContainers/{item.container}/protectedItems/{item.name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from sandbox.arm.config import SECOND_SUBSCRIPTION
+from sandbox.arm.config import SECOND_SUBSCRIPTION, FaultConfig
 from tests.integration.sandbox_rs.conftest import DAY, HOUR, Estate, error_code
 
 
@@ -267,3 +267,35 @@ def test_unknown_vm_cannot_be_protected(estate: Estate) -> None:
     estate.vault(rg)
     ghost = f"/subscriptions/{estate.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/x"
     assert _code(lambda: estate.protect_vm(rg, "rsv", ghost)) == "BMSUserErrorDatasourceNotFound"
+
+
+# -- injected LRO failures leave Azure's state, not half a change ----------------------------------------------
+def test_failed_configure_protection_leaves_no_item_and_failed_delete_keeps_the_data(estate: Estate) -> None:
+    rg = estate.group()
+    estate.vault(rg, "first")
+    estate.vault(rg, "second")
+    vm = estate.vm(rg)
+    estate.sandbox.configure_faults(FaultConfig(seed=7, lro_fail=1.0))
+    try:
+        with pytest.raises(HttpResponseError):
+            estate.protect_vm(rg, "first", vm)
+    finally:
+        estate.sandbox.configure_faults(FaultConfig())
+    assert list(estate.rsb().backup_protected_items.list("first", rg)) == []
+    estate.protect_vm(rg, "second", vm)  # nothing holds the VM: it may go to another vault
+    estate.advance(7 * HOUR)
+
+    estate.sandbox.configure_faults(FaultConfig(seed=7, lro_fail=1.0))
+    try:
+        headers = estate.delete_vm_backup(rg, "second", vm)
+        estate.advance(HOUR)
+        op_id = headers["Azure-AsyncOperation"].split("/backupOperations/")[1].split("?")[0]
+        assert estate.rsb().backup_operation_statuses.get("second", rg, op_id).status == "Failed"
+    finally:
+        estate.sandbox.configure_faults(FaultConfig())
+    item = estate.vm_item(rg, "second", vm).properties
+    assert item["protectionState"] == "Protected"
+    assert item["isScheduledForDeferredDelete"] is False
+    estate.delete_vm_backup(rg, "second", vm)  # and it can be asked again
+    estate.advance(HOUR)
+    assert estate.vm_item(rg, "second", vm).properties["isScheduledForDeferredDelete"] is True
