@@ -43,6 +43,8 @@ ALWAYS_ON = "AlwaysON"
 SOFT_DELETE_STATES = ("Enabled", "Disabled", ALWAYS_ON)
 IMMUTABILITY_STATES = ("Disabled", "Unlocked", "Locked")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 14, 180
+#: deleted MARS / DPM / MABS data is kept this long while enhanced security is on (D-esd, hybrid security)
+HYBRID_RETENTION_DAYS = 14
 
 #: Operations a resource guard protects on a Recovery Services vault (D-mua). The first two are always
 #: protected; the others only when the guard does not exclude them.
@@ -1029,7 +1031,12 @@ class RecoveryServicesModel:
         return engine
 
     def delete_registered_identity(self, vault_id: str, name: str) -> None:
-        """Unregister a MARS agent, DPM or MABS server and with it the items it protects."""
+        """Unregister a MARS agent, DPM or MABS server and with it the items it protects.
+
+        With enhanced (hybrid) security on, the items' data is soft-deleted for 14 days instead of removed, so
+        the vault stays undeletable until then: the reason the documented teardown disables it first. INFERRED
+        from D-esd / D-script; not in the REST specs.
+        """
         with self.lock:
             vault = self.vault(vault_id)
             key = name.lower()
@@ -1048,9 +1055,20 @@ class RecoveryServicesModel:
                     name=name,
                     rg=vault.resource_group,
                 )
-            for item in vault.items_in(container.name):
-                vault.items.pop((item.container.lower(), item.name.lower()), None)
-            vault.containers.pop(container.name.lower(), None)
+            items = vault.items_in(container.name)
+            if items and vault.security.enhanced_security_state in ("Enabled", ALWAYS_ON):
+                # security features for hybrid backups: deleted data is retained 14 more days (D-esd; the reason
+                # D-script turns enhanced security off first). The server is gone; its data lingers, soft-deleted.
+                now = self.now()
+                for item in items:
+                    item.protection_state = "ProtectionStopped"
+                    item.deleted_at = now
+                    item.deferred_delete_at = now + timedelta(days=HYBRID_RETENTION_DAYS)
+                container.soft_deleted = True
+            else:
+                for item in items:
+                    vault.items.pop((item.container.lower(), item.name.lower()), None)
+                vault.containers.pop(container.name.lower(), None)
             for engine_key, engine in list(vault.engines.items()):
                 if engine.container.lower() == container.name.lower():
                     vault.engines.pop(engine_key)

@@ -233,9 +233,26 @@ def test_mars_dpm_and_mabs_servers_block_deletion_until_unregistered(estate: Est
     assert error_code(caught.value) == "ServiceResourceNotEmptyWithContainerDetails"
     assert "fileserver.contoso.com" in caught.value.message
 
+    rsb.backup_resource_vault_configs.put("rsv", rg, {"properties": {"enhancedSecurityState": "Disabled"}})
     for server in ("fileserver.contoso.com", "dpm01.contoso.com", "mabs01.contoso.com"):
         estate.rs().registered_identities.delete(rg, "rsv", server)
     assert list(rsb.backup_engines.list("rsv", rg)) == []
+    assert list(rsb.backup_protected_items.list("rsv", rg)) == []
+    estate.rs().vaults.begin_delete(rg, "rsv").result()
+
+
+def test_with_hybrid_security_on_an_unregistered_servers_data_lingers_14_days(estate: Estate) -> None:
+    rg = estate.group()
+    vault = estate.vault(rg)
+    estate.provider.model.seed_mars_server(vault.id, "fileserver.contoso.com")
+    estate.rs().registered_identities.delete(rg, "rsv", "fileserver.contoso.com")
+    rsb = estate.rsb()
+    [item] = rsb.backup_protected_items.list("rsv", rg)
+    assert item.properties.is_scheduled_for_deferred_delete is True
+    assert _code(lambda: estate.rs().vaults.begin_delete(rg, "rsv").result()) == (
+        "ServiceResourceNotEmptyWithBackendMessage"
+    )
+    estate.advance(15 * 24 * HOUR)
     assert list(rsb.backup_protected_items.list("rsv", rg)) == []
     estate.rs().vaults.begin_delete(rg, "rsv").result()
 
