@@ -38,6 +38,8 @@ ARM_ENDPOINT = "STEWARD_ARM_ENDPOINT"
 EVENTS_TOPIC_ENDPOINT = "STEWARD_EVENTS_TOPIC_ENDPOINT"
 EVENTS_TOPIC_KEY = "STEWARD_EVENTS_TOPIC_KEY"
 SUBSCRIPTIONS = "STEWARD_SUBSCRIPTIONS"
+AUDIT_SCHEDULE = "STEWARD_AUDIT_SCHEDULE"
+DEFAULT_AUDIT_SCHEDULE = "0 0 6 * * *"
 #: the custom topic the app's outcome events go to on the sandbox
 OUTCOME_TOPIC = "steward"
 CREDENTIAL = "STEWARD_CREDENTIAL"
@@ -66,6 +68,13 @@ class HostSettings:
                    route_prefix=http.get("routePrefix", cls.route_prefix))
 
 
+def _reset_composition_root() -> None:
+    """The app caches settings and clients built from the environment; make it read them again."""
+    composition_root = sys.modules.get("steward.bootstrap")
+    if composition_root is not None:
+        composition_root.reset()
+
+
 @dataclass
 class LocalStack:
     """ARM sandbox + Durable runner + local host around one Functions app.
@@ -89,13 +98,14 @@ class LocalStack:
     host: LocalHost | None = field(default=None, init=False)
     catalog: FunctionCatalog | None = field(default=None, init=False)
     subscriptions: list[Any] = field(default_factory=list, init=False)
+    _replaced_env: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def start(self) -> LocalStack:
         clock = self._start_arm()
-        os.environ.update(self.app_settings())
-        composition_root = sys.modules.get("steward.bootstrap")
-        if composition_root is not None:  # an earlier stack in this process built clients from old settings
-            composition_root.reset()
+        applied = self.app_settings()
+        self._replaced_env = {name: os.environ.get(name) for name in applied}
+        os.environ.update(applied)
+        _reset_composition_root()
         self.catalog = load_catalog(self._app_target())
         host_settings = HostSettings.read(self.app_root / "host.json")
         config = RunnerConfig(db_path=self.db_path or str(self.app_root / DEFAULT_DB_PATH),
@@ -118,6 +128,14 @@ class LocalStack:
             self.runner.stop()
         if self.sandbox is not None:
             self.sandbox.stop()
+        # give the process its environment back: the next stack (or test) must not see a stopped sandbox
+        for name, previous in self._replaced_env.items():
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
+        self._replaced_env = {}
+        _reset_composition_root()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -181,6 +199,9 @@ class LocalStack:
             principal = getattr(getattr(self.sandbox, "config", None), "default_principal_id", None)
             if principal and SANDBOX_PRINCIPAL_ID not in os.environ:
                 values[SANDBOX_PRINCIPAL_ID] = principal
+        if AUDIT_SCHEDULE not in os.environ:
+            # the timer's %STEWARD_AUDIT_SCHEDULE% must resolve, as the Functions host requires; the app's default
+            values[AUDIT_SCHEDULE] = DEFAULT_AUDIT_SCHEDULE
         values.update(self.settings)
         return values
 
