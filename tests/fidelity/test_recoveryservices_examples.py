@@ -172,9 +172,10 @@ class Client:
 @pytest.fixture
 def sandbox() -> Iterator[ArmSandbox]:
     subs = tuple(SubscriptionSpec(s, DEFAULT_TENANT, f"example {s[:8]}") for s in SUBSCRIPTIONS)
-    # wait hints as ARM sends them (Retry-After in Azure seconds): nothing here polls on the wall clock
+    # Azure time moves only by advance() (scale 1: a 60 s operation cannot end by itself during a test), and wait
+    # hints come as ARM sends them (Retry-After in Azure seconds): nothing here polls on the wall clock
     config = SandboxConfig(
-        scale=HOUR, subscriptions=subs, providers=("resources", "recoveryservices"), retry_after="azure"
+        scale=1.0, subscriptions=subs, providers=("resources", "recoveryservices"), retry_after="azure"
     )
     sb = ArmSandbox(config).start()
     try:

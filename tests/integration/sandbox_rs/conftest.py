@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,6 +183,17 @@ class Estate:
 
     def advance(self, seconds: float) -> None:
         self.sandbox.advance(seconds)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stop Azure time from flowing on its own (only ``advance`` moves it), to look at an operation while it
+        runs without racing the clock. No SDK poller may wait inside: nothing would end."""
+        clock = self.sandbox.clock
+        clock.set_scale(1e-9)
+        try:
+            yield
+        finally:
+            clock.set_scale(SCALE)
 
     # -- raw ARM calls (Site Recovery: its SDK is not a dependency of the app) --------------------------
     def call(self, method: str, path: str, body: Any = None, api_version: str = "2025-08-01") -> tuple[int, Any]:

@@ -66,13 +66,15 @@ def test_delete_with_soft_delete_keeps_the_item_until_retention_passes_on_the_vi
     vm = estate.vm(rg)
     estate.protect_vm(rg, "rsv", vm)
     estate.advance(7 * HOUR)
-    headers = estate.delete_vm_backup(rg, "rsv", vm)
-    assert "/backupOperations/" in headers["Azure-AsyncOperation"]
-    assert "/backupOperationResults/" in headers["Location"]
-    op_id = headers["Azure-AsyncOperation"].split("/backupOperations/")[1].split("?")[0]
-    assert estate.rsb().backup_operation_statuses.get("rsv", rg, op_id).status == "InProgress"
-    estate.advance(HOUR)
-    assert estate.rsb().backup_operation_statuses.get("rsv", rg, op_id).status == "Succeeded"
+    with estate.frozen():
+        headers = estate.delete_vm_backup(rg, "rsv", vm)
+        assert "/backupOperations/" in headers["Azure-AsyncOperation"]
+        assert "/backupOperationResults/" in headers["Location"]
+        op_id = headers["Azure-AsyncOperation"].split("/backupOperations/")[1].split("?")[0]
+        assert estate.rsb().backup_operation_statuses.get("rsv", rg, op_id).status == "InProgress"
+        assert estate.vm_item(rg, "rsv", vm).properties["isScheduledForDeferredDelete"] is False
+        estate.advance(HOUR)
+        assert estate.rsb().backup_operation_statuses.get("rsv", rg, op_id).status == "Succeeded"
 
     item = estate.vm_item(rg, "rsv", vm).properties
     assert item["protectionState"] == "ProtectionStopped"

@@ -113,7 +113,7 @@ def test_concurrent_callers_protect_and_list_without_losing_anything(estate: Est
     with ThreadPoolExecutor(max_workers=8) as pool:
         states = list(pool.map(protect, vms))
         counts = list(pool.map(lambda _: count(), range(8)))
-    assert states == ["IRPending"] * 24
+    assert set(states) <= {"IRPending", "Protected"}  # Protected only if this machine took 6 s
     assert all(0 <= c <= 24 for c in counts)
     estate.advance(7 * HOUR)
     items = list(estate.rsb().backup_protected_items.list("rsv", rg, filter="backupManagementType eq 'AzureIaasVM'"))

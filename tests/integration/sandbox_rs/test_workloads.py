@@ -282,19 +282,22 @@ def test_refresh_containers_discovers_unprotected_vms_of_the_vaults_region(estat
     protected = estate.vm(rg, "taken")
     estate.protect_vm(rg, "rsv", protected)
     rsb = estate.rsb()
-    headers = rsb.protection_containers.refresh("rsv", rg, "Azure", cls=lambda p, d, h: dict(p.http_response.headers))
-    location = headers["Location"]
-    assert "/backupFabrics/Azure/operationResults/" in location
-    op_id = location.split("/operationResults/")[1].split("?")[0]
-    status = rsb.protection_container_refresh_operation_results.get(
-        "rsv", rg, "Azure", op_id, cls=lambda p, d, h: p.http_response.status_code
-    )
-    assert status == 202
-    estate.advance(HOUR)
-    status = rsb.protection_container_refresh_operation_results.get(
-        "rsv", rg, "Azure", op_id, cls=lambda p, d, h: p.http_response.status_code
-    )
-    assert status == 204
+    with estate.frozen():
+        headers = rsb.protection_containers.refresh(
+            "rsv", rg, "Azure", cls=lambda p, d, h: dict(p.http_response.headers)
+        )
+        location = headers["Location"]
+        assert "/backupFabrics/Azure/operationResults/" in location
+        op_id = location.split("/operationResults/")[1].split("?")[0]
+        status = rsb.protection_container_refresh_operation_results.get(
+            "rsv", rg, "Azure", op_id, cls=lambda p, d, h: p.http_response.status_code
+        )
+        assert status == 202
+        estate.advance(HOUR)
+        status = rsb.protection_container_refresh_operation_results.get(
+            "rsv", rg, "Azure", op_id, cls=lambda p, d, h: p.http_response.status_code
+        )
+        assert status == 204
     found = list(rsb.backup_protectable_items.list("rsv", rg, filter="backupManagementType eq 'AzureIaasVM'"))
     names = sorted(i.properties["friendlyName"] for i in found)
     mine = [n for n in names if n in ("here", "elsewhere", "taken")]
