@@ -8,7 +8,8 @@
   collecting 429s.
 * :class:`ResourceGraphEstateReader`: the same facts from Azure Resource Graph (``Resources`` and
   ``RecoveryServicesResources`` tables), a few queries for the whole estate. Its row shapes follow the
-  documented examples; it is tested against query-result pages we construct, NOT against a live service.
+  documented examples; it is tested against query-result pages we construct and against the sandbox's own
+  small Resource Graph (``sandbox/arm/providers/resourcegraph.py``), NOT against a live service.
 
 Both feed the same parsers (``*_from_wire``), which read REST-shaped dicts, so both give the same findings.
 :func:`read_estate` fans a reader out over subscriptions with a bound and turns a subscription that cannot
@@ -539,10 +540,10 @@ def sdk_graph_query(client: Any) -> GraphQuery:
 class ResourceGraphEstateReader:
     """The inventory from Resource Graph: four paged queries per batch of subscriptions.
 
-    NOT verified against a live Resource Graph: the row shapes follow the documented queries and the ARM
-    bodies the same resources have. Soft-deleted Backup vault instances are not in the queried table as far
-    as the docs say (UNCONFIRMED), so this reader sees only live instances plus those whose
-    ``currentProtectionState`` is ``SoftDeleted``.
+    NOT verified against a live Resource Graph (only against the sandbox's, which we wrote): the row shapes
+    follow the documented queries and the ARM bodies the same resources have. Soft-deleted Backup vault
+    instances are not in the queried table as far as the docs say (UNCONFIRMED), so this reader sees only
+    live instances plus those whose ``currentProtectionState`` is ``SoftDeleted``.
     """
 
     def __init__(self, query: GraphQuery, subscriptions: Sequence[str]) -> None:

@@ -39,3 +39,47 @@ def test_graph_and_arm_readers_give_the_same_inventory_and_findings(
     arm_findings = {(f.id, f.control_id) for f in audit(arm, RuleExpectations(rules, arm.vaults), now).findings}
     assert graph_findings == arm_findings
     assert {c for _, c in graph_findings} >= {"BKP-001", "BKP-002", "BKP-004", "BKP-006", "ORP-001", "VLT-005"}
+
+
+def test_a_query_outside_the_sandbox_subset_is_refused_not_widened(clients: CloudClients, built: BuiltEstate) -> None:
+    import pytest
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.mgmt.resourcegraph.models import QueryRequest
+
+    target = clients.target
+    client = ResourceGraphClient(
+        clients.credential,
+        base_url=target.arm_endpoint,
+        connection_verify=target.ca_bundle,
+        credential_scopes=[target.arm_endpoint + "/.default"],
+    )
+    with pytest.raises(HttpResponseError) as refused:
+        client.resources(QueryRequest(subscriptions=[SUB1], query="Resources | summarize count() by type"))
+    assert refused.value.status_code == 400
+    assert refused.value.error is not None and refused.value.error.code == "UnsupportedQuery"
+
+
+def test_the_cli_reads_through_graph_and_auto(sandbox: ArmSandbox, built: BuiltEstate) -> None:
+    import io
+    import json
+
+    from steward.audit_cli import EXIT_OK, main
+
+    target = [
+        "--arm-endpoint",
+        sandbox.endpoint,
+        "--ca-bundle",
+        sandbox.ca_bundle,
+        "--sandbox-token-url",
+        sandbox.token_url,
+        "--format",
+        "json",
+        "--no-progress",
+    ]
+    documents = {}
+    for source in ("arm", "graph", "auto"):
+        out, err = io.StringIO(), io.StringIO()
+        assert main([*target, "--source", source, "--subscription", SUB1], stdout=out, stderr=err) == EXIT_OK, err
+        documents[source] = {(f["id"], f["control"]) for f in json.loads(out.getvalue())["findings"]}
+    assert documents["graph"] == documents["arm"] == documents["auto"]
