@@ -759,18 +759,20 @@ def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
     add_site_recovery_routes(router, provider)
     ctx.add_move_guard(provider.guard_move)
     ctx.on_moved(provider.after_move)
-    PROVIDERS[id(ctx)] = provider
+    setattr(ctx, _CTX_ATTRIBUTE, provider)  # ProviderContext has no registry of providers (yet)
     return provider
 
 
-#: provider instance per sandbox context (tests and the sandbox admin reach the seeding helpers through it)
-PROVIDERS: dict[int, RecoveryServicesProvider] = {}
+_CTX_ATTRIBUTE = "_recovery_services_provider"
 
 
 def recovery_services(sandbox: Any) -> RecoveryServicesProvider:
-    """The Recovery Services provider of a running :class:`~sandbox.arm.server.ArmSandbox` (or its context)."""
+    """The Recovery Services provider of an :class:`~sandbox.arm.server.ArmSandbox` (or of its context)."""
     ctx = getattr(sandbox, "ctx", sandbox)
-    return PROVIDERS[id(ctx)]
+    provider = getattr(ctx, _CTX_ATTRIBUTE, None)
+    if not isinstance(provider, RecoveryServicesProvider):
+        raise LookupError("this sandbox was started without the recoveryservices provider")
+    return provider
 
 
 def _add(
