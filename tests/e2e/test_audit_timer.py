@@ -154,17 +154,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, azurite: str | None) -> Iter
         if azurite
         else {audit_activities.REPORTS_DIR_SETTING: str(tmp / "reports")}
     )
-    saved = {k: os.environ.get(k) for k in ("STEWARD_EVENTS_TOPIC_ENDPOINT", "STEWARD_EVENTS_TOPIC_KEY", *reports)}
+    saved = dict(os.environ)  # the local stack exports the app's settings; put everything back afterwards
     s = AuditStack(tmp, reports)
     try:
         yield s
     finally:
         s.stack.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        os.environ.clear()
+        os.environ.update(saved)
         bootstrap.reset()
 
 
