@@ -927,13 +927,19 @@ def _hours(delta: timedelta) -> float:
 
 def audit(
     inventory: EstateInventory,
-    rules: ExpectationSource,
+    rules: ExpectationSource | RuleSet,
     now: datetime,
     previous: AuditResult | None = None,
 ) -> AuditResult:
-    """Audit ``inventory`` against ``rules`` at ``now``; compare with ``previous`` when given."""
+    """Audit ``inventory`` against ``rules`` at ``now``; compare with ``previous`` when given.
+
+    ``rules``: a :class:`~steward.domain.rules.RuleSet` (read through :class:`RuleExpectations` with the
+    inventory's vaults) or any :class:`ExpectationSource`.
+    """
     if now.tzinfo is None:
         raise AuditError("now must be timezone-aware (UTC)")
+    if isinstance(rules, RuleSet):
+        rules = RuleExpectations(rules, inventory.vaults)
     vaults = {v.key: v for v in inventory.vaults}
     resources = {r.key: r for r in inventory.resources}
     records = _records(inventory)

@@ -114,3 +114,13 @@ def test_required_vault_settings_and_rpo_come_from_the_rule() -> None:
     # the opted-out disk/storage/postgres are protected anyway: drift
     assert len(found["DRF-001"]) == 3
     assert "BKP-005" not in found  # 2 h < 12 h
+
+
+def test_audit_takes_a_rule_set_directly() -> None:
+    estate = healthy_estate()
+    far = vm("vm-far", location="eastus")
+    more = replace(estate, resources=(*estate.resources, far))
+    direct = audit(more, DEFAULTS, NOW)
+    wrapped = audit(more, RuleExpectations(DEFAULTS, more.vaults), NOW)
+    assert direct.to_json() == wrapped.to_json()
+    assert {f.control_id for f in direct.findings} == {"BKP-001", "DRF-002"}
