@@ -1,5 +1,6 @@
-"""Where the teardown's activities and HTTP routes get their adapters: built once from the shared settings
-(``steward.bootstrap``), or injected by local runs and tests with :func:`use`."""
+"""Where the teardown's activities and HTTP routes get their adapters: from the shared composition root
+(``steward.bootstrap``, which reads the settings once and caches the SDK clients), or injected by local runs
+and tests with :func:`use`. Nothing is cached here, so a ``bootstrap.reset()`` is followed at once."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from steward.teardown_settings import TeardownSettings
 
 _LOCK = threading.Lock()
 _overrides: dict[str, Any] = {}
-_built: dict[str, Any] = {}
 
 
 def use(
@@ -23,23 +23,20 @@ def use(
     report_store: ReportStore | None = None,
     publisher: OutcomePublisher | None = None,
 ) -> None:
-    """Inject adapters (None removes an injection). Forgets whatever was built before."""
+    """Inject adapters (None removes an injection)."""
     with _LOCK:
         for key, value in (("ops", ops), ("settings", settings), ("store", report_store), ("publisher", publisher)):
             if value is None:
                 _overrides.pop(key, None)
             else:
                 _overrides[key] = value
-        _built.clear()
 
 
 def _get(key: str, build: Any) -> Any:
     with _LOCK:
         if key in _overrides:
             return _overrides[key]
-        if key not in _built:
-            _built[key] = build()
-        return _built[key]
+    return build()
 
 
 def settings() -> TeardownSettings:

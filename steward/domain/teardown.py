@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 #: Tag a vault must carry before an Event Grid event may start its teardown (name configurable).
-DEFAULT_OPT_IN_TAG: Final = "steward-teardown"
+DEFAULT_OPT_IN_TAG: Final = "backup-steward:teardown"
 #: Opt-in tag value that lets an event-started teardown run its own fresh plan without a human approval.
 AUTO_TAG_VALUE: Final = "auto"
 #: External events the saga waits for.

@@ -409,13 +409,13 @@ def test_a_failed_delete_of_a_vault_without_the_opt_in_tag_is_refused(stack: Sta
 def test_a_failed_delete_of_a_vault_tagged_auto_is_torn_down(stack: Stack) -> None:
     estate = stack.estate()
     rg = estate.group()
-    vault_id = estate.rs_vault(rg, tags={"steward-teardown": "auto"})
+    vault_id = estate.rs_vault(rg, tags={"backup-steward:teardown": "auto"})
     estate.protect_vm(rg, "rsv", "vm-1")
     event = _failed_delete_event(stack, estate, rg, vault_id)
     request = teardown_request_from_event(event_intents.classify(event), allowed_subscriptions=[SUB])
     report = stack.finish(stack.run(request))
     assert report["outcome"] == "deleted", report["reason"]
-    assert report["approvedBy"] == "tag:steward-teardown=auto"
+    assert report["approvedBy"] == "tag:backup-steward:teardown=auto"
     assert vault_gone(stack, vault_id)
 
 
