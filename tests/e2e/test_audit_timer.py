@@ -89,7 +89,11 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
         )
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def audit_app() -> df.DFApp:

@@ -63,7 +63,11 @@ def connection_string(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         )
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 def test_blob_store_round_trip_on_azurite(connection_string: str) -> None:
