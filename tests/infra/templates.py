@@ -82,3 +82,27 @@ def all_resources(type_name: str) -> Iterator[tuple[Path, str, dict[str, Any]]]:
 def checkov_skips(path: Path) -> list[tuple[str, str]]:
     """(check id, justification) of every inline ``#checkov:skip=`` comment in a file."""
     return [(m.group(1), (m.group(2) or "").strip()) for m in _SKIP.finditer(path.read_text())]
+
+
+def deployed_app_settings() -> dict[str, str]:
+    """The Function App's settings as the template writes them: literals as they are, a parameter by its
+    default (``""`` when it has none). Enough to resolve the ``%SETTING%`` expressions of trigger bindings."""
+    path = MODULES / "function-app.bicep"
+    defaults = {name: spec.get("default") for name, spec in parse(path)["parameters"].items()}
+    site = one_resource(path, "Microsoft.Web/sites")
+    out = {}
+    for entry in site["properties"]["siteConfig"]["appSettings"]:
+        value = entry["value"]
+        if isinstance(value, str) and value in defaults:
+            value = defaults[value]
+        out[str(entry["name"])] = value if isinstance(value, str) else ""
+    return out
+
+
+def app_catalog(env: Mapping[str, str] | None = None) -> Any:
+    """The functions ``function_app`` registers, described with the deployed app settings (the sandbox's
+    catalogue indexes the app once: the Functions SDK refuses a second indexing)."""
+    import function_app
+    from sandbox.durable.discovery import FunctionCatalog
+
+    return FunctionCatalog(function_app.app, env=deployed_app_settings() if env is None else env)

@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-import function_app
 from steward.domain import events
-from tests.infra.templates import MODULES, one_resource
+from tests.infra.templates import MODULES, app_catalog, one_resource
 
 SUBSCRIPTION = "3f2a1b4c-0000-4000-8000-00000000c0de"
 MAX_ADVANCED_FILTER_VALUES = 25  # Event Grid's limit over all advanced filters of one subscription
@@ -164,11 +163,7 @@ def test_filter_event_types_are_resource_events_only() -> None:
 
 def test_subscription_delivers_to_the_apps_event_grid_trigger() -> None:
     """Both subscriptions name ``functions/<name>`` of the one Event Grid trigger the app registers."""
-    triggers = {
-        f.get_function_name()
-        for f in function_app.app.get_functions()
-        if any(b.type == "eventGridTrigger" for b in f.get_bindings())
-    }
+    triggers = {f.name for f in app_catalog().event_grid}
     for subscription in (SYSTEM_SUBSCRIPTION, REQUEST_SUBSCRIPTION):
         destination = subscription["properties"]["destination"]
         assert destination["endpointType"] == "AzureFunction"
