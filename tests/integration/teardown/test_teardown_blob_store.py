@@ -52,6 +52,7 @@ def blob_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = _azurite()
     port = _free_port()
     location = tmp_path_factory.mktemp("azurite")
+    log = (location / "azurite.log").open("w")
     process = subprocess.Popen(
         [
             str(binary),
@@ -65,8 +66,8 @@ def blob_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "--skipApiVersionCheck",
             "--loose",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -75,12 +76,13 @@ def blob_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not start: {process.stderr.read() if process.stderr else ''}")
+                raise RuntimeError(f"Azurite did not start: {(location / 'azurite.log').read_text()[-2000:]}")
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/{ACCOUNT}"
     finally:
-        process.terminate()
+        process.kill()  # its data lives in a temporary folder; a graceful stop waits for idle keep-alives
         process.wait(timeout=10)
+        log.close()
 
 
 def test_reports_are_stored_as_json_and_html_blobs(blob_endpoint: str) -> None:
