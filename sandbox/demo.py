@@ -67,7 +67,8 @@ class Demo:
         return self.stack.sandbox
 
     def outcomes(self) -> list[dict[str, Any]]:
-        return [e["data"] for e in self.sandbox.events.topic_events(OUTCOME_TOPIC)]
+        return [e["data"] for e in self.sandbox.events.topic_events(OUTCOME_TOPIC)
+                if str(e.get("eventType", "")).startswith("BackupSteward.Protection.")]
 
     def wait(self, predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -152,6 +153,22 @@ def move_and_delete(demo: Demo, made: dict[str, str]) -> None:
     out.line(f"  deleted: {short(gone['resource_id'])}: {gone['status']} ({gone['reason']})")
 
 
+def teardown_a_vault(demo: Demo) -> None:
+    """The last act: a legacy vault full of every kind of content is planned, approved and deleted."""
+    from sandbox.arm.providers.recoveryservices import recovery_services
+    from steward.teardown_demo import demo_teardown
+
+    out = demo.out
+    out.step("5. A legacy vault full of every kind of content is torn down: plan, approve, run")
+    legacy = Estate(demo.clients, DEFAULT_SUBSCRIPTION)
+    legacy.resource_group("rg-legacy", WEU)
+    vault_id = legacy.recovery_services_vault("rg-legacy", "rsv-legacy", WEU, default=False)
+    made = recovery_services(demo.sandbox).seed_every_kind(vault_id, prefix="legacy")
+    out.line("  seeded: " + ", ".join(f"{len(v)} {k}" for k, v in sorted(made.items())))
+    assert demo.stack.runner is not None
+    demo_teardown(demo.stack.runner, vault_id, requested_by="platform-team@demo", out=out.line, timeout=120)
+
+
 def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
     out = Console()
     work = state_dir or Path(tempfile.mkdtemp(prefix="steward-demo-"))
@@ -174,6 +191,7 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
         build_estate(demo)
         made = protect_new_resources(demo)
         move_and_delete(demo, made)
+        teardown_a_vault(demo)
         out.step("Summary")
         counts: dict[str, int] = {}
         for outcome in demo.outcomes():

@@ -37,7 +37,8 @@ class Harness:
 
     def outcomes(self) -> list[dict[str, Any]]:
         """Outcome events the app published to its topic (data records)."""
-        return [e["data"] for e in self.sandbox.events.topic_events(OUTCOME_TOPIC)]
+        return [e["data"] for e in self.sandbox.events.topic_events(OUTCOME_TOPIC)
+                if str(e.get("eventType", "")).startswith("BackupSteward.Protection.")]
 
     def outcomes_for(self, resource_id: str) -> list[dict[str, Any]]:
         return [o for o in self.outcomes() if o["resource_id"].lower() == resource_id.lower()]
