@@ -176,6 +176,9 @@ class ArmSandbox:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> ArmSandbox:
+        """Start listening; a second call on a started sandbox is a no-op (so ``with sb.start():`` works)."""
+        if self._server is not None:
+            return self
         cfg = self.config
         if cfg.state_dir is not None:
             directory = Path(cfg.state_dir)
