@@ -1,7 +1,7 @@
-"""The audit end to end on the local host: the timer starts ``audit_estate``, the orchestration reads the
-sandbox estate per subscription, stores the report, publishes new and resolved findings as events, and the
-HTTP routes serve the latest report. Reports go to Azurite when it is installed (``var/azurite``), else to a
-local directory."""
+"""The audit end to end on the local host, through the real app (function_app.py): the timer starts
+``audit_estate``, the orchestration reads the sandbox estate per subscription, stores the report, publishes
+new and resolved findings as events, and the HTTP routes serve the latest report. Reports go to Azurite when
+it is installed (``var/azurite``), else to a local directory."""
 
 from __future__ import annotations
 
@@ -17,15 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import azure.durable_functions as df
-import azure.functions as func
 import jsonschema
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 from activities import audit as audit_activities  # noqa: E402
-from entrypoints import audit_timer  # noqa: E402
-from orchestrators import audit as audit_orchestrators  # noqa: E402
 from sandbox.arm import SandboxConfig  # noqa: E402
 from sandbox.clock import VirtualClock  # noqa: E402
 from sandbox.host.local import LocalStack  # noqa: E402
@@ -96,18 +92,11 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
             process.wait(timeout=10)
 
 
-def audit_app() -> df.DFApp:
-    app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
-    for blueprint in (audit_orchestrators.bp, audit_activities.bp, audit_timer.bp):
-        app.register_functions(blueprint)
-    return app
-
-
 class AuditStack:
     def __init__(self, tmp: Path, reports: dict[str, str]) -> None:
         clock = VirtualClock(scale=3600.0)
         self.stack = LocalStack(
-            app=audit_app(),
+            app="function_app",
             app_root=REPO,
             db_path=str(tmp / "durable.sqlite"),
             arm_config=SandboxConfig(clock=clock),
@@ -115,6 +104,10 @@ class AuditStack:
             settings={"STEWARD_SUBSCRIPTIONS": f"{SUB1},{SUB2}", "STEWARD_AUDIT_SCHEDULE": "0 0 6 * * *", **reports},
         ).start()
         sandbox = self.stack.sandbox
+        # The real app also auto-protects what the sandbox creates; switch that doorway off here so the
+        # estate keeps the gaps this test wants the audit to find.
+        for subscription in self.stack.subscriptions:
+            sandbox.events.unsubscribe(subscription)
         os.environ["STEWARD_EVENTS_TOPIC_ENDPOINT"] = f"{sandbox.endpoint}/sandbox/eventgrid/topics/{TOPIC}/api/events"
         os.environ["STEWARD_EVENTS_TOPIC_KEY"] = sandbox.config.topic_key
         bootstrap.reset()
