@@ -149,13 +149,18 @@ async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestration
     status = await _status(client, instance_id)
     if status is None:
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+    report = status.output if isinstance(status.output, dict) else None
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    # the full plan once finished (in the report), its summary while running (in the custom status)
+    plan = (report or {}).get("plan") or custom.get("plan")
     body = {
         "id": instance_id,
         "runtimeStatus": _status_name(status),
         "customStatus": status.custom_status,
+        "plan": plan,
         "createdTime": str(status.created_time) if status.created_time else None,
         "lastUpdatedTime": str(status.last_updated_time) if status.last_updated_time else None,
-        "report": status.output if isinstance(status.output, dict) else None,
+        "report": report,
         "links": _links(req, instance_id),
     }
     return _json(200, body)

@@ -189,6 +189,7 @@ class Saga:
                 "needs": self.needs,
                 "fingerprint": self.plan.fingerprint if self.plan else None,
                 "planStatus": self.plan.status.value if self.plan else None,
+                "plan": _plan_summary(self.plan) if self.plan else None,
                 "deletedCount": len(self.progress.deleted),
             }
         )
@@ -210,6 +211,13 @@ class Saga:
         if isinstance(winner.result, Exception):
             raise winner.result
         return winner.result
+
+
+def _plan_summary(plan: TeardownPlan) -> dict[str, Any]:
+    """The plan without its targets (custom status stays small; the full plan is in the report)."""
+    record = plan.to_record()
+    record["steps"] = [{k: v for k, v in step.items() if k != "targets"} for step in record["steps"]]
+    return record
 
 
 # ---------------------------------------------------------------------------------------------- phases

@@ -349,6 +349,11 @@ def test_cancel_turns_soft_delete_back_on_and_reports_what_remains(stack: Stack)
     )
     assert status == 202
     stack.wait_phase(started["id"], "waiting-for-purge")
+    status, shown = stack.http("GET", f"teardowns/{started['id']}")
+    assert status == 200 and shown["customStatus"]["phase"] == "waiting-for-purge"
+    assert shown["plan"]["fingerprint"] == plan["fingerprint"] and shown["customStatus"]["waitingUntil"]
+    status, _ = stack.http("GET", f"teardowns/{started['id']}/report.html")
+    assert status == 409  # no report before the end
     config = estate.rsb.backup_resource_vault_configs.get("rsv", rg)
     assert config.properties.soft_delete_feature_state == "Disabled"
     status, _ = stack.http("POST", f"teardowns/{started['id']}/cancel", {})
@@ -360,6 +365,12 @@ def test_cancel_turns_soft_delete_back_on_and_reports_what_remains(stack: Stack)
     assert config.properties.soft_delete_feature_state == "Enabled"
     assert any(r["name"] == item and "soft-deleted" in r["reason"] for r in report["remaining"])
     assert not vault_gone(stack, vault_id)
+    status, body = stack.http("POST", f"teardowns/{started['id']}/cancel", {})
+    assert status == 409 and body["error"]["code"] == "TeardownNotRunning"
+    status, body = stack.http("GET", "teardowns/teardown-nope")
+    assert status == 404 and body["error"]["code"] == "TeardownNotFound"
+    status, body = stack.http("GET", "teardowns/not-a-teardown")
+    assert status == 400 and body["error"]["code"] == "InvalidInstanceId"
 
 
 def test_an_unauthorised_caller_is_refused_and_nothing_starts(stack: Stack) -> None:
