@@ -186,15 +186,20 @@ class SubscriptionReader:
         return out
 
 
-class RecoveryServicesProtection:
-    """VM protection in Recovery Services vaults (brief §1.3-§1.5)."""
-
+class _VaultAdapter:
     def __init__(self, clients: CloudClients) -> None:
         self._clients = clients
+
+    def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
+        raise NotImplementedError
 
     def vaults_in(self, subscription_id: str, region: str) -> list[VaultFacts]:
         wanted = normalise_region(region)
         return [v for v in self.all_vaults(subscription_id) if v.location == wanted]
+
+
+class RecoveryServicesProtection(_VaultAdapter):
+    """VM protection in Recovery Services vaults (brief §1.3-§1.5)."""
 
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         with azure_errors():
@@ -245,21 +250,13 @@ class RecoveryServicesProtection:
             return None
         return str(wire(policy)["id"])
 
-    def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
-        """PUT the protected item (brief §1.3 step 4) and wait for the operation. Idempotent."""
+    def _put_vm_item(self, vault_id: str, vm_id: str, properties: dict[str, Any]) -> dict[str, Any] | None:
+        """PUT the VM's protected item and wait for the operation; the item as read back afterwards."""
         vault = vault_address(vault_id)
         container, item = self.vm_item_names(vm_id)
-        body = {
-            "properties": {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
-                "sourceResourceId": vm_id,
-                "policyId": policy_id,
-            }
-        }
+        body = {"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines", **properties}}
         with azure_errors():
-            poller = self._clients.recovery_services_backup(
-                vault.subscription_id
-            ).protected_items.begin_create_or_update(
+            self._clients.recovery_services_backup(vault.subscription_id).protected_items.begin_create_or_update(
                 vault_name=vault.name,
                 resource_group_name=vault.resource_group,
                 fabric_name="Azure",
@@ -267,9 +264,12 @@ class RecoveryServicesProtection:
                 protected_item_name=item,
                 parameters=ProtectedItemResource(body),
                 polling_interval=self._clients.target.polling_interval,
-            )
-            poller.result()
-        found = self.vm_item(vault_id, vm_id)
+            ).result()
+        return self.vm_item(vault_id, vm_id)
+
+    def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
+        """PUT the protected item with a policy (brief §1.3 step 4) and verify it exists. Idempotent."""
+        found = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id})
         if found is None:
             raise AzureRefusal(f"protection of {vm_id} reported success but no item exists in {vault_id}")
         return found
@@ -282,28 +282,10 @@ class RecoveryServicesProtection:
         props = current.get("properties") or {}
         if props.get("protectionState") == "ProtectionStopped":
             return current
-        vault = vault_address(vault_id)
-        container, item = self.vm_item_names(vm_id)
-        body = {
-            "properties": {
-                "protectedItemType": "Microsoft.Compute/virtualMachines",
-                "sourceResourceId": props.get("sourceResourceId", vm_id),
-                "protectionState": "ProtectionStopped",
-            }
-        }
-        with azure_errors():
-            self._clients.recovery_services_backup(
-                vault.subscription_id
-            ).protected_items.begin_create_or_update(
-                vault_name=vault.name,
-                resource_group_name=vault.resource_group,
-                fabric_name="Azure",
-                container_name=container,
-                protected_item_name=item,
-                parameters=ProtectedItemResource(body),
-                polling_interval=self._clients.target.polling_interval,
-            ).result()
-        return self.vm_item(vault_id, vm_id)
+        return self._put_vm_item(
+            vault_id, vm_id,
+            {"sourceResourceId": props.get("sourceResourceId", vm_id), "protectionState": "ProtectionStopped"},
+        )
 
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
@@ -350,15 +332,8 @@ def _covers(assignment_scope: str, target: ResourceId) -> bool:
     return scope == target or target.is_within(scope)
 
 
-class BackupVaultProtection:
+class BackupVaultProtection(_VaultAdapter):
     """Disk / blob / PostgreSQL flexible server protection in Backup vaults (brief §3)."""
-
-    def __init__(self, clients: CloudClients) -> None:
-        self._clients = clients
-
-    def vaults_in(self, subscription_id: str, region: str) -> list[VaultFacts]:
-        wanted = normalise_region(region)
-        return [v for v in self.all_vaults(subscription_id) if v.location == wanted]
 
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         with azure_errors():
