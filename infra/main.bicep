@@ -61,7 +61,7 @@ param autoCreateVaults bool = false
 
 // ---- platform ----------------------------------------------------------------------------------------
 
-@description('Client id of an Entra app registration for App Service authentication of the HTTP routes; empty: not configured (the teardown routes then refuse every caller).')
+@description('Client id of an Entra app registration for App Service authentication of the HTTP routes. Set it in production: empty leaves callers unauthenticated, so the x-ms-client-principal headers the teardown routes trust would be whatever a function-key holder sends.')
 param authClientId string = ''
 
 @description('Replication of the storage accounts.')

@@ -103,7 +103,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   #checkov:skip=CKV_AZURE_222: Event Grid delivers to the app's public webhook and operators call its HTTP routes; every route needs a function key (and the teardown routes an authenticated Entra principal).
   #checkov:skip=CKV_AZURE_17: callers authenticate with Entra tokens and function keys; client certificates are not part of the design.
   #checkov:skip=CKV_AZURE_212: Flex Consumption scales from zero by design; Event Grid retries (up to 24 h) and Durable Functions state cover an instance loss.
-  #checkov:skip=CKV_AZURE_213: Flex Consumption has no App Service health check; the Functions host is monitored through Application Insights.
+  #checkov:skip=CKV_AZURE_213: the app exposes no health route to probe (every route needs a function key); the Functions host is monitored through Application Insights.
   name: name
   location: location
   tags: tags

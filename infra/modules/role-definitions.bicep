@@ -67,7 +67,9 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.RecoveryServices/vaults/replicationFabrics/delete'
           // teardown_delete_vault (Recovery Services).
           'Microsoft.RecoveryServices/Vaults/delete'
-          // protect_in_backup_vault: validate, then create the backup instance.
+          // protect_in_backup_vault: validate, then create the backup instance. (The vault identity's
+          // workload roles are what the backup needs; whether Azure also checks caller rights on the disk or
+          // storage account is not verified, see infra/README.md "Not yet verified against Azure".)
           'Microsoft.DataProtection/backupVaults/validateForBackup/action'
           'Microsoft.DataProtection/backupVaults/backupInstances/write'
           // stop_protection_retain, teardown_stop_instance: stop protection, retain data.
