@@ -15,18 +15,27 @@ caller from the platform's authentication headers. Errors are ``{"error": {"code
 ``POST /api/teardowns/{id}/cancel``    cancels; what the saga turned off is turned back on
 ``GET  /api/teardowns/{id}/report.html``  the report page (finished teardowns)
 =====================================  =====================================================================
+
+Every request leaves one audit line (logger ``steward.audit``, field ``event`` =
+``steward.teardown.request``: who, when, what, decision, status), whatever its outcome. The POST routes are
+metered per caller (``STEWARD_TEARDOWN_RATE_PER_MINUTE``, token bucket per instance): over it, 429 with
+``Retry-After``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from steward import bootstrap
 from steward import teardown_composition as composition
 from steward.domain.teardown import (
     EVENT_APPROVE,
@@ -36,17 +45,23 @@ from steward.domain.teardown import (
     TeardownRequest,
     instance_id_for,
 )
+from steward.settings import Settings
 from steward.teardown_report import render_html
 from steward.teardown_requests import (
+    CallerRateLimit,
     RequestRefused,
     TeardownAccessPolicy,
     approval_from_http,
+    audit_record,
+    audited_principal,
     caller_action,
+    caller_from_headers,
     check_instance_id,
     teardown_request_from_http,
 )
 
 LOG = logging.getLogger("steward.entry")
+AUDIT = logging.getLogger("steward.audit")
 ORCHESTRATOR = "teardown_vault"
 ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew"})
 
@@ -65,7 +80,74 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
 
 
 def _refused(refused: RequestRefused) -> func.HttpResponse:
-    return _json(refused.status, refused.to_body())
+    return _json(refused.status, refused.to_body(), refused.headers())
+
+
+_LIMIT_LOCK = threading.Lock()
+_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+
+
+def _rate_limit() -> CallerRateLimit:
+    """The instance's meter. It lives as long as the settings it was built from: a composition root reset
+    (a new start of the app, a test's new stack) starts every caller with a full bucket again."""
+    current = bootstrap.settings()
+    with _LIMIT_LOCK:
+        if not _LIMITS or _LIMITS[0][0] is not current:
+            _LIMITS[:] = [(current, CallerRateLimit(current.teardown_rate_per_minute))]
+        return _LIMITS[0][1]
+
+
+def _meter(req: func.HttpRequest) -> None:
+    """Authenticate the caller and spend one of its tokens (429 when it has none left)."""
+    caller = caller_from_headers(dict(req.headers))
+    _rate_limit().take(caller.principal_id, time.monotonic())
+
+
+class _Trail:
+    """What one request asked and how it was answered, logged once as the audit line."""
+
+    def __init__(self, req: func.HttpRequest, action: str) -> None:
+        self.req = req
+        self.action = action
+        self.fields: dict[str, Any] = {}
+
+    def note(self, **fields: Any) -> None:
+        self.fields.update(fields)
+
+    def log(self, status: int, code: str | None = None) -> None:
+        record = audit_record(
+            action=self.action,
+            at=datetime.now(UTC),
+            principal_id=audited_principal(dict(self.req.headers)),
+            status=status,
+            code=code,
+            correlation_id=_correlation(self.req),
+            **self.fields,
+        )
+        AUDIT.info("teardown %s %s (%s)", self.action, record["decision"], status, extra=record)
+
+
+async def _audited(
+    req: func.HttpRequest, action: str, answer: Callable[[_Trail], Awaitable[func.HttpResponse]]
+) -> func.HttpResponse:
+    """Run a route's body; refusals become JSON 4xx; every outcome (even a crash) leaves its audit line."""
+    trail = _Trail(req, action)
+    try:
+        response = await answer(trail)
+    except RequestRefused as refused:
+        trail.log(refused.status, refused.code)
+        return _refused(refused)
+    except Exception:
+        trail.log(500, "InternalError")
+        raise
+    code = None
+    if response.status_code >= 400:
+        try:
+            code = json.loads(response.get_body() or b"{}").get("error", {}).get("code")
+        except (ValueError, AttributeError):
+            code = None
+    trail.log(response.status_code, code)
+    return response
 
 
 def _base(req: func.HttpRequest) -> str:
@@ -109,14 +191,20 @@ def _correlation(req: func.HttpRequest) -> str:
 @bp.durable_client_input(client_name="client")
 async def teardown_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Plan (dry run) or run a teardown of one vault."""
+    return await _audited(req, "start", lambda trail: _start(req, client, trail))
+
+
+async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
+    _meter(req)
     try:
         request = teardown_request_from_http(
             dict(req.headers), req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
         )
     except RequestRefused as refused:
         LOG.info("teardown request refused: %s", refused.message, extra={"code": refused.code})
-        return _refused(refused)
+        raise
     instance_id = instance_id_for(request)
+    trail.note(vault_id=request.vault_id, instance_id=instance_id, dry_run=request.dry_run)
     existing = await _status(client, instance_id)
     started = not (existing is not None and _status_name(existing) in ACTIVE)
     if started:
@@ -141,11 +229,15 @@ async def teardown_start(req: func.HttpRequest, client: df.DurableOrchestrationC
 @bp.route(route="teardowns/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    try:
-        caller_action(dict(req.headers), _policy())
-        instance_id = check_instance_id(req.route_params.get("id", ""))
-    except RequestRefused as refused:
-        return _refused(refused)
+    return await _audited(req, "status", lambda trail: _show_status(req, client, trail))
+
+
+async def _show_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
+) -> func.HttpResponse:
+    caller_action(dict(req.headers), _policy())
+    instance_id = check_instance_id(req.route_params.get("id", ""))
+    trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
@@ -169,12 +261,14 @@ async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.route(route="teardowns/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def teardown_approve(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    try:
-        policy = _policy()
-        approval = approval_from_http(dict(req.headers), req.get_body(), policy)
-        instance_id = check_instance_id(req.route_params.get("id", ""))
-    except RequestRefused as refused:
-        return _refused(refused)
+    return await _audited(req, "approve", lambda trail: _approve(req, client, trail))
+
+
+async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
+    _meter(req)
+    approval = approval_from_http(dict(req.headers), req.get_body(), _policy())
+    instance_id = check_instance_id(req.route_params.get("id", ""))
+    trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
@@ -216,6 +310,7 @@ async def teardown_approve(req: func.HttpRequest, client: df.DurableOrchestratio
         requested_at=datetime.now(UTC),
     )
     run_id = instance_id_for(run)
+    trail.note(vault_id=run.vault_id, instance_id=run_id, dry_run=False)
     existing = await _status(client, run_id)
     if existing is None or _status_name(existing) not in ACTIVE:
         await client.start_new(ORCHESTRATOR, run_id, run.to_record())
@@ -223,12 +318,13 @@ async def teardown_approve(req: func.HttpRequest, client: df.DurableOrchestratio
     return _json(202, {"id": run_id, "approved": approval.fingerprint, "links": links}, {"Location": links["status"]})
 
 
-async def _signal(req: func.HttpRequest, client: df.DurableOrchestrationClient, event: str) -> func.HttpResponse:
-    try:
-        caller = caller_action(dict(req.headers), _policy())
-        instance_id = check_instance_id(req.route_params.get("id", ""))
-    except RequestRefused as refused:
-        return _refused(refused)
+async def _signal(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, event: str, trail: _Trail
+) -> func.HttpResponse:
+    _meter(req)
+    caller = caller_action(dict(req.headers), _policy())
+    instance_id = check_instance_id(req.route_params.get("id", ""))
+    trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
@@ -242,23 +338,29 @@ async def _signal(req: func.HttpRequest, client: df.DurableOrchestrationClient, 
 @bp.route(route="teardowns/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def teardown_cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    return await _signal(req, client, EVENT_CANCEL)
+    return await _audited(req, "cancel", lambda trail: _signal(req, client, EVENT_CANCEL, trail))
 
 
 @bp.route(route="teardowns/{id}/security-approval", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def teardown_security_approval(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    return await _signal(req, client, EVENT_SECURITY_APPROVAL)
+    return await _audited(
+        req, "security-approval", lambda trail: _signal(req, client, EVENT_SECURITY_APPROVAL, trail)
+    )
 
 
 @bp.route(route="teardowns/{id}/report.html", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def teardown_report_page(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    try:
-        caller_action(dict(req.headers), _policy())
-        instance_id = check_instance_id(req.route_params.get("id", ""))
-    except RequestRefused as refused:
-        return _refused(refused)
+    return await _audited(req, "report", lambda trail: _report_page(req, client, trail))
+
+
+async def _report_page(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
+) -> func.HttpResponse:
+    caller_action(dict(req.headers), _policy())
+    instance_id = check_instance_id(req.route_params.get("id", ""))
+    trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})

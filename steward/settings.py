@@ -38,6 +38,7 @@ OPT_OUT_TAG: Final = "STEWARD_OPT_OUT_TAG"
 TEARDOWN_OPT_IN_TAG: Final = "STEWARD_TEARDOWN_OPT_IN_TAG"
 TEARDOWN_ALLOWED_PRINCIPALS: Final = "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS"
 TEARDOWN_ALLOWED_ROLES: Final = "STEWARD_TEARDOWN_ALLOWED_ROLES"
+TEARDOWN_RATE_PER_MINUTE: Final = "STEWARD_TEARDOWN_RATE_PER_MINUTE"
 EVENTS_TOPIC_ENDPOINT: Final = "STEWARD_EVENTS_TOPIC_ENDPOINT"
 EVENTS_TOPIC_KEY: Final = "STEWARD_EVENTS_TOPIC_KEY"
 REPORTS_ACCOUNT_URL: Final = "STEWARD_REPORTS_ACCOUNT_URL"
@@ -55,6 +56,9 @@ DEFAULT_REPORTS_CONTAINER: Final = "steward-reports"
 DEFAULT_AUDIT_SCHEDULE: Final = "0 0 6 * * *"
 DEFAULT_MAX_PARALLEL_WRITES: Final = 8
 MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
+#: Teardown requests (POST routes) one caller may make per minute, per instance (token bucket, burst = rate).
+DEFAULT_TEARDOWN_RATE_PER_MINUTE: Final = 10
+TEARDOWN_RATE_PER_MINUTE_RANGE: Final = (1, 600)
 #: Longest value we accept for any setting but inline rules (which have their own bound).
 MAX_VALUE_LENGTH: Final = 4096
 
@@ -73,6 +77,11 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (TEARDOWN_OPT_IN_TAG, DEFAULT_TEARDOWN_OPT_IN_TAG, "tag a vault needs before a failed delete may tear it down"),
     (TEARDOWN_ALLOWED_PRINCIPALS, "", "comma-separated object ids allowed to request teardowns"),
     (TEARDOWN_ALLOWED_ROLES, "", "comma-separated app roles allowed to request teardowns"),
+    (
+        TEARDOWN_RATE_PER_MINUTE,
+        str(DEFAULT_TEARDOWN_RATE_PER_MINUTE),
+        "teardown requests (POST) per caller per minute and instance (1..600); more get 429 + Retry-After",
+    ),
     (EVENTS_TOPIC_ENDPOINT, "", "Event Grid topic for outcome events; empty: none published"),
     (EVENTS_TOPIC_KEY, "", "access key of that topic (secret); empty: the app's identity"),
     (REPORTS_ACCOUNT_URL, "", "blob account URL for audit reports (identity auth)"),
@@ -125,6 +134,7 @@ class Settings:
     teardown_opt_in_tag: str = DEFAULT_TEARDOWN_OPT_IN_TAG
     teardown_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids
     teardown_allowed_roles: frozenset[str] = frozenset()  # lower-cased
+    teardown_rate_per_minute: int = DEFAULT_TEARDOWN_RATE_PER_MINUTE
     events_topic_endpoint: str | None = None
     events_topic_key: str | None = field(default=None, repr=False)
     reports_account_url: str | None = None
@@ -173,6 +183,9 @@ class Settings:
             teardown_opt_in_tag=reader.tag_name(TEARDOWN_OPT_IN_TAG, DEFAULT_TEARDOWN_OPT_IN_TAG),
             teardown_allowed_principals=frozenset(reader.guid_list(TEARDOWN_ALLOWED_PRINCIPALS)),
             teardown_allowed_roles=frozenset(reader.name_list(TEARDOWN_ALLOWED_ROLES)),
+            teardown_rate_per_minute=reader.integer(
+                TEARDOWN_RATE_PER_MINUTE, DEFAULT_TEARDOWN_RATE_PER_MINUTE, TEARDOWN_RATE_PER_MINUTE_RANGE
+            ),
             events_topic_endpoint=events_topic_endpoint,
             events_topic_key=events_topic_key,
             reports_account_url=reader.url(REPORTS_ACCOUNT_URL),

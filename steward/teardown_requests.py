@@ -9,6 +9,11 @@ Identity comes from the platform's authentication (App Service "Easy Auth"): ``x
 is checked by the host before our code runs; this check comes on top of it. A caller is allowed when its
 object id is in ``STEWARD_TEARDOWN_ALLOWED_PRINCIPALS`` or one of its role claims is in
 ``STEWARD_TEARDOWN_ALLOWED_ROLES``. Both lists empty means nobody is allowed (fail closed).
+
+Each caller's requests are metered by :class:`CallerRateLimit` (a token bucket per principal, in memory per
+instance; ``STEWARD_TEARDOWN_RATE_PER_MINUTE``): over the rate, 429 with ``Retry-After``. Every request, whatever
+its decision, is described by :func:`audit_record` - who, when, what, decision - which the doorway logs as one
+structured line named :data:`AUDIT_EVENT`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,16 +50,29 @@ _ROLE_CLAIMS: Final = ("roles", "http://schemas.microsoft.com/ws/2008/06/identit
 _FINGERPRINT: Final = re.compile(r"(sha256:)?[0-9a-fA-F]{64}")
 _GUIDISH: Final = re.compile(r"[0-9A-Za-z][0-9A-Za-z._@-]{0,127}")
 _BODY_FIELDS: Final = frozenset({"vaultId", "dryRun", "approvedFingerprint", "reason"})
+#: The stable name of the audit line every teardown request leaves (``event`` field of the JSON log line).
+AUDIT_EVENT: Final = "steward.teardown.request"
+#: Bound on every caller-supplied text copied into an audit record.
+MAX_AUDIT_TEXT: Final = 256
+#: Bound on the callers one instance meters at a time (the least recently seen are forgotten first).
+MAX_METERED_CALLERS: Final = 10_000
 
 
 class RequestRefused(Exception):
-    """A request we refuse, with the HTTP status, a stable code and a message for the caller."""
+    """A request we refuse, with the HTTP status, a stable code and a message for the caller.
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    ``retry_after`` (seconds) is set on 429 answers and becomes the ``Retry-After`` header.
+    """
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
     def to_body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -266,3 +287,103 @@ def check_instance_id(value: str) -> str:
     if not _INSTANCE_ID.fullmatch(value or ""):
         raise RequestRefused(400, "InvalidInstanceId", "not a teardown id (it starts with 'teardown-')")
     return value
+
+
+# ---- per-caller rate limit ----------------------------------------------------------------------------
+
+
+class CallerRateLimit:
+    """A token bucket per caller: ``rate_per_minute`` tokens refill evenly over a minute, up to ``burst``.
+
+    In memory and per instance (a scaled-out app allows ``instances x rate``). Time is given by the caller
+    (a monotonic clock in seconds), so the meter is deterministic under test. At most ``max_callers``
+    buckets are kept; the least recently used is forgotten first (it would have refilled anyway).
+    """
+
+    def __init__(
+        self, rate_per_minute: int, *, burst: int | None = None, max_callers: int = MAX_METERED_CALLERS
+    ) -> None:
+        if rate_per_minute < 1:
+            raise ValueError("rate_per_minute must be at least 1")
+        self.rate_per_minute = rate_per_minute
+        self.burst = float(burst if burst is not None else rate_per_minute)
+        self.max_callers = max_callers
+        self._per_second = rate_per_minute / 60.0
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, caller: str, now: float) -> None:
+        """Spend one token of ``caller``'s bucket, or :class:`RequestRefused` 429 with the seconds to wait."""
+        with self._lock:
+            tokens, last = self._buckets.pop(caller, (self.burst, now))
+            tokens = min(self.burst, tokens + max(0.0, now - last) * self._per_second)
+            if tokens >= 1.0:
+                self._buckets[caller] = (tokens - 1.0, now)
+                self._trim()
+                return
+            self._buckets[caller] = (tokens, now)
+            self._trim()
+        wait = max(1, math.ceil((1.0 - tokens) / self._per_second))
+        raise RequestRefused(
+            429,
+            "TooManyRequests",
+            f"more than {self.rate_per_minute} teardown requests a minute from this caller; retry in {wait} s",
+            retry_after=wait,
+        )
+
+    def _trim(self) -> None:
+        while len(self._buckets) > self.max_callers:
+            self._buckets.popitem(last=False)
+
+
+# ---- audit --------------------------------------------------------------------------------------------
+
+
+def _bounded(value: object) -> str | None:
+    if value is None:
+        return None
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text if len(text) <= MAX_AUDIT_TEXT else text[: MAX_AUDIT_TEXT - 3] + "..."
+
+
+def audited_principal(headers: Mapping[str, str]) -> str | None:
+    """The principal id header as the audit may record it: only when it is shaped like one, else None."""
+    value = (_header(headers, PRINCIPAL_ID_HEADER) or "").strip()
+    return value.lower() if _GUIDISH.fullmatch(value) else None
+
+
+def audit_record(
+    *,
+    action: str,
+    at: datetime,
+    principal_id: str | None,
+    status: int,
+    code: str | None = None,
+    vault_id: object = None,
+    instance_id: object = None,
+    dry_run: bool | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    """The audit line of one teardown request: who, when, what, and the decision (from the HTTP status).
+
+    Every caller-supplied text is bounded and stripped of control characters; nothing secret is taken.
+    """
+    if status == 429:
+        decision = "throttled"
+    elif status < 400:
+        decision = "accepted"
+    else:
+        decision = "refused"
+    return {
+        "event": AUDIT_EVENT,
+        "action": action,
+        "at": at.isoformat(),
+        "principal_id": principal_id,
+        "decision": decision,
+        "status": status,
+        "code": _bounded(code),
+        "vault_id": _bounded(vault_id),
+        "instance_id": _bounded(instance_id),
+        "dry_run": dry_run,
+        "correlation_id": _bounded(correlation_id) or None,
+    }
