@@ -3,20 +3,22 @@ secret, agree with the app's defaults, and make a valid ``Settings`` once the de
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from sandbox.durable.errors import AppLoadError
 from steward import settings as app_settings
-from tests.infra.templates import MAIN, MODULES, app_catalog, body, one_resource, parse
+from tests.infra.templates import INFRA, MAIN, MODULES, REPO, app_catalog, body, one_resource, parse
 
 FUNCTION_APP = MODULES / "function-app.bicep"
+EXAMPLE = INFRA / "main.parameters.example.json"
 REFERENCE_NAMES = {name for name, _, _ in app_settings.REFERENCE}
-#: What the deployment computes for the function-app module's parameters that have no default.
-DEPLOYED = {
+#: What the deployment computes (module outputs) for the function-app parameters main.bicep wires from them.
+COMPUTED = {
     "identityClientId": "7a3c0000-0000-4000-8000-00000000c1d0",
-    "subscriptionIds": ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"],
     "eventsTopicEndpoint": "https://evgt-steward-outcomes.westeurope-1.eventgrid.azure.net/api/events",
     "reportsAccountUrl": "https://sdstewardabc12345.blob.core.windows.net",
     "reportsContainerName": "steward-reports",
@@ -38,18 +40,39 @@ def _param_defaults() -> dict[str, Any]:
     return {name: spec.get("default") for name, spec in parse(FUNCTION_APP)["parameters"].items()}
 
 
-def _value(expression: Any) -> str:
+def _module_inputs(given: dict[str, Any]) -> dict[str, Any]:
+    """The function-app module's parameters in a deployment of main.bicep with parameters ``given``: what main
+    passes (a main parameter: given, else its default; a module output: ``COMPUTED``), else the module default."""
+    main_params = parse(MAIN)["parameters"]
+    module = next(e for e in parse(MAIN)["modules"].values() if e["detail"]["path"] == "modules/function-app.bicep")
+    passed = body(module)["params"]
+    inputs = {}
+    for name, spec in parse(FUNCTION_APP)["parameters"].items():
+        expression = passed.get(name)
+        if isinstance(expression, str) and expression in main_params:
+            inputs[name] = given.get(expression, main_params[expression].get("default"))
+        elif name in COMPUTED:
+            inputs[name] = COMPUTED[name]
+        else:
+            inputs[name] = spec.get("default")
+    return inputs
+
+
+def _value(expression: Any, inputs: dict[str, Any]) -> str:
     """The deployed value of a setting: a literal, a parameter, ``join(param, ',')`` or ``string(param)``."""
-    params = {**{k: v for k, v in _param_defaults().items() if v is not None}, **DEPLOYED}
     if isinstance(expression, str):
-        return str(params.get(expression, expression))
+        return str(inputs.get(expression, expression))
     function = expression["function"]
     argument = next(iter(function["parameters"].values()))
     if function["type"] == "join":
-        return ",".join(params[argument])
+        return ",".join(inputs[argument])
     if function["type"] == "string":
-        return str(params[argument]).lower()
+        return str(inputs[argument]).lower()
     raise AssertionError(f"no model for setting expression {expression!r:.200}")
+
+
+def _example() -> dict[str, Any]:
+    return {name: spec["value"] for name, spec in json.loads(EXAMPLE.read_text())["parameters"].items()}
 
 
 def test_every_steward_setting_is_one_the_app_reads() -> None:
@@ -94,12 +117,36 @@ def test_no_secret_and_no_key_based_connection() -> None:
         assert secret_marker not in text
 
 
-def test_deployed_settings_are_valid_for_the_app() -> None:
-    env = {e["name"]: _value(e["value"]) for e in _app_settings() if e["name"].startswith("STEWARD_")}
+@pytest.mark.parametrize(
+    "given",
+    [
+        pytest.param(lambda: {"targetSubscriptionIds": _example()["targetSubscriptionIds"]}, id="main-defaults"),
+        pytest.param(_example, id="example-parameters"),
+        pytest.param(
+            lambda: {
+                **_example(),
+                "rules": (REPO / "steward" / "domain" / "default_rules.yaml").read_text(),
+                "optOutTag": "backup:skip",
+                "autoCreateVaults": True,
+                "maxParallelWrites": 50,
+            },
+            id="everything-set",
+        ),
+    ],
+)
+def test_deployed_settings_are_valid_for_the_app(given: Callable[[], dict[str, Any]]) -> None:
+    """What a deployment writes into the app settings loads as valid ``Settings`` (no InvalidSettings)."""
+    parameters = given()
+    inputs = _module_inputs(parameters)
+    env = {e["name"]: _value(e["value"], inputs) for e in _app_settings() if e["name"].startswith("STEWARD_")}
     loaded = app_settings.Settings.from_env(env)  # raises InvalidSettings naming every problem
     assert loaded.credential == "managed-identity"
-    assert loaded.managed_identity_client_id == DEPLOYED["identityClientId"]
-    assert loaded.subscriptions == tuple(DEPLOYED["subscriptionIds"])
+    assert loaded.managed_identity_client_id == COMPUTED["identityClientId"]
+    assert loaded.subscriptions == tuple(s.lower() for s in parameters["targetSubscriptionIds"])
+    assert loaded.teardown_allowed_principals == frozenset(parameters.get("teardownAllowedPrincipalIds", []))
+    assert loaded.auto_create_vaults is bool(parameters.get("autoCreateVaults", False))
+    if parameters.get("rules"):
+        assert loaded.rules.rules, "the inline rules parameter reached STEWARD_RULES and loaded"
     assert loaded.events_topic_key is None
     assert loaded.reports_connection_string is None
 
