@@ -107,6 +107,7 @@ def resource_from_wire(body: Mapping[str, Any]) -> ProtectableResource:
         type=_canonical_type(str(body.get("type", ""))),
         location=str(body.get("location", "")),
         tags=_tags(body.get("tags")),
+        attached_to=str(body.get("managedBy") or ""),
     )
 
 
@@ -481,7 +482,7 @@ GRAPH_QUERIES: Final[Mapping[str, str]] = {
     "resources": (
         "Resources | where type in~ ("
         + ", ".join(f"'{t.lower()}'" for t in PROTECTABLE_TYPES)
-        + ") | project id, type, location, tags, subscriptionId"
+        + ") | project id, type, location, tags, managedBy, subscriptionId"
     ),
     "vaults": (
         f"Resources | where type in~ ('{RECOVERY_SERVICES_VAULT_TYPE.lower()}', '{BACKUP_VAULT_TYPE.lower()}') "

@@ -403,6 +403,8 @@ class ProtectableResource:
     type: str
     location: str
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: for a managed disk, the VM it is attached to (covered by that VM's backup)
+    attached_to: str = ""
 
     @property
     def key(self) -> str:
@@ -1321,7 +1323,7 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
     """A JSON-safe record of an inventory; :func:`inventory_from_json` reads it back unchanged."""
     return {
         "subscriptions": list(inventory.subscriptions),
-        "resources": [[r.id, r.type, r.location, dict(r.tags)] for r in inventory.resources],
+        "resources": [[r.id, r.type, r.location, dict(r.tags), r.attached_to] for r in inventory.resources],
         "vaults": [
             {
                 "id": v.id,
@@ -1371,8 +1373,11 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
         return EstateInventory(
             subscriptions=tuple(str(s) for s in data["subscriptions"]),
             resources=tuple(
-                ProtectableResource(str(i), str(t), str(loc), {str(k): str(v) for k, v in dict(tags).items()})
-                for i, t, loc, tags in data["resources"]
+                ProtectableResource(
+                    str(i), str(t), str(loc), {str(k): str(v) for k, v in dict(tags).items()},
+                    attached_to=str(rest[0]) if rest else "",  # records written before attached_to have 4 fields
+                )
+                for i, t, loc, tags, *rest in data["resources"]
             ),
             vaults=tuple(
                 Vault(
@@ -1428,7 +1433,12 @@ class RuleExpectations:
 
     def expect(self, resource: ProtectableResource) -> Expectation:
         try:
-            facts = ResourceFacts(ResourceId.parse(resource.id), resource.location, dict(resource.tags))
+            facts = ResourceFacts(
+                ResourceId.parse(resource.id),
+                resource.location,
+                dict(resource.tags),
+                attached_to=resource.attached_to,
+            )
         except (InvalidResourceId, ValueError) as error:
             return Expectation(must_protect=False, rule="(unreadable id)", reason=str(error))
         decision = route(facts, self._rules)

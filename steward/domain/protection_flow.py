@@ -30,21 +30,13 @@ def subscription_of(resource_id: str) -> str:
 
 
 def decide(facts: Mapping[str, Any], rule_set: rules.RuleSet) -> rules.ProtectionDecision:
-    """Route a resource (facts record from ``describe_resource``) through the rules.
-
-    A managed disk attached to a VM is covered by the VM's backup (Azure VM backup snapshots every attached
-    disk), so protecting it again in a Backup vault would double the cost for the same data: it is opted out
-    with that reason. A detached disk is routed like any other.
-    """
-    rid = ResourceId.parse(facts["id"])
-    attached_to = str(facts.get("managed_by") or "")
-    if attached_to and rid.is_type(workloads.DISK.resource_type):
-        return rules.OptOut(rid, f"attached to VM {attached_to}: covered by the VM's backup", rule=None)
+    """Route a resource (facts record from ``describe_resource``) through the rules."""
     resource = rules.ResourceFacts(
         id=ResourceId.parse(facts["id"]),
         location=str(facts["location"]),
         tags=dict(facts.get("tags") or {}),
         type=str(facts.get("type") or ""),
+        attached_to=str(facts.get("managed_by") or ""),
     )
     return rules.route(resource, rule_set)
 

@@ -298,6 +298,8 @@ class ResourceFacts:
     tags: Mapping[str, str] = field(default_factory=dict)
     type: str = ""
     subscription: str = ""
+    #: the VM a managed disk is attached to (ARM's ``managedBy``), or "" when detached / not a disk
+    attached_to: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _frozen_tags(self.tags))
@@ -668,6 +670,10 @@ def route(resource: ResourceFacts, rules: RuleSet) -> ProtectionDecision:
     workload = workload_for(resource.type)
     if workload is None:
         return Unsupported(resource.id, f"Backup Steward does not protect resources of type {resource.type}")
+    if resource.attached_to and workload.resource_type == "Microsoft.Compute/disks":
+        # Azure VM backup snapshots every attached disk: a Backup vault instance would back the same data up
+        # twice. Detached disks are routed like any other resource.
+        return OptOut(resource.id, f"attached to VM {resource.attached_to}: covered by the VM's backup")
     for rule in rules.rules:
         if not rule.match.holds(resource):
             continue

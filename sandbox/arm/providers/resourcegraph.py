@@ -151,6 +151,7 @@ def register(router: Router, ctx: ProviderContext) -> None:
                             "type": str(record["type"]).lower(),
                             "location": record.get("location"),
                             "tags": record.get("tags") or {},
+                            "managedBy": record.get("managedBy") or "",
                             "properties": record.get("properties") or {},
                             "subscriptionId": sub,
                             "resourceGroup": str(record["id"]).split("/")[4]

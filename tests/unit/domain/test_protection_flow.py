@@ -148,3 +148,14 @@ def test_a_disk_attached_to_a_vm_is_left_to_the_vms_backup() -> None:
                             "managed_by": vm("app", "vm1")}, DEFAULTS)
     assert isinstance(decision, rules.OptOut) and "covered by the VM's backup" in decision.reason
     assert isinstance(flow.decide({"id": rid, "location": "westeurope", "tags": {}}, DEFAULTS), rules.Protect)
+
+
+def test_the_audit_expects_what_protection_does_for_attached_disks() -> None:
+    from steward.domain.audit import ProtectableResource, RuleExpectations
+
+    expectations = RuleExpectations(DEFAULTS, [])
+    attached = ProtectableResource(disk("app", "os"), "Microsoft.Compute/disks", "westeurope", {},
+                                   attached_to=vm("app", "vm1"))
+    detached = ProtectableResource(disk("app", "data"), "Microsoft.Compute/disks", "westeurope", {})
+    assert not expectations.expect(attached).must_protect
+    assert expectations.expect(detached).must_protect
