@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint typecheck unit bench clean sandbox local browser
+.PHONY: help demo test lint typecheck unit bench clean sandbox local browser azurite
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: $(STAMP) ## run the main job on the embedded local Azure sandbox
 	$(BIN)/python -m steward.cli demo
 
-test: lint typecheck browser ## every check and every test tier (what CI runs)
+test: lint typecheck browser azurite ## every check and every test tier (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff
@@ -35,6 +35,10 @@ unit: $(STAMP) ## the fast tier only
 
 browser: ## the headless Chromium the report tests render in (Debian package, installed once)
 	@scripts/ensure-chromium.sh >/dev/null
+
+AZURITE_VERSION := 3.37.0
+azurite: ## the Azurite blob emulator the report-store tests use (npm, into var/azurite, once)
+	@test -x var/azurite/node_modules/.bin/azurite-blob || npm install --prefix var/azurite --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
 
 bench: $(STAMP) ## benchmarks on the sandbox; results in artifacts/benchmarks
 	$(BIN)/python -m benchmarks
