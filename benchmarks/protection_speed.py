@@ -1,0 +1,673 @@
+"""Auto-protection speed on the sandbox (issue 5, item 7): latency, ARM requests against the minimum, a burst.
+
+The real app (``function_app.py``) runs on the local host + Durable runner against the ARM sandbox with ARM's
+per-request latency model ON and ARM's documented throttle ON (token buckets per subscription + principal:
+reads 250 refilling 25/s, writes 200 refilling 10/s; POST counts as a write). The estate is created through
+the real SDK as a separate principal (``CREATOR_PRINCIPAL``); the app acts as ``APP_PRINCIPAL``
+(``STEWARD_SANDBOX_PRINCIPAL_ID``), so each has its own buckets, as in Azure.
+
+1. **Latency** - N resources of each type (VM, managed disk, storage account, PostgreSQL flexible server),
+   created one at a time in a seeded order in one resource group that holds the region's default Recovery
+   Services vault and Backup vault. Times are virtual (Azure) time on the sandbox clock:
+   * *creation event*: ``eventTime`` of the ``Microsoft.Resources.ResourceWriteSuccess`` event the sandbox
+     raises for the resource when its create operation ends (the event the app's Event Grid trigger gets);
+   * *verified*: the moment the sandbox answered the app's last successful GET of the protected item (VM) or
+     backup instance (others) before the app published its outcome - the read that proves the protection;
+   * *outcome*: the moment the app's ``Protected`` outcome event reached the outcome topic.
+   The creation itself is fast-forwarded (the clock is advanced over the create operation while the app is
+   idle) since it is not measured.
+2. **ARM requests per protected resource** by kind, from the same runs (only the app's principal), against
+   the minimum the REST operations need (see ``MINIMUM_REASONS``), and the ratio.
+3. **Burst** - ``--vms`` VM creations (1,000 by default) fired by the creator as fast as its own write bucket
+   allows, in one subscription, while the app protects them. Throughput = protections verified per virtual
+   second (first creation event -> last verification), reported as a fraction of the write bucket's refill
+   rate (10/s); 429s by principal and kind; whether every VM ended protected exactly once; real and virtual
+   elapsed time, and the ceilings the throttle and the app's activity slots put on the throughput.
+
+The clock scale matters: every real second the Python process spends counts ``scale`` Azure seconds, so our
+own overhead (event delivery, replays, HTTPS) inflates the virtual figures by ``real seconds x scale``.
+The output reports both, and the modelled floor (what Azure's modelled latencies and LRO durations alone
+take on the minimum path).
+
+    python -m benchmarks.protection_speed [--per-type 10] [--vms 1000] [--scale 20] [--burst-scale 20]
+        [--activity-slots N] [--seed 5] [--skip-latency] [--skip-burst]
+
+Results: ``artifacts/benchmarks/protection_speed.json`` and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import math
+import random
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from benchmarks.common import (
+    APP_PRINCIPAL,
+    ARTIFACTS,
+    CREATOR_PRINCIPAL,
+    AppStack,
+    ArmCall,
+    by_kind,
+    by_status,
+    machine,
+    percentile,
+    start_app_stack,
+    table,
+    throttled,
+    wait_until,
+    write_result,
+)
+
+OUTPUT: Final = ARTIFACTS / "protection_speed.json"
+REGION: Final = "westeurope"
+GROUP: Final = "rg-bench"
+#: longest modelled create operation of the four types (PostgreSQL flexible server: 300 s)
+CREATE_FAST_FORWARD_SECONDS: Final = 301.0
+KINDS: Final = ("read", "write", "action")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceType:
+    key: str
+    arm_type: str
+    estate_method: str
+    vault: str  # "rs" | "bv"
+    name_prefix: str
+
+
+TYPES: Final = (
+    ResourceType("vm", "Microsoft.Compute/virtualMachines", "vm", "rs", "vm"),
+    ResourceType("disk", "Microsoft.Compute/disks", "disk", "bv", "disk"),
+    ResourceType("storage", "Microsoft.Storage/storageAccounts", "storage_account", "bv", "stbench"),
+    ResourceType("postgres", "Microsoft.DBforPostgreSQL/flexibleServers", "postgres", "bv", "pg-bench"),
+)
+TYPE_BY_KEY: Final = {t.key: t for t in TYPES}
+
+
+# ---- the minimum the REST API needs ----------------------------------------------------------------------
+
+MINIMUM_REASONS: Final = {
+    "rs": [
+        "read: GET the VM - the creation event carries only the id; the region (vault choice, backupStatus path)"
+        " and the tags (opt-out rule) are in the resource",
+        "action: POST locations/{region}/backupStatus - the issue requires the conflict check before enabling",
+        "write: PUT protectedItems/VM;iaasvmcontainerv2;{rg};{vm} (direct PUT, no container refresh needed)",
+        "read: ceil(LRO duration / Retry-After) polls of the operation, honouring Retry-After (azure-core adds one"
+        " immediate poll that the API does not need)",
+        "read: GET the protected item to verify IRPending/Protected",
+        "not counted (amortisable per subscription+region, or derivable): listing vaults, GET of the policy"
+        " (its id is {vault}/backupPolicies/{name})",
+    ],
+    "bv": [
+        "read: GET the resource (region, tags, attachment)",
+        "write: PUT one role assignment per role the vault identity needs on the resource itself (deterministic"
+        " name: a PUT is idempotent, so no list first); roles on the resource group (disk snapshot group:"
+        " Disk Snapshot Contributor, PostgreSQL: Reader) once per group",
+        "action: POST validateForBackup (the issue requires it; the API would accept the PUT without it) +"
+        " ceil(30 s / 10 s) status polls honouring Retry-After; its result body is not needed",
+        "write: PUT backupInstances/{deterministic name} (idempotent: no GET first) +"
+        " ceil(LRO duration / Retry-After) polls",
+        "read: GET the backup instance to verify",
+        "not counted (amortisable or derivable): listing Backup vaults, GET of the policy",
+    ],
+}
+
+
+def _lro_polls(duration: float, retry_after: float) -> int:
+    return max(1, math.ceil(duration / retry_after))
+
+
+def _timings() -> dict[str, Any]:
+    from sandbox.arm.config import LatencyConfig
+    from sandbox.arm.providers.dataprotection import DURATIONS, RETRY_AFTER
+    from sandbox.arm.providers.recoveryservices_model import Timing
+
+    rs = Timing()
+    return {
+        "latency": dict(LatencyConfig().seconds),
+        "rs_enable": (float(rs.configure_protection), float(rs.retry_after)),
+        "bv_validate": (float(DURATIONS["validate"]), float(RETRY_AFTER["validate"])),
+        "bv_instance": (float(DURATIONS["instance"]), float(RETRY_AFTER["instance"])),
+    }
+
+
+def _group_scoped_roles(arm_type: str) -> tuple[int, int]:
+    """(roles on the resource, roles on a resource group) the app's workload model asks for."""
+    from steward.domain import workloads
+
+    workload = workloads.workload_for(arm_type)
+    assert workload is not None, arm_type
+    on_resource = sum(1 for r in workload.roles if r.scope is workloads.RoleScope.RESOURCE)
+    return on_resource, len(workload.roles) - on_resource
+
+
+#: what each app request is for (checked in order; the first match names it)
+CATEGORIES: Final = (
+    ("LRO poll", lambda m, p: m == "GET" and any(x in p for x in ("/operationsstatus/", "/operationstatus/",
+                                                                  "/operationresults/"))),
+    ("backupStatus", lambda m, p: p.endswith("/backupstatus")),
+    ("validateForBackup", lambda m, p: p.endswith("/validateforbackup")),
+    ("list vaults", lambda m, p: m == "GET" and p.endswith(("/vaults", "/backupvaults"))),
+    ("GET policy", lambda m, p: m == "GET" and "/backuppolicies/" in p),
+    ("list role assignments", lambda m, p: m == "GET" and p.endswith("/roleassignments")),
+    ("PUT role assignment", lambda m, p: m == "PUT" and "/roleassignments/" in p),
+    ("PUT item/instance", lambda m, p: m == "PUT" and ("/protecteditems/" in p or "/backupinstances/" in p)),
+    ("GET item/instance", lambda m, p: m == "GET" and ("/protecteditems/" in p or "/backupinstances/" in p)),
+    ("GET resource", lambda m, p: m == "GET" and any(
+        f"/{t.arm_type.lower()}/" in p for t in TYPES)),
+)
+
+
+def category(method: str, path: str) -> str:
+    lower = path.lower()
+    return next((name for name, matches in CATEGORIES if matches(method, lower)), f"other {method}")
+
+
+def minimum_requests(rtype: ResourceType, count: int) -> dict[str, Any]:
+    """Minimum requests for ``count`` resources of a type in one resource group: per request category and
+    per kind (per resource), and the floor of modelled Azure time on that path (latencies of the sequential
+    requests + LRO waits rounded up to the Retry-After the API sends)."""
+    t = _timings()
+    lat = t["latency"]
+    if rtype.vault == "rs":
+        duration, retry = t["rs_enable"]
+        polls = _lro_polls(duration, retry)
+        per = {"GET resource": 1.0, "backupStatus": 1.0, "PUT item/instance": 1.0, "LRO poll": float(polls),
+               "GET item/instance": 1.0}
+        floor = lat["read"] + lat["action"] + lat["write"] + polls * (retry + lat["read"]) + lat["read"]
+    else:
+        v_duration, v_retry = t["bv_validate"]
+        i_duration, i_retry = t["bv_instance"]
+        v_polls, i_polls = _lro_polls(v_duration, v_retry), _lro_polls(i_duration, i_retry)
+        on_resource, on_group = _group_scoped_roles(rtype.arm_type)
+        per = {"GET resource": 1.0, "PUT role assignment": on_resource + on_group / count,
+               "validateForBackup": 1.0, "PUT item/instance": 1.0, "LRO poll": float(v_polls + i_polls),
+               "GET item/instance": 1.0}
+        floor = (lat["read"] + on_resource * lat["write"] + lat["action"] + v_polls * (v_retry + lat["read"])
+                 + lat["write"] + i_polls * (i_retry + lat["read"]) + lat["read"])
+    kinds = {"read": 0.0, "write": 0.0, "action": 0.0}
+    for name, n in per.items():
+        kinds[KIND_OF_CATEGORY[name]] += n
+    return {
+        "per_resource": {k: round(v, 3) for k, v in kinds.items()},
+        "by_category": {k: round(v, 3) for k, v in per.items()},
+        "total": round(sum(kinds.values()), 3),
+        "modelled_floor_seconds": round(floor, 2),
+        "reasoning": MINIMUM_REASONS[rtype.vault],
+    }
+
+
+KIND_OF_CATEGORY: Final = {"GET resource": "read", "backupStatus": "action", "validateForBackup": "action",
+                           "PUT item/instance": "write", "PUT role assignment": "write", "LRO poll": "read",
+                           "GET item/instance": "read"}
+
+
+# ---- creating resources ----------------------------------------------------------------------------------
+
+def _forwarding_estate(app: AppStack) -> Any:
+    """``sandbox.estate.Estate`` whose creations jump the clock over the create operation (app idle)."""
+    from sandbox.arm.config import DEFAULT_SUBSCRIPTION
+    from sandbox.estate import Estate
+    from steward.cloud.protection import READ_API_VERSIONS
+
+    sandbox = app.sandbox
+
+    class ForwardingEstate(Estate):
+        def _put(self, rid: str, rtype: str, body: dict[str, Any]) -> dict[str, Any]:
+            client = self.clients.resources(self.subscription_id).resources
+            poller = client.begin_create_or_update_by_id(
+                rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
+                polling_interval=self.clients.target.polling_interval,
+            )
+            sandbox.advance(CREATE_FAST_FORWARD_SECONDS)
+            return dict(poller.result().as_dict())
+
+    return ForwardingEstate(app.creator, DEFAULT_SUBSCRIPTION)
+
+
+def _parse_event_time(text: str) -> datetime:
+    return datetime.strptime(text[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+
+
+def creation_events(app: AppStack) -> dict[str, datetime]:
+    """Resource id (lower case) -> eventTime of its first ``ResourceWriteSuccess`` event (virtual time)."""
+    first: dict[str, datetime] = {}
+    for event in list(app.sandbox.events.raised):
+        if event["eventType"] != "Microsoft.Resources.ResourceWriteSuccess":
+            continue
+        key, when = event["subject"].lower(), _parse_event_time(event["eventTime"])
+        if key not in first or when < first[key]:
+            first[key] = when
+    return first
+
+
+def item_suffix(rtype: ResourceType, resource_id: str) -> str:
+    """How the path of the app's verifying GET ends (lower case)."""
+    from steward.cloud.protection import instance_name
+
+    parts = resource_id.split("/")
+    group, name = parts[4], parts[-1]
+    if rtype.vault == "rs":
+        return f"/protecteditems/vm;iaasvmcontainerv2;{group};{name}".lower()
+    return f"/backupinstances/{instance_name(resource_id)}".lower()
+
+
+def verified_at(calls: list[ArmCall], suffix: str, before: datetime) -> datetime | None:
+    proofs = [c.answered for c in calls
+              if c.method == "GET" and c.status == 200 and c.path.lower().endswith(suffix) and c.answered <= before]
+    return max(proofs) if proofs else None
+
+
+# ---- 1 + 2: latency and requests per resource ------------------------------------------------------------
+
+def measure_per_type(per_type: int, scale: float, seed: int, types: tuple[ResourceType, ...] = TYPES,
+                     timeout: float = 300.0) -> dict[str, Any]:
+    app = start_app_stack(scale=scale, seed=seed)
+    try:
+        estate = _forwarding_estate(app)
+        estate.resource_group(GROUP, REGION)
+        rsv = estate.recovery_services_vault(GROUP, "rsv-bench", REGION)
+        bv = estate.backup_vault(GROUP, "bv-bench", REGION)
+        app.settle()
+        order = [(t, i) for t in types for i in range(per_type)]
+        random.Random(seed).shuffle(order)
+        samples = []
+        for rtype, index in order:
+            samples.append(_protect_one(app, estate, rtype, index, timeout))
+        return {
+            "clock_scale": scale,
+            "per_type": per_type,
+            "vaults": {"recovery_services": rsv, "backup": bv},
+            "samples": samples,
+            "app_429": sum(s["app_429"] for s in samples),
+            "summary": summarise(samples, types, per_type),
+        }
+    finally:
+        app.stop()
+
+
+def _protect_one(app: AppStack, estate: Any, rtype: ResourceType, index: int, timeout: float) -> dict[str, Any]:
+    mark = app.log.mark()
+    wall0 = time.perf_counter()
+    rid = getattr(estate, rtype.estate_method)(GROUP, f"{rtype.name_prefix}{index:03d}", REGION)
+    created_wall = time.perf_counter()
+    outcome = wait_until(lambda: app.log.outcomes_for(rid), timeout, f"the outcome for {rid}")[0]
+    outcome_wall = time.perf_counter()
+    app.settle(timeout)
+    calls = app.log.since(mark, APP_PRINCIPAL)
+    event = creation_events(app).get(rid.lower())
+    verified = verified_at(calls, item_suffix(rtype, rid), outcome.at)
+    own = [c for c in calls if not (rtype.key == "vm" and "/microsoft.compute/disks/" in c.path.lower())]
+    return {
+        "type": rtype.key,
+        "resource_id": rid,
+        "status": outcome.data.get("status"),
+        "event_to_verified_seconds": _seconds(event, verified),
+        "event_to_outcome_seconds": _seconds(event, outcome.at),
+        "outcome_real_seconds": round(outcome_wall - created_wall, 3),
+        "requests": by_kind(own),
+        "os_disk_requests": by_kind(c for c in calls if c not in own),
+        "by_category": dict(Counter(category(c.method, c.path) for c in own)),
+        "app_429": sum(1 for c in calls if c.status == 429),
+        "app_requests": [f"{c.method} {c.status} {_short(c.path)}" for c in own],
+        "create_real_seconds": round(created_wall - wall0, 3),
+    }
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    return math.nan if start is None or end is None else round((end - start).total_seconds(), 3)
+
+
+def _short(path: str) -> str:
+    """A request path without the subscription / group prefix (readable in the JSON)."""
+    marker = path.lower().find("/providers/")
+    return path[marker:] if marker >= 0 else path
+
+
+def summarise(samples: list[dict[str, Any]], types: tuple[ResourceType, ...], per_type: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for rtype in types:
+        mine = [s for s in samples if s["type"] == rtype.key]
+        ok = [s for s in mine if s["status"] == "Protected"]
+        verified = [s["event_to_verified_seconds"] for s in ok if not math.isnan(s["event_to_verified_seconds"])]
+        outcome = [s["event_to_outcome_seconds"] for s in ok if not math.isnan(s["event_to_outcome_seconds"])]
+        real = [s["outcome_real_seconds"] for s in ok]
+        minimum = minimum_requests(rtype, per_type)
+        app_per = {k: round(sum(s["requests"][k] for s in mine) / max(1, len(mine)), 3) for k in KINDS}
+        app_total = round(sum(app_per.values()), 3)
+        os_disk = {k: round(sum(s["os_disk_requests"][k] for s in mine) / max(1, len(mine)), 3) for k in KINDS}
+        categories = sorted({name for s in mine for name in s["by_category"]} | set(minimum["by_category"]))
+        by_category = {
+            name: {"app": round(sum(s["by_category"].get(name, 0) for s in mine) / max(1, len(mine)), 3),
+                   "minimum": minimum["by_category"].get(name, 0.0)}
+            for name in categories
+        }
+        out[rtype.key] = {
+            "resources": len(mine),
+            "protected": len(ok),
+            "statuses": dict(Counter(str(s["status"]) for s in mine)),
+            "event_to_verified_seconds": {"p50": round(percentile(verified, 50), 2),
+                                          "p95": round(percentile(verified, 95), 2),
+                                          "min": round(min(verified), 2) if verified else math.nan,
+                                          "max": round(max(verified), 2) if verified else math.nan},
+            "event_to_outcome_seconds": {"p50": round(percentile(outcome, 50), 2),
+                                         "p95": round(percentile(outcome, 95), 2)},
+            "real_seconds_to_outcome": {"p50": round(percentile(real, 50), 3), "p95": round(percentile(real, 95), 3)},
+            "requests_per_resource": {**app_per, "total": app_total},
+            "os_disk_requests_per_vm": os_disk if rtype.key == "vm" else None,
+            "minimum": minimum,
+            "by_category": by_category,
+            "ratio_to_minimum": round(app_total / minimum["total"], 2),
+        }
+    return out
+
+
+# ---- 3: the burst ----------------------------------------------------------------------------------------
+
+def vm_body() -> dict[str, Any]:
+    """What ``sandbox.estate.Estate.vm`` sends (a VM from an image: its OS disk appears as a disk too)."""
+    return {
+        "location": REGION, "tags": {},
+        "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                       "storageProfile": {"osDisk": {"createOption": "FromImage"}}},
+    }
+
+
+def _fire_vm_creations(app: AppStack, vm_ids: list[str], threads: int) -> dict[str, Any]:
+    """PUT every VM as fast as the creator's write bucket allows; do not wait for the create operations (the
+    sandbox ends them on its clock and raises the events). Returns the creator's own retry count."""
+    from azure.core.exceptions import HttpResponseError
+
+    from sandbox.arm.config import DEFAULT_SUBSCRIPTION
+    from steward.cloud.protection import READ_API_VERSIONS
+
+    client = app.creator.resources(DEFAULT_SUBSCRIPTION).resources
+    api_version = READ_API_VERSIONS["microsoft.compute/virtualmachines"]
+    retries = Counter[str]()
+
+    def create(rid: str) -> None:
+        for _attempt in range(1000):
+            try:
+                client.begin_create_or_update_by_id(rid, api_version=api_version, parameters=vm_body(), polling=False)
+                return
+            except HttpResponseError as error:
+                if error.status_code != 429:
+                    raise
+                retries["throttled"] += 1
+                hint = error.response.headers.get("retry-after-ms") if error.response is not None else None
+                time.sleep(float(hint) / 1000 if hint else 0.05)
+        raise RuntimeError(f"creating {rid} was throttled 1000 times")
+
+    with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="creator") as pool:
+        list(pool.map(create, vm_ids))
+    return {"creator_sdk_gave_up_then_retried": retries["throttled"]}
+
+
+def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | None, creator_threads: int = 8,
+                  timeout: float = 3600.0) -> dict[str, Any]:
+    from sandbox.arm.config import DEFAULT_SUBSCRIPTION, ThrottleConfig
+    from sandbox.estate import Estate
+    from steward.cloud.protection import RecoveryServicesProtection
+
+    app = start_app_stack(scale=scale, seed=seed, activity_slots=activity_slots)
+    try:
+        estate = Estate(app.creator, DEFAULT_SUBSCRIPTION)
+        estate.resource_group(GROUP, REGION)
+        vault = estate.recovery_services_vault(GROUP, "rsv-burst", REGION)
+        app.settle()
+        # fresh, full buckets for the burst (the set-up above used a few tokens)
+        app.sandbox.configure_throttle(ThrottleConfig(enabled=True))
+        vm_ids = [estate.rid(GROUP, "Microsoft.Compute/virtualMachines", f"vm-{i:04d}") for i in range(vms)]
+        random.Random(seed).shuffle(vm_ids)  # creation order (seeded)
+        mark = app.log.mark()
+        virtual0, wall0, cpu0 = app.sandbox.clock.now(), time.perf_counter(), time.process_time()
+        creator = _fire_vm_creations(app, vm_ids, creator_threads)
+        fired_virtual, fired_wall = app.sandbox.clock.now(), time.perf_counter()
+
+        def all_outcomes() -> bool:
+            done = {str(p.data.get("resource_id", "")).lower() for p in app.log.outcomes()}
+            return all(v.lower() in done for v in vm_ids)
+
+        wait_until(all_outcomes, timeout, f"outcomes for {vms} VMs", poll=0.5)
+        app.settle(timeout)
+        virtual1, wall1, cpu1 = app.sandbox.clock.now(), time.perf_counter(), time.process_time()
+        report = _burst_report(app, vault, vm_ids, mark=mark, virtual=(virtual0, fired_virtual, virtual1),
+                               wall=(wall0, fired_wall, wall1), creator=creator,
+                               rs=RecoveryServicesProtection(app.creator))
+        # one process runs sandbox, host, runner and activities: near 1.0 means the GIL, not Azure, paced it
+        report["process_cpu_seconds_per_real_second"] = round((cpu1 - cpu0) / max(wall1 - wall0, 1e-9), 2)
+        return report
+    finally:
+        app.stop()
+
+
+def _burst_report(app: AppStack, vault: str, vm_ids: list[str], *, mark: int, virtual: tuple[datetime, ...],
+                  wall: tuple[float, ...], creator: dict[str, Any], rs: Any) -> dict[str, Any]:
+    from sandbox.arm.config import ThrottleConfig
+
+    calls = app.log.since(mark)
+    app_calls = [c for c in calls if c.principal == APP_PRINCIPAL.lower()]
+    creator_calls = [c for c in calls if c.principal == CREATOR_PRINCIPAL.lower()]
+    created = creation_events(app)
+    events = {v.lower(): created.get(v.lower()) for v in vm_ids}
+    proofs = [c for c in app_calls if c.method == "GET" and c.status == 200 and "/protecteditems/" in c.path.lower()]
+    outcomes_by_vm: dict[str, list[Any]] = {}
+    for published in app.log.outcomes():
+        outcomes_by_vm.setdefault(str(published.data.get("resource_id", "")).lower(), []).append(published)
+    verified: dict[str, datetime | None] = {}
+    statuses: dict[str, Counter[str]] = {}
+    for vm in vm_ids:
+        published = outcomes_by_vm.get(vm.lower(), [])
+        statuses[vm.lower()] = Counter(str(p.data.get("status")) for p in published)
+        first_protected = min((p.at for p in published if p.data.get("status") == "Protected"), default=None)
+        verified[vm.lower()] = None if first_protected is None else verified_at(
+            proofs, item_suffix(TYPE_BY_KEY["vm"], vm), first_protected)
+    done_times = sorted(t for t in verified.values() if t is not None)
+    first_event = min((t for t in events.values() if t is not None), default=None)
+    window = _seconds(first_event, done_times[-1] if done_times else None)
+    n = len(done_times)
+    steady = math.nan
+    if n >= 10:
+        lo, hi = done_times[n // 10], done_times[(9 * n) // 10]
+        span = (hi - lo).total_seconds()
+        steady = ((9 * n) // 10 - n // 10) / span if span > 0 else math.nan
+    latencies = [(verified[k] - events[k]).total_seconds() for k in verified  # type: ignore[operator]
+                 if verified[k] is not None and events[k] is not None]
+
+    items = Counter(str((i.get("properties") or {}).get("sourceResourceId", "")).lower() for i in rs.vm_items(vault))
+    wanted = {v.lower() for v in vm_ids}
+    item_puts = Counter(c.path.lower() for c in app_calls
+                        if c.method == "PUT" and "/protecteditems/" in c.path.lower() and c.status < 300)
+    orchestrations = app.runtime_statuses()
+    failures = _failures(app)
+    refill = ThrottleConfig().writes.refill_per_second
+    protections = sum(1 for v in wanted if statuses[v].get("Protected", 0) >= 1)
+    rate = n / window if window and not math.isnan(window) and window > 0 else math.nan
+    app_writes = sum(1 for c in app_calls if c.kind in ("write", "action") and c.status < 400) / max(1, len(vm_ids))
+    app_reads = sum(1 for c in app_calls if c.kind == "read" and c.status < 400) / max(1, len(vm_ids))
+    hold = _timings()["rs_enable"][0]
+    return {
+        "vms": len(vm_ids),
+        "clock_scale": float(app.sandbox.clock.scale),
+        "activity_slots": app.activity_slots,
+        "creator_threads_put_seconds_virtual": round((virtual[1] - virtual[0]).total_seconds(), 1),
+        "elapsed_virtual_seconds": round((virtual[2] - virtual[0]).total_seconds(), 1),
+        "elapsed_real_seconds": round(wall[2] - wall[0], 1),
+        "creation_real_seconds": round(wall[1] - wall[0], 1),
+        "protection_window_virtual_seconds": window,
+        "protections_per_virtual_second": round(rate, 4),
+        "fraction_of_write_refill": round(rate / refill, 4),
+        "steady_protections_per_virtual_second_p10_p90": round(steady, 4),
+        "event_to_verified_seconds": {"p50": round(percentile(latencies, 50), 1),
+                                      "p95": round(percentile(latencies, 95), 1),
+                                      "max": round(max(latencies), 1) if latencies else math.nan},
+        "ceilings_per_virtual_second": {
+            "write_throttle": round(refill / app_writes, 3) if app_writes else math.nan,
+            "read_throttle": round(ThrottleConfig().reads.refill_per_second / app_reads, 3) if app_reads else math.nan,
+            "activity_slots": round(app.activity_slots / hold, 3),
+            "explanation": "write/read: bucket refill / the app's successful writes (PUT+POST) or reads per VM; "
+                           f"activity slots: slots / {hold:.0f} s, the modelled enable LRO the enable activity "
+                           "waits out while holding its slot",
+        },
+        "app": {"requests": by_kind(app_calls), "by_status": by_status(app_calls),
+                "throttled_429": throttled(app_calls),
+                "writes_per_vm": round(app_writes, 3), "reads_per_vm": round(app_reads, 3)},
+        "creator": {"requests": by_kind(creator_calls), "by_status": by_status(creator_calls),
+                    "throttled_429": throttled(creator_calls), **creator},
+        "exactly_once": {
+            "every_vm_protected": protections == len(wanted),
+            "vms_with_one_item": sum(1 for v in wanted if items.get(v) == 1),
+            "vms_without_item": sorted(v for v in wanted if items.get(v, 0) == 0)[:10],
+            "vms_with_several_items": sorted(v for v in wanted if items.get(v, 0) > 1)[:10],
+            "successful_item_puts": sum(item_puts.values()),
+            "items_put_more_than_once": sum(1 for n_ in item_puts.values() if n_ > 1),
+            "outcome_statuses": dict(sum((statuses[v] for v in wanted), Counter())),
+            "vms_with_several_outcomes": sum(1 for v in wanted if sum(statuses[v].values()) > 1),
+        },
+        "orchestrations": dict(orchestrations),
+        "failures": failures,
+        "sandbox_counters_whole_run": app.sandbox.counters.snapshot(),  # set-up included; cross-check
+    }
+
+
+def _failures(app: AppStack) -> dict[str, Any]:
+    """Failed activity attempts (retried by the orchestrations) and failed orchestrations, with reasons."""
+    reasons = Counter[str]()
+    failed_attempts = 0
+    failed_instances = []
+    for record in app.runner.query():
+        if record.status == "Failed":
+            failed_instances.append(record.instance_id)
+        for event in app.runner.history(record.instance_id):
+            if event.get("EventType") == "TaskFailed":
+                failed_attempts += 1
+                reasons[str(event.get("Reason", ""))[:160]] += 1
+    return {"failed_activity_attempts": failed_attempts, "reasons": dict(reasons.most_common(5)),
+            "failed_orchestrations": len(failed_instances), "failed_examples": failed_instances[:5]}
+
+
+# ---- report ----------------------------------------------------------------------------------------------
+
+def render(result: dict[str, Any]) -> str:
+    lines = []
+    per = result.get("latency")
+    if per:
+        lines.append(f"Creation event -> verified protection, Azure (virtual) seconds; latency model + throttle on; "
+                     f"clock scale {per['clock_scale']:g}; {per['per_type']} per type, one at a time")
+        rows = []
+        for key, s in per["summary"].items():
+            m = s["minimum"]
+            rows.append([key, f"{s['protected']}/{s['resources']}", s["event_to_verified_seconds"]["p50"],
+                         s["event_to_verified_seconds"]["p95"], s["event_to_outcome_seconds"]["p50"],
+                         m["modelled_floor_seconds"], s["real_seconds_to_outcome"]["p50"]])
+        lines.append(table(["type", "protected", "p50 s", "p95 s", "outcome p50 s", "modelled floor s",
+                            "real s p50"], rows))
+        lines.append("")
+        lines.append("ARM requests per protected resource (app principal) vs the minimum the REST API needs")
+        rows = []
+        for key, s in per["summary"].items():
+            a, m = s["requests_per_resource"], s["minimum"]["per_resource"]
+            rows.append([key, *(f"{a[k]:g} / {m[k]:g}" for k in KINDS), f"{a['total']:g} / {s['minimum']['total']:g}",
+                         s["ratio_to_minimum"]])
+        lines.append(table(["type", "read app/min", "write app/min", "action app/min", "total app/min", "ratio"],
+                           rows))
+        lines.append("")
+        lines.append("The same, per request category (app / minimum, per resource)")
+        keys = list(per["summary"])
+        names = sorted({n for s in per["summary"].values() for n in s["by_category"]})
+        rows = [[name, *(_pair(per["summary"][k]["by_category"].get(name)) for k in keys)] for name in names]
+        lines.append(table(["category", *keys], rows))
+        vm = per["summary"].get("vm")
+        if vm and vm.get("os_disk_requests_per_vm"):
+            lines.append(f"(each VM's OS disk raises its own write event: the app spends "
+                         f"{vm['os_disk_requests_per_vm']} more per VM deciding it is covered by the VM)")
+        lines.append("")
+    burst = result.get("burst")
+    if burst:
+        lines.append(f"Burst: {burst['vms']} VM creations in one subscription, write throttle on "
+                     f"(200 tokens, 10/s per principal), clock scale {burst['clock_scale']:g}, "
+                     f"{burst['activity_slots']} activity slots")
+        once = burst["exactly_once"]
+        ceilings = burst["ceilings_per_virtual_second"]
+        rows = [
+            ["protections / virtual s (first event -> last verified)", burst["protections_per_virtual_second"]],
+            ["  as a fraction of the write refill (10/s)", burst["fraction_of_write_refill"]],
+            ["  steady rate, 10th -> 90th completion", burst["steady_protections_per_virtual_second_p10_p90"]],
+            ["ceiling: write throttle / read throttle / activity slots",
+             f"{ceilings['write_throttle']} / {ceilings['read_throttle']} / {ceilings['activity_slots']}"],
+            ["event -> verified p50 / p95 / max (virtual s)",
+             f"{burst['event_to_verified_seconds']['p50']} / {burst['event_to_verified_seconds']['p95']} / "
+             f"{burst['event_to_verified_seconds']['max']}"],
+            ["429s to the app (read/write/action)", _kinds_text(burst["app"]["throttled_429"])],
+            ["429s to the creator (read/write/action)", _kinds_text(burst["creator"]["throttled_429"])],
+            ["app requests (read/write/action)", _kinds_text(burst["app"]["requests"])],
+            ["every VM protected / VMs with exactly one item", f"{once['every_vm_protected']} / "
+             f"{once['vms_with_one_item']} of {burst['vms']}"],
+            ["item PUTs (successful) / items PUT more than once",
+             f"{once['successful_item_puts']} / {once['items_put_more_than_once']}"],
+            ["outcome statuses", once["outcome_statuses"]],
+            ["orchestrations", burst["orchestrations"]],
+            ["failed activity attempts / failed orchestrations",
+             f"{burst['failures']['failed_activity_attempts']} / {burst['failures']['failed_orchestrations']}"],
+            ["elapsed virtual s / real s", f"{burst['elapsed_virtual_seconds']} / {burst['elapsed_real_seconds']}"],
+        ]
+        lines.append(table(["burst", "value"], rows))
+    return "\n".join(lines)
+
+
+def _pair(figures: dict[str, float] | None) -> str:
+    return "-" if figures is None else f"{figures['app']:g} / {figures['minimum']:g}"
+
+
+def _kinds_text(counts: dict[str, int]) -> str:
+    return "/".join(str(counts.get(k, 0)) for k in KINDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.protection_speed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-type", type=int, default=10, help="resources of each type for latency/requests")
+    parser.add_argument("--vms", type=int, default=1000, help="VM creations in the burst")
+    parser.add_argument("--scale", type=float, default=20.0, help="Azure seconds per real second (latency run)")
+    parser.add_argument("--burst-scale", type=float, default=20.0, help="Azure seconds per real second (burst)")
+    parser.add_argument("--activity-slots", type=int, default=None,
+                        help="override host.json maxConcurrentActivityFunctions in the burst (N instances x 8)")
+    parser.add_argument("--creator-threads", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds the burst may take")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-burst", action="store_true")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    result: dict[str, Any] = {"benchmark": "protection_speed", "seed": args.seed, "machine": machine(),
+                              "principals": {"app": APP_PRINCIPAL, "creator": CREATOR_PRINCIPAL}}
+    if not args.skip_latency:
+        result["latency"] = measure_per_type(args.per_type, args.scale, args.seed)
+    if not args.skip_burst:
+        result["burst"] = measure_burst(args.vms, scale=args.burst_scale, seed=args.seed,
+                                        activity_slots=args.activity_slots, creator_threads=args.creator_threads,
+                                        timeout=args.timeout)
+    result["real_seconds"] = round(time.perf_counter() - started, 1)
+    write_result(args.output, result)
+    print(render(result))
+    print(f"\n(results: {args.output}; {result['real_seconds']} real s)")
+    ok = True
+    if "latency" in result:
+        ok = all(s["protected"] == s["resources"] for s in result["latency"]["summary"].values())
+    if "burst" in result:
+        ok = ok and bool(result["burst"]["exactly_once"]["every_vm_protected"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
