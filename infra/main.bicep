@@ -28,6 +28,9 @@ param targetSubscriptionIds array
 @description('Resource group created in each target subscription for its Event Grid system topic.')
 param eventsResourceGroupName string = 'rg-${namePrefix}-events'
 
+@description('Target subscriptions that already have their Microsoft.Resources.Subscriptions system topic (Azure allows one per subscription): { \'<subscription id>\': { resourceGroup: \'<group>\', name: \'<topic>\' } }. That topic is used as it is and must have its system-assigned identity on; the others get one in eventsResourceGroupName.')
+param existingSystemTopics object = {}
+
 @description('Create the event subscriptions (second deployment, once the app code is published).')
 param deployEventSubscriptions bool = false
 
@@ -98,7 +101,14 @@ param tags object = {
 var suffix = take(uniqueString(subscription().id, namePrefix, resourceGroupName), 8)
 var baseName = '${namePrefix}-${suffix}'
 var systemTopicName = 'evgst-${namePrefix}-subscription'
-var eventSubscriptionTargets = deployEventSubscriptions ? targetSubscriptionIds : []
+// Where each target subscription's system topic lives: an existing one, or one this template creates.
+var topicPlacements = [for subscriptionId in targetSubscriptionIds: {
+  subscriptionId: subscriptionId
+  reuse: contains(existingSystemTopics, subscriptionId)
+  resourceGroupName: contains(existingSystemTopics, subscriptionId) ? existingSystemTopics[subscriptionId].resourceGroup : eventsResourceGroupName
+  topicName: contains(existingSystemTopics, subscriptionId) ? existingSystemTopics[subscriptionId].name : systemTopicName
+}]
+var eventSubscriptionPlacements = deployEventSubscriptions ? topicPlacements : []
 
 // ---- the app -------------------------------------------------------------------------------------------
 
@@ -210,13 +220,14 @@ module access 'modules/target-access.bicep' = [for subscriptionId in targetSubsc
 
 // ---- events: one system topic per target subscription, delivered to the app -----------------------------
 
-module subscriptionTopics 'modules/subscription-topic.bicep' = [for subscriptionId in targetSubscriptionIds: {
-  name: 'steward-topic-${subscriptionId}'
-  scope: subscription(subscriptionId)
+module subscriptionTopics 'modules/subscription-topic.bicep' = [for placement in topicPlacements: {
+  name: 'steward-topic-${placement.subscriptionId}'
+  scope: subscription(placement.subscriptionId)
   params: {
-    resourceGroupName: eventsResourceGroupName
+    resourceGroupName: placement.resourceGroupName
+    reuseExistingTopic: placement.reuse
     location: location
-    topicName: systemTopicName
+    topicName: placement.topicName
     tags: tags
   }
 }]
@@ -231,15 +242,15 @@ module deadLetterAccess 'modules/dead-letter-access.bicep' = [for (subscriptionI
   }
 }]
 
-module subscriptionEvents 'modules/subscription-events.bicep' = [for subscriptionId in eventSubscriptionTargets: {
-  name: 'steward-events-${subscriptionId}'
-  scope: resourceGroup(subscriptionId, eventsResourceGroupName)
+module subscriptionEvents 'modules/subscription-events.bicep' = [for placement in eventSubscriptionPlacements: {
+  name: 'steward-events-${placement.subscriptionId}'
+  scope: resourceGroup(placement.subscriptionId, placement.resourceGroupName)
   dependsOn: [
     subscriptionTopics
     deadLetterAccess
   ]
   params: {
-    systemTopicName: systemTopicName
+    systemTopicName: placement.topicName
     functionAppId: app.outputs.id
     deadLetterAccountId: storage.outputs.dataAccountId
     deadLetterContainerName: storage.outputs.deadLetterContainerName
