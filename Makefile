@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint typecheck unit bench clean sandbox local browser azurite
+.PHONY: help demo test lint typecheck unit bench clean sandbox local browser azurite checkov infra
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: $(STAMP) ## run the main job on the embedded local Azure sandbox
 	$(BIN)/python -m steward.cli demo
 
-test: lint typecheck browser azurite ## every check and every test tier (what CI runs)
+test: lint typecheck browser azurite checkov ## every check and every test tier (what CI runs)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff
@@ -35,6 +35,12 @@ unit: $(STAMP) ## the fast tier only
 
 browser: ## the headless Chromium the report tests render in (Debian package, installed once)
 	@scripts/ensure-chromium.sh >/dev/null
+
+checkov: ## checkov for the infra policy scan (its own pinned environment in var/checkov, once)
+	@scripts/infra-check.sh --install
+
+infra: $(STAMP) checkov ## the infra checks alone (Bicep parse, policy scan, filters vs classifier, roles)
+	$(BIN)/python -m pytest tests/infra -q
 
 AZURITE_VERSION := 3.37.0
 azurite: ## the Azurite blob emulator the report-store tests use (npm, into var/azurite, once)
