@@ -153,13 +153,41 @@ def move_and_delete(demo: Demo, made: dict[str, str]) -> None:
     out.line(f"  deleted: {short(gone['resource_id'])}: {gone['status']} ({gone['reason']})")
 
 
+def audit_the_estate(demo: Demo, reports: Path) -> None:
+    """The audit timer fires (as its NCRONTAB schedule would): coverage and safety findings, HTML report."""
+    out = demo.out
+    out.step("5. The scheduled audit runs (the timer trigger fires)")
+    runner, host = demo.stack.runner, demo.stack.host
+    assert runner is not None and host is not None
+    before = {i.instance_id for i in runner.query()}
+    host.fire_timer("audit_timer")
+    demo.wait(lambda: any(i.name == "audit_estate" and i.instance_id not in before for i in runner.query()),
+              "the audit to start")
+    instance = next(i.instance_id for i in runner.query() if i.name == "audit_estate" and i.instance_id not in before)
+    status = runner.wait_for(instance, timeout=120)
+    output = status.get("output") or {}
+    severities = output.get("findingsBySeverity") or {}
+    out.line(f"  {output.get('resources', '?')} resources in {output.get('subscriptions', '?')} subscriptions; "
+             "findings: " + ", ".join(f"{k} {v}" for k, v in severities.items() if v))
+    latest = reports / "latest.json"
+    if latest.exists():
+        import json
+
+        result = json.loads(latest.read_text())
+        rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+        for finding in sorted(result.get("findings", []), key=lambda f: rank.get(f.get("severity", ""), 9))[:8]:
+            out.line(f"  {finding.get('severity', ''):8} {finding.get('control', ''):8} "
+                     f"{short(finding.get('resourceId'))}: {str(finding.get('title', ''))[:70]}")
+    out.line(f"  HTML report: {reports / 'latest.html'}  (also GET {host.api_base}/audits/latest.html)")
+
+
 def teardown_a_vault(demo: Demo) -> None:
     """The last act: a legacy vault full of every kind of content is planned, approved and deleted."""
     from sandbox.arm.providers.recoveryservices import recovery_services
     from steward.teardown_demo import demo_teardown
 
     out = demo.out
-    out.step("5. A legacy vault full of every kind of content is torn down: plan, approve, run")
+    out.step("6. A legacy vault full of every kind of content is torn down: plan, approve, run")
     legacy = Estate(demo.clients, DEFAULT_SUBSCRIPTION)
     legacy.resource_group("rg-legacy", WEU)
     vault_id = legacy.recovery_services_vault("rg-legacy", "rsv-legacy", WEU, default=False)
@@ -176,8 +204,10 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
     out.line("Backup Steward demo - the real app on the embedded local Azure sandbox")
     out.line(f"(sandbox time runs {scale:g}x real time; state in {work})")
     clock = VirtualClock(scale=scale)
+    reports = work / "reports"
     stack = LocalStack(app="function_app", app_root=REPO, db_path=str(work / "durable.sqlite"),
-                       arm_config=SandboxConfig(clock=clock, state_dir=work / "arm"))
+                       arm_config=SandboxConfig(clock=clock, state_dir=work / "arm"),
+                       settings={"STEWARD_REPORTS_DIR": str(reports)}, run_timers=False)
     stack.start()
     if not verbose:  # the app configures its JSON logs on import; quiet them for a readable demo
         logging.getLogger("steward").setLevel(logging.WARNING)
@@ -191,6 +221,7 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
         build_estate(demo)
         made = protect_new_resources(demo)
         move_and_delete(demo, made)
+        audit_the_estate(demo, reports)
         teardown_a_vault(demo)
         out.step("Summary")
         counts: dict[str, int] = {}
