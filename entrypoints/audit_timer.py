@@ -3,7 +3,7 @@ and the routes that serve the latest report from the report store.
 
 =====================================  =====================================================================
 timer ``%STEWARD_AUDIT_SCHEDULE%``     starts ``audit_estate`` with instance id ``audit-<UTC second>``
-``POST /api/audits``                   starts one now -> 202 with the instance id and status link
+``POST /api/audits``                   starts one now (``{"subscriptions"?: [managed GUIDs]}``) -> 202, 409 if running
 ``GET  /api/audits/latest``            the latest run's JSON (schema ``steward/report/schema``), 404 if none
 ``GET  /api/audits/latest.html``       the latest run's HTML report
 =====================================  =====================================================================
@@ -20,12 +20,16 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.audit import report_store
+from steward import bootstrap
+from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"
 ACTIVE: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
+MAX_BODY_BYTES: Final = 16 * 1024
+MAX_SUBSCRIPTIONS: Final = 100
 
 bp = df.Blueprint()
 
@@ -55,19 +59,52 @@ def _json(status: int, body: Any) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _requested_subscriptions(body: bytes) -> list[str]:
+    """The optional ``{"subscriptions": [guid, ...]}`` body: GUIDs the app manages, or a refusal."""
+    if not body.strip():
+        return []
+    if len(body) > MAX_BODY_BYTES:
+        raise _Refused(413, "BodyTooLarge", f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Refused(400, "InvalidJson", "the body is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise _Refused(400, "InvalidRequest", "the body must be a JSON object")
+    if "subscriptions" not in parsed:
+        return []
+    raw = parsed["subscriptions"]
+    if not (isinstance(raw, list) and len(raw) <= MAX_SUBSCRIPTIONS and all(isinstance(s, str) for s in raw)):
+        raise _Refused(
+            400, "InvalidRequest", f"'subscriptions' must be a list of at most {MAX_SUBSCRIPTIONS} subscription ids"
+        )
+    if not all(is_subscription_guid(s) for s in raw):
+        raise _Refused(400, "InvalidSubscription", "'subscriptions' must hold subscription ids (GUIDs)")
+    wanted = list(dict.fromkeys(s.lower() for s in raw))
+    managed = bootstrap.settings().subscriptions
+    outside = [s for s in wanted if managed and s not in managed]
+    if outside:
+        raise _Refused(
+            403,
+            "SubscriptionNotManaged",
+            f"{len(outside)} subscription(s) are not in STEWARD_SUBSCRIPTIONS; this app audits only those",
+        )
+    return wanted
+
+
 @bp.route(route="audits", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    subscriptions: list[str] = []
-    if req.get_body():
-        try:
-            body = req.get_json()
-        except ValueError:
-            return _json(400, {"error": {"code": "InvalidJson", "message": "the body is not JSON"}})
-        raw = body.get("subscriptions") if isinstance(body, dict) else None
-        if raw is not None and not (isinstance(raw, list) and all(isinstance(s, str) for s in raw)):
-            return _json(400, {"error": {"code": "InvalidRequest", "message": "'subscriptions' must be a list of ids"}})
-        subscriptions = list(raw or [])
+    try:
+        subscriptions = _requested_subscriptions(req.get_body() or b"")
+    except _Refused as refused:
+        return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}})
     instance_id = _instance_id(datetime.now(UTC))
     started = await _start(client, instance_id, {"trigger": "http", "subscriptions": subscriptions})
     return _json(202 if started else 409, {"id": instance_id, "started": started})

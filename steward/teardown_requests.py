@@ -42,6 +42,7 @@ PRINCIPAL_HEADER: Final = "x-ms-client-principal"
 PRINCIPAL_NAME_HEADER: Final = "x-ms-client-principal-name"
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_PRINCIPAL_HEADER: Final = 16 * 1024
+MAX_REASON_CHARS: Final = 1024
 _OBJECT_ID_CLAIMS: Final = (
     "http://schemas.microsoft.com/identity/claims/objectidentifier",
     "oid",
@@ -232,6 +233,9 @@ def teardown_request_from_http(
         raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
     if "vaultId" not in record:
         raise RequestRefused(400, "MissingVaultId", "the body needs 'vaultId', the ARM id of the vault to tear down")
+    reason = record.get("reason")
+    if reason is not None and not (isinstance(reason, str) and len(reason) <= MAX_REASON_CHARS):
+        raise RequestRefused(400, "InvalidReason", f"'reason' must be a text of at most {MAX_REASON_CHARS} characters")
     vault = check_vault(record["vaultId"], policy)
     dry_run = record.get("dryRun", True)
     if not isinstance(dry_run, bool):
@@ -381,7 +385,7 @@ def audit_record(
         "principal_id": principal_id,
         "decision": decision,
         "status": status,
-        "code": _bounded(code),
+        "error_code": _bounded(code),
         "vault_id": _bounded(vault_id),
         "instance_id": _bounded(instance_id),
         "dry_run": dry_run,
