@@ -207,6 +207,8 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
         "unregister-mars-servers",
         "unregister-backup-servers",
         "remove-replicated-items",
+        "remove-network-mappings",
+        "remove-replication-containers",
         "remove-fabrics",
         "remove-private-endpoint-connections",
     ):

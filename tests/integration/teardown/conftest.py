@@ -206,6 +206,7 @@ class Estate:
         self.raw("PUT", container, {"properties": {}})
         self.raw("PUT", f"{container}/replicationProtectedItems/item1", {"properties": {"policyId": "p"}})
         self.raw("PUT", f"{container}/replicationProtectionContainerMappings/mapping1", {"properties": {}})
+        self.raw("PUT", f"{fabric}/replicationNetworks/net1/replicationNetworkMappings/netmap1", {"properties": {}})
         self.sandbox.advance(HOUR)
 
     def full_vault(self, rg: str, name: str = "rsv", *, tags: dict[str, str] | None = None, **settings: Any) -> str:

@@ -49,6 +49,7 @@ def test_inventory_reads_every_kind_across_pages(estate: Estate, ops: TeardownOp
         SiteRecoveryKind.PROTECTION_CONTAINER,
         SiteRecoveryKind.REPLICATED_ITEM,
         SiteRecoveryKind.CONTAINER_MAPPING,
+        SiteRecoveryKind.NETWORK_MAPPING,
     }
     assert len(inventory.intents) == 1 and len(inventory.private_endpoints) == 1
     assert inventory.settings.soft_delete is SoftDeleteState.ENABLED
