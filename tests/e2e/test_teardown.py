@@ -509,3 +509,23 @@ def test_injected_faults_are_retried_and_the_teardown_converges(stack: Stack) ->
         stack.sandbox.configure_faults(FaultConfig())
     assert report["outcome"] == "deleted", (report["reason"], report.get("lastError"))
     assert vault_gone(stack, vault_id)
+
+
+def test_something_new_in_the_vault_mid_saga_is_not_deleted_and_protections_come_back(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="Enabled", enhanced="AlwaysON")
+    container, item = estate.protect_vm(rg, "rsv", "vm-old")
+    stack.backups_ran()
+    estate.model.seed_soft_deleted_item(vault_id, container, item, days_left=3)
+    plan = stack.plan(vault_id)
+    instance = stack.run(approved_run(vault_id, plan["fingerprint"]))
+    stack.wait_phase(instance, "waiting-for-purge")
+    estate.protect_vm(rg, "rsv", "vm-newcomer")  # protected while the saga waits: nobody reviewed this one
+    stack.sandbox.advance(4 * DAY)
+    report = stack.finish(instance)
+    assert report["outcome"] == "failed" and "did not cover" in report["reason"]
+    assert any("vm-newcomer" in r["name"] for r in report["remaining"])
+    assert {"setting": "softDelete", "to": "Enabled", "effect": "changed"} in report["restoredSettings"]
+    assert len(list(estate.rsb.backup_protected_items.list("rsv", rg))) == 1
+    assert not vault_gone(stack, vault_id)
