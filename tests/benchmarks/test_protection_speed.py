@@ -1,0 +1,39 @@
+"""Smoke test of the protection-speed benchmark at a tiny size (so it cannot rot): it must run end to end on
+the sandbox and its figures must respect what the REST API and the sandbox's model make impossible to beat."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import protection_speed
+
+
+def test_tiny_run_produces_consistent_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output = tmp_path / "protection_speed.json"
+    status = protection_speed.main([
+        "--per-type", "1", "--vms", "4", "--scale", "200", "--burst-scale", "200", "--seed", "3",
+        "--output", str(output),
+    ])
+
+    assert status == 0
+    result = json.loads(output.read_text())
+    summary = result["latency"]["summary"]
+    assert set(summary) == {"vm", "disk", "storage", "postgres"}
+    for key, figures in summary.items():
+        assert figures["protected"] == figures["resources"] == 1, key
+        # no client can be faster than the modelled latencies and LRO durations, nor use fewer requests
+        assert figures["event_to_verified_seconds"]["p50"] >= figures["minimum"]["modelled_floor_seconds"], key
+        assert figures["event_to_outcome_seconds"]["p50"] >= figures["event_to_verified_seconds"]["p50"], key
+        for kind, minimum in figures["minimum"]["per_resource"].items():
+            assert figures["requests_per_resource"][kind] >= minimum, (key, kind)
+    burst = result["burst"]
+    assert burst["vms"] == 4
+    assert burst["exactly_once"]["every_vm_protected"] is True
+    assert burst["exactly_once"]["vms_with_one_item"] == 4
+    assert burst["app"]["writes_per_vm"] >= 2  # backupStatus POST + protected item PUT
+    assert 0 < burst["fraction_of_write_refill"] < 1
+    assert burst["elapsed_virtual_seconds"] > 90  # a VM's create operation alone is modelled at 90 s
+    assert "Burst: 4 VM creations" in capsys.readouterr().out
