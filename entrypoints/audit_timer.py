@@ -102,7 +102,11 @@ def _requested_subscriptions(body: bytes) -> list[str]:
 @bp.durable_client_input(client_name="client")
 async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
-        subscriptions = _requested_subscriptions(req.get_body() or b"")
+        body = req.get_body() or b""
+        media = (req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if body.strip() and media and media != "application/json" and not media.endswith("+json"):
+            raise _Refused(415, "UnsupportedMediaType", "send the body as application/json")
+        subscriptions = _requested_subscriptions(body)
     except _Refused as refused:
         return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}})
     instance_id = _instance_id(datetime.now(UTC))

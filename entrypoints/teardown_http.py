@@ -57,6 +57,7 @@ from steward.teardown_requests import (
     caller_action,
     caller_from_headers,
     check_instance_id,
+    check_json_content_type,
     teardown_request_from_http,
 )
 
@@ -196,6 +197,7 @@ async def teardown_start(req: func.HttpRequest, client: df.DurableOrchestrationC
 
 async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
     _meter(req)
+    check_json_content_type(dict(req.headers))
     try:
         request = teardown_request_from_http(
             dict(req.headers), req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
@@ -266,6 +268,7 @@ async def teardown_approve(req: func.HttpRequest, client: df.DurableOrchestratio
 
 async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
     _meter(req)
+    check_json_content_type(dict(req.headers))
     approval = approval_from_http(dict(req.headers), req.get_body(), _policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)

@@ -190,6 +190,15 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return parsed
 
 
+def check_json_content_type(headers: Mapping[str, str]) -> None:
+    """415 when the request names a media type other than JSON (no Content-Type at all is taken as JSON)."""
+    given = (_header(headers, "content-type") or "").split(";", 1)[0].strip().lower()
+    if given and given != "application/json" and not given.endswith("+json"):
+        raise RequestRefused(
+            415, "UnsupportedMediaType", f"send the body as application/json, not {_bounded(given[:64])}"
+        )
+
+
 def check_fingerprint(value: object, field: str = "approvedFingerprint") -> str | None:
     if value is None:
         return None
