@@ -132,13 +132,13 @@ class App:
         raise AssertionError("orchestrations did not settle")
 
 
-def start_app(tmp: Path, settings: dict[str, str] | None = None, *, scale: float = 600.0) -> App:
+def start_app(tmp: Path, settings: dict[str, str] | None = None, *, scale: float = 600.0, **sandbox: Any) -> App:
     clock = VirtualClock(scale=scale)
     stack = LocalStack(
         app=AppWithContract(),
         app_root=REPO,
         db_path=str(tmp / "durable.sqlite"),
-        arm_config=SandboxConfig(clock=clock),
+        arm_config=SandboxConfig(clock=clock, **sandbox),
         run_timers=False,
         settings={
             "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
