@@ -16,7 +16,7 @@ from activities import audit as audit_activities
 from activities import common as common_activities
 from activities import protection as protection_activities
 from activities import teardown as teardown_activities
-from entrypoints import audit_timer, event_grid, teardown_http
+from entrypoints import audit_timer, event_grid, openapi, teardown_http
 from orchestrators import audit as audit_orchestrators
 from orchestrators import protection as protection_orchestrators
 from orchestrators import teardown as teardown_orchestrators
@@ -30,6 +30,7 @@ for blueprint in (
     event_grid.bp,
     teardown_http.bp,
     audit_timer.bp,
+    openapi.bp,
     protection_orchestrators.bp,
     teardown_orchestrators.bp,
     audit_orchestrators.bp,
