@@ -432,11 +432,23 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         creator = _fire_vm_creations(app, vm_ids, creator_threads)
         fired_virtual, fired_wall = app.sandbox.clock.now(), time.perf_counter()
 
-        def all_outcomes() -> bool:
-            done = {str(p.data.get("resource_id", "")).lower() for p in app.log.outcomes()}
-            return all(v.lower() in done for v in vm_ids)
+        wanted = {v.lower() for v in vm_ids}
+        quiet_since: list[float] = []
 
-        wait_until(all_outcomes, timeout, f"outcomes for {vms} VMs", poll=0.5)
+        def finished() -> bool:
+            """Every VM has an outcome - or every VM's event was raised, delivered and its orchestration ended
+            (failed ones publish nothing), and that held for 3 real seconds."""
+            done = {str(p.data.get("resource_id", "")).lower() for p in app.log.outcomes()}
+            if wanted <= done:
+                return True
+            quiet = wanted <= set(creation_events(app)) and app.sandbox.events.drain(0.01) and app.idle()
+            if not quiet:
+                quiet_since.clear()
+                return False
+            quiet_since.append(time.monotonic())
+            return quiet_since[-1] - quiet_since[0] >= 3.0
+
+        wait_until(finished, timeout, f"outcomes for {vms} VMs", poll=0.5)
         app.settle(timeout)
         virtual1, wall1, cpu1 = app.sandbox.clock.now(), time.perf_counter(), time.process_time()
         report = _burst_report(app, vault, vm_ids, mark=mark, virtual=(virtual0, fired_virtual, virtual1),
@@ -524,6 +536,7 @@ def _burst_report(app: AppStack, vault: str, vm_ids: list[str], *, mark: int, vi
                     "throttled_429": throttled(creator_calls), **creator},
         "exactly_once": {
             "every_vm_protected": protections == len(wanted),
+            "vms_without_outcome": sum(1 for v in wanted if not statuses[v]),
             "vms_with_one_item": sum(1 for v in wanted if items.get(v) == 1),
             "vms_without_item": sorted(v for v in wanted if items.get(v, 0) == 0)[:10],
             "vms_with_several_items": sorted(v for v in wanted if items.get(v, 0) > 1)[:10],
@@ -550,8 +563,10 @@ def _failures(app: AppStack) -> dict[str, Any]:
             if event.get("EventType") == "TaskFailed":
                 failed_attempts += 1
                 reasons[str(event.get("Reason", ""))[:160]] += 1
+    examples = [{"instance_id": i, "output": str(app.runner.status(i).get("output"))[:400]}
+                for i in failed_instances[:3]]
     return {"failed_activity_attempts": failed_attempts, "reasons": dict(reasons.most_common(5)),
-            "failed_orchestrations": len(failed_instances), "failed_examples": failed_instances[:5]}
+            "failed_orchestrations": len(failed_instances), "failed_examples": examples}
 
 
 # ---- report ----------------------------------------------------------------------------------------------
@@ -611,6 +626,7 @@ def render(result: dict[str, Any]) -> str:
             ["app requests (read/write/action)", _kinds_text(burst["app"]["requests"])],
             ["every VM protected / VMs with exactly one item", f"{once['every_vm_protected']} / "
              f"{once['vms_with_one_item']} of {burst['vms']}"],
+            ["VMs without any outcome", once["vms_without_outcome"]],
             ["item PUTs (successful) / items PUT more than once",
              f"{once['successful_item_puts']} / {once['items_put_more_than_once']}"],
             ["outcome statuses", once["outcome_statuses"]],
@@ -620,6 +636,8 @@ def render(result: dict[str, Any]) -> str:
             ["elapsed virtual s / real s", f"{burst['elapsed_virtual_seconds']} / {burst['elapsed_real_seconds']}"],
         ]
         lines.append(table(["burst", "value"], rows))
+        for reason, count in burst["failures"]["reasons"].items():
+            lines.append(f"  {count} x failed activity attempt: {reason}")
     return "\n".join(lines)
 
 
