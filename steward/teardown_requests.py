@@ -239,7 +239,9 @@ def teardown_request_from_http(
     unknown = set(record) - _BODY_FIELDS
     if unknown:
         allowed = ", ".join(sorted(_BODY_FIELDS))
-        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+        shown = ", ".join(repr(_bounded(name[:40])) for name in sorted(unknown)[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise RequestRefused(400, "UnknownField", f"unknown field(s) {shown}{more}; allowed: {allowed}")
     if "vaultId" not in record:
         raise RequestRefused(400, "MissingVaultId", "the body needs 'vaultId', the ARM id of the vault to tear down")
     reason = record.get("reason")
