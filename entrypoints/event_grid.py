@@ -27,16 +27,29 @@ bp = df.Blueprint()
 REJECTED_EXCERPT_CHARS: Final = 4_000
 
 
-def event_as_dict(event: func.EventGridEvent) -> dict[str, Any]:
-    """The Event Grid schema dict of a delivered event, as the classifier reads it."""
+def event_as_dict(event: Any) -> dict[str, Any]:
+    """The delivered event as the classifier reads it: Event Grid schema, or CloudEvents 1.0 when the
+    subscription delivers that schema (the trigger then hands over an object without ``topic``)."""
+    data = event.get_json()
+    if hasattr(event, "topic") and hasattr(event, "event_type"):
+        return {
+            "id": event.id,
+            "topic": event.topic,
+            "subject": event.subject,
+            "eventType": event.event_type,
+            "eventTime": event.event_time.isoformat() if event.event_time else None,
+            "data": data,
+            "dataVersion": event.data_version,
+        }
+    time = getattr(event, "time", None)
     return {
-        "id": event.id,
-        "topic": event.topic,
-        "subject": event.subject,
-        "eventType": event.event_type,
-        "eventTime": event.event_time.isoformat() if event.event_time else None,
-        "data": event.get_json(),
-        "dataVersion": event.data_version,
+        "specversion": getattr(event, "specversion", None) or getattr(event, "spec_version", None) or "1.0",
+        "id": getattr(event, "id", None),
+        "source": getattr(event, "source", None),
+        "subject": getattr(event, "subject", None),
+        "type": getattr(event, "type", None),
+        "time": time.isoformat() if hasattr(time, "isoformat") else time,
+        "data": data,
     }
 
 
@@ -51,21 +64,34 @@ def orchestration_for(intent: events.Intent) -> str | None:
     }.get(type(intent))
 
 
-def _reject(raw: dict[str, Any], error: Exception) -> None:
-    excerpt = json.dumps(raw, default=str)[:REJECTED_EXCERPT_CHARS]
-    LOG.error("event rejected: %s", error, extra={"event_id": raw.get("id"), "event_type": raw.get("eventType")})
+def _excerpt(raw: object) -> str:
+    """A bounded excerpt of what was delivered, whatever it is (even too deep for json.dumps)."""
+    try:
+        text = json.dumps(raw, default=str)
+    except (RecursionError, ValueError, TypeError):
+        text = repr(raw)[:REJECTED_EXCERPT_CHARS] if not isinstance(raw, dict | list) else f"<{type(raw).__name__}>"
+    return text[:REJECTED_EXCERPT_CHARS]
+
+
+def _reject(raw: object, error: Exception) -> None:
+    fields = raw if isinstance(raw, dict) else {}
+    LOG.error(
+        "event rejected: %s",
+        str(error)[:600],
+        extra={"event_id": fields.get("id"), "event_type": fields.get("eventType")},
+    )
     bootstrap.publisher().publish(
         [
             OutcomeEvent(
                 event_type="BackupSteward.Event.Rejected",
-                subject=str(raw.get("subject") or "/unknown"),
-                data={"eventId": raw.get("id"), "reason": str(error), "excerpt": excerpt},
+                subject=str(fields.get("subject") or "/unknown")[:1024],
+                data={"eventId": fields.get("id"), "reason": str(error)[:600], "excerpt": _excerpt(raw)},
             )
         ]
     )
 
 
-async def handle_event(raw: dict[str, Any], client: df.DurableOrchestrationClient) -> str:
+async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
     """Classify one event and start what it asks for. Returns what was done, for logs and tests."""
     try:
         intent = events.classify(raw)
@@ -76,8 +102,14 @@ async def handle_event(raw: dict[str, Any], client: df.DurableOrchestrationClien
         if isinstance(intent, events.Ignored):
             LOG.info("event ignored: %s", intent.reason)
             return "ignored"
+        teardown_intent = isinstance(intent, events.VaultDeleteFailed | events.TeardownRequested)
+        subscription = intent.resource_id.subscription_id if intent.resource_id is not None else None
+        if not teardown_intent and (subscription is None or not bootstrap.settings().manages(subscription)):
+            # teardown requests are refused with their own reason below (teardown_request_from_event)
+            LOG.info("event ignored: subscription %s is not in STEWARD_SUBSCRIPTIONS", subscription)
+            return "ignored"
         payload: Any
-        if isinstance(intent, events.VaultDeleteFailed | events.TeardownRequested):
+        if teardown_intent:
             settings = bootstrap.settings()
             try:
                 request = teardown.teardown_request_from_event(

@@ -998,7 +998,8 @@ _TYPE_NAMES: Final = {
 def _schema_problem(error: jsonschema.ValidationError, positions: _Positions, source: str) -> list[RuleProblem]:
     path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = set(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = set(schema.get("properties", {}))
         extras = sorted(k for k in error.instance if k not in allowed)
         return [
             RuleProblem(
