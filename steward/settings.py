@@ -214,6 +214,7 @@ class Settings:
             sandbox_token_url=self.sandbox_token_url,
             sandbox_principal_id=self.sandbox_principal_id,
             ca_bundle=self.ca_bundle,
+            connection_pool_size=max(32, 2 * self.max_parallel_writes),
         )
 
     def manages(self, subscription_id: str) -> bool:

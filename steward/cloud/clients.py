@@ -117,6 +117,9 @@ class CloudTarget:
     ca_bundle: str | None = None
     #: seconds between LRO polls when ARM sends no Retry-After (the sandbox's time runs faster)
     polling_interval: float = 30.0
+    #: HTTP connections kept per client: at least the parallel writes a fan-out makes (urllib3's default, 10,
+    #: would discard connections under a wider fan-out)
+    connection_pool_size: int = 32
     #: called with (method, url, status) after every ARM response; used for request accounting.
     response_hook: Callable[[str, str, int], None] | None = field(default=None, compare=False)
 
@@ -147,8 +150,22 @@ class CloudClients:
 
         return DefaultAzureCredential(managed_identity_client_id=self.target.managed_identity_client_id)
 
+    def _transport(self) -> Any:
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=self.target.connection_pool_size, pool_maxsize=self.target.connection_pool_size
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        options: dict[str, Any] = {"connection_verify": self.target.ca_bundle} if self.target.ca_bundle else {}
+        return RequestsTransport(session=session, session_owner=True, **options)
+
     def _common_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
+            "transport": self._transport(),
             "retry_policy": RetryPolicy(
                 retry_total=SDK_RETRY_TOTAL, retry_backoff_max=SDK_RETRY_MAX_BACKOFF, retry_on_status_codes=[]
             ),

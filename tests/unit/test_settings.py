@@ -67,6 +67,7 @@ def test_a_sandbox_configuration_reaches_the_cloud_target(tmp_path: Path) -> Non
         sandbox_token_url="https://127.0.0.1:8443/sandbox/token",
         sandbox_principal_id=OID.lower(),
         ca_bundle=str(bundle),
+        connection_pool_size=100,  # two connections per parallel write (50), so fan-outs reuse connections
     )
     assert current.subscriptions == (SUB, "22222222-2222-2222-2222-222222222222")
     assert current.manages(SUB.upper())
