@@ -553,6 +553,8 @@ def _burst_report(app: AppStack, vault: str, vm_ids: list[str], *, mark: int, vi
 
 def _failures(app: AppStack) -> dict[str, Any]:
     """Failed activity attempts (retried by the orchestrations) and failed orchestrations, with reasons."""
+    from azure.durable_functions.models.history import HistoryEventType
+
     reasons = Counter[str]()
     failed_attempts = 0
     failed_instances = []
@@ -560,7 +562,7 @@ def _failures(app: AppStack) -> dict[str, Any]:
         if record.status == "Failed":
             failed_instances.append(record.instance_id)
         for event in app.runner.history(record.instance_id):
-            if event.get("EventType") == "TaskFailed":
+            if event.get("EventType") in (int(HistoryEventType.TASK_FAILED), "TaskFailed"):
                 failed_attempts += 1
                 reasons[str(event.get("Reason", ""))[:160]] += 1
     examples = [{"instance_id": i, "output": str(app.runner.status(i).get("output"))[:400]}
