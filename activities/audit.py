@@ -8,7 +8,6 @@ returns a small reference that the evaluation reads back.
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -27,16 +26,17 @@ from steward.domain.audit import (
 )
 from steward.report.events import finding_events
 from steward.report.store import ReportStore, load_latest, save_result, store_for
+from steward.settings import REPORTS_DIR
 
 bp = df.Blueprint()
 
-#: Local report directory when no blob storage is configured. TODO(lead): move into steward.settings.
-REPORTS_DIR_SETTING: Final = "STEWARD_REPORTS_DIR"
+#: Local report directory when no blob storage is configured (``steward.settings.REPORTS_DIR``).
+REPORTS_DIR_SETTING: Final = REPORTS_DIR
 
 
 def report_store() -> ReportStore:
     settings = bootstrap.settings()
-    local = os.environ.get(REPORTS_DIR_SETTING)
+    local = settings.reports_dir
     return store_for(
         account_url=settings.reports_account_url,
         connection_string=settings.reports_connection_string,

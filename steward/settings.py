@@ -47,6 +47,9 @@ REPORTS_CONTAINER: Final = "STEWARD_REPORTS_CONTAINER"
 AUDIT_SCHEDULE: Final = "STEWARD_AUDIT_SCHEDULE"
 MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
 AUTO_CREATE_VAULTS: Final = "STEWARD_AUTO_CREATE_VAULTS"
+REPORTS_DIR: Final = "STEWARD_REPORTS_DIR"
+TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS"
+TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
 VAULT_DEFAULT_TAG: Final = "STEWARD_VAULT_DEFAULT_TAG"
 
 CREDENTIAL_KINDS: Final = ("default", "managed-identity", "sandbox")
@@ -58,6 +61,10 @@ DEFAULT_MAX_PARALLEL_WRITES: Final = 8
 MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
 #: Teardown requests (POST routes) one caller may make per minute, per instance (token bucket, burst = rate).
 DEFAULT_TEARDOWN_RATE_PER_MINUTE: Final = 10
+DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = 72
+TEARDOWN_APPROVAL_TIMEOUT_RANGE: Final = (1, 24 * 30)
+DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS: Final = 24
+TEARDOWN_WAIT_CHUNK_RANGE: Final = (1, 24 * 6)
 TEARDOWN_RATE_PER_MINUTE_RANGE: Final = (1, 600)
 #: Longest value we accept for any setting but inline rules (which have their own bound).
 MAX_VALUE_LENGTH: Final = 4096
@@ -91,6 +98,17 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
     (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
     (VAULT_DEFAULT_TAG, DEFAULT_VAULT_TAG, "tag (=true) that marks a region's default vault"),
+    (REPORTS_DIR, "", "local directory for reports when no blob storage is configured (development)"),
+    (
+        TEARDOWN_APPROVAL_TIMEOUT_HOURS,
+        str(DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS),
+        "hours a planned teardown waits for approval before it ends (1..720)",
+    ),
+    (
+        TEARDOWN_WAIT_CHUNK_HOURS,
+        str(DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS),
+        "longest durable timer of a waiting teardown before it continues as new (1..144)",
+    ),
 )
 
 _GUID_LIST_SPLIT = re.compile(r"[,;\s]+")
@@ -135,6 +153,9 @@ class Settings:
     teardown_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids
     teardown_allowed_roles: frozenset[str] = frozenset()  # lower-cased
     teardown_rate_per_minute: int = DEFAULT_TEARDOWN_RATE_PER_MINUTE
+    teardown_approval_timeout_hours: int = DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS
+    teardown_wait_chunk_hours: int = DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS
+    reports_dir: str | None = None
     events_topic_endpoint: str | None = None
     events_topic_key: str | None = field(default=None, repr=False)
     reports_account_url: str | None = None
@@ -186,6 +207,15 @@ class Settings:
             teardown_rate_per_minute=reader.integer(
                 TEARDOWN_RATE_PER_MINUTE, DEFAULT_TEARDOWN_RATE_PER_MINUTE, TEARDOWN_RATE_PER_MINUTE_RANGE
             ),
+            teardown_approval_timeout_hours=reader.integer(
+                TEARDOWN_APPROVAL_TIMEOUT_HOURS,
+                DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS,
+                TEARDOWN_APPROVAL_TIMEOUT_RANGE,
+            ),
+            teardown_wait_chunk_hours=reader.integer(
+                TEARDOWN_WAIT_CHUNK_HOURS, DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS, TEARDOWN_WAIT_CHUNK_RANGE
+            ),
+            reports_dir=reader.path(REPORTS_DIR),
             events_topic_endpoint=events_topic_endpoint,
             events_topic_key=events_topic_key,
             reports_account_url=reader.url(REPORTS_ACCOUNT_URL),

@@ -30,7 +30,7 @@ def app(tmp_path: Path) -> Iterator[Harness]:
         tmp_path,
         settings={
             "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-            "STEWARD_TEARDOWN_REPORTS_DIR": str(tmp_path / "reports"),
+            "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
         },
     )
     try:

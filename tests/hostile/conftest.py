@@ -142,7 +142,7 @@ def start_app(tmp: Path, settings: dict[str, str] | None = None, *, scale: float
         run_timers=False,
         settings={
             "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-            "STEWARD_TEARDOWN_REPORTS_DIR": str(tmp / "teardown-reports"),
+            "STEWARD_REPORTS_DIR": str(tmp / "teardown-reports"),
             "STEWARD_TEARDOWN_RATE_PER_MINUTE": "600",
             **(settings or {}),
         },

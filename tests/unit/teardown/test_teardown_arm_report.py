@@ -154,17 +154,24 @@ def test_settings_are_validated_with_the_setting_named() -> None:
     settings = TeardownSettings.from_env(
         {
             "STEWARD_SUBSCRIPTIONS": "00000000-0000-4000-8000-000000000001, 00000000-0000-4000-8000-000000000002",
-            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": "A;b",
+            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": (
+                "AAAAAAAA-0000-4000-8000-000000000001;bbbbbbbb-0000-4000-8000-000000000002"
+            ),
             "STEWARD_MAX_PARALLEL_WRITES": "7",
         }
     )
-    assert settings.allowed_principals == ("a", "b") and settings.max_parallel_writes == 7
+    assert settings.allowed_principals == (
+        "aaaaaaaa-0000-4000-8000-000000000001",
+        "bbbbbbbb-0000-4000-8000-000000000002",
+    ) and settings.max_parallel_writes == 7
     assert len(settings.subscriptions) == 2
     for env, name in (
         ({"STEWARD_SUBSCRIPTIONS": "nope"}, "STEWARD_SUBSCRIPTIONS"),
         ({"STEWARD_MAX_PARALLEL_WRITES": "0"}, "STEWARD_MAX_PARALLEL_WRITES"),
         ({"STEWARD_MAX_PARALLEL_WRITES": "ten"}, "STEWARD_MAX_PARALLEL_WRITES"),
         ({"STEWARD_REPORTS_CONTAINER": "Bad_Name"}, "STEWARD_REPORTS_CONTAINER"),
+        ({"STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": "not-a-guid"}, "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS"),
+        ({"STEWARD_TEARDOWN_WAIT_CHUNK_HOURS": "0"}, "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"),
     ):
         with pytest.raises(TeardownSettingError, match=name):
             TeardownSettings.from_env(env)
