@@ -107,19 +107,31 @@ def vm_backup_status(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="request")
-def enable_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
-    """Enable protection of a VM with a policy; returns the verified item or a refusal."""
+def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
+    """Ask Azure to protect a VM with a policy; returns once the operation is accepted (or a refusal).
+
+    Idempotent: an item that already protects the VM is returned as done, without a second PUT.
+    """
     adapter = RecoveryServicesProtection(bootstrap.clients())
 
     def effect() -> dict[str, Any]:
+        existing = adapter.vm_item(request["vault_id"], request["resource_id"])
+        if protection_flow.item_protecting(existing):
+            return {"ok": True, "item": existing, "done": True}
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
         if policy_id is None:
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        item = adapter.enable_vm(request["vault_id"], request["resource_id"], policy_id)
-        return {"ok": True, "item": item}
+        adapter.begin_enable_vm(request["vault_id"], request["resource_id"], policy_id)
+        return {"ok": True, "done": False}
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The VM's protected item in a vault, or None."""
+    return RecoveryServicesProtection(bootstrap.clients()).vm_item(request["vault_id"], request["resource_id"])
 
 
 @bp.activity_trigger(input_name="request")

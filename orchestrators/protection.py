@@ -7,6 +7,7 @@ Deterministic generator functions: they read their input, ask activities for fac
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
@@ -69,11 +70,19 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         verdict = flow.vm_precheck(status, vault["id"])
         if verdict is not None:
             return _outcome(intent, verdict.status, reason=verdict.reason, **common)
-        result = yield context.call_activity_with_retry(
-            "enable_vm_protection", RETRY,
-            {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy},
-        )
-        return flow.outcome_of_enable(intent, result, common)
+        target = {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy}
+        begun = yield context.call_activity_with_retry("begin_vm_protection", RETRY, target)
+        if not begun["ok"] or begun.get("done"):
+            return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
+        # Azure's operation takes about a minute: wait on durable timers, not in a worker
+        for _ in range(flow.VM_ITEM_POLL_ATTEMPTS):
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.VM_ITEM_POLL_SECONDS))
+            item = yield context.call_activity_with_retry("read_vm_item", RETRY, target)
+            if flow.item_protecting(item):
+                return flow.outcome_of_enable(intent, {"ok": True, "item": item, "created": True}, common)
+        return _outcome(intent, OutcomeStatus.FAILED, reason="Azure accepted the protection but no protecting item "
+                        f"appeared within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
+                        **common)
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield context.call_activity_with_retry(
@@ -93,7 +102,10 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
 def protect_resource(context: df.DurableOrchestrationContext) -> Task:
     """A supported resource was created or changed: bring it under the protection the rules decide."""
     intent = context.get_input()
-    outcome: ProtectionOutcome = yield from _protect(context, intent)
+    try:
+        outcome: ProtectionOutcome = yield from _protect(context, intent)
+    except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
+        outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
     context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
     if not intent.get("quiet"):
         yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": [outcome.to_record()]})

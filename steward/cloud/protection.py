@@ -250,22 +250,36 @@ class RecoveryServicesProtection(_VaultAdapter):
             return None
         return str(wire(policy)["id"])
 
-    def _put_vm_item(self, vault_id: str, vm_id: str, properties: dict[str, Any]) -> dict[str, Any] | None:
-        """PUT the VM's protected item and wait for the operation; the item as read back afterwards."""
+    def _put_vm_item(
+        self, vault_id: str, vm_id: str, properties: dict[str, Any], *, wait: bool = True
+    ) -> dict[str, Any] | None:
+        """PUT the VM's protected item. With ``wait``, follow the operation to its end and return the item as
+        read back; without, return as soon as Azure accepted it (the caller polls the item on durable timers
+        instead of holding a worker for the operation's minute)."""
         vault = vault_address(vault_id)
         container, item = self.vm_item_names(vm_id)
         body = {"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines", **properties}}
         with azure_errors():
-            self._clients.recovery_services_backup(vault.subscription_id).protected_items.begin_create_or_update(
+            poller = self._clients.recovery_services_backup(
+                vault.subscription_id
+            ).protected_items.begin_create_or_update(
                 vault_name=vault.name,
                 resource_group_name=vault.resource_group,
                 fabric_name="Azure",
                 container_name=container,
                 protected_item_name=item,
                 parameters=ProtectedItemResource(body),
+                polling=wait,
                 polling_interval=self._clients.target.polling_interval,
-            ).result()
+            )
+            if not wait:
+                return None
+            poller.result()
         return self.vm_item(vault_id, vm_id)
+
+    def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> None:
+        """PUT the protected item with a policy and return once Azure accepted the operation (202)."""
+        self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id}, wait=False)
 
     def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
         """PUT the protected item with a policy (brief §1.3 step 4) and verify it exists. Idempotent."""

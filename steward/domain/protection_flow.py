@@ -93,6 +93,21 @@ def vm_precheck(status: Mapping[str, Any], vault_id: str) -> Verdict | None:
     )
 
 
+#: Azure's VM protection operation takes about a minute; the item is polled on durable timers until then.
+VM_ITEM_POLL_SECONDS: Final = 30
+VM_ITEM_POLL_ATTEMPTS: Final = 40  # 20 minutes of Azure time before the outcome is Failed
+
+
+def item_protecting(item: Mapping[str, Any] | None) -> bool:
+    """A protected item that is protecting: being configured (``IRPending``) or protected."""
+    if not item:
+        return False
+    props = item.get("properties") or {}
+    if props.get("isScheduledForDeferredDelete"):
+        return False
+    return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
+
+
 def outcome_of_enable(
     intent: Mapping[str, Any], result: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome:
