@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Final
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenCredential
 from azure.core.pipeline.policies import RetryPolicy
 
+from steward.cloud.throttle import PacingLimits, PacingPolicy, SubscriptionPacer, shared_pacer
+
 if TYPE_CHECKING:
     from azure.mgmt.authorization import AuthorizationManagementClient
     from azure.mgmt.dataprotection import DataProtectionMgmtClient
@@ -120,6 +122,9 @@ class CloudTarget:
     #: HTTP connections kept per client: at least the parallel writes a fan-out makes (urllib3's default, 10,
     #: would discard connections under a wider fan-out)
     connection_pool_size: int = 32
+    #: ARM's throttling buckets the clients pace themselves under (per subscription, shared by every client of
+    #: the process acting as the same principal); None sends without pacing
+    pacing: PacingLimits | None = field(default_factory=PacingLimits)
     #: called with (method, url, status) after every ARM response; used for request accounting.
     response_hook: Callable[[str, str, int], None] | None = field(default=None, compare=False)
 
@@ -150,6 +155,15 @@ class CloudClients:
 
         return DefaultAzureCredential(managed_identity_client_id=self.target.managed_identity_client_id)
 
+    @cached_property
+    def pacer(self) -> SubscriptionPacer | None:
+        """The process-wide pacer for this target's ARM endpoint and principal (None when pacing is off)."""
+        if self.target.pacing is None:
+            return None
+        principal = self.target.sandbox_principal_id or self.target.managed_identity_client_id or ""
+        key = (self.target.arm_endpoint.rstrip("/").lower(), self.target.credential_kind, principal.lower())
+        return shared_pacer(key, self.target.pacing)
+
     def _transport(self) -> Any:
         import requests
         from azure.core.pipeline.transport import RequestsTransport
@@ -172,6 +186,9 @@ class CloudClients:
         }
         if self.target.ca_bundle:
             kwargs["connection_verify"] = self.target.ca_bundle
+        if self.pacer is not None:
+            # per retry: every attempt (LRO polls included) is paced, and every answer updates the picture
+            kwargs["per_retry_policies"] = [PacingPolicy(self.pacer)]
         hook = self.target.response_hook
         if hook is not None:
 
