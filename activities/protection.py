@@ -121,11 +121,21 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
         if policy_id is None:
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        adapter.begin_enable_vm(request["vault_id"], request["resource_id"], policy_id)
-        return {"ok": True, "done": False}
+        operation = adapter.begin_enable_vm(request["vault_id"], request["resource_id"], policy_id)
+        return {"ok": True, "done": False, "operation": operation}
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def vm_protection_status(request: dict[str, Any]) -> dict[str, Any]:
+    """One look at Azure's protection operation; once it ended well, the item it made."""
+    adapter = RecoveryServicesProtection(bootstrap.clients())
+    status = adapter.operation_status(request["vault_id"], request["operation"])
+    if status["status"] == "Succeeded":
+        status["item"] = adapter.vm_item(request["vault_id"], request["resource_id"])
+    return status
 
 
 @bp.activity_trigger(input_name="request")

@@ -74,15 +74,20 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         begun = yield context.call_activity_with_retry("begin_vm_protection", RETRY, target)
         if not begun["ok"] or begun.get("done"):
             return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
-        # Azure's operation takes about a minute: wait on durable timers, not in a worker
+        # Azure's operation takes about a minute: follow it on durable timers, not in a worker
+        watch = {**target, "operation": begun.get("operation") or ""}
         for _ in range(flow.VM_ITEM_POLL_ATTEMPTS):
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.VM_ITEM_POLL_SECONDS))
-            item = yield context.call_activity_with_retry("read_vm_item", RETRY, target)
-            if flow.item_protecting(item):
-                return flow.outcome_of_enable(intent, {"ok": True, "item": item, "created": True}, common)
-        return _outcome(intent, OutcomeStatus.FAILED, reason="Azure accepted the protection but no protecting item "
-                        f"appeared within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
-                        **common)
+            if watch["operation"]:
+                state = yield context.call_activity_with_retry("vm_protection_status", RETRY, watch)
+            else:  # Azure named no operation to follow: watch the item itself
+                item = yield context.call_activity_with_retry("read_vm_item", RETRY, target)
+                state = {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
+            verdict = flow.vm_operation_verdict(intent, state, common)
+            if verdict is not None:
+                return verdict
+        return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish within "
+                        f"{flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes", **common)
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield context.call_activity_with_retry(

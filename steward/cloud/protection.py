@@ -254,11 +254,16 @@ class RecoveryServicesProtection(_VaultAdapter):
         self, vault_id: str, vm_id: str, properties: dict[str, Any], *, wait: bool = True
     ) -> dict[str, Any] | None:
         """PUT the VM's protected item. With ``wait``, follow the operation to its end and return the item as
-        read back; without, return as soon as Azure accepted it (the caller polls the item on durable timers
-        instead of holding a worker for the operation's minute)."""
+        read back; without, return the operation's status URL as soon as Azure accepted it (the caller polls
+        on durable timers instead of holding a worker for the operation's minute)."""
         vault = vault_address(vault_id)
         container, item = self.vm_item_names(vm_id)
         body = {"properties": {"protectedItemType": "Microsoft.Compute/virtualMachines", **properties}}
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
         with azure_errors():
             poller = self._clients.recovery_services_backup(
                 vault.subscription_id
@@ -271,15 +276,38 @@ class RecoveryServicesProtection(_VaultAdapter):
                 parameters=ProtectedItemResource(body),
                 polling=wait,
                 polling_interval=self._clients.target.polling_interval,
+                raw_response_hook=None if wait else keep_headers,
             )
             if not wait:
-                return None
+                return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or ""}
             poller.result()
         return self.vm_item(vault_id, vm_id)
 
-    def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> None:
-        """PUT the protected item with a policy and return once Azure accepted the operation (202)."""
-        self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id}, wait=False)
+    def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> str:
+        """PUT the protected item with a policy; return the URL of Azure's operation once it is accepted."""
+        started = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id}, wait=False)
+        return str((started or {}).get("operation") or "")
+
+    def operation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
+        """One look at an operation (``Azure-AsyncOperation`` body ``status``, or a ``Location`` URL's 202 /
+        200): ``{"status": "InProgress" | "Succeeded" | "Failed" | ..., "error": {...}?}``."""
+        from azure.core.rest import HttpRequest
+
+        vault = vault_address(vault_id)
+        client = self._clients.recovery_services_backup(vault.subscription_id)
+        with azure_errors():
+            response = client.send_request(HttpRequest("GET", operation_url))
+            if response.status_code == 202:
+                return {"status": "InProgress"}
+            response.raise_for_status()
+        if response.status_code == 204 or not response.content:
+            return {"status": "Succeeded"}
+        body = response.json()
+        status = str(body.get("status") or "Succeeded") if isinstance(body, dict) else "Succeeded"
+        out: dict[str, Any] = {"status": status}
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            out["error"] = body["error"]
+        return out
 
     def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
         """PUT the protected item with a policy (brief §1.3 step 4) and verify it exists. Idempotent."""

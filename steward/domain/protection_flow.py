@@ -108,6 +108,28 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
+def vm_operation_verdict(
+    intent: Mapping[str, Any], state: Mapping[str, Any], common: Mapping[str, Any]
+) -> ProtectionOutcome | None:
+    """The outcome once Azure's protection operation ended (None while it runs): verified only when the
+    operation succeeded AND the item reads back protecting."""
+    status = str(state.get("status") or "")
+    if status in {"InProgress", "Running", "Accepted", "NotStarted", ""}:
+        return None
+    if status == "Succeeded":
+        item = state.get("item")
+        if item_protecting(item):
+            return outcome_of_enable(intent, {"ok": True, "item": item, "created": True}, common)
+        return outcome_of_enable(
+            intent, {"ok": False, "code": "ItemNotProtecting",
+                     "message": "the operation succeeded but the item does not read back as protecting"}, common,
+        )
+    error = state.get("error") or {}
+    return outcome_of_enable(
+        intent, {"ok": False, "code": error.get("code") or status, "message": error.get("message") or status}, common
+    )
+
+
 def outcome_of_enable(
     intent: Mapping[str, Any], result: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome:

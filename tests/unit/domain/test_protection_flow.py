@@ -159,3 +159,17 @@ def test_the_audit_expects_what_protection_does_for_attached_disks() -> None:
     detached = ProtectableResource(disk("app", "data"), "Microsoft.Compute/disks", "westeurope", {})
     assert not expectations.expect(attached).must_protect
     assert expectations.expect(detached).must_protect
+
+
+def test_vm_protection_is_verified_only_when_the_operation_succeeded_and_the_item_protects() -> None:
+    intent = {"resourceId": vm("app", "vm1"), "origin": {"correlationId": "c"}}
+    common = {"vault_id": RSV, "policy": "DefaultPolicy", "rule": "virtual-machines"}
+    item = {"id": f"{RSV}/x", "properties": {"protectionState": "IRPending"}}
+    assert flow.vm_operation_verdict(intent, {"status": "InProgress", "item": item}, common) is None
+    done = flow.vm_operation_verdict(intent, {"status": "Succeeded", "item": item}, common)
+    assert done is not None and done.status is OutcomeStatus.PROTECTED and done.item_id == f"{RSV}/x"
+    failed = flow.vm_operation_verdict(
+        intent, {"status": "Failed", "error": {"code": "InternalServerError", "message": "boom"}}, common)
+    assert failed is not None and failed.status is OutcomeStatus.FAILED and "InternalServerError" in failed.reason
+    vanished = flow.vm_operation_verdict(intent, {"status": "Succeeded", "item": None}, common)
+    assert vanished is not None and vanished.status is OutcomeStatus.FAILED
