@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test lint typecheck unit bench clean sandbox local browser azurite checkov infra
+.PHONY: help demo test lint typecheck unit bench clean sandbox local browser azurite checkov infra chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ infra: $(STAMP) checkov ## the infra checks alone (Bicep parse, policy scan, fil
 AZURITE_VERSION := 3.37.0
 azurite: ## the Azurite blob emulator the report-store tests use (npm, into var/azurite, once)
 	@test -x var/azurite/node_modules/.bin/azurite-blob || npm install --prefix var/azurite --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+
+chaos: $(STAMP) ## the full chaos run: faults, duplicated events, SIGKILLs; figures in artifacts/chaos
+	$(BIN)/python -m tests.chaos
 
 bench: $(STAMP) ## benchmarks on the sandbox; results in artifacts/benchmarks
 	$(BIN)/python -m benchmarks
