@@ -122,6 +122,10 @@ _SERVER_SIDE_CODES: Final = frozenset(
 )
 
 
+#: another protection operation runs on the item (Azure's answer to a second delete while the first one runs)
+CONFLICTING_OPERATION: Final = "BMSUserErrorConflictingProtectionOperation"
+
+
 def _translate(error: AzureError) -> CloudError:
     """``steward.cloud.errors.translate`` plus: a long-running operation that failed server-side is transient."""
     translated = translate(error)
@@ -555,7 +559,7 @@ class TeardownOps:
 
         try:
             try:
-                response = _call(delete)
+                response = self._send_delete(vault, item, delete)
             except AzureRefusal as error:
                 if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
                     raise
@@ -579,6 +583,22 @@ class TeardownOps:
                 after.deferred_delete_at,
             )
         raise TeardownStillRunning(f"{item.name} is still {after.state.value} after the delete")
+
+    def _send_delete(self, vault: VaultRef, item: BackupItem, delete: Callable[[], Any]) -> Any:
+        """Send the item's delete. While Azure answers that another protection operation runs on the item (after
+        a crash that re-ran this activity, most likely our own delete, still deleting), wait for it within the
+        budget instead of spending the step's retries: None once the item is gone or soft-deleted."""
+        deadline = self._monotonic() + self._budget
+        while True:
+            try:
+                return _call(delete)
+            except TransientAzureError as error:
+                if getattr(error, "code", None) != CONFLICTING_OPERATION or self._monotonic() > deadline:
+                    raise
+            self._sleep(min(self._max_poll, max(self._interval, 1.0)))
+            current = self._get_item(vault, item)
+            if current is None or current.state is ItemState.SOFT_DELETED:
+                return None
 
     def _unlock_delete(self, vault: VaultRef, resource_id: str) -> None:
         """MUA: ask every resource guard proxy to unlock this one delete (needs the security admin's grant)."""

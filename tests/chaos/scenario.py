@@ -430,10 +430,16 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
         converge_start, virtual_start = time.monotonic(), clock.now()
         verdict: dict[str, Any] = {}
         deadline = converge_start + size.converge_timeout
+        settled_since: float | None = None
         while time.monotonic() < deadline:
             sightings.sample(sandbox)
             verdict = check(expect, sandbox, sightings, log.since(0), app.db)
-            if verdict["ok"] and sandbox.events.pending() == 0:
+            idle = sandbox.events.pending() == 0 and not _busy(app.db)
+            if verdict["ok"] and idle:
+                break
+            # settled but wrong: nothing is running any more and the verdict stopped changing for 20 s
+            settled_since = (settled_since or time.monotonic()) if idle else None
+            if settled_since is not None and time.monotonic() - settled_since > 20:
                 break
             time.sleep(1.0)
         converged = verdict.get("ok", False)
@@ -468,6 +474,12 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
         sampling.set()
         app.stop()
         sandbox.stop()
+
+
+def _busy(db_path: str) -> bool:
+    from tests.chaos.checker import runner_instances
+
+    return any(i["status"] in {"Pending", "Running"} for i in runner_instances(db_path))
 
 
 def write(figures: dict[str, Any], path: Path = OUTPUT) -> None:
