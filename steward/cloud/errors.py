@@ -40,6 +40,14 @@ RETRYABLE_CODES: Final = frozenset(
 )
 
 
+#: Codes of a long-running operation that ended ``Failed`` on Azure's side. The SDK's poller raises them with
+#: the status of the last poll (200 for an ``Azure-AsyncOperation`` status body), so the status alone would
+#: make them look like a refusal; another try is what Azure asks for.
+SERVER_SIDE_CODES: Final = frozenset(
+    {"InternalServerError", "InternalError", "ServiceUnavailable", "GatewayTimeout", "OperationTimedOut"}
+)
+
+
 class CloudError(Exception):
     """Root of the errors adapters raise. Carries ARM's status and code."""
 
@@ -104,7 +112,8 @@ def translate(error: AzureError) -> CloudError:
         message = _message_of(error)
         if status == 404:
             return NotFound(message, status=status, code=code)
-        if status in (408, 429) or (status is not None and status >= 500) or code in RETRYABLE_CODES:
+        if (status in (408, 429) or (status is not None and status >= 500) or code in RETRYABLE_CODES
+                or code in SERVER_SIDE_CODES):
             return TransientAzureError(message, status=status, code=code)
         return AzureRefusal(message, status=status, code=code)
     if isinstance(error, ServiceRequestError | ServiceResponseError):

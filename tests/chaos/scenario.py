@@ -498,7 +498,7 @@ def render(figures: dict[str, Any]) -> str:
         f"  lost                    {figures['lost']}",
         f"  duplicated protections  {figures['duplicated_protections']}",
         f"  unintended deletions    {figures['unintended_deletions']}",
-        f"  teardown                {figures['teardown']}",
+        f"  teardown                {str(figures['teardown'])[:300]}",
         f"  converged               {figures['converged']} in {figures['time_to_converge_seconds']['real']} s real"
         f" ({figures['time_to_converge_seconds']['virtual']} s Azure)",
         f"  orchestrations          {figures['checker'].get('orchestrations')}",
