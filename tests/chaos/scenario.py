@@ -422,12 +422,11 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
         phases["teardown_followed"] = time.monotonic() - real0
 
         killer.phase = "after the driver's last action"
-        killer.join(timeout=size.converge_timeout)  # the killer spends its whole budget, then the run converges
-        killer.stopped.set()
-        if app.process is None or app.process.poll() is not None:
-            app.start()
         expect = expectation(plan, created)
+        # time to converge: from the driver's last action to the first verdict that is clean with nothing left
+        # running — measured while the killer goes on spending its budget
         converge_start, virtual_start = time.monotonic(), clock.now()
+        first_ok: tuple[float, float] | None = None
         verdict: dict[str, Any] = {}
         deadline = converge_start + size.converge_timeout
         settled_since: float | None = None
@@ -435,13 +434,25 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
             sightings.sample(sandbox)
             verdict = check(expect, sandbox, sightings, log.since(0), app.db)
             idle = sandbox.events.pending() == 0 and not _busy(app.db)
-            if verdict["ok"] and idle:
+            if verdict["ok"] and idle and first_ok is None:
+                first_ok = (time.monotonic() - converge_start, (clock.now() - virtual_start).total_seconds())
+            if first_ok is not None and not killer.is_alive():
                 break
             # settled but wrong: nothing is running any more and the verdict stopped changing for 20 s
-            settled_since = (settled_since or time.monotonic()) if idle else None
+            settled_since = (settled_since or time.monotonic()) if idle and not killer.is_alive() else None
             if settled_since is not None and time.monotonic() - settled_since > 20:
                 break
             time.sleep(1.0)
+        killer.stopped.set()
+        killer.join(timeout=60)
+        if app.process is None or app.process.poll() is not None:
+            app.start()
+        # the final word, after the last kill, once nothing runs any more (bounded)
+        settle_by = time.monotonic() + 120
+        while time.monotonic() < settle_by and (sandbox.events.pending() or _busy(app.db)):
+            time.sleep(1.0)
+        sightings.sample(sandbox)
+        verdict = check(expect, sandbox, sightings, log.since(0), app.db)
         converged = verdict.get("ok", False)
         sampling.set()
         subs = sandbox.events.subscriptions()
@@ -460,8 +471,9 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
             "lost": verdict.get("lost"), "duplicated_protections": verdict.get("duplicated_protections"),
             "unintended_deletions": verdict.get("unintended_deletions"),
             "converged": converged,
-            "time_to_converge_seconds": {"real": round(time.monotonic() - converge_start, 1),
-                                         "virtual": round((clock.now() - virtual_start).total_seconds(), 1)},
+            "time_to_converge_seconds": None if first_ok is None else {
+                "real": round(first_ok[0], 1), "virtual": round(first_ok[1], 1),
+                "from": "the driver's last action (teardown followed to its end)"},
             "run_seconds": {"real": round(time.monotonic() - real0, 1),
                             "virtual": round((clock.now() - virtual0).total_seconds(), 1)},
             "phases_real_seconds": {k: round(v, 1) for k, v in phases.items()},
@@ -474,6 +486,13 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
         sampling.set()
         app.stop()
         sandbox.stop()
+
+
+def _converge_text(figures: dict[str, Any]) -> str:
+    took = figures["time_to_converge_seconds"]
+    if took is None:
+        return "- (never clean)"
+    return f"{took['real']} s real ({took['virtual']} s Azure) after the driver's last action"
 
 
 def _busy(db_path: str) -> bool:
@@ -499,8 +518,7 @@ def render(figures: dict[str, Any]) -> str:
         f"  duplicated protections  {figures['duplicated_protections']}",
         f"  unintended deletions    {figures['unintended_deletions']}",
         f"  teardown                {str(figures['teardown'])[:300]}",
-        f"  converged               {figures['converged']} in {figures['time_to_converge_seconds']['real']} s real"
-        f" ({figures['time_to_converge_seconds']['virtual']} s Azure)",
+        f"  converged               {figures['converged']}; time to converge {_converge_text(figures)}",
         f"  orchestrations          {figures['checker'].get('orchestrations')}",
     ]
     return "\n".join(lines)
