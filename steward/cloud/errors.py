@@ -36,6 +36,9 @@ RETRYABLE_CODES: Final = frozenset(
         "OperationNotAllowedDueToAnotherOperation",
         "ResourceGroupBeingDeleted",
         "TooManyRequests",
+        # a resource group is locked for writes while a move out of or into it runs (a management lock answers
+        # the same code; retrying it only delays the same refusal by the retry budget)
+        "ScopeLocked",
     }
 )
 
