@@ -1,15 +1,12 @@
 """The audit end to end on the local host, through the real app (function_app.py): the timer starts
 ``audit_estate``, the orchestration reads the sandbox estate per subscription, stores the report, publishes
-new and resolved findings as events, and the HTTP routes serve the latest report. Reports go to Azurite when
-it is installed (``var/azurite``), else to a local directory."""
+new and resolved findings as events, and the HTTP routes serve the latest report. Reports go to
+Azurite (installed on first use, ``tests/azurite.py``)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,75 +18,21 @@ import jsonschema
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-from activities import audit as audit_activities  # noqa: E402
 from sandbox.arm import SandboxConfig  # noqa: E402
 from sandbox.clock import VirtualClock  # noqa: E402
 from sandbox.host.local import LocalStack  # noqa: E402
 from steward import bootstrap  # noqa: E402
 from steward.cloud.clients import CloudClients  # noqa: E402
+from tests import azurite  # noqa: E402
 from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, build, protect_vm  # noqa: E402
 
 SCHEMA = REPO / "steward" / "report" / "schema" / "audit-result.v1.json"
 TOPIC = "steward-audit"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def azurite_binary() -> str | None:
-    local = REPO / "var" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-    return str(local) if local.exists() else shutil.which("azurite-blob")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
-    """A connection string to a fresh Azurite blob service, or None when Azurite is not installed."""
-    binary = azurite_binary()
-    if binary is None:
-        yield None
-        return
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--silent",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--inMemoryPersistence",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-            if process.poll() is not None:
-                raise AssertionError(f"Azurite exited with {process.returncode} before listening")
-        else:
-            raise AssertionError("Azurite did not start listening within 30 s")
-        yield (
-            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-        )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+def azurite_blob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A connection string to a fresh Azurite blob service (installed on first use)."""
+    with azurite.running(tmp_path_factory.mktemp("azurite")) as connection:
+        yield connection
 
 
 class AuditStack:
@@ -144,13 +87,9 @@ class AuditStack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, azurite: str | None) -> Iterator[AuditStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, azurite_blob: str) -> Iterator[AuditStack]:
     tmp = tmp_path_factory.mktemp("audit-e2e")
-    reports = (
-        {"STEWARD_REPORTS_CONNECTION_STRING": azurite}
-        if azurite
-        else {audit_activities.REPORTS_DIR_SETTING: str(tmp / "reports")}
-    )
+    reports = {"STEWARD_REPORTS_CONNECTION_STRING": azurite_blob}
     saved = dict(os.environ)  # the local stack exports the app's settings; put everything back afterwards
     s = AuditStack(tmp, reports)
     try:

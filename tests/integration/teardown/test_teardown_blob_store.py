@@ -4,91 +4,25 @@ started on a free loopback port by this module)."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from steward.domain.teardown import TeardownOutcome
 from steward.teardown_report import BlobReportStore, build_report, render_html
-
-REPO = Path(__file__).resolve().parents[3]
-AZURITE_VERSION = "3.37.0"
-PREFIX = REPO / "var" / "azurite"
-BINARY = PREFIX / "node_modules" / ".bin" / "azurite-blob"
-#: Azurite's documented development account (public, not a secret)
-ACCOUNT = "devstoreaccount1"
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-def _azurite() -> Path:
-    if BINARY.exists():
-        return BINARY
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: cannot install Azurite")
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--prefix", str(PREFIX), "--no-audit", "--no-fund", "--silent", f"azurite@{AZURITE_VERSION}"],
-        check=True,
-        timeout=600,
-        capture_output=True,
-    )
-    return BINARY
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests import azurite
 
 
 @pytest.fixture(scope="module")
-def blob_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = _azurite()
-    port = _free_port()
-    location = tmp_path_factory.mktemp("azurite")
-    log = (location / "azurite.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(location),
-            "--silent",
-            "--skipApiVersionCheck",
-            "--loose",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Azurite did not start: {(location / 'azurite.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/{ACCOUNT}"
-    finally:
-        process.kill()  # its data lives in a temporary folder; a graceful stop waits for idle keep-alives
-        process.wait(timeout=10)
-        log.close()
+def blob_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with azurite.running(tmp_path_factory.mktemp("azurite")) as connection:
+        yield connection
 
 
-def test_reports_are_stored_as_json_and_html_blobs(blob_endpoint: str) -> None:
+def test_reports_are_stored_as_json_and_html_blobs(blob_connection: str) -> None:
     from azure.storage.blob import BlobServiceClient
 
-    connection = f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={blob_endpoint};"
+    connection = blob_connection
     report = build_report(
         instance_id="teardown-rsv-1",
         request={"vaultId": "/subscriptions/s/v", "requestedBy": "alice"},
