@@ -20,7 +20,8 @@ from steward.domain.workloads import VaultKind
 bp = df.Blueprint()
 
 #: Transient Azure failures (429, 5xx, timeouts) are retried here; refusals come back as records.
-RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=5)
+#: 8 attempts over ~6.5 minutes of Azure time outlast a resource group's write lock during a move (ScopeLocked).
+RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=8)
 RETRY.backoff_coefficient = 2.0
 RETRY.max_retry_interval_in_milliseconds = 120_000
 

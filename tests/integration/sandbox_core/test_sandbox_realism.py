@@ -161,11 +161,24 @@ def test_the_sdk_waits_out_a_429_and_succeeds() -> None:
     throttle = ThrottleConfig(enabled=True, reads=BucketSpec(2, 0.5))  # 1 token per 2 Azure seconds
     sandbox = ArmSandbox(core_config(scale=50.0, throttle=throttle)).start()
     try:
-        groups = CloudClients(sandbox.cloud_target()).resources(SUB).resource_groups
+        # the app's own pacer is off here: this is the SDK's retry honouring Retry-After
+        groups = CloudClients(sandbox.cloud_target(pacing=None)).resources(SUB).resource_groups
         counts = [len(list(groups.list())) for _ in range(5)]
         assert counts == [0] * 5
         assert sandbox.counters.get(kind="read", status=429) >= 1  # refused, waited, retried
         assert sandbox.counters.get(kind="read", status=200) == 5
+    finally:
+        sandbox.stop()
+
+
+def test_the_apps_pacer_keeps_the_same_reads_under_the_bucket() -> None:
+    throttle = ThrottleConfig(enabled=True, reads=BucketSpec(2, 0.5))
+    sandbox = ArmSandbox(core_config(scale=50.0, throttle=throttle)).start()
+    try:
+        groups = CloudClients(sandbox.cloud_target()).resources(SUB).resource_groups
+        assert [len(list(groups.list())) for _ in range(5)] == [0] * 5
+        assert sandbox.counters.get(kind="read", status=200) == 5
+        assert sandbox.counters.get(kind="read", status=429) == 0  # paced from the rate-limit headers
     finally:
         sandbox.stop()
 
