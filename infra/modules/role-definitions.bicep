@@ -36,9 +36,9 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Resources/subscriptions/resourceGroups/resources/read'
           // vm_backup_status: is a VM protected, and in which vault.
           'Microsoft.RecoveryServices/Locations/backupStatus/action'
-          // enable_vm_protection, stop_protection_retain (re-PUT ProtectionStopped), teardown_undelete_item.
+          // begin_vm_protection, stop_protection_retain (re-PUT ProtectionStopped), teardown_undelete_item.
           'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/write'
-          // enable_vm_protection, stop_protection_retain: Azure checks write on the VM itself when a VM's
+          // begin_vm_protection, stop_protection_retain: Azure checks write on the VM itself when a VM's
           // backup is configured or stopped (linked access check; Azure Backup's documented minimum is
           // Virtual Machine Contributor on the VM, or a custom role with this action).
           'Microsoft.Compute/virtualMachines/write'
