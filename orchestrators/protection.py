@@ -72,23 +72,21 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         if verdict is not None:
             return _outcome(intent, verdict.status, reason=verdict.reason, **common)
         target = {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy}
-        begun = yield context.call_activity_with_retry("begin_vm_protection", RETRY, target)
-        if not begun["ok"] or begun.get("done"):
-            return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
-        # Azure's operation takes about a minute: follow it on durable timers, not in a worker
-        watch = {**target, "operation": begun.get("operation") or ""}
-        for _ in range(flow.VM_ITEM_POLL_ATTEMPTS):
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.VM_ITEM_POLL_SECONDS))
-            if watch["operation"]:
-                state = yield context.call_activity_with_retry("vm_protection_status", RETRY, watch)
-            else:  # Azure named no operation to follow: watch the item itself
-                item = yield context.call_activity_with_retry("read_vm_item", RETRY, target)
-                state = {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
-            verdict = flow.vm_operation_verdict(intent, state, common)
-            if verdict is not None:
-                return verdict
-        return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish within "
-                        f"{flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes", **common)
+        final: ProtectionOutcome | None = None
+        for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
+            begun = yield context.call_activity_with_retry("begin_vm_protection", RETRY, target)
+            if not begun["ok"] or begun.get("done"):
+                return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
+            state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""})
+            if state is None:
+                return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
+                                f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
+                                **common)
+            final = flow.vm_operation_verdict(intent, state, common)
+            if not flow.retry_operation(state):
+                break
+        assert final is not None
+        return final
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield context.call_activity_with_retry(
@@ -102,6 +100,20 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         {"resource_id": resource_id, "facts": facts, "decision": record, **common},
     )
     return flow.outcome_of_enable(intent, result, common)
+
+
+def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[str, Any]) -> Task:
+    """Poll Azure's protection operation on durable timers (not in a worker); its final state, or None."""
+    for _ in range(flow.VM_ITEM_POLL_ATTEMPTS):
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.VM_ITEM_POLL_SECONDS))
+        if watch["operation"]:
+            state = yield context.call_activity_with_retry("vm_protection_status", RETRY, watch)
+        else:  # Azure named no operation to follow: watch the item itself
+            item = yield context.call_activity_with_retry("read_vm_item", RETRY, watch)
+            state = {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
+        if str(state.get("status") or "") not in flow.OPERATION_RUNNING:
+            return state
+    return None
 
 
 @bp.orchestration_trigger(context_name="context")

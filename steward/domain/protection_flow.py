@@ -108,13 +108,28 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
+#: An operation that ended Failed with one of these codes failed on Azure's side: start it again (bounded).
+SERVER_SIDE_FAILURES: Final = frozenset(
+    {"InternalServerError", "InternalError", "ServiceUnavailable", "GatewayTimeout", "OperationTimedOut"}
+)
+VM_PROTECTION_STARTS: Final = 3
+OPERATION_RUNNING: Final = frozenset({"InProgress", "Running", "Accepted", "NotStarted", ""})
+
+
+def retry_operation(state: Mapping[str, Any]) -> bool:
+    """Azure's protection operation failed on its own side (not a refusal): worth starting again."""
+    return str(state.get("status") or "") == "Failed" and str((state.get("error") or {}).get("code") or "") in (
+        SERVER_SIDE_FAILURES
+    )
+
+
 def vm_operation_verdict(
     intent: Mapping[str, Any], state: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome | None:
     """The outcome once Azure's protection operation ended (None while it runs): verified only when the
     operation succeeded AND the item reads back protecting."""
     status = str(state.get("status") or "")
-    if status in {"InProgress", "Running", "Accepted", "NotStarted", ""}:
+    if status in OPERATION_RUNNING:
         return None
     if status == "Succeeded":
         item = state.get("item")

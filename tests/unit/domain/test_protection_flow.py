@@ -173,3 +173,10 @@ def test_vm_protection_is_verified_only_when_the_operation_succeeded_and_the_ite
     assert failed is not None and failed.status is OutcomeStatus.FAILED and "InternalServerError" in failed.reason
     vanished = flow.vm_operation_verdict(intent, {"status": "Succeeded", "item": None}, common)
     assert vanished is not None and vanished.status is OutcomeStatus.FAILED
+
+
+def test_only_an_operation_azure_failed_on_its_own_side_is_started_again() -> None:
+    assert flow.retry_operation({"status": "Failed", "error": {"code": "InternalServerError"}})
+    refused = {"status": "Failed", "error": {"code": "BMSUserErrorProtectableItemAlreadyProtected"}}
+    assert not flow.retry_operation(refused)
+    assert not flow.retry_operation({"status": "Succeeded"})
