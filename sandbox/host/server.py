@@ -197,12 +197,12 @@ class LocalHost:
         self.invoke(function, timer, f"timer-{function.name}-{uuid.uuid4().hex[:12]}")
 
     def deliver_events(self, function_name: str, events: list[dict[str, Any]]) -> None:
-        """Invoke an Event Grid trigger once per event (what the webhook does after validation)."""
+        """Invoke an Event Grid trigger once per event (what the webhook does after validation). Every event is
+        converted before any is invoked, so a delivery the worker cannot convert invokes nothing."""
         function = self._function(function_name, EVENT_GRID)
-        for item in events:
-            event = EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(item)),
-                                                     trigger_metadata=None)
-            self.invoke(function, event, str(item.get("id") or uuid.uuid4().hex))
+        decoded = [(decode_event(item), str(item.get("id") or uuid.uuid4().hex)) for item in events]
+        for event, correlation_id in decoded:
+            self.invoke(function, event, correlation_id)
 
     def _function(self, name: str, kind: str) -> RegisteredFunction:
         if not self.catalog.has(name, kind):
@@ -272,13 +272,25 @@ class LocalHost:
             return 200, b"", {"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"}
         if method != "POST":
             return _json(405, {"error": "Event Grid delivers with POST"})
-        payload = json.loads(body or b"[]")
+        try:
+            payload = json.loads(body or b"[]")
+        except (ValueError, RecursionError) as exc:  # a body the host cannot read: 400, Event Grid dead-letters it
+            return _json(400, {"error": f"the delivery is not JSON: {str(exc)[:200]}"})
         events = payload if isinstance(payload, list) else [payload]
+        if not all(isinstance(item, dict) for item in events):
+            return _json(400, {"error": "an Event Grid delivery is an event object or an array of them"})
         kind = headers.get("aeg-event-type", "Notification")
         if kind == "SubscriptionValidation":
-            code = events[0]["data"]["validationCode"]
+            code = (events[0].get("data") or {}).get("validationCode") if events else None
+            if not isinstance(code, str):
+                return _json(400, {"error": "a SubscriptionValidation event carries data.validationCode"})
             log.info("event grid subscription validated for %s", name)
             return _json(200, {"validationResponse": code})
+        try:
+            for item in events:
+                decode_event(item)
+        except UndecodableEvent as exc:
+            return _json(400, {"error": str(exc)})
         try:
             self.deliver_events(name, events)
         except Exception as exc:
@@ -344,6 +356,18 @@ def _http_result(result: Any) -> tuple[int, bytes, dict[str, str]]:
         return 204, b"", {}
     text = result if isinstance(result, str) else json.dumps(result)
     return 200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"}
+
+
+class UndecodableEvent(ValueError):
+    """The worker cannot convert the event into ``func.EventGridEvent`` (e.g. an eventTime it cannot parse)."""
+
+
+def decode_event(item: dict[str, Any]) -> Any:
+    try:
+        return EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(item)),
+                                                trigger_metadata=None)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UndecodableEvent(f"the event cannot be converted to an EventGridEvent: {str(exc)[:200]}") from exc
 
 
 def _json(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
