@@ -35,6 +35,7 @@ The loader takes text and a source name (no file I/O in the domain); errors name
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,11 @@ MAX_RULES_NODES: Final = 20_000
 #: Bound on nesting (a rules document needs about six levels); deeper input would exhaust the recursion of
 #: YAML composition and schema validation.
 MAX_RULES_DEPTH: Final = 32
+#: Bound on the schema problems reported for one document (validation stops there).
+MAX_RULES_PROBLEMS: Final = 50
+#: libyaml's parser when PyYAML was built with it (about 10x faster); the pure-Python one otherwise. Both are safe
+#: loaders: no tags that construct objects.
+_LOADER: Final[type[yaml.SafeLoader]] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _VAULT_TYPES: Final[dict[VaultKind, str]] = {
     VaultKind.RECOVERY_SERVICES: "Microsoft.RecoveryServices/vaults",
@@ -913,18 +919,24 @@ def _compose(text: str, source: str) -> tuple[Any, _Positions]:
     non-string keys and oversized documents."""
     positions = _Positions()
     try:
-        depth = 0
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # the parser is iterative: safe on any input
+        depth = nodes = 0
+        # the parser is iterative (safe on any input); the limits apply while parsing, before anything is built
+        for event in yaml.parse(text, Loader=_LOADER):
             line = event.start_mark.line + 1 if event.start_mark else None
             if isinstance(event, yaml.AliasEvent):
                 raise InvalidRules([RuleProblem(source, line, "", "YAML aliases (*name) are not allowed in rules")])
+            if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+                nodes += 1
+                if nodes > MAX_RULES_NODES:
+                    raise InvalidRules([RuleProblem(source, line, "", "the document is too large "
+                                                    f"(more than {MAX_RULES_NODES} values)")])
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_RULES_DEPTH:
                     raise InvalidRules([RuleProblem(source, line, "", f"nested deeper than {MAX_RULES_DEPTH} levels")])
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)  # bounded in depth and size by the pass above
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -1049,9 +1061,14 @@ def load_rules(
         raise InvalidRules([RuleProblem(source, None, "", f"the document is larger than {MAX_RULES_BYTES} bytes")])
     data, positions = _compose(text, source)
     errors = sorted(
-        _VALIDATOR.iter_errors(data), key=lambda e: (positions.line(list(e.absolute_path)) or 0, str(e.message))
+        itertools.islice(_VALIDATOR.iter_errors(data), MAX_RULES_PROBLEMS + 1),
+        key=lambda e: (positions.line(list(e.absolute_path)) or 0, str(e.message)),
     )
-    problems = [problem for error in _best_errors(errors) for problem in _schema_problem(error, positions, source)]
+    problems = [problem for error in _best_errors(errors[:MAX_RULES_PROBLEMS])
+                for problem in _schema_problem(error, positions, source)]
+    if len(errors) > MAX_RULES_PROBLEMS:
+        problems.append(RuleProblem(source, None, "", f"more problems not listed: the first {MAX_RULES_PROBLEMS} "
+                                    "found are shown; fix them and validate again"))
     if problems:
         raise InvalidRules(problems)
     rules: list[ProtectionRule] = []
