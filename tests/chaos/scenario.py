@@ -75,14 +75,14 @@ SIZES: Final = {
 
 
 def fault_config(seed: int, rate: float = 0.10) -> FaultConfig:
-    """~``rate`` of ARM requests get a fault: 5xx 40%, connection resets 30%, 429 storms (each 429s its kind for
-    a few Azure seconds) 5% of it; of LROs, 10% run 5x slower and 5% end Failed."""
+    """``rate`` of ARM requests get a fault: of those, 5xx 55%, connection resets 35%, 429 storms (each 429s its
+    kind for a few Azure seconds) 10%; on top of that, of LROs 10% run 5x slower and 5% end Failed."""
     share = dict.fromkeys(KINDS, rate)
     return FaultConfig(
         seed=seed,
-        server_error={k: v * 0.4 for k, v in share.items()},
-        connection_reset={k: v * 0.3 for k, v in share.items()},
-        throttle_storm={k: v * 0.05 for k, v in share.items()},
+        server_error={k: v * 0.55 for k, v in share.items()},
+        connection_reset={k: v * 0.35 for k, v in share.items()},
+        throttle_storm={k: v * 0.10 for k, v in share.items()},
         storm_seconds=15.0,
         lro_slow=0.10,
         lro_slow_factor=5.0,
