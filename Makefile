@@ -46,8 +46,9 @@ AZURITE_VERSION := 3.37.0
 azurite: ## the Azurite blob emulator the report-store tests use (npm, into var/azurite, once)
 	@test -x var/azurite/node_modules/.bin/azurite-blob || npm install --prefix var/azurite --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
 
-chaos: $(STAMP) ## the full chaos run: faults, duplicated events, SIGKILLs; figures in artifacts/chaos
-	$(BIN)/python -m tests.chaos
+SEEDS ?= 9
+chaos: $(STAMP) ## the full chaos run (SEEDS="1 2 3" for several): faults, duplicated events, SIGKILLs; figures in artifacts/chaos
+	$(BIN)/python -m tests.chaos --seeds $(SEEDS)
 
 bench: $(STAMP) ## benchmarks on the sandbox; results in artifacts/benchmarks
 	$(BIN)/python -m benchmarks

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,27 @@ def test_the_checker_sees_lost_duplicated_deleted_stuck_and_unfinished(sandbox: 
     verdict = check(expect, sandbox, sightings, [], db)
     assert verdict["duplicated_ids"] == [disk.lower()]
     assert verdict["duplicated_protections"] == 1
+
+
+def _figures(seed: int, **changes: Any) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "seed": seed, "events": {"raised": 270}, "arm_requests": 2000, "kills": 10,
+        "faults_injected": {"server_error": 110, "throttle": 40, "reset": 50, "lro_slow": 20, "lro_fail": 9},
+        "lost": 0, "duplicated_protections": 0, "unintended_deletions": 0, "converged": True,
+        "teardown": {"outcome": "deleted"}, "time_to_converge_seconds": {"real": 10.1, "virtual": 1210.6},
+    }
+    figures.update(changes)
+    return figures
+
+
+def test_several_seeds_pass_only_when_every_run_is_clean() -> None:
+    from tests.chaos.__main__ import clean, table
+
+    good = _figures(1)
+    assert clean(good)
+    for bad in ({"lost": 1}, {"duplicated_protections": 2}, {"unintended_deletions": 1}, {"converged": False}):
+        assert not clean(_figures(2, **bad)), bad
+    rows = table([good, _figures(2, converged=False, lost=1)]).splitlines()
+    assert len(rows) == 4
+    assert rows[2] == "| 1 | 270 | 200 / 2000 (10.0%) | 20 / 9 | 10 | 0 | 0 | 0 | deleted | 10.1 / 1210.6 |"
+    assert rows[3].startswith("| 2 |") and rows[3].endswith("| no |") and "| 1 |" in rows[3]
