@@ -31,10 +31,10 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast, get_type_hints
 
 __all__ = [
     "ALWAYS_ON_WAIT_REASON",
@@ -293,8 +293,90 @@ def _str(record: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
     return value
 
 
+# --------------------------------------------------------------------------------------------- records
+
+_RecordT = TypeVar("_RecordT", bound="_FlatRecord")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 @dataclass(frozen=True)
-class VaultSettings:
+class _Codec:
+    """How one dataclass field crosses the durable boundary."""
+
+    name: str
+    key: str
+    hint: Any
+    default: Any  # dataclasses.MISSING when the field is required
+    may_be_empty: bool = False  # a required string that may be "" (or absent from older records)
+
+    def dump(self, value: Any) -> Any:
+        if isinstance(value, StrEnum):
+            return value.value
+        if isinstance(value, datetime) or self.hint == datetime | None:
+            return format_time(value)
+        return value
+
+    def load(self, record: Mapping[str, Any]) -> Any:
+        required = self.default is MISSING
+        hint = self.hint
+        if isinstance(hint, type) and issubclass(hint, _LenientEnum):
+            return hint.parse(record.get(self.key, None if required else self.default.value))
+        if hint == datetime | None:
+            return parse_time(record.get(self.key))
+        if hint is str:
+            if required and not self.may_be_empty:
+                return _str(record, self.key)
+            return str(record.get(self.key) or ("" if required else self.default))
+        if hint == str | None:
+            return _str(record, self.key, optional=True)
+        if hint is bool:
+            return bool(record.get(self.key, self.default))
+        if hint is int:
+            value = record.get(self.key, self.default)
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InvalidTeardownInput(f"field {self.key!r} must be an integer (got {value!r})")
+            return int(value)
+        raise TypeError(f"no record codec for {self.name}: {hint!r}")  # a programming error, caught by tests
+
+
+class _FlatRecord:
+    """``to_record``/``from_record`` derived from the dataclass fields, for records whose fields are strings,
+    booleans, integers, lenient enums and times: keys are the camelCase field names (a contract, see the module
+    docstring), enums travel by value, times as ISO 8601; a field without a default must be present (a string
+    non-empty). A class with a ``type_name`` writes it first as ``type`` (the targets of steps)."""
+
+    type_name: ClassVar[str | None] = None
+
+    @classmethod
+    def _codecs(cls) -> tuple[_Codec, ...]:
+        cached: tuple[_Codec, ...] | None = cls.__dict__.get("_codecs_cache")
+        if cached is None:
+            hints = get_type_hints(cls)
+            cached = tuple(
+                _Codec(f.name, _camel(f.name), hints[f.name], f.default, bool(f.metadata.get("may_be_empty")))
+                for f in fields(cast(Any, cls))
+            )
+            cls._codecs_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"type": self.type_name} if self.type_name else {}
+        for codec in self._codecs():
+            record[codec.key] = codec.dump(getattr(self, codec.name))
+        return record
+
+    @classmethod
+    def from_record(cls: type[_RecordT], record: Mapping[str, Any]) -> _RecordT:
+        values = {codec.name: codec.load(record) for codec in cls._codecs()}
+        return cast(_RecordT, cast(Any, cls)(**values))
+
+
+@dataclass(frozen=True)
+class VaultSettings(_FlatRecord):
     """The security settings a teardown reads and may change. Backup vaults use ``soft_delete`` too."""
 
     soft_delete: SoftDeleteState = SoftDeleteState.DISABLED
@@ -304,30 +386,10 @@ class VaultSettings:
     mua_enabled: bool = False
     resource_guard_id: str | None = None
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "softDelete": self.soft_delete.value,
-            "softDeleteRetentionDays": self.soft_delete_retention_days,
-            "enhancedSecurity": self.enhanced_security.value,
-            "immutability": self.immutability.value,
-            "muaEnabled": self.mua_enabled,
-            "resourceGuardId": self.resource_guard_id,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> VaultSettings:
-        return cls(
-            soft_delete=SoftDeleteState.parse(record.get("softDelete", "Disabled")),
-            soft_delete_retention_days=int(record.get("softDeleteRetentionDays", 14)),
-            enhanced_security=SoftDeleteState.parse(record.get("enhancedSecurity", "Disabled")),
-            immutability=ImmutabilityState.parse(record.get("immutability", "Disabled")),
-            mua_enabled=bool(record.get("muaEnabled", False)),
-            resource_guard_id=record.get("resourceGuardId"),
-        )
 
 
 @dataclass(frozen=True)
-class BackupItem:
+class BackupItem(_FlatRecord):
     """A protected item of a Recovery Services vault (any workload)."""
 
     id: str
@@ -343,39 +405,10 @@ class BackupItem:
 
     type_name: ClassVar[str] = "backupItem"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "fabric": self.fabric,
-            "container": self.container,
-            "kind": self.kind.value,
-            "state": self.state.value,
-            "sourceResourceId": self.source_resource_id,
-            "itemType": self.item_type,
-            "deferredDeleteAt": format_time(self.deferred_delete_at),
-            "hasData": self.has_data,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> BackupItem:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            fabric=_str(record, "fabric"),
-            container=_str(record, "container"),
-            kind=ItemKind.parse(record.get("kind")),
-            state=ItemState.parse(record.get("state")),
-            source_resource_id=record.get("sourceResourceId"),
-            item_type=str(record.get("itemType") or ""),
-            deferred_delete_at=parse_time(record.get("deferredDeleteAt")),
-            has_data=bool(record.get("hasData", True)),
-        )
 
 
 @dataclass(frozen=True)
-class ProtectionContainer:
+class ProtectionContainer(_FlatRecord):
     id: str
     name: str
     fabric: str
@@ -384,29 +417,10 @@ class ProtectionContainer:
 
     type_name: ClassVar[str] = "container"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "fabric": self.fabric,
-            "kind": self.kind.value,
-            "softDeleted": self.soft_deleted,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ProtectionContainer:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            fabric=_str(record, "fabric"),
-            kind=ContainerKind.parse(record.get("kind")),
-            soft_deleted=bool(record.get("softDeleted", False)),
-        )
 
 
 @dataclass(frozen=True)
-class ProtectionIntent:
+class ProtectionIntent(_FlatRecord):
     """An auto-protection intent (SQL in VM); disabled before SQL containers are unregistered."""
 
     id: str
@@ -416,27 +430,10 @@ class ProtectionIntent:
 
     type_name: ClassVar[str] = "intent"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "fabric": self.fabric,
-            "sourceResourceId": self.source_resource_id,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ProtectionIntent:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            fabric=_str(record, "fabric"),
-            source_resource_id=record.get("sourceResourceId"),
-        )
 
 
 @dataclass(frozen=True)
-class RegisteredServer:
+class RegisteredServer(_FlatRecord):
     """A MARS agent, MABS or DPM server registered to the vault (unregistering removes its items)."""
 
     id: str
@@ -446,27 +443,10 @@ class RegisteredServer:
 
     type_name: ClassVar[str] = "server"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "kind": self.kind.value,
-            "container": self.container,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> RegisteredServer:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            kind=ContainerKind.parse(record.get("kind")),
-            container=record.get("container"),
-        )
 
 
 @dataclass(frozen=True)
-class SiteRecoveryObject:
+class SiteRecoveryObject(_FlatRecord):
     id: str
     name: str
     kind: SiteRecoveryKind
@@ -475,105 +455,44 @@ class SiteRecoveryObject:
 
     type_name: ClassVar[str] = "siteRecovery"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "kind": self.kind.value,
-            "fabric": self.fabric,
-            "parent": self.parent,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> SiteRecoveryObject:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            kind=SiteRecoveryKind.parse(record.get("kind")),
-            fabric=_str(record, "fabric"),
-            parent=record.get("parent"),
-        )
 
 
 @dataclass(frozen=True)
-class PrivateEndpointConnection:
+class PrivateEndpointConnection(_FlatRecord):
     id: str
     name: str
     private_endpoint_id: str | None = None
 
     type_name: ClassVar[str] = "privateEndpointConnection"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "privateEndpointId": self.private_endpoint_id,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> PrivateEndpointConnection:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            private_endpoint_id=record.get("privateEndpointId"),
-        )
 
 
 @dataclass(frozen=True)
-class BackupInstance:
+class BackupInstance(_FlatRecord):
     """A Backup vault instance; soft-deleted ones carry their scheduled purge time."""
 
     id: str
     name: str
-    datasource_type: str
+    datasource_type: str = field(metadata={"may_be_empty": True})  # ARM does not always say
     state: ItemState
     purge_at: datetime | None = None
     has_data: bool = True
 
     type_name: ClassVar[str] = "backupInstance"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "type": self.type_name,
-            "id": self.id,
-            "name": self.name,
-            "datasourceType": self.datasource_type,
-            "state": self.state.value,
-            "purgeAt": format_time(self.purge_at),
-            "hasData": self.has_data,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> BackupInstance:
-        return cls(
-            id=_str(record, "id"),
-            name=_str(record, "name"),
-            datasource_type=str(record.get("datasourceType") or ""),
-            state=ItemState.parse(record.get("state")),
-            purge_at=parse_time(record.get("purgeAt")),
-            has_data=bool(record.get("hasData", True)),
-        )
 
 
 @dataclass(frozen=True)
-class BackupPolicy:
+class BackupPolicy(_FlatRecord):
     id: str
     name: str
 
     type_name: ClassVar[str] = "backupPolicy"
 
-    def to_record(self) -> dict[str, Any]:
-        return {"type": self.type_name, "id": self.id, "name": self.name}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> BackupPolicy:
-        return cls(id=_str(record, "id"), name=_str(record, "name"))
 
 
 @dataclass(frozen=True)
-class VaultObject:
+class VaultObject(_FlatRecord):
     """The vault itself as a step target (settings steps and the final delete)."""
 
     id: str
@@ -581,12 +500,6 @@ class VaultObject:
 
     type_name: ClassVar[str] = "vault"
 
-    def to_record(self) -> dict[str, Any]:
-        return {"type": self.type_name, "id": self.id, "name": self.name}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> VaultObject:
-        return cls(id=_str(record, "id"), name=_str(record, "name"))
 
 
 Target: TypeAlias = (
