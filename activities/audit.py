@@ -23,6 +23,7 @@ from steward.domain.audit import (
     audit,
     inventory_from_json,
     inventory_to_json,
+    remediation_plan,
 )
 from steward.report.events import finding_events
 from steward.report.store import ReportStore, load_latest, save_result, store_for
@@ -118,12 +119,26 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
     return _summary(result, saved.json_name, saved.html_name)
 
 
+def _stored_result(name: str) -> AuditResult:
+    data = report_store().get(name)
+    if data is None:
+        raise FileNotFoundError(f"audit report {name} is missing from the report store")
+    return AuditResult.from_json(json.loads(data))
+
+
+@bp.activity_trigger(input_name="request")
+def audit_remediation_plan(request: dict[str, Any]) -> dict[str, Any]:
+    """Which BKP-001 resources this run starts protection for (STEWARD_AUDIT_REMEDIATE_LIMIT; 0: none)."""
+    limit = bootstrap.settings().audit_remediate_limit
+    if limit == 0:
+        return {"enabled": False, "limit": 0, "protect": [], "deferred": 0, "needsPerson": []}
+    plan = remediation_plan(_stored_result(str(request["report"])), limit)
+    return {"enabled": True, "limit": limit, **plan.to_record()}
+
+
 @bp.activity_trigger(input_name="request")
 def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
     """Publish one event per new or resolved finding of a stored run."""
-    data = report_store().get(str(request["report"]))
-    if data is None:
-        raise FileNotFoundError(f"audit report {request['report']} is missing from the report store")
-    events = finding_events(AuditResult.from_json(json.loads(data)))
+    events = finding_events(_stored_result(str(request["report"])))
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published}

@@ -54,6 +54,11 @@ param teardownAllowedRoles array = []
 @description('NCRONTAB schedule of the estate audit, six fields, seconds first (STEWARD_AUDIT_SCHEDULE).')
 param auditSchedule string = '0 0 6 * * *'
 
+@description('Resources an audit run starts protection for when the rules require it and nothing protects them, at most, 0-1000; 0: the audit only reports (STEWARD_AUDIT_REMEDIATE_LIMIT).')
+@minValue(0)
+@maxValue(1000)
+param auditRemediateLimit int = 0
+
 @description('ARM writes in flight per orchestration, 1-50 (STEWARD_MAX_PARALLEL_WRITES).')
 @minValue(1)
 @maxValue(50)
@@ -185,6 +190,7 @@ module app 'modules/function-app.bicep' = {
     teardownPrincipalIds: teardownAllowedPrincipalIds
     teardownRoles: teardownAllowedRoles
     auditSchedule: auditSchedule
+    auditRemediateLimit: auditRemediateLimit
     maxParallelWrites: maxParallelWrites
     autoCreateVaults: autoCreateVaults
     eventsTopicEndpoint: topics.outputs.outcomesTopicEndpoint

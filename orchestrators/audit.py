@@ -1,10 +1,12 @@
-"""The scheduled estate audit: scope, inventory fanned out per subscription, evaluate, publish.
+"""The scheduled estate audit: scope, inventory fanned out per subscription, evaluate, publish and, when
+STEWARD_AUDIT_REMEDIATE_LIMIT allows, start protection for resources the rules require and nothing protects.
 
 Deterministic: the time is ``context.current_utc_datetime``; every fact and effect is an activity.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator
 from typing import Any, Final
 
@@ -16,7 +18,11 @@ RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_n
 RETRY.backoff_coefficient = 2.0
 RETRY.max_retry_interval_in_milliseconds = 120_000
 
-#: Subscriptions read at once (each read paces itself under its subscription's ARM read throttle).
+#: The origin of the protections an audit starts (STEWARD_AUDIT_REMEDIATE_LIMIT): their outcome events say so.
+REMEDIATION_EVENT_TYPE: Final = "BackupSteward.Audit.Remediation"
+
+#: Subscriptions read at once (each read paces itself under its subscription's ARM read throttle), and
+#: remediating protections run at once.
 FAN_OUT: Final = 8
 
 
@@ -46,9 +52,41 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     )
     context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
     published = yield context.call_activity_with_retry("audit_publish_findings", RETRY, {"report": summary["report"]})
+    plan = yield context.call_activity_with_retry("audit_remediation_plan", RETRY, {"report": summary["report"]})
+    remediation = yield from _remediate(context, plan)
     return {
         **summary,
         "subscriptions": len(subscriptions),
         "inventoryGaps": sum(int(p["gaps"]) for p in parts),
         "events": published["events"],
+        "remediation": remediation,
+    }
+
+
+def _remediate(context: df.DurableOrchestrationContext, plan: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+    """Start protect_resource (the orchestration an Event Grid event starts; idempotent, deletes nothing) for the
+    planned resources, FAN_OUT at a time; each publishes its outcome. Returns the outcomes counted by status."""
+    targets: list[str] = list(plan.get("protect") or [])
+    origin = {"eventId": context.instance_id, "eventType": REMEDIATION_EVENT_TYPE,
+              "eventTime": context.current_utc_datetime.isoformat(), "schema": "EventGrid",
+              "correlationId": context.instance_id}
+    outcomes: list[dict[str, Any]] = []
+    for start in range(0, len(targets), FAN_OUT):
+        context.set_custom_status({"phase": "remediate", "done": start, "total": len(targets)})
+        outcomes += yield context.task_all([
+            context.call_sub_orchestrator(
+                "protect_resource",
+                {"kind": "protect", "resourceId": resource_id, "origin": origin},
+                f"{context.instance_id}:remediate:{start + offset}",
+            )
+            for offset, resource_id in enumerate(targets[start : start + FAN_OUT])
+        ])
+    statuses = Counter(str(o.get("status")) for o in outcomes)
+    return {
+        "enabled": bool(plan.get("enabled")),
+        "limit": int(plan.get("limit") or 0),
+        "started": len(targets),
+        "outcomes": dict(sorted(statuses.items())),
+        "deferred": int(plan.get("deferred") or 0),
+        "needsPerson": list(plan.get("needsPerson") or []),
     }

@@ -51,6 +51,7 @@ REPORTS_DIR: Final = "STEWARD_REPORTS_DIR"
 TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS"
 TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
 VAULT_DEFAULT_TAG: Final = "STEWARD_VAULT_DEFAULT_TAG"
+AUDIT_REMEDIATE_LIMIT: Final = "STEWARD_AUDIT_REMEDIATE_LIMIT"
 
 CREDENTIAL_KINDS: Final = ("default", "managed-identity", "sandbox")
 DEFAULT_TEARDOWN_OPT_IN_TAG: Final = "backup-steward:teardown"
@@ -66,6 +67,7 @@ TEARDOWN_APPROVAL_TIMEOUT_RANGE: Final = (1, 24 * 30)
 DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS: Final = 24
 TEARDOWN_WAIT_CHUNK_RANGE: Final = (1, 24 * 6)
 TEARDOWN_RATE_PER_MINUTE_RANGE: Final = (1, 600)
+AUDIT_REMEDIATE_LIMIT_RANGE: Final = (0, 1000)
 #: Longest value we accept for any setting but inline rules (which have their own bound).
 MAX_VALUE_LENGTH: Final = 4096
 
@@ -95,6 +97,12 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (REPORTS_CONNECTION_STRING, "", "connection string for audit reports (secret); exclusive with the URL"),
     (REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER, "blob container of audit reports"),
     (AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE, "NCRONTAB schedule of the audit timer (6 fields, seconds first)"),
+    (
+        AUDIT_REMEDIATE_LIMIT,
+        "0",
+        "resources an audit run starts protection for when the rules require it and nothing protects them "
+        "(BKP-001), at most (0..1000); 0: the audit only reports",
+    ),
     (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
     (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
     (VAULT_DEFAULT_TAG, DEFAULT_VAULT_TAG, "tag (=true) that marks a region's default vault"),
@@ -162,6 +170,7 @@ class Settings:
     reports_connection_string: str | None = field(default=None, repr=False)
     reports_container: str = DEFAULT_REPORTS_CONTAINER
     audit_schedule: str = DEFAULT_AUDIT_SCHEDULE
+    audit_remediate_limit: int = 0
     max_parallel_writes: int = DEFAULT_MAX_PARALLEL_WRITES
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
@@ -222,6 +231,7 @@ class Settings:
             reports_connection_string=reader.secret(REPORTS_CONNECTION_STRING),
             reports_container=reader.container(REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
             audit_schedule=reader.ncrontab(AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE),
+            audit_remediate_limit=reader.integer(AUDIT_REMEDIATE_LIMIT, 0, AUDIT_REMEDIATE_LIMIT_RANGE),
             max_parallel_writes=reader.integer(
                 MAX_PARALLEL_WRITES, DEFAULT_MAX_PARALLEL_WRITES, MAX_PARALLEL_WRITES_RANGE
             ),

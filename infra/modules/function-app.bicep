@@ -48,6 +48,11 @@ param teardownRoles array = []
 @description('NCRONTAB schedule of the audit timer (STEWARD_AUDIT_SCHEDULE).')
 param auditSchedule string = '0 0 6 * * *'
 
+@description('Resources an audit run starts protection for when the rules require it and nothing protects them, at most; 0: report only (STEWARD_AUDIT_REMEDIATE_LIMIT).')
+@minValue(0)
+@maxValue(1000)
+param auditRemediateLimit int = 0
+
 @description('ARM writes in flight per orchestration (STEWARD_MAX_PARALLEL_WRITES).')
 @minValue(1)
 @maxValue(50)
@@ -212,6 +217,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'STEWARD_AUDIT_SCHEDULE'
           value: auditSchedule
+        }
+        {
+          name: 'STEWARD_AUDIT_REMEDIATE_LIMIT'
+          value: string(auditRemediateLimit)
         }
         {
           name: 'STEWARD_MAX_PARALLEL_WRITES'

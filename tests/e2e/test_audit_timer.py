@@ -111,6 +111,7 @@ def test_the_timer_audits_the_estate_stores_the_report_and_publishes_findings(st
     output = first["output"]
     assert output["subscriptions"] == 2 and output["inventoryGaps"] == 0
     assert output["findingsBySeverity"]["critical"] > 0
+    assert output["remediation"]["enabled"] is False and output["remediation"]["started"] == 0, "report only"
 
     status, headers, body = stack.get("audits/latest")
     assert status == 200 and headers["Content-Type"].startswith("application/json")

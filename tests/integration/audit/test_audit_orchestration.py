@@ -27,6 +27,8 @@ class Calls:
         self.failed_once: set[str] = set()
         self.evaluated: list[dict[str, Any]] = []
         self.published: list[dict[str, Any]] = []
+        self.remediate: list[str] = []  # what the fake plan returns
+        self.protected: list[dict[str, Any]] = []
 
 
 CALLS = Calls()
@@ -68,6 +70,22 @@ def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
     return {"events": 3, "published": 3}
 
 
+@fakes.activity_trigger(input_name="request")
+def audit_remediation_plan(request: dict[str, Any]) -> dict[str, Any]:
+    assert request == {"report": "runs/x.json"}
+    return {"enabled": bool(CALLS.remediate), "limit": 20, "protect": list(CALLS.remediate), "deferred": 2,
+            "needsPerson": ["/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/soft"]}
+
+
+@fakes.orchestration_trigger(context_name="context")
+def protect_resource(context: df.DurableOrchestrationContext) -> Any:
+    intent = context.get_input()
+    CALLS.protected.append({"instance": context.instance_id, **intent})
+    status = "NoVault" if intent["resourceId"].endswith("-far") else "Protected"
+    return {"status": status, "resourceId": intent["resourceId"]}
+    yield  # a generator, as orchestrators are
+
+
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[DurableRunner]:
     app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -103,3 +121,32 @@ def test_named_subscriptions_limit_the_audit(runner: DurableRunner) -> None:
     status = runner.wait_for("audit-two", timeout=60)
     assert status["runtimeStatus"] == "Completed", status
     assert sorted(CALLS.reads) == sorted(SUBSCRIPTIONS[5:7])
+
+
+def test_without_remediation_the_audit_starts_no_protection(runner: DurableRunner) -> None:
+    CALLS.__init__()  # type: ignore[misc]
+    runner.start_new("audit_estate", "audit-report-only", {})
+    status = runner.wait_for("audit-report-only", timeout=60)
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["output"]["remediation"]["enabled"] is False
+    assert status["output"]["remediation"]["started"] == 0
+    assert CALLS.protected == []
+
+
+def test_remediation_starts_protection_for_each_planned_resource_in_batches(runner: DurableRunner) -> None:
+    CALLS.__init__()  # type: ignore[misc]
+    group = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines"
+    vms = [f"{group}/vm-{i:02d}" for i in range(19)] + [f"{group}/vm-far"]
+    CALLS.remediate = vms
+    runner.start_new("audit_estate", "audit-fix", {})
+    status = runner.wait_for("audit-fix", timeout=60)
+    assert status["runtimeStatus"] == "Completed", status
+    remediation = status["output"]["remediation"]
+    assert remediation["enabled"] is True and remediation["started"] == 20
+    assert remediation["outcomes"] == {"NoVault": 1, "Protected": 19}
+    assert remediation["deferred"] == 2 and len(remediation["needsPerson"]) == 1
+    assert sorted(p["resourceId"] for p in CALLS.protected) == sorted(vms), "each exactly once"
+    assert len({p["instance"] for p in CALLS.protected}) == 20
+    assert all(p["instance"].startswith("audit-fix:remediate:") for p in CALLS.protected)
+    assert all(p["kind"] == "protect" and p["origin"]["correlationId"] == "audit-fix" for p in CALLS.protected)
+    assert all(p["origin"]["eventType"] == "BackupSteward.Audit.Remediation" for p in CALLS.protected)
