@@ -6,20 +6,26 @@ clients. Tests reset it with ``reset()`` after changing the environment.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import lru_cache
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
 from steward.domain.rules import RuleSet
-from steward.settings import Settings
+from steward.settings import Settings, unknown_settings
 
 _LOCK = threading.Lock()
+LOG = logging.getLogger("steward.settings")
 
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """Every setting, validated once; a bad setting fails start-up with the setting's name."""
+    """Every setting, validated once; a bad setting fails start-up with the setting's name. A ``STEWARD_*``
+    variable that is no setting is logged (with the setting it resembles): a misspelt name would do nothing."""
+    for name, close in unknown_settings():
+        LOG.warning("%s is not a Backup Steward setting and is ignored%s", name,
+                    f" (did you mean {close}?)" if close else "", extra={"setting": name})
     return Settings.from_env()
 
 

@@ -8,6 +8,7 @@ The env-var names are the constants below (and :data:`REFERENCE` documents them)
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -125,6 +126,7 @@ _TAG_FORBIDDEN = set("<>%&\\?/")
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off", ""})
 _SECRETS: Final = frozenset({EVENTS_TOPIC_KEY, REPORTS_CONNECTION_STRING})
+_TEST_PREFIXES: Final = ("STEWARD_TEST_", "STEWARD_FUZZ_", "STEWARD_SCHEMATHESIS_")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,19 @@ class InvalidSettings(StewardError, ValueError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"invalid settings ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def unknown_settings(env: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """``STEWARD_*`` variables that are not settings (a misspelt name is otherwise silently ignored), each with
+    the setting it most resembles, if any. Names under ``STEWARD_TEST_``/``STEWARD_FUZZ_`` belong to the tests."""
+    known = [name for name, _, _ in REFERENCE]
+    found = []
+    for name in sorted(os.environ if env is None else env):
+        if not name.startswith("STEWARD_") or name in known or name.startswith(_TEST_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        found.append((name, close[0] if close else None))
+    return found
 
 
 @dataclass(frozen=True)

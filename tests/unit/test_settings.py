@@ -263,3 +263,34 @@ def test_arbitrary_values_give_settings_or_invalid_settings_only(env: dict[str, 
     except InvalidSettings as error:
         assert error.problems
         assert all(p.name in dict.fromkeys(e[0] for e in s.REFERENCE) for p in error.problems)
+
+
+def test_a_misspelt_setting_is_named_with_the_setting_it_resembles() -> None:
+    env = {
+        "STEWARD_SUBSCRIPTION": "x",  # missing S
+        "STEWARD_TEARDOWN_REPORTS_DIR": "/tmp/r",  # no such setting; STEWARD_REPORTS_DIR is
+        "STEWARD_SOMETHING_ELSE": "1",
+        "STEWARD_FUZZ_SECONDS": "5",  # the tests' own
+        s.AUDIT_SCHEDULE: "0 0 6 * * *",
+        "PATH": "/bin",
+    }
+    assert s.unknown_settings(env) == [
+        ("STEWARD_SOMETHING_ELSE", None),
+        ("STEWARD_SUBSCRIPTION", s.SUBSCRIPTIONS),
+        ("STEWARD_TEARDOWN_REPORTS_DIR", s.REPORTS_DIR),
+    ]
+    assert s.unknown_settings({s.SUBSCRIPTIONS: "", s.RULES: ""}) == []
+
+
+def test_bootstrap_logs_a_setting_it_ignores(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from steward import bootstrap
+
+    monkeypatch.setenv("STEWARD_MAX_PARALEL_WRITES", "4")
+    bootstrap.reset()
+    try:
+        with caplog.at_level("WARNING", logger="steward.settings"):
+            bootstrap.settings()
+    finally:
+        bootstrap.reset()
+    assert any("STEWARD_MAX_PARALEL_WRITES is not a Backup Steward setting" in r.getMessage()
+               and s.MAX_PARALLEL_WRITES in r.getMessage() for r in caplog.records)
