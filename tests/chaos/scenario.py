@@ -4,7 +4,7 @@ runner, ``tests.chaos.app_process``) is SIGKILLed at seeded moments and started 
 The sandbox stays up in this process; Event Grid re-delivers what the dead host missed on its retry schedule.
 Afterwards ``tests.chaos.checker`` compares the sandbox's state with the expectation written down here.
 
-    python -m tests.chaos [--size full|small] [--seed 9]   # figures on stdout and in artifacts/chaos/chaos.json
+    python -m tests.chaos [--size full|small] [--seeds 9 ...]   # figures on stdout and in artifacts/chaos/
 """
 
 from __future__ import annotations
@@ -374,8 +374,10 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
     log = RequestLog(sandbox)
     tally = FaultTally(sandbox)
     clients = CloudClients(dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05))
+    # remediation on: the audit starts protections that race the event-driven ones (and the moves)
     app = AppProcess(sandbox, workdir, {"STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-                                        "STEWARD_TEARDOWN_REPORTS_DIR": str(workdir / "reports")})
+                                        "STEWARD_REPORTS_DIR": str(workdir / "reports"),
+                                        "STEWARD_AUDIT_REMEDIATE_LIMIT": "50"})
     sightings = Sightings()
     sampling = threading.Event()
     killer = Killer(app, rng, size)
