@@ -105,6 +105,11 @@ def build_estate(demo: Demo) -> dict[str, str]:
     ids["rsv-dev"] = dev.recovery_services_vault("rg-backup-dev", "rsv-dev-weu", WEU)
     for key in ("rsv-weu", "bv-weu", "rsv-neu", "rsv-dev"):
         out.line(f"  {short(ids[key]):34} {ids[key].split('/providers/')[1].split('/')[0]}")
+    with demo.sandbox.events.unsubscribed():  # older than the app: no event will ever tell it about these
+        prod.resource_group("rg-erp", WEU)
+        ids["vm-erp"] = prod.vm("rg-erp", "vm-erp-legacy", WEU)
+        ids["st-erp"] = prod.storage_account("rg-erp", "sterplegacy01", WEU)
+    out.line(f"  and, from before Backup Steward, {short(ids['vm-erp'])} and {short(ids['st-erp'])}: never backed up")
     return ids
 
 
@@ -178,6 +183,13 @@ def audit_the_estate(demo: Demo, reports: Path) -> None:
         for finding in sorted(result.get("findings", []), key=lambda f: rank.get(f.get("severity", ""), 9))[:8]:
             out.line(f"  {finding.get('severity', ''):8} {finding.get('control', ''):8} "
                      f"{short(finding.get('resourceId'))}: {str(finding.get('title', ''))[:70]}")
+    fixed = output.get("remediation") or {}
+    if fixed.get("enabled"):
+        counted = ", ".join(f"{k} {v}" for k, v in sorted((fixed.get("outcomes") or {}).items())) or "nothing to do"
+        out.line(f"  remediation (STEWARD_AUDIT_REMEDIATE_LIMIT={fixed.get('limit')}): it started protection for "
+                 f"{fixed.get('started')} unprotected resource(s): {counted}")
+        for outcome in (o for o in demo.outcomes() if o.get("correlation_id") == instance):
+            out.line(f"    {short(outcome['resource_id']):34} {outcome['status']:10} {short(outcome.get('vault_id'))}")
     out.line(f"  HTML report: {reports / 'latest.html'}  (also GET {host.api_base}/audits/latest.html)")
 
 
@@ -207,7 +219,8 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
     reports = work / "reports"
     stack = LocalStack(app="function_app", app_root=REPO, db_path=str(work / "durable.sqlite"),
                        arm_config=SandboxConfig(clock=clock, state_dir=work / "arm"),
-                       settings={"STEWARD_REPORTS_DIR": str(reports)}, run_timers=False)
+                       settings={"STEWARD_REPORTS_DIR": str(reports), "STEWARD_AUDIT_REMEDIATE_LIMIT": "20"},
+                       run_timers=False)
     stack.start()
     if not verbose:  # the app configures its JSON logs on import; quiet them for a readable demo
         logging.getLogger("steward").setLevel(logging.WARNING)

@@ -18,7 +18,8 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -307,6 +308,19 @@ class EventBus:
     def subscriptions(self) -> list[EventSubscription]:
         with self._lock:
             return list(self._subscriptions.values())
+
+    @contextmanager
+    def unsubscribed(self) -> Iterator[None]:
+        """As before any event subscription existed (an estate older than the app): events raised meanwhile
+        reach nobody. The subscriptions are back afterwards."""
+        with self._lock:
+            saved = dict(self._subscriptions)
+            self._subscriptions.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._subscriptions.update(saved)
 
     # -- raising --------------------------------------------------------------------------------
     def raise_resource_event(self, facts: RequestFacts, status: str) -> dict[str, Any]:

@@ -11,7 +11,8 @@ What it compares with the expectation the driver wrote down BEFORE the run (``Ex
   ARM saw no successful DELETE of an item, instance or vault outside an approved vault (the request log);
 * every teardown ended ``deleted``, ``waiting`` or ``blocked`` with a reason (read from the runner's store:
   the saga's own output is the record it keeps; the vault's absence is checked in the sandbox);
-* no orchestration is stuck: nothing Pending/Running except sagas that wait on purpose.
+* no orchestration is stuck: nothing Pending/Running except sagas that wait on purpose; and none Failed (an
+  activity that gives up makes a Failed outcome record, not a failed orchestration).
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def check(expect: Expectation, sandbox: Any, sightings: Sightings, calls: list[A
     endings = _teardown_endings(instances, sandbox, expect.approved_vaults)
     teardown_problems = [e["problem"] for e in endings.values() if e["problem"]]
     unintended = sorted(set(vanished) | set(not_retained) | set(bad_deletes))
-    ok = not (lost or wrong_vault or duplicated or unwanted or unintended or stuck or teardown_problems)
+    ok = not (lost or wrong_vault or duplicated or unwanted or unintended or stuck or failed or teardown_problems)
     return {
         "ok": ok,
         "covered_resources": len(expect.protected_in),

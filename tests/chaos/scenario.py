@@ -487,6 +487,7 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
                             "virtual": round((clock.now() - virtual0).total_seconds(), 1)},
             "phases_real_seconds": {k: round(v, 1) for k, v in phases.items()},
             "audit_request": {"status": status, "id": (audit or {}).get("id")},
+            "audit": _audit_output(app.db, (audit or {}).get("id")),
             "teardown": saga,
             "checker": verdict,
         }
@@ -495,6 +496,18 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
         sampling.set()
         app.stop()
         sandbox.stop()
+
+
+def _audit_output(db_path: str, instance_id: str | None) -> dict[str, Any] | None:
+    """What the audit the driver requested ended with (its remediation counts), from the runner's store."""
+    from tests.chaos.checker import runner_instances
+
+    found = [i for i in runner_instances(db_path) if i["id"] == instance_id]
+    output = found[0]["output"] if found else None
+    if not isinstance(output, dict):
+        return None
+    return {"status": found[0]["status"], "findings": output.get("findings"),
+            "remediation": output.get("remediation")}
 
 
 def _converge_text(figures: dict[str, Any]) -> str:
@@ -529,5 +542,7 @@ def render(figures: dict[str, Any]) -> str:
         f"  teardown                {str(figures['teardown'])[:300]}",
         f"  converged               {figures['converged']}; time to converge {_converge_text(figures)}",
         f"  orchestrations          {figures['checker'].get('orchestrations')}",
+        f"  failed orchestrations   {len(figures['checker'].get('failed_orchestrations') or [])}",
+        f"  audit (remediation)     {str((figures.get('audit') or {}).get('remediation'))[:300]}",
     ]
     return "\n".join(lines)

@@ -48,7 +48,8 @@ def test_the_checker_sees_lost_duplicated_deleted_stuck_and_unfinished(sandbox: 
     gone = f"{vault_a}/backupFabrics/Azure/protectionContainers/c/protectedItems/gone".lower()
     sightings.seen[gone] = vault_a.lower()
     db = _runner_db(tmp_path, [("p1", "protect_resource", "Completed", None),
-                               ("p2", "reconcile_move", "Running", None)])
+                               ("p2", "reconcile_move", "Running", None),
+                               ("a1", "audit_estate", "Failed", '"Activity function failed"')])
     expect = Expectation(protected_in={vm_once.lower(): vault_a.lower(), vm_lost.lower(): vault_a.lower()},
                          not_protected=frozenset(), retained=frozenset(), approved_vaults=frozenset({vault_b.lower()}))
     delete = ArmCall("p", "delete", "DELETE", f"{vault_a}/backupFabrics/Azure/protectionContainers/c/protectedItems/x",
@@ -59,6 +60,7 @@ def test_the_checker_sees_lost_duplicated_deleted_stuck_and_unfinished(sandbox: 
     assert verdict["duplicated_protections"] == 0
     assert verdict["unintended_deletions"] == 2  # the vanished item and the DELETE outside the approved vault
     assert verdict["stuck"] == ["reconcile_move p2 Running"]
+    assert verdict["failed_orchestrations"] == ["audit_estate a1: Activity function failed"]
     assert verdict["teardowns"][vault_b.lower()]["problem"]  # no teardown of the approved vault ended
 
     # ARM refuses a VM in a second vault; a disk's backup instance in two Backup vaults is what a duplicate
