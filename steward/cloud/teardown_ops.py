@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -46,6 +46,7 @@ from steward.domain.teardown import (
     VaultInventory,
     VaultKind,
     VaultRef,
+    VaultSettings,
     format_time,
 )
 from steward.teardown_errors import RefusalKind, TeardownRefusal, TeardownStillRunning
@@ -332,11 +333,7 @@ class TeardownOps:
                 ],
                 [],
             )
-        settings = arm.recovery_services_settings(body, config, mua_proxies=len(proxies))
-        guard = next(
-            (str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), None
-        )
-        settings = type(settings)(**{**settings.__dict__, "resource_guard_id": guard or None})
+        settings = _guarded_by(arm.recovery_services_settings(body, config, mua_proxies=len(proxies)), proxies)
         return VaultInventory(
             vault_id=vault.id,
             kind=vault.kind,
@@ -419,7 +416,7 @@ class TeardownOps:
             [],
         )
         try:
-            proxies = _call(lambda: list(dp.dpp_resource_guard_proxy.list(rg, name)))
+            proxies = [wire(p) for p in _call(lambda: list(dp.dpp_resource_guard_proxy.list(rg, name)))]
         except (NotFound, AzureRefusal):
             proxies = []
         return VaultInventory(
@@ -427,7 +424,7 @@ class TeardownOps:
             kind=vault.kind,
             location=str(body.get("location") or ""),
             tags=tuple(sorted((str(k), str(v)) for k, v in (body.get("tags") or {}).items())),
-            settings=arm.backup_vault_settings(body, mua_proxies=len(proxies)),
+            settings=_guarded_by(arm.backup_vault_settings(body, mua_proxies=len(proxies)), proxies),
             instances=tuple(instances),
             policies=tuple(policies),
             access_denied=tuple(denied),
@@ -838,6 +835,12 @@ class TeardownOps:
         except AzureRefusal as error:
             raise refusal_of(error) from error
         return Effect("vault", vault.id, vault.name, "deleted")
+
+
+def _guarded_by(settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:
+    """The settings with the Resource Guard the vault's proxy names (MUA), so a plan can say whose grant it needs."""
+    guard = next((str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), "")
+    return replace(settings, resource_guard_id=guard or None)
 
 
 def is_transient(error: BaseException) -> bool:

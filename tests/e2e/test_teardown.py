@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,7 @@ from entrypoints import teardown_http
 from sandbox.arm.server import ArmSandbox
 from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.host.server import HostKeys, LocalHost
-from steward import teardown_composition
+from steward import bootstrap, teardown_composition
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import MemoryPublisher
 from steward.cloud.teardown_ops import TeardownOps
@@ -38,6 +39,7 @@ from steward.domain.teardown import (
     parse_time,
     teardown_request_from_event,
 )
+from steward.settings import TEARDOWN_RATE_PER_MINUTE as RATE_SETTING
 from steward.teardown_report import LocalReportStore
 from steward.teardown_settings import TeardownSettings
 from tests.integration.teardown.conftest import DAY, HOUR, SUB, Estate, start_sandbox
@@ -143,6 +145,11 @@ def build_app() -> df.DFApp:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("teardown-e2e")
+    # every test of the module asks as the same admins within a few real seconds: the per-caller rate limit
+    # (tests/hostile/test_authorization.py) is not what these tests are about
+    saved_rate = os.environ.get(RATE_SETTING)
+    os.environ[RATE_SETTING] = "600"
+    bootstrap.reset()
     sandbox = start_sandbox()
     clients = CloudClients(dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05))
     publisher = MemoryPublisher()
@@ -167,6 +174,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         runner.stop()
         sandbox.stop()
         teardown_composition.use()
+        if saved_rate is None:
+            os.environ.pop(RATE_SETTING, None)
+        else:
+            os.environ[RATE_SETTING] = saved_rate
+        bootstrap.reset()
 
 
 def vault_gone(stack: Stack, vault_id: str) -> bool:
@@ -333,6 +345,33 @@ def test_mua_parks_until_the_security_admin_grants_then_resumes(stack: Stack) ->
     report = stack.finish(started["id"])
     assert report["outcome"] == "deleted", report["reason"]
     assert vault_gone(stack, vault_id)
+
+
+def test_mua_on_a_backup_vault_parks_until_the_security_admin_grants_then_resumes(stack: Stack) -> None:
+    from sandbox.arm.providers.dataprotection import grant_resource_guard_access
+
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id, instances = estate.backup_vault_with_instances(rg, soft_deleted=0, live=2)
+    estate.dp.dpp_resource_guard_proxy.create_or_update(
+        rg, "bv", "DppResourceGuardProxy", {"properties": {"resourceGuardResourceId": GUARD}}
+    )
+    plan = stack.plan(vault_id)
+    assert plan["plan"]["status"] == "needs-security-approval"
+    status, started = stack.http(
+        "POST", "teardowns", {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    )
+    assert status == 202
+    parked = stack.wait_phase(started["id"], "awaiting-security-approval")
+    assert GUARD in parked["needs"] and "SecurityApprovalGranted" in parked["needs"]
+    assert {i.name for i in estate.dp.backup_instances.list(rg, "bv")} == set(instances), "nothing deleted yet"
+    grant_resource_guard_access(stack.sandbox.ctx, vault_id, minutes=120)
+    status, _ = stack.http("POST", f"teardowns/{started['id']}/security-approval", {}, principal=SECURITY_ADMIN)
+    assert status == 202
+    report = stack.finish(started["id"])
+    assert report["outcome"] == "deleted", report["reason"]
+    assert vault_gone(stack, vault_id)
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
 
 
 def test_cancel_turns_soft_delete_back_on_and_reports_what_remains(stack: Stack) -> None:
