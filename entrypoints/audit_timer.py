@@ -7,6 +7,9 @@ timer ``%STEWARD_AUDIT_SCHEDULE%``     starts ``audit_estate`` with instance id 
 ``GET  /api/audits/latest``            the latest run's JSON (schema ``steward/report/schema``), 404 if none
 ``GET  /api/audits/latest.html``       the latest run's HTML report
 =====================================  =====================================================================
+
+The HTTP routes need the function key and, when ``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set, a caller the
+platform authenticated who is in it (401 / 403 otherwise): a report describes the whole estate.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
+from steward.teardown_requests import RequestRefused, caller_from_headers
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"
@@ -65,6 +69,27 @@ class _Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def _authorize(req: func.HttpRequest) -> str | None:
+    """With STEWARD_AUDIT_ALLOWED_PRINCIPALS set, the caller the platform authenticated must be one of them (401
+    without one, 403 for another); the function key alone is enough otherwise. The caller's id, if any."""
+    allowed = bootstrap.settings().audit_allowed_principals
+    if not allowed:
+        return None
+    try:
+        caller = caller_from_headers(dict(req.headers))
+    except RequestRefused as refused:
+        raise _Refused(refused.status, refused.code, refused.message) from None
+    if caller.principal_id not in allowed:
+        raise _Refused(403, "CallerNotAllowed",
+                       f"principal {caller.principal_id} may not use the audit routes: it is not in "
+                       "STEWARD_AUDIT_ALLOWED_PRINCIPALS")
+    return caller.principal_id
+
+
+def _refusal(refused: _Refused) -> func.HttpResponse:
+    return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}})
+
+
 def _requested_subscriptions(body: bytes) -> list[str]:
     """The optional ``{"subscriptions": [guid, ...]}`` body: GUIDs the app manages, or a refusal."""
     if not body.strip():
@@ -102,19 +127,26 @@ def _requested_subscriptions(body: bytes) -> list[str]:
 @bp.durable_client_input(client_name="client")
 async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
+        principal = _authorize(req)
         body = req.get_body() or b""
         media = (req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         if body.strip() and media and media != "application/json" and not media.endswith("+json"):
             raise _Refused(415, "UnsupportedMediaType", "send the body as application/json")
         subscriptions = _requested_subscriptions(body)
     except _Refused as refused:
-        return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}})
+        return _refusal(refused)
     instance_id = _instance_id(datetime.now(UTC))
     started = await _start(client, instance_id, {"trigger": "http", "subscriptions": subscriptions})
+    LOG.info("audit %s over HTTP", "started" if started else "already running",
+             extra={"instance_id": instance_id, "principal_id": principal})
     return _json(202 if started else 409, {"id": instance_id, "started": started})
 
 
-def _stored(name: str) -> func.HttpResponse:
+def _stored(req: func.HttpRequest, name: str) -> func.HttpResponse:
+    try:
+        _authorize(req)
+    except _Refused as refused:
+        return _refusal(refused)
     data = report_store().get(name)
     if data is None:
         return _json(404, {"error": {"code": "NoAuditYet", "message": "no audit report has been stored yet"}})
@@ -127,9 +159,9 @@ def _stored(name: str) -> func.HttpResponse:
 
 @bp.route(route="audits/latest", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def audit_latest(req: func.HttpRequest) -> func.HttpResponse:
-    return _stored(LATEST_JSON)
+    return _stored(req, LATEST_JSON)
 
 
 @bp.route(route="audits/latest.html", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def audit_latest_html(req: func.HttpRequest) -> func.HttpResponse:
-    return _stored(LATEST_HTML)
+    return _stored(req, LATEST_HTML)

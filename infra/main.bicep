@@ -48,6 +48,9 @@ param teardownOptInTag string = 'backup-steward:teardown'
 @description('Entra object ids allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS); they also become the only senders on the requests topic.')
 param teardownAllowedPrincipalIds array = []
 
+@description('Entra object ids allowed to start audits and read the reports over HTTP (STEWARD_AUDIT_ALLOWED_PRINCIPALS); empty: the function key alone. Reports describe the whole estate: set it with authClientId.')
+param auditAllowedPrincipalIds array = []
+
 @description('App roles (from the caller\'s token) allowed to request teardowns over HTTP (STEWARD_TEARDOWN_ALLOWED_ROLES).')
 param teardownAllowedRoles array = []
 
@@ -188,6 +191,7 @@ module app 'modules/function-app.bicep' = {
     optOutTag: optOutTag
     teardownOptInTag: teardownOptInTag
     teardownPrincipalIds: teardownAllowedPrincipalIds
+    auditPrincipalIds: auditAllowedPrincipalIds
     teardownRoles: teardownAllowedRoles
     auditSchedule: auditSchedule
     auditRemediateLimit: auditRemediateLimit

@@ -53,6 +53,7 @@ TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOUR
 TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
 VAULT_DEFAULT_TAG: Final = "STEWARD_VAULT_DEFAULT_TAG"
 AUDIT_REMEDIATE_LIMIT: Final = "STEWARD_AUDIT_REMEDIATE_LIMIT"
+AUDIT_ALLOWED_PRINCIPALS: Final = "STEWARD_AUDIT_ALLOWED_PRINCIPALS"
 
 CREDENTIAL_KINDS: Final = ("default", "managed-identity", "sandbox")
 DEFAULT_TEARDOWN_OPT_IN_TAG: Final = "backup-steward:teardown"
@@ -98,6 +99,12 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (REPORTS_CONNECTION_STRING, "", "connection string for audit reports (secret); exclusive with the URL"),
     (REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER, "blob container of audit reports"),
     (AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE, "NCRONTAB schedule of the audit timer (6 fields, seconds first)"),
+    (
+        AUDIT_ALLOWED_PRINCIPALS,
+        "",
+        "comma-separated object ids allowed to start audits and read reports over HTTP; empty: the function key "
+        "alone (reports describe the estate: set it in production)",
+    ),
     (
         AUDIT_REMEDIATE_LIMIT,
         "0",
@@ -186,6 +193,7 @@ class Settings:
     reports_container: str = DEFAULT_REPORTS_CONTAINER
     audit_schedule: str = DEFAULT_AUDIT_SCHEDULE
     audit_remediate_limit: int = 0
+    audit_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids; empty: function key only
     max_parallel_writes: int = DEFAULT_MAX_PARALLEL_WRITES
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
@@ -247,6 +255,7 @@ class Settings:
             reports_container=reader.container(REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
             audit_schedule=reader.ncrontab(AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE),
             audit_remediate_limit=reader.integer(AUDIT_REMEDIATE_LIMIT, 0, AUDIT_REMEDIATE_LIMIT_RANGE),
+            audit_allowed_principals=frozenset(reader.guid_list(AUDIT_ALLOWED_PRINCIPALS)),
             max_parallel_writes=reader.integer(
                 MAX_PARALLEL_WRITES, DEFAULT_MAX_PARALLEL_WRITES, MAX_PARALLEL_WRITES_RANGE
             ),

@@ -42,6 +42,9 @@ param teardownOptInTag string = 'backup-steward:teardown'
 @description('Object ids allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS).')
 param teardownPrincipalIds array = []
 
+@description('Object ids allowed to start audits and read reports over HTTP; empty: the function key alone (STEWARD_AUDIT_ALLOWED_PRINCIPALS).')
+param auditPrincipalIds array = []
+
 @description('App roles allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_ROLES).')
 param teardownRoles array = []
 
@@ -197,6 +200,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'STEWARD_TEARDOWN_ALLOWED_PRINCIPALS'
           value: join(teardownPrincipalIds, ',')
+        }
+        {
+          name: 'STEWARD_AUDIT_ALLOWED_PRINCIPALS'
+          value: join(auditPrincipalIds, ',')
         }
         {
           name: 'STEWARD_TEARDOWN_ALLOWED_ROLES'

@@ -253,3 +253,37 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
     assert leaked == [], f"secrets in the logs: {leaked}"
     assert not re.search(r"Bearer\s+[A-Za-z0-9._-]{20,}", logs), "an access token in the logs"
     assert not re.search(r"[?&]code=[A-Za-z0-9_-]{8,}", logs), "a key in a logged URL"
+
+
+@pytest.fixture
+def audit_guarded(tmp_path: Path) -> Iterator[App]:
+    running = start_app(tmp_path, {"STEWARD_AUDIT_ALLOWED_PRINCIPALS": ADMIN})
+    try:
+        yield running
+    finally:
+        running.stack.stop()
+        bootstrap.reset()
+
+
+def test_audit_routes_need_an_allowed_principal_when_one_is_configured(audit_guarded: App) -> None:
+    app = audit_guarded
+    runs_before = [i for i in app.stack.runner.query() if i.name == "audit_estate"]  # type: ignore[union-attr]
+    for method, path in (("POST", "audits"), ("GET", "audits/latest"), ("GET", "audits/latest.html")):
+        body = b"{}" if method == "POST" else None
+        status, _, answer = app.request(method, path, body, {})
+        assert status == 401, (method, path, answer[:200])
+        assert json.loads(answer)["error"]["code"] == "Unauthenticated"
+        status, _, answer = app.request(method, path, body, principal_headers(STRANGER))
+        assert status == 403, (method, path, answer[:200])
+        assert json.loads(answer)["error"]["code"] == "CallerNotAllowed"
+        assert STRANGER in json.loads(answer)["error"]["message"]
+        assert app.request(method, path, body, principal_headers(ADMIN), key=False)[0] == 401, "the key is needed"
+    assert [i for i in app.stack.runner.query() if i.name == "audit_estate"] == runs_before, "nothing started"
+    assert app.request("GET", "audits/latest", None, principal_headers(ADMIN))[0] == 404  # allowed; no report yet
+    status, _, answer = app.request("POST", "audits", b"{}", principal_headers(ADMIN))
+    assert status == 202, answer[:200]
+
+
+def test_without_the_setting_the_function_key_alone_opens_the_audit_routes(app: App) -> None:
+    assert app.request("GET", "audits/latest.html", None, {})[0] in {200, 404}
+    assert app.request("GET", "audits/latest.html", None, {}, key=False)[0] == 401
