@@ -5,6 +5,7 @@
     steward local up             sandbox + Durable runner + local Functions host around function_app.py
     steward instances [show ID]  Durable instances of a local run
     steward audit ...            audit the estate (against the sandbox or, with credentials, Azure)
+    steward rules check|explain|schema   validate rules; what they decide for a resource (no Azure needed)
 
 The sandbox commands need the development install (``make`` creates it); they are not deployed.
 """
@@ -45,12 +46,19 @@ def _audit(argv: list[str]) -> int:
     return int(main(argv) or 0)
 
 
+def _rules(argv: list[str]) -> int:
+    from steward.rules_cli import main
+
+    return int(main(argv) or 0)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _demo,
     "sandbox": _sandbox,
     "local": _local,
     "instances": _instances,
     "audit": _audit,
+    "rules": _rules,
 }
 
 

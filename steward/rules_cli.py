@@ -1,0 +1,176 @@
+"""``steward rules``: check protection rules and see what they decide, before the app acts on them.
+
+    steward rules check [FILE]                 validate a rules document; list its rules
+    steward rules explain RESOURCE_ID --location REGION [--tag KEY=VALUE]... [--attached-to VM_ID] [--rules FILE]
+                                               what the rules decide for one resource, and which rule decides
+    steward rules schema                       the JSON Schema of rules documents (for editors)
+
+Without FILE / ``--rules``: the rules the settings name (``STEWARD_RULES_PATH`` or ``STEWARD_RULES``), else the
+packaged defaults. ``explain`` takes the facts from the command line and reads nothing from Azure, so it answers
+"what would happen to a VM tagged env=dev in northeurope?" before such a VM exists.
+
+Exit codes: 0 valid (``explain``: the resource is protected); 1 invalid rules (``explain``: not protected);
+2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from steward.domain.errors import InvalidResourceId, InvalidRules
+from steward.domain.ids import ResourceId
+from steward.domain.rules import (
+    ExplicitVault,
+    MatchCondition,
+    Protect,
+    ProtectionDecision,
+    ResourceFacts,
+    RuleSet,
+    route,
+)
+from steward.rules_file import load_configured_rules, schema_text
+
+EXIT_OK, EXIT_NO, EXIT_USAGE = 0, 1, 2
+
+
+def _configured(path: str | None, env: Mapping[str, str]) -> RuleSet:
+    from steward.settings import RULES, RULES_PATH
+
+    if path:
+        return load_configured_rules(path, None)
+    return load_configured_rules(env.get(RULES_PATH) or None, env.get(RULES) or None)
+
+
+def _match_text(match: MatchCondition) -> str:
+    parts = []
+    if match.types is not None:
+        parts.append("type " + "|".join(sorted(t.rsplit("/", 1)[-1] for t in match.types)))
+    if match.regions is not None:
+        parts.append("region " + "|".join(sorted(match.regions)))
+    if match.subscriptions is not None:
+        parts.append("subscription " + "|".join(sorted(s[:8] + "…" for s in match.subscriptions)))
+    if match.resource_groups is not None:
+        parts.append("group " + "|".join(match.resource_groups))
+    for tag in match.tags:
+        value = "absent" if tag.absent else "any" if tag.exists else tag.equals
+        parts.append(f"tag {tag.name}={value}")
+    return ", ".join(parts) or "everything"
+
+
+def _target_text(rules: RuleSet, index: int) -> str:
+    rule = rules.rules[index]
+    if rule.protect is None:
+        return f"opt out ({rule.opt_out or 'opted out'})"
+    spec = rule.protect
+    vault = spec.vault.vault_id.name if isinstance(spec.vault, ExplicitVault) else spec.vault
+    policy = spec.policy or "the workload's default policy"
+    return f"protect in {vault}, {policy}"
+
+
+def check(rules: RuleSet, out: TextIO) -> int:
+    out.write(f"{rules.source}: valid, {len(rules.rules)} rule(s); opt-out tag {rules.opt_out_tag}=true\n")
+    for index, rule in enumerate(rules.rules):
+        line = f"line {rule.line}" if rule.line else ""
+        out.write(f"  {index + 1:>2}. {rule.name:<32} {line:<9} when {_match_text(rule.match)}\n")
+        out.write(f"      -> {_target_text(rules, index)}\n")
+    return EXIT_OK
+
+
+def explain(rules: RuleSet, facts: ResourceFacts) -> dict[str, Any]:
+    """The decision and the trace that led to it: each rule in order, whether it matched, until one did."""
+    trace: list[dict[str, Any]] = []
+    for rule in rules.rules:
+        matched = rule.match.holds(facts)
+        trace.append({"rule": rule.name, "line": rule.line, "matched": matched})
+        if matched:
+            break
+    decision: ProtectionDecision = route(facts, rules)
+    decided_by = getattr(decision, "rule", None)
+    if decided_by is None and (any(step["matched"] for step in trace) or decision.kind == "unsupported"):
+        trace = []  # decided before any rule is read: the opt-out tag, an unsupported type, an attached disk
+    return {"resource": str(facts.id), "type": facts.type, "region": facts.region, "tags": dict(facts.tags),
+            "rules": rules.source, "decision": decision.to_record(), "trace": trace}
+
+
+def _explain_text(result: dict[str, Any], out: TextIO) -> None:
+    decision = result["decision"]
+    out.write(f"{result['resource']}\n  {result['type']} in {result['region']}")
+    out.write(f", tags {json.dumps(result['tags'])}\n" if result["tags"] else ", no tags\n")
+    if not result["trace"]:
+        out.write("  decided before the rules are read\n")
+    for step in result["trace"]:
+        mark = "matches" if step["matched"] else "does not match"
+        where = f" (line {step['line']})" if step["line"] else ""
+        out.write(f"  rule {step['rule']!r}{where}: {mark}\n")
+    if decision["kind"] == "protect":
+        vault = decision["vault"]
+        where = (vault["vaultId"] if vault["kind"] == "explicit" else
+                 f"the {vault['vaultKind']} vault of {vault['region']} in subscription {vault['subscriptionId']} "
+                 f"(tagged {vault['defaultTag']}=true, or the only one)")
+        out.write(f"=> PROTECT by rule {decision['rule']!r}\n  vault:  {where}\n  policy: {decision['policy']}\n"
+                  f"  RPO:    {decision['rpoHours']} h; on delete: {decision['onDelete']}\n")
+    else:
+        label = "NOT PROTECTED (opt out)" if decision["kind"] == "opt-out" else "NOT PROTECTED (unsupported)"
+        rule = f" by rule {decision['rule']!r}" if decision.get("rule") else ""
+        out.write(f"=> {label}{rule}: {decision['reason']}\n")
+
+
+def _tags(pairs: Sequence[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--tag takes KEY=VALUE, got {pair!r}")
+        tags[key.strip()] = value
+    return tags
+
+
+def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
+         env: Mapping[str, str] | None = None) -> int:
+    import os
+
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = argparse.ArgumentParser(prog="steward rules", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    checking = commands.add_parser("check", help="validate a rules document and list its rules")
+    checking.add_argument("file", nargs="?", help="rules file (YAML or JSON)")
+    explaining = commands.add_parser("explain", help="what the rules decide for one resource")
+    explaining.add_argument("resource_id", help="the resource's ARM id (it need not exist)")
+    explaining.add_argument("--location", required=True, help="its region, e.g. westeurope")
+    explaining.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag (repeat)")
+    explaining.add_argument("--attached-to", default="", metavar="VM_ID", help="a disk's VM (ARM managedBy)")
+    explaining.add_argument("--rules", help="rules file (default: the configured or packaged rules)")
+    explaining.add_argument("--json", action="store_true", help="the decision and trace as JSON")
+    commands.add_parser("schema", help="the JSON Schema of rules documents")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_OK if exit_.code == 0 else EXIT_USAGE
+    environment = os.environ if env is None else env
+    if args.command == "schema":
+        out.write(schema_text())
+        return EXIT_OK
+    try:
+        rules = _configured(args.file if args.command == "check" else args.rules, environment)
+    except InvalidRules as invalid:
+        err.write(f"{invalid}\n")
+        return EXIT_NO
+    if args.command == "check":
+        return check(rules, out)
+    try:
+        facts = ResourceFacts(ResourceId.parse(args.resource_id), args.location, _tags(args.tag),
+                              attached_to=args.attached_to)
+    except (InvalidResourceId, ValueError) as bad:
+        err.write(f"steward rules explain: {bad}\n")
+        return EXIT_USAGE
+    result = explain(rules, facts)
+    if args.json:
+        out.write(json.dumps(result, indent=2) + "\n")
+    else:
+        _explain_text(result, out)
+    return EXIT_OK if result["decision"]["kind"] == Protect.kind else EXIT_NO
