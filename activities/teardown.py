@@ -16,7 +16,6 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import teardown_composition as composition
 from steward.cloud.teardown_ops import Effect, TeardownOps
 from steward.domain.teardown import (
     BackupInstance,
@@ -31,9 +30,10 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
-from steward.teardown_errors import TeardownRefusal
-from steward.teardown_report import ReportStore, render_html
-from steward.teardown_settings import TeardownSettings
+from steward.teardown import composition
+from steward.teardown.errors import TeardownRefusal
+from steward.teardown.report import ReportStore, render_html
+from steward.teardown.settings import TeardownSettings
 
 LOG = logging.getLogger("steward.teardown")
 

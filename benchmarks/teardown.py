@@ -157,13 +157,13 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
     import orchestrators.teardown as teardown_orchestrator
     from sandbox.arm.config import LatencyConfig, ThrottleConfig
     from sandbox.durable import DurableRunner, RunnerConfig
-    from steward import teardown_composition
     from steward.cloud.clients import CloudClients
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
-    from steward.teardown_report import LocalReportStore
-    from steward.teardown_settings import TeardownSettings
+    from steward.teardown import composition as teardown_composition
+    from steward.teardown.report import LocalReportStore
+    from steward.teardown.settings import TeardownSettings
     from tests.integration.teardown.conftest import Estate, start_sandbox
 
     sandbox = start_sandbox(scale=scale, page_size=200)

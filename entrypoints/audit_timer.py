@@ -27,7 +27,7 @@ from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
-from steward.teardown_requests import RequestRefused, caller_from_headers
+from steward.teardown.requests import RequestRefused, caller_from_headers
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"

@@ -1,4 +1,4 @@
-"""HTTP routes of the vault teardown. Doorways: validate (``steward.teardown_requests``), start or signal
+"""HTTP routes of the vault teardown. Doorways: validate (``steward.teardown.requests``), start or signal
 ``teardown_vault``, answer JSON. Every route needs the function key (auth level FUNCTION) and an allowed
 caller from the platform's authentication headers. Errors are ``{"error": {"code", "message"}}`` with a
 4xx status, never a stack trace.
@@ -36,7 +36,6 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from steward import bootstrap
-from steward import teardown_composition as composition
 from steward.domain.teardown import (
     EVENT_APPROVE,
     EVENT_CANCEL,
@@ -46,8 +45,9 @@ from steward.domain.teardown import (
     instance_id_for,
 )
 from steward.settings import Settings
-from steward.teardown_report import render_html
-from steward.teardown_requests import (
+from steward.teardown import composition
+from steward.teardown.report import render_html
+from steward.teardown.requests import (
     CallerRateLimit,
     RequestRefused,
     TeardownAccessPolicy,

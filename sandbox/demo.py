@@ -196,7 +196,7 @@ def audit_the_estate(demo: Demo, reports: Path) -> None:
 def teardown_a_vault(demo: Demo) -> None:
     """The last act: a legacy vault full of every kind of content is planned, approved and deleted."""
     from sandbox.arm.providers.recoveryservices import recovery_services
-    from steward.teardown_demo import demo_teardown
+    from steward.teardown.demo import demo_teardown
 
     out = demo.out
     out.step("6. A legacy vault full of every kind of content is torn down: plan, approve, run")
@@ -222,6 +222,7 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
                        settings={"STEWARD_REPORTS_DIR": str(reports), "STEWARD_AUDIT_REMEDIATE_LIMIT": "20"},
                        run_timers=False)
     stack.start()
+    quieted = {name: logging.getLogger(name).level for name in ("steward", "sandbox", "")}
     if not verbose:  # the app configures its JSON logs on import; quiet them for a readable demo
         logging.getLogger("steward").setLevel(logging.WARNING)
         logging.getLogger("sandbox").setLevel(logging.ERROR)
@@ -248,6 +249,8 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
         return 0
     finally:
         stack.stop()
+        for name, level in quieted.items():  # a caller in the same process (a test) gets its logging back
+            logging.getLogger(name or None).setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:

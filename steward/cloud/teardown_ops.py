@@ -26,7 +26,6 @@ from typing import Any, Final
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.rest import HttpRequest
 
-from steward import teardown_arm as arm
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
 from steward.cloud.wire import wire
@@ -49,7 +48,8 @@ from steward.domain.teardown import (
     VaultSettings,
     format_time,
 )
-from steward.teardown_errors import RefusalKind, TeardownRefusal, TeardownStillRunning
+from steward.teardown import arm
+from steward.teardown.errors import RefusalKind, TeardownRefusal, TeardownStillRunning
 
 LOG = logging.getLogger("steward.teardown")
 

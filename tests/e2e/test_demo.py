@@ -4,6 +4,7 @@ the app under protection, and tears down a vault holding every kind of content."
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from steward import bootstrap
 def test_the_demo_runs_every_act_to_its_end(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     from sandbox import demo
 
+    steward_level = logging.getLogger("steward").level
     saved = dict(os.environ)  # the local stack exports the app's settings
     try:
         assert demo.main(["--state-dir", str(tmp_path)]) == 0
@@ -26,6 +28,7 @@ def test_the_demo_runs_every_act_to_its_end(tmp_path: Path, capfd: pytest.Captur
         os.environ.update(saved)
         bootstrap.reset()
     text = capfd.readouterr().out
+    assert logging.getLogger("steward").level == steward_level, "the demo gives the process its logging back"
     acts = re.findall(r"^== (\d)\.", text, flags=re.MULTILINE)
     assert acts == ["1", "2", "3", "4", "5", "6"], text[-3000:]
     assert re.search(r"rg-shop/vm-shop-web\s+Protected\s+rg-backup-weu/rsv-prod-weu", text)

@@ -26,7 +26,7 @@ from entrypoints import teardown_http
 from sandbox.arm.server import ArmSandbox
 from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.host.server import HostKeys, LocalHost
-from steward import bootstrap, teardown_composition
+from steward import bootstrap
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import MemoryPublisher
 from steward.cloud.teardown_ops import TeardownOps
@@ -40,8 +40,9 @@ from steward.domain.teardown import (
     teardown_request_from_event,
 )
 from steward.settings import TEARDOWN_RATE_PER_MINUTE as RATE_SETTING
-from steward.teardown_report import LocalReportStore
-from steward.teardown_settings import TeardownSettings
+from steward.teardown import composition as teardown_composition
+from steward.teardown.report import LocalReportStore
+from steward.teardown.settings import TeardownSettings
 from tests.integration.teardown.conftest import DAY, HOUR, SUB, Estate, start_sandbox
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
@@ -493,7 +494,7 @@ def test_a_backup_vault_tears_down_too(stack: Stack) -> None:
 
 
 def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> None:
-    from steward.teardown_demo import demo_teardown
+    from steward.teardown.demo import demo_teardown
 
     estate = stack.estate()
     rg = estate.group()

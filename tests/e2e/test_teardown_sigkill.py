@@ -30,13 +30,13 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     import activities.teardown as teardown_activities
     import orchestrators.teardown as teardown_orchestrator
     from sandbox.durable import DurableRunner, RunnerConfig
-    from steward import teardown_composition
     from steward.cloud.clients import CloudClients, CloudTarget
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, instance_id_for
-    from steward.teardown_report import LocalReportStore
-    from steward.teardown_settings import TeardownSettings
+    from steward.teardown import composition as teardown_composition
+    from steward.teardown.report import LocalReportStore
+    from steward.teardown.settings import TeardownSettings
 
     target = CloudTarget(
         arm_endpoint=endpoint,

@@ -19,7 +19,7 @@ import yaml  # noqa: F401
 with atheris.instrument_imports():
     from steward.domain import events, ids, rules
     from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidRules
-    from steward.teardown_requests import RequestRefused, TeardownAccessPolicy, teardown_request_from_http
+    from steward.teardown.requests import RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
 SUB = "00000000-0000-4000-8000-000000000001"

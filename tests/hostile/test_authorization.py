@@ -20,7 +20,7 @@ from sandbox.estate import Estate
 from sandbox.host.local import OUTCOME_TOPIC
 from steward import bootstrap
 from steward.logs import ContextFilter, JsonFormatter
-from steward.teardown_requests import AUDIT_EVENT, CallerRateLimit, RequestRefused, audit_record
+from steward.teardown.requests import AUDIT_EVENT, CallerRateLimit, RequestRefused, audit_record
 from tests import azurite
 from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, principal_headers, start_app
 

@@ -29,7 +29,7 @@ from steward.domain.events import classify, intent_from_record
 from steward.domain.ids import ResourceId
 from steward.domain.teardown import InvalidTeardownInput, VaultRef
 from steward.settings import REFERENCE, InvalidSettings, Settings
-from steward.teardown_requests import RequestRefused, TeardownAccessPolicy, teardown_request_from_http
+from steward.teardown.requests import RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 from tests.hostile.conftest import ADMIN, OID_CLAIM, REPO, SUB1
 from tests.hostile.test_eventgrid import BASES
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from steward.domain.teardown import TeardownOutcome
-from steward.teardown_report import BlobReportStore, build_report, render_html
+from steward.teardown.report import BlobReportStore, build_report, render_html
 from tests import azurite
 
 

@@ -16,7 +16,7 @@ from steward.domain.teardown import (
     VaultRef,
     plan_teardown,
 )
-from steward.teardown_errors import RefusalKind, TeardownRefusal
+from steward.teardown.errors import RefusalKind, TeardownRefusal
 
 from .conftest import DAY, HOUR, Estate
 

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from steward import teardown_arm as arm
 from steward.domain.teardown import (
     ContainerKind,
     ImmutabilityState,
@@ -19,8 +18,9 @@ from steward.domain.teardown import (
     SoftDeleteState,
     TeardownOutcome,
 )
-from steward.teardown_report import LocalReportStore, build_report, render_html
-from steward.teardown_settings import TeardownSettingError, TeardownSettings
+from steward.teardown import arm
+from steward.teardown.report import LocalReportStore, build_report, render_html
+from steward.teardown.settings import TeardownSettingError, TeardownSettings
 
 EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "azure-rest-examples"
 RSB = "recoveryservicesbackup/resource-manager/Microsoft.RecoveryServices/stable/2025-02-01/examples"

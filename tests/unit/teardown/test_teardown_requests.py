@@ -21,7 +21,7 @@ from steward.domain.teardown import (
     opt_in_decision,
     teardown_request_from_event,
 )
-from steward.teardown_requests import (
+from steward.teardown.requests import (
     RequestRefused,
     TeardownAccessPolicy,
     approval_from_http,

@@ -9,8 +9,8 @@ from typing import Any
 
 from steward.cloud.publisher import NullPublisher, OutcomePublisher
 from steward.cloud.teardown_ops import TeardownOps
-from steward.teardown_report import BlobReportStore, LocalReportStore, ReportStore
-from steward.teardown_settings import TeardownSettings
+from steward.teardown.report import BlobReportStore, LocalReportStore, ReportStore
+from steward.teardown.settings import TeardownSettings
 
 _LOCK = threading.Lock()
 _overrides: dict[str, Any] = {}
