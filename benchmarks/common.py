@@ -206,7 +206,7 @@ class AppStack:
 
 
 def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = None,
-                    throttle: bool = True, latency: bool = True) -> AppStack:
+                    throttle: bool = True, latency: bool = True, settings: dict[str, str] | None = None) -> AppStack:
     """Start the stack with ARM's throttle and latency model as asked, the app acting as APP_PRINCIPAL.
 
     ``activity_slots`` overrides host.json's ``maxConcurrentActivityFunctions`` (one Functions instance has
@@ -237,7 +237,8 @@ def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = Non
         db_path=str(workdir / "durable.sqlite"),
         arm_config=config,
         # the audit timer's schedule must resolve at load; timers do not run here (protection only)
-        settings={"STEWARD_SANDBOX_PRINCIPAL_ID": APP_PRINCIPAL, "STEWARD_AUDIT_SCHEDULE": "0 0 0 1 1 *"},
+        settings={"STEWARD_SANDBOX_PRINCIPAL_ID": APP_PRINCIPAL, "STEWARD_AUDIT_SCHEDULE": "0 0 0 1 1 *",
+                  "STEWARD_REPORTS_DIR": str(workdir / "reports"), **(settings or {})},
         run_timers=False,
     )
     stack.start()
