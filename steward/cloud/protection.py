@@ -455,15 +455,16 @@ class BackupVaultProtection(_VaultAdapter):
     def create_instance(self, vault_id: str, name: str, instance: dict[str, Any]) -> dict[str, Any]:
         vault = vault_address(vault_id)
         with azure_errors():
-            self._clients.data_protection(vault.subscription_id).backup_instances.begin_create_or_update(
+            created = self._clients.data_protection(vault.subscription_id).backup_instances.begin_create_or_update(
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 backup_instance_name=name,
                 parameters=BackupInstanceResource(instance),
                 polling_interval=self._clients.target.polling_interval,
             ).result()
-        found = self.instance(vault_id, name)
-        if found is None:
+        # the poller's final GET already read the instance back; read it again only if it brought no body
+        found = wire(created) if created is not None else self.instance(vault_id, name)
+        if not found:
             raise AzureRefusal(f"backup instance {name} reported created but is missing in {vault_id}")
         return found
 
