@@ -12,12 +12,17 @@ Lifecycle (custom status ``phase``): ``planning`` -> (``awaiting-approval``) -> 
 ``TeardownApproved`` ``{"fingerprint", "approvedBy"}``, ``SecurityApprovalGranted`` ``{"grantedBy"}``,
 ``Cancel`` ``{"by", "reason"}``. Long waits (AlwaysON soft delete: up to 180 days) sleep in chunks of
 ``waitChunkHours`` and ``continue_as_new`` between chunks, so the history stays small.
+
+Cancel: no effect is scheduled once a Cancel has arrived. An effect already running (one batch of at most
+``maxParallelWrites`` deletes, a setting change) cannot be called back: the saga waits for it and records it, so
+that compensation turns back what it turned off and the report lists exactly what was deleted. Once the vault's
+own delete has started, it is not cancelled.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,9 +64,10 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_o
 #: after a purge date passes, Azure (and the sandbox) purge lazily; re-check this often.
 PURGE_RECHECK = timedelta(minutes=30)
 MAX_PURGE_RECHECKS = 12
-#: a step's targets go to sub-orchestrations of this many fan-out batches each: the parent's history (replayed
-#: on every completion) stays small, and a Cancel stops the saga at the next chunk boundary.
-BATCHES_PER_CHUNK = 4
+#: a step's targets go to sub-orchestrations of this many fan-out batches (``maxParallelWrites`` operations)
+#: each: the parent's history (replayed on every completion) stays small. One: a Cancel lets the batch in flight
+#: finish (it is recorded) and starts nothing more.
+BATCHES_PER_CHUNK = 1
 
 STEP_ACTIVITY: Mapping[StepKind, str] = {
     StepKind.UNDELETE_ITEMS: "teardown_undelete_item",
@@ -201,13 +207,33 @@ class Saga:
         record = yield self.activity("teardown_inventory", self.vault_input)
         return VaultInventory.from_record(record)
 
+    def cancelled(self) -> _Finish:
+        data = self.cancel_task.result or {}
+        who = data.get("by") if isinstance(data, Mapping) else None
+        return _Finish(TeardownOutcome.CANCELLED, f"cancelled by {who or 'a Cancel event'}", compensate=True)
+
+    def stop_if_cancelled(self) -> None:
+        """Before scheduling more work: a Cancel that already arrived ends the saga here (scheduling the work
+        and racing it against the Cancel would still start it)."""
+        if self.cancel_task.is_completed:
+            raise self.cancelled()
+
+    def unless_cancelled(self, schedule: Callable[[], Task]) -> Flow:
+        """Schedule an effect unless a Cancel already arrived, and wait for it. A Cancel that comes while it runs
+        cannot call it back: it is honoured once the effect is done, so that what it did is recorded (and
+        compensated). Returns ``(result, cancel)``, ``cancel`` being the _Finish to raise after recording."""
+        self.stop_if_cancelled()
+        running = schedule()
+        winner = yield self.context.task_any([running, self.cancel_task])
+        cancel = self.cancelled() if winner is self.cancel_task else None
+        result = yield running
+        return result, cancel
+
     def race_cancel(self, task: Task) -> Flow:
         """Wait for ``task`` unless ``Cancel`` comes first; returns the task's result or raises its error."""
         winner = yield self.context.task_any([task, self.cancel_task])
         if winner is self.cancel_task:
-            data = self.cancel_task.result or {}
-            who = data.get("by") if isinstance(data, Mapping) else None
-            raise _Finish(TeardownOutcome.CANCELLED, f"cancelled by {who or 'a Cancel event'}", compensate=True)
+            raise self.cancelled()
         if isinstance(winner.result, Exception):
             raise winner.result
         return winner.result
@@ -353,11 +379,16 @@ def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
     for change in step.setting_changes:
         while True:
             payload = {**saga.vault_input, "setting": change.setting, "value": change.to_value}
-            result = yield from saga.race_cancel(saga.activity("teardown_set_setting", payload))
+            result, cancel = yield from saga.unless_cancelled(
+                lambda payload=payload: saga.activity("teardown_set_setting", payload)
+            )
             if result.get("ok"):
                 if (result.get("effect") or {}).get("effect") == "changed":
-                    saga.progress = saga.progress.record_setting(change)
+                    saga.progress = saga.progress.record_setting(change)  # so that compensation turns it back
                 saga.progress = saga.progress.record_batch(step.kind, [result.get("effect") or {}])
+            if cancel is not None:
+                raise cancel
+            if result.get("ok"):
                 break
             yield from _refusal(saga, step, result)
 
@@ -380,8 +411,10 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
                 "targets": [t.to_record() for t in retry_chunk],
             }
             try:
-                outcome = yield from saga.race_cancel(
-                    saga.context.call_sub_orchestrator("teardown_step_chunk", payload, child)
+                outcome, cancel = yield from saga.unless_cancelled(
+                    lambda payload=payload, child=child: saga.context.call_sub_orchestrator(
+                        "teardown_step_chunk", payload, child
+                    )
                 )
             except _Finish:
                 raise
@@ -395,6 +428,8 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
             refused = [r for r in results if not r.get("ok")]
             saga.progress = saga.progress.record_batch(step.kind, effects)
             saga.status(step.kind)
+            if cancel is not None:
+                raise cancel
             attempted = {str((r.get("effect") or r.get("target") or {}).get("id", "")).lower() for r in results}
             untouched = [t for t in retry_chunk if t.id.lower() not in attempted]
             retry_chunk = []
@@ -481,7 +516,9 @@ def _sleep_until(saga: Saga, until: datetime, step: TeardownStep) -> Flow:
 
 
 def _delete_vault_step(saga: Saga) -> Flow:
-    result = yield from saga.race_cancel(saga.activity("teardown_delete_vault", saga.vault_input))
+    # the last effect: once it runs, a Cancel cannot call it back, and the report says what happened
+    saga.stop_if_cancelled()
+    result = yield saga.activity("teardown_delete_vault", saga.vault_input)
     if not result.get("ok"):
         refusal = result.get("refusal") or {}
         raise _Finish(

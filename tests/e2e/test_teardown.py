@@ -8,10 +8,12 @@ import base64
 import dataclasses
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -413,6 +415,97 @@ def test_cancel_turns_soft_delete_back_on_and_reports_what_remains(stack: Stack)
     assert status == 404 and body["error"]["code"] == "TeardownNotFound"
     status, body = stack.http("GET", "teardowns/not-a-teardown")
     assert status == 400 and body["error"]["code"] == "InvalidInstanceId"
+
+
+class GatedOps(TeardownOps):
+    """The real operations, with item deletes and setting changes held at a gate: the test decides when the
+    effect in flight ends."""
+
+    def __init__(self, clients: CloudClients) -> None:
+        super().__init__(clients, wait_budget_seconds=60, max_poll_seconds=0.5)
+        self.gate = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.deletes: list[str] = []
+        self.settings: list[tuple[str, str]] = []
+
+    def _held(self) -> None:
+        self.entered.release()
+        assert self.gate.wait(60), "the test never opened the gate"
+
+    def delete_item(self, vault: VaultRef, item: Any) -> Any:
+        self.deletes.append(item.name)
+        self._held()
+        return super().delete_item(vault, item)
+
+    def set_setting(self, vault: VaultRef, setting: str, value: str) -> Any:
+        self.settings.append((setting, value))
+        if value != "Enabled":  # the saga's own change is held; compensation (back to Enabled) is not
+            self._held()
+        return super().set_setting(vault, setting, value)
+
+
+@contextmanager
+def gated_ops(stack: Stack) -> Iterator[GatedOps]:
+    gated = GatedOps(stack.clients)
+    kept = {"settings": teardown_composition.settings(), "report_store": teardown_composition.report_store(),
+            "publisher": stack.publisher}
+    teardown_composition.use(ops=gated, **kept)
+    try:
+        yield gated
+    finally:
+        gated.gate.set()
+        teardown_composition.use(ops=TeardownOps(stack.clients, wait_budget_seconds=60, max_poll_seconds=0.5), **kept)
+
+
+def test_a_cancel_lets_the_batch_in_flight_finish_records_it_and_starts_nothing_more(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="Disabled", enhanced="Disabled")
+    items = {estate.protect_vm(rg, "rsv", f"vm-{i:02d}")[1] for i in range(12)}
+    stack.backups_ran()
+    plan = stack.plan(vault_id)
+    assert [s["kind"] for s in plan["plan"]["steps"]] == ["delete-vm-items", "verify-empty", "delete-vault"]
+    with gated_ops(stack) as gated:
+        started = stack.run(approved_run(vault_id, plan["fingerprint"]))
+        for _ in range(4):  # maxParallelWrites: the first batch is in flight, held at the gate
+            assert gated.entered.acquire(timeout=60), "the first batch did not start"
+        status, _ = stack.http("POST", f"teardowns/{started}/cancel", {})
+        assert status == 202
+        time.sleep(0.5)  # the saga has the Cancel while its batch is still held
+        gated.gate.set()
+        report = stack.finish(started)
+    assert report["outcome"] == "cancelled", report["reason"]
+    assert len(gated.deletes) == 4, f"a batch was started after the Cancel: {gated.deletes}"
+    deleted = {d["name"] for d in report["deleted"] if d["type"] == "backupItem"}
+    assert deleted == set(gated.deletes), "the batch that was in flight is in the report"
+    stack.sandbox.advance(HOUR)  # anything still running would end now
+    still = {i.name for i in estate.rsb.backup_protected_items.list("rsv", rg)}
+    assert still == items - deleted, "the report's count is what Azure holds"
+    assert {r["name"] for r in report["remaining"] if r["type"] == "backupItem"} == still
+    assert not vault_gone(stack, vault_id)
+
+
+def test_a_cancel_while_soft_delete_is_being_turned_off_still_turns_it_back_on(stack: Stack) -> None:
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="Enabled", enhanced="Disabled")
+    estate.protect_vm(rg, "rsv", "vm-1")
+    stack.backups_ran()
+    plan = stack.plan(vault_id)
+    assert plan["plan"]["steps"][0]["kind"] == "disable-soft-delete"
+    with gated_ops(stack) as gated:
+        started = stack.run(approved_run(vault_id, plan["fingerprint"]))
+        assert gated.entered.acquire(timeout=60), "the setting change did not start"
+        status, _ = stack.http("POST", f"teardowns/{started}/cancel", {})
+        assert status == 202
+        time.sleep(0.5)  # the saga has the Cancel while soft delete is being turned off
+        gated.gate.set()
+        report = stack.finish(started)
+    assert report["outcome"] == "cancelled", report["reason"]
+    assert gated.deletes == [], "nothing is deleted after a Cancel"
+    assert {"setting": "softDelete", "to": "Enabled", "effect": "changed"} in report["restoredSettings"]
+    config = estate.rsb.backup_resource_vault_configs.get("rsv", rg)
+    assert config.properties.soft_delete_feature_state == "Enabled", "the vault is left as it was found"
 
 
 def test_an_unauthorised_caller_is_refused_and_nothing_starts(stack: Stack) -> None:
