@@ -28,6 +28,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from steward.domain.errors import SERVER_SIDE_CODES
+
 #: Codes some providers send with 4xx for a conflict that goes away by itself.
 RETRYABLE_CODES: Final = frozenset(
     {
@@ -43,12 +45,9 @@ RETRYABLE_CODES: Final = frozenset(
 )
 
 
-#: Codes of a long-running operation that ended ``Failed`` on Azure's side. The SDK's poller raises them with
-#: the status of the last poll (200 for an ``Azure-AsyncOperation`` status body), so the status alone would
-#: make them look like a refusal; another try is what Azure asks for.
-SERVER_SIDE_CODES: Final = frozenset(
-    {"InternalServerError", "InternalError", "ServiceUnavailable", "GatewayTimeout", "OperationTimedOut"}
-)
+#: ``SERVER_SIDE_CODES`` (``steward.domain.errors``): the codes of a long-running operation that ended ``Failed``
+#: on Azure's side. The SDK's poller raises them with the status of the last poll (200 for an
+#: ``Azure-AsyncOperation`` status body), so the status alone would make them look like a refusal.
 
 
 class CloudError(Exception):

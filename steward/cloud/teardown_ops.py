@@ -29,6 +29,7 @@ from azure.core.rest import HttpRequest
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
 from steward.cloud.wire import wire
+from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.teardown import (
     BackupInstance,
     BackupItem,
@@ -109,22 +110,11 @@ class Effect:
         }
 
 
-#: An LRO that ended ``Failed`` with one of these codes failed on Azure's side: worth another try.
-_SERVER_SIDE_CODES: Final = frozenset(
-    {
-        "InternalServerError",
-        "ServiceUnavailable",
-        "GatewayTimeout",
-        "OperationTimedOut",
-        "InternalError",
-        # "Another protection operation is in progress for item ...": goes away when that one ends
-        "BMSUserErrorConflictingProtectionOperation",
-    }
-)
-
-
 #: another protection operation runs on the item (Azure's answer to a second delete while the first one runs)
 CONFLICTING_OPERATION: Final = "BMSUserErrorConflictingProtectionOperation"
+#: An LRO that ended ``Failed`` with one of these codes is worth another try: it failed on Azure's side, or
+#: ("Another protection operation is in progress for item ...") it goes away when that other one ends.
+_SERVER_SIDE_CODES: Final = SERVER_SIDE_CODES | {CONFLICTING_OPERATION}
 
 
 def _translate(error: AzureError) -> CloudError:

@@ -7,6 +7,13 @@ and callers at the edges (triggers, settings) turn them into a bounded, clear re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+#: Azure's codes for an operation that failed on Azure's own side (not a refusal of what was asked): another try
+#: is what Azure asks for. One list for the SDK error translation, VM protection and the teardown.
+SERVER_SIDE_CODES: Final = frozenset(
+    {"InternalServerError", "InternalError", "ServiceUnavailable", "GatewayTimeout", "OperationTimedOut"}
+)
 
 
 class StewardError(Exception):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from steward.domain import rules, workloads
+from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.ids import ResourceId
 from steward.domain.protection import (
     CONFLICT_CODES,
@@ -108,10 +109,8 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
-#: An operation that ended Failed with one of these codes failed on Azure's side: start it again (bounded).
-SERVER_SIDE_FAILURES: Final = frozenset(
-    {"InternalServerError", "InternalError", "ServiceUnavailable", "GatewayTimeout", "OperationTimedOut"}
-)
+#: An operation that ended Failed with a SERVER_SIDE_CODES code failed on Azure's side: it starts again this
+#: many times at most.
 VM_PROTECTION_STARTS: Final = 3
 OPERATION_RUNNING: Final = frozenset({"InProgress", "Running", "Accepted", "NotStarted", ""})
 
@@ -119,7 +118,7 @@ OPERATION_RUNNING: Final = frozenset({"InProgress", "Running", "Accepted", "NotS
 def retry_operation(state: Mapping[str, Any]) -> bool:
     """Azure's protection operation failed on its own side (not a refusal): worth starting again."""
     return str(state.get("status") or "") == "Failed" and str((state.get("error") or {}).get("code") or "") in (
-        SERVER_SIDE_FAILURES
+        SERVER_SIDE_CODES
     )
 
 
