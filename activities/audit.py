@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import azure.durable_functions as df
 
@@ -27,13 +27,8 @@ from steward.domain.audit import (
 )
 from steward.report.events import finding_events
 from steward.report.store import ReportStore, load_latest, save_result, store_for
-from steward.settings import REPORTS_DIR
 
 bp = df.Blueprint()
-
-#: Local report directory when no blob storage is configured (``steward.settings.REPORTS_DIR``).
-REPORTS_DIR_SETTING: Final = REPORTS_DIR
-
 
 def report_store() -> ReportStore:
     settings = bootstrap.settings()

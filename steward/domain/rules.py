@@ -945,11 +945,10 @@ def _compose(text: str, source: str) -> tuple[Any, _Positions]:
         raise InvalidRules([RuleProblem(source, None, "", f"not valid YAML/JSON: {error}")]) from None
     if node is None:
         raise InvalidRules([RuleProblem(source, 1, "", "the document is empty")])
-    count = [0]
     problems: list[RuleProblem] = []
     scalars = yaml.SafeLoader("")
     try:
-        data = _to_data(node, (), _Walk(positions, problems, source, count, scalars))
+        data = _to_data(node, (), _Walk(positions, problems, source, scalars))
     finally:
         scalars.dispose()
     if problems:
@@ -962,15 +961,11 @@ class _Walk:
     positions: _Positions
     problems: list[RuleProblem]
     source: str
-    count: list[int]
     scalars: yaml.SafeLoader
 
 
 def _to_data(node: yaml.Node, path: Path_, walk: _Walk) -> Any:
     positions, problems, source = walk.positions, walk.problems, walk.source
-    walk.count[0] += 1
-    if walk.count[0] > MAX_RULES_NODES:
-        raise InvalidRules([RuleProblem(source, node.start_mark.line + 1, _field(path), "the document is too large")])
     positions.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
