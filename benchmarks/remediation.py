@@ -30,14 +30,12 @@ from benchmarks.common import (
     throttled,
     write_result,
 )
+from benchmarks.protection_speed import REGION, vm_body
 
 OUTPUT = ARTIFACTS / "remediation.json"
-REGION = "westeurope"
 GROUP = "rg-legacy"
 DISK_BODY = {"location": REGION, "sku": {"name": "Premium_LRS"},
              "properties": {"creationData": {"createOption": "Empty"}, "diskSizeGB": 32}}
-VM_BODY = {"location": REGION, "tags": {}, "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"},
-                                                          "storageProfile": {"osDisk": {"createOption": "FromImage"}}}}
 
 
 def _legacy_estate(app: AppStack, vms: int, disks: int) -> tuple[list[str], list[str]]:
@@ -57,7 +55,7 @@ def _legacy_estate(app: AppStack, vms: int, disks: int) -> tuple[list[str], list
 
     def create(rid: str) -> None:
         kind = "microsoft.compute/virtualmachines" if "/virtualMachines/" in rid else "microsoft.compute/disks"
-        body = VM_BODY if kind.endswith("virtualmachines") else DISK_BODY
+        body = vm_body() if kind.endswith("virtualmachines") else DISK_BODY
         client.begin_create_or_update_by_id(rid, api_version=READ_API_VERSIONS[kind], parameters=body,
                                             polling=False)
 

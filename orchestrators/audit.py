@@ -12,6 +12,8 @@ from typing import Any, Final
 
 import azure.durable_functions as df
 
+from steward.domain.events import EventOrigin, EventSchema
+
 bp = df.Blueprint()
 
 RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=4)
@@ -71,9 +73,9 @@ def _remediate(context: df.DurableOrchestrationContext, plan: dict[str, Any]) ->
     planned resources, REMEDIATION_FAN_OUT at a time; each publishes its outcome. Returns the outcomes counted
     by status."""
     targets: list[str] = list(plan.get("protect") or [])
-    origin = {"eventId": context.instance_id, "eventType": REMEDIATION_EVENT_TYPE,
-              "eventTime": context.current_utc_datetime.isoformat(), "schema": "EventGrid",
-              "correlationId": context.instance_id}
+    origin = EventOrigin(event_id=context.instance_id, event_type=REMEDIATION_EVENT_TYPE,
+                         event_time=context.current_utc_datetime, schema=EventSchema.EVENT_GRID,
+                         correlation_id=context.instance_id).to_record()
     outcomes: list[dict[str, Any]] = []
     fan_out = REMEDIATION_FAN_OUT
     for start in range(0, len(targets), fan_out):
