@@ -4,29 +4,21 @@ leaves a resource whose only item is soft-deleted to a person, and the next audi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from steward import bootstrap
 from tests.chaos.checker import protections
-from tests.e2e.test_audit_timer import AuditStack
+from tests.e2e.test_audit_timer import AuditStack, running_audit_stack
 from tests.integration.audit.audit_sandbox_estate import build
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[AuditStack]:
-    saved = dict(os.environ)  # the local stack exports the app's settings; put everything back afterwards
-    s = AuditStack(tmp_path, {"STEWARD_REPORTS_DIR": str(tmp_path / "reports"), "STEWARD_AUDIT_REMEDIATE_LIMIT": "10"})
-    try:
+    settings = {"STEWARD_REPORTS_DIR": str(tmp_path / "reports"), "STEWARD_AUDIT_REMEDIATE_LIMIT": "10"}
+    with running_audit_stack(tmp_path, settings) as s:
         yield s
-    finally:
-        s.stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        bootstrap.reset()
 
 
 def _protected_sources(stack: AuditStack) -> dict[str, list[str]]:

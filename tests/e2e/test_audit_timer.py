@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,12 @@ class AuditStack:
         return list(self.stack.sandbox.events.topic_events(TOPIC))
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, azurite_blob: str) -> Iterator[AuditStack]:
-    tmp = tmp_path_factory.mktemp("audit-e2e")
-    reports = {"STEWARD_REPORTS_CONNECTION_STRING": azurite_blob}
-    saved = dict(os.environ)  # the local stack exports the app's settings; put everything back afterwards
-    s = AuditStack(tmp, reports)
+@contextmanager
+def running_audit_stack(tmp: Path, settings: dict[str, str]) -> Iterator[AuditStack]:
+    """An ``AuditStack`` with these app settings, stopped afterwards with the process environment put back (the
+    local stack exports the app's settings)."""
+    saved = dict(os.environ)
+    s = AuditStack(tmp, settings)
     try:
         yield s
     finally:
@@ -99,6 +100,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, azurite_blob: str) -> Iterat
         os.environ.clear()
         os.environ.update(saved)
         bootstrap.reset()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, azurite_blob: str) -> Iterator[AuditStack]:
+    with running_audit_stack(tmp_path_factory.mktemp("audit-e2e"),
+                             {"STEWARD_REPORTS_CONNECTION_STRING": azurite_blob}) as s:
+        yield s
 
 
 @pytest.mark.slow

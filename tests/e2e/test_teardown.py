@@ -333,6 +333,15 @@ def test_mua_parks_until_the_security_admin_grants_then_resumes(stack: Stack) ->
     estate.protect_vm(rg, "rsv", "vm-1")
     estate.rsb.resource_guard_proxy.put("rsv", rg, "VaultProxy", {"properties": {"resourceGuardResourceId": GUARD}})
     stack.backups_ran()
+    run_through_mua(stack, vault_id, grant=lambda: estate.model.grant_resource_guard_access(vault_id, minutes=120))
+
+
+def run_through_mua(
+    stack: Stack, vault_id: str, *, grant: Callable[[], Any], while_parked: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
+    """An approved teardown of a vault under multi-user authorization, over HTTP: it parks naming the Resource
+    Guard and deletes nothing; once the security admin has granted access (``grant``) and said so, it resumes and
+    deletes the vault. Its report."""
     plan = stack.plan(vault_id)
     assert plan["plan"]["status"] == "needs-security-approval"
     status, started = stack.http(
@@ -342,12 +351,14 @@ def test_mua_parks_until_the_security_admin_grants_then_resumes(stack: Stack) ->
     parked = stack.wait_phase(started["id"], "awaiting-security-approval")
     assert GUARD in parked["needs"] and "SecurityApprovalGranted" in parked["needs"]
     assert not vault_gone(stack, vault_id)
-    estate.model.grant_resource_guard_access(vault_id, minutes=120)
+    while_parked()
+    grant()
     status, _ = stack.http("POST", f"teardowns/{started['id']}/security-approval", {}, principal=SECURITY_ADMIN)
     assert status == 202
     report = stack.finish(started["id"])
     assert report["outcome"] == "deleted", report["reason"]
     assert vault_gone(stack, vault_id)
+    return report
 
 
 def test_mua_on_a_backup_vault_parks_until_the_security_admin_grants_then_resumes(stack: Stack) -> None:
@@ -359,21 +370,12 @@ def test_mua_on_a_backup_vault_parks_until_the_security_admin_grants_then_resume
     estate.dp.dpp_resource_guard_proxy.create_or_update(
         rg, "bv", "DppResourceGuardProxy", {"properties": {"resourceGuardResourceId": GUARD}}
     )
-    plan = stack.plan(vault_id)
-    assert plan["plan"]["status"] == "needs-security-approval"
-    status, started = stack.http(
-        "POST", "teardowns", {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
-    )
-    assert status == 202
-    parked = stack.wait_phase(started["id"], "awaiting-security-approval")
-    assert GUARD in parked["needs"] and "SecurityApprovalGranted" in parked["needs"]
-    assert {i.name for i in estate.dp.backup_instances.list(rg, "bv")} == set(instances), "nothing deleted yet"
-    grant_resource_guard_access(stack.sandbox.ctx, vault_id, minutes=120)
-    status, _ = stack.http("POST", f"teardowns/{started['id']}/security-approval", {}, principal=SECURITY_ADMIN)
-    assert status == 202
-    report = stack.finish(started["id"])
-    assert report["outcome"] == "deleted", report["reason"]
-    assert vault_gone(stack, vault_id)
+
+    def nothing_deleted_yet() -> None:
+        assert {i.name for i in estate.dp.backup_instances.list(rg, "bv")} == set(instances), "nothing deleted yet"
+
+    report = run_through_mua(stack, vault_id, while_parked=nothing_deleted_yet,
+                             grant=lambda: grant_resource_guard_access(stack.sandbox.ctx, vault_id, minutes=120))
     assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
 
 
