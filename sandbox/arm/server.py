@@ -116,6 +116,13 @@ def _parse_raw(req: Request) -> ParsedId:
     )
 
 
+def _collapse_empty_segments(path: str) -> str:
+    """``/a//b/`` -> ``/a/b/``: ARM routes on non-empty segments (a trailing slash is kept as sent)."""
+    while "//" in path:
+        path = path.replace("//", "/")
+    return path
+
+
 def _api_versions_text(versions: frozenset[str]) -> str:
     return ",".join(sorted(versions, reverse=True))
 
@@ -321,18 +328,23 @@ class ArmSandbox:
     # -- request handling -----------------------------------------------------------------------
     def _serve(self, h: _Handler) -> None:
         split = urlsplit(h.path)
+        # ARM treats an empty path segment as absent: the SDKs' generic resource calls send
+        # ``providers/{namespace}//{type}/{name}`` when the parent resource path is empty
+        # (azure-mgmt-resource ``resources.get(..., parent_resource_path="", ...)``), and ARM serves them.
+        path = _collapse_empty_segments(split.path)
+        target = path + ("?" + split.query if split.query else "")
         query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in h.headers.items()}
         req = Request(
             method=h.command.upper(),
-            path=unquote(split.path),
+            path=unquote(path),
             query=query,
             headers=headers,
             raw_body=body,
             base_url=self.endpoint,
-            target=h.path,
+            target=target,
             correlation_id=headers.get("x-ms-correlation-request-id") or str(uuid.uuid4()),
             request_id=str(uuid.uuid4()),
             client_ip=h.client_address[0],
@@ -496,12 +508,7 @@ class ArmSandbox:
         if route is None:
             return self._no_route(req, parsed)
         if version not in route.api_versions:
-            raise ArmError(
-                400,
-                "InvalidApiVersionParameter",
-                f"The api-version '{version}' is invalid. The supported versions are "
-                f"'{_api_versions_text(route.api_versions)}'.",
-            )
+            raise self._unsupported_api_version(req, route, parsed, version)
         if route.check_scope:
             self._check_scope(req, parsed)
             self._check_not_moving(req, parsed)
@@ -522,6 +529,48 @@ class ArmSandbox:
                 facts = replace(facts, resource_id=response.event_resource_id)
             self.events.raise_resource_event(facts, "Succeeded" if response.status < 400 else "Failed")
         return response
+
+    def _unsupported_api_version(self, req: Request, route: Route, parsed: Any, version: str) -> ArmError:
+        """ARM's answer to an api-version the route does not serve.
+
+        ``Microsoft.Resources`` itself (subscriptions, groups, deployments, generic resources) answers
+        ``InvalidApiVersionParameter`` with the supported list. A resource provider's type answers
+        ``NoRegisteredProviderFound``: "No registered resource provider found for location '{l}' and API version
+        '{v}' for type '{t}'. The supported api-versions are '…'. The supported locations are '…'." — the text as
+        Azure writes it in Azure/azure-cli#28496, #28368, Azure/azure-resource-manager-schemas#33. The sandbox
+        keeps no per-type region list, so the message ends after the versions (inferred simplification), and
+        the location is the resource's own, else the body's, else ``global`` (inferred).
+        """
+        if route.namespace.lower() == "microsoft.resources" or not parsed.types:
+            return ArmError(
+                400,
+                "InvalidApiVersionParameter",
+                f"The api-version '{version}' is invalid. The supported versions are "
+                f"'{_api_versions_text(route.api_versions)}'.",
+            )
+        location = ""
+        if parsed.names:
+            top = f"/subscriptions/{parsed.subscription_id}"
+            if parsed.resource_group is not None:
+                top += f"/resourceGroups/{parsed.resource_group}"
+            top += f"/providers/{parsed.namespace}/{parsed.types[0]}/{parsed.names[0]}"
+            existing = self.store.get(top) if parsed.subscription_id else None
+            location = str((existing or {}).get("location") or "")
+        if not location and req.method in ("PUT", "PATCH"):
+            try:
+                body = req.json()
+            except ArmError:
+                body = None
+            if isinstance(body, dict) and isinstance(body.get("location"), str):
+                location = body["location"]
+        rtype = "/".join(parsed.types)
+        supported = ", ".join(sorted(route.api_versions))
+        return ArmError(
+            400,
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for location '{(location or 'global').lower().replace(' ', '')}' "
+            f"and API version '{version}' for type '{rtype}'. The supported api-versions are '{supported}'.",
+        )
 
     def _check_scope(self, req: Request, parsed: Any) -> None:
         assert req.principal is not None

@@ -10,6 +10,7 @@ from sandbox.arm.errors import ArmError, resource_group_not_found
 from sandbox.arm.http import Request, Response, no_content, ok
 from sandbox.arm.ids import parse_id
 from sandbox.arm.providers._moves import register_moves
+from sandbox.arm.providers._provider_metadata import register_provider_metadata
 from sandbox.arm.routing import Router
 
 PROVIDER = "Microsoft.Resources"
@@ -38,6 +39,7 @@ def _subscription_body(spec: Any) -> dict[str, Any]:
 
 def register(router: Router, ctx: ProviderContext) -> None:
     rp = router.provider(PROVIDER, API_VERSIONS)
+    register_provider_metadata(rp, router, ctx)
 
     # -- subscriptions and tenants --------------------------------------------------------------
     @rp.get("/subscriptions", check_scope=False)
