@@ -1,9 +1,11 @@
 """A tiny Microsoft.ResourceGraph for the sandbox: ``POST /providers/Microsoft.ResourceGraph/resources``.
 
-Only what Backup Steward's audit sends (``steward.cloud.inventory.GRAPH_QUERIES``): a table, then ``where``
-clauses of the forms ``field in~ ('a', 'b')``, ``field =~ 'a'`` and ``a.b.c == 'a'``, then ``project`` of
-columns. Anything else is refused with 400 ``UnsupportedQuery`` naming what is not supported - an ignored
-clause would silently widen a query. Pipes inside string literals are not supported.
+Queries run through the KQL subset of :mod:`sandbox.arm.providers._kql` (``where``, ``project``, ``extend``,
+``summarize count() by``, ``count``, ``join kind=leftouter|inner``, ``take``, ``order by``, ``distinct`` and the
+common predicates): what Backup Steward's audit sends (``steward.cloud.inventory.GRAPH_QUERIES``) and what users
+copy from Microsoft's backup queries (``backup/query-backups-using-azure-resource-graph.md``). Anything else is
+refused with 400 ``BadRequest`` (details ``InvalidQuery`` + the unsupported token), as Graph refuses a query it
+cannot parse - an ignored clause would silently widen a query.
 
 Tables, built from the sandbox's own state:
 
@@ -18,13 +20,12 @@ are UNCONFIRMED against the live service (the documented examples show the ARM p
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from sandbox.arm import ArmError, ProviderContext, Request, Response, Router
 from sandbox.arm.http import ok
+from sandbox.arm.providers import _kql as kql
 
 PROVIDER: Final = "Microsoft.ResourceGraph"
 API_VERSIONS: Final = ("2021-03-01", "2022-10-01", "2024-04-01")
@@ -34,60 +35,6 @@ RS_VAULT: Final = "Microsoft.RecoveryServices/vaults"
 BACKUP_VAULT: Final = "Microsoft.DataProtection/backupVaults"
 ITEM_TYPE: Final = "microsoft.recoveryservices/vaults/backupfabrics/protectioncontainers/protecteditems"
 INSTANCE_TYPE: Final = "microsoft.dataprotection/backupvaults/backupinstances"
-
-_IN = re.compile(r"^(?P<field>[A-Za-z_][\w.]*)\s+in~\s*\((?P<values>.*)\)$")
-_EQ = re.compile(r"^(?P<field>[A-Za-z_][\w.]*)\s*(?P<op>=~|==)\s*(?P<value>'[^']*'|\"[^\"]*\")$")
-_LITERAL = re.compile(r"'([^']*)'|\"([^\"]*)\"")
-
-
-def _unsupported(what: str) -> ArmError:
-    return ArmError(400, "UnsupportedQuery", f"The sandbox's Resource Graph does not support {what}.")
-
-
-def _get(row: dict[str, Any], path: str) -> Any:
-    current: Any = row
-    for key in path.split("."):
-        if not isinstance(current, dict):
-            return None
-        current = current.get(key)
-    return current
-
-
-def _condition(text: str) -> Callable[[dict[str, Any]], bool]:
-    match = _IN.match(text)
-    if match:
-        wanted = {(a or b).lower() for a, b in _LITERAL.findall(match["values"])}
-        field = match["field"]
-        return lambda row: str(_get(row, field) or "").lower() in wanted
-    match = _EQ.match(text)
-    if match:
-        field, value = match["field"], match["value"][1:-1]
-        if match["op"] == "=~":
-            return lambda row: str(_get(row, field) or "").lower() == value.lower()
-        return lambda row: _get(row, field) == value
-    raise _unsupported(f"the where clause {text!r}")
-
-
-def run_query(text: str, tables: dict[str, Callable[[], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """The rows of a query of the supported subset."""
-    parts = [p.strip() for p in text.split("|")]
-    table = parts[0]
-    if table not in tables:
-        raise _unsupported(f"the table {table!r} (known: {', '.join(sorted(tables))})")
-    rows = tables[table]()
-    for part in parts[1:]:
-        if part.startswith("where "):
-            keep = _condition(part[len("where ") :].strip())
-            rows = [r for r in rows if keep(r)]
-        elif part.startswith("project "):
-            columns = [c.strip() for c in part[len("project ") :].split(",")]
-            if not all(re.fullmatch(r"[A-Za-z_]\w*", c) for c in columns):
-                raise _unsupported(f"the projection {part!r}")
-            rows = [{c: r.get(c) for c in columns} for r in rows]
-        else:
-            raise _unsupported(f"the operator in {part!r}")
-    return rows
-
 
 def _top_level(record: dict[str, Any]) -> bool:
     rtype = str(record.get("type", ""))
@@ -172,7 +119,7 @@ def register(router: Router, ctx: ProviderContext) -> None:
                         rows.append({**instance, "type": INSTANCE_TYPE, "subscriptionId": sub})
             return rows
 
-        rows = run_query(body["query"], {"Resources": resources, "RecoveryServicesResources": backup_items})
+        rows = kql.run(body["query"], {"Resources": resources, "RecoveryServicesResources": backup_items})
         page = rows[skip : skip + top]
         answer: dict[str, Any] = {
             "totalRecords": len(rows),
