@@ -128,3 +128,46 @@ def test_a_sandbox_started_from_its_state_file_resumes_with_vault_contents(tmp_p
         with pytest.raises(HttpResponseError) as caught:
             estate.rs().vaults.begin_delete(rg, "rsv").result()
         assert error_code(caught.value) == "ServiceResourceNotEmptyWithContainerDetails"
+
+
+def test_deleting_a_group_whose_vault_holds_backup_data_fails_and_raises_the_vaults_delete_failure(
+    estate: Estate,
+) -> None:
+    """ARM deletes a group resource by resource through the providers; a vault with backup data refuses, so
+    the group delete ends ResourceGroupDeletionBlocked, the group and the vault stay, everything else goes,
+    and the vault's failed delete is the event the teardown listens for (Azure/azure-powershell#4804)."""
+    from steward.domain import events as app_events
+
+    rg = estate.group("rg-del")
+    estate.vault(rg, "full", soft_delete="Disabled")  # so that emptying it below leaves nothing soft-deleted
+    estate.vault(rg, "empty")
+    vm_id = estate.vm(rg, "vm-del")
+    estate.protect_vm(rg, "full", vm_id)
+    resources = estate.clients.resources(estate.subscription)
+    seen = len(estate.sandbox.events.raised)
+
+    with pytest.raises(HttpResponseError) as blocked:
+        resources.resource_groups.begin_delete(rg).result()
+    assert error_code(blocked.value) == "ResourceGroupDeletionBlocked"
+    assert "could not be deleted" in str(blocked.value)
+    assert "Microsoft.RecoveryServices/vaults/full" in str(blocked.value)
+    assert resources.resource_groups.check_existence(rg)
+    assert estate.rs().vaults.get(rg, "full").name == "full"
+    with pytest.raises(ResourceNotFoundError):
+        estate.rs().vaults.get(rg, "empty")
+    assert estate.sandbox.store.get(vm_id) is None
+
+    raised = estate.sandbox.events.raised[seen:]
+    failures = [e for e in raised if e["eventType"] == "Microsoft.Resources.ResourceDeleteFailure"]
+    vault_failure = [e for e in failures if e["subject"].lower().endswith("/vaults/full")]
+    assert len(vault_failure) == 1
+    assert vault_failure[0]["data"]["operationName"] == "Microsoft.RecoveryServices/vaults/delete"
+    intent = app_events.classify(vault_failure[0])
+    assert isinstance(intent, app_events.VaultDeleteFailed)
+    assert any(e["subject"].lower().endswith(f"/resourcegroups/{rg.lower()}") for e in failures)
+
+    # once emptied, the same group delete succeeds
+    estate.delete_vm_backup(rg, "full", vm_id)
+    estate.advance(60)
+    resources.resource_groups.begin_delete(rg).result()
+    assert not resources.resource_groups.check_existence(rg)
