@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from sandbox.arm.config import EventDeliveryConfig, FaultConfig, SandboxConfig
+from sandbox.arm.identity_endpoint import sandbox_identity_endpoint
 from sandbox.arm.server import ArmSandbox
 
 
@@ -33,12 +34,17 @@ def main(argv: list[str] | None = None) -> int:
         events=EventDeliveryConfig(seed=args.seed),
     )
     sandbox = ArmSandbox(config).start()
+    identity = sandbox_identity_endpoint(sandbox).start()
     info = {
         "endpoint": sandbox.endpoint,
         "ca_bundle": sandbox.ca_bundle,
         "token_url": sandbox.token_url,
         "subscriptions": [s.__dict__ for s in sandbox.subscriptions.all()],
         "tenants": sandbox.subscriptions.tenants(),
+        # any client with managed-identity support: export these two, and point it at the endpoint as a cloud
+        # whose metadata is {endpoint}/metadata/endpoints (README, "The sandbox for other clients")
+        "managed_identity": identity.env(),
+        "cloud_metadata": sandbox.endpoint + "/metadata/endpoints?api-version=2022-09-01",
     }
     print(json.dumps(info), flush=True)
     done = threading.Event()
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        identity.stop()
         sandbox.stop()
     return 0
 
