@@ -2,21 +2,39 @@
 and the routes that serve the latest report from the report store.
 
 =====================================  =====================================================================
-timer ``%STEWARD_AUDIT_SCHEDULE%``     starts ``audit_estate`` with instance id ``audit-<UTC second>``
-``POST /api/audits``                   starts one now (``{"subscriptions"?: [managed GUIDs]}``) -> 202, 409 if running
+timer ``%STEWARD_AUDIT_SCHEDULE%``     starts ``audit_estate`` as ``audit-all``; skips (logs) while it runs
+``POST /api/audits``                   starts one now (``{"subscriptions"?: [managed GUIDs]}``) -> 202; 409
+                                       naming the running audit of the same scope; 429 over the rate
 ``GET  /api/audits/latest``            the latest run's JSON (schema ``steward/report/schema``), 404 if none
 ``GET  /api/audits/latest.html``       the latest run's HTML report
 =====================================  =====================================================================
 
 The HTTP routes need the function key and, when ``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set, a caller the
 platform authenticated who is in it (401 / 403 otherwise): a report describes the whole estate.
+
+One audit at a time per scope (issue 14): the scope is the set of subscriptions asked for, or "all" (the timer,
+and a request that names none). Each scope has a deterministic instance id (:func:`instance_id_for`), and a
+start first asks Durable for that instance's status: while it is not Completed, Failed or Terminated nothing
+new starts. This is Microsoft's singleton pattern ("Singleton orchestrators in Durable Functions",
+learn.microsoft.com/azure/azure-functions/durable/durable-functions-singletons), including its caveat: two
+starts racing between the check and the start may both answer 202, but only one orchestration runs, because
+they share the instance id.
+
+``POST /api/audits`` is metered per caller (``STEWARD_AUDIT_RATE_PER_MINUTE``, the teardown routes' token
+bucket, per instance): over it, 429 with ``Retry-After``. The caller is the verified principal when
+``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set; without it the app cannot tell function-key holders apart (a
+principal header or a forwarded address is whatever the caller sends), so they share ONE bucket,
+:data:`UNIDENTIFIED_CALLER`: a caller cannot buy more starts by varying a header. The reads are not metered.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from datetime import UTC, datetime
+import threading
+import time
+from collections.abc import Sequence
 from typing import Any, Final
 
 import azure.durable_functions as df
@@ -27,46 +45,78 @@ from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
-from steward.teardown.requests import RequestRefused, caller_from_headers
+from steward.settings import Settings
+from steward.teardown.requests import CallerRateLimit, RequestRefused, caller_from_headers
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"
-ACTIVE: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
+#: Runtime states after which a scope's audit may start again (the singleton pattern's "stopped running").
+ENDED: Final = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
+#: The instance id of the audit of the whole configured estate (the timer's, and a request naming nothing).
+ALL_SCOPE_ID: Final = "audit-all"
+#: The meter's key for callers without a verified identity (no STEWARD_AUDIT_ALLOWED_PRINCIPALS).
+UNIDENTIFIED_CALLER: Final = "function-key"
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_SUBSCRIPTIONS: Final = 100
 
 bp = df.Blueprint()
 
 
-def _instance_id(moment: datetime) -> str:
-    """A timer delivered twice (or a retried start) in the same second collapses onto one instance."""
-    return "audit-" + moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
+def instance_id_for(subscriptions: Sequence[str]) -> str:
+    """The one instance id of an audit scope: ``audit-all`` without subscriptions, else ``audit-`` and 16 hex
+    digits of the SHA-256 of the sorted, lower-cased set (the order and case a caller sends do not matter)."""
+    wanted = sorted({s.strip().lower() for s in subscriptions})
+    if not wanted:
+        return ALL_SCOPE_ID
+    return "audit-" + hashlib.sha256(",".join(wanted).encode()).hexdigest()[:16]
 
 
-async def _start(client: df.DurableOrchestrationClient, instance_id: str, payload: dict[str, Any]) -> bool:
+async def _start(
+    client: df.DurableOrchestrationClient, instance_id: str, payload: dict[str, Any]
+) -> df.DurableOrchestrationStatus | None:
+    """Start the scope's audit unless it is still running: None when started, else the running one's status."""
     status = await client.get_status(instance_id)
-    if status is not None and status.runtime_status is not None and status.runtime_status.value in ACTIVE:
-        return False
+    state = status.runtime_status.value if status is not None and status.runtime_status is not None else None
+    if status is not None and state is not None and state not in ENDED:
+        return status
     await client.start_new(ORCHESTRATOR, instance_id, payload)
-    return True
+    return None
 
 
 @bp.timer_trigger(schedule="%STEWARD_AUDIT_SCHEDULE%", arg_name="timer", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def audit_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    instance_id = _instance_id(datetime.now(UTC))
-    started = await _start(client, instance_id, {"trigger": "timer", "pastDue": bool(timer.past_due)})
-    LOG.info("audit %s", "started" if started else "already running", extra={"instance_id": instance_id})
+    instance_id = instance_id_for(())
+    running = await _start(client, instance_id, {"trigger": "timer", "pastDue": bool(timer.past_due)})
+    if running is None:
+        LOG.info("audit started", extra={"instance_id": instance_id})
+        return
+    LOG.warning(
+        "scheduled audit skipped: the previous audit of the estate is still %s", _state(running),
+        extra={"instance_id": instance_id},
+    )
 
 
-def _json(status: int, body: Any) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+def _state(status: df.DurableOrchestrationStatus) -> str | None:
+    return status.runtime_status.value if status.runtime_status is not None else None
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers or {}
+    )
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
 def _authorize(req: func.HttpRequest) -> str | None:
@@ -87,7 +137,31 @@ def _authorize(req: func.HttpRequest) -> str | None:
 
 
 def _refusal(refused: _Refused) -> func.HttpResponse:
-    return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}})
+    headers = {} if refused.retry_after is None else {"Retry-After": str(refused.retry_after)}
+    return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}}, headers)
+
+
+_LIMIT_LOCK = threading.Lock()
+_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+
+
+def _rate_limit() -> CallerRateLimit:
+    """The instance's meter of audit starts; like the teardown routes', it lives as long as its settings."""
+    current = bootstrap.settings()
+    with _LIMIT_LOCK:
+        if not _LIMITS or _LIMITS[0][0] is not current:
+            _LIMITS[:] = [(current, CallerRateLimit(current.audit_rate_per_minute, what="audit starts"))]
+        return _LIMITS[0][1]
+
+
+def _meter(principal: str | None) -> None:
+    """Spend one of the caller's tokens (429 when none is left). ``principal`` is the verified caller, or None
+    when the app cannot tell callers apart: then every caller spends from the one shared bucket."""
+    key = f"principal:{principal}" if principal else UNIDENTIFIED_CALLER
+    try:
+        _rate_limit().take(key, time.monotonic())
+    except RequestRefused as refused:
+        raise _Refused(refused.status, refused.code, refused.message, retry_after=refused.retry_after) from None
 
 
 def _requested_subscriptions(body: bytes) -> list[str]:
@@ -128,6 +202,7 @@ def _requested_subscriptions(body: bytes) -> list[str]:
 async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     try:
         principal = _authorize(req)
+        _meter(principal)
         body = req.get_body() or b""
         media = (req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         if body.strip() and media and media != "application/json" and not media.endswith("+json"):
@@ -135,11 +210,25 @@ async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClie
         subscriptions = _requested_subscriptions(body)
     except _Refused as refused:
         return _refusal(refused)
-    instance_id = _instance_id(datetime.now(UTC))
-    started = await _start(client, instance_id, {"trigger": "http", "subscriptions": subscriptions})
-    LOG.info("audit %s over HTTP", "started" if started else "already running",
+    instance_id = instance_id_for(subscriptions)
+    running = await _start(client, instance_id, {"trigger": "http", "subscriptions": subscriptions})
+    LOG.info("audit %s over HTTP", "started" if running is None else "refused: already running",
              extra={"instance_id": instance_id, "principal_id": principal})
-    return _json(202 if started else 409, {"id": instance_id, "started": started})
+    if running is None:
+        return _json(202, {"id": instance_id, "started": True})
+    scope = "the whole estate" if instance_id == ALL_SCOPE_ID else f"these {len(subscriptions)} subscription(s)"
+    return _json(409, {
+        "error": {
+            "code": "AuditAlreadyRunning",
+            "message": f"an audit of {scope} is already running as {instance_id}; one audit at a time per scope: "
+                       "retry when it has ended",
+        },
+        "id": instance_id,
+        "started": False,
+        "runtimeStatus": _state(running),
+        "createdTime": _iso(running.created_time),
+        "customStatus": running.custom_status if isinstance(running.custom_status, dict) else None,
+    })
 
 
 def _stored(req: func.HttpRequest, name: str) -> func.HttpResponse:

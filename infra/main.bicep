@@ -62,6 +62,11 @@ param auditSchedule string = '0 0 6 * * *'
 @maxValue(1000)
 param auditRemediateLimit int = 0
 
+@description('Audit starts (POST /api/audits) one caller may make per minute, 1-600; callers without a verified identity share one bucket (STEWARD_AUDIT_RATE_PER_MINUTE).')
+@minValue(1)
+@maxValue(600)
+param auditRatePerMinute int = 10
+
 @description('ARM writes in flight per orchestration, 1-50 (STEWARD_MAX_PARALLEL_WRITES).')
 @minValue(1)
 @maxValue(50)
@@ -195,6 +200,7 @@ module app 'modules/function-app.bicep' = {
     teardownRoles: teardownAllowedRoles
     auditSchedule: auditSchedule
     auditRemediateLimit: auditRemediateLimit
+    auditRatePerMinute: auditRatePerMinute
     maxParallelWrites: maxParallelWrites
     autoCreateVaults: autoCreateVaults
     eventsTopicEndpoint: topics.outputs.outcomesTopicEndpoint

@@ -2,6 +2,10 @@
 STEWARD_AUDIT_REMEDIATE_LIMIT allows, start protection for resources the rules require and nothing protects.
 
 Deterministic: the time is ``context.current_utc_datetime``; every fact and effect is an activity.
+
+An audit's instance id names its scope, not its run (``entrypoints/audit_timer.py``: one audit at a time per
+scope, so a scope's next run reuses the id). What belongs to one run - its stored inventory parts and the ids
+of the protections it starts - is therefore keyed by the run: the instance id and the run's start time.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ REMEDIATION_FAN_OUT: Final = 32
 def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     request = context.get_input() or {}
     now = context.current_utc_datetime
+    stamp = f"{now:%Y%m%dT%H%M%S}"
+    run = f"{context.instance_id}-{stamp}"
     scope = yield context.call_activity_with_retry(
         "audit_scope", RETRY, {"subscriptions": request.get("subscriptions")}
     )
@@ -46,7 +52,7 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         parts += yield context.task_all(
             [
                 context.call_activity_with_retry(
-                    "audit_read_subscription", RETRY, {"run": context.instance_id, "subscription_id": sub}
+                    "audit_read_subscription", RETRY, {"run": run, "subscription_id": sub}
                 )
                 for sub in batch
             ]
@@ -58,7 +64,7 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
     published = yield context.call_activity_with_retry("audit_publish_findings", RETRY, {"report": summary["report"]})
     plan = yield context.call_activity_with_retry("audit_remediation_plan", RETRY, {"report": summary["report"]})
-    remediation = yield from _remediate(context, plan)
+    remediation = yield from _remediate(context, plan, stamp)
     return {
         **summary,
         "subscriptions": len(subscriptions),
@@ -68,12 +74,15 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     }
 
 
-def _remediate(context: df.DurableOrchestrationContext, plan: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+def _remediate(
+    context: df.DurableOrchestrationContext, plan: dict[str, Any], stamp: str
+) -> Generator[Any, Any, dict[str, Any]]:
     """Start protect_resource (the orchestration an Event Grid event starts; idempotent, deletes nothing) for the
     planned resources, REMEDIATION_FAN_OUT at a time; each publishes its outcome. Returns the outcomes counted
-    by status."""
+    by status. The protections' instance ids and their origin event id carry the run's start (``stamp``), so a
+    later run of the same scope never reuses an earlier run's ids; the correlation id stays the instance id."""
     targets: list[str] = list(plan.get("protect") or [])
-    origin = EventOrigin(event_id=context.instance_id, event_type=REMEDIATION_EVENT_TYPE,
+    origin = EventOrigin(event_id=f"{context.instance_id}-{stamp}", event_type=REMEDIATION_EVENT_TYPE,
                          event_time=context.current_utc_datetime, schema=EventSchema.EVENT_GRID,
                          correlation_id=context.instance_id).to_record()
     outcomes: list[dict[str, Any]] = []
@@ -84,7 +93,7 @@ def _remediate(context: df.DurableOrchestrationContext, plan: dict[str, Any]) ->
             context.call_sub_orchestrator(
                 "protect_resource",
                 {"kind": "protect", "resourceId": resource_id, "origin": origin},
-                f"{context.instance_id}:remediate:{start + offset}",
+                f"{context.instance_id}:remediate:{stamp}:{start + offset}",
             )
             for offset, resource_id in enumerate(targets[start : start + fan_out])
         ])

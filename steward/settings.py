@@ -54,6 +54,7 @@ TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
 VAULT_DEFAULT_TAG: Final = "STEWARD_VAULT_DEFAULT_TAG"
 AUDIT_REMEDIATE_LIMIT: Final = "STEWARD_AUDIT_REMEDIATE_LIMIT"
 AUDIT_ALLOWED_PRINCIPALS: Final = "STEWARD_AUDIT_ALLOWED_PRINCIPALS"
+AUDIT_RATE_PER_MINUTE: Final = "STEWARD_AUDIT_RATE_PER_MINUTE"
 
 CREDENTIAL_KINDS: Final = ("default", "managed-identity", "sandbox")
 DEFAULT_TEARDOWN_OPT_IN_TAG: Final = "backup-steward:teardown"
@@ -70,6 +71,9 @@ DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS: Final = 24
 TEARDOWN_WAIT_CHUNK_RANGE: Final = (1, 24 * 6)
 TEARDOWN_RATE_PER_MINUTE_RANGE: Final = (1, 600)
 AUDIT_REMEDIATE_LIMIT_RANGE: Final = (0, 1000)
+#: Audit starts (POST /api/audits) one caller may make per minute, per instance (token bucket, burst = rate).
+DEFAULT_AUDIT_RATE_PER_MINUTE: Final = 10
+AUDIT_RATE_PER_MINUTE_RANGE: Final = (1, 600)
 #: Longest value we accept for any setting but inline rules (which have their own bound).
 MAX_VALUE_LENGTH: Final = 4096
 
@@ -110,6 +114,12 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
         "0",
         "resources an audit run starts protection for when the rules require it and nothing protects them "
         "(BKP-001), at most (0..1000); 0: the audit only reports",
+    ),
+    (
+        AUDIT_RATE_PER_MINUTE,
+        str(DEFAULT_AUDIT_RATE_PER_MINUTE),
+        "audit starts (POST) per caller per minute and instance (1..600); more get 429 + Retry-After; callers "
+        "without a verified identity share one bucket",
     ),
     (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
     (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
@@ -194,6 +204,7 @@ class Settings:
     audit_schedule: str = DEFAULT_AUDIT_SCHEDULE
     audit_remediate_limit: int = 0
     audit_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids; empty: function key only
+    audit_rate_per_minute: int = DEFAULT_AUDIT_RATE_PER_MINUTE
     max_parallel_writes: int = DEFAULT_MAX_PARALLEL_WRITES
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
@@ -256,6 +267,9 @@ class Settings:
             audit_schedule=reader.ncrontab(AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE),
             audit_remediate_limit=reader.integer(AUDIT_REMEDIATE_LIMIT, 0, AUDIT_REMEDIATE_LIMIT_RANGE),
             audit_allowed_principals=frozenset(reader.guid_list(AUDIT_ALLOWED_PRINCIPALS)),
+            audit_rate_per_minute=reader.integer(
+                AUDIT_RATE_PER_MINUTE, DEFAULT_AUDIT_RATE_PER_MINUTE, AUDIT_RATE_PER_MINUTE_RANGE
+            ),
             max_parallel_writes=reader.integer(
                 MAX_PARALLEL_WRITES, DEFAULT_MAX_PARALLEL_WRITES, MAX_PARALLEL_WRITES_RANGE
             ),

@@ -56,6 +56,11 @@ param auditSchedule string = '0 0 6 * * *'
 @maxValue(1000)
 param auditRemediateLimit int = 0
 
+@description('Audit starts (POST /api/audits) one caller may make per minute, 1-600 (STEWARD_AUDIT_RATE_PER_MINUTE).')
+@minValue(1)
+@maxValue(600)
+param auditRatePerMinute int = 10
+
 @description('ARM writes in flight per orchestration (STEWARD_MAX_PARALLEL_WRITES).')
 @minValue(1)
 @maxValue(50)
@@ -228,6 +233,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'STEWARD_AUDIT_REMEDIATE_LIMIT'
           value: string(auditRemediateLimit)
+        }
+        {
+          name: 'STEWARD_AUDIT_RATE_PER_MINUTE'
+          value: string(auditRatePerMinute)
         }
         {
           name: 'STEWARD_MAX_PARALLEL_WRITES'

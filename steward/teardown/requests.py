@@ -316,11 +316,17 @@ class CallerRateLimit:
     """
 
     def __init__(
-        self, rate_per_minute: int, *, burst: int | None = None, max_callers: int = MAX_METERED_CALLERS
+        self,
+        rate_per_minute: int,
+        *,
+        burst: int | None = None,
+        max_callers: int = MAX_METERED_CALLERS,
+        what: str = "teardown requests",
     ) -> None:
         if rate_per_minute < 1:
             raise ValueError("rate_per_minute must be at least 1")
         self.rate_per_minute = rate_per_minute
+        self.what = what
         self.burst = float(burst if burst is not None else rate_per_minute)
         self.max_callers = max_callers
         self._per_second = rate_per_minute / 60.0
@@ -342,7 +348,7 @@ class CallerRateLimit:
         raise RequestRefused(
             429,
             "TooManyRequests",
-            f"more than {self.rate_per_minute} teardown requests a minute from this caller; retry in {wait} s",
+            f"more than {self.rate_per_minute} {self.what} a minute from this caller; retry in {wait} s",
             retry_after=wait,
         )
 

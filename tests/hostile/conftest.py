@@ -144,6 +144,7 @@ def start_app(tmp: Path, settings: dict[str, str] | None = None, *, scale: float
             "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
             "STEWARD_REPORTS_DIR": str(tmp / "teardown-reports"),
             "STEWARD_TEARDOWN_RATE_PER_MINUTE": "600",
+            "STEWARD_AUDIT_RATE_PER_MINUTE": "600",
             **(settings or {}),
         },
     ).start()

@@ -129,6 +129,7 @@ def test_no_secret_and_no_key_based_connection() -> None:
                 "optOutTag": "backup:skip",
                 "autoCreateVaults": True,
                 "maxParallelWrites": 50,
+                "auditRatePerMinute": 600,
             },
             id="everything-set",
         ),
@@ -145,6 +146,8 @@ def test_deployed_settings_are_valid_for_the_app(given: Callable[[], dict[str, A
     assert loaded.subscriptions == tuple(s.lower() for s in parameters["targetSubscriptionIds"])
     assert loaded.teardown_allowed_principals == frozenset(parameters.get("teardownAllowedPrincipalIds", []))
     assert loaded.auto_create_vaults is bool(parameters.get("autoCreateVaults", False))
+    rate = parameters.get("auditRatePerMinute", app_settings.DEFAULT_AUDIT_RATE_PER_MINUTE)
+    assert loaded.audit_rate_per_minute == rate
     if parameters.get("rules"):
         assert loaded.rules.rules, "the inline rules parameter reached STEWARD_RULES and loaded"
     assert loaded.events_topic_key is None
@@ -160,6 +163,7 @@ def test_defaults_agree_with_the_app() -> None:
     assert main["auditSchedule"] == module["auditSchedule"] == app_settings.DEFAULT_AUDIT_SCHEDULE
     assert main["maxParallelWrites"] == module["maxParallelWrites"] == app_settings.DEFAULT_MAX_PARALLEL_WRITES
     assert main["autoCreateVaults"] is module["autoCreateVaults"] is False
+    assert main["auditRatePerMinute"] == module["auditRatePerMinute"] == app_settings.DEFAULT_AUDIT_RATE_PER_MINUTE
     assert storage["reportsContainerName"] == app_settings.DEFAULT_REPORTS_CONTAINER
     assert app_settings.ncrontab_problem(main["auditSchedule"]) is None
 

@@ -220,7 +220,7 @@ def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
         for key, value in vars(s).items()
         if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
     ]
-    assert len(names) == len(set(names)) == 28
+    assert len(names) == len(set(names)) == 29
     assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
 
 
@@ -294,3 +294,15 @@ def test_bootstrap_logs_a_setting_it_ignores(monkeypatch: pytest.MonkeyPatch, ca
         bootstrap.reset()
     assert any("STEWARD_MAX_PARALEL_WRITES is not a Backup Steward setting" in r.getMessage()
                and s.MAX_PARALLEL_WRITES in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, 10), ("1", 1), ("600", 600), ("0", None), ("601", None), ("ten", None)]
+)
+def test_the_audit_rate_is_validated_like_the_teardown_rate(value: str | None, expected: int | None) -> None:
+    env = {} if value is None else {s.AUDIT_RATE_PER_MINUTE: value}
+    if expected is None:
+        assert s.AUDIT_RATE_PER_MINUTE in problems(env)
+    else:
+        assert Settings.from_env(env).audit_rate_per_minute == expected
+    assert s.DEFAULT_AUDIT_RATE_PER_MINUTE == s.DEFAULT_TEARDOWN_RATE_PER_MINUTE

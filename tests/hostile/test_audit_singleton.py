@@ -1,0 +1,142 @@
+"""Audits on demand cannot be multiplied (issue 14, item 5): one audit at a time per scope, so a burst of
+``POST /api/audits`` starts one audit and the others get 409 naming the running one; the timer skips while
+it runs; and each caller is metered (``STEWARD_AUDIT_RATE_PER_MINUTE``, 429 + ``Retry-After``).
+
+The running audit is held open by the sandbox's read latency (every ARM read of the inventory sleeps), so
+"while one runs" is a fact of the test, not a race it hopes to win."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox.arm.config import LatencyConfig
+from steward import bootstrap
+from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, principal_headers, start_app
+
+#: Real seconds each ARM read of the audit sleeps (clock scale 1): an inventory makes several reads one after
+#: another, so the audit runs for well over the burst below.
+READ_LATENCY = 2.5
+
+
+def _audits(app: App) -> list[tuple[str, str]]:
+    """(instance id, execution id) of every audit_estate execution the runner holds."""
+    runner = app.stack.runner
+    assert runner is not None
+    return sorted((i.instance_id, i.execution_id) for i in runner.query() if i.name == "audit_estate")
+
+
+def _stored_runs(tmp: Path) -> list[str]:
+    return sorted(p.name for p in (tmp / "reports" / "runs").glob("*.json"))
+
+
+@pytest.fixture
+def slow_estate(tmp_path: Path) -> Iterator[tuple[App, Path]]:
+    running = start_app(tmp_path, {"STEWARD_REPORTS_DIR": str(tmp_path / "reports")}, scale=1.0)
+    try:
+        yield running, tmp_path
+    finally:
+        running.stack.stop()
+        bootstrap.reset()
+
+
+@pytest.mark.slow
+def test_five_audit_requests_in_a_row_start_one_audit_and_the_others_get_409(
+    slow_estate: tuple[App, Path],
+) -> None:
+    app, tmp = slow_estate
+    app.sandbox.configure_latency(LatencyConfig(enabled=True, seconds={"read": READ_LATENCY}))
+    answers = []
+    for n in range(5):
+        if n:
+            time.sleep(1.05)  # five requests in about five seconds: each in a second of its own
+        status, _, body = app.request("POST", "audits", b"", {})
+        answers.append((status, json.loads(body)))
+    statuses = [s for s, _ in answers]
+    assert statuses == [202, 409, 409, 409, 409], answers
+    started = answers[0][1]
+    assert started["started"] is True
+    for _, refused in answers[1:]:
+        assert refused["error"]["code"] == "AuditAlreadyRunning"
+        assert refused["id"] == started["id"], "the 409 names the running audit"
+        assert refused["started"] is False
+        assert refused["runtimeStatus"] in {"Pending", "Running"}
+    assert len(_audits(app)) == 1, f"more than one audit started: {_audits(app)}"
+
+    # the timer skips while the same scope's audit runs (it would otherwise start a second one)
+    assert app.stack.host is not None
+    app.stack.host.fire_timer("audit_timer")
+    assert len(_audits(app)) == 1, "the timer started a second audit of the same scope"
+
+    # another scope (named subscriptions) is another audit and may run beside it
+    status, _, body = app.request("POST", "audits", json.dumps({"subscriptions": [SUB1]}).encode(), {})
+    assert status == 202, body
+    assert json.loads(body)["id"] != started["id"]
+    assert len(_audits(app)) == 2
+
+    app.sandbox.configure_latency(LatencyConfig(enabled=False))
+    app.settle(timeout=180)
+    assert len(_stored_runs(tmp)) == 2, "the estate was audited once per scope"
+    # once it ended, the same scope may be audited again: the singleton is not a one-shot
+    status, _, body = app.request("POST", "audits", b"", {})
+    assert status == 202, body
+    assert json.loads(body)["id"] == started["id"]
+    app.settle(timeout=120)
+
+
+@pytest.fixture
+def metered(tmp_path: Path) -> Iterator[App]:
+    settings = {"STEWARD_AUDIT_RATE_PER_MINUTE": "2", "STEWARD_REPORTS_DIR": str(tmp_path / "reports")}
+    running = start_app(tmp_path, settings)
+    try:
+        yield running
+    finally:
+        running.stack.stop()
+        bootstrap.reset()
+
+
+def test_audit_requests_without_a_caller_identity_share_one_metered_bucket(metered: App) -> None:
+    """No STEWARD_AUDIT_ALLOWED_PRINCIPALS: callers are known by the function key alone, so they share one
+    bucket; a principal header nobody verified does not buy a bucket of its own."""
+    answers = [metered.request("POST", "audits", b"{", {})[0] for _ in range(2)]  # even a refused body spends
+    assert answers == [400, 400]
+    status, headers, body = metered.request("POST", "audits", b"", principal_headers(STRANGER))
+    assert status == 429, body
+    assert json.loads(body)["error"]["code"] == "TooManyRequests"
+    assert 1 <= int(headers["Retry-After"]) <= 30
+    assert "audit" in json.loads(body)["error"]["message"]
+    # reads are not metered
+    assert metered.request("GET", "audits/latest", None, {})[0] in {200, 404}
+    assert _audits(metered) == [], "a throttled request started nothing"
+
+
+@pytest.fixture
+def metered_principals(tmp_path: Path) -> Iterator[App]:
+    settings = {
+        "STEWARD_AUDIT_RATE_PER_MINUTE": "2",
+        "STEWARD_AUDIT_ALLOWED_PRINCIPALS": f"{ADMIN},{STRANGER}",
+        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
+    }
+    running = start_app(tmp_path, settings)
+    try:
+        yield running
+    finally:
+        running.stack.stop()
+        bootstrap.reset()
+
+
+def test_audit_requests_are_metered_per_authenticated_caller(metered_principals: App) -> None:
+    app = metered_principals
+    bad = b"{"
+    assert [app.request("POST", "audits", bad, principal_headers(ADMIN))[0] for _ in range(2)] == [400, 400]
+    status, headers, _ = app.request("POST", "audits", b"", principal_headers(ADMIN))
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    # another caller has a bucket of its own
+    assert app.request("POST", "audits", bad, principal_headers(STRANGER))[0] == 400
+    # a caller refused before the meter (401) spends nobody's tokens
+    assert app.request("POST", "audits", b"", {})[0] == 401
+    assert _audits(app) == []
