@@ -75,6 +75,14 @@ param maxParallelWrites int = 8
 @description('Create the regional vault when none exists (STEWARD_AUTO_CREATE_VAULTS); also grants the vault creator role.')
 param autoCreateVaults bool = false
 
+// ---- least privilege ----------------------------------------------------------------------------------
+
+@description('Let the app tear vaults down: defines and assigns the Backup Steward Teardown role (deletes items, containers and vaults; turns soft delete and enhanced security off). false: the app protects and audits only and cannot delete or weaken backup data; a teardown can still be planned (reads), and a run is refused by Azure (AuthorizationFailed) at its first delete or settings change, so nothing is deleted or weakened.')
+param enableTeardown bool = false
+
+@description('Principal ids of the Backup vault identities the app may give workload roles to (pins the grantor\'s condition to them). Empty: any service principal but the app itself; a vault created later (or by autoCreateVaults) needs its identity added here and a re-deployment.')
+param vaultIdentityPrincipalIds array = []
+
 // ---- platform ----------------------------------------------------------------------------------------
 
 @description('Client id of an Entra app registration for App Service authentication of the HTTP routes. Set it in production: empty leaves callers unauthenticated, so the x-ms-client-principal headers the teardown routes trust would be whatever a function-key holder sends.')
@@ -220,6 +228,7 @@ module roles 'modules/role-definitions.bicep' = {
     namePrefix: namePrefix
     assignableSubscriptionIds: targetSubscriptionIds
     autoCreateVaults: autoCreateVaults
+    enableTeardown: enableTeardown
   }
 }
 
@@ -231,6 +240,8 @@ module access 'modules/target-access.bicep' = [for subscriptionId in targetSubsc
     operatorRoleGuid: roles.outputs.operatorRoleGuid
     grantorRoleGuid: roles.outputs.grantorRoleGuid
     creatorRoleGuid: roles.outputs.creatorRoleGuid
+    teardownRoleGuid: roles.outputs.teardownRoleGuid
+    vaultIdentityPrincipalIds: vaultIdentityPrincipalIds
   }
 }]
 

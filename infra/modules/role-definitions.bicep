@@ -4,6 +4,14 @@
 // '<provider>/*/read' because the long-running operations the SDK polls answer on several status paths
 // (operationResults, operationsStatus, backupOperations, locations/operationStatus) and reads change
 // nothing. The Reader role assigned beside these grants the same reads on every other provider.
+//
+// Protection and teardown are separate roles (issue 14): the Operator role protects and stops protection
+// keeping the data, and can neither delete nor weaken anything (no delete of vaults, items, instances,
+// containers or policies; no backupconfig or vault write, which is how soft delete, enhanced security and
+// immutability are switched off). Everything destructive lives in the Teardown role, which exists only when
+// enableTeardown is true. Action names: "Azure permissions for Management and governance"
+// (learn.microsoft.com/azure/role-based-access-control/permissions/management-and-governance), sections
+// Microsoft.RecoveryServices and Microsoft.DataProtection.
 targetScope = 'subscription'
 
 @description('Short name of this deployment; part of the role names.')
@@ -15,13 +23,16 @@ param assignableSubscriptionIds array
 @description('Also define the role that lets the app create missing regional vaults.')
 param autoCreateVaults bool = false
 
+@description('Also define the role that lets the app tear vaults down (delete items, containers, vaults; turn soft delete and enhanced security off). Without it the app cannot delete any backup data.')
+param enableTeardown bool = false
+
 var assignableScopes = [for id in union([subscription().subscriptionId], assignableSubscriptionIds): '/subscriptions/${id}']
 
 resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, namePrefix, 'backup-steward-operator')
   properties: {
     roleName: 'Backup Steward Operator (${namePrefix})'
-    description: 'What Backup Steward needs to protect resources, stop protection keeping data, and tear down vaults it is asked to. No access to backup data, no restore, no policy writes.'
+    description: 'What Backup Steward needs to protect resources and to stop protection keeping the data. Nothing that deletes or weakens backup data (that is the separate Teardown role), no access to backup data, no restore, no policy writes.'
     type: 'CustomRole'
     assignableScopes: assignableScopes
     permissions: [
@@ -36,12 +47,40 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Resources/subscriptions/resourceGroups/resources/read'
           // vm_backup_status: is a VM protected, and in which vault.
           'Microsoft.RecoveryServices/Locations/backupStatus/action'
-          // begin_vm_protection, stop_protection_retain (re-PUT ProtectionStopped), teardown_undelete_item.
+          // begin_vm_protection, stop_protection_retain (re-PUT ProtectionStopped, the data kept),
+          // teardown_undelete_item (a PUT too). Stopping protection this way keeps the recovery points.
           'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/write'
           // begin_vm_protection, stop_protection_retain: Azure checks write on the VM itself when a VM's
           // backup is configured or stopped (linked access check; Azure Backup's documented minimum is
           // Virtual Machine Contributor on the VM, or a custom role with this action).
           'Microsoft.Compute/virtualMachines/write'
+          // protect_in_backup_vault: validate, then create the backup instance. (The vault identity's
+          // workload roles are what the backup needs; whether Azure also checks caller rights on the disk or
+          // storage account is not verified, see infra/README.md "Not yet verified against Azure".)
+          'Microsoft.DataProtection/backupVaults/validateForBackup/action'
+          'Microsoft.DataProtection/backupVaults/backupInstances/write'
+          // stop_protection_retain, teardown_stop_instance: stop protection, retain data.
+          'Microsoft.DataProtection/backupVaults/backupInstances/stopProtection/action'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
+// Only with enableTeardown: everything that deletes backup data or turns a vault's protections off.
+resource teardown 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (enableTeardown) {
+  name: guid(subscription().id, namePrefix, 'backup-steward-teardown')
+  properties: {
+    roleName: 'Backup Steward Teardown (${namePrefix})'
+    description: 'teardown_vault (enableTeardown): empty and delete vaults the app is asked to tear down, after a plan and an approval. Deletes backup data; assign it only where teardown is wanted.'
+    type: 'CustomRole'
+    assignableScopes: assignableScopes
+    permissions: [
+      {
+        actions: [
           // teardown_delete_item: stop protection and delete backup data.
           'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/delete'
           // teardown_delete_item under multi-user authorization: ask the Resource Guard proxy to unlock.
@@ -54,7 +93,7 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.RecoveryServices/Vaults/registeredIdentities/delete'
           // teardown_set_setting, teardown_restore_protections: soft delete and enhanced security.
           'Microsoft.RecoveryServices/Vaults/backupconfig/write'
-          // teardown_set_setting (immutability PATCH); create_vault when auto-creation is on.
+          // teardown_set_setting (immutability PATCH); also create_vault (Vault Creator role).
           'Microsoft.RecoveryServices/Vaults/write'
           // teardown_remove_private_endpoint: the vault's side of the connection only.
           'Microsoft.RecoveryServices/Vaults/privateEndpointConnections/delete'
@@ -67,20 +106,13 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.RecoveryServices/vaults/replicationFabrics/delete'
           // teardown_delete_vault (Recovery Services).
           'Microsoft.RecoveryServices/Vaults/delete'
-          // protect_in_backup_vault: validate, then create the backup instance. (The vault identity's
-          // workload roles are what the backup needs; whether Azure also checks caller rights on the disk or
-          // storage account is not verified, see infra/README.md "Not yet verified against Azure".)
-          'Microsoft.DataProtection/backupVaults/validateForBackup/action'
-          'Microsoft.DataProtection/backupVaults/backupInstances/write'
-          // stop_protection_retain, teardown_stop_instance: stop protection, retain data.
-          'Microsoft.DataProtection/backupVaults/backupInstances/stopProtection/action'
           // teardown_delete_instance.
           'Microsoft.DataProtection/backupVaults/backupInstances/delete'
           // teardown_undelete_instance: bring soft-deleted instances back so they can be deleted for good.
           'Microsoft.DataProtection/backupVaults/deletedBackupInstances/undelete/action'
           // teardown_delete_policy.
           'Microsoft.DataProtection/backupVaults/backupPolicies/delete'
-          // teardown_set_setting (soft delete, immutability PATCH); create_vault when auto-creation is on.
+          // teardown_set_setting (soft delete, immutability PATCH); also create_vault (Vault Creator role).
           'Microsoft.DataProtection/backupVaults/write'
           // teardown_delete_vault (Backup vault).
           'Microsoft.DataProtection/backupVaults/delete'
@@ -126,8 +158,12 @@ resource vaultCreator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if 
         actions: [
           // create_vault: the resource group of the regional vault.
           'Microsoft.Resources/subscriptions/resourceGroups/write'
-          // create_vault: the default policies of a new Backup vault (the vault itself is
-          // Microsoft.DataProtection/backupVaults/write, already in the operator role).
+          // create_vault: the vault itself. Azure RBAC has one write action for creating and updating a
+          // vault, so this role could also change an existing vault's settings; it is defined only with
+          // autoCreateVaults (infra/README.md, "What each role cannot do").
+          'Microsoft.RecoveryServices/Vaults/write'
+          'Microsoft.DataProtection/backupVaults/write'
+          // create_vault: the default policies of a new Backup vault.
           'Microsoft.DataProtection/backupVaults/backupPolicies/write'
         ]
         notActions: []
@@ -141,3 +177,4 @@ resource vaultCreator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if 
 output operatorRoleGuid string = operator.name
 output grantorRoleGuid string = vaultIdentityGrantor.name
 output creatorRoleGuid string = autoCreateVaults ? vaultCreator.name : ''
+output teardownRoleGuid string = enableTeardown ? teardown.name : ''

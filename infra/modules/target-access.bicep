@@ -1,7 +1,8 @@
 // What the app's identity may do in ONE target subscription. Deployed once per target subscription.
 // Each assignment is at subscription scope because the resources the app protects, the vaults it uses and
 // the resource groups it reconciles after a move can be anywhere in the subscription; nothing in this
-// template can name them in advance. What each role allows is kept narrow instead.
+// template can name them in advance. What each role allows is kept narrow instead, and what deletes or
+// weakens backup data is a separate role assigned only with enableTeardown.
 targetScope = 'subscription'
 
 @description('Principal id of the app identity.')
@@ -16,6 +17,12 @@ param grantorRoleGuid string
 @description('GUID of the Backup Steward Vault Creator custom role; empty: not assigned.')
 param creatorRoleGuid string = ''
 
+@description('GUID of the Backup Steward Teardown custom role; empty (enableTeardown false): not assigned, and the app cannot delete or weaken backup data.')
+param teardownRoleGuid string = ''
+
+@description('Principal ids of the Backup vault identities the app may give workload roles to; empty: any service principal but the app itself (vault identities are created with their vaults, so a deployment cannot always know them).')
+param vaultIdentityPrincipalIds array = []
+
 var reader = 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 
 // The built-in roles grant_vault_roles gives a Backup vault's identity (steward/domain/workloads.py):
@@ -29,10 +36,20 @@ var vaultIdentityRoleIds = [
   'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 ]
 
-// ABAC delegation condition: a role assignment write is allowed only for one of the roles above and only
-// for a service principal (a Backup vault's system-assigned identity). It cannot grant Owner, User Access
-// Administrator or itself, nor any role to a user or group.
-var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${join(vaultIdentityRoleIds, ', ')}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'}))'
+// ABAC delegation condition on the grantor (Azure "Delegate Azure role assignment management to others
+// with conditions"; attributes from "Authorization actions and attributes": a roleAssignments/write request
+// carries RoleDefinitionId, PrincipalId and PrincipalType, learn.microsoft.com/azure/role-based-access-control/
+// conditions-authorization-actions-attributes; syntax as in delegate-role-assignments-examples, "Constrain
+// roles and principal types" and "Constrain roles and specific groups"). A role assignment write is allowed
+// only
+//   * for one of the roles above (RoleDefinitionId),
+//   * to a service principal (PrincipalType: a Backup vault's system-assigned identity is one),
+//   * never to the app's own identity (PrincipalId GuidNotEquals it: otherwise it could give itself Disk
+//     Backup Reader and export disk contents),
+//   * and, when vaultIdentityPrincipalIds names them, only to those vault identities (PrincipalId GuidEquals).
+// It cannot grant Owner, User Access Administrator or itself, nor any role to a user or group.
+var principalPin = empty(vaultIdentityPrincipalIds) ? '' : ' AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${join(vaultIdentityPrincipalIds, ', ')}}'
+var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${join(vaultIdentityRoleIds, ', ')}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${principalId}}${principalPin}))'
 
 // Scope: subscription. Inventory: describe_resource, list_resources, find_vaults, list_vaults,
 // find_protections, audits (ARM reads of VMs, disks, storage accounts, PostgreSQL servers, vaults) and
@@ -54,7 +71,7 @@ resource operatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', operatorRoleGuid)
     principalId: principalId
     principalType: 'ServicePrincipal'
-    description: 'Backup Steward: protection and teardown'
+    description: 'Backup Steward: protection (nothing that deletes or weakens backup data)'
   }
 }
 
@@ -81,5 +98,17 @@ resource creatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     principalId: principalId
     principalType: 'ServicePrincipal'
     description: 'Backup Steward: create missing regional vaults'
+  }
+}
+
+// Scope: subscription; only with enableTeardown (teardown_vault's destructive steps). The vaults a teardown
+// may target are named per request, so the role cannot be scoped to them in advance.
+resource teardownAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(teardownRoleGuid)) {
+  name: guid(subscription().id, principalId, 'teardown')
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', teardownRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: tear down vaults on approved requests (deletes backup data)'
   }
 }

@@ -10,7 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from steward.domain import workloads
-from tests.infra.templates import INFRA, MODULES, all_resources, app_catalog, bicep_files, body, parse, resources
+from tests.infra.templates import (
+    INFRA,
+    MAIN,
+    MODULES,
+    all_resources,
+    app_catalog,
+    bicep_files,
+    body,
+    parse,
+    resources,
+)
 
 ROLES = MODULES / "role-definitions.bicep"
 ACCESS = MODULES / "target-access.bicep"
@@ -99,15 +109,17 @@ def test_grant_condition_names_exactly_the_vault_identity_roles() -> None:
     request = "@Request[Microsoft.Authorization/roleAssignments"
     assert f"{request}:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals" in condition
     assert "${join(vaultIdentityRoleIds, ', ')}" in condition
-    assert f"{request}:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase" in condition
+    assert f"{request}:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {{\\'ServicePrincipal\\'}}" in condition
     grantor = next(body(e) for n, e in resources(ACCESS) if n == "grantorAssignment")
     assert grantor["properties"]["condition"] == "grantCondition"
     assert grantor["properties"]["conditionVersion"] == "2.0"
 
 
-def test_access_assigns_reader_operator_grantor_and_optional_creator() -> None:
+def test_access_assigns_reader_operator_grantor_and_optional_creator_and_teardown() -> None:
     assignments = {n: body(e)["properties"] for n, e in resources(ACCESS, "Microsoft.Authorization/roleAssignments")}
-    assert set(assignments) == {"readerAssignment", "operatorAssignment", "grantorAssignment", "creatorAssignment"}
+    assert set(assignments) == {
+        "readerAssignment", "operatorAssignment", "grantorAssignment", "creatorAssignment", "teardownAssignment"
+    }
     conditioned = [n for n, p in assignments.items() if "condition" in p]
     assert conditioned == ["grantorAssignment"]
 
@@ -133,3 +145,90 @@ def test_every_role_assignment_is_justified_in_a_comment() -> None:
             assert any(x.lstrip().startswith("//") for x in above), f"{path.name}:{line}: no comment says why"
             assert any("Scope" in x or "scope" in x for x in above), f"{path.name}:{line}: the comment names no scope"
     assert seen == len(list(all_resources("Microsoft.Authorization/roleAssignments")))
+
+
+# ---- issue 14: protection cannot delete; teardown is a separate, optional role; the grant is pinned ---------
+
+#: What deletes backup data or turns a vault's protections off: any delete, the Resource Guard unlock (MUA),
+#: Site Recovery's remove, the vault settings writes (soft delete, enhanced security, immutability) and the vault
+#: writes through which the same settings change.
+_WEAKENING = {
+    "microsoft.recoveryservices/vaults/backupconfig/write",
+    "microsoft.recoveryservices/vaults/write",
+    "microsoft.dataprotection/backupvaults/write",
+    "microsoft.recoveryservices/vaults/backupresourceguardproxies/unlockdelete/action",
+    "microsoft.dataprotection/backupvaults/backupresourceguardproxies/unlockdelete/action",
+    "microsoft.recoveryservices/vaults/replicationfabrics/replicationprotectioncontainers/remove/action",
+}
+
+
+def _destructive(action: str) -> bool:
+    lowered = action.lower()
+    return lowered.endswith(("/delete", "/*")) or lowered in _WEAKENING
+
+
+def _condition_of(path: Path, symbol: str) -> object:
+    entry = (parse(path).get("resources") or {})[symbol]
+    return entry["config"].get("condition")
+
+
+def test_the_protection_role_can_neither_delete_nor_weaken_backup_data() -> None:
+    operator = _role_actions()["operator"]
+    assert [a for a in operator if _destructive(a)] == [], "the Operator role is assigned for protection alone"
+    for needed in (  # protection keeps what it needs; stopping protection keeping the data is a PUT or an action
+        "Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/write",
+        "Microsoft.DataProtection/backupVaults/backupInstances/write",
+        "Microsoft.DataProtection/backupVaults/backupInstances/stopProtection/action",
+    ):
+        assert needed in operator
+    creator = _role_actions()["vaultCreator"]
+    assert [a for a in creator if a.lower().endswith("/delete") or "backupconfig" in a.lower()] == []
+
+
+def test_every_destructive_permission_of_a_teardown_activity_is_in_the_teardown_role_only() -> None:
+    teardown = {a.lower() for a in _role_actions()["teardown"]}
+    table = _activity_table()
+    destructive = {a.lower() for row, cell in table.items() if row.startswith("teardown_")
+                   for a in _ACTION.findall(cell) if _destructive(a)}
+    assert destructive, "the table lists the teardown's deletes"
+    assert destructive <= teardown, f"missing from the Teardown role: {sorted(destructive - teardown)}"
+    assert all(_destructive(a) or "undelete" in a for a in teardown), "the Teardown role holds only teardown rights"
+    for role, actions in _role_actions().items():
+        if role not in {"teardown", "vaultCreator"}:
+            assert not [a for a in actions if _destructive(a)], f"{role} holds a destructive action"
+
+
+def test_the_teardown_role_exists_and_is_assigned_only_when_teardown_is_enabled() -> None:
+    main = parse(MAIN)
+    assert main["parameters"]["enableTeardown"]["default"] is False, "a default deployment cannot delete vaults"
+    assert _condition_of(ROLES, "teardown") == "enableTeardown"
+    output = parse(ROLES)["outputs"]["teardownRoleGuid"]["value"]["operator"]["operands"]
+    assert output["condition"] == "enableTeardown" and output["false_value"] == ""
+    assignment = _condition_of(ACCESS, "teardownAssignment")
+    assert assignment == {"operator": {"type": "not", "operands": {"bool_value": {
+        "function": {"type": "empty", "parameters": {"item_to_test": "teardownRoleGuid"}}}}}}
+    assert parse(ACCESS)["parameters"]["teardownRoleGuid"]["default"] == ""
+    roles_module = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/role-definitions.bicep")
+    assert body(roles_module)["params"]["enableTeardown"] == "enableTeardown"
+    access = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")
+    passed = str(body(access)["params"]["teardownRoleGuid"])
+    assert "'roles'" in passed and "'teardownRoleGuid'" in passed, "main passes the roles module's output"
+
+
+def test_the_grant_condition_pins_the_principal_type_excludes_the_app_and_can_pin_the_vault_identities() -> None:
+    doc = parse(ACCESS)
+    condition = doc["variables"]["grantCondition"]["value"]
+    request = "@Request[Microsoft.Authorization/roleAssignments"
+    # the app's identity can never be the grantee: it would give itself Disk Backup Reader (disk export)
+    assert f"{request}:PrincipalId] ForAnyOfAllValues:GuidNotEquals {{${{principalId}}}}" in condition
+    assert condition.endswith("${principalPin}))"), "the optional principal pin is part of the same AND"
+    pin = doc["variables"]["principalPin"]["value"]["operator"]["operands"]
+    empty_list = {"function": {"type": "empty", "parameters": {"item_to_test": "vaultIdentityPrincipalIds"}}}
+    assert pin["condition"] == empty_list
+    assert pin["true_value"] == ""
+    assert pin["false_value"] == (
+        f" AND {request}:PrincipalId] ForAnyOfAnyValues:GuidEquals {{${{join(vaultIdentityPrincipalIds, ', ')}}}}"
+    )
+    assert doc["parameters"]["vaultIdentityPrincipalIds"]["default"] == []
+    access = next(e for e in parse(MAIN)["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")
+    assert body(access)["params"]["vaultIdentityPrincipalIds"] == "vaultIdentityPrincipalIds"
