@@ -76,8 +76,7 @@ async def _start(
 ) -> df.DurableOrchestrationStatus | None:
     """Start the scope's audit unless it is still running: None when started, else the running one's status."""
     status = await client.get_status(instance_id)
-    state = status.runtime_status.value if status is not None and status.runtime_status is not None else None
-    if status is not None and state is not None and state not in ENDED:
+    if status is not None and _state(status) not in (None, *ENDED):  # no such instance: no runtime status
         return status
     await client.start_new(ORCHESTRATOR, instance_id, payload)
     return None

@@ -80,6 +80,9 @@ param autoCreateVaults bool = false
 @description('Let the app tear vaults down: defines and assigns the Backup Steward Teardown role (deletes items, containers and vaults; turns soft delete and enhanced security off). false: the app protects and audits only and cannot delete or weaken backup data; a teardown can still be planned (reads), and a run is refused by Azure (AuthorizationFailed) at its first delete or settings change, so nothing is deleted or weakened.')
 param enableTeardown bool = false
 
+@description('Narrower scope for the Teardown role: { \'<subscription id>\': [\'<resource group>\', ...] } names the groups whose vaults the app may tear down; a target subscription not named gets the role subscription-wide (with enableTeardown).')
+param teardownResourceGroups object = {}
+
 @description('Principal ids of the Backup vault identities the app may give workload roles to (pins the grantor\'s condition to them). Empty: any service principal but the app itself; a vault created later (or by autoCreateVaults) needs its identity added here and a re-deployment.')
 param vaultIdentityPrincipalIds array = []
 
@@ -241,6 +244,7 @@ module access 'modules/target-access.bicep' = [for subscriptionId in targetSubsc
     grantorRoleGuid: roles.outputs.grantorRoleGuid
     creatorRoleGuid: roles.outputs.creatorRoleGuid
     teardownRoleGuid: roles.outputs.teardownRoleGuid
+    teardownResourceGroups: contains(teardownResourceGroups, subscriptionId) ? teardownResourceGroups[subscriptionId] : []
     vaultIdentityPrincipalIds: vaultIdentityPrincipalIds
   }
 }]

@@ -20,6 +20,9 @@ param creatorRoleGuid string = ''
 @description('GUID of the Backup Steward Teardown custom role; empty (enableTeardown false): not assigned, and the app cannot delete or weaken backup data.')
 param teardownRoleGuid string = ''
 
+@description('Resource groups of this subscription whose vaults the app may tear down; empty: the Teardown role is assigned on the whole subscription.')
+param teardownResourceGroups array = []
+
 @description('Principal ids of the Backup vault identities the app may give workload roles to; empty: any service principal but the app itself (vault identities are created with their vaults, so a deployment cannot always know them).')
 param vaultIdentityPrincipalIds array = []
 
@@ -101,9 +104,9 @@ resource creatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-// Scope: subscription; only with enableTeardown (teardown_vault's destructive steps). The vaults a teardown
-// may target are named per request, so the role cannot be scoped to them in advance.
-resource teardownAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(teardownRoleGuid)) {
+// Scope: subscription; only with enableTeardown and no teardownResourceGroups for this subscription
+// (teardown_vault's destructive steps; the vault a teardown targets is named per request).
+resource teardownAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if ((!empty(teardownRoleGuid)) && empty(teardownResourceGroups)) {
   name: guid(subscription().id, principalId, 'teardown')
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', teardownRoleGuid)
@@ -112,3 +115,15 @@ resource teardownAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
     description: 'Backup Steward: tear down vaults on approved requests (deletes backup data)'
   }
 }
+
+// With teardownResourceGroups: the Teardown role on each named group instead (the narrower scope).
+var teardownGroups = empty(teardownRoleGuid) ? [] : teardownResourceGroups
+
+module teardownGroupAccess 'teardown-group-access.bicep' = [for group in teardownGroups: {
+  name: 'steward-teardown-${uniqueString(subscription().id, group)}'
+  scope: resourceGroup(group)
+  params: {
+    principalId: principalId
+    teardownRoleGuid: teardownRoleGuid
+  }
+}]

@@ -140,3 +140,13 @@ def test_audit_requests_are_metered_per_authenticated_caller(metered_principals:
     # a caller refused before the meter (401) spends nobody's tokens
     assert app.request("POST", "audits", b"", {})[0] == 401
     assert _audits(app) == []
+
+
+def test_a_scope_has_one_instance_id_whatever_the_order_and_case_of_its_subscriptions() -> None:
+    from entrypoints.audit_timer import ALL_SCOPE_ID, instance_id_for
+
+    a, b = SUB1, "22222222-2222-4222-8222-222222222222"
+    assert instance_id_for([]) == instance_id_for(()) == ALL_SCOPE_ID == "audit-all"
+    assert instance_id_for([a, b]) == instance_id_for([b.upper(), a]) == instance_id_for([a, b, a])
+    assert instance_id_for([a]) != instance_id_for([a, b]) != ALL_SCOPE_ID
+    assert len(instance_id_for([a])) == len("audit-") + 16

@@ -204,10 +204,24 @@ def test_the_teardown_role_exists_and_is_assigned_only_when_teardown_is_enabled(
     assert _condition_of(ROLES, "teardown") == "enableTeardown"
     output = parse(ROLES)["outputs"]["teardownRoleGuid"]["value"]["operator"]["operands"]
     assert output["condition"] == "enableTeardown" and output["false_value"] == ""
-    assignment = _condition_of(ACCESS, "teardownAssignment")
-    assert assignment == {"operator": {"type": "not", "operands": {"bool_value": {
-        "function": {"type": "empty", "parameters": {"item_to_test": "teardownRoleGuid"}}}}}}
-    assert parse(ACCESS)["parameters"]["teardownRoleGuid"]["default"] == ""
+    def empty(name: str) -> dict[str, object]:
+        return {"function": {"type": "empty", "parameters": {"item_to_test": name}}}
+
+    # subscription-wide only when the role exists and no resource group narrows it ...
+    assert _condition_of(ACCESS, "teardownAssignment") == {"operator": {"type": "and", "operands": {
+        "operand_1": {"operator": {"type": "not", "operands": {"bool_value": empty("teardownRoleGuid")}}},
+        "operand_2": empty("teardownResourceGroups")}}}
+    # ... else on each named group, and on none without the role
+    access = parse(ACCESS)
+    groups = access["modules"]["teardownGroupAccess"]["config"]["loop_type"]["detail"]["array_name"]
+    assert access["variables"][groups]["value"] == {"operator": {"type": "conditional", "operands": {
+        "condition": empty("teardownRoleGuid"), "true_value": [], "false_value": "teardownResourceGroups"}}}
+    assert access["parameters"]["teardownRoleGuid"]["default"] == ""
+    assert access["parameters"]["teardownResourceGroups"]["default"] == []
+    group_module = MODULES / "teardown-group-access.bicep"
+    group_assignments = list(resources(group_module, "Microsoft.Authorization/roleAssignments"))
+    assert len(group_assignments) == 1
+    assert "teardownRoleGuid" in str(body(group_assignments[0][1])["properties"]["roleDefinitionId"])
     roles_module = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/role-definitions.bicep")
     assert body(roles_module)["params"]["enableTeardown"] == "enableTeardown"
     access = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")

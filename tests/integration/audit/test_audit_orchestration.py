@@ -4,6 +4,7 @@ every subscription is read once, a transient failure is retried, and the evaluat
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -150,3 +151,28 @@ def test_remediation_starts_protection_for_each_planned_resource_in_batches(runn
     assert all(p["instance"].startswith("audit-fix:remediate:") for p in CALLS.protected)
     assert all(p["kind"] == "protect" and p["origin"]["correlationId"] == "audit-fix" for p in CALLS.protected)
     assert all(p["origin"]["eventType"] == "BackupSteward.Audit.Remediation" for p in CALLS.protected)
+
+
+def test_a_scope_run_again_under_its_instance_id_keys_its_parts_and_protections_by_the_run(
+    runner: DurableRunner,
+) -> None:
+    """One audit at a time per scope reuses the scope's instance id (entrypoints/audit_timer.py), so what
+    belongs to a run - its inventory parts, the protections it starts, their origin event - carries the run."""
+    CALLS.__init__()  # type: ignore[misc]
+    CALLS.remediate = ["/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm-1"]
+    runs = []
+    for _ in range(2):
+        CALLS.evaluated.clear()
+        runner.start_new("audit_estate", "audit-all", {"subscriptions": SUBSCRIPTIONS[:2]})
+        assert runner.wait_for("audit-all", timeout=60)["runtimeStatus"] == "Completed"
+        [evaluated] = CALLS.evaluated
+        runs.append({p.split("/")[1] for p in evaluated["parts"]})
+        time.sleep(0.01)  # ten Azure seconds at the fixture's clock scale: the next run starts in a later second
+    first, second = runs
+    assert len(first) == len(second) == 1 and first != second, "each run writes parts of its own"
+    assert all(r.startswith("audit-all-") for r in first | second)
+    instances = [p["instance"] for p in CALLS.protected]
+    assert len(instances) == len(set(instances)) == 2, "no protection instance id reused across runs"
+    assert all(i.startswith("audit-all:remediate:") for i in instances)
+    assert len({p["origin"]["eventId"] for p in CALLS.protected}) == 2
+    assert {p["origin"]["correlationId"] for p in CALLS.protected} == {"audit-all"}
