@@ -230,3 +230,28 @@ def test_one_event_per_replay_gives_the_same_results(tmp_path: Path, clock, acti
         assert naive.wait_for(fan)["output"] == sum(2 * i for i in range(15))
         assert naive.wait_for(parent)["output"]["totals"] == [6, 6]
         assert naive.stats.replays > 15
+
+
+def _retry_delays(runner: DurableRunner, instance_id: str) -> list[float]:
+    """Seconds between each retry timer's creation and its FireAt, in order."""
+    from sandbox.durable.history import parse_timestamp
+
+    return [(parse_timestamp(e["FireAt"]) - parse_timestamp(e["Timestamp"])).total_seconds()
+            for e in runner.history(instance_id) if e.get("FireAt") and "TimerId" not in e]
+
+
+def test_retry_delays_come_from_the_serialised_retry_options_only(runner: DurableRunner,
+                                                                   activity_log: Path) -> None:
+    # backoff_coefficient / max_retry_interval_in_milliseconds set on a 1.7.0 RetryOptions are plain Python
+    # attributes: RetryOptions.to_json sends only firstRetryIntervalInMilliseconds and maxNumberOfAttempts, and
+    # the extension's RetryOptionsConverter then keeps DurableTask's BackoffCoefficient default of 1. Every
+    # retry waits the first interval. (The previous runner read the attributes and waited 10, 30, 90 s.)
+    key = _key()
+    instance = runner.start_new("retrying", None, {"key": key, "succeed_on": 99, "first_ms": 10_000,
+                                                   "attempts": 4, "backoff": 3.0, "max_ms": 600_000})
+    for attempt in range(1, 5):
+        eventually(lambda n=attempt: len(executions(activity_log, "flaky")) == n and len(runner.store.timers()) == 1)
+        runner.clock.advance(700)  # past any delay either reading could give
+    status = runner.wait_for(instance)
+    assert "transient failure 4" in status["output"]["failed"]
+    assert _retry_delays(runner, instance) == [10.0, 10.0, 10.0, 10.0]  # incl. DurableTask's extra last timer
