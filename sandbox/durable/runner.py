@@ -56,7 +56,13 @@ from sandbox.clock import VirtualClock
 
 from . import history as h
 from .discovery import ACTIVITY, ORCHESTRATION, FunctionCatalog, load_catalog
-from .errors import InstanceNotFound, InstanceNotRunning, OrchestrationTimeout, UnsupportedAction
+from .errors import (
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceNotRunning,
+    OrchestrationTimeout,
+    UnsupportedAction,
+)
 from .logs import RUNNER_LOGGER, log_context
 from .store import TERMINAL, ActivityWork, DurableStore, InstanceRecord
 
@@ -183,16 +189,17 @@ class DurableRunner:
 
     def start_new(self, name: str, instance_id: str | None = None, input: Any = None, *,
                   input_json: str | None = None, correlation_id: str | None = None) -> str:
-        """Start an orchestration; a running instance with the same id is returned unchanged."""
+        """Start an orchestration. The id of a Pending or Running instance is refused (InstanceAlreadyExists);
+        the id of a finished one starts a fresh execution under it."""
         orchestrator = self.catalog.get(name, ORCHESTRATION)
         text = input_json if input_json is not None else (None if input is None else json.dumps(input))
         instance_id = instance_id or uuid.uuid4().hex
         with self.store.transaction() as conn:
             existing = self.store.instance(instance_id)
             if existing is not None and not existing.is_terminal:
-                log.info("start of %s collapsed onto the %s instance with the same id", name,
-                         existing.status, extra={"instance_id": instance_id})
-                return instance_id
+                # the extension's default overridableExistingInstanceStates (NonRunningStates)
+                raise InstanceAlreadyExists(f"An Orchestration instance with the status {existing.status} already "
+                                            f"exists: {instance_id!r}")
             self._create(conn, orchestrator.name, instance_id, text, correlation_id=correlation_id or uuid.uuid4().hex,
                          parent=None, replaces=existing is not None)
         self._wake.set()

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.durable import DurableRunner, InstanceNotFound, InstanceNotRunning, RunnerConfig, UnknownFunction
+from sandbox.durable import (
+    DurableRunner,
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceNotRunning,
+    RunnerConfig,
+    UnknownFunction,
+)
 
 from .conftest import SAMPLE_APP
 from .support import eventually, executions
@@ -170,11 +177,15 @@ def test_terminate_stops_a_waiting_instance(runner: DurableRunner) -> None:
         runner.terminate(instance, "again")
 
 
-def test_duplicate_start_collapses_onto_the_running_instance(runner: DurableRunner) -> None:
+def test_a_start_with_the_id_of_a_running_instance_is_refused(runner: DurableRunner) -> None:
+    # The extension's default overridableExistingInstanceStates is NonRunningStates: a start that names a
+    # Pending or Running instance throws OrchestrationAlreadyExistsException (HTTP 409). The previous runner
+    # returned the running instance as if the start had succeeded (kinder than Azure).
     first = runner.start_new("forever", "dup-1")
     eventually(lambda: runner.status(first)["runtimeStatus"] == "Running")
     created = runner.status(first)["createdTime"]
-    assert runner.start_new("fan_out", "dup-1", {"count": 1}) == "dup-1"
+    with pytest.raises(InstanceAlreadyExists, match="already exists"):
+        runner.start_new("fan_out", "dup-1", {"count": 1})
     assert runner.status("dup-1")["name"] == "forever"
     assert runner.status("dup-1")["createdTime"] == created
     runner.terminate("dup-1", "done")
