@@ -443,6 +443,8 @@ class DurableRunner:
         self._replay_cost[record.instance_id] = time.perf_counter() - wall
         custom = state.get("customStatus")
         custom_text = json.dumps(custom) if custom is not None else record.custom_status
+        if error is None and custom is not None and (too_big := _custom_status_too_big(custom)) is not None:
+            error, custom_text = too_big, record.custom_status
         scheduled = None
         if error is None and not state.get("isDone"):
             try:
@@ -705,6 +707,22 @@ def _retry_delay(body: dict[str, Any], attempt: int) -> timedelta:
               else _DEFAULT_MAX_RETRY_INTERVAL.total_seconds() * 1000)
     delay_ms = first_ms * backoff ** max(0, attempt - 1)
     return timedelta(milliseconds=delay_ms if delay_ms < cap_ms else cap_ms)
+
+
+#: ``DurableOrchestrationContext.SetCustomStatus`` (azure-functions-durable-extension): "Limit the custom status
+#: payload to 16 KB", measured by ``MessagePayloadDataConverter.Serialize`` as UTF-16 bytes / 1024, truncated.
+MAX_CUSTOM_STATUS_KB = 16
+
+
+def _custom_status_too_big(custom: Any) -> str | None:
+    """The extension's ArgumentException text when the custom status is over the limit (the orchestration fails:
+    the out-of-proc shim sets the custom status from the orchestrator's state), else None."""
+    text = json.dumps(custom, ensure_ascii=False, separators=(",", ":"))  # Newtonsoft's Formatting.None
+    size_kb = int(len(text.encode("utf-16-le")) / 1024.0)
+    if size_kb <= MAX_CUSTOM_STATUS_KB:
+        return None
+    return (f"The UTF-16 size of the JSON-serialized payload must not exceed {MAX_CUSTOM_STATUS_KB:,} KB. "
+            f"The current payload size is {size_kb:,} KB.")
 
 
 def _serialised_actions(context: DurableOrchestrationContext, state: dict[str, Any]) -> dict[int, dict[str, Any]]:

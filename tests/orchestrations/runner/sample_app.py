@@ -105,6 +105,13 @@ def retrying(context: df.DurableOrchestrationContext):  # type: ignore[no-untype
 
 
 @bp.orchestration_trigger(context_name="context")
+def big_status(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    context.set_custom_status({"note": "x" * context.get_input()["chars"]})
+    yield context.call_activity("echo", "after the status")
+    return "done"
+
+
+@bp.orchestration_trigger(context_name="context")
 def waiter(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     days = context.get_input()["days"]
     started = context.current_utc_datetime

@@ -266,3 +266,15 @@ def test_retry_delays_come_from_the_serialised_retry_options_only(runner: Durabl
     status = runner.wait_for(instance)
     assert "transient failure 4" in status["output"]["failed"]
     assert _retry_delays(runner, instance) == [10.0, 10.0, 10.0, 10.0]  # incl. DurableTask's extra last timer
+
+
+def test_a_custom_status_over_16_kb_fails_the_orchestration(runner: DurableRunner) -> None:
+    # DurableOrchestrationContext.SetCustomStatus limits the payload to 16 KB of UTF-16 (an ArgumentException
+    # that fails the orchestrator). The previous runner stored any size.
+    small = runner.wait_for(runner.start_new("big_status", "status-15k", {"chars": 8_000}))  # ~16,000 bytes
+    assert small["runtimeStatus"] == "Completed"
+    assert len(small["customStatus"]["note"]) == 8_000
+    big = runner.wait_for(runner.start_new("big_status", "status-17k", {"chars": 9_000}))  # ~18,000 bytes
+    assert big["runtimeStatus"] == "Failed"
+    assert "must not exceed 16 KB. The current payload size is 17 KB" in big["output"]
+    assert big["customStatus"] is None
