@@ -12,17 +12,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
 
+from orchestrators.retrying import Backoff, call_all_with_backoff, call_with_backoff
 from steward.domain.events import EventOrigin, EventSchema
 
 bp = df.Blueprint()
 
-RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=4)
-RETRY.backoff_coefficient = 2.0
-RETRY.max_retry_interval_in_milliseconds = 120_000
+#: A failed read or step is tried again after 5, 10 and 20 s of Azure time, on durable timers (the backoff of the
+#: Durable RetryOptions this replaces never reached the extension: only its first interval and attempts do).
+RETRY: Final = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelta(minutes=2), max_attempts=4)
 
 #: The origin of the protections an audit starts (STEWARD_AUDIT_REMEDIATE_LIMIT): their outcome events say so.
 REMEDIATION_EVENT_TYPE: Final = "BackupSteward.Audit.Remediation"
@@ -41,29 +43,25 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     now = context.current_utc_datetime
     stamp = f"{now:%Y%m%dT%H%M%S}"
     run = f"{context.instance_id}-{stamp}"
-    scope = yield context.call_activity_with_retry(
-        "audit_scope", RETRY, {"subscriptions": request.get("subscriptions")}
+    scope = yield from call_with_backoff(
+        context, "audit_scope", RETRY, {"subscriptions": request.get("subscriptions")}
     )
     subscriptions: list[str] = list(scope["subscriptions"])
     parts: list[dict[str, Any]] = []
     for start in range(0, len(subscriptions), FAN_OUT):
         batch = subscriptions[start : start + FAN_OUT]
         context.set_custom_status({"phase": "inventory", "done": len(parts), "total": len(subscriptions)})
-        parts += yield context.task_all(
-            [
-                context.call_activity_with_retry(
-                    "audit_read_subscription", RETRY, {"run": run, "subscription_id": sub}
-                )
-                for sub in batch
-            ]
+        parts += yield from call_all_with_backoff(
+            context, "audit_read_subscription", RETRY,
+            [{"run": run, "subscription_id": sub} for sub in batch],
         )
     context.set_custom_status({"phase": "evaluate", "done": len(parts), "total": len(subscriptions)})
-    summary = yield context.call_activity_with_retry(
-        "audit_evaluate", RETRY, {"parts": [p["part"] for p in parts], "now": now.isoformat()}
+    summary = yield from call_with_backoff(
+        context, "audit_evaluate", RETRY, {"parts": [p["part"] for p in parts], "now": now.isoformat()}
     )
     context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
-    published = yield context.call_activity_with_retry("audit_publish_findings", RETRY, {"report": summary["report"]})
-    plan = yield context.call_activity_with_retry("audit_remediation_plan", RETRY, {"report": summary["report"]})
+    published = yield from call_with_backoff(context, "audit_publish_findings", RETRY, {"report": summary["report"]})
+    plan = yield from call_with_backoff(context, "audit_remediation_plan", RETRY, {"report": summary["report"]})
     remediation = yield from _remediate(context, plan, stamp)
     return {
         **summary,

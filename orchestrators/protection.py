@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import azure.durable_functions as df
 
+from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import protection_flow as flow
 from steward.domain import rules
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
@@ -19,11 +20,12 @@ from steward.domain.workloads import VaultKind
 
 bp = df.Blueprint()
 
-#: Transient Azure failures (429, 5xx, timeouts) are retried here; refusals come back as records.
-#: 8 attempts over ~6.5 minutes of Azure time outlast a resource group's write lock during a move (ScopeLocked).
-RETRY: Final = df.RetryOptions(first_retry_interval_in_milliseconds=5_000, max_number_of_attempts=8)
-RETRY.backoff_coefficient = 2.0
-RETRY.max_retry_interval_in_milliseconds = 120_000
+#: Transient Azure failures (429, 5xx, timeouts, ScopeLocked) are retried here on durable timers; refusals come back
+#: as records. Waits of 5 s doubling to at most 2 min, for up to 10 minutes of Azure time (9 attempts over 515 s):
+#: they outlast a resource group's write lock during a move of a few hundred resources (ScopeLocked). Durable's
+#: RetryOptions cannot do this: only the first interval and the attempt count reach the extension.
+RETRY: Final = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelta(minutes=2),
+                       window=timedelta(minutes=10), max_attempts=12)
 
 Task = Generator[Any, Any, Any]
 
@@ -40,20 +42,20 @@ def _outcome(intent: dict[str, Any], status: OutcomeStatus, **fields: Any) -> Pr
 def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
     """The steps of protecting one resource; returns a ProtectionOutcome."""
     resource_id = intent["resourceId"]
-    facts = yield context.call_activity_with_retry("describe_resource", RETRY, {"resource_id": resource_id})
+    facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists")
-    record = yield context.call_activity_with_retry("decide_protection", RETRY, {"facts": facts})
+    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
         status = OutcomeStatus.OPTED_OUT if isinstance(decision, rules.OptOut) else OutcomeStatus.UNSUPPORTED
         return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
 
     search = flow.vault_search(decision)
-    candidates = yield context.call_activity_with_retry("find_vaults", RETRY, search)
+    candidates = yield from call_with_backoff(context, "find_vaults", RETRY, search)
     choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
-        made = yield context.call_activity_with_retry("create_vault", RETRY, search)
+        made = yield from call_with_backoff(context, "create_vault", RETRY, search)
         if made["ok"]:
             candidates = [made["vault"]]
             choice = flow.choose(decision, candidates)
@@ -65,7 +67,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
     common = {"vault_id": vault["id"], "policy": decision.policy, "rule": decision.rule}
 
     if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
-        status = yield context.call_activity_with_retry(
+        status = yield from call_with_backoff(context,
             "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts["location"]}
         )
         verdict = flow.vm_precheck(status, vault["id"])
@@ -74,7 +76,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         target = {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy}
         final: ProtectionOutcome | None = None
         for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
-            begun = yield context.call_activity_with_retry("begin_vm_protection", RETRY, target)
+            begun = yield from call_with_backoff(context, "begin_vm_protection", RETRY, target)
             if not begun["ok"] or begun.get("done"):
                 return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
             state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""})
@@ -89,13 +91,13 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         return final
 
     grants = flow.role_grants(decision, facts, vault)
-    granted = yield context.call_activity_with_retry(
+    granted = yield from call_with_backoff(context,
         "grant_vault_roles", RETRY, {"principal_id": vault["principal_id"], "grants": grants}
     )
     if not granted["ok"]:
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
-    result = yield context.call_activity_with_retry(
+    result = yield from call_with_backoff(context,
         "protect_in_backup_vault", RETRY,
         {"resource_id": resource_id, "facts": facts, "decision": record, **common},
     )
@@ -107,9 +109,9 @@ def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[st
     for _ in range(flow.VM_ITEM_POLL_ATTEMPTS):
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.VM_ITEM_POLL_SECONDS))
         if watch["operation"]:
-            state = yield context.call_activity_with_retry("vm_protection_status", RETRY, watch)
+            state = yield from call_with_backoff(context, "vm_protection_status", RETRY, watch)
         else:  # Azure named no operation to follow: watch the item itself
-            item = yield context.call_activity_with_retry("read_vm_item", RETRY, watch)
+            item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch)
             state = {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
         if str(state.get("status") or "") not in flow.OPERATION_RUNNING:
             return state
@@ -126,7 +128,7 @@ def protect_resource(context: df.DurableOrchestrationContext) -> Task:
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
     context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
     if not intent.get("quiet"):
-        yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": [outcome.to_record()]})
+        yield from call_with_backoff(context, "publish_outcomes", RETRY, {"outcomes": [outcome.to_record()]})
     return outcome.to_record()
 
 
@@ -138,14 +140,14 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
     """
     intent = context.get_input()
     resource_id = intent["resourceId"]
-    found = yield context.call_activity_with_retry(
+    found = yield from call_with_backoff(context,
         "find_protections", RETRY, {"subscription_ids": [flow.subscription_of(resource_id)]}
     )
     mine = flow.protections_of(resource_id, [ProtectionRef.from_record(r) for r in found])
     outcomes: list[ProtectionOutcome] = []
     for ref in mine:
-        region = yield context.call_activity_with_retry("vault_region", RETRY, {"vault_id": ref.vault_id})
-        record = yield context.call_activity_with_retry(
+        region = yield from call_with_backoff(context, "vault_region", RETRY, {"vault_id": ref.vault_id})
+        record = yield from call_with_backoff(context,
             "decide_protection", RETRY, {"facts": flow.facts_of_gone(resource_id, ref, region)}
         )
         choice = flow.on_delete(rules.decision_from_record(record))
@@ -153,7 +155,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
                                      reason=f"on delete: {choice}; item state {ref.state or 'unknown'}"))
             continue
-        stopped = yield context.call_activity_with_retry(
+        stopped = yield from call_with_backoff(context,
             "stop_protection_retain", RETRY, {"protection": ref.to_record()}
         )
         status = OutcomeStatus.RETAINED if stopped["ok"] else OutcomeStatus.FAILED
@@ -163,7 +165,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
     if not outcomes:
         outcomes.append(_outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="no protection referred to it"))
     records = [o.to_record() for o in outcomes]
-    yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": records})
+    yield from call_with_backoff(context, "publish_outcomes", RETRY, {"outcomes": records})
     return records
 
 
@@ -176,19 +178,19 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     """
     intent = context.get_input()
     source_group = intent["sourceGroup"]
-    scope = yield context.call_activity_with_retry("steward_scope", RETRY, {})
-    found = yield context.call_activity_with_retry(
+    scope = yield from call_with_backoff(context, "steward_scope", RETRY, {})
+    found = yield from call_with_backoff(context,
         "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
     )
     protections = [ProtectionRef.from_record(r) for r in found]
     in_source = flow.protections_within(source_group, protections)
-    still_there = yield context.call_activity_with_retry(
+    still_there = yield from call_with_backoff(context,
         "list_resources", RETRY, {"scope": source_group, "types": flow.SUPPORTED_TYPES}
     )
     moved_out = flow.moved_out(in_source, still_there)
     candidates: list[dict[str, Any]] = []
     for subscription_id in scope["subscription_ids"]:
-        listed = yield context.call_activity_with_retry(
+        listed = yield from call_with_backoff(context,
             "list_resources", RETRY,
             {"scope": f"/subscriptions/{subscription_id}", "types": flow.SUPPORTED_TYPES},
         )
@@ -203,18 +205,18 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
         )
         outcome = ProtectionOutcome.from_record(made)
         if outcome.status in flow.SUCCESSFUL and not flow.same_item(outcome, match.old):
-            stopped = yield context.call_activity_with_retry(
+            stopped = yield from call_with_backoff(context,
                 "stop_protection_retain", RETRY, {"protection": match.old.to_record()}
             )
             outcomes.append(flow.reprotected(outcome, match, stopped).to_record())
         else:
             outcomes.append(flow.not_reprotected(outcome, match).to_record())
     outcomes.extend(flow.unmatched_outcome(ref, intent).to_record() for ref in unmatched)
-    vaults = yield context.call_activity_with_retry(
+    vaults = yield from call_with_backoff(context,
         "list_vaults", RETRY, {"subscription_ids": scope["subscription_ids"]}
     )
     outcomes.extend(o.to_record() for o in flow.tenant_flags(vaults, scope["tenants"]))
     outcomes.extend(o.to_record() for o in flow.unreachable_flags(scope))
     if outcomes:
-        yield context.call_activity_with_retry("publish_outcomes", RETRY, {"outcomes": outcomes})
+        yield from call_with_backoff(context, "publish_outcomes", RETRY, {"outcomes": outcomes})
     return outcomes

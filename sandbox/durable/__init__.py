@@ -9,6 +9,7 @@ from sandbox.durable.discovery import FunctionCatalog, RegisteredFunction, load_
 from sandbox.durable.errors import (
     AppLoadError,
     DurableRunnerError,
+    InstanceAlreadyExists,
     InstanceNotFound,
     InstanceNotRunning,
     OrchestrationTimeout,
@@ -26,6 +27,7 @@ __all__ = [
     "DurableRunner",
     "DurableRunnerError",
     "FunctionCatalog",
+    "InstanceAlreadyExists",
     "InstanceNotFound",
     "InstanceNotRunning",
     "JsonLineFormatter",

@@ -19,6 +19,12 @@ class InstanceNotFound(DurableRunnerError):
     """No orchestration instance has the given id."""
 
 
+class InstanceAlreadyExists(DurableRunnerError):
+    """A start named the id of a Pending or Running instance. The extension's default
+    ``overridableExistingInstanceStates`` (``NonRunningStates``) refuses it: ``OrchestrationAlreadyExistsException``,
+    HTTP 409 from the start API."""
+
+
 class InstanceNotRunning(DurableRunnerError):
     """The instance exists but has already completed, failed or been terminated."""
 

@@ -3,7 +3,7 @@
 The client (azure-functions-durable 1.7.0) sends, relative to the binding's ``rpcBaseUrl``:
 
 ==========  =====================================================  ==============================
-POST        ``orchestrators/{name}[/{instanceId}]`` body: input     202 + management payload; 400
+POST        ``orchestrators/{name}[/{instanceId}]`` body: input     202 + payload / 409 / 400
 GET         ``instances/{id}?showHistory=&showInput=...``          200 / 202 / 400 / 404 + status
 GET         ``instances/?createdTimeFrom=&runtimeStatus=...``      200 + list of statuses
 DELETE      ``instances/{id}``                                     200 {instancesDeleted} / 404
@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from dateutil.parser import parse as parse_datetime
 
-from .errors import InstanceNotFound, InstanceNotRunning, UnknownFunction
+from .errors import InstanceAlreadyExists, InstanceNotFound, InstanceNotRunning, UnknownFunction
 from .runner import DurableRunner
 
 RPC_PREFIX = "/durabletask/"
@@ -124,6 +124,8 @@ class ManagementApi:
             return ApiResponse(404, {"Message": str(exc)})
         except InstanceNotRunning as exc:
             return ApiResponse(410, {"Message": str(exc)})
+        except InstanceAlreadyExists as exc:  # HttpApiHandler: OrchestrationAlreadyExistsException -> 409
+            return ApiResponse(409, {"Message": str(exc)})
         except ValueError as exc:
             return ApiResponse(400, {"Message": str(exc)})
 

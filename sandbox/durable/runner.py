@@ -9,11 +9,13 @@ How one orchestrator step works (what the Functions host and the Durable extensi
    Azure Storage long-timer settings).
 2. The orchestrator the DFApp decorator registered (``Orchestrator.create(fn)``'s handle) replays it and
    returns the JSON ``OrchestratorState`` (isDone, output, customStatus, error, actions).
-3. New work is read from the SDK's table of open tasks (each has the sequence number the SDK gave it, the
-   same number DurableTask assigns): activities, timers, sub-orchestrations, and the retry timers and
-   rescheduled attempts of ``*_with_retry`` calls. This is the one place the runner looks past the JSON:
-   the extension derives those ids by replaying the actions through DurableTask, which is not available
-   here; the SDK's own table gives exactly the ids DurableTask would.
+3. New work is read from the ``actions`` of that JSON state, as the extension's ``OutOfProcOrchestrationShim``
+   reads them: name, input, ``fireAt``, ``isCanceled``, ``instanceId`` and ``retryOptions`` (retry delays are
+   DurableTask's ``RetryInterceptor`` over the serialised options only, so an attribute the SDK does not
+   serialise has no effect). Which actions are new, and their sequence numbers, come from the SDK's table of
+   open tasks (each has the number the SDK gave it, the same number DurableTask assigns): the extension derives
+   them by replaying the actions through DurableTask, which is not available here. That is the one place the
+   runner looks past the JSON, and it only locates an action's JSON there.
 4. One SQLite transaction appends the episode to the history, consumes the inbox events and records the
    scheduled work. Activities then run in a bounded thread pool; each completion is committed to the
    inbox before the orchestrator sees it.
@@ -41,13 +43,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.durable_functions.models.actions.CallActivityAction import CallActivityAction
-from azure.durable_functions.models.actions.CallActivityWithRetryAction import CallActivityWithRetryAction
-from azure.durable_functions.models.actions.CallSubOrchestratorAction import CallSubOrchestratorAction
-from azure.durable_functions.models.actions.CallSubOrchestratorWithRetryAction import (
-    CallSubOrchestratorWithRetryAction,
-)
-from azure.durable_functions.models.actions.CreateTimerAction import CreateTimerAction
+from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.actions.NoOpAction import NoOpAction
 from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.history import HistoryEventType as T
@@ -60,7 +56,13 @@ from sandbox.clock import VirtualClock
 
 from . import history as h
 from .discovery import ACTIVITY, ORCHESTRATION, FunctionCatalog, load_catalog
-from .errors import InstanceNotFound, InstanceNotRunning, OrchestrationTimeout, UnsupportedAction
+from .errors import (
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceNotRunning,
+    OrchestrationTimeout,
+    UnsupportedAction,
+)
 from .logs import RUNNER_LOGGER, log_context
 from .store import TERMINAL, ActivityWork, DurableStore, InstanceRecord
 
@@ -187,16 +189,17 @@ class DurableRunner:
 
     def start_new(self, name: str, instance_id: str | None = None, input: Any = None, *,
                   input_json: str | None = None, correlation_id: str | None = None) -> str:
-        """Start an orchestration; a running instance with the same id is returned unchanged."""
+        """Start an orchestration. The id of a Pending or Running instance is refused (InstanceAlreadyExists);
+        the id of a finished one starts a fresh execution under it."""
         orchestrator = self.catalog.get(name, ORCHESTRATION)
         text = input_json if input_json is not None else (None if input is None else json.dumps(input))
         instance_id = instance_id or uuid.uuid4().hex
         with self.store.transaction() as conn:
             existing = self.store.instance(instance_id)
             if existing is not None and not existing.is_terminal:
-                log.info("start of %s collapsed onto the %s instance with the same id", name,
-                         existing.status, extra={"instance_id": instance_id})
-                return instance_id
+                # the extension's default overridableExistingInstanceStates (NonRunningStates)
+                raise InstanceAlreadyExists(f"An Orchestration instance with the status {existing.status} already "
+                                            f"exists: {instance_id!r}")
             self._create(conn, orchestrator.name, instance_id, text, correlation_id=correlation_id or uuid.uuid4().hex,
                          parent=None, replaces=existing is not None)
         self._wake.set()
@@ -440,10 +443,12 @@ class DurableRunner:
         self._replay_cost[record.instance_id] = time.perf_counter() - wall
         custom = state.get("customStatus")
         custom_text = json.dumps(custom) if custom is not None else record.custom_status
+        if error is None and custom is not None and (too_big := _custom_status_too_big(custom)) is not None:
+            error, custom_text = too_big, record.custom_status
         scheduled = None
         if error is None and not state.get("isDone"):
             try:
-                scheduled = self._plan(record, past + episode, context, now)
+                scheduled = self._plan(record, past + episode, context, state, now)
             except UnsupportedAction as exc:
                 error = str(exc)
         with self.store.transaction() as conn:
@@ -515,8 +520,9 @@ class DurableRunner:
                          replaces=existing is not None)
 
     def _plan(self, record: InstanceRecord, events: list[dict[str, Any]], context: DurableOrchestrationContext,
-              now: datetime) -> _Scheduled:
+              state: dict[str, Any], now: datetime) -> _Scheduled:
         known = {e["EventId"] for e in events if e["EventType"] in _SCHEDULING_EVENTS}
+        serialised = _serialised_actions(context, state)
         out = _Scheduled([], [], [], [], [])
         open_tasks: list[AtomicTask] = []
         for entry in context.open_tasks.values():
@@ -527,40 +533,48 @@ class DurableRunner:
                     out.cancelled_timers.append(task.id)
                 continue
             known.add(task.id)
-            self._plan_task(record, task, now, out)
+            self._plan_task(record, task, serialised, now, out)
         return out
 
-    def _plan_task(self, record: InstanceRecord, task: AtomicTask, now: datetime, out: _Scheduled) -> None:
+    def _plan_task(self, record: InstanceRecord, task: AtomicTask, serialised: dict[int, dict[str, Any]],
+                   now: datetime, out: _Scheduled) -> None:
+        """Schedule one new task from the action JSON the SDK serialised for it (what the extension reads)."""
         action = task._get_action()
         task_id = int(task.id)
-        if isinstance(action, NoOpAction):
+        if isinstance(action, NoOpAction):  # a retry timer or a rescheduled attempt of a *_with_retry call
             retry = task.parent
             if not isinstance(retry, RetryAbleTask):
                 raise UnsupportedAction(f"internal task {action.metadata!r} outside a retry")
+            base = retry.actions[0] if isinstance(retry.actions, list) else retry.actions
+            body = _action_json(serialised, base)
             if action.metadata == "-WithRetry timer":
-                fire_at = now + _retry_delay(retry)
+                fire_at = now + _retry_delay(body, retry.num_attempts)
                 out.events.append(h.timer_created(now, task_id, fire_at))
                 out.timers.append((task_id, fire_at))
                 return
-            base = retry.actions[0] if isinstance(retry.actions, list) else retry.actions
-            action = base
-        if isinstance(action, CallActivityAction | CallActivityWithRetryAction):
-            # an unknown activity name fails when it runs (TaskFailed), as in the host
-            out.events.append(h.task_scheduled(now, task_id, action.function_name, action.input_))
-            out.activities.append((task_id, action.function_name, action.input_))
-        elif isinstance(action, CreateTimerAction):
-            out.events.append(h.timer_created(now, task_id, action.fire_at))
-            if not action.is_cancelled:
-                out.timers.append((task_id, action.fire_at))
-        elif isinstance(action, CallSubOrchestratorAction | CallSubOrchestratorWithRetryAction):
-            if not self.catalog.has(action.function_name, ORCHESTRATION):
-                raise UnsupportedAction(f"sub-orchestrator {action.function_name!r} is not registered by the app")
-            name = self.catalog.get(action.function_name, ORCHESTRATION).name
-            child_id = action.instance_id or f"{record.instance_id}:{task_id:04d}"
-            out.events.append(h.sub_orchestration_created(now, task_id, name, child_id, action._input))
-            out.children.append((task_id, name, child_id, action._input))
         else:
-            raise UnsupportedAction(f"the local runner does not support {type(action).__name__} "
+            body = _action_json(serialised, action)
+        kind = body.get("actionType")
+        if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
+            # an unknown activity name fails when it runs (TaskFailed), as in the host
+            name, input_text = str(body["functionName"]), body.get("input")
+            out.events.append(h.task_scheduled(now, task_id, name, input_text))
+            out.activities.append((task_id, name, input_text))
+        elif kind == ActionType.CREATE_TIMER:
+            fire_at = h.parse_timestamp(str(body["fireAt"]))
+            out.events.append(h.timer_created(now, task_id, fire_at))
+            if not body.get("isCanceled"):
+                out.timers.append((task_id, fire_at))
+        elif kind in (ActionType.CALL_SUB_ORCHESTRATOR, ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+            function_name, input_text = str(body["functionName"]), body.get("input")
+            if not self.catalog.has(function_name, ORCHESTRATION):
+                raise UnsupportedAction(f"sub-orchestrator {function_name!r} is not registered by the app")
+            name = self.catalog.get(function_name, ORCHESTRATION).name
+            child_id = body.get("instanceId") or f"{record.instance_id}:{task_id:04d}"
+            out.events.append(h.sub_orchestration_created(now, task_id, name, child_id, input_text))
+            out.children.append((task_id, name, child_id, input_text))
+        else:
+            raise UnsupportedAction(f"the local runner does not support {type(action).__name__} (actionType {kind}) "
                                     "(entities and durable HTTP calls are not emulated)")
 
     # ---- activities -------------------------------------------------------------------------------------------
@@ -656,16 +670,96 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-def _retry_delay(retry: RetryAbleTask) -> timedelta:
-    """DurableTask's RetryInterceptor timing: first * backoff^(attempt-1), capped at the max interval."""
-    options = retry.retry_options
-    first_ms = float(options.first_retry_interval_in_milliseconds)
-    backoff = float(getattr(options, "backoff_coefficient", 1.0) or 1.0)
-    cap = getattr(options, "max_retry_interval_in_milliseconds", None)
-    delay_ms = first_ms * backoff ** max(0, retry.num_attempts - 1)
-    if cap:
-        delay_ms = min(delay_ms, float(cap))
-    return timedelta(milliseconds=delay_ms)
+#: The extension's ``RetryOptions`` constructor sets ``MaxRetryInterval`` to 6 days when the JSON names none
+#: (azure-functions-durable-extension ``src/WebJobs.Extensions.DurableTask/RetryOptions.cs``).
+_DEFAULT_MAX_RETRY_INTERVAL = timedelta(days=6)
+
+
+def _retry_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The ``retryOptions`` object of a serialised ``*WithRetry`` action, read as the extension's
+    ``RetryOptionsConverter`` reads it: the two fields 1.7.0 sends are required, the others optional."""
+    options = body.get("retryOptions")
+    if not isinstance(options, dict):
+        raise UnsupportedAction(f"{body.get('functionName')!r}: a with-retry action carries no retryOptions")
+    for required in ("firstRetryIntervalInMilliseconds", "maxNumberOfAttempts"):
+        if required not in options:
+            raise UnsupportedAction(f"Invalid JSON. Must contain field {required}")
+    if "retryTimeoutInMilliseconds" in options:
+        # azure-functions-durable 1.7.0 cannot send it; DurableTask would then end retries without a timer,
+        # which the 1.7.0 SDK's retry task cannot follow
+        raise UnsupportedAction("retryTimeoutInMilliseconds is not emulated by the local runner")
+    return options
+
+
+def _retry_delay(body: dict[str, Any], attempt: int) -> timedelta:
+    """DurableTask's ``RetryInterceptor.ComputeNextDelay`` over the serialised options (Azure/durabletask
+    ``src/DurableTask.Core/RetryInterceptor.cs``): ``first * backoff^(attempt-1)``, capped at the max interval.
+
+    Only the JSON counts: a ``backoff_coefficient`` or ``max_retry_interval_in_milliseconds`` attribute set on
+    a 1.7.0 ``RetryOptions`` object is not in ``to_json()``, so the extension never sees it and the backoff
+    stays DurableTask's default of 1 (``src/DurableTask.Core/RetryOptions.cs``): every retry waits the first
+    interval. ``attempt`` is the 1-based number of the attempt that just failed.
+    """
+    options = _retry_options(body)
+    first_ms = float(int(options["firstRetryIntervalInMilliseconds"]))
+    backoff = float(options.get("backoffCoefficient", 1.0))
+    cap_ms = (float(int(options["maxRetryIntervalInMilliseconds"])) if "maxRetryIntervalInMilliseconds" in options
+              else _DEFAULT_MAX_RETRY_INTERVAL.total_seconds() * 1000)
+    delay_ms = first_ms * backoff ** max(0, attempt - 1)
+    return timedelta(milliseconds=delay_ms if delay_ms < cap_ms else cap_ms)
+
+
+#: ``DurableOrchestrationContext.SetCustomStatus`` (azure-functions-durable-extension): "Limit the custom status
+#: payload to 16 KB", measured by ``MessagePayloadDataConverter.Serialize`` as UTF-16 bytes / 1024, truncated.
+MAX_CUSTOM_STATUS_KB = 16
+
+
+def _custom_status_too_big(custom: Any) -> str | None:
+    """The extension's ArgumentException text when the custom status is over the limit (the orchestration fails:
+    the out-of-proc shim sets the custom status from the orchestrator's state), else None."""
+    text = json.dumps(custom, ensure_ascii=False, separators=(",", ":"))  # Newtonsoft's Formatting.None
+    size_kb = int(len(text.encode("utf-16-le")) / 1024.0)
+    if size_kb <= MAX_CUSTOM_STATUS_KB:
+        return None
+    return (f"The UTF-16 size of the JSON-serialized payload must not exceed {MAX_CUSTOM_STATUS_KB:,} KB. "
+            f"The current payload size is {size_kb:,} KB.")
+
+
+def _serialised_actions(context: DurableOrchestrationContext, state: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Each action object of the replay, keyed by identity, to the JSON the SDK serialised for it in the
+    ``OrchestratorState`` (``state["actions"]``, the payload the extension's ``OutOfProcOrchestrationShim``
+    deserialises). The objects only locate an action; every value the runner uses is read from the JSON."""
+    found: dict[int, dict[str, Any]] = {}
+
+    def walk(obj: Any, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise UnsupportedAction(f"the serialised actions do not match the SDK's ({type(body).__name__})")
+        found[id(obj)] = body
+        children = getattr(obj, "compound_tasks", None)
+        if children is not None:
+            nested = body.get("compoundActions") or []
+            if len(nested) != len(children):
+                raise UnsupportedAction("the serialised compound action does not match the SDK's")
+            for child, child_body in zip(children, nested, strict=True):
+                walk(child, child_body)
+
+    payload = state.get("actions") or []
+    objects = context._actions
+    if len(payload) != len(objects):
+        raise UnsupportedAction("the serialised actions do not match the SDK's")
+    for group, bodies in zip(objects, payload, strict=True):
+        if len(group) != len(bodies):
+            raise UnsupportedAction("the serialised actions do not match the SDK's")
+        for obj, body in zip(group, bodies, strict=True):
+            walk(obj, body)
+    return found
+
+
+def _action_json(serialised: dict[int, dict[str, Any]], action: Any) -> dict[str, Any]:
+    body = serialised.get(id(action))
+    if body is None:  # the extension schedules only what the orchestrator state carries
+        raise UnsupportedAction(f"{type(action).__name__} is not in the orchestrator's serialised actions")
+    return body
 
 
 def _flatten(actions: list[Any]) -> list[dict[str, Any]]:

@@ -58,7 +58,9 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
         vault_id, "sigkill-test", RequestSource.HTTP, dry_run=False, approved_fingerprint=fingerprint
     )
     with DurableRunner(app, RunnerConfig(db_path=db)) as runner:
-        instance = runner.start_new("teardown_vault", instance_id_for(request), request.to_record())
+        instance = instance_id_for(request)
+        if runner.store.instance(instance) is None:  # the second process resumes the stored instance
+            runner.start_new("teardown_vault", instance, request.to_record())
         print("STARTED", instance, flush=True)
         status = runner.wait_for(instance, timeout=180)
         print("DONE", json.dumps(status.get("output")), flush=True)

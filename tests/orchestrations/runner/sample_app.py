@@ -94,11 +94,21 @@ def retrying(context: df.DurableOrchestrationContext):  # type: ignore[no-untype
     spec = context.get_input()
     options = df.RetryOptions(first_retry_interval_in_milliseconds=spec["first_ms"],
                               max_number_of_attempts=spec["attempts"])
+    if "backoff" in spec:  # plain attributes: 1.7.0's RetryOptions.to_json never serialises them
+        options.backoff_coefficient = spec["backoff"]  # type: ignore[attr-defined]
+        options.max_retry_interval_in_milliseconds = spec["max_ms"]  # type: ignore[attr-defined]
     try:
         result = yield context.call_activity_with_retry("flaky", options, spec)
     except Exception as error:  # noqa: BLE001 - the SDK raises a bare Exception for a failed task
         return {"failed": str(error)}
     return {"ok": result, "at": context.current_utc_datetime.isoformat()}
+
+
+@bp.orchestration_trigger(context_name="context")
+def big_status(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    context.set_custom_status({"note": "x" * context.get_input()["chars"]})
+    yield context.call_activity("echo", "after the status")
+    return "done"
 
 
 @bp.orchestration_trigger(context_name="context")

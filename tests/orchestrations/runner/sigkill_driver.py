@@ -1,7 +1,7 @@
 """Run the sample app's ``sequence`` orchestration to completion in its own process (for the SIGKILL test).
 
 ``python sigkill_driver.py DB_PATH INSTANCE_ID COUNT SECONDS``: starts the instance unless it is already
-there (a restarted process collapses onto the running instance and resumes it from the store), waits for
+there (a restarted process finds the running instance in the store and resumes it), waits for
 it, prints ``DONE <output>``.
 """
 
@@ -18,7 +18,8 @@ APP = Path(__file__).with_name("sample_app.py")
 
 def main(db_path: str, instance_id: str, count: int, seconds: float) -> None:
     with DurableRunner(APP, RunnerConfig(db_path=db_path)) as runner:
-        runner.start_new("sequence", instance_id, {"count": count, "seconds": seconds})
+        if runner.store.instance(instance_id) is None:  # a restarted process resumes the stored instance
+            runner.start_new("sequence", instance_id, {"count": count, "seconds": seconds})
         print("STARTED", flush=True)
         status = runner.wait_for(instance_id, timeout=60)
         print("DONE", json.dumps(status["output"]), flush=True)

@@ -53,6 +53,19 @@ def test_start_of_an_unknown_orchestrator_surfaces_the_hosts_400(runner: Durable
         server.stop()
 
 
+def test_start_with_the_id_of_a_running_instance_surfaces_the_hosts_409(runner: DurableRunner) -> None:
+    # HttpApiHandler.HandleStartOrchestratorRequestAsync: OrchestrationAlreadyExistsException -> 409 Conflict
+    # (default overridableExistingInstanceStates NonRunningStates); the 1.7.0 client raises the body.
+    server = ManagementServer(runner).start()
+    try:
+        client = df.DurableOrchestrationClient(server.binding_context())
+        run_on_worker_loop(client.start_new("forever", "mgmt-dup"))
+        with pytest.raises(Exception, match="already exists"):
+            run_on_worker_loop(client.start_new("forever", "mgmt-dup"))
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize(("template", "path", "params"), [
     ("teardowns/{id}", "/teardowns/abc", {"id": "abc"}),
     ("teardowns/{id:guid}", "/Teardowns/abc/", {"id": "abc"}),

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.durable import DurableRunner, InstanceNotFound, InstanceNotRunning, RunnerConfig, UnknownFunction
+from sandbox.durable import (
+    DurableRunner,
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceNotRunning,
+    RunnerConfig,
+    UnknownFunction,
+)
 
 from .conftest import SAMPLE_APP
 from .support import eventually, executions
@@ -170,11 +177,15 @@ def test_terminate_stops_a_waiting_instance(runner: DurableRunner) -> None:
         runner.terminate(instance, "again")
 
 
-def test_duplicate_start_collapses_onto_the_running_instance(runner: DurableRunner) -> None:
+def test_a_start_with_the_id_of_a_running_instance_is_refused(runner: DurableRunner) -> None:
+    # The extension's default overridableExistingInstanceStates is NonRunningStates: a start that names a
+    # Pending or Running instance throws OrchestrationAlreadyExistsException (HTTP 409). The previous runner
+    # returned the running instance as if the start had succeeded (kinder than Azure).
     first = runner.start_new("forever", "dup-1")
     eventually(lambda: runner.status(first)["runtimeStatus"] == "Running")
     created = runner.status(first)["createdTime"]
-    assert runner.start_new("fan_out", "dup-1", {"count": 1}) == "dup-1"
+    with pytest.raises(InstanceAlreadyExists, match="already exists"):
+        runner.start_new("fan_out", "dup-1", {"count": 1})
     assert runner.status("dup-1")["name"] == "forever"
     assert runner.status("dup-1")["createdTime"] == created
     runner.terminate("dup-1", "done")
@@ -230,3 +241,40 @@ def test_one_event_per_replay_gives_the_same_results(tmp_path: Path, clock, acti
         assert naive.wait_for(fan)["output"] == sum(2 * i for i in range(15))
         assert naive.wait_for(parent)["output"]["totals"] == [6, 6]
         assert naive.stats.replays > 15
+
+
+def _retry_delays(runner: DurableRunner, instance_id: str) -> list[float]:
+    """Seconds between each retry timer's creation and its FireAt, in order."""
+    from sandbox.durable.history import parse_timestamp
+
+    return [(parse_timestamp(e["FireAt"]) - parse_timestamp(e["Timestamp"])).total_seconds()
+            for e in runner.history(instance_id) if e.get("FireAt") and "TimerId" not in e]
+
+
+def test_retry_delays_come_from_the_serialised_retry_options_only(runner: DurableRunner,
+                                                                   activity_log: Path) -> None:
+    # backoff_coefficient / max_retry_interval_in_milliseconds set on a 1.7.0 RetryOptions are plain Python
+    # attributes: RetryOptions.to_json sends only firstRetryIntervalInMilliseconds and maxNumberOfAttempts, and
+    # the extension's RetryOptionsConverter then keeps DurableTask's BackoffCoefficient default of 1. Every
+    # retry waits the first interval. (The previous runner read the attributes and waited 10, 30, 90 s.)
+    key = _key()
+    instance = runner.start_new("retrying", None, {"key": key, "succeed_on": 99, "first_ms": 10_000,
+                                                   "attempts": 4, "backoff": 3.0, "max_ms": 600_000})
+    for attempt in range(1, 5):
+        eventually(lambda n=attempt: len(executions(activity_log, "flaky")) == n and len(runner.store.timers()) == 1)
+        runner.clock.advance(700)  # past any delay either reading could give
+    status = runner.wait_for(instance)
+    assert "transient failure 4" in status["output"]["failed"]
+    assert _retry_delays(runner, instance) == [10.0, 10.0, 10.0, 10.0]  # incl. DurableTask's extra last timer
+
+
+def test_a_custom_status_over_16_kb_fails_the_orchestration(runner: DurableRunner) -> None:
+    # DurableOrchestrationContext.SetCustomStatus limits the payload to 16 KB of UTF-16 (an ArgumentException
+    # that fails the orchestrator). The previous runner stored any size.
+    small = runner.wait_for(runner.start_new("big_status", "status-15k", {"chars": 8_000}))  # ~16,000 bytes
+    assert small["runtimeStatus"] == "Completed"
+    assert len(small["customStatus"]["note"]) == 8_000
+    big = runner.wait_for(runner.start_new("big_status", "status-17k", {"chars": 9_000}))  # ~18,000 bytes
+    assert big["runtimeStatus"] == "Failed"
+    assert "must not exceed 16 KB. The current payload size is 17 KB" in big["output"]
+    assert big["customStatus"] is None
