@@ -184,7 +184,7 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
 
         teardown_composition.use(
             ops=ops,
-            settings=TeardownSettings(max_parallel_writes=parallel),
+            settings=TeardownSettings(max_parallel_writes=parallel, four_eyes=False),
             report_store=LocalReportStore(workdir / "reports"),
             publisher=MemoryPublisher(),
         )

@@ -116,10 +116,18 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
                     intent,
                     allowed_subscriptions=settings.subscriptions,
                     opt_in_tag=settings.teardown_opt_in_tag,
+                    requests_topic_id=settings.teardown_requests_topic_id,
+                    allowed_principals=settings.teardown_allowed_principals,
                 )
             except teardown.InvalidTeardownInput as error:
                 _reject(raw, error)
                 return "rejected"
+            if isinstance(intent, events.TeardownRequested):
+                LOG.info(
+                    "custom teardown request accepted as a request only: it plans and waits for an approval over "
+                    "HTTP%s",
+                    "; the fingerprint it names is ignored" if intent.plan_fingerprint else "",
+                )
             payload, instance_id = request.to_record(), teardown.instance_id_for(request)
         else:
             payload, instance_id = intent.to_record(), intent.instance_id

@@ -42,6 +42,8 @@ from steward.domain.teardown import (
     EVENT_SECURITY_APPROVAL,
     RequestSource,
     TeardownRequest,
+    approval_refusal,
+    fingerprints_match,
     instance_id_for,
 )
 from steward.settings import Settings
@@ -266,6 +268,47 @@ async def teardown_approve(req: func.HttpRequest, client: df.DurableOrchestratio
     return await _audited(req, "approve", lambda trail: _approve(req, client, trail))
 
 
+def _requested(status: Any) -> TeardownRequest | None:
+    """The request an instance runs (its input: the request, or ``{"request", "saga"}`` after continue-as-new)."""
+    record = status.input_ if isinstance(status.input_, dict) else {}
+    if isinstance(record.get("request"), dict):
+        record = record["request"]
+    try:
+        return TeardownRequest.from_record(record)
+    except ValueError:
+        return None
+
+
+def _approval_checks(approval: Any, current: str | None, request: TeardownRequest | None) -> func.HttpResponse | None:
+    """The approve route's pre-checks (the orchestrator enforces both again): the fingerprint must be the one
+    the plan shows now (409, naming it), and with four eyes the approver must not be the requester (403)."""
+    if current and not fingerprints_match(approval.fingerprint, current):
+        return _json(
+            409,
+            {
+                "error": {
+                    "code": "FingerprintMismatch",
+                    "message": f"fingerprint {approval.fingerprint} is not the current plan's; the current "
+                    f"fingerprint is {current}: review that plan and approve it",
+                },
+                "currentFingerprint": current,
+            },
+        )
+    four_eyes = composition.settings().four_eyes
+    if request is not None and approval_refusal(request, approval.approved_by, four_eyes=four_eyes):
+        return _json(
+            403,
+            {
+                "error": {
+                    "code": "FourEyesRequired",
+                    "message": f"four eyes: {approval.approved_by} requested this teardown and may not approve it "
+                    "too; another allowed principal must approve (STEWARD_TEARDOWN_FOUR_EYES)",
+                }
+            },
+        )
+    return None
+
+
 async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
     _meter(req)
     check_json_content_type(dict(req.headers))
@@ -277,7 +320,8 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
     runtime = _status_name(status)
     if runtime in ACTIVE:
-        phase = (status.custom_status or {}).get("phase") if isinstance(status.custom_status, dict) else None
+        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+        phase = custom.get("phase")
         if phase != "awaiting-approval":
             return _json(
                 409,
@@ -288,6 +332,9 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                     }
                 },
             )
+        refused = _approval_checks(approval, custom.get("fingerprint"), _requested(status))
+        if refused is not None:
+            return refused
         await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
         return _json(202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)})
     report = status.output if isinstance(status.output, dict) else {}
@@ -301,16 +348,22 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                 }
             },
         )
-    previous = TeardownRequest.from_record(status.input_ if isinstance(status.input_, dict) else {})
+    previous = _requested(status)
+    if previous is None:
+        return _json(409, {"error": {"code": "NothingToApprove", "message": "the teardown's request cannot be read"}})
+    refused = _approval_checks(approval, report.get("fingerprint"), previous)
+    if refused is not None:
+        return refused
     run = TeardownRequest(
         vault_id=previous.vault_id,
-        requested_by=approval.approved_by,
+        requested_by=previous.requested_by,
         source=RequestSource.HTTP,
         dry_run=False,
         approved_fingerprint=approval.fingerprint,
         correlation_id=previous.correlation_id or _correlation(req),
         opt_in_tag=None,
         requested_at=datetime.now(UTC),
+        approved_by=approval.approved_by,
     )
     run_id = instance_id_for(run)
     trail.note(vault_id=run.vault_id, instance_id=run_id, dry_run=False)

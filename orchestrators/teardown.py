@@ -45,6 +45,7 @@ from steward.domain.teardown import (
     TeardownRequest,
     TeardownStep,
     VaultInventory,
+    approval_refusal,
     batches,
     decide_next,
     fingerprints_match,
@@ -53,6 +54,7 @@ from steward.domain.teardown import (
     plan_teardown,
     purge_wait_until,
     remaining_contents,
+    request_approval,
 )
 from steward.teardown.report import build_report
 
@@ -127,7 +129,8 @@ class Saga:
         self.security_approved = bool(saga.get("securityApproved", False))
         self.approved_by: str | None = saga.get("approvedBy")
         self.started_at: str | None = saga.get("startedAt")
-        self.limits: dict[str, int] = dict(saga.get("limits") or {})
+        #: the settings the saga runs with (``teardown_limits``): counts, ``fourEyes`` (0/1), ``allowedPrincipals``
+        self.limits: dict[str, Any] = dict(saga.get("limits") or {})
         self.purge_rechecks = int(saga.get("purgeRechecks", 0))
         self.waiting_until: str | None = saga.get("waitingUntil")
         self.generation = int(saga.get("generation", 0))
@@ -257,26 +260,36 @@ def _plan_phase(saga: Saga) -> Flow:
     saga.plan = plan
     if not inventory.exists:
         raise _Finish(TeardownOutcome.ALREADY_GONE, "the vault does not exist (any more)")
-    allowed, auto, why = opt_in_decision(request, inventory)
+    allowed_principals = [str(p) for p in saga.limits.get("allowedPrincipals") or ()]
+    allowed, auto, why = opt_in_decision(request, inventory, allowed_principals)
     if not allowed:
         raise _Finish(TeardownOutcome.REFUSED, why)
     saga.log("teardown plan %s: %s steps, status %s", plan.fingerprint, len(plan.steps), plan.status.value)
     if request.dry_run and not auto:
-        raise _Finish(TeardownOutcome.PLANNED, f"dry run: plan {plan.status.value}; nothing was changed")
+        detail = f" ({why})" if request.opt_in_tag is not None else ""
+        raise _Finish(TeardownOutcome.PLANNED, f"dry run: plan {plan.status.value}; nothing was changed{detail}")
     if plan.blocked:
         reasons = "; ".join(b.reason for b in plan.blockers if b.hard)
         raise _Finish(TeardownOutcome.BLOCKED, f"blocked, nothing was changed: {reasons}")
     if plan.status is PlanStatus.NOTHING_TO_DO:
         raise _Finish(TeardownOutcome.ALREADY_GONE, "nothing to do")
+    # Authoritative, whatever the doorway did: an approved fingerprint comes only from an HTTP request (the
+    # route checked its caller) or from the approval event, never from an event-started request; four eyes
+    # applies to both. ``auto`` is the vault owner's standing approval, for an allowed deleting user only.
+    four_eyes = bool(saga.limits.get("fourEyes", 0))
     if auto:
         approved, saga.approved_by = plan.fingerprint, f"tag:{request.opt_in_tag}=auto"
-    elif request.approved_fingerprint:
-        approved, saga.approved_by = request.approved_fingerprint, request.requested_by
     else:
-        approved = yield from _await_approval(saga, plan)
-        inventory = yield from saga.inventory()
-        plan = plan_teardown(inventory, saga.now)
-        saga.plan = plan
+        approved, approver, note = request_approval(request, four_eyes=four_eyes)
+        if approved is not None:
+            saga.approved_by = approver
+        else:
+            if note:
+                saga.log("teardown approval not taken from the request: %s", note)
+            approved = yield from _await_approval(saga, plan, four_eyes, note)
+            inventory = yield from saga.inventory()
+            plan = plan_teardown(inventory, saga.now)
+            saga.plan = plan
     if not fingerprints_match(approved, plan.fingerprint):
         raise _Finish(
             TeardownOutcome.REPLANNED,
@@ -292,26 +305,37 @@ def _plan_phase(saga: Saga) -> Flow:
     saga.progress = TeardownProgress.start(plan)
 
 
-def _await_approval(saga: Saga, plan: TeardownPlan) -> Flow:
+def _await_approval(saga: Saga, plan: TeardownPlan, four_eyes: bool, note: str | None = None) -> Flow:
+    """Wait for an approval event an approver may give (four eyes: not the requester); a refused approval is
+    recorded (``lastError``) and the wait goes on until the deadline."""
     saga.phase = "awaiting-approval"
     hours = int(saga.limits.get("approvalTimeoutHours", 72))
     deadline = saga.now + timedelta(hours=hours)
+    who = "another allowed principal than the requester" if four_eyes else "an allowed principal"
     saga.needs = (
-        f"an allowed principal must approve fingerprint {plan.fingerprint} "
+        f"{who} must approve fingerprint {plan.fingerprint} "
         f"(POST /api/teardowns/{saga.context.instance_id}/approve) before {format_time(deadline)}"
-    )
+    ) + (f"; {note}" if note else "")
     saga.status()
-    approval = saga.context.wait_for_external_event(EVENT_APPROVE)
     timer = saga.context.create_timer(deadline)
-    winner = yield saga.context.task_any([approval, timer, saga.cancel_task])
-    if winner is saga.cancel_task:
-        timer.cancel()
-        raise _Finish(TeardownOutcome.CANCELLED, "cancelled while awaiting approval; nothing was changed")
-    if winner is timer:
-        raise _Finish(TeardownOutcome.APPROVAL_EXPIRED, f"no approval within {hours} hours; nothing was changed")
+    while True:
+        approval = saga.context.wait_for_external_event(EVENT_APPROVE)
+        winner = yield saga.context.task_any([approval, timer, saga.cancel_task])
+        if winner is saga.cancel_task:
+            timer.cancel()
+            raise _Finish(TeardownOutcome.CANCELLED, "cancelled while awaiting approval; nothing was changed")
+        if winner is timer:
+            raise _Finish(TeardownOutcome.APPROVAL_EXPIRED, f"no approval within {hours} hours; nothing was changed")
+        data = approval.result if isinstance(approval.result, Mapping) else {}
+        approver = str(data.get("approvedBy") or "")
+        refusal = approval_refusal(saga.request, approver, four_eyes=four_eyes)
+        if refusal is None:
+            break
+        saga.progress = saga.progress.with_error(f"approval refused: {refusal}")
+        saga.log("teardown approval refused: %s", refusal)
+        saga.status()
     timer.cancel()
-    data = approval.result if isinstance(approval.result, Mapping) else {}
-    saga.approved_by = str(data.get("approvedBy") or "unknown")
+    saga.approved_by = approver or "unknown"
     saga.needs = None
     return str(data.get("fingerprint") or "")
 

@@ -19,8 +19,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from steward.cloud.clients import PUBLIC_ARM_ENDPOINT, CloudTarget
-from steward.domain.errors import InvalidRules, StewardError
-from steward.domain.ids import is_subscription_guid
+from steward.domain.errors import InvalidResourceId, InvalidRules, StewardError
+from steward.domain.ids import ResourceId, is_subscription_guid
 from steward.domain.rules import DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, ExplicitVault, RuleSet
 from steward.rules_file import load_configured_rules
 
@@ -40,6 +40,8 @@ TEARDOWN_OPT_IN_TAG: Final = "STEWARD_TEARDOWN_OPT_IN_TAG"
 TEARDOWN_ALLOWED_PRINCIPALS: Final = "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS"
 TEARDOWN_ALLOWED_ROLES: Final = "STEWARD_TEARDOWN_ALLOWED_ROLES"
 TEARDOWN_RATE_PER_MINUTE: Final = "STEWARD_TEARDOWN_RATE_PER_MINUTE"
+TEARDOWN_REQUESTS_TOPIC_ID: Final = "STEWARD_TEARDOWN_REQUESTS_TOPIC_ID"
+TEARDOWN_FOUR_EYES: Final = "STEWARD_TEARDOWN_FOUR_EYES"
 EVENTS_TOPIC_ENDPOINT: Final = "STEWARD_EVENTS_TOPIC_ENDPOINT"
 EVENTS_TOPIC_KEY: Final = "STEWARD_EVENTS_TOPIC_KEY"
 REPORTS_ACCOUNT_URL: Final = "STEWARD_REPORTS_ACCOUNT_URL"
@@ -92,6 +94,18 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (TEARDOWN_OPT_IN_TAG, DEFAULT_TEARDOWN_OPT_IN_TAG, "tag a vault needs before a failed delete may tear it down"),
     (TEARDOWN_ALLOWED_PRINCIPALS, "", "comma-separated object ids allowed to request teardowns"),
     (TEARDOWN_ALLOWED_ROLES, "", "comma-separated app roles allowed to request teardowns"),
+    (
+        TEARDOWN_REQUESTS_TOPIC_ID,
+        "",
+        "resource id of the Event Grid topic whose BackupSteward.Teardown.Requested events are accepted (they only "
+        "plan; approval is over HTTP); empty: custom teardown events are refused",
+    ),
+    (
+        TEARDOWN_FOUR_EYES,
+        "true",
+        "four eyes: a teardown's approver must be another principal than its requester (the Bicep sets true; the "
+        "local stack and the demo false)",
+    ),
     (
         TEARDOWN_RATE_PER_MINUTE,
         str(DEFAULT_TEARDOWN_RATE_PER_MINUTE),
@@ -195,6 +209,8 @@ class Settings:
     teardown_rate_per_minute: int = DEFAULT_TEARDOWN_RATE_PER_MINUTE
     teardown_approval_timeout_hours: int = DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS
     teardown_wait_chunk_hours: int = DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS
+    teardown_requests_topic_id: str | None = None
+    teardown_four_eyes: bool = True
     reports_dir: str | None = None
     events_topic_endpoint: str | None = None
     events_topic_key: str | None = field(default=None, repr=False)
@@ -258,6 +274,8 @@ class Settings:
             teardown_wait_chunk_hours=reader.integer(
                 TEARDOWN_WAIT_CHUNK_HOURS, DEFAULT_TEARDOWN_WAIT_CHUNK_HOURS, TEARDOWN_WAIT_CHUNK_RANGE
             ),
+            teardown_requests_topic_id=reader.resource_id(TEARDOWN_REQUESTS_TOPIC_ID),
+            teardown_four_eyes=reader.boolean(TEARDOWN_FOUR_EYES, default=True),
             reports_dir=reader.path(REPORTS_DIR),
             events_topic_endpoint=events_topic_endpoint,
             events_topic_key=events_topic_key,
@@ -411,6 +429,21 @@ class _Reader:
             self.problem(name, "entries must be at most 256 characters")
             return []
         return list(dict.fromkeys(item.lower() for item in items))
+
+    def resource_id(self, name: str) -> str | None:
+        """An ARM id of a resource (not a bare subscription or group), e.g. an Event Grid topic."""
+        value = self._text(name)
+        if value is None:
+            return None
+        try:
+            parsed = ResourceId.parse(value.rstrip("/"))
+        except InvalidResourceId as error:
+            self.problem(name, f"is not a resource id: {error}")
+            return None
+        if parsed.is_subscription or parsed.is_resource_group:
+            self.problem(name, f"must name a resource (an Event Grid topic), not {value[:120]!r}")
+            return None
+        return str(parsed)
 
     def existing_file(self, name: str) -> str | None:
         value = self._text(name)

@@ -39,6 +39,7 @@ EVENTS_TOPIC_ENDPOINT = "STEWARD_EVENTS_TOPIC_ENDPOINT"
 EVENTS_TOPIC_KEY = "STEWARD_EVENTS_TOPIC_KEY"
 SUBSCRIPTIONS = "STEWARD_SUBSCRIPTIONS"
 AUDIT_SCHEDULE = "STEWARD_AUDIT_SCHEDULE"
+TEARDOWN_FOUR_EYES = "STEWARD_TEARDOWN_FOUR_EYES"
 DEFAULT_AUDIT_SCHEDULE = "0 0 6 * * *"
 #: the custom topic the app's outcome events go to on the sandbox
 OUTCOME_TOPIC = "steward"
@@ -199,6 +200,10 @@ class LocalStack:
             principal = getattr(getattr(self.sandbox, "config", None), "default_principal_id", None)
             if principal and SANDBOX_PRINCIPAL_ID not in os.environ:
                 values[SANDBOX_PRINCIPAL_ID] = principal
+        if TEARDOWN_FOUR_EYES not in os.environ:
+            # the local stack and the demo have one person at the keyboard: four eyes off unless asked for (the
+            # app's own default, and the Bicep's, is on)
+            values[TEARDOWN_FOUR_EYES] = "false"
         if AUDIT_SCHEDULE not in os.environ:
             # the timer's %STEWARD_AUDIT_SCHEDULE% must resolve, as the Functions host requires; the app's default
             values[AUDIT_SCHEDULE] = DEFAULT_AUDIT_SCHEDULE

@@ -124,6 +124,9 @@ class EventOrigin:
     correlation_id: str | None = None
     operation_name: str | None = None
     principal: Principal | None = None
+    #: the event's ``topic`` (CloudEvents: ``source``) as delivered. Event Grid stamps it: a publisher cannot
+    #: write another topic's id (MicrosoftDocs/azure-docs articles/event-grid/event-schema.md, ``topic``).
+    topic: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -136,6 +139,7 @@ class EventOrigin:
             "correlationId": self.correlation_id,
             "operationName": self.operation_name,
             "principal": None if self.principal is None else self.principal.to_record(),
+            "topic": self.topic,
         }
 
     @classmethod
@@ -156,6 +160,7 @@ class EventOrigin:
             correlation_id=_opt_record_str(record, "correlationId"),
             operation_name=_opt_record_str(record, "operationName"),
             principal=Principal.from_record(principal) if isinstance(principal, Mapping) else None,
+            topic=_opt_record_str(record, "topic"),
         )
 
 
@@ -289,12 +294,13 @@ class VaultDeleteFailed(_FromEvent):
 
 @dataclass(frozen=True)
 class TeardownRequested(_FromEvent):
-    """Our custom event: ``requester`` asks to tear down ``vault_id`` along the plan ``plan_fingerprint``."""
+    """Our custom event: ``requester`` asks to tear down ``vault_id``. A request, never an approval: the
+    ``plan_fingerprint`` it may name is kept for the record only (``steward.domain.teardown`` ignores it)."""
 
     kind: ClassVar[str] = "teardown"
     vault_id: ResourceId
     requester: str
-    plan_fingerprint: str
+    plan_fingerprint: str | None
     origin: EventOrigin
 
     @property
@@ -319,7 +325,7 @@ class TeardownRequested(_FromEvent):
         return cls(
             _record_id(record, "vaultId"),
             _record_str(record, "requester"),
-            _record_str(record, "planFingerprint"),
+            _opt_record_str(record, "planFingerprint"),
             _record_origin(record),
         )
 
@@ -545,6 +551,7 @@ def _origin(envelope: _Envelope, data: Mapping[str, Any], operation: str, subscr
         correlation_id=_optional_str(data, "correlationId", "data."),
         operation_name=operation,
         principal=_principal(data),
+        topic=envelope.topic,
     )
 
 
@@ -645,8 +652,8 @@ def _teardown_requested(envelope: _Envelope) -> TeardownRequested:
     if envelope.subject is not None and _event_id(envelope.subject, "subject") != vault:
         raise InvalidEvent("'subject' and 'data.vaultId' name different vaults; the event is refused as forged")
     requester = _required_str(data, "requester", "data.")
-    fingerprint = _required_str(data, "planFingerprint", "data.")
-    if not _FINGERPRINT.fullmatch(fingerprint):
+    fingerprint = _optional_str(data, "planFingerprint", "data.")
+    if fingerprint is not None and not _FINGERPRINT.fullmatch(fingerprint):
         raise InvalidEvent("'data.planFingerprint' must be 8-200 characters of letters, digits, ':', '_' or '-'")
     origin = EventOrigin(
         event_id=envelope.event_id,
@@ -658,6 +665,7 @@ def _teardown_requested(envelope: _Envelope) -> TeardownRequested:
         correlation_id=_optional_str(data, "correlationId", "data."),
         operation_name=TEARDOWN_REQUESTED_EVENT_TYPE,
         principal=Principal(object_id=requester),
+        topic=envelope.topic,
     )
     return TeardownRequested(vault, requester, fingerprint, origin)
 

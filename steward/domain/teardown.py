@@ -21,8 +21,15 @@ Decisions pinned here:
   (ARM ids are case-insensitive), the observation time left out. Reordering does not change it; any change to
   a setting, object, state or purge date does.
 * **A failed vault delete from Event Grid** (a user tried to delete a non-empty vault) starts a teardown only
-  for a vault carrying the opt-in tag; it plans and stops (``dry_run``) unless the tag's value is ``auto``,
-  in which case the saga approves its own fresh plan. A destructive step never runs on a guess.
+  for a vault carrying the opt-in tag, and only from the subscription's system topic; it plans and stops
+  (``dry_run``) unless the tag's value is ``auto`` AND the deleting user (``data.claims`` object id, as ARM
+  signs it) is an allowed principal, in which case the saga approves its own fresh plan. A destructive step
+  never runs on a guess.
+* **Custom events are requests, never approvals.** ``BackupSteward.Teardown.Requested`` is accepted only from
+  the configured requests topic and from an allowed requester; it plans and waits for an approval over HTTP.
+  A fingerprint it carries is ignored. The orchestrator takes an approved fingerprint only from an HTTP
+  request or from the approval event (:func:`request_approval`).
+* **Four eyes** (a setting): the approver must differ from the requester (:func:`approval_refusal`).
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ __all__ = [
     "VaultKind",
     "VaultRef",
     "VaultSettings",
+    "approval_refusal",
     "decide_next",
     "format_time",
     "instance_id_for",
@@ -82,6 +90,7 @@ __all__ = [
     "plan_teardown",
     "purge_wait_until",
     "remaining_contents",
+    "request_approval",
     "target_from_record",
     "teardown_request_from_event",
 ]
@@ -96,6 +105,9 @@ EVENT_CANCEL: Final = "Cancel"
 EVENT_SECURITY_APPROVAL: Final = "SecurityApprovalGranted"
 #: Custom Event Grid event type that requests a teardown.
 CUSTOM_EVENT_TYPE: Final = "BackupSteward.Teardown.Requested"
+#: Prefix of a requester known only by its application id (an ARM event whose claims carry no object id), so
+#: that an app id is never compared with the allowed principals' object ids.
+APP_ID_PREFIX: Final = "app:"
 FAILED_DELETE_EVENT_TYPE: Final = "Microsoft.Resources.ResourceDeleteFailure"
 ALWAYS_ON_WAIT_REASON: Final = (
     "soft delete is AlwaysON: deleted items stay soft-deleted until their purge date and cannot be purged sooner"
@@ -1391,6 +1403,8 @@ class TeardownRequest:
     #: set for event-started teardowns: the vault must carry this tag or the request is refused.
     opt_in_tag: str | None = None
     requested_at: datetime | None = None
+    #: who approved ``approved_fingerprint`` when it is not the requester (the approve route's run request).
+    approved_by: str | None = None
 
     def __post_init__(self) -> None:
         VaultRef.parse(self.vault_id)
@@ -1412,6 +1426,7 @@ class TeardownRequest:
             "correlationId": self.correlation_id,
             "optInTag": self.opt_in_tag,
             "requestedAt": format_time(self.requested_at),
+            "approvedBy": self.approved_by,
         }
 
     @classmethod
@@ -1433,6 +1448,7 @@ class TeardownRequest:
             correlation_id=str(record.get("correlationId") or ""),
             opt_in_tag=record.get("optInTag") or None,
             requested_at=parse_time(record.get("requestedAt")),
+            approved_by=_str(record, "approvedBy", optional=True) or None,
         )
 
 
@@ -1460,6 +1476,8 @@ def teardown_request_from_event(
     *,
     allowed_subscriptions: Iterable[str],
     opt_in_tag: str = DEFAULT_OPT_IN_TAG,
+    requests_topic_id: str | None = None,
+    allowed_principals: Iterable[str] = (),
 ) -> TeardownRequest:
     """Turn an Event Grid event into a teardown request, or raise :class:`InvalidTeardownInput` saying why not.
 
@@ -1469,47 +1487,80 @@ def teardown_request_from_event(
 
     * ``Microsoft.Resources.ResourceDeleteFailure`` for ``Microsoft.RecoveryServices/vaults/delete`` or
       ``Microsoft.DataProtection/backupVaults/delete`` (a user's delete refused because the vault is not
-      empty). The request is a dry run; the orchestrator refuses it unless the vault carries ``opt_in_tag``,
-      and runs its own fresh plan only if the tag's value is ``auto``.
-    * ``BackupSteward.Teardown.Requested`` whose data holds ``vaultId``, ``requester`` (or ``requestedBy``)
-      and ``planFingerprint`` (or ``approvedFingerprint``; without one it is a dry run unless ``dryRun`` is
-      false). Also subject to the opt-in tag.
+      empty), from the system topic of the vault's subscription (``topic`` ``/subscriptions/{id}``; Event Grid
+      stamps it, a publisher cannot write it). The request is a dry run asked by the deleting user (the object
+      id ARM puts in ``data.claims``); the orchestrator refuses it unless the vault carries ``opt_in_tag``, and
+      runs its own fresh plan only if the tag's value is ``auto`` and that user is an allowed principal.
+    * ``BackupSteward.Teardown.Requested`` from the topic ``requests_topic_id`` (none configured: refused)
+      whose ``requester`` is one of ``allowed_principals``. It is a request, never an approval: it plans and
+      waits for an allowed principal's approval over HTTP; a ``planFingerprint`` in it is ignored. Also subject
+      to the opt-in tag.
 
     Anything else, or a vault outside ``allowed_subscriptions``, is refused.
     """
     kind = getattr(event, "kind", None)
     if isinstance(kind, str) and hasattr(event, "origin") and hasattr(event, "vault_id"):
         request = _request_from_intent(event, kind, opt_in_tag)
+        topic = getattr(event.origin, "topic", None)
     else:
         request = _request_from_raw_event(event, opt_in_tag)
+        topic = event.get("topic") or event.get("source")
     if not _subscription_allowed(request.vault, allowed_subscriptions):
         raise InvalidTeardownInput(f"subscription {request.vault.subscription_id} is not managed by this app")
+    if request.source is RequestSource.CUSTOM_EVENT:
+        _check_requests_topic(topic, requests_topic_id)
+        if request.requested_by.lower() not in {p.strip().lower() for p in allowed_principals}:
+            raise InvalidTeardownInput(
+                f"requester {request.requested_by[:80]!r} is not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS; "
+                f"a {CUSTOM_EVENT_TYPE} event is refused unless it names an allowed principal"
+            )
+    else:
+        system_topic = f"/subscriptions/{request.vault.subscription_id}"
+        if not isinstance(topic, str) or topic.strip().rstrip("/").lower() != system_topic.lower():
+            raise InvalidTeardownInput(
+                f"a failed vault delete is accepted only from the system topic of the vault's subscription "
+                f"({system_topic}), not from topic {str(topic)[:200]!r}; the event is refused as forged"
+            )
     return request
+
+
+def _check_requests_topic(topic: object, requests_topic_id: str | None) -> None:
+    expected = (requests_topic_id or "").strip().rstrip("/")
+    if not expected:
+        raise InvalidTeardownInput(
+            f"{CUSTOM_EVENT_TYPE} events are refused: no requests topic is configured "
+            "(STEWARD_TEARDOWN_REQUESTS_TOPIC_ID)"
+        )
+    if not isinstance(topic, str) or topic.strip().rstrip("/").lower() != expected.lower():
+        raise InvalidTeardownInput(
+            f"{CUSTOM_EVENT_TYPE} events are accepted only from the requests topic {expected}, "
+            f"not from topic {str(topic)[:200]!r}"
+        )
+
+
+def _event_principal(object_id: object, app_id: object) -> str:
+    """Who an ARM event names as its caller: the object id, else the application id (prefixed), else a tag."""
+    if isinstance(object_id, str) and object_id.strip():
+        return object_id.strip()
+    if isinstance(app_id, str) and app_id.strip():
+        return APP_ID_PREFIX + app_id.strip()
+    return "event-grid"
 
 
 def _request_from_intent(intent: Any, kind: str, opt_in_tag: str) -> TeardownRequest:
     origin = intent.origin
     principal = getattr(origin, "principal", None)
-    who = (getattr(principal, "object_id", None) or getattr(principal, "app_id", None)) if principal else None
     correlation = str(getattr(origin, "correlation_id", None) or getattr(origin, "event_id", "") or "")
     when = getattr(origin, "event_time", None)
     vault = VaultRef.parse(str(intent.vault_id))
     if kind == "vault-delete-failed":
-        return TeardownRequest(
-            vault.id, str(who or "event-grid"), RequestSource.EVENT, True, None, correlation, opt_in_tag, when
-        )
+        who = _event_principal(getattr(principal, "object_id", None), getattr(principal, "app_id", None))
+        return TeardownRequest(vault.id, who, RequestSource.EVENT, True, None, correlation, opt_in_tag, when)
     if kind == "teardown":
-        fingerprint = str(getattr(intent, "plan_fingerprint", "") or "") or None
-        requester = str(getattr(intent, "requester", "") or who or "custom-event")
+        # a request, never an approval: whatever fingerprint the event names is not carried over
+        requester = str(getattr(intent, "requester", "") or "custom-event")
         return TeardownRequest(
-            vault.id,
-            requester,
-            RequestSource.CUSTOM_EVENT,
-            fingerprint is None,
-            fingerprint,
-            correlation,
-            opt_in_tag,
-            when,
+            vault.id, requester, RequestSource.CUSTOM_EVENT, False, None, correlation, opt_in_tag, when
         )
     raise InvalidTeardownInput(f"a {kind!r} intent does not request a teardown")
 
@@ -1536,10 +1587,8 @@ def _request_from_raw_event(event: Any, opt_in_tag: str) -> TeardownRequest:
         vault = VaultRef.parse(data.get("resourceUri") or event.get("subject"))
         claims = data.get("claims")
         claims = claims if isinstance(claims, Mapping) else {}
-        requested_by = str(
-            claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier")
-            or claims.get("appid")
-            or "event-grid"
+        requested_by = _event_principal(
+            claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier"), claims.get("appid")
         )
         return TeardownRequest(vault.id, requested_by, RequestSource.EVENT, True, None, correlation, opt_in_tag, when)
     if event_type == CUSTOM_EVENT_TYPE:
@@ -1552,26 +1601,68 @@ def _request_from_raw_event(event: Any, opt_in_tag: str) -> TeardownRequest:
             except InvalidTeardownInput as error:
                 raise InvalidTeardownInput(f"the event is refused as forged: {error}") from None
         requested_by = str(data.get("requester") or data.get("requestedBy") or "custom-event")
-        approved = data.get("planFingerprint") or data.get("approvedFingerprint")
-        if approved is not None and not isinstance(approved, str):
-            raise InvalidTeardownInput("planFingerprint must be a string")
-        dry_run = data.get("dryRun", approved is None)
-        if not isinstance(dry_run, bool):
-            raise InvalidTeardownInput("dryRun must be true or false")
+        # a request, never an approval: a planFingerprint/approvedFingerprint/dryRun in it changes nothing
         return TeardownRequest(
-            vault.id, requested_by, RequestSource.CUSTOM_EVENT, dry_run, approved or None, correlation, opt_in_tag, when
+            vault.id, requested_by, RequestSource.CUSTOM_EVENT, False, None, correlation, opt_in_tag, when
         )
     raise InvalidTeardownInput(f"event type {event_type!r} does not request a teardown")
 
 
-def opt_in_decision(request: TeardownRequest, inventory: VaultInventory) -> tuple[bool, bool, str]:
-    """``(allowed, auto_approve, reason)`` for an event-started request against the vault's tags."""
+def opt_in_decision(
+    request: TeardownRequest, inventory: VaultInventory, allowed_principals: Iterable[str] = ()
+) -> tuple[bool, bool, str]:
+    """``(allowed, auto_approve, reason)`` for an event-started request against the vault's tags.
+
+    Only a failed delete (``RequestSource.EVENT``) may approve itself, on the tag value ``auto``, and only when
+    the deleting user is one of ``allowed_principals``; a custom event never does."""
     if request.opt_in_tag is None:
         return True, False, "requested over HTTP by an authorised principal"
     value = inventory.tag(request.opt_in_tag)
     if value is None:
         return False, False, f"the vault does not carry the opt-in tag {request.opt_in_tag!r}"
-    # A failed delete asks for nothing beyond a plan; only the owner's ``auto`` lets it run. A custom event
-    # that asks to run without a fingerprint may also self-approve on ``auto``; a dry run stays a dry run.
-    auto = value.strip().lower() == AUTO_TAG_VALUE and (request.source is RequestSource.EVENT or not request.dry_run)
-    return True, auto, f"the vault carries the opt-in tag {request.opt_in_tag}={value!r}"
+    reason = f"the vault carries the opt-in tag {request.opt_in_tag}={value!r}"
+    if value.strip().lower() != AUTO_TAG_VALUE or request.source is not RequestSource.EVENT:
+        return True, False, reason
+    if request.requested_by.lower() not in {p.strip().lower() for p in allowed_principals}:
+        return True, False, (
+            f"{reason}, but the deleting principal {request.requested_by!r} is not in "
+            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS: the plan needs an approval over HTTP"
+        )
+    return True, True, f"{reason} and the deleting principal {request.requested_by} is an allowed principal"
+
+
+def approval_refusal(request: TeardownRequest, approver: str | None, *, four_eyes: bool) -> str | None:
+    """Why ``approver`` may not approve ``request`` (None: they may). With four eyes on, the approver must be
+    named and must not be the requester (compared case-insensitively: object ids)."""
+    if not four_eyes:
+        return None
+    if not approver or not approver.strip():
+        return "four eyes: an approval must name its approver"
+    if approver.strip().lower() == request.requested_by.strip().lower():
+        return (
+            f"four eyes: {approver} requested this teardown and may not approve it too; "
+            "another allowed principal must approve"
+        )
+    return None
+
+
+def request_approval(request: TeardownRequest, *, four_eyes: bool) -> tuple[str | None, str | None, str | None]:
+    """``(fingerprint, approver, note)``: the approval a request carries itself, if the saga may take it.
+
+    Only an HTTP request carries one (the route checked the caller); a fingerprint in an event-started request
+    is never an approval. ``note`` says why a fingerprint the request names was not taken."""
+    fingerprint = request.approved_fingerprint
+    if request.source is not RequestSource.HTTP:
+        if not fingerprint and request.source is not RequestSource.CUSTOM_EVENT:
+            return None, None, None
+        return None, None, (
+            f"a {request.source.value} request is never an approval (a fingerprint it names is ignored); "
+            "an allowed principal must approve over HTTP"
+        )
+    if not fingerprint:
+        return None, None, None
+    approver = request.approved_by or request.requested_by
+    refusal = approval_refusal(request, approver, four_eyes=four_eyes)
+    if refusal is not None:
+        return None, None, refusal
+    return fingerprint, approver, None

@@ -33,6 +33,8 @@ class TeardownSettings:
     reports_dir: str | None = None
     reports_connection: str | None = None
     reports_account_url: str | None = None
+    #: four eyes: the approver must be another principal than the requester (``STEWARD_TEARDOWN_FOUR_EYES``)
+    four_eyes: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TeardownSettings:
@@ -60,12 +62,16 @@ class TeardownSettings:
             reports_dir=shared.reports_dir,
             reports_connection=shared.reports_connection_string,
             reports_account_url=shared.reports_account_url,
+            four_eyes=bool(shared.teardown_four_eyes),
         )
 
-    def limits_record(self) -> dict[str, int]:
-        """What the orchestrator needs (it may not read the environment itself)."""
+    def limits_record(self) -> dict[str, Any]:
+        """What the orchestrator needs (it may not read the environment itself): counts, four eyes (0/1), and
+        the allowed principals (a failed delete's ``auto`` applies only to an allowed deleting user)."""
         return {
             "maxParallelWrites": self.max_parallel_writes,
             "approvalTimeoutHours": self.approval_timeout_hours,
             "waitChunkHours": self.wait_chunk_hours,
+            "fourEyes": int(self.four_eyes),
+            "allowedPrincipals": [p.lower() for p in self.allowed_principals],
         }

@@ -25,6 +25,7 @@ from azure.core.exceptions import ResourceNotFoundError
 import activities.teardown as teardown_activities
 import orchestrators.teardown as teardown_orchestrator
 from entrypoints import teardown_http
+from sandbox.arm.config import DEFAULT_PRINCIPAL
 from sandbox.arm.server import ArmSandbox
 from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.host.server import HostKeys, LocalHost
@@ -159,10 +160,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     teardown_composition.use(
         ops=TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5),
         settings=TeardownSettings(
-            allowed_principals=(ADMIN, SECURITY_ADMIN),
+            # DEFAULT_PRINCIPAL: the sandbox's default identity, the "user" whose vault deletes ARM refuses here
+            allowed_principals=(ADMIN, SECURITY_ADMIN, DEFAULT_PRINCIPAL),
             subscriptions=(SUB,),
             max_parallel_writes=4,
             wait_chunk_hours=72,
+            four_eyes=False,  # one admin plans and approves here; four eyes: tests/hostile/test_teardown_events.py
         ),
         report_store=LocalReportStore(tmp / "reports"),
         publisher=publisher,

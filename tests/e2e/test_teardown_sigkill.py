@@ -47,7 +47,7 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     )
     teardown_composition.use(
         ops=TeardownOps(CloudClients(target), wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(max_parallel_writes=PARALLEL),
+        settings=TeardownSettings(max_parallel_writes=PARALLEL, four_eyes=False),
         report_store=LocalReportStore(Path(db).parent / "reports"),
         publisher=MemoryPublisher(),
     )

@@ -31,6 +31,8 @@ SUB1, SUB2 = DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
 STRANGER = "bbbbbbbb-0000-4000-8000-0000000000b2"
 OID_CLAIM = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+#: the Event Grid topic whose BackupSteward.Teardown.Requested events the app accepts (as requests only)
+REQUESTS_TOPIC = f"/subscriptions/{SUB1}/resourceGroups/rg-steward/providers/Microsoft.EventGrid/topics/evgt-requests"
 
 
 class AppWithContract:
@@ -145,6 +147,7 @@ def start_app(tmp: Path, settings: dict[str, str] | None = None, *, scale: float
             "STEWARD_REPORTS_DIR": str(tmp / "teardown-reports"),
             "STEWARD_TEARDOWN_RATE_PER_MINUTE": "600",
             "STEWARD_AUDIT_RATE_PER_MINUTE": "600",
+            "STEWARD_TEARDOWN_REQUESTS_TOPIC_ID": REQUESTS_TOPIC,
             **(settings or {}),
         },
     ).start()

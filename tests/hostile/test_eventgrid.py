@@ -14,7 +14,7 @@ import pytest
 
 from entrypoints.event_grid import handle_event
 from sandbox.host.local import OUTCOME_TOPIC
-from tests.hostile.conftest import SUB1, App, load_corpus
+from tests.hostile.conftest import REQUESTS_TOPIC, SUB1, App, load_corpus
 
 OTHER = "99999999-9999-4999-8999-999999999999"  # not in STEWARD_SUBSCRIPTIONS
 VM = f"/subscriptions/{SUB1}/resourceGroups/rg-h/providers/Microsoft.Compute/virtualMachines/vm-h"
@@ -63,6 +63,7 @@ BASES: dict[str, dict[str, Any]] = {
     ),
     "teardown_requested": {
         "id": "hostile-td",
+        "topic": REQUESTS_TOPIC,  # the configured requests topic: each case is refused for its own reason
         "subject": VAULT,
         "eventType": "BackupSteward.Teardown.Requested",
         "eventTime": "2026-11-25T08:00:00Z",

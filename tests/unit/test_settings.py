@@ -39,6 +39,7 @@ def test_an_empty_environment_gives_safe_defaults_and_the_default_rules() -> Non
     assert current.max_parallel_writes == 8
     assert current.auto_create_vaults is False
     assert current.teardown_allowed_principals == frozenset()
+    assert current.teardown_four_eyes is True and current.teardown_requests_topic_id is None
     assert current.rules is not None
     assert current.rules.rules[0].name == "virtual-machines"
     assert current.cloud_target() == CloudTarget()
@@ -214,13 +215,26 @@ def test_from_env_without_a_mapping_reads_the_process_environment(monkeypatch: p
     assert Settings.from_env().max_parallel_writes == 3
 
 
+def test_the_requests_topic_is_a_resource_id_and_four_eyes_a_boolean() -> None:
+    topic = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.EventGrid/topics/evgt-requests"
+    current = Settings.from_env({s.TEARDOWN_REQUESTS_TOPIC_ID: topic + "/", s.TEARDOWN_FOUR_EYES: "false"})
+    assert current.teardown_requests_topic_id == topic and current.teardown_four_eyes is False
+    found = problems(
+        {s.TEARDOWN_REQUESTS_TOPIC_ID: f"/subscriptions/{SUB}/resourceGroups/rg-app", s.TEARDOWN_FOUR_EYES: "maybe"}
+    )
+    assert "must name a resource" in found[s.TEARDOWN_REQUESTS_TOPIC_ID]
+    assert "true or false" in found[s.TEARDOWN_FOUR_EYES]
+    name_only = problems({s.TEARDOWN_REQUESTS_TOPIC_ID: "evgt-requests"})
+    assert "not a resource id" in name_only[s.TEARDOWN_REQUESTS_TOPIC_ID]
+
+
 def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
     names = [
         value
         for key, value in vars(s).items()
         if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
     ]
-    assert len(names) == len(set(names)) == 29
+    assert len(names) == len(set(names)) == 31
     assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
 
 

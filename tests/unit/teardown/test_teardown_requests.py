@@ -17,8 +17,10 @@ from steward.domain.teardown import (
     TeardownRequest,
     VaultInventory,
     VaultKind,
+    approval_refusal,
     instance_id_for,
     opt_in_decision,
+    request_approval,
     teardown_request_from_event,
 )
 from steward.teardown.requests import (
@@ -152,6 +154,7 @@ def test_caller_roles_come_from_the_role_claim_type() -> None:
 
 def failed_delete(vault: str = RS_VAULT, operation: str = "Microsoft.RecoveryServices/vaults/delete") -> dict:
     return {
+        "topic": f"/subscriptions/{SUB}",  # the subscription's system topic, as Event Grid stamps it
         "subject": vault.lower(),
         "eventType": "Microsoft.Resources.ResourceDeleteFailure",
         "eventTime": "2026-11-25T09:00:00.1234567Z",
@@ -177,7 +180,11 @@ def test_a_failed_vault_delete_becomes_a_dry_run_that_needs_the_opt_in_tag() -> 
     tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("Steward-Teardown", "yes"),))
     assert opt_in_decision(request, tagged)[:2] == (True, False)
     auto_tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("steward-teardown", "auto"),))
-    assert opt_in_decision(request, auto_tagged)[:2] == (True, True)
+    assert opt_in_decision(request, auto_tagged, [ALLOWED.upper()])[:2] == (True, True)
+    # ``auto`` is for an allowed deleting user only; anyone else's failed delete only plans
+    allowed, auto, reason = opt_in_decision(request, auto_tagged, [OTHER])
+    assert (allowed, auto) == (True, False) and "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS" in reason
+    assert opt_in_decision(request, auto_tagged)[:2] == (True, False)
 
 
 def test_a_backup_vault_failed_delete_qualifies_too() -> None:
@@ -187,17 +194,87 @@ def test_a_backup_vault_failed_delete_qualifies_too() -> None:
     assert request.vault.kind is VaultKind.BACKUP
 
 
-def test_the_custom_event_carries_requester_and_fingerprint() -> None:
+REQUESTS_TOPIC = f"/subscriptions/{SUB}/resourceGroups/rg-steward/providers/Microsoft.EventGrid/topics/evgt-requests"
+
+
+def custom_event(requester: str = ALLOWED, topic: str | None = REQUESTS_TOPIC, **data: object) -> dict:
     event = {
         "type": "BackupSteward.Teardown.Requested",
         "id": "e2",
         "time": "2026-11-25T09:00:00Z",
         "subject": RS_VAULT,
-        "data": {"vaultId": RS_VAULT, "requester": "ops-team", "planFingerprint": FP},
+        "data": {"vaultId": RS_VAULT, "requester": requester, "planFingerprint": FP, **data},
     }
+    if topic is not None:
+        event["source"] = topic
+    return event
+
+
+def test_the_custom_event_is_a_request_never_an_approval() -> None:
+    # was: the event's planFingerprint became the request's approved fingerprint (a run) - the defect fixed here
+    request = teardown_request_from_event(
+        custom_event(dryRun=False), allowed_subscriptions=[SUB], requests_topic_id=REQUESTS_TOPIC.upper(),
+        allowed_principals=[ALLOWED],
+    )
+    assert request.source is RequestSource.CUSTOM_EVENT and request.requested_by == ALLOWED
+    assert request.approved_fingerprint is None and not request.dry_run  # plans, then waits for an approval
+    assert request_approval(request, four_eyes=False)[:2] == (None, None)
+    assert "never an approval" in str(request_approval(request, four_eyes=False)[2])
+    # an ``auto`` vault does not change that: only a failed delete may approve itself
+    auto_tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("backup-steward:teardown", "auto"),))
+    assert opt_in_decision(request, auto_tagged, [ALLOWED])[:2] == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("event", "topic_id", "message"),
+    [
+        (custom_event(), None, "no requests topic is configured"),
+        (custom_event(topic=REQUESTS_TOPIC.replace("evgt-requests", "evgt-other")), REQUESTS_TOPIC, "only from"),
+        (custom_event(topic=None), REQUESTS_TOPIC, "only from"),
+        (custom_event(requester=OTHER), REQUESTS_TOPIC, "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS"),
+    ],
+)
+def test_a_custom_event_from_another_topic_or_a_stranger_is_refused(event, topic_id, message) -> None:
+    with pytest.raises(InvalidTeardownInput, match=message):
+        teardown_request_from_event(
+            event, allowed_subscriptions=[SUB], requests_topic_id=topic_id, allowed_principals=[ALLOWED]
+        )
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [None, f"/subscriptions/{OTHER}", f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.EventGrid/topics/t"],
+)
+def test_a_failed_delete_only_counts_from_the_vaults_subscription_system_topic(topic) -> None:
+    event = failed_delete()
+    event["topic"] = topic
+    with pytest.raises(InvalidTeardownInput, match="system topic"):
+        teardown_request_from_event(event, allowed_subscriptions=[SUB])
+
+
+def test_an_app_id_is_never_taken_for_an_object_id() -> None:
+    event = failed_delete()
+    event["data"]["claims"] = {"appid": ALLOWED}
     request = teardown_request_from_event(event, allowed_subscriptions=[SUB])
-    assert request.source is RequestSource.CUSTOM_EVENT and not request.dry_run
-    assert request.approved_fingerprint == FP and request.requested_by == "ops-team"
+    assert request.requested_by == "app:" + ALLOWED
+    auto_tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("backup-steward:teardown", "auto"),))
+    assert opt_in_decision(request, auto_tagged, [ALLOWED])[:2] == (True, False)
+
+
+def test_only_an_http_request_carries_an_approval_and_four_eyes_needs_another_approver() -> None:
+    own = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, False, FP)
+    assert request_approval(own, four_eyes=False) == (FP, ALLOWED, None)
+    fingerprint, approver, note = request_approval(own, four_eyes=True)  # a self-approval: it waits instead
+    assert (fingerprint, approver) == (None, None) and "four eyes" in str(note)
+    approved = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, False, FP, approved_by=OTHER)
+    assert request_approval(approved, four_eyes=True) == (FP, OTHER, None)
+    for source in (RequestSource.EVENT, RequestSource.CUSTOM_EVENT):  # defence in depth: never from an event
+        forged = TeardownRequest(RS_VAULT, ALLOWED, source, False, FP, approved_by=OTHER)
+        assert request_approval(forged, four_eyes=False)[:2] == (None, None)
+    assert approval_refusal(own, ALLOWED.upper(), four_eyes=True) is not None
+    assert approval_refusal(own, "", four_eyes=True) is not None
+    assert approval_refusal(own, OTHER, four_eyes=True) is None
+    assert approval_refusal(own, ALLOWED, four_eyes=False) is None
 
 
 @pytest.mark.parametrize(
@@ -252,6 +329,8 @@ def test_request_round_trips_and_ids_are_deterministic() -> None:
     request = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, False, FP, "c", None, NOW)
     again = TeardownRequest.from_record(json.loads(json.dumps(request.to_record())))
     assert again == request
+    approved = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, False, FP, "c", None, NOW, approved_by=OTHER)
+    assert TeardownRequest.from_record(json.loads(json.dumps(approved.to_record()))) == approved
     assert instance_id_for(request) == instance_id_for(again)
     upper = TeardownRequest(RS_VAULT.upper().replace("SUBSCRIPTIONS", "subscriptions"), ALLOWED, RequestSource.HTTP,
                             False, FP)

@@ -1,0 +1,312 @@
+"""Forged and self-approved teardowns (issue #14: requests are never approvals; four eyes; issue #20: a wrong
+fingerprint is refused), against the real app on the local host with the ARM sandbox: custom events through the
+Event Grid webhook, failed deletes raised by the sandbox as ARM raises them, approvals over HTTP. Each attack
+ends with the vault and its backup item still in the sandbox.
+
+The app runs as production is configured (four eyes on, a requests topic), with two allowed principals."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+
+from sandbox.host.local import OUTCOME_TOPIC
+from steward import bootstrap
+from steward.cloud.clients import CloudClients
+from tests.hostile.conftest import ADMIN, REQUESTS_TOPIC, STRANGER, SUB1, App, principal_headers, start_app
+from tests.integration.teardown.conftest import HOUR, Estate
+
+SECOND_ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad02"
+FOREIGN_TOPIC = f"/subscriptions/{SUB1}/resourceGroups/rg-else/providers/Microsoft.EventGrid/topics/evgt-anything"
+TAG = "backup-steward:teardown"
+CUSTOM = "BackupSteward.Teardown.Requested"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    running = start_app(
+        tmp_path_factory.mktemp("teardown-events"),
+        {
+            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": f"{ADMIN},{SECOND_ADMIN}",
+            "STEWARD_TEARDOWN_REQUESTS_TOPIC_ID": REQUESTS_TOPIC,
+            "STEWARD_TEARDOWN_FOUR_EYES": "true",
+        },
+    )
+    try:
+        yield running
+    finally:
+        running.stack.stop()
+        bootstrap.reset()
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------
+
+
+def estate(app: App) -> Estate:
+    return Estate(app.sandbox, app.clients)
+
+
+def opted_in_vault(app: App, tag_value: str = "true") -> tuple[Estate, str, str]:
+    """A Recovery Services vault with one protected VM (backups run), carrying the opt-in tag."""
+    owner = estate(app)
+    rg = owner.group()
+    vault_id = owner.rs_vault(rg, tags={TAG: tag_value})
+    owner.protect_vm(rg, "rsv", "vm-1")
+    app.stack.advance(2 * HOUR)  # the first backup runs, so the inventory (and its fingerprint) settles
+    return owner, rg, vault_id
+
+
+def intact(owner: Estate, rg: str) -> bool:
+    """The vault and its backup item are still there."""
+    try:
+        owner.rs.vaults.get(rg, "rsv")
+    except ResourceNotFoundError:
+        return False
+    return len(list(owner.rsb.backup_protected_items.list("rsv", rg))) == 1
+
+
+def http(app: App, method: str, path: str, body: Any = None, principal: str = ADMIN) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    status, _headers, raw = app.request(method, path, data, principal_headers(principal))
+    return status, json.loads(raw or b"null")
+
+
+def dry_run(app: App, vault_id: str, principal: str = ADMIN) -> dict[str, Any]:
+    status, started = http(app, "POST", "teardowns", {"vaultId": vault_id}, principal)
+    assert status == 202, started
+    report = app.stack.runner.wait_for(started["id"], timeout=60)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "planned", report
+    return {"id": started["id"], "fingerprint": report["fingerprint"]}
+
+
+def deliver(app: App, event: dict[str, Any]) -> int:
+    """POST one event to the app's Event Grid webhook, as Event Grid (or anyone with the key) would."""
+    request = urllib.request.Request(
+        app.host.eventgrid_url("on_subscription_event"),
+        method="POST",
+        data=json.dumps([event]).encode(),
+        headers={"Content-Type": "application/json", "aeg-event-type": "Notification"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def custom_event(vault_id: str, requester: str, fingerprint: str | None, topic: str = REQUESTS_TOPIC) -> dict[str, Any]:
+    data: dict[str, Any] = {"vaultId": vault_id, "requester": requester}
+    if fingerprint is not None:
+        data["planFingerprint"] = fingerprint
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": topic,
+        "subject": vault_id,
+        "eventType": CUSTOM,
+        "eventTime": "2026-12-01T08:00:00Z",
+        "dataVersion": "1",
+        "data": data,
+    }
+
+
+def rejections(app: App) -> list[str]:
+    return [
+        str(e["data"].get("reason"))
+        for e in app.sandbox.events.topic_events(OUTCOME_TOPIC)
+        if e.get("eventType") == "BackupSteward.Event.Rejected"
+    ]
+
+
+def new_instances(app: App, before: list[str]) -> list[str]:
+    return [i for i in app.orchestrations() if i not in before]
+
+
+def wait_phase(app: App, instance_id: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+    runner = app.stack.runner
+    assert runner is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = runner.status(instance_id)
+        custom = status.get("customStatus") or {}
+        if custom.get("phase") == phase:
+            return custom  # type: ignore[no-any-return]
+        if status.get("runtimeStatus") in ("Completed", "Failed", "Terminated"):
+            raise AssertionError(f"{instance_id} ended before {phase}: {status.get('output')}")
+        time.sleep(0.05)
+    raise AssertionError(f"{instance_id} did not reach {phase}")
+
+
+def cancel(app: App, instance_id: str) -> dict[str, Any]:
+    status, body = http(app, "POST", f"teardowns/{instance_id}/cancel", {})
+    assert status == 202, body
+    return app.stack.runner.wait_for(instance_id, timeout=60)["output"]  # type: ignore[union-attr,no-any-return]
+
+
+# ---- custom events: requests, never approvals ---------------------------------------------------------------
+
+
+def test_a_custom_event_from_a_foreign_topic_is_rejected_and_starts_nothing(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id)
+    before, published = app.orchestrations(), len(rejections(app))
+    assert deliver(app, custom_event(vault_id, ADMIN, plan["fingerprint"], topic=FOREIGN_TOPIC)) == 200
+    app.settle()
+    assert new_instances(app, before) == [], "a custom event from a foreign topic started a teardown"
+    reasons = rejections(app)[published:]
+    assert len(reasons) == 1 and "only from the requests topic" in reasons[0]
+    assert intact(owner, rg)
+
+
+def test_a_strangers_custom_event_with_a_dry_run_fingerprint_deletes_nothing(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id)
+    before, published = app.orchestrations(), len(rejections(app))
+    assert deliver(app, custom_event(vault_id, STRANGER, plan["fingerprint"])) == 200
+    app.settle()
+    assert new_instances(app, before) == [], "a stranger's custom event started a teardown"
+    reasons = rejections(app)[published:]
+    assert len(reasons) == 1 and "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS" in reasons[0]
+    assert intact(owner, rg), "the stranger's event deleted backup data"
+
+
+def test_an_allowed_requesters_custom_event_only_plans_and_waits_for_an_http_approval(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id)
+    before = app.orchestrations()
+    assert deliver(app, custom_event(vault_id, ADMIN, plan["fingerprint"])) == 200
+    [instance] = new_instances(app, before)
+    status = wait_phase(app, instance, "awaiting-approval")
+    assert "never an approval" in status["needs"] and status["fingerprint"] == plan["fingerprint"]
+    assert intact(owner, rg)
+    report = cancel(app, instance)
+    assert report["outcome"] == "cancelled" and report["deleted"] == [] and report["source"] == "custom-event"
+    assert intact(owner, rg)
+
+
+def test_an_auto_vault_is_not_torn_down_by_a_custom_event_with_a_made_up_fingerprint(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app, "auto")
+    before = app.orchestrations()
+    assert deliver(app, custom_event(vault_id, ADMIN, "deadbeef")) == 200
+    [instance] = new_instances(app, before)
+    wait_phase(app, instance, "awaiting-approval")
+    assert intact(owner, rg), "a made-up fingerprint on an auto vault deleted backup data"
+    report = cancel(app, instance)
+    assert report["outcome"] == "cancelled" and report["approvedBy"] is None
+    assert intact(owner, rg)
+
+
+# ---- failed portal deletes: auto only for an allowed deleting user ------------------------------------------
+
+
+def delete_as(app: App, principal: str, rg: str) -> None:
+    """The user's own delete through ARM, which refuses it (the vault is not empty) and raises the event."""
+    target = dataclasses.replace(app.sandbox.cloud_target(principal_id=principal), polling_interval=0.05)
+    with pytest.raises(Exception, match=r"(?i)cannot be deleted|existing resources|not empty"):
+        CloudClients(target).recovery_services(SUB1).vaults.begin_delete(rg, "rsv").result()
+
+
+def test_a_strangers_failed_delete_of_an_auto_vault_only_plans(app: App) -> None:
+    owner, rg, _vault_id = opted_in_vault(app, "auto")
+    before = app.orchestrations()
+    delete_as(app, STRANGER, rg)
+    # the event is delivered asynchronously: wait for the teardown it starts
+    deadline = time.monotonic() + 30
+    while not new_instances(app, before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    app.settle()
+    [instance] = new_instances(app, before)
+    report = app.stack.runner.status(instance)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "planned", report
+    assert report["requestedBy"] == STRANGER and "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS" in report["reason"]
+    assert intact(owner, rg), "a stranger's failed delete of an auto vault deleted backup data"
+
+
+def test_an_allowed_users_failed_delete_of_an_auto_vault_tears_it_down(app: App) -> None:
+    owner, rg, _vault_id = opted_in_vault(app, "auto")
+    before = app.orchestrations()
+    delete_as(app, SECOND_ADMIN, rg)
+    deadline = time.monotonic() + 60
+    while intact(owner, rg) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    app.settle()
+    reports = [app.stack.runner.status(i)["output"] for i in new_instances(app, before)]  # type: ignore[union-attr]
+    deleted = [r for r in reports if isinstance(r, dict) and r.get("outcome") == "deleted"]
+    assert deleted and deleted[0]["requestedBy"] == SECOND_ADMIN
+    assert deleted[0]["approvedBy"] == f"tag:{TAG}=auto"
+
+
+# ---- four eyes and the wrong fingerprint ----------------------------------------------------------------------
+
+
+def test_the_requester_cannot_approve_their_own_plan(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    before = app.orchestrations()
+    status, body = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]}, ADMIN)
+    assert status == 403 and body["error"]["code"] == "FourEyesRequired", body
+    assert new_instances(app, before) == [] and intact(owner, rg)
+    # another allowed principal may, and the report names both
+    status, body = http(
+        app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]}, SECOND_ADMIN
+    )
+    assert status == 202, body
+    report = app.stack.runner.wait_for(body["id"], timeout=120)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "deleted", report["reason"]
+    assert report["requestedBy"] == ADMIN and report["approvedBy"] == SECOND_ADMIN
+
+
+def test_a_run_that_carries_its_own_fingerprint_waits_for_another_principal(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    body = {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    status, started = http(app, "POST", "teardowns", body, ADMIN)
+    assert status == 202, started
+    waiting = wait_phase(app, started["id"], "awaiting-approval")
+    assert "four eyes" in waiting["needs"] and intact(owner, rg)
+    status, refused = http(
+        app, "POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan["fingerprint"]}, ADMIN
+    )
+    assert status == 403 and refused["error"]["code"] == "FourEyesRequired"
+    # the orchestrator is the authority: an approval event from the requester (around the route) is refused,
+    # recorded, and the saga keeps waiting
+    app.stack.runner.raise_event(  # type: ignore[union-attr]
+        started["id"], "TeardownApproved", {"fingerprint": plan["fingerprint"], "approvedBy": ADMIN}
+    )
+    runner = app.stack.runner
+    assert runner is not None
+    deadline = time.monotonic() + 30
+    while "four eyes" not in str((runner.status(started["id"]).get("customStatus") or {}).get("lastError")):
+        assert time.monotonic() < deadline, runner.status(started["id"])
+        time.sleep(0.05)
+    assert wait_phase(app, started["id"], "awaiting-approval") and intact(owner, rg)
+    report = cancel(app, started["id"])
+    assert report["outcome"] == "cancelled" and report["deleted"] == []
+    assert intact(owner, rg)
+
+
+def test_approving_a_wrong_fingerprint_is_refused_naming_the_current_one(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    wrong = "sha256:" + "0" * 64
+    before = app.orchestrations()
+    status, body = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": wrong}, SECOND_ADMIN)
+    assert status == 409 and body["error"]["code"] == "FingerprintMismatch", body
+    assert body["currentFingerprint"] == plan["fingerprint"] and plan["fingerprint"] in body["error"]["message"]
+    assert new_instances(app, before) == [] and intact(owner, rg)
+    # the same while a run waits for its approval
+    status, started = http(app, "POST", "teardowns", {"vaultId": vault_id, "dryRun": False}, ADMIN)
+    assert status == 202, started
+    wait_phase(app, started["id"], "awaiting-approval")
+    status, body = http(app, "POST", f"teardowns/{started['id']}/approve", {"fingerprint": wrong}, SECOND_ADMIN)
+    assert status == 409 and body["currentFingerprint"] == plan["fingerprint"], body
+    assert cancel(app, started["id"])["outcome"] == "cancelled"
+    assert intact(owner, rg)
