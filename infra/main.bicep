@@ -54,6 +54,9 @@ param auditAllowedPrincipalIds array = []
 @description('App roles (from the caller\'s token) allowed to request teardowns over HTTP (STEWARD_TEARDOWN_ALLOWED_ROLES).')
 param teardownAllowedRoles array = []
 
+@description('Four eyes: a teardown\'s approver must be another principal than its requester (STEWARD_TEARDOWN_FOUR_EYES). Keep it on in production.')
+param teardownFourEyes bool = true
+
 @description('NCRONTAB schedule of the estate audit, six fields, seconds first (STEWARD_AUDIT_SCHEDULE).')
 param auditSchedule string = '0 0 6 * * *'
 
@@ -209,6 +212,8 @@ module app 'modules/function-app.bicep' = {
     teardownPrincipalIds: teardownAllowedPrincipalIds
     auditPrincipalIds: auditAllowedPrincipalIds
     teardownRoles: teardownAllowedRoles
+    teardownFourEyes: teardownFourEyes
+    teardownRequestsTopicId: topics.outputs.requestsTopicId
     auditSchedule: auditSchedule
     auditRemediateLimit: auditRemediateLimit
     auditRatePerMinute: auditRatePerMinute

@@ -48,6 +48,12 @@ param auditPrincipalIds array = []
 @description('App roles allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_ROLES).')
 param teardownRoles array = []
 
+@description('Four eyes: the approver of a teardown must not be its requester (STEWARD_TEARDOWN_FOUR_EYES).')
+param teardownFourEyes bool = true
+
+@description('Resource id of the requests topic; only its BackupSteward.Teardown.Requested events are accepted, as requests (STEWARD_TEARDOWN_REQUESTS_TOPIC_ID).')
+param teardownRequestsTopicId string
+
 @description('NCRONTAB schedule of the audit timer (STEWARD_AUDIT_SCHEDULE).')
 param auditSchedule string = '0 0 6 * * *'
 
@@ -213,6 +219,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'STEWARD_TEARDOWN_ALLOWED_ROLES'
           value: join(teardownRoles, ',')
+        }
+        {
+          name: 'STEWARD_TEARDOWN_FOUR_EYES'
+          value: string(teardownFourEyes)
+        }
+        {
+          name: 'STEWARD_TEARDOWN_REQUESTS_TOPIC_ID'
+          value: teardownRequestsTopicId
         }
         {
           name: 'STEWARD_EVENTS_TOPIC_ENDPOINT'

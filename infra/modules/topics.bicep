@@ -112,4 +112,5 @@ resource requestsDeadLetter 'Microsoft.Authorization/roleAssignments@2022-04-01'
 output outcomesTopicEndpoint string = outcomes.properties.endpoint
 output outcomesTopicId string = outcomes.id
 output requestsTopicName string = requests.name
+output requestsTopicId string = requests.id
 output requestsTopicEndpoint string = requests.properties.endpoint

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from sandbox.arm.config import DEFAULT_PRINCIPAL
 from steward import bootstrap
 from tests.e2e.conftest import Harness, start_harness
 from tests.integration.teardown.conftest import HOUR, Estate
@@ -29,7 +30,9 @@ def app(tmp_path: Path) -> Iterator[Harness]:
     harness = start_harness(
         tmp_path,
         settings={
-            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
+            # DEFAULT_PRINCIPAL: the sandbox's default identity, the "user" whose refused delete starts the teardown
+            # (a failed delete of an ``auto`` vault runs only for an allowed deleting user)
+            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": f"{ADMIN},{DEFAULT_PRINCIPAL}",
             "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
         },
     )

@@ -223,11 +223,11 @@ def test_a_strangers_failed_delete_of_an_auto_vault_only_plans(app: App) -> None
     while not new_instances(app, before) and time.monotonic() < deadline:
         time.sleep(0.05)
     app.settle()
+    assert intact(owner, rg), "a stranger's failed delete of an auto vault deleted backup data"
     [instance] = new_instances(app, before)
     report = app.stack.runner.status(instance)["output"]  # type: ignore[union-attr]
     assert report["outcome"] == "planned", report
     assert report["requestedBy"] == STRANGER and "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS" in report["reason"]
-    assert intact(owner, rg), "a stranger's failed delete of an auto vault deleted backup data"
 
 
 def test_an_allowed_users_failed_delete_of_an_auto_vault_tears_it_down(app: App) -> None:

@@ -22,6 +22,10 @@ COMPUTED = {
     "eventsTopicEndpoint": "https://evgt-steward-outcomes.westeurope-1.eventgrid.azure.net/api/events",
     "reportsAccountUrl": "https://sdstewardabc12345.blob.core.windows.net",
     "reportsContainerName": "steward-reports",
+    "teardownRequestsTopicId": (
+        "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-steward/providers/"
+        "Microsoft.EventGrid/topics/evgt-steward-abc12345-requests"
+    ),
 }
 
 
@@ -130,6 +134,7 @@ def test_no_secret_and_no_key_based_connection() -> None:
                 "autoCreateVaults": True,
                 "maxParallelWrites": 50,
                 "auditRatePerMinute": 600,
+                "teardownFourEyes": False,
             },
             id="everything-set",
         ),
@@ -152,6 +157,9 @@ def test_deployed_settings_are_valid_for_the_app(given: Callable[[], dict[str, A
         assert loaded.rules.rules, "the inline rules parameter reached STEWARD_RULES and loaded"
     assert loaded.events_topic_key is None
     assert loaded.reports_connection_string is None
+    # custom teardown events are accepted from the deployment's requests topic only; four eyes unless turned off
+    assert loaded.teardown_requests_topic_id == COMPUTED["teardownRequestsTopicId"]
+    assert loaded.teardown_four_eyes is bool(parameters.get("teardownFourEyes", True))
 
 
 def test_defaults_agree_with_the_app() -> None:
@@ -164,6 +172,8 @@ def test_defaults_agree_with_the_app() -> None:
     assert main["maxParallelWrites"] == module["maxParallelWrites"] == app_settings.DEFAULT_MAX_PARALLEL_WRITES
     assert main["autoCreateVaults"] is module["autoCreateVaults"] is False
     assert main["auditRatePerMinute"] == module["auditRatePerMinute"] == app_settings.DEFAULT_AUDIT_RATE_PER_MINUTE
+    assert main["teardownFourEyes"] is module["teardownFourEyes"] is True
+    assert app_settings.Settings().teardown_four_eyes is True
     assert storage["reportsContainerName"] == app_settings.DEFAULT_REPORTS_CONTAINER
     assert app_settings.ncrontab_problem(main["auditSchedule"]) is None
 
