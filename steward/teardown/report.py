@@ -18,6 +18,13 @@ from typing import Any, Final, Protocol
 from steward.domain.teardown import TeardownOutcome
 
 REPORT_VERSION: Final = 1
+#: How the report's ``requestedBy`` was established, by request source: the HTTP caller the route verified, the
+#: object id ARM signed into the event's claims, or what a custom event's sender wrote (not verified).
+_REQUESTER_IDENTITY: Final = {
+    "http": "verified: the HTTP caller, or the requester of the plan approved over HTTP",
+    "event": "caller ARM named in the event's claims",
+    "custom-event": "declared in a custom event (not verified)",
+}
 
 
 def build_report(
@@ -43,6 +50,7 @@ def build_report(
         "outcome": outcome.value,
         "reason": reason,
         "requestedBy": request.get("requestedBy"),
+        "requesterIdentity": _REQUESTER_IDENTITY.get(str(request.get("source")), "unknown"),
         "approvedBy": approved_by,
         "source": request.get("source"),
         "correlationId": request.get("correlationId"),
@@ -92,6 +100,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     facts = [
         ("Vault", report.get("vaultId")),
         ("Requested by", report.get("requestedBy")),
+        ("Requester identity", report.get("requesterIdentity")),
         ("Approved by", report.get("approvedBy")),
         ("Source", report.get("source")),
         ("Requested at", report.get("requestedAt")),

@@ -189,6 +189,7 @@ def test_an_allowed_requesters_custom_event_only_plans_and_waits_for_an_http_app
     assert intact(owner, rg)
     report = cancel(app, instance)
     assert report["outcome"] == "cancelled" and report["deleted"] == [] and report["source"] == "custom-event"
+    assert report["requestedBy"] == ADMIN and "not verified" in report["requesterIdentity"]
     assert intact(owner, rg)
 
 
@@ -262,6 +263,7 @@ def test_the_requester_cannot_approve_their_own_plan(app: App) -> None:
     report = app.stack.runner.wait_for(body["id"], timeout=120)["output"]  # type: ignore[union-attr]
     assert report["outcome"] == "deleted", report["reason"]
     assert report["requestedBy"] == ADMIN and report["approvedBy"] == SECOND_ADMIN
+    assert report["requesterIdentity"].startswith("verified")
 
 
 def test_a_run_that_carries_its_own_fingerprint_waits_for_another_principal(app: App) -> None:

@@ -291,6 +291,19 @@ def test_a_teardown_request_carries_vault_requester_and_plan() -> None:
     assert other_plan.instance_id == intent.instance_id  # one saga per vault at a time
 
 
+def test_a_teardown_request_needs_no_fingerprint_and_keeps_its_topic() -> None:
+    """A request, not an approval: the fingerprint is optional; the topic (CloudEvents ``source``) is kept for
+    the requests-topic check."""
+    intent = classify(teardown_event(planFingerprint=None))
+    assert isinstance(intent, TeardownRequested) and intent.plan_fingerprint is None
+    assert intent.origin.topic == teardown_event()["source"]
+    assert intent_from_record(json.loads(json.dumps(intent.to_record()))) == intent
+    failed = classify(
+        resource_event("Microsoft.Resources.ResourceDeleteFailure", "Microsoft.RecoveryServices/vaults/delete", RSV)
+    )
+    assert failed.origin.topic is not None and failed.origin.topic.lower() == f"/subscriptions/{SUB}"
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
