@@ -179,8 +179,13 @@ def _status_name(status: Any) -> str | None:
     return str(getattr(runtime, "value", runtime))
 
 
-async def _status(client: df.DurableOrchestrationClient, instance_id: str) -> Any:
-    status = await client.get_status(instance_id)
+async def _status(client: df.DurableOrchestrationClient, instance_id: str, *, show_input: bool = False) -> Any:
+    # show_input=False leaves the query parameter out (the SDK's default); the approve route asks for the input
+    # explicitly, since it reads the request (its requester) from it
+    if show_input:
+        status = await client.get_status(instance_id, show_input=True)
+    else:
+        status = await client.get_status(instance_id)
     if status is None or _status_name(status) is None:
         return None
     return status
@@ -315,7 +320,7 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     approval = approval_from_http(dict(req.headers), req.get_body(), _policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
-    status = await _status(client, instance_id)
+    status = await _status(client, instance_id, show_input=True)
     if status is None:
         return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
     runtime = _status_name(status)
