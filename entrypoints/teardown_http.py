@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -286,7 +287,8 @@ def _requested(status: Any) -> TeardownRequest | None:
 
 def _approval_checks(approval: Any, current: str | None, request: TeardownRequest | None) -> func.HttpResponse | None:
     """The approve route's pre-checks (the orchestrator enforces both again): the fingerprint must be the one
-    the plan shows now (409, naming it), and with four eyes the approver must not be the requester (403)."""
+    the plan shows now (409, naming it), and with four eyes the approver must not be the requester (403).
+    ``request`` names the requester to compare with (None: the approval confirms a custom-event request)."""
     if current and not fingerprints_match(approval.fingerprint, current):
         return _json(
             409,
@@ -337,7 +339,13 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                     }
                 },
             )
-        refused = _approval_checks(approval, custom.get("fingerprint"), _requested(status))
+        request = _requested(status)
+        if request is not None and request.source is RequestSource.CUSTOM_EVENT:
+            # a custom event's requester is unverified: the first approval confirms it (then its author counts
+            # as the requester), see steward.domain.teardown.judge_approval
+            confirmed = custom.get("confirmedBy")
+            request = replace(request, requested_by=str(confirmed)) if confirmed else None
+        refused = _approval_checks(approval, custom.get("fingerprint"), request)
         if refused is not None:
             return refused
         await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
@@ -356,6 +364,8 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     previous = _requested(status)
     if previous is None:
         return _json(409, {"error": {"code": "NothingToApprove", "message": "the teardown's request cannot be read"}})
+    if report.get("confirmedBy"):  # a custom-event request confirmed by a verified principal: the requester
+        previous = replace(previous, requested_by=str(report["confirmedBy"]))
     refused = _approval_checks(approval, report.get("fingerprint"), previous)
     if refused is not None:
         return refused

@@ -33,6 +33,7 @@ from steward.domain.teardown import (
     EVENT_CANCEL,
     EVENT_SECURITY_APPROVAL,
     SETTINGS_STEPS,
+    ApprovalVerdict,
     BlockerKind,
     ItemState,
     NextKind,
@@ -45,11 +46,11 @@ from steward.domain.teardown import (
     TeardownRequest,
     TeardownStep,
     VaultInventory,
-    approval_refusal,
     batches,
     decide_next,
     fingerprints_match,
     format_time,
+    judge_approval,
     opt_in_decision,
     plan_teardown,
     purge_wait_until,
@@ -128,6 +129,8 @@ class Saga:
         self.progress = TeardownProgress.from_record(saga.get("progress") or {})
         self.security_approved = bool(saga.get("securityApproved", False))
         self.approved_by: str | None = saga.get("approvedBy")
+        #: four eyes on a custom-event request: the verified principal whose approval confirmed it
+        self.confirmed_by: str | None = saga.get("confirmedBy")
         self.started_at: str | None = saga.get("startedAt")
         #: the settings the saga runs with (``teardown_limits``): counts, ``fourEyes`` (0/1), ``allowedPrincipals``
         self.limits: dict[str, Any] = dict(saga.get("limits") or {})
@@ -146,6 +149,7 @@ class Saga:
                 "progress": self.progress.to_record(),
                 "securityApproved": self.security_approved,
                 "approvedBy": self.approved_by,
+                "confirmedBy": self.confirmed_by,
                 "startedAt": self.started_at,
                 "limits": self.limits,
                 "purgeRechecks": self.purge_rechecks,
@@ -196,6 +200,7 @@ class Saga:
                 "lastError": self.progress.last_error,
                 "waitingUntil": self.waiting_until,
                 "needs": self.needs,
+                "confirmedBy": self.confirmed_by,
                 "fingerprint": self.plan.fingerprint if self.plan else None,
                 "planStatus": self.plan.status.value if self.plan else None,
                 "plan": _plan_summary(self.plan) if self.plan else None,
@@ -328,11 +333,19 @@ def _await_approval(saga: Saga, plan: TeardownPlan, four_eyes: bool, note: str |
             raise _Finish(TeardownOutcome.APPROVAL_EXPIRED, f"no approval within {hours} hours; nothing was changed")
         data = approval.result if isinstance(approval.result, Mapping) else {}
         approver = str(data.get("approvedBy") or "")
-        refusal = approval_refusal(saga.request, approver, four_eyes=four_eyes)
-        if refusal is None:
+        verdict, why = judge_approval(saga.request, approver, four_eyes=four_eyes, confirmed_by=saga.confirmed_by)
+        if verdict is ApprovalVerdict.APPROVED:
             break
-        saga.progress = saga.progress.with_error(f"approval refused: {refusal}")
-        saga.log("teardown approval refused: %s", refusal)
+        if verdict is ApprovalVerdict.CONFIRMED:
+            saga.confirmed_by = approver
+            saga.needs = (
+                f"another allowed principal than {approver} must approve fingerprint {plan.fingerprint} "
+                f"(POST /api/teardowns/{saga.context.instance_id}/approve) before {format_time(deadline)}; {why}"
+            )
+            saga.log("teardown request confirmed: %s", why)
+        else:
+            saga.progress = saga.progress.with_error(f"approval refused: {why}")
+            saga.log("teardown approval refused: %s", why)
         saga.status()
     timer.cancel()
     saga.approved_by = approver or "unknown"
@@ -600,6 +613,7 @@ def _finish(saga: Saga, outcome: TeardownOutcome, reason: str, restored: list[di
         remaining=remaining,
         restored=restored,
         approved_by=saga.approved_by,
+        confirmed_by=saga.confirmed_by,
     )
     stored = yield saga.activity("teardown_record_report", {"report": report, "name": saga.context.instance_id})
     report["links"] = {k: stored.get(k) for k in ("jsonUrl", "htmlUrl")}

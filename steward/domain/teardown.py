@@ -50,6 +50,7 @@ __all__ = [
     "EVENT_APPROVE",
     "EVENT_CANCEL",
     "EVENT_SECURITY_APPROVAL",
+    "ApprovalVerdict",
     "BackupInstance",
     "BackupItem",
     "BackupPolicy",
@@ -86,6 +87,7 @@ __all__ = [
     "format_time",
     "instance_id_for",
     "inventory_fingerprint",
+    "judge_approval",
     "parse_time",
     "plan_teardown",
     "purge_wait_until",
@@ -1644,6 +1646,35 @@ def approval_refusal(request: TeardownRequest, approver: str | None, *, four_eye
             "another allowed principal must approve"
         )
     return None
+
+
+class ApprovalVerdict(StrEnum):
+    APPROVED = "approved"
+    #: four eyes on a custom-event request: this approval stands in for the requester, whom the event names
+    #: without proof; a second, different principal must approve
+    CONFIRMED = "confirmed"
+    REFUSED = "refused"
+
+
+def judge_approval(
+    request: TeardownRequest, approver: str | None, *, four_eyes: bool, confirmed_by: str | None = None
+) -> tuple[ApprovalVerdict, str | None]:
+    """What one approval event does to a waiting teardown, and why.
+
+    With four eyes, the approver must differ from the requester. A custom event's ``requester`` is only what its
+    sender wrote (any allowed principal may send on the requests topic), so under four eyes the first approval
+    of such a request *confirms* it - that verified caller becomes the requester (``confirmed_by``) - and a
+    second, different principal approves: two people, both verified, whatever the event claimed."""
+    if four_eyes and request.source is RequestSource.CUSTOM_EVENT and confirmed_by is None:
+        if not approver or not approver.strip():
+            return ApprovalVerdict.REFUSED, "four eyes: an approval must name its approver"
+        return ApprovalVerdict.CONFIRMED, (
+            f"{approver} confirmed the custom-event request (its requester is not verified); "
+            "another allowed principal must approve"
+        )
+    requester = replace(request, requested_by=confirmed_by) if confirmed_by else request
+    refusal = approval_refusal(requester, approver, four_eyes=four_eyes)
+    return (ApprovalVerdict.REFUSED, refusal) if refusal else (ApprovalVerdict.APPROVED, None)
 
 
 def request_approval(request: TeardownRequest, *, four_eyes: bool) -> tuple[str | None, str | None, str | None]:

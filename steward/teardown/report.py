@@ -40,6 +40,7 @@ def build_report(
     remaining: Sequence[Mapping[str, Any]] = (),
     restored: Sequence[Mapping[str, Any]] = (),
     approved_by: str | None = None,
+    confirmed_by: str | None = None,
 ) -> dict[str, Any]:
     """The one report record every teardown ends with (also the orchestration's output)."""
     progress = progress or {}
@@ -52,6 +53,8 @@ def build_report(
         "requestedBy": request.get("requestedBy"),
         "requesterIdentity": _REQUESTER_IDENTITY.get(str(request.get("source")), "unknown"),
         "approvedBy": approved_by,
+        # four eyes on a custom-event request: the verified principal who confirmed it (the first approval)
+        "confirmedBy": confirmed_by,
         "source": request.get("source"),
         "correlationId": request.get("correlationId"),
         "requestedAt": request.get("requestedAt"),
@@ -101,6 +104,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         ("Vault", report.get("vaultId")),
         ("Requested by", report.get("requestedBy")),
         ("Requester identity", report.get("requesterIdentity")),
+        ("Confirmed by", report.get("confirmedBy")),
         ("Approved by", report.get("approvedBy")),
         ("Source", report.get("source")),
         ("Requested at", report.get("requestedAt")),

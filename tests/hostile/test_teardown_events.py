@@ -193,6 +193,41 @@ def test_an_allowed_requesters_custom_event_only_plans_and_waits_for_an_http_app
     assert intact(owner, rg)
 
 
+def test_one_principal_cannot_request_by_event_and_approve_alone(app: App) -> None:
+    """A custom event's requester is what its sender wrote: ADMIN names SECOND_ADMIN as requester, then approves.
+    With four eyes that first approval only confirms the request (ADMIN becomes the verified requester), and
+    ADMIN's second approval is refused; another principal's approval runs it."""
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id)
+    before = app.orchestrations()
+    assert deliver(app, custom_event(vault_id, SECOND_ADMIN, None)) == 200
+    [instance] = new_instances(app, before)
+    wait_phase(app, instance, "awaiting-approval")
+    approve = {"fingerprint": plan["fingerprint"]}
+    status, body = http(app, "POST", f"teardowns/{instance}/approve", approve, ADMIN)
+    assert status == 202, body
+    runner = app.stack.runner
+    assert runner is not None
+    deadline = time.monotonic() + 30
+    while (runner.status(instance).get("customStatus") or {}).get("confirmedBy") != ADMIN:
+        assert time.monotonic() < deadline, runner.status(instance)
+        time.sleep(0.05)
+    assert wait_phase(app, instance, "awaiting-approval") and intact(owner, rg), "one approval ran a custom request"
+    status, body = http(app, "POST", f"teardowns/{instance}/approve", approve, ADMIN)
+    assert status == 403 and body["error"]["code"] == "FourEyesRequired", body
+    # around the route, the orchestrator refuses it too and keeps waiting
+    runner.raise_event(instance, "TeardownApproved", {**approve, "approvedBy": ADMIN})
+    while "four eyes" not in str((runner.status(instance).get("customStatus") or {}).get("lastError")):
+        assert time.monotonic() < deadline + 30, runner.status(instance)
+        time.sleep(0.05)
+    assert intact(owner, rg)
+    status, body = http(app, "POST", f"teardowns/{instance}/approve", approve, SECOND_ADMIN)
+    assert status == 202, body
+    report = runner.wait_for(instance, timeout=120)["output"]
+    assert report["outcome"] == "deleted", report["reason"]
+    assert (report["requestedBy"], report["confirmedBy"], report["approvedBy"]) == (SECOND_ADMIN, ADMIN, SECOND_ADMIN)
+
+
 def test_an_auto_vault_is_not_torn_down_by_a_custom_event_with_a_made_up_fingerprint(app: App) -> None:
     owner, rg, vault_id = opted_in_vault(app, "auto")
     before = app.orchestrations()

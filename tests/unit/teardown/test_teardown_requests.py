@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from steward.domain.teardown import (
+    ApprovalVerdict,
     InvalidTeardownInput,
     RequestSource,
     TeardownRequest,
@@ -19,6 +20,7 @@ from steward.domain.teardown import (
     VaultKind,
     approval_refusal,
     instance_id_for,
+    judge_approval,
     opt_in_decision,
     request_approval,
     teardown_request_from_event,
@@ -259,6 +261,19 @@ def test_an_app_id_is_never_taken_for_an_object_id() -> None:
     assert request.requested_by == "app:" + ALLOWED
     auto_tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("backup-steward:teardown", "auto"),))
     assert opt_in_decision(request, auto_tagged, [ALLOWED])[:2] == (True, False)
+
+
+def test_four_eyes_on_a_custom_event_needs_two_verified_principals() -> None:
+    declared = TeardownRequest(RS_VAULT, OTHER, RequestSource.CUSTOM_EVENT, False)  # the sender wrote OTHER
+    verdict, why = judge_approval(declared, ALLOWED, four_eyes=True)
+    assert verdict is ApprovalVerdict.CONFIRMED and "not verified" in str(why)
+    assert judge_approval(declared, ALLOWED, four_eyes=True, confirmed_by=ALLOWED)[0] is ApprovalVerdict.REFUSED
+    assert judge_approval(declared, OTHER, four_eyes=True, confirmed_by=ALLOWED) == (ApprovalVerdict.APPROVED, None)
+    assert judge_approval(declared, "", four_eyes=True)[0] is ApprovalVerdict.REFUSED
+    assert judge_approval(declared, ALLOWED, four_eyes=False) == (ApprovalVerdict.APPROVED, None)
+    http = TeardownRequest(RS_VAULT, ALLOWED, RequestSource.HTTP, False)  # a verified requester: one approval
+    assert judge_approval(http, OTHER, four_eyes=True) == (ApprovalVerdict.APPROVED, None)
+    assert judge_approval(http, ALLOWED, four_eyes=True)[0] is ApprovalVerdict.REFUSED
 
 
 def test_only_an_http_request_carries_an_approval_and_four_eyes_needs_another_approver() -> None:
