@@ -165,9 +165,15 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
         # Event Grid delivers unordered: confirm the resource is gone NOW before stopping anything
         live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
         alive = flow.alive_after_delete(intent, live, ref)
+        for _ in range(flow.GONE_RECHECKS):  # the same incarnation still answers: its delete may be finishing
+            if alive is None or not alive.recheck:
+                break
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.GONE_RECHECK_SECONDS))
+            live = yield context.call_activity_with_retry("describe_resource", RETRY, {"resource_id": resource_id})
+            alive = flow.alive_after_delete(intent, live, ref)
         if alive is not None:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
-                                     reason=alive))
+                                     reason=alive.reason))
             continue
         stopped = yield from call_with_backoff(context,
             "stop_protection_retain", RETRY, {"protection": ref.to_record()}

@@ -310,9 +310,23 @@ def _when(text: object) -> datetime | None:
     return value if value.tzinfo is not None else None
 
 
+#: A delete event for a resource that still answers (same incarnation, created before the event) may have
+#: outrun the end of its delete: look again this many times, this far apart, before leaving it as is.
+GONE_RECHECKS: Final = 3
+GONE_RECHECK_SECONDS: Final = 300
+
+
+@dataclass(frozen=True)
+class Alive:
+    """The resource a delete event named exists now; ``recheck``: it may still be being deleted."""
+
+    reason: str
+    recheck: bool = False
+
+
 def alive_after_delete(
     intent: Mapping[str, Any], live: Mapping[str, Any] | None, ref: ProtectionRef | None
-) -> str | None:
+) -> Alive | None:
     """Why a delete event must stop nothing: the resource exists NOW (``live``: ``describe_resource``'s facts,
     read just before the stop). None when it is gone (404): the delete is confirmed.
 
@@ -325,14 +339,14 @@ def alive_after_delete(
     identity, created = str(live.get("identity") or ""), str(live.get("created_at") or "")
     event_time = str((intent.get("origin") or {}).get("eventTime") or "")
     if ref is not None and ref.identity and identity and ref.identity.lower() != identity.lower():
-        return (f"the resource exists again as another incarnation ({identity}) than the one its item protected "
-                f"({ref.identity}): the delete event concerned the old one; nothing was stopped")
+        return Alive(f"the resource exists again as another incarnation ({identity}) than the one its item "
+                     f"protected ({ref.identity}): the delete event concerned the old one; nothing was stopped")
     made, deleted = _when(created), _when(event_time)
     if made is not None and deleted is not None and made > deleted:
-        return (f"the resource exists again: re-created at {created}, after the delete event of {event_time}; "
-                "its protection was left as is")
-    return ("the resource still exists (ARM answers it now), so the delete event is not confirmed; "
-            "nothing was stopped")
+        return Alive(f"the resource exists again: re-created at {created}, after the delete event of {event_time}; "
+                     "its protection was left as is")
+    return Alive("the resource still exists (ARM answers it now), so the delete event is not confirmed; "
+                 "nothing was stopped", recheck=True)
 
 
 # ---- moves ---------------------------------------------------------------------------------------------

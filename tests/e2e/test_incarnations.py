@@ -115,6 +115,27 @@ def test_a_delete_event_delivered_after_the_recreate_leaves_the_live_vm_protecte
     assert "Retained" not in _statuses(h, vm)
 
 
+def test_a_delete_event_for_a_vm_that_still_exists_stops_nothing(harness: Harness) -> None:
+    h = harness
+    est = h.estate()
+    est.resource_group("rg-app", WEU)
+    rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+    vm = est.vm("rg-app", "vm-alive", WEU)
+    h.wait_outcome(vm, "Protected")
+    h.settle()
+    write = _events_for(h, vm, "Microsoft.Compute/virtualMachines/write")[-1]
+    # a delete event whose delete Azure has not carried out (never, or not yet): ARM still answers the VM
+    delete = {**write, "id": write["id"] + "-delete", "eventType": "Microsoft.Resources.ResourceDeleteSuccess",
+              "data": {**write["data"], "operationName": "Microsoft.Compute/virtualMachines/delete"}}
+
+    h.stack.host.deliver_events(TRIGGER, [delete])  # type: ignore[union-attr]
+    outcome = h.wait_outcome(vm, "LeftAsIs", timeout=60)  # after looking again on durable timers
+    h.settle()
+    assert "still exists" in outcome["reason"]
+    rs = RecoveryServicesProtection(h.clients)
+    assert rs.vm_item(rsv, vm)["properties"]["protectionState"] in {"IRPending", "Protected"}  # type: ignore[index]
+
+
 def test_a_late_delete_event_of_a_recreated_disk_leaves_its_backup_instance_alone(harness: Harness) -> None:
     h = harness
     est = h.estate()

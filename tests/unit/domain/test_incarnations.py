@@ -66,19 +66,22 @@ def test_a_confirmed_delete_goes_on() -> None:
 
 
 def test_another_incarnation_than_the_item_protected_is_left_alone() -> None:
-    reason = flow.alive_after_delete(GONE_INTENT, live("vm-guid-2"), ProtectionRef(RSV, "i", VM, identity="vm-guid-1"))
-    assert reason is not None and "another incarnation" in reason and "vm-guid-2" in reason
+    alive = flow.alive_after_delete(GONE_INTENT, live("vm-guid-2"), ProtectionRef(RSV, "i", VM, identity="vm-guid-1"))
+    assert alive is not None and "another incarnation" in alive.reason and "vm-guid-2" in alive.reason
+    assert not alive.recheck
 
 
 def test_a_resource_created_after_the_delete_event_is_left_alone() -> None:
-    reason = flow.alive_after_delete(GONE_INTENT, live(created=T0 + timedelta(seconds=5)), ProtectionRef(RSV, "i", VM))
-    assert reason is not None and "re-created" in reason and "exists again" in reason
+    alive = flow.alive_after_delete(GONE_INTENT, live(created=T0 + timedelta(seconds=5)), ProtectionRef(RSV, "i", VM))
+    assert alive is not None and "re-created" in alive.reason and "exists again" in alive.reason
+    assert not alive.recheck
 
 
 def test_a_resource_that_still_exists_is_never_stopped_on_a_guess() -> None:
     for facts in (live(), live(created=None), live(identity="")):
-        reason = flow.alive_after_delete(GONE_INTENT, facts, ProtectionRef(RSV, "i", VM, identity="vm-guid-1"))
-        assert reason is not None and "still exists" in reason
+        alive = flow.alive_after_delete(GONE_INTENT, facts, ProtectionRef(RSV, "i", VM, identity="vm-guid-1"))
+        assert alive is not None and "still exists" in alive.reason
+        assert alive.recheck  # its delete may still be finishing: looked at again later
     assert flow.alive_after_delete({"resourceId": VM}, live(), None) is not None  # no event time: still alive
 
 
