@@ -169,7 +169,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
             if alive is None or not alive.recheck:
                 break
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.GONE_RECHECK_SECONDS))
-            live = yield context.call_activity_with_retry("describe_resource", RETRY, {"resource_id": resource_id})
+            live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
             alive = flow.alive_after_delete(intent, live, ref)
         if alive is not None:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
