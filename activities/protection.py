@@ -118,6 +118,9 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
         existing = adapter.vm_item(request["vault_id"], request["resource_id"])
         if protection_flow.item_protecting(existing):
             return {"ok": True, "item": existing, "done": True}
+        if protection_flow.item_soft_deleted(existing):  # never PUT over recoverable data: a person undeletes
+            return {"ok": False, "code": protection_flow.ITEM_SOFT_DELETED,
+                    "message": protection_flow.SOFT_DELETED_REASON.format(vault=request["vault_id"])}
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
         if policy_id is None:
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}

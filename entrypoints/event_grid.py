@@ -134,7 +134,9 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         orchestrator = orchestration_for(intent)
         if orchestrator is None:
             return "ignored"
-        started = await start_once(client, orchestrator, instance_id, payload)
+        # a redelivered event (same id) starts no work again; teardown requests keep their own rules
+        event = None if teardown_intent else (intent.origin.event_id, intent.origin.event_time)
+        started = await start_once(client, orchestrator, instance_id, payload, event=event)
         return "started" if started else "duplicate"
 
 

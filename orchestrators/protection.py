@@ -71,6 +71,13 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
             "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts["location"]}
         )
         verdict = flow.vm_precheck(status, vault["id"])
+        resuming = False
+        if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
+            item = yield from call_with_backoff(
+                context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault["id"]}
+            )
+            verdict = flow.already_protected_item(item, verdict, vault["id"])
+            resuming = verdict is None
         if verdict is not None:
             return _outcome(intent, verdict.status, reason=verdict.reason, **common)
         target = {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy}
@@ -88,7 +95,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
             if not flow.retry_operation(state):
                 break
         assert final is not None
-        return final
+        return flow.resumed(final) if resuming else final
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield from call_with_backoff(context,
@@ -154,6 +161,19 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
         if choice == rules.OnDelete.LEAVE.value or not flow.is_active(ref):
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
                                      reason=f"on delete: {choice}; item state {ref.state or 'unknown'}"))
+            continue
+        # Event Grid delivers unordered: confirm the resource is gone NOW before stopping anything
+        live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+        alive = flow.alive_after_delete(intent, live, ref)
+        for _ in range(flow.GONE_RECHECKS):  # the same incarnation still answers: its delete may be finishing
+            if alive is None or not alive.recheck:
+                break
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.GONE_RECHECK_SECONDS))
+            live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+            alive = flow.alive_after_delete(intent, live, ref)
+        if alive is not None:
+            outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
+                                     reason=alive.reason))
             continue
         stopped = yield from call_with_backoff(context,
             "stop_protection_retain", RETRY, {"protection": ref.to_record()}

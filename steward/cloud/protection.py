@@ -60,6 +60,8 @@ class ResourceFacts:
     identity: str = ""
     #: the VM a managed disk is attached to (ARM's ``managedBy``), if any
     managed_by: str = ""
+    #: when this incarnation was created (a resource deleted and re-created under one id gets a new one)
+    created_at: str = ""
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +88,19 @@ def _identity_of(rtype: str, body: dict[str, Any], rid: ResourceId) -> str:
         return str(props.get("uniqueId") or "")
     # Storage account and PostgreSQL flexible server names are globally unique (DNS names).
     return rid.name.lower()
+
+
+def _created_of(rtype: str, body: dict[str, Any]) -> str:
+    """When this incarnation of the resource was created, as each type's REST spec carries it: VM and disk
+    ``properties.timeCreated`` (Compute ``virtualMachine.json`` / ``disk.json``), storage account
+    ``properties.creationTime`` (Storage ``storage.json``); otherwise ARM's ``systemData.createdAt``
+    (PostgreSQL flexible server: common-types ``systemData``)."""
+    props = body.get("properties") or {}
+    if rtype in ("microsoft.compute/virtualmachines", "microsoft.compute/disks") and props.get("timeCreated"):
+        return str(props["timeCreated"])
+    if rtype == "microsoft.storage/storageaccounts" and props.get("creationTime"):
+        return str(props["creationTime"])
+    return str(dig(body, "systemData", "createdAt") or "")
 
 
 def _vault_facts(body: dict[str, Any], kind: str) -> VaultFacts:
@@ -124,6 +139,7 @@ class ResourceReader:
             tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
             identity=_identity_of(rtype, body, rid),
             managed_by=str(body.get("managedBy") or ""),
+            created_at=_created_of(rtype, body),
         )
 
     def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceFacts]:

@@ -15,6 +15,7 @@ from typing import Any, Final
 class OutcomeStatus(StrEnum):
     PROTECTED = "Protected"  # protection enabled and verified by this run
     ALREADY_PROTECTED = "AlreadyProtected"  # already protected in the vault the rules choose
+    RESUMED = "Resumed"  # its item in the vault the rules choose was stopped: protection resumed, same item
     CONFLICT = "Conflict"  # protected elsewhere; never moved or stolen
     OPTED_OUT = "OptedOut"  # a rule or the opt-out tag says no
     UNSUPPORTED = "Unsupported"  # not a type we protect
@@ -23,14 +24,14 @@ class OutcomeStatus(StrEnum):
     FAILED = "Failed"  # Azure refused; the reason says why
     RESOURCE_GONE = "ResourceGone"  # the resource no longer exists; nothing to do
     RETAINED = "Retained"  # source deleted: protection stopped, recovery points kept
-    LEFT_AS_IS = "LeftAsIs"  # source deleted, the rule says leave protection alone
+    LEFT_AS_IS = "LeftAsIs"  # left alone: the rule says so, the source exists again, or a person must act
     REPROTECTED = "Reprotected"  # moved: protected anew, the old item kept with its points
     VAULT_TENANT_CHANGED = "VaultTenantChanged"  # vault identity in another tenant: RBAC must be redone
 
 
 #: Outcomes that mean the resource ends in the intended state.
 SUCCESSFUL: Final = frozenset(
-    {OutcomeStatus.PROTECTED, OutcomeStatus.ALREADY_PROTECTED, OutcomeStatus.REPROTECTED}
+    {OutcomeStatus.PROTECTED, OutcomeStatus.ALREADY_PROTECTED, OutcomeStatus.REPROTECTED, OutcomeStatus.RESUMED}
 )
 
 

@@ -7,7 +7,8 @@ returned (resource facts, vault lists, backup status, results) and act on what c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Final
 
 from steward.domain import rules, workloads
@@ -109,6 +110,42 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
+#: ``begin_vm_protection``'s refusal when the VM's only item is soft-deleted: no PUT, a person undeletes it.
+ITEM_SOFT_DELETED: Final = "ItemSoftDeleted"
+SOFT_DELETED_REASON: Final = (
+    "its backup item in {vault} is soft-deleted: a person must undelete it and resume protection (a new "
+    "protection would start a second chain beside the recoverable one); nothing was done"
+)
+
+
+def item_soft_deleted(item: Mapping[str, Any] | None) -> bool:
+    return bool(item) and bool((item or {}).get("properties", {}).get("isScheduledForDeferredDelete"))
+
+
+def already_protected_item(item: Mapping[str, Any] | None, verdict: Verdict, vault_id: str) -> Verdict | None:
+    """``backupStatus`` named this vault; the item itself decides (re-created VM, D-incarnation).
+
+    A stopped item (``ProtectionStopped``: the VM was deleted and its protection stopped, keeping its points;
+    now a VM of the same id exists again) is not protection: None, so the caller re-PUTs the item with the
+    rule's policy - Azure's "resume protection" (the CLI's ``az backup protection resume``). A soft-deleted
+    item needs a person (LeftAsIs, nothing done). Anything else stays ``verdict`` (AlreadyProtected).
+    """
+    if item_soft_deleted(item):
+        return Verdict(OutcomeStatus.LEFT_AS_IS, SOFT_DELETED_REASON.format(vault=vault_id))
+    state = str(((item or {}).get("properties") or {}).get("protectionState") or "")
+    if state == "ProtectionStopped":
+        return None
+    return verdict
+
+
+def resumed(outcome: ProtectionOutcome) -> ProtectionOutcome:
+    """The outcome of re-PUTting a stopped item: ``Resumed`` when it ended protected (same item, its points)."""
+    if outcome.status is not OutcomeStatus.PROTECTED:
+        return outcome
+    return replace(outcome, status=OutcomeStatus.RESUMED,
+                   reason="its stopped item was resumed with the rule's policy; earlier recovery points stay in it")
+
+
 #: An operation that ended Failed with a SERVER_SIDE_CODES code failed on Azure's side: it starts again this
 #: many times at most.
 VM_PROTECTION_STARTS: Final = 3
@@ -162,6 +199,8 @@ def outcome_of_enable(
         status = OutcomeStatus.PROTECTED if created else OutcomeStatus.ALREADY_PROTECTED
         return ProtectionOutcome(status=status, item_id=item.get("id"), **base)
     code = str(result.get("code") or "")
+    if code == ITEM_SOFT_DELETED:
+        return ProtectionOutcome(status=OutcomeStatus.LEFT_AS_IS, reason=str(result.get("message")), **base)
     status = OutcomeStatus.CONFLICT if code in CONFLICT_CODES else OutcomeStatus.FAILED
     return ProtectionOutcome(status=status, reason=f"{code}: {result.get('message')}", **base)
 
@@ -261,6 +300,53 @@ def on_delete(decision: rules.ProtectionDecision) -> str:
     if isinstance(decision, rules.Protect):
         return decision.on_delete.value
     return rules.OnDelete.RETAIN.value
+
+
+def _when(text: object) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
+#: A delete event for a resource that still answers (same incarnation, created before the event) may have
+#: outrun the end of its delete: look again this many times, this far apart, before leaving it as is.
+GONE_RECHECKS: Final = 3
+GONE_RECHECK_SECONDS: Final = 300
+
+
+@dataclass(frozen=True)
+class Alive:
+    """The resource a delete event named exists now; ``recheck``: it may still be being deleted."""
+
+    reason: str
+    recheck: bool = False
+
+
+def alive_after_delete(
+    intent: Mapping[str, Any], live: Mapping[str, Any] | None, ref: ProtectionRef | None
+) -> Alive | None:
+    """Why a delete event must stop nothing: the resource exists NOW (``live``: ``describe_resource``'s facts,
+    read just before the stop). None when it is gone (404): the delete is confirmed.
+
+    Event Grid delivers unordered: a delete can arrive after the re-create's write. The reason names what
+    was compared - the incarnation the item protected against the live one (VM ``vmId``, disk ``uniqueId``),
+    or the live resource's creation time against the event's time - and the live resource is never touched.
+    """
+    if live is None:
+        return None
+    identity, created = str(live.get("identity") or ""), str(live.get("created_at") or "")
+    event_time = str((intent.get("origin") or {}).get("eventTime") or "")
+    if ref is not None and ref.identity and identity and ref.identity.lower() != identity.lower():
+        return Alive(f"the resource exists again as another incarnation ({identity}) than the one its item "
+                     f"protected ({ref.identity}): the delete event concerned the old one; nothing was stopped")
+    made, deleted = _when(created), _when(event_time)
+    if made is not None and deleted is not None and made > deleted:
+        return Alive(f"the resource exists again: re-created at {created}, after the delete event of {event_time}; "
+                     "its protection was left as is")
+    return Alive("the resource still exists (ARM answers it now), so the delete event is not confirmed; "
+                 "nothing was stopped", recheck=True)
 
 
 # ---- moves ---------------------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ def _vm_properties(
     if os_profile:
         merged["osProfile"] = os_profile
     merged.setdefault("hardwareProfile", {"vmSize": "Standard_D2s_v5"})
+    # Incarnation: a new vmId and timeCreated per create, kept by updates; a VM deleted and re-created under
+    # the same name gets new ones (Compute spec ComputeRP/stable/2024-07-01/virtualMachine.json,
+    # VirtualMachineProperties.vmId "the VM unique ID", .timeCreated "the time at which the Virtual Machine
+    # resource was created", read-only, from api-version 2021-11-01).
     merged["vmId"] = previous.get("vmId") or str(uuid.uuid4())
     merged["timeCreated"] = previous.get("timeCreated") or ctx.now_iso()
     return merged
@@ -109,6 +113,8 @@ def _disk_properties(
             400, "InvalidParameter", "Required parameter 'diskSizeGB' is missing (null).", target="diskSizeGB"
         )
     merged.setdefault("diskState", "Unattached")
+    # Incarnation: DiskProperties.uniqueId "Unique Guid identifying the resource" and .timeCreated "The time
+    # when the disk was created", both read-only (Compute spec DiskRP/stable/2024-03-02/disk.json).
     merged["uniqueId"] = previous.get("uniqueId") or str(uuid.uuid4())
     merged["timeCreated"] = previous.get("timeCreated") or ctx.now_iso()
     return merged

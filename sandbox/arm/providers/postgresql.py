@@ -31,6 +31,10 @@ def _server_properties(
     merged["backup"].setdefault("earliestRestoreDate", ctx.now_iso())
     merged.setdefault("highAvailability", {"mode": "Disabled", "state": "NotEnabled"})
     merged.setdefault("network", {"publicNetworkAccess": "Enabled"})
+    # Incarnation: a flexible server's properties carry no creation time; ARM's systemData.createdAt does
+    # (common-types resource-management systemData, "The timestamp of resource creation (UTC)"; Microsoft's
+    # example stable/2024-08-01/examples/ServerGet.json answers it). _tracked.py keeps it across updates and
+    # gives a re-created server a new one.
     merged["state"] = "Ready"
     merged["fullyQualifiedDomainName"] = f"{req.param('serverName')}.postgres.database.azure.com"
     return merged

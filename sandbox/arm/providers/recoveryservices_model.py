@@ -625,6 +625,9 @@ class RecoveryServicesModel:
             for vault in self.list_vaults(subscription_id):
                 if norm_location(vault.location) != norm_location(region):
                     continue
+                # Any item that is not soft-deleted answers Protected, a ProtectionStopped one too (inferred:
+                # BackupStatusResponse's enum has no "stopped" value; the CLI's resume_protection reads the
+                # item's protectionState, not backupStatus, to tell stopped from protected).
                 for item in vault.live_items():
                     if id_key(item.source_id) == id_key(resource_id):
                         policy = parse_id(item.policy_id).name if item.policy_id else None

@@ -54,6 +54,8 @@ def _account_properties(
     merged.setdefault("allowBlobPublicAccess", False)
     merged["primaryLocation"] = location
     merged["statusOfPrimary"] = "available"
+    # Incarnation: StorageAccountProperties.creationTime, "the creation date and time of the storage account in
+    # UTC", read-only (Storage spec stable/2023-05-01/storage.json); a re-created account gets a new one.
     merged["creationTime"] = previous.get("creationTime") or ctx.now_iso()
     merged["primaryEndpoints"] = {
         "blob": f"https://{name}.blob.core.windows.net/",
