@@ -221,8 +221,10 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
                        arm_config=SandboxConfig(clock=clock, state_dir=work / "arm"),
                        settings={"STEWARD_REPORTS_DIR": str(reports), "STEWARD_AUDIT_REMEDIATE_LIMIT": "20"},
                        run_timers=False)
-    stack.start()
+    # the levels before anything of the app is imported (starting the stack imports it, and the app configures
+    # its JSON logs on import): a caller in the same process gets exactly these back
     quieted = {name: logging.getLogger(name).level for name in ("steward", "sandbox", "")}
+    stack.start()
     if not verbose:  # the app configures its JSON logs on import; quiet them for a readable demo
         logging.getLogger("steward").setLevel(logging.WARNING)
         logging.getLogger("sandbox").setLevel(logging.ERROR)
