@@ -13,7 +13,8 @@ PATCH V                                             202 + Azure-AsyncOperation V
                                                     V/operationResults/{id} + Retry-After (PATCHVault)
 DELETE V                                            202 + the same headers (DeleteVault); 204 when absent;
                                                     400 when not empty / soft-deleted items
-GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*)
+GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*); PUT replaces (omitted
+                                                    properties reset to defaults), PATCH merges
 POST .../locations/{r}/backupStatus                 200 (GetBackupStatus)
 GET|PUT|DELETE V/backupPolicies[/{p}]               200 (ProtectionPolicies_Get, v2-Get-Policy); DELETE 200/204
 POST V/backupFabrics/Azure/refreshContainers        202 + Location .../backupFabrics/Azure/operationResults/{id}
@@ -312,7 +313,9 @@ class RecoveryServicesProvider:
         return ok(views.vault_config_json(self.vault(req)))
 
     def put_vault_config(self, req: Request) -> Response:
-        vault = self.model.put_vault_config(self.vault_id(req), req.json_object())
+        # PUT replaces the config (omitted properties go back to their defaults), PATCH merges: see the model
+        replace = req.method.upper() == "PUT"
+        vault = self.model.put_vault_config(self.vault_id(req), req.json_object(), replace=replace)
         self.sync(vault)
         return ok(views.vault_config_json(vault))
 
