@@ -131,6 +131,8 @@ class Saga:
         self.purge_rechecks = int(saga.get("purgeRechecks", 0))
         self.waiting_until: str | None = saga.get("waitingUntil")
         self.generation = int(saga.get("generation", 0))
+        #: the vault carries this teardown's marker (the settings before it weakened them; survives the hub)
+        self.marked = bool(saga.get("marked", False))
         self.needs: str | None = None
         self.cancel_task: Task = None
 
@@ -148,6 +150,7 @@ class Saga:
                 "purgeRechecks": self.purge_rechecks,
                 "waitingUntil": self.waiting_until,
                 "generation": self.generation + 1,
+                "marked": self.marked,
             },
         }
 
@@ -331,6 +334,7 @@ def _run_phase(saga: Saga) -> Flow:
         saga.status(step.kind)
         saga.log("teardown step %s (%s targets)", step.kind.value, step.count)
         if step.kind in SETTINGS_STEPS:
+            yield from _mark_vault(saga)
             yield from _settings_step(saga, step)
         elif step.kind in (StepKind.AWAIT_PURGE, StepKind.VERIFY_EMPTY):
             yield from _verify_step(saga, step)
@@ -373,6 +377,44 @@ def _refusal(saga: Saga, step: TeardownStep, result: Mapping[str, Any]) -> Flow:
     if kind in ("immutability-locked", "missing-permission"):
         raise _Finish(TeardownOutcome.BLOCKED, f"{step.kind.value} was refused: {message}", compensate=True)
     raise _Finish(TeardownOutcome.FAILED, f"{step.kind.value} was refused: {message}", compensate=True)
+
+
+def _mark_vault(saga: Saga) -> Flow:
+    """Before the first protection is turned off: record on the vault which teardown does it and the settings as
+    they were (``steward.domain.compensation``), so that a reconciler can restore them if this orchestration is
+    lost with its task hub. Nothing is weakened without it."""
+    assert saga.plan is not None
+    if saga.marked:
+        return
+    saga.stop_if_cancelled()
+    changes = [c.to_record() for c in saga.plan.setting_changes()]
+    result = yield saga.activity(
+        "teardown_mark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id, "changes": changes}
+    )
+    if not result.get("ok"):
+        message = str((result.get("refusal") or {}).get("message") or "refused")
+        saga.progress = saga.progress.with_error(f"marking the vault: {message}")
+        raise _Finish(
+            TeardownOutcome.FAILED,
+            f"the settings could not be recorded on the vault before turning protections off ({message}); "
+            "nothing was changed",
+        )
+    saga.marked = True
+
+
+def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str, Any]]) -> Flow:
+    """The saga ends: its marker goes (after compensation), unless the vault is gone or a restore failed (the
+    marker then stays for the reconciler to try again)."""
+    if not saga.marked or outcome is TeardownOutcome.DELETED:
+        return
+    if any(r.get("effect") == "failed" for r in restored):
+        saga.progress = saga.progress.with_error("a setting could not be restored; the vault keeps its marker")
+        return
+    try:
+        yield saga.activity("teardown_unmark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id})
+        saga.marked = False
+    except Exception as error:  # noqa: BLE001 - the report still goes out; the reconciler removes it later
+        saga.progress = saga.progress.with_error(f"removing the vault's marker failed: {error}")
 
 
 def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
@@ -608,5 +650,6 @@ def teardown_vault(context: df.DurableOrchestrationContext) -> Flow:
         outcome, reason = TeardownOutcome.FAILED, f"the saga failed: {error}"
         saga.progress = saga.progress.with_error(str(error))
         restored = yield from _compensate(saga)
+    yield from _unmark_vault(saga, outcome, restored)
     report = yield from _finish(saga, outcome, reason, restored)
     return report

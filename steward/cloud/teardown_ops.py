@@ -159,6 +159,10 @@ class TeardownOps:
         self._monotonic = monotonic
         self._interval = clients.target.polling_interval
 
+    @property
+    def clients(self) -> CloudClients:
+        return self._clients
+
     # ------------------------------------------------------------------------------------------- raw REST
 
     def _rest(

@@ -129,6 +129,17 @@ class RecoveryServicesProvider:
                 vault.id = record["id"]  # a move may have rewritten it after the last save
                 self.model.vaults[id_key(vault.id)] = vault
 
+    def write_tags(self, resource_id: str, tags: dict[str, str]) -> bool:
+        """``Microsoft.Resources/tags`` at a vault's scope: the model holds a vault's tags (True when it is one)."""
+        with self.model.lock:
+            vault = self.model.find_vault(resource_id)
+            if vault is None or id_key(vault.id) != id_key(resource_id):
+                return False
+            vault.tags = dict(tags)
+            self.sync(vault)
+        self.persist(vault.id)
+        return True
+
     def persist(self, vault_id: str) -> None:
         if not self.persisting:
             return
@@ -762,6 +773,7 @@ def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
     add_site_recovery_routes(router, provider)
     ctx.add_move_guard(provider.guard_move)
     ctx.on_moved(provider.after_move)
+    ctx.tag_writers.append(provider.write_tags)
     setattr(ctx, _CTX_ATTRIBUTE, provider)  # ProviderContext has no registry of providers (yet)
     return provider
 
