@@ -225,5 +225,53 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
         assert "softDelete Disabled->Enabled" in findings[0]["why"]
 
 
+@pytest.mark.slow
+def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> None:
+    """Azure's 50-tag limit leaves no room for the marker: the saga fails before turning anything off."""
+    import azure.durable_functions as df
+
+    import activities.teardown as teardown_activities
+    import orchestrators.teardown as teardown_orchestrator
+    from sandbox.durable import DurableRunner, RunnerConfig
+    from steward.cloud.clients import CloudClients
+    from steward.cloud.publisher import MemoryPublisher
+    from steward.cloud.teardown_ops import TeardownOps
+    from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
+    from steward.teardown import composition as teardown_composition
+    from steward.teardown.report import LocalReportStore
+    from steward.teardown.settings import TeardownSettings
+    from tests.integration.teardown.conftest import Estate, start_sandbox
+
+    sandbox = start_sandbox()
+    try:
+        clients = CloudClients(dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05))
+        estate = Estate(sandbox, clients)
+        rg = estate.group()
+        full = {f"tag-{i}": "x" for i in range(50)}
+        vault_id = estate.rs_vault(rg, soft_delete="Enabled", enhanced="Enabled", days=30, tags=full)
+        estate.protect_vm(rg, "rsv", "vm-1")
+        sandbox.advance(2 * 3600)
+        ops = TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5)
+        plan = plan_teardown(ops.inventory(VaultRef.parse(vault_id), sandbox.clock.now()), sandbox.clock.now())
+        teardown_composition.use(ops=ops, settings=TeardownSettings(), publisher=MemoryPublisher(),
+                                 report_store=LocalReportStore(tmp_path / "reports"))
+        app = df.DFApp()
+        app.register_functions(teardown_activities.bp)
+        app.register_functions(teardown_orchestrator.bp)
+        request = TeardownRequest(vault_id, "tester", RequestSource.HTTP, dry_run=False,
+                                  approved_fingerprint=plan.fingerprint)
+        with DurableRunner(app, RunnerConfig(db_path=str(tmp_path / "hub.sqlite")), clock=sandbox.clock) as runner:
+            instance = runner.start_new("teardown_vault", instance_id_for(request), request.to_record())
+            report = runner.wait_for(instance, timeout=120)["output"]
+        assert report["outcome"] == "failed" and "nothing was changed" in report["reason"], report["reason"]
+        assert report["deleted"] == []
+        props = estate.rsb.backup_resource_vault_configs.get("rsv", rg).properties
+        assert (props.soft_delete_feature_state, props.enhanced_security_state) == ("Enabled", "Enabled")
+        assert estate.rs.vaults.get(rg, "rsv").tags == full
+    finally:
+        teardown_composition.use()
+        sandbox.stop()
+
+
 if __name__ == "__main__":
     driver(*sys.argv[1:7])
