@@ -21,7 +21,10 @@ from steward.domain.compensation import (
 from steward.domain.teardown import RequestSource, SettingChange, TeardownRequest, instance_id_for
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-VAULT = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/v"
+VAULT = (
+    "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/"
+    "Microsoft.RecoveryServices/vaults/v"
+)
 ALL_WEAKENED = [
     SettingChange("softDelete", "Enabled", "Disabled"),
     SettingChange("enhancedSecurity", "Enabled", "Disabled"),
