@@ -28,12 +28,13 @@ from typing import Any, Final
 from sandbox.arm.context import ProviderContext
 from sandbox.arm.errors import ArmError, not_found
 from sandbox.arm.http import Request, Response, ok
+from sandbox.arm.providers.resources import API_VERSIONS as RESOURCES_API_VERSIONS
 from sandbox.arm.routing import Router
 
 PROVIDER: Final = "Microsoft.Resources"
-#: Tags at scope exist since 2019-10-01; the app's pinned version is 2025-04-01.
-API_VERSIONS: Final = ("2019-10-01", "2021-04-01", "2022-09-01", "2023-07-01", "2024-03-01", "2024-11-01",
-                       "2025-04-01")
+#: The versions the sandbox serves for Microsoft.Resources (2021-04-01 ... 2025-04-01, the app's pinned one);
+#: tags at scope exist in all of them.
+API_VERSIONS: Final = RESOURCES_API_VERSIONS
 MAX_TAGS: Final = 50
 MAX_NAME: Final = 512
 MAX_STORAGE_NAME: Final = 128
