@@ -113,19 +113,25 @@ def teardown_set_setting(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 def teardown_mark_vault(payload: dict[str, Any]) -> dict[str, Any]:
-    """Before a protection is turned off: the marker tag on the vault (instance, now, the earlier settings).
-    The time is this host's clock, as the reconciler's snapshot of running teardowns is (both wall clocks)."""
+    """Before the run's first step: the marker tag on the vault (instance, now, the settings the plan turns off,
+    as they are), taking over one a lost teardown left (its earlier values win and are returned as
+    ``inherited``). Nothing to turn off and no marker: ``none``, nothing written. The time is this host's clock,
+    as the reconciler's snapshot of running teardowns is (both wall clocks)."""
     vault = VaultRef.parse(payload.get("vaultId"))
     changes = [SettingChange.from_record(c) for c in payload.get("changes") or []]
-    marker = TeardownMarker.for_changes(str(payload.get("instanceId")), datetime.now(UTC), changes)
+    markers = VaultMarkers(_ops())
     try:
-        effect = VaultMarkers(_ops()).mark(vault, marker)
+        if not changes and markers.read(vault) is None:
+            return {"ok": True, "effect": "none", "inherited": []}
+        marker = TeardownMarker.for_changes(str(payload.get("instanceId")), datetime.now(UTC), changes)
+        effect, carried = markers.mark(vault, marker)
     except InvalidMarker as error:
         return {"ok": False, "refusal": {"kind": "refused", "message": str(error)}}
     except AzureRefusal as error:
         return {"ok": False, "refusal": refusal_of(error).to_record()}
+    inherited = sorted(set(dict(carried.earlier)) - {c.setting for c in changes})
     LOG.info("teardown marker %s", effect, extra={"vault_id": vault.id, "effect": effect})
-    return {"ok": True, "effect": effect, "marker": marker.to_record()}
+    return {"ok": True, "effect": effect, "inherited": inherited, "marker": carried.to_record()}
 
 
 @bp.activity_trigger(input_name="payload")

@@ -131,8 +131,9 @@ class Saga:
         self.purge_rechecks = int(saga.get("purgeRechecks", 0))
         self.waiting_until: str | None = saga.get("waitingUntil")
         self.generation = int(saga.get("generation", 0))
-        #: the vault carries this teardown's marker (the settings before it weakened them; survives the hub)
-        self.marked = bool(saga.get("marked", False))
+        #: the vault's marker (the settings before they were weakened; survives the hub): None not yet written,
+        #: "none" (nothing to record), "ours", or "inherited" (it also holds a lost teardown's earlier values)
+        self.marker: str | None = saga.get("marker")
         self.needs: str | None = None
         self.cancel_task: Task = None
 
@@ -150,7 +151,7 @@ class Saga:
                 "purgeRechecks": self.purge_rechecks,
                 "waitingUntil": self.waiting_until,
                 "generation": self.generation + 1,
-                "marked": self.marked,
+                "marker": self.marker,
             },
         }
 
@@ -331,10 +332,10 @@ def _run_phase(saga: Saga) -> Flow:
         if action.kind is NextKind.AWAIT_SECURITY_APPROVAL:
             yield from _await_security_approval(saga, step)
             continue
+        yield from _mark_vault(saga)
         saga.status(step.kind)
         saga.log("teardown step %s (%s targets)", step.kind.value, step.count)
         if step.kind in SETTINGS_STEPS:
-            yield from _mark_vault(saga)
             yield from _settings_step(saga, step)
         elif step.kind in (StepKind.AWAIT_PURGE, StepKind.VERIFY_EMPTY):
             yield from _verify_step(saga, step)
@@ -380,11 +381,12 @@ def _refusal(saga: Saga, step: TeardownStep, result: Mapping[str, Any]) -> Flow:
 
 
 def _mark_vault(saga: Saga) -> Flow:
-    """Before the first protection is turned off: record on the vault which teardown does it and the settings as
-    they were (``steward.domain.compensation``), so that a reconciler can restore them if this orchestration is
-    lost with its task hub. Nothing is weakened without it."""
+    """Before the run's first step: record on the vault which teardown runs and the settings it will turn off as
+    they are (``steward.domain.compensation``), so that a reconciler can restore them if this orchestration is
+    lost with its task hub; nothing is weakened without it. A marker a lost teardown left is taken over (its
+    earlier values kept), so that the reconciler does not turn protections back on under a running teardown."""
     assert saga.plan is not None
-    if saga.marked:
+    if saga.marker is not None:
         return
     saga.stop_if_cancelled()
     changes = [c.to_record() for c in saga.plan.setting_changes()]
@@ -399,20 +401,28 @@ def _mark_vault(saga: Saga) -> Flow:
             f"the settings could not be recorded on the vault before turning protections off ({message}); "
             "nothing was changed",
         )
-    saga.marked = True
+    effect = str(result.get("effect"))
+    saga.marker = "none" if effect in ("none", "already-gone") else ("inherited" if result.get("inherited") else "ours")
 
 
 def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str, Any]]) -> Flow:
-    """The saga ends: its marker goes (after compensation), unless the vault is gone or a restore failed (the
-    marker then stays for the reconciler to try again)."""
-    if not saga.marked or outcome is TeardownOutcome.DELETED:
+    """The saga ends: its marker goes (after compensation), unless the vault is gone, a restore failed, or the
+    marker holds settings a lost teardown turned off that this one did not (it then stays, and the reconciler,
+    seeing this teardown ended, restores them and reports it)."""
+    if saga.marker not in ("ours", "inherited") or outcome is TeardownOutcome.DELETED:
         return
     if any(r.get("effect") == "failed" for r in restored):
         saga.progress = saga.progress.with_error("a setting could not be restored; the vault keeps its marker")
         return
+    if saga.marker == "inherited":
+        saga.progress = saga.progress.with_error(
+            "the vault keeps its marker: it holds settings an earlier, lost teardown turned off; the reconciler "
+            "restores them"
+        )
+        return
     try:
         yield saga.activity("teardown_unmark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id})
-        saga.marked = False
+        saga.marker = "none"
     except Exception as error:  # noqa: BLE001 - the report still goes out; the reconciler removes it later
         saga.progress = saga.progress.with_error(f"removing the vault's marker failed: {error}")
 

@@ -49,13 +49,14 @@ class VaultMarkers:
         body: Any = {"operation": operation, "properties": {"tags": tags}}
         _call(lambda: self._tags(vault).begin_update_at_scope(vault.id, body, polling_interval=interval).result())
 
-    def mark(self, vault: VaultRef, marker: TeardownMarker) -> str:
-        """Write ``marker`` (merged over one an interrupted teardown left). ``marked`` / ``unchanged`` /
-        ``already-gone``; :class:`InvalidMarker` when it does not fit a tag value."""
+    def mark(self, vault: VaultRef, marker: TeardownMarker) -> tuple[str, TeardownMarker]:
+        """Write ``marker`` (merged over one an interrupted teardown left): the effect (``marked`` /
+        ``unchanged`` / ``already-gone``) and the marker the vault carries now. :class:`InvalidMarker` when it
+        does not fit a tag value."""
         try:
             current = self.read(vault)
         except NotFound:
-            return "already-gone"
+            return "already-gone", marker
         older: TeardownMarker | None = None
         if current is not None:
             try:
@@ -63,13 +64,13 @@ class VaultMarkers:
             except InvalidMarker:
                 older = None  # unreadable: ours replaces it
         if older is not None and older.instance_id == marker.instance_id:
-            return "unchanged"
+            return "unchanged", older
         wanted = marker.merged_with(older)
         try:
             self._patch(vault, "Merge", {MARKER_TAG: wanted.encode()})
         except NotFound:
-            return "already-gone"
-        return "marked"
+            return "already-gone", marker
+        return "marked", wanted
 
     def unmark(self, vault: VaultRef, instance_id: str | None = None) -> str:
         """Remove the marker (only the one ``instance_id`` wrote, when given). ``removed`` / ``unchanged`` /

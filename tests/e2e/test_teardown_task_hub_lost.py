@@ -226,6 +226,72 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
 
 
 @pytest.mark.slow
+def test_a_new_teardown_takes_the_lost_ones_marker_over_and_the_reconciler_leaves_it_alone(
+    lost: Lost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone runs the teardown again before any reconciliation: the new run owns the marker (keeping the lost
+    run's earlier values), so a reconciliation while it runs does not turn soft delete back on under it."""
+    import azure.durable_functions as df
+
+    import activities.teardown as teardown_activities
+    import orchestrators.teardown as teardown_orchestrator
+    from activities import compensation as compensation_activities
+    from entrypoints import reconcile_timer
+    from orchestrators import compensation as compensation_orchestrators
+    from sandbox.durable import DurableRunner, RunnerConfig
+    from sandbox.host.server import HostKeys, LocalHost
+    from steward.cloud.publisher import MemoryPublisher
+    from steward.cloud.teardown_ops import TeardownOps
+    from steward.domain.compensation import MARKER_TAG, TeardownMarker
+    from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
+    from steward.teardown import composition as teardown_composition
+    from steward.teardown.report import LocalReportStore
+    from steward.teardown.settings import TeardownSettings
+
+    monkeypatch.setattr(reconcile_timer, "CLOCK_SKEW_SECONDS", 0)
+    ops = TeardownOps(lost.clients, wait_budget_seconds=60, max_poll_seconds=0.5)
+    publisher = MemoryPublisher()
+    teardown_composition.use(
+        ops=ops, settings=TeardownSettings(subscriptions=(lost.estate.subscription,), max_parallel_writes=1),
+        publisher=publisher, report_store=LocalReportStore(lost.tmp / "reports"),
+    )
+    app = df.DFApp()
+    for blueprint in (teardown_activities.bp, teardown_orchestrator.bp, reconcile_timer.bp,
+                      compensation_orchestrators.bp, compensation_activities.bp):
+        app.register_functions(blueprint)
+    vault = VaultRef.parse(lost.vault_id)
+    plan = plan_teardown(ops.inventory(vault, lost.sandbox.clock.now()), lost.sandbox.clock.now())
+    request = TeardownRequest(lost.vault_id, "second-try", RequestSource.HTTP, dry_run=False,
+                              approved_fingerprint=plan.fingerprint)
+    second = instance_id_for(request)
+    runner = DurableRunner(app, RunnerConfig(db_path=str(lost.tmp / "second.sqlite")), clock=lost.sandbox.clock)
+    runner.start()
+    host = LocalHost(runner.catalog, runner, keys=HostKeys(), run_timers=False).start()
+    try:
+        runner.start_new("teardown_vault", second, request.to_record())
+        deadline = time.monotonic() + 30
+        while True:
+            tag = (lost.estate.rs.vaults.get(lost.rg, "rsv").tags or {}).get(MARKER_TAG)
+            if tag and TeardownMarker.decode(tag).instance_id == second:
+                break
+            assert time.monotonic() < deadline, "the second teardown never took the marker over"
+            time.sleep(0.02)
+        assert dict(TeardownMarker.decode(tag).earlier) == {"softDelete": "Enabled", "enhancedSecurity": "Enabled"}
+        host.fire_timer("teardown_reconcile_timer")
+        reconciliation = next(i.instance_id for i in runner.query() if i.instance_id.startswith("reconcile-"))
+        output = runner.wait_for(reconciliation, timeout=60)["output"]
+        assert output["reconciled"] == []
+        assert [d["action"] for d in output["left"]] == ["leave"] and "still runs" in output["left"][0]["reason"]
+        report = runner.wait_for(second, timeout=120)["output"]
+        assert report["outcome"] == "deleted", report["reason"]
+    finally:
+        host.stop()
+        runner.stop()
+        teardown_composition.use()
+    assert not [e for e in publisher.events if e.event_type.startswith("BackupSteward.Teardown.Reconcile")]
+
+
+@pytest.mark.slow
 def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> None:
     """Azure's 50-tag limit leaves no room for the marker: the saga fails before turning anything off."""
     import azure.durable_functions as df

@@ -45,14 +45,14 @@ def test_a_marker_is_written_once_found_and_removed_only_by_its_teardown(estate:
     vault = VaultRef.parse(estate.rs_vault(rg, tags={"owner": "team-a"}))
     markers = VaultMarkers(ops)
     first = _marker("teardown-rsv-1", softDelete="Enabled", enhancedSecurity="Enabled")
-    assert markers.mark(vault, first) == "marked"
-    assert markers.mark(vault, first) == "unchanged"
+    assert markers.mark(vault, first) == ("marked", first)
+    assert markers.mark(vault, first) == ("unchanged", first)
     assert estate.rs.vaults.get(rg, "rsv").tags == {"owner": "team-a", MARKER_TAG: first.encode()}
     assert (vault.id, first.encode()) in list(markers.find(estate.subscription))
     # a second teardown over an interrupted one keeps the older earlier values and owns the marker
-    second = _marker("teardown-rsv-2", softDelete="Disabled")
-    assert markers.mark(vault, second) == "marked"
-    merged = TeardownMarker.decode(markers.read(vault))
+    second = _marker("teardown-rsv-2")
+    effect, merged = markers.mark(vault, second)
+    assert effect == "marked" and TeardownMarker.decode(markers.read(vault)) == merged
     assert merged.instance_id == "teardown-rsv-2"
     assert dict(merged.earlier) == {"softDelete": "Enabled", "enhancedSecurity": "Enabled"}
     assert markers.unmark(vault, "teardown-rsv-1") == "unchanged"
@@ -65,7 +65,7 @@ def test_markers_on_a_backup_vault_and_the_current_settings(estate: Estate, ops:
     rg = estate.group()
     vault = VaultRef.parse(estate.backup_vault(rg))
     markers = VaultMarkers(ops)
-    assert markers.mark(vault, _marker("teardown-bv-1", softDelete="Enabled")) == "marked"
+    assert markers.mark(vault, _marker("teardown-bv-1", softDelete="Enabled"))[0] == "marked"
     assert markers.read(vault) is not None
     assert markers.current_settings(vault) == {"softDelete": "Enabled", "immutability": "Disabled"}
     assert markers.unmark(vault) == "removed"
