@@ -109,7 +109,13 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
     previous = load_latest(store)
     if previous is not None and previous.generated_at >= now:
         previous = None  # a clock that went backwards must not make the trend run backwards
-    result = audit(inventory, RuleExpectations(bootstrap.rules(), inventory.vaults), now, previous)
+    result = audit(
+        inventory,
+        RuleExpectations(bootstrap.rules(), inventory.vaults),
+        now,
+        previous,
+        interrupted_teardowns=list(request.get("interruptedTeardowns") or []),
+    )
     saved = save_result(store, result)
     return _summary(result, saved.json_name, saved.html_name)
 

@@ -16,7 +16,10 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward.cloud.teardown_ops import Effect, TeardownOps
+from steward.cloud.errors import AzureRefusal
+from steward.cloud.teardown_ops import Effect, TeardownOps, refusal_of
+from steward.cloud.vault_markers import VaultMarkers
+from steward.domain.compensation import InvalidMarker, TeardownMarker
 from steward.domain.teardown import (
     BackupInstance,
     BackupItem,
@@ -25,6 +28,7 @@ from steward.domain.teardown import (
     ProtectionContainer,
     ProtectionIntent,
     RegisteredServer,
+    SettingChange,
     SiteRecoveryObject,
     Target,
     VaultRef,
@@ -105,6 +109,37 @@ def teardown_set_setting(payload: dict[str, Any]) -> dict[str, Any]:
     except TeardownRefusal as refusal:
         return {"ok": False, "refusal": refusal.to_record(), "setting": setting}
     return {"ok": True, "effect": effect.to_record()}
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_mark_vault(payload: dict[str, Any]) -> dict[str, Any]:
+    """Before the run's first step: the marker tag on the vault (instance, now, the settings the plan turns off,
+    as they are), taking over one a lost teardown left (its earlier values win and are returned as
+    ``inherited``). Nothing to turn off and no marker: ``none``, nothing written. The time is this host's clock,
+    as the reconciler's snapshot of running teardowns is (both wall clocks)."""
+    vault = VaultRef.parse(payload.get("vaultId"))
+    changes = [SettingChange.from_record(c) for c in payload.get("changes") or []]
+    markers = VaultMarkers(_ops())
+    try:
+        if not changes and markers.read(vault) is None:
+            return {"ok": True, "effect": "none", "inherited": []}
+        marker = TeardownMarker.for_changes(str(payload.get("instanceId")), datetime.now(UTC), changes)
+        effect, carried = markers.mark(vault, marker)
+    except InvalidMarker as error:
+        return {"ok": False, "refusal": {"kind": "refused", "message": str(error)}}
+    except AzureRefusal as error:
+        return {"ok": False, "refusal": refusal_of(error).to_record()}
+    inherited = sorted(set(dict(carried.earlier)) - {c.setting for c in changes})
+    LOG.info("teardown marker %s", effect, extra={"vault_id": vault.id, "effect": effect})
+    return {"ok": True, "effect": effect, "inherited": inherited, "marker": carried.to_record()}
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_unmark_vault(payload: dict[str, Any]) -> dict[str, Any]:
+    """The saga ended (after compensation): remove the marker this instance wrote."""
+    vault = VaultRef.parse(payload.get("vaultId"))
+    effect = VaultMarkers(_ops()).unmark(vault, str(payload.get("instanceId") or "") or None)
+    return {"ok": True, "effect": effect}
 
 
 @bp.activity_trigger(input_name="payload")
@@ -276,6 +311,8 @@ ACTIVITY_NAMES = (
     "teardown_inventory",
     "teardown_limits",
     "teardown_set_setting",
+    "teardown_mark_vault",
+    "teardown_unmark_vault",
     "teardown_restore_protections",
     "teardown_undelete_item",
     "teardown_delete_item",

@@ -41,6 +41,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.audit import report_store
+from entrypoints.reconcile_timer import teardown_snapshot
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
@@ -78,7 +79,8 @@ async def _start(
     status = await client.get_status(instance_id)
     if status is not None and _state(status) not in (None, *ENDED):  # no such instance: no runtime status
         return status
-    await client.start_new(ORCHESTRATOR, instance_id, payload)
+    # the running teardowns, seen before the audit reads any vault: the audit restores what a lost one left weak
+    await client.start_new(ORCHESTRATOR, instance_id, {**payload, "teardowns": await teardown_snapshot(client)})
     return None
 
 

@@ -47,6 +47,7 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         context, "audit_scope", RETRY, {"subscriptions": request.get("subscriptions")}
     )
     subscriptions: list[str] = list(scope["subscriptions"])
+    reconciled = yield from _reconcile_teardowns(context, request, subscriptions, run)
     parts: list[dict[str, Any]] = []
     for start in range(0, len(subscriptions), FAN_OUT):
         batch = subscriptions[start : start + FAN_OUT]
@@ -57,7 +58,10 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         )
     context.set_custom_status({"phase": "evaluate", "done": len(parts), "total": len(subscriptions)})
     summary = yield from call_with_backoff(
-        context, "audit_evaluate", RETRY, {"parts": [p["part"] for p in parts], "now": now.isoformat()}
+        context,
+        "audit_evaluate",
+        RETRY,
+        {"parts": [p["part"] for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled},
     )
     context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
     published = yield from call_with_backoff(context, "audit_publish_findings", RETRY, {"report": summary["report"]})
@@ -70,6 +74,23 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         "events": published["events"],
         "remediation": remediation,
     }
+
+
+def _reconcile_teardowns(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], subscriptions: list[str], run: str
+) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """Before the inventory: restore vaults a lost teardown left weakened (``reconcile_teardowns``), given the
+    doorway's snapshot of running teardowns; what it restored (or could not) becomes VLT-006 findings."""
+    if not request.get("teardowns"):
+        return []
+    context.set_custom_status({"phase": "reconcile-teardowns"})
+    result = yield context.call_sub_orchestrator(
+        "reconcile_teardowns",
+        {"teardowns": request["teardowns"], "subscriptions": subscriptions},
+        f"{run}:reconcile-teardowns",
+    )
+    unreadable = [d for d in result.get("left") or [] if d.get("action") == "unreadable"]
+    return [*(result.get("reconciled") or []), *unreadable]
 
 
 def _remediate(

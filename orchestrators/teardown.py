@@ -137,6 +137,9 @@ class Saga:
         self.purge_rechecks = int(saga.get("purgeRechecks", 0))
         self.waiting_until: str | None = saga.get("waitingUntil")
         self.generation = int(saga.get("generation", 0))
+        #: the vault's marker (the settings before they were weakened; survives the hub): None not yet written,
+        #: "none" (nothing to record), "ours", or "inherited" (it also holds a lost teardown's earlier values)
+        self.marker: str | None = saga.get("marker")
         self.needs: str | None = None
         self.cancel_task: Task = None
 
@@ -155,6 +158,7 @@ class Saga:
                 "purgeRechecks": self.purge_rechecks,
                 "waitingUntil": self.waiting_until,
                 "generation": self.generation + 1,
+                "marker": self.marker,
             },
         }
 
@@ -365,6 +369,7 @@ def _run_phase(saga: Saga) -> Flow:
         if action.kind is NextKind.AWAIT_SECURITY_APPROVAL:
             yield from _await_security_approval(saga, step)
             continue
+        yield from _mark_vault(saga)
         saga.status(step.kind)
         saga.log("teardown step %s (%s targets)", step.kind.value, step.count)
         if step.kind in SETTINGS_STEPS:
@@ -410,6 +415,53 @@ def _refusal(saga: Saga, step: TeardownStep, result: Mapping[str, Any]) -> Flow:
     if kind in ("immutability-locked", "missing-permission"):
         raise _Finish(TeardownOutcome.BLOCKED, f"{step.kind.value} was refused: {message}", compensate=True)
     raise _Finish(TeardownOutcome.FAILED, f"{step.kind.value} was refused: {message}", compensate=True)
+
+
+def _mark_vault(saga: Saga) -> Flow:
+    """Before the run's first step: record on the vault which teardown runs and the settings it will turn off as
+    they are (``steward.domain.compensation``), so that a reconciler can restore them if this orchestration is
+    lost with its task hub; nothing is weakened without it. A marker a lost teardown left is taken over (its
+    earlier values kept), so that the reconciler does not turn protections back on under a running teardown."""
+    assert saga.plan is not None
+    if saga.marker is not None:
+        return
+    saga.stop_if_cancelled()
+    changes = [c.to_record() for c in saga.plan.setting_changes()]
+    result = yield saga.activity(
+        "teardown_mark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id, "changes": changes}
+    )
+    if not result.get("ok"):
+        message = str((result.get("refusal") or {}).get("message") or "refused")
+        saga.progress = saga.progress.with_error(f"marking the vault: {message}")
+        raise _Finish(
+            TeardownOutcome.FAILED,
+            f"the settings could not be recorded on the vault before turning protections off ({message}); "
+            "nothing was changed",
+        )
+    effect = str(result.get("effect"))
+    saga.marker = "none" if effect in ("none", "already-gone") else ("inherited" if result.get("inherited") else "ours")
+
+
+def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str, Any]]) -> Flow:
+    """The saga ends: its marker goes (after compensation), unless the vault is gone, a restore failed, or the
+    marker holds settings a lost teardown turned off that this one did not (it then stays, and the reconciler,
+    seeing this teardown ended, restores them and reports it)."""
+    if saga.marker not in ("ours", "inherited") or outcome is TeardownOutcome.DELETED:
+        return
+    if any(r.get("effect") == "failed" for r in restored):
+        saga.progress = saga.progress.with_error("a setting could not be restored; the vault keeps its marker")
+        return
+    if saga.marker == "inherited":
+        saga.progress = saga.progress.with_error(
+            "the vault keeps its marker: it holds settings an earlier, lost teardown turned off; the reconciler "
+            "restores them"
+        )
+        return
+    try:
+        yield saga.activity("teardown_unmark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id})
+        saga.marker = "none"
+    except Exception as error:  # noqa: BLE001 - the report still goes out; the reconciler removes it later
+        saga.progress = saga.progress.with_error(f"removing the vault's marker failed: {error}")
 
 
 def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
@@ -646,5 +698,6 @@ def teardown_vault(context: df.DurableOrchestrationContext) -> Flow:
         outcome, reason = TeardownOutcome.FAILED, f"the saga failed: {error}"
         saga.progress = saga.progress.with_error(str(error))
         restored = yield from _compensate(saga)
+    yield from _unmark_vault(saga, outcome, restored)
     report = yield from _finish(saga, outcome, reason, restored)
     return report

@@ -116,6 +116,10 @@ resource teardown 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (ena
           'Microsoft.DataProtection/backupVaults/write'
           // teardown_delete_vault (Backup vault).
           'Microsoft.DataProtection/backupVaults/delete'
+          // teardown_mark_vault, teardown_unmark_vault, teardown_reconcile_vault: the teardown's marker tag on
+          // the vault (Microsoft.Resources/tags/default at the vault's scope, Merge and Delete), read back first.
+          'Microsoft.Resources/tags/read'
+          'Microsoft.Resources/tags/write'
         ]
         notActions: []
         dataActions: []

@@ -119,6 +119,8 @@ class ProviderContext:
         #: serialises resource-group moves; guards run under it
         self.move_lock = threading.RLock()
         self.locked_groups: set[str] = set()
+        #: ``hook(resource_id, tags) -> bool`` writes a resource's tags where its provider keeps them (True: done)
+        self.tag_writers: list[Callable[[str, dict[str, str]], bool]] = []
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_move_guard(self, guard: MoveGuard) -> None:

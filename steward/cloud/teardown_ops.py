@@ -159,6 +159,10 @@ class TeardownOps:
         self._monotonic = monotonic
         self._interval = clients.target.polling_interval
 
+    @property
+    def clients(self) -> CloudClients:
+        return self._clients
+
     # ------------------------------------------------------------------------------------------- raw REST
 
     def _rest(
@@ -443,7 +447,7 @@ class TeardownOps:
             field = "softDeleteFeatureState" if setting == "softDelete" else "enhancedSecurityState"
             if str(config.get(field) or "").lower() == value.lower():
                 return False
-            config_body: Any = {"properties": {field: value}}
+            config_body: Any = {"properties": vault_config_for_put(config, field, value)}
             _call(lambda: bk.backup_resource_vault_configs.put(name, rg, config_body))
             return True
         if setting == "immutability":
@@ -825,6 +829,24 @@ class TeardownOps:
         except AzureRefusal as error:
             raise refusal_of(error) from error
         return Effect("vault", vault.id, vault.name, "deleted")
+
+
+#: The writable properties of ``backupconfig/vaultconfig`` a PUT must carry (it replaces the whole config).
+VAULT_CONFIG_WRITABLE: Final = ("softDeleteFeatureState", "enhancedSecurityState", "softDeleteRetentionPeriodInDays")
+
+
+def vault_config_for_put(current: Mapping[str, Any], field: str, value: str) -> dict[str, Any]:
+    """Read-modify-write: the config's writable properties as read, with ``field`` set to ``value``.
+
+    ``BackupResourceVaultConfigs_Put`` replaces the config (ARM's resource provider contract; the spec does not
+    make it a merge), so a PUT naming one field would reset the others to their defaults. The Azure CLI's
+    ``set_backup_properties`` (azure-cli ``backup/custom.py``) reads the config and sends soft delete state,
+    enhanced security state and retention back together; so do we. Read-only ones (``isSoftDeleteFeatureState
+    Editable``, ``storageType``...) are left out.
+    """
+    body = {key: current[key] for key in VAULT_CONFIG_WRITABLE if current.get(key) is not None}
+    body[field] = value
+    return body
 
 
 def _guarded_by(settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:

@@ -212,6 +212,18 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "Delete the vault if it is no longer needed (the teardown saga), or protect what it was meant for.",
     ),
     Control(
+        "VLT-006",
+        "Vault left weakened by an interrupted teardown",
+        Severity.HIGH,
+        "A teardown turned the vault's protections off (soft delete, enhanced security, immutability) and was "
+        "lost before it could turn them back on (its Durable task hub was lost, or it ended without "
+        "restoring them). The audit's reconciler found the vault by its teardown marker tag and restored the "
+        "earlier settings, or says why it could not.",
+        "Check the vault's settings and contents against the teardown's report; where the reconciler could "
+        "not restore a setting, turn it back on (a Resource Guard grant may be needed) and remove the "
+        "backup-steward:teardown-restore tag.",
+    ),
+    Control(
         "ORP-001",
         "Backup item whose source resource no longer exists",
         Severity.LOW,
@@ -932,6 +944,8 @@ def audit(
     rules: ExpectationSource | RuleSet,
     now: datetime,
     previous: AuditResult | None = None,
+    *,
+    interrupted_teardowns: Sequence[Mapping[str, Any]] = (),
 ) -> AuditResult:
     """Audit ``inventory`` against ``rules`` at ``now``; compare with ``previous`` when given.
 
@@ -973,6 +987,9 @@ def audit(
     for vault in sorted(inventory.vaults, key=lambda v: v.key):
         requirements, rule_names = vault_needs.get(vault.key, (NO_REQUIREMENTS, []))
         _check_vault(out, vault, requirements, rule_names, by_vault[vault.key])
+
+    for reconciled in interrupted_teardowns:
+        _check_interrupted_teardown(out, reconciled, vaults)
 
     for gap in inventory.gaps:
         out.add("INV-001", _Subject(gap.scope, "scope", ""), why=f"Could not read {gap.scope}: {gap.reason}")
@@ -1238,6 +1255,34 @@ def _check_vault(
         out.add("VLT-004", subject, why=f"Multi-user authorization is {state}; {rules_text} require it.")
     if item_count == 0:
         out.add("VLT-005", subject, why="The vault has no protected items or backup instances.")
+
+
+def _check_interrupted_teardown(
+    out: _Collector, reconciled: Mapping[str, Any], vaults: Mapping[str, Vault]
+) -> None:
+    """VLT-006 from what the reconciler did (``reconcile_teardowns``) to a vault a lost teardown had weakened."""
+    vault_id = str(reconciled.get("vaultId") or "")
+    if not vault_id:
+        return
+    vault = vaults.get(id_key(vault_id))
+    kind = vault.kind.value + "Vault" if vault else "vault"
+    subject = _Subject(vault_id, kind, vault.location if vault else "")
+    restored = [r for r in reconciled.get("restored") or [] if isinstance(r, Mapping)]
+    effect = str(reconciled.get("effect") or reconciled.get("action") or "")
+    turned_on = ", ".join(f"{r.get('setting')} {r.get('from')}->{r.get('to')}" for r in restored
+                          if r.get("effect") != "failed")
+    failed = ", ".join(f"{r.get('setting')} ({r.get('error')})" for r in restored if r.get("effect") == "failed")
+    instance = str(reconciled.get("instanceId") or "unknown")
+    if effect == "unreadable":
+        why = f"The vault carries a teardown marker that cannot be read: {reconciled.get('reason')}"
+    elif failed:
+        why = f"Teardown {instance} was lost with the vault weakened; restoring failed: {failed}."
+    else:
+        why = (f"Teardown {instance} was lost with the vault weakened; the reconciler restored "
+               f"{turned_on or 'nothing (the settings were already back)'}.")
+    details = {"instanceId": instance, "effect": effect, "restored": turned_on, "failed": failed,
+               "markedAt": str(reconciled.get("markedAt") or "")}
+    out.add("VLT-006", subject, why=why, discriminator=instance, details={k: v for k, v in details.items() if v})
 
 
 def _coverage(

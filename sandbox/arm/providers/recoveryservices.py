@@ -13,7 +13,8 @@ PATCH V                                             202 + Azure-AsyncOperation V
                                                     V/operationResults/{id} + Retry-After (PATCHVault)
 DELETE V                                            202 + the same headers (DeleteVault); 204 when absent;
                                                     400 when not empty / soft-deleted items
-GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*)
+GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*); PUT replaces (omitted
+                                                    properties reset to defaults), PATCH merges
 POST .../locations/{r}/backupStatus                 200 (GetBackupStatus)
 GET|PUT|DELETE V/backupPolicies[/{p}]               200 (ProtectionPolicies_Get, v2-Get-Policy); DELETE 200/204
 POST V/backupFabrics/Azure/refreshContainers        202 + Location .../backupFabrics/Azure/operationResults/{id}
@@ -127,6 +128,17 @@ class RecoveryServicesProvider:
                 vault = persist.load_vault(state)
                 vault.id = record["id"]  # a move may have rewritten it after the last save
                 self.model.vaults[id_key(vault.id)] = vault
+
+    def write_tags(self, resource_id: str, tags: dict[str, str]) -> bool:
+        """``Microsoft.Resources/tags`` at a vault's scope: the model holds a vault's tags (True when it is one)."""
+        with self.model.lock:
+            vault = self.model.find_vault(resource_id)
+            if vault is None or id_key(vault.id) != id_key(resource_id):
+                return False
+            vault.tags = dict(tags)
+            self.sync(vault)
+        self.persist(vault.id)
+        return True
 
     def persist(self, vault_id: str) -> None:
         if not self.persisting:
@@ -312,7 +324,9 @@ class RecoveryServicesProvider:
         return ok(views.vault_config_json(self.vault(req)))
 
     def put_vault_config(self, req: Request) -> Response:
-        vault = self.model.put_vault_config(self.vault_id(req), req.json_object())
+        # PUT replaces the config (omitted properties go back to their defaults), PATCH merges: see the model
+        replace = req.method.upper() == "PUT"
+        vault = self.model.put_vault_config(self.vault_id(req), req.json_object(), replace=replace)
         self.sync(vault)
         return ok(views.vault_config_json(vault))
 
@@ -759,6 +773,7 @@ def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
     add_site_recovery_routes(router, provider)
     ctx.add_move_guard(provider.guard_move)
     ctx.on_moved(provider.after_move)
+    ctx.tag_writers.append(provider.write_tags)
     setattr(ctx, _CTX_ATTRIBUTE, provider)  # ProviderContext has no registry of providers (yet)
     return provider
 

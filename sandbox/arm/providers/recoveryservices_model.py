@@ -601,10 +601,32 @@ class RecoveryServicesModel:
             self.vaults[id_key(new_id)] = vault
 
     # -- backupconfig/vaultconfig ----------------------------------------------------------------
-    def put_vault_config(self, vault_id: str, body: dict[str, Any]) -> VaultState:
+    def put_vault_config(self, vault_id: str, body: dict[str, Any], *, replace: bool = False) -> VaultState:
+        """``BackupResourceVaultConfigs_Put`` (``replace``) or ``_Update`` (PATCH, a merge).
+
+        The spec (recoveryservicesbackup ``bms.json``, 2025-02-01) declares both on ``backupconfig/vaultconfig``
+        and describes both only as "Updates vault security config."; nothing there makes PUT a merge, so ARM's
+        resource provider contract applies (Azure/azure-resource-manager-rpc ``v1.0/resource-api-reference.md``:
+        "a PUT should always be allowed to overwrite an existing resource"; PATCH follows JSON merge-patch,
+        RFC 7396). A PUT therefore replaces the config: a writable property it omits goes back to its default.
+        Inferred (no source states them): the defaults are a new vault's (soft delete ``Enabled``, enhanced
+        security ``Enabled``, 14 days), and an ``AlwaysON`` state, which nothing can turn off, stays ``AlwaysON``.
+        The Azure CLI reads the config and sends every field back (``set_backup_properties`` in azure-cli's
+        ``backup/custom.py``), which is what a client must do under these semantics.
+        """
         with self.lock:
             vault = self.vault(vault_id)
-            props = _props(body)
+            props = dict(_props(body))
+            if replace:
+                security = vault.security
+                props.setdefault(
+                    "softDeleteFeatureState", ALWAYS_ON if security.soft_delete_state == ALWAYS_ON else "Enabled"
+                )
+                props.setdefault(
+                    "enhancedSecurityState",
+                    ALWAYS_ON if security.enhanced_security_state == ALWAYS_ON else "Enabled",
+                )
+                props.setdefault("softDeleteRetentionPeriodInDays", 14)
             soft = props.get("softDeleteFeatureState")
             enhanced = props.get("enhancedSecurityState")
             with self._all_or_nothing(vault):

@@ -339,6 +339,33 @@ def test_vlt005_is_silent_for_a_vault_holding_only_soft_deleted_items() -> None:
     assert "VLT-005" not in fired(replace(estate, protected_items=(item,)))
 
 
+# VLT-006 vault left weakened by an interrupted teardown ----------------------------------------------------
+covers("VLT-006")
+
+
+def test_vlt006_fires_for_each_vault_the_reconciler_restored_or_could_not() -> None:
+    estate = healthy_estate()
+    vault = estate.vaults[0]
+    reconciled = [
+        {"vaultId": vault.id, "instanceId": "teardown-a", "effect": "reconciled",
+         "restored": [{"setting": "softDelete", "from": "Disabled", "to": "Enabled", "effect": "changed"}]},
+        {"vaultId": estate.vaults[1].id, "instanceId": "teardown-b", "effect": "failed",
+         "restored": [{"setting": "softDelete", "from": "Disabled", "to": "Enabled", "effect": "failed",
+                       "error": "needs a Resource Guard grant"}]},
+    ]
+    result = audit(estate, rules(), NOW, interrupted_teardowns=reconciled)
+    findings = [f for f in result.findings if f.control_id == "VLT-006"]
+    assert sorted(f.resource_id for f in findings) == sorted([vault.id, estate.vaults[1].id])
+    restored = next(f for f in findings if f.resource_id == vault.id)
+    assert "softDelete Disabled->Enabled" in restored.why and restored.details["instanceId"] == "teardown-a"
+    failed = next(f for f in findings if f.resource_id == estate.vaults[1].id)
+    assert "Resource Guard" in failed.why
+
+
+def test_vlt006_is_silent_without_an_interrupted_teardown() -> None:
+    assert "VLT-006" not in fired(healthy_estate())
+
+
 # ORP-001 orphaned ---------------------------------------------------------------------------------------
 covers("ORP-001")
 
