@@ -49,7 +49,7 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     )
     teardown_composition.use(
         ops=TeardownOps(CloudClients(target), wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(max_parallel_writes=PARALLEL),
+        settings=TeardownSettings(max_parallel_writes=PARALLEL, four_eyes=False),  # one admin plans and approves
         report_store=LocalReportStore(Path(db).parent / "reports"),
         publisher=MemoryPublisher(),
     )
@@ -181,7 +181,7 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
     publisher = MemoryPublisher()
     teardown_composition.use(
         ops=TeardownOps(lost.clients, wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(subscriptions=(lost.estate.subscription,)),
+        settings=TeardownSettings(subscriptions=(lost.estate.subscription,), four_eyes=False),
         publisher=publisher,
     )
     app = df.DFApp()
@@ -252,7 +252,8 @@ def test_a_new_teardown_takes_the_lost_ones_marker_over_and_the_reconciler_leave
     ops = TeardownOps(lost.clients, wait_budget_seconds=60, max_poll_seconds=0.5)
     publisher = MemoryPublisher()
     teardown_composition.use(
-        ops=ops, settings=TeardownSettings(subscriptions=(lost.estate.subscription,), max_parallel_writes=1),
+        ops=ops,
+        settings=TeardownSettings(subscriptions=(lost.estate.subscription,), max_parallel_writes=1, four_eyes=False),
         publisher=publisher, report_store=LocalReportStore(lost.tmp / "reports"),
     )
     app = df.DFApp()
@@ -319,7 +320,7 @@ def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> 
         sandbox.advance(2 * 3600)
         ops = TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5)
         plan = plan_teardown(ops.inventory(VaultRef.parse(vault_id), sandbox.clock.now()), sandbox.clock.now())
-        teardown_composition.use(ops=ops, settings=TeardownSettings(), publisher=MemoryPublisher(),
+        teardown_composition.use(ops=ops, settings=TeardownSettings(four_eyes=False), publisher=MemoryPublisher(),
                                  report_store=LocalReportStore(tmp_path / "reports"))
         app = df.DFApp()
         app.register_functions(teardown_activities.bp)
