@@ -18,7 +18,7 @@ UNKNOWN_TENANT = "99999999-9999-4999-8999-999999999999"
 
 
 def _header(token: str) -> dict[str, str]:
-    part = token.split(".")[0]
+    part = token.split(".", maxsplit=1)[0]
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
 
 
