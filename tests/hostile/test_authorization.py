@@ -22,7 +22,7 @@ from steward import bootstrap
 from steward.logs import ContextFilter, JsonFormatter
 from steward.teardown.requests import AUDIT_EVENT, CallerRateLimit, RequestRefused, audit_record
 from tests import azurite
-from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, start_app
+from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, forged_platform_headers, start_app
 
 UNKNOWN = "teardowns/teardown-0000000000000000-plan"
 FINGERPRINT = {"fingerprint": "sha256:" + "0" * 64}
@@ -270,9 +270,13 @@ def test_audit_routes_need_an_allowed_principal_when_one_is_configured(audit_gua
     runs_before = [i for i in app.stack.runner.query() if i.name == "audit_estate"]  # type: ignore[union-attr]
     for method, path in (("POST", "audits"), ("GET", "audits/latest"), ("GET", "audits/latest.html")):
         body = b"{}" if method == "POST" else None
-        status, _, answer = app.request(method, path, body, {})
+        status, headers, answer = app.request(method, path, body, {})
         assert status == 401, (method, path, answer[:200])
         assert json.loads(answer)["error"]["code"] == "Unauthenticated"
+        assert headers["WWW-Authenticate"] == 'Bearer realm="backup-steward"'
+        # the platform's headers, forged: no token, no caller
+        status, _, answer = app.request(method, path, body, forged_platform_headers(ADMIN))
+        assert status == 401 and json.loads(answer)["error"]["code"] == "Unauthenticated", (method, path)
         status, _, answer = app.request(method, path, body, app.auth(STRANGER))
         assert status == 403, (method, path, answer[:200])
         assert json.loads(answer)["error"]["code"] == "CallerNotAllowed"
