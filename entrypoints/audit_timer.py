@@ -9,8 +9,9 @@ timer ``%STEWARD_AUDIT_SCHEDULE%``     starts ``audit_estate`` as ``audit-all``;
 ``GET  /api/audits/latest.html``       the latest run's HTML report
 =====================================  =====================================================================
 
-The HTTP routes need the function key and, when ``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set, a caller the
-platform authenticated who is in it (401 / 403 otherwise): a report describes the whole estate.
+The HTTP routes need the function key and, when ``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set, a caller proven by
+an Entra ID access token (``Authorization: Bearer``, validated in the app) who is in it (401 with
+``WWW-Authenticate: Bearer`` / 403 otherwise): a report describes the whole estate.
 
 One audit at a time per scope (issue 14): the scope is the set of subscriptions asked for, or "all" (the timer,
 and a request that names none). Each scope has a deterministic instance id (:func:`instance_id_for`), and a
@@ -47,7 +48,7 @@ from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
 from steward.settings import Settings
-from steward.teardown.requests import CallerRateLimit, RequestRefused, caller_from_headers
+from steward.teardown.requests import CallerRateLimit, RequestRefused, authenticated_caller
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"
@@ -115,21 +116,26 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None,
+        www_authenticate: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+        self.www_authenticate = www_authenticate
 
 
 def _authorize(req: func.HttpRequest) -> str | None:
-    """With STEWARD_AUDIT_ALLOWED_PRINCIPALS set, the caller the platform authenticated must be one of them (401
+    """With STEWARD_AUDIT_ALLOWED_PRINCIPALS set, the caller a valid access token proves must be one of them (401
     without one, 403 for another); the function key alone is enough otherwise. The caller's id, if any."""
     allowed = bootstrap.settings().audit_allowed_principals
     if not allowed:
         return None
     try:
-        caller = caller_from_headers(dict(req.headers))
+        caller = authenticated_caller(dict(req.headers), bootstrap.token_validator())
     except RequestRefused as refused:
-        raise _Refused(refused.status, refused.code, refused.message) from None
+        raise _Refused(refused.status, refused.code, refused.message, retry_after=refused.retry_after,
+                       www_authenticate=refused.www_authenticate) from None
     if caller.principal_id not in allowed:
         raise _Refused(403, "CallerNotAllowed",
                        f"principal {caller.principal_id} may not use the audit routes: it is not in "
@@ -139,6 +145,8 @@ def _authorize(req: func.HttpRequest) -> str | None:
 
 def _refusal(refused: _Refused) -> func.HttpResponse:
     headers = {} if refused.retry_after is None else {"Retry-After": str(refused.retry_after)}
+    if refused.www_authenticate is not None:
+        headers["WWW-Authenticate"] = refused.www_authenticate
     return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}}, headers)
 
 

@@ -1,7 +1,8 @@
 """HTTP routes of the vault teardown. Doorways: validate (``steward.teardown.requests``), start or signal
 ``teardown_vault``, answer JSON. Every route needs the function key (auth level FUNCTION) and an allowed
-caller from the platform's authentication headers. Errors are ``{"error": {"code", "message"}}`` with a
-4xx status, never a stack trace.
+caller proven by an Entra ID access token (``Authorization: Bearer``, validated in the app; 401 with
+``WWW-Authenticate: Bearer`` without a valid one, 403 for a caller who is not allowed). Errors are
+``{"error": {"code", "message"}}`` with a 4xx status, never a stack trace.
 
 =====================================  =====================================================================
 ``POST /api/teardowns``                ``{"vaultId", "dryRun"?: true, "approvedFingerprint"?}`` -> 202 +
@@ -51,14 +52,14 @@ from steward.settings import Settings
 from steward.teardown import composition
 from steward.teardown.report import render_html
 from steward.teardown.requests import (
+    Caller,
     CallerRateLimit,
     RequestRefused,
     TeardownAccessPolicy,
     approval_from_http,
     audit_record,
-    audited_principal,
+    authenticated_caller,
     caller_action,
-    caller_from_headers,
     check_instance_id,
     check_json_content_type,
     teardown_request_from_http,
@@ -101,9 +102,15 @@ def _rate_limit() -> CallerRateLimit:
         return _LIMITS[0][1]
 
 
-def _meter(req: func.HttpRequest) -> None:
-    """Authenticate the caller and spend one of its tokens (429 when it has none left)."""
-    caller = caller_from_headers(dict(req.headers))
+def _authenticate(req: func.HttpRequest, trail: _Trail) -> Caller:
+    """The caller the request's access token proves (401/503 otherwise); the audit line names it."""
+    caller = authenticated_caller(dict(req.headers), bootstrap.token_validator())
+    trail.principal_id = caller.principal_id
+    return caller
+
+
+def _meter(caller: Caller) -> None:
+    """Spend one of the caller's tokens (429 when it has none left)."""
     _rate_limit().take(caller.principal_id, time.monotonic())
 
 
@@ -114,6 +121,8 @@ class _Trail:
         self.req = req
         self.action = action
         self.fields: dict[str, Any] = {}
+        #: the verified caller, once its token validated (an unauthenticated request names nobody)
+        self.principal_id: str | None = None
 
     def note(self, **fields: Any) -> None:
         self.fields.update(fields)
@@ -122,7 +131,7 @@ class _Trail:
         record = audit_record(
             action=self.action,
             at=datetime.now(UTC),
-            principal_id=audited_principal(dict(self.req.headers)),
+            principal_id=self.principal_id,
             status=status,
             code=code,
             correlation_id=_correlation(self.req),
@@ -204,11 +213,12 @@ async def teardown_start(req: func.HttpRequest, client: df.DurableOrchestrationC
 
 
 async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
-    _meter(req)
+    caller = _authenticate(req, trail)
+    _meter(caller)
     check_json_content_type(dict(req.headers))
     try:
         request = teardown_request_from_http(
-            dict(req.headers), req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
+            caller, req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
         )
     except RequestRefused as refused:
         LOG.info("teardown request refused: %s", refused.message, extra={"code": refused.code})
@@ -245,7 +255,7 @@ async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestration
 async def _show_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
 ) -> func.HttpResponse:
-    caller_action(dict(req.headers), _policy())
+    caller_action(_authenticate(req, trail), _policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
@@ -317,9 +327,10 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
 
 
 async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
-    _meter(req)
+    caller = _authenticate(req, trail)
+    _meter(caller)
     check_json_content_type(dict(req.headers))
-    approval = approval_from_http(dict(req.headers), req.get_body(), _policy())
+    approval = approval_from_http(caller, req.get_body(), _policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id, show_input=True)
@@ -392,8 +403,9 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
 async def _signal(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, event: str, trail: _Trail
 ) -> func.HttpResponse:
-    _meter(req)
-    caller = caller_action(dict(req.headers), _policy())
+    caller = _authenticate(req, trail)
+    _meter(caller)
+    caller_action(caller, _policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
@@ -429,7 +441,7 @@ async def teardown_report_page(req: func.HttpRequest, client: df.DurableOrchestr
 async def _report_page(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
 ) -> func.HttpResponse:
-    caller_action(dict(req.headers), _policy())
+    caller_action(_authenticate(req, trail), _policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)

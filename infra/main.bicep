@@ -48,7 +48,7 @@ param teardownOptInTag string = 'backup-steward:teardown'
 @description('Entra object ids allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS); they also become the only senders on the requests topic.')
 param teardownAllowedPrincipalIds array = []
 
-@description('Entra object ids allowed to start audits and read the reports over HTTP (STEWARD_AUDIT_ALLOWED_PRINCIPALS); empty: the function key alone. Reports describe the whole estate: set it with authClientId.')
+@description('Entra object ids allowed to start audits and read the reports over HTTP (STEWARD_AUDIT_ALLOWED_PRINCIPALS); empty: the function key alone. Reports describe the whole estate: set it with authTenantIds and authAudiences.')
 param auditAllowedPrincipalIds array = []
 
 @description('App roles (from the caller\'s token) allowed to request teardowns over HTTP (STEWARD_TEARDOWN_ALLOWED_ROLES).')
@@ -91,7 +91,13 @@ param vaultIdentityPrincipalIds array = []
 
 // ---- platform ----------------------------------------------------------------------------------------
 
-@description('Client id of an Entra app registration for App Service authentication of the HTTP routes. Set it in production: empty leaves callers unauthenticated, so the x-ms-client-principal headers the teardown routes trust would be whatever a function-key holder sends.')
+@description('Entra tenant ids whose access tokens the HTTP routes accept (STEWARD_AUTH_TENANTS), usually [tenant().tenantId] of the app registration. Set it with authAudiences in production: empty, no caller can authenticate (teardown routes answer 401).')
+param authTenantIds array = []
+
+@description('Audiences the callers\' access tokens must name (STEWARD_AUTH_AUDIENCES): the app registration\'s client id and its application id URI, e.g. ["api://backup-steward", "<client id>"]. See README, "Registering the app in Entra ID".')
+param authAudiences array = []
+
+@description('Optional: client id for App Service authentication (Easy Auth) in front of the app. Not needed and not relied on: the app validates the bearer token itself and ignores the platform\'s x-ms-client-principal headers; Easy Auth is not supported on the Flex Consumption plan (README, "Caller identity").')
 param authClientId string = ''
 
 @description('Replication of the storage accounts.')
@@ -224,6 +230,8 @@ module app 'modules/function-app.bicep' = {
     reportsContainerName: storage.outputs.reportsContainerName
     maximumInstanceCount: maximumInstanceCount
     authClientId: authClientId
+    authTenantIds: authTenantIds
+    authAudiences: authAudiences
     tags: tags
   }
 }

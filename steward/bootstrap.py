@@ -10,6 +10,7 @@ import logging
 import threading
 from functools import lru_cache
 
+from steward.auth.tokens import BearerTokenValidator, validator_for
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
 from steward.domain.rules import RuleSet
@@ -56,8 +57,18 @@ def publisher() -> OutcomePublisher:
     )
 
 
+@lru_cache(maxsize=1)
+def token_validator() -> BearerTokenValidator | None:
+    """The validator of callers' Entra ID access tokens (``STEWARD_AUTH_*``), with its key cache; None when no
+    tenant/audience is configured (then no caller can authenticate)."""
+    current = settings()
+    return validator_for(
+        current.auth_authority, current.auth_tenants, current.auth_audiences, ca_bundle=current.ca_bundle
+    )
+
+
 def reset() -> None:
     """Forget everything built from the environment (tests, the local host after set-up)."""
     with _LOCK:
-        for cached in (settings, rules, clients, publisher):
+        for cached in (settings, rules, clients, publisher, token_validator):
             cached.cache_clear()

@@ -57,9 +57,14 @@ VAULT_DEFAULT_TAG: Final = "STEWARD_VAULT_DEFAULT_TAG"
 AUDIT_REMEDIATE_LIMIT: Final = "STEWARD_AUDIT_REMEDIATE_LIMIT"
 AUDIT_ALLOWED_PRINCIPALS: Final = "STEWARD_AUDIT_ALLOWED_PRINCIPALS"
 AUDIT_RATE_PER_MINUTE: Final = "STEWARD_AUDIT_RATE_PER_MINUTE"
+AUTH_AUTHORITY: Final = "STEWARD_AUTH_AUTHORITY"
+AUTH_TENANTS: Final = "STEWARD_AUTH_TENANTS"
+AUTH_AUDIENCES: Final = "STEWARD_AUTH_AUDIENCES"
 
 CREDENTIAL_KINDS: Final = ("default", "managed-identity", "sandbox")
 DEFAULT_TEARDOWN_OPT_IN_TAG: Final = "backup-steward:teardown"
+#: Entra ID's authority in the public cloud (the OpenID configuration lives at {authority}/{tenant}/v2.0/...).
+DEFAULT_AUTH_AUTHORITY: Final = "https://login.microsoftonline.com"
 DEFAULT_REPORTS_CONTAINER: Final = "steward-reports"
 #: NCRONTAB (six fields, seconds first): every day at 06:00 UTC.
 DEFAULT_AUDIT_SCHEDULE: Final = "0 0 6 * * *"
@@ -134,6 +139,23 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
         str(DEFAULT_AUDIT_RATE_PER_MINUTE),
         "audit starts (POST) per caller per minute and instance (1..600); more get 429 + Retry-After; callers "
         "without a verified identity share one bucket",
+    ),
+    (
+        AUTH_AUTHORITY,
+        DEFAULT_AUTH_AUTHORITY,
+        "Entra ID authority whose v2.0 OpenID configuration and keys validate callers' access tokens; https",
+    ),
+    (
+        AUTH_TENANTS,
+        "",
+        "comma-separated tenant ids whose access tokens the HTTP routes accept; empty (or no audience): no caller "
+        "can authenticate, so the teardown routes (and the audit routes when restricted) answer 401",
+    ),
+    (
+        AUTH_AUDIENCES,
+        "",
+        "comma-separated audiences the access token must name: the app registration's client id (v2.0 tokens) "
+        "and/or its application id URI",
     ),
     (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
     (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
@@ -221,6 +243,9 @@ class Settings:
     audit_remediate_limit: int = 0
     audit_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids; empty: function key only
     audit_rate_per_minute: int = DEFAULT_AUDIT_RATE_PER_MINUTE
+    auth_authority: str = DEFAULT_AUTH_AUTHORITY
+    auth_tenants: tuple[str, ...] = ()  # lower-cased GUIDs
+    auth_audiences: tuple[str, ...] = ()
     max_parallel_writes: int = DEFAULT_MAX_PARALLEL_WRITES
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
@@ -288,6 +313,9 @@ class Settings:
             audit_rate_per_minute=reader.integer(
                 AUDIT_RATE_PER_MINUTE, DEFAULT_AUDIT_RATE_PER_MINUTE, AUDIT_RATE_PER_MINUTE_RANGE
             ),
+            auth_authority=reader.url(AUTH_AUTHORITY, DEFAULT_AUTH_AUTHORITY) or DEFAULT_AUTH_AUTHORITY,
+            auth_tenants=tuple(reader.guid_list(AUTH_TENANTS)),
+            auth_audiences=tuple(reader.audience_list(AUTH_AUDIENCES)),
             max_parallel_writes=reader.integer(
                 MAX_PARALLEL_WRITES, DEFAULT_MAX_PARALLEL_WRITES, MAX_PARALLEL_WRITES_RANGE
             ),
@@ -295,6 +323,9 @@ class Settings:
             vault_default_tag=vault_default_tag,
         )
         reader.exclusive(REPORTS_ACCOUNT_URL, REPORTS_CONNECTION_STRING)
+        reader.together(AUTH_TENANTS, AUTH_AUDIENCES)
+        if reader.raw(AUTH_AUTHORITY) and urlsplit(settings.auth_authority).scheme != "https":
+            reader.problem(AUTH_AUTHORITY, "must use https: the keys that prove callers come from it")
         if rules is not None:
             reader.rule_targets_in_scope(rules, settings.subscriptions, RULES_PATH if rules_path else RULES)
         if reader.problems:
@@ -444,6 +475,27 @@ class _Reader:
             self.problem(name, f"must name a resource (an Event Grid topic), not {value[:120]!r}")
             return None
         return str(parsed)
+
+    def audience_list(self, name: str) -> list[str]:
+        """Token audiences: client ids (GUIDs) or application id URIs (``api://...`` or https URLs)."""
+        value = self._text(name)
+        if value is None:
+            return []
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        bad = [
+            item for item in items
+            if not (is_subscription_guid(item) or (":" in item and " " not in item and len(item) <= 256))
+        ]
+        if bad:
+            self.problem(name, f"not a client id or application id URI: {', '.join(repr(b[:60]) for b in bad[:5])}")
+            return []
+        return list(dict.fromkeys(item.lower() if is_subscription_guid(item) else item for item in items))
+
+    def together(self, first: str, second: str) -> None:
+        """A problem when only one of two settings that work together is given."""
+        if bool(self.raw(first)) != bool(self.raw(second)):
+            given, missing = (first, second) if self.raw(first) else (second, first)
+            self.problem(missing, f"is needed with {given} (set both, or neither)")
 
     def existing_file(self, name: str) -> str | None:
         value = self._text(name)

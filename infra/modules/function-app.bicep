@@ -97,8 +97,14 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
-@description('Client id of an Entra app registration for App Service authentication; empty: not configured.')
+@description('Client id of an Entra app registration for (optional) App Service authentication; empty: not configured.')
 param authClientId string = ''
+
+@description('Tenant ids whose access tokens the HTTP routes accept (STEWARD_AUTH_TENANTS).')
+param authTenantIds array = []
+
+@description('Audiences the callers\' access tokens must name: client id and/or application id URI (STEWARD_AUTH_AUDIENCES).')
+param authAudiences array = []
 
 @description('Tags for every resource.')
 param tags object = {}
@@ -229,6 +235,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           value: teardownRequestsTopicId
         }
         {
+          name: 'STEWARD_AUTH_TENANTS'
+          value: join(authTenantIds, ',')
+        }
+        {
+          name: 'STEWARD_AUTH_AUDIENCES'
+          value: join(authAudiences, ',')
+        }
+        {
           name: 'STEWARD_EVENTS_TOPIC_ENDPOINT'
           value: eventsTopicEndpoint
         }
@@ -282,10 +296,12 @@ resource scmCredentials 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@
   }
 }
 
-// App Service authentication ("Easy Auth") with Entra ID. It validates bearer tokens and sets the
-// x-ms-client-principal* headers the teardown routes read to identify the caller (and strips forged
-// ones). Anonymous requests still reach the host so that Event Grid's webhook delivery and function-key
-// calls work; the teardown routes themselves refuse a request without an authenticated principal.
+// Optional App Service authentication ("Easy Auth") with Entra ID. The app does NOT rely on it: it validates
+// the caller's bearer token itself (STEWARD_AUTH_*) and ignores the x-ms-client-principal* headers, which a
+// function-key holder can forge wherever Easy Auth is not in front. Easy Auth is not supported on the Flex
+// Consumption plan ("EasyAuth isn't currently supported. Unauthenticated callers currently aren't blocked when
+// EasyAuth is enabled", MicrosoftDocs/azure-docs articles/azure-functions/flex-consumption-plan.md,
+// Considerations). When on, it passes the Authorization header through, so the token still validates.
 // (checkov applies whole-site checks to this sites/config child, which holds authsettingsV2 only; they are
 // evaluated on the site above instead, hence the skips.)
 resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(authClientId)) {

@@ -38,6 +38,14 @@ def _config_from(cls: Any, current: Any, body: dict[str, Any]) -> Any:
         raise ArmError(400, "InvalidSandboxConfig", str(exc)) from exc
 
 
+class _EntraError(Exception):
+    """An Entra ID protocol error (``{"error", "error_description"}``, not ARM's error shape)."""
+
+    def __init__(self, status: int, body: dict[str, str]) -> None:
+        super().__init__(body.get("error_description", ""))
+        self.status, self.body = status, body
+
+
 class AdminApi:
     def __init__(self, sandbox: ArmSandbox) -> None:
         self.sb = sandbox
@@ -64,6 +72,11 @@ class AdminApi:
         r.add("GET", "/sandbox/counters", lambda req: Response(200, self.sb.counters.snapshot()))
         r.add("GET", "/sandbox/state", lambda req: Response(200, self.sb.dump_state()))
         r.add("POST", "/sandbox/subscriptions/{subscriptionId}/moveToTenant", self.move_subscription)
+        # the local Entra ID (sandbox/arm/entra.py): discovery, keys, tokens for the app's routes, key rotation
+        r.add("GET", "/sandbox/entra/{tenant}/v2.0/.well-known/openid-configuration", self.entra_configuration)
+        r.add("GET", "/sandbox/entra/{tenant}/discovery/v2.0/keys", self.entra_keys)
+        r.add("POST", "/sandbox/entra/{tenant}/token", self.entra_token)
+        r.add("POST", "/sandbox/entra/keys/rotate", self.entra_rotate)
 
     def handle(self, req: Request) -> Response:
         match = self.router.resolve(req.method, req.raw_path)
@@ -75,6 +88,8 @@ class AdminApi:
             return route.handler(req)
         except ArmError as exc:
             return Response(exc.status, exc.body(), dict(exc.headers))
+        except _EntraError as exc:
+            return Response(exc.status, exc.body)
 
     # -- token ----------------------------------------------------------------------------------
     def token(self, req: Request) -> Response:
@@ -87,6 +102,47 @@ class AdminApi:
         scopes = [str(s) for s in body.get("scopes") or []]
         token, expires = self.sb._issuer.mint(str(principal), str(tenant), int(time.time()), scopes)
         return Response(200, {"access_token": token, "expires_on": expires, "token_type": "Bearer"})
+
+    # -- entra (tokens for the app's own routes) -----------------------------------------------
+    def _entra_tenant(self, req: Request) -> str:
+        tenant = req.param("tenant")
+        if tenant.lower() not in {t.lower() for t in self.sb.subscriptions.tenants()}:
+            # Entra ID's answer for an unknown tenant (AADSTS90002); the exact body is inferred
+            return_error = {"error": "invalid_tenant",
+                            "error_description": f"AADSTS90002: Tenant '{tenant[:80]}' not found."}
+            raise _EntraError(400, return_error)
+        return tenant
+
+    def entra_configuration(self, req: Request) -> Response:
+        return Response(200, self.sb.entra.openid_configuration(self._entra_tenant(req)))
+
+    def entra_keys(self, req: Request) -> Response:
+        self._entra_tenant(req)
+        return Response(200, self.sb.entra.jwks())
+
+    def entra_token(self, req: Request) -> Response:
+        """Sandbox-only: ``{principalId, roles?, audience?, name?, lifetimeSeconds?}`` -> a v2.0 access token for
+        the app (what ``az account get-access-token --resource <app id URI>`` returns from Entra ID)."""
+        tenant = self._entra_tenant(req)
+        body = req.json_object()
+        principal = body.get("principalId")
+        roles = body.get("roles") or []
+        if not isinstance(principal, str) or not principal:
+            raise ArmError(400, "InvalidRequestContent", "'principalId' (an object id) is required.")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise ArmError(400, "InvalidRequestContent", "'roles' must be a list of app role values.")
+        lifetime = body.get("lifetimeSeconds")
+        token = self.sb.entra.mint(principal, tenant, roles=roles, audience=body.get("audience"),
+                                   name=body.get("name"),
+                                   lifetime_seconds=int(lifetime) if lifetime is not None else None)
+        expires = int(time.time()) + int(lifetime if lifetime is not None else self.sb.entra.lifetime_seconds)
+        return Response(200, {"access_token": token, "expires_on": expires, "token_type": "Bearer"})
+
+    def entra_rotate(self, req: Request) -> Response:
+        """Sandbox-only: sign with a new key from now on; ``{"retirePrevious": true}`` unpublishes the old ones."""
+        retire = bool(req.json_object().get("retirePrevious", False)) if req.raw_body else False
+        kid = self.sb.entra.rotate(retire_previous=retire)
+        return Response(200, {"kid": kid, "keys": self.sb.entra.published_kids()})
 
     # -- clock ----------------------------------------------------------------------------------
     def clock_get(self, req: Request) -> Response:

@@ -115,6 +115,9 @@ class SandboxConfig:
     #: where certificates go (a temp dir when None)
     state_dir: Path | None = None
     token_lifetime_seconds: int = 3600
+    #: the app registration of Backup Steward the sandbox's Entra issuer (sandbox/arm/entra.py) signs tokens for
+    app_client_id: str = "5a9d0000-0000-4000-8000-0000000b5a1d"
+    app_id_uri: str = "api://backup-steward-sandbox"
     #: the aeg-sas-key custom topics accept
     topic_key: str = "sandbox-topic-key"
     #: default modelled LRO durations (Azure seconds) providers may use

@@ -34,6 +34,7 @@ from sandbox.arm.config import (
 )
 from sandbox.arm.context import ProviderContext, SubscriptionDirectory
 from sandbox.arm.counters import RequestCounters
+from sandbox.arm.entra import AUTHORITY_PATH, EntraIssuer
 from sandbox.arm.errors import ArmError, resource_group_not_found, subscription_not_found
 from sandbox.arm.events import EventBus, EventCallback, EventSubscription, RequestFacts
 from sandbox.arm.faults import FaultInjector
@@ -166,6 +167,7 @@ class ArmSandbox:
         self._stopped = threading.Event()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._issuer: TokenIssuer | None = None
+        self._entra: EntraIssuer | None = None
         self._saved_version = -1
         self.endpoint = ""
         self.ca_bundle = ""
@@ -205,6 +207,8 @@ class ArmSandbox:
         self.ca_bundle = str(certs.ca_bundle)
         self.token_url = self.endpoint + "/sandbox/token"
         self._issuer = TokenIssuer(audience=self.endpoint, lifetime_seconds=cfg.token_lifetime_seconds)
+        self._entra = EntraIssuer(self.endpoint + AUTHORITY_PATH, client_id=cfg.app_client_id,
+                                  app_id_uri=cfg.app_id_uri, lifetime_seconds=cfg.token_lifetime_seconds)
         client_ssl = ssl.create_default_context(cafile=self.ca_bundle)
         self.events._ssl = client_ssl
         self.events.start()
@@ -261,6 +265,26 @@ class ArmSandbox:
             principal_id or self.config.default_principal_id, tenant_id or self.default_tenant, int(time.time())
         )
         return token
+
+    @property
+    def entra(self) -> EntraIssuer:
+        """The local Entra ID that signs RS256 access tokens for the app's own routes (not for ARM)."""
+        assert self._entra is not None, "start() the sandbox first"
+        return self._entra
+
+    def app_token(self, principal_id: str, tenant_id: str | None = None, **kwargs: Any) -> str:
+        """An Entra access token for the Backup Steward API (``roles``, ``audience``, ``now``... as
+        :meth:`sandbox.arm.entra.EntraIssuer.claims`)."""
+        return self.entra.mint(principal_id, tenant_id or self.default_tenant, **kwargs)
+
+    def app_auth_settings(self) -> dict[str, str]:
+        """The app's token-validation settings for this sandbox: authority, tenant, audiences (app id URI and
+        client id), and the CA bundle its discovery documents are served under."""
+        return {
+            "STEWARD_AUTH_AUTHORITY": self.entra.authority,
+            "STEWARD_AUTH_TENANTS": self.default_tenant,
+            "STEWARD_AUTH_AUDIENCES": f"{self.entra.app_id_uri},{self.entra.client_id}",
+        }
 
     @property
     def default_tenant(self) -> str:

@@ -35,6 +35,8 @@ def _human(described: dict[str, Any]) -> str:
     if described["arm"]:
         arm = described["arm"]
         lines.append(f"ARM sandbox           {arm['endpoint']}  token {arm['token_url']}  CA {arm['ca_bundle']}")
+        lines.append(f"App access tokens     POST {arm['app_token_url']}  {{\"principalId\": \"<object id>\"}}"
+                     "  -> send as 'Authorization: Bearer <access_token>'")
     else:
         lines.append("ARM sandbox           (not started)")
     return "\n".join(lines)

@@ -153,6 +153,12 @@ class LocalStack:
         elif self.runner is not None:
             self.runner.clock.advance(seconds)
 
+    def bearer(self, principal_id: str, roles: tuple[str, ...] = (), **claims: Any) -> dict[str, str]:
+        """``Authorization: Bearer <token>`` for ``principal_id``: an access token for the app, signed by the
+        sandbox's Entra ID (what ``az account get-access-token --resource <app id URI>`` gives on Azure)."""
+        assert self.sandbox is not None, "tokens come from the ARM sandbox's Entra issuer"
+        return {"Authorization": "Bearer " + self.sandbox.app_token(principal_id, roles=list(roles), **claims)}
+
     def client(self, correlation_id: str | None = None) -> Any:
         """A real ``DurableOrchestrationClient`` bound to this stack (use it via ``run``)."""
         import azure.durable_functions as df
@@ -197,6 +203,8 @@ class LocalStack:
                 EVENTS_TOPIC_KEY: self.sandbox.config.topic_key,
                 SUBSCRIPTIONS: ",".join(s.subscription_id for s in self.sandbox.config.subscriptions),
             })
+            # callers of the app's routes prove themselves with the sandbox Entra's RS256 tokens (sandbox/arm/entra.py)
+            values.update(self.sandbox.app_auth_settings())
             principal = getattr(getattr(self.sandbox, "config", None), "default_principal_id", None)
             if principal and SANDBOX_PRINCIPAL_ID not in os.environ:
                 values[SANDBOX_PRINCIPAL_ID] = principal
@@ -234,5 +242,8 @@ class LocalStack:
             "durable_db": self.runner.config.db_path,
             "arm": None if self.sandbox is None else {"endpoint": self.sandbox.endpoint,
                                                       "token_url": self.sandbox.token_url,
-                                                      "ca_bundle": str(self.sandbox.ca_bundle)},
+                                                      "ca_bundle": str(self.sandbox.ca_bundle),
+                                                      # POST {"principalId", "roles"?} -> a token for the routes
+                                                      "app_token_url": f"{self.sandbox.entra.authority}/"
+                                                                       f"{self.sandbox.default_tenant}/token"},
         }

@@ -4,11 +4,15 @@ The HTTP trigger (``entrypoints/teardown_http.py``) is a doorway: it hands the h
 functions and turns :class:`RequestRefused` into a JSON 4xx. Nothing here does I/O, so every rule is unit
 tested without a host.
 
-Identity comes from the platform's authentication (App Service "Easy Auth"): ``x-ms-client-principal-id``
-(the caller's Entra object id) and ``x-ms-client-principal`` (base64 JSON with the claims). The function key
-is checked by the host before our code runs; this check comes on top of it. A caller is allowed when its
-object id is in ``STEWARD_TEARDOWN_ALLOWED_PRINCIPALS`` or one of its role claims is in
-``STEWARD_TEARDOWN_ALLOWED_ROLES``. Both lists empty means nobody is allowed (fail closed).
+Identity comes from an Entra ID access token (``Authorization: Bearer ...``) that
+``steward.auth.tokens.BearerTokenValidator`` validates (signature against the tenant's published keys,
+issuer, audience, lifetime, tenant); :func:`authenticated_caller` turns it into a :class:`Caller` or a 401 with
+``WWW-Authenticate: Bearer``. Platform headers (App Service "Easy Auth" ``x-ms-client-principal*``) are never
+read: a function-key holder can send any header, and App Service Authentication is not supported on the Flex
+Consumption plan this app runs on (README, "Caller identity"). The function key is checked by the host before
+our code runs; the token comes on top of it. A caller is allowed when its object id is in
+``STEWARD_TEARDOWN_ALLOWED_PRINCIPALS`` or one of its ``roles`` is in ``STEWARD_TEARDOWN_ALLOWED_ROLES``. Both
+lists empty means nobody is allowed (fail closed).
 
 Each caller's requests are metered by :class:`CallerRateLimit` (a token bucket per principal, in memory per
 instance; ``STEWARD_TEARDOWN_RATE_PER_MINUTE``): over the rate, 429 with ``Retry-After``. Every request, whatever
@@ -18,8 +22,6 @@ structured line named :data:`AUDIT_EVENT`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from steward.auth.tokens import AuthorityUnavailable, BearerTokenValidator, Unauthenticated
 from steward.domain.teardown import (
     InvalidTeardownInput,
     RequestSource,
@@ -37,19 +40,12 @@ from steward.domain.teardown import (
     VaultRef,
 )
 
-PRINCIPAL_ID_HEADER: Final = "x-ms-client-principal-id"
-PRINCIPAL_HEADER: Final = "x-ms-client-principal"
-PRINCIPAL_NAME_HEADER: Final = "x-ms-client-principal-name"
+AUTHORIZATION_HEADER: Final = "authorization"
+#: ``realm`` of the ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
+REALM: Final = "backup-steward"
 MAX_BODY_BYTES: Final = 16 * 1024
-MAX_PRINCIPAL_HEADER: Final = 16 * 1024
 MAX_REASON_CHARS: Final = 1024
-_OBJECT_ID_CLAIMS: Final = (
-    "http://schemas.microsoft.com/identity/claims/objectidentifier",
-    "oid",
-)
-_ROLE_CLAIMS: Final = ("roles", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role")
 _FINGERPRINT: Final = re.compile(r"(sha256:)?[0-9a-fA-F]{64}")
-_GUIDISH: Final = re.compile(r"[0-9A-Za-z][0-9A-Za-z._@-]{0,127}")
 _BODY_FIELDS: Final = frozenset({"vaultId", "dryRun", "approvedFingerprint", "reason"})
 #: The stable name of the audit line every teardown request leaves (``event`` field of the JSON log line).
 AUDIT_EVENT: Final = "steward.teardown.request"
@@ -62,18 +58,31 @@ MAX_METERED_CALLERS: Final = 10_000
 class RequestRefused(Exception):
     """A request we refuse, with the HTTP status, a stable code and a message for the caller.
 
-    ``retry_after`` (seconds) is set on 429 answers and becomes the ``Retry-After`` header.
+    ``retry_after`` (seconds) is set on 429/503 answers and becomes the ``Retry-After`` header;
+    ``www_authenticate`` is the challenge of a 401 (``WWW-Authenticate``).
     """
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        www_authenticate: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.www_authenticate = www_authenticate
 
     def headers(self) -> dict[str, str]:
-        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        if self.www_authenticate is not None:
+            headers["WWW-Authenticate"] = self.www_authenticate
+        return headers
 
     def to_body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -110,56 +119,37 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _decode_principal(text: str) -> dict[str, Any]:
-    if len(text) > MAX_PRINCIPAL_HEADER:
-        raise RequestRefused(401, "InvalidPrincipal", f"the {PRINCIPAL_HEADER} header is too large")
-    try:
-        padded = text + "=" * (-len(text) % 4)
-        decoded = json.loads(base64.b64decode(padded, validate=False))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise RequestRefused(401, "InvalidPrincipal", f"the {PRINCIPAL_HEADER} header is not base64 JSON") from None
-    if not isinstance(decoded, dict):
-        raise RequestRefused(401, "InvalidPrincipal", f"the {PRINCIPAL_HEADER} header is not a JSON object")
-    return decoded
+def _challenge(error: str | None, description: str) -> str:
+    """RFC 6750 section 3: no error code when the request had no token at all."""
+    if error is None:
+        return f'Bearer realm="{REALM}"'
+    safe = "".join(c for c in description if c.isprintable() and c not in '"\\')[:200]
+    return f'Bearer realm="{REALM}", error="{error}", error_description="{safe}"'
 
 
-def caller_from_headers(headers: Mapping[str, str]) -> Caller:
-    """The authenticated caller, or 401 when the platform did not authenticate anyone."""
-    principal_id = _header(headers, PRINCIPAL_ID_HEADER)
-    encoded = _header(headers, PRINCIPAL_HEADER)
-    if not principal_id:
+def authenticated_caller(headers: Mapping[str, str], validator: BearerTokenValidator | None) -> Caller:
+    """The caller a valid Entra ID access token proves, or 401 (``WWW-Authenticate: Bearer``); 503 when the
+    authority's keys cannot be fetched. Only the token counts: platform headers are ignored."""
+    if validator is None:
         raise RequestRefused(
             401,
             "Unauthenticated",
-            f"no authenticated caller: the platform's {PRINCIPAL_ID_HEADER} header is missing "
-            "(turn on App Service authentication)",
+            "no caller can authenticate: the app has no token validation configured "
+            "(set STEWARD_AUTH_TENANTS and STEWARD_AUTH_AUDIENCES)",
+            www_authenticate=_challenge(None, ""),
         )
-    principal_id = principal_id.strip()
-    if not _GUIDISH.fullmatch(principal_id):
-        raise RequestRefused(401, "InvalidPrincipal", f"the {PRINCIPAL_ID_HEADER} header is not a principal id")
-    roles: set[str] = set()
-    if encoded:
-        principal = _decode_principal(encoded)
-        claims = principal.get("claims") or []
-        if not isinstance(claims, list):
-            raise RequestRefused(401, "InvalidPrincipal", "the principal's claims are not a list")
-        role_type = str(principal.get("role_typ") or "roles")
-        object_ids = set()
-        for claim in claims:
-            if not isinstance(claim, dict):
-                continue
-            typ, val = claim.get("typ"), claim.get("val")
-            if not isinstance(typ, str) or not isinstance(val, str):
-                continue
-            if typ == role_type or typ in _ROLE_CLAIMS:
-                roles.add(val.lower())
-            if typ in _OBJECT_ID_CLAIMS:
-                object_ids.add(val.lower())
-        if object_ids and principal_id.lower() not in object_ids:
-            raise RequestRefused(
-                401, "InvalidPrincipal", "the principal id header does not match the principal's object id claim"
-            )
-    return Caller(principal_id.lower(), _header(headers, PRINCIPAL_NAME_HEADER), frozenset(roles))
+    try:
+        identity = validator.validate_authorization(_header(headers, AUTHORIZATION_HEADER))
+    except Unauthenticated as refused:
+        code = "Unauthenticated" if refused.error is None else "InvalidToken"
+        raise RequestRefused(
+            401, code, refused.message, www_authenticate=_challenge(refused.error, refused.message)
+        ) from None
+    except AuthorityUnavailable as unavailable:
+        raise RequestRefused(
+            503, "AuthorityUnavailable", f"the caller's token cannot be checked now: {unavailable}", retry_after=30
+        ) from None
+    return Caller(identity.principal_id, identity.name, identity.roles)
 
 
 def authorize(caller: Caller, policy: TeardownAccessPolicy) -> None:
@@ -225,15 +215,15 @@ def check_vault(vault_id: object, policy: TeardownAccessPolicy) -> VaultRef:
 
 
 def teardown_request_from_http(
-    headers: Mapping[str, str],
+    caller: Caller,
     body: bytes,
     policy: TeardownAccessPolicy,
     *,
     now: datetime,
     correlation_id: str = "",
 ) -> TeardownRequest:
-    """``POST /api/teardowns``: authenticate, authorise, validate the body -> a request, or RequestRefused."""
-    caller = caller_from_headers(headers)
+    """``POST /api/teardowns`` from an authenticated ``caller`` (:func:`authenticated_caller`): authorise,
+    validate the body -> a request, or RequestRefused."""
     authorize(caller, policy)
     record = _json_object(body)
     unknown = set(record) - _BODY_FIELDS
@@ -277,9 +267,9 @@ class Approval:
         return {"fingerprint": self.fingerprint, "approvedBy": self.approved_by}
 
 
-def approval_from_http(headers: Mapping[str, str], body: bytes, policy: TeardownAccessPolicy) -> Approval:
-    """``POST /api/teardowns/{id}/approve`` with ``{"fingerprint": "sha256:..."}`` from an allowed caller."""
-    caller = caller_from_headers(headers)
+def approval_from_http(caller: Caller, body: bytes, policy: TeardownAccessPolicy) -> Approval:
+    """``POST /api/teardowns/{id}/approve`` with ``{"fingerprint": "sha256:..."}`` from an authenticated caller
+    who is allowed."""
     authorize(caller, policy)
     record = _json_object(body)
     fingerprint = check_fingerprint(record.get("fingerprint"), "fingerprint")
@@ -288,9 +278,8 @@ def approval_from_http(headers: Mapping[str, str], body: bytes, policy: Teardown
     return Approval(fingerprint, caller.principal_id)
 
 
-def caller_action(headers: Mapping[str, str], policy: TeardownAccessPolicy) -> Caller:
-    """Cancel / security approval: an allowed caller, nothing else needed."""
-    caller = caller_from_headers(headers)
+def caller_action(caller: Caller, policy: TeardownAccessPolicy) -> Caller:
+    """Cancel / security approval / status: an authenticated caller who is allowed, nothing else needed."""
     authorize(caller, policy)
     return caller
 
@@ -365,12 +354,6 @@ def _bounded(value: object) -> str | None:
         return None
     text = "".join(c if c.isprintable() else "?" for c in str(value))
     return text if len(text) <= MAX_AUDIT_TEXT else text[: MAX_AUDIT_TEXT - 3] + "..."
-
-
-def audited_principal(headers: Mapping[str, str]) -> str | None:
-    """The principal id header as the audit may record it: only when it is shaped like one, else None."""
-    value = (_header(headers, PRINCIPAL_ID_HEADER) or "").strip()
-    return value.lower() if _GUIDISH.fullmatch(value) else None
 
 
 def audit_record(

@@ -45,6 +45,7 @@ def app_settings(spec: dict[str, Any]) -> dict[str, str]:
         local.EVENTS_TOPIC_KEY: spec["topic_key"],
         local.SUBSCRIPTIONS: ",".join(spec["subscriptions"]),
         local.SANDBOX_PRINCIPAL_ID: spec["principal_id"],
+        **spec.get("auth", {}),
         **spec.get("settings", {}),
     }
 

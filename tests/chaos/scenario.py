@@ -9,7 +9,6 @@ Afterwards ``tests.chaos.checker`` compares the sandbox's state with the expecta
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import dataclasses
 import json
@@ -144,7 +143,10 @@ class AppProcess:
             "topic_key": sandbox.config.topic_key, "db": self.db, "port": self.port, "keys": self.keys,
             "subscriptions": [s.subscription_id for s in sandbox.config.subscriptions],
             "principal_id": APP_PRINCIPAL, "settings": settings,
+            # the app validates callers' tokens against the sandbox's Entra ID (its authority, tenant, audiences)
+            "auth": sandbox.app_auth_settings(),
         }
+        self.sandbox = sandbox
         self.process: subprocess.Popen[str] | None = None
         self.starts = 0
         self.kills = 0
@@ -189,11 +191,9 @@ class AppProcess:
 
     def call(self, method: str, path: str, body: Any = None, attempts: int = 120) -> tuple[int, Any]:
         """An HTTP call to the app as an allowed admin; retried while the process is down (connection refused)."""
-        claims = {"auth_typ": "aad", "claims": [
-            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": ADMIN}]}
+        # an access token for the app from the sandbox's Entra ID (the app validates it against the JWKS)
         headers = {"x-functions-key": self.keys["function"], "Content-Type": "application/json",
-                   "x-ms-client-principal-id": ADMIN,
-                   "x-ms-client-principal": base64.b64encode(json.dumps(claims).encode()).decode()}
+                   "Authorization": "Bearer " + self.sandbox.app_token(ADMIN)}
         for _ in range(attempts):
             request = urllib.request.Request(
                 f"{self.origin}/api/{path}", method=method, headers=headers,

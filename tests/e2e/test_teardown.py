@@ -4,7 +4,6 @@ clients against the ARM sandbox. The app here is the teardown's own three bluepr
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os
@@ -42,6 +41,7 @@ from steward.domain.teardown import (
     parse_time,
     teardown_request_from_event,
 )
+from steward.settings import CA_BUNDLE
 from steward.settings import TEARDOWN_RATE_PER_MINUTE as RATE_SETTING
 from steward.teardown import composition as teardown_composition
 from steward.teardown.report import LocalReportStore
@@ -68,19 +68,15 @@ class Stack:
 
     # -- HTTP -------------------------------------------------------------------------------------
     def http(
-        self, method: str, path: str, body: Any = None, *, principal: str | None = ADMIN, key: str | None = "function"
+        self, method: str, path: str, body: Any = None, *, principal: str | None = ADMIN, key: str | None = "function",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(headers or {})}
         if key == "function":
             headers["x-functions-key"] = self.host.keys.function_key
         if principal:
-            claims = {
-                "auth_typ": "aad",
-                "role_typ": "roles",
-                "claims": [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": principal}],
-            }
-            headers["x-ms-client-principal-id"] = principal
-            headers["x-ms-client-principal"] = base64.b64encode(json.dumps(claims).encode()).decode()
+            # an access token for the app from the sandbox's Entra ID, validated by the app against its keys
+            headers["Authorization"] = "Bearer " + self.sandbox.app_token(principal)
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.host.origin}/api/{path}", data=data, method=method, headers=headers)
         try:
@@ -151,10 +147,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("teardown-e2e")
     # every test of the module asks as the same admins within a few real seconds: the per-caller rate limit
     # (tests/hostile/test_authorization.py) is not what these tests are about
-    saved_rate = os.environ.get(RATE_SETTING)
-    os.environ[RATE_SETTING] = "600"
-    bootstrap.reset()
     sandbox = start_sandbox()
+    # callers prove themselves with the sandbox Entra's tokens (STEWARD_AUTH_*; its CA serves the keys)
+    saved = {name: os.environ.get(name) for name in (RATE_SETTING, CA_BUNDLE, *sandbox.app_auth_settings())}
+    os.environ.update({RATE_SETTING: "600", CA_BUNDLE: str(sandbox.ca_bundle), **sandbox.app_auth_settings()})
+    bootstrap.reset()
     clients = CloudClients(dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05))
     publisher = MemoryPublisher()
     teardown_composition.use(
@@ -180,10 +177,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         runner.stop()
         sandbox.stop()
         teardown_composition.use()
-        if saved_rate is None:
-            os.environ.pop(RATE_SETTING, None)
-        else:
-            os.environ[RATE_SETTING] = saved_rate
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         bootstrap.reset()
 
 
@@ -519,6 +517,12 @@ def test_an_unauthorised_caller_is_refused_and_nothing_starts(stack: Stack) -> N
     before = len(stack.runner.query())
     assert stack.http("POST", "teardowns", {"vaultId": vault_id}, key=None)[0] == 401  # no function key
     status, body = stack.http("POST", "teardowns", {"vaultId": vault_id}, principal=None)
+    assert status == 401 and body["error"]["code"] == "Unauthenticated"
+    # the platform's authentication headers, forged by a function-key holder, prove nothing (issue #14)
+    status, body = stack.http(
+        "POST", "teardowns", {"vaultId": vault_id}, principal=None,
+        headers={"x-ms-client-principal-id": ADMIN, "x-ms-client-principal-name": "admin@example.com"},
+    )
     assert status == 401 and body["error"]["code"] == "Unauthenticated"
     status, body = stack.http("POST", "teardowns", {"vaultId": vault_id}, principal=STRANGER)
     assert status == 403 and body["error"]["code"] == "CallerNotAllowed"

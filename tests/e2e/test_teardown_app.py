@@ -5,7 +5,6 @@ Adapters come from the app settings here (``steward.bootstrap``), nothing is inj
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -45,10 +44,6 @@ def app(tmp_path: Path) -> Iterator[Harness]:
 
 def call(harness: Harness, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     host = harness.stack.host
-    claims = {
-        "auth_typ": "aad",
-        "claims": [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": ADMIN}],
-    }
     request = urllib.request.Request(
         f"{host.origin}/api/{path}",
         method=method,
@@ -56,8 +51,7 @@ def call(harness: Harness, method: str, path: str, body: Any = None) -> tuple[in
         headers={
             "x-functions-key": host.keys.function_key,
             "Content-Type": "application/json",
-            "x-ms-client-principal-id": ADMIN,
-            "x-ms-client-principal": base64.b64encode(json.dumps(claims).encode()).decode(),
+            **harness.stack.bearer(ADMIN),  # an access token from the sandbox's Entra ID
         },
     )
     try:

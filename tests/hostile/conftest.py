@@ -60,7 +60,8 @@ class AppWithContract:
         return functions + AppWithContract._extra
 
 
-def principal_headers(principal: str = ADMIN) -> dict[str, str]:
+def forged_platform_headers(principal: str = ADMIN) -> dict[str, str]:
+    """App Service Authentication's headers as anyone holding the function key can send them (no token)."""
     claims = {"auth_typ": "aad", "claims": [{"typ": OID_CLAIM, "val": principal}]}
     return {
         "x-ms-client-principal-id": principal,
@@ -87,6 +88,10 @@ class App:
     @property
     def function_key(self) -> str:
         return str(self.host.keys.function_key)
+
+    def auth(self, principal: str = ADMIN, roles: tuple[str, ...] = (), **claims: Any) -> dict[str, str]:
+        """``Authorization: Bearer`` with an access token for the app from the sandbox's Entra ID."""
+        return self.stack.bearer(principal, roles, **claims)
 
     def request(
         self,

@@ -19,7 +19,7 @@ import yaml  # noqa: F401
 with atheris.instrument_imports():
     from steward.domain import events, ids, rules
     from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidRules
-    from steward.teardown.requests import RequestRefused, TeardownAccessPolicy, teardown_request_from_http
+    from steward.teardown.requests import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
 SUB = "00000000-0000-4000-8000-000000000001"
@@ -64,15 +64,17 @@ def fuzz_rules(data: bytes) -> None:
 
 def fuzz_teardown_http(data: bytes) -> None:
     provider = atheris.FuzzedDataProvider(data)
-    headers = {
-        "x-ms-client-principal-id": provider.PickValueInList([ADMIN, "", "x", provider.ConsumeUnicodeNoSurrogates(40)]),
-        "x-ms-client-principal": provider.ConsumeUnicodeNoSurrogates(provider.ConsumeIntInRange(0, 200)),
-    }
+    # the caller as a validated token could name it (token validation: tests/hostile/test_tokens.py)
+    caller = Caller(
+        provider.PickValueInList([ADMIN, "", "x", provider.ConsumeUnicodeNoSurrogates(40)]),
+        None,
+        frozenset({provider.ConsumeUnicodeNoSurrogates(provider.ConsumeIntInRange(0, 40))}),
+    )
     body = provider.ConsumeBytes(provider.remaining_bytes())
     from datetime import UTC, datetime
 
     try:
-        request = teardown_request_from_http(headers, body, POLICY, now=datetime.now(UTC))
+        request = teardown_request_from_http(caller, body, POLICY, now=datetime.now(UTC))
     except RequestRefused as refused:
         if not (400 <= refused.status < 500 and refused.code and len(refused.message) <= 1024):
             raise AssertionError(f"an unbounded or non-4xx refusal: {refused.status} {refused.code}") from None

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.arm.config import LatencyConfig
 from steward import bootstrap
-from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, principal_headers, start_app
+from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, forged_platform_headers, start_app
 
 #: Real seconds each ARM read of the audit sleeps (clock scale 1): an inventory makes several reads one after
 #: another, so the audit runs for well over the burst below.
@@ -104,7 +104,7 @@ def test_audit_requests_without_a_caller_identity_share_one_metered_bucket(meter
     bucket; a principal header nobody verified does not buy a bucket of its own."""
     answers = [metered.request("POST", "audits", b"{", {})[0] for _ in range(2)]  # even a refused body spends
     assert answers == [400, 400]
-    status, headers, body = metered.request("POST", "audits", b"", principal_headers(STRANGER))
+    status, headers, body = metered.request("POST", "audits", b"", forged_platform_headers(STRANGER))
     assert status == 429, body
     assert json.loads(body)["error"]["code"] == "TooManyRequests"
     assert 1 <= int(headers["Retry-After"]) <= 30
@@ -132,11 +132,11 @@ def metered_principals(tmp_path: Path) -> Iterator[App]:
 def test_audit_requests_are_metered_per_authenticated_caller(metered_principals: App) -> None:
     app = metered_principals
     bad = b"{"
-    assert [app.request("POST", "audits", bad, principal_headers(ADMIN))[0] for _ in range(2)] == [400, 400]
-    status, headers, _ = app.request("POST", "audits", b"", principal_headers(ADMIN))
+    assert [app.request("POST", "audits", bad, app.auth(ADMIN))[0] for _ in range(2)] == [400, 400]
+    status, headers, _ = app.request("POST", "audits", b"", app.auth(ADMIN))
     assert status == 429 and int(headers["Retry-After"]) >= 1
     # another caller has a bucket of its own
-    assert app.request("POST", "audits", bad, principal_headers(STRANGER))[0] == 400
+    assert app.request("POST", "audits", bad, app.auth(STRANGER))[0] == 400
     # a caller refused before the meter (401) spends nobody's tokens
     assert app.request("POST", "audits", b"", {})[0] == 401
     assert _audits(app) == []

@@ -22,7 +22,7 @@ from steward import bootstrap
 from steward.logs import ContextFilter, JsonFormatter
 from steward.teardown.requests import AUDIT_EVENT, CallerRateLimit, RequestRefused, audit_record
 from tests import azurite
-from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, principal_headers, start_app
+from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, forged_platform_headers, start_app
 
 UNKNOWN = "teardowns/teardown-0000000000000000-plan"
 FINGERPRINT = {"fingerprint": "sha256:" + "0" * 64}
@@ -111,15 +111,15 @@ def test_teardown_requests_are_metered_per_caller_and_every_one_is_audited(
 ) -> None:
     caplog.set_level(logging.INFO, logger="steward.audit")
     body = json.dumps(FINGERPRINT).encode()
-    answers = [metered.request("POST", f"{UNKNOWN}/approve", body, principal_headers(ADMIN))[0] for _ in range(3)]
+    answers = [metered.request("POST", f"{UNKNOWN}/approve", body, metered.auth(ADMIN))[0] for _ in range(3)]
     assert answers == [404, 404, 404]
-    status, headers, answer = metered.request("POST", f"{UNKNOWN}/approve", body, principal_headers(ADMIN))
+    status, headers, answer = metered.request("POST", f"{UNKNOWN}/approve", body, metered.auth(ADMIN))
     assert status == 429
     assert json.loads(answer)["error"]["code"] == "TooManyRequests"
     assert 1 <= int(headers["Retry-After"]) <= 20
     # reads are not metered; another caller has its own bucket
-    assert metered.request("GET", UNKNOWN, None, principal_headers(ADMIN))[0] == 404
-    assert metered.request("POST", f"{UNKNOWN}/cancel", None, principal_headers(STRANGER))[0] == 403
+    assert metered.request("GET", UNKNOWN, None, metered.auth(ADMIN))[0] == 404
+    assert metered.request("POST", f"{UNKNOWN}/cancel", None, metered.auth(STRANGER))[0] == 403
     lines = _audit_lines(caplog)
     assert [(r.action, r.decision, r.status) for r in lines] == [  # type: ignore[attr-defined]
         *[("approve", "refused", 404)] * 3,
@@ -142,7 +142,7 @@ def test_an_accepted_teardown_is_audited_with_its_vault_and_instance(
         "POST",
         "teardowns",
         json.dumps({"vaultId": vault}).encode(),
-        {**principal_headers(ADMIN), "x-ms-client-request-id": "corr-42"},
+        {**metered.auth(ADMIN), "x-ms-client-request-id": "corr-42"},
     )
     assert status == 202, answer
     started = json.loads(answer)
@@ -222,16 +222,16 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
         )
         # teardown over HTTP: the function key in the header, then in the query string; a refused one too
         body = json.dumps({"vaultId": vault}).encode()
-        status, _, answer = app.request("POST", "teardowns", body, principal_headers(ADMIN))
+        status, _, answer = app.request("POST", "teardowns", body, app.auth(ADMIN))
         assert status == 202, answer
         started = json.loads(answer)["id"]
         status, _, shown = app.request(
-            "GET", f"teardowns/{started}?code={app.function_key}", None, principal_headers(ADMIN), key=False
+            "GET", f"teardowns/{started}?code={app.function_key}", None, app.auth(ADMIN), key=False
         )
         assert status == 200
         assert app.function_key not in shown.decode(), "the status links carry the key back"
         assert (
-            app.request("POST", "teardowns", body, {**principal_headers(ADMIN), "x-functions-key": "wrong"}, key=False)[
+            app.request("POST", "teardowns", body, {**app.auth(ADMIN), "x-functions-key": "wrong"}, key=False)[
                 0
             ]
             == 401
@@ -270,17 +270,21 @@ def test_audit_routes_need_an_allowed_principal_when_one_is_configured(audit_gua
     runs_before = [i for i in app.stack.runner.query() if i.name == "audit_estate"]  # type: ignore[union-attr]
     for method, path in (("POST", "audits"), ("GET", "audits/latest"), ("GET", "audits/latest.html")):
         body = b"{}" if method == "POST" else None
-        status, _, answer = app.request(method, path, body, {})
+        status, headers, answer = app.request(method, path, body, {})
         assert status == 401, (method, path, answer[:200])
         assert json.loads(answer)["error"]["code"] == "Unauthenticated"
-        status, _, answer = app.request(method, path, body, principal_headers(STRANGER))
+        assert headers["WWW-Authenticate"] == 'Bearer realm="backup-steward"'
+        # the platform's headers, forged: no token, no caller
+        status, _, answer = app.request(method, path, body, forged_platform_headers(ADMIN))
+        assert status == 401 and json.loads(answer)["error"]["code"] == "Unauthenticated", (method, path)
+        status, _, answer = app.request(method, path, body, app.auth(STRANGER))
         assert status == 403, (method, path, answer[:200])
         assert json.loads(answer)["error"]["code"] == "CallerNotAllowed"
         assert STRANGER in json.loads(answer)["error"]["message"]
-        assert app.request(method, path, body, principal_headers(ADMIN), key=False)[0] == 401, "the key is needed"
+        assert app.request(method, path, body, app.auth(ADMIN), key=False)[0] == 401, "the key is needed"
     assert [i for i in app.stack.runner.query() if i.name == "audit_estate"] == runs_before, "nothing started"
-    assert app.request("GET", "audits/latest", None, principal_headers(ADMIN))[0] == 404  # allowed; no report yet
-    status, _, answer = app.request("POST", "audits", b"{}", principal_headers(ADMIN))
+    assert app.request("GET", "audits/latest", None, app.auth(ADMIN))[0] == 404  # allowed; no report yet
+    status, _, answer = app.request("POST", "audits", b"{}", app.auth(ADMIN))
     assert status == 202, answer[:200]
 
 

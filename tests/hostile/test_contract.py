@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 
 from steward import bootstrap
-from tests.hostile.conftest import ADMIN, OPENAPI, SUB1, SUB2, App, AppWithContract, principal_headers, start_app
+from tests.hostile.conftest import ADMIN, OPENAPI, SUB1, SUB2, App, AppWithContract, start_app
 
 DOCUMENT = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
 BASE = DOCUMENT["servers"][0]["url"].rstrip("/")  # "/api", the host's route prefix
@@ -91,7 +91,7 @@ EXAMPLES = int(os.environ.get("STEWARD_SCHEMATHESIS_EXAMPLES", "25"))
 def api(contract_app: App) -> dict[str, Any]:
     return {
         "base_url": contract_app.host.origin + BASE,
-        "headers": {"x-functions-key": contract_app.function_key, **principal_headers(ADMIN)},
+        "headers": {"x-functions-key": contract_app.function_key, **contract_app.auth(ADMIN)},
     }
 
 

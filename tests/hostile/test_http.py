@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.hostile.conftest import ADMIN, OID_CLAIM, STRANGER, SUB1, App, load_corpus, principal_headers
+from tests.hostile.conftest import ADMIN, OID_CLAIM, STRANGER, SUB1, App, load_corpus
 
 OTHER = "99999999-9999-4999-8999-999999999999"
 VAULT = f"/subscriptions/{SUB1}/resourceGroups/rg-h/providers/Microsoft.RecoveryServices/vaults/rsv-h"
@@ -67,13 +67,15 @@ def body_of(case: dict[str, Any]) -> bytes | None:
     return None
 
 
-def headers_of(case: dict[str, Any]) -> dict[str, str]:
+def headers_of(app: App, case: dict[str, Any]) -> dict[str, str]:
     principal = case.get("principal", "admin")
     headers: dict[str, str] = {"Content-Type": case.get("content_type", "application/json")}
     if principal == "admin":
-        headers.update(principal_headers(ADMIN))
+        headers.update(app.auth(ADMIN))
     elif principal == "stranger":
-        headers.update(principal_headers(STRANGER))
+        headers.update(app.auth(STRANGER))
+    elif principal == "stranger-with-role":
+        headers.update(app.auth(STRANGER, ("Reader",)))
     elif isinstance(principal, dict):
         headers.update({k: fill(v) for k, v in principal["headers"].items()})
     key = case.get("key", True)
@@ -87,7 +89,7 @@ def send(app: App, case: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     path = fill(case["path"])
     if key == "query-wrong":
         path += "?code=not-the-key"
-    return app.request(case["method"], path, body_of(case), headers_of(case), key=key is True)
+    return app.request(case["method"], path, body_of(case), headers_of(app, case), key=key is True)
 
 
 def test_the_corpus_is_well_formed() -> None:

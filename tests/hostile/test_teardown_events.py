@@ -22,7 +22,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from sandbox.host.local import OUTCOME_TOPIC
 from steward import bootstrap
 from steward.cloud.clients import CloudClients
-from tests.hostile.conftest import ADMIN, REQUESTS_TOPIC, STRANGER, SUB1, App, principal_headers, start_app
+from tests.hostile.conftest import ADMIN, REQUESTS_TOPIC, STRANGER, SUB1, App, start_app
 from tests.integration.teardown.conftest import HOUR, Estate
 
 SECOND_ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad02"
@@ -76,7 +76,7 @@ def intact(owner: Estate, rg: str) -> bool:
 
 def http(app: App, method: str, path: str, body: Any = None, principal: str = ADMIN) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    status, _headers, raw = app.request(method, path, data, principal_headers(principal))
+    status, _headers, raw = app.request(method, path, data, app.auth(principal))  # a verified caller
     return status, json.loads(raw or b"null")
 
 

@@ -153,6 +153,8 @@ def test_deployed_settings_are_valid_for_the_app(given: Callable[[], dict[str, A
     assert loaded.auto_create_vaults is bool(parameters.get("autoCreateVaults", False))
     rate = parameters.get("auditRatePerMinute", app_settings.DEFAULT_AUDIT_RATE_PER_MINUTE)
     assert loaded.audit_rate_per_minute == rate
+    assert loaded.auth_tenants == tuple(t.lower() for t in parameters.get("authTenantIds", []))
+    assert loaded.auth_audiences == tuple(parameters.get("authAudiences", []))
     if parameters.get("rules"):
         assert loaded.rules.rules, "the inline rules parameter reached STEWARD_RULES and loaded"
     assert loaded.events_topic_key is None

@@ -234,7 +234,7 @@ def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
         for key, value in vars(s).items()
         if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
     ]
-    assert len(names) == len(set(names)) == 31
+    assert len(names) == len(set(names)) == 34
     assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
 
 
@@ -320,3 +320,21 @@ def test_the_audit_rate_is_validated_like_the_teardown_rate(value: str | None, e
     else:
         assert Settings.from_env(env).audit_rate_per_minute == expected
     assert s.DEFAULT_AUDIT_RATE_PER_MINUTE == s.DEFAULT_TEARDOWN_RATE_PER_MINUTE
+
+
+TENANT = "11111111-1111-4111-8111-111111111111"
+CLIENT = "5a9d0000-0000-4000-8000-0000000b5a1d"
+
+
+def test_token_validation_settings_are_read_and_checked_together() -> None:
+    parsed = Settings.from_env(
+        {s.AUTH_TENANTS: TENANT.upper(), s.AUTH_AUDIENCES: f"api://backup-steward, {CLIENT.upper()}"}
+    )
+    assert parsed.auth_tenants == (TENANT,) and parsed.auth_audiences == ("api://backup-steward", CLIENT)
+    assert parsed.auth_authority == s.DEFAULT_AUTH_AUTHORITY
+    assert Settings.from_env({}).auth_tenants == ()  # nothing configured: nobody can authenticate (fail closed)
+    assert s.AUTH_AUDIENCES in problems({s.AUTH_TENANTS: TENANT})
+    assert s.AUTH_TENANTS in problems({s.AUTH_AUDIENCES: CLIENT})
+    assert s.AUTH_TENANTS in problems({s.AUTH_TENANTS: "contoso.onmicrosoft.com", s.AUTH_AUDIENCES: CLIENT})
+    assert s.AUTH_AUDIENCES in problems({s.AUTH_TENANTS: TENANT, s.AUTH_AUDIENCES: "not an audience"})
+    assert "https" in problems({s.AUTH_AUTHORITY: "http://127.0.0.1:8443/sandbox/entra"})[s.AUTH_AUTHORITY]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from steward.auth.tokens import AuthorityUnavailable, Unauthenticated, VerifiedIdentity
 from steward.domain.teardown import (
     ApprovalVerdict,
     InvalidTeardownInput,
@@ -26,10 +26,11 @@ from steward.domain.teardown import (
     teardown_request_from_event,
 )
 from steward.teardown.requests import (
+    Caller,
     RequestRefused,
     TeardownAccessPolicy,
     approval_from_http,
-    caller_from_headers,
+    authenticated_caller,
     teardown_request_from_http,
 )
 from tests.unit.teardown.teardown_strategies import BV_VAULT, RS_VAULT, SUB
@@ -42,14 +43,9 @@ FP = "sha256:" + "ab" * 32
 FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "event-grid"
 
 
-def principal_header(object_id: str, roles: tuple[str, ...] = ()) -> str:
-    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": object_id}]
-    claims += [{"typ": "roles", "val": r} for r in roles]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims, "role_typ": "roles"}).encode()).decode()
-
-
-def headers(object_id: str = ALLOWED, roles: tuple[str, ...] = ()) -> dict[str, str]:
-    return {"X-MS-CLIENT-PRINCIPAL-ID": object_id, "x-ms-client-principal": principal_header(object_id, roles)}
+def headers(object_id: str = ALLOWED, roles: tuple[str, ...] = ()) -> Caller:
+    """The caller a validated token proved (validation itself: tests/hostile/test_tokens.py)."""
+    return Caller(object_id, None, frozenset(r.lower() for r in roles))
 
 
 def body(**fields) -> bytes:
@@ -81,15 +77,7 @@ def test_a_role_is_enough() -> None:
 @pytest.mark.parametrize(
     ("hdrs", "payload", "status", "code"),
     [
-        ({}, body(), 401, "Unauthenticated"),
         (headers(OTHER), body(), 403, "CallerNotAllowed"),
-        ({"x-ms-client-principal-id": ALLOWED, "x-ms-client-principal": "%%%"}, body(), 401, "InvalidPrincipal"),
-        (
-            {"x-ms-client-principal-id": ALLOWED, "x-ms-client-principal": principal_header(OTHER)},
-            body(),
-            401,
-            "InvalidPrincipal",
-        ),
         (headers(), b"{", 400, "InvalidBody"),
         (headers(), b"[]", 400, "InvalidBody"),
         (headers(), b"", 400, "InvalidBody"),
@@ -130,10 +118,10 @@ def test_nobody_is_allowed_when_nothing_is_configured() -> None:
     assert refused.value.status == 403
 
 
-@given(st.dictionaries(st.text(max_size=20), st.text(max_size=50), max_size=5), st.binary(max_size=300))
-def test_hostile_input_gives_a_refusal_never_a_crash(hdrs, payload) -> None:
+@given(st.sampled_from([ALLOWED, OTHER, ""]), st.binary(max_size=300))
+def test_hostile_input_gives_a_refusal_never_a_crash(principal, payload) -> None:
     try:
-        teardown_request_from_http(hdrs, payload, POLICY, now=NOW)
+        teardown_request_from_http(headers(principal), payload, POLICY, now=NOW)
     except RequestRefused as refused:
         assert 400 <= refused.status < 500
 
@@ -147,8 +135,51 @@ def test_approval_needs_a_fingerprint_from_an_allowed_caller() -> None:
         approval_from_http(headers(OTHER), json.dumps({"fingerprint": FP}).encode(), POLICY)
 
 
-def test_caller_roles_come_from_the_role_claim_type() -> None:
-    assert caller_from_headers(headers(ALLOWED, ("Admin",))).roles == frozenset({"admin"})
+class FakeValidator:
+    """Stands in for BearerTokenValidator: answers what it was given (the real one: tests/hostile/test_tokens.py)."""
+
+    def __init__(self, answer: VerifiedIdentity | Exception) -> None:
+        self.answer = answer
+        self.seen: list[str | None] = []
+
+    def validate_authorization(self, authorization: str | None) -> VerifiedIdentity:
+        self.seen.append(authorization)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_caller_is_the_identity_the_token_proves_never_a_platform_header() -> None:
+    validator = FakeValidator(VerifiedIdentity(OTHER, SUB, frozenset({"admin"}), "o@example.com"))
+    forged = {"x-ms-client-principal-id": ALLOWED, "Authorization": "Bearer t"}
+    caller = authenticated_caller(forged, validator)  # type: ignore[arg-type]
+    assert caller == Caller(OTHER, "o@example.com", frozenset({"admin"}))
+    assert validator.seen == ["Bearer t"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "code", "challenge"),
+    [
+        (Unauthenticated("no access token", error=None), 401, "Unauthenticated", 'Bearer realm="backup-steward"'),
+        (Unauthenticated('the "token" has expired'), 401, "InvalidToken",
+         'Bearer realm="backup-steward", error="invalid_token", error_description="the token has expired"'),
+        (AuthorityUnavailable("down"), 503, "AuthorityUnavailable", None),
+    ],
+)
+def test_token_failures_are_401_with_a_bearer_challenge_or_503(answer, status, code, challenge) -> None:
+    with pytest.raises(RequestRefused) as refused:
+        authenticated_caller({"x-ms-client-principal-id": ALLOWED}, FakeValidator(answer))  # type: ignore[arg-type]
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert refused.value.headers().get("WWW-Authenticate") == challenge
+    if status == 503:
+        assert refused.value.headers()["Retry-After"] == "30"
+
+
+def test_without_token_validation_configured_nobody_authenticates() -> None:
+    with pytest.raises(RequestRefused) as refused:
+        authenticated_caller({"x-ms-client-principal-id": ALLOWED}, None)
+    assert refused.value.status == 401 and "STEWARD_AUTH_TENANTS" in refused.value.message
+    assert refused.value.headers()["WWW-Authenticate"].startswith("Bearer ")
 
 
 # ------------------------------------------------------------------ events
