@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sandbox.arm.config import SandboxConfig, SubscriptionSpec
+from sandbox.arm.config import PropagationConfig, SandboxConfig, SubscriptionSpec
 from sandbox.arm.errors import ArmError, resource_group_not_found, subscription_not_found
 from sandbox.arm.http import Principal, Request, Response
 from sandbox.arm.odata import parse_filter
@@ -119,6 +119,8 @@ class ProviderContext:
         #: serialises resource-group moves; guards run under it
         self.move_lock = threading.RLock()
         self.locked_groups: set[str] = set()
+        #: eventual-consistency delays (RBAC propagation, VM readiness/discovery); ArmSandbox.configure_propagation
+        self.propagation: PropagationConfig = config.propagation
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_move_guard(self, guard: MoveGuard) -> None:
