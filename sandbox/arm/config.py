@@ -108,7 +108,8 @@ class PropagationConfig:
     - ``vm_discovery``: a VM protected-item PUT is refused until the vault discovered the VM (a
       ``refreshContainers`` after the VM exists, or ``vm_auto_discovery_seconds`` after its creation).
       INFERRED and off by default: Microsoft's quickstart template and Terraform PUT directly; only the CLI
-      and the REST guide refresh first (see ``recoveryservices_model.RecoveryServicesModel.discovered``).
+      and the REST guide refresh first (``backup-azure-arm-userestapi-backupazurevms.md``: "Once the VM is
+      'cached', Recovery services will be able to access the VM and protect it") (see ``recoveryservices_model.RecoveryServicesModel.discovered``).
     """
 
     rbac_seconds: float = 180.0
