@@ -109,7 +109,8 @@ class PropagationConfig:
       ``refreshContainers`` after the VM exists, or ``vm_auto_discovery_seconds`` after its creation).
       INFERRED and off by default: Microsoft's quickstart template and Terraform PUT directly; only the CLI
       and the REST guide refresh first (``backup-azure-arm-userestapi-backupazurevms.md``: "Once the VM is
-      'cached', Recovery services will be able to access the VM and protect it") (see ``recoveryservices_model.RecoveryServicesModel.discovered``).
+      'cached', Recovery services will be able to access the VM and protect it"); see
+      ``recoveryservices_model.RecoveryServicesModel.discovered``.
     """
 
     rbac_seconds: float = 180.0
