@@ -142,6 +142,22 @@ def vm_protection_status(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.activity_trigger(input_name="request")
+def refresh_vm_containers(request: dict[str, Any]) -> dict[str, Any]:
+    """Start a refresh of the vault's containers (VM discovery); returns once Azure accepted it."""
+    adapter = RecoveryServicesProtection(bootstrap.clients())
+    with bind(vault_id=request["vault_id"]):
+        return _guard(lambda: {"ok": True, "operation": adapter.begin_refresh_containers(request["vault_id"])})
+
+
+@bp.activity_trigger(input_name="request")
+def vault_operation_status(request: dict[str, Any]) -> dict[str, Any]:
+    """One look at a Recovery Services vault operation (e.g. a container refresh); Succeeded when none is named."""
+    if not request.get("operation"):
+        return {"status": "Succeeded"}
+    return RecoveryServicesProtection(bootstrap.clients()).operation_status(request["vault_id"], request["operation"])
+
+
+@bp.activity_trigger(input_name="request")
 def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
     """The VM's protected item in a vault, or None."""
     return RecoveryServicesProtection(bootstrap.clients()).vm_item(request["vault_id"], request["resource_id"])

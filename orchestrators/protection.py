@@ -42,9 +42,15 @@ def _outcome(intent: dict[str, Any], status: OutcomeStatus, **fields: Any) -> Pr
 def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
     """The steps of protecting one resource; returns a ProtectionOutcome."""
     resource_id = intent["resourceId"]
-    facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+    facts = yield from _wait_until_ready(context, resource_id)
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists")
+    ready = flow.readiness(facts)
+    if ready.verdict is not None:
+        return _outcome(intent, ready.verdict.status, reason=ready.verdict.reason)
+    if ready.wait:
+        late = flow.not_ready_in_time(facts)
+        return _outcome(intent, late.status, reason=late.reason)
     record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
@@ -83,7 +89,11 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         target = {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy}
         final: ProtectionOutcome | None = None
         for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
-            begun = yield from call_with_backoff(context, "begin_vm_protection", RETRY, target)
+            begun = yield from _begin_vm_protection(context, target)
+            if begun.get("gone"):
+                return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists", **common)
+            if begun.get("discovery"):
+                return _outcome(intent, OutcomeStatus.FAILED, reason=begun["discovery"], **common)
             if not begun["ok"] or begun.get("done"):
                 return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
             state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""})
@@ -104,11 +114,76 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
     if not granted["ok"]:
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
-    result = yield from call_with_backoff(context,
-        "protect_in_backup_vault", RETRY,
-        {"resource_id": resource_id, "facts": facts, "decision": record, **common},
-    )
+    request = {"resource_id": resource_id, "facts": facts, "decision": record, **common}
+    result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+    waited = 0.0
+    attempt = 0
+    while flow.awaiting_rbac(result):  # new role assignments take minutes to apply: wait on durable timers
+        wait = flow.rbac_wait(attempt, waited)
+        if wait is None:
+            result = flow.rbac_gave_up(result, waited)
+            break
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        waited += wait
+        attempt += 1
+        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
     return flow.outcome_of_enable(intent, result, common)
+
+
+def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
+    """The resource's facts once it is no longer being provisioned (Creating, Updating, ...), looked at again on
+    durable timers; None when it is gone. Facts still not ready after the last look come back as they are."""
+    facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+    for _ in range(flow.READY_POLL_ATTEMPTS):
+        if facts is None or not flow.readiness(facts).wait:
+            return facts
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.READY_POLL_SECONDS))
+        facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+    return facts
+
+
+def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[str, Any]) -> Task:
+    """``begin_vm_protection``; when Azure refuses in a way that may mean the vault has not discovered the VM yet,
+    refresh the vault's containers (following that operation on durable timers), wait, and try again, a bounded
+    number of times. Returns the last ``begin_vm_protection`` record, or ``{"gone": True}`` when the VM was deleted
+    meanwhile, or ``{"discovery": reason}`` naming the step that failed."""
+    refreshes = 0
+    while True:
+        begun = yield from call_with_backoff(context, "begin_vm_protection", RETRY, target)
+        if not flow.undiscovered(begun):
+            return begun
+        wait = flow.discovery_wait(refreshes)
+        if wait is None:
+            return {"discovery": flow.discovery_failed("put", begun, refreshes)}
+        if wait:
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        facts = yield from call_with_backoff(
+            context, "describe_resource", RETRY, {"resource_id": target["resource_id"]}
+        )
+        if facts is None:
+            return {"gone": True}
+        started = yield from call_with_backoff(
+            context, "refresh_vm_containers", RETRY, {"vault_id": target["vault_id"]}
+        )
+        if not started["ok"]:
+            return {"discovery": flow.discovery_failed("refresh-refused", started, refreshes)}
+        state = None
+        for _ in range(flow.REFRESH_POLL_ATTEMPTS):
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.REFRESH_POLL_SECONDS))
+            state = yield from call_with_backoff(
+                context, "vault_operation_status", RETRY,
+                {"vault_id": target["vault_id"], "operation": started["operation"]},
+            )
+            if str(state.get("status") or "") not in flow.OPERATION_RUNNING:
+                break
+        else:
+            return {"discovery": flow.discovery_failed("refresh-timeout", None, refreshes)}
+        if str(state.get("status") or "") != "Succeeded":
+            error = state.get("error") or {}
+            return {"discovery": flow.discovery_failed(
+                "refresh-failed", {"code": error.get("code") or state.get("status"), "message": error.get("message")},
+                refreshes)}
+        refreshes += 1
 
 
 def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[str, Any]) -> Task:

@@ -95,6 +95,32 @@ class EventDeliveryConfig:
 
 
 @dataclass(frozen=True)
+class PropagationConfig:
+    """Azure's eventual consistency that a client must wait out (issue #13 items 1 and 2).
+
+    - ``rbac_seconds``: a new role assignment grants its role only this many Azure seconds after it was
+      created; permission checks made before see the old permissions. Azure RBAC documents "up to 10 minutes"
+      (MicrosoftDocs/azure-docs ``articles/role-based-access-control/troubleshooting.md``: "role assignment
+      changes ... can take up to 10 minutes"); the default is a few minutes, 0 switches it off.
+    - ``vm_write_event_on_accept``: a VM create raises its ``ResourceWriteSuccess`` when ARM accepts the PUT
+      (provisioningState still ``Creating``) instead of when the create ends. INFERRED (issue #13: "a write
+      event can arrive while the VM's provisioningState is not yet Succeeded"); off by default.
+    - ``vm_discovery``: a VM protected-item PUT is refused until the vault discovered the VM (a
+      ``refreshContainers`` after the VM exists, or ``vm_auto_discovery_seconds`` after its creation).
+      INFERRED and off by default: Microsoft's quickstart template and Terraform PUT directly; only the CLI
+      and the REST guide refresh first (``backup-azure-arm-userestapi-backupazurevms.md``: "Once the VM is
+      'cached', Recovery services will be able to access the VM and protect it"); see
+      ``recoveryservices_model.RecoveryServicesModel.discovered``.
+    """
+
+    rbac_seconds: float = 180.0
+    vm_write_event_on_accept: bool = False
+    vm_discovery: bool = False
+    #: azure-sdk-for-python#22232: a new VM listed as protectable "after 30 min" without a refresh
+    vm_auto_discovery_seconds: float = 1800.0
+
+
+@dataclass(frozen=True)
 class SandboxConfig:
     subscriptions: tuple[SubscriptionSpec, ...] = (
         SubscriptionSpec(DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, "Sandbox Production"),
@@ -131,3 +157,4 @@ class SandboxConfig:
     latency: LatencyConfig = LatencyConfig()
     faults: FaultConfig = FaultConfig()
     events: EventDeliveryConfig = EventDeliveryConfig()
+    propagation: PropagationConfig = PropagationConfig()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sandbox.arm.config import SandboxConfig, SubscriptionSpec
+from sandbox.arm.config import PropagationConfig, SandboxConfig, SubscriptionSpec
 from sandbox.arm.errors import ArmError, resource_group_not_found, subscription_not_found
 from sandbox.arm.http import Principal, Request, Response
 from sandbox.arm.odata import parse_filter
@@ -121,6 +121,8 @@ class ProviderContext:
         self.locked_groups: set[str] = set()
         #: ``hook(resource_id, tags) -> bool`` writes a resource's tags where its provider keeps them (True: done)
         self.tag_writers: list[Callable[[str, dict[str, str]], bool]] = []
+        #: eventual-consistency delays (RBAC propagation, VM readiness/discovery); ArmSandbox.configure_propagation
+        self.propagation: PropagationConfig = config.propagation
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_move_guard(self, guard: MoveGuard) -> None:

@@ -29,6 +29,7 @@ from sandbox.arm.config import (
     EventDeliveryConfig,
     FaultConfig,
     LatencyConfig,
+    PropagationConfig,
     SandboxConfig,
     ThrottleConfig,
 )
@@ -317,6 +318,10 @@ class ArmSandbox:
 
     def configure_events(self, delivery: EventDeliveryConfig) -> None:
         self.events.reconfigure(delivery)
+
+    def configure_propagation(self, propagation: PropagationConfig) -> None:
+        """RBAC propagation delay, VM write events on accept, VM discovery (config.PropagationConfig)."""
+        self.ctx.propagation = propagation
 
     def move_subscription(self, subscription_id: str, tenant_id: str) -> None:
         """Sandbox-only: move a subscription to another tenant (as a tenant admin would in the portal)."""

@@ -62,6 +62,8 @@ class ResourceFacts:
     managed_by: str = ""
     #: when this incarnation was created (a resource deleted and re-created under one id gets a new one)
     created_at: str = ""
+    #: ARM's ``properties.provisioningState`` ("" when the type shows none): Creating / Updating / Failed / ...
+    provisioning_state: str = ""
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +142,7 @@ class ResourceReader:
             identity=_identity_of(rtype, body, rid),
             managed_by=str(body.get("managedBy") or ""),
             created_at=_created_of(rtype, body),
+            provisioning_state=str((body.get("properties") or {}).get("provisioningState") or ""),
         )
 
     def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceFacts]:
@@ -298,6 +301,23 @@ class RecoveryServicesProtection(_VaultAdapter):
                 return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or ""}
             poller.result()
         return self.vm_item(vault_id, vm_id)
+
+    def begin_refresh_containers(self, vault_id: str) -> str:
+        """``POST .../backupFabrics/Azure/refreshContainers``: the vault discovers new VMs (as the CLI's
+        ``_get_protectable_item_for_vm`` does before enabling protection). Returns the operation's Location URL
+        as soon as Azure accepted it (202); the caller follows it on durable timers."""
+        vault = vault_address(vault_id)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(pipeline_response: Any, _deserialized: Any, headers: Any) -> None:
+            accepted.update({k.lower(): v for k, v in pipeline_response.http_response.headers.items()})
+
+        with azure_errors():
+            self._clients.recovery_services_backup(vault.subscription_id).protection_containers.refresh(
+                vault_name=vault.name, resource_group_name=vault.resource_group, fabric_name="Azure",
+                cls=keep_headers,
+            )
+        return accepted.get("location") or accepted.get("azure-asyncoperation") or ""
 
     def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> str:
         """PUT the protected item with a policy; return the URL of Azure's operation once it is accepted."""

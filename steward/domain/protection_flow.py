@@ -205,6 +205,129 @@ def outcome_of_enable(
     return ProtectionOutcome(status=status, reason=f"{code}: {result.get('message')}", **base)
 
 
+# ---- readiness: a write event can come before the resource is ready (issue #13 item 1) --------------------------
+
+#: A resource still being provisioned is looked at again on durable timers, this often and this long.
+READY_POLL_SECONDS: Final = 60
+READY_POLL_ATTEMPTS: Final = 60  # one hour of Azure time, then the outcome is Failed
+#: provisioningState values that end a create or update badly (virtual-machines/states-billing.md; ARM's RPC)
+PROVISIONING_FAILED: Final = frozenset({"failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool = False
+    wait: bool = False
+    verdict: Verdict | None = None
+
+
+def readiness(facts: Mapping[str, Any]) -> Readiness:
+    """From ``describe_resource``'s facts: protect now, wait (still Creating / Updating / ...), or never (its create
+    failed). A resource that shows no provisioningState is ready (a PostgreSQL flexible server reports ``state``)."""
+    state = str(facts.get("provisioning_state") or "")
+    if not state or state.lower() == "succeeded":
+        return Readiness(ready=True)
+    if state.lower() in PROVISIONING_FAILED:
+        return Readiness(verdict=Verdict(
+            OutcomeStatus.FAILED,
+            f"the resource is in provisioningState {state} (its create or last update failed): not protected; "
+            "a new write event once it is repaired brings it back here",
+        ))
+    return Readiness(wait=True)
+
+
+def not_ready_in_time(facts: Mapping[str, Any]) -> Verdict:
+    minutes = READY_POLL_SECONDS * READY_POLL_ATTEMPTS // 60
+    return Verdict(
+        OutcomeStatus.FAILED,
+        f"the resource stayed in provisioningState {facts.get('provisioning_state')} for {minutes} minutes: "
+        "not protected yet; its next write event brings it back here",
+    )
+
+
+# ---- VM discovery: a refusal that names a VM the vault does not know yet (issue #13 item 1) ------------------
+
+#: Azure's refusals of a protected-item PUT that can mean "the vault has not discovered this VM yet":
+#: ``BMSUserErrorInvalidConfigureProtectionRequest`` "Please ensure that container exists" (observed,
+#: hashicorp/terraform-provider-azurerm#2143); ``BMSUserErrorDataSourceObjectNotFound`` "Please check if item is
+#: registered to the vault" (observed, Azure/azure-cli#23364); ``BMSUserErrorDatasourceNotFound`` (the sandbox's
+#: inferred code). Which one Azure answers for an undiscovered VM is not published: on any of them the VM's
+#: containers are refreshed (as the CLI's ``_get_protectable_item_for_vm`` does) and the PUT retried.
+UNDISCOVERED_CODES: Final = frozenset(
+    {
+        "bmsusererrorinvalidconfigureprotectionrequest",
+        "bmsusererrordatasourceobjectnotfound",
+        "bmsusererrordatasourcenotfound",
+    }
+)
+#: container refreshes before the outcome is Failed, and the durable wait before each further refresh
+VM_DISCOVERY_REFRESHES: Final = 3
+VM_DISCOVERY_BACKOFF_SECONDS: Final = (0, 120, 600)
+#: a container refresh (an async operation) is followed on durable timers, this often and this long
+REFRESH_POLL_SECONDS: Final = 15
+REFRESH_POLL_ATTEMPTS: Final = 40  # 10 minutes
+
+
+def undiscovered(result: Mapping[str, Any]) -> bool:
+    """A refusal of the VM's protected-item PUT that may only mean the vault has not discovered the VM yet."""
+    return not result.get("ok") and str(result.get("code") or "").lower() in UNDISCOVERED_CODES
+
+
+def discovery_wait(refreshes: int) -> int | None:
+    """Seconds to wait (durable timer) before refresh number ``refreshes`` + 1; None once the bound is reached."""
+    if refreshes >= VM_DISCOVERY_REFRESHES:
+        return None
+    return VM_DISCOVERY_BACKOFF_SECONDS[min(refreshes, len(VM_DISCOVERY_BACKOFF_SECONDS) - 1)]
+
+
+def discovery_failed(step: str, result: Mapping[str, Any] | None, refreshes: int) -> str:
+    """The outcome reason when VM discovery did not help: which step failed, and Azure's words."""
+    said = "" if not result else f" ({result.get('code')}: {result.get('message')})"
+    if step == "put":
+        return (f"Azure still refused to protect the VM after {refreshes} refresh(es) of the vault's containers"
+                f"{said}; the vault has not discovered the VM")
+    if step == "refresh-refused":
+        return f"refreshing the vault's containers to discover the VM was refused{said}"
+    if step == "refresh-failed":
+        return f"the vault's container refresh (VM discovery) failed{said}"
+    minutes = REFRESH_POLL_SECONDS * REFRESH_POLL_ATTEMPTS // 60
+    return f"the vault's container refresh (VM discovery) did not finish within {minutes} minutes"
+
+
+# ---- RBAC propagation: new role assignments take minutes to apply (issue #13 item 2) ---------------------------
+
+#: Azure RBAC: "role assignment changes ... can take up to 10 minutes to take effect" (MicrosoftDocs/azure-docs
+#: articles/role-based-access-control/troubleshooting.md; older revisions and Microsoft Q&A say up to 30).
+#: Validation and creation are retried on durable timers with this backoff until this deadline.
+RBAC_PENDING_CODES: Final = frozenset({"usererrormissingrequiredpermissions"})
+RBAC_DEADLINE_SECONDS: Final = 30 * 60
+RBAC_BACKOFF_SECONDS: Final = (30, 60, 120, 240)
+
+
+def awaiting_rbac(result: Mapping[str, Any]) -> bool:
+    """A refusal that new role assignments, once propagated, will lift."""
+    return not result.get("ok") and str(result.get("code") or "").lower() in RBAC_PENDING_CODES
+
+
+def rbac_wait(attempt: int, waited: float) -> int | None:
+    """Seconds to wait (durable timer) before validate/create attempt ``attempt`` + 2, having waited ``waited``
+    seconds so far; None when the deadline would pass."""
+    wait = RBAC_BACKOFF_SECONDS[min(attempt, len(RBAC_BACKOFF_SECONDS) - 1)]
+    if waited + wait > RBAC_DEADLINE_SECONDS:
+        return None
+    return wait
+
+
+def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:
+    """The refusal, with the reason that the wait for RBAC propagation ran out."""
+    minutes = int(waited // 60)
+    return {
+        **result,
+        "message": f"{result.get('message')} - still refused after waiting {minutes} minutes for the Backup vault "
+        "identity's new role assignments to take effect (Azure RBAC documents up to 10 minutes)",
+    }
+
+
 def role_grants(decision: rules.Protect, facts: Mapping[str, Any], vault: Mapping[str, Any]) -> list[dict[str, str]]:
     """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
     workload = workloads.workload_for(decision.resource_type)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.common import RequestLog
-from sandbox.arm import ArmSandbox, SandboxConfig
+from sandbox.arm import ArmSandbox, PropagationConfig, SandboxConfig
 from sandbox.arm.config import DEFAULT_SUBSCRIPTION, EventDeliveryConfig, FaultConfig
 from sandbox.clock import VirtualClock
 from sandbox.estate import Estate
@@ -390,6 +390,9 @@ def run(size_name: str = "small", seed: int = 9, workdir: Path | None = None) ->
         for url in app.ready["eventgrid"].values():
             sandbox.subscribe_webhook(url)
         sandbox.configure_faults(fault_config(seed))
+        # Azure's eventual consistency (issue #13): new role assignments apply minutes later (the default), VM
+        # write events may come while the VM is still Creating, and the vault must discover a VM before its PUT
+        sandbox.configure_propagation(PropagationConfig(vm_write_event_on_accept=True, vm_discovery=True))
         events_before = len(sandbox.events.raised)
 
         def sample() -> None:

@@ -222,3 +222,145 @@ def test_a_subscription_moved_to_another_tenant_is_flagged_for_its_vaults_rbac(h
     assert "role assignments" in flag["reason"]
     # the subscription still in the app's tenant is reconciled as usual
     h.wait_outcome(est1.rid("rg-b", "Microsoft.Compute/virtualMachines", "vm-1"), "Reprotected")
+
+
+# ---- issue #13: Azure's eventual consistency (VM readiness and discovery, RBAC propagation) --------------------
+
+
+def _protect_histories(h: Harness, resource_id: str) -> list[list[str]]:
+    """Event type names of every protect_resource orchestration run for ``resource_id``."""
+    from sandbox.durable.history import type_name
+
+    runner = h.stack.runner
+    assert runner is not None
+    found = []
+    for record in runner.query():
+        status = runner.status(record.instance_id)
+        if status["name"] == "protect_resource" and str((status["input"] or {}).get("resourceId", "")).lower() == (
+            resource_id.lower()
+        ):
+            found.append([type_name(e) for e in runner.history(record.instance_id)])
+    return found
+
+
+def _vm_create_started(h: Harness, group: str, name: str) -> str:
+    """Start a VM create through ARM without waiting for it (its write event may come while it is Creating)."""
+    est = h.estate()
+    rid = est.rid(group, "Microsoft.Compute/virtualMachines", name)
+    h.clients.resources(SUB1).resources.begin_create_or_update_by_id(
+        rid, api_version="2024-07-01", parameters={
+            "location": WEU, "properties": {"hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+                                            "storageProfile": {"osDisk": {"createOption": "FromImage"}}}},
+        polling_interval=h.clients.target.polling_interval,
+    )
+    return rid
+
+
+def test_a_vm_still_creating_when_its_event_arrives_is_protected_once_it_succeeded(tmp_path: Path) -> None:
+    from sandbox.arm import PropagationConfig
+    from sandbox.arm.providers.compute import vm_provisioning
+
+    h = start_harness(tmp_path)
+    try:
+        # the write event comes at accept (inferred) and the vault must discover the VM first (inferred)
+        h.sandbox.configure_propagation(PropagationConfig(vm_write_event_on_accept=True, vm_discovery=True))
+        vm_provisioning(h.sandbox).create_seconds = 20 * 60.0  # 20 Azure minutes = 2 real seconds
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+        vm = _vm_create_started(h, "rg-app", "vm-slow")
+
+        outcome = h.wait_outcome(vm, timeout=60)
+        assert outcome["status"] == "Protected", outcome
+        item = RecoveryServicesProtection(h.clients).vm_item(rsv, vm)
+        assert item is not None and item["properties"]["protectionState"] in {"IRPending", "Protected"}
+        assert [o["status"] for o in h.outcomes_for(vm)] == ["Protected"]  # never a Failed first
+        assert any("TimerCreated" in history for history in _protect_histories(h, vm))
+    finally:
+        h.stack.stop()
+
+
+def test_a_vm_whose_create_failed_is_not_protected_and_the_outcome_says_why(tmp_path: Path) -> None:
+    from sandbox.arm import PropagationConfig
+    from sandbox.arm.providers.compute import vm_provisioning
+
+    h = start_harness(tmp_path)
+    try:
+        h.sandbox.configure_propagation(PropagationConfig(vm_write_event_on_accept=True))
+        vm_provisioning(h.sandbox).create_seconds = 10 * 60.0
+        vm_provisioning(h.sandbox).fail_create("vm-broken")
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+        vm = _vm_create_started(h, "rg-app", "vm-broken")
+
+        outcome = h.wait_outcome(vm, timeout=60)
+        assert outcome["status"] == "Failed", outcome
+        assert "provisioningState Failed" in outcome["reason"]
+        h.settle(timeout=60)
+        assert RecoveryServicesProtection(h.clients).vm_item(rsv, vm) is None
+    finally:
+        h.stack.stop()
+
+
+def test_an_undiscovered_vm_is_refreshed_for_and_protected_on_retry(tmp_path: Path) -> None:
+    from sandbox.arm import PropagationConfig
+
+    h = start_harness(tmp_path)
+    try:
+        h.sandbox.configure_propagation(PropagationConfig(vm_discovery=True))
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        rsv = est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+        vm = est.vm("rg-app", "vm-new", WEU)
+
+        outcome = h.wait_outcome(vm, timeout=60)
+        assert outcome["status"] == "Protected", outcome
+        assert RecoveryServicesProtection(h.clients).vm_item(rsv, vm) is not None
+    finally:
+        h.stack.stop()
+
+
+def test_backup_vault_protection_waits_out_rbac_propagation_on_durable_timers(tmp_path: Path) -> None:
+    from sandbox.arm import PropagationConfig
+
+    h = start_harness(tmp_path)
+    try:
+        h.sandbox.configure_propagation(PropagationConfig(rbac_seconds=5 * 60.0))
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        bv = est.backup_vault("rg-app", "bv-weu", WEU)
+        disk = est.disk("rg-app", "data-disk", WEU)
+        account = est.storage_account("rg-app", "stappweu1", WEU)
+        server = est.postgres("rg-app", "pg-app-weu", WEU)
+
+        for rid in (disk, account, server):
+            outcome = h.wait_outcome(rid, timeout=60)
+            assert outcome["status"] == "Protected", outcome
+            assert len(_instances_for(h, bv, rid)) == 1, rid
+            assert any("TimerCreated" in history for history in _protect_histories(h, rid)), rid
+    finally:
+        h.stack.stop()
+
+
+def test_rbac_propagation_longer_than_the_deadline_ends_failed_with_the_reason(tmp_path: Path) -> None:
+    from sandbox.arm import PropagationConfig
+
+    h = start_harness(tmp_path)
+    try:
+        h.sandbox.configure_propagation(PropagationConfig(rbac_seconds=6 * 3600.0))
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        bv = est.backup_vault("rg-app", "bv-weu", WEU)
+        disk = est.disk("rg-app", "data-disk", WEU)
+
+        outcome = h.wait_outcome(disk, timeout=60)
+        assert outcome["status"] == "Failed", outcome
+        assert "UserErrorMissingRequiredPermissions" in outcome["reason"]
+        assert "role assignments" in outcome["reason"]
+        h.settle(timeout=60)
+        live = [i for i in _instances_for(h, bv, disk)
+                if i["properties"].get("currentProtectionState") != "ConfiguringProtectionFailed"]
+        assert live == []
+    finally:
+        h.stack.stop()

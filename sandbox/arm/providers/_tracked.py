@@ -27,6 +27,19 @@ CreateHook = Callable[[Request, dict[str, Any], ProviderContext], None]
 
 
 @dataclass(frozen=True)
+class CreatePlan:
+    """How one create goes (a type's ``create_plan`` hook decides, e.g. the VM provisioning model)."""
+
+    seconds: float | None = None  # the create's duration (None: the type's create_seconds)
+    fail_with: ArmError | None = None  # the create ends Failed with this error (provisioningState Failed)
+    event_on_accept: bool = False  # the write event is raised when the PUT is accepted, not when it ends
+
+
+#: create_plan(req, ctx) -> CreatePlan for a new resource
+CreatePlanner = Callable[[Request, ProviderContext], CreatePlan]
+
+
+@dataclass(frozen=True)
 class TrackedType:
     namespace: str  # "Microsoft.Compute"
     type_name: str  # "virtualMachines"
@@ -40,6 +53,7 @@ class TrackedType:
     build: PropertiesBuilder
     after_create: CreateHook | None = None
     after_delete: CreateHook | None = None  # (req, deleted record, ctx)
+    create_plan: CreatePlanner | None = None
     create_seconds: float = 30.0
     update_seconds: float = 10.0
     delete_seconds: float = 20.0
@@ -127,14 +141,20 @@ def register_tracked(rp: ProviderRoutes, ctx: ProviderContext, kind: TrackedType
                     ctx.store.put(current)
 
         async_url, location_url = lro_urls(req, location)
+        plan = kind.create_plan(req, ctx) if existing is None and kind.create_plan is not None else CreatePlan()
+        default_seconds = kind.update_seconds if existing else kind.create_seconds
         op = ctx.operations.begin(
             req,
-            duration=kind.update_seconds if existing else kind.create_seconds,
+            duration=default_seconds if plan.seconds is None else plan.seconds,
             complete=complete,
             on_failure=failed,
             async_url=async_url,
             location_url=location_url,
+            fail_with=plan.fail_with,
         )
+        if plan.event_on_accept and op.facts is not None:
+            ctx.events.raise_resource_event(op.facts, "Succeeded")
+            op.facts = None  # raised once, now; not again when the create ends
         status = kind.create_status if existing is None else (200 if kind.create_status == 201 else 202)
         return ctx.operations.accept(op, status, stored if kind.body_on_accept or status != 202 else None)
 
@@ -247,4 +267,6 @@ def register_operation_routes(
         rp.add("GET", SUB + location_path.split("?")[0], result, events=False)
 
 
-__all__ = ["TrackedType", "no_content", "normalize_location", "register_operation_routes", "register_tracked"]
+__all__ = [
+    "CreatePlan", "TrackedType", "no_content", "normalize_location", "register_operation_routes", "register_tracked",
+]

@@ -11,6 +11,11 @@ other record. Rules modelled (api-version 2022-04-01):
 - the scope must exist (the route layer answers ARM's 404 for a missing subscription, group or resource);
 - an assignment at scope S grants its role on S and everything below S (subscription > group > resource >
   child resource). Nothing else: a role is held or not (no action-level evaluation, no deny assignments).
+- a NEW assignment grants its role only ``PropagationConfig.rbac_seconds`` after its ``createdOn``: permission
+  checks made before (``holds_role``, e.g. a Backup vault's ``validateForBackup``) see the old permissions.
+  Source: MicrosoftDocs/azure-docs ``articles/role-based-access-control/troubleshooting.md`` ("role assignment
+  changes ... can take up to 10 minutes to take effect"; older revisions said up to 30). Deletions take effect at
+  once here (not modelled; the app never relies on a removal).
 
 Role definition GUIDs are Azure's built-in ids (Azure RBAC "built-in roles" article, cross-checked in public
 Bicep/Terraform code that pins them).
@@ -20,9 +25,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sandbox.arm.ids import id_key, parse_id
@@ -152,11 +157,46 @@ class AssignmentFilter:
         return cls(at_scope=at_scope, principal_id=principal)
 
 
-class RoleAssignments:
-    """Role assignments over the shared store; every method is safe to call from several threads."""
+def _created_on(props: dict[str, Any]) -> datetime | None:
+    text = str(props.get("createdOn") or "")
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
-    def __init__(self, store: ResourceStore) -> None:
+
+class RoleAssignments:
+    """Role assignments over the shared store; every method is safe to call from several threads.
+
+    ``now`` and ``propagation_seconds`` (callables, read at each check) model RBAC propagation: without them an
+    assignment grants at once.
+    """
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        *,
+        now: Callable[[], datetime] | None = None,
+        propagation_seconds: Callable[[], float] | None = None,
+    ) -> None:
         self.store = store
+        self._now = now
+        self._propagation = propagation_seconds
+
+    def effective(self, record: dict[str, Any]) -> bool:
+        """The assignment has propagated: its role counts in permission checks."""
+        if self._now is None or self._propagation is None:
+            return True
+        delay = float(self._propagation())
+        created = _created_on(record.get("properties", {}))
+        if delay <= 0 or created is None:
+            return True
+        now = self._now()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        return now >= created + timedelta(seconds=delay)
 
     # -- reads ------------------------------------------------------------------------------------------------
     def all(self) -> list[dict[str, Any]]:
@@ -186,7 +226,8 @@ class RoleAssignments:
         return found
 
     def holds_role(self, principal_id: str, role: str, target: str) -> bool:
-        """True when ``principal_id`` holds built-in ``role`` (name or GUID) on ``target`` or a scope above it."""
+        """True when ``principal_id`` holds built-in ``role`` (name or GUID) on ``target`` or a scope above it,
+        through an assignment that has propagated (:meth:`effective`)."""
         guid = role if _GUID.match(role) else role_guid(role)
         for record in self.all():
             props = record.get("properties", {})
@@ -194,7 +235,9 @@ class RoleAssignments:
                 continue
             if guid_of_role_definition(str(props.get("roleDefinitionId", ""))) != guid.lower():
                 continue
-            if scope_covers(str(props.get("scope") or scope_of_assignment(record["id"])), target):
+            if not scope_covers(str(props.get("scope") or scope_of_assignment(record["id"])), target):
+                continue
+            if self.effective(record):
                 return True
         return False
 

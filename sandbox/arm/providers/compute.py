@@ -3,6 +3,18 @@
 Shapes follow azure-mgmt-compute 39: VM create 200/201 + ``Azure-AsyncOperation`` (VM PATCH answers 200),
 VM delete 202 + ``Location``/``Azure-AsyncOperation``; disk create/update/delete 202 + both headers.
 A VM created from an image gets its managed OS disk as a separate ``Microsoft.Compute/disks`` resource.
+
+VM provisioning (issue #13 item 1) -- ``vms = vm_provisioning(sandbox)``:
+
+- a VM create answers 201 with ``provisioningState: Creating`` and turns ``Succeeded`` when it ends
+  (``vms.create_seconds``, default 90 Azure seconds); a create that fails leaves the VM resource in place with
+  ``provisioningState: Failed`` (MicrosoftDocs/azure-docs ``articles/virtual-machines/states-billing.md``,
+  "Provisioning states": Creating, Updating, Failed, Succeeded, Deleting). ``vms.fail_create(name, code)`` makes
+  the create of that VM name fail (default code ``AllocationFailed``, ``articles/virtual-machines/
+  troubleshooting/allocation-failure.md``); the create's operation ends ``Failed`` with that error.
+- with ``PropagationConfig.vm_write_event_on_accept`` the VM's ``ResourceWriteSuccess`` is raised when the PUT is
+  accepted (the VM still ``Creating``) instead of when the create ends. INFERRED (issue #13: "a write event can
+  arrive while the VM's provisioningState is not yet Succeeded").
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from typing import Any
 from sandbox.arm.context import ProviderContext
 from sandbox.arm.errors import ArmError
 from sandbox.arm.http import Request
-from sandbox.arm.providers._tracked import TrackedType, register_operation_routes, register_tracked
+from sandbox.arm.providers._tracked import CreatePlan, TrackedType, register_operation_routes, register_tracked
 from sandbox.arm.routing import Router
 
 PROVIDER = "Microsoft.Compute"
@@ -23,6 +35,43 @@ VM_API_VERSIONS = ("2023-03-01", "2023-07-01", "2023-09-01", "2024-03-01", "2024
 DISK_API_VERSIONS = ("2023-04-02", "2023-10-02", "2024-03-02", "2025-01-02", "2026-03-02")
 OPERATIONS = "/providers/Microsoft.Compute/locations/{location}/operations/{operationId}"
 DISK_OPERATIONS = "/providers/Microsoft.Compute/locations/{location}/DiskOperations/{operationId}"
+
+
+_CTX_ATTRIBUTE = "_vm_provisioning"
+
+
+class VmProvisioning:
+    """Sandbox controls for VM creates: their duration and which ones fail (tests, chaos, demos)."""
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+        self.create_seconds = 90.0
+        self._failures: dict[str, tuple[str, str]] = {}
+
+    def fail_create(
+        self, vm_name: str, code: str = "AllocationFailed",
+        message: str = "Allocation failed. We do not have sufficient capacity for the requested VM size in this "
+        "region.",
+    ) -> None:
+        """The next creates of VMs named ``vm_name`` end Failed with ``code`` (the VM stays, Failed)."""
+        self._failures[vm_name.lower()] = (code, message)
+
+    def plan(self, req: Request, ctx: ProviderContext) -> CreatePlan:
+        failure = self._failures.get(req.param("vmName").lower())
+        return CreatePlan(
+            seconds=self.create_seconds,
+            fail_with=None if failure is None else ArmError(409, failure[0], failure[1]),
+            event_on_accept=ctx.propagation.vm_write_event_on_accept,
+        )
+
+
+def vm_provisioning(sandbox: Any) -> VmProvisioning:
+    """The VM provisioning controls of an :class:`~sandbox.arm.server.ArmSandbox` (or of its context)."""
+    ctx = getattr(sandbox, "ctx", sandbox)
+    controls = getattr(ctx, _CTX_ATTRIBUTE, None)
+    if not isinstance(controls, VmProvisioning):
+        raise LookupError("this sandbox was started without the compute provider")
+    return controls
 
 
 def _vm_properties(
@@ -153,8 +202,10 @@ DISKS = TrackedType(
 
 
 def register(router: Router, ctx: ProviderContext) -> None:
+    controls = VmProvisioning(ctx)
+    setattr(ctx, _CTX_ATTRIBUTE, controls)
     vms = router.provider(PROVIDER, VM_API_VERSIONS)
-    register_tracked(vms, ctx, VIRTUAL_MACHINES)
+    register_tracked(vms, ctx, replace(VIRTUAL_MACHINES, create_plan=controls.plan))
     register_operation_routes(vms, ctx, OPERATIONS, None)
     disks = router.provider(PROVIDER, DISK_API_VERSIONS)
     register_tracked(disks, ctx, DISKS)

@@ -118,7 +118,9 @@ class DataProtectionProvider:
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
         self.store = ctx.store
-        self.roles = RoleAssignments(ctx.store)
+        self.roles = RoleAssignments(
+            ctx.store, now=ctx.clock.now, propagation_seconds=lambda: ctx.propagation.rbac_seconds
+        )
 
     # == helpers ===============================================================================================
     @staticmethod

@@ -115,6 +115,7 @@ class RecoveryServicesProvider:
     def __init__(self, ctx: ProviderContext, timing: Timing | None = None) -> None:
         self.ctx = ctx
         self.model = RecoveryServicesModel(ctx.clock, StoreLookup(ctx), timing)
+        self.model.discovery = lambda: (ctx.propagation.vm_discovery, ctx.propagation.vm_auto_discovery_seconds)
         #: with a state file, every vault's backup state rides in its store record (see recoveryservices_persist)
         self.persisting = getattr(ctx.config, "state_file", None) is not None
         self.resume()

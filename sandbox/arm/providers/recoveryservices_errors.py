@@ -147,6 +147,18 @@ DATASOURCE_NOT_FOUND: Final = ErrorSpec(
     "inferred",
 )
 
+VM_NOT_DISCOVERED: Final = ErrorSpec(
+    400,
+    "BMSUserErrorInvalidConfigureProtectionRequest",
+    "Input for configure protection is not in proper format\r\nPlease ensure that container exists and other "
+    "parameters are in valid format",
+    "observed",
+    "code+message: hashicorp/terraform-provider-azurerm#2143, #2207 (a protected-item PUT whose container the "
+    "vault did not know). Answering it for a VM the vault has not discovered yet is INFERRED and only with "
+    "PropagationConfig.vm_discovery on: Microsoft's quickstart template and Terraform PUT right after creating "
+    "the VM, the CLI (_get_protectable_item_for_vm) and the REST guide refresh containers first.",
+)
+
 CONTAINER_HAS_DATASOURCES: Final = ErrorSpec(
     400,
     "BMSUserErrorContainerHasDatasources",

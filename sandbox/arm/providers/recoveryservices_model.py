@@ -255,6 +255,11 @@ class VaultState:
 _FILTER_TERM = re.compile(r"(\w+)\s+eq\s+'([^']*)'", re.IGNORECASE)
 
 
+def _provisioned(resource: dict[str, Any]) -> bool:
+    state = str((resource.get("properties") or {}).get("provisioningState") or "Succeeded")
+    return state.lower() == "succeeded"
+
+
 def parse_filter(text: str | None) -> dict[str, str]:
     """OData ``a eq 'x' and b eq 'y'`` -> {"a": "x", "b": "y"} (names lower-cased)."""
     if not text:
@@ -312,6 +317,9 @@ class RecoveryServicesModel:
         self.tenant_id = tenant_id
         self.lock = threading.RLock()
         self.vaults: dict[str, VaultState] = {}  # id_key -> vault
+        #: (PUT refuses undiscovered VMs, seconds after a VM's creation it is discovered without a refresh);
+        #: the provider reads PropagationConfig.vm_discovery / vm_auto_discovery_seconds here. Off by default.
+        self.discovery: Callable[[], tuple[bool, float]] = lambda: (False, 1800.0)
 
     # -- time -------------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -739,8 +747,27 @@ class RecoveryServicesModel:
         for vm in self.lookup.list("Microsoft.Compute/virtualMachines", vault.subscription_id):
             if norm_location(str(vm.get("location", ""))) != norm_location(vault.location):
                 continue
+            if not _provisioned(vm):
+                continue  # a VM still being created (or whose create failed) is not discovered (inferred)
             found.append({"id": vm["id"], "name": parse_id(vm["id"]).name, "rg": parse_id(vm["id"]).resource_group})
         return found
+
+    def discovered(self, vault: VaultState, vm: dict[str, Any]) -> bool:
+        """The vault knows this VM: a ``refreshContainers`` found it, or it was created long enough ago for the
+        vault's periodic discovery (azure-sdk-for-python#22232: a new VM listed "after 30 min"). INFERRED."""
+        if any(id_key(str(d["id"])) == id_key(str(vm["id"])) for d in vault.protectable):
+            return True
+        _, auto_seconds = self.discovery()
+        created = str((vm.get("properties") or {}).get("timeCreated") or "")
+        if not created or not _provisioned(vm):
+            return False
+        born = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        if born.tzinfo is None:
+            born = born.replace(tzinfo=UTC)
+        now = self.now()
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        return now >= born + timedelta(seconds=auto_seconds)
 
     def protectable_items(self, vault_id: str, odata_filter: str | None) -> list[dict[str, Any]]:
         """Discovered VMs not protected anywhere (as of the last refreshContainers)."""
@@ -953,6 +980,9 @@ class RecoveryServicesModel:
                 raise RecoveryServicesError(err.VM_PROTECTED_ELSEWHERE, vm=resource["id"], vault=other.id)
             friendly = parse_id(resource["id"]).name
             container = vault.containers.get(container_name.lower())
+            required, _ = self.discovery()
+            if required and (container is None or container.soft_deleted) and not self.discovered(vault, resource):
+                raise RecoveryServicesError(err.VM_NOT_DISCOVERED)
             if container is None or container.soft_deleted:
                 container = Container(
                     name=container_name,

@@ -28,7 +28,8 @@ def protect_vm(clients: CloudClients, vault_id: str, vm_id: str, policy: str = "
     rs.enable_vm(vault_id, vm_id, policy_id)
 
 
-def protect_disk(clients: CloudClients, vault_id: str, disk_id: str, location: str) -> str:
+def protect_disk(clients: CloudClients, vault_id: str, disk_id: str, location: str,
+                 sandbox: ArmSandbox | None = None) -> str:
     bv = BackupVaultProtection(clients)
     vault = next(
         v for v in bv.all_vaults(ResourceId.parse(vault_id).subscription_id) if v.id.lower() == vault_id.lower()
@@ -38,6 +39,8 @@ def protect_disk(clients: CloudClients, vault_id: str, disk_id: str, location: s
     for role in workloads.DISK.roles:
         scope = str(rid) if role.scope is workloads.RoleScope.RESOURCE else str(rid.resource_group_id)
         bv.ensure_role(vault.principal_id, role.role_definition_guid, scope)
+    if sandbox is not None:  # new role assignments apply only after the RBAC propagation delay (issue #13)
+        sandbox.advance(sandbox.ctx.propagation.rbac_seconds)
     policy_id = bv.policy_id(vault_id, "disk-default")
     assert policy_id
     body: dict[str, Any] = {
@@ -93,7 +96,7 @@ def build(sandbox: ArmSandbox, clients: CloudClients) -> BuiltEstate:
     for name in ("vm-ok", "vm-stopped", "vm-softdel", "vm-gone"):
         protect_vm(clients, rsv, out.ids[name])
     protect_vm(clients, rsv, out.ids["vm-enhanced"], "EnhancedPolicy")
-    protect_disk(clients, bv, out.ids["disk-ok"], "westeurope")
+    protect_disk(clients, bv, out.ids["disk-ok"], "westeurope", sandbox)
     sandbox.advance(2 * 3600)  # the first backups run
 
     rs = RecoveryServicesProtection(clients)

@@ -6,14 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox.arm import ArmSandbox, SandboxConfig
+from sandbox.arm import ArmSandbox, PropagationConfig, SandboxConfig
 from steward.cloud.clients import CloudClients
 from tests.integration.audit.audit_sandbox_estate import BuiltEstate, build
 
 
 @pytest.fixture(scope="package")
 def sandbox() -> Iterator[ArmSandbox]:
-    sb = ArmSandbox(SandboxConfig(scale=3600.0, page_size=2)).start()
+    # RBAC propagation off: the estate is built straight through the adapters, which do not wait it out
+    sb = ArmSandbox(SandboxConfig(scale=3600.0, page_size=2, propagation=PropagationConfig(rbac_seconds=0))).start()
     try:
         yield sb
     finally:

@@ -14,6 +14,7 @@ from sandbox.arm.config import (
     DEFAULT_TENANT,
     OTHER_TENANT,
     SECOND_SUBSCRIPTION,
+    PropagationConfig,
     SandboxConfig,
     SubscriptionSpec,
 )
@@ -40,7 +41,9 @@ SUBSCRIPTIONS = (
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ArmSandbox]:
-    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS)).start()
+    # RBAC propagation off here (the rules are tested at once); test_rbac_propagation.py switches it on
+    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS,
+                                  propagation=PropagationConfig(rbac_seconds=0))).start()
     try:
         yield sb
     finally:

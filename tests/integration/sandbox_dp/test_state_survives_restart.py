@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from sandbox.arm import ArmSandbox, SandboxConfig
+from sandbox.arm import ArmSandbox, PropagationConfig, SandboxConfig
 from steward.cloud.clients import CloudClients
 
 from .conftest import DISK, PROVIDERS, SCALE, SUBSCRIPTIONS, Estate, protected_disk
@@ -14,7 +14,7 @@ from .conftest import DISK, PROVIDERS, SCALE, SUBSCRIPTIONS, Estate, protected_d
 
 def start(state: Path) -> ArmSandbox:
     return ArmSandbox(SandboxConfig(scale=SCALE, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS,
-                                    state_file=state)).start()
+                                    state_file=state, propagation=PropagationConfig(rbac_seconds=0))).start()
 
 
 def test_a_restarted_sandbox_keeps_the_backup_estate(tmp_path: Path) -> None:

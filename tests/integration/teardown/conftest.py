@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from azure.core.rest import HttpRequest
 
-from sandbox.arm.config import DEFAULT_SUBSCRIPTION, SandboxConfig
+from sandbox.arm.config import DEFAULT_SUBSCRIPTION, PropagationConfig, SandboxConfig
 from sandbox.arm.providers.recoveryservices import recovery_services
 from sandbox.arm.providers.recoveryservices_model import Timing
 from sandbox.arm.server import ArmSandbox
@@ -37,7 +37,9 @@ def provider_names() -> tuple[str, ...]:
 
 
 def start_sandbox(**config: Any) -> ArmSandbox:
-    options: dict[str, Any] = {"scale": SCALE, "page_size": 3, "providers": provider_names(), **config}
+    # RBAC propagation off: the teardown tests build protections straight through the adapters
+    options: dict[str, Any] = {"scale": SCALE, "page_size": 3, "providers": provider_names(),
+                               "propagation": PropagationConfig(rbac_seconds=0), **config}
     sb = ArmSandbox(SandboxConfig(**options)).start()
     recovery_services(sb).model.timing = Timing(first_backup=1 * HOUR)
     return sb

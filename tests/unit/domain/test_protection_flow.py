@@ -180,3 +180,39 @@ def test_only_an_operation_azure_failed_on_its_own_side_is_started_again() -> No
     refused = {"status": "Failed", "error": {"code": "BMSUserErrorProtectableItemAlreadyProtected"}}
     assert not flow.retry_operation(refused)
     assert not flow.retry_operation({"status": "Succeeded"})
+
+
+# ---- issue #13: readiness, VM discovery, RBAC propagation ------------------------------------------------------
+
+
+def test_readiness_waits_while_provisioning_and_refuses_a_failed_create() -> None:
+    assert flow.readiness({"provisioning_state": "Succeeded"}).ready
+    assert flow.readiness({"provisioning_state": ""}).ready  # types without a provisioningState
+    for state in ("Creating", "Updating", "ResolvingDNS", "Deleting"):
+        assert flow.readiness({"provisioning_state": state}).wait, state
+    failed = flow.readiness({"provisioning_state": "Failed"})
+    assert not failed.ready and not failed.wait and failed.verdict is not None
+    assert failed.verdict.status is OutcomeStatus.FAILED
+    assert "provisioningState Failed" in failed.verdict.reason
+
+
+def test_only_refusals_naming_an_unknown_item_start_a_discovery_and_it_is_bounded() -> None:
+    assert flow.undiscovered({"ok": False, "code": "BMSUserErrorInvalidConfigureProtectionRequest"})
+    assert not flow.undiscovered({"ok": False, "code": "BMSUserErrorProtectableItemAlreadyProtected"})
+    assert not flow.undiscovered({"ok": True})
+    waits = [flow.discovery_wait(n) for n in range(flow.VM_DISCOVERY_REFRESHES + 1)]
+    assert waits[-1] is None and all(w is not None for w in waits[:-1])
+    assert "2 refresh" in flow.discovery_failed("put", {"code": "X", "message": "m"}, 2)
+
+
+def test_rbac_waits_back_off_until_a_deadline_of_at_least_fifteen_minutes() -> None:
+    assert flow.awaiting_rbac({"ok": False, "code": "UserErrorMissingRequiredPermissions"})
+    assert not flow.awaiting_rbac({"ok": False, "code": "UserErrorDppDatasourceAlreadyProtected"})
+    waited, attempt, waits = 0.0, 0, []
+    while (wait := flow.rbac_wait(attempt, waited)) is not None:
+        waits.append(wait)
+        waited += wait
+        attempt += 1
+    assert waited >= 15 * 60
+    assert waits == sorted(waits)
+    assert "waiting 30 minutes" in flow.rbac_gave_up({"code": "c", "message": "m"}, 1800)["message"]
