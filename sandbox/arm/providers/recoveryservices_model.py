@@ -312,6 +312,9 @@ class RecoveryServicesModel:
         self.tenant_id = tenant_id
         self.lock = threading.RLock()
         self.vaults: dict[str, VaultState] = {}  # id_key -> vault
+        #: called (under the lock) at the end of every settle with the clock's now: scheduled backups and jobs
+        #: (recoveryservices_jobs) extend the first backup modelled here
+        self.settle_hooks: list[Callable[[datetime], None]] = []
 
     # -- time -------------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -323,6 +326,8 @@ class RecoveryServicesModel:
             now = self.now()
             for vault in list(self.vaults.values()):
                 self._settle_vault(vault, now)
+            for hook in self.settle_hooks:
+                hook(now)
 
     def _settle_vault(self, vault: VaultState, now: datetime) -> None:
         for item in list(vault.items.values()):
