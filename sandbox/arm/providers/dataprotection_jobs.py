@@ -23,6 +23,13 @@ GET BI/recoveryPoints[/{rp}]                    200 (ListRecoveryPoints, GetReco
 GET {vault}/backupJobs[/{jobId}]                200 (JobCRUD/ListJobs, GetJob)
 ==============================================  ==============================================================
 
+Sources: D-diskmx = ``backup/disk-backup-overview.md`` / ``restore-managed-disks*.md`` ("the Original-Location
+Recovery (OLR) option ... isn't supported"); D-pgflex = ``backup/backup-azure-database-postgresql-flex-support-
+matrix.md`` (restored "in user specified storage containers"); D-blob = ``backup/blob-backup-overview.md``
+(operational data "stored locally within the source storage account"); PS-man = Azure/azure-powershell
+``src/DataProtection/DataProtection.Autorest/custom/manifests/{AzureDisk,AzureBlob,AzureDatabaseForPGFlexServer}.json``
+(``allowedRestoreTargetTypes``, ``supportedDatastoreTypes``). Codes are INFERRED unless the examples show them.
+
 Sandbox controls (Python): :func:`data_protection_jobs` (sandbox) -> ``.timing``, ``.book.fail_next(vault_id,
 "Restore", code, message)``, ``.restored(job_id)``.
 """
@@ -322,8 +329,8 @@ class DataProtectionJobs:
         if self.store.exists(new_id):
             raise ArmError(409, TARGET_EXISTS, f"The target disk '{new_id}' already exists.")
         if location and not same_location(location, str(vault.get("location", ""))):
-            # D-diskrest: the restored disk is created in the vault's (and the source disk's) region (INFERRED
-            # as a refusal: the portal offers no other region)
+            # INFERRED: the restored disk is created in the vault's (= the source disk's, D-diskmx) region; no
+            # cross-region restore for disks (PS-man AzureDisk.json supportCrossRegionRestore false)
             raise ArmError(400, WRONG_REGION, f"restoreLocation '{location}' differs from the vault's region "
                                               f"'{vault.get('location')}'.")
         group = parse_id(new_id).resource_group_id or ""
@@ -334,8 +341,8 @@ class DataProtectionJobs:
     def _files_plan(self, vault: dict[str, Any], target: dict[str, Any], target_kind: str, *, location: str,
                     plan: dict[str, Any], what: str) -> dict[str, Any]:
         if target_kind != "restorefilestargetinfo":
-            # D-pgflex: a PostgreSQL flexible server's vaulted backup restores as files (dumps) to a storage
-            # container; the server is then restored with native tools
+            # D-pgflex, PS-man AzureDatabaseForPGFlexServer.json allowedRestoreTargetTypes [RestoreAsFiles]: the
+            # backup restores as files to a storage container; the server is rebuilt with native tools
             raise ArmError(400, ALR_NOT_SUPPORTED, f"a backup of {what} restores as files: restoreTargetInfo."
                                                    "objectType must be RestoreFilesTargetInfo.")
         details = target.get("targetDetails") or {}
@@ -364,7 +371,8 @@ class DataProtectionJobs:
         target_id = str((target.get("datasourceInfo") or {}).get("resourceID") or source_id)
         same = id_key(target_id) == id_key(source_id)
         if store.lower() == "operationalstore" and not same:
-            # D-blobmx / D-blobrest: operational backup restores only to the source storage account
+            # D-blob: operational backup lives in the source account and restores there (point in time); an
+            # alternate account needs vaulted backup (PS-man AzureBlob.json exclusiveSourceDataStores)
             raise ArmError(400, ALR_NOT_SUPPORTED, "Operational backup of blobs restores only to the source storage "
                                                    "account (alternate-location restore needs vaulted backup).")
         if not self.store.exists(target_id):

@@ -23,6 +23,11 @@ POST ITEM/recoveryPoints/{rp}/restore              202 + the same headers as a t
                                                    TriggerRestore_RestoreDisks_IaasVMRestoreRequest)
 =================================================  =========================================================
 
+Sources (MicrosoftDocs/azure-docs ``articles/backup/...``): D-vmrestore = ``backup-azure-arm-restore-vms.md``
+(staging account in the vault's region; managed disks created in the target group; "Replace existing" needs the
+VM); D-tutdisk = ``tutorial-restore-disk.md`` (the restore job's property bag keys). Everything else marked
+INFERRED where it is used.
+
 Only Azure VM items (``AzureIaasVM``) get scheduled/on-demand backups and restores here; other item kinds keep
 the first backup the model already gives them. Sandbox controls (Python): :func:`recovery_services_jobs` (sandbox)
 -> ``.timing`` (:class:`~sandbox.arm.providers._backups.BackupTiming`), ``.book.fail_next(vault_id, "Restore",
@@ -156,7 +161,7 @@ class RecoveryServicesJobs:
         ledger.scheduled_through = now
 
     def _prune(self, vault: VaultState, item: Item, ledger: ItemLedger, now: datetime) -> None:
-        """Recovery points past the policy's daily retention expire (D-vmpolicy: retention in days)."""
+        """Recovery points past the policy's daily retention expire (INFERRED: the only expiry modelled)."""
         policy = self._policy(vault, item)
         days = retention_days(policy) if policy is not None else None
         if days is None:
@@ -193,7 +198,7 @@ class RecoveryServicesJobs:
             if current is None or found is None or found.soft_deleted:
                 raise bk.JobFailed("UserErrorBackupItemNotFound", "The backup item no longer exists.")  # inferred
             if self.ctx.store.get(found.source_id) is None:
-                # D-vmtroub: the VM was deleted -> backup fails (UserErrorVmNotFoundV2 in the troubleshooting list)
+                # INFERRED: a backup of a deleted VM fails (code as Azure's VM-backup troubleshooting names it)
                 raise bk.JobFailed("UserErrorVmNotFoundV2", "The virtual machine doesn't exist anymore.")
             point = self._point(current, found, finished.start)
             ledger = self.ledger(current, found)
@@ -273,8 +278,8 @@ class RecoveryServicesJobs:
             raise ArmError(400, INVALID_INPUT, "properties.objectType must be 'IaasVMBackupRequest' for an "
                                                "Azure VM item (TriggerBackup_Post).")
         if item.soft_deleted or item.protection_state == "ProtectionStopped":
-            # D-esd / D-vmstop: a stopped (or soft-deleted) item takes no new backups until protection resumes
-            raise ArmError(400, "UserErrorBackupOperationNotAllowedOnStoppedItem",  # code inferred
+            # INFERRED: a stopped (or soft-deleted) item takes no new backups until protection resumes
+            raise ArmError(400, "UserErrorBackupOperationNotAllowedOnStoppedItem",
                            "Backup cannot be triggered: protection of this item is stopped.")
         expiry = props.get("recoveryPointExpiryTimeInUTC") if props else None
         now = self.model.now()
