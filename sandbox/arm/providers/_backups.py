@@ -15,6 +15,8 @@ Not a provider (the leading underscore keeps discovery away): :mod:`recoveryserv
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 import threading
 import uuid
@@ -91,6 +93,8 @@ class JobBook:
     def __init__(self, *, done_status: str = "Completed", failed_status: str = "Failed") -> None:
         self.lock = threading.RLock()
         self.jobs: dict[str, Job] = {}
+        self._pending: list[tuple[datetime, int, str]] = []  # (end, seq, id key) of jobs not yet ended
+        self._seq = itertools.count()
         self.done_status = done_status
         self.failed_status = failed_status
         #: sandbox control: the next job of (vault id lower, operation lower) ends Failed with this error
@@ -99,7 +103,17 @@ class JobBook:
     def add(self, job: Job) -> Job:
         with self.lock:
             self.jobs[job.id.lower()] = job
+            if not job.done:
+                heapq.heappush(self._pending, (job.end, next(self._seq), job.id.lower()))
             return job
+
+    def next_end(self) -> datetime | None:
+        """When the next running job ends (None when none runs)."""
+        with self.lock:
+            while self._pending and (self.jobs.get(self._pending[0][2]) is None
+                                     or self.jobs[self._pending[0][2]].done):
+                heapq.heappop(self._pending)
+            return self._pending[0][0] if self._pending else None
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
@@ -118,7 +132,12 @@ class JobBook:
         """End every job whose time has come, in end order; returns them."""
         ended: list[Job] = []
         with self.lock:
-            due = sorted((j for j in self.jobs.values() if not j.done and j.end <= now), key=lambda j: j.end)
+            due = []
+            while self._pending and self._pending[0][0] <= now:
+                _, _, key = heapq.heappop(self._pending)
+                job = self.jobs.get(key)
+                if job is not None and not job.done:
+                    due.append(job)
             for job in due:
                 injected = self.failures.get((job.vault_id.lower(), job.operation.lower()))
                 try:
@@ -274,16 +293,39 @@ class _WakeRequest:
     base_url = ""
 
 
-def wake_at(ctx: Any, when: datetime, callback: Callable[[], None]) -> None:
-    """Run ``callback`` when the virtual clock reaches ``when`` (settled like an LRO; raises no event).
+class Waker:
+    """Runs ``callback`` (a provider's settle) when the next job ends, so ``sb.advance()`` alone ends jobs and
+    makes restored resources appear. One wake-up is pending at a time (the earliest asked for): the callback
+    settles every due job and asks again for the next end.
 
-    Lock order: the engine's settling lock is held while ``callback`` runs, so ``callback`` may take a
-    provider's model lock but a handler holding that lock must never wait for the engine (it does not).
+    The wake-up is an operation on the sandbox's engine (settled like an LRO, no event). Lock order: the engine's
+    settling lock is held while ``callback`` runs, so it may take a provider's lock; a handler holding that lock
+    never waits for the engine.
     """
-    seconds = max(0.0, (when - ctx.clock.now()).total_seconds())
 
-    def run() -> None:
-        callback()
+    def __init__(self, ctx: Any, callback: Callable[[], None]) -> None:
+        self.ctx = ctx
+        self.callback = callback
+        self.lock = threading.Lock()
+        self.at: datetime | None = None
+        self.token = 0
 
-    op = ctx.operations.begin(_WakeRequest(), duration=seconds, complete=run, async_url="sandbox:wake/{operationId}")
-    op.facts = None  # no Event Grid event: nobody's request
+    def ensure(self, when: datetime | None) -> None:
+        if when is None:
+            return
+        with self.lock:
+            if self.at is not None and self.at <= when:
+                return
+            self.at, self.token = when, self.token + 1
+            token = self.token
+        seconds = max(0.0, (when - self.ctx.clock.now()).total_seconds())
+
+        def run() -> None:
+            with self.lock:
+                if token == self.token:
+                    self.at = None
+            self.callback()
+
+        op = self.ctx.operations.begin(_WakeRequest(), duration=seconds, complete=run,
+                                       async_url="sandbox:wake/{operationId}")
+        op.facts = None  # no Event Grid event: nobody's request

@@ -94,6 +94,7 @@ class DataProtectionJobs:
         self.book = bk.JobBook(done_status="Completed", failed_status="Failed")
         self.ledgers: dict[str, Ledger] = {}  # instance id key
         self.created: dict[str, list[str]] = {}
+        self.waker = bk.Waker(ctx, self.settle)
 
     # -- time ------------------------------------------------------------------------------------------
     def settle(self) -> None:
@@ -102,6 +103,7 @@ class DataProtectionJobs:
             for instance in self.store.list(resource_type=INSTANCE_TYPE):
                 self._schedule(instance, now)
             self.book.settle(now)
+            self.waker.ensure(self.book.next_end())
 
     def ledger(self, instance_id: str) -> Ledger:
         key = id_key(instance_id)
@@ -176,7 +178,8 @@ class DataProtectionJobs:
             finished.details["recoveryPoint"] = point.name
 
         job.on_done = done
-        bk.wake_at(self.ctx, end, self.settle)
+        if end > self.ctx.clock.now():
+            self.waker.ensure(end)
         return job
 
     # -- requests ----------------------------------------------------------------------------------------
@@ -269,7 +272,7 @@ class DataProtectionJobs:
                                        start=now, end=end, user_triggered=True))
             job.details.update({"instanceId": instance["id"], "plan": plan})
             job.on_done = lambda finished: self._restored(finished, plan)
-            bk.wake_at(self.ctx, end, self.settle)
+            self.waker.ensure(end)
             return self._accept(req, vault, {"jobId": job.id, "objectType": "OperationJobExtendedInfo"},
                                 seconds=self.timing.trigger_operation)
 

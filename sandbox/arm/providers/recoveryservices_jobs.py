@@ -104,6 +104,7 @@ class RecoveryServicesJobs:
         #: restore job id -> ids of what it created (sandbox inspection; Azure answers with the job only)
         self.created: dict[str, list[str]] = {}
         self._seq = 0
+        self.waker = bk.Waker(ctx, self.settle_now)
         self.model.settle_hooks.append(self.on_settle)
 
     # -- time ----------------------------------------------------------------------------------------------
@@ -116,11 +117,12 @@ class RecoveryServicesJobs:
                 ledger = self.ledger(vault, item)
                 self._adopt_first_backup(vault, item, ledger)
                 self._schedule(vault, item, ledger, now)
-        self.book.settle(now)
-        for vault in list(self.model.vaults.values()):
-            for item in vault.live_items():
-                if item.kind == "VM":
-                    self._prune(vault, item, self.ledger(vault, item), now)
+        if self.book.settle(now):
+            for vault in list(self.model.vaults.values()):
+                for item in vault.live_items():
+                    if item.kind == "VM" and item.protection_state == "Protected":  # stopped: data retained
+                        self._prune(vault, item, self.ledger(vault, item), now)
+        self.waker.ensure(self.book.next_end())
 
     def settle_now(self) -> None:
         with self.model.lock:
@@ -214,7 +216,8 @@ class RecoveryServicesJobs:
                 finished.details["expiry"] = expiry
 
         job.on_done = done
-        bk.wake_at(self.ctx, end, self.settle_now)
+        if end > self.model.now():
+            self.waker.ensure(end)
         return job
 
     def _point(self, vault: VaultState, item: Item, moment: datetime) -> RecoveryPoint:
@@ -451,7 +454,7 @@ class RecoveryServicesJobs:
             }
             job.on_done = lambda finished: self._restored(
                 vault, item, point, finished, target_group=target_group, storage_id=storage_id)
-            bk.wake_at(self.ctx, end, self.settle_now)
+            self.waker.ensure(end)
 
         return self._accept_with_job(req, vault, item, start)
 
