@@ -206,7 +206,17 @@ def test_recovery_points_list_get_and_restore_disks(arm: RawArm, rs_item: str) -
                            "region": "westus", "createNewCloudService": True, "originalStorageAccountOption": False,
                            "encryptionDetails": {"encryptionEnabled": False}, "targetResourceGroupId": RG}}
     answer = call(arm, "POST", f"{rs_item}/recoveryPoints/{point['name']}/restore", RS_API, body)
-    assert follow(arm, answer, 3 * 3600).status in (200, 204)
+    assert follow(arm, answer, 60).status in (200, 204)
+    job_id = arm.call("GET", str(answer.header("azure-asyncoperation"))).body["properties"]["jobId"]
+    # Common/TriggerCancelJob.json @ 11aef454358bdd09317981aeed9d0679cfbac173: 202 + Location + Retry-After;
+    # Common/CancelJobOperationResult.json @ 2d60d755b7e56b77e40e84731ede79461a7f5303: 202 while running, then 204
+    cancel = call(arm, "POST", f"{RSV}/backupJobs/{job_id}/cancel", RS_API)
+    assert cancel.status == 202 and cancel.header("location") and cancel.header("retry-after")
+    assert f"/backupJobs/{job_id}/operationResults/" in str(cancel.header("location"))
+    assert arm.call("GET", str(cancel.header("location"))).status == 202
+    arm.sb.advance(120)
+    assert arm.call("GET", str(cancel.header("location"))).status == 204
+    assert call(arm, "GET", f"{RSV}/backupJobs/{job_id}", RS_API).body["properties"]["status"] == "Cancelled"
 
 
 @pytest.fixture(scope="module")

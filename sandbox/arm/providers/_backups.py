@@ -51,6 +51,8 @@ class BackupTiming:
     })
     #: validateRestore operation
     validate_restore: float = 30.0
+    #: a job cancellation takes effect after this long
+    cancel_operation: float = 30.0
     #: Retry-After the trigger answers carry (TriggerBackup_Post / TriggerRestore examples: 60)
     retry_after: float = 60.0
 
@@ -123,6 +125,15 @@ class JobBook:
         key = vault_id.lower().rstrip("/")
         with self.lock:
             return [j for j in self.jobs.values() if j.vault_id.lower().rstrip("/") == key]
+
+    def cancel(self, job: Job, now: datetime) -> None:
+        """End a running job Cancelled now (its ``on_done`` never runs); an ended job keeps its outcome."""
+        with self.lock:
+            if job.done:
+                return
+            job.on_done = None
+            job.status = "Cancelled"
+            job.finished_at = now
 
     def fail_next(self, vault_id: str, operation: str, code: str, message: str) -> None:
         with self.lock:

@@ -17,6 +17,9 @@ POST ITEM/backup                                   202 + Location ITEM/operation
 GET V/backupJobs?$filter=status|operation|         200 paged JobResourceList (Common/ListJobs,
     backupManagementType|startTime|endTime             ListJobsWithAllSupportedFilters)
 GET V/backupJobs/{jobName}                         200 JobResource with extendedInfo (Common/GetJobDetails)
+POST V/backupJobs/{jobName}/cancel                 202 + Location V/backupJobs/{j}/operationResults/{id} + Retry-After
+                                                   (Common/TriggerCancelJob); that Location: 202, then 204
+                                                   (CancelJobOperationResult); the job is Cancelling, then Cancelled
 GET ITEM/recoveryPoints[?$filter=startDate|endDate] 200 paged (AzureIaasVm/RecoveryPoints_List)
 GET ITEM/recoveryPoints/{rp}                       200 (AzureIaasVm/RecoveryPoints_Get)
 POST ITEM/recoveryPoints/{rp}/restore              202 + the same headers as a trigger (AzureIaasVm/
@@ -322,6 +325,32 @@ class RecoveryServicesJobs:
                                                     f"'{vault.name}'.")  # code inferred
         return ok(self.job_json(vault, job, self.model.now(), extended=True))
 
+    def cancel_job(self, req: Request) -> Response:
+        """Cancel a running job. INFERRED: which jobs Azure lets one cancel (the sandbox: any still running) and
+        the code for one that already ended (``BMSUserErrorJobNotCancellable``); the answer shapes are the
+        examples'. A job that ends before the cancellation takes effect keeps its outcome."""
+        vault = self.rs.vault(req)
+        job = self.book.get(req.params["jobName"])
+        if job is None or id_key(job.vault_id) != id_key(vault.id):
+            raise ArmError(404, "ResourceNotFound", f"The job '{req.params['jobName']}' was not found in vault "
+                                                    f"'{vault.name}'.")
+        if job.done:
+            raise ArmError(400, "BMSUserErrorJobNotCancellable", f"The job '{job.id}' has already ended "
+                                                                 f"({job.status}).")
+        job.status = "Cancelling"
+
+        def complete() -> None:
+            with self.model.lock:
+                self.book.cancel(job, self.model.now())
+
+        op = self.ctx.operations.begin(req, duration=self.timing.cancel_operation, complete=complete,
+                                       location_url=f"{vault.id}/backupJobs/{job.id}/operationResults/{{operationId}}",
+                                       retry_after=self.timing.retry_after)
+        return self.ctx.operations.accept(op, 202)
+
+    def cancel_result(self, req: Request) -> Response:
+        return self.ctx.operations.result_response(req.params["operationId"])
+
     def job_json(self, vault: VaultState, job: bk.Job, now: datetime, *, extended: bool) -> dict[str, Any]:
         props: dict[str, Any] = {
             "jobType": "AzureIaaSVMJob",
@@ -591,6 +620,9 @@ def register(router: Router, ctx: ProviderContext) -> RecoveryServicesJobs | Non
                          "backup/action")
     routes.add("GET", V + "/backupJobs", guarded(jobs.list_jobs))
     routes.add("GET", V + "/backupJobs/{jobName}", guarded(jobs.get_job))
+    routes.add("POST", V + "/backupJobs/{jobName}/cancel", guarded(jobs.cancel_job),
+               operation="Microsoft.RecoveryServices/vaults/backupJobs/cancel/action")
+    routes.add("GET", V + "/backupJobs/{jobName}/operationResults/{operationId}", jobs.cancel_result, events=False)
     routes.add("GET", ITEM + "/recoveryPoints", guarded(jobs.list_points))
     routes.add("GET", ITEM + "/recoveryPoints/{recoveryPointId}", guarded(jobs.get_point))
     routes.add("POST", ITEM + "/recoveryPoints/{recoveryPointId}/restore", guarded(jobs.restore),

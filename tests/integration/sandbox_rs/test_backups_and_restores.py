@@ -233,3 +233,26 @@ def test_an_unknown_recovery_point_is_404(estate: Estate) -> None:
     with pytest.raises(HttpResponseError) as caught:
         estate.rsb().recovery_points.get("rsv", rg, "Azure", container, item, "123")
     assert caught.value.status_code == 404
+
+
+def test_a_cancelled_restore_job_ends_cancelled_and_creates_nothing(estate: Estate) -> None:
+    rg, vm, container, item = protected(estate)
+    drill_rg = estate.group("drill")
+    staging = storage(estate, rg, f"stage{estate.tag}")
+    rsb = estate.rsb()
+    rp = next(iter(rsb.recovery_points.list("rsv", rg, "Azure", container, item))).name
+    target = f"/subscriptions/{estate.subscription}/resourceGroups/{drill_rg}"
+    rsb.restores.begin_trigger("rsv", rg, "Azure", container, item, rp,
+                               restore_body(rp, vm, storageAccountId=staging, targetResourceGroupId=target)).result()
+    [job] = list(rsb.backup_jobs.list("rsv", rg, filter="operation eq 'Restore'"))
+    with estate.frozen():
+        headers = rsb.job_cancellations.trigger("rsv", rg, job.name,
+                                                cls=lambda p, d, h: dict(p.http_response.headers))
+        assert "/operationResults/" in headers["Location"]
+        assert rsb.job_details.get("rsv", rg, job.name).properties.status == "Cancelling"
+    estate.advance(jobs_of(estate).timing.rs_vm_restore + 60)
+    assert rsb.job_details.get("rsv", rg, job.name).properties.status == "Cancelled"
+    assert list(estate.clients.resources(estate.subscription).resources.list_by_resource_group(drill_rg)) == []
+    with pytest.raises(HttpResponseError) as caught:
+        rsb.job_cancellations.trigger("rsv", rg, job.name)
+    assert caught.value.status_code == 400
