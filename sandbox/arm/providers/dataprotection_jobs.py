@@ -83,6 +83,7 @@ class Point:
 class Ledger:
     points: list[Point] = field(default_factory=list)
     scheduled_through: datetime | None = None
+    started: bool = False  # scheduling began once: a resumed instance starts from its resumption
 
 
 class DataProtectionJobs:
@@ -120,7 +121,8 @@ class DataProtectionJobs:
             return
         if ledger.scheduled_through is None:
             created = (instance.get("systemData") or {}).get("createdAt")
-            ledger.scheduled_through = bk.parse_iso(created) if created else now
+            ledger.scheduled_through = bk.parse_iso(created) if created and not ledger.started else now
+            ledger.started = True
         for rule, store, moment in self._due_runs(instance, ledger.scheduled_through, now):
             self._start_backup(instance, rule, store, moment, user=False)
         ledger.scheduled_through = now

@@ -94,6 +94,7 @@ class ItemLedger:
     points: list[RecoveryPoint] = field(default_factory=list)
     scheduled_through: datetime | None = None
     seen: int = 0  # how many of the model's recovery_points this ledger has turned into points
+    started: bool = False  # scheduling began once: resumed protection starts from its resumption
 
 
 class RecoveryServicesJobs:
@@ -156,7 +157,8 @@ class RecoveryServicesJobs:
             ledger.scheduled_through = None  # stopped: nothing runs; resumed protection starts from then
             return
         if ledger.scheduled_through is None:
-            ledger.scheduled_through = item.last_backup or now
+            ledger.scheduled_through = (item.last_backup or now) if not ledger.started else now
+            ledger.started = True
         policy = self._policy(vault, item)
         if policy is None:
             ledger.scheduled_through = now

@@ -235,3 +235,27 @@ def test_operational_blob_backup_restores_only_in_place(estate: Estate) -> None:
     assert error_code(caught.value) == "UserErrorAlternateLocationRestoreNotSupported"
     estate.dp.backup_instances.begin_validate_for_restore(
         rg, vault.name, "bi", {"restoreRequestObject": request(account)}).result()
+
+
+def test_vaulted_blob_backup_restores_to_an_alternate_storage_account(estate: Estate) -> None:
+    from tests.integration.sandbox_dp.conftest import BLOB
+
+    rg = estate.group("vblob")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "src")
+    drill = estate.datasource(rg, STORAGE, "drill")
+    vault.grant("Storage Account Backup Contributor", account)
+    vault.protect("bi", vault.instance_body(account, BLOB, policy(vault, BLOB, "VaultStore", "P1D")))
+    point = latest_point(estate, rg, vault)
+    request = {"objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": point,
+               "sourceDataStoreType": "VaultStore", "sourceResourceId": account,
+               "restoreTargetInfo": {"objectType": "ItemLevelRestoreTargetInfo", "recoveryOption": "FailIfExists",
+                                     "restoreLocation": "westus", "restoreCriteria": [],
+                                     "datasourceInfo": {"objectType": "Datasource", "resourceID": drill,
+                                                        "resourceType": STORAGE, "datasourceType": BLOB}}}
+    result = estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi", request).result()
+    estate.sandbox.advance(jobs_of(estate).timing.dp_restore["microsoft.storage/storageaccounts/blobservices"] + 60)
+    assert estate.dp.jobs.get(rg, vault.name, result.job_id).properties.status == "Completed"
+    [restore] = estate.sandbox.store.private(drill)["blobRestores"]
+    assert restore["restoreJobId"] == result.job_id and restore["inPlace"] is False
+    assert jobs_of(estate).restored(result.job_id) == [drill]

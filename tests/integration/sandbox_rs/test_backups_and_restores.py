@@ -256,3 +256,20 @@ def test_a_cancelled_restore_job_ends_cancelled_and_creates_nothing(estate: Esta
     with pytest.raises(HttpResponseError) as caught:
         rsb.job_cancellations.trigger("rsv", rg, job.name)
     assert caught.value.status_code == 400
+
+
+def test_stopped_protection_takes_no_backups_and_resuming_does_not_backfill(estate: Estate) -> None:
+    rg, vm, container, item = protected(estate)
+    rsb = estate.rsb()
+    policy = f"/subscriptions/{estate.subscription}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/"
+    policy += "rsv/backupPolicies/DefaultPolicy"
+    source = {"protectedItemType": "Microsoft.Compute/virtualMachines", "sourceResourceId": vm}
+    rsb.protected_items.begin_create_or_update(
+        "rsv", rg, "Azure", container, item,
+        {"properties": dict(source, protectionState="ProtectionStopped", policyId="")}).result()
+    estate.advance(3 * DAY)
+    assert len(list(rsb.recovery_points.list("rsv", rg, "Azure", container, item))) == 1
+    rsb.protected_items.begin_create_or_update(
+        "rsv", rg, "Azure", container, item, {"properties": dict(source, policyId=policy)}).result()
+    estate.advance(DAY + HOUR)
+    assert len(list(rsb.recovery_points.list("rsv", rg, "Azure", container, item))) == 2
