@@ -30,6 +30,10 @@ matrix.md`` (restored "in user specified storage containers"); D-blob = ``backup
 ``src/DataProtection/DataProtection.Autorest/custom/manifests/{AzureDisk,AzureBlob,AzureDatabaseForPGFlexServer}.json``
 (``allowedRestoreTargetTypes``, ``supportedDatastoreTypes``). Codes are INFERRED unless the examples show them.
 
+Limits: jobs and recovery points live in memory (not in ``--state`` snapshots); restore permissions on the target
+(e.g. Storage Blob Data Contributor for PostgreSQL files) are not checked; blob restores record the restore on the
+target account (no blob contents are modelled); no Cross Region Restore.
+
 Sandbox controls (Python): :func:`data_protection_jobs` (sandbox) -> ``.timing``, ``.book.fail_next(vault_id,
 "Restore", code, message)``, ``.restored(job_id)``.
 """

@@ -31,6 +31,10 @@ Sources (MicrosoftDocs/azure-docs ``articles/backup/...``): D-vmrestore = ``back
 VM); D-tutdisk = ``tutorial-restore-disk.md`` (the restore job's property bag keys). Everything else marked
 INFERRED where it is used.
 
+Limits: jobs and recovery points live in memory (not in ``--state`` snapshots; after a resume the model's first
+backup is adopted again as one point); jobs keep the vault id they ran under (a moved vault lists only new
+ones); OriginalLocation and AlternateLocation (create VM) restores answer ``SandboxNotModelled``.
+
 Only Azure VM items (``AzureIaasVM``) get scheduled/on-demand backups and restores here; other item kinds keep
 the first backup the model already gives them. Sandbox controls (Python): :func:`recovery_services_jobs` (sandbox)
 -> ``.timing`` (:class:`~sandbox.arm.providers._backups.BackupTiming`), ``.book.fail_next(vault_id, "Restore",
