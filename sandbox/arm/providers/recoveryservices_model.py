@@ -320,6 +320,9 @@ class RecoveryServicesModel:
         #: (PUT refuses undiscovered VMs, seconds after a VM's creation it is discovered without a refresh);
         #: the provider reads PropagationConfig.vm_discovery / vm_auto_discovery_seconds here. Off by default.
         self.discovery: Callable[[], tuple[bool, float]] = lambda: (False, 1800.0)
+        #: called (under the lock) at the end of every settle with the clock's now: scheduled backups and jobs
+        #: (recoveryservices_jobs) extend the first backup modelled here
+        self.settle_hooks: list[Callable[[datetime], None]] = []
 
     # -- time -------------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -331,6 +334,8 @@ class RecoveryServicesModel:
             now = self.now()
             for vault in list(self.vaults.values()):
                 self._settle_vault(vault, now)
+            for hook in self.settle_hooks:
+                hook(now)
 
     def _settle_vault(self, vault: VaultState, now: datetime) -> None:
         for item in list(vault.items.values()):
