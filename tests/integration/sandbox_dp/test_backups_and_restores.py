@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from sandbox.arm.config import SandboxConfig
+from sandbox.arm.config import PropagationConfig, SandboxConfig
 from sandbox.arm.providers.dataprotection_jobs import DataProtectionJobs, data_protection_jobs
 from sandbox.arm.server import ArmSandbox
 from tests.integration.sandbox_dp.conftest import (
@@ -35,7 +35,9 @@ START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ArmSandbox]:
     sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=(*PROVIDERS, "dataprotection_jobs"),
-                                  subscriptions=SUBSCRIPTIONS, clock_start=START)).start()
+                                  subscriptions=SUBSCRIPTIONS, clock_start=START,
+                                  # estates here are built straight through the adapters, as in conftest
+                                  propagation=PropagationConfig(rbac_seconds=0))).start()
     try:
         yield sb
     finally:
