@@ -774,15 +774,18 @@ RECOVERY_SERVICES_ORDER: Final = (
     StepKind.VERIFY_EMPTY,
     StepKind.DELETE_VAULT,
 )
-#: Backup vault (D-bv): instances (stop, delete, soft-deleted ones), policies, then the vault.
+#: Backup vault (D-bv): instances (stop, delete, soft-deleted ones), policies, then the vault. Policies come after
+#: the purge wait: Azure refuses to delete a policy that soft-deleted instances still reference
+#: (``UserErrorPolicyAssociatedWithSoftDeletedItems``, terraform-provider-azurerm#25011), and with AlwaysOn soft
+#: delete every deleted instance stays soft-deleted until its purge date.
 BACKUP_VAULT_ORDER: Final = (
     StepKind.DISABLE_SOFT_DELETE,
     StepKind.DISABLE_IMMUTABILITY,
     StepKind.UNDELETE_INSTANCES,
     StepKind.STOP_INSTANCES,
     StepKind.DELETE_INSTANCES,
-    StepKind.DELETE_POLICIES,
     StepKind.AWAIT_PURGE,
+    StepKind.DELETE_POLICIES,
     StepKind.VERIFY_EMPTY,
     StepKind.DELETE_VAULT,
 )

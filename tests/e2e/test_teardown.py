@@ -595,6 +595,27 @@ def test_a_backup_vault_tears_down_too(stack: Stack) -> None:
     assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
 
 
+def test_an_always_on_backup_vault_deletes_its_policies_after_the_purge(stack: Stack) -> None:
+    """AlwaysOn soft delete keeps deleted instances soft-deleted, and Azure refuses to delete a policy that
+    soft-deleted instances still reference (``UserErrorPolicyAssociatedWithSoftDeletedItems``,
+    terraform-provider-azurerm#25011): the policies go after the purge wait, and the saga ends deleted."""
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id, instances = estate.backup_vault_with_instances(rg, soft_deleted=0, live=2, soft_delete="AlwaysOn")
+    plan = stack.plan(vault_id)
+    kinds = [s["kind"] for s in plan["plan"]["steps"]]
+    assert kinds.index("await-purge") < kinds.index("delete-policies") < kinds.index("delete-vault"), kinds
+    instance = stack.run(approved_run(vault_id, plan["fingerprint"]))
+    stack.wait_phase(instance, "waiting-for-purge")
+    assert [p.name for p in estate.dp.backup_policies.list(rg, "bv")] == ["disk-policy"], "kept while it waits"
+    stack.sandbox.advance(15 * DAY)
+    report = stack.finish(instance)
+    assert report["outcome"] == "deleted", report["reason"]
+    assert vault_gone(stack, vault_id)
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupPolicy"} == {"disk-policy"}
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
+
+
 def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> None:
     from steward.teardown.demo import demo_teardown
 

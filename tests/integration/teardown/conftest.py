@@ -316,10 +316,11 @@ class Estate:
         )
 
     def backup_vault_with_instances(
-        self, rg: str, name: str = "bv", *, soft_deleted: int = 1, live: int = 2
+        self, rg: str, name: str = "bv", *, soft_deleted: int = 1, live: int = 2, soft_delete: str = "On"
     ) -> tuple[str, list[str]]:
-        """A Backup vault (soft delete On) protecting disks; ``soft_deleted`` of the instances deleted again."""
-        vault_id = self.backup_vault(rg, name)
+        """A Backup vault (soft delete ``soft_delete``) protecting disks; ``soft_deleted`` of the instances deleted
+        again."""
+        vault_id = self.backup_vault(rg, name, soft_delete=soft_delete)
         vault = self.dp.backup_vaults.get(rg, name)
         principal = str(vault.identity.principal_id)
         group_id = f"/subscriptions/{self.subscription}/resourceGroups/{rg}"

@@ -395,3 +395,27 @@ def test_subscription_constant_is_a_guid() -> None:
     assert len(SUB) == 36
     with pytest.raises(ValueError, match="vault id"):
         VaultInventory(RS_VAULT.replace("vaults", "things"), VaultKind.RECOVERY_SERVICES).vault  # noqa: B018
+
+
+def test_an_always_on_backup_vault_deletes_its_policies_only_after_the_purge_wait() -> None:
+    """Soft-deleted instances keep their policy in use (UserErrorPolicyAssociatedWithSoftDeletedItems,
+    terraform-provider-azurerm#25011): with AlwaysOn soft delete the policies wait for the purge."""
+    from steward.domain.teardown import BackupInstance, BackupPolicy
+    from tests.unit.teardown.teardown_strategies import BV_VAULT
+
+    inventory = VaultInventory(
+        BV_VAULT,
+        VaultKind.BACKUP,
+        settings=VaultSettings(soft_delete=SoftDeleteState.ALWAYS_ON),
+        instances=(BackupInstance(f"{BV_VAULT}/backupInstances/a", "a", "Microsoft.Compute/disks", ItemState.PROTECTED),),
+        policies=(BackupPolicy(f"{BV_VAULT}/backupPolicies/p", "p"),),
+    )
+    kinds = [s.kind for s in plan_teardown(inventory, NOW).steps]
+    assert kinds == [
+        StepKind.STOP_INSTANCES,
+        StepKind.DELETE_INSTANCES,
+        StepKind.AWAIT_PURGE,
+        StepKind.DELETE_POLICIES,
+        StepKind.VERIFY_EMPTY,
+        StepKind.DELETE_VAULT,
+    ]
