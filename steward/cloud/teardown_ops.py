@@ -15,6 +15,7 @@ the activity's budget raises :class:`TeardownStillRunning` (transient): the retr
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -64,6 +65,12 @@ _IMMUTABLE_CODES: Final = frozenset(
     {"BMSUserErrorOperationNotAllowedOnLockedImmutableVault", "BMSUserErrorImmutabilityLockedCannotBeChanged"}
 )
 _ALWAYS_ON_CODES: Final = frozenset({"BMSUserErrorDisablingSoftDeleteStateNotAllowed"})
+#: The Resource Guard requests a critical request names (``{guard}/{request}/default`` in the proxy's
+#: ``resourceGuardOperationDetails``): azure-cli backup ``custom_help.operation_name_map`` ("disableSoftDelete",
+#: "deleteProtection") and the dataprotection extension's ``operation_request_map`` ("DeleteBackupInstance").
+DISABLE_SOFT_DELETE_REQUEST: Final = "disableSoftDeleteRequests"
+DELETE_ITEM_REQUEST: Final = "deleteProtectedItemRequests"
+DELETE_INSTANCE_REQUEST: Final = "deleteBackupInstanceRequests"
 _NOT_EMPTY_CODES: Final = frozenset(
     {"ServiceResourceNotEmptyWithContainerDetails", "ServiceResourceNotEmptyWithBackendMessage"}
 )
@@ -448,6 +455,11 @@ class TeardownOps:
             if str(config.get(field) or "").lower() == value.lower():
                 return False
             config_body: Any = {"properties": vault_config_for_put(config, field, value)}
+            if value.lower() == "disabled":
+                # MUA: the weakening PUT names the guarded operation (azure-cli set_backup_properties)
+                requests = self._guard_requests(vault, DISABLE_SOFT_DELETE_REQUEST)
+                if requests:
+                    config_body["properties"]["resourceGuardOperationRequests"] = requests
             _call(lambda: bk.backup_resource_vault_configs.put(name, rg, config_body))
             return True
         if setting == "immutability":
@@ -554,7 +566,7 @@ class TeardownOps:
             except AzureRefusal as error:
                 if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
                     raise
-                self._unlock_delete(vault, item.id)
+                self._unlock_delete(vault, item.id, DELETE_ITEM_REQUEST)
                 response = _call(delete)
             self._await(vault, response, f"deleting backup data of {item.name}")
         except NotFound:
@@ -591,26 +603,50 @@ class TeardownOps:
             if current is None or current.state is ItemState.SOFT_DELETED:
                 return None
 
-    def _unlock_delete(self, vault: VaultRef, resource_id: str) -> None:
-        """MUA: ask every resource guard proxy to unlock this one delete (needs the security admin's grant)."""
-        bk = self._clients.recovery_services_backup(vault.subscription_id)
-        listed = _call(lambda: list(bk.resource_guard_proxies.get(vault.name, vault.resource_group)))
-        for proxy in (wire(p) for p in listed):
-            proxy_name = str(proxy.get("name") or "")
-            requests = [
-                str(op.get("defaultResourceRequest") or "")
-                for op in (proxy.get("properties") or {}).get("resourceGuardOperationDetails") or []
-                if isinstance(op, Mapping)
-            ]
+    def _proxies(self, vault: VaultRef) -> list[dict[str, Any]]:
+        """The vault's resource guard proxies (MUA), either vault kind."""
+        rg, name = vault.resource_group, vault.name
+        if vault.kind is VaultKind.RECOVERY_SERVICES:
+            bk = self._clients.recovery_services_backup(vault.subscription_id)
+            return [wire(p) for p in _call(lambda: list(bk.resource_guard_proxies.get(name, rg)))]
+        dp = self._clients.data_protection(vault.subscription_id)
+        return [wire(p) for p in _call(lambda: list(dp.dpp_resource_guard_proxy.list(rg, name)))]
+
+    def _guard_requests(self, vault: VaultRef, request: str, proxy: Mapping[str, Any] | None = None) -> list[str]:
+        """The proxy's ``defaultResourceRequest`` for one guarded operation (``…/{request}/default``), matched by
+        the request's name as the dataprotection CLI extension's ``operation_request_map`` and PowerShell's
+        ``Unlock-AzDataProtectionResourceGuardOperation`` example do; no other operation's request."""
+        proxies = [proxy] if proxy is not None else self._proxies(vault)
+        found: list[str] = []
+        for each in proxies:
+            for op in (each.get("properties") or {}).get("resourceGuardOperationDetails") or []:
+                default = str(op.get("defaultResourceRequest") or "") if isinstance(op, Mapping) else ""
+                if f"/{request.lower()}/" in default.lower() + "/" and default not in found:
+                    found.append(default)
+        return found
+
+    def _unlock_delete(self, vault: VaultRef, resource_id: str, request: str) -> None:
+        """MUA: ask the resource guard proxy to unlock this one delete, naming only the delete's guarded operation
+        (needs the security admin's grant; S-RSB/S-DP UnlockDeleteResourceGuardProxy.json)."""
+        rg, name = vault.resource_group, vault.name
+        if vault.kind is VaultKind.RECOVERY_SERVICES:
+            unlocking = self._clients.recovery_services_backup(vault.subscription_id).resource_guard_proxy
+
+            def send(proxy_name: str, body: Any) -> Any:
+                return unlocking.unlock_delete(name, rg, proxy_name, body)
+
+        else:
+            dp_unlocking = self._clients.data_protection(vault.subscription_id).dpp_resource_guard_proxy
+
+            def send(proxy_name: str, body: Any) -> Any:
+                return dp_unlocking.unlock_delete(rg, name, proxy_name, body)
+
+        for proxy in self._proxies(vault):
             body: Any = {
-                "resourceGuardOperationRequests": [x for x in requests if x],
+                "resourceGuardOperationRequests": self._guard_requests(vault, request, proxy),
                 "resourceToBeDeleted": resource_id,
             }
-
-            def unlock(proxy_name: str = proxy_name, body: Any = body) -> Any:
-                return bk.resource_guard_proxy.unlock_delete(vault.name, vault.resource_group, proxy_name, body)
-
-            _call(unlock)
+            _call(functools.partial(send, str(proxy.get("name") or ""), body))
 
     # ------------------------------------------------------------------------------------------- containers
 
@@ -776,12 +812,22 @@ class TeardownOps:
         if current.state is ItemState.SOFT_DELETED:
             return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", current.purge_at)
         dp = self._clients.data_protection(vault.subscription_id)
+
+        def delete() -> Any:
+            return dp.backup_instances.begin_delete(
+                vault.resource_group, vault.name, instance.name, polling_interval=self._interval
+            ).result()
+
         try:
-            _call(
-                lambda: dp.backup_instances.begin_delete(
-                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
-                ).result()
-            )
+            try:
+                _call(delete)
+            except AzureRefusal as error:
+                if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
+                    raise
+                # MUA: unlockDelete for this instance naming only deleteBackupInstanceRequests (dataprotection CLI
+                # extension operation_request_map "DeleteBackupInstance"), then the same delete again
+                self._unlock_delete(vault, instance.id, DELETE_INSTANCE_REQUEST)
+                _call(delete)
         except NotFound:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         except AzureRefusal as error:

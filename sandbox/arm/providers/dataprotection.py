@@ -839,11 +839,12 @@ class DataProtectionProvider:
         if existing is not None and id_key(str(existing["properties"].get("resourceGuardResourceId"))) != id_key(
                 str(props["resourceGuardResourceId"])):
             self.require_mua(vault, "updateResourceGuardProxy")
+        guard = str(props["resourceGuardResourceId"])
         record = {"id": proxy_id, "name": name, "type": PROXY_TYPE, "properties": {
             "resourceGuardResourceId": props["resourceGuardResourceId"],
             "resourceGuardOperationDetails": [
-                {"vaultCriticalOperation": op, "defaultResourceRequest": _guard_request(props["resourceGuardResourceId"], r)}
-                for op, r in GUARD_REQUESTS
+                {"vaultCriticalOperation": op, "defaultResourceRequest": _guard_request(guard, request)}
+                for op, request in GUARD_REQUESTS
             ],
             "lastUpdatedTime": self.ctx.now_iso(),
             "description": props.get("description") or "",

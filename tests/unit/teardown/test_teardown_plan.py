@@ -407,7 +407,9 @@ def test_an_always_on_backup_vault_deletes_its_policies_only_after_the_purge_wai
         BV_VAULT,
         VaultKind.BACKUP,
         settings=VaultSettings(soft_delete=SoftDeleteState.ALWAYS_ON),
-        instances=(BackupInstance(f"{BV_VAULT}/backupInstances/a", "a", "Microsoft.Compute/disks", ItemState.PROTECTED),),
+        instances=(
+            BackupInstance(f"{BV_VAULT}/backupInstances/a", "a", "Microsoft.Compute/disks", ItemState.PROTECTED),
+        ),
         policies=(BackupPolicy(f"{BV_VAULT}/backupPolicies/p", "p"),),
     )
     kinds = [s.kind for s in plan_teardown(inventory, NOW).steps]
