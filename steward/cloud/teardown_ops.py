@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from azure.core.rest import HttpRequest
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
+from steward.cloud.protection import SubscriptionReader
 from steward.cloud.wire import wire
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.teardown import (
@@ -334,7 +336,7 @@ class TeardownOps:
                 ],
                 [],
             )
-        settings = _guarded_by(arm.recovery_services_settings(body, config, mua_proxies=len(proxies)), proxies)
+        settings = self._guarded_by(arm.recovery_services_settings(body, config, mua_proxies=len(proxies)), proxies)
         return VaultInventory(
             vault_id=vault.id,
             kind=vault.kind,
@@ -425,7 +427,7 @@ class TeardownOps:
             kind=vault.kind,
             location=str(body.get("location") or ""),
             tags=tuple(sorted((str(k), str(v)) for k, v in (body.get("tags") or {}).items())),
-            settings=_guarded_by(arm.backup_vault_settings(body, mua_proxies=len(proxies)), proxies),
+            settings=self._guarded_by(arm.backup_vault_settings(body, mua_proxies=len(proxies)), proxies),
             instances=tuple(instances),
             policies=tuple(policies),
             access_denied=tuple(denied),
@@ -602,6 +604,23 @@ class TeardownOps:
             current = self._get_item(vault, item)
             if current is None or current.state is ItemState.SOFT_DELETED:
                 return None
+
+    def _guarded_by(self, settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:
+        """The settings with the Resource Guard the vault's proxy names (MUA), so a plan can say whose grant it
+        needs, and whether that guard is in another tenant: ARM answers a token from the app's tenant with
+        ``InvalidAuthenticationTokenTenant`` for a subscription of another tenant (the same check the protection
+        flow makes). Then Azure needs an auxiliary token the app cannot get (the plan says so)."""
+        guard = next((str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), "")
+        other_tenant = False
+        match = re.match(r"/subscriptions/([^/]+)/", guard, flags=re.IGNORECASE)
+        if match:
+            try:
+                other_tenant = SubscriptionReader(self._clients).tenants([match.group(1)]).get(
+                    match.group(1).lower(), ""
+                ) is None
+            except (CloudError, AzureError) as error:  # not readable for another reason: say nothing more
+                LOG.info("could not read the Resource Guard's subscription: %s", error)
+        return replace(settings, resource_guard_id=guard or None, resource_guard_other_tenant=other_tenant)
 
     def _proxies(self, vault: VaultRef) -> list[dict[str, Any]]:
         """The vault's resource guard proxies (MUA), either vault kind."""
@@ -893,12 +912,6 @@ def vault_config_for_put(current: Mapping[str, Any], field: str, value: str) -> 
     body = {key: current[key] for key in VAULT_CONFIG_WRITABLE if current.get(key) is not None}
     body[field] = value
     return body
-
-
-def _guarded_by(settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:
-    """The settings with the Resource Guard the vault's proxy names (MUA), so a plan can say whose grant it needs."""
-    guard = next((str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), "")
-    return replace(settings, resource_guard_id=guard or None)
 
 
 def is_transient(error: BaseException) -> bool:

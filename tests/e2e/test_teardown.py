@@ -362,6 +362,38 @@ def run_through_mua(
     return report
 
 
+def test_a_resource_guard_in_another_tenant_parks_saying_the_app_cannot_get_the_auxiliary_token(stack: Stack) -> None:
+    """Azure wants a token of the guard's tenant in x-ms-authorization-auxiliary with every guarded request
+    (azure-cli backup: aux_tenants=[tenant_id]); the app's managed identity cannot get one, so the plan and the
+    parked saga say so plainly, and nothing is deleted."""
+    from sandbox.arm.config import DEFAULT_TENANT, OTHER_TENANT, SECOND_SUBSCRIPTION
+
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    foreign_guard = f"/subscriptions/{SECOND_SUBSCRIPTION}/resourceGroups/security/providers/" \
+        "Microsoft.DataProtection/resourceGuards/guard"
+    estate.rsb.resource_guard_proxy.put(
+        "rsv", rg, "VaultProxy", {"properties": {"resourceGuardResourceId": foreign_guard}}
+    )
+    stack.backups_ran()
+    stack.sandbox.move_subscription(SECOND_SUBSCRIPTION, OTHER_TENANT)
+    try:
+        plan = stack.plan(vault_id)
+        mua = next(b for b in plan["plan"]["blockers"] if b["kind"] == "multi-user-authorization")
+        assert "another tenant" in mua["reason"] and "x-ms-authorization-auxiliary" in mua["reason"]
+        assert "cannot" in mua["reason"]
+        started = stack.run(approved_run(vault_id, plan["fingerprint"]))
+        parked = stack.wait_phase(started, "awaiting-security-approval")
+        assert "--tenant-id" in parked["needs"] and "SecurityApprovalGranted" in parked["needs"]
+        assert not vault_gone(stack, vault_id)
+        stack.runner.raise_event(started, "Cancel", {"by": ADMIN})
+        assert stack.finish(started)["outcome"] == "cancelled"
+    finally:
+        stack.sandbox.move_subscription(SECOND_SUBSCRIPTION, DEFAULT_TENANT)
+
+
 def test_mua_on_a_backup_vault_parks_until_the_security_admin_grants_then_resumes(stack: Stack) -> None:
     from sandbox.arm.providers.dataprotection import grant_resource_guard_access
 
