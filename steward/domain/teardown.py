@@ -1179,15 +1179,19 @@ def _recovery_services_steps(inventory: VaultInventory) -> list[TeardownStep]:
             else StepKind.UNREGISTER_BACKUP_SERVERS
         )
         by_step.setdefault(kind, []).append(server)
+    # D-script (Site Recovery part): purge replicated items, remove container mappings, then network mappings,
+    # then ``Remove-AzRecoveryServicesAsrFabric -Force``. It never removes a protection container on its own (they
+    # go with their fabric), so neither does the plan. REMOVE_REPLICATION_CONTAINERS stays a step kind only for
+    # plans recorded before this change.
     sr_steps = {
         SiteRecoveryKind.REPLICATED_ITEM: StepKind.REMOVE_REPLICATED_ITEMS,
         SiteRecoveryKind.CONTAINER_MAPPING: StepKind.REMOVE_CONTAINER_MAPPINGS,
-        SiteRecoveryKind.PROTECTION_CONTAINER: StepKind.REMOVE_REPLICATION_CONTAINERS,
         SiteRecoveryKind.NETWORK_MAPPING: StepKind.REMOVE_NETWORK_MAPPINGS,
         SiteRecoveryKind.FABRIC: StepKind.REMOVE_FABRICS,
     }
     for obj in inventory.site_recovery:
-        by_step.setdefault(sr_steps[obj.kind], []).append(obj)
+        if obj.kind in sr_steps:
+            by_step.setdefault(sr_steps[obj.kind], []).append(obj)
     if inventory.private_endpoints:
         by_step[StepKind.REMOVE_PRIVATE_ENDPOINTS] = list(inventory.private_endpoints)
     steps.extend(TeardownStep(kind, tuple(_sorted_targets(targets))) for kind, targets in by_step.items())

@@ -22,6 +22,8 @@ from steward.domain.teardown import (
     NextKind,
     PlanStatus,
     ProtectionContainer,
+    SiteRecoveryKind,
+    SiteRecoveryObject,
     SoftDeleteState,
     StepKind,
     StepOutcome,
@@ -192,6 +194,9 @@ def test_every_object_is_in_exactly_one_step_unless_it_goes_with_its_parent(inve
         }:
             continue
         if isinstance(obj, BackupItem) and obj.container.lower() in server_containers:
+            continue
+        if isinstance(obj, SiteRecoveryObject) and obj.kind is SiteRecoveryKind.PROTECTION_CONTAINER:
+            assert obj.id.lower() not in targeted, "D-script never removes a protection container; its fabric does"
             continue
         if isinstance(obj, BackupItem) and stays and obj.state is ItemState.SOFT_DELETED:
             assert obj.id.lower() not in targeted, "an always-on soft-deleted item cannot be deleted again"
@@ -421,3 +426,36 @@ def test_an_always_on_backup_vault_deletes_its_policies_only_after_the_purge_wai
         StepKind.VERIFY_EMPTY,
         StepKind.DELETE_VAULT,
     ]
+
+
+def test_site_recovery_follows_the_official_script_and_never_removes_a_protection_container() -> None:
+    """D-script: per fabric, purge the replicated items and remove the container mappings, then the network
+    mappings, then ``Remove-AzRecoveryServicesAsrFabric -Force``; it never calls
+    ``replicationProtectionContainers/{c}/remove`` (the containers go with their fabric)."""
+    from steward.domain.teardown import SiteRecoveryKind, SiteRecoveryObject
+
+    fabric = f"{RS_VAULT}/replicationFabrics/f"
+    container = f"{fabric}/replicationProtectionContainers/c"
+    inventory = VaultInventory(
+        RS_VAULT,
+        VaultKind.RECOVERY_SERVICES,
+        settings=VaultSettings(),
+        site_recovery=(
+            SiteRecoveryObject(f"{container}/replicationProtectedItems/i", "i", SiteRecoveryKind.REPLICATED_ITEM,
+                               "f", container),
+            SiteRecoveryObject(f"{container}/replicationProtectionContainerMappings/m", "m",
+                               SiteRecoveryKind.CONTAINER_MAPPING, "f", container),
+            SiteRecoveryObject(container, "c", SiteRecoveryKind.PROTECTION_CONTAINER, "f"),
+            SiteRecoveryObject(fabric, "f", SiteRecoveryKind.FABRIC, "f"),
+        ),
+    )
+    plan = plan_teardown(inventory, NOW)
+    kinds = [s.kind for s in plan.steps]
+    assert kinds == [
+        StepKind.REMOVE_REPLICATED_ITEMS,
+        StepKind.REMOVE_CONTAINER_MAPPINGS,
+        StepKind.REMOVE_FABRICS,
+        StepKind.VERIFY_EMPTY,
+        StepKind.DELETE_VAULT,
+    ]
+    assert all(t.id != container for s in plan.steps for t in s.targets)
