@@ -60,6 +60,8 @@ LOG = logging.getLogger("steward.teardown")
 #: Site Recovery is spoken over raw REST (no SDK dependency); the version of its REST spec we follow.
 SITE_RECOVERY_API_VERSION: Final = "2025-08-01"
 RECOVERY_SERVICES_API_VERSION: Final = "2025-02-01"
+#: Microsoft.Network api-version for deleting a private endpoint through the generic resources API
+NETWORK_API_VERSION: Final = "2024-05-01"
 #: Containers are listed per backup management type (the service requires the filter).
 CONTAINER_MANAGEMENT_TYPES: Final = ("AzureWorkload", "AzureStorage", "MAB", "DPM", "AzureBackupServer", "AzureIaasVM")
 _MUA_CODES: Final = frozenset({"BMSUserErrorCriticalOperationNotAuthorizedByResourceGuard"})
@@ -752,29 +754,61 @@ class TeardownOps:
     # ------------------------------------------------------------------------------------------- endpoints
 
     def remove_private_endpoint(self, vault: VaultRef, connection: PrivateEndpointConnection) -> Effect:
+        """Remove the connection, then the private endpoint itself, as the official script does
+        (``Remove-AzPrivateEndpointConnection`` then ``Remove-AzPrivateEndpoint``, D-script). Both idempotent: a
+        re-run after a crash between the two still removes the endpoint. Deleting the endpoint needs
+        ``Microsoft.Network/privateEndpoints/delete`` on its resource group; when the app's identity lacks it the
+        endpoint is left and the effect says so (the vault's delete does not depend on it)."""
         bk = self._clients.recovery_services_backup(vault.subscription_id)
         found = _quiet_not_found(
             lambda: bk.private_endpoint_connection.get(vault.name, vault.resource_group, connection.name)
         )
-        if found is None:
-            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
         try:
+            if found is not None:
+                _call(
+                    lambda: bk.private_endpoint_connection.begin_delete(
+                        vault.name, vault.resource_group, connection.name, polling_interval=self._interval
+                    ).result()
+                )
+        except NotFound:
+            found = None
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        endpoint, left = self._delete_private_endpoint(connection.private_endpoint_id)
+        if found is None and not endpoint:
+            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
+        detail = (
+            f"private endpoint {connection.private_endpoint_id} left in place: {left}"
+            if left
+            else f"connection and private endpoint {connection.private_endpoint_id or '?'} removed"
+        )
+        return Effect(connection.type_name, connection.id, connection.name, "removed", detail)
+
+    def _delete_private_endpoint(self, endpoint_id: str | None) -> tuple[bool, str]:
+        """``(deleted, why_not)``: DELETE the ``Microsoft.Network/privateEndpoints`` resource if it exists."""
+        match = re.match(r"/subscriptions/([^/]+)/resourceGroups/[^/]+/providers/Microsoft\.Network/privateEndpoints/",
+                         endpoint_id or "", flags=re.IGNORECASE)
+        if endpoint_id is None or match is None:
+            return False, ""
+        resources = self._clients.resources(match.group(1)).resources
+        try:
+            if not _call(lambda: resources.check_existence_by_id(endpoint_id, api_version=NETWORK_API_VERSION)):
+                return False, ""
             _call(
-                lambda: bk.private_endpoint_connection.begin_delete(
-                    vault.name, vault.resource_group, connection.name, polling_interval=self._interval
+                lambda: resources.begin_delete_by_id(
+                    endpoint_id, api_version=NETWORK_API_VERSION, polling_interval=self._interval
                 ).result()
             )
         except NotFound:
-            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
+            return False, ""
         except AzureRefusal as error:
+            if refusal_of(error).kind is RefusalKind.MISSING_PERMISSION:
+                return False, (
+                    "the app's identity may not delete it (needs Microsoft.Network/privateEndpoints/delete on its "
+                    f"resource group): {error.message}"
+                )
             raise refusal_of(error) from error
-        return Effect(
-            connection.type_name,
-            connection.id,
-            connection.name,
-            "removed",
-            f"private endpoint {connection.private_endpoint_id or '?'} left in place (it belongs to its network)",
-        )
+        return True, ""
 
     # ------------------------------------------------------------------------------------------- Backup vault
 

@@ -247,6 +247,10 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
         "vault",
     } <= deleted_types
     assert report["remaining"] == []
+    endpoints = stack.clients.resources(SUB).resources.list(filter="resourceType eq 'Microsoft.Network/privateEndpoints'")
+    assert [e.id for e in endpoints if vault_id.split("/providers/")[0].lower() in str(e.id).lower()] == [], (
+        "the official script removes the private endpoint too"
+    )
     status, page = stack.http("GET", f"teardowns/{approved['id']}/report.html")
     assert status == 200 and "Vault teardown report" in page and vault_id in page
     status, shown = stack.http("GET", f"teardowns/{approved['id']}")

@@ -23,7 +23,7 @@ SCALE = 3600.0
 HOUR = 3600.0
 DAY = 24 * HOUR
 NEEDED = ("resources", "recoveryservices", "dataprotection", "authorization")
-OPTIONAL = ("compute", "storage", "generic", "tags")
+OPTIONAL = ("compute", "storage", "generic", "tags", "network")
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
 SUB = DEFAULT_SUBSCRIPTION
@@ -244,7 +244,7 @@ class Estate:
         self.model.seed_mars_server(vault_id, f"mars-{self.tag}")
         self.model.seed_backup_server(vault_id, f"dpm-{self.tag}", kind="DPM")
         self.model.seed_backup_server(vault_id, f"mabs-{self.tag}", kind="MABS")
-        self.model.seed_private_endpoint(vault_id, f"pe-{self.tag}")
+        self.private_endpoint(vault_id, f"pe-{self.tag}")
         self.site_recovery(vault_id)
         self.sandbox.advance(2 * HOUR)  # LROs done, first backups ran
         self.model.seed_soft_deleted_item(vault_id, gone_container, gone_item, days_left=10)
@@ -314,6 +314,14 @@ class Estate:
                 }
             },
         )
+
+    def private_endpoint(self, vault_id: str, name: str) -> str:
+        """A private endpoint (Microsoft.Network resource) with its connection on the vault; the endpoint's id."""
+        from sandbox.arm.providers.network import seed_private_endpoint
+
+        connection = self.model.seed_private_endpoint(vault_id, name)
+        seed_private_endpoint(self.sandbox.ctx, connection.endpoint_id, "westeurope", vault_id)
+        return connection.endpoint_id
 
     def backup_vault_with_instances(
         self, rg: str, name: str = "bv", *, soft_deleted: int = 1, live: int = 2, soft_delete: str = "On"
