@@ -247,7 +247,8 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
         "vault",
     } <= deleted_types
     assert report["remaining"] == []
-    endpoints = stack.clients.resources(SUB).resources.list(filter="resourceType eq 'Microsoft.Network/privateEndpoints'")
+    endpoint_type = "resourceType eq 'Microsoft.Network/privateEndpoints'"
+    endpoints = stack.clients.resources(SUB).resources.list(filter=endpoint_type)
     assert [e.id for e in endpoints if vault_id.split("/providers/")[0].lower() in str(e.id).lower()] == [], (
         "the official script removes the private endpoint too"
     )
