@@ -121,6 +121,17 @@ class Effect:
         }
 
 
+class OperationPending(Exception):
+    """Send and await are split (``wait=False``): the request went out and Azure answered 201/202 with an
+    operation to follow, or (``resend``) Azure asked to send it again later. The activity hands ``operation`` to
+    the orchestrator, which waits on a durable timer (``retryAfter``) and asks :meth:`TeardownOps.operation_status`,
+    so no activity ever waits for minutes (``functionTimeout`` in host.json is 10 minutes)."""
+
+    def __init__(self, operation: Mapping[str, Any]) -> None:
+        super().__init__(str(operation.get("what") or "operation pending"))
+        self.operation = dict(operation)
+
+
 #: another protection operation runs on the item (Azure's answer to a second delete while the first one runs)
 CONFLICTING_OPERATION: Final = "BMSUserErrorConflictingProtectionOperation"
 #: An LRO that ended ``Failed`` with one of these codes is worth another try: it failed on Azure's side, or
@@ -205,43 +216,84 @@ class TeardownOps:
             yield from page.get("value") or []
             next_url = page.get("nextLink")
 
-    def _await(self, vault: VaultRef, response: Any, what: str) -> None:
-        """Follow a 201/202's ``Azure-AsyncOperation`` (or ``Location``) until the operation ends."""
+    def _await(self, vault: VaultRef, response: Any, what: str, *, wait: bool = True) -> None:
+        """Follow a 201/202's ``Azure-AsyncOperation`` (or ``Location``) until the operation ends; with
+        ``wait=False`` hand it to the orchestrator instead (:class:`OperationPending`)."""
         if response is None or response.status_code not in (201, 202):
             return
         headers = {k.lower(): v for k, v in response.headers.items()}
         status_url = headers.get("azure-asyncoperation")
         location = headers.get("location")
+        if not status_url and not location:
+            return
+        if not wait:
+            raise OperationPending(
+                {"statusUrl": status_url, "location": location, "retryAfter": self._retry_after(headers), "what": what}
+            )
         deadline = self._monotonic() + self._budget
         while True:
             self._sleep(self._poll_delay(headers))
-            if status_url:
-                polled = self._rest(vault, "GET", status_url)
-                headers = {k.lower(): v for k, v in polled.headers.items()}
-                body = polled.json() if polled.text() else {}
-                status = str(body.get("status") or "").lower()
-                if status in ("succeeded", "failed", "canceled", "cancelled"):
-                    if status != "succeeded":
-                        error = body.get("error") or {}
-                        if error.get("code") in _SERVER_SIDE_CODES or not error.get("code"):
-                            raise TransientAzureError(f"{what} ended {status}: {error.get('message') or 'no detail'}")
-                        raise refusal_of(
-                            AzureRefusal(
-                                str(error.get("message") or f"{what} ended {status}"),
-                                status=400,
-                                code=error.get("code"),
-                            )
-                        )
-                    return
-            elif location:
-                polled = self._rest(vault, "GET", location)
-                headers = {k.lower(): v for k, v in polled.headers.items()}
-                if polled.status_code in (200, 204):
-                    return
-            else:
+            done, headers = self._poll_once(vault, status_url, location, what)
+            if done:
                 return
             if self._monotonic() > deadline:
                 raise TeardownStillRunning(f"{what} is still running after {self._budget:.0f} s; will check again")
+
+    def _poll_once(
+        self, vault: VaultRef, status_url: str | None, location: str | None, what: str
+    ) -> tuple[bool, dict[str, str]]:
+        """One look at an operation: ``(ended, headers)``; an operation that ended badly raises (a refusal, or
+        transient when it failed on Azure's side)."""
+        if status_url:
+            polled = self._rest(vault, "GET", status_url)
+            headers = {k.lower(): v for k, v in polled.headers.items()}
+            body = polled.json() if polled.text() else {}
+            status = str(body.get("status") or "").lower()
+            if status not in ("succeeded", "failed", "canceled", "cancelled"):
+                return False, headers
+            if status != "succeeded":
+                error = body.get("error") or {}
+                if error.get("code") in _SERVER_SIDE_CODES or not error.get("code"):
+                    raise TransientAzureError(f"{what} ended {status}: {error.get('message') or 'no detail'}")
+                message = str(error.get("message") or f"{what} ended {status}")
+                raise refusal_of(AzureRefusal(message, status=400, code=error.get("code")))
+            return True, headers
+        if location:
+            polled = self._rest(vault, "GET", location)
+            headers = {k.lower(): v for k, v in polled.headers.items()}
+            return polled.status_code in (200, 204), headers
+        return True, {}
+
+    def operation_status(self, vault: VaultRef, operation: Mapping[str, Any]) -> dict[str, Any]:
+        """One poll of an operation an activity started (:class:`OperationPending`): ``{"state": "running" |
+        "succeeded", "retryAfter": seconds}``. A failed operation raises like :meth:`_await` does."""
+        what = str(operation.get("what") or "operation")
+        done, headers = self._poll_once(vault, operation.get("statusUrl"), operation.get("location"), what)
+        return {"state": "succeeded" if done else "running", "retryAfter": self._retry_after(headers)}
+
+    def complete(self, vault: VaultRef, target: Any) -> Effect:
+        """What an operation that :meth:`operation_status` saw succeed did to its target (read back)."""
+        if isinstance(target, BackupItem):
+            return self._item_outcome(vault, target)
+        if isinstance(target, ProtectionContainer):
+            return self._container_outcome(vault, target)
+        if isinstance(target, SiteRecoveryObject):
+            try:
+                self._rest(vault, "GET", target.id, api_version=SITE_RECOVERY_API_VERSION)
+            except NotFound:
+                return Effect(target.type_name, target.id, target.name, "removed", target.kind.value)
+            raise TeardownStillRunning(f"{target.kind.value} {target.name} is still there after its removal")
+        raise TypeError(f"no split operation for a {type(target).__name__}")
+
+    @staticmethod
+    def _retry_after(headers: Mapping[str, str]) -> float:
+        """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
+        try:
+            if "retry-after-ms" in headers:
+                return max(1.0, float(headers["retry-after-ms"]) / 1000)
+            return max(1.0, float(headers.get("retry-after", "10")))
+        except ValueError:
+            return 10.0
 
     def _poll_delay(self, headers: Mapping[str, str]) -> float:
         if "retry-after-ms" in headers:
@@ -549,7 +601,8 @@ class TeardownOps:
             raise refusal_of(error) from error
         return Effect(item.type_name, item.id, item.name, "undeleted", "back to stop-with-retained-data")
 
-    def delete_item(self, vault: VaultRef, item: BackupItem) -> Effect:
+    def delete_item(self, vault: VaultRef, item: BackupItem, *, wait: bool = True) -> Effect:
+        """Stop protection and delete the data. ``wait=False``: send only (:class:`OperationPending`)."""
         current = self._get_item(vault, item)
         if current is None:
             return Effect(item.type_name, item.id, item.name, "already-gone")
@@ -566,17 +619,20 @@ class TeardownOps:
 
         try:
             try:
-                response = self._send_delete(vault, item, delete)
+                response = self._send_delete(vault, item, delete, wait=wait)
             except AzureRefusal as error:
                 if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
                     raise
                 self._unlock_delete(vault, item.id, DELETE_ITEM_REQUEST)
                 response = _call(delete)
-            self._await(vault, response, f"deleting backup data of {item.name}")
+            self._await(vault, response, f"deleting backup data of {item.name}", wait=wait)
         except NotFound:
             return Effect(item.type_name, item.id, item.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
+        return self._item_outcome(vault, item)
+
+    def _item_outcome(self, vault: VaultRef, item: BackupItem) -> Effect:
         after = self._get_item(vault, item)
         if after is None:
             return Effect(item.type_name, item.id, item.name, "deleted", "protection stopped, backup data deleted")
@@ -591,10 +647,11 @@ class TeardownOps:
             )
         raise TeardownStillRunning(f"{item.name} is still {after.state.value} after the delete")
 
-    def _send_delete(self, vault: VaultRef, item: BackupItem, delete: Callable[[], Any]) -> Any:
+    def _send_delete(self, vault: VaultRef, item: BackupItem, delete: Callable[[], Any], *, wait: bool = True) -> Any:
         """Send the item's delete. While Azure answers that another protection operation runs on the item (after
         a crash that re-ran this activity, most likely our own delete, still deleting), wait for it within the
-        budget instead of spending the step's retries: None once the item is gone or soft-deleted."""
+        budget instead of spending the step's retries (``wait=False``: ask the orchestrator to send it again
+        later): None once the item is gone or soft-deleted."""
         deadline = self._monotonic() + self._budget
         while True:
             try:
@@ -602,6 +659,13 @@ class TeardownOps:
             except TransientAzureError as error:
                 if getattr(error, "code", None) != CONFLICTING_OPERATION or self._monotonic() > deadline:
                     raise
+                if not wait:
+                    current = self._get_item(vault, item)
+                    if current is None or current.state is ItemState.SOFT_DELETED:
+                        return None
+                    raise OperationPending(
+                        {"resend": True, "retryAfter": 60.0, "what": f"deleting backup data of {item.name}"}
+                    ) from error
             self._sleep(min(self._max_poll, max(self._interval, 1.0)))
             current = self._get_item(vault, item)
             if current is None or current.state is ItemState.SOFT_DELETED:
@@ -695,7 +759,7 @@ class TeardownOps:
         )
         return None if body is None else arm.protection_container(body)
 
-    def unregister_container(self, vault: VaultRef, container: ProtectionContainer) -> Effect:
+    def unregister_container(self, vault: VaultRef, container: ProtectionContainer, *, wait: bool = True) -> Effect:
         current = self._get_container(vault, container)
         if current is None:
             return Effect(container.type_name, container.id, container.name, "already-gone")
@@ -708,11 +772,14 @@ class TeardownOps:
                     vault.name, vault.resource_group, container.fabric, container.name, cls=self._capture
                 )
             )
-            self._await(vault, response, f"unregistering {container.name}")
+            self._await(vault, response, f"unregistering {container.name}", wait=wait)
         except NotFound:
             return Effect(container.type_name, container.id, container.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
+        return self._container_outcome(vault, container)
+
+    def _container_outcome(self, vault: VaultRef, container: ProtectionContainer) -> Effect:
         after = self._get_container(vault, container)
         if after is not None and after.soft_deleted:
             return Effect(container.type_name, container.id, container.name, "soft-deleted", "with its items")
@@ -733,8 +800,9 @@ class TeardownOps:
 
     # ------------------------------------------------------------------------------------------- Site Recovery
 
-    def remove_site_recovery(self, vault: VaultRef, obj: SiteRecoveryObject) -> Effect:
-        """Purge (``DELETE``) items, mappings and fabrics; ``POST remove`` replication containers."""
+    def remove_site_recovery(self, vault: VaultRef, obj: SiteRecoveryObject, *, wait: bool = True) -> Effect:
+        """Purge (``DELETE``) items, mappings and fabrics; ``POST remove`` replication containers (only plans made
+        before the teardown followed D-script, which never removes a container, still list them)."""
         try:
             self._rest(vault, "GET", obj.id, api_version=SITE_RECOVERY_API_VERSION)
         except NotFound:
@@ -744,7 +812,7 @@ class TeardownOps:
                 response = self._rest(vault, "POST", f"{obj.id}/remove", body={}, api_version=SITE_RECOVERY_API_VERSION)
             else:
                 response = self._rest(vault, "DELETE", obj.id, api_version=SITE_RECOVERY_API_VERSION)
-            self._await(vault, response, f"removing {obj.kind.value} {obj.name}")
+            self._await(vault, response, f"removing {obj.kind.value} {obj.name}", wait=wait)
         except NotFound:
             return Effect(obj.type_name, obj.id, obj.name, "already-gone")
         except AzureRefusal as error:
@@ -960,6 +1028,7 @@ def describe(effects: Iterable[Effect]) -> str:
 __all__ = [
     "SITE_RECOVERY_API_VERSION",
     "Effect",
+    "OperationPending",
     "SoftDeleteState",
     "TeardownOps",
     "describe",

@@ -472,10 +472,10 @@ class GatedOps(TeardownOps):
         self.entered.release()
         assert self.gate.wait(60), "the test never opened the gate"
 
-    def delete_item(self, vault: VaultRef, item: Any) -> Any:
+    def delete_item(self, vault: VaultRef, item: Any, *, wait: bool = True) -> Any:
         self.deletes.append(item.name)
         self._held()
-        return super().delete_item(vault, item)
+        return super().delete_item(vault, item, wait=wait)
 
     def set_setting(self, vault: VaultRef, setting: str, value: str) -> Any:
         self.settings.append((setting, value))
@@ -651,6 +651,34 @@ def test_an_always_on_backup_vault_deletes_its_policies_after_the_purge(stack: S
     assert vault_gone(stack, vault_id)
     assert {d["name"] for d in report["deleted"] if d["type"] == "backupPolicy"} == {"disk-policy"}
     assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
+
+
+def test_no_activity_waits_for_an_operation_the_saga_polls_it_on_durable_timers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One activity never needs more than functionTimeout (host.json): deleting backup data, unregistering a
+    container and removing Site Recovery objects are sent by one activity and followed by the orchestrator
+    (durable timer at Retry-After, one status poll per activity), not by an activity sleeping."""
+    waited: list[float] = []
+
+    def no_waiting_inside_an_activity(seconds: float) -> None:
+        waited.append(seconds)
+        raise AssertionError(f"an activity slept {seconds} s waiting for an operation")
+
+    monkeypatch.setattr(teardown_composition.ops(), "_sleep", no_waiting_inside_an_activity)
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="Disabled", enhanced="Disabled")
+    estate.protect_vm(rg, "rsv", "vm-1")
+    estate.protect_vm(rg, "rsv", "vm-2")
+    estate.site_recovery(vault_id)
+    stack.backups_ran()
+    plan = stack.plan(vault_id)
+    report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
+    assert report["outcome"] == "deleted", report["reason"]
+    assert waited == []
+    effects = {(d["type"], d["effect"]) for d in report["deleted"]}
+    assert {("backupItem", "deleted"), ("siteRecovery", "removed"), ("vault", "deleted")} <= effects
 
 
 def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> None:
