@@ -10,7 +10,9 @@ unregister) or no client at all (Site Recovery: ``azure-mgmt-recoveryservicessit
 dependency), the adapter sends the request through the Recovery Services client's own pipeline
 (``send_request``: same credential, retry policy and endpoint) and polls ``Azure-AsyncOperation`` /
 ``Location`` itself, honouring ``retry-after-ms`` / ``Retry-After`` with a bound. An operation that outlives
-the activity's budget raises :class:`TeardownStillRunning` (transient): the retry reads and resumes.
+the activity's budget raises :class:`TeardownStillRunning` (transient): the retry reads and resumes. The saga's
+activities call those effects with ``wait=False``: they send and hand the operation back (:class:`OperationPending`),
+and the orchestrator follows it on durable timers (``operation_status``, ``complete``).
 """
 
 from __future__ import annotations
