@@ -62,6 +62,11 @@ LOG = logging.getLogger("steward.teardown")
 #: Site Recovery is spoken over raw REST (no SDK dependency); the version of its REST spec we follow.
 SITE_RECOVERY_API_VERSION: Final = "2025-08-01"
 RECOVERY_SERVICES_API_VERSION: Final = "2025-02-01"
+#: Microsoft.Authorization api-version for the app's own effective permissions (Permissions_ListForResource)
+AUTHORIZATION_API_VERSION: Final = "2022-04-01"
+#: Unregistering a storage account from a vault needs Storage Account Contributor on the account
+#: (MicrosoftDocs/azure-docs backup/backup-rbac-rs-vault.md); the action checked for it is inferred.
+STORAGE_UNREGISTER_ACTION: Final = "Microsoft.Storage/storageAccounts/write"
 #: Microsoft.Network api-version for deleting a private endpoint through the generic resources API
 NETWORK_API_VERSION: Final = "2024-05-01"
 #: Containers are listed per backup management type (the service requires the filter).
@@ -355,9 +360,19 @@ class TeardownOps:
             [],
         )
         containers: dict[str, ProtectionContainer] = {}
+        storage_accounts: set[str] = set()
+
         def containers_of(management: str) -> list[ProtectionContainer]:
-            listed = bk.backup_protection_containers.list(name, rg, filter=f"backupManagementType eq '{management}'")
-            return [arm.protection_container(wire(c)) for c in listed]
+            listed = [wire(c) for c in bk.backup_protection_containers.list(
+                name, rg, filter=f"backupManagementType eq '{management}'"
+            )]
+            found = [arm.protection_container(c) for c in listed]
+            storage_accounts.update(
+                str((c.get("properties") or {}).get("sourceResourceId") or "")
+                for c, parsed in zip(listed, found, strict=True)
+                if parsed.kind is ContainerKind.STORAGE and not parsed.soft_deleted
+            )
+            return found
 
         for management in CONTAINER_MANAGEMENT_TYPES:
             found = self._denied(
@@ -365,6 +380,12 @@ class TeardownOps:
             )
             for container in found:
                 containers.setdefault(container.id.lower(), container)
+        for account in sorted(a for a in storage_accounts if a):
+            if not self._may(account, STORAGE_UNREGISTER_ACTION):
+                denied.append(
+                    f"{STORAGE_UNREGISTER_ACTION} on {account} (Storage Account Contributor on the storage account is "
+                    "needed to unregister it from the vault)"
+                )
         intents = self._denied(
             denied,
             "backupProtectionIntents/read",
@@ -672,6 +693,36 @@ class TeardownOps:
             current = self._get_item(vault, item)
             if current is None or current.state is ItemState.SOFT_DELETED:
                 return None
+
+    def _may(self, scope: str, action: str) -> bool:
+        """Whether the app's identity may perform ``action`` at ``scope``: its effective permissions there
+        (``GET {scope}/providers/Microsoft.Authorization/permissions``, Permissions_ListForResource). A scope
+        that is gone needs nothing; permissions the app cannot read count as missing."""
+        match = re.match(r"/subscriptions/([^/]+)/", scope, flags=re.IGNORECASE)
+        if match is None:
+            return False
+        client = self._clients.resources(match.group(1))
+        url: str | None = (
+            f"{scope}/providers/Microsoft.Authorization/permissions?api-version={AUTHORIZATION_API_VERSION}"
+        )
+        entries: list[Mapping[str, Any]] = []
+        try:
+            while url:
+                request = HttpRequest("GET", url)
+
+                def send(request: HttpRequest = request) -> Any:
+                    response = client.send_request(request)
+                    response.raise_for_status()
+                    return response
+
+                page = _call(send).json()
+                entries += [e for e in page.get("value") or [] if isinstance(e, Mapping)]
+                url = page.get("nextLink")
+        except NotFound:
+            return True
+        except AzureRefusal:
+            return False
+        return permits(entries, action)
 
     def _guarded_by(self, settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:
         """The settings with the Resource Guard the vault's proxy names (MUA), so a plan can say whose grant it
@@ -1016,6 +1067,21 @@ def vault_config_for_put(current: Mapping[str, Any], field: str, value: str) -> 
     body = {key: current[key] for key in VAULT_CONFIG_WRITABLE if current.get(key) is not None}
     body[field] = value
     return body
+
+
+def permits(entries: Iterable[Mapping[str, Any]], action: str) -> bool:
+    """ARM's evaluation of a permissions list: an entry whose ``actions`` match ``action`` (``*`` wildcards, any
+    case) and whose ``notActions`` do not."""
+
+    def matches(pattern: object) -> bool:
+        regex = ".*".join(re.escape(part) for part in str(pattern).split("*"))
+        return re.fullmatch(regex, action, flags=re.IGNORECASE) is not None
+
+    return any(
+        any(matches(p) for p in entry.get("actions") or [])
+        and not any(matches(p) for p in entry.get("notActions") or [])
+        for entry in entries
+    )
 
 
 def is_transient(error: BaseException) -> bool:

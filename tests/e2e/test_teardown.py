@@ -262,6 +262,21 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
     )
 
 
+def test_without_storage_account_contributor_the_plan_is_blocked_before_anything_is_deleted(stack: Stack) -> None:
+    """Unregistering a storage account from a vault needs Storage Account Contributor on the account
+    (backup-rbac-rs-vault.md): the plan names the missing right as a blocker, and an approved run deletes nothing."""
+    estate = stack.estate()
+    vault_id = estate.full_vault(estate.group(), storage_rights=False)
+    plan = stack.plan(vault_id)
+    assert plan["plan"]["status"] == "blocked", plan["plan"]["status"]
+    [blocker] = [b for b in plan["plan"]["blockers"] if b["kind"] == "missing-permission"]
+    assert "Storage Account Contributor" in blocker["reason"] and "/storageAccounts/sa" in blocker["reason"]
+    writes = write_count(stack.sandbox)
+    report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
+    assert report["outcome"] == "blocked" and report["deleted"] == []
+    assert write_count(stack.sandbox) == writes
+
+
 def test_a_dry_run_changes_nothing(stack: Stack) -> None:
     estate = stack.estate()
     vault_id = estate.full_vault(estate.group())

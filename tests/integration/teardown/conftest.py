@@ -26,6 +26,7 @@ NEEDED = ("resources", "recoveryservices", "dataprotection", "authorization")
 OPTIONAL = ("compute", "storage", "generic", "tags", "network")
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
+STORAGE_ACCOUNT_CONTRIBUTOR = "17d1049b-9a84-46fb-8f53-869881c3d3ab"
 SUB = DEFAULT_SUBSCRIPTION
 
 
@@ -209,8 +210,17 @@ class Estate:
         self.raw("PUT", f"{fabric}/replicationNetworks/net1/replicationNetworkMappings/netmap1", {"properties": {}})
         self.sandbox.advance(HOUR)
 
-    def full_vault(self, rg: str, name: str = "rsv", *, tags: dict[str, str] | None = None, **settings: Any) -> str:
-        """A Recovery Services vault with every kind of content the teardown knows."""
+    def full_vault(
+        self,
+        rg: str,
+        name: str = "rsv",
+        *,
+        tags: dict[str, str] | None = None,
+        storage_rights: bool = True,
+        **settings: Any,
+    ) -> str:
+        """A Recovery Services vault with every kind of content the teardown knows; ``storage_rights``: the app
+        holds Storage Account Contributor on the registered storage account."""
         vault_id = self.rs_vault(rg, name, tags=tags, **settings)
         vm_container, vm_item = self.protect_vm(rg, name, "vm-a")
         self.protect_vm(rg, name, "vm-b")
@@ -223,6 +233,8 @@ class Estate:
         self.register(rg, name, sql_c, "VMAppContainer", sql_vm, "SQLDataBase")
         self.register(rg, name, hana_c, "VMAppContainer", hana_vm, "SAPHanaDatabase")
         self.register(rg, name, afs_c, "StorageContainer", account)
+        if storage_rights:  # the app may unregister the storage account (backup-rbac-rs-vault.md)
+            self.grant(self.sandbox.config.default_principal_id, STORAGE_ACCOUNT_CONTRIBUTOR, account)
         sql_policy = self.workload_policy(rg, name, "SqlPolicy", "AzureWorkload")
         afs_policy = self.workload_policy(rg, name, "AfsPolicy", "AzureStorage")
         self.protect_workload(rg, name, sql_c, "SQLDataBase;mssqlserver;db1", "AzureVmWorkloadSQLDatabase", sql_policy)
