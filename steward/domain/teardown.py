@@ -1005,7 +1005,13 @@ def _blockers(inventory: VaultInventory, now: datetime) -> list[Blocker]:
                 BlockerKind.MISSING_PERMISSION,
                 "the app's identity was refused: " + ", ".join(sorted(set(inventory.access_denied))),
                 "grant the Function App's identity Backup Contributor (and Contributor for vault deletion) "
-                "on the vault, then plan again",
+                "on the vault"
+                + (
+                    ", and Storage Account Contributor on each storage account named above"
+                    if any("Storage Account Contributor" in a for a in inventory.access_denied)
+                    else ""
+                )
+                + ", then plan again",
             )
         )
     # Azure refuses stop-protection-with-delete-data on a Locked vault (D-immut), before the first recovery
