@@ -194,7 +194,8 @@ def teardown_operation_status(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_complete_operation(payload: dict[str, Any]) -> dict[str, Any]:
     """After the operation succeeded: what it did to its target (read back), as the effect activity reports."""
-    return _effect(payload, lambda ops, vault, t: ops.complete(vault, t))
+    operation = dict(payload.get("operation") or {})
+    return _effect(payload, lambda ops, vault, t: ops.complete(vault, t, operation))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -259,12 +260,12 @@ def teardown_undelete_instance(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 def teardown_stop_instance(payload: dict[str, Any]) -> dict[str, Any]:
-    return _effect(payload, lambda ops, vault, t: ops.stop_instance(vault, _instance(t)))
+    return _effect(payload, lambda ops, vault, t: ops.stop_instance(vault, _instance(t), wait=False))
 
 
 @bp.activity_trigger(input_name="payload")
 def teardown_delete_instance(payload: dict[str, Any]) -> dict[str, Any]:
-    return _effect(payload, lambda ops, vault, t: ops.delete_instance(vault, _instance(t)))
+    return _effect(payload, lambda ops, vault, t: ops.delete_instance(vault, _instance(t), wait=False))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -283,7 +284,10 @@ def teardown_delete_policy(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
     vault = VaultRef.parse(payload.get("vaultId"))
     try:
-        effect = _ops().delete_vault(vault)
+        effect = _ops().delete_vault(vault, wait=False)
+    except OperationPending as pending:  # the orchestrator follows the delete on durable timers
+        target = {"type": "vault", "id": vault.id, "name": vault.name}
+        return {"ok": True, "pending": pending.operation, "target": target}
     except TeardownRefusal as refusal:
         return {"ok": False, "refusal": refusal.to_record()}
     return {"ok": True, "effect": effect.to_record()}

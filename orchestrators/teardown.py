@@ -601,7 +601,9 @@ def _await_operations(
             outcomes = yield context.task_all(
                 [
                     context.call_activity_with_retry(
-                        "teardown_complete_operation", RETRY, {"vaultId": vault_id, "target": targets[i]}
+                        "teardown_complete_operation",
+                        RETRY,
+                        {"vaultId": vault_id, "target": targets[i], "operation": results[i]["pending"]},
                     )
                     for i in succeeded
                 ]
@@ -665,6 +667,11 @@ def _delete_vault_step(saga: Saga) -> Flow:
     # the last effect: once it runs, a Cancel cannot call it back, and the report says what happened
     saga.stop_if_cancelled()
     result = yield saga.activity("teardown_delete_vault", saga.vault_input)
+    if result.get("ok") and result.get("pending"):  # sent: follow it on durable timers, then read the vault back
+        target = dict(result.get("target") or {"type": "vault", "id": saga.request.vault_id})
+        [result] = yield from _await_operations(
+            saga.context, saga.request.vault_id, "teardown_delete_vault", [target], [result]
+        )
     if not result.get("ok"):
         refusal = result.get("refusal") or {}
         raise _Finish(

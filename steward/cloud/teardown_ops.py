@@ -50,6 +50,7 @@ from steward.domain.teardown import (
     SoftDeleteState,
     VaultInventory,
     VaultKind,
+    VaultObject,
     VaultRef,
     VaultSettings,
     format_time,
@@ -62,6 +63,10 @@ LOG = logging.getLogger("steward.teardown")
 #: Site Recovery is spoken over raw REST (no SDK dependency); the version of its REST spec we follow.
 SITE_RECOVERY_API_VERSION: Final = "2025-08-01"
 RECOVERY_SERVICES_API_VERSION: Final = "2025-02-01"
+DATA_PROTECTION_API_VERSION: Final = "2025-07-01"
+#: how complete() reads back a target whose operation is not its deletion
+STOPPED_OUTCOME: Final = "stopped"
+VAULT_OUTCOME: Final = "vault-deleted"
 #: Microsoft.Authorization api-version for the app's own effective permissions (Permissions_ListForResource)
 AUTHORIZATION_API_VERSION: Final = "2022-04-01"
 #: Unregistering a storage account from a vault needs Storage Account Contributor on the account
@@ -223,7 +228,7 @@ class TeardownOps:
             yield from page.get("value") or []
             next_url = page.get("nextLink")
 
-    def _await(self, vault: VaultRef, response: Any, what: str, *, wait: bool = True) -> None:
+    def _await(self, vault: VaultRef, response: Any, what: str, *, wait: bool = True, outcome: str = "") -> None:
         """Follow a 201/202's ``Azure-AsyncOperation`` (or ``Location``) until the operation ends; with
         ``wait=False`` hand it to the orchestrator instead (:class:`OperationPending`)."""
         if response is None or response.status_code not in (201, 202):
@@ -235,7 +240,13 @@ class TeardownOps:
             return
         if not wait:
             raise OperationPending(
-                {"statusUrl": status_url, "location": location, "retryAfter": self._retry_after(headers), "what": what}
+                {
+                    "statusUrl": status_url,
+                    "location": location,
+                    "retryAfter": self._retry_after(headers),
+                    "what": what,
+                    "outcome": outcome,  # how complete() reads the target back when it is not plain deletion
+                }
             )
         deadline = self._monotonic() + self._budget
         while True:
@@ -278,8 +289,20 @@ class TeardownOps:
         done, headers = self._poll_once(vault, operation.get("statusUrl"), operation.get("location"), what)
         return {"state": "succeeded" if done else "running", "retryAfter": self._retry_after(headers)}
 
-    def complete(self, vault: VaultRef, target: Any) -> Effect:
+    def complete(self, vault: VaultRef, target: Any, operation: Mapping[str, Any] | None = None) -> Effect:
         """What an operation that :meth:`operation_status` saw succeed did to its target (read back)."""
+        outcome = str((operation or {}).get("outcome") or "")
+        if outcome == VAULT_OUTCOME or (isinstance(target, VaultObject)):
+            return self._vault_outcome(VaultRef.parse(target.id))
+        if isinstance(target, BackupInstance) and outcome == STOPPED_OUTCOME:
+            current = self._instance(vault, target)
+            if current is None:
+                return Effect(target.type_name, target.id, target.name, "already-gone")
+            if current.state is ItemState.PROTECTED:
+                raise TeardownStillRunning(f"backup instance {target.name} is still protected")
+            return Effect(target.type_name, target.id, target.name, "stopped")
+        if isinstance(target, BackupInstance):
+            return self._instance_outcome(vault, target)
         if isinstance(target, BackupItem):
             return self._item_outcome(vault, target)
         if isinstance(target, ProtectionContainer):
@@ -960,55 +983,62 @@ class TeardownOps:
             raise refusal_of(error) from error
         return Effect(instance.type_name, instance.id, instance.name, "undeleted")
 
-    def stop_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+    def stop_instance(self, vault: VaultRef, instance: BackupInstance, *, wait: bool = True) -> Effect:
+        """Stop protection, retain data (``POST …/stopProtection``, an LRO). ``wait=False``: send only."""
         current = self._instance(vault, instance)
         if current is None:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         if current.state is not ItemState.PROTECTED:
             return Effect(instance.type_name, instance.id, instance.name, "unchanged", current.state.value)
-        dp = self._clients.data_protection(vault.subscription_id)
         try:
-            _call(
-                lambda: dp.backup_instances.begin_stop_protection(
-                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
-                ).result()
-            )
+            response = self._rest(vault, "POST", f"{vault.id}/backupInstances/{instance.name}/stopProtection",
+                                  body={}, api_version=DATA_PROTECTION_API_VERSION)
+            self._await(vault, response, f"stopping protection of {instance.name}", wait=wait,
+                        outcome=STOPPED_OUTCOME)
         except NotFound:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
         return Effect(instance.type_name, instance.id, instance.name, "stopped")
 
-    def delete_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+    def delete_instance(self, vault: VaultRef, instance: BackupInstance, *, wait: bool = True) -> Effect:
+        """Delete the instance (``DELETE``, an LRO; soft-deleted when the vault keeps deleted data).
+        ``wait=False``: send only."""
         current = self._instance(vault, instance)
         if current is None:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         if current.state is ItemState.SOFT_DELETED:
             return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", current.purge_at)
-        dp = self._clients.data_protection(vault.subscription_id)
 
         def delete() -> Any:
-            return dp.backup_instances.begin_delete(
-                vault.resource_group, vault.name, instance.name, polling_interval=self._interval
-            ).result()
+            # by name: an instance undeleted by the saga is listed in the plan under deletedBackupInstances/
+            return self._rest(
+                vault, "DELETE", f"{vault.id}/backupInstances/{instance.name}", api_version=DATA_PROTECTION_API_VERSION
+            )
 
         try:
             try:
-                _call(delete)
+                response = delete()
             except AzureRefusal as error:
                 if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
                     raise
                 # MUA: unlockDelete for this instance naming only deleteBackupInstanceRequests (dataprotection CLI
                 # extension operation_request_map "DeleteBackupInstance"), then the same delete again
-                self._unlock_delete(vault, instance.id, DELETE_INSTANCE_REQUEST)
-                _call(delete)
+                self._unlock_delete(vault, f"{vault.id}/backupInstances/{instance.name}", DELETE_INSTANCE_REQUEST)
+                response = delete()
+            self._await(vault, response, f"deleting backup instance {instance.name}", wait=wait)
         except NotFound:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
+        return self._instance_outcome(vault, instance)
+
+    def _instance_outcome(self, vault: VaultRef, instance: BackupInstance) -> Effect:
         after = self._instance(vault, instance)
         if after is not None and after.state is ItemState.SOFT_DELETED:
             return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", after.purge_at)
+        if after is not None:
+            raise TeardownStillRunning(f"backup instance {instance.name} is still {after.state.value}")
         return Effect(instance.type_name, instance.id, instance.name, "deleted")
 
     def delete_policy(self, vault: VaultRef, policy: BackupPolicy) -> Effect:
@@ -1024,31 +1054,30 @@ class TeardownOps:
 
     # ------------------------------------------------------------------------------------------- the vault
 
-    def delete_vault(self, vault: VaultRef) -> Effect:
+    def delete_vault(self, vault: VaultRef, *, wait: bool = True) -> Effect:
+        """Delete the emptied vault (``DELETE``, 202 + ``Azure-AsyncOperation``/``Location`` or 204; S-RS
+        ``DeleteVault.json``, S-DP ``DeleteBackupVault.json``). ``wait=False``: send only."""
+        version = _vault_api_version(vault)
         try:
-            if vault.kind is VaultKind.RECOVERY_SERVICES:
-                rs = self._clients.recovery_services(vault.subscription_id)
-                if _quiet_not_found(lambda: rs.vaults.get(vault.resource_group, vault.name)) is None:
-                    return Effect("vault", vault.id, vault.name, "already-gone")
-                _call(
-                    lambda: rs.vaults.begin_delete(
-                        vault.resource_group, vault.name, polling_interval=self._interval
-                    ).result()
-                )
-            else:
-                dp = self._clients.data_protection(vault.subscription_id)
-                if _quiet_not_found(lambda: dp.backup_vaults.get(vault.resource_group, vault.name)) is None:
-                    return Effect("vault", vault.id, vault.name, "already-gone")
-                _call(
-                    lambda: dp.backup_vaults.begin_delete(
-                        vault.resource_group, vault.name, polling_interval=self._interval
-                    ).result()
-                )
+            try:
+                self._rest(vault, "GET", vault.id, api_version=version)
+            except NotFound:
+                return Effect("vault", vault.id, vault.name, "already-gone")
+            response = self._rest(vault, "DELETE", vault.id, api_version=version)
+            self._await(vault, response, f"deleting vault {vault.name}", wait=wait, outcome=VAULT_OUTCOME)
         except NotFound:
             return Effect("vault", vault.id, vault.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
-        return Effect("vault", vault.id, vault.name, "deleted")
+        return self._vault_outcome(vault)
+
+    def _vault_outcome(self, vault: VaultRef) -> Effect:
+        version = _vault_api_version(vault)
+        try:
+            self._rest(vault, "GET", vault.id, api_version=version)
+        except NotFound:
+            return Effect("vault", vault.id, vault.name, "deleted")
+        raise TeardownStillRunning(f"vault {vault.name} still exists after its delete")
 
 
 #: The writable properties of ``backupconfig/vaultconfig`` a PUT must carry (it replaces the whole config).
@@ -1067,6 +1096,10 @@ def vault_config_for_put(current: Mapping[str, Any], field: str, value: str) -> 
     body = {key: current[key] for key in VAULT_CONFIG_WRITABLE if current.get(key) is not None}
     body[field] = value
     return body
+
+
+def _vault_api_version(vault: VaultRef) -> str:
+    return RECOVERY_SERVICES_API_VERSION if vault.kind is VaultKind.RECOVERY_SERVICES else DATA_PROTECTION_API_VERSION
 
 
 def permits(entries: Iterable[Mapping[str, Any]], action: str) -> bool:

@@ -694,6 +694,13 @@ def test_no_activity_waits_for_an_operation_the_saga_polls_it_on_durable_timers(
     assert waited == []
     effects = {(d["type"], d["effect"]) for d in report["deleted"]}
     assert {("backupItem", "deleted"), ("siteRecovery", "removed"), ("vault", "deleted")} <= effects
+    # a Backup vault too: instances stopped and deleted, then the vault, each followed by the orchestrator
+    bv_id, instances = estate.backup_vault_with_instances(rg, soft_deleted=0, live=2, soft_delete="Off")
+    plan = stack.plan(bv_id)
+    report = stack.finish(stack.run(approved_run(bv_id, plan["fingerprint"])))
+    assert report["outcome"] == "deleted", report["reason"]
+    assert waited == [] and vault_gone(stack, bv_id)
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
 
 
 def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> None:
