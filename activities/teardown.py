@@ -17,7 +17,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from steward.cloud.errors import AzureRefusal
-from steward.cloud.teardown_ops import Effect, TeardownOps, refusal_of
+from steward.cloud.teardown_ops import Effect, OperationPending, TeardownOps, refusal_of
 from steward.cloud.vault_markers import VaultMarkers
 from steward.domain.compensation import InvalidMarker, TeardownMarker
 from steward.domain.teardown import (
@@ -67,6 +67,9 @@ def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef,
     target: Target = target_from_record(payload.get("target") or {})
     try:
         effect = action(_ops(), vault, target)
+    except OperationPending as pending:
+        # sent; the orchestrator follows the operation on durable timers (teardown_operation_status)
+        return {"ok": True, "pending": pending.operation, "target": target.to_record()}
     except TeardownRefusal as refusal:
         LOG.warning(
             "teardown step refused: %s",
@@ -173,8 +176,26 @@ def teardown_undelete_item(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 def teardown_delete_item(payload: dict[str, Any]) -> dict[str, Any]:
-    """Stop protection with delete data (any workload kind)."""
-    return _effect(payload, lambda ops, vault, t: ops.delete_item(vault, _item(t)))
+    """Stop protection with delete data (any workload kind). Sends only: the orchestrator awaits."""
+    return _effect(payload, lambda ops, vault, t: ops.delete_item(vault, _item(t), wait=False))
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_operation_status(payload: dict[str, Any]) -> dict[str, Any]:
+    """One look at an operation an effect activity started: ``{"ok", "state": "running"|"succeeded",
+    "retryAfter"}``, or the refusal when it ended badly (transient failures raise and are retried)."""
+    vault = VaultRef.parse(payload.get("vaultId"))
+    try:
+        return {"ok": True, **_ops().operation_status(vault, dict(payload.get("operation") or {}))}
+    except TeardownRefusal as refusal:
+        return {"ok": False, "refusal": refusal.to_record()}
+
+
+@bp.activity_trigger(input_name="payload")
+def teardown_complete_operation(payload: dict[str, Any]) -> dict[str, Any]:
+    """After the operation succeeded: what it did to its target (read back), as the effect activity reports."""
+    operation = dict(payload.get("operation") or {})
+    return _effect(payload, lambda ops, vault, t: ops.complete(vault, t, operation))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -190,7 +211,7 @@ def teardown_disable_intent(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_unregister_container(payload: dict[str, Any]) -> dict[str, Any]:
     def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
         assert isinstance(target, ProtectionContainer)
-        return ops.unregister_container(vault, target)
+        return ops.unregister_container(vault, target, wait=False)
 
     return _effect(payload, act)
 
@@ -210,7 +231,7 @@ def teardown_unregister_server(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_remove_site_recovery(payload: dict[str, Any]) -> dict[str, Any]:
     def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
         assert isinstance(target, SiteRecoveryObject)
-        return ops.remove_site_recovery(vault, target)
+        return ops.remove_site_recovery(vault, target, wait=False)
 
     return _effect(payload, act)
 
@@ -239,12 +260,12 @@ def teardown_undelete_instance(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 def teardown_stop_instance(payload: dict[str, Any]) -> dict[str, Any]:
-    return _effect(payload, lambda ops, vault, t: ops.stop_instance(vault, _instance(t)))
+    return _effect(payload, lambda ops, vault, t: ops.stop_instance(vault, _instance(t), wait=False))
 
 
 @bp.activity_trigger(input_name="payload")
 def teardown_delete_instance(payload: dict[str, Any]) -> dict[str, Any]:
-    return _effect(payload, lambda ops, vault, t: ops.delete_instance(vault, _instance(t)))
+    return _effect(payload, lambda ops, vault, t: ops.delete_instance(vault, _instance(t), wait=False))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -263,7 +284,10 @@ def teardown_delete_policy(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
     vault = VaultRef.parse(payload.get("vaultId"))
     try:
-        effect = _ops().delete_vault(vault)
+        effect = _ops().delete_vault(vault, wait=False)
+    except OperationPending as pending:  # the orchestrator follows the delete on durable timers
+        target = {"type": "vault", "id": vault.id, "name": vault.name}
+        return {"ok": True, "pending": pending.operation, "target": target}
     except TeardownRefusal as refusal:
         return {"ok": False, "refusal": refusal.to_record()}
     return {"ok": True, "effect": effect.to_record()}
@@ -316,6 +340,8 @@ ACTIVITY_NAMES = (
     "teardown_restore_protections",
     "teardown_undelete_item",
     "teardown_delete_item",
+    "teardown_operation_status",
+    "teardown_complete_operation",
     "teardown_disable_intent",
     "teardown_unregister_container",
     "teardown_unregister_server",

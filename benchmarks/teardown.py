@@ -70,7 +70,10 @@ def _seed(estate: Any, rg: str, items: int) -> str:
         account = f"sa{estate.tag}{index // 10}"
         container = f"StorageContainer;Storage;{rg};{account}"
         if index % 10 == 0:
-            estate.register(rg, "rsv", container, "StorageContainer", estate.resource(rg, STORAGE_TYPE, account))
+            account_id = estate.resource(rg, STORAGE_TYPE, account)
+            estate.register(rg, "rsv", container, "StorageContainer", account_id)
+            # unregistering it needs Storage Account Contributor on the account (backup-rbac-rs-vault.md)
+            estate.grant(estate.sandbox.config.default_principal_id, "17d1049b-9a84-46fb-8f53-869881c3d3ab", account_id)
         estate.protect_workload(
             rg, "rsv", container, f"AzureFileShare;share{index}", "AzureFileShareProtectedItem", afs_policy
         )

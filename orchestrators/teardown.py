@@ -71,6 +71,10 @@ MAX_PURGE_RECHECKS = 12
 #: each: the parent's history (replayed on every completion) stays small. One: a Cancel lets the batch in flight
 #: finish (it is recorded) and starts nothing more.
 BATCHES_PER_CHUNK = 1
+#: an operation an activity started is polled at Azure's Retry-After within these bounds, at most this often
+OPERATION_POLL_MIN = timedelta(seconds=5)
+OPERATION_POLL_MAX = timedelta(minutes=2)
+MAX_OPERATION_POLLS = 720
 
 STEP_ACTIVITY: Mapping[StepKind, str] = {
     StepKind.UNDELETE_ITEMS: "teardown_undelete_item",
@@ -549,10 +553,65 @@ def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
             for target in batch
         ]
         batch_results = yield context.task_all(tasks)
+        batch_results = yield from _await_operations(context, str(payload.get("vaultId")), name, batch, batch_results)
         results.extend(batch_results)
         if any(not r.get("ok") for r in batch_results):
             break
     return {"results": results}
+
+
+def _await_operations(
+    context: df.DurableOrchestrationContext,
+    vault_id: str,
+    name: str,
+    targets: list[Any],
+    results: list[dict[str, Any]],
+) -> Flow:
+    """Follow the operations the batch's activities started (``pending``) on durable timers: wait Azure's
+    Retry-After (bounded), poll each with one ``teardown_operation_status`` activity, and read back the outcome
+    with ``teardown_complete_operation`` once it succeeded; ``resend`` sends the same effect again. Activities
+    never wait, so none needs more than ``functionTimeout``."""
+    results = list(results)
+    for _round in range(MAX_OPERATION_POLLS):
+        waiting = [i for i, r in enumerate(results) if r.get("ok") and r.get("pending")]
+        if not waiting:
+            return results
+        delay = min(float(results[i]["pending"].get("retryAfter") or 10.0) for i in waiting)
+        delay = max(OPERATION_POLL_MIN.total_seconds(), min(OPERATION_POLL_MAX.total_seconds(), delay))
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+        tasks = []
+        for i in waiting:
+            operation = results[i]["pending"]
+            if operation.get("resend"):
+                tasks.append(context.call_activity_with_retry(name, RETRY, {"vaultId": vault_id, "target": targets[i]}))
+            else:
+                poll = {"vaultId": vault_id, "operation": operation}
+                tasks.append(context.call_activity_with_retry("teardown_operation_status", RETRY, poll))
+        answers = yield context.task_all(tasks)
+        succeeded = []
+        for i, answer in zip(waiting, answers, strict=True):
+            operation = results[i]["pending"]
+            if operation.get("resend") or not answer.get("ok"):
+                results[i] = answer if operation.get("resend") else {**answer, "target": targets[i]}
+            elif answer.get("state") == "running":
+                results[i] = {**results[i], "pending": {**operation, "retryAfter": answer.get("retryAfter")}}
+            else:
+                succeeded.append(i)
+        if succeeded:
+            outcomes = yield context.task_all(
+                [
+                    context.call_activity_with_retry(
+                        "teardown_complete_operation",
+                        RETRY,
+                        {"vaultId": vault_id, "target": targets[i], "operation": results[i]["pending"]},
+                    )
+                    for i in succeeded
+                ]
+            )
+            for i, outcome in zip(succeeded, outcomes, strict=True):
+                results[i] = outcome
+    still = [str((r.get("pending") or {}).get("what")) for r in results if r.get("pending")]
+    raise RuntimeError(f"operations still running after {MAX_OPERATION_POLLS} polls: {', '.join(still)}")
 
 
 def _verify_step(saga: Saga, step: TeardownStep) -> Flow:
@@ -608,6 +667,11 @@ def _delete_vault_step(saga: Saga) -> Flow:
     # the last effect: once it runs, a Cancel cannot call it back, and the report says what happened
     saga.stop_if_cancelled()
     result = yield saga.activity("teardown_delete_vault", saga.vault_input)
+    if result.get("ok") and result.get("pending"):  # sent: follow it on durable timers, then read the vault back
+        target = dict(result.get("target") or {"type": "vault", "id": saga.request.vault_id})
+        [result] = yield from _await_operations(
+            saga.context, saga.request.vault_id, "teardown_delete_vault", [target], [result]
+        )
     if not result.get("ok"):
         refusal = result.get("refusal") or {}
         raise _Finish(

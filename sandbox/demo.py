@@ -205,6 +205,13 @@ def teardown_a_vault(demo: Demo) -> None:
     vault_id = legacy.recovery_services_vault("rg-legacy", "rsv-legacy", WEU, default=False)
     made = recovery_services(demo.sandbox).seed_every_kind(vault_id, prefix="legacy")
     out.line("  seeded: " + ", ".join(f"{len(v)} {k}" for k, v in sorted(made.items())))
+    # unregistering the vault's storage account needs Storage Account Contributor on it (backup-rbac-rs-vault.md):
+    # the deployment grants the app's identity that role where the vault's storage accounts are
+    from sandbox.arm.providers.authorization_model import grant_built_in_role
+
+    grant_built_in_role(demo.sandbox.store, demo.sandbox.config.default_principal_id, "Storage Account Contributor",
+                        vault_id.split("/providers/")[0], demo.sandbox.clock.now())
+    out.line("  the app's identity holds Storage Account Contributor on rg-legacy (to unregister its storage account)")
     assert demo.stack.runner is not None
     demo_teardown(demo.stack.runner, vault_id, requested_by="platform-team@demo", out=out.line, timeout=120)
 

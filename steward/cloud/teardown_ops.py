@@ -10,13 +10,17 @@ unregister) or no client at all (Site Recovery: ``azure-mgmt-recoveryservicessit
 dependency), the adapter sends the request through the Recovery Services client's own pipeline
 (``send_request``: same credential, retry policy and endpoint) and polls ``Azure-AsyncOperation`` /
 ``Location`` itself, honouring ``retry-after-ms`` / ``Retry-After`` with a bound. An operation that outlives
-the activity's budget raises :class:`TeardownStillRunning` (transient): the retry reads and resumes.
+the activity's budget raises :class:`TeardownStillRunning` (transient): the retry reads and resumes. The saga's
+activities call those effects with ``wait=False``: they send and hand the operation back (:class:`OperationPending`),
+and the orchestrator follows it on durable timers (``operation_status``, ``complete``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -28,6 +32,7 @@ from azure.core.rest import HttpRequest
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
+from steward.cloud.protection import SubscriptionReader
 from steward.cloud.wire import wire
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.teardown import (
@@ -45,6 +50,7 @@ from steward.domain.teardown import (
     SoftDeleteState,
     VaultInventory,
     VaultKind,
+    VaultObject,
     VaultRef,
     VaultSettings,
     format_time,
@@ -57,6 +63,17 @@ LOG = logging.getLogger("steward.teardown")
 #: Site Recovery is spoken over raw REST (no SDK dependency); the version of its REST spec we follow.
 SITE_RECOVERY_API_VERSION: Final = "2025-08-01"
 RECOVERY_SERVICES_API_VERSION: Final = "2025-02-01"
+DATA_PROTECTION_API_VERSION: Final = "2025-07-01"
+#: how complete() reads back a target whose operation is not its deletion
+STOPPED_OUTCOME: Final = "stopped"
+VAULT_OUTCOME: Final = "vault-deleted"
+#: Microsoft.Authorization api-version for the app's own effective permissions (Permissions_ListForResource)
+AUTHORIZATION_API_VERSION: Final = "2022-04-01"
+#: Unregistering a storage account from a vault needs Storage Account Contributor on the account
+#: (MicrosoftDocs/azure-docs backup/backup-rbac-rs-vault.md); the action checked for it is inferred.
+STORAGE_UNREGISTER_ACTION: Final = "Microsoft.Storage/storageAccounts/write"
+#: Microsoft.Network api-version for deleting a private endpoint through the generic resources API
+NETWORK_API_VERSION: Final = "2024-05-01"
 #: Containers are listed per backup management type (the service requires the filter).
 CONTAINER_MANAGEMENT_TYPES: Final = ("AzureWorkload", "AzureStorage", "MAB", "DPM", "AzureBackupServer", "AzureIaasVM")
 _MUA_CODES: Final = frozenset({"BMSUserErrorCriticalOperationNotAuthorizedByResourceGuard"})
@@ -64,6 +81,12 @@ _IMMUTABLE_CODES: Final = frozenset(
     {"BMSUserErrorOperationNotAllowedOnLockedImmutableVault", "BMSUserErrorImmutabilityLockedCannotBeChanged"}
 )
 _ALWAYS_ON_CODES: Final = frozenset({"BMSUserErrorDisablingSoftDeleteStateNotAllowed"})
+#: The Resource Guard requests a critical request names (``{guard}/{request}/default`` in the proxy's
+#: ``resourceGuardOperationDetails``): azure-cli backup ``custom_help.operation_name_map`` ("disableSoftDelete",
+#: "deleteProtection") and the dataprotection extension's ``operation_request_map`` ("DeleteBackupInstance").
+DISABLE_SOFT_DELETE_REQUEST: Final = "disableSoftDeleteRequests"
+DELETE_ITEM_REQUEST: Final = "deleteProtectedItemRequests"
+DELETE_INSTANCE_REQUEST: Final = "deleteBackupInstanceRequests"
 _NOT_EMPTY_CODES: Final = frozenset(
     {"ServiceResourceNotEmptyWithContainerDetails", "ServiceResourceNotEmptyWithBackendMessage"}
 )
@@ -108,6 +131,17 @@ class Effect:
             "detail": self.detail,
             "purgeAt": format_time(self.purge_at),
         }
+
+
+class OperationPending(Exception):
+    """Send and await are split (``wait=False``): the request went out and Azure answered 201/202 with an
+    operation to follow, or (``resend``) Azure asked to send it again later. The activity hands ``operation`` to
+    the orchestrator, which waits on a durable timer (``retryAfter``) and asks :meth:`TeardownOps.operation_status`,
+    so no activity ever waits for minutes (``functionTimeout`` in host.json is 10 minutes)."""
+
+    def __init__(self, operation: Mapping[str, Any]) -> None:
+        super().__init__(str(operation.get("what") or "operation pending"))
+        self.operation = dict(operation)
 
 
 #: another protection operation runs on the item (Azure's answer to a second delete while the first one runs)
@@ -194,43 +228,102 @@ class TeardownOps:
             yield from page.get("value") or []
             next_url = page.get("nextLink")
 
-    def _await(self, vault: VaultRef, response: Any, what: str) -> None:
-        """Follow a 201/202's ``Azure-AsyncOperation`` (or ``Location``) until the operation ends."""
+    def _await(self, vault: VaultRef, response: Any, what: str, *, wait: bool = True, outcome: str = "") -> None:
+        """Follow a 201/202's ``Azure-AsyncOperation`` (or ``Location``) until the operation ends; with
+        ``wait=False`` hand it to the orchestrator instead (:class:`OperationPending`)."""
         if response is None or response.status_code not in (201, 202):
             return
         headers = {k.lower(): v for k, v in response.headers.items()}
         status_url = headers.get("azure-asyncoperation")
         location = headers.get("location")
+        if not status_url and not location:
+            return
+        if not wait:
+            raise OperationPending(
+                {
+                    "statusUrl": status_url,
+                    "location": location,
+                    "retryAfter": self._retry_after(headers),
+                    "what": what,
+                    "outcome": outcome,  # how complete() reads the target back when it is not plain deletion
+                }
+            )
         deadline = self._monotonic() + self._budget
         while True:
             self._sleep(self._poll_delay(headers))
-            if status_url:
-                polled = self._rest(vault, "GET", status_url)
-                headers = {k.lower(): v for k, v in polled.headers.items()}
-                body = polled.json() if polled.text() else {}
-                status = str(body.get("status") or "").lower()
-                if status in ("succeeded", "failed", "canceled", "cancelled"):
-                    if status != "succeeded":
-                        error = body.get("error") or {}
-                        if error.get("code") in _SERVER_SIDE_CODES or not error.get("code"):
-                            raise TransientAzureError(f"{what} ended {status}: {error.get('message') or 'no detail'}")
-                        raise refusal_of(
-                            AzureRefusal(
-                                str(error.get("message") or f"{what} ended {status}"),
-                                status=400,
-                                code=error.get("code"),
-                            )
-                        )
-                    return
-            elif location:
-                polled = self._rest(vault, "GET", location)
-                headers = {k.lower(): v for k, v in polled.headers.items()}
-                if polled.status_code in (200, 204):
-                    return
-            else:
+            done, headers = self._poll_once(vault, status_url, location, what)
+            if done:
                 return
             if self._monotonic() > deadline:
                 raise TeardownStillRunning(f"{what} is still running after {self._budget:.0f} s; will check again")
+
+    def _poll_once(
+        self, vault: VaultRef, status_url: str | None, location: str | None, what: str
+    ) -> tuple[bool, dict[str, str]]:
+        """One look at an operation: ``(ended, headers)``; an operation that ended badly raises (a refusal, or
+        transient when it failed on Azure's side)."""
+        if status_url:
+            polled = self._rest(vault, "GET", status_url)
+            headers = {k.lower(): v for k, v in polled.headers.items()}
+            body = polled.json() if polled.text() else {}
+            status = str(body.get("status") or "").lower()
+            if status not in ("succeeded", "failed", "canceled", "cancelled"):
+                return False, headers
+            if status != "succeeded":
+                error = body.get("error") or {}
+                if error.get("code") in _SERVER_SIDE_CODES or not error.get("code"):
+                    raise TransientAzureError(f"{what} ended {status}: {error.get('message') or 'no detail'}")
+                message = str(error.get("message") or f"{what} ended {status}")
+                raise refusal_of(AzureRefusal(message, status=400, code=error.get("code")))
+            return True, headers
+        if location:
+            polled = self._rest(vault, "GET", location)
+            headers = {k.lower(): v for k, v in polled.headers.items()}
+            return polled.status_code in (200, 204), headers
+        return True, {}
+
+    def operation_status(self, vault: VaultRef, operation: Mapping[str, Any]) -> dict[str, Any]:
+        """One poll of an operation an activity started (:class:`OperationPending`): ``{"state": "running" |
+        "succeeded", "retryAfter": seconds}``. A failed operation raises like :meth:`_await` does."""
+        what = str(operation.get("what") or "operation")
+        done, headers = self._poll_once(vault, operation.get("statusUrl"), operation.get("location"), what)
+        return {"state": "succeeded" if done else "running", "retryAfter": self._retry_after(headers)}
+
+    def complete(self, vault: VaultRef, target: Any, operation: Mapping[str, Any] | None = None) -> Effect:
+        """What an operation that :meth:`operation_status` saw succeed did to its target (read back)."""
+        outcome = str((operation or {}).get("outcome") or "")
+        if outcome == VAULT_OUTCOME or (isinstance(target, VaultObject)):
+            return self._vault_outcome(VaultRef.parse(target.id))
+        if isinstance(target, BackupInstance) and outcome == STOPPED_OUTCOME:
+            current = self._instance(vault, target)
+            if current is None:
+                return Effect(target.type_name, target.id, target.name, "already-gone")
+            if current.state is ItemState.PROTECTED:
+                raise TeardownStillRunning(f"backup instance {target.name} is still protected")
+            return Effect(target.type_name, target.id, target.name, "stopped")
+        if isinstance(target, BackupInstance):
+            return self._instance_outcome(vault, target)
+        if isinstance(target, BackupItem):
+            return self._item_outcome(vault, target)
+        if isinstance(target, ProtectionContainer):
+            return self._container_outcome(vault, target)
+        if isinstance(target, SiteRecoveryObject):
+            try:
+                self._rest(vault, "GET", target.id, api_version=SITE_RECOVERY_API_VERSION)
+            except NotFound:
+                return Effect(target.type_name, target.id, target.name, "removed", target.kind.value)
+            raise TeardownStillRunning(f"{target.kind.value} {target.name} is still there after its removal")
+        raise TypeError(f"no split operation for a {type(target).__name__}")
+
+    @staticmethod
+    def _retry_after(headers: Mapping[str, str]) -> float:
+        """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
+        try:
+            if "retry-after-ms" in headers:
+                return max(1.0, float(headers["retry-after-ms"]) / 1000)
+            return max(1.0, float(headers.get("retry-after", "10")))
+        except ValueError:
+            return 10.0
 
     def _poll_delay(self, headers: Mapping[str, str]) -> float:
         if "retry-after-ms" in headers:
@@ -290,9 +383,19 @@ class TeardownOps:
             [],
         )
         containers: dict[str, ProtectionContainer] = {}
+        storage_accounts: set[str] = set()
+
         def containers_of(management: str) -> list[ProtectionContainer]:
-            listed = bk.backup_protection_containers.list(name, rg, filter=f"backupManagementType eq '{management}'")
-            return [arm.protection_container(wire(c)) for c in listed]
+            listed = [wire(c) for c in bk.backup_protection_containers.list(
+                name, rg, filter=f"backupManagementType eq '{management}'"
+            )]
+            found = [arm.protection_container(c) for c in listed]
+            storage_accounts.update(
+                str((c.get("properties") or {}).get("sourceResourceId") or "")
+                for c, parsed in zip(listed, found, strict=True)
+                if parsed.kind is ContainerKind.STORAGE and not parsed.soft_deleted
+            )
+            return found
 
         for management in CONTAINER_MANAGEMENT_TYPES:
             found = self._denied(
@@ -300,6 +403,12 @@ class TeardownOps:
             )
             for container in found:
                 containers.setdefault(container.id.lower(), container)
+        for account in sorted(a for a in storage_accounts if a):
+            if not self._may(account, STORAGE_UNREGISTER_ACTION):
+                denied.append(
+                    f"{STORAGE_UNREGISTER_ACTION} on {account} (Storage Account Contributor on the storage account is "
+                    "needed to unregister it from the vault)"
+                )
         intents = self._denied(
             denied,
             "backupProtectionIntents/read",
@@ -327,7 +436,7 @@ class TeardownOps:
                 ],
                 [],
             )
-        settings = _guarded_by(arm.recovery_services_settings(body, config, mua_proxies=len(proxies)), proxies)
+        settings = self._guarded_by(arm.recovery_services_settings(body, config, mua_proxies=len(proxies)), proxies)
         return VaultInventory(
             vault_id=vault.id,
             kind=vault.kind,
@@ -418,7 +527,7 @@ class TeardownOps:
             kind=vault.kind,
             location=str(body.get("location") or ""),
             tags=tuple(sorted((str(k), str(v)) for k, v in (body.get("tags") or {}).items())),
-            settings=_guarded_by(arm.backup_vault_settings(body, mua_proxies=len(proxies)), proxies),
+            settings=self._guarded_by(arm.backup_vault_settings(body, mua_proxies=len(proxies)), proxies),
             instances=tuple(instances),
             policies=tuple(policies),
             access_denied=tuple(denied),
@@ -448,6 +557,11 @@ class TeardownOps:
             if str(config.get(field) or "").lower() == value.lower():
                 return False
             config_body: Any = {"properties": vault_config_for_put(config, field, value)}
+            if value.lower() == "disabled":
+                # MUA: the weakening PUT names the guarded operation (azure-cli set_backup_properties)
+                requests = self._guard_requests(vault, DISABLE_SOFT_DELETE_REQUEST)
+                if requests:
+                    config_body["properties"]["resourceGuardOperationRequests"] = requests
             _call(lambda: bk.backup_resource_vault_configs.put(name, rg, config_body))
             return True
         if setting == "immutability":
@@ -533,7 +647,8 @@ class TeardownOps:
             raise refusal_of(error) from error
         return Effect(item.type_name, item.id, item.name, "undeleted", "back to stop-with-retained-data")
 
-    def delete_item(self, vault: VaultRef, item: BackupItem) -> Effect:
+    def delete_item(self, vault: VaultRef, item: BackupItem, *, wait: bool = True) -> Effect:
+        """Stop protection and delete the data. ``wait=False``: send only (:class:`OperationPending`)."""
         current = self._get_item(vault, item)
         if current is None:
             return Effect(item.type_name, item.id, item.name, "already-gone")
@@ -550,17 +665,20 @@ class TeardownOps:
 
         try:
             try:
-                response = self._send_delete(vault, item, delete)
+                response = self._send_delete(vault, item, delete, wait=wait)
             except AzureRefusal as error:
                 if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
                     raise
-                self._unlock_delete(vault, item.id)
+                self._unlock_delete(vault, item.id, DELETE_ITEM_REQUEST)
                 response = _call(delete)
-            self._await(vault, response, f"deleting backup data of {item.name}")
+            self._await(vault, response, f"deleting backup data of {item.name}", wait=wait)
         except NotFound:
             return Effect(item.type_name, item.id, item.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
+        return self._item_outcome(vault, item)
+
+    def _item_outcome(self, vault: VaultRef, item: BackupItem) -> Effect:
         after = self._get_item(vault, item)
         if after is None:
             return Effect(item.type_name, item.id, item.name, "deleted", "protection stopped, backup data deleted")
@@ -575,10 +693,11 @@ class TeardownOps:
             )
         raise TeardownStillRunning(f"{item.name} is still {after.state.value} after the delete")
 
-    def _send_delete(self, vault: VaultRef, item: BackupItem, delete: Callable[[], Any]) -> Any:
+    def _send_delete(self, vault: VaultRef, item: BackupItem, delete: Callable[[], Any], *, wait: bool = True) -> Any:
         """Send the item's delete. While Azure answers that another protection operation runs on the item (after
         a crash that re-ran this activity, most likely our own delete, still deleting), wait for it within the
-        budget instead of spending the step's retries: None once the item is gone or soft-deleted."""
+        budget instead of spending the step's retries (``wait=False``: ask the orchestrator to send it again
+        later): None once the item is gone or soft-deleted."""
         deadline = self._monotonic() + self._budget
         while True:
             try:
@@ -586,31 +705,109 @@ class TeardownOps:
             except TransientAzureError as error:
                 if getattr(error, "code", None) != CONFLICTING_OPERATION or self._monotonic() > deadline:
                     raise
+                if not wait:
+                    current = self._get_item(vault, item)
+                    if current is None or current.state is ItemState.SOFT_DELETED:
+                        return None
+                    raise OperationPending(
+                        {"resend": True, "retryAfter": 60.0, "what": f"deleting backup data of {item.name}"}
+                    ) from error
             self._sleep(min(self._max_poll, max(self._interval, 1.0)))
             current = self._get_item(vault, item)
             if current is None or current.state is ItemState.SOFT_DELETED:
                 return None
 
-    def _unlock_delete(self, vault: VaultRef, resource_id: str) -> None:
-        """MUA: ask every resource guard proxy to unlock this one delete (needs the security admin's grant)."""
-        bk = self._clients.recovery_services_backup(vault.subscription_id)
-        listed = _call(lambda: list(bk.resource_guard_proxies.get(vault.name, vault.resource_group)))
-        for proxy in (wire(p) for p in listed):
-            proxy_name = str(proxy.get("name") or "")
-            requests = [
-                str(op.get("defaultResourceRequest") or "")
-                for op in (proxy.get("properties") or {}).get("resourceGuardOperationDetails") or []
-                if isinstance(op, Mapping)
-            ]
+    def _may(self, scope: str, action: str) -> bool:
+        """Whether the app's identity may perform ``action`` at ``scope``: its effective permissions there
+        (``GET {scope}/providers/Microsoft.Authorization/permissions``, Permissions_ListForResource). A scope
+        that is gone needs nothing; permissions the app cannot read count as missing."""
+        match = re.match(r"/subscriptions/([^/]+)/", scope, flags=re.IGNORECASE)
+        if match is None:
+            return False
+        client = self._clients.resources(match.group(1))
+        url: str | None = (
+            f"{scope}/providers/Microsoft.Authorization/permissions?api-version={AUTHORIZATION_API_VERSION}"
+        )
+        entries: list[Mapping[str, Any]] = []
+        try:
+            while url:
+                request = HttpRequest("GET", url)
+
+                def send(request: HttpRequest = request) -> Any:
+                    response = client.send_request(request)
+                    response.raise_for_status()
+                    return response
+
+                page = _call(send).json()
+                entries += [e for e in page.get("value") or [] if isinstance(e, Mapping)]
+                url = page.get("nextLink")
+        except NotFound:
+            return True
+        except AzureRefusal:
+            return False
+        return permits(entries, action)
+
+    def _guarded_by(self, settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:
+        """The settings with the Resource Guard the vault's proxy names (MUA), so a plan can say whose grant it
+        needs, and whether that guard is in another tenant: ARM answers a token from the app's tenant with
+        ``InvalidAuthenticationTokenTenant`` for a subscription of another tenant (the same check the protection
+        flow makes). Then Azure needs an auxiliary token the app cannot get (the plan says so)."""
+        guard = next((str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), "")
+        other_tenant = False
+        match = re.match(r"/subscriptions/([^/]+)/", guard, flags=re.IGNORECASE)
+        if match:
+            try:
+                other_tenant = SubscriptionReader(self._clients).tenants([match.group(1)]).get(
+                    match.group(1).lower(), ""
+                ) is None
+            except (CloudError, AzureError) as error:  # not readable for another reason: say nothing more
+                LOG.info("could not read the Resource Guard's subscription: %s", error)
+        return replace(settings, resource_guard_id=guard or None, resource_guard_other_tenant=other_tenant)
+
+    def _proxies(self, vault: VaultRef) -> list[dict[str, Any]]:
+        """The vault's resource guard proxies (MUA), either vault kind."""
+        rg, name = vault.resource_group, vault.name
+        if vault.kind is VaultKind.RECOVERY_SERVICES:
+            bk = self._clients.recovery_services_backup(vault.subscription_id)
+            return [wire(p) for p in _call(lambda: list(bk.resource_guard_proxies.get(name, rg)))]
+        dp = self._clients.data_protection(vault.subscription_id)
+        return [wire(p) for p in _call(lambda: list(dp.dpp_resource_guard_proxy.list(rg, name)))]
+
+    def _guard_requests(self, vault: VaultRef, request: str, proxy: Mapping[str, Any] | None = None) -> list[str]:
+        """The proxy's ``defaultResourceRequest`` for one guarded operation (``…/{request}/default``), matched by
+        the request's name as the dataprotection CLI extension's ``operation_request_map`` and PowerShell's
+        ``Unlock-AzDataProtectionResourceGuardOperation`` example do; no other operation's request."""
+        proxies = [proxy] if proxy is not None else self._proxies(vault)
+        found: list[str] = []
+        for each in proxies:
+            for op in (each.get("properties") or {}).get("resourceGuardOperationDetails") or []:
+                default = str(op.get("defaultResourceRequest") or "") if isinstance(op, Mapping) else ""
+                if f"/{request.lower()}/" in default.lower() + "/" and default not in found:
+                    found.append(default)
+        return found
+
+    def _unlock_delete(self, vault: VaultRef, resource_id: str, request: str) -> None:
+        """MUA: ask the resource guard proxy to unlock this one delete, naming only the delete's guarded operation
+        (needs the security admin's grant; S-RSB/S-DP UnlockDeleteResourceGuardProxy.json)."""
+        rg, name = vault.resource_group, vault.name
+        if vault.kind is VaultKind.RECOVERY_SERVICES:
+            unlocking = self._clients.recovery_services_backup(vault.subscription_id).resource_guard_proxy
+
+            def send(proxy_name: str, body: Any) -> Any:
+                return unlocking.unlock_delete(name, rg, proxy_name, body)
+
+        else:
+            dp_unlocking = self._clients.data_protection(vault.subscription_id).dpp_resource_guard_proxy
+
+            def send(proxy_name: str, body: Any) -> Any:
+                return dp_unlocking.unlock_delete(rg, name, proxy_name, body)
+
+        for proxy in self._proxies(vault):
             body: Any = {
-                "resourceGuardOperationRequests": [x for x in requests if x],
+                "resourceGuardOperationRequests": self._guard_requests(vault, request, proxy),
                 "resourceToBeDeleted": resource_id,
             }
-
-            def unlock(proxy_name: str = proxy_name, body: Any = body) -> Any:
-                return bk.resource_guard_proxy.unlock_delete(vault.name, vault.resource_group, proxy_name, body)
-
-            _call(unlock)
+            _call(functools.partial(send, str(proxy.get("name") or ""), body))
 
     # ------------------------------------------------------------------------------------------- containers
 
@@ -638,7 +835,7 @@ class TeardownOps:
         )
         return None if body is None else arm.protection_container(body)
 
-    def unregister_container(self, vault: VaultRef, container: ProtectionContainer) -> Effect:
+    def unregister_container(self, vault: VaultRef, container: ProtectionContainer, *, wait: bool = True) -> Effect:
         current = self._get_container(vault, container)
         if current is None:
             return Effect(container.type_name, container.id, container.name, "already-gone")
@@ -651,11 +848,14 @@ class TeardownOps:
                     vault.name, vault.resource_group, container.fabric, container.name, cls=self._capture
                 )
             )
-            self._await(vault, response, f"unregistering {container.name}")
+            self._await(vault, response, f"unregistering {container.name}", wait=wait)
         except NotFound:
             return Effect(container.type_name, container.id, container.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
+        return self._container_outcome(vault, container)
+
+    def _container_outcome(self, vault: VaultRef, container: ProtectionContainer) -> Effect:
         after = self._get_container(vault, container)
         if after is not None and after.soft_deleted:
             return Effect(container.type_name, container.id, container.name, "soft-deleted", "with its items")
@@ -676,8 +876,9 @@ class TeardownOps:
 
     # ------------------------------------------------------------------------------------------- Site Recovery
 
-    def remove_site_recovery(self, vault: VaultRef, obj: SiteRecoveryObject) -> Effect:
-        """Purge (``DELETE``) items, mappings and fabrics; ``POST remove`` replication containers."""
+    def remove_site_recovery(self, vault: VaultRef, obj: SiteRecoveryObject, *, wait: bool = True) -> Effect:
+        """Purge (``DELETE``) items, mappings and fabrics; ``POST remove`` replication containers (only plans made
+        before the teardown followed D-script, which never removes a container, still list them)."""
         try:
             self._rest(vault, "GET", obj.id, api_version=SITE_RECOVERY_API_VERSION)
         except NotFound:
@@ -687,7 +888,7 @@ class TeardownOps:
                 response = self._rest(vault, "POST", f"{obj.id}/remove", body={}, api_version=SITE_RECOVERY_API_VERSION)
             else:
                 response = self._rest(vault, "DELETE", obj.id, api_version=SITE_RECOVERY_API_VERSION)
-            self._await(vault, response, f"removing {obj.kind.value} {obj.name}")
+            self._await(vault, response, f"removing {obj.kind.value} {obj.name}", wait=wait)
         except NotFound:
             return Effect(obj.type_name, obj.id, obj.name, "already-gone")
         except AzureRefusal as error:
@@ -697,29 +898,61 @@ class TeardownOps:
     # ------------------------------------------------------------------------------------------- endpoints
 
     def remove_private_endpoint(self, vault: VaultRef, connection: PrivateEndpointConnection) -> Effect:
+        """Remove the connection, then the private endpoint itself, as the official script does
+        (``Remove-AzPrivateEndpointConnection`` then ``Remove-AzPrivateEndpoint``, D-script). Both idempotent: a
+        re-run after a crash between the two still removes the endpoint. Deleting the endpoint needs
+        ``Microsoft.Network/privateEndpoints/delete`` on its resource group; when the app's identity lacks it the
+        endpoint is left and the effect says so (the vault's delete does not depend on it)."""
         bk = self._clients.recovery_services_backup(vault.subscription_id)
         found = _quiet_not_found(
             lambda: bk.private_endpoint_connection.get(vault.name, vault.resource_group, connection.name)
         )
-        if found is None:
-            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
         try:
+            if found is not None:
+                _call(
+                    lambda: bk.private_endpoint_connection.begin_delete(
+                        vault.name, vault.resource_group, connection.name, polling_interval=self._interval
+                    ).result()
+                )
+        except NotFound:
+            found = None
+        except AzureRefusal as error:
+            raise refusal_of(error) from error
+        endpoint, left = self._delete_private_endpoint(connection.private_endpoint_id)
+        if found is None and not endpoint:
+            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
+        detail = (
+            f"private endpoint {connection.private_endpoint_id} left in place: {left}"
+            if left
+            else f"connection and private endpoint {connection.private_endpoint_id or '?'} removed"
+        )
+        return Effect(connection.type_name, connection.id, connection.name, "removed", detail)
+
+    def _delete_private_endpoint(self, endpoint_id: str | None) -> tuple[bool, str]:
+        """``(deleted, why_not)``: DELETE the ``Microsoft.Network/privateEndpoints`` resource if it exists."""
+        match = re.match(r"/subscriptions/([^/]+)/resourceGroups/[^/]+/providers/Microsoft\.Network/privateEndpoints/",
+                         endpoint_id or "", flags=re.IGNORECASE)
+        if endpoint_id is None or match is None:
+            return False, ""
+        resources = self._clients.resources(match.group(1)).resources
+        try:
+            if not _call(lambda: resources.check_existence_by_id(endpoint_id, api_version=NETWORK_API_VERSION)):
+                return False, ""
             _call(
-                lambda: bk.private_endpoint_connection.begin_delete(
-                    vault.name, vault.resource_group, connection.name, polling_interval=self._interval
+                lambda: resources.begin_delete_by_id(
+                    endpoint_id, api_version=NETWORK_API_VERSION, polling_interval=self._interval
                 ).result()
             )
         except NotFound:
-            return Effect(connection.type_name, connection.id, connection.name, "already-gone")
+            return False, ""
         except AzureRefusal as error:
+            if refusal_of(error).kind is RefusalKind.MISSING_PERMISSION:
+                return False, (
+                    "the app's identity may not delete it (needs Microsoft.Network/privateEndpoints/delete on its "
+                    f"resource group): {error.message}"
+                )
             raise refusal_of(error) from error
-        return Effect(
-            connection.type_name,
-            connection.id,
-            connection.name,
-            "removed",
-            f"private endpoint {connection.private_endpoint_id or '?'} left in place (it belongs to its network)",
-        )
+        return True, ""
 
     # ------------------------------------------------------------------------------------------- Backup vault
 
@@ -750,45 +983,62 @@ class TeardownOps:
             raise refusal_of(error) from error
         return Effect(instance.type_name, instance.id, instance.name, "undeleted")
 
-    def stop_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+    def stop_instance(self, vault: VaultRef, instance: BackupInstance, *, wait: bool = True) -> Effect:
+        """Stop protection, retain data (``POST …/stopProtection``, an LRO). ``wait=False``: send only."""
         current = self._instance(vault, instance)
         if current is None:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         if current.state is not ItemState.PROTECTED:
             return Effect(instance.type_name, instance.id, instance.name, "unchanged", current.state.value)
-        dp = self._clients.data_protection(vault.subscription_id)
         try:
-            _call(
-                lambda: dp.backup_instances.begin_stop_protection(
-                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
-                ).result()
-            )
+            response = self._rest(vault, "POST", f"{vault.id}/backupInstances/{instance.name}/stopProtection",
+                                  body={}, api_version=DATA_PROTECTION_API_VERSION)
+            self._await(vault, response, f"stopping protection of {instance.name}", wait=wait,
+                        outcome=STOPPED_OUTCOME)
         except NotFound:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
         return Effect(instance.type_name, instance.id, instance.name, "stopped")
 
-    def delete_instance(self, vault: VaultRef, instance: BackupInstance) -> Effect:
+    def delete_instance(self, vault: VaultRef, instance: BackupInstance, *, wait: bool = True) -> Effect:
+        """Delete the instance (``DELETE``, an LRO; soft-deleted when the vault keeps deleted data).
+        ``wait=False``: send only."""
         current = self._instance(vault, instance)
         if current is None:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         if current.state is ItemState.SOFT_DELETED:
             return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", current.purge_at)
-        dp = self._clients.data_protection(vault.subscription_id)
-        try:
-            _call(
-                lambda: dp.backup_instances.begin_delete(
-                    vault.resource_group, vault.name, instance.name, polling_interval=self._interval
-                ).result()
+
+        def delete() -> Any:
+            # by name: an instance undeleted by the saga is listed in the plan under deletedBackupInstances/
+            return self._rest(
+                vault, "DELETE", f"{vault.id}/backupInstances/{instance.name}", api_version=DATA_PROTECTION_API_VERSION
             )
+
+        try:
+            try:
+                response = delete()
+            except AzureRefusal as error:
+                if refusal_of(error).kind is not RefusalKind.NEEDS_SECURITY_APPROVAL:
+                    raise
+                # MUA: unlockDelete for this instance naming only deleteBackupInstanceRequests (dataprotection CLI
+                # extension operation_request_map "DeleteBackupInstance"), then the same delete again
+                self._unlock_delete(vault, f"{vault.id}/backupInstances/{instance.name}", DELETE_INSTANCE_REQUEST)
+                response = delete()
+            self._await(vault, response, f"deleting backup instance {instance.name}", wait=wait)
         except NotFound:
             return Effect(instance.type_name, instance.id, instance.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
+        return self._instance_outcome(vault, instance)
+
+    def _instance_outcome(self, vault: VaultRef, instance: BackupInstance) -> Effect:
         after = self._instance(vault, instance)
         if after is not None and after.state is ItemState.SOFT_DELETED:
             return Effect(instance.type_name, instance.id, instance.name, "soft-deleted", "", after.purge_at)
+        if after is not None:
+            raise TeardownStillRunning(f"backup instance {instance.name} is still {after.state.value}")
         return Effect(instance.type_name, instance.id, instance.name, "deleted")
 
     def delete_policy(self, vault: VaultRef, policy: BackupPolicy) -> Effect:
@@ -804,31 +1054,30 @@ class TeardownOps:
 
     # ------------------------------------------------------------------------------------------- the vault
 
-    def delete_vault(self, vault: VaultRef) -> Effect:
+    def delete_vault(self, vault: VaultRef, *, wait: bool = True) -> Effect:
+        """Delete the emptied vault (``DELETE``, 202 + ``Azure-AsyncOperation``/``Location`` or 204; S-RS
+        ``DeleteVault.json``, S-DP ``DeleteBackupVault.json``). ``wait=False``: send only."""
+        version = _vault_api_version(vault)
         try:
-            if vault.kind is VaultKind.RECOVERY_SERVICES:
-                rs = self._clients.recovery_services(vault.subscription_id)
-                if _quiet_not_found(lambda: rs.vaults.get(vault.resource_group, vault.name)) is None:
-                    return Effect("vault", vault.id, vault.name, "already-gone")
-                _call(
-                    lambda: rs.vaults.begin_delete(
-                        vault.resource_group, vault.name, polling_interval=self._interval
-                    ).result()
-                )
-            else:
-                dp = self._clients.data_protection(vault.subscription_id)
-                if _quiet_not_found(lambda: dp.backup_vaults.get(vault.resource_group, vault.name)) is None:
-                    return Effect("vault", vault.id, vault.name, "already-gone")
-                _call(
-                    lambda: dp.backup_vaults.begin_delete(
-                        vault.resource_group, vault.name, polling_interval=self._interval
-                    ).result()
-                )
+            try:
+                self._rest(vault, "GET", vault.id, api_version=version)
+            except NotFound:
+                return Effect("vault", vault.id, vault.name, "already-gone")
+            response = self._rest(vault, "DELETE", vault.id, api_version=version)
+            self._await(vault, response, f"deleting vault {vault.name}", wait=wait, outcome=VAULT_OUTCOME)
         except NotFound:
             return Effect("vault", vault.id, vault.name, "already-gone")
         except AzureRefusal as error:
             raise refusal_of(error) from error
-        return Effect("vault", vault.id, vault.name, "deleted")
+        return self._vault_outcome(vault)
+
+    def _vault_outcome(self, vault: VaultRef) -> Effect:
+        version = _vault_api_version(vault)
+        try:
+            self._rest(vault, "GET", vault.id, api_version=version)
+        except NotFound:
+            return Effect("vault", vault.id, vault.name, "deleted")
+        raise TeardownStillRunning(f"vault {vault.name} still exists after its delete")
 
 
 #: The writable properties of ``backupconfig/vaultconfig`` a PUT must carry (it replaces the whole config).
@@ -849,10 +1098,23 @@ def vault_config_for_put(current: Mapping[str, Any], field: str, value: str) -> 
     return body
 
 
-def _guarded_by(settings: VaultSettings, proxies: list[dict[str, Any]]) -> VaultSettings:
-    """The settings with the Resource Guard the vault's proxy names (MUA), so a plan can say whose grant it needs."""
-    guard = next((str((p.get("properties") or {}).get("resourceGuardResourceId") or "") for p in proxies), "")
-    return replace(settings, resource_guard_id=guard or None)
+def _vault_api_version(vault: VaultRef) -> str:
+    return RECOVERY_SERVICES_API_VERSION if vault.kind is VaultKind.RECOVERY_SERVICES else DATA_PROTECTION_API_VERSION
+
+
+def permits(entries: Iterable[Mapping[str, Any]], action: str) -> bool:
+    """ARM's evaluation of a permissions list: an entry whose ``actions`` match ``action`` (``*`` wildcards, any
+    case) and whose ``notActions`` do not."""
+
+    def matches(pattern: object) -> bool:
+        regex = ".*".join(re.escape(part) for part in str(pattern).split("*"))
+        return re.fullmatch(regex, action, flags=re.IGNORECASE) is not None
+
+    return any(
+        any(matches(p) for p in entry.get("actions") or [])
+        and not any(matches(p) for p in entry.get("notActions") or [])
+        for entry in entries
+    )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -867,6 +1129,7 @@ def describe(effects: Iterable[Effect]) -> str:
 __all__ = [
     "SITE_RECOVERY_API_VERSION",
     "Effect",
+    "OperationPending",
     "SoftDeleteState",
     "TeardownOps",
     "describe",

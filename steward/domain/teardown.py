@@ -326,6 +326,7 @@ class _Codec:
     hint: Any
     default: Any  # dataclasses.MISSING when the field is required
     may_be_empty: bool = False  # a required string that may be "" (or absent from older records)
+    omit_default: bool = False  # left out of the record while it has its default (a field added later)
 
     def dump(self, value: Any) -> Any:
         if isinstance(value, StrEnum):
@@ -371,7 +372,14 @@ class _FlatRecord:
         if cached is None:
             hints = get_type_hints(cls)
             cached = tuple(
-                _Codec(f.name, _camel(f.name), hints[f.name], f.default, bool(f.metadata.get("may_be_empty")))
+                _Codec(
+                    f.name,
+                    _camel(f.name),
+                    hints[f.name],
+                    f.default,
+                    bool(f.metadata.get("may_be_empty")),
+                    bool(f.metadata.get("omit_default")),
+                )
                 for f in fields(cast(Any, cls))
             )
             cls._codecs_cache = cached  # type: ignore[attr-defined]
@@ -380,7 +388,10 @@ class _FlatRecord:
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"type": self.type_name} if self.type_name else {}
         for codec in self._codecs():
-            record[codec.key] = codec.dump(getattr(self, codec.name))
+            value = getattr(self, codec.name)
+            if codec.omit_default and value == codec.default:
+                continue  # older records (and fingerprints) stay as they were
+            record[codec.key] = codec.dump(value)
         return record
 
     @classmethod
@@ -399,6 +410,8 @@ class VaultSettings(_FlatRecord):
     immutability: ImmutabilityState = ImmutabilityState.DISABLED
     mua_enabled: bool = False
     resource_guard_id: str | None = None
+    #: the Resource Guard's subscription answers the app's token with InvalidAuthenticationTokenTenant
+    resource_guard_other_tenant: bool = field(default=False, metadata={"omit_default": True})
 
 
 
@@ -774,15 +787,18 @@ RECOVERY_SERVICES_ORDER: Final = (
     StepKind.VERIFY_EMPTY,
     StepKind.DELETE_VAULT,
 )
-#: Backup vault (D-bv): instances (stop, delete, soft-deleted ones), policies, then the vault.
+#: Backup vault (D-bv): instances (stop, delete, soft-deleted ones), policies, then the vault. Policies come after
+#: the purge wait: Azure refuses to delete a policy that soft-deleted instances still reference
+#: (``UserErrorPolicyAssociatedWithSoftDeletedItems``, terraform-provider-azurerm#25011), and with AlwaysOn soft
+#: delete every deleted instance stays soft-deleted until its purge date.
 BACKUP_VAULT_ORDER: Final = (
     StepKind.DISABLE_SOFT_DELETE,
     StepKind.DISABLE_IMMUTABILITY,
     StepKind.UNDELETE_INSTANCES,
     StepKind.STOP_INSTANCES,
     StepKind.DELETE_INSTANCES,
-    StepKind.DELETE_POLICIES,
     StepKind.AWAIT_PURGE,
+    StepKind.DELETE_POLICIES,
     StepKind.VERIFY_EMPTY,
     StepKind.DELETE_VAULT,
 )
@@ -989,7 +1005,13 @@ def _blockers(inventory: VaultInventory, now: datetime) -> list[Blocker]:
                 BlockerKind.MISSING_PERMISSION,
                 "the app's identity was refused: " + ", ".join(sorted(set(inventory.access_denied))),
                 "grant the Function App's identity Backup Contributor (and Contributor for vault deletion) "
-                "on the vault, then plan again",
+                "on the vault"
+                + (
+                    ", and Storage Account Contributor on each storage account named above"
+                    if any("Storage Account Contributor" in a for a in inventory.access_denied)
+                    else ""
+                )
+                + ", then plan again",
             )
         )
     # Azure refuses stop-protection-with-delete-data on a Locked vault (D-immut), before the first recovery
@@ -1011,15 +1033,34 @@ def _blockers(inventory: VaultInventory, now: datetime) -> list[Blocker]:
         settings.soft_delete is SoftDeleteState.ENABLED or settings.enhanced_security is SoftDeleteState.ENABLED
     ):
         guard = settings.resource_guard_id or "the vault's Resource Guard"
-        blockers.append(
-            Blocker(
-                BlockerKind.MUA,
-                "multi-user authorization protects the vault: disabling soft delete needs a Resource Guard grant",
-                f"a security administrator must give the requester (or the app's identity) Contributor on {guard} "
-                f"(a time-limited just-in-time grant is enough), then raise the event {EVENT_SECURITY_APPROVAL!r} "
-                "on this teardown (POST /api/teardowns/{id}/security-approval)",
+        if settings.resource_guard_other_tenant:
+            # Azure wants every guarded request to carry a token from the guard's tenant in
+            # x-ms-authorization-auxiliary (azure-cli backup: aux_tenants=[tenant_id]; PowerShell: -Token); a managed
+            # identity has no identity in another tenant, so the app cannot send it.
+            blockers.append(
+                Blocker(
+                    BlockerKind.MUA,
+                    f"multi-user authorization protects the vault with the Resource Guard {guard}, which is in "
+                    "another tenant: every guarded request (disabling soft delete, deleting backup data) must carry "
+                    "an auxiliary token for that tenant (x-ms-authorization-auxiliary), and the Function App's "
+                    "managed identity cannot obtain one. The app cannot perform those steps, even after a grant",
+                    "a person with Contributor on the Resource Guard (through its own tenant) must perform the guarded "
+                    "steps (az backup vault backup-properties set --tenant-id <guard tenant> ...; "
+                    "Unlock-AzDataProtectionResourceGuardOperation -Token ...), then raise the event "
+                    f"{EVENT_SECURITY_APPROVAL!r} on this teardown (POST /api/teardowns/{{id}}/security-approval): "
+                    "the saga reads the vault again and continues with what is left",
+                )
             )
-        )
+        else:
+            blockers.append(
+                Blocker(
+                    BlockerKind.MUA,
+                    "multi-user authorization protects the vault: disabling soft delete needs a Resource Guard grant",
+                    f"a security administrator must give the requester (or the app's identity) Contributor on {guard} "
+                    f"(a time-limited just-in-time grant is enough), then raise the event {EVENT_SECURITY_APPROVAL!r} "
+                    "on this teardown (POST /api/teardowns/{id}/security-approval)",
+                )
+            )
     purge = estimated_purge_at(inventory, now)
     if purge is not None:
         blockers.append(
@@ -1144,15 +1185,19 @@ def _recovery_services_steps(inventory: VaultInventory) -> list[TeardownStep]:
             else StepKind.UNREGISTER_BACKUP_SERVERS
         )
         by_step.setdefault(kind, []).append(server)
+    # D-script (Site Recovery part): purge replicated items, remove container mappings, then network mappings,
+    # then ``Remove-AzRecoveryServicesAsrFabric -Force``. It never removes a protection container on its own (they
+    # go with their fabric), so neither does the plan. REMOVE_REPLICATION_CONTAINERS stays a step kind only for
+    # plans recorded before this change.
     sr_steps = {
         SiteRecoveryKind.REPLICATED_ITEM: StepKind.REMOVE_REPLICATED_ITEMS,
         SiteRecoveryKind.CONTAINER_MAPPING: StepKind.REMOVE_CONTAINER_MAPPINGS,
-        SiteRecoveryKind.PROTECTION_CONTAINER: StepKind.REMOVE_REPLICATION_CONTAINERS,
         SiteRecoveryKind.NETWORK_MAPPING: StepKind.REMOVE_NETWORK_MAPPINGS,
         SiteRecoveryKind.FABRIC: StepKind.REMOVE_FABRICS,
     }
     for obj in inventory.site_recovery:
-        by_step.setdefault(sr_steps[obj.kind], []).append(obj)
+        if obj.kind in sr_steps:
+            by_step.setdefault(sr_steps[obj.kind], []).append(obj)
     if inventory.private_endpoints:
         by_step[StepKind.REMOVE_PRIVATE_ENDPOINTS] = list(inventory.private_endpoints)
     steps.extend(TeardownStep(kind, tuple(_sorted_targets(targets))) for kind, targets in by_step.items())

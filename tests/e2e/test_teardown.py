@@ -224,11 +224,11 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
         "unregister-backup-servers",
         "remove-replicated-items",
         "remove-network-mappings",
-        "remove-replication-containers",
         "remove-fabrics",
         "remove-private-endpoint-connections",
     ):
         assert expected in kinds
+    assert "remove-replication-containers" not in kinds  # D-script never removes a protection container
 
     status, approved = stack.http("POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan["fingerprint"]})
     assert status == 202, approved
@@ -247,6 +247,11 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
         "vault",
     } <= deleted_types
     assert report["remaining"] == []
+    endpoint_type = "resourceType eq 'Microsoft.Network/privateEndpoints'"
+    endpoints = stack.clients.resources(SUB).resources.list(filter=endpoint_type)
+    assert [e.id for e in endpoints if vault_id.split("/providers/")[0].lower() in str(e.id).lower()] == [], (
+        "the official script removes the private endpoint too"
+    )
     status, page = stack.http("GET", f"teardowns/{approved['id']}/report.html")
     assert status == 200 and "Vault teardown report" in page and vault_id in page
     status, shown = stack.http("GET", f"teardowns/{approved['id']}")
@@ -255,6 +260,21 @@ def test_a_vault_with_every_kind_of_content_is_planned_approved_and_deleted(stac
     assert any(
         e.event_type == "BackupSteward.Teardown.Deleted" and e.subject == vault_id for e in stack.publisher.events
     )
+
+
+def test_without_storage_account_contributor_the_plan_is_blocked_before_anything_is_deleted(stack: Stack) -> None:
+    """Unregistering a storage account from a vault needs Storage Account Contributor on the account
+    (backup-rbac-rs-vault.md): the plan names the missing right as a blocker, and an approved run deletes nothing."""
+    estate = stack.estate()
+    vault_id = estate.full_vault(estate.group(), storage_rights=False)
+    plan = stack.plan(vault_id)
+    assert plan["plan"]["status"] == "blocked", plan["plan"]["status"]
+    [blocker] = [b for b in plan["plan"]["blockers"] if b["kind"] == "missing-permission"]
+    assert "Storage Account Contributor" in blocker["reason"] and "/storageAccounts/sa" in blocker["reason"]
+    writes = write_count(stack.sandbox)
+    report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
+    assert report["outcome"] == "blocked" and report["deleted"] == []
+    assert write_count(stack.sandbox) == writes
 
 
 def test_a_dry_run_changes_nothing(stack: Stack) -> None:
@@ -362,6 +382,38 @@ def run_through_mua(
     return report
 
 
+def test_a_resource_guard_in_another_tenant_parks_saying_the_app_cannot_get_the_auxiliary_token(stack: Stack) -> None:
+    """Azure wants a token of the guard's tenant in x-ms-authorization-auxiliary with every guarded request
+    (azure-cli backup: aux_tenants=[tenant_id]); the app's managed identity cannot get one, so the plan and the
+    parked saga say so plainly, and nothing is deleted."""
+    from sandbox.arm.config import DEFAULT_TENANT, OTHER_TENANT, SECOND_SUBSCRIPTION
+
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg)
+    estate.protect_vm(rg, "rsv", "vm-1")
+    foreign_guard = f"/subscriptions/{SECOND_SUBSCRIPTION}/resourceGroups/security/providers/" \
+        "Microsoft.DataProtection/resourceGuards/guard"
+    estate.rsb.resource_guard_proxy.put(
+        "rsv", rg, "VaultProxy", {"properties": {"resourceGuardResourceId": foreign_guard}}
+    )
+    stack.backups_ran()
+    stack.sandbox.move_subscription(SECOND_SUBSCRIPTION, OTHER_TENANT)
+    try:
+        plan = stack.plan(vault_id)
+        mua = next(b for b in plan["plan"]["blockers"] if b["kind"] == "multi-user-authorization")
+        assert "another tenant" in mua["reason"] and "x-ms-authorization-auxiliary" in mua["reason"]
+        assert "cannot" in mua["reason"]
+        started = stack.run(approved_run(vault_id, plan["fingerprint"]))
+        parked = stack.wait_phase(started, "awaiting-security-approval")
+        assert "--tenant-id" in parked["needs"] and "SecurityApprovalGranted" in parked["needs"]
+        assert not vault_gone(stack, vault_id)
+        stack.runner.raise_event(started, "Cancel", {"by": ADMIN})
+        assert stack.finish(started)["outcome"] == "cancelled"
+    finally:
+        stack.sandbox.move_subscription(SECOND_SUBSCRIPTION, DEFAULT_TENANT)
+
+
 def test_mua_on_a_backup_vault_parks_until_the_security_admin_grants_then_resumes(stack: Stack) -> None:
     from sandbox.arm.providers.dataprotection import grant_resource_guard_access
 
@@ -435,10 +487,10 @@ class GatedOps(TeardownOps):
         self.entered.release()
         assert self.gate.wait(60), "the test never opened the gate"
 
-    def delete_item(self, vault: VaultRef, item: Any) -> Any:
+    def delete_item(self, vault: VaultRef, item: Any, *, wait: bool = True) -> Any:
         self.deletes.append(item.name)
         self._held()
-        return super().delete_item(vault, item)
+        return super().delete_item(vault, item, wait=wait)
 
     def set_setting(self, vault: VaultRef, setting: str, value: str) -> Any:
         self.settings.append((setting, value))
@@ -592,6 +644,62 @@ def test_a_backup_vault_tears_down_too(stack: Stack) -> None:
     report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
     assert report["outcome"] == "deleted", report["reason"]
     assert vault_gone(stack, vault_id)
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
+
+
+def test_an_always_on_backup_vault_deletes_its_policies_after_the_purge(stack: Stack) -> None:
+    """AlwaysOn soft delete keeps deleted instances soft-deleted, and Azure refuses to delete a policy that
+    soft-deleted instances still reference (``UserErrorPolicyAssociatedWithSoftDeletedItems``,
+    terraform-provider-azurerm#25011): the policies go after the purge wait, and the saga ends deleted."""
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id, instances = estate.backup_vault_with_instances(rg, soft_deleted=0, live=2, soft_delete="AlwaysOn")
+    plan = stack.plan(vault_id)
+    kinds = [s["kind"] for s in plan["plan"]["steps"]]
+    assert kinds.index("await-purge") < kinds.index("delete-policies") < kinds.index("delete-vault"), kinds
+    instance = stack.run(approved_run(vault_id, plan["fingerprint"]))
+    stack.wait_phase(instance, "waiting-for-purge")
+    assert [p.name for p in estate.dp.backup_policies.list(rg, "bv")] == ["disk-policy"], "kept while it waits"
+    stack.sandbox.advance(15 * DAY)
+    report = stack.finish(instance)
+    assert report["outcome"] == "deleted", report["reason"]
+    assert vault_gone(stack, vault_id)
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupPolicy"} == {"disk-policy"}
+    assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
+
+
+def test_no_activity_waits_for_an_operation_the_saga_polls_it_on_durable_timers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One activity never needs more than functionTimeout (host.json): deleting backup data, unregistering a
+    container and removing Site Recovery objects are sent by one activity and followed by the orchestrator
+    (durable timer at Retry-After, one status poll per activity), not by an activity sleeping."""
+    waited: list[float] = []
+
+    def no_waiting_inside_an_activity(seconds: float) -> None:
+        waited.append(seconds)
+        raise AssertionError(f"an activity slept {seconds} s waiting for an operation")
+
+    monkeypatch.setattr(teardown_composition.ops(), "_sleep", no_waiting_inside_an_activity)
+    estate = stack.estate()
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="Disabled", enhanced="Disabled")
+    estate.protect_vm(rg, "rsv", "vm-1")
+    estate.protect_vm(rg, "rsv", "vm-2")
+    estate.site_recovery(vault_id)
+    stack.backups_ran()
+    plan = stack.plan(vault_id)
+    report = stack.finish(stack.run(approved_run(vault_id, plan["fingerprint"])))
+    assert report["outcome"] == "deleted", report["reason"]
+    assert waited == []
+    effects = {(d["type"], d["effect"]) for d in report["deleted"]}
+    assert {("backupItem", "deleted"), ("siteRecovery", "removed"), ("vault", "deleted")} <= effects
+    # a Backup vault too: instances stopped and deleted, then the vault, each followed by the orchestrator
+    bv_id, instances = estate.backup_vault_with_instances(rg, soft_deleted=0, live=2, soft_delete="Off")
+    plan = stack.plan(bv_id)
+    report = stack.finish(stack.run(approved_run(bv_id, plan["fingerprint"])))
+    assert report["outcome"] == "deleted", report["reason"]
+    assert waited == [] and vault_gone(stack, bv_id)
     assert {d["name"] for d in report["deleted"] if d["type"] == "backupInstance"} == set(instances)
 
 

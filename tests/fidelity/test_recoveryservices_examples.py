@@ -409,6 +409,11 @@ def setup_unregister(world: World, params: dict[str, Any]) -> None:
     group = f"/subscriptions/{params['subscriptionId']}/resourceGroups/{rg}"
     account_id = f"{group}/providers/Microsoft.Storage/storageAccounts/{account}"
     world.resource(account_id, "westus")
+    # unregistering a storage account needs Storage Account Contributor on it (backup-rbac-rs-vault.md)
+    from sandbox.arm.providers.authorization_model import grant_built_in_role
+
+    grant_built_in_role(world.sb.store, world.sb.config.default_principal_id, "Storage Account Contributor",
+                        account_id, world.sb.clock.now())
     answer = world.client.send(
         "PUT",
         CONTAINER.format(**params),

@@ -90,6 +90,12 @@ class AuthorizationProvider:
         flt = AssignmentFilter.parse(req.query.get("$filter"))
         return self.ctx.page(req, self.assignments.list_for_scope(scope, flt))
 
+    def permissions(self, scope: str, req: Request) -> Response:
+        """``Permissions_ListForResource`` / ``_ListForResourceGroup``: the caller's own effective actions."""
+        self.require_scope(scope)
+        who = req.principal.object_id if req.principal else ""
+        return self.ctx.page(req, self.assignments.permissions(who, scope))
+
     # -- role definitions --------------------------------------------------------------------------------------
     def role_definition(self, scope: str, guid: str) -> Response:
         role = ROLES_BY_GUID.get(guid.lower())
@@ -146,6 +152,8 @@ def _register_scope(routes: ProviderRoutes, provider: AuthorizationProvider, tem
     routes.add("DELETE", one, lambda req: provider.delete(scope(req), req.params["roleAssignmentName"]),
                operation="Microsoft.Authorization/roleAssignments/delete")
     routes.add("GET", f"{template}/{_RA}", lambda req: provider.list_for_scope(scope(req), req))
+    routes.add("GET", f"{template}/providers/Microsoft.Authorization/permissions",
+               lambda req: provider.permissions(scope(req), req))
     routes.add("GET", f"{template}/{_RD}/{{roleDefinitionId}}",
                lambda req: provider.role_definition(scope(req), req.params["roleDefinitionId"]))
     routes.add("GET", f"{template}/{_RD}", lambda req: provider.role_definitions(scope(req), req))

@@ -65,6 +65,11 @@ BUILT_IN_ROLES: Final[tuple[BuiltInRole, ...]] = (
     BuiltInRole("e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1", "Storage Account Backup Contributor", "Lets you perform "
                 "backup and restore operations using Azure Backup on the storage account.",
                 ("Microsoft.Storage/storageAccounts/blobServices/*",)),
+    BuiltInRole("17d1049b-9a84-46fb-8f53-869881c3d3ab", "Storage Account Contributor", "Permits management of "
+                "storage accounts. Provides access to the account key, which can be used to access data via Shared "
+                "Key authorization.", ("Microsoft.Authorization/*/read", "Microsoft.Insights/diagnosticSettings/*",
+                                       "Microsoft.Resources/subscriptions/resourceGroups/read",
+                                       "Microsoft.Storage/storageAccounts/*")),
     BuiltInRole("c088a766-074b-43ba-90d4-1fb21feae531", "PostgreSQL Flexible Server Long Term Retention Backup "
                 "Role", "Role to allow backup vault to access PostgreSQL Flexible Server Resource APIs for Long "
                 "Term Retention Backup.", ("Microsoft.DBforPostgreSQL/flexibleServers/ltrBackupOperations/*",)),
@@ -108,6 +113,13 @@ def role_definition_body(role: BuiltInRole, subscription_id: str | None) -> dict
 def guid_of_role_definition(role_definition: str) -> str:
     """The GUID at the end of a role definition id (or a bare GUID)."""
     return role_definition.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def action_matches(pattern: str, action: str) -> bool:
+    """ARM's action wildcards: ``*`` matches any run of characters, case-insensitively (``*/read``,
+    ``Microsoft.Storage/storageAccounts/*``)."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, action, flags=re.IGNORECASE) is not None
 
 
 def scope_covers(scope: str, target: str) -> bool:
@@ -241,6 +253,27 @@ class RoleAssignments:
                 return True
         return False
 
+    def permissions(self, principal_id: str, target: str) -> list[dict[str, Any]]:
+        """The caller's effective permissions at ``target``, one entry per role assignment that covers it (the
+        shape of ``Permissions_ListForResource``, Microsoft.Authorization 2022-04-01)."""
+        found: list[dict[str, Any]] = []
+        for record in self.all():
+            props = record.get("properties", {})
+            if str(props.get("principalId", "")).lower() != principal_id.lower():
+                continue
+            if not scope_covers(str(props.get("scope") or scope_of_assignment(record["id"])), target):
+                continue
+            role = ROLES_BY_GUID.get(guid_of_role_definition(str(props.get("roleDefinitionId", ""))))
+            if role is not None:
+                found.append({"actions": list(role.actions), "notActions": [], "dataActions": [],
+                              "notDataActions": []})
+        return found
+
+    def allows(self, principal_id: str, action: str, target: str) -> bool:
+        """True when one of the caller's roles at ``target`` grants ``action`` (ARM's wildcard matching)."""
+        return any(action_matches(pattern, action) for p in self.permissions(principal_id, target)
+                   for pattern in p["actions"])
+
     # -- writes -----------------------------------------------------------------------------------------------
     def create(
         self,
@@ -329,3 +362,20 @@ class RoleAssignments:
 
 def new_assignment_name() -> str:
     return str(uuid.uuid4())
+
+
+def grant_built_in_role(store: ResourceStore, principal_id: str, role_name: str, scope: str, now: datetime) -> None:
+    """Sandbox control: ``principal_id`` holds the built-in ``role_name`` at ``scope`` (tests and seeds)."""
+    role = ROLES_BY_NAME[role_name.lower()]
+    subscription = parse_id(scope).subscription_id
+    RoleAssignments(store).create(
+        scope,
+        new_assignment_name(),
+        {
+            "roleDefinitionId": role_definition_id(role.guid, subscription),
+            "principalId": principal_id,
+            "principalType": "ServicePrincipal",
+        },
+        now=now,
+        created_by=None,
+    )

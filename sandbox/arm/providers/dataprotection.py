@@ -36,6 +36,19 @@ inferred) unless the security admin granted access (:func:`grant_resource_guard_
 Contributor on the Resource Guard); deleting the proxy (disabling MUA) always needs an ``unlockDelete`` first,
 which itself needs the grant. Sandbox convenience: the proxy body may carry ``vaultCriticalOperationExclusionList``
 (Azure keeps that list on the Resource Guard, which the sandbox does not model) to leave operations unprotected.
+
+The guarded operation is named in the request (issue #13 item 3). Azure computes the proxy's
+``resourceGuardOperationDetails`` from the guard (S-DP ``ResourceGuardProxyCRUD/PutResourceGuardProxy.json``: the
+request names only ``resourceGuardResourceId``, the answer lists ``backupInstances/delete`` ->
+``{guard}/deleteBackupInstanceRequests/default`` and ``backupResourceGuardProxies/delete`` ->
+``{guard}/deleteResourceGuardProxyRequests/default``). Deleting a backup instance needs an ``unlockDelete`` whose
+``resourceToBeDeleted`` is the instance and whose ``resourceGuardOperationRequests`` name that one
+``deleteBackupInstanceRequests/default`` (UnlockDeleteRequest in the 2025-07-01 spec; the request Microsoft's
+UnlockDeleteResourceGuardProxy.json example sends; the dataprotection CLI extension's ``operation_request_map``
+``DeleteBackupInstance``; PowerShell's ``Unlock-AzDataProtectionResourceGuardOperation`` example, then
+``Remove-AzDataProtectionBackupInstance``). A grant alone no longer deletes an instance. An ``unlockDelete`` that
+names no request, or requests of other operations, is refused: **inferred** (every Microsoft client sends exactly
+the request of the operation it unlocks; Azure's own answer to other requests is not published).
 """
 
 from __future__ import annotations
@@ -71,6 +84,15 @@ OP_DISABLE_SOFT_DELETE: Final = "disableSoftDelete"
 OPTIONALLY_PROTECTED: Final = (OP_DELETE_INSTANCE, OP_STOP_PROTECTION, OP_DISABLE_SOFT_DELETE)
 #: how long an unlockDelete keeps one protected delete open (Azure seconds)
 UNLOCK_WINDOW: Final = 30 * 60.0
+#: the proxy's resourceGuardOperationDetails as Azure computes them (S-DP PutResourceGuardProxy.json)
+GUARD_REQUESTS: Final = (
+    ("Microsoft.DataProtection/backupVaults/backupInstances/delete", "deleteBackupInstanceRequests"),
+    ("Microsoft.DataProtection/backupVaults/backupResourceGuardProxies/delete", "deleteResourceGuardProxyRequests"),
+)
+
+
+def _guard_request(guard_id: str, request: str) -> str:
+    return f"{guard_id}/{request}/default"
 
 
 def grant_resource_guard_access(ctx: ProviderContext, vault_id: str, minutes: float = 60.0) -> datetime:
@@ -671,7 +693,7 @@ class DataProtectionProvider:
         instance_id = self.child_id(vault, "backupInstances", req.params["backupInstanceName"])
         if self.store.get(instance_id) is None:
             return no_content()
-        self.require_mua(vault, OP_DELETE_INSTANCE)
+        self.require_unlock(vault, OP_DELETE_INSTANCE, instance_id)
         vault_id = vault["id"]
 
         def complete() -> None:
@@ -795,6 +817,19 @@ class DataProtectionProvider:
             raise errors.MUA_NOT_AUTHORIZED.error(operation=operation, vault=vault["name"],
                                                   guard=props.get("resourceGuardResourceId"))
 
+    def require_unlock(self, vault: dict[str, Any], operation: str, resource_id: str) -> None:
+        """A protected delete needs an open ``unlockDelete`` for exactly this resource (see the module docstring)."""
+        unlocks = self.store.private(vault["id"]).get("muaUnlocks", {})
+        for proxy in self.proxies(vault["id"]):
+            props = proxy.get("properties", {})
+            excluded = {str(x).lower() for x in props.get("vaultCriticalOperationExclusionList") or []}
+            if operation.lower() in excluded:
+                continue
+            until = unlocks.get(id_key(resource_id))
+            if until is None or _parse_iso(str(until)) <= self.ctx.clock.now():
+                raise errors.MUA_NOT_AUTHORIZED.error(operation=operation, vault=vault["name"],
+                                                      guard=props.get("resourceGuardResourceId"))
+
     def put_proxy(self, req: Request) -> Response:
         vault = self.require_vault(req)
         props = req.json_object().get("properties")
@@ -806,9 +841,13 @@ class DataProtectionProvider:
         if existing is not None and id_key(str(existing["properties"].get("resourceGuardResourceId"))) != id_key(
                 str(props["resourceGuardResourceId"])):
             self.require_mua(vault, "updateResourceGuardProxy")
+        guard = str(props["resourceGuardResourceId"])
         record = {"id": proxy_id, "name": name, "type": PROXY_TYPE, "properties": {
             "resourceGuardResourceId": props["resourceGuardResourceId"],
-            "resourceGuardOperationDetails": props.get("resourceGuardOperationDetails") or [],
+            "resourceGuardOperationDetails": [
+                {"vaultCriticalOperation": op, "defaultResourceRequest": _guard_request(guard, request)}
+                for op, request in GUARD_REQUESTS
+            ],
             "lastUpdatedTime": self.ctx.now_iso(),
             "description": props.get("description") or "",
             "vaultCriticalOperationExclusionList": [
@@ -837,9 +876,17 @@ class DataProtectionProvider:
         target = str((req.json() or {}).get("resourceToBeDeleted") or "")
         if not target:
             raise errors.PROXY_INVALID.error(reason="'resourceToBeDeleted' is required")
+        guard = str(proxy["properties"].get("resourceGuardResourceId"))
         if not self._granted(vault["id"]):
-            raise errors.MUA_NOT_AUTHORIZED.error(operation="unlockDelete", vault=vault["name"],
-                                                  guard=proxy["properties"].get("resourceGuardResourceId"))
+            raise errors.MUA_NOT_AUTHORIZED.error(operation="unlockDelete", vault=vault["name"], guard=guard)
+        # the one request that unlocks deleting this kind of resource (module docstring; other requests: inferred)
+        kind = "deleteResourceGuardProxyRequests" if "/backupresourceguardproxies/" in id_key(target) else (
+            "deleteBackupInstanceRequests")
+        wanted = id_key(_guard_request(guard, kind))
+        named = {id_key(str(r)) for r in (req.json() or {}).get("resourceGuardOperationRequests") or []}
+        if named != {wanted}:
+            raise errors.MUA_OPERATION_REQUEST.error(wanted=_guard_request(guard, kind),
+                                                     named=", ".join(sorted(named)) or "none")
         until = self.ctx.clock.now() + timedelta(seconds=UNLOCK_WINDOW)
         state = self.store.private(vault["id"])
         state.setdefault("muaUnlocks", {})[id_key(target)] = _iso(until)

@@ -237,6 +237,17 @@ MUA_NOT_AUTHORIZED: Final = ErrorSpec(
     "protection and disabling soft delete are protected unless excluded); code inferred, in the style of the "
     "Recovery Services BMSUserErrorCriticalOperationNotAuthorizedByResourceGuard",
 )
+MUA_OPERATION_REQUEST: Final = ErrorSpec(
+    400,
+    "UserErrorCriticalOperationNotAuthorizedByResourceGuard",
+    "The unlockDelete request must name the resource guard operation request '{wanted}' and no other; it named: "
+    "{named}.",
+    "inferred",
+    "behaviour: UnlockDeleteRequest.resourceGuardOperationRequests (S-DP ResourceGuardProxyCRUD examples); every "
+    "Microsoft client sends exactly the request of the operation it unlocks (dataprotection CLI extension "
+    "operation_request_map, Unlock-AzDataProtectionResourceGuardOperation); Azure's answer to other requests is not "
+    "published: code and refusal inferred",
+)
 PROXY_INVALID: Final = ErrorSpec(
     400,
     "UserErrorInvalidResourceGuardProxy",

@@ -475,10 +475,33 @@ class RecoveryServicesProvider:
     def unregister_container(self, req: Request) -> Response:
         vault = self.vault(req)
         container = self.model.container(vault.id, req.params["containerName"])
+        if container.kind == "Storage":
+            self._require_storage_account_contributor(req, container.source_id)
         pending = self.model.unregister_container(vault.id, container.name)
         status_url, result_url = self._container_urls(vault, req, container.name)
         op = self.begin(req, pending, async_url=status_url, location_url=result_url)
         return self.ctx.operations.accept(op)
+
+    STORAGE_ACTION = "Microsoft.Storage/storageAccounts/write"
+
+    def _require_storage_account_contributor(self, req: Request, account_id: str) -> None:
+        """Unregistering a storage account from a vault needs Storage Account Contributor on the account besides
+        Backup Contributor on the vault (MicrosoftDocs/azure-docs ``backup/backup-rbac-rs-vault.md``, "Unregister
+        storage account from vault"). The sandbox checks a role of the caller granting ``STORAGE_ACTION`` there
+        (Storage Account Contributor, Contributor, Owner); the action checked and the answer (403
+        ``LinkedAuthorizationFailed``, ARM's code for a check on a linked resource) are **inferred**."""
+        from sandbox.arm.providers.authorization_model import RoleAssignments
+
+        who = req.principal.object_id if req.principal else ""
+        if RoleAssignments(self.ctx.store).allows(who, self.STORAGE_ACTION, account_id):
+            return
+        raise ArmError(
+            403,
+            "LinkedAuthorizationFailed",
+            f"The client '{who}' has permission to unregister the container, but it does not have permission to "
+            f"perform action '{self.STORAGE_ACTION}' on the linked scope '{account_id}' (Storage Account "
+            "Contributor on the storage account is required), or the linked scope is invalid.",
+        )
 
     # -- engines, registered identities ---------------------------------------------------------------
     def list_engines(self, req: Request) -> Response:

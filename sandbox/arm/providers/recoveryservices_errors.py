@@ -111,6 +111,19 @@ MUA_NOT_AUTHORIZED: Final = ErrorSpec(
     "D-mua: protected operations need Contributor on the Resource Guard",
 )
 
+MUA_OPERATION_REQUEST: Final = ErrorSpec(
+    400,
+    "BMSUserErrorCriticalOperationNotAuthorizedByResourceGuard",
+    "The operation '{operation}' is protected by Multi-User Authorization: the request must name the resource "
+    "guard operation request '{wanted}' (and no other); it named: {named}.",
+    "inferred",
+    "azure-cli backup: set_backup_properties sends resourceGuardOperationRequests=[the proxy's defaultResourceRequest "
+    "for 'disableSoftDelete' (…/backupconfig/write)] when it turns soft delete or enhanced security off; "
+    "disable_protection unlocks with exactly the 'deleteProtection' request (custom_help.operation_name_map); "
+    "S-RSB ResourceGuardProxyCRUD/UnlockDeleteResourceGuardProxy.json names one deleteProtectedItemRequests. "
+    "Azure's code for a missing or other request is not published: code and refusal inferred",
+)
+
 VM_PROTECTED_ELSEWHERE: Final = ErrorSpec(
     409,
     "BMSUserErrorProtectableItemAlreadyProtected",
@@ -259,6 +272,7 @@ ALL_ERRORS: Final[tuple[ErrorSpec, ...]] = (
     IMMUTABILITY_LOCKED_CHANGE,
     IMMUTABLE_VAULT_DELETE_DATA,
     MUA_NOT_AUTHORIZED,
+    MUA_OPERATION_REQUEST,
     VM_PROTECTED_ELSEWHERE,
     VM_REGION_MISMATCH,
     VM_SUBSCRIPTION_MISMATCH,

@@ -47,13 +47,28 @@ MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 14, 180
 HYBRID_RETENTION_DAYS = 14
 
 #: Operations a resource guard protects on a Recovery Services vault (D-mua). The first two are always
-#: protected; the others only when the guard does not exclude them.
-OP_DISABLE_SOFT_DELETE = "Microsoft.RecoveryServices/vaults/backupconfig/write#reduceSoftDeleteSecurity"
+#: protected; the others only when the guard does not exclude them. Disabling soft delete is named as the CLI
+#: names it (azure-cli backup custom_help.operation_name_map "disableSoftDelete": ".../backupconfig/write").
+OP_DISABLE_SOFT_DELETE = "Microsoft.RecoveryServices/vaults/backupconfig/write"
 OP_DELETE_PROXY = "Microsoft.RecoveryServices/vaults/backupResourceGuardProxies/delete"
 OP_DELETE_ITEM_DATA = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/delete"
 OP_MODIFY_POLICY = "Microsoft.RecoveryServices/vaults/backupPolicies/write#modifyPolicy"
 ALWAYS_PROTECTED = (OP_DISABLE_SOFT_DELETE, OP_DELETE_PROXY)
 OPTIONALLY_PROTECTED = (OP_DELETE_ITEM_DATA, OP_MODIFY_POLICY)
+#: The Resource Guard request each protected operation is authorised through (the proxy's
+#: resourceGuardOperationDetails[].defaultResourceRequest is ``{guard}/{request}/default``; S-RSB
+#: ResourceGuardProxyCRUD/GetResourceGuardProxy.json and UnlockDeleteResourceGuardProxy.json).
+GUARD_REQUESTS = {
+    OP_DISABLE_SOFT_DELETE: "disableSoftDeleteRequests",
+    OP_DELETE_PROXY: "deleteResourceGuardProxyRequests",
+    OP_DELETE_ITEM_DATA: "deleteProtectedItemRequests",
+    OP_MODIFY_POLICY: "updatePolicyRequests",
+}
+
+
+def guard_request(guard_id: str, operation: str) -> str:
+    """The default resource request of ``operation`` on the guard (what a critical request must name)."""
+    return f"{guard_id}/{GUARD_REQUESTS[operation]}/default"
 
 
 class Clock(Protocol):
@@ -499,7 +514,7 @@ class RecoveryServicesModel:
             self._change_immutability(vault, str(immutability))
         del source
 
-    def _change_soft_delete(self, vault: VaultState, wanted: str) -> None:
+    def _change_soft_delete(self, vault: VaultState, wanted: str, requests: list[Any] | None = None) -> None:
         state = _pick((*SOFT_DELETE_STATES, "Invalid"), wanted, "softDeleteState")
         current = vault.security.soft_delete_state
         if state in (current, "Invalid"):
@@ -507,10 +522,10 @@ class RecoveryServicesModel:
         if current == ALWAYS_ON:
             raise RecoveryServicesError(err.SOFT_DELETE_DISABLE_NOT_ALLOWED)
         if state == "Disabled":
-            self._require_grant(vault, OP_DISABLE_SOFT_DELETE)
+            self._require_grant(vault, OP_DISABLE_SOFT_DELETE, requests)
         vault.security.soft_delete_state = state
 
-    def _change_enhanced_security(self, vault: VaultState, wanted: str) -> None:
+    def _change_enhanced_security(self, vault: VaultState, wanted: str, requests: list[Any] | None = None) -> None:
         state = _pick((*SOFT_DELETE_STATES, "Invalid"), wanted, "enhancedSecurityState")
         current = vault.security.enhanced_security_state
         if state in (current, "Invalid"):
@@ -518,7 +533,7 @@ class RecoveryServicesModel:
         if current == ALWAYS_ON:
             raise RecoveryServicesError(err.SOFT_DELETE_DISABLE_NOT_ALLOWED)
         if state == "Disabled":
-            self._require_grant(vault, OP_DISABLE_SOFT_DELETE)
+            self._require_grant(vault, OP_DISABLE_SOFT_DELETE, requests)
         vault.security.enhanced_security_state = state
 
     @staticmethod
@@ -642,11 +657,13 @@ class RecoveryServicesModel:
                 props.setdefault("softDeleteRetentionPeriodInDays", 14)
             soft = props.get("softDeleteFeatureState")
             enhanced = props.get("enhancedSecurityState")
+            # the CLI's set_backup_properties names the guarded operation in the body (MUA_OPERATION_REQUEST)
+            requests = list(props.get("resourceGuardOperationRequests") or [])
             with self._all_or_nothing(vault):
                 if soft is not None:
-                    self._change_soft_delete(vault, str(soft))
+                    self._change_soft_delete(vault, str(soft), requests)
                 if enhanced is not None:
-                    self._change_enhanced_security(vault, str(enhanced))
+                    self._change_enhanced_security(vault, str(enhanced), requests)
                 if "softDeleteRetentionPeriodInDays" in props:
                     self._change_retention(vault, props["softDeleteRetentionPeriodInDays"])
             return vault
@@ -1253,6 +1270,8 @@ class RecoveryServicesModel:
                 raise RecoveryServicesError(err.INVALID_REQUEST, detail="'resourceToBeDeleted' is required.")
             if not self._granted(vault):
                 raise RecoveryServicesError(err.MUA_NOT_AUTHORIZED, operation="unlockDelete", guard=proxy.guard_id)
+            operation = OP_DELETE_PROXY if "/backupresourceguardproxies/" in id_key(target) else OP_DELETE_ITEM_DATA
+            self._require_request(operation, proxy, body.get("resourceGuardOperationRequests"))
             until = self.now() + timedelta(seconds=self.timing.unlock_window)
             vault.unlocks[id_key(target)] = until
             return until
@@ -1279,10 +1298,24 @@ class RecoveryServicesModel:
                 return proxy
         return None
 
-    def _require_grant(self, vault: VaultState, operation: str) -> None:
+    def _require_grant(self, vault: VaultState, operation: str, requests: list[Any] | None = None) -> None:
+        """The security admin's grant; with ``requests`` (a critical request's ``resourceGuardOperationRequests``)
+        also the guarded operation named in it."""
         proxy = self._protected(vault, operation)
         if proxy is not None and not self._granted(vault):
             raise RecoveryServicesError(err.MUA_NOT_AUTHORIZED, operation=operation, guard=proxy.guard_id)
+        if proxy is not None and requests is not None:
+            self._require_request(operation, proxy, requests)
+
+    @staticmethod
+    def _require_request(operation: str, proxy: ResourceGuardProxy, requests: Any) -> None:
+        """Exactly the operation's request, no other (err.MUA_OPERATION_REQUEST: inferred)."""
+        wanted = guard_request(proxy.guard_id, operation)
+        named = {id_key(str(r)) for r in requests or []} if isinstance(requests, list) else set()
+        if named != {id_key(wanted)}:
+            raise RecoveryServicesError(
+                err.MUA_OPERATION_REQUEST, operation=operation, wanted=wanted, named=", ".join(sorted(named)) or "none"
+            )
 
     def _require_unlock(self, vault: VaultState, operation: str, resource_id: str) -> None:
         proxy = self._protected(vault, operation)

@@ -23,6 +23,7 @@ from sandbox.arm.providers.recoveryservices_model import (
     ResourceGuardProxy,
     VaultState,
     etag,
+    guard_request,
     iso,
 )
 from sandbox.arm.providers.siterecovery_model import SrObject
@@ -329,7 +330,7 @@ def proxy_json(vault: VaultState, proxy: ResourceGuardProxy) -> dict[str, Any]:
             "resourceGuardOperationDetails": [
                 {
                     "vaultCriticalOperation": op,
-                    "defaultResourceRequest": f"{proxy.guard_id}/{_guard_action(op)}/default",
+                    "defaultResourceRequest": guard_request(proxy.guard_id, op),
                 }
                 for op in proxy.protected_operations
             ],
@@ -337,14 +338,6 @@ def proxy_json(vault: VaultState, proxy: ResourceGuardProxy) -> dict[str, Any]:
             "description": proxy.description,
         },
     }
-
-
-def _guard_action(operation: str) -> str:
-    return {
-        "delete": "deleteProtectedItemRequests",
-        "reduceSoftDeleteSecurity": "disableSoftDeleteRequests",
-        "modifyPolicy": "updatePolicyRequests",
-    }.get(operation.rsplit("#", 1)[-1].rsplit("/", 1)[-1], "deleteResourceGuardProxyRequests")
 
 
 def sr_json(vault: VaultState, path: str, rtype: str, obj: SrObject) -> dict[str, Any]:

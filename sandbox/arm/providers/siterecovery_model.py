@@ -7,7 +7,10 @@ mappings ``PUT``/``GET``/``DELETE``; replicated items ``PUT``/``GET``/``DELETE``
 (disable replication). Every write is an LRO (200/202, deletes 202/204).
 
 The teardown order of D-script is enforced: a container with replicated items or mappings cannot be
-removed, a fabric with containers or network mappings cannot be removed (error code INFERRED).
+removed, a fabric whose containers still hold replicated items or mappings, or with network mappings, cannot be
+removed (error code INFERRED). Empty protection containers go with their fabric: D-script never removes a
+protection container (no ``Remove-AzRecoveryServicesAsrProtectionContainer``); it purges items, removes container
+mappings and network mappings, then ``Remove-AzRecoveryServicesAsrFabric -Force`` (issue #13 item 5).
 While anything here exists the vault can neither be deleted nor moved.
 """
 
@@ -145,7 +148,12 @@ class SiteRecoveryState:
     # -- removals (checked now, applied when the LRO ends) --------------------------------------------
     def check_remove_fabric(self, name: str) -> Fabric:
         fabric = self.fabric(name)
-        in_use = [f"protection container {c.name}" for c in fabric.children.values()]
+        in_use = [
+            f"{kind} {obj.name} (in protection container {c.name})"
+            for c in fabric.children.values()
+            for kind, objs in (("replicated item", c.children), ("container mapping", c.mappings))
+            for obj in objs.values()
+        ]
         in_use += [f"network mapping {m.name}" for n in fabric.networks.values() for m in n.children.values()]
         if in_use:
             raise RecoveryServicesError(err.SITE_RECOVERY_IN_USE, what=f"fabric {fabric.name}", used=", ".join(in_use))

@@ -86,6 +86,14 @@ class Estate:
     def provider(self) -> RecoveryServicesProvider:
         return recovery_services(self.sandbox)
 
+    def storage_account_contributor(self, scope: str) -> None:
+        """The caller (the sandbox's default principal) holds Storage Account Contributor at ``scope``: what
+        unregistering a storage account from a vault needs (backup-rbac-rs-vault.md)."""
+        from sandbox.arm.providers.authorization_model import grant_built_in_role
+
+        grant_built_in_role(self.sandbox.store, self.sandbox.config.default_principal_id,
+                            "Storage Account Contributor", scope, self.sandbox.clock.now())
+
     # -- resources ---------------------------------------------------------------------------------
     def group(self, name: str = "rg", location: str = "westeurope", subscription: str | None = None) -> str:
         rg = f"{name}-{self.tag}"

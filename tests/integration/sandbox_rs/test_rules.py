@@ -217,7 +217,16 @@ def test_mua_protected_operations_need_the_security_admins_grant(estate: Estate)
     assert _code(lambda: rsb.resource_guard_proxy.unlock_delete("rsv", rg, "VaultProxy", unlock)) == mua
 
     estate.provider.model.grant_resource_guard_access(vault.id, minutes=60)  # the security admin approves
+    # the grant is not enough: the critical request names the guarded operation (azure-cli set_backup_properties)
+    assert _code(lambda: rsb.backup_resource_vault_configs.put("rsv", rg, disable)) == mua
+    every = [f"{guard}/disableSoftDeleteRequests/default", f"{guard}/deleteProtectedItemRequests/default"]
+    too_many = {"properties": {"softDeleteFeatureState": "Disabled", "resourceGuardOperationRequests": every}}
+    assert _code(lambda: rsb.backup_resource_vault_configs.put("rsv", rg, too_many)) == mua
+    disable["properties"]["resourceGuardOperationRequests"] = [f"{guard}/disableSoftDeleteRequests/default"]
     rsb.backup_resource_vault_configs.put("rsv", rg, disable)
+    # an unlockDelete names exactly the request of the delete it unlocks
+    all_requests = {**unlock, "resourceGuardOperationRequests": every}
+    assert _code(lambda: rsb.resource_guard_proxy.unlock_delete("rsv", rg, "VaultProxy", all_requests)) == mua
     assert rsb.resource_guard_proxy.unlock_delete("rsv", rg, "VaultProxy", unlock).unlock_delete_expiry_time
     estate.delete_vm_backup(rg, "rsv", vm)
 
@@ -225,7 +234,11 @@ def test_mua_protected_operations_need_the_security_admins_grant(estate: Estate)
     estate.advance(2 * HOUR)  # the grant lapsed
     assert _code(lambda: rsb.resource_guard_proxy.delete("rsv", rg, "VaultProxy")) == mua
     estate.provider.model.grant_resource_guard_access(vault.id, minutes=60)
-    rsb.resource_guard_proxy.unlock_delete("rsv", rg, "VaultProxy", {"resourceToBeDeleted": proxy_id})
+    disable_mua = {
+        "resourceGuardOperationRequests": [f"{guard}/deleteResourceGuardProxyRequests/default"],
+        "resourceToBeDeleted": proxy_id,
+    }
+    rsb.resource_guard_proxy.unlock_delete("rsv", rg, "VaultProxy", disable_mua)
     rsb.resource_guard_proxy.delete("rsv", rg, "VaultProxy")
     assert estate.rs().vaults.get(rg, "rsv").properties.security_settings.multi_user_authorization == "Disabled"
 

@@ -73,6 +73,35 @@ def test_vault_with_site_recovery_items_cannot_be_deleted_until_teardown_in_orde
     estate.rs().vaults.begin_delete(rg, "asr").result()
 
 
+def test_the_official_script_order_never_removes_a_protection_container(estate: Estate) -> None:
+    """D-script purges the replicated items, removes container mappings and network mappings, then
+    ``Remove-AzRecoveryServicesAsrFabric -Force``: no protection container is removed on its own, and the fabric
+    takes its (empty) containers along. A fabric whose container still has a mapping is refused."""
+    rg = estate.group()
+    base = _site_recovery_vault(estate, rg)
+    fabric = f"{base}/replicationFabrics/asr-a2a-westeurope"
+    container = f"{fabric}/replicationProtectionContainers/asr-a2a-container"
+    for method, path in (
+        ("DELETE", f"{container}/replicationProtectedItems/vm1"),  # DisableDR (purge)
+        ("DELETE", f"{fabric}/replicationNetworks/vnet1/replicationNetworkMappings/netmap1"),
+    ):
+        status, _ = estate.call(method, path)
+        assert status == 202, path
+        estate.advance(HOUR)
+    status, body = estate.call("DELETE", fabric)
+    assert (status, body["error"]["code"]) == (400, "SiteRecoveryObjectInUse")
+    assert "container mapping map1" in body["error"]["message"]
+    status, _ = estate.call("DELETE", f"{container}/replicationProtectionContainerMappings/map1")
+    assert status == 202
+    estate.advance(HOUR)
+    status, _ = estate.call("DELETE", fabric)  # Remove-AzRecoveryServicesAsrFabric -Force
+    assert status == 202
+    estate.advance(HOUR)
+    status, fabrics = estate.call("GET", f"{base}/replicationFabrics")
+    assert (status, fabrics["value"]) == (200, [])
+    estate.rs().vaults.begin_delete(rg, "asr").result()
+
+
 def test_site_recovery_lro_is_followed_to_its_end(estate: Estate) -> None:
     rg = estate.group()
     base = _site_recovery_vault(estate, rg)

@@ -64,6 +64,7 @@ def test_full_teardown_in_the_documented_order_empties_and_deletes_the_vault(est
     estate.advance(HOUR)
     for intent in rsb.backup_protection_intent.list("rsv", rg):
         rsb.protection_intent.delete("rsv", rg, "Azure", intent.name)
+    estate.storage_account_contributor(f"/subscriptions/{estate.subscription}/resourceGroups/{rg}")
     for container in made["containers"]:
         rsb.protection_containers.unregister("rsv", rg, "Azure", container)
     estate.advance(HOUR)

@@ -189,6 +189,14 @@ def test_sap_hana_and_azure_files_items_live_in_registered_containers(estate: Es
     rsb.protected_items.delete("rsv", rg, "Azure", storage, "AzureFileShare;share1")
     rsb.protected_items.delete("rsv", rg, "Azure", hana, "SAPHanaDatabase;hxe;systemdb")
     estate.advance(HOUR)
+    # Backup Contributor on the vault is not enough to unregister a storage account: Storage Account Contributor
+    # on the account too (backup-rbac-rs-vault.md; the 403 code is inferred)
+    group = f"/subscriptions/{estate.subscription}/resourceGroups/{rg}"
+    account = f"{group}/providers/Microsoft.Storage/storageAccounts/files1"
+    assert _code(lambda: rsb.protection_containers.unregister("rsv", rg, "Azure", storage)) == (
+        "LinkedAuthorizationFailed"
+    )
+    estate.storage_account_contributor(account)
     rsb.protection_containers.unregister("rsv", rg, "Azure", storage)
     rsb.protection_containers.unregister("rsv", rg, "Azure", hana)
     estate.advance(HOUR)

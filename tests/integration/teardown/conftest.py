@@ -23,9 +23,10 @@ SCALE = 3600.0
 HOUR = 3600.0
 DAY = 24 * HOUR
 NEEDED = ("resources", "recoveryservices", "dataprotection", "authorization")
-OPTIONAL = ("compute", "storage", "generic", "tags")
+OPTIONAL = ("compute", "storage", "generic", "tags", "network")
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
+STORAGE_ACCOUNT_CONTRIBUTOR = "17d1049b-9a84-46fb-8f53-869881c3d3ab"
 SUB = DEFAULT_SUBSCRIPTION
 
 
@@ -211,8 +212,17 @@ class Estate:
         self.raw("PUT", f"{fabric}/replicationNetworks/net1/replicationNetworkMappings/netmap1", {"properties": {}})
         self.sandbox.advance(HOUR)
 
-    def full_vault(self, rg: str, name: str = "rsv", *, tags: dict[str, str] | None = None, **settings: Any) -> str:
-        """A Recovery Services vault with every kind of content the teardown knows."""
+    def full_vault(
+        self,
+        rg: str,
+        name: str = "rsv",
+        *,
+        tags: dict[str, str] | None = None,
+        storage_rights: bool = True,
+        **settings: Any,
+    ) -> str:
+        """A Recovery Services vault with every kind of content the teardown knows; ``storage_rights``: the app
+        holds Storage Account Contributor on the registered storage account."""
         vault_id = self.rs_vault(rg, name, tags=tags, **settings)
         vm_container, vm_item = self.protect_vm(rg, name, "vm-a")
         self.protect_vm(rg, name, "vm-b")
@@ -225,6 +235,8 @@ class Estate:
         self.register(rg, name, sql_c, "VMAppContainer", sql_vm, "SQLDataBase")
         self.register(rg, name, hana_c, "VMAppContainer", hana_vm, "SAPHanaDatabase")
         self.register(rg, name, afs_c, "StorageContainer", account)
+        if storage_rights:  # the app may unregister the storage account (backup-rbac-rs-vault.md)
+            self.grant(self.sandbox.config.default_principal_id, STORAGE_ACCOUNT_CONTRIBUTOR, account)
         sql_policy = self.workload_policy(rg, name, "SqlPolicy", "AzureWorkload")
         afs_policy = self.workload_policy(rg, name, "AfsPolicy", "AzureStorage")
         self.protect_workload(rg, name, sql_c, "SQLDataBase;mssqlserver;db1", "AzureVmWorkloadSQLDatabase", sql_policy)
@@ -246,7 +258,7 @@ class Estate:
         self.model.seed_mars_server(vault_id, f"mars-{self.tag}")
         self.model.seed_backup_server(vault_id, f"dpm-{self.tag}", kind="DPM")
         self.model.seed_backup_server(vault_id, f"mabs-{self.tag}", kind="MABS")
-        self.model.seed_private_endpoint(vault_id, f"pe-{self.tag}")
+        self.private_endpoint(vault_id, f"pe-{self.tag}")
         self.site_recovery(vault_id)
         self.sandbox.advance(2 * HOUR)  # LROs done, first backups ran
         self.model.seed_soft_deleted_item(vault_id, gone_container, gone_item, days_left=10)
@@ -317,11 +329,20 @@ class Estate:
             },
         )
 
+    def private_endpoint(self, vault_id: str, name: str) -> str:
+        """A private endpoint (Microsoft.Network resource) with its connection on the vault; the endpoint's id."""
+        from sandbox.arm.providers.network import seed_private_endpoint
+
+        connection = self.model.seed_private_endpoint(vault_id, name)
+        seed_private_endpoint(self.sandbox.ctx, connection.endpoint_id, "westeurope", vault_id)
+        return connection.endpoint_id
+
     def backup_vault_with_instances(
-        self, rg: str, name: str = "bv", *, soft_deleted: int = 1, live: int = 2
+        self, rg: str, name: str = "bv", *, soft_deleted: int = 1, live: int = 2, soft_delete: str = "On"
     ) -> tuple[str, list[str]]:
-        """A Backup vault (soft delete On) protecting disks; ``soft_deleted`` of the instances deleted again."""
-        vault_id = self.backup_vault(rg, name)
+        """A Backup vault (soft delete ``soft_delete``) protecting disks; ``soft_deleted`` of the instances deleted
+        again."""
+        vault_id = self.backup_vault(rg, name, soft_delete=soft_delete)
         vault = self.dp.backup_vaults.get(rg, name)
         principal = str(vault.identity.principal_id)
         group_id = f"/subscriptions/{self.subscription}/resourceGroups/{rg}"

@@ -86,6 +86,26 @@ def test_every_effect_is_idempotent_a_second_run_finds_it_done(estate: Estate, o
     assert ops.delete_vault(vault).effect == "already-gone"
 
 
+def test_removing_a_private_endpoint_connection_removes_the_endpoint_too(estate: Estate, ops: TeardownOps) -> None:
+    """The official script removes the connection and then the endpoint (Remove-AzPrivateEndpointConnection,
+    Remove-AzPrivateEndpoint; MicrosoftDocs/azure-docs backup/scripts/delete-recovery-services-vault.md)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    rg = estate.group()
+    vault_id = estate.rs_vault(rg, soft_delete="Disabled", enhanced="Disabled")
+    endpoint_id = estate.private_endpoint(vault_id, "pe-script")
+    vault = VaultRef.parse(vault_id)
+    connection = ops.inventory(vault, estate.sandbox.clock.now()).private_endpoints[0]
+    assert connection.private_endpoint_id == endpoint_id
+    resources = estate.clients.resources(estate.subscription).resources
+    assert resources.get_by_id(endpoint_id, api_version="2024-05-01").name == "pe-script"
+    assert ops.remove_private_endpoint(vault, connection).effect == "removed"
+    with pytest.raises(ResourceNotFoundError):
+        resources.get_by_id(endpoint_id, api_version="2024-05-01")
+    assert ops.inventory(vault, estate.sandbox.clock.now()).private_endpoints == ()
+    assert ops.remove_private_endpoint(vault, connection).effect == "already-gone"
+
+
 def test_with_soft_delete_on_a_deleted_item_is_soft_deleted_with_its_purge_date(
     estate: Estate, ops: TeardownOps
 ) -> None:

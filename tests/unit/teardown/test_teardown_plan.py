@@ -22,6 +22,8 @@ from steward.domain.teardown import (
     NextKind,
     PlanStatus,
     ProtectionContainer,
+    SiteRecoveryKind,
+    SiteRecoveryObject,
     SoftDeleteState,
     StepKind,
     StepOutcome,
@@ -192,6 +194,9 @@ def test_every_object_is_in_exactly_one_step_unless_it_goes_with_its_parent(inve
         }:
             continue
         if isinstance(obj, BackupItem) and obj.container.lower() in server_containers:
+            continue
+        if isinstance(obj, SiteRecoveryObject) and obj.kind is SiteRecoveryKind.PROTECTION_CONTAINER:
+            assert obj.id.lower() not in targeted, "D-script never removes a protection container; its fabric does"
             continue
         if isinstance(obj, BackupItem) and stays and obj.state is ItemState.SOFT_DELETED:
             assert obj.id.lower() not in targeted, "an always-on soft-deleted item cannot be deleted again"
@@ -395,3 +400,62 @@ def test_subscription_constant_is_a_guid() -> None:
     assert len(SUB) == 36
     with pytest.raises(ValueError, match="vault id"):
         VaultInventory(RS_VAULT.replace("vaults", "things"), VaultKind.RECOVERY_SERVICES).vault  # noqa: B018
+
+
+def test_an_always_on_backup_vault_deletes_its_policies_only_after_the_purge_wait() -> None:
+    """Soft-deleted instances keep their policy in use (UserErrorPolicyAssociatedWithSoftDeletedItems,
+    terraform-provider-azurerm#25011): with AlwaysOn soft delete the policies wait for the purge."""
+    from steward.domain.teardown import BackupInstance, BackupPolicy
+    from tests.unit.teardown.teardown_strategies import BV_VAULT
+
+    inventory = VaultInventory(
+        BV_VAULT,
+        VaultKind.BACKUP,
+        settings=VaultSettings(soft_delete=SoftDeleteState.ALWAYS_ON),
+        instances=(
+            BackupInstance(f"{BV_VAULT}/backupInstances/a", "a", "Microsoft.Compute/disks", ItemState.PROTECTED),
+        ),
+        policies=(BackupPolicy(f"{BV_VAULT}/backupPolicies/p", "p"),),
+    )
+    kinds = [s.kind for s in plan_teardown(inventory, NOW).steps]
+    assert kinds == [
+        StepKind.STOP_INSTANCES,
+        StepKind.DELETE_INSTANCES,
+        StepKind.AWAIT_PURGE,
+        StepKind.DELETE_POLICIES,
+        StepKind.VERIFY_EMPTY,
+        StepKind.DELETE_VAULT,
+    ]
+
+
+def test_site_recovery_follows_the_official_script_and_never_removes_a_protection_container() -> None:
+    """D-script: per fabric, purge the replicated items and remove the container mappings, then the network
+    mappings, then ``Remove-AzRecoveryServicesAsrFabric -Force``; it never calls
+    ``replicationProtectionContainers/{c}/remove`` (the containers go with their fabric)."""
+    from steward.domain.teardown import SiteRecoveryKind, SiteRecoveryObject
+
+    fabric = f"{RS_VAULT}/replicationFabrics/f"
+    container = f"{fabric}/replicationProtectionContainers/c"
+    inventory = VaultInventory(
+        RS_VAULT,
+        VaultKind.RECOVERY_SERVICES,
+        settings=VaultSettings(),
+        site_recovery=(
+            SiteRecoveryObject(f"{container}/replicationProtectedItems/i", "i", SiteRecoveryKind.REPLICATED_ITEM,
+                               "f", container),
+            SiteRecoveryObject(f"{container}/replicationProtectionContainerMappings/m", "m",
+                               SiteRecoveryKind.CONTAINER_MAPPING, "f", container),
+            SiteRecoveryObject(container, "c", SiteRecoveryKind.PROTECTION_CONTAINER, "f"),
+            SiteRecoveryObject(fabric, "f", SiteRecoveryKind.FABRIC, "f"),
+        ),
+    )
+    plan = plan_teardown(inventory, NOW)
+    kinds = [s.kind for s in plan.steps]
+    assert kinds == [
+        StepKind.REMOVE_REPLICATED_ITEMS,
+        StepKind.REMOVE_CONTAINER_MAPPINGS,
+        StepKind.REMOVE_FABRICS,
+        StepKind.VERIFY_EMPTY,
+        StepKind.DELETE_VAULT,
+    ]
+    assert all(t.id != container for s in plan.steps for t in s.targets)
