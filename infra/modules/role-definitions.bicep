@@ -47,6 +47,9 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Resources/subscriptions/resourceGroups/resources/read'
           // vm_backup_status: is a VM protected, and in which vault.
           'Microsoft.RecoveryServices/Locations/backupStatus/action'
+          // refresh_vm_containers: discover a new VM before its protected-item PUT is retried (Backup Operator's
+          // action of the same name; the REST guide's "Discover unprotected Azure VMs").
+          'Microsoft.RecoveryServices/Vaults/backupFabrics/refreshContainers/action'
           // begin_vm_protection, stop_protection_retain (re-PUT ProtectionStopped, the data kept),
           // teardown_undelete_item (a PUT too). Stopping protection this way keeps the recovery points.
           'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/write'
@@ -95,19 +98,23 @@ resource teardown 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (ena
           'Microsoft.RecoveryServices/Vaults/backupconfig/write'
           // teardown_set_setting (immutability PATCH); also create_vault (Vault Creator role).
           'Microsoft.RecoveryServices/Vaults/write'
-          // teardown_remove_private_endpoint: the vault's side of the connection only.
+          // teardown_remove_private_endpoint: the vault's side of the connection, then the endpoint itself, as
+          // the official script does (Remove-AzPrivateEndpoint); without the second the endpoint is left and
+          // the report says why.
           'Microsoft.RecoveryServices/Vaults/privateEndpointConnections/delete'
-          // teardown_remove_site_recovery: replicated items, container mappings, containers, network
-          // mappings and fabrics, in that order.
+          'Microsoft.Network/privateEndpoints/delete'
+          // teardown_remove_site_recovery: replicated items, container mappings, network mappings and fabrics,
+          // in the official script's order (the fabric's purge takes its empty containers; no container remove).
           'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectedItems/delete'
           'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/replicationProtectionContainerMappings/delete'
-          'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationProtectionContainers/remove/action'
           'Microsoft.RecoveryServices/vaults/replicationFabrics/replicationNetworks/replicationNetworkMappings/delete'
           'Microsoft.RecoveryServices/vaults/replicationFabrics/delete'
           // teardown_delete_vault (Recovery Services).
           'Microsoft.RecoveryServices/Vaults/delete'
           // teardown_delete_instance.
           'Microsoft.DataProtection/backupVaults/backupInstances/delete'
+          // teardown_delete_instance under multi-user authorization: unlock the one delete at the guard proxy.
+          'Microsoft.DataProtection/backupVaults/backupResourceGuardProxies/unlockDelete/action'
           // teardown_undelete_instance: bring soft-deleted instances back so they can be deleted for good.
           'Microsoft.DataProtection/backupVaults/deletedBackupInstances/undelete/action'
           // teardown_delete_policy.
