@@ -274,7 +274,8 @@ def _plan_phase(saga: Saga) -> Flow:
     if not inventory.exists:
         raise _Finish(TeardownOutcome.ALREADY_GONE, "the vault does not exist (any more)")
     allowed_principals = [str(p) for p in saga.limits.get("allowedPrincipals") or ()]
-    allowed, auto, why = opt_in_decision(request, inventory, allowed_principals)
+    four_eyes = bool(saga.limits.get("fourEyes", 0))
+    allowed, auto, why = opt_in_decision(request, inventory, allowed_principals, four_eyes=four_eyes)
     if not allowed:
         raise _Finish(TeardownOutcome.REFUSED, why)
     saga.log("teardown plan %s: %s steps, status %s", plan.fingerprint, len(plan.steps), plan.status.value)
@@ -288,8 +289,8 @@ def _plan_phase(saga: Saga) -> Flow:
         raise _Finish(TeardownOutcome.ALREADY_GONE, "nothing to do")
     # Authoritative, whatever the doorway did: an approved fingerprint comes only from an HTTP request (the
     # route checked its caller) or from the approval event, never from an event-started request; four eyes
-    # applies to both. ``auto`` is the vault owner's standing approval, for an allowed deleting user only.
-    four_eyes = bool(saga.limits.get("fourEyes", 0))
+    # applies to both. ``auto`` is the vault owner's standing approval, for an allowed deleting user only, and
+    # never under four eyes (opt_in_decision).
     if auto:
         approved, saga.approved_by = plan.fingerprint, f"tag:{request.opt_in_tag}=auto"
     else:

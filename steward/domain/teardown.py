@@ -1656,12 +1656,18 @@ def _request_from_raw_event(event: Any, opt_in_tag: str) -> TeardownRequest:
 
 
 def opt_in_decision(
-    request: TeardownRequest, inventory: VaultInventory, allowed_principals: Iterable[str] = ()
+    request: TeardownRequest,
+    inventory: VaultInventory,
+    allowed_principals: Iterable[str] = (),
+    *,
+    four_eyes: bool = False,
 ) -> tuple[bool, bool, str]:
     """``(allowed, auto_approve, reason)`` for an event-started request against the vault's tags.
 
     Only a failed delete (``RequestSource.EVENT``) may approve itself, on the tag value ``auto``, and only when
-    the deleting user is one of ``allowed_principals``; a custom event never does."""
+    the deleting user is one of ``allowed_principals``; a custom event never does. With four eyes on, not even
+    then: the deleting user is the requester, and ``auto`` would be their own approval (one principal who may
+    tag the vault could set ``auto`` and delete alone), so the plan waits for another principal."""
     if request.opt_in_tag is None:
         return True, False, "requested over HTTP by an authorised principal"
     value = inventory.tag(request.opt_in_tag)
@@ -1674,6 +1680,11 @@ def opt_in_decision(
         return True, False, (
             f"{reason}, but the deleting principal {request.requested_by!r} is not in "
             "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS: the plan needs an approval over HTTP"
+        )
+    if four_eyes:
+        return True, False, (
+            f"{reason}; the deleting principal {request.requested_by} is allowed, but four eyes "
+            "(STEWARD_TEARDOWN_FOUR_EYES) needs another allowed principal's approval over HTTP"
         )
     return True, True, f"{reason} and the deleting principal {request.requested_by} is an allowed principal"
 

@@ -266,18 +266,29 @@ def test_a_strangers_failed_delete_of_an_auto_vault_only_plans(app: App) -> None
     assert report["requestedBy"] == STRANGER and "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS" in report["reason"]
 
 
-def test_an_allowed_users_failed_delete_of_an_auto_vault_tears_it_down(app: App) -> None:
+def test_an_allowed_users_failed_delete_of_an_auto_vault_still_needs_a_second_person(app: App) -> None:
+    """Four eyes holds on the ``auto`` path too: the deleting user is the requester, and a principal who may tag
+    the vault could otherwise set ``auto`` and delete alone (found in review; fails on the previous code, which
+    tore the vault down with approvedBy ``tag:…=auto``)."""
     owner, rg, _vault_id = opted_in_vault(app, "auto")
     before = app.orchestrations()
     delete_as(app, SECOND_ADMIN, rg)
-    deadline = time.monotonic() + 60
-    while intact(owner, rg) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    app.settle()
-    reports = [app.stack.runner.status(i)["output"] for i in new_instances(app, before)]  # type: ignore[union-attr]
-    deleted = [r for r in reports if isinstance(r, dict) and r.get("outcome") == "deleted"]
-    assert deleted and deleted[0]["requestedBy"] == SECOND_ADMIN
-    assert deleted[0]["approvedBy"] == f"tag:{TAG}=auto"
+    deadline = time.monotonic() + 30
+    while not new_instances(app, before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [instance] = new_instances(app, before)
+    planned = app.stack.runner.wait_for(instance, timeout=60)["output"]  # type: ignore[union-attr]
+    assert planned["outcome"] == "planned" and "four eyes" in planned["reason"], planned
+    assert intact(owner, rg), "the deleting user's auto tag tore the vault down alone"
+    fingerprint = planned["fingerprint"]
+    status, refused = http(app, "POST", f"teardowns/{instance}/approve", {"fingerprint": fingerprint}, SECOND_ADMIN)
+    assert status == 403 and refused["error"]["code"] == "FourEyesRequired", refused
+    assert intact(owner, rg)
+    status, approved = http(app, "POST", f"teardowns/{instance}/approve", {"fingerprint": fingerprint}, ADMIN)
+    assert status == 202, approved
+    report = app.stack.runner.wait_for(approved["id"], timeout=120)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "deleted", report["reason"]
+    assert report["requestedBy"] == SECOND_ADMIN and report["approvedBy"] == ADMIN
 
 
 # ---- four eyes and the wrong fingerprint ----------------------------------------------------------------------

@@ -218,6 +218,9 @@ def test_a_failed_vault_delete_becomes_a_dry_run_that_needs_the_opt_in_tag() -> 
     allowed, auto, reason = opt_in_decision(request, auto_tagged, [OTHER])
     assert (allowed, auto) == (True, False) and "not in STEWARD_TEARDOWN_ALLOWED_PRINCIPALS" in reason
     assert opt_in_decision(request, auto_tagged)[:2] == (True, False)
+    # with four eyes, ``auto`` would be the deleting user's own approval: it only plans
+    allowed, auto, reason = opt_in_decision(request, auto_tagged, [ALLOWED], four_eyes=True)
+    assert (allowed, auto) == (True, False) and "four eyes" in reason
 
 
 def test_a_backup_vault_failed_delete_qualifies_too() -> None:
