@@ -1547,11 +1547,21 @@ def teardown_request_from_event(
     """
     kind = getattr(event, "kind", None)
     if isinstance(kind, str) and hasattr(event, "origin") and hasattr(event, "vault_id"):
+        schema = str(getattr(event.origin, "schema", "") or "")
         request = _request_from_intent(event, kind, opt_in_tag)
         topic = getattr(event.origin, "topic", None)
     else:
+        schema = "CloudEvents" if isinstance(event, Mapping) and "specversion" in event else "EventGrid"
         request = _request_from_raw_event(event, opt_in_tag)
         topic = event.get("topic") or event.get("source")
+    if schema.lower() == "cloudevents":
+        # Event Grid stamps ``topic`` in its own schema; a CloudEvents ``source`` on a custom topic is whatever the
+        # publisher wrote (event-grid/cloud-event-schema.md), so it proves nothing about where a request came from.
+        # The deployment subscribes in the Event Grid schema (infra/modules/*events.bicep).
+        raise InvalidTeardownInput(
+            "teardown requests and failed vault deletes are accepted in the Event Grid schema only: a CloudEvents "
+            "'source' is written by the publisher, so it cannot show which topic the event came from"
+        )
     if not _subscription_allowed(request.vault, allowed_subscriptions):
         raise InvalidTeardownInput(f"subscription {request.vault.subscription_id} is not managed by this app")
     if request.source is RequestSource.CUSTOM_EVENT:
