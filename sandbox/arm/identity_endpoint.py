@@ -20,6 +20,7 @@ import json
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,7 +39,9 @@ class IdentityEndpoint:
     def __init__(self, mint: Mint, principal_id: str, client_id: str | None = None) -> None:
         self.mint = mint
         self.principal_id = principal_id
-        self.client_id = client_id or principal_id
+        # An identity's client (application) id and its object (principal) id differ in Entra ID; making them
+        # equal would hide an appid-vs-oid mix-up in a client. Derived, so it is stable for one principal.
+        self.client_id = client_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox-msi-client:{principal_id}"))
         self.secret = secrets.token_urlsafe(24)
         self.requests = 0
         self._server: ThreadingHTTPServer | None = None

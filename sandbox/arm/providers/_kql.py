@@ -4,7 +4,7 @@ Supported, with Kusto's semantics where they matter for the answer:
 
 * a table name (case-insensitive, as Resource Graph's are), then tabular operators separated by ``|``:
   ``where``, ``project``, ``project-away``, ``extend``, ``summarize [name =] count() [by col, ...]``,
-  ``count``, ``join kind=leftouter|inner (subquery) on key`` (or ``on $left.a == $right.b``),
+  ``count``, ``join [kind=innerunique|inner|leftouter] (subquery) on key`` (or ``on $left.a == $right.b``),
   ``take``/``limit``, ``order by``/``sort by`` (``asc``/``desc``), ``distinct``;
 * predicates: ``==``, ``!=``, ``=~``, ``!~``, ``in``, ``in~``, ``!in``, ``!in~``, ``and``, ``or``,
   ``not(...)``, ``isempty()``, ``isnotempty()``, ``isnull()``, ``isnotnull()``;
@@ -14,8 +14,8 @@ Supported, with Kusto's semantics where they matter for the answer:
 Semantics taken from the Kusto docs (learn.microsoft.com, Kusto query language: ``count`` yields one column
 ``Count``; ``summarize count()`` names its column ``count_``; ``join`` renames a right-side column whose name
 the left already has by appending ``1``; ``kind=leftouter`` keeps unmatched left rows with empty right columns;
-sort order is descending unless ``asc``). Kusto's default join kind ``innerunique`` is not modelled and is
-refused, so a query relying on it says so.
+sort order is descending unless ``asc``, by the value's type, nulls first ascending; the default join kind
+``innerunique`` keeps one left row per key before an inner join).
 
 Anything else is refused the way Resource Graph refuses a query it cannot run: 400 ``BadRequest`` whose
 ``details`` carry ``InvalidQuery`` ("Query is invalid. Please refer to the documentation for the Azure
@@ -303,8 +303,8 @@ def _join(cur: _Cursor, left: Table, tables: Tables) -> Table:
     if cur.accept("kind"):
         cur.expect("=")
         kind = cur.next().text.lower()
-    if kind not in ("leftouter", "inner"):
-        raise unsupported(kind, f"join kind={kind} (supported: leftouter, inner)")
+    if kind not in ("leftouter", "inner", "innerunique"):
+        raise unsupported(kind, f"join kind={kind} (supported: innerunique, inner, leftouter)")
     cur.expect("(")
     right = _pipeline(cur, tables)
     cur.expect(")")
@@ -318,6 +318,18 @@ def _join(cur: _Cursor, left: Table, tables: Tables) -> Table:
             raise unsupported(right_key, f"the join key {right_key!r} is not a column of the right side")
         by_key.setdefault(_text(row[right_key]), []).append(row)
     right_columns = list(right[0]) if right else []
+    if kind == "innerunique":
+        # Kusto's default: duplicate keys on the LEFT side are removed first (one row per key is kept), then
+        # an inner join (Kusto docs, join operator, "innerunique")
+        seen: set[str] = set()
+        unique = []
+        for row in left:
+            if left_key not in row:
+                raise unsupported(left_key, f"the join key {left_key!r} is not a column of the left side")
+            if _text(row[left_key]) not in seen:
+                seen.add(_text(row[left_key]))
+                unique.append(row)
+        left = unique
     out: Table = []
     for row in left:
         if left_key not in row:
@@ -366,8 +378,19 @@ def _order(cur: _Cursor, rows: Table) -> Table:
         if not cur.accept(","):
             break
     for column, descending in reversed(orders):
-        rows = sorted(rows, key=lambda r, c=column: _text(r.get(c)), reverse=descending)  # type: ignore[misc]
+        # Kusto sorts by the value's type (numbers as numbers), nulls first ascending and last descending
+        rows = sorted(rows, key=lambda r, c=column: _sort_key(r.get(c)), reverse=descending)  # type: ignore[misc]
     return rows
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None or value == "":
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | float):
+        return (1, value)
+    return (2, _text(value))
 
 
 def _operator(cur: _Cursor, rows: Table, tables: Tables) -> Table:

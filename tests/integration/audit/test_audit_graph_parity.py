@@ -71,7 +71,7 @@ def test_a_query_outside_the_sandbox_subset_is_refused_not_widened(clients: Clou
         ("Resources | mv-expand tags", "mv-expand"),
         ("Resources | parse id with * '/providers/' rest", "parse"),
         ("Resources | where tags['env'] == 'prod'", "["),
-        ("Resources | join (Resources | project id) on id", "innerunique"),  # Kusto's default kind
+        ("Resources | join kind=fullouter (Resources | project id) on id", "fullouter"),
         ("Resources | summarize dcount(type)", "dcount"),
     ):
         with pytest.raises(HttpResponseError) as refused:

@@ -60,6 +60,9 @@ def test_the_identity_header_is_required_and_checked(identity: IdentityEndpoint)
     assert status == 400 and "2019-08-01" in body["error_description"]
     status, body = _get(identity.url + query, {"X-IDENTITY-HEADER": identity.secret})
     assert status == 200 and body["token_type"] == "Bearer" and int(body["expires_on"]) > 0
+    assert body["client_id"] != identity.principal_id  # client (app) id and object id differ, as in Entra ID
+    status, _ = _get(identity.url + query + f"&client_id={identity.client_id}", {"X-IDENTITY-HEADER": identity.secret})
+    assert status == 200
 
 
 def test_the_cloud_metadata_names_the_sandbox_as_resource_manager(sb: ArmSandbox) -> None:

@@ -34,6 +34,16 @@ def test_leftouter_keeps_unmatched_rows_with_empty_right_columns_and_renames_cla
     assert inner == [{"Count": 3}]
 
 
+def test_the_default_join_keeps_one_left_row_per_key_and_sorting_is_numeric() -> None:
+    doubled = [*LEFT, {"id": "/A", "type": "vm", "properties": {}}]
+    rows = kql.run("L | extend source = tolower(id) | join (Items) on source | project id, id1",
+                   {"L": lambda: doubled, "Items": lambda: RIGHT})
+    assert rows == [{"id": "/A", "id1": "item-1"}, {"id": "/C", "id1": "item-2"}, {"id": "/C", "id1": "item-3"}]
+    counts = [{"n": 9}, {"n": 10}, {"n": None}, {"n": 2}]
+    assert [r["n"] for r in kql.run("T | order by n desc", {"T": lambda: counts})] == [10, 9, 2, None]
+    assert [r["n"] for r in kql.run("T | order by n asc", {"T": lambda: counts})] == [None, 2, 9, 10]
+
+
 def test_summarize_names_count_columns_as_kusto_does() -> None:
     assert run("Resources | summarize count() by type") == [{"type": "vm", "count_": 2}, {"type": "disk", "count_": 1}]
     assert run("Resources | where type == 'none' | summarize total = count()") == [{"total": 0}]
@@ -53,7 +63,7 @@ def test_predicates_and_ordering() -> None:
     ("query", "token"),
     [
         ("Resources | mv-expand properties", "mv-expand"),
-        ("Resources | join (Items) on id", "innerunique"),
+        ("Resources | join kind=rightouter (Items) on id", "rightouter"),
         ("Resources | where nosuchcolumn == 'x'", "nosuchcolumn"),
         ("Resources | where strlen(id) > 1", "strlen"),
         ("Nowhere", "Nowhere"),
