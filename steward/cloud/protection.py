@@ -542,7 +542,10 @@ def collect_protections(
                         vault_id=vault.id,
                         item_id=str(item.get("id")),
                         source_id=str(props.get("sourceResourceId") or props.get("virtualMachineId") or ""),
-                        identity=str(dig(props, "extendedProperties", "vmId") or ""),
+                        # no incarnation: a Recovery Services VM item carries no vmId (azure-mgmt-recoveryservices-
+                        # backup 11.2.0 AzureIaaSVMProtectedItem / ExtendedProperties have none); decisions that
+                        # need one compare creation and event times instead
+                        identity="",
                         kind="RecoveryServices",
                         state=str(props.get("protectionState") or ""),
                     )

@@ -454,8 +454,9 @@ def alive_after_delete(
     read just before the stop). None when it is gone (404): the delete is confirmed.
 
     Event Grid delivers unordered: a delete can arrive after the re-create's write. The reason names what
-    was compared - the incarnation the item protected against the live one (VM ``vmId``, disk ``uniqueId``),
-    or the live resource's creation time against the event's time - and the live resource is never touched.
+    was compared - the incarnation the protection names against the live one (when it names one: a Recovery
+    Services VM item does not, so for VMs it is always the times), or the live resource's creation time
+    against the event's time - and the live resource is never touched.
     """
     if live is None:
         return None
