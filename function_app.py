@@ -22,9 +22,11 @@ from orchestrators import audit as audit_orchestrators
 from orchestrators import compensation as compensation_orchestrators
 from orchestrators import protection as protection_orchestrators
 from orchestrators import teardown as teardown_orchestrators
-from steward import logs
+from steward import bootstrap, logs
 
 logs.configure()
+# Fail fast: settings and rules are checked when the worker loads the app, not on the first request.
+bootstrap.validate()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -14,7 +14,7 @@ from steward.auth.tokens import BearerTokenValidator, validator_for
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
 from steward.domain.rules import RuleSet
-from steward.settings import Settings, unknown_settings
+from steward.settings import InvalidSettings, Settings, unknown_settings
 
 _LOCK = threading.Lock()
 LOG = logging.getLogger("steward.settings")
@@ -65,6 +65,20 @@ def token_validator() -> BearerTokenValidator | None:
     return validator_for(
         current.auth_authority, current.auth_tenants, current.auth_audiences, ca_bundle=current.ca_bundle
     )
+
+
+def validate() -> Settings:
+    """Read and check every setting and the rules now, at start-up (issue 20): a bad configuration fails the app's
+    load with every problem listed - in one error log line and in the raised :class:`InvalidSettings` - instead of
+    answering the first request with a 500. The messages never carry a secret's value (see ``steward.settings``)."""
+    try:
+        current = settings()
+        rules()
+    except InvalidSettings as error:
+        LOG.error("Backup Steward cannot start: %s", error,
+                  extra={"problems": [f"{p.name}: {p.message}" for p in error.problems]})
+        raise
+    return current
 
 
 def reset() -> None:

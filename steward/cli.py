@@ -2,10 +2,12 @@
 
     steward demo                 the main job on the embedded local Azure sandbox (make demo)
     steward sandbox serve        the local ARM sandbox alone; prints its endpoint, CA bundle and token URL
-    steward local up             sandbox + Durable runner + local Functions host around function_app.py
+    steward local up             sandbox + Durable runner + local Functions host around function_app.py, a seeded
+                                 estate, stable keys in var/, curl examples (make local); steward local env
     steward instances [show ID]  Durable instances of a local run
     steward audit ...            audit the estate (against the sandbox or, with credentials, Azure)
     steward rules check|explain|schema   validate rules; what they decide for a resource (no Azure needed)
+    steward settings check       validate the app settings offline (environment, --env-file, --local-settings)
 
 The sandbox commands need the development install (``make`` creates it); they are not deployed.
 """
@@ -29,19 +31,27 @@ def _sandbox(argv: list[str]) -> int:
 
 
 def _local(argv: list[str]) -> int:
-    from sandbox.host.__main__ import main
+    from sandbox.playground import main
 
-    return int(main(argv) or 0)
+    return int(main(argv, program="steward local") or 0)
 
 
 def _instances(argv: list[str]) -> int:
     from sandbox.durable.__main__ import main
 
-    return int(main(argv if argv[:1] == ["show"] else ["instances", *argv]) or 0)
+    if argv[:1] == ["show"]:
+        return int(main(argv, program="steward instances") or 0)
+    return int(main(["instances", *argv], program="steward") or 0)
 
 
 def _audit(argv: list[str]) -> int:
     from steward.audit_cli import main
+
+    return int(main(argv) or 0)
+
+
+def _settings(argv: list[str]) -> int:
+    from steward.settings_cli import main
 
     return int(main(argv) or 0)
 
@@ -59,6 +69,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "instances": _instances,
     "audit": _audit,
     "rules": _rules,
+    "settings": _settings,
 }
 
 

@@ -179,6 +179,8 @@ _TAG_FORBIDDEN = set("<>%&\\?/")
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 _FALSE: Final = frozenset({"false", "0", "no", "off", ""})
 _SECRETS: Final = frozenset({EVENTS_TOPIC_KEY, REPORTS_CONNECTION_STRING})
+#: The settings whose values are secrets: never shown in a message, a repr or ``steward settings check``.
+SECRET_SETTINGS: Final = _SECRETS
 _TEST_PREFIXES: Final = ("STEWARD_TEST_", "STEWARD_FUZZ_", "STEWARD_SCHEMATHESIS_")
 
 
@@ -427,7 +429,9 @@ class _Reader:
         elif parts.username or parts.password:
             self.problem(name, "must not carry credentials in the URL")
         elif parts.query or parts.fragment:
-            self.problem(name, f"must not have a query or fragment, got {value[:80]!r}")
+            # the query may carry a SAS signature or a key: name the URL without it
+            shown = f"{parts.scheme}://{host}{parts.path}"[:80]
+            self.problem(name, f"must not have a query or fragment (the value is not shown), got {shown!r}?...")
         else:
             return value.rstrip("/")
         return default

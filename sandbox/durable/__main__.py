@@ -14,6 +14,9 @@ from typing import Any
 from sandbox.durable import history as h
 from sandbox.durable.runner import DEFAULT_DB_PATH
 from sandbox.durable.store import DurableStore
+from steward.cli_output import OUTPUTS, write_rows
+
+INSTANCE_COLUMNS = ("instance", "name", "status", "created", "updated", "customStatus")
 
 
 def _short(value: Any, width: int = 60) -> str:
@@ -65,21 +68,62 @@ def _show(store: DurableStore, instance_id: str) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.durable", description=__doc__)
+def _instance_rows(store: DurableStore, status: str | None) -> list[dict[str, Any]]:
+    return [{"instance": r.instance_id, "name": r.name, "status": r.status, "created": r.created,
+             "updated": r.updated, "customStatus": _parsed(r.custom_status)}
+            for r in store.instances() if not status or r.status.lower() == status.lower()]
+
+
+def _parsed(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _show_document(store: DurableStore, instance_id: str) -> dict[str, Any]:
+    """One instance in full (nothing cut off): for ``--output json``."""
+    record = store.instance(instance_id)
+    if record is None:
+        raise SystemExit(f"no instance {instance_id!r} in {store.path}")
+    return {
+        "instance": record.instance_id, "name": record.name, "status": record.status, "created": record.created,
+        "updated": record.updated, "generation": record.generation, "executionId": record.execution_id,
+        "correlationId": record.correlation_id, "parent": record.parent_instance_id,
+        "input": _parsed(record.input), "customStatus": _parsed(record.custom_status),
+        "output": _parsed(record.output), "history": store.history(instance_id),
+        "inbox": [event for _, _, event in store.inbox(instance_id)],
+    }
+
+
+def main(argv: list[str] | None = None, *, program: str = "python -m sandbox.durable") -> int:
+    parser = argparse.ArgumentParser(prog=program, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("instances", help="list orchestration instances")
+    listing = sub.add_parser("instances", help="list orchestration instances",
+                             epilog="example: steward instances --db var/durable.sqlite --status Failed --output csv")
     listing.add_argument("--db", default=DEFAULT_DB_PATH)
     listing.add_argument("--status", help="only instances with this runtime status")
-    show = sub.add_parser("show", help="one instance's history and custom status")
+    listing.add_argument("--output", choices=OUTPUTS, default="table", help="table (default), json or csv")
+    show = sub.add_parser("show", help="one instance's history and custom status",
+                          epilog="example: steward instances show audit-all --db var/durable.sqlite --output json")
     show.add_argument("instance_id")
     show.add_argument("--db", default=DEFAULT_DB_PATH)
+    show.add_argument("--output", choices=("table", "json"), default="table",
+                      help="table (default; long values cut) or json (everything)")
     args = parser.parse_args(argv)
     if not Path(args.db).exists():
         print(f"no runner store at {args.db}", file=sys.stderr)
         return 2
     store = DurableStore(args.db)
     try:
+        if args.command == "instances" and args.output != "table":
+            write_rows(sys.stdout, _instance_rows(store, args.status), INSTANCE_COLUMNS, args.output)
+            return 0
+        if args.command == "show" and args.output == "json":
+            print(json.dumps(_show_document(store, args.instance_id), indent=2, default=str))
+            return 0
         lines = _instances(store, args.status) if args.command == "instances" else _show(store, args.instance_id)
     finally:
         store.close()

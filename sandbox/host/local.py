@@ -30,7 +30,7 @@ from sandbox.durable.discovery import FunctionCatalog, load_catalog
 from sandbox.durable.logs import HOST_LOGGER
 from sandbox.durable.runner import DEFAULT_DB_PATH, DurableRunner, RunnerConfig
 
-from .server import HostKeys, LocalHost, run_on_worker_loop
+from .server import HostKeys, LocalHost, redact_target, run_on_worker_loop
 
 log = logging.getLogger(HOST_LOGGER)
 
@@ -76,6 +76,20 @@ def _reset_composition_root() -> None:
         composition_root.reset()
 
 
+def _validate_composition_root() -> None:
+    composition_root = sys.modules.get("steward.bootstrap")
+    validate = getattr(composition_root, "validate", None)
+    if callable(validate):
+        validate()
+
+
+def redacted(described: Mapping[str, Any]) -> dict[str, Any]:
+    """``describe()`` without the keys, for log lines."""
+    out = {k: v for k, v in described.items() if k != "keys"}
+    out["eventgrid"] = {name: redact_target(url) for name, url in (described.get("eventgrid") or {}).items()}
+    return out
+
+
 @dataclass
 class LocalStack:
     """ARM sandbox + Durable runner + local host around one Functions app.
@@ -102,12 +116,24 @@ class LocalStack:
     _replaced_env: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
 
     def start(self) -> LocalStack:
+        """Start everything, or nothing: a start that fails (bad settings, an app that does not load) stops what
+        it started and gives the environment back before the error propagates."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalStack:
         clock = self._start_arm()
         applied = self.app_settings()
         self._replaced_env = {name: os.environ.get(name) for name in applied}
         os.environ.update(applied)
         _reset_composition_root()
         self.catalog = load_catalog(self._app_target())
+        # As a fresh worker process would on import (function_app.py calls it): a bad setting fails the start.
+        # The module may already be imported in this process (tests, the demo), so check again explicitly.
+        _validate_composition_root()
         host_settings = HostSettings.read(self.app_root / "host.json")
         config = RunnerConfig(db_path=self.db_path or str(self.app_root / DEFAULT_DB_PATH),
                               task_hub=host_settings.task_hub,
@@ -119,7 +145,7 @@ class LocalStack:
         if self.sandbox is not None:
             for function in self.catalog.event_grid:
                 self.subscriptions.append(self.sandbox.subscribe_webhook(self.host.eventgrid_url(function.name)))
-        log.info("local stack up", extra=self.describe())
+        log.info("local stack up", extra=redacted(self.describe()))
         return self
 
     def stop(self) -> None:

@@ -367,6 +367,14 @@ def decode_event(item: dict[str, Any]) -> Any:
         raise UndecodableEvent(f"the event cannot be converted to an EventGridEvent: {str(exc)[:200]}") from exc
 
 
+_KEY_IN_TARGET = re.compile(r"([?&]code=)[^&#]*", re.IGNORECASE)
+
+
+def redact_target(target: str) -> str:
+    """A URL or request target with its ``code=`` key replaced: keys go to the operator once, never to a log."""
+    return _KEY_IN_TARGET.sub(r"\1***", target)
+
+
 def _json(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
     return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
 
@@ -391,8 +399,10 @@ def _handler_for(host: LocalHost) -> type[BaseHTTPRequestHandler]:
             try:
                 status, payload, out = host.handle(self.command, self.path, headers, body)
             except Exception as exc:
-                log.exception("request %s %s failed", self.command, self.path)
-                status, payload, out = _json(500, {"error": f"{type(exc).__name__}: {exc}"})
+                # The request target carries the function key (code=): log it redacted. The body names only the
+                # error's type, as the Functions host shows no exception text to a caller.
+                log.exception("request %s %s failed", self.command, redact_target(self.path))
+                status, payload, out = _json(500, {"error": f"the function failed ({type(exc).__name__})"})
             write_response(self, status, payload, out, None)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve

@@ -1,0 +1,276 @@
+"""``steward local``: the local stack to play with (``make local``).
+
+    steward local up     ARM sandbox + Durable runner + local Functions host around function_app.py, with the
+                         demo's estate seeded, a local operator principal allowed, function keys kept in
+                         var/local/keys.json across restarts, and copy-paste curl commands printed
+    steward local env    shell exports for another terminal: eval "$(steward local env)"
+
+``steward local up`` writes ``var/local/stack.json`` (URLs, keys, the principal, the seeded ids; mode 0600)
+for ``steward local env``. The same stack without seeding or keys is ``python -m sandbox.host up``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+REPO: Final = Path(__file__).resolve().parents[1]
+DEFAULT_STATE: Final = Path("var")
+#: The operator the local stack allows to tear down and audit (the local caller of the curl examples).
+LOCAL_PRINCIPAL: Final = "10ca1000-0000-4000-8000-00000000a11c"
+PRINCIPAL_ID_HEADER: Final = "x-ms-client-principal-id"
+EXIT_OK: Final = 0
+EXIT_START_FAILED: Final = 2
+
+
+def state_paths(state: Path) -> dict[str, Path]:
+    base = state / "local"
+    return {"dir": base, "keys": base / "keys.json", "stack": base / "stack.json", "reports": base / "reports",
+            "arm": base / "arm", "db": state / "durable.sqlite"}
+
+
+def _write_private(path: Path, document: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+    os.chmod(path, 0o600)
+
+
+def stable_keys(path: Path) -> Any:
+    """The host's keys from ``path``, made (and saved, mode 0600) on the first start: curl lines keep working
+    across restarts, as a Function App's keys do."""
+    from sandbox.host.server import HostKeys
+
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return HostKeys(function_key=saved["function"], master_key=saved["master"], system_keys=dict(saved["system"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        keys = HostKeys()
+        _write_private(path, {"function": keys.function_key, "master": keys.master_key,
+                              "system": dict(keys.system_keys)})
+        return keys
+
+
+def auth_header(principal: str) -> str:
+    """The header that names the caller of the teardown and audit routes (App Service authentication's
+    principal header on Azure). The one place to change when the routes take bearer tokens instead."""
+    return f"{PRINCIPAL_ID_HEADER}: {principal}"
+
+
+def seed_estate(stack: Any, out: TextIO) -> dict[str, str]:
+    """The demo's vaults and pre-existing resources, plus a legacy vault full of content to tear down."""
+    from sandbox.arm.config import DEFAULT_SUBSCRIPTION
+    from sandbox.arm.providers.recoveryservices import recovery_services
+    from sandbox.demo import WEU, Console, Demo, build_estate
+    from sandbox.estate import Estate
+    from steward.cloud.clients import CloudClients
+
+    clients = CloudClients(replace(stack.sandbox.cloud_target(), polling_interval=0.05))
+    ids = build_estate(Demo(stack, clients, Console(out)))
+    legacy = Estate(clients, DEFAULT_SUBSCRIPTION)
+    legacy.resource_group("rg-legacy", WEU)
+    ids["rsv-legacy"] = legacy.recovery_services_vault("rg-legacy", "rsv-legacy", WEU, default=False)
+    recovery_services(stack.sandbox).seed_every_kind(ids["rsv-legacy"], prefix="legacy")
+    print(f"  and a legacy vault full of backup content to tear down: {ids['rsv-legacy']}", file=out)
+    return ids
+
+
+def exports(stack_file: Mapping[str, Any]) -> list[str]:
+    """``export`` lines for a shell: the API base, the function key, the caller header, the seeded vault. The
+    names start with ``LOCAL_``, not ``STEWARD_``: they are no app settings (the CLI would warn about them)."""
+    values = {
+        "LOCAL_API": stack_file["api"],
+        "LOCAL_KEY": stack_file["keys"]["function"],
+        "LOCAL_AUTH": auth_header(stack_file["principal"]),
+        "LOCAL_DB": stack_file["durable_db"],
+        "VAULT": stack_file.get("estate", {}).get("rsv-legacy", ""),
+    }
+    arm = stack_file.get("arm") or {}
+    values.update({k: v for k, v in {"LOCAL_ARM_ENDPOINT": arm.get("endpoint"),
+                                     "LOCAL_CA_BUNDLE": arm.get("ca_bundle"),
+                                     "LOCAL_TOKEN_URL": arm.get("token_url")}.items() if v})
+    return [f"export {name}={shlex.quote(str(value))}" for name, value in values.items()]
+
+
+#: (what, curl command, CLI equivalent) - the commands use the variables `steward local env` exports.
+EXAMPLES: Final[tuple[tuple[str, str, str], ...]] = (
+    (
+        "1. dry run: plan the teardown of the legacy vault (nothing is deleted)",
+        'ID=$(curl -sS -X POST "$LOCAL_API/teardowns" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" '
+        "-H 'content-type: application/json' -d \"{\\\"vaultId\\\": \\\"$VAULT\\\", \\\"dryRun\\\": true}\" "
+        "| jq -r .id); echo \"$ID\"",
+        "",
+    ),
+    (
+        "2. status: the plan, its steps and its fingerprint (repeat until runtimeStatus is Completed)",
+        'curl -sS "$LOCAL_API/teardowns/$ID" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" '
+        "| jq '{runtimeStatus, fingerprint: .plan.fingerprint, steps: [.plan.steps[]? | {kind, count}]}'",
+        'steward instances show "$ID" --db "$LOCAL_DB"',
+    ),
+    (
+        "3. approve the plan's fingerprint: the teardown runs (a new instance; its id is in the answer)",
+        'FP=$(curl -sS "$LOCAL_API/teardowns/$ID" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" '
+        '| jq -r .plan.fingerprint); RUN=$(curl -sS -X POST "$LOCAL_API/teardowns/$ID/approve" '
+        '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" -H \'content-type: application/json\' '
+        "-d \"{\\\"fingerprint\\\": \\\"$FP\\\"}\" | jq -r .id); echo \"$RUN\"",
+        "",
+    ),
+    (
+        "4. the run's status, then its report (HTML)",
+        'curl -sS "$LOCAL_API/teardowns/$RUN" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" '
+        "| jq '{runtimeStatus, phase: .customStatus.phase, outcome: .report.outcome}'; "
+        'curl -sS "$LOCAL_API/teardowns/$RUN/report.html" -H "x-functions-key: $LOCAL_KEY" '
+        '-H "$LOCAL_AUTH" -o teardown-report.html',
+        'steward instances --db "$LOCAL_DB" --output table',
+    ),
+    (
+        "5. audit the estate now, then read the latest report",
+        'curl -sS -X POST "$LOCAL_API/audits" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH"; echo; '
+        'sleep 5; curl -sS "$LOCAL_API/audits/latest" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" '
+        "| jq '{resources: .summary.resources, findings: [.findings[]? | {severity, control, resourceId}]}'",
+        'steward audit --arm-endpoint "$LOCAL_ARM_ENDPOINT" --ca-bundle "$LOCAL_CA_BUNDLE" '
+        '--sandbox-token-url "$LOCAL_TOKEN_URL" --format table',
+    ),
+)
+
+
+def cli_command() -> str:
+    """How to run the CLI from here: this interpreter (relative to the working directory when inside it, e.g.
+    ``.venv/bin/python``) with ``-m steward.cli`` - it works outside an activated venv."""
+    executable = Path(sys.executable)
+    try:
+        shown = str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(executable)
+    return f"{shlex.quote(shown)} -m steward.cli"
+
+
+def examples_text(cli: str) -> str:
+    """The copy-paste block ``up`` prints: the ``env`` line, then each example's curl and CLI lines."""
+    lines = [
+        "Try it from another terminal in this directory (needs curl and jq):",
+        f'eval "$({cli} local env)"',
+    ]
+    for what, curl, equivalent in EXAMPLES:
+        lines.append(f"# {what}")
+        lines.append(curl)
+        if equivalent:
+            lines.append(f"#   CLI: {equivalent.replace('steward ', cli + ' ', 1)}")
+    return "\n".join(lines)
+
+
+def _start_failed(program: str, error: BaseException, err: TextIO) -> int:
+    """One line per problem, no traceback: the settings (or the schedule) are what the operator must fix."""
+    problems = getattr(error, "problems", None)
+    if problems:
+        if len(problems) == 1:
+            print(f"{program} up: cannot start: invalid setting {problems[0]}", file=err)
+        else:
+            print(f"{program} up: cannot start: {len(problems)} invalid settings:", file=err)
+            for problem in problems:
+                print(f"  {problem}", file=err)
+    else:
+        print(f"{program} up: cannot start: {type(error).__name__}: {error}", file=err)
+    return EXIT_START_FAILED
+
+
+def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: threading.Event | None) -> int:
+    from sandbox.arm import SandboxConfig
+    from sandbox.clock import VirtualClock
+    from sandbox.durable.errors import DurableRunnerError
+    from sandbox.durable.logs import configure_json_logging
+    from sandbox.host.errors import LocalHostError
+    from sandbox.host.local import LocalStack
+    from steward.domain.errors import StewardError
+
+    paths = state_paths(Path(args.state_dir).resolve())
+    if not args.quiet_logs:
+        configure_json_logging(getattr(logging, args.log_level.upper(), logging.INFO))
+    clock = VirtualClock(scale=args.scale)
+    principal = args.principal.lower()
+    settings = {
+        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": principal,
+        "STEWARD_AUDIT_ALLOWED_PRINCIPALS": principal,
+        "STEWARD_REPORTS_DIR": str(paths["reports"].resolve()),
+    }
+    settings = {k: v for k, v in settings.items() if k not in os.environ}  # an operator's own setting wins
+    stack = LocalStack(app="function_app", app_root=REPO, db_path=str(paths["db"]),
+                       arm_config=SandboxConfig(clock=clock, state_dir=paths["arm"]),
+                       settings=settings, host_port=args.port, keys=stable_keys(paths["keys"]))
+    try:
+        stack.start()
+    except (StewardError, LocalHostError, DurableRunnerError, ValueError) as error:
+        return _start_failed(program, error, err)
+    try:
+        described = stack.describe()
+        estate = {} if args.no_seed else seed_estate(stack, out)
+        stack_file = {**described, "principal": principal, "estate": estate,
+                      "keys": {"function": described["keys"]["function"], "master": described["keys"]["master"]}}
+        _write_private(paths["stack"], stack_file)
+        from sandbox.host.__main__ import _human
+
+        print(_human(described), file=out)
+        print(f"Local operator principal  {principal}  (allowed to tear down and audit)", file=out)
+        print(examples_text(cli_command()), file=out, flush=True)
+        stopped = stop or threading.Event()
+        if stop is None:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stopped.set())
+        stopped.wait()
+        return EXIT_OK
+    finally:
+        stack.stop()
+
+
+def env(args: argparse.Namespace, program: str, out: TextIO, err: TextIO) -> int:
+    path = state_paths(Path(args.state_dir).resolve())["stack"]
+    try:
+        stack_file = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        print(f"{program} env: no local stack described in {path}; start one with '{program} up'", file=err)
+        return EXIT_START_FAILED
+    print("\n".join(exports(stack_file)), file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, *, program: str = "steward local", out: TextIO | None = None,
+         err: TextIO | None = None, stop: threading.Event | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = argparse.ArgumentParser(prog=program, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    starting = commands.add_parser(
+        "up", help="start the local stack with a seeded estate; print URLs, keys and curl examples",
+        description="Start the ARM sandbox, the Durable runner and the local Functions host around "
+                    "function_app.py; seed the demo's estate; print copy-paste curl commands.",
+        epilog=f"example: {program} up --scale 60 --port 7071")
+    starting.add_argument("--port", type=int, default=7071, help="host port (default 7071, as func start)")
+    starting.add_argument("--scale", type=float, default=60.0, help="Azure seconds per real second (default 60)")
+    starting.add_argument("--state-dir", default=str(DEFAULT_STATE), help="keys, Durable store, reports (var)")
+    starting.add_argument("--principal", default=LOCAL_PRINCIPAL, help="the local operator's object id")
+    starting.add_argument("--no-seed", action="store_true", help="start with an empty estate")
+    starting.add_argument("--log-level", default="INFO")
+    starting.add_argument("--quiet-logs", action="store_true", help="do not print the JSON log lines")
+    exporting = commands.add_parser(
+        "env", help="shell exports of the running local stack", description="Print export lines for a shell.",
+        epilog=f'example: eval "$({program} env)"')
+    exporting.add_argument("--state-dir", default=str(DEFAULT_STATE))
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "env":
+        return env(args, program, out, err)
+    return up(args, program, out, err, stop)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(program="python -m sandbox.playground"))

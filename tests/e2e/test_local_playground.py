@@ -1,0 +1,111 @@
+"""``make local`` (``steward local up``): a seeded estate, a local principal, keys that survive a restart, and the
+printed curl commands work by copy-paste (run here with bash, curl and jq exactly as printed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from steward import bootstrap
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+class Running:
+    def __init__(self, state: Path, *extra: str) -> None:
+        from sandbox.playground import main
+
+        self.out, self.err, self.stop = io.StringIO(), io.StringIO(), threading.Event()
+        self.rc: int | None = None
+
+        def run() -> None:
+            self.rc = main(["up", "--port", "0", "--scale", "600", "--quiet-logs", "--state-dir", str(state),
+                            *extra], out=self.out, err=self.err, stop=self.stop)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while "Try it" not in self.out.getvalue():
+            assert self.thread.is_alive() and time.monotonic() < deadline, self.err.getvalue()
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+@pytest.fixture
+def restore_env() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    bootstrap.reset()
+
+
+def _bash(script: str, cwd: Path) -> str:
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, f"{script}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="the examples use curl and jq")
+def test_the_printed_curl_commands_plan_approve_run_report_and_audit(
+    tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "var"
+    with Running(state) as stack:
+        text = stack.out.getvalue()
+        assert "rsv-legacy" in text and "Local operator principal" in text
+        block = text[text.index("Try it"):].splitlines()
+        env_line = block[1]
+        assert env_line.startswith('eval "$(') and env_line.endswith(' -m steward.cli local env)"'), env_line
+        commands = [line for line in block[2:] if line and not line.startswith("#")]
+        assert len(commands) == 5
+        env_line = env_line.replace("local env)", f"local env --state-dir {state})")
+        # 1. dry run, then wait for its plan (what a person does by repeating command 2)
+        prefix = env_line + "\n"
+        planned = _bash(prefix + commands[0] + "\n" + 'for i in $(seq 1 100); do S=$(curl -sS "$LOCAL_API/teardowns/$ID" '
+                        '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" | jq -r .runtimeStatus); '
+                        '[ "$S" = Completed ] && break; sleep 0.3; done\n' + commands[1] + "\n" + commands[2]
+                        + '\nfor i in $(seq 1 200); do S=$(curl -sS "$LOCAL_API/teardowns/$RUN" '
+                        '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" | jq -r .runtimeStatus); '
+                        '[ "$S" = Completed ] && break; sleep 0.3; done\n' + commands[3], tmp_path)
+        assert re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-plan$", planned, re.MULTILINE), planned
+        assert '"fingerprint": "sha256:' in planned
+        assert re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-run-[0-9a-f]{16}$", planned, re.MULTILINE), planned
+        assert '"outcome": "deleted"' in planned, planned
+        assert "<html" in (tmp_path / "teardown-report.html").read_text().lower()
+        audited = _bash(prefix + commands[4], tmp_path)
+        assert json.loads(audited.splitlines()[0])["started"] is True, audited
+        assert "BKP-001" in audited, audited
+        keys = json.loads((state / "local" / "keys.json").read_text())
+        assert oct((state / "local" / "keys.json").stat().st_mode & 0o777) == "0o600"
+    with Running(state, "--no-seed") as again:
+        assert keys["function"] in again.out.getvalue(), "the function key survives a restart"
+
+
+def test_local_up_help_names_the_steward_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from steward.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["local", "up", "--help"])
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: steward local up"), usage
+    assert "example:" in usage
