@@ -44,7 +44,7 @@ def _write_private(path: Path, document: Mapping[str, Any]) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2)
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
 
 
 def stable_keys(path: Path) -> Any:
@@ -170,7 +170,7 @@ def examples_text(cli: str) -> str:
     return "\n".join(lines)
 
 
-def _start_failed(program: str, error: BaseException, err: TextIO) -> int:
+def start_failed(program: str, error: BaseException, err: TextIO) -> int:
     """One line per problem, no traceback: the settings (or the schedule) are what the operator must fix."""
     problems = getattr(error, "problems", None)
     if problems:
@@ -211,7 +211,7 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
     try:
         stack.start()
     except (StewardError, LocalHostError, DurableRunnerError, ValueError) as error:
-        return _start_failed(program, error, err)
+        return start_failed(program, error, err)
     try:
         described = stack.describe()
         estate = {} if args.no_seed else seed_estate(stack, out)

@@ -96,6 +96,8 @@ def check(env: Mapping[str, str]) -> dict[str, Any]:
         elif name in SECRET_SETTINGS or name in OTHER_SECRETS:
             shown[name] = HIDDEN
         else:
+            if "?" in value:  # a URL's query may carry a SAS signature or a key
+                value = value.split("?", 1)[0] + "?(query hidden)"
             shown[name] = value if len(value) <= 80 else value[:77] + "..."
     return {"valid": not problems, "problems": problems, "warnings": warnings, "settings": shown}
 

@@ -60,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     stack = LocalStack(app=args.app, app_root=root, db_path=args.db, arm=False if args.no_arm else None,
-                       clock=VirtualClock(scale=args.scale), host_port=args.port).start()
+                       clock=VirtualClock(scale=args.scale), host_port=args.port)
+    try:
+        stack.start()
+    except Exception as error:  # noqa: BLE001 - bad settings, a bad schedule, an app that does not load: one line
+        from sandbox.playground import start_failed
+
+        return start_failed(parser.prog, error, sys.stderr)
     described = stack.describe()
     print(json.dumps(described) if args.json else _human(described), flush=True)
     stopped = threading.Event()

@@ -59,7 +59,7 @@ def restore_env() -> Iterator[None]:
 
 def _bash(script: str, cwd: Path) -> str:
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert done.returncode == 0, f"{script}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     return done.stdout
 
@@ -79,14 +79,14 @@ def test_the_printed_curl_commands_plan_approve_run_report_and_audit(
         commands = [line for line in block[2:] if line and not line.startswith("#")]
         assert len(commands) == 5
         env_line = env_line.replace("local env)", f"local env --state-dir {state})")
-        # 1. dry run, then wait for its plan (what a person does by repeating command 2)
         prefix = env_line + "\n"
-        planned = _bash(prefix + commands[0] + "\n" + 'for i in $(seq 1 100); do S=$(curl -sS "$LOCAL_API/teardowns/$ID" '
-                        '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" | jq -r .runtimeStatus); '
-                        '[ "$S" = Completed ] && break; sleep 0.3; done\n' + commands[1] + "\n" + commands[2]
-                        + '\nfor i in $(seq 1 200); do S=$(curl -sS "$LOCAL_API/teardowns/$RUN" '
-                        '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" | jq -r .runtimeStatus); '
-                        '[ "$S" = Completed ] && break; sleep 0.3; done\n' + commands[3], tmp_path)
+        def wait(variable: str) -> str:  # what a person does by repeating the status command
+            return (f'for i in $(seq 1 200); do S=$(curl -sS "$LOCAL_API/teardowns/${variable}" '
+                    '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" | jq -r .runtimeStatus); '
+                    '[ "$S" = Completed ] && break; sleep 0.3; done')
+
+        planned = _bash("\n".join([prefix, commands[0], wait("ID"), commands[1], commands[2], wait("RUN"),
+                                   commands[3]]), tmp_path)
         assert re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-plan$", planned, re.MULTILINE), planned
         assert '"fingerprint": "sha256:' in planned
         assert re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-run-[0-9a-f]{16}$", planned, re.MULTILINE), planned
