@@ -232,7 +232,8 @@ module app 'modules/function-app.bicep' = {
     authClientId: authClientId
     authTenantIds: authTenantIds
     authAudiences: authAudiences
-    tags: tags
+    // azd (azure.yaml, service 'api') finds the Function App to publish to by this tag
+    tags: union(tags, { 'azd-service-name': 'api' })
   }
 }
 
