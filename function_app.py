@@ -27,6 +27,7 @@ from steward import bootstrap, logs
 logs.configure()
 # Fail fast: settings and rules are checked when the worker loads the app, not on the first request.
 bootstrap.validate()
+bootstrap.telemetry()  # Application Insights metrics and traces, when its connection string is set
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

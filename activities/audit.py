@@ -14,7 +14,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import bootstrap
+from steward import bootstrap, telemetry
 from steward.cloud.inventory import ArmEstateReader, read_estate
 from steward.domain.audit import (
     AuditResult,
@@ -117,6 +117,7 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
         interrupted_teardowns=list(request.get("interruptedTeardowns") or []),
     )
     saved = save_result(store, result)
+    telemetry.record_coverage({s: cell.ratio for s, cell in result.coverage.by_subscription.items()})
     return _summary(result, saved.json_name, saved.html_name)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import bootstrap
+from steward import bootstrap, telemetry
 from steward.cloud.errors import AzureRefusal
 from steward.cloud.protection import (
     BackupVaultProtection,
@@ -248,4 +248,5 @@ def publish_outcomes(request: dict[str, Any]) -> int:
             outcome.status.value,
             extra={"resource_id": outcome.resource_id, "correlation_id": outcome.correlation_id},
         )
+    telemetry.record_protections(request["outcomes"], since=request.get("since"), at=request.get("at"))
     return bootstrap.publisher().publish(events)

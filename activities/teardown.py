@@ -16,6 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from steward import telemetry
 from steward.cloud.errors import AzureRefusal
 from steward.cloud.teardown_ops import Effect, OperationPending, TeardownOps, refusal_of
 from steward.cloud.vault_markers import VaultMarkers
@@ -304,6 +305,7 @@ def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
     report = payload.get("report") or {}
     name = str(payload.get("name") or report.get("instanceId") or "teardown")
     stored = _store().save(name, report)
+    telemetry.record_teardown(report)
     outcome = str(report.get("outcome") or "finished")
     event_type = "BackupSteward.Teardown." + "".join(p.capitalize() for p in outcome.split("-"))
     published = 0

@@ -210,7 +210,10 @@ def protect_resource(context: df.DurableOrchestrationContext) -> Task:
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
     context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
     if not intent.get("quiet"):
-        yield from call_with_backoff(context, "publish_outcomes", RETRY, {"outcomes": [outcome.to_record()]})
+        # the time-to-protection metric: from the resource's event to now, in orchestration time (replay-safe)
+        since = (intent.get("origin") or {}).get("eventTime")
+        yield from call_with_backoff(context, "publish_outcomes", RETRY, {
+            "outcomes": [outcome.to_record()], "since": since, "at": context.current_utc_datetime.isoformat()})
     return outcome.to_record()
 
 

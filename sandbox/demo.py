@@ -24,6 +24,12 @@ from sandbox.estate import Estate
 from sandbox.host.local import OUTCOME_TOPIC, LocalStack
 from steward.cloud.clients import CloudClients
 
+
+def cli_command() -> str:
+    from sandbox.playground import cli_command as command
+
+    return command()
+
 REPO = Path(__file__).resolve().parents[1]
 WEU, NEU, EUS = "westeurope", "northeurope", "eastus"
 
@@ -228,6 +234,10 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
                        arm_config=SandboxConfig(clock=clock, state_dir=work / "arm"),
                        settings={"STEWARD_REPORTS_DIR": str(reports), "STEWARD_AUDIT_REMEDIATE_LIMIT": "20"},
                        run_timers=False)
+    # the app's metrics, as Application Insights would receive them, collected in memory for the summary
+    from steward import telemetry
+
+    metrics = telemetry.use_in_memory()
     # the levels before anything of the app is imported (starting the stack imports it, and the app configures
     # its JSON logs on import): a caller in the same process gets exactly these back
     quieted = {name: logging.getLogger(name).level for name in ("steward", "sandbox", "")}
@@ -254,10 +264,14 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
         out.line(f"  ARM requests served: {stack.sandbox.counters.get()} | "
                  f"Azure time elapsed: {(clock.now() - clock._start).total_seconds() / 60:.1f} min | "
                  f"real time: {time.monotonic() - out.started:.1f} s")
-        out.line(f"  Durable history: python -m sandbox.durable instances --db {work / 'durable.sqlite'}")
+        out.line("  metrics (OpenTelemetry; Application Insights customMetrics when deployed):")
+        for line in telemetry.summary_lines(metrics):
+            out.line(f"    {line}")
+        out.line(f"  Durable history: {cli_command()} instances --db {work / 'durable.sqlite'}")
         return 0
     finally:
         stack.stop()
+        telemetry.use_meter_provider(None)
         for name, level in quieted.items():  # a caller in the same process (a test) gets its logging back
             logging.getLogger(name or None).setLevel(level)
 

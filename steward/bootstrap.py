@@ -7,6 +7,7 @@ clients. Tests reset it with ``reset()`` after changing the environment.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from functools import lru_cache
 
@@ -79,6 +80,14 @@ def validate() -> Settings:
                   extra={"problems": [f"{p.name}: {p.message}" for p in error.problems]})
         raise
     return current
+
+
+@lru_cache(maxsize=1)
+def telemetry() -> bool:
+    """Application Insights export (OpenTelemetry) when APPLICATIONINSIGHTS_CONNECTION_STRING is set; once."""
+    from steward import telemetry as metrics
+
+    return metrics.configure_from_env(os.environ)
 
 
 def reset() -> None:

@@ -41,3 +41,10 @@ def test_the_demo_runs_every_act_to_its_end(tmp_path: Path, capfd: pytest.Captur
     assert re.search(r"rg-erp/sterplegacy01\s+Protected\s+rg-backup-weu/bv-prod-weu", text)
     assert "teardown: deleted - the vault was emptied and deleted" in text
     assert (tmp_path / "reports" / "latest.html").exists()
+    # the metrics Application Insights would chart, from the in-memory reader (issue 20 item 7)
+    assert re.search(r"steward\.protection\.outcomes: .*Protected \d+", text), text[-2000:]
+    assert re.search(r"steward\.protection\.duration: \d+ protected, mean [1-9]\d* s", text)
+    assert re.search(r"steward\.coverage\.percent: [0-9a-f-]{36} \d+\.\d%", text)
+    assert re.search(r"steward\.teardown\.items_deleted: [1-9]\d*", text)
+    # the hint to read the Durable history runs outside an activated venv (the interpreter's path, -m steward.cli)
+    assert re.search(r"Durable history: \S*python\S* -m steward\.cli instances --db ", text)
