@@ -175,3 +175,29 @@ def test_scripts_parse() -> None:
     for needed in ("az ad app create", "--identifier-uris", "api://", "--app-roles", "BackupSteward.Teardown",
                    "BackupSteward.Audit", "az ad sp create"):
         assert needed in entra
+
+
+def test_the_workbook_charts_coverage_outcomes_and_failures_from_metrics_the_app_records() -> None:
+    from steward import telemetry
+
+    workbook = json.loads((REPO / "infra" / "workbook.json").read_text())
+    assert workbook["version"] == "Notebook/1.0"
+    queries = {item["name"]: item["content"] for item in workbook["items"] if item["type"] == 3}
+    assert {"coverage", "outcomes", "failures"} <= set(queries)
+    recorded = {telemetry.OUTCOMES, telemetry.DURATION, telemetry.COVERAGE, telemetry.ITEMS_DELETED}
+    readme = (REPO / "README.md").read_text()
+    for name, content in queries.items():
+        assert content["version"] == "KqlItem/1.0" and content["resourceType"] == "microsoft.insights/components"
+        metrics = set(re.findall(r'name == "([^"]+)"', content["query"]))
+        assert metrics and metrics <= recorded, f"{name} charts {metrics - recorded}, which the app never records"
+        assert content["query"] in readme, f"the README documents the {name} query as the workbook runs it"
+
+
+def test_the_readme_quick_start_is_what_make_local_prints() -> None:
+    from sandbox.playground import EXAMPLES
+
+    printed = {curl for _, curl, _ in EXAMPLES}
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Local stack"):readme.index("## How it is built")]
+    commands = [line for line in section.splitlines() if line.startswith(("ID=$(curl", "curl "))]
+    assert commands and all(line in printed for line in commands)
