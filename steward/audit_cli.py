@@ -11,6 +11,7 @@ the rules, the pure audit, the report renderers. Exit codes, for pipelines:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import ssl
 import sys
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TextIO
 
+from steward.cli_output import write_rows
 from steward.cloud.clients import CloudClients, CloudTarget
 from steward.cloud.errors import CloudError
 from steward.cloud.inventory import (
@@ -47,7 +49,10 @@ from steward.rules_file import load_configured_rules
 EXIT_OK: Final = 0
 EXIT_FINDINGS: Final = 1
 EXIT_ERROR: Final = 2
-FORMATS: Final = ("table", "json", "html")
+FORMATS: Final = ("table", "json", "csv", "html")
+#: The columns of ``--output csv``: one row per finding.
+CSV_COLUMNS: Final = ("severity", "control", "title", "resourceId", "resourceType", "subscriptionId", "location",
+                      "why", "fix")
 
 
 class ProgressBar:
@@ -97,6 +102,10 @@ def render(result: AuditResult, fmt: str) -> str:
         return json.dumps(result.to_json(), indent=2) + "\n"
     if fmt == "html":
         return render_html(result)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        write_rows(buffer, [finding.to_json() for finding in result.findings], CSV_COLUMNS, "csv")
+        return buffer.getvalue()
     return render_table(result)
 
 
@@ -116,10 +125,17 @@ def sandbox_now(target: CloudTarget) -> datetime | None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="steward audit",
-        description="Audit backup coverage and safety across subscriptions; print a table, JSON or HTML.",
+        description="Audit backup coverage and safety across subscriptions; print a table, JSON, CSV or HTML.",
+        epilog="examples: steward audit --output csv > findings.csv; "
+               "steward audit --output html --output-file report.html --fail-on high",
     )
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    parser.add_argument("--output", "-o", help="write the report here instead of standard output")
+    parser.add_argument(
+        "--output", "-o", metavar="FORMAT|FILE",
+        help="table (default), json, csv (one row per finding) or html, as on every steward command; "
+             "a file name writes the report there (as --output-file)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default=None, help="the same as --output FORMAT")
+    parser.add_argument("--output-file", metavar="FILE", help="write the report here instead of standard output")
     parser.add_argument(
         "--fail-on",
         metavar="SEVERITY",
@@ -144,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
     return parser
+
+
+def _output(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(format, file): ``--output`` is a format name (as on the other commands) or, as before, a file name."""
+    if args.output in FORMATS:
+        return args.output, args.output_file
+    return args.format or "table", args.output or args.output_file
 
 
 def _target(args: argparse.Namespace) -> tuple[CloudTarget, tuple[str, ...], RuleSet | None]:
@@ -183,6 +206,7 @@ def _reader(source: str, clients: CloudClients, subscriptions: Sequence[str]) ->
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     args = build_parser().parse_args(argv)
+    fmt, target_file = _output(args)
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
         target, configured_subs, configured_rules = _target(args)
@@ -218,10 +242,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except (StewardError, CloudError, AuditError, InvalidPreviousResult, OSError, ValueError) as error:
         err.write(f"steward audit: {error}\n")
         return EXIT_ERROR
-    text = render(result, args.format)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        err.write(f"steward audit: wrote {args.format} report to {args.output}\n")
+    text = render(result, fmt)
+    if target_file:
+        Path(target_file).write_text(text, encoding="utf-8")
+        err.write(f"steward audit: wrote {fmt} report to {target_file}\n")
     else:
         out.write(text)
     if threshold is not None and result.at_or_above(threshold):

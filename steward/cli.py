@@ -14,6 +14,7 @@ The sandbox commands need the development install (``make`` creates it); they ar
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -82,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     if command is None:
         print(f"steward: unknown command {args[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    return command(args[1:])
+    try:
+        return command(args[1:])
+    except BrokenPipeError:
+        # the reader went away (`| head`): no traceback. Python's "Note on SIGPIPE" (signal module docs)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """``steward rules``: check protection rules and see what they decide, before the app acts on them.
 
-    steward rules check [FILE]                 validate a rules document; list its rules
+    steward rules check [FILE] [--output table|json|csv]   validate a rules document; list its rules
     steward rules explain RESOURCE_ID --location REGION [--tag KEY=VALUE]... [--attached-to VM_ID] [--rules FILE]
                                                what the rules decide for one resource, and which rule decides
     steward rules schema                       the JSON Schema of rules documents (for editors)
@@ -21,6 +21,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from steward.cli_output import OUTPUTS, write_rows
 from steward.domain.errors import InvalidResourceId, InvalidRules
 from steward.domain.ids import ResourceId
 from steward.domain.rules import (
@@ -71,7 +72,23 @@ def _target_text(rules: RuleSet, index: int) -> str:
     return f"protect in {vault}, {policy}"
 
 
-def check(rules: RuleSet, out: TextIO) -> int:
+CHECK_COLUMNS = ("index", "name", "line", "when", "then")
+EXPLAIN_COLUMNS = ("resource", "type", "region", "decision", "rule", "reason", "vault", "policy")
+
+
+def check_rows(rules: RuleSet) -> list[dict[str, Any]]:
+    return [{"index": index + 1, "name": rule.name, "line": rule.line, "when": _match_text(rule.match),
+             "then": _target_text(rules, index)} for index, rule in enumerate(rules.rules)]
+
+
+def check(rules: RuleSet, out: TextIO, output: str = "table") -> int:
+    if output == "json":
+        out.write(json.dumps({"source": rules.source, "valid": True, "optOutTag": rules.opt_out_tag,
+                              "rules": check_rows(rules)}, indent=2) + "\n")
+        return EXIT_OK
+    if output == "csv":
+        write_rows(out, check_rows(rules), CHECK_COLUMNS, "csv")
+        return EXIT_OK
     out.write(f"{rules.source}: valid, {len(rules.rules)} rule(s); opt-out tag {rules.opt_out_tag}=true\n")
     for index, rule in enumerate(rules.rules):
         line = f"line {rule.line}" if rule.line else ""
@@ -119,6 +136,15 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
         out.write(f"=> {label}{rule}: {decision['reason']}\n")
 
 
+def explain_row(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision as one flat row (``--output csv``)."""
+    decision = result["decision"]
+    vault = decision.get("vault") or {}
+    return {"resource": result["resource"], "type": result["type"], "region": result["region"],
+            "decision": decision["kind"], "rule": decision.get("rule") or "", "reason": decision.get("reason") or "",
+            "vault": vault.get("vaultId") or vault.get("vaultKind") or "", "policy": decision.get("policy") or ""}
+
+
 def _tags(pairs: Sequence[str]) -> dict[str, str]:
     tags: dict[str, str] = {}
     for pair in pairs:
@@ -137,16 +163,25 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     parser = argparse.ArgumentParser(prog="steward rules", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    checking = commands.add_parser("check", help="validate a rules document and list its rules")
+    checking = commands.add_parser("check", help="validate a rules document and list its rules",
+                                   description="Validate a rules document and list its rules.",
+                                   epilog="example: steward rules check rules.yaml --output csv")
     checking.add_argument("file", nargs="?", help="rules file (YAML or JSON)")
-    explaining = commands.add_parser("explain", help="what the rules decide for one resource")
+    checking.add_argument("--output", choices=OUTPUTS, default="table", help="table (default), json or csv")
+    explaining = commands.add_parser(
+        "explain", help="what the rules decide for one resource",
+        description="What the rules decide for one resource, and which rule decides (reads nothing from Azure).",
+        epilog="example: steward rules explain /subscriptions/<sub>/resourceGroups/rg/providers/"
+               "Microsoft.Compute/virtualMachines/vm1 --location westeurope --tag env=dev --output json")
     explaining.add_argument("resource_id", help="the resource's ARM id (it need not exist)")
     explaining.add_argument("--location", required=True, help="its region, e.g. westeurope")
     explaining.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag (repeat)")
     explaining.add_argument("--attached-to", default="", metavar="VM_ID", help="a disk's VM (ARM managedBy)")
     explaining.add_argument("--rules", help="rules file (default: the configured or packaged rules)")
-    explaining.add_argument("--json", action="store_true", help="the decision and trace as JSON")
-    commands.add_parser("schema", help="the JSON Schema of rules documents")
+    explaining.add_argument("--output", choices=OUTPUTS, default=None, help="table (default), json or csv")
+    explaining.add_argument("--json", action="store_true", help="the same as --output json")
+    commands.add_parser("schema", help="the JSON Schema of rules documents",
+                        epilog="example: steward rules schema > rules.schema.json")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -161,7 +196,7 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         err.write(f"{invalid}\n")
         return EXIT_NO
     if args.command == "check":
-        return check(rules, out)
+        return check(rules, out, args.output)
     try:
         facts = ResourceFacts(ResourceId.parse(args.resource_id), args.location, _tags(args.tag),
                               attached_to=args.attached_to)
@@ -169,8 +204,11 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         err.write(f"steward rules explain: {bad}\n")
         return EXIT_USAGE
     result = explain(rules, facts)
-    if args.json:
+    output = args.output or ("json" if args.json else "table")
+    if output == "json":
         out.write(json.dumps(result, indent=2) + "\n")
+    elif output == "csv":
+        write_rows(out, [explain_row(result)], EXPLAIN_COLUMNS, "csv")
     else:
         _explain_text(result, out)
     return EXIT_OK if result["decision"]["kind"] == Protect.kind else EXIT_NO

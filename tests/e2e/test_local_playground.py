@@ -78,6 +78,8 @@ def test_the_printed_curl_commands_plan_approve_run_report_and_audit(
         assert env_line.startswith('eval "$(') and env_line.endswith(' -m steward.cli local env)"'), env_line
         commands = [line for line in block[2:] if line and not line.startswith("#")]
         assert len(commands) == 5
+        cli = [line.removeprefix("#   CLI: ") for line in block if line.startswith("#   CLI: ")]
+        assert len(cli) == 3 and all(" -m steward.cli " in line for line in cli)
         env_line = env_line.replace("local env)", f"local env --state-dir {state})")
         prefix = env_line + "\n"
         def wait(variable: str) -> str:  # what a person does by repeating the status command
@@ -85,14 +87,24 @@ def test_the_printed_curl_commands_plan_approve_run_report_and_audit(
                     '-H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" | jq -r .runtimeStatus); '
                     '[ "$S" = Completed ] && break; sleep 0.3; done')
 
-        planned = _bash("\n".join([prefix, commands[0], wait("ID"), commands[1], commands[2], wait("RUN"),
-                                   commands[3]]), tmp_path)
+        planned = _bash("\n".join([prefix, commands[0], wait("ID"), commands[1], cli[0], commands[2], wait("RUN"),
+                                   commands[3], cli[1]]), tmp_path)
         assert re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-plan$", planned, re.MULTILINE), planned
         assert '"fingerprint": "sha256:' in planned
-        assert re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-run-[0-9a-f]{16}$", planned, re.MULTILINE), planned
+        run_id = re.search(r"^teardown-rsv-legacy-[0-9a-f]{16}-run-[0-9a-f]{16}$", planned, re.MULTILINE)
+        assert run_id, planned
+        run_id = run_id.group(0)
         assert '"outcome": "deleted"' in planned, planned
         assert "<html" in (tmp_path / "teardown-report.html").read_text().lower()
-        audited = _bash(prefix + commands[4], tmp_path)
+        assert re.search(r"^orchestrator:\s+teardown_vault$", planned, re.MULTILINE), "the CLI shows the instance"
+        assert re.search(r"^INSTANCE\s+NAME\s+STATUS", planned, re.MULTILINE), "the CLI lists the instances"
+        program = cli[1].split(" instances ")[0]
+        listed = _bash(prefix + f'{program} instances --db "$LOCAL_DB" --output csv | sed -n 1p\n'
+                       f'{program} instances show {run_id} --db "$LOCAL_DB" --output json | jq -r .output.outcome',
+                       tmp_path)
+        assert listed.splitlines() == ["instance,name,status,created,updated,customStatus", "deleted"], listed
+        audited = _bash(prefix + commands[4] + "\n" + cli[2], tmp_path)
+        assert "BKP-001" in audited.split("\n", 2)[-1], "the CLI audit finds what the HTTP audit finds"
         assert json.loads(audited.splitlines()[0])["started"] is True, audited
         assert "BKP-001" in audited, audited
         keys = json.loads((state / "local" / "keys.json").read_text())

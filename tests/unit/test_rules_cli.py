@@ -128,3 +128,33 @@ def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
 def test_schema_prints_the_json_schema() -> None:
     code, out, _ = run("schema")
     assert code == 0 and json.loads(out) == json.loads(schema_text())
+
+
+# ---- --output table|json|csv, as on every steward command (issue 20 item 8) ----------------------------
+
+
+def test_check_prints_json_and_csv(rules_file: Path) -> None:
+    code, out, _ = run("check", str(rules_file), "--output", "json")
+    assert code == rules_cli.EXIT_OK
+    document = json.loads(out)
+    assert [r["name"] for r in document["rules"]] == ["dev-out", "fin-vms", "everything-else"]
+    assert document["rules"][0]["then"] == "opt out (dev resources are rebuilt, not restored)"
+    code, out, _ = run("check", str(rules_file), "--output", "csv")
+    lines = out.splitlines()
+    assert lines[0] == "index,name,line,when,then" and lines[2].startswith("2,fin-vms,")
+
+
+def test_explain_prints_json_and_one_csv_row(rules_file: Path) -> None:
+    code, out, _ = run("explain", VM, "--location", "westeurope", "--rules", str(rules_file), "--output", "json")
+    assert code == rules_cli.EXIT_OK and json.loads(out)["decision"]["rule"] == "fin-vms"
+    code, out, _ = run("explain", VM, "--location", "westeurope", "--rules", str(rules_file), "--output", "csv")
+    header, row = out.splitlines()
+    assert header == "resource,type,region,decision,rule,reason,vault,policy"
+    assert row.startswith(f"{VM},Microsoft.Compute/virtualMachines,westeurope,protect,fin-vms,,")
+    assert row.endswith(",Fin-Daily")
+
+
+def test_every_subcommand_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("check", "explain", "schema"):
+        assert rules_cli.main([command, "--help"]) == rules_cli.EXIT_OK
+        assert "example: steward rules " + command in capsys.readouterr().out

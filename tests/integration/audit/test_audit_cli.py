@@ -88,3 +88,13 @@ def test_bad_arguments_exit_2_with_a_clear_message(sandbox: ArmSandbox) -> None:
     assert "unknown severity 'urgent'" in err
     code, _, err = run(sandbox, "--previous", "/nonexistent/previous.json")
     assert code == EXIT_ERROR and "previous.json" in err
+
+
+def test_output_names_the_format_as_on_every_steward_command(sandbox: ArmSandbox, built: BuiltEstate) -> None:
+    code, out, err = run(sandbox, "--output", "csv", "--no-progress")
+    assert code == EXIT_OK, err
+    header, *rows = out.splitlines()
+    assert header == "severity,control,title,resourceId,resourceType,subscriptionId,location,why,fix"
+    assert any(",BKP-001," in row and built.ids["vm-naked"].lower() in row.lower() for row in rows)
+    code, out, _ = run(sandbox, "--output", "json", "--subscription", SUB2, "--no-progress")
+    assert code == EXIT_OK and json.loads(out)["subscriptions"] == [SUB2]
