@@ -195,8 +195,8 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
     from steward.domain.errors import StewardError
 
     paths = state_paths(Path(args.state_dir).resolve())
-    if not args.quiet_logs:
-        configure_json_logging(getattr(logging, args.log_level.upper(), logging.INFO))
+    root_handler = None if args.quiet_logs else configure_json_logging(
+        getattr(logging, args.log_level.upper(), logging.INFO))
     clock = VirtualClock(scale=args.scale)
     principal = args.principal.lower()
     settings = {
@@ -208,10 +208,15 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
     stack = LocalStack(app="function_app", app_root=REPO, db_path=str(paths["db"]),
                        arm_config=SandboxConfig(clock=clock, state_dir=paths["arm"]),
                        settings=settings, host_port=args.port, keys=stable_keys(paths["keys"]))
+    app_logger = logging.getLogger("steward")
+    propagates = app_logger.propagate
     try:
         stack.start()
     except (StewardError, LocalHostError, DurableRunnerError, ValueError) as error:
+        _give_back_logging(root_handler, propagates)
         return start_failed(program, error, err)
+    if root_handler is not None and any(getattr(h, "_steward", False) for h in app_logger.handlers):
+        app_logger.propagate = False  # the app prints its own JSON lines: once, not again through the root
     try:
         described = stack.describe()
         estate = {} if args.no_seed else seed_estate(stack, out)
@@ -231,6 +236,13 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
         return EXIT_OK
     finally:
         stack.stop()
+        _give_back_logging(root_handler, propagates)
+
+
+def _give_back_logging(root_handler: logging.Handler | None, propagates: bool) -> None:
+    logging.getLogger("steward").propagate = propagates
+    if root_handler is not None:
+        logging.getLogger().removeHandler(root_handler)
 
 
 def env(args: argparse.Namespace, program: str, out: TextIO, err: TextIO) -> int:

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,14 +24,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 class Running:
-    def __init__(self, state: Path, *extra: str) -> None:
+    def __init__(self, state: Path, *extra: str, quiet: bool = True) -> None:
         from sandbox.playground import main
 
         self.out, self.err, self.stop = io.StringIO(), io.StringIO(), threading.Event()
         self.rc: int | None = None
+        flags = ["--quiet-logs"] if quiet else []
 
         def run() -> None:
-            self.rc = main(["up", "--port", "0", "--scale", "600", "--quiet-logs", "--state-dir", str(state),
+            self.rc = main(["up", "--port", "0", "--scale", "600", *flags, "--state-dir", str(state),
                             *extra], out=self.out, err=self.err, stop=self.stop)
 
         self.thread = threading.Thread(target=run, daemon=True)
@@ -121,3 +123,27 @@ def test_local_up_help_names_the_steward_command(capsys: pytest.CaptureFixture[s
     usage = capsys.readouterr().out
     assert usage.startswith("usage: steward local up"), usage
     assert "example:" in usage
+
+
+def test_make_local_prints_each_app_log_line_once(
+    tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    root_handlers = list(logging.getLogger().handlers)
+    # the app's handler (made when an earlier test imported the app) writes to this test's captured stderr
+    app_handlers = [h for h in logging.getLogger("steward").handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.setStream(sys.stderr) for h in app_handlers]
+    try:
+        with Running(tmp_path / "var", quiet=False):
+            pass
+    finally:
+        for handler, stream in zip(app_handlers, streams, strict=True):
+            if stream is not None:
+                handler.setStream(stream)
+    records = [json.loads(line) for line in capfd.readouterr().err.splitlines() if '"logger": "steward.' in line]
+    assert records, "the seeding makes the app log"
+    printed = [(r["logger"], r["message"], r.get("correlation_id"), r.get("event_id")) for r in records]
+    assert len(printed) == len(set(printed)), "a steward line was printed twice"
+    assert logging.getLogger().handlers == root_handlers, "the stack gives the process its logging back"
