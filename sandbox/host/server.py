@@ -398,11 +398,12 @@ def _handler_for(host: LocalHost) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 status, payload, out = host.handle(self.command, self.path, headers, body)
-            except Exception as exc:
-                # The request target carries the function key (code=): log it redacted. The body names only the
-                # error's type, as the Functions host shows no exception text to a caller.
+            except Exception:
+                # The request target carries the function key (code=): log it redacted. The caller gets a 500
+                # with an empty body, as from the Functions host, which stopped returning exception details in
+                # HTTP responses (Azure/azure-functions-host issue #2706: "an empty string with 500 response code")
                 log.exception("request %s %s failed", self.command, redact_target(self.path))
-                status, payload, out = _json(500, {"error": f"the function failed ({type(exc).__name__})"})
+                status, payload, out = 500, b"", {}
             write_response(self, status, payload, out, None)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve

@@ -104,7 +104,7 @@ def test_a_failing_request_logs_no_function_key_and_answers_no_exception_text(
             urllib.request.urlopen(f"{stack.host.api_base}/boom?code={key}", timeout=30)
         body = answered.value.read().decode()
     assert answered.value.code == 500
-    assert "hunter2" not in body and "AccountKey" not in body
+    assert body == "", "the Functions host answers an unhandled exception with an empty 500 (host issue #2706)"
     logged = "\n".join(f"{r.getMessage()} {json.dumps(vars(r), default=str)}" for r in caplog.records)
     assert key not in logged, "the function key reached a log line"
     assert "code=***" in logged
