@@ -3,7 +3,9 @@
     steward local up     ARM sandbox + Durable runner + local Functions host around function_app.py, with the
                          demo's estate seeded, a local operator principal allowed, function keys kept in
                          var/local/keys.json across restarts, and copy-paste curl commands printed
-    steward local env    shell exports for another terminal: eval "$(steward local env)"
+    steward local env    shell exports for another terminal: eval "$(steward local env)"; LOCAL_AUTH carries a
+                         bearer token from the sandbox's Entra ID (an hour; run it again for a new one)
+    steward local token  just such a token: curl -H "Authorization: Bearer $(steward local token)" ...
 
 ``steward local up`` writes ``var/local/stack.json`` (URLs, keys, the principal, the seeded ids; mode 0600)
 for ``steward local env``. The same stack without seeding or keys is ``python -m sandbox.host up``.
@@ -28,7 +30,6 @@ REPO: Final = Path(__file__).resolve().parents[1]
 DEFAULT_STATE: Final = Path("var")
 #: The operator the local stack allows to tear down and audit (the local caller of the curl examples).
 LOCAL_PRINCIPAL: Final = "10ca1000-0000-4000-8000-00000000a11c"
-PRINCIPAL_ID_HEADER: Final = "x-ms-client-principal-id"
 EXIT_OK: Final = 0
 EXIT_START_FAILED: Final = 2
 
@@ -62,10 +63,34 @@ def stable_keys(path: Path) -> Any:
         return keys
 
 
-def auth_header(principal: str) -> str:
-    """The header that names the caller of the teardown and audit routes (App Service authentication's
-    principal header on Azure). The one place to change when the routes take bearer tokens instead."""
-    return f"{PRINCIPAL_ID_HEADER}: {principal}"
+class TokenError(Exception):
+    """The local stack's Entra ID gave no token (the stack is not running, or refused)."""
+
+
+def mint_token(stack_file: Mapping[str, Any], principal: str | None = None, roles: Sequence[str] = ()) -> str:
+    """An access token for the app's routes from the sandbox's Entra ID (``POST {app_token_url}``), for the local
+    principal unless told otherwise: what ``az account get-access-token --resource <app id URI>`` gives on Azure."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    arm = stack_file.get("arm") or {}
+    url = arm.get("app_token_url")
+    if not url:
+        raise TokenError("the local stack runs without the ARM sandbox: no Entra ID to ask for a token")
+    body = json.dumps({"principalId": principal or stack_file["principal"], "roles": list(roles)}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={"content-type": "application/json"})  # noqa: S310 - the loopback sandbox
+    context = ssl.create_default_context(cafile=arm.get("ca_bundle"))
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as answer:  # noqa: S310 - loopback
+            return str(json.loads(answer.read())["access_token"])
+    except (OSError, ValueError, KeyError) as error:
+        raise TokenError(f"no token from {url}: {error}") from None
+
+
+def auth_header(token: str) -> str:
+    """The header callers of the teardown and audit routes send: a bearer token the app validates."""
+    return f"Authorization: Bearer {token}"
 
 
 def seed_estate(stack: Any, out: TextIO) -> dict[str, str]:
@@ -86,13 +111,13 @@ def seed_estate(stack: Any, out: TextIO) -> dict[str, str]:
     return ids
 
 
-def exports(stack_file: Mapping[str, Any]) -> list[str]:
+def exports(stack_file: Mapping[str, Any], token: str) -> list[str]:
     """``export`` lines for a shell: the API base, the function key, the caller header, the seeded vault. The
     names start with ``LOCAL_``, not ``STEWARD_``: they are no app settings (the CLI would warn about them)."""
     values = {
         "LOCAL_API": stack_file["api"],
         "LOCAL_KEY": stack_file["keys"]["function"],
-        "LOCAL_AUTH": auth_header(stack_file["principal"]),
+        "LOCAL_AUTH": auth_header(token),
         "LOCAL_DB": stack_file["durable_db"],
         "VAULT": stack_file.get("estate", {}).get("rsv-legacy", ""),
     }
@@ -245,14 +270,38 @@ def _give_back_logging(root_handler: logging.Handler | None, propagates: bool) -
         logging.getLogger().removeHandler(root_handler)
 
 
-def env(args: argparse.Namespace, program: str, out: TextIO, err: TextIO) -> int:
+def _stack_file(args: argparse.Namespace, program: str, err: TextIO) -> dict[str, Any] | None:
     path = state_paths(Path(args.state_dir).resolve())["stack"]
     try:
-        stack_file = json.loads(path.read_text(encoding="utf-8"))
+        return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
-        print(f"{program} env: no local stack described in {path}; start one with '{program} up'", file=err)
+        print(f"{program} {args.command}: no local stack described in {path}; start one with '{program} up'",
+              file=err)
+        return None
+
+
+def env(args: argparse.Namespace, program: str, out: TextIO, err: TextIO) -> int:
+    stack_file = _stack_file(args, program, err)
+    if stack_file is None:
         return EXIT_START_FAILED
-    print("\n".join(exports(stack_file)), file=out)
+    try:
+        token = mint_token(stack_file)
+    except TokenError as error:
+        print(f"{program} env: {error}", file=err)
+        return EXIT_START_FAILED
+    print("\n".join(exports(stack_file, token)), file=out)
+    return EXIT_OK
+
+
+def token(args: argparse.Namespace, program: str, out: TextIO, err: TextIO) -> int:
+    stack_file = _stack_file(args, program, err)
+    if stack_file is None:
+        return EXIT_START_FAILED
+    try:
+        print(mint_token(stack_file, args.principal, args.role), file=out)
+    except TokenError as error:
+        print(f"{program} token: {error}", file=err)
+        return EXIT_START_FAILED
     return EXIT_OK
 
 
@@ -278,9 +327,18 @@ def main(argv: Sequence[str] | None = None, *, program: str = "steward local", o
         "env", help="shell exports of the running local stack", description="Print export lines for a shell.",
         epilog=f'example: eval "$({program} env)"')
     exporting.add_argument("--state-dir", default=str(DEFAULT_STATE))
+    minting = commands.add_parser(
+        "token", help="an access token for the app's routes from the local Entra ID",
+        description="Print a bearer token for the app's routes (the local principal's, unless told otherwise).",
+        epilog=f'example: curl -H "Authorization: Bearer $({program} token)" ...')
+    minting.add_argument("--principal", default=None, help="object id the token names (default: the local one)")
+    minting.add_argument("--role", action="append", default=[], help="an app role in the token (repeat)")
+    minting.add_argument("--state-dir", default=str(DEFAULT_STATE))
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.command == "env":
         return env(args, program, out, err)
+    if args.command == "token":
+        return token(args, program, out, err)
     return up(args, program, out, err, stop)
 
 

@@ -11,7 +11,10 @@ if [ "$ok" != yes ] || [ "$length" -lt 3 ] || [ "$length" -gt 10 ]; then
   echo "azd environment name '${AZURE_ENV_NAME:-}' must be 3-10 lower-case letters and digits (it becomes namePrefix)" >&2
   exit 1
 fi
-if [ -z "${STEWARD_AUTH_CLIENT_ID:-}" ]; then
-  echo "warning: STEWARD_AUTH_CLIENT_ID is not set: the HTTP routes will not authenticate callers." >&2
-  echo "         Run scripts/register-entra-app.sh, then: azd env set STEWARD_AUTH_CLIENT_ID <appId>" >&2
+# infra/main.parameters.json builds authTenantIds / authAudiences from these two: empty, the app would get
+# STEWARD_AUTH_AUDIENCES "api://," and refuse to start. Ask for them now instead.
+if [ -z "${STEWARD_AUTH_TENANT_ID:-}" ] || [ -z "${STEWARD_AUTH_CLIENT_ID:-}" ]; then
+  echo "STEWARD_AUTH_TENANT_ID and STEWARD_AUTH_CLIENT_ID must be set: the HTTP routes accept only Entra ID tokens." >&2
+  echo "Run scripts/register-entra-app.sh, then the two 'azd env set' lines it prints." >&2
+  exit 1
 fi

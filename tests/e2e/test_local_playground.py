@@ -134,14 +134,15 @@ def test_make_local_prints_each_app_log_line_once(
     root_handlers = list(logging.getLogger().handlers)
     # the app's handler (made when an earlier test imported the app) writes to this test's captured stderr
     app_handlers = [h for h in logging.getLogger("steward").handlers if isinstance(h, logging.StreamHandler)]
-    streams = [h.setStream(sys.stderr) for h in app_handlers]
+    streams = [h.stream for h in app_handlers]
+    for handler in app_handlers:  # not setStream: it flushes the old stream, which an earlier capture may have closed
+        handler.stream = sys.stderr
     try:
         with Running(tmp_path / "var", quiet=False):
             pass
     finally:
         for handler, stream in zip(app_handlers, streams, strict=True):
-            if stream is not None:
-                handler.setStream(stream)
+            handler.stream = stream
     records = [json.loads(line) for line in capfd.readouterr().err.splitlines() if '"logger": "steward.' in line]
     assert records, "the seeding makes the app log"
     printed = [(r["logger"], r["message"], r.get("correlation_id"), r.get("event_id")) for r in records]

@@ -172,9 +172,16 @@ def test_scripts_parse() -> None:
         done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"{script}: {done.stderr}"
     entra = (REPO / "scripts" / "register-entra-app.sh").read_text()
-    for needed in ("az ad app create", "--identifier-uris", "api://", "--app-roles", "BackupSteward.Teardown",
-                   "BackupSteward.Audit", "az ad sp create"):
-        assert needed in entra
+    # the README's registration steps ("Registering the app in Entra ID"), each one in the script
+    for needed in ("az ad app create", "--sign-in-audience AzureADMyOrg", "--identifier-uris", "api://",
+                   "--app-roles", "BackupSteward.Teardown", "BackupSteward.Audit", "requestedAccessTokenVersion",
+                   "preAuthorizedApplications", "04b07795-8ddb-461a-bbee-02f9e1bf7b46", "az ad sp create",
+                   "appRoleAssignmentRequired=true", "STEWARD_AUTH_TENANTS", "STEWARD_AUTH_AUDIENCES"):
+        assert needed in entra, needed
+    readme = (REPO / "README.md").read_text()
+    for documented in ("--sign-in-audience AzureADMyOrg", "appRoleAssignmentRequired=true",
+                       "preAuthorizedApplications"):
+        assert documented in readme, f"the README's registration no longer says {documented}: update the script"
 
 
 def test_the_workbook_charts_coverage_outcomes_and_failures_from_metrics_the_app_records() -> None:
