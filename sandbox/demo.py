@@ -35,8 +35,8 @@ WEU, NEU, EUS = "westeurope", "northeurope", "eastus"
 
 
 class Console:
-    def __init__(self, stream: Any = sys.stdout) -> None:
-        self.stream = stream
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout  # the current one, not the one at import
         self.started = time.monotonic()
 
     def step(self, title: str) -> None:

@@ -107,6 +107,12 @@ def seed_estate(stack: Any, out: TextIO) -> dict[str, str]:
     legacy.resource_group("rg-legacy", WEU)
     ids["rsv-legacy"] = legacy.recovery_services_vault("rg-legacy", "rsv-legacy", WEU, default=False)
     recovery_services(stack.sandbox).seed_every_kind(ids["rsv-legacy"], prefix="legacy")
+    # as in the demo: unregistering the vault's storage account needs Storage Account Contributor on it, which the
+    # deployment grants the app's identity where the vault's storage accounts are
+    from sandbox.arm.providers.authorization_model import grant_built_in_role
+
+    grant_built_in_role(stack.sandbox.store, stack.sandbox.config.default_principal_id, "Storage Account Contributor",
+                        ids["rsv-legacy"].split("/providers/")[0], stack.sandbox.clock.now())
     print(f"  and a legacy vault full of backup content to tear down: {ids['rsv-legacy']}", file=out)
     return ids
 
