@@ -15,6 +15,7 @@ DELETE V                                            202 + the same headers (Dele
                                                     400 when not empty / soft-deleted items
 GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*); PUT replaces (omitted
                                                     properties reset to defaults), PATCH merges
+GET|PUT|PATCH V/backupstorageconfig/vaultstorageconfig  200 / 200 / 204: see :mod:`recoveryservices_storage`
 POST .../locations/{r}/backupStatus                 200 (GetBackupStatus)
 GET|PUT|DELETE V/backupPolicies[/{p}]               200 (ProtectionPolicies_Get, v2-Get-Policy); DELETE 200/204
 POST V/backupFabrics/Azure/refreshContainers        202 + Location .../backupFabrics/Azure/operationResults/{id}
@@ -792,6 +793,9 @@ def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
     _backup_routes(routes, provider)
     _container_routes(routes, provider)
     _security_routes(routes, provider)
+    from sandbox.arm.providers.recoveryservices_storage import add_storage_config_routes
+
+    add_storage_config_routes(routes, provider, V)
     from sandbox.arm.providers.siterecovery_routes import add_site_recovery_routes
 
     add_site_recovery_routes(router, provider)
