@@ -87,9 +87,12 @@ from sandbox.arm.routing import ProviderRoutes, Router
 
 PROVIDER = "Microsoft.RecoveryServices"
 NAMESPACE = PROVIDER
-API_VERSIONS = ("2025-02-01",)
+#: the app's version first, then every newer stable version of the vault and backup specs whose bodies match it for
+#: the fields modelled here (older ones lack the vault's ``securitySettings.sourceScanConfiguration``):
+#: docs/azure-facts.md "Api-versions the sandbox serves"
+API_VERSIONS = ("2025-02-01", "2025-08-01", "2026-01-01", "2026-02-01", "2026-05-01", "2026-07-01")
 #: registeredIdentities is documented with 2016-06-01 (D-delvault); the SDK sends the client's version.
-REGISTERED_IDENTITY_VERSIONS = ("2025-02-01", "2016-06-01")
+REGISTERED_IDENTITY_VERSIONS = (*API_VERSIONS, "2016-06-01")
 
 SUB = "/subscriptions/{subscriptionId}"
 GROUP = SUB + "/resourceGroups/{resourceGroupName}"
