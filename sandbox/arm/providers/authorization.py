@@ -16,8 +16,8 @@ from sandbox.arm.errors import not_found
 from sandbox.arm.http import Request, Response, no_content, ok
 from sandbox.arm.ids import parse_id
 from sandbox.arm.providers import dataprotection_errors as errors
+from sandbox.arm.providers.authorization_builtin_roles import BUILT_IN_ROLES
 from sandbox.arm.providers.authorization_model import (
-    BUILT_IN_ROLES,
     ROLE_ASSIGNMENT_TYPE,
     ROLES_BY_GUID,
     AssignmentFilter,

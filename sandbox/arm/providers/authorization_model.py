@@ -5,20 +5,24 @@ Role assignments live in the shared :class:`~sandbox.arm.store.ResourceStore` as
 other record. Rules modelled (api-version 2022-04-01):
 
 - the name is a GUID (400 ``InvalidRoleAssignmentId``);
-- the role definition must exist (400 ``RoleDefinitionDoesNotExist``); only the built-in roles below exist;
+- the role definition must exist (400 ``RoleDefinitionDoesNotExist``); only the built-in roles of
+  :mod:`sandbox.arm.providers.authorization_builtin_roles` exist (Microsoft's published definitions);
 - the same principal + role + scope twice under another name is 409 ``RoleAssignmentExists``; re-PUT of the same
   name with the same content is idempotent (201), with other content 400 ``RoleAssignmentUpdateNotPermitted``;
 - the scope must exist (the route layer answers ARM's 404 for a missing subscription, group or resource);
 - an assignment at scope S grants its role on S and everything below S (subscription > group > resource >
-  child resource). Nothing else: a role is held or not (no action-level evaluation, no deny assignments).
+  child resource). Two kinds of check: ``holds_role`` asks for a named role (the Backup vault's documented
+  roles, see ``dataprotection_rules``); ``allows`` / ``permissions`` evaluate actions as ARM does, per role its
+  ``actions`` minus its ``notActions`` with ``*`` wildcards, the union over the caller's roles
+  (``role-definitions.md``). No deny assignments, no conditions, no data actions are evaluated.
 - a NEW assignment grants its role only ``PropagationConfig.rbac_seconds`` after its ``createdOn``: permission
   checks made before (``holds_role``, e.g. a Backup vault's ``validateForBackup``) see the old permissions.
   Source: MicrosoftDocs/azure-docs ``articles/role-based-access-control/troubleshooting.md`` ("role assignment
   changes ... can take up to 10 minutes to take effect"; older revisions said up to 30). Deletions take effect at
   once here (not modelled; the app never relies on a removal).
 
-Role definition GUIDs are Azure's built-in ids (Azure RBAC "built-in roles" article, cross-checked in public
-Bicep/Terraform code that pins them).
+Role definitions (GUIDs, descriptions, actions, notActions, dataActions) are Microsoft's published built-in
+definitions: :mod:`sandbox.arm.providers.authorization_builtin_roles`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any, Final
 
 from sandbox.arm.ids import id_key, parse_id
 from sandbox.arm.providers import dataprotection_errors as errors
+from sandbox.arm.providers.authorization_builtin_roles import BUILT_IN_ROLES, BuiltInRole
 from sandbox.arm.store import ResourceStore
 
 ROLE_ASSIGNMENT_TYPE: Final = "Microsoft.Authorization/roleAssignments"
@@ -39,41 +44,6 @@ ROLE_DEFINITION_TYPE: Final = "Microsoft.Authorization/roleDefinitions"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-@dataclass(frozen=True)
-class BuiltInRole:
-    guid: str
-    name: str
-    description: str
-    actions: tuple[str, ...]
-
-
-BUILT_IN_ROLES: Final[tuple[BuiltInRole, ...]] = (
-    BuiltInRole("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner", "Grants full access to manage all resources, "
-                "including the ability to assign roles in Azure RBAC.", ("*",)),
-    BuiltInRole("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor", "Grants full access to manage all "
-                "resources, but does not allow you to assign roles in Azure RBAC.", ("*",)),
-    BuiltInRole("acdd72a7-3385-48ef-bd42-f606fba81ae7", "Reader", "View all resources, but does not allow you to "
-                "make any changes.", ("*/read",)),
-    BuiltInRole("5e467623-bb1f-42f4-a55d-6e525e11384b", "Backup Contributor", "Lets you manage backup service, but "
-                "can't create vaults and give access to others", ("Microsoft.RecoveryServices/*",
-                                                                   "Microsoft.DataProtection/*")),
-    BuiltInRole("3e5e47e6-65f7-47ef-90b5-e5dd4d455f24", "Disk Backup Reader", "Provides permission to backup vault "
-                "to perform disk backup.", ("Microsoft.Compute/disks/read",
-                                            "Microsoft.Compute/disks/beginGetAccess/action")),
-    BuiltInRole("7efff54f-a5b4-42b5-a1c5-5411624893ce", "Disk Snapshot Contributor", "Provides permission to "
-                "backup vault to manage disk snapshots.", ("Microsoft.Compute/snapshots/*",)),
-    BuiltInRole("e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1", "Storage Account Backup Contributor", "Lets you perform "
-                "backup and restore operations using Azure Backup on the storage account.",
-                ("Microsoft.Storage/storageAccounts/blobServices/*",)),
-    BuiltInRole("17d1049b-9a84-46fb-8f53-869881c3d3ab", "Storage Account Contributor", "Permits management of "
-                "storage accounts. Provides access to the account key, which can be used to access data via Shared "
-                "Key authorization.", ("Microsoft.Authorization/*/read", "Microsoft.Insights/diagnosticSettings/*",
-                                       "Microsoft.Resources/subscriptions/resourceGroups/read",
-                                       "Microsoft.Storage/storageAccounts/*")),
-    BuiltInRole("c088a766-074b-43ba-90d4-1fb21feae531", "PostgreSQL Flexible Server Long Term Retention Backup "
-                "Role", "Role to allow backup vault to access PostgreSQL Flexible Server Resource APIs for Long "
-                "Term Retention Backup.", ("Microsoft.DBforPostgreSQL/flexibleServers/ltrBackupOperations/*",)),
-)
 ROLES_BY_GUID: Final = {role.guid: role for role in BUILT_IN_ROLES}
 ROLES_BY_NAME: Final = {role.name.lower(): role for role in BUILT_IN_ROLES}
 
@@ -99,9 +69,7 @@ def role_definition_body(role: BuiltInRole, subscription_id: str | None) -> dict
             "type": "BuiltInRole",
             "description": role.description,
             "assignableScopes": ["/"],
-            "permissions": [
-                {"actions": list(role.actions), "notActions": [], "dataActions": [], "notDataActions": []}
-            ],
+            "permissions": [role.permission()],
             "createdOn": "2015-02-02T21:55:09.8806423Z",
             "updatedOn": "2024-01-01T00:00:00.0000000Z",
             "createdBy": None,
@@ -120,6 +88,19 @@ def action_matches(pattern: str, action: str) -> bool:
     ``Microsoft.Storage/storageAccounts/*``)."""
     regex = ".*".join(re.escape(part) for part in pattern.split("*"))
     return re.fullmatch(regex, action, flags=re.IGNORECASE) is not None
+
+
+def permission_allows(entry: dict[str, Any], action: str) -> bool:
+    """One ``permissions`` entry grants ``action``: an ``actions`` pattern matches it and no ``notActions``
+    pattern does ("Actions - NotActions = Effective control plane permissions", MicrosoftDocs/azure-docs
+    ``articles/role-based-access-control/role-definitions.md``, "Understand Azure role definitions")."""
+    granted = any(action_matches(str(p), action) for p in entry.get("actions") or [])
+    return granted and not any(action_matches(str(p), action) for p in entry.get("notActions") or [])
+
+
+def role_allows(role: BuiltInRole, action: str) -> bool:
+    """The built-in ``role`` grants control-plane ``action`` (its actions minus its notActions)."""
+    return permission_allows(role.permission(), action)
 
 
 def scope_covers(scope: str, target: str) -> bool:
@@ -265,14 +246,14 @@ class RoleAssignments:
                 continue
             role = ROLES_BY_GUID.get(guid_of_role_definition(str(props.get("roleDefinitionId", ""))))
             if role is not None:
-                found.append({"actions": list(role.actions), "notActions": [], "dataActions": [],
-                              "notDataActions": []})
+                found.append(role.permission())
         return found
 
     def allows(self, principal_id: str, action: str, target: str) -> bool:
-        """True when one of the caller's roles at ``target`` grants ``action`` (ARM's wildcard matching)."""
-        return any(action_matches(pattern, action) for p in self.permissions(principal_id, target)
-                   for pattern in p["actions"])
+        """True when one of the caller's roles at ``target`` grants ``action``: per role its actions minus its
+        notActions (wildcards, any case), the union over roles, so one role's notActions is no deny for another
+        role's grant (``role-definitions.md``: "NotActions is not a deny rule")."""
+        return any(permission_allows(p, action) for p in self.permissions(principal_id, target))
 
     # -- writes -----------------------------------------------------------------------------------------------
     def create(

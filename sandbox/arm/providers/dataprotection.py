@@ -69,7 +69,11 @@ from sandbox.arm.providers import dataprotection_rules as rules
 from sandbox.arm.providers.authorization_model import RoleAssignments
 from sandbox.arm.routing import ProviderRoutes, Router
 
-API_VERSIONS: Final = ("2025-07-01",)
+#: the app's version first, then every stable version whose bodies match it for the fields modelled here (resource,
+#: list and POST-action bodies compared in Azure/bicep-types-az's types generated from the specs; older versions
+#: lack ``resourceGuardOperationRequests``): docs/azure-facts.md "Api-versions the sandbox serves"
+API_VERSIONS: Final = ("2025-07-01", "2024-04-01", "2025-01-01", "2025-02-01", "2025-09-01", "2026-03-01",
+                       "2026-06-01")
 NAMESPACE: Final = "Microsoft.DataProtection"
 VAULT_TYPE: Final = "Microsoft.DataProtection/backupVaults"
 POLICY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupPolicies"

@@ -15,6 +15,7 @@ DELETE V                                            202 + the same headers (Dele
                                                     400 when not empty / soft-deleted items
 GET|PUT|PATCH V/backupconfig/vaultconfig            200 (BackupResourceVaultConfigs_*); PUT replaces (omitted
                                                     properties reset to defaults), PATCH merges
+GET|PUT|PATCH V/backupstorageconfig/vaultstorageconfig  200 / 200 / 204: see :mod:`recoveryservices_storage`
 POST .../locations/{r}/backupStatus                 200 (GetBackupStatus)
 GET|PUT|DELETE V/backupPolicies[/{p}]               200 (ProtectionPolicies_Get, v2-Get-Policy); DELETE 200/204
 POST V/backupFabrics/Azure/refreshContainers        202 + Location .../backupFabrics/Azure/operationResults/{id}
@@ -86,9 +87,12 @@ from sandbox.arm.routing import ProviderRoutes, Router
 
 PROVIDER = "Microsoft.RecoveryServices"
 NAMESPACE = PROVIDER
-API_VERSIONS = ("2025-02-01",)
+#: the app's version first, then every newer stable version of the vault and backup specs whose bodies match it for
+#: the fields modelled here (older ones lack the vault's ``securitySettings.sourceScanConfiguration``):
+#: docs/azure-facts.md "Api-versions the sandbox serves"
+API_VERSIONS = ("2025-02-01", "2025-08-01", "2026-01-01", "2026-02-01", "2026-05-01", "2026-07-01")
 #: registeredIdentities is documented with 2016-06-01 (D-delvault); the SDK sends the client's version.
-REGISTERED_IDENTITY_VERSIONS = ("2025-02-01", "2016-06-01")
+REGISTERED_IDENTITY_VERSIONS = (*API_VERSIONS, "2016-06-01")
 
 SUB = "/subscriptions/{subscriptionId}"
 GROUP = SUB + "/resourceGroups/{resourceGroupName}"
@@ -792,6 +796,9 @@ def register(router: Router, ctx: ProviderContext) -> RecoveryServicesProvider:
     _backup_routes(routes, provider)
     _container_routes(routes, provider)
     _security_routes(routes, provider)
+    from sandbox.arm.providers.recoveryservices_storage import add_storage_config_routes
+
+    add_storage_config_routes(routes, provider, V)
     from sandbox.arm.providers.siterecovery_routes import add_site_recovery_routes
 
     add_site_recovery_routes(router, provider)
