@@ -47,7 +47,7 @@ from azure.durable_functions.models.actions.ActionType import ActionType
 from azure.durable_functions.models.actions.NoOpAction import NoOpAction
 from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.history import HistoryEventType as T
-from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TimerTask
+from azure.durable_functions.models.Task import AtomicTask, RetryAbleTask, TaskBase, TaskState, TimerTask
 from azure.durable_functions.orchestrator import Orchestrator
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
@@ -431,6 +431,7 @@ class DurableRunner:
         started, wall = time.thread_time(), time.perf_counter()
         context = DurableOrchestrationContext.from_json(self._context_json(record, past + episode))
         context._input_expected_type = getattr(handle, "_df_input_type", None)
+        tasks = _record_tasks(context)
         error: str | None = None
         try:
             state = json.loads(Orchestrator(getattr(handle, "orchestrator_function")).handle(context))  # noqa: B009
@@ -443,23 +444,28 @@ class DurableRunner:
         self._replay_cost[record.instance_id] = time.perf_counter() - wall
         custom = state.get("customStatus")
         custom_text = json.dumps(custom) if custom is not None else record.custom_status
+        scheduled: _Scheduled | None = None
+        finished = True  # the extension's walk of the actions got past the last one
         if error is None and custom is not None and (too_big := _custom_status_too_big(custom)) is not None:
+            # SetCustomStatus runs before the actions are replayed: the step fails whatever they are
             error, custom_text = too_big, record.custom_status
-        scheduled = None
-        if error is None and not state.get("isDone"):
+        elif error is None or "actions" in state:
+            # Even a finished or failed orchestrator only ends once the extension's walk of its actions gets past
+            # the last one: ScheduleDurableTaskEvents awaits ReplayOOProcOrchestration before it reads isDone or
+            # error. A walk held by an incomplete action leaves the instance Running (see ``_walk``).
             try:
-                scheduled = self._plan(record, past + episode, context, state, now)
+                scheduled, finished = self._plan(record, past + episode, context, state, tasks=tasks, now=now)
             except UnsupportedAction as exc:
-                error = str(exc)
+                error, scheduled = str(exc), None
         with self.store.transaction() as conn:
             conn.executemany("DELETE FROM inbox WHERE id = ?", [(i,) for i in consumed])
             step = _Step(record, past, episode, now, custom_text)
-            if error is not None:
-                self._fail(conn, step, error)
-            elif scheduled is None:
-                self._complete(conn, step, state)
-            else:
+            if scheduled is not None and (not finished or (error is None and not state.get("isDone"))):
                 self._advance(conn, step, scheduled)
+            elif error is not None:
+                self._fail(conn, step, error)
+            else:
+                self._complete(conn, step, state)
 
     def _fail(self, conn: Any, step: _Step, error: str) -> None:
         record, episode, custom_text, now = step.record, step.episode, step.custom_text, step.now
@@ -520,9 +526,14 @@ class DurableRunner:
                          replaces=existing is not None)
 
     def _plan(self, record: InstanceRecord, events: list[dict[str, Any]], context: DurableOrchestrationContext,
-              state: dict[str, Any], now: datetime) -> _Scheduled:
+              state: dict[str, Any], *, tasks: dict[int, AtomicTask], now: datetime) -> tuple[_Scheduled, bool]:
+        """The work the extension schedules from this step's actions, and whether its walk of them ended.
+
+        Only the actions the extension's in-order walk reaches are scheduled (``_walk``): a task the SDK has
+        numbered but the walk has not reached stays unscheduled until a later step's walk gets to it."""
         known = {e["EventId"] for e in events if e["EventType"] in _SCHEDULING_EVENTS}
-        serialised = _serialised_actions(context, state)
+        serialised, objects = _serialised_actions(context, state)
+        reached, finished = _walk(state, objects, tasks)
         out = _Scheduled([], [], [], [], [])
         open_tasks: list[AtomicTask] = []
         for entry in context.open_tasks.values():
@@ -532,9 +543,11 @@ class DurableRunner:
                 if isinstance(task, TimerTask) and task.is_cancelled:
                     out.cancelled_timers.append(task.id)
                 continue
+            if id(_owning_action(task)) not in reached:
+                continue  # behind an action the extension still awaits: not scheduled (yet)
             known.add(task.id)
             self._plan_task(record, task, serialised, now, out)
-        return out
+        return out, finished
 
     def _plan_task(self, record: InstanceRecord, task: AtomicTask, serialised: dict[int, dict[str, Any]],
                    now: datetime, out: _Scheduled) -> None:
@@ -725,16 +738,20 @@ def _custom_status_too_big(custom: Any) -> str | None:
             f"The current payload size is {size_kb:,} KB.")
 
 
-def _serialised_actions(context: DurableOrchestrationContext, state: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def _serialised_actions(context: DurableOrchestrationContext,
+                        state: dict[str, Any]) -> tuple[dict[int, dict[str, Any]], dict[int, Any]]:
     """Each action object of the replay, keyed by identity, to the JSON the SDK serialised for it in the
     ``OrchestratorState`` (``state["actions"]``, the payload the extension's ``OutOfProcOrchestrationShim``
-    deserialises). The objects only locate an action; every value the runner uses is read from the JSON."""
+    deserialises), and the reverse (the JSON object's identity to the action object). The objects only locate
+    an action; every value the runner uses is read from the JSON."""
     found: dict[int, dict[str, Any]] = {}
+    by_body: dict[int, Any] = {}
 
     def walk(obj: Any, body: Any) -> None:
         if not isinstance(body, dict):
             raise UnsupportedAction(f"the serialised actions do not match the SDK's ({type(body).__name__})")
         found[id(obj)] = body
+        by_body[id(body)] = obj
         children = getattr(obj, "compound_tasks", None)
         if children is not None:
             nested = body.get("compoundActions") or []
@@ -752,7 +769,7 @@ def _serialised_actions(context: DurableOrchestrationContext, state: dict[str, A
             raise UnsupportedAction("the serialised actions do not match the SDK's")
         for obj, body in zip(group, bodies, strict=True):
             walk(obj, body)
-    return found
+    return found, by_body
 
 
 def _action_json(serialised: dict[int, dict[str, Any]], action: Any) -> dict[str, Any]:
@@ -760,6 +777,97 @@ def _action_json(serialised: dict[int, dict[str, Any]], action: Any) -> dict[str
     if body is None:  # the extension schedules only what the orchestrator state carries
         raise UnsupportedAction(f"{type(action).__name__} is not in the orchestrator's serialised actions")
     return body
+
+
+def _record_tasks(context: DurableOrchestrationContext) -> dict[int, AtomicTask]:
+    """Collect, during the replay, every atomic task the SDK registers, keyed by the identity of its action
+    object: the walk of the serialised actions reads whether each one has completed in the history."""
+    tasks: dict[int, AtomicTask] = {}
+    register = context._add_to_open_tasks
+
+    def recording(task: TaskBase) -> None:
+        if isinstance(task, AtomicTask):
+            tasks.setdefault(id(task._get_action()), task)
+        register(task)  # the SDK's own method; it recurses into compound tasks through this wrapper
+
+    context._add_to_open_tasks = recording
+    return tasks
+
+
+def _owning_action(task: AtomicTask) -> Any:
+    """The serialised action a task belongs to: its own, or for the timer and the re-attempts of a
+    ``*_with_retry`` call (``NoOpAction``, never serialised) the retried call's action."""
+    action = task._get_action()
+    if isinstance(action, NoOpAction) and isinstance(task.parent, RetryAbleTask):
+        retried = task.parent.actions
+        return retried[0] if isinstance(retried, list) else retried
+    return action
+
+
+#: Actions the extension's ``InvokeAPIFromAction`` answers with ``Task.CompletedTask`` (fire and forget).
+_FIRE_AND_FORGET = (int(ActionType.CONTINUE_AS_NEW), int(ActionType.SIGNAL_ENTITY), 10)
+_RETRIED = (int(ActionType.CALL_ACTIVITY_WITH_RETRY), int(ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY))
+
+
+def _walk(state: dict[str, Any], objects: dict[int, Any], tasks: dict[int, AtomicTask]) -> tuple[set[int], bool]:
+    """The extension's replay of the serialised actions: which actions it invokes (schedules), and whether it
+    gets past the last one.
+
+    azure-functions-durable-extension ``src/WebJobs.Extensions.DurableTask/Listener/OutOfProcOrchestrationShim.cs``
+    ``ProcessAsyncActionsV2`` (schema V2 and V3; azure-functions-durable 1.7.0 answers with V3 when the worker
+    context carries ``upperSchemaVersionNew`` 2) invokes the actions one at a time and awaits each before it
+    invokes the next: action k+1 is only scheduled once action k's task is complete. A ``WhenAny`` / ``WhenAll``
+    action is ``Task.WhenAny`` / ``Task.WhenAll`` over its ``compoundActions`` only, and 1.7.0's ``CompoundTask``
+    serialises only the children not scheduled before (``if not task._is_scheduled``): a ``task_any`` over a task
+    raced earlier and a new one waits, in the extension, for the new one alone. A failed or cancelled task counts
+    as complete (the shim swallows the exception and goes on). ``ProcessAsyncActionsV1`` (schema V1) invokes a
+    whole action set and awaits ``Task.WhenAny`` of it.
+
+    A ``WhenAny`` with no children: 1.7.0 never sends one (a ``task_any`` whose children were all scheduled
+    before is itself ``_is_scheduled``, so ``TaskOrchestrationExecutor.resume_user_code`` adds no action);
+    ``Task.WhenAny`` over an empty list throws ``ArgumentException`` in .NET, outside the shim's try block, so
+    the step fails (inferred: the runner fails the instance). An empty ``WhenAll`` is complete.
+    """
+
+    reached: set[int] = set()
+
+    def invoke(body: dict[str, Any]) -> None:
+        reached.add(id(objects.get(id(body))))
+        for child in body.get("compoundActions") or []:
+            invoke(child)
+
+    def complete(body: dict[str, Any]) -> bool:
+        kind = int(body.get("actionType", -1))
+        children = body.get("compoundActions") or []
+        if kind == ActionType.WHEN_ANY:
+            if not children:
+                raise UnsupportedAction("Task.WhenAny over no tasks: the serialised WhenAny action has no children")
+            return any(complete(child) for child in children)
+        if kind == ActionType.WHEN_ALL:
+            return all(complete(child) for child in children)
+        if kind in _FIRE_AND_FORGET or (kind == ActionType.CREATE_TIMER and body.get("isCanceled")):
+            return True
+        task = tasks.get(id(objects.get(id(body))))
+        if task is None:
+            raise UnsupportedAction(f"action type {kind} in the serialised actions has no task in the replay")
+        holder: TaskBase = task.parent if kind in _RETRIED and isinstance(task.parent, RetryAbleTask) else task
+        return holder.state is not TaskState.RUNNING
+
+    payload = state.get("actions") or []
+    if state.get("schemaVersion") is None:  # V1: per action set, Task.WhenAny of what it invoked
+        for group in payload:
+            for body in group:
+                invoke(body)
+            awaited = [body for body in group if int(body.get("actionType", -1)) not in _FIRE_AND_FORGET]
+            if awaited and not any(complete(body) for body in awaited):
+                return reached, False
+        return reached, True
+    for group in payload:
+        for body in group:
+            invoke(body)
+            if not complete(body):
+                return reached, False
+    return reached, True
 
 
 def _flatten(actions: list[Any]) -> list[dict[str, Any]]:
