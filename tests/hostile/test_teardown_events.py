@@ -363,3 +363,51 @@ def test_approving_a_wrong_fingerprint_is_refused_naming_the_current_one(app: Ap
     assert status == 409 and body["currentFingerprint"] == plan["fingerprint"], body
     assert cancel(app, started["id"])["outcome"] == "cancelled"
     assert intact(owner, rg)
+
+
+# ---- a wait that goes on after an approval that did not run it ------------------------------------------------
+# The extension schedules an orchestrator's actions one at a time, each after the previous one completed
+# (OutOfProcOrchestrationShim.ProcessAsyncActionsV2; sandbox/durable/runner.py ``_walk``): a second ``task_any``
+# over a deadline timer and a Cancel waiter raced before would wait, in Azure, for the new approval alone.
+
+
+def test_after_a_refused_approval_a_cancel_still_ends_the_wait(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    body = {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    status, started = http(app, "POST", "teardowns", body, ADMIN)
+    assert status == 202, started
+    wait_phase(app, started["id"], "awaiting-approval")
+    runner = app.stack.runner
+    assert runner is not None
+    runner.raise_event(started["id"], "TeardownApproved", {"fingerprint": plan["fingerprint"], "approvedBy": ADMIN})
+    deadline = time.monotonic() + 30
+    while "four eyes" not in str((runner.status(started["id"]).get("customStatus") or {}).get("lastError")):
+        assert time.monotonic() < deadline, runner.status(started["id"])
+        time.sleep(0.05)
+    status, body = http(app, "POST", f"teardowns/{started['id']}/cancel", {})
+    assert status == 202, body
+    ended = runner.wait_for(started["id"], timeout=20)  # stayed Running for good on the previous app code
+    assert ended["output"]["outcome"] == "cancelled", ended
+    assert intact(owner, rg)
+
+
+def test_after_a_confirmation_the_approval_deadline_still_ends_the_wait(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id)
+    before = app.orchestrations()
+    assert deliver(app, custom_event(vault_id, SECOND_ADMIN, None)) == 200
+    [instance] = new_instances(app, before)
+    wait_phase(app, instance, "awaiting-approval")
+    status, body = http(app, "POST", f"teardowns/{instance}/approve", {"fingerprint": plan["fingerprint"]}, ADMIN)
+    assert status == 202, body
+    runner = app.stack.runner
+    assert runner is not None
+    deadline = time.monotonic() + 30
+    while (runner.status(instance).get("customStatus") or {}).get("confirmedBy") != ADMIN:
+        assert time.monotonic() < deadline, runner.status(instance)
+        time.sleep(0.05)
+    app.stack.advance(73 * HOUR)  # past the 72 h approval deadline, with no second approval
+    ended = runner.wait_for(instance, timeout=20)  # stayed Running for good on the previous app code
+    assert ended["output"]["outcome"] == "approval-expired", ended
+    assert intact(owner, rg)
