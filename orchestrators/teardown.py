@@ -145,7 +145,8 @@ class Saga:
         #: "none" (nothing to record), "ours", or "inherited" (it also holds a lost teardown's earlier values)
         self.marker: str | None = saga.get("marker")
         self.needs: str | None = None
-        self.cancel_task: Task = None
+        #: every Cancel waiter of this execution, one per race (see ``cancel_waiter``)
+        self.cancel_waiters: list[Task] = []
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -223,15 +224,33 @@ class Saga:
         record = yield self.activity("teardown_inventory", self.vault_input)
         return VaultInventory.from_record(record)
 
+    def cancel_waiter(self) -> Task:
+        """A new Cancel waiter for one race. Every ``task_any`` is made of tasks never raced before: the Durable
+        extension schedules an orchestrator's actions one at a time, each after the previous one completed
+        (azure-functions-durable-extension ``OutOfProcOrchestrationShim.ProcessAsyncActionsV2``), and
+        azure-functions-durable 1.7.0 serialises a ``task_any`` with only its children not scheduled before
+        (``CompoundTask``): a waiter raced a second time would not be in the extension's ``WhenAny`` at all, and a
+        Cancel would wait for the other task. A Cancel goes to the newest waiter (the extension keeps them on a
+        stack, ``DurableOrchestrationContext.WaitForExternalEvent``; the SDK pops the last open one), or, when it
+        comes between races, to an older one: ``cancel_event`` looks at them all."""
+        waiter = self.context.wait_for_external_event(EVENT_CANCEL)
+        self.cancel_waiters.append(waiter)
+        return waiter
+
+    @property
+    def cancel_event(self) -> Task | None:
+        return next((w for w in self.cancel_waiters if w.is_completed), None)
+
     def cancelled(self) -> _Finish:
-        data = self.cancel_task.result or {}
+        event = self.cancel_event
+        data = (event.result if event is not None else None) or {}
         who = data.get("by") if isinstance(data, Mapping) else None
         return _Finish(TeardownOutcome.CANCELLED, f"cancelled by {who or 'a Cancel event'}", compensate=True)
 
     def stop_if_cancelled(self) -> None:
         """Before scheduling more work: a Cancel that already arrived ends the saga here (scheduling the work
         and racing it against the Cancel would still start it)."""
-        if self.cancel_task.is_completed:
+        if self.cancel_event is not None:
             raise self.cancelled()
 
     def unless_cancelled(self, schedule: Callable[[], Task]) -> Flow:
@@ -240,15 +259,19 @@ class Saga:
         compensated). Returns ``(result, cancel)``, ``cancel`` being the _Finish to raise after recording."""
         self.stop_if_cancelled()
         running = schedule()
-        winner = yield self.context.task_any([running, self.cancel_task])
-        cancel = self.cancelled() if winner is self.cancel_task else None
+        waiter = self.cancel_waiter()
+        winner = yield self.context.task_any([running, waiter])
+        cancel = self.cancelled() if winner is waiter else None
         result = yield running
         return result, cancel
 
     def race_cancel(self, task: Task) -> Flow:
-        """Wait for ``task`` unless ``Cancel`` comes first; returns the task's result or raises its error."""
-        winner = yield self.context.task_any([task, self.cancel_task])
-        if winner is self.cancel_task:
+        """Wait for ``task`` (new: never raced before) unless ``Cancel`` comes first; returns the task's result
+        or raises its error."""
+        self.stop_if_cancelled()
+        waiter = self.cancel_waiter()
+        winner = yield self.context.task_any([task, waiter])
+        if winner is waiter:
             raise self.cancelled()
         if isinstance(winner.result, Exception):
             raise winner.result
@@ -331,15 +354,21 @@ def _await_approval(saga: Saga, plan: TeardownPlan, four_eyes: bool, note: str |
         f"(POST /api/teardowns/{saga.context.instance_id}/approve) before {format_time(deadline)}"
     ) + (f"; {note}" if note else "")
     saga.status()
-    timer = saga.context.create_timer(deadline)
     while True:
+        # each pass races tasks never raced before (``Saga.cancel_waiter``): a new deadline timer for the same
+        # deadline (the previous one cancelled), a new approval waiter and a new Cancel waiter
+        if saga.cancel_event is not None:
+            raise _Finish(TeardownOutcome.CANCELLED, "cancelled while awaiting approval; nothing was changed")
+        timer = saga.context.create_timer(deadline)
         approval = saga.context.wait_for_external_event(EVENT_APPROVE)
-        winner = yield saga.context.task_any([approval, timer, saga.cancel_task])
-        if winner is saga.cancel_task:
+        cancel = saga.cancel_waiter()
+        winner = yield saga.context.task_any([approval, timer, cancel])
+        if winner is cancel:
             timer.cancel()
             raise _Finish(TeardownOutcome.CANCELLED, "cancelled while awaiting approval; nothing was changed")
         if winner is timer:
             raise _Finish(TeardownOutcome.APPROVAL_EXPIRED, f"no approval within {hours} hours; nothing was changed")
+        timer.cancel()
         data = approval.result if isinstance(approval.result, Mapping) else {}
         approver = str(data.get("approvedBy") or "")
         verdict, why = judge_approval(saga.request, approver, four_eyes=four_eyes, confirmed_by=saga.confirmed_by)
@@ -356,7 +385,6 @@ def _await_approval(saga: Saga, plan: TeardownPlan, four_eyes: bool, note: str |
             saga.progress = saga.progress.with_error(f"approval refused: {why}")
             saga.log("teardown approval refused: %s", why)
         saga.status()
-    timer.cancel()
     saga.approved_by = approver or "unknown"
     saga.needs = None
     return str(data.get("fingerprint") or "")
@@ -745,7 +773,6 @@ def teardown_vault(context: df.DurableOrchestrationContext) -> Flow:
     saga = Saga(context, raw)
     if saga.started_at is None:
         saga.started_at = format_time(saga.now)
-    saga.cancel_task = context.wait_for_external_event(EVENT_CANCEL)
     try:
         if not saga.limits:
             saga.limits = dict((yield saga.activity("teardown_limits", {})))
