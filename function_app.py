@@ -21,6 +21,7 @@ from entrypoints import audit_timer, event_grid, openapi, reconcile_timer, teard
 from orchestrators import audit as audit_orchestrators
 from orchestrators import compensation as compensation_orchestrators
 from orchestrators import protection as protection_orchestrators
+from orchestrators import retrying as retrying_orchestrators
 from orchestrators import teardown as teardown_orchestrators
 from steward import bootstrap, logs
 
@@ -41,6 +42,7 @@ for blueprint in (
     teardown_orchestrators.bp,
     audit_orchestrators.bp,
     compensation_orchestrators.bp,
+    retrying_orchestrators.bp,
     common_activities.bp,
     protection_activities.bp,
     teardown_activities.bp,

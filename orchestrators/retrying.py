@@ -14,19 +14,27 @@ What is retried: whatever an activity *raises*. The app's activities raise only 
 
 Deterministic: the time is ``context.current_utc_datetime``; the history stays bounded (``max_attempts`` per call:
 four events per failed attempt).
+
+Calls at once (``call_all_with_backoff``) each retry in a sub-orchestration of their own (``backoff_call``), fanned
+out with ``task_all``. The Durable extension schedules an orchestrator's actions one at a time, each only after the
+previous one completed (azure-functions-durable-extension ``OutOfProcOrchestrationShim.ProcessAsyncActionsV2``), and
+azure-functions-durable 1.7.0 serialises a ``task_any`` with only its children not scheduled before
+(``CompoundTask``): racing running calls and retry timers in one orchestrator would queue one call's retry behind
+another's timer. Register ``bp`` with the app (``function_app.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import azure.durable_functions as df
-from azure.durable_functions.models.Task import TaskState
 
 Task = Generator[Any, Any, Any]
+
+bp = df.Blueprint()
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,17 @@ class Backoff:
     cap: timedelta = timedelta(minutes=2)
     window: timedelta = timedelta(minutes=10)
     max_attempts: int = 12
+
+    def to_record(self) -> dict[str, Any]:
+        return {"firstSeconds": self.first.total_seconds(), "coefficient": self.coefficient,
+                "capSeconds": self.cap.total_seconds(), "windowSeconds": self.window.total_seconds(),
+                "maxAttempts": self.max_attempts}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Backoff:
+        return cls(first=timedelta(seconds=float(record["firstSeconds"])), coefficient=float(record["coefficient"]),
+                   cap=timedelta(seconds=float(record["capSeconds"])),
+                   window=timedelta(seconds=float(record["windowSeconds"])), max_attempts=int(record["maxAttempts"]))
 
     def __post_init__(self) -> None:
         if self.first <= timedelta(0) or self.cap < self.first or self.coefficient < 1 or self.max_attempts < 1:
@@ -86,31 +105,27 @@ def call_with_backoff(context: df.DurableOrchestrationContext, name: str, policy
         yield context.create_timer(retry_at)
 
 
+#: The sub-orchestration one call of ``call_all_with_backoff`` retries in.
+BACKOFF_CALL: Final = "backoff_call"
+
+
+@bp.orchestration_trigger(context_name="context")
+def backoff_call(context: df.DurableOrchestrationContext) -> Task:
+    """Sub-orchestration: ``call_with_backoff`` of one activity (input: ``activity``, ``policy``, ``input``)."""
+    spec = context.get_input() or {}
+    return (yield from call_with_backoff(context, str(spec["activity"]), Backoff.from_record(spec["policy"]),
+                                         spec.get("input")))
+
+
 def call_all_with_backoff(context: df.DurableOrchestrationContext, name: str, policy: Backoff,
                           payloads: Sequence[Any]) -> Task:
     """``yield from`` this: the results of one activity per payload, in the payloads' order, run at once; each
-    failed call is retried on its own timer (the others keep running). The first call the policy gives up on
-    raises its failure."""
-    started = context.current_utc_datetime
-    results: dict[int, Any] = {}
-    failures = [0] * len(payloads)
-    running = {index: context.call_activity(name, payload) for index, payload in enumerate(payloads)}
-    waiting: dict[int, Any] = {}
-    while running or waiting:
-        winner = yield context.task_any([*running.values(), *waiting.values()])
-        index = next((i for i, task in running.items() if task is winner), None)
-        if index is None:  # a retry timer fired
-            index = next(i for i, timer in waiting.items() if timer is winner)
-            del waiting[index]
-            running[index] = context.call_activity(name, payloads[index])
-            continue
-        del running[index]
-        if winner.state is TaskState.FAILED:
-            failures[index] += 1
-            at = policy.next_attempt(started, context.current_utc_datetime, failures[index])
-            if at is None:
-                raise winner.result
-            waiting[index] = context.create_timer(at)
-        else:
-            results[index] = winner.result
-    return [results[index] for index in range(len(payloads))]
+    call retries on its own timers in its own sub-orchestration (``backoff_call``), so one call's retries never
+    wait for another's. A call the policy gives up on fails the whole with its failure (once the other calls
+    are done: the extension's ``Task.WhenAll`` waits for every call)."""
+    if not payloads:
+        return []
+    record = policy.to_record()
+    calls = [context.call_sub_orchestrator(BACKOFF_CALL, {"activity": name, "policy": record, "input": payload})
+             for payload in payloads]
+    return (yield context.task_all(calls))

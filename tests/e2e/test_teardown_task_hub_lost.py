@@ -164,6 +164,7 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
     from entrypoints import audit_timer, reconcile_timer
     from orchestrators import audit as audit_orchestrators
     from orchestrators import compensation as compensation_orchestrators
+    from orchestrators import retrying as retrying_orchestrators
     from sandbox.durable import DurableRunner, RunnerConfig
     from sandbox.host.server import HostKeys, LocalHost
     from steward import bootstrap
@@ -186,7 +187,7 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
     )
     app = df.DFApp()
     for blueprint in (reconcile_timer.bp, audit_timer.bp, compensation_orchestrators.bp, audit_orchestrators.bp,
-                      compensation_activities.bp, audit_activities.bp):
+                      compensation_activities.bp, audit_activities.bp, retrying_orchestrators.bp):
         app.register_functions(blueprint)
     runner = DurableRunner(app, RunnerConfig(db_path=str(lost.tmp / "fresh-hub.sqlite")), clock=lost.sandbox.clock)
     runner.start()

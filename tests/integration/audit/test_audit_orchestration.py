@@ -14,6 +14,7 @@ import azure.functions as func
 import pytest
 
 from orchestrators import audit as audit_orchestrators
+from orchestrators import retrying as retrying_orchestrators
 from sandbox.clock import VirtualClock
 from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.durable.discovery import load_catalog
@@ -91,6 +92,7 @@ def protect_resource(context: df.DurableOrchestrationContext) -> Any:
 def runner(tmp_path: Path) -> Iterator[DurableRunner]:
     app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
     app.register_functions(audit_orchestrators.bp)
+    app.register_functions(retrying_orchestrators.bp)  # call_all_with_backoff's per-call sub-orchestration
     app.register_functions(fakes)
     clock = VirtualClock(scale=1000.0)  # the 5 s retry interval passes in 5 ms
     with DurableRunner(load_catalog(app), RunnerConfig(db_path=str(tmp_path / "d.sqlite")), clock=clock) as started:

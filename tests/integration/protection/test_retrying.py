@@ -15,6 +15,7 @@ import azure.functions as func
 import pytest
 
 from orchestrators.retrying import Backoff, call_all_with_backoff, call_with_backoff
+from orchestrators.retrying import bp as retrying_bp
 from sandbox.clock import VirtualClock
 from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.durable.discovery import load_catalog
@@ -29,6 +30,7 @@ class Calls:
         self.lock = threading.Lock()
         self.clock: VirtualClock | None = None
         self.fail_first: dict[str, int] = {}
+        self.slow_first: dict[str, float] = {}  # seconds of Azure time the first attempt of a key takes
         self.at: dict[str, list[datetime]] = {}
 
 
@@ -42,6 +44,10 @@ def sometimes(key: str) -> str:
     with CALLS.lock:
         seen = CALLS.at.setdefault(key, [])
         seen.append(CALLS.clock.now())
+        first = len(seen) == 1
+    if first and key in CALLS.slow_first:
+        CALLS.clock.sleep(CALLS.slow_first[key])
+    with CALLS.lock:
         if len(seen) <= CALLS.fail_first.get(key, 0):
             raise RuntimeError(f"transient failure {len(seen)} of {key}")
     return f"{key}:{len(seen)}"
@@ -64,6 +70,7 @@ def many(context: df.DurableOrchestrationContext) -> Any:
 def runner(tmp_path: Path) -> Iterator[DurableRunner]:
     app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
     app.register_functions(app_parts)
+    app.register_functions(retrying_bp)
     clock = VirtualClock()
     CALLS.__init__()  # type: ignore[misc]
     CALLS.clock = clock
@@ -113,3 +120,25 @@ def test_a_call_of_many_that_keeps_failing_fails_the_whole(runner: DurableRunner
     status = run_to_end(runner, runner.start_new("many", "many-2", ["p", "q"]))
     assert status["runtimeStatus"] == "Failed"
     assert "transient failure 8 of q" in status["output"]
+
+
+def test_a_retry_of_one_call_does_not_wait_for_the_retry_timers_of_another(tmp_path: Path) -> None:
+    """x fails three times (retries after 5, 10 and 20 s); y's first attempt takes 16 s and fails, so its retry
+    is due 5 s later, at 21 s. The extension schedules an orchestrator's actions one at a time, each after the
+    previous one completed (``sandbox/durable/runner.py`` ``_walk``): y's timer, raced in a ``task_any`` after x's
+    20 s timer, would only be scheduled once that timer fired (at 35 s). Each call retries on its own."""
+    app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+    app.register_functions(app_parts)
+    app.register_functions(retrying_bp)
+    clock = VirtualClock(scale=20.0)  # Azure time runs on by itself: y's slow attempt takes 0.8 real seconds
+    CALLS.__init__()  # type: ignore[misc]
+    CALLS.clock = clock
+    CALLS.fail_first.update({"x": 3, "y": 1})
+    CALLS.slow_first["y"] = 16.0
+    config = RunnerConfig(db_path=str(tmp_path / "d.sqlite"))
+    with DurableRunner(load_catalog(app), config, clock=clock) as runner:
+        status = runner.wait_for(runner.start_new("many", "many-3", ["x", "y"]), timeout=30)
+    assert status["output"] == ["x:4", "y:2"], status
+    [x_gaps, y_gaps] = [[(b - a).total_seconds() for a, b in pairwise(CALLS.at[k])] for k in "xy"]
+    assert [round(g) for g in x_gaps] == pytest.approx([5, 10, 20], abs=2)
+    assert y_gaps[0] == pytest.approx(21, abs=3), y_gaps  # 35 s when y's retry queued behind x's last timer
