@@ -533,7 +533,7 @@ class DurableRunner:
         numbered but the walk has not reached stays unscheduled until a later step's walk gets to it."""
         known = {e["EventId"] for e in events if e["EventType"] in _SCHEDULING_EVENTS}
         serialised, objects = _serialised_actions(context, state)
-        reached, finished = _walk(state, objects, tasks)
+        reached, finished = _walk(state, objects, tasks, _completed_ids(events))
         out = _Scheduled([], [], [], [], [])
         open_tasks: list[AtomicTask] = []
         for entry in context.open_tasks.values():
@@ -809,7 +809,18 @@ _FIRE_AND_FORGET = (int(ActionType.CONTINUE_AS_NEW), int(ActionType.SIGNAL_ENTIT
 _RETRIED = (int(ActionType.CALL_ACTIVITY_WITH_RETRY), int(ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY))
 
 
-def _walk(state: dict[str, Any], objects: dict[int, Any], tasks: dict[int, AtomicTask]) -> tuple[set[int], bool]:
+_COMPLETIONS = (int(T.TASK_COMPLETED), int(T.TASK_FAILED), int(T.SUB_ORCHESTRATION_INSTANCE_COMPLETED),
+                int(T.SUB_ORCHESTRATION_INSTANCE_FAILED))
+
+
+def _completed_ids(events: list[dict[str, Any]]) -> set[int]:
+    """The ids of the activities, sub-orchestrations and timers the history has an outcome for."""
+    done = {int(e["TaskScheduledId"]) for e in events if e["EventType"] in _COMPLETIONS}
+    return done | {int(e["TimerId"]) for e in events if e["EventType"] == int(T.TIMER_FIRED)}
+
+
+def _walk(state: dict[str, Any], objects: dict[int, Any], tasks: dict[int, AtomicTask],
+          completed_ids: set[int]) -> tuple[set[int], bool]:
     """The extension's replay of the serialised actions: which actions it invokes (schedules), and whether it
     gets past the last one.
 
@@ -821,7 +832,9 @@ def _walk(state: dict[str, Any], objects: dict[int, Any], tasks: dict[int, Atomi
     serialises only the children not scheduled before (``if not task._is_scheduled``): a ``task_any`` over a task
     raced earlier and a new one waits, in the extension, for the new one alone. A failed or cancelled task counts
     as complete (the shim swallows the exception and goes on). ``ProcessAsyncActionsV1`` (schema V1) invokes a
-    whole action set and awaits ``Task.WhenAny`` of it.
+    whole action set and awaits ``Task.WhenAny`` of it. An outcome counts from the history itself too: the SDK
+    stops reading the history once the orchestrator has returned or raised, DurableTask does not (a ``task_all``
+    the SDK failed at its first failed call is, in the extension, ``Task.WhenAll``: complete once every call is).
 
     A ``WhenAny`` with no children: 1.7.0 never sends one (a ``task_any`` whose children were all scheduled
     before is itself ``_is_scheduled``, so ``TaskOrchestrationExecutor.resume_user_code`` adds no action);
@@ -850,8 +863,9 @@ def _walk(state: dict[str, Any], objects: dict[int, Any], tasks: dict[int, Atomi
         task = tasks.get(id(objects.get(id(body))))
         if task is None:
             raise UnsupportedAction(f"action type {kind} in the serialised actions has no task in the replay")
-        holder: TaskBase = task.parent if kind in _RETRIED and isinstance(task.parent, RetryAbleTask) else task
-        return holder.state is not TaskState.RUNNING
+        if kind in _RETRIED and isinstance(task.parent, RetryAbleTask):
+            return task.parent.state is not TaskState.RUNNING
+        return task.state is not TaskState.RUNNING or (isinstance(task.id, int) and task.id in completed_ids)
 
     payload = state.get("actions") or []
     if state.get("schemaVersion") is None:  # V1: per action set, Task.WhenAny of what it invoked
