@@ -126,6 +126,8 @@ def call_all_with_backoff(context: df.DurableOrchestrationContext, name: str, po
     if not payloads:
         return []
     record = policy.to_record()
-    calls = [context.call_sub_orchestrator(BACKOFF_CALL, {"activity": name, "policy": record, "input": payload})
+    # the children's ids are the app's (deterministic: ``new_uuid`` of the replay), never the extension's choice
+    calls = [context.call_sub_orchestrator(BACKOFF_CALL, {"activity": name, "policy": record, "input": payload},
+                                           f"{context.instance_id}:{context.new_uuid()}")
              for payload in payloads]
     return (yield context.task_all(calls))

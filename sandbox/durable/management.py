@@ -124,7 +124,9 @@ class ManagementApi:
             return ApiResponse(404, {"Message": str(exc)})
         except InstanceNotRunning as exc:
             return ApiResponse(410, {"Message": str(exc)})
-        except InstanceAlreadyExists as exc:  # HttpApiHandler: OrchestrationAlreadyExistsException -> 409
+        # HttpApiHandler.HandleStartOrchestratorRequestAsync: OrchestrationAlreadyExistsException -> 409 Conflict in
+        # current releases (older 2.x releases: 500 "Something went wrong while processing your request")
+        except InstanceAlreadyExists as exc:
             return ApiResponse(409, {"Message": str(exc)})
         except ValueError as exc:
             return ApiResponse(400, {"Message": str(exc)})
