@@ -63,9 +63,11 @@ class VaultMarkers:
                 older = TeardownMarker.decode(current)
             except InvalidMarker:
                 older = None  # unreadable: ours replaces it
-        if older is not None and older.instance_id == marker.instance_id:
-            return "unchanged", older
         wanted = marker.merged_with(older)
+        if older is not None and older.instance_id == marker.instance_id and wanted == older:
+            # ours already (an activity retry); a marker naming our instance id but weaker values is not ours
+            # (ids are predictable): it is rewritten with the stronger values
+            return "unchanged", older
         try:
             self._patch(vault, "Merge", {MARKER_TAG: wanted.encode()})
         except NotFound:

@@ -15,7 +15,10 @@ not weaken the vault at all).
 
 A marker can be forged by anyone who may write the vault's tags. The reconciler therefore only ever makes a
 vault *stronger*: it turns back on what the marker says was on, never turns anything off, and never sets a
-``Locked`` immutability (irreversible; a teardown never changes a locked vault).
+``Locked`` immutability (irreversible; a teardown never changes a locked vault). Nor can a forged marker cancel
+the restore of what a teardown turns off: a teardown taking a marker over keeps, per setting, the stronger
+earlier value (:meth:`TeardownMarker.merged_with`, also when the marker names its own predictable instance id),
+and a claimed ``AlwaysON``/``Locked`` restores the strongest reversible value instead of nothing.
 
 Who decides that the teardown is gone. A function with the Durable client (the start-up timer, the audit's
 doorways) takes a snapshot of the live teardown instances (:data:`LIVE_RUNTIME_STATUSES`) and its time; the
@@ -66,6 +69,13 @@ _NEVER_SET: Final = frozenset(
     {("immutability", "locked"), ("softDelete", "alwayson"), ("enhancedSecurity", "alwayson")}
 )
 
+#: What the reconciler sets for a marker claiming an irreversible earlier value (a claim no teardown makes).
+_STRONGEST_REVERSIBLE: Final[Mapping[str, str]] = {
+    "softDelete": "Enabled",
+    "enhancedSecurity": "Enabled",
+    "immutability": "Unlocked",
+}
+
 
 class InvalidMarker(InvalidTeardownInput):
     """A marker tag that cannot be read, or one too long for a tag value."""
@@ -96,12 +106,17 @@ class TeardownMarker:
         return cls(instance_id, at, tuple(sorted(earlier.items())))
 
     def merged_with(self, older: TeardownMarker | None) -> TeardownMarker:
-        """This teardown's marker over one an interrupted earlier teardown left: the older earlier values win
-        (they are the vault's settings before anything was weakened); this instance now owns the marker."""
+        """This teardown's marker over one found on the vault (an interrupted earlier teardown's, or a forged
+        one): per setting the *stronger* earlier value wins - an interrupted teardown's values are the vault's
+        before anything was weakened, and a planted marker claiming weaker ones must not cancel the restore of
+        what this teardown turns off; this instance now owns the marker."""
         if older is None:
             return self
         values = dict(self.earlier)
-        values.update(dict(older.earlier))
+        for setting, value in older.earlier:
+            mine = values.get(setting)
+            if mine is None or _strength(setting, value) >= _strength(setting, mine):
+                values[setting] = value
         return TeardownMarker(self.instance_id, min(self.at, older.at), tuple(sorted(values.items())))
 
     def earlier_value(self, setting: str) -> str | None:
@@ -151,8 +166,12 @@ def restore_changes(marker: TeardownMarker, current: Mapping[str, str]) -> tuple
     changes = []
     for setting in _STRENGTH:
         wanted = marker.earlier_value(setting)
-        if wanted is None or (setting, wanted.strip().lower()) in _NEVER_SET:
+        if wanted is None:
             continue
+        if (setting, wanted.strip().lower()) in _NEVER_SET:
+            # a teardown never turns an irreversible setting off, so the claim is wrong (or forged): restore the
+            # strongest reversible value rather than nothing (it is a no-op when the vault still has it)
+            wanted = _STRONGEST_REVERSIBLE[setting]
         now = current.get(setting, "Disabled")
         if _strength(setting, now) < _strength(setting, wanted):
             changes.append(SettingChange(setting, now, wanted))
