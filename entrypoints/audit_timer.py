@@ -9,9 +9,10 @@ timer ``%STEWARD_AUDIT_SCHEDULE%``     starts ``audit_estate`` as ``audit-all``;
 ``GET  /api/audits/latest.html``       the latest run's HTML report
 =====================================  =====================================================================
 
-The HTTP routes need the function key and, when ``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set, a caller proven by
-an Entra ID access token (``Authorization: Bearer``, validated in the app) who is in it (401 with
-``WWW-Authenticate: Bearer`` / 403 otherwise): a report describes the whole estate.
+The HTTP routes need the function key and a caller proven by an Entra ID access token (``Authorization:
+Bearer``, validated in the app) who is in ``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` or, when that is empty, allowed to
+request teardowns (``STEWARD_TEARDOWN_ALLOWED_PRINCIPALS`` / ``_ROLES``): 401 with ``WWW-Authenticate: Bearer`` /
+403 otherwise. A report describes the whole estate; the function key alone opens nothing.
 
 One audit at a time per scope (issue 14): the scope is the set of subscriptions asked for, or "all" (the timer,
 and a request that names none). Each scope has a deterministic instance id (:func:`instance_id_for`), and a
@@ -22,10 +23,8 @@ starts racing between the check and the start may both answer 202, but only one 
 they share the instance id.
 
 ``POST /api/audits`` is metered per caller (``STEWARD_AUDIT_RATE_PER_MINUTE``, the teardown routes' token
-bucket, per instance): over it, 429 with ``Retry-After``. The caller is the verified principal when
-``STEWARD_AUDIT_ALLOWED_PRINCIPALS`` is set; without it the app cannot tell function-key holders apart (a
-principal header or a forwarded address is whatever the caller sends), so they share ONE bucket,
-:data:`UNIDENTIFIED_CALLER`: a caller cannot buy more starts by varying a header. The reads are not metered.
+bucket, per instance): over it, 429 with ``Retry-After``. The caller is the verified principal (a principal
+header or a forwarded address is whatever the caller sends, and buys nothing). The reads are not metered.
 """
 
 from __future__ import annotations
@@ -125,21 +124,27 @@ class _Refused(Exception):
         self.www_authenticate = www_authenticate
 
 
-def _authorize(req: func.HttpRequest) -> str | None:
-    """With STEWARD_AUDIT_ALLOWED_PRINCIPALS set, the caller a valid access token proves must be one of them (401
-    without one, 403 for another); the function key alone is enough otherwise. The caller's id, if any."""
-    allowed = bootstrap.settings().audit_allowed_principals
-    if not allowed:
-        return None
+def _authorize(req: func.HttpRequest) -> str:
+    """The caller a valid access token proves (401 without one): one of STEWARD_AUDIT_ALLOWED_PRINCIPALS, or, when
+    that is empty, a principal allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES), else
+    403. The function key alone never opens a report of the estate (issue 14: the key is a second factor, not the
+    only one). The caller's id."""
+    settings = bootstrap.settings()
     try:
         caller = authenticated_caller(dict(req.headers), bootstrap.token_validator())
     except RequestRefused as refused:
         raise _Refused(refused.status, refused.code, refused.message, retry_after=refused.retry_after,
                        www_authenticate=refused.www_authenticate) from None
-    if caller.principal_id not in allowed:
+    if settings.audit_allowed_principals:
+        allowed, setting = caller.principal_id in settings.audit_allowed_principals, "STEWARD_AUDIT_ALLOWED_PRINCIPALS"
+    else:
+        allowed = caller.principal_id in settings.teardown_allowed_principals or bool(
+            caller.roles & settings.teardown_allowed_roles
+        )
+        setting = "STEWARD_AUDIT_ALLOWED_PRINCIPALS (unset: the teardown principals and roles)"
+    if not allowed:
         raise _Refused(403, "CallerNotAllowed",
-                       f"principal {caller.principal_id} may not use the audit routes: it is not in "
-                       "STEWARD_AUDIT_ALLOWED_PRINCIPALS")
+                       f"principal {caller.principal_id} may not use the audit routes: it is not in {setting}")
     return caller.principal_id
 
 
@@ -163,9 +168,8 @@ def _rate_limit() -> CallerRateLimit:
         return _LIMITS[0][1]
 
 
-def _meter(principal: str | None) -> None:
-    """Spend one of the caller's tokens (429 when none is left). ``principal`` is the verified caller, or None
-    when the app cannot tell callers apart: then every caller spends from the one shared bucket."""
+def _meter(principal: str) -> None:
+    """Spend one of the verified caller's tokens (429 when none is left)."""
     key = f"principal:{principal}" if principal else UNIDENTIFIED_CALLER
     try:
         _rate_limit().take(key, time.monotonic())

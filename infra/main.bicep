@@ -48,7 +48,7 @@ param teardownOptInTag string = 'backup-steward:teardown'
 @description('Entra object ids allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS); they also become the only senders on the requests topic.')
 param teardownAllowedPrincipalIds array = []
 
-@description('Entra object ids allowed to start audits and read the reports over HTTP (STEWARD_AUDIT_ALLOWED_PRINCIPALS); empty: the function key alone. Reports describe the whole estate: set it with authTenantIds and authAudiences.')
+@description('Entra object ids allowed to start audits and read the reports over HTTP (STEWARD_AUDIT_ALLOWED_PRINCIPALS); empty: the teardown principals and roles. A valid token is always needed (authTenantIds and authAudiences).')
 param auditAllowedPrincipalIds array = []
 
 @description('App roles (from the caller\'s token) allowed to request teardowns over HTTP (STEWARD_TEARDOWN_ALLOWED_ROLES).')

@@ -125,8 +125,8 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (
         AUDIT_ALLOWED_PRINCIPALS,
         "",
-        "comma-separated object ids allowed to start audits and read reports over HTTP; empty: the function key "
-        "alone (reports describe the estate: set it in production)",
+        "comma-separated object ids allowed to start audits and read reports over HTTP (with a valid token); "
+        "empty: the teardown principals and roles",
     ),
     (
         AUDIT_REMEDIATE_LIMIT,
@@ -243,7 +243,7 @@ class Settings:
     reports_container: str = DEFAULT_REPORTS_CONTAINER
     audit_schedule: str = DEFAULT_AUDIT_SCHEDULE
     audit_remediate_limit: int = 0
-    audit_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids; empty: function key only
+    audit_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids; empty: teardown principals
     audit_rate_per_minute: int = DEFAULT_AUDIT_RATE_PER_MINUTE
     auth_authority: str = DEFAULT_AUTH_AUTHORITY
     auth_tenants: tuple[str, ...] = ()  # lower-cased GUIDs

@@ -42,7 +42,7 @@ param teardownOptInTag string = 'backup-steward:teardown'
 @description('Object ids allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS).')
 param teardownPrincipalIds array = []
 
-@description('Object ids allowed to start audits and read reports over HTTP; empty: the function key alone (STEWARD_AUDIT_ALLOWED_PRINCIPALS).')
+@description('Object ids allowed to start audits and read reports over HTTP; empty: the teardown principals and roles (STEWARD_AUDIT_ALLOWED_PRINCIPALS).')
 param auditPrincipalIds array = []
 
 @description('App roles allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_ROLES).')

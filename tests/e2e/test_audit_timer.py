@@ -29,6 +29,8 @@ from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, build, prot
 
 SCHEMA = REPO / "steward" / "report" / "schema" / "audit-result.v1.json"
 TOPIC = "steward-audit"
+#: the object id allowed to read the reports (STEWARD_AUDIT_ALLOWED_PRINCIPALS)
+READER = "cccccccc-0000-4000-8000-0000000000c3"
 @pytest.fixture(scope="module")
 def azurite_blob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A connection string to a fresh Azurite blob service (installed on first use)."""
@@ -45,7 +47,8 @@ class AuditStack:
             db_path=str(tmp / "durable.sqlite"),
             arm_config=SandboxConfig(clock=clock),
             run_timers=False,
-            settings={"STEWARD_SUBSCRIPTIONS": f"{SUB1},{SUB2}", "STEWARD_AUDIT_SCHEDULE": "0 0 6 * * *", **reports},
+            settings={"STEWARD_SUBSCRIPTIONS": f"{SUB1},{SUB2}", "STEWARD_AUDIT_SCHEDULE": "0 0 6 * * *",
+                      "STEWARD_AUDIT_ALLOWED_PRINCIPALS": READER, **reports},
         ).start()
         sandbox = self.stack.sandbox
         # The real app also auto-protects what the sandbox creates; switch that doorway off here so the
@@ -75,7 +78,9 @@ class AuditStack:
         host = self.stack.host
         assert host is not None
         request = urllib.request.Request(
-            f"{host.origin}/api/{path}", headers={"x-functions-key": host.keys.function_key}
+            f"{host.origin}/api/{path}",
+            # the reports need a verified caller besides the key (issue 14)
+            headers={"x-functions-key": host.keys.function_key, **self.stack.bearer(READER)},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:

@@ -54,7 +54,7 @@ def test_five_audit_requests_in_a_row_start_one_audit_and_the_others_get_409(
     for n in range(5):
         if n:
             time.sleep(1.05)  # five requests in about five seconds: each in a second of its own
-        status, _, body = app.request("POST", "audits", b"", {})
+        status, _, body = app.request("POST", "audits", b"", app.auth(ADMIN))
         answers.append((status, json.loads(body)))
     statuses = [s for s, _ in answers]
     assert statuses == [202, 409, 409, 409, 409], answers
@@ -73,7 +73,7 @@ def test_five_audit_requests_in_a_row_start_one_audit_and_the_others_get_409(
     assert len(_audits(app)) == 1, "the timer started a second audit of the same scope"
 
     # another scope (named subscriptions) is another audit and may run beside it
-    status, _, body = app.request("POST", "audits", json.dumps({"subscriptions": [SUB1]}).encode(), {})
+    status, _, body = app.request("POST", "audits", json.dumps({"subscriptions": [SUB1]}).encode(), app.auth(ADMIN))
     assert status == 202, body
     assert json.loads(body)["id"] != started["id"]
     assert len(_audits(app)) == 2
@@ -82,7 +82,7 @@ def test_five_audit_requests_in_a_row_start_one_audit_and_the_others_get_409(
     app.settle(timeout=180)
     assert len(_stored_runs(tmp)) == 2, "the estate was audited once per scope"
     # once it ended, the same scope may be audited again: the singleton is not a one-shot
-    status, _, body = app.request("POST", "audits", b"", {})
+    status, _, body = app.request("POST", "audits", b"", app.auth(ADMIN))
     assert status == 202, body
     assert json.loads(body)["id"] == started["id"]
     app.settle(timeout=120)
@@ -99,18 +99,21 @@ def metered(tmp_path: Path) -> Iterator[App]:
         bootstrap.reset()
 
 
-def test_audit_requests_without_a_caller_identity_share_one_metered_bucket(metered: App) -> None:
-    """No STEWARD_AUDIT_ALLOWED_PRINCIPALS: callers are known by the function key alone, so they share one
-    bucket; a principal header nobody verified does not buy a bucket of its own."""
-    answers = [metered.request("POST", "audits", b"{", {})[0] for _ in range(2)]  # even a refused body spends
-    assert answers == [400, 400]
-    status, headers, body = metered.request("POST", "audits", b"", forged_platform_headers(STRANGER))
+def test_audit_requests_without_a_token_are_refused_before_the_meter(metered: App) -> None:
+    """No STEWARD_AUDIT_ALLOWED_PRINCIPALS: function-key holders used to share one metered bucket and start audits
+    (this test pinned that); now a request without a valid token is refused (401) before the meter, a forged
+    platform header proves nobody, and the callers are the teardown principals, each with a bucket."""
+    assert [metered.request("POST", "audits", b"{", {})[0] for _ in range(3)] == [401, 401, 401]
+    assert metered.request("POST", "audits", b"", forged_platform_headers(STRANGER))[0] == 401
+    answers = [metered.request("POST", "audits", b"{", metered.auth(ADMIN))[0] for _ in range(2)]
+    assert answers == [400, 400]  # even a refused body spends
+    status, headers, body = metered.request("POST", "audits", b"", metered.auth(ADMIN))
     assert status == 429, body
     assert json.loads(body)["error"]["code"] == "TooManyRequests"
     assert 1 <= int(headers["Retry-After"]) <= 30
     assert "audit" in json.loads(body)["error"]["message"]
     # reads are not metered
-    assert metered.request("GET", "audits/latest", None, {})[0] in {200, 404}
+    assert metered.request("GET", "audits/latest", None, metered.auth(ADMIN))[0] in {200, 404}
     assert _audits(metered) == [], "a throttled request started nothing"
 
 

@@ -237,10 +237,10 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
             == 401
         )
         # audit over HTTP, then its report (from Azurite through the connection string when it is there)
-        status, _, answer = app.request("POST", "audits", b"", {})
+        status, _, answer = app.request("POST", "audits", b"", app.auth(ADMIN))
         assert status == 202, answer
         app.settle(timeout=120)
-        status, _, report = app.request("GET", "audits/latest", None, {})
+        status, _, report = app.request("GET", "audits/latest", None, app.auth(ADMIN))
         assert status == 200, report[:300]  # the report was stored in blob storage (Azurite)
         assert app.request("GET", "openapi.yaml")[0] == 200
     finally:
@@ -288,6 +288,19 @@ def test_audit_routes_need_an_allowed_principal_when_one_is_configured(audit_gua
     assert status == 202, answer[:200]
 
 
-def test_without_the_setting_the_function_key_alone_opens_the_audit_routes(app: App) -> None:
-    assert app.request("GET", "audits/latest.html", None, {})[0] in {200, 404}
-    assert app.request("GET", "audits/latest.html", None, {}, key=False)[0] == 401
+def test_without_the_setting_the_audit_routes_need_a_teardown_principals_token(app: App) -> None:
+    """No STEWARD_AUDIT_ALLOWED_PRINCIPALS: the function key alone used to read the estate's report and start
+    audits (it pinned that here); issue 14 makes the key a second factor, never the only one. The callers are
+    then the teardown principals (and roles): fails on the previous code."""
+    runs_before = [i for i in app.stack.runner.query() if i.name == "audit_estate"]  # type: ignore[union-attr]
+    for method, path in (("POST", "audits"), ("GET", "audits/latest"), ("GET", "audits/latest.html")):
+        body = b"{}" if method == "POST" else None
+        status, headers, answer = app.request(method, path, body, {})
+        assert status == 401, (method, path, answer[:200])
+        assert headers["WWW-Authenticate"] == 'Bearer realm="backup-steward"'
+        assert app.request(method, path, body, forged_platform_headers(ADMIN))[0] == 401, (method, path)
+        status, _, answer = app.request(method, path, body, app.auth(STRANGER))
+        assert status == 403 and json.loads(answer)["error"]["code"] == "CallerNotAllowed", (method, path)
+    assert [i for i in app.stack.runner.query() if i.name == "audit_estate"] == runs_before, "nothing started"
+    assert app.request("GET", "audits/latest.html", None, app.auth(ADMIN))[0] in {200, 404}
+    assert app.request("GET", "audits/latest.html", None, app.auth(ADMIN), key=False)[0] == 401
