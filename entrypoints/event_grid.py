@@ -134,10 +134,22 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         orchestrator = orchestration_for(intent)
         if orchestrator is None:
             return "ignored"
+        if isinstance(intent, events.VaultDeleteFailed) and await _ever_started(client, instance_id):
+            # one failed delete (one ARM correlation id: one instance id) starts one teardown, ever: Event Grid
+            # redelivers for up to 24 h, and a redelivery must not auto-approve a teardown of the vault again
+            # (a cancelled one, or the vault re-created since under the same name and tag)
+            LOG.info("failed vault delete already handled: nothing started", extra={"instance_id": instance_id})
+            return "duplicate"
         # a redelivered event (same id) starts no work again; teardown requests keep their own rules
         event = None if teardown_intent else (intent.origin.event_id, intent.origin.event_time)
         started = await start_once(client, orchestrator, instance_id, payload, event=event)
         return "started" if started else "duplicate"
+
+
+async def _ever_started(client: df.DurableOrchestrationClient, instance_id: str) -> bool:
+    """Whether Durable knows the instance, in any state (a missing one has no runtime status)."""
+    status = await client.get_status(instance_id)
+    return status is not None and status.runtime_status is not None
 
 
 @bp.event_grid_trigger(arg_name="event")
