@@ -340,6 +340,60 @@ def test_the_requester_cannot_approve_their_own_plan(app: App) -> None:
     assert report["requesterIdentity"].startswith("verified")
 
 
+def test_four_eyes_sees_through_the_case_of_an_oid_and_racing_self_approvals(app: App) -> None:
+    """Regressions (the app held): the requester's object id in capitals is the same principal; and two
+    approvals the requester of a custom event races in (both pass the route's check before the first confirms)
+    only confirm: the orchestrator refuses the second, nothing runs until another principal approves."""
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    approve = {"fingerprint": plan["fingerprint"]}
+    status, body = http(app, "POST", f"teardowns/{plan['id']}/approve", approve, ADMIN.upper())
+    assert status == 403 and body["error"]["code"] == "FourEyesRequired", body
+    before = app.orchestrations()
+    assert deliver(app, custom_event(vault_id, SECOND_ADMIN, None)) == 200
+    [instance] = new_instances(app, before)
+    wait_phase(app, instance, "awaiting-approval")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda who: http(app, "POST", f"teardowns/{instance}/approve", approve, who),
+                                (ADMIN, ADMIN.upper())))
+    assert all(s in (202, 403) for s, _ in answers), answers
+    runner = app.stack.runner
+    assert runner is not None
+    deadline = time.monotonic() + 30
+    while (runner.status(instance).get("customStatus") or {}).get("confirmedBy") != ADMIN:
+        assert time.monotonic() < deadline, runner.status(instance)
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert wait_phase(app, instance, "awaiting-approval") and intact(owner, rg), "one principal ran it alone"
+    report = cancel(app, instance)
+    assert report["outcome"] == "cancelled" and intact(owner, rg)
+
+
+def test_a_custom_event_cannot_smuggle_an_approval_in_extra_fields(app: App) -> None:
+    """Regression (the app held): fields the orchestrator might trust, written into the event, are not carried."""
+    owner, rg, vault_id = opted_in_vault(app, "auto")
+    plan = dry_run(app, vault_id, ADMIN)
+    event = custom_event(vault_id, ADMIN, plan["fingerprint"])
+    event["data"].update(
+        approvedBy=SECOND_ADMIN, approvedFingerprint=plan["fingerprint"], dryRun=False, source="http",
+        confirmedBy=SECOND_ADMIN, optInTag=None, requestedBy=SECOND_ADMIN,
+    )
+    before = app.orchestrations()
+    assert deliver(app, event) == 200
+    [instance] = new_instances(app, before)
+    status = wait_phase(app, instance, "awaiting-approval")
+    assert status["confirmedBy"] is None
+    record = app.stack.runner.status(instance)["input"]  # type: ignore[union-attr]
+    record = json.loads(record) if isinstance(record, str) else record
+    record = record.get("request", record)
+    assert record["source"] == "custom-event" and record["requestedBy"] == ADMIN
+    assert record["approvedBy"] is None and record["approvedFingerprint"] is None and record["optInTag"]
+    assert intact(owner, rg)
+    assert cancel(app, instance)["outcome"] == "cancelled" and intact(owner, rg)
+
+
 def test_a_run_that_carries_its_own_fingerprint_waits_for_another_principal(app: App) -> None:
     owner, rg, vault_id = opted_in_vault(app)
     plan = dry_run(app, vault_id, ADMIN)

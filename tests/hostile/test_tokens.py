@@ -274,3 +274,49 @@ def test_an_invalid_token_gets_401_with_an_invalid_token_challenge(app: App) -> 
 def test_an_allowed_callers_token_is_accepted_and_the_function_key_is_still_needed(app: App) -> None:
     assert app.request("GET", "teardowns/teardown-0000000000000000-plan", None, app.auth(ADMIN))[0] == 404
     assert app.request("GET", "teardowns/teardown-0000000000000000-plan", None, app.auth(ADMIN), key=False)[0] == 401
+
+
+# ---- red-team tricks that must keep failing (regressions; the app held) ---------------------------------------
+
+
+def test_key_location_hints_in_the_header_are_never_followed(
+    sandbox: ArmSandbox, validator: BearerTokenValidator
+) -> None:
+    """``jku``/``x5u``/an embedded ``jwk``: the key comes from the tenant's JWKS by ``kid``, nothing else."""
+    impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = impostor.public_key().public_numbers()
+    embedded = {"kty": "RSA", "kid": "mine", "use": "sig", "n": b64url(public.n.to_bytes(256, "big")), "e": "AQAB"}
+    claims = sandbox.entra.claims(ADMIN, sandbox.default_tenant)
+    hints = {"jku": "https://127.0.0.1:1/keys", "x5u": "https://127.0.0.1:1/cert", "jwk": embedded}
+    fetched = sandbox.entra.served["keys"]
+    for kid in ("mine", sandbox.entra.signing_key.kid):
+        token = sign_rs256(impostor, {"alg": "RS256", "typ": "JWT", "kid": kid, **hints}, claims)
+        assert "key" in refused(validator, token) or "signature" in refused(validator, token)
+    assert sandbox.entra.served["keys"] - fetched <= 1
+
+
+def test_two_authorization_values_and_oversized_tokens_are_refused(
+    sandbox: ArmSandbox, validator: BearerTokenValidator
+) -> None:
+    """Two ``Authorization`` headers reach the worker joined by a comma: neither token is taken."""
+    stranger, admin = sandbox.app_token(STRANGER), sandbox.app_token(ADMIN)
+    for joined in (f"Bearer {stranger}, Bearer {admin}", f"Bearer {admin},Bearer {stranger}", f"Bearer {admin} x"):
+        with pytest.raises(Unauthenticated):
+            validator.validate_authorization(joined)
+    header, payload, signature = admin.split(".")
+    padded = f"{header}.{payload}{'A' * 17_000}.{signature}"
+    with pytest.raises(Unauthenticated, match="longer than"):
+        validator.validate_authorization("Bearer " + padded)
+    # the scheme is case-insensitive (RFC 7235), the token is not
+    assert validator.validate_authorization("bEaReR " + admin).principal_id == ADMIN
+    with pytest.raises(Unauthenticated):
+        validator.validate_authorization("Bearer " + admin.swapcase())
+
+
+def test_a_token_in_the_query_string_proves_nothing(app: App) -> None:
+    token = app.sandbox.app_token(ADMIN)
+    for query in (f"access_token={token}", f"token={token}", f"authorization=Bearer%20{token}"):
+        status, headers, answer = app.request("GET", f"teardowns/teardown-0000000000000000-plan?{query}", None, {})
+        assert status == 401 and _error(answer) == "Unauthenticated", (query[:20], answer[:200])
+        assert headers["WWW-Authenticate"] == 'Bearer realm="backup-steward"'
+
