@@ -319,6 +319,48 @@ def test_a_redelivered_failed_delete_does_not_tear_down_the_vault_re_created_sin
     assert intact(owner, rg), "a redelivered failed-delete event tore down the vault re-created since"
 
 
+def failed_delete(vault_id: str, principal: str, topic: str) -> dict[str, Any]:
+    """A ``ResourceDeleteFailure`` of the vault as ARM raises it (the fields the sandbox's events carry)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": topic,
+        "subject": vault_id,
+        "eventType": "Microsoft.Resources.ResourceDeleteFailure",
+        "eventTime": "2026-12-01T08:00:00Z",
+        "dataVersion": "2",
+        "data": {
+            "operationName": "Microsoft.RecoveryServices/vaults/delete",
+            "resourceUri": vault_id,
+            "resourceProvider": "Microsoft.RecoveryServices",
+            "status": "Failed",
+            "subscriptionId": SUB1,
+            "correlationId": str(uuid.uuid4()),
+            "claims": {"http://schemas.microsoft.com/identity/claims/objectidentifier": principal},
+            "authorization": {"action": "Microsoft.RecoveryServices/vaults/delete", "scope": vault_id,
+                              "evidence": {"principalId": principal, "role": "Owner"}},
+        },
+    }
+
+
+def test_a_failed_delete_forged_on_another_topic_with_an_allowed_users_claims_is_rejected(app: App) -> None:
+    """Regression (the app held): the claims of an allowed user count only on the subscription's system topic
+    (Event Grid stamps ``topic``); the same event from the requests topic or a foreign one starts nothing. The
+    control - a stranger's claims on the system topic - shows the event's shape is one the app acts on."""
+    owner, rg, vault_id = opted_in_vault(app, "auto")
+    for topic in (REQUESTS_TOPIC, FOREIGN_TOPIC, f"/subscriptions/{SUB1}/resourceGroups/{rg}", "/subscriptions"):
+        before, published = app.orchestrations(), len(rejections(app))
+        assert deliver(app, failed_delete(vault_id, SECOND_ADMIN, topic)) == 200
+        app.settle()
+        assert new_instances(app, before) == [] and intact(owner, rg), topic
+        assert "topic" in rejections(app)[published], topic
+    before = app.orchestrations()
+    assert deliver(app, failed_delete(vault_id, STRANGER, f"/subscriptions/{SUB1}")) == 200
+    app.settle()
+    [instance] = new_instances(app, before)
+    assert app.stack.runner.status(instance)["output"]["outcome"] == "planned"  # type: ignore[union-attr]
+    assert intact(owner, rg)
+
+
 # ---- four eyes and the wrong fingerprint ----------------------------------------------------------------------
 
 
