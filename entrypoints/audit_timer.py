@@ -15,12 +15,12 @@ request teardowns (``STEWARD_TEARDOWN_ALLOWED_PRINCIPALS`` / ``_ROLES``): 401 wi
 403 otherwise. A report describes the whole estate; the function key alone opens nothing.
 
 One audit at a time per scope (issue 14): the scope is the set of subscriptions asked for, or "all" (the timer,
-and a request that names none). Each scope has a deterministic instance id (:func:`instance_id_for`), and a
-start first asks Durable for that instance's status: while it is not Completed, Failed or Terminated nothing
-new starts. This is Microsoft's singleton pattern ("Singleton orchestrators in Durable Functions",
-learn.microsoft.com/azure/azure-functions/durable/durable-functions-singletons), including its caveat: two
-starts racing between the check and the start may both answer 202, but only one orchestration runs, because
-they share the instance id.
+a request that names none, and one that names every managed subscription). Each scope has a deterministic
+instance id (:func:`instance_id_for`), and a start first asks Durable for that instance's status: while it
+is not Completed, Failed or Terminated nothing new starts. This is Microsoft's singleton pattern ("Singleton
+orchestrators in Durable Functions", learn.microsoft.com/azure/azure-functions/durable/durable-functions-singletons),
+including its caveat: two starts racing between the check and the start may both answer 202, but only one
+orchestration runs, because they share the instance id.
 
 ``POST /api/audits`` is metered per caller (``STEWARD_AUDIT_RATE_PER_MINUTE``, the teardown routes' token
 bucket, per instance): over it, 429 with ``Retry-After``. The caller is the verified principal (a principal
@@ -207,6 +207,8 @@ def _requested_subscriptions(body: bytes) -> list[str]:
             "SubscriptionNotManaged",
             f"{len(outside)} subscription(s) are not in STEWARD_SUBSCRIPTIONS; this app audits only those",
         )
+    if managed and set(wanted) == set(managed):
+        return []  # every managed subscription is the whole estate: the ``audit-all`` scope, not a second one
     return wanted
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.arm.config import LatencyConfig
 from steward import bootstrap
-from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, forged_platform_headers, start_app
+from tests.hostile.conftest import ADMIN, STRANGER, SUB1, SUB2, App, forged_platform_headers, start_app
 
 #: Real seconds each ARM read of the audit sleeps (clock scale 1): an inventory makes several reads one after
 #: another, so the audit runs for well over the burst below.
@@ -86,6 +86,29 @@ def test_five_audit_requests_in_a_row_start_one_audit_and_the_others_get_409(
     assert status == 202, body
     assert json.loads(body)["id"] == started["id"]
     app.settle(timeout=120)
+
+
+@pytest.mark.slow
+def test_naming_every_managed_subscription_is_the_whole_estate_not_a_second_audit(
+    slow_estate: tuple[App, Path],
+) -> None:
+    """The singleton's scope cannot be dodged by spelling: the list of every managed subscription (any order,
+    case, repeats) is the whole estate, so it gets the running ``audit-all``'s 409 (fails on the previous code:
+    a second audit of the same estate started beside the first)."""
+    app, _tmp = slow_estate
+    app.sandbox.configure_latency(LatencyConfig(enabled=True, seconds={"read": READ_LATENCY}))
+    status, _, body = app.request("POST", "audits", b"", app.auth(ADMIN))
+    assert status == 202, body
+    started = json.loads(body)["id"]
+    for spelled in ([SUB1, SUB2], [SUB2.upper(), SUB1], [SUB1, SUB2, SUB1.upper()]):
+        time.sleep(1.05)  # past the rate's burst pacing, and a second of its own as in the burst test
+        named = json.dumps({"subscriptions": spelled}).encode()
+        status, _, body = app.request("POST", "audits", named, app.auth(ADMIN))
+        assert status == 409, (spelled, body)
+        assert json.loads(body)["id"] == started
+    assert len(_audits(app)) == 1, f"a second audit of the same estate started: {_audits(app)}"
+    app.sandbox.configure_latency(LatencyConfig(enabled=False))
+    app.settle(timeout=180)
 
 
 @pytest.fixture
