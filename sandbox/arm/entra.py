@@ -12,7 +12,11 @@ validates real signatures against published keys, exactly as it does against Ent
 - tokens carry the v2.0 access-token claims the app relies on (MicrosoftDocs/entra-docs
   ``docs/identity-platform/access-token-claims-reference.md``): ``iss`` = ``{authority}/{tid}/v2.0``, ``aud`` =
   the API's client id (v2.0 tokens always carry the client id), ``tid``, ``oid``, ``roles``, ``iat``/``nbf``/
-  ``exp``, ``ver`` ``2.0``, header ``alg`` RS256 and ``kid``.
+  ``exp``, ``ver`` ``2.0``, header ``alg`` RS256 and ``kid``; ``scp``, the delegated permissions the caller
+  consented to ("only included for user tokens", the same reference), by default ``user_impersonation`` (the
+  scope the README's registration exposes and pre-authorises for the Azure CLI, so what
+  ``az account get-access-token --resource <app id URI>`` gets); ``scope=None`` mints an app-only token
+  (client credentials: ``roles`` only, and only the app roles assigned to the calling application).
 
 Key rollover: Entra ID rolls its signing keys and publishes the next key in the JWK set (MicrosoftDocs/entra-docs
 ``docs/identity-platform/signing-key-rollover.md``); :meth:`EntraIssuer.rotate` starts signing with a new key
@@ -38,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 #: The sandbox's app registration of Backup Steward (client id and application id URI).
 DEFAULT_APP_CLIENT_ID = "5a9d0000-0000-4000-8000-0000000b5a1d"
 DEFAULT_APP_ID_URI = "api://backup-steward-sandbox"
+#: The delegated scope the app registration exposes (README, "Register the app"): the ``scp`` of user tokens.
+DELEGATED_SCOPE = "user_impersonation"
 #: the path of the authority below the sandbox's endpoint (``{endpoint}/sandbox/entra``)
 AUTHORITY_PATH = "/sandbox/entra"
 
@@ -137,8 +143,9 @@ class EntraIssuer:
     # -- tokens ---------------------------------------------------------------------------------
     def claims(self, principal_id: str, tenant_id: str, *, roles: Iterable[str] = (), audience: str | None = None,
                now: float | None = None, lifetime_seconds: int | None = None, name: str | None = None,
-               ) -> dict[str, Any]:
-        """The payload of a v2.0 access token for ``principal_id`` (app-only when ``name`` is None)."""
+               scope: str | None = DELEGATED_SCOPE) -> dict[str, Any]:
+        """The payload of a v2.0 access token for ``principal_id``: delegated (``scp`` = ``scope``) unless
+        ``scope`` is None (app-only: ``roles`` alone)."""
         issued = int(time.time() if now is None else now)
         claims: dict[str, Any] = {
             "aud": audience or self.client_id,
@@ -154,6 +161,8 @@ class EntraIssuer:
             "uti": b64url(secrets.token_bytes(16)),
             "ver": "2.0",
         }
+        if scope:
+            claims["scp"] = scope
         roles = [str(r) for r in roles]
         if roles:
             claims["roles"] = roles

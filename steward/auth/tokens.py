@@ -14,7 +14,12 @@ identity"). Validation follows Microsoft's rules for a protected web API (Micros
   allowed tenants, ``aud`` one of the configured audiences (the app registration's client id; its
   application id URI is accepted too), ``exp``/``nbf`` with a small leeway, all of them required;
 - the identity is ``oid`` (the object id, immutable across apps), the roles ``roles`` (app roles assigned to
-  the user or granted to the calling application).
+  the user or granted to the calling application);
+- the token must grant a permission of this API: a delegated scope (``scp``, user tokens) or an app role
+  (``roles``, app-only tokens). A signed token for our client id without either is an ID token of a sign-in to
+  the app registration, or the app-only token of any application in the tenant holding none of our roles; a web
+  API verifies scopes or app roles ("Protected web API: Verify scopes and app roles",
+  learn.microsoft.com/entra/identity-platform/scenario-protected-web-api-verification-scope-app-roles).
 
 PyJWT does the cryptography; nothing here parses a signature by hand. The OpenID configuration and the JWK
 set are fetched over HTTPS (the only I/O, which is why this lives outside ``steward.domain``).
@@ -283,6 +288,13 @@ class BearerTokenValidator:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or len(roles) > _ROLE_LIMIT or not all(isinstance(r, str) for r in roles):
             raise Unauthenticated("the access token's roles claim is not a list of role values")
+        scope = claims.get("scp")
+        if not (isinstance(scope, str) and scope.strip()) and not roles:
+            # an ID token for the app registration, or an app-only token of an application holding none of our
+            # app roles: valid signature and audience, but no permission on this API (see the module's notes)
+            raise Unauthenticated(
+                "the token grants no scope (scp) and no app role (roles) of this API: send an access token for it"
+            )
         name = claims.get("preferred_username") or claims.get("name")
         client = claims.get("azp") or claims.get("appid")
         return VerifiedIdentity(

@@ -320,3 +320,24 @@ def test_a_token_in_the_query_string_proves_nothing(app: App) -> None:
         assert status == 401 and _error(answer) == "Unauthenticated", (query[:20], answer[:200])
         assert headers["WWW-Authenticate"] == 'Bearer realm="backup-steward"'
 
+
+
+def test_a_token_without_a_scope_or_an_app_role_is_not_an_access_token_for_the_api(
+    sandbox: ArmSandbox, validator: BearerTokenValidator
+) -> None:
+    """Signed by the tenant, for our client id, and still not a permission to call the API: an ID token a
+    sign-in to the app registration returns (``aud`` is the client id too; no ``scp``, no ``roles``), or an
+    app-only token of any application in the tenant that has no app role of ours. Microsoft: a protected web API
+    verifies the scopes (delegated calls) or the app roles (daemon apps) - "Protected web API: Verify scopes and
+    app roles" (learn.microsoft.com/entra/identity-platform/scenario-protected-web-api-verification-scope-app-roles).
+    Both used to be accepted as ADMIN (fails on the previous code)."""
+    key = sandbox.entra.signing_key
+    id_token = sandbox.entra.claims(ADMIN, sandbox.default_tenant, scope=None, name="admin@contoso.example")
+    id_token.update(nonce="n-0S6_WzA2Mj", aio="x", ver="2.0")
+    for claims in (id_token, sandbox.entra.claims(ADMIN, sandbox.default_tenant, scope=None)):
+        token = sign_rs256(key.private_key, {"typ": "JWT", "alg": "RS256", "kid": key.kid}, claims)
+        assert "scope" in refused(validator, token)
+    # what the app takes: a user's delegated token (scp), or an application's token with one of our app roles
+    assert validator.validate(sandbox.app_token(ADMIN)).principal_id == ADMIN
+    app_only = sandbox.app_token(ADMIN, scope=None, roles=["BackupSteward.Teardown"])
+    assert validator.validate(app_only).roles == frozenset({"backupsteward.teardown"})

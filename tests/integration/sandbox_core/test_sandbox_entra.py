@@ -52,6 +52,9 @@ def test_the_token_route_signs_a_v2_access_token_for_the_app_that_the_published_
     assert (claims["oid"], claims["tid"], claims["roles"], claims["ver"]) == (
         principal, OTHER_TENANT, ["BackupSteward.Teardown"], "2.0")
     assert claims["nbf"] <= claims["iat"] < claims["exp"]
+    assert claims["scp"] == "user_impersonation"  # a user's delegated token, as the Azure CLI gets one
+    app_only = sb.entra.claims(principal, DEFAULT_TENANT, scope=None, roles=["BackupSteward.Teardown"])
+    assert "scp" not in app_only and app_only["roles"] == ["BackupSteward.Teardown"]
     status, _, _ = raw(sb, "POST", f"/sandbox/entra/{DEFAULT_TENANT}/token", {"roles": "x"}, token=None)
     assert status == 400
 
