@@ -27,7 +27,7 @@ test: lint typecheck browser azurite checkov ## every check and every test tier 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP) ## mypy --strict on the core and adapters
+typecheck: $(STAMP) ## mypy --strict on the core, adapters, activities, orchestrators and entrypoints
 	$(BIN)/mypy
 
 unit: $(STAMP) ## the fast tier only

@@ -41,7 +41,7 @@ def event_as_dict(event: Any) -> dict[str, Any]:
             "data": data,
             "dataVersion": event.data_version,
         }
-    time = getattr(event, "time", None)
+    time: Any = getattr(event, "time", None)
     return {
         "specversion": getattr(event, "specversion", None) or getattr(event, "spec_version", None) or "1.0",
         "id": getattr(event, "id", None),

@@ -164,7 +164,7 @@ async def _audited(
 
 
 def _base(req: func.HttpRequest) -> str:
-    url = req.url.split("?", 1)[0].rstrip("/")
+    url = str(req.url).split("?", 1)[0].rstrip("/")
     marker = "/api/teardowns"
     return url[: url.index(marker) + len(marker)] if marker in url else url
 

@@ -21,6 +21,7 @@ own delete has started, it is not cancelled.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime, timedelta
@@ -314,6 +315,7 @@ def _plan_phase(saga: Saga) -> Flow:
     # route checked its caller) or from the approval event, never from an event-started request; four eyes
     # applies to both. ``auto`` is the vault owner's standing approval, for an allowed deleting user only, and
     # never under four eyes (opt_in_decision).
+    approved: str | None
     if auto:
         approved, saga.approved_by = plan.fingerprint, f"tag:{request.opt_in_tag}=auto"
     else:
@@ -502,7 +504,7 @@ def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
         while True:
             payload = {**saga.vault_input, "setting": change.setting, "value": change.to_value}
             result, cancel = yield from saga.unless_cancelled(
-                lambda payload=payload: saga.activity("teardown_set_setting", payload)
+                functools.partial(saga.activity, "teardown_set_setting", payload)
             )
             if result.get("ok"):
                 if (result.get("effect") or {}).get("effect") == "changed":
@@ -534,9 +536,7 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
             }
             try:
                 outcome, cancel = yield from saga.unless_cancelled(
-                    lambda payload=payload, child=child: saga.context.call_sub_orchestrator(
-                        "teardown_step_chunk", payload, child
-                    )
+                    functools.partial(saga.context.call_sub_orchestrator, "teardown_step_chunk", payload, child)
                 )
             except _Finish:
                 raise
@@ -779,7 +779,8 @@ def teardown_vault(context: df.DurableOrchestrationContext) -> Flow:
         if saga.phase in ("planning", "awaiting-approval"):
             yield from _plan_phase(saga)
         yield from _run_phase(saga)
-        outcome, reason, restored = TeardownOutcome.DELETED, "the vault was emptied and deleted", []
+        restored: list[Any] = []
+        outcome, reason = TeardownOutcome.DELETED, "the vault was emptied and deleted"
     except _ContinueAsNew:
         context.continue_as_new(saga.to_record())
         return None
