@@ -24,7 +24,7 @@ from sandbox.durable.discovery import load_catalog
 from steward import bootstrap
 from steward.cloud.errors import TransientAzureError
 from steward.domain import protection_flow
-from tests.orchestrations.runner.support import run_to_end
+from tests.durable_runner.support import run_to_end
 
 SUB = "00000000-0000-4000-8000-000000000001"
 DISK = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/disks/data-1"

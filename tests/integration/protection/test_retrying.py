@@ -19,7 +19,7 @@ from orchestrators.retrying import bp as retrying_bp
 from sandbox.clock import VirtualClock
 from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.durable.discovery import load_catalog
-from tests.orchestrations.runner.support import run_to_end
+from tests.durable_runner.support import run_to_end
 
 POLICY = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelta(seconds=60),
                  window=timedelta(minutes=5), max_attempts=10)

@@ -13,7 +13,7 @@ from sandbox.durable import DurableRunner, RunnerConfig
 from sandbox.host import LocalHost
 
 SAMPLE_APP = Path(__file__).with_name("sample_app.py")
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("SAMPLE_AUDIT_SCHEDULE", "0 0 3 * * *")
 
 

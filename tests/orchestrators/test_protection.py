@@ -1,0 +1,356 @@
+"""``protect_resource``, ``handle_resource_gone`` and ``reconcile_move`` replayed over built histories with fake
+activities (``tests/orchestrators/replay.py``): each main branch ends with the outcome it should, after the
+activities it should call, waiting on durable timers where it should wait."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from orchestrators import protection
+from steward import bootstrap
+from steward.cloud.errors import TransientAzureError
+from steward.domain import protection_flow
+from tests.orchestrators.replay import EPOCH, Replay, nested, replay
+
+SUB = "00000000-0000-4000-8000-000000000001"
+GROUP = f"/subscriptions/{SUB}/resourceGroups/rg-app"
+DISK = f"{GROUP}/providers/Microsoft.Compute/disks/data-1"
+VM = f"{GROUP}/providers/Microsoft.Compute/virtualMachines/vm-1"
+BV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/backupVaults/bv-weu"
+RSV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-weu"
+OTHER_RSV = f"/subscriptions/{SUB}/resourceGroups/rg-other/providers/Microsoft.RecoveryServices/vaults/rsv-2"
+ITEM = f"{RSV}/backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;rg-app;vm-1/protectedItems/vm;rg-app;vm-1"
+ORIGIN = {"correlationId": "corr-1", "eventId": "ev-1", "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+          "eventTime": "2026-01-05T08:59:00+00:00"}
+
+
+@pytest.fixture(autouse=True)
+def _packaged_rules() -> Any:
+    bootstrap.reset()
+    yield
+    bootstrap.reset()
+
+
+def facts(resource_id: str, **extra: Any) -> dict[str, Any]:
+    kind = "Microsoft.Compute/virtualMachines" if "/virtualMachines/" in resource_id else "Microsoft.Compute/disks"
+    return {"id": resource_id, "type": kind, "location": "westeurope", "tags": {}, "identity": "uid-1",
+            "managed_by": "", **extra}
+
+
+def vault(vault_id: str, **extra: Any) -> dict[str, Any]:
+    kind = "RecoveryServices" if "RecoveryServices" in vault_id else "Backup"
+    return {"id": vault_id, "kind": kind, "location": "westeurope", "tags": {}, "principal_id": "p-1",
+            "tenant_id": None, **extra}
+
+
+def protected_item(state: str = "Protected") -> dict[str, Any]:
+    return {"id": ITEM, "properties": {"protectionState": state}}
+
+
+class Estate:
+    """Fake activities over one resource; each answer can be replaced by a test."""
+
+    def __init__(self, resource_id: str = DISK) -> None:
+        self.published: list[dict[str, Any]] = []
+        self.describe: list[dict[str, Any] | None] = [facts(resource_id)]  # one per call, the last repeats
+        self.vaults = [vault(BV), vault(RSV)]
+        self.protect_results: list[dict[str, Any]] = [
+            {"ok": True, "instance": {"id": f"{BV}/backupInstances/bi-1"}, "created": True}]
+        self.backup_status: dict[str, Any] = {"protectionStatus": "NotProtected"}
+        self.begin: list[dict[str, Any]] = [{"ok": True, "operation": "op-1"}]
+        self.vm_status: list[dict[str, Any]] = [{"status": "Succeeded", "item": protected_item()}]
+        self.item: dict[str, Any] | None = protected_item()
+        self.failing: set[str] = set()
+        self.stopped: list[dict[str, Any]] = []
+        self.protections: list[dict[str, Any]] = []
+
+    @staticmethod
+    def _next(answers: list[Any]) -> Any:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    def activities(self) -> dict[str, Callable[[Any], Any]]:
+        def guard(name: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            def run(payload: Any) -> Any:
+                if name in self.failing:
+                    raise TransientAzureError("503 Service Unavailable", status=503, code="ServiceUnavailable")
+                return fn(payload)
+            return run
+
+        answers: dict[str, Callable[[Any], Any]] = {
+            "describe_resource": lambda p: self._next(self.describe),
+            "decide_protection": lambda p: protection_flow.decide(p["facts"], bootstrap.rules()).to_record(),
+            "find_vaults": lambda p: [v for v in self.vaults if v["kind"] == p["kind"]],
+            "create_vault": lambda p: {"ok": True, "vault": vault(BV, tags={"backup-steward:default": "true"})},
+            "grant_vault_roles": lambda p: {"ok": True, "created": [g["role"] for g in p["grants"]]},
+            "protect_in_backup_vault": lambda p: self._next(self.protect_results),
+            "vm_backup_status": lambda p: self.backup_status,
+            "read_vm_item": lambda p: self.item,
+            "begin_vm_protection": lambda p: self._next(self.begin),
+            "vm_protection_status": lambda p: self._next(self.vm_status),
+            "refresh_vm_containers": lambda p: {"ok": True, "operation": "refresh-1"},
+            "vault_operation_status": lambda p: {"status": "Succeeded"},
+            "publish_outcomes": lambda p: self.published.extend(p["outcomes"]) or {"published": len(p["outcomes"])},
+            "find_protections": lambda p: self.protections,
+            "vault_region": lambda p: "westeurope",
+            "stop_protection_retain": lambda p: self.stopped.append(p["protection"]) or {"ok": True},
+            "steward_scope": lambda p: {"subscription_ids": [SUB], "tenants": {SUB: "t-1"}, "unreachable": []},
+            "list_resources": lambda p: self.listed(p["scope"]),
+            "list_vaults": lambda p: self.vaults,
+        }
+        return {name: guard(name, fn) for name, fn in answers.items()}
+
+    def listed(self, scope: str) -> list[dict[str, Any]]:
+        return []
+
+
+def protect(estate: Estate, resource_id: str = DISK, **intent: Any) -> Replay:
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": resource_id, "origin": ORIGIN,
+                                                  **intent}, activities=estate.activities())
+    assert result.status == "Completed", result.error
+    return result
+
+
+def test_a_disk_is_protected_in_its_regions_backup_vault_and_the_outcome_published() -> None:
+    estate = Estate()
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.output["vault_id"] == BV and result.output["correlation_id"] == "corr-1"
+    assert result.names() == ["describe_resource", "decide_protection", "find_vaults", "grant_vault_roles",
+                              "protect_in_backup_vault", "publish_outcomes"]
+    assert [o["status"] for o in estate.published] == ["Protected"]
+    assert result.custom_status == {"status": "Protected", "vault": BV}
+
+
+def test_a_quiet_protection_publishes_nothing() -> None:
+    estate = Estate()
+    result = protect(estate, quiet=True)
+    assert result.output["status"] == "Protected"
+    assert "publish_outcomes" not in result.names() and estate.published == []
+
+
+def test_a_resource_still_being_created_is_looked_at_again_on_a_durable_timer() -> None:
+    estate = Estate()
+    estate.describe = [facts(DISK, provisioning_state="Creating"), facts(DISK, provisioning_state="Succeeded")]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("describe_resource") == 2
+    assert result.now - EPOCH >= timedelta(seconds=protection_flow.READY_POLL_SECONDS)
+
+
+def test_a_resource_whose_create_failed_is_not_protected() -> None:
+    estate = Estate()
+    estate.describe = [facts(DISK, provisioning_state="Failed")]
+    result = protect(estate)
+    assert result.output["status"] == "Failed" and "provisioningState Failed" in result.output["reason"]
+    assert "decide_protection" not in result.names()
+
+
+def test_a_resource_gone_before_protection_ends_resource_gone() -> None:
+    estate = Estate()
+    estate.describe = [None]
+    assert protect(estate).output["status"] == "ResourceGone"
+
+
+def test_the_opt_out_tag_and_an_unsupported_type_end_before_any_vault_is_looked_for() -> None:
+    estate = Estate()
+    estate.describe = [facts(DISK, tags={"backup-steward:opt-out": "true"})]
+    opted = protect(estate)
+    assert opted.output["status"] == "OptedOut" and "find_vaults" not in opted.names()
+    site = f"{GROUP}/providers/Microsoft.Web/sites/web-1"
+    estate = Estate()
+    estate.describe = [{**facts(site), "type": "Microsoft.Web/sites"}]
+    unsupported = protect(estate, resource_id=site)
+    assert unsupported.output["status"] == "Unsupported" and "find_vaults" not in unsupported.names()
+
+
+def test_no_vault_in_the_region_creates_the_regional_default_and_protects_in_it() -> None:
+    estate = Estate()
+    estate.vaults = []
+    result = protect(estate)
+    assert "create_vault" in result.names()
+    assert result.output["status"] == "Protected" and result.output["vault_id"] == BV
+
+
+def test_a_refusal_until_new_role_assignments_apply_is_waited_out_on_durable_timers() -> None:
+    estate = Estate()
+    pending = {"ok": False, "code": "UserErrorMissingRequiredPermissions", "message": "not yet"}
+    estate.protect_results = [pending, pending, {"ok": True, "instance": {"id": "bi-1"}, "created": True}]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 3
+    waits = protection_flow.RBAC_BACKOFF_SECONDS
+    assert result.now - EPOCH >= timedelta(seconds=waits[0] + waits[1])
+
+
+def test_an_activity_that_keeps_failing_ends_failed_and_is_still_published() -> None:
+    estate = Estate()
+    estate.failing = {"grant_vault_roles"}
+    result = protect(estate)
+    assert result.output["status"] == "Failed" and "gave up after retries" in result.output["reason"]
+    assert result.names().count("grant_vault_roles") > 1, "retried on durable timers first"
+    assert [o["status"] for o in estate.published] == ["Failed"]
+
+
+def test_a_vm_is_protected_in_its_recovery_services_vault_after_its_operation_is_followed() -> None:
+    estate = Estate(VM)
+    estate.vm_status = [{"status": "InProgress"}, {"status": "Succeeded", "item": protected_item("IRPending")}]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected" and result.output["vault_id"] == RSV
+    assert result.names()[:5] == ["describe_resource", "decide_protection", "find_vaults", "vm_backup_status",
+                                  "begin_vm_protection"]
+    assert result.names().count("vm_protection_status") == 2
+    assert "grant_vault_roles" not in result.names()
+
+
+def test_a_vm_protected_in_another_vault_is_a_conflict_and_never_moved() -> None:
+    estate = Estate(VM)
+    estate.backup_status = {"protectionStatus": "Protected", "vaultId": OTHER_RSV}
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Conflict"
+    assert "begin_vm_protection" not in result.names()
+
+
+def test_a_vm_whose_stopped_item_is_in_the_chosen_vault_is_resumed() -> None:
+    estate = Estate(VM)
+    estate.backup_status = {"protectionStatus": "Protected", "vaultId": RSV}
+    estate.item = protected_item("ProtectionStopped")
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Resumed"
+    estate = Estate(VM)
+    estate.backup_status = {"protectionStatus": "Protected", "vaultId": RSV}
+    assert protect(estate, resource_id=VM).output["status"] == "AlreadyProtected"
+
+
+def test_a_vm_the_vault_has_not_discovered_is_refreshed_and_tried_again() -> None:
+    estate = Estate(VM)
+    undiscovered = {"ok": False, "code": "BMSUserErrorDataSourceObjectNotFound", "message": "not registered"}
+    estate.begin = [undiscovered, {"ok": True, "operation": "op-2"}]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected"
+    names = result.names()
+    assert names.count("begin_vm_protection") == 2
+    assert names.index("refresh_vm_containers") < names.index("vault_operation_status")
+
+
+def test_a_vm_protection_operation_that_never_ends_fails_after_the_poll_window() -> None:
+    estate = Estate(VM)
+    estate.vm_status = [{"status": "InProgress"}]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Failed" and "did not finish" in result.output["reason"]
+    assert result.names().count("vm_protection_status") == protection_flow.VM_ITEM_POLL_ATTEMPTS
+
+
+# ---- handle_resource_gone ------------------------------------------------------------------------------------
+
+def gone(estate: Estate, **intent: Any) -> Replay:
+    result = replay(protection.handle_resource_gone, {"kind": "gone", "resourceId": VM, "origin": ORIGIN, **intent},
+                    activities=estate.activities())
+    assert result.status == "Completed", result.error
+    return result
+
+
+def ref(state: str = "Protected") -> dict[str, Any]:
+    return {"vault_id": RSV, "item_id": ITEM, "source_id": VM, "identity": "uid-1", "kind": "RecoveryServices",
+            "state": state}
+
+
+def test_a_deleted_vms_protection_is_stopped_and_its_recovery_points_kept() -> None:
+    estate = Estate(VM)
+    estate.protections = [ref()]
+    estate.describe = [None]
+    result = gone(estate)
+    assert [o["status"] for o in result.output] == ["Retained"]
+    assert estate.stopped == [ref()]
+    assert [o["status"] for o in estate.published] == ["Retained"]
+
+
+def test_a_resource_that_still_answers_is_rechecked_then_left_as_is() -> None:
+    estate = Estate(VM)
+    estate.protections = [ref()]
+    result = gone(estate)  # describe keeps answering the same incarnation
+    assert [o["status"] for o in result.output] == ["LeftAsIs"]
+    assert estate.stopped == []
+    assert result.names().count("describe_resource") == 1 + protection_flow.GONE_RECHECKS
+    assert result.now - EPOCH >= timedelta(seconds=protection_flow.GONE_RECHECKS * protection_flow.GONE_RECHECK_SECONDS)
+
+
+def test_a_stopped_protection_is_left_and_no_protection_means_resource_gone() -> None:
+    estate = Estate(VM)
+    estate.protections = [ref("ProtectionStopped")]
+    estate.describe = [None]
+    assert [o["status"] for o in gone(estate).output] == ["LeftAsIs"]
+    assert estate.stopped == []
+    estate = Estate(VM)
+    estate.protections = []
+    assert [o["status"] for o in gone(estate).output] == ["ResourceGone"]
+
+
+# ---- reconcile_move --------------------------------------------------------------------------------------------
+
+NEW_VM = f"/subscriptions/{SUB}/resourceGroups/rg-new/providers/Microsoft.Compute/virtualMachines/vm-1"
+NEW_ITEM = f"{RSV}/backupFabrics/Azure/protectionContainers/c2/protectedItems/vm;rg-new;vm-1"
+
+
+class MovedEstate(Estate):
+    def listed(self, scope: str) -> list[dict[str, Any]]:
+        if scope == GROUP:
+            return []  # the VM left its group
+        return [facts(NEW_VM)]
+
+
+def move(estate: Estate, protect_child: Callable[[Any, str], Any]) -> Replay:
+    result = replay(protection.reconcile_move, {"kind": "move", "sourceGroup": GROUP, "origin": ORIGIN},
+                    activities=estate.activities(), subs={"protect_resource": protect_child})
+    assert result.status == "Completed", result.error
+    return result
+
+
+def test_a_moved_vm_is_protected_anew_before_its_old_item_is_stopped() -> None:
+    estate = MovedEstate(VM)
+    estate.protections = [ref()]
+    children: list[tuple[Any, str]] = []
+
+    def child(payload: Any, instance_id: str) -> dict[str, Any]:
+        children.append((payload, instance_id))
+        return {"status": "Protected", "resource_id": NEW_VM, "vault_id": RSV, "item_id": NEW_ITEM}
+
+    result = move(estate, child)
+    assert [o["status"] for o in result.output] == ["Reprotected"]
+    assert result.output[0]["previous_item_id"] == ITEM
+    [(payload, instance_id)] = children
+    assert payload["resourceId"] == NEW_VM and payload["quiet"] is True
+    assert instance_id == "instance-1:protect:0"
+    assert estate.stopped == [ref()]
+    assert [c.name for c in result.calls].index("protect_resource") < result.names().index("stop_protection_retain")
+
+
+def test_a_moved_vm_not_protected_anew_keeps_its_old_item() -> None:
+    estate = MovedEstate(VM)
+    estate.protections = [ref()]
+    result = move(estate, lambda payload, child: {"status": "NoVault", "resource_id": NEW_VM, "reason": "none"})
+    assert [o["status"] for o in result.output] == ["NoVault"]
+    assert estate.stopped == []
+
+
+def test_a_moved_vm_is_protected_anew_by_the_real_protect_resource() -> None:
+    estate = MovedEstate(VM)
+    estate.protections = [ref()]
+    estate.describe = [facts(NEW_VM)]
+    new_item = {"id": NEW_ITEM, "properties": {"protectionState": "Protected"}}
+    estate.vm_status = [{"status": "Succeeded", "item": new_item}]
+    result = move(estate, nested(protection.protect_resource, activities=estate.activities()))
+    assert [o["status"] for o in result.output] == ["Reprotected"]
+    assert estate.published == result.output, "the child was quiet; the parent published the lineage"
+
+
+def test_a_moved_resource_without_a_single_match_is_reported_for_a_person() -> None:
+    estate = Estate(VM)  # nothing lists the VM anywhere: it left its group and no match exists
+    estate.protections = [ref()]
+    result = move(estate, lambda payload, child: pytest.fail("nothing to protect"))
+    assert [o["status"] for o in result.output] == ["Failed"]
+    assert "a person should look" in result.output[0]["reason"]
+    assert estate.stopped == []
