@@ -8,9 +8,11 @@ from the start (so an orchestrator that is not deterministic cannot pass), the t
 answered by the test's fake activities, sub-orchestrations and events, and their events are appended, until the
 orchestration completes, fails, continues as new or waits on nothing the test supplies.
 
-Answering order in an episode, as a host would see it: events the test raised (only once the orchestration
-waits for them), then every open activity and sub-orchestration; a durable timer fires only when nothing else
-can happen, the earliest first, and moves the orchestration's clock to its ``fireAt``.
+Answering order in an episode, as a host would see it: every open activity and sub-orchestration runs; the
+events in the test's inbox (one per name, only once the orchestration waits for that name; a fake may add one
+while it runs: an event that arrives while the activity works) are written first, then the completions. A
+durable timer fires only when nothing else can happen, the earliest first, and moves the orchestration's clock
+to its ``fireAt``.
 
 This drives the SDK's generator directly: no host, no runner, no sandbox (the local runner has tests of its own
 in ``tests/durable_runner/``).
@@ -181,14 +183,11 @@ def replay(
             awaited |= {k for k in _open_tasks(context) if isinstance(k, str)}
             timers = sorted(((_fire_at(_action(t)), k) for k, t in pending.items()
                              if _action(t).get("actionType") == CREATE_TIMER), key=lambda x: (x[0], str(x[1])))
-            deliverable = [i for i, (name, _) in enumerate(inbox) if name in awaited]
-            if not work and not deliverable and not timers:
+            if not work and not _deliverable(inbox, awaited) and not timers:
                 return Replay("Waiting", None, state.get("customStatus"), None, calls, history.events,
                               history.now, generations)
             history.new_episode(history.now + timedelta(seconds=activity_seconds if work else 0))
-            for index in reversed(deliverable):
-                name, payload = inbox.pop(index)
-                history.add(E.EVENT_RAISED, Name=name, Input=json.dumps(payload))
+            completions: list[tuple[E, dict[str, Any]]] = []
             for key, task in sorted(work, key=lambda kv: int(kv[0])):
                 answered.add(key)
                 action = _action(task)
@@ -200,21 +199,29 @@ def replay(
                     try:
                         result = subs[name](payload, child)
                     except Exception as error:  # noqa: BLE001 - the failure goes into the history, as the host does
-                        history.add(E.SUB_ORCHESTRATION_INSTANCE_FAILED, TaskScheduledId=key,
-                                    Reason=f"Orchestrator function '{name}' failed: {error}",
-                                    Details=traceback.format_exc())
+                        completions.append((E.SUB_ORCHESTRATION_INSTANCE_FAILED, {
+                            "TaskScheduledId": key, "Reason": f"Orchestrator function '{name}' failed: {error}",
+                            "Details": traceback.format_exc()}))
                     else:
-                        history.add(E.SUB_ORCHESTRATION_INSTANCE_COMPLETED, TaskScheduledId=key,
-                                    Result=json.dumps(result))
+                        completions.append((E.SUB_ORCHESTRATION_INSTANCE_COMPLETED,
+                                            {"TaskScheduledId": key, "Result": json.dumps(result)}))
                     continue
                 calls.append(Call("activity", name, payload))
                 try:
                     result = activities[name](payload)
                 except Exception as error:  # noqa: BLE001
-                    history.add(E.TASK_FAILED, TaskScheduledId=key,
-                                Reason=f"Activity function '{name}' failed: {error}", Details=traceback.format_exc())
+                    completions.append((E.TASK_FAILED, {
+                        "TaskScheduledId": key, "Reason": f"Activity function '{name}' failed: {error}",
+                        "Details": traceback.format_exc()}))
                 else:
-                    history.add(E.TASK_COMPLETED, TaskScheduledId=key, Result=json.dumps(result))
+                    completions.append((E.TASK_COMPLETED, {"TaskScheduledId": key, "Result": json.dumps(result)}))
+            # events the test raised, including those a fake raised while it ran, come before the completions
+            deliverable = _deliverable(inbox, awaited)
+            for index in reversed(deliverable):
+                name, payload = inbox.pop(index)
+                completions.insert(0, (E.EVENT_RAISED, {"Name": name, "Input": json.dumps(payload)}))
+            for kind, fields in completions:
+                history.add(kind, **fields)
             if not work and not deliverable:
                 fire_at, key = timers[0]
                 answered.add(key)
@@ -224,6 +231,15 @@ def replay(
         else:
             raise AssertionError(f"{instance_id} did not finish in {max_episodes} episodes")
     raise AssertionError(f"{instance_id} continued as new more than {max_generations} times")
+
+
+def _deliverable(inbox: list[tuple[str, Any]], awaited: set[int | str]) -> list[int]:
+    """The inbox events the orchestration waits for: the oldest of each name (one per name per episode)."""
+    first: dict[str, int] = {}
+    for index, (name, _) in enumerate(inbox):
+        if name in awaited:
+            first.setdefault(name, index)
+    return sorted(first.values())
 
 
 def _fire_at(action: dict[str, Any]) -> datetime:
