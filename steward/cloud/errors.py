@@ -28,7 +28,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from steward.domain.errors import SERVER_SIDE_CODES
+from steward.domain.errors import SERVER_SIDE_CODES, StewardError
 
 #: Codes some providers send with 4xx for a conflict that goes away by itself.
 RETRYABLE_CODES: Final = frozenset(
@@ -50,7 +50,7 @@ RETRYABLE_CODES: Final = frozenset(
 #: ``Azure-AsyncOperation`` status body), so the status alone would make them look like a refusal.
 
 
-class CloudError(Exception):
+class CloudError(StewardError):
     """Root of the errors adapters raise. Carries ARM's status and code."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:

@@ -34,7 +34,7 @@ from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
 from steward.cloud.protection import SubscriptionReader
 from steward.cloud.wire import wire
-from steward.domain.errors import SERVER_SIDE_CODES
+from steward.domain.errors import SERVER_SIDE_CODES, StewardError
 from steward.domain.teardown import (
     BackupInstance,
     BackupItem,
@@ -133,7 +133,7 @@ class Effect:
         }
 
 
-class OperationPending(Exception):
+class OperationPending(StewardError):
     """Send and await are split (``wait=False``): the request went out and Azure answered 201/202 with an
     operation to follow, or (``resend``) Azure asked to send it again later. The activity hands ``operation`` to
     the orchestrator, which waits on a durable timer (``retryAfter``) and asks :meth:`TeardownOps.operation_status`,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol, runtime_checkable
 
-from steward.domain.errors import InvalidResourceId
+from steward.domain.errors import DomainError, InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.rules import (
     ExplicitVault,
@@ -57,7 +57,7 @@ RECOVERY_SERVICES_VAULT_TYPE: Final = "Microsoft.RecoveryServices/vaults"
 BACKUP_VAULT_TYPE: Final = "Microsoft.DataProtection/backupVaults"
 
 
-class AuditError(ValueError):
+class AuditError(DomainError, ValueError):
     """Root of the audit core's errors."""
 
 

@@ -43,6 +43,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast, get_type_hints
 
+from steward.domain.errors import DomainError
+
 __all__ = [
     "ALWAYS_ON_WAIT_REASON",
     "AUTO_TAG_VALUE",
@@ -118,7 +120,7 @@ ALWAYS_ON_WAIT_REASON: Final = (
 RECORD_VERSION: Final = 1
 
 
-class InvalidTeardownInput(ValueError):
+class InvalidTeardownInput(DomainError, ValueError):
     """A teardown request, event or record is malformed; the message says what is wrong."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from steward.domain.audit import AuditResult, InvalidPreviousResult
+from steward.domain.errors import StewardError
 from steward.report.html import render_html
 
 LATEST_JSON: Final = "latest.json"
@@ -21,7 +22,7 @@ LATEST_HTML: Final = "latest.html"
 CONTENT_TYPES: Final = {".json": "application/json", ".html": "text/html; charset=utf-8"}
 
 
-class ReportStoreError(Exception):
+class ReportStoreError(StewardError):
     """Root of report-store errors."""
 
 

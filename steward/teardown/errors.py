@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from steward.domain.errors import StewardError
+
 
 class RefusalKind(StrEnum):
     NEEDS_SECURITY_APPROVAL = "needs-security-approval"
@@ -21,7 +23,7 @@ class RefusalKind(StrEnum):
     REFUSED = "refused"
 
 
-class TeardownError(Exception):
+class TeardownError(StewardError):
     """Root of the teardown's errors."""
 
 

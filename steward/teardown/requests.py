@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from steward.auth.tokens import AuthorityUnavailable, BearerTokenValidator, Unauthenticated
+from steward.domain.errors import StewardError
 from steward.domain.teardown import (
     InvalidTeardownInput,
     RequestSource,
@@ -55,7 +56,7 @@ MAX_AUDIT_TEXT: Final = 256
 MAX_METERED_CALLERS: Final = 10_000
 
 
-class RequestRefused(Exception):
+class RequestRefused(StewardError):
     """A request we refuse, with the HTTP status, a stable code and a message for the caller.
 
     ``retry_after`` (seconds) is set on 429/503 answers and becomes the ``Retry-After`` header;

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from steward.domain.errors import StewardError
 from steward.domain.teardown import DEFAULT_OPT_IN_TAG
 
 
-class TeardownSettingError(ValueError):
+class TeardownSettingError(StewardError, ValueError):
     """A teardown setting is malformed; the message names it."""
 
 
