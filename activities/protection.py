@@ -25,6 +25,7 @@ from steward.cloud.protection import (
 )
 from steward.cloud.publisher import OutcomeEvent
 from steward.domain import protection_flow
+from steward.domain.kernel import VaultKind
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.logs import bind
 
@@ -62,7 +63,7 @@ def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
     clients = bootstrap.clients()
     adapter = (
         RecoveryServicesProtection(clients)
-        if request["kind"] == "RecoveryServices"
+        if request["kind"] == VaultKind.RECOVERY_SERVICES
         else BackupVaultProtection(clients)
     )
     return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
@@ -227,7 +228,7 @@ def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
     clients = bootstrap.clients()
 
     def effect() -> dict[str, Any]:
-        if ref.kind == "RecoveryServices":
+        if ref.kind == VaultKind.RECOVERY_SERVICES:
             item = RecoveryServicesProtection(clients).stop_retain(ref.vault_id, ref.source_id)
             return {"ok": True, "stopped": item is not None}
         BackupVaultProtection(clients).stop_protection(ref.vault_id, ref.item_id.rsplit("/", 1)[-1])

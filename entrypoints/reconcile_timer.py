@@ -19,7 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from steward.domain.compensation import LIVE_RUNTIME_STATUSES
-from steward.domain.teardown import format_time
+from steward.domain.kernel import format_time
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "reconcile_teardowns"

@@ -18,7 +18,7 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from steward.domain.compensation import ReconcileAction, decide_reconciliation
-from steward.domain.teardown import parse_time
+from steward.domain.kernel import parse_time
 
 bp = df.Blueprint()
 

@@ -15,8 +15,9 @@ import azure.durable_functions as df
 from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import protection_flow as flow
 from steward.domain import rules
+from steward.domain.ids import ResourceId
+from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
-from steward.domain.workloads import VaultKind
 
 bp = df.Blueprint()
 
@@ -226,7 +227,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
     intent = context.get_input()
     resource_id = intent["resourceId"]
     found = yield from call_with_backoff(context,
-        "find_protections", RETRY, {"subscription_ids": [flow.subscription_of(resource_id)]}
+        "find_protections", RETRY, {"subscription_ids": [ResourceId.parse(resource_id).subscription_id]}
     )
     mine = flow.protections_of(resource_id, [ProtectionRef.from_record(r) for r in found])
     outcomes: list[ProtectionOutcome] = []

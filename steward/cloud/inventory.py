@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from azure.core.exceptions import AzureError
@@ -39,15 +38,13 @@ from steward.domain.audit import (
     RECOVERY_SERVICES_VAULT_TYPE,
     BackupInstance,
     EstateInventory,
-    ImmutabilityState,
     InventoryGap,
     ProtectableResource,
     ProtectedItem,
-    SoftDeleteState,
     Vault,
     resource_group_of,
 )
-from steward.domain.workloads import VaultKind
+from steward.domain.kernel import ImmutabilityState, SoftDeleteState, VaultKind, read_time
 
 LOG = logging.getLogger("steward.inventory")
 
@@ -69,26 +66,6 @@ class InventoryError(CloudError):
 # ----------------------------------------------------------------------------------------------------
 # Parsing REST-shaped bodies (shared by both adapters)
 # ----------------------------------------------------------------------------------------------------
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def parse_time(value: object) -> datetime | None:
-    """ARM timestamps: ``2026-11-25T08:00:00Z``, 7-digit fractions, offsets; ``0001-01-01…`` means none."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = _FRACTION.sub(r"\1", str(value).strip()).replace("Z", "+00:00")
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return None if moment.year < 1971 else moment.astimezone(UTC)
-
 
 def _tags(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
@@ -170,10 +147,10 @@ def protected_item_from_wire(body: Mapping[str, Any], vault_id: str | None = Non
         source_id=str(props.get("sourceResourceId") or props.get("virtualMachineId") or ""),
         policy_id=str(policy) if policy else None,
         protection_state=state,
-        last_backup_time=parse_time(props.get("lastBackupTime")),
+        last_backup_time=read_time(props.get("lastBackupTime")),
         soft_deleted=soft,
         # Azure Backup names the end of the soft-delete retention deferredDeleteTimeInUTC (see the brief §1.4).
-        purge_at=parse_time(props.get("deferredDeleteTimeInUTC")) if soft else None,
+        purge_at=read_time(props.get("deferredDeleteTimeInUTC")) if soft else None,
     )
 
 
@@ -192,7 +169,7 @@ def backup_instance_from_wire(
         policy_id=str(dig(props, "policyInfo", "policyId") or "") or None,
         protection_status="SoftDeleted" if deleted and not status else status,
         soft_deleted=soft,
-        purge_at=parse_time(dig(props, "deletionInfo", "scheduledPurgeTime")) if soft else None,
+        purge_at=read_time(dig(props, "deletionInfo", "scheduledPurgeTime")) if soft else None,
     )
 
 

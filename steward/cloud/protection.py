@@ -26,6 +26,7 @@ from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_error
 from steward.cloud.wire import dig, wire
 from steward.domain import vault_defaults
 from steward.domain.ids import ResourceId
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionRef
 
 #: api-versions for the generic ``resources.get_by_id`` reads, per resource type.
@@ -41,11 +42,6 @@ READ_API_VERSIONS: Final[dict[str, str]] = {
 #: ARM's answer when a subscription has moved to a tenant the app's token is not from.
 WRONG_TENANT: Final = "InvalidAuthenticationTokenTenant"
 IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
-
-
-def normalise_region(region: str) -> str:
-    """ARM regions compare without case or spaces ("West Europe" == "westeurope")."""
-    return region.replace(" ", "").lower()
 
 
 @dataclass(frozen=True)
@@ -223,7 +219,7 @@ class RecoveryServicesProtection(_VaultAdapter):
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         with azure_errors():
             pages = self._clients.recovery_services(subscription_id).vaults.list_by_subscription_id()
-            return [_vault_facts(wire(v), "RecoveryServices") for v in pages]
+            return [_vault_facts(wire(v), VaultKind.RECOVERY_SERVICES) for v in pages]
 
     def backup_status(self, vm_id: str, region: str) -> dict[str, Any]:
         """``POST locations/{region}/backupStatus``: is this VM protected, and where."""
@@ -416,7 +412,7 @@ class BackupVaultProtection(_VaultAdapter):
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         with azure_errors():
             pages = self._clients.data_protection(subscription_id).backup_vaults.get_in_subscription()
-            return [_vault_facts(wire(v), "Backup") for v in pages]
+            return [_vault_facts(wire(v), VaultKind.BACKUP) for v in pages]
 
     def policy_id(self, vault_id: str, policy_name: str) -> str | None:
         vault = vault_address(vault_id)
@@ -534,7 +530,7 @@ def collect_protections(
     """Every live protection in a subscription (optionally one region): RS VM items and BV instances."""
     found: list[ProtectionRef] = []
     for vault in _all_vaults(rs, bv, subscription_id, region):
-        if vault.kind == "RecoveryServices":
+        if vault.kind == VaultKind.RECOVERY_SERVICES:
             for item in rs.vm_items(vault.id):
                 props = item.get("properties") or {}
                 found.append(
@@ -546,7 +542,7 @@ def collect_protections(
                         # backup 11.2.0 AzureIaaSVMProtectedItem / ExtendedProperties have none); decisions that
                         # need one compare creation and event times instead
                         identity="",
-                        kind="RecoveryServices",
+                        kind=VaultKind.RECOVERY_SERVICES,
                         state=str(props.get("protectionState") or ""),
                     )
                 )
@@ -559,7 +555,7 @@ def collect_protections(
                         vault_id=vault.id,
                         item_id=str(instance.get("id")),
                         source_id=source,
-                        kind="Backup",
+                        kind=VaultKind.BACKUP,
                         state=str(dig(props, "protectionStatus", "status") or ""),
                     )
                 )
@@ -599,15 +595,14 @@ class VaultCreator:
         with azure_errors():
             self._clients.resources(subscription_id).resource_groups.create_or_update(group, {"location": region})
         tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
-        if kind == "RecoveryServices":
-            rtype = "Microsoft.RecoveryServices/vaults"
+        rtype = VaultKind(kind).arm_type
+        if kind == VaultKind.RECOVERY_SERVICES:
             body = vault_defaults.recovery_services_vault_body(region, tags)
         else:
-            rtype = "Microsoft.DataProtection/backupVaults"
             body = vault_defaults.backup_vault_body(region, tags)
         rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
         created = self._put(subscription_id, rid, rtype, body)
-        if kind != "RecoveryServices":
+        if kind != VaultKind.RECOVERY_SERVICES:
             policies = self._clients.data_protection(subscription_id).backup_policies
             for policy, policy_body in vault_defaults.BACKUP_VAULT_POLICIES.items():
                 with azure_errors():

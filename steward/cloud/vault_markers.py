@@ -25,7 +25,7 @@ from steward.teardown import arm
 
 LOG = logging.getLogger("steward.teardown")
 
-_VAULT_TYPES: Final = frozenset(k.value.lower() for k in VaultKind)
+_VAULT_TYPES: Final = frozenset(k.arm_type.lower() for k in VaultKind)
 
 
 class VaultMarkers:

@@ -19,12 +19,21 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Protocol, runtime_checkable
 
 from steward.domain.errors import DomainError, InvalidResourceId
 from steward.domain.ids import ResourceId
+from steward.domain.kernel import (
+    ImmutabilityState,
+    SoftDeleteState,
+    VaultKind,
+    format_time,
+    normalise_region,
+    parse_time,
+    subscription_of,
+)
 from steward.domain.rules import (
     ExplicitVault,
     OptOut,
@@ -38,7 +47,6 @@ from steward.domain.rules import (
     choose_vault,
     route,
 )
-from steward.domain.workloads import VaultKind
 
 #: Version of the JSON document :meth:`AuditResult.to_json` produces. Bump the major part on any change a
 #: consumer could notice (removed or renamed field, changed meaning); add fields freely within a major.
@@ -53,8 +61,8 @@ STORAGE_TYPE: Final = "Microsoft.Storage/storageAccounts"
 POSTGRES_TYPE: Final = "Microsoft.DBforPostgreSQL/flexibleServers"
 PROTECTABLE_TYPES: Final = (VM_TYPE, DISK_TYPE, STORAGE_TYPE, POSTGRES_TYPE)
 
-RECOVERY_SERVICES_VAULT_TYPE: Final = "Microsoft.RecoveryServices/vaults"
-BACKUP_VAULT_TYPE: Final = "Microsoft.DataProtection/backupVaults"
+RECOVERY_SERVICES_VAULT_TYPE: Final = VaultKind.RECOVERY_SERVICES.arm_type
+BACKUP_VAULT_TYPE: Final = VaultKind.BACKUP.arm_type
 
 
 class AuditError(DomainError, ValueError):
@@ -280,13 +288,6 @@ def _segments(resource_id: str) -> list[str]:
     return [s for s in resource_id.strip().split("/") if s]
 
 
-def subscription_of(resource_id: str) -> str:
-    parts = _segments(resource_id)
-    if len(parts) >= 2 and parts[0].lower() == "subscriptions":
-        return parts[1].lower()
-    return ""
-
-
 def resource_group_of(resource_id: str) -> str:
     parts = _segments(resource_id)
     if len(parts) >= 4 and parts[2].lower() == "resourcegroups":
@@ -299,10 +300,6 @@ def name_of(resource_id: str) -> str:
     return parts[-1] if parts else ""
 
 
-def _norm_location(location: str) -> str:
-    return location.replace(" ", "").lower()
-
-
 def _policy_key(policy: str) -> str:
     """Policies compare by name: a rule may name a policy (``DefaultPolicy``) or give its full id."""
     return name_of(policy).lower()
@@ -311,60 +308,6 @@ def _policy_key(policy: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 # Inventory value types
 # ----------------------------------------------------------------------------------------------------
-
-
-class SoftDeleteState(StrEnum):
-    OFF = "Off"
-    ON = "On"
-    ALWAYS_ON = "AlwaysOn"
-    UNKNOWN = "Unknown"
-
-    @property
-    def strength(self) -> int:
-        return {
-            SoftDeleteState.UNKNOWN: -1,
-            SoftDeleteState.OFF: 0,
-            SoftDeleteState.ON: 1,
-            SoftDeleteState.ALWAYS_ON: 2,
-        }[self]
-
-    @classmethod
-    def from_arm(cls, value: str | None) -> SoftDeleteState:
-        """Recovery Services says ``Enabled|Disabled|AlwaysON``; Backup vaults ``On|Off|AlwaysOn``."""
-        text = (value or "").strip().lower()
-        if text in {"enabled", "on"}:
-            return cls.ON
-        if text in {"disabled", "off"}:
-            return cls.OFF
-        if text == "alwayson":
-            return cls.ALWAYS_ON
-        return cls.UNKNOWN
-
-
-class ImmutabilityState(StrEnum):
-    DISABLED = "Disabled"
-    UNLOCKED = "Unlocked"
-    LOCKED = "Locked"
-    UNKNOWN = "Unknown"
-
-    @property
-    def strength(self) -> int:
-        return {
-            ImmutabilityState.UNKNOWN: -1,
-            ImmutabilityState.DISABLED: 0,
-            ImmutabilityState.UNLOCKED: 1,
-            ImmutabilityState.LOCKED: 2,
-        }[self]
-
-    @classmethod
-    def from_arm(cls, value: str | None) -> ImmutabilityState:
-        text = (value or "").strip().lower()
-        if text in {"disabled", ""}:
-            return cls.DISABLED if text else cls.UNKNOWN
-        for member in cls:
-            if member.value.lower() == text:
-                return member
-        return cls.UNKNOWN
 
 
 class ProtectionStatus(StrEnum):
@@ -745,7 +688,7 @@ class TrendPoint:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrendPoint:
         return cls(
-            generated_at=_parse_iso(str(data["generatedAt"])),
+            generated_at=_parse_generated(data["generatedAt"]),
             coverage_ratio=float(data["coverageRatio"]),
             findings_by_severity={str(k): int(v) for k, v in dict(data["findingsBySeverity"]).items()},
         )
@@ -813,7 +756,7 @@ class AuditResult:
         try:
             findings = tuple(Finding.from_json(f) for f in data["findings"])
             return cls(
-                generated_at=_parse_iso(str(data["generatedAt"])),
+                generated_at=_parse_generated(data["generatedAt"]),
                 findings=findings,
                 coverage=Coverage.from_json(data["coverage"]),
                 new_finding_ids=frozenset(str(f["id"]) for f in data["findings"] if f.get("new")),
@@ -824,15 +767,6 @@ class AuditResult:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidPreviousResult(f"stored audit result is malformed: {error!r}") from error
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -928,7 +862,7 @@ class _Collector:
             resource_id=subject.id,
             resource_type=subject.type,
             subscription_id=subscription_of(subject.id),
-            location=_norm_location(subject.location),
+            location=normalise_region(subject.location),
             why=why,
             fix=fix or spec.fix,
             details=dict(details or {}),
@@ -1081,7 +1015,7 @@ def _check_placement(
     out: _Collector, subject: _Subject, resource: ProtectableResource, record: _Record, vault: Vault
 ) -> None:
     problems: list[str] = []
-    if _norm_location(vault.location) != _norm_location(resource.location):
+    if normalise_region(vault.location) != normalise_region(resource.location):
         problems.append(f"vault {vault.name!r} is in {vault.location}, the resource in {resource.location}")
     if resource.type.lower() == VM_TYPE.lower() and vault.subscription_id != resource.subscription_id:
         problems.append(
@@ -1236,8 +1170,8 @@ def _check_vault(
         out.add(
             "VLT-001",
             subject,
-            why=f"Soft delete is {vault.soft_delete.value}; {rules_text} require {needs.soft_delete.value}.",
-            details={"state": vault.soft_delete.value, "required": needs.soft_delete.value},
+            why=f"Soft delete is {vault.soft_delete.on_off}; {rules_text} require {needs.soft_delete.on_off}.",
+            details={"state": vault.soft_delete.on_off, "required": needs.soft_delete.on_off},
         )
     if needs.immutability is not None and vault.immutability.strength < needs.immutability.strength:
         required = "enabled" if needs.immutability is ImmutabilityState.UNLOCKED else "locked"
@@ -1300,7 +1234,7 @@ def _coverage(
         total = total.add(required=required, protected=protected)
         for table, key in (
             (subs, resource.subscription_id),
-            (regions, _norm_location(resource.location)),
+            (regions, normalise_region(resource.location)),
             (types, _canonical_type(resource.type)),
         ):
             table[key] = table.get(key, CoverageCell()).add(required=required, protected=protected)
@@ -1356,12 +1290,23 @@ def _result(
 # ----------------------------------------------------------------------------------------------------
 
 
+def _iso(moment: datetime) -> str:
+    return str(format_time(moment, whole_seconds=True))
+
+
+def _parse_generated(value: object) -> datetime:
+    moment = parse_time(str(value))
+    if moment is None:
+        raise ValueError("generatedAt is empty")
+    return moment
+
+
 def _opt_iso(moment: datetime | None) -> str | None:
     return None if moment is None else _iso(moment)
 
 
 def _opt_time(text: object) -> datetime | None:
-    return None if text in (None, "") else _parse_iso(str(text))
+    return None if text in (None, "") else parse_time(str(text))
 
 
 def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
@@ -1374,7 +1319,7 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
                 "id": v.id,
                 "kind": v.kind.value,
                 "location": v.location,
-                "softDelete": v.soft_delete.value,
+                "softDelete": v.soft_delete.on_off,
                 "immutability": v.immutability.value,
                 "crossRegionRestore": v.cross_region_restore,
                 "multiUserAuthorization": v.multi_user_authorization,

@@ -36,7 +36,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from steward.domain.teardown import InvalidTeardownInput, SettingChange, format_time, parse_time
+from steward.domain.kernel import format_time, parse_time
+from steward.domain.teardown import InvalidTeardownInput, SettingChange
 
 __all__ = [
     "LIVE_RUNTIME_STATUSES",

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from steward.domain.kernel import aware_time
+
 #: how long Event Grid can redeliver one event (default retry policy's event time-to-live)
 RETRY_WINDOW: Final = timedelta(hours=24)
 #: ids remembered per instance line at most (the newest first); a VM create alone raises a handful of writes
@@ -35,14 +37,7 @@ def _input_record(previous_input: object) -> Mapping[str, Any]:
     return previous_input if isinstance(previous_input, Mapping) else {}
 
 
-def _time(text: object) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo is not None else None
+_time = aware_time
 
 
 def handled_events(previous_input: object) -> list[dict[str, str]]:

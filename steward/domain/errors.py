@@ -28,6 +28,11 @@ class InvalidResourceId(DomainError, ValueError):
     """An ARM resource id that is malformed or hostile. The message says what is wrong."""
 
 
+class InvalidValue(DomainError, ValueError):
+    """A value of the shared vocabulary (``steward.domain.kernel``: a vault id, a time, a state) that is
+    malformed. The teardown knows it as ``InvalidTeardownInput``."""
+
+
 class InvalidEvent(DomainError, ValueError):
     """An Event Grid / CloudEvents payload that cannot be trusted or understood."""
 

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId
 from steward.domain.ids import ResourceId, is_subscription_guid
+from steward.domain.kernel import VaultKind
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -80,8 +81,7 @@ PROTECTED_TYPES: Final[dict[str, str]] = {
 MOVE_RESOURCES_OPERATION: Final = "Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"
 #: Vault delete operations whose failure is a teardown request candidate, valued by the vault type.
 VAULT_DELETE_OPERATIONS: Final[dict[str, str]] = {
-    "microsoft.recoveryservices/vaults/delete": "Microsoft.RecoveryServices/vaults",
-    "microsoft.dataprotection/backupvaults/delete": "Microsoft.DataProtection/backupVaults",
+    f"{kind.arm_type.lower()}/delete": kind.arm_type for kind in VaultKind
 }
 TEARDOWN_REQUESTED_EVENT_TYPE: Final = "BackupSteward.Teardown.Requested"
 
@@ -645,9 +645,7 @@ def _teardown_requested(envelope: _Envelope) -> TeardownRequested:
         raise InvalidEvent(f"{TEARDOWN_REQUESTED_EVENT_TYPE} event has no 'data' object")
     vault_text = _required_str(data, "vaultId", "data.")
     vault = _event_id(vault_text, "data.vaultId")
-    if not (
-        vault.is_type("Microsoft.RecoveryServices/vaults") or vault.is_type("Microsoft.DataProtection/backupVaults")
-    ):
+    if vault.vault_kind is None:
         raise InvalidEvent(f"'data.vaultId' {_show(vault_text)} is not a Recovery Services vault or a Backup vault")
     if envelope.subject is not None and _event_id(envelope.subject, "subject") != vault:
         raise InvalidEvent("'subject' and 'data.vaultId' name different vaults; the event is refused as forged")

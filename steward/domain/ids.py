@@ -27,6 +27,7 @@ from functools import cached_property, total_ordering
 from typing import Final
 
 from steward.domain.errors import InvalidResourceId
+from steward.domain.kernel import VaultKind
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -307,6 +308,11 @@ class ResourceId:
     def is_type(self, full_type: str) -> bool:
         """Case-insensitive comparison of :attr:`full_type` with ``full_type``."""
         return self.type_key == full_type.lower()
+
+    @property
+    def vault_kind(self) -> VaultKind | None:
+        """The kind of vault this id names, or None when it names no vault."""
+        return VaultKind.of_type(self.full_type)
 
     @property
     def name(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Final
 from steward.domain import rules, workloads
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.ids import ResourceId
+from steward.domain.kernel import aware_time
 from steward.domain.protection import (
     CONFLICT_CODES,
     SUCCESSFUL,
@@ -25,10 +26,6 @@ from steward.domain.protection import (
 __all__ = ["SUCCESSFUL"]
 
 SUPPORTED_TYPES: Final = tuple(w.resource_type for w in workloads.WORKLOADS.values())
-
-
-def subscription_of(resource_id: str) -> str:
-    return ResourceId.parse(resource_id).subscription_id
 
 
 def decide(facts: Mapping[str, Any], rule_set: rules.RuleSet) -> rules.ProtectionDecision:
@@ -426,11 +423,7 @@ def on_delete(decision: rules.ProtectionDecision) -> str:
 
 
 def _when(text: object) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(str(text))
-    except ValueError:
-        return None
-    return value if value.tzinfo is not None else None
+    return aware_time(str(text))
 
 
 #: A delete event for a resource that still answers (same incarnation, created before the event) may have

@@ -48,7 +48,8 @@ import yaml
 
 from steward.domain.errors import InvalidRecord, InvalidResourceId, InvalidRules, RuleProblem
 from steward.domain.ids import ResourceId
-from steward.domain.workloads import VaultKind, Workload, workload_for
+from steward.domain.kernel import VaultKind, normalise_region
+from steward.domain.workloads import Workload, workload_for
 
 __all__ = [
     "DEFAULT_OPT_OUT_TAG",
@@ -99,10 +100,6 @@ MAX_RULES_PROBLEMS: Final = 50
 #: loaders: no tags that construct objects.
 _LOADER: Final[type[yaml.SafeLoader]] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_VAULT_TYPES: Final[dict[VaultKind, str]] = {
-    VaultKind.RECOVERY_SERVICES: "Microsoft.RecoveryServices/vaults",
-    VaultKind.BACKUP: "Microsoft.DataProtection/backupVaults",
-}
 #: RPO (hours) the audits use when a rule names none: daily backups; PostgreSQL vaulted backup is weekly.
 _DEFAULT_RPO_HOURS: Final[dict[str, int]] = {
     "microsoft.compute/virtualmachines": 24,
@@ -286,11 +283,6 @@ _VALIDATOR: Final = jsonschema.Draft202012Validator(RULES_SCHEMA)
 # ---- value types -------------------------------------------------------------------------------------
 
 
-def normalise_region(region: str) -> str:
-    """ARM location names: ``West Europe`` and ``westeurope`` are one region."""
-    return "".join(region.split()).lower()
-
-
 def _frozen_tags(tags: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(tags))
 
@@ -407,9 +399,7 @@ class ExplicitVault:
 
     @property
     def vault_kind(self) -> VaultKind:
-        return (
-            VaultKind.BACKUP if self.vault_id.is_type(_VAULT_TYPES[VaultKind.BACKUP]) else VaultKind.RECOVERY_SERVICES
-        )
+        return VaultKind.BACKUP if self.vault_id.vault_kind is VaultKind.BACKUP else VaultKind.RECOVERY_SERVICES
 
     def to_record(self) -> dict[str, Any]:
         return {"kind": self.kind, "vaultId": str(self.vault_id), "region": self.region}
@@ -721,7 +711,7 @@ def _protect(
 
 
 def _vault_kind_name(kind: VaultKind) -> str:
-    return "Recovery Services vault" if kind is VaultKind.RECOVERY_SERVICES else "Backup vault"
+    return kind.label
 
 
 def _explicit_vault_refusal(resource: ResourceFacts, kind: VaultKind, vault: ExplicitVault) -> str | None:
@@ -783,10 +773,7 @@ class VaultCandidate:
 
     @property
     def vault_kind(self) -> VaultKind | None:
-        for kind, full_type in _VAULT_TYPES.items():
-            if self.id.is_type(full_type):
-                return kind
-        return None
+        return self.id.vault_kind
 
     @property
     def region(self) -> str:
@@ -1160,7 +1147,7 @@ def _build_protect(
             problem(("vault", "id"), str(error))
         else:
             explicit = ExplicitVault(vault_id, normalise_region(vault_data["region"]))
-            if not any(vault_id.is_type(t) for t in _VAULT_TYPES.values()):
+            if vault_id.vault_kind is None:
                 problem(("vault", "id"), f"{vault_id.full_type} is not a Recovery Services vault or a Backup vault")
             else:
                 for type_key in sorted(match.types or ()):

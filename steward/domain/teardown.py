@@ -36,14 +36,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar, cast, get_type_hints
 
-from steward.domain.errors import DomainError
+from steward.domain.errors import InvalidValue
+from steward.domain.kernel import (
+    ImmutabilityState,
+    LenientEnum,
+    SoftDeleteState,
+    VaultKind,
+    VaultRef,
+    format_time,
+    parse_time,
+)
 
 __all__ = [
     "ALWAYS_ON_WAIT_REASON",
@@ -120,40 +128,12 @@ ALWAYS_ON_WAIT_REASON: Final = (
 RECORD_VERSION: Final = 1
 
 
-class InvalidTeardownInput(DomainError, ValueError):
-    """A teardown request, event or record is malformed; the message says what is wrong."""
+#: A teardown request, event or record is malformed; the message says what is wrong. The shared kernel's error
+#: (a vault id, a time or a state it could not read), under the teardown's name.
+InvalidTeardownInput = InvalidValue
 
 
 # --------------------------------------------------------------------------------------------- time
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """ISO 8601 as ARM writes it (``Z``, up to 7 fractional digits) -> aware UTC datetime."""
-    if text is None or text == "":
-        return None
-    if not isinstance(text, str):
-        raise InvalidTeardownInput(f"expected an ISO 8601 time string, got {type(text).__name__}")
-    value = text.strip()
-    match = re.fullmatch(r"(.*T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?", value)
-    if match is None:
-        raise InvalidTeardownInput(f"{text!r} is not an ISO 8601 date-time")
-    base, fraction, zone = match.groups()
-    micro = (fraction or "")[1:7]
-    normalised = base + (("." + micro.ljust(6, "0")) if micro else "") + ("+00:00" if zone in (None, "Z") else zone)
-    try:
-        parsed = datetime.fromisoformat(normalised)
-    except ValueError as error:
-        raise InvalidTeardownInput(f"{text!r} is not an ISO 8601 date-time: {error}") from error
-    return parsed.astimezone(UTC)
-
-
-def format_time(value: datetime | None) -> str | None:
-    """Aware datetime -> ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (None stays None)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _req_time(value: datetime) -> str:
@@ -164,97 +144,10 @@ def _req_time(value: datetime) -> str:
 
 # --------------------------------------------------------------------------------------------- vault id
 
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.()-]{0,89}"
-_VAULT_ID = re.compile(
-    r"/subscriptions/(?P<sub>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-    rf"/resourceGroups/(?P<rg>{_NAME})"
-    r"/providers/(?P<type>Microsoft\.RecoveryServices/vaults|Microsoft\.DataProtection/backupVaults)"
-    rf"/(?P<name>{_NAME})",
-    re.IGNORECASE,
-)
-
-
-class VaultKind(StrEnum):
-    RECOVERY_SERVICES = "Microsoft.RecoveryServices/vaults"
-    BACKUP = "Microsoft.DataProtection/backupVaults"
-
-
-@dataclass(frozen=True)
-class VaultRef:
-    """The one vault a teardown targets. Equality is case-insensitive through ``key``."""
-
-    subscription_id: str
-    resource_group: str
-    name: str
-    kind: VaultKind
-
-    @classmethod
-    def parse(cls, text: object) -> VaultRef:
-        if not isinstance(text, str):
-            raise InvalidTeardownInput("the vault id must be a string")
-        if len(text) > 512:
-            raise InvalidTeardownInput("the vault id is too long to be an ARM id")
-        match = _VAULT_ID.fullmatch(text.strip().rstrip("/"))
-        if match is None:
-            raise InvalidTeardownInput(
-                "the vault id must look like /subscriptions/{guid}/resourceGroups/{rg}/providers/"
-                "Microsoft.RecoveryServices/vaults/{name} or .../Microsoft.DataProtection/backupVaults/{name}"
-            )
-        kind = next(k for k in VaultKind if k.value.lower() == match["type"].lower())
-        return cls(match["sub"].lower(), match["rg"], match["name"], kind)
-
-    @property
-    def id(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/{self.kind.value}/{self.name}"
-        )
-
-    @property
-    def key(self) -> str:
-        return self.id.lower()
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, VaultRef) and self.key == other.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __str__(self) -> str:
-        return self.id
-
-
 # --------------------------------------------------------------------------------------------- enums
 
 
-class _LenientEnum(StrEnum):
-    @classmethod
-    def parse(cls, text: object, default: Any = None) -> Any:
-        if isinstance(text, cls):
-            return text
-        if isinstance(text, str):
-            for member in cls:
-                if member.value.lower() == text.lower():
-                    return member
-        if default is not None:
-            return default
-        raise InvalidTeardownInput(f"{text!r} is not one of {', '.join(m.value for m in cls)}")
-
-
-class SoftDeleteState(_LenientEnum):
-    ENABLED = "Enabled"
-    DISABLED = "Disabled"
-    ALWAYS_ON = "AlwaysON"
-    INVALID = "Invalid"
-
-
-class ImmutabilityState(_LenientEnum):
-    DISABLED = "Disabled"
-    UNLOCKED = "Unlocked"
-    LOCKED = "Locked"
-
-
-class ItemKind(_LenientEnum):
+class ItemKind(LenientEnum):
     VM = "vm"
     SQL = "sql"
     SAP_HANA = "sap-hana"
@@ -265,13 +158,13 @@ class ItemKind(_LenientEnum):
     OTHER = "other"
 
 
-class ItemState(_LenientEnum):
+class ItemState(LenientEnum):
     PROTECTED = "protected"
     STOPPED = "stopped"
     SOFT_DELETED = "soft-deleted"
 
 
-class ContainerKind(_LenientEnum):
+class ContainerKind(LenientEnum):
     """``vm`` containers vanish with their items; the others are unregistered."""
 
     VM = "vm"
@@ -283,7 +176,7 @@ class ContainerKind(_LenientEnum):
     OTHER = "other"
 
 
-class SiteRecoveryKind(_LenientEnum):
+class SiteRecoveryKind(LenientEnum):
     REPLICATED_ITEM = "replicated-item"
     CONTAINER_MAPPING = "container-mapping"
     PROTECTION_CONTAINER = "protection-container"
@@ -291,7 +184,7 @@ class SiteRecoveryKind(_LenientEnum):
     FABRIC = "fabric"
 
 
-class RequestSource(_LenientEnum):
+class RequestSource(LenientEnum):
     HTTP = "http"
     EVENT = "event"
     CUSTOM_EVENT = "custom-event"
@@ -340,7 +233,7 @@ class _Codec:
     def load(self, record: Mapping[str, Any]) -> Any:
         required = self.default is MISSING
         hint = self.hint
-        if isinstance(hint, type) and issubclass(hint, _LenientEnum):
+        if isinstance(hint, type) and issubclass(hint, LenientEnum):
             return hint.parse(record.get(self.key, None if required else self.default.value))
         if hint == datetime | None:
             return parse_time(record.get(self.key))
@@ -640,7 +533,7 @@ class VaultInventory:
         return {
             "version": RECORD_VERSION,
             "vaultId": self.vault_id,
-            "kind": self.kind.value,
+            "kind": self.kind.arm_type,
             "exists": self.exists,
             "location": self.location,
             "tags": dict(self.tags),
@@ -955,7 +848,7 @@ class TeardownPlan:
         return {
             "version": RECORD_VERSION,
             "vaultId": self.vault_id,
-            "vaultKind": self.vault_kind.value,
+            "vaultKind": self.vault_kind.arm_type,
             "fingerprint": self.fingerprint,
             "plannedAt": _req_time(self.planned_at),
             "status": self.status.value,

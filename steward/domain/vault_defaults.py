@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from steward.domain.kernel import VaultKind
+
 
 def _retention(store: str, duration: str) -> dict[str, Any]:
     return {
@@ -98,5 +100,5 @@ def backup_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
 
 def vault_names(kind: str, region: str) -> tuple[str, str]:
     """(resource group, vault name) of a vault the app creates for ``kind`` in ``region``."""
-    short = "rsv" if kind == "RecoveryServices" else "bv"
+    short = "rsv" if kind == VaultKind.RECOVERY_SERVICES else "bv"
     return f"rg-backup-steward-{region}", f"{short}-steward-{region}"

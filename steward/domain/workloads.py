@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-
-class VaultKind(StrEnum):
-    RECOVERY_SERVICES = "RecoveryServices"
-    BACKUP = "Backup"
+from steward.domain.kernel import VaultKind
 
 
 class RoleScope(StrEnum):

@@ -57,14 +57,6 @@ _BY_MANAGEMENT: Final[dict[str, ContainerKind]] = {
     "dpm": ContainerKind.DPM,
     "azurebackupserver": ContainerKind.MABS,
 }
-_SOFT_DELETE_WORDS: Final[dict[str, SoftDeleteState]] = {
-    "on": SoftDeleteState.ENABLED,
-    "enabled": SoftDeleteState.ENABLED,
-    "off": SoftDeleteState.DISABLED,
-    "disabled": SoftDeleteState.DISABLED,
-    "alwayson": SoftDeleteState.ALWAYS_ON,
-    "invalid": SoftDeleteState.INVALID,
-}
 _SEGMENT = re.compile(r"/(backupFabrics|replicationFabrics)/([^/]+)", re.IGNORECASE)
 
 
@@ -81,7 +73,8 @@ def _path_value(resource_id: str, segment: str) -> str | None:
 def soft_delete_state(text: object) -> SoftDeleteState:
     if not isinstance(text, str):
         return SoftDeleteState.DISABLED
-    return _SOFT_DELETE_WORDS.get(text.strip().lower(), SoftDeleteState.INVALID)
+    state: SoftDeleteState = SoftDeleteState.parse(text, SoftDeleteState.INVALID)  # either vault kind's words
+    return SoftDeleteState.INVALID if state is SoftDeleteState.UNKNOWN else state
 
 
 def recovery_services_settings(

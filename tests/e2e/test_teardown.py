@@ -36,6 +36,7 @@ from steward.domain import events as event_intents
 from steward.domain.teardown import (
     RequestSource,
     TeardownRequest,
+    VaultKind,
     VaultRef,
     instance_id_for,
     parse_time,
@@ -188,7 +189,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def vault_gone(stack: Stack, vault_id: str) -> bool:
     vault = VaultRef.parse(vault_id)
     try:
-        if vault.kind.value.startswith("Microsoft.RecoveryServices"):
+        if vault.kind is VaultKind.RECOVERY_SERVICES:
             stack.clients.recovery_services(SUB).vaults.get(vault.resource_group, vault.name)
         else:
             stack.clients.data_protection(SUB).backup_vaults.get(vault.resource_group, vault.name)

@@ -19,7 +19,6 @@ from steward.cloud.inventory import (
     ResourceGraphEstateReader,
     backup_instance_from_wire,
     backup_vault_from_wire,
-    parse_time,
     protected_item_from_wire,
     read_estate,
     rs_vault_from_wire,
@@ -34,6 +33,7 @@ from steward.domain.audit import (
     inventory_from_json,
     inventory_to_json,
 )
+from steward.domain.kernel import read_time as parse_time  # Azure's times, read leniently (the kernel's)
 from tests.unit.audit.audit_estate_builders import NOW, SUB_A, SUB_B, rules
 from tests.unit.audit.test_audit_result import estates, messy_estate
 
