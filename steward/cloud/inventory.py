@@ -42,9 +42,8 @@ from steward.domain.audit import (
     ProtectableResource,
     ProtectedItem,
     Vault,
-    resource_group_of,
 )
-from steward.domain.kernel import ImmutabilityState, SoftDeleteState, VaultKind, read_time
+from steward.domain.kernel import ImmutabilityState, SoftDeleteState, VaultKind, read_time, resource_group_of
 
 LOG = logging.getLogger("steward.inventory")
 

@@ -30,8 +30,11 @@ from steward.domain.kernel import (
     SoftDeleteState,
     VaultKind,
     format_time,
+    id_key,
+    name_of,
     normalise_region,
     parse_time,
+    resource_group_of,
     subscription_of,
 )
 from steward.domain.rules import (
@@ -272,32 +275,6 @@ def control(control_id: str) -> Control:
         return CONTROLS[control_id]
     except KeyError:
         raise AuditError(f"unknown control {control_id!r}") from None
-
-
-# ----------------------------------------------------------------------------------------------------
-# Resource id helpers (plain strings until steward.domain.ids is in place everywhere)
-# ----------------------------------------------------------------------------------------------------
-
-
-def id_key(resource_id: str) -> str:
-    """Case-insensitive comparison key of an ARM id."""
-    return resource_id.strip().rstrip("/").lower()
-
-
-def _segments(resource_id: str) -> list[str]:
-    return [s for s in resource_id.strip().split("/") if s]
-
-
-def resource_group_of(resource_id: str) -> str:
-    parts = _segments(resource_id)
-    if len(parts) >= 4 and parts[2].lower() == "resourcegroups":
-        return parts[3]
-    return ""
-
-
-def name_of(resource_id: str) -> str:
-    parts = _segments(resource_id)
-    return parts[-1] if parts else ""
 
 
 def _policy_key(policy: str) -> str:

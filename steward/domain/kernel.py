@@ -34,9 +34,12 @@ __all__ = [
     "VaultRef",
     "aware_time",
     "format_time",
+    "id_key",
+    "name_of",
     "normalise_region",
     "parse_time",
     "read_time",
+    "resource_group_of",
     "subscription_of",
 ]
 
@@ -223,12 +226,39 @@ _STRENGTH: Final[dict[str, int]] = {"Disabled": 0, "Enabled": 1, "Unlocked": 1, 
 # --------------------------------------------------------------------------------------------- ids and regions
 
 
+# Lenient string helpers for ids Azure listed (an inventory keeps what it read); an id that ends up in a request
+# is parsed strictly by ``ResourceId`` or ``VaultRef``.
+
+
+def id_key(resource_id: str) -> str:
+    """Case-insensitive comparison key of an ARM id."""
+    return resource_id.strip().rstrip("/").lower()
+
+
+def _segments(resource_id: str) -> list[str]:
+    return [s for s in resource_id.strip().split("/") if s]
+
+
 def subscription_of(resource_id: str) -> str:
     """The (lower-case) subscription id an ARM id starts with, or "" when it starts with none."""
-    parts = [s for s in resource_id.strip().split("/") if s]
+    parts = _segments(resource_id)
     if len(parts) >= 2 and parts[0].lower() == "subscriptions":
         return parts[1].lower()
     return ""
+
+
+def resource_group_of(resource_id: str) -> str:
+    """The resource group an ARM id names, as written, or ""."""
+    parts = _segments(resource_id)
+    if len(parts) >= 4 and parts[2].lower() == "resourcegroups":
+        return parts[3]
+    return ""
+
+
+def name_of(resource_id: str) -> str:
+    """The last segment of an ARM id (the resource's name), or ""."""
+    parts = _segments(resource_id)
+    return parts[-1] if parts else ""
 
 
 def normalise_region(region: str) -> str:

@@ -156,5 +156,6 @@ def test_the_kernel_is_the_only_home_of_the_vocabulary() -> None:
     for module in (audit, teardown, rules, workloads):
         mine = {name for name, value in vars(module).items() if getattr(value, "__module__", "") == module.__name__}
         assert not (mine & {"VaultKind", "SoftDeleteState", "ImmutabilityState", "VaultRef", "parse_time",
-                            "format_time", "normalise_region", "subscription_of"}), module.__name__
+                            "format_time", "normalise_region", "subscription_of", "id_key", "name_of",
+                            "resource_group_of"}), module.__name__
     assert {"VaultKind", "SoftDeleteState", "ImmutabilityState", "VaultRef"} <= defined
