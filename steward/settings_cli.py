@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
+from steward.domain.errors import StewardError
 from steward.settings import REFERENCE, SECRET_SETTINGS, InvalidSettings, Settings, unknown_settings
 
 EXIT_OK: Final = 0
@@ -34,7 +35,7 @@ OTHER_SECRETS: Final = frozenset({"APPLICATIONINSIGHTS_CONNECTION_STRING", "Azur
 HIDDEN: Final = "(set, hidden)"
 
 
-class SettingsFileError(Exception):
+class SettingsFileError(StewardError):
     """The settings file cannot be read or has the wrong shape."""
 
 
