@@ -11,11 +11,11 @@ import azure.durable_functions as df
 
 from steward.cloud.errors import CloudError
 from steward.cloud.publisher import OutcomeEvent
+from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
 from steward.domain.compensation import TeardownMarker, restore_changes
 from steward.domain.teardown import VaultRef
 from steward.teardown import composition
-from steward.teardown.errors import TeardownRefusal
 
 LOG = logging.getLogger("steward.teardown")
 

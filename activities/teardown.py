@@ -18,6 +18,7 @@ import azure.durable_functions as df
 
 from steward import telemetry
 from steward.cloud.errors import AzureRefusal
+from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.teardown_ops import Effect, OperationPending, TeardownOps, refusal_of
 from steward.cloud.vault_markers import VaultMarkers
 from steward.domain.compensation import InvalidMarker, TeardownMarker
@@ -36,7 +37,6 @@ from steward.domain.teardown import (
     target_from_record,
 )
 from steward.teardown import composition
-from steward.teardown.errors import TeardownRefusal
 from steward.teardown.report import ReportStore, render_html
 from steward.teardown.settings import TeardownSettings
 

@@ -202,7 +202,7 @@ def audit_the_estate(demo: Demo, reports: Path) -> None:
 def teardown_a_vault(demo: Demo) -> None:
     """The last act: a legacy vault full of every kind of content is planned, approved and deleted."""
     from sandbox.arm.providers.recoveryservices import recovery_services
-    from steward.teardown.demo import demo_teardown
+    from sandbox.teardown_demo import demo_teardown
 
     out = demo.out
     out.step("6. A legacy vault full of every kind of content is torn down: plan, approve, run")

@@ -30,9 +30,11 @@ from typing import Any, Final
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.rest import HttpRequest
 
+from steward.cloud import teardown_arm as arm
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
 from steward.cloud.protection import SubscriptionReader
+from steward.cloud.teardown_errors import RefusalKind, TeardownRefusal, TeardownStillRunning
 from steward.cloud.wire import wire
 from steward.domain.errors import SERVER_SIDE_CODES, StewardError
 from steward.domain.teardown import (
@@ -55,8 +57,6 @@ from steward.domain.teardown import (
     VaultSettings,
     format_time,
 )
-from steward.teardown import arm
-from steward.teardown.errors import RefusalKind, TeardownRefusal, TeardownStillRunning
 
 LOG = logging.getLogger("steward.teardown")
 

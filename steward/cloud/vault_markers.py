@@ -16,12 +16,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any, Final
 
+from steward.cloud import teardown_arm as arm
 from steward.cloud.errors import NotFound
 from steward.cloud.teardown_ops import TeardownOps, _call, _quiet_not_found
 from steward.cloud.wire import wire
 from steward.domain.compensation import MARKER_TAG, InvalidMarker, TeardownMarker
 from steward.domain.teardown import VaultKind, VaultRef
-from steward.teardown import arm
 
 LOG = logging.getLogger("steward.teardown")
 

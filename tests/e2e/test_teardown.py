@@ -705,7 +705,7 @@ def test_no_activity_waits_for_an_operation_the_saga_polls_it_on_durable_timers(
 
 
 def test_the_demo_plans_runs_and_prints_the_plan_and_progress(stack: Stack) -> None:
-    from steward.teardown.demo import demo_teardown
+    from sandbox.teardown_demo import demo_teardown
 
     estate = stack.estate()
     rg = estate.group()

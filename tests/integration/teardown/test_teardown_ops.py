@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from steward.cloud.teardown_errors import RefusalKind, TeardownRefusal
 from steward.cloud.teardown_ops import TeardownOps
 from steward.domain.teardown import (
     BackupItem,
@@ -16,7 +17,6 @@ from steward.domain.teardown import (
     VaultRef,
     plan_teardown,
 )
-from steward.teardown.errors import RefusalKind, TeardownRefusal
 
 from .conftest import DAY, HOUR, Estate
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from steward.cloud import teardown_arm as arm
 from steward.domain.teardown import (
     ContainerKind,
     ImmutabilityState,
@@ -18,7 +19,6 @@ from steward.domain.teardown import (
     SoftDeleteState,
     TeardownOutcome,
 )
-from steward.teardown import arm
 from steward.teardown.report import LocalReportStore, build_report, render_html
 from steward.teardown.settings import TeardownSettingError, TeardownSettings
 
