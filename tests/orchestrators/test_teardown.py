@@ -34,6 +34,7 @@ class FakeVault:
 
     def __init__(self, *, exists: bool = True, four_eyes: bool = False) -> None:
         self.exists = exists
+        self.tags: tuple[tuple[str, str], ...] = ()
         self.soft_delete = SoftDeleteState.ENABLED
         self.items = {i.id: i for i in (item("vm1"), item("vm2"))}
         self.refuse_delete: dict[str, Any] | None = None  # the refusal an item delete answers (once)
@@ -49,7 +50,7 @@ class FakeVault:
 
     def inventory(self) -> VaultInventory:
         return VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, exists=self.exists, location="westeurope",
-                              settings=VaultSettings(soft_delete=self.soft_delete),
+                              tags=self.tags, settings=VaultSettings(soft_delete=self.soft_delete),
                               items=tuple(self.items.values()) if self.exists else ())
 
     def fingerprint(self) -> str:
@@ -233,3 +234,30 @@ def test_a_chunk_runs_its_targets_parallel_at_a_time_and_stops_at_the_first_refu
                     activities=refusing.activities())
     assert [r["ok"] for r in result.output["results"]] == [False]
     assert refusing.effects == [], "nothing more is started after a refusal"
+
+
+TAG = "backup-steward:teardown"
+
+
+def test_a_failed_delete_by_an_allowed_user_of_an_auto_tagged_vault_runs_its_own_plan() -> None:
+    vault = FakeVault()
+    vault.tags = ((TAG, "auto"),)
+    vault.limits["allowedPrincipals"] = [REQUESTER]
+    result = vault.run(source=RequestSource.EVENT, dry_run=True, opt_in_tag=TAG)
+    assert result.output["outcome"] == "deleted"
+    assert result.output["approvedBy"] == f"tag:{TAG}=auto"
+
+
+def test_under_four_eyes_the_auto_tag_only_plans_for_another_principal_to_approve() -> None:
+    vault = FakeVault(four_eyes=True)
+    vault.tags = ((TAG, "auto"),)
+    vault.limits["allowedPrincipals"] = [REQUESTER, APPROVER]
+    result = vault.run(source=RequestSource.EVENT, dry_run=True, opt_in_tag=TAG)
+    assert result.output["outcome"] == "planned" and "four eyes" in result.output["reason"]
+    assert vault.effects == [] and vault.marked == []
+
+
+def test_an_event_for_a_vault_without_the_opt_in_tag_is_refused() -> None:
+    vault = FakeVault()
+    result = vault.run(source=RequestSource.EVENT, dry_run=True, opt_in_tag=TAG)
+    assert result.output["outcome"] == "refused" and vault.effects == []
