@@ -148,7 +148,7 @@ def replay(
         scheduled: set[int | str] = set()
         for _episode in range(max_episodes):
             context = DurableOrchestrationContext.from_json(history.context_json())
-            state = json.loads(Orchestrator(fn).handle(context))
+            state = _handle(fn, context)
             actions = _flatten(state.get("actions") or [])
             again = next((a for a in actions if a.get("actionType") == CONTINUE_AS_NEW), None)
             if again is not None:
@@ -231,6 +231,19 @@ def replay(
         else:
             raise AssertionError(f"{instance_id} did not finish in {max_episodes} episodes")
     raise AssertionError(f"{instance_id} continued as new more than {max_generations} times")
+
+
+def _handle(fn: Callable[..., Any], context: DurableOrchestrationContext) -> dict[str, Any]:
+    """The JSON state ``Orchestrator.handle`` returns; when the orchestrator raised, the SDK raises too, with the
+    state (its ``error``) after ``$OutOfProcData$:`` in the message, as the extension reads it."""
+    try:
+        return dict(json.loads(Orchestrator(fn).handle(context)))
+    except Exception as raised:
+        text = str(raised)
+        marker = "$OutOfProcData$:"
+        if marker not in text:
+            raise
+        return dict(json.loads(text[text.index(marker) + len(marker):]))
 
 
 def _deliverable(inbox: list[tuple[str, Any]], awaited: set[int | str]) -> list[int]:

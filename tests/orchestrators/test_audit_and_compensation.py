@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from orchestrators import audit, compensation
+from orchestrators import audit, compensation, retrying
 from steward.domain.compensation import TeardownMarker
 from steward.domain.teardown import format_time
 from tests.orchestrators.replay import EPOCH, Replay, nested, replay
@@ -42,8 +42,10 @@ class AuditFakes:
 
 
 def run_audit(fakes: AuditFakes, request: dict[str, Any], subs: dict[str, Any] | None = None) -> Replay:
-    result = replay(audit.audit_estate, request, activities=fakes.activities(), subs=subs,
-                    instance_id="audit-all")
+    activities = fakes.activities()
+    # each subscription's read retries in its own sub-orchestration (orchestrators/retrying.py): the real one
+    children = {retrying.BACKOFF_CALL: nested(retrying.backoff_call, activities=activities), **(subs or {})}
+    result = replay(audit.audit_estate, request, activities=activities, subs=children, instance_id="audit-all")
     assert result.status == "Completed", result.error
     return result
 
@@ -53,13 +55,13 @@ def test_the_audit_reads_every_subscription_retries_a_transient_failure_and_eval
     fakes.fail_once = {SUBS[2]}
     result = run_audit(fakes, {})
     assert result.output["subscriptions"] == len(SUBS) and result.output["inventoryGaps"] == 1
-    reads = result.inputs("audit_read_subscription")
-    assert len(reads) == len(SUBS) + 1
+    reads = [c.input["input"] for c in result.calls if c.name == retrying.BACKOFF_CALL]
+    assert [r["subscription_id"] for r in reads] == SUBS, "one retrying child per subscription"
+    assert fakes.failed == {SUBS[2]}, "the transient failure happened and was retried"
     assert {r["run"] for r in reads} == {f"audit-all-{EPOCH:%Y%m%dT%H%M%S}"}
     [evaluated] = fakes.evaluated
     assert [p.rsplit("/", 1)[1] for p in evaluated["parts"]] == [f"{s}.json" for s in SUBS]
     assert evaluated["interruptedTeardowns"] == []
-    assert result.now - EPOCH >= audit.RETRY.first, "the retry waited on a durable timer"
     assert result.output["remediation"] == {"enabled": False, "limit": 20, "started": 0, "outcomes": {},
                                             "deferred": 1, "needsPerson": []}
 
@@ -71,7 +73,7 @@ def test_remediation_starts_one_protection_per_planned_resource_and_counts_their
                            "status": "NoVault" if p["resourceId"].endswith("far") else "Protected"}})
     assert result.output["remediation"]["started"] == 4
     assert result.output["remediation"]["outcomes"] == {"NoVault": 1, "Protected": 3}
-    children = [c for c in result.calls if c.kind == "sub"]
+    children = [c for c in result.calls if c.name == "protect_resource"]
     assert [c.instance_id for c in children] == [f"audit-all:remediate:{EPOCH:%Y%m%dT%H%M%S}:{i}" for i in range(4)]
     assert all(c.input["origin"]["eventType"] == audit.REMEDIATION_EVENT_TYPE for c in children)
 
@@ -134,3 +136,31 @@ def test_a_marker_younger_than_the_skew_waits_for_the_next_run() -> None:
     result, restored = reconcile({"snapshotAt": format_time(EPOCH - timedelta(hours=1, minutes=-1)), "live": []})
     assert restored == []
     assert {d["vaultId"]: d["action"] for d in result.output["left"]}[V1] == "leave"
+
+
+# ---- backoff_call (orchestrators/retrying.py) ----------------------------------------------------------------
+
+
+def test_backoff_call_retries_a_failing_activity_on_durable_timers_then_gives_up() -> None:
+    attempts: list[Any] = []
+
+    def flaky(payload: Any) -> Any:
+        attempts.append(payload)
+        if len(attempts) < 3:
+            raise RuntimeError("503 Service Unavailable")
+        return {"ok": True}
+
+    policy = audit.RETRY.to_record()
+    result = replay(retrying.backoff_call, {"activity": "flaky", "policy": policy, "input": {"n": 1}},
+                    activities={"flaky": flaky})
+    assert result.status == "Completed" and result.output == {"ok": True}
+    assert attempts == [{"n": 1}] * 3
+    assert result.now - EPOCH >= audit.RETRY.delay(1) + audit.RETRY.delay(2), "waited on durable timers"
+
+    def down(payload: Any) -> Any:
+        raise RuntimeError("503 Service Unavailable")
+
+    failed = replay(retrying.backoff_call, {"activity": "down", "policy": policy, "input": None},
+                    activities={"down": down})
+    assert failed.status == "Failed" and "503" in (failed.error or "")
+    assert failed.names() == ["down"] * audit.RETRY.max_attempts
