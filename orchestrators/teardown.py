@@ -76,6 +76,8 @@ BATCHES_PER_CHUNK = 1
 OPERATION_POLL_MIN = timedelta(seconds=5)
 OPERATION_POLL_MAX = timedelta(minutes=2)
 MAX_OPERATION_POLLS = 720
+#: an operation that ended Failed on Azure's side is sent anew at most this many times per target
+MAX_OPERATION_RESENDS = 3
 
 STEP_ACTIVITY: Mapping[StepKind, str] = {
     StepKind.UNDELETE_ITEMS: "teardown_undelete_item",
@@ -620,8 +622,22 @@ def _await_operations(
         succeeded = []
         for i, answer in zip(waiting, answers, strict=True):
             operation = results[i]["pending"]
-            if operation.get("resend") or not answer.get("ok"):
+            resends = int(operation.get("resends") or 0)
+            if operation.get("resend") and answer.get("ok") and answer.get("pending"):
+                # the re-sent effect started a new operation: keep counting the resends of this target
+                results[i] = {**answer, "pending": {**answer["pending"], "resends": resends}}
+            elif operation.get("resend") or not answer.get("ok"):
                 results[i] = answer if operation.get("resend") else {**answer, "target": targets[i]}
+            elif answer.get("state") == "failed":
+                if resends >= MAX_OPERATION_RESENDS:
+                    raise RuntimeError(
+                        f"{operation.get('what')} failed on Azure's side {resends + 1} times: {answer.get('message')}"
+                    )
+                results[i] = {
+                    **results[i],
+                    "pending": {"resend": True, "retryAfter": answer.get("retryAfter") or 60.0,
+                                "what": operation.get("what"), "resends": resends + 1},
+                }
             elif answer.get("state") == "running":
                 results[i] = {**results[i], "pending": {**operation, "retryAfter": answer.get("retryAfter")}}
             else:

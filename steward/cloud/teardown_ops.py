@@ -286,7 +286,13 @@ class TeardownOps:
         """One poll of an operation an activity started (:class:`OperationPending`): ``{"state": "running" |
         "succeeded", "retryAfter": seconds}``. A failed operation raises like :meth:`_await` does."""
         what = str(operation.get("what") or "operation")
-        done, headers = self._poll_once(vault, operation.get("statusUrl"), operation.get("location"), what)
+        try:
+            done, headers = self._poll_once(vault, operation.get("statusUrl"), operation.get("location"), what)
+        except TransientAzureError as error:
+            # The operation ended Failed on Azure's side (InternalServerError, ...): polling it again can only
+            # say so again; the orchestrator sends the effect anew (a new operation), as the SDK-poller path
+            # did by retrying the whole activity. Found by the chaos run (seeds 3 and 5).
+            return {"state": "failed", "message": str(error), "retryAfter": 60.0}
         return {"state": "succeeded" if done else "running", "retryAfter": self._retry_after(headers)}
 
     def complete(self, vault: VaultRef, target: Any, operation: Mapping[str, Any] | None = None) -> Effect:

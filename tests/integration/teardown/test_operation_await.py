@@ -73,6 +73,10 @@ def teardown_operation_status(payload: dict[str, Any]) -> dict[str, Any]:
         polled = CALLS.polls.count(name)
     if name == "failing":
         return {"ok": False, "refusal": {"kind": "failed", "code": "UserErrorX", "message": "the delete failed"}}
+    if name == "flaky" and polled == 1:  # the first operation ended Failed on Azure's side
+        return {"ok": True, "state": "failed", "message": "InternalServerError", "retryAfter": 10}
+    if name == "broken":  # every operation ends Failed on Azure's side
+        return {"ok": True, "state": "failed", "message": "InternalServerError", "retryAfter": 10}
     if name == "slow" and polled < 3:
         return {"ok": True, "state": "running", "retryAfter": 5000}
     return {"ok": True, "state": "succeeded", "retryAfter": 10}
@@ -121,3 +125,24 @@ def test_an_operation_that_failed_is_the_targets_refusal_and_the_chunk_stops(run
     assert result["ok"] is False and result["refusal"]["message"] == "the delete failed"
     assert result["target"]["name"] == "failing"
     assert CALLS.sends == ["failing"], "nothing more is started after a refusal"
+
+
+def test_an_operation_that_failed_on_azures_side_is_sent_again_not_polled_again(runner: DurableRunner) -> None:
+    """Polling a Failed operation again can only say Failed again: the effect is sent anew, a bounded number of
+    times (the chaos run's seeds 3 and 5 failed their teardown on one injected LRO failure before this)."""
+    CALLS.__init__()  # type: ignore[misc]
+    payload = {"vaultId": VAULT, "activity": "teardown_delete_item", "parallel": 2,
+               "targets": [target("flaky"), target("quick")]}
+    runner.start_new("teardown_step_chunk", "chunk-3", payload)
+    status = runner.wait_for("chunk-3", timeout=60)
+    assert status["runtimeStatus"] == "Completed", status
+    assert [r["effect"]["name"] for r in status["output"]["results"]] == ["flaky", "quick"]
+    assert CALLS.sends.count("flaky") == 2 and CALLS.polls.count("flaky") == 2
+    assert sorted(CALLS.completed) == ["flaky", "quick"]
+
+    CALLS.__init__()  # type: ignore[misc]
+    payload = {"vaultId": VAULT, "activity": "teardown_delete_item", "parallel": 1, "targets": [target("broken")]}
+    runner.start_new("teardown_step_chunk", "chunk-4", payload)
+    status = runner.wait_for("chunk-4", timeout=60)
+    assert status["runtimeStatus"] == "Failed", status
+    assert CALLS.sends.count("broken") == 4  # the first send and three resends, then the step's own retries decide
