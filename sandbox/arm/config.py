@@ -42,6 +42,10 @@ class ThrottleConfig:
     reads: BucketSpec = BucketSpec(250, 25)
     writes: BucketSpec = BucketSpec(200, 10)
     deletes: BucketSpec = BucketSpec(200, 10)
+    #: the subscription's global bucket (all principals together) is this many times the per-principal one
+    #: (same docs article: "a global subscription limit that's equivalent to 15 times the individual service
+    #: principal limit for each operation type")
+    global_factor: int = 15
 
 
 @dataclass(frozen=True)

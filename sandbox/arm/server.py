@@ -486,7 +486,13 @@ class ArmSandbox:
         extra_headers: dict[str, str] = {}
         decision = self.throttle.take(scope, req.principal.object_id, req.kind, self._virtual_epoch())
         scope_word = "subscription" if parsed.subscription_id else "tenant"
+        # Every answer says what is left (request-limits-and-throttling.md, "Remaining requests"); a subscription
+        # request also reports the global bucket, as real answers do (x-ms-ratelimit-remaining-subscription-
+        # global-writes: 2999 beside ...-subscription-writes: 199; the header name is observed, not in the table)
         extra_headers[f"x-ms-ratelimit-remaining-{scope_word}-{decision.bucket}"] = str(decision.remaining)
+        if decision.global_remaining is not None:
+            extra_headers[f"x-ms-ratelimit-remaining-{scope_word}-global-{decision.bucket}"] = str(
+                decision.global_remaining)
         if fault.kind == "throttle" or not decision.allowed:
             wait = decision.retry_after_seconds if not decision.allowed else self.faults.config.storm_seconds
             response = self._throttled(req, scope, decision.bucket, wait)

@@ -94,6 +94,36 @@ def test_writes_and_deletes_have_their_own_buckets_of_200(throttled: ArmSandbox)
         sb.stop()
 
 
+def test_every_answer_reports_the_principal_and_the_global_bucket(throttled: ArmSandbox) -> None:
+    """As real ARM answers do: ``...-subscription-writes: 199`` beside ``...-subscription-global-writes: 2999``
+    (global bucket = 15 x the principal's), for reads, writes and deletes, and on a 429 too."""
+    sb = throttled
+    try:
+        client, other = Client(sb), Client(sb)
+        other.token = sb.mint_token(principal_id="00000000-0000-4000-8000-0000000000b2")
+        group = f"/subscriptions/{SUB}/resourcegroups/rg-hdr?api-version=2025-04-01"
+        status, headers = client.call("PUT", group, {"location": "westeurope"})
+        assert status == 201
+        assert headers["x-ms-ratelimit-remaining-subscription-writes"] == "199"
+        assert headers["x-ms-ratelimit-remaining-subscription-global-writes"] == "2999"
+        status, headers = other.call("GET", group)
+        assert headers["x-ms-ratelimit-remaining-subscription-reads"] == "249"
+        assert headers["x-ms-ratelimit-remaining-subscription-global-reads"] == "3749"
+        status, headers = client.call("GET", group)
+        assert (headers["x-ms-ratelimit-remaining-subscription-reads"],
+                headers["x-ms-ratelimit-remaining-subscription-global-reads"]) == ("249", "3748")
+        disk = f"/subscriptions/{SUB}/resourceGroups/rg-hdr/providers/Microsoft.Compute/disks/absent"
+        status, headers = client.call("DELETE", disk + "?api-version=2026-03-02")
+        assert headers["x-ms-ratelimit-remaining-subscription-deletes"] == "199"
+        assert headers["x-ms-ratelimit-remaining-subscription-global-deletes"] == "2999"
+        statuses = [client.call("PUT", group, {"location": "westeurope"}) for _ in range(200)]
+        assert statuses[-1][0] == 429
+        assert statuses[-1][1]["x-ms-ratelimit-remaining-subscription-writes"] == "0"
+        assert statuses[-1][1]["x-ms-ratelimit-remaining-subscription-global-writes"] == "2800"
+    finally:
+        sb.stop()
+
+
 def test_throttling_is_off_by_default_but_headers_are_always_there(sb: ArmSandbox) -> None:
     client = Client(sb)
     path = f"/subscriptions/{SUB}/resourcegroups?api-version=2025-04-01"

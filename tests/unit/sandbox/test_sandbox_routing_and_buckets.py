@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from sandbox.arm.config import BucketSpec, FaultConfig, ThrottleConfig
 from sandbox.arm.faults import FaultInjector
 from sandbox.arm.http import Request, Response
@@ -51,6 +53,22 @@ def test_token_buckets_refill_at_their_rate_up_to_their_size() -> None:
     assert throttle.take("s", "other-principal", "write", now=1.5).allowed  # per principal
     assert throttle.take("s", "p", "read", now=1.5).allowed  # reads have their own bucket
     assert throttle.take("s", "p", "write", now=100.0).remaining == 2  # capped at the size
+
+
+def test_the_global_subscription_bucket_is_15_times_one_principals_and_shared_by_all() -> None:
+    """request-limits-and-throttling.md: a global subscription limit 15x the per-principal one, across all
+    principals; throttled if either is exceeded."""
+    throttle = Throttle(ThrottleConfig(enabled=True, writes=BucketSpec(2, 1)))
+    first = throttle.take("s", "p0", "write", now=0.0)
+    assert (first.remaining, first.global_remaining) == (1, 29)
+    allowed = sum(throttle.take("s", f"p{i}", "write", now=0.0).allowed for i in range(40) for _ in range(2))
+    assert allowed == 29  # 30 global tokens in all, though 40 principals hold 80 of their own
+    refused = throttle.take("s", "p39", "write", now=0.0)
+    assert not refused.allowed and refused.global_remaining == 0 and refused.retry_after_seconds == pytest.approx(
+        1 / 15)
+    assert throttle.take("s", "p39", "write", now=0.1).allowed  # the global bucket refills at 15 x 1/s
+    assert throttle.take("other-sub", "p0", "write", now=0.0).global_remaining == 29  # per subscription
+    assert throttle.take("tenant:t", "p0", "write", now=0.0).global_remaining is None  # tenant scope: none
 
 
 def test_disabled_throttling_never_refuses() -> None:
