@@ -125,6 +125,10 @@ class CloudTarget:
     #: ARM's throttling buckets the clients pace themselves under (per subscription, shared by every client of
     #: the process acting as the same principal); None sends without pacing
     pacing: PacingLimits | None = field(default_factory=PacingLimits)
+    #: which pacer of the process the clients share: one per (endpoint, principal, instance). The app leaves it
+    #: empty (one pacer per process); tests and benchmarks set it to model N app instances (separate processes)
+    #: in one process
+    pacing_instance: str = ""
     #: called with (method, url, status) after every ARM response; used for request accounting.
     response_hook: Callable[[str, str, int], None] | None = field(default=None, compare=False)
 
@@ -161,7 +165,8 @@ class CloudClients:
         if self.target.pacing is None:
             return None
         principal = self.target.sandbox_principal_id or self.target.managed_identity_client_id or ""
-        key = (self.target.arm_endpoint.rstrip("/").lower(), self.target.credential_kind, principal.lower())
+        key = (self.target.arm_endpoint.rstrip("/").lower(), self.target.credential_kind, principal.lower(),
+               self.target.pacing_instance)
         return shared_pacer(key, self.target.pacing)
 
     def _transport(self) -> Any:
