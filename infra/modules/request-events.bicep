@@ -23,6 +23,9 @@ param maxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventTimeToLiveInMinutes int = 1440
 
+// the filter: ../event-filters.json (shared with the system topic's subscription and the local stack)
+var eventFilters = loadJsonContent('../event-filters.json')
+
 resource topic 'Microsoft.EventGrid/topics@2022-06-15' existing = {
   name: requestsTopicName
 }
@@ -40,11 +43,7 @@ resource toSteward 'Microsoft.EventGrid/topics/eventSubscriptions@2022-06-15' = 
       }
     }
     eventDeliverySchema: 'EventGridSchema'
-    filter: {
-      includedEventTypes: [
-        'BackupSteward.Teardown.Requested'
-      ]
-    }
+    filter: eventFilters.teardownRequests
     retryPolicy: {
       maxDeliveryAttempts: maxDeliveryAttempts
       eventTimeToLiveInMinutes: eventTimeToLiveInMinutes

@@ -9,6 +9,8 @@
 //  * ResourceDeleteFailure + '<vault type>/delete'      -> VaultDeleteFailed
 // (protected types: PROTECTED_TYPES; vault types: VAULT_DELETE_OPERATIONS; MOVE_RESOURCES_OPERATION).
 // StringIn is case-insensitive; 11 values of the 25 Event Grid allows.
+// The filter itself lives in ../event-filters.json, the one source the local stack (sandbox/host/local.py)
+// subscribes with too, so the sandbox delivers what Azure would.
 
 @description('Name of the target subscription\'s system topic.')
 param systemTopicName string
@@ -32,6 +34,8 @@ param maxDeliveryAttempts int = 30
 @maxValue(1440)
 param eventTimeToLiveInMinutes int = 1440
 
+var eventFilters = loadJsonContent('../event-filters.json')
+
 resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
   name: systemTopicName
 }
@@ -49,33 +53,7 @@ resource toSteward 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-
       }
     }
     eventDeliverySchema: 'EventGridSchema'
-    filter: {
-      includedEventTypes: [
-        'Microsoft.Resources.ResourceWriteSuccess'
-        'Microsoft.Resources.ResourceDeleteSuccess'
-        'Microsoft.Resources.ResourceActionSuccess'
-        'Microsoft.Resources.ResourceDeleteFailure'
-      ]
-      advancedFilters: [
-        {
-          operatorType: 'StringIn'
-          key: 'data.operationName'
-          values: [
-            'Microsoft.Compute/virtualMachines/write'
-            'Microsoft.Compute/disks/write'
-            'Microsoft.Storage/storageAccounts/write'
-            'Microsoft.DBforPostgreSQL/flexibleServers/write'
-            'Microsoft.Compute/virtualMachines/delete'
-            'Microsoft.Compute/disks/delete'
-            'Microsoft.Storage/storageAccounts/delete'
-            'Microsoft.DBforPostgreSQL/flexibleServers/delete'
-            'Microsoft.Resources/subscriptions/resourceGroups/moveResources/action'
-            'Microsoft.RecoveryServices/vaults/delete'
-            'Microsoft.DataProtection/backupVaults/delete'
-          ]
-        }
-      ]
-    }
+    filter: eventFilters.systemTopic
     retryPolicy: {
       maxDeliveryAttempts: maxDeliveryAttempts
       eventTimeToLiveInMinutes: eventTimeToLiveInMinutes

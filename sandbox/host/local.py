@@ -9,7 +9,9 @@ Order matters, as on Azure: the app settings exist before the app is imported. `
 3. imports the app (``function_app`` by default) and indexes it once (``app.get_functions()``);
 4. starts the runner (history in ``var/durable.sqlite`` unless told otherwise) and the host;
 5. subscribes the host's Event Grid webhook for every Event Grid trigger to the sandbox's events (the
-   sandbox performs the real SubscriptionValidation handshake against it).
+   sandbox performs the real SubscriptionValidation handshake against it), with the filter the Bicep event
+   subscription has (``infra/event-filters.json``, which ``infra/modules/subscription-events.bicep`` loads):
+   the sandbox delivers what Azure would, not every resource event of the estate.
 
 ``python -m sandbox.host up`` runs one and prints its URLs and keys.
 """
@@ -38,6 +40,15 @@ ARM_ENDPOINT = "STEWARD_ARM_ENDPOINT"
 EVENTS_TOPIC_ENDPOINT = "STEWARD_EVENTS_TOPIC_ENDPOINT"
 EVENTS_TOPIC_KEY = "STEWARD_EVENTS_TOPIC_KEY"
 SUBSCRIPTIONS = "STEWARD_SUBSCRIPTIONS"
+#: the Event Grid filters of the deployment, one file for the Bicep modules and this stack
+EVENT_FILTERS = Path(__file__).resolve().parents[2] / "infra" / "event-filters.json"
+
+
+def system_topic_filter(path: Path = EVENT_FILTERS) -> dict[str, Any]:
+    """``EventBus.subscribe_webhook`` keyword arguments for the system topic's event subscription, as deployed."""
+    spec = json.loads(path.read_text())["systemTopic"]
+    return {"included_event_types": list(spec["includedEventTypes"]),
+            "advanced_filters": [dict(f) for f in spec.get("advancedFilters") or []]}
 AUDIT_SCHEDULE = "STEWARD_AUDIT_SCHEDULE"
 TEARDOWN_FOUR_EYES = "STEWARD_TEARDOWN_FOUR_EYES"
 DEFAULT_AUDIT_SCHEDULE = "0 0 6 * * *"
@@ -107,6 +118,9 @@ class LocalStack:
     host_port: int = 0
     keys: HostKeys | None = None
     run_timers: bool = True
+    #: subscribe with the deployed Event Grid filter; None: when the app is the one the Bicep deploys
+    #: (``function_app``); False: every resource event (another app, e.g. a test's sample)
+    filter_events: bool | None = None
 
     sandbox: Any = field(default=None, init=False)
     runner: DurableRunner | None = field(default=None, init=False)
@@ -143,8 +157,11 @@ class LocalStack:
                               route_prefix=host_settings.route_prefix, clock=clock,
                               run_timers=self.run_timers).start()
         if self.sandbox is not None:
+            deployed = self.filter_events if self.filter_events is not None else self.app == "function_app"
+            filters = system_topic_filter() if deployed else {}
             for function in self.catalog.event_grid:
-                self.subscriptions.append(self.sandbox.subscribe_webhook(self.host.eventgrid_url(function.name)))
+                self.subscriptions.append(self.sandbox.subscribe_webhook(self.host.eventgrid_url(function.name),
+                                                                         **filters))
         log.info("local stack up", extra=redacted(self.describe()))
         return self
 

@@ -96,6 +96,40 @@ def test_arm_sandbox_events_reach_the_apps_event_grid_trigger(tmp_path: Path) ->
                 "type": "Microsoft.Resources.ResourceWriteSuccess"} in outputs
 
 
+def test_the_stack_subscribes_with_the_deployed_event_grid_filter(tmp_path: Path) -> None:
+    """As the Bicep subscription (infra/event-filters.json): a VM write reaches the trigger, a NIC write and a
+    resource group write do not (before issue 15 the stack subscribed to every resource event)."""
+    pytest.importorskip("sandbox.arm")
+    with LocalStack(app=SAMPLE_APP, app_root=tmp_path, db_path=str(tmp_path / "d.sqlite"), arm=True,
+                    filter_events=True) as stack:
+        sandbox, runner = stack.sandbox, stack.runner
+        assert runner is not None
+        group = f"/subscriptions/{sandbox.config.subscriptions[0].subscription_id}/resourceGroups/rg-f"
+
+        def event(operation: str, resource: str) -> dict[str, object]:
+            return {"id": f"evt-{resource.rsplit('/', 1)[-1]}", "subject": resource,
+                    "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+                    "eventTime": "2026-12-06T05:00:00Z", "dataVersion": "2", "metadataVersion": "1",
+                    "data": {"operationName": operation, "resourceUri": resource, "status": "Succeeded"}}
+
+        vm = f"{group}/providers/Microsoft.Compute/virtualMachines/vm-1"
+        sandbox.events.publish([
+            event("Microsoft.Network/networkInterfaces/write",
+                  f"{group}/providers/Microsoft.Network/networkInterfaces/nic-1"),
+            event("Microsoft.Resources/subscriptions/resourceGroups/write", group),
+            event("Microsoft.Compute/virtualMachines/write", vm),
+        ])
+        assert sandbox.events.drain(timeout=10)
+
+        def delivered() -> list[str]:
+            return [json.loads(r.output or "null")["subject"] for r in runner.store.instances()
+                    if r.name == "echo_event" and r.status == "Completed"]
+
+        eventually(lambda: delivered() == [vm], timeout=10)
+        assert delivered() == [vm]
+        assert [s.delivered for s in stack.subscriptions] == [1]
+
+
 def test_host_up_command_prints_urls_and_keys_and_serves(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SAMPLE_AUDIT_SCHEDULE": "0 0 3 * * *"}
     process = subprocess.Popen(

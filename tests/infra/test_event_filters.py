@@ -9,20 +9,27 @@ Read from ``infra/modules/subscription-events.bicep`` (the system topic of each 
   through something the classifier acts on (nothing delivered in vain), and every event the classifier
   acts on passes the filter (nothing lost), over every resource event type and a universe of operations.
 
+Both modules load their filter from ``infra/event-filters.json`` (``loadJsonContent``), the file the local stack
+(``sandbox.host.local``) subscribes with too: the last tests check that the sandbox, so subscribed, lets through
+exactly what the Bicep filter does.
+
 Event Grid's ``StringIn`` is case-insensitive, and so is the filter model here.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from sandbox.arm.events import EventSubscription
+from sandbox.host.local import EVENT_FILTERS, system_topic_filter
 from steward.domain import events
-from tests.infra.templates import MODULES, app_catalog, one_resource
+from tests.infra.templates import MODULES, app_catalog, one_resource, parse
 
 SUBSCRIPTION = "3f2a1b4c-0000-4000-8000-00000000c0de"
 MAX_ADVANCED_FILTER_VALUES = 25  # Event Grid's limit over all advanced filters of one subscription
@@ -52,9 +59,23 @@ class Filter:
         return operation.lower() in self.operation_names
 
 
+def _resolve_filter(file: str, spec: Any) -> Any:
+    """The filter object itself: a literal, or ``<var>.<key>`` where ``var = loadJsonContent('<file>')``."""
+    accessor = spec.get("operator") if isinstance(spec, dict) else None
+    if not accessor:
+        return spec
+    assert accessor["type"] == "property_accessor", spec
+    variable, key = accessor["operands"]["operand_1"], accessor["operands"]["operand_2"]
+    loader = parse(MODULES / file)["variables"][variable]["value"]["function"]
+    assert loader["type"] == "load_json_content" and loader["parameters"]["json_path"] is None, loader
+    loaded = (MODULES / file).parent / loader["parameters"]["file_path"]
+    assert loaded.resolve() == EVENT_FILTERS.resolve(), f"{file} loads {loaded}, not {EVENT_FILTERS}"
+    return json.loads(loaded.read_text())[key]
+
+
 def _filter_of(file: str, type_name: str) -> tuple[Filter, list[str], dict[str, Any]]:
     subscription = one_resource(MODULES / file, type_name)
-    spec = subscription["properties"]["filter"]
+    spec = _resolve_filter(file, subscription["properties"]["filter"])
     types = spec["includedEventTypes"]
     assert isinstance(types, list) and all(isinstance(t, str) for t in types), "event types must be literals"
     values: list[str] | None = None
@@ -263,3 +284,29 @@ def test_requests_topic_delivers_only_teardown_requests() -> None:
     assert REQUEST_FILTER.passes(request)
     assert isinstance(events.classify(request), events.TeardownRequested)
     assert not REQUEST_FILTER.passes({**request, "eventType": "Microsoft.Resources.ResourceWriteSuccess"})
+
+
+# ---- the local stack subscribes with the same filter -----------------------------------------------------
+
+
+def test_both_modules_load_their_filter_from_the_one_file() -> None:
+    for file, type_name in (("subscription-events.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions"),
+                            ("request-events.bicep", "Microsoft.EventGrid/topics/eventSubscriptions")):
+        spec = one_resource(MODULES / file, type_name)["properties"]["filter"]
+        assert "operator" in spec, f"{file} writes its filter literally: keep it in {EVENT_FILTERS.name}"
+
+
+def test_the_local_stack_subscribes_with_the_bicep_filter() -> None:
+    """The sandbox's own filter model (``EventSubscription.wants``), given the local stack's subscription, lets
+    through exactly the events the Bicep filter does: over every resource event type x the operation universe."""
+    spec = system_topic_filter()
+    local = EventSubscription(id="local", webhook_url="https://127.0.0.1/x",
+                              included_event_types=tuple(spec["included_event_types"]),
+                              advanced_filters=tuple(spec["advanced_filters"]))
+    differ = [(t, o) for t, o in itertools.product(RESOURCE_EVENT_TYPES, sorted(operation_universe()))
+              if local.wants(resource_event(t, o)) != SYSTEM_FILTER.passes(resource_event(t, o))]
+    assert not differ, f"the local stack and the Bicep filter disagree on {differ[:10]}"
+    assert local.wants(resource_event("Microsoft.Resources.ResourceWriteSuccess",
+                                      "Microsoft.Compute/virtualMachines/write"))
+    assert not local.wants(resource_event("Microsoft.Resources.ResourceWriteSuccess",
+                                          "Microsoft.Network/networkInterfaces/write"))
