@@ -96,6 +96,13 @@ class EventDeliveryConfig:
     retry_schedule: tuple[float, ...] = (10, 30, 60, 300, 600, 1800, 3600, 10800, 21600)
     max_attempts: int = 30
     webhook_timeout_seconds: float = 30.0
+    #: deliveries in flight at once per event subscription (and delivery threads in all). Event Grid pushes each
+    #: event "immediately" to every matching subscription and does not order them (MicrosoftDocs azure-docs
+    #: articles/event-grid/delivery-and-retry.md), and to an Azure Function it adapts "the rate at which events
+    #: are delivered ... based on the perceived rate at which the function can process events"
+    #: (articles/event-grid/handler-functions.md): deliveries overlap. The level is INFERRED (not published);
+    #: 1 gives the sandbox's former one-at-a-time delivery.
+    max_concurrent_deliveries: int = 16
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Event Grid for the sandbox: ARM's ``Microsoft.Resources.*`` events and custom-topic publishing.
 
 Every successful or failed write, delete and action through the sandbox raises the event ARM raises on the
-subscription's system topic (Event Grid schema, ``dataVersion`` 2). Delivery is at least once, in a background
-thread, to in-process callbacks and webhook URLs (after Event Grid's SubscriptionValidation handshake), with
+subscription's system topic (Event Grid schema, ``dataVersion`` 2). Delivery is at least once, in background
+threads (``max_concurrent_deliveries`` at once per subscription, as Event Grid overlaps deliveries), to
+in-process callbacks and webhook URLs (after Event Grid's SubscriptionValidation handshake), with
 optional duplicates and reordering, and retries on failure following Event Grid's schedule on the virtual clock.
 """
 
@@ -201,8 +202,9 @@ class EventBus:
         self._random = random.Random(config.seed)
         self._subscriptions: dict[str, EventSubscription] = {}
         self._in_flight = 0
+        self._in_flight_by_subscription: dict[str, int] = {}
         self._stopped = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         #: every system-topic event raised, in order (tests read this)
         self.raised: list[dict[str, Any]] = []
         #: custom topic name (lower) -> events published to it
@@ -212,15 +214,18 @@ class EventBus:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sandbox-eventgrid", daemon=True)
-        self._thread.start()
+        """Delivery threads: ``max_concurrent_deliveries`` of them (deliveries overlap, as Event Grid's do)."""
+        self._threads = [threading.Thread(target=self._run, name=f"sandbox-eventgrid-{n}", daemon=True)
+                         for n in range(max(1, self.config.max_concurrent_deliveries))]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def reconfigure(self, config: EventDeliveryConfig) -> None:
         with self._lock:
@@ -371,6 +376,26 @@ class EventBus:
                 self._lock.wait(min(left, 0.05))
         return True
 
+    def _next_due(self) -> tuple[_Delivery | None, float]:
+        """(the earliest due delivery whose subscription has room for one more in flight, else None; how many
+        Azure seconds until the earliest queued one is due). Called with the lock held."""
+        head = self._queue[0]
+        wait = (head.due - self.clock.now()).total_seconds()
+        if wait > 0:
+            return None, wait
+        limit = max(1, self.config.max_concurrent_deliveries)
+        if self._in_flight_by_subscription.get(head.subscription.id, 0) < limit:
+            return heapq.heappop(self._queue), 0.0
+        now = self.clock.now()  # the head's subscription is full: the earliest due one of another subscription
+        ready = [d for d in self._queue
+                 if d.due <= now and self._in_flight_by_subscription.get(d.subscription.id, 0) < limit]
+        if not ready:
+            return None, 0.0
+        chosen = min(ready)
+        self._queue.remove(chosen)
+        heapq.heapify(self._queue)
+        return chosen, 0.0
+
     def _run(self) -> None:
         while True:
             with self._lock:
@@ -379,20 +404,22 @@ class EventBus:
                 if not self._queue:
                     self._lock.wait(0.05)
                     continue
-                head = self._queue[0]
-                wait = (head.due - self.clock.now()).total_seconds()
-                if wait > 0:
-                    self._lock.wait(min(wait / self.clock.scale, 0.05))
+                delivery, wait = self._next_due()
+                if delivery is None:
+                    self._lock.wait(min(wait / self.clock.scale, 0.05) if wait > 0 else 0.05)
                     continue
-                delivery = heapq.heappop(self._queue)
                 if delivery.subscription.id not in self._subscriptions:
                     continue
                 self._in_flight += 1
+                key = delivery.subscription.id
+                self._in_flight_by_subscription[key] = self._in_flight_by_subscription.get(key, 0) + 1
+            ok, retry = False, True
             try:
                 ok, retry = self._deliver(delivery)
             finally:
                 with self._lock:
                     self._in_flight -= 1
+                    self._in_flight_by_subscription[key] -= 1
                     self._after(delivery, ok, retry)
                     self._lock.notify_all()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -103,7 +104,8 @@ def test_subscribers_get_every_event_at_least_once_with_duplicates(fresh: ArmSan
 
 def test_delivery_reorders_deterministically_from_the_seed(fresh: ArmSandbox) -> None:
     def delivered_order(seed: int) -> list[int]:
-        fresh.configure_events(EventDeliveryConfig(seed=seed, reorder_jitter_seconds=600))
+        # one delivery at a time: the seeded schedule is what is pinned (overlapping deliveries finish in any order)
+        fresh.configure_events(EventDeliveryConfig(seed=seed, reorder_jitter_seconds=600, max_concurrent_deliveries=1))
         got: list[dict[str, Any]] = []
         subscription = fresh.subscribe(got.extend)
         fresh.events.publish([{"id": str(n), "eventType": "Test", "subject": "/x"} for n in range(20)])
@@ -114,6 +116,33 @@ def test_delivery_reorders_deterministically_from_the_seed(fresh: ArmSandbox) ->
     first = delivered_order(3)
     assert sorted(first) == list(range(20)) and first != list(range(20))
     assert delivered_order(3) == first
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_deliveries_overlap_up_to_the_configured_limit_per_subscription(fresh: ArmSandbox, limit: int) -> None:
+    """Event Grid delivers each event at once to every matching subscription, unordered, adapting its rate to a
+    Function (delivery-and-retry.md, handler-functions.md): a slow subscriber does not get one POST at a time."""
+    fresh.configure_events(EventDeliveryConfig(max_concurrent_deliveries=limit))
+    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+    def slow(batch: list[dict[str, Any]]) -> None:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+
+    subscription = fresh.subscribe(slow)
+    started = time.monotonic()
+    fresh.events.publish([{"id": str(n), "eventType": "Test", "subject": "/x"} for n in range(8)])
+    assert fresh.events.drain(timeout=10)
+    elapsed = time.monotonic() - started
+    fresh.events.unsubscribe(subscription)
+    assert state["peak"] == limit
+    assert subscription.delivered == 8
+    if limit > 1:
+        assert elapsed < 8 * 0.1 * 0.75  # not one after the other
 
 
 def test_a_failing_subscriber_is_retried_on_the_event_grid_schedule(fresh: ArmSandbox) -> None:
