@@ -428,6 +428,8 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         vm_ids = [estate.rid(GROUP, "Microsoft.Compute/virtualMachines", f"vm-{i:04d}") for i in range(vms)]
         random.Random(seed).shuffle(vm_ids)  # creation order (seeded)
         mark = app.log.mark()
+        bus = app.sandbox.events
+        raised0, delivered0 = len(bus.raised), sum(s.delivered for s in bus.subscriptions())
         virtual0, wall0, cpu0 = app.sandbox.clock.now(), time.perf_counter(), time.process_time()
         creator = _fire_vm_creations(app, vm_ids, creator_threads)
         fired_virtual, fired_wall = app.sandbox.clock.now(), time.perf_counter()
@@ -456,6 +458,13 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
                                rs=RecoveryServicesProtection(app.creator))
         # one process runs sandbox, host, runner and activities: near 1.0 means the GIL, not Azure, paced it
         report["process_cpu_seconds_per_real_second"] = round((cpu1 - cpu0) / max(wall1 - wall0, 1e-9), 2)
+        # issue 15 item 3: what the harness's Event Grid did (the local stack subscribes with the Bicep filter)
+        report["event_grid"] = {
+            "events_raised_per_vm": round((len(bus.raised) - raised0) / max(1, vms), 2),
+            "deliveries_to_the_app_per_vm": round(
+                (sum(s.delivered for s in bus.subscriptions()) - delivered0) / max(1, vms), 2),
+            "max_concurrent_deliveries": bus.config.max_concurrent_deliveries,
+        }
         return report
     finally:
         app.stop()

@@ -10,12 +10,19 @@ adapter (``steward.cloud.protection.RecoveryServicesProtection``) as ``protect_r
 path: ``backupStatus`` (POST), PUT of the protected item (accepted, not awaited), GET of the item. A step that
 fails after the SDK's own retries is retried by the worker after 1 s (what the activity retry does).
 
-Figures, per mode (``paced`` = the app's default clients; ``unpaced`` = ``CloudTarget(pacing=None)``):
+Scale-out (issue 15, item 4): ``--instances N`` runs N app instances, as Flex Consumption would: N separate
+pacers (``CloudTarget.pacing_instance``), ``--workers`` threads each, one principal, one subscription, the VMs
+split between them. They share ARM's bucket only through the counts ARM reports on every answer.
+
+Figures, per mode (``paced`` = the app's default clients, steering by the reported counts; ``unsteered`` = the
+pacer without steering, ``PacingLimits(steer_below_seconds=0)``, i.e. the pacer before issue 15;
+``unpaced`` = ``CloudTarget(pacing=None)``):
 * throttled share = the app's 429 answers / all its ARM requests;
 * write throughput = successful writes per second over the burst, and the same after the bucket's initial
   capacity (``steady``), each as a fraction of the write refill rate (10/s); VMs protected per second.
 
-    python -m benchmarks.throttle_discipline [--vms 600] [--workers 32] [--modes paced unpaced]
+    python -m benchmarks.throttle_discipline [--vms 600] [--workers 32] [--instances 1] [--modes paced unpaced]
+    python -m benchmarks.throttle_discipline --vms 300 --workers 4 --instances 1 4 16 --modes paced unsteered
 
 Results: ``artifacts/benchmarks/throttle_discipline.json`` and a table on stdout.
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import os
 import time
 from typing import Any, Final
 
@@ -74,11 +82,16 @@ def _protect(protection: Any, vault: str, policy: str, vm: str) -> int:
     return retries
 
 
-def measure(mode: str, vms: int, workers: int) -> dict[str, Any]:
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def measure(mode: str, vms: int, workers: int, instances: int = 1) -> dict[str, Any]:
     from sandbox.arm import ArmSandbox, SandboxConfig
     from sandbox.arm.config import ThrottleConfig
     from steward.cloud.clients import CloudClients
     from steward.cloud.protection import RecoveryServicesProtection
+    from steward.cloud.throttle import PacerStats, PacingLimits
 
     throttle = ThrottleConfig(enabled=True)
     sandbox = ArmSandbox(SandboxConfig(scale=1.0, throttle=throttle)).start()
@@ -88,14 +101,23 @@ def measure(mode: str, vms: int, workers: int) -> dict[str, Any]:
         target = dataclasses.replace(sandbox.cloud_target(principal_id=APP_PRINCIPAL), polling_interval=0.05)
         if mode == "unpaced":
             target = dataclasses.replace(target, pacing=None)
-        clients = CloudClients(target)
-        protection = RecoveryServicesProtection(clients)
+        elif mode == "unsteered":
+            target = dataclasses.replace(target, pacing=PacingLimits(steer_below_seconds=0.0))
+        fleet = [CloudClients(dataclasses.replace(target, pacing_instance=f"instance-{n}")) for n in range(instances)]
+        protections = [RecoveryServicesProtection(c) for c in fleet]
+        protection = protections[0]
         policy = protection.policy_id(vault, "DefaultPolicy")
         assert policy, "the vault has no DefaultPolicy"
+        load_before = _load()
         mark = log.mark()
         started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            retries = sum(pool.map(lambda vm: _protect(protection, vault, policy, vm), ids))
+
+        def instance(n: int) -> int:
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                return sum(pool.map(lambda vm: _protect(protections[n], vault, policy, vm), ids[n::instances]))
+
+        with concurrent.futures.ThreadPoolExecutor(instances) as fleet_pool:
+            retries = sum(fleet_pool.map(instance, range(instances)))
         elapsed = time.monotonic() - started
         calls = log.since(mark, APP_PRINCIPAL)
         writes_ok = [c for c in calls if c.kind in WRITE_KINDS and 200 <= c.status < 300]
@@ -103,11 +125,15 @@ def measure(mode: str, vms: int, workers: int) -> dict[str, Any]:
         window = (max(c.answered for c in calls) - min(c.arrived for c in calls)).total_seconds()
         capacity, refill = throttle.writes.capacity, throttle.writes.refill_per_second
         items = sum(1 for vm in ids if protection.vm_item(vault, vm) is not None)
-        pacer = clients.pacer
+        stats = [c.pacer.stats for c in fleet if c.pacer is not None]
+        pacer = {f.name: sum(getattr(st, f.name) for st in stats) for f in dataclasses.fields(PacerStats)}
         return {
             "mode": mode,
+            "instances": instances,
             "vms": vms,
             "workers": workers,
+            "clock_scale": 1.0,
+            "load_1min_before_after": [round(load_before, 2), round(_load(), 2)],
             "requests": len(calls),
             "by_status": by_status(calls),
             "throttled_429": throttled,
@@ -123,30 +149,32 @@ def measure(mode: str, vms: int, workers: int) -> dict[str, Any]:
             "vms_protected_per_second": round(vms / elapsed, 3),
             "worker_retries": retries,
             "every_vm_has_one_item": items == vms,
-            "pacer": dataclasses.asdict(pacer.stats) if pacer is not None else None,
+            "pacer": pacer if stats else None,
         }
     finally:
         sandbox.stop()
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = [(r["mode"], r["requests"], r["throttled_429"], f"{100 * r['throttled_share']:.2f}%",
+    rows = [(r["mode"], r.get("instances", 1), r["requests"], r["throttled_429"], f"{100 * r['throttled_share']:.2f}%",
              r["writes_per_second"], r["fraction_of_write_refill"], r["steady_fraction_of_write_refill"],
              r["vms_protected_per_second"], r["worker_retries"], str(r["every_vm_has_one_item"]))
             for r in result["runs"]]
-    return table(("mode", "requests", "429", "throttled share", "writes/s", "of refill", "steady of refill",
-                  "VMs/s", "worker retries", "all protected"), rows)
+    return table(("mode", "instances", "requests", "429", "throttled share", "writes/s", "of refill",
+                  "steady of refill", "VMs/s", "worker retries", "all protected"), rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throttle_discipline", description=__doc__)
     parser.add_argument("--vms", type=int, default=600)
     parser.add_argument("--workers", type=int, default=32)
-    parser.add_argument("--modes", nargs="+", default=["paced", "unpaced"], choices=["paced", "unpaced"])
+    parser.add_argument("--instances", nargs="+", type=int, default=[1],
+                        help="app instances with separate pacers (one run per value and mode)")
+    parser.add_argument("--modes", nargs="+", default=["paced", "unpaced"], choices=["paced", "unsteered", "unpaced"])
     args = parser.parse_args(argv)
-    runs = [measure(mode, args.vms, args.workers) for mode in args.modes]
+    runs = [measure(mode, args.vms, args.workers, n) for n in args.instances for mode in args.modes]
     result = {"benchmark": "throttle_discipline", "machine": machine(), "write_bucket": {"capacity": 200,
-              "refill_per_second": 10.0}, "target": "throttled share < 5%, throughput near the refill rate",
+              "refill_per_second": 10.0}, "target": "throttled share <= 1%, throughput near the refill rate",
               "runs": runs}
     write_result(OUTPUT, result)
     print(render(result))
