@@ -211,7 +211,7 @@ def drill_cancel_job(request: dict[str, Any]) -> dict[str, Any]:
 def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
     """What the restore created, tagged with the drill's id, with sizes and SKUs. A VM restore's job does not name
     its disks (docs/azure-facts.md): they are the drill group's disks created by a restore since the drill
-    started it and not tagged by another drill."""
+    started it, while its job ran (``timeCreated``), and not tagged by another drill."""
     drill_id, target = str(request["drillId"]), request["target"]
     ops = _ops()
     found: list[dict[str, Any]] = []
@@ -223,6 +223,8 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
                 continue
             if tags.get(flow.DRILL_TAG) not in (None, drill_id):
                 continue
+            if not flow.created_during(disk.get("timeCreated"), request.get("jobStart"), request.get("jobEnd")):
+                continue  # another restore's disk (e.g. another drill's restore into the same group)
             found.append(disk)
     elif request.get("newDiskId"):
         restored = ops.disk_facts(str(request["newDiskId"]))

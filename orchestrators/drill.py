@@ -243,7 +243,9 @@ def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[st
     if ended == "completed":
         restored = yield from drill.call("drill_restored", {"drillId": drill.drill_id, "target": target,
                                                            "groupId": group["id"], "before": sent.get("before"),
-                                                           "newDiskId": sent.get("newDiskId")})
+                                                           "newDiskId": sent.get("newDiskId"),
+                                                           "jobStart": job.get("startTime"),
+                                                           "jobEnd": job.get("endTime")})
         for item in restored["restored"]:
             if str(item["id"]) not in recorded:
                 recorded.insert(0, str(item["id"]))

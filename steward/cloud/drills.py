@@ -196,7 +196,8 @@ class DrillOps:
         disks = self._list(f"{group_id}/providers/Microsoft.Compute/disks?api-version={API['microsoft.compute/disks']}")
         return [{"id": d["id"], "sizeGb": (d.get("properties") or {}).get("diskSizeGB"),
                  "sku": (d.get("sku") or {}).get("name"), "tags": d.get("tags") or {},
-                 "createOption": ((d.get("properties") or {}).get("creationData") or {}).get("createOption")}
+                 "createOption": ((d.get("properties") or {}).get("creationData") or {}).get("createOption"),
+                 "timeCreated": (d.get("properties") or {}).get("timeCreated")}
                 for d in disks]
 
     def group_resources(self, group_id: str) -> list[str]:

@@ -262,5 +262,24 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
             datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
 
 
+#: slack after a job's end within which the disks it restored may carry their creation time (INFERRED)
+CREATED_SLACK: Final = timedelta(minutes=5)
+
+
+def created_during(created: str | None, job_start: str | None, job_end: str | None) -> bool:
+    """Whether a disk created at ``created`` can be the work of a restore job that ran from ``job_start`` to
+    ``job_end`` (+ :data:`CREATED_SLACK`). Unknown times do not exclude it."""
+    if not created or not job_start:
+        return True
+    moment = _parse(created)
+    if moment < _parse(job_start):
+        return False
+    return not job_end or moment <= _parse(job_end) + CREATED_SLACK
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def event_type(outcome: str) -> str:
     return f"BackupSteward.Drill.{outcome}"

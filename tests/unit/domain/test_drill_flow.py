@@ -74,3 +74,11 @@ def test_names_are_valid_and_stable() -> None:
     assert len(flow.restored_disk_name("drill-1", "d" * 80)) <= 80
     assert flow.job_outcome("InProgress") is None and flow.job_outcome("Cancelled") == "cancelled"
     assert flow.seconds_between("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z") == 3600
+
+
+def test_a_disk_is_the_work_of_a_job_only_when_created_while_it_ran() -> None:
+    start, end = "2026-03-10T06:33:34Z", "2026-03-10T07:33:34Z"
+    assert flow.created_during("2026-03-10T07:33:34Z", start, end)
+    assert not flow.created_during("2026-03-10T07:44:51Z", start, end)  # another job's, ended later
+    assert not flow.created_during("2026-03-10T06:00:00Z", start, end)
+    assert flow.created_during(None, start, end) and flow.created_during("2026-03-10T09:00:00Z", start, None)
