@@ -49,6 +49,7 @@ EVENT_CANCEL: Final = "Cancel"
 ACTIVE: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
 MAX_RESOURCES: Final = 100
 MAX_BODY_BYTES: Final = 16 * 1024
+MAX_SUBSCRIPTIONS: Final = 50
 _DRILL_ID = re.compile(r"drill-[a-z0-9-]{1,80}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _FIELDS: Final = frozenset({"resources", "subscriptions", "dryRun"})
@@ -95,9 +96,10 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
         except (InvalidResourceId, TypeError, ValueError) as error:
             raise RequestRefused(400, "InvalidResourceId", f"resources[{index}]: {error}") from None
     subscriptions = data.get("subscriptions", [])
-    if not isinstance(subscriptions, list) or not all(isinstance(s, str) and _GUID.fullmatch(s)
-                                                      for s in subscriptions):
-        raise RequestRefused(400, "InvalidSubscriptions", "subscriptions must be a list of subscription GUIDs")
+    valid = isinstance(subscriptions, list) and len(subscriptions) <= MAX_SUBSCRIPTIONS
+    if not valid or not all(isinstance(s, str) and _GUID.fullmatch(s) for s in subscriptions):
+        raise RequestRefused(400, "InvalidSubscriptions", f"subscriptions must be a list of at most "
+                             f"{MAX_SUBSCRIPTIONS} subscription GUIDs")
     dry_run = data.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise RequestRefused(400, "InvalidRequest", "dryRun must be true or false")
@@ -112,8 +114,8 @@ def check_scope(request: dict[str, Any], managed: frozenset[str] | tuple[str, ..
     outside = sorted({s for s in request["subscriptions"] if s not in allowed} |
                      {r.split("/")[2].lower() for r in request["resources"] if r.split("/")[2].lower() not in allowed})
     if outside:
-        raise RequestRefused(403, "OutsideSubscriptions", f"subscription(s) {', '.join(outside)} are not in "
-                             "STEWARD_SUBSCRIPTIONS")
+        named = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise RequestRefused(403, "OutsideSubscriptions", f"subscription(s) {named} are not in STEWARD_SUBSCRIPTIONS")
 
 
 def _check_id(value: str) -> str:
