@@ -48,7 +48,8 @@ ORCHESTRATOR: Final = "restore_drill"
 EVENT_CANCEL: Final = "Cancel"
 ACTIVE: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
 MAX_RESOURCES: Final = 100
-MAX_BODY_BYTES: Final = 16 * 1024
+#: 100 resource ids of at most 512 characters and 50 subscriptions fit (about 53 KB)
+MAX_BODY_BYTES: Final = 64 * 1024
 MAX_SUBSCRIPTIONS: Final = 50
 _DRILL_ID = re.compile(r"drill-[a-z0-9-]{1,80}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -89,13 +90,15 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
     resources = data.get("resources", [])
     if not isinstance(resources, list) or len(resources) > MAX_RESOURCES:
         raise RequestRefused(400, "InvalidResources", f"resources must be a list of at most {MAX_RESOURCES} ids")
+    subscriptions = data.get("subscriptions", [])
+    if isinstance(subscriptions, list) and len(subscriptions) > MAX_SUBSCRIPTIONS:
+        raise RequestRefused(400, "InvalidSubscriptions", f"at most {MAX_SUBSCRIPTIONS} subscriptions")
     parsed: list[str] = []
     for index, value in enumerate(resources):
         try:
             parsed.append(str(ResourceId.parse(value)))
         except (InvalidResourceId, TypeError, ValueError) as error:
             raise RequestRefused(400, "InvalidResourceId", f"resources[{index}]: {error}") from None
-    subscriptions = data.get("subscriptions", [])
     valid = isinstance(subscriptions, list) and len(subscriptions) <= MAX_SUBSCRIPTIONS
     if not valid or not all(isinstance(s, str) and _GUID.fullmatch(s) for s in subscriptions):
         raise RequestRefused(400, "InvalidSubscriptions", f"subscriptions must be a list of at most "
