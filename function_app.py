@@ -15,11 +15,13 @@ import azure.functions as func
 from activities import audit as audit_activities
 from activities import common as common_activities
 from activities import compensation as compensation_activities
+from activities import drill as drill_activities
 from activities import protection as protection_activities
 from activities import teardown as teardown_activities
-from entrypoints import audit_timer, event_grid, openapi, reconcile_timer, teardown_http
+from entrypoints import audit_timer, drill_http, event_grid, openapi, reconcile_timer, teardown_http
 from orchestrators import audit as audit_orchestrators
 from orchestrators import compensation as compensation_orchestrators
+from orchestrators import drill as drill_orchestrators
 from orchestrators import protection as protection_orchestrators
 from orchestrators import retrying as retrying_orchestrators
 from orchestrators import teardown as teardown_orchestrators
@@ -38,15 +40,18 @@ for blueprint in (
     audit_timer.bp,
     reconcile_timer.bp,
     openapi.bp,
+    drill_http.bp,
     protection_orchestrators.bp,
     teardown_orchestrators.bp,
     audit_orchestrators.bp,
     compensation_orchestrators.bp,
     retrying_orchestrators.bp,
+    drill_orchestrators.bp,
     common_activities.bp,
     protection_activities.bp,
     teardown_activities.bp,
     audit_activities.bp,
     compensation_activities.bp,
+    drill_activities.bp,
 ):
     app.register_functions(blueprint)

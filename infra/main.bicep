@@ -60,6 +60,9 @@ param teardownFourEyes bool = true
 @description('NCRONTAB schedule of the estate audit, six fields, seconds first (STEWARD_AUDIT_SCHEDULE).')
 param auditSchedule string = '0 0 6 * * *'
 
+@description('NCRONTAB schedule of the restore drill timer, six fields, seconds first (STEWARD_DRILL_SCHEDULE); drills start only when the rules have a drills section.')
+param drillSchedule string = '0 0 3 * * *'
+
 @description('Resources an audit run starts protection for when the rules require it and nothing protects them, at most, 0-1000; 0: the audit only reports (STEWARD_AUDIT_REMEDIATE_LIMIT).')
 @minValue(0)
 @maxValue(1000)
@@ -221,6 +224,7 @@ module app 'modules/function-app.bicep' = {
     teardownFourEyes: teardownFourEyes
     teardownRequestsTopicId: topics.outputs.requestsTopicId
     auditSchedule: auditSchedule
+    drillSchedule: drillSchedule
     auditRemediateLimit: auditRemediateLimit
     auditRatePerMinute: auditRatePerMinute
     maxParallelWrites: maxParallelWrites

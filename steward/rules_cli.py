@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
+from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId, InvalidRules
 from steward.domain.ids import ResourceId
 from steward.domain.rules import (
@@ -109,8 +110,12 @@ def explain(rules: RuleSet, facts: ResourceFacts) -> dict[str, Any]:
     decided_by = getattr(decision, "rule", None)
     if decided_by is None and (any(step["matched"] for step in trace) or decision.kind == "unsupported"):
         trace = []  # decided before any rule is read: the opt-out tag, an unsupported type, an attached disk
+    protected_by = decision.rule if isinstance(decision, Protect) else None
+    drill = first_drill(rules.drills, facts.type, facts.tags, protected_by)
     return {"resource": str(facts.id), "type": facts.type, "region": facts.region, "tags": dict(facts.tags),
-            "rules": rules.source, "decision": decision.to_record(), "trace": trace}
+            "rules": rules.source, "decision": decision.to_record(), "trace": trace,
+            "drill": None if drill is None else {**drill.to_record(),
+                                                 "drillGroup": drill.group_for(facts.region, facts.subscription)}}
 
 
 def _explain_text(result: dict[str, Any], out: TextIO) -> None:
@@ -130,6 +135,14 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
                  f"(tagged {vault['defaultTag']}=true, or the only one)")
         out.write(f"=> PROTECT by rule {decision['rule']!r}\n  vault:  {where}\n  policy: {decision['policy']}\n"
                   f"  RPO:    {decision['rpoHours']} h; on delete: {decision['onDelete']}\n")
+        drill = result.get("drill")
+        if drill is None:
+            out.write("  drill:  none (no drill rule matches)\n")
+        else:
+            point = "latest" if drill["window"] is None else f"random within {drill['window']}"
+            out.write(f"  drill:  {drill['name']!r} (line {drill['line']}) every {drill['every']}, "
+                      f"recovery point {point}, into {drill['drillGroup']}, restored resources live "
+                      f"{drill['lifetime']}\n")
     else:
         label = "NOT PROTECTED (opt out)" if decision["kind"] == "opt-out" else "NOT PROTECTED (unsupported)"
         rule = f" by rule {decision['rule']!r}" if decision.get("rule") else ""

@@ -48,6 +48,7 @@ REPORTS_ACCOUNT_URL: Final = "STEWARD_REPORTS_ACCOUNT_URL"
 REPORTS_CONNECTION_STRING: Final = "STEWARD_REPORTS_CONNECTION_STRING"
 REPORTS_CONTAINER: Final = "STEWARD_REPORTS_CONTAINER"
 AUDIT_SCHEDULE: Final = "STEWARD_AUDIT_SCHEDULE"
+DRILL_SCHEDULE: Final = "STEWARD_DRILL_SCHEDULE"
 MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
 AUTO_CREATE_VAULTS: Final = "STEWARD_AUTO_CREATE_VAULTS"
 REPORTS_DIR: Final = "STEWARD_REPORTS_DIR"
@@ -68,6 +69,9 @@ DEFAULT_AUTH_AUTHORITY: Final = "https://login.microsoftonline.com"
 DEFAULT_REPORTS_CONTAINER: Final = "steward-reports"
 #: NCRONTAB (six fields, seconds first): every day at 06:00 UTC.
 DEFAULT_AUDIT_SCHEDULE: Final = "0 0 6 * * *"
+#: NCRONTAB of the restore drill timer: every day at 03:00 UTC. Each drill rule's ``every`` decides which resources
+#: are due; without drill rules (the packaged rules have none) the timer starts nothing.
+DEFAULT_DRILL_SCHEDULE: Final = "0 0 3 * * *"
 DEFAULT_MAX_PARALLEL_WRITES: Final = 8
 MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
 #: Teardown requests (POST routes) one caller may make per minute, per instance (token bucket, burst = rate).
@@ -122,6 +126,8 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (REPORTS_CONNECTION_STRING, "", "connection string for audit reports (secret); exclusive with the URL"),
     (REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER, "blob container of audit reports"),
     (AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE, "NCRONTAB schedule of the audit timer (6 fields, seconds first)"),
+    (DRILL_SCHEDULE, DEFAULT_DRILL_SCHEDULE, "NCRONTAB schedule of the restore drill timer (6 fields, seconds "
+     "first); it starts a drill only when the rules have a drills section"),
     (
         AUDIT_ALLOWED_PRINCIPALS,
         "",
@@ -242,6 +248,7 @@ class Settings:
     reports_connection_string: str | None = field(default=None, repr=False)
     reports_container: str = DEFAULT_REPORTS_CONTAINER
     audit_schedule: str = DEFAULT_AUDIT_SCHEDULE
+    drill_schedule: str = DEFAULT_DRILL_SCHEDULE
     audit_remediate_limit: int = 0
     audit_allowed_principals: frozenset[str] = frozenset()  # lower-cased object ids; empty: teardown principals
     audit_rate_per_minute: int = DEFAULT_AUDIT_RATE_PER_MINUTE
@@ -310,6 +317,7 @@ class Settings:
             reports_connection_string=reader.secret(REPORTS_CONNECTION_STRING),
             reports_container=reader.container(REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER),
             audit_schedule=reader.ncrontab(AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE),
+            drill_schedule=reader.ncrontab(DRILL_SCHEDULE, DEFAULT_DRILL_SCHEDULE),
             audit_remediate_limit=reader.integer(AUDIT_REMEDIATE_LIMIT, 0, AUDIT_REMEDIATE_LIMIT_RANGE),
             audit_allowed_principals=frozenset(reader.guid_list(AUDIT_ALLOWED_PRINCIPALS)),
             audit_rate_per_minute=reader.integer(

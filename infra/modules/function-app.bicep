@@ -57,6 +57,9 @@ param teardownRequestsTopicId string
 @description('NCRONTAB schedule of the audit timer (STEWARD_AUDIT_SCHEDULE).')
 param auditSchedule string = '0 0 6 * * *'
 
+@description('NCRONTAB schedule of the restore drill timer (STEWARD_DRILL_SCHEDULE); drills start only when the rules have a drills section.')
+param drillSchedule string = '0 0 3 * * *'
+
 @description('Resources an audit run starts protection for when the rules require it and nothing protects them, at most; 0: report only (STEWARD_AUDIT_REMEDIATE_LIMIT).')
 @minValue(0)
 @maxValue(1000)
@@ -257,6 +260,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'STEWARD_AUDIT_SCHEDULE'
           value: auditSchedule
+        }
+        {
+          name: 'STEWARD_DRILL_SCHEDULE'
+          value: drillSchedule
         }
         {
           name: 'STEWARD_AUDIT_REMEDIATE_LIMIT'

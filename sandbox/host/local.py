@@ -52,6 +52,8 @@ def system_topic_filter(path: Path = EVENT_FILTERS) -> dict[str, Any]:
 AUDIT_SCHEDULE = "STEWARD_AUDIT_SCHEDULE"
 TEARDOWN_FOUR_EYES = "STEWARD_TEARDOWN_FOUR_EYES"
 DEFAULT_AUDIT_SCHEDULE = "0 0 6 * * *"
+DRILL_SCHEDULE = "STEWARD_DRILL_SCHEDULE"
+DEFAULT_DRILL_SCHEDULE = "0 0 3 * * *"
 #: the custom topic the app's outcome events go to on the sandbox
 OUTCOME_TOPIC = "steward"
 CREDENTIAL = "STEWARD_CREDENTIAL"
@@ -258,6 +260,8 @@ class LocalStack:
         if AUDIT_SCHEDULE not in os.environ:
             # the timer's %STEWARD_AUDIT_SCHEDULE% must resolve, as the Functions host requires; the app's default
             values[AUDIT_SCHEDULE] = DEFAULT_AUDIT_SCHEDULE
+        if DRILL_SCHEDULE not in os.environ:
+            values[DRILL_SCHEDULE] = DEFAULT_DRILL_SCHEDULE  # the drill timer's %STEWARD_DRILL_SCHEDULE%, likewise
         values.update(self.settings)
         return values
 

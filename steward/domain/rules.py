@@ -46,6 +46,7 @@ from typing import Any, ClassVar, Final, TypeAlias
 import jsonschema
 import yaml
 
+from steward.domain.drill_rules import DRILLS_SCHEMA, DrillRule, build_drill_rules
 from steward.domain.errors import InvalidRecord, InvalidResourceId, InvalidRules, RuleProblem
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
@@ -155,6 +156,7 @@ RULES_SCHEMA: Final[dict[str, Any]] = {
             "description": "Tag that opts a resource out when its value is 'true' (overridden by settings).",
         },
         "rules": {"type": "array", "minItems": 1, "maxItems": 500, "items": {"$ref": "#/$defs/rule"}},
+        "drills": DRILLS_SCHEMA,
     },
     "$defs": {
         "rule": {
@@ -529,6 +531,7 @@ class RuleSet:
     source: str = "<rules>"
     opt_out_tag: str = DEFAULT_OPT_OUT_TAG
     vault_default_tag: str = DEFAULT_VAULT_TAG
+    drills: tuple[DrillRule, ...] = ()  # restore drills (issue 17), see steward.domain.drill_rules
 
 
 # ---- decisions ---------------------------------------------------------------------------------------
@@ -1019,6 +1022,10 @@ def _schema_problem(error: jsonschema.ValidationError, positions: _Positions, so
         )
     elif error.validator == "oneOf" and len(path) == 2 and path[0] == "rules":
         message = "a rule needs exactly one of 'protect' or 'optOut'"
+    elif error.validator == "oneOf" and path and path[-1] == "recoveryPoint":
+        message = "must be 'latest' or {random: {window: <ISO 8601 duration, e.g. P7D>}}"
+    elif error.validator == "pattern" and path and path[-1] in {"every", "lifetime", "window"}:
+        message = f"{error.instance!r} is not an ISO 8601 duration of weeks, days, hours, minutes, seconds (e.g. P7D)"
     elif error.validator == "oneOf" and len(path) >= 2 and path[-2] == "tags":
         message = "a tag condition is a string (equals), {exists: true} or {absent: true}"
     elif error.validator == "pattern":
@@ -1069,6 +1076,13 @@ def load_rules(
             )
         seen[key] = rule.line
         rules.append(rule)
+
+    def drill_problem(where: Sequence[str | int], message: str) -> None:
+        problems.append(RuleProblem(source, positions.line(where), _field(where), message))
+
+    drills = build_drill_rules(data.get("drills") or [], line=positions.line, problem=drill_problem,
+                               protection_rules=[r.name for r in rules if r.protect is not None],
+                               supported_types=_SUPPORTED_TYPES)
     if problems:
         raise InvalidRules(problems)
     return RuleSet(
@@ -1076,6 +1090,7 @@ def load_rules(
         source=source,
         opt_out_tag=opt_out_tag or data.get("optOutTag") or DEFAULT_OPT_OUT_TAG,
         vault_default_tag=vault_default_tag,
+        drills=drills,
     )
 
 

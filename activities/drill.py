@@ -1,0 +1,283 @@
+"""Activities of restore drills (``orchestrators/drill.py``): one read or effect each, JSON records in and out.
+
+Thin: the adapter is :class:`steward.cloud.drills.DrillOps`, the decisions are in ``steward.domain.drill_flow``.
+A transient failure raises (the orchestrator retries on durable timers); a refusal Azure will repeat comes back as
+``{"ok": false, "error": {...}}``. No activity waits for Azure: operations and jobs are handed back and followed by
+the orchestrator.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.audit import report_store
+from steward import bootstrap
+from steward.cloud.drills import DrillOps
+from steward.cloud.errors import AzureRefusal, NotFound
+from steward.cloud.inventory import ArmEstateReader
+from steward.cloud.publisher import OutcomeEvent
+from steward.domain import drill_flow as flow
+from steward.domain.drill_rules import first_drill
+from steward.domain.errors import InvalidResourceId
+from steward.domain.ids import ResourceId
+from steward.domain.rules import Protect, ResourceFacts, route
+
+bp = df.Blueprint()
+
+
+def _ops() -> DrillOps:
+    return DrillOps(bootstrap.clients())
+
+
+def _refused(error: AzureRefusal) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": error.code, "message": str(error)}}
+
+
+def _last_name(resource_id: str) -> str:
+    return f"drills/last/{flow.short_hash(resource_id, length=32)}.json"
+
+
+def _subscriptions(request: dict[str, Any]) -> list[str]:
+    named = [str(s).lower() for s in request.get("subscriptions") or []]
+    from_resources = sorted({str(r).split("/")[2].lower() for r in request.get("resources") or []
+                             if str(r).lower().startswith("/subscriptions/")})
+    configured = list(bootstrap.settings().subscriptions)
+    return named or from_resources or configured or list(ArmEstateReader(bootstrap.clients()).subscriptions())
+
+
+@bp.activity_trigger(input_name="request")
+def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
+    """Protected resources a drill rule covers (all, or those named), with what selection and restore need."""
+    ops, rules = _ops(), bootstrap.rules()
+    named = {str(r).lower() for r in request.get("resources") or []}
+    targets: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for subscription in _subscriptions(request):
+        try:
+            protections = ops.protections(subscription)
+        except (NotFound, AzureRefusal) as error:
+            skipped.append({"subscription": subscription, "reason": f"cannot be read: {error}"})
+            continue
+        for protection in protections:
+            source = str(protection["sourceId"])
+            blob = str(protection.get("datasourceType") or "").lower().endswith("/blobservices")
+            resource_id = source.split("/blobServices/", maxsplit=1)[0] if blob else source
+            if (named and resource_id.lower() not in named) or resource_id.lower() in seen:
+                continue
+            seen.add(resource_id.lower())
+            resource = ops.get(resource_id)
+            if resource is None:
+                skipped.append({"resourceId": resource_id, "reason": "the protected resource no longer exists"})
+                continue
+            try:
+                facts = ResourceFacts(ResourceId.parse(resource_id), str(resource.get("location") or ""),
+                                      {str(k): str(v) for k, v in (resource.get("tags") or {}).items()})
+            except (InvalidResourceId, ValueError) as error:
+                skipped.append({"resourceId": resource_id, "reason": str(error)})
+                continue
+            decision = route(facts, rules)
+            drill = first_drill(rules.drills, facts.type, facts.tags,
+                                decision.rule if isinstance(decision, Protect) else None)
+            if drill is None:
+                skipped.append({"resourceId": resource_id, "reason": "no drill rule applies"})
+                continue
+            workload = flow.WORKLOAD_OF_TYPE.get(facts.type.lower())
+            if workload is None:
+                skipped.append({"resourceId": resource_id, "reason": f"drills do not restore {facts.type}"})
+                continue
+            datastore = "VaultStore" if workload is flow.Workload.VM else ops.datastore(protection.get("policyId"))
+            expected = ops.source_disks(resource)
+            size = sum(float(d.get("sizeGb") or 0) for d in expected)
+            if workload is flow.Workload.POSTGRES:
+                size = float((((resource.get("properties") or {}).get("storage") or {}).get("storageSizeGB")) or 0)
+            last = report_store().get(_last_name(resource_id))
+            targets.append({
+                "resourceId": resource_id, "name": facts.id.name, "type": facts.type, "location": facts.region,
+                "subscription": facts.subscription.lower(), "workload": workload.value,
+                "vaultId": protection["vaultId"], "vaultLocation": str(protection.get("vaultLocation") or ""),
+                "protectionId": protection["protectionId"], "datastore": datastore,
+                "rule": drill.name, "every": drill.every.total_seconds(), "lifetime": drill.lifetime.total_seconds(),
+                "point": drill.point.value, "window": None if drill.window is None else drill.window.total_seconds(),
+                "group": drill.group_for(facts.region, facts.subscription),
+                "budget": {"share": drill.budget.share, "minimum": drill.budget.minimum,
+                           "maxConcurrent": drill.budget.max_concurrent,
+                           "maxRestoredGb": drill.budget.max_restored_gb},
+                "sizeGb": size, "expected": expected,
+                "lastDrillAt": json.loads(last).get("startedAt") if last else None,
+            })
+    for resource_id in sorted(named - seen):
+        skipped.append({"resourceId": resource_id, "reason": "not protected (no backup item or instance found)"})
+    return {"targets": targets, "skipped": skipped}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_points(request: dict[str, Any]) -> dict[str, Any]:
+    target = request["target"]
+    return {"points": _ops().recovery_points(str(target["protectionId"]), str(target["datastore"]))}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
+    """The drill group (created, tagged drill-owned, when missing) and, for a VM or PostgreSQL server, the drill's
+    own storage account in it (tagged with the drill id)."""
+    drill_id, target = str(request["drillId"]), request["target"]
+    ops = _ops()
+    try:
+        group = ops.ensure_group(str(target["subscription"]), str(target["group"]), str(target["location"]))
+        if not group["owned"]:
+            return {"ok": False, "error": {"code": "DrillGroupNotOwned", "message": (
+                f"resource group {group['id']} exists and is not tagged {flow.DRILL_GROUP_TAG}=true: a drill "
+                "restores only into a group the app created")}}
+        account: dict[str, Any] | None = None
+        if target["workload"] in (flow.Workload.VM.value, flow.Workload.POSTGRES.value):
+            name = flow.staging_account_name(drill_id, str(target["resourceId"]))
+            account = ops.create_account(group["id"], name, str(target["vaultLocation"] or target["location"]),
+                                         drill_id)
+            account["name"] = name
+    except AzureRefusal as error:
+        return _refused(error)
+    return {"ok": True, "group": group, "account": account}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_start(request: dict[str, Any]) -> dict[str, Any]:
+    """Send the restore (or, for a Backup vault, its ``validateRestore`` first: ``phase``); never in place."""
+    drill_id, target, point = str(request["drillId"]), request["target"], str(request["pointId"])
+    group_id, account = str(request["groupId"]), request.get("account") or {}
+    workload = flow.Workload(str(target["workload"]))
+    ops = _ops()
+    region = str(target["vaultLocation"] or target["location"])
+    answer: dict[str, Any] = {"ok": True}
+    if workload is flow.Workload.VM:
+        body = flow.vm_restore_body(point_id=point, source_id=str(target["resourceId"]), region=region,
+                                    staging_account_id=str(account["id"]), target_group_id=group_id)
+        answer["before"] = [d["id"] for d in ops.group_disks(group_id)]
+        url = f"{target['protectionId']}/recoveryPoints/{point}/restore"
+    else:
+        if workload is flow.Workload.DISK:
+            new_disk = f"{group_id}/providers/Microsoft.Compute/disks/" + flow.restored_disk_name(
+                drill_id, str(target["name"]))
+            inner = flow.disk_restore_body(point_id=point, source_id=str(target["resourceId"]),
+                                           new_disk_id=new_disk, region=region)
+            answer["newDiskId"] = new_disk
+        elif workload is flow.Workload.POSTGRES:
+            inner = flow.files_restore_body(point_id=point, source_id=str(target["resourceId"]),
+                                            account_name=str(account["name"]), region=region,
+                                            prefix=f"drill-{flow.short_hash(drill_id)}-")
+        else:
+            reason = flow.refusal(workload, str(target["datastore"])) or "not restorable by a drill"
+            return {"ok": False, "error": {"code": "DrillRefused", "message": reason}}
+        if request.get("phase") == "validate":
+            body = {"restoreRequestObject": inner}
+            url = f"{target['protectionId']}/validateRestore"
+        else:
+            body, url = inner, f"{target['protectionId']}/restore"
+    try:
+        answer["operation"] = ops.post(url, body, f"restore of {target['name']}")
+    except AzureRefusal as error:
+        return {**_refused(error), **{k: v for k, v in answer.items() if k != "ok"}}
+    return answer
+
+
+@bp.activity_trigger(input_name="request")
+def drill_operation(request: dict[str, Any]) -> dict[str, Any]:
+    return _ops().operation_status(request["operation"])
+
+
+@bp.activity_trigger(input_name="request")
+def drill_job(request: dict[str, Any]) -> dict[str, Any]:
+    return _ops().job(str(request["vaultId"]), str(request["jobId"]))
+
+
+@bp.activity_trigger(input_name="request")
+def drill_cancel_job(request: dict[str, Any]) -> dict[str, Any]:
+    """Cancel a Recovery Services restore job (``backupJobs/{job}/cancel``); Backup vault jobs have no cancel API:
+    the drill waits for the job to end and cleans up then."""
+    vault_id, job_id = str(request["vaultId"]), str(request["jobId"])
+    if "/microsoft.recoveryservices/" not in vault_id.lower():
+        return {"cancelled": False, "reason": "Backup vault jobs have no cancel API; the drill waits for it"}
+    try:
+        _ops().post(f"{vault_id}/backupJobs/{job_id}/cancel", None, f"cancel job {job_id}")
+    except AzureRefusal as error:
+        return {"cancelled": False, "reason": str(error)}
+    return {"cancelled": True}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
+    """What the restore created, tagged with the drill's id, with sizes and SKUs. A VM restore's job does not name
+    its disks (docs/azure-facts.md): they are the drill group's disks created by a restore since the drill
+    started it, while its job ran (``timeCreated``), and not tagged by another drill."""
+    drill_id, target = str(request["drillId"]), request["target"]
+    ops = _ops()
+    found: list[dict[str, Any]] = []
+    if target["workload"] == flow.Workload.VM.value:
+        before = {str(i).lower() for i in request.get("before") or []}
+        for disk in ops.group_disks(str(request["groupId"])):
+            tags = {k.lower(): v for k, v in disk["tags"].items()}
+            if disk["id"].lower() in before or str(disk.get("createOption") or "").lower() != "restore":
+                continue
+            if tags.get(flow.DRILL_TAG) not in (None, drill_id):
+                continue
+            if not flow.created_during(disk.get("timeCreated"), request.get("jobStart"), request.get("jobEnd")):
+                continue  # another restore's disk (e.g. another drill's restore into the same group)
+            found.append(disk)
+    elif request.get("newDiskId"):
+        restored = ops.disk_facts(str(request["newDiskId"]))
+        if restored is not None:
+            found.append(restored)
+    for item in found:
+        ops.tag(str(item["id"]), drill_id)
+    return {"restored": [{k: d.get(k) for k in ("id", "sizeGb", "sku")} for d in found]}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_cleanup(request: dict[str, Any]) -> dict[str, Any]:
+    """Delete what the drill recorded and that carries its tag; returns what was deleted, the deletes still
+    running (operations) and what was left alone, with why."""
+    drill_id = str(request["drillId"])
+    recorded = [str(i) for i in request.get("recorded") or []]
+    ops = _ops()
+    tags = {i.lower(): ops.tags_of(i) for i in recorded}
+    delete, skipped = flow.deletable(recorded, tags, drill_id)
+    deleted: list[str] = []
+    pending: list[dict[str, Any]] = []
+    for resource_id in delete:
+        try:
+            operation = ops.delete(resource_id)
+        except AzureRefusal as error:
+            skipped.append({"id": resource_id, "reason": f"delete refused: {error}"})
+            continue
+        if operation is None:
+            deleted.append(resource_id)
+        else:
+            pending.append({**operation, "id": resource_id})
+    return {"deleted": deleted, "pending": pending, "skipped": skipped}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_remaining(request: dict[str, Any]) -> dict[str, Any]:
+    ops = _ops()
+    return {"remaining": [i for i in request.get("ids") or [] if ops.get(str(i)) is not None]}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_record(request: dict[str, Any]) -> dict[str, Any]:
+    """Store the drill's report (``drills/<id>.json``), each resource's last drill, and publish one
+    ``BackupSteward.Drill.<Outcome>`` event per drilled resource."""
+    report = request["report"]
+    store = report_store()
+    store.put(f"drills/{report['id']}.json", json.dumps(report).encode(), "application/json")
+    events: list[OutcomeEvent] = []
+    for result in report.get("results") or []:
+        store.put(_last_name(str(result["resourceId"])), json.dumps(
+            {"drillId": report["id"], "startedAt": report["startedAt"], "outcome": result["outcome"]}).encode(),
+            "application/json")
+        events.append(OutcomeEvent(flow.event_type(str(result["outcome"])), str(result["resourceId"]),
+                                   {"drillId": report["id"], **result}))
+    published = bootstrap.publisher().publish(events) if events else 0
+    return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}

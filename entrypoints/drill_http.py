@@ -1,0 +1,215 @@
+"""Restore drill triggers (issue 17 item 2): HTTP routes and the drill timer. Doorways only: validate, then start
+or signal ``restore_drill``.
+
+A drill creates and deletes resources (restored disks, a storage account) in the drill group, so its routes need
+what the teardown routes need: the function key AND an allowed caller proven by a validated Entra ID access token
+(``steward.teardown.requests``: 401 without a valid token, 403 for a caller not in
+STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES). Errors are ``{"error": {"code", "message"}}``.
+
+=================================  ===========================================================================
+``POST /api/drills``               ``{"resources"?: [ids], "subscriptions"?: [guids], "dryRun"?: bool}`` -> 202
+                                   + ``Location``; named resources are drilled now (budgets still hold); without
+                                   them, every resource a drill rule covers and that is due
+``GET  /api/drills/{id}``          runtime status, phase, the drill report when finished
+``POST /api/drills/{id}/cancel``   cancels: the running restore job is cancelled where Azure can, and what the
+                                   drill created is deleted -> 202
+=================================  ===========================================================================
+
+The timer (``%STEWARD_DRILL_SCHEDULE%``) starts a drill of everything due when the rules have a drills section.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from steward import bootstrap
+from steward.domain.errors import InvalidResourceId
+from steward.domain.ids import ResourceId
+from steward.teardown import composition
+from steward.teardown.requests import (
+    RequestRefused,
+    TeardownAccessPolicy,
+    authenticated_caller,
+    caller_action,
+    check_json_content_type,
+)
+
+LOG = logging.getLogger("steward.entry")
+AUDIT = logging.getLogger("steward.audit")
+ORCHESTRATOR: Final = "restore_drill"
+EVENT_CANCEL: Final = "Cancel"
+ACTIVE: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
+MAX_RESOURCES: Final = 100
+#: 100 resource ids of at most 512 characters and 50 subscriptions fit (about 53 KB)
+MAX_BODY_BYTES: Final = 64 * 1024
+MAX_SUBSCRIPTIONS: Final = 50
+_DRILL_ID = re.compile(r"drill-[a-z0-9-]{1,80}")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_FIELDS: Final = frozenset({"resources", "subscriptions", "dryRun"})
+
+bp = df.Blueprint()
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
+                             headers=headers or {})
+
+
+def _caller(req: func.HttpRequest) -> str:
+    """The allowed caller's object id (401 / 403 / 503 raised as RequestRefused)."""
+    current = composition.settings()
+    policy = TeardownAccessPolicy.of(current.allowed_principals, current.allowed_roles, current.subscriptions)
+    caller = caller_action(authenticated_caller(dict(req.headers), bootstrap.token_validator()), policy)
+    return caller.principal_id
+
+
+def drill_request_from_http(body: bytes) -> dict[str, Any]:
+    """The orchestration's input from a POST body; 400 naming the field otherwise (413 when too large)."""
+    if len(body or b"") > MAX_BODY_BYTES:
+        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not (body or b"").strip():
+        raise RequestRefused(400, "InvalidRequest", "send a JSON object ({} drills everything that is due)")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
+    unknown = sorted(set(data) - _FIELDS)
+    if unknown:
+        raise RequestRefused(400, "InvalidRequest", f"unknown field(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(sorted(_FIELDS))}")
+    resources = data.get("resources", [])
+    if not isinstance(resources, list) or len(resources) > MAX_RESOURCES:
+        raise RequestRefused(400, "InvalidResources", f"resources must be a list of at most {MAX_RESOURCES} ids")
+    subscriptions = data.get("subscriptions", [])
+    if isinstance(subscriptions, list) and len(subscriptions) > MAX_SUBSCRIPTIONS:
+        raise RequestRefused(400, "InvalidSubscriptions", f"at most {MAX_SUBSCRIPTIONS} subscriptions")
+    parsed: list[str] = []
+    for index, value in enumerate(resources):
+        try:
+            parsed.append(str(ResourceId.parse(value)))
+        except (InvalidResourceId, TypeError, ValueError) as error:
+            raise RequestRefused(400, "InvalidResourceId", f"resources[{index}]: {error}") from None
+    valid = isinstance(subscriptions, list) and len(subscriptions) <= MAX_SUBSCRIPTIONS
+    if not valid or not all(isinstance(s, str) and _GUID.fullmatch(s) for s in subscriptions):
+        raise RequestRefused(400, "InvalidSubscriptions", f"subscriptions must be a list of at most "
+                             f"{MAX_SUBSCRIPTIONS} subscription GUIDs")
+    dry_run = data.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise RequestRefused(400, "InvalidRequest", "dryRun must be true or false")
+    return {"resources": parsed, "subscriptions": [s.lower() for s in subscriptions], "dryRun": dry_run}
+
+
+def check_scope(request: dict[str, Any], managed: frozenset[str] | tuple[str, ...]) -> None:
+    """403 for a resource or subscription outside STEWARD_SUBSCRIPTIONS (when it is set), as the teardown does."""
+    if not managed:
+        return
+    allowed = {s.lower() for s in managed}
+    outside = sorted({s for s in request["subscriptions"] if s not in allowed} |
+                     {r.split("/")[2].lower() for r in request["resources"] if r.split("/")[2].lower() not in allowed})
+    if outside:
+        named = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise RequestRefused(403, "OutsideSubscriptions", f"subscription(s) {named} are not in STEWARD_SUBSCRIPTIONS")
+
+
+def _check_id(value: str) -> str:
+    if not _DRILL_ID.fullmatch(value or ""):
+        raise RequestRefused(400, "InvalidInstanceId", "not a drill id (it starts with 'drill-')")
+    return value
+
+
+def _state(status: Any) -> str | None:
+    runtime = getattr(status, "runtime_status", None) if status is not None else None
+    return None if runtime is None else str(getattr(runtime, "value", runtime))
+
+
+def _links(req: func.HttpRequest, drill_id: str) -> dict[str, str]:
+    url = req.url.split("?", 1)[0].rstrip("/")
+    base = url[: url.index("/api/drills") + len("/api/drills")] if "/api/drills" in url else url
+    return {"status": f"{base}/{drill_id}", "cancel": f"{base}/{drill_id}/cancel"}
+
+
+async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpResponse:
+    principal: str | None = None
+    try:
+        principal = _caller(req)
+        response: func.HttpResponse = await body(principal)
+    except RequestRefused as refused:
+        AUDIT.info("drill %s refused (%s)", action, refused.status,
+                   extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
+                          "status": refused.status, "code": refused.code})
+        return _json(refused.status, refused.to_body(), refused.headers())
+    AUDIT.info("drill %s (%s)", action, response.status_code,
+               extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
+                      "status": response.status_code})
+    return response
+
+
+@bp.route(route="drills", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def drill_http_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def start(principal: str) -> func.HttpResponse:
+        check_json_content_type(dict(req.headers))
+        request = drill_request_from_http(req.get_body())
+        check_scope(request, bootstrap.settings().subscriptions)
+        drill_id = f"drill-{uuid.uuid4().hex[:24]}"
+        await client.start_new(ORCHESTRATOR, drill_id, {**request, "requestedBy": principal, "trigger": "http"})
+        LOG.info("drill started", extra={"instance_id": drill_id, "dry_run": request["dryRun"]})
+        links = _links(req, drill_id)
+        return _json(202, {"id": drill_id, "dryRun": request["dryRun"], "resources": request["resources"],
+                           "links": links}, {"Location": links["status"], "Retry-After": "10"})
+
+    return await _answer(req, "start", start)
+
+
+@bp.route(route="drills/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def drill_http_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def show(_principal: str) -> func.HttpResponse:
+        drill_id = _check_id(req.route_params.get("id", ""))
+        status = await client.get_status(drill_id)
+        if _state(status) is None:
+            return _json(404, {"error": {"code": "DrillNotFound", "message": f"no drill {drill_id}"}})
+        return _json(200, {"id": drill_id, "runtimeStatus": _state(status), "customStatus": status.custom_status,
+                           "report": status.output if isinstance(status.output, dict) else None,
+                           "links": _links(req, drill_id)})
+
+    return await _answer(req, "status", show)
+
+
+@bp.route(route="drills/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def drill_http_cancel(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def cancel(principal: str) -> func.HttpResponse:
+        drill_id = _check_id(req.route_params.get("id", ""))
+        status = await client.get_status(drill_id)
+        state = _state(status)
+        if state is None:
+            return _json(404, {"error": {"code": "DrillNotFound", "message": f"no drill {drill_id}"}})
+        if state not in ACTIVE:
+            return _json(409, {"error": {"code": "DrillNotRunning", "message": f"drill {drill_id} is {state}"}})
+        await client.raise_event(drill_id, EVENT_CANCEL, {"by": principal})
+        return _json(202, {"id": drill_id, "cancelRequested": True, "links": _links(req, drill_id)})
+
+    return await _answer(req, "cancel", cancel)
+
+
+@bp.timer_trigger(schedule="%STEWARD_DRILL_SCHEDULE%", arg_name="timer", run_on_startup=False)
+@bp.durable_client_input(client_name="client")
+async def drill_timer(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    if not bootstrap.rules().drills:
+        LOG.info("drill timer: the rules have no drills section; nothing started")
+        return
+    drill_id = f"drill-scheduled-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    await client.start_new(ORCHESTRATOR, drill_id, {"resources": [], "subscriptions": [], "dryRun": False,
+                                                    "trigger": "timer", "pastDue": bool(timer.past_due)})
+    LOG.info("scheduled drill started", extra={"instance_id": drill_id})

@@ -1,0 +1,290 @@
+"""The ``restore_drill`` orchestration (issue 17 item 3): prove that backups restore, and leave nothing behind.
+
+candidates -> (pure) due and within budget -> per resource: pick the recovery point (pure, seeded with the drill
+id) -> drill group and the drill's storage account -> restore, never in place (Backup vault: ``validateRestore``
+first) -> follow the operation, then the restore job, on durable timers (Azure's Retry-After; no activity sleeps)
+-> find and tag what it restored -> validate (sizes and SKUs of the source disks) -> ALWAYS clean up: delete what
+the drill recorded and that carries its tag, on success, failure and cancel alike -> record and publish
+``BackupSteward.Drill.<Outcome>``.
+
+Cancel (``POST /api/drills/{id}/cancel`` raises the ``Cancel`` event): the running Recovery Services job is
+cancelled (Backup vault jobs have no cancel API: the drill waits for its end), then the drill cleans up; targets
+not yet started are reported Cancelled.
+
+Deterministic: the time is ``context.current_utc_datetime``; every read and effect is an activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import azure.durable_functions as df
+
+from orchestrators.retrying import Backoff, call_with_backoff
+from steward.domain import drill_flow as flow
+from steward.domain.drills import DrillBudget, PointChoice, RecoveryPointRef, pick_recovery_point
+
+bp = df.Blueprint()
+
+Flow = Generator[Any, Any, Any]
+
+EVENT_CANCEL: Final = "Cancel"
+RETRY: Final = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelta(minutes=2), max_attempts=5)
+#: bounds on the wait between looks at an operation (Azure's Retry-After, clamped)
+POLL_MIN: Final = timedelta(seconds=5)
+POLL_MAX: Final = timedelta(minutes=5)
+#: looks at one operation before the drill stops following it
+MAX_OPERATION_POLLS: Final = 200
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class _Drill:
+    def __init__(self, context: df.DurableOrchestrationContext, drill_id: str) -> None:
+        self.context = context
+        self.drill_id = drill_id
+        self.cancel = context.wait_for_external_event(EVENT_CANCEL)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.cancel.is_completed)
+
+    def call(self, name: str, payload: Any) -> Flow:
+        return (yield from call_with_backoff(self.context, name, RETRY, payload))
+
+    def sleep(self, seconds: float) -> Flow:
+        wait = max(POLL_MIN.total_seconds(), min(POLL_MAX.total_seconds(), seconds))
+        yield self.context.create_timer(self.context.current_utc_datetime + timedelta(seconds=wait))
+
+    def follow(self, operation: dict[str, Any] | None) -> Flow:
+        """An operation to its end: ``{"state": "succeeded"|"failed", "jobId"?, "error"?}``."""
+        if not operation:
+            return {"state": "succeeded"}
+        answer: dict[str, Any] = {"state": "running", "retryAfter": operation.get("retryAfter")}
+        for _ in range(MAX_OPERATION_POLLS):
+            yield from self.sleep(float(answer.get("retryAfter") or 10.0))
+            answer = yield from self.call("drill_operation", {"operation": operation})
+            if answer.get("state") != "running":
+                return answer
+        return {"state": "failed", "error": {"code": "DrillOperationTimeout",
+                                             "message": f"{operation.get('what')} did not end"}}
+
+    def follow_job(self, vault_id: str, job_id: str) -> Flow:
+        """The restore job to its end, looking every Retry-After on a durable timer; a Cancel that arrives
+        meanwhile cancels a Recovery Services job. Returns ``(job, cancel_requested, timed_out)``."""
+        deadline = self.context.current_utc_datetime + flow.JOB_DEADLINE
+        requested = self.cancelled
+        cancel_sent = False
+        while True:
+            if requested and not cancel_sent:
+                cancel_sent = True
+                yield from self.call("drill_cancel_job", {"vaultId": vault_id, "jobId": job_id})
+            job = yield from self.call("drill_job", {"vaultId": vault_id, "jobId": job_id})
+            if flow.job_outcome(str(job.get("status") or "")) is not None:
+                return job, requested, False
+            if self.context.current_utc_datetime >= deadline:
+                return job, requested, True
+            timer = self.context.create_timer(self.context.current_utc_datetime + flow.DEFAULT_POLL)
+            if requested:
+                yield timer
+                continue
+            winner = yield self.context.task_any([timer, self.cancel])
+            if winner is self.cancel:
+                timer.cancel()
+                requested = True
+
+
+def _budgets(targets: list[dict[str, Any]]) -> dict[str, DrillBudget]:
+    budgets: dict[str, DrillBudget] = {}
+    for target in targets:
+        b = target["budget"]
+        budgets[str(target["rule"])] = DrillBudget(
+            share=float(b["share"]), minimum=int(b["minimum"]), max_concurrent=int(b["maxConcurrent"]),
+            max_restored_gb=None if b.get("maxRestoredGb") is None else float(b["maxRestoredGb"]))
+    return budgets
+
+
+@bp.orchestration_trigger(context_name="context")
+def restore_drill(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    request = context.get_input() or {}
+    drill = _Drill(context, context.instance_id)
+    started = context.current_utc_datetime
+    context.set_custom_status({"phase": "candidates"})
+    found = yield from drill.call("drill_candidates", {"resources": request.get("resources") or [],
+                                                       "subscriptions": request.get("subscriptions") or []})
+    targets: list[dict[str, Any]] = list(found["targets"])
+    chosen, waiting = flow.choose(targets, _budgets(targets), started, forced=bool(request.get("resources")))
+    results: list[dict[str, Any]] = []
+    if not request.get("dryRun"):
+        for index, target in enumerate(chosen):
+            context.set_custom_status({"phase": "drill", "done": index, "total": len(chosen),
+                                       "resourceId": target["resourceId"]})
+            if drill.cancelled:
+                results.append({"resourceId": target["resourceId"], "workload": target["workload"],
+                                "rule": target["rule"], "outcome": flow.Outcome.CANCELLED.value,
+                                "reason": "cancelled before this resource's drill started", "created": [],
+                                "deleted": [], "left": []})
+                continue
+            result = yield from _drill_one(drill, dict(target))
+            results.append(result)
+    outcomes: dict[str, int] = {}
+    for result in results:
+        outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
+    report = {
+        "id": drill.drill_id,
+        "startedAt": started.isoformat(),
+        "endedAt": context.current_utc_datetime.isoformat(),
+        "dryRun": bool(request.get("dryRun")),
+        "requestedBy": request.get("requestedBy"),
+        "cancelled": drill.cancelled,
+        "chosen": [t["resourceId"] for t in chosen],
+        "waiting": waiting,
+        "skipped": found["skipped"],
+        "results": results,
+        "outcomes": outcomes,
+    }
+    context.set_custom_status({"phase": "record", "done": len(results), "total": len(chosen)})
+    if not request.get("dryRun"):
+        yield from drill.call("drill_record", {"report": report})
+    context.set_custom_status({"phase": "done", "done": len(results), "total": len(chosen)})
+    return report
+
+
+def _drill_one(drill: _Drill, target: dict[str, Any]) -> Flow:
+    """One resource's drill; whatever happens, what it created and recorded is cleaned up before it returns."""
+    context = drill.context
+    workload = flow.Workload(str(target["workload"]))
+    result: dict[str, Any] = {"resourceId": target["resourceId"], "workload": workload.value,
+                              "rule": target["rule"], "outcome": None, "created": [], "deleted": [], "left": []}
+    recorded: list[str] = result["created"]
+    try:
+        yield from _restore_and_validate(drill, target, result, recorded)
+    except Exception as error:  # noqa: BLE001 - an activity the retries gave up on: the drill failed; it still cleans up
+        result["outcome"] = flow.Outcome.RESTORE_FAILED.value
+        result["error"] = {"code": "DrillStepFailed", "message": str(error)[:500]}
+    if drill.cancelled and result["outcome"] in (None, flow.Outcome.SUCCEEDED.value):
+        result["outcome"] = flow.Outcome.CANCELLED.value
+    context.set_custom_status({"phase": "cleanup", "resourceId": target["resourceId"]})
+    yield from _cleanup(drill, result, recorded)
+    result["outcome"] = result["outcome"] or flow.Outcome.RESTORE_FAILED.value
+    return result
+
+
+def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[str, Any],
+                          recorded: list[str]) -> Flow:
+    context = drill.context
+    workload = flow.Workload(str(target["workload"]))
+    refusal = flow.refusal(workload, str(target["datastore"]))
+    if refusal is not None:
+        result.update(outcome=flow.Outcome.REFUSED.value, reason=refusal)
+        return
+    listed = yield from drill.call("drill_points", {"target": target})
+    now = context.current_utc_datetime
+    points = [RecoveryPointRef(str(p["id"]), _time(str(p["time"]))) for p in listed["points"]]
+    window = None if target.get("window") is None else timedelta(seconds=float(target["window"]))
+    point = pick_recovery_point(points, choice=PointChoice(str(target["point"])), now=now, window=window,
+                                seed=drill.drill_id)
+    if point is None:
+        result.update(outcome=flow.Outcome.NO_RECOVERY_POINT.value,
+                      reason=f"no recovery point qualifies ({len(points)} listed)")
+        return
+    result["recoveryPoint"] = {"id": point.id, "time": point.time.isoformat(),
+                               "ageSeconds": (now - point.time).total_seconds()}
+    if drill.cancelled:
+        return
+    prepared = yield from drill.call("drill_prepare", {"drillId": drill.drill_id, "target": target})
+    if not prepared.get("ok"):
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=prepared.get("error"))
+        return
+    group, account = prepared["group"], prepared.get("account")
+    result["drillGroup"] = group["id"]
+    if account is not None:
+        recorded.append(str(account["id"]))
+        made = yield from drill.follow(account.get("operation"))
+        if made.get("state") != "succeeded":
+            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=made.get("error"))
+            return
+    start = {"drillId": drill.drill_id, "target": target, "pointId": point.id, "groupId": group["id"],
+             "account": account}
+    if workload is not flow.Workload.VM:
+        context.set_custom_status({"phase": "validateRestore", "resourceId": target["resourceId"]})
+        checked = yield from drill.call("drill_start", {**start, "phase": "validate"})
+        verdict = (yield from drill.follow(checked.get("operation"))) if checked.get("ok") else checked
+        if not checked.get("ok") or verdict.get("state") != "succeeded":
+            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=verdict.get("error"),
+                          reason="validateRestore refused the restore")
+            return
+    if drill.cancelled:
+        return
+    context.set_custom_status({"phase": "restore", "resourceId": target["resourceId"]})
+    sent = yield from drill.call("drill_start", {**start, "phase": "restore"})
+    if not sent.get("ok"):
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=sent.get("error"))
+        return
+    if sent.get("newDiskId"):
+        recorded.append(str(sent["newDiskId"]))  # deleted only once it carries the drill's tag
+    accepted = yield from drill.follow(sent.get("operation"))
+    if accepted.get("state") != "succeeded" or not accepted.get("jobId"):
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value,
+                      error=accepted.get("error") or {"code": "NoJob", "message": "the restore named no job"})
+        return
+    job_id = str(accepted["jobId"])
+    result["restoreJobId"] = job_id
+    context.set_custom_status({"phase": "restoreJob", "resourceId": target["resourceId"], "jobId": job_id})
+    job, cancel_requested, timed_out = yield from drill.follow_job(str(target["vaultId"]), job_id)
+    result["restoreJob"] = {"status": job.get("status"), "startTime": job.get("startTime"),
+                            "endTime": job.get("endTime"), "error": job.get("error")}
+    result["rtoSeconds"] = flow.seconds_between(job.get("startTime"), job.get("endTime"))
+    ended = flow.job_outcome(str(job.get("status") or ""))
+    if ended == "completed":
+        restored = yield from drill.call("drill_restored", {"drillId": drill.drill_id, "target": target,
+                                                           "groupId": group["id"], "before": sent.get("before"),
+                                                           "newDiskId": sent.get("newDiskId"),
+                                                           "jobStart": job.get("startTime"),
+                                                           "jobEnd": job.get("endTime")})
+        for item in restored["restored"]:
+            if str(item["id"]) not in recorded:
+                recorded.insert(0, str(item["id"]))
+        if workload is flow.Workload.POSTGRES:
+            validation = {"passed": True, "problems": [], "checked": 0,
+                          "note": "restored as files into the drill's storage account; the job completed (file "
+                                  "contents are not read through ARM)"}
+        else:
+            validation = flow.validate(target.get("expected") or [], restored["restored"])
+        result["validation"] = validation
+        result["restored"] = restored["restored"]
+    if cancel_requested:
+        result["outcome"] = flow.Outcome.CANCELLED.value
+    elif timed_out:
+        result["outcome"] = flow.Outcome.TIMED_OUT.value
+    elif ended == "failed":
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=job.get("error"))
+    elif ended == "cancelled":
+        result["outcome"] = flow.Outcome.CANCELLED.value
+    else:
+        passed = bool(result.get("validation", {}).get("passed"))
+        result["outcome"] = (flow.Outcome.SUCCEEDED if passed else flow.Outcome.VALIDATION_FAILED).value
+
+
+def _cleanup(drill: _Drill, result: dict[str, Any], recorded: list[str]) -> Flow:
+    """Delete what the drill recorded and that carries its tag; follow the deletes; report what is left."""
+    if not recorded:
+        return
+    try:
+        cleaned = yield from drill.call("drill_cleanup", {"drillId": drill.drill_id, "recorded": recorded})
+        for operation in cleaned["pending"]:
+            yield from drill.follow(operation)
+        remaining = yield from drill.call("drill_remaining", {"ids": recorded})
+    except Exception as error:  # noqa: BLE001 - the report says what may be left; the leftovers reconciler is not built yet
+        result["cleanupError"] = str(error)[:500]
+        result["left"] = list(recorded)
+        return
+    left = {str(i).lower() for i in remaining["remaining"]}
+    removed = {str(i).lower() for i in cleaned["deleted"]} | {str(op["id"]).lower() for op in cleaned["pending"]}
+    result["deleted"] = [i for i in recorded if i.lower() in removed and i.lower() not in left]
+    result["left"] = [i for i in recorded if i.lower() in left]
+    result["skipped"] = cleaned["skipped"]

@@ -1,0 +1,285 @@
+"""Restore drills, the decisions of one run (issue 17 item 3): which targets are due, what each restore asks Azure
+for (never in place), whether what came back is valid, what may be deleted, and how the drill ends.
+
+Pure: no I/O, no clock, no Azure SDK. The orchestrator (``orchestrators/drill.py``) passes what activities read
+and its own ``current_utc_datetime``; everything here is JSON records in and out so it travels through the Durable
+history unchanged.
+
+Where a restore goes (docs/azure-facts.md, "Backups, jobs, recovery points and restores"):
+- Azure VM (Recovery Services): ``RestoreDisks`` into the drill resource group with a staging storage account in
+  the vault's region ("The storage account must be in the same region as the vault",
+  MicrosoftDocs/azure-docs ``articles/backup/backup-azure-arm-restore-vms.md``; "Managed disks are created in
+  the specified resource group"). No VM is created, no network attached.
+- Managed disk (Backup vault): as a new disk ("the Original-Location Recovery (OLR) option ... isn't supported",
+  ``backup/disk-backup-overview.md``), named here, in the drill group.
+- PostgreSQL flexible server (Backup vault): as files (``RestoreFilesTargetInfo``, ``AzureBlobs``) into a container
+  of a drill storage account (``backup-azure-database-postgresql-flex-support-matrix.md``: "recovered in user
+  specified storage containers").
+- Blobs with operational backup: these restore only to the source account (``backup/blob-backup-overview.md``:
+  operational data is "stored locally within the source storage account"): refused, a drill never restores in
+  place. Vaulted blob backup to an alternate account is not built yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
+
+#: the tag every resource a drill creates carries; its value is the drill's id. Cleanup deletes only ids the drill
+#: recorded AND that carry this tag with its id.
+DRILL_TAG: Final = "backup-steward:drill"
+#: the tag of the drill resource group (created by the app; one per region and subscription)
+DRILL_GROUP_TAG: Final = "backup-steward:drill-group"
+#: the container PostgreSQL backups are restored into (a container of the drill's own storage account)
+FILES_CONTAINER: Final = "drill-restore"
+#: how long a restore job is followed before the drill gives up on it (and still cleans up)
+JOB_DEADLINE: Final = timedelta(hours=24)
+#: wait between looks at a job when Azure suggests nothing (the restore answers carry Retry-After: 60)
+DEFAULT_POLL: Final = timedelta(seconds=60)
+
+VM_TYPE: Final = "microsoft.compute/virtualmachines"
+DISK_TYPE: Final = "microsoft.compute/disks"
+PG_TYPE: Final = "microsoft.dbforpostgresql/flexibleservers"
+STORAGE_TYPE: Final = "microsoft.storage/storageaccounts"
+
+
+class Workload(StrEnum):
+    VM = "virtualMachine"
+    DISK = "disk"
+    POSTGRES = "postgresqlFlexibleServer"
+    BLOB = "blob"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "Succeeded"  # restored, validated, cleaned up
+    VALIDATION_FAILED = "ValidationFailed"  # the job completed but what it restored is not what was backed up
+    RESTORE_FAILED = "RestoreFailed"  # Azure refused the restore or its job failed
+    CANCELLED = "Cancelled"
+    REFUSED = "Refused"  # the drill would have to restore in place (or cannot restore this kind at all)
+    NO_RECOVERY_POINT = "NoRecoveryPoint"
+    TIMED_OUT = "TimedOut"
+
+
+WORKLOAD_OF_TYPE: Final[dict[str, Workload]] = {
+    VM_TYPE: Workload.VM,
+    DISK_TYPE: Workload.DISK,
+    PG_TYPE: Workload.POSTGRES,
+    STORAGE_TYPE: Workload.BLOB,
+}
+
+
+def short_hash(*parts: str, length: int = 10) -> str:
+    return hashlib.sha256("\x00".join(p.lower() for p in parts).encode()).hexdigest()[:length]
+
+
+def staging_account_name(drill_id: str, resource_id: str) -> str:
+    """A storage account name (3-24 lower-case letters and digits, unique in Azure) of this drill and resource."""
+    return "bsdrill" + short_hash(drill_id, resource_id, length=17)
+
+
+def restored_disk_name(drill_id: str, source_name: str) -> str:
+    """The new disk a disk drill restores into (disk names: up to 80 characters)."""
+    return f"{source_name[:50]}-drill-{short_hash(drill_id, source_name)}"
+
+
+def refusal(workload: Workload, datastore: str) -> str | None:
+    """Why a drill refuses to restore this protection, or None when it can restore it elsewhere."""
+    if workload is Workload.BLOB and datastore.lower() == "operationalstore":
+        return ("operational blob backup restores only in place, into the source storage account "
+                "(backup/blob-backup-overview.md); a drill never restores in place")
+    if workload is Workload.BLOB:
+        return "drills of vaulted blob backup (restore to an alternate account) are not built yet"
+    return None
+
+
+@dataclass(frozen=True)
+class DueCandidate:
+    """A protected resource a drill rule covers, with what selection needs."""
+
+    resource_id: str
+    rule: str
+    every: timedelta
+    size_gb: float
+    last_drill_at: datetime | None
+
+
+def due(candidates: Iterable[DueCandidate], now: datetime) -> list[DueCandidate]:
+    """Never drilled, or last drilled at least ``every`` ago."""
+    return [c for c in candidates if c.last_drill_at is None or now - c.last_drill_at >= c.every]
+
+
+def choose(targets: Sequence[Mapping[str, Any]], budgets: Mapping[str, DrillBudget], now: datetime, *,
+           forced: bool) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    """The targets this run drills, per drill rule under its budget; and the others with the reason.
+
+    ``targets``: records with ``resourceId``, ``rule`` (drill rule), ``every`` (seconds), ``sizeGb``,
+    ``lastDrillAt`` (ISO or None). ``forced`` (named resources of an on-demand run): no ``every`` check, but the
+    budgets still hold."""
+    chosen: list[Mapping[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    by_id = {str(t["resourceId"]).lower(): t for t in targets}
+    rules = sorted({str(t["rule"]) for t in targets})
+    for rule in rules:
+        of_rule = [t for t in targets if t["rule"] == rule]
+        candidates = [DueCandidate(str(t["resourceId"]), rule, timedelta(seconds=float(t["every"])),
+                                   float(t["sizeGb"]), _time(t.get("lastDrillAt"))) for t in of_rule]
+        ready = candidates if forced else due(candidates, now)
+        ready_ids = {c.resource_id.lower() for c in ready}
+        waiting += [{"resourceId": c.resource_id, "reason": "notDue"} for c in candidates
+                    if c.resource_id.lower() not in ready_ids]
+        selection = select_candidates(
+            [DrillCandidate(c.resource_id, "", c.size_gb, c.last_drill_at) for c in ready], budgets[rule])
+        chosen += [by_id[c.resource_id.lower()] for c in selection.chosen]
+        waiting += [{"resourceId": d.candidate.resource_id, "reason": d.reason.value} for d in selection.deferred]
+    return chosen, waiting
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+# ---- restore requests ----------------------------------------------------------------------------------------
+
+
+def vm_restore_body(*, point_id: str, source_id: str, region: str, staging_account_id: str,
+                    target_group_id: str) -> dict[str, Any]:
+    """Recovery Services ``RestoreDisks`` (S-RSB 2025-02-01 TriggerRestore_RestoreDisks_IaasVMRestoreRequest):
+    managed disks into the drill group, staging in the drill's storage account; no VM, no network."""
+    return {"properties": {
+        "objectType": "IaasVMRestoreRequest",
+        "recoveryPointId": point_id,
+        "recoveryType": "RestoreDisks",
+        "sourceResourceId": source_id,
+        "storageAccountId": staging_account_id,
+        "targetResourceGroupId": target_group_id,
+        "region": region,
+        "createNewCloudService": False,
+        "originalStorageAccountOption": False,
+        "encryptionDetails": {"encryptionEnabled": False},
+    }}
+
+
+def disk_restore_body(*, point_id: str, source_id: str, new_disk_id: str, region: str) -> dict[str, Any]:
+    """Backup vault restore of a disk as a new disk (S-DP 2025-07-01 TriggerRestore, RestoreTargetInfo)."""
+    return {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest",
+        "recoveryPointId": point_id,
+        "sourceDataStoreType": "OperationalStore",
+        "sourceResourceId": source_id,
+        "restoreTargetInfo": {
+            "objectType": "RestoreTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "datasourceInfo": {"objectType": "Datasource", "resourceID": new_disk_id,
+                               "resourceName": new_disk_id.rsplit("/", 1)[-1],
+                               "resourceType": "Microsoft.Compute/disks",
+                               "datasourceType": "Microsoft.Compute/disks"},
+        },
+    }
+
+
+def files_restore_body(*, point_id: str, source_id: str, account_name: str, region: str,
+                       prefix: str) -> dict[str, Any]:
+    """Backup vault restore as files into a container (S-DP 2025-07-01 TriggerRestoreAsFiles)."""
+    return {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest",
+        "recoveryPointId": point_id,
+        "sourceDataStoreType": "VaultStore",
+        "sourceResourceId": source_id,
+        "restoreTargetInfo": {
+            "objectType": "RestoreFilesTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "targetDetails": {"url": f"https://{account_name}.blob.core.windows.net/{FILES_CONTAINER}",
+                              "filePrefix": prefix, "restoreTargetLocationType": "AzureBlobs"},
+        },
+    }
+
+
+# ---- validation, cleanup, outcome ---------------------------------------------------------------------------
+
+
+def validate(expected: Sequence[Mapping[str, Any]], restored: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Restored disks against the source disks: as many, each source size met by one restored disk of the same
+    size and SKU. Records ``{"passed", "problems", "checked"}``."""
+    problems: list[str] = []
+    left = [dict(r) for r in restored]
+    for disk in expected:
+        size, sku = disk.get("sizeGb"), str(disk.get("sku") or "").lower()
+        match = next((r for r in left if r.get("sizeGb") == size and str(r.get("sku") or "").lower() == sku), None)
+        if match is None:
+            problems.append(f"no restored disk of {size} GB {disk.get('sku')} for {disk.get('id') or 'a disk'}")
+        else:
+            left.remove(match)
+    problems += [f"unexpected restored disk {r.get('id')} ({r.get('sizeGb')} GB {r.get('sku')})" for r in left]
+    if not expected and not restored:
+        problems.append("nothing was restored")
+    return {"passed": not problems, "problems": problems, "checked": len(expected)}
+
+
+def deletable(recorded: Iterable[str], tags_of: Mapping[str, Mapping[str, str] | None], drill_id: str
+              ) -> tuple[list[str], list[dict[str, str]]]:
+    """What cleanup may delete: ids the drill recorded whose current tags carry :data:`DRILL_TAG` = its id.
+    ``tags_of`` maps a recorded id (lower-cased) to its tags, None when it is gone. Returns (delete, skipped with
+    the reason)."""
+    delete: list[str] = []
+    skipped: list[dict[str, str]] = []
+    for resource_id in dict.fromkeys(recorded):
+        tags = tags_of.get(resource_id.lower())
+        if tags is None:
+            skipped.append({"id": resource_id, "reason": "gone"})
+            continue
+        value = next((v for k, v in tags.items() if k.lower() == DRILL_TAG), None)
+        if value != drill_id:
+            skipped.append({"id": resource_id, "reason": f"not tagged {DRILL_TAG}={drill_id}"})
+            continue
+        delete.append(resource_id)
+    return delete, skipped
+
+
+def job_outcome(status: str) -> str | None:
+    """A job's terminal state in the drill's words; None while it runs."""
+    lowered = status.lower()
+    if lowered in ("completed", "succeeded"):
+        return "completed"
+    if lowered in ("failed", "completedwithwarnings"):
+        return "failed" if lowered == "failed" else "completed"
+    if lowered in ("cancelled", "canceled"):
+        return "cancelled"
+    return None
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end.replace("Z", "+00:00")) -
+            datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+
+
+#: slack after a job's end within which the disks it restored may carry their creation time (INFERRED)
+CREATED_SLACK: Final = timedelta(minutes=5)
+
+
+def created_during(created: str | None, job_start: str | None, job_end: str | None) -> bool:
+    """Whether a disk created at ``created`` can be the work of a restore job that ran from ``job_start`` to
+    ``job_end`` (+ :data:`CREATED_SLACK`). Unknown times do not exclude it."""
+    if not created or not job_start:
+        return True
+    moment = _parse(created)
+    if moment < _parse(job_start):
+        return False
+    return not job_end or moment <= _parse(job_end) + CREATED_SLACK
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def event_type(outcome: str) -> str:
+    return f"BackupSteward.Drill.{outcome}"

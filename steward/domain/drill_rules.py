@@ -1,0 +1,290 @@
+"""Drill rules (issue 17 item 1): the ``drills`` section of a rules document.
+
+A drill rule says which protected resources are restored on a schedule, and how:
+
+.. code-block:: yaml
+
+    drills:
+      - name: vms-weekly
+        match: {types: [Microsoft.Compute/virtualMachines], tags: {env: prod}, rules: [prod-vms]}
+        every: P7D                       # ISO 8601 duration: how often each matching resource is drilled
+        share: 0.25                      # of the matching resources per run ...
+        minimum: 1                       # ... and at least this many
+        recoveryPoint: latest            # or {random: {window: P7D}}
+        resourceGroup: backup-steward-drill-{region}   # per region and subscription ({region}, {subscription})
+        lifetime: PT6H                   # restored resources may live this long
+        budgets: {maxConcurrent: 5, maxRestoredGb: 512}
+
+The first drill rule that matches a resource applies (as with protection rules). ``match.rules`` names protection
+rules: the resource must be protected by one of them. The schema fragment lives here and is merged into
+:data:`steward.domain.rules.RULES_SCHEMA` (mirrored in ``rules.schema.json``); the builder reports problems with
+the line and the field, as the rest of the loader does. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+from steward.domain.drills import DrillBudget, PointChoice
+
+__all__ = [
+    "DRILLS_SCHEMA",
+    "DRILL_GROUP_DEFAULT",
+    "DrillMatch",
+    "DrillRule",
+    "build_drill_rules",
+    "parse_duration",
+]
+
+#: The drill resource group when a rule names none: one per region and subscription (the app creates it).
+DRILL_GROUP_DEFAULT: Final = "backup-steward-drill-{region}"
+_DURATION = re.compile(
+    r"P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
+    r"(?:(?P<seconds>\d+)S)?)?"
+)
+_DURATION_PATTERN: Final = r"^P(?!$)(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$"
+_RULE_NAME: Final = r"^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,79}$"
+#: a resource group name after {region}/{subscription} are filled in: ARM's 1-90 of letters, digits, _ - . ( )
+_GROUP_TEMPLATE: Final = r"^[A-Za-z0-9_().{}-]{1,90}$"
+_GROUP_NAME = re.compile(r"[\w().-]{0,89}[\w()-]")
+#: a drill longer than this is not a drill; a resource drilled less often than yearly is not proven
+_MAX_LIFETIME: Final = timedelta(days=7)
+_MAX_EVERY: Final = timedelta(days=366)
+_MIN_EVERY: Final = timedelta(hours=1)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``P7D``, ``PT6H``, ``P1W``, ``P1DT12H``: weeks, days, hours, minutes, seconds (no years or months: their
+    length varies). ValueError when it is not such a duration or is zero."""
+    found = _DURATION.fullmatch(text) if isinstance(text, str) else None
+    if found is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 duration of weeks, days, hours, minutes, seconds (e.g. P7D)")
+    parts = {k: int(v) for k, v in found.groupdict().items() if v}
+    value = timedelta(weeks=parts.get("weeks", 0), days=parts.get("days", 0), hours=parts.get("hours", 0),
+                      minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0))
+    if value <= timedelta(0):
+        raise ValueError(f"{text!r} is zero")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The ISO 8601 form of ``value`` (days, hours, minutes, seconds)."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "") if seconds else "PT0S"
+
+
+_DURATION_SCHEMA: Final[dict[str, Any]] = {"type": "string", "maxLength": 40, "pattern": _DURATION_PATTERN}
+
+DRILLS_SCHEMA: Final[dict[str, Any]] = {
+    "type": "array",
+    "maxItems": 100,
+    "description": "Restore drills: the first drill rule matching a protected resource applies.",
+    "items": {
+        "type": "object",
+        "required": ["name", "every"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": _RULE_NAME},
+            "description": {"type": "string", "maxLength": 1000},
+            "match": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Every condition given must hold; 'rules' names protection rules.",
+                "properties": {
+                    "types": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                    "tags": {
+                        "type": "object",
+                        "maxProperties": 50,
+                        "additionalProperties": {"type": "string", "maxLength": 256},
+                    },
+                    "rules": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": _RULE_NAME}},
+                },
+            },
+            "every": {**_DURATION_SCHEMA, "description": "ISO 8601 duration: how often each resource is drilled."},
+            "share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "minimum": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "recoveryPoint": {
+                "description": "'latest', or {random: {window: <ISO 8601 duration>}}",
+                "oneOf": [
+                    {"const": "latest"},
+                    {
+                        "type": "object",
+                        "required": ["random"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "random": {
+                                "type": "object",
+                                "required": ["window"],
+                                "additionalProperties": False,
+                                "properties": {"window": _DURATION_SCHEMA},
+                            }
+                        },
+                    },
+                ],
+            },
+            "resourceGroup": {
+                "type": "string",
+                "pattern": _GROUP_TEMPLATE,
+                "description": "Drill resource group per region and subscription; {region} and {subscription} "
+                "are filled in.",
+            },
+            "lifetime": {**_DURATION_SCHEMA, "description": "How long restored resources may live (at most P7D)."},
+            "budgets": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "maxConcurrent": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "maxRestoredGb": {"type": "number", "exclusiveMinimum": 0},
+                },
+            },
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class DrillMatch:
+    types: frozenset[str] | None = None  # lower-cased
+    tags: tuple[tuple[str, str], ...] = ()  # (name, value): the tag must equal the value (names case-blind)
+    rules: frozenset[str] | None = None  # lower-cased protection rule names
+
+    def holds(self, resource_type: str, tags: Mapping[str, str], protected_by: str | None) -> bool:
+        if self.types is not None and resource_type.lower() not in self.types:
+            return False
+        if self.rules is not None and (protected_by is None or protected_by.lower() not in self.rules):
+            return False
+        lowered = {k.lower(): v for k, v in tags.items()}
+        return all(lowered.get(name.lower()) == value for name, value in self.tags)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"types": None if self.types is None else sorted(self.types), "tags": dict(self.tags),
+                "rules": None if self.rules is None else sorted(self.rules)}
+
+
+@dataclass(frozen=True)
+class DrillRule:
+    name: str
+    match: DrillMatch
+    every: timedelta
+    budget: DrillBudget
+    point: PointChoice
+    window: timedelta | None  # random points: how far back
+    resource_group: str  # template with {region} / {subscription}
+    lifetime: timedelta
+    line: int | None = None
+
+    def group_for(self, region: str, subscription: str) -> str:
+        """The drill resource group's name in ``region`` and ``subscription``."""
+        return self.resource_group.replace("{region}", region.lower()).replace("{subscription}", subscription.lower())
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "match": self.match.to_record(),
+            "every": format_duration(self.every),
+            "share": self.budget.share,
+            "minimum": self.budget.minimum,
+            "recoveryPoint": self.point.value,
+            "window": None if self.window is None else format_duration(self.window),
+            "resourceGroup": self.resource_group,
+            "lifetime": format_duration(self.lifetime),
+            "maxConcurrent": self.budget.max_concurrent,
+            "maxRestoredGb": self.budget.max_restored_gb,
+            "line": self.line,
+        }
+
+
+def first_drill(
+    drills: Sequence[DrillRule], resource_type: str, tags: Mapping[str, str], protected_by: str | None
+) -> DrillRule | None:
+    """The drill rule that applies to a resource protected by rule ``protected_by`` (None: not protected)."""
+    if protected_by is None:
+        return None
+    return next((d for d in drills if d.match.holds(resource_type, tags, protected_by)), None)
+
+
+Problem = Callable[[Sequence[str | int], str], None]
+
+
+def build_drill_rules(
+    data: Sequence[Mapping[str, Any]],
+    *,
+    line: Callable[[Sequence[str | int]], int | None],
+    problem: Problem,
+    protection_rules: Sequence[str],
+    supported_types: Sequence[str],
+) -> tuple[DrillRule, ...]:
+    """Drill rules from schema-valid data; semantic problems go to ``problem(path, message)`` (paths from the
+    document root, e.g. ``("drills", 0, "every")``)."""
+    known_rules = {name.lower() for name in protection_rules}
+    known_types = {t.lower() for t in supported_types}
+    result: list[DrillRule] = []
+    seen: dict[str, int | None] = {}
+    for index, item in enumerate(data):
+        path: tuple[str | int, ...] = ("drills", index)
+        name = item["name"]
+        if name.lower() in seen:
+            problem((*path, "name"), f"drill name {name!r} is used twice (first on line {seen[name.lower()]})")
+        seen[name.lower()] = line(path)
+        match_data = item.get("match") or {}
+        for position, type_name in enumerate(match_data.get("types") or ()):
+            if type_name.lower() not in known_types:
+                problem((*path, "match", "types", position),
+                        f"{type_name!r} is not a type Backup Steward protects ({', '.join(supported_types)})")
+        for position, rule_name in enumerate(match_data.get("rules") or ()):
+            if rule_name.lower() not in known_rules:
+                problem((*path, "match", "rules", position), f"there is no protection rule named {rule_name!r}")
+        durations: dict[str, timedelta] = {}
+        for key in ("every", "lifetime"):
+            if key in item:
+                try:
+                    durations[key] = parse_duration(item[key])
+                except ValueError as error:
+                    problem((*path, key), str(error))
+        every = durations.get("every", timedelta(days=7))
+        lifetime = durations.get("lifetime", timedelta(hours=6))
+        if not _MIN_EVERY <= every <= _MAX_EVERY:
+            problem((*path, "every"), "must be between PT1H and P366D")
+        if lifetime > _MAX_LIFETIME:
+            problem((*path, "lifetime"), "must be at most P7D: restored resources are a drill's, not a copy")
+        window: timedelta | None = None
+        point = PointChoice.LATEST
+        point_data = item.get("recoveryPoint", "latest")
+        if isinstance(point_data, Mapping):
+            point = PointChoice.RANDOM
+            try:
+                window = parse_duration(point_data["random"]["window"])
+            except ValueError as error:
+                problem((*path, "recoveryPoint", "random", "window"), str(error))
+        group = item.get("resourceGroup", DRILL_GROUP_DEFAULT)
+        filled = group.replace("{region}", "westeurope").replace("{subscription}",
+                                                                 "00000000-0000-0000-0000-000000000000")
+        leftover = re.sub(r"\{(region|subscription)\}", "", group)
+        if "{" in leftover or "}" in leftover:
+            problem((*path, "resourceGroup"), "only {region} and {subscription} may be filled in")
+        elif not _GROUP_NAME.fullmatch(filled) or len(filled) > 90:
+            problem((*path, "resourceGroup"), f"{group!r} does not make a resource group name (1-90 letters, "
+                    "digits, _ - . ( ), not ending with '.')")
+        budgets = item.get("budgets") or {}
+        budget = DrillBudget(share=float(item.get("share", 1.0)), minimum=int(item.get("minimum", 1)),
+                             max_concurrent=int(budgets.get("maxConcurrent", 5)),
+                             max_restored_gb=None if budgets.get("maxRestoredGb") is None
+                             else float(budgets["maxRestoredGb"]))
+        tags = tuple((str(k), str(v)) for k, v in (match_data.get("tags") or {}).items())
+        types = match_data.get("types")
+        rules = match_data.get("rules")
+        result.append(DrillRule(
+            name=name,
+            match=DrillMatch(types=None if types is None else frozenset(t.lower() for t in types), tags=tags,
+                             rules=None if rules is None else frozenset(r.lower() for r in rules)),
+            every=every, budget=budget, point=point, window=window, resource_group=group, lifetime=lifetime,
+            line=line(path)))
+    return tuple(result)

@@ -1,0 +1,210 @@
+"""Restore drills through the real app (``function_app.py`` on the local host, the Durable runner, the ARM
+sandbox): the app protects a VM and a disk, the sandbox's backups run, ``POST /api/drills`` restores them out of
+place, validates, and deletes what it created; a restore job failing on Azure's side, a cancel mid-drill and an
+in-place-only restore (operational blob backup) all leave nothing behind. Checked through the sandbox's store."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.arm.providers.recoveryservices_jobs import recovery_services_jobs
+from sandbox.host.local import OUTCOME_TOPIC
+from steward import bootstrap
+from steward.domain.drill_flow import DRILL_TAG
+from steward.rules_file import default_rules_text
+from tests.e2e.conftest import SUB1, Harness, start_harness
+
+ADMIN = "aaaaaaaa-0000-4000-8000-00000000d211"
+OTHER = "aaaaaaaa-0000-4000-8000-00000000d212"
+WEU = "westeurope"
+HOUR = 3600.0
+DRILLS = """
+drills:
+  - name: everything-weekly
+    every: P7D
+    recoveryPoint: latest
+    lifetime: PT6H
+    budgets: {maxConcurrent: 5, maxRestoredGb: 1024}
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Harness]:
+    harness = start_harness(tmp_path, settings={
+        "STEWARD_RULES": default_rules_text() + DRILLS,
+        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
+        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
+        # the tests advance days of Azure time: the daily drill timer would start drills of its own beside them
+        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
+    })
+    try:
+        yield harness
+    finally:
+        harness.stack.stop()
+        bootstrap.reset()
+
+
+def call(harness: Harness, method: str, path: str, body: Any = None, *, principal: str = ADMIN) -> tuple[int, Any]:
+    host = harness.stack.host
+    request = urllib.request.Request(
+        f"{host.origin}/api/{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"x-functions-key": host.keys.function_key, "Content-Type": "application/json",
+                 **harness.stack.bearer(principal)})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def finished(app: Harness, drill_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        status, body = call(app, "GET", f"drills/{drill_id}")
+        assert status == 200, body
+        return body if body["runtimeStatus"] in ("Completed", "Failed", "Terminated") else None
+
+    body = app.wait_for(done, timeout, f"drill {drill_id} to end")
+    assert body["runtimeStatus"] == "Completed", body
+    return body["report"]  # type: ignore[no-any-return]
+
+
+def drill_leftovers(app: Harness, drill_id: str) -> list[str]:
+    """Everything in the sandbox that carries the drill's tag (it creates nothing else)."""
+    return [r["id"] for r in app.sandbox.store.list()
+            if any(k.lower() == DRILL_TAG and v == drill_id for k, v in (r.get("tags") or {}).items())]
+
+
+def restored_by(app: Harness, source_id: str) -> list[str]:
+    """Resources a restore of ``source_id`` created that still exist (the sandbox's own bookkeeping)."""
+    found = []
+    for record in app.sandbox.store.list():
+        private = app.sandbox.store.private(record["id"]) or {}
+        mark = private.get("restoredBy") or {}
+        if str(mark.get("sourceResourceId", "")).lower() == source_id.lower():
+            found.append(record["id"])
+    return found
+
+
+def protected_estate(app: Harness) -> tuple[str, str]:
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+    est.backup_vault("rg-app", "bv-weu", WEU)
+    vm = est.vm("rg-app", "vm-web", WEU)
+    disk = est.disk("rg-app", "data-disk", WEU)
+    for rid in (vm, disk):
+        app.wait_outcome(rid, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(2 * 24 * HOUR)  # the first backups and two days of scheduled ones
+    return vm, disk
+
+
+def drill_events(app: Harness) -> list[dict[str, Any]]:
+    return [e for e in app.sandbox.events.topic_events(OUTCOME_TOPIC)
+            if str(e.get("eventType", "")).startswith("BackupSteward.Drill.")]
+
+
+@pytest.mark.slow
+def test_a_vm_and_a_disk_drill_restore_validate_and_leave_nothing(app: Harness) -> None:
+    vm, disk = protected_estate(app)
+    status, started = call(app, "POST", "drills", {"resources": [vm, disk]})
+    assert status == 202, started
+    report = finished(app, started["id"])
+    by_id = {r["resourceId"].lower(): r for r in report["results"]}
+    assert set(by_id) == {vm.lower(), disk.lower()}, report
+    for resource_id, result in by_id.items():
+        assert result["outcome"] == "Succeeded", json.dumps(result)
+        assert result["validation"]["passed"], json.dumps(result)
+        assert result["rtoSeconds"] and result["rtoSeconds"] > 0
+        assert result["recoveryPoint"]["ageSeconds"] >= 0
+        assert result["restored"] and result["left"] == []
+        restored = {r["id"].lower() for r in result["restored"]}
+        assert restored <= {c.lower() for c in result["deleted"]}
+        assert restored_by(app, resource_id) == [], "a restored resource outlived the drill"
+    vm_result = by_id[vm.lower()]
+    # the VM's disks came back into the drill group with a staging account; neither remains
+    assert any("/storageaccounts/" in c.lower() for c in vm_result["created"])
+    assert "/resourcegroups/backup-steward-drill-westeurope" in vm_result["drillGroup"].lower()
+    assert drill_leftovers(app, started["id"]) == []
+    group = app.sandbox.store.list()
+    in_group = [r["id"] for r in group if "/resourcegroups/backup-steward-drill-westeurope/" in r["id"].lower()]
+    assert in_group == [], in_group
+    events = drill_events(app)
+    assert sorted(e["eventType"] for e in events) == ["BackupSteward.Drill.Succeeded"] * 2, json.dumps(events)
+    assert {e["subject"].lower() for e in events} == {vm.lower(), disk.lower()}
+
+
+@pytest.mark.slow
+def test_a_restore_job_failing_on_azures_side_is_reported_and_cleaned_up(app: Harness) -> None:
+    vm, _disk = protected_estate(app)
+    vault = f"/subscriptions/{SUB1}/resourceGroups/rg-app/providers/Microsoft.RecoveryServices/vaults/rsv-weu"
+    recovery_services_jobs(app.sandbox).book.fail_next(vault, "Restore", "UserErrorDiskRestoreFailed",
+                                                      "The restore failed on Azure's side.")
+    status, started = call(app, "POST", "drills", {"resources": [vm]})
+    assert status == 202, started
+    report = finished(app, started["id"])
+    [result] = report["results"]
+    assert result["outcome"] == "RestoreFailed", result
+    assert result["error"]["code"] == "UserErrorDiskRestoreFailed"
+    assert result["left"] == [] and result["created"]  # the staging account was made, and deleted
+    assert drill_leftovers(app, started["id"]) == [] and restored_by(app, vm) == []
+    assert [e["eventType"] for e in drill_events(app)] == ["BackupSteward.Drill.RestoreFailed"]
+
+
+@pytest.mark.slow
+def test_cancel_mid_drill_cancels_the_job_and_deletes_what_the_drill_made(app: Harness) -> None:
+    vm, _disk = protected_estate(app)
+    recovery_services_jobs(app.sandbox).timing.rs_vm_restore = 48 * HOUR  # a long restore to cancel
+    status, started = call(app, "POST", "drills", {"resources": [vm]})
+    assert status == 202, started
+
+    def job_running() -> bool:
+        _, body = call(app, "GET", f"drills/{started['id']}")
+        return (body.get("customStatus") or {}).get("phase") == "restoreJob"
+
+    app.wait_for(job_running, 60, "the restore job to run")
+    status, answer = call(app, "POST", f"drills/{started['id']}/cancel")
+    assert status == 202, answer
+    report = finished(app, started["id"])
+    [result] = report["results"]
+    assert result["outcome"] == "Cancelled", result
+    assert result["restoreJob"]["status"] == "Cancelled"
+    assert result["left"] == [] and drill_leftovers(app, started["id"]) == [] and restored_by(app, vm) == []
+    status, again = call(app, "POST", f"drills/{started['id']}/cancel")
+    assert status == 409 and again["error"]["code"] == "DrillNotRunning"
+
+
+@pytest.mark.slow
+def test_operational_blob_backup_is_refused_never_restored_in_place(app: Harness) -> None:
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.backup_vault("rg-app", "bv-weu", WEU)
+    account = est.storage_account("rg-app", "stdrillsrc1", WEU)
+    app.wait_outcome(account, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(24 * HOUR)
+    status, started = call(app, "POST", "drills", {"resources": [account]})
+    assert status == 202, started
+    report = finished(app, started["id"])
+    [result] = report["results"]
+    assert result["outcome"] == "Refused" and "in place" in result["reason"], result
+    assert result["created"] == [] and drill_leftovers(app, started["id"]) == []
+
+
+@pytest.mark.slow
+def test_drill_routes_need_an_allowed_caller_and_valid_input(app: Harness) -> None:
+    status, body = call(app, "POST", "drills", {"resources": ["not-an-id"]})
+    assert status == 400 and body["error"]["code"] == "InvalidResourceId"
+    status, body = call(app, "POST", "drills", {"everything": True})
+    assert status == 400 and "unknown field" in body["error"]["message"]
+    status, body = call(app, "POST", "drills", {}, principal=OTHER)
+    assert status == 403, body
+    status, body = call(app, "GET", "drills/drill-nope")
+    assert status == 404 and body["error"]["code"] == "DrillNotFound"

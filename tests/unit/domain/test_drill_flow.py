@@ -1,0 +1,84 @@
+"""Restore drills' pure decisions (steward/domain/drill_flow.py): due and budgets per drill rule, never-in-place
+restore requests, validation of what came back, and what cleanup may delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from steward.domain import drill_flow as flow
+from steward.domain.drills import DrillBudget
+
+NOW = datetime(2026, 3, 10, tzinfo=UTC)
+SUB = "11111111-1111-1111-1111-111111111111"
+
+
+def target(name: str, *, rule: str = "r", size: float = 10, last: datetime | None = None,
+           every: timedelta = timedelta(days=7)) -> dict[str, Any]:
+    return {"resourceId": f"/subscriptions/{SUB}/resourceGroups/g/providers/Microsoft.Compute/disks/{name}",
+            "rule": rule, "every": every.total_seconds(), "sizeGb": size,
+            "lastDrillAt": None if last is None else last.isoformat()}
+
+
+def test_only_due_resources_are_chosen_unless_named_and_budgets_hold_per_rule() -> None:
+    targets = [target("fresh", last=NOW - timedelta(days=1)), target("old", last=NOW - timedelta(days=8)),
+               target("never"), target("big", rule="s", size=500)]
+    budgets = {"r": DrillBudget(share=1.0, max_concurrent=5), "s": DrillBudget(share=1.0, max_restored_gb=100)}
+    chosen, waiting = flow.choose(targets, budgets, NOW, forced=False)
+    assert [c["resourceId"].rsplit("/", 1)[-1] for c in chosen] == ["never", "old"]
+    reasons = {w["resourceId"].rsplit("/", 1)[-1]: w["reason"] for w in waiting}
+    assert reasons == {"fresh": "notDue", "big": "largerThanBudget"}
+    chosen, _ = flow.choose(targets, budgets, NOW, forced=True)
+    assert sorted(c["resourceId"].rsplit("/", 1)[-1] for c in chosen) == ["fresh", "never", "old"]
+
+
+def test_restore_requests_never_target_the_source() -> None:
+    vm = flow.vm_restore_body(point_id="p1", source_id="/vm", region="westeurope", staging_account_id="/sa",
+                              target_group_id="/g")["properties"]
+    assert vm["recoveryType"] == "RestoreDisks" and vm["targetResourceGroupId"] == "/g" and vm["storageAccountId"]
+    disk = flow.disk_restore_body(point_id="p1", source_id="/d", new_disk_id="/g/d-drill", region="westeurope")
+    assert disk["restoreTargetInfo"]["datasourceInfo"]["resourceID"] == "/g/d-drill"
+    files = flow.files_restore_body(point_id="p1", source_id="/pg", account_name="acct", region="westeurope",
+                                    prefix="x-")
+    assert files["restoreTargetInfo"]["objectType"] == "RestoreFilesTargetInfo"
+    assert files["restoreTargetInfo"]["targetDetails"]["url"] == "https://acct.blob.core.windows.net/drill-restore"
+    assert "in place" in (flow.refusal(flow.Workload.BLOB, "OperationalStore") or "")
+    assert flow.refusal(flow.Workload.DISK, "OperationalStore") is None
+
+
+def test_validation_matches_each_source_disk_by_size_and_sku() -> None:
+    expected = [{"id": "os", "sizeGb": 30, "sku": "Premium_LRS"}, {"id": "data", "sizeGb": 128, "sku": "Premium_LRS"}]
+    good = [{"id": "r1", "sizeGb": 128, "sku": "premium_lrs"}, {"id": "r2", "sizeGb": 30, "sku": "Premium_LRS"}]
+    assert flow.validate(expected, good)["passed"]
+    short = flow.validate(expected, good[:1])
+    assert not short["passed"] and "30 GB" in short["problems"][0]
+    wrong = flow.validate(expected[:1], [{"id": "r", "sizeGb": 30, "sku": "Standard_LRS"}])
+    assert not wrong["passed"] and len(wrong["problems"]) == 2
+    assert not flow.validate([], [])["passed"]
+
+
+def test_cleanup_deletes_only_recorded_ids_that_carry_the_drills_tag() -> None:
+    recorded = ["/a", "/b", "/c", "/d"]
+    tags = {"/a": {"Backup-Steward:Drill": "drill-1"}, "/b": {flow.DRILL_TAG: "drill-2"}, "/c": {}, "/d": None}
+    delete, skipped = flow.deletable(recorded, tags, "drill-1")
+    assert delete == ["/a"]
+    assert {s["id"]: s["reason"] for s in skipped} == {"/b": "not tagged backup-steward:drill=drill-1",
+                                                        "/c": "not tagged backup-steward:drill=drill-1",
+                                                        "/d": "gone"}
+
+
+def test_names_are_valid_and_stable() -> None:
+    name = flow.staging_account_name("drill-1", "/x")
+    assert name == flow.staging_account_name("drill-1", "/X") and len(name) == 24 and name.isalnum()
+    assert name.islower()
+    assert len(flow.restored_disk_name("drill-1", "d" * 80)) <= 80
+    assert flow.job_outcome("InProgress") is None and flow.job_outcome("Cancelled") == "cancelled"
+    assert flow.seconds_between("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z") == 3600
+
+
+def test_a_disk_is_the_work_of_a_job_only_when_created_while_it_ran() -> None:
+    start, end = "2026-03-10T06:33:34Z", "2026-03-10T07:33:34Z"
+    assert flow.created_during("2026-03-10T07:33:34Z", start, end)
+    assert not flow.created_during("2026-03-10T07:44:51Z", start, end)  # another job's, ended later
+    assert not flow.created_during("2026-03-10T06:00:00Z", start, end)
+    assert flow.created_during(None, start, end) and flow.created_during("2026-03-10T09:00:00Z", start, None)

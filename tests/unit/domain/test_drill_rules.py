@@ -1,0 +1,129 @@
+"""Drill rules (issue 17 item 1): the ``drills`` section loads with line-and-field errors, the first matching
+drill rule applies, and ``steward rules explain`` shows it."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from steward import rules_cli
+from steward.domain.drill_rules import first_drill, format_duration, parse_duration
+from steward.domain.drills import PointChoice
+from steward.domain.rules import InvalidRules, load_rules
+
+SUB = "11111111-1111-1111-1111-111111111111"
+VM = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm1"
+
+DOC = """version: 1
+rules:
+  - name: vms
+    match: {types: [Microsoft.Compute/virtualMachines]}
+    protect: {vault: regional-default, policy: DefaultPolicy}
+  - name: disks
+    match: {types: [Microsoft.Compute/disks]}
+    protect: {vault: regional-default, policy: disk-default}
+drills:
+  - name: prod-vms
+    match: {types: [Microsoft.Compute/virtualMachines], tags: {env: prod}, rules: [vms]}
+    every: P7D
+    share: 0.25
+    minimum: 2
+    recoveryPoint: {random: {window: P3D}}
+    resourceGroup: drill-{region}-{subscription}
+    lifetime: PT6H
+    budgets: {maxConcurrent: 3, maxRestoredGb: 256}
+  - name: everything
+    every: P30D
+"""
+
+
+def test_a_drills_section_loads_every_field() -> None:
+    rules = load_rules(DOC, "r.yaml")
+    prod, everything = rules.drills
+    assert prod.name == "prod-vms" and prod.line == 10 and prod.every == timedelta(days=7)
+    assert prod.budget.share == 0.25 and prod.budget.minimum == 2 and prod.budget.max_concurrent == 3
+    assert prod.budget.max_restored_gb == 256.0
+    assert prod.point is PointChoice.RANDOM and prod.window == timedelta(days=3)
+    assert prod.lifetime == timedelta(hours=6)
+    assert prod.group_for("westeurope", SUB) == f"drill-westeurope-{SUB}"
+    # defaults: every matching resource each run, latest point, a group per region, six hours
+    assert everything.budget.share == 1.0 and everything.point is PointChoice.LATEST and everything.window is None
+    assert everything.group_for("northeurope", SUB) == "backup-steward-drill-northeurope"
+
+
+def test_the_first_matching_drill_applies_and_only_to_protected_resources() -> None:
+    drills = load_rules(DOC, "r.yaml").drills
+    vm = "Microsoft.Compute/virtualMachines"
+    assert first_drill(drills, vm, {"ENV": "prod"}, "vms").name == "prod-vms"  # type: ignore[union-attr]
+    assert first_drill(drills, vm, {"env": "dev"}, "vms").name == "everything"  # type: ignore[union-attr]
+    assert first_drill(drills, vm, {"env": "prod"}, "disks").name == "everything"  # type: ignore[union-attr]
+    assert first_drill(drills, vm, {"env": "prod"}, None) is None
+
+
+@pytest.mark.parametrize(
+    ("drill", "line", "field", "message"),
+    [
+        ("  - name: d\n    every: 7 days\n", 11, "drills[0].every", "ISO 8601 duration"),
+        ("  - name: d\n    every: P1Y\n", 11, "drills[0].every", "ISO 8601 duration"),
+        ("  - name: d\n    every: PT5M\n", 11, "drills[0].every", "between PT1H and P366D"),
+        ("  - name: d\n    every: P1D\n    lifetime: P30D\n", 12, "drills[0].lifetime", "at most P7D"),
+        ("  - name: d\n    every: P1D\n    share: 0\n", 12, "drills[0].share", "0"),
+        ("  - name: d\n    every: P1D\n    recoveryPoint: oldest\n", 12, "drills[0].recoveryPoint", "'latest' or"),
+        ("  - name: d\n    every: P1D\n    recoveryPoint: {random: {window: soon}}\n", 12,
+         "drills[0].recoveryPoint", "{random: {window: <ISO 8601 duration"),
+        ("  - name: d\n    every: P1D\n    match: {rules: [nope]}\n", 12, "drills[0].match.rules[0]",
+         "no protection rule named 'nope'"),
+        ("  - name: d\n    every: P1D\n    match: {types: [Microsoft.Web/sites]}\n", 12, "drills[0].match.types[0]",
+         "not a type Backup Steward protects"),
+        ("  - name: d\n    every: P1D\n    resourceGroup: drill-{zone}\n", 12, "drills[0].resourceGroup",
+         "only {region} and {subscription}"),
+        ("  - name: d\n    every: P1D\n    budgets: {maxConcurrent: 0}\n", 12, "drills[0].budgets.maxConcurrent",
+         "minimum"),
+        ("  - name: d\n    every: P1D\n    frequency: daily\n", 12, "drills[0].frequency", "unknown field"),
+        ("  - name: d\n", 10, "drills[0]", "'every' is missing"),
+        ("  - name: d\n    every: P1D\n  - name: D\n    every: P2D\n", 12, "drills[1].name", "used twice"),
+    ],
+)
+def test_bad_drill_rules_name_line_and_field(drill: str, line: int, field: str, message: str) -> None:
+    text = DOC.split("drills:\n", maxsplit=1)[0] + "drills:\n" + drill
+    with pytest.raises(InvalidRules) as caught:
+        load_rules(text, "r.yaml")
+    found = [(p.line, p.field, p.message) for p in caught.value.problems]
+    assert any(p[0] == line and p[1] == field and message in p[2] for p in found), found
+
+
+def test_durations_round_trip() -> None:
+    assert parse_duration("P1W") == timedelta(days=7)
+    assert parse_duration("P1DT12H30M") == timedelta(days=1, hours=12, minutes=30)
+    assert format_duration(timedelta(days=1, hours=12, minutes=30)) == "P1DT12H30M"
+    for bad in ("P", "PT", "P0D", "1D", "P1.5D", "PT1H2D"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_rules_explain_shows_the_drill_that_applies(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(DOC)
+    out = io.StringIO()
+    code = rules_cli.main(["explain", VM, "--location", "West Europe", "--rules", str(path), "--tag", "env=prod"],
+                          out=out, err=io.StringIO(), env={})
+    assert code == rules_cli.EXIT_OK
+    assert (f"drill:  'prod-vms' (line 10) every P7D, recovery point random within P3D, into "
+            f"drill-westeurope-{SUB}, restored resources live PT6H") in out.getvalue()
+    out = io.StringIO()
+    rules_cli.main(["explain", VM, "--location", "westeurope", "--rules", str(path), "--output", "json"],
+                   out=out, err=io.StringIO(), env={})
+    assert json.loads(out.getvalue())["drill"]["name"] == "everything"
+
+
+def test_without_drill_rules_explain_says_none(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(DOC.split("drills:\n", maxsplit=1)[0])
+    out = io.StringIO()
+    rules_cli.main(["explain", VM, "--location", "westeurope", "--rules", str(path)], out=out, err=io.StringIO(),
+                   env={})
+    assert "drill:  none (no drill rule matches)" in out.getvalue()
