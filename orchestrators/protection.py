@@ -15,6 +15,7 @@ import azure.durable_functions as df
 from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import protection_flow as flow
 from steward.domain import rules
+from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
@@ -181,9 +182,12 @@ def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[s
             return {"discovery": flow.discovery_failed("refresh-timeout", None, refreshes)}
         if str(state.get("status") or "") != "Succeeded":
             error = state.get("error") or {}
-            return {"discovery": flow.discovery_failed(
-                "refresh-failed", {"code": error.get("code") or state.get("status"), "message": error.get("message")},
-                refreshes)}
+            if str(error.get("code") or "") not in SERVER_SIDE_CODES:
+                return {"discovery": flow.discovery_failed(
+                    "refresh-failed",
+                    {"code": error.get("code") or state.get("status"), "message": error.get("message")},
+                    refreshes)}
+            # failed on Azure's side: it counts as one of the bounded refreshes, and the next round refreshes again
         refreshes += 1
 
 

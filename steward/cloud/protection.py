@@ -331,6 +331,17 @@ class RecoveryServicesProtection(_VaultAdapter):
             response = client.send_request(HttpRequest("GET", operation_url))
             if response.status_code == 202:
                 return {"status": "InProgress"}
+            if response.status_code >= 500:
+                # A Location poll answers an operation that ended Failed on Azure's side with its error status
+                # (and an injected 5xx looks the same): report it Failed so the caller starts the operation
+                # again; re-polling could only answer the same (found by the chaos run, seed 8: a refresh whose
+                # operation failed server-side ended the protection Failed).
+                try:
+                    error = (response.json() or {}).get("error") or {}
+                except ValueError:
+                    error = {}
+                return {"status": "Failed", "error": {"code": error.get("code") or "InternalServerError",
+                                                      "message": error.get("message") or "the operation failed"}}
             response.raise_for_status()
         if response.status_code == 204 or not response.content:
             return {"status": "Succeeded"}

@@ -67,6 +67,7 @@ class Estate:
         self.failing: set[str] = set()
         self.stopped: list[dict[str, Any]] = []
         self.protections: list[dict[str, Any]] = []
+        self.refresh_status: list[dict[str, Any]] = [{"status": "Succeeded"}]
 
     @staticmethod
     def _next(answers: list[Any]) -> Any:
@@ -92,7 +93,7 @@ class Estate:
             "begin_vm_protection": lambda p: self._next(self.begin),
             "vm_protection_status": lambda p: self._next(self.vm_status),
             "refresh_vm_containers": lambda p: {"ok": True, "operation": "refresh-1"},
-            "vault_operation_status": lambda p: {"status": "Succeeded"},
+            "vault_operation_status": lambda p: self._next(self.refresh_status),
             "publish_outcomes": lambda p: self.published.extend(p["outcomes"]) or {"published": len(p["outcomes"])},
             "find_protections": lambda p: self.protections,
             "vault_region": lambda p: "westeurope",
@@ -234,6 +235,25 @@ def test_a_vm_the_vault_has_not_discovered_is_refreshed_and_tried_again() -> Non
     names = result.names()
     assert names.count("begin_vm_protection") == 2
     assert names.index("refresh_vm_containers") < names.index("vault_operation_status")
+
+
+def test_a_refresh_that_failed_on_azures_side_is_refreshed_again_not_the_protections_end() -> None:
+    """The chaos run's seed 8: the refresh's operation ended Failed with InternalServerError and the VM's
+    protection ended Failed; a server-side failure is one of the bounded refreshes, and the next round refreshes
+    again. A refusal (any other code) still ends it, naming the step."""
+    estate = Estate(VM)
+    undiscovered = {"ok": False, "code": "BMSUserErrorDataSourceObjectNotFound", "message": "not registered"}
+    estate.begin = [undiscovered, undiscovered, {"ok": True, "operation": "op-2"}]
+    estate.refresh_status = [{"status": "Failed", "error": {"code": "InternalServerError", "message": "boom"}},
+                             {"status": "Succeeded"}]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected", result.output
+    assert result.names().count("refresh_vm_containers") == 2
+    estate = Estate(VM)
+    estate.begin = [undiscovered]
+    estate.refresh_status = [{"status": "Failed", "error": {"code": "UserErrorSomething", "message": "no"}}]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Failed" and "refresh" in result.output["reason"]
 
 
 def test_a_vm_protection_operation_that_never_ends_fails_after_the_poll_window() -> None:
