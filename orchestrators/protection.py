@@ -6,7 +6,8 @@ Deterministic generator functions: they read their input, ask activities for fac
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import functools
+from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import Any, Final
 
@@ -169,16 +170,12 @@ def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[s
         )
         if not started["ok"]:
             return {"discovery": flow.discovery_failed("refresh-refused", started, refreshes)}
-        state = None
-        for _ in range(flow.REFRESH_POLL_ATTEMPTS):
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.REFRESH_POLL_SECONDS))
-            state = yield from call_with_backoff(
-                context, "vault_operation_status", RETRY,
-                {"vault_id": target["vault_id"], "operation": started["operation"]},
-            )
-            if str(state.get("status") or "") not in flow.OPERATION_RUNNING:
-                break
-        else:
+        watch = {"vault_id": target["vault_id"], "operation": started["operation"]}
+        state = yield from _poll_until_done(
+            context, flow.REFRESH_POLL_ATTEMPTS, flow.REFRESH_POLL_SECONDS,
+            functools.partial(call_with_backoff, context, "vault_operation_status", RETRY, watch),
+        )
+        if state is None:
             return {"discovery": flow.discovery_failed("refresh-timeout", None, refreshes)}
         if str(state.get("status") or "") != "Succeeded":
             error = state.get("error") or {}
@@ -191,18 +188,30 @@ def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[s
         refreshes += 1
 
 
-def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[str, Any]) -> Task:
-    """Poll Azure's protection operation on durable timers (not in a worker); its final state, or None."""
-    for _ in range(flow.VM_ITEM_POLL_ATTEMPTS):
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.VM_ITEM_POLL_SECONDS))
-        if watch["operation"]:
-            state = yield from call_with_backoff(context, "vm_protection_status", RETRY, watch)
-        else:  # Azure named no operation to follow: watch the item itself
-            item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch)
-            state = {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
+def _poll_until_done(
+    context: df.DurableOrchestrationContext, attempts: int, seconds: float, look: Callable[[], Task]
+) -> Task:
+    """Wait ``seconds`` on a durable timer, then ``look`` (a generator yielding the activity calls), at most
+    ``attempts`` times; the first state whose ``status`` is no longer running, or None when none was."""
+    for _ in range(attempts):
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
+        state = yield from look()
         if str(state.get("status") or "") not in flow.OPERATION_RUNNING:
             return state
     return None
+
+
+def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[str, Any]) -> Task:
+    """Poll Azure's protection operation on durable timers (not in a worker); its final state, or None."""
+
+    def look() -> Task:
+        if watch["operation"]:
+            return (yield from call_with_backoff(context, "vm_protection_status", RETRY, watch))
+        # Azure named no operation to follow: watch the item itself
+        item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch)
+        return {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
+
+    return (yield from _poll_until_done(context, flow.VM_ITEM_POLL_ATTEMPTS, flow.VM_ITEM_POLL_SECONDS, look))
 
 
 @bp.orchestration_trigger(context_name="context")
