@@ -117,6 +117,11 @@ param storageSku string = 'Standard_ZRS'
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Always-ready instances of the Durable Functions group: 0 scales to zero (cheapest); 1 is Microsoft\'s recommendation for Durable Functions on Flex Consumption (no cold start before a timer or an activity), billed while idle.')
+@minValue(0)
+@maxValue(20)
+param durableAlwaysReadyInstances int = 0
+
 @description('Event Grid delivery attempts before an event is dead-lettered (1-30).')
 @minValue(1)
 @maxValue(30)
@@ -233,6 +238,7 @@ module app 'modules/function-app.bicep' = {
     reportsAccountUrl: storage.outputs.reportsAccountUrl
     reportsContainerName: storage.outputs.reportsContainerName
     maximumInstanceCount: maximumInstanceCount
+    durableAlwaysReadyInstances: durableAlwaysReadyInstances
     authClientId: authClientId
     authTenantIds: authTenantIds
     authAudiences: authAudiences

@@ -100,6 +100,16 @@ param maximumInstanceCount int = 40
 ])
 param instanceMemoryMB int = 2048
 
+@description('Always-ready instances of the Durable Functions group (`durable`): 0 lets the app scale to zero; 1 is Microsoft\'s recommendation for Durable Functions on Flex Consumption (no cold start before an orchestration, an activity or a timer runs) at the cost of one instance billed while idle. README, "Host settings for latency".')
+@minValue(0)
+@maxValue(20)
+param durableAlwaysReadyInstances int = 0
+
+@description('Threads of the Python worker (PYTHON_THREADPOOL_THREAD_COUNT). The activities and orchestrators are synchronous functions: each runs on one of these threads, so fewer than host.json\'s maxConcurrentActivityFunctions + maxConcurrentOrchestratorFunctions would queue work the host already handed over. README, "Host settings for latency".')
+@minValue(1)
+@maxValue(64)
+param pythonThreadCount int = 20
+
 @description('Client id of an Entra app registration for (optional) App Service authentication; empty: not configured.')
 param authClientId string = ''
 
@@ -160,6 +170,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
+        alwaysReady: (durableAlwaysReadyInstances > 0) ? [
+          {
+            name: 'durable'
+            instanceCount: durableAlwaysReadyInstances
+          }
+        ] : []
       }
       runtime: {
         name: 'python'
@@ -183,6 +199,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AzureWebJobsStorage__clientId'
           value: identityClientId
+        }
+        {
+          name: 'PYTHON_THREADPOOL_THREAD_COUNT'
+          value: string(pythonThreadCount)
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
