@@ -30,6 +30,8 @@ from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.logs import bind
 
 LOG = logging.getLogger("steward.activities.protection")
+#: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
+DATASOURCE_ALREADY_PROTECTED = "UserErrorDppDatasourceAlreadyProtected"
 bp = df.Blueprint()
 
 
@@ -189,14 +191,31 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
 
     def effect() -> dict[str, Any]:
         existing = adapter.instance(vault_id, name)
-        if existing is not None:
+        failed = protection_flow.instance_failure(existing)
+        if existing is not None and failed is None:
             return {"ok": True, "instance": existing, "created": False}
         policy_id = adapter.policy_id(vault_id, request["policy"])
         if policy_id is None:
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
         body = protection_flow.backup_instance_body(request, policy_id)
-        adapter.validate(vault_id, body)
-        return {"ok": True, "instance": adapter.create_instance(vault_id, name, body), "created": True}
+        try:
+            adapter.validate(vault_id, body)
+        except AzureRefusal as refusal:
+            # the datasource counts as protected by this very instance (in ProtectionError): its re-PUT is the repair
+            if failed is None or refusal.code != DATASOURCE_ALREADY_PROTECTED:
+                raise
+        made = adapter.create_instance(vault_id, name, body)
+        result: dict[str, Any] = {"ok": True, "instance": made, "created": True}
+        if failed is not None:
+            result["repaired"] = failed
+        after = protection_flow.instance_failure(made)
+        if after is not None:  # configured, and it reads back failed: not protection
+            # missing permissions that RBAC propagation will grant keep their code: the caller waits them out
+            pending = after["code"].lower() in protection_flow.RBAC_PENDING_CODES
+            result.update(ok=False, code=after["code"] if pending else protection_flow.CONFIGURATION_FAILED,
+                          failure=after,
+                          message=f"the backup instance reads back {protection_flow.failure_text(after)}")
+        return result
 
     with bind(resource_id=request["resource_id"], vault_id=vault_id):
         return _guard(effect)

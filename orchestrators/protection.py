@@ -118,19 +118,35 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
     request = {"resource_id": resource_id, "facts": facts, "decision": record, **common}
+    result = yield from _configure_backup_instance(context, request)
+    repaired = [result["repaired"]] if result.get("repaired") else []
+    configurations = 1
+    # an instance whose configuration failed (ConfiguringProtectionFailed / ProtectionError) protects nothing: it
+    # is validated and PUT again after a durable wait, a bounded number of times (the activity does the re-PUT)
+    while flow.configuration_failed(result) and configurations < flow.BV_CONFIGURE_ATTEMPTS:
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.BV_RECONFIGURE_SECONDS))
+        result = yield from _configure_backup_instance(context, request)
+        configurations += 1
+        if result.get("repaired"):
+            repaired.append(result["repaired"])
+    return flow.reconfigured(flow.outcome_of_enable(intent, result, common), repaired)
+
+
+def _configure_backup_instance(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+    """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
+    minutes to apply, and validation refuses until they do."""
     result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
     waited = 0.0
     attempt = 0
-    while flow.awaiting_rbac(result):  # new role assignments take minutes to apply: wait on durable timers
+    while flow.awaiting_rbac(result):
         wait = flow.rbac_wait(attempt, waited)
         if wait is None:
-            result = flow.rbac_gave_up(result, waited)
-            break
+            return flow.rbac_gave_up(result, waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         waited += wait
         attempt += 1
         result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
-    return flow.outcome_of_enable(intent, result, common)
+    return result
 
 
 def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str) -> Task:

@@ -76,6 +76,17 @@ class FaultConfig:
     lro_fail: float = 0.0  # chance an LRO ends Failed instead of applying its change
     lro_fail_status: int = 500  # the failed operation's error (a Location poll answers this status)
     lro_fail_code: str = "InternalServerError"
+    #: Backup vault: the first N configurations of protection (backup instance PUTs that configure, a re-PUT of a
+    #: failed instance included) of EACH datasource end failed, later ones succeed; 0 = off. How they fail:
+    #: ``backup_configuration_failure`` "ConfiguringProtectionFailed" - the PUT's operation ends Failed and the
+    #: instance stays with ``protectionStatus.status`` ConfiguringProtectionFailed (the Status enum of the S-DP
+    #: spec / azure-mgmt-dataprotection ``models.Status``); "ProtectionError" - the operation succeeds but the
+    #: instance reads back ``ProtectionError`` with ``errorDetails`` (not in that enum, yet read by Microsoft's
+    #: Azure Service Operator, ``backup_vaults_backup_instance_extensions.go``; hashicorp/terraform-provider-azurerm
+    #: #25294 shows one after a successful create). Which errors Azure reports this way is not published.
+    fail_backup_configurations: int = 0
+    backup_configuration_failure: str = "ConfiguringProtectionFailed"
+    backup_configuration_error_code: str = "UserErrorBackupConfigurationFailed"
 
     @property
     def active(self) -> bool:

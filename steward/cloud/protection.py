@@ -24,7 +24,7 @@ from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_errors
 from steward.cloud.wire import dig, wire
-from steward.domain import vault_defaults
+from steward.domain import protection_flow, vault_defaults
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionRef
@@ -496,15 +496,26 @@ class BackupVaultProtection(_VaultAdapter):
         return wire(found)
 
     def create_instance(self, vault_id: str, name: str, instance: dict[str, Any]) -> dict[str, Any]:
+        """PUT the backup instance and follow its operation; the instance as it reads back. An operation that
+        ended Failed leaving the instance ``ConfiguringProtectionFailed`` returns that instance (the caller
+        decides whether to configure it again); other failures raise."""
         vault = vault_address(vault_id)
-        with azure_errors():
-            created = self._clients.data_protection(vault.subscription_id).backup_instances.begin_create_or_update(
-                resource_group_name=vault.resource_group,
-                vault_name=vault.name,
-                backup_instance_name=name,
-                parameters=BackupInstanceResource(instance),
-                polling_interval=self._clients.target.polling_interval,
-            ).result()
+        try:
+            with azure_errors():
+                created = self._clients.data_protection(
+                    vault.subscription_id
+                ).backup_instances.begin_create_or_update(
+                    resource_group_name=vault.resource_group,
+                    vault_name=vault.name,
+                    backup_instance_name=name,
+                    parameters=BackupInstanceResource(instance),
+                    polling_interval=self._clients.target.polling_interval,
+                ).result()
+        except CloudError:
+            left = self.instance(vault_id, name)
+            if left is not None and protection_flow.instance_failure(left) is not None:
+                return left
+            raise
         # the poller's final GET already read the instance back; read it again only if it brought no body
         found = wire(created) if created is not None else self.instance(vault_id, name)
         if not found:

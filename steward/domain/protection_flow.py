@@ -325,6 +325,64 @@ def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:
     }
 
 
+# ---- Backup vault instances whose configuration failed ----------------------------------------------------------
+
+#: A backup instance in one of these states protects nothing until it is configured again:
+#: ``ConfiguringProtectionFailed`` (``protectionStatus.status`` Status enum and ``currentProtectionState``
+#: CurrentProtectionState enum of the S-DP spec, azure-mgmt-dataprotection ``models.Status`` /
+#: ``models.CurrentProtectionState``) and ``ProtectionError`` (CurrentProtectionState; Microsoft's Azure Service
+#: Operator reads it from ``protectionStatus.status`` too, ``backup_vaults_backup_instance_extensions.go``).
+#: Lower-cased: the enums are case-insensitive.
+INSTANCE_FAILED_STATES: Final = frozenset({"configuringprotectionfailed", "protectionerror"})
+#: the activity's refusal code when the instance it configured reads back failed
+CONFIGURATION_FAILED: Final = "BackupInstanceConfigurationFailed"
+#: configurations of one instance (the first PUT and the re-PUTs of a failed one) before the outcome is Failed
+BV_CONFIGURE_ATTEMPTS: Final = 3
+#: the durable wait before configuring a failed instance again
+BV_RECONFIGURE_SECONDS: Final = 60
+
+
+def instance_failure(instance: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """``{"state", "code", "message"}`` when a backup instance is in a failed state (it protects nothing), else
+    None. The state is ``protectionStatus.status`` or ``currentProtectionState``, whichever names a failure; the
+    error is ``protectionStatus.errorDetails`` or ``protectionErrorDetails``."""
+    if not instance:
+        return None
+    props = instance.get("properties") or {}
+    status = props.get("protectionStatus") or {}
+    states = (str(status.get("status") or ""), str(props.get("currentProtectionState") or ""))
+    state = next((s for s in states if s.lower() in INSTANCE_FAILED_STATES), None)
+    if state is None:
+        return None
+    error = status.get("errorDetails") or props.get("protectionErrorDetails") or {}
+    return {"state": state, "code": str(error.get("code") or ""), "message": str(error.get("message") or "")}
+
+
+def configuration_failed(result: Mapping[str, Any]) -> bool:
+    """``protect_in_backup_vault`` configured the instance and it reads back failed."""
+    return not result.get("ok") and str(result.get("code") or "") == CONFIGURATION_FAILED
+
+
+def failure_text(failure: Mapping[str, Any]) -> str:
+    said = f" ({failure.get('code')}: {failure.get('message')})" if failure.get("code") else ""
+    return f"{failure.get('state')}{said}"
+
+
+def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any]]) -> ProtectionOutcome:
+    """The outcome once failed configurations were configured again: says what failed and how often."""
+    if not repaired:
+        return outcome
+    seen = "; ".join(failure_text(f) for f in repaired)
+    details = {**outcome.details, "reconfigured": [dict(f) for f in repaired]}
+    if outcome.status in SUCCESSFUL:
+        return replace(outcome, status=OutcomeStatus.PROTECTED, details=details,
+                       reason=f"its backup instance was in a failed state ({seen}); validated and PUT again "
+                       f"{len(repaired)} time(s): now protected")
+    return replace(outcome, details=details,
+                   reason=f"{outcome.reason} - after {len(repaired)} failed configuration(s) of its backup instance "
+                   f"({seen}), validated and PUT again each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
+
+
 def role_grants(decision: rules.Protect, facts: Mapping[str, Any], vault: Mapping[str, Any]) -> list[dict[str, str]]:
     """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
     workload = workloads.workload_for(decision.resource_type)

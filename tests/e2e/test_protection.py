@@ -364,3 +364,61 @@ def test_rbac_propagation_longer_than_the_deadline_ends_failed_with_the_reason(t
         assert live == []
     finally:
         h.stack.stop()
+
+
+def _failing_configurations(tmp_path: Path, count: int, failure: str) -> Harness:
+    from sandbox.arm import PropagationConfig
+    from sandbox.arm.config import FaultConfig
+
+    h = start_harness(tmp_path)
+    h.sandbox.configure_propagation(PropagationConfig(rbac_seconds=0))
+    h.sandbox.configure_faults(FaultConfig(fail_backup_configurations=count, backup_configuration_failure=failure))
+    return h
+
+
+def test_a_backup_instance_whose_configuration_failed_is_validated_and_put_again(tmp_path: Path) -> None:
+    """ConfiguringProtectionFailed protects nothing: the app configures the instance again and says so (on the
+    previous code the retry found the failed instance and published AlreadyProtected)."""
+    h = _failing_configurations(tmp_path, 1, "ConfiguringProtectionFailed")
+    try:
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        bv = est.backup_vault("rg-app", "bv-weu", WEU)
+        disk = est.disk("rg-app", "data-disk", WEU)
+
+        outcome = h.wait_outcome(disk, timeout=60)
+        assert outcome["status"] == "Protected", outcome
+        assert "ConfiguringProtectionFailed" in outcome["reason"], outcome
+        assert "PUT again 1 time(s)" in outcome["reason"], outcome
+        assert [f["state"] for f in outcome["details"]["reconfigured"]] == ["ConfiguringProtectionFailed"]
+        (instance,) = _instances_for(h, bv, disk)
+        assert instance["properties"]["protectionStatus"]["status"] == "ProtectionConfigured"
+        assert instance["id"].lower() == str(outcome["item_id"]).lower()
+    finally:
+        h.stack.stop()
+
+
+def test_a_backup_instance_in_protection_error_is_put_again_and_fails_once_the_bound_is_reached(
+        tmp_path: Path) -> None:
+    """ProtectionError after a successful PUT is no protection either; the re-PUTs are bounded and the outcome
+    names the state and Azure's error (on the previous code: Protected)."""
+    attempts = 3  # protection_flow.BV_CONFIGURE_ATTEMPTS (checked last: the old code has no such bound)
+    h = _failing_configurations(tmp_path, attempts, "ProtectionError")
+    try:
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        bv = est.backup_vault("rg-app", "bv-weu", WEU)
+        account = est.storage_account("rg-app", "stappweu1", WEU)
+
+        outcome = h.wait_outcome(account, timeout=60)
+        assert outcome["status"] == "Failed", outcome
+        assert "ProtectionError" in outcome["reason"] and "UserErrorBackupConfigurationFailed" in outcome["reason"]
+        assert f"at most {attempts} configurations" in outcome["reason"], outcome
+        assert len(outcome["details"]["reconfigured"]) == attempts - 1
+        (instance,) = _instances_for(h, bv, account)
+        assert instance["properties"]["currentProtectionState"] == "ProtectionError"
+        from steward.domain import protection_flow
+
+        assert attempts == protection_flow.BV_CONFIGURE_ATTEMPTS
+    finally:
+        h.stack.stop()

@@ -608,19 +608,31 @@ class DataProtectionProvider:
                 "properties": self._instance_properties(props, existing),
                 "systemData": self.ctx.system_data(req, existing),
             }
-            if existing is not None and existing["properties"].get("currentProtectionState") != \
-                    "ConfiguringProtectionFailed":
+            # a re-PUT of an instance whose configuration failed (or that is in ProtectionError) configures it
+            # again - INFERRED (no source says so; Azure's documented remedy is POST .../sync, "retry last failed
+            # operation"); any other re-PUT updates it in place
+            if existing is not None and existing["properties"].get("currentProtectionState") not in \
+                    rules.FAILED_STATES:
                 self._require_roles(vault["id"], record["properties"])
                 self.store.put(record)
                 return ok(self.render_instance(record))
             record["properties"].update({"provisioningState": "Provisioning",
                                          "currentProtectionState": "ConfiguringProtection",
                                          "protectionStatus": {"status": "ConfiguringProtection"}})
+            record["properties"].pop("protectionErrorDetails", None)
             self.store.put(record)
         vault_id = vault["id"]
+        datasource_id = str(props["dataSourceInfo"]["resourceID"])
 
         def complete() -> None:
             self._require_roles(vault_id, record["properties"])
+            failure = self._injected_configuration_failure(datasource_id)
+            if failure is not None and failure[0] == rules.PROTECTION_ERROR:
+                self._set_instance_state(instance_id, rules.PROTECTION_ERROR, provisioning="Succeeded",
+                                         error=failure[1].body()["error"])
+                return
+            if failure is not None:
+                raise failure[1]
             self._set_instance_state(instance_id, rules.CONFIGURED, provisioning="Succeeded")
 
         def failed(error: ArmError) -> None:
@@ -630,6 +642,26 @@ class DataProtectionProvider:
         op = self.begin(req, kind="instance", complete=complete, on_failure=failed,
                         async_url=f"{vault_id}/operationStatus/{{operationId}}")
         return self.ctx.operations.accept(op, 201, self.render_instance(record))
+
+    def _injected_configuration_failure(self, datasource_id: str) -> tuple[str, ArmError] | None:
+        """FaultConfig.fail_backup_configurations: (the state it leaves, the error) while this datasource has
+        configurations left to fail, counting this one; None once they are used up (or the switch is off)."""
+        faults = self.ctx.operations.faults
+        cfg = faults.config if faults is not None else None
+        if cfg is None or cfg.fail_backup_configurations <= 0:
+            return None
+        if not self.store.exists(datasource_id):
+            return None
+        state = self.store.private(datasource_id)  # kept on the datasource's record: it survives restarts
+        failed = int(state.get("dataProtectionConfigurationFailures", 0))
+        if failed >= cfg.fail_backup_configurations:
+            return None
+        state["dataProtectionConfigurationFailures"] = failed + 1
+        self.store.set_private(datasource_id, state)
+        error = ArmError(400, cfg.backup_configuration_error_code,
+                         f"Configuring protection failed (sandbox-injected, {failed + 1} of "
+                         f"{cfg.fail_backup_configurations} for this datasource).")
+        return cfg.backup_configuration_failure, error
 
     @staticmethod
     def _instance_properties(props: dict[str, Any], existing: dict[str, Any] | None) -> dict[str, Any]:
@@ -668,6 +700,7 @@ class DataProtectionProvider:
             status: dict[str, Any] = {"status": rules.protection_status(state)}
             if error is not None:
                 status["errorDetails"] = error
+                props["protectionErrorDetails"] = error
             props["protectionStatus"] = status
             self.store.put(record)
 

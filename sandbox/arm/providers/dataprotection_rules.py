@@ -167,6 +167,10 @@ def immutability_change_allowed(current: str, wanted: str) -> bool:
 CONFIGURED: Final = "ProtectionConfigured"
 STOPPED: Final = "ProtectionStopped"
 SUSPENDED: Final = "BackupSchedulesSuspended"
+CONFIGURING_FAILED: Final = "ConfiguringProtectionFailed"
+PROTECTION_ERROR: Final = "ProtectionError"
+#: states in which an instance protects nothing until it is configured again (CurrentProtectionState enum)
+FAILED_STATES: Final = (CONFIGURING_FAILED, PROTECTION_ERROR)
 
 # action -> (states it may start from, state it leaves)
 TRANSITIONS: Final[dict[str, tuple[tuple[str, ...], str]]] = {

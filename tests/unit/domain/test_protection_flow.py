@@ -216,3 +216,40 @@ def test_rbac_waits_back_off_until_a_deadline_of_at_least_fifteen_minutes() -> N
     assert waited >= 15 * 60
     assert waits == sorted(waits)
     assert "waiting 30 minutes" in flow.rbac_gave_up({"code": "c", "message": "m"}, 1800)["message"]
+
+
+def test_a_backup_instance_in_a_failed_state_is_no_protection() -> None:
+    def instance(status: str, current: str, error: dict[str, str] | None = None) -> dict[str, object]:
+        details = {"errorDetails": error} if error else {}
+        return {"properties": {"protectionStatus": {"status": status, **details}, "currentProtectionState": current}}
+
+    assert flow.instance_failure(None) is None
+    assert flow.instance_failure(instance("ProtectionConfigured", "ProtectionConfigured")) is None
+    assert flow.instance_failure(instance("ConfiguringProtection", "ConfiguringProtection")) is None
+    failed = flow.instance_failure(instance("ConfiguringProtectionFailed", "ConfiguringProtectionFailed",
+                                            {"code": "UserErrorX", "message": "no"}))
+    assert failed == {"state": "ConfiguringProtectionFailed", "code": "UserErrorX", "message": "no"}
+    # ProtectionError is a CurrentProtectionState; the Status enum lacks it, yet clients read it there too
+    error = flow.instance_failure({"properties": {"currentProtectionState": "protectionerror",
+                                                  "protectionErrorDetails": {"code": "E", "message": "m"}}})
+    assert error == {"state": "protectionerror", "code": "E", "message": "m"}
+    assert flow.failure_text(error) == "protectionerror (E: m)"
+
+
+def test_reconfigured_outcomes_say_what_failed_and_how_often() -> None:
+    intent = {"resourceId": disk("rg", "d1")}
+    common = {"vault_id": BV, "policy": "p", "rule": "r"}
+    failure = {"state": "ConfiguringProtectionFailed", "code": "E", "message": "m"}
+    ok = flow.outcome_of_enable(intent, {"ok": True, "instance": {"id": "x"}, "created": True}, common)
+    assert flow.reconfigured(ok, []) is ok
+    done = flow.reconfigured(ok, [failure])
+    assert done.status is OutcomeStatus.PROTECTED
+    assert "ConfiguringProtectionFailed (E: m)" in done.reason and "1 time(s)" in done.reason
+    assert done.details["reconfigured"] == [failure]
+    refused = flow.outcome_of_enable(intent, {"ok": False, "code": flow.CONFIGURATION_FAILED, "message": "x"},
+                                     common)
+    failed = flow.reconfigured(refused, [failure, failure])
+    assert failed.status is OutcomeStatus.FAILED
+    assert failed.reason.startswith(f"{flow.CONFIGURATION_FAILED}: x - after 2 failed configuration(s)")
+    assert flow.configuration_failed({"ok": False, "code": flow.CONFIGURATION_FAILED})
+    assert not flow.configuration_failed({"ok": True, "code": flow.CONFIGURATION_FAILED})
