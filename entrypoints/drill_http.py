@@ -147,11 +147,11 @@ async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpRes
     except RequestRefused as refused:
         AUDIT.info("drill %s refused (%s)", action, refused.status,
                    extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
-                          "status": refused.status, "code": refused.code})
+                          "status": refused.status, "error_code": refused.code})
         return problems.refused(refused)
     AUDIT.info("drill %s (%s)", action, response.status_code,
                extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
-                      "status": response.status_code})
+                      "status": response.status_code, "error_code": problems.code_of(response)})
     return response
 
 

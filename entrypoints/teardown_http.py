@@ -214,7 +214,8 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, t
             caller, req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
         )
     except RequestRefused as refused:
-        LOG.info("teardown request refused: %s", refused.message, extra={"code": refused.code})
+        # ``error_code``: a field named ``code`` is redacted as a secret (steward.logs: Functions keys travel as code=)
+        LOG.info("teardown request refused: %s", refused.message, extra={"error_code": refused.code})
         raise
     instance_id = instance_id_for(request)
     trail.note(vault_id=request.vault_id, instance_id=instance_id, dry_run=request.dry_run)
