@@ -42,6 +42,7 @@ TITLES: Final[Mapping[str, str]] = {
     "InvalidJson": "The request body is not JSON",
     "InvalidRequest": "The request is malformed",
     "UnknownField": "The request body has a field this route does not know",
+    "ConflictingFields": "The request body's fields contradict each other",
     "InvalidDryRun": "dryRun must be true or false",
     "InvalidReason": "The reason is not a short text",
     "InvalidVaultId": "The vault id is not a vault's ARM id",
