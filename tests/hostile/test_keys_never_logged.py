@@ -68,8 +68,16 @@ def test_no_log_line_shows_a_key_and_every_request_has_an_access_line(
     secrets = {"function": keys.function_key, "master": keys.master_key, **dict(keys.system_keys)}
     api, origin, auth = host.api_base, host.origin, keyed_app.auth(ADMIN)
     grid = host.catalog.of_kind(EVENT_GRID)[0].name
-    validation = [{"id": "v1", "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "subject": "",
-                   "eventTime": "2026-01-01T00:00:00Z", "dataVersion": "1", "data": {"validationCode": "abc"}}]
+    validation = [
+        {
+            "id": "v1",
+            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "subject": "",
+            "eventTime": "2026-01-01T00:00:00Z",
+            "dataVersion": "1",
+            "data": {"validationCode": "abc"},
+        }
+    ]
 
     root = logging.getLogger()
     catcher, level = Everything(), root.level
@@ -78,16 +86,20 @@ def test_no_log_line_shows_a_key_and_every_request_has_an_access_line(
     try:
         answers = {
             "contract, key in the query": _call(f"{api}/openapi.yaml?code={keys.function_key}"),
-            "refused body, key in the query": _call(f"{api}/teardowns?code={keys.function_key}", "POST",
-                                                    {"vault": "x"}, auth),
-            "drill, master key in the query": _call(f"{api}/drills?code={keys.master_key}", "POST",
-                                                    {"dryRun": True}, auth),
-            "status, key in the header": _call(f"{api}/teardowns/teardown-abc", headers={
-                "x-functions-key": keys.function_key, **auth}),
+            "refused body, key in the query": _call(
+                f"{api}/teardowns?code={keys.function_key}", "POST", {"vault": "x"}, auth
+            ),
+            "drill, master key in the query": _call(
+                f"{api}/drills?code={keys.master_key}", "POST", {"dryRun": True}, auth
+            ),
+            "status, key in the header": _call(
+                f"{api}/teardowns/teardown-abc", headers={"x-functions-key": keys.function_key, **auth}
+            ),
             "wrong key in the query": _call(f"{api}/teardowns/teardown-abc?code=not-{keys.function_key}"),
             "no route, key in the query": _call(f"{api}/nothing-here?code={keys.function_key}"),
-            "event grid handshake, system key": _call(host.eventgrid_url(grid), "POST", validation,
-                                                      {"aeg-event-type": "SubscriptionValidation"}),
+            "event grid handshake, system key": _call(
+                host.eventgrid_url(grid), "POST", validation, {"aeg-event-type": "SubscriptionValidation"}
+            ),
             "admin, master key in the query": _call(f"{origin}/admin/host/status?code={keys.master_key}"),
         }
         keyed_app.settle()
@@ -108,8 +120,10 @@ def test_no_log_line_shows_a_key_and_every_request_has_an_access_line(
     access = [r for r in catcher.records if r.name == HOST_LOGGER and hasattr(r, "target")]
     targets = [str(getattr(r, "target", "")) for r in access]
     assert sum("code=***" in t for t in targets) >= 6, targets
-    assert any(t.endswith("/teardowns/teardown-abc") and getattr(r, "status", None) == 404
-               for t, r in zip(targets, access, strict=True)), "a request without code= has its access line too"
+    assert any(
+        t.endswith("/teardowns/teardown-abc") and getattr(r, "status", None) == 404
+        for t, r in zip(targets, access, strict=True)
+    ), "a request without code= has its access line too"
     logged = catcher.text() + printed.out + printed.err
     for name, key in secrets.items():
         assert key not in logged, f"the {name} key is in a log line"
