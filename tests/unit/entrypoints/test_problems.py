@@ -77,3 +77,23 @@ def test_the_readme_lists_every_code() -> None:
     listed = set(re.findall(r"`([A-Z][A-Za-z]+)`", section)) | {"InvalidSubscription", "InvalidSubscriptions"}
     missing = sorted(set(problems.TITLES) - listed - {"ContractMissing"})
     assert not missing, f"README 'Errors' does not list {missing}"
+
+
+def test_no_route_answers_an_error_outside_this_module() -> None:
+    """Every answer of status 400 or more in entrypoints/ goes through ``problems`` (a literal error status given
+    to ``_json`` or ``func.HttpResponse`` would be a second error shape)."""
+    offenders = []
+    for path in REPO.glob("entrypoints/*.py"):
+        if path.name == "problems.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name not in {"_json", "HttpResponse"}:
+                continue
+            statuses = [node.args[0]] if name == "_json" and node.args else []
+            statuses += [k.value for k in node.keywords if k.arg == "status_code"]
+            if any(isinstance(s, ast.Constant) and isinstance(s.value, int) and s.value >= 400 for s in statuses):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, offenders
