@@ -41,6 +41,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities.audit import report_store
+from entrypoints import problems
 from entrypoints.reconcile_timer import teardown_snapshot
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
@@ -152,7 +153,7 @@ def _refusal(refused: _Refused) -> func.HttpResponse:
     headers = {} if refused.retry_after is None else {"Retry-After": str(refused.retry_after)}
     if refused.www_authenticate is not None:
         headers["WWW-Authenticate"] = refused.www_authenticate
-    return _json(refused.status, {"error": {"code": refused.code, "message": refused.message}}, headers)
+    return problems.response(refused.status, refused.code, refused.message, headers=headers)
 
 
 _LIMIT_LOCK = threading.Lock()
@@ -232,18 +233,17 @@ async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClie
     if running is None:
         return _json(202, {"id": instance_id, "started": True})
     scope = "the whole estate" if instance_id == ALL_SCOPE_ID else f"these {len(subscriptions)} subscription(s)"
-    return _json(409, {
-        "error": {
-            "code": "AuditAlreadyRunning",
-            "message": f"an audit of {scope} is already running as {instance_id}; one audit at a time per scope: "
-                       "retry when it has ended",
-        },
-        "id": instance_id,
-        "started": False,
-        "runtimeStatus": _state(running),
-        "createdTime": _iso(running.created_time),
-        "customStatus": running.custom_status if isinstance(running.custom_status, dict) else None,
-    })
+    return problems.response(
+        409,
+        "AuditAlreadyRunning",
+        f"an audit of {scope} is already running as {instance_id}; one audit at a time per scope: retry when it has "
+        "ended",
+        id=instance_id,
+        started=False,
+        runtimeStatus=_state(running),
+        createdTime=_iso(running.created_time),
+        customStatus=running.custom_status if isinstance(running.custom_status, dict) else None,
+    )
 
 
 def _stored(req: func.HttpRequest, name: str) -> func.HttpResponse:
@@ -253,7 +253,7 @@ def _stored(req: func.HttpRequest, name: str) -> func.HttpResponse:
         return _refusal(refused)
     data = report_store().get(name)
     if data is None:
-        return _json(404, {"error": {"code": "NoAuditYet", "message": "no audit report has been stored yet"}})
+        return problems.response(404, "NoAuditYet", "no audit report has been stored yet")
     suffix = name[name.rindex(".") :]
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if suffix == ".html":

@@ -4,7 +4,7 @@ or signal ``restore_drill``.
 A drill creates and deletes resources (restored disks, a storage account) in the drill group, so its routes need
 what the teardown routes need: the function key AND an allowed caller proven by a validated Entra ID access token
 (``steward.teardown.requests``: 401 without a valid token, 403 for a caller not in
-STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES). Errors are ``{"error": {"code", "message"}}``.
+STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES). Errors are RFC 9457 problem details (``entrypoints.problems``).
 
 =================================  ===========================================================================
 ``POST /api/drills``               ``{"resources"?: [ids], "subscriptions"?: [guids], "dryRun"?: bool}`` -> 202
@@ -30,6 +30,7 @@ from typing import Any, Final
 import azure.durable_functions as df
 import azure.functions as func
 
+from entrypoints import problems
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
@@ -146,11 +147,11 @@ async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpRes
     except RequestRefused as refused:
         AUDIT.info("drill %s refused (%s)", action, refused.status,
                    extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
-                          "status": refused.status, "code": refused.code})
-        return _json(refused.status, refused.to_body(), refused.headers())
+                          "status": refused.status, "error_code": refused.code})
+        return problems.refused(refused)
     AUDIT.info("drill %s (%s)", action, response.status_code,
                extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
-                      "status": response.status_code})
+                      "status": response.status_code, "error_code": problems.code_of(response)})
     return response
 
 
@@ -178,7 +179,7 @@ async def drill_http_status(req: func.HttpRequest, client: df.DurableOrchestrati
         drill_id = _check_id(req.route_params.get("id", ""))
         status = await client.get_status(drill_id)
         if _state(status) is None:
-            return _json(404, {"error": {"code": "DrillNotFound", "message": f"no drill {drill_id}"}})
+            return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
         return _json(200, {"id": drill_id, "runtimeStatus": _state(status), "customStatus": status.custom_status,
                            "report": status.output if isinstance(status.output, dict) else None,
                            "links": _links(req, drill_id)})
@@ -194,9 +195,9 @@ async def drill_http_cancel(req: func.HttpRequest, client: df.DurableOrchestrati
         status = await client.get_status(drill_id)
         state = _state(status)
         if state is None:
-            return _json(404, {"error": {"code": "DrillNotFound", "message": f"no drill {drill_id}"}})
+            return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
         if state not in ACTIVE:
-            return _json(409, {"error": {"code": "DrillNotRunning", "message": f"drill {drill_id} is {state}"}})
+            return problems.response(409, "DrillNotRunning", f"drill {drill_id} is {state}")
         await client.raise_event(drill_id, EVENT_CANCEL, {"by": principal})
         return _json(202, {"id": drill_id, "cancelRequested": True, "links": _links(req, drill_id)})
 

@@ -3,7 +3,7 @@ kept in ``openapi/backup-steward.yaml`` (the teardown and audit routes, their bo
 
 It needs the function key like every other route: the contract is not secret, but nothing in this app
 answers anonymously. The document is read once per process; a missing file is a packaging error and
-answers 500 without detail (the host logs it).
+answers 500 with a problem details body (``ContractMissing``; the host logs the cause).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Final
 
 import azure.durable_functions as df
 import azure.functions as func
+
+from entrypoints import problems
 
 LOG = logging.getLogger("steward.entry")
 DOCUMENT: Final = Path(__file__).resolve().parents[1] / "openapi" / "backup-steward.yaml"
@@ -35,11 +37,7 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
         body = document()
     except OSError:
         LOG.exception("the OpenAPI document is missing from the package")
-        return func.HttpResponse(
-            b'{"error": {"code": "ContractMissing", "message": "the API description is not available"}}',
-            status_code=500,
-            mimetype="application/json",
-        )
+        return problems.response(500, "ContractMissing", "the API description is not packaged with the app")
     return func.HttpResponse(
         body,
         status_code=200,

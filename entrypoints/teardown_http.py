@@ -1,8 +1,9 @@
 """HTTP routes of the vault teardown. Doorways: validate (``steward.teardown.requests``), start or signal
 ``teardown_vault``, answer JSON. Every route needs the function key (auth level FUNCTION) and an allowed
 caller proven by an Entra ID access token (``Authorization: Bearer``, validated in the app; 401 with
-``WWW-Authenticate: Bearer`` without a valid one, 403 for a caller who is not allowed). Errors are
-``{"error": {"code", "message"}}`` with a 4xx status, never a stack trace.
+``WWW-Authenticate: Bearer`` without a valid one, 403 for a caller who is not allowed). Errors are RFC 9457
+problem details (``entrypoints.problems``: ``type``, ``title``, ``status``, ``detail``, ``code``) with a 4xx
+status, never a stack trace.
 
 =====================================  =====================================================================
 ``POST /api/teardowns``                ``{"vaultId", "dryRun"?: true, "approvedFingerprint"?}`` -> 202 +
@@ -37,6 +38,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from entrypoints import problems
 from steward import bootstrap
 from steward.domain.teardown import (
     EVENT_APPROVE,
@@ -82,10 +84,6 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
     return func.HttpResponse(
         json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers or {}
     )
-
-
-def _refused(refused: RequestRefused) -> func.HttpResponse:
-    return _json(refused.status, refused.to_body(), refused.headers())
 
 
 _LIMIT_LOCK = threading.Lock()
@@ -143,23 +141,18 @@ class _Trail:
 async def _audited(
     req: func.HttpRequest, action: str, answer: Callable[[_Trail], Awaitable[func.HttpResponse]]
 ) -> func.HttpResponse:
-    """Run a route's body; refusals become JSON 4xx; every outcome (even a crash) leaves its audit line."""
+    """Run a route's body; refusals become problem details; every outcome (even a crash) leaves its audit
+    line."""
     trail = _Trail(req, action)
     try:
         response = await answer(trail)
     except RequestRefused as refused:
         trail.log(refused.status, refused.code)
-        return _refused(refused)
+        return problems.refused(refused)
     except Exception:
         trail.log(500, "InternalError")
         raise
-    code = None
-    if response.status_code >= 400:
-        try:
-            code = json.loads(response.get_body() or b"{}").get("error", {}).get("code")
-        except (ValueError, AttributeError):
-            code = None
-    trail.log(response.status_code, code)
+    trail.log(response.status_code, problems.code_of(response))
     return response
 
 
@@ -221,7 +214,8 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, t
             caller, req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
         )
     except RequestRefused as refused:
-        LOG.info("teardown request refused: %s", refused.message, extra={"code": refused.code})
+        # ``error_code``: a field named ``code`` is redacted as a secret (steward.logs: Functions keys travel as code=)
+        LOG.info("teardown request refused: %s", refused.message, extra={"error_code": refused.code})
         raise
     instance_id = instance_id_for(request)
     trail.note(vault_id=request.vault_id, instance_id=instance_id, dry_run=request.dry_run)
@@ -260,7 +254,7 @@ async def _show_status(
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
-        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+        return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     report = status.output if isinstance(status.output, dict) else None
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     # the full plan once finished (in the report), its summary while running (in the custom status)
@@ -300,28 +294,20 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
     the plan shows now (409, naming it), and with four eyes the approver must not be the requester (403).
     ``request`` names the requester to compare with (None: the approval confirms a custom-event request)."""
     if current and not fingerprints_match(approval.fingerprint, current):
-        return _json(
+        return problems.response(
             409,
-            {
-                "error": {
-                    "code": "FingerprintMismatch",
-                    "message": f"fingerprint {approval.fingerprint} is not the current plan's; the current "
-                    f"fingerprint is {current}: review that plan and approve it",
-                },
-                "currentFingerprint": current,
-            },
+            "FingerprintMismatch",
+            f"fingerprint {approval.fingerprint} is not the current plan's; the current fingerprint is {current}: "
+            "review that plan and approve it",
+            currentFingerprint=current,
         )
     four_eyes = composition.settings().four_eyes
     if request is not None and approval_refusal(request, approval.approved_by, four_eyes=four_eyes):
-        return _json(
+        return problems.response(
             403,
-            {
-                "error": {
-                    "code": "FourEyesRequired",
-                    "message": f"four eyes: {approval.approved_by} requested this teardown and may not approve it "
-                    "too; another allowed principal must approve (STEWARD_TEARDOWN_FOUR_EYES)",
-                }
-            },
+            "FourEyesRequired",
+            f"four eyes: {approval.approved_by} requested this teardown and may not approve it too; another "
+            "allowed principal must approve (STEWARD_TEARDOWN_FOUR_EYES)",
         )
     return None
 
@@ -335,20 +321,14 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id, show_input=True)
     if status is None:
-        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+        return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     runtime = _status_name(status)
     if runtime in ACTIVE:
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
         phase = custom.get("phase")
         if phase != "awaiting-approval":
-            return _json(
-                409,
-                {
-                    "error": {
-                        "code": "NotAwaitingApproval",
-                        "message": f"the teardown is {phase or runtime}, not awaiting approval",
-                    }
-                },
+            return problems.response(
+                409, "NotAwaitingApproval", f"the teardown is {phase or runtime}, not awaiting approval"
             )
         request = _requested(status)
         if request is not None and request.source is RequestSource.CUSTOM_EVENT:
@@ -363,18 +343,10 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return _json(202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)})
     report = status.output if isinstance(status.output, dict) else {}
     if report.get("outcome") not in ("planned", "replanned"):
-        return _json(
-            409,
-            {
-                "error": {
-                    "code": "NothingToApprove",
-                    "message": f"the teardown ended {report.get('outcome') or runtime}",
-                }
-            },
-        )
+        return problems.response(409, "NothingToApprove", f"the teardown ended {report.get('outcome') or runtime}")
     previous = _requested(status)
     if previous is None:
-        return _json(409, {"error": {"code": "NothingToApprove", "message": "the teardown's request cannot be read"}})
+        return problems.response(409, "NothingToApprove", "the teardown's request cannot be read")
     if report.get("confirmedBy"):  # a custom-event request confirmed by a verified principal: the requester
         previous = replace(previous, requested_by=str(report["confirmedBy"]))
     refused = _approval_checks(approval, report.get("fingerprint"), previous)
@@ -410,9 +382,9 @@ async def _signal(
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
-        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+        return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     if _status_name(status) not in ACTIVE:
-        return _json(409, {"error": {"code": "TeardownNotRunning", "message": "the teardown has already ended"}})
+        return problems.response(409, "TeardownNotRunning", "the teardown has already ended")
     await client.raise_event(instance_id, event, {"by": caller.principal_id, "grantedBy": caller.principal_id})
     LOG.info("teardown %s raised by %s", event, caller.principal_id, extra={"instance_id": instance_id})
     return _json(202, {"id": instance_id, "event": event, "links": _links(req, instance_id)})
@@ -446,9 +418,9 @@ async def _report_page(
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
-        return _json(404, {"error": {"code": "TeardownNotFound", "message": f"no teardown {instance_id}"}})
+        return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     if not isinstance(status.output, dict):
-        return _json(409, {"error": {"code": "TeardownNotFinished", "message": "the report exists once it ends"}})
+        return problems.response(409, "TeardownNotFinished", "the report exists once it ends")
     return func.HttpResponse(
         render_html(status.output),
         status_code=200,

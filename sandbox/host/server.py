@@ -5,7 +5,10 @@ One loopback HTTP server serves
 * ``/{routePrefix}/{route}`` - the app's HTTP triggers, called with a real ``func.HttpRequest``; their
   ``func.HttpResponse`` is returned as is. Auth levels are enforced with keys made at start: ``function``
   routes take the function key or the master key (``code`` query parameter or ``x-functions-key`` header),
-  ``admin`` routes the master key, ``anonymous`` routes nothing.
+  ``admin`` routes the master key, ``anonymous`` routes nothing. A refused key answers 401 with an RFC 9457
+  problem (``application/problem+json``, code ``FunctionKeyRequired`` when none was sent, ``FunctionKeyInvalid``
+  when a wrong one was): the local host says which, where Azure's host answers an empty 401 for both
+  (``FunctionInvocationMiddleware`` returns ASP.NET Core's ``UnauthorizedResult``; docs/azure-facts.md).
 * ``/runtime/webhooks/eventgrid?functionName=X&code=<eventgrid_extension key>`` - Event Grid delivery:
   the ``SubscriptionValidation`` handshake, then one invocation of the Event Grid trigger per event
   (Event Grid schema; CloudEvents 1.0 too, with its OPTIONS abuse-protection handshake).
@@ -16,6 +19,9 @@ One loopback HTTP server serves
 
 Async functions (every function with a Durable client binding is async) run on one long-lived event
 loop, as in the Python worker; sync functions run on the request's thread.
+
+Every request leaves one access log line (logger ``sandbox.host``: method, target, status, milliseconds) with
+the key in the target's ``code=`` replaced by ``***``; no log line of the host shows a key.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,13 +219,23 @@ class LocalHost:
 
     # ---- HTTP dispatch ------------------------------------------------------------------------------------
 
-    def _authorised(self, level: str, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    def _key_refusal(self, level: str, query: Mapping[str, str],
+                     headers: Mapping[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
+        """None when the request carries a key the route's auth level accepts; else the 401 to answer."""
         if level == "anonymous":
-            return True
+            return None
         given = query.get("code") or headers.get("x-functions-key")
-        if level == "admin":
-            return given == self.keys.master_key
-        return given in (self.keys.function_key, self.keys.master_key)
+        accepted = (self.keys.master_key,) if level == "admin" else (self.keys.function_key, self.keys.master_key)
+        if given in accepted:
+            return None
+        kind = "the master key" if level == "admin" else "a function key (or the master key)"
+        if not given:
+            return host_problem(401, "FunctionKeyRequired", "A function key is required",
+                                f"this route needs {kind}: send it in the x-functions-key header or the code "
+                                "query parameter")
+        return host_problem(401, "FunctionKeyInvalid", "The function key is not valid",
+                            f"the key sent is not {kind} of this host (keys are printed by `steward local up` and "
+                            "kept in var/)")
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes,
                                                                                                    dict[str, str]]:
@@ -238,8 +255,8 @@ class LocalHost:
             if path.lower().startswith(prefix.lower() + "/") or (prefix and path.lower() == prefix.lower()):
                 return self._route(method, path[len(prefix):], query, headers, body=body, raw_path=raw_path)
         except UnknownTrigger as exc:
-            return _json(404, {"error": str(exc)})
-        return _json(404, {"error": f"no function serves {path}"})
+            return host_problem(404, "NoSuchFunction", "No such function", str(exc))
+        return host_problem(404, "NoSuchRoute", "No function serves this route", f"no function serves {path}")
 
     def _route(self, method: str, path: str, query: Mapping[str, str],
                headers: Mapping[str, str], *, body: bytes, raw_path: str) -> tuple[int, bytes, dict[str, str]]:
@@ -247,9 +264,9 @@ class LocalHost:
             match = route.pattern.match(path or "/")
             if match is None or method.upper() not in route.function.methods:
                 continue
-            if not self._authorised(route.function.auth_level, query, headers):
-                return _json(401, {"error": f"{route.function.name} requires a {route.function.auth_level} key "
-                                            "(code= or x-functions-key)"})
+            refused = self._key_refusal(route.function.auth_level, query, headers)
+            if refused is not None:
+                return refused
             params = {k: v for k, v in match.groupdict().items() if v is not None}
             request = func.HttpRequest(method.upper(), f"{self.origin}{raw_path}", headers=dict(headers),
                                        params=dict(query), route_params=params, body=body)
@@ -259,7 +276,8 @@ class LocalHost:
             status, payload, out_headers = _http_result(result)
             out_headers.setdefault("x-correlation-id", correlation)
             return status, payload, out_headers
-        return _json(404, {"error": f"no {method} route matches {path}"})
+        return host_problem(404, "NoSuchRoute", "No function serves this route",
+                            f"no {method} route of the app matches {path}")
 
     def _eventgrid(self, method: str, query: Mapping[str, str], headers: Mapping[str, str],
                    body: bytes) -> tuple[int, bytes, dict[str, str]]:
@@ -297,8 +315,9 @@ class LocalHost:
 
     def _admin(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
                body: bytes) -> tuple[int, bytes, dict[str, str]]:
-        if (query.get("code") or headers.get("x-functions-key")) != self.keys.master_key:
-            return _json(401, {"error": "the admin API requires the master key"})
+        refused = self._key_refusal("admin", query, headers)
+        if refused is not None:
+            return refused
         if path.rstrip("/") == "/admin/host/status":
             return _json(200, {"state": "Running", "id": "local-steward-host"})
         match = re.fullmatch(r"/admin/functions/([^/]+)/?", path)
@@ -379,6 +398,16 @@ def _json(status: int, body: Any) -> tuple[int, bytes, dict[str, str]]:
     return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 
+HOST_PROBLEM_TYPE = "tag:backup-steward,2026:local-host/"
+
+
+def host_problem(status: int, code: str, title: str, detail: str) -> tuple[int, bytes, dict[str, str]]:
+    """The local host's own refusal as RFC 9457 problem details (the app's routes build theirs in
+    ``entrypoints/problems.py``; this host is not the app and shares no code with it)."""
+    body = {"type": HOST_PROBLEM_TYPE + code, "title": title, "status": status, "detail": detail, "code": code}
+    return status, json.dumps(body).encode(), {"Content-Type": "application/problem+json"}
+
+
 def _api(response: ApiResponse) -> tuple[int, bytes, dict[str, str]]:
     headers = dict(response.headers)
     headers.setdefault("Content-Type", "application/json")
@@ -396,15 +425,20 @@ def _handler_for(host: LocalHost) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
+            started = time.monotonic()
+            target = redact_target(self.path)
             try:
                 status, payload, out = host.handle(self.command, self.path, headers, body)
             except Exception:
                 # The request target carries the function key (code=): log it redacted. The caller gets a 500
                 # with an empty body, as from the Functions host, which stopped returning exception details in
                 # HTTP responses (Azure/azure-functions-host issue #2706: "an empty string with 500 response code")
-                log.exception("request %s %s failed", self.command, redact_target(self.path))
+                log.exception("request %s %s failed", self.command, target)
                 status, payload, out = 500, b"", {}
             write_response(self, status, payload, out, None)
+            elapsed = round((time.monotonic() - started) * 1000, 1)
+            log.info("%s %s %s", self.command, target, status,
+                     extra={"method": self.command, "target": target, "status": status, "ms": elapsed})
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

@@ -85,9 +85,6 @@ class RequestRefused(StewardError):
             headers["WWW-Authenticate"] = self.www_authenticate
         return headers
 
-    def to_body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message}}
-
 
 @dataclass(frozen=True)
 class Caller:

@@ -61,7 +61,7 @@ def test_five_audit_requests_in_a_row_start_one_audit_and_the_others_get_409(
     started = answers[0][1]
     assert started["started"] is True
     for _, refused in answers[1:]:
-        assert refused["error"]["code"] == "AuditAlreadyRunning"
+        assert refused["code"] == "AuditAlreadyRunning"
         assert refused["id"] == started["id"], "the 409 names the running audit"
         assert refused["started"] is False
         assert refused["runtimeStatus"] in {"Pending", "Running"}
@@ -132,9 +132,9 @@ def test_audit_requests_without_a_token_are_refused_before_the_meter(metered: Ap
     assert answers == [400, 400]  # even a refused body spends
     status, headers, body = metered.request("POST", "audits", b"", metered.auth(ADMIN))
     assert status == 429, body
-    assert json.loads(body)["error"]["code"] == "TooManyRequests"
+    assert json.loads(body)["code"] == "TooManyRequests"
     assert 1 <= int(headers["Retry-After"]) <= 30
-    assert "audit" in json.loads(body)["error"]["message"]
+    assert "audit" in json.loads(body)["detail"]
     # reads are not metered
     assert metered.request("GET", "audits/latest", None, metered.auth(ADMIN))[0] in {200, 404}
     assert _audits(metered) == [], "a throttled request started nothing"

@@ -3,6 +3,7 @@ app serves it, and schemathesis finds no 5xx and no answer outside the document 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,32 @@ def test_every_registered_route_is_documented_and_every_documented_route_exists(
     assert documented - registered == set(), "documented routes the app does not serve"
 
 
+def error_responses() -> list[tuple[str, str, str, Any]]:
+    """(METHOD, path, status, response) of every documented 4xx/5xx, with ``$ref`` responses resolved."""
+    shared = DOCUMENT["components"]["responses"]
+    found = []
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            for status, documented in operation.get("responses", {}).items():
+                if int(status) >= 400:
+                    ref = documented.get("$ref")
+                    found.append((method.upper(), path, status, shared[ref.rsplit("/", 1)[1]] if ref else documented))
+    return found
+
+
+def test_every_documented_error_is_a_problem() -> None:
+    problem = DOCUMENT["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+    errors = error_responses()
+    assert errors
+    for method, path, status, answer in errors:
+        assert set(answer["content"]) == {"application/problem+json"}, (method, path, status)
+        schema = answer["content"]["application/problem+json"]["schema"]
+        if schema.get("$ref") != "#/components/schemas/Problem":  # a Problem with more members (allOf)
+            schema = DOCUMENT["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+            assert {"$ref": "#/components/schemas/Problem"} in schema["allOf"], (method, path, status)
+
+
 def test_operation_ids_are_the_function_names() -> None:
     names = {f.get_function_name() for f in AppWithContract().get_functions()}
     operation_ids = {op["operationId"] for item in DOCUMENT["paths"].values() for op in item.values()}
@@ -79,7 +106,9 @@ def test_the_app_serves_the_document_with_the_function_key_only(contract_app: Ap
     assert status == 200
     assert headers["Content-Type"].startswith("application/yaml")
     assert yaml.safe_load(body) == DOCUMENT
-    assert contract_app.request("GET", "openapi.yaml", key=False)[0] == 401
+    status, headers, body = contract_app.request("GET", "openapi.yaml", key=False)
+    assert status == 401 and headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["code"] == "FunctionKeyRequired"
 
 
 # ---- schemathesis against the running host -------------------------------------------------------------
@@ -95,6 +124,26 @@ def api(contract_app: App) -> dict[str, Any]:
     }
 
 
+PROBLEM_MEMBERS = ("type", "title", "status", "detail", "code")
+
+
+def every_error_is_a_problem(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A schemathesis check: every 4xx/5xx with a body is RFC 9457 problem details (``application/problem+json``,
+    its members present, ``status`` equal to the HTTP status, ``type`` naming the ``code``). A response whose
+    documented schema already says so is validated by schemathesis too; this holds even for answers the document
+    does not list."""
+    if response.status_code < 400 or not response.content:
+        return None
+    media = (response.headers.get("content-type") or [""])[0].split(";", 1)[0].strip()
+    assert media == "application/problem+json", f"{response.status_code} answered as {media!r}"
+    problem = response.json()
+    missing = [m for m in PROBLEM_MEMBERS if m not in problem]
+    assert not missing, f"the problem lacks {missing}: {problem}"
+    assert problem["status"] == response.status_code, problem
+    assert str(problem["type"]).endswith("/" + str(problem["code"])), problem
+    return True
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
@@ -107,7 +156,10 @@ def test_the_app_answers_within_its_contract(case: Any, api: dict[str, Any]) -> 
     if case.method.lower() not in DOCUMENT["paths"][case.path]:
         return
     case.call_and_validate(
-        base_url=api["base_url"], headers=api["headers"], excluded_checks=[schemathesis.checks.unsupported_method]
+        base_url=api["base_url"],
+        headers=api["headers"],
+        excluded_checks=[schemathesis.checks.unsupported_method],
+        additional_checks=[every_error_is_a_problem],
     )
 
 

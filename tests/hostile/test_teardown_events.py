@@ -214,7 +214,7 @@ def test_one_principal_cannot_request_by_event_and_approve_alone(app: App) -> No
         time.sleep(0.05)
     assert wait_phase(app, instance, "awaiting-approval") and intact(owner, rg), "one approval ran a custom request"
     status, body = http(app, "POST", f"teardowns/{instance}/approve", approve, ADMIN)
-    assert status == 403 and body["error"]["code"] == "FourEyesRequired", body
+    assert status == 403 and body["code"] == "FourEyesRequired", body
     # around the route, the orchestrator refuses it too and keeps waiting
     runner.raise_event(instance, "TeardownApproved", {**approve, "approvedBy": ADMIN})
     while "four eyes" not in str((runner.status(instance).get("customStatus") or {}).get("lastError")):
@@ -282,7 +282,7 @@ def test_an_allowed_users_failed_delete_of_an_auto_vault_still_needs_a_second_pe
     assert intact(owner, rg), "the deleting user's auto tag tore the vault down alone"
     fingerprint = planned["fingerprint"]
     status, refused = http(app, "POST", f"teardowns/{instance}/approve", {"fingerprint": fingerprint}, SECOND_ADMIN)
-    assert status == 403 and refused["error"]["code"] == "FourEyesRequired", refused
+    assert status == 403 and refused["code"] == "FourEyesRequired", refused
     assert intact(owner, rg)
     status, approved = http(app, "POST", f"teardowns/{instance}/approve", {"fingerprint": fingerprint}, ADMIN)
     assert status == 202, approved
@@ -341,7 +341,7 @@ def test_the_requester_cannot_approve_their_own_plan(app: App) -> None:
     plan = dry_run(app, vault_id, ADMIN)
     before = app.orchestrations()
     status, body = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]}, ADMIN)
-    assert status == 403 and body["error"]["code"] == "FourEyesRequired", body
+    assert status == 403 and body["code"] == "FourEyesRequired", body
     assert new_instances(app, before) == [] and intact(owner, rg)
     # another allowed principal may, and the report names both
     status, body = http(
@@ -362,7 +362,7 @@ def test_four_eyes_sees_through_the_case_of_an_oid_and_racing_self_approvals(app
     plan = dry_run(app, vault_id, ADMIN)
     approve = {"fingerprint": plan["fingerprint"]}
     status, body = http(app, "POST", f"teardowns/{plan['id']}/approve", approve, ADMIN.upper())
-    assert status == 403 and body["error"]["code"] == "FourEyesRequired", body
+    assert status == 403 and body["code"] == "FourEyesRequired", body
     before = app.orchestrations()
     assert deliver(app, custom_event(vault_id, SECOND_ADMIN, None)) == 200
     [instance] = new_instances(app, before)
@@ -419,7 +419,7 @@ def test_a_run_that_carries_its_own_fingerprint_waits_for_another_principal(app:
     status, refused = http(
         app, "POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan["fingerprint"]}, ADMIN
     )
-    assert status == 403 and refused["error"]["code"] == "FourEyesRequired"
+    assert status == 403 and refused["code"] == "FourEyesRequired"
     # the orchestrator is the authority: an approval event from the requester (around the route) is refused,
     # recorded, and the saga keeps waiting
     app.stack.runner.raise_event(  # type: ignore[union-attr]
@@ -448,8 +448,8 @@ def test_approving_a_wrong_fingerprint_is_refused_naming_the_current_one(app: Ap
     wrong = "sha256:" + "0" * 64
     before = app.orchestrations()
     status, body = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": wrong}, SECOND_ADMIN)
-    assert status == 409 and body["error"]["code"] == "FingerprintMismatch", body
-    assert body["currentFingerprint"] == plan["fingerprint"] and plan["fingerprint"] in body["error"]["message"]
+    assert status == 409 and body["code"] == "FingerprintMismatch", body
+    assert body["currentFingerprint"] == plan["fingerprint"] and plan["fingerprint"] in body["detail"]
     assert new_instances(app, before) == [] and intact(owner, rg)
     # the same while a run waits for its approval
     status, started = http(app, "POST", "teardowns", {"vaultId": vault_id, "dryRun": False}, ADMIN)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from entrypoints import problems
 from steward.auth.tokens import AuthorityUnavailable, Unauthenticated, VerifiedIdentity
 from steward.domain.teardown import (
     ApprovalVerdict,
@@ -109,7 +110,9 @@ def test_bad_requests_are_refused_with_a_clear_reason(hdrs, payload, status, cod
     assert refused.value.status == status
     assert refused.value.code == code
     assert refused.value.message
-    assert "Traceback" not in json.dumps(refused.value.to_body())
+    answer = problems.refused(refused.value)
+    assert answer.status_code == status and problems.code_of(answer) == code
+    assert "Traceback" not in answer.get_body().decode()
 
 
 def test_nobody_is_allowed_when_nothing_is_configured() -> None:
