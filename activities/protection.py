@@ -261,12 +261,13 @@ def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
 def publish_outcomes(request: dict[str, Any]) -> int:
     """Publish protection outcomes to the configured Event Grid topic."""
     outcomes = [ProtectionOutcome.from_record(r) for r in request["outcomes"]]
-    events = [OutcomeEvent(o.event_type, o.resource_id, o.to_record()) for o in outcomes]
+    events = [OutcomeEvent(o.event_type, o.resource_id, o.event_data()) for o in outcomes]
     for outcome in outcomes:
         LOG.info(
-            "protection outcome %s",
-            outcome.status.value,
-            extra={"resource_id": outcome.resource_id, "correlation_id": outcome.correlation_id},
+            "%s",
+            outcome.log_line(),
+            extra={"resource_id": outcome.resource_id, "correlation_id": outcome.correlation_id,
+                   "status": outcome.status.value, "rule": outcome.rule},
         )
     telemetry.record_protections(request["outcomes"], since=request.get("since"), at=request.get("at"))
     return bootstrap.publisher().publish(events)

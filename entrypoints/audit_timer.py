@@ -60,6 +60,11 @@ ALL_SCOPE_ID: Final = "audit-all"
 UNIDENTIFIED_CALLER: Final = "function-key"
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_SUBSCRIPTIONS: Final = 100
+#: The fields a ``POST /api/audits`` body may carry; any other is refused (a misspelt ``subscription`` used to
+#: be ignored, and the whole estate audited).
+BODY_FIELDS: Final = frozenset({"subscriptions"})
+#: How many unknown fields / unmanaged subscriptions a refusal names (the Error schema bounds messages).
+NAMED_AT_MOST: Final = 5
 
 bp = df.Blueprint()
 
@@ -178,6 +183,16 @@ def _meter(principal: str) -> None:
         raise _Refused(refused.status, refused.code, refused.message, retry_after=refused.retry_after) from None
 
 
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _named(items: Sequence[str]) -> str:
+    """At most NAMED_AT_MOST of ``items``, and how many more there are."""
+    more = len(items) - NAMED_AT_MOST
+    return ", ".join(items[:NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
+
+
 def _requested_subscriptions(body: bytes) -> list[str]:
     """The optional ``{"subscriptions": [guid, ...]}`` body: GUIDs the app manages, or a refusal."""
     if not body.strip():
@@ -190,6 +205,10 @@ def _requested_subscriptions(body: bytes) -> list[str]:
         raise _Refused(400, "InvalidJson", "the body is not JSON") from None
     if not isinstance(parsed, dict):
         raise _Refused(400, "InvalidRequest", "the body must be a JSON object")
+    unknown = sorted(set(parsed) - BODY_FIELDS)
+    if unknown:
+        raise _Refused(400, "UnknownField", f"unknown field(s) {_named([repr(_printable(n[:40])) for n in unknown])}; "
+                                            f"known: {', '.join(sorted(BODY_FIELDS))}")
     if "subscriptions" not in parsed:
         return []
     raw = parsed["subscriptions"]
@@ -206,7 +225,7 @@ def _requested_subscriptions(body: bytes) -> list[str]:
         raise _Refused(
             403,
             "SubscriptionNotManaged",
-            f"{len(outside)} subscription(s) are not in STEWARD_SUBSCRIPTIONS; this app audits only those",
+            f"subscription(s) {_named(outside)} are not in STEWARD_SUBSCRIPTIONS; this app audits only those",
         )
     if managed and set(wanted) == set(managed):
         return []  # every managed subscription is the whole estate: the ``audit-all`` scope, not a second one

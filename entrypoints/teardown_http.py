@@ -30,6 +30,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -71,6 +72,8 @@ LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
 ORCHESTRATOR = "teardown_vault"
 ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew"})
+#: The header that carries the correlation id both ways.
+CORRELATION_HEADER = "x-correlation-id"
 
 bp = df.Blueprint()
 
@@ -121,6 +124,9 @@ class _Trail:
         self.fields: dict[str, Any] = {}
         #: the verified caller, once its token validated (an unauthenticated request names nobody)
         self.principal_id: str | None = None
+        #: the request's correlation id (:func:`_correlation`); the answer carries it as ``x-correlation-id``,
+        #: and a teardown this request starts records it (the approve route answers with the run's)
+        self.correlation_id = _correlation(req)
 
     def note(self, **fields: Any) -> None:
         self.fields.update(fields)
@@ -132,7 +138,7 @@ class _Trail:
             principal_id=self.principal_id,
             status=status,
             code=code,
-            correlation_id=_correlation(self.req),
+            correlation_id=self.correlation_id,
             **self.fields,
         )
         AUDIT.info("teardown %s %s (%s)", self.action, record["decision"], status, extra=record)
@@ -148,11 +154,18 @@ async def _audited(
         response = await answer(trail)
     except RequestRefused as refused:
         trail.log(refused.status, refused.code)
-        return problems.refused(refused)
+        return _correlated(problems.refused(refused), trail)
     except Exception:
         trail.log(500, "InternalError")
         raise
+    _correlated(response, trail)
     trail.log(response.status_code, problems.code_of(response))
+    return response
+
+
+def _correlated(response: func.HttpResponse, trail: _Trail) -> func.HttpResponse:
+    """The answer names the correlation id the app recorded (the one a started teardown's report shows)."""
+    response.headers[CORRELATION_HEADER] = trail.correlation_id
     return response
 
 
@@ -195,7 +208,11 @@ async def _status(client: df.DurableOrchestrationClient, instance_id: str, *, sh
 
 
 def _correlation(req: func.HttpRequest) -> str:
-    return (req.headers.get("x-ms-client-request-id") or req.headers.get("x-correlation-id") or "")[:128]
+    """The caller's ``x-correlation-id`` (or ``x-ms-client-request-id``, the Azure SDKs' request id), else a new
+    one: a teardown's report never shows an empty correlation id, and it is the one the answer carries."""
+    given = (req.headers.get(CORRELATION_HEADER) or req.headers.get("x-ms-client-request-id") or "").strip()
+    text = "".join(c for c in given[:128] if c.isprintable())
+    return text or uuid.uuid4().hex
 
 
 @bp.route(route="teardowns", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -211,7 +228,7 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, t
     check_json_content_type(dict(req.headers))
     try:
         request = teardown_request_from_http(
-            caller, req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=_correlation(req)
+            caller, req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=trail.correlation_id
         )
     except RequestRefused as refused:
         # ``error_code``: a field named ``code`` is redacted as a secret (steward.logs: Functions keys travel as code=)
@@ -358,12 +375,13 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         source=RequestSource.HTTP,
         dry_run=False,
         approved_fingerprint=approval.fingerprint,
-        correlation_id=previous.correlation_id or _correlation(req),
+        correlation_id=previous.correlation_id or trail.correlation_id,
         opt_in_tag=None,
         requested_at=datetime.now(UTC),
         approved_by=approval.approved_by,
     )
     run_id = instance_id_for(run)
+    trail.correlation_id = run.correlation_id  # one id from the plan's request to the run's report
     trail.note(vault_id=run.vault_id, instance_id=run_id, dry_run=False)
     existing = await _status(client, run_id)
     if existing is None or _status_name(existing) not in ACTIVE:

@@ -57,7 +57,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
     record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
-        status = OutcomeStatus.OPTED_OUT if isinstance(decision, rules.OptOut) else OutcomeStatus.UNSUPPORTED
+        status = flow.not_protected_status(decision)
         return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
 
     search = flow.vault_search(decision)

@@ -8,6 +8,8 @@
     steward audit ...            audit the estate (against the sandbox or, with credentials, Azure)
     steward rules check|explain|schema   validate rules; what they decide for a resource (no Azure needed)
     steward settings check       validate the app settings offline (environment, --env-file, --local-settings)
+    steward why RESOURCE_ID      why a resource is (not) protected: its latest outcome, the latest audit and the
+                                 rules together (alias: steward explain); --output table|json
 
 The sandbox commands need the development install (``make`` creates it); they are not deployed.
 """
@@ -63,6 +65,18 @@ def _rules(argv: list[str]) -> int:
     return int(main(argv) or 0)
 
 
+def _why(argv: list[str]) -> int:
+    from steward.why_cli import main
+
+    return int(main(argv) or 0)
+
+
+def _explain(argv: list[str]) -> int:
+    from steward.why_cli import main
+
+    return int(main(argv, program="steward explain") or 0)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _demo,
     "sandbox": _sandbox,
@@ -71,6 +85,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "audit": _audit,
     "rules": _rules,
     "settings": _settings,
+    "why": _why,
+    "explain": _explain,
 }
 
 

@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
 from steward.domain.drill_rules import first_drill
@@ -144,9 +144,14 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
                       f"recovery point {point}, into {drill['drillGroup']}, restored resources live "
                       f"{drill['lifetime']}\n")
     else:
-        label = "NOT PROTECTED (opt out)" if decision["kind"] == "opt-out" else "NOT PROTECTED (unsupported)"
+        label = "NOT PROTECTED (" + _NOT_PROTECTED.get(decision.get("basis") or "", "opt out") + ")" \
+            if decision["kind"] == "opt-out" else "NOT PROTECTED (unsupported)"
         rule = f" by rule {decision['rule']!r}" if decision.get("rule") else ""
         out.write(f"=> {label}{rule}: {decision['reason']}\n")
+
+
+#: How ``explain`` names each opt-out basis (the outcomes OptedOut, CoveredByVm, NoMatchingRule).
+_NOT_PROTECTED: Final = {"covered-by-vm": "covered by its VM's backup", "no-rule": "no rule matches"}
 
 
 def explain_row(result: Mapping[str, Any]) -> dict[str, Any]:

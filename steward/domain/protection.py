@@ -17,7 +17,9 @@ class OutcomeStatus(StrEnum):
     ALREADY_PROTECTED = "AlreadyProtected"  # already protected in the vault the rules choose
     RESUMED = "Resumed"  # its item in the vault the rules choose was stopped: protection resumed, same item
     CONFLICT = "Conflict"  # protected elsewhere; never moved or stolen
-    OPTED_OUT = "OptedOut"  # a rule or the opt-out tag says no
+    OPTED_OUT = "OptedOut"  # the opt-out tag, or a rule that opts it out, says no
+    COVERED_BY_VM = "CoveredByVm"  # a managed disk attached to a VM: the VM's backup covers it (no double backup)
+    NO_MATCHING_RULE = "NoMatchingRule"  # no rule of the rules file covers it
     UNSUPPORTED = "Unsupported"  # not a type we protect
     NO_VAULT = "NoVault"  # no vault of the resource's region and subscription
     AMBIGUOUS_VAULT = "AmbiguousVault"  # several candidate vaults and none marked default
@@ -28,6 +30,14 @@ class OutcomeStatus(StrEnum):
     REPROTECTED = "Reprotected"  # moved: protected anew, the old item kept with its points
     VAULT_TENANT_CHANGED = "VaultTenantChanged"  # vault identity in another tenant: RBAC must be redone
 
+
+#: The name an outcome had before issue 20 split ``OptedOut`` in three; published events carry it as
+#: ``data.legacyStatus`` for one release, so subscribers filtering on the old name can move over.
+LEGACY_STATUS: Final[Mapping[OutcomeStatus, str]] = {
+    OutcomeStatus.OPTED_OUT: "OptedOut",
+    OutcomeStatus.COVERED_BY_VM: "OptedOut",
+    OutcomeStatus.NO_MATCHING_RULE: "OptedOut",
+}
 
 #: Outcomes that mean the resource ends in the intended state.
 SUCCESSFUL: Final = frozenset(
@@ -67,6 +77,19 @@ class ProtectionOutcome:
     @property
     def event_type(self) -> str:
         return f"BackupSteward.Protection.{self.status.value}"
+
+    def event_data(self) -> dict[str, Any]:
+        """The published event's ``data``: the record, plus ``legacyStatus`` where the name changed."""
+        record = self.to_record()
+        legacy = LEGACY_STATUS.get(self.status)
+        if legacy is not None:
+            record["legacyStatus"] = legacy
+        return record
+
+    def log_line(self) -> str:
+        """``protection outcome <status>: <reason> (rule <rule>) <resource id>``: why, in the line itself."""
+        return (f"protection outcome {self.status.value}: {self.reason or '-'} (rule {self.rule or 'none'}) "
+                f"{self.resource_id}")
 
 
 #: Azure's codes that mean "protected elsewhere" (brief §3, D-diskrest) - a conflict, not a failure.

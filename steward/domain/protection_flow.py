@@ -40,6 +40,24 @@ def decide(facts: Mapping[str, Any], rule_set: rules.RuleSet) -> rules.Protectio
     return rules.route(resource, rule_set)
 
 
+#: The outcome of each reason not to protect (issue 20 split the one ``OptedOut``).
+_OPT_OUT_STATUS: Final = {
+    rules.OptOutBasis.TAG: OutcomeStatus.OPTED_OUT,
+    rules.OptOutBasis.RULE: OutcomeStatus.OPTED_OUT,
+    rules.OptOutBasis.COVERED_BY_VM: OutcomeStatus.COVERED_BY_VM,
+    rules.OptOutBasis.NO_RULE: OutcomeStatus.NO_MATCHING_RULE,
+}
+
+
+def not_protected_status(decision: rules.OptOut | rules.Unsupported) -> OutcomeStatus:
+    """The outcome of a decision not to protect: ``OptedOut`` (the tag or a rule), ``CoveredByVm``,
+    ``NoMatchingRule``, or ``Unsupported``. A decision recorded before the split (no basis) stays ``OptedOut``,
+    so an orchestration replaying its history decides as it did."""
+    if isinstance(decision, rules.Unsupported):
+        return OutcomeStatus.UNSUPPORTED
+    return OutcomeStatus.OPTED_OUT if decision.basis is None else _OPT_OUT_STATUS[decision.basis]
+
+
 def vault_search(decision: rules.Protect) -> dict[str, str]:
     """Where to look for candidate vaults: the kind, subscription and region the decision allows."""
     target = decision.vault

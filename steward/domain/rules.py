@@ -66,6 +66,7 @@ __all__ = [
     "NoVault",
     "OnDelete",
     "OptOut",
+    "OptOutBasis",
     "Protect",
     "ProtectionDecision",
     "ProtectionRule",
@@ -567,15 +568,29 @@ class Protect:
         }
 
 
+class OptOutBasis(StrEnum):
+    """Why a resource is not to be protected: each has its own outcome (issue 20: ``OptedOut`` meant all four)."""
+
+    TAG = "tag"  # the opt-out tag
+    RULE = "rule"  # the first matching rule opts it out
+    COVERED_BY_VM = "covered-by-vm"  # a managed disk attached to a VM: the VM's backup covers it
+    NO_RULE = "no-rule"  # no rule matches it
+
+
 @dataclass(frozen=True)
 class OptOut:
     kind: ClassVar[str] = "opt-out"
     resource_id: ResourceId
     reason: str
-    rule: str | None = None  # None: the opt-out tag, or no rule matched
+    rule: str | None = None  # None: the opt-out tag, a disk covered by its VM, or no rule matched
+    #: None only in a record written before the split (an orchestration replaying its history): read as OptedOut
+    basis: OptOutBasis | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "resourceId": str(self.resource_id), "reason": self.reason, "rule": self.rule}
+        record = {"kind": self.kind, "resourceId": str(self.resource_id), "reason": self.reason, "rule": self.rule}
+        if self.basis is not None:
+            record["basis"] = self.basis.value
+        return record
 
 
 @dataclass(frozen=True)
@@ -605,8 +620,13 @@ def decision_from_record(record: object) -> ProtectionDecision:
         rule = record.get("rule")
         if rule is not None and not isinstance(rule, str):
             raise InvalidRecord("'rule' must be a string or null")
-        cls = OptOut if kind == OptOut.kind else Unsupported
-        return cls(rid, _rec_str(record, "reason"), rule)
+        if kind == Unsupported.kind:
+            return Unsupported(rid, _rec_str(record, "reason"), rule)
+        basis = record.get("basis")
+        try:
+            return OptOut(rid, _rec_str(record, "reason"), rule, None if basis is None else OptOutBasis(basis))
+        except ValueError:
+            raise InvalidRecord(f"unknown opt-out basis {basis!r}") from None
     if kind != Protect.kind:
         raise InvalidRecord(f"unknown decision kind {kind!r}")
     try:
@@ -665,21 +685,24 @@ def _rec_id(record: Mapping[str, Any], key: str) -> ResourceId:
 def route(resource: ResourceFacts, rules: RuleSet) -> ProtectionDecision:
     """Decide for one resource. Pure and total: never raises for a valid ``ResourceFacts``."""
     if any(value.strip().lower() == "true" for value in resource.tag_values(rules.opt_out_tag)):
-        return OptOut(resource.id, f"tagged {rules.opt_out_tag}=true")
+        return OptOut(resource.id, f"tagged {rules.opt_out_tag}=true", None, OptOutBasis.TAG)
     workload = workload_for(resource.type)
     if workload is None:
         return Unsupported(resource.id, f"Backup Steward does not protect resources of type {resource.type}")
     if resource.attached_to and workload.resource_type == "Microsoft.Compute/disks":
         # Azure VM backup snapshots every attached disk: a Backup vault instance would back the same data up
         # twice. Detached disks are routed like any other resource.
-        return OptOut(resource.id, f"attached to VM {resource.attached_to}: covered by the VM's backup")
+        return OptOut(
+            resource.id, f"attached to VM {resource.attached_to}: covered by the VM's backup", None,
+            OptOutBasis.COVERED_BY_VM,
+        )
     for rule in rules.rules:
         if not rule.match.holds(resource):
             continue
         if rule.opt_out is not None or rule.protect is None:
-            return OptOut(resource.id, rule.opt_out or "opted out", rule.name)
+            return OptOut(resource.id, rule.opt_out or "opted out", rule.name, OptOutBasis.RULE)
         return _protect(resource, workload, rule.name, rule.protect, rules.vault_default_tag)
-    return OptOut(resource.id, f"no rule in {rules.source} covers this resource")
+    return OptOut(resource.id, f"no rule in {rules.source} covers this resource", None, OptOutBasis.NO_RULE)
 
 
 def _protect(

@@ -168,6 +168,16 @@ def test_the_opt_out_tag_and_an_unsupported_type_end_before_any_vault_is_looked_
     assert unsupported.output["status"] == "Unsupported" and "find_vaults" not in unsupported.names()
 
 
+def test_a_disk_attached_to_a_vm_ends_covered_by_vm_not_opted_out() -> None:
+    """Issue 20: the disk a VM's backup covers has its own outcome (it was ``OptedOut``, like the opt-out tag)."""
+    estate = Estate()
+    estate.describe = [facts(DISK, managed_by=VM)]
+    result = protect(estate)
+    assert result.output["status"] == "CoveredByVm" and "find_vaults" not in result.names()
+    assert "covered by the VM's backup" in result.output["reason"] and result.output["correlation_id"] == "corr-1"
+    assert [o["status"] for o in estate.published] == ["CoveredByVm"]
+
+
 def test_no_vault_in_the_region_creates_the_regional_default_and_protects_in_it() -> None:
     estate = Estate()
     estate.vaults = []

@@ -88,7 +88,7 @@ def test_explain_says_not_protected_with_exit_1_and_json_carries_the_decision(ru
     assert code == 1
     result = json.loads(out)
     assert result["decision"] == {"kind": "opt-out", "resourceId": VM, "reason": "dev resources are rebuilt, not "
-                                  "restored", "rule": "dev-out"}
+                                  "restored", "rule": "dev-out", "basis": "rule"}
     assert result["trace"] == [{"rule": "dev-out", "line": 3, "matched": True}]
 
 

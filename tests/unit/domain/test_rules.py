@@ -25,6 +25,7 @@ from steward.domain.rules import (
     NoVault,
     OnDelete,
     OptOut,
+    OptOutBasis,
     Protect,
     ProtectionRule,
     ProtectionSpec,
@@ -184,7 +185,9 @@ def test_a_rule_matches_only_when_every_condition_holds() -> None:
 def test_first_match_wins_so_an_early_opt_out_beats_a_later_protect() -> None:
     rules = load_rules(MATCHING, "matching.yaml")
     decision = route(facts(group="rg-fin-01", tags={"owner": "ana", "env": "dev"}), rules)
-    assert decision == OptOut(decision.resource_id, "dev resources are rebuilt, not restored", "dev-out")
+    assert decision == OptOut(
+        decision.resource_id, "dev resources are rebuilt, not restored", "dev-out", OptOutBasis.RULE
+    )
 
 
 def test_backup_vault_targets_may_sit_in_another_subscription_with_datastore_options() -> None:
