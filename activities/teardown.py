@@ -36,9 +36,9 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
+from steward.settings import Settings
 from steward.teardown import composition
 from steward.teardown.report import ReportStore, render_html
-from steward.teardown.settings import TeardownSettings
 
 LOG = logging.getLogger("steward.teardown")
 
@@ -47,7 +47,7 @@ bp = df.Blueprint()
 use = composition.use  # local runs and tests inject adapters here
 
 
-def settings() -> TeardownSettings:
+def settings() -> Settings:
     return composition.settings()
 
 
@@ -97,7 +97,19 @@ def teardown_inventory(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_limits(payload: dict[str, Any]) -> dict[str, Any]:
     """The settings the orchestrator needs (it may not read the environment)."""
     del payload
-    return settings().limits_record()
+    return limits_record(settings())
+
+
+def limits_record(current: Settings) -> dict[str, Any]:
+    """What the orchestrator needs (it may not read the environment itself): counts, four eyes (0/1), and the
+    allowed principals (a failed delete's ``auto`` applies only to an allowed deleting user)."""
+    return {
+        "maxParallelWrites": current.max_parallel_writes,
+        "approvalTimeoutHours": current.teardown_approval_timeout_hours,
+        "waitChunkHours": current.teardown_wait_chunk_hours,
+        "fourEyes": int(current.teardown_four_eyes),
+        "allowedPrincipals": sorted(p.lower() for p in current.teardown_allowed_principals),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ settings

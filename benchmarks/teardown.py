@@ -164,9 +164,9 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
+    from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
     from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
     from tests.integration.teardown.conftest import Estate, start_sandbox
 
     sandbox = start_sandbox(scale=scale, page_size=200)
@@ -187,7 +187,7 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
 
         teardown_composition.use(
             ops=ops,
-            settings=TeardownSettings(max_parallel_writes=parallel, four_eyes=False),
+            settings=Settings(max_parallel_writes=parallel, teardown_four_eyes=False),
             report_store=LocalReportStore(workdir / "reports"),
             publisher=MemoryPublisher(),
         )

@@ -67,7 +67,9 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
 def _caller(req: func.HttpRequest) -> str:
     """The allowed caller's object id (401 / 403 / 503 raised as RequestRefused)."""
     current = composition.settings()
-    policy = TeardownAccessPolicy.of(current.allowed_principals, current.allowed_roles, current.subscriptions)
+    policy = TeardownAccessPolicy.of(
+        current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
+    )
     caller = caller_action(authenticated_caller(dict(req.headers), bootstrap.token_validator()), policy)
     return caller.principal_id
 

@@ -80,7 +80,9 @@ bp = df.Blueprint()
 
 def _policy() -> TeardownAccessPolicy:
     current = composition.settings()
-    return TeardownAccessPolicy.of(current.allowed_principals, current.allowed_roles, current.subscriptions)
+    return TeardownAccessPolicy.of(
+        current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
+    )
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -318,7 +320,7 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
             "review that plan and approve it",
             currentFingerprint=current,
         )
-    four_eyes = composition.settings().four_eyes
+    four_eyes = composition.settings().teardown_four_eyes
     if request is not None and approval_refusal(request, approval.approved_by, four_eyes=four_eyes):
         return problems.response(
             403,

@@ -9,8 +9,8 @@ from typing import Any
 
 from steward.cloud.publisher import NullPublisher, OutcomePublisher
 from steward.cloud.teardown_ops import TeardownOps
+from steward.settings import Settings
 from steward.teardown.report import BlobReportStore, LocalReportStore, ReportStore
-from steward.teardown.settings import TeardownSettings
 
 _LOCK = threading.Lock()
 _overrides: dict[str, Any] = {}
@@ -19,7 +19,7 @@ _overrides: dict[str, Any] = {}
 def use(
     *,
     ops: TeardownOps | None = None,
-    settings: TeardownSettings | None = None,
+    settings: Settings | None = None,
     report_store: ReportStore | None = None,
     publisher: OutcomePublisher | None = None,
 ) -> None:
@@ -39,13 +39,13 @@ def _get(key: str, build: Any) -> Any:
     return build()
 
 
-def settings() -> TeardownSettings:
-    def build() -> TeardownSettings:
+def settings() -> Settings:
+    def build() -> Settings:
         from steward import bootstrap
 
-        return TeardownSettings.from_shared(bootstrap.settings())
+        return bootstrap.settings()
 
-    result: TeardownSettings = _get("settings", build)
+    result: Settings = _get("settings", build)
     return result
 
 
@@ -64,14 +64,14 @@ def report_store() -> ReportStore:
         current = settings()
         if current.reports_dir:
             return LocalReportStore(current.reports_dir)
-        if current.reports_connection or current.reports_account_url:
+        if current.reports_connection_string or current.reports_account_url:
             from steward import bootstrap
 
             return BlobReportStore(
                 current.reports_container,
-                connection_string=current.reports_connection,
+                connection_string=current.reports_connection_string,
                 account_url=current.reports_account_url,
-                credential=None if current.reports_connection else bootstrap.clients().credential,
+                credential=None if current.reports_connection_string else bootstrap.clients().credential,
             )
         return LocalReportStore("var/teardown-reports")
 

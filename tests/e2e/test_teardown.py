@@ -42,11 +42,10 @@ from steward.domain.teardown import (
     parse_time,
     teardown_request_from_event,
 )
-from steward.settings import CA_BUNDLE
+from steward.settings import CA_BUNDLE, Settings
 from steward.settings import TEARDOWN_RATE_PER_MINUTE as RATE_SETTING
 from steward.teardown import composition as teardown_composition
 from steward.teardown.report import LocalReportStore
-from steward.teardown.settings import TeardownSettings
 from tests.integration.teardown.conftest import DAY, HOUR, SUB, Estate, start_sandbox
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
@@ -157,13 +156,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     publisher = MemoryPublisher()
     teardown_composition.use(
         ops=TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(
+        settings=dataclasses.replace(
+            Settings.from_env(),
             # DEFAULT_PRINCIPAL: the sandbox's default identity, the "user" whose vault deletes ARM refuses here
-            allowed_principals=(ADMIN, SECURITY_ADMIN, DEFAULT_PRINCIPAL),
+            teardown_allowed_principals=frozenset({ADMIN, SECURITY_ADMIN, DEFAULT_PRINCIPAL}),
             subscriptions=(SUB,),
             max_parallel_writes=4,
-            wait_chunk_hours=72,
-            four_eyes=False,  # one admin plans and approves here; four eyes: tests/hostile/test_teardown_events.py
+            teardown_wait_chunk_hours=72,
+            # one admin plans and approves here; four eyes: tests/hostile/test_teardown_events.py
+            teardown_four_eyes=False,
         ),
         report_store=LocalReportStore(tmp / "reports"),
         publisher=publisher,

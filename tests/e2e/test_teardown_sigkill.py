@@ -34,9 +34,9 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, instance_id_for
+    from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
     from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
 
     target = CloudTarget(
         arm_endpoint=endpoint,
@@ -47,7 +47,7 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     )
     teardown_composition.use(
         ops=TeardownOps(CloudClients(target), wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(max_parallel_writes=PARALLEL, four_eyes=False),
+        settings=Settings(max_parallel_writes=PARALLEL, teardown_four_eyes=False),
         report_store=LocalReportStore(Path(db).parent / "reports"),
         publisher=MemoryPublisher(),
     )
