@@ -36,9 +36,10 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
+from steward.report.store import ReportStore
+from steward.report.teardown import render_html, save_report
 from steward.settings import Settings
 from steward.teardown import composition
-from steward.teardown.report import ReportStore, render_html
 
 LOG = logging.getLogger("steward.teardown")
 
@@ -316,7 +317,7 @@ def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
 
     report = payload.get("report") or {}
     name = str(payload.get("name") or report.get("instanceId") or "teardown")
-    stored = _store().save(name, report)
+    stored = save_report(_store(), name, report)
     telemetry.record_teardown(report)
     outcome = str(report.get("outcome") or "finished")
     event_type = "BackupSteward.Teardown." + "".join(p.capitalize() for p in outcome.split("-"))

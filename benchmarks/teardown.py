@@ -164,9 +164,9 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
+    from steward.report.store import LocalReportStore
     from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
     from tests.integration.teardown.conftest import Estate, start_sandbox
 
     sandbox = start_sandbox(scale=scale, page_size=200)

@@ -51,9 +51,9 @@ from steward.domain.teardown import (
     fingerprints_match,
     instance_id_for,
 )
+from steward.report.teardown import render_html
 from steward.settings import Settings
 from steward.teardown import composition
-from steward.teardown.report import render_html
 from steward.teardown.requests import (
     Caller,
     CallerRateLimit,

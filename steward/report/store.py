@@ -1,8 +1,9 @@
-"""Where audit reports are kept: one port, a blob-storage adapter (Azure Storage / Azurite) and a local
-directory adapter (the CLI's default and the fallback when no storage is configured).
+"""Where reports are kept (audits and teardowns): one port, a blob-storage adapter (Azure Storage / Azurite)
+and a local directory adapter (the CLI's default and the fallback when no storage is configured).
 
 Layout in the store: ``latest.json`` and ``latest.html`` (what ``GET /api/audits/latest[.html]`` serves, and
-the ``previous`` of the next run), plus ``runs/<UTC timestamp>.json|.html`` for history.
+the ``previous`` of the next run), plus ``runs/<UTC timestamp>.json|.html`` for history; a teardown's report is
+``<instance>.json|.html`` (``steward.report.teardown``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class ReportStore(Protocol):
         """The stored bytes, or None when there is no such report."""
         ...
 
+    def url(self, name: str) -> str:
+        """Where the report ``name`` is read from (a ``file:`` URI or the blob's URL)."""
+        ...
+
 
 def _check_name(name: str) -> str:
     parts = name.split("/")
@@ -57,6 +62,9 @@ class LocalReportStore:
     def get(self, name: str) -> bytes | None:
         path = self.directory / _check_name(name)
         return path.read_bytes() if path.is_file() else None
+
+    def url(self, name: str) -> str:
+        return (self.directory / _check_name(name)).resolve().as_uri()
 
 
 class BlobReportStore:
@@ -104,6 +112,9 @@ class BlobReportStore:
             return bytes(self._container.download_blob(_check_name(name)).readall())
         except ResourceNotFoundError:
             return None
+
+    def url(self, name: str) -> str:
+        return str(self._container.get_blob_client(_check_name(name)).url)
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ and tests with :func:`use`. Nothing is cached here, so a ``bootstrap.reset()`` i
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from steward.cloud.publisher import NullPublisher, OutcomePublisher
 from steward.cloud.teardown_ops import TeardownOps
+from steward.report.store import ReportStore, store_for
 from steward.settings import Settings
-from steward.teardown.report import BlobReportStore, LocalReportStore, ReportStore
 
 _LOCK = threading.Lock()
 _overrides: dict[str, Any] = {}
@@ -61,19 +62,17 @@ def ops() -> TeardownOps:
 
 def report_store() -> ReportStore:
     def build() -> ReportStore:
-        current = settings()
-        if current.reports_dir:
-            return LocalReportStore(current.reports_dir)
-        if current.reports_connection_string or current.reports_account_url:
-            from steward import bootstrap
+        from steward import bootstrap
 
-            return BlobReportStore(
-                current.reports_container,
-                connection_string=current.reports_connection_string,
-                account_url=current.reports_account_url,
-                credential=None if current.reports_connection_string else bootstrap.clients().credential,
-            )
-        return LocalReportStore("var/teardown-reports")
+        # the audit's precedence: blob storage when configured, else STEWARD_REPORTS_DIR, else var/reports
+        current = settings()
+        return store_for(
+            account_url=current.reports_account_url,
+            connection_string=current.reports_connection_string,
+            container=current.reports_container,
+            credential=bootstrap.clients().credential if current.reports_account_url else None,
+            local_directory=Path(current.reports_dir) if current.reports_dir else None,
+        )
 
     result: ReportStore = _get("store", build)
     return result

@@ -42,10 +42,10 @@ from steward.domain.teardown import (
     parse_time,
     teardown_request_from_event,
 )
+from steward.report.store import LocalReportStore
 from steward.settings import CA_BUNDLE, Settings
 from steward.settings import TEARDOWN_RATE_PER_MINUTE as RATE_SETTING
 from steward.teardown import composition as teardown_composition
-from steward.teardown.report import LocalReportStore
 from tests.integration.teardown.conftest import DAY, HOUR, SUB, Estate, start_sandbox
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"

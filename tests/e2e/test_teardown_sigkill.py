@@ -34,9 +34,9 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, instance_id_for
+    from steward.report.store import LocalReportStore
     from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
 
     target = CloudTarget(
         arm_endpoint=endpoint,

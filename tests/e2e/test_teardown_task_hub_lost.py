@@ -39,9 +39,9 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, instance_id_for
+    from steward.report.store import LocalReportStore
     from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
 
     target = CloudTarget(
         arm_endpoint=endpoint, credential_kind="sandbox", sandbox_token_url=token_url, ca_bundle=ca_bundle,
@@ -245,9 +245,9 @@ def test_a_new_teardown_takes_the_lost_ones_marker_over_and_the_reconciler_leave
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.compensation import MARKER_TAG, TeardownMarker
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
+    from steward.report.store import LocalReportStore
     from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
 
     monkeypatch.setattr(reconcile_timer, "CLOCK_SKEW_SECONDS", 0)
     ops = TeardownOps(lost.clients, wait_budget_seconds=60, max_poll_seconds=0.5)
@@ -305,9 +305,9 @@ def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> 
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
+    from steward.report.store import LocalReportStore
     from steward.settings import Settings
     from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
     from tests.integration.teardown.conftest import Estate, start_sandbox
 
     sandbox = start_sandbox()

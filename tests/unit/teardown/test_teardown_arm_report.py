@@ -19,8 +19,9 @@ from steward.domain.teardown import (
     SoftDeleteState,
     TeardownOutcome,
 )
+from steward.report.store import LocalReportStore, ReportStoreError
+from steward.report.teardown import build_report, render_html, save_report
 from steward.settings import DEFAULT_MAX_PARALLEL_WRITES, InvalidSettings, Settings
-from steward.teardown.report import LocalReportStore, build_report, render_html
 
 EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "azure-rest-examples"
 RSB = "recoveryservicesbackup/resource-manager/Microsoft.RecoveryServices/stable/2025-02-01/examples"
@@ -143,11 +144,11 @@ def test_the_report_says_who_what_when_and_what_remains(tmp_path: Path) -> None:
     page = render_html(report)
     for text in ("alice", "cancelled", "vm-1", "soft-deleted", "2026-11-25T09:05:00Z", "sha256:ab"):
         assert text in page
-    stored = LocalReportStore(tmp_path).save("teardown-x", report)
+    stored = save_report(LocalReportStore(tmp_path), "teardown-x", report)
     assert json.loads(Path(stored.json_url.removeprefix("file://")).read_text())["outcome"] == "cancelled"
     assert Path(stored.html_url.removeprefix("file://")).read_text() == page
-    with pytest.raises(ValueError, match="report name"):
-        LocalReportStore(tmp_path).save("../..", report)
+    with pytest.raises(ReportStoreError, match="report name"):
+        save_report(LocalReportStore(tmp_path), "../..", report)
 
 
 def test_settings_are_validated_with_the_setting_named() -> None:
