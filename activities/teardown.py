@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import telemetry
+from steward import bootstrap, telemetry
 from steward.cloud.errors import AzureRefusal
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.teardown_ops import Effect, OperationPending, TeardownOps, refusal_of
@@ -39,29 +39,26 @@ from steward.domain.teardown import (
 from steward.report.store import ReportStore
 from steward.report.teardown import render_html, save_report
 from steward.settings import Settings
-from steward.teardown import composition
 
 LOG = logging.getLogger("steward.teardown")
 
 bp = df.Blueprint()
 
-use = composition.use  # local runs and tests inject adapters here
-
 
 def settings() -> Settings:
-    return composition.settings()
+    return bootstrap.settings()
 
 
 def _ops() -> TeardownOps:
-    return composition.ops()
+    return bootstrap.teardown_ops()
 
 
 def _store() -> ReportStore:
-    return composition.report_store()
+    return bootstrap.report_store()
 
 
 def _publisher() -> Any:
-    return composition.publisher()
+    return bootstrap.publisher_or_null()
 
 
 def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef, Any], Effect]) -> dict[str, Any]:

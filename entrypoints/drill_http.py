@@ -34,7 +34,6 @@ from entrypoints import problems
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
-from steward.teardown import composition
 from steward.teardown.requests import (
     RequestRefused,
     TeardownAccessPolicy,
@@ -66,7 +65,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
 
 def _caller(req: func.HttpRequest) -> str:
     """The allowed caller's object id (401 / 403 / 503 raised as RequestRefused)."""
-    current = composition.settings()
+    current = bootstrap.settings()
     policy = TeardownAccessPolicy.of(
         current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
     )

@@ -53,7 +53,6 @@ from steward.domain.teardown import (
 )
 from steward.report.teardown import render_html
 from steward.settings import Settings
-from steward.teardown import composition
 from steward.teardown.requests import (
     Caller,
     CallerRateLimit,
@@ -79,7 +78,7 @@ bp = df.Blueprint()
 
 
 def _policy() -> TeardownAccessPolicy:
-    current = composition.settings()
+    current = bootstrap.settings()
     return TeardownAccessPolicy.of(
         current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
     )
@@ -320,7 +319,7 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
             "review that plan and approve it",
             currentFingerprint=current,
         )
-    four_eyes = composition.settings().teardown_four_eyes
+    four_eyes = bootstrap.settings().teardown_four_eyes
     if request is not None and approval_refusal(request, approval.approved_by, four_eyes=four_eyes):
         return problems.response(
             403,
