@@ -41,13 +41,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
+from entrypoints.caller_checks import CallerRateLimit, RequestRefused, authenticated_caller
 from entrypoints.reconcile_timer import teardown_snapshot
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
 from steward.settings import Settings
-from steward.teardown.requests import CallerRateLimit, RequestRefused, authenticated_caller
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"

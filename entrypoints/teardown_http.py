@@ -1,4 +1,4 @@
-"""HTTP routes of the vault teardown. Doorways: validate (``steward.teardown.requests``), start or signal
+"""HTTP routes of the vault teardown. Doorways: validate (``entrypoints.caller_checks``), start or signal
 ``teardown_vault``, answer JSON. Every route needs the function key (auth level FUNCTION) and an allowed
 caller proven by an Entra ID access token (``Authorization: Bearer``, validated in the app; 401 with
 ``WWW-Authenticate: Bearer`` without a valid one, 403 for a caller who is not allowed). Errors are RFC 9457
@@ -40,6 +40,19 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
+from entrypoints.caller_checks import (
+    Caller,
+    CallerRateLimit,
+    RequestRefused,
+    TeardownAccessPolicy,
+    approval_from_http,
+    audit_record,
+    authenticated_caller,
+    caller_action,
+    check_instance_id,
+    check_json_content_type,
+    teardown_request_from_http,
+)
 from steward import bootstrap
 from steward.domain.teardown import (
     EVENT_APPROVE,
@@ -53,19 +66,6 @@ from steward.domain.teardown import (
 )
 from steward.report.teardown import render_html
 from steward.settings import Settings
-from steward.teardown.requests import (
-    Caller,
-    CallerRateLimit,
-    RequestRefused,
-    TeardownAccessPolicy,
-    approval_from_http,
-    audit_record,
-    authenticated_caller,
-    caller_action,
-    check_instance_id,
-    check_json_content_type,
-    teardown_request_from_http,
-)
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
