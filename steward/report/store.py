@@ -78,14 +78,11 @@ class BlobReportStore:
     def from_settings(
         cls, *, account_url: str | None, connection_string: str | None, container: str, credential: Any = None
     ) -> BlobReportStore:
-        from azure.storage.blob import BlobServiceClient
+        from steward.cloud.clients import blob_service
 
-        if connection_string:
-            service = BlobServiceClient.from_connection_string(connection_string)
-        elif account_url:
-            service = BlobServiceClient(account_url, credential=credential)
-        else:
+        if not (connection_string or account_url):
             raise ReportStoreError("blob report storage needs an account URL or a connection string")
+        service = blob_service(account_url=account_url, connection_string=connection_string, credential=credential)
         return cls(service.get_container_client(container))
 
     def _ensure_container(self) -> None:
