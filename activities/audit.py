@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
@@ -26,21 +25,9 @@ from steward.domain.audit import (
     remediation_plan,
 )
 from steward.report.events import finding_events
-from steward.report.store import ReportStore, load_latest, save_result, store_for
+from steward.report.store import load_latest, save_result
 
 bp = df.Blueprint()
-
-def report_store() -> ReportStore:
-    settings = bootstrap.settings()
-    local = settings.reports_dir
-    return store_for(
-        account_url=settings.reports_account_url,
-        connection_string=settings.reports_connection_string,
-        container=settings.reports_container,
-        credential=bootstrap.clients().credential if settings.reports_account_url else None,
-        local_directory=Path(local) if local else None,
-    )
-
 
 def _reader() -> ArmEstateReader:
     return ArmEstateReader(bootstrap.clients())
@@ -64,7 +51,7 @@ def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
     run, subscription_id = str(request["run"]), str(request["subscription_id"])
     part = read_estate(_reader(), [subscription_id], concurrency=1)
     name = _part_name(run, subscription_id)
-    report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
+    bootstrap.report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
     return {
         "subscription_id": subscription_id,
         "part": name,
@@ -93,7 +80,7 @@ def _summary(result: AuditResult, json_name: str, html_name: str) -> dict[str, A
 def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
     """Merge the parts, audit against the rules and the previous run, store the report. Idempotent: a run
     already stored (a retried activity) is not evaluated twice."""
-    store = report_store()
+    store = bootstrap.report_store()
     now = datetime.fromisoformat(str(request["now"]))
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     existing = store.get(f"runs/{stamp}.json")
@@ -122,7 +109,7 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _stored_result(name: str) -> AuditResult:
-    data = report_store().get(name)
+    data = bootstrap.report_store().get(name)
     if data is None:
         raise FileNotFoundError(f"audit report {name} is missing from the report store")
     return AuditResult.from_json(json.loads(data))

@@ -9,13 +9,13 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from steward import bootstrap
 from steward.cloud.errors import CloudError
 from steward.cloud.publisher import OutcomeEvent
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
 from steward.domain.compensation import TeardownMarker, restore_changes
 from steward.domain.teardown import VaultRef
-from steward.teardown import composition
 
 LOG = logging.getLogger("steward.teardown")
 
@@ -27,7 +27,7 @@ EVENT_RECONCILE_FAILED = "BackupSteward.Teardown.ReconcileFailed"
 
 
 def _markers() -> VaultMarkers:
-    return VaultMarkers(composition.ops())
+    return VaultMarkers(bootstrap.teardown_ops())
 
 
 @bp.activity_trigger(input_name="payload")
@@ -35,7 +35,7 @@ def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"markers": [{"vaultId", "marker"}], "gaps": [{"subscriptionId", "error"}]}`` over the subscriptions
     named, else the managed ones."""
     named = [str(s) for s in payload.get("subscriptions") or []]
-    subscriptions = named or list(composition.settings().subscriptions)
+    subscriptions = named or list(bootstrap.settings().subscriptions)
     markers = _markers()
     found: list[dict[str, str]] = []
     gaps: list[dict[str, str]] = []
@@ -71,7 +71,7 @@ def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
     for change in restore_changes(marker, current):
         entry: dict[str, Any] = {"setting": change.setting, "from": change.from_value, "to": change.to_value}
         try:
-            entry["effect"] = composition.ops().set_setting(vault, change.setting, change.to_value).effect
+            entry["effect"] = bootstrap.teardown_ops().set_setting(vault, change.setting, change.to_value).effect
         except TeardownRefusal as refusal:
             entry.update(effect="failed", error=refusal.message)
         restored.append(entry)
@@ -85,7 +85,7 @@ def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
         extra={"vault_id": vault.id, "instance_id": marker.instance_id, "effect": result["effect"]},
     )
     try:
-        composition.publisher().publish(
+        bootstrap.publisher_or_null().publish(
             [OutcomeEvent(EVENT_RECONCILE_FAILED if failed else EVENT_RECONCILED, vault.id, result)]
         )
     except Exception:

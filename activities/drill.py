@@ -13,7 +13,6 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.audit import report_store
 from steward import bootstrap
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
@@ -94,7 +93,7 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
             size = sum(float(d.get("sizeGb") or 0) for d in expected)
             if workload is flow.Workload.POSTGRES:
                 size = float((((resource.get("properties") or {}).get("storage") or {}).get("storageSizeGB")) or 0)
-            last = report_store().get(_last_name(resource_id))
+            last = bootstrap.report_store().get(_last_name(resource_id))
             targets.append({
                 "resourceId": resource_id, "name": facts.id.name, "type": facts.type, "location": facts.region,
                 "subscription": facts.subscription.lower(), "workload": workload.value,
@@ -270,7 +269,7 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     """Store the drill's report (``drills/<id>.json``), each resource's last drill, and publish one
     ``BackupSteward.Drill.<Outcome>`` event per drilled resource."""
     report = request["report"]
-    store = report_store()
+    store = bootstrap.report_store()
     store.put(f"drills/{report['id']}.json", json.dumps(report).encode(), "application/json")
     events: list[OutcomeEvent] = []
     for result in report.get("results") or []:

@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import telemetry
+from steward import bootstrap, telemetry
 from steward.cloud.errors import AzureRefusal
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.teardown_ops import Effect, OperationPending, TeardownOps, refusal_of
@@ -36,31 +36,29 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
-from steward.teardown import composition
-from steward.teardown.report import ReportStore, render_html
-from steward.teardown.settings import TeardownSettings
+from steward.report.store import ReportStore
+from steward.report.teardown import render_html, save_report
+from steward.settings import Settings
 
 LOG = logging.getLogger("steward.teardown")
 
 bp = df.Blueprint()
 
-use = composition.use  # local runs and tests inject adapters here
 
-
-def settings() -> TeardownSettings:
-    return composition.settings()
+def settings() -> Settings:
+    return bootstrap.settings()
 
 
 def _ops() -> TeardownOps:
-    return composition.ops()
+    return bootstrap.teardown_ops()
 
 
 def _store() -> ReportStore:
-    return composition.report_store()
+    return bootstrap.report_store()
 
 
 def _publisher() -> Any:
-    return composition.publisher()
+    return bootstrap.publisher_or_null()
 
 
 def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef, Any], Effect]) -> dict[str, Any]:
@@ -97,7 +95,19 @@ def teardown_inventory(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_limits(payload: dict[str, Any]) -> dict[str, Any]:
     """The settings the orchestrator needs (it may not read the environment)."""
     del payload
-    return settings().limits_record()
+    return limits_record(settings())
+
+
+def limits_record(current: Settings) -> dict[str, Any]:
+    """What the orchestrator needs (it may not read the environment itself): counts, four eyes (0/1), and the
+    allowed principals (a failed delete's ``auto`` applies only to an allowed deleting user)."""
+    return {
+        "maxParallelWrites": current.max_parallel_writes,
+        "approvalTimeoutHours": current.teardown_approval_timeout_hours,
+        "waitChunkHours": current.teardown_wait_chunk_hours,
+        "fourEyes": int(current.teardown_four_eyes),
+        "allowedPrincipals": sorted(p.lower() for p in current.teardown_allowed_principals),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -304,7 +314,7 @@ def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
 
     report = payload.get("report") or {}
     name = str(payload.get("name") or report.get("instanceId") or "teardown")
-    stored = _store().save(name, report)
+    stored = save_report(_store(), name, report)
     telemetry.record_teardown(report)
     outcome = str(report.get("outcome") or "finished")
     event_type = "BackupSteward.Teardown." + "".join(p.capitalize() for p in outcome.split("-"))

@@ -160,13 +160,13 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
     import orchestrators.teardown as teardown_orchestrator
     from sandbox.arm.config import LatencyConfig, ThrottleConfig
     from sandbox.durable import DurableRunner, RunnerConfig
+    from steward import bootstrap
     from steward.cloud.clients import CloudClients
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
-    from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
+    from steward.report.store import LocalReportStore
+    from steward.settings import Settings
     from tests.integration.teardown.conftest import Estate, start_sandbox
 
     sandbox = start_sandbox(scale=scale, page_size=200)
@@ -185,9 +185,9 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
         sandbox.configure_throttle(ThrottleConfig(enabled=True))
         sandbox.configure_latency(LatencyConfig(enabled=True))
 
-        teardown_composition.use(
+        bootstrap.use(
             ops=ops,
-            settings=TeardownSettings(max_parallel_writes=parallel, four_eyes=False),
+            settings=Settings(max_parallel_writes=parallel, teardown_four_eyes=False),
             report_store=LocalReportStore(workdir / "reports"),
             publisher=MemoryPublisher(),
         )
@@ -221,7 +221,7 @@ def run(items: int, parallel: int, scale: float) -> dict[str, Any]:
             "saga_writes_over_minimum": round(saga_result["arm_writes"] / max(minimum, 1), 3),
         }
     finally:
-        teardown_composition.use()
+        bootstrap.use()
         sandbox.stop()
 
 

@@ -40,15 +40,14 @@ from typing import Any, Final
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.audit import report_store
 from entrypoints import problems
+from entrypoints.caller_checks import CallerRateLimit, RequestRefused, authenticated_caller
 from entrypoints.reconcile_timer import teardown_snapshot
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
 from steward.settings import Settings
-from steward.teardown.requests import CallerRateLimit, RequestRefused, authenticated_caller
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"
@@ -270,7 +269,7 @@ def _stored(req: func.HttpRequest, name: str) -> func.HttpResponse:
         _authorize(req)
     except _Refused as refused:
         return _refusal(refused)
-    data = report_store().get(name)
+    data = bootstrap.report_store().get(name)
     if data is None:
         return problems.response(404, "NoAuditYet", "no audit report has been stored yet")
     suffix = name[name.rindex(".") :]

@@ -3,7 +3,7 @@ or signal ``restore_drill``.
 
 A drill creates and deletes resources (restored disks, a storage account) in the drill group, so its routes need
 what the teardown routes need: the function key AND an allowed caller proven by a validated Entra ID access token
-(``steward.teardown.requests``: 401 without a valid token, 403 for a caller not in
+(``entrypoints.caller_checks``: 401 without a valid token, 403 for a caller not in
 STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES). Errors are RFC 9457 problem details (``entrypoints.problems``).
 
 =================================  ===========================================================================
@@ -31,17 +31,16 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
-from steward import bootstrap
-from steward.domain.errors import InvalidResourceId
-from steward.domain.ids import ResourceId
-from steward.teardown import composition
-from steward.teardown.requests import (
+from entrypoints.caller_checks import (
     RequestRefused,
     TeardownAccessPolicy,
     authenticated_caller,
     caller_action,
     check_json_content_type,
 )
+from steward import bootstrap
+from steward.domain.errors import InvalidResourceId
+from steward.domain.ids import ResourceId
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -66,8 +65,10 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
 
 def _caller(req: func.HttpRequest) -> str:
     """The allowed caller's object id (401 / 403 / 503 raised as RequestRefused)."""
-    current = composition.settings()
-    policy = TeardownAccessPolicy.of(current.allowed_principals, current.allowed_roles, current.subscriptions)
+    current = bootstrap.settings()
+    policy = TeardownAccessPolicy.of(
+        current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
+    )
     caller = caller_action(authenticated_caller(dict(req.headers), bootstrap.token_validator()), policy)
     return caller.principal_id
 

@@ -1,4 +1,4 @@
-"""HTTP routes of the vault teardown. Doorways: validate (``steward.teardown.requests``), start or signal
+"""HTTP routes of the vault teardown. Doorways: validate (``entrypoints.caller_checks``), start or signal
 ``teardown_vault``, answer JSON. Every route needs the function key (auth level FUNCTION) and an allowed
 caller proven by an Entra ID access token (``Authorization: Bearer``, validated in the app; 401 with
 ``WWW-Authenticate: Bearer`` without a valid one, 403 for a caller who is not allowed). Errors are RFC 9457
@@ -40,21 +40,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
-from steward import bootstrap
-from steward.domain.teardown import (
-    EVENT_APPROVE,
-    EVENT_CANCEL,
-    EVENT_SECURITY_APPROVAL,
-    RequestSource,
-    TeardownRequest,
-    approval_refusal,
-    fingerprints_match,
-    instance_id_for,
-)
-from steward.settings import Settings
-from steward.teardown import composition
-from steward.teardown.report import render_html
-from steward.teardown.requests import (
+from entrypoints.caller_checks import (
     Caller,
     CallerRateLimit,
     RequestRefused,
@@ -67,6 +53,19 @@ from steward.teardown.requests import (
     check_json_content_type,
     teardown_request_from_http,
 )
+from steward import bootstrap
+from steward.domain.teardown import (
+    EVENT_APPROVE,
+    EVENT_CANCEL,
+    EVENT_SECURITY_APPROVAL,
+    RequestSource,
+    TeardownRequest,
+    approval_refusal,
+    fingerprints_match,
+    instance_id_for,
+)
+from steward.report.teardown import render_html
+from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -79,8 +78,10 @@ bp = df.Blueprint()
 
 
 def _policy() -> TeardownAccessPolicy:
-    current = composition.settings()
-    return TeardownAccessPolicy.of(current.allowed_principals, current.allowed_roles, current.subscriptions)
+    current = bootstrap.settings()
+    return TeardownAccessPolicy.of(
+        current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
+    )
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -318,7 +319,7 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
             "review that plan and approve it",
             currentFingerprint=current,
         )
-    four_eyes = composition.settings().four_eyes
+    four_eyes = bootstrap.settings().teardown_four_eyes
     if request is not None and approval_refusal(request, approval.approved_by, four_eyes=four_eyes):
         return problems.response(
             403,

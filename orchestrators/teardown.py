@@ -1,7 +1,7 @@
 """``teardown_vault``: the vault teardown saga. Plan, approve, empty in the documented order, delete, record.
 
 Input: ``TeardownRequest.to_record()`` (or, after ``continue_as_new``, ``{"request": ..., "saga": ...}``).
-Output: the final report record (``steward.teardown.report.build_report``).
+Output: the final report record (``steward.report.teardown.build_report``).
 
 The orchestrator decides nothing itself: ``steward.domain.teardown`` plans and picks the next step; activities
 (``activities/teardown.py``) read facts and act. Deterministic: no I/O, time from
@@ -58,7 +58,7 @@ from steward.domain.teardown import (
     remaining_contents,
     request_approval,
 )
-from steward.teardown.report import build_report
+from steward.report.teardown import build_report
 
 LOG = logging.getLogger("steward.teardown")
 

@@ -1,7 +1,11 @@
-"""The composition root: settings read once, SDK clients and ports built once per process.
+"""The composition root, the only one: settings read once, SDK clients and ports built once per process.
 
-Triggers and activities ask this module for what they need; nothing else reads the environment or builds
-clients. Tests reset it with ``reset()`` after changing the environment.
+Triggers and activities ask this module for what they need (settings, rules, clients, the publisher, the token
+validator, the teardown's ARM operations, the report store); nothing else reads the environment or builds
+clients. Tests reset it with ``reset()`` after changing the environment. Local runs, tests and benchmarks
+inject with ``use()``: ``use(settings=...)`` sets the settings of the whole app (everything built from the
+settings is built again from them), ``use(ops=..., report_store=..., publisher=...)`` replaces those ports;
+``use()`` removes every injection. ``reset()`` keeps injections (they are not built from the environment).
 """
 
 from __future__ import annotations
@@ -10,21 +14,58 @@ import logging
 import os
 import threading
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 from steward.auth.tokens import BearerTokenValidator, validator_for
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
+from steward.cloud.teardown_ops import TeardownOps
 from steward.domain.rules import RuleSet
+from steward.report.store import ReportStore, store_for
 from steward.settings import InvalidSettings, Settings, unknown_settings
 
 _LOCK = threading.Lock()
 LOG = logging.getLogger("steward.settings")
+#: what ``use()`` injected: "settings", "ops", "report_store", "publisher"
+_injected: dict[str, Any] = {}
+
+
+def use(
+    *,
+    settings: Settings | None = None,
+    ops: TeardownOps | None = None,
+    report_store: ReportStore | None = None,
+    publisher: OutcomePublisher | None = None,
+) -> None:
+    """Inject settings and ports (None removes that injection; ``use()`` removes all). Whatever was built from
+    the previous settings (rules, clients, publisher, token validator) is built again on the next ask."""
+    with _LOCK:
+        for key, value in (("settings", settings), ("ops", ops), ("report_store", report_store),
+                           ("publisher", publisher)):
+            if value is None:
+                _injected.pop(key, None)
+            else:
+                _injected[key] = value
+    _forget_built()
+
+
+def _injection(key: str) -> Any:
+    with _LOCK:
+        return _injected.get(key)
+
+
+def settings() -> Settings:
+    """Every setting, validated once (or the injected settings); a bad setting fails start-up with the
+    setting's name."""
+    injected: Settings | None = _injection("settings")
+    return injected if injected is not None else _settings_from_env()
 
 
 @lru_cache(maxsize=1)
-def settings() -> Settings:
-    """Every setting, validated once; a bad setting fails start-up with the setting's name. A ``STEWARD_*``
-    variable that is no setting is logged (with the setting it resembles): a misspelt name would do nothing."""
+def _settings_from_env() -> Settings:
+    """A ``STEWARD_*`` variable that is no setting is logged (with the setting it resembles): a misspelt name
+    would do nothing."""
     for name, close in unknown_settings():
         LOG.warning("%s is not a Backup Steward setting and is ignored%s", name,
                     f" (did you mean {close}?)" if close else "", extra={"setting": name})
@@ -45,8 +86,22 @@ def clients() -> CloudClients:
     return CloudClients(settings().cloud_target())
 
 
-@lru_cache(maxsize=1)
 def publisher() -> OutcomePublisher:
+    """Where outcome events go: the injected publisher, else the configured topic, else nowhere."""
+    injected: OutcomePublisher | None = _injection("publisher")
+    return injected if injected is not None else _configured_publisher()
+
+
+def publisher_or_null() -> OutcomePublisher:
+    """The publisher, or a null one when it cannot be built (no publisher is not a teardown failure)."""
+    try:
+        return publisher()
+    except Exception:  # noqa: BLE001 - no publisher configured is not a teardown failure
+        return NullPublisher()
+
+
+@lru_cache(maxsize=1)
+def _configured_publisher() -> OutcomePublisher:
     current = settings()
     if not current.events_topic_endpoint:
         return NullPublisher()
@@ -65,6 +120,29 @@ def token_validator() -> BearerTokenValidator | None:
     current = settings()
     return validator_for(
         current.auth_authority, current.auth_tenants, current.auth_audiences, ca_bundle=current.ca_bundle
+    )
+
+
+def teardown_ops() -> TeardownOps:
+    """The teardown's ARM operations (injected, or on the shared clients)."""
+    injected: TeardownOps | None = _injection("ops")
+    return injected if injected is not None else TeardownOps(clients())
+
+
+def report_store() -> ReportStore:
+    """Where audit and teardown reports are kept: the injected store, else blob storage when configured (a
+    connection string, or an account URL with the app's identity), else ``STEWARD_REPORTS_DIR``, else
+    ``var/reports``."""
+    injected: ReportStore | None = _injection("report_store")
+    if injected is not None:
+        return injected
+    current = settings()
+    return store_for(
+        account_url=current.reports_account_url,
+        connection_string=current.reports_connection_string,
+        container=current.reports_container,
+        credential=clients().credential if current.reports_account_url else None,
+        local_directory=Path(current.reports_dir) if current.reports_dir else None,
     )
 
 
@@ -90,8 +168,13 @@ def telemetry() -> bool:
     return metrics.configure_from_env(os.environ)
 
 
+def _forget_built() -> None:
+    for cached in (rules, clients, _configured_publisher, token_validator):
+        cached.cache_clear()
+
+
 def reset() -> None:
-    """Forget everything built from the environment (tests, the local host after set-up)."""
+    """Forget everything built from the environment (tests, the local host after set-up); injections stay."""
     with _LOCK:
-        for cached in (settings, rules, clients, publisher, token_validator):
-            cached.cache_clear()
+        _settings_from_env.cache_clear()
+        _forget_built()

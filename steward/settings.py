@@ -122,9 +122,13 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     ),
     (EVENTS_TOPIC_ENDPOINT, "", "Event Grid topic for outcome events; empty: none published"),
     (EVENTS_TOPIC_KEY, "", "access key of that topic (secret); empty: the app's identity"),
-    (REPORTS_ACCOUNT_URL, "", "blob account URL for audit reports (identity auth)"),
-    (REPORTS_CONNECTION_STRING, "", "connection string for audit reports (secret); exclusive with the URL"),
-    (REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER, "blob container of audit reports"),
+    (REPORTS_ACCOUNT_URL, "", "blob account URL for audit and teardown reports (identity auth)"),
+    (
+        REPORTS_CONNECTION_STRING,
+        "",
+        "connection string for audit and teardown reports (secret); exclusive with the URL",
+    ),
+    (REPORTS_CONTAINER, DEFAULT_REPORTS_CONTAINER, "blob container of audit and teardown reports"),
     (AUDIT_SCHEDULE, DEFAULT_AUDIT_SCHEDULE, "NCRONTAB schedule of the audit timer (6 fields, seconds first)"),
     (DRILL_SCHEDULE, DEFAULT_DRILL_SCHEDULE, "NCRONTAB schedule of the restore drill timer (6 fields, seconds "
      "first); it starts a drill only when the rules have a drills section"),

@@ -118,10 +118,9 @@ def configure_from_env(env: Mapping[str, str]) -> bool:
     credential = None
     authentication = env.get(AUTHENTICATION_STRING)
     if authentication and "aad" in authentication.lower():  # the one client factory builds the credential
-        from steward.cloud.clients import CloudClients, CloudTarget
+        from steward.cloud.clients import managed_identity_credential
 
-        credential = CloudClients(CloudTarget(credential_kind="managed-identity",
-                                              managed_identity_client_id=_client_id(authentication))).credential
+        credential = managed_identity_credential(_client_id(authentication))
     configure_azure_monitor(connection_string=connection, credential=credential, logger_name="steward")
     # the distro's handler exports log records as traces: give it the bound fields (correlation id, instance)
     for handler in logging.getLogger("steward").handlers:

@@ -1,4 +1,5 @@
-"""The one place that builds Azure SDK clients.
+"""The one place that builds Azure SDK clients (ARM management clients, Resource Graph, Blob Storage, Event Grid
+publishing, and the credentials they use).
 
 Against Azure the clients use a managed identity (or DefaultAzureCredential) and the public ARM endpoint.
 Against the local sandbox only two things change: the ARM endpoint (plus the CA bundle that trusts the
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from azure.mgmt.recoveryservices import RecoveryServicesClient
     from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
     from azure.mgmt.resource.resources import ResourceManagementClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
+    from azure.storage.blob import BlobServiceClient
 
 PUBLIC_ARM_ENDPOINT: Final = "https://management.azure.com"
 
@@ -107,6 +110,37 @@ class SandboxCredential:
         return None
 
 
+def managed_identity_credential(client_id: str | None = None) -> TokenCredential:
+    """The app's managed identity (user-assigned when ``client_id`` is given, else system-assigned)."""
+    from azure.identity import ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=client_id)
+
+
+def blob_service(
+    *, account_url: str | None = None, connection_string: str | None = None, credential: Any = None
+) -> BlobServiceClient:
+    """A Blob Storage client: from a connection string (e.g. Azurite), or an account URL with a token credential."""
+    from azure.storage.blob import BlobServiceClient
+
+    if connection_string:
+        return BlobServiceClient.from_connection_string(connection_string)
+    if account_url:
+        return BlobServiceClient(account_url, credential=credential)
+    raise ValueError("a blob service needs an account URL or a connection string")
+
+
+def event_grid_publisher(endpoint: str, *, key: str | None = None, credential: Any = None) -> Any:
+    """An ``azure.eventgrid.EventGridPublisherClient`` for a custom topic, with its access key or a token
+    credential (``Any``: the package ships no type information)."""
+    from azure.core.credentials import AzureKeyCredential
+    from azure.eventgrid import EventGridPublisherClient
+
+    if key is None and credential is None:
+        raise ValueError("an Event Grid topic needs a key or a token credential")
+    return EventGridPublisherClient(endpoint, AzureKeyCredential(key) if key is not None else credential)
+
+
 @dataclass(frozen=True)
 class CloudTarget:
     """Where ARM is and how to authenticate to it."""
@@ -152,9 +186,7 @@ class CloudClients:
                 kwargs["principal_id"] = self.target.sandbox_principal_id
             return SandboxCredential(self.target.sandbox_token_url, **kwargs)
         if kind == "managed-identity":
-            from azure.identity import ManagedIdentityCredential
-
-            return ManagedIdentityCredential(client_id=self.target.managed_identity_client_id)
+            return managed_identity_credential(self.target.managed_identity_client_id)
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential(managed_identity_client_id=self.target.managed_identity_client_id)
@@ -289,3 +321,18 @@ class CloudClients:
                 **self._common_kwargs(),
             ),
         )
+
+    def resource_graph(self) -> ResourceGraphClient:
+        """The Resource Graph client (one per target: queries name their subscriptions), with the target's
+        credential, endpoint and CA; no pacing (Resource Graph throttles apart from ARM's subscription buckets)."""
+        from azure.mgmt.resourcegraph import ResourceGraphClient
+
+        def build() -> ResourceGraphClient:
+            kwargs: dict[str, Any] = {}
+            if self.target.ca_bundle:
+                kwargs["connection_verify"] = self.target.ca_bundle
+            if self.target.arm_endpoint.rstrip("/") != PUBLIC_ARM_ENDPOINT:
+                kwargs["credential_scopes"] = [self.target.arm_endpoint.rstrip("/") + "/.default"]
+            return ResourceGraphClient(self.credential, base_url=self.target.arm_endpoint, **kwargs)
+
+        return self._get("resourcegraph", "", build)  # type: ignore[no-any-return]

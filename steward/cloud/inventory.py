@@ -562,17 +562,5 @@ class ResourceGraphEstateReader:
 
 
 def graph_reader(clients: CloudClients, subscriptions: Sequence[str]) -> ResourceGraphEstateReader:
-    """A Resource Graph reader with the credential, endpoint and CA of ``clients``.
-
-    Built here rather than in ``clients.py`` (which has no Resource Graph factory yet): the lead may move it.
-    """
-    from azure.mgmt.resourcegraph import ResourceGraphClient
-
-    target = clients.target
-    kwargs: dict[str, Any] = {}
-    if target.ca_bundle:
-        kwargs["connection_verify"] = target.ca_bundle
-    if target.arm_endpoint.rstrip("/") != "https://management.azure.com":
-        kwargs["credential_scopes"] = [target.arm_endpoint.rstrip("/") + "/.default"]
-    client = ResourceGraphClient(clients.credential, base_url=target.arm_endpoint, **kwargs)
-    return ResourceGraphEstateReader(sdk_graph_query(client), subscriptions)
+    """A Resource Graph reader on the Resource Graph client of ``clients`` (its credential, endpoint and CA)."""
+    return ResourceGraphEstateReader(sdk_graph_query(clients.resource_graph()), subscriptions)

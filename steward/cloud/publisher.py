@@ -78,15 +78,12 @@ class EventGridOutcomePublisher:
         credential: Any = None,
         ca_bundle: str | None = None,
     ) -> None:
-        from azure.core.credentials import AzureKeyCredential
-        from azure.eventgrid import EventGridPublisherClient
+        from steward.cloud.clients import event_grid_publisher
 
-        if key is None and credential is None:
-            raise ValueError("an Event Grid topic needs a key or a token credential")
         # azure-eventgrid 4.22 drops client-level transport options for basic topics, so the CA bundle
         # travels with each send (a per-request transport option azure-core honours).
         self._send_options: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}
-        self._client = EventGridPublisherClient(endpoint, AzureKeyCredential(key) if key is not None else credential)
+        self._client = event_grid_publisher(endpoint, key=key, credential=credential)
 
     def publish(self, events: Sequence[OutcomeEvent]) -> int:
         from azure.eventgrid import EventGridEvent

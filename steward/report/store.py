@@ -1,8 +1,9 @@
-"""Where audit reports are kept: one port, a blob-storage adapter (Azure Storage / Azurite) and a local
-directory adapter (the CLI's default and the fallback when no storage is configured).
+"""Where reports are kept (audits and teardowns): one port, a blob-storage adapter (Azure Storage / Azurite)
+and a local directory adapter (the CLI's default and the fallback when no storage is configured).
 
 Layout in the store: ``latest.json`` and ``latest.html`` (what ``GET /api/audits/latest[.html]`` serves, and
-the ``previous`` of the next run), plus ``runs/<UTC timestamp>.json|.html`` for history.
+the ``previous`` of the next run), plus ``runs/<UTC timestamp>.json|.html`` for history; a teardown's report is
+``<instance>.json|.html`` (``steward.report.teardown``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class ReportStore(Protocol):
         """The stored bytes, or None when there is no such report."""
         ...
 
+    def url(self, name: str) -> str:
+        """Where the report ``name`` is read from (a ``file:`` URI or the blob's URL)."""
+        ...
+
 
 def _check_name(name: str) -> str:
     parts = name.split("/")
@@ -58,6 +63,9 @@ class LocalReportStore:
         path = self.directory / _check_name(name)
         return path.read_bytes() if path.is_file() else None
 
+    def url(self, name: str) -> str:
+        return (self.directory / _check_name(name)).resolve().as_uri()
+
 
 class BlobReportStore:
     """Reports as blobs in one container (created on first write)."""
@@ -70,14 +78,11 @@ class BlobReportStore:
     def from_settings(
         cls, *, account_url: str | None, connection_string: str | None, container: str, credential: Any = None
     ) -> BlobReportStore:
-        from azure.storage.blob import BlobServiceClient
+        from steward.cloud.clients import blob_service
 
-        if connection_string:
-            service = BlobServiceClient.from_connection_string(connection_string)
-        elif account_url:
-            service = BlobServiceClient(account_url, credential=credential)
-        else:
+        if not (connection_string or account_url):
             raise ReportStoreError("blob report storage needs an account URL or a connection string")
+        service = blob_service(account_url=account_url, connection_string=connection_string, credential=credential)
         return cls(service.get_container_client(container))
 
     def _ensure_container(self) -> None:
@@ -104,6 +109,9 @@ class BlobReportStore:
             return bytes(self._container.download_blob(_check_name(name)).readall())
         except ResourceNotFoundError:
             return None
+
+    def url(self, name: str) -> str:
+        return str(self._container.get_blob_client(_check_name(name)).url)
 
 
 @dataclass(frozen=True)

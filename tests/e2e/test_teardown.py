@@ -42,11 +42,9 @@ from steward.domain.teardown import (
     parse_time,
     teardown_request_from_event,
 )
-from steward.settings import CA_BUNDLE
+from steward.report.store import LocalReportStore
+from steward.settings import CA_BUNDLE, Settings
 from steward.settings import TEARDOWN_RATE_PER_MINUTE as RATE_SETTING
-from steward.teardown import composition as teardown_composition
-from steward.teardown.report import LocalReportStore
-from steward.teardown.settings import TeardownSettings
 from tests.integration.teardown.conftest import DAY, HOUR, SUB, Estate, start_sandbox
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
@@ -155,15 +153,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     bootstrap.reset()
     clients = CloudClients(dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05))
     publisher = MemoryPublisher()
-    teardown_composition.use(
+    bootstrap.use(
         ops=TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(
+        settings=dataclasses.replace(
+            Settings.from_env(),
             # DEFAULT_PRINCIPAL: the sandbox's default identity, the "user" whose vault deletes ARM refuses here
-            allowed_principals=(ADMIN, SECURITY_ADMIN, DEFAULT_PRINCIPAL),
+            teardown_allowed_principals=frozenset({ADMIN, SECURITY_ADMIN, DEFAULT_PRINCIPAL}),
             subscriptions=(SUB,),
             max_parallel_writes=4,
-            wait_chunk_hours=72,
-            four_eyes=False,  # one admin plans and approves here; four eyes: tests/hostile/test_teardown_events.py
+            teardown_wait_chunk_hours=72,
+            # one admin plans and approves here; four eyes: tests/hostile/test_teardown_events.py
+            teardown_four_eyes=False,
         ),
         report_store=LocalReportStore(tmp / "reports"),
         publisher=publisher,
@@ -177,7 +177,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         host.stop()
         runner.stop()
         sandbox.stop()
-        teardown_composition.use()
+        bootstrap.use()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -503,14 +503,14 @@ class GatedOps(TeardownOps):
 @contextmanager
 def gated_ops(stack: Stack) -> Iterator[GatedOps]:
     gated = GatedOps(stack.clients)
-    kept = {"settings": teardown_composition.settings(), "report_store": teardown_composition.report_store(),
+    kept = {"settings": bootstrap.settings(), "report_store": bootstrap.report_store(),
             "publisher": stack.publisher}
-    teardown_composition.use(ops=gated, **kept)
+    bootstrap.use(ops=gated, **kept)
     try:
         yield gated
     finally:
         gated.gate.set()
-        teardown_composition.use(ops=TeardownOps(stack.clients, wait_budget_seconds=60, max_poll_seconds=0.5), **kept)
+        bootstrap.use(ops=TeardownOps(stack.clients, wait_budget_seconds=60, max_poll_seconds=0.5), **kept)
 
 
 def test_a_cancel_lets_the_batch_in_flight_finish_records_it_and_starts_nothing_more(stack: Stack) -> None:
@@ -681,7 +681,7 @@ def test_no_activity_waits_for_an_operation_the_saga_polls_it_on_durable_timers(
         waited.append(seconds)
         raise AssertionError(f"an activity slept {seconds} s waiting for an operation")
 
-    monkeypatch.setattr(teardown_composition.ops(), "_sleep", no_waiting_inside_an_activity)
+    monkeypatch.setattr(bootstrap.teardown_ops(), "_sleep", no_waiting_inside_an_activity)
     estate = stack.estate()
     rg = estate.group()
     vault_id = estate.rs_vault(rg, soft_delete="Disabled", enhanced="Disabled")

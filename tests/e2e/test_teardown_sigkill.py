@@ -30,13 +30,13 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     import activities.teardown as teardown_activities
     import orchestrators.teardown as teardown_orchestrator
     from sandbox.durable import DurableRunner, RunnerConfig
+    from steward import bootstrap
     from steward.cloud.clients import CloudClients, CloudTarget
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, instance_id_for
-    from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
+    from steward.report.store import LocalReportStore
+    from steward.settings import Settings
 
     target = CloudTarget(
         arm_endpoint=endpoint,
@@ -45,9 +45,9 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
         ca_bundle=ca_bundle,
         polling_interval=0.05,
     )
-    teardown_composition.use(
+    bootstrap.use(
         ops=TeardownOps(CloudClients(target), wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(max_parallel_writes=PARALLEL, four_eyes=False),
+        settings=Settings(max_parallel_writes=PARALLEL, teardown_four_eyes=False),
         report_store=LocalReportStore(Path(db).parent / "reports"),
         publisher=MemoryPublisher(),
     )

@@ -35,21 +35,21 @@ def driver(endpoint: str, ca_bundle: str, token_url: str, db: str, vault_id: str
     import activities.teardown as teardown_activities
     import orchestrators.teardown as teardown_orchestrator
     from sandbox.durable import DurableRunner, RunnerConfig
+    from steward import bootstrap
     from steward.cloud.clients import CloudClients, CloudTarget
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, instance_id_for
-    from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
+    from steward.report.store import LocalReportStore
+    from steward.settings import Settings
 
     target = CloudTarget(
         arm_endpoint=endpoint, credential_kind="sandbox", sandbox_token_url=token_url, ca_bundle=ca_bundle,
         polling_interval=0.05,
     )
-    teardown_composition.use(
+    bootstrap.use(
         ops=TeardownOps(CloudClients(target), wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(max_parallel_writes=PARALLEL, four_eyes=False),  # one admin plans and approves
+        settings=Settings(max_parallel_writes=PARALLEL, teardown_four_eyes=False),  # one admin plans and approves
         report_store=LocalReportStore(Path(db).parent / "reports"),
         publisher=MemoryPublisher(),
     )
@@ -171,8 +171,7 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.compensation import MARKER_TAG
-    from steward.teardown import composition as teardown_composition
-    from steward.teardown.settings import TeardownSettings
+    from steward.settings import Settings
 
     for name, value in _app_env(lost).items():
         monkeypatch.setenv(name, value)
@@ -180,9 +179,9 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
     monkeypatch.setattr(reconcile_timer, "CLOCK_SKEW_SECONDS", 0)
     bootstrap.reset()
     publisher = MemoryPublisher()
-    teardown_composition.use(
+    bootstrap.use(
         ops=TeardownOps(lost.clients, wait_budget_seconds=60, max_poll_seconds=0.5),
-        settings=TeardownSettings(subscriptions=(lost.estate.subscription,), four_eyes=False),
+        settings=dataclasses.replace(Settings.from_env(), teardown_four_eyes=False),  # the subscription: _app_env
         publisher=publisher,
     )
     app = df.DFApp()
@@ -207,7 +206,7 @@ def test_losing_the_task_hub_mid_teardown_the_reconciler_restores_the_vault(
     finally:
         host.stop()
         runner.stop()
-        teardown_composition.use()
+        bootstrap.use()
         bootstrap.reset()
 
     # exactly the earlier settings, not a blanket "Enabled": retention 30 days kept; the marker gone, other tags kept
@@ -241,20 +240,20 @@ def test_a_new_teardown_takes_the_lost_ones_marker_over_and_the_reconciler_leave
     from orchestrators import compensation as compensation_orchestrators
     from sandbox.durable import DurableRunner, RunnerConfig
     from sandbox.host.server import HostKeys, LocalHost
+    from steward import bootstrap
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.compensation import MARKER_TAG, TeardownMarker
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
-    from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
+    from steward.report.store import LocalReportStore
+    from steward.settings import Settings
 
     monkeypatch.setattr(reconcile_timer, "CLOCK_SKEW_SECONDS", 0)
     ops = TeardownOps(lost.clients, wait_budget_seconds=60, max_poll_seconds=0.5)
     publisher = MemoryPublisher()
-    teardown_composition.use(
+    bootstrap.use(
         ops=ops,
-        settings=TeardownSettings(subscriptions=(lost.estate.subscription,), max_parallel_writes=1, four_eyes=False),
+        settings=Settings(subscriptions=(lost.estate.subscription,), max_parallel_writes=1, teardown_four_eyes=False),
         publisher=publisher, report_store=LocalReportStore(lost.tmp / "reports"),
     )
     app = df.DFApp()
@@ -289,7 +288,7 @@ def test_a_new_teardown_takes_the_lost_ones_marker_over_and_the_reconciler_leave
     finally:
         host.stop()
         runner.stop()
-        teardown_composition.use()
+        bootstrap.use()
     assert not [e for e in publisher.events if e.event_type.startswith("BackupSteward.Teardown.Reconcile")]
 
 
@@ -301,13 +300,13 @@ def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> 
     import activities.teardown as teardown_activities
     import orchestrators.teardown as teardown_orchestrator
     from sandbox.durable import DurableRunner, RunnerConfig
+    from steward import bootstrap
     from steward.cloud.clients import CloudClients
     from steward.cloud.publisher import MemoryPublisher
     from steward.cloud.teardown_ops import TeardownOps
     from steward.domain.teardown import RequestSource, TeardownRequest, VaultRef, instance_id_for, plan_teardown
-    from steward.teardown import composition as teardown_composition
-    from steward.teardown.report import LocalReportStore
-    from steward.teardown.settings import TeardownSettings
+    from steward.report.store import LocalReportStore
+    from steward.settings import Settings
     from tests.integration.teardown.conftest import Estate, start_sandbox
 
     sandbox = start_sandbox()
@@ -321,7 +320,7 @@ def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> 
         sandbox.advance(2 * 3600)
         ops = TeardownOps(clients, wait_budget_seconds=60, max_poll_seconds=0.5)
         plan = plan_teardown(ops.inventory(VaultRef.parse(vault_id), sandbox.clock.now()), sandbox.clock.now())
-        teardown_composition.use(ops=ops, settings=TeardownSettings(four_eyes=False), publisher=MemoryPublisher(),
+        bootstrap.use(ops=ops, settings=Settings(teardown_four_eyes=False), publisher=MemoryPublisher(),
                                  report_store=LocalReportStore(tmp_path / "reports"))
         app = df.DFApp()
         app.register_functions(teardown_activities.bp)
@@ -337,7 +336,7 @@ def test_a_vault_that_cannot_take_the_marker_is_not_weakened(tmp_path: Path) -> 
         assert (props.soft_delete_feature_state, props.enhanced_security_state) == ("Enabled", "Enabled")
         assert estate.rs.vaults.get(rg, "rsv").tags == full
     finally:
-        teardown_composition.use()
+        bootstrap.use()
         sandbox.stop()
 
 

@@ -17,9 +17,9 @@ import jsonschema  # noqa: F401 - imported before the block: instrument our code
 import yaml  # noqa: F401
 
 with atheris.instrument_imports():
+    from entrypoints.caller_checks import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
     from steward.domain import events, ids, rules
     from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidRules
-    from steward.teardown.requests import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
 SUB = "00000000-0000-4000-8000-000000000001"

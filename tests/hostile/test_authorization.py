@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from entrypoints.caller_checks import AUDIT_EVENT, CallerRateLimit, RequestRefused, audit_record
 from sandbox.estate import Estate
 from sandbox.host.local import OUTCOME_TOPIC
 from steward import bootstrap
 from steward.logs import ContextFilter, JsonFormatter
-from steward.teardown.requests import AUDIT_EVENT, CallerRateLimit, RequestRefused, audit_record
 from tests import azurite
 from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, forged_platform_headers, start_app
 

@@ -24,12 +24,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from entrypoints.caller_checks import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 from steward.domain.errors import InvalidEvent, InvalidResourceId
 from steward.domain.events import classify, intent_from_record
 from steward.domain.ids import ResourceId
 from steward.domain.teardown import InvalidTeardownInput, VaultRef
 from steward.settings import REFERENCE, InvalidSettings, Settings
-from steward.teardown.requests import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 from tests.hostile.conftest import ADMIN, REPO, SUB1
 from tests.hostile.test_eventgrid import BASES
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from steward.domain.teardown import TeardownOutcome
-from steward.teardown.report import BlobReportStore, build_report, render_html
+from steward.report.store import BlobReportStore, store_for
+from steward.report.teardown import build_report, render_html, save_report
 from tests import azurite
 
 
@@ -33,10 +34,11 @@ def test_reports_are_stored_as_json_and_html_blobs(blob_connection: str) -> None
         plan=None,
         progress={"deleted": [{"type": "vault", "name": "v", "effect": "deleted"}]},
     )
-    store = BlobReportStore("teardown-reports", connection_string=connection)
-    stored = store.save("teardown-rsv-1", report)
+    store = store_for(account_url=None, connection_string=connection, container="teardown-reports")
+    assert isinstance(store, BlobReportStore)  # the audit's store: teardown reports take the same precedence
+    stored = save_report(store, "teardown-rsv-1", report)
     assert stored.json_url.endswith("/teardown-reports/teardown-rsv-1.json")
-    again = store.save("teardown-rsv-1", report)  # overwrites, container already there
+    again = save_report(store, "teardown-rsv-1", report)  # overwrites, container already there
     assert again == stored
     container = BlobServiceClient.from_connection_string(connection).get_container_client("teardown-reports")
     saved = json.loads(container.download_blob("teardown-rsv-1.json").readall())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from entrypoints import problems
-from steward.teardown.requests import RequestRefused
+from entrypoints.caller_checks import RequestRefused
 
 REPO = Path(__file__).resolve().parents[3]
 #: the calls that name a problem code as their second argument

@@ -19,8 +19,9 @@ from steward.domain.teardown import (
     SoftDeleteState,
     TeardownOutcome,
 )
-from steward.teardown.report import LocalReportStore, build_report, render_html
-from steward.teardown.settings import TeardownSettingError, TeardownSettings
+from steward.report.store import LocalReportStore, ReportStoreError
+from steward.report.teardown import build_report, render_html, save_report
+from steward.settings import DEFAULT_MAX_PARALLEL_WRITES, InvalidSettings, Settings
 
 EXAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "azure-rest-examples"
 RSB = "recoveryservicesbackup/resource-manager/Microsoft.RecoveryServices/stable/2025-02-01/examples"
@@ -143,15 +144,16 @@ def test_the_report_says_who_what_when_and_what_remains(tmp_path: Path) -> None:
     page = render_html(report)
     for text in ("alice", "cancelled", "vm-1", "soft-deleted", "2026-11-25T09:05:00Z", "sha256:ab"):
         assert text in page
-    stored = LocalReportStore(tmp_path).save("teardown-x", report)
+    stored = save_report(LocalReportStore(tmp_path), "teardown-x", report)
     assert json.loads(Path(stored.json_url.removeprefix("file://")).read_text())["outcome"] == "cancelled"
     assert Path(stored.html_url.removeprefix("file://")).read_text() == page
-    with pytest.raises(ValueError, match="report name"):
-        LocalReportStore(tmp_path).save("../..", report)
+    with pytest.raises(ReportStoreError, match="report name"):
+        save_report(LocalReportStore(tmp_path), "../..", report)
 
 
 def test_settings_are_validated_with_the_setting_named() -> None:
-    settings = TeardownSettings.from_env(
+    """The teardown reads the app's one ``Settings``; a bad value is the app's ``InvalidSettings``."""
+    settings = Settings.from_env(
         {
             "STEWARD_SUBSCRIPTIONS": "00000000-0000-4000-8000-000000000001, 00000000-0000-4000-8000-000000000002",
             "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": (
@@ -160,7 +162,7 @@ def test_settings_are_validated_with_the_setting_named() -> None:
             "STEWARD_MAX_PARALLEL_WRITES": "7",
         }
     )
-    assert settings.allowed_principals == (
+    assert tuple(sorted(settings.teardown_allowed_principals)) == (
         "aaaaaaaa-0000-4000-8000-000000000001",
         "bbbbbbbb-0000-4000-8000-000000000002",
     ) and settings.max_parallel_writes == 7
@@ -173,5 +175,32 @@ def test_settings_are_validated_with_the_setting_named() -> None:
         ({"STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": "not-a-guid"}, "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS"),
         ({"STEWARD_TEARDOWN_WAIT_CHUNK_HOURS": "0"}, "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"),
     ):
-        with pytest.raises(TeardownSettingError, match=name):
-            TeardownSettings.from_env(env)
+        with pytest.raises(InvalidSettings, match=name):
+            Settings.from_env(env)
+
+
+def test_the_saga_limits_come_from_the_app_settings_and_their_defaults() -> None:
+    """The old teardown view had drifted (10 parallel writes where the app's default is 8): one class now."""
+    from activities.teardown import limits_record
+
+    assert limits_record(Settings.from_env({})) == {
+        "maxParallelWrites": DEFAULT_MAX_PARALLEL_WRITES,
+        "approvalTimeoutHours": 72,
+        "waitChunkHours": 24,
+        "fourEyes": 1,
+        "allowedPrincipals": [],
+    }
+    configured = Settings.from_env(
+        {
+            "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": (
+                "BBBBBBBB-0000-4000-8000-000000000002,aaaaaaaa-0000-4000-8000-000000000001"
+            ),
+            "STEWARD_TEARDOWN_FOUR_EYES": "false",
+            "STEWARD_MAX_PARALLEL_WRITES": "3",
+        }
+    )
+    assert limits_record(configured)["allowedPrincipals"] == [
+        "aaaaaaaa-0000-4000-8000-000000000001",
+        "bbbbbbbb-0000-4000-8000-000000000002",
+    ]
+    assert limits_record(configured)["fourEyes"] == 0 and limits_record(configured)["maxParallelWrites"] == 3

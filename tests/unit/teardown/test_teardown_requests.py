@@ -11,6 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from entrypoints import problems
+from entrypoints.caller_checks import (
+    Caller,
+    RequestRefused,
+    TeardownAccessPolicy,
+    approval_from_http,
+    authenticated_caller,
+    teardown_request_from_http,
+)
 from steward.auth.tokens import AuthorityUnavailable, Unauthenticated, VerifiedIdentity
 from steward.domain.teardown import (
     ApprovalVerdict,
@@ -25,14 +33,6 @@ from steward.domain.teardown import (
     opt_in_decision,
     request_approval,
     teardown_request_from_event,
-)
-from steward.teardown.requests import (
-    Caller,
-    RequestRefused,
-    TeardownAccessPolicy,
-    approval_from_http,
-    authenticated_caller,
-    teardown_request_from_http,
 )
 from tests.unit.teardown.teardown_strategies import BV_VAULT, RS_VAULT, SUB
 

@@ -1,8 +1,9 @@
-"""Pure validation of teardown requests arriving over HTTP: who is calling, what they ask, whether they may.
+"""The HTTP routes' caller checks, pure: who is calling, what they ask, whether they may (teardown requests
+above all; the audit and drill routes authenticate and meter their callers with the same functions).
 
-The HTTP trigger (``entrypoints/teardown_http.py``) is a doorway: it hands the headers and the body to these
-functions and turns :class:`RequestRefused` into a JSON 4xx. Nothing here does I/O, so every rule is unit
-tested without a host.
+The HTTP triggers (``entrypoints/teardown_http.py``, ``audit_timer.py``, ``drill_http.py``) are doorways: they
+hand the headers and the body to these functions and turn :class:`RequestRefused` into a JSON 4xx. Nothing
+here does I/O, so every rule is unit tested without a host.
 
 Identity comes from an Entra ID access token (``Authorization: Bearer ...``) that
 ``steward.auth.tokens.BearerTokenValidator`` validates (signature against the tenant's published keys,

@@ -1,21 +1,20 @@
-"""The teardown's record: the final report (JSON) and its HTML page, and where they are kept.
+"""The teardown's record: the final report (JSON) and its HTML page, kept in the app's one report store.
 
 ``build_report`` and ``render_html`` are pure (the orchestrator builds the report deterministically).
-``ReportStore`` is the port the store activity writes through: ``BlobReportStore`` (azure-storage-blob, the
-container from settings) in Azure, ``LocalReportStore`` (a directory) locally and in tests.
+:func:`save_report` writes both through :class:`steward.report.store.ReportStore`, the store audit reports use
+(blob storage when configured, else a local directory), as ``<name>.json`` and ``<name>.html``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from steward.domain.teardown import TeardownOutcome
+from steward.report.store import CONTENT_TYPES, ReportStore, ReportStoreError
 
 REPORT_VERSION: Final = 1
 #: How the report's ``requestedBy`` was established, by request source: the HTTP caller the route verified, the
@@ -177,72 +176,17 @@ class StoredReport:
         return {"jsonUrl": self.json_url, "htmlUrl": self.html_url}
 
 
-class ReportStore(Protocol):
-    def save(self, name: str, report: Mapping[str, Any]) -> StoredReport: ...
-
-
 def _safe_name(name: str) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)[:200]
     if not cleaned.strip(".-"):
-        raise ValueError(f"{name!r} is not usable as a report name")
+        raise ReportStoreError(f"{name!r} is not usable as a report name")
     return cleaned
 
 
-class LocalReportStore:
-    """Reports as files in a directory (local runs and tests)."""
-
-    def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-
-    def save(self, name: str, report: Mapping[str, Any]) -> StoredReport:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        base = _safe_name(name)
-        json_path = self.directory / f"{base}.json"
-        html_path = self.directory / f"{base}.html"
-        json_path.write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
-        html_path.write_text(render_html(report), encoding="utf-8")
-        return StoredReport(json_path.resolve().as_uri(), html_path.resolve().as_uri())
-
-
-class BlobReportStore:
-    """Reports as blobs (``{name}.json`` and ``{name}.html``) in one container."""
-
-    def __init__(
-        self,
-        container: str,
-        *,
-        connection_string: str | None = None,
-        account_url: str | None = None,
-        credential: Any = None,
-    ) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        if connection_string:
-            self._service = BlobServiceClient.from_connection_string(connection_string)
-        elif account_url:
-            self._service = BlobServiceClient(account_url, credential=credential)
-        else:
-            raise ValueError("a blob report store needs a connection string or an account URL")
-        self._container = container
-
-    def save(self, name: str, report: Mapping[str, Any]) -> StoredReport:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.blob import ContentSettings
-
-        container = self._service.get_container_client(self._container)
-        with contextlib.suppress(ResourceExistsError):
-            container.create_container()
-        base = _safe_name(name)
-        json_blob = container.get_blob_client(f"{base}.json")
-        html_blob = container.get_blob_client(f"{base}.html")
-        json_blob.upload_blob(
-            json.dumps(report, indent=2, sort_keys=True).encode(),
-            overwrite=True,
-            content_settings=ContentSettings(content_type="application/json"),
-        )
-        html_blob.upload_blob(
-            render_html(report).encode(),
-            overwrite=True,
-            content_settings=ContentSettings(content_type="text/html; charset=utf-8"),
-        )
-        return StoredReport(json_blob.url, html_blob.url)
+def save_report(store: ReportStore, name: str, report: Mapping[str, Any]) -> StoredReport:
+    """Write the report as ``<name>.json`` and ``<name>.html`` (overwriting: the activity may run again)."""
+    base = _safe_name(name)
+    json_name, html_name = f"{base}.json", f"{base}.html"
+    store.put(json_name, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"), CONTENT_TYPES[".json"])
+    store.put(html_name, render_html(report).encode("utf-8"), CONTENT_TYPES[".html"])
+    return StoredReport(store.url(json_name), store.url(html_name))
