@@ -19,6 +19,7 @@ import yaml  # noqa: F401
 with atheris.instrument_imports():
     from steward.domain import events, ids, rules
     from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidRules
+    from steward.rules_file import load_rules
     from steward.teardown.requests import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
@@ -53,7 +54,7 @@ def fuzz_rules(data: bytes) -> None:
     if not _utf8(data):
         return
     try:
-        ruleset = rules.load_rules(data.decode("utf-8"), "fuzz.yaml")
+        ruleset = load_rules(data.decode("utf-8"), "fuzz.yaml")
     except InvalidRules as error:
         if not error.problems:
             raise AssertionError("a refusal without problems") from None
