@@ -16,7 +16,8 @@ from steward.domain.kernel import (
     format_time,
     parse_time,
 )
-from steward.domain.teardown.codec import RECORD_VERSION, FlatRecord, InvalidTeardownInput, record_str
+from steward.domain.records import Record
+from steward.domain.teardown.codec import RECORD_VERSION, InvalidTeardownInput, record_str
 
 
 class ItemKind(LenientEnum):
@@ -57,7 +58,7 @@ class SiteRecoveryKind(LenientEnum):
 
 
 @dataclass(frozen=True)
-class VaultSettings(FlatRecord):
+class VaultSettings(Record):
     """The security settings a teardown reads and may change. Backup vaults use ``soft_delete`` too."""
 
     soft_delete: SoftDeleteState = SoftDeleteState.DISABLED
@@ -71,7 +72,7 @@ class VaultSettings(FlatRecord):
 
 
 @dataclass(frozen=True)
-class BackupItem(FlatRecord):
+class BackupItem(Record):
     """A protected item of a Recovery Services vault (any workload)."""
 
     id: str
@@ -89,7 +90,7 @@ class BackupItem(FlatRecord):
 
 
 @dataclass(frozen=True)
-class ProtectionContainer(FlatRecord):
+class ProtectionContainer(Record):
     id: str
     name: str
     fabric: str
@@ -100,7 +101,7 @@ class ProtectionContainer(FlatRecord):
 
 
 @dataclass(frozen=True)
-class ProtectionIntent(FlatRecord):
+class ProtectionIntent(Record):
     """An auto-protection intent (SQL in VM); disabled before SQL containers are unregistered."""
 
     id: str
@@ -112,7 +113,7 @@ class ProtectionIntent(FlatRecord):
 
 
 @dataclass(frozen=True)
-class RegisteredServer(FlatRecord):
+class RegisteredServer(Record):
     """A MARS agent, MABS or DPM server registered to the vault (unregistering removes its items)."""
 
     id: str
@@ -124,7 +125,7 @@ class RegisteredServer(FlatRecord):
 
 
 @dataclass(frozen=True)
-class SiteRecoveryObject(FlatRecord):
+class SiteRecoveryObject(Record):
     id: str
     name: str
     kind: SiteRecoveryKind
@@ -135,7 +136,7 @@ class SiteRecoveryObject(FlatRecord):
 
 
 @dataclass(frozen=True)
-class PrivateEndpointConnection(FlatRecord):
+class PrivateEndpointConnection(Record):
     id: str
     name: str
     private_endpoint_id: str | None = None
@@ -144,7 +145,7 @@ class PrivateEndpointConnection(FlatRecord):
 
 
 @dataclass(frozen=True)
-class BackupInstance(FlatRecord):
+class BackupInstance(Record):
     """A Backup vault instance; soft-deleted ones carry their scheduled purge time."""
 
     id: str
@@ -158,7 +159,7 @@ class BackupInstance(FlatRecord):
 
 
 @dataclass(frozen=True)
-class BackupPolicy(FlatRecord):
+class BackupPolicy(Record):
     id: str
     name: str
 
@@ -166,7 +167,7 @@ class BackupPolicy(FlatRecord):
 
 
 @dataclass(frozen=True)
-class VaultObject(FlatRecord):
+class VaultObject(Record):
     """The vault itself as a step target (settings steps and the final delete)."""
 
     id: str
