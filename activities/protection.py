@@ -26,7 +26,7 @@ from steward.cloud.protection import (
 from steward.cloud.publisher import OutcomeEvent
 from steward.domain import protection_flow
 from steward.domain.kernel import VaultKind
-from steward.domain.protection import ProtectionOutcome, ProtectionRef
+from steward.domain.protection import OUTCOME_DATA_VERSION, ProtectionOutcome, ProtectionRef
 from steward.logs import bind
 
 LOG = logging.getLogger("steward.activities.protection")
@@ -261,7 +261,7 @@ def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
 def publish_outcomes(request: dict[str, Any]) -> int:
     """Publish protection outcomes to the configured Event Grid topic."""
     outcomes = [ProtectionOutcome.from_record(r) for r in request["outcomes"]]
-    events = [OutcomeEvent(o.event_type, o.resource_id, o.event_data()) for o in outcomes]
+    events = [OutcomeEvent(o.event_type, o.resource_id, o.event_data(), OUTCOME_DATA_VERSION) for o in outcomes]
     for outcome in outcomes:
         LOG.info(
             "%s",

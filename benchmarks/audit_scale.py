@@ -97,8 +97,7 @@ def measure(size: int, subs: int) -> dict[str, Any]:
     from steward.cloud.clients import CloudClients, CloudTarget
     from steward.cloud.inventory import ArmEstateReader, read_estate
     from steward.domain.audit import RuleExpectations, audit
-    from steward.domain.rules import load_rules
-    from steward.rules_file import default_rules_text
+    from steward.rules_file import default_rules_text, load_rules
 
     context = multiprocessing.get_context("fork")
     parent, child = context.Pipe()

@@ -91,7 +91,7 @@ class RequestLog:
     def outcomes_for(self, resource_id: str) -> list[Published]:
         with self._lock:
             published = list(self.published)
-        return [p for p in published if str(p.data.get("resource_id", "")).lower() == resource_id.lower()]
+        return [p for p in published if str(p.data.get("resourceId", "")).lower() == resource_id.lower()]
 
     def outcomes(self) -> list[Published]:
         with self._lock:

@@ -440,7 +440,7 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         def finished() -> bool:
             """Every VM has an outcome - or every VM's event was raised, delivered and its orchestration ended
             (failed ones publish nothing), and that held for 3 real seconds."""
-            done = {str(p.data.get("resource_id", "")).lower() for p in app.log.outcomes()}
+            done = {str(p.data.get("resourceId", "")).lower() for p in app.log.outcomes()}
             if wanted <= done:
                 return True
             quiet = wanted <= set(creation_events(app)) and app.sandbox.events.drain(0.01) and app.idle()
@@ -482,7 +482,7 @@ def _burst_report(app: AppStack, vault: str, vm_ids: list[str], *, mark: int, vi
     proofs = [c for c in app_calls if c.method == "GET" and c.status == 200 and "/protecteditems/" in c.path.lower()]
     outcomes_by_vm: dict[str, list[Any]] = {}
     for published in app.log.outcomes():
-        outcomes_by_vm.setdefault(str(published.data.get("resource_id", "")).lower(), []).append(published)
+        outcomes_by_vm.setdefault(str(published.data.get("resourceId", "")).lower(), []).append(published)
     verified: dict[str, datetime | None] = {}
     statuses: dict[str, Counter[str]] = {}
     for vm in vm_ids:

@@ -86,7 +86,7 @@ class Demo:
 
     def outcome_of(self, resource_id: str, statuses: set[str] | None = None) -> dict[str, Any] | None:
         for outcome in reversed(self.outcomes()):
-            if outcome["resource_id"].lower() == resource_id.lower() and (
+            if outcome["resourceId"].lower() == resource_id.lower() and (
                 statuses is None or outcome["status"] in statuses
             ):
                 return outcome
@@ -141,7 +141,7 @@ def protect_new_resources(demo: Demo) -> dict[str, str]:
     out.step("3. What Backup Steward did (its outcome events)")
     out.table(
         ["resource", "status", "vault", "rule / reason"],
-        [[short(o["resource_id"]), o["status"], short(o.get("vault_id")),
+        [[short(o["resourceId"]), o["status"], short(o.get("vaultId")),
           (o.get("rule") or "") + ((" - " + o["reason"][:70]) if o.get("reason") else "")] for o in outcomes],
     )
     return made
@@ -157,11 +157,11 @@ def move_and_delete(demo: Demo, made: dict[str, str]) -> None:
     prod.delete(made["vm-web"])
     lineage = demo.wait_outcomes([moved], {"Reprotected", "Failed", "Conflict"})[0]
     gone = demo.wait_outcomes([made["vm-web"]], {"Retained", "LeftAsIs", "ResourceGone", "Failed"})[0]
-    out.line(f"  moved:   {short(lineage['previous_resource_id'])} -> {short(lineage['resource_id'])}: "
+    out.line(f"  moved:   {short(lineage['previousResourceId'])} -> {short(lineage['resourceId'])}: "
              f"{lineage['status']} ({lineage['reason']})")
-    old_item = lineage["previous_item_id"].split("/protectedItems/")[-1]
+    old_item = lineage["previousItemId"].split("/protectedItems/")[-1]
     out.line(f"           old item {old_item} keeps its recovery points")
-    out.line(f"  deleted: {short(gone['resource_id'])}: {gone['status']} ({gone['reason']})")
+    out.line(f"  deleted: {short(gone['resourceId'])}: {gone['status']} ({gone['reason']})")
 
 
 def audit_the_estate(demo: Demo, reports: Path) -> None:
@@ -194,8 +194,8 @@ def audit_the_estate(demo: Demo, reports: Path) -> None:
         counted = ", ".join(f"{k} {v}" for k, v in sorted((fixed.get("outcomes") or {}).items())) or "nothing to do"
         out.line(f"  remediation (STEWARD_AUDIT_REMEDIATE_LIMIT={fixed.get('limit')}): it started protection for "
                  f"{fixed.get('started')} unprotected resource(s): {counted}")
-        for outcome in (o for o in demo.outcomes() if o.get("correlation_id") == instance):
-            out.line(f"    {short(outcome['resource_id']):34} {outcome['status']:10} {short(outcome.get('vault_id'))}")
+        for outcome in (o for o in demo.outcomes() if o.get("correlationId") == instance):
+            out.line(f"    {short(outcome['resourceId']):34} {outcome['status']:10} {short(outcome.get('vaultId'))}")
     out.line(f"  HTML report: {reports / 'latest.html'}  (also GET {host.api_base}/audits/latest.html)")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from steward.domain.errors import InvalidRules, RuleProblem
-from steward.domain.rules import DEFAULT_VAULT_TAG, MAX_RULES_BYTES, RuleSet, load_rules
+from steward.domain.rules import DEFAULT_VAULT_TAG, MAX_RULES_BYTES, RuleSet, RulesSchema, parse_rules
 
 DEFAULT_RULES_RESOURCE: Final = "default_rules.yaml"
 SCHEMA_RESOURCE: Final = "rules.schema.json"
@@ -21,6 +23,27 @@ def default_rules_text() -> str:
 def schema_text() -> str:
     """The JSON Schema of rules documents, as shipped beside the default rules (for editors and docs)."""
     return resources.files("steward.domain").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+
+
+@cache
+def rules_schema() -> RulesSchema:
+    """The packaged rules schema (``steward/domain/rules.schema.json``, the one copy) with its validator."""
+    document: dict[str, Any] = json.loads(schema_text())
+    return RulesSchema.of(document)
+
+
+def load_rules(
+    text: str,
+    source: str = "<rules>",
+    *,
+    opt_out_tag: str | None = None,
+    vault_default_tag: str = DEFAULT_VAULT_TAG,
+) -> RuleSet:
+    """Parse and validate a rules document against the packaged schema (:func:`steward.domain.rules.parse_rules`).
+    Raises :class:`InvalidRules` listing every problem with its line and field."""
+    return parse_rules(
+        text, source, schema=rules_schema(), opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag
+    )
 
 
 def read_rules_file(path: str | Path) -> str:

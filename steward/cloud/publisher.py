@@ -30,6 +30,8 @@ class OutcomeEvent:
     event_type: str
     subject: str
     data: Mapping[str, Any]
+    #: the version of ``data``'s shape for this event type (the README's "Published protection events")
+    data_version: str = DATA_VERSION
 
     def __post_init__(self) -> None:
         if not self.event_type.startswith(EVENT_TYPE_PREFIX):
@@ -95,7 +97,7 @@ class EventGridOutcomePublisher:
                 subject=event.subject,
                 event_type=event.event_type,
                 data=dict(event.data),
-                data_version=DATA_VERSION,
+                data_version=event.data_version,
                 id=str(uuid4()),
                 event_time=datetime.now(UTC),
             )

@@ -16,9 +16,9 @@ A drill rule says which protected resources are restored on a schedule, and how:
         budgets: {maxConcurrent: 5, maxRestoredGb: 512}
 
 The first drill rule that matches a resource applies (as with protection rules). ``match.rules`` names protection
-rules: the resource must be protected by one of them. The schema fragment lives here and is merged into
-:data:`steward.domain.rules.RULES_SCHEMA` (mirrored in ``rules.schema.json``); the builder reports problems with
-the line and the field, as the rest of the loader does. Pure: no I/O, no clock.
+rules: the resource must be protected by one of them. The schema is the ``drills`` property of
+``steward/domain/rules.schema.json`` (the one copy of the rules schema); the builder reports problems with the
+line and the field, as the rest of the loader does. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from typing import Any, Final
 from steward.domain.drills import DrillBudget, PointChoice
 
 __all__ = [
-    "DRILLS_SCHEMA",
     "DRILL_GROUP_DEFAULT",
     "DrillMatch",
     "DrillRule",
@@ -46,10 +45,6 @@ _DURATION = re.compile(
     r"P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
     r"(?:(?P<seconds>\d+)S)?)?"
 )
-_DURATION_PATTERN: Final = r"^P(?!$)(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$"
-_RULE_NAME: Final = r"^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,79}$"
-#: a resource group name after {region}/{subscription} are filled in: ARM's 1-90 of letters, digits, _ - . ( )
-_GROUP_TEMPLATE: Final = r"^[A-Za-z0-9_().{}-]{1,90}$"
 _GROUP_NAME = re.compile(r"[\w().-]{0,89}[\w()-]")
 #: a drill longer than this is not a drill; a resource drilled less often than yearly is not proven
 _MAX_LIFETIME: Final = timedelta(days=7)
@@ -79,75 +74,6 @@ def format_duration(value: timedelta) -> str:
     minutes, secs = divmod(rest, 60)
     time = "".join(f"{n}{u}" for n, u in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
     return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "") if seconds else "PT0S"
-
-
-_DURATION_SCHEMA: Final[dict[str, Any]] = {"type": "string", "maxLength": 40, "pattern": _DURATION_PATTERN}
-
-DRILLS_SCHEMA: Final[dict[str, Any]] = {
-    "type": "array",
-    "maxItems": 100,
-    "description": "Restore drills: the first drill rule matching a protected resource applies.",
-    "items": {
-        "type": "object",
-        "required": ["name", "every"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "pattern": _RULE_NAME},
-            "description": {"type": "string", "maxLength": 1000},
-            "match": {
-                "type": "object",
-                "additionalProperties": False,
-                "description": "Every condition given must hold; 'rules' names protection rules.",
-                "properties": {
-                    "types": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-                    "tags": {
-                        "type": "object",
-                        "maxProperties": 50,
-                        "additionalProperties": {"type": "string", "maxLength": 256},
-                    },
-                    "rules": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": _RULE_NAME}},
-                },
-            },
-            "every": {**_DURATION_SCHEMA, "description": "ISO 8601 duration: how often each resource is drilled."},
-            "share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-            "minimum": {"type": "integer", "minimum": 0, "maximum": 1000},
-            "recoveryPoint": {
-                "description": "'latest', or {random: {window: <ISO 8601 duration>}}",
-                "oneOf": [
-                    {"const": "latest"},
-                    {
-                        "type": "object",
-                        "required": ["random"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "random": {
-                                "type": "object",
-                                "required": ["window"],
-                                "additionalProperties": False,
-                                "properties": {"window": _DURATION_SCHEMA},
-                            }
-                        },
-                    },
-                ],
-            },
-            "resourceGroup": {
-                "type": "string",
-                "pattern": _GROUP_TEMPLATE,
-                "description": "Drill resource group per region and subscription; {region} and {subscription} "
-                "are filled in.",
-            },
-            "lifetime": {**_DURATION_SCHEMA, "description": "How long restored resources may live (at most P7D)."},
-            "budgets": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "maxConcurrent": {"type": "integer", "minimum": 1, "maximum": 100},
-                    "maxRestoredGb": {"type": "number", "exclusiveMinimum": 0},
-                },
-            },
-        },
-    },
-}
 
 
 @dataclass(frozen=True)

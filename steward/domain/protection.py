@@ -7,9 +7,11 @@ their activities gathered and walk the result.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
+
+from steward.domain.records import Record
 
 
 class OutcomeStatus(StrEnum):
@@ -45,8 +47,16 @@ SUCCESSFUL: Final = frozenset(
 )
 
 
+#: Version of the data of the published ``BackupSteward.Protection.*`` events (README: "Published protection events").
+#: 2.0: camelCase keys (``resourceId``, ``vaultId`` ...); 1.0 was snake_case (``resource_id``, ``vault_id`` ...).
+OUTCOME_DATA_VERSION: Final = "2.0"
+
+
 @dataclass(frozen=True)
-class ProtectionOutcome:
+class ProtectionOutcome(Record):
+    """What one protection orchestration ended with: its output, and the data of the event it publishes
+    (``to_record()``: camelCase keys, :data:`OUTCOME_DATA_VERSION`). Records in the 1.0 shape are still read."""
+
     status: OutcomeStatus
     resource_id: str
     reason: str = ""
@@ -60,19 +70,6 @@ class ProtectionOutcome:
     previous_resource_id: str | None = None
     previous_vault_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        record["status"] = self.status.value
-        record["details"] = dict(self.details)
-        return record
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ProtectionOutcome:
-        data = dict(record)
-        data["status"] = OutcomeStatus(data["status"])
-        data["details"] = dict(data.get("details") or {})
-        return cls(**data)
 
     @property
     def event_type(self) -> str:
@@ -103,19 +100,14 @@ CONFLICT_CODES: Final = frozenset(
 
 
 @dataclass(frozen=True)
-class ProtectionRef:
-    """A protection that exists: which item/instance in which vault protects which source id."""
+class ProtectionRef(Record):
+    """A protection that exists: which item/instance in which vault protects which source id. Its record
+    (``find_protections``' output, ``stop_protection_retain``'s input) has camelCase keys; the snake_case
+    records written before are still read."""
 
     vault_id: str
     item_id: str
-    source_id: str
+    source_id: str = field(metadata={"may_be_empty": True})  # ARM does not always name it
     identity: str = ""
     kind: str = "RecoveryServices"  # or "Backup"
     state: str = ""
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ProtectionRef:
-        return cls(**dict(record))

@@ -14,9 +14,9 @@ def controls_markdown() -> str:
     lines = [
         "# Audit controls",
         "",
-        "Declared once in `steward/domain/audit.py` (`CONTROLS`); each has a test that triggers it and one that",
-        "does not (`tests/unit/audit/test_audit_controls.py`). Finding ids are `<control>-<16 hex>`, stable",
-        "across runs for the same control and resource.",
+        "Declared once in `steward/domain/audit/controls.py` (`CONTROLS`); each has a test that triggers it and",
+        "one that does not (`tests/unit/audit/test_audit_controls.py`). Finding ids are `<control>-<16 hex>`,",
+        "stable across runs for the same control and resource.",
         "",
         "| id | severity | control | what it checks | fix |",
         "|---|---|---|---|---|",

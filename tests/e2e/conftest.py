@@ -41,7 +41,7 @@ class Harness:
                 if str(e.get("eventType", "")).startswith("BackupSteward.Protection.")]
 
     def outcomes_for(self, resource_id: str) -> list[dict[str, Any]]:
-        return [o for o in self.outcomes() if o["resource_id"].lower() == resource_id.lower()]
+        return [o for o in self.outcomes() if o["resourceId"].lower() == resource_id.lower()]
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout

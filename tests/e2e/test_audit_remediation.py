@@ -57,7 +57,7 @@ def test_the_audit_protects_what_the_rules_require_and_leaves_soft_deleted_items
     assert len([s for s in after if s == ids["vm-softdel"]]) == softdel_items, "no second chain beside the item"
     protected_events = [e for e in stack.events() if e["eventType"] == "BackupSteward.Protection.Protected"]
     assert {e["subject"].lower() for e in protected_events} >= {ids["vm-naked"], ids["st-naked"]}
-    assert {e["data"]["correlation_id"] for e in protected_events} == {first["instanceId"]}, "traced to the audit"
+    assert {e["data"]["correlationId"] for e in protected_events} == {first["instanceId"]}, "traced to the audit"
 
     stack.stack.sandbox.advance(2 * 3600)  # the first backups run
     second = stack.run_timer()

@@ -59,7 +59,7 @@ def test_a_vm_recreated_under_the_same_name_has_its_stopped_protection_resumed(h
     item = rs.vm_item(rsv, vm)
     assert item is not None and item["properties"]["protectionState"] in {"IRPending", "Protected"}
     assert item["properties"]["policyName"] == "DefaultPolicy"
-    assert outcome["vault_id"].lower() == rsv.lower()
+    assert outcome["vaultId"].lower() == rsv.lower()
     assert "AlreadyProtected" not in _statuses(h, vm), "a stopped item is not protection"
 
 

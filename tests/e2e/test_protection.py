@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.arm.config import EventDeliveryConfig
+from sandbox.host.local import OUTCOME_TOPIC
 from steward.cloud.protection import BackupVaultProtection, RecoveryServicesProtection
 from steward.domain.ids import ResourceId
 from tests.e2e.conftest import SUB1, SUB2, Harness, start_harness
@@ -46,14 +47,19 @@ def test_every_supported_type_ends_protected_in_the_vault_of_its_region(harness:
     vm_neu = est.vm("rg-neu", "vm-neu", NEU)
 
     for rid in (vm, disk, account, server, vm_neu):
-        assert h.wait_outcome(rid, "Protected")["resource_id"].lower() == rid.lower()
+        assert h.wait_outcome(rid, "Protected")["resourceId"].lower() == rid.lower()
+    # the published shape the README documents: dataVersion 2.0, camelCase keys
+    published = [e for e in h.sandbox.events.topic_events(OUTCOME_TOPIC)
+                 if str(e.get("eventType", "")).startswith("BackupSteward.Protection.")]
+    assert published and {e["dataVersion"] for e in published} == {"2.0"}
+    assert all({"resourceId", "vaultId", "correlationId"} <= set(e["data"]) for e in published)
 
     rs = RecoveryServicesProtection(h.clients)
     item = rs.vm_item(rsv, vm)
     assert item is not None and item["properties"]["protectionState"] in {"IRPending", "Protected"}
     assert rs.vm_item(rsv_neu, vm) is None  # never the vault of another region
     assert rs.vm_item(rsv_neu, vm_neu) is not None
-    assert h.wait_outcome(vm_neu, "Protected")["vault_id"].lower() == rsv_neu.lower()
+    assert h.wait_outcome(vm_neu, "Protected")["vaultId"].lower() == rsv_neu.lower()
 
     principal = h.clients.data_protection(SUB1).backup_vaults.get(
         resource_group_name="rg-app", vault_name="bv-weu").identity.principal_id
@@ -115,7 +121,7 @@ def test_deleted_vm_keeps_its_recovery_points(harness: Harness) -> None:
 
     est.delete(vm)
     outcome = h.wait_outcome(vm, "Retained")
-    assert outcome["vault_id"].lower() == rsv.lower()
+    assert outcome["vaultId"].lower() == rsv.lower()
     item = RecoveryServicesProtection(h.clients).vm_item(rsv, vm)
     assert item is not None, "backup data must never be deleted on the deletion path"
     assert item["properties"]["protectionState"] == "ProtectionStopped"
@@ -139,8 +145,8 @@ def test_vm_moved_across_groups_and_subscriptions_is_reprotected_make_before_bre
     moved = est1.rid("rg-b", "Microsoft.Compute/virtualMachines", "vm-move")
     est1.move("rg-a", [vm], f"/subscriptions/{SUB1}/resourceGroups/rg-b")
     lineage = h.wait_outcome(moved, "Reprotected")
-    assert lineage["previous_resource_id"].lower() == vm.lower()
-    assert lineage["vault_id"].lower() == rsv1.lower()
+    assert lineage["previousResourceId"].lower() == vm.lower()
+    assert lineage["vaultId"].lower() == rsv1.lower()
     old_item = rs.vm_item(rsv1, vm)
     assert old_item is not None and old_item["properties"]["protectionState"] == "ProtectionStopped"
     new_item = rs.vm_item(rsv1, moved)
@@ -151,8 +157,8 @@ def test_vm_moved_across_groups_and_subscriptions_is_reprotected_make_before_bre
     moved2 = est2.rid("rg-c", "Microsoft.Compute/virtualMachines", "vm-move")
     est1.move("rg-b", [moved], f"/subscriptions/{SUB2}/resourceGroups/rg-c")
     lineage2 = h.wait_outcome(moved2, "Reprotected")
-    assert lineage2["vault_id"].lower() == rsv2.lower()
-    assert lineage2["previous_vault_id"].lower() == rsv1.lower()
+    assert lineage2["vaultId"].lower() == rsv2.lower()
+    assert lineage2["previousVaultId"].lower() == rsv1.lower()
     assert rs.vm_item(rsv2, moved2) is not None
     assert rs.vm_item(rsv1, moved) is not None  # old points kept in the old vault
 
@@ -193,11 +199,11 @@ def test_a_missing_regional_vault_is_created_with_secure_defaults_when_allowed(t
         disk_outcome = h.wait_outcome(disk, "Protected")
         vault = h.clients.recovery_services(SUB1).vaults.get(
             resource_group_name="rg-backup-steward-northeurope", vault_name="rsv-steward-northeurope")
-        assert vm_outcome["vault_id"].lower() == vault.id.lower()
+        assert vm_outcome["vaultId"].lower() == vault.id.lower()
         soft_delete = vault.properties.security_settings.soft_delete_settings
         assert soft_delete.soft_delete_state == "Enabled" and soft_delete.enhanced_security_state == "Enabled"
         assert vault.location == NEU and vault.tags["backup-steward:default"] == "true"
-        assert "/backupVaults/bv-steward-northeurope" in disk_outcome["vault_id"]
+        assert "/backupVaults/bv-steward-northeurope" in disk_outcome["vaultId"]
     finally:
         h.stack.stop()
 

@@ -20,6 +20,7 @@ with atheris.instrument_imports():
     from entrypoints.caller_checks import Caller, RequestRefused, TeardownAccessPolicy, teardown_request_from_http
     from steward.domain import events, ids, rules
     from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidRules
+    from steward.rules_file import load_rules
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000ad01"
 SUB = "00000000-0000-4000-8000-000000000001"
@@ -53,7 +54,7 @@ def fuzz_rules(data: bytes) -> None:
     if not _utf8(data):
         return
     try:
-        ruleset = rules.load_rules(data.decode("utf-8"), "fuzz.yaml")
+        ruleset = load_rules(data.decode("utf-8"), "fuzz.yaml")
     except InvalidRules as error:
         if not error.problems:
             raise AssertionError("a refusal without problems") from None

@@ -216,7 +216,7 @@ def test_no_secret_appears_in_the_logs_of_a_full_run(
             lambda: [
                 e
                 for e in _published(app, "BackupSteward.Protection.")
-                if e["data"]["resource_id"].lower() == vm.lower()
+                if e["data"]["resourceId"].lower() == vm.lower()
             ],
             "the VM's protection outcome",
         )

@@ -119,7 +119,7 @@ def test_a_disk_is_protected_in_its_regions_backup_vault_and_the_outcome_publish
     estate = Estate()
     result = protect(estate)
     assert result.output["status"] == "Protected"
-    assert result.output["vault_id"] == BV and result.output["correlation_id"] == "corr-1"
+    assert result.output["vaultId"] == BV and result.output["correlationId"] == "corr-1"
     assert result.names() == ["describe_resource", "decide_protection", "find_vaults", "grant_vault_roles",
                               "protect_in_backup_vault", "publish_outcomes"]
     assert [o["status"] for o in estate.published] == ["Protected"]
@@ -183,7 +183,7 @@ def test_no_vault_in_the_region_creates_the_regional_default_and_protects_in_it(
     estate.vaults = []
     result = protect(estate)
     assert "create_vault" in result.names()
-    assert result.output["status"] == "Protected" and result.output["vault_id"] == BV
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == BV
 
 
 def test_a_refusal_until_new_role_assignments_apply_is_waited_out_on_durable_timers() -> None:
@@ -210,7 +210,7 @@ def test_a_vm_is_protected_in_its_recovery_services_vault_after_its_operation_is
     estate = Estate(VM)
     estate.vm_status = [{"status": "InProgress"}, {"status": "Succeeded", "item": protected_item("IRPending")}]
     result = protect(estate, resource_id=VM)
-    assert result.output["status"] == "Protected" and result.output["vault_id"] == RSV
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == RSV
     assert result.names()[:5] == ["describe_resource", "decide_protection", "find_vaults", "vm_backup_status",
                                   "begin_vm_protection"]
     assert result.names().count("vm_protection_status") == 2
@@ -284,7 +284,7 @@ def gone(estate: Estate, **intent: Any) -> Replay:
 
 
 def ref(state: str = "Protected") -> dict[str, Any]:
-    return {"vault_id": RSV, "item_id": ITEM, "source_id": VM, "identity": "uid-1", "kind": "RecoveryServices",
+    return {"vaultId": RSV, "itemId": ITEM, "sourceId": VM, "identity": "uid-1", "kind": "RecoveryServices",
             "state": state}
 
 
@@ -346,11 +346,11 @@ def test_a_moved_vm_is_protected_anew_before_its_old_item_is_stopped() -> None:
 
     def child(payload: Any, instance_id: str) -> dict[str, Any]:
         children.append((payload, instance_id))
-        return {"status": "Protected", "resource_id": NEW_VM, "vault_id": RSV, "item_id": NEW_ITEM}
+        return {"status": "Protected", "resourceId": NEW_VM, "vaultId": RSV, "itemId": NEW_ITEM}
 
     result = move(estate, child)
     assert [o["status"] for o in result.output] == ["Reprotected"]
-    assert result.output[0]["previous_item_id"] == ITEM
+    assert result.output[0]["previousItemId"] == ITEM
     [(payload, instance_id)] = children
     assert payload["resourceId"] == NEW_VM and payload["quiet"] is True
     assert instance_id == "instance-1:protect:0"
@@ -361,7 +361,7 @@ def test_a_moved_vm_is_protected_anew_before_its_old_item_is_stopped() -> None:
 def test_a_moved_vm_not_protected_anew_keeps_its_old_item() -> None:
     estate = MovedEstate(VM)
     estate.protections = [ref()]
-    result = move(estate, lambda payload, child: {"status": "NoVault", "resource_id": NEW_VM, "reason": "none"})
+    result = move(estate, lambda payload, child: {"status": "NoVault", "resourceId": NEW_VM, "reason": "none"})
     assert [o["status"] for o in result.output] == ["NoVault"]
     assert estate.stopped == []
 

@@ -17,8 +17,7 @@ from steward.domain.audit import (
     SoftDeleteState,
     audit,
 )
-from steward.domain.rules import load_rules
-from steward.rules_file import default_rules_text
+from steward.rules_file import default_rules_text, load_rules
 from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
 MISSING_SUB = "00000000-0000-4000-8000-0000000000ff"

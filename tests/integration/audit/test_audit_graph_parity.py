@@ -11,8 +11,7 @@ from sandbox.arm import ArmSandbox
 from steward.cloud.clients import CloudClients
 from steward.cloud.inventory import ArmEstateReader, graph_reader, read_estate
 from steward.domain.audit import EstateInventory, RuleExpectations, audit
-from steward.domain.rules import load_rules
-from steward.rules_file import default_rules_text
+from steward.rules_file import default_rules_text, load_rules
 from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, BuiltEstate
 
 

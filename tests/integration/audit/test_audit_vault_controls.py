@@ -14,7 +14,7 @@ from sandbox.estate import Estate
 from steward.cloud.clients import CloudClients
 from steward.cloud.inventory import ArmEstateReader, read_estate
 from steward.domain.audit import AuditResult, ImmutabilityState, RuleExpectations, audit
-from steward.domain.rules import load_rules
+from steward.rules_file import load_rules
 from tests.integration.audit.audit_sandbox_estate import protect_vm
 
 SUB = DEFAULT_SUBSCRIPTION

@@ -11,8 +11,7 @@ from steward.domain.audit import (
     SoftDeleteState,
     audit,
 )
-from steward.domain.rules import load_rules
-from steward.rules_file import default_rules_text
+from steward.rules_file import default_rules_text, load_rules
 from tests.unit.audit.audit_estate_builders import NOW, SUB_A, backup_vault, healthy_estate, rs_vault, vm
 
 DEFAULTS = load_rules(default_rules_text(), "defaults")

@@ -13,7 +13,8 @@ import pytest
 from steward import rules_cli
 from steward.domain.drill_rules import first_drill, format_duration, parse_duration
 from steward.domain.drills import PointChoice
-from steward.domain.rules import InvalidRules, load_rules
+from steward.domain.rules import InvalidRules
+from steward.rules_file import load_rules
 
 SUB = "11111111-1111-1111-1111-111111111111"
 VM = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm1"

@@ -9,7 +9,7 @@ from steward.domain import protection_flow as flow
 from steward.domain import rules
 from steward.domain.ids import ResourceId
 from steward.domain.protection import OutcomeStatus, ProtectionRef
-from steward.rules_file import default_rules_text
+from steward.rules_file import default_rules_text, load_rules
 
 SUB = "00000000-0000-4000-8000-000000000001"
 SUB2 = "00000000-0000-4000-8000-000000000002"
@@ -26,7 +26,7 @@ def disk(group: str, name: str) -> str:
     return f"/subscriptions/{SUB}/resourceGroups/{group}/providers/Microsoft.Compute/disks/{name}"
 
 
-DEFAULTS = rules.load_rules(default_rules_text(), "defaults")
+DEFAULTS = load_rules(default_rules_text(), "defaults")
 
 
 def decide(resource_id: str, location: str = "westeurope", tags: dict[str, str] | None = None) -> rules.Protect:

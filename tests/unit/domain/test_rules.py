@@ -16,7 +16,6 @@ from steward.domain.errors import InvalidRecord
 from steward.domain.ids import ResourceId
 from steward.domain.rules import (
     MAX_RULES_BYTES,
-    RULES_SCHEMA,
     AmbiguousVaults,
     BlobTier,
     ExplicitVault,
@@ -39,11 +38,18 @@ from steward.domain.rules import (
     VaultChosen,
     choose_vault,
     decision_from_record,
-    load_rules,
     route,
 )
+from steward.domain.rules.loading import SUPPORTED_TYPES
 from steward.domain.workloads import VaultKind, workload_for
-from steward.rules_file import default_rules_text, load_configured_rules, read_rules_file, schema_text
+from steward.rules_file import (
+    default_rules_text,
+    load_configured_rules,
+    load_rules,
+    read_rules_file,
+    rules_schema,
+    schema_text,
+)
 
 SUB = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"
@@ -122,8 +128,13 @@ def test_the_opt_out_tag_wins_and_unsupported_types_are_reported() -> None:
     assert "Microsoft.Web/sites" in web.reason
 
 
-def test_the_packaged_schema_file_matches_the_schema_in_code() -> None:
-    assert json.loads(schema_text()) == RULES_SCHEMA
+def test_the_loader_validates_with_the_one_packaged_schema_file() -> None:
+    # the schema lives in one file (steward/domain/rules.schema.json); the loader is handed what it says
+    assert json.loads(schema_text()) == rules_schema().document
+    # what the file allows as resource types is what the loader supports, in either case, and nothing else
+    allowed = rules_schema().document["$defs"]["match"]["properties"]["types"]["items"]["enum"]
+    assert sorted(allowed) == sorted([*SUPPORTED_TYPES, *(t.lower() for t in SUPPORTED_TYPES)])
+    assert {t.lower() for t in SUPPORTED_TYPES} == {w.resource_type.lower() for w in map(workload_for, SUPPORTED_TYPES)}
 
 
 # ---- matching -------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from steward.domain.teardown import (
     request_approval,
     teardown_request_from_event,
 )
+from tests.unit.teardown.raw_events import teardown_request_from_raw_event
 from tests.unit.teardown.teardown_strategies import BV_VAULT, RS_VAULT, SUB
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -206,7 +207,9 @@ def failed_delete(vault: str = RS_VAULT, operation: str = "Microsoft.RecoverySer
 
 
 def test_a_failed_vault_delete_becomes_a_dry_run_that_needs_the_opt_in_tag() -> None:
-    request = teardown_request_from_event(failed_delete(), allowed_subscriptions=[SUB], opt_in_tag="steward-teardown")
+    request = teardown_request_from_raw_event(
+        failed_delete(), allowed_subscriptions=[SUB], opt_in_tag="steward-teardown"
+    )
     assert request.source is RequestSource.EVENT and request.dry_run
     assert request.opt_in_tag == "steward-teardown" and request.requested_by == ALLOWED
     assert request.correlation_id == "corr-1"
@@ -227,7 +230,7 @@ def test_a_failed_vault_delete_becomes_a_dry_run_that_needs_the_opt_in_tag() -> 
 
 
 def test_a_backup_vault_failed_delete_qualifies_too() -> None:
-    request = teardown_request_from_event(
+    request = teardown_request_from_raw_event(
         failed_delete(BV_VAULT, "Microsoft.DataProtection/backupVaults/delete"), allowed_subscriptions=[SUB]
     )
     assert request.vault.kind is VaultKind.BACKUP
@@ -251,7 +254,7 @@ def custom_event(requester: str = ALLOWED, topic: str | None = REQUESTS_TOPIC, *
 
 def test_the_custom_event_is_a_request_never_an_approval() -> None:
     # was: the event's planFingerprint became the request's approved fingerprint (a run) - the defect fixed here
-    request = teardown_request_from_event(
+    request = teardown_request_from_raw_event(
         custom_event(dryRun=False), allowed_subscriptions=[SUB], requests_topic_id=REQUESTS_TOPIC.upper(),
         allowed_principals=[ALLOWED],
     )
@@ -275,7 +278,7 @@ def test_the_custom_event_is_a_request_never_an_approval() -> None:
 )
 def test_a_custom_event_from_another_topic_or_a_stranger_is_refused(event, topic_id, message) -> None:
     with pytest.raises(InvalidTeardownInput, match=message):
-        teardown_request_from_event(
+        teardown_request_from_raw_event(
             event, allowed_subscriptions=[SUB], requests_topic_id=topic_id, allowed_principals=[ALLOWED]
         )
 
@@ -288,13 +291,13 @@ def test_a_failed_delete_only_counts_from_the_vaults_subscription_system_topic(t
     event = failed_delete()
     event["topic"] = topic
     with pytest.raises(InvalidTeardownInput, match="system topic"):
-        teardown_request_from_event(event, allowed_subscriptions=[SUB])
+        teardown_request_from_raw_event(event, allowed_subscriptions=[SUB])
 
 
 def test_an_app_id_is_never_taken_for_an_object_id() -> None:
     event = failed_delete()
     event["data"]["claims"] = {"appid": ALLOWED}
-    request = teardown_request_from_event(event, allowed_subscriptions=[SUB])
+    request = teardown_request_from_raw_event(event, allowed_subscriptions=[SUB])
     assert request.requested_by == "app:" + ALLOWED
     auto_tagged = VaultInventory(RS_VAULT, VaultKind.RECOVERY_SERVICES, tags=(("backup-steward:teardown", "auto"),))
     assert opt_in_decision(request, auto_tagged, [ALLOWED])[:2] == (True, False)
@@ -348,12 +351,12 @@ def test_only_an_http_request_carries_an_approval_and_four_eyes_needs_another_ap
 )
 def test_other_events_are_refused_with_a_reason(event, message) -> None:
     with pytest.raises(InvalidTeardownInput, match=message):
-        teardown_request_from_event(event, allowed_subscriptions=[SUB])
+        teardown_request_from_raw_event(event, allowed_subscriptions=[SUB])
 
 
 def test_an_event_for_an_unmanaged_subscription_is_refused() -> None:
     with pytest.raises(InvalidTeardownInput, match="not managed"):
-        teardown_request_from_event(failed_delete(), allowed_subscriptions=["33333333-3333-3333-3333-333333333333"])
+        teardown_request_from_raw_event(failed_delete(), allowed_subscriptions=["33333333-3333-3333-3333-333333333333"])
 
 
 def test_the_classified_intent_is_accepted_as_well() -> None:
@@ -365,13 +368,50 @@ def test_the_classified_intent_is_accepted_as_well() -> None:
     assert request.vault_id.lower() == RS_VAULT.lower() and request.dry_run
 
 
+def test_the_tests_raw_reader_and_the_classifier_read_the_same_request() -> None:
+    # the raw reader lives in tests (tests/unit/teardown/raw_events.py): it must not drift from what production
+    # reads through events.classify, or the refusals tested with it would prove nothing
+    from steward.domain import events
+
+    failed = failed_delete()
+    failed["data"]["claims"] = {"appid": ALLOWED}  # an app-only caller, the subtle branch
+    cases = [
+        (failed_delete(), {}),
+        (failed, {}),
+        (
+            {**custom_event(), "eventType": custom_event()["type"], "topic": REQUESTS_TOPIC},
+            {"requests_topic_id": REQUESTS_TOPIC, "allowed_principals": [ALLOWED]},
+        ),
+    ]
+    for raw, options in cases:
+        eventgrid = {k: v for k, v in raw.items() if k not in ("type", "source", "time")}
+        eventgrid.setdefault("eventTime", raw.get("time") or raw.get("eventTime"))
+        eventgrid.setdefault("dataVersion", "1")
+        eventgrid.setdefault("metadataVersion", "1")
+        intent = events.classify(eventgrid)
+        from_classifier = teardown_request_from_event(intent, allowed_subscriptions=[SUB], **options)
+        from_raw = teardown_request_from_raw_event(eventgrid, allowed_subscriptions=[SUB], **options)
+        assert (from_raw.vault.key, from_raw.requested_by, from_raw.source, from_raw.dry_run) == (
+            from_classifier.vault.key,
+            from_classifier.requested_by,
+            from_classifier.source,
+            from_classifier.dry_run,
+        )
+        assert from_raw.approved_fingerprint is None and from_classifier.approved_fingerprint is None
+
+
+def test_production_reads_a_teardown_request_only_from_a_classified_event() -> None:
+    with pytest.raises(InvalidTeardownInput, match="classified event"):
+        teardown_request_from_event(failed_delete(), allowed_subscriptions=[SUB])
+
+
 def test_a_sample_event_from_microsoft_is_not_a_teardown() -> None:
     sample = FIXTURES / "Microsoft.Resources.ResourceDeleteSuccess.eventgrid-schema.json"
     if not sample.exists():
         pytest.skip("shared fixtures are not beside the clone")
     event = json.loads(sample.read_text())[0]
     with pytest.raises(InvalidTeardownInput):
-        teardown_request_from_event(event, allowed_subscriptions=[SUB])
+        teardown_request_from_raw_event(event, allowed_subscriptions=[SUB])
 
 
 # ------------------------------------------------------------------ records and ids

@@ -1,0 +1,306 @@
+"""What the estate holds, as an adapter gathered it: resources, vaults, protected items, gaps; and the
+JSON record of it that crosses the durable boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from steward.domain.errors import DomainError
+from steward.domain.kernel import (
+    ImmutabilityState,
+    SoftDeleteState,
+    VaultKind,
+    format_time,
+    id_key,
+    name_of,
+    parse_time,
+    resource_group_of,
+    subscription_of,
+)
+
+VM_TYPE: Final = "Microsoft.Compute/virtualMachines"
+DISK_TYPE: Final = "Microsoft.Compute/disks"
+STORAGE_TYPE: Final = "Microsoft.Storage/storageAccounts"
+POSTGRES_TYPE: Final = "Microsoft.DBforPostgreSQL/flexibleServers"
+PROTECTABLE_TYPES: Final = (VM_TYPE, DISK_TYPE, STORAGE_TYPE, POSTGRES_TYPE)
+
+RECOVERY_SERVICES_VAULT_TYPE: Final = VaultKind.RECOVERY_SERVICES.arm_type
+BACKUP_VAULT_TYPE: Final = VaultKind.BACKUP.arm_type
+
+
+class AuditError(DomainError, ValueError):
+    """Root of the audit core's errors."""
+
+
+class InvalidInventory(AuditError):
+    """The inventory handed to the audit is inconsistent (it names what it does not contain)."""
+
+
+class InvalidPreviousResult(AuditError):
+    """A stored earlier result cannot be read (wrong schema version or shape)."""
+
+
+class ProtectionStatus(StrEnum):
+    """Protection state of an item or instance, normalised across the two vault kinds."""
+
+    PROTECTED = "Protected"  # RS Protected; DP ProtectionConfigured
+    PENDING = "Pending"  # RS IRPending; DP ConfiguringProtection/UpdatingProtection
+    ERROR = "Error"  # RS ProtectionError; DP ProtectionError/ConfiguringProtectionFailed
+    STOPPED = "Stopped"  # ProtectionStopped
+    PAUSED = "Paused"  # RS ProtectionPaused
+    SUSPENDED = "Suspended"  # RS BackupsSuspended; DP Backup/RetentionSchedulesSuspended
+    SOFT_DELETED = "SoftDeleted"  # DP SoftDeleted/SoftDeleting; RS isScheduledForDeferredDelete
+    UNKNOWN = "Unknown"  # Invalid, NotProtected, anything new
+
+    @classmethod
+    def from_arm(cls, value: str | None) -> ProtectionStatus:
+        return _ARM_PROTECTION_STATES.get((value or "").strip().lower(), cls.UNKNOWN)
+
+    @property
+    def is_active(self) -> bool:
+        """Counts as coverage: backups are (or are about to be) taken."""
+        return self in {ProtectionStatus.PROTECTED, ProtectionStatus.PENDING, ProtectionStatus.ERROR}
+
+
+_ARM_PROTECTION_STATES: Final = {
+    "protected": ProtectionStatus.PROTECTED,
+    "protectionconfigured": ProtectionStatus.PROTECTED,
+    "irpending": ProtectionStatus.PENDING,
+    "configuringprotection": ProtectionStatus.PENDING,
+    "updatingprotection": ProtectionStatus.PENDING,
+    "protectionerror": ProtectionStatus.ERROR,
+    "configuringprotectionfailed": ProtectionStatus.ERROR,
+    "protectionstopped": ProtectionStatus.STOPPED,
+    "protectionpaused": ProtectionStatus.PAUSED,
+    "backupssuspended": ProtectionStatus.SUSPENDED,
+    "backupschedulessuspended": ProtectionStatus.SUSPENDED,
+    "retentionschedulessuspended": ProtectionStatus.SUSPENDED,
+    "softdeleted": ProtectionStatus.SOFT_DELETED,
+    "softdeleting": ProtectionStatus.SOFT_DELETED,
+}
+
+
+@dataclass(frozen=True)
+class ProtectableResource:
+    """A VM, managed disk, storage account or PostgreSQL flexible server."""
+
+    id: str
+    type: str
+    location: str
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: for a managed disk, the VM it is attached to (covered by that VM's backup)
+    attached_to: str = ""
+
+    @property
+    def key(self) -> str:
+        return id_key(self.id)
+
+    @property
+    def subscription_id(self) -> str:
+        return subscription_of(self.id)
+
+    @property
+    def resource_group(self) -> str:
+        return resource_group_of(self.id)
+
+    @property
+    def name(self) -> str:
+        return name_of(self.id)
+
+
+@dataclass(frozen=True)
+class Vault:
+    """A Recovery Services vault or a Backup vault, with the settings the controls look at."""
+
+    id: str
+    kind: VaultKind
+    location: str
+    soft_delete: SoftDeleteState = SoftDeleteState.UNKNOWN
+    immutability: ImmutabilityState = ImmutabilityState.UNKNOWN
+    cross_region_restore: bool | None = None
+    multi_user_authorization: bool | None = None
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def key(self) -> str:
+        return id_key(self.id)
+
+    @property
+    def subscription_id(self) -> str:
+        return subscription_of(self.id)
+
+    @property
+    def name(self) -> str:
+        return name_of(self.id)
+
+
+@dataclass(frozen=True)
+class ProtectedItem:
+    """A Recovery Services protected item (``…/protectionContainers/{c}/protectedItems/{i}``)."""
+
+    id: str
+    vault_id: str
+    source_id: str
+    policy_id: str | None
+    protection_state: str
+    last_backup_time: datetime | None = None
+    soft_deleted: bool = False
+    purge_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BackupInstance:
+    """A Backup vault backup instance (``…/backupVaults/{v}/backupInstances/{name}``)."""
+
+    id: str
+    vault_id: str
+    datasource_id: str
+    datasource_type: str
+    policy_id: str | None
+    protection_status: str
+    soft_deleted: bool = False
+    purge_at: datetime | None = None
+    #: Backup instances do not carry their last recovery point; adapters leave it unknown unless they read it.
+    last_backup_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InventoryGap:
+    """A scope the inventory could not read (and so the audit cannot vouch for)."""
+
+    scope: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class EstateInventory:
+    subscriptions: tuple[str, ...]
+    resources: tuple[ProtectableResource, ...] = ()
+    vaults: tuple[Vault, ...] = ()
+    protected_items: tuple[ProtectedItem, ...] = ()
+    backup_instances: tuple[BackupInstance, ...] = ()
+    gaps: tuple[InventoryGap, ...] = ()
+
+    def merge(self, other: EstateInventory) -> EstateInventory:
+        """Union of two partial inventories (per-subscription fan-out aggregates with this)."""
+        return EstateInventory(
+            subscriptions=tuple(dict.fromkeys(self.subscriptions + other.subscriptions)),
+            resources=self.resources + other.resources,
+            vaults=self.vaults + other.vaults,
+            protected_items=self.protected_items + other.protected_items,
+            backup_instances=self.backup_instances + other.backup_instances,
+            gaps=self.gaps + other.gaps,
+        )
+
+
+def iso(moment: datetime) -> str:
+    return str(format_time(moment, whole_seconds=True))
+
+
+def parse_generated(value: object) -> datetime:
+    moment = parse_time(str(value))
+    if moment is None:
+        raise ValueError("generatedAt is empty")
+    return moment
+
+
+def _opt_iso(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
+
+
+def _opt_time(text: object) -> datetime | None:
+    return None if text in (None, "") else parse_time(str(text))
+
+
+def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
+    """A JSON-safe record of an inventory; :func:`inventory_from_json` reads it back unchanged."""
+    return {
+        "subscriptions": list(inventory.subscriptions),
+        "resources": [[r.id, r.type, r.location, dict(r.tags), r.attached_to] for r in inventory.resources],
+        "vaults": [
+            {
+                "id": v.id,
+                "kind": v.kind.value,
+                "location": v.location,
+                "softDelete": v.soft_delete.on_off,
+                "immutability": v.immutability.value,
+                "crossRegionRestore": v.cross_region_restore,
+                "multiUserAuthorization": v.multi_user_authorization,
+                "tags": dict(v.tags),
+            }
+            for v in inventory.vaults
+        ],
+        "protectedItems": [
+            [
+                i.id,
+                i.vault_id,
+                i.source_id,
+                i.policy_id,
+                i.protection_state,
+                _opt_iso(i.last_backup_time),
+                i.soft_deleted,
+                _opt_iso(i.purge_at),
+            ]
+            for i in inventory.protected_items
+        ],
+        "backupInstances": [
+            [
+                b.id,
+                b.vault_id,
+                b.datasource_id,
+                b.datasource_type,
+                b.policy_id,
+                b.protection_status,
+                b.soft_deleted,
+                _opt_iso(b.purge_at),
+                _opt_iso(b.last_backup_time),
+            ]
+            for b in inventory.backup_instances
+        ],
+        "gaps": [[g.scope, g.reason] for g in inventory.gaps],
+    }
+
+
+def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
+    try:
+        return EstateInventory(
+            subscriptions=tuple(str(s) for s in data["subscriptions"]),
+            resources=tuple(
+                ProtectableResource(
+                    str(i),
+                    str(t),
+                    str(loc),
+                    {str(k): str(v) for k, v in dict(tags).items()},
+                    attached_to=str(rest[0]) if rest else "",  # records written before attached_to have 4 fields
+                )
+                for i, t, loc, tags, *rest in data["resources"]
+            ),
+            vaults=tuple(
+                Vault(
+                    id=str(v["id"]),
+                    kind=VaultKind(v["kind"]),
+                    location=str(v["location"]),
+                    soft_delete=SoftDeleteState(v["softDelete"]),
+                    immutability=ImmutabilityState(v["immutability"]),
+                    cross_region_restore=v["crossRegionRestore"],
+                    multi_user_authorization=v["multiUserAuthorization"],
+                    tags={str(k): str(val) for k, val in dict(v.get("tags") or {}).items()},
+                )
+                for v in data["vaults"]
+            ),
+            protected_items=tuple(
+                ProtectedItem(str(i), str(v), str(s), p, str(st), _opt_time(lb), bool(sd), _opt_time(pa))
+                for i, v, s, p, st, lb, sd, pa in data["protectedItems"]
+            ),
+            backup_instances=tuple(
+                BackupInstance(str(i), str(v), str(d), str(dt), p, str(st), bool(sd), _opt_time(pa), _opt_time(lb))
+                for i, v, d, dt, p, st, sd, pa, lb in data["backupInstances"]
+            ),
+            gaps=tuple(InventoryGap(str(s), str(r)) for s, r in data.get("gaps", [])),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidInventory(f"inventory record is malformed: {error!r}") from error

@@ -1,0 +1,145 @@
+"""The one record codec: how a domain value crosses the durable boundary and becomes published event data.
+
+A class that derives from :class:`Record` (a frozen dataclass) gets ``to_record()`` / ``from_record()`` from its
+fields: keys are the camelCase field names, enums travel by value, times as ISO 8601, a mapping as a JSON
+object. Activity inputs and outputs, orchestration outputs and the data of published events are such records.
+
+Record keys are a contract: a running orchestration keeps the records it received in its history and reads
+them again on every replay, and event subscribers filter on them. Records written before this codec
+(``ProtectionRef`` and ``ProtectionOutcome`` used ``dataclasses.asdict``: snake_case keys) are still read for one
+release: :meth:`Record.from_record` takes a field's snake_case key when its camelCase key is absent
+(``tests/orchestrators/test_record_history.py`` replays a history recorded before the change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar, cast, get_origin, get_type_hints
+
+from steward.domain.errors import InvalidValue
+from steward.domain.kernel import LenientEnum, format_time, parse_time
+
+__all__ = ["Record", "camel", "record_str"]
+
+RecordT = TypeVar("RecordT", bound="Record")
+
+
+def camel(name: str) -> str:
+    """``source_resource_id`` -> ``sourceResourceId``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def record_str(record: Mapping[str, Any], key: str, *, optional: bool = False) -> Any:
+    """``record[key]`` as a non-empty string (or None when ``optional`` and absent); :class:`InvalidValue`."""
+    value = record.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or (not value and not optional):
+        raise InvalidValue(f"field {key!r} must be a non-empty string (got {value!r})")
+    return value
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """How one dataclass field crosses the durable boundary."""
+
+    name: str
+    key: str
+    hint: Any
+    default: Any  # dataclasses.MISSING when the field is required
+    may_be_empty: bool = False  # a required string that may be "" (or absent from older records)
+    omit_default: bool = False  # left out of the record while it has its default (a field added later)
+
+    def dump(self, value: Any) -> Any:
+        if isinstance(value, StrEnum):
+            return value.value
+        if isinstance(value, datetime) or self.hint == datetime | None:
+            return format_time(value)
+        if isinstance(value, Mapping):
+            return dict(value)
+        return value
+
+    def load(self, record: Mapping[str, Any]) -> Any:
+        required = self.default is MISSING
+        hint = self.hint
+        if isinstance(hint, type) and issubclass(hint, LenientEnum):
+            return hint.parse(record.get(self.key, None if required else self.default.value))
+        if isinstance(hint, type) and issubclass(hint, StrEnum):
+            value = record.get(self.key, None if required else self.default.value)
+            try:
+                return hint(value)
+            except ValueError:
+                raise InvalidValue(f"field {self.key!r}: {value!r} is not a {hint.__name__}") from None
+        if hint == datetime | None:
+            return parse_time(record.get(self.key))
+        if hint is str:
+            if required and not self.may_be_empty:
+                return record_str(record, self.key)
+            return str(record.get(self.key) or ("" if required else self.default))
+        if hint == str | None:
+            return record_str(record, self.key, optional=True)
+        if hint is bool:
+            return bool(record.get(self.key, self.default))
+        if hint is int:
+            value = record.get(self.key, self.default)
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InvalidValue(f"field {self.key!r} must be an integer (got {value!r})")
+            return int(value)
+        if get_origin(hint) in (Mapping, dict):
+            value = record.get(self.key) or {}
+            if not isinstance(value, Mapping):
+                raise InvalidValue(f"field {self.key!r} must be an object (got {type(value).__name__})")
+            return dict(value)
+        raise TypeError(f"no record codec for {self.name}: {hint!r}")  # a programming error, caught by tests
+
+
+class Record:
+    """``to_record``/``from_record`` derived from the dataclass fields, for records whose fields are strings,
+    booleans, integers, enums (lenient or strict), times and JSON objects: keys are the camelCase field names,
+    enums travel by value, times as ISO 8601; a field without a default must be present (a string non-empty).
+    A class with a ``type_name`` writes it first as ``type`` (the targets of teardown steps)."""
+
+    type_name: ClassVar[str | None] = None
+
+    @classmethod
+    def _codecs(cls) -> tuple[_Codec, ...]:
+        cached: tuple[_Codec, ...] | None = cls.__dict__.get("_codecs_cache")
+        if cached is None:
+            hints = get_type_hints(cls)
+            cached = tuple(
+                _Codec(
+                    f.name,
+                    camel(f.name),
+                    hints[f.name],
+                    f.default if f.default_factory is MISSING else f.default_factory(),
+                    bool(f.metadata.get("may_be_empty")),
+                    bool(f.metadata.get("omit_default")),
+                )
+                for f in fields(cast(Any, cls))
+            )
+            cls._codecs_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"type": self.type_name} if self.type_name else {}
+        for codec in self._codecs():
+            value = getattr(self, codec.name)
+            if codec.omit_default and value == codec.default:
+                continue  # older records (and fingerprints) stay as they were
+            record[codec.key] = codec.dump(value)
+        return record
+
+    @classmethod
+    def from_record(cls: type[RecordT], record: Mapping[str, Any]) -> RecordT:
+        if not isinstance(record, Mapping):
+            raise InvalidValue(f"a {cls.__name__} record must be an object")
+        codecs = cls._codecs()
+        # LEGACY (one release): records written before the camelCase codec used the snake_case field names
+        legacy = {c.key: record[c.name] for c in codecs if c.key != c.name and c.key not in record and c.name in record}
+        view = {**record, **legacy} if legacy else record
+        values = {codec.name: codec.load(view) for codec in codecs}
+        return cast(RecordT, cast(Any, cls)(**values))
