@@ -174,7 +174,7 @@ def test_a_disk_attached_to_a_vm_ends_covered_by_vm_not_opted_out() -> None:
     estate.describe = [facts(DISK, managed_by=VM)]
     result = protect(estate)
     assert result.output["status"] == "CoveredByVm" and "find_vaults" not in result.names()
-    assert "covered by the VM's backup" in result.output["reason"] and result.output["correlation_id"] == "corr-1"
+    assert "covered by the VM's backup" in result.output["reason"] and result.output["correlationId"] == "corr-1"
     assert [o["status"] for o in estate.published] == ["CoveredByVm"]
 
 

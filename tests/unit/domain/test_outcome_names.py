@@ -11,9 +11,10 @@ import pytest
 
 from steward.domain import protection_flow as flow
 from steward.domain import rules
+from steward.domain.errors import InvalidRecord
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome
-from steward.domain.rules import OptOut, OptOutBasis, decision_from_record, load_rules
-from steward.rules_file import default_rules_text
+from steward.domain.rules import OptOut, OptOutBasis, decision_from_record
+from steward.rules_file import default_rules_text, load_rules
 
 SUB = "00000000-0000-4000-8000-000000000001"
 GROUP = f"/subscriptions/{SUB}/resourceGroups/rg-app"
@@ -60,7 +61,7 @@ def test_a_decision_recorded_before_the_split_still_reads_as_opted_out() -> None
     decision = decision_from_record(old)
     assert isinstance(decision, OptOut) and decision.basis is None
     assert flow.not_protected_status(decision) is OutcomeStatus.OPTED_OUT
-    with pytest.raises(rules.InvalidRecord):
+    with pytest.raises(InvalidRecord):
         decision_from_record({**old, "basis": "because"})
     assert decision_from_record({**old, "basis": "covered-by-vm"}) == OptOut(
         decision.resource_id, old["reason"], None, OptOutBasis.COVERED_BY_VM)
