@@ -281,36 +281,45 @@ class LocalHost:
 
     def _eventgrid(self, method: str, query: Mapping[str, str], headers: Mapping[str, str],
                    body: bytes) -> tuple[int, bytes, dict[str, str]]:
-        if query.get("code") != self.keys.system_keys[EVENTGRID_SYSTEM_KEY]:
-            return _json(401, {"error": "the eventgrid_extension system key (code=) is required"})
+        given = query.get("code")
+        if given != self.keys.system_keys[EVENTGRID_SYSTEM_KEY]:
+            code, title = ("FunctionKeyInvalid", "The key is not valid") if given else \
+                ("FunctionKeyRequired", "A key is required")
+            return host_problem(401, code, title, "Event Grid delivers with the eventgrid_extension system key in the "
+                                "code query parameter (the webhook URL the host printed)")
         name = query.get("functionName", "")
         self._function(name, EVENT_GRID)
         if method == "OPTIONS":  # CloudEvents abuse protection
             origin = headers.get("webhook-request-origin", "*")
             return 200, b"", {"WebHook-Allowed-Origin": origin, "WebHook-Allowed-Rate": "*"}
         if method != "POST":
-            return _json(405, {"error": "Event Grid delivers with POST"})
+            return host_problem(405, "MethodNotAllowed", "Event Grid delivers with POST", f"{method} is not a delivery")
         try:
             payload = json.loads(body or b"[]")
         except (ValueError, RecursionError) as exc:  # a body the host cannot read: 400, Event Grid dead-letters it
-            return _json(400, {"error": f"the delivery is not JSON: {str(exc)[:200]}"})
+            return host_problem(400, "InvalidDelivery", "The delivery is not Event Grid's",
+                                f"the delivery is not JSON: {str(exc)[:200]}")
         events = payload if isinstance(payload, list) else [payload]
         if not all(isinstance(item, dict) for item in events):
-            return _json(400, {"error": "an Event Grid delivery is an event object or an array of them"})
+            return host_problem(400, "InvalidDelivery", "The delivery is not Event Grid's",
+                                "an Event Grid delivery is an event object or an array of them")
         kind = headers.get("aeg-event-type", "Notification")
         if kind == "SubscriptionValidation":
             code = (events[0].get("data") or {}).get("validationCode") if events else None
             if not isinstance(code, str):
-                return _json(400, {"error": "a SubscriptionValidation event carries data.validationCode"})
+                return host_problem(400, "InvalidDelivery", "The delivery is not Event Grid's",
+                                    "a SubscriptionValidation event carries data.validationCode")
             log.info("event grid subscription validated for %s", name)
             return _json(200, {"validationResponse": code})
         try:
             self.deliver_events(name, events)
         except UndecodableEvent as exc:  # raised before any event was invoked: the delivery changed nothing
-            return _json(400, {"error": str(exc)})
-        except Exception as exc:
+            return host_problem(400, "InvalidDelivery", "The delivery is not Event Grid's", str(exc))
+        except Exception:
             log.exception("event grid trigger %s failed", name)
-            return _json(500, {"error": f"{type(exc).__name__}: {exc}"})
+            # 500 makes Event Grid retry; the cause is in the log above, not in the answer (it may name a secret)
+            return host_problem(500, "TriggerFailed", "The Event Grid trigger failed",
+                                f"{name} raised; the host's log has the cause")
         return 200, b"", {}
 
     def _admin(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
@@ -322,7 +331,7 @@ class LocalHost:
             return _json(200, {"state": "Running", "id": "local-steward-host"})
         match = re.fullmatch(r"/admin/functions/([^/]+)/?", path)
         if match is None or method != "POST":
-            return _json(404, {"error": f"no admin operation {method} {path}"})
+            return host_problem(404, "NoSuchRoute", "No admin operation here", f"no admin operation {method} {path}")
         name = match.group(1)
         if self.catalog.has(name, TIMER):
             self.fire_timer(name)

@@ -67,9 +67,21 @@ def test_send_event_and_terminate_urls_of_the_payload_work(host: LocalHost, runn
     assert runner.status("http-forever")["runtimeStatus"] == "Terminated"
 
 
+def _refused_with(answer: tuple[int, dict[str, str], bytes]) -> tuple[int, str, str]:
+    """(status, media type, problem code) of a refusal of the host."""
+    status, headers, body = answer
+    return status, headers.get("Content-Type", ""), json.loads(body or b"{}").get("code", "")
+
+
 def test_auth_levels_are_enforced_with_local_keys(host: LocalHost) -> None:
-    assert _call(f"{host.api_base}/sample/fan_out", method="POST", body={"count": 1})[0] == 401
-    assert _call(f"{host.api_base}/sample/fan_out?code=wrong", method="POST", body={"count": 1})[0] == 401
+    # the local host says whether the key is missing or wrong (Azure's host answers an empty 401 for both)
+    problem = "application/problem+json"
+    assert _refused_with(_call(f"{host.api_base}/sample/fan_out", method="POST", body={"count": 1})) == (
+        401, problem, "FunctionKeyRequired")
+    assert _refused_with(_call(f"{host.api_base}/sample/fan_out?code=wrong", method="POST", body={"count": 1})) == (
+        401, problem, "FunctionKeyInvalid")
+    assert _refused_with(_call(f"{host.api_base}/sample/fan_out", method="POST", body={"count": 1},
+                               headers={"x-functions-key": "wrong"})) == (401, problem, "FunctionKeyInvalid")
     assert _call(f"{host.api_base}/sample/fan_out?code={host.keys.master_key}", method="POST",
                  body={"count": 1})[0] == 202
     code, _, body = _call(f"{host.api_base}/ping?x=7", headers={"User-Agent": "probe"})
@@ -130,7 +142,8 @@ def test_event_grid_webhook_validates_then_delivers_each_event(host: LocalHost, 
                                     "type": "Microsoft.Resources.ResourceWriteSuccess"}
         # the instance carries the event id as its correlation id
         assert runner.store.instance(f"event-{event_id}").correlation_id == event_id
-    assert _call(url.replace("code=", "code=x"), method="POST", body=events)[0] == 401
+    assert _refused_with(_call(url.replace("code=", "code=x"), method="POST", body=events)) == (
+        401, "application/problem+json", "FunctionKeyInvalid")
 
 
 def test_event_grid_webhook_accepts_cloud_events(host: LocalHost, runner: DurableRunner) -> None:
@@ -157,7 +170,11 @@ def test_timer_trigger_fires_on_virtual_schedule_and_on_demand(host: LocalHost, 
                        headers={"x-functions-key": host.keys.master_key})
     assert code == 202
     assert len(executions(activity_log, "audit_tick")) == before + 2
-    assert _call(f"{host.origin}/admin/functions/audit_tick", method="POST", body={})[0] == 401
+    assert _refused_with(_call(f"{host.origin}/admin/functions/audit_tick", method="POST", body={})) == (
+        401, "application/problem+json", "FunctionKeyRequired")
+    assert _refused_with(_call(f"{host.origin}/admin/functions/audit_tick", method="POST", body={},
+                               headers={"x-functions-key": host.keys.function_key})) == (
+        401, "application/problem+json", "FunctionKeyInvalid")  # a function key is not the master key
 
 
 def test_app_code_imports_nothing_from_the_sandbox() -> None:

@@ -13,15 +13,18 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sandbox.arm import ArmSandbox, SandboxConfig
 from sandbox.arm.config import OTHER_TENANT
 from sandbox.arm.entra import b64url, sign_rs256
+from steward import bootstrap
 from steward.auth.tokens import (
     AuthorityUnavailable,
     BearerTokenValidator,
@@ -29,7 +32,7 @@ from steward.auth.tokens import (
     Unauthenticated,
     ssl_context_with,
 )
-from tests.hostile.conftest import ADMIN, STRANGER, SUB1, App, forged_platform_headers
+from tests.hostile.conftest import ADMIN, OPENAPI, STRANGER, SUB1, App, forged_platform_headers, start_app
 
 VAULT = f"/subscriptions/{SUB1}/resourceGroups/rg-t/providers/Microsoft.RecoveryServices/vaults/rsv-t"
 
@@ -222,6 +225,27 @@ def test_an_unreachable_authority_is_not_the_callers_fault(sandbox: ArmSandbox) 
 
 
 # ---- through the running app ---------------------------------------------------------------------------------
+
+
+def test_an_unreachable_authority_answers_a_documented_503_problem_with_retry_after(tmp_path: Path) -> None:
+    """The caller's token cannot be checked: not the caller's fault (no 401), a problem naming the cause, a retry
+    time; the contract lists the 503 on every route that needs a token."""
+    running = start_app(tmp_path, {"STEWARD_AUTH_AUTHORITY": "https://127.0.0.1:9/sandbox/entra"})
+    try:
+        body = json.dumps({"vaultId": VAULT}).encode()
+        status, headers, answer = running.request("POST", "teardowns", body, running.auth(ADMIN))
+    finally:
+        running.stack.stop()
+        bootstrap.reset()
+    assert status == 503, answer[:300]
+    assert headers["Content-Type"] == "application/problem+json" and headers["Retry-After"] == "30"
+    problem = json.loads(answer)
+    assert (problem["status"], problem["code"]) == (503, "AuthorityUnavailable") and problem["detail"]
+    document = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if any("entraBearer" in choice for choice in operation.get("security", [])) or path.startswith("/audits"):
+                assert "503" in operation["responses"], (method, path)
 
 
 def _error(answer: bytes) -> str:
