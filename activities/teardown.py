@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import telemetry
+from steward import bootstrap, telemetry
 from steward.cloud.errors import AzureRefusal
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.teardown_ops import Effect, OperationPending, TeardownOps, refusal_of
@@ -284,6 +284,8 @@ def teardown_delete_policy(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
     vault = VaultRef.parse(payload.get("vaultId"))
+    # the cached vault list of its subscription would still offer it to protections (steward/cloud/arm_cache.py)
+    bootstrap.forget_vaults(vault.kind, vault.subscription_id)
     try:
         effect = _ops().delete_vault(vault, wait=False)
     except OperationPending as pending:  # the orchestrator follows the delete on durable timers

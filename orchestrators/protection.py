@@ -118,23 +118,27 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
     request = {"resource_id": resource_id, "facts": facts, "decision": record, **common}
-    result = yield from _configure_backup_instance(context, request)
+    regrant = {"principal_id": vault["principal_id"], "grants": grants, "fresh": True}
+    result = yield from _configure_backup_instance(context, request, regrant)
+    # a failed instance found on the first call (left by an earlier run) was configured again by it
     repaired = [result["repaired"]] if result.get("repaired") else []
     configurations = 1
     # an instance whose configuration failed (ConfiguringProtectionFailed / ProtectionError) protects nothing: it
     # is validated and PUT again after a durable wait, a bounded number of times (the activity does the re-PUT)
     while flow.configuration_failed(result) and configurations < flow.BV_CONFIGURE_ATTEMPTS:
+        repaired.append(result["failure"])
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.BV_RECONFIGURE_SECONDS))
-        result = yield from _configure_backup_instance(context, request)
+        result = yield from _configure_backup_instance(context, request, regrant)
         configurations += 1
-        if result.get("repaired"):
-            repaired.append(result["repaired"])
     return flow.reconfigured(flow.outcome_of_enable(intent, result, common), repaired)
 
 
-def _configure_backup_instance(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+def _configure_backup_instance(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], regrant: dict[str, Any]
+) -> Task:
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
-    minutes to apply, and validation refuses until they do."""
+    minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
+    (``regrant``: bypassing the worker's cache of granted roles)."""
     result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
     waited = 0.0
     attempt = 0
@@ -143,6 +147,8 @@ def _configure_backup_instance(context: df.DurableOrchestrationContext, request:
         if wait is None:
             return flow.rbac_gave_up(result, waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        if flow.rbac_regrant(waited, waited + wait):
+            yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
         result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)

@@ -12,6 +12,7 @@ import threading
 from functools import lru_cache
 
 from steward.auth.tokens import BearerTokenValidator, validator_for
+from steward.cloud.arm_cache import ArmCache, vaults_key
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
 from steward.domain.rules import RuleSet
@@ -43,6 +44,18 @@ def rules() -> RuleSet:
 @lru_cache(maxsize=1)
 def clients() -> CloudClients:
     return CloudClients(settings().cloud_target())
+
+
+@lru_cache(maxsize=1)
+def arm_cache() -> ArmCache:
+    """The worker's short-lived cache of vault lists, policy ids and granted roles (STEWARD_ARM_CACHE_SECONDS)."""
+    return ArmCache(settings().arm_cache_seconds)
+
+
+def forget_vaults(kind: str, subscription_id: str) -> None:
+    """Drop the cached vault list of a subscription (a vault is being deleted), if a cache was built at all."""
+    if arm_cache.cache_info().currsize:
+        arm_cache().drop(*vaults_key(kind, subscription_id))
 
 
 @lru_cache(maxsize=1)
@@ -93,5 +106,5 @@ def telemetry() -> bool:
 def reset() -> None:
     """Forget everything built from the environment (tests, the local host after set-up)."""
     with _LOCK:
-        for cached in (settings, rules, clients, publisher, token_validator):
+        for cached in (settings, rules, clients, arm_cache, publisher, token_validator):
             cached.cache_clear()

@@ -317,6 +317,14 @@ def discovery_failed(step: str, result: Mapping[str, Any] | None, refreshes: int
 RBAC_PENDING_CODES: Final = frozenset({"usererrormissingrequiredpermissions"})
 RBAC_DEADLINE_SECONDS: Final = 30 * 60
 RBAC_BACKOFF_SECONDS: Final = (30, 60, 120, 240)
+#: the documented propagation bound: still refused after this long, the roles are granted again (a role the app
+#: granted may have been removed meanwhile, and the worker's cache of granted roles would not know it)
+RBAC_REGRANT_SECONDS: Final = 10 * 60
+
+
+def rbac_regrant(waited_before: float, waited: float) -> bool:
+    """Whether the wait just crossed ``RBAC_REGRANT_SECONDS``: grant the roles again, bypassing the cache."""
+    return waited_before < RBAC_REGRANT_SECONDS <= waited
 
 
 def awaiting_rbac(result: Mapping[str, Any]) -> bool:
