@@ -25,6 +25,7 @@ from steward.cloud import arm_cache
 from steward.cloud.arm_cache import NO_CACHE, ArmCache
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_errors
+from steward.cloud.polling import patient
 from steward.cloud.wire import dig, wire
 from steward.domain import protection_flow, vault_defaults
 from steward.domain.ids import ResourceId
@@ -468,10 +469,10 @@ class BackupVaultProtection(_VaultAdapter):
 
     def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
         """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no
-        list first). True if this PUT made it; False when it already existed - the same name answers the PUT
-        again, another name answers 409 ``RoleAssignmentExists`` - or when the app granted it within the cache's
-        lifetime (no request). A role held only at a scope above (a group, the subscription) gets its own
-        assignment here: harmless, and one request instead of a list per role."""
+        list first). True when the PUT succeeded (ARM answers 201 for a create and an idempotent re-create
+        alike); False when it is known to exist - another name answers 409 ``RoleAssignmentExists``, or the app
+        granted it within the cache's lifetime (no request). A role held only at a scope above (a group, the
+        subscription) gets its own assignment here: harmless, and one request instead of a list per role."""
         key = arm_cache.role_key(principal_id, role_definition_guid, scope)
         if self._cache.get(key):
             return False
@@ -512,7 +513,7 @@ class BackupVaultProtection(_VaultAdapter):
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 parameters=ValidateForBackupRequest({"backupInstance": instance["properties"]}),
-                polling_interval=self._clients.target.polling_interval,
+                polling=patient(self._clients.target.polling_interval, result_unused=True),
             ).result()
 
     def instance(self, vault_id: str, name: str) -> dict[str, Any] | None:
@@ -540,7 +541,7 @@ class BackupVaultProtection(_VaultAdapter):
                     vault_name=vault.name,
                     backup_instance_name=name,
                     parameters=BackupInstanceResource(instance),
-                    polling_interval=self._clients.target.polling_interval,
+                    polling=patient(self._clients.target.polling_interval),
                 ).result()
         except CloudError:
             left = self.instance(vault_id, name)
@@ -570,7 +571,7 @@ class BackupVaultProtection(_VaultAdapter):
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 backup_instance_name=name,
-                polling_interval=self._clients.target.polling_interval,
+                polling=patient(self._clients.target.polling_interval),
             ).result()
 
 
@@ -635,7 +636,7 @@ class VaultCreator:
         with azure_errors():
             poller = client.begin_create_or_update_by_id(
                 rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
-                polling_interval=self._clients.target.polling_interval,
+                polling=patient(self._clients.target.polling_interval),
             )
             return wire(poller.result())
 
