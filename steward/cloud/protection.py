@@ -469,8 +469,8 @@ class BackupVaultProtection(_VaultAdapter):
 
     def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
         """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no
-        list first). True when the PUT succeeded (ARM answers 201 for a create and an idempotent re-create
-        alike); False when it is known to exist - another name answers 409 ``RoleAssignmentExists``, or the app
+        list first). True when the PUT succeeded (200 or 201: a create and an idempotent re-create are not
+        told apart); False when it is known to exist - another name answers 409 ``RoleAssignmentExists``, or the app
         granted it within the cache's lifetime (no request). A role held only at a scope above (a group, the
         subscription) gets its own assignment here: harmless, and one request instead of a list per role."""
         key = arm_cache.role_key(principal_id, role_definition_guid, scope)
