@@ -130,8 +130,8 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
         if policy_id is None:
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        operation = adapter.begin_enable_vm(request["vault_id"], request["resource_id"], policy_id)
-        return {"ok": True, "done": False, "operation": operation}
+        started = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
+        return {"ok": True, "done": False, "operation": started["operation"], "retry_after": started["retry_after"]}
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         return _guard(effect)

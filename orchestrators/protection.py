@@ -99,7 +99,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
                 return _outcome(intent, OutcomeStatus.FAILED, reason=begun["discovery"], **common)
             if not begun["ok"] or begun.get("done"):
                 return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
-            state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""})
+            state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""},
+                                                    flow.vm_poll_plan(begun.get("retry_after")))
             if state is None:
                 return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
                                 f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
@@ -223,8 +224,11 @@ def _poll_until_done(
     return None
 
 
-def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[str, Any]) -> Task:
-    """Poll Azure's protection operation on durable timers (not in a worker); its final state, or None."""
+def _follow_vm_operation(
+    context: df.DurableOrchestrationContext, watch: dict[str, Any], plan: tuple[int, int]
+) -> Task:
+    """Poll Azure's protection operation on durable timers (not in a worker), ``plan`` = (seconds between looks:
+    Azure's Retry-After when it sent one, looks); its final state, or None."""
 
     def look() -> Task:
         if watch["operation"]:
@@ -233,7 +237,8 @@ def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[st
         item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch)
         return {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
 
-    return (yield from _poll_until_done(context, flow.VM_ITEM_POLL_ATTEMPTS, flow.VM_ITEM_POLL_SECONDS, look))
+    seconds, looks = plan
+    return (yield from _poll_until_done(context, looks, seconds, look))
 
 
 @bp.orchestration_trigger(context_name="context")

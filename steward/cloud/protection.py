@@ -326,7 +326,8 @@ class RecoveryServicesProtection(_VaultAdapter):
                 raw_response_hook=None if wait else keep_headers,
             )
             if not wait:
-                return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or ""}
+                return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                        "retry_after": _retry_after_seconds(accepted)}
             poller.result()
         return self.vm_item(vault_id, vm_id)
 
@@ -349,8 +350,14 @@ class RecoveryServicesProtection(_VaultAdapter):
 
     def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> str:
         """PUT the protected item with a policy; return the URL of Azure's operation once it is accepted."""
+        return str(self.begin_enable(vault_id, vm_id, policy_id)["operation"])
+
+    def begin_enable(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
+        """PUT the protected item with a policy: ``{"operation": its URL, "retry_after": the seconds Azure's
+        ``Retry-After`` asks to wait before looking (None when it names none)}``."""
         started = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id}, wait=False)
-        return str((started or {}).get("operation") or "")
+        return {"operation": str((started or {}).get("operation") or ""), "retry_after": (started or {}).get(
+            "retry_after")}
 
     def operation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
         """One look at an operation (``Azure-AsyncOperation`` body ``status``, or a ``Location`` URL's 202 /
@@ -411,6 +418,13 @@ class RecoveryServicesProtection(_VaultAdapter):
                 vault_name=vault.name, resource_group_name=vault.resource_group, filter=IAAS_VM_FILTER
             )
             return [wire(item) for item in pages]
+
+
+def _retry_after_seconds(headers: dict[str, str]) -> int | None:
+    """ARM's ``Retry-After`` (whole seconds) when the answer carries one. ``retry-after-ms`` is not read: ARM does
+    not send it (the sandbox does at a clock scale other than 1, in real milliseconds no durable timer can use)."""
+    value = str(headers.get("retry-after") or "").strip()
+    return int(value) if value.isdigit() else None
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,18 @@ def vm_precheck(status: Mapping[str, Any], vault_id: str) -> Verdict | None:
 #: Azure's VM protection operation takes about a minute; the item is polled on durable timers until then.
 VM_ITEM_POLL_SECONDS: Final = 30
 VM_ITEM_POLL_ATTEMPTS: Final = 40  # 20 minutes of Azure time before the outcome is Failed
+#: the wait Azure's ``Retry-After`` may set between looks at the operation, bounded
+VM_POLL_BOUNDS: Final = (5, 300)
+
+
+def vm_poll_plan(retry_after: object) -> tuple[int, int]:
+    """(seconds between looks, looks) at the VM protection operation: the ``Retry-After`` Azure sent when it sent
+    one (bounded by VM_POLL_BOUNDS), else VM_ITEM_POLL_SECONDS; as many looks as fit the same 20 minutes."""
+    seconds = VM_ITEM_POLL_SECONDS
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after > 0:
+        seconds = int(min(max(retry_after, VM_POLL_BOUNDS[0]), VM_POLL_BOUNDS[1]))
+    window = VM_ITEM_POLL_SECONDS * VM_ITEM_POLL_ATTEMPTS
+    return seconds, max(1, -(-window // seconds))
 
 
 def item_protecting(item: Mapping[str, Any] | None) -> bool:

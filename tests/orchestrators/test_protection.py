@@ -422,3 +422,19 @@ def test_roles_still_refused_past_the_documented_propagation_bound_are_granted_a
     names = result.names()
     regrant = len(names) - 1 - names[::-1].index("grant_vault_roles")
     assert names[:regrant].count("protect_in_backup_vault") == 5
+
+
+def test_a_vm_operation_is_looked_at_when_azures_retry_after_says_not_every_30_seconds() -> None:
+    """Issue 15: polling at 30 s where the server's Retry-After says 60 doubled the status GETs."""
+    estate = Estate(VM)
+    estate.vaults = [vault(RSV)]
+    estate.begin = [{"ok": True, "operation": "op-1", "retry_after": 60}]
+    estate.vm_status = [{"status": "Succeeded", "item": protected_item("IRPending")}]
+    result = protect(estate, VM)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("vm_protection_status") == 1
+    assert result.now - EPOCH >= timedelta(seconds=60)
+    assert protection_flow.vm_poll_plan(60) == (60, 20)  # the same 20 minutes before the outcome is Failed
+    assert protection_flow.vm_poll_plan(None) == (protection_flow.VM_ITEM_POLL_SECONDS,
+                                                   protection_flow.VM_ITEM_POLL_ATTEMPTS)
+    assert protection_flow.vm_poll_plan(1) == (5, 240) and protection_flow.vm_poll_plan(3600)[0] == 300
