@@ -25,6 +25,7 @@ from steward.cloud.protection import (
 )
 from steward.cloud.publisher import OutcomeEvent
 from steward.domain import protection_flow
+from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OUTCOME_DATA_VERSION, ProtectionOutcome, ProtectionRef
 from steward.logs import bind
@@ -32,6 +33,8 @@ from steward.logs import bind
 LOG = logging.getLogger("steward.activities.protection")
 #: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
 DATASOURCE_ALREADY_PROTECTED = "UserErrorDppDatasourceAlreadyProtected"
+#: a policy the cache still names is gone (the sandbox's inferred code; the generic ARM one)
+POLICY_NOT_FOUND_CODES = frozenset({"UserErrorPolicyNotFound", "PolicyNotFound"})
 bp = df.Blueprint()
 
 
@@ -64,9 +67,9 @@ def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Vaults of one kind in a subscription and region."""
     clients = bootstrap.clients()
     adapter = (
-        RecoveryServicesProtection(clients)
+        RecoveryServicesProtection(clients, bootstrap.arm_cache())
         if request["kind"] == VaultKind.RECOVERY_SERVICES
-        else BackupVaultProtection(clients)
+        else BackupVaultProtection(clients, bootstrap.arm_cache())
     )
     return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
 
@@ -79,7 +82,7 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "code": "AutoCreateOff", "message": "STEWARD_AUTO_CREATE_VAULTS is off"}
     if not settings.manages(request["subscription_id"]):
         return {"ok": False, "code": "OutOfScope", "message": "the subscription is not in STEWARD_SUBSCRIPTIONS"}
-    creator = VaultCreator(bootstrap.clients())
+    creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
     return _guard(lambda: {"ok": True, "vault": creator.create(
         request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag
     ).to_record()})
@@ -115,7 +118,7 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
 
     Idempotent: an item that already protects the VM is returned as done, without a second PUT.
     """
-    adapter = RecoveryServicesProtection(bootstrap.clients())
+    adapter = RecoveryServicesProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
         existing = adapter.vm_item(request["vault_id"], request["resource_id"])
@@ -127,8 +130,8 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
         if policy_id is None:
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        operation = adapter.begin_enable_vm(request["vault_id"], request["resource_id"], policy_id)
-        return {"ok": True, "done": False, "operation": operation}
+        started = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
+        return {"ok": True, "done": False, "operation": started["operation"], "retry_after": started["retry_after"]}
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         return _guard(effect)
@@ -169,9 +172,11 @@ def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
 @bp.activity_trigger(input_name="request")
 def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
     """Give the Backup vault's identity the roles its workload needs (idempotent)."""
-    adapter = BackupVaultProtection(bootstrap.clients())
+    adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
+        if request.get("fresh"):  # still refused after the documented propagation bound: PUT them again
+            adapter.forget_roles(request["principal_id"])
         created = [
             grant["role"]
             for grant in request["grants"]
@@ -185,25 +190,33 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
     """Validate for backup, then create the backup instance (idempotent by deterministic name)."""
-    adapter = BackupVaultProtection(bootstrap.clients())
+    adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
     vault_id = request["vault_id"]
     name = instance_name(request["resource_id"])
 
     def effect() -> dict[str, Any]:
-        existing = adapter.instance(vault_id, name)
-        failed = protection_flow.instance_failure(existing)
-        if existing is not None and failed is None:
-            return {"ok": True, "instance": existing, "created": False}
         policy_id = adapter.policy_id(vault_id, request["policy"])
-        if policy_id is None:
+        if policy_id is None:  # or the (cached) vault is gone: read both again next time
+            adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
         body = protection_flow.backup_instance_body(request, policy_id)
+        failed = None
+        # no GET of the instance first: validation refuses a datasource an instance already protects, and only
+        # then is the instance read (ours and healthy: AlreadyProtected; ours and failed: configured again; none
+        # of ours: the refusal stands, a conflict)
         try:
             adapter.validate(vault_id, body)
         except AzureRefusal as refusal:
-            # the datasource counts as protected by this very instance (in ProtectionError): its re-PUT is the repair
-            if failed is None or refusal.code != DATASOURCE_ALREADY_PROTECTED:
+            if refusal.code in POLICY_NOT_FOUND_CODES:
+                adapter.forget_policy(vault_id, request["policy"])
+            if refusal.code != DATASOURCE_ALREADY_PROTECTED:
                 raise
+            existing = adapter.instance(vault_id, name)
+            failed = protection_flow.instance_failure(existing)
+            if existing is None:
+                raise
+            if failed is None:
+                return {"ok": True, "instance": existing, "created": False}
         made = adapter.create_instance(vault_id, name, body)
         result: dict[str, Any] = {"ok": True, "instance": made, "created": True}
         if failed is not None:

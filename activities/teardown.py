@@ -294,6 +294,8 @@ def teardown_delete_policy(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
     vault = VaultRef.parse(payload.get("vaultId"))
+    # the cached vault list of its subscription would still offer it to protections (steward/cloud/arm_cache.py)
+    bootstrap.forget_vaults(vault.kind, vault.subscription_id)
     try:
         effect = _ops().delete_vault(vault, wait=False)
     except OperationPending as pending:  # the orchestrator follows the delete on durable timers

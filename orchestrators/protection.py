@@ -99,7 +99,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
                 return _outcome(intent, OutcomeStatus.FAILED, reason=begun["discovery"], **common)
             if not begun["ok"] or begun.get("done"):
                 return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
-            state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""})
+            state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""},
+                                                    flow.vm_poll_plan(begun.get("retry_after")))
             if state is None:
                 return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
                                 f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
@@ -118,23 +119,27 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
     request = {"resource_id": resource_id, "facts": facts, "decision": record, **common}
-    result = yield from _configure_backup_instance(context, request)
+    regrant = {"principal_id": vault["principal_id"], "grants": grants, "fresh": True}
+    result = yield from _configure_backup_instance(context, request, regrant)
+    # a failed instance found on the first call (left by an earlier run) was configured again by it
     repaired = [result["repaired"]] if result.get("repaired") else []
     configurations = 1
     # an instance whose configuration failed (ConfiguringProtectionFailed / ProtectionError) protects nothing: it
     # is validated and PUT again after a durable wait, a bounded number of times (the activity does the re-PUT)
     while flow.configuration_failed(result) and configurations < flow.BV_CONFIGURE_ATTEMPTS:
+        repaired.append(result["failure"])
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.BV_RECONFIGURE_SECONDS))
-        result = yield from _configure_backup_instance(context, request)
+        result = yield from _configure_backup_instance(context, request, regrant)
         configurations += 1
-        if result.get("repaired"):
-            repaired.append(result["repaired"])
     return flow.reconfigured(flow.outcome_of_enable(intent, result, common), repaired)
 
 
-def _configure_backup_instance(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+def _configure_backup_instance(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], regrant: dict[str, Any]
+) -> Task:
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
-    minutes to apply, and validation refuses until they do."""
+    minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
+    (``regrant``: bypassing the worker's cache of granted roles)."""
     result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
     waited = 0.0
     attempt = 0
@@ -143,6 +148,8 @@ def _configure_backup_instance(context: df.DurableOrchestrationContext, request:
         if wait is None:
             return flow.rbac_gave_up(result, waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        if flow.rbac_regrant(waited, waited + wait):
+            yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
         result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
@@ -217,8 +224,11 @@ def _poll_until_done(
     return None
 
 
-def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[str, Any]) -> Task:
-    """Poll Azure's protection operation on durable timers (not in a worker); its final state, or None."""
+def _follow_vm_operation(
+    context: df.DurableOrchestrationContext, watch: dict[str, Any], plan: tuple[int, int]
+) -> Task:
+    """Poll Azure's protection operation on durable timers (not in a worker), ``plan`` = (seconds between looks:
+    Azure's Retry-After when it sent one, looks); its final state, or None."""
 
     def look() -> Task:
         if watch["operation"]:
@@ -227,7 +237,8 @@ def _follow_vm_operation(context: df.DurableOrchestrationContext, watch: dict[st
         item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch)
         return {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
 
-    return (yield from _poll_until_done(context, flow.VM_ITEM_POLL_ATTEMPTS, flow.VM_ITEM_POLL_SECONDS, look))
+    seconds, looks = plan
+    return (yield from _poll_until_done(context, looks, seconds, look))
 
 
 @bp.orchestration_trigger(context_name="context")

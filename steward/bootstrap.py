@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from steward.auth.tokens import BearerTokenValidator, validator_for
+from steward.cloud.arm_cache import ArmCache, vaults_key
 from steward.cloud.clients import CloudClients
 from steward.cloud.publisher import EventGridOutcomePublisher, NullPublisher, OutcomePublisher
 from steward.cloud.teardown_ops import TeardownOps
@@ -84,6 +85,18 @@ def rules() -> RuleSet:
 @lru_cache(maxsize=1)
 def clients() -> CloudClients:
     return CloudClients(settings().cloud_target())
+
+
+@lru_cache(maxsize=1)
+def arm_cache() -> ArmCache:
+    """The worker's short-lived cache of vault lists, policy ids and granted roles (STEWARD_ARM_CACHE_SECONDS)."""
+    return ArmCache(settings().arm_cache_seconds)
+
+
+def forget_vaults(kind: str, subscription_id: str) -> None:
+    """Drop the cached vault list of a subscription (a vault is being deleted), if a cache was built at all."""
+    if arm_cache.cache_info().currsize:
+        arm_cache().drop(*vaults_key(kind, subscription_id))
 
 
 def publisher() -> OutcomePublisher:
@@ -169,7 +182,7 @@ def telemetry() -> bool:
 
 
 def _forget_built() -> None:
-    for cached in (rules, clients, _configured_publisher, token_validator):
+    for cached in (rules, clients, arm_cache, _configured_publisher, token_validator):
         cached.cache_clear()
 
 

@@ -51,6 +51,7 @@ AUDIT_SCHEDULE: Final = "STEWARD_AUDIT_SCHEDULE"
 DRILL_SCHEDULE: Final = "STEWARD_DRILL_SCHEDULE"
 MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
 AUTO_CREATE_VAULTS: Final = "STEWARD_AUTO_CREATE_VAULTS"
+ARM_CACHE_SECONDS: Final = "STEWARD_ARM_CACHE_SECONDS"
 REPORTS_DIR: Final = "STEWARD_REPORTS_DIR"
 TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS"
 TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
@@ -74,6 +75,9 @@ DEFAULT_AUDIT_SCHEDULE: Final = "0 0 6 * * *"
 DEFAULT_DRILL_SCHEDULE: Final = "0 0 3 * * *"
 DEFAULT_MAX_PARALLEL_WRITES: Final = 8
 MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
+#: lifetime of the cached vault lists, policy ids and granted roles (steward/cloud/arm_cache.py); 0: no cache
+DEFAULT_ARM_CACHE_SECONDS: Final = 300
+ARM_CACHE_SECONDS_RANGE: Final = (0, 3600)
 #: Teardown requests (POST routes) one caller may make per minute, per instance (token bucket, burst = rate).
 DEFAULT_TEARDOWN_RATE_PER_MINUTE: Final = 10
 DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = 72
@@ -169,6 +173,12 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     ),
     (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
     (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
+    (
+        ARM_CACHE_SECONDS,
+        str(DEFAULT_ARM_CACHE_SECONDS),
+        "seconds a vault list, policy id or role the app granted is reused per worker (0..3600; 0: every "
+        "protection reads them again); the app's own vault creates and deletes drop it sooner",
+    ),
     (VAULT_DEFAULT_TAG, DEFAULT_VAULT_TAG, "tag (=true) that marks a region's default vault"),
     (REPORTS_DIR, "", "local directory for reports when no blob storage is configured (development)"),
     (
@@ -260,6 +270,7 @@ class Settings:
     auth_tenants: tuple[str, ...] = ()  # lower-cased GUIDs
     auth_audiences: tuple[str, ...] = ()
     max_parallel_writes: int = DEFAULT_MAX_PARALLEL_WRITES
+    arm_cache_seconds: int = DEFAULT_ARM_CACHE_SECONDS
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
 
@@ -333,6 +344,7 @@ class Settings:
             max_parallel_writes=reader.integer(
                 MAX_PARALLEL_WRITES, DEFAULT_MAX_PARALLEL_WRITES, MAX_PARALLEL_WRITES_RANGE
             ),
+            arm_cache_seconds=reader.integer(ARM_CACHE_SECONDS, DEFAULT_ARM_CACHE_SECONDS, ARM_CACHE_SECONDS_RANGE),
             auto_create_vaults=reader.boolean(AUTO_CREATE_VAULTS, default=False),
             vault_default_tag=vault_default_tag,
         )

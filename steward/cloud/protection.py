@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
@@ -21,8 +21,11 @@ from azure.mgmt.dataprotection.models import (
 )
 from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
 
+from steward.cloud import arm_cache
+from steward.cloud.arm_cache import NO_CACHE, ArmCache
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_errors
+from steward.cloud.polling import patient
 from steward.cloud.wire import dig, wire
 from steward.domain import protection_flow, vault_defaults
 from steward.domain.ids import ResourceId
@@ -202,19 +205,44 @@ class SubscriptionReader:
 
 
 class _VaultAdapter:
-    def __init__(self, clients: CloudClients) -> None:
+    KIND: str = ""
+
+    def __init__(self, clients: CloudClients, cache: ArmCache = NO_CACHE) -> None:
         self._clients = clients
+        self._cache = cache
 
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         raise NotImplementedError
 
     def vaults_in(self, subscription_id: str, region: str) -> list[VaultFacts]:
+        """The vaults of a region; the subscription's list comes from the cache while it is fresh."""
+        key = arm_cache.vaults_key(self.KIND, subscription_id)
+        found: list[VaultFacts] | None = self._cache.get(key)
+        if found is None:
+            found = self.all_vaults(subscription_id)
+            self._cache.put(key, found)
         wanted = normalise_region(region)
-        return [v for v in self.all_vaults(subscription_id) if v.location == wanted]
+        return [v for v in found if v.location == wanted]
+
+    def cached_policy_id(self, vault_id: str, policy_name: str, read: Callable[[], str | None]) -> str | None:
+        key = arm_cache.policy_key(vault_id, policy_name)
+        found: str | None = self._cache.get(key)
+        if found is None:
+            found = read()
+            self._cache.put(key, found)
+        return found
+
+    def forget_policy(self, vault_id: str, policy_name: str) -> None:
+        self._cache.drop(*arm_cache.policy_key(vault_id, policy_name))
+
+    def forget_vaults(self, subscription_id: str) -> None:
+        self._cache.drop(*arm_cache.vaults_key(self.KIND, subscription_id))
 
 
 class RecoveryServicesProtection(_VaultAdapter):
     """VM protection in Recovery Services vaults (brief §1.3-§1.5)."""
+
+    KIND = VaultKind.RECOVERY_SERVICES
 
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         with azure_errors():
@@ -256,14 +284,18 @@ class RecoveryServicesProtection(_VaultAdapter):
 
     def policy_id(self, vault_id: str, policy_name: str) -> str | None:
         vault = vault_address(vault_id)
-        try:
-            with azure_errors():
-                policy = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
-                    vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
-                )
-        except NotFound:
-            return None
-        return str(wire(policy)["id"])
+
+        def read() -> str | None:
+            try:
+                with azure_errors():
+                    policy = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
+                        vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
+                    )
+            except NotFound:
+                return None
+            return str(wire(policy)["id"])
+
+        return self.cached_policy_id(vault_id, policy_name, read)
 
     def _put_vm_item(
         self, vault_id: str, vm_id: str, properties: dict[str, Any], *, wait: bool = True
@@ -294,7 +326,8 @@ class RecoveryServicesProtection(_VaultAdapter):
                 raw_response_hook=None if wait else keep_headers,
             )
             if not wait:
-                return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or ""}
+                return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                        "retry_after": _retry_after_seconds(accepted)}
             poller.result()
         return self.vm_item(vault_id, vm_id)
 
@@ -317,8 +350,14 @@ class RecoveryServicesProtection(_VaultAdapter):
 
     def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> str:
         """PUT the protected item with a policy; return the URL of Azure's operation once it is accepted."""
+        return str(self.begin_enable(vault_id, vm_id, policy_id)["operation"])
+
+    def begin_enable(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
+        """PUT the protected item with a policy: ``{"operation": its URL, "retry_after": the seconds Azure's
+        ``Retry-After`` asks to wait before looking (None when it names none)}``."""
         started = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id}, wait=False)
-        return str((started or {}).get("operation") or "")
+        return {"operation": str((started or {}).get("operation") or ""), "retry_after": (started or {}).get(
+            "retry_after")}
 
     def operation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
         """One look at an operation (``Azure-AsyncOperation`` body ``status``, or a ``Location`` URL's 202 /
@@ -381,6 +420,13 @@ class RecoveryServicesProtection(_VaultAdapter):
             return [wire(item) for item in pages]
 
 
+def _retry_after_seconds(headers: dict[str, str]) -> int | None:
+    """ARM's ``Retry-After`` (whole seconds) when the answer carries one. ``retry-after-ms`` is not read: ARM does
+    not send it (the sandbox does at a clock scale other than 1, in real milliseconds no durable timer can use)."""
+    value = str(headers.get("retry-after") or "").strip()
+    return int(value) if value.isdigit() else None
+
+
 @dataclass(frozen=True)
 class VaultAddress:
     subscription_id: str
@@ -408,17 +454,10 @@ def role_assignment_name(principal_id: str, role_definition_guid: str, scope: st
     return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
 
 
-def _covers(assignment_scope: str, target: ResourceId) -> bool:
-    """An assignment at ``assignment_scope`` applies at ``target``: same scope or an ancestor. Management
-    group and root scopes ("/providers/Microsoft.Management/...", "/") sit above every subscription."""
-    scope = ResourceId.try_parse(assignment_scope)
-    if scope is None:
-        return assignment_scope == "/" or assignment_scope.lower().startswith("/providers/microsoft.management/")
-    return scope == target or target.is_within(scope)
-
-
 class BackupVaultProtection(_VaultAdapter):
     """Disk / blob / PostgreSQL flexible server protection in Backup vaults (brief §3)."""
+
+    KIND = VaultKind.BACKUP
 
     def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
         with azure_errors():
@@ -427,34 +466,36 @@ class BackupVaultProtection(_VaultAdapter):
 
     def policy_id(self, vault_id: str, policy_name: str) -> str | None:
         vault = vault_address(vault_id)
-        try:
-            with azure_errors():
-                policy = self._clients.data_protection(vault.subscription_id).backup_policies.get(
-                    resource_group_name=vault.resource_group,
-                    vault_name=vault.name,
-                    backup_policy_name=policy_name,
-                )
-        except NotFound:
-            return None
-        return str(wire(policy)["id"])
+
+        def read() -> str | None:
+            try:
+                with azure_errors():
+                    policy = self._clients.data_protection(vault.subscription_id).backup_policies.get(
+                        resource_group_name=vault.resource_group,
+                        vault_name=vault.name,
+                        backup_policy_name=policy_name,
+                    )
+            except NotFound:
+                return None
+            return str(wire(policy)["id"])
+
+        return self.cached_policy_id(vault_id, policy_name, read)
 
     def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
-        """Assign the role to the vault identity at ``scope`` unless it already is. True if created."""
+        """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no
+        list first). True when the PUT succeeded (200 or 201: a create and an idempotent re-create are not
+        told apart); False when it is known to exist - another name answers 409 ``RoleAssignmentExists``, or the app
+        granted it within the cache's lifetime (no request). A role held only at a scope above (a group, the
+        subscription) gets its own assignment here: harmless, and one request instead of a list per role."""
+        key = arm_cache.role_key(principal_id, role_definition_guid, scope)
+        if self._cache.get(key):
+            return False
         rid = ResourceId.parse(scope)
         client = self._clients.authorization(rid.subscription_id)
         role_definition_id = (
             f"/subscriptions/{rid.subscription_id}/providers/Microsoft.Authorization/"
             f"roleDefinitions/{role_definition_guid}"
         )
-        with azure_errors():
-            for existing in client.role_assignments.list_for_scope(
-                scope, filter=f"principalId eq '{principal_id}'"
-            ):
-                body = wire(existing)
-                props = body.get("properties") or {}
-                same_role = str(props.get("roleDefinitionId", "")).lower().endswith(role_definition_guid.lower())
-                if same_role and _covers(str(props.get("scope") or ""), rid):
-                    return False
         try:
             with azure_errors():
                 client.role_assignments.create(
@@ -470,9 +511,14 @@ class BackupVaultProtection(_VaultAdapter):
                 )
         except AzureRefusal as refusal:
             if refusal.code == "RoleAssignmentExists":
+                self._cache.put(key, True)
                 return False
             raise
+        self._cache.put(key, True)
         return True
+
+    def forget_roles(self, principal_id: str) -> None:
+        self._cache.drop("role", principal_id.lower())
 
     def validate(self, vault_id: str, instance: dict[str, Any]) -> None:
         vault = vault_address(vault_id)
@@ -481,7 +527,7 @@ class BackupVaultProtection(_VaultAdapter):
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 parameters=ValidateForBackupRequest({"backupInstance": instance["properties"]}),
-                polling_interval=self._clients.target.polling_interval,
+                polling=patient(self._clients.target.polling_interval, result_unused=True),
             ).result()
 
     def instance(self, vault_id: str, name: str) -> dict[str, Any] | None:
@@ -509,7 +555,7 @@ class BackupVaultProtection(_VaultAdapter):
                     vault_name=vault.name,
                     backup_instance_name=name,
                     parameters=BackupInstanceResource(instance),
-                    polling_interval=self._clients.target.polling_interval,
+                    polling=patient(self._clients.target.polling_interval),
                 ).result()
         except CloudError:
             left = self.instance(vault_id, name)
@@ -539,7 +585,7 @@ class BackupVaultProtection(_VaultAdapter):
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 backup_instance_name=name,
-                polling_interval=self._clients.target.polling_interval,
+                polling=patient(self._clients.target.polling_interval),
             ).result()
 
 
@@ -595,15 +641,16 @@ def _all_vaults(
 class VaultCreator:
     """Creates the regional vault the rules expect when none exists (``STEWARD_AUTO_CREATE_VAULTS``)."""
 
-    def __init__(self, clients: CloudClients) -> None:
+    def __init__(self, clients: CloudClients, cache: ArmCache = NO_CACHE) -> None:
         self._clients = clients
+        self._cache = cache
 
     def _put(self, subscription_id: str, rid: str, rtype: str, body: dict[str, Any]) -> dict[str, Any]:
         client = self._clients.resources(subscription_id).resources
         with azure_errors():
             poller = client.begin_create_or_update_by_id(
                 rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
-                polling_interval=self._clients.target.polling_interval,
+                polling=patient(self._clients.target.polling_interval),
             )
             return wire(poller.result())
 
@@ -624,6 +671,7 @@ class VaultCreator:
             body = vault_defaults.backup_vault_body(region, tags)
         rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
         created = self._put(subscription_id, rid, rtype, body)
+        self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))  # the list without it is stale now
         if kind != VaultKind.RECOVERY_SERVICES:
             policies = self._clients.data_protection(subscription_id).backup_policies
             for policy, policy_body in vault_defaults.BACKUP_VAULT_POLICIES.items():

@@ -113,6 +113,18 @@ def vm_precheck(status: Mapping[str, Any], vault_id: str) -> Verdict | None:
 #: Azure's VM protection operation takes about a minute; the item is polled on durable timers until then.
 VM_ITEM_POLL_SECONDS: Final = 30
 VM_ITEM_POLL_ATTEMPTS: Final = 40  # 20 minutes of Azure time before the outcome is Failed
+#: the wait Azure's ``Retry-After`` may set between looks at the operation, bounded
+VM_POLL_BOUNDS: Final = (5, 300)
+
+
+def vm_poll_plan(retry_after: object) -> tuple[int, int]:
+    """(seconds between looks, looks) at the VM protection operation: the ``Retry-After`` Azure sent when it sent
+    one (bounded by VM_POLL_BOUNDS), else VM_ITEM_POLL_SECONDS; as many looks as fit the same 20 minutes."""
+    seconds = VM_ITEM_POLL_SECONDS
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool) and retry_after > 0:
+        seconds = int(min(max(retry_after, VM_POLL_BOUNDS[0]), VM_POLL_BOUNDS[1]))
+    window = VM_ITEM_POLL_SECONDS * VM_ITEM_POLL_ATTEMPTS
+    return seconds, max(1, -(-window // seconds))
 
 
 def item_protecting(item: Mapping[str, Any] | None) -> bool:
@@ -317,6 +329,14 @@ def discovery_failed(step: str, result: Mapping[str, Any] | None, refreshes: int
 RBAC_PENDING_CODES: Final = frozenset({"usererrormissingrequiredpermissions"})
 RBAC_DEADLINE_SECONDS: Final = 30 * 60
 RBAC_BACKOFF_SECONDS: Final = (30, 60, 120, 240)
+#: the documented propagation bound: still refused after this long, the roles are granted again (a role the app
+#: granted may have been removed meanwhile, and the worker's cache of granted roles would not know it)
+RBAC_REGRANT_SECONDS: Final = 10 * 60
+
+
+def rbac_regrant(waited_before: float, waited: float) -> bool:
+    """Whether the wait just crossed ``RBAC_REGRANT_SECONDS``: grant the roles again, bypassing the cache."""
+    return waited_before < RBAC_REGRANT_SECONDS <= waited
 
 
 def awaiting_rbac(result: Mapping[str, Any]) -> bool:

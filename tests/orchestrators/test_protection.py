@@ -384,3 +384,57 @@ def test_a_moved_resource_without_a_single_match_is_reported_for_a_person() -> N
     assert [o["status"] for o in result.output] == ["Failed"]
     assert "a person should look" in result.output[0]["reason"]
     assert estate.stopped == []
+
+
+def test_a_failed_instance_configuration_is_done_again_a_bounded_number_of_times() -> None:
+    """ConfiguringProtectionFailed / ProtectionError: configured again after a durable wait, at most
+    BV_CONFIGURE_ATTEMPTS configurations, and the outcome names what failed."""
+    estate = Estate()
+    failure = {"state": "ProtectionError", "code": "UserErrorX", "message": "no"}
+    failed = {"ok": False, "code": protection_flow.CONFIGURATION_FAILED, "message": "reads back ProtectionError",
+              "failure": failure, "instance": {"id": "bi-1"}}
+    estate.protect_results = [failed]
+    result = protect(estate)
+    attempts = protection_flow.BV_CONFIGURE_ATTEMPTS
+    assert result.output["status"] == "Failed"
+    assert result.names().count("protect_in_backup_vault") == attempts
+    assert result.output["details"]["reconfigured"] == [failure] * (attempts - 1)
+    assert f"at most {attempts} configurations" in result.output["reason"]
+    assert result.now - EPOCH >= timedelta(seconds=protection_flow.BV_RECONFIGURE_SECONDS * (attempts - 1))
+
+    estate = Estate()
+    estate.protect_results = [failed, {"ok": True, "instance": {"id": "bi-1"}, "created": True}]
+    result = protect(estate)
+    assert result.output["status"] == "Protected" and result.names().count("protect_in_backup_vault") == 2
+    assert "PUT again 1 time(s)" in result.output["reason"]
+
+
+def test_roles_still_refused_past_the_documented_propagation_bound_are_granted_again() -> None:
+    estate = Estate()
+    pending = {"ok": False, "code": "UserErrorMissingRequiredPermissions", "message": "not yet"}
+    estate.protect_results = [pending] * 6 + [{"ok": True, "instance": {"id": "bi-1"}, "created": True}]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    grants = result.inputs("grant_vault_roles")
+    assert len(grants) == 2  # the first grant, and one again once the wait passed 10 minutes
+    assert "fresh" not in grants[0] and grants[1]["fresh"] is True
+    # waits 30, 60, 120, 240, 240 s: the 5th crosses 600 s, so the roles are granted again before the 6th try
+    names = result.names()
+    regrant = len(names) - 1 - names[::-1].index("grant_vault_roles")
+    assert names[:regrant].count("protect_in_backup_vault") == 5
+
+
+def test_a_vm_operation_is_looked_at_when_azures_retry_after_says_not_every_30_seconds() -> None:
+    """Issue 15: polling at 30 s where the server's Retry-After says 60 doubled the status GETs."""
+    estate = Estate(VM)
+    estate.vaults = [vault(RSV)]
+    estate.begin = [{"ok": True, "operation": "op-1", "retry_after": 60}]
+    estate.vm_status = [{"status": "Succeeded", "item": protected_item("IRPending")}]
+    result = protect(estate, VM)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("vm_protection_status") == 1
+    assert result.now - EPOCH >= timedelta(seconds=60)
+    assert protection_flow.vm_poll_plan(60) == (60, 20)  # the same 20 minutes before the outcome is Failed
+    assert protection_flow.vm_poll_plan(None) == (protection_flow.VM_ITEM_POLL_SECONDS,
+                                                   protection_flow.VM_ITEM_POLL_ATTEMPTS)
+    assert protection_flow.vm_poll_plan(1) == (5, 240) and protection_flow.vm_poll_plan(3600)[0] == 300

@@ -1,0 +1,87 @@
+"""Short-lived answers of ARM that many protections in one subscription and region ask for again (issue #15
+item 1, the request diet): the vault list of a subscription, a vault's policy ids, the role assignments the app
+itself made.
+
+Each entry lives ``STEWARD_ARM_CACHE_SECONDS`` at most (0: no cache) and is dropped earlier by what changes it:
+
+* the vault list of a subscription - when the app creates a vault there (``VaultCreator``) or tears one down,
+  and when a vault it chose answers 404;
+* a policy id - when Azure says the policy is not found (validation or PUT);
+* a granted role - when a validation still says the vault's identity lacks permissions after the RBAC wait
+  ran out (someone may have removed the assignment).
+
+Changes others make (a vault deleted by hand, a role assignment removed) reach the app through no event: the
+Event Grid filter (``infra/event-filters.json``) passes only what the classifier acts on. The lifetime bounds
+how long such a change goes unseen; a stale answer costs one refused request, which the callers handle.
+
+One cache per worker process (Functions instances do not share it); thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, Final
+
+#: default lifetime of an entry, seconds (STEWARD_ARM_CACHE_SECONDS)
+DEFAULT_SECONDS: Final = 300
+
+
+class ArmCache:
+    def __init__(self, seconds: float = DEFAULT_SECONDS, *, now: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = float(seconds)
+        self._now = now
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Hashable, ...], tuple[float, Any]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.seconds > 0
+
+    def get(self, key: tuple[Hashable, ...]) -> Any | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            if found[0] <= self._now():
+                del self._entries[key]
+                return None
+            return found[1]
+
+    def put(self, key: tuple[Hashable, ...], value: Any) -> None:
+        if not self.enabled or value is None:
+            return
+        with self._lock:
+            self._entries[key] = (self._now() + self.seconds, value)
+
+    def drop(self, *prefix: Hashable) -> int:
+        """Forget every entry whose key starts with ``prefix``; how many were dropped."""
+        with self._lock:
+            gone = [k for k in self._entries if k[: len(prefix)] == prefix]
+            for key in gone:
+                del self._entries[key]
+            return len(gone)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+#: key helpers: one spelling for every reader and invalidator
+def vaults_key(kind: str, subscription_id: str) -> tuple[str, str, str]:
+    return ("vaults", str(kind), subscription_id.lower())
+
+
+def policy_key(vault_id: str, policy_name: str) -> tuple[str, str, str]:
+    return ("policy", vault_id.lower(), policy_name.lower())
+
+
+def role_key(principal_id: str, role_definition_guid: str, scope: str) -> tuple[str, str, str, str]:
+    return ("role", principal_id.lower(), role_definition_guid.lower(), scope.lower())
+
+
+#: the cache adapters use when none is given (tests, the CLI): off
+NO_CACHE: Final = ArmCache(0)
