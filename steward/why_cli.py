@@ -27,9 +27,9 @@ from typing import Any, Final, TextIO
 
 from azure.core.exceptions import AzureError
 
-from steward.domain.errors import InvalidResourceId, InvalidRules, StewardError
+from steward.domain.errors import InvalidRecord, InvalidResourceId, InvalidRules, StewardError
 from steward.domain.ids import ResourceId
-from steward.domain.protection import SUCCESSFUL, OutcomeStatus
+from steward.domain.protection import SUCCESSFUL, OutcomeStatus, ProtectionOutcome
 from steward.domain.rules import OptOut, Protect, ResourceFacts, RuleSet, Unsupported, route
 
 EXIT_PROTECTED, EXIT_NOT_PROTECTED, EXIT_USAGE = 0, 1, 2
@@ -49,10 +49,18 @@ RUNNING: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
 
 
 def _outcome_records(value: Any) -> Iterator[Mapping[str, Any]]:
-    """Every protection outcome record inside an orchestration output (a record, a list, nested documents)."""
+    """Every protection outcome record inside an orchestration output (a record, a list, nested documents), in
+    today's camelCase shape whichever shape the output was written in (snake_case before issue 16's codec)."""
     if isinstance(value, Mapping):
-        if isinstance(value.get("status"), str) and isinstance(value.get("resource_id"), str):
-            yield value
+        named = value.get("resourceId", value.get("resource_id"))
+        if isinstance(value.get("status"), str) and isinstance(named, str):
+            record: dict[str, Any] | None
+            try:
+                record = ProtectionOutcome.from_record(value).to_record()
+            except (InvalidRecord, ValueError, TypeError, KeyError):
+                record = None  # a status and a resource id, but not a protection outcome (another orchestration's)
+            if record is not None:
+                yield record
         for item in value.values():
             if isinstance(item, Mapping | list):
                 yield from _outcome_records(item)
@@ -96,7 +104,7 @@ def latest_outcome(db: Path, resource_id: str) -> tuple[dict[str, Any] | None, d
                 running = {**instance, "customStatus": _parsed(record.custom_status)}
             continue
         for outcome in _outcome_records(_parsed(record.output)):
-            if outcome["resource_id"].lower() == key:
+            if str(outcome["resourceId"]).lower() == key:
                 found.append((record.updated, {**instance, **dict(outcome)}))
     if not found:
         return None, running
@@ -181,8 +189,8 @@ def summary(resource_id: str, outcome: Mapping[str, Any] | None, running: Mappin
     parts: list[str] = []
     if outcome is not None:
         rule = f" (rule {outcome.get('rule')})" if outcome.get("rule") else ""
-        reason = outcome.get("reason") or ("protected in " + str(outcome.get("vault_id"))
-                                           if outcome.get("vault_id") else "")
+        reason = outcome.get("reason") or ("protected in " + str(outcome.get("vaultId"))
+                                           if outcome.get("vaultId") else "")
         parts.append(f"{outcome['status']}: {reason}{rule}".rstrip(": "))
     elif rules is not None:
         if rules["decision"] == "protect":
@@ -228,8 +236,8 @@ def _table(document: Mapping[str, Any], out: TextIO) -> None:
                                 f"(rule {outcome.get('rule') or 'none'})"))
         rows.append(("  instance", f"{outcome['instance']} ({outcome['orchestrator']}, {outcome['runtimeStatus']}, "
                                    f"updated {outcome['updated']})"))
-        rows.append(("  vault", str(outcome.get("vault_id") or "-")))
-        rows.append(("  correlation", str(outcome.get("correlation_id") or "-")))
+        rows.append(("  vault", str(outcome.get("vaultId") or "-")))
+        rows.append(("  correlation", str(outcome.get("correlationId") or "-")))
     if document["running"] is not None:
         running = document["running"]
         rows.append(("running", f"{running['instance']} ({running['orchestrator']}, {running['runtimeStatus']})"))

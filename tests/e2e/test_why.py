@@ -91,7 +91,7 @@ def test_why_answers_from_the_outcome_the_audit_and_the_rules(
         assert protected["outcome"]["status"] in {"Protected", "AlreadyProtected"}, protected
         assert code == 0 and protected["protected"] is True
         assert protected["outcome"]["instance"].startswith("protect:")
-        assert protected["outcome"]["vault_id"].lower() == stack_file["estate"]["rsv-weu"].lower()
+        assert protected["outcome"]["vaultId"].lower() == stack_file["estate"]["rsv-weu"].lower()
         assert protected["rules"]["decision"] == "protect" and protected["rules"]["facts"]["from"].startswith("ARM")
 
         code, opted = _until_outcome(state, scratch)
