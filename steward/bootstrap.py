@@ -39,16 +39,19 @@ def use(
     report_store: ReportStore | None = None,
     publisher: OutcomePublisher | None = None,
 ) -> None:
-    """Inject settings and ports (None removes that injection; ``use()`` removes all). Whatever was built from
-    the previous settings (rules, clients, publisher, token validator) is built again on the next ask."""
+    """Inject settings and ports (None removes that injection; ``use()`` removes all). When the settings change,
+    whatever was built from the previous ones (rules, clients, publisher, token validator) is built again on the
+    next ask."""
     with _LOCK:
+        before = _injected.get("settings")
         for key, value in (("settings", settings), ("ops", ops), ("report_store", report_store),
                            ("publisher", publisher)):
             if value is None:
                 _injected.pop(key, None)
             else:
                 _injected[key] = value
-    _forget_built()
+        if _injected.get("settings") is not before:
+            _forget_built()
 
 
 def _injection(key: str) -> Any:

@@ -7,8 +7,9 @@ import pytest
 from steward.cloud.clients import CloudClients, CloudTarget, blob_service, event_grid_publisher
 from tests import azurite
 
-SANDBOX = CloudTarget(arm_endpoint="https://127.0.0.1:9", credential_kind="sandbox",
-                      sandbox_token_url="https://127.0.0.1:9/token")
+SANDBOX = CloudTarget(
+    arm_endpoint="https://127.0.0.1:9", credential_kind="sandbox", sandbox_token_url="https://127.0.0.1:9/token"
+)
 
 
 def test_the_resource_graph_client_is_built_once_per_target_on_its_endpoint() -> None:

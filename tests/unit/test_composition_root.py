@@ -37,8 +37,11 @@ def test_the_reports_directory_setting_is_used_when_no_blob_storage_is_configure
 
 def test_configured_blob_storage_wins_over_the_local_directory(tmp_path: Path) -> None:
     """The audit's precedence (``steward.report.store.store_for``): blob storage first."""
-    bootstrap.use(settings=Settings(reports_dir=str(tmp_path), reports_connection_string=AZURITE,
-                                      reports_container="steward-reports"))
+    bootstrap.use(
+        settings=Settings(
+            reports_dir=str(tmp_path), reports_connection_string=AZURITE, reports_container="steward-reports"
+        )
+    )
     store = bootstrap.report_store()
     assert isinstance(store, BlobReportStore)
     assert store.url("t-1.json") == "http://127.0.0.1:10000/devstoreaccount1/steward-reports/t-1.json"

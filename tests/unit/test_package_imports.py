@@ -50,17 +50,19 @@ BUILDER_EXCEPTIONS: dict[tuple[str, str], str] = {
     ),
 }
 #: What only the composition root builds: settings from the environment, clients, the injectable ports.
-BUILDERS = frozenset({
-    "CloudClients",
-    "Settings.from_env",
-    "TeardownOps",
-    "store_for",
-    "LocalReportStore",
-    "BlobReportStore",
-    "BlobReportStore.from_settings",
-    "EventGridOutcomePublisher",
-    "validator_for",
-})
+BUILDERS = frozenset(
+    {
+        "CloudClients",
+        "Settings.from_env",
+        "TeardownOps",
+        "store_for",
+        "LocalReportStore",
+        "BlobReportStore",
+        "BlobReportStore.from_settings",
+        "EventGridOutcomePublisher",
+        "validator_for",
+    }
+)
 #: The Functions bindings are no Azure service clients (the host builds their clients).
 NOT_SERVICE_SDKS = ("azure.functions", "azure.durable_functions")
 
@@ -184,10 +186,7 @@ def builders_called(source: str, filename: str = "<snippet>") -> list[tuple[int,
 
 def _defines(source: str, name: str) -> bool:
     top = name.split(".", maxsplit=1)[0]
-    return any(
-        isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == top
-        for node in ast.parse(source).body
-    )
+    return any(isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == top for node in ast.parse(source).body)
 
 
 # ---- the checkers break on what they must find ----------------------------------------------------------------
@@ -261,8 +260,12 @@ def test_the_composition_root_is_the_only_place_that_builds_settings_clients_and
 
 
 def test_sdk_clients_are_built_only_in_the_client_factory() -> None:
-    found = [hit for path in _files(PRODUCTION) if _rel(path) != CLIENT_FACTORY
-             for hit in sdk_clients_built(path.read_text(encoding="utf-8"), _rel(path))]
+    found = [
+        hit
+        for path in _files(PRODUCTION)
+        if _rel(path) != CLIENT_FACTORY
+        for hit in sdk_clients_built(path.read_text(encoding="utf-8"), _rel(path))
+    ]
     assert found == []
     assert sdk_clients_built((ROOT / CLIENT_FACTORY).read_text(encoding="utf-8")), "the walk sees the factory's"
 
@@ -275,11 +278,17 @@ def test_the_top_level_packages_import_each_other_without_a_cycle() -> None:
 
 def test_nothing_in_steward_imports_the_layers_above_it() -> None:
     above = {*APP_LAYERS, "sandbox", "function_app"}
-    upward = {src: {dst: sorted(files) for dst, files in targets.items() if dst in above}
-              for src, targets in _graph().items() if src.startswith("steward") and above & set(targets)}
+    upward = {
+        src: {dst: sorted(files) for dst, files in targets.items() if dst in above}
+        for src, targets in _graph().items()
+        if src.startswith("steward") and above & set(targets)
+    }
     assert upward == {}
-    unused = {arrow for arrow in ARROW_EXCEPTIONS
-              if arrow[1] not in {_node(t) for t in _imports(ast.parse((ROOT / arrow[0]).read_text()))}}
+    unused = {
+        arrow
+        for arrow in ARROW_EXCEPTIONS
+        if arrow[1] not in {_node(t) for t in _imports(ast.parse((ROOT / arrow[0]).read_text()))}
+    }
     assert unused == set(), "an exception nothing needs any more: remove it"
     assert all(ARROW_EXCEPTIONS.values())
 
@@ -287,6 +296,9 @@ def test_nothing_in_steward_imports_the_layers_above_it() -> None:
 def test_the_app_layers_stand_side_by_side() -> None:
     """An entry point starts an orchestration by name, an orchestrator calls activities by name: none of the three
     layers imports another (what they share lives in ``steward``)."""
-    sideways = {src: {dst: sorted(files) for dst, files in targets.items() if dst in APP_LAYERS}
-                for src, targets in _graph().items() if src in APP_LAYERS and set(APP_LAYERS) & set(targets)}
+    sideways = {
+        src: {dst: sorted(files) for dst, files in targets.items() if dst in APP_LAYERS}
+        for src, targets in _graph().items()
+        if src in APP_LAYERS and set(APP_LAYERS) & set(targets)
+    }
     assert sideways == {}
