@@ -350,6 +350,12 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
             outcomes.append(flow.reprotected(outcome, match, stopped).to_record())
         else:
             outcomes.append(flow.not_reprotected(outcome, match).to_record())
+    if unmatched:  # a resource deleted as its group moved looks moved: let its delete's run settle, then look
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.MOVE_SETTLE_SECONDS))
+        now = yield from call_with_backoff(context,
+            "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
+        )
+        unmatched = flow.still_unaccounted(unmatched, [ProtectionRef.from_record(r) for r in now])
     outcomes.extend(flow.unmatched_outcome(ref, intent).to_record() for ref in unmatched)
     vaults = yield from call_with_backoff(context,
         "list_vaults", RETRY, {"subscription_ids": scope["subscription_ids"]}

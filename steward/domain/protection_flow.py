@@ -616,6 +616,19 @@ def match_moves(
     return matches, unmatched
 
 
+#: How long a move's run waits before it reports a resource it found nowhere: a resource deleted while its group
+#: moved looks moved (it left the group), and its own delete event's ``handle_resource_gone`` stops its item
+#: (recovery points kept) within this time, rechecks included.
+MOVE_SETTLE_SECONDS: Final = GONE_RECHECK_SECONDS
+
+
+def still_unaccounted(unmatched: Iterable[ProtectionRef], now: Iterable[ProtectionRef]) -> list[ProtectionRef]:
+    """The unmatched refs whose item still protects, by what ``find_protections`` answers now: an item stopped
+    (or gone) since was handled by its resource's delete, so it is no unexplained move."""
+    active = {r.item_id.lower() for r in now if is_active(r)}
+    return [r for r in unmatched if r.item_id.lower() in active]
+
+
 def protect_intent_for(match: MoveMatch, parent: Mapping[str, Any]) -> dict[str, Any]:
     """The protect_resource input for a moved resource (quiet: the parent publishes the lineage)."""
     return {"kind": "protect", "resourceId": match.new_resource_id, "origin": parent.get("origin"), "quiet": True}

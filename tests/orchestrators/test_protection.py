@@ -386,6 +386,23 @@ def test_a_moved_resource_without_a_single_match_is_reported_for_a_person() -> N
     assert estate.stopped == []
 
 
+def test_a_resource_deleted_while_its_group_moved_is_left_to_its_delete_not_reported_as_a_lost_move() -> None:
+    """The demo's race (move vm-api, delete vm-web from one group): the move's run saw vm-web gone from the group,
+    found it nowhere and published Failed after the delete's own run had stopped the item (Retained)."""
+    estate = Estate(VM)
+    stopped = {**ref(), "state": "ProtectionStopped"}
+    answers = [[ref()], [stopped]]  # active when the move's run starts; stopped by the delete's run meanwhile
+    estate.protections = answers[0]
+    activities = estate.activities()
+    activities["find_protections"] = lambda p: answers.pop(0) if len(answers) > 1 else answers[0]
+    result = replay(protection.reconcile_move, {"kind": "move", "sourceGroup": GROUP, "origin": ORIGIN},
+                    activities=activities, subs={"protect_resource": lambda payload, child: pytest.fail("none")})
+    assert result.status == "Completed", result.error
+    assert result.output == [] and estate.published == []
+    assert result.now - EPOCH >= timedelta(seconds=protection_flow.MOVE_SETTLE_SECONDS)
+    assert result.names().count("find_protections") == 2
+
+
 def test_a_failed_instance_configuration_is_done_again_a_bounded_number_of_times() -> None:
     """ConfiguringProtectionFailed / ProtectionError: configured again after a durable wait, at most
     BV_CONFIGURE_ATTEMPTS configurations, and the outcome names what failed."""
