@@ -30,7 +30,7 @@ class OutcomeEvent:
     event_type: str
     subject: str
     data: Mapping[str, Any]
-    #: the version of ``data``'s shape for this event type (the README's "Published protection events")
+    #: the version of ``data``'s shape for this event type (the README's "Events" table)
     data_version: str = DATA_VERSION
 
     def __post_init__(self) -> None:

@@ -47,7 +47,7 @@ SUCCESSFUL: Final = frozenset(
 )
 
 
-#: Version of the data of the published ``BackupSteward.Protection.*`` events (README: "Published protection events").
+#: Version of the data of the published ``BackupSteward.Protection.*`` events (README: "Events").
 #: 2.0: camelCase keys (``resourceId``, ``vaultId`` ...); 1.0 was snake_case (``resource_id``, ``vault_id`` ...).
 OUTCOME_DATA_VERSION: Final = "2.0"
 

@@ -37,6 +37,7 @@ The loader (:func:`parse_rules`) takes text, a source name and the schema (no fi
 from __future__ import annotations
 
 from steward.domain.errors import (
+    InvalidRecord,
     InvalidRules,
     RuleProblem,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "BlobTier",
     "DatastoreOptions",
     "ExplicitVault",
+    "InvalidRecord",
     "InvalidRules",
     "MatchCondition",
     "NoVault",
