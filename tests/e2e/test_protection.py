@@ -399,7 +399,7 @@ def test_a_backup_instance_whose_configuration_failed_is_validated_and_put_again
         assert [f["state"] for f in outcome["details"]["reconfigured"]] == ["ConfiguringProtectionFailed"]
         (instance,) = _instances_for(h, bv, disk)
         assert instance["properties"]["protectionStatus"]["status"] == "ProtectionConfigured"
-        assert instance["id"].lower() == str(outcome["item_id"]).lower()
+        assert instance["id"].lower() == str(outcome["itemId"]).lower()
     finally:
         h.stack.stop()
 
