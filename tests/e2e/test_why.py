@@ -105,7 +105,7 @@ def test_why_answers_from_the_outcome_the_audit_and_the_rules(
                           "--output", "json"]) in (0, None)
         monkeypatch.undo()
         instance = json.loads(shown.getvalue())
-        assert instance["correlationId"] == protected["outcome"]["correlation_id"]
+        assert instance["correlationId"] == protected["outcome"]["correlationId"]
         assert instance["input"]["origin"]["correlationId"] == instance["correlationId"]
         [line] = [r for r in caplog.records if r.getMessage().startswith("protection outcome")
                   and getattr(r, "resource_id", None) == web]
