@@ -57,4 +57,6 @@ async def teardown_reconcile_timer(timer: func.TimerRequest, client: df.DurableO
         return
     snapshot = await teardown_snapshot(client)
     await client.start_new(ORCHESTRATOR, instance_id, {"teardowns": snapshot})
-    LOG.info("teardown reconciliation started", extra={"instance_id": instance_id, "live": len(snapshot["live"])})
+    # a timer run's correlation id is its instance id (as an audit's): the line names the run it started
+    LOG.info("teardown reconciliation started",
+             extra={"instance_id": instance_id, "correlation_id": instance_id, "live": len(snapshot["live"])})
