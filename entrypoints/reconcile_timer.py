@@ -57,6 +57,8 @@ async def teardown_reconcile_timer(timer: func.TimerRequest, client: df.DurableO
         return
     snapshot = await teardown_snapshot(client)
     await client.start_new(ORCHESTRATOR, instance_id, {"teardowns": snapshot})
-    # a timer run's correlation id is its instance id (as an audit's): the line names the run it started
+    # the run's correlation id: its instance id (per wall-clock minute, so a run that ended may be started again
+    # under it) and the moment of its snapshot, which names this run alone
     LOG.info("teardown reconciliation started",
-             extra={"instance_id": instance_id, "correlation_id": instance_id, "live": len(snapshot["live"])})
+             extra={"instance_id": instance_id, "correlation_id": f"{instance_id}@{snapshot['snapshotAt']}",
+                    "live": len(snapshot["live"])})
