@@ -276,11 +276,13 @@ def publish_outcomes(request: dict[str, Any]) -> int:
     outcomes = [ProtectionOutcome.from_record(r) for r in request["outcomes"]]
     events = [OutcomeEvent(o.event_type, o.resource_id, o.event_data(), OUTCOME_DATA_VERSION) for o in outcomes]
     for outcome in outcomes:
+        # the instance that decided it (an activity does not know it unless told) and the correlation id the
+        # outcome carries from the triggering event: the line joins the trigger's and the orchestration's lines
         LOG.info(
             "%s",
             outcome.log_line(),
             extra={"resource_id": outcome.resource_id, "correlation_id": outcome.correlation_id,
-                   "status": outcome.status.value, "rule": outcome.rule},
+                   "status": outcome.status.value, "rule": outcome.rule, "instance_id": request.get("instanceId")},
         )
     telemetry.record_protections(request["outcomes"], since=request.get("since"), at=request.get("at"))
     return bootstrap.publisher().publish(events)

@@ -57,4 +57,8 @@ async def teardown_reconcile_timer(timer: func.TimerRequest, client: df.DurableO
         return
     snapshot = await teardown_snapshot(client)
     await client.start_new(ORCHESTRATOR, instance_id, {"teardowns": snapshot})
-    LOG.info("teardown reconciliation started", extra={"instance_id": instance_id, "live": len(snapshot["live"])})
+    # the run's correlation id: its instance id (per wall-clock minute, so a run that ended may be started again
+    # under it) and the moment of its snapshot, which names this run alone
+    LOG.info("teardown reconciliation started",
+             extra={"instance_id": instance_id, "correlation_id": f"{instance_id}@{snapshot['snapshotAt']}",
+                    "live": len(snapshot["live"])})

@@ -254,7 +254,8 @@ def protect_resource(context: df.DurableOrchestrationContext) -> Task:
         # the time-to-protection metric: from the resource's event to now, in orchestration time (replay-safe)
         since = (intent.get("origin") or {}).get("eventTime")
         yield from call_with_backoff(context, "publish_outcomes", RETRY, {
-            "outcomes": [outcome.to_record()], "since": since, "at": context.current_utc_datetime.isoformat()})
+            "outcomes": [outcome.to_record()], "since": since, "at": context.current_utc_datetime.isoformat(),
+            "instanceId": context.instance_id})
     return outcome.to_record()
 
 
@@ -304,7 +305,8 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
     if not outcomes:
         outcomes.append(_outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="no protection referred to it"))
     records = [o.to_record() for o in outcomes]
-    yield from call_with_backoff(context, "publish_outcomes", RETRY, {"outcomes": records})
+    yield from call_with_backoff(context, "publish_outcomes", RETRY,
+                                 {"outcomes": records, "instanceId": context.instance_id})
     return records
 
 
@@ -363,5 +365,6 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     outcomes.extend(o.to_record() for o in flow.tenant_flags(vaults, scope["tenants"]))
     outcomes.extend(o.to_record() for o in flow.unreachable_flags(scope))
     if outcomes:
-        yield from call_with_backoff(context, "publish_outcomes", RETRY, {"outcomes": outcomes})
+        yield from call_with_backoff(context, "publish_outcomes", RETRY,
+                                     {"outcomes": outcomes, "instanceId": context.instance_id})
     return outcomes

@@ -241,13 +241,19 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
                        settings=settings, host_port=args.port, keys=stable_keys(paths["keys"]))
     app_logger = logging.getLogger("steward")
     propagates = app_logger.propagate
+    if root_handler is not None:
+        # the app prints its own JSON lines (function_app.py configures this very handler; configure() is
+        # idempotent): once, not again through the root - from the start, since the start already runs the app
+        # (the reconcile timer runs on start-up) and its lines were printed twice until the start returned
+        from steward import logs
+
+        logs.configure()
+        app_logger.propagate = False
     try:
         stack.start()
     except (StewardError, LocalHostError, DurableRunnerError, ValueError) as error:
         _give_back_logging(root_handler, propagates)
         return start_failed(program, error, err)
-    if root_handler is not None and any(getattr(h, "_steward", False) for h in app_logger.handlers):
-        app_logger.propagate = False  # the app prints its own JSON lines: once, not again through the root
     try:
         described = stack.describe()
         estate = {} if args.no_seed else seed_estate(stack, out)

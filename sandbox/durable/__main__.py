@@ -42,6 +42,18 @@ def _event_line(event: dict[str, Any]) -> str:
     return f"  {event['Timestamp']}  {h.type_name(event):<36} {event_id:<6} {_short(details, 90)}"
 
 
+def app_correlation(input_text: str | None) -> str | None:
+    """The correlation id the app carries in an instance's input: ARM's ``data.correlationId`` of the event that
+    started it (``origin.correlationId``), or a teardown request's ``correlationId``. The store's own
+    ``correlation_id`` is the host's invocation id (Azure: the invocation's operation id), another thing."""
+    document = _parsed(input_text)
+    if not isinstance(document, dict):
+        return None
+    origin = document.get("origin")
+    value = (origin.get("correlationId") if isinstance(origin, dict) else None) or document.get("correlationId")
+    return value if isinstance(value, str) and value else None
+
+
 def _show(store: DurableStore, instance_id: str) -> list[str]:
     record = store.instance(instance_id)
     if record is None:
@@ -53,7 +65,9 @@ def _show(store: DurableStore, instance_id: str) -> list[str]:
         f"created:       {record.created}",
         f"updated:       {record.updated}",
         f"generation:    {record.generation} (execution {record.execution_id})",
-        f"correlation:   {record.correlation_id}",
+        f"correlation:   {app_correlation(record.input) or '-'}  (the app's: the triggering event's ARM "
+        "correlationId, or the request's x-correlation-id)",
+        f"host invocation: {record.correlation_id}",
         f"parent:        {record.parent_instance_id or '-'}",
         f"input:         {_short(record.input or 'null', 100)}",
         f"custom status: {record.custom_status or 'null'}",
@@ -91,7 +105,8 @@ def _show_document(store: DurableStore, instance_id: str) -> dict[str, Any]:
     return {
         "instance": record.instance_id, "name": record.name, "status": record.status, "created": record.created,
         "updated": record.updated, "generation": record.generation, "executionId": record.execution_id,
-        "correlationId": record.correlation_id, "parent": record.parent_instance_id,
+        "correlationId": app_correlation(record.input), "hostCorrelationId": record.correlation_id,
+        "parent": record.parent_instance_id,
         "input": _parsed(record.input), "customStatus": _parsed(record.custom_status),
         "output": _parsed(record.output), "history": store.history(instance_id),
         "inbox": [event for _, _, event in store.inbox(instance_id)],

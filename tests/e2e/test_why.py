@@ -72,7 +72,8 @@ def _audit(stack_file: dict[str, Any], reports: Path) -> None:
 
 
 def test_why_answers_from_the_outcome_the_audit_and_the_rules(
-    tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("STEWARD_REPORTS_DIR", raising=False)
@@ -93,6 +94,25 @@ def test_why_answers_from_the_outcome_the_audit_and_the_rules(
         assert protected["outcome"]["instance"].startswith("protect:")
         assert protected["outcome"]["vaultId"].lower() == stack_file["estate"]["rsv-weu"].lower()
         assert protected["rules"]["decision"] == "protect" and protected["rules"]["facts"]["from"].startswith("ARM")
+
+        # one correlation id for the instance: ARM's data.correlationId of the event, in the outcome, in the
+        # instance as `steward instances show` names it, and in the outcome's log line (with its instance id)
+        shown = io.StringIO()
+        monkeypatch.setattr("sys.stdout", shown)
+        from sandbox.durable.__main__ import main as instances
+
+        assert instances(["show", protected["outcome"]["instance"], "--db", str(state / "durable.sqlite"),
+                          "--output", "json"]) in (0, None)
+        monkeypatch.undo()
+        instance = json.loads(shown.getvalue())
+        assert instance["correlationId"] == protected["outcome"]["correlationId"]
+        assert instance["input"]["origin"]["correlationId"] == instance["correlationId"]
+        [line] = [r for r in caplog.records if r.getMessage().startswith("protection outcome")
+                  and getattr(r, "resource_id", None) == web]
+        assert getattr(line, "instance_id", None) == protected["outcome"]["instance"]
+        assert getattr(line, "correlation_id", None) == instance["correlationId"]
+        assert line.getMessage() == (f"protection outcome {protected['outcome']['status']}: - (rule "
+                                     f"{protected['outcome']['rule']}) {web}")
 
         code, opted = _until_outcome(state, scratch)
         assert code == 1 and opted["outcome"]["status"] == "OptedOut"

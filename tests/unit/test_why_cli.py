@@ -23,13 +23,13 @@ def _store(path: Path, rows: list[tuple[str, str, str, object, object]]) -> None
                 (instance, name, status, json.dumps({"resourceId": VM}), json.dumps(output), updated, updated))
 
 
-def test_the_newest_outcome_wins_wherever_it_sits_in_an_output(tmp_path: Path) -> None:
+def test_the_newest_outcome_wins_wherever_it_sits_in_an_output_in_either_record_shape(tmp_path: Path) -> None:
     db = tmp_path / "durable.sqlite"
     _store(db, [
         ("protect:1", "protect_resource", "Completed",
          {"status": "NoVault", "resource_id": VM, "reason": "no vault", "rule": "vms"}, "2026-01-01T00:00:00Z"),
         ("audit-all", "audit_estate", "Completed",
-         {"remediation": {"results": [{"status": "Protected", "resource_id": VM.upper(), "rule": "vms"}]}},
+         {"remediation": {"results": [{"status": "Protected", "resourceId": VM.upper(), "rule": "vms"}]}},
          "2026-01-02T00:00:00Z"),
     ])
     outcome, running = latest_outcome(db, VM)
