@@ -20,6 +20,9 @@ param creatorRoleGuid string = ''
 @description('GUID of the Backup Steward Teardown custom role; empty (enableTeardown false): not assigned, and the app cannot delete or weaken backup data.')
 param teardownRoleGuid string = ''
 
+@description('GUID of the Backup Steward Drill custom role; empty (enableDrills false): not assigned, and a restore drill is refused by Azure at its first write.')
+param drillRoleGuid string = ''
+
 @description('Resource groups of this subscription whose vaults the app may tear down; empty: the Teardown role is assigned on the whole subscription.')
 param teardownResourceGroups array = []
 
@@ -113,6 +116,19 @@ resource teardownAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalId: principalId
     principalType: 'ServicePrincipal'
     description: 'Backup Steward: tear down vaults on approved requests (deletes backup data)'
+  }
+}
+
+// Scope: subscription; only with enableDrills (restore_drill). The vaults, their items and the drill groups the
+// rules name (one per region and subscription) can be anywhere in the subscription; the role's deletes are of
+// disks and storage accounts only, and the app deletes only what a drill recorded and tagged.
+resource drillAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(drillRoleGuid)) {
+  name: guid(subscription().id, principalId, 'drill')
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', drillRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: restore drills (restore out of place, delete only what a drill restored)'
   }
 }
 

@@ -118,7 +118,8 @@ def test_grant_condition_names_exactly_the_vault_identity_roles() -> None:
 def test_access_assigns_reader_operator_grantor_and_optional_creator_and_teardown() -> None:
     assignments = {n: body(e)["properties"] for n, e in resources(ACCESS, "Microsoft.Authorization/roleAssignments")}
     assert set(assignments) == {
-        "readerAssignment", "operatorAssignment", "grantorAssignment", "creatorAssignment", "teardownAssignment"
+        "readerAssignment", "operatorAssignment", "grantorAssignment", "creatorAssignment", "teardownAssignment",
+        "drillAssignment",
     }
     conditioned = [n for n, p in assignments.items() if "condition" in p]
     assert conditioned == ["grantorAssignment"]
@@ -198,8 +199,11 @@ def test_every_destructive_permission_of_a_teardown_activity_is_in_the_teardown_
         "the Teardown role holds only teardown rights"
     )
     for role, actions in _role_actions().items():
-        if role not in {"teardown", "vaultCreator"}:
+        if role not in {"teardown", "vaultCreator", "drill"}:
             assert not [a for a in actions if _destructive(a)], f"{role} holds a destructive action"
+    # the Drill role deletes only what drills restore (disks, staging accounts), never backup data
+    drill = [a.lower() for a in _role_actions()["drill"] if _destructive(a)]
+    assert drill == ["microsoft.compute/disks/delete", "microsoft.storage/storageaccounts/delete"]
 
 
 def test_the_teardown_role_exists_and_is_assigned_only_when_teardown_is_enabled() -> None:
