@@ -20,6 +20,7 @@ from steward import bootstrap
 from steward.domain.drill_flow import DRILL_TAG
 from steward.rules_file import default_rules_text
 from tests.e2e.conftest import SUB1, Harness, start_harness
+from tests.infra.deployed_roles import deploy_app_roles
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000d211"
 OTHER = "aaaaaaaa-0000-4000-8000-00000000d212"
@@ -208,3 +209,30 @@ def test_drill_routes_need_an_allowed_caller_and_valid_input(app: Harness) -> No
     assert status == 403, body
     status, body = call(app, "GET", "drills/drill-nope")
     assert status == 404 and body["code"] == "DrillNotFound"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("enable_drills", [False, True], ids=["default-deployment", "enableDrills"])
+def test_azure_refuses_a_drill_unless_the_deployment_gave_the_drill_role(app: Harness, enable_drills: bool) -> None:
+    """Production truth (issue 17): from the drill on, the sandbox checks the app identity's own RBAC against the
+    roles infra/ gives it (tests/infra/deployed_roles.py). A default deployment's roles are refused at the first
+    write, before anything is made; with enableDrills the drill runs and leaves nothing."""
+    vm, disk = protected_estate(app)
+    principal = app.sandbox.config.default_principal_id
+    deploy_app_roles(app.sandbox, principal, SUB1, enableDrills=enable_drills)
+    app.sandbox.enforce_caller_rbac(principal)
+    status, started = call(app, "POST", "drills", {"resources": [vm, disk]})
+    assert status == 202, started
+    report = finished(app, started["id"])
+    by_id = {r["resourceId"].lower(): r for r in report["results"]}
+    assert set(by_id) == {vm.lower(), disk.lower()}, report
+    for result in by_id.values():
+        if enable_drills:
+            assert result["outcome"] == "Succeeded", json.dumps(result)
+            assert result["left"] == []
+        else:
+            assert result["outcome"] == "RestoreFailed", json.dumps(result)
+            assert result["error"]["code"] == "AuthorizationFailed", json.dumps(result)
+            assert result["created"] == [], "nothing is made before Azure refuses"
+    assert drill_leftovers(app, started["id"]) == []
+    assert restored_by(app, vm) == [] and restored_by(app, disk) == []
