@@ -254,3 +254,35 @@ def test_the_grant_condition_pins_the_principal_type_excludes_the_app_and_can_pi
     assert doc["parameters"]["vaultIdentityPrincipalIds"]["default"] == []
     access = next(e for e in parse(MAIN)["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")
     assert body(access)["params"]["vaultIdentityPrincipalIds"] == "vaultIdentityPrincipalIds"
+
+
+# ---- issue 17: restore drills need their own role, defined and assigned only with enableDrills -------------
+
+
+def test_the_drill_role_exists_and_is_assigned_only_when_drills_are_enabled() -> None:
+    main = parse(MAIN)
+    assert main["parameters"]["enableDrills"]["default"] is False, "a default deployment restores nothing"
+    assert _condition_of(ROLES, "drill") == "enableDrills"
+    output = parse(ROLES)["outputs"]["drillRoleGuid"]["value"]["operator"]["operands"]
+    assert output["condition"] == "enableDrills" and output["false_value"] == ""
+    assert _condition_of(ACCESS, "drillAssignment") == {"operator": {"type": "not", "operands": {"bool_value": {
+        "function": {"type": "empty", "parameters": {"item_to_test": "drillRoleGuid"}}}}}}
+    assert parse(ACCESS)["parameters"]["drillRoleGuid"]["default"] == ""
+    roles_module = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/role-definitions.bicep")
+    assert body(roles_module)["params"]["enableDrills"] == "enableDrills"
+    access = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")
+    passed = str(body(access)["params"]["drillRoleGuid"])
+    assert "'roles'" in passed and "'drillRoleGuid'" in passed, "main passes the roles module's output"
+
+
+def test_every_write_of_a_drill_activity_is_in_the_drill_role() -> None:
+    """What a drill writes (the drill_* rows, besides the Operator's VM write) comes from the Drill role alone, so a
+    deployment without enableDrills cannot restore anything."""
+    drill = {a.lower() for a in _role_actions()["drill"]}
+    operator = {a.lower() for a in _role_actions()["operator"]}
+    needed = {a.lower() for row, cell in _activity_table().items() if row.startswith("drill_")
+              for a in _ACTION.findall(cell) if not a.endswith("/read")}
+    assert needed - {"microsoft.compute/virtualmachines/write"} <= drill, sorted(needed - drill)
+    assert not (drill & operator), f"the Operator role already grants {sorted(drill & operator)}"
+    assert all(a.split("/")[0] in {"microsoft.resources", "microsoft.storage", "microsoft.compute",
+                                   "microsoft.recoveryservices", "microsoft.dataprotection"} for a in drill)
