@@ -17,6 +17,7 @@ from steward import bootstrap
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
 from steward.cloud.inventory import ArmEstateReader
+from steward.cloud.protection import BackupVaultProtection
 from steward.cloud.publisher import OutcomeEvent
 from steward.domain import drill_flow as flow
 from steward.domain.drill_rules import first_drill
@@ -140,6 +141,28 @@ def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
     except AzureRefusal as error:
         return _refused(error)
     return {"ok": True, "group": group, "account": account}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_grant(request: dict[str, Any]) -> dict[str, Any]:
+    """Give the Backup vault's identity the role it restores with on the drill's target (``request["grants"]``,
+    from ``drill_flow.restore_grants``); idempotent. Returns the roles newly assigned (they take minutes to apply)."""
+    grants = request.get("grants") or []
+    if not grants:
+        return {"ok": True, "created": []}
+    vault_id = str(request["target"]["vaultId"])
+    try:
+        vault = _ops().get(vault_id) or {}
+        principal = str((vault.get("identity") or {}).get("principalId") or "")
+        if not principal:
+            return {"ok": False, "error": {"code": "VaultIdentityMissing", "message": (
+                f"the Backup vault {vault_id} has no system-assigned identity to restore with")}}
+        adapter = BackupVaultProtection(bootstrap.clients())
+        created = [str(g["role"]) for g in grants
+                   if adapter.ensure_role(principal, str(g["role_definition_guid"]), str(g["scope"]))]
+    except AzureRefusal as error:
+        return _refused(error)
+    return {"ok": True, "created": created}
 
 
 @bp.activity_trigger(input_name="request")

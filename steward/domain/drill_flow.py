@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
+from steward.domain.workloads import RESTORE_ROLES, RoleScope
 
 #: the tag every resource a drill creates carries; its value is the drill's id. Cleanup deletes only ids the drill
 #: recorded AND that carry this tag with its id.
@@ -283,3 +284,16 @@ def _parse(text: str) -> datetime:
 
 def event_type(outcome: str) -> str:
     return f"BackupSteward.Drill.{outcome}"
+
+
+def restore_grants(resource_type: str, group_id: str, account_id: str | None) -> list[dict[str, str]]:
+    """The role assignments the Backup vault's identity needs before it can restore this resource type into the
+    drill: a disk into the drill group, PostgreSQL files into the drill's account (workloads.RESTORE_ROLES). A
+    Recovery Services VM restore needs none (the service writes with the caller's rights)."""
+    grants = []
+    for role in RESTORE_ROLES.get(resource_type.lower(), ()):
+        scope = group_id if role.scope is RoleScope.RESOURCE_GROUP else account_id
+        if scope:
+            grants.append({"role": role.role_name, "role_definition_guid": role.role_definition_guid,
+                           "scope": scope})
+    return grants

@@ -135,8 +135,12 @@ def test_a_vm_and_a_disk_drill_restore_validate_and_leave_nothing(app: Harness) 
     assert "/resourcegroups/backup-steward-drill-westeurope" in vm_result["drillGroup"].lower()
     assert drill_leftovers(app, started["id"]) == []
     group = app.sandbox.store.list()
-    in_group = [r["id"] for r in group if "/resourcegroups/backup-steward-drill-westeurope/" in r["id"].lower()]
-    assert in_group == [], in_group
+    in_group = [r for r in group if "/resourcegroups/backup-steward-drill-westeurope/" in r["id"].lower()]
+    # what stays is the Backup vault identity's Disk Restore Operator on the drill group (the disk drill's restore
+    # right, backup/restore-managed-disks.md; the app cannot delete role assignments), reused by the next drill
+    assert [r for r in in_group if r["type"] != "Microsoft.Authorization/roleAssignments"] == [], in_group
+    assert [r["properties"]["roleDefinitionId"].rsplit("/", 1)[-1] for r in in_group] == [
+        "b50d9833-a0cb-478e-945f-707fcc997c13"], in_group
     events = drill_events(app)
     assert sorted(e["eventType"] for e in events) == ["BackupSteward.Drill.Succeeded"] * 2, json.dumps(events)
     assert {e["subject"].lower() for e in events} == {vm.lower(), disk.lower()}

@@ -108,7 +108,14 @@ def test_grant_condition_names_exactly_the_vault_identity_roles() -> None:
     assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/write\\'}" in condition
     request = "@Request[Microsoft.Authorization/roleAssignments"
     assert f"{request}:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals" in condition
-    assert "${join(vaultIdentityRoleIds, ', ')}" in condition
+    assert "${join(grantableRoleIds, ', ')}" in condition
+    # restore drills add the vault identity's restore rights, and only with the Drill role (enableDrills)
+    drill_roles = doc["variables"]["drillVaultIdentityRoleIds"]["value"]
+    assert set(drill_roles) == {r.role_definition_guid for roles in workloads.RESTORE_ROLES.values() for r in roles}
+    grantable = doc["variables"]["grantableRoleIds"]["value"]["operator"]["operands"]
+    assert grantable["condition"] == {"function": {"type": "empty", "parameters": {"item_to_test": "drillRoleGuid"}}}
+    assert grantable["true_value"] == "vaultIdentityRoleIds"
+    assert "drillVaultIdentityRoleIds" in str(grantable["false_value"])
     assert f"{request}:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {{\\'ServicePrincipal\\'}}" in condition
     grantor = next(body(e) for n, e in resources(ACCESS) if n == "grantorAssignment")
     assert grantor["properties"]["condition"] == "grantCondition"
@@ -276,13 +283,15 @@ def test_the_drill_role_exists_and_is_assigned_only_when_drills_are_enabled() ->
 
 
 def test_every_write_of_a_drill_activity_is_in_the_drill_role() -> None:
-    """What a drill writes (the drill_* rows, besides the Operator's VM write) comes from the Drill role alone, so a
-    deployment without enableDrills cannot restore anything."""
+    """What a drill writes (the drill_* rows, besides the Operator's VM write and the Grantor's assignment) comes
+    from the Drill role alone, so a deployment without enableDrills cannot restore anything."""
     drill = {a.lower() for a in _role_actions()["drill"]}
     operator = {a.lower() for a in _role_actions()["operator"]}
     needed = {a.lower() for row, cell in _activity_table().items() if row.startswith("drill_")
               for a in _ACTION.findall(cell) if not a.endswith("/read")}
-    assert needed - {"microsoft.compute/virtualmachines/write"} <= drill, sorted(needed - drill)
+    elsewhere = {"microsoft.compute/virtualmachines/write",  # the Operator's (a VM restore's linked check)
+                 "microsoft.authorization/roleassignments/write"}  # the conditioned Grantor's (drill_grant)
+    assert needed - elsewhere <= drill, sorted(needed - drill)
     assert not (drill & operator), f"the Operator role already grants {sorted(drill & operator)}"
     assert all(a.split("/")[0] in {"microsoft.resources", "microsoft.storage", "microsoft.compute",
                                    "microsoft.recoveryservices", "microsoft.dataprotection"} for a in drill)

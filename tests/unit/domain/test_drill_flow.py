@@ -82,3 +82,17 @@ def test_a_disk_is_the_work_of_a_job_only_when_created_while_it_ran() -> None:
     assert not flow.created_during("2026-03-10T07:44:51Z", start, end)  # another job's, ended later
     assert not flow.created_during("2026-03-10T06:00:00Z", start, end)
     assert flow.created_during(None, start, end) and flow.created_during("2026-03-10T09:00:00Z", start, None)
+
+
+def test_the_vault_identity_gets_its_restore_right_on_the_drill_target_only() -> None:
+    """Disk Restore Operator on the drill group (a disk), Storage Blob Data Contributor on the drill's account
+    (PostgreSQL files), nothing for a Recovery Services VM (backup/restore-managed-disks.md; PS-man manifests)."""
+    group = "/subscriptions/s/resourceGroups/backup-steward-drill-westeurope"
+    account = f"{group}/providers/Microsoft.Storage/storageAccounts/bsdrill1"
+    assert flow.restore_grants("Microsoft.Compute/disks", group, None) == [
+        {"role": "Disk Restore Operator", "role_definition_guid": "b50d9833-a0cb-478e-945f-707fcc997c13",
+         "scope": group}]
+    assert flow.restore_grants("Microsoft.DBforPostgreSQL/flexibleServers", group, account) == [
+        {"role": "Storage Blob Data Contributor", "role_definition_guid": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+         "scope": account}]
+    assert flow.restore_grants("Microsoft.Compute/virtualMachines", group, account) == []
