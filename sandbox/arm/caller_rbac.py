@@ -42,8 +42,9 @@ from sandbox.arm.providers.authorization_model import RoleAssignments
 from sandbox.arm.store import ResourceStore
 
 _VERB = {"read": "read", "write": "write", "delete": "delete"}
-RS_RESTORE = "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/" \
-    "restore/action"
+RS_RESTORE = (
+    "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore/action"
+)
 
 
 def _typed(path: str) -> tuple[str, str]:
@@ -71,17 +72,21 @@ def required_action(method: str, kind: str, path: str, operation: str | None) ->
 
 def authorization_failed(who: str, action: str, scope: str) -> ArmError:
     return ArmError(
-        403, "AuthorizationFailed",
+        403,
+        "AuthorizationFailed",
         f"The client '{who}' with object id '{who}' does not have authorization to perform action '{action}' over "
-        f"scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.")
+        f"scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+    )
 
 
 def linked_failed(who: str, action: str, scope: str, linked: Iterable[tuple[str, str]]) -> ArmError:
     missing = "; ".join(f"'{a}' on the linked scope '{s}'" for a, s in linked)
     return ArmError(
-        403, "LinkedAuthorizationFailed",
+        403,
+        "LinkedAuthorizationFailed",
         f"The client '{who}' has permission to perform action '{action}' on scope '{scope}', however it does not "
-        f"have permission to perform action(s) {missing} or the linked scope(s) are invalid.")
+        f"have permission to perform action(s) {missing} or the linked scope(s) are invalid.",
+    )
 
 
 def linked_checks(action: str, body: Any) -> list[tuple[str, str]]:
@@ -99,8 +104,9 @@ def linked_checks(action: str, body: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-def check(store: ResourceStore, who: str, *, method: str, kind: str, path: str, operation: str | None,
-          raw_body: bytes | None) -> None:
+def check(
+    store: ResourceStore, who: str, *, method: str, kind: str, path: str, operation: str | None, raw_body: bytes | None
+) -> None:
     """Raise ARM's 403 when ``who`` may not make this request."""
     roles = RoleAssignments(store)
     action, scope = required_action(method, kind, path, operation)

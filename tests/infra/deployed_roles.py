@@ -47,8 +47,16 @@ def deploy_app_roles(sandbox: Any, principal_id: str, subscription_id: str, **fl
     for name, actions in custom_roles(**flags).items():
         guid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"backup-steward/{subscription_id}/{name}"))
         define_custom_role(sandbox.store, subscription_id, guid, f"Backup Steward {name} (sandbox)", actions=actions)
-        RoleAssignments(sandbox.store).create(scope, new_assignment_name(), {
-            "roleDefinitionId": role_definition_id(guid, subscription_id), "principalId": principal_id,
-            "principalType": "ServicePrincipal"}, now=now, created_by=None)
+        RoleAssignments(sandbox.store).create(
+            scope,
+            new_assignment_name(),
+            {
+                "roleDefinitionId": role_definition_id(guid, subscription_id),
+                "principalId": principal_id,
+                "principalType": "ServicePrincipal",
+            },
+            now=now,
+            created_by=None,
+        )
         assigned.append(name)
     return assigned

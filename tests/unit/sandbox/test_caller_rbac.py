@@ -28,23 +28,45 @@ BI = f"{GROUP}/providers/Microsoft.DataProtection/backupVaults/bv/backupInstance
 DISK = f"{DRILL_GROUP}/providers/Microsoft.Compute/disks/restored1"
 
 
-@pytest.mark.parametrize(("method", "kind", "path", "expected"), [
-    ("PUT", "write", DRILL_GROUP, ("Microsoft.Resources/subscriptions/resourceGroups/write", DRILL_GROUP)),
-    ("PUT", "write", ACCOUNT, ("Microsoft.Storage/storageAccounts/write", ACCOUNT)),
-    ("DELETE", "delete", DISK, ("Microsoft.Compute/disks/delete", DISK)),
-    ("GET", "read", f"{GROUP}/providers/Microsoft.Compute/disks", ("Microsoft.Compute/disks/read",
-                                                                   f"{GROUP}/providers/Microsoft.Compute/disks")),
-    ("POST", "action", f"{ITEM}/recoveryPoints/rp1/restore", (
-        "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/"
-        "restore/action", f"{ITEM}/recoveryPoints/rp1")),
-    ("POST", "action", f"{RSV}/backupJobs/j1/cancel", ("Microsoft.RecoveryServices/vaults/backupJobs/cancel/action",
-                                                       f"{RSV}/backupJobs/j1")),
-    ("PATCH", "write", f"{DISK}/providers/Microsoft.Resources/tags/default", ("Microsoft.Resources/tags/write",
-                                                                              f"{DISK}/providers/Microsoft.Resources/"
-                                                                              "tags/default")),
-])
-def test_the_action_arm_checks_follows_the_operation_format(method: str, kind: str, path: str,
-                                                             expected: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("method", "kind", "path", "expected"),
+    [
+        ("PUT", "write", DRILL_GROUP, ("Microsoft.Resources/subscriptions/resourceGroups/write", DRILL_GROUP)),
+        ("PUT", "write", ACCOUNT, ("Microsoft.Storage/storageAccounts/write", ACCOUNT)),
+        ("DELETE", "delete", DISK, ("Microsoft.Compute/disks/delete", DISK)),
+        (
+            "GET",
+            "read",
+            f"{GROUP}/providers/Microsoft.Compute/disks",
+            ("Microsoft.Compute/disks/read", f"{GROUP}/providers/Microsoft.Compute/disks"),
+        ),
+        (
+            "POST",
+            "action",
+            f"{ITEM}/recoveryPoints/rp1/restore",
+            (
+                "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/"
+                "restore/action",
+                f"{ITEM}/recoveryPoints/rp1",
+            ),
+        ),
+        (
+            "POST",
+            "action",
+            f"{RSV}/backupJobs/j1/cancel",
+            ("Microsoft.RecoveryServices/vaults/backupJobs/cancel/action", f"{RSV}/backupJobs/j1"),
+        ),
+        (
+            "PATCH",
+            "write",
+            f"{DISK}/providers/Microsoft.Resources/tags/default",
+            ("Microsoft.Resources/tags/write", f"{DISK}/providers/Microsoft.Resources/tags/default"),
+        ),
+    ],
+)
+def test_the_action_arm_checks_follows_the_operation_format(
+    method: str, kind: str, path: str, expected: tuple[str, str]
+) -> None:
     assert required_action(method, kind, path, None) == expected
 
 
@@ -65,9 +87,20 @@ def _store(**flags: bool) -> ResourceStore:
 DRILL_WRITES: list[tuple[str, str, str, str | None, Any]] = [
     ("PUT", "write", DRILL_GROUP, None, None),
     ("PUT", "write", ACCOUNT, None, None),
-    ("POST", "action", f"{ITEM}/recoveryPoints/rp1/restore", RS_RESTORE, {"properties": {
-        "objectType": "IaasVMRestoreRequest", "sourceResourceId": VM, "storageAccountId": ACCOUNT,
-        "targetResourceGroupId": DRILL_GROUP}}),
+    (
+        "POST",
+        "action",
+        f"{ITEM}/recoveryPoints/rp1/restore",
+        RS_RESTORE,
+        {
+            "properties": {
+                "objectType": "IaasVMRestoreRequest",
+                "sourceResourceId": VM,
+                "storageAccountId": ACCOUNT,
+                "targetResourceGroupId": DRILL_GROUP,
+            }
+        },
+    ),
     ("POST", "action", f"{BI}/validateRestore", None, None),
     ("POST", "action", f"{BI}/restore", None, None),
     ("POST", "action", f"{RSV}/backupJobs/j1/cancel", None, None),
@@ -79,8 +112,15 @@ DRILL_WRITES: list[tuple[str, str, str, str | None, Any]] = [
 
 def _send(store: ResourceStore, write: tuple[str, str, str, str | None, Any]) -> None:
     method, kind, path, operation, body = write
-    check(store, APP, method=method, kind=kind, path=path, operation=operation,
-          raw_body=json.dumps(body).encode() if body is not None else None)
+    check(
+        store,
+        APP,
+        method=method,
+        kind=kind,
+        path=path,
+        operation=operation,
+        raw_body=json.dumps(body).encode() if body is not None else None,
+    )
 
 
 @pytest.mark.parametrize("write", DRILL_WRITES, ids=lambda w: f"{w[0]} {w[2].rsplit('/', 2)[-2]}")
@@ -119,8 +159,13 @@ def test_a_vm_restore_also_needs_the_linked_rights_on_the_staging_account_and_ta
     now = datetime(2026, 3, 2, tzinfo=UTC)
     guid = "11111111-2222-4333-8444-555555555555"
     define_custom_role(store, SUB, guid, "restore only", actions=[RS_RESTORE])
-    RoleAssignments(store).create(f"/subscriptions/{SUB}", "22222222-2222-4333-8444-555555555555", {
-        "roleDefinitionId": role_definition_id(guid, SUB), "principalId": APP}, now=now, created_by=None)
+    RoleAssignments(store).create(
+        f"/subscriptions/{SUB}",
+        "22222222-2222-4333-8444-555555555555",
+        {"roleDefinitionId": role_definition_id(guid, SUB), "principalId": APP},
+        now=now,
+        created_by=None,
+    )
     with pytest.raises(ArmError) as refused:
         _send(store, DRILL_WRITES[2])
     assert refused.value.code == "LinkedAuthorizationFailed"
@@ -134,7 +179,11 @@ def test_a_custom_role_is_assignable_only_within_its_assignable_scopes() -> None
     define_custom_role(store, SUB, guid, "somewhere", actions=["Microsoft.Compute/disks/delete"])
     other = "00000000-0000-4000-8000-000000000002"
     with pytest.raises(ArmError) as refused:
-        RoleAssignments(store).create(f"/subscriptions/{other}", "33333333-2222-4333-8444-555555555555", {
-            "roleDefinitionId": role_definition_id(guid, other), "principalId": APP},
-            now=datetime(2026, 3, 2, tzinfo=UTC), created_by=None)
+        RoleAssignments(store).create(
+            f"/subscriptions/{other}",
+            "33333333-2222-4333-8444-555555555555",
+            {"roleDefinitionId": role_definition_id(guid, other), "principalId": APP},
+            now=datetime(2026, 3, 2, tzinfo=UTC),
+            created_by=None,
+        )
     assert refused.value.code == "RoleDefinitionDoesNotExist"
