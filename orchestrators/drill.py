@@ -160,7 +160,8 @@ def _drill_one(drill: _Drill, target: dict[str, Any]) -> Flow:
     context = drill.context
     workload = flow.Workload(str(target["workload"]))
     result: dict[str, Any] = {"resourceId": target["resourceId"], "workload": workload.value,
-                              "rule": target["rule"], "outcome": None, "created": [], "deleted": [], "left": []}
+                              "rule": target["rule"], "outcome": None, "created": [], "deleted": [], "left": [],
+                              "lifetimeSeconds": target.get("lifetime")}
     recorded: list[str] = result["created"]
     try:
         yield from _restore_and_validate(drill, target, result, recorded)

@@ -96,3 +96,29 @@ def test_the_vault_identity_gets_its_restore_right_on_the_drill_target_only() ->
         {"role": "Storage Blob Data Contributor", "role_definition_guid": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
          "scope": account}]
     assert flow.restore_grants("Microsoft.Compute/virtualMachines", group, account) == []
+
+
+def test_the_last_drill_record_keeps_when_a_drill_last_succeeded() -> None:
+    ok = {"id": "drill-a", "startedAt": "2026-03-01T00:00:00+00:00"}
+    first = flow.last_drill_record(None, ok, {"outcome": "Succeeded"})
+    assert first["lastSucceededAt"] == "2026-03-01T00:00:00+00:00"
+    failed = flow.last_drill_record(first, {"id": "drill-b", "startedAt": "2026-03-08T00:00:00+00:00"},
+                                    {"outcome": "RestoreFailed"})
+    assert failed == {"drillId": "drill-b", "startedAt": "2026-03-08T00:00:00+00:00", "outcome": "RestoreFailed",
+                      "lastSucceededAt": "2026-03-01T00:00:00+00:00"}
+    assert flow.last_drill_record(None, ok, {"outcome": "Cancelled"})["lastSucceededAt"] is None
+
+
+def test_leftovers_expire_with_their_rules_lifetime_and_leave_the_index_once_gone_or_deleted() -> None:
+    report = {"id": "drill-a", "startedAt": "2026-03-01T00:00:00+00:00", "results": [
+        {"resourceId": "/vm", "left": ["/disk1", "/acct"], "lifetimeSeconds": 6 * 3600},
+        {"resourceId": "/disk", "left": [], "lifetimeSeconds": 6 * 3600}]}
+    index = flow.add_leftovers(None, report)
+    assert index == {"entries": [{"drillId": "drill-a", "resourceId": "/vm", "ids": ["/disk1", "/acct"],
+                                  "expiresAt": "2026-03-01T06:00:00+00:00"}]}
+    assert flow.expired_leftovers(index, datetime(2026, 3, 1, 5, tzinfo=UTC)) == []
+    expired = flow.expired_leftovers(index, datetime(2026, 3, 1, 6, tzinfo=UTC))
+    assert [e["id"] for e in expired] == ["/disk1", "/acct"]
+    still = flow.after_reconcile(index, [{"id": "/disk1", "effect": "deleted"}, {"id": "/acct", "effect": "deleting"}])
+    assert still["entries"][0]["ids"] == ["/acct"], "a delete still running is looked at again"
+    assert flow.after_reconcile(still, [{"id": "/ACCT", "effect": "gone"}]) == {"entries": []}
