@@ -15,6 +15,7 @@ import azure.durable_functions as df
 
 from steward import bootstrap, telemetry
 from steward.cloud.inventory import ArmEstateReader, read_estate
+from steward.domain import drill_flow
 from steward.domain.audit import (
     AuditResult,
     EstateInventory,
@@ -24,6 +25,11 @@ from steward.domain.audit import (
     inventory_to_json,
     remediation_plan,
 )
+from steward.domain.drill_rules import first_drill
+from steward.domain.errors import InvalidResourceId
+from steward.domain.ids import ResourceId
+from steward.domain.kernel import id_key
+from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.events import finding_events
 from steward.report.store import load_latest, save_result
 
@@ -102,10 +108,43 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
         now,
         previous,
         interrupted_teardowns=list(request.get("interruptedTeardowns") or []),
+        drills=_drill_status(inventory),
+        drill_leftovers=list(request.get("drillLeftovers") or []),
     )
     saved = save_result(store, result)
     telemetry.record_coverage({s: cell.ratio for s, cell in result.coverage.by_subscription.items()})
     return _summary(result, saved.json_name, saved.html_name)
+
+
+def _drill_status(inventory: EstateInventory) -> list[dict[str, Any]]:
+    """Per protected resource a drill rule covers: the rule's period and its last drill (``drill_record``'s
+    ``drills/last/...`` record), for DRL-001 and DRL-002."""
+    rules = bootstrap.rules()
+    if not rules.drills:
+        return []
+    protected = {id_key(i.source_id) for i in inventory.protected_items if not i.soft_deleted}
+    protected |= {id_key(b.datasource_id.split("/blobServices/", maxsplit=1)[0])
+                  for b in inventory.backup_instances if not b.soft_deleted}
+    store = bootstrap.report_store()
+    found: list[dict[str, Any]] = []
+    for resource in inventory.resources:
+        if resource.key not in protected:
+            continue
+        try:
+            facts = ResourceFacts(ResourceId.parse(resource.id), resource.location, dict(resource.tags))
+        except (InvalidResourceId, ValueError):
+            continue
+        decision = route(facts, rules)
+        drill = first_drill(rules.drills, resource.type, dict(resource.tags),
+                            decision.rule if isinstance(decision, Protect) else None)
+        if drill is None:
+            continue
+        data = store.get(drill_flow.last_drill_blob(resource.id))
+        last = json.loads(data) if data else {}
+        found.append({"resourceId": resource.id, "rule": drill.name, "everySeconds": drill.every.total_seconds(),
+                      "lastDrillId": last.get("drillId"), "lastDrillAt": last.get("startedAt"),
+                      "lastOutcome": last.get("outcome"), "lastSucceededAt": last.get("lastSucceededAt")})
+    return found
 
 
 def _stored_result(name: str) -> AuditResult:

@@ -9,6 +9,7 @@ the orchestrator.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -17,6 +18,7 @@ from steward import bootstrap
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
 from steward.cloud.inventory import ArmEstateReader
+from steward.cloud.protection import BackupVaultProtection
 from steward.cloud.publisher import OutcomeEvent
 from steward.domain import drill_flow as flow
 from steward.domain.drill_rules import first_drill
@@ -25,6 +27,9 @@ from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
 
 bp = df.Blueprint()
+
+#: what drills recorded and could not delete, with when each drill's lifetime ends (the audit reconciles them)
+LEFTOVERS = "drills/leftovers.json"
 
 
 def _ops() -> DrillOps:
@@ -36,7 +41,7 @@ def _refused(error: AzureRefusal) -> dict[str, Any]:
 
 
 def _last_name(resource_id: str) -> str:
-    return f"drills/last/{flow.short_hash(resource_id, length=32)}.json"
+    return flow.last_drill_blob(resource_id)
 
 
 def _subscriptions(request: dict[str, Any]) -> list[str]:
@@ -140,6 +145,28 @@ def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
     except AzureRefusal as error:
         return _refused(error)
     return {"ok": True, "group": group, "account": account}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_grant(request: dict[str, Any]) -> dict[str, Any]:
+    """Give the Backup vault's identity the role it restores with on the drill's target (``request["grants"]``,
+    from ``drill_flow.restore_grants``); idempotent. Returns the roles newly assigned (they take minutes to apply)."""
+    grants = request.get("grants") or []
+    if not grants:
+        return {"ok": True, "created": []}
+    vault_id = str(request["target"]["vaultId"])
+    try:
+        vault = _ops().get(vault_id) or {}
+        principal = str((vault.get("identity") or {}).get("principalId") or "")
+        if not principal:
+            return {"ok": False, "error": {"code": "VaultIdentityMissing", "message": (
+                f"the Backup vault {vault_id} has no system-assigned identity to restore with")}}
+        adapter = BackupVaultProtection(bootstrap.clients())
+        created = [str(g["role"]) for g in grants
+                   if adapter.ensure_role(principal, str(g["role_definition_guid"]), str(g["scope"]))]
+    except AzureRefusal as error:
+        return _refused(error)
+    return {"ok": True, "created": created}
 
 
 @bp.activity_trigger(input_name="request")
@@ -273,10 +300,46 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     store.put(f"drills/{report['id']}.json", json.dumps(report).encode(), "application/json")
     events: list[OutcomeEvent] = []
     for result in report.get("results") or []:
-        store.put(_last_name(str(result["resourceId"])), json.dumps(
-            {"drillId": report["id"], "startedAt": report["startedAt"], "outcome": result["outcome"]}).encode(),
-            "application/json")
+        previous = store.get(_last_name(str(result["resourceId"])))
+        record = flow.last_drill_record(json.loads(previous) if previous else None, report, result)
+        store.put(_last_name(str(result["resourceId"])), json.dumps(record).encode(), "application/json")
         events.append(OutcomeEvent(flow.event_type(str(result["outcome"])), str(result["resourceId"]),
                                    {"drillId": report["id"], **result}))
+    if any(r.get("left") for r in report.get("results") or []):
+        index = store.get(LEFTOVERS)
+        store.put(LEFTOVERS, json.dumps(flow.add_leftovers(json.loads(index) if index else None, report)).encode(),
+                  "application/json")
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
+    """The audit's drill reconciler: delete what drills recorded, could not delete, and whose lifetime has ended -
+    only while it still carries the drill's tag (``drills/leftovers.json``); returns one record per leftover with
+    what was done (``gone``, ``deleted``, ``deleting``, ``kept``, ``failed``) for DRL-003."""
+    store = bootstrap.report_store()
+    data = store.get(LEFTOVERS)
+    index = json.loads(data) if data else None
+    expired = flow.expired_leftovers(index, datetime.fromisoformat(str(request["now"])))
+    if not expired:
+        return {"leftovers": []}
+    ops = _ops()
+    outcomes: list[dict[str, Any]] = []
+    for leftover in expired:
+        resource_id, drill_id = str(leftover["id"]), str(leftover["drillId"])
+        try:
+            tags = ops.tags_of(resource_id)
+            if tags is None:
+                outcomes.append({**leftover, "effect": "gone"})
+                continue
+            delete, _skipped = flow.deletable([resource_id], {resource_id.lower(): tags}, drill_id)
+            if not delete:
+                outcomes.append({**leftover, "effect": "kept", "reason": "it no longer carries the drill's tag"})
+                continue
+            operation = ops.delete(resource_id)
+            outcomes.append({**leftover, "effect": "deleting" if operation else "deleted"})
+        except AzureRefusal as error:
+            outcomes.append({**leftover, "effect": "failed", "reason": str(error)[:300]})
+    store.put(LEFTOVERS, json.dumps(flow.after_reconcile(index, outcomes)).encode(), "application/json")
+    return {"leftovers": outcomes}

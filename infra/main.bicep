@@ -86,6 +86,9 @@ param autoCreateVaults bool = false
 @description('Let the app tear vaults down: defines and assigns the Backup Steward Teardown role (deletes items, containers and vaults; turns soft delete and enhanced security off). false: the app protects and audits only and cannot delete or weaken backup data; a teardown can still be planned (reads), and a run is refused by Azure (AuthorizationFailed) at its first delete or settings change, so nothing is deleted or weakened.')
 param enableTeardown bool = false
 
+@description('Let the app run restore drills: defines and assigns the Backup Steward Drill role (restore out of place into the drill resource groups, cancel restore jobs, tag and delete what a drill restored). false: a drill is refused by Azure (AuthorizationFailed) at its first write (the drill group), before anything is restored.')
+param enableDrills bool = false
+
 @description('Narrower scope for the Teardown role: { \'<subscription id>\': [\'<resource group>\', ...] } names the groups whose vaults the app may tear down; a target subscription not named gets the role subscription-wide (with enableTeardown).')
 param teardownResourceGroups object = {}
 
@@ -256,6 +259,7 @@ module roles 'modules/role-definitions.bicep' = {
     assignableSubscriptionIds: targetSubscriptionIds
     autoCreateVaults: autoCreateVaults
     enableTeardown: enableTeardown
+    enableDrills: enableDrills
   }
 }
 
@@ -268,6 +272,7 @@ module access 'modules/target-access.bicep' = [for subscriptionId in targetSubsc
     grantorRoleGuid: roles.outputs.grantorRoleGuid
     creatorRoleGuid: roles.outputs.creatorRoleGuid
     teardownRoleGuid: roles.outputs.teardownRoleGuid
+    drillRoleGuid: roles.outputs.drillRoleGuid
     teardownResourceGroups: contains(teardownResourceGroups, subscriptionId) ? teardownResourceGroups[subscriptionId] : []
     vaultIdentityPrincipalIds: vaultIdentityPrincipalIds
   }

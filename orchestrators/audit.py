@@ -48,6 +48,10 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     )
     subscriptions: list[str] = list(scope["subscriptions"])
     reconciled = yield from _reconcile_teardowns(context, request, subscriptions, run)
+    # restore drills' leftovers past their lifetime: deleted while they carry their drill's tag (DRL-003)
+    drill_leftovers = yield from call_with_backoff(
+        context, "drill_reconcile_leftovers", RETRY, {"now": now.isoformat()}
+    )
     parts: list[dict[str, Any]] = []
     for start in range(0, len(subscriptions), FAN_OUT):
         batch = subscriptions[start : start + FAN_OUT]
@@ -61,7 +65,8 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         context,
         "audit_evaluate",
         RETRY,
-        {"parts": [p["part"] for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled},
+        {"parts": [p["part"] for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled,
+         "drillLeftovers": drill_leftovers["leftovers"]},
     )
     context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
     published = yield from call_with_backoff(context, "audit_publish_findings", RETRY, {"report": summary["report"]})
@@ -73,6 +78,7 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         "inventoryGaps": sum(int(p["gaps"]) for p in parts),
         "events": published["events"],
         "remediation": remediation,
+        "drillLeftovers": len(drill_leftovers["leftovers"]),
     }
 
 

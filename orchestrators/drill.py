@@ -25,6 +25,7 @@ import azure.durable_functions as df
 from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import drill_flow as flow
 from steward.domain.drills import DrillBudget, PointChoice, RecoveryPointRef, pick_recovery_point
+from steward.domain.protection_flow import RBAC_PENDING_CODES, rbac_wait
 
 bp = df.Blueprint()
 
@@ -159,7 +160,8 @@ def _drill_one(drill: _Drill, target: dict[str, Any]) -> Flow:
     context = drill.context
     workload = flow.Workload(str(target["workload"]))
     result: dict[str, Any] = {"resourceId": target["resourceId"], "workload": workload.value,
-                              "rule": target["rule"], "outcome": None, "created": [], "deleted": [], "left": []}
+                              "rule": target["rule"], "outcome": None, "created": [], "deleted": [], "left": [],
+                              "lifetimeSeconds": target.get("lifetime")}
     recorded: list[str] = result["created"]
     try:
         yield from _restore_and_validate(drill, target, result, recorded)
@@ -211,13 +213,30 @@ def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[st
     start = {"drillId": drill.drill_id, "target": target, "pointId": point.id, "groupId": group["id"],
              "account": account}
     if workload is not flow.Workload.VM:
-        context.set_custom_status({"phase": "validateRestore", "resourceId": target["resourceId"]})
-        checked = yield from drill.call("drill_start", {**start, "phase": "validate"})
-        verdict = (yield from drill.follow(checked.get("operation"))) if checked.get("ok") else checked
-        if not checked.get("ok") or verdict.get("state") != "succeeded":
-            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=verdict.get("error"),
-                          reason="validateRestore refused the restore")
+        grants = flow.restore_grants(str(target["type"]), str(group["id"]),
+                                     str(account["id"]) if account is not None else None)
+        granted = yield from drill.call("drill_grant", {"target": target, "grants": grants})
+        if not granted.get("ok"):
+            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=granted.get("error"),
+                          reason="the Backup vault's identity could not be given its restore role")
             return
+        result["vaultRoles"] = grants
+        context.set_custom_status({"phase": "validateRestore", "resourceId": target["resourceId"]})
+        attempt, waited = 0, 0.0
+        while True:
+            checked = yield from drill.call("drill_start", {**start, "phase": "validate"})
+            verdict = (yield from drill.follow(checked.get("operation"))) if checked.get("ok") else checked
+            if checked.get("ok") and verdict.get("state") == "succeeded":
+                break
+            code = str((verdict.get("error") or {}).get("code") or "").lower()
+            # a role just given to the vault's identity takes minutes to apply (Azure RBAC: up to 10 minutes)
+            wait = rbac_wait(attempt, waited) if code in RBAC_PENDING_CODES and granted.get("created") else None
+            if wait is None or drill.cancelled:
+                result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=verdict.get("error"),
+                              reason="validateRestore refused the restore")
+                return
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+            attempt, waited = attempt + 1, waited + wait
     if drill.cancelled:
         return
     context.set_custom_status({"phase": "restore", "resourceId": target["resourceId"]})

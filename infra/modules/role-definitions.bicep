@@ -23,6 +23,9 @@ param assignableSubscriptionIds array
 @description('Also define the role that lets the app create missing regional vaults.')
 param autoCreateVaults bool = false
 
+@description('Also define the role that lets the app run restore drills (restore out of place into its drill resource groups, follow and cancel the restore jobs, tag and delete what a drill restored). Without it a drill is refused by Azure (AuthorizationFailed) at its first write.')
+param enableDrills bool = false
+
 @description('Also define the role that lets the app tear vaults down (delete items, containers, vaults; turn soft delete and enhanced security off). Without it the app cannot delete any backup data.')
 param enableTeardown bool = false
 
@@ -136,6 +139,59 @@ resource teardown 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (ena
   }
 }
 
+// Only with enableDrills (issue 17): what restore drills write. Sources, per step (docs/azure-facts.md "Restore
+// drills: the permissions"):
+//   * Recovery Services VM restore (restore disks with a staging account), "Restore managed disks from VM
+//     backup" in MicrosoftDocs/azure-docs articles/backup/backup-rbac-rs-vault.md: Backup Operator on the vault
+//     (its restore action), Virtual Machine Contributor on the source VM (Microsoft.Compute/virtualMachines/
+//     write, already in the Operator role), Storage Account Contributor on the staging account ("a custom role
+//     ... Microsoft.Storage/storageAccounts/write") and Contributor on the target resource group ("a custom role
+//     ... Microsoft.Resources/subscriptions/resourceGroups/write");
+//   * Backup vault restores: Backup Operator's validateRestore and restore actions (built-in-roles/storage.md);
+//     what writes the restored disk or files is the VAULT's identity (Disk Restore Operator on the target group,
+//     backup/restore-managed-disks.md; Storage Blob Data Contributor on the target account, Azure/azure-powershell
+//     DataProtection manifests AzureDatabaseForPGFlexServer.json "storageAccountPermissionsForRestore");
+//   * the drill's own housekeeping: tag what a restore created, delete what the drill recorded and tagged.
+// No delete of anything in Microsoft.RecoveryServices or Microsoft.DataProtection, no vault or policy write, no
+// resource group delete (the drill group stays, empty and tagged drill-owned), no data actions.
+resource drill 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (enableDrills) {
+  name: guid(subscription().id, namePrefix, 'backup-steward-drill')
+  properties: {
+    roleName: 'Backup Steward Drill (${namePrefix})'
+    description: 'restore_drill (enableDrills): restore backups out of place into the drill resource groups, follow and cancel the restore jobs, tag and delete only what a drill restored. No access to backup data, no vault or policy change, no delete of backups.'
+    type: 'CustomRole'
+    assignableScopes: assignableScopes
+    permissions: [
+      {
+        actions: [
+          // drill_prepare: the drill resource group (created once, tagged drill-owned); also the linked check of a
+          // Recovery Services restore on its target resource group.
+          'Microsoft.Resources/subscriptions/resourceGroups/write'
+          // drill_prepare: the drill's staging account (VM disks; PostgreSQL files); also the linked check of a
+          // Recovery Services restore on its staging account.
+          'Microsoft.Storage/storageAccounts/write'
+          // drill_start, VM: restore disks from a recovery point (Backup Operator's action).
+          'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore/action'
+          // drill_start, disk and PostgreSQL: validate, then restore (Backup Operator's actions).
+          'Microsoft.DataProtection/backupVaults/backupInstances/validateRestore/action'
+          'Microsoft.DataProtection/backupVaults/backupInstances/restore/action'
+          // drill_cancel_job: cancel a Recovery Services restore job (in Backup Operator's backupJobs/*).
+          'Microsoft.RecoveryServices/Vaults/backupJobs/cancel/action'
+          // drill_restored: the drill's tag on what a restore created (Tags_UpdateAtScope, Merge).
+          'Microsoft.Resources/tags/write'
+          // drill_cleanup: delete the restored disks and the staging account, only ids the drill recorded and that
+          // carry its tag (steward/domain/drill_flow.py deletable()).
+          'Microsoft.Compute/disks/delete'
+          'Microsoft.Storage/storageAccounts/delete'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
 resource vaultIdentityGrantor 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, namePrefix, 'backup-steward-vault-identity-grantor')
   properties: {
@@ -189,3 +245,4 @@ output operatorRoleGuid string = operator.name
 output grantorRoleGuid string = vaultIdentityGrantor.name
 output creatorRoleGuid string = autoCreateVaults ? vaultCreator.name : ''
 output teardownRoleGuid string = enableTeardown ? teardown.name : ''
+output drillRoleGuid string = enableDrills ? drill.name : ''

@@ -20,6 +20,9 @@ param creatorRoleGuid string = ''
 @description('GUID of the Backup Steward Teardown custom role; empty (enableTeardown false): not assigned, and the app cannot delete or weaken backup data.')
 param teardownRoleGuid string = ''
 
+@description('GUID of the Backup Steward Drill custom role; empty (enableDrills false): not assigned, and a restore drill is refused by Azure at its first write.')
+param drillRoleGuid string = ''
+
 @description('Resource groups of this subscription whose vaults the app may tear down; empty: the Teardown role is assigned on the whole subscription.')
 param teardownResourceGroups array = []
 
@@ -39,6 +42,17 @@ var vaultIdentityRoleIds = [
   'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 ]
 
+// With enableDrills (drillRoleGuid set), restore drills also give the vault identity its restore right on the
+// drill's target (steward/domain/workloads.py RESTORE_ROLES): Disk Restore Operator on the drill group
+// (backup/restore-managed-disks.md) and Storage Blob Data Contributor on the drill's storage account (PostgreSQL
+// files; Azure/azure-powershell DataProtection manifest AzureDatabaseForPGFlexServer.json). Without drills the
+// condition does not allow them.
+var drillVaultIdentityRoleIds = [
+  'b50d9833-a0cb-478e-945f-707fcc997c13'
+  'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+]
+var grantableRoleIds = empty(drillRoleGuid) ? vaultIdentityRoleIds : concat(vaultIdentityRoleIds, drillVaultIdentityRoleIds)
+
 // ABAC delegation condition on the grantor (Azure "Delegate Azure role assignment management to others
 // with conditions"; attributes from "Authorization actions and attributes": a roleAssignments/write request
 // carries RoleDefinitionId, PrincipalId and PrincipalType, learn.microsoft.com/azure/role-based-access-control/
@@ -52,7 +66,7 @@ var vaultIdentityRoleIds = [
 //   * and, when vaultIdentityPrincipalIds names them, only to those vault identities (PrincipalId GuidEquals).
 // It cannot grant Owner, User Access Administrator or itself, nor any role to a user or group.
 var principalPin = empty(vaultIdentityPrincipalIds) ? '' : ' AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {${join(vaultIdentityPrincipalIds, ', ')}}'
-var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${join(vaultIdentityRoleIds, ', ')}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${principalId}}${principalPin}))'
+var grantCondition = '((!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${join(grantableRoleIds, ', ')}} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'ServicePrincipal\'} AND @Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAllValues:GuidNotEquals {${principalId}}${principalPin}))'
 
 // Scope: subscription. Inventory: describe_resource, list_resources, find_vaults, list_vaults,
 // find_protections, audits (ARM reads of VMs, disks, storage accounts, PostgreSQL servers, vaults) and
@@ -113,6 +127,19 @@ resource teardownAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalId: principalId
     principalType: 'ServicePrincipal'
     description: 'Backup Steward: tear down vaults on approved requests (deletes backup data)'
+  }
+}
+
+// Scope: subscription; only with enableDrills (restore_drill). The vaults, their items and the drill groups the
+// rules name (one per region and subscription) can be anywhere in the subscription; the role's deletes are of
+// disks and storage accounts only, and the app deletes only what a drill recorded and tagged.
+resource drillAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(drillRoleGuid)) {
+  name: guid(subscription().id, principalId, 'drill')
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', drillRoleGuid)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    description: 'Backup Steward: restore drills (restore out of place, delete only what a drill restored)'
   }
 }
 

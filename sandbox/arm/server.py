@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sandbox.arm import caller_rbac
 from sandbox.arm.certs import make_certificates
 from sandbox.arm.config import (
     EventDeliveryConfig,
@@ -148,6 +149,8 @@ class ArmSandbox:
         self.counters = RequestCounters()
         self.faults = FaultInjector(cfg.faults)
         self.throttle = Throttle(cfg.throttle)
+        #: principals whose own RBAC is checked on every request (sandbox/arm/caller_rbac.py); empty: nobody's
+        self.rbac_principals: set[str] = set()
         self.latency = cfg.latency
         self.events = EventBus(self.clock, cfg.events)
         self.operations = OperationEngine(self.clock, self.events, self.faults)
@@ -318,6 +321,11 @@ class ArmSandbox:
 
     def configure_events(self, delivery: EventDeliveryConfig) -> None:
         self.events.reconfigure(delivery)
+
+    def enforce_caller_rbac(self, principal_id: str, enforce: bool = True) -> None:
+        """Sandbox control: from now on every ARM request of ``principal_id`` needs its action in the roles that
+        principal holds (ARM's 403 ``AuthorizationFailed`` otherwise; ``sandbox/arm/caller_rbac.py``)."""
+        (self.rbac_principals.add if enforce else self.rbac_principals.discard)(principal_id.lower())
 
     def configure_propagation(self, propagation: PropagationConfig) -> None:
         """RBAC propagation delay, VM write events on accept, VM discovery (config.PropagationConfig)."""
@@ -511,6 +519,7 @@ class ArmSandbox:
             self.clock.sleep(float(self.latency.seconds.get(req.kind, 0.0)))
 
         try:
+            self._check_caller_rbac(req, route)
             response = self._route(req, route)
         except ArmError as exc:
             response = Response(exc.status, exc.body(), dict(exc.headers))
@@ -530,6 +539,16 @@ class ArmSandbox:
             f"exceeded. Please try again after '{math.ceil(wait)}' seconds after the last request.",
         )
         return Response(429, err.body(), self.operations.retry_after_headers(wait))
+
+    def _check_caller_rbac(self, req: Request, route: Route | None) -> None:
+        if not self.rbac_principals or req.principal is None or route is None:
+            return
+        if req.principal.object_id.lower() not in self.rbac_principals:
+            return
+        if not req.path.lower().startswith("/subscriptions/"):
+            return
+        caller_rbac.check(self.store, req.principal.object_id, method=req.method, kind=req.kind, path=req.path,
+                          operation=route.operation, raw_body=req.raw_body)
 
     def _route(self, req: Request, route: Route | None) -> Response:
         parsed = _parse_raw(req)

@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
+from steward.domain.workloads import RESTORE_ROLES, RoleScope
 
 #: the tag every resource a drill creates carries; its value is the drill's id. Cleanup deletes only ids the drill
 #: recorded AND that carry this tag with its id.
@@ -283,3 +284,72 @@ def _parse(text: str) -> datetime:
 
 def event_type(outcome: str) -> str:
     return f"BackupSteward.Drill.{outcome}"
+
+
+def restore_grants(resource_type: str, group_id: str, account_id: str | None) -> list[dict[str, str]]:
+    """The role assignments the Backup vault's identity needs before it can restore this resource type into the
+    drill: a disk into the drill group, PostgreSQL files into the drill's account (workloads.RESTORE_ROLES). A
+    Recovery Services VM restore needs none (the service writes with the caller's rights)."""
+    grants = []
+    for role in RESTORE_ROLES.get(resource_type.lower(), ()):
+        scope = group_id if role.scope is RoleScope.RESOURCE_GROUP else account_id
+        if scope:
+            grants.append({"role": role.role_name, "role_definition_guid": role.role_definition_guid,
+                           "scope": scope})
+    return grants
+
+
+# ---- after the drill: the last-drill record and the leftovers the audit's reconciler deletes --------------------
+
+
+def last_drill_blob(resource_id: str) -> str:
+    """Where the report store keeps a resource's last drill (``last_drill_record``)."""
+    return f"drills/last/{short_hash(resource_id, length=32)}.json"
+
+
+def last_drill_record(previous: Mapping[str, Any] | None, report: Mapping[str, Any],
+                      result: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``drills/last/<resource>.json`` keeps: the last drill, and when a drill of it last succeeded (carried
+    over from ``previous`` when this one did not) - the audit's DRL-001 and DRL-002 read it."""
+    succeeded = str(result.get("outcome")) == Outcome.SUCCEEDED.value
+    last_success = report.get("startedAt") if succeeded else (previous or {}).get("lastSucceededAt")
+    return {"drillId": report["id"], "startedAt": report["startedAt"], "outcome": result["outcome"],
+            "lastSucceededAt": last_success}
+
+
+def add_leftovers(index: Mapping[str, Any] | None, report: Mapping[str, Any]) -> dict[str, Any]:
+    """The leftovers index (``drills/leftovers.json``) with this drill's ``left`` ids added: ids the drill recorded
+    and could not delete, with when their lifetime ends (the drill's start + the rule's lifetime)."""
+    entries = [dict(e) for e in (index or {}).get("entries") or []]
+    started = datetime.fromisoformat(str(report["startedAt"]))
+    for result in report.get("results") or []:
+        left = [str(i) for i in result.get("left") or []]
+        if not left:
+            continue
+        lifetime = float(result.get("lifetimeSeconds") or 0)
+        entries.append({"drillId": str(report["id"]), "resourceId": str(result.get("resourceId") or ""),
+                        "ids": left, "expiresAt": (started + timedelta(seconds=lifetime)).isoformat()})
+    return {"entries": entries}
+
+
+def expired_leftovers(index: Mapping[str, Any] | None, now: datetime) -> list[dict[str, Any]]:
+    """``{"id", "drillId", "expiredAt"}`` of every recorded leftover whose lifetime has ended at ``now``."""
+    found = []
+    for entry in (index or {}).get("entries") or []:
+        expires = datetime.fromisoformat(str(entry["expiresAt"]))
+        if expires <= now:
+            found += [{"id": i, "drillId": str(entry["drillId"]), "expiredAt": str(entry["expiresAt"])}
+                      for i in entry.get("ids") or []]
+    return found
+
+
+def after_reconcile(index: Mapping[str, Any] | None, outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The index without the ids the reconciler saw gone or deleted (a delete still running stays until gone; an id
+    kept because it lost the drill's tag is dropped: it is no longer the drill's to delete)."""
+    done = {str(o["id"]).lower() for o in outcomes if o.get("effect") in ("gone", "deleted", "kept")}
+    entries = []
+    for entry in (index or {}).get("entries") or []:
+        ids = [i for i in entry.get("ids") or [] if str(i).lower() not in done]
+        if ids:
+            entries.append({**entry, "ids": ids})
+    return {"entries": entries}

@@ -57,6 +57,18 @@ POSTGRES_FLEX_LTR_BACKUP: Final = RoleRequirement(
     RoleScope.RESOURCE,
 )
 
+# Restore drills (issue 17): what the vault identity needs on the restore target. Disk Restore Operator on the
+# resource group the disk is restored into (backup/restore-managed-disks.md, "Assign Disk Restore Operator role to
+# Backup Vault's managed identity on the Resource group where the disk is to be restored"); Storage Blob Data
+# Contributor on the storage account PostgreSQL files are restored into (Azure/azure-powershell DataProtection
+# manifest AzureDatabaseForPGFlexServer.json, storageAccountPermissionsForRestore).
+DISK_RESTORE_OPERATOR: Final = RoleRequirement(
+    "Disk Restore Operator", "b50d9833-a0cb-478e-945f-707fcc997c13", RoleScope.RESOURCE_GROUP
+)
+STORAGE_BLOB_DATA_CONTRIBUTOR: Final = RoleRequirement(
+    "Storage Blob Data Contributor", "ba92f5b4-2d11-453d-a403-e96b0029c9fe", RoleScope.RESOURCE
+)
+
 VM: Final = Workload(
     resource_type="Microsoft.Compute/virtualMachines",
     vault_kind=VaultKind.RECOVERY_SERVICES,
@@ -98,3 +110,10 @@ WORKLOADS: Final[dict[str, Workload]] = {
 def workload_for(resource_type: str) -> Workload | None:
     """The workload for an ARM resource type (case-insensitive), or None when unsupported."""
     return WORKLOADS.get(resource_type.lower())
+
+
+#: the roles a restore drill gives the vault identity on its restore target (the drill group or the drill's account)
+RESTORE_ROLES: Final[dict[str, tuple[RoleRequirement, ...]]] = {
+    "microsoft.compute/disks": (DISK_RESTORE_OPERATOR,),
+    "microsoft.dbforpostgresql/flexibleservers": (STORAGE_BLOB_DATA_CONTRIBUTOR,),
+}

@@ -108,7 +108,14 @@ def test_grant_condition_names_exactly_the_vault_identity_roles() -> None:
     assert "ActionMatches{\\'Microsoft.Authorization/roleAssignments/write\\'}" in condition
     request = "@Request[Microsoft.Authorization/roleAssignments"
     assert f"{request}:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals" in condition
-    assert "${join(vaultIdentityRoleIds, ', ')}" in condition
+    assert "${join(grantableRoleIds, ', ')}" in condition
+    # restore drills add the vault identity's restore rights, and only with the Drill role (enableDrills)
+    drill_roles = doc["variables"]["drillVaultIdentityRoleIds"]["value"]
+    assert set(drill_roles) == {r.role_definition_guid for roles in workloads.RESTORE_ROLES.values() for r in roles}
+    grantable = doc["variables"]["grantableRoleIds"]["value"]["operator"]["operands"]
+    assert grantable["condition"] == {"function": {"type": "empty", "parameters": {"item_to_test": "drillRoleGuid"}}}
+    assert grantable["true_value"] == "vaultIdentityRoleIds"
+    assert "drillVaultIdentityRoleIds" in str(grantable["false_value"])
     assert f"{request}:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {{\\'ServicePrincipal\\'}}" in condition
     grantor = next(body(e) for n, e in resources(ACCESS) if n == "grantorAssignment")
     assert grantor["properties"]["condition"] == "grantCondition"
@@ -118,7 +125,8 @@ def test_grant_condition_names_exactly_the_vault_identity_roles() -> None:
 def test_access_assigns_reader_operator_grantor_and_optional_creator_and_teardown() -> None:
     assignments = {n: body(e)["properties"] for n, e in resources(ACCESS, "Microsoft.Authorization/roleAssignments")}
     assert set(assignments) == {
-        "readerAssignment", "operatorAssignment", "grantorAssignment", "creatorAssignment", "teardownAssignment"
+        "readerAssignment", "operatorAssignment", "grantorAssignment", "creatorAssignment", "teardownAssignment",
+        "drillAssignment",
     }
     conditioned = [n for n, p in assignments.items() if "condition" in p]
     assert conditioned == ["grantorAssignment"]
@@ -198,8 +206,11 @@ def test_every_destructive_permission_of_a_teardown_activity_is_in_the_teardown_
         "the Teardown role holds only teardown rights"
     )
     for role, actions in _role_actions().items():
-        if role not in {"teardown", "vaultCreator"}:
+        if role not in {"teardown", "vaultCreator", "drill"}:
             assert not [a for a in actions if _destructive(a)], f"{role} holds a destructive action"
+    # the Drill role deletes only what drills restore (disks, staging accounts), never backup data
+    drill = [a.lower() for a in _role_actions()["drill"] if _destructive(a)]
+    assert drill == ["microsoft.compute/disks/delete", "microsoft.storage/storageaccounts/delete"]
 
 
 def test_the_teardown_role_exists_and_is_assigned_only_when_teardown_is_enabled() -> None:
@@ -250,3 +261,37 @@ def test_the_grant_condition_pins_the_principal_type_excludes_the_app_and_can_pi
     assert doc["parameters"]["vaultIdentityPrincipalIds"]["default"] == []
     access = next(e for e in parse(MAIN)["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")
     assert body(access)["params"]["vaultIdentityPrincipalIds"] == "vaultIdentityPrincipalIds"
+
+
+# ---- issue 17: restore drills need their own role, defined and assigned only with enableDrills -------------
+
+
+def test_the_drill_role_exists_and_is_assigned_only_when_drills_are_enabled() -> None:
+    main = parse(MAIN)
+    assert main["parameters"]["enableDrills"]["default"] is False, "a default deployment restores nothing"
+    assert _condition_of(ROLES, "drill") == "enableDrills"
+    output = parse(ROLES)["outputs"]["drillRoleGuid"]["value"]["operator"]["operands"]
+    assert output["condition"] == "enableDrills" and output["false_value"] == ""
+    assert _condition_of(ACCESS, "drillAssignment") == {"operator": {"type": "not", "operands": {"bool_value": {
+        "function": {"type": "empty", "parameters": {"item_to_test": "drillRoleGuid"}}}}}}
+    assert parse(ACCESS)["parameters"]["drillRoleGuid"]["default"] == ""
+    roles_module = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/role-definitions.bicep")
+    assert body(roles_module)["params"]["enableDrills"] == "enableDrills"
+    access = next(e for e in main["modules"].values() if e["detail"]["path"] == "modules/target-access.bicep")
+    passed = str(body(access)["params"]["drillRoleGuid"])
+    assert "'roles'" in passed and "'drillRoleGuid'" in passed, "main passes the roles module's output"
+
+
+def test_every_write_of_a_drill_activity_is_in_the_drill_role() -> None:
+    """What a drill writes (the drill_* rows, besides the Operator's VM write and the Grantor's assignment) comes
+    from the Drill role alone, so a deployment without enableDrills cannot restore anything."""
+    drill = {a.lower() for a in _role_actions()["drill"]}
+    operator = {a.lower() for a in _role_actions()["operator"]}
+    needed = {a.lower() for row, cell in _activity_table().items() if row.startswith("drill_")
+              for a in _ACTION.findall(cell) if not a.endswith("/read")}
+    elsewhere = {"microsoft.compute/virtualmachines/write",  # the Operator's (a VM restore's linked check)
+                 "microsoft.authorization/roleassignments/write"}  # the conditioned Grantor's (drill_grant)
+    assert needed - elsewhere <= drill, sorted(needed - drill)
+    assert not (drill & operator), f"the Operator role already grants {sorted(drill & operator)}"
+    assert all(a.split("/")[0] in {"microsoft.resources", "microsoft.storage", "microsoft.compute",
+                                   "microsoft.recoveryservices", "microsoft.dataprotection"} for a in drill)

@@ -22,6 +22,8 @@ class AuditFakes:
         self.fail_once: set[str] = set()
         self.failed: set[str] = set()
         self.evaluated: list[dict[str, Any]] = []
+        #: what the drill reconciler reports (issue 17): passed on to the evaluation as DRL-003 material
+        self.leftovers: list[dict[str, Any]] = []
 
     def read(self, request: dict[str, Any]) -> dict[str, Any]:
         sub = request["subscription_id"]
@@ -36,6 +38,7 @@ class AuditFakes:
             "audit_read_subscription": self.read,
             "audit_evaluate": lambda p: self.evaluated.append(p) or {"report": "runs/r.json", "findings": 2},
             "audit_publish_findings": lambda p: {"events": 2},
+            "drill_reconcile_leftovers": lambda p: {"leftovers": self.leftovers},
             "audit_remediation_plan": lambda p: {"enabled": bool(self.remediate), "limit": 20,
                                                  "protect": self.remediate, "deferred": 1, "needsPerson": []},
         }
@@ -64,6 +67,18 @@ def test_the_audit_reads_every_subscription_retries_a_transient_failure_and_eval
     assert evaluated["interruptedTeardowns"] == []
     assert result.output["remediation"] == {"enabled": False, "limit": 20, "started": 0, "outcomes": {},
                                             "deferred": 1, "needsPerson": []}
+
+
+def test_every_audit_reconciles_drill_leftovers_before_the_inventory_and_evaluates_what_it_did() -> None:
+    fakes = AuditFakes()
+    fakes.leftovers = [{"id": f"{VMS}-drill/disk", "drillId": "drill-a", "expiredAt": "x", "effect": "deleted"}]
+    result = run_audit(fakes, {})
+    names = result.names()
+    assert names.index("drill_reconcile_leftovers") < names.index(retrying.BACKOFF_CALL)
+    [call] = [c for c in result.calls if c.name == "drill_reconcile_leftovers"]
+    assert call.input == {"now": EPOCH.isoformat()}
+    [evaluated] = fakes.evaluated
+    assert evaluated["drillLeftovers"] == fakes.leftovers and result.output["drillLeftovers"] == 1
 
 
 def test_remediation_starts_one_protection_per_planned_resource_and_counts_their_outcomes() -> None:

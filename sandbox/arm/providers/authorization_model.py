@@ -22,7 +22,12 @@ other record. Rules modelled (api-version 2022-04-01):
   once here (not modelled; the app never relies on a removal).
 
 Role definitions (GUIDs, descriptions, actions, notActions, dataActions) are Microsoft's published built-in
-definitions: :mod:`sandbox.arm.providers.authorization_builtin_roles`.
+definitions: :mod:`sandbox.arm.providers.authorization_builtin_roles`; and custom roles
+(:func:`define_custom_role`, the sandbox's stand-in for ``RoleDefinitions_CreateOrUpdate``, e.g. the app's roles
+read from ``infra/modules/role-definitions.bicep``), kept in the store as
+``/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}`` with their ``assignableScopes``; an
+assignment of a custom role is refused (400 ``RoleDefinitionDoesNotExist``) outside those scopes, as ARM refuses
+a role definition it cannot find at the assignment's scope (**inferred** code for that case).
 """
 
 from __future__ import annotations
@@ -46,6 +51,53 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 ROLES_BY_GUID: Final = {role.guid: role for role in BUILT_IN_ROLES}
 ROLES_BY_NAME: Final = {role.name.lower(): role for role in BUILT_IN_ROLES}
+
+
+@dataclass(frozen=True)
+class CustomRole:
+    """A custom role definition (``type: CustomRole``), as ``RoleDefinitions_CreateOrUpdate`` stores it."""
+
+    guid: str
+    name: str
+    actions: tuple[str, ...]
+    not_actions: tuple[str, ...] = ()
+    assignable_scopes: tuple[str, ...] = ()
+    description: str = ""
+
+    def permission(self) -> dict[str, Any]:
+        return {"actions": list(self.actions), "notActions": list(self.not_actions), "dataActions": [],
+                "notDataActions": []}
+
+
+def _custom_roles(store: ResourceStore) -> dict[str, CustomRole]:
+    found: dict[str, CustomRole] = {}
+    for record in store.list(resource_type=ROLE_DEFINITION_TYPE):
+        props = record.get("properties") or {}
+        permission = (props.get("permissions") or [{}])[0]
+        found[str(record["name"]).lower()] = CustomRole(
+            guid=str(record["name"]).lower(), name=str(props.get("roleName") or ""),
+            actions=tuple(permission.get("actions") or ()), not_actions=tuple(permission.get("notActions") or ()),
+            assignable_scopes=tuple(props.get("assignableScopes") or ()), description=str(props.get("description")
+                                                                                          or ""))
+    return found
+
+
+def define_custom_role(store: ResourceStore, subscription_id: str, guid: str, name: str, *, actions: Iterable[str],
+                       not_actions: Iterable[str] = (), assignable_scopes: Iterable[str] = (),
+                       description: str = "") -> dict[str, Any]:
+    """Sandbox control: the custom role ``name`` exists (as a deployment of ``role-definitions.bicep`` makes it);
+    ``assignable_scopes`` empty: the subscription it is defined in."""
+    scopes = list(assignable_scopes) or [f"/subscriptions/{subscription_id}"]
+    record = {
+        "id": role_definition_id(guid.lower(), subscription_id),
+        "name": guid.lower(),
+        "type": ROLE_DEFINITION_TYPE,
+        "properties": {"roleName": name, "type": "CustomRole", "description": description,
+                       "assignableScopes": scopes,
+                       "permissions": [{"actions": list(actions), "notActions": list(not_actions),
+                                        "dataActions": [], "notDataActions": []}]},
+    }
+    return store.put(record)
 
 
 def role_guid(role_name: str) -> str:
@@ -238,13 +290,15 @@ class RoleAssignments:
         """The caller's effective permissions at ``target``, one entry per role assignment that covers it (the
         shape of ``Permissions_ListForResource``, Microsoft.Authorization 2022-04-01)."""
         found: list[dict[str, Any]] = []
+        custom = _custom_roles(self.store)
         for record in self.all():
             props = record.get("properties", {})
             if str(props.get("principalId", "")).lower() != principal_id.lower():
                 continue
             if not scope_covers(str(props.get("scope") or scope_of_assignment(record["id"])), target):
                 continue
-            role = ROLES_BY_GUID.get(guid_of_role_definition(str(props.get("roleDefinitionId", ""))))
+            guid = guid_of_role_definition(str(props.get("roleDefinitionId", "")))
+            role: BuiltInRole | CustomRole | None = ROLES_BY_GUID.get(guid) or custom.get(guid)
             if role is not None:
                 found.append(role.permission())
         return found
@@ -275,10 +329,12 @@ class RoleAssignments:
         if not principal_id:
             raise errors.ROLE_ASSIGNMENT_INVALID.error(reason="properties.principalId is required")
         guid = guid_of_role_definition(role_definition)
-        role = ROLES_BY_GUID.get(guid)
-        if role is None:
-            raise errors.ROLE_DEFINITION_MISSING.error(role=guid)
         canonical_scope = "/" + scope.strip("/") if scope.strip("/") else "/"
+        role: BuiltInRole | CustomRole | None = ROLES_BY_GUID.get(guid)
+        if role is None:
+            role = _custom_roles(self.store).get(guid)
+            if role is None or not any(scope_covers(s, canonical_scope) for s in role.assignable_scopes):
+                raise errors.ROLE_DEFINITION_MISSING.error(role=guid)
         subscription = parse_id(canonical_scope).subscription_id
         with self.store.transaction():
             existing = self.store.get(assignment_id(canonical_scope, name))

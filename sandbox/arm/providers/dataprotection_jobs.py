@@ -30,8 +30,15 @@ matrix.md`` (restored "in user specified storage containers"); D-blob = ``backup
 ``src/DataProtection/DataProtection.Autorest/custom/manifests/{AzureDisk,AzureBlob,AzureDatabaseForPGFlexServer}.json``
 (``allowedRestoreTargetTypes``, ``supportedDatastoreTypes``). Codes are INFERRED unless the examples show them.
 
-Limits: jobs and recovery points live in memory (not in ``--state`` snapshots); restore permissions on the target
-(e.g. Storage Blob Data Contributor for PostgreSQL files) are not checked; blob restores record the restore on the
+Restore permissions of the VAULT's identity on the target are checked (validateRestore fails, restore answers 400,
+``UserErrorMissingRequiredPermissions`` as for validateForBackup): Disk Restore Operator on the target resource
+group of a disk (``backup/restore-managed-disks.md``: "Assign Disk Restore Operator role to Backup Vault's managed
+identity on the Resource group where the disk is to be restored"; validation "may fail if ... Backup vault managed
+identity does not have valid role assignments on the Target resource group"), Storage Blob Data Contributor on the
+target account of PostgreSQL files (PS-man AzureDatabaseForPGFlexServer.json ``storageAccountPermissionsForRestore``),
+through assignments that have propagated. The code on the restore route is **inferred**.
+
+Limits: jobs and recovery points live in memory (not in ``--state`` snapshots); blob restores record the restore on the
 target account (no blob contents are modelled); no Cross Region Restore.
 
 Sandbox controls (Python): :func:`data_protection_jobs` (sandbox) -> ``.timing``, ``.book.fail_next(vault_id,
@@ -51,6 +58,7 @@ from sandbox.arm.errors import ArmError, not_found
 from sandbox.arm.http import Request, Response, ok
 from sandbox.arm.ids import id_key, parse_id
 from sandbox.arm.providers import _backups as bk
+from sandbox.arm.providers.authorization_model import RoleAssignments
 from sandbox.arm.providers.dataprotection import API_VERSIONS, GROUP, INSTANCE_TYPE, NAMESPACE, VAULT, VAULT_TYPE
 from sandbox.arm.providers.dataprotection_rules import BLOB, DISK, PG_FLEX, same_location
 from sandbox.arm.routing import Router
@@ -72,6 +80,7 @@ WRONG_REGION = "UserErrorRestoreLocationNotSupported"
 TARGET_NOT_FOUND = "UserErrorTargetNotFound"
 STORE_NOT_IN_POINT = "UserErrorDataStoreNotAvailable"
 NOT_MODELLED = "SandboxNotModelled"
+MISSING_PERMISSIONS = "UserErrorMissingRequiredPermissions"  # documented for validateForBackup (D-diskrest)
 
 
 @dataclass
@@ -100,6 +109,8 @@ class DataProtectionJobs:
         self.ledgers: dict[str, Ledger] = {}  # instance id key
         self.created: dict[str, list[str]] = {}
         self.waker = bk.Waker(ctx, self.settle)
+        self.roles = RoleAssignments(ctx.store, now=ctx.clock.now,
+                                     propagation_seconds=lambda: ctx.propagation.rbac_seconds)
 
     # -- time ------------------------------------------------------------------------------------------
     def settle(self) -> None:
@@ -345,6 +356,7 @@ class DataProtectionJobs:
         group = parse_id(new_id).resource_group_id or ""
         if not self.store.exists(group):
             raise ArmError(404, TARGET_NOT_FOUND, f"The target resource group '{group}' was not found.")
+        self._require_vault_role(vault, "Disk Restore Operator", group, "the target resource group")
         return dict(plan, kind="disk", targetId=new_id, location=location or vault.get("location"))
 
     def _files_plan(self, vault: dict[str, Any], target: dict[str, Any], target_kind: str, *, location: str,
@@ -372,8 +384,18 @@ class DataProtectionJobs:
             # restore target
             raise ArmError(400, WRONG_REGION, f"restoreLocation '{location}' differs from the vault's region "
                                               f"'{vault.get('location')}'.")
+        self._require_vault_role(vault, "Storage Blob Data Contributor", str(account["id"]),
+                                 "the target storage account")
         return dict(plan, kind="files", accountId=account["id"], container=container,
                     prefix=str(details.get("filePrefix") or ""), url=url)
+
+    def _require_vault_role(self, vault: dict[str, Any], role: str, scope: str, what: str) -> None:
+        """The vault's system-assigned identity holds ``role`` on ``scope`` (an assignment that has propagated)."""
+        principal = str((vault.get("identity") or {}).get("principalId") or "")
+        if principal and self.roles.holds_role(principal, role, scope):
+            return
+        raise ArmError(400, MISSING_PERMISSIONS, "Appropriate permissions to perform the operation is missing. "
+                                                 f"The Backup vault's identity needs '{role}' on {what} '{scope}'.")
 
     def _blob_plan(self, source_id: str, store: str, target: dict[str, Any], target_kind: str,
                    plan: dict[str, Any]) -> dict[str, Any]:

@@ -154,6 +154,8 @@ def audit(
     previous: AuditResult | None = None,
     *,
     interrupted_teardowns: Sequence[Mapping[str, Any]] = (),
+    drills: Sequence[Mapping[str, Any]] = (),
+    drill_leftovers: Sequence[Mapping[str, Any]] = (),
 ) -> AuditResult:
     """Audit ``inventory`` against ``rules`` at ``now``; compare with ``previous`` when given.
 
@@ -198,6 +200,11 @@ def audit(
 
     for reconciled in interrupted_teardowns:
         _check_interrupted_teardown(out, reconciled, vaults)
+
+    for status in drills:
+        _check_drill(out, status, resources, now=now)
+    for leftover in drill_leftovers:
+        _check_drill_leftover(out, leftover)
 
     for gap in inventory.gaps:
         out.add("INV-001", _Subject(gap.scope, "scope", ""), why=f"Could not read {gap.scope}: {gap.reason}")
@@ -497,6 +504,68 @@ def _check_interrupted_teardown(out: _Collector, reconciled: Mapping[str, Any], 
         "markedAt": str(reconciled.get("markedAt") or ""),
     }
     out.add("VLT-006", subject, why=why, discriminator=instance, details={k: v for k, v in details.items() if v})
+
+
+#: drill outcomes that mean the resource was not proven restorable (steward/domain/drill_flow.py Outcome)
+FAILED_DRILL_OUTCOMES = frozenset({"RestoreFailed", "ValidationFailed", "TimedOut", "NoRecoveryPoint"})
+
+
+def _moment(text: object) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _check_drill(
+    out: _Collector, status: Mapping[str, Any], resources: Mapping[str, ProtectableResource], *, now: datetime
+) -> None:
+    """DRL-001 and DRL-002 for one resource a drill rule covers: ``{"resourceId", "rule", "everySeconds",
+    "lastDrillId", "lastDrillAt", "lastOutcome", "lastSucceededAt"}`` (the drill's last-run record)."""
+    resource_id = str(status.get("resourceId") or "")
+    resource = resources.get(id_key(resource_id))
+    if resource is None:
+        return
+    subject = _Subject(resource.id, resource.type, resource.location)
+    rule = str(status.get("rule") or "")
+    every = timedelta(seconds=float(status.get("everySeconds") or 0))
+    succeeded = _moment(status.get("lastSucceededAt"))
+    if every > timedelta(0) and (succeeded is None or now - succeeded > every):
+        last = (
+            "none ever succeeded." if succeeded is None else f"the last succeeded {_hours(now - succeeded):.0f} h ago."
+        )
+        why = f"Drill rule '{rule}' asks for a successful restore drill every {_hours(every):.0f} h; {last}"
+        details = {"rule": rule, "lastSucceededAt": str(status.get("lastSucceededAt") or "")}
+        out.add("DRL-001", subject, why=why, details={k: v for k, v in details.items() if v})
+    outcome = str(status.get("lastOutcome") or "")
+    if outcome in FAILED_DRILL_OUTCOMES:
+        drill_id = str(status.get("lastDrillId") or "")
+        why = f"The last restore drill ({drill_id}, {status.get('lastDrillAt')}) ended {outcome}."
+        out.add("DRL-002", subject, why=why, discriminator=drill_id,
+                details={"drillId": drill_id, "outcome": outcome, "rule": rule})
+
+
+def _check_drill_leftover(out: _Collector, leftover: Mapping[str, Any]) -> None:
+    """DRL-003 from what the drill reconciler found past its lifetime and did (``drill_reconcile_leftovers``)."""
+    leftover_id = str(leftover.get("id") or "")
+    effect = str(leftover.get("effect") or "")
+    if not leftover_id or effect == "gone":
+        return
+    drill_id = str(leftover.get("drillId") or "")
+    said = {
+        "deleted": "the reconciler deleted it",
+        "deleting": "the reconciler started its delete",
+        "kept": f"left alone: {leftover.get('reason') or 'it no longer carries the drill tag'}",
+        "failed": f"the reconciler's delete failed: {leftover.get('reason')}",
+    }.get(effect, effect)
+    why = f"Drill {drill_id} made it and its lifetime ended at {leftover.get('expiredAt')}; {said}."
+    provider_part = leftover_id.rsplit("/providers/", maxsplit=1)[-1]
+    kind = provider_part.rsplit("/", 1)[0] if "/providers/" in leftover_id else "resource"
+    out.add("DRL-003", _Subject(leftover_id, kind, str(leftover.get("location") or "")), why=why,
+            discriminator=drill_id, details={"drillId": drill_id, "effect": effect})
 
 
 def _coverage(

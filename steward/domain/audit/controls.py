@@ -189,6 +189,34 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "Create the vault or correct the rule's vault id.",
     ),
     Control(
+        "DRL-001",
+        "No successful restore drill within the drill rule's period",
+        Severity.MEDIUM,
+        "A drill rule covers the resource, and no restore drill of it succeeded within the rule's period (or none "
+        "ever did): nothing proves its backups restore.",
+        "Run a drill (POST /api/drills or steward drill run --resource ID); if drills of it keep being skipped, "
+        "check the rule's budgets and share.",
+    ),
+    Control(
+        "DRL-002",
+        "The last restore drill failed",
+        Severity.HIGH,
+        "The resource's most recent restore drill did not restore and validate: the restore failed on Azure's "
+        "side, validation failed, it timed out, or no recovery point qualified.",
+        "Read the drill's report (drills/<id>.json: the error and the restore job), fix the cause, and run the drill "
+        "again.",
+    ),
+    Control(
+        "DRL-003",
+        "Drill leftovers past their lifetime",
+        Severity.MEDIUM,
+        "Something a restore drill created (a restored disk, a staging storage account) outlived the drill rule's "
+        "lifetime. The audit's reconciler deletes it when it still carries the drill's tag, and says so; what no "
+        "longer carries the tag is left alone.",
+        "Where the reconciler could not delete it, delete it by hand after checking it is the drill's (its "
+        "backup-steward:drill tag names the drill); where it was deleted, nothing to do.",
+    ),
+    Control(
         "INV-001",
         "Part of the estate could not be read",
         Severity.HIGH,

@@ -12,6 +12,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from sandbox.arm.config import PropagationConfig, SandboxConfig
+from sandbox.arm.providers.authorization_model import grant_built_in_role
 from sandbox.arm.providers.dataprotection_jobs import DataProtectionJobs, data_protection_jobs
 from sandbox.arm.server import ArmSandbox
 from tests.integration.sandbox_dp.conftest import (
@@ -134,9 +135,38 @@ def disk_restore(point: str, source: str, new_disk: str, location: str = "westus
                                                      "resourceType": DISK, "datasourceType": DISK}}}
 
 
+def restore_right(estate: Estate, vault: Vault, role: str, scope: str) -> None:
+    """The vault's identity may write the restore target (backup/restore-managed-disks.md; PS-man)."""
+    grant_built_in_role(estate.sandbox.store, vault.principal_id, role, scope, estate.sandbox.clock.now())
+
+
+def test_a_restore_needs_the_vault_identitys_role_on_the_target(estate: Estate) -> None:
+    """Disk Restore Operator on the target group (a disk); Storage Blob Data Contributor on the account (files)."""
+    vault, disk, rg = protected_disk(estate)
+    drill = estate.group("drill")
+    point = latest_point(estate, rg, vault)
+    new_disk = f"{estate.group_id(drill)}/providers/Microsoft.Compute/disks/restored"
+    with pytest.raises(HttpResponseError) as caught:
+        estate.dp.backup_instances.begin_validate_for_restore(
+            rg, vault.name, "bi", {"restoreRequestObject": disk_restore(point, disk, new_disk)}).result()
+    assert error_code(caught.value) == "UserErrorMissingRequiredPermissions"
+    with pytest.raises(HttpResponseError) as caught:
+        estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi",
+                                                         disk_restore(point, disk, new_disk)).result()
+    assert caught.value.status_code == 400 and "Disk Restore Operator" in str(caught.value)
+    restore_right(estate, vault, "Disk Restore Operator", estate.group_id(rg))  # another group: not enough
+    with pytest.raises(HttpResponseError):
+        estate.dp.backup_instances.begin_validate_for_restore(
+            rg, vault.name, "bi", {"restoreRequestObject": disk_restore(point, disk, new_disk)}).result()
+    restore_right(estate, vault, "Disk Restore Operator", estate.group_id(drill))
+    estate.dp.backup_instances.begin_validate_for_restore(
+        rg, vault.name, "bi", {"restoreRequestObject": disk_restore(point, disk, new_disk)}).result()
+
+
 def test_a_disk_restores_as_a_new_disk_never_over_the_source(estate: Estate) -> None:
     vault, disk, rg = protected_disk(estate)
     drill = estate.group("drill")
+    restore_right(estate, vault, "Disk Restore Operator", estate.group_id(drill))
     point = latest_point(estate, rg, vault)
     with pytest.raises(HttpResponseError) as caught:
         estate.dp.backup_instances.begin_validate_for_restore(
@@ -180,6 +210,11 @@ def test_a_postgresql_server_restores_as_files_into_a_storage_container(estate: 
             rg, vault.name, "bi", {"restoreRequestObject": files_restore(point, server, url, "RestoreTargetInfo")}
         ).result()
     assert error_code(caught.value) == "UserErrorAlternateLocationRestoreNotSupported"
+    with pytest.raises(HttpResponseError) as caught:
+        estate.dp.backup_instances.begin_validate_for_restore(
+            rg, vault.name, "bi", {"restoreRequestObject": files_restore(point, server, url)}).result()
+    assert error_code(caught.value) == "UserErrorMissingRequiredPermissions"
+    restore_right(estate, vault, "Storage Blob Data Contributor", account)
     result = estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi",
                                                               files_restore(point, server, url)).result()
     estate.sandbox.advance(jobs_of(estate).timing.dp_restore["microsoft.dbforpostgresql/flexibleservers"] + 60)
@@ -195,6 +230,7 @@ def test_an_injected_failure_ends_the_restore_job_failed_and_creates_nothing(est
     drill = estate.group("drill")
     point = latest_point(estate, rg, vault)
     new_disk = f"{estate.group_id(drill)}/providers/Microsoft.Compute/disks/restored"
+    restore_right(estate, vault, "Disk Restore Operator", estate.group_id(drill))
     jobs_of(estate).book.fail_next(vault.id, "Restore", "UserErrorDiskRestoreFailed", "injected")
     result = estate.dp.backup_instances.begin_trigger_restore(
         rg, vault.name, "bi", disk_restore(point, disk, new_disk)).result()

@@ -366,6 +366,58 @@ def test_vlt006_is_silent_without_an_interrupted_teardown() -> None:
     assert "VLT-006" not in fired(healthy_estate())
 
 
+# DRL-001/002/003 restore drills (issue 17) -------------------------------------------------------------
+covers("DRL-001", "DRL-002", "DRL-003")
+
+
+def _drill(resource_id: str, **last: object) -> dict[str, object]:
+    return {"resourceId": resource_id, "rule": "weekly", "everySeconds": 7 * 24 * 3600, **last}
+
+
+def test_drl001_fires_when_no_drill_succeeded_within_the_rules_period_or_ever() -> None:
+    estate = healthy_estate()
+    first, second = estate.resources[0].id, estate.resources[1].id
+    drills = [
+        _drill(first, lastSucceededAt=(NOW - timedelta(days=8)).isoformat(), lastOutcome="Succeeded"),
+        _drill(second),  # never drilled
+    ]
+    result = audit(estate, rules(), NOW, drills=drills)
+    findings = {f.resource_id: f for f in result.findings if f.control_id == "DRL-001"}
+    assert set(findings) == {first, second}
+    assert "192 h ago" in findings[first].why and "none ever succeeded" in findings[second].why
+    recent = [_drill(first, lastSucceededAt=(NOW - timedelta(days=6)).isoformat(), lastOutcome="Succeeded")]
+    assert [f for f in audit(estate, rules(), NOW, drills=recent).findings if f.control_id.startswith("DRL")] == []
+
+
+def test_drl002_fires_when_the_last_drill_failed_even_within_the_period() -> None:
+    estate = healthy_estate()
+    first = estate.resources[0].id
+    drills = [_drill(first, lastSucceededAt=(NOW - timedelta(days=2)).isoformat(), lastOutcome="RestoreFailed",
+                     lastDrillId="drill-b", lastDrillAt=(NOW - timedelta(days=1)).isoformat())]
+    [finding] = [f for f in audit(estate, rules(), NOW, drills=drills).findings if f.control_id.startswith("DRL")]
+    assert finding.control_id == "DRL-002" and "drill-b" in finding.why and "RestoreFailed" in finding.why
+    cancelled = [dict(drills[0], lastOutcome="Cancelled")]
+    assert [f for f in audit(estate, rules(), NOW, drills=cancelled).findings if f.control_id.startswith("DRL")] == []
+
+
+def test_drl003_reports_each_leftover_past_its_lifetime_and_what_the_reconciler_did() -> None:
+    group = f"/subscriptions/{SUB_A}/resourceGroups/backup-steward-drill-westeurope"
+    disk_id = f"{group}/providers/Microsoft.Compute/disks/d1"
+    account = disk_id.replace("Microsoft.Compute/disks/d1", "Microsoft.Storage/storageAccounts/bsdrill1")
+    expired = (NOW - timedelta(hours=1)).isoformat()
+    leftovers = [
+        {"id": disk_id, "drillId": "drill-a", "expiredAt": expired, "effect": "deleted"},
+        {"id": account, "drillId": "drill-a", "expiredAt": expired, "effect": "kept",
+         "reason": "it no longer carries the drill's tag"},
+        {"id": account + "x", "drillId": "drill-a", "expiredAt": expired, "effect": "gone"},
+    ]
+    findings = {f.resource_id: f for f in audit(healthy_estate(), rules(), NOW, drill_leftovers=leftovers).findings
+                if f.control_id == "DRL-003"}
+    assert set(findings) == {disk_id, account}
+    assert "deleted it" in findings[disk_id].why and "left alone" in findings[account].why
+    assert findings[disk_id].resource_type == "Microsoft.Compute/disks"
+
+
 # ORP-001 orphaned ---------------------------------------------------------------------------------------
 covers("ORP-001")
 

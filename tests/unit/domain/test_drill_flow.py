@@ -82,3 +82,43 @@ def test_a_disk_is_the_work_of_a_job_only_when_created_while_it_ran() -> None:
     assert not flow.created_during("2026-03-10T07:44:51Z", start, end)  # another job's, ended later
     assert not flow.created_during("2026-03-10T06:00:00Z", start, end)
     assert flow.created_during(None, start, end) and flow.created_during("2026-03-10T09:00:00Z", start, None)
+
+
+def test_the_vault_identity_gets_its_restore_right_on_the_drill_target_only() -> None:
+    """Disk Restore Operator on the drill group (a disk), Storage Blob Data Contributor on the drill's account
+    (PostgreSQL files), nothing for a Recovery Services VM (backup/restore-managed-disks.md; PS-man manifests)."""
+    group = "/subscriptions/s/resourceGroups/backup-steward-drill-westeurope"
+    account = f"{group}/providers/Microsoft.Storage/storageAccounts/bsdrill1"
+    assert flow.restore_grants("Microsoft.Compute/disks", group, None) == [
+        {"role": "Disk Restore Operator", "role_definition_guid": "b50d9833-a0cb-478e-945f-707fcc997c13",
+         "scope": group}]
+    assert flow.restore_grants("Microsoft.DBforPostgreSQL/flexibleServers", group, account) == [
+        {"role": "Storage Blob Data Contributor", "role_definition_guid": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+         "scope": account}]
+    assert flow.restore_grants("Microsoft.Compute/virtualMachines", group, account) == []
+
+
+def test_the_last_drill_record_keeps_when_a_drill_last_succeeded() -> None:
+    ok = {"id": "drill-a", "startedAt": "2026-03-01T00:00:00+00:00"}
+    first = flow.last_drill_record(None, ok, {"outcome": "Succeeded"})
+    assert first["lastSucceededAt"] == "2026-03-01T00:00:00+00:00"
+    failed = flow.last_drill_record(first, {"id": "drill-b", "startedAt": "2026-03-08T00:00:00+00:00"},
+                                    {"outcome": "RestoreFailed"})
+    assert failed == {"drillId": "drill-b", "startedAt": "2026-03-08T00:00:00+00:00", "outcome": "RestoreFailed",
+                      "lastSucceededAt": "2026-03-01T00:00:00+00:00"}
+    assert flow.last_drill_record(None, ok, {"outcome": "Cancelled"})["lastSucceededAt"] is None
+
+
+def test_leftovers_expire_with_their_rules_lifetime_and_leave_the_index_once_gone_or_deleted() -> None:
+    report = {"id": "drill-a", "startedAt": "2026-03-01T00:00:00+00:00", "results": [
+        {"resourceId": "/vm", "left": ["/disk1", "/acct"], "lifetimeSeconds": 6 * 3600},
+        {"resourceId": "/disk", "left": [], "lifetimeSeconds": 6 * 3600}]}
+    index = flow.add_leftovers(None, report)
+    assert index == {"entries": [{"drillId": "drill-a", "resourceId": "/vm", "ids": ["/disk1", "/acct"],
+                                  "expiresAt": "2026-03-01T06:00:00+00:00"}]}
+    assert flow.expired_leftovers(index, datetime(2026, 3, 1, 5, tzinfo=UTC)) == []
+    expired = flow.expired_leftovers(index, datetime(2026, 3, 1, 6, tzinfo=UTC))
+    assert [e["id"] for e in expired] == ["/disk1", "/acct"]
+    still = flow.after_reconcile(index, [{"id": "/disk1", "effect": "deleted"}, {"id": "/acct", "effect": "deleting"}])
+    assert still["entries"][0]["ids"] == ["/acct"], "a delete still running is looked at again"
+    assert flow.after_reconcile(still, [{"id": "/ACCT", "effect": "gone"}]) == {"entries": []}
