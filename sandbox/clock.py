@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import sys
 import threading
 import time
@@ -154,6 +155,7 @@ class DiscreteClock:
         self._grace = grace
         self._watchdog_seconds = watchdog_seconds
         self.watchdog_reports: list[str] = []
+        self._runnable_since: float | None = None
         self.jumps = 0
         self._stopped = False
         self._thread = threading.Thread(target=self._advance_loop, name="discrete-clock", daemon=True)
@@ -187,7 +189,12 @@ class DiscreteClock:
             raise ValueError("scale must be positive")
 
     def sleep(self, seconds: float) -> None:
-        self.wait_until(self.now() + timedelta(seconds=max(0.0, seconds)))
+        """Wait ``seconds`` of virtual time, rounded *up* to the clock's microsecond: a positive wait shorter than
+        that must still let time move (else a caller that loops until its wait is over would spin forever with
+        its token held)."""
+        if seconds <= 0:
+            return
+        self.wait_until(self.now() + timedelta(microseconds=math.ceil(seconds * 1e6)))
 
     def wait_until(self, when: datetime, timeout: float | None = None) -> bool:
         """Block until virtual time reaches ``when`` (releasing the caller's busy token meanwhile); False if
@@ -375,16 +382,18 @@ class DiscreteClock:
                 if self._stopped:
                     return
                 if self._busy > 0:
-                    generation = self._generation
+                    self._runnable_since = None
                     self._cond.wait(0.5)
-                    if self._busy > 0 and self._generation == generation:
+                    if self._busy > 0:
                         self._watch()
                     continue
                 generation, probes = self._generation, list(self._probes)
             runnable, due = self._probe(probes)
             if runnable:
+                self._watch_probes()
                 time.sleep(self._grace)
                 continue
+            self._runnable_since = None
             time.sleep(self._grace)
             runnable, due_again = self._probe(probes)
             with self._cond:
@@ -402,6 +411,23 @@ class DiscreteClock:
                 # let the woken take their tokens before looking again
                 self._cond.wait(self._grace)
 
+    def _watch_probes(self) -> None:
+        """Report a probe that says "runnable" for ``watchdog_seconds`` while no token is held: queued work
+        nobody picks up."""
+        now = time.monotonic()
+        if self._runnable_since is None:
+            self._runnable_since = now
+            return
+        if self._watchdog_seconds <= 0 or now - self._runnable_since < self._watchdog_seconds:
+            return
+        report = (
+            f"virtual time is frozen: a probe has reported runnable work for {now - self._runnable_since:.1f} s "
+            "and nobody holds a token (queued work nobody picks up)"
+        )
+        self.watchdog_reports.append(report)
+        log.warning(report)
+        self._runnable_since = now
+
     def _watch(self) -> None:
         stale = [t for t in self._tokens.values() if t.held and time.monotonic() - t.since > self._watchdog_seconds]
         if not stale or self._watchdog_seconds <= 0:
@@ -414,7 +440,7 @@ class DiscreteClock:
         lines = []
         for token in stale:
             ident = next((i for i, n in names.items() if n == token.owner), None)
-            where = "".join(traceback.format_stack(frames[ident])[-3:]) if ident in frames else "(gone)\n"
+            where = "".join(traceback.format_stack(frames[ident])[-12:]) if ident in frames else "(gone)\n"
             lines.append(
                 f"{token.label} [{token.id}] held by {token.owner} for "
                 f"{time.monotonic() - token.since:.1f} s, now at:\n{where}"

@@ -118,3 +118,10 @@ def test_the_watchdog_reports_busy_work_waiting_for_something_that_is_not_the_cl
     assert clock.now() == START
     assert clock.watchdog_reports, "the stall was not reported"
     assert "stuck activity" in clock.watchdog_reports[0]
+
+
+def test_a_wait_shorter_than_the_clocks_resolution_still_moves_time(clock: DiscreteClock) -> None:
+    """A pacer that loops "until my turn" with a wait below a microsecond must not spin with its token held."""
+    with clock.busy("pacer"):
+        clock.sleep(1e-9)
+    assert clock.now() == START + timedelta(microseconds=1)
