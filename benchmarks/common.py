@@ -173,6 +173,7 @@ class AppStack:
     creator: Any  # CloudClients acting as CREATOR_PRINCIPAL
     workdir: Path
     activity_slots: int
+    extra_activity_cpu_ms: float = 0.0
 
     @property
     def sandbox(self) -> Any:
@@ -195,28 +196,68 @@ class AppStack:
         self.sandbox.events.drain(timeout)
         wait_until(self.idle, timeout, "orchestrations to finish", poll=0.1)
 
+    @property
+    def clock(self) -> Any:
+        return self.stack.sandbox.clock
+
+    @property
+    def discrete(self) -> bool:
+        from sandbox.clock import DiscreteClock
+
+        return isinstance(self.clock, DiscreteClock)
+
+    def clock_facts(self) -> dict[str, Any]:
+        """What the clock was: discrete (jumps, watchdog reports) or scaled (its scale); the machine's load."""
+        facts: dict[str, Any] = {"clock": "discrete" if self.discrete else "scaled",
+                                 "load_average_1m": round(os.getloadavg()[0], 2)}
+        if self.discrete:
+            facts.update(jumps=self.clock.jumps, watchdog_reports=len(self.clock.watchdog_reports),
+                         first_watchdog_report=(self.clock.watchdog_reports or [None])[0])
+        else:
+            facts["scale"] = float(self.clock.scale)
+        facts["extra_activity_cpu_ms"] = self.extra_activity_cpu_ms
+        return facts
+
     def stop(self) -> None:
         from steward import bootstrap
+        from steward.cloud import azure_time
 
         try:
             self.stack.stop()
         finally:
+            if self.discrete:
+                azure_time.reset()
+                self.clock.close()
             bootstrap.reset()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = None,
-                    throttle: bool = True, latency: bool = True, settings: dict[str, str] | None = None) -> AppStack:
+                    throttle: bool = True, latency: bool = True, settings: dict[str, str] | None = None,
+                    clock: str = "scaled", extra_activity_cpu_ms: float = 0.0) -> AppStack:
     """Start the stack with ARM's throttle and latency model as asked, the app acting as APP_PRINCIPAL.
 
     ``activity_slots`` overrides host.json's ``maxConcurrentActivityFunctions`` (one Functions instance has
     that many; N instances scaled out have N times as many) through a copy of host.json in a temp app root.
+
+    ``clock``: ``scaled`` runs Azure time at ``scale`` x real time (our own CPU counts as Azure time);
+    ``discrete`` uses ``sandbox.clock.DiscreteClock`` (time jumps to the next deadline when nothing is runnable:
+    our CPU costs no Azure time) and installs it as the app's ``steward.cloud.azure_time``. ``scale`` is then
+    unused. ``extra_activity_cpu_ms`` burns that much real time at the start of every activity execution (to
+    show which figures depend on our CPU).
     """
     from sandbox.arm import SandboxConfig
     from sandbox.arm.config import EventDeliveryConfig, LatencyConfig, ThrottleConfig
-    from sandbox.clock import VirtualClock
+    from sandbox.clock import AzureTime, DiscreteClock, VirtualClock
     from sandbox.host.local import LocalStack
+    from steward.cloud import azure_time
     from steward.cloud.clients import CloudClients
+
+    if clock not in ("scaled", "discrete"):
+        raise ValueError(f"clock must be 'scaled' or 'discrete', not {clock!r}")
+    the_clock: Any = DiscreteClock() if clock == "discrete" else VirtualClock(scale=scale)
+    if clock == "discrete":
+        azure_time.install(AzureTime(the_clock))
 
     workdir = Path(tempfile.mkdtemp(prefix="steward-bench-"))
     host_json = json.loads((REPO / "host.json").read_text())
@@ -226,7 +267,7 @@ def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = Non
     slots = int(durable.get("maxConcurrentActivityFunctions", 16))
     (workdir / "host.json").write_text(json.dumps(host_json))
     config = SandboxConfig(
-        clock=VirtualClock(scale=scale),
+        clock=the_clock,
         events=EventDeliveryConfig(seed=seed),
         throttle=ThrottleConfig(enabled=throttle),
         latency=LatencyConfig(enabled=latency),
@@ -241,11 +282,39 @@ def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = Non
                   "STEWARD_REPORTS_DIR": str(workdir / "reports"), **(settings or {})},
         run_timers=False,
     )
-    stack.start()
+    try:
+        stack.start()
+    except BaseException:
+        if clock == "discrete":
+            azure_time.reset()
+            the_clock.close()
+        raise
     try:
         log = RequestLog(stack.sandbox)
         target = dataclasses.replace(stack.sandbox.cloud_target(principal_id=CREATOR_PRINCIPAL), polling_interval=0.05)
-        return AppStack(stack, log, CloudClients(target), workdir, slots)
+        if extra_activity_cpu_ms > 0:
+            _burn_before_activities(stack.runner, extra_activity_cpu_ms / 1000.0)
+        return AppStack(stack, log, CloudClients(target), workdir, slots, extra_activity_cpu_ms)
     except BaseException:
         stack.stop()
+        if clock == "discrete":
+            azure_time.reset()
+            the_clock.close()
         raise
+
+
+def burn(seconds: float) -> None:
+    """Keep this thread busy for ``seconds`` of real time (stand-in for slower code or a slower machine)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _burn_before_activities(runner: Any, seconds: float) -> None:
+    invoke = runner._invoke_activity
+
+    def slower(work: Any) -> Any:
+        burn(seconds)
+        return invoke(work)
+
+    runner._invoke_activity = slower

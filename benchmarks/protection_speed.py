@@ -227,7 +227,8 @@ def _forwarding_estate(app: AppStack) -> Any:
                 rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
                 polling_interval=self.clients.target.polling_interval,
             )
-            sandbox.advance(CREATE_FAST_FORWARD_SECONDS)
+            if not app.discrete:  # a discrete clock jumps over the create operation by itself
+                sandbox.advance(CREATE_FAST_FORWARD_SECONDS)
             return dict(poller.result().as_dict())
 
     return ForwardingEstate(app.creator, DEFAULT_SUBSCRIPTION)
@@ -269,11 +270,13 @@ def verified_at(calls: list[ArmCall], suffix: str, before: datetime) -> datetime
 # ---- 1 + 2: latency and requests per resource ------------------------------------------------------------
 
 def measure_per_type(per_type: int, scale: float, seed: int, types: tuple[ResourceType, ...] = TYPES,
-                     timeout: float = 300.0, *, rbac_seconds: float | None = None) -> dict[str, Any]:
+                     timeout: float = 300.0, *, rbac_seconds: float | None = None, clock: str = "scaled",
+                     extra_activity_cpu_ms: float = 0.0) -> dict[str, Any]:
     """``rbac_seconds``: the sandbox's RBAC propagation delay (None: its default, 180 s). New role assignments
     refuse validation until it passes, and every refused validation costs a POST and its polls the minimum
-    does not count; 0 measures the app's requests without that wait."""
-    app = start_app_stack(scale=scale, seed=seed)
+    does not count; 0 measures the app's requests without that wait. ``clock``/``extra_activity_cpu_ms``: see
+    ``benchmarks.common.start_app_stack``."""
+    app = start_app_stack(scale=scale, seed=seed, clock=clock, extra_activity_cpu_ms=extra_activity_cpu_ms)
     if rbac_seconds is not None:
         from sandbox.arm import PropagationConfig
 
@@ -290,7 +293,8 @@ def measure_per_type(per_type: int, scale: float, seed: int, types: tuple[Resour
         for rtype, index in order:
             samples.append(_protect_one(app, estate, rtype, index, timeout))
         return {
-            "clock_scale": scale,
+            "clock_scale": scale if not app.discrete else None,
+            "clock": app.clock_facts(),
             "rbac_seconds": app.stack.sandbox.ctx.propagation.rbac_seconds,
             "per_type": per_type,
             "vaults": {"recovery_services": rsv, "backup": bv},
@@ -401,7 +405,15 @@ def _fire_vm_creations(app: AppStack, vm_ids: list[str], threads: int) -> dict[s
     api_version = READ_API_VERSIONS["microsoft.compute/virtualmachines"]
     retries = Counter[str]()
 
+    from sandbox.clock import busy
+    from steward.cloud import azure_time
+
     def create(rid: str) -> None:
+        # on a discrete clock the creator is runnable work too: virtual time moves only while it waits (throttle)
+        with busy(app.clock, "creator"):
+            _create(rid)
+
+    def _create(rid: str) -> None:
         for _attempt in range(1000):
             try:
                 client.begin_create_or_update_by_id(rid, api_version=api_version, parameters=vm_body(), polling=False)
@@ -410,8 +422,9 @@ def _fire_vm_creations(app: AppStack, vm_ids: list[str], threads: int) -> dict[s
                 if error.status_code != 429:
                     raise
                 retries["throttled"] += 1
-                hint = error.response.headers.get("retry-after-ms") if error.response is not None else None
-                time.sleep(float(hint) / 1000 if hint else 0.05)
+                headers = error.response.headers if error.response is not None else {}
+                hint, whole = headers.get("retry-after-ms"), headers.get("retry-after")
+                azure_time.sleep(float(hint) / 1000 if hint else float(whole) if whole else 0.05)
         raise RuntimeError(f"creating {rid} was throttled 1000 times")
 
     with concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="creator") as pool:
@@ -420,12 +433,14 @@ def _fire_vm_creations(app: AppStack, vm_ids: list[str], threads: int) -> dict[s
 
 
 def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | None, creator_threads: int = 8,
-                  timeout: float = 3600.0) -> dict[str, Any]:
+                  timeout: float = 3600.0, clock: str = "scaled", extra_activity_cpu_ms: float = 0.0
+                  ) -> dict[str, Any]:
     from sandbox.arm.config import DEFAULT_SUBSCRIPTION, ThrottleConfig
     from sandbox.estate import Estate
     from steward.cloud.protection import RecoveryServicesProtection
 
-    app = start_app_stack(scale=scale, seed=seed, activity_slots=activity_slots)
+    app = start_app_stack(scale=scale, seed=seed, activity_slots=activity_slots, clock=clock,
+                          extra_activity_cpu_ms=extra_activity_cpu_ms)
     try:
         estate = Estate(app.creator, DEFAULT_SUBSCRIPTION)
         estate.resource_group(GROUP, REGION)
@@ -465,6 +480,7 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
                                wall=(wall0, fired_wall, wall1), creator=creator,
                                rs=RecoveryServicesProtection(app.creator))
         # one process runs sandbox, host, runner and activities: near 1.0 means the GIL, not Azure, paced it
+        report["clock"] = app.clock_facts()
         report["process_cpu_seconds_per_real_second"] = round((cpu1 - cpu0) / max(wall1 - wall0, 1e-9), 2)
         # issue 15 item 3: what the harness's Event Grid did (the local stack subscribes with the Bicep filter)
         report["event_grid"] = {
@@ -525,7 +541,7 @@ def _burst_report(app: AppStack, vault: str, vm_ids: list[str], *, mark: int, vi
     hold = _timings()["rs_enable"][0]
     return {
         "vms": len(vm_ids),
-        "clock_scale": float(app.sandbox.clock.scale),
+        "clock_scale": float(app.sandbox.clock.scale) if not app.discrete else None,
         "activity_slots": app.activity_slots,
         "creator_threads_put_seconds_virtual": round((virtual[1] - virtual[0]).total_seconds(), 1),
         "elapsed_virtual_seconds": round((virtual[2] - virtual[0]).total_seconds(), 1),
@@ -595,7 +611,7 @@ def render(result: dict[str, Any]) -> str:
     per = result.get("latency")
     if per:
         lines.append(f"Creation event -> verified protection, Azure (virtual) seconds; latency model + throttle on; "
-                     f"clock scale {per['clock_scale']:g}; RBAC propagation {per.get('rbac_seconds', 180.0):g} s; "
+                     f"{_clock_text(per)}; RBAC propagation {per.get('rbac_seconds', 180.0):g} s; "
                      f"{per['per_type']} per type, one at a time")
         rows = []
         for key, s in per["summary"].items():
@@ -628,7 +644,7 @@ def render(result: dict[str, Any]) -> str:
     burst = result.get("burst")
     if burst:
         lines.append(f"Burst: {burst['vms']} VM creations in one subscription, write throttle on "
-                     f"(200 tokens, 10/s per principal), clock scale {burst['clock_scale']:g}, "
+                     f"(200 tokens, 10/s per principal), {_clock_text(burst)}, "
                      f"{burst['activity_slots']} activity slots")
         once = burst["exactly_once"]
         ceilings = burst["ceilings_per_virtual_second"]
@@ -661,6 +677,14 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _clock_text(part: dict[str, Any]) -> str:
+    facts = part.get("clock") or {}
+    extra = facts.get("extra_activity_cpu_ms") or 0
+    text = "discrete clock" if facts.get("clock") == "discrete" else f"clock scale {part.get('clock_scale'):g}"
+    text += f" (load {facts.get('load_average_1m')})"
+    return text + (f", +{extra:g} ms CPU per activity" if extra else "")
+
+
 def _pair(figures: dict[str, float] | None) -> str:
     return "-" if figures is None else f"{figures['app']:g} / {figures['minimum']:g}"
 
@@ -681,6 +705,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--creator-threads", type=int, default=8)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds the burst may take")
+    parser.add_argument("--clock", choices=("scaled", "discrete"), default="scaled",
+                        help="scaled: Azure time runs --scale x real time (our CPU counts as Azure time); discrete: "
+                             "time jumps to the next deadline when nothing is runnable (our CPU costs none)")
+    parser.add_argument("--extra-activity-cpu", type=float, default=0.0, metavar="MS",
+                        help="burn MS real milliseconds at the start of every activity (shows what depends on CPU)")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-burst", action="store_true")
     parser.add_argument("--rbac-seconds", type=float, default=None,
@@ -692,11 +721,13 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"benchmark": "protection_speed", "seed": args.seed, "machine": machine(),
                               "principals": {"app": APP_PRINCIPAL, "creator": CREATOR_PRINCIPAL}}
     if not args.skip_latency:
-        result["latency"] = measure_per_type(args.per_type, args.scale, args.seed, rbac_seconds=args.rbac_seconds)
+        result["latency"] = measure_per_type(args.per_type, args.scale, args.seed, rbac_seconds=args.rbac_seconds,
+                                             clock=args.clock, extra_activity_cpu_ms=args.extra_activity_cpu)
     if not args.skip_burst:
         result["burst"] = measure_burst(args.vms, scale=args.burst_scale, seed=args.seed,
                                         activity_slots=args.activity_slots, creator_threads=args.creator_threads,
-                                        timeout=args.timeout)
+                                        timeout=args.timeout, clock=args.clock,
+                                        extra_activity_cpu_ms=args.extra_activity_cpu)
     result["real_seconds"] = round(time.perf_counter() - started, 1)
     write_result(args.output, result)
     print(render(result))

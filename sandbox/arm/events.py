@@ -363,6 +363,16 @@ class EventBus:
         with self._lock:
             return len(self._queue) + self._in_flight
 
+    def clock_probe(self) -> tuple[bool, datetime | None]:
+        """For a discrete clock: (a delivery is in flight or due, when the next queued one is due)."""
+        with self._lock:
+            if self._in_flight:
+                return True, None
+            if not self._queue:
+                return False, None
+            due = min(d.due for d in self._queue)
+        return due <= self.clock.now(), due
+
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait (real seconds) until every queued delivery is done; False on timeout."""
         import time

@@ -223,6 +223,15 @@ class OperationEngine:
         with self._lock:
             return self._due[0][0] if self._due else None
 
+    def clock_probe(self) -> tuple[bool, datetime | None]:
+        """For a discrete clock: (an operation is due or being settled, when the next one is due)."""
+        if self._settling.locked():
+            return True, None
+        due = self.next_due()
+        if due is not None and due <= self.clock.now():
+            return True, None
+        return False, due
+
     def settle_due(self, *, blocking: bool = True) -> int:
         """End every operation whose time has come (runs completions outside the engine lock).
 

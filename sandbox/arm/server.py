@@ -48,7 +48,8 @@ from sandbox.arm.routing import KIND_BY_METHOD, Route, Router
 from sandbox.arm.store import ResourceStore, write_json_atomically
 from sandbox.arm.throttle import Throttle
 from sandbox.arm.tokens import InvalidToken, TokenIssuer
-from sandbox.clock import VirtualClock
+from sandbox.clock import TOKEN_HEADER, DiscreteClock, VirtualClock, let_pollers_inherit, stop_pollers_inheriting
+from sandbox.clock import serving as clock_serving
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,11 @@ class ArmSandbox:
         self.events.start()
         self._spawn("sandbox-https", lambda: server.serve_forever(poll_interval=0.02))
         self._spawn("sandbox-lro", lambda: self.operations.run_until_stopped(self._stopped))
+        if isinstance(self.clock, DiscreteClock):
+            # what is due on the sandbox's side is runnable work, and its next due time a deadline
+            self.clock.add_probe(self.operations.clock_probe)
+            self.clock.add_probe(self.events.clock_probe)
+            let_pollers_inherit(self.clock)
         if cfg.state_file is not None:
             self._spawn("sandbox-snapshot", self._snapshot_loop)
         return self
@@ -229,6 +235,10 @@ class ArmSandbox:
 
     def stop(self) -> None:
         self._stopped.set()
+        if isinstance(self.clock, DiscreteClock):
+            self.clock.remove_probe(self.operations.clock_probe)
+            self.clock.remove_probe(self.events.clock_probe)
+            stop_pollers_inheriting(self.clock)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -364,6 +374,12 @@ class ArmSandbox:
 
     # -- request handling -----------------------------------------------------------------------
     def _serve(self, h: _Handler) -> None:
+        # on a discrete clock, an in-flight request is runnable work: it holds the token its sender handed over
+        # (or one of its own), and the modelled latency below, a clock wait, releases it
+        with clock_serving(self.clock, h.headers.get(TOKEN_HEADER), f"ARM {h.command} request"):
+            self._serve_request(h)
+
+    def _serve_request(self, h: _Handler) -> None:
         split = urlsplit(h.path)
         # ARM treats an empty path segment as absent: the SDKs' generic resource calls send
         # ``providers/{namespace}//{type}/{name}`` when the parent resource path is empty

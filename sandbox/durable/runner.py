@@ -52,7 +52,8 @@ from azure.durable_functions.orchestrator import Orchestrator
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-from sandbox.clock import VirtualClock
+from sandbox.clock import DiscreteClock, VirtualClock
+from sandbox.clock import busy as clock_busy
 
 from . import history as h
 from .discovery import ACTIVITY, ORCHESTRATION, FunctionCatalog, load_catalog
@@ -152,6 +153,7 @@ class DurableRunner:
         self._replay_cost: dict[str, float] = {}
         self._submitted: set[int] = set()
         self._submitted_lock = threading.Lock()
+        self._running: set[int] = set()  # activity rows executing now (a discrete clock's probe reads it)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
@@ -165,6 +167,8 @@ class DurableRunner:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+        if isinstance(self.clock, DiscreteClock):
+            self.clock.add_probe(self.clock_probe)
         self._wake.set()
         log.info("durable runner started", extra={"db_path": self.config.db_path,
                                                   "orchestrators": len(self.catalog.orchestrators),
@@ -172,6 +176,8 @@ class DurableRunner:
         return self
 
     def stop(self) -> None:
+        if isinstance(self.clock, DiscreteClock):
+            self.clock.remove_probe(self.clock_probe)
         self._stopping.set()
         self._wake.set()
         for thread in self._threads:
@@ -603,7 +609,37 @@ class DurableRunner:
         for work in self.store.pending_activities():
             self._submit(work)
 
+    def clock_probe(self) -> tuple[bool, datetime | None]:
+        """For a discrete clock: (a message waits in an inbox, an activity waits for a free slot, or a timer is
+        due; when the next timer is due). Running activities hold busy tokens of their own."""
+        if self._stopping.is_set():
+            return False, None
+        if self.store.instances_with_inbox():
+            return True, None
+        with self._submitted_lock:
+            running = len(self._running)
+        waiting = len(self.store.pending_activities()) - running
+        if waiting > 0 and running < self.config.max_activity_workers:
+            return True, None
+        timers = self.store.timers()
+        if not timers:
+            return False, None
+        earliest = min(h.parse_timestamp(t.fire_at) for t in timers)
+        return earliest <= self.clock.now(), earliest
+
     def _run_activity(self, work: ActivityWork) -> None:
+        # on a discrete clock an executing activity is runnable work: its CPU costs no Azure time, and its
+        # clock waits (pacer, SDK polls, the server's latency for its requests) release the token
+        with clock_busy(self.clock, f"activity {work.name}"):
+            with self._submitted_lock:
+                self._running.add(work.row_id)
+            try:
+                self._run_activity_now(work)
+            finally:
+                with self._submitted_lock:
+                    self._running.discard(work.row_id)
+
+    def _run_activity_now(self, work: ActivityWork) -> None:
         # Row ids are never reused (AUTOINCREMENT) and stay in ``_submitted``: a stale read of the pending
         # table can never hand a completed activity to the pool again. The row check covers work dropped
         # by terminate / continue-as-new / purge before it started.

@@ -48,6 +48,7 @@ from azure.functions.eventgrid import EventGridEventInConverter
 from azure.functions.timer import TimerRequestConverter
 
 from sandbox.clock import VirtualClock
+from sandbox.clock import busy as clock_busy
 from sandbox.durable.discovery import EVENT_GRID, TIMER, FunctionCatalog, RegisteredFunction
 from sandbox.durable.logs import HOST_LOGGER, log_context
 from sandbox.durable.management import (
@@ -496,6 +497,7 @@ class TimerScheduler:
     def _fire(self, name: str, scheduled: datetime, past_due: bool) -> None:
         self.fired.append((name, scheduled, past_due))
         try:
-            self.host.fire_timer(name, past_due=past_due, scheduled=scheduled)
+            with clock_busy(self.clock, f"timer trigger {name}"):  # runnable work on a discrete clock
+                self.host.fire_timer(name, past_due=past_due, scheduled=scheduled)
         except Exception:
             log.exception("timer trigger %s failed", name)

@@ -203,7 +203,8 @@ class CloudClients:
 
     def _transport(self) -> Any:
         import requests
-        from azure.core.pipeline.transport import RequestsTransport
+
+        from steward.cloud.azure_time import ClockedRequestsTransport
 
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(
@@ -212,7 +213,8 @@ class CloudClients:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         options: dict[str, Any] = {"connection_verify": self.target.ca_bundle} if self.target.ca_bundle else {}
-        return RequestsTransport(session=session, session_owner=True, **options)
+        # sleeps and requests go through the azure_time seam (the wall clock unless a sandbox installs its own)
+        return ClockedRequestsTransport(session=session, session_owner=True, **options)
 
     def _common_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

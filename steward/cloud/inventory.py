@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any, Final, Protocol
 
 from azure.core.exceptions import AzureError
 
+from steward.cloud import azure_time
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import CloudError, translate
 from steward.cloud.wire import dig, wire
@@ -262,8 +262,8 @@ class ReadPacer:
         capacity: float = ARM_READ_CAPACITY * READ_BUDGET_SHARE,
         refill_per_second: float = ARM_READ_REFILL_PER_SECOND * READ_BUDGET_SHARE,
         *,
-        now: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = azure_time.monotonic,
+        sleep: Callable[[float], None] = azure_time.sleep,
     ) -> None:
         if capacity < 1 or refill_per_second <= 0:
             raise ValueError("a read pacer needs capacity >= 1 and a positive refill rate")

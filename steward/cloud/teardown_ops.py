@@ -21,7 +21,6 @@ import functools
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,6 +29,7 @@ from typing import Any, Final
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.rest import HttpRequest
 
+from steward.cloud import azure_time
 from steward.cloud import teardown_arm as arm
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
@@ -183,8 +183,8 @@ class TeardownOps:
         *,
         wait_budget_seconds: float = 420.0,
         max_poll_seconds: float = 20.0,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = azure_time.sleep,
+        monotonic: Callable[[], float] = azure_time.monotonic,
     ) -> None:
         self._clients = clients
         self._budget = wait_budget_seconds

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import HTTPPolicy
+
+from steward.cloud import azure_time
 
 REMAINING_HEADER: Final = "x-ms-ratelimit-remaining-subscription-{bucket}"
 GLOBAL_REMAINING_HEADER: Final = "x-ms-ratelimit-remaining-subscription-global-{bucket}"
@@ -115,8 +116,8 @@ class SubscriptionPacer:
     """The local picture of ARM's buckets, per (subscription, bucket). Thread-safe."""
 
     limits: PacingLimits = field(default_factory=PacingLimits)
-    now: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], float] = azure_time.monotonic
+    sleep: Callable[[float], None] = azure_time.sleep
     stats: PacerStats = field(default_factory=PacerStats)
 
     def __post_init__(self) -> None:
