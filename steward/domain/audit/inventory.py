@@ -84,16 +84,10 @@ _ARM_PROTECTION_STATES: Final = {
 }
 
 
-@dataclass(frozen=True)
-class ProtectableResource:
-    """A VM, managed disk, storage account or PostgreSQL flexible server."""
+class _NamedByArmId:
+    """What an inventory record's ARM ``id`` says of it (one place for the resource and the vault)."""
 
     id: str
-    type: str
-    location: str
-    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
-    #: for a managed disk, the VM it is attached to (covered by that VM's backup)
-    attached_to: str = ""
 
     @property
     def key(self) -> str:
@@ -113,7 +107,19 @@ class ProtectableResource:
 
 
 @dataclass(frozen=True)
-class Vault:
+class ProtectableResource(_NamedByArmId):
+    """A VM, managed disk, storage account or PostgreSQL flexible server."""
+
+    id: str
+    type: str
+    location: str
+    tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: for a managed disk, the VM it is attached to (covered by that VM's backup)
+    attached_to: str = ""
+
+
+@dataclass(frozen=True)
+class Vault(_NamedByArmId):
     """A Recovery Services vault or a Backup vault, with the settings the controls look at."""
 
     id: str
@@ -124,18 +130,6 @@ class Vault:
     cross_region_restore: bool | None = None
     multi_user_authorization: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
-
-    @property
-    def subscription_id(self) -> str:
-        return subscription_of(self.id)
-
-    @property
-    def name(self) -> str:
-        return name_of(self.id)
 
 
 @dataclass(frozen=True)
