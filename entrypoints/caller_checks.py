@@ -181,7 +181,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidBody", "the request body is empty; send a JSON object")
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise RequestRefused(400, "InvalidBody", "the request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise RequestRefused(400, "InvalidBody", "the request body must be a JSON object")

@@ -81,7 +81,7 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidRequest", "send a JSON object ({} drills everything that is due)")
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
     if not isinstance(data, dict):
         raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
