@@ -14,7 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from steward import bootstrap, telemetry
-from steward.cloud.errors import AzureRefusal
+from steward.cloud.errors import AzureRefusal, NotFound
 from steward.cloud.protection import (
     BackupVaultProtection,
     RecoveryServicesProtection,
@@ -40,6 +40,14 @@ bp = df.Blueprint()
 
 def _refusal(error: AzureRefusal) -> dict[str, Any]:
     return {"ok": False, "code": error.code, "message": error.message, "status": error.status}
+
+
+def _forget_cached(adapter: RecoveryServicesProtection | BackupVaultProtection, vault_id: str, policy: str) -> None:
+    """Azure refused a request built from cached answers (the vault chosen from the cached list, the cached
+    policy id): the vault or its policy may have been deleted by hand, which no event tells the app. Read both
+    again on the next attempt rather than send the same stale request for the rest of the cache's lifetime."""
+    adapter.forget_policy(vault_id, policy)
+    adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
 
 
 def _guard(effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -128,9 +136,14 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
             return {"ok": False, "code": protection_flow.ITEM_SOFT_DELETED,
                     "message": protection_flow.SOFT_DELETED_REASON.format(vault=request["vault_id"])}
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
-        if policy_id is None:
+        if policy_id is None:  # or the (cached) vault is gone: read both again next time
+            adapter.forget_vaults(ResourceId.parse(request["vault_id"]).subscription_id)
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        started = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
+        try:
+            started = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
+        except (AzureRefusal, NotFound):
+            _forget_cached(adapter, request["vault_id"], request["policy"])
+            raise
         return {"ok": True, "done": False, "operation": started["operation"], "retry_after": started["retry_after"]}
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
@@ -206,6 +219,9 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         # of ours: the refusal stands, a conflict)
         try:
             adapter.validate(vault_id, body)
+        except NotFound:
+            _forget_cached(adapter, vault_id, request["policy"])
+            raise
         except AzureRefusal as refusal:
             if refusal.code in POLICY_NOT_FOUND_CODES:
                 adapter.forget_policy(vault_id, request["policy"])

@@ -24,6 +24,7 @@ structured line named :data:`AUDIT_EVENT`.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -45,6 +46,7 @@ from steward.domain.teardown import (
 AUTHORIZATION_HEADER: Final = "authorization"
 #: ``realm`` of the ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
 REALM: Final = "backup-steward"
+LOG = logging.getLogger("steward.entry")
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_REASON_CHARS: Final = 1024
 _FINGERPRINT: Final = re.compile(r"(sha256:)?[0-9a-fA-F]{64}")
@@ -145,8 +147,15 @@ def authenticated_caller(headers: Mapping[str, str], validator: BearerTokenValid
             401, code, refused.message, www_authenticate=_challenge(refused.error, refused.message)
         ) from None
     except AuthorityUnavailable as unavailable:
+        # the caller's token was never checked: the cause (the configured authority URL, a proxy's or an address's
+        # network error) is for the operator's log, not for the answer
+        LOG.warning("the token authority cannot be reached: %s", unavailable)
         raise RequestRefused(
-            503, "AuthorityUnavailable", f"the caller's token cannot be checked now: {unavailable}", retry_after=30
+            503,
+            "AuthorityUnavailable",
+            "the caller's token cannot be checked now: the token authority (Microsoft Entra ID) cannot be reached; "
+            "try again after Retry-After",
+            retry_after=30,
         ) from None
     return Caller(identity.principal_id, identity.name, identity.roles)
 
@@ -172,7 +181,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidBody", "the request body is empty; send a JSON object")
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise RequestRefused(400, "InvalidBody", "the request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise RequestRefused(400, "InvalidBody", "the request body must be a JSON object")

@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -32,6 +34,7 @@ import azure.functions as func
 
 from entrypoints import problems
 from entrypoints.caller_checks import (
+    CallerRateLimit,
     RequestRefused,
     TeardownAccessPolicy,
     authenticated_caller,
@@ -41,6 +44,7 @@ from entrypoints.caller_checks import (
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
+from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -73,6 +77,21 @@ def _caller(req: func.HttpRequest) -> str:
     return caller.principal_id
 
 
+_LIMIT_LOCK = threading.Lock()
+_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+
+
+def _rate_limit() -> CallerRateLimit:
+    """The instance's meter of drill starts. The drill routes are authorized by the teardown policy, and metered
+    at its rate (STEWARD_TEARDOWN_RATE_PER_MINUTE): each start may restore disks and VMs and create storage
+    accounts. Like the teardown routes' meter, it lives as long as the settings it was built from."""
+    current = bootstrap.settings()
+    with _LIMIT_LOCK:
+        if not _LIMITS or _LIMITS[0][0] is not current:
+            _LIMITS[:] = [(current, CallerRateLimit(current.teardown_rate_per_minute, what="drill starts"))]
+        return _LIMITS[0][1]
+
+
 def drill_request_from_http(body: bytes) -> dict[str, Any]:
     """The orchestration's input from a POST body; 400 naming the field otherwise (413 when too large)."""
     if len(body or b"") > MAX_BODY_BYTES:
@@ -81,7 +100,7 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidRequest", "send a JSON object ({} drills everything that is due)")
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
     if not isinstance(data, dict):
         raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
@@ -160,6 +179,7 @@ async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpRes
 @bp.durable_client_input(client_name="client")
 async def drill_http_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     async def start(principal: str) -> func.HttpResponse:
+        _rate_limit().take(principal, time.monotonic())  # 429 when the caller has no start left this minute
         check_json_content_type(dict(req.headers))
         request = drill_request_from_http(req.get_body())
         check_scope(request, bootstrap.settings().subscriptions)

@@ -5,8 +5,11 @@ itself made.
 Each entry lives ``STEWARD_ARM_CACHE_SECONDS`` at most (0: no cache) and is dropped earlier by what changes it:
 
 * the vault list of a subscription - when the app creates a vault there (``VaultCreator``) or tears one down,
-  and when a vault it chose answers 404;
-* a policy id - when Azure says the policy is not found (validation or PUT);
+  when a vault it chose answers 404 (its policy cannot be read, validation or the protected-item PUT answers 404),
+  and when Azure refuses a Recovery Services protected-item PUT built from cached answers;
+* a policy id - when Azure says the policy is not found (validation), or refuses or answers 404 to the
+  protected-item PUT that named it (Azure's code for a missing policy there is not documented: any refusal drops
+  it, which costs one policy GET on the next attempt);
 * a granted role - when a validation still says the vault's identity lacks permissions after the RBAC wait
   ran out (someone may have removed the assignment).
 

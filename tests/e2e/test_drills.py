@@ -249,7 +249,9 @@ def run_audit(app: Harness) -> dict[str, Any]:
     host.fire_timer("audit_timer")
 
     def started() -> str | None:
-        return next((i.instance_id for i in runner.query() if (i.instance_id, i.created) not in before), None)
+        # the audit's instance: the reconcile timer (one instance per wall-clock minute) may start one beside it
+        return next((i.instance_id for i in runner.query()
+                     if (i.instance_id, i.created) not in before and i.name == "audit_estate"), None)
 
     return runner.wait_for(app.wait_for(started, 60, "the audit to start"), timeout=120)  # type: ignore[no-any-return]
 

@@ -179,6 +179,22 @@ def test_token_failures_are_401_with_a_bearer_challenge_or_503(answer, status, c
         assert refused.value.headers()["Retry-After"] == "30"
 
 
+def test_an_unreachable_authority_tells_the_caller_no_configuration_or_network_detail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The 503 goes to a caller whose token was never checked: it names the cause, not the app's authority URL or
+    the network error (a proxy's host, an address); those go to the log for the operator."""
+    cause = ("could not fetch https://login.corp-proxy.internal:8443/tenant/v2.0/.well-known/openid-configuration: "
+             "<urlopen error [Errno 111] Connection refused>")
+    with caplog.at_level("WARNING"), pytest.raises(RequestRefused) as refused:
+        authenticated_caller({}, FakeValidator(AuthorityUnavailable(cause)))  # type: ignore[arg-type]
+    assert (refused.value.status, refused.value.code) == (503, "AuthorityUnavailable")
+    for secret in ("corp-proxy", "8443", "Errno", "openid-configuration", "https://"):
+        assert secret not in refused.value.message
+    assert "token" in refused.value.message
+    assert any(cause in r.getMessage() for r in caplog.records)
+
+
 def test_without_token_validation_configured_nobody_authenticates() -> None:
     with pytest.raises(RequestRefused) as refused:
         authenticated_caller({"x-ms-client-principal-id": ALLOWED}, None)

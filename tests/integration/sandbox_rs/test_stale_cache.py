@@ -1,0 +1,90 @@
+"""The worker's ARM cache (steward/cloud/arm_cache.py) on the VM path: a vault or policy deleted by hand while the
+cache still names it costs one refused protection, not five minutes of them.
+
+``begin_vm_protection`` reads the vault (from the cached vault list) and the policy id (cached) and PUTs the
+protected item. When the vault is gone, the policy GET answers 404 and the activity answers PolicyNotFound: the
+cached vault list must be dropped, as the Backup-vault path does, or every VM of the region is sent to the deleted
+vault until the entry expires. When the policy is gone but its id is cached, Azure refuses the PUT: the cached id
+must be dropped so the next attempt reads the policy again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from activities import protection as protection_activities
+from steward import bootstrap
+from steward.cloud import arm_cache
+from steward.cloud.arm_cache import ArmCache
+from steward.cloud.errors import NotFound
+from steward.cloud.protection import RecoveryServicesProtection
+from steward.domain.kernel import VaultKind
+
+from .conftest import Estate
+
+
+def _activity(function: Any) -> Any:
+    return function._function.get_user_function() if hasattr(function, "_function") else function
+
+
+@pytest.fixture
+def cache(estate: Estate, monkeypatch: pytest.MonkeyPatch) -> ArmCache:
+    made = ArmCache(300)
+    monkeypatch.setattr(bootstrap, "clients", lambda: estate.clients)
+    monkeypatch.setattr(bootstrap, "arm_cache", lambda: made)
+    return made
+
+
+def _warm(estate: Estate, cache: ArmCache, vault_id: str) -> RecoveryServicesProtection:
+    adapter = RecoveryServicesProtection(estate.clients, cache)
+    assert vault_id in [v.id for v in adapter.vaults_in(estate.subscription, "westeurope")]
+    assert adapter.policy_id(vault_id, "DefaultPolicy") is not None
+    return adapter
+
+
+def test_a_vault_deleted_while_cached_is_forgotten_after_one_refusal(estate: Estate, cache: ArmCache) -> None:
+    rg = estate.group("stalevault")
+    vault = estate.vault(rg, "rsv-gone")
+    vm = estate.vm(rg)
+    _warm(estate, cache, str(vault.id))
+    estate.rs().vaults.begin_delete(rg, "rsv-gone").result()
+    key = arm_cache.vaults_key(VaultKind.RECOVERY_SERVICES, estate.subscription)
+    assert cache.get(key) is not None  # the cache still offers the deleted vault
+
+    request = {"resource_id": vm, "vault_id": str(vault.id), "policy": "DefaultPolicy"}
+    # the PUT to the deleted vault answers 404: the activity fails (the orchestrator's backoff calls it again)
+    with pytest.raises(NotFound):
+        _activity(protection_activities.begin_vm_protection)(request)
+
+    # the next protection of the region lists the vaults again instead of choosing the deleted one, and the
+    # retry reads the policy again instead of PUTting to the deleted vault for the cache's remaining minutes
+    assert cache.get(key) is None
+    assert cache.get(arm_cache.policy_key(str(vault.id), "DefaultPolicy")) is None
+    again = _activity(protection_activities.begin_vm_protection)(request)
+    assert again["ok"] is False and again["code"] == "PolicyNotFound"
+
+
+def test_a_policy_deleted_while_its_id_is_cached_is_read_again_after_one_refusal(
+    estate: Estate, cache: ArmCache
+) -> None:
+    rg = estate.group("stalepolicy")
+    vault = estate.vault(rg, "rsv-policy")
+    vm = estate.vm(rg)
+    _warm(estate, cache, str(vault.id))
+    estate.rsb().protection_policies.begin_delete("rsv-policy", rg, "DefaultPolicy").result()
+    key = arm_cache.policy_key(str(vault.id), "DefaultPolicy")
+    assert cache.get(key) is not None
+
+    answer = _activity(protection_activities.begin_vm_protection)(
+        {"resource_id": vm, "vault_id": str(vault.id), "policy": "DefaultPolicy"}
+    )
+
+    assert answer["ok"] is False
+    assert cache.get(key) is None
+    # and the next attempt names the real cause, read from Azure, not the stale id's refusal
+    again = _activity(protection_activities.begin_vm_protection)(
+        {"resource_id": vm, "vault_id": str(vault.id), "policy": "DefaultPolicy"}
+    )
+    assert again == {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
