@@ -142,6 +142,10 @@ def test_a_vm_and_a_disk_drill_restore_validate_and_leave_nothing(app: Harness) 
     assert [r for r in in_group if r["type"] != "Microsoft.Authorization/roleAssignments"] == [], in_group
     assert [r["properties"]["roleDefinitionId"].rsplit("/", 1)[-1] for r in in_group] == [
         "b50d9833-a0cb-478e-945f-707fcc997c13"], in_group
+    app.settle(60)  # the app heard the drill's own writes (staging account, restored disks) as resource events
+    guarded = [r["id"] for r in app.sandbox.store.list() if "/resourcegroups/backup-steward-drill-westeurope/"
+               in json.dumps(r.get("properties") or {}).lower() and "/backupinstances/" in r["id"].lower()]
+    assert guarded == [], "what a drill makes is never protected: its backup would outlive the drill"
     events = drill_events(app)
     assert sorted(e["eventType"] for e in events) == ["BackupSteward.Drill.Succeeded"] * 2, json.dumps(events)
     assert {e["subject"].lower() for e in events} == {vm.lower(), disk.lower()}
