@@ -142,6 +142,10 @@ def test_a_vm_and_a_disk_drill_restore_validate_and_leave_nothing(app: Harness) 
     assert [r for r in in_group if r["type"] != "Microsoft.Authorization/roleAssignments"] == [], in_group
     assert [r["properties"]["roleDefinitionId"].rsplit("/", 1)[-1] for r in in_group] == [
         "b50d9833-a0cb-478e-945f-707fcc997c13"], in_group
+    app.settle(60)  # the app heard the drill's own writes (staging account, restored disks) as resource events
+    guarded = [r["id"] for r in app.sandbox.store.list() if "/resourcegroups/backup-steward-drill-westeurope/"
+               in json.dumps(r.get("properties") or {}).lower() and "/backupinstances/" in r["id"].lower()]
+    assert guarded == [], "what a drill makes is never protected: its backup would outlive the drill"
     events = drill_events(app)
     assert sorted(e["eventType"] for e in events) == ["BackupSteward.Drill.Succeeded"] * 2, json.dumps(events)
     assert {e["subject"].lower() for e in events} == {vm.lower(), disk.lower()}
@@ -304,3 +308,24 @@ def test_the_audit_deletes_drill_leftovers_past_their_lifetime_and_reports_the_d
     assert vm.lower() in by_control.get("DRL-001", set()), "the VM is covered and was never drilled"
     assert disk.lower() not in by_control.get("DRL-001", set()) | by_control.get("DRL-002", set())
     assert drill_leftovers(app, started["id"]) == []
+
+
+@pytest.mark.slow
+def test_a_postgresql_drill_restores_files_with_the_vault_identitys_blob_right_and_leaves_nothing(app: Harness) -> None:
+    """The vault's identity writes the files: the drill gives it Storage Blob Data Contributor on its own staging
+    account (the sandbox refuses the restore without it), and the account goes with the drill."""
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.backup_vault("rg-app", "bv-weu", WEU)
+    server = est.postgres("rg-app", "pg-orders", WEU)
+    app.wait_outcome(server, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    status, started = call(app, "POST", "drills", {"resources": [server]})
+    assert status == 202, started
+    [result] = finished(app, started["id"])["results"]
+    assert result["outcome"] == "Succeeded", json.dumps(result)
+    [grant] = result["vaultRoles"]
+    assert grant["role"] == "Storage Blob Data Contributor" and "/storageaccounts/" in grant["scope"].lower()
+    assert result["left"] == [] and drill_leftovers(app, started["id"]) == []
+    assert app.sandbox.store.get(grant["scope"]) is None, "the staging account went with the drill"

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from sandbox.arm import ArmSandbox, SandboxConfig
+from sandbox.arm.providers.authorization_model import grant_built_in_role
 from tests.fidelity.test_dataprotection_examples import Answer, RawArm
 
 SUB = "00000000-0000-4000-8000-000000000001"
@@ -271,7 +272,12 @@ def test_trigger_backup_and_get_job(arm: RawArm, dp_instance: str) -> None:
     assert listed.status == 200 and missing(listed.body, {f"value[].{k}": v for k, v in DP_JOB.items()}) == []
 
 
-def test_list_recovery_points_validate_restore_and_restore(arm: RawArm, dp_instance: str) -> None:
+def test_list_recovery_points_validate_restore_and_restore(sb: ArmSandbox, arm: RawArm, dp_instance: str) -> None:
+    # the vault's identity restores: Disk Restore Operator on the target group (backup/restore-managed-disks.md),
+    # effective once propagated
+    vault_identity = str(sb.store.get(BV)["identity"]["principalId"])
+    grant_built_in_role(sb.store, vault_identity, "Disk Restore Operator", RG, sb.clock.now())
+    sb.advance(600)
     listed = call(arm, "GET", f"{dp_instance}/recoveryPoints", DP_API)
     assert listed.status == 200 and missing(listed.body, DP_POINTS) == []
     point = listed.body["value"][0]["name"]

@@ -34,6 +34,12 @@ def route(resource: ResourceFacts, rules: RuleSet) -> ProtectionDecision:
     """Decide for one resource. Pure and total: never raises for a valid ``ResourceFacts``."""
     if any(value.strip().lower() == "true" for value in resource.tag_values(rules.opt_out_tag)):
         return OptOut(resource.id, f"tagged {rules.opt_out_tag}=true", None, OptOutBasis.TAG)
+    drill_group = _drill_group(resource, rules)
+    if drill_group is not None:
+        # what restore drills make there (restored disks, staging accounts) lives for the drill only: protecting it
+        # would leave a backup instance and its recovery points behind every drill (issue 17)
+        return OptOut(resource.id, f"in restore drill group {drill_group}: drills delete what they make", None,
+                      OptOutBasis.RULE)
     workload = workload_for(resource.type)
     if workload is None:
         return Unsupported(resource.id, f"Backup Steward does not protect resources of type {resource.type}")
@@ -51,6 +57,17 @@ def route(resource: ResourceFacts, rules: RuleSet) -> ProtectionDecision:
             return OptOut(resource.id, rule.opt_out or "opted out", rule.name, OptOutBasis.RULE)
         return _protect(resource, workload, rule.name, rule.protect, rules.vault_default_tag)
     return OptOut(resource.id, f"no rule in {rules.source} covers this resource", None, OptOutBasis.NO_RULE)
+
+
+def _drill_group(resource: ResourceFacts, rules: RuleSet) -> str | None:
+    """The drill resource group (a drill rule's, for the resource's region and subscription) it lives in, if any."""
+    group = (resource.id.resource_group or "").lower()
+    if not group:
+        return None
+    for drill in rules.drills:
+        if drill.group_for(resource.region, resource.subscription).lower() == group:
+            return drill.group_for(resource.region, resource.subscription)
+    return None
 
 
 def _protect(

@@ -67,6 +67,11 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
 
 
 @fakes.activity_trigger(input_name="request")
+def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
+    return {"leftovers": []}  # issue 17: every audit asks the drill reconciler first (nothing expired here)
+
+
+@fakes.activity_trigger(input_name="request")
 def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
     CALLS.published.append(request)
     return {"events": 3, "published": 3}

@@ -128,3 +128,22 @@ def test_without_drill_rules_explain_says_none(tmp_path: Path) -> None:
     rules_cli.main(["explain", VM, "--location", "westeurope", "--rules", str(path)], out=out, err=io.StringIO(),
                    env={})
     assert "drill:  none (no drill rule matches)" in out.getvalue()
+
+
+def test_what_lives_in_a_drill_group_is_never_protected() -> None:
+    """A drill's staging account and restored disks raise resource events like any write: protecting them would
+    leave a backup instance (and its recovery points) behind every drill."""
+    from steward.domain.ids import ResourceId
+    from steward.domain.rules import OptOut, Protect, ResourceFacts, route
+    from steward.rules_file import default_rules_text
+
+    rules = load_rules(default_rules_text() + "\ndrills:\n  - name: weekly\n    every: P7D\n", "r.yaml")
+    sub = "00000000-0000-4000-8000-000000000001"
+    staging = f"/subscriptions/{sub}/resourceGroups/backup-steward-drill-westeurope/providers/Microsoft.Storage/" \
+              "storageAccounts/bsdrill1"
+    decision = route(ResourceFacts(ResourceId.parse(staging), "westeurope"), rules)
+    assert isinstance(decision, OptOut) and "drill group" in decision.reason
+    elsewhere = staging.replace("backup-steward-drill-westeurope", "rg-app")
+    assert isinstance(route(ResourceFacts(ResourceId.parse(elsewhere), "westeurope"), rules), Protect)
+    other_region = ResourceFacts(ResourceId.parse(staging), "northeurope")  # not that region's drill group
+    assert isinstance(route(other_region, rules), Protect)
