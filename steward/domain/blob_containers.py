@@ -119,3 +119,19 @@ def modified_instance(instance: Mapping[str, Any], containers: Sequence[str]) ->
     policy_info["policyParameters"] = params
     props["policyInfo"] = policy_info
     return {"properties": props}
+
+
+def verdict(plan: ContainerPlan, *, was_listed: int) -> tuple[str, str]:
+    """(``OutcomeStatus`` value, reason) once ``plan`` is applied: ``Protected`` when containers were added,
+    ``AlreadyProtected`` when every container was listed already, ``LeftAsIs`` (a person must act) when some are
+    left out - the reason names them and why."""
+    said = []
+    if plan.added:
+        said.append(f"added {', '.join(plan.added)} to the backup instance's containers ({was_listed} listed before, "
+                    f"{len(plan.containers)} now)")
+    if plan.left_out:
+        said.append("left out " + "; ".join(f"{e.container}: {e.reason}" for e in plan.left_out))
+        return "LeftAsIs", "; ".join(said)
+    if plan.added:
+        return "Protected", said[0]
+    return "AlreadyProtected", f"every container of the storage account is listed already ({len(plan.containers)})"
