@@ -5,6 +5,7 @@ State is checked through the same SDK clients, never through the app."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from azure.mgmt.dataprotection.models import BaseBackupPolicyResource
 
 from sandbox.estate import Estate
 from steward import bootstrap
+from steward.cloud.inventory import ArmEstateReader, read_estate
 from steward.cloud.protection import BackupVaultProtection
+from steward.domain.audit import audit
 from steward.domain.blob_containers import OPERATIONAL_REASON, containers_of
 from steward.domain.ids import ResourceId
-from steward.rules_file import default_rules_text
+from steward.rules_file import default_rules_text, load_rules
 from tests.e2e.conftest import SUB1, Harness, start_harness
 
 WEU = "westeurope"
@@ -137,3 +140,9 @@ def test_the_101st_container_is_left_out_and_reported(h: Harness) -> None:
     assert [e["container"] for e in outcome["details"]["leftOut"]] == ["c100", "c101"]
     assert "at most 100 containers" in outcome["reason"] and "c100" in outcome["reason"]
     assert len(_listed(h, vault, account)) == 100
+    # the audit reports them too (BKP-007), read through the app's own ARM inventory adapter
+    inventory = read_estate(ArmEstateReader(h.clients), [SUB1])
+    result = audit(inventory, load_rules(_rules()), datetime.now(UTC))
+    [finding] = [f for f in result.findings if f.control_id == "BKP-007"]
+    assert finding.resource_id.lower() == account.lower()
+    assert finding.details["leftOut"] == "c100, c101" and finding.details["reason"] == "limit"
