@@ -199,7 +199,11 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         if policy_id is None:  # or the (cached) vault is gone: read both again next time
             adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        body = protection_flow.backup_instance_body(request, policy_id)
+        containers = None
+        if protection_flow.lists_account_containers(request):  # vaulted blobs, every container: at most 100
+            found = ResourceReader(bootstrap.clients()).blob_containers(request["resource_id"])
+            containers = blob_containers.plan_containers([], found).containers
+        body = protection_flow.backup_instance_body(request, policy_id, containers)
         failed = None
         # no GET of the instance first: validation refuses a datasource an instance already protects, and only
         # then is the instance read (ours and healthy: AlreadyProtected; ours and failed: configured again; none

@@ -146,3 +146,16 @@ def test_the_101st_container_is_left_out_and_reported(h: Harness) -> None:
     [finding] = [f for f in result.findings if f.control_id == "BKP-007"]
     assert finding.resource_id.lower() == account.lower()
     assert finding.details["leftOut"] == "c100, c101" and finding.details["reason"] == "limit"
+
+
+def test_a_vaulted_account_is_protected_with_every_container_it_holds(h: Harness) -> None:
+    """A rule that names no containers means every container found at protect time (DatastoreOptions)."""
+    est = h.estate()
+    vault = _vault(h, est)
+    with h.sandbox.events.unsubscribed():  # an account older than the app, with its containers
+        account = est.storage_account("rg-data", "stolder1", WEU, tags={"blob-tier": "vaulted"})
+        for name in ("reports", "exports"):
+            _container(h, account, name)
+    est.storage_account("rg-data", "stolder1", WEU, tags={"blob-tier": "vaulted", "owner": "data"})  # a write
+    assert h.wait_outcome(account, "Protected", timeout=60)["rule"] == "vaulted-blobs"
+    assert _listed(h, vault, account) == ["exports", "reports"]
