@@ -24,7 +24,7 @@ from steward.cloud.protection import (
     instance_name,
 )
 from steward.cloud.publisher import OutcomeEvent
-from steward.domain import protection_flow
+from steward.domain import blob_containers, protection_flow
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OUTCOME_DATA_VERSION, ProtectionOutcome, ProtectionRef
@@ -212,7 +212,11 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         if policy_id is None:  # or the (cached) vault is gone: read both again next time
             adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
             return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
-        body = protection_flow.backup_instance_body(request, policy_id)
+        containers = None
+        if protection_flow.lists_account_containers(request):  # vaulted blobs, every container: at most 100
+            found = ResourceReader(bootstrap.clients()).blob_containers(request["resource_id"])
+            containers = blob_containers.plan_containers([], found).containers
+        body = protection_flow.backup_instance_body(request, policy_id, containers)
         failed = None
         # no GET of the instance first: validation refuses a datasource an instance already protects, and only
         # then is the instance read (ours and healthy: AlreadyProtected; ours and failed: configured again; none
@@ -302,3 +306,37 @@ def publish_outcomes(request: dict[str, Any]) -> int:
         )
     telemetry.record_protections(request["outcomes"], since=request.get("since"), at=request.get("at"))
     return bootstrap.publisher().publish(events)
+
+
+@bp.activity_trigger(input_name="request")
+def blob_container_state(request: dict[str, Any]) -> dict[str, Any]:
+    """A vaulted blob protection as it stands: the backup instance (None when gone) and the names of the storage
+    account's containers now (issue 19 item 2)."""
+    clients = bootstrap.clients()
+
+    def effect() -> dict[str, Any]:
+        instance = BackupVaultProtection(clients).instance(request["vault_id"], request["name"])
+        containers = ResourceReader(clients).blob_containers(request["account_id"])
+        return {"ok": True, "instance": instance, "containers": containers}
+
+    with bind(resource_id=request["account_id"], vault_id=request["vault_id"]):
+        return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def set_blob_containers(request: dict[str, Any]) -> dict[str, Any]:
+    """Modify a backup instance to back up ``containers`` (its own properties, the list replaced: the caller only
+    ever appends) and follow the operation; the instance as it reads back."""
+    adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
+
+    def effect() -> dict[str, Any]:
+        body = blob_containers.modified_instance(request["instance"], request["containers"])
+        made = adapter.create_instance(request["vault_id"], request["name"], body)
+        failure = protection_flow.instance_failure(made)
+        if failure is not None:
+            return {"ok": False, "code": failure["code"] or failure["state"], "instance": made,
+                    "message": f"the backup instance reads back {protection_flow.failure_text(failure)}"}
+        return {"ok": True, "instance": made}
+
+    with bind(resource_id=request.get("account_id"), vault_id=request["vault_id"]):
+        return _guard(effect)

@@ -57,6 +57,7 @@ def orchestration_for(intent: events.Intent) -> str | None:
     """Which orchestration handles an intent (None: nothing to start)."""
     return {
         events.ProtectResource: "protect_resource",
+        events.ContainerCreated: "add_blob_containers",
         events.ResourceGone: "handle_resource_gone",
         events.ResourcesMoved: "reconcile_move",
         events.VaultDeleteFailed: "teardown_vault",

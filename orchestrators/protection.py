@@ -14,8 +14,8 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_with_backoff
+from steward.domain import blob_containers, rules
 from steward.domain import protection_flow as flow
-from steward.domain import rules
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
@@ -368,3 +368,75 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
         yield from call_with_backoff(context, "publish_outcomes", RETRY,
                                      {"outcomes": outcomes, "instanceId": context.instance_id})
     return outcomes
+
+
+#: Rounds of read-plan-PUT in one run of ``add_blob_containers``: a container created while the run PUTs (its event
+#: collapses onto this running instance) is picked up by the next round's fresh listing.
+CONTAINER_ROUNDS: Final = 3
+
+
+@bp.orchestration_trigger(context_name="context")
+def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
+    """A blob container was created in a storage account (issue 19 item 2): a vaulted backup covers only the
+    containers its instance lists, so the instance gains the new ones (a modification of the instance, never
+    dropping one); operational backup covers the whole account, nothing to do. Above 100 containers the outcome
+    names the ones left out and why."""
+    intent = context.get_input()
+    try:
+        outcome: ProtectionOutcome = yield from _add_blob_containers(context, intent)
+    except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
+        outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
+    context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
+    yield from call_with_backoff(context, "publish_outcomes", RETRY,
+                                 {"outcomes": [outcome.to_record()], "instanceId": context.instance_id})
+    return outcome.to_record()
+
+
+def _add_blob_containers(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
+    account = intent["resourceId"]
+    facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": account})
+    if facts is None:
+        return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the storage account no longer exists")
+    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts})
+    decision = rules.decision_from_record(record)
+    if not isinstance(decision, rules.Protect):
+        return _outcome(intent, flow.not_protected_status(decision), rule=decision.rule,
+                        reason=f"{decision.reason}: its new containers are not backed up either")
+    if decision.datastore.blob_tier is not rules.BlobTier.VAULTED:
+        return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
+                        reason=blob_containers.OPERATIONAL_REASON)
+    found = yield from call_with_backoff(context, "find_protections", RETRY,
+                                         {"subscription_ids": [ResourceId.parse(account).subscription_id]})
+    mine = [r for r in flow.protections_of(account, [ProtectionRef.from_record(f) for f in found])
+            if r.kind == VaultKind.BACKUP.value and flow.is_active(r)]
+    if not mine:
+        return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
+                        reason="no backup instance protects the storage account yet: its protection (the account's "
+                        "own write event) will list its containers")
+    ref = mine[0]
+    common = {"vault_id": ref.vault_id, "item_id": ref.item_id, "rule": decision.rule, "policy": decision.policy}
+    where = {"vault_id": ref.vault_id, "name": ref.item_id.rsplit("/", 1)[-1], "account_id": account}
+    before: int | None = None
+    added: list[str] = []
+    plan = None
+    for _ in range(CONTAINER_ROUNDS):
+        state = yield from call_with_backoff(context, "blob_container_state", RETRY, where)
+        if not state["ok"] or state["instance"] is None:
+            return _outcome(intent, OutcomeStatus.FAILED, **common,
+                            reason=state.get("message") or "the backup instance is gone")
+        current = blob_containers.containers_of(state["instance"])
+        before = len(current) if before is None else before
+        plan = blob_containers.plan_containers(current, state["containers"], decision.datastore.blob_containers)
+        if not plan.changed:
+            break
+        change = {**where, "instance": state["instance"], "containers": list(plan.containers)}
+        put = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        if not put["ok"]:
+            return _outcome(intent, OutcomeStatus.FAILED, **common, details=plan.details(),
+                            reason=f"modifying the backup instance was refused ({put.get('code')}: "
+                            f"{put.get('message')}); its container list is unchanged")
+        added += plan.added
+    assert plan is not None and before is not None
+    final = blob_containers.ContainerPlan(plan.containers, tuple(added), plan.left_out)
+    status, reason = blob_containers.verdict(final, was_listed=before)
+    return _outcome(intent, OutcomeStatus(status), **common, reason=reason, details=final.details())

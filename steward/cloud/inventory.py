@@ -23,15 +23,16 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
 from azure.core.exceptions import AzureError
 
 from steward.cloud import azure_time
 from steward.cloud.clients import CloudClients
-from steward.cloud.errors import CloudError, translate
+from steward.cloud.errors import CloudError, NotFound, translate
 from steward.cloud.wire import dig, wire
+from steward.domain import blob_containers
 from steward.domain.audit import (
     BACKUP_VAULT_TYPE,
     PROTECTABLE_TYPES,
@@ -169,7 +170,21 @@ def backup_instance_from_wire(
         protection_status="SoftDeleted" if deleted and not status else status,
         soft_deleted=soft,
         purge_at=read_time(dig(props, "deletionInfo", "scheduledPurgeTime")) if soft else None,
+        containers=_containers_list(props),
     )
+
+
+def _containers_list(props: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """A vaulted blob instance's ``BlobBackupDatasourceParameters.containersList`` (S-DP); None when it has none."""
+    found = blob_containers.containers_of({"properties": props})
+    params = dig(props, "policyInfo", "policyParameters", "backupDatasourceParametersList") or []
+    listed = any(isinstance(e, Mapping) and e.get("objectType") == blob_containers.BLOB_PARAMETERS_TYPE
+                 for e in params)
+    return tuple(found) if listed else None
+
+
+#: Storage spec stable/2023-05-01 blob.json ``BlobContainers_List`` (the app ships no storage management SDK)
+CONTAINERS_API_VERSION: Final = "2023-05-01"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -414,7 +429,31 @@ class ArmEstateReader:
                 backup_instance_from_wire(wire(i), vault.id, deleted=True)
                 for i in paced(client.deleted_backup_instances.list(rg, vault.name).by_page(), pacer)
             ]
-            return live + gone
+            return [account_containers(i) for i in live] + gone
+
+        def account_containers(instance: BackupInstance) -> BackupInstance:
+            """A live vaulted blob instance with the containers its account holds now (BKP-007)."""
+            if instance.soft_deleted or instance.containers is None or not instance.datasource_id:
+                return instance
+            from azure.core.rest import HttpRequest
+
+            client = self._clients.resources(subscription_id)
+            url: str | None = (f"{instance.datasource_id}/blobServices/default/containers"
+                               f"?api-version={CONTAINERS_API_VERSION}")
+            names: list[str] = []
+            try:
+                while url:
+                    pacer.take()
+                    response = client.send_request(HttpRequest("GET", url))
+                    response.raise_for_status()
+                    body = response.json()
+                    names += [str(c["name"]) for c in body.get("value") or [] if c.get("name")]
+                    url = body.get("nextLink")
+            except AzureError as error:
+                if isinstance(translate(error), NotFound):  # the account is gone: ORP-001 says so, not this
+                    return instance
+                raise
+            return replace(instance, account_containers=tuple(names))
 
         def per_vault(vault: Vault) -> tuple[Vault, list[Any], str | None]:
             try:

@@ -173,6 +173,28 @@ class ResourceReader:
         return out
 
 
+    #: Storage spec stable/2023-05-01 blob.json ``BlobContainers_List``: ``{"value": [ListContainerItem], "nextLink"}``
+    CONTAINERS_API_VERSION: Final = "2023-05-01"
+
+    def blob_containers(self, account_id: str) -> list[str]:
+        """The names of a storage account's blob containers (``GET …/blobServices/default/containers``, paged),
+        through the resources client's pipeline (the app ships no storage management SDK)."""
+        from azure.core.rest import HttpRequest
+
+        rid = ResourceId.parse(account_id)
+        client = self._clients.resources(rid.subscription_id)
+        url: str | None = f"{rid}/blobServices/default/containers?api-version={self.CONTAINERS_API_VERSION}"
+        names: list[str] = []
+        with azure_errors():
+            while url:
+                response = client.send_request(HttpRequest("GET", url))
+                response.raise_for_status()
+                body = response.json()
+                names += [str(c["name"]) for c in body.get("value") or [] if c.get("name")]
+                url = body.get("nextLink")
+        return names
+
+
 class SubscriptionReader:
     SUBSCRIPTIONS_API_VERSION: Final = "2022-12-01"
 

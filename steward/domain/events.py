@@ -19,6 +19,8 @@ Instance ids (:attr:`instance_id`) are deterministic so that duplicate deliverie
 orchestration (Event Grid delivers at least once, unordered):
 - ``protect:<h(resource)>`` — every write of one resource collapses: protection converges on the current
   state, so one running instance per resource is what we want (a VM create emits several writes);
+- ``containers:<h(storage account)>`` — every new blob container of one account (issue 19): one run reads the
+  account's containers afresh;
 - ``gone:<h(resource)>`` — a different prefix, so a delete after a create never collapses onto the create;
 - ``moved:<h(source group, correlation id)>`` — one per ARM move operation;
 - ``vault-delete-failed:<h(vault, correlation id)>`` — one per failed delete attempt;
@@ -42,11 +44,13 @@ from steward.domain.ids import ResourceId, is_subscription_guid
 from steward.domain.kernel import VaultKind
 
 __all__ = [
+    "BLOB_CONTAINER_TYPE",
     "MAX_EVENT_BYTES",
     "MOVE_RESOURCES_OPERATION",
     "PROTECTED_TYPES",
     "TEARDOWN_REQUESTED_EVENT_TYPE",
     "VAULT_DELETE_OPERATIONS",
+    "ContainerCreated",
     "EventOrigin",
     "EventSchema",
     "Ignored",
@@ -78,6 +82,8 @@ PROTECTED_TYPES: Final[dict[str, str]] = {
         "Microsoft.DBforPostgreSQL/flexibleServers",
     )
 }
+#: A blob container (issue 19): its write names a container that vaulted blob backup may have to add.
+BLOB_CONTAINER_TYPE: Final = "Microsoft.Storage/storageAccounts/blobServices/containers"
 MOVE_RESOURCES_OPERATION: Final = "Microsoft.Resources/subscriptions/resourceGroups/moveResources/action"
 #: Vault delete operations whose failure is a teardown request candidate, valued by the vault type.
 VAULT_DELETE_OPERATIONS: Final[dict[str, str]] = {
@@ -213,6 +219,36 @@ class ProtectResource(_FromEvent):
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ProtectResource:
         return cls(_record_id(record, "resourceId"), _record_origin(record))
+
+
+@dataclass(frozen=True)
+class ContainerCreated(_FromEvent):
+    """A blob container was created (or written) in a storage account: a vaulted backup of the account covers
+    only the containers it lists, so the list may have to gain it. ``resource_id`` is the storage account: every
+    container of one account collapses onto one instance (``containers:<h(account)>``), which reads the
+    account's containers afresh, so one run covers the containers created meanwhile."""
+
+    kind: ClassVar[str] = "container"
+    container_id: ResourceId
+    origin: EventOrigin
+
+    @property
+    def resource_id(self) -> ResourceId:
+        account = self.container_id.parent  # .../blobServices/default
+        account = account.parent if account is not None else None
+        return account if account is not None else self.container_id
+
+    @property
+    def instance_id(self) -> str:
+        return f"containers:{_digest(self.resource_id.key)}"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "containerId": str(self.container_id), "resourceId": str(self.resource_id),
+                "origin": self.origin.to_record()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ContainerCreated:
+        return cls(_record_id(record, "containerId"), _record_origin(record))
 
 
 @dataclass(frozen=True)
@@ -361,10 +397,12 @@ class Ignored(_FromEvent):
         )
 
 
-Intent: TypeAlias = ProtectResource | ResourceGone | ResourcesMoved | VaultDeleteFailed | TeardownRequested | Ignored
+Intent: TypeAlias = (ProtectResource | ContainerCreated | ResourceGone | ResourcesMoved | VaultDeleteFailed
+                     | TeardownRequested | Ignored)
 _INTENT_KINDS: Final[dict[str, type[Intent]]] = {
     cls.kind: cls
-    for cls in (ProtectResource, ResourceGone, ResourcesMoved, VaultDeleteFailed, TeardownRequested, Ignored)
+    for cls in (ProtectResource, ContainerCreated, ResourceGone, ResourcesMoved, VaultDeleteFailed,
+                TeardownRequested, Ignored)
 }
 
 
@@ -516,7 +554,8 @@ def _resource_event(envelope: _Envelope, action: str, outcome: str) -> Intent:
     return kind(resource, _origin(envelope, data, operation, subscription))
 
 
-_Actionable: TypeAlias = type[ProtectResource] | type[ResourceGone] | type[ResourcesMoved] | type[VaultDeleteFailed]
+_Actionable: TypeAlias = (type[ProtectResource] | type[ContainerCreated] | type[ResourceGone] | type[ResourcesMoved]
+                          | type[VaultDeleteFailed])
 
 
 def _verdict(action: str, outcome: str, operation: str) -> tuple[_Actionable, str | None] | str:
@@ -535,6 +574,8 @@ def _verdict(action: str, outcome: str, operation: str) -> tuple[_Actionable, st
     if verb is None or not op.endswith(verb):
         return f"operation {operation!r} is not one Backup Steward acts on"
     op_type = op[: -len(verb)]
+    if action == "Write" and op_type == BLOB_CONTAINER_TYPE.lower():
+        return ContainerCreated, BLOB_CONTAINER_TYPE
     if op_type not in PROTECTED_TYPES:
         return f"resource type of {operation!r} is not protected by Backup Steward"
     return (ProtectResource if action == "Write" else ResourceGone), PROTECTED_TYPES[op_type]

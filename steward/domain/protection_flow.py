@@ -441,8 +441,19 @@ def role_grants(decision: rules.Protect, facts: Mapping[str, Any], vault: Mappin
     ]
 
 
-def backup_instance_body(request: Mapping[str, Any], policy_id: str) -> dict[str, Any]:
-    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource."""
+def lists_account_containers(request: Mapping[str, Any]) -> bool:
+    """Vaulted blob backup under a rule that names no containers: "every container found at protect time"
+    (``DatastoreOptions.blob_containers``), so the account's containers must be listed before the PUT."""
+    decision = rules.decision_from_record(request["decision"])
+    return (isinstance(decision, rules.Protect) and workloads.workload_for(decision.resource_type) is workloads.BLOB
+            and decision.datastore.blob_tier is rules.BlobTier.VAULTED and not decision.datastore.blob_containers)
+
+
+def backup_instance_body(
+    request: Mapping[str, Any], policy_id: str, containers: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource. ``containers``:
+    vaulted blobs, the containers found in the account (:func:`lists_account_containers`)."""
     facts = request["facts"]
     decision = rules.decision_from_record(request["decision"])
     if not isinstance(decision, rules.Protect):
@@ -461,9 +472,10 @@ def backup_instance_body(request: Mapping[str, Any], policy_id: str) -> dict[str
                 "resourceGroupId": str(snapshot_group),
             }
         ]
-    if workload is workloads.BLOB and decision.datastore.blob_containers:
+    selected = list(decision.datastore.blob_containers) or list(containers or ())
+    if workload is workloads.BLOB and selected:
         policy_parameters["backupDatasourceParametersList"] = [
-            {"objectType": "BlobBackupDatasourceParameters", "containersList": list(decision.datastore.blob_containers)}
+            {"objectType": "BlobBackupDatasourceParameters", "containersList": selected}
         ]
     policy_info: dict[str, Any] = {"policyId": policy_id}
     if policy_parameters:

@@ -102,6 +102,7 @@ def handled_operations() -> dict[str, type[events.Intent]]:
     for canonical in events.PROTECTED_TYPES.values():
         handled[f"{canonical}/write".lower()] = events.ProtectResource
         handled[f"{canonical}/delete".lower()] = events.ResourceGone
+    handled[f"{events.BLOB_CONTAINER_TYPE}/write".lower()] = events.ContainerCreated
     handled[events.MOVE_RESOURCES_OPERATION.lower()] = events.ResourcesMoved
     for operation in events.VAULT_DELETE_OPERATIONS:
         handled[operation.lower()] = events.VaultDeleteFailed
@@ -151,7 +152,7 @@ def acts_on(event: Mapping[str, Any]) -> bool:
 def operation_universe() -> set[str]:
     """Operations to try: the filter's, the classifier's, and their neighbours (other verbs on the same types,
     the same verbs on unprotected types, vault writes, other resource group actions), in two casings."""
-    types = [*events.PROTECTED_TYPES.values(), *events.VAULT_DELETE_OPERATIONS.values()]
+    types = [*events.PROTECTED_TYPES.values(), *events.VAULT_DELETE_OPERATIONS.values(), events.BLOB_CONTAINER_TYPE]
     types += ["Microsoft.Network/virtualNetworks", "Microsoft.Compute/snapshots", "Microsoft.Web/sites"]
     verbs = ["write", "delete", "action", "start/action", "restart/action"]
     found = {f"{t}/{v}" for t, v in itertools.product(types, verbs)}
@@ -223,6 +224,7 @@ def test_every_handled_operation_passes_the_filter(operation: str) -> None:
     expected = handled_operations()[operation]
     event_type = {
         events.ProtectResource: "Microsoft.Resources.ResourceWriteSuccess",
+        events.ContainerCreated: "Microsoft.Resources.ResourceWriteSuccess",
         events.ResourceGone: "Microsoft.Resources.ResourceDeleteSuccess",
         events.ResourcesMoved: "Microsoft.Resources.ResourceActionSuccess",
         events.VaultDeleteFailed: "Microsoft.Resources.ResourceDeleteFailure",
@@ -259,6 +261,9 @@ def test_unrelated_events_are_filtered_out() -> None:
         ("Microsoft.Resources.ResourceWriteSuccess", "Microsoft.RecoveryServices/vaults/write"),
         ("Microsoft.Resources.ResourceActionSuccess", "Microsoft.Compute/virtualMachines/start/action"),
         ("Microsoft.Resources.ResourceWriteFailure", "Microsoft.Compute/virtualMachines/write"),
+        ("Microsoft.Resources.ResourceDeleteSuccess",
+         "Microsoft.Storage/storageAccounts/blobServices/containers/delete"),
+        ("Microsoft.Resources.ResourceWriteSuccess", "Microsoft.Storage/storageAccounts/blobServices/write"),
         ("Microsoft.Resources.ResourceDeleteCancel", "Microsoft.RecoveryServices/vaults/delete"),
     ]:
         assert not SYSTEM_FILTER.passes(resource_event(event_type, operation)), (event_type, operation)
@@ -310,3 +315,30 @@ def test_the_local_stack_subscribes_with_the_bicep_filter() -> None:
                                       "Microsoft.Compute/virtualMachines/write"))
     assert not local.wants(resource_event("Microsoft.Resources.ResourceWriteSuccess",
                                           "Microsoft.Network/networkInterfaces/write"))
+
+
+# ---- new blob containers (issue 19 item 2) -------------------------------------------------------------
+
+
+def test_a_new_blob_container_passes_the_filter_and_names_its_account() -> None:
+    """A container write in a storage account reaches the app (Bicep and the local stack alike) and becomes a
+    ContainerCreated intent about the account; the account's own write stays a ProtectResource."""
+    operation = "Microsoft.Storage/storageAccounts/blobServices/containers/write"
+    account = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-apps/providers/Microsoft.Storage/storageAccounts/st01"
+    event = resource_event("Microsoft.Resources.ResourceWriteSuccess", operation)
+    container = f"{account}/blobServices/default/containers/invoices"
+    event = {**event, "subject": container, "data": {**event["data"], "resourceUri": container}}
+    assert SYSTEM_FILTER.passes(event)
+    spec = system_topic_filter()
+    local = EventSubscription(id="local", webhook_url="https://127.0.0.1/x",
+                              included_event_types=tuple(spec["included_event_types"]),
+                              advanced_filters=tuple(spec["advanced_filters"]))
+    assert local.wants(event)
+    intent = events.classify(event)
+    assert isinstance(intent, events.ContainerCreated)
+    assert str(intent.resource_id) == account and intent.container_id.name == "invoices"
+    assert intent.instance_id.startswith("containers:")
+    assert events.intent_from_record(intent.to_record()) == intent
+    deleted = {**event, "eventType": "Microsoft.Resources.ResourceDeleteSuccess",
+               "data": {**event["data"], "operationName": operation.replace("/write", "/delete")}}
+    assert isinstance(events.classify(deleted), events.Ignored) and not SYSTEM_FILTER.passes(deleted)

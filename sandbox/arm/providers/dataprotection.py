@@ -501,7 +501,28 @@ class DataProtectionProvider:
                 problem = "the resource group does not exist"
             if problem is not None:
                 raise errors.SNAPSHOT_RG_INVALID.error(group=snapshot_group or "", reason=problem)
+            self._check_containers(datasource_id, props)
         return datasource
+
+    #: Vaulted blob backup: at most 100 containers per storage account (MicrosoftDocs
+    #: backup/blob-backup-support-matrix.md, vaulted tab); the refusal's code is inferred (dataprotection_errors).
+    MAX_BLOB_CONTAINERS: Final = 100
+
+    def _check_containers(self, datasource_id: str, props: dict[str, Any]) -> None:
+        """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
+        account. Checked only when a list is sent (the sandbox does not require one; Azure says an empty
+        selection "may" fail: support matrix)."""
+        params = (props.get("policyInfo") or {}).get("policyParameters") or {}
+        for entry in params.get("backupDatasourceParametersList") or []:
+            if not isinstance(entry, dict) or entry.get("objectType") != "BlobBackupDatasourceParameters":
+                continue
+            names = [str(c) for c in entry.get("containersList") or []]
+            if len(names) > self.MAX_BLOB_CONTAINERS:
+                raise errors.TOO_MANY_CONTAINERS.error(count=len(names), account=parse_id(datasource_id).name,
+                                                       limit=self.MAX_BLOB_CONTAINERS)
+            for name in names:
+                if not self.store.exists(f"{datasource_id}/blobServices/default/containers/{name}"):
+                    raise errors.CONTAINER_NOT_FOUND.error(container=name, account=parse_id(datasource_id).name)
 
     def _check_same_tenant(self, vault: dict[str, Any], datasource_id: str, workload: rules.Workload) -> None:
         vault_spec = self.ctx.subscriptions.get(parse_id(vault["id"]).subscription_id or "")

@@ -197,6 +197,23 @@ SNAPSHOT_RG_INVALID: Final = ErrorSpec(
     "rule: D-diskmx ('Disks to be backed up and the snapshot resource group ... must be in same subscription'); "
     "code inferred",
 )
+TOO_MANY_CONTAINERS: Final = ErrorSpec(
+    400,
+    "UserErrorMaxContainersLimitExceeded",
+    "The backup instance lists {count} containers of storage account '{account}'; vaulted backup of blobs covers "
+    "at most {limit} containers per storage account. Select up to {limit} containers.",
+    "inferred",
+    "limit: MicrosoftDocs backup/blob-backup-support-matrix.md (vaulted tab: 'select up to 100 containers'); "
+    "code, status and message inferred",
+)
+CONTAINER_NOT_FOUND: Final = ErrorSpec(
+    400,
+    "UserErrorContainerNotFound",
+    "Container '{container}' does not exist in storage account '{account}'.",
+    "inferred",
+    "the support matrix asks for containers of the account to be selected; refusing a missing one, the code and "
+    "the message are inferred",
+)
 INVALID_BACKUP_INSTANCE: Final = ErrorSpec(
     400,
     "UserErrorInvalidRequestParameter",

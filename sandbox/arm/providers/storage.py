@@ -1,4 +1,4 @@
-"""``Microsoft.Storage``: storage accounts (+ the ``blobServices/default`` child).
+"""``Microsoft.Storage``: storage accounts (+ the ``blobServices/default`` child and its blob containers).
 
 Create answers 202 + ``Location`` (``.../locations/{region}/asyncoperations/{id}``) whose final poll is 200
 with the account, as the storage RP does; PATCH and DELETE are synchronous. Account names are global:
@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox.arm.context import ProviderContext
 from sandbox.arm.errors import ArmError, not_found
-from sandbox.arm.http import Request, Response, ok
+from sandbox.arm.http import Request, Response, created, no_content, ok
 from sandbox.arm.providers._tracked import GROUP, TrackedType, register_operation_routes, register_tracked
 from sandbox.arm.routing import Router
 
@@ -21,6 +21,11 @@ API_VERSIONS = ("2022-09-01", "2023-01-01", "2023-05-01", "2024-01-01", "2025-01
 ASYNC_OPERATIONS = "/providers/Microsoft.Storage/locations/{location}/asyncoperations/{operationId}"
 ACCOUNT = GROUP + "/providers/Microsoft.Storage/storageAccounts/{accountName}"
 _NAME = re.compile(r"^[a-z0-9]{3,24}$")
+CONTAINER_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
+#: Container names: 3-63 characters of lower-case letters, digits and single hyphens, starting and ending with a
+#: letter or digit (Storage spec ``BlobContainers_Create`` ``containerName``: minLength 3, maxLength 63; the naming
+#: rules: MicrosoftDocs ``storage/blobs/storage-blobs-introduction.md`` "Containers").
+_CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 
 def _account_properties(
@@ -128,6 +133,55 @@ def register(router: Router, ctx: ProviderContext) -> None:
             record = ctx.store.get(req.path) or _blob_service_record(account_id)
             record["properties"].update(body.get("properties") or {})
             return ok(ctx.store.put(record))
+
+    container_path = blob_service + "/containers/{containerName}"
+
+    def _account_of_container(req: Request) -> str:
+        account_id = req.path.rstrip("/").split("/blobServices/", 1)[0]
+        if not ctx.store.exists(account_id):
+            raise not_found(account_id, "Microsoft.Storage/storageAccounts")
+        return account_id
+
+    @rp.put(container_path)
+    def put_container(req: Request) -> Response:
+        """``BlobContainers_Create`` (Storage spec stable/2023-05-01 blob.json): synchronous, 201 when created,
+        200 when it existed; ARM raises the container's ``…/containers/write`` event like any write."""
+        _account_of_container(req)
+        name = req.param("containerName")
+        if not _CONTAINER_NAME.match(name):
+            raise ArmError(400, "ContainerOperationFailure",
+                           f"The specifed resource name contains invalid characters: {name}.")
+        body = req.json_object()
+        with ctx.store.transaction():
+            existing = ctx.store.get(req.path)
+            props = {**((existing or {}).get("properties") or {}), **(body.get("properties") or {})}
+            props.setdefault("publicAccess", "None")
+            props["lastModifiedTime"] = ctx.now_iso()
+            record = ctx.store.put({"id": req.path.rstrip("/"), "name": name, "type": CONTAINER_TYPE,
+                                    "properties": props})
+        return ok(record) if existing is not None else created(record)
+
+    @rp.get(container_path)
+    def get_container(req: Request) -> Response:
+        record = ctx.store.get(req.path)
+        if record is None:
+            raise not_found(req.path, CONTAINER_TYPE)
+        return ok(record)
+
+    @rp.delete(container_path)
+    def delete_container(req: Request) -> Response:
+        _account_of_container(req)
+        if ctx.store.get(req.path) is None:
+            return no_content()
+        ctx.store.delete(req.path)
+        return ok()
+
+    @rp.get(blob_service + "/containers")
+    def list_containers(req: Request) -> Response:
+        """``BlobContainers_List``: ``{"value": [ListContainerItem], "nextLink"}``, paged."""
+        account_id = _account_of_container(req)
+        found = ctx.store.children(account_id + "/blobServices/default", resource_type=CONTAINER_TYPE)
+        return ctx.page(req, sorted(found, key=lambda c: str(c["name"])))
 
     @rp.get(ACCOUNT + "/blobServices")
     def list_blob_services(req: Request) -> Response:

@@ -18,8 +18,10 @@ from steward.domain.audit.expectations import (
 )
 from steward.domain.audit.inventory import (
     PROTECTABLE_TYPES,
+    STORAGE_TYPE,
     VM_TYPE,
     AuditError,
+    BackupInstance,
     EstateInventory,
     ProtectableResource,
     ProtectionStatus,
@@ -35,6 +37,7 @@ from steward.domain.audit.results import (
     TrendPoint,
     finding_id,
 )
+from steward.domain.blob_containers import MAX_VAULTED_CONTAINERS
 from steward.domain.kernel import (
     ImmutabilityState,
     VaultKind,
@@ -194,6 +197,9 @@ def audit(
     for record in sorted(records, key=lambda r: id_key(r.id)):
         _check_record(out, record, resources, vaults, now=now, required=required)
 
+    for instance in sorted(inventory.backup_instances, key=lambda b: id_key(b.id)):
+        _check_blob_containers(out, instance, resources)
+
     for vault in sorted(inventory.vaults, key=lambda v: v.key):
         requirements, rule_names = vault_needs.get(vault.key, (NO_REQUIREMENTS, []))
         _check_vault(out, vault, requirements, rule_names, by_vault[vault.key])
@@ -214,6 +220,30 @@ def audit(
     )
     coverage = _coverage(inventory.resources, expectations, by_source)
     return _result(inventory, findings, coverage, now, previous)
+
+
+def _check_blob_containers(
+    out: _Collector, instance: BackupInstance, resources: Mapping[str, ProtectableResource]
+) -> None:
+    """BKP-007: an active vaulted blob backup instance whose storage account holds containers it does not list."""
+    if instance.soft_deleted or instance.containers is None or instance.account_containers is None:
+        return
+    if not ProtectionStatus.from_arm(instance.protection_status).is_active:
+        return
+    listed = {c.lower() for c in instance.containers}
+    missing = sorted(c for c in instance.account_containers if c.lower() not in listed)
+    if not missing:
+        return
+    account = resources.get(id_key(instance.datasource_id))
+    subject = _Subject(instance.datasource_id, STORAGE_TYPE, account.location if account else "")
+    full = len(instance.containers) >= MAX_VAULTED_CONTAINERS
+    why = (f"{len(missing)} container(s) of the storage account are not backed up ({', '.join(missing[:20])}"
+           f"{', ...' if len(missing) > 20 else ''}): its vaulted backup instance lists {len(instance.containers)}"
+           + (f", the most vaulted blob backup allows ({MAX_VAULTED_CONTAINERS})." if full else
+              "; containers created after configuration are not backed up until the protection is modified."))
+    out.add("BKP-007", subject, why=why, discriminator=id_key(instance.id), details={
+        "backupInstanceId": instance.id, "leftOut": ", ".join(missing), "listed": str(len(instance.containers)),
+        "reason": "limit" if full else "not listed"})
 
 
 def _check_resource(

@@ -115,6 +115,17 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "Undelete it before the purge date if the data is still needed; otherwise nothing to do: it purges by itself.",
     ),
     Control(
+        "BKP-007",
+        "Blob containers outside the vaulted backup of their storage account",
+        Severity.MEDIUM,
+        "Vaulted blob backup backs up only the containers its backup instance lists, at most 100 per storage "
+        "account; containers created later are not backed up until the protection is modified (blob backup support "
+        "matrix). The storage account holds containers its instance does not list.",
+        "Below 100 containers: a new container's event adds it (add_blob_containers); modify the backup instance "
+        "to list the ones named here if that did not happen. Above 100: choose the 100 to back up, or split the "
+        "data over storage accounts; if the rule names its containers on purpose, nothing to do.",
+    ),
+    Control(
         "VLT-001",
         "Vault soft delete off or weaker than required",
         Severity.HIGH,

@@ -160,6 +160,10 @@ class BackupInstance:
     purge_at: datetime | None = None
     #: Backup instances do not carry their last recovery point; adapters leave it unknown unless they read it.
     last_backup_time: datetime | None = None
+    #: Vaulted blob backup (issue 19): the containers the instance lists (``containersList``); None: it lists none
+    containers: tuple[str, ...] | None = None
+    #: ... and the containers its storage account holds, when the adapter read them (None: not read)
+    account_containers: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,10 @@ def _opt_time(text: object) -> datetime | None:
     return None if text in (None, "") else parse_time(str(text))
 
 
+def _opt_names(value: object) -> tuple[str, ...] | None:
+    return None if value is None else tuple(str(n) for n in value)  # type: ignore[attr-defined]
+
+
 def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
     """A JSON-safe record of an inventory; :func:`inventory_from_json` reads it back unchanged."""
     return {
@@ -252,6 +260,8 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
                 b.soft_deleted,
                 _opt_iso(b.purge_at),
                 _opt_iso(b.last_backup_time),
+                None if b.containers is None else list(b.containers),
+                None if b.account_containers is None else list(b.account_containers),
             ]
             for b in inventory.backup_instances
         ],
@@ -291,8 +301,9 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
                 for i, v, s, p, st, lb, sd, pa in data["protectedItems"]
             ),
             backup_instances=tuple(
-                BackupInstance(str(i), str(v), str(d), str(dt), p, str(st), bool(sd), _opt_time(pa), _opt_time(lb))
-                for i, v, d, dt, p, st, sd, pa, lb in data["backupInstances"]
+                BackupInstance(str(i), str(v), str(d), str(dt), p, str(st), bool(sd), _opt_time(pa), _opt_time(lb),
+                               *(_opt_names(r) for r in (*rest, None, None)[:2]))  # 9 fields before issue 19
+                for i, v, d, dt, p, st, sd, pa, lb, *rest in data["backupInstances"]
             ),
             gaps=tuple(InventoryGap(str(s), str(r)) for s, r in data.get("gaps", [])),
         )

@@ -203,6 +203,41 @@ def test_bkp005_judges_a_backup_instance_only_when_its_last_backup_is_known() ->
     assert result == {"BKP-005": [estate.resources[1].id]}
 
 
+# BKP-007 blob containers outside the vaulted backup ------------------------------------------------------------
+covers("BKP-007")
+
+
+def _with_blob_instance(containers: tuple[str, ...] | None, account: tuple[str, ...] | None,
+                        **changes: object) -> EstateInventory:
+    estate = healthy_estate()
+    instances = list(estate.backup_instances)
+    instances[1] = replace(instances[1], containers=containers, account_containers=account, **changes)
+    return replace(estate, backup_instances=tuple(instances))
+
+
+def test_bkp007_fires_for_containers_the_vaulted_instance_does_not_list() -> None:
+    result = audit(_with_blob_instance(("logs",), ("logs", "invoices", "Archive")), rules(), NOW)
+    [finding] = result.findings
+    assert finding.control_id == "BKP-007" and finding.resource_id.endswith("/storageAccounts/st1")
+    assert finding.details["leftOut"] == "Archive, invoices" and finding.details["reason"] == "not listed"
+    assert "not backed up until the protection is modified" in finding.why
+
+
+def test_bkp007_reports_the_101st_container_as_past_azures_limit() -> None:
+    listed = tuple(f"c{i:03d}" for i in range(100))
+    result = audit(_with_blob_instance(listed, (*listed, "c100")), rules(), NOW)
+    [finding] = result.findings
+    assert finding.details == {**finding.details, "leftOut": "c100", "listed": "100", "reason": "limit"}
+    assert "the most vaulted blob backup allows (100)" in finding.why
+
+
+def test_bkp007_is_silent_when_every_container_is_listed_or_nothing_was_read() -> None:
+    assert fired(_with_blob_instance(("a", "b"), ("B", "a"))) == {}
+    assert fired(_with_blob_instance(None, ("a",))) == {}  # operational: the whole account is covered
+    assert fired(_with_blob_instance(("a",), None)) == {}  # containers not read: no claim
+    assert "BKP-007" not in fired(_with_blob_instance(("a",), ("a", "b"), protection_status="ProtectionStopped"))
+
+
 # BKP-006 soft-deleted -----------------------------------------------------------------------------------
 covers("BKP-006")
 

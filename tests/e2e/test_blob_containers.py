@@ -1,0 +1,161 @@
+"""New blob containers end to end (issue 19 item 2): containers created through ARM on the sandbox, the sandbox
+raises their write events, the real app adds them to the vaulted backup instance of their storage account.
+State is checked through the same SDK clients, never through the app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.mgmt.dataprotection.models import BaseBackupPolicyResource
+
+from sandbox.estate import Estate
+from steward import bootstrap
+from steward.cloud.inventory import ArmEstateReader, read_estate
+from steward.cloud.protection import BackupVaultProtection
+from steward.domain.audit import audit
+from steward.domain.blob_containers import OPERATIONAL_REASON, containers_of
+from steward.domain.ids import ResourceId
+from steward.rules_file import default_rules_text, load_rules
+from tests.e2e.conftest import SUB1, Harness, start_harness
+
+WEU = "westeurope"
+VAULTED_RULE = """
+  - name: vaulted-blobs
+    description: Storage accounts tagged blob-tier=vaulted -> vaulted blob backup of every container.
+    match:
+      types: [Microsoft.Storage/storageAccounts]
+      tags: {blob-tier: vaulted}
+    protect:
+      vault: regional-default
+      policy: blob-vaulted
+      datastore:
+        blobTier: vaulted
+      onDelete: retain
+"""
+#: A vaulted blob policy (VaultStore daily backups, 30 days), as ``az dataprotection backup-policy
+#: get-default-policy-template --datasource-type AzureBlob`` shapes it (backup rule + retention rule).
+VAULTED_POLICY: dict[str, Any] = {"properties": {
+    "objectType": "BackupPolicy",
+    "datasourceTypes": ["Microsoft.Storage/storageAccounts/blobServices"],
+    "policyRules": [
+        {"name": "BackupDaily", "objectType": "AzureBackupRule",
+         "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Discrete"},
+         "dataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"},
+         "trigger": {"objectType": "ScheduleBasedTriggerContext",
+                     "schedule": {"repeatingTimeIntervals": ["R/2026-01-01T02:00:00+00:00/P1D"]},
+                     "taggingCriteria": [{"isDefault": True, "taggingPriority": 99,
+                                          "tagInfo": {"tagName": "Default"}}]}},
+        {"name": "Default", "objectType": "AzureRetentionRule", "isDefault": True,
+         "lifecycles": [{"deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P30D"},
+                         "sourceDataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}}]},
+    ],
+}}
+
+
+def _rules() -> str:
+    text = default_rules_text()
+    head, rest = text.split("\nrules:\n", 1)
+    return f"{head}\nrules:{VAULTED_RULE}{rest}"
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    harness = start_harness(tmp_path, settings={"STEWARD_RULES": _rules()})
+    try:
+        yield harness
+    finally:
+        harness.stack.stop()
+        bootstrap.reset()
+
+
+def _vault(h: Harness, est: Estate) -> str:
+    est.resource_group("rg-data", WEU)
+    bv = est.backup_vault("rg-data", "bv-weu", WEU)
+    h.clients.data_protection(SUB1).backup_policies.create_or_update(
+        resource_group_name="rg-data", vault_name="bv-weu", backup_policy_name="blob-vaulted",
+        parameters=BaseBackupPolicyResource(VAULTED_POLICY))
+    return bv
+
+
+def _container(h: Harness, account: str, name: str) -> None:
+    h.clients.resources(SUB1).resources.begin_create_or_update_by_id(
+        f"{account}/blobServices/default/containers/{name}", api_version="2023-05-01", parameters={"properties": {}},
+        polling_interval=h.clients.target.polling_interval).result()
+
+
+def _listed(h: Harness, vault: str, account: str) -> list[str]:
+    for instance in BackupVaultProtection(h.clients).instances(vault):
+        if ResourceId.parse(instance["properties"]["dataSourceInfo"]["resourceID"]) == ResourceId.parse(account):
+            return containers_of(instance)
+    return []
+
+
+def test_a_container_created_in_a_protected_account_is_backed_up_after_its_event(h: Harness) -> None:
+    est = h.estate()
+    vault = _vault(h, est)
+    account = est.storage_account("rg-data", "stvaulted1", WEU, tags={"blob-tier": "vaulted"})
+    assert h.wait_outcome(account, "Protected", timeout=60)["rule"] == "vaulted-blobs"
+    h.settle(60)
+    assert _listed(h, vault, account) == []  # no container yet: nothing listed
+
+    _container(h, account, "logs")
+    _container(h, account, "invoices")
+    h.wait_for(lambda: set(_listed(h, vault, account)) == {"logs", "invoices"}, 60, "both containers listed")
+    h.settle(60)
+    added = [c for o in h.outcomes_for(account) for c in (o.get("details") or {}).get("added", [])]
+    assert sorted(added) == ["invoices", "logs"]  # each added once, by a modification of the one instance
+    assert len(BackupVaultProtection(h.clients).instances(vault)) == 1
+
+    _container(h, account, "archive")  # later still: appended, nothing dropped (make-before-break)
+    h.wait_for(lambda: _listed(h, vault, account) == ["invoices", "logs", "archive"]
+               or _listed(h, vault, account) == ["logs", "invoices", "archive"], 60, "archive appended")
+
+
+def test_operational_blob_backup_needs_nothing_and_the_outcome_says_so(h: Harness) -> None:
+    est = h.estate()
+    vault = _vault(h, est)
+    account = est.storage_account("rg-data", "stoperational1", WEU)
+    assert h.wait_outcome(account, "Protected", timeout=60)["rule"] == "storage-account-blobs"
+    _container(h, account, "logs")
+    outcome = h.wait_outcome(account, "LeftAsIs", timeout=60)
+    assert outcome["reason"] == OPERATIONAL_REASON
+    assert _listed(h, vault, account) == []
+
+
+def test_the_101st_container_is_left_out_and_reported(h: Harness) -> None:
+    est = h.estate()
+    vault = _vault(h, est)
+    account = est.storage_account("rg-data", "stvaulted2", WEU, tags={"blob-tier": "vaulted"})
+    h.wait_outcome(account, "Protected", timeout=60)
+    h.settle(60)
+    with h.sandbox.events.unsubscribed():  # the containers arrive at once; one event then brings them all
+        for i in range(101):
+            _container(h, account, f"c{i:03d}")
+    _container(h, account, "c101")
+    outcome = h.wait_outcome(account, "LeftAsIs", timeout=90)
+    assert [e["container"] for e in outcome["details"]["leftOut"]] == ["c100", "c101"]
+    assert "at most 100 containers" in outcome["reason"] and "c100" in outcome["reason"]
+    assert len(_listed(h, vault, account)) == 100
+    # the audit reports them too (BKP-007), read through the app's own ARM inventory adapter
+    inventory = read_estate(ArmEstateReader(h.clients), [SUB1])
+    result = audit(inventory, load_rules(_rules()), datetime.now(UTC))
+    [finding] = [f for f in result.findings if f.control_id == "BKP-007"]
+    assert finding.resource_id.lower() == account.lower()
+    assert finding.details["leftOut"] == "c100, c101" and finding.details["reason"] == "limit"
+
+
+def test_a_vaulted_account_is_protected_with_every_container_it_holds(h: Harness) -> None:
+    """A rule that names no containers means every container found at protect time (DatastoreOptions)."""
+    est = h.estate()
+    vault = _vault(h, est)
+    with h.sandbox.events.unsubscribed():  # an account older than the app, with its containers
+        account = est.storage_account("rg-data", "stolder1", WEU, tags={"blob-tier": "vaulted"})
+        for name in ("reports", "exports"):
+            _container(h, account, name)
+    est.storage_account("rg-data", "stolder1", WEU, tags={"blob-tier": "vaulted", "owner": "data"})  # a write
+    assert h.wait_outcome(account, "Protected", timeout=60)["rule"] == "vaulted-blobs"
+    assert _listed(h, vault, account) == ["exports", "reports"]

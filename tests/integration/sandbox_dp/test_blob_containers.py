@@ -1,0 +1,69 @@
+"""Blob containers in the sandbox (issue 19 item 2): containers are ARM resources whose write raises an event,
+and a vaulted blob backup instance lists at most 100 of them (docs/azure-facts.md "Blob containers")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from tests.integration.sandbox_dp.conftest import BLOB, STORAGE, Estate, error_code, make_vault
+
+CONTAINERS_API = "2023-05-01"
+
+
+def _put_container(estate: Estate, account: str, name: str) -> Any:
+    return estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
+        f"{account}/blobServices/default/containers/{name}", {"properties": {}}, api_version=CONTAINERS_API
+    ).result()
+
+
+def _with_containers(body: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    body["policyInfo"]["policyParameters"] = {"backupDatasourceParametersList": [
+        {"objectType": "BlobBackupDatasourceParameters", "containersList": names}]}
+    return body
+
+
+def test_a_container_write_is_a_resource_and_an_event(estate: Estate) -> None:
+    rg = estate.group("cont")
+    account = estate.datasource(rg, STORAGE, "cont")
+    made = _put_container(estate, account, "invoices")
+    assert made.type == "Microsoft.Storage/storageAccounts/blobServices/containers" and made.name == "invoices"
+    [raised] = [e for e in estate.sandbox.events.raised if e["subject"].lower().endswith("/containers/invoices")]
+    assert raised["eventType"] == "Microsoft.Resources.ResourceWriteSuccess"
+    assert raised["data"]["operationName"] == "Microsoft.Storage/storageAccounts/blobServices/containers/write"
+    assert raised["data"]["resourceUri"].lower() == f"{account}/blobServices/default/containers/invoices".lower()
+    with pytest.raises(HttpResponseError) as refused:
+        _put_container(estate, account, "Bad_Name")
+    assert error_code(refused.value) == "ContainerOperationFailure"
+
+
+def test_the_101st_container_is_refused_with_azures_limit(estate: Estate) -> None:
+    rg = estate.group("cont101")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "c101")
+    names = [f"c{i:03d}" for i in range(101)]
+    for name in names:
+        _put_container(estate, account, name)
+    vault.grant("Storage Account Backup Contributor", account)
+    policy = vault.policy(BLOB)
+    with pytest.raises(HttpResponseError) as refused:
+        vault.protect("bi", _with_containers(vault.instance_body(account, BLOB, policy), names))
+    assert error_code(refused.value) == "UserErrorMaxContainersLimitExceeded"
+    assert "at most 100 containers" in str(refused.value)
+    made = vault.protect("bi", _with_containers(vault.instance_body(account, BLOB, policy), names[:100]))
+    assert len(made.properties.policy_info.policy_parameters.backup_datasource_parameters_list[0].containers_list) \
+        == 100
+
+
+def test_a_listed_container_must_exist(estate: Estate) -> None:
+    rg = estate.group("contmiss")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "cmiss")
+    _put_container(estate, account, "here")
+    vault.grant("Storage Account Backup Contributor", account)
+    body = _with_containers(vault.instance_body(account, BLOB, vault.policy(BLOB)), ["here", "nowhere"])
+    with pytest.raises(HttpResponseError) as refused:
+        vault.protect("bi", body)
+    assert error_code(refused.value) == "UserErrorContainerNotFound"
