@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
+from steward.domain.errors import StewardError
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -62,7 +63,7 @@ GOOD_TEARDOWNS: Final = frozenset({"deleted", "already-gone"})
 _USAGE_STATUSES: Final = frozenset({400, 401, 413, 415})
 
 
-class CliError(Exception):
+class CliError(StewardError):
     """A failure with its exit code and one line for stderr."""
 
     def __init__(self, exit_code: int, message: str) -> None:
