@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -27,12 +29,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
-from entrypoints.caller_checks import RequestRefused, check_json_content_type
+from entrypoints.caller_checks import CallerRateLimit, RequestRefused, check_json_content_type
 from entrypoints.drill_http import _caller, _json, _state, check_scope
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.events import EventOrigin, EventSchema
 from steward.domain.ids import ResourceId
+from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -46,13 +49,28 @@ _FIELDS: Final = frozenset({"resourceId"})
 bp = df.Blueprint()
 
 
+_LIMIT_LOCK = threading.Lock()
+_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+
+
+def _rate_limit() -> CallerRateLimit:
+    """The instance's meter of protection starts, per caller, at the teardown routes' rate
+    (STEWARD_TEARDOWN_RATE_PER_MINUTE), as the drill routes are: each start writes to vaults and spends the
+    policy-change budget. It lives as long as the settings it was built from."""
+    current = bootstrap.settings()
+    with _LIMIT_LOCK:
+        if not _LIMITS or _LIMITS[0][0] is not current:
+            _LIMITS[:] = [(current, CallerRateLimit(current.teardown_rate_per_minute, what="protection starts"))]
+        return _LIMITS[0][1]
+
+
 def protect_request_from_http(body: bytes) -> str:
     """The resource id from a POST body; RequestRefused (400 naming the field, 413) otherwise."""
     if len(body or b"") > MAX_BODY_BYTES:
         raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
         data = json.loads(body or b"")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise RequestRefused(400, "InvalidJson", 'the body is not JSON; send {"resourceId": "<ARM id>"}') from None
     if not isinstance(data, dict):
         raise RequestRefused(400, "InvalidRequest", 'the body must be a JSON object: {"resourceId": "<ARM id>"}')
@@ -131,6 +149,7 @@ async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpRes
 @bp.durable_client_input(client_name="client")
 async def protect_http_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     async def start(principal: str) -> func.HttpResponse:
+        _rate_limit().take(principal, time.monotonic())  # 429 when the caller has no start left this minute
         check_json_content_type(dict(req.headers))
         resource_id = protect_request_from_http(req.get_body())
         check_scope({"resources": [resource_id], "subscriptions": []}, bootstrap.settings().subscriptions)
