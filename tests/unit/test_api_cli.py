@@ -165,3 +165,11 @@ def test_protect_prints_the_outcome_and_a_failed_one_exits_1(monkeypatch: pytest
     code, out, _ = run("protect", vm, "-o", "json", "--state-dir", str(tmp_path))
     assert code == EXIT_REFUSED and json.loads(out)["outcome"] == outcome
     assert scripted.calls[0] == ("POST", "/protect", {"resourceId": vm})
+
+
+def test_the_failed_protection_outcomes_are_outcome_names_and_none_is_a_successful_one() -> None:
+    from steward.domain.protection import SUCCESSFUL, OutcomeStatus
+
+    names = {s.value for s in OutcomeStatus}
+    assert names >= api_cli.FAILED_PROTECTIONS
+    assert not api_cli.FAILED_PROTECTIONS & {s.value for s in SUCCESSFUL}
