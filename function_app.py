@@ -18,7 +18,15 @@ from activities import compensation as compensation_activities
 from activities import drill as drill_activities
 from activities import protection as protection_activities
 from activities import teardown as teardown_activities
-from entrypoints import audit_timer, drill_http, event_grid, openapi, reconcile_timer, teardown_http
+from entrypoints import (
+    audit_timer,
+    drill_http,
+    event_grid,
+    openapi,
+    protect_http,
+    reconcile_timer,
+    teardown_http,
+)
 from orchestrators import audit as audit_orchestrators
 from orchestrators import compensation as compensation_orchestrators
 from orchestrators import drill as drill_orchestrators
@@ -41,6 +49,7 @@ for blueprint in (
     reconcile_timer.bp,
     openapi.bp,
     drill_http.bp,
+    protect_http.bp,
     protection_orchestrators.bp,
     teardown_orchestrators.bp,
     audit_orchestrators.bp,

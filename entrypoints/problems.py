@@ -73,6 +73,7 @@ TITLES: Final[Mapping[str, str]] = {
     "NothingToApprove": "There is no plan to approve",
     "FingerprintMismatch": "The fingerprint is not the current plan's",
     "DrillNotFound": "No such drill",
+    "ProtectionNotFound": "No such protection",
     "DrillNotRunning": "The drill has ended",
     "AuditAlreadyRunning": "An audit of this scope is already running",
     "NoAuditYet": "No audit report stored yet",

@@ -8,6 +8,12 @@
     steward audit ...            audit the estate (against the sandbox or, with credentials, Azure)
     steward rules check|explain|schema   validate rules; what they decide for a resource (no Azure needed)
     steward settings check       validate the app settings offline (environment, --env-file, --local-settings)
+    steward protect RESOURCE_ID  protect one resource now through the app's HTTP API; waits for the outcome
+    steward teardown plan|approve|status|cancel VAULT   a vault's teardown through the HTTP API
+    steward drill run [--resource ID] [--dry-run]       a restore drill (steward drill status|cancel DRILL_ID)
+                                 (these three call the deployed app: --api/--key/--audience or BACKUP_STEWARD_*;
+                                 with nothing set, the local stack of `steward local up`; --output table|json|csv;
+                                 exit 0 ok, 1 refused or failed, 2 usage/configuration, 3 unreachable)
     steward why RESOURCE_ID      why a resource is (not) protected: its latest outcome, the latest audit and the
                                  rules together (alias: steward explain); --output table|json
 
@@ -77,6 +83,15 @@ def _explain(argv: list[str]) -> int:
     return int(main(argv, program="steward explain") or 0)
 
 
+def _job(job: str) -> Callable[[list[str]], int]:
+    def run(argv: list[str]) -> int:
+        from steward.api_cli import main
+
+        return main(job, argv)
+
+    return run
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _demo,
     "sandbox": _sandbox,
@@ -87,6 +102,9 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "settings": _settings,
     "why": _why,
     "explain": _explain,
+    "protect": _job("protect"),
+    "teardown": _job("teardown"),
+    "drill": _job("drill"),
 }
 
 

@@ -117,6 +117,14 @@ def managed_identity_credential(client_id: str | None = None) -> TokenCredential
     return ManagedIdentityCredential(client_id=client_id)
 
 
+def default_credential() -> TokenCredential:
+    """The ``DefaultAzureCredential`` chain (environment, workload identity, managed identity, Azure CLI, ...): how
+    an operator's ``steward protect|teardown|drill`` gets a token for the app's registration, as ``az`` users do."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
 def blob_service(
     *, account_url: str | None = None, connection_string: str | None = None, credential: Any = None
 ) -> BlobServiceClient:

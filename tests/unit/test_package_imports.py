@@ -29,6 +29,11 @@ ARROW_EXCEPTIONS: dict[tuple[str, str], str] = {
         "local, instances) import the sandbox lazily inside each command, and the deployed app never imports "
         "steward.cli"
     ),
+    ("steward/api_cli.py", "sandbox"): (
+        "`steward protect|teardown|drill` work out of the box against the local stack: with no API configured they "
+        "ask the local stack's Entra ID for a token (sandbox.playground.mint_token), imported lazily; the deployed "
+        "app never imports steward.api_cli"
+    ),
     ("steward/why_cli.py", "sandbox"): (
         "`steward why` answers from the local stack: it reads the local Durable runner's store "
         "(sandbox.durable.store), imported lazily inside latest_outcome; the deployed app never imports it"

@@ -118,7 +118,9 @@ from steward.domain.teardown.request import (
     instance_id_for,
     judge_approval,
     opt_in_decision,
+    plan_instance_id,
     request_approval,
+    run_instance_id,
     teardown_request_from_event,
 )
 
@@ -190,10 +192,12 @@ __all__ = [
     "judge_approval",
     "opt_in_decision",
     "parse_time",
+    "plan_instance_id",
     "plan_teardown",
     "purge_wait_until",
     "remaining_contents",
     "request_approval",
+    "run_instance_id",
     "target_from_record",
     "teardown_request_from_event",
 ]

@@ -114,9 +114,24 @@ class TeardownRequest:
         )
 
 
+def _instance_prefix(vault: VaultRef) -> str:
+    vault_hash = hashlib.sha256(vault.key.encode()).hexdigest()[:16]
+    return f"teardown-{vault.name.lower()[:40]}-{vault_hash}"
+
+
+def plan_instance_id(vault_id: str) -> str:
+    """The instance id ``POST /api/teardowns`` gives a dry run (plan) of ``vault_id``: what ``steward teardown
+    status|approve|cancel VAULT`` looks up (InvalidValue for a text that is not a vault id)."""
+    return f"{_instance_prefix(VaultRef.parse(vault_id))}-plan"
+
+
+def run_instance_id(vault_id: str, fingerprint: str) -> str:
+    """The instance id of the run an approval of ``fingerprint`` (over HTTP) starts for ``vault_id``."""
+    return f"{_instance_prefix(VaultRef.parse(vault_id))}-run-{fingerprint.lower().removeprefix('sha256:')[:16]}"
+
+
 def instance_id_for(request: TeardownRequest) -> str:
     """Deterministic instance id: same vault + mode + approval -> same instance (duplicates collapse)."""
-    vault_hash = hashlib.sha256(request.vault.key.encode()).hexdigest()[:16]
     if request.dry_run:
         mode = "plan"
     elif request.approved_fingerprint:
@@ -125,7 +140,7 @@ def instance_id_for(request: TeardownRequest) -> str:
         mode = "run"
     if request.source is not RequestSource.HTTP and request.correlation_id:
         mode += "-" + hashlib.sha256(request.correlation_id.encode()).hexdigest()[:8]
-    return f"teardown-{request.vault.name.lower()[:40]}-{vault_hash}-{mode}"
+    return f"{_instance_prefix(request.vault)}-{mode}"
 
 
 def _subscription_allowed(vault: VaultRef, allowed: Iterable[str]) -> bool:

@@ -18,6 +18,7 @@ from entrypoints.caller_checks import (
     teardown_request_from_http,
 )
 from entrypoints.drill_http import drill_request_from_http
+from entrypoints.protect_http import protect_request_from_http
 
 SUB = "00000000-0000-4000-8000-000000000001"
 ALLOWED = "11111111-1111-1111-1111-111111111111"
@@ -52,4 +53,11 @@ def test_a_deep_approval_body_is_a_400_problem() -> None:
 def test_a_deep_drill_body_is_a_400_problem() -> None:
     with pytest.raises(RequestRefused) as refused:
         drill_request_from_http(deep("resources"))
+    _is_400_problem(refused.value)
+
+
+def test_a_deep_protect_body_is_a_400_problem() -> None:
+    body = b'{"resourceId": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # within the route's 4 KiB
+    with pytest.raises(RequestRefused) as refused:
+        protect_request_from_http(body)
     _is_400_problem(refused.value)
