@@ -44,7 +44,7 @@ def unmanaged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         def __init__(self, clients: object) -> None:
             raise AssertionError("the drill must not list every subscription the identity can see")
 
-    monkeypatch.setattr(drill_activities, "ArmEstateReader", Reader)
+    monkeypatch.setattr(drill_activities, "ArmEstateReader", Reader, raising=False)
     monkeypatch.setattr(bootstrap, "clients", lambda: None)
     yield
     monkeypatch.undo()  # bootstrap.clients again before use() forgets what was built
