@@ -17,7 +17,6 @@ import azure.durable_functions as df
 from steward import bootstrap
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
-from steward.cloud.inventory import ArmEstateReader
 from steward.cloud.protection import BackupVaultProtection
 from steward.cloud.publisher import OutcomeEvent
 from steward.domain import drill_flow as flow
@@ -49,7 +48,9 @@ def _subscriptions(request: dict[str, Any]) -> list[str]:
     from_resources = sorted({str(r).split("/")[2].lower() for r in request.get("resources") or []
                              if str(r).lower().startswith("/subscriptions/")})
     configured = list(bootstrap.settings().subscriptions)
-    return named or from_resources or configured or list(ArmEstateReader(bootstrap.clients()).subscriptions())
+    # STEWARD_SUBSCRIPTIONS empty means none (README): a drill restores and creates resources, so it never falls
+    # back to every subscription the identity can list (the HTTP route refuses such a drill before)
+    return named or from_resources or configured
 
 
 @bp.activity_trigger(input_name="request")

@@ -131,9 +131,11 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
 
 
 def check_scope(request: dict[str, Any], managed: frozenset[str] | tuple[str, ...]) -> None:
-    """403 for a resource or subscription outside STEWARD_SUBSCRIPTIONS (when it is set), as the teardown does."""
+    """403 for a resource or subscription outside STEWARD_SUBSCRIPTIONS, as the teardown does; with none managed
+    ("empty: none") every drill is refused: a drill restores and creates resources."""
     if not managed:
-        return
+        raise RequestRefused(403, "OutsideSubscriptions",
+                             "STEWARD_SUBSCRIPTIONS is empty: this app may act on no subscription, so it drills none")
     allowed = {s.lower() for s in managed}
     outside = sorted({s for s in request["subscriptions"] if s not in allowed} |
                      {r.split("/")[2].lower() for r in request["resources"] if r.split("/")[2].lower() not in allowed})

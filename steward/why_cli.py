@@ -261,7 +261,13 @@ def _table(document: Mapping[str, Any], out: TextIO) -> None:
         rows.append(("  facts", f"{facts['location']}, tags {json.dumps(facts['tags'])} from {facts['from']}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        out.write(f"{key.ljust(width)}  {value}\n")
+        out.write(f"{_shown(key).ljust(width)}  {_shown(value)}\n")
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: a character that is not printable (ESC, BEL, CR, C1 controls, bidi overrides) is
+    written as its Python escape (``\\x1b``), so what the store or a report holds cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # ---- command line -------------------------------------------------------------------------------------------

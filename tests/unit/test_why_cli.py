@@ -53,3 +53,20 @@ def test_why_with_nothing_to_read_is_a_usage_error(tmp_path: Path) -> None:
     assert main([VM, "--state-dir", str(tmp_path)], stdout=io.StringIO(), stderr=err) == 2
     assert "nothing to read" in err.getvalue()
     assert main(["not-an-id", "--state-dir", str(tmp_path)], stdout=io.StringIO(), stderr=err) == 2
+
+
+def test_the_table_writes_no_terminal_control_characters_from_what_it_read(tmp_path: Path) -> None:
+    """What the table shows comes from outcomes and audit findings that carry Azure's texts and resources' tag
+    values (anyone who may tag a resource writes them): escape sequences in them must not reach the operator's
+    terminal (retitle it, clear it, hide a line)."""
+    db = tmp_path / "durable.sqlite"
+    hostile = "no vault \x1b]0;owned\x07\x1b[2J\x1b[1A\r\u009b31m\u202ereversed"
+    _store(db, [("protect:1", "protect_resource", "Completed",
+                 {"status": "NoVault", "resourceId": VM, "reason": hostile, "rule": "vms"}, "2026-01-01T00:00:00Z")])
+    out = io.StringIO()
+    main([VM, "--db", str(db), "--state-dir", str(tmp_path), "--no-arm", "--location", "westeurope"],
+         stdout=out, stderr=io.StringIO())
+    shown = out.getvalue()
+    assert "no vault" in shown and "reversed" in shown
+    lines = shown.splitlines()
+    assert all(c.isprintable() for line in lines for c in line), [line for line in lines if not line.isprintable()]

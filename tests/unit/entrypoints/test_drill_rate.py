@@ -17,8 +17,8 @@ from steward import bootstrap
 from steward.settings import Settings
 
 PRINCIPAL = "11111111-1111-1111-1111-111111111111"
-VM = ("/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/"
-      "Microsoft.Compute/virtualMachines/vm1")
+SUB = "00000000-0000-4000-8000-000000000001"
+VM = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
 
 
 class Client:
@@ -32,7 +32,7 @@ class Client:
 
 @pytest.fixture
 def rate(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    bootstrap.use(settings=Settings(teardown_rate_per_minute=3))
+    bootstrap.use(settings=Settings(teardown_rate_per_minute=3, subscriptions=(SUB,)))
     monkeypatch.setattr(drill_http, "_caller", lambda req: PRINCIPAL)
     yield 3
     bootstrap.use()

@@ -1,0 +1,55 @@
+"""Drills with STEWARD_SUBSCRIPTIONS empty ("empty: none", README settings): a drill restores disks and VMs and
+creates storage accounts, so with no managed subscription it may act on none - as the teardown refuses every
+vault then - instead of on every subscription the app's identity can list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from activities import drill as drill_activities
+from entrypoints.caller_checks import RequestRefused
+from entrypoints.drill_http import check_scope
+from steward import bootstrap
+from steward.settings import Settings
+
+SUB = "00000000-0000-4000-8000-000000000001"
+VM = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [{"resources": [VM], "subscriptions": []}, {"resources": [], "subscriptions": [SUB]},
+     {"resources": [], "subscriptions": []}],
+)
+def test_with_no_managed_subscription_the_drill_route_refuses(request_: dict[str, list[str]]) -> None:
+    with pytest.raises(RequestRefused) as refused:
+        check_scope(request_, ())
+    assert (refused.value.status, refused.value.code) == (403, "OutsideSubscriptions")
+    assert "STEWARD_SUBSCRIPTIONS" in refused.value.message
+
+
+def test_a_managed_subscription_still_passes_and_another_is_refused() -> None:
+    check_scope({"resources": [VM], "subscriptions": []}, (SUB,))
+    with pytest.raises(RequestRefused):
+        check_scope({"resources": [VM.replace(SUB, SUB[:-1] + "2")], "subscriptions": []}, (SUB,))
+
+
+@pytest.fixture
+def unmanaged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    bootstrap.use(settings=Settings(subscriptions=()))
+
+    class Reader:
+        def __init__(self, clients: object) -> None:
+            raise AssertionError("the drill must not list every subscription the identity can see")
+
+    monkeypatch.setattr(drill_activities, "ArmEstateReader", Reader, raising=False)
+    monkeypatch.setattr(bootstrap, "clients", lambda: None)
+    yield
+    monkeypatch.undo()  # bootstrap.clients again before use() forgets what was built
+    bootstrap.use()
+
+
+def test_the_timers_drill_of_everything_due_covers_no_subscription_when_none_is_managed(unmanaged: None) -> None:
+    assert drill_activities._subscriptions({"resources": [], "subscriptions": []}) == []
