@@ -53,3 +53,19 @@ def unmanaged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_the_timers_drill_of_everything_due_covers_no_subscription_when_none_is_managed(unmanaged: None) -> None:
     assert drill_activities._subscriptions({"resources": [], "subscriptions": []}) == []
+
+
+def test_with_no_managed_subscription_an_audit_of_a_named_subscription_is_refused() -> None:
+    """The same rule for ``POST /api/audits`` (the review's finding 3): it audited - and remediated - any
+    subscription a caller named while STEWARD_SUBSCRIPTIONS was empty."""
+    from entrypoints import audit_timer
+
+    bootstrap.use(settings=Settings(subscriptions=()))
+    try:
+        with pytest.raises(audit_timer._Refused) as refused:
+            audit_timer._requested_subscriptions(b'{"subscriptions": ["%s"]}' % SUB.encode())
+        assert (refused.value.status, refused.value.code) == (403, "SubscriptionNotManaged")
+        bootstrap.use(settings=Settings(subscriptions=(SUB,)))
+        assert audit_timer._requested_subscriptions(b'{"subscriptions": ["%s"]}' % SUB.encode()) == []
+    finally:
+        bootstrap.use()
