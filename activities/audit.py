@@ -14,6 +14,8 @@ from typing import Any
 import azure.durable_functions as df
 
 from steward import bootstrap, telemetry
+from steward.cloud.drills import DrillOps
+from steward.cloud.errors import AzureRefusal
 from steward.cloud.inventory import ArmEstateReader, read_estate
 from steward.domain import drill_flow
 from steward.domain.audit import (
@@ -170,3 +172,36 @@ def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
     events = finding_events(_stored_result(str(request["report"])))
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
+    """The audit's drill reconciler: delete what drills recorded, could not delete, and whose lifetime has ended -
+    only while it still carries the drill's tag (``drills/leftovers.json``); returns one record per leftover with
+    what was done (``gone``, ``deleted``, ``deleting``, ``kept``, ``failed``) for DRL-003."""
+    store = bootstrap.report_store()
+    data = store.get(drill_flow.LEFTOVERS_BLOB)
+    index = json.loads(data) if data else None
+    expired = drill_flow.expired_leftovers(index, datetime.fromisoformat(str(request["now"])))
+    if not expired:
+        return {"leftovers": []}
+    ops = DrillOps(bootstrap.clients())
+    outcomes: list[dict[str, Any]] = []
+    for leftover in expired:
+        resource_id, drill_id = str(leftover["id"]), str(leftover["drillId"])
+        try:
+            tags = ops.tags_of(resource_id)
+            if tags is None:
+                outcomes.append({**leftover, "effect": "gone"})
+                continue
+            delete, _skipped = drill_flow.deletable([resource_id], {resource_id.lower(): tags}, drill_id)
+            if not delete:
+                outcomes.append({**leftover, "effect": "kept", "reason": "it no longer carries the drill's tag"})
+                continue
+            operation = ops.delete(resource_id)
+            outcomes.append({**leftover, "effect": "deleting" if operation else "deleted"})
+        except AzureRefusal as error:
+            outcomes.append({**leftover, "effect": "failed", "reason": str(error)[:300]})
+    remaining = drill_flow.after_reconcile(index, outcomes)
+    store.put(drill_flow.LEFTOVERS_BLOB, json.dumps(remaining).encode(), "application/json")
+    return {"leftovers": outcomes}

@@ -9,7 +9,6 @@ the orchestrator.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -27,8 +26,7 @@ from steward.domain.rules import Protect, ResourceFacts, route
 
 bp = df.Blueprint()
 
-#: what drills recorded and could not delete, with when each drill's lifetime ends (the audit reconciles them)
-LEFTOVERS = "drills/leftovers.json"
+LEFTOVERS = flow.LEFTOVERS_BLOB
 
 
 def _ops() -> DrillOps:
@@ -312,35 +310,3 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
                   "application/json")
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}
-
-
-@bp.activity_trigger(input_name="request")
-def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
-    """The audit's drill reconciler: delete what drills recorded, could not delete, and whose lifetime has ended -
-    only while it still carries the drill's tag (``drills/leftovers.json``); returns one record per leftover with
-    what was done (``gone``, ``deleted``, ``deleting``, ``kept``, ``failed``) for DRL-003."""
-    store = bootstrap.report_store()
-    data = store.get(LEFTOVERS)
-    index = json.loads(data) if data else None
-    expired = flow.expired_leftovers(index, datetime.fromisoformat(str(request["now"])))
-    if not expired:
-        return {"leftovers": []}
-    ops = _ops()
-    outcomes: list[dict[str, Any]] = []
-    for leftover in expired:
-        resource_id, drill_id = str(leftover["id"]), str(leftover["drillId"])
-        try:
-            tags = ops.tags_of(resource_id)
-            if tags is None:
-                outcomes.append({**leftover, "effect": "gone"})
-                continue
-            delete, _skipped = flow.deletable([resource_id], {resource_id.lower(): tags}, drill_id)
-            if not delete:
-                outcomes.append({**leftover, "effect": "kept", "reason": "it no longer carries the drill's tag"})
-                continue
-            operation = ops.delete(resource_id)
-            outcomes.append({**leftover, "effect": "deleting" if operation else "deleted"})
-        except AzureRefusal as error:
-            outcomes.append({**leftover, "effect": "failed", "reason": str(error)[:300]})
-    store.put(LEFTOVERS, json.dumps(flow.after_reconcile(index, outcomes)).encode(), "application/json")
-    return {"leftovers": outcomes}

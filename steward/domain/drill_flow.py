@@ -302,6 +302,10 @@ def restore_grants(resource_type: str, group_id: str, account_id: str | None) ->
 # ---- after the drill: the last-drill record and the leftovers the audit's reconciler deletes --------------------
 
 
+#: what drills recorded and could not delete, with when each drill's lifetime ends (every audit reconciles them)
+LEFTOVERS_BLOB: Final = "drills/leftovers.json"
+
+
 def last_drill_blob(resource_id: str) -> str:
     """Where the report store keeps a resource's last drill (``last_drill_record``)."""
     return f"drills/last/{short_hash(resource_id, length=32)}.json"
