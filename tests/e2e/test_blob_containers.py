@@ -159,3 +159,28 @@ def test_a_vaulted_account_is_protected_with_every_container_it_holds(h: Harness
     est.storage_account("rg-data", "stolder1", WEU, tags={"blob-tier": "vaulted", "owner": "data"})  # a write
     assert h.wait_outcome(account, "Protected", timeout=60)["rule"] == "vaulted-blobs"
     assert _listed(h, vault, account) == ["exports", "reports"]
+
+
+def test_the_deployed_roles_suffice_to_add_a_container(h: Harness) -> None:
+    """Production truth: from the container on, the sandbox checks the app identity's own RBAC against the roles
+    infra/ gives it (Reader lists the containers, the custom role writes the backup instance)."""
+    import dataclasses
+
+    from steward.cloud.clients import CloudClients
+    from tests.infra.deployed_roles import deploy_app_roles
+
+    est = h.estate()
+    vault = _vault(h, est)
+    account = est.storage_account("rg-data", "stdeployed1", WEU, tags={"blob-tier": "vaulted"})
+    h.wait_outcome(account, "Protected", timeout=60)
+    h.settle(60)
+    app_principal = h.sandbox.config.default_principal_id
+    deploy_app_roles(h.sandbox, app_principal, SUB1)
+    h.sandbox.enforce_caller_rbac(app_principal)
+    target = h.sandbox.cloud_target(principal_id="0bea7000-0000-4000-8000-0000000000aa")  # an operator, not the app
+    operator = CloudClients(dataclasses.replace(target, polling_interval=0.05))
+    _container(Harness(h.stack, operator), account, "ledger")
+    outcome = h.wait_for(lambda: next((o for o in h.outcomes_for(account) if o["status"] != "Protected"
+                                       or (o.get("details") or {}).get("added")), None), 60, "the container's outcome")
+    assert outcome["status"] == "Protected" and outcome["details"]["added"] == ["ledger"], outcome
+    assert _listed(h, vault, account) == ["ledger"]
