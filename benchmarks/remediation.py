@@ -66,14 +66,16 @@ def _legacy_estate(app: AppStack, vms: int, disks: int) -> tuple[list[str], list
     return vm_ids, disk_ids
 
 
-def measure(vms: int, disks: int, fan_out: int, *, scale: float, seed: int, timeout: float) -> dict[str, Any]:
+def measure(vms: int, disks: int, fan_out: int, *, scale: float, seed: int, timeout: float,
+            clock: str = "scaled") -> dict[str, Any]:
     from orchestrators import audit as audit_orchestrator
     from sandbox.arm.config import ThrottleConfig
     from tests.chaos.checker import protections
 
     # every VM and detached disk is a BKP-001 finding (the VMs' OS disks are attached: the VM's backup covers them)
     limit = min(1000, vms + disks)
-    app = start_app_stack(scale=scale, seed=seed, settings={"STEWARD_AUDIT_REMEDIATE_LIMIT": str(limit)})
+    app = start_app_stack(scale=scale, seed=seed, settings={"STEWARD_AUDIT_REMEDIATE_LIMIT": str(limit)},
+                          clock=clock)
     saved = audit_orchestrator.REMEDIATION_FAN_OUT
     audit_orchestrator.REMEDIATION_FAN_OUT = fan_out  # type: ignore[misc]
     try:
@@ -97,7 +99,8 @@ def measure(vms: int, disks: int, fan_out: int, *, scale: float, seed: int, time
         elapsed = (virtual1 - virtual0).total_seconds()
         protected = sum(1 for r in wanted if held.get(r) == 1)
         return {
-            "vms": vms, "disks": disks, "fan_out": fan_out, "clock_scale": scale,
+            "vms": vms, "disks": disks, "fan_out": fan_out, "clock_scale": None if app.discrete else scale,
+            "clock": app.clock_facts(),
             "audit_status": status.get("runtimeStatus"),
             "elapsed_virtual_seconds": round(elapsed, 1),
             "elapsed_real_seconds": round(wall1 - wall0, 1),
@@ -138,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=20.0, help="Azure seconds per real second")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds one audit may take")
+    parser.add_argument("--clock", choices=("scaled", "discrete"), default="scaled",
+                        help="discrete: Azure time jumps to the next deadline when nothing is runnable")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     disks = args.vms // 4 if args.disks is None else args.disks
     started = time.perf_counter()
-    runs = [measure(args.vms, disks, fan_out, scale=args.scale, seed=args.seed, timeout=args.timeout)
+    runs = [measure(args.vms, disks, fan_out, scale=args.scale, seed=args.seed, timeout=args.timeout, clock=args.clock)
             for fan_out in args.fan_outs]
     result = {"benchmark": "remediation", "seed": args.seed, "machine": machine(), "runs": runs,
               "real_seconds": round(time.perf_counter() - started, 1)}

@@ -125,3 +125,20 @@ def test_a_wait_shorter_than_the_clocks_resolution_still_moves_time(clock: Discr
     with clock.busy("pacer"):
         clock.sleep(1e-9)
     assert clock.now() == START + timedelta(microseconds=1)
+
+
+def test_a_thread_pool_an_activity_waits_for_works_under_the_activitys_token(clock: DiscreteClock) -> None:
+    """``read_estate`` runs its reads on a pool inside the activity and blocks on the results: the workers' clock
+    waits must release the activity's token (the watchdog found the freeze in the remediation benchmark)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sandbox.clock import let_pollers_inherit, stop_pollers_inheriting
+
+    let_pollers_inherit(clock)
+    try:
+        with clock.busy("activity"), ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(lambda s: clock.sleep(s) or s, [5, 8])) == [5, 8]
+    finally:
+        stop_pollers_inheriting(clock)
+    assert clock.now() == START + timedelta(seconds=8)
+    assert not clock.watchdog_reports
