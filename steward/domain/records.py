@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar, cast, get_origin, get_type_hints
+from types import NoneType
+from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin, get_type_hints
 
-from steward.domain.errors import InvalidValue
+from steward.domain.errors import InvalidResourceId, InvalidValue
+from steward.domain.ids import ResourceId
 from steward.domain.kernel import LenientEnum, format_time, parse_time
 
 __all__ = ["Record", "camel", "record_str"]
@@ -53,8 +55,15 @@ class _Codec:
     default: Any  # dataclasses.MISSING when the field is required
     may_be_empty: bool = False  # a required string that may be "" (or absent from older records)
     omit_default: bool = False  # left out of the record while it has its default (a field added later)
+    keep_offset: bool = False  # a time written by ``datetime.isoformat()`` (``+00:00``), as records before had it
 
     def dump(self, value: Any) -> Any:
+        if isinstance(value, Record):
+            return value.to_record()
+        if isinstance(value, ResourceId):
+            return str(value)
+        if isinstance(value, datetime) and self.keep_offset:
+            return value.isoformat()
         if isinstance(value, StrEnum):
             return value.value
         if isinstance(value, datetime) or self.hint == datetime | None:
@@ -76,6 +85,25 @@ class _Codec:
                 raise InvalidValue(f"field {self.key!r}: {value!r} is not a {hint.__name__}") from None
         if hint == datetime | None:
             return parse_time(record.get(self.key))
+        if hint is datetime:
+            moment = parse_time(record.get(self.key))
+            if moment is None:
+                raise InvalidValue(f"field {self.key!r} must be an ISO 8601 time (got {record.get(self.key)!r})")
+            return moment
+        if hint is ResourceId or hint == ResourceId | None:
+            text = record_str(record, self.key, optional=hint is not ResourceId)
+            try:
+                return None if text is None else ResourceId.parse(text)
+            except InvalidResourceId as error:
+                raise InvalidValue(f"field {self.key!r}: {error}") from None
+        nested = _nested_record(hint)
+        if nested is not None:
+            value = record.get(self.key)
+            if value is None and hint is not nested:
+                return None
+            if not isinstance(value, Mapping):
+                raise InvalidValue(f"field {self.key!r} must be a {nested.__name__} object (got {value!r:.80})")
+            return nested.from_record(value)
         if hint is str:
             if required and not self.may_be_empty:
                 return record_str(record, self.key)
@@ -97,10 +125,19 @@ class _Codec:
         raise TypeError(f"no record codec for {self.name}: {hint!r}")  # a programming error, caught by tests
 
 
+def _nested_record(hint: Any) -> type[Record] | None:
+    """The :class:`Record` class a field holds (``Principal`` or ``Principal | None``), else None."""
+    args = [a for a in get_args(hint) if a is not NoneType] if get_args(hint) else [hint]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], Record):
+        return args[0]
+    return None
+
+
 class Record:
     """``to_record``/``from_record`` derived from the dataclass fields, for records whose fields are strings,
-    booleans, integers, enums (lenient or strict), times and JSON objects: keys are the camelCase field names,
-    enums travel by value, times as ISO 8601; a field without a default must be present (a string non-empty).
+    booleans, integers, enums (lenient or strict), times, resource ids, JSON objects and other records: keys
+    are the camelCase field names, enums travel by value, times as ISO 8601; a field without a default must be
+    present (a string non-empty).
     A class with a ``type_name`` writes it first as ``type`` (the targets of teardown steps)."""
 
     type_name: ClassVar[str | None] = None
@@ -118,6 +155,7 @@ class Record:
                     f.default if f.default_factory is MISSING else f.default_factory(),
                     bool(f.metadata.get("may_be_empty")),
                     bool(f.metadata.get("omit_default")),
+                    bool(f.metadata.get("keep_offset")),
                 )
                 for f in fields(cast(Any, cls))
             )
