@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidValue
 from steward.domain.ids import ResourceId, is_subscription_guid
@@ -66,6 +66,7 @@ __all__ = [
     "classify",
     "classify_json",
     "intent_from_record",
+    "read_intent",
 ]
 
 #: Event Grid's own bound on one event (1 MB); anything larger is refused before it is looked at.
@@ -178,6 +179,8 @@ class ProtectResource(_IntentRecord):
     kind: ClassVar[str] = "protect"
     resource_id: ResourceId
     origin: EventOrigin
+    #: a move's child run: its parent publishes the lineage, so this run publishes nothing (absent: False)
+    quiet: bool = field(default=False, metadata={"omit_default": True})
 
     @property
     def instance_id(self) -> str:
@@ -323,6 +326,18 @@ def intent_from_record(record: object) -> Intent:
         return cls.from_record(record)
     except InvalidValue as error:
         raise InvalidRecord(f"invalid {kind} intent record: {error}") from None
+
+
+IntentT = TypeVar("IntentT", bound=_IntentRecord)
+
+
+def read_intent(record: object, kind: type[IntentT]) -> IntentT:
+    """The ``kind`` intent an orchestration was started with (its input record), typed; :class:`InvalidRecord`
+    when the record is not one."""
+    intent = intent_from_record(record)
+    if not isinstance(intent, kind):
+        raise InvalidRecord(f"expected a {kind.kind!r} intent record, got {intent.kind!r}")
+    return intent
 
 
 # ---- classification ----------------------------------------------------------------------------------
