@@ -162,9 +162,7 @@ class _IntentRecord(_FromEvent, Record):
     :func:`intent_from_record` dispatches on."""
 
     kind: ClassVar[str]
-
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, **super().to_record()}
+    tag_key: ClassVar[str] = "kind"
 
 
 def _digest(*parts: str) -> str:
@@ -177,6 +175,7 @@ class ProtectResource(_IntentRecord):
     updated: make sure it is protected as the rules say."""
 
     kind: ClassVar[str] = "protect"
+    type_name: ClassVar[str | None] = kind
     resource_id: ResourceId
     origin: EventOrigin
     #: a move's child run: its parent publishes the lineage, so this run publishes nothing (absent: False)
@@ -220,6 +219,7 @@ class ResourceGone(_IntentRecord):
     """A supported resource was deleted: apply its on-delete choice (retain data, or leave it)."""
 
     kind: ClassVar[str] = "gone"
+    type_name: ClassVar[str | None] = kind
     resource_id: ResourceId
     origin: EventOrigin
 
@@ -239,6 +239,7 @@ class ResourcesMoved(_IntentRecord):
     """
 
     kind: ClassVar[str] = "moved"
+    type_name: ClassVar[str | None] = kind
     source_group: ResourceId
     origin: EventOrigin
 
@@ -258,6 +259,7 @@ class VaultDeleteFailed(_IntentRecord):
     teardown saga still needs an approved plan and an allowed principal)."""
 
     kind: ClassVar[str] = "vault-delete-failed"
+    type_name: ClassVar[str | None] = kind
     vault_id: ResourceId
     origin: EventOrigin
 
@@ -277,6 +279,7 @@ class TeardownRequested(_IntentRecord):
     ``plan_fingerprint`` it may name is kept for the record only (``steward.domain.teardown`` ignores it)."""
 
     kind: ClassVar[str] = "teardown"
+    type_name: ClassVar[str | None] = kind
     vault_id: ResourceId
     requester: str
     plan_fingerprint: str | None
@@ -296,6 +299,7 @@ class Ignored(_IntentRecord):
     """An event we deliberately do not act on, and why."""
 
     kind: ClassVar[str] = "ignored"
+    type_name: ClassVar[str | None] = kind
     reason: str
     origin: EventOrigin
     resource_id: ResourceId | None = None

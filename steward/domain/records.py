@@ -70,6 +70,8 @@ class _Codec:
             return format_time(value)
         if isinstance(value, Mapping):
             return dict(value)
+        if isinstance(value, tuple):
+            return list(value)
         return value
 
     def load(self, record: Mapping[str, Any]) -> Any:
@@ -96,6 +98,22 @@ class _Codec:
                 return None if text is None else ResourceId.parse(text)
             except InvalidResourceId as error:
                 raise InvalidValue(f"field {self.key!r}: {error}") from None
+        optional_enum = _optional_enum(hint)
+        if optional_enum is not None:
+            value = record.get(self.key)
+            try:
+                return None if value is None else optional_enum(value)
+            except ValueError:
+                raise InvalidValue(f"field {self.key!r}: {value!r} is not a {optional_enum.__name__}") from None
+        tagged = _tagged_records(hint)
+        if tagged:
+            given: Any = record.get(self.key)
+            tags = {str(cls.type_name): cls for cls in tagged}
+            tag = given.get(tagged[0].tag_key) if isinstance(given, Mapping) else None
+            chosen = tags.get(tag) if isinstance(tag, str) else None
+            if chosen is None:
+                raise InvalidValue(f"field {self.key!r} must be an object whose kind is one of {sorted(tags)}")
+            return chosen.from_record(given)
         nested = _nested_record(hint)
         if nested is not None:
             value = record.get(self.key)
@@ -112,6 +130,16 @@ class _Codec:
             return record_str(record, self.key, optional=True)
         if hint is bool:
             return bool(record.get(self.key, self.default))
+        if hint == bool | None:
+            value = record.get(self.key)
+            if value is not None and not isinstance(value, bool):
+                raise InvalidValue(f"field {self.key!r} must be true, false or null (got {value!r})")
+            return value
+        if get_origin(hint) is tuple and get_args(hint) == (str, ...):
+            value = record.get(self.key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidValue(f"field {self.key!r} must be a list of strings")
+            return tuple(value)
         if hint is int:
             value = record.get(self.key, self.default)
             if isinstance(value, bool) or not isinstance(value, int | str):
@@ -123,6 +151,23 @@ class _Codec:
                 raise InvalidValue(f"field {self.key!r} must be an object (got {type(value).__name__})")
             return dict(value)
         raise TypeError(f"no record codec for {self.name}: {hint!r}")  # a programming error, caught by tests
+
+
+def _optional_enum(hint: Any) -> type[StrEnum] | None:
+    """The (strict) enum of an ``Enum | None`` field, else None."""
+    args = [a for a in get_args(hint) if a is not NoneType]
+    if len(args) == 1 and len(get_args(hint)) == 2 and isinstance(args[0], type) and issubclass(args[0], StrEnum):
+        return None if issubclass(args[0], LenientEnum) else args[0]
+    return None
+
+
+def _tagged_records(hint: Any) -> list[type[Record]]:
+    """The record classes of a field that holds one of several (``ExplicitVault | RegionalDefaultVault``), each
+    told apart by its tag (``type_name`` under ``tag_key``); empty for any other field."""
+    args = list(get_args(hint))
+    if len(args) < 2 or not all(isinstance(a, type) and issubclass(a, Record) and a.type_name for a in args):
+        return []
+    return args
 
 
 def _nested_record(hint: Any) -> type[Record] | None:
@@ -138,9 +183,11 @@ class Record:
     booleans, integers, enums (lenient or strict), times, resource ids, JSON objects and other records: keys
     are the camelCase field names, enums travel by value, times as ISO 8601; a field without a default must be
     present (a string non-empty).
-    A class with a ``type_name`` writes it first as ``type`` (the targets of teardown steps)."""
+    A class with a ``type_name`` writes it first under ``tag_key`` (``type``: the targets of teardown steps;
+    ``kind``: intents, decisions and vault targets), which tells apart the records a field may hold."""
 
     type_name: ClassVar[str | None] = None
+    tag_key: ClassVar[str] = "type"
 
     @classmethod
     def _codecs(cls) -> tuple[_Codec, ...]:
@@ -163,7 +210,7 @@ class Record:
         return cached
 
     def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"type": self.type_name} if self.type_name else {}
+        record: dict[str, Any] = {self.tag_key: self.type_name} if self.type_name else {}
         for codec in self._codecs():
             value = getattr(self, codec.name)
             if codec.omit_default and value == codec.default:
