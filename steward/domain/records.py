@@ -2,7 +2,9 @@
 
 A class that derives from :class:`Record` (a frozen dataclass) gets ``to_record()`` / ``from_record()`` from its
 fields: keys are the camelCase field names, enums travel by value, times as ISO 8601, a mapping as a JSON
-object. Activity inputs and outputs, orchestration outputs and the data of published events are such records.
+object. Activity inputs and outputs, orchestration outputs and the data of published events are such records:
+the intents an orchestration starts with (``events.py``), the rules' decisions, protection refs and outcomes,
+the teardown inventory.
 
 Record keys are a contract: a running orchestration keeps the records it received in its history and reads
 them again on every replay, and event subscribers filter on them. Records written before this codec
