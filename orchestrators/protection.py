@@ -17,7 +17,7 @@ from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import blob_containers, rules
 from steward.domain import protection_flow as flow
 from steward.domain.errors import SERVER_SIDE_CODES
-from steward.domain.events import ProtectResource, ResourceGone, ResourcesMoved, read_intent
+from steward.domain.events import ContainerCreated, ProtectResource, ResourceGone, ResourcesMoved, read_intent
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
@@ -34,7 +34,9 @@ RETRY: Final = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelt
 Task = Generator[Any, Any, Any]
 
 
-def _outcome(intent: ProtectResource | ResourceGone, status: OutcomeStatus, **fields: Any) -> ProtectionOutcome:
+def _outcome(
+    intent: ProtectResource | ContainerCreated | ResourceGone, status: OutcomeStatus, **fields: Any
+) -> ProtectionOutcome:
     return ProtectionOutcome(
         status=status,
         resource_id=str(intent.resource_id),
@@ -385,7 +387,7 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     containers its instance lists, so the instance gains the new ones (a modification of the instance, never
     dropping one); operational backup covers the whole account, nothing to do. Above 100 containers the outcome
     names the ones left out and why."""
-    intent = context.get_input()
+    intent = read_intent(context.get_input(), ContainerCreated)
     try:
         outcome: ProtectionOutcome = yield from _add_blob_containers(context, intent)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
@@ -396,8 +398,8 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     return outcome.to_record()
 
 
-def _add_blob_containers(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
-    account = intent["resourceId"]
+def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
+    account = str(intent.resource_id)
     facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": account})
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the storage account no longer exists")

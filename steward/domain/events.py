@@ -194,6 +194,7 @@ class ContainerCreated(_IntentRecord):
     account's containers afresh, so one run covers the containers created meanwhile."""
 
     kind: ClassVar[str] = "container"
+    type_name: ClassVar[str | None] = kind
     container_id: ResourceId
     origin: EventOrigin
 

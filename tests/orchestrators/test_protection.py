@@ -464,6 +464,7 @@ def test_a_vm_operation_is_looked_at_when_azures_retry_after_says_not_every_30_s
         (protection.protect_resource, {"kind": "gone", "resourceId": DISK, "origin": ORIGIN}),
         (protection.handle_resource_gone, {"kind": "gone", "resourceId": VM}),
         (protection.reconcile_move, {"kind": "move", "sourceGroup": GROUP, "origin": ORIGIN}),
+        (protection.add_blob_containers, {"kind": "protect", "resourceId": DISK, "origin": ORIGIN}),
     ],
 )
 def test_an_input_that_is_not_the_orchestrations_intent_fails_before_any_activity(
