@@ -11,19 +11,15 @@ import azure.durable_functions as df
 
 from steward import bootstrap
 from steward.cloud.errors import CloudError
-from steward.cloud.publisher import OutcomeEvent
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
 from steward.domain.compensation import TeardownMarker, restore_changes
 from steward.domain.teardown import VaultRef
+from steward.report.events import reconcile_event
 
 LOG = logging.getLogger("steward.teardown")
 
 bp = df.Blueprint()
-
-#: Published for every vault the reconciler restored (or failed to).
-EVENT_RECONCILED = "BackupSteward.Teardown.Reconciled"
-EVENT_RECONCILE_FAILED = "BackupSteward.Teardown.ReconcileFailed"
 
 
 def _markers() -> VaultMarkers:
@@ -47,6 +43,25 @@ def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
     return {"markers": found, "gaps": gaps}
 
 
+def reconciliation_record(vault_id: str, marker: TeardownMarker, reason: str) -> dict[str, Any]:
+    """What the reconciler says about one marked vault before it restores anything."""
+    return {
+        "vaultId": vault_id,
+        "instanceId": marker.instance_id,
+        "markedAt": marker.to_record()["at"],
+        "earlier": dict(marker.earlier),
+        "reason": reason,
+        "restored": [],
+    }
+
+
+def reconciled(record: dict[str, Any], restored: list[dict[str, Any]], marker: str) -> dict[str, Any]:
+    """The result once the settings were restored (each ``restored`` entry's ``effect``; ``failed``: the marker
+    is kept): also the ``BackupSteward.Teardown.Reconciled`` / ``.ReconcileFailed`` event's data."""
+    failed = any(r["effect"] == "failed" for r in restored)
+    return {**record, "restored": restored, "effect": "failed" if failed else "reconciled", "marker": marker}
+
+
 @bp.activity_trigger(input_name="payload")
 def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
     """Restore the settings a lost teardown turned off (only ever stronger), remove its marker, publish it."""
@@ -54,14 +69,7 @@ def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
     raw = str(payload.get("marker") or "")
     marker = TeardownMarker.decode(raw)
     markers = _markers()
-    record: dict[str, Any] = {
-        "vaultId": vault.id,
-        "instanceId": marker.instance_id,
-        "markedAt": marker.to_record()["at"],
-        "earlier": dict(marker.earlier),
-        "reason": str(payload.get("reason") or ""),
-        "restored": [],
-    }
+    record = reconciliation_record(vault.id, marker, str(payload.get("reason") or ""))
     if markers.read(vault) != raw:
         return {**record, "effect": "unchanged", "detail": "the marker changed or went since it was read"}
     current = markers.current_settings(vault)
@@ -76,8 +84,7 @@ def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
             entry.update(effect="failed", error=refusal.message)
         restored.append(entry)
     failed = any(r["effect"] == "failed" for r in restored)
-    removed = "kept" if failed else markers.unmark(vault, marker.instance_id)
-    result = {**record, "restored": restored, "effect": "failed" if failed else "reconciled", "marker": removed}
+    result = reconciled(record, restored, "kept" if failed else markers.unmark(vault, marker.instance_id))
     LOG.warning(
         "teardown %s lost with the vault weakened: %s",
         marker.instance_id,
@@ -85,9 +92,7 @@ def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
         extra={"vault_id": vault.id, "instance_id": marker.instance_id, "effect": result["effect"]},
     )
     try:
-        bootstrap.publisher_or_null().publish(
-            [OutcomeEvent(EVENT_RECONCILE_FAILED if failed else EVENT_RECONCILED, vault.id, result)]
-        )
+        bootstrap.publisher_or_null().publish([reconcile_event(result)])
     except Exception:
         LOG.exception("publishing the reconciliation failed", extra={"vault_id": vault.id})
     return result

@@ -17,12 +17,12 @@ from steward import bootstrap
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
 from steward.cloud.protection import BackupVaultProtection
-from steward.cloud.publisher import OutcomeEvent
 from steward.domain import drill_flow as flow
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
+from steward.report.events import drill_events
 
 bp = df.Blueprint()
 
@@ -297,16 +297,14 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     report = request["report"]
     store = bootstrap.report_store()
     store.put(f"drills/{report['id']}.json", json.dumps(report).encode(), "application/json")
-    events: list[OutcomeEvent] = []
     for result in report.get("results") or []:
         previous = store.get(_last_name(str(result["resourceId"])))
         record = flow.last_drill_record(json.loads(previous) if previous else None, report, result)
         store.put(_last_name(str(result["resourceId"])), json.dumps(record).encode(), "application/json")
-        events.append(OutcomeEvent(flow.event_type(str(result["outcome"])), str(result["resourceId"]),
-                                   {"drillId": report["id"], **result}))
     if any(r.get("left") for r in report.get("results") or []):
         index = store.get(LEFTOVERS)
         store.put(LEFTOVERS, json.dumps(flow.add_leftovers(json.loads(index) if index else None, report)).encode(),
                   "application/json")
+    events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}

@@ -23,12 +23,12 @@ from steward.cloud.protection import (
     collect_protections,
     instance_name,
 )
-from steward.cloud.publisher import OutcomeEvent
 from steward.domain import blob_containers, protection_flow
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
-from steward.domain.protection import OUTCOME_DATA_VERSION, ProtectionOutcome, ProtectionRef
+from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.logs import bind
+from steward.report.events import protection_events
 
 LOG = logging.getLogger("steward.activities.protection")
 #: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
@@ -294,7 +294,7 @@ def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
 def publish_outcomes(request: dict[str, Any]) -> int:
     """Publish protection outcomes to the configured Event Grid topic."""
     outcomes = [ProtectionOutcome.from_record(r) for r in request["outcomes"]]
-    events = [OutcomeEvent(o.event_type, o.resource_id, o.event_data(), OUTCOME_DATA_VERSION) for o in outcomes]
+    events = protection_events(outcomes)
     for outcome in outcomes:
         # the instance that decided it (an activity does not know it unless told) and the correlation id the
         # outcome carries from the triggering event: the line joins the trigger's and the orchestration's lines

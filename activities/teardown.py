@@ -36,6 +36,7 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
+from steward.report.events import teardown_outcome_event
 from steward.report.store import ReportStore
 from steward.report.teardown import render_html, save_report
 from steward.settings import Settings
@@ -312,33 +313,13 @@ def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
     """Store the final report (JSON + HTML) and publish ``BackupSteward.Teardown.<Outcome>``."""
-    from steward.cloud.publisher import OutcomeEvent
-
     report = payload.get("report") or {}
     name = str(payload.get("name") or report.get("instanceId") or "teardown")
     stored = save_report(_store(), name, report)
     telemetry.record_teardown(report)
-    outcome = str(report.get("outcome") or "finished")
-    event_type = "BackupSteward.Teardown." + "".join(p.capitalize() for p in outcome.split("-"))
     published = 0
     try:
-        published = _publisher().publish(
-            [
-                OutcomeEvent(
-                    event_type,
-                    str(report.get("vaultId") or name),
-                    {
-                        "instanceId": report.get("instanceId"),
-                        "outcome": outcome,
-                        "reason": report.get("reason"),
-                        "requestedBy": report.get("requestedBy"),
-                        "report": stored.to_record(),
-                        "deletedCount": len(report.get("deleted") or []),
-                        "remainingCount": len(report.get("remaining") or []),
-                    },
-                )
-            ]
-        )
+        published = _publisher().publish([teardown_outcome_event(report, stored.to_record(), name)])
     except Exception:
         LOG.exception("publishing the teardown outcome failed", extra={"instance_id": report.get("instanceId")})
     return {**stored.to_record(), "published": published, "htmlBytes": len(render_html(report))}

@@ -17,9 +17,9 @@ import azure.functions as func
 
 from entrypoints.orchestration_start import start_once
 from steward import bootstrap
-from steward.cloud.publisher import OutcomeEvent
 from steward.domain import events, teardown
 from steward.logs import bind
+from steward.report.events import rejected_event
 
 LOG = logging.getLogger("steward.entry.eventgrid")
 bp = df.Blueprint()
@@ -82,13 +82,7 @@ def _reject(raw: object, error: Exception) -> None:
         extra={"event_id": fields.get("id"), "event_type": fields.get("eventType")},
     )
     bootstrap.publisher().publish(
-        [
-            OutcomeEvent(
-                event_type="BackupSteward.Event.Rejected",
-                subject=str(fields.get("subject") or "/unknown")[:1024],
-                data={"eventId": fields.get("id"), "reason": str(error)[:600], "excerpt": _excerpt(raw)},
-            )
-        ]
+        [rejected_event(fields.get("subject"), fields.get("id"), str(error)[:600], _excerpt(raw))]
     )
 
 

@@ -17,6 +17,7 @@ from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import blob_containers, rules
 from steward.domain import protection_flow as flow
 from steward.domain.errors import SERVER_SIDE_CODES
+from steward.domain.events import ContainerCreated, ProtectResource, ResourceGone, ResourcesMoved, read_intent
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
@@ -33,18 +34,21 @@ RETRY: Final = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelt
 Task = Generator[Any, Any, Any]
 
 
-def _outcome(intent: dict[str, Any], status: OutcomeStatus, **fields: Any) -> ProtectionOutcome:
+def _outcome(
+    intent: ProtectResource | ContainerCreated | ResourceGone, status: OutcomeStatus, **fields: Any
+) -> ProtectionOutcome:
     return ProtectionOutcome(
         status=status,
-        resource_id=intent["resourceId"],
-        correlation_id=(intent.get("origin") or {}).get("correlationId"),
+        resource_id=str(intent.resource_id),
+        correlation_id=intent.correlation_id,
         **fields,
     )
 
 
-def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
-    """The steps of protecting one resource; returns a ProtectionOutcome."""
-    resource_id = intent["resourceId"]
+def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any]) -> Task:
+    """The steps of protecting one resource (``given``: the intent record as started, for the flow's helpers); returns
+    a ProtectionOutcome."""
+    resource_id = str(intent.resource_id)
     facts = yield from _wait_until_ready(context, resource_id)
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists")
@@ -98,14 +102,14 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
             if begun.get("discovery"):
                 return _outcome(intent, OutcomeStatus.FAILED, reason=begun["discovery"], **common)
             if not begun["ok"] or begun.get("done"):
-                return flow.outcome_of_enable(intent, {**begun, "created": not begun.get("done")}, common)
+                return flow.outcome_of_enable(given, {**begun, "created": not begun.get("done")}, common)
             state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""},
                                                     flow.vm_poll_plan(begun.get("retry_after")))
             if state is None:
                 return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
                                 f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
                                 **common)
-            final = flow.vm_operation_verdict(intent, state, common)
+            final = flow.vm_operation_verdict(given, state, common)
             if not flow.retry_operation(state):
                 break
         assert final is not None
@@ -131,7 +135,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: dict[str, Any]) ->
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.BV_RECONFIGURE_SECONDS))
         result = yield from _configure_backup_instance(context, request, regrant)
         configurations += 1
-    return flow.reconfigured(flow.outcome_of_enable(intent, result, common), repaired)
+    return flow.reconfigured(flow.outcome_of_enable(given, result, common), repaired)
 
 
 def _configure_backup_instance(
@@ -244,15 +248,16 @@ def _follow_vm_operation(
 @bp.orchestration_trigger(context_name="context")
 def protect_resource(context: df.DurableOrchestrationContext) -> Task:
     """A supported resource was created or changed: bring it under the protection the rules decide."""
-    intent = context.get_input()
+    given = context.get_input()
+    intent = read_intent(given, ProtectResource)
     try:
-        outcome: ProtectionOutcome = yield from _protect(context, intent)
+        outcome: ProtectionOutcome = yield from _protect(context, intent, given)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
     context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
-    if not intent.get("quiet"):
+    if not intent.quiet:
         # the time-to-protection metric: from the resource's event to now, in orchestration time (replay-safe)
-        since = (intent.get("origin") or {}).get("eventTime")
+        since = intent.origin.event_time.isoformat()
         yield from call_with_backoff(context, "publish_outcomes", RETRY, {
             "outcomes": [outcome.to_record()], "since": since, "at": context.current_utc_datetime.isoformat(),
             "instanceId": context.instance_id})
@@ -265,8 +270,9 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
 
     Never deletes backup data.
     """
-    intent = context.get_input()
-    resource_id = intent["resourceId"]
+    given = context.get_input()
+    intent = read_intent(given, ResourceGone)
+    resource_id = str(intent.resource_id)
     found = yield from call_with_backoff(context,
         "find_protections", RETRY, {"subscription_ids": [ResourceId.parse(resource_id).subscription_id]}
     )
@@ -284,13 +290,13 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
             continue
         # Event Grid delivers unordered: confirm the resource is gone NOW before stopping anything
         live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
-        alive = flow.alive_after_delete(intent, live, ref)
+        alive = flow.alive_after_delete(given, live, ref)
         for _ in range(flow.GONE_RECHECKS):  # the same incarnation still answers: its delete may be finishing
             if alive is None or not alive.recheck:
                 break
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.GONE_RECHECK_SECONDS))
             live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
-            alive = flow.alive_after_delete(intent, live, ref)
+            alive = flow.alive_after_delete(given, live, ref)
         if alive is not None:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
                                      reason=alive.reason))
@@ -317,8 +323,8 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     The old item keeps its recovery points (backup data never moves between vaults) and the lineage
     old item -> new item is part of the outcome.
     """
-    intent = context.get_input()
-    source_group = intent["sourceGroup"]
+    given = context.get_input()
+    source_group = str(read_intent(given, ResourcesMoved).source_group)
     scope = yield from call_with_backoff(context, "steward_scope", RETRY, {})
     found = yield from call_with_backoff(context,
         "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
@@ -340,7 +346,7 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
 
     outcomes: list[dict[str, Any]] = []
     for index, match in enumerate(matches):
-        child_intent = flow.protect_intent_for(match, intent)
+        child_intent = flow.protect_intent_for(match, given)
         made = yield context.call_sub_orchestrator(
             "protect_resource", child_intent, f"{context.instance_id}:protect:{index}"
         )
@@ -358,7 +364,7 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
             "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
         )
         unmatched = flow.still_unaccounted(unmatched, [ProtectionRef.from_record(r) for r in now])
-    outcomes.extend(flow.unmatched_outcome(ref, intent).to_record() for ref in unmatched)
+    outcomes.extend(flow.unmatched_outcome(ref, given).to_record() for ref in unmatched)
     vaults = yield from call_with_backoff(context,
         "list_vaults", RETRY, {"subscription_ids": scope["subscription_ids"]}
     )
@@ -381,7 +387,7 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     containers its instance lists, so the instance gains the new ones (a modification of the instance, never
     dropping one); operational backup covers the whole account, nothing to do. Above 100 containers the outcome
     names the ones left out and why."""
-    intent = context.get_input()
+    intent = read_intent(context.get_input(), ContainerCreated)
     try:
         outcome: ProtectionOutcome = yield from _add_blob_containers(context, intent)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
@@ -392,8 +398,8 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     return outcome.to_record()
 
 
-def _add_blob_containers(context: df.DurableOrchestrationContext, intent: dict[str, Any]) -> Task:
-    account = intent["resourceId"]
+def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
+    account = str(intent.resource_id)
     facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": account})
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the storage account no longer exists")

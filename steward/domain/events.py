@@ -34,14 +34,15 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
-from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId
+from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidValue
 from steward.domain.ids import ResourceId, is_subscription_guid
 from steward.domain.kernel import VaultKind
+from steward.domain.records import Record
 
 __all__ = [
     "BLOB_CONTAINER_TYPE",
@@ -65,6 +66,7 @@ __all__ = [
     "classify",
     "classify_json",
     "intent_from_record",
+    "read_intent",
 ]
 
 #: Event Grid's own bound on one event (1 MB); anything larger is refused before it is looked at.
@@ -103,27 +105,21 @@ class EventSchema(StrEnum):
 
 
 @dataclass(frozen=True)
-class Principal:
+class Principal(Record):
     """Who caused the event, from its claims: the Entra object id and/or the application id."""
 
     object_id: str | None = None
     app_id: str | None = None
 
-    def to_record(self) -> dict[str, Any]:
-        return {"objectId": self.object_id, "appId": self.app_id}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Principal:
-        return cls(_opt_record_str(record, "objectId"), _opt_record_str(record, "appId"))
-
 
 @dataclass(frozen=True)
-class EventOrigin:
+class EventOrigin(Record):
     """Where an intent came from: enough to log, correlate and audit it."""
 
     event_id: str
     event_type: str
-    event_time: datetime  # timezone-aware, UTC
+    #: timezone-aware, UTC; recorded as ``isoformat()`` (``+00:00``) as before the codec: reasons quote it
+    event_time: datetime = field(metadata={"keep_offset": True})
     schema: EventSchema
     subscription_id: str | None = None
     tenant_id: str | None = None
@@ -133,41 +129,6 @@ class EventOrigin:
     #: the event's ``topic`` (CloudEvents: ``source``) as delivered. Event Grid stamps it: a publisher cannot
     #: write another topic's id (MicrosoftDocs/azure-docs articles/event-grid/event-schema.md, ``topic``).
     topic: str | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "eventId": self.event_id,
-            "eventType": self.event_type,
-            "eventTime": self.event_time.isoformat(),
-            "schema": self.schema.value,
-            "subscriptionId": self.subscription_id,
-            "tenantId": self.tenant_id,
-            "correlationId": self.correlation_id,
-            "operationName": self.operation_name,
-            "principal": None if self.principal is None else self.principal.to_record(),
-            "topic": self.topic,
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> EventOrigin:
-        principal = record.get("principal")
-        try:
-            time = datetime.fromisoformat(_record_str(record, "eventTime"))
-            schema = EventSchema(_record_str(record, "schema"))
-        except ValueError as error:
-            raise InvalidRecord(f"invalid event origin record: {error}") from None
-        return cls(
-            event_id=_record_str(record, "eventId"),
-            event_type=_record_str(record, "eventType"),
-            event_time=time,
-            schema=schema,
-            subscription_id=_opt_record_str(record, "subscriptionId"),
-            tenant_id=_opt_record_str(record, "tenantId"),
-            correlation_id=_opt_record_str(record, "correlationId"),
-            operation_name=_opt_record_str(record, "operationName"),
-            principal=Principal.from_record(principal) if isinstance(principal, Mapping) else None,
-            topic=_opt_record_str(record, "topic"),
-        )
 
 
 class _FromEvent:
@@ -196,39 +157,44 @@ class _FromEvent:
         return self.origin.principal
 
 
+class _IntentRecord(_FromEvent, Record):
+    """An intent's record: the codec's (camelCase keys, ``origin`` nested) with its ``kind`` first, which
+    :func:`intent_from_record` dispatches on."""
+
+    kind: ClassVar[str]
+    tag_key: ClassVar[str] = "kind"
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
-class ProtectResource(_FromEvent):
+class ProtectResource(_IntentRecord):
     """A supported resource (VM, managed disk, storage account, PostgreSQL flexible server) was created or
     updated: make sure it is protected as the rules say."""
 
     kind: ClassVar[str] = "protect"
+    type_name: ClassVar[str | None] = kind
     resource_id: ResourceId
     origin: EventOrigin
+    #: a move's child run: its parent publishes the lineage, so this run publishes nothing (absent: False)
+    quiet: bool = field(default=False, metadata={"omit_default": True})
 
     @property
     def instance_id(self) -> str:
         return f"protect:{_digest(self.resource_id.key)}"
 
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "resourceId": str(self.resource_id), "origin": self.origin.to_record()}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ProtectResource:
-        return cls(_record_id(record, "resourceId"), _record_origin(record))
-
 
 @dataclass(frozen=True)
-class ContainerCreated(_FromEvent):
+class ContainerCreated(_IntentRecord):
     """A blob container was created (or written) in a storage account: a vaulted backup of the account covers
     only the containers it lists, so the list may have to gain it. ``resource_id`` is the storage account: every
     container of one account collapses onto one instance (``containers:<h(account)>``), which reads the
     account's containers afresh, so one run covers the containers created meanwhile."""
 
     kind: ClassVar[str] = "container"
+    type_name: ClassVar[str | None] = kind
     container_id: ResourceId
     origin: EventOrigin
 
@@ -243,19 +209,18 @@ class ContainerCreated(_FromEvent):
         return f"containers:{_digest(self.resource_id.key)}"
 
     def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "containerId": str(self.container_id), "resourceId": str(self.resource_id),
-                "origin": self.origin.to_record()}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ContainerCreated:
-        return cls(_record_id(record, "containerId"), _record_origin(record))
+        """The codec's record with the account (``resourceId``, derived) before ``origin``, as before the codec."""
+        record = super().to_record()
+        origin = record.pop("origin")
+        return {**record, "resourceId": str(self.resource_id), "origin": origin}
 
 
 @dataclass(frozen=True)
-class ResourceGone(_FromEvent):
+class ResourceGone(_IntentRecord):
     """A supported resource was deleted: apply its on-delete choice (retain data, or leave it)."""
 
     kind: ClassVar[str] = "gone"
+    type_name: ClassVar[str | None] = kind
     resource_id: ResourceId
     origin: EventOrigin
 
@@ -263,16 +228,9 @@ class ResourceGone(_FromEvent):
     def instance_id(self) -> str:
         return f"gone:{_digest(self.resource_id.key)}"
 
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "resourceId": str(self.resource_id), "origin": self.origin.to_record()}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ResourceGone:
-        return cls(_record_id(record, "resourceId"), _record_origin(record))
-
 
 @dataclass(frozen=True)
-class ResourcesMoved(_FromEvent):
+class ResourcesMoved(_IntentRecord):
     """Resources were moved OUT of ``source_group`` (``moveResources`` on the source group succeeded).
 
     The event names only the source group: it carries neither the ids that moved nor the target group or
@@ -282,6 +240,7 @@ class ResourcesMoved(_FromEvent):
     """
 
     kind: ClassVar[str] = "moved"
+    type_name: ClassVar[str | None] = kind
     source_group: ResourceId
     origin: EventOrigin
 
@@ -294,20 +253,14 @@ class ResourcesMoved(_FromEvent):
         operation = self.origin.correlation_id or self.origin.event_id
         return f"moved:{_digest(self.source_group.key, operation.lower())}"
 
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "sourceGroup": str(self.source_group), "origin": self.origin.to_record()}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> ResourcesMoved:
-        return cls(_record_id(record, "sourceGroup"), _record_origin(record))
-
 
 @dataclass(frozen=True)
-class VaultDeleteFailed(_FromEvent):
+class VaultDeleteFailed(_IntentRecord):
     """Deleting a Recovery Services vault or a Backup vault failed: a candidate teardown request (the
     teardown saga still needs an approved plan and an allowed principal)."""
 
     kind: ClassVar[str] = "vault-delete-failed"
+    type_name: ClassVar[str | None] = kind
     vault_id: ResourceId
     origin: EventOrigin
 
@@ -320,20 +273,14 @@ class VaultDeleteFailed(_FromEvent):
         attempt = self.origin.correlation_id or self.origin.event_id
         return f"vault-delete-failed:{_digest(self.vault_id.key, attempt.lower())}"
 
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "vaultId": str(self.vault_id), "origin": self.origin.to_record()}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> VaultDeleteFailed:
-        return cls(_record_id(record, "vaultId"), _record_origin(record))
-
 
 @dataclass(frozen=True)
-class TeardownRequested(_FromEvent):
+class TeardownRequested(_IntentRecord):
     """Our custom event: ``requester`` asks to tear down ``vault_id``. A request, never an approval: the
     ``plan_fingerprint`` it may name is kept for the record only (``steward.domain.teardown`` ignores it)."""
 
     kind: ClassVar[str] = "teardown"
+    type_name: ClassVar[str | None] = kind
     vault_id: ResourceId
     requester: str
     plan_fingerprint: str | None
@@ -347,30 +294,13 @@ class TeardownRequested(_FromEvent):
     def instance_id(self) -> str:
         return f"teardown:{_digest(self.vault_id.key)}"
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "vaultId": str(self.vault_id),
-            "requester": self.requester,
-            "planFingerprint": self.plan_fingerprint,
-            "origin": self.origin.to_record(),
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> TeardownRequested:
-        return cls(
-            _record_id(record, "vaultId"),
-            _record_str(record, "requester"),
-            _opt_record_str(record, "planFingerprint"),
-            _record_origin(record),
-        )
-
 
 @dataclass(frozen=True)
-class Ignored(_FromEvent):
+class Ignored(_IntentRecord):
     """An event we deliberately do not act on, and why."""
 
     kind: ClassVar[str] = "ignored"
+    type_name: ClassVar[str | None] = kind
     reason: str
     origin: EventOrigin
     resource_id: ResourceId | None = None
@@ -378,23 +308,6 @@ class Ignored(_FromEvent):
     @property
     def instance_id(self) -> None:
         return None
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "reason": self.reason,
-            "resourceId": None if self.resource_id is None else str(self.resource_id),
-            "origin": self.origin.to_record(),
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Ignored:
-        rid = record.get("resourceId")
-        return cls(
-            _record_str(record, "reason"),
-            _record_origin(record),
-            None if rid is None else _record_id(record, "resourceId"),
-        )
 
 
 Intent: TypeAlias = (ProtectResource | ContainerCreated | ResourceGone | ResourcesMoved | VaultDeleteFailed
@@ -414,38 +327,22 @@ def intent_from_record(record: object) -> Intent:
     cls = _INTENT_KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise InvalidRecord(f"unknown intent kind {kind!r}; expected one of {sorted(_INTENT_KINDS)}")
-    return cls.from_record(record)
-
-
-# ---- record helpers ----------------------------------------------------------------------------------
-
-
-def _record_str(record: Mapping[str, Any], key: str) -> str:
-    value = record.get(key)
-    if not isinstance(value, str):
-        raise InvalidRecord(f"record field {key!r} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _opt_record_str(record: Mapping[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    if value is not None and not isinstance(value, str):
-        raise InvalidRecord(f"record field {key!r} must be a string or null, got {type(value).__name__}")
-    return value
-
-
-def _record_id(record: Mapping[str, Any], key: str) -> ResourceId:
     try:
-        return ResourceId.parse(_record_str(record, key))
-    except InvalidResourceId as error:
-        raise InvalidRecord(f"record field {key!r}: {error}") from None
+        return cls.from_record(record)
+    except InvalidValue as error:
+        raise InvalidRecord(f"invalid {kind} intent record: {error}") from None
 
 
-def _record_origin(record: Mapping[str, Any]) -> EventOrigin:
-    origin = record.get("origin")
-    if not isinstance(origin, Mapping):
-        raise InvalidRecord("record field 'origin' must be an object")
-    return EventOrigin.from_record(origin)
+IntentT = TypeVar("IntentT", bound=_IntentRecord)
+
+
+def read_intent(record: object, kind: type[IntentT]) -> IntentT:
+    """The ``kind`` intent an orchestration was started with (its input record), typed; :class:`InvalidRecord`
+    when the record is not one."""
+    intent = intent_from_record(record)
+    if not isinstance(intent, kind):
+        raise InvalidRecord(f"expected a {kind.kind!r} intent record, got {intent.kind!r}")
+    return intent
 
 
 # ---- classification ----------------------------------------------------------------------------------

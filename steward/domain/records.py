@@ -2,7 +2,9 @@
 
 A class that derives from :class:`Record` (a frozen dataclass) gets ``to_record()`` / ``from_record()`` from its
 fields: keys are the camelCase field names, enums travel by value, times as ISO 8601, a mapping as a JSON
-object. Activity inputs and outputs, orchestration outputs and the data of published events are such records.
+object. Activity inputs and outputs, orchestration outputs and the data of published events are such records:
+the intents an orchestration starts with (``events.py``), the rules' decisions, protection refs and outcomes,
+the teardown inventory.
 
 Record keys are a contract: a running orchestration keeps the records it received in its history and reads
 them again on every replay, and event subscribers filter on them. Records written before this codec
@@ -17,9 +19,11 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar, cast, get_origin, get_type_hints
+from types import NoneType
+from typing import Any, ClassVar, TypeVar, cast, get_args, get_origin, get_type_hints
 
-from steward.domain.errors import InvalidValue
+from steward.domain.errors import InvalidResourceId, InvalidValue
+from steward.domain.ids import ResourceId
 from steward.domain.kernel import LenientEnum, format_time, parse_time
 
 __all__ = ["Record", "camel", "record_str"]
@@ -53,14 +57,23 @@ class _Codec:
     default: Any  # dataclasses.MISSING when the field is required
     may_be_empty: bool = False  # a required string that may be "" (or absent from older records)
     omit_default: bool = False  # left out of the record while it has its default (a field added later)
+    keep_offset: bool = False  # a time written by ``datetime.isoformat()`` (``+00:00``), as records before had it
 
     def dump(self, value: Any) -> Any:
+        if isinstance(value, Record):
+            return value.to_record()
+        if isinstance(value, ResourceId):
+            return str(value)
+        if isinstance(value, datetime) and self.keep_offset:
+            return value.isoformat()
         if isinstance(value, StrEnum):
             return value.value
         if isinstance(value, datetime) or self.hint == datetime | None:
             return format_time(value)
         if isinstance(value, Mapping):
             return dict(value)
+        if isinstance(value, tuple):
+            return list(value)
         return value
 
     def load(self, record: Mapping[str, Any]) -> Any:
@@ -76,6 +89,41 @@ class _Codec:
                 raise InvalidValue(f"field {self.key!r}: {value!r} is not a {hint.__name__}") from None
         if hint == datetime | None:
             return parse_time(record.get(self.key))
+        if hint is datetime:
+            moment = parse_time(record.get(self.key))
+            if moment is None:
+                raise InvalidValue(f"field {self.key!r} must be an ISO 8601 time (got {record.get(self.key)!r})")
+            return moment
+        if hint is ResourceId or hint == ResourceId | None:
+            text = record_str(record, self.key, optional=hint is not ResourceId)
+            try:
+                return None if text is None else ResourceId.parse(text)
+            except InvalidResourceId as error:
+                raise InvalidValue(f"field {self.key!r}: {error}") from None
+        optional_enum = _optional_enum(hint)
+        if optional_enum is not None:
+            value = record.get(self.key)
+            try:
+                return None if value is None else optional_enum(value)
+            except ValueError:
+                raise InvalidValue(f"field {self.key!r}: {value!r} is not a {optional_enum.__name__}") from None
+        tagged = _tagged_records(hint)
+        if tagged:
+            given: Any = record.get(self.key)
+            tags = {str(cls.type_name): cls for cls in tagged}
+            tag = given.get(tagged[0].tag_key) if isinstance(given, Mapping) else None
+            chosen = tags.get(tag) if isinstance(tag, str) else None
+            if chosen is None:
+                raise InvalidValue(f"field {self.key!r} must be an object whose kind is one of {sorted(tags)}")
+            return chosen.from_record(given)
+        nested = _nested_record(hint)
+        if nested is not None:
+            value = record.get(self.key)
+            if value is None and hint is not nested:
+                return None
+            if not isinstance(value, Mapping):
+                raise InvalidValue(f"field {self.key!r} must be a {nested.__name__} object (got {value!r:.80})")
+            return nested.from_record(value)
         if hint is str:
             if required and not self.may_be_empty:
                 return record_str(record, self.key)
@@ -84,6 +132,16 @@ class _Codec:
             return record_str(record, self.key, optional=True)
         if hint is bool:
             return bool(record.get(self.key, self.default))
+        if hint == bool | None:
+            value = record.get(self.key)
+            if value is not None and not isinstance(value, bool):
+                raise InvalidValue(f"field {self.key!r} must be true, false or null (got {value!r})")
+            return value
+        if get_origin(hint) is tuple and get_args(hint) == (str, ...):
+            value = record.get(self.key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidValue(f"field {self.key!r} must be a list of strings")
+            return tuple(value)
         if hint is int:
             value = record.get(self.key, self.default)
             if isinstance(value, bool) or not isinstance(value, int | str):
@@ -97,13 +155,41 @@ class _Codec:
         raise TypeError(f"no record codec for {self.name}: {hint!r}")  # a programming error, caught by tests
 
 
+def _optional_enum(hint: Any) -> type[StrEnum] | None:
+    """The (strict) enum of an ``Enum | None`` field, else None."""
+    args = [a for a in get_args(hint) if a is not NoneType]
+    if len(args) == 1 and len(get_args(hint)) == 2 and isinstance(args[0], type) and issubclass(args[0], StrEnum):
+        return None if issubclass(args[0], LenientEnum) else args[0]
+    return None
+
+
+def _tagged_records(hint: Any) -> list[type[Record]]:
+    """The record classes of a field that holds one of several (``ExplicitVault | RegionalDefaultVault``), each
+    told apart by its tag (``type_name`` under ``tag_key``); empty for any other field."""
+    args = list(get_args(hint))
+    if len(args) < 2 or not all(isinstance(a, type) and issubclass(a, Record) and a.type_name for a in args):
+        return []
+    return args
+
+
+def _nested_record(hint: Any) -> type[Record] | None:
+    """The :class:`Record` class a field holds (``Principal`` or ``Principal | None``), else None."""
+    args = [a for a in get_args(hint) if a is not NoneType] if get_args(hint) else [hint]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], Record):
+        return args[0]
+    return None
+
+
 class Record:
     """``to_record``/``from_record`` derived from the dataclass fields, for records whose fields are strings,
-    booleans, integers, enums (lenient or strict), times and JSON objects: keys are the camelCase field names,
-    enums travel by value, times as ISO 8601; a field without a default must be present (a string non-empty).
-    A class with a ``type_name`` writes it first as ``type`` (the targets of teardown steps)."""
+    booleans, integers, enums (lenient or strict), times, resource ids, JSON objects and other records: keys
+    are the camelCase field names, enums travel by value, times as ISO 8601; a field without a default must be
+    present (a string non-empty).
+    A class with a ``type_name`` writes it first under ``tag_key`` (``type``: the targets of teardown steps;
+    ``kind``: intents, decisions and vault targets), which tells apart the records a field may hold."""
 
     type_name: ClassVar[str | None] = None
+    tag_key: ClassVar[str] = "type"
 
     @classmethod
     def _codecs(cls) -> tuple[_Codec, ...]:
@@ -118,6 +204,7 @@ class Record:
                     f.default if f.default_factory is MISSING else f.default_factory(),
                     bool(f.metadata.get("may_be_empty")),
                     bool(f.metadata.get("omit_default")),
+                    bool(f.metadata.get("keep_offset")),
                 )
                 for f in fields(cast(Any, cls))
             )
@@ -125,7 +212,7 @@ class Record:
         return cached
 
     def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"type": self.type_name} if self.type_name else {}
+        record: dict[str, Any] = {self.tag_key: self.type_name} if self.type_name else {}
         for codec in self._codecs():
             value = getattr(self, codec.name)
             if codec.omit_default and value == codec.default:

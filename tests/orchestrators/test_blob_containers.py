@@ -15,8 +15,9 @@ SUB = "00000000-0000-4000-8000-000000000001"
 ACCOUNT = f"/subscriptions/{SUB}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stdata1"
 BV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/backupVaults/bv-weu"
 INSTANCE = f"{BV}/backupInstances/stdata1-bi"
+#: an intent's origin as EventOrigin.to_record writes it (the orchestrator reads its input as a typed intent)
 ORIGIN = {"correlationId": "corr-1", "eventId": "ev-1", "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-          "eventTime": "2026-01-05T08:59:00+00:00"}
+          "eventTime": "2026-01-05T08:59:00+00:00", "schema": "EventGrid"}
 RULES = load_rules("""version: 1
 rules:
   - name: vaulted-blobs

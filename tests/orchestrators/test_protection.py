@@ -24,8 +24,9 @@ BV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.DataPro
 RSV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-weu"
 OTHER_RSV = f"/subscriptions/{SUB}/resourceGroups/rg-other/providers/Microsoft.RecoveryServices/vaults/rsv-2"
 ITEM = f"{RSV}/backupFabrics/Azure/protectionContainers/iaasvmcontainerv2;rg-app;vm-1/protectedItems/vm;rg-app;vm-1"
+#: an intent's origin as EventOrigin.to_record writes it (the orchestrators read their input as a typed intent)
 ORIGIN = {"correlationId": "corr-1", "eventId": "ev-1", "eventType": "Microsoft.Resources.ResourceWriteSuccess",
-          "eventTime": "2026-01-05T08:59:00+00:00"}
+          "eventTime": "2026-01-05T08:59:00+00:00", "schema": "EventGrid"}
 
 
 @pytest.fixture(autouse=True)
@@ -333,7 +334,7 @@ class MovedEstate(Estate):
 
 
 def move(estate: Estate, protect_child: Callable[[Any, str], Any]) -> Replay:
-    result = replay(protection.reconcile_move, {"kind": "move", "sourceGroup": GROUP, "origin": ORIGIN},
+    result = replay(protection.reconcile_move, {"kind": "moved", "sourceGroup": GROUP, "origin": ORIGIN},
                     activities=estate.activities(), subs={"protect_resource": protect_child})
     assert result.status == "Completed", result.error
     return result
@@ -395,7 +396,7 @@ def test_a_resource_deleted_while_its_group_moved_is_left_to_its_delete_not_repo
     estate.protections = answers[0]
     activities = estate.activities()
     activities["find_protections"] = lambda p: answers.pop(0) if len(answers) > 1 else answers[0]
-    result = replay(protection.reconcile_move, {"kind": "move", "sourceGroup": GROUP, "origin": ORIGIN},
+    result = replay(protection.reconcile_move, {"kind": "moved", "sourceGroup": GROUP, "origin": ORIGIN},
                     activities=activities, subs={"protect_resource": lambda payload, child: pytest.fail("none")})
     assert result.status == "Completed", result.error
     assert result.output == [] and estate.published == []
@@ -455,3 +456,22 @@ def test_a_vm_operation_is_looked_at_when_azures_retry_after_says_not_every_30_s
     assert protection_flow.vm_poll_plan(None) == (protection_flow.VM_ITEM_POLL_SECONDS,
                                                    protection_flow.VM_ITEM_POLL_ATTEMPTS)
     assert protection_flow.vm_poll_plan(1) == (5, 240) and protection_flow.vm_poll_plan(3600)[0] == 300
+
+
+@pytest.mark.parametrize(
+    ("orchestrator", "given"),
+    [
+        (protection.protect_resource, {"kind": "gone", "resourceId": DISK, "origin": ORIGIN}),
+        (protection.handle_resource_gone, {"kind": "gone", "resourceId": VM}),
+        (protection.reconcile_move, {"kind": "move", "sourceGroup": GROUP, "origin": ORIGIN}),
+        (protection.add_blob_containers, {"kind": "protect", "resourceId": DISK, "origin": ORIGIN}),
+    ],
+)
+def test_an_input_that_is_not_the_orchestrations_intent_fails_before_any_activity(
+    orchestrator: Callable[..., Any], given: dict[str, Any]
+) -> None:
+    """The orchestrators read their input as a typed intent (``read_intent``): a record that is not the intent
+    the Event Grid doorway starts them with fails at once, naming what is wrong, instead of acting on it."""
+    result = replay(orchestrator, given, activities=Estate().activities())
+    assert result.status == "Failed" and "intent" in str(result.error)
+    assert result.names() == []

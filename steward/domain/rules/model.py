@@ -14,6 +14,7 @@ from steward.domain.drill_rules import DrillRule
 from steward.domain.errors import InvalidRecord, InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
+from steward.domain.records import Record
 
 DEFAULT_OPT_OUT_TAG: Final = "backup-steward:opt-out"
 DEFAULT_VAULT_TAG: Final = "backup-steward:default"
@@ -125,11 +126,13 @@ class MatchCondition:
 
 
 @dataclass(frozen=True)
-class ExplicitVault:
+class ExplicitVault(Record):
     """A named vault; its region is declared in the rules so the region rule is checked at decision time
     (and again against the vault's real location by :func:`choose_vault`)."""
 
     kind: ClassVar[str] = "explicit"
+    tag_key: ClassVar[str] = "kind"
+    type_name: ClassVar[str | None] = kind
     vault_id: ResourceId
     region: str  # normalised
 
@@ -137,70 +140,35 @@ class ExplicitVault:
     def vault_kind(self) -> VaultKind:
         return VaultKind.BACKUP if self.vault_id.vault_kind is VaultKind.BACKUP else VaultKind.RECOVERY_SERVICES
 
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "vaultId": str(self.vault_id), "region": self.region}
-
 
 @dataclass(frozen=True)
-class RegionalDefaultVault:
+class RegionalDefaultVault(Record):
     """The vault of ``vault_kind`` in ``region`` and ``subscription_id`` tagged ``default_tag`` = true,
     else the only one there."""
 
     kind: ClassVar[str] = "regional-default"
+    tag_key: ClassVar[str] = "kind"
+    type_name: ClassVar[str | None] = kind
     vault_kind: VaultKind
     subscription_id: str
     region: str  # normalised
     default_tag: str = DEFAULT_VAULT_TAG
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "vaultKind": self.vault_kind.value,
-            "subscriptionId": self.subscription_id,
-            "region": self.region,
-            "defaultTag": self.default_tag,
-        }
 
 
 VaultTarget: TypeAlias = ExplicitVault | RegionalDefaultVault
 
 
 @dataclass(frozen=True)
-class DatastoreOptions:
+class DatastoreOptions(Record):
     """Backup vault datastore parameters. ``snapshot_resource_group``: disks only; blob fields: storage only."""
 
     snapshot_resource_group: ResourceId | None = None
     blob_tier: BlobTier | None = None
     blob_containers: tuple[str, ...] = ()  # vaulted blobs: empty means every container found at protect time
 
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "snapshotResourceGroup": None
-            if self.snapshot_resource_group is None
-            else str(self.snapshot_resource_group),
-            "blobTier": None if self.blob_tier is None else self.blob_tier.value,
-            "blobContainers": list(self.blob_containers),
-        }
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> DatastoreOptions:
-        group = record.get("snapshotResourceGroup")
-        tier = record.get("blobTier")
-        containers = record.get("blobContainers") or []
-        if not isinstance(containers, list) or not all(isinstance(c, str) for c in containers):
-            raise InvalidRecord("'blobContainers' must be a list of strings")
-        try:
-            return cls(
-                None if group is None else rec_id(record, "snapshotResourceGroup"),
-                None if tier is None else BlobTier(tier),
-                tuple(containers),
-            )
-        except ValueError as error:
-            raise InvalidRecord(f"invalid datastore options record: {error}") from None
-
 
 @dataclass(frozen=True)
-class RequiredVaultSettings:
+class RequiredVaultSettings(Record):
     """Vault settings audits require. ``soft_delete``: "On" (On or AlwaysOn) / "AlwaysOn"; ``immutability``:
     "Unlocked" (Unlocked or Locked) / "Locked"; ``cross_region_restore``: must be enabled. None: no demand."""
 
@@ -226,13 +194,6 @@ class RequiredVaultSettings:
         if self.cross_region_restore and not cross_region_restore:
             problems.append("cross-region restore must be enabled")
         return problems
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "softDelete": self.soft_delete,
-            "immutability": self.immutability,
-            "crossRegionRestore": self.cross_region_restore,
-        }
 
 
 @dataclass(frozen=True)

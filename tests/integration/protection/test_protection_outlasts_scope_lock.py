@@ -107,7 +107,10 @@ def runner(tmp_path: Path) -> Iterator[DurableRunner]:
 
 
 def _protect(runner: DurableRunner, instance_id: str) -> dict[str, Any]:
-    runner.start_new("protect_resource", instance_id, {"kind": "protect", "resourceId": DISK})
+    # the intent as the Event Grid doorway starts it (ProtectResource.to_record): the orchestrator reads it typed
+    origin = {"eventId": f"ev-{instance_id}", "eventType": "Microsoft.Resources.ResourceWriteSuccess",
+              "eventTime": "2026-01-05T08:59:00+00:00", "schema": "EventGrid"}
+    runner.start_new("protect_resource", instance_id, {"kind": "protect", "resourceId": DISK, "origin": origin})
     status = run_to_end(runner, instance_id)
     assert status["runtimeStatus"] == "Completed", status
     return dict(status["output"])

@@ -451,6 +451,57 @@ def test_intents_round_trip_through_json_records() -> None:
         assert again.instance_id == intent.instance_id
 
 
+def _origin_as_written_before_the_codec(**extra: Any) -> dict[str, Any]:
+    return {
+        "eventId": "e1",
+        "eventType": WRITE,
+        "eventTime": "2026-11-25T08:00:00.123456+00:00",
+        "schema": "EventGrid",
+        "subscriptionId": SUB,
+        "tenantId": TENANT,
+        "correlationId": "c0ffee00-0000-0000-0000-000000000001",
+        "operationName": "Microsoft.Compute/virtualMachines/write",
+        "principal": {"objectId": "oid-1", "appId": "app-1"},
+        "topic": f"/subscriptions/{SUB}",
+        **extra,
+    }
+
+
+def test_intent_records_keep_the_shape_the_hand_written_records_had() -> None:
+    """Running orchestrations hold intent records written by the hand-written ``to_record`` (before the
+    records codec): the codec writes exactly those keys and values (``eventTime`` keeps its ``+00:00``: reasons
+    quote it) and reads them back to the same intent."""
+    written_before = {"kind": "protect", "resourceId": VM, "origin": _origin_as_written_before_the_codec()}
+    intent = classify(resource_event(WRITE, "Microsoft.Compute/virtualMachines/write", VM))
+    assert intent.to_record() == written_before
+    assert list(intent.to_record()) == ["kind", "resourceId", "origin"]
+    assert intent_from_record(written_before) == intent
+    teardown = {
+        "kind": "teardown",
+        "vaultId": RSV,
+        "requester": "oid-1",
+        "planFingerprint": None,
+        "origin": _origin_as_written_before_the_codec(principal={"objectId": "oid-1", "appId": None}),
+    }
+    assert intent_from_record(teardown).to_record() == teardown
+    ignored = {
+        "kind": "ignored",
+        "reason": "not ours",
+        "resourceId": None,
+        "origin": _origin_as_written_before_the_codec(principal=None, subscriptionId=None),
+    }
+    assert intent_from_record(ignored).to_record() == ignored
+    account = f"{RG}/providers/Microsoft.Storage/storageAccounts/sa1"
+    container = {
+        "kind": "container",
+        "containerId": f"{account}/blobServices/default/containers/c1",
+        "resourceId": account,
+        "origin": _origin_as_written_before_the_codec(),
+    }
+    again = intent_from_record(container)
+    assert again.to_record() == container and list(again.to_record()) == list(container)
+
+
 @pytest.mark.parametrize(
     "record",
     [None, [], {"kind": "nope"}, {"kind": "protect"}, {"kind": "protect", "resourceId": "/x", "origin": {}}],

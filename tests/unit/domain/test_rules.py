@@ -504,6 +504,57 @@ def test_configured_rules_come_from_a_file_inline_text_or_the_defaults(tmp_path:
 # ---- records -----------------------------------------------------------------------------------------------------
 
 
+def test_decision_records_keep_the_shape_the_hand_written_records_had() -> None:
+    """decide_protection's output is in the history of running orchestrations: the records codec writes a
+    decision exactly as the hand-written ``to_record`` did (keys, order, values) and reads those records back."""
+    vm = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm1"
+    disk = f"/subscriptions/{SUB}/resourceGroups/rg-app/providers/Microsoft.Compute/disks/d1"
+    written_before = [
+        {
+            "kind": "protect",
+            "resourceId": vm,
+            "resourceType": "Microsoft.Compute/virtualMachines",
+            "vaultKind": "RecoveryServices",
+            "vault": {"kind": "explicit", "vaultId": RSV, "region": "westeurope"},
+            "policy": "DefaultPolicy",
+            "datastore": {"snapshotResourceGroup": None, "blobTier": None, "blobContainers": []},
+            "onDelete": "retain",
+            "rpoHours": 24,
+            "requiredSettings": {"softDelete": "AlwaysOn", "immutability": None, "crossRegionRestore": True},
+            "rule": "vms",
+        },
+        {
+            "kind": "protect",
+            "resourceId": disk,
+            "resourceType": "Microsoft.Compute/disks",
+            "vaultKind": "Backup",
+            "vault": {
+                "kind": "regional-default",
+                "vaultKind": "Backup",
+                "subscriptionId": SUB,
+                "region": "westeurope",
+                "defaultTag": "backup-steward:default",
+            },
+            "policy": "disk-default",
+            "datastore": {
+                "snapshotResourceGroup": f"/subscriptions/{SUB}/resourceGroups/rg-app",
+                "blobTier": "vaulted",
+                "blobContainers": ["a", "b"],
+            },
+            "onDelete": "leave",
+            "rpoHours": 4,
+            "requiredSettings": {"softDelete": None, "immutability": None, "crossRegionRestore": None},
+            "rule": "disks",
+        },
+        {"kind": "opt-out", "resourceId": vm, "reason": "tagged", "rule": None, "basis": "tag"},
+        {"kind": "opt-out", "resourceId": vm, "reason": "before the split", "rule": "r"},
+        {"kind": "unsupported", "resourceId": vm, "reason": "not supported", "rule": None},
+    ]
+    for record in written_before:
+        again = decision_from_record(record).to_record()
+        assert again == record and list(again) == list(record)
+
+
 def test_decisions_round_trip_through_json_records() -> None:
     rules = load_rules(MATCHING, "m.yaml")
     decisions = [
