@@ -262,7 +262,7 @@ class _VaultAdapter:
 
 
 class RecoveryServicesProtection(_VaultAdapter):
-    """VM protection in Recovery Services vaults (brief §1.3-§1.5)."""
+    """VM protection in Recovery Services vaults (docs/azure-facts.md: "VM enrolment", "Item states and soft delete", "Stop, delete, undelete")."""
 
     KIND = VaultKind.RECOVERY_SERVICES
 
@@ -283,7 +283,7 @@ class RecoveryServicesProtection(_VaultAdapter):
 
     @staticmethod
     def vm_item_names(vm_id: str) -> tuple[str, str]:
-        """(container, protected item) names Azure gives an IaaS VM (brief §1.3 step 3)."""
+        """(container, protected item) names Azure gives an IaaS VM (docs/azure-facts.md, "VM enrolment" 3)."""
         rid = ResourceId.parse(vm_id)
         suffix = f"iaasvmcontainerv2;{rid.resource_group};{rid.name}"
         return f"IaasVMContainer;{suffix}", f"VM;{suffix}"
@@ -414,7 +414,7 @@ class RecoveryServicesProtection(_VaultAdapter):
         return out
 
     def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
-        """PUT the protected item with a policy (brief §1.3 step 4) and verify it exists. Idempotent."""
+        """PUT the protected item with a policy (docs/azure-facts.md, "VM enrolment" 4) and verify it exists. Idempotent."""
         found = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id})
         if found is None:
             raise AzureRefusal(f"protection of {vm_id} reported success but no item exists in {vault_id}")
@@ -477,7 +477,7 @@ def role_assignment_name(principal_id: str, role_definition_guid: str, scope: st
 
 
 class BackupVaultProtection(_VaultAdapter):
-    """Disk / blob / PostgreSQL flexible server protection in Backup vaults (brief §3)."""
+    """Disk / blob / PostgreSQL flexible server protection in Backup vaults (docs/azure-facts.md, "Backup vault workloads")."""
 
     KIND = VaultKind.BACKUP
 

@@ -697,7 +697,7 @@ def unmatched_outcome(ref: ProtectionRef, intent: Mapping[str, Any]) -> Protecti
 
 def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]) -> list[ProtectionOutcome]:
     """Vaults whose managed identity belongs to another tenant than their subscription's: moved across
-    tenants. Their role assignments and identity must be redone by a person (brief §4, D-faq)."""
+    tenants. Their role assignments and identity must be redone by a person (docs/azure-facts.md, "Moves and tenants")."""
     flags: list[ProtectionOutcome] = []
     for vault in vaults:
         subscription = ResourceId.parse(str(vault["id"])).subscription_id.lower()
@@ -719,7 +719,7 @@ def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]
 
 def unreachable_flags(scope: Mapping[str, Any]) -> list[ProtectionOutcome]:
     """Managed subscriptions the app's token is refused in: they moved to another tenant. Every vault in
-    them keeps its data but loses its managed identity's role assignments (brief §4, D-faq)."""
+    them keeps its data but loses its managed identity's role assignments (docs/azure-facts.md, "Moves and tenants")."""
     return [
         ProtectionOutcome(
             status=OutcomeStatus.VAULT_TENANT_CHANGED,

@@ -1,9 +1,11 @@
 """What each supported workload needs to be protected: the vault kind, the data source description, the
 datastore and the roles the Backup vault's managed identity must hold, and where.
 
-Sources (see docs/azure-facts.md): the Backup vault rows of the brief's §3 table (D-diskrest, D-diskmx,
-D-blobcli, PS-man manifests ``AzureDisk``, ``AzureBlob``, ``AzureDatabaseForPGFlexServer``) and the
-built-in role definition ids of Azure's "Azure built-in roles" page.
+Sources (docs/azure-facts.md, "Backup vault workloads" and "Least privilege"): Microsoft's Backup vault docs for
+disks (``backup/backup-azure-dataprotection-use-rest-api-backup-disks``, ``backup/disk-backup-support-matrix``) and
+blobs (``backup/backup-blobs-storage-account-cli``), Azure PowerShell's DataProtection manifests ``AzureDisk``,
+``AzureBlob``, ``AzureDatabaseForPGFlexServer``, and the built-in role definition ids of Azure's "Azure built-in
+roles" page.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ def register(router: Router, ctx: ProviderContext) -> None:
 #: Types whose resource provider is asked before a group delete removes them (ARM deletes a group by deleting
 #: each resource through its provider; a vault that still holds backup data refuses, and so the group delete
 #: fails). Source: Azure/azure-powershell#4804 ("a Recovery Services Vault" blocks Remove-AzResourceGroup), the
-#: vault delete preconditions (brief §2, D-delvault; Backup vault: D-bv). Other types are deleted unasked: the
+#: vault delete preconditions (docs/azure-facts.md, "Vault deletion"). Other types are deleted unasked: the
 #: sandbox models no other provider that refuses.
 _ASKED_BEFORE_GROUP_DELETE = frozenset({"microsoft.recoveryservices/vaults", "microsoft.dataprotection/backupvaults"})
 

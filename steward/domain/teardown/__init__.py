@@ -1,6 +1,6 @@
 """The vault teardown saga's pure core: inventory, plan, fingerprint, next decision, request parsing.
 
-A teardown empties a vault in the documented order (``docs``: azure-backup-brief §2, the official
+A teardown empties a vault in the documented order (docs/azure-facts.md, "Vault deletion": the official
 "delete a Recovery Services vault" script and the portal procedure) and then deletes it. This package decides;
 the orchestrator (``orchestrators/teardown.py``) walks what it decides and activities act.
 

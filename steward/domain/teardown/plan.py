@@ -70,7 +70,7 @@ class StepKind(StrEnum):
     DELETE_VAULT = "delete-vault"
 
 
-#: D-script order (azure-backup-brief §2) with the portal's undelete/re-delete; hybrid servers after workloads.
+#: The official script's order (docs/azure-facts.md, "Vault deletion") with the portal's undelete/re-delete; hybrid servers after workloads.
 RECOVERY_SERVICES_ORDER: Final = (
     StepKind.DISABLE_SOFT_DELETE,
     StepKind.DISABLE_ENHANCED_SECURITY,
