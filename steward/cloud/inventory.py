@@ -149,7 +149,8 @@ def protected_item_from_wire(body: Mapping[str, Any], vault_id: str | None = Non
         protection_state=state,
         last_backup_time=read_time(props.get("lastBackupTime")),
         soft_deleted=soft,
-        # Azure Backup names the end of the soft-delete retention deferredDeleteTimeInUTC (docs/azure-facts.md, "Item states and soft delete").
+        # Azure Backup names the end of the soft-delete retention deferredDeleteTimeInUTC
+        # (docs/azure-facts.md, "Item states and soft delete").
         purge_at=read_time(props.get("deferredDeleteTimeInUTC")) if soft else None,
     )
 

@@ -262,7 +262,8 @@ class _VaultAdapter:
 
 
 class RecoveryServicesProtection(_VaultAdapter):
-    """VM protection in Recovery Services vaults (docs/azure-facts.md: "VM enrolment", "Item states and soft delete", "Stop, delete, undelete")."""
+    """VM protection in Recovery Services vaults (docs/azure-facts.md: "VM enrolment", "Item states and soft
+    delete", "Stop, delete, undelete")."""
 
     KIND = VaultKind.RECOVERY_SERVICES
 
@@ -414,7 +415,8 @@ class RecoveryServicesProtection(_VaultAdapter):
         return out
 
     def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
-        """PUT the protected item with a policy (docs/azure-facts.md, "VM enrolment" 4) and verify it exists. Idempotent."""
+        """PUT the protected item with a policy (docs/azure-facts.md, "VM enrolment" 4) and verify it exists.
+        Idempotent."""
         found = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id})
         if found is None:
             raise AzureRefusal(f"protection of {vm_id} reported success but no item exists in {vault_id}")
@@ -477,7 +479,8 @@ def role_assignment_name(principal_id: str, role_definition_guid: str, scope: st
 
 
 class BackupVaultProtection(_VaultAdapter):
-    """Disk / blob / PostgreSQL flexible server protection in Backup vaults (docs/azure-facts.md, "Backup vault workloads")."""
+    """Disk / blob / PostgreSQL flexible server protection in Backup vaults (docs/azure-facts.md, "Backup vault
+    workloads")."""
 
     KIND = VaultKind.BACKUP
 

@@ -234,9 +234,9 @@ class ResourcesMoved(_IntentRecord):
     """Resources were moved OUT of ``source_group`` (``moveResources`` on the source group succeeded).
 
     The event names only the source group: it carries neither the ids that moved nor the target group or
-    subscription (docs/azure-facts.md, "Subscription events": the move body is not in the event). Whoever handles this must reconcile: list
-    what the source group still holds and what the vaults protect from it, and find the moved resources by
-    their backup items' ``sourceResourceId``.
+    subscription (docs/azure-facts.md, "Subscription events": the move body is not in the event). Whoever
+    handles this must reconcile: list what the source group still holds and what the vaults protect from it,
+    and find the moved resources by their backup items' ``sourceResourceId``.
     """
 
     kind: ClassVar[str] = "moved"
@@ -516,7 +516,8 @@ def _resource_of(envelope: _Envelope, data: Mapping[str, Any], *, move: bool) ->
     if subject_text is None:
         raise InvalidEvent(f"{envelope.event_type} event has no 'subject'")
     if move:
-        # UNCONFIRMED (docs/azure-facts.md, "Subscription events"): the move action's scope is the source group; tolerate a trailing
+        # UNCONFIRMED (docs/azure-facts.md, "Subscription events"): the move action's scope is the source group;
+        # tolerate a trailing
         # '/moveResources' in case the subject names the action itself.
         subject_text = _strip_action(subject_text)
         uri_text = _strip_action(uri_text)

@@ -89,7 +89,8 @@ class ProtectionOutcome(Record):
                 f"{self.resource_id}")
 
 
-#: Azure's codes that mean "protected elsewhere" (docs/azure-facts.md, "Backup vault workloads") - a conflict, not a failure.
+#: Azure's codes that mean "protected elsewhere" (docs/azure-facts.md, "Backup vault workloads") - a conflict,
+#: not a failure.
 CONFLICT_CODES: Final = frozenset(
     {
         "UserErrorDppDatasourceAlreadyProtected",

@@ -697,7 +697,8 @@ def unmatched_outcome(ref: ProtectionRef, intent: Mapping[str, Any]) -> Protecti
 
 def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]) -> list[ProtectionOutcome]:
     """Vaults whose managed identity belongs to another tenant than their subscription's: moved across
-    tenants. Their role assignments and identity must be redone by a person (docs/azure-facts.md, "Moves and tenants")."""
+    tenants. Their role assignments and identity must be redone by a person (docs/azure-facts.md, "Moves and
+    tenants")."""
     flags: list[ProtectionOutcome] = []
     for vault in vaults:
         subscription = ResourceId.parse(str(vault["id"])).subscription_id.lower()

@@ -70,7 +70,8 @@ class StepKind(StrEnum):
     DELETE_VAULT = "delete-vault"
 
 
-#: The official script's order (docs/azure-facts.md, "Vault deletion") with the portal's undelete/re-delete; hybrid servers after workloads.
+#: The official script's order (docs/azure-facts.md, "Vault deletion") with the portal's undelete/re-delete;
+#: hybrid servers after workloads.
 RECOVERY_SERVICES_ORDER: Final = (
     StepKind.DISABLE_SOFT_DELETE,
     StepKind.DISABLE_ENHANCED_SECURITY,

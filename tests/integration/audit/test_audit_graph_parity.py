@@ -99,7 +99,8 @@ def test_summarize_count_and_count_agree_with_the_rows(clients: CloudClients, bu
 def test_microsofts_unprotected_vm_query_finds_exactly_the_vms_without_a_backup_item(
     clients: CloudClients, built: BuiltEstate
 ) -> None:
-    """The left-outer join of Microsoft's backup Resource Graph article (L: governance/resource-graph, backup/query-backups-using-azure-resource-graph), verbatim but one line break."""
+    """The left-outer join of Microsoft's backup Resource Graph article (learn.microsoft.com
+    backup/query-backups-using-azure-resource-graph), verbatim but one line break."""
     query = """Resources
 | where type in~ ('microsoft.compute/virtualmachines','microsoft.classiccompute/virtualmachines')
 | extend resourceId=tolower(id)
