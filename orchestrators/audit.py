@@ -6,6 +6,9 @@ Deterministic: the time is ``context.current_utc_datetime``; every fact and effe
 An audit's instance id names its scope, not its run (``entrypoints/audit_timer.py``: one audit at a time per
 scope, so a scope's next run reuses the id). What belongs to one run - its stored inventory parts and the ids
 of the protections it starts - is therefore keyed by the run: the instance id and the run's start time.
+
+The input and every activity result the orchestration reads are records of ``steward/domain/audit/runs.py`` on
+the one record codec, keys as before (histories in flight replay unchanged).
 """
 
 from __future__ import annotations
@@ -18,6 +21,18 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_all_with_backoff, call_with_backoff
+from steward.domain.audit.runs import (
+    AuditPart,
+    AuditRequest,
+    AuditScope,
+    DrillLeftovers,
+    EvaluatedRun,
+    FindingsPublished,
+    LeftVault,
+    RemediationPlanned,
+    RemediationStarted,
+)
+from steward.domain.compensation import ReconcileAction, ReconcileResult
 from steward.domain.events import EventOrigin, EventSchema
 
 bp = df.Blueprint()
@@ -39,82 +54,89 @@ REMEDIATION_FAN_OUT: Final = 32
 
 @bp.orchestration_trigger(context_name="context")
 def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    request = context.get_input() or {}
+    # an input that is not an AuditRequest fails here, before any activity
+    request = AuditRequest.from_record(context.get_input() or {})
     now = context.current_utc_datetime
     stamp = f"{now:%Y%m%dT%H%M%S}"
     run = f"{context.instance_id}-{stamp}"
-    scope = yield from call_with_backoff(
-        context, "audit_scope", RETRY, {"subscriptions": request.get("subscriptions")}
-    )
-    subscriptions: list[str] = list(scope["subscriptions"])
+    scope = AuditScope.from_record((yield from call_with_backoff(
+        context, "audit_scope", RETRY, {"subscriptions": list(request.subscriptions) or None}
+    )))
+    subscriptions: list[str] = list(scope.subscriptions)
     reconciled = yield from _reconcile_teardowns(context, request, subscriptions, run)
     # restore drills' leftovers past their lifetime: deleted while they carry their drill's tag (DRL-003)
-    drill_leftovers = yield from call_with_backoff(
+    drill_leftovers = DrillLeftovers.from_record((yield from call_with_backoff(
         context, "drill_reconcile_leftovers", RETRY, {"now": now.isoformat()}
-    )
-    parts: list[dict[str, Any]] = []
+    )))
+    parts: list[AuditPart] = []
     for start in range(0, len(subscriptions), FAN_OUT):
         batch = subscriptions[start : start + FAN_OUT]
         context.set_custom_status({"phase": "inventory", "done": len(parts), "total": len(subscriptions)})
-        parts += yield from call_all_with_backoff(
+        read = yield from call_all_with_backoff(
             context, "audit_read_subscription", RETRY,
             [{"run": run, "subscription_id": sub} for sub in batch],
         )
+        parts += [AuditPart.from_record(p) for p in read]
     context.set_custom_status({"phase": "evaluate", "done": len(parts), "total": len(subscriptions)})
-    summary = yield from call_with_backoff(
+    summary: dict[str, Any] = yield from call_with_backoff(
         context,
         "audit_evaluate",
         RETRY,
-        {"parts": [p["part"] for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled,
-         "drillLeftovers": drill_leftovers["leftovers"]},
+        {"parts": [p.part for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled,
+         "drillLeftovers": list(drill_leftovers.leftovers)},
     )
+    report = EvaluatedRun.from_record(summary).report
     context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
-    published = yield from call_with_backoff(context, "audit_publish_findings", RETRY, {"report": summary["report"]})
-    plan = yield from call_with_backoff(context, "audit_remediation_plan", RETRY, {"report": summary["report"]})
+    published = FindingsPublished.from_record((yield from call_with_backoff(
+        context, "audit_publish_findings", RETRY, {"report": report}
+    )))
+    plan = RemediationPlanned.from_record((yield from call_with_backoff(
+        context, "audit_remediation_plan", RETRY, {"report": report}
+    )))
     remediation = yield from _remediate(context, plan, stamp)
     return {
-        **summary,
+        **summary,  # the run's summary, as audit_evaluate wrote it
         "subscriptions": len(subscriptions),
-        "inventoryGaps": sum(int(p["gaps"]) for p in parts),
-        "events": published["events"],
+        "inventoryGaps": sum(p.gaps for p in parts),
+        "events": published.events,
         "remediation": remediation,
-        "drillLeftovers": len(drill_leftovers["leftovers"]),
+        "drillLeftovers": len(drill_leftovers.leftovers),
     }
 
 
 def _reconcile_teardowns(
-    context: df.DurableOrchestrationContext, request: dict[str, Any], subscriptions: list[str], run: str
+    context: df.DurableOrchestrationContext, request: AuditRequest, subscriptions: list[str], run: str
 ) -> Generator[Any, Any, list[dict[str, Any]]]:
     """Before the inventory: restore vaults a lost teardown left weakened (``reconcile_teardowns``), given the
     doorway's snapshot of running teardowns; what it restored (or could not) becomes VLT-006 findings."""
-    if not request.get("teardowns"):
+    if request.teardowns is None:
         return []
     context.set_custom_status({"phase": "reconcile-teardowns"})
-    result = yield context.call_sub_orchestrator(
+    result = ReconcileResult.from_record((yield context.call_sub_orchestrator(
         "reconcile_teardowns",
-        {"teardowns": request["teardowns"], "subscriptions": subscriptions},
+        {"teardowns": request.teardowns.to_record(), "subscriptions": subscriptions},
         f"{run}:reconcile-teardowns",
-    )
-    unreadable = [d for d in result.get("left") or [] if d.get("action") == "unreadable"]
-    return [*(result.get("reconciled") or []), *unreadable]
+    )))
+    unreadable = [d for d in result.left if LeftVault.from_record(d).action is ReconcileAction.UNREADABLE]
+    return [*result.reconciled, *unreadable]
 
 
 def _remediate(
-    context: df.DurableOrchestrationContext, plan: dict[str, Any], stamp: str
+    context: df.DurableOrchestrationContext, plan: RemediationPlanned, stamp: str
 ) -> Generator[Any, Any, dict[str, Any]]:
     """Start protect_resource (the orchestration an Event Grid event starts; idempotent, deletes nothing) for the
     planned resources, REMEDIATION_FAN_OUT at a time; each publishes its outcome. Returns the outcomes counted
     by status. The protections' instance ids and their origin event id carry the run's start (``stamp``), so a
     later run of the same scope never reuses an earlier run's ids; the correlation id stays the instance id."""
-    targets: list[str] = list(plan.get("protect") or [])
+    targets: list[str] = list(plan.protect)
     origin = EventOrigin(event_id=f"{context.instance_id}-{stamp}", event_type=REMEDIATION_EVENT_TYPE,
                          event_time=context.current_utc_datetime, schema=EventSchema.EVENT_GRID,
                          correlation_id=context.instance_id).to_record()
-    outcomes: list[dict[str, Any]] = []
+    outcomes: list[RemediationStarted] = []
     fan_out = REMEDIATION_FAN_OUT
     for start in range(0, len(targets), fan_out):
         context.set_custom_status({"phase": "remediate", "done": start, "total": len(targets)})
-        outcomes += yield context.task_all([
+        started = yield context.task_all([
             context.call_sub_orchestrator(
                 "protect_resource",
                 {"kind": "protect", "resourceId": resource_id, "origin": origin},
@@ -122,12 +144,13 @@ def _remediate(
             )
             for offset, resource_id in enumerate(targets[start : start + fan_out])
         ])
-    statuses = Counter(str(o.get("status")) for o in outcomes)
+        outcomes += [RemediationStarted.from_record(o) for o in started]
+    statuses = Counter(o.status.value for o in outcomes)
     return {
-        "enabled": bool(plan.get("enabled")),
-        "limit": int(plan.get("limit") or 0),
+        "enabled": plan.enabled,
+        "limit": plan.limit,
         "started": len(targets),
         "outcomes": dict(sorted(statuses.items())),
-        "deferred": int(plan.get("deferred") or 0),
-        "needsPerson": list(plan.get("needsPerson") or []),
+        "deferred": plan.deferred,
+        "needsPerson": list(plan.needs_person),
     }

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
 from steward.domain.kernel import format_time, parse_time
+from steward.domain.records import Record
 from steward.domain.teardown import InvalidTeardownInput, SettingChange
 
 __all__ = [
@@ -44,9 +45,14 @@ __all__ = [
     "MARKER_TAG",
     "MAX_TAG_VALUE",
     "InvalidMarker",
+    "MarkedVault",
+    "MarkedVaults",
     "ReconcileAction",
     "ReconcileDecision",
+    "ReconcileRequest",
+    "ReconcileResult",
     "TeardownMarker",
+    "TeardownSnapshot",
     "decide_reconciliation",
     "restore_changes",
 ]
@@ -237,3 +243,69 @@ def decide_reconciliation(
         "settings it had turned off)",
         marker, text,
     )
+
+
+# ---- the reconcile_teardowns orchestration's records (its input, its activity's result, its output) -----------
+# Keys as the orchestration read them before these records (histories in flight replay unchanged).
+
+#: Markers younger than this before the snapshot wait for the next run (clocks of two hosts may differ).
+DEFAULT_SKEW_SECONDS: Final = 300
+
+
+@dataclass(frozen=True)
+class TeardownSnapshot(Record):
+    """The running teardowns a doorway with the Durable client saw (``entrypoints/reconcile_timer``):
+    ``{"live": [instance ids], "snapshotAt": ISO time, "skewSeconds"?: int}``. Without ``snapshotAt`` nothing
+    is restored (a running teardown could not be told from a lost one)."""
+
+    live: tuple[str, ...] = ()
+    snapshot_at: datetime | None = None
+    skew_seconds: int = DEFAULT_SKEW_SECONDS
+
+    @property
+    def skew(self) -> timedelta:
+        return timedelta(seconds=self.skew_seconds)
+
+
+@dataclass(frozen=True)
+class ReconcileRequest(Record):
+    """``reconcile_teardowns``' input: the snapshot (absent, null or empty: none) and the subscriptions to
+    search for markers (none: the managed ones)."""
+
+    closed = True
+
+    teardowns: TeardownSnapshot | None = None
+    subscriptions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ReconcileRequest:
+        if isinstance(record, Mapping) and not record.get("teardowns") and "teardowns" in record:
+            record = {k: v for k, v in record.items() if k != "teardowns"}  # {} or null: no snapshot
+        return super().from_record(record)
+
+
+@dataclass(frozen=True)
+class MarkedVault(Record):
+    """A vault carrying the teardown marker tag, and the tag's value (read by the reconciler, maybe not a
+    marker at all)."""
+
+    vault_id: str
+    marker: str = field(default="", metadata={"may_be_empty": True})
+
+
+@dataclass(frozen=True)
+class MarkedVaults(Record):
+    """``teardown_find_marked_vaults``' result: the marked vaults, and the subscriptions it could not read."""
+
+    markers: tuple[MarkedVault, ...] = ()
+    gaps: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReconcileResult(Record):
+    """``reconcile_teardowns``' output: what ``teardown_reconcile_vault`` restored (its records, passed on),
+    the decisions it left, and the subscriptions it could not read."""
+
+    reconciled: tuple[Any, ...] = ()
+    left: tuple[Any, ...] = ()
+    gaps: tuple[Any, ...] = ()

@@ -73,7 +73,7 @@ class _Codec:
         if isinstance(value, Mapping):
             return dict(value)
         if isinstance(value, tuple):
-            return list(value)
+            return [v.to_record() if isinstance(v, Record) else v for v in value]
         return value
 
     def load(self, record: Mapping[str, Any]) -> Any:
@@ -142,11 +142,24 @@ class _Codec:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InvalidValue(f"field {self.key!r} must be a list of strings")
             return tuple(value)
+        listed = _listed(hint)
+        if listed is not None:
+            value = record.get(self.key) or []
+            if not isinstance(value, list):
+                raise InvalidValue(f"field {self.key!r} must be a list (got {type(value).__name__})")
+            if listed is Any:
+                return tuple(value)  # JSON values passed on as they came
+            if not all(isinstance(v, Mapping) for v in value):
+                raise InvalidValue(f"field {self.key!r} must be a list of {listed.__name__} objects")
+            return tuple(listed.from_record(v) for v in value)
         if hint is int:
             value = record.get(self.key, self.default)
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise InvalidValue(f"field {self.key!r} must be an integer (got {value!r})")
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:
+                raise InvalidValue(f"field {self.key!r} must be an integer (got {value!r:.80})") from None
         if get_origin(hint) in (Mapping, dict):
             value = record.get(self.key) or {}
             if not isinstance(value, Mapping):
@@ -172,6 +185,20 @@ def _tagged_records(hint: Any) -> list[type[Record]]:
     return args
 
 
+def _listed(hint: Any) -> Any:
+    """The element of a ``tuple[SomeRecord, ...]`` (a list of records) or ``tuple[Any, ...]`` (a list of JSON
+    values passed on unread) field, else None."""
+    if get_origin(hint) is not tuple:
+        return None
+    args = get_args(hint)
+    if len(args) != 2 or args[1] is not Ellipsis:
+        return None
+    element = args[0]
+    if element is Any or (isinstance(element, type) and issubclass(element, Record)):
+        return element
+    return None
+
+
 def _nested_record(hint: Any) -> type[Record] | None:
     """The :class:`Record` class a field holds (``Principal`` or ``Principal | None``), else None."""
     args = [a for a in get_args(hint) if a is not NoneType] if get_args(hint) else [hint]
@@ -183,13 +210,18 @@ def _nested_record(hint: Any) -> type[Record] | None:
 class Record:
     """``to_record``/``from_record`` derived from the dataclass fields, for records whose fields are strings,
     booleans, integers, enums (lenient or strict), times, resource ids, JSON objects and other records: keys
-    are the camelCase field names, enums travel by value, times as ISO 8601; a field without a default must be
-    present (a string non-empty).
+    are the camelCase field names, enums travel by value, times as ISO 8601, a ``tuple[SomeRecord, ...]`` as a
+    list of records and a ``tuple[Any, ...]`` as a list of JSON values passed on unread; a field without a
+    default must be present (a string non-empty).
     A class with a ``type_name`` writes it first under ``tag_key`` (``type``: the targets of teardown steps;
     ``kind``: intents, decisions and vault targets), which tells apart the records a field may hold."""
 
     type_name: ClassVar[str | None] = None
     tag_key: ClassVar[str] = "type"
+    #: Refuse a record with a key that is no field's (camelCase or, for older records, snake_case) beyond
+    #: ``extra_keys``: for an orchestration's input, so that another orchestration's record is not taken for it.
+    closed: ClassVar[bool] = False
+    extra_keys: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def _codecs(cls) -> tuple[_Codec, ...]:
@@ -225,6 +257,12 @@ class Record:
         if not isinstance(record, Mapping):
             raise InvalidValue(f"a {cls.__name__} record must be an object")
         codecs = cls._codecs()
+        if cls.closed:
+            known = {c.key for c in codecs} | {c.name for c in codecs} | cls.extra_keys
+            known |= {cls.tag_key} if cls.type_name else set()
+            unknown = sorted(str(k) for k in record if k not in known)
+            if unknown:
+                raise InvalidValue(f"not a {cls.__name__} record: unknown field(s) {unknown[:5]}")
         # LEGACY (one release): records written before the camelCase codec used the snake_case field names
         legacy = {c.key: record[c.name] for c in codecs if c.key != c.name and c.key not in record and c.name in record}
         view = {**record, **legacy} if legacy else record
