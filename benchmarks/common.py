@@ -234,7 +234,7 @@ class AppStack:
 
 def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = None,
                     throttle: bool = True, latency: bool = True, settings: dict[str, str] | None = None,
-                    clock: str = "scaled", extra_activity_cpu_ms: float = 0.0) -> AppStack:
+                    clock: str = "scaled", extra_activity_cpu_ms: float = 0.0, instances: int = 1) -> AppStack:
     """Start the stack with ARM's throttle and latency model as asked, the app acting as APP_PRINCIPAL.
 
     ``activity_slots`` overrides host.json's ``maxConcurrentActivityFunctions`` (one Functions instance has
@@ -244,7 +244,8 @@ def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = Non
     ``discrete`` uses ``sandbox.clock.DiscreteClock`` (time jumps to the next deadline when nothing is runnable:
     our CPU costs no Azure time) and installs it as the app's ``steward.cloud.azure_time``. ``scale`` is then
     unused. ``extra_activity_cpu_ms`` burns that much real time at the start of every activity execution (to
-    show which figures depend on our CPU).
+    show which figures depend on our CPU). ``instances``: app instances the Durable runner models (Flex
+    Consumption scale-out), each with ``activity_slots`` slots and its own clients, pacer and ARM cache.
     """
     from sandbox.arm import SandboxConfig
     from sandbox.arm.config import EventDeliveryConfig, LatencyConfig, ThrottleConfig
@@ -281,6 +282,7 @@ def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = Non
         settings={"STEWARD_SANDBOX_PRINCIPAL_ID": APP_PRINCIPAL, "STEWARD_AUDIT_SCHEDULE": "0 0 0 1 1 *",
                   "STEWARD_REPORTS_DIR": str(workdir / "reports"), **(settings or {})},
         run_timers=False,
+        instances=instances,
     )
     try:
         stack.start()
@@ -294,7 +296,7 @@ def start_app_stack(*, scale: float, seed: int, activity_slots: int | None = Non
         target = dataclasses.replace(stack.sandbox.cloud_target(principal_id=CREATOR_PRINCIPAL), polling_interval=0.05)
         if extra_activity_cpu_ms > 0:
             _burn_before_activities(stack.runner, extra_activity_cpu_ms / 1000.0)
-        return AppStack(stack, log, CloudClients(target), workdir, slots, extra_activity_cpu_ms)
+        return AppStack(stack, log, CloudClients(target), workdir, slots * instances, extra_activity_cpu_ms)
     except BaseException:
         stack.stop()
         if clock == "discrete":

@@ -433,14 +433,14 @@ def _fire_vm_creations(app: AppStack, vm_ids: list[str], threads: int) -> dict[s
 
 
 def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | None, creator_threads: int = 8,
-                  timeout: float = 3600.0, clock: str = "scaled", extra_activity_cpu_ms: float = 0.0
-                  ) -> dict[str, Any]:
+                  timeout: float = 3600.0, clock: str = "scaled", extra_activity_cpu_ms: float = 0.0,
+                  instances: int = 1) -> dict[str, Any]:
     from sandbox.arm.config import DEFAULT_SUBSCRIPTION, ThrottleConfig
     from sandbox.estate import Estate
     from steward.cloud.protection import RecoveryServicesProtection
 
     app = start_app_stack(scale=scale, seed=seed, activity_slots=activity_slots, clock=clock,
-                          extra_activity_cpu_ms=extra_activity_cpu_ms)
+                          extra_activity_cpu_ms=extra_activity_cpu_ms, instances=instances)
     try:
         estate = Estate(app.creator, DEFAULT_SUBSCRIPTION)
         estate.resource_group(GROUP, REGION)
@@ -481,6 +481,9 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
                                rs=RecoveryServicesProtection(app.creator))
         # one process runs sandbox, host, runner and activities: near 1.0 means the GIL, not Azure, paced it
         report["clock"] = app.clock_facts()
+        # issue 15 item 4: N modelled app instances (own slots, pacer, clients), one task hub
+        report["instances"] = instances
+        report["activities_by_instance"] = dict(sorted(app.runner.stats.activities_by_instance.items()))
         report["process_cpu_seconds_per_real_second"] = round((cpu1 - cpu0) / max(wall1 - wall0, 1e-9), 2)
         # issue 15 item 3: what the harness's Event Grid did (the local stack subscribes with the Bicep filter)
         report["event_grid"] = {
@@ -645,7 +648,7 @@ def render(result: dict[str, Any]) -> str:
     if burst:
         lines.append(f"Burst: {burst['vms']} VM creations in one subscription, write throttle on "
                      f"(200 tokens, 10/s per principal), {_clock_text(burst)}, "
-                     f"{burst['activity_slots']} activity slots")
+                     f"{burst.get('instances', 1)} app instance(s), {burst['activity_slots']} activity slots")
         once = burst["exactly_once"]
         ceilings = burst["ceilings_per_virtual_second"]
         rows = [
@@ -670,6 +673,7 @@ def render(result: dict[str, Any]) -> str:
             ["failed activity attempts / failed orchestrations",
              f"{burst['failures']['failed_activity_attempts']} / {burst['failures']['failed_orchestrations']}"],
             ["elapsed virtual s / real s", f"{burst['elapsed_virtual_seconds']} / {burst['elapsed_real_seconds']}"],
+            ["activity executions by instance", burst.get("activities_by_instance", {})],
         ]
         lines.append(table(["burst", "value"], rows))
         for reason, count in burst["failures"]["reasons"].items():
@@ -702,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-scale", type=float, default=20.0, help="Azure seconds per real second (burst)")
     parser.add_argument("--activity-slots", type=int, default=None,
                         help="override host.json maxConcurrentActivityFunctions in the burst (N instances x 8)")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="app instances the runner models in the burst (Flex Consumption scale-out: each has "
+                             "host.json's activity slots and its own ARM pacer; one task hub)")
     parser.add_argument("--creator-threads", type=int, default=8)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds the burst may take")
@@ -727,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         result["burst"] = measure_burst(args.vms, scale=args.burst_scale, seed=args.seed,
                                         activity_slots=args.activity_slots, creator_threads=args.creator_threads,
                                         timeout=args.timeout, clock=args.clock,
-                                        extra_activity_cpu_ms=args.extra_activity_cpu)
+                                        extra_activity_cpu_ms=args.extra_activity_cpu, instances=args.instances)
     result["real_seconds"] = round(time.perf_counter() - started, 1)
     write_result(args.output, result)
     print(render(result))

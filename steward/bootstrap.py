@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from functools import lru_cache
+from contextvars import ContextVar
+from dataclasses import replace
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,16 @@ _LOCK = threading.Lock()
 LOG = logging.getLogger("steward.settings")
 #: what ``use()`` injected: "settings", "ops", "report_store", "publisher"
 _injected: dict[str, Any] = {}
+#: Which app instance this thread serves. In Azure one worker process is one instance, so it stays ""; the
+#: local runner's scale-out model (``sandbox/durable`` ``RunnerConfig.instances``) names one per worker group
+#: (``enter_instance``), so that each modelled instance builds its own SDK clients, ARM pacer and ARM cache,
+#: as a separate process on a separate Flex Consumption instance would.
+_INSTANCE: ContextVar[str] = ContextVar("steward_app_instance", default="")
+
+
+def enter_instance(index: int) -> None:
+    """Make this thread one of the modelled app instances (the local runner's ``instance_initializer``)."""
+    _INSTANCE.set(f"instance-{index}")
 
 
 def use(
@@ -85,20 +97,30 @@ def rules() -> RuleSet:
     return configured
 
 
-@lru_cache(maxsize=1)
 def clients() -> CloudClients:
-    return CloudClients(settings().cloud_target())
+    """This instance's SDK clients (one per process in Azure); its ARM pacer is the instance's own."""
+    return _clients(_INSTANCE.get())
 
 
-@lru_cache(maxsize=1)
+@cache
+def _clients(instance: str) -> CloudClients:
+    target = settings().cloud_target()
+    return CloudClients(replace(target, pacing_instance=instance) if instance else target)
+
+
 def arm_cache() -> ArmCache:
     """The worker's short-lived cache of vault lists, policy ids and granted roles (STEWARD_ARM_CACHE_SECONDS)."""
+    return _arm_cache(_INSTANCE.get())
+
+
+@cache
+def _arm_cache(instance: str) -> ArmCache:
     return ArmCache(settings().arm_cache_seconds)
 
 
 def forget_vaults(kind: str, subscription_id: str) -> None:
     """Drop the cached vault list of a subscription (a vault is being deleted), if a cache was built at all."""
-    if arm_cache.cache_info().currsize:
+    if _arm_cache.cache_info().currsize:
         arm_cache().drop(*vaults_key(kind, subscription_id))
 
 
@@ -185,7 +207,7 @@ def telemetry() -> bool:
 
 
 def _forget_built() -> None:
-    for cached in (rules, clients, arm_cache, _configured_publisher, token_validator):
+    for cached in (rules, _clients, _arm_cache, _configured_publisher, token_validator):
         cached.cache_clear()
 
 

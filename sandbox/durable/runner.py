@@ -98,6 +98,14 @@ class RunnerConfig:
     long_timer_interval: timedelta = timedelta(days=3)
     upper_schema_version: int = 1
     upper_schema_version_new: int = 2
+    # Flex Consumption scale-out, modelled: ``instances`` worker instances over this one task hub, each with
+    # ``max_activity_workers`` activity slots (the host's ``maxConcurrentActivityFunctions`` is per instance).
+    # All slots take work from the one queue of pending activities as they free up (competing consumers, as
+    # every instance's worker polls the hub's shared work-item queue), and each slot's thread calls
+    # ``instance_initializer(k)`` once, k = 0..instances-1, so the app can keep one set of its process state
+    # (clients, pacer, caches) per instance. 1 instance and no initializer: the single-process runner.
+    instances: int = 1
+    instance_initializer: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -109,6 +117,7 @@ class RunnerStats:
     replay_cpu_seconds: float = 0.0
     activities: int = 0
     activity_cpu_seconds: float = 0.0
+    activities_by_instance: dict[int, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -143,8 +152,13 @@ class DurableRunner:
         self.clock = clock or VirtualClock()
         self.store = DurableStore(self.config.db_path)
         self.stats = RunnerStats()
-        self._pool = ThreadPoolExecutor(max_workers=self.config.max_activity_workers,
-                                        thread_name_prefix="durable-activity")
+        if self.config.instances < 1:
+            raise ValueError("RunnerConfig.instances must be at least 1")
+        self._instance_of_thread = threading.local()
+        self._threads_started = 0
+        self._pool = ThreadPoolExecutor(max_workers=self._activity_slots(),
+                                        thread_name_prefix="durable-activity",
+                                        initializer=self._enter_instance)
         self._wake = threading.Event()
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -154,6 +168,20 @@ class DurableRunner:
         self._submitted: set[int] = set()
         self._submitted_lock = threading.Lock()
         self._running: set[int] = set()  # activity rows executing now (a discrete clock's probe reads it)
+
+    def _activity_slots(self) -> int:
+        return self.config.max_activity_workers * self.config.instances
+
+    def _enter_instance(self) -> None:
+        """Pool thread initializer: the threads are dealt round robin to the instances, so with every slot
+        started each instance has ``max_activity_workers`` of them (ThreadPoolExecutor starts a thread per
+        submission while none is idle, up to the pool's size)."""
+        with self._submitted_lock:
+            instance = self._threads_started % self.config.instances
+            self._threads_started += 1
+        self._instance_of_thread.index = instance
+        if self.config.instance_initializer is not None:
+            self.config.instance_initializer(instance)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
 
@@ -619,7 +647,7 @@ class DurableRunner:
         with self._submitted_lock:
             running = len(self._running)
         waiting = len(self.store.pending_activities()) - running
-        if waiting > 0 and running < self.config.max_activity_workers:
+        if waiting > 0 and running < self._activity_slots():
             return True, None
         timers = self.store.timers()
         if not timers:
@@ -650,9 +678,11 @@ class DurableRunner:
         started = time.thread_time()
         with log_context(work.instance_id, correlation):
             event = self._invoke_activity(work)
+        instance = getattr(self._instance_of_thread, "index", 0)
         with self.stats.lock:
             self.stats.activities += 1
             self.stats.activity_cpu_seconds += time.thread_time() - started
+            self.stats.activities_by_instance[instance] = self.stats.activities_by_instance.get(instance, 0) + 1
         if self._stopping.is_set():
             return
         with self.store.transaction() as conn:

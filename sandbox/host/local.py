@@ -89,6 +89,16 @@ def _reset_composition_root() -> None:
         composition_root.reset()
 
 
+def _instance_initializer(instances: int) -> Any:
+    """The app's hook that makes a thread one of N modelled instances (None for one instance: nothing to do)."""
+    if instances == 1:
+        return None
+    hook = getattr(sys.modules.get("steward.bootstrap"), "enter_instance", None)
+    if not callable(hook):
+        raise ValueError("instances > 1 needs the app's steward.bootstrap.enter_instance (per-instance state)")
+    return hook
+
+
 def _validate_composition_root() -> None:
     composition_root = sys.modules.get("steward.bootstrap")
     validate = getattr(composition_root, "validate", None)
@@ -123,6 +133,10 @@ class LocalStack:
     #: subscribe with the deployed Event Grid filter; None: when the app is the one the Bicep deploys
     #: (``function_app``); False: every resource event (another app, e.g. a test's sample)
     filter_events: bool | None = None
+    #: app instances the Durable runner models (Flex Consumption scale-out; ``RunnerConfig.instances``): each
+    #: has host.json's activity slots and, through the app's ``steward.bootstrap.enter_instance``, its own
+    #: clients, ARM pacer and caches; one task hub
+    instances: int = 1
 
     sandbox: Any = field(default=None, init=False)
     runner: DurableRunner | None = field(default=None, init=False)
@@ -153,7 +167,8 @@ class LocalStack:
         host_settings = HostSettings.read(self.app_root / "host.json")
         config = RunnerConfig(db_path=self.db_path or str(self.app_root / DEFAULT_DB_PATH),
                               task_hub=host_settings.task_hub,
-                              max_activity_workers=host_settings.max_activity_workers)
+                              max_activity_workers=host_settings.max_activity_workers,
+                              instances=self.instances, instance_initializer=_instance_initializer(self.instances))
         self.runner = DurableRunner(self.catalog, config, clock=clock).start()
         self.host = LocalHost(self.catalog, self.runner, port=self.host_port, keys=self.keys,
                               route_prefix=host_settings.route_prefix, clock=clock,

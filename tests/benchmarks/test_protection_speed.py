@@ -37,3 +37,25 @@ def test_tiny_run_produces_consistent_figures(tmp_path: Path, capsys: pytest.Cap
     assert 0 < burst["fraction_of_write_refill"] < 1
     assert burst["elapsed_virtual_seconds"] > 90  # a VM's create operation alone is modelled at 90 s
     assert "Burst: 4 VM creations" in capsys.readouterr().out
+
+
+def test_a_burst_on_four_app_instances_protects_every_vm_once(tmp_path: Path) -> None:
+    """Scale-out modelled (issue 15 item 4): four instances, each with its own activity slots and ARM pacer,
+    over one task hub, on the discrete clock: every VM is protected once, no work is done twice, all four take
+    work, and their pacers together draw no 429."""
+    output = tmp_path / "protection_speed.json"
+    status = protection_speed.main([
+        "--skip-latency", "--vms", "12", "--clock", "discrete", "--instances", "4", "--seed", "3",
+        "--output", str(output),
+    ])
+
+    assert status == 0
+    burst = json.loads(output.read_text())["burst"]
+    assert burst["instances"] == 4
+    assert burst["activity_slots"] == 4 * 8  # host.json's maxConcurrentActivityFunctions per instance
+    once = burst["exactly_once"]
+    assert once["every_vm_protected"] is True and once["vms_with_one_item"] == 12
+    assert once["successful_item_puts"] == 12 and once["items_put_more_than_once"] == 0
+    assert once["vms_with_several_outcomes"] == 0
+    assert set(burst["activities_by_instance"]) == {"0", "1", "2", "3"}
+    assert sum(burst["app"]["throttled_429"].values()) == 0

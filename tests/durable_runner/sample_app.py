@@ -80,6 +80,13 @@ def fan_out(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
 
 
 @bp.orchestration_trigger(context_name="context")
+def slow_fan_out(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    steps = context.get_input()
+    calls = [context.call_activity("slow_step", {"n": n, "seconds": steps["seconds"]}) for n in range(steps["count"])]
+    return (yield context.task_all(calls))
+
+
+@bp.orchestration_trigger(context_name="context")
 def sequence(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     steps = context.get_input()
     done = []

@@ -64,3 +64,32 @@ def test_injected_settings_are_the_whole_apps_until_removed(monkeypatch: pytest.
     assert bootstrap.settings().max_parallel_writes == 5
     assert isinstance(bootstrap.publisher(), NullPublisher)
     bootstrap.reset()
+
+
+def test_each_modelled_app_instance_builds_its_own_clients_pacer_and_arm_cache() -> None:
+    """Scale-out (issue 15 item 4): the local runner makes each of its worker groups one app instance
+    (``enter_instance``); like separate processes, they share no clients, ARM pacer or ARM cache. A thread that
+    entered no instance (Azure: the one process) keeps the process-wide ones."""
+    import threading
+
+    bootstrap.use(settings=Settings(arm_endpoint="https://arm.example"))
+    seen: dict[str, tuple[object, object, object]] = {}
+
+    def as_instance(index: int | None, name: str) -> None:
+        if index is not None:
+            bootstrap.enter_instance(index)
+        clients = bootstrap.clients()
+        assert bootstrap.clients() is clients  # built once per instance
+        seen[name] = (clients, clients.pacer, bootstrap.arm_cache())
+
+    for index, name in ((0, "a"), (1, "b"), (1, "b-again"), (None, "process")):
+        thread = threading.Thread(target=as_instance, args=(index, name))
+        thread.start()
+        thread.join()
+    as_instance(None, "main")
+    assert seen["b"] == seen["b-again"]  # the same instance in another thread: the same state
+    assert seen["process"] == seen["main"]
+    for part in range(3):
+        assert len({id(seen[name][part]) for name in ("a", "b", "main")}) == 3, part
+    assert seen["a"][0].target.pacing_instance == "instance-0"  # type: ignore[attr-defined]
+    assert seen["main"][0].target.pacing_instance == ""  # type: ignore[attr-defined]
