@@ -135,6 +135,21 @@ def test_local_up_help_names_the_steward_command(capsys: pytest.CaptureFixture[s
     assert "example:" in usage
 
 
+@pytest.mark.parametrize("argv", [["demo"], ["sandbox", "serve"]])
+def test_demo_and_sandbox_help_name_the_steward_command_with_an_example(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``local up`` (issue 20 item 8): ``steward sandbox serve --help`` printed ``python -m sandbox.arm``, and
+    neither showed an example."""
+    from steward.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: steward " + " ".join(argv)), usage
+    assert "example: steward " + " ".join(argv) in usage, usage
+
+
 def test_make_local_prints_each_app_log_line_once(
     tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
