@@ -13,7 +13,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from steward import bootstrap
+from steward import bootstrap, telemetry
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
 from steward.cloud.protection import BackupVaultProtection
@@ -305,6 +305,7 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
         index = store.get(LEFTOVERS)
         store.put(LEFTOVERS, json.dumps(flow.add_leftovers(json.loads(index) if index else None, report)).encode(),
                   "application/json")
+    telemetry.record_drill(report)
     events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}

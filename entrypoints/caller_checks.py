@@ -28,6 +28,7 @@ import logging
 import math
 import re
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,20 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
+
+
+#: The header that carries a request's correlation id both ways (our rule, no Azure behaviour: docs/azure-facts.md
+#: "Correlation ids").
+CORRELATION_HEADER: Final = "x-correlation-id"
+
+
+def request_correlation_id(headers: Mapping[str, str]) -> str:
+    """The caller's ``x-correlation-id`` (or ``x-ms-client-request-id``, the Azure SDKs' request id), else a new
+    one: what the app records for the instance a request starts and names in its answer, so one run carries one id
+    from the request to its report or outcome."""
+    given = (_header(headers, CORRELATION_HEADER) or _header(headers, "x-ms-client-request-id") or "").strip()
+    text = "".join(c for c in given[:128] if c.isprintable())
+    return text or uuid.uuid4().hex
 
 
 def _challenge(error: str | None, description: str) -> str:

@@ -106,7 +106,7 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise RequestRefused(400, "InvalidRequest", f"unknown field(s) {', '.join(unknown)}; allowed: "
+        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(sorted(_FIELDS))}")
     resources = data.get("resources", [])
     if not isinstance(resources, list) or len(resources) > MAX_RESOURCES:

@@ -29,7 +29,13 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
-from entrypoints.caller_checks import CallerRateLimit, RequestRefused, check_json_content_type
+from entrypoints.caller_checks import (
+    CORRELATION_HEADER,
+    CallerRateLimit,
+    RequestRefused,
+    check_json_content_type,
+    request_correlation_id,
+)
 from entrypoints.drill_http import _caller, _json, _state, check_scope
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
@@ -85,15 +91,18 @@ def protect_request_from_http(body: bytes) -> str:
         raise RequestRefused(400, "InvalidResourceId", f"resourceId: {str(error)[:300]}") from None
 
 
-def intent_for(resource_id: str, instance_id: str, principal: str, now: datetime) -> dict[str, Any]:
-    """``protect_resource``'s input, as an Event Grid write would give it; the origin names the request."""
+def intent_for(
+    resource_id: str, instance_id: str, principal: str, now: datetime, correlation_id: str | None = None
+) -> dict[str, Any]:
+    """``protect_resource``'s input, as an Event Grid write would give it; the origin names the request and carries
+    its correlation id (the request's, which the answer names; the instance id when none is given)."""
     origin = EventOrigin(
         event_id=instance_id,
         event_type=REQUEST_EVENT_TYPE,
         event_time=now,
         schema=EventSchema.EVENT_GRID,
         subscription_id=ResourceId.parse(resource_id).subscription_id,
-        correlation_id=instance_id,
+        correlation_id=correlation_id or instance_id,
     )
     return {"kind": "protect", "resourceId": resource_id, "origin": origin.to_record(), "requestedBy": principal}
 
@@ -110,9 +119,13 @@ def _links(req: func.HttpRequest, instance_id: str) -> dict[str, str]:
     return {"status": f"{base}/{instance_id}"}
 
 
-async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpResponse:
-    """The caller checks, then ``body``; one audit line per request (who, what, the answer), as the drill routes."""
+async def _answer(
+    req: func.HttpRequest, action: str, body: Any, correlation_id: str | None = None
+) -> func.HttpResponse:
+    """The caller checks, then ``body``; one audit line per request (who, what, the answer), as the drill routes.
+    Every answer names the request's correlation id (``x-correlation-id``), the one a started protection records."""
     principal: str | None = None
+    correlation_id = correlation_id or request_correlation_id(dict(req.headers))
     try:
         principal = _caller(req)
         response: func.HttpResponse = await body(principal)
@@ -129,7 +142,10 @@ async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpRes
                 "error_code": refused.code,
             },
         )
-        return problems.refused(refused)
+        refused_answer = problems.refused(refused)
+        refused_answer.headers[CORRELATION_HEADER] = correlation_id
+        return refused_answer
+    response.headers[CORRELATION_HEADER] = correlation_id
     AUDIT.info(
         "protect %s (%s)",
         action,
@@ -148,6 +164,8 @@ async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpRes
 @bp.route(route="protect", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def protect_http_start(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    correlation_id = request_correlation_id(dict(req.headers))
+
     async def start(principal: str) -> func.HttpResponse:
         _rate_limit().take(principal, time.monotonic())  # 429 when the caller has no start left this minute
         check_json_content_type(dict(req.headers))
@@ -155,9 +173,14 @@ async def protect_http_start(req: func.HttpRequest, client: df.DurableOrchestrat
         check_scope({"resources": [resource_id], "subscriptions": []}, bootstrap.settings().subscriptions)
         instance_id = f"protect-{uuid.uuid4().hex[:24]}"
         await client.start_new(
-            ORCHESTRATOR, instance_id, intent_for(resource_id, instance_id, principal, datetime.now(UTC))
+            ORCHESTRATOR,
+            instance_id,
+            intent_for(resource_id, instance_id, principal, datetime.now(UTC), correlation_id),
         )
-        LOG.info("protection started on request", extra={"instance_id": instance_id, "resource_id": resource_id})
+        LOG.info(
+            "protection started on request",
+            extra={"instance_id": instance_id, "resource_id": resource_id, "correlation_id": correlation_id},
+        )
         links = _links(req, instance_id)
         return _json(
             202,
@@ -165,7 +188,7 @@ async def protect_http_start(req: func.HttpRequest, client: df.DurableOrchestrat
             {"Location": links["status"], "Retry-After": "5"},
         )
 
-    return await _answer(req, "start", start)
+    return await _answer(req, "start", start, correlation_id)
 
 
 @bp.route(route="protect/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -30,7 +30,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -41,6 +40,7 @@ import azure.functions as func
 
 from entrypoints import problems
 from entrypoints.caller_checks import (
+    CORRELATION_HEADER,
     Caller,
     CallerRateLimit,
     RequestRefused,
@@ -51,6 +51,7 @@ from entrypoints.caller_checks import (
     caller_action,
     check_instance_id,
     check_json_content_type,
+    request_correlation_id,
     teardown_request_from_http,
 )
 from steward import bootstrap
@@ -71,8 +72,6 @@ LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
 ORCHESTRATOR = "teardown_vault"
 ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew"})
-#: The header that carries the correlation id both ways.
-CORRELATION_HEADER = "x-correlation-id"
 
 bp = df.Blueprint()
 
@@ -209,11 +208,9 @@ async def _status(client: df.DurableOrchestrationClient, instance_id: str, *, sh
 
 
 def _correlation(req: func.HttpRequest) -> str:
-    """The caller's ``x-correlation-id`` (or ``x-ms-client-request-id``, the Azure SDKs' request id), else a new
-    one: a teardown's report never shows an empty correlation id, and it is the one the answer carries."""
-    given = (req.headers.get(CORRELATION_HEADER) or req.headers.get("x-ms-client-request-id") or "").strip()
-    text = "".join(c for c in given[:128] if c.isprintable())
-    return text or uuid.uuid4().hex
+    """The caller's ``x-correlation-id`` (else ``x-ms-client-request-id``), else a new one: a teardown's report
+    never shows an empty correlation id, and it is the one the answer carries."""
+    return request_correlation_id(dict(req.headers))
 
 
 @bp.route(route="teardowns", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

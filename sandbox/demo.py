@@ -280,7 +280,8 @@ def run(scale: float, state_dir: Path | None, verbose: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="steward demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="steward demo", description=__doc__,
+                                     epilog="example: steward demo --scale 600 --verbose")
     parser.add_argument("--scale", type=float, default=600.0, help="Azure seconds per real second")
     parser.add_argument("--state-dir", type=Path, default=None, help="keep the sandbox and Durable state here")
     parser.add_argument("--verbose", action="store_true", help="show the app's JSON logs")

@@ -169,7 +169,8 @@ EXAMPLES: Final[tuple[tuple[str, str, str], ...]] = (
         "5. audit the estate now, then read the latest report",
         'curl -sS -X POST "$LOCAL_API/audits" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH"; echo; '
         'sleep 5; curl -sS "$LOCAL_API/audits/latest" -H "x-functions-key: $LOCAL_KEY" -H "$LOCAL_AUTH" '
-        "| jq '{resources: .summary.resources, findings: [.findings[]? | {severity, control, resourceId}]}'",
+        "| jq '{resources: .coverage.total.resources, coverage: .coverage.total.ratio, "
+        "findings: [.findings[]? | {severity, control, resourceId}]}'",
         'steward audit --arm-endpoint "$LOCAL_ARM_ENDPOINT" --ca-bundle "$LOCAL_CA_BUNDLE" '
         '--sandbox-token-url "$LOCAL_TOKEN_URL" --format table',
     ),
@@ -187,11 +188,13 @@ def cli_command() -> str:
     return f"{shlex.quote(shown)} -m steward.cli"
 
 
-def examples_text(cli: str) -> str:
-    """The copy-paste block ``up`` prints: the ``env`` line, then each example's curl and CLI lines."""
+def examples_text(cli: str, state_dir: Path = DEFAULT_STATE) -> str:
+    """The copy-paste block ``up`` prints: the ``env`` line (naming ``--state-dir`` when it is not the default, or
+    the line would read another stack's, or none), then each example's curl and CLI lines."""
+    where = "" if state_dir == DEFAULT_STATE else f" --state-dir {shlex.quote(str(state_dir))}"
     lines = [
         "Try it from another terminal in this directory (needs curl and jq):",
-        f'eval "$({cli} local env)"',
+        f'eval "$({cli} local env{where})"',
     ]
     for what, curl, equivalent in EXAMPLES:
         lines.append(f"# {what}")
@@ -264,7 +267,7 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
 
         print(_human(described), file=out)
         print(f"Local operator principal  {principal}  (allowed to tear down and audit)", file=out)
-        print(examples_text(cli_command()), file=out, flush=True)
+        print(examples_text(cli_command(), Path(args.state_dir)), file=out, flush=True)
         stopped = stop or threading.Event()
         if stop is None:
             for signum in (signal.SIGINT, signal.SIGTERM):

@@ -36,7 +36,7 @@ def _demo(argv: list[str]) -> int:
 def _sandbox(argv: list[str]) -> int:
     from sandbox.arm.__main__ import main
 
-    return int(main(argv) or 0)
+    return int(main(argv, program="steward sandbox") or 0)
 
 
 def _local(argv: list[str]) -> int:

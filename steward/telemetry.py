@@ -1,6 +1,6 @@
 """Metrics and traces for Application Insights, through OpenTelemetry; every metric is recorded here.
 
-Four instruments, recorded from three activities (one call each):
+Five instruments, recorded from four activities (one call each):
 
 =====================================  =========  ==========================================================
 ``steward.protection.outcomes``        counter    protection outcomes, by ``outcome`` (the status) and
@@ -11,6 +11,9 @@ Four instruments, recorded from three activities (one call each):
                                                   protected, by ``subscription_id`` (``audit_evaluate``)
 ``steward.teardown.items_deleted``     counter    items a teardown deleted, by ``target_type``
                                                   (``teardown_record_report``)
+``steward.drill.rto``                  histogram  seconds a drill's restore job took (its report's
+                                                  ``rtoSeconds``), by ``workload`` and ``outcome``
+                                                  (``drill_record``)
 =====================================  =========  ==========================================================
 
 In Azure, :func:`configure_from_env` turns on the Azure Monitor OpenTelemetry distro
@@ -45,6 +48,7 @@ OUTCOMES: Final = "steward.protection.outcomes"
 DURATION: Final = "steward.protection.duration"
 COVERAGE: Final = "steward.coverage.percent"
 ITEMS_DELETED: Final = "steward.teardown.items_deleted"
+DRILL_RTO: Final = "steward.drill.rto"
 #: The outcome whose time from event to outcome is the "time to protection".
 PROTECTED: Final = "Protected"
 #: Teardown report effects that deleted something (steward.domain.teardown.DELETING_EFFECTS).
@@ -63,6 +67,8 @@ class _Instruments:
             COVERAGE, unit="%", description="required resources that are protected, per subscription")
         self.items_deleted = meter.create_counter(
             ITEMS_DELETED, unit="{item}", description="items teardowns deleted")
+        self.drill_rto = meter.create_histogram(
+            DRILL_RTO, unit="s", description="time a restore drill's restore job took, start to end")
 
 
 class _Registry:
@@ -179,6 +185,20 @@ def record_teardown(report: Mapping[str, Any]) -> None:
         instruments.items_deleted.add(count, {"target_type": kind})
 
 
+def record_drill(report: Mapping[str, Any]) -> None:
+    """Each drilled resource's restore time (a drill report's result ``rtoSeconds``: the restore job's start to
+    end), by ``workload`` and ``outcome``; a result without one (a dry run, a refused restore) records nothing."""
+    instruments = _current()
+    for result in report.get("results") or []:
+        if not isinstance(result, Mapping):
+            continue
+        seconds = result.get("rtoSeconds")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+            attributes = {"workload": str(result.get("workload") or "unknown"),
+                          "outcome": str(result.get("outcome") or "unknown")}
+            instruments.drill_rto.record(seconds, attributes)
+
+
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -227,4 +247,9 @@ def summary_lines(reader: InMemoryMetricReader) -> list[str]:
     lines.append(f"{COVERAGE}: " + (", ".join(f"{s} {v:.1f}%" for s, v in coverage) or "none"))
     deleted = sum(int(v) for _, v in seen.get(ITEMS_DELETED, []))
     lines.append(f"{ITEMS_DELETED}: {deleted}")
+    drilled = [v for _, v in seen.get(DRILL_RTO, [])]
+    count = sum(d["count"] for d in drilled)
+    if count:  # only when drills ran (issue 20 item 7: "drill RTO when drills exist")
+        lines.append(f"{DRILL_RTO}: {count} drilled, mean {sum(d['sum'] for d in drilled) / count:.0f} s, "
+                     f"max {max(d['max'] for d in drilled):.0f} s")
     return lines

@@ -14,10 +14,11 @@ from sandbox.arm.identity_endpoint import sandbox_identity_endpoint
 from sandbox.arm.server import ArmSandbox
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.arm", description="Local Azure Resource Manager")
+def main(argv: list[str] | None = None, program: str = "python -m sandbox.arm") -> int:
+    parser = argparse.ArgumentParser(prog=program, description="Local Azure Resource Manager")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve HTTPS on 127.0.0.1 and print endpoint/CA/token URL as JSON")
+    serve = sub.add_parser("serve", help="serve HTTPS on 127.0.0.1 and print endpoint/CA/token URL as JSON",
+                           epilog=f"example: {program} serve --port 0 --scale 60 --state-dir var/sandbox")
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     serve.add_argument("--scale", type=float, default=1.0, help="virtual seconds per real second")
     serve.add_argument("--state", type=Path, default=None, help="JSON snapshot to resume from and save to")

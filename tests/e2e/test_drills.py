@@ -115,10 +115,20 @@ def drill_events(app: Harness) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_a_vm_and_a_disk_drill_restore_validate_and_leave_nothing(app: Harness) -> None:
+    from steward import telemetry
+
     vm, disk = protected_estate(app)
-    status, started = call(app, "POST", "drills", {"resources": [vm, disk]})
-    assert status == 202, started
-    report = finished(app, started["id"])
+    reader = telemetry.use_in_memory()  # the metrics Application Insights would get (issue 20 item 7: drill RTO)
+    try:
+        status, started = call(app, "POST", "drills", {"resources": [vm, disk]})
+        assert status == 202, started
+        report = finished(app, started["id"])
+        app.settle(60)  # drill_record, which records the metric, runs after the report is final
+        rto = {a["workload"]: v for a, v in telemetry.snapshot(reader).get(telemetry.DRILL_RTO, [])
+               if a["outcome"] == "Succeeded"}
+    finally:
+        telemetry.use_meter_provider(None)
+    assert set(rto) == {"virtualMachine", "disk"} and all(v["count"] == 1 and v["sum"] > 0 for v in rto.values()), rto
     by_id = {r["resourceId"].lower(): r for r in report["results"]}
     assert set(by_id) == {vm.lower(), disk.lower()}, report
     for resource_id, result in by_id.items():

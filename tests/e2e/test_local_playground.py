@@ -77,12 +77,12 @@ def test_the_printed_curl_commands_plan_approve_run_report_and_audit(
         assert "rsv-legacy" in text and "Local operator principal" in text
         block = text[text.index("Try it"):].splitlines()
         env_line = block[1]
-        assert env_line.startswith('eval "$(') and env_line.endswith(' -m steward.cli local env)"'), env_line
+        # the stack's own state directory is named: the line is pasted as printed (it read var/ instead)
+        assert env_line.startswith('eval "$(') and env_line.endswith(f' -m steward.cli local env --state-dir {state})"')
         commands = [line for line in block[2:] if line and not line.startswith("#")]
         assert len(commands) == 5
         cli = [line.removeprefix("#   CLI: ") for line in block if line.startswith("#   CLI: ")]
         assert len(cli) == 3 and all(" -m steward.cli " in line for line in cli)
-        env_line = env_line.replace("local env)", f"local env --state-dir {state})")
         prefix = env_line + "\n"
         def wait(variable: str) -> str:  # what a person does by repeating the status command
             return (f'for i in $(seq 1 200); do S=$(curl -sS "$LOCAL_API/teardowns/${variable}" '
@@ -109,10 +109,20 @@ def test_the_printed_curl_commands_plan_approve_run_report_and_audit(
         assert "BKP-001" in audited.split("\n", 2)[-1], "the CLI audit finds what the HTTP audit finds"
         assert json.loads(audited.splitlines()[0])["started"] is True, audited
         assert "BKP-001" in audited, audited
+        assert re.search(r'"resources": [1-9][0-9]*,', audited), "the printed audit query names the resources counted"
         keys = json.loads((state / "local" / "keys.json").read_text())
         assert oct((state / "local" / "keys.json").stat().st_mode & 0o777) == "0o600"
     with Running(state, "--no-seed") as again:
         assert keys["function"] in again.out.getvalue(), "the function key survives a restart"
+
+
+def test_the_env_line_names_the_state_directory_only_when_it_is_not_the_default() -> None:
+    from sandbox.playground import examples_text
+
+    assert examples_text("steward").splitlines()[1] == 'eval "$(steward local env)"'
+    assert examples_text("steward", Path("/tmp/my stack")).splitlines()[1] == (
+        "eval \"$(steward local env --state-dir '/tmp/my stack')\""
+    )
 
 
 def test_local_up_help_names_the_steward_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,6 +133,21 @@ def test_local_up_help_names_the_steward_command(capsys: pytest.CaptureFixture[s
     usage = capsys.readouterr().out
     assert usage.startswith("usage: steward local up"), usage
     assert "example:" in usage
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["sandbox", "serve"]])
+def test_demo_and_sandbox_help_name_the_steward_command_with_an_example(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ``local up`` (issue 20 item 8): ``steward sandbox serve --help`` printed ``python -m sandbox.arm``, and
+    neither showed an example."""
+    from steward.cli import main
+
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: steward " + " ".join(argv)), usage
+    assert "example: steward " + " ".join(argv) in usage, usage
 
 
 def test_make_local_prints_each_app_log_line_once(

@@ -68,6 +68,25 @@ def test_the_summary_prints_every_metric(reader: InMemoryMetricReader) -> None:
     ]
 
 
+def test_drill_rto_is_measured_per_drilled_resource_and_summarised_only_when_drills_ran(
+    reader: InMemoryMetricReader,
+) -> None:
+    """Issue 20 item 7 asks for the drill RTO "when drills exist": a drill report's ``rtoSeconds`` (the restore
+    job's start to end) per result, by workload and outcome; a result without one (dry run, restore refused)
+    records nothing."""
+    assert not any(line.startswith(telemetry.DRILL_RTO) for line in telemetry.summary_lines(reader))
+    telemetry.record_drill({"results": [
+        {"resourceId": VM, "workload": "virtualMachine", "outcome": "Succeeded", "rtoSeconds": 600.0},
+        {"resourceId": DISK, "workload": "disk", "outcome": "Succeeded", "rtoSeconds": 120},
+        {"resourceId": DISK, "workload": "disk", "outcome": "RestoreFailed", "rtoSeconds": None},
+        "junk",
+    ]})
+    seen = {(a["workload"], a["outcome"]): v for a, v in telemetry.snapshot(reader)[telemetry.DRILL_RTO]}
+    assert seen == {("virtualMachine", "Succeeded"): {"count": 1, "sum": 600.0, "max": 600.0},
+                    ("disk", "Succeeded"): {"count": 1, "sum": 120, "max": 120}}
+    assert telemetry.summary_lines(reader)[-1] == "steward.drill.rto: 2 drilled, mean 360 s, max 600 s"
+
+
 def test_without_a_connection_string_nothing_is_exported_and_recording_is_harmless() -> None:
     telemetry.use_meter_provider(None)
     assert telemetry.configure_from_env({}) is False
