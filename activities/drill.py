@@ -22,7 +22,7 @@ from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
-from steward.report.events import drill_events
+from steward.report.events import drill_events, restore_ready_event
 
 bp = df.Blueprint()
 
@@ -110,6 +110,8 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
                            "maxConcurrent": drill.budget.max_concurrent,
                            "maxRestoredGb": drill.budget.max_restored_gb},
                 "sizeGb": size, "expected": expected,
+                "validationTimeout": None if drill.validation_timeout is None
+                else drill.validation_timeout.total_seconds(),
                 "lastDrillAt": json.loads(last).get("startedAt") if last else None,
             })
     for resource_id in sorted(named - seen):
@@ -308,3 +310,11 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0
     return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_restore_ready(request: dict[str, Any]) -> dict[str, Any]:
+    """Publish ``BackupSteward.Drill.RestoreReady``: the restored ids the user's validation hook may check, and
+    until when the drill waits for ``POST /api/drills/{id}/validation``."""
+    event = restore_ready_event(request)
+    return {"published": bootstrap.publisher().publish([event])}
