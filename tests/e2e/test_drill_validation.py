@@ -114,7 +114,9 @@ def test_the_hook_gets_restore_ready_and_its_fail_and_pass_decide_the_outcomes_t
 
 
 @pytest.mark.slow
-def test_no_answer_within_the_rules_timeout_is_validation_timed_out_and_cleanup_still_runs(app: Harness) -> None:
+def test_no_answer_within_the_rules_timeout_is_validation_timed_out_and_cleanup_still_runs(
+    app: Harness, tmp_path: Path
+) -> None:
     _vm, disk = protected_estate(app)
     status, started = call(app, "POST", "drills", {"resources": [disk]})
     assert status == 202, started
@@ -130,6 +132,11 @@ def test_no_answer_within_the_rules_timeout_is_validation_timed_out_and_cleanup_
     assert not any(app.sandbox.store.exists(i) for i in custom["restored"])
     kinds = [e["eventType"] for e in drill_events(app)]
     assert kinds == ["BackupSteward.Drill.RestoreReady", "BackupSteward.Drill.ValidationTimedOut"], kinds
+    # the drill report: JSON and HTML through the report store, the disk's measured RTO on the chart
+    [page] = (tmp_path / "reports").rglob(f"{drill_id}.html")
+    html = page.read_text()
+    assert 'data-series="disk"' in html and "ValidationTimedOut" in html
+    assert json.loads(page.with_suffix(".json").read_text())["results"][0]["outcome"] == "ValidationTimedOut"
 
 
 @pytest.mark.slow
