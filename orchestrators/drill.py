@@ -292,7 +292,9 @@ def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[st
 
 
 def _user_validation(drill: _Drill, target: dict[str, Any], result: dict[str, Any]) -> Flow:
-    """The user validation hook (AWS restore testing's validation results): publish ``RestoreReady`` with the
+    """The user validation hook, after AWS restore testing's validation results (PutRestoreValidationResult,
+    docs.aws.amazon.com/aws-backup/latest/devguide/API_PutRestoreValidationResult.html: a self-run validation
+    reports SUCCESSFUL / FAILED with an optional message, or the test ends TIMED_OUT): publish ``RestoreReady`` with the
     restored ids, then wait on a durable timer, bounded by the rule's ``validationHook.timeout``, for the
     ``Validation`` event ``POST /api/drills/{id}/validation`` raises; a Cancel ends the wait too. Cleanup runs
     after, whatever the answer."""
