@@ -22,7 +22,8 @@ from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
-from steward.report.events import drill_events
+from steward.report.drills import save_drill_report
+from steward.report.events import drill_events, restore_ready_event
 
 bp = df.Blueprint()
 
@@ -110,6 +111,8 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
                            "maxConcurrent": drill.budget.max_concurrent,
                            "maxRestoredGb": drill.budget.max_restored_gb},
                 "sizeGb": size, "expected": expected,
+                "validationTimeout": None if drill.validation_timeout is None
+                else drill.validation_timeout.total_seconds(),
                 "lastDrillAt": json.loads(last).get("startedAt") if last else None,
             })
     for resource_id in sorted(named - seen):
@@ -296,7 +299,7 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     ``BackupSteward.Drill.<Outcome>`` event per drilled resource."""
     report = request["report"]
     store = bootstrap.report_store()
-    store.put(f"drills/{report['id']}.json", json.dumps(report).encode(), "application/json")
+    saved = save_drill_report(store, report)  # drills/<id>.json and .html, and the RTO history
     for result in report.get("results") or []:
         previous = store.get(_last_name(str(result["resourceId"])))
         record = flow.last_drill_record(json.loads(previous) if previous else None, report, result)
@@ -308,4 +311,13 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     telemetry.record_drill(report)
     events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0
-    return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json"}
+    return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json",
+            "jsonUrl": saved.json_url, "htmlUrl": saved.html_url}
+
+
+@bp.activity_trigger(input_name="request")
+def drill_restore_ready(request: dict[str, Any]) -> dict[str, Any]:
+    """Publish ``BackupSteward.Drill.RestoreReady``: the restored ids the user's validation hook may check, and
+    until when the drill waits for ``POST /api/drills/{id}/validation``."""
+    event = restore_ready_event(request)
+    return {"published": bootstrap.publisher().publish([event])}

@@ -13,6 +13,9 @@ STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES). Errors are RFC 9457 problem detai
 ``GET  /api/drills/{id}``          runtime status, phase, the drill report when finished
 ``POST /api/drills/{id}/cancel``   cancels: the running restore job is cancelled where Azure can, and what the
                                    drill created is deleted -> 202
+``POST /api/drills/{id}/           the user validation hook's answer ``{"result": "pass"|"fail", "detail"?}``
+validation``                       while the drill waits for it (after ``BackupSteward.Drill.RestoreReady``)
+                                   -> 202; 409 when the drill is not waiting (not yet, or already decided)
 =================================  ===========================================================================
 
 The timer (``%STEWARD_DRILL_SCHEDULE%``) starts a drill of everything due when the rules have a drills section.
@@ -42,6 +45,7 @@ from entrypoints.caller_checks import (
     check_json_content_type,
 )
 from steward import bootstrap
+from steward.domain.drill_flow import EVENT_VALIDATION, VALIDATION_RESULTS
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.settings import Settings
@@ -58,6 +62,9 @@ MAX_SUBSCRIPTIONS: Final = 50
 _DRILL_ID = re.compile(r"drill-[a-z0-9-]{1,80}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _FIELDS: Final = frozenset({"resources", "subscriptions", "dryRun"})
+_VALIDATION_FIELDS: Final = frozenset({"result", "detail"})
+MAX_VALIDATION_BYTES: Final = 16 * 1024
+MAX_DETAIL: Final = 4000
 
 bp = df.Blueprint()
 
@@ -128,6 +135,28 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
     if not isinstance(dry_run, bool):
         raise RequestRefused(400, "InvalidRequest", "dryRun must be true or false")
     return {"resources": parsed, "subscriptions": [s.lower() for s in subscriptions], "dryRun": dry_run}
+
+
+def validation_from_http(body: bytes) -> dict[str, Any]:
+    """``{"result": "pass"|"fail", "detail"?: str}`` from a POST body; 400 naming the field otherwise."""
+    if len(body or b"") > MAX_VALIDATION_BYTES:
+        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {MAX_VALIDATION_BYTES} bytes")
+    try:
+        data = json.loads(body or b"")
+    except (ValueError, RecursionError):
+        raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
+    unknown = sorted(set(data) - _VALIDATION_FIELDS)
+    if unknown:
+        raise RequestRefused(400, "InvalidRequest", f"unknown field(s) {', '.join(unknown)}; allowed: "
+                             f"{', '.join(sorted(_VALIDATION_FIELDS))}")
+    if data.get("result") not in VALIDATION_RESULTS:
+        raise RequestRefused(400, "InvalidValidationResult", "result must be \"pass\" or \"fail\"")
+    detail = data.get("detail")
+    if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
+        raise RequestRefused(400, "InvalidRequest", f"detail must be a string of at most {MAX_DETAIL} characters")
+    return {"result": data["result"], "detail": detail}
 
 
 def check_scope(request: dict[str, Any], managed: frozenset[str] | tuple[str, ...]) -> None:
@@ -225,6 +254,32 @@ async def drill_http_cancel(req: func.HttpRequest, client: df.DurableOrchestrati
         return _json(202, {"id": drill_id, "cancelRequested": True, "links": _links(req, drill_id)})
 
     return await _answer(req, "cancel", cancel)
+
+
+@bp.route(route="drills/{id}/validation", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def drill_http_validation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    async def validate(principal: str) -> func.HttpResponse:
+        drill_id = _check_id(req.route_params.get("id", ""))
+        check_json_content_type(dict(req.headers))
+        answer = validation_from_http(req.get_body())
+        status = await client.get_status(drill_id)
+        state = _state(status)
+        if state is None:
+            return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
+        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+        if state not in ACTIVE or custom.get("phase") != "validation":
+            return problems.response(409, "DrillNotAwaitingValidation",
+                                     f"drill {drill_id} is not waiting for a validation result "
+                                     f"({state}, phase {custom.get('phase')}): not yet, or already decided")
+        resource_id = custom.get("resourceId")
+        # the event names the resource whose wait it answers: a second answer to the same wait is ignored by the
+        # drill (its next resource's wait does not take it)
+        await client.raise_event(drill_id, EVENT_VALIDATION, {**answer, "resourceId": resource_id, "by": principal})
+        return _json(202, {"id": drill_id, "resourceId": resource_id, "result": answer["result"],
+                           "links": _links(req, drill_id)})
+
+    return await _answer(req, "validation", validate)
 
 
 @bp.timer_trigger(schedule="%STEWARD_DRILL_SCHEDULE%", arg_name="timer", run_on_startup=False)

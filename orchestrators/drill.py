@@ -287,6 +287,42 @@ def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[st
     else:
         passed = bool(result.get("validation", {}).get("passed"))
         result["outcome"] = (flow.Outcome.SUCCEEDED if passed else flow.Outcome.VALIDATION_FAILED).value
+        if passed and target.get("validationTimeout") and not drill.cancelled:
+            yield from _user_validation(drill, target, result)
+
+
+def _user_validation(drill: _Drill, target: dict[str, Any], result: dict[str, Any]) -> Flow:
+    """The user validation hook, after AWS restore testing's validation results (PutRestoreValidationResult,
+    docs.aws.amazon.com/aws-backup/latest/devguide/API_PutRestoreValidationResult.html: a self-run validation
+    reports SUCCESSFUL / FAILED with an optional message, or the test ends TIMED_OUT): publish ``RestoreReady`` with the
+    restored ids, then wait on a durable timer, bounded by the rule's ``validationHook.timeout``, for the
+    ``Validation`` event ``POST /api/drills/{id}/validation`` raises; a Cancel ends the wait too. Cleanup runs
+    after, whatever the answer."""
+    context = drill.context
+    until = context.current_utc_datetime + timedelta(seconds=float(target["validationTimeout"]))
+    restored = [str(r["id"]) for r in result.get("restored") or []] or list(result.get("created") or [])
+    context.set_custom_status({"phase": "validation", "resourceId": target["resourceId"],
+                               "waitUntil": until.isoformat(), "restored": restored})
+    yield from drill.call("drill_restore_ready", {"drillId": drill.drill_id, "resourceId": target["resourceId"],
+                                                  "workload": target["workload"], "restored": restored,
+                                                  "waitUntil": until.isoformat()})
+    timer = context.create_timer(until)
+    while True:
+        answer = context.wait_for_external_event(flow.EVENT_VALIDATION)
+        winner = yield context.task_any([answer, timer, drill.cancel])
+        if winner is drill.cancel:
+            timer.cancel()
+            result["userValidation"] = {"result": "cancelled"}
+            result["outcome"] = flow.Outcome.CANCELLED.value
+            return
+        decided = flow.validation_outcome(None if winner is timer else answer.result, str(target["resourceId"]))
+        if decided is not None:
+            break
+    if winner is not timer:
+        timer.cancel()
+    outcome, record = decided
+    result["outcome"] = outcome
+    result["userValidation"] = record
 
 
 def _cleanup(drill: _Drill, result: dict[str, Any], recorded: list[str]) -> Flow:

@@ -65,6 +65,27 @@ class Outcome(StrEnum):
     REFUSED = "Refused"  # the drill would have to restore in place (or cannot restore this kind at all)
     NO_RECOVERY_POINT = "NoRecoveryPoint"
     TIMED_OUT = "TimedOut"
+    VALIDATION_TIMED_OUT = "ValidationTimedOut"  # the user validation hook gave no result within its timeout
+
+
+#: the event published when a drill's restored objects are checked and wait for the user's validation hook
+RESTORE_READY: Final = "BackupSteward.Drill.RestoreReady"
+#: the external event ``POST /api/drills/{id}/validation`` raises
+EVENT_VALIDATION: Final = "Validation"
+VALIDATION_RESULTS: Final = ("pass", "fail")
+
+
+def validation_outcome(answer: Mapping[str, Any] | None, resource_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The drill's outcome and its ``userValidation`` record from a ``Validation`` event (None: the event names
+    another resource's wait, and the drill keeps waiting). ``answer`` None: the wait timed out."""
+    if answer is None:
+        return Outcome.VALIDATION_TIMED_OUT.value, {"result": "timedOut"}
+    named = answer.get("resourceId")
+    if named and str(named).lower() != resource_id.lower():
+        return None
+    result = str(answer.get("result") or "")
+    record = {"result": result, "detail": answer.get("detail"), "by": answer.get("by")}
+    return (Outcome.SUCCEEDED if result == "pass" else Outcome.VALIDATION_FAILED).value, record
 
 
 WORKLOAD_OF_TYPE: Final[dict[str, Workload]] = {

@@ -14,6 +14,7 @@ A drill rule says which protected resources are restored on a schedule, and how:
         resourceGroup: backup-steward-drill-{region}   # per region and subscription ({region}, {subscription})
         lifetime: PT6H                   # restored resources may live this long
         budgets: {maxConcurrent: 5, maxRestoredGb: 512}
+        validationHook: {timeout: PT1H}  # optional: wait for POST /api/drills/{id}/validation (default PT1H)
 
 The first drill rule that matches a resource applies (as with protection rules). ``match.rules`` names protection
 rules: the resource must be protected by one of them. The schema is the ``drills`` property of
@@ -50,6 +51,9 @@ _GROUP_NAME = re.compile(r"[\w().-]{0,89}[\w()-]")
 _MAX_LIFETIME: Final = timedelta(days=7)
 _MAX_EVERY: Final = timedelta(days=366)
 _MIN_EVERY: Final = timedelta(hours=1)
+#: how long a drill waits for the user's validation hook when ``validationHook`` names no ``timeout``
+VALIDATION_TIMEOUT_DEFAULT: Final = timedelta(hours=1)
+_MAX_VALIDATION_TIMEOUT: Final = timedelta(hours=12)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -106,6 +110,8 @@ class DrillRule:
     resource_group: str  # template with {region} / {subscription}
     lifetime: timedelta
     line: int | None = None
+    #: the user validation hook: how long a drill waits for ``POST /api/drills/{id}/validation`` (None: no hook)
+    validation_timeout: timedelta | None = None
 
     def group_for(self, region: str, subscription: str) -> str:
         """The drill resource group's name in ``region`` and ``subscription``."""
@@ -124,6 +130,8 @@ class DrillRule:
             "lifetime": format_duration(self.lifetime),
             "maxConcurrent": self.budget.max_concurrent,
             "maxRestoredGb": self.budget.max_restored_gb,
+            "validationHook": None if self.validation_timeout is None
+            else {"timeout": format_duration(self.validation_timeout)},
             "line": self.line,
         }
 
@@ -199,6 +207,19 @@ def build_drill_rules(
         elif not _GROUP_NAME.fullmatch(filled) or len(filled) > 90:
             problem((*path, "resourceGroup"), f"{group!r} does not make a resource group name (1-90 letters, "
                     "digits, _ - . ( ), not ending with '.')")
+        validation_timeout: timedelta | None = None
+        hook = item.get("validationHook")
+        if hook is not None:
+            validation_timeout = VALIDATION_TIMEOUT_DEFAULT
+            if "timeout" in hook:
+                try:
+                    validation_timeout = parse_duration(hook["timeout"])
+                except ValueError as error:
+                    problem((*path, "validationHook", "timeout"), str(error))
+            if validation_timeout > _MAX_VALIDATION_TIMEOUT:
+                problem((*path, "validationHook", "timeout"), "must be at most PT12H")
+            if validation_timeout > lifetime:
+                problem((*path, "validationHook", "timeout"), "must not be longer than the drill's lifetime")
         budgets = item.get("budgets") or {}
         budget = DrillBudget(share=float(item.get("share", 1.0)), minimum=int(item.get("minimum", 1)),
                              max_concurrent=int(budgets.get("maxConcurrent", 5)),
@@ -212,5 +233,5 @@ def build_drill_rules(
             match=DrillMatch(types=None if types is None else frozenset(t.lower() for t in types), tags=tags,
                              rules=None if rules is None else frozenset(r.lower() for r in rules)),
             every=every, budget=budget, point=point, window=window, resource_group=group, lifetime=lifetime,
-            line=line(path)))
+            line=line(path), validation_timeout=validation_timeout))
     return tuple(result)

@@ -6,7 +6,7 @@ Each chart is one ``<svg>`` element carrying ``data-chart="<name>"`` (what tests
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -135,6 +135,61 @@ def trend_lines(samples: Sequence[TrendSample], *, width: int = 560, height: int
         parts.append(f'<polyline class="{cls}" points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
     first, last = samples[0].at, samples[-1].at
+    parts += [
+        f'<text x="{left}" y="{height - 8}">{first:%Y-%m-%d}</text>',
+        f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end">{last:%Y-%m-%d %H:%M}</text>',
+        "</svg>",
+    ]
+    return "".join(parts)
+
+
+#: one colour per drilled workload type in the RTO chart (in this order; more types cycle)
+SERIES_COLOURS: Final = ("#1971c2", "#2f9e44", "#e8590c", "#9c36b5", "#0c8599")
+
+
+@dataclass(frozen=True)
+class RtoSample:
+    at: datetime
+    seconds: float
+
+
+def rto_lines(series: Mapping[str, Sequence[RtoSample]], *, width: int = 560, height: int = 220) -> str:
+    """Measured restore time (the restore job's duration, minutes, left axis) per workload type over time: one
+    polyline per type (``class="rto"``, ``data-series="<type>"``), points placed by time across every series."""
+    left, right, top, bottom = 48, 16, 40, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    samples = [s for points in series.values() for s in points]
+    most = max([s.seconds / 60 for s in samples] + [1.0])
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" data-chart="rto" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" style="{FONT}">',
+        "<title>Measured restore time (RTO) per resource type over the drills</title>",
+        '<text x="0" y="12" font-weight="600">RTO per type (minutes)</text>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#adb5bd"/>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end">{most:.0f}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end">0</text>',
+    ]
+    for index, name in enumerate(sorted(series)):
+        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        parts.append(f'<text x="{left + 110 * index}" y="28" fill="{colour}">{_text(_label(name, 18))}</text>')
+    if not samples:
+        parts.append(f'<text x="{left + 8}" y="{top + plot_h / 2:.0f}" fill="#868e96">no restore measured yet</text>')
+        parts.append("</svg>")
+        return "".join(parts)
+    first, last = min(s.at for s in samples), max(s.at for s in samples)
+    span = (last - first).total_seconds()
+
+    def x_at(moment: datetime) -> float:
+        return left + (plot_w * (moment - first).total_seconds() / span if span > 0 else plot_w / 2)
+
+    for index, name in enumerate(sorted(series)):
+        colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
+        points = [(x_at(s.at), top + plot_h * (1 - s.seconds / 60 / most)) for s in sorted(series[name],
+                                                                                              key=lambda s: s.at)]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline class="rto" data-series="{_text(name)}" points="{path}" fill="none" '
+                     f'stroke="{colour}" stroke-width="2"/>')
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>' for x, y in points]
     parts += [
         f'<text x="{left}" y="{height - 8}">{first:%Y-%m-%d}</text>',
         f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end">{last:%Y-%m-%d %H:%M}</text>',

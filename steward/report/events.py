@@ -98,6 +98,19 @@ def drill_events(report: Mapping[str, Any]) -> list[OutcomeEvent]:
     ]
 
 
+def restore_ready_event(ready: Mapping[str, Any]) -> OutcomeEvent:
+    """``BackupSteward.Drill.RestoreReady``: a drilled resource's restored objects are checked and the drill waits,
+    until ``waitUntil``, for ``POST /api/drills/{drillId}/validation`` (the user's validation hook)."""
+    return OutcomeEvent(
+        drill_flow.RESTORE_READY,
+        str(ready["resourceId"]),
+        {"drillId": ready["drillId"], "resourceId": ready["resourceId"], "workload": ready.get("workload"),
+         "restored": list(ready.get("restored") or []), "waitUntil": ready["waitUntil"],
+         "validationUrl": f"/api/drills/{ready['drillId']}/validation"},
+        DRILL_DATA_VERSION,
+    )
+
+
 def rejected_event(subject: object, event_id: object, reason: str, excerpt: str) -> OutcomeEvent:
     """``BackupSteward.Event.Rejected``: a delivered event that could not be trusted or understood."""
     return OutcomeEvent(

@@ -39,6 +39,9 @@ td.id{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 .note{color:#868e96;font-size:13px}
 """
 
+#: the page style every report shares (the audit's; the drill report reuses it)
+PAGE_CSS: Final = _CSS
+
 
 def _e(value: object) -> str:
     return escape(str(value), quote=True)

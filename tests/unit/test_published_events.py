@@ -121,6 +121,12 @@ def _published() -> dict[str, list[OutcomeEvent]]:
         ],
         "`BackupSteward.Audit.FindingOpened` / `.FindingResolved`": events.finding_events(first),
         "`BackupSteward.Drill.<Outcome>`": events.drill_events(drill),
+        "`BackupSteward.Drill.RestoreReady`": [
+            events.restore_ready_event(
+                {"drillId": "drill-1", "resourceId": VM, "workload": "virtualMachine", "restored": [VM + "-disk"],
+                 "waitUntil": "2026-01-01T01:00:00+00:00"}
+            )
+        ],
         "`BackupSteward.Event.Rejected`": [events.rejected_event(VM, "ev-1", "forged", "{...}")],
     }
 

@@ -537,7 +537,9 @@ def _check_interrupted_teardown(out: _Collector, reconciled: Mapping[str, Any], 
 
 
 #: drill outcomes that mean the resource was not proven restorable (steward/domain/drill_flow.py Outcome)
-FAILED_DRILL_OUTCOMES = frozenset({"RestoreFailed", "ValidationFailed", "TimedOut", "NoRecoveryPoint"})
+FAILED_DRILL_OUTCOMES = frozenset(
+    {"RestoreFailed", "ValidationFailed", "TimedOut", "NoRecoveryPoint", "ValidationTimedOut"}
+)
 
 
 def _moment(text: object) -> datetime | None:

@@ -213,7 +213,8 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "The last restore drill failed",
         Severity.HIGH,
         "The resource's most recent restore drill did not restore and validate: the restore failed on Azure's "
-        "side, validation failed, it timed out, or no recovery point qualified.",
+        "side, validation failed (or the validation hook gave no result in time), it timed out, or no recovery "
+        "point qualified.",
         "Read the drill's report (drills/<id>.json: the error and the restore job), fix the cause, and run the drill "
         "again.",
     ),

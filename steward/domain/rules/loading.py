@@ -205,7 +205,7 @@ def _schema_problem(error: jsonschema.ValidationError, positions: _Positions, so
         message = "a rule needs exactly one of 'protect' or 'optOut'"
     elif error.validator == "oneOf" and path and path[-1] == "recoveryPoint":
         message = "must be 'latest' or {random: {window: <ISO 8601 duration, e.g. P7D>}}"
-    elif error.validator == "pattern" and path and path[-1] in {"every", "lifetime", "window"}:
+    elif error.validator == "pattern" and path and path[-1] in {"every", "lifetime", "window", "timeout"}:
         message = f"{error.instance!r} is not an ISO 8601 duration of weeks, days, hours, minutes, seconds (e.g. P7D)"
     elif error.validator == "oneOf" and len(path) >= 2 and path[-2] == "tags":
         message = "a tag condition is a string (equals), {exists: true} or {absent: true}"

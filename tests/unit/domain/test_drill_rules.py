@@ -86,6 +86,14 @@ def test_the_first_matching_drill_applies_and_only_to_protected_resources() -> N
          "minimum"),
         ("  - name: d\n    every: P1D\n    frequency: daily\n", 12, "drills[0].frequency", "unknown field"),
         ("  - name: d\n", 10, "drills[0]", "'every' is missing"),
+        ("  - name: d\n    every: P1D\n    validationHook: {timeout: soon}\n", 12,
+         "drills[0].validationHook.timeout", "ISO 8601 duration"),
+        ("  - name: d\n    every: P1D\n    lifetime: P2D\n    validationHook: {timeout: P1D}\n", 13,
+         "drills[0].validationHook.timeout", "at most PT12H"),
+        ("  - name: d\n    every: P1D\n    lifetime: PT2H\n    validationHook: {timeout: PT3H}\n", 13,
+         "drills[0].validationHook.timeout", "not be longer than the drill's lifetime"),
+        ("  - name: d\n    every: P1D\n    validationHook: {wait: PT1H}\n", 12, "drills[0].validationHook.wait",
+         "unknown field"),
         ("  - name: d\n    every: P1D\n  - name: D\n    every: P2D\n", 12, "drills[1].name", "used twice"),
     ],
 )
@@ -95,6 +103,15 @@ def test_bad_drill_rules_name_line_and_field(drill: str, line: int, field: str, 
         load_rules(text, "r.yaml")
     found = [(p.line, p.field, p.message) for p in caught.value.problems]
     assert any(p[0] == line and p[1] == field and message in p[2] for p in found), found
+
+
+def test_the_validation_hook_is_off_unless_named_and_waits_an_hour_unless_told() -> None:
+    head = DOC.split("drills:\n", maxsplit=1)[0] + "drills:\n"
+    hooked = load_rules(head + "  - name: a\n    every: P1D\n    validationHook: {}\n"
+                        "  - name: b\n    every: P1D\n    validationHook: {timeout: PT30M}\n", "r.yaml").drills
+    assert [d.validation_timeout for d in hooked] == [timedelta(hours=1), timedelta(minutes=30)]
+    assert hooked[1].to_record()["validationHook"] == {"timeout": "PT30M"}
+    assert all(d.validation_timeout is None for d in load_rules(DOC, "r.yaml").drills)
 
 
 def test_durations_round_trip() -> None:
