@@ -73,6 +73,8 @@ TITLES: Final[Mapping[str, str]] = {
     "NothingToApprove": "There is no plan to approve",
     "FingerprintMismatch": "The fingerprint is not the current plan's",
     "DrillNotFound": "No such drill",
+    "DrillNotAwaitingValidation": "The drill is not waiting for a validation result",
+    "InvalidValidationResult": "The validation result is not pass or fail",
     "ProtectionNotFound": "No such protection",
     "DrillNotRunning": "The drill has ended",
     "AuditAlreadyRunning": "An audit of this scope is already running",
