@@ -6,16 +6,30 @@ should be fails where it is read, and the records the orchestrations wrote befor
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as E
 
 from orchestrators import audit, compensation, retrying
 from steward.domain.audit.runs import AuditPart, AuditRequest
 from steward.domain.compensation import ReconcileRequest, TeardownSnapshot
 from steward.domain.errors import InvalidValue
 from steward.domain.teardown import format_time
-from tests.orchestrators.replay import EPOCH, nested, replay
+from tests.orchestrators.replay import (
+    CALL_ACTIVITY,
+    CALL_ACTIVITY_WITH_RETRY,
+    CALL_SUB,
+    EPOCH,
+    _flatten,
+    _handle,
+    nested,
+    replay,
+)
+from tests.orchestrators.replay import _user_function as user_function
 from tests.orchestrators.test_audit_and_compensation import SUBS, AuditFakes
 
 PROTECT_INTENT = {"kind": "protect", "resourceId": "/subscriptions/s/resourceGroups/g/providers/"
@@ -111,3 +125,56 @@ def test_reconcile_reads_its_snapshot_and_passes_the_snapshot_on_from_the_audit(
 def test_an_invalid_value_names_the_record() -> None:
     with pytest.raises(InvalidValue, match="AuditRequest"):
         AuditRequest.from_record(PROTECT_INTENT)
+
+
+# ---- histories recorded before the typed records replay unchanged -----------------------------------------------
+
+CALLS = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB)
+RECORDED = json.loads((Path(__file__).parent / "data" / "audit_history_before_records.json").read_text())
+ORCHESTRATORS = {"audit_estate": audit.audit_estate, "reconcile_teardowns": compensation.reconcile_teardowns}
+
+
+def _run_recorded(name: str, history: list[dict[str, Any]]) -> dict[str, Any]:
+    recorded = RECORDED["orchestrations"][name]
+    context = DurableOrchestrationContext.from_json(json.dumps({
+        "history": history, "instanceId": recorded["instanceId"], "isReplaying": False, "parentInstanceId": None,
+        "input": json.dumps(recorded["input"])}))
+    return _handle(user_function(ORCHESTRATORS[name]), context)
+
+
+def _scheduled(history: list[dict[str, Any]]) -> list[str]:
+    kinds = {int(E.TASK_SCHEDULED), int(E.SUB_ORCHESTRATION_INSTANCE_CREATED)}
+    return [e["Name"] for e in history if e["EventType"] in kinds]
+
+
+@pytest.mark.parametrize("name", sorted(ORCHESTRATORS))
+def test_a_history_recorded_before_the_typed_records_replays_to_the_same_output(name: str) -> None:
+    recorded = RECORDED["orchestrations"][name]
+    state = _run_recorded(name, recorded["history"])
+    assert state.get("error") is None and state.get("isDone"), state
+    actions = [a for a in _flatten(state.get("actions") or []) if a.get("actionType") in CALLS]
+    assert [a.get("functionName") for a in actions] == _scheduled(recorded["history"]), "the same steps"
+    assert state["output"] == recorded["output"], "the same output, with the same keys"
+
+
+def test_an_audit_in_flight_reads_the_recorded_results_for_its_next_step() -> None:
+    recorded = RECORDED["orchestrations"]["audit_estate"]
+    history = recorded["history"]
+    # cut where the old code scheduled the evaluation: the new code builds that step from the recorded results
+    cut = next(i for i, e in enumerate(history)
+               if e["EventType"] == int(E.TASK_SCHEDULED) and e["Name"] == "audit_evaluate")
+    state = _run_recorded("audit_estate", history[:cut])
+    assert state.get("error") is None and not state.get("isDone"), state
+    last = [a for a in _flatten(state.get("actions") or []) if a.get("actionType") in CALLS][-1]
+    assert last["functionName"] == "audit_evaluate"
+    assert json.loads(last["input"]) == json.loads(history[cut]["Input"]), "the parts, leftovers and restored vaults"
+
+
+def test_the_recorded_histories_are_the_old_records() -> None:
+    # the data is what it claims: the read results under their old keys, the reconciler's snapshot passed on
+    history = RECORDED["orchestrations"]["audit_estate"]["history"]
+    read = [json.loads(e["Result"]) for e in history
+            if e["EventType"] == int(E.SUB_ORCHESTRATION_INSTANCE_COMPLETED) and "subscription_id" in e["Result"]]
+    assert len(read) == len(SUBS) and all("subscriptionId" not in r for r in read)
+    assert "unreadable" in json.dumps(RECORDED["orchestrations"]["audit_estate"]["output"]) or any(
+        '"unreadable"' in (e.get("Result") or "") for e in history)
