@@ -244,6 +244,7 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
                        settings=settings, host_port=args.port, keys=stable_keys(paths["keys"]))
     app_logger = logging.getLogger("steward")
     propagates = app_logger.propagate
+    quieted = _quiet_app_lines() if args.quiet_logs else ()
     if root_handler is not None:
         # the app prints its own JSON lines (function_app.py configures this very handler; configure() is
         # idempotent): once, not again through the root - from the start, since the start already runs the app
@@ -255,7 +256,7 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
     try:
         stack.start()
     except (StewardError, LocalHostError, DurableRunnerError, ValueError) as error:
-        _give_back_logging(root_handler, propagates)
+        _give_back_logging(root_handler, propagates, quieted)
         return start_failed(program, error, err)
     try:
         described = stack.describe()
@@ -276,10 +277,27 @@ def up(args: argparse.Namespace, program: str, out: TextIO, err: TextIO, stop: t
         return EXIT_OK
     finally:
         stack.stop()
-        _give_back_logging(root_handler, propagates)
+        _give_back_logging(root_handler, propagates, quieted)
 
 
-def _give_back_logging(root_handler: logging.Handler | None, propagates: bool) -> None:
+def _quiet_app_lines() -> tuple[tuple[logging.Handler, int], ...]:
+    """``--quiet-logs``: the app's own JSON handler (``steward.logs``, which function_app.py installs) prints
+    warnings and errors only while the stack runs; its INFO lines (the seeding's, the reconcile timer's) printed
+    although the flag says they do not. Returns (handler, level) to give back."""
+    from steward import logs
+
+    logs.configure()  # idempotent: the handler function_app.py would make, made now so it can be held back
+    held = tuple((h, h.level) for h in logging.getLogger("steward").handlers if getattr(h, "_steward", False))
+    for handler, _ in held:
+        handler.setLevel(logging.WARNING)
+    return held
+
+
+def _give_back_logging(
+    root_handler: logging.Handler | None, propagates: bool, quieted: tuple[tuple[logging.Handler, int], ...] = ()
+) -> None:
+    for handler, level in quieted:
+        handler.setLevel(level)
     logging.getLogger("steward").propagate = propagates
     if root_handler is not None:
         logging.getLogger().removeHandler(root_handler)
@@ -337,7 +355,8 @@ def main(argv: Sequence[str] | None = None, *, program: str = "steward local", o
     starting.add_argument("--principal", default=LOCAL_PRINCIPAL, help="the local operator's object id")
     starting.add_argument("--no-seed", action="store_true", help="start with an empty estate")
     starting.add_argument("--log-level", default="INFO")
-    starting.add_argument("--quiet-logs", action="store_true", help="do not print the JSON log lines")
+    starting.add_argument("--quiet-logs", action="store_true",
+                          help="do not print the JSON log lines (the app's warnings and errors still print)")
     exporting = commands.add_parser(
         "env", help="shell exports of the running local stack", description="Print export lines for a shell.",
         epilog=f'example: eval "$({program} env)"')

@@ -150,6 +150,29 @@ def test_demo_and_sandbox_help_name_the_steward_command_with_an_example(
     assert "example: steward " + " ".join(argv) in usage, usage
 
 
+def test_quiet_logs_keeps_the_apps_info_lines_off_the_terminal(
+    tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``--quiet-logs`` said "do not print the JSON log lines" while every app line (the seeding's, the reconcile
+    timer's each Azure hour) still printed: the flag only held back the sandbox's own."""
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    app_handlers = [h for h in logging.getLogger("steward").handlers if isinstance(h, logging.StreamHandler)]
+    streams, levels = [h.stream for h in app_handlers], [h.level for h in app_handlers]
+    for handler in app_handlers:
+        handler.stream = sys.stderr
+    try:
+        with Running(tmp_path / "var", quiet=True):
+            pass
+    finally:
+        for handler, stream in zip(app_handlers, streams, strict=True):
+            handler.stream = stream
+    assert [h.level for h in app_handlers] == levels, "the stack gives the app's handlers their level back"
+    printed = [line for line in capfd.readouterr().err.splitlines() if '"logger": "steward.' in line]
+    assert not [line for line in printed if '"level": "INFO"' in line], printed[:3]
+
+
 def test_make_local_prints_each_app_log_line_once(
     tmp_path: Path, restore_env: None, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
