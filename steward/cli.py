@@ -15,7 +15,7 @@
                                  with nothing set, the local stack of `steward local up`; --output table|json|csv;
                                  exit 0 ok, 1 refused or failed, 2 usage/configuration, 3 unreachable)
     steward why RESOURCE_ID      why a resource is (not) protected: its latest outcome, the latest audit and the
-                                 rules together (alias: steward explain); --output table|json
+                                 rules together (alias: steward explain); --output table|json|csv
 
 The sandbox commands need the development install (``make`` creates it); they are not deployed.
 """

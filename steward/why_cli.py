@@ -27,13 +27,14 @@ from typing import Any, Final, TextIO
 
 from azure.core.exceptions import AzureError
 
+from steward.cli_output import write_rows
 from steward.domain.errors import InvalidRecord, InvalidResourceId, InvalidRules, StewardError
 from steward.domain.ids import ResourceId
 from steward.domain.protection import SUCCESSFUL, OutcomeStatus, ProtectionOutcome
 from steward.domain.rules import OptOut, Protect, ResourceFacts, RuleSet, Unsupported, route
 
 EXIT_PROTECTED, EXIT_NOT_PROTECTED, EXIT_USAGE = 0, 1, 2
-OUTPUTS: Final = ("table", "json")
+OUTPUTS: Final = ("table", "json", "csv")
 EXAMPLE: Final = (
     "example (after 'make local', in the repository):\n"
     "  steward why /subscriptions/<sub>/resourceGroups/rg-shop/providers/Microsoft.Compute/virtualMachines/vm-web "
@@ -225,6 +226,14 @@ def answer(resource_id: str, outcome: dict[str, Any] | None, running: dict[str, 
 
 
 def _table(document: Mapping[str, Any], out: TextIO) -> None:
+    rows = _rows(document)
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.write(f"{_shown(key).ljust(width)}  {_shown(value)}\n")
+
+
+def _rows(document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The answer as (field, value) lines: the table's, and ``--output csv``'s."""
     rows: list[tuple[str, str]] = [("resource", document["resource"]),
                                    ("protected", "yes" if document["protected"] else "no"),
                                    ("why", document["why"])]
@@ -259,9 +268,7 @@ def _table(document: Mapping[str, Any], out: TextIO) -> None:
             rows.append(("  policy", str(rules["policy"])))
         facts = rules["facts"]
         rows.append(("  facts", f"{facts['location']}, tags {json.dumps(facts['tags'])} from {facts['from']}"))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        out.write(f"{_shown(key).ljust(width)}  {_shown(value)}\n")
+    return rows
 
 
 def _shown(text: str) -> str:
@@ -279,7 +286,7 @@ def build_parser(program: str = "steward why") -> argparse.ArgumentParser:
         "store), the latest audit report and the rules, together.",
         epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("resource_id", metavar="RESOURCE_ID", help="the ARM id of the resource")
-    parser.add_argument("--output", choices=OUTPUTS, default="table", help="table (default) or json")
+    parser.add_argument("--output", choices=OUTPUTS, default="table", help="table (default), json or csv (field,value)")
     parser.add_argument("--state-dir", default="var",
                         help="the local stack's state directory (default var/: its store, reports and sandbox)")
     parser.add_argument("--db", help="the local Durable store (default: the local stack's)")
@@ -356,6 +363,9 @@ def main(argv: Sequence[str] | None = None, *, program: str = "steward why", std
     document = answer(resource_id, outcome, running, audit, rules)
     if args.output == "json":
         out.write(json.dumps(document, indent=2, default=str) + "\n")
+    elif args.output == "csv":
+        rows = [{"field": _shown(k.strip()), "value": _shown(v)} for k, v in _rows(document)]
+        write_rows(out, rows, ("field", "value"), "csv")
     else:
         _table(document, out)
     return EXIT_PROTECTED if document["protected"] else EXIT_NOT_PROTECTED

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sandbox.durable import history as h
 from sandbox.durable.runner import DEFAULT_DB_PATH
@@ -97,6 +97,11 @@ def _parsed(text: str | None) -> Any:
         return text
 
 
+#: ``instances show --output csv``: one row per history event, the fields every event kind may carry.
+HISTORY_COLUMNS: Final = ("EventId", "EventType", "Timestamp", "Name", "TaskScheduledId", "TimerId", "FireAt",
+                          "Input", "Result", "Reason", "Details")
+
+
 def _show_document(store: DurableStore, instance_id: str) -> dict[str, Any]:
     """One instance in full (nothing cut off): for ``--output json``."""
     record = store.instance(instance_id)
@@ -125,8 +130,8 @@ def main(argv: list[str] | None = None, *, program: str = "python -m sandbox.dur
                           epilog="example: steward instances show audit-all --db var/durable.sqlite --output json")
     show.add_argument("instance_id")
     show.add_argument("--db", default=DEFAULT_DB_PATH)
-    show.add_argument("--output", choices=("table", "json"), default="table",
-                      help="table (default; long values cut) or json (everything)")
+    show.add_argument("--output", choices=OUTPUTS, default="table",
+                      help="table (default; long values cut), json (everything) or csv (one row per history event)")
     args = parser.parse_args(argv)
     if not Path(args.db).exists():
         print(f"no runner store at {args.db}", file=sys.stderr)
@@ -138,6 +143,11 @@ def main(argv: list[str] | None = None, *, program: str = "python -m sandbox.dur
             return 0
         if args.command == "show" and args.output == "json":
             print(json.dumps(_show_document(store, args.instance_id), indent=2, default=str))
+            return 0
+        if args.command == "show" and args.output == "csv":
+            history = [{**e, "EventType": h.type_name(e)}
+                       for e in _show_document(store, args.instance_id)["history"]]
+            write_rows(sys.stdout, history, HISTORY_COLUMNS, "csv")
             return 0
         lines = _instances(store, args.status) if args.command == "instances" else _show(store, args.instance_id)
     finally:

@@ -61,6 +61,12 @@ def test_cli_lists_instances_and_shows_history(runner: DurableRunner) -> None:
     assert kinds.count("TaskScheduled") == 2
     assert kinds.count("TaskCompleted") == 2
     assert kinds[-1] == "ExecutionCompleted"
+    # issue 20 item 8: --output csv on every command that prints results, instances show included
+    import csv
+
+    rows_csv = list(csv.DictReader(_cli("show", "cli-fan", "--db", db, "--output", "csv").splitlines()))
+    assert [r["EventType"] for r in rows_csv].count("TaskScheduled") == 2
+    assert rows_csv[-1]["EventType"] == "ExecutionCompleted"
 
 
 def test_cli_says_when_there_is_no_store(tmp_path: Path) -> None:

@@ -70,3 +70,16 @@ def test_the_table_writes_no_terminal_control_characters_from_what_it_read(tmp_p
     assert "no vault" in shown and "reversed" in shown
     lines = shown.splitlines()
     assert all(c.isprintable() for line in lines for c in line), [line for line in lines if not line.isprintable()]
+
+
+def test_why_prints_csv_field_value_rows(tmp_path: Path) -> None:
+    """Issue 20 item 8: ``--output table|json|csv`` on every command that prints results."""
+    import csv
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main([VM, "--state-dir", str(tmp_path), "--location", "westeurope", "--output", "csv"],
+                stdout=out, stderr=err)
+    assert code in (0, 1), err.getvalue()
+    rows = list(csv.DictReader(out.getvalue().splitlines()))
+    assert [r["field"] for r in rows][:3] == ["resource", "protected", "why"]
+    assert rows[0]["value"] == VM
