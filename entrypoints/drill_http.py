@@ -149,7 +149,7 @@ def validation_from_http(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
     unknown = sorted(set(data) - _VALIDATION_FIELDS)
     if unknown:
-        raise RequestRefused(400, "InvalidRequest", f"unknown field(s) {', '.join(unknown)}; allowed: "
+        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(sorted(_VALIDATION_FIELDS))}")
     if data.get("result") not in VALIDATION_RESULTS:
         raise RequestRefused(400, "InvalidValidationResult", "result must be \"pass\" or \"fail\"")
