@@ -154,7 +154,7 @@ def validation_from_http(body: bytes) -> dict[str, Any]:
     if data.get("result") not in VALIDATION_RESULTS:
         raise RequestRefused(400, "InvalidValidationResult", "result must be \"pass\" or \"fail\"")
     detail = data.get("detail")
-    if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
+    if "detail" in data and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
         raise RequestRefused(400, "InvalidRequest", f"detail must be a string of at most {MAX_DETAIL} characters")
     return {"result": data["result"], "detail": detail}
 

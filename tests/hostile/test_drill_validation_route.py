@@ -50,6 +50,7 @@ def test_malformed_ids_and_bodies_are_refused_before_any_drill_is_read(app: App)
         (path, b'{"result": "pass", "resourceId": "/x"}', auth, 400, "UnknownField"),
         (path, b'{"result": "pass", "by": "someone-else"}', auth, 400, "UnknownField"),
         (path, json.dumps({"result": "fail", "detail": 7}).encode(), auth, 400, "InvalidRequest"),
+        (path, json.dumps({"result": "fail", "detail": None}).encode(), auth, 400, "InvalidRequest"),
         (path, json.dumps({"result": "fail", "detail": "x" * 4001}).encode(), auth, 400, "InvalidRequest"),
         (path, json.dumps({"result": "fail", "detail": "x" * 20_000}).encode(), auth, 413, "BodyTooLarge"),
         (path, b"[" * 100_000, auth, 413, "BodyTooLarge"),
