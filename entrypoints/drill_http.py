@@ -149,12 +149,12 @@ def validation_from_http(body: bytes) -> dict[str, Any]:
         raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
     unknown = sorted(set(data) - _VALIDATION_FIELDS)
     if unknown:
-        raise RequestRefused(400, "InvalidRequest", f"unknown field(s) {', '.join(unknown)}; allowed: "
+        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
                              f"{', '.join(sorted(_VALIDATION_FIELDS))}")
     if data.get("result") not in VALIDATION_RESULTS:
         raise RequestRefused(400, "InvalidValidationResult", "result must be \"pass\" or \"fail\"")
     detail = data.get("detail")
-    if detail is not None and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
+    if "detail" in data and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
         raise RequestRefused(400, "InvalidRequest", f"detail must be a string of at most {MAX_DETAIL} characters")
     return {"result": data["result"], "detail": detail}
 
