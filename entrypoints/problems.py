@@ -77,8 +77,6 @@ TITLES: Final[Mapping[str, str]] = {
     "InvalidValidationResult": "The validation result is not pass or fail",
     "ProtectionNotFound": "No such protection",
     "DrillNotRunning": "The drill has ended",
-    "DrillNotAwaitingValidation": "The drill is not waiting for a validation result",
-    "InvalidValidationResult": "The validation result is not pass or fail",
     "AuditAlreadyRunning": "An audit of this scope is already running",
     "NoAuditYet": "No audit report stored yet",
     # the app
