@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Final
@@ -41,13 +40,12 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
-from entrypoints.caller_checks import CallerRateLimit, RequestRefused, authenticated_caller
+from entrypoints.caller_checks import CallerRateLimit, RequestRefused, SettingsMeter, authenticated_caller
 from entrypoints.reconcile_timer import teardown_snapshot
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
-from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "audit_estate"
@@ -160,17 +158,12 @@ def _refusal(refused: _Refused) -> func.HttpResponse:
     return problems.response(refused.status, refused.code, refused.message, headers=headers)
 
 
-_LIMIT_LOCK = threading.Lock()
-_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+_METER = SettingsMeter(lambda settings: settings.audit_rate_per_minute, "audit starts")
 
 
 def _rate_limit() -> CallerRateLimit:
-    """The instance's meter of audit starts; like the teardown routes', it lives as long as its settings."""
-    current = bootstrap.settings()
-    with _LIMIT_LOCK:
-        if not _LIMITS or _LIMITS[0][0] is not current:
-            _LIMITS[:] = [(current, CallerRateLimit(current.audit_rate_per_minute, what="audit starts"))]
-        return _LIMITS[0][1]
+    """The instance's meter of audit starts (STEWARD_AUDIT_RATE_PER_MINUTE)."""
+    return _METER(bootstrap.settings())
 
 
 def _meter(principal: str) -> None:

@@ -30,7 +30,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -43,6 +43,7 @@ from steward.domain.teardown import (
     TeardownRequest,
     VaultRef,
 )
+from steward.settings import Settings
 
 AUTHORIZATION_HEADER: Final = "authorization"
 #: ``realm`` of the ``WWW-Authenticate: Bearer`` challenge (RFC 6750 section 3).
@@ -370,6 +371,23 @@ class CallerRateLimit:
 
 
 # ---- audit --------------------------------------------------------------------------------------------
+
+
+class SettingsMeter:
+    """One route's :class:`CallerRateLimit`, living as long as the settings it was built from: a composition root
+    reset (a new start of the app, a test's new stack) starts every caller with a full bucket again. ``rate``
+    reads the route's rate from the settings."""
+
+    def __init__(self, rate: Callable[[Settings], int], what: str) -> None:
+        self._rate, self._what = rate, what
+        self._lock = threading.Lock()
+        self._built: tuple[Settings, CallerRateLimit] | None = None
+
+    def __call__(self, current: Settings) -> CallerRateLimit:
+        with self._lock:
+            if self._built is None or self._built[0] is not current:
+                self._built = (current, CallerRateLimit(self._rate(current), what=self._what))
+            return self._built[1]
 
 
 def _bounded(value: object) -> str | None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from entrypoints import problems
 from entrypoints.caller_checks import (
     CallerRateLimit,
     RequestRefused,
+    SettingsMeter,
     TeardownAccessPolicy,
     authenticated_caller,
     caller_action,
@@ -48,7 +48,6 @@ from steward import bootstrap
 from steward.domain.drill_flow import EVENT_VALIDATION, VALIDATION_RESULTS
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
-from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -84,19 +83,14 @@ def _caller(req: func.HttpRequest) -> str:
     return caller.principal_id
 
 
-_LIMIT_LOCK = threading.Lock()
-_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+_METER = SettingsMeter(lambda settings: settings.teardown_rate_per_minute, "drill starts")
 
 
 def _rate_limit() -> CallerRateLimit:
     """The instance's meter of drill starts. The drill routes are authorized by the teardown policy, and metered
     at its rate (STEWARD_TEARDOWN_RATE_PER_MINUTE): each start may restore disks and VMs and create storage
-    accounts. Like the teardown routes' meter, it lives as long as the settings it was built from."""
-    current = bootstrap.settings()
-    with _LIMIT_LOCK:
-        if not _LIMITS or _LIMITS[0][0] is not current:
-            _LIMITS[:] = [(current, CallerRateLimit(current.teardown_rate_per_minute, what="drill starts"))]
-        return _LIMITS[0][1]
+    accounts."""
+    return _METER(bootstrap.settings())
 
 
 def drill_request_from_http(body: bytes) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from entrypoints.caller_checks import (
     CORRELATION_HEADER,
     CallerRateLimit,
     RequestRefused,
+    SettingsMeter,
     check_json_content_type,
     request_correlation_id,
 )
@@ -41,7 +41,6 @@ from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.events import EventOrigin, EventSchema
 from steward.domain.ids import ResourceId
-from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -55,19 +54,14 @@ _FIELDS: Final = frozenset({"resourceId"})
 bp = df.Blueprint()
 
 
-_LIMIT_LOCK = threading.Lock()
-_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+_METER = SettingsMeter(lambda settings: settings.teardown_rate_per_minute, "protection starts")
 
 
 def _rate_limit() -> CallerRateLimit:
     """The instance's meter of protection starts, per caller, at the teardown routes' rate
     (STEWARD_TEARDOWN_RATE_PER_MINUTE), as the drill routes are: each start writes to vaults and spends the
-    policy-change budget. It lives as long as the settings it was built from."""
-    current = bootstrap.settings()
-    with _LIMIT_LOCK:
-        if not _LIMITS or _LIMITS[0][0] is not current:
-            _LIMITS[:] = [(current, CallerRateLimit(current.teardown_rate_per_minute, what="protection starts"))]
-        return _LIMITS[0][1]
+    policy-change budget."""
+    return _METER(bootstrap.settings())
 
 
 def protect_request_from_http(body: bytes) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -44,6 +43,7 @@ from entrypoints.caller_checks import (
     Caller,
     CallerRateLimit,
     RequestRefused,
+    SettingsMeter,
     TeardownAccessPolicy,
     approval_from_http,
     audit_record,
@@ -66,7 +66,6 @@ from steward.domain.teardown import (
     instance_id_for,
 )
 from steward.report.teardown import render_html
-from steward.settings import Settings
 
 LOG = logging.getLogger("steward.entry")
 AUDIT = logging.getLogger("steward.audit")
@@ -89,18 +88,12 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func
     )
 
 
-_LIMIT_LOCK = threading.Lock()
-_LIMITS: list[tuple[Settings, CallerRateLimit]] = []
+_METER = SettingsMeter(lambda settings: settings.teardown_rate_per_minute, "teardown requests")
 
 
 def _rate_limit() -> CallerRateLimit:
-    """The instance's meter. It lives as long as the settings it was built from: a composition root reset
-    (a new start of the app, a test's new stack) starts every caller with a full bucket again."""
-    current = bootstrap.settings()
-    with _LIMIT_LOCK:
-        if not _LIMITS or _LIMITS[0][0] is not current:
-            _LIMITS[:] = [(current, CallerRateLimit(current.teardown_rate_per_minute))]
-        return _LIMITS[0][1]
+    """The instance's meter of teardown requests (STEWARD_TEARDOWN_RATE_PER_MINUTE)."""
+    return _METER(bootstrap.settings())
 
 
 def _authenticate(req: func.HttpRequest, trail: _Trail) -> Caller:
