@@ -93,22 +93,29 @@ def _rate_limit() -> CallerRateLimit:
     return _METER(bootstrap.settings())
 
 
-def drill_request_from_http(body: bytes) -> dict[str, Any]:
-    """The orchestration's input from a POST body; 400 naming the field otherwise (413 when too large)."""
-    if len(body or b"") > MAX_BODY_BYTES:
-        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    if not (body or b"").strip():
-        raise RequestRefused(400, "InvalidRequest", "send a JSON object ({} drills everything that is due)")
+def _json_object(body: bytes, max_bytes: int, fields: frozenset[str]) -> dict[str, Any]:
+    """A drill route's JSON object body: 413 above ``max_bytes``, 400 when it is not JSON, not an object, or has
+    a field outside ``fields``."""
+    if len(body or b"") > max_bytes:
+        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {max_bytes} bytes")
     try:
-        data = json.loads(body)
+        data = json.loads(body or b"")
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
     if not isinstance(data, dict):
         raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
-    unknown = sorted(set(data) - _FIELDS)
+    unknown = sorted(set(data) - fields)
     if unknown:
         raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
-                             f"{', '.join(sorted(_FIELDS))}")
+                             f"{', '.join(sorted(fields))}")
+    return data
+
+
+def drill_request_from_http(body: bytes) -> dict[str, Any]:
+    """The orchestration's input from a POST body; 400 naming the field otherwise (413 when too large)."""
+    if len(body or b"") <= MAX_BODY_BYTES and not (body or b"").strip():
+        raise RequestRefused(400, "InvalidRequest", "send a JSON object ({} drills everything that is due)")
+    data = _json_object(body, MAX_BODY_BYTES, _FIELDS)
     resources = data.get("resources", [])
     if not isinstance(resources, list) or len(resources) > MAX_RESOURCES:
         raise RequestRefused(400, "InvalidResources", f"resources must be a list of at most {MAX_RESOURCES} ids")
@@ -133,18 +140,7 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
 
 def validation_from_http(body: bytes) -> dict[str, Any]:
     """``{"result": "pass"|"fail", "detail"?: str}`` from a POST body; 400 naming the field otherwise."""
-    if len(body or b"") > MAX_VALIDATION_BYTES:
-        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {MAX_VALIDATION_BYTES} bytes")
-    try:
-        data = json.loads(body or b"")
-    except (ValueError, RecursionError):
-        raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
-    unknown = sorted(set(data) - _VALIDATION_FIELDS)
-    if unknown:
-        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
-                             f"{', '.join(sorted(_VALIDATION_FIELDS))}")
+    data = _json_object(body, MAX_VALIDATION_BYTES, _VALIDATION_FIELDS)
     if data.get("result") not in VALIDATION_RESULTS:
         raise RequestRefused(400, "InvalidValidationResult", "result must be \"pass\" or \"fail\"")
     detail = data.get("detail")
