@@ -14,7 +14,7 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_with_backoff
-from steward.domain import blob_containers, rules
+from steward.domain import blob_containers, operations, rules
 from steward.domain import protection_flow as flow
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.events import ContainerCreated, ProtectResource, ResourceGone, ResourcesMoved, read_intent
@@ -144,7 +144,7 @@ def _configure_backup_instance(
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
     minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
     (``regrant``: bypassing the worker's cache of granted roles)."""
-    result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+    result = yield from _protect_in_backup_vault(context, request)
     waited = 0.0
     attempt = 0
     while flow.awaiting_rbac(result):
@@ -156,8 +156,69 @@ def _configure_backup_instance(
             yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
-        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        result = yield from _protect_in_backup_vault(context, request)
     return result
+
+
+def _protect_in_backup_vault(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+    """Validate for backup, then PUT the backup instance, each operation followed on durable timers at Azure's
+    ``Retry-After`` (``steward.domain.operations``); the result ``protect_in_backup_vault`` returned when it followed
+    them itself. An operation that failed on Azure's side starts again, a bounded number of times."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):
+        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        begun = operations.started(result)
+        if begun is None:  # a refusal, an instance already protecting, or a result recorded by the earlier code
+            return result
+        repaired: dict[str, Any] = dict(begun.repaired)
+        if begun.step is operations.Step.VALIDATE:
+            state = yield from _follow_backup_operation(context, request, begun)
+            if state is None:
+                return operations.not_finished(begun.step)
+            if operations.restart(state):
+                result = operations.refusal(state)
+                continue
+            after = operations.after_validation(state)
+            if after.final is not None:
+                return after.final
+            repaired = dict(after.repaired)
+            put = {**request, "body": dict(begun.body), "repaired": repaired}
+            result = yield from call_with_backoff(context, "begin_backup_instance", RETRY, put)
+            begun = operations.started(result)
+            if begun is None:
+                return result
+        state = yield from _follow_backup_operation(context, request, begun)
+        if state is None:
+            return operations.not_finished(begun.step)
+        if operations.restart(state):
+            result = operations.refusal(state)
+            continue
+        return operations.after_instance(state, repaired)
+    return result
+
+
+def _follow_backup_operation(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted
+) -> Task:
+    """The operation's end (an ``OperationState``): wait its ``Retry-After`` on a durable timer, look, again while it
+    runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. An operation Azure answered at once
+    ends at once (the instance it answered with, for a PUT)."""
+    if not begun.operation:
+        return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
+    watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
+             "operation": begun.operation}
+    retry_after = begun.retry_after
+    waited = 0
+    while waited < operations.WINDOW_SECONDS:
+        wait = operations.wait_seconds(retry_after)
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        waited += wait
+        state = operations.OperationState.from_record(
+            (yield from call_with_backoff(context, "backup_operation_status", RETRY, watch)))
+        if not state.running:
+            return state
+        retry_after = state.retry_after or retry_after
+    return None
 
 
 def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
