@@ -144,7 +144,8 @@ def _configure_backup_instance(
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
     minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
     (``regrant``: bypassing the worker's cache of granted roles)."""
-    result = yield from _protect_in_backup_vault(context, request)
+    took: dict[str, int] = {}  # how long each operation took in this run: a validation refused is sent again
+    result = yield from _protect_in_backup_vault(context, request, took)
     waited = 0.0
     attempt = 0
     while flow.awaiting_rbac(result):
@@ -156,14 +157,17 @@ def _configure_backup_instance(
             yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
-        result = yield from _protect_in_backup_vault(context, request)
+        result = yield from _protect_in_backup_vault(context, request, took)
     return result
 
 
-def _protect_in_backup_vault(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+def _protect_in_backup_vault(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], took: dict[str, int]
+) -> Task:
     """Validate for backup, then PUT the backup instance, each operation followed on durable timers at Azure's
     ``Retry-After`` (``steward.domain.operations``); the result ``protect_in_backup_vault`` returned when it followed
-    them itself. An operation that failed on Azure's side starts again, a bounded number of times."""
+    them itself. An operation that failed on Azure's side starts again, a bounded number of times. ``took``: the
+    seconds each step's operation took before in this run (updated here): its next one is first looked at then."""
     result: dict[str, Any] = {}
     for _ in range(operations.STARTS):
         result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
@@ -172,7 +176,7 @@ def _protect_in_backup_vault(context: df.DurableOrchestrationContext, request: d
             return result
         repaired: dict[str, Any] = dict(begun.repaired)
         if begun.step is operations.Step.VALIDATE:
-            state = yield from _follow_backup_operation(context, request, begun)
+            state = yield from _follow_backup_operation(context, request, begun, took)
             if state is None:
                 return operations.not_finished(begun.step)
             if operations.restart(state):
@@ -187,7 +191,7 @@ def _protect_in_backup_vault(context: df.DurableOrchestrationContext, request: d
             begun = operations.started(result)
             if begun is None:
                 return result
-        state = yield from _follow_backup_operation(context, request, begun)
+        state = yield from _follow_backup_operation(context, request, begun, took)
         if state is None:
             return operations.not_finished(begun.step)
         if operations.restart(state):
@@ -198,11 +202,14 @@ def _protect_in_backup_vault(context: df.DurableOrchestrationContext, request: d
 
 
 def _follow_backup_operation(
-    context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted
+    context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted,
+    took: dict[str, int],
 ) -> Task:
     """The operation's end (an ``OperationState``): wait its ``Retry-After`` on a durable timer, look, again while it
-    runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. An operation Azure answered at once
-    ends at once (the instance it answered with, for a PUT)."""
+    runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. The first look waits at least as long
+    as the same step's operation took before in this run (``took``, recorded here when it ends: a validation sent
+    again while new role assignments propagate is looked at once, not ``Retry-After`` by ``Retry-After``). An
+    operation Azure answered at once ends at once (the instance it answered with, for a PUT)."""
     if not begun.operation:
         return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
     watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
@@ -210,12 +217,13 @@ def _follow_backup_operation(
     retry_after = begun.retry_after
     waited = 0
     while waited < operations.WINDOW_SECONDS:
-        wait = operations.wait_seconds(retry_after)
+        wait = operations.wait_seconds(retry_after, expected=took.get(begun.step.value, 0) - waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         waited += wait
         state = operations.OperationState.from_record(
             (yield from call_with_backoff(context, "backup_operation_status", RETRY, watch)))
         if not state.running:
+            took[begun.step.value] = waited
             return state
         retry_after = state.retry_after or retry_after
     return None

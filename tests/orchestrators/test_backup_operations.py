@@ -105,6 +105,21 @@ def test_a_validation_refused_while_new_role_assignments_propagate_is_waited_out
     assert waits(result) == [10, protection_flow.RBAC_BACKOFF_SECONDS[0], 10, 60]
 
 
+def test_a_validation_sent_again_is_first_looked_at_after_the_time_the_last_one_took() -> None:
+    """A refused validation costs its POST and its looks; sent again while the roles propagate, the same operation
+    is looked at once, when the last one ended (waiting longer than Retry-After is allowed), not every 10 s."""
+    estate = Operations()
+    refused = state("Failed", error={"code": "UserErrorMissingRequiredPermissions", "message": "not yet"})
+    running = state("InProgress", retry_after=10)
+    estate.validate_states = [running, running, refused, refused, state("Succeeded")]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 3 and result.names().count("backup_operation_status") == 6
+    backoff = protection_flow.RBAC_BACKOFF_SECONDS
+    # first validation: three looks 10 s apart (it ended, refused, at 30 s); the next two: one look each, after 30 s
+    assert waits(result) == [10, 10, 10, backoff[0], 30, backoff[1], 30, 60]
+
+
 def test_a_datasource_an_instance_of_ours_protects_ends_already_protected_without_a_put() -> None:
     estate = Operations()
     estate.validate_states = [state("Failed", error={"code": operations.DATASOURCE_ALREADY_PROTECTED,
