@@ -278,14 +278,15 @@ def begin_backup_instance(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def backup_operation_status(request: dict[str, Any]) -> dict[str, Any]:
     """One look at a Backup-vault operation (``operation``: its status URL) of step ``step``; once it ended and
-    ``operations.reads_instance`` says so, the backup instance as it reads back (the verification of a PUT)."""
+    ``operations.reads_instance`` says so, the backup instance as it reads back (the verification of a PUT): the one
+    named ``name``, else the app's deterministic name for ``resource_id``."""
     adapter = BackupVaultProtection(bootstrap.clients())
     step = operations.Step(request["step"])
     look = adapter.operation_status(request["vault_id"], request["operation"])
     state = operations.OperationState(status=str(look.get("status") or ""), error=look.get("error") or {},
                                       retry_after=int(look.get("retry_after") or 0))
     if operations.reads_instance(step, state):
-        found = adapter.instance(request["vault_id"], instance_name(request["resource_id"]))
+        found = adapter.instance(request["vault_id"], request.get("name") or instance_name(request["resource_id"]))
         state = dataclasses.replace(state, instance=found or {})
     return state.to_record()
 
@@ -311,16 +312,24 @@ def list_resources(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 @bp.activity_trigger(input_name="request")
 def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
-    """Stop protection and keep every recovery point. Never deletes backup data."""
+    """Stop protection and keep every recovery point. Never deletes backup data. Returns as soon as Azure accepted
+    the stop (an ``OperationStarted`` record of step ``stop``, followed by the orchestrator on durable timers), or
+    ``{"ok": true, "stopped": ...}`` when there was nothing to stop, or a refusal."""
     ref = ProtectionRef.from_record(request["protection"])
     clients = bootstrap.clients()
 
     def effect() -> dict[str, Any]:
         if ref.kind == VaultKind.RECOVERY_SERVICES:
-            item = RecoveryServicesProtection(clients).stop_retain(ref.vault_id, ref.source_id)
-            return {"ok": True, "stopped": item is not None}
-        BackupVaultProtection(clients).stop_protection(ref.vault_id, ref.item_id.rsplit("/", 1)[-1])
-        return {"ok": True, "stopped": True}
+            accepted = RecoveryServicesProtection(clients).begin_stop_retain(ref.vault_id, ref.source_id)
+            if accepted is None:
+                return {"ok": True, "stopped": False}
+        else:
+            name = ref.item_id.rsplit("/", 1)[-1]
+            accepted = BackupVaultProtection(clients).begin_stop_protection(ref.vault_id, name)
+        if not accepted["operation"]:
+            return {"ok": True, "stopped": True}
+        return operations.OperationStarted(step=operations.Step.STOP, operation=accepted["operation"],
+                                           retry_after=accepted["retry_after"] or 0).to_record()
 
     with bind(resource_id=ref.source_id, vault_id=ref.vault_id):
         return _guard(effect)
@@ -361,18 +370,18 @@ def blob_container_state(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def set_blob_containers(request: dict[str, Any]) -> dict[str, Any]:
-    """Modify a backup instance to back up ``containers`` (its own properties, the list replaced: the caller only
-    ever appends) and follow the operation; the instance as it reads back."""
+    """Start modifying a backup instance to back up ``containers`` (its own properties, the list replaced: the caller
+    only ever appends): the PUT, returned as soon as Azure accepted it (an ``OperationStarted`` record of step
+    ``instance``; the orchestrator follows it on durable timers and reads the instance back), or its refusal."""
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
         body = blob_containers.modified_instance(request["instance"], request["containers"])
-        made = adapter.create_instance(request["vault_id"], request["name"], body)
-        failure = protection_flow.instance_failure(made)
-        if failure is not None:
-            return {"ok": False, "code": failure["code"] or failure["state"], "instance": made,
-                    "message": f"the backup instance reads back {protection_flow.failure_text(failure)}"}
-        return {"ok": True, "instance": made}
+        accepted = adapter.begin_create_instance(request["vault_id"], request["name"], body)
+        return operations.OperationStarted(
+            step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
+            instance={} if accepted["operation"] else accepted["instance"],
+        ).to_record()
 
     with bind(resource_id=request.get("account_id"), vault_id=request["vault_id"]):
         return _guard(effect)

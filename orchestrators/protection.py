@@ -213,15 +213,15 @@ def _follow_backup_operation(
     if not begun.operation:
         return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
     watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
-             "operation": begun.operation}
+             "operation": begun.operation, **({"name": request["name"]} if request.get("name") else {})}
+    look = str(request.get("status_activity") or "backup_operation_status")
     retry_after = begun.retry_after
     waited = 0
     while waited < operations.WINDOW_SECONDS:
         wait = operations.wait_seconds(retry_after, expected=took.get(begun.step.value, 0) - waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         waited += wait
-        state = operations.OperationState.from_record(
-            (yield from call_with_backoff(context, "backup_operation_status", RETRY, watch)))
+        state = operations.OperationState.from_record((yield from call_with_backoff(context, look, RETRY, watch)))
         if not state.running:
             took[begun.step.value] = waited
             return state
@@ -370,9 +370,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
                                      reason=alive.reason))
             continue
-        stopped = yield from call_with_backoff(context,
-            "stop_protection_retain", RETRY, {"protection": ref.to_record()}
-        )
+        stopped = yield from _stop_protection_retain(context, ref)
         status = OutcomeStatus.RETAINED if stopped["ok"] else OutcomeStatus.FAILED
         outcomes.append(_outcome(intent, status, vault_id=ref.vault_id, item_id=ref.item_id,
                                  reason="protection stopped, recovery points kept" if stopped["ok"]
@@ -421,9 +419,7 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
         )
         outcome = ProtectionOutcome.from_record(made)
         if outcome.status in flow.SUCCESSFUL and not flow.same_item(outcome, match.old):
-            stopped = yield from call_with_backoff(context,
-                "stop_protection_retain", RETRY, {"protection": match.old.to_record()}
-            )
+            stopped = yield from _stop_protection_retain(context, match.old)
             outcomes.append(flow.reprotected(outcome, match, stopped).to_record())
         else:
             outcomes.append(flow.not_reprotected(outcome, match).to_record())
@@ -467,6 +463,48 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     return outcome.to_record()
 
 
+def _stop_protection_retain(context: df.DurableOrchestrationContext, ref: ProtectionRef) -> Task:
+    """``stop_protection_retain`` starts the stop; its operation is followed on durable timers at Azure's Retry-After
+    (a Recovery Services one through ``vault_operation_status``); ``{"ok": true, "stopped"}`` or the refusal. A
+    result recorded before the operation was followed here is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
+        result = yield from call_with_backoff(context, "stop_protection_retain", RETRY, {"protection": ref.to_record()})
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        status_activity = ("vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES
+                           else "backup_operation_status")
+        request = {"vault_id": ref.vault_id, "resource_id": ref.source_id, "status_activity": status_activity}
+        state = yield from _follow_backup_operation(context, request, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = operations.after_stop(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
+def _modify_instance(context: df.DurableOrchestrationContext, change: dict[str, Any]) -> Task:
+    """``set_blob_containers`` starts the PUT; its operation is followed on durable timers at Azure's Retry-After and
+    the instance read back once it ended (``operations.after_modification``). A result recorded before the
+    operation was followed here is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
+        result = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        request = {"vault_id": change["vault_id"], "resource_id": change["account_id"], "name": change["name"]}
+        state = yield from _follow_backup_operation(context, request, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = operations.after_modification(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
 def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
     account = str(intent.resource_id)
     facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": account})
@@ -505,7 +543,7 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
         if not plan.changed:
             break
         change = {**where, "instance": state["instance"], "containers": list(plan.containers)}
-        put = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        put = yield from _modify_instance(context, change)
         if not put["ok"]:
             return _outcome(intent, OutcomeStatus.FAILED, **common, details=plan.details(),
                             reason=f"modifying the backup instance was refused ({put.get('code')}: "

@@ -411,6 +411,24 @@ class RecoveryServicesProtection(_VaultAdapter):
             {"sourceResourceId": props.get("sourceResourceId", vm_id), "protectionState": "ProtectionStopped"},
         )
 
+    def begin_stop_retain(self, vault_id: str, vm_id: str) -> dict[str, Any] | None:
+        """:meth:`stop_retain` without waiting: None when the VM has no item here; ``{"operation": "", ...}`` when it
+        is stopped already; else the re-PUT with ``ProtectionStopped`` as soon as Azure accepted it
+        (``{"operation": its status URL, "retry_after": its Retry-After or None}``)."""
+        current = self.vm_item(vault_id, vm_id)
+        if current is None:
+            return None
+        props = current.get("properties") or {}
+        if props.get("protectionState") == "ProtectionStopped":
+            return {"operation": "", "retry_after": None}
+        started = self._put_vm_item(
+            vault_id, vm_id,
+            {"sourceResourceId": props.get("sourceResourceId", vm_id), "protectionState": "ProtectionStopped"},
+            wait=False,
+        )
+        return {"operation": str((started or {}).get("operation") or ""),
+                "retry_after": (started or {}).get("retry_after")}
+
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
         with azure_errors():
@@ -664,6 +682,27 @@ class BackupVaultProtection(_VaultAdapter):
                 backup_instance_name=name,
                 polling=patient(self._clients.target.polling_interval),
             ).result()
+
+
+    def begin_stop_protection(self, vault_id: str, name: str) -> dict[str, Any]:
+        """``POST .../stopProtection`` (recovery points kept) as soon as Azure accepted it: ``{"operation": its status
+        URL ("" when Azure answered at once), "retry_after": its Retry-After or None}``."""
+        vault = vault_address(vault_id)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                backup_instance_name=name,
+                polling=False,
+                raw_response_hook=keep_headers,
+            )
+        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                "retry_after": _retry_after_seconds(accepted)}
 
 
 def collect_protections(

@@ -51,6 +51,7 @@ class Step(StrEnum):
 
     VALIDATE = "validate"
     INSTANCE = "instance"
+    STOP = "stop"  # stop protection, recovery points kept (a Recovery Services item re-PUT, a Backup vault POST)
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,25 @@ def after_instance(state: OperationState, repaired: Mapping[str, Any]) -> dict[s
         result.update(ok=False, code=after["code"] if pending else protection_flow.CONFIGURATION_FAILED,
                       failure=after, message=f"the backup instance reads back {protection_flow.failure_text(after)}")
     return result
+
+
+def after_modification(state: OperationState) -> dict[str, Any]:
+    """The result of modifying an instance (its blob containers) once the PUT's operation ended: ``{"ok": true,
+    "instance"}``, or ``{"ok": false, "code", "message", "instance"?}`` when it was refused or the instance reads back
+    failed."""
+    made = dict(state.instance)
+    failure = protection_flow.instance_failure(made)
+    if state.status != "Succeeded" and failure is None:
+        return refusal(state)
+    if not made:
+        return {"ok": False, "code": INSTANCE_MISSING,
+                "message": "the backup instance PUT reported success but no instance reads back"}
+    if failure is not None:
+        return {"ok": False, "code": failure["code"] or failure["state"], "instance": made,
+                "message": f"the backup instance reads back {protection_flow.failure_text(failure)}"}
+    return {"ok": True, "instance": made}
+
+
+def after_stop(state: OperationState) -> dict[str, Any]:
+    """``stop_protection_retain``'s result once the stop's operation ended."""
+    return {"ok": True, "stopped": True} if state.status == "Succeeded" else refusal(state)

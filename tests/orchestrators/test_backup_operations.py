@@ -199,3 +199,60 @@ def test_a_put_azure_answers_at_once_needs_no_look() -> None:
     result = protect(estate)
     assert result.output["status"] == "Protected"
     assert result.names().count("backup_operation_status") == 2  # the validation's only
+
+
+# ---- stopping protection (recovery points kept) on durable timers ------------------------------------------------
+
+def _stop_estate(states: list[dict[str, Any]]) -> tuple[Operations, list[tuple[str, Any]]]:
+    estate = Operations()
+    looks: list[tuple[str, Any]] = []
+    fakes = estate.activities
+
+    def activities() -> dict[str, Callable[[Any], Any]]:
+        answers = fakes()
+
+        def stop(payload: dict[str, Any]) -> Any:
+            estate.stopped.append(payload["protection"])
+            return operations.OperationStarted(step=operations.Step.STOP, operation="https://arm/op/stop",
+                                               retry_after=60).to_record()
+
+        def look(name: str) -> Callable[[Any], Any]:
+            def run(payload: dict[str, Any]) -> Any:
+                looks.append((name, payload))
+                return estate._next(states)
+            return run
+
+        answers.update(stop_protection_retain=stop, vault_operation_status=look("vault_operation_status"),
+                       backup_operation_status=look("backup_operation_status"))
+        return answers
+
+    estate.activities = activities  # type: ignore[method-assign]
+    return estate, looks
+
+
+def test_a_deleted_vms_stop_is_followed_on_durable_timers_through_the_recovery_services_operation() -> None:
+    from tests.orchestrators.test_protection import gone, ref
+
+    estate, looks = _stop_estate([state("InProgress"), state("Succeeded")])
+    estate.protections = [ref()]
+    estate.describe = [None]
+    result = gone(estate)
+    assert [o["status"] for o in result.output] == ["Retained"]
+    assert [name for name, _ in looks] == ["vault_operation_status"] * 2
+    assert looks[0][1]["operation"] == "https://arm/op/stop"
+    assert waits(result) == [60, 60]
+
+
+def test_a_deleted_disks_stop_that_azure_refuses_at_its_end_fails_with_the_code() -> None:
+    from tests.orchestrators.test_protection import gone
+
+    estate, looks = _stop_estate([state("Failed", error={"code": "UserErrorX", "message": "no"})])
+    instance = {"vaultId": BV, "itemId": INSTANCE["id"], "sourceId": DISK, "identity": "uid-1", "kind": "Backup",
+                "state": "ProtectionConfigured"}
+    estate.protections = [instance]
+    estate.describe = [None]
+    result = gone(estate, resourceId=DISK)
+    assert [o["status"] for o in result.output] == ["Failed"]
+    assert result.output[0]["reason"] == "no"  # Azure's message
+    assert [name for name, _ in looks] == ["backup_operation_status"]
+    assert looks[0][1]["step"] == "stop"

@@ -46,7 +46,9 @@ def test_validation_is_started_with_one_post_and_its_status_read_with_one_get(es
     look = adapter.operation_status(vault.id, accepted["operation"])
     (get,) = log.since(mark)
     assert get.method == "GET" and "/operationstatus/" in get.path.lower()
-    assert look["status"] == "InProgress"  # the sandbox's validation takes 30 Azure s: nothing waited here
+    # one look, whatever it says (the sandbox's validation takes 30 Azure s; on its scaled clock under load those
+    # may have passed): the status of that operation, not a result the activity waited for
+    assert look["status"] in {"InProgress", "Succeeded"}
 
 
 def test_patient_polling_waits_retry_after_before_each_status_get_and_reads_no_location_result(
