@@ -395,8 +395,9 @@ def drill_restores(demo: Demo, reports: Path, targets: list[str]) -> dict[str, A
     demo.wait(validate, "the drill to end", timeout=240)
     code, printed = demo.steward("drill", "status", drill_id, shown=f"status {drill_id}")
     report = (demo.stack.runner.status(drill_id) if demo.stack.runner else {}).get("output") or {}
-    rto = ", ".join(f"{r.get('workload')} {float(r['rtoSeconds']) / 60:.0f} min" for r in report.get("results") or []
-                    if r.get("rtoSeconds"))
+    rto = ", ".join(f"{r.get('workload')} {float(r['rtoSeconds']) / 60:.0f} min (from a "
+                    f"{float((r.get('recoveryPoint') or {}).get('ageSeconds') or 0) / 3600:.0f} h old point)"
+                    for r in report.get("results") or [] if r.get("rtoSeconds"))
     out.line(f"  measured RTO (restore job, Azure time): {rto}")
     left = [r["id"] for r in demo.sandbox.store.list()
             if any(k.lower() == DRILL_TAG and v == drill_id for k, v in (r.get("tags") or {}).items())]
