@@ -371,7 +371,9 @@ def drill_restores(demo: Demo, reports: Path, targets: list[str]) -> dict[str, A
     hook, answered = demo.api(HOOK), set()
 
     def validate() -> bool:
-        """The hook: every RestoreReady of this drill, its restored objects read back through ARM, then pass."""
+        """The hook: every RestoreReady of this drill (on Azure, an Event Grid subscription to the app's topic
+        delivers them; here the sandbox's copy of the topic is read), its restored objects read back through ARM,
+        then pass (fail when one is missing)."""
         for event in demo.sandbox.events.topic_events(OUTCOME_TOPIC):
             data = event.get("data") or {}
             if event.get("eventType") != RESTORE_READY or data.get("drillId") != drill_id:
@@ -454,11 +456,14 @@ def teardown_a_vault(demo: Demo) -> None:
     fingerprint = found.group(1)
     code, _ = demo.steward("teardown", "approve", vault_id, "--fingerprint", fingerprint, "--timeout", "120",
                            shown=f"approve $VAULT --fingerprint {fingerprint[:15]}...")
+    if code != 0:
+        raise SystemExit(f"demo: the approved teardown did not delete the vault (exit code {code})")
     code, printed = demo.steward("teardown", "status", vault_id, "--output", "json", shown="status $VAULT -o json",
                                  echo=False)
     status = json.loads(printed) if code == 0 else {}
     report = status.get("report") or {}
-    out.line(f"    ({status.get('runtimeStatus')}; {len(printed.splitlines())} lines of JSON, the report among them)")
+    out.line(f"    ({len(printed.splitlines())} lines of JSON: the run {status.get('runtimeStatus')}, its plan and "
+             "report; the report says:)")
     out.line(f"teardown: {report.get('outcome')} - {report.get('reason')}")
     out.line(f"  deleted {len(report.get('deleted') or [])} object(s); {len(report.get('remaining') or [])} remain")
     links = report.get("links") or {}
