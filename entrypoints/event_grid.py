@@ -25,6 +25,8 @@ LOG = logging.getLogger("steward.entry.eventgrid")
 bp = df.Blueprint()
 
 REJECTED_EXCERPT_CHARS: Final = 4_000
+#: Bound on an envelope field (``id``, ``subject``, ``eventType``) copied into a log line or a Rejected event.
+MAX_ENVELOPE_FIELD: Final = 1_024
 
 
 def event_as_dict(event: Any) -> dict[str, Any]:
@@ -74,15 +76,21 @@ def _excerpt(raw: object) -> str:
     return text[:REJECTED_EXCERPT_CHARS]
 
 
+def _field(raw: object, key: str) -> str | None:
+    """An envelope field as a log line or a Rejected event may carry it: a bounded string, else nothing. A hostile
+    delivery's ``id`` or ``subject`` can be a structure nested too deep to print or encode (RecursionError)."""
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value[:MAX_ENVELOPE_FIELD] if isinstance(value, str) else None
+
+
 def _reject(raw: object, error: Exception) -> None:
-    fields = raw if isinstance(raw, dict) else {}
     LOG.error(
         "event rejected: %s",
         str(error)[:600],
-        extra={"event_id": fields.get("id"), "event_type": fields.get("eventType")},
+        extra={"event_id": _field(raw, "id"), "event_type": _field(raw, "eventType")},
     )
     bootstrap.publisher().publish(
-        [rejected_event(fields.get("subject"), fields.get("id"), str(error)[:600], _excerpt(raw))]
+        [rejected_event(_field(raw, "subject"), _field(raw, "id"), str(error)[:600], _excerpt(raw))]
     )
 
 
@@ -93,7 +101,7 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
     except events.InvalidEvent as error:
         _reject(raw, error)
         return "rejected"
-    with bind(correlation_id=getattr(intent, "correlation_id", None), event_id=raw.get("id")):
+    with bind(correlation_id=getattr(intent, "correlation_id", None), event_id=_field(raw, "id")):
         if isinstance(intent, events.Ignored):
             LOG.info("event ignored: %s", intent.reason)
             return "ignored"
@@ -147,8 +155,22 @@ async def _ever_started(client: df.DurableOrchestrationClient, instance_id: str)
     return status is not None and status.runtime_status is not None
 
 
+async def handle_delivery(event: Any, client: df.DurableOrchestrationClient) -> str:
+    """One delivered event as the trigger hands it over: read it (its ``data`` may be JSON nested too deep for
+    Python to decode or re-encode: RecursionError, which is no ValueError), then :func:`handle_event`. A delivery
+    that cannot be read is rejected like any malformed event (logged, published, not retried), never raised."""
+    try:
+        raw = event_as_dict(event)
+    except (ValueError, TypeError, RecursionError) as error:
+        envelope = {key: getattr(event, attr, None) for key, attr in
+                    (("id", "id"), ("subject", "subject"), ("eventType", "event_type"))}
+        _reject(envelope, events.InvalidEvent(f"the event's data cannot be read: {type(error).__name__}"))
+        return "rejected"
+    return await handle_event(raw, client)
+
+
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_subscription_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """Subscription system topic events (``Microsoft.Resources.*``) and custom teardown requests."""
-    await handle_event(event_as_dict(event), client)
+    await handle_delivery(event, client)
