@@ -17,7 +17,7 @@ import azure.functions as func
 
 from entrypoints.orchestration_start import start_once
 from steward import bootstrap
-from steward.domain import events, teardown
+from steward.domain import deliveries, events, teardown
 from steward.logs import bind
 from steward.report.events import rejected_event
 
@@ -137,8 +137,11 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         orchestrator = orchestration_for(intent)
         if orchestrator is None:
             return "ignored"
+        if await _handled_under_legacy_id(client, intent, request if teardown_intent else None):
+            LOG.info("event already handled by an instance started under its correlation-keyed id: nothing started")
+            return "duplicate"
         if isinstance(intent, events.VaultDeleteFailed) and await _ever_started(client, instance_id):
-            # one failed delete (one ARM correlation id: one instance id) starts one teardown, ever: Event Grid
+            # one failed delete (one event id: one instance id) starts one teardown, ever: Event Grid
             # redelivers for up to 24 h, and a redelivery must not auto-approve a teardown of the vault again
             # (a cancelled one, or the vault re-created since under the same name and tag)
             LOG.info("failed vault delete already handled: nothing started", extra={"instance_id": instance_id})
@@ -147,6 +150,43 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         event = None if teardown_intent else (intent.origin.event_id, intent.origin.event_time)
         started = await start_once(client, orchestrator, instance_id, payload, event=event)
         return "started" if started else "duplicate"
+
+
+async def _handled_under_legacy_id(
+    client: df.DurableOrchestrationClient, intent: events.Intent, request: teardown.TeardownRequest | None
+) -> bool:
+    """Whether an instance started before event ids keyed moves and event-started teardowns (under the ARM
+    correlation id, which the caller chooses) already has THIS event: a redelivery, for up to 24 h after the change
+    (Event Grid's retry window, ``steward.domain.deliveries``). Only the same event matches (its id for a move; its
+    vault, requester and Event Grid time for a teardown request), so a caller who reuses a correlation id cannot make
+    another's event look handled. Once no event from before the change can be redelivered, this finds nothing."""
+    legacy: str | None = None
+    if isinstance(intent, events.ResourcesMoved):
+        legacy = intent.legacy_instance_id
+    elif request is not None:
+        legacy = teardown.legacy_instance_id_for(request)
+    if legacy is None:
+        return False
+    status = await client.get_status(legacy, show_input=True)
+    if status is None or status.runtime_status is None:
+        return False
+    if request is None:
+        return deliveries.already_handled(status.input_, intent.origin.event_id)
+    try:
+        previous = teardown.TeardownRequest.from_record(_as_record(status.input_))
+    except (ValueError, TypeError):
+        return False
+    return teardown.same_event(request, previous)
+
+
+def _as_record(value: object) -> Any:
+    """An instance's input as Durable's status hands it back (an object, or its JSON text)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
 
 
 async def _ever_started(client: df.DurableOrchestrationClient, instance_id: str) -> bool:

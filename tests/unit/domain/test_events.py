@@ -265,8 +265,13 @@ def test_a_failed_vault_delete_is_a_teardown_candidate(vault: str, operation: st
     intent = classify(resource_event("Microsoft.Resources.ResourceDeleteFailure", operation, vault))
     assert isinstance(intent, VaultDeleteFailed)
     assert intent.vault_id == ResourceId.parse(vault)
-    again = classify(resource_event("Microsoft.Resources.ResourceDeleteFailure", operation, vault, correlation="other"))
+    # another attempt is another event (ARM writes its id): another instance, whatever correlation id it carries
+    again = classify(resource_event("Microsoft.Resources.ResourceDeleteFailure", operation, vault, correlation="other",
+                                    event_id="e2"))
     assert again.instance_id != intent.instance_id
+    same_correlation = classify(resource_event("Microsoft.Resources.ResourceDeleteFailure", operation, vault,
+                                               event_id="e2"))
+    assert same_correlation.instance_id != intent.instance_id
 
 
 def teardown_event(**data: Any) -> dict[str, Any]:
