@@ -19,43 +19,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as E
 
 from orchestrators import protection
-from steward import bootstrap
 from tests.orchestrators.replay import (
     CALL_ACTIVITY,
     CALL_ACTIVITY_WITH_RETRY,
     CALL_SUB,
     CREATE_TIMER,
     _flatten,
-    _handle,
+    replay_recorded,
+    scheduled,
 )
-from tests.orchestrators.replay import _user_function as user_function
 
 DATA = json.loads((Path(__file__).parent / "data" / "protection_history_before_typed_results.json").read_text())
 CALLS = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB)
 
 
-@pytest.fixture(autouse=True)
-def _packaged_rules() -> Any:
-    bootstrap.reset()
-    yield
-    bootstrap.reset()
+pytestmark = pytest.mark.usefixtures("packaged_rules")
 
 
 def run(case: str, history: list[dict[str, Any]]) -> dict[str, Any]:
     recorded = DATA["orchestrations"][case]
-    context = DurableOrchestrationContext.from_json(json.dumps({
-        "history": history, "instanceId": recorded["instanceId"], "isReplaying": False, "parentInstanceId": None,
-        "input": json.dumps(recorded["input"])}))
-    return _handle(user_function(getattr(protection, recorded["orchestrator"])), context)
-
-
-def scheduled(history: list[dict[str, Any]]) -> list[str]:
-    kinds = {int(E.TASK_SCHEDULED), int(E.SUB_ORCHESTRATION_INSTANCE_CREATED)}
-    return [e["Name"] for e in history if e["EventType"] in kinds]
+    return replay_recorded(getattr(protection, recorded["orchestrator"]), recorded, history)
 
 
 def actions(state: dict[str, Any]) -> list[dict[str, Any]]:
