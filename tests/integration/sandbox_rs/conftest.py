@@ -120,6 +120,10 @@ class Estate:
         )
         return rid
 
+    def vault_id(self, rg: str, name: str = "rsv", subscription: str | None = None) -> str:
+        sub = subscription or self.subscription
+        return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{name}"
+
     def vm(self, rg: str, name: str = "vm1", location: str = "westeurope", subscription: str | None = None) -> str:
         return self.resource(rg, VM_TYPE, name, location, subscription)
 
