@@ -32,6 +32,7 @@ from steward.domain.rules import (
     ProtectionDecision,
     ResourceFacts,
     RuleSet,
+    VaultSetSpec,
     route,
 )
 from steward.rules_file import load_configured_rules, schema_text
@@ -68,7 +69,14 @@ def _target_text(rules: RuleSet, index: int) -> str:
     if rule.protect is None:
         return f"opt out ({rule.opt_out or 'opted out'})"
     spec = rule.protect
-    vault = spec.vault.vault_id.name if isinstance(spec.vault, ExplicitVault) else spec.vault
+    if isinstance(spec.vault, ExplicitVault):
+        vault = spec.vault.vault_id.name
+    elif isinstance(spec.vault, VaultSetSpec):
+        given = spec.vault
+        named = given.name_prefix + "*" if given.name_prefix else f"{given.tag_name}={given.tag_value}"
+        vault = f"the vault set {named}"
+    else:
+        vault = spec.vault
     policy = spec.policy or "the workload's default policy"
     return f"protect in {vault}, {policy}"
 

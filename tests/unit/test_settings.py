@@ -234,7 +234,7 @@ def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
         for key, value in vars(s).items()
         if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
     ]
-    assert len(names) == len(set(names)) == 36
+    assert len(names) == len(set(names)) == 37
     assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
 
 
