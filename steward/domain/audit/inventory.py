@@ -130,6 +130,9 @@ class Vault(_NamedByArmId):
     cross_region_restore: bool | None = None
     multi_user_authorization: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: backup policies created or changed through ARM in the 24 hours before the inventory (its activity log);
+    #: None: not read (the Resource Graph reader, a Backup vault)
+    policy_changes_24h: int | None = None
 
 
 @dataclass(frozen=True)
