@@ -236,6 +236,7 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
                 "crossRegionRestore": v.cross_region_restore,
                 "multiUserAuthorization": v.multi_user_authorization,
                 "tags": dict(v.tags),
+                **({} if v.policy_changes_24h is None else {"policyChanges24h": v.policy_changes_24h}),
             }
             for v in inventory.vaults
         ],
@@ -296,6 +297,7 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
                     cross_region_restore=v["crossRegionRestore"],
                     multi_user_authorization=v["multiUserAuthorization"],
                     tags={str(k): str(val) for k, val in dict(v.get("tags") or {}).items()},
+                    policy_changes_24h=None if v.get("policyChanges24h") is None else int(v["policyChanges24h"]),
                 )
                 for v in data["vaults"]
             ),

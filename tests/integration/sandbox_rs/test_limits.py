@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -109,3 +110,21 @@ def test_policy_changes_are_limited_per_24_hours(estate: Estate, limits: VaultLi
     assert _refusal(lambda: _policy(estate, rg, "p2")) == (400, err.POLICY_CHANGE_LIMIT.code)
     estate.advance(DAY + HOUR)
     _policy(estate, rg, "p2")
+
+
+def test_policy_writes_are_in_the_subscriptions_activity_log(estate: Estate) -> None:
+    """What the audit's CAP-002 counts: ARM's activity log (Microsoft.Insights ``eventtypes/management/values``)."""
+    rg = estate.group()
+    estate.vault(rg)
+    since = estate.sandbox.clock.now().isoformat()
+    _policy(estate, rg, "p1")
+    _policy(estate, rg, "p1")
+    path = f"/subscriptions/{estate.subscription}/providers/Microsoft.Insights/eventtypes/management/values"
+    status, body = estate.call("GET", path + "?$filter=" + urllib.parse.quote(
+        f"eventTimestamp ge '{since}' and resourceGroupName eq '{rg}'"), api_version="2015-04-01")
+    assert status == 200, body
+    writes = [e for e in body["value"] if e["operationName"]["value"].lower()
+              == "microsoft.recoveryservices/vaults/backuppolicies/write"]
+    assert len(writes) == 2 and {e["status"]["value"] for e in writes} == {"Succeeded"}
+    assert all(e["resourceId"].lower().endswith("/backuppolicies/p1") for e in writes)
+    assert estate.call("GET", path, api_version="2015-04-01")[0] == 400  # eventTimestamp ge is required
