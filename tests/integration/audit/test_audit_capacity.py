@@ -54,7 +54,7 @@ def _findings(sb: ArmSandbox, clients: CloudClients, *, hours_later: float = 0) 
 def test_a_vault_past_its_threshold_and_one_whose_policy_budget_is_nearly_spent_are_reported(
     estate: tuple[ArmSandbox, CloudClients, dict[str, str]],
 ) -> None:
-    sb, clients, ids = estate
+    sb, clients, _ = estate
     inventory = read_estate(ArmEstateReader(clients, now=sb.clock.now), [SUB])
     changes = {v.id.rsplit("/", 1)[-1]: v.policy_changes_24h for v in inventory.vaults}
     assert changes == {"rsv-busy": 41, "rsv-full": 0, "rsv-calm": 39}
