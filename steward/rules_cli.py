@@ -138,9 +138,16 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
         out.write(f"  rule {step['rule']!r}{where}: {mark}\n")
     if decision["kind"] == "protect":
         vault = decision["vault"]
-        where = (vault["vaultId"] if vault["kind"] == "explicit" else
-                 f"the {vault['vaultKind']} vault of {vault['region']} in subscription {vault['subscriptionId']} "
-                 f"(tagged {vault['defaultTag']}=true, or the only one)")
+        if vault["kind"] == "explicit":
+            where = vault["vaultId"]
+        elif vault["kind"] == "vault-set":
+            members = (f"named {vault['namePrefix']}*" if vault.get("namePrefix")
+                       else f"tagged {vault.get('tagName')}={vault.get('tagValue')}")
+            where = (f"the vault set of {vault['vaultKind']} vaults {members} in {vault['region']} of subscription "
+                     f"{vault['subscriptionId']}: the member with the most room below {vault['fillPercent']}% full")
+        else:
+            where = (f"the {vault['vaultKind']} vault of {vault['region']} in subscription {vault['subscriptionId']} "
+                     f"(tagged {vault['defaultTag']}=true, or the only one)")
         out.write(f"=> PROTECT by rule {decision['rule']!r}\n  vault:  {where}\n  policy: {decision['policy']}\n"
                   f"  RPO:    {decision['rpoHours']} h; on delete: {decision['onDelete']}\n")
         drill = result.get("drill")
