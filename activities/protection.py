@@ -46,10 +46,19 @@ def _refusal(error: AzureRefusal) -> dict[str, Any]:
 
 def _forget_cached(adapter: RecoveryServicesProtection | BackupVaultProtection, vault_id: str, policy: str) -> None:
     """Azure refused a request built from cached answers (the vault chosen from the cached list, the cached
-    policy id): the vault or its policy may have been deleted by hand, which no event tells the app. Read both
-    again on the next attempt rather than send the same stale request for the rest of the cache's lifetime."""
+    policy id, its cached load): the vault or its policy may have been deleted by hand, which no event tells the
+    app, or the vault is full. Read them again on the next attempt rather than send the same stale request for the
+    rest of the cache's lifetime."""
     adapter.forget_policy(vault_id, policy)
     adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
+    adapter.forget_load(vault_id)
+
+
+def _adapter(kind: str) -> RecoveryServicesProtection | BackupVaultProtection:
+    clients = bootstrap.clients()
+    if kind == VaultKind.RECOVERY_SERVICES:
+        return RecoveryServicesProtection(clients, bootstrap.arm_cache())
+    return BackupVaultProtection(clients, bootstrap.arm_cache())
 
 
 def _guard(effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -75,13 +84,17 @@ def decide_protection(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Vaults of one kind in a subscription and region."""
-    clients = bootstrap.clients()
-    adapter = (
-        RecoveryServicesProtection(clients, bootstrap.arm_cache())
-        if request["kind"] == VaultKind.RECOVERY_SERVICES
-        else BackupVaultProtection(clients, bootstrap.arm_cache())
-    )
+    adapter = _adapter(request["kind"])
     return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
+
+
+@bp.activity_trigger(input_name="request")
+def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each vault of a vault set protects now (issue 19): ``[{"id", "items", "vms"}]``, from the ARM cache
+    unless ``fresh`` (after Azure refused one as full)."""
+    adapter = _adapter(request["kind"])
+    fresh = bool(request.get("fresh"))
+    return [{"id": vault_id, **adapter.vault_load(vault_id, fresh=fresh)} for vault_id in request["vault_ids"]]
 
 
 @bp.activity_trigger(input_name="request")
@@ -93,8 +106,12 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
     if not settings.manages(request["subscription_id"]):
         return {"ok": False, "code": "OutOfScope", "message": "the subscription is not in STEWARD_SUBSCRIPTIONS"}
     creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
+    # a vault set's next vault comes named, with the set's tags (issue 19); else the region's default vault
+    named = (request["resource_group"], request["name"]) if request.get("name") else None
+    tags = dict(request.get("tags") or {}) if named else None
     return _guard(lambda: {"ok": True, "vault": creator.create(
-        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag
+        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
+        named=named, tags=tags,
     ).to_record()})
 
 
@@ -144,10 +161,12 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
             return VmProtectionBegun(ok=False, code="PolicyNotFound",
                                      message=f"policy {request['policy']} not in vault").to_record()
         try:
-            return adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id).to_record()
+            begun = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
         except (AzureRefusal, NotFound):
             _forget_cached(adapter, request["vault_id"], request["policy"])
             raise
+        adapter.counted_protection(request["vault_id"], vm=True)  # a vault set's cached count (issue 19)
+        return begun.to_record()
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         try:
@@ -266,6 +285,8 @@ def _begin_instance(adapter: BackupVaultProtection, request: dict[str, Any], bod
         if isinstance(error, NotFound) or error.code in POLICY_NOT_FOUND_CODES:
             _forget_cached(adapter, vault_id, request["policy"])
         raise
+    if not repaired:
+        adapter.counted_protection(vault_id, vm=False)  # a vault set's cached count (issue 19)
     return operations.OperationStarted(
         step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
         body=body, repaired=repaired or {}, instance={} if accepted["operation"] else accepted["instance"],

@@ -7,7 +7,8 @@ Deterministic generator functions: they read their input, ask activities for fac
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final
 
@@ -22,6 +23,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord, VmProtectionBegun
+from steward.domain.rules.vault_sets import SET_CHOICES
 
 bp = df.Blueprint()
 
@@ -62,13 +64,21 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts.to_record()})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
-        status = flow.not_protected_status(decision)
-        return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
+        return _outcome(intent, flow.not_protected_status(decision), reason=decision.reason, rule=decision.rule)
 
     search = flow.vault_search(decision)
     candidates = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
         context, "find_vaults", RETRY, search))]
-    choice = flow.choose(decision, candidates)
+    status: dict[str, Any] | None = None
+    if isinstance(decision.vault, rules.VaultSet):  # issue 19: one of several vaults, by room
+        if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
+            status = yield from call_with_backoff(context,
+                "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location})
+        members = flow.set_member_records(decision, candidates)
+        choice = flow.set_member_protecting(decision, members, status) or (
+            yield from _choose_in_set(context, decision, members, [], fresh=False))
+    else:
+        choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
         made = yield from call_with_backoff(context, "create_vault", RETRY, search)
         if made["ok"]:
@@ -82,40 +92,26 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     common = {"vault_id": vault.id, "policy": decision.policy, "rule": decision.rule}
 
     if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
-        status = yield from call_with_backoff(context,
-            "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location}
-        )
-        verdict = flow.vm_precheck(status, vault.id)
-        resuming = False
-        if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
-            item = yield from call_with_backoff(
-                context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault.id}
+        if status is None:
+            status = yield from call_with_backoff(context,
+                "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location}
             )
-            verdict = flow.already_protected_item(item, verdict, vault.id)
-            resuming = verdict is None
-        if verdict is not None:
-            return _outcome(intent, verdict.status, reason=verdict.reason, **common)
-        target = {"resource_id": resource_id, "vault_id": vault.id, "policy": decision.policy}
-        final: ProtectionOutcome | None = None
-        for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
-            begun = yield from _begin_vm_protection(context, target)
-            if begun is None:
-                return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists", **common)
-            if isinstance(begun, str):
-                return _outcome(intent, OutcomeStatus.FAILED, reason=begun, **common)
-            if not begun.ok or begun.done:
-                return flow.outcome_of_enable(given, {**begun.to_record(), "created": not begun.done}, common)
-            state = yield from _follow_vm_operation(context, {**target, "operation": begun.operation},
-                                                    flow.vm_poll_plan(begun.retry_after))
-            if state is None:
-                return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
-                                f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
-                                **common)
-            final = flow.vm_operation_verdict(given, state, common)
-            if not flow.retry_operation(state):
-                break
-        assert final is not None
-        return flow.resumed(final) if resuming else final
+        if not isinstance(decision.vault, rules.VaultSet):
+            return (yield from _protect_vm(context, intent, given, vault, decision, status=status))[0]
+        refused: list[str] = []
+        while True:  # a vault set: Azure's refusal of a full vault is the arbiter, the next member is tried
+            outcome, full = yield from _protect_vm(context, intent, given, vault, decision, status=status)
+            if not full or len(refused) + 1 >= SET_CHOICES:
+                return outcome
+            refused.append(vault.id)
+            found = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
+                context, "find_vaults", RETRY, search))]
+            members = flow.set_member_records(decision, found)
+            again = yield from _choose_in_set(context, decision, members, refused, fresh=True)
+            if again.vault is None:
+                return replace(outcome, reason=f"{outcome.reason}; {again.reason}")
+            vault = VaultRecord.read(again.vault)
+            status = {}  # the VM was refused, not protected: nothing to look up again
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield from call_with_backoff(context,
@@ -138,6 +134,75 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
         result = yield from _configure_backup_instance(context, request, regrant)
         configurations += 1
     return flow.reconfigured(flow.outcome_of_enable(given, result, common), repaired)
+
+
+def _protect_vm(
+    context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any],
+    vault: VaultRecord, decision: rules.Protect, *, status: Mapping[str, Any],
+) -> Task:
+    """The VM steps in ``vault``: ``backupStatus`` decides (protected here or elsewhere), then the protected-item PUT
+    followed on durable timers. Returns (the outcome, whether Azure refused because the vault is full)."""
+    resource_id = str(intent.resource_id)
+    common = {"vault_id": vault.id, "policy": decision.policy, "rule": decision.rule}
+    verdict = flow.vm_precheck(status, vault.id)
+    resuming = False
+    if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
+        item = yield from call_with_backoff(
+            context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault.id}
+        )
+        verdict = flow.already_protected_item(item, verdict, vault.id)
+        resuming = verdict is None
+    if verdict is not None:
+        return _outcome(intent, verdict.status, reason=verdict.reason, **common), False
+    target = {"resource_id": resource_id, "vault_id": vault.id, "policy": decision.policy}
+    final: ProtectionOutcome | None = None
+    full = False
+    for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
+        begun = yield from _begin_vm_protection(context, target)
+        if begun is None:
+            return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists",
+                            **common), False
+        if isinstance(begun, str):
+            return _outcome(intent, OutcomeStatus.FAILED, reason=begun, **common), False
+        if not begun.ok or begun.done:
+            outcome = flow.outcome_of_enable(given, {**begun.to_record(), "created": not begun.done}, common)
+            return outcome, flow.vault_full(begun.to_record())
+        state = yield from _follow_vm_operation(context, {**target, "operation": begun.operation},
+                                                flow.vm_poll_plan(begun.retry_after))
+        if state is None:
+            return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
+                            f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
+                            **common), False
+        final = flow.vm_operation_verdict(given, state, common)
+        full = str(state.get("status") or "") == "Failed" and flow.vault_full({**state, "ok": False})
+        if not flow.retry_operation(state):
+            break
+    assert final is not None
+    return (flow.resumed(final) if resuming else final), full
+
+
+def _choose_in_set(
+    context: df.DurableOrchestrationContext, decision: rules.Protect, members: list[VaultRecord],
+    refused: list[str], *, fresh: bool,
+) -> Task:
+    """A vault set's member for this protection (issue 19): the loads of its members (``vault_loads``, from the ARM
+    cache unless ``fresh``), the pure choice, and when every member is past the fill threshold the set's next vault
+    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A ``Choice``."""
+    loads: list[dict[str, Any]] = []
+    if members:
+        loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
+            "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
+    step = flow.choose_in_set(decision, members, loads, refused)
+    if step.vault is not None:
+        return flow.Choice(vault=step.vault, reason=step.reason)
+    made = None
+    if step.create is not None:
+        made = yield from call_with_backoff(context, "create_vault", RETRY, dict(step.create))
+        if made["ok"]:
+            return flow.Choice(vault=VaultRecord.from_record(made["vault"]), reason=flow.set_spill_reason(step, made))
+    if step.fallback is not None:
+        return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
+    return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))
 
 
 def _configure_backup_instance(
