@@ -80,6 +80,8 @@ POLICY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupPolicies"
 INSTANCE_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupInstances"
 DELETED_TYPE: Final = "Microsoft.DataProtection/backupVaults/deletedBackupInstances"
 PROXY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupResourceGuardProxies"
+#: ``Operation.extra`` key: the ``properties`` a Succeeded operation status carries (dataprotection_jobs sets it)
+STATUS_PROPERTIES: Final = "statusProperties"
 #: operations a resource guard protects unless the proxy lists them in vaultCriticalOperationExclusionList
 #: (deleting the proxy itself -- disabling MUA -- is always protected; D-mua)
 OP_DELETE_INSTANCE: Final = "deleteBackupInstance"
@@ -971,7 +973,11 @@ class DataProtectionProvider:
 
     # == operations ============================================================================================
     def operation_status(self, req: Request) -> Response:
-        return self.ctx.operations.status_response(req.params["operationId"])
+        response = self.ctx.operations.status_response(req.params["operationId"])
+        properties = self.ctx.operations.get(req.params["operationId"]).extra.get(STATUS_PROPERTIES)
+        if properties and response.body.get("status") == "Succeeded":
+            response.body = dict(response.body, properties=properties)
+        return response
 
     def operation_result(self, req: Request) -> Response:
         return self.ctx.operations.result_response(req.params["operationId"])

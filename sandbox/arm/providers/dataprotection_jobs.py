@@ -59,7 +59,15 @@ from sandbox.arm.http import Request, Response, ok
 from sandbox.arm.ids import id_key, parse_id
 from sandbox.arm.providers import _backups as bk
 from sandbox.arm.providers.authorization_model import RoleAssignments
-from sandbox.arm.providers.dataprotection import API_VERSIONS, GROUP, INSTANCE_TYPE, NAMESPACE, VAULT, VAULT_TYPE
+from sandbox.arm.providers.dataprotection import (
+    API_VERSIONS,
+    GROUP,
+    INSTANCE_TYPE,
+    NAMESPACE,
+    STATUS_PROPERTIES,
+    VAULT,
+    VAULT_TYPE,
+)
 from sandbox.arm.providers.dataprotection_rules import BLOB, DISK, PG_FLEX, same_location
 from sandbox.arm.routing import Router
 
@@ -230,6 +238,12 @@ class DataProtectionJobs:
             location_url=location or (f"{group}/providers/Microsoft.DataProtection/backupInstances/"
                                       f"{p['backupInstanceName']}/operationResults/{{operationId}}"),
             retry_after=self.timing.retry_after)
+        if result.get("jobId"):
+            # the Succeeded operation status names the job by its full ARM id in ``properties.jobId`` (the
+            # restore's status captured in backup-azure-dataprotection-use-rest-api-restore-disks.md, "Track the
+            # Azure-AsyncOperation header"); the Location's 200 body keeps the bare id (TriggerRestoreAsFiles.json)
+            op.extra[STATUS_PROPERTIES] = {"jobId": f"{vault['id']}/backupJobs/{result['jobId']}",
+                                           "objectType": "OperationJobExtendedInfo"}
         return self.ctx.operations.accept(op, 202)
 
     def adhoc_backup(self, req: Request) -> Response:
@@ -483,9 +497,13 @@ class DataProtectionJobs:
 
     @staticmethod
     def point_json(instance: dict[str, Any], point: Point) -> dict[str, Any]:
-        stores = [{"id": f"{point.name}-{i}", "type": "Snapshot" if s.lower() == "operationalstore" else
-                   "BackupStorage", "creationTime": bk.iso(point.time), "metaData": "", "visible": True,
-                   "state": "Available"} for i, s in enumerate(point.stores)]
+        # ``type`` names the data store as Azure answers it: "OperationalStore" / "VaultStore" (responses captured
+        # in MicrosoftDocs/azure-docs ``backup/backup-azure-dataprotection-use-rest-api-restore-disks.md`` and
+        # ``restore-managed-disks-cli.md``; "VaultStore" in ``restore-blobs-storage-account-cli.md``, 2024). Microsoft's
+        # ListRecoveryPoints.json example spells them "Snapshot" / "BackupStorage"; the app must read both.
+        stores = [{"id": f"{point.name}-{i}", "type": "OperationalStore" if s.lower() == "operationalstore" else
+                   "VaultStore", "creationTime": bk.iso(point.time), "metaData": "", "visible": True,
+                   "state": "COMMITTED"} for i, s in enumerate(point.stores)]
         props: dict[str, Any] = {
             "objectType": "AzureBackupDiscreteRecoveryPoint",
             "recoveryPointTime": bk.iso(point.time),
