@@ -512,8 +512,8 @@ class DataProtectionProvider:
 
     def _check_containers(self, datasource_id: str, props: dict[str, Any]) -> None:
         """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
-        account. Checked only when a list is sent (the sandbox does not require one; Azure says an empty
-        selection "may" fail: support matrix)."""
+        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``). Checked only when a
+        list is sent (the sandbox does not require one; Azure says an empty selection "may" fail: support matrix)."""
         params = (props.get("policyInfo") or {}).get("policyParameters") or {}
         for entry in params.get("backupDatasourceParametersList") or []:
             if not isinstance(entry, dict) or entry.get("objectType") != "BlobBackupDatasourceParameters":
@@ -523,6 +523,8 @@ class DataProtectionProvider:
                 raise errors.TOO_MANY_CONTAINERS.error(count=len(names), account=parse_id(datasource_id).name,
                                                        limit=self.MAX_BLOB_CONTAINERS)
             for name in names:
+                if name.startswith("$") and name.lower() not in ("$root", "$web"):
+                    raise errors.SYSTEM_CONTAINER.error(container=name, account=parse_id(datasource_id).name)
                 if not self.store.exists(f"{datasource_id}/blobServices/default/containers/{name}"):
                     raise errors.CONTAINER_NOT_FOUND.error(container=name, account=parse_id(datasource_id).name)
 
