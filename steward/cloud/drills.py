@@ -252,6 +252,14 @@ class DrillOps:
         response = self._send("PUT", account_id, body)
         return {"id": account_id, "operation": self._operation(response, f"create storage account {name}")}
 
+    def ensure_container(self, account_id: str, name: str) -> str:
+        """The blob container a restore as files writes into (``BlobContainers_Create``, Storage 2023-05-01:
+        synchronous, 200 when it exists, 201 when made); the restore needs an existing one (Microsoft's REST guide
+        has the caller "Fetch the URI of the container": docs/azure-facts.md)."""
+        container_id = f"{account_id}/blobServices/default/containers/{name}"
+        self._send("PUT", container_id, {"properties": {"publicAccess": "None"}})
+        return container_id
+
     def tag(self, resource_id: str, drill_id: str) -> None:
         """Merge :data:`DRILL_TAG` = the drill's id into a restored resource's tags (Tags_UpdateAtScope)."""
         self._send("PATCH", f"{resource_id}/providers/Microsoft.Resources/tags/default",

@@ -406,6 +406,13 @@ class DataProtectionJobs:
                                               f"'{vault.get('location')}'.")
         self._require_vault_role(vault, "Storage Blob Data Contributor", str(account["id"]),
                                  "the target storage account")
+        if not self.store.exists(f"{account['id']}/blobServices/default/containers/{container}"):
+            # the restore writes into an existing container: Microsoft's REST guide has the caller "Fetch the URI of
+            # the container, within the storage account" (backup-azure-database-postgresql-flex-use-rest-api-
+            # restore.md, "Restore as files"); that Azure does not create a missing one, and this answer, are
+            # INFERRED
+            raise ArmError(404, TARGET_NOT_FOUND, f"The container '{container}' was not found in storage account "
+                                                  f"'{account_name}'.")
         return dict(plan, kind="files", accountId=account["id"], container=container,
                     prefix=str(details.get("filePrefix") or ""), url=url)
 

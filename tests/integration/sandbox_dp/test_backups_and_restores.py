@@ -218,6 +218,11 @@ def test_a_postgresql_server_restores_as_files_into_a_storage_container(estate: 
             rg, vault.name, "bi", {"restoreRequestObject": files_restore(point, server, url)}).result()
     assert error_code(caught.value) == "UserErrorMissingRequiredPermissions"
     restore_right(estate, vault, "Storage Blob Data Contributor", account)
+    with pytest.raises(HttpResponseError) as caught:  # the target container must exist (inferred)
+        estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi", files_restore(point, server, url))
+    assert caught.value.status_code == 404 and "restores" in str(caught.value)
+    estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
+        f"{account}/blobServices/default/containers/restores", {"properties": {}}, api_version="2023-05-01").result()
     result = estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi",
                                                               files_restore(point, server, url)).result()
     estate.sandbox.advance(jobs_of(estate).timing.dp_restore["microsoft.dbforpostgresql/flexibleservers"] + 60)
