@@ -80,6 +80,8 @@ POLICY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupPolicies"
 INSTANCE_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupInstances"
 DELETED_TYPE: Final = "Microsoft.DataProtection/backupVaults/deletedBackupInstances"
 PROXY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupResourceGuardProxies"
+#: ``Operation.extra`` key: the ``properties`` a Succeeded operation status carries (dataprotection_jobs sets it)
+STATUS_PROPERTIES: Final = "statusProperties"
 #: operations a resource guard protects unless the proxy lists them in vaultCriticalOperationExclusionList
 #: (deleting the proxy itself -- disabling MUA -- is always protected; D-mua)
 OP_DELETE_INSTANCE: Final = "deleteBackupInstance"
@@ -519,8 +521,8 @@ class DataProtectionProvider:
 
     def _check_containers(self, datasource_id: str, props: dict[str, Any]) -> None:
         """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
-        account. Checked only when a list is sent (the sandbox does not require one; Azure says an empty
-        selection "may" fail: support matrix)."""
+        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``). Checked only when a
+        list is sent (the sandbox does not require one; Azure says an empty selection "may" fail: support matrix)."""
         params = (props.get("policyInfo") or {}).get("policyParameters") or {}
         for entry in params.get("backupDatasourceParametersList") or []:
             if not isinstance(entry, dict) or entry.get("objectType") != "BlobBackupDatasourceParameters":
@@ -530,6 +532,8 @@ class DataProtectionProvider:
                 raise errors.TOO_MANY_CONTAINERS.error(count=len(names), account=parse_id(datasource_id).name,
                                                        limit=self.MAX_BLOB_CONTAINERS)
             for name in names:
+                if name.startswith("$") and name.lower() not in ("$root", "$web"):
+                    raise errors.SYSTEM_CONTAINER.error(container=name, account=parse_id(datasource_id).name)
                 if not self.store.exists(f"{datasource_id}/blobServices/default/containers/{name}"):
                     raise errors.CONTAINER_NOT_FOUND.error(container=name, account=parse_id(datasource_id).name)
 
@@ -980,7 +984,11 @@ class DataProtectionProvider:
 
     # == operations ============================================================================================
     def operation_status(self, req: Request) -> Response:
-        return self.ctx.operations.status_response(req.params["operationId"])
+        response = self.ctx.operations.status_response(req.params["operationId"])
+        properties = self.ctx.operations.get(req.params["operationId"]).extra.get(STATUS_PROPERTIES)
+        if properties and response.body.get("status") == "Succeeded":
+            response.body = dict(response.body, properties=properties)
+        return response
 
     def operation_result(self, req: Request) -> Response:
         return self.ctx.operations.result_response(req.params["operationId"])
