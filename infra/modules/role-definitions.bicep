@@ -48,6 +48,8 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Resources/subscriptions/resourceGroups/read'
           'Microsoft.Resources/subscriptions/resources/read'
           'Microsoft.Resources/subscriptions/resourceGroups/resources/read'
+          // audit_read_subscription: the activity log, where CAP-002 counts a vault's policy changes of 24 hours.
+          'Microsoft.Insights/eventtypes/values/read'
           // vm_backup_status: is a VM protected, and in which vault.
           'Microsoft.RecoveryServices/Locations/backupStatus/action'
           // refresh_vm_containers: discover a new VM before its protected-item PUT is retried (Backup Operator's

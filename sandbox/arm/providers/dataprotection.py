@@ -142,6 +142,11 @@ def _region(location: str) -> str:
     return location.replace(" ", "").lower()
 
 
+#: Backup vaults per subscription (issue 19; errors.VAULTS_PER_SUBSCRIPTION_LIMIT; tests lower it). No per-vault limit
+#: on backup instances is published for Backup vaults (docs/azure-facts.md "Vault capacity"): none is modelled.
+VAULTS_PER_SUBSCRIPTION = 500
+
+
 class DataProtectionProvider:
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
@@ -216,6 +221,10 @@ class DataProtectionProvider:
             if existing is not None:
                 return self._update_vault(req, existing, body, replace_properties=True)
             tenant = self.ctx.require_subscription(sub).tenant_id
+            count = len(self.store.list(resource_type=VAULT_TYPE, subscription_id=sub))
+            if count >= VAULTS_PER_SUBSCRIPTION:
+                raise errors.VAULTS_PER_SUBSCRIPTION_LIMIT.error(subscription=sub, count=count,
+                                                                 limit=VAULTS_PER_SUBSCRIPTION)
             record = {
                 "id": vault_id,
                 "name": req.params["vaultName"],

@@ -48,6 +48,16 @@ class ErrorSpec:
 
 
 # -- Backup vaults -------------------------------------------------------------------------------------------
+VAULTS_PER_SUBSCRIPTION_LIMIT: Final = ErrorSpec(
+    400,
+    "BackupVaultLimitReached",
+    "Subscription '{subscription}' already has {count} Backup vaults; at most {limit} are allowed per subscription.",
+    "inferred",
+    "limit: 'the maximum limit for Backup Vault is 500 per subscription similar to Recovery Services Vault' "
+    "(Azure Backup team, MicrosoftDocs/azure-docs#118924, 2024-06-18, after which the support matrix names it); "
+    "counted per subscription (not per region: the stricter reading); code, status and message inferred",
+)
+
 VAULT_NOT_EMPTY: Final = ErrorSpec(
     400,
     "UserErrorBackupVaultNotEmpty",
