@@ -257,6 +257,9 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         if protection_flow.lists_account_containers(request):  # vaulted blobs, every container: at most 100
             found = ResourceReader(bootstrap.clients()).blob_containers(request["resource_id"])
             containers = blob_containers.plan_containers([], found).containers
+            if not containers:  # Azure refuses a vaulted blob instance without a container: wait for the first
+                return {"ok": False, "code": protection_flow.NO_CONTAINERS_YET,
+                        "message": protection_flow.NO_CONTAINERS_REASON}
         body = protection_flow.backup_instance_body(request, policy_id, containers)
         # no GET of the instance first: validation refuses a datasource an instance already protects, and only
         # then is the instance read (operations.after_validation)

@@ -607,13 +607,21 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
                                          {"subscription_ids": [ResourceId.parse(account).subscription_id]})
     mine = [r for r in flow.protections_of(account, [ProtectionRef.from_record(f) for f in found])
             if r.kind == VaultKind.BACKUP.value and flow.is_active(r)]
-    if not mine:
-        return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
-                        reason="no backup instance protects the storage account yet: its protection (the account's "
-                        "own write event) will list its containers")
-    ref = mine[0]
-    common = {"vault_id": ref.vault_id, "item_id": ref.item_id, "rule": decision.rule, "policy": decision.policy}
-    where = {"vault_id": ref.vault_id, "name": ref.item_id.rsplit("/", 1)[-1], "account_id": account}
+    protected_now = not mine
+    if protected_now:
+        # the account is not protected yet: protect it now. Azure refuses a vaulted blob backup without a container
+        # (flow.NO_CONTAINERS_YET), so an account created empty was left as is at its own write event; its first
+        # container brings it here. The protection lists the containers it holds (at most 100); this run reports
+        # them as added, and the rest as left out
+        protect = ProtectResource(resource_id=intent.resource_id, origin=intent.origin)
+        made: ProtectionOutcome = yield from _protect(context, protect, protect.to_record())
+        if made.status is not OutcomeStatus.PROTECTED or made.vault_id is None or made.item_id is None:
+            return made
+        vault_id, item_id = made.vault_id, made.item_id
+    else:
+        vault_id, item_id = mine[0].vault_id, mine[0].item_id
+    common = {"vault_id": vault_id, "item_id": item_id, "rule": decision.rule, "policy": decision.policy}
+    where = {"vault_id": vault_id, "name": item_id.rsplit("/", 1)[-1], "account_id": account}
     before: int | None = None
     added: list[str] = []
     plan = None
@@ -623,7 +631,9 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
             return _outcome(intent, OutcomeStatus.FAILED, **common,
                             reason=state.get("message") or "the backup instance is gone")
         current = blob_containers.containers_of(state["instance"])
-        before = len(current) if before is None else before
+        if before is None:
+            before = 0 if protected_now else len(current)
+            added = list(current) if protected_now else []
         plan = blob_containers.plan_containers(current, state["containers"], decision.datastore.blob_containers)
         if not plan.changed:
             break
