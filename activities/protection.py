@@ -26,7 +26,7 @@ from steward.cloud.protection import (
 )
 from steward.domain import blob_containers, operations, protection_flow
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import VmProtectionBegun
 from steward.logs import bind
@@ -109,10 +109,21 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
     # a vault set's next vault comes named, with the set's tags (issue 19); else the region's default vault
     named = (request["resource_group"], request["name"]) if request.get("name") else None
     tags = dict(request.get("tags") or {}) if named else None
-    return _guard(lambda: {"ok": True, "vault": creator.create(
-        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
-        named=named, tags=tags,
-    ).to_record()})
+
+    def effect() -> dict[str, Any]:
+        if named is not None:  # created a moment ago by another protection: use it as it is, never PUT over it
+            found = creator.existing(request["kind"], request["subscription_id"], *named)
+            if found is not None:
+                if normalise_region(found.location) != normalise_region(request["region"]):
+                    return {"ok": False, "code": "VaultNameTaken",
+                            "message": f"{found.id} exists in {found.location}, not {request['region']}"}
+                return {"ok": True, "vault": found.to_record(), "existed": True}
+        return {"ok": True, "vault": creator.create(
+            request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
+            named=named, tags=tags,
+        ).to_record()}
+
+    return _guard(effect)
 
 
 @bp.activity_trigger(input_name="request")

@@ -187,19 +187,28 @@ def _choose_in_set(
 ) -> Task:
     """A vault set's member for this protection (issue 19): the loads of its members (``vault_loads``, from the ARM
     cache unless ``fresh``), the pure choice, and when every member is past the fill threshold the set's next vault
-    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A ``Choice``."""
-    loads: list[dict[str, Any]] = []
-    if members:
-        loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
-            "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
-    step = flow.choose_in_set(decision, members, loads, refused)
-    if step.vault is not None:
-        return flow.Choice(vault=step.vault, reason=step.reason)
-    made = None
-    if step.create is not None:
+    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A next vault that
+    another protection created a moment ago is counted like the others and the choice made again. A ``Choice``."""
+    step: flow.SetStep | None = None
+    made: dict[str, Any] | None = None
+    for _ in range(SET_CHOICES):
+        loads: list[dict[str, Any]] = []
+        if members:
+            loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
+                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
+        step = flow.choose_in_set(decision, members, loads, refused)
+        if step.vault is not None:
+            return flow.Choice(vault=step.vault, reason=step.reason)
+        if step.create is None:
+            break
         made = yield from call_with_backoff(context, "create_vault", RETRY, dict(step.create))
-        if made["ok"]:
-            return flow.Choice(vault=VaultRecord.from_record(made["vault"]), reason=flow.set_spill_reason(step, made))
+        if not made["ok"]:
+            break
+        vault = VaultRecord.from_record(made["vault"])
+        if not made.get("existed"):
+            return flow.Choice(vault=vault, reason=flow.set_spill_reason(step, made))
+        members = [*members, vault]
+    assert step is not None
     if step.fallback is not None:
         return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
     return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))

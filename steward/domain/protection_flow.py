@@ -176,8 +176,10 @@ def vault_full(result: Mapping[str, Any] | None) -> bool:
 
 def set_spill_reason(step: SetStep, made: Mapping[str, Any] | None) -> str:
     """Why the vault chosen after :class:`SetStep` asked for a new vault is the one it is (or none is)."""
-    if made is not None and made.get("ok"):
+    if made is not None and made.get("ok") and not made.get("existed"):
         return f"{step.reason}: created its next vault {made['vault']['id']}"
+    if made is not None and made.get("ok"):
+        made = None  # it existed, and was counted like the others
     refused = "" if made is None else f" (creating {step.create and step.create.get('name')} was not done: " \
         f"{made.get('code')}: {made.get('message')})"
     if step.fallback is not None:
