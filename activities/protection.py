@@ -26,7 +26,7 @@ from steward.cloud.protection import (
 )
 from steward.domain import blob_containers, operations, protection_flow
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import VmProtectionBegun
 from steward.logs import bind
@@ -109,10 +109,21 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
     # a vault set's next vault comes named, with the set's tags (issue 19); else the region's default vault
     named = (request["resource_group"], request["name"]) if request.get("name") else None
     tags = dict(request.get("tags") or {}) if named else None
-    return _guard(lambda: {"ok": True, "vault": creator.create(
-        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
-        named=named, tags=tags,
-    ).to_record()})
+
+    def effect() -> dict[str, Any]:
+        if named is not None:  # created a moment ago by another protection: use it as it is, never PUT over it
+            found = creator.existing(request["kind"], request["subscription_id"], *named)
+            if found is not None:
+                if normalise_region(found.location) != normalise_region(request["region"]):
+                    return {"ok": False, "code": "VaultNameTaken",
+                            "message": f"{found.id} exists in {found.location}, not {request['region']}"}
+                return {"ok": True, "vault": found.to_record(), "existed": True}
+        return {"ok": True, "vault": creator.create(
+            request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
+            named=named, tags=tags,
+        ).to_record()}
+
+    return _guard(effect)
 
 
 @bp.activity_trigger(input_name="request")
@@ -246,6 +257,9 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         if protection_flow.lists_account_containers(request):  # vaulted blobs, every container: at most 100
             found = ResourceReader(bootstrap.clients()).blob_containers(request["resource_id"])
             containers = blob_containers.plan_containers([], found).containers
+            if not containers:  # Azure refuses a vaulted blob instance without a container: wait for the first
+                return {"ok": False, "code": protection_flow.NO_CONTAINERS_YET,
+                        "message": protection_flow.NO_CONTAINERS_REASON}
         body = protection_flow.backup_instance_body(request, policy_id, containers)
         # no GET of the instance first: validation refuses a datasource an instance already protects, and only
         # then is the instance read (operations.after_validation)

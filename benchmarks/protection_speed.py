@@ -313,9 +313,37 @@ def measure_per_type(per_type: int, scale: float, seed: int, types: tuple[Resour
             "samples": samples,
             "app_429": sum(s["app_429"] for s in samples),
             "summary": summarise(samples, types, per_type),
+            "longest_activity_seconds": longest_activities(app),
         }
     finally:
         app.stop()
+
+
+def longest_activities(app: AppStack) -> dict[str, dict[str, Any]]:
+    """Per resource type: the longest activity execution of its protections in Azure seconds (scheduled ->
+    completed in the orchestration's history) and its name - how long one protection holds a worker's activity
+    slot at most (an SDK poller inside an activity held one for the whole operation, issue 15)."""
+    from azure.durable_functions.models.history import HistoryEventType
+
+    scheduled, completed = int(HistoryEventType.TASK_SCHEDULED), int(HistoryEventType.TASK_COMPLETED)
+    out: dict[str, dict[str, Any]] = {}
+    for record in app.runner.query():
+        history = app.runner.history(record.instance_id)
+        started = next((e for e in history if e.get("EventType") in (0, "ExecutionStarted")), {})
+        resource = str(started.get("Input") or "").lower()
+        rtype = next((t for t in TYPES if f"/{t.arm_type.lower()}/" in resource), None)
+        if rtype is None:
+            continue
+        begun = {e["EventId"]: e for e in history if e.get("EventType") == scheduled}
+        for event in history:
+            if event.get("EventType") != completed or event.get("TaskScheduledId") not in begun:
+                continue
+            start = begun[event["TaskScheduledId"]]
+            took = (_parse_event_time(str(event["Timestamp"])) - _parse_event_time(str(start["Timestamp"])))
+            seconds = round(took.total_seconds(), 3)
+            if seconds > out.get(rtype.key, {}).get("seconds", -1.0):
+                out[rtype.key] = {"seconds": seconds, "activity": start.get("Name")}
+    return out
 
 
 def _protect_one(app: AppStack, estate: Any, rtype: ResourceType, index: int, timeout: float) -> dict[str, Any]:
@@ -663,6 +691,10 @@ def render(result: dict[str, Any]) -> str:
         names = sorted({n for s in per["summary"].values() for n in s["by_category"]})
         rows = [[name, *(_pair(per["summary"][k]["by_category"].get(name)) for k in keys)] for name in names]
         lines.append(table(["category", *keys], rows))
+        longest = per.get("longest_activity_seconds") or {}
+        if longest:
+            lines.append("longest activity execution per type, Azure s (how long a protection holds an activity slot): "
+                         + ", ".join(f"{k} {v['seconds']:g} ({v['activity']})" for k, v in longest.items()))
         vm = per["summary"].get("vm")
         if vm and vm.get("os_disk_requests_per_vm"):
             lines.append(f"(each VM's OS disk raises its own write event: the app spends "

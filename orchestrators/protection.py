@@ -187,19 +187,28 @@ def _choose_in_set(
 ) -> Task:
     """A vault set's member for this protection (issue 19): the loads of its members (``vault_loads``, from the ARM
     cache unless ``fresh``), the pure choice, and when every member is past the fill threshold the set's next vault
-    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A ``Choice``."""
-    loads: list[dict[str, Any]] = []
-    if members:
-        loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
-            "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
-    step = flow.choose_in_set(decision, members, loads, refused)
-    if step.vault is not None:
-        return flow.Choice(vault=step.vault, reason=step.reason)
-    made = None
-    if step.create is not None:
+    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A next vault that
+    another protection created a moment ago is counted like the others and the choice made again. A ``Choice``."""
+    step: flow.SetStep | None = None
+    made: dict[str, Any] | None = None
+    for _ in range(SET_CHOICES):
+        loads: list[dict[str, Any]] = []
+        if members:
+            loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
+                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
+        step = flow.choose_in_set(decision, members, loads, refused)
+        if step.vault is not None:
+            return flow.Choice(vault=step.vault, reason=step.reason)
+        if step.create is None:
+            break
         made = yield from call_with_backoff(context, "create_vault", RETRY, dict(step.create))
-        if made["ok"]:
-            return flow.Choice(vault=VaultRecord.from_record(made["vault"]), reason=flow.set_spill_reason(step, made))
+        if not made["ok"]:
+            break
+        vault = VaultRecord.from_record(made["vault"])
+        if not made.get("existed"):
+            return flow.Choice(vault=vault, reason=flow.set_spill_reason(step, made))
+        members = [*members, vault]
+    assert step is not None
     if step.fallback is not None:
         return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
     return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))
@@ -598,13 +607,21 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
                                          {"subscription_ids": [ResourceId.parse(account).subscription_id]})
     mine = [r for r in flow.protections_of(account, [ProtectionRef.from_record(f) for f in found])
             if r.kind == VaultKind.BACKUP.value and flow.is_active(r)]
-    if not mine:
-        return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
-                        reason="no backup instance protects the storage account yet: its protection (the account's "
-                        "own write event) will list its containers")
-    ref = mine[0]
-    common = {"vault_id": ref.vault_id, "item_id": ref.item_id, "rule": decision.rule, "policy": decision.policy}
-    where = {"vault_id": ref.vault_id, "name": ref.item_id.rsplit("/", 1)[-1], "account_id": account}
+    protected_now = not mine
+    if protected_now:
+        # the account is not protected yet: protect it now. Azure refuses a vaulted blob backup without a container
+        # (flow.NO_CONTAINERS_YET), so an account created empty was left as is at its own write event; its first
+        # container brings it here. The protection lists the containers it holds (at most 100); this run reports
+        # them as added, and the rest as left out
+        protect = ProtectResource(resource_id=intent.resource_id, origin=intent.origin)
+        made: ProtectionOutcome = yield from _protect(context, protect, protect.to_record())
+        if made.status is not OutcomeStatus.PROTECTED or made.vault_id is None or made.item_id is None:
+            return made
+        vault_id, item_id = made.vault_id, made.item_id
+    else:
+        vault_id, item_id = mine[0].vault_id, mine[0].item_id
+    common = {"vault_id": vault_id, "item_id": item_id, "rule": decision.rule, "policy": decision.policy}
+    where = {"vault_id": vault_id, "name": item_id.rsplit("/", 1)[-1], "account_id": account}
     before: int | None = None
     added: list[str] = []
     plan = None
@@ -614,7 +631,9 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
             return _outcome(intent, OutcomeStatus.FAILED, **common,
                             reason=state.get("message") or "the backup instance is gone")
         current = blob_containers.containers_of(state["instance"])
-        before = len(current) if before is None else before
+        if before is None:
+            before = 0 if protected_now else len(current)
+            added = list(current) if protected_now else []
         plan = blob_containers.plan_containers(current, state["containers"], decision.datastore.blob_containers)
         if not plan.changed:
             break

@@ -781,6 +781,19 @@ class VaultCreator:
             )
             return wire(poller.result())
 
+    def existing(self, kind: str, subscription_id: str, group: str, name: str) -> VaultRecord | None:
+        """The vault ``name`` in ``group`` as it is (one GET), or None: a vault set's next vault may exist already
+        (another protection created it a moment ago), and a PUT over it would reset its settings to the defaults."""
+        rtype = VaultKind(kind).arm_type
+        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
+        try:
+            with azure_errors():
+                body = wire(self._clients.resources(subscription_id).resources.get_by_id(
+                    rid, api_version=READ_API_VERSIONS[rtype.lower()]))
+        except NotFound:
+            return None
+        return _vault_facts(body, kind)
+
     def create(
         self, kind: str, subscription_id: str, region: str, default_tag: str, *,
         named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,

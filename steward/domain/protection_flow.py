@@ -176,8 +176,10 @@ def vault_full(result: Mapping[str, Any] | None) -> bool:
 
 def set_spill_reason(step: SetStep, made: Mapping[str, Any] | None) -> str:
     """Why the vault chosen after :class:`SetStep` asked for a new vault is the one it is (or none is)."""
-    if made is not None and made.get("ok"):
+    if made is not None and made.get("ok") and not made.get("existed"):
         return f"{step.reason}: created its next vault {made['vault']['id']}"
+    if made is not None and made.get("ok"):
+        made = None  # it existed, and was counted like the others
     refused = "" if made is None else f" (creating {step.create and step.create.get('name')} was not done: " \
         f"{made.get('code')}: {made.get('message')})"
     if step.fallback is not None:
@@ -232,6 +234,16 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
+#: ``protect_in_backup_vault``'s answer for a storage account under vaulted blob backup that holds no container
+#: it may list yet: Azure refuses a vaulted blob backup instance without one
+#: ("(UserErrorNoContainersSelectedForOperation) No containers selected for operation",
+#: Azure/azure-cli-extensions#7499), so nothing is sent; the account's first container's event protects it
+#: (``add_blob_containers``).
+NO_CONTAINERS_YET: Final = "NoContainersYet"
+NO_CONTAINERS_REASON: Final = (
+    "the storage account holds no blob container to back up yet and Azure refuses a vaulted blob backup without "
+    "one (UserErrorNoContainersSelectedForOperation): its first container's event protects it"
+)
 #: ``begin_vm_protection``'s refusal when the VM's only item is soft-deleted: no PUT, a person undeletes it.
 ITEM_SOFT_DELETED: Final = "ItemSoftDeleted"
 SOFT_DELETED_REASON: Final = (
@@ -321,7 +333,7 @@ def outcome_of_enable(
         status = OutcomeStatus.PROTECTED if created else OutcomeStatus.ALREADY_PROTECTED
         return ProtectionOutcome(status=status, item_id=item.get("id"), **base)
     code = str(result.get("code") or "")
-    if code == ITEM_SOFT_DELETED:
+    if code in (ITEM_SOFT_DELETED, NO_CONTAINERS_YET):
         return ProtectionOutcome(status=OutcomeStatus.LEFT_AS_IS, reason=str(result.get("message")), **base)
     status = OutcomeStatus.CONFLICT if code in CONFLICT_CODES else OutcomeStatus.FAILED
     return ProtectionOutcome(status=status, reason=f"{code}: {result.get('message')}", **base)

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from orchestrators import protection
 from steward.domain import protection_flow
 from steward.rules_file import load_rules
-from tests.orchestrators.test_protection import SUB, VM, Estate, protect, vault
+from tests.orchestrators.replay import replay
+from tests.orchestrators.test_protection import ORIGIN, SUB, VM, Estate, protect, vault
 
 SET = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-weu-"
 A, B = f"{SET}01", f"{SET}02"
@@ -94,3 +96,20 @@ def test_a_vm_a_member_already_protects_stays_there_whatever_the_counts() -> Non
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "AlreadyProtected" and result.output["vaultId"] == A
     assert "vault_loads" not in result.names() and "begin_vm_protection" not in result.names()
+
+
+def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_used() -> None:
+    estate = SetEstate({A: 950})
+    estate.loads[B] = 950  # B exists already (the cached vault list predates it) and is past the threshold too
+    made = f"{SET}03"
+    estate.loads[made] = 0
+    answers = [{"ok": True, "vault": vault(B), "existed": True}, {"ok": True, "vault": vault(made)}]
+    estate.created = answers[0]
+    activities = estate.activities()
+    activities["create_vault"] = lambda p: answers.pop(0)
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=activities)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made
+    assert [p["name"] for p in result.inputs("create_vault")] == ["rsv-weu-02", "rsv-weu-03"]
+    assert result.inputs("vault_loads")[1]["vault_ids"] == [A, B]

@@ -512,18 +512,26 @@ class DataProtectionProvider:
                 problem = "the resource group does not exist"
             if problem is not None:
                 raise errors.SNAPSHOT_RG_INVALID.error(group=snapshot_group or "", reason=problem)
-            self._check_containers(datasource_id, props)
+            self._check_containers(datasource_id, props, policy)
         return datasource
 
     #: Vaulted blob backup: at most 100 containers per storage account (MicrosoftDocs
     #: backup/blob-backup-support-matrix.md, vaulted tab); the refusal's code is inferred (dataprotection_errors).
     MAX_BLOB_CONTAINERS: Final = 100
 
-    def _check_containers(self, datasource_id: str, props: dict[str, Any]) -> None:
+    def _check_containers(self, datasource_id: str, props: dict[str, Any], policy: dict[str, Any]) -> None:
         """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
-        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``). Checked only when a
-        list is sent (the sandbox does not require one; Azure says an empty selection "may" fail: support matrix)."""
+        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``); a vaulted blob backup
+        (a VaultStore backup rule) needs at least one (``errors.NO_CONTAINERS_SELECTED``, observed)."""
         params = (props.get("policyInfo") or {}).get("policyParameters") or {}
+        selected = [c for entry in params.get("backupDatasourceParametersList") or [] if isinstance(entry, dict)
+                    and entry.get("objectType") == "BlobBackupDatasourceParameters"
+                    for c in entry.get("containersList") or []]
+        if not selected and self._vaulted_blob_policy(props, policy):
+            # observed: a vaulted blob backup instance with no container selected is refused,
+            # "(UserErrorNoContainersSelectedForOperation) No containers selected for operation"
+            # (Azure/azure-cli-extensions#7499, az dataprotection backup-instance create with a vaulted policy rule)
+            raise errors.NO_CONTAINERS_SELECTED.error()
         for entry in params.get("backupDatasourceParametersList") or []:
             if not isinstance(entry, dict) or entry.get("objectType") != "BlobBackupDatasourceParameters":
                 continue
@@ -536,6 +544,16 @@ class DataProtectionProvider:
                     raise errors.SYSTEM_CONTAINER.error(container=name, account=parse_id(datasource_id).name)
                 if not self.store.exists(f"{datasource_id}/blobServices/default/containers/{name}"):
                     raise errors.CONTAINER_NOT_FOUND.error(container=name, account=parse_id(datasource_id).name)
+
+    @staticmethod
+    def _vaulted_blob_policy(props: dict[str, Any], policy: dict[str, Any]) -> bool:
+        """A blob backup whose policy backs up to the vault (a VaultStore backup rule): vaulted blob backup."""
+        datasource_type = str((props.get("dataSourceInfo") or {}).get("datasourceType") or "")
+        if datasource_type.lower() != rules.BLOB.lower():
+            return False
+        return any(str(r.get("objectType")) == "AzureBackupRule"
+                   and str((r.get("dataStore") or {}).get("dataStoreType") or "").lower() == "vaultstore"
+                   for r in policy["properties"].get("policyRules") or [] if isinstance(r, dict))
 
     def _check_same_tenant(self, vault: dict[str, Any], datasource_id: str, workload: rules.Workload) -> None:
         vault_spec = self.ctx.subscriptions.get(parse_id(vault["id"]).subscription_id or "")

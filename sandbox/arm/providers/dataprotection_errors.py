@@ -224,6 +224,14 @@ CONTAINER_NOT_FOUND: Final = ErrorSpec(
     "the support matrix asks for containers of the account to be selected; refusing a missing one, the code and "
     "the message are inferred",
 )
+NO_CONTAINERS_SELECTED: Final = ErrorSpec(
+    400,
+    "UserErrorNoContainersSelectedForOperation",
+    "No containers selected for operation",
+    "observed",
+    "code and message observed: Azure/azure-cli-extensions#7499 (a vaulted blob backup instance created without a "
+    "container); the 400 status is inferred",
+)
 SYSTEM_CONTAINER: Final = ErrorSpec(
     400,
     "UserErrorInvalidContainerName",

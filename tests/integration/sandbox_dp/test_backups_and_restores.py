@@ -291,7 +291,13 @@ def test_vaulted_blob_backup_restores_to_an_alternate_storage_account(estate: Es
     account = estate.datasource(rg, STORAGE, "src")
     drill = estate.datasource(rg, STORAGE, "drill")
     vault.grant("Storage Account Backup Contributor", account)
-    vault.protect("bi", vault.instance_body(account, BLOB, policy(vault, BLOB, "VaultStore", "P1D")))
+    # a vaulted blob backup lists its containers (Azure refuses one without: UserErrorNoContainersSelectedForOperation)
+    estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
+        f"{account}/blobServices/default/containers/data", {"properties": {}}, api_version="2023-05-01").result()
+    body = vault.instance_body(account, BLOB, policy(vault, BLOB, "VaultStore", "P1D"))
+    body["policyInfo"]["policyParameters"] = {"backupDatasourceParametersList": [
+        {"objectType": "BlobBackupDatasourceParameters", "containersList": ["data"]}]}
+    vault.protect("bi", body)
     point = latest_point(estate, rg, vault)
     request = {"objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": point,
                "sourceDataStoreType": "VaultStore", "sourceResourceId": account,
