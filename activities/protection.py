@@ -86,16 +86,32 @@ def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 @bp.activity_trigger(input_name="request")
 def create_vault(request: dict[str, Any]) -> dict[str, Any]:
-    """Create the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on."""
+    """Start creating the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on:
+    returns as soon as Azure accepted the vault's PUT (an ``OperationStarted`` record of step ``vault``; the
+    orchestrator follows it on durable timers, then calls ``finish_vault``), or a refusal."""
     settings = bootstrap.settings()
     if not settings.auto_create_vaults:
         return {"ok": False, "code": "AutoCreateOff", "message": "STEWARD_AUTO_CREATE_VAULTS is off"}
     if not settings.manages(request["subscription_id"]):
         return {"ok": False, "code": "OutOfScope", "message": "the subscription is not in STEWARD_SUBSCRIPTIONS"}
     creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
-    return _guard(lambda: {"ok": True, "vault": creator.create(
-        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag
-    ).to_record()})
+
+    def effect() -> dict[str, Any]:
+        accepted = creator.begin_create(request["kind"], request["subscription_id"], request["region"],
+                                        settings.vault_default_tag)
+        return operations.OperationStarted(step=operations.Step.VAULT, operation=accepted["operation"],
+                                           retry_after=accepted["retry_after"] or 0).to_record()
+
+    return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def finish_vault(request: dict[str, Any]) -> dict[str, Any]:
+    """The vault ``create_vault`` started, once its operation ended: read back (the verification), the cached vault
+    list forgotten, a Backup vault's policies PUT."""
+    creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
+    return _guard(lambda: {"ok": True, "vault": creator.finish(
+        request["kind"], request["subscription_id"], request["region"]).to_record()})
 
 
 @bp.activity_trigger(input_name="request")

@@ -14,7 +14,7 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_with_backoff
-from steward.domain import blob_containers, operations, rules
+from steward.domain import blob_containers, operations, rules, vault_defaults
 from steward.domain import protection_flow as flow
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.events import ContainerCreated, ProtectResource, ResourceGone, ResourcesMoved, read_intent
@@ -70,7 +70,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
         context, "find_vaults", RETRY, search))]
     choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
-        made = yield from call_with_backoff(context, "create_vault", RETRY, search)
+        made = yield from _create_vault(context, search)
         if made["ok"]:
             candidates = [VaultRecord.from_record(made["vault"])]
             choice = flow.choose(decision, candidates)
@@ -472,6 +472,24 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     yield from call_with_backoff(context, "publish_outcomes", RETRY,
                                  {"outcomes": [outcome.to_record()], "instanceId": context.instance_id})
     return outcome.to_record()
+
+
+def _create_vault(context: df.DurableOrchestrationContext, search: dict[str, Any]) -> Task:
+    """``create_vault`` starts the vault's PUT; its operation is followed on durable timers at Azure's Retry-After,
+    then ``finish_vault`` reads the vault back and PUTs its policies: ``{"ok": true, "vault"}`` or the refusal. A
+    result recorded before the operation was followed here is final as it is."""
+    result = yield from call_with_backoff(context, "create_vault", RETRY, search)
+    begun = operations.started(result)
+    if begun is None:
+        return result
+    vault_id = vault_defaults.vault_id_of(search["kind"], search["subscription_id"], search["region"])
+    request = {"vault_id": vault_id, "resource_id": vault_id, "status_activity": "vault_operation_status"}
+    state = yield from _follow_backup_operation(context, request, begun, {})
+    if state is None:
+        return operations.not_finished(begun.step)
+    if state.status != "Succeeded":
+        return operations.refusal(state)
+    return (yield from call_with_backoff(context, "finish_vault", RETRY, search))
 
 
 def _stop_protection_retain(context: df.DurableOrchestrationContext, ref: ProtectionRef) -> Task:

@@ -640,17 +640,6 @@ class BackupVaultProtection(_VaultAdapter):
                 )
             ]
 
-    def stop_protection(self, vault_id: str, name: str) -> None:
-        vault = vault_address(vault_id)
-        with azure_errors():
-            self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
-                resource_group_name=vault.resource_group,
-                vault_name=vault.name,
-                backup_instance_name=name,
-                polling=patient(self._clients.target.polling_interval),
-            ).result()
-
-
     def begin_stop_protection(self, vault_id: str, name: str) -> dict[str, Any]:
         """``POST .../stopProtection`` (recovery points kept) as soon as Azure accepted it: ``{"operation": its status
         URL ("" when Azure answered at once), "retry_after": its Retry-After or None}``."""
@@ -728,22 +717,16 @@ class VaultCreator:
         self._clients = clients
         self._cache = cache
 
-    def _put(self, subscription_id: str, rid: str, rtype: str, body: dict[str, Any]) -> dict[str, Any]:
-        client = self._clients.resources(subscription_id).resources
-        with azure_errors():
-            poller = client.begin_create_or_update_by_id(
-                rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
-                polling=patient(self._clients.target.polling_interval),
-            )
-            return wire(poller.result())
-
-    def create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> VaultRecord:
-        """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default.
+    def begin_create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> dict[str, Any]:
+        """Start creating (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default:
+        its resource group, then the vault's PUT, returned as soon as Azure accepted it (``{"operation": its status
+        URL ("" when Azure answered at once), "retry_after": its Retry-After or None}``); :meth:`finish` once the
+        operation ended.
 
         Backup vaults are created through the generic resources API: azure-mgmt-dataprotection 2.2.0's
         ``backup_vaults.begin_create_or_update`` cannot be called at api-version 2025-07-01.
         """
-        group, name = vault_defaults.vault_names(kind, region)
+        group, _name = vault_defaults.vault_names(kind, region)
         with azure_errors():
             self._clients.resources(subscription_id).resource_groups.create_or_update(group, {"location": region})
         tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
@@ -752,8 +735,27 @@ class VaultCreator:
             body = vault_defaults.recovery_services_vault_body(region, tags)
         else:
             body = vault_defaults.backup_vault_body(region, tags)
-        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
-        created = self._put(subscription_id, rid, rtype, body)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
+        with azure_errors():
+            self._clients.resources(subscription_id).resources.begin_create_or_update_by_id(
+                vault_defaults.vault_id_of(kind, subscription_id, region), api_version=READ_API_VERSIONS[rtype.lower()],
+                parameters=body, polling=False, raw_response_hook=keep_headers,
+            )
+        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                "retry_after": _retry_after_seconds(accepted)}
+
+    def finish(self, kind: str, subscription_id: str, region: str) -> VaultRecord:
+        """Once the vault's create operation ended: read it, forget the subscription's cached vault list (stale now)
+        and, for a Backup vault, PUT the app's policies (synchronous PUTs)."""
+        group, name = vault_defaults.vault_names(kind, region)
+        rid = vault_defaults.vault_id_of(kind, subscription_id, region)
+        with azure_errors():
+            created = wire(self._clients.resources(subscription_id).resources.get_by_id(
+                rid, api_version=READ_API_VERSIONS[VaultKind(kind).arm_type.lower()]))
         self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))  # the list without it is stale now
         if kind != VaultKind.RECOVERY_SERVICES:
             policies = self._clients.data_protection(subscription_id).backup_policies
@@ -764,3 +766,4 @@ class VaultCreator:
                         parameters=BaseBackupPolicyResource(policy_body),
                     )
         return _vault_facts(created, kind)
+
