@@ -26,7 +26,7 @@ from steward.cloud.protection import (
 )
 from steward.domain import blob_containers, operations, protection_flow
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import VmProtectionBegun
 from steward.logs import bind
@@ -46,10 +46,19 @@ def _refusal(error: AzureRefusal) -> dict[str, Any]:
 
 def _forget_cached(adapter: RecoveryServicesProtection | BackupVaultProtection, vault_id: str, policy: str) -> None:
     """Azure refused a request built from cached answers (the vault chosen from the cached list, the cached
-    policy id): the vault or its policy may have been deleted by hand, which no event tells the app. Read both
-    again on the next attempt rather than send the same stale request for the rest of the cache's lifetime."""
+    policy id, its cached load): the vault or its policy may have been deleted by hand, which no event tells the
+    app, or the vault is full. Read them again on the next attempt rather than send the same stale request for the
+    rest of the cache's lifetime."""
     adapter.forget_policy(vault_id, policy)
     adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
+    adapter.forget_load(vault_id)
+
+
+def _adapter(kind: str) -> RecoveryServicesProtection | BackupVaultProtection:
+    clients = bootstrap.clients()
+    if kind == VaultKind.RECOVERY_SERVICES:
+        return RecoveryServicesProtection(clients, bootstrap.arm_cache())
+    return BackupVaultProtection(clients, bootstrap.arm_cache())
 
 
 def _guard(effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -75,43 +84,46 @@ def decide_protection(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Vaults of one kind in a subscription and region."""
-    clients = bootstrap.clients()
-    adapter = (
-        RecoveryServicesProtection(clients, bootstrap.arm_cache())
-        if request["kind"] == VaultKind.RECOVERY_SERVICES
-        else BackupVaultProtection(clients, bootstrap.arm_cache())
-    )
+    adapter = _adapter(request["kind"])
     return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
 
 
 @bp.activity_trigger(input_name="request")
+def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each vault of a vault set protects now (issue 19): ``[{"id", "items", "vms"}]``, from the ARM cache
+    unless ``fresh`` (after Azure refused one as full)."""
+    adapter = _adapter(request["kind"])
+    fresh = bool(request.get("fresh"))
+    return [{"id": vault_id, **adapter.vault_load(vault_id, fresh=fresh)} for vault_id in request["vault_ids"]]
+
+
+@bp.activity_trigger(input_name="request")
 def create_vault(request: dict[str, Any]) -> dict[str, Any]:
-    """Start creating the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on:
-    returns as soon as Azure accepted the vault's PUT (an ``OperationStarted`` record of step ``vault``; the
-    orchestrator follows it on durable timers, then calls ``finish_vault``), or a refusal."""
+    """Create the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on."""
     settings = bootstrap.settings()
     if not settings.auto_create_vaults:
         return {"ok": False, "code": "AutoCreateOff", "message": "STEWARD_AUTO_CREATE_VAULTS is off"}
     if not settings.manages(request["subscription_id"]):
         return {"ok": False, "code": "OutOfScope", "message": "the subscription is not in STEWARD_SUBSCRIPTIONS"}
     creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
+    # a vault set's next vault comes named, with the set's tags (issue 19); else the region's default vault
+    named = (request["resource_group"], request["name"]) if request.get("name") else None
+    tags = dict(request.get("tags") or {}) if named else None
 
     def effect() -> dict[str, Any]:
-        accepted = creator.begin_create(request["kind"], request["subscription_id"], request["region"],
-                                        settings.vault_default_tag)
-        return operations.OperationStarted(step=operations.Step.VAULT, operation=accepted["operation"],
-                                           retry_after=accepted["retry_after"] or 0).to_record()
+        if named is not None:  # created a moment ago by another protection: use it as it is, never PUT over it
+            found = creator.existing(request["kind"], request["subscription_id"], *named)
+            if found is not None:
+                if normalise_region(found.location) != normalise_region(request["region"]):
+                    return {"ok": False, "code": "VaultNameTaken",
+                            "message": f"{found.id} exists in {found.location}, not {request['region']}"}
+                return {"ok": True, "vault": found.to_record(), "existed": True}
+        return {"ok": True, "vault": creator.create(
+            request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
+            named=named, tags=tags,
+        ).to_record()}
 
     return _guard(effect)
-
-
-@bp.activity_trigger(input_name="request")
-def finish_vault(request: dict[str, Any]) -> dict[str, Any]:
-    """The vault ``create_vault`` started, once its operation ended: read back (the verification), the cached vault
-    list forgotten, a Backup vault's policies PUT."""
-    creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
-    return _guard(lambda: {"ok": True, "vault": creator.finish(
-        request["kind"], request["subscription_id"], request["region"]).to_record()})
 
 
 @bp.activity_trigger(input_name="request")
@@ -160,10 +172,12 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
             return VmProtectionBegun(ok=False, code="PolicyNotFound",
                                      message=f"policy {request['policy']} not in vault").to_record()
         try:
-            return adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id).to_record()
+            begun = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
         except (AzureRefusal, NotFound):
             _forget_cached(adapter, request["vault_id"], request["policy"])
             raise
+        adapter.counted_protection(request["vault_id"], vm=True)  # a vault set's cached count (issue 19)
+        return begun.to_record()
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         try:
@@ -243,6 +257,9 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         if protection_flow.lists_account_containers(request):  # vaulted blobs, every container: at most 100
             found = ResourceReader(bootstrap.clients()).blob_containers(request["resource_id"])
             containers = blob_containers.plan_containers([], found).containers
+            if not containers:  # Azure refuses a vaulted blob instance without a container: wait for the first
+                return {"ok": False, "code": protection_flow.NO_CONTAINERS_YET,
+                        "message": protection_flow.NO_CONTAINERS_REASON}
         body = protection_flow.backup_instance_body(request, policy_id, containers)
         # no GET of the instance first: validation refuses a datasource an instance already protects, and only
         # then is the instance read (operations.after_validation)
@@ -282,6 +299,8 @@ def _begin_instance(adapter: BackupVaultProtection, request: dict[str, Any], bod
         if isinstance(error, NotFound) or error.code in POLICY_NOT_FOUND_CODES:
             _forget_cached(adapter, vault_id, request["policy"])
         raise
+    if not repaired:
+        adapter.counted_protection(vault_id, vm=False)  # a vault set's cached count (issue 19)
     return operations.OperationStarted(
         step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
         body=body, repaired=repaired or {}, instance={} if accepted["operation"] else accepted["instance"],

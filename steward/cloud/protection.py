@@ -46,6 +46,8 @@ READ_API_VERSIONS: Final[dict[str, str]] = {
 #: ARM's answer when a subscription has moved to a tenant the app's token is not from.
 WRONG_TENANT: Final = "InvalidAuthenticationTokenTenant"
 IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+#: ``protectedItemType`` of Azure VM items (S-RSB ``AzureIaaSComputeVMProtectedItem`` / classic), lower-cased
+VM_ITEM_TYPES: Final = frozenset({"microsoft.compute/virtualmachines", "microsoft.classiccompute/virtualmachines"})
 
 
 def _identity_of(rtype: str, body: dict[str, Any], rid: ResourceId) -> str:
@@ -227,6 +229,29 @@ class _VaultAdapter:
     def forget_vaults(self, subscription_id: str) -> None:
         self._cache.drop(*arm_cache.vaults_key(self.KIND, subscription_id))
 
+    def count_items(self, vault_id: str) -> dict[str, int]:
+        """``{"items", "vms"}``: every item the vault lists, and the Azure VMs among them."""
+        raise NotImplementedError
+
+    def vault_load(self, vault_id: str, *, fresh: bool = False) -> dict[str, int]:
+        """What the vault protects (``count_items``), from the cache while it is fresh (``fresh``: read it again)."""
+        key = arm_cache.load_key(vault_id)
+        if fresh:
+            self._cache.drop(*key)
+        found: dict[str, int] | None = self._cache.get(key)
+        if found is None:
+            found = self.count_items(vault_id)
+            self._cache.put(key, found)
+        return dict(found)
+
+    def counted_protection(self, vault_id: str, *, vm: bool) -> None:
+        """The app protected one more datasource in the vault: count it in the cached load (no read)."""
+        self._cache.adjust(arm_cache.load_key(vault_id),
+                           lambda load: {"items": load["items"] + 1, "vms": load["vms"] + (1 if vm else 0)})
+
+    def forget_load(self, vault_id: str) -> None:
+        self._cache.drop(*arm_cache.load_key(vault_id))
+
 
 class RecoveryServicesProtection(_VaultAdapter):
     """VM protection in Recovery Services vaults (docs/azure-facts.md: "VM enrolment", "Item states and soft
@@ -395,6 +420,21 @@ class RecoveryServicesProtection(_VaultAdapter):
         )
         return {"operation": str((started or {}).get("operation") or ""),
                 "retry_after": (started or {}).get("retry_after")}
+
+    def count_items(self, vault_id: str) -> dict[str, int]:
+        """Every item of the vault (``backupProtectedItems`` unfiltered: every workload counts toward the 2,000
+        datasources) and its Azure VMs (``protectedItemType`` of a VM; the 1,000 VMs), one paged list."""
+        vault = vault_address(vault_id)
+        items = vms = 0
+        with azure_errors():
+            for item in self._clients.recovery_services_backup(vault.subscription_id).backup_protected_items.list(
+                vault_name=vault.name, resource_group_name=vault.resource_group
+            ):
+                props = wire(item).get("properties") or {}
+                items += 1
+                if str(props.get("protectedItemType") or "").lower() in VM_ITEM_TYPES:
+                    vms += 1
+        return {"items": items, "vms": vms}
 
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
@@ -630,6 +670,10 @@ class BackupVaultProtection(_VaultAdapter):
                 "retry_after": _retry_after_seconds(accepted),
                 "instance": wire(answered) if answered is not None else {}}
 
+    def count_items(self, vault_id: str) -> dict[str, int]:
+        """The vault's backup instances (no limit is published for Backup vaults; sets spread by the count)."""
+        return {"items": len(self.instances(vault_id)), "vms": 0}
+
     def instances(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
         with azure_errors():
@@ -717,45 +761,50 @@ class VaultCreator:
         self._clients = clients
         self._cache = cache
 
-    def begin_create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> dict[str, Any]:
-        """Start creating (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default:
-        its resource group, then the vault's PUT, returned as soon as Azure accepted it (``{"operation": its status
-        URL ("" when Azure answered at once), "retry_after": its Retry-After or None}``); :meth:`finish` once the
-        operation ended.
+    def _put(self, subscription_id: str, rid: str, rtype: str, body: dict[str, Any]) -> dict[str, Any]:
+        client = self._clients.resources(subscription_id).resources
+        with azure_errors():
+            poller = client.begin_create_or_update_by_id(
+                rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
+                polling=patient(self._clients.target.polling_interval),
+            )
+            return wire(poller.result())
+
+    def existing(self, kind: str, subscription_id: str, group: str, name: str) -> VaultRecord | None:
+        """The vault ``name`` in ``group`` as it is (one GET), or None: a vault set's next vault may exist already
+        (another protection created it a moment ago), and a PUT over it would reset its settings to the defaults."""
+        rtype = VaultKind(kind).arm_type
+        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
+        try:
+            with azure_errors():
+                body = wire(self._clients.resources(subscription_id).resources.get_by_id(
+                    rid, api_version=READ_API_VERSIONS[rtype.lower()]))
+        except NotFound:
+            return None
+        return _vault_facts(body, kind)
+
+    def create(
+        self, kind: str, subscription_id: str, region: str, default_tag: str, *,
+        named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,
+    ) -> VaultRecord:
+        """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
+        ``named`` (resource group, name) and ``tags``, a vault set's next vault with the same secure defaults.
 
         Backup vaults are created through the generic resources API: azure-mgmt-dataprotection 2.2.0's
         ``backup_vaults.begin_create_or_update`` cannot be called at api-version 2025-07-01.
         """
-        group, _name = vault_defaults.vault_names(kind, region)
+        group, name = named or vault_defaults.vault_names(kind, region)
         with azure_errors():
             self._clients.resources(subscription_id).resource_groups.create_or_update(group, {"location": region})
-        tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
+        if named is None or tags is None:
+            tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
         rtype = VaultKind(kind).arm_type
         if kind == VaultKind.RECOVERY_SERVICES:
             body = vault_defaults.recovery_services_vault_body(region, tags)
         else:
             body = vault_defaults.backup_vault_body(region, tags)
-        accepted: dict[str, str] = {}
-
-        def keep_headers(response: Any) -> None:
-            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
-
-        with azure_errors():
-            self._clients.resources(subscription_id).resources.begin_create_or_update_by_id(
-                vault_defaults.vault_id_of(kind, subscription_id, region), api_version=READ_API_VERSIONS[rtype.lower()],
-                parameters=body, polling=False, raw_response_hook=keep_headers,
-            )
-        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
-                "retry_after": _retry_after_seconds(accepted)}
-
-    def finish(self, kind: str, subscription_id: str, region: str) -> VaultRecord:
-        """Once the vault's create operation ended: read it, forget the subscription's cached vault list (stale now)
-        and, for a Backup vault, PUT the app's policies (synchronous PUTs)."""
-        group, name = vault_defaults.vault_names(kind, region)
-        rid = vault_defaults.vault_id_of(kind, subscription_id, region)
-        with azure_errors():
-            created = wire(self._clients.resources(subscription_id).resources.get_by_id(
-                rid, api_version=READ_API_VERSIONS[VaultKind(kind).arm_type.lower()]))
+        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
+        created = self._put(subscription_id, rid, rtype, body)
         self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))  # the list without it is stale now
         if kind != VaultKind.RECOVERY_SERVICES:
             policies = self._clients.data_protection(subscription_id).backup_policies
@@ -766,4 +815,3 @@ class VaultCreator:
                         parameters=BaseBackupPolicyResource(policy_body),
                     )
         return _vault_facts(created, kind)
-

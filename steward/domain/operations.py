@@ -52,7 +52,6 @@ class Step(StrEnum):
     VALIDATE = "validate"
     INSTANCE = "instance"
     STOP = "stop"  # stop protection, recovery points kept (a Recovery Services item re-PUT, a Backup vault POST)
-    VAULT = "vault"  # a regional vault the app creates (STEWARD_AUTO_CREATE_VAULTS)
 
 
 @dataclass(frozen=True)

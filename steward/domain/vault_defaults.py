@@ -102,9 +102,3 @@ def vault_names(kind: str, region: str) -> tuple[str, str]:
     """(resource group, vault name) of a vault the app creates for ``kind`` in ``region``."""
     short = "rsv" if kind == VaultKind.RECOVERY_SERVICES else "bv"
     return f"rg-backup-steward-{region}", f"{short}-steward-{region}"
-
-
-def vault_id_of(kind: str, subscription_id: str, region: str) -> str:
-    """The id of the vault the app creates for ``kind`` in ``region`` (:func:`vault_names`)."""
-    group, name = vault_names(kind, region)
-    return f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{VaultKind(kind).arm_type}/{name}"

@@ -256,33 +256,3 @@ def test_a_deleted_disks_stop_that_azure_refuses_at_its_end_fails_with_the_code(
     assert result.output[0]["reason"] == "no"  # Azure's message
     assert [name for name, _ in looks] == ["backup_operation_status"]
     assert looks[0][1]["step"] == "stop"
-
-
-# ---- a regional vault created (STEWARD_AUTO_CREATE_VAULTS) on durable timers -------------------------------------
-
-def test_a_missing_vault_is_created_with_its_operation_followed_on_durable_timers_then_finished() -> None:
-    from tests.orchestrators.test_protection import vault
-
-    estate = Operations()
-    estate.vaults = []
-    looks: list[Any] = []
-    finished: list[Any] = []
-    fakes = estate.activities
-
-    def activities() -> dict[str, Callable[[Any], Any]]:
-        answers = fakes()
-        answers["create_vault"] = lambda p: operations.OperationStarted(
-            step=operations.Step.VAULT, operation="https://arm/op/vault", retry_after=10).to_record()
-        answers["vault_operation_status"] = lambda p: looks.append(p) or state(
-            "InProgress" if len(looks) < 2 else "Succeeded")
-        answers["finish_vault"] = lambda p: finished.append(p) or {
-            "ok": True, "vault": vault(BV, tags={"backup-steward:default": "true"})}
-        return answers
-
-    estate.activities = activities  # type: ignore[method-assign]
-    result = protect(estate)
-    assert result.output["status"] == "Protected" and result.output["vaultId"] == BV
-    assert len(looks) == 2 and looks[0]["operation"] == "https://arm/op/vault"
-    assert looks[0]["vault_id"].endswith("/providers/Microsoft.DataProtection/backupVaults/bv-steward-westeurope")
-    assert [p["region"] for p in finished] == ["westeurope"]
-    assert waits(result)[:2] == [10, 10]  # the vault's two looks, then the validation's and the PUT's
