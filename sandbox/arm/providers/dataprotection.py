@@ -521,8 +521,8 @@ class DataProtectionProvider:
 
     def _check_containers(self, datasource_id: str, props: dict[str, Any], policy: dict[str, Any]) -> None:
         """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
-        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``). Checked only when a
-        list is sent (the sandbox does not require one; Azure says an empty selection "may" fail: support matrix)."""
+        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``); a vaulted blob backup
+        (a VaultStore backup rule) needs at least one (``errors.NO_CONTAINERS_SELECTED``, observed)."""
         params = (props.get("policyInfo") or {}).get("policyParameters") or {}
         selected = [c for entry in params.get("backupDatasourceParametersList") or [] if isinstance(entry, dict)
                     and entry.get("objectType") == "BlobBackupDatasourceParameters"
