@@ -684,17 +684,6 @@ class BackupVaultProtection(_VaultAdapter):
                 )
             ]
 
-    def stop_protection(self, vault_id: str, name: str) -> None:
-        vault = vault_address(vault_id)
-        with azure_errors():
-            self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
-                resource_group_name=vault.resource_group,
-                vault_name=vault.name,
-                backup_instance_name=name,
-                polling=patient(self._clients.target.polling_interval),
-            ).result()
-
-
     def begin_stop_protection(self, vault_id: str, name: str) -> dict[str, Any]:
         """``POST .../stopProtection`` (recovery points kept) as soon as Azure accepted it: ``{"operation": its status
         URL ("" when Azure answered at once), "retry_after": its Retry-After or None}``."""
