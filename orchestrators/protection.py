@@ -15,7 +15,7 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_with_backoff
-from steward.domain import blob_containers, rules
+from steward.domain import blob_containers, operations, rules
 from steward.domain import protection_flow as flow
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.events import ContainerCreated, ProtectResource, ResourceGone, ResourcesMoved, read_intent
@@ -221,7 +221,8 @@ def _configure_backup_instance(
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
     minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
     (``regrant``: bypassing the worker's cache of granted roles)."""
-    result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+    took: dict[str, int] = {}  # how long each operation took in this run: a validation refused is sent again
+    result = yield from _protect_in_backup_vault(context, request, took)
     waited = 0.0
     attempt = 0
     while flow.awaiting_rbac(result):
@@ -233,8 +234,76 @@ def _configure_backup_instance(
             yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
-        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        result = yield from _protect_in_backup_vault(context, request, took)
     return result
+
+
+def _protect_in_backup_vault(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], took: dict[str, int]
+) -> Task:
+    """Validate for backup, then PUT the backup instance, each operation followed on durable timers at Azure's
+    ``Retry-After`` (``steward.domain.operations``); the result ``protect_in_backup_vault`` returned when it followed
+    them itself. An operation that failed on Azure's side starts again, a bounded number of times. ``took``: the
+    seconds each step's operation took before in this run (updated here): its next one is first looked at then."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):
+        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        begun = operations.started(result)
+        if begun is None:  # a refusal, an instance already protecting, or a result recorded by the earlier code
+            return result
+        repaired: dict[str, Any] = dict(begun.repaired)
+        if begun.step is operations.Step.VALIDATE:
+            state = yield from _follow_backup_operation(context, request, begun, took)
+            if state is None:
+                return operations.not_finished(begun.step)
+            if operations.restart(state):
+                result = operations.refusal(state)
+                continue
+            after = operations.after_validation(state)
+            if after.final is not None:
+                return after.final
+            repaired = dict(after.repaired)
+            put = {**request, "body": dict(begun.body), "repaired": repaired}
+            result = yield from call_with_backoff(context, "begin_backup_instance", RETRY, put)
+            begun = operations.started(result)
+            if begun is None:
+                return result
+        state = yield from _follow_backup_operation(context, request, begun, took)
+        if state is None:
+            return operations.not_finished(begun.step)
+        if operations.restart(state):
+            result = operations.refusal(state)
+            continue
+        return operations.after_instance(state, repaired)
+    return result
+
+
+def _follow_backup_operation(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted,
+    took: dict[str, int],
+) -> Task:
+    """The operation's end (an ``OperationState``): wait its ``Retry-After`` on a durable timer, look, again while it
+    runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. The first look waits at least as long
+    as the same step's operation took before in this run (``took``, recorded here when it ends: a validation sent
+    again while new role assignments propagate is looked at once, not ``Retry-After`` by ``Retry-After``). An
+    operation Azure answered at once ends at once (the instance it answered with, for a PUT)."""
+    if not begun.operation:
+        return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
+    watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
+             "operation": begun.operation, **({"name": request["name"]} if request.get("name") else {})}
+    look = str(request.get("status_activity") or "backup_operation_status")
+    retry_after = begun.retry_after
+    waited = 0
+    while waited < operations.WINDOW_SECONDS:
+        wait = operations.wait_seconds(retry_after, expected=took.get(begun.step.value, 0) - waited)
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        waited += wait
+        state = operations.OperationState.from_record((yield from call_with_backoff(context, look, RETRY, watch)))
+        if not state.running:
+            took[begun.step.value] = waited
+            return state
+        retry_after = state.retry_after or retry_after
+    return None
 
 
 def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
@@ -385,9 +454,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
                                      reason=alive.reason))
             continue
-        stopped = yield from call_with_backoff(context,
-            "stop_protection_retain", RETRY, {"protection": ref.to_record()}
-        )
+        stopped = yield from _stop_protection_retain(context, ref)
         status = OutcomeStatus.RETAINED if stopped["ok"] else OutcomeStatus.FAILED
         outcomes.append(_outcome(intent, status, vault_id=ref.vault_id, item_id=ref.item_id,
                                  reason="protection stopped, recovery points kept" if stopped["ok"]
@@ -437,9 +504,7 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
         )
         outcome = ProtectionOutcome.from_record(made)
         if outcome.status in flow.SUCCESSFUL and not flow.same_item(outcome, match.old):
-            stopped = yield from call_with_backoff(context,
-                "stop_protection_retain", RETRY, {"protection": match.old.to_record()}
-            )
+            stopped = yield from _stop_protection_retain(context, match.old)
             outcomes.append(flow.reprotected(outcome, match, stopped).to_record())
         else:
             outcomes.append(flow.not_reprotected(outcome, match).to_record())
@@ -484,6 +549,48 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     return outcome.to_record()
 
 
+def _stop_protection_retain(context: df.DurableOrchestrationContext, ref: ProtectionRef) -> Task:
+    """``stop_protection_retain`` starts the stop; its operation is followed on durable timers at Azure's Retry-After
+    (a Recovery Services one through ``vault_operation_status``); ``{"ok": true, "stopped"}`` or the refusal. A
+    result recorded before the operation was followed here is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
+        result = yield from call_with_backoff(context, "stop_protection_retain", RETRY, {"protection": ref.to_record()})
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        status_activity = ("vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES
+                           else "backup_operation_status")
+        request = {"vault_id": ref.vault_id, "resource_id": ref.source_id, "status_activity": status_activity}
+        state = yield from _follow_backup_operation(context, request, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = operations.after_stop(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
+def _modify_instance(context: df.DurableOrchestrationContext, change: dict[str, Any]) -> Task:
+    """``set_blob_containers`` starts the PUT; its operation is followed on durable timers at Azure's Retry-After and
+    the instance read back once it ended (``operations.after_modification``). A result recorded before the
+    operation was followed here is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
+        result = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        request = {"vault_id": change["vault_id"], "resource_id": change["account_id"], "name": change["name"]}
+        state = yield from _follow_backup_operation(context, request, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = operations.after_modification(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
 def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
     account = str(intent.resource_id)
     facts = yield from _describe(context, account)
@@ -501,13 +608,21 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
                                          {"subscription_ids": [ResourceId.parse(account).subscription_id]})
     mine = [r for r in flow.protections_of(account, [ProtectionRef.from_record(f) for f in found])
             if r.kind == VaultKind.BACKUP.value and flow.is_active(r)]
-    if not mine:
-        return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
-                        reason="no backup instance protects the storage account yet: its protection (the account's "
-                        "own write event) will list its containers")
-    ref = mine[0]
-    common = {"vault_id": ref.vault_id, "item_id": ref.item_id, "rule": decision.rule, "policy": decision.policy}
-    where = {"vault_id": ref.vault_id, "name": ref.item_id.rsplit("/", 1)[-1], "account_id": account}
+    protected_now = not mine
+    if protected_now:
+        # the account is not protected yet: protect it now. Azure refuses a vaulted blob backup without a container
+        # (flow.NO_CONTAINERS_YET), so an account created empty was left as is at its own write event; its first
+        # container brings it here. The protection lists the containers it holds (at most 100); this run reports
+        # them as added, and the rest as left out
+        protect = ProtectResource(resource_id=intent.resource_id, origin=intent.origin)
+        made: ProtectionOutcome = yield from _protect(context, protect, protect.to_record())
+        if made.status is not OutcomeStatus.PROTECTED or made.vault_id is None or made.item_id is None:
+            return made
+        vault_id, item_id = made.vault_id, made.item_id
+    else:
+        vault_id, item_id = mine[0].vault_id, mine[0].item_id
+    common = {"vault_id": vault_id, "item_id": item_id, "rule": decision.rule, "policy": decision.policy}
+    where = {"vault_id": vault_id, "name": item_id.rsplit("/", 1)[-1], "account_id": account}
     before: int | None = None
     added: list[str] = []
     plan = None
@@ -517,12 +632,14 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
             return _outcome(intent, OutcomeStatus.FAILED, **common,
                             reason=state.get("message") or "the backup instance is gone")
         current = blob_containers.containers_of(state["instance"])
-        before = len(current) if before is None else before
+        if before is None:
+            before = 0 if protected_now else len(current)
+            added = list(current) if protected_now else []
         plan = blob_containers.plan_containers(current, state["containers"], decision.datastore.blob_containers)
         if not plan.changed:
             break
         change = {**where, "instance": state["instance"], "containers": list(plan.containers)}
-        put = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        put = yield from _modify_instance(context, change)
         if not put["ok"]:
             return _outcome(intent, OutcomeStatus.FAILED, **common, details=plan.details(),
                             reason=f"modifying the backup instance was refused ({put.get('code')}: "

@@ -172,6 +172,8 @@ resource drill 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (enable
           // drill_prepare: the drill's staging account (VM disks; PostgreSQL files); also the linked check of a
           // Recovery Services restore on its staging account.
           'Microsoft.Storage/storageAccounts/write'
+          // drill_start, PostgreSQL: the blob container of the drill's account the files are restored into.
+          'Microsoft.Storage/storageAccounts/blobServices/containers/write'
           // drill_start, VM: restore disks from a recovery point (Backup Operator's action).
           'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore/action'
           // drill_start, disk and PostgreSQL: validate, then restore (Backup Operator's actions).

@@ -234,6 +234,16 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
+#: ``protect_in_backup_vault``'s answer for a storage account under vaulted blob backup that holds no container
+#: it may list yet: Azure refuses a vaulted blob backup instance without one
+#: ("(UserErrorNoContainersSelectedForOperation) No containers selected for operation",
+#: Azure/azure-cli-extensions#7499), so nothing is sent; the account's first container's event protects it
+#: (``add_blob_containers``).
+NO_CONTAINERS_YET: Final = "NoContainersYet"
+NO_CONTAINERS_REASON: Final = (
+    "the storage account holds no blob container to back up yet and Azure refuses a vaulted blob backup without "
+    "one (UserErrorNoContainersSelectedForOperation): its first container's event protects it"
+)
 #: ``begin_vm_protection``'s refusal when the VM's only item is soft-deleted: no PUT, a person undeletes it.
 ITEM_SOFT_DELETED: Final = "ItemSoftDeleted"
 SOFT_DELETED_REASON: Final = (
@@ -323,7 +333,7 @@ def outcome_of_enable(
         status = OutcomeStatus.PROTECTED if created else OutcomeStatus.ALREADY_PROTECTED
         return ProtectionOutcome(status=status, item_id=item.get("id"), **base)
     code = str(result.get("code") or "")
-    if code == ITEM_SOFT_DELETED:
+    if code in (ITEM_SOFT_DELETED, NO_CONTAINERS_YET):
         return ProtectionOutcome(status=OutcomeStatus.LEFT_AS_IS, reason=str(result.get("message")), **base)
     status = OutcomeStatus.CONFLICT if code in CONFLICT_CODES else OutcomeStatus.FAILED
     return ProtectionOutcome(status=status, reason=f"{code}: {result.get('message')}", **base)

@@ -224,6 +224,25 @@ CONTAINER_NOT_FOUND: Final = ErrorSpec(
     "the support matrix asks for containers of the account to be selected; refusing a missing one, the code and "
     "the message are inferred",
 )
+NO_CONTAINERS_SELECTED: Final = ErrorSpec(
+    400,
+    "UserErrorNoContainersSelectedForOperation",
+    "No containers selected for operation",
+    "observed",
+    "code and message observed: Azure/azure-cli-extensions#7499 (a vaulted blob backup instance created without a "
+    "container); the 400 status is inferred",
+)
+SYSTEM_CONTAINER: Final = ErrorSpec(
+    400,
+    "UserErrorInvalidContainerName",
+    "Container '{container}' of storage account '{account}' is a system container and can't be backed up; "
+    "only $root and $web of the system containers can be selected.",
+    "inferred",
+    "rule: Microsoft's Az.DataProtection refuses containers starting with $ except $root and $web ('Following "
+    "containers are not allowed for configure protection with AzureBlob', Update-AzDataProtectionBackupInstance, "
+    "New-AzDataProtectionBackupConfigurationClientObject); that the service refuses them, its code and message "
+    "are inferred",
+)
 INVALID_BACKUP_INSTANCE: Final = ErrorSpec(
     400,
     "UserErrorInvalidRequestParameter",

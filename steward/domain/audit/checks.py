@@ -37,7 +37,7 @@ from steward.domain.audit.results import (
     TrendPoint,
     finding_id,
 )
-from steward.domain.blob_containers import MAX_VAULTED_CONTAINERS
+from steward.domain.blob_containers import MAX_VAULTED_CONTAINERS, selectable
 from steward.domain.kernel import (
     ImmutabilityState,
     VaultKind,
@@ -235,7 +235,7 @@ def _check_blob_containers(
     if not ProtectionStatus.from_arm(instance.protection_status).is_active:
         return
     listed = {c.lower() for c in instance.containers}
-    missing = sorted(c for c in instance.account_containers if c.lower() not in listed)
+    missing = sorted(c for c in instance.account_containers if c.lower() not in listed and selectable(c))
     if not missing:
         return
     account = resources.get(id_key(instance.datasource_id))

@@ -239,6 +239,14 @@ def test_bkp007_is_silent_when_every_container_is_listed_or_nothing_was_read() -
     assert "BKP-007" not in fired(_with_blob_instance(("a",), ("a", "b"), protection_status="ProtectionStopped"))
 
 
+def test_bkp007_does_not_ask_for_system_containers_a_vaulted_backup_cannot_list() -> None:
+    """$logs / $blobchangefeed are Azure's own containers; Microsoft's clients refuse them in containersList (only
+    $root and $web may be listed): the audit does not report them as unprotected."""
+    assert fired(_with_blob_instance(("a",), ("a", "$logs", "$blobchangefeed"))) == {}
+    [finding] = audit(_with_blob_instance(("a",), ("a", "$logs", "$web")), rules(), NOW).findings
+    assert finding.details["leftOut"] == "$web"
+
+
 # BKP-006 soft-deleted -----------------------------------------------------------------------------------
 covers("BKP-006")
 
