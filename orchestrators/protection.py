@@ -195,7 +195,8 @@ def _choose_in_set(
         loads: list[dict[str, Any]] = []
         if members:
             loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
-                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
+                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh,
+                "decision": decision.to_record(), "refused": refused})
         step = flow.choose_in_set(decision, members, loads, refused)
         if step.vault is not None:
             return flow.Choice(vault=step.vault, reason=step.reason)
