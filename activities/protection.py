@@ -237,10 +237,19 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
                 raise
             if failed is None:
                 return {"ok": True, "instance": existing, "created": False}
-        made = adapter.create_instance(vault_id, name, body)
-        result: dict[str, Any] = {"ok": True, "instance": made, "created": True}
-        if failed is not None:
-            result["repaired"] = failed
+        result: dict[str, Any]
+        if failed is not None and protection_flow.remedy_for(failed) == protection_flow.REMEDY_SYNC:
+            # Azure's remedy for this failure, instead of a re-PUT (protection_flow.remedy_for)
+            made = adapter.sync_instance(vault_id, name)
+            if made is None:
+                return {"ok": False, "code": "NotFound", "message": f"backup instance {name} vanished during sync"}
+            result = {"ok": True, "instance": made, "created": False, "repaired": failed,
+                      "remedy": protection_flow.REMEDY_SYNC}
+        else:
+            made = adapter.create_instance(vault_id, name, body)
+            result = {"ok": True, "instance": made, "created": True}
+            if failed is not None:
+                result["repaired"] = failed
         after = protection_flow.instance_failure(made)
         if after is not None:  # configured, and it reads back failed: not protection
             # missing permissions that RBAC propagation will grant keep their code: the caller waits them out

@@ -17,6 +17,7 @@ from typing import Any, Final
 from azure.mgmt.dataprotection.models import (
     BackupInstanceResource,
     BaseBackupPolicyResource,
+    SyncBackupInstanceRequest,
     ValidateForBackupRequest,
 )
 from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
@@ -592,6 +593,27 @@ class BackupVaultProtection(_VaultAdapter):
         if not found:
             raise AzureRefusal(f"backup instance {name} reported created but is missing in {vault_id}")
         return found
+
+    def sync_instance(self, vault_id: str, name: str) -> dict[str, Any] | None:
+        """Azure's remedy for a failed instance (``BackupInstances_SyncBackupInstance``, syncType ``Default``: "retry
+        last failed operation"), followed to its end; the instance as it reads back after it (None: gone). A sync
+        whose retried configuration fails again returns the instance as it is left; other failures raise."""
+        vault = vault_address(vault_id)
+        try:
+            with azure_errors():
+                self._clients.data_protection(vault.subscription_id).backup_instances.begin_sync_backup_instance(
+                    resource_group_name=vault.resource_group,
+                    vault_name=vault.name,
+                    backup_instance_name=name,
+                    parameters=SyncBackupInstanceRequest({"syncType": "Default"}),
+                    polling=patient(self._clients.target.polling_interval, result_unused=True),
+                ).result()
+        except CloudError:
+            left = self.instance(vault_id, name)
+            if left is not None and protection_flow.instance_failure(left) is not None:
+                return left
+            raise
+        return self.instance(vault_id, name)
 
     def instances(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
