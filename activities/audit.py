@@ -27,13 +27,14 @@ from steward.domain.audit import (
     inventory_to_json,
     remediation_plan,
 )
+from steward.domain.audit.runs import AuditPart, AuditScope, DrillLeftovers, FindingsPublished, RemediationPlanned
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import id_key
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.events import finding_events
-from steward.report.store import load_latest, save_result
+from steward.report.store import load_latest, save_result, update
 
 bp = df.Blueprint()
 
@@ -46,7 +47,7 @@ def audit_scope(request: dict[str, Any]) -> dict[str, Any]:
     """The subscriptions to audit: those named, else the configured ones, else every readable one."""
     named = [str(s) for s in request.get("subscriptions") or []]
     configured = list(bootstrap.settings().subscriptions)
-    return {"subscriptions": named or configured or list(_reader().subscriptions())}
+    return AuditScope(subscriptions=tuple(named or configured or list(_reader().subscriptions()))).to_record()
 
 
 def _part_name(run: str, subscription_id: str) -> str:
@@ -60,14 +61,14 @@ def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
     part = read_estate(_reader(), [subscription_id], concurrency=1)
     name = _part_name(run, subscription_id)
     bootstrap.report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
-    return {
-        "subscription_id": subscription_id,
-        "part": name,
-        "resources": len(part.resources),
-        "vaults": len(part.vaults),
-        "items": len(part.protected_items) + len(part.backup_instances),
-        "gaps": len(part.gaps),
-    }
+    return AuditPart(
+        part=name,
+        subscription_id=subscription_id,
+        resources=len(part.resources),
+        vaults=len(part.vaults),
+        items=len(part.protected_items) + len(part.backup_instances),
+        gaps=len(part.gaps),
+    ).to_record()
 
 
 def _summary(result: AuditResult, json_name: str, html_name: str) -> dict[str, Any]:
@@ -161,9 +162,10 @@ def audit_remediation_plan(request: dict[str, Any]) -> dict[str, Any]:
     """Which BKP-001 resources this run starts protection for (STEWARD_AUDIT_REMEDIATE_LIMIT; 0: none)."""
     limit = bootstrap.settings().audit_remediate_limit
     if limit == 0:
-        return {"enabled": False, "limit": 0, "protect": [], "deferred": 0, "needsPerson": []}
+        return RemediationPlanned().to_record()
     plan = remediation_plan(_stored_result(str(request["report"])), limit)
-    return {"enabled": True, "limit": limit, **plan.to_record()}
+    return RemediationPlanned(enabled=True, limit=limit, protect=plan.protect, deferred=plan.deferred,
+                              needs_person=plan.needs_person).to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -171,7 +173,7 @@ def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
     """Publish one event per new or resolved finding of a stored run."""
     events = finding_events(_stored_result(str(request["report"])))
     published = bootstrap.publisher().publish(events) if events else 0
-    return {"events": len(events), "published": published}
+    return FindingsPublished(events=len(events), published=published).to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -184,7 +186,7 @@ def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
     index = json.loads(data) if data else None
     expired = drill_flow.expired_leftovers(index, datetime.fromisoformat(str(request["now"])))
     if not expired:
-        return {"leftovers": []}
+        return DrillLeftovers().to_record()
     ops = DrillOps(bootstrap.clients())
     outcomes: list[dict[str, Any]] = []
     for leftover in expired:
@@ -202,6 +204,8 @@ def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
             outcomes.append({**leftover, "effect": "deleting" if operation else "deleted"})
         except AzureRefusal as error:
             outcomes.append({**leftover, "effect": "failed", "reason": str(error)[:300]})
-    remaining = drill_flow.after_reconcile(index, outcomes)
-    store.put(drill_flow.LEFTOVERS_BLOB, json.dumps(remaining).encode(), "application/json")
-    return {"leftovers": outcomes}
+    # applied to the index as it is NOW (a drill may have recorded leftovers meanwhile): a conditional write, read
+    # again on 412 (steward.report.store.update)
+    update(store, drill_flow.LEFTOVERS_BLOB, lambda current: json.dumps(drill_flow.after_reconcile(
+        json.loads(current) if current else None, outcomes)).encode(), "application/json")
+    return DrillLeftovers(leftovers=tuple(outcomes)).to_record()

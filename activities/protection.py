@@ -27,6 +27,7 @@ from steward.domain import blob_containers, protection_flow
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
+from steward.domain.protection_results import VmProtectionBegun
 from steward.logs import bind
 from steward.report.events import protection_events
 
@@ -131,23 +132,28 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
     def effect() -> dict[str, Any]:
         existing = adapter.vm_item(request["vault_id"], request["resource_id"])
         if protection_flow.item_protecting(existing):
-            return {"ok": True, "item": existing, "done": True}
+            return VmProtectionBegun(ok=True, item=existing or {}, done=True).to_record()
         if protection_flow.item_soft_deleted(existing):  # never PUT over recoverable data: a person undeletes
-            return {"ok": False, "code": protection_flow.ITEM_SOFT_DELETED,
-                    "message": protection_flow.SOFT_DELETED_REASON.format(vault=request["vault_id"])}
+            return VmProtectionBegun(ok=False, code=protection_flow.ITEM_SOFT_DELETED,
+                                     message=protection_flow.SOFT_DELETED_REASON.format(vault=request["vault_id"]),
+                                     ).to_record()
         policy_id = adapter.policy_id(request["vault_id"], request["policy"])
         if policy_id is None:  # or the (cached) vault is gone: read both again next time
             adapter.forget_vaults(ResourceId.parse(request["vault_id"]).subscription_id)
-            return {"ok": False, "code": "PolicyNotFound", "message": f"policy {request['policy']} not in vault"}
+            return VmProtectionBegun(ok=False, code="PolicyNotFound",
+                                     message=f"policy {request['policy']} not in vault").to_record()
         try:
-            started = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
+            return adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id).to_record()
         except (AzureRefusal, NotFound):
             _forget_cached(adapter, request["vault_id"], request["policy"])
             raise
-        return {"ok": True, "done": False, "operation": started["operation"], "retry_after": started["retry_after"]}
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
-        return _guard(effect)
+        try:
+            return effect()
+        except AzureRefusal as error:
+            return VmProtectionBegun(ok=False, code=error.code or "", message=error.message,
+                                     status=error.status).to_record()
 
 
 @bp.activity_trigger(input_name="request")

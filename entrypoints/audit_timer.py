@@ -30,7 +30,6 @@ header or a forwarded address is whatever the caller sends, and buys nothing). T
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -40,8 +39,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from entrypoints import problems
-from entrypoints.caller_checks import CallerRateLimit, RequestRefused, SettingsMeter, authenticated_caller
+from entrypoints.caller_checks import (
+    CallerRateLimit,
+    RequestRefused,
+    SettingsMeter,
+    authenticated_caller,
+    json_object,
+)
 from entrypoints.reconcile_timer import teardown_snapshot
+from entrypoints.routes import json_response, runtime_state
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
 from steward.report.html import CSP
@@ -80,7 +86,7 @@ async def _start(
 ) -> df.DurableOrchestrationStatus | None:
     """Start the scope's audit unless it is still running: None when started, else the running one's status."""
     status = await client.get_status(instance_id)
-    if status is not None and _state(status) not in (None, *ENDED):  # no such instance: no runtime status
+    if status is not None and runtime_state(status) not in (None, *ENDED):  # no such instance: no runtime status
         return status
     # the running teardowns, seen before the audit reads any vault: the audit restores what a lost one left weak
     await client.start_new(ORCHESTRATOR, instance_id, {**payload, "teardowns": await teardown_snapshot(client)})
@@ -96,13 +102,9 @@ async def audit_timer(timer: func.TimerRequest, client: df.DurableOrchestrationC
         LOG.info("audit started", extra={"instance_id": instance_id})
         return
     LOG.warning(
-        "scheduled audit skipped: the previous audit of the estate is still %s", _state(running),
+        "scheduled audit skipped: the previous audit of the estate is still %s", runtime_state(running),
         extra={"instance_id": instance_id},
     )
-
-
-def _state(status: df.DurableOrchestrationStatus) -> str | None:
-    return status.runtime_status.value if status.runtime_status is not None else None
 
 
 def _iso(value: Any) -> str | None:
@@ -111,33 +113,13 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers or {}
-    )
-
-
-class _Refused(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, *, retry_after: int | None = None,
-        www_authenticate: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
-        self.www_authenticate = www_authenticate
-
-
 def _authorize(req: func.HttpRequest) -> str:
     """The caller a valid access token proves (401 without one): one of STEWARD_AUDIT_ALLOWED_PRINCIPALS, or, when
     that is empty, a principal allowed to request teardowns (STEWARD_TEARDOWN_ALLOWED_PRINCIPALS / _ROLES), else
     403. The function key alone never opens a report of the estate (issue 14: the key is a second factor, not the
     only one). The caller's id."""
     settings = bootstrap.settings()
-    try:
-        caller = authenticated_caller(dict(req.headers), bootstrap.token_validator())
-    except RequestRefused as refused:
-        raise _Refused(refused.status, refused.code, refused.message, retry_after=refused.retry_after,
-                       www_authenticate=refused.www_authenticate) from None
+    caller = authenticated_caller(dict(req.headers), bootstrap.token_validator())
     if settings.audit_allowed_principals:
         allowed, setting = caller.principal_id in settings.audit_allowed_principals, "STEWARD_AUDIT_ALLOWED_PRINCIPALS"
     else:
@@ -146,16 +128,9 @@ def _authorize(req: func.HttpRequest) -> str:
         )
         setting = "STEWARD_AUDIT_ALLOWED_PRINCIPALS (unset: the teardown principals and roles)"
     if not allowed:
-        raise _Refused(403, "CallerNotAllowed",
+        raise RequestRefused(403, "CallerNotAllowed",
                        f"principal {caller.principal_id} may not use the audit routes: it is not in {setting}")
     return caller.principal_id
-
-
-def _refusal(refused: _Refused) -> func.HttpResponse:
-    headers = {} if refused.retry_after is None else {"Retry-After": str(refused.retry_after)}
-    if refused.www_authenticate is not None:
-        headers["WWW-Authenticate"] = refused.www_authenticate
-    return problems.response(refused.status, refused.code, refused.message, headers=headers)
 
 
 _METER = SettingsMeter(lambda settings: settings.audit_rate_per_minute, "audit starts")
@@ -169,14 +144,7 @@ def _rate_limit() -> CallerRateLimit:
 def _meter(principal: str) -> None:
     """Spend one of the verified caller's tokens (429 when none is left)."""
     key = f"principal:{principal}" if principal else UNIDENTIFIED_CALLER
-    try:
-        _rate_limit().take(key, time.monotonic())
-    except RequestRefused as refused:
-        raise _Refused(refused.status, refused.code, refused.message, retry_after=refused.retry_after) from None
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)
+    _rate_limit().take(key, time.monotonic())
 
 
 def _named(items: Sequence[str]) -> str:
@@ -189,34 +157,23 @@ def _requested_subscriptions(body: bytes) -> list[str]:
     """The optional ``{"subscriptions": [guid, ...]}`` body: GUIDs the app manages, or a refusal."""
     if not body.strip():
         return []
-    if len(body) > MAX_BODY_BYTES:
-        raise _Refused(413, "BodyTooLarge", f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        raise _Refused(400, "InvalidJson", "the body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise _Refused(400, "InvalidRequest", "the body must be a JSON object")
-    unknown = sorted(set(parsed) - BODY_FIELDS)
-    if unknown:
-        raise _Refused(400, "UnknownField", f"unknown field(s) {_named([repr(_printable(n[:40])) for n in unknown])}; "
-                                            f"known: {', '.join(sorted(BODY_FIELDS))}")
+    parsed = json_object(body, MAX_BODY_BYTES, BODY_FIELDS, subject="the request body", known="known")
     if "subscriptions" not in parsed:
         return []
     raw = parsed["subscriptions"]
     if not (isinstance(raw, list) and len(raw) <= MAX_SUBSCRIPTIONS and all(isinstance(s, str) for s in raw)):
-        raise _Refused(
+        raise RequestRefused(
             400, "InvalidRequest", f"'subscriptions' must be a list of at most {MAX_SUBSCRIPTIONS} subscription ids"
         )
     if not all(is_subscription_guid(s) for s in raw):
-        raise _Refused(400, "InvalidSubscription", "'subscriptions' must hold subscription ids (GUIDs)")
+        raise RequestRefused(400, "InvalidSubscription", "'subscriptions' must hold subscription ids (GUIDs)")
     wanted = list(dict.fromkeys(s.lower() for s in raw))
     managed = bootstrap.settings().subscriptions
     # "empty: none" (README settings): with no managed subscription every requested one is outside, as the
     # teardown and the drills refuse then - an audit's remediation writes protections in what it audits
     outside = [s for s in wanted if s not in managed]
     if outside:
-        raise _Refused(
+        raise RequestRefused(
             403,
             "SubscriptionNotManaged",
             f"subscription(s) {_named(outside)} are not in STEWARD_SUBSCRIPTIONS; this app audits only those",
@@ -235,16 +192,16 @@ async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClie
         body = req.get_body() or b""
         media = (req.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         if body.strip() and media and media != "application/json" and not media.endswith("+json"):
-            raise _Refused(415, "UnsupportedMediaType", "send the body as application/json")
+            raise RequestRefused(415, "UnsupportedMediaType", "send the body as application/json")
         subscriptions = _requested_subscriptions(body)
-    except _Refused as refused:
-        return _refusal(refused)
+    except RequestRefused as refused:
+        return problems.refused(refused)
     instance_id = instance_id_for(subscriptions)
     running = await _start(client, instance_id, {"trigger": "http", "subscriptions": subscriptions})
     LOG.info("audit %s over HTTP", "started" if running is None else "refused: already running",
              extra={"instance_id": instance_id, "principal_id": principal})
     if running is None:
-        return _json(202, {"id": instance_id, "started": True})
+        return json_response(202, {"id": instance_id, "started": True})
     scope = "the whole estate" if instance_id == ALL_SCOPE_ID else f"these {len(subscriptions)} subscription(s)"
     return problems.response(
         409,
@@ -253,7 +210,7 @@ async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClie
         "ended",
         id=instance_id,
         started=False,
-        runtimeStatus=_state(running),
+        runtimeStatus=runtime_state(running),
         createdTime=_iso(running.created_time),
         customStatus=running.custom_status if isinstance(running.custom_status, dict) else None,
     )
@@ -262,8 +219,8 @@ async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClie
 def _stored(req: func.HttpRequest, name: str) -> func.HttpResponse:
     try:
         _authorize(req)
-    except _Refused as refused:
-        return _refusal(refused)
+    except RequestRefused as refused:
+        return problems.refused(refused)
     data = bootstrap.report_store().get(name)
     if data is None:
         return problems.response(404, "NoAuditYet", "no audit report has been stored yet")

@@ -190,6 +190,55 @@ def authorize(caller: Caller, policy: TeardownAccessPolicy) -> None:
     )
 
 
+def json_object(
+    body: bytes, max_bytes: int, fields: frozenset[str], *, example: str = "", subject: str = "the body",
+    known: str = "allowed",
+) -> dict[str, Any]:
+    """A route's JSON object body, checked in this order: 413 ``BodyTooLarge`` above ``max_bytes``, 400
+    ``InvalidJson`` when it is not JSON (nested deeper than the decoder goes too), 400 ``InvalidRequest`` when it is
+    not an object, 400 ``UnknownField`` naming a field outside ``fields`` (:func:`unknown_fields`). ``example``
+    (what to send) ends the messages of the two middle refusals; ``subject`` and ``known`` are the words the route's
+    messages use."""
+    if len(body or b"") > max_bytes:
+        raise RequestRefused(413, "BodyTooLarge", f"{subject} is larger than {max_bytes} bytes")
+    try:
+        data = json.loads(body or b"")
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
+        raise RequestRefused(400, "InvalidJson", "the body is not JSON" + (f"; send {example}" if example else "")
+                             ) from None
+    if not isinstance(data, dict):
+        raise RequestRefused(400, "InvalidRequest",
+                             "the body must be a JSON object" + (f": {example}" if example else ""))
+    unknown_fields(data, fields, known=known)
+    return data
+
+
+def unknown_fields(record: Mapping[str, Any], fields: frozenset[str], *, known: str = "allowed") -> None:
+    """400 ``UnknownField`` when ``record`` has a field outside ``fields``: the message names at most five of them
+    (each bounded: a caller's text), how many more there are, and the fields the route knows."""
+    unknown = sorted(str(name) for name in set(record) - fields)
+    if not unknown:
+        return
+    shown = ", ".join(repr(_bounded(name[:40])) for name in unknown[:5])
+    more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+    raise RequestRefused(400, "UnknownField", f"unknown field(s) {shown}{more}; {known}: {', '.join(sorted(fields))}")
+
+
+def check_scope(request: Mapping[str, Any], managed: frozenset[str] | tuple[str, ...]) -> None:
+    """403 for a resource or subscription of a drill or protection request outside STEWARD_SUBSCRIPTIONS, as the
+    teardown does; with none managed ("empty: none") every request is refused: it would restore, create or
+    protect resources."""
+    if not managed:
+        raise RequestRefused(403, "OutsideSubscriptions",
+                             "STEWARD_SUBSCRIPTIONS is empty: this app may act on no subscription, so it drills none")
+    allowed = {s.lower() for s in managed}
+    outside = sorted({s for s in request["subscriptions"] if s not in allowed} |
+                     {r.split("/")[2].lower() for r in request["resources"] if r.split("/")[2].lower() not in allowed})
+    if outside:
+        named = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise RequestRefused(403, "OutsideSubscriptions", f"subscription(s) {named} are not in STEWARD_SUBSCRIPTIONS")
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise RequestRefused(413, "BodyTooLarge", f"the request body is larger than {MAX_BODY_BYTES} bytes")
@@ -250,12 +299,7 @@ def teardown_request_from_http(
     validate the body -> a request, or RequestRefused."""
     authorize(caller, policy)
     record = _json_object(body)
-    unknown = set(record) - _BODY_FIELDS
-    if unknown:
-        allowed = ", ".join(sorted(_BODY_FIELDS))
-        shown = ", ".join(repr(_bounded(name[:40])) for name in sorted(unknown)[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        raise RequestRefused(400, "UnknownField", f"unknown field(s) {shown}{more}; allowed: {allowed}")
+    unknown_fields(record, _BODY_FIELDS)
     if "vaultId" not in record:
         raise RequestRefused(400, "MissingVaultId", "the body needs 'vaultId', the ARM id of the vault to tear down")
     reason = record.get("reason")

@@ -23,7 +23,6 @@ The timer (``%STEWARD_DRILL_SCHEDULE%``) starts a drill of everything due when t
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -39,18 +38,17 @@ from entrypoints.caller_checks import (
     CallerRateLimit,
     RequestRefused,
     SettingsMeter,
-    TeardownAccessPolicy,
-    authenticated_caller,
-    caller_action,
     check_json_content_type,
+    check_scope,
+    json_object,
 )
+from entrypoints.routes import answered, json_response, runtime_state
 from steward import bootstrap
 from steward.domain.drill_flow import EVENT_VALIDATION, VALIDATION_RESULTS
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 
 LOG = logging.getLogger("steward.entry")
-AUDIT = logging.getLogger("steward.audit")
 ORCHESTRATOR: Final = "restore_drill"
 EVENT_CANCEL: Final = "Cancel"
 ACTIVE: Final = frozenset({"Pending", "Running", "ContinuedAsNew"})
@@ -68,21 +66,6 @@ MAX_DETAIL: Final = 4000
 bp = df.Blueprint()
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json",
-                             headers=headers or {})
-
-
-def _caller(req: func.HttpRequest) -> str:
-    """The allowed caller's object id (401 / 403 / 503 raised as RequestRefused)."""
-    current = bootstrap.settings()
-    policy = TeardownAccessPolicy.of(
-        current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
-    )
-    caller = caller_action(authenticated_caller(dict(req.headers), bootstrap.token_validator()), policy)
-    return caller.principal_id
-
-
 _METER = SettingsMeter(lambda settings: settings.teardown_rate_per_minute, "drill starts")
 
 
@@ -93,29 +76,11 @@ def _rate_limit() -> CallerRateLimit:
     return _METER(bootstrap.settings())
 
 
-def _json_object(body: bytes, max_bytes: int, fields: frozenset[str]) -> dict[str, Any]:
-    """A drill route's JSON object body: 413 above ``max_bytes``, 400 when it is not JSON, not an object, or has
-    a field outside ``fields``."""
-    if len(body or b"") > max_bytes:
-        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {max_bytes} bytes")
-    try:
-        data = json.loads(body or b"")
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
-        raise RequestRefused(400, "InvalidJson", "the body is not JSON") from None
-    if not isinstance(data, dict):
-        raise RequestRefused(400, "InvalidRequest", "the body must be a JSON object")
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)}; allowed: "
-                             f"{', '.join(sorted(fields))}")
-    return data
-
-
 def drill_request_from_http(body: bytes) -> dict[str, Any]:
     """The orchestration's input from a POST body; 400 naming the field otherwise (413 when too large)."""
     if len(body or b"") <= MAX_BODY_BYTES and not (body or b"").strip():
         raise RequestRefused(400, "InvalidRequest", "send a JSON object ({} drills everything that is due)")
-    data = _json_object(body, MAX_BODY_BYTES, _FIELDS)
+    data = json_object(body, MAX_BODY_BYTES, _FIELDS)
     resources = data.get("resources", [])
     if not isinstance(resources, list) or len(resources) > MAX_RESOURCES:
         raise RequestRefused(400, "InvalidResources", f"resources must be a list of at most {MAX_RESOURCES} ids")
@@ -140,7 +105,7 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
 
 def validation_from_http(body: bytes) -> dict[str, Any]:
     """``{"result": "pass"|"fail", "detail"?: str}`` from a POST body; 400 naming the field otherwise."""
-    data = _json_object(body, MAX_VALIDATION_BYTES, _VALIDATION_FIELDS)
+    data = json_object(body, MAX_VALIDATION_BYTES, _VALIDATION_FIELDS)
     if data.get("result") not in VALIDATION_RESULTS:
         raise RequestRefused(400, "InvalidValidationResult", "result must be \"pass\" or \"fail\"")
     detail = data.get("detail")
@@ -149,51 +114,16 @@ def validation_from_http(body: bytes) -> dict[str, Any]:
     return {"result": data["result"], "detail": detail}
 
 
-def check_scope(request: dict[str, Any], managed: frozenset[str] | tuple[str, ...]) -> None:
-    """403 for a resource or subscription outside STEWARD_SUBSCRIPTIONS, as the teardown does; with none managed
-    ("empty: none") every drill is refused: a drill restores and creates resources."""
-    if not managed:
-        raise RequestRefused(403, "OutsideSubscriptions",
-                             "STEWARD_SUBSCRIPTIONS is empty: this app may act on no subscription, so it drills none")
-    allowed = {s.lower() for s in managed}
-    outside = sorted({s for s in request["subscriptions"] if s not in allowed} |
-                     {r.split("/")[2].lower() for r in request["resources"] if r.split("/")[2].lower() not in allowed})
-    if outside:
-        named = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
-        raise RequestRefused(403, "OutsideSubscriptions", f"subscription(s) {named} are not in STEWARD_SUBSCRIPTIONS")
-
-
 def _check_id(value: str) -> str:
     if not _DRILL_ID.fullmatch(value or ""):
         raise RequestRefused(400, "InvalidInstanceId", "not a drill id (it starts with 'drill-')")
     return value
 
 
-def _state(status: Any) -> str | None:
-    runtime = getattr(status, "runtime_status", None) if status is not None else None
-    return None if runtime is None else str(getattr(runtime, "value", runtime))
-
-
 def _links(req: func.HttpRequest, drill_id: str) -> dict[str, str]:
     url = req.url.split("?", 1)[0].rstrip("/")
     base = url[: url.index("/api/drills") + len("/api/drills")] if "/api/drills" in url else url
     return {"status": f"{base}/{drill_id}", "cancel": f"{base}/{drill_id}/cancel"}
-
-
-async def _answer(req: func.HttpRequest, action: str, body: Any) -> func.HttpResponse:
-    principal: str | None = None
-    try:
-        principal = _caller(req)
-        response: func.HttpResponse = await body(principal)
-    except RequestRefused as refused:
-        AUDIT.info("drill %s refused (%s)", action, refused.status,
-                   extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
-                          "status": refused.status, "error_code": refused.code})
-        return problems.refused(refused)
-    AUDIT.info("drill %s (%s)", action, response.status_code,
-               extra={"event": "steward.drill.request", "action": action, "principal_id": principal,
-                      "status": response.status_code, "error_code": problems.code_of(response)})
-    return response
 
 
 @bp.route(route="drills", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -208,10 +138,10 @@ async def drill_http_start(req: func.HttpRequest, client: df.DurableOrchestratio
         await client.start_new(ORCHESTRATOR, drill_id, {**request, "requestedBy": principal, "trigger": "http"})
         LOG.info("drill started", extra={"instance_id": drill_id, "dry_run": request["dryRun"]})
         links = _links(req, drill_id)
-        return _json(202, {"id": drill_id, "dryRun": request["dryRun"], "resources": request["resources"],
-                           "links": links}, {"Location": links["status"], "Retry-After": "10"})
+        return json_response(202, {"id": drill_id, "dryRun": request["dryRun"], "resources": request["resources"],
+                                   "links": links}, {"Location": links["status"], "Retry-After": "10"})
 
-    return await _answer(req, "start", start)
+    return await answered(req, "drill", "start", start)
 
 
 @bp.route(route="drills/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -220,13 +150,14 @@ async def drill_http_status(req: func.HttpRequest, client: df.DurableOrchestrati
     async def show(_principal: str) -> func.HttpResponse:
         drill_id = _check_id(req.route_params.get("id", ""))
         status = await client.get_status(drill_id)
-        if _state(status) is None:
+        if runtime_state(status) is None:
             return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
-        return _json(200, {"id": drill_id, "runtimeStatus": _state(status), "customStatus": status.custom_status,
-                           "report": status.output if isinstance(status.output, dict) else None,
-                           "links": _links(req, drill_id)})
+        return json_response(200, {"id": drill_id, "runtimeStatus": runtime_state(status),
+                                   "customStatus": status.custom_status,
+                                   "report": status.output if isinstance(status.output, dict) else None,
+                                   "links": _links(req, drill_id)})
 
-    return await _answer(req, "status", show)
+    return await answered(req, "drill", "status", show)
 
 
 @bp.route(route="drills/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -235,15 +166,15 @@ async def drill_http_cancel(req: func.HttpRequest, client: df.DurableOrchestrati
     async def cancel(principal: str) -> func.HttpResponse:
         drill_id = _check_id(req.route_params.get("id", ""))
         status = await client.get_status(drill_id)
-        state = _state(status)
+        state = runtime_state(status)
         if state is None:
             return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
         if state not in ACTIVE:
             return problems.response(409, "DrillNotRunning", f"drill {drill_id} is {state}")
         await client.raise_event(drill_id, EVENT_CANCEL, {"by": principal})
-        return _json(202, {"id": drill_id, "cancelRequested": True, "links": _links(req, drill_id)})
+        return json_response(202, {"id": drill_id, "cancelRequested": True, "links": _links(req, drill_id)})
 
-    return await _answer(req, "cancel", cancel)
+    return await answered(req, "drill", "cancel", cancel)
 
 
 @bp.route(route="drills/{id}/validation", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -254,7 +185,7 @@ async def drill_http_validation(req: func.HttpRequest, client: df.DurableOrchest
         check_json_content_type(dict(req.headers))
         answer = validation_from_http(req.get_body())
         status = await client.get_status(drill_id)
-        state = _state(status)
+        state = runtime_state(status)
         if state is None:
             return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
         custom = status.custom_status if isinstance(status.custom_status, dict) else {}
@@ -266,10 +197,10 @@ async def drill_http_validation(req: func.HttpRequest, client: df.DurableOrchest
         # the event names the resource whose wait it answers: a second answer to the same wait is ignored by the
         # drill (its next resource's wait does not take it)
         await client.raise_event(drill_id, EVENT_VALIDATION, {**answer, "resourceId": resource_id, "by": principal})
-        return _json(202, {"id": drill_id, "resourceId": resource_id, "result": answer["result"],
-                           "links": _links(req, drill_id)})
+        return json_response(202, {"id": drill_id, "resourceId": resource_id, "result": answer["result"],
+                                   "links": _links(req, drill_id)})
 
-    return await _answer(req, "validation", validate)
+    return await answered(req, "drill", "validation", validate)
 
 
 @bp.timer_trigger(schedule="%STEWARD_DRILL_SCHEDULE%", arg_name="timer", run_on_startup=False)

@@ -16,7 +16,6 @@ deletes nothing, but it creates protected items in vaults and spends the policy 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -29,21 +28,21 @@ import azure.functions as func
 
 from entrypoints import problems
 from entrypoints.caller_checks import (
-    CORRELATION_HEADER,
     CallerRateLimit,
     RequestRefused,
     SettingsMeter,
     check_json_content_type,
+    check_scope,
+    json_object,
     request_correlation_id,
 )
-from entrypoints.drill_http import _caller, _json, _state, check_scope
+from entrypoints.routes import answered, json_response, runtime_state
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.events import EventOrigin, EventSchema
 from steward.domain.ids import ResourceId
 
 LOG = logging.getLogger("steward.entry")
-AUDIT = logging.getLogger("steward.audit")
 ORCHESTRATOR: Final = "protect_resource"
 #: the origin's event type of a protection an operator asked for (an Event Grid one carries the ARM event's type)
 REQUEST_EVENT_TYPE: Final = "BackupSteward.Protect.Requested"
@@ -66,17 +65,7 @@ def _rate_limit() -> CallerRateLimit:
 
 def protect_request_from_http(body: bytes) -> str:
     """The resource id from a POST body; RequestRefused (400 naming the field, 413) otherwise."""
-    if len(body or b"") > MAX_BODY_BYTES:
-        raise RequestRefused(413, "BodyTooLarge", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(body or b"")
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
-        raise RequestRefused(400, "InvalidJson", 'the body is not JSON; send {"resourceId": "<ARM id>"}') from None
-    if not isinstance(data, dict):
-        raise RequestRefused(400, "InvalidRequest", 'the body must be a JSON object: {"resourceId": "<ARM id>"}')
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise RequestRefused(400, "UnknownField", f"unknown field(s) {', '.join(unknown)[:200]}; allowed: resourceId")
+    data = json_object(body, MAX_BODY_BYTES, _FIELDS, example='{"resourceId": "<ARM id>"}')
     if "resourceId" not in data:
         raise RequestRefused(400, "InvalidResourceId", "the body needs 'resourceId', the ARM id of the resource")
     try:
@@ -118,41 +107,7 @@ async def _answer(
 ) -> func.HttpResponse:
     """The caller checks, then ``body``; one audit line per request (who, what, the answer), as the drill routes.
     Every answer names the request's correlation id (``x-correlation-id``), the one a started protection records."""
-    principal: str | None = None
-    correlation_id = correlation_id or request_correlation_id(dict(req.headers))
-    try:
-        principal = _caller(req)
-        response: func.HttpResponse = await body(principal)
-    except RequestRefused as refused:
-        AUDIT.info(
-            "protect %s refused (%s)",
-            action,
-            refused.status,
-            extra={
-                "event": "steward.protect.request",
-                "action": action,
-                "principal_id": principal,
-                "status": refused.status,
-                "error_code": refused.code,
-            },
-        )
-        refused_answer = problems.refused(refused)
-        refused_answer.headers[CORRELATION_HEADER] = correlation_id
-        return refused_answer
-    response.headers[CORRELATION_HEADER] = correlation_id
-    AUDIT.info(
-        "protect %s (%s)",
-        action,
-        response.status_code,
-        extra={
-            "event": "steward.protect.request",
-            "action": action,
-            "principal_id": principal,
-            "status": response.status_code,
-            "error_code": problems.code_of(response),
-        },
-    )
-    return response
+    return await answered(req, "protect", action, body, correlation_id or request_correlation_id(dict(req.headers)))
 
 
 @bp.route(route="protect", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -176,7 +131,7 @@ async def protect_http_start(req: func.HttpRequest, client: df.DurableOrchestrat
             extra={"instance_id": instance_id, "resource_id": resource_id, "correlation_id": correlation_id},
         )
         links = _links(req, instance_id)
-        return _json(
+        return json_response(
             202,
             {"id": instance_id, "resourceId": resource_id, "links": links},
             {"Location": links["status"], "Retry-After": "5"},
@@ -191,13 +146,13 @@ async def protect_http_status(req: func.HttpRequest, client: df.DurableOrchestra
     async def show(_principal: str) -> func.HttpResponse:
         instance_id = _check_id(req.route_params.get("id", ""))
         status = await client.get_status(instance_id)
-        if _state(status) is None:
+        if runtime_state(status) is None:
             return problems.response(404, "ProtectionNotFound", f"no protection {instance_id}")
-        return _json(
+        return json_response(
             200,
             {
                 "id": instance_id,
-                "runtimeStatus": _state(status),
+                "runtimeStatus": runtime_state(status),
                 "customStatus": status.custom_status,
                 "outcome": status.output if isinstance(status.output, dict) else None,
                 "links": _links(req, instance_id),

@@ -26,7 +26,6 @@ metered per caller (``STEWARD_TEARDOWN_RATE_PER_MINUTE``, token bucket per insta
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,6 @@ from entrypoints.caller_checks import (
     CallerRateLimit,
     RequestRefused,
     SettingsMeter,
-    TeardownAccessPolicy,
     approval_from_http,
     audit_record,
     authenticated_caller,
@@ -54,6 +52,7 @@ from entrypoints.caller_checks import (
     request_correlation_id,
     teardown_request_from_http,
 )
+from entrypoints.routes import json_response, teardown_policy
 from steward import bootstrap
 from steward.domain.teardown import (
     EVENT_APPROVE,
@@ -73,19 +72,6 @@ ORCHESTRATOR = "teardown_vault"
 ACTIVE = frozenset({"Pending", "Running", "ContinuedAsNew"})
 
 bp = df.Blueprint()
-
-
-def _policy() -> TeardownAccessPolicy:
-    current = bootstrap.settings()
-    return TeardownAccessPolicy.of(
-        current.teardown_allowed_principals, current.teardown_allowed_roles, current.subscriptions
-    )
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body, default=str), status_code=status, mimetype="application/json", headers=headers or {}
-    )
 
 
 _METER = SettingsMeter(lambda settings: settings.teardown_rate_per_minute, "teardown requests")
@@ -219,7 +205,7 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, t
     check_json_content_type(dict(req.headers))
     try:
         request = teardown_request_from_http(
-            caller, req.get_body(), _policy(), now=datetime.now(UTC), correlation_id=trail.correlation_id
+            caller, req.get_body(), teardown_policy(), now=datetime.now(UTC), correlation_id=trail.correlation_id
         )
     except RequestRefused as refused:
         # ``error_code``: a field named ``code`` is redacted as a secret (steward.logs: Functions keys travel as code=)
@@ -245,7 +231,7 @@ async def _start(req: func.HttpRequest, client: df.DurableOrchestrationClient, t
         "vaultId": request.vault_id,
         "links": links,
     }
-    return _json(202, body, {"Location": links["status"], "Retry-After": "5"})
+    return json_response(202, body, {"Location": links["status"], "Retry-After": "5"})
 
 
 @bp.route(route="teardowns/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -257,7 +243,7 @@ async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestration
 async def _show_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
 ) -> func.HttpResponse:
-    caller_action(_authenticate(req, trail), _policy())
+    caller_action(_authenticate(req, trail), teardown_policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
@@ -277,7 +263,7 @@ async def _show_status(
         "report": report,
         "links": _links(req, instance_id),
     }
-    return _json(200, body)
+    return json_response(200, body)
 
 
 @bp.route(route="teardowns/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -324,7 +310,7 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     caller = _authenticate(req, trail)
     _meter(caller)
     check_json_content_type(dict(req.headers))
-    approval = approval_from_http(caller, req.get_body(), _policy())
+    approval = approval_from_http(caller, req.get_body(), teardown_policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id, show_input=True)
@@ -348,7 +334,9 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         if refused is not None:
             return refused
         await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
-        return _json(202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)})
+        return json_response(
+            202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
+        )
     report = status.output if isinstance(status.output, dict) else {}
     if report.get("outcome") not in ("planned", "replanned"):
         return problems.response(409, "NothingToApprove", f"the teardown ended {report.get('outcome') or runtime}")
@@ -378,7 +366,9 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     if existing is None or _status_name(existing) not in ACTIVE:
         await client.start_new(ORCHESTRATOR, run_id, run.to_record())
     links = _links(req, run_id)
-    return _json(202, {"id": run_id, "approved": approval.fingerprint, "links": links}, {"Location": links["status"]})
+    return json_response(
+        202, {"id": run_id, "approved": approval.fingerprint, "links": links}, {"Location": links["status"]}
+    )
 
 
 async def _signal(
@@ -386,7 +376,7 @@ async def _signal(
 ) -> func.HttpResponse:
     caller = _authenticate(req, trail)
     _meter(caller)
-    caller_action(caller, _policy())
+    caller_action(caller, teardown_policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
@@ -396,7 +386,7 @@ async def _signal(
         return problems.response(409, "TeardownNotRunning", "the teardown has already ended")
     await client.raise_event(instance_id, event, {"by": caller.principal_id, "grantedBy": caller.principal_id})
     LOG.info("teardown %s raised by %s", event, caller.principal_id, extra={"instance_id": instance_id})
-    return _json(202, {"id": instance_id, "event": event, "links": _links(req, instance_id)})
+    return json_response(202, {"id": instance_id, "event": event, "links": _links(req, instance_id)})
 
 
 @bp.route(route="teardowns/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -422,7 +412,7 @@ async def teardown_report_page(req: func.HttpRequest, client: df.DurableOrchestr
 async def _report_page(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
 ) -> func.HttpResponse:
-    caller_action(_authenticate(req, trail), _policy())
+    caller_action(_authenticate(req, trail), teardown_policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)

@@ -21,6 +21,7 @@ from steward.domain.events import ContainerCreated, ProtectResource, ResourceGon
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
+from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord, VmProtectionBegun
 
 bp = df.Blueprint()
 
@@ -58,53 +59,54 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     if ready.wait:
         late = flow.not_ready_in_time(facts)
         return _outcome(intent, late.status, reason=late.reason)
-    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts})
+    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts.to_record()})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
         status = flow.not_protected_status(decision)
         return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
 
     search = flow.vault_search(decision)
-    candidates = yield from call_with_backoff(context, "find_vaults", RETRY, search)
+    candidates = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
+        context, "find_vaults", RETRY, search))]
     choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
         made = yield from call_with_backoff(context, "create_vault", RETRY, search)
         if made["ok"]:
-            candidates = [made["vault"]]
+            candidates = [VaultRecord.from_record(made["vault"])]
             choice = flow.choose(decision, candidates)
     if choice.vault is None:
         assert choice.status is not None
         return _outcome(intent, choice.status, reason=choice.reason, rule=decision.rule,
-                        details={"candidates": [c["id"] for c in candidates]})
-    vault = choice.vault
-    common = {"vault_id": vault["id"], "policy": decision.policy, "rule": decision.rule}
+                        details={"candidates": [c.id for c in candidates]})
+    vault = VaultRecord.read(choice.vault)
+    common = {"vault_id": vault.id, "policy": decision.policy, "rule": decision.rule}
 
     if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
         status = yield from call_with_backoff(context,
-            "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts["location"]}
+            "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location}
         )
-        verdict = flow.vm_precheck(status, vault["id"])
+        verdict = flow.vm_precheck(status, vault.id)
         resuming = False
         if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
             item = yield from call_with_backoff(
-                context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault["id"]}
+                context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault.id}
             )
-            verdict = flow.already_protected_item(item, verdict, vault["id"])
+            verdict = flow.already_protected_item(item, verdict, vault.id)
             resuming = verdict is None
         if verdict is not None:
             return _outcome(intent, verdict.status, reason=verdict.reason, **common)
-        target = {"resource_id": resource_id, "vault_id": vault["id"], "policy": decision.policy}
+        target = {"resource_id": resource_id, "vault_id": vault.id, "policy": decision.policy}
         final: ProtectionOutcome | None = None
         for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
             begun = yield from _begin_vm_protection(context, target)
-            if begun.get("gone"):
+            if begun is None:
                 return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists", **common)
-            if begun.get("discovery"):
-                return _outcome(intent, OutcomeStatus.FAILED, reason=begun["discovery"], **common)
-            if not begun["ok"] or begun.get("done"):
-                return flow.outcome_of_enable(given, {**begun, "created": not begun.get("done")}, common)
-            state = yield from _follow_vm_operation(context, {**target, "operation": begun.get("operation") or ""},
-                                                    flow.vm_poll_plan(begun.get("retry_after")))
+            if isinstance(begun, str):
+                return _outcome(intent, OutcomeStatus.FAILED, reason=begun, **common)
+            if not begun.ok or begun.done:
+                return flow.outcome_of_enable(given, {**begun.to_record(), "created": not begun.done}, common)
+            state = yield from _follow_vm_operation(context, {**target, "operation": begun.operation},
+                                                    flow.vm_poll_plan(begun.retry_after))
             if state is None:
                 return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
                                 f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
@@ -117,13 +119,13 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield from call_with_backoff(context,
-        "grant_vault_roles", RETRY, {"principal_id": vault["principal_id"], "grants": grants}
+        "grant_vault_roles", RETRY, {"principal_id": vault.principal_id, "grants": grants}
     )
     if not granted["ok"]:
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
-    request = {"resource_id": resource_id, "facts": facts, "decision": record, **common}
-    regrant = {"principal_id": vault["principal_id"], "grants": grants, "fresh": True}
+    request = {"resource_id": resource_id, "facts": facts.to_record(), "decision": record, **common}
+    regrant = {"principal_id": vault.principal_id, "grants": grants, "fresh": True}
     result = yield from _configure_backup_instance(context, request, regrant)
     # a failed instance found on the first call (left by an earlier run) was configured again by it
     repaired = [result["repaired"]] if result.get("repaired") else []
@@ -166,54 +168,61 @@ def _configure_backup_instance(
 def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
     """The resource's facts once it is no longer being provisioned (Creating, Updating, ...), looked at again on
     durable timers; None when it is gone. Facts still not ready after the last look come back as they are."""
-    facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+    facts = yield from _describe(context, resource_id)
     for _ in range(flow.READY_POLL_ATTEMPTS):
         if facts is None or not flow.readiness(facts).wait:
             return facts
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.READY_POLL_SECONDS))
-        facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+        facts = yield from _describe(context, resource_id)
     return facts
+
+
+def _describe(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
+    """``describe_resource``: the resource's :class:`ResourceRecord`, or None when it is gone."""
+    found = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+    return None if found is None else ResourceRecord.from_record(found)
 
 
 def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[str, Any]) -> Task:
     """``begin_vm_protection``; when Azure refuses in a way that may mean the vault has not discovered the VM yet,
     refresh the vault's containers (following that operation on durable timers), wait, and try again, a bounded
-    number of times. Returns the last ``begin_vm_protection`` record, or ``{"gone": True}`` when the VM was deleted
-    meanwhile, or ``{"discovery": reason}`` naming the step that failed."""
+    number of times. Returns the last ``begin_vm_protection`` record, or None when the VM was deleted meanwhile, or
+    the reason naming the step that failed."""
     refreshes = 0
     while True:
-        begun = yield from call_with_backoff(context, "begin_vm_protection", RETRY, target)
-        if not flow.undiscovered(begun):
+        begun = VmProtectionBegun.from_record((yield from call_with_backoff(
+            context, "begin_vm_protection", RETRY, target)))
+        if not flow.undiscovered(begun.to_record()):
             return begun
         wait = flow.discovery_wait(refreshes)
         if wait is None:
-            return {"discovery": flow.discovery_failed("put", begun, refreshes)}
+            return flow.discovery_failed("put", begun.to_record(), refreshes)
         if wait:
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         facts = yield from call_with_backoff(
             context, "describe_resource", RETRY, {"resource_id": target["resource_id"]}
         )
         if facts is None:
-            return {"gone": True}
+            return None
         started = yield from call_with_backoff(
             context, "refresh_vm_containers", RETRY, {"vault_id": target["vault_id"]}
         )
         if not started["ok"]:
-            return {"discovery": flow.discovery_failed("refresh-refused", started, refreshes)}
+            return flow.discovery_failed("refresh-refused", started, refreshes)
         watch = {"vault_id": target["vault_id"], "operation": started["operation"]}
         state = yield from _poll_until_done(
             context, flow.REFRESH_POLL_ATTEMPTS, flow.REFRESH_POLL_SECONDS,
             functools.partial(call_with_backoff, context, "vault_operation_status", RETRY, watch),
         )
         if state is None:
-            return {"discovery": flow.discovery_failed("refresh-timeout", None, refreshes)}
+            return flow.discovery_failed("refresh-timeout", None, refreshes)
         if str(state.get("status") or "") != "Succeeded":
             error = state.get("error") or {}
             if str(error.get("code") or "") not in SERVER_SIDE_CODES:
-                return {"discovery": flow.discovery_failed(
+                return flow.discovery_failed(
                     "refresh-failed",
                     {"code": error.get("code") or state.get("status"), "message": error.get("message")},
-                    refreshes)}
+                    refreshes)
             # failed on Azure's side: it counts as one of the bounded refreshes, and the next round refreshes again
         refreshes += 1
 
@@ -284,7 +293,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
     for ref in mine:
         region = yield from call_with_backoff(context, "vault_region", RETRY, {"vault_id": ref.vault_id})
         record = yield from call_with_backoff(context,
-            "decide_protection", RETRY, {"facts": flow.facts_of_gone(resource_id, ref, region)}
+            "decide_protection", RETRY, {"facts": flow.facts_of_gone(resource_id, ref, region).to_record()}
         )
         choice = flow.on_delete(rules.decision_from_record(record))
         if choice == rules.OnDelete.LEAVE.value or not flow.is_active(ref):
@@ -292,13 +301,13 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
                                      reason=f"on delete: {choice}; item state {ref.state or 'unknown'}"))
             continue
         # Event Grid delivers unordered: confirm the resource is gone NOW before stopping anything
-        live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+        live = yield from _describe(context, resource_id)
         alive = flow.alive_after_delete(given, live, ref)
         for _ in range(flow.GONE_RECHECKS):  # the same incarnation still answers: its delete may be finishing
             if alive is None or not alive.recheck:
                 break
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.GONE_RECHECK_SECONDS))
-            live = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+            live = yield from _describe(context, resource_id)
             alive = flow.alive_after_delete(given, live, ref)
         if alive is not None:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
@@ -328,23 +337,24 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     """
     given = context.get_input()
     source_group = str(read_intent(given, ResourcesMoved).source_group)
-    scope = yield from call_with_backoff(context, "steward_scope", RETRY, {})
+    scope = StewardScope.from_record((yield from call_with_backoff(context, "steward_scope", RETRY, {})))
+    subscriptions = list(scope.subscription_ids)
     found = yield from call_with_backoff(context,
-        "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
+        "find_protections", RETRY, {"subscription_ids": subscriptions}
     )
     protections = [ProtectionRef.from_record(r) for r in found]
     in_source = flow.protections_within(source_group, protections)
     still_there = yield from call_with_backoff(context,
         "list_resources", RETRY, {"scope": source_group, "types": flow.SUPPORTED_TYPES}
     )
-    moved_out = flow.moved_out(in_source, still_there)
-    candidates: list[dict[str, Any]] = []
-    for subscription_id in scope["subscription_ids"]:
+    moved_out = flow.moved_out(in_source, [ResourceRecord.from_record(r) for r in still_there])
+    candidates: list[ResourceRecord] = []
+    for subscription_id in subscriptions:
         listed = yield from call_with_backoff(context,
             "list_resources", RETRY,
             {"scope": f"/subscriptions/{subscription_id}", "types": flow.SUPPORTED_TYPES},
         )
-        candidates.extend(listed)
+        candidates.extend(ResourceRecord.from_record(r) for r in listed)
     matches, unmatched = flow.match_moves(moved_out, candidates, protections)
 
     outcomes: list[dict[str, Any]] = []
@@ -364,14 +374,15 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     if unmatched:  # a resource deleted as its group moved looks moved: let its delete's run settle, then look
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.MOVE_SETTLE_SECONDS))
         now = yield from call_with_backoff(context,
-            "find_protections", RETRY, {"subscription_ids": scope["subscription_ids"]}
+            "find_protections", RETRY, {"subscription_ids": subscriptions}
         )
         unmatched = flow.still_unaccounted(unmatched, [ProtectionRef.from_record(r) for r in now])
     outcomes.extend(flow.unmatched_outcome(ref, given).to_record() for ref in unmatched)
     vaults = yield from call_with_backoff(context,
-        "list_vaults", RETRY, {"subscription_ids": scope["subscription_ids"]}
+        "list_vaults", RETRY, {"subscription_ids": subscriptions}
     )
-    outcomes.extend(o.to_record() for o in flow.tenant_flags(vaults, scope["tenants"]))
+    outcomes.extend(o.to_record() for o in flow.tenant_flags([VaultRecord.from_record(v) for v in vaults],
+                                                             scope.tenants))
     outcomes.extend(o.to_record() for o in flow.unreachable_flags(scope))
     if outcomes:
         yield from call_with_backoff(context, "publish_outcomes", RETRY,
@@ -403,10 +414,10 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
 
 def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
     account = str(intent.resource_id)
-    facts = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": account})
+    facts = yield from _describe(context, account)
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the storage account no longer exists")
-    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts})
+    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts.to_record()})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
         return _outcome(intent, flow.not_protected_status(decision), rule=decision.rule,

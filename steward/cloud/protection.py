@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from azure.mgmt.dataprotection.models import (
@@ -32,6 +32,7 @@ from steward.domain import protection_flow, vault_defaults
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionRef
+from steward.domain.protection_results import ResourceRecord, VaultRecord, VmProtectionBegun
 
 #: api-versions for the generic ``resources.get_by_id`` reads, per resource type.
 READ_API_VERSIONS: Final[dict[str, str]] = {
@@ -46,40 +47,6 @@ READ_API_VERSIONS: Final[dict[str, str]] = {
 #: ARM's answer when a subscription has moved to a tenant the app's token is not from.
 WRONG_TENANT: Final = "InvalidAuthenticationTokenTenant"
 IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
-
-
-@dataclass(frozen=True)
-class ResourceFacts:
-    """What routing needs to know about a resource. JSON-safe via ``to_record``."""
-
-    id: str
-    type: str
-    location: str
-    tags: dict[str, str] = field(default_factory=dict)
-    #: stable identity that survives moves: VM ``vmId``, disk ``uniqueId``; name for globally unique names
-    identity: str = ""
-    #: the VM a managed disk is attached to (ARM's ``managedBy``), if any
-    managed_by: str = ""
-    #: when this incarnation was created (a resource deleted and re-created under one id gets a new one)
-    created_at: str = ""
-    #: ARM's ``properties.provisioningState`` ("" when the type shows none): Creating / Updating / Failed / ...
-    provisioning_state: str = ""
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class VaultFacts:
-    id: str
-    kind: str  # "RecoveryServices" | "Backup"
-    location: str
-    tags: dict[str, str] = field(default_factory=dict)
-    principal_id: str | None = None
-    tenant_id: str | None = None
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _identity_of(rtype: str, body: dict[str, Any], rid: ResourceId) -> str:
@@ -105,10 +72,10 @@ def _created_of(rtype: str, body: dict[str, Any]) -> str:
     return str(dig(body, "systemData", "createdAt") or "")
 
 
-def _vault_facts(body: dict[str, Any], kind: str) -> VaultFacts:
-    return VaultFacts(
+def _vault_facts(body: dict[str, Any], kind: str) -> VaultRecord:
+    return VaultRecord(
         id=str(body["id"]),
-        kind=kind,
+        kind=VaultKind(kind),
         location=normalise_region(str(body.get("location", ""))),
         tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
         principal_id=dig(body, "identity", "principalId"),
@@ -120,7 +87,7 @@ class ResourceReader:
     def __init__(self, clients: CloudClients) -> None:
         self._clients = clients
 
-    def describe(self, resource_id: str) -> ResourceFacts | None:
+    def describe(self, resource_id: str) -> ResourceRecord | None:
         """The resource's facts, or None when it does not exist (any more)."""
         rid = ResourceId.parse(resource_id)
         rtype = rid.full_type.lower()
@@ -134,7 +101,7 @@ class ResourceReader:
                 ))
         except NotFound:
             return None
-        return ResourceFacts(
+        return ResourceRecord(
             id=str(body.get("id") or rid),
             type=str(body.get("type") or rid.full_type),
             location=normalise_region(str(body.get("location") or "")),
@@ -145,11 +112,11 @@ class ResourceReader:
             provisioning_state=str((body.get("properties") or {}).get("provisioningState") or ""),
         )
 
-    def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceFacts]:
+    def list_in_scope(self, scope: str, types: Iterable[str]) -> list[ResourceRecord]:
         """Resources of the given types in a subscription or resource group (one paged list per type)."""
         rid = ResourceId.parse(scope)
         client = self._clients.resources(rid.subscription_id).resources
-        out: list[ResourceFacts] = []
+        out: list[ResourceRecord] = []
         with azure_errors():
             for rtype in types:
                 type_filter = f"resourceType eq '{rtype}'"
@@ -162,7 +129,7 @@ class ResourceReader:
                     body = wire(item)
                     found = ResourceId.parse(str(body["id"]))
                     out.append(
-                        ResourceFacts(
+                        ResourceRecord(
                             id=str(found),
                             type=str(body.get("type") or found.full_type),
                             location=normalise_region(str(body.get("location") or "")),
@@ -234,13 +201,13 @@ class _VaultAdapter:
         self._clients = clients
         self._cache = cache
 
-    def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
+    def all_vaults(self, subscription_id: str) -> list[VaultRecord]:
         raise NotImplementedError
 
-    def vaults_in(self, subscription_id: str, region: str) -> list[VaultFacts]:
+    def vaults_in(self, subscription_id: str, region: str) -> list[VaultRecord]:
         """The vaults of a region; the subscription's list comes from the cache while it is fresh."""
         key = arm_cache.vaults_key(self.KIND, subscription_id)
-        found: list[VaultFacts] | None = self._cache.get(key)
+        found: list[VaultRecord] | None = self._cache.get(key)
         if found is None:
             found = self.all_vaults(subscription_id)
             self._cache.put(key, found)
@@ -268,7 +235,7 @@ class RecoveryServicesProtection(_VaultAdapter):
 
     KIND = VaultKind.RECOVERY_SERVICES
 
-    def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
+    def all_vaults(self, subscription_id: str) -> list[VaultRecord]:
         with azure_errors():
             pages = self._clients.recovery_services(subscription_id).vaults.list_by_subscription_id()
             return [_vault_facts(wire(v), VaultKind.RECOVERY_SERVICES) for v in pages]
@@ -351,7 +318,7 @@ class RecoveryServicesProtection(_VaultAdapter):
             )
             if not wait:
                 return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
-                        "retry_after": _retry_after_seconds(accepted)}
+                        "retryAfter": _retry_after_seconds(accepted)}
             poller.result()
         return self.vm_item(vault_id, vm_id)
 
@@ -374,14 +341,14 @@ class RecoveryServicesProtection(_VaultAdapter):
 
     def begin_enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> str:
         """PUT the protected item with a policy; return the URL of Azure's operation once it is accepted."""
-        return str(self.begin_enable(vault_id, vm_id, policy_id)["operation"])
+        return self.begin_enable(vault_id, vm_id, policy_id).operation
 
-    def begin_enable(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
-        """PUT the protected item with a policy: ``{"operation": its URL, "retry_after": the seconds Azure's
-        ``Retry-After`` asks to wait before looking (None when it names none)}``."""
+    def begin_enable(self, vault_id: str, vm_id: str, policy_id: str) -> VmProtectionBegun:
+        """PUT the protected item with a policy: accepted, with the URL of its operation and the seconds Azure's
+        ``Retry-After`` asks to wait before looking (None when it names none)."""
         started = self._put_vm_item(vault_id, vm_id, {"sourceResourceId": vm_id, "policyId": policy_id}, wait=False)
-        return {"operation": str((started or {}).get("operation") or ""), "retry_after": (started or {}).get(
-            "retry_after")}
+        return VmProtectionBegun(ok=True, operation=str((started or {}).get("operation") or ""),
+                                 retry_after=(started or {}).get("retryAfter"))
 
     def operation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
         """One look at an operation (``Azure-AsyncOperation`` body ``status``, or a ``Location`` URL's 202 /
@@ -485,7 +452,7 @@ class BackupVaultProtection(_VaultAdapter):
 
     KIND = VaultKind.BACKUP
 
-    def all_vaults(self, subscription_id: str) -> list[VaultFacts]:
+    def all_vaults(self, subscription_id: str) -> list[VaultRecord]:
         with azure_errors():
             pages = self._clients.data_protection(subscription_id).backup_vaults.get_in_subscription()
             return [_vault_facts(wire(v), VaultKind.BACKUP) for v in pages]
@@ -679,7 +646,7 @@ def collect_protections(
 
 def _all_vaults(
     rs: RecoveryServicesProtection, bv: BackupVaultProtection, subscription_id: str, region: str | None
-) -> list[VaultFacts]:
+) -> list[VaultRecord]:
     if region is not None:
         return rs.vaults_in(subscription_id, region) + bv.vaults_in(subscription_id, region)
     return rs.all_vaults(subscription_id) + bv.all_vaults(subscription_id)
@@ -701,7 +668,7 @@ class VaultCreator:
             )
             return wire(poller.result())
 
-    def create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> VaultFacts:
+    def create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> VaultRecord:
         """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default.
 
         Backup vaults are created through the generic resources API: azure-mgmt-dataprotection 2.2.0's

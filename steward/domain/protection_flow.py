@@ -22,20 +22,27 @@ from steward.domain.protection import (
     ProtectionOutcome,
     ProtectionRef,
 )
+from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
+
+#: An activity's result as its typed record or as the mapping a history holds (either key casing): each helper
+#: reads it through the record (``Record.read``).
+Facts = ResourceRecord | Mapping[str, Any]
+Vault = VaultRecord | Mapping[str, Any]
 
 __all__ = ["SUCCESSFUL"]
 
 SUPPORTED_TYPES: Final = tuple(w.resource_type for w in workloads.WORKLOADS.values())
 
 
-def decide(facts: Mapping[str, Any], rule_set: rules.RuleSet) -> rules.ProtectionDecision:
+def decide(facts: Facts, rule_set: rules.RuleSet) -> rules.ProtectionDecision:
     """Route a resource (facts record from ``describe_resource``) through the rules."""
+    read = ResourceRecord.read(facts)
     resource = rules.ResourceFacts(
-        id=ResourceId.parse(facts["id"]),
-        location=str(facts["location"]),
-        tags=dict(facts.get("tags") or {}),
-        type=str(facts.get("type") or ""),
-        attached_to=str(facts.get("managed_by") or ""),
+        id=ResourceId.parse(read.id),
+        location=read.location,
+        tags=dict(read.tags),
+        type=read.type,
+        attached_to=read.managed_by,
     )
     return rules.route(resource, rule_set)
 
@@ -70,20 +77,18 @@ def vault_search(decision: rules.Protect) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Choice:
-    vault: Mapping[str, Any] | None = None
+    vault: Vault | None = None  # the candidate as it was given
     status: OutcomeStatus | None = None
     reason: str = ""
 
 
-def choose(decision: rules.Protect, candidates: Sequence[Mapping[str, Any]]) -> Choice:
+def choose(decision: rules.Protect, candidates: Sequence[Vault]) -> Choice:
     """Pick the vault among the ``find_vaults`` records (rules.choose_vault), keeping the vault's record."""
-    found = [
-        rules.VaultCandidate(ResourceId.parse(c["id"]), str(c["location"]), dict(c.get("tags") or {}))
-        for c in candidates
-    ]
+    vaults = [VaultRecord.read(c) for c in candidates]
+    found = [rules.VaultCandidate(ResourceId.parse(v.id), v.location, dict(v.tags)) for v in vaults]
     choice = rules.choose_vault(decision, found)
     if isinstance(choice, rules.VaultChosen):
-        record = next(c for c in candidates if ResourceId.parse(c["id"]) == choice.vault_id)
+        record = next(c for c, v in zip(candidates, vaults, strict=True) if ResourceId.parse(v.id) == choice.vault_id)
         return Choice(vault=record, reason=choice.reason)
     if isinstance(choice, rules.AmbiguousVaults):
         return Choice(status=OutcomeStatus.AMBIGUOUS_VAULT, reason=choice.reason)
@@ -248,10 +253,10 @@ class Readiness:
     verdict: Verdict | None = None
 
 
-def readiness(facts: Mapping[str, Any]) -> Readiness:
+def readiness(facts: Facts) -> Readiness:
     """From ``describe_resource``'s facts: protect now, wait (still Creating / Updating / ...), or never (its create
     failed). A resource that shows no provisioningState is ready (a PostgreSQL flexible server reports ``state``)."""
-    state = str(facts.get("provisioning_state") or "")
+    state = ResourceRecord.read(facts).provisioning_state
     if not state or state.lower() == "succeeded":
         return Readiness(ready=True)
     if state.lower() in PROVISIONING_FAILED:
@@ -263,11 +268,12 @@ def readiness(facts: Mapping[str, Any]) -> Readiness:
     return Readiness(wait=True)
 
 
-def not_ready_in_time(facts: Mapping[str, Any]) -> Verdict:
+def not_ready_in_time(facts: Facts) -> Verdict:
     minutes = READY_POLL_SECONDS * READY_POLL_ATTEMPTS // 60
+    state = ResourceRecord.read(facts).provisioning_state
     return Verdict(
         OutcomeStatus.FAILED,
-        f"the resource stayed in provisioningState {facts.get('provisioning_state')} for {minutes} minutes: "
+        f"the resource stayed in provisioningState {state} for {minutes} minutes: "
         "not protected yet; its next write event brings it back here",
     )
 
@@ -448,20 +454,21 @@ def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any
                    f"({seen}), {how} each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
 
 
-def role_grants(decision: rules.Protect, facts: Mapping[str, Any], vault: Mapping[str, Any]) -> list[dict[str, str]]:
+def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[dict[str, str]]:
     """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
         raise ValueError(f"no workload for {decision.resource_type}")
-    rid = ResourceId.parse(facts["id"])
+    rid = ResourceId.parse(ResourceRecord.read(facts).id)
+    identity = VaultRecord.read(vault)
     snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
     scopes = {
         workloads.RoleScope.RESOURCE: str(rid),
         workloads.RoleScope.RESOURCE_GROUP: str(rid.resource_group_id),
         workloads.RoleScope.SNAPSHOT_RESOURCE_GROUP: str(snapshot_group),
     }
-    if not vault.get("principal_id"):
-        raise ValueError(f"the Backup vault {vault['id']} has no managed identity")
+    if not identity.principal_id:
+        raise ValueError(f"the Backup vault {identity.id} has no managed identity")
     return [
         {"role": r.role_name, "role_definition_guid": r.role_definition_guid, "scope": scopes[r.scope]}
         for r in workload.roles
@@ -481,14 +488,14 @@ def backup_instance_body(
 ) -> dict[str, Any]:
     """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource. ``containers``:
     vaulted blobs, the containers found in the account (:func:`lists_account_containers`)."""
-    facts = request["facts"]
+    facts = ResourceRecord.read(request["facts"])
     decision = rules.decision_from_record(request["decision"])
     if not isinstance(decision, rules.Protect):
         raise ValueError("a backup instance needs a protect decision")
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
         raise ValueError(f"no workload for {decision.resource_type}")
-    rid = ResourceId.parse(facts["id"])
+    rid = ResourceId.parse(facts.id)
     policy_parameters: dict[str, Any] = {}
     if workload is workloads.DISK:
         snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
@@ -516,7 +523,7 @@ def backup_instance_body(
                 "resourceID": str(rid),
                 "resourceName": rid.name,
                 "resourceType": workload.resource_type,
-                "resourceLocation": facts["location"],
+                "resourceLocation": facts.location,
                 "resourceUri": str(rid),
                 "datasourceType": workload.datasource_type,
             },
@@ -533,10 +540,10 @@ def protections_of(resource_id: str, refs: Iterable[ProtectionRef]) -> list[Prot
     return [r for r in refs if r.source_id and ResourceId.parse(r.source_id) == wanted]
 
 
-def facts_of_gone(resource_id: str, ref: ProtectionRef, location: str) -> dict[str, Any]:
+def facts_of_gone(resource_id: str, ref: ProtectionRef, location: str) -> ResourceRecord:
     """Facts for routing a deleted resource: only its id, type and its vault's region are known."""
     rid = ResourceId.parse(resource_id)
-    return {"id": str(rid), "type": rid.full_type, "location": location, "tags": {}}
+    return ResourceRecord(id=str(rid), type=rid.full_type, location=location)
 
 
 ACTIVE_STATES: Final = frozenset(
@@ -575,9 +582,7 @@ class Alive:
     recheck: bool = False
 
 
-def alive_after_delete(
-    intent: Mapping[str, Any], live: Mapping[str, Any] | None, ref: ProtectionRef | None
-) -> Alive | None:
+def alive_after_delete(intent: Mapping[str, Any], live: Facts | None, ref: ProtectionRef | None) -> Alive | None:
     """Why a delete event must stop nothing: the resource exists NOW (``live``: ``describe_resource``'s facts,
     read just before the stop). None when it is gone (404): the delete is confirmed.
 
@@ -588,7 +593,8 @@ def alive_after_delete(
     """
     if live is None:
         return None
-    identity, created = str(live.get("identity") or ""), str(live.get("created_at") or "")
+    now = ResourceRecord.read(live)
+    identity, created = now.identity, now.created_at
     event_time = str((intent.get("origin") or {}).get("eventTime") or "")
     if ref is not None and ref.identity and identity and ref.identity.lower() != identity.lower():
         return Alive(f"the resource exists again as another incarnation ({identity}) than the one its item "
@@ -609,8 +615,8 @@ def protections_within(scope: str, refs: Iterable[ProtectionRef]) -> list[Protec
     return [r for r in refs if r.source_id and ResourceId.parse(r.source_id).is_within(root)]
 
 
-def moved_out(in_source: Iterable[ProtectionRef], still_there: Iterable[Mapping[str, Any]]) -> list[ProtectionRef]:
-    present = {ResourceId.parse(str(f["id"])) for f in still_there}
+def moved_out(in_source: Iterable[ProtectionRef], still_there: Iterable[Facts]) -> list[ProtectionRef]:
+    present = {ResourceId.parse(ResourceRecord.read(f).id) for f in still_there}
     return [r for r in in_source if ResourceId.parse(r.source_id) not in present]
 
 
@@ -625,7 +631,7 @@ class MoveMatch:
 
 def match_moves(
     moved: Sequence[ProtectionRef],
-    candidates: Iterable[Mapping[str, Any]],
+    candidates: Iterable[Facts],
     protections: Iterable[ProtectionRef],
 ) -> tuple[list[MoveMatch], list[ProtectionRef]]:
     """Pair each protection whose source left the group with the resource it became.
@@ -636,7 +642,7 @@ def match_moves(
     for a person (never a guess).
     """
     protected = {ResourceId.parse(p.source_id) for p in protections if p.source_id}
-    pool = [c for c in candidates if ResourceId.parse(str(c["id"])) not in protected]
+    pool = [c for c in map(ResourceRecord.read, candidates) if ResourceId.parse(c.id) not in protected]
     matches: list[MoveMatch] = []
     unmatched: list[ProtectionRef] = []
     for ref in moved:
@@ -644,12 +650,12 @@ def match_moves(
         same = [
             c
             for c in pool
-            if ResourceId.parse(str(c["id"])).type_key == old.type_key
-            and ResourceId.parse(str(c["id"])).name.lower() == old.name.lower()
-            and (not ref.identity or not c.get("identity") or str(c["identity"]).lower() == ref.identity.lower())
+            if ResourceId.parse(c.id).type_key == old.type_key
+            and ResourceId.parse(c.id).name.lower() == old.name.lower()
+            and (not ref.identity or not c.identity or c.identity.lower() == ref.identity.lower())
         ]
         if len(same) == 1:
-            matches.append(MoveMatch(ref, str(same[0]["id"])))
+            matches.append(MoveMatch(ref, same[0].id))
         else:
             unmatched.append(ref)
     return matches, unmatched
@@ -722,21 +728,21 @@ def unmatched_outcome(ref: ProtectionRef, intent: Mapping[str, Any]) -> Protecti
     )
 
 
-def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]) -> list[ProtectionOutcome]:
+def tenant_flags(vaults: Iterable[Vault], tenants: Mapping[str, str]) -> list[ProtectionOutcome]:
     """Vaults whose managed identity belongs to another tenant than their subscription's: moved across
     tenants. Their role assignments and identity must be redone by a person (docs/azure-facts.md, "Moves and
     tenants")."""
     flags: list[ProtectionOutcome] = []
-    for vault in vaults:
-        subscription = ResourceId.parse(str(vault["id"])).subscription_id.lower()
+    for vault in map(VaultRecord.read, vaults):
+        subscription = ResourceId.parse(vault.id).subscription_id.lower()
         expected = tenants.get(subscription)
-        actual = vault.get("tenant_id")
+        actual = vault.tenant_id
         if expected and actual and actual.lower() != expected.lower():
             flags.append(
                 ProtectionOutcome(
                     status=OutcomeStatus.VAULT_TENANT_CHANGED,
-                    resource_id=str(vault["id"]),
-                    vault_id=str(vault["id"]),
+                    resource_id=vault.id,
+                    vault_id=vault.id,
                     reason=f"the vault's identity is in tenant {actual} but its subscription is now in tenant "
                     f"{expected}: re-create the vault's managed identity and its role assignments, "
                     "customer-managed keys and private endpoints",
@@ -745,7 +751,7 @@ def tenant_flags(vaults: Iterable[Mapping[str, Any]], tenants: Mapping[str, str]
     return flags
 
 
-def unreachable_flags(scope: Mapping[str, Any]) -> list[ProtectionOutcome]:
+def unreachable_flags(scope: StewardScope | Mapping[str, Any]) -> list[ProtectionOutcome]:
     """Managed subscriptions the app's token is refused in: they moved to another tenant. Every vault in
     them keeps its data but loses its managed identity's role assignments (docs/azure-facts.md, "Moves and tenants")."""
     return [
@@ -756,5 +762,5 @@ def unreachable_flags(scope: Mapping[str, Any]) -> list[ProtectionOutcome]:
             "managed identity, role assignments, customer-managed keys and private endpoints of every vault in "
             "it, and grant Backup Steward access there or remove it from STEWARD_SUBSCRIPTIONS",
         )
-        for subscription_id in scope.get("unreachable", [])
+        for subscription_id in StewardScope.read(scope).unreachable
     ]

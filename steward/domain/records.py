@@ -152,6 +152,11 @@ class _Codec:
             if not all(isinstance(v, Mapping) for v in value):
                 raise InvalidValue(f"field {self.key!r} must be a list of {listed.__name__} objects")
             return tuple(listed.from_record(v) for v in value)
+        if hint == int | None:
+            value = record.get(self.key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidValue(f"field {self.key!r} must be an integer or null (got {value!r:.80})")
+            return value
         if hint is int:
             value = record.get(self.key, self.default)
             if isinstance(value, bool) or not isinstance(value, int | str):
@@ -251,6 +256,12 @@ class Record:
                 continue  # older records (and fingerprints) stay as they were
             record[codec.key] = codec.dump(value)
         return record
+
+    @classmethod
+    def read(cls: type[RecordT], value: RecordT | Mapping[str, Any]) -> RecordT:
+        """``value`` when it already is this record, else the record :meth:`from_record` reads from it: for the
+        helpers that take an activity's result either as its record or as the mapping the history holds."""
+        return value if isinstance(value, cls) else cls.from_record(cast(Mapping[str, Any], value))
 
     @classmethod
     def from_record(cls: type[RecordT], record: Mapping[str, Any]) -> RecordT:

@@ -277,3 +277,18 @@ def nested(orchestrator: Any, **fakes: Any) -> FakeSub:
         return result.output
 
     return run
+
+
+def replay_recorded(orchestrator: Any, recorded: Mapping[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """One replay of ``history`` (a history recorded by older code, or a cut of it) by ``orchestrator`` with the
+    recorded input and instance id: the JSON state it returns (its actions, output or error)."""
+    context = DurableOrchestrationContext.from_json(json.dumps({
+        "history": history, "instanceId": recorded["instanceId"], "isReplaying": False, "parentInstanceId": None,
+        "input": json.dumps(recorded["input"])}))
+    return _handle(_user_function(orchestrator), context)
+
+
+def scheduled(history: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The activities and sub-orchestrations a history scheduled, in order."""
+    kinds = {int(E.TASK_SCHEDULED), int(E.SUB_ORCHESTRATION_INSTANCE_CREATED)}
+    return [e["Name"] for e in history if e["EventType"] in kinds]

@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as E
 
 from orchestrators import protection
-from steward import bootstrap
-from tests.orchestrators.replay import CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB, _flatten, _handle
-from tests.orchestrators.replay import _user_function as user_function
+from tests.orchestrators.replay import (
+    CALL_ACTIVITY,
+    CALL_ACTIVITY_WITH_RETRY,
+    CALL_SUB,
+    _flatten,
+    replay_recorded,
+    scheduled,
+)
 
 DATA = json.loads((Path(__file__).parent / "data" / "protection_history_snake_case.json").read_text())
 SNAKE_TO_CAMEL = {"resource_id": "resourceId", "vault_id": "vaultId", "item_id": "itemId",
@@ -31,24 +35,11 @@ SNAKE_TO_CAMEL = {"resource_id": "resourceId", "vault_id": "vaultId", "item_id":
 CALLS = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB)
 
 
-@pytest.fixture(autouse=True)
-def _packaged_rules() -> Any:
-    bootstrap.reset()
-    yield
-    bootstrap.reset()
+pytestmark = pytest.mark.usefixtures("packaged_rules")
 
 
 def run(name: str, history: list[dict[str, Any]]) -> dict[str, Any]:
-    recorded = DATA["orchestrations"][name]
-    context = DurableOrchestrationContext.from_json(json.dumps({
-        "history": history, "instanceId": recorded["instanceId"], "isReplaying": False, "parentInstanceId": None,
-        "input": json.dumps(recorded["input"])}))
-    return _handle(user_function(getattr(protection, name)), context)
-
-
-def scheduled(history: list[dict[str, Any]]) -> list[str]:
-    kinds = {int(E.TASK_SCHEDULED), int(E.SUB_ORCHESTRATION_INSTANCE_CREATED)}
-    return [e["Name"] for e in history if e["EventType"] in kinds]
+    return replay_recorded(getattr(protection, name), DATA["orchestrations"][name], history)
 
 
 def calls(state: dict[str, Any]) -> list[dict[str, Any]]:

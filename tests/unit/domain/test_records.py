@@ -74,3 +74,20 @@ def test_camel_drops_each_underscore_and_capitalises_the_next_part(name: str) ->
     key = camel(name)
     assert "_" not in key and key.lower() == name.replace("_", "")
     assert key[0] == name[0]
+
+
+def test_an_optional_integer_field_reads_null_or_an_integer_and_read_takes_either_form() -> None:
+    from steward.domain.protection_results import ResourceRecord, VmProtectionBegun
+
+    assert VmProtectionBegun.from_record({"ok": True, "retryAfter": 60}).retry_after == 60
+    assert VmProtectionBegun.from_record({"ok": True}).retry_after is None
+    assert VmProtectionBegun.from_record({"ok": True, "retry_after": 30}).retry_after == 30  # the old key
+    with pytest.raises(InvalidValue, match="retryAfter"):
+        VmProtectionBegun.from_record({"ok": True, "retryAfter": "60"})
+    # a field left out while it has its default: a refusal keeps the keys it had
+    assert VmProtectionBegun(ok=False, code="X", message="no").to_record() == {"ok": False, "code": "X",
+                                                                               "message": "no"}
+    facts = ResourceRecord(id="/subscriptions/s/resourceGroups/g", managed_by="vm")
+    assert ResourceRecord.read(facts) is facts
+    assert ResourceRecord.read({"id": facts.id, "managed_by": "vm"}) == facts
+    assert facts.to_record()["managedBy"] == "vm"

@@ -12,7 +12,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from entrypoints import drill_http
+from entrypoints import drill_http, routes
 from steward import bootstrap
 from steward.settings import Settings
 
@@ -33,7 +33,7 @@ class Client:
 @pytest.fixture
 def rate(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     bootstrap.use(settings=Settings(teardown_rate_per_minute=3, subscriptions=(SUB,)))
-    monkeypatch.setattr(drill_http, "_caller", lambda req: PRINCIPAL)
+    monkeypatch.setattr(routes, "allowed_caller", lambda req: PRINCIPAL)
     yield 3
     bootstrap.use()
 

@@ -62,7 +62,7 @@ def test_with_no_managed_subscription_an_audit_of_a_named_subscription_is_refuse
 
     bootstrap.use(settings=Settings(subscriptions=()))
     try:
-        with pytest.raises(audit_timer._Refused) as refused:
+        with pytest.raises(RequestRefused) as refused:
             audit_timer._requested_subscriptions(b'{"subscriptions": ["%s"]}' % SUB.encode())
         assert (refused.value.status, refused.value.code) == (403, "SubscriptionNotManaged")
         bootstrap.use(settings=Settings(subscriptions=(SUB,)))

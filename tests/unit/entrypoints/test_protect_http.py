@@ -12,7 +12,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from entrypoints import protect_http
+from entrypoints import protect_http, routes
 from entrypoints.caller_checks import RequestRefused
 from entrypoints.protect_http import REQUEST_EVENT_TYPE, intent_for, protect_request_from_http
 from steward import bootstrap
@@ -77,7 +77,7 @@ def _post(client: Client, body: bytes) -> func.HttpResponse:
 def allowed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     managed = ("00000000-0000-4000-8000-000000000001",)
     bootstrap.use(settings=Settings(teardown_rate_per_minute=2, subscriptions=managed))
-    monkeypatch.setattr(protect_http, "_caller", lambda req: "operator-oid")
+    monkeypatch.setattr(routes, "allowed_caller", lambda req: "operator-oid")
     yield
     bootstrap.use()
 

@@ -1,0 +1,35 @@
+"""The audit's activities write the records ``audit_estate`` reads (``steward/domain/audit/runs.py``, the one record
+codec, camelCase keys): ``audit_read_subscription`` wrote ``subscription_id`` before (issue 16 step 4). Histories
+holding the old key still replay (``tests/orchestrators/test_audit_and_compensation_records.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activities import audit as audit_activities
+from steward import bootstrap
+from steward.cloud.clients import CloudClients
+from steward.domain.audit.runs import AuditPart, AuditScope
+from steward.report.store import LocalReportStore
+from tests.integration.audit.audit_sandbox_estate import SUB1, BuiltEstate
+
+
+def _activity(function: Any) -> Any:
+    return function._function.get_user_function() if hasattr(function, "_function") else function
+
+
+def test_the_audit_activities_write_camel_case_records(
+    clients: CloudClients, built: BuiltEstate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bootstrap, "clients", lambda: clients)
+    monkeypatch.setattr(bootstrap, "report_store", lambda: LocalReportStore(tmp_path))
+    part = _activity(audit_activities.audit_read_subscription)({"run": "run-1", "subscription_id": SUB1})
+    assert part["subscriptionId"] == SUB1 and "subscription_id" not in part
+    read = AuditPart.from_record(part)
+    assert read.resources > 0 and (tmp_path / read.part).is_file()
+    scope = _activity(audit_activities.audit_scope)({"subscriptions": [SUB1]})
+    assert AuditScope.from_record(scope).subscriptions == (SUB1,)
+    assert scope == AuditScope((SUB1,)).to_record()
