@@ -111,6 +111,11 @@ def validation_from_http(body: bytes) -> dict[str, Any]:
     detail = data.get("detail")
     if "detail" in data and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
         raise RequestRefused(400, "InvalidRequest", f"detail must be a string of at most {MAX_DETAIL} characters")
+    if isinstance(detail, str) and any(not c.isprintable() and c not in "\n\t" for c in detail):
+        # the detail is kept in the drill's report and printed by `steward drill status` on other people's
+        # terminals: escape sequences (ESC, BEL, CR...) would drive them
+        raise RequestRefused(400, "InvalidRequest", "detail must not contain control characters (newlines and tabs "
+                             "are fine)")
     return {"result": data["result"], "detail": detail}
 
 
