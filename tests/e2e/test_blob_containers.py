@@ -161,6 +161,24 @@ def test_a_vaulted_account_is_protected_with_every_container_it_holds(h: Harness
     assert _listed(h, vault, account) == ["exports", "reports"]
 
 
+def test_azures_own_containers_are_left_out_of_the_vaulted_backup(h: Harness) -> None:
+    """An account with its change feed on holds Azure's ``$blobchangefeed``; the app lists only the user's
+    containers ($ containers but $root/$web are refused in a vaulted backup: docs/azure-facts.md). Before, the
+    app listed it too and the protection failed."""
+    est = h.estate()
+    vault = _vault(h, est)
+    with h.sandbox.events.unsubscribed():  # an account older than the app, change feed on, one container
+        account = est.storage_account("rg-data", "stfeed1", WEU, tags={"blob-tier": "vaulted"})
+        h.clients.resources(SUB1).resources.begin_create_or_update_by_id(
+            f"{account}/blobServices/default", api_version="2023-05-01",
+            parameters={"properties": {"changeFeed": {"enabled": True}}},
+            polling_interval=h.clients.target.polling_interval).result()
+        _container(h, account, "reports")
+    est.storage_account("rg-data", "stfeed1", WEU, tags={"blob-tier": "vaulted", "owner": "data"})  # a write
+    assert h.wait_outcome(account, "Protected", timeout=60)["rule"] == "vaulted-blobs"
+    assert _listed(h, vault, account) == ["reports"]
+
+
 def test_the_deployed_roles_suffice_to_add_a_container(h: Harness) -> None:
     """Production truth: from the container on, the sandbox checks the app identity's own RBAC against the roles
     infra/ gives it (Reader lists the containers, the custom role writes the backup instance)."""

@@ -67,3 +67,25 @@ def test_a_listed_container_must_exist(estate: Estate) -> None:
     with pytest.raises(HttpResponseError) as refused:
         vault.protect("bi", body)
     assert error_code(refused.value) == "UserErrorContainerNotFound"
+
+
+def test_change_feed_brings_azures_own_container_which_no_backup_may_list(estate: Estate) -> None:
+    """Enabling the change feed makes Azure keep it in ``$blobchangefeed`` (storage-blob-change-feed.md), listed
+    with the account's containers (inferred); a vaulted blob backup may list no ``$`` container but $root and $web
+    (Microsoft's Az.DataProtection refuses the others; the service's refusal and its code are inferred)."""
+    rg = estate.group("contsys")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "csys")
+    _put_container(estate, account, "data")
+    estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
+        f"{account}/blobServices/default", {"properties": {"changeFeed": {"enabled": True}}},
+        api_version=CONTAINERS_API).result()
+    made = estate.clients.resources(estate.subscription).resources.get_by_id(
+        f"{account}/blobServices/default/containers/$blobchangefeed", api_version=CONTAINERS_API)
+    assert made.name == "$blobchangefeed"
+    vault.grant("Storage Account Backup Contributor", account)
+    body = _with_containers(vault.instance_body(account, BLOB, vault.policy(BLOB)), ["$blobchangefeed", "data"])
+    with pytest.raises(HttpResponseError) as refused:
+        vault.protect("bi", body)
+    assert error_code(refused.value) == "UserErrorInvalidContainerName"
+    vault.protect("bi", _with_containers(vault.instance_body(account, BLOB, vault.policy(BLOB)), ["data"]))
