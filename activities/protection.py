@@ -302,6 +302,16 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
 def _begin_instance(adapter: BackupVaultProtection, request: dict[str, Any], body: dict[str, Any],
                     repaired: Any = None) -> dict[str, Any]:
     vault_id = request["vault_id"]
+    if repaired and protection_flow.remedy_for(repaired) == protection_flow.REMEDY_SYNC:
+        # Azure's remedy for this failure, instead of a re-PUT (protection_flow.remedy_for); followed as a PUT is
+        name = instance_name(request["resource_id"])
+        accepted = adapter.begin_sync_instance(vault_id, name)
+        # answered at once (200, no operation): the instance as it reads back now is the verification
+        instance = {} if accepted["operation"] else (adapter.instance(vault_id, name) or {})
+        return operations.OperationStarted(
+            step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
+            body=body, repaired={**repaired, "remedy": protection_flow.REMEDY_SYNC}, instance=instance,
+        ).to_record()
     try:
         accepted = adapter.begin_create_instance(vault_id, instance_name(request["resource_id"]), body)
     except (AzureRefusal, NotFound) as error:
