@@ -471,7 +471,9 @@ def look_at_operation(client: Any, operation_url: str) -> tuple[dict[str, Any], 
     if response.status_code == 204 or not response.content:
         return {"status": "Succeeded"}, headers
     body = response.json()
-    status = str(body.get("status") or "Succeeded") if isinstance(body, dict) else "Succeeded"
+    # a terminal status in ARM's spelling whatever case the provider used (Data Protection: "Inprogress")
+    status = protection_flow.operation_status(body.get("status") or "Succeeded") if isinstance(body, dict) \
+        else "Succeeded"
     out: dict[str, Any] = {"status": status}
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         out["error"] = body["error"]

@@ -283,12 +283,31 @@ def resumed(outcome: ProtectionOutcome) -> ProtectionOutcome:
 #: An operation that ended Failed with a SERVER_SIDE_CODES code failed on Azure's side: it starts again this
 #: many times at most.
 VM_PROTECTION_STARTS: Final = 3
-OPERATION_RUNNING: Final = frozenset({"InProgress", "Running", "Accepted", "NotStarted", ""})
+#: ARM's three terminal statuses of an operation, by their lower-case spelling. Any other value is the provider's
+#: word for "still running": ``"status": "Succeeded | Failed | Canceled | {resource provider values}"``, "All other
+#: values indicate the operation is still running" (MicrosoftDocs/azure-docs
+#: ``azure-resource-manager/management/async-operations.md``). Compared without case: Microsoft.DataProtection
+#: answers ``"status": "Inprogress"`` while validateForBackup runs (``backup/backup-azure-dataprotection-use-rest-api-
+#: backup-disks.md``, its captured answer; Az.DataProtection's ``Get-AzDataProtectionOperationStatus`` example loops
+#: ``while ... .Status -eq "Inprogress"``). Found in review: a closed list of running words read it as the end.
+OPERATION_ENDED: Final = {"succeeded": "Succeeded", "failed": "Failed", "canceled": "Canceled", "cancelled": "Canceled"}
+
+
+def operation_status(status: object) -> str:
+    """An operation's status with a terminal value in ARM's spelling (``succeeded`` -> ``Succeeded``); any other
+    value as Azure wrote it."""
+    text = str(status or "").strip()
+    return OPERATION_ENDED.get(text.lower(), text)
+
+
+def operation_running(status: object) -> bool:
+    """Whether an operation with this status has not ended: it is none of ARM's terminal values (any case)."""
+    return str(status or "").strip().lower() not in OPERATION_ENDED
 
 
 def retry_operation(state: Mapping[str, Any]) -> bool:
     """Azure's protection operation failed on its own side (not a refusal): worth starting again."""
-    return str(state.get("status") or "") == "Failed" and str((state.get("error") or {}).get("code") or "") in (
+    return operation_status(state.get("status")) == "Failed" and str((state.get("error") or {}).get("code") or "") in (
         SERVER_SIDE_CODES
     )
 
@@ -298,8 +317,8 @@ def vm_operation_verdict(
 ) -> ProtectionOutcome | None:
     """The outcome once Azure's protection operation ended (None while it runs): verified only when the
     operation succeeded AND the item reads back protecting."""
-    status = str(state.get("status") or "")
-    if status in OPERATION_RUNNING:
+    status = operation_status(state.get("status"))
+    if operation_running(status):
         return None
     if status == "Succeeded":
         item = state.get("item")
