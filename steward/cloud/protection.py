@@ -81,6 +81,11 @@ def _vault_facts(body: dict[str, Any], kind: str) -> VaultRecord:
         tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
         principal_id=dig(body, "identity", "principalId"),
         tenant_id=dig(body, "identity", "tenantId"),
+        # Recovery Services: softDeleteSettings.softDeleteState; Backup vault: softDeleteSettings.state (both specs)
+        soft_delete=str(dig(body, "properties", "securitySettings", "softDeleteSettings", "softDeleteState")
+                        or dig(body, "properties", "securitySettings", "softDeleteSettings", "state") or "") or None,
+        immutability=str(dig(body, "properties", "securitySettings", "immutabilitySettings", "state")
+                         or "Disabled"),
     )
 
 
