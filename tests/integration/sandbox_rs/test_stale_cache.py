@@ -88,3 +88,15 @@ def test_a_policy_deleted_while_its_id_is_cached_is_read_again_after_one_refusal
         {"resource_id": vm, "vault_id": str(vault.id), "policy": "DefaultPolicy"}
     )
     assert again == {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
+
+
+def test_the_vault_list_carries_each_vaults_soft_delete_and_immutability(estate: Estate) -> None:
+    """A vault set passes over a member short of the rule's required settings (protection_flow.set_member_shortfalls):
+    the states come from the vault list the app reads, as Azure's vault body spells them (securitySettings)."""
+    rg = estate.group("vaultstates")
+    estate.vault(rg, "rsv-states-01", soft_delete="Disabled")
+    estate.vault(rg, "rsv-states-02", soft_delete="AlwaysON", immutability="Unlocked")
+    found = {v.id.rsplit("/", 1)[-1]: v for v in RecoveryServicesProtection(estate.clients).vaults_in(
+        estate.subscription, "westeurope")}
+    assert (found["rsv-states-01"].soft_delete, found["rsv-states-01"].immutability) == ("Disabled", "Disabled")
+    assert (found["rsv-states-02"].soft_delete, found["rsv-states-02"].immutability) == ("AlwaysON", "Unlocked")
