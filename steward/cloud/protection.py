@@ -804,6 +804,7 @@ class VaultCreator:
     def create(
         self, kind: str, subscription_id: str, region: str, default_tag: str, *,
         named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,
+        always_on: bool = False, immutable: bool = False,
     ) -> VaultRecord:
         """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
         ``named`` (resource group, name) and ``tags``, a vault set's next vault with the same secure defaults.
@@ -818,9 +819,9 @@ class VaultCreator:
             tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
         rtype = VaultKind(kind).arm_type
         if kind == VaultKind.RECOVERY_SERVICES:
-            body = vault_defaults.recovery_services_vault_body(region, tags)
+            body = vault_defaults.recovery_services_vault_body(region, tags, always_on=always_on, immutable=immutable)
         else:
-            body = vault_defaults.backup_vault_body(region, tags)
+            body = vault_defaults.backup_vault_body(region, tags, always_on=always_on, immutable=immutable)
         rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
         created = self._put(subscription_id, rid, rtype, body)
         self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))  # the list without it is stale now

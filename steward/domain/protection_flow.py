@@ -108,6 +108,19 @@ def set_member_records(decision: rules.Protect, candidates: Sequence[Vault]) -> 
     return [chosen[i] for i in sorted(chosen)]
 
 
+def created_settings(decision: rules.Protect) -> dict[str, bool]:
+    """What a vault the set creates must have for the rule's ``requiredVaultSettings``: AlwaysOn soft delete,
+    immutability enabled (``Unlocked``: a lock is irreversible and stays a person's act; the audit's VLT-002 asks
+    for it). Only the settings the rule requires are sent, so a rule without any creates the vault as before."""
+    required = decision.required_settings
+    made: dict[str, bool] = {}
+    if required.soft_delete == "AlwaysOn":
+        made["always_on"] = True
+    if required.immutability is not None:
+        made["immutable"] = True
+    return made
+
+
 def set_member_shortfalls(decision: rules.Protect, vault: VaultRecord) -> list[str]:
     """What a vault of the set lacks of the rule's ``requiredVaultSettings`` (soft delete, immutability): a tag or
     prefix may match a vault with soft delete off or immutability disabled, which the audit then flags (VLT-001/002)
@@ -178,7 +191,7 @@ def choose_in_set(
                                         f"settings: {left_out})")
     create = {"kind": target.vault_kind.value, "subscription_id": target.subscription_id, "region": target.region,
               "resource_group": choice.create.resource_group, "name": choice.create.name,
-              "tags": dict(choice.create.tags)}
+              "tags": dict(choice.create.tags), **created_settings(decision)}
     fallback = by_id[choice.fallback] if choice.fallback is not None else None
     return SetStep(choice.reason, create=create, fallback=fallback)
 

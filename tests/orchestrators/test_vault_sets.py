@@ -154,4 +154,7 @@ def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault
     assert result.status == "Completed", result.error
     assert result.output["status"] == "NoVault", result.output
     assert "rsv-weu-01: soft delete must be AlwaysOn" in result.output["reason"]
-    assert result.inputs("create_vault")[0]["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
+    made = result.inputs("create_vault")[0]
+    assert made["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
+    # and the vault the set grows by is made with what the rule requires (AlwaysOn soft delete, immutability)
+    assert (made.get("always_on"), made.get("immutable")) == (True, True)
