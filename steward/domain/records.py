@@ -154,8 +154,8 @@ class _Codec:
             return tuple(listed.from_record(v) for v in value)
         if hint is float or hint == float | None:
             value = record.get(self.key)
-            if value is None and (hint != float or not required):
-                return None if hint != float else self.default
+            if value is None and (hint is not float or not required):
+                return None if hint is not float else self.default
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidValue(f"field {self.key!r} must be a number (got {value!r:.80})")
             return value  # as the record holds it: an integer stays one
