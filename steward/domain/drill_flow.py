@@ -31,6 +31,8 @@ from typing import Any, Final, TypeVar
 
 from steward.domain.drill_records import DrillTarget, Workload
 from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
+from steward.domain.errors import InvalidValue
+from steward.domain.kernel import parse_time
 from steward.domain.workloads import RESTORE_ROLES, RoleScope
 
 __all__ = ["Workload"]
@@ -149,7 +151,7 @@ def choose(targets: Sequence[T], budgets: Mapping[str, DrillBudget], now: dateti
     for rule in rules:
         of_rule = [r for r, _ in read if r.rule == rule]
         candidates = [DueCandidate(r.resource_id, rule, timedelta(seconds=float(r.every)),
-                                   float(r.size_gb), _time(r.last_drill_at)) for r in of_rule]
+                                   float(r.size_gb), parse_time(r.last_drill_at)) for r in of_rule]
         ready = candidates if forced else due(candidates, now)
         ready_ids = {c.resource_id.lower() for c in ready}
         waiting += [{"resourceId": c.resource_id, "reason": "notDue"} for c in candidates
@@ -159,10 +161,6 @@ def choose(targets: Sequence[T], budgets: Mapping[str, DrillBudget], now: dateti
         chosen += [by_id[c.resource_id.lower()] for c in selection.chosen]
         waiting += [{"resourceId": d.candidate.resource_id, "reason": d.reason.value} for d in selection.deferred]
     return chosen, waiting
-
-
-def _time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(str(value)) if value else None
 
 
 # ---- restore requests ----------------------------------------------------------------------------------------
@@ -279,8 +277,7 @@ def job_outcome(status: str) -> str | None:
 def seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return (datetime.fromisoformat(end.replace("Z", "+00:00")) -
-            datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return (_parse(end) - _parse(start)).total_seconds()
 
 
 #: slack after a job's end within which the disks it restored may carry their creation time (INFERRED)
@@ -299,7 +296,10 @@ def created_during(created: str | None, job_start: str | None, job_end: str | No
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = parse_time(text)
+    if moment is None:
+        raise InvalidValue("expected a time, got an empty text")
+    return moment
 
 
 def event_type(outcome: str) -> str:
@@ -345,7 +345,7 @@ def add_leftovers(index: Mapping[str, Any] | None, report: Mapping[str, Any]) ->
     """The leftovers index (``drills/leftovers.json``) with this drill's ``left`` ids added: ids the drill recorded
     and could not delete, with when their lifetime ends (the drill's start + the rule's lifetime)."""
     entries = [dict(e) for e in (index or {}).get("entries") or []]
-    started = datetime.fromisoformat(str(report["startedAt"]))
+    started = _parse(str(report["startedAt"]))
     for result in report.get("results") or []:
         left = [str(i) for i in result.get("left") or []]
         if not left:
@@ -360,7 +360,7 @@ def expired_leftovers(index: Mapping[str, Any] | None, now: datetime) -> list[di
     """``{"id", "drillId", "expiredAt"}`` of every recorded leftover whose lifetime has ended at ``now``."""
     found = []
     for entry in (index or {}).get("entries") or []:
-        expires = datetime.fromisoformat(str(entry["expiresAt"]))
+        expires = _parse(str(entry["expiresAt"]))
         if expires <= now:
             found += [{"id": i, "drillId": str(entry["drillId"]), "expiredAt": str(entry["expiresAt"])}
                       for i in entry.get("ids") or []]
