@@ -34,7 +34,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.kernel import id_key
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.events import finding_events
-from steward.report.store import load_latest, save_result
+from steward.report.store import load_latest, save_result, update
 
 bp = df.Blueprint()
 
@@ -204,6 +204,8 @@ def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
             outcomes.append({**leftover, "effect": "deleting" if operation else "deleted"})
         except AzureRefusal as error:
             outcomes.append({**leftover, "effect": "failed", "reason": str(error)[:300]})
-    remaining = drill_flow.after_reconcile(index, outcomes)
-    store.put(drill_flow.LEFTOVERS_BLOB, json.dumps(remaining).encode(), "application/json")
+    # applied to the index as it is NOW (a drill may have recorded leftovers meanwhile): a conditional write, read
+    # again on 412 (steward.report.store.update)
+    update(store, drill_flow.LEFTOVERS_BLOB, lambda current: json.dumps(drill_flow.after_reconcile(
+        json.loads(current) if current else None, outcomes)).encode(), "application/json")
     return DrillLeftovers(leftovers=tuple(outcomes)).to_record()

@@ -41,6 +41,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.drills import save_drill_report
 from steward.report.events import drill_events, restore_ready_event
+from steward.report.store import update
 
 bp = df.Blueprint()
 
@@ -319,14 +320,17 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     report = request["report"]
     store = bootstrap.report_store()
     saved = save_drill_report(store, report)  # drills/<id>.json and .html, and the RTO history
+    # the shared documents are updated conditionally (ETag / If-Match, again on 412): two drills recording at once,
+    # or a drill and the audit's reconciler, never lose each other's update
     for result in report.get("results") or []:
-        previous = store.get(_last_name(str(result["resourceId"])))
-        record = flow.last_drill_record(json.loads(previous) if previous else None, report, result)
-        store.put(_last_name(str(result["resourceId"])), json.dumps(record).encode(), "application/json")
+        def last(previous: bytes | None, result: dict[str, Any] = result) -> bytes:
+            record = flow.last_drill_record(json.loads(previous) if previous else None, report, result)
+            return json.dumps(record).encode()
+
+        update(store, _last_name(str(result["resourceId"])), last, "application/json")
     if any(r.get("left") for r in report.get("results") or []):
-        index = store.get(LEFTOVERS)
-        store.put(LEFTOVERS, json.dumps(flow.add_leftovers(json.loads(index) if index else None, report)).encode(),
-                  "application/json")
+        update(store, LEFTOVERS, lambda index: json.dumps(
+            flow.add_leftovers(json.loads(index) if index else None, report)).encode(), "application/json")
     telemetry.record_drill(report)
     events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0

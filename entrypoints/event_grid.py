@@ -17,7 +17,7 @@ import azure.functions as func
 
 from entrypoints.orchestration_start import start_once
 from steward import bootstrap
-from steward.domain import events, teardown
+from steward.domain import deliveries, events, teardown
 from steward.logs import bind
 from steward.report.events import rejected_event
 
@@ -25,6 +25,8 @@ LOG = logging.getLogger("steward.entry.eventgrid")
 bp = df.Blueprint()
 
 REJECTED_EXCERPT_CHARS: Final = 4_000
+#: Bound on an envelope field (``id``, ``subject``, ``eventType``) copied into a log line or a Rejected event.
+MAX_ENVELOPE_FIELD: Final = 1_024
 
 
 def event_as_dict(event: Any) -> dict[str, Any]:
@@ -74,15 +76,21 @@ def _excerpt(raw: object) -> str:
     return text[:REJECTED_EXCERPT_CHARS]
 
 
+def _field(raw: object, key: str) -> str | None:
+    """An envelope field as a log line or a Rejected event may carry it: a bounded string, else nothing. A hostile
+    delivery's ``id`` or ``subject`` can be a structure nested too deep to print or encode (RecursionError)."""
+    value = raw.get(key) if isinstance(raw, dict) else None
+    return value[:MAX_ENVELOPE_FIELD] if isinstance(value, str) else None
+
+
 def _reject(raw: object, error: Exception) -> None:
-    fields = raw if isinstance(raw, dict) else {}
     LOG.error(
         "event rejected: %s",
         str(error)[:600],
-        extra={"event_id": fields.get("id"), "event_type": fields.get("eventType")},
+        extra={"event_id": _field(raw, "id"), "event_type": _field(raw, "eventType")},
     )
     bootstrap.publisher().publish(
-        [rejected_event(fields.get("subject"), fields.get("id"), str(error)[:600], _excerpt(raw))]
+        [rejected_event(_field(raw, "subject"), _field(raw, "id"), str(error)[:600], _excerpt(raw))]
     )
 
 
@@ -93,7 +101,7 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
     except events.InvalidEvent as error:
         _reject(raw, error)
         return "rejected"
-    with bind(correlation_id=getattr(intent, "correlation_id", None), event_id=raw.get("id")):
+    with bind(correlation_id=getattr(intent, "correlation_id", None), event_id=_field(raw, "id")):
         if isinstance(intent, events.Ignored):
             LOG.info("event ignored: %s", intent.reason)
             return "ignored"
@@ -129,8 +137,11 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         orchestrator = orchestration_for(intent)
         if orchestrator is None:
             return "ignored"
+        if await _handled_under_legacy_id(client, intent, request if teardown_intent else None):
+            LOG.info("event already handled by an instance started under its correlation-keyed id: nothing started")
+            return "duplicate"
         if isinstance(intent, events.VaultDeleteFailed) and await _ever_started(client, instance_id):
-            # one failed delete (one ARM correlation id: one instance id) starts one teardown, ever: Event Grid
+            # one failed delete (one event id: one instance id) starts one teardown, ever: Event Grid
             # redelivers for up to 24 h, and a redelivery must not auto-approve a teardown of the vault again
             # (a cancelled one, or the vault re-created since under the same name and tag)
             LOG.info("failed vault delete already handled: nothing started", extra={"instance_id": instance_id})
@@ -141,14 +152,65 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         return "started" if started else "duplicate"
 
 
+async def _handled_under_legacy_id(
+    client: df.DurableOrchestrationClient, intent: events.Intent, request: teardown.TeardownRequest | None
+) -> bool:
+    """Whether an instance started before event ids keyed moves and event-started teardowns (under the ARM
+    correlation id, which the caller chooses) already has THIS event: a redelivery, for up to 24 h after the change
+    (Event Grid's retry window, ``steward.domain.deliveries``). Only the same event matches (its id for a move; its
+    vault, requester and Event Grid time for a teardown request), so a caller who reuses a correlation id cannot make
+    another's event look handled. Once no event from before the change can be redelivered, this finds nothing."""
+    legacy: str | None = None
+    if isinstance(intent, events.ResourcesMoved):
+        legacy = intent.legacy_instance_id
+    elif request is not None:
+        legacy = teardown.legacy_instance_id_for(request)
+    if legacy is None:
+        return False
+    status = await client.get_status(legacy, show_input=True)
+    if status is None or status.runtime_status is None:
+        return False
+    if request is None:
+        return deliveries.already_handled(status.input_, intent.origin.event_id)
+    try:
+        previous = teardown.TeardownRequest.from_record(_as_record(status.input_))
+    except (ValueError, TypeError):
+        return False
+    return teardown.same_event(request, previous)
+
+
+def _as_record(value: object) -> Any:
+    """An instance's input as Durable's status hands it back (an object, or its JSON text)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
 async def _ever_started(client: df.DurableOrchestrationClient, instance_id: str) -> bool:
     """Whether Durable knows the instance, in any state (a missing one has no runtime status)."""
     status = await client.get_status(instance_id)
     return status is not None and status.runtime_status is not None
 
 
+async def handle_delivery(event: Any, client: df.DurableOrchestrationClient) -> str:
+    """One delivered event as the trigger hands it over: read it (its ``data`` may be JSON nested too deep for
+    Python to decode or re-encode: RecursionError, which is no ValueError), then :func:`handle_event`. A delivery
+    that cannot be read is rejected like any malformed event (logged, published, not retried), never raised."""
+    try:
+        raw = event_as_dict(event)
+    except (ValueError, TypeError, RecursionError) as error:
+        envelope = {key: getattr(event, attr, None) for key, attr in
+                    (("id", "id"), ("subject", "subject"), ("eventType", "event_type"))}
+        _reject(envelope, events.InvalidEvent(f"the event's data cannot be read: {type(error).__name__}"))
+        return "rejected"
+    return await handle_event(raw, client)
+
+
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_subscription_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """Subscription system topic events (``Microsoft.Resources.*``) and custom teardown requests."""
-    await handle_event(event_as_dict(event), client)
+    await handle_delivery(event, client)

@@ -17,6 +17,26 @@ from steward.cloud.protection import READ_API_VERSIONS
 from steward.domain.vault_defaults import BACKUP_VAULT_POLICIES, backup_vault_body, recovery_services_vault_body
 
 DEFAULT_TAG: Final = "backup-steward:default"
+#: The Blob service's containers API version (Microsoft.Storage 2023-05-01, BlobContainers_Create).
+CONTAINER_API_VERSION: Final = "2023-05-01"
+#: A vaulted blob policy (VaultStore daily backups, 30 days), as ``az dataprotection backup-policy
+#: get-default-policy-template --datasource-type AzureBlob`` shapes it (backup rule + retention rule).
+VAULTED_BLOB_POLICY: Final[dict[str, Any]] = {"properties": {
+    "objectType": "BackupPolicy",
+    "datasourceTypes": ["Microsoft.Storage/storageAccounts/blobServices"],
+    "policyRules": [
+        {"name": "BackupDaily", "objectType": "AzureBackupRule",
+         "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Discrete"},
+         "dataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"},
+         "trigger": {"objectType": "ScheduleBasedTriggerContext",
+                     "schedule": {"repeatingTimeIntervals": ["R/2026-01-01T02:00:00+00:00/P1D"]},
+                     "taggingCriteria": [{"isDefault": True, "taggingPriority": 99,
+                                          "tagInfo": {"tagName": "Default"}}]}},
+        {"name": "Default", "objectType": "AzureRetentionRule", "isDefault": True,
+         "lifecycles": [{"deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P30D"},
+                         "sourceDataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}}]},
+    ],
+}}
 
 
 @dataclass
@@ -99,6 +119,24 @@ class Estate:
                 parameters=BaseBackupPolicyResource(BACKUP_VAULT_POLICIES[policy]),
             )
         return str(vault["id"])
+
+    def backup_policy(self, vault_id: str, name: str, body: dict[str, Any]) -> str:
+        """A Backup vault policy (``BackupPolicies_CreateOrUpdate``); its id."""
+        parts = vault_id.split("/")
+        policy = self.clients.data_protection(self.subscription_id).backup_policies.create_or_update(
+            resource_group_name=parts[4], vault_name=parts[-1], backup_policy_name=name,
+            parameters=BaseBackupPolicyResource(body))
+        return str(policy.id)
+
+    def blob_container(self, account_id: str, name: str) -> str:
+        """A blob container through ARM (``…/blobServices/default/containers/{name}``): Azure raises its
+        ResourceWriteSuccess event, as it does for a container made in the portal or with ``az``."""
+        rid = f"{account_id}/blobServices/default/containers/{name}"
+        self.clients.resources(self.subscription_id).resources.begin_create_or_update_by_id(
+            rid, api_version=CONTAINER_API_VERSION, parameters={"properties": {}},
+            polling_interval=self.clients.target.polling_interval,
+        ).result()
+        return rid
 
     def delete(self, rid: str) -> None:
         rtype = "/".join(rid.split("/providers/", 1)[1].split("/")[0:2])

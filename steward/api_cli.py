@@ -3,6 +3,7 @@
     steward protect RESOURCE_ID                       protect one resource now, wait for its outcome
     steward teardown plan|approve|status|cancel VAULT plan a vault's teardown, approve the plan's fingerprint, ...
     steward drill run [--resource ID] [--dry-run]     a restore drill; steward drill status|cancel DRILL_ID
+    steward drill validate DRILL_ID --pass|--fail     answer the drill's validation hook
 
 Where they call (first found wins):
 
@@ -440,6 +441,18 @@ def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out:
         status = waiter.until_done(f"/drills/{drill_id}", "drill", _phase)
     elif args.action == "status":
         status = dict(connection.call("GET", f"/drills/{args.drill_id}"))
+    elif args.action == "validate":
+        # the user validation hook's answer: 202 while the drill waits for it, 409 DrillNotAwaitingValidation else
+        verdict: dict[str, Any] = {"result": args.result}
+        if args.detail is not None:
+            verdict["detail"] = args.detail
+        answer = _dict(connection.call("POST", f"/drills/{args.drill_id}/validation", verdict))
+        row = {"id": answer.get("id"), "resourceId": answer.get("resourceId"), "result": answer.get("result")}
+        if args.output == "json":
+            _print_document(out, answer)
+        else:
+            write_rows(out, [row], ("id", "resourceId", "result"), args.output)
+        return EXIT_OK
     else:
         answer = connection.call("POST", f"/drills/{args.drill_id}/cancel")
         write_rows(out, [{"id": answer.get("id"), "cancelRequested": True}], ("id", "cancelRequested"), args.output)
@@ -535,8 +548,9 @@ def drill_parser(program: str = "steward drill") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=program, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Restore drills: restore out of place, validate, delete what was restored; the RTO measured.",
-        epilog=f"example:\n  {program} run --resource $VM --dry-run\n  {program} status drill-...")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="run|status|cancel")
+        epilog=f"example:\n  {program} run --resource $VM --dry-run\n  {program} status drill-...\n"
+               f"  {program} validate drill-... --pass")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="run|status|validate|cancel")
     common = _common()
     run = actions.add_parser("run", parents=[common], help="drill named resources, or everything due",
                              formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -550,6 +564,20 @@ def drill_parser(program: str = "steward drill") -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"example:\n  {program} status drill-0123abcd --output json")
     status.add_argument("drill_id", metavar="DRILL_ID")
+    validate = actions.add_parser(
+        "validate", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="answer a drill's validation hook: pass or fail the restore it waits on",
+        description="A drill rule with validationHook waits, after BackupSteward.Drill.RestoreReady, for a pass or "
+                    "a fail of the restored resources (POST /api/drills/{id}/validation); the drill deletes them "
+                    "after either. Exit 1 when the drill is not waiting (409 DrillNotAwaitingValidation).",
+        epilog=f"example:\n  {program} validate drill-0123abcd --fail --detail 'checksum mismatch on /data'")
+    validate.add_argument("drill_id", metavar="DRILL_ID")
+    verdict = validate.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--pass", dest="result", action="store_const", const="pass",
+                         help="the restored resources are good")
+    verdict.add_argument("--fail", dest="result", action="store_const", const="fail",
+                         help="they are not: the drill ends ValidationFailed")
+    validate.add_argument("--detail", help="why (kept in the drill's report; at most 4000 characters)")
     cancel = actions.add_parser("cancel", parents=[common], help="cancel a running drill",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"example:\n  {program} cancel drill-0123abcd")

@@ -10,7 +10,7 @@
     steward settings check       validate the app settings offline (environment, --env-file, --local-settings)
     steward protect RESOURCE_ID  protect one resource now through the app's HTTP API; waits for the outcome
     steward teardown plan|approve|status|cancel VAULT   a vault's teardown through the HTTP API
-    steward drill run [--resource ID] [--dry-run]       a restore drill (steward drill status|cancel DRILL_ID)
+    steward drill run [--resource ID] [--dry-run]       a restore drill (steward drill status|validate|cancel ID)
                                  (these three call the deployed app: --api/--key/--audience or BACKUP_STEWARD_*;
                                  with nothing set, the local stack of `steward local up`; --output table|json|csv;
                                  exit 0 ok, 1 refused or failed, 2 usage/configuration, 3 unreachable)

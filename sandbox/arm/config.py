@@ -87,6 +87,11 @@ class FaultConfig:
     fail_backup_configurations: int = 0
     backup_configuration_failure: str = "ConfiguringProtectionFailed"
     backup_configuration_error_code: str = "UserErrorBackupConfigurationFailed"
+    #: a hostile or buggy ARM: every wait hint the sandbox sends (an LRO's 201/202 and its polls, a 429) asks for
+    #: this many Azure seconds (e.g. 86400), whatever the operation; None = the modelled hints. Retry-After is the
+    #: server's to choose, with no upper bound (RFC 9110 section 10.2.3; azure-resource-manager/management/
+    #: async-operations.md: the seconds to wait before checking the status again).
+    retry_after_seconds: float | None = None
 
     @property
     def active(self) -> bool:

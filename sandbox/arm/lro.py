@@ -161,7 +161,11 @@ class OperationEngine:
         return Response(status, body, self.headers(op), raise_event=False)
 
     def retry_after_headers(self, azure_seconds: float) -> dict[str, str]:
-        """The wait hint for clients; see :func:`retry_after_headers`."""
+        """The wait hint for clients; see :func:`retry_after_headers` (``FaultConfig.retry_after_seconds``, when
+        set, replaces every hint: a hostile or buggy answer)."""
+        forced = self.faults.config.retry_after_seconds if self.faults is not None else None
+        if forced is not None:
+            azure_seconds = forced
         return retry_after_headers(azure_seconds, float(getattr(self.clock, "scale", 1.0)), self.retry_after_mode)
 
     # -- reading --------------------------------------------------------------------------------

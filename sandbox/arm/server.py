@@ -398,6 +398,8 @@ class ArmSandbox:
             raw_body=body,
             base_url=self.endpoint,
             target=target,
+            # ARM keeps the caller's x-ms-correlation-request-id as the operation's correlation id (ARM RPC
+            # common-api-details.md, client request headers), so the events carry what the caller chose
             correlation_id=headers.get("x-ms-correlation-request-id") or str(uuid.uuid4()),
             request_id=str(uuid.uuid4()),
             client_ip=h.client_address[0],

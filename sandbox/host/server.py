@@ -392,7 +392,9 @@ def decode_event(item: dict[str, Any]) -> Any:
     try:
         return EventGridEventInConverter.decode(meta.Datum(type="json", value=json.dumps(item)),
                                                 trigger_metadata=None)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # RecursionError is no ValueError: the worker's converter json.loads the event (azure-functions
+        # ``EventGridEventInConverter.decode``), and an event nested too deep fails there like a bad one
         raise UndecodableEvent(f"the event cannot be converted to an EventGridEvent: {str(exc)[:200]}") from exc
 
 

@@ -212,7 +212,7 @@ class CloudClients:
     def _transport(self) -> Any:
         import requests
 
-        from steward.cloud.azure_time import ClockedRequestsTransport
+        from steward.cloud.polling import BoundedWaitTransport
 
         session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(
@@ -221,8 +221,9 @@ class CloudClients:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         options: dict[str, Any] = {"connection_verify": self.target.ca_bundle} if self.target.ca_bundle else {}
-        # sleeps and requests go through the azure_time seam (the wall clock unless a sandbox installs its own)
-        return ClockedRequestsTransport(session=session, session_owner=True, **options)
+        # sleeps and requests go through the azure_time seam (the wall clock unless a sandbox installs its own);
+        # every wait is bounded (steward/cloud/polling.py, MAX_SDK_WAIT_SECONDS)
+        return BoundedWaitTransport(session=session, session_owner=True, **options)
 
     def _common_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -75,8 +75,8 @@ class PacingLimits:
     global_factor: int = 15
     #: a request held back by steering looks at the counts again at least this often
     steer_recheck_seconds: float = 0.5
-    #: longest single wait the pacer imposes (a Retry-After longer than this is cut to it; the SDK's own
-    #: retry policy still honours the full value on the 429 itself)
+    #: longest single wait the pacer imposes (a Retry-After longer than this is cut to it; the SDK's own retry
+    #: policy and LRO poller wait at most ``steward.cloud.polling.MAX_SDK_WAIT_SECONDS`` on one answer too)
     max_wait_seconds: float = 60.0
 
     def bucket(self, name: str) -> BucketLimits:

@@ -343,8 +343,11 @@ def last_drill_record(previous: Mapping[str, Any] | None, report: Mapping[str, A
 
 def add_leftovers(index: Mapping[str, Any] | None, report: Mapping[str, Any]) -> dict[str, Any]:
     """The leftovers index (``drills/leftovers.json``) with this drill's ``left`` ids added: ids the drill recorded
-    and could not delete, with when their lifetime ends (the drill's start + the rule's lifetime)."""
+    and could not delete, with when their lifetime ends (the drill's start + the rule's lifetime). A drill already
+    in the index is not added twice (a retried record activity, or a conditional write retried after a 412)."""
     entries = [dict(e) for e in (index or {}).get("entries") or []]
+    if any(e.get("drillId") == str(report["id"]) for e in entries):
+        return {"entries": entries}
     started = _parse(str(report["startedAt"]))
     for result in report.get("results") or []:
         left = [str(i) for i in result.get("left") or []]

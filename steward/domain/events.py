@@ -22,10 +22,20 @@ orchestration (Event Grid delivers at least once, unordered):
 - ``containers:<h(storage account)>`` — every new blob container of one account (issue 19): one run reads the
   account's containers afresh;
 - ``gone:<h(resource)>`` — a different prefix, so a delete after a create never collapses onto the create;
-- ``moved:<h(source group, correlation id)>`` — one per ARM move operation;
-- ``vault-delete-failed:<h(vault, correlation id)>`` — one per failed delete attempt;
+- ``moved:<h(source group, event id)>`` — one per move event of one source group;
+- ``vault-delete-failed:<h(vault, event id)>`` — one per failed delete event;
 - ``teardown:<h(vault)>`` — at most one teardown saga per vault at a time, whatever the plan.
 ``h`` is the first 32 hex digits of SHA-256 over the lower-cased canonical id text (and the other parts).
+
+Never ``data.correlationId``: ARM takes it from the caller's ``x-ms-correlation-request-id`` (ARM RPC
+``common-api-details.md``), so whoever may write to one resource group chooses it, and many operations share one
+(a Terraform session, a template deployment). Keyed on it, a caller could land a move or a failed delete on an
+instance id another one's event needs (collapsing onto it while it runs, or, for a failed delete, marking it
+handled for ever). The event ``id`` is Event Grid's "unique identifier for the event", and on the subscription
+system topic ARM writes it, not the caller (``topic`` is not writeable either: MicrosoftDocs/azure-docs
+``articles/event-grid/event-schema-subscriptions.md``, "Event properties"); a redelivery keeps it, so
+redeliveries still collapse. ``legacy_instance_id`` is the correlation-keyed id of instances started before this
+rule, which the doorway reads while their events may still be redelivered (24 h).
 """
 
 from __future__ import annotations
@@ -250,6 +260,13 @@ class ResourcesMoved(_IntentRecord):
 
     @property
     def instance_id(self) -> str:
+        """One per move event (redeliveries keep the id): the caller chooses no part of it."""
+        return f"moved:{_digest(self.source_group.key, self.origin.event_id.lower())}"
+
+    @property
+    def legacy_instance_id(self) -> str:
+        """The id this event's instance had before event ids keyed moves (the ARM correlation id, caller-chosen):
+        read, never started, so that a redelivery of an event handled before the change starts nothing."""
         operation = self.origin.correlation_id or self.origin.event_id
         return f"moved:{_digest(self.source_group.key, operation.lower())}"
 
@@ -270,8 +287,8 @@ class VaultDeleteFailed(_IntentRecord):
 
     @property
     def instance_id(self) -> str:
-        attempt = self.origin.correlation_id or self.origin.event_id
-        return f"vault-delete-failed:{_digest(self.vault_id.key, attempt.lower())}"
+        """One per failed delete event (the teardown it may start has its own id: ``teardown.instance_id_for``)."""
+        return f"vault-delete-failed:{_digest(self.vault_id.key, self.origin.event_id.lower())}"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any, Final
 from steward.domain.kernel import parse_time
 from steward.report.charts import RtoSample, rto_lines
 from steward.report.html import CSP, PAGE_CSS
-from steward.report.store import ReportStore
+from steward.report.store import ReportStore, update
 
 RTO_HISTORY: Final = "drills/rto-history.json"
 #: samples kept in the history (the oldest go first)
@@ -139,8 +139,8 @@ def save_drill_report(store: ReportStore, report: Mapping[str, Any]) -> SavedDri
     """``drills/<id>.json``, the RTO history with this drill in it, and ``drills/<id>.html`` drawn from both."""
     name = f"drills/{report['id']}"
     store.put(f"{name}.json", json.dumps(report).encode(), "application/json")
-    stored = store.get(RTO_HISTORY)
-    history = add_to_history(json.loads(stored) if stored else None, report)
-    store.put(RTO_HISTORY, json.dumps(history).encode(), "application/json")
+    stored = update(store, RTO_HISTORY, lambda current: json.dumps(
+        add_to_history(json.loads(current) if current else None, report)).encode(), "application/json")
+    history = json.loads(stored) if stored else {"samples": []}
     store.put(f"{name}.html", render_drill_html(report, history).encode(), "text/html; charset=utf-8")
     return SavedDrillReport(store.url(f"{name}.json"), store.url(f"{name}.html"))

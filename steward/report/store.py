@@ -9,7 +9,10 @@ the ``previous`` of the next run), plus ``runs/<UTC timestamp>.json|.html`` for 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -27,11 +30,24 @@ class ReportStoreError(StewardError):
     """Root of report-store errors."""
 
 
+class ConflictingWrites(ReportStoreError):
+    """A conditional update lost to other writers more times than it tries (see :func:`update`)."""
+
+
 class ReportStore(Protocol):
     def put(self, name: str, data: bytes, content_type: str) -> None: ...
 
     def get(self, name: str) -> bytes | None:
         """The stored bytes, or None when there is no such report."""
+        ...
+
+    def get_versioned(self, name: str) -> tuple[bytes | None, str | None]:
+        """The stored bytes and their version (an ETag), or ``(None, None)`` when there is no such report."""
+        ...
+
+    def put_if(self, name: str, data: bytes, content_type: str, *, version: str | None) -> bool:
+        """Write only if the stored version is still ``version`` (None: only if nothing is stored). False when
+        another writer got there first (blob storage answers 412 to ``If-Match``, 409 to ``If-None-Match: *``)."""
         ...
 
     def url(self, name: str) -> str:
@@ -62,6 +78,29 @@ class LocalReportStore:
     def get(self, name: str) -> bytes | None:
         path = self.directory / _check_name(name)
         return path.read_bytes() if path.is_file() else None
+
+    @staticmethod
+    def _version(data: bytes | None) -> str | None:
+        return None if data is None else '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+
+    def get_versioned(self, name: str) -> tuple[bytes | None, str | None]:
+        data = self.get(name)
+        return data, self._version(data)
+
+    def put_if(self, name: str, data: bytes, content_type: str, *, version: str | None) -> bool:
+        """Compare and replace under an exclusive ``flock`` of a lock file beside the report (threads and
+        processes of one machine; the version is the content's hash, so an equal rewrite is no change)."""
+        path = self.directory / _check_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.with_name(f".{path.name}.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self._version(self.get(name)) != version:
+                    return False
+                self.put(name, data, content_type)
+                return True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def url(self, name: str) -> str:
         return (self.directory / _check_name(name)).resolve().as_uri()
@@ -103,15 +142,60 @@ class BlobReportStore:
         )
 
     def get(self, name: str) -> bytes | None:
+        return self.get_versioned(name)[0]
+
+    def get_versioned(self, name: str) -> tuple[bytes | None, str | None]:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return bytes(self._container.download_blob(_check_name(name)).readall())
+            downloader = self._container.download_blob(_check_name(name))
+            return bytes(downloader.readall()), str(downloader.properties.etag)
         except ResourceNotFoundError:
-            return None
+            return None, None
+
+    def put_if(self, name: str, data: bytes, content_type: str, *, version: str | None) -> bool:
+        """Put Blob with ``If-Match: <version>``, or ``If-None-Match: *`` when ``version`` is None (Microsoft:
+        "Specifying conditional headers for Blob service operations", learn.microsoft.com/rest/api/storageservices/
+        specifying-conditional-headers-for-blob-service-operations). A lost race is 412 Precondition Failed
+        (ResourceModifiedError) or, for ``*``, 409 BlobAlreadyExists (ResourceExistsError): False."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.storage.blob import ContentSettings
+
+        self._ensure_container()
+        condition: dict[str, Any] = ({"match_condition": MatchConditions.IfMissing} if version is None else
+                                     {"match_condition": MatchConditions.IfNotModified, "etag": version})
+        try:
+            self._container.get_blob_client(_check_name(name)).upload_blob(
+                data, overwrite=True, content_settings=ContentSettings(content_type=content_type), **condition)
+        except (ResourceModifiedError, ResourceExistsError):
+            return False
+        return True
 
     def url(self, name: str) -> str:
         return str(self._container.get_blob_client(_check_name(name)).url)
+
+
+#: how often :func:`update` reads again and retries after losing to another writer
+UPDATE_ATTEMPTS: Final = 10
+
+
+def update(
+    store: ReportStore, name: str, change: Callable[[bytes | None], bytes | None], content_type: str, *,
+    attempts: int = UPDATE_ATTEMPTS,
+) -> bytes | None:
+    """Read-modify-write ``name`` without losing another writer's update: read it with its version, ``change``
+    the bytes (None: leave it as it is), write only if the version is unchanged, and on a lost race (412) read
+    and change again. Returns what is stored after the write. ``change`` must be a pure function of what it is
+    given: it runs once per attempt. ConflictingWrites after ``attempts`` lost races."""
+    for _ in range(attempts):
+        current, version = store.get_versioned(name)
+        changed = change(current)
+        if changed is None or changed == current:
+            return current
+        if store.put_if(name, changed, content_type, version=version):
+            return changed
+    raise ConflictingWrites(f"{name}: {attempts} conditional writes lost to other writers")
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,9 @@ def test_the_workbook_charts_coverage_outcomes_and_failures_from_metrics_the_app
     workbook = json.loads((REPO / "infra" / "workbook.json").read_text())
     assert workbook["version"] == "Notebook/1.0"
     queries = {item["name"]: item["content"] for item in workbook["items"] if item["type"] == 3}
-    assert {"coverage", "outcomes", "failures"} <= set(queries)
-    recorded = {telemetry.OUTCOMES, telemetry.DURATION, telemetry.COVERAGE, telemetry.ITEMS_DELETED}
+    assert {"coverage", "outcomes", "failures", "drill-rto"} <= set(queries)
+    recorded = {telemetry.OUTCOMES, telemetry.DURATION, telemetry.COVERAGE, telemetry.ITEMS_DELETED,
+                telemetry.DRILL_RTO}
     readme = (REPO / "README.md").read_text()
     for name, content in queries.items():
         assert content["version"] == "KqlItem/1.0" and content["resourceType"] == "microsoft.insights/components"

@@ -144,7 +144,8 @@ def test_approving_needs_the_reviewed_fingerprint_or_yes(monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     "argv",
     [["protect"], ["teardown"], ["teardown", "plan"], ["teardown", "approve"], ["teardown", "status"],
-     ["teardown", "cancel"], ["drill"], ["drill", "run"], ["drill", "status"], ["drill", "cancel"]],
+     ["teardown", "cancel"], ["drill"], ["drill", "run"], ["drill", "status"], ["drill", "validate"],
+     ["drill", "cancel"]],
 )
 def test_every_command_has_help_with_an_example(argv: list[str]) -> None:
     from steward.cli import main

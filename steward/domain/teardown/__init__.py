@@ -117,10 +117,12 @@ from steward.domain.teardown.request import (
     event_principal,
     instance_id_for,
     judge_approval,
+    legacy_instance_id_for,
     opt_in_decision,
     plan_instance_id,
     request_approval,
     run_instance_id,
+    same_event,
     teardown_request_from_event,
 )
 
@@ -190,6 +192,7 @@ __all__ = [
     "instance_id_for",
     "inventory_fingerprint",
     "judge_approval",
+    "legacy_instance_id_for",
     "opt_in_decision",
     "parse_time",
     "plan_instance_id",
@@ -198,6 +201,7 @@ __all__ = [
     "remaining_contents",
     "request_approval",
     "run_instance_id",
+    "same_event",
     "target_from_record",
     "teardown_request_from_event",
 ]

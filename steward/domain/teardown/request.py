@@ -67,6 +67,9 @@ class TeardownRequest:
     requested_at: datetime | None = None
     #: who approved ``approved_fingerprint`` when it is not the requester (the approve route's run request).
     approved_by: str | None = None
+    #: the Event Grid event an event-started request came from (its ``id``): its instance id's key. Empty for
+    #: HTTP requests and for records written before it was kept (their instance ids hashed ``correlation_id``).
+    event_id: str = ""
 
     def __post_init__(self) -> None:
         VaultRef.parse(self.vault_id)
@@ -89,6 +92,7 @@ class TeardownRequest:
             "optInTag": self.opt_in_tag,
             "requestedAt": format_time(self.requested_at),
             "approvedBy": self.approved_by,
+            **({"eventId": self.event_id} if self.event_id else {}),
         }
 
     @classmethod
@@ -111,6 +115,7 @@ class TeardownRequest:
             opt_in_tag=record.get("optInTag") or None,
             requested_at=parse_time(record.get("requestedAt")),
             approved_by=record_str(record, "approvedBy", optional=True) or None,
+            event_id=str(record.get("eventId") or ""),
         )
 
 
@@ -131,16 +136,45 @@ def run_instance_id(vault_id: str, fingerprint: str) -> str:
 
 
 def instance_id_for(request: TeardownRequest) -> str:
-    """Deterministic instance id: same vault + mode + approval -> same instance (duplicates collapse)."""
+    """Deterministic instance id: same vault + mode + approval -> same instance (duplicates collapse).
+
+    An event-started request is keyed by its event's ``id`` (16 hex digits of its SHA-256), never by the ARM
+    correlation id, which the deleting caller chooses (``x-ms-correlation-request-id``) and many operations share:
+    keyed on it, a caller could make another's failed delete look handled (``steward.domain.events``). A request
+    without an event id (a record from before) keeps the old key, 8 hex digits of the correlation id: see
+    :func:`legacy_instance_id_for`."""
     if request.dry_run:
         mode = "plan"
     elif request.approved_fingerprint:
         mode = "run-" + request.approved_fingerprint.lower().removeprefix("sha256:")[:16]
     else:
         mode = "run"
-    if request.source is not RequestSource.HTTP and request.correlation_id:
+    if request.source is not RequestSource.HTTP and request.event_id:
+        mode += "-" + hashlib.sha256(request.event_id.encode()).hexdigest()[:16]
+    elif request.source is not RequestSource.HTTP and request.correlation_id:
         mode += "-" + hashlib.sha256(request.correlation_id.encode()).hexdigest()[:8]
     return f"{_instance_prefix(request.vault)}-{mode}"
+
+
+def legacy_instance_id_for(request: TeardownRequest) -> str | None:
+    """The id an event-started request's instance had before event ids keyed them (None for HTTP requests): the
+    doorway reads it, never starts it, while the events of instances started before may still be redelivered."""
+    if request.source is RequestSource.HTTP or not request.event_id:
+        return None
+    return instance_id_for(replace(request, event_id=""))
+
+
+def same_event(request: TeardownRequest, previous: TeardownRequest) -> bool:
+    """Whether ``previous`` (a legacy instance's request) came from the same event as ``request``: same vault,
+    source, requester and event time. The event time is Event Grid's (``eventTime``), which a caller of ARM does
+    not choose, so a caller who reuses a correlation id does not match another's event."""
+    return (
+        previous.vault.key == request.vault.key
+        and previous.source is request.source
+        and previous.requested_by.lower() == request.requested_by.lower()
+        and previous.requested_at is not None
+        and previous.requested_at == request.requested_at
+    )
 
 
 def _subscription_allowed(vault: VaultRef, allowed: Iterable[str]) -> bool:
@@ -258,17 +292,20 @@ def event_principal(object_id: object, app_id: object) -> str:
 def _request_from_intent(intent: Any, kind: str, opt_in_tag: str) -> TeardownRequest:
     origin = intent.origin
     principal = getattr(origin, "principal", None)
-    correlation = str(getattr(origin, "correlation_id", None) or getattr(origin, "event_id", "") or "")
+    event_id = str(getattr(origin, "event_id", "") or "")
+    correlation = str(getattr(origin, "correlation_id", None) or event_id)
     when = getattr(origin, "event_time", None)
     vault = VaultRef.parse(str(intent.vault_id))
     if kind == "vault-delete-failed":
         who = event_principal(getattr(principal, "object_id", None), getattr(principal, "app_id", None))
-        return TeardownRequest(vault.id, who, RequestSource.EVENT, True, None, correlation, opt_in_tag, when)
+        return TeardownRequest(vault.id, who, RequestSource.EVENT, True, None, correlation, opt_in_tag, when,
+                               event_id=event_id)
     if kind == "teardown":
         # a request, never an approval: whatever fingerprint the event names is not carried over
         requester = str(getattr(intent, "requester", "") or "custom-event")
         return TeardownRequest(
-            vault.id, requester, RequestSource.CUSTOM_EVENT, False, None, correlation, opt_in_tag, when
+            vault.id, requester, RequestSource.CUSTOM_EVENT, False, None, correlation, opt_in_tag, when,
+            event_id=event_id,
         )
     raise InvalidTeardownInput(f"a {kind!r} intent does not request a teardown")
 

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +16,12 @@ from azure.eventgrid import EventGridEvent, EventGridPublisherClient
 
 from sandbox.arm import ArmSandbox, EventDeliveryConfig
 from steward.cloud.clients import CloudClients
+from tests.shared_fixtures import EVENT_GRID, needs
 
 from .conftest import SUB, core_config, make_group
 from .test_sandbox_serving import raw
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "event-grid"
+FIXTURES = EVENT_GRID
 ACCOUNT_BODY = {"location": "westeurope", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2"}
 
 
@@ -44,7 +44,7 @@ def make_account(sb: ArmSandbox, clients: CloudClients, group: str, name: str) -
     return account
 
 
-@pytest.mark.skipif(not FIXTURES.exists(), reason="needs ../shared/fixtures beside the clone")
+@needs(FIXTURES)
 def test_write_and_delete_events_have_the_documented_shape(fresh: ArmSandbox) -> None:
     clients = CloudClients(fresh.cloud_target(principal_id="6d3b9f2e-0000-4000-8000-0000000000aa"))
     make_group(clients, "rg-ev")

@@ -171,3 +171,37 @@ def test_both_groups_are_locked_while_a_move_runs() -> None:
                             api_version="2024-01-01").name == "stlock"
     finally:
         slow.stop()
+
+
+def test_two_moves_under_one_caller_chosen_correlation_id_are_two_events_and_two_instances(
+    sb: ArmSandbox, clients: CloudClients
+) -> None:
+    """ARM keeps the caller's x-ms-correlation-request-id (ARM RPC common-api-details.md): two moves out of one
+    group sent under one chosen id raise two events carrying it, each with its own event id, and the classifier
+    keys each move on its event id (steward.domain.events), so the second is not collapsed onto the first."""
+    from steward.domain.events import ResourcesMoved, classify
+
+    make_group(clients, "mv-corr")
+    target = make_group(clients, "mv-corr-dst")
+    accounts = []
+    for name in ("stcorr1", "stcorr2"):
+        account = f"/subscriptions/{SUB}/resourceGroups/mv-corr/providers/Microsoft.Storage/storageAccounts/{name}"
+        clients.resources(SUB).resources.begin_create_or_update_by_id(
+            account, {"location": "westeurope", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2"},
+            api_version="2024-01-01",
+        ).result()
+        accounts.append(account)
+    chosen = "c0ffee00-0000-4000-8000-00000000beef"
+    rc = clients.resources(SUB).resources
+    for account in accounts:
+        rc.begin_move_resources("mv-corr", move_info([account], target),
+                                headers={"x-ms-correlation-request-id": chosen}).result()
+
+    moves = [e for e in sb.events.raised
+             if e["data"]["operationName"] == MOVE_ACTION and e["subject"].lower().endswith("/mv-corr")]
+    assert len(moves) == 2
+    assert {e["data"]["correlationId"] for e in moves} == {chosen}
+    assert moves[0]["id"] != moves[1]["id"]
+    intents = [classify(e) for e in moves]
+    assert all(isinstance(i, ResourcesMoved) for i in intents)
+    assert intents[0].instance_id != intents[1].instance_id

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,10 +33,11 @@ from steward.domain.audit import (
     inventory_to_json,
 )
 from steward.domain.kernel import read_time as parse_time  # Azure's times, read leniently (the kernel's)
+from tests.shared_fixtures import REST_EXAMPLES, needs
 from tests.unit.audit.audit_estate_builders import NOW, SUB_A, SUB_B, rules
 from tests.unit.audit.test_audit_result import estates, messy_estate
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "azure-rest-examples"
+FIXTURES = REST_EXAMPLES
 RSV = f"/subscriptions/{SUB_A}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv"
 BV = f"/subscriptions/{SUB_A}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/backupVaults/bv"
 VM = f"/subscriptions/{SUB_A}/resourceGroups/rg-app/providers/Microsoft.Compute/virtualMachines/vm1"
@@ -56,7 +56,7 @@ def test_times_in_arm_shapes() -> None:
     assert parse_time("") is None and parse_time(None) is None and parse_time("soon") is None
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not beside the clone")
+@needs(FIXTURES)
 def test_recovery_services_vault_from_microsofts_get_example() -> None:
     body = example(
         "recoveryservices/resource-manager/Microsoft.RecoveryServices/stable/2025-02-01/examples/GETVault.json"
@@ -69,7 +69,7 @@ def test_recovery_services_vault_from_microsofts_get_example() -> None:
     assert vault.soft_delete is expected
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not beside the clone")
+@needs(FIXTURES)
 def test_protected_item_from_microsofts_list_example() -> None:
     body = example(
         "recoveryservicesbackup/resource-manager/Microsoft.RecoveryServices/stable/2025-02-01/"
@@ -83,7 +83,7 @@ def test_protected_item_from_microsofts_list_example() -> None:
     assert not item.soft_deleted
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures not beside the clone")
+@needs(FIXTURES)
 def test_backup_vault_and_deleted_instance_from_microsofts_examples() -> None:
     vault_body = example(
         "dataprotection/resource-manager/Microsoft.DataProtection/stable/2025-07-01/examples/"

@@ -122,3 +122,4 @@ def test_leftovers_expire_with_their_rules_lifetime_and_leave_the_index_once_gon
     still = flow.after_reconcile(index, [{"id": "/disk1", "effect": "deleted"}, {"id": "/acct", "effect": "deleting"}])
     assert still["entries"][0]["ids"] == ["/acct"], "a delete still running is looked at again"
     assert flow.after_reconcile(still, [{"id": "/ACCT", "effect": "gone"}]) == {"entries": []}
+    assert flow.add_leftovers(index, report) == index, "a retried record (or a write retried on 412) adds nothing"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
 
 from entrypoints.event_grid import _excerpt, event_as_dict
 from steward.domain import events
+from tests.shared_fixtures import EVENT_GRID, needs
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "event-grid"
+FIXTURES = EVENT_GRID
 
 
+@needs(FIXTURES)
 def test_an_event_grid_schema_delivery_classifies_like_the_published_sample() -> None:
     text = (FIXTURES / "Microsoft.Resources.ResourceWriteSuccess.eventgrid-schema.json").read_text()
     for placeholder, value in {"{subscription-id}": "00000000-0000-4000-8000-000000000001",

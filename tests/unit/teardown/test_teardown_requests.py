@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -34,6 +33,7 @@ from steward.domain.teardown import (
     request_approval,
     teardown_request_from_event,
 )
+from tests.shared_fixtures import EVENT_GRID, require
 from tests.unit.teardown.raw_events import teardown_request_from_raw_event
 from tests.unit.teardown.teardown_strategies import BV_VAULT, RS_VAULT, SUB
 
@@ -42,7 +42,7 @@ ALLOWED = "11111111-1111-1111-1111-111111111111"
 OTHER = "22222222-2222-2222-2222-222222222222"
 POLICY = TeardownAccessPolicy.of([ALLOWED], ["Steward.Teardown"], [SUB])
 FP = "sha256:" + "ab" * 32
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "event-grid"
+FIXTURES = EVENT_GRID
 
 
 def headers(object_id: str = ALLOWED, roles: tuple[str, ...] = ()) -> Caller:
@@ -423,8 +423,7 @@ def test_production_reads_a_teardown_request_only_from_a_classified_event() -> N
 
 def test_a_sample_event_from_microsoft_is_not_a_teardown() -> None:
     sample = FIXTURES / "Microsoft.Resources.ResourceDeleteSuccess.eventgrid-schema.json"
-    if not sample.exists():
-        pytest.skip("shared fixtures are not beside the clone")
+    require(FIXTURES)
     event = json.loads(sample.read_text())[0]
     with pytest.raises(InvalidTeardownInput):
         teardown_request_from_raw_event(event, allowed_subscriptions=[SUB])
