@@ -15,18 +15,9 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 
 from orchestrators import drill as drill_orchestrator
 from tests.orchestrators import test_drill_validation as fakes
-from tests.orchestrators.replay import (
-    CALL_ACTIVITY,
-    CALL_ACTIVITY_WITH_RETRY,
-    CALL_SUB,
-    _flatten,
-    replay,
-    replay_recorded,
-    scheduled,
-)
+from tests.orchestrators.replay import replay, replay_recorded, replays_as_recorded, scheduled_calls
 
 DATA = json.loads((Path(__file__).parent / "data" / "drill_history_before_records.json").read_text())
-CALLS = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB)
 
 
 def run(case: str, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -36,11 +27,7 @@ def run(case: str, history: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.mark.parametrize("case", sorted(DATA["orchestrations"]))
 def test_a_drill_history_recorded_before_the_records_replays_to_the_same_steps_and_report(case: str) -> None:
     recorded = DATA["orchestrations"][case]
-    state = run(case, recorded["history"])
-    assert state.get("error") is None and state.get("isDone"), state
-    calls = [a["functionName"] for a in _flatten(state.get("actions") or []) if a.get("actionType") in CALLS]
-    assert calls == scheduled(recorded["history"])
-    assert state["output"] == recorded["output"]
+    assert replays_as_recorded(drill_orchestrator.restore_drill, recorded)["output"] == recorded["output"]
 
 
 def test_a_drill_in_flight_sends_the_next_activity_the_target_it_was_given() -> None:
@@ -49,7 +36,7 @@ def test_a_drill_in_flight_sends_the_next_activity_the_target_it_was_given() -> 
     cut = next(i for i, e in enumerate(history) if e["EventType"] == int(E.TASK_SCHEDULED)
                and e["Name"] == "drill_prepare")
     state = run("disk_drill_without_a_hook", history[:cut])
-    [last] = [a for a in _flatten(state.get("actions") or []) if a.get("actionType") in CALLS][-1:]
+    [last] = scheduled_calls(state)[-1:]
     assert last["functionName"] == "drill_prepare"
     assert json.loads(last["input"]) == json.loads(history[cut]["Input"])
 
