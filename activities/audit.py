@@ -38,8 +38,9 @@ from steward.report.store import load_latest, save_result, update
 
 bp = df.Blueprint()
 
-def _reader() -> ArmEstateReader:
-    return ArmEstateReader(bootstrap.clients())
+def _reader(now: datetime | None = None) -> ArmEstateReader:
+    """The ARM inventory; ``now``: the audit's time, the end of the activity log's 24-hour window (CAP-002)."""
+    return ArmEstateReader(bootstrap.clients(), now=None if now is None else (lambda: now))
 
 
 @bp.activity_trigger(input_name="request")
@@ -58,7 +59,8 @@ def _part_name(run: str, subscription_id: str) -> str:
 def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
     """Inventory of one subscription, stored as a part of the run; returns the part's name and counts."""
     run, subscription_id = str(request["run"]), str(request["subscription_id"])
-    part = read_estate(_reader(), [subscription_id], concurrency=1)
+    now = datetime.fromisoformat(str(request["now"])) if request.get("now") else None  # older runs sent none
+    part = read_estate(_reader(now), [subscription_id], concurrency=1)
     name = _part_name(run, subscription_id)
     bootstrap.report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
     return AuditPart(

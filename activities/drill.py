@@ -211,6 +211,10 @@ def drill_start(request: dict[str, Any]) -> dict[str, Any]:
             inner = flow.disk_restore_body(point_id=point, source_id=target.resource_id, new_disk_id=new_disk,
                                            region=region)
         elif workload is flow.Workload.POSTGRES:
+            try:  # the files go into an existing container of the drill's account (made here, idempotent)
+                ops.ensure_container(str(account["id"]), flow.FILES_CONTAINER)
+            except AzureRefusal as error:
+                return DrillStarted(ok=False, error=_error(error)).to_record()
             inner = flow.files_restore_body(point_id=point, source_id=target.resource_id,
                                             account_name=str(account["name"]), region=region,
                                             prefix=f"drill-{flow.short_hash(drill_id)}-")

@@ -7,6 +7,7 @@ reported, never forced).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -23,9 +24,9 @@ from steward.cloud.protection import (
     collect_protections,
     instance_name,
 )
-from steward.domain import blob_containers, protection_flow
+from steward.domain import blob_containers, operations, protection_flow
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import VmProtectionBegun
 from steward.logs import bind
@@ -33,7 +34,7 @@ from steward.report.events import protection_events
 
 LOG = logging.getLogger("steward.activities.protection")
 #: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
-DATASOURCE_ALREADY_PROTECTED = "UserErrorDppDatasourceAlreadyProtected"
+DATASOURCE_ALREADY_PROTECTED = operations.DATASOURCE_ALREADY_PROTECTED
 #: a policy the cache still names is gone (the sandbox's inferred code; the generic ARM one)
 POLICY_NOT_FOUND_CODES = frozenset({"UserErrorPolicyNotFound", "PolicyNotFound"})
 bp = df.Blueprint()
@@ -45,10 +46,19 @@ def _refusal(error: AzureRefusal) -> dict[str, Any]:
 
 def _forget_cached(adapter: RecoveryServicesProtection | BackupVaultProtection, vault_id: str, policy: str) -> None:
     """Azure refused a request built from cached answers (the vault chosen from the cached list, the cached
-    policy id): the vault or its policy may have been deleted by hand, which no event tells the app. Read both
-    again on the next attempt rather than send the same stale request for the rest of the cache's lifetime."""
+    policy id, its cached load): the vault or its policy may have been deleted by hand, which no event tells the
+    app, or the vault is full. Read them again on the next attempt rather than send the same stale request for the
+    rest of the cache's lifetime."""
     adapter.forget_policy(vault_id, policy)
     adapter.forget_vaults(ResourceId.parse(vault_id).subscription_id)
+    adapter.forget_load(vault_id)
+
+
+def _adapter(kind: str) -> RecoveryServicesProtection | BackupVaultProtection:
+    clients = bootstrap.clients()
+    if kind == VaultKind.RECOVERY_SERVICES:
+        return RecoveryServicesProtection(clients, bootstrap.arm_cache())
+    return BackupVaultProtection(clients, bootstrap.arm_cache())
 
 
 def _guard(effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -74,13 +84,17 @@ def decide_protection(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Vaults of one kind in a subscription and region."""
-    clients = bootstrap.clients()
-    adapter = (
-        RecoveryServicesProtection(clients, bootstrap.arm_cache())
-        if request["kind"] == VaultKind.RECOVERY_SERVICES
-        else BackupVaultProtection(clients, bootstrap.arm_cache())
-    )
+    adapter = _adapter(request["kind"])
     return [v.to_record() for v in adapter.vaults_in(request["subscription_id"], request["region"])]
+
+
+@bp.activity_trigger(input_name="request")
+def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each vault of a vault set protects now (issue 19): ``[{"id", "items", "vms"}]``, from the ARM cache
+    unless ``fresh`` (after Azure refused one as full)."""
+    adapter = _adapter(request["kind"])
+    fresh = bool(request.get("fresh"))
+    return [{"id": vault_id, **adapter.vault_load(vault_id, fresh=fresh)} for vault_id in request["vault_ids"]]
 
 
 @bp.activity_trigger(input_name="request")
@@ -92,9 +106,24 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
     if not settings.manages(request["subscription_id"]):
         return {"ok": False, "code": "OutOfScope", "message": "the subscription is not in STEWARD_SUBSCRIPTIONS"}
     creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
-    return _guard(lambda: {"ok": True, "vault": creator.create(
-        request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag
-    ).to_record()})
+    # a vault set's next vault comes named, with the set's tags (issue 19); else the region's default vault
+    named = (request["resource_group"], request["name"]) if request.get("name") else None
+    tags = dict(request.get("tags") or {}) if named else None
+
+    def effect() -> dict[str, Any]:
+        if named is not None:  # created a moment ago by another protection: use it as it is, never PUT over it
+            found = creator.existing(request["kind"], request["subscription_id"], *named)
+            if found is not None:
+                if normalise_region(found.location) != normalise_region(request["region"]):
+                    return {"ok": False, "code": "VaultNameTaken",
+                            "message": f"{found.id} exists in {found.location}, not {request['region']}"}
+                return {"ok": True, "vault": found.to_record(), "existed": True}
+        return {"ok": True, "vault": creator.create(
+            request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
+            named=named, tags=tags,
+        ).to_record()}
+
+    return _guard(effect)
 
 
 @bp.activity_trigger(input_name="request")
@@ -143,10 +172,12 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
             return VmProtectionBegun(ok=False, code="PolicyNotFound",
                                      message=f"policy {request['policy']} not in vault").to_record()
         try:
-            return adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id).to_record()
+            begun = adapter.begin_enable(request["vault_id"], request["resource_id"], policy_id)
         except (AzureRefusal, NotFound):
             _forget_cached(adapter, request["vault_id"], request["policy"])
             raise
+        adapter.counted_protection(request["vault_id"], vm=True)  # a vault set's cached count (issue 19)
+        return begun.to_record()
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
         try:
@@ -208,7 +239,11 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
-    """Validate for backup, then create the backup instance (idempotent by deterministic name)."""
+    """Start protecting a resource in a Backup vault: POST ``validateForBackup`` and return as soon as Azure accepted
+    it (an ``OperationStarted`` record of step ``validate``; the orchestrator follows it on durable timers, then
+    calls ``begin_backup_instance``). A refusal comes back as ``{"ok": false, ...}``; a datasource an instance of
+    ours already protects as ``{"ok": true, "instance", "created": false}`` (or, when that instance failed, the
+    started PUT that configures it again)."""
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
     vault_id = request["vault_id"]
     name = instance_name(request["resource_id"])
@@ -222,13 +257,14 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
         if protection_flow.lists_account_containers(request):  # vaulted blobs, every container: at most 100
             found = ResourceReader(bootstrap.clients()).blob_containers(request["resource_id"])
             containers = blob_containers.plan_containers([], found).containers
+            if not containers:  # Azure refuses a vaulted blob instance without a container: wait for the first
+                return {"ok": False, "code": protection_flow.NO_CONTAINERS_YET,
+                        "message": protection_flow.NO_CONTAINERS_REASON}
         body = protection_flow.backup_instance_body(request, policy_id, containers)
-        failed = None
         # no GET of the instance first: validation refuses a datasource an instance already protects, and only
-        # then is the instance read (ours and healthy: AlreadyProtected; ours and failed: configured again; none
-        # of ours: the refusal stands, a conflict)
+        # then is the instance read (operations.after_validation)
         try:
-            adapter.validate(vault_id, body)
+            accepted = adapter.validate(vault_id, body)
         except NotFound:
             _forget_cached(adapter, vault_id, request["policy"])
             raise
@@ -238,26 +274,62 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
             if refusal.code != DATASOURCE_ALREADY_PROTECTED:
                 raise
             existing = adapter.instance(vault_id, name)
-            failed = protection_flow.instance_failure(existing)
-            if existing is None:
-                raise
-            if failed is None:
-                return {"ok": True, "instance": existing, "created": False}
-        made = adapter.create_instance(vault_id, name, body)
-        result: dict[str, Any] = {"ok": True, "instance": made, "created": True}
-        if failed is not None:
-            result["repaired"] = failed
-        after = protection_flow.instance_failure(made)
-        if after is not None:  # configured, and it reads back failed: not protection
-            # missing permissions that RBAC propagation will grant keep their code: the caller waits them out
-            pending = after["code"].lower() in protection_flow.RBAC_PENDING_CODES
-            result.update(ok=False, code=after["code"] if pending else protection_flow.CONFIGURATION_FAILED,
-                          failure=after,
-                          message=f"the backup instance reads back {protection_flow.failure_text(after)}")
-        return result
+            state = operations.OperationState(status="Failed", error={"code": refusal.code,
+                                                                      "message": refusal.message},
+                                              instance=existing or {})
+            after = operations.after_validation(state)
+            if after.final is not None:
+                if existing is None:
+                    raise
+                return after.final
+            return _begin_instance(adapter, request, body, after.repaired)
+        return operations.OperationStarted(step=operations.Step.VALIDATE, operation=accepted["operation"],
+                                           retry_after=accepted["retry_after"] or 0, body=body).to_record()
 
     with bind(resource_id=request["resource_id"], vault_id=vault_id):
         return _guard(effect)
+
+
+def _begin_instance(adapter: BackupVaultProtection, request: dict[str, Any], body: dict[str, Any],
+                    repaired: Any = None) -> dict[str, Any]:
+    vault_id = request["vault_id"]
+    try:
+        accepted = adapter.begin_create_instance(vault_id, instance_name(request["resource_id"]), body)
+    except (AzureRefusal, NotFound) as error:
+        if isinstance(error, NotFound) or error.code in POLICY_NOT_FOUND_CODES:
+            _forget_cached(adapter, vault_id, request["policy"])
+        raise
+    if not repaired:
+        adapter.counted_protection(vault_id, vm=False)  # a vault set's cached count (issue 19)
+    return operations.OperationStarted(
+        step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
+        body=body, repaired=repaired or {}, instance={} if accepted["operation"] else accepted["instance"],
+    ).to_record()
+
+
+@bp.activity_trigger(input_name="request")
+def begin_backup_instance(request: dict[str, Any]) -> dict[str, Any]:
+    """PUT the backup instance (idempotent by deterministic name) with the validated ``body``; return as soon as Azure
+    accepted it (an ``OperationStarted`` record of step ``instance``) or its refusal."""
+    adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
+    with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
+        return _guard(lambda: _begin_instance(adapter, request, request["body"], request.get("repaired")))
+
+
+@bp.activity_trigger(input_name="request")
+def backup_operation_status(request: dict[str, Any]) -> dict[str, Any]:
+    """One look at a Backup-vault operation (``operation``: its status URL) of step ``step``; once it ended and
+    ``operations.reads_instance`` says so, the backup instance as it reads back (the verification of a PUT): the one
+    named ``name``, else the app's deterministic name for ``resource_id``."""
+    adapter = BackupVaultProtection(bootstrap.clients())
+    step = operations.Step(request["step"])
+    look = adapter.operation_status(request["vault_id"], request["operation"])
+    state = operations.OperationState(status=str(look.get("status") or ""), error=look.get("error") or {},
+                                      retry_after=int(look.get("retry_after") or 0))
+    if operations.reads_instance(step, state):
+        found = adapter.instance(request["vault_id"], request.get("name") or instance_name(request["resource_id"]))
+        state = dataclasses.replace(state, instance=found or {})
+    return state.to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -281,16 +353,24 @@ def list_resources(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 @bp.activity_trigger(input_name="request")
 def stop_protection_retain(request: dict[str, Any]) -> dict[str, Any]:
-    """Stop protection and keep every recovery point. Never deletes backup data."""
+    """Stop protection and keep every recovery point. Never deletes backup data. Returns as soon as Azure accepted
+    the stop (an ``OperationStarted`` record of step ``stop``, followed by the orchestrator on durable timers), or
+    ``{"ok": true, "stopped": ...}`` when there was nothing to stop, or a refusal."""
     ref = ProtectionRef.from_record(request["protection"])
     clients = bootstrap.clients()
 
     def effect() -> dict[str, Any]:
         if ref.kind == VaultKind.RECOVERY_SERVICES:
-            item = RecoveryServicesProtection(clients).stop_retain(ref.vault_id, ref.source_id)
-            return {"ok": True, "stopped": item is not None}
-        BackupVaultProtection(clients).stop_protection(ref.vault_id, ref.item_id.rsplit("/", 1)[-1])
-        return {"ok": True, "stopped": True}
+            accepted = RecoveryServicesProtection(clients).begin_stop_retain(ref.vault_id, ref.source_id)
+            if accepted is None:
+                return {"ok": True, "stopped": False}
+        else:
+            name = ref.item_id.rsplit("/", 1)[-1]
+            accepted = BackupVaultProtection(clients).begin_stop_protection(ref.vault_id, name)
+        if not accepted["operation"]:
+            return {"ok": True, "stopped": True}
+        return operations.OperationStarted(step=operations.Step.STOP, operation=accepted["operation"],
+                                           retry_after=accepted["retry_after"] or 0).to_record()
 
     with bind(resource_id=ref.source_id, vault_id=ref.vault_id):
         return _guard(effect)
@@ -331,18 +411,18 @@ def blob_container_state(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def set_blob_containers(request: dict[str, Any]) -> dict[str, Any]:
-    """Modify a backup instance to back up ``containers`` (its own properties, the list replaced: the caller only
-    ever appends) and follow the operation; the instance as it reads back."""
+    """Start modifying a backup instance to back up ``containers`` (its own properties, the list replaced: the caller
+    only ever appends): the PUT, returned as soon as Azure accepted it (an ``OperationStarted`` record of step
+    ``instance``; the orchestrator follows it on durable timers and reads the instance back), or its refusal."""
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
         body = blob_containers.modified_instance(request["instance"], request["containers"])
-        made = adapter.create_instance(request["vault_id"], request["name"], body)
-        failure = protection_flow.instance_failure(made)
-        if failure is not None:
-            return {"ok": False, "code": failure["code"] or failure["state"], "instance": made,
-                    "message": f"the backup instance reads back {protection_flow.failure_text(failure)}"}
-        return {"ok": True, "instance": made}
+        accepted = adapter.begin_create_instance(request["vault_id"], request["name"], body)
+        return operations.OperationStarted(
+            step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
+            instance={} if accepted["operation"] else accepted["instance"],
+        ).to_record()
 
     with bind(resource_id=request.get("account_id"), vault_id=request["vault_id"]):
         return _guard(effect)

@@ -74,7 +74,7 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         context.set_custom_status({"phase": "inventory", "done": len(parts), "total": len(subscriptions)})
         read = yield from call_all_with_backoff(
             context, "audit_read_subscription", RETRY,
-            [{"run": run, "subscription_id": sub} for sub in batch],
+            [{"run": run, "subscription_id": sub, "now": now.isoformat()} for sub in batch],
         )
         parts += [AuditPart.from_record(p) for p in read]
     context.set_custom_status({"phase": "evaluate", "done": len(parts), "total": len(subscriptions)})

@@ -7,14 +7,15 @@ Deterministic generator functions: they read their input, ask activities for fac
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_with_backoff
-from steward.domain import blob_containers, rules
+from steward.domain import blob_containers, operations, rules
 from steward.domain import protection_flow as flow
 from steward.domain.errors import SERVER_SIDE_CODES
 from steward.domain.events import ContainerCreated, ProtectResource, ResourceGone, ResourcesMoved, read_intent
@@ -22,6 +23,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord, VmProtectionBegun
+from steward.domain.rules.vault_sets import SET_CHOICES
 
 bp = df.Blueprint()
 
@@ -62,13 +64,21 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts.to_record()})
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
-        status = flow.not_protected_status(decision)
-        return _outcome(intent, status, reason=decision.reason, rule=decision.rule)
+        return _outcome(intent, flow.not_protected_status(decision), reason=decision.reason, rule=decision.rule)
 
     search = flow.vault_search(decision)
     candidates = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
         context, "find_vaults", RETRY, search))]
-    choice = flow.choose(decision, candidates)
+    status: dict[str, Any] | None = None
+    if isinstance(decision.vault, rules.VaultSet):  # issue 19: one of several vaults, by room
+        if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
+            status = yield from call_with_backoff(context,
+                "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location})
+        members = flow.set_member_records(decision, candidates)
+        choice = flow.set_member_protecting(decision, members, status) or (
+            yield from _choose_in_set(context, decision, members, [], fresh=False))
+    else:
+        choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
         made = yield from call_with_backoff(context, "create_vault", RETRY, search)
         if made["ok"]:
@@ -82,40 +92,26 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     common = {"vault_id": vault.id, "policy": decision.policy, "rule": decision.rule}
 
     if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
-        status = yield from call_with_backoff(context,
-            "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location}
-        )
-        verdict = flow.vm_precheck(status, vault.id)
-        resuming = False
-        if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
-            item = yield from call_with_backoff(
-                context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault.id}
+        if status is None:
+            status = yield from call_with_backoff(context,
+                "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location}
             )
-            verdict = flow.already_protected_item(item, verdict, vault.id)
-            resuming = verdict is None
-        if verdict is not None:
-            return _outcome(intent, verdict.status, reason=verdict.reason, **common)
-        target = {"resource_id": resource_id, "vault_id": vault.id, "policy": decision.policy}
-        final: ProtectionOutcome | None = None
-        for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
-            begun = yield from _begin_vm_protection(context, target)
-            if begun is None:
-                return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists", **common)
-            if isinstance(begun, str):
-                return _outcome(intent, OutcomeStatus.FAILED, reason=begun, **common)
-            if not begun.ok or begun.done:
-                return flow.outcome_of_enable(given, {**begun.to_record(), "created": not begun.done}, common)
-            state = yield from _follow_vm_operation(context, {**target, "operation": begun.operation},
-                                                    flow.vm_poll_plan(begun.retry_after))
-            if state is None:
-                return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
-                                f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
-                                **common)
-            final = flow.vm_operation_verdict(given, state, common)
-            if not flow.retry_operation(state):
-                break
-        assert final is not None
-        return flow.resumed(final) if resuming else final
+        if not isinstance(decision.vault, rules.VaultSet):
+            return (yield from _protect_vm(context, intent, given, vault, decision, status=status))[0]
+        refused: list[str] = []
+        while True:  # a vault set: Azure's refusal of a full vault is the arbiter, the next member is tried
+            outcome, full = yield from _protect_vm(context, intent, given, vault, decision, status=status)
+            if not full or len(refused) + 1 >= SET_CHOICES:
+                return outcome
+            refused.append(vault.id)
+            found = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
+                context, "find_vaults", RETRY, search))]
+            members = flow.set_member_records(decision, found)
+            again = yield from _choose_in_set(context, decision, members, refused, fresh=True)
+            if again.vault is None:
+                return replace(outcome, reason=f"{outcome.reason}; {again.reason}")
+            vault = VaultRecord.read(again.vault)
+            status = {}  # the VM was refused, not protected: nothing to look up again
 
     grants = flow.role_grants(decision, facts, vault)
     granted = yield from call_with_backoff(context,
@@ -140,13 +136,92 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     return flow.reconfigured(flow.outcome_of_enable(given, result, common), repaired)
 
 
+def _protect_vm(
+    context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any],
+    vault: VaultRecord, decision: rules.Protect, *, status: Mapping[str, Any],
+) -> Task:
+    """The VM steps in ``vault``: ``backupStatus`` decides (protected here or elsewhere), then the protected-item PUT
+    followed on durable timers. Returns (the outcome, whether Azure refused because the vault is full)."""
+    resource_id = str(intent.resource_id)
+    common = {"vault_id": vault.id, "policy": decision.policy, "rule": decision.rule}
+    verdict = flow.vm_precheck(status, vault.id)
+    resuming = False
+    if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
+        item = yield from call_with_backoff(
+            context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault.id}
+        )
+        verdict = flow.already_protected_item(item, verdict, vault.id)
+        resuming = verdict is None
+    if verdict is not None:
+        return _outcome(intent, verdict.status, reason=verdict.reason, **common), False
+    target = {"resource_id": resource_id, "vault_id": vault.id, "policy": decision.policy}
+    final: ProtectionOutcome | None = None
+    full = False
+    for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
+        begun = yield from _begin_vm_protection(context, target)
+        if begun is None:
+            return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists",
+                            **common), False
+        if isinstance(begun, str):
+            return _outcome(intent, OutcomeStatus.FAILED, reason=begun, **common), False
+        if not begun.ok or begun.done:
+            outcome = flow.outcome_of_enable(given, {**begun.to_record(), "created": not begun.done}, common)
+            return outcome, flow.vault_full(begun.to_record())
+        state = yield from _follow_vm_operation(context, {**target, "operation": begun.operation},
+                                                flow.vm_poll_plan(begun.retry_after))
+        if state is None:
+            return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
+                            f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
+                            **common), False
+        final = flow.vm_operation_verdict(given, state, common)
+        full = str(state.get("status") or "") == "Failed" and flow.vault_full({**state, "ok": False})
+        if not flow.retry_operation(state):
+            break
+    assert final is not None
+    return (flow.resumed(final) if resuming else final), full
+
+
+def _choose_in_set(
+    context: df.DurableOrchestrationContext, decision: rules.Protect, members: list[VaultRecord],
+    refused: list[str], *, fresh: bool,
+) -> Task:
+    """A vault set's member for this protection (issue 19): the loads of its members (``vault_loads``, from the ARM
+    cache unless ``fresh``), the pure choice, and when every member is past the fill threshold the set's next vault
+    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A next vault that
+    another protection created a moment ago is counted like the others and the choice made again. A ``Choice``."""
+    step: flow.SetStep | None = None
+    made: dict[str, Any] | None = None
+    for _ in range(SET_CHOICES):
+        loads: list[dict[str, Any]] = []
+        if members:
+            loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
+                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
+        step = flow.choose_in_set(decision, members, loads, refused)
+        if step.vault is not None:
+            return flow.Choice(vault=step.vault, reason=step.reason)
+        if step.create is None:
+            break
+        made = yield from call_with_backoff(context, "create_vault", RETRY, dict(step.create))
+        if not made["ok"]:
+            break
+        vault = VaultRecord.from_record(made["vault"])
+        if not made.get("existed"):
+            return flow.Choice(vault=vault, reason=flow.set_spill_reason(step, made))
+        members = [*members, vault]
+    assert step is not None
+    if step.fallback is not None:
+        return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
+    return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))
+
+
 def _configure_backup_instance(
     context: df.DurableOrchestrationContext, request: dict[str, Any], regrant: dict[str, Any]
 ) -> Task:
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
     minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
     (``regrant``: bypassing the worker's cache of granted roles)."""
-    result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+    took: dict[str, int] = {}  # how long each operation took in this run: a validation refused is sent again
+    result = yield from _protect_in_backup_vault(context, request, took)
     waited = 0.0
     attempt = 0
     while flow.awaiting_rbac(result):
@@ -158,8 +233,76 @@ def _configure_backup_instance(
             yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
-        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        result = yield from _protect_in_backup_vault(context, request, took)
     return result
+
+
+def _protect_in_backup_vault(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], took: dict[str, int]
+) -> Task:
+    """Validate for backup, then PUT the backup instance, each operation followed on durable timers at Azure's
+    ``Retry-After`` (``steward.domain.operations``); the result ``protect_in_backup_vault`` returned when it followed
+    them itself. An operation that failed on Azure's side starts again, a bounded number of times. ``took``: the
+    seconds each step's operation took before in this run (updated here): its next one is first looked at then."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):
+        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        begun = operations.started(result)
+        if begun is None:  # a refusal, an instance already protecting, or a result recorded by the earlier code
+            return result
+        repaired: dict[str, Any] = dict(begun.repaired)
+        if begun.step is operations.Step.VALIDATE:
+            state = yield from _follow_backup_operation(context, request, begun, took)
+            if state is None:
+                return operations.not_finished(begun.step)
+            if operations.restart(state):
+                result = operations.refusal(state)
+                continue
+            after = operations.after_validation(state)
+            if after.final is not None:
+                return after.final
+            repaired = dict(after.repaired)
+            put = {**request, "body": dict(begun.body), "repaired": repaired}
+            result = yield from call_with_backoff(context, "begin_backup_instance", RETRY, put)
+            begun = operations.started(result)
+            if begun is None:
+                return result
+        state = yield from _follow_backup_operation(context, request, begun, took)
+        if state is None:
+            return operations.not_finished(begun.step)
+        if operations.restart(state):
+            result = operations.refusal(state)
+            continue
+        return operations.after_instance(state, repaired)
+    return result
+
+
+def _follow_backup_operation(
+    context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted,
+    took: dict[str, int],
+) -> Task:
+    """The operation's end (an ``OperationState``): wait its ``Retry-After`` on a durable timer, look, again while it
+    runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. The first look waits at least as long
+    as the same step's operation took before in this run (``took``, recorded here when it ends: a validation sent
+    again while new role assignments propagate is looked at once, not ``Retry-After`` by ``Retry-After``). An
+    operation Azure answered at once ends at once (the instance it answered with, for a PUT)."""
+    if not begun.operation:
+        return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
+    watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
+             "operation": begun.operation, **({"name": request["name"]} if request.get("name") else {})}
+    look = str(request.get("status_activity") or "backup_operation_status")
+    retry_after = begun.retry_after
+    waited = 0
+    while waited < operations.WINDOW_SECONDS:
+        wait = operations.wait_seconds(retry_after, expected=took.get(begun.step.value, 0) - waited)
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+        waited += wait
+        state = operations.OperationState.from_record((yield from call_with_backoff(context, look, RETRY, watch)))
+        if not state.running:
+            took[begun.step.value] = waited
+            return state
+        retry_after = state.retry_after or retry_after
+    return None
 
 
 def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
@@ -310,9 +453,7 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
                                      reason=alive.reason))
             continue
-        stopped = yield from call_with_backoff(context,
-            "stop_protection_retain", RETRY, {"protection": ref.to_record()}
-        )
+        stopped = yield from _stop_protection_retain(context, ref)
         status = OutcomeStatus.RETAINED if stopped["ok"] else OutcomeStatus.FAILED
         outcomes.append(_outcome(intent, status, vault_id=ref.vault_id, item_id=ref.item_id,
                                  reason="protection stopped, recovery points kept" if stopped["ok"]
@@ -362,9 +503,7 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
         )
         outcome = ProtectionOutcome.from_record(made)
         if outcome.status in flow.SUCCESSFUL and not flow.same_item(outcome, match.old):
-            stopped = yield from call_with_backoff(context,
-                "stop_protection_retain", RETRY, {"protection": match.old.to_record()}
-            )
+            stopped = yield from _stop_protection_retain(context, match.old)
             outcomes.append(flow.reprotected(outcome, match, stopped).to_record())
         else:
             outcomes.append(flow.not_reprotected(outcome, match).to_record())
@@ -409,6 +548,48 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
     return outcome.to_record()
 
 
+def _stop_protection_retain(context: df.DurableOrchestrationContext, ref: ProtectionRef) -> Task:
+    """``stop_protection_retain`` starts the stop; its operation is followed on durable timers at Azure's Retry-After
+    (a Recovery Services one through ``vault_operation_status``); ``{"ok": true, "stopped"}`` or the refusal. A
+    result recorded before the operation was followed here is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
+        result = yield from call_with_backoff(context, "stop_protection_retain", RETRY, {"protection": ref.to_record()})
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        status_activity = ("vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES
+                           else "backup_operation_status")
+        request = {"vault_id": ref.vault_id, "resource_id": ref.source_id, "status_activity": status_activity}
+        state = yield from _follow_backup_operation(context, request, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = operations.after_stop(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
+def _modify_instance(context: df.DurableOrchestrationContext, change: dict[str, Any]) -> Task:
+    """``set_blob_containers`` starts the PUT; its operation is followed on durable timers at Azure's Retry-After and
+    the instance read back once it ended (``operations.after_modification``). A result recorded before the
+    operation was followed here is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
+        result = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        request = {"vault_id": change["vault_id"], "resource_id": change["account_id"], "name": change["name"]}
+        state = yield from _follow_backup_operation(context, request, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = operations.after_modification(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
 def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
     account = str(intent.resource_id)
     facts = yield from _describe(context, account)
@@ -426,13 +607,21 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
                                          {"subscription_ids": [ResourceId.parse(account).subscription_id]})
     mine = [r for r in flow.protections_of(account, [ProtectionRef.from_record(f) for f in found])
             if r.kind == VaultKind.BACKUP.value and flow.is_active(r)]
-    if not mine:
-        return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
-                        reason="no backup instance protects the storage account yet: its protection (the account's "
-                        "own write event) will list its containers")
-    ref = mine[0]
-    common = {"vault_id": ref.vault_id, "item_id": ref.item_id, "rule": decision.rule, "policy": decision.policy}
-    where = {"vault_id": ref.vault_id, "name": ref.item_id.rsplit("/", 1)[-1], "account_id": account}
+    protected_now = not mine
+    if protected_now:
+        # the account is not protected yet: protect it now. Azure refuses a vaulted blob backup without a container
+        # (flow.NO_CONTAINERS_YET), so an account created empty was left as is at its own write event; its first
+        # container brings it here. The protection lists the containers it holds (at most 100); this run reports
+        # them as added, and the rest as left out
+        protect = ProtectResource(resource_id=intent.resource_id, origin=intent.origin)
+        made: ProtectionOutcome = yield from _protect(context, protect, protect.to_record())
+        if made.status is not OutcomeStatus.PROTECTED or made.vault_id is None or made.item_id is None:
+            return made
+        vault_id, item_id = made.vault_id, made.item_id
+    else:
+        vault_id, item_id = mine[0].vault_id, mine[0].item_id
+    common = {"vault_id": vault_id, "item_id": item_id, "rule": decision.rule, "policy": decision.policy}
+    where = {"vault_id": vault_id, "name": item_id.rsplit("/", 1)[-1], "account_id": account}
     before: int | None = None
     added: list[str] = []
     plan = None
@@ -442,12 +631,14 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
             return _outcome(intent, OutcomeStatus.FAILED, **common,
                             reason=state.get("message") or "the backup instance is gone")
         current = blob_containers.containers_of(state["instance"])
-        before = len(current) if before is None else before
+        if before is None:
+            before = 0 if protected_now else len(current)
+            added = list(current) if protected_now else []
         plan = blob_containers.plan_containers(current, state["containers"], decision.datastore.blob_containers)
         if not plan.changed:
             break
         change = {**where, "instance": state["instance"], "containers": list(plan.containers)}
-        put = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
+        put = yield from _modify_instance(context, change)
         if not put["ok"]:
             return _outcome(intent, OutcomeStatus.FAILED, **common, details=plan.details(),
                             reason=f"modifying the backup instance was refused ({put.get('code')}: "

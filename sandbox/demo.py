@@ -325,6 +325,9 @@ def new_blob_containers(demo: Demo) -> None:
     demo.settle()
     out.line(f"  {short(account)} (tagged blob-tier=vaulted): {protected['status']} by rule {protected.get('rule')} "
              f"in {short(vault)}; containers listed: {', '.join(listed()) or 'none yet'}")
+    if not listed():  # Azure refuses a vaulted blob backup without a container: the first container protects it
+        out.line("    (no container yet: Azure refuses a vaulted blob backup without one, so its first container's "
+                 "event protects it)")
     prod.blob_container(account, "invoices")
 
     def added(name: str) -> dict[str, Any] | None:
@@ -340,7 +343,13 @@ def new_blob_containers(demo: Demo) -> None:
             prod.blob_container(account, f"c{index:03d}")
     out.line("  a migration creates 99 more (c001..c099) through the Blob API: no ARM event, nothing happens yet")
     prod.blob_container(account, "c100")
-    left = demo.wait_outcomes([account], {"LeftAsIs"})[0]
+
+    def left_out() -> dict[str, Any] | None:  # not the account's first LeftAsIs (no container yet)
+        return next((o for o in reversed(demo.outcomes()) if o["resourceId"].lower() == account.lower()
+                     and (o.get("details") or {}).get("leftOut")), None)
+
+    demo.wait(lambda: left_out() is not None, "the 101st container's outcome")
+    left = left_out() or {}
     details = left.get("details") or {}
     out.line(f"  container c100 created, the account's 101st -> {left['status']}: "
              f"{len(details.get('added') or [])} added, the list holds {len(listed())}")

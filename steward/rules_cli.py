@@ -32,6 +32,7 @@ from steward.domain.rules import (
     ProtectionDecision,
     ResourceFacts,
     RuleSet,
+    VaultSetSpec,
     route,
 )
 from steward.rules_file import load_configured_rules, schema_text
@@ -68,7 +69,14 @@ def _target_text(rules: RuleSet, index: int) -> str:
     if rule.protect is None:
         return f"opt out ({rule.opt_out or 'opted out'})"
     spec = rule.protect
-    vault = spec.vault.vault_id.name if isinstance(spec.vault, ExplicitVault) else spec.vault
+    if isinstance(spec.vault, ExplicitVault):
+        vault = spec.vault.vault_id.name
+    elif isinstance(spec.vault, VaultSetSpec):
+        given = spec.vault
+        named = given.name_prefix + "*" if given.name_prefix else f"{given.tag_name}={given.tag_value}"
+        vault = f"the vault set {named}"
+    else:
+        vault = spec.vault
     policy = spec.policy or "the workload's default policy"
     return f"protect in {vault}, {policy}"
 
@@ -130,9 +138,16 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
         out.write(f"  rule {step['rule']!r}{where}: {mark}\n")
     if decision["kind"] == "protect":
         vault = decision["vault"]
-        where = (vault["vaultId"] if vault["kind"] == "explicit" else
-                 f"the {vault['vaultKind']} vault of {vault['region']} in subscription {vault['subscriptionId']} "
-                 f"(tagged {vault['defaultTag']}=true, or the only one)")
+        if vault["kind"] == "explicit":
+            where = vault["vaultId"]
+        elif vault["kind"] == "vault-set":
+            members = (f"named {vault['namePrefix']}*" if vault.get("namePrefix")
+                       else f"tagged {vault.get('tagName')}={vault.get('tagValue')}")
+            where = (f"the vault set of {vault['vaultKind']} vaults {members} in {vault['region']} of subscription "
+                     f"{vault['subscriptionId']}: the member with the most room below {vault['fillPercent']}% full")
+        else:
+            where = (f"the {vault['vaultKind']} vault of {vault['region']} in subscription {vault['subscriptionId']} "
+                     f"(tagged {vault['defaultTag']}=true, or the only one)")
         out.write(f"=> PROTECT by rule {decision['rule']!r}\n  vault:  {where}\n  policy: {decision['policy']}\n"
                   f"  RPO:    {decision['rpoHours']} h; on delete: {decision['onDelete']}\n")
         drill = result.get("drill")

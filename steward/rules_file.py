@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from steward.domain.errors import InvalidRules, RuleProblem
-from steward.domain.rules import DEFAULT_VAULT_TAG, MAX_RULES_BYTES, RuleSet, RulesSchema, parse_rules
+from steward.domain.rules import (
+    DEFAULT_FILL_PERCENT,
+    DEFAULT_VAULT_TAG,
+    MAX_RULES_BYTES,
+    RuleSet,
+    RulesSchema,
+    parse_rules,
+)
 
 DEFAULT_RULES_RESOURCE: Final = "default_rules.yaml"
 SCHEMA_RESOURCE: Final = "rules.schema.json"
@@ -38,11 +45,13 @@ def load_rules(
     *,
     opt_out_tag: str | None = None,
     vault_default_tag: str = DEFAULT_VAULT_TAG,
+    vault_fill_percent: int = DEFAULT_FILL_PERCENT,
 ) -> RuleSet:
     """Parse and validate a rules document against the packaged schema (:func:`steward.domain.rules.parse_rules`).
     Raises :class:`InvalidRules` listing every problem with its line and field."""
     return parse_rules(
-        text, source, schema=rules_schema(), opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag
+        text, source, schema=rules_schema(), opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag,
+        vault_fill_percent=vault_fill_percent,
     )
 
 
@@ -69,6 +78,7 @@ def load_configured_rules(
     *,
     opt_out_tag: str | None = None,
     vault_default_tag: str = DEFAULT_VAULT_TAG,
+    vault_fill_percent: int = DEFAULT_FILL_PERCENT,
 ) -> RuleSet:
     """The rules the settings name: a file, inline text, or the packaged defaults (in that order)."""
     if path:
@@ -77,4 +87,5 @@ def load_configured_rules(
         text, source = inline, "STEWARD_RULES"
     else:
         text, source = default_rules_text(), f"steward/domain/{DEFAULT_RULES_RESOURCE}"
-    return load_rules(text, source, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag)
+    return load_rules(text, source, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag,
+                      vault_fill_percent=vault_fill_percent)

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from steward.cloud.clients import PUBLIC_ARM_ENDPOINT, CloudTarget
 from steward.domain.errors import InvalidResourceId, InvalidRules, StewardError
 from steward.domain.ids import ResourceId, is_subscription_guid
-from steward.domain.rules import DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, ExplicitVault, RuleSet
+from steward.domain.rules import DEFAULT_FILL_PERCENT, DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, ExplicitVault, RuleSet
 from steward.rules_file import load_configured_rules
 
 # ---- the names --------------------------------------------------------------------------------------
@@ -52,6 +52,7 @@ DRILL_SCHEDULE: Final = "STEWARD_DRILL_SCHEDULE"
 MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
 AUTO_CREATE_VAULTS: Final = "STEWARD_AUTO_CREATE_VAULTS"
 ARM_CACHE_SECONDS: Final = "STEWARD_ARM_CACHE_SECONDS"
+VAULT_FILL_PERCENT: Final = "STEWARD_VAULT_FILL_PERCENT"
 REPORTS_DIR: Final = "STEWARD_REPORTS_DIR"
 TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS"
 TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
@@ -78,6 +79,7 @@ MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
 #: lifetime of the cached vault lists, policy ids and granted roles (steward/cloud/arm_cache.py); 0: no cache
 DEFAULT_ARM_CACHE_SECONDS: Final = 300
 ARM_CACHE_SECONDS_RANGE: Final = (0, 3600)
+VAULT_FILL_PERCENT_RANGE: Final = (1, 100)
 #: Teardown requests (POST routes) one caller may make per minute, per instance (token bucket, burst = rate).
 DEFAULT_TEARDOWN_RATE_PER_MINUTE: Final = 10
 DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = 72
@@ -172,7 +174,9 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
         "and/or its application id URI",
     ),
     (MAX_PARALLEL_WRITES, str(DEFAULT_MAX_PARALLEL_WRITES), "ARM writes in flight per orchestration (1..50)"),
-    (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists"),
+    (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists, and a vault set's next vault"),
+    (VAULT_FILL_PERCENT, str(DEFAULT_FILL_PERCENT),
+     "a vault set passes over a member this full (percent of its limit, 1..100; issue 19)"),
     (
         ARM_CACHE_SECONDS,
         str(DEFAULT_ARM_CACHE_SECONDS),
@@ -273,6 +277,7 @@ class Settings:
     arm_cache_seconds: int = DEFAULT_ARM_CACHE_SECONDS
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
+    vault_fill_percent: int = DEFAULT_FILL_PERCENT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -291,12 +296,13 @@ class Settings:
             reader.problem(EVENTS_TOPIC_KEY, f"is set but {EVENTS_TOPIC_ENDPOINT} is not")
         opt_out_tag = reader.tag_name(OPT_OUT_TAG, DEFAULT_OPT_OUT_TAG)
         vault_default_tag = reader.tag_name(VAULT_DEFAULT_TAG, DEFAULT_VAULT_TAG)
+        fill_percent = reader.integer(VAULT_FILL_PERCENT, DEFAULT_FILL_PERCENT, VAULT_FILL_PERCENT_RANGE)
         rules_path = reader.path(RULES_PATH)
         rules = None
         if reader.exclusive(RULES_PATH, RULES) and not any(p.name == RULES_PATH for p in reader.problems):
             # The setting, when given, overrides the document's optOutTag; else the document's (or the default).
             override = opt_out_tag if reader.raw(OPT_OUT_TAG) else None
-            rules = reader.rules(rules_path, reader.raw(RULES), override, vault_default_tag)
+            rules = reader.rules(rules_path, reader.raw(RULES), override, vault_default_tag, fill_percent)
             opt_out_tag = rules.opt_out_tag if rules is not None else opt_out_tag
         settings = cls(
             arm_endpoint=arm_endpoint,
@@ -347,6 +353,7 @@ class Settings:
             arm_cache_seconds=reader.integer(ARM_CACHE_SECONDS, DEFAULT_ARM_CACHE_SECONDS, ARM_CACHE_SECONDS_RANGE),
             auto_create_vaults=reader.boolean(AUTO_CREATE_VAULTS, default=False),
             vault_default_tag=vault_default_tag,
+            vault_fill_percent=fill_percent,
         )
         reader.exclusive(REPORTS_ACCOUNT_URL, REPORTS_CONNECTION_STRING)
         reader.together(AUTH_TENANTS, AUTH_AUDIENCES)
@@ -620,11 +627,13 @@ class _Reader:
                 )
 
     def rules(
-        self, path: str | None, inline: str | None, opt_out_tag: str | None, vault_default_tag: str
+        self, path: str | None, inline: str | None, opt_out_tag: str | None, vault_default_tag: str,
+        fill_percent: int = DEFAULT_FILL_PERCENT,
     ) -> RuleSet | None:
         name = RULES_PATH if path else RULES
         try:
-            return load_configured_rules(path, inline, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag)
+            return load_configured_rules(path, inline, opt_out_tag=opt_out_tag, vault_default_tag=vault_default_tag,
+                                         vault_fill_percent=fill_percent)
         except InvalidRules as error:
             self.problem(name, "; ".join(str(p) for p in error.problems[:20]))
             return None

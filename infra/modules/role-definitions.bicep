@@ -48,6 +48,8 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.Resources/subscriptions/resourceGroups/read'
           'Microsoft.Resources/subscriptions/resources/read'
           'Microsoft.Resources/subscriptions/resourceGroups/resources/read'
+          // audit_read_subscription: the activity log, where CAP-002 counts a vault's policy changes of 24 hours.
+          'Microsoft.Insights/eventtypes/values/read'
           // vm_backup_status: is a VM protected, and in which vault.
           'Microsoft.RecoveryServices/Locations/backupStatus/action'
           // refresh_vm_containers: discover a new VM before its protected-item PUT is retried (Backup Operator's
@@ -170,6 +172,8 @@ resource drill 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (enable
           // drill_prepare: the drill's staging account (VM disks; PostgreSQL files); also the linked check of a
           // Recovery Services restore on its staging account.
           'Microsoft.Storage/storageAccounts/write'
+          // drill_start, PostgreSQL: the blob container of the drill's account the files are restored into.
+          'Microsoft.Storage/storageAccounts/blobServices/containers/write'
           // drill_start, VM: restore disks from a recovery point (Backup Operator's action).
           'Microsoft.RecoveryServices/Vaults/backupFabrics/protectionContainers/protectedItems/recoveryPoints/restore/action'
           // drill_start, disk and PostgreSQL: validate, then restore (Backup Operator's actions).

@@ -19,11 +19,12 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlparse
 
 from sandbox.arm.config import EventDeliveryConfig
@@ -191,8 +192,56 @@ class WebhookValidationError(Exception):
     """The webhook did not answer Event Grid's SubscriptionValidation handshake."""
 
 
+class ActivityLog:
+    """The administrative activity log ARM keeps of every write, delete and action (one ``Succeeded`` or ``Failed``
+    entry per request; Azure also logs ``Started``/``Accepted`` entries, not modelled). Bounded: the newest
+    ``MAX_ENTRIES`` stay (Azure keeps 90 days). Shapes: ``EventData`` of Microsoft.Insights 2015-04-01."""
+
+    MAX_ENTRIES: Final = 200_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=self.MAX_ENTRIES)
+
+    def record(self, facts: RequestFacts, status: str, when: datetime) -> None:
+        parsed = parse_id(facts.resource_id)
+        entry = {
+            "authorization": {"action": facts.operation_name, "scope": facts.resource_id},
+            "caller": facts.principal.object_id,
+            "channels": "Operation",
+            "correlationId": facts.correlation_id,
+            "eventDataId": str(uuid.uuid4()),
+            "eventName": {"value": "EndRequest", "localizedValue": "End request"},
+            "category": {"value": "Administrative", "localizedValue": "Administrative"},
+            "eventTimestamp": event_time(when),
+            "id": f"{facts.resource_id}/events/{uuid.uuid4()}",
+            "level": "Informational" if status == "Succeeded" else "Error",
+            "operationId": str(uuid.uuid4()),
+            "operationName": {"value": facts.operation_name, "localizedValue": facts.operation_name},
+            "resourceGroupName": parsed.resource_group or "",
+            "resourceProviderName": {"value": parsed.namespace or "Microsoft.Resources",
+                                     "localizedValue": parsed.namespace or "Microsoft.Resources"},
+            "resourceId": facts.resource_id,
+            "status": {"value": status, "localizedValue": status},
+            "submissionTimestamp": event_time(when),
+            "subscriptionId": facts.subscription_id,
+            "tenantId": facts.tenant_id,
+            "_when": when,
+        }
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self, subscription_id: str) -> list[dict[str, Any]]:
+        """The subscription's entries, newest first (as ARM lists them), each without the private time."""
+        wanted = subscription_id.lower()
+        with self._lock:
+            found = [e for e in self._entries if str(e["subscriptionId"]).lower() == wanted]
+        return list(reversed(found))
+
+
 class EventBus:
     def __init__(self, clock: Any, config: EventDeliveryConfig, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.activity_log = ActivityLog()
         self.clock = clock
         self.config = config
         self._ssl = ssl_context
@@ -329,8 +378,10 @@ class EventBus:
 
     # -- raising --------------------------------------------------------------------------------
     def raise_resource_event(self, facts: RequestFacts, status: str) -> dict[str, Any]:
-        """Build and publish the ``Microsoft.Resources.Resource*`` event for ``facts``; returns it."""
+        """Build and publish the ``Microsoft.Resources.Resource*`` event for ``facts``; returns it. The same write
+        is kept in the subscription's activity log (``activity_log``; served by the ``insights`` provider)."""
         event = build_resource_event(facts, status, self.clock.now(), self.evidence)
+        self.activity_log.record(facts, status, self.clock.now())
         self.publish([event])
         return event
 

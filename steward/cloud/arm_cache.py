@@ -10,6 +10,9 @@ Each entry lives ``STEWARD_ARM_CACHE_SECONDS`` at most (0: no cache) and is drop
 * a policy id - when Azure says the policy is not found (validation), or refuses or answers 404 to the
   protected-item PUT that named it (Azure's code for a missing policy there is not documented: any refusal drops
   it, which costs one policy GET on the next attempt);
+* what a vault protects (its item and VM counts, for vault sets) - counted up by the app's own protections into
+  it, dropped when Azure refuses a protection there (full, or the cached answers were stale) or the app asks for
+  fresh counts after such a refusal;
 * a granted role - when a validation still says the vault's identity lacks permissions after the RBAC wait
   ran out (someone may have removed the assignment).
 
@@ -60,6 +63,18 @@ class ArmCache:
         with self._lock:
             self._entries[key] = (self._now() + self.seconds, value)
 
+    def adjust(self, key: tuple[Hashable, ...], change: Callable[[Any], Any]) -> bool:
+        """Replace a live entry's value with ``change(value)``, keeping its expiry (what the app itself changed, e.g.
+        one more item in a vault, without reading it again); False when there is none."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None or found[0] <= self._now():
+                return False
+            self._entries[key] = (found[0], change(found[1]))
+            return True
+
     def drop(self, *prefix: Hashable) -> int:
         """Forget every entry whose key starts with ``prefix``; how many were dropped."""
         with self._lock:
@@ -76,6 +91,11 @@ class ArmCache:
 #: key helpers: one spelling for every reader and invalidator
 def vaults_key(kind: str, subscription_id: str) -> tuple[str, str, str]:
     return ("vaults", str(kind), subscription_id.lower())
+
+
+def load_key(vault_id: str) -> tuple[str, str]:
+    """What a vault protects (items, VMs): vault sets choose by it (issue 19)."""
+    return ("load", vault_id.lower())
 
 
 def policy_key(vault_id: str, policy_name: str) -> tuple[str, str, str]:

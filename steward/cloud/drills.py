@@ -42,6 +42,26 @@ def api_version_for(resource_id: str) -> str:
     return API.get(typed) or API.get(namespace_and_type[0]) or API["resources"]
 
 
+#: a recovery point's ``recoveryPointDataStoresDetails[].type`` for each data store: Azure answers the store's name
+#: ("OperationalStore", "VaultStore": responses captured in MicrosoftDocs/azure-docs
+#: ``backup/backup-azure-dataprotection-use-rest-api-restore-disks.md``, ``restore-managed-disks-cli.md``), Microsoft's
+#: ListRecoveryPoints.json example "Snapshot" / "BackupStorage"; either is read
+STORE_SPELLINGS: Final[dict[str, frozenset[str]]] = {
+    "operationalstore": frozenset({"operationalstore", "snapshot"}),
+    "vaultstore": frozenset({"vaultstore", "backupstorage"}),
+    "archivestore": frozenset({"archivestore"}),
+}
+
+
+def job_name(job_id: Any) -> str | None:
+    """A job's name from what an operation names it by: the bare id (the examples' ``jobId``) or the job's ARM id
+    (a Backup vault restore's operation status, ``properties.jobId``: ``…/backupVaults/{v}/backupJobs/{name}``,
+    backup-azure-dataprotection-use-rest-api-restore-disks.md)."""
+    if not job_id:
+        return None
+    return str(job_id).rstrip("/").rsplit("/", 1)[-1]
+
+
 def _headers(response: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items()}
 
@@ -175,8 +195,8 @@ class DrillOps:
             props = point.get("properties") or {}
             details = props.get("recoveryPointDataStoresDetails")
             if details is not None:
-                wanted = "snapshot" if datastore.lower() == "operationalstore" else "backupstorage"
-                if not any(str(d.get("type") or "").lower() == wanted for d in details):
+                wanted = STORE_SPELLINGS.get(datastore.lower(), {datastore.lower()})
+                if not any(str(d.get("type") or "").lower() in wanted for d in details):
                     continue
             if props.get("recoveryPointTime"):
                 points.append({"id": str(point["name"]), "time": str(props["recoveryPointTime"])})
@@ -232,6 +252,14 @@ class DrillOps:
         response = self._send("PUT", account_id, body)
         return {"id": account_id, "operation": self._operation(response, f"create storage account {name}")}
 
+    def ensure_container(self, account_id: str, name: str) -> str:
+        """The blob container a restore as files writes into (``BlobContainers_Create``, Storage 2023-05-01:
+        synchronous, 200 when it exists, 201 when made); the restore needs an existing one (Microsoft's REST guide
+        has the caller "Fetch the URI of the container": docs/azure-facts.md)."""
+        container_id = f"{account_id}/blobServices/default/containers/{name}"
+        self._send("PUT", container_id, {"properties": {"publicAccess": "None"}})
+        return container_id
+
     def tag(self, resource_id: str, drill_id: str) -> None:
         """Merge :data:`DRILL_TAG` = the drill's id into a restored resource's tags (Tags_UpdateAtScope)."""
         self._send("PATCH", f"{resource_id}/providers/Microsoft.Resources/tags/default",
@@ -267,7 +295,7 @@ class DrillOps:
             if not job_id and location:
                 result = self._send("GET", str(location))
                 job_id = (result.json() if result.status_code == 200 and result.text() else {}).get("jobId")
-            return {"state": "succeeded", "retryAfter": 0.0, "jobId": job_id}
+            return {"state": "succeeded", "retryAfter": 0.0, "jobId": job_name(job_id)}
         if location:
             try:
                 response = self._send("GET", str(location))
@@ -276,6 +304,6 @@ class DrillOps:
             if response.status_code == 202:
                 return {"state": "running", "retryAfter": retry_after(_headers(response))}
             body = response.json() if response.status_code == 200 and response.text() else {}
-            return {"state": "succeeded", "retryAfter": 0.0, "jobId": body.get("jobId") if isinstance(body, dict)
-                    else None}
+            return {"state": "succeeded", "retryAfter": 0.0,
+                    "jobId": job_name(body.get("jobId")) if isinstance(body, dict) else None}
         return {"state": "succeeded", "retryAfter": 0.0}

@@ -24,7 +24,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
+from urllib.parse import quote
 
 from azure.core.exceptions import AzureError
 
@@ -50,6 +52,9 @@ LOG = logging.getLogger("steward.inventory")
 
 #: Recovery Services items the audit reads: Azure VMs (the only Recovery Services workload we protect).
 RS_ITEM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+#: Microsoft.Insights ``ActivityLogs_List`` (activityLogs_API.json, 2015-04-01) and the operation CAP-002 counts
+ACTIVITY_LOG_API_VERSION: Final = "2015-04-01"
+POLICY_WRITE: Final = "microsoft.recoveryservices/vaults/backuppolicies/write"
 #: api-version for GET /subscriptions (Microsoft.Resources subscriptions API).
 SUBSCRIPTIONS_API_VERSION: Final = "2022-12-01"
 
@@ -341,8 +346,11 @@ class ArmEstateReader:
         vault_concurrency: int = 4,
         pacer_factory: Callable[[], ReadPacer] = ReadPacer,
         subscriptions: Sequence[str] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._clients = clients
+        #: the end of the activity log's 24-hour window (CAP-002): the audit's own time when it passes it
+        self._now = now or (lambda: datetime.now(UTC))
         self._vault_concurrency = max(1, vault_concurrency)
         self._pacer_factory = pacer_factory
         self._pacers: dict[str, ReadPacer] = {}
@@ -400,6 +408,10 @@ class ArmEstateReader:
                     self._clients.recovery_services(subscription_id).vaults.list_by_subscription_id().by_page(), pacer
                 )
             ]
+            if rs_vaults:
+                changes = self._policy_changes(subscription_id, pacer)
+                if changes is not None:
+                    rs_vaults = [replace(v, policy_changes_24h=changes.get(v.id.lower(), 0)) for v in rs_vaults]
             backup_vaults = [
                 backup_vault_from_wire(wire(v))
                 for v in paced(
@@ -479,6 +491,38 @@ class ArmEstateReader:
             backup_instances=tuple(instances),
             gaps=tuple(gaps),
         )
+
+    def _policy_changes(self, subscription_id: str, pacer: ReadPacer) -> dict[str, int] | None:
+        """Backup policy writes through ARM per Recovery Services vault (lower-cased id) in the 24 hours before now,
+        from the subscription's activity log (``ActivityLogs_List``, one paged query); None when it cannot be read
+        (the identity may lack ``Microsoft.Insights/eventtypes/values/read``): CAP-002 then stays silent."""
+        from azure.core.rest import HttpRequest
+
+        end = self._now()
+        start = end - timedelta(hours=24)
+        query = (f"eventTimestamp ge '{start.isoformat()}' and eventTimestamp le '{end.isoformat()}' "
+                 "and resourceProvider eq 'Microsoft.RecoveryServices'")
+        client = self._clients.resources(subscription_id)
+        url: str | None = (f"/subscriptions/{subscription_id}/providers/Microsoft.Insights/eventtypes/management/"
+                           f"values?api-version={ACTIVITY_LOG_API_VERSION}&$filter={quote(query)}")
+        counts: dict[str, int] = {}
+        try:
+            while url:
+                pacer.take()
+                response = client.send_request(HttpRequest("GET", url))
+                response.raise_for_status()
+                body = response.json()
+                for entry in body.get("value") or []:
+                    operation = str(dig(entry, "operationName", "value") or "").lower()
+                    if operation != POLICY_WRITE or str(dig(entry, "status", "value") or "") != "Succeeded":
+                        continue  # Azure also logs Started and Accepted entries of the same write
+                    vault = str(entry.get("resourceId") or "").lower().split("/backuppolicies/", 1)[0]
+                    counts[vault] = counts.get(vault, 0) + 1
+                url = body.get("nextLink")
+        except AzureError as error:
+            LOG.warning("activity log of %s not read: %s", subscription_id, translate(error).message)
+            return None
+        return counts
 
     def _resources(self, subscription_id: str, pacer: ReadPacer) -> list[ProtectableResource]:
         client = self._clients.resources(subscription_id)

@@ -46,6 +46,8 @@ READ_API_VERSIONS: Final[dict[str, str]] = {
 #: ARM's answer when a subscription has moved to a tenant the app's token is not from.
 WRONG_TENANT: Final = "InvalidAuthenticationTokenTenant"
 IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
+#: ``protectedItemType`` of Azure VM items (S-RSB ``AzureIaaSComputeVMProtectedItem`` / classic), lower-cased
+VM_ITEM_TYPES: Final = frozenset({"microsoft.compute/virtualmachines", "microsoft.classiccompute/virtualmachines"})
 
 
 def _identity_of(rtype: str, body: dict[str, Any], rid: ResourceId) -> str:
@@ -227,6 +229,29 @@ class _VaultAdapter:
     def forget_vaults(self, subscription_id: str) -> None:
         self._cache.drop(*arm_cache.vaults_key(self.KIND, subscription_id))
 
+    def count_items(self, vault_id: str) -> dict[str, int]:
+        """``{"items", "vms"}``: every item the vault lists, and the Azure VMs among them."""
+        raise NotImplementedError
+
+    def vault_load(self, vault_id: str, *, fresh: bool = False) -> dict[str, int]:
+        """What the vault protects (``count_items``), from the cache while it is fresh (``fresh``: read it again)."""
+        key = arm_cache.load_key(vault_id)
+        if fresh:
+            self._cache.drop(*key)
+        found: dict[str, int] | None = self._cache.get(key)
+        if found is None:
+            found = self.count_items(vault_id)
+            self._cache.put(key, found)
+        return dict(found)
+
+    def counted_protection(self, vault_id: str, *, vm: bool) -> None:
+        """The app protected one more datasource in the vault: count it in the cached load (no read)."""
+        self._cache.adjust(arm_cache.load_key(vault_id),
+                           lambda load: {"items": load["items"] + 1, "vms": load["vms"] + (1 if vm else 0)})
+
+    def forget_load(self, vault_id: str) -> None:
+        self._cache.drop(*arm_cache.load_key(vault_id))
+
 
 class RecoveryServicesProtection(_VaultAdapter):
     """VM protection in Recovery Services vaults (docs/azure-facts.md: "VM enrolment", "Item states and soft
@@ -352,34 +377,10 @@ class RecoveryServicesProtection(_VaultAdapter):
     def operation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
         """One look at an operation (``Azure-AsyncOperation`` body ``status``, or a ``Location`` URL's 202 /
         200): ``{"status": "InProgress" | "Succeeded" | "Failed" | ..., "error": {...}?}``."""
-        from azure.core.rest import HttpRequest
-
         vault = vault_address(vault_id)
-        client = self._clients.recovery_services_backup(vault.subscription_id)
-        with azure_errors():
-            response = client.send_request(HttpRequest("GET", operation_url))
-            if response.status_code == 202:
-                return {"status": "InProgress"}
-            if response.status_code >= 500:
-                # A Location poll answers an operation that ended Failed on Azure's side with its error status
-                # (and an injected 5xx looks the same): report it Failed so the caller starts the operation
-                # again; re-polling could only answer the same (found by the chaos run, seed 8: a refresh whose
-                # operation failed server-side ended the protection Failed).
-                try:
-                    error = (response.json() or {}).get("error") or {}
-                except ValueError:
-                    error = {}
-                return {"status": "Failed", "error": {"code": error.get("code") or "InternalServerError",
-                                                      "message": error.get("message") or "the operation failed"}}
-            response.raise_for_status()
-        if response.status_code == 204 or not response.content:
-            return {"status": "Succeeded"}
-        body = response.json()
-        status = str(body.get("status") or "Succeeded") if isinstance(body, dict) else "Succeeded"
-        out: dict[str, Any] = {"status": status}
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            out["error"] = body["error"]
-        return out
+        status, _headers = look_at_operation(self._clients.recovery_services_backup(vault.subscription_id),
+                                             operation_url)
+        return status
 
     def enable_vm(self, vault_id: str, vm_id: str, policy_id: str) -> dict[str, Any]:
         """PUT the protected item with a policy (docs/azure-facts.md, "VM enrolment" 4) and verify it exists.
@@ -402,6 +403,39 @@ class RecoveryServicesProtection(_VaultAdapter):
             {"sourceResourceId": props.get("sourceResourceId", vm_id), "protectionState": "ProtectionStopped"},
         )
 
+    def begin_stop_retain(self, vault_id: str, vm_id: str) -> dict[str, Any] | None:
+        """:meth:`stop_retain` without waiting: None when the VM has no item here; ``{"operation": "", ...}`` when it
+        is stopped already; else the re-PUT with ``ProtectionStopped`` as soon as Azure accepted it
+        (``{"operation": its status URL, "retry_after": its Retry-After or None}``)."""
+        current = self.vm_item(vault_id, vm_id)
+        if current is None:
+            return None
+        props = current.get("properties") or {}
+        if props.get("protectionState") == "ProtectionStopped":
+            return {"operation": "", "retry_after": None}
+        started = self._put_vm_item(
+            vault_id, vm_id,
+            {"sourceResourceId": props.get("sourceResourceId", vm_id), "protectionState": "ProtectionStopped"},
+            wait=False,
+        )
+        return {"operation": str((started or {}).get("operation") or ""),
+                "retry_after": (started or {}).get("retry_after")}
+
+    def count_items(self, vault_id: str) -> dict[str, int]:
+        """Every item of the vault (``backupProtectedItems`` unfiltered: every workload counts toward the 2,000
+        datasources) and its Azure VMs (``protectedItemType`` of a VM; the 1,000 VMs), one paged list."""
+        vault = vault_address(vault_id)
+        items = vms = 0
+        with azure_errors():
+            for item in self._clients.recovery_services_backup(vault.subscription_id).backup_protected_items.list(
+                vault_name=vault.name, resource_group_name=vault.resource_group
+            ):
+                props = wire(item).get("properties") or {}
+                items += 1
+                if str(props.get("protectedItemType") or "").lower() in VM_ITEM_TYPES:
+                    vms += 1
+        return {"items": items, "vms": vms}
+
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
         with azure_errors():
@@ -409,6 +443,39 @@ class RecoveryServicesProtection(_VaultAdapter):
                 vault_name=vault.name, resource_group_name=vault.resource_group, filter=IAAS_VM_FILTER
             )
             return [wire(item) for item in pages]
+
+
+def look_at_operation(client: Any, operation_url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """One GET of an operation's status URL through ``client``'s pipeline (``Azure-AsyncOperation`` body ``status``,
+    or a ``Location`` URL's 202 / 200): ``({"status": "InProgress" | "Succeeded" | "Failed" | ..., "error":
+    {...}?}, the answer's headers, lower-cased)``."""
+    from azure.core.rest import HttpRequest
+
+    with azure_errors():
+        response = client.send_request(HttpRequest("GET", operation_url))
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        if response.status_code == 202:
+            return {"status": "InProgress"}, headers
+        if response.status_code >= 500:
+            # A Location poll answers an operation that ended Failed on Azure's side with its error status
+            # (and an injected 5xx looks the same): report it Failed so the caller starts the operation
+            # again; re-polling could only answer the same (found by the chaos run, seed 8: a refresh whose
+            # operation failed server-side ended the protection Failed).
+            try:
+                error = (response.json() or {}).get("error") or {}
+            except ValueError:
+                error = {}
+            return {"status": "Failed", "error": {"code": error.get("code") or "InternalServerError",
+                                                  "message": error.get("message") or "the operation failed"}}, headers
+        response.raise_for_status()
+    if response.status_code == 204 or not response.content:
+        return {"status": "Succeeded"}, headers
+    body = response.json()
+    status = str(body.get("status") or "Succeeded") if isinstance(body, dict) else "Succeeded"
+    out: dict[str, Any] = {"status": status}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        out["error"] = body["error"]
+    return out, headers
 
 
 def _retry_after_seconds(headers: dict[str, str]) -> int | None:
@@ -512,15 +579,33 @@ class BackupVaultProtection(_VaultAdapter):
     def forget_roles(self, principal_id: str) -> None:
         self._cache.drop("role", principal_id.lower())
 
-    def validate(self, vault_id: str, instance: dict[str, Any]) -> None:
+    def validate(self, vault_id: str, instance: dict[str, Any]) -> dict[str, Any]:
+        """``POST validateForBackup``; returns as soon as Azure accepted it: ``{"operation": the URL of its status
+        ("" when Azure answered at once), "retry_after": its Retry-After (None: none)}``. The caller follows the
+        operation on durable timers (:meth:`operation_status`)."""
         vault = vault_address(vault_id)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
         with azure_errors():
             self._clients.data_protection(vault.subscription_id).backup_instances.begin_validate_for_backup(
                 resource_group_name=vault.resource_group,
                 vault_name=vault.name,
                 parameters=ValidateForBackupRequest({"backupInstance": instance["properties"]}),
-                polling=patient(self._clients.target.polling_interval, result_unused=True),
-            ).result()
+                polling=False,
+                raw_response_hook=keep_headers,
+            )
+        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                "retry_after": _retry_after_seconds(accepted)}
+
+    def operation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
+        """One look at an operation of this vault's provider: ``{"status", "error"?, "retry_after"?}``."""
+        vault = vault_address(vault_id)
+        status, headers = look_at_operation(self._clients.data_protection(vault.subscription_id), operation_url)
+        retry_after = _retry_after_seconds(headers)
+        return status if retry_after is None else {**status, "retry_after": retry_after}
 
     def instance(self, vault_id: str, name: str) -> dict[str, Any] | None:
         vault = vault_address(vault_id)
@@ -560,6 +645,35 @@ class BackupVaultProtection(_VaultAdapter):
             raise AzureRefusal(f"backup instance {name} reported created but is missing in {vault_id}")
         return found
 
+    def begin_create_instance(self, vault_id: str, name: str, instance: dict[str, Any]) -> dict[str, Any]:
+        """PUT the backup instance; returns as soon as Azure accepted it: ``{"operation": the URL of its status
+        ("" when Azure answered at once: an existing instance updated in place), "retry_after": its Retry-After
+        (None: none), "instance": the instance Azure answered with}``. The caller follows the operation on durable
+        timers and reads the instance back when it ended (the verification)."""
+        vault = vault_address(vault_id)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
+        with azure_errors():
+            poller = self._clients.data_protection(vault.subscription_id).backup_instances.begin_create_or_update(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                backup_instance_name=name,
+                parameters=BackupInstanceResource(instance),
+                polling=False,
+                raw_response_hook=keep_headers,
+            )
+            answered = poller.result()  # no polling: what the PUT itself answered
+        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                "retry_after": _retry_after_seconds(accepted),
+                "instance": wire(answered) if answered is not None else {}}
+
+    def count_items(self, vault_id: str) -> dict[str, int]:
+        """The vault's backup instances (no limit is published for Backup vaults; sets spread by the count)."""
+        return {"items": len(self.instances(vault_id)), "vms": 0}
+
     def instances(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
         with azure_errors():
@@ -579,6 +693,27 @@ class BackupVaultProtection(_VaultAdapter):
                 backup_instance_name=name,
                 polling=patient(self._clients.target.polling_interval),
             ).result()
+
+
+    def begin_stop_protection(self, vault_id: str, name: str) -> dict[str, Any]:
+        """``POST .../stopProtection`` (recovery points kept) as soon as Azure accepted it: ``{"operation": its status
+        URL ("" when Azure answered at once), "retry_after": its Retry-After or None}``."""
+        vault = vault_address(vault_id)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                backup_instance_name=name,
+                polling=False,
+                raw_response_hook=keep_headers,
+            )
+        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                "retry_after": _retry_after_seconds(accepted)}
 
 
 def collect_protections(
@@ -646,16 +781,34 @@ class VaultCreator:
             )
             return wire(poller.result())
 
-    def create(self, kind: str, subscription_id: str, region: str, default_tag: str) -> VaultRecord:
-        """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default.
+    def existing(self, kind: str, subscription_id: str, group: str, name: str) -> VaultRecord | None:
+        """The vault ``name`` in ``group`` as it is (one GET), or None: a vault set's next vault may exist already
+        (another protection created it a moment ago), and a PUT over it would reset its settings to the defaults."""
+        rtype = VaultKind(kind).arm_type
+        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
+        try:
+            with azure_errors():
+                body = wire(self._clients.resources(subscription_id).resources.get_by_id(
+                    rid, api_version=READ_API_VERSIONS[rtype.lower()]))
+        except NotFound:
+            return None
+        return _vault_facts(body, kind)
+
+    def create(
+        self, kind: str, subscription_id: str, region: str, default_tag: str, *,
+        named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,
+    ) -> VaultRecord:
+        """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
+        ``named`` (resource group, name) and ``tags``, a vault set's next vault with the same secure defaults.
 
         Backup vaults are created through the generic resources API: azure-mgmt-dataprotection 2.2.0's
         ``backup_vaults.begin_create_or_update`` cannot be called at api-version 2025-07-01.
         """
-        group, name = vault_defaults.vault_names(kind, region)
+        group, name = named or vault_defaults.vault_names(kind, region)
         with azure_errors():
             self._clients.resources(subscription_id).resource_groups.create_or_update(group, {"location": region})
-        tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
+        if named is None or tags is None:
+            tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
         rtype = VaultKind(kind).arm_type
         if kind == VaultKind.RECOVERY_SERVICES:
             body = vault_defaults.recovery_services_vault_body(region, tags)

@@ -25,6 +25,18 @@ from typing import Any, Final
 #: Vaulted blob backup: at most 100 containers per storage account (blob-backup-support-matrix.md, vaulted tab).
 MAX_VAULTED_CONTAINERS: Final = 100
 BLOB_PARAMETERS_TYPE: Final = "BlobBackupDatasourceParameters"
+#: The system containers (names starting with ``$``) a vaulted blob backup may list: only ``$root`` and ``$web``.
+#: Microsoft's own clients refuse the others ("exclude containers which start with $ except $web, $root",
+#: "Following containers are not allowed for configure protection with AzureBlob": Azure/azure-powershell
+#: Az.DataProtection ``New-AzDataProtectionBackupConfigurationClientObject`` (-IncludeAllContainer skips them too)
+#: and ``Update-AzDataProtectionBackupInstance``); e.g. ``$logs`` (Storage Analytics) and ``$blobchangefeed``
+#: (change feed), which Azure creates itself. That the service refuses them too is inferred (docs/azure-facts.md).
+SELECTABLE_SYSTEM_CONTAINERS: Final = frozenset({"$root", "$web"})
+
+
+def selectable(name: str) -> bool:
+    """Whether a vaulted blob backup may list the container (not a ``$`` system container other than $root/$web)."""
+    return not name.startswith("$") or name.lower() in SELECTABLE_SYSTEM_CONTAINERS
 
 LIMIT_REASON: Final = (
     f"vaulted blob backup covers at most {MAX_VAULTED_CONTAINERS} containers per storage account (blob backup "
@@ -72,14 +84,15 @@ def _key(name: str) -> str:
 def plan_containers(current: Sequence[str], in_account: Sequence[str], named_by_rule: Sequence[str] = (),
                     limit: int = MAX_VAULTED_CONTAINERS) -> ContainerPlan:
     """Append to ``current`` the account's containers it lacks: those the rule names (every one when it names
-    none), in name order, while the list stays within ``limit``; the others are left out with the reason."""
+    none), in name order, while the list stays within ``limit``; the others are left out with the reason. System
+    containers (:func:`selectable`) are never added, and need no reason: they hold Azure's data, not the user's."""
     listed = list(dict.fromkeys(current))
     seen = {_key(c) for c in listed}
     named = {_key(c) for c in named_by_rule}
     added: list[str] = []
     left: list[LeftOut] = []
     for container in sorted(dict.fromkeys(in_account), key=_key):
-        if _key(container) in seen:
+        if _key(container) in seen or not selectable(container):
             continue
         seen.add(_key(container))
         if named and _key(container) not in named:

@@ -21,6 +21,7 @@ from steward.domain.records import Record
 __all__ = [
     "CleanedUp",
     "DrillCandidates",
+    "DrillCarried",
     "DrillGranted",
     "DrillPrepared",
     "DrillRequest",
@@ -106,6 +107,21 @@ class DrillCandidates(Record):
 
     targets: tuple[DrillTarget, ...] = ()
     skipped: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrillCarried(Record):
+    """What one generation of ``restore_drill`` hands to the next (it continues as new every few resources): when
+    the drill started, the targets chosen, those waiting and skipped, the results so far, the index of the next
+    target, and whether a Cancel came."""
+
+    started_at: datetime = field(metadata={"keep_offset": True})
+    chosen: tuple[DrillTarget, ...] = ()
+    waiting: tuple[Any, ...] = ()
+    skipped: tuple[Any, ...] = ()
+    results: tuple[Any, ...] = ()
+    next: int = 0
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)

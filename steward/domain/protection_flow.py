@@ -23,6 +23,8 @@ from steward.domain.protection import (
     ProtectionRef,
 )
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
+from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, capacity_refusal
+from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 
 #: An activity's result as its typed record or as the mapping a history holds (either key casing): each helper
 #: reads it through the record (``Record.read``).
@@ -95,6 +97,96 @@ def choose(decision: rules.Protect, candidates: Sequence[Vault]) -> Choice:
     return Choice(status=OutcomeStatus.NO_VAULT, reason=choice.reason)
 
 
+# ---- vault sets (issue 19 item 1) ------------------------------------------------------------------------------
+
+def set_member_records(decision: rules.Protect, candidates: Sequence[Vault]) -> list[VaultRecord]:
+    """The ``find_vaults`` records of the decision's vault set (kind, region, subscription, prefix or tag), by id."""
+    vaults = [VaultRecord.read(c) for c in candidates]
+    found = [rules.VaultCandidate(ResourceId.parse(v.id), v.location, dict(v.tags)) for v in vaults]
+    wanted = {c.id for c in rules.set_members(decision, found)}
+    chosen = {ResourceId.parse(v.id): v for v in vaults if ResourceId.parse(v.id) in wanted}
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def set_member_protecting(
+    decision: rules.Protect, members: Sequence[VaultRecord], status: Mapping[str, Any] | None
+) -> Choice | None:
+    """The member of the set ``backupStatus`` says already protects the VM: it stays there (a second write event must
+    not find a Conflict with its own set, nor move it); None when no member does."""
+    other = (status or {}).get("vaultId")
+    if not other or str((status or {}).get("protectionStatus") or "") not in {"Protected", "Protecting"}:
+        return None
+    found = next((m for m in members if ResourceId.parse(m.id) == ResourceId.parse(str(other))), None)
+    if found is None:
+        return None
+    return Choice(vault=found, reason=f"{vault_set_of(decision).described}: it is protected in {found.id} already")
+
+
+def vault_set_of(decision: rules.Protect) -> rules.VaultSet:
+    if not isinstance(decision.vault, rules.VaultSet):
+        raise TypeError(f"rule {decision.rule!r} names no vault set")
+    return decision.vault
+
+
+@dataclass(frozen=True)
+class SetStep:
+    """What :func:`choose_in_set` found: a member (``vault``), or the next vault to create (``create``: the
+    ``create_vault`` request) and what to use when that is not allowed (``fallback``), else nothing (``reason``)."""
+
+    reason: str
+    vault: VaultRecord | None = None
+    create: Mapping[str, Any] | None = None
+    fallback: VaultRecord | None = None
+
+
+def choose_in_set(
+    decision: rules.Protect,
+    members: Sequence[VaultRecord],
+    loads: Sequence[Mapping[str, Any]],
+    refused: Sequence[str] = (),
+) -> SetStep:
+    """The vault set's choice (``rules.vault_sets.choose_in_set``) over the set's ``find_vaults`` records and
+    ``vault_loads`` records; ``refused``: vault ids Azure refused as full during this protection."""
+    target = vault_set_of(decision)
+    counted = {ResourceId.parse(str(r["id"])): VaultLoad(int(r.get("items") or 0), int(r.get("vms") or 0))
+               for r in loads}
+    by_id = {ResourceId.parse(m.id): m for m in members}
+    choice = choose_in_set_pure(
+        target,
+        [Member(i, counted.get(i), dict(m.tags)) for i, m in by_id.items()],
+        [ResourceId.parse(r) for r in refused],
+    )
+    if isinstance(choice, SetChosen):
+        return SetStep(choice.reason, vault=by_id[choice.vault_id])
+    create = {"kind": target.vault_kind.value, "subscription_id": target.subscription_id, "region": target.region,
+              "resource_group": choice.create.resource_group, "name": choice.create.name,
+              "tags": dict(choice.create.tags)}
+    fallback = by_id[choice.fallback] if choice.fallback is not None else None
+    return SetStep(choice.reason, create=create, fallback=fallback)
+
+
+def vault_full(result: Mapping[str, Any] | None) -> bool:
+    """Azure refused to protect into the vault because it is full: a ``begin_vm_protection`` refusal, or the state
+    of its operation ending Failed, whose code names a vault limit (``vault_sets.capacity_refusal``)."""
+    if not result or result.get("ok"):
+        return False
+    code = result.get("code") or (result.get("error") or {}).get("code")
+    return capacity_refusal(str(code or ""))
+
+
+def set_spill_reason(step: SetStep, made: Mapping[str, Any] | None) -> str:
+    """Why the vault chosen after :class:`SetStep` asked for a new vault is the one it is (or none is)."""
+    if made is not None and made.get("ok") and not made.get("existed"):
+        return f"{step.reason}: created its next vault {made['vault']['id']}"
+    if made is not None and made.get("ok"):
+        made = None  # it existed, and was counted like the others
+    refused = "" if made is None else f" (creating {step.create and step.create.get('name')} was not done: " \
+        f"{made.get('code')}: {made.get('message')})"
+    if step.fallback is not None:
+        return f"{step.reason}{refused}; {step.fallback.id} still has room below Azure's limit"
+    return f"{step.reason}{refused}; the set is full"
+
+
 @dataclass(frozen=True)
 class Verdict:
     status: OutcomeStatus
@@ -142,6 +234,16 @@ def item_protecting(item: Mapping[str, Any] | None) -> bool:
     return str(props.get("protectionState") or "") in {"IRPending", "Protected"}
 
 
+#: ``protect_in_backup_vault``'s answer for a storage account under vaulted blob backup that holds no container
+#: it may list yet: Azure refuses a vaulted blob backup instance without one
+#: ("(UserErrorNoContainersSelectedForOperation) No containers selected for operation",
+#: Azure/azure-cli-extensions#7499), so nothing is sent; the account's first container's event protects it
+#: (``add_blob_containers``).
+NO_CONTAINERS_YET: Final = "NoContainersYet"
+NO_CONTAINERS_REASON: Final = (
+    "the storage account holds no blob container to back up yet and Azure refuses a vaulted blob backup without "
+    "one (UserErrorNoContainersSelectedForOperation): its first container's event protects it"
+)
 #: ``begin_vm_protection``'s refusal when the VM's only item is soft-deleted: no PUT, a person undeletes it.
 ITEM_SOFT_DELETED: Final = "ItemSoftDeleted"
 SOFT_DELETED_REASON: Final = (
@@ -231,7 +333,7 @@ def outcome_of_enable(
         status = OutcomeStatus.PROTECTED if created else OutcomeStatus.ALREADY_PROTECTED
         return ProtectionOutcome(status=status, item_id=item.get("id"), **base)
     code = str(result.get("code") or "")
-    if code == ITEM_SOFT_DELETED:
+    if code in (ITEM_SOFT_DELETED, NO_CONTAINERS_YET):
         return ProtectionOutcome(status=OutcomeStatus.LEFT_AS_IS, reason=str(result.get("message")), **base)
     status = OutcomeStatus.CONFLICT if code in CONFLICT_CODES else OutcomeStatus.FAILED
     return ProtectionOutcome(status=status, reason=f"{code}: {result.get('message')}", **base)

@@ -43,7 +43,7 @@ def test_the_demo_runs_every_act_to_its_end(tmp_path: Path, capfd: pytest.Captur
     assert re.search(r"rg-erp/vm-erp-legacy\s+Protected\s+rg-backup-weu/rsv-prod-weu", text)
     assert re.search(r"rg-erp/sterplegacy01\s+Protected\s+rg-backup-weu/bv-prod-weu", text)
     # new blob containers (issue 19 item 2): the container's event grows the instance's list; the 101st is left out
-    assert re.search(r"rg-shop/stshopdocs01 \(tagged blob-tier=vaulted\): Protected by rule vaulted-blobs in "
+    assert re.search(r"rg-shop/stshopdocs01 \(tagged blob-tier=vaulted\): LeftAsIs by rule vaulted-blobs in "
                      r"rg-backup-weu/bv-prod-weu; containers listed: none yet", text), text
     assert "container invoices created -> Protected: the backup instance's list grows from none to invoices" in text
     assert "container c100 created, the account's 101st -> LeftAsIs: 99 added, the list holds 100" in text

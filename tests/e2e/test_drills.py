@@ -339,3 +339,24 @@ def test_a_postgresql_drill_restores_files_with_the_vault_identitys_blob_right_a
     assert grant["role"] == "Storage Blob Data Contributor" and "/storageaccounts/" in grant["scope"].lower()
     assert result["left"] == [] and drill_leftovers(app, started["id"]) == []
     assert app.sandbox.store.get(grant["scope"]) is None, "the staging account went with the drill"
+
+
+def test_the_deployed_drill_role_suffices_for_a_postgresql_drill(app: Harness) -> None:
+    """Production truth for the files restore: with the roles infra/ deploys (enableDrills) and the sandbox checking
+    the app's own RBAC, the drill makes the target container of its account (the restore needs an existing one,
+    docs/azure-facts.md), restores into it and leaves nothing."""
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.backup_vault("rg-app", "bv-weu", WEU)
+    server = est.postgres("rg-app", "pg-orders", WEU)
+    app.wait_outcome(server, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    principal = app.sandbox.config.default_principal_id
+    deploy_app_roles(app.sandbox, principal, SUB1, enableDrills=True)
+    app.sandbox.enforce_caller_rbac(principal)
+    status, started = call(app, "POST", "drills", {"resources": [server]})
+    assert status == 202, started
+    [result] = finished(app, started["id"])["results"]
+    assert result["outcome"] == "Succeeded", json.dumps(result)
+    assert result["left"] == [] and drill_leftovers(app, started["id"]) == []

@@ -11,6 +11,12 @@ Deliberate differences, and why:
 - validateRestore's final result has no ``jobId``: a validation starts no job in the sandbox (the example shows
   one; what it would name is not documented).
 - ListRecoveryPoints shows ``expiryTime`` on one point only: the sandbox leaves it out (an optional field).
+- ListRecoveryPoints spells the data stores ``Snapshot`` / ``BackupStorage``; Azure's captured answers say
+  ``OperationalStore`` / ``VaultStore`` (MicrosoftDocs
+  ``backup/backup-azure-dataprotection-use-rest-api-restore-disks.md``,
+  ``backup-azure-database-postgresql-flex-use-rest-api-restore.md``): the sandbox answers those.
+- A Backup vault restore's Succeeded operation status carries ``properties.jobId``, the job's ARM id (the same
+  articles' captured status); the examples show none.
 """
 
 from __future__ import annotations
@@ -292,5 +298,32 @@ def test_list_recovery_points_validate_restore_and_restore(sb: ArmSandbox, arm: 
                                  {"restoreRequestObject": request}), 60)
     assert validated.status == 200 and validated.body["objectType"] == "OperationJobExtendedInfo"
     # BackupInstanceOperations/TriggerRestoreAsFiles.json @ d5f408d719e9db2b367b67453ff48881d41a419b (headers)
-    restored = follow(arm, call(arm, "POST", f"{dp_instance}/restore", DP_API, request), 60)
+    accepted = call(arm, "POST", f"{dp_instance}/restore", DP_API, request)
+    restored = follow(arm, accepted, 60)
     assert restored.status == 200 and missing(restored.body, JOB_INFO) == []
+    # the status names the job by its ARM id once Succeeded (captured in backup-azure-dataprotection-use-rest-api-
+    # restore-disks.md, "Track the Azure-AsyncOperation header")
+    status = arm.call("GET", str(accepted.header("azure-asyncoperation")))
+    assert status.body["status"] == "Succeeded"
+    assert status.body["properties"] == {"jobId": f"{BV}/backupJobs/{restored.body['jobId']}",
+                                         "objectType": "OperationJobExtendedInfo"}
+    stores = {d["type"] for p in listed.body["value"] for d in p["properties"]["recoveryPointDataStoresDetails"]}
+    assert stores == {"OperationalStore"}  # as Azure names them, not the example's "Snapshot"
+
+
+def test_a_restore_without_the_specs_required_properties_is_refused(arm: RawArm, dp_instance: str) -> None:
+    """RestoreTargetInfoBase.recoveryOption, TargetDetails.filePrefix/url/restoreTargetLocationType and the
+    request's recoveryPointId are required (S-DP 2025-07-01); the sandbox used to accept a request without them."""
+    point = call(arm, "GET", f"{dp_instance}/recoveryPoints", DP_API).body["value"][0]["name"]
+    target = {"objectType": "RestoreTargetInfo", "restoreLocation": "westus",
+              "datasourceInfo": {"objectType": "Datasource", "resourceID": f"{DISK}-norecoveryoption",
+                                 "datasourceType": "Microsoft.Compute/disks"}}
+    request = {"objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": point,
+               "sourceDataStoreType": "OperationalStore", "sourceResourceId": DISK, "restoreTargetInfo": target}
+    refused = call(arm, "POST", f"{dp_instance}/restore", DP_API, request)
+    assert refused.status == 400 and "restoreTargetInfo.recoveryOption" in json.dumps(refused.body)
+    files = dict(request, restoreTargetInfo={"objectType": "RestoreFilesTargetInfo", "recoveryOption": "FailIfExists",
+                                             "targetDetails": {"url": "https://stage.blob.core.windows.net/c"}})
+    refused = call(arm, "POST", f"{dp_instance}/restore", DP_API, dict(files, recoveryPointId=""))
+    said = json.dumps(refused.body)
+    assert refused.status == 400 and "recoveryPointId" in said and "targetDetails.filePrefix" in said

@@ -3,13 +3,14 @@ keep coming, a refused modification leaves the list as it was."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from orchestrators import protection
-from steward.domain import protection_flow
+from steward.domain import operations, protection_flow
 from steward.domain.protection import ProtectionRef
 from steward.rules_file import load_rules
-from tests.orchestrators.replay import Replay, replay
+from tests.orchestrators.replay import EPOCH, Replay, replay
 
 SUB = "00000000-0000-4000-8000-000000000001"
 ACCOUNT = f"/subscriptions/{SUB}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stdata1"
@@ -108,3 +109,48 @@ def test_operational_backup_needs_nothing_and_reads_no_instance() -> None:
     assert result.output["status"] == "LeftAsIs" and "operational blob backup covers every container" in \
         result.output["reason"]
     assert "blob_container_state" not in result.names() and estate.puts == []
+
+
+class FollowedEstate(Estate):
+    """``set_blob_containers`` starts the PUT and returns (issue 15 item 1); ``backup_operation_status`` looks at the
+    operation, and at its end reads the instance back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks: list[dict[str, Any]] = []
+        self.states = ["InProgress", "Succeeded"]
+
+    def put(self, payload: dict[str, Any]) -> dict[str, Any]:
+        done = super().put(payload)
+        if not done["ok"]:
+            return done
+        return operations.OperationStarted(step=operations.Step.INSTANCE, operation="https://arm/op/1",
+                                           retry_after=60).to_record()
+
+    def activities(self) -> dict[str, Any]:
+        fakes = super().activities()
+
+        def look(payload: dict[str, Any]) -> dict[str, Any]:
+            self.looks.append(payload)
+            status = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            ended = status != "InProgress"
+            return operations.OperationState(status=status, instance=self.instance() if ended else {}).to_record()
+
+        fakes["backup_operation_status"] = look
+        return fakes
+
+
+def test_the_modification_is_followed_on_durable_timers_and_the_instance_read_back_at_its_end() -> None:
+    estate = FollowedEstate()
+    result = run(estate)
+    assert result.output["status"] == "Protected" and result.output["details"]["added"] == ["invoices"]
+    assert result.names().count("backup_operation_status") == 2
+    assert {look["name"] for look in estate.looks} == {INSTANCE.rsplit("/", 1)[-1]}  # the instance protecting it
+    assert result.now - EPOCH >= timedelta(seconds=2 * 60)  # two looks, each after the Retry-After
+
+
+def test_a_modification_whose_instance_reads_back_failed_fails() -> None:
+    estate = FollowedEstate()
+    estate.states = ["Failed"]
+    result = run(estate)
+    assert result.output["status"] == "Failed", result.output

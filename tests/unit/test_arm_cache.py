@@ -46,3 +46,17 @@ def test_a_zero_lifetime_caches_nothing_and_none_is_never_cached() -> None:
     on = ArmCache(60)
     on.put(("k",), None)
     assert on.get(("k",)) is None
+
+
+def test_a_vaults_load_is_counted_up_in_place_and_keeps_its_expiry() -> None:
+    clock = Clock()
+    cache = ArmCache(300, now=clock)
+    key = arm_cache.load_key("/subscriptions/s/resourceGroups/g/providers/Microsoft.RecoveryServices/vaults/V")
+    assert not cache.adjust(key, lambda load: load)  # nothing cached: nothing to count up
+    cache.put(key, {"items": 5, "vms": 4})
+    clock.now += 200
+    assert cache.adjust(key, lambda load: {"items": load["items"] + 1, "vms": load["vms"] + 1})
+    assert cache.get(key) == {"items": 6, "vms": 5}
+    clock.now += 100  # the count-up did not extend the entry's life
+    assert cache.get(key) is None and not cache.adjust(key, lambda load: load)
+    assert not ArmCache(0).adjust(key, lambda load: load)

@@ -158,3 +158,13 @@ def test_every_subcommand_help_has_an_example(capsys: pytest.CaptureFixture[str]
     for command in ("check", "explain", "schema"):
         assert rules_cli.main([command, "--help"]) == rules_cli.EXIT_OK
         assert "example: steward rules " + command in capsys.readouterr().out
+
+
+def test_check_and_explain_name_a_vault_set(tmp_path: Path) -> None:
+    path = tmp_path / "sets.yaml"
+    path.write_text("version: 1\nrules:\n  - name: vms\n    protect: {vault: {vaultSet: {namePrefix: rsv-weu-}}}\n")
+    assert "protect in the vault set rsv-weu-*" in run("check", str(path))[1]
+    code, out, _ = run("explain", VM, "--location", "westeurope", "--rules", str(path))
+    assert code == 0
+    assert "the vault set of RecoveryServices vaults named rsv-weu-* in westeurope" in out
+    assert "below 90% full" in out

@@ -234,7 +234,7 @@ def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
         for key, value in vars(s).items()
         if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
     ]
-    assert len(names) == len(set(names)) == 36
+    assert len(names) == len(set(names)) == 37
     assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
 
 
@@ -338,3 +338,10 @@ def test_token_validation_settings_are_read_and_checked_together() -> None:
     assert s.AUTH_TENANTS in problems({s.AUTH_TENANTS: "contoso.onmicrosoft.com", s.AUTH_AUDIENCES: CLIENT})
     assert s.AUTH_AUDIENCES in problems({s.AUTH_TENANTS: TENANT, s.AUTH_AUDIENCES: "not an audience"})
     assert "https" in problems({s.AUTH_AUTHORITY: "http://127.0.0.1:8443/sandbox/entra"})[s.AUTH_AUTHORITY]
+
+
+def test_the_vault_fill_percent_reaches_the_rules_and_is_bounded() -> None:
+    assert s.Settings.from_env({s.VAULT_FILL_PERCENT: "75"}).rules.vault_fill_percent == 75
+    assert s.Settings.from_env({}).rules.vault_fill_percent == 90
+    for bad in ("0", "101", "ninety"):
+        assert s.VAULT_FILL_PERCENT in problems({s.VAULT_FILL_PERCENT: bad}), bad

@@ -80,6 +80,8 @@ POLICY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupPolicies"
 INSTANCE_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupInstances"
 DELETED_TYPE: Final = "Microsoft.DataProtection/backupVaults/deletedBackupInstances"
 PROXY_TYPE: Final = "Microsoft.DataProtection/backupVaults/backupResourceGuardProxies"
+#: ``Operation.extra`` key: the ``properties`` a Succeeded operation status carries (dataprotection_jobs sets it)
+STATUS_PROPERTIES: Final = "statusProperties"
 #: operations a resource guard protects unless the proxy lists them in vaultCriticalOperationExclusionList
 #: (deleting the proxy itself -- disabling MUA -- is always protected; D-mua)
 OP_DELETE_INSTANCE: Final = "deleteBackupInstance"
@@ -138,6 +140,11 @@ def _parse_iso(text: str) -> datetime:
 
 def _region(location: str) -> str:
     return location.replace(" ", "").lower()
+
+
+#: Backup vaults per subscription (issue 19; errors.VAULTS_PER_SUBSCRIPTION_LIMIT; tests lower it). No per-vault limit
+#: on backup instances is published for Backup vaults (docs/azure-facts.md "Vault capacity"): none is modelled.
+VAULTS_PER_SUBSCRIPTION = 500
 
 
 class DataProtectionProvider:
@@ -214,6 +221,10 @@ class DataProtectionProvider:
             if existing is not None:
                 return self._update_vault(req, existing, body, replace_properties=True)
             tenant = self.ctx.require_subscription(sub).tenant_id
+            count = len(self.store.list(resource_type=VAULT_TYPE, subscription_id=sub))
+            if count >= VAULTS_PER_SUBSCRIPTION:
+                raise errors.VAULTS_PER_SUBSCRIPTION_LIMIT.error(subscription=sub, count=count,
+                                                                 limit=VAULTS_PER_SUBSCRIPTION)
             record = {
                 "id": vault_id,
                 "name": req.params["vaultName"],
@@ -501,18 +512,26 @@ class DataProtectionProvider:
                 problem = "the resource group does not exist"
             if problem is not None:
                 raise errors.SNAPSHOT_RG_INVALID.error(group=snapshot_group or "", reason=problem)
-            self._check_containers(datasource_id, props)
+            self._check_containers(datasource_id, props, policy)
         return datasource
 
     #: Vaulted blob backup: at most 100 containers per storage account (MicrosoftDocs
     #: backup/blob-backup-support-matrix.md, vaulted tab); the refusal's code is inferred (dataprotection_errors).
     MAX_BLOB_CONTAINERS: Final = 100
 
-    def _check_containers(self, datasource_id: str, props: dict[str, Any]) -> None:
+    def _check_containers(self, datasource_id: str, props: dict[str, Any], policy: dict[str, Any]) -> None:
         """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
-        account. Checked only when a list is sent (the sandbox does not require one; Azure says an empty
-        selection "may" fail: support matrix)."""
+        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``). Checked only when a
+        list is sent (the sandbox does not require one; Azure says an empty selection "may" fail: support matrix)."""
         params = (props.get("policyInfo") or {}).get("policyParameters") or {}
+        selected = [c for entry in params.get("backupDatasourceParametersList") or [] if isinstance(entry, dict)
+                    and entry.get("objectType") == "BlobBackupDatasourceParameters"
+                    for c in entry.get("containersList") or []]
+        if not selected and self._vaulted_blob_policy(props, policy):
+            # observed: a vaulted blob backup instance with no container selected is refused,
+            # "(UserErrorNoContainersSelectedForOperation) No containers selected for operation"
+            # (Azure/azure-cli-extensions#7499, az dataprotection backup-instance create with a vaulted policy rule)
+            raise errors.NO_CONTAINERS_SELECTED.error()
         for entry in params.get("backupDatasourceParametersList") or []:
             if not isinstance(entry, dict) or entry.get("objectType") != "BlobBackupDatasourceParameters":
                 continue
@@ -521,8 +540,20 @@ class DataProtectionProvider:
                 raise errors.TOO_MANY_CONTAINERS.error(count=len(names), account=parse_id(datasource_id).name,
                                                        limit=self.MAX_BLOB_CONTAINERS)
             for name in names:
+                if name.startswith("$") and name.lower() not in ("$root", "$web"):
+                    raise errors.SYSTEM_CONTAINER.error(container=name, account=parse_id(datasource_id).name)
                 if not self.store.exists(f"{datasource_id}/blobServices/default/containers/{name}"):
                     raise errors.CONTAINER_NOT_FOUND.error(container=name, account=parse_id(datasource_id).name)
+
+    @staticmethod
+    def _vaulted_blob_policy(props: dict[str, Any], policy: dict[str, Any]) -> bool:
+        """A blob backup whose policy backs up to the vault (a VaultStore backup rule): vaulted blob backup."""
+        datasource_type = str((props.get("dataSourceInfo") or {}).get("datasourceType") or "")
+        if datasource_type.lower() != rules.BLOB.lower():
+            return False
+        return any(str(r.get("objectType")) == "AzureBackupRule"
+                   and str((r.get("dataStore") or {}).get("dataStoreType") or "").lower() == "vaultstore"
+                   for r in policy["properties"].get("policyRules") or [] if isinstance(r, dict))
 
     def _check_same_tenant(self, vault: dict[str, Any], datasource_id: str, workload: rules.Workload) -> None:
         vault_spec = self.ctx.subscriptions.get(parse_id(vault["id"]).subscription_id or "")
@@ -971,7 +1002,11 @@ class DataProtectionProvider:
 
     # == operations ============================================================================================
     def operation_status(self, req: Request) -> Response:
-        return self.ctx.operations.status_response(req.params["operationId"])
+        response = self.ctx.operations.status_response(req.params["operationId"])
+        properties = self.ctx.operations.get(req.params["operationId"]).extra.get(STATUS_PROPERTIES)
+        if properties and response.body.get("status") == "Succeeded":
+            response.body = dict(response.body, properties=properties)
+        return response
 
     def operation_result(self, req: Request) -> Response:
         return self.ctx.operations.result_response(req.params["operationId"])

@@ -48,6 +48,16 @@ class ErrorSpec:
 
 
 # -- Backup vaults -------------------------------------------------------------------------------------------
+VAULTS_PER_SUBSCRIPTION_LIMIT: Final = ErrorSpec(
+    400,
+    "BackupVaultLimitReached",
+    "Subscription '{subscription}' already has {count} Backup vaults; at most {limit} are allowed per subscription.",
+    "inferred",
+    "limit: 'the maximum limit for Backup Vault is 500 per subscription similar to Recovery Services Vault' "
+    "(Azure Backup team, MicrosoftDocs/azure-docs#118924, 2024-06-18, after which the support matrix names it); "
+    "counted per subscription (not per region: the stricter reading); code, status and message inferred",
+)
+
 VAULT_NOT_EMPTY: Final = ErrorSpec(
     400,
     "UserErrorBackupVaultNotEmpty",
@@ -213,6 +223,25 @@ CONTAINER_NOT_FOUND: Final = ErrorSpec(
     "inferred",
     "the support matrix asks for containers of the account to be selected; refusing a missing one, the code and "
     "the message are inferred",
+)
+NO_CONTAINERS_SELECTED: Final = ErrorSpec(
+    400,
+    "UserErrorNoContainersSelectedForOperation",
+    "No containers selected for operation",
+    "observed",
+    "code and message observed: Azure/azure-cli-extensions#7499 (a vaulted blob backup instance created without a "
+    "container); the 400 status is inferred",
+)
+SYSTEM_CONTAINER: Final = ErrorSpec(
+    400,
+    "UserErrorInvalidContainerName",
+    "Container '{container}' of storage account '{account}' is a system container and can't be backed up; "
+    "only $root and $web of the system containers can be selected.",
+    "inferred",
+    "rule: Microsoft's Az.DataProtection refuses containers starting with $ except $root and $web ('Following "
+    "containers are not allowed for configure protection with AzureBlob', Update-AzDataProtectionBackupInstance, "
+    "New-AzDataProtectionBackupConfigurationClientObject); that the service refuses them, its code and message "
+    "are inferred",
 )
 INVALID_BACKUP_INSTANCE: Final = ErrorSpec(
     400,

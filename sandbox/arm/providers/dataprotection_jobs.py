@@ -59,7 +59,15 @@ from sandbox.arm.http import Request, Response, ok
 from sandbox.arm.ids import id_key, parse_id
 from sandbox.arm.providers import _backups as bk
 from sandbox.arm.providers.authorization_model import RoleAssignments
-from sandbox.arm.providers.dataprotection import API_VERSIONS, GROUP, INSTANCE_TYPE, NAMESPACE, VAULT, VAULT_TYPE
+from sandbox.arm.providers.dataprotection import (
+    API_VERSIONS,
+    GROUP,
+    INSTANCE_TYPE,
+    NAMESPACE,
+    STATUS_PROPERTIES,
+    VAULT,
+    VAULT_TYPE,
+)
 from sandbox.arm.providers.dataprotection_rules import BLOB, DISK, PG_FLEX, same_location
 from sandbox.arm.routing import Router
 
@@ -230,6 +238,12 @@ class DataProtectionJobs:
             location_url=location or (f"{group}/providers/Microsoft.DataProtection/backupInstances/"
                                       f"{p['backupInstanceName']}/operationResults/{{operationId}}"),
             retry_after=self.timing.retry_after)
+        if result.get("jobId"):
+            # the Succeeded operation status names the job by its full ARM id in ``properties.jobId`` (the
+            # restore's status captured in backup-azure-dataprotection-use-rest-api-restore-disks.md, "Track the
+            # Azure-AsyncOperation header"); the Location's 200 body keeps the bare id (TriggerRestoreAsFiles.json)
+            op.extra[STATUS_PROPERTIES] = {"jobId": f"{vault['id']}/backupJobs/{result['jobId']}",
+                                           "objectType": "OperationJobExtendedInfo"}
         return self.ctx.operations.accept(op, 202)
 
     def adhoc_backup(self, req: Request) -> Response:
@@ -308,6 +322,12 @@ class DataProtectionJobs:
         if not isinstance(target, dict) or not target.get("objectType"):
             raise ArmError(400, INVALID, "restoreTargetInfo with an objectType is required.")
         target_kind = str(target["objectType"]).lower()
+        missing = _missing_required(request, target, target_kind)
+        if missing:
+            # required by the spec (S-DP 2025-07-01 AzureBackupRecoveryPointBasedRestoreRequest, RestoreTargetInfoBase,
+            # RestoreTargetInfo, RestoreFilesTargetInfo, TargetDetails; "Required" in azure-mgmt-dataprotection's
+            # models generated from it); Azure's answer to a request without them (code, sync vs async) is INFERRED
+            raise ArmError(400, INVALID, f"The restore request lacks required properties: {', '.join(missing)}.")
         location = str(target.get("restoreLocation") or "")
         if kind.lower() == "azurebackuprecoverypointbasedrestorerequest":
             point = self._point(instance, str(request.get("recoveryPointId") or ""))
@@ -386,6 +406,13 @@ class DataProtectionJobs:
                                               f"'{vault.get('location')}'.")
         self._require_vault_role(vault, "Storage Blob Data Contributor", str(account["id"]),
                                  "the target storage account")
+        if not self.store.exists(f"{account['id']}/blobServices/default/containers/{container}"):
+            # the restore writes into an existing container: Microsoft's REST guide has the caller "Fetch the URI of
+            # the container, within the storage account" (backup-azure-database-postgresql-flex-use-rest-api-
+            # restore.md, "Restore as files"); that Azure does not create a missing one, and this answer, are
+            # INFERRED
+            raise ArmError(404, TARGET_NOT_FOUND, f"The container '{container}' was not found in storage account "
+                                                  f"'{account_name}'.")
         return dict(plan, kind="files", accountId=account["id"], container=container,
                     prefix=str(details.get("filePrefix") or ""), url=url)
 
@@ -483,9 +510,13 @@ class DataProtectionJobs:
 
     @staticmethod
     def point_json(instance: dict[str, Any], point: Point) -> dict[str, Any]:
-        stores = [{"id": f"{point.name}-{i}", "type": "Snapshot" if s.lower() == "operationalstore" else
-                   "BackupStorage", "creationTime": bk.iso(point.time), "metaData": "", "visible": True,
-                   "state": "Available"} for i, s in enumerate(point.stores)]
+        # ``type`` names the data store as Azure answers it: "OperationalStore" / "VaultStore" (responses captured
+        # in MicrosoftDocs/azure-docs ``backup/backup-azure-dataprotection-use-rest-api-restore-disks.md`` and
+        # ``restore-managed-disks-cli.md``; "VaultStore" in ``restore-blobs-storage-account-cli.md``, 2024). Microsoft's
+        # ListRecoveryPoints.json example spells them "Snapshot" / "BackupStorage"; the app must read both.
+        stores = [{"id": f"{point.name}-{i}", "type": "OperationalStore" if s.lower() == "operationalstore" else
+                   "VaultStore", "creationTime": bk.iso(point.time), "metaData": "", "visible": True,
+                   "state": "COMMITTED"} for i, s in enumerate(point.stores)]
         props: dict[str, Any] = {
             "objectType": "AzureBackupDiscreteRecoveryPoint",
             "recoveryPointTime": bk.iso(point.time),
@@ -556,6 +587,22 @@ class DataProtectionJobs:
         if job.error is not None:
             props["errorDetails"] = [{"code": job.error.code, "message": job.error.message}]
         return {"id": f"{vault['id']}/backupJobs/{job.id}", "name": job.id, "type": JOB_TYPE, "properties": props}
+
+
+def _missing_required(request: dict[str, Any], target: dict[str, Any], target_kind: str) -> list[str]:
+    """The spec's required properties of a restore request the request lacks (names as the spec spells them).
+    ``RestoreTargetInfo.datasourceInfo`` is checked where a disk's target is read (``_disk_plan``)."""
+    missing = []
+    if str(request.get("objectType") or "").lower() == "azurebackuprecoverypointbasedrestorerequest" and \
+            not request.get("recoveryPointId"):
+        missing.append("recoveryPointId")
+    if not target.get("recoveryOption"):
+        missing.append("restoreTargetInfo.recoveryOption")
+    if target_kind == "restorefilestargetinfo":
+        details = target.get("targetDetails") if isinstance(target.get("targetDetails"), dict) else {}
+        missing += [f"restoreTargetInfo.targetDetails.{k}" for k in ("filePrefix", "restoreTargetLocationType", "url")
+                    if not details.get(k)]
+    return missing
 
 
 def _facts(source: dict[str, Any]) -> dict[str, Any]:

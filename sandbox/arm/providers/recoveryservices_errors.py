@@ -263,6 +263,60 @@ RESOURCE_NOT_FOUND: Final = ErrorSpec(
 
 OPERATION_NOT_FOUND: Final = ErrorSpec(404, "ResourceNotFound", "Operation '{operation}' was not found.", "inferred")
 
+# -- capacity limits (issue 19): the numbers are documented, the codes are not ------------------------------
+_LIMITS_SOURCE = (
+    "limit: Azure Backup FAQ (MicrosoftDocs/azure-docs articles/backup/backup-azure-backup-faq.yml, 'Recovery "
+    "Services vault') and support matrix (backup-support-matrix.md, 'Vault support'); code, status and message "
+    "inferred: no public answer of Azure at the limit was found"
+)
+
+VAULT_VM_LIMIT: Final = ErrorSpec(
+    400,
+    "BMSUserErrorVaultVMLimitReached",
+    "The vault '{vault}' already protects {count} Azure VMs; a Recovery Services vault protects at most {limit}. "
+    "Protect the VM in another vault.",
+    "inferred",
+    _LIMITS_SOURCE + " ('Up to 1,000 Azure VMs in a single vault')",
+)
+
+VAULT_DATASOURCE_LIMIT: Final = ErrorSpec(
+    400,
+    "BMSUserErrorVaultDatasourceLimitReached",
+    "The vault '{vault}' already protects {count} datasources; a Recovery Services vault protects at most {limit} "
+    "across all workloads. Protect the datasource in another vault.",
+    "inferred",
+    _LIMITS_SOURCE + " ('Up to 2000 datasources across all workloads ... in a single vault')",
+)
+
+VAULTS_PER_REGION_LIMIT: Final = ErrorSpec(
+    400,
+    "RecoveryServicesVaultLimitReached",
+    "Subscription '{subscription}' already has {count} Recovery Services vaults in region '{region}'; at most "
+    "{limit} are allowed per subscription and region. Use another subscription.",
+    "inferred",
+    _LIMITS_SOURCE + " ('up to 500 Recovery Services vaults, per supported region of Azure Backup, per "
+    "subscription')",
+)
+
+POLICY_LIMIT: Final = ErrorSpec(
+    400,
+    "BMSUserErrorPolicyLimitReached",
+    "The vault '{vault}' already has {count} backup policies; a vault has at most {limit}.",
+    "inferred",
+    _LIMITS_SOURCE + " ('You can only have up to 200 policies per vault')",
+)
+
+POLICY_CHANGE_LIMIT: Final = ErrorSpec(
+    400,
+    "BMSUserErrorPolicyChangeLimitReached",
+    "{count} backup policies of vault '{vault}' were created or changed through Azure Resource Manager in the last "
+    "24 hours; at most {limit} are allowed in 24 hours. Try again after {retry_at}.",
+    "inferred",
+    _LIMITS_SOURCE + " ('adding new backup policies or editing current policies through Azure Resource Manager "
+    "(ARM) templates or Azure Automation clients such as PowerShell, CLI is limited to 50 over a span of 24 "
+    "hours'); counted per vault, as the FAQ answers it under 'How many policies can I create per vault?' (inferred)",
+)
+
 #: Every spec above, for the project docs and tests.
 ALL_ERRORS: Final[tuple[ErrorSpec, ...]] = (
     VAULT_NOT_EMPTY,
@@ -288,4 +342,9 @@ ALL_ERRORS: Final[tuple[ErrorSpec, ...]] = (
     VAULT_MOVE_WITH_SITE_RECOVERY,
     SITE_RECOVERY_IN_USE,
     RESOURCE_NOT_FOUND,
+    VAULT_VM_LIMIT,
+    VAULT_DATASOURCE_LIMIT,
+    VAULTS_PER_REGION_LIMIT,
+    POLICY_LIMIT,
+    POLICY_CHANGE_LIMIT,
 )

@@ -76,6 +76,7 @@ INVALID_INPUT = "BMSUserErrorInvalidInput"
 STAGING_REQUIRED = "UserErrorStorageAccountRequired"
 STAGING_REGION = "UserErrorStorageAccountInDifferentRegion"
 STAGING_NOT_FOUND = "UserErrorStorageAccountNotFound"
+STAGING_ZONE_REDUNDANT = "UserErrorStorageAccountZoneRedundant"
 TARGET_GROUP_NOT_FOUND = "UserErrorTargetResourceGroupNotFound"
 SOURCE_VM_GONE = "UserErrorReplaceExistingSourceVmNotFound"
 RP_NOT_FOUND = "UserErrorRecoveryPointNotFound"
@@ -508,6 +509,12 @@ class RecoveryServicesJobs:
             raise ArmError(400, STAGING_REGION, f"The staging storage account is in '{account.get('location')}' but "
                                                 f"the vault is in '{vault.location}'; it must be in the vault's "
                                                 "region.")
+        if "zrs" in str((account.get("sku") or {}).get("name") or "").lower():
+            # "The storage account should be in the same region as the Recovery Services vault and shouldn't be zone
+            # redundant" (MicrosoftDocs backup/backup-azure-arm-userestapi-restoreazurevms.md, "Restore disks"); the
+            # code is INFERRED
+            raise ArmError(400, STAGING_ZONE_REDUNDANT, f"The staging storage account '{account.get('name')}' is zone "
+                                                        "redundant; restore disks needs one that is not (LRS or GRS).")
         region = props.get("region")
         if region and _region(str(region)) != _region(vault.location):
             # INFERRED: a restore outside the vault's region is Cross Region Restore (its own API), not this one

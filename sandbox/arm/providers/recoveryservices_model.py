@@ -103,6 +103,23 @@ class Timing:
     unlock_window: float = 30 * 60
 
 
+@dataclass
+class VaultLimits:
+    """Azure's documented capacity limits of Recovery Services vaults (issue 19). Numbers: the Azure Backup FAQ
+    (``articles/backup/backup-azure-backup-faq.yml``) and support matrix (``backup-support-matrix.md``); how Azure
+    answers at each limit is inferred (``recoveryservices_errors``). Tests lower them (``model.limits``).
+
+    What counts is INFERRED: every item a vault lists (``backupProtectedItems``: stopped and soft-deleted ones too,
+    they still hold the datasource's backup data in the vault)."""
+
+    vms: int = 1000  # "Up to 1,000 Azure VMs in a single vault"
+    datasources: int = 2000  # "Up to 2000 datasources across all workloads"
+    vaults_per_region: int = 500  # "up to 500 Recovery Services vaults, per supported region ..., per subscription"
+    policies: int = 200  # "You can only have up to 200 policies per vault"
+    policy_changes: int = 50  # "... limited to 50 over a span of 24 hours"
+    policy_change_window: float = 24 * 3600.0
+
+
 # ---------------------------------------------------------------------------------------------------------
 # entities
 # ---------------------------------------------------------------------------------------------------------
@@ -235,6 +252,8 @@ class VaultState:
     protectable: list[dict[str, Any]] = field(default_factory=list)
     grant_until: datetime | None = None
     unlocks: dict[str, datetime] = field(default_factory=dict)
+    #: when backup policies were created or changed through ARM (the 50-per-24-hours budget); newest last
+    policy_changes: list[datetime] = field(default_factory=list)
     site_recovery: Any = None  # siterecovery_model.SiteRecoveryState, attached by the model
 
     @property
@@ -329,6 +348,7 @@ class RecoveryServicesModel:
         self.clock = clock
         self.lookup = lookup
         self.timing = timing or Timing()
+        self.limits = VaultLimits()
         self.tenant_id = tenant_id
         self.lock = threading.RLock()
         self.vaults: dict[str, VaultState] = {}  # id_key -> vault
@@ -434,12 +454,42 @@ class RecoveryServicesModel:
                     err.INVALID_REQUEST,
                     detail=f"The location of vault '{existing.name}' is '{existing.location}' and cannot change.",
                 )
+            if existing is None:
+                self._require_vault_room(vault_id, location)
             vault = existing or self._new_vault(vault_id, location)
             if tenant_id:
                 vault.tenant_id = tenant_id
             self._apply_vault_body(vault, body, replace=True)
             self.vaults[id_key(vault_id)] = vault
             return vault, existing is None
+
+    def _require_vault_room(self, vault_id: str, location: str) -> None:
+        subscription = parse_id(vault_id).subscription_id or ""
+        count = sum(1 for v in self.list_vaults(subscription) if norm_location(v.location) == location)
+        if count >= self.limits.vaults_per_region:
+            raise RecoveryServicesError(err.VAULTS_PER_REGION_LIMIT, subscription=subscription, count=count,
+                                        region=location, limit=self.limits.vaults_per_region)
+
+    def _require_item_room(self, vault: VaultState, kind_key: str) -> None:
+        """Azure's per-vault limits on protected datasources (every listed item counts, inferred)."""
+        items = list(vault.items.values())
+        if len(items) >= self.limits.datasources:
+            raise RecoveryServicesError(err.VAULT_DATASOURCE_LIMIT, vault=vault.name, count=len(items),
+                                        limit=self.limits.datasources)
+        vms = sum(1 for i in items if i.kind == "VM")
+        if kind_key == "VM" and vms >= self.limits.vms:
+            raise RecoveryServicesError(err.VAULT_VM_LIMIT, vault=vault.name, count=vms, limit=self.limits.vms)
+
+    def _spend_policy_change(self, vault: VaultState) -> None:
+        """The 50-per-24-hours budget of policy creations and changes through ARM (per vault, inferred)."""
+        now = self.now()
+        window = timedelta(seconds=self.limits.policy_change_window)
+        vault.policy_changes = [t for t in vault.policy_changes if now - t < window]
+        if len(vault.policy_changes) >= self.limits.policy_changes:
+            raise RecoveryServicesError(err.POLICY_CHANGE_LIMIT, vault=vault.name, count=len(vault.policy_changes),
+                                        limit=self.limits.policy_changes,
+                                        retry_at=(vault.policy_changes[0] + window).isoformat())
+        vault.policy_changes.append(now)
 
     def _new_vault(self, vault_id: str, location: str) -> VaultState:
         now = self.now()
@@ -724,6 +774,10 @@ class RecoveryServicesModel:
             existing = vault.policies.get(name.lower())
             if existing is not None:
                 self._require_optional(vault, OP_MODIFY_POLICY)
+            elif len(vault.policies) >= self.limits.policies:
+                raise RecoveryServicesError(err.POLICY_LIMIT, vault=vault.name, count=len(vault.policies),
+                                            limit=self.limits.policies)
+            self._spend_policy_change(vault)
             props.setdefault("protectedItemsCount", 0)
             policy = Policy(existing.name if existing else name, props)
             vault.policies[name.lower()] = policy
@@ -987,6 +1041,7 @@ class RecoveryServicesModel:
                 rg=vault.resource_group,
             )
         kind = ITEM_KINDS[kind_key]
+        self._require_item_room(vault, kind_key)
         policy_raw = props.get("policyId")
         if not policy_raw:
             raise RecoveryServicesError(err.INVALID_REQUEST, detail="'policyId' is required to enable protection.")
@@ -1388,6 +1443,28 @@ class RecoveryServicesModel:
             connection = PrivateEndpointConnection(name=name, endpoint_id=endpoint)
             vault.private_endpoints[name.lower()] = connection
             return connection
+
+    def seed_vm_items(self, vault_id: str, count: int, *, prefix: str = "seeded") -> list[Item]:
+        """``count`` protected VM items of VMs that exist nowhere else (a vault near its limits, for tests and
+        benchmarks: ``seeded-0001`` ... in resource group ``rg-{prefix}``); no limit is checked. IRPending."""
+        with self.lock:
+            vault = self.vault(vault_id)
+            policy = f"{vault.id}/backupPolicies/DefaultPolicy"
+            now = self.now()
+            made = []
+            for index in range(count):
+                group, name = f"rg-{prefix}", f"{prefix}-{index + 1:04d}"
+                core = f"iaasvmcontainerv2;{group};{name}"
+                source = (f"/subscriptions/{vault.subscription_id}/resourceGroups/{group}/providers/"
+                          f"Microsoft.Compute/virtualMachines/{name}")
+                container = f"IaasVMContainer;{core}"
+                vault.containers.setdefault(container.lower(), Container(
+                    name=container, kind="IaasVM", source_id=source, friendly_name=name, registered_at=now))
+                item = Item(name=f"VM;{core}", container=container, kind="VM", source_id=source, friendly_name=name,
+                            policy_id=policy, created_at=now, first_backup_at=None)
+                vault.items[(container.lower(), item.name.lower())] = item
+                made.append(item)
+            return made
 
     def seed_soft_deleted_item(self, vault_id: str, container: str, item: str, *, days_left: float) -> Item:
         """Mark an existing item soft-deleted with ``days_left`` of retention (for audits and teardown)."""

@@ -81,6 +81,7 @@ def load_vault(data: dict[str, Any]) -> VaultState:
         protectable=raw["protectable"],
         grant_until=raw["grant_until"],
         unlocks=raw["unlocks"],
+        policy_changes=raw.get("policy_changes", []),
     )
     vault.policies = {k: Policy(**v) for k, v in raw["policies"].items()}
     vault.containers = {k: Container(**v) for k, v in raw["containers"].items()}

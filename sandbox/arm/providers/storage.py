@@ -25,6 +25,8 @@ CONTAINER_TYPE = "Microsoft.Storage/storageAccounts/blobServices/containers"
 #: Container names: 3-63 characters of lower-case letters, digits and single hyphens, starting and ending with a
 #: letter or digit (Storage spec ``BlobContainers_Create`` ``containerName``: minLength 3, maxLength 63; the naming
 #: rules: MicrosoftDocs ``storage/blobs/storage-blobs-introduction.md`` "Containers").
+#: the system container Azure keeps an account's change feed in (storage-blob-change-feed.md)
+CHANGE_FEED_CONTAINER = "$blobchangefeed"
 _CONTAINER_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -132,6 +134,14 @@ def register(router: Router, ctx: ProviderContext) -> None:
         with ctx.store.transaction():
             record = ctx.store.get(req.path) or _blob_service_record(account_id)
             record["properties"].update(body.get("properties") or {})
+            if (record["properties"].get("changeFeed") or {}).get("enabled") is True:
+                # "The change feed is stored in the $blobchangefeed container" (MicrosoftDocs storage/blobs/
+                # storage-blob-change-feed.md): Azure creates it, no container write of the caller's. That ARM's
+                # container list shows it, like $logs of Storage Analytics, is INFERRED.
+                system_id = f"{account_id}/blobServices/default/containers/{CHANGE_FEED_CONTAINER}"
+                if not ctx.store.exists(system_id):
+                    ctx.store.put({"id": system_id, "name": CHANGE_FEED_CONTAINER, "type": CONTAINER_TYPE,
+                                   "properties": {"publicAccess": "None", "lastModifiedTime": ctx.now_iso()}})
             return ok(ctx.store.put(record))
 
     container_path = blob_service + "/containers/{containerName}"

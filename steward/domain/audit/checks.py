@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from steward.domain.audit.controls import Severity, control, policy_key
 from steward.domain.audit.expectations import (
@@ -37,7 +37,7 @@ from steward.domain.audit.results import (
     TrendPoint,
     finding_id,
 )
-from steward.domain.blob_containers import MAX_VAULTED_CONTAINERS
+from steward.domain.blob_containers import MAX_VAULTED_CONTAINERS, selectable
 from steward.domain.kernel import (
     ImmutabilityState,
     VaultKind,
@@ -47,7 +47,9 @@ from steward.domain.kernel import (
     subscription_of,
 )
 from steward.domain.rules import (
+    DEFAULT_FILL_PERCENT,
     RuleSet,
+    vault_sets,
 )
 
 
@@ -167,6 +169,7 @@ def audit(
     """
     if now.tzinfo is None:
         raise AuditError("now must be timezone-aware (UTC)")
+    fill_percent = rules.vault_fill_percent if isinstance(rules, RuleSet) else DEFAULT_FILL_PERCENT
     if isinstance(rules, RuleSet):
         rules = RuleExpectations(rules, inventory.vaults)
     vaults = {v.key: v for v in inventory.vaults}
@@ -203,6 +206,7 @@ def audit(
     for vault in sorted(inventory.vaults, key=lambda v: v.key):
         requirements, rule_names = vault_needs.get(vault.key, (NO_REQUIREMENTS, []))
         _check_vault(out, vault, requirements, rule_names, by_vault[vault.key])
+        _check_capacity(out, vault, by_vault[vault.key], fill_percent)
 
     for reconciled in interrupted_teardowns:
         _check_interrupted_teardown(out, reconciled, vaults)
@@ -231,7 +235,7 @@ def _check_blob_containers(
     if not ProtectionStatus.from_arm(instance.protection_status).is_active:
         return
     listed = {c.lower() for c in instance.containers}
-    missing = sorted(c for c in instance.account_containers if c.lower() not in listed)
+    missing = sorted(c for c in instance.account_containers if c.lower() not in listed and selectable(c))
     if not missing:
         return
     account = resources.get(id_key(instance.datasource_id))
@@ -500,6 +504,41 @@ def _check_vault(
         out.add("VLT-004", subject, why=f"Multi-user authorization is {state}; {rules_text} require it.")
     if item_count == 0:
         out.add("VLT-005", subject, why="The vault has no protected items or backup instances.")
+
+
+#: Azure's budget of policy creations and changes through ARM per vault in 24 hours (Backup FAQ), and the count
+#: from which the audit warns (CAP-002)
+POLICY_CHANGE_BUDGET: Final = 50
+POLICY_CHANGE_WARNING: Final = 40
+
+
+def _check_capacity(out: _Collector, vault: Vault, vm_items: int, fill_percent: int) -> None:
+    """CAP-001 (the VMs a Recovery Services vault lists, against Azure's 1,000) and CAP-002 (its policy changes in
+    the last 24 hours, against Azure's 50)."""
+    if vault.kind is not VaultKind.RECOVERY_SERVICES:
+        return
+    subject = _Subject(vault.id, vault.kind.value + "Vault", vault.location)
+    full = vault_sets.fill_percent(vault.kind, vault_sets.VaultLoad(items=vm_items, vms=vm_items))
+    if full >= fill_percent:
+        out.add(
+            "CAP-001",
+            subject,
+            why=f"The vault lists {vm_items} Azure VMs, {full:.0f}% of the {vault_sets.RS_VM_LIMIT} one vault may "
+            f"protect (threshold {fill_percent}%)"
+            + ("; Azure refuses the next one." if vm_items >= vault_sets.RS_VM_LIMIT else "."),
+            details={"vms": str(vm_items), "limit": str(vault_sets.RS_VM_LIMIT), "thresholdPercent": str(fill_percent)},
+        )
+    changes = vault.policy_changes_24h
+    if changes is not None and changes >= POLICY_CHANGE_WARNING:
+        out.add(
+            "CAP-002",
+            subject,
+            why=f"{changes} backup policy creations or changes through ARM in the last 24 hours; Azure allows "
+            f"{POLICY_CHANGE_BUDGET}"
+            + ("; further changes are refused until the oldest ages out." if changes >= POLICY_CHANGE_BUDGET
+               else "."),
+            details={"changes": str(changes), "budget": str(POLICY_CHANGE_BUDGET)},
+        )
 
 
 def _check_interrupted_teardown(out: _Collector, reconciled: Mapping[str, Any], vaults: Mapping[str, Vault]) -> None:

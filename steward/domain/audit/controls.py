@@ -162,6 +162,26 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "Delete the vault if it is no longer needed (the teardown saga), or protect what it was meant for.",
     ),
     Control(
+        "CAP-001",
+        "Vault above its fill threshold",
+        Severity.MEDIUM,
+        "A Recovery Services vault protects at least STEWARD_VAULT_FILL_PERCENT (default 90 %) of the 1,000 Azure "
+        "VMs one vault may protect (backup support matrix); at 100 % Azure refuses the next VM. Counted from the VM "
+        "items the vault lists, soft-deleted and stopped ones included.",
+        "Name a vault set in the rules for the region (vault: {vaultSet: ...}; with STEWARD_AUTO_CREATE_VAULTS it "
+        "grows by itself), or create another vault and point part of the rules at it.",
+    ),
+    Control(
+        "CAP-002",
+        "Vault's policy-change budget nearly spent",
+        Severity.MEDIUM,
+        "Backup policies of a Recovery Services vault were created or changed through Azure Resource Manager at "
+        "least 40 times in the last 24 hours; Azure allows 50 in 24 hours (Azure Backup FAQ), after which policy "
+        "changes are refused until the oldest ages out. Counted from the subscription's activity log.",
+        "Hold further policy changes (templates, scripts, pipelines that re-deploy policies) until the budget "
+        "recovers; deploy policies only when they change.",
+    ),
+    Control(
         "VLT-006",
         "Vault left weakened by an interrupted teardown",
         Severity.HIGH,

@@ -25,8 +25,10 @@ from steward.domain.rules import (
     VaultCandidate,
     VaultChoice,
     VaultChosen,
+    VaultSet,
     choose_vault,
     route,
+    set_members,
 )
 
 
@@ -172,6 +174,12 @@ class RuleExpectations:
             rpo_hours=float(decision.rpo_hours),
             vault_requirements=requirements,
         )
+        if isinstance(decision.vault, VaultSet):
+            # any member of the set is the right vault (protection spreads over them); a set without one is a problem
+            if set_members(decision, self._candidates):
+                return base
+            return replace(base, vault_problem=choice.reason,
+                           vault_problem_scope=f"/subscriptions/{decision.vault.subscription_id}")
         if isinstance(choice, VaultChosen):
             return replace(base, vault_id=str(choice.vault_id))
         target = decision.vault

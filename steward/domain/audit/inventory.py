@@ -130,6 +130,9 @@ class Vault(_NamedByArmId):
     cross_region_restore: bool | None = None
     multi_user_authorization: bool | None = None
     tags: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: backup policies created or changed through ARM in the 24 hours before the inventory (its activity log);
+    #: None: not read (the Resource Graph reader, a Backup vault)
+    policy_changes_24h: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
                 "crossRegionRestore": v.cross_region_restore,
                 "multiUserAuthorization": v.multi_user_authorization,
                 "tags": dict(v.tags),
+                **({} if v.policy_changes_24h is None else {"policyChanges24h": v.policy_changes_24h}),
             }
             for v in inventory.vaults
         ],
@@ -293,6 +297,7 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
                     cross_region_restore=v["crossRegionRestore"],
                     multi_user_authorization=v["multiUserAuthorization"],
                     tags={str(k): str(val) for k, val in dict(v.get("tags") or {}).items()},
+                    policy_changes_24h=None if v.get("policyChanges24h") is None else int(v["policyChanges24h"]),
                 )
                 for v in data["vaults"]
             ),

@@ -62,6 +62,7 @@ from steward.domain.rules.loading import (
     parse_rules,
 )
 from steward.domain.rules.model import (
+    DEFAULT_FILL_PERCENT,
     DEFAULT_OPT_OUT_TAG,
     DEFAULT_VAULT_TAG,
     BlobTier,
@@ -76,6 +77,8 @@ from steward.domain.rules.model import (
     ResourceFacts,
     RuleSet,
     TagCondition,
+    VaultSet,
+    VaultSetSpec,
     VaultTarget,
 )
 from steward.domain.rules.routing import (
@@ -88,9 +91,11 @@ from steward.domain.rules.vault_choice import (
     VaultChoice,
     VaultChosen,
     choose_vault,
+    set_members,
 )
 
 __all__ = [
+    "DEFAULT_FILL_PERCENT",
     "DEFAULT_OPT_OUT_TAG",
     "DEFAULT_VAULT_TAG",
     "MAX_RULES_BYTES",
@@ -124,10 +129,13 @@ __all__ = [
     "VaultChoice",
     "VaultChosen",
     "VaultKind",
+    "VaultSet",
+    "VaultSetSpec",
     "VaultTarget",
     "choose_vault",
     "decision_from_record",
     "normalise_region",
     "parse_rules",
     "route",
+    "set_members",
 ]

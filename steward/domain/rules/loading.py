@@ -17,6 +17,7 @@ from steward.domain.errors import InvalidResourceId, InvalidRules, RuleProblem
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import normalise_region
 from steward.domain.rules.model import (
+    DEFAULT_FILL_PERCENT,
     DEFAULT_OPT_OUT_TAG,
     DEFAULT_VAULT_TAG,
     BlobTier,
@@ -28,6 +29,7 @@ from steward.domain.rules.model import (
     RequiredVaultSettings,
     RuleSet,
     TagCondition,
+    VaultSetSpec,
 )
 from steward.domain.rules.routing import vault_kind_name
 from steward.domain.workloads import workload_for
@@ -198,8 +200,8 @@ def _schema_problem(error: jsonschema.ValidationError, positions: _Positions, so
             message += " (quote it: YAML reads true/yes/on and numbers as non-strings)"
     elif error.validator == "oneOf" and path and path[-1] == "vault":
         message = (
-            "must be 'regional-default', {regionalDefault: {subscription: <guid>}} "
-            "or {id: <vault id>, region: <region>}"
+            "must be 'regional-default', {regionalDefault: {subscription: <guid>}}, "
+            "{id: <vault id>, region: <region>} or {vaultSet: {namePrefix: <prefix>} | {tag: {name, value}}}"
         )
     elif error.validator == "oneOf" and len(path) == 2 and path[0] == "rules":
         message = "a rule needs exactly one of 'protect' or 'optOut'"
@@ -239,6 +241,7 @@ def parse_rules(
     schema: RulesSchema,
     opt_out_tag: str | None = None,
     vault_default_tag: str = DEFAULT_VAULT_TAG,
+    vault_fill_percent: int = DEFAULT_FILL_PERCENT,
 ) -> RuleSet:
     """Parse and validate a rules document against ``schema``. ``opt_out_tag`` (from settings) overrides the
     document's. Raises :class:`InvalidRules` listing every problem with its line and field.
@@ -302,6 +305,7 @@ def parse_rules(
         opt_out_tag=opt_out_tag or data.get("optOutTag") or DEFAULT_OPT_OUT_TAG,
         vault_default_tag=vault_default_tag,
         drills=drills,
+        vault_fill_percent=vault_fill_percent,
     )
 
 
@@ -364,7 +368,7 @@ def _build_protect(
         problems.append(RuleProblem(source, positions.line((*path, *where)), _field((*path, *where)), message))
 
     vault_data = data["vault"]
-    vault: str | ExplicitVault = "regional-default"
+    vault: str | ExplicitVault | VaultSetSpec = "regional-default"
     vault_subscription: str | None = None
     if isinstance(vault_data, Mapping) and "id" in vault_data:
         try:
@@ -385,6 +389,13 @@ def _build_protect(
                             f"not a {vault_kind_name(explicit.vault_kind)}",
                         )
             vault = explicit
+    elif isinstance(vault_data, Mapping) and "vaultSet" in vault_data:
+        given = vault_data["vaultSet"]
+        tag = given.get("tag") or {}
+        vault = VaultSetSpec(
+            str(given.get("namePrefix") or ""), str(tag.get("name") or ""), str(tag.get("value") or "")
+        )
+        vault_subscription = given.get("subscription")
     elif isinstance(vault_data, Mapping):
         vault_subscription = (vault_data.get("regionalDefault") or {}).get("subscription")
     datastore = data.get("datastore") or {}

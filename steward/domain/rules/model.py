@@ -155,7 +155,44 @@ class RegionalDefaultVault(Record):
     default_tag: str = DEFAULT_VAULT_TAG
 
 
-VaultTarget: TypeAlias = ExplicitVault | RegionalDefaultVault
+#: the share of a vault's capacity past which a vault set moves on to its next vault (STEWARD_VAULT_FILL_PERCENT)
+DEFAULT_FILL_PERCENT: Final = 90
+
+
+@dataclass(frozen=True)
+class VaultSet(Record):
+    """Several vaults of ``vault_kind`` in ``region`` and ``subscription_id`` that share the load (issue 19): those
+    whose name starts with ``name_prefix`` (any case), or that carry tag ``tag_name`` = ``tag_value``. Protection
+    goes to the member with the most room; a member ``fill_percent`` full is passed over for the next one."""
+
+    kind: ClassVar[str] = "vault-set"
+    tag_key: ClassVar[str] = "kind"
+    type_name: ClassVar[str | None] = kind
+    vault_kind: VaultKind
+    subscription_id: str
+    region: str  # normalised
+    name_prefix: str = ""
+    tag_name: str = ""
+    tag_value: str = ""
+    fill_percent: int = DEFAULT_FILL_PERCENT
+
+    @property
+    def described(self) -> str:
+        who = f"named {self.name_prefix}*" if self.name_prefix else f"tagged {self.tag_name}={self.tag_value}"
+        where = f"{self.region} of subscription {self.subscription_id}"
+        return f"the vault set of {self.vault_kind.label}s {who} in {where}"
+
+
+@dataclass(frozen=True)
+class VaultSetSpec:
+    """A rule's ``vault: {vaultSet: ...}`` before it meets a resource (the region is the resource's)."""
+
+    name_prefix: str = ""
+    tag_name: str = ""
+    tag_value: str = ""
+
+
+VaultTarget: TypeAlias = ExplicitVault | RegionalDefaultVault | VaultSet
 
 
 @dataclass(frozen=True)
@@ -200,8 +237,8 @@ class RequiredVaultSettings(Record):
 class ProtectionSpec:
     """The ``protect`` part of a rule, before it meets a resource."""
 
-    vault: str | ExplicitVault  # "regional-default" or an explicit vault
-    vault_subscription: str | None  # regional-default in another subscription (Backup vaults only)
+    vault: str | ExplicitVault | VaultSetSpec  # "regional-default", an explicit vault, or a vault set
+    vault_subscription: str | None  # regional-default or vault set in another subscription (Backup vaults only)
     policy: str | None
     datastore_snapshot_group: str | None
     blob_tier: BlobTier | None
@@ -226,7 +263,9 @@ class RuleSet:
     source: str = "<rules>"
     opt_out_tag: str = DEFAULT_OPT_OUT_TAG
     vault_default_tag: str = DEFAULT_VAULT_TAG
-    drills: tuple[DrillRule, ...] = ()  # restore drills (issue 17), see steward.domain.drill_rules
+    drills: tuple[DrillRule, ...] = ()
+    #: STEWARD_VAULT_FILL_PERCENT: vault sets pass over a member this full (issue 19)
+    vault_fill_percent: int = DEFAULT_FILL_PERCENT  # restore drills (issue 17), see steward.domain.drill_rules
 
 
 def rec_str(record: Mapping[str, Any], key: str) -> str:

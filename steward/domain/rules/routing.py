@@ -17,6 +17,8 @@ from steward.domain.rules.model import (
     RegionalDefaultVault,
     ResourceFacts,
     RuleSet,
+    VaultSet,
+    VaultSetSpec,
     VaultTarget,
 )
 from steward.domain.workloads import Workload, workload_for
@@ -55,7 +57,7 @@ def route(resource: ResourceFacts, rules: RuleSet) -> ProtectionDecision:
             continue
         if rule.opt_out is not None or rule.protect is None:
             return OptOut(resource.id, rule.opt_out or "opted out", rule.name, OptOutBasis.RULE)
-        return _protect(resource, workload, rule.name, rule.protect, rules.vault_default_tag)
+        return _protect(resource, workload, rule.name, rule.protect, rules)
     return OptOut(resource.id, f"no rule in {rules.source} covers this resource", None, OptOutBasis.NO_RULE)
 
 
@@ -71,16 +73,21 @@ def _drill_group(resource: ResourceFacts, rules: RuleSet) -> str | None:
 
 
 def _protect(
-    resource: ResourceFacts, workload: Workload, rule: str, spec: ProtectionSpec, default_tag: str
+    resource: ResourceFacts, workload: Workload, rule: str, spec: ProtectionSpec, rules: RuleSet
 ) -> ProtectionDecision:
     kind = workload.vault_kind
     vault: VaultTarget
     if isinstance(spec.vault, ExplicitVault):
         vault = spec.vault
         refusal = _explicit_vault_refusal(resource, kind, vault)
+    elif isinstance(spec.vault, VaultSetSpec):
+        subscription = spec.vault_subscription or resource.subscription
+        vault = VaultSet(kind, subscription, resource.region, spec.vault.name_prefix, spec.vault.tag_name,
+                         spec.vault.tag_value, rules.vault_fill_percent)
+        refusal = _subscription_refusal(resource, kind, subscription)
     else:
         subscription = spec.vault_subscription or resource.subscription
-        vault = RegionalDefaultVault(kind, subscription, resource.region, default_tag)
+        vault = RegionalDefaultVault(kind, subscription, resource.region, rules.vault_default_tag)
         refusal = _subscription_refusal(resource, kind, subscription)
     if refusal is not None:
         return Unsupported(resource.id, f"rule {rule!r}: {refusal}", rule)

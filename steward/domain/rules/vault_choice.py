@@ -9,8 +9,9 @@ from typing import ClassVar, TypeAlias
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.rules.decisions import Protect
-from steward.domain.rules.model import ExplicitVault, frozen_tags
+from steward.domain.rules.model import ExplicitVault, RegionalDefaultVault, VaultSet, frozen_tags
 from steward.domain.rules.routing import vault_kind_name
+from steward.domain.rules.vault_sets import Member, SetChosen, choose_in_set, is_member
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,34 @@ class AmbiguousVaults:
 VaultChoice: TypeAlias = VaultChosen | NoVault | AmbiguousVaults
 
 
+def set_members(decision: Protect, candidates: Iterable[VaultCandidate]) -> list[VaultCandidate]:
+    """The vaults of a vault-set decision's set among those found (kind, region, subscription, prefix or tag)."""
+    target = decision.vault
+    if not isinstance(target, VaultSet):
+        return []
+    eligible = _in_reach(target, decision.resource_id.subscription_id, candidates)
+    return [c for c in eligible if is_member(target, c.id, c.tags)]
+
+
+def _in_reach(
+    target: RegionalDefaultVault | VaultSet, resource_sub: str, candidates: Iterable[VaultCandidate]
+) -> list[VaultCandidate]:
+    """The vaults of the target's kind, region and subscription (for VMs: the VM's subscription), by id, once."""
+    qualifying: dict[ResourceId, VaultCandidate] = {}
+    for c in candidates:
+        if (
+            c.vault_kind is target.vault_kind
+            and c.region == target.region
+            and c.id.subscription_id.lower() == target.subscription_id.lower()
+            and (
+                target.vault_kind is not VaultKind.RECOVERY_SERVICES
+                or c.id.subscription_id.lower() == resource_sub.lower()
+            )
+        ):
+            qualifying.setdefault(c.id, c)  # the same vault listed twice is one vault
+    return sorted(qualifying.values(), key=lambda c: c.id)
+
+
 def choose_vault(decision: Protect, candidates: Iterable[VaultCandidate]) -> VaultChoice:
     """Pick the vault for a protect decision among the vaults found. Never picks a vault of another kind or
     region (or, for VMs, subscription)."""
@@ -94,19 +123,13 @@ def choose_vault(decision: Protect, candidates: Iterable[VaultCandidate]) -> Vau
                 target.region,
             )
         return VaultChosen(vault.id, f"named by rule {decision.rule!r}")
-    qualifying: dict[ResourceId, VaultCandidate] = {}
-    for c in candidates:
-        if (
-            c.vault_kind is target.vault_kind
-            and c.region == target.region
-            and c.id.subscription_id.lower() == target.subscription_id.lower()
-            and (
-                target.vault_kind is not VaultKind.RECOVERY_SERVICES
-                or c.id.subscription_id.lower() == resource_sub.lower()
-            )
-        ):
-            qualifying.setdefault(c.id, c)  # the same vault listed twice is one vault
-    eligible = sorted(qualifying.values(), key=lambda c: c.id)
+    eligible = _in_reach(target, resource_sub, candidates)
+    if isinstance(target, VaultSet):
+        members = [Member(c.id, tags=c.tags) for c in eligible if is_member(target, c.id, c.tags)]
+        chosen = choose_in_set(target, members)  # no loads known here: by id among the members
+        if isinstance(chosen, SetChosen):
+            return VaultChosen(chosen.vault_id, chosen.reason)
+        return NoVault(chosen.reason, target.vault_kind, target.subscription_id, target.region)
     where = f"{vault_kind_name(target.vault_kind)} in {target.region} of subscription {target.subscription_id}"
     tagged = [c for c in eligible if c.tagged(target.default_tag)]
     if len(tagged) == 1:

@@ -133,3 +133,19 @@ def test_location_cannot_change(estate: Estate) -> None:
     with pytest.raises(HttpResponseError) as caught:
         begin_raw(estate.dp, "PUT", vault.id, {"location": "eastus", "properties": {"storageSettings": []}}).result()
     assert caught.value.status_code == 400
+
+
+def test_at_most_so_many_backup_vaults_per_subscription(estate: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.arm.providers import dataprotection
+    from sandbox.arm.providers import dataprotection_errors as errors
+
+    assert dataprotection.VAULTS_PER_SUBSCRIPTION == 500  # the documented number
+    rg = estate.group("limited")
+    make_vault(estate, rg, name="first")
+    already = len(list(estate.dp.backup_vaults.get_in_subscription()))
+    monkeypatch.setattr(dataprotection, "VAULTS_PER_SUBSCRIPTION", already)
+    with pytest.raises(HttpResponseError) as caught:
+        make_vault(estate, rg, name="one-too-many")
+    assert caught.value.status_code == 400
+    assert error_code(caught.value) == errors.VAULTS_PER_SUBSCRIPTION_LIMIT.code == "BackupVaultLimitReached"
+    make_vault(estate, rg, name="first")  # an existing vault is still updated

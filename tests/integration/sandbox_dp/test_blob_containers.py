@@ -67,3 +67,57 @@ def test_a_listed_container_must_exist(estate: Estate) -> None:
     with pytest.raises(HttpResponseError) as refused:
         vault.protect("bi", body)
     assert error_code(refused.value) == "UserErrorContainerNotFound"
+
+
+def test_change_feed_brings_azures_own_container_which_no_backup_may_list(estate: Estate) -> None:
+    """Enabling the change feed makes Azure keep it in ``$blobchangefeed`` (storage-blob-change-feed.md), listed
+    with the account's containers (inferred); a vaulted blob backup may list no ``$`` container but $root and $web
+    (Microsoft's Az.DataProtection refuses the others; the service's refusal and its code are inferred)."""
+    rg = estate.group("contsys")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "csys")
+    _put_container(estate, account, "data")
+    estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
+        f"{account}/blobServices/default", {"properties": {"changeFeed": {"enabled": True}}},
+        api_version=CONTAINERS_API).result()
+    made = estate.clients.resources(estate.subscription).resources.get_by_id(
+        f"{account}/blobServices/default/containers/$blobchangefeed", api_version=CONTAINERS_API)
+    assert made.name == "$blobchangefeed"
+    vault.grant("Storage Account Backup Contributor", account)
+    body = _with_containers(vault.instance_body(account, BLOB, vault.policy(BLOB)), ["$blobchangefeed", "data"])
+    with pytest.raises(HttpResponseError) as refused:
+        vault.protect("bi", body)
+    assert error_code(refused.value) == "UserErrorInvalidContainerName"
+    vault.protect("bi", _with_containers(vault.instance_body(account, BLOB, vault.policy(BLOB)), ["data"]))
+
+
+def test_a_vaulted_blob_backup_without_a_container_is_refused(estate: Estate) -> None:
+    """Observed (Azure/azure-cli-extensions#7499): "(UserErrorNoContainersSelectedForOperation) No containers
+    selected for operation" for a vaulted blob backup instance with no container; an operational one needs none."""
+    rg = estate.group("contnone")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "cnone")
+    vault.grant("Storage Account Backup Contributor", account)
+    vaulted = estate.dp.backup_policies.create_or_update(rg, vault.name, "vaulted", {"properties": {
+        "objectType": "BackupPolicy", "datasourceTypes": [BLOB], "policyRules": [
+            {"name": "BackupDaily", "objectType": "AzureBackupRule",
+             "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Discrete"},
+             "dataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"},
+             "trigger": {"objectType": "ScheduleBasedTriggerContext",
+                         "schedule": {"repeatingTimeIntervals": ["R/2026-01-01T02:00:00+00:00/P1D"]},
+                         "taggingCriteria": [{"isDefault": True, "taggingPriority": 99,
+                                              "tagInfo": {"tagName": "Default"}}]}},
+            {"name": "Default", "objectType": "AzureRetentionRule", "isDefault": True,
+             "lifecycles": [{"deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P30D"},
+                             "sourceDataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}}]},
+        ]}}).id
+    for body in (vault.instance_body(account, BLOB, vaulted), _with_containers(
+            vault.instance_body(account, BLOB, vaulted), [])):
+        with pytest.raises(HttpResponseError) as refused:
+            vault.validate(body)
+        assert error_code(refused.value) == "UserErrorNoContainersSelectedForOperation"
+        with pytest.raises(HttpResponseError) as refused:
+            vault.protect("bi", body)
+        assert error_code(refused.value) == "UserErrorNoContainersSelectedForOperation"
+    _put_container(estate, account, "first")
+    vault.protect("bi", _with_containers(vault.instance_body(account, BLOB, vaulted), ["first"]))

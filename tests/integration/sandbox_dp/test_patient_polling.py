@@ -1,27 +1,68 @@
-"""The app follows a validateForBackup as the API asks (steward/cloud/polling.py): it waits the Retry-After before
-its first status GET, and reads no Location result it does not use. On azure-core's ARMPolling both fail: it polls
-at once after the 202 and GETs operationResults after the status said Succeeded."""
+"""How the app follows a validateForBackup on the sandbox.
+
+Protection no longer follows it inside an activity (issue 15 item 1): ``BackupVaultProtection.validate`` sends the
+POST alone and hands back the ``Azure-AsyncOperation`` URL, and ``operation_status`` is one GET of it (the
+orchestrator waits ``Retry-After`` on a durable timer between looks). ``steward/cloud/polling.py``
+(``PatientPolling``), still used where an activity follows an operation (a blob container modification, stop
+protection, a vault created), waits the Retry-After before its first status GET and reads no Location result it
+does not use; on azure-core's ARMPolling both fail: it polls at once after the 202 and GETs operationResults
+after the status said Succeeded."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from azure.mgmt.dataprotection.models import ValidateForBackupRequest
+
 from benchmarks.common import RequestLog
 from sandbox.arm.providers.dataprotection import RETRY_AFTER
+from steward.cloud.polling import patient
 from steward.cloud.protection import BackupVaultProtection
 
-from .conftest import DISK, Estate, make_vault
+from .conftest import DISK, Estate, Vault, make_vault
 
 
-def test_validation_waits_retry_after_before_each_status_get_and_reads_no_location_result(estate: Estate) -> None:
-    rg, snap = estate.group("patient"), estate.group("patientsnap")
+def _validation(estate: Estate, name: str) -> tuple[Vault, dict[str, Any]]:
+    rg, snap = estate.group(name), estate.group(f"{name}snap")
     vault = make_vault(estate, rg)
     disk = estate.datasource(rg, DISK, "disk1")
     vault.grant("Disk Backup Reader", disk)
     vault.grant("Disk Snapshot Contributor", estate.group_id(snap))
-    body = vault.instance_body(disk, DISK, vault.policy(DISK), estate.group_id(snap))
+    return vault, vault.instance_body(disk, DISK, vault.policy(DISK), estate.group_id(snap))
+
+
+def test_validation_is_started_with_one_post_and_its_status_read_with_one_get(estate: Estate) -> None:
+    vault, body = _validation(estate, "started")
+    adapter = BackupVaultProtection(estate.clients)
     log = RequestLog(estate.sandbox)
     mark = log.mark()
 
-    BackupVaultProtection(estate.clients).validate(vault.id, {"properties": body})
+    accepted = adapter.validate(vault.id, {"properties": body})
+
+    (post,) = log.since(mark)  # no poll from the activity
+    assert post.method == "POST" and post.path.lower().endswith("/validateforbackup")
+    assert "/operationstatus/" in accepted["operation"].lower()
+    mark = log.mark()
+    look = adapter.operation_status(vault.id, accepted["operation"])
+    (get,) = log.since(mark)
+    assert get.method == "GET" and "/operationstatus/" in get.path.lower()
+    # one look, whatever it says (the sandbox's validation takes 30 Azure s; on its scaled clock under load those
+    # may have passed): the status of that operation, not a result the activity waited for
+    assert look["status"] in {"InProgress", "Succeeded"}
+
+
+def test_patient_polling_waits_retry_after_before_each_status_get_and_reads_no_location_result(
+    estate: Estate,
+) -> None:
+    vault, body = _validation(estate, "patient")
+    log = RequestLog(estate.sandbox)
+    mark = log.mark()
+
+    estate.dp.backup_instances.begin_validate_for_backup(
+        resource_group_name=vault.rg, vault_name=vault.name,
+        parameters=ValidateForBackupRequest({"backupInstance": body}),
+        polling=patient(estate.clients.target.polling_interval, result_unused=True),
+    ).result()
 
     post, *polls = log.since(mark)
     assert post.method == "POST" and post.path.lower().endswith("/validateforbackup")

@@ -29,7 +29,7 @@ DAY = 24 * HOUR
 TIMING = Timing(first_backup=6 * HOUR)
 
 NEEDED = ("resources", "recoveryservices")
-OPTIONAL = ("compute", "storage", "generic")
+OPTIONAL = ("compute", "storage", "generic", "insights")
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 STORAGE_TYPE = "Microsoft.Storage/storageAccounts"
 
@@ -120,6 +120,10 @@ class Estate:
         )
         return rid
 
+    def vault_id(self, rg: str, name: str = "rsv", subscription: str | None = None) -> str:
+        sub = subscription or self.subscription
+        return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.RecoveryServices/vaults/{name}"
+
     def vm(self, rg: str, name: str = "vm1", location: str = "westeurope", subscription: str | None = None) -> str:
         return self.resource(rg, VM_TYPE, name, location, subscription)
 
@@ -205,7 +209,7 @@ class Estate:
 
     # -- raw ARM calls (Site Recovery: its SDK is not a dependency of the app) --------------------------
     def call(self, method: str, path: str, body: Any = None, api_version: str = "2025-08-01") -> tuple[int, Any]:
-        url = f"{self.sandbox.endpoint}{path}?api-version={api_version}"
+        url = f"{self.sandbox.endpoint}{path}{'&' if '?' in path else '?'}api-version={api_version}"
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             url,

@@ -273,3 +273,20 @@ def test_stopped_protection_takes_no_backups_and_resuming_does_not_backfill(esta
         "rsv", rg, "Azure", container, item, {"properties": dict(source, policyId=policy)}).result()
     estate.advance(DAY + HOUR)
     assert len(list(rsb.recovery_points.list("rsv", rg, "Azure", container, item))) == 2
+
+
+def test_restore_disks_refuses_a_zone_redundant_staging_account(estate: Estate) -> None:
+    """(Last in the file: it moves the shared clock by hours, which the daily-schedule tests above count on.)
+    "The storage account should be in the same region as the Recovery Services vault and shouldn't be zone
+    redundant" (backup-azure-arm-userestapi-restoreazurevms.md); the code is inferred."""
+    rg, vm, container, item = protected(estate)
+    rp = next(iter(estate.rsb().recovery_points.list("rsv", rg, "Azure", container, item))).name
+    zrs = storage(estate, rg, f"zrs{estate.tag}")
+    record = estate.sandbox.store.get(zrs)
+    estate.sandbox.store.put(dict(record, sku={"name": "Standard_ZRS"}))
+    target = f"/subscriptions/{estate.subscription}/resourceGroups/{rg}"
+    with pytest.raises(HttpResponseError) as caught:
+        estate.rsb().restores.begin_trigger("rsv", rg, "Azure", container, item, rp,
+                                            restore_body(rp, vm, storageAccountId=zrs,
+                                                         targetResourceGroupId=target)).result()
+    assert caught.value.status_code == 400 and error_code(caught.value) == "UserErrorStorageAccountZoneRedundant"

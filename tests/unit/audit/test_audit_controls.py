@@ -19,6 +19,7 @@ from steward.domain.audit import (
     VaultRequirements,
     audit,
 )
+from steward.rules_file import default_rules_text, load_rules
 from tests.unit.audit.audit_estate_builders import (
     NOW,
     STRICT,
@@ -238,6 +239,14 @@ def test_bkp007_is_silent_when_every_container_is_listed_or_nothing_was_read() -
     assert "BKP-007" not in fired(_with_blob_instance(("a",), ("a", "b"), protection_status="ProtectionStopped"))
 
 
+def test_bkp007_does_not_ask_for_system_containers_a_vaulted_backup_cannot_list() -> None:
+    """$logs / $blobchangefeed are Azure's own containers; Microsoft's clients refuse them in containersList (only
+    $root and $web may be listed): the audit does not report them as unprotected."""
+    assert fired(_with_blob_instance(("a",), ("a", "$logs", "$blobchangefeed"))) == {}
+    [finding] = audit(_with_blob_instance(("a",), ("a", "$logs", "$web")), rules(), NOW).findings
+    assert finding.details["leftOut"] == "$web"
+
+
 # BKP-006 soft-deleted -----------------------------------------------------------------------------------
 covers("BKP-006")
 
@@ -372,6 +381,51 @@ def test_vlt005_is_silent_for_a_vault_holding_only_soft_deleted_items() -> None:
     estate = healthy_estate()
     item = replace(estate.protected_items[0], soft_deleted=True)
     assert "VLT-005" not in fired(replace(estate, protected_items=(item,)))
+
+
+# CAP-001 vault above its fill threshold, CAP-002 policy-change budget nearly spent (issue 19) -----------------
+covers("CAP-001", "CAP-002")
+
+
+def _with_vm_items(estate: EstateInventory, count: int) -> EstateInventory:
+    """The estate's vault listing ``count`` more VM items (of VMs outside the inventory)."""
+    template = estate.protected_items[0]
+    extra = tuple(replace(template, id=f"{template.id}-{n}", source_id=f"{template.source_id}-{n}")
+                  for n in range(count))
+    return replace(estate, protected_items=(*estate.protected_items, *extra))
+
+
+def test_cap001_fires_for_a_vault_at_its_fill_threshold_and_says_when_azure_refuses() -> None:
+    estate = healthy_estate()
+    vault = estate.vaults[0]
+    assert fired(_with_vm_items(estate, 899))["CAP-001"] == [vault.id]  # 900 of 1,000 = the default 90 %
+    full = audit(_with_vm_items(estate, 999), rules(), NOW)
+    finding = next(f for f in full.findings if f.control_id == "CAP-001")
+    assert "Azure refuses the next one" in finding.why and finding.details["vms"] == "1000"
+
+
+def test_cap001_is_silent_below_the_threshold_and_follows_the_configured_one() -> None:
+    estate = _with_vm_items(healthy_estate(), 898)
+    assert "CAP-001" not in fired(estate)  # 899 of 1,000
+    strict = load_rules(default_rules_text(), "defaults", vault_fill_percent=50)
+    assert "CAP-001" in {f.control_id for f in audit(_with_vm_items(healthy_estate(), 499), strict, NOW).findings}
+    assert "CAP-001" not in {f.control_id for f in audit(_with_vm_items(healthy_estate(), 498), strict, NOW).findings}
+
+
+def test_cap002_fires_when_40_of_the_50_daily_policy_changes_are_spent() -> None:
+    estate = healthy_estate()
+    rsv, bv = estate.vaults
+    busy = replace(estate, vaults=(replace(rsv, policy_changes_24h=40), bv))
+    assert fired(busy) == {"CAP-002": [rsv.id]}
+    spent = audit(replace(estate, vaults=(replace(rsv, policy_changes_24h=50), bv)), rules(), NOW)
+    assert "refused" in next(f for f in spent.findings if f.control_id == "CAP-002").why
+
+
+def test_cap002_is_silent_below_40_or_when_the_activity_log_was_not_read() -> None:
+    estate = healthy_estate()
+    rsv, bv = estate.vaults
+    for changes in (None, 0, 39):
+        assert "CAP-002" not in fired(replace(estate, vaults=(replace(rsv, policy_changes_24h=changes), bv)))
 
 
 # VLT-006 vault left weakened by an interrupted teardown ----------------------------------------------------

@@ -31,6 +31,15 @@ def test_filling_up_to_the_limit_adds_in_name_order_then_leaves_the_rest_out() -
     assert len(plan.containers) == 100
 
 
+def test_system_containers_are_never_added_but_root_and_web_are() -> None:
+    """Azure's own containers ($logs: Storage Analytics, $blobchangefeed: change feed) are not backed-up data;
+    Microsoft's PowerShell refuses any ``$`` container but $root and $web in a vaulted blob backup."""
+    plan = bc.plan_containers([], ["$logs", "$blobchangefeed", "data", "$web", "$root"])
+    assert plan.added == ("$root", "$web", "data") and not plan.left_out
+    assert bc.plan_containers(["data"], ["data", "$logs"]).changed is False
+    assert not bc.selectable("$logs") and bc.selectable("$WEB") and bc.selectable("logs")
+
+
 def test_a_rule_that_names_containers_adds_only_those() -> None:
     plan = bc.plan_containers(["a"], ["a", "b", "scratch"], named_by_rule=["a", "b"])
     assert plan.added == ("b",)

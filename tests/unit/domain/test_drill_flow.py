@@ -123,3 +123,14 @@ def test_leftovers_expire_with_their_rules_lifetime_and_leave_the_index_once_gon
     assert still["entries"][0]["ids"] == ["/acct"], "a delete still running is looked at again"
     assert flow.after_reconcile(still, [{"id": "/ACCT", "effect": "gone"}]) == {"entries": []}
     assert flow.add_leftovers(index, report) == index, "a retried record (or a write retried on 412) adds nothing"
+
+
+def test_a_running_job_is_looked_at_after_60_s_then_ever_less_often_up_to_5_minutes() -> None:
+    waits = [flow.job_poll_wait(n).total_seconds() for n in range(7)]
+    assert waits == [60, 120, 240, 300, 300, 300, 300]
+    looks, waited = 0, 0.0
+    while waited < 3600:  # a one-hour VM restore (the sandbox's model): 14 looks, not the 60 of a fixed minute
+        waited += flow.job_poll_wait(looks).total_seconds()
+        looks += 1
+    assert looks == 14 and waited - 3600 < flow.JOB_POLL_CAP.total_seconds()
+    assert flow.job_poll_wait(10_000) == flow.JOB_POLL_CAP and flow.job_poll_wait(-1) == flow.DEFAULT_POLL

@@ -1,0 +1,115 @@
+"""``protect_resource`` with a rule naming a vault set (issue 19 item 1), replayed with fake activities: the member
+with the most room, Azure's refusal of a full vault as the arbiter (the next member, with fresh counts), the set's
+next vault when every member is past the threshold, and a VM staying in the member that protects it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orchestrators import protection
+from steward.domain import protection_flow
+from steward.rules_file import load_rules
+from tests.orchestrators.replay import replay
+from tests.orchestrators.test_protection import ORIGIN, SUB, VM, Estate, protect, vault
+
+SET = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-weu-"
+A, B = f"{SET}01", f"{SET}02"
+RULES = load_rules("""
+version: 1
+rules:
+  - name: vms
+    match: {types: [Microsoft.Compute/virtualMachines]}
+    protect:
+      vault: {vaultSet: {namePrefix: rsv-weu-}}
+""", "sets.yaml")
+FULL = {"ok": False, "code": "BMSUserErrorVaultVMLimitReached", "message": "the vault already protects 1000 Azure VMs"}
+
+
+class SetEstate(Estate):
+    def __init__(self, loads: dict[str, int]) -> None:
+        super().__init__(VM)
+        self.vaults = [vault(v) for v in loads] + [vault(f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/"
+                                                         "Microsoft.RecoveryServices/vaults/rsv-other")]
+        self.loads = dict(loads)
+        self.created: dict[str, Any] = {"ok": False, "code": "AutoCreateOff", "message": "off"}
+
+    def activities(self) -> dict[str, Callable[[Any], Any]]:
+        answers = super().activities()
+        answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], RULES).to_record()
+        answers["vault_loads"] = lambda p: [{"id": i, "items": self.loads[i], "vms": self.loads[i]}
+                                            for i in p["vault_ids"]]
+        answers["create_vault"] = lambda p: self.created
+        return answers
+
+
+def test_the_member_with_the_most_room_takes_the_vm() -> None:
+    estate = SetEstate({A: 700, B: 300})
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == B
+    assert result.names()[:5] == ["describe_resource", "decide_protection", "find_vaults", "vm_backup_status",
+                                  "vault_loads"]
+    assert result.inputs("vault_loads") == [{"kind": "RecoveryServices", "vault_ids": [A, B], "fresh": False}]
+    assert result.inputs("begin_vm_protection")[0]["vault_id"] == B
+
+
+def test_a_vault_azure_refuses_as_full_sends_the_vm_to_the_next_member_with_fresh_counts() -> None:
+    estate = SetEstate({A: 100, B: 500})  # the cached counts are stale: A is really full
+    estate.begin = [FULL, {"ok": True, "operation": "op-2"}]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == B
+    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [p["fresh"] for p in result.inputs("vault_loads")] == [False, True]
+    assert result.names().count("find_vaults") == 2
+
+
+def test_refusals_by_every_member_end_failed_saying_the_set_is_full() -> None:
+    estate = SetEstate({A: 100, B: 200})
+    estate.begin = [FULL]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Failed"
+    assert "BMSUserErrorVaultVMLimitReached" in result.output["reason"] and "the set is full" in result.output["reason"]
+    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+
+
+def test_past_the_threshold_the_set_grows_by_its_next_vault_when_allowed() -> None:
+    estate = SetEstate({A: 950, B: 901})
+    made = f"{SET}03"
+    estate.created = {"ok": True, "vault": vault(made)}
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made
+    assert result.inputs("create_vault") == [{
+        "kind": "RecoveryServices", "subscription_id": SUB, "region": "westeurope", "resource_group": "rg-backup",
+        "name": "rsv-weu-03", "tags": {"backup-steward:created-by": "backup-steward"}}]
+
+
+def test_past_the_threshold_without_auto_create_the_member_with_room_below_the_limit_takes_it() -> None:
+    estate = SetEstate({A: 950, B: 1000})
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == A
+    assert result.names().count("create_vault") == 1
+
+
+def test_a_vm_a_member_already_protects_stays_there_whatever_the_counts() -> None:
+    estate = SetEstate({A: 999, B: 0})
+    estate.backup_status = {"protectionStatus": "Protected", "vaultId": A}
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "AlreadyProtected" and result.output["vaultId"] == A
+    assert "vault_loads" not in result.names() and "begin_vm_protection" not in result.names()
+
+
+def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_used() -> None:
+    estate = SetEstate({A: 950})
+    estate.loads[B] = 950  # B exists already (the cached vault list predates it) and is past the threshold too
+    made = f"{SET}03"
+    estate.loads[made] = 0
+    answers = [{"ok": True, "vault": vault(B), "existed": True}, {"ok": True, "vault": vault(made)}]
+    estate.created = answers[0]
+    activities = estate.activities()
+    activities["create_vault"] = lambda p: answers.pop(0)
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=activities)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made
+    assert [p["name"] for p in result.inputs("create_vault")] == ["rsv-weu-02", "rsv-weu-03"]
+    assert result.inputs("vault_loads")[1]["vault_ids"] == [A, B]
