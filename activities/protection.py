@@ -24,11 +24,11 @@ from steward.cloud.protection import (
     collect_protections,
     instance_name,
 )
-from steward.domain import blob_containers, operations, protection_flow
+from steward.domain import blob_containers, operations, protection_flow, rules
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
-from steward.domain.protection_results import VmProtectionBegun
+from steward.domain.protection_results import VaultRecord, VmProtectionBegun
 from steward.logs import bind
 from steward.report.events import protection_events
 
@@ -94,7 +94,17 @@ def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
     unless ``fresh`` (after Azure refused one as full)."""
     adapter = _adapter(request["kind"])
     fresh = bool(request.get("fresh"))
-    return [{"id": vault_id, **adapter.vault_load(vault_id, fresh=fresh)} for vault_id in request["vault_ids"]]
+    loads = [{"id": vault_id, **adapter.vault_load(vault_id, fresh=fresh)} for vault_id in request["vault_ids"]]
+    if request.get("decision"):
+        # the orchestration makes this same pure choice from these loads: count the chosen vault up in this worker's
+        # cache now, so protections choosing at the same moment see it (the threshold is kept within a worker)
+        decision = rules.decision_from_record(request["decision"])
+        if isinstance(decision, rules.Protect):
+            step = protection_flow.choose_in_set(decision, [VaultRecord(id=i) for i in request["vault_ids"]], loads,
+                                                 [str(r) for r in request.get("refused") or []])
+            if step.vault is not None:
+                adapter.counted_protection(step.vault.id, vm=request["kind"] == VaultKind.RECOVERY_SERVICES)
+    return loads
 
 
 @bp.activity_trigger(input_name="request")
@@ -176,7 +186,6 @@ def begin_vm_protection(request: dict[str, Any]) -> dict[str, Any]:
         except (AzureRefusal, NotFound):
             _forget_cached(adapter, request["vault_id"], request["policy"])
             raise
-        adapter.counted_protection(request["vault_id"], vm=True)  # a vault set's cached count (issue 19)
         return begun.to_record()
 
     with bind(resource_id=request["resource_id"], vault_id=request["vault_id"]):
@@ -293,14 +302,23 @@ def protect_in_backup_vault(request: dict[str, Any]) -> dict[str, Any]:
 def _begin_instance(adapter: BackupVaultProtection, request: dict[str, Any], body: dict[str, Any],
                     repaired: Any = None) -> dict[str, Any]:
     vault_id = request["vault_id"]
+    if repaired and protection_flow.remedy_for(repaired) == protection_flow.REMEDY_SYNC:
+        # Azure's remedy for this failure, instead of a re-PUT (protection_flow.remedy_for); followed as a PUT is
+        name = instance_name(request["resource_id"])
+        accepted = adapter.begin_sync_instance(vault_id, name)
+        # answered at once (200, no operation): the instance as it reads back now is the verification
+        instance = {} if accepted["operation"] else (adapter.instance(vault_id, name) or {})
+        return operations.OperationStarted(
+            step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
+            body=body, repaired={**repaired, "remedy": protection_flow.REMEDY_SYNC}, instance=instance,
+        ).to_record()
     try:
         accepted = adapter.begin_create_instance(vault_id, instance_name(request["resource_id"]), body)
     except (AzureRefusal, NotFound) as error:
         if isinstance(error, NotFound) or error.code in POLICY_NOT_FOUND_CODES:
             _forget_cached(adapter, vault_id, request["policy"])
         raise
-    if not repaired:
-        adapter.counted_protection(vault_id, vm=False)  # a vault set's cached count (issue 19)
+    # a vault set's cached count went up when the set chose this vault (vault_loads), not here (issue 19)
     return operations.OperationStarted(
         step=operations.Step.INSTANCE, operation=accepted["operation"], retry_after=accepted["retry_after"] or 0,
         body=body, repaired=repaired or {}, instance={} if accepted["operation"] else accepted["instance"],

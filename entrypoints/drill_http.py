@@ -103,6 +103,10 @@ def drill_request_from_http(body: bytes) -> dict[str, Any]:
     return {"resources": parsed, "subscriptions": [s.lower() for s in subscriptions], "dryRun": dry_run}
 
 
+#: control characters a validation detail may not carry: C0 but tab and newline, DEL, C1 (the OpenAPI pattern's)
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def validation_from_http(body: bytes) -> dict[str, Any]:
     """``{"result": "pass"|"fail", "detail"?: str}`` from a POST body; 400 naming the field otherwise."""
     data = json_object(body, MAX_VALIDATION_BYTES, _VALIDATION_FIELDS)
@@ -111,6 +115,11 @@ def validation_from_http(body: bytes) -> dict[str, Any]:
     detail = data.get("detail")
     if "detail" in data and (not isinstance(detail, str) or len(detail) > MAX_DETAIL):
         raise RequestRefused(400, "InvalidRequest", f"detail must be a string of at most {MAX_DETAIL} characters")
+    if isinstance(detail, str) and _CONTROL.search(detail):
+        # the detail is kept in the drill's report and printed by `steward drill status` on other people's
+        # terminals: escape sequences (ESC, BEL, CR...) would drive them
+        raise RequestRefused(400, "InvalidRequest", "detail must not contain control characters (newlines and tabs "
+                             "are fine)")
     return {"result": data["result"], "detail": detail}
 
 

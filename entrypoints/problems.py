@@ -51,6 +51,7 @@ TITLES: Final[Mapping[str, str]] = {
     "InvalidFingerprint": "The fingerprint is not a plan fingerprint",
     "InvalidInstanceId": "The id is not an instance id of this route",
     "InvalidResourceId": "A resource id is not an ARM id this route accepts",
+    "UnsupportedResourceType": "The resource is not of a type Backup Steward protects",
     "InvalidResources": "The resources are not a list of ids",
     "InvalidSubscription": "A subscription is not a subscription id",
     "InvalidSubscriptions": "The subscriptions are not a list of subscription ids",

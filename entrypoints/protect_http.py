@@ -39,7 +39,7 @@ from entrypoints.caller_checks import (
 from entrypoints.routes import answered, json_response, runtime_state
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
-from steward.domain.events import EventOrigin, EventSchema
+from steward.domain.events import PROTECTED_TYPES, EventOrigin, EventSchema
 from steward.domain.ids import ResourceId
 
 LOG = logging.getLogger("steward.entry")
@@ -69,9 +69,16 @@ def protect_request_from_http(body: bytes) -> str:
     if "resourceId" not in data:
         raise RequestRefused(400, "InvalidResourceId", "the body needs 'resourceId', the ARM id of the resource")
     try:
-        return str(ResourceId.parse(data["resourceId"]))
+        resource = ResourceId.parse(data["resourceId"])
     except (InvalidResourceId, TypeError, ValueError) as error:
         raise RequestRefused(400, "InvalidResourceId", f"resourceId: {str(error)[:300]}") from None
+    if not any(resource.is_type(protected) for protected in PROTECTED_TYPES.values()):
+        # what an Event Grid write would start protect_resource for (steward.domain.events): anything else (a vault,
+        # a VM's extension, a group) would only make the app's identity read it and retry, for no protection
+        raise RequestRefused(400, "UnsupportedResourceType",
+                             f"resourceId names a {resource.full_type or 'scope'}; Backup Steward protects "
+                             f"{', '.join(sorted(PROTECTED_TYPES.values()))}")
+    return str(resource)
 
 
 def intent_for(

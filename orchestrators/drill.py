@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 
 from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import drill_flow as flow
@@ -121,6 +122,15 @@ class _Drill:
                 requested = True
 
 
+def _recorded_without_batches(context: df.DurableOrchestrationContext) -> bool:
+    """True for a history the code before the batches recorded (a drill in flight across the deployment) that has
+    started more than one batch of resources: it finishes in one history, as that code would (handing over now
+    would drill resources again). A batched generation never schedules more than BATCH ``drill_points``."""
+    started = sum(1 for event in context.histories
+                  if event.event_type == HistoryEventType.TASK_SCHEDULED and event.Name == "drill_points")
+    return started > BATCH
+
+
 def _budgets(targets: Sequence[DrillTarget]) -> dict[str, DrillBudget]:
     budgets: dict[str, DrillBudget] = {}
     for target in targets:
@@ -154,9 +164,10 @@ def restore_drill(context: df.DurableOrchestrationContext) -> Generator[Any, Any
         results = list(carried.results)
         first = carried.next
     if not request.dry_run:
+        batched = carried is not None or not _recorded_without_batches(context)
         for index in range(first, len(chosen)):
             target = chosen[index]
-            if index - first >= BATCH:  # a fresh history for the next batch; same instance, same routes
+            if batched and index - first >= BATCH:  # a fresh history for the next batch; same instance and routes
                 context.continue_as_new({"request": given, "carried": DrillCarried(
                     started_at=started, chosen=tuple(chosen), waiting=tuple(waiting), skipped=tuple(skipped),
                     results=tuple(results), next=index, cancelled=drill.cancelled).to_record()})

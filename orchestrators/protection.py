@@ -125,15 +125,18 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     result = yield from _configure_backup_instance(context, request, regrant)
     # a failed instance found on the first call (left by an earlier run) was configured again by it
     repaired = [result["repaired"]] if result.get("repaired") else []
+    remedies = [str(result.get("remedy") or flow.REMEDY_PUT)] if repaired else []
     configurations = 1
     # an instance whose configuration failed (ConfiguringProtectionFailed / ProtectionError) protects nothing: it
-    # is validated and PUT again after a durable wait, a bounded number of times (the activity does the re-PUT)
+    # is configured again after a durable wait, a bounded number of times (the activity syncs it or PUTs it again,
+    # protection_flow.remedy_for, and says which)
     while flow.configuration_failed(result) and configurations < flow.BV_CONFIGURE_ATTEMPTS:
         repaired.append(result["failure"])
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.BV_RECONFIGURE_SECONDS))
         result = yield from _configure_backup_instance(context, request, regrant)
+        remedies.append(str(result.get("remedy") or flow.REMEDY_PUT))
         configurations += 1
-    return flow.reconfigured(flow.outcome_of_enable(given, result, common), repaired)
+    return flow.reconfigured(flow.outcome_of_enable(given, result, common), repaired, remedies)
 
 
 def _protect_vm(
@@ -195,7 +198,8 @@ def _choose_in_set(
         loads: list[dict[str, Any]] = []
         if members:
             loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
-                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh})
+                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh,
+                "decision": decision.to_record(), "refused": refused})
         step = flow.choose_in_set(decision, members, loads, refused)
         if step.vault is not None:
             return flow.Choice(vault=step.vault, reason=step.reason)
@@ -267,6 +271,7 @@ def _protect_in_backup_vault(
             begun = operations.started(result)
             if begun is None:
                 return result
+            repaired = dict(begun.repaired) or repaired  # with the remedy the activity chose (a sync, or a PUT)
         state = yield from _follow_backup_operation(context, request, begun, took)
         if state is None:
             return operations.not_finished(begun.step)

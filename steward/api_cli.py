@@ -16,6 +16,10 @@ Where they call (first found wins):
   (the application id URI, ``api://<app id>``), validated by the app as every route does (README "Caller
   identity"). The variables start with ``BACKUP_STEWARD_``, not ``STEWARD_``: they are no app settings.
 
+Every request carries the access token and the function key, so: the API must be https, or http on this machine
+(the local stack); a redirect is never followed (urllib would send both to the ``Location``, exit 2 naming it);
+what an answer says is printed without control characters (tests/hostile/test_cli_credentials.py).
+
 Exit codes, for pipelines: 0 done (and, for protect, teardown and drills, an outcome that is not a failure); 1 the
 app refused (403, 404, 409, 429) or the outcome is a failure (a protection ``Failed``/``NoVault``/``Conflict``...,
 a teardown not ``deleted``, a drill not ``Succeeded``) or still running at ``--timeout``; 2 usage or configuration
@@ -35,6 +39,7 @@ import ssl
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +83,8 @@ class Problem(CliError):
 
     def __init__(self, status: int, body: Mapping[str, Any], retry_after: str | None = None) -> None:
         self.status = status
-        self.code = str(body.get("code") or "") or None
-        self.detail = str(body.get("detail") or body.get("title") or "").strip()
+        self.code = printable(str(body.get("code") or ""))[:64] or None
+        self.detail = printable(str(body.get("detail") or body.get("title") or "")).strip()[:2000]
         self.body = dict(body)
         if status in _USAGE_STATUSES:
             exit_code, what = EXIT_USAGE, "rejected"
@@ -94,6 +99,37 @@ class Problem(CliError):
 
 
 TokenSource = Callable[[], str]
+#: hosts a plain-http API may be on: the local stack's (the token and the key never cross a network unencrypted)
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters: what an answer says is printed on the caller's terminal, and an answer
+    (a hostile or mistaken endpoint's) must not drive it (ANSI escape sequences, carriage returns)."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def check_transport(api: str) -> None:
+    """CliError(2) unless ``api`` is https, or http on the loopback interface: every request carries the caller's
+    access token and the function key."""
+    parts = urllib.parse.urlsplit(api)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme == "https" and host:
+        return
+    if scheme == "http" and (host in LOOPBACK_HOSTS or host.startswith("127.")):
+        return
+    if scheme not in ("http", "https") or not host:
+        raise CliError(EXIT_USAGE, f"the API must be an http(s) URL, not {printable(api)[:200]!r}")
+    raise CliError(EXIT_USAGE, f"the API {printable(api)[:200]!r} is plain http on a host that is not this machine: "
+                   "the access token and the function key would cross the network unencrypted; use https")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """No redirect is followed: urllib would send the request's headers, the bearer token and the function key
+    included, to wherever the answer points (another host, or plain http)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:  # urllib's (req, fp, code, msg, headers, newurl)
+        return None
 
 
 @dataclass
@@ -115,6 +151,7 @@ class Connection:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """One request; the parsed JSON answer, or Problem / CliError(3) when unreachable."""
         url = self.api.rstrip("/") + path
+        check_transport(url)  # before the token is asked for or anything is sent
         headers = {"Authorization": f"Bearer {self.token()}", "Accept": "application/json"}
         if self.key:
             headers["x-functions-key"] = self.key
@@ -123,13 +160,17 @@ class Connection:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) only
-        if not url.lower().startswith(("http://", "https://")):
-            raise CliError(EXIT_USAGE, f"the API must be an http(s) URL, not {self.api!r}")
         context = ssl.create_default_context(cafile=self.ca_bundle) if url.lower().startswith("https://") else None
+        opener = urllib.request.build_opener(_RefuseRedirects(), urllib.request.HTTPSHandler(context=context))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=context) as answer:  # noqa: S310
+            with opener.open(request, timeout=self.timeout) as answer:
                 text = answer.read()
         except urllib.error.HTTPError as error:
+            if 300 <= error.code < 400:
+                where = printable(str(error.headers.get("Location") or "nowhere"))[:200]
+                raise CliError(EXIT_USAGE, f"{self.api} answered {error.code}, a redirect to {where}: not followed "
+                               "(the token and the key go only to the API configured); configure the URL it "
+                               "names if it is the app's") from None
             raw = error.read()
             try:
                 parsed = json.loads(raw) if raw else {}
@@ -139,7 +180,7 @@ class Connection:
                           error.headers.get("Retry-After")) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise CliError(EXIT_UNREACHABLE, f"cannot reach {self.api}: {reason}") from None
+            raise CliError(EXIT_UNREACHABLE, f"cannot reach {self.api}: {printable(str(reason))[:300]}") from None
         try:
             return json.loads(text) if text else None
         except ValueError:

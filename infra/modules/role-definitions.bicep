@@ -67,6 +67,9 @@ resource operator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // storage account is not verified, see infra/README.md "Not yet verified against Azure".)
           'Microsoft.DataProtection/backupVaults/validateForBackup/action'
           'Microsoft.DataProtection/backupVaults/backupInstances/write'
+          // protect_in_backup_vault: Azure's remedy for an instance in ProtectionError with a user error (POST
+          // .../sync, "retries last failed operation on backup instance to bring it to a valid state").
+          'Microsoft.DataProtection/backupVaults/backupInstances/sync/action'
           // stop_protection_retain, teardown_stop_instance: stop protection, retain data.
           'Microsoft.DataProtection/backupVaults/backupInstances/stopProtection/action'
         ]

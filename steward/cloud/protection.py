@@ -17,6 +17,7 @@ from typing import Any, Final
 from azure.mgmt.dataprotection.models import (
     BackupInstanceResource,
     BaseBackupPolicyResource,
+    SyncBackupInstanceRequest,
     ValidateForBackupRequest,
 )
 from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
@@ -228,6 +229,30 @@ class _VaultAdapter:
 
     def forget_vaults(self, subscription_id: str) -> None:
         self._cache.drop(*arm_cache.vaults_key(self.KIND, subscription_id))
+
+    def begin_sync_instance(self, vault_id: str, name: str) -> dict[str, Any]:
+        """Azure's remedy for a failed instance: ``POST .../sync`` (``BackupInstances_SyncBackupInstance``, syncType
+        ``Default``: "retry last failed operation and bring backup instance to valid state"); returns as soon as
+        Azure accepted it: ``{"operation": the URL of its status ("" when Azure answered at once), "retry_after"}``
+        (SyncBackupInstance.json: 202 with Azure-AsyncOperation, Location and Retry-After 60). The caller follows
+        it as it follows a PUT and reads the instance back when it ended."""
+        vault = vault_address(vault_id)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_instances.begin_sync_backup_instance(
+                resource_group_name=vault.resource_group,
+                vault_name=vault.name,
+                backup_instance_name=name,
+                parameters=SyncBackupInstanceRequest({"syncType": "Default"}),
+                polling=False,
+                raw_response_hook=keep_headers,
+            ).result()  # no polling: what the POST itself answered
+        return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                "retry_after": _retry_after_seconds(accepted)}
 
     def count_items(self, vault_id: str) -> dict[str, int]:
         """``{"items", "vms"}``: every item the vault lists, and the Azure VMs among them."""
@@ -683,17 +708,6 @@ class BackupVaultProtection(_VaultAdapter):
                     resource_group_name=vault.resource_group, vault_name=vault.name
                 )
             ]
-
-    def stop_protection(self, vault_id: str, name: str) -> None:
-        vault = vault_address(vault_id)
-        with azure_errors():
-            self._clients.data_protection(vault.subscription_id).backup_instances.begin_stop_protection(
-                resource_group_name=vault.resource_group,
-                vault_name=vault.name,
-                backup_instance_name=name,
-                polling=patient(self._clients.target.polling_interval),
-            ).result()
-
 
     def begin_stop_protection(self, vault_id: str, name: str) -> dict[str, Any]:
         """``POST .../stopProtection`` (recovery points kept) as soon as Azure accepted it: ``{"operation": its status

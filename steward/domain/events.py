@@ -11,7 +11,9 @@ classifier is fuzzed to hold that promise.
 Trust checks (a forged or garbled event must not steer protection or teardown):
 - ``subject`` and ``data.resourceUri`` must name the same resource (case-insensitively: Event Grid lower-cases
   parts of ``subject``);
-- the subscription of the topic / source, of ``data.subscriptionId`` and of the resource must agree;
+- the subscription of the topic / source, of ``data.subscriptionId`` and of the resource must agree, and a
+  ``Microsoft.Resources.*`` event's topic must be a subscription's or a resource group's (a system topic), not a
+  custom topic whose publisher writes the event's id;
 - ``data.status`` must agree with the event type's outcome;
 - for the operations we act on, ``data.operationName`` must match the resource's type.
 
@@ -569,6 +571,14 @@ def _check_subscriptions(envelope: _Envelope, data: Mapping[str, Any], resource:
             raise InvalidEvent(
                 f"the event's topic {_show(envelope.topic)} is in another subscription than the resource "
                 f"{_show(str(resource))}; the event is refused as forged"
+            )
+        if not (topic.is_subscription or topic.is_resource_group):
+            # ARM raises these on the subscription's (or a group's) system topic, whose id is the subscription's
+            # (or the group's) (event-schema-subscriptions.md, event-schema-resource-groups.md); a custom topic's
+            # publisher writes the event's id and data itself, and instance ids are keyed on the id
+            raise InvalidEvent(
+                f"{envelope.event_type} events come from a subscription's or a resource group's system topic, not "
+                f"from {_show(envelope.topic)}; the event is refused as forged"
             )
     return resource.subscription_id
 

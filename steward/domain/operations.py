@@ -172,7 +172,9 @@ def after_instance(state: OperationState, repaired: Mapping[str, Any]) -> dict[s
                 "message": "the backup instance PUT reported success but no instance reads back"}
     result: dict[str, Any] = {"ok": True, "instance": made, "created": True}
     if repaired:
-        result["repaired"] = dict(repaired)
+        result["repaired"] = {k: v for k, v in repaired.items() if k != "remedy"}
+        if repaired.get("remedy") == protection_flow.REMEDY_SYNC:  # Azure's sync retried it: nothing was PUT
+            result.update(created=False, remedy=protection_flow.REMEDY_SYNC)
     after = protection_flow.instance_failure(made)
     if after is not None:  # configured, and it reads back failed: not protection
         pending = after["code"].lower() in protection_flow.RBAC_PENDING_CODES

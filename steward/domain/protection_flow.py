@@ -513,6 +513,24 @@ CONFIGURATION_FAILED: Final = "BackupInstanceConfigurationFailed"
 BV_CONFIGURE_ATTEMPTS: Final = 3
 #: the durable wait before configuring a failed instance again
 BV_RECONFIGURE_SECONDS: Final = 60
+#: how a failed instance is configured again: Azure's sync (``POST .../sync``, syncType Default), or a re-PUT
+REMEDY_SYNC: Final = "sync"
+REMEDY_PUT: Final = "PUT again"
+
+
+def remedy_for(failure: Mapping[str, Any]) -> str:
+    """How to configure a failed backup instance again.
+
+    ``ProtectionError`` with a user error (``UserError...``): Azure's sync, "Sync backup instance again in case of
+    failure. This action will retry last failed operation and will bring backup instance to valid state"
+    (``BackupInstances_SyncBackupInstance``, the 2025-07-01 spec), with syncType ``Default`` ("sync only in case
+    of failure"), exactly what Microsoft's Azure Service Operator does for that state and code
+    (``backup_vaults_backup_instance_extensions.go``). The same operator treats ``ConfiguringProtectionFailed`` as
+    terminal ("confirmed by the dataprotection team") and syncs nothing else, so for every other failure the app
+    keeps its re-PUT (validated, then PUT: **inferred**, docs/azure-facts.md)."""
+    state = str(failure.get("state") or "").lower()
+    code = str(failure.get("code") or "").lower()
+    return REMEDY_SYNC if state == "protectionerror" and "usererror" in code else REMEDY_PUT
 
 
 def instance_failure(instance: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -541,19 +559,28 @@ def failure_text(failure: Mapping[str, Any]) -> str:
     return f"{failure.get('state')}{said}"
 
 
-def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any]]) -> ProtectionOutcome:
-    """The outcome once failed configurations were configured again: says what failed and how often."""
+def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any]],
+                 remedies: Sequence[str] = ()) -> ProtectionOutcome:
+    """The outcome once failed configurations were configured again: says what failed, how often and how
+    (``remedies``: what ``protect_in_backup_vault`` did each time it configured a failed instance again, its
+    result's ``remedy``; absent: validated and PUT again). Azure's syncs are listed in ``details.remedies``."""
     if not repaired:
         return outcome
     seen = "; ".join(failure_text(f) for f in repaired)
     details = {**outcome.details, "reconfigured": [dict(f) for f in repaired]}
+    synced = sum(1 for r in remedies if r == REMEDY_SYNC)
+    if synced:
+        details["remedies"] = list(remedies)
+    how = ("validated and PUT again" if not synced
+           else "synced by Azure (POST .../sync)" if synced == len(repaired)
+           else "synced by Azure (POST .../sync) or validated and PUT again")
     if outcome.status in SUCCESSFUL:
         return replace(outcome, status=OutcomeStatus.PROTECTED, details=details,
-                       reason=f"its backup instance was in a failed state ({seen}); validated and PUT again "
+                       reason=f"its backup instance was in a failed state ({seen}); {how} "
                        f"{len(repaired)} time(s): now protected")
     return replace(outcome, details=details,
                    reason=f"{outcome.reason} - after {len(repaired)} failed configuration(s) of its backup instance "
-                   f"({seen}), validated and PUT again each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
+                   f"({seen}), {how} each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
 
 
 def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[dict[str, str]]:

@@ -404,6 +404,34 @@ def test_a_backup_instance_whose_configuration_failed_is_validated_and_put_again
         h.stack.stop()
 
 
+def test_a_backup_instance_in_protection_error_with_a_user_error_is_synced_by_azure_not_put_again(
+        tmp_path: Path) -> None:
+    """ProtectionError with a UserError code: Azure's remedy is POST .../sync ("retry last failed operation"),
+    which Microsoft's Azure Service Operator calls for exactly that state and code. The app syncs the instance
+    (syncType Default) instead of PUTting it again; on the previous code it was PUT again."""
+    h = _failing_configurations(tmp_path, 1, "ProtectionError")
+    try:
+        est = h.estate()
+        est.resource_group("rg-app", WEU)
+        bv = est.backup_vault("rg-app", "bv-weu", WEU)
+        disk = est.disk("rg-app", "data-disk", WEU)
+
+        outcome = h.wait_outcome(disk, timeout=60)
+        assert outcome["status"] == "Protected", outcome
+        assert "synced by Azure (POST .../sync) 1 time(s)" in outcome["reason"], outcome
+        assert outcome["details"]["remedies"] == ["sync"]
+        (instance,) = _instances_for(h, bv, disk)
+        assert instance["properties"]["protectionStatus"]["status"] == "ProtectionConfigured"
+        raised = [(e["eventType"], e["data"]["operationName"]) for e in h.sandbox.events.raised
+                  if e["subject"].lower().startswith(instance["id"].lower())]
+        assert ("Microsoft.Resources.ResourceActionSuccess",
+                "Microsoft.DataProtection/backupVaults/backupInstances/sync/action") in raised
+        writes = [r for r in raised if r[1].endswith("backupInstances/write")]
+        assert len(writes) == 1, raised  # the first configuration only: no re-PUT
+    finally:
+        h.stack.stop()
+
+
 def test_a_backup_instance_in_protection_error_is_put_again_and_fails_once_the_bound_is_reached(
         tmp_path: Path) -> None:
     """ProtectionError after a successful PUT is no protection either; the re-PUTs are bounded and the outcome

@@ -128,8 +128,8 @@ def test_the_shape_check_catches_missing_fields_and_wrong_types() -> None:
 
 @pytest.fixture(scope="module")
 def sb() -> Iterator[ArmSandbox]:
-    providers = ("resources", "authorization", "compute", "storage", "recoveryservices", "recoveryservices_jobs",
-                 "dataprotection", "dataprotection_jobs")
+    providers = ("resources", "authorization", "compute", "storage", "postgresql", "recoveryservices",
+                 "recoveryservices_jobs", "dataprotection", "dataprotection_jobs")
     with ArmSandbox(SandboxConfig(scale=1.0, providers=providers, retry_after="azure")).start() as sandbox:
         sandbox.clock.set_scale(1e-9)  # only advance() moves Azure time: every LRO is observed mid-flight
         yield sandbox
@@ -327,3 +327,72 @@ def test_a_restore_without_the_specs_required_properties_is_refused(arm: RawArm,
     refused = call(arm, "POST", f"{dp_instance}/restore", DP_API, dict(files, recoveryPointId=""))
     said = json.dumps(refused.body)
     assert refused.status == 400 and "recoveryPointId" in said and "targetDetails.filePrefix" in said
+
+
+PG = f"{RG}/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg1"
+
+
+@pytest.fixture(scope="module")
+def pg_instance(sb: ArmSandbox, arm: RawArm, dp_instance: str) -> str:
+    """A PostgreSQL flexible server in vaulted backup (the Backup vault and group of ``dp_instance``)."""
+    del dp_instance
+    put_record(sb, PG, "Microsoft.DBforPostgreSQL/flexibleServers", properties={"state": "Ready"})
+    principal = str(sb.store.get(BV)["identity"]["principalId"])
+    now = sb.clock.now()
+    grant_built_in_role(sb.store, principal, "PostgreSQL Flexible Server Long Term Retention Backup Role", PG, now)
+    grant_built_in_role(sb.store, principal, "Reader", RG, now)
+    sb.advance(600)
+    store = {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}
+    policy = call(arm, "PUT", f"{BV}/backupPolicies/pg", DP_API, {"properties": {
+        "objectType": "BackupPolicy", "datasourceTypes": ["Microsoft.DBforPostgreSQL/flexibleServers"],
+        "policyRules": [
+            {"name": "BackupDaily", "objectType": "AzureBackupRule",
+             "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Full"}, "dataStore": store,
+             "trigger": {"objectType": "ScheduleBasedTriggerContext",
+                         "schedule": {"repeatingTimeIntervals": ["R/2021-01-01T02:00:00+00:00/P1D"]},
+                         "taggingCriteria": [{"isDefault": True, "taggingPriority": 99,
+                                              "tagInfo": {"tagName": "Default"}}]}},
+            {"name": "Default", "objectType": "AzureRetentionRule", "isDefault": True, "lifecycles": [
+                {"deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P30D"},
+                 "sourceDataStore": store}]}]}})
+    assert policy.status == 200, policy.body
+    made = call(arm, "PUT", f"{BV}/backupInstances/pg", DP_API, {"properties": {
+        "objectType": "BackupInstance",
+        "dataSourceInfo": {"objectType": "Datasource", "resourceID": PG, "resourceName": "pg1",
+                           "resourceType": "Microsoft.DBforPostgreSQL/flexibleServers",
+                           "datasourceType": "Microsoft.DBforPostgreSQL/flexibleServers", "resourceLocation": "westus"},
+        "policyInfo": {"policyId": f"{BV}/backupPolicies/pg"}}})
+    assert made.status == 201, made.body
+    sb.advance(3 * 24 * 3600)
+    return f"{BV}/backupInstances/pg"
+
+
+def test_trigger_restore_as_files_example(sb: ArmSandbox, arm: RawArm, pg_instance: str) -> None:
+    """BackupInstanceOperations/TriggerRestoreAsFiles.json @ d5f408d719e9db2b367b67453ff48881d41a419b: the
+    example's request (its recovery point, source and region swapped for the sandbox's) into the example's
+    container ``https://teststorage.blob.core.windows.net/restoretest``: 202 + LRO headers, then 200
+    OperationJobExtendedInfo. The container must exist and the vault's identity needs Storage Blob Data Contributor
+    on the account (docs/azure-facts.md)."""
+    points = call(arm, "GET", f"{pg_instance}/recoveryPoints", DP_API).body["value"]
+    assert points and {d["type"] for p in points for d in p["properties"]["recoveryPointDataStoresDetails"]} == \
+        {"VaultStore"}
+    account = f"{RG}/providers/Microsoft.Storage/storageAccounts/teststorage"
+    put_record(sb, account, "Microsoft.Storage/storageAccounts", properties={})
+    request = {"objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": points[0]["name"],
+               "sourceDataStoreType": "VaultStore", "sourceResourceId": PG,
+               "restoreTargetInfo": {"targetDetails": {"url": "https://teststorage.blob.core.windows.net/restoretest",
+                                                       "filePrefix": "restoredblob",
+                                                       "restoreTargetLocationType": "AzureBlobs"},
+                                     "restoreLocation": "westus", "recoveryOption": "FailIfExists",
+                                     "objectType": "RestoreFilesTargetInfo"}}
+    principal = str(sb.store.get(BV)["identity"]["principalId"])
+    grant_built_in_role(sb.store, principal, "Storage Blob Data Contributor", account, sb.clock.now())
+    sb.advance(600)
+    missing_container = call(arm, "POST", f"{pg_instance}/restore", DP_API, request)
+    assert missing_container.status == 404 and "restoretest" in json.dumps(missing_container.body)
+    made = call(arm, "PUT", f"{account}/blobServices/default/containers/restoretest", "2023-05-01", {"properties": {}})
+    assert made.status in (200, 201), made.body
+    restored = follow(arm, call(arm, "POST", f"{pg_instance}/restore", DP_API, request), 60)
+    assert restored.status == 200 and missing(restored.body, JOB_INFO) == []
+    job = call(arm, "GET", f"{BV}/backupJobs/{restored.body['jobId']}", DP_API)
+    assert job.status == 200 and job.body["properties"]["operation"] == "Restore"

@@ -52,6 +52,10 @@ def test_malformed_ids_and_bodies_are_refused_before_any_drill_is_read(app: App)
         (path, json.dumps({"result": "fail", "detail": 7}).encode(), auth, 400, "InvalidRequest"),
         (path, json.dumps({"result": "fail", "detail": None}).encode(), auth, 400, "InvalidRequest"),
         (path, json.dumps({"result": "fail", "detail": "x" * 4001}).encode(), auth, 400, "InvalidRequest"),
+        # escape sequences for the terminals `steward drill status` prints the detail on (before: 404, accepted)
+        (path, json.dumps({"result": "fail", "detail": "ok\x1b[2J\x1b]0;owned\x07"}).encode(), auth, 400,
+         "InvalidRequest"),
+        (path, json.dumps({"result": "fail", "detail": "line\rover"}).encode(), auth, 400, "InvalidRequest"),
         (path, json.dumps({"result": "fail", "detail": "x" * 20_000}).encode(), auth, 413, "BodyTooLarge"),
         (path, b"[" * 100_000, auth, 413, "BodyTooLarge"),
         (path, b'{"result": "pass"}', {**auth, "Content-Type": "text/plain"}, 415, "UnsupportedMediaType"),

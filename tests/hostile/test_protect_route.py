@@ -32,3 +32,22 @@ def test_the_protect_route_needs_the_key_and_an_allowed_callers_token(app: App) 
     assert app.state() == before, "a refused request wrote to ARM or started an orchestration"
     status, _, answer = app.request("GET", "protect/protect-" + "0" * 24, None, app.auth(ADMIN))
     assert (status, _code(answer)) == (404, "ProtectionNotFound"), "and the allowed caller is let in"
+
+
+def test_an_allowed_caller_cannot_point_the_app_at_what_it_does_not_protect(app: App) -> None:
+    """The route starts what an Event Grid write of a VM, disk, storage account or PostgreSQL flexible server
+    starts, nothing else: a vault, a VM's extension, a group or a subscription would only make the app's identity
+    read it (and retry the read of a type it has no API version for) on the caller's behalf. 400, nothing
+    started, no ARM read or write."""
+    rg = f"/subscriptions/{SUB1}/resourceGroups/rg-app"
+    before, reads = app.state(), app.sandbox.counters.get("read")
+    for target in (f"{rg}/providers/Microsoft.RecoveryServices/vaults/rsv-app",
+                   f"{VM}/extensions/AzureBackupLinuxExtension",
+                   f"{rg}/providers/Microsoft.KeyVault/vaults/kv-app",
+                   rg, f"/subscriptions/{SUB1}"):
+        status, _, answer = app.request("POST", "protect", json.dumps({"resourceId": target}).encode(),
+                                        app.auth(ADMIN))
+        assert (status, _code(answer)) in {(400, "UnsupportedResourceType"), (400, "InvalidResourceId")}, target
+    app.settle()
+    assert app.state() == before, "a refused request wrote to ARM or started an orchestration"
+    assert app.sandbox.counters.get("read") == reads, "a refused request read ARM"

@@ -154,3 +154,50 @@ def test_a_modification_whose_instance_reads_back_failed_fails() -> None:
     estate.states = ["Failed"]
     result = run(estate)
     assert result.output["status"] == "Failed", result.output
+
+
+class UnprotectedEstate(Estate):
+    """No instance protects the account yet: an empty account's protection was left as is (Azure refuses a vaulted
+    blob backup without a container, UserErrorNoContainersSelectedForOperation), so its first container protects
+    it here."""
+
+    def __init__(self, protect_result: dict[str, Any]) -> None:
+        super().__init__()
+        self.listed = []
+        self.account = [["invoices"]]
+        self.protect_result = protect_result
+        self.protect_calls: list[dict[str, Any]] = []
+
+    def protect(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.protect_calls.append(payload)
+        if self.protect_result.get("ok"):
+            self.listed = ["invoices"]  # the protection listed what the account held
+        return self.protect_result
+
+    def activities(self) -> dict[str, Any]:
+        answers = super().activities()
+        answers.update({
+            "find_protections": lambda p: [],
+            "find_vaults": lambda p: [{"id": BV, "kind": "Backup", "location": "westeurope",
+                                       "tags": {"backup-steward:default": "true"}, "principal_id": "p-1",
+                                       "tenant_id": None}] if p["kind"] == "Backup" else [],
+            "grant_vault_roles": lambda p: {"ok": True, "created": []},
+            "protect_in_backup_vault": self.protect,
+        })
+        return answers
+
+
+def test_an_account_no_instance_covers_is_protected_by_its_first_container() -> None:
+    estate = UnprotectedEstate({"ok": True, "instance": {"id": INSTANCE}, "created": True})
+    result = run(estate)
+    assert len(estate.protect_calls) == 1 and estate.puts == []  # protected with its containers, no modification
+    assert result.output["status"] == "Protected" and result.output["details"]["added"] == ["invoices"]
+    assert result.output["itemId"] == INSTANCE and [o["status"] for o in estate.published] == ["Protected"]
+
+
+def test_an_account_with_no_listable_container_is_left_as_is_again() -> None:
+    estate = UnprotectedEstate({"ok": False, "code": protection_flow.NO_CONTAINERS_YET,
+                                "message": protection_flow.NO_CONTAINERS_REASON})
+    result = run(estate)
+    assert result.output["status"] == "LeftAsIs" and "no blob container to back up yet" in result.output["reason"]
+    assert "blob_container_state" not in result.names() and estate.puts == []

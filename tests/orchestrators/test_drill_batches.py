@@ -5,10 +5,14 @@ received in one generation still stops the resources of the next."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as E
+
 from orchestrators import drill as drill_orchestrator
-from tests.orchestrators.replay import replay
+from tests.orchestrators.replay import CONTINUE_AS_NEW, _flatten, replay, replay_recorded
 from tests.orchestrators.test_drill_validation import DISK, Azure, target
 
 COUNT = drill_orchestrator.BATCH * 2 + 1
@@ -70,3 +74,40 @@ def test_a_cancel_in_one_generation_stops_the_resources_of_the_next() -> None:
     assert [g["carried"]["cancelled"] for g in result.generations] == [True, True]
     assert azure.order.count("drill_start") == 3 * 2, "no restore after the cancel (a disk: validate + restore)"
     assert result.output["cancelled"] is True
+
+
+def _old_code_history(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The whole history a drill of COUNT resources records with the code before the batches (one history)."""
+    with monkeypatch.context() as patched:
+        patched.setattr(drill_orchestrator, "BATCH", 10_000)
+        result, _ = run()
+    assert result.generations == []
+    return result.history
+
+
+def _cut_after(history: list[dict[str, Any]], name: str, nth: int) -> list[dict[str, Any]]:
+    """The history up to the completion of the ``nth`` activity ``name``."""
+    ids = [e["EventId"] for e in history if e["EventType"] == int(E.TASK_SCHEDULED) and e["Name"] == name]
+    done = next(i for i, e in enumerate(history)
+                if e["EventType"] == int(E.TASK_COMPLETED) and e["TaskScheduledId"] == ids[nth - 1])
+    return history[:done + 1]
+
+
+def test_a_drill_in_flight_from_before_the_batches_finishes_in_its_one_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deployed while an older drill runs: a history that has begun its 7th resource is not handed over (that
+    would drill the 6th and 7th again) and goes on where it was; one whose 5th resource just ended is handed over
+    before the 6th begins, as a drill of the new code is."""
+    history = _old_code_history(monkeypatch)
+    recorded = {"instanceId": "drill-1", "input": {"resources": []}}
+
+    deep = replay_recorded(drill_orchestrator.restore_drill, recorded, _cut_after(history, "drill_points", 7))
+    actions = _flatten(deep.get("actions") or [])
+    assert not any(a.get("actionType") == CONTINUE_AS_NEW for a in actions), "no hand-over mid-way"
+    assert [a.get("functionName") for a in actions if a.get("functionName")][-1] == "drill_prepare"
+
+    ended = replay_recorded(drill_orchestrator.restore_drill, recorded, _cut_after(history, "drill_remaining", 5))
+    [again] = [a for a in _flatten(ended.get("actions") or []) if a.get("actionType") == CONTINUE_AS_NEW]
+    carried = json.loads(again["input"])["carried"]
+    assert carried["next"] == 5 and len(carried["results"]) == 5 and carried["cancelled"] is False

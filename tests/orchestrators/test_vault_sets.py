@@ -49,7 +49,9 @@ def test_the_member_with_the_most_room_takes_the_vm() -> None:
     assert result.output["status"] == "Protected" and result.output["vaultId"] == B
     assert result.names()[:5] == ["describe_resource", "decide_protection", "find_vaults", "vm_backup_status",
                                   "vault_loads"]
-    assert result.inputs("vault_loads") == [{"kind": "RecoveryServices", "vault_ids": [A, B], "fresh": False}]
+    asked = result.inputs("vault_loads")
+    assert [(a["vault_ids"], a["fresh"], a["refused"]) for a in asked] == [([A, B], False, [])]
+    assert asked[0]["decision"]["vault"]["kind"] == "vault-set"  # the activity counts the chosen vault up
     assert result.inputs("begin_vm_protection")[0]["vault_id"] == B
 
 

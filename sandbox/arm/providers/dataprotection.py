@@ -19,6 +19,8 @@ PUT backupInstances/{bi} (existing)             200
 DELETE backupInstances/{bi}                     202 + Azure-AsyncOperation + Location (DeleteBackupInstance.json)
 POST .../{stopProtection|suspendBackups|        202 + Azure-AsyncOperation + Location
       resumeProtection|resumeBackups}
+POST backupInstances/{bi}/sync                  202 + Azure-AsyncOperation + Location + Retry-After 60
+                                                (SyncBackupInstance.json); see :meth:`sync_instance`
 POST deletedBackupInstances/{bi}/undelete       202 + Azure-AsyncOperation + Location (UndeleteDeleted...json)
 PUT/GET/DELETE backupResourceGuardProxies/{p}   200 / 200 / 200 (204 if absent); POST .../unlockDelete 200
 GET operationStatus (location, group, vault)    200 {id,name,status,startTime,endTime?,error?} (GetOperationStatus)
@@ -126,8 +128,10 @@ VAULT: Final = GROUP + "/providers/Microsoft.DataProtection/backupVaults/{vaultN
 LOCATION: Final = SUB + "/providers/Microsoft.DataProtection/locations/{location}"
 
 #: modelled durations (Azure seconds) and the Retry-After the examples show
-DURATIONS: Final = {"vault": 20.0, "vault_delete": 20.0, "validate": 30.0, "instance": 60.0, "action": 30.0}
-RETRY_AFTER: Final = {"vault": 10.0, "validate": 10.0, "instance": 60.0, "action": 60.0}
+#: (a sync retries a configuration: it lasts as long as one, inferred; its Retry-After is SyncBackupInstance.json's)
+DURATIONS: Final = {"vault": 20.0, "vault_delete": 20.0, "validate": 30.0, "instance": 60.0, "action": 30.0,
+                    "sync": 60.0}
+RETRY_AFTER: Final = {"vault": 10.0, "validate": 10.0, "instance": 60.0, "action": 60.0, "sync": 60.0}
 
 
 def _iso(when: datetime) -> str:
@@ -521,8 +525,8 @@ class DataProtectionProvider:
 
     def _check_containers(self, datasource_id: str, props: dict[str, Any], policy: dict[str, Any]) -> None:
         """``BlobBackupDatasourceParameters.containersList`` (S-DP): at most 100 names, each a container of the
-        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``). Checked only when a
-        list is sent (the sandbox does not require one; Azure says an empty selection "may" fail: support matrix)."""
+        account and none a system container but $root / $web (``errors.SYSTEM_CONTAINER``); a vaulted blob backup
+        (a VaultStore backup rule) needs at least one (``errors.NO_CONTAINERS_SELECTED``, observed)."""
         params = (props.get("policyInfo") or {}).get("policyParameters") or {}
         selected = [c for entry in params.get("backupDatasourceParametersList") or [] if isinstance(entry, dict)
                     and entry.get("objectType") == "BlobBackupDatasourceParameters"
@@ -844,6 +848,61 @@ class DataProtectionProvider:
 
         return handle
 
+    # == sync ==================================================================================================
+    def sync_instance(self, req: Request) -> Response:
+        """POST .../backupInstances/{bi}/sync (``BackupInstances_SyncBackupInstance``): "Sync backup instance again
+        in case of failure. This action will retry last failed operation and will bring backup instance to valid
+        state" (the 2025-07-01 spec; the permission ``backupInstances/sync/action`` "retries last failed operation
+        on backup instance to bring it to a valid state", Azure's resource-provider operations list). Body
+        ``{"syncType": "Default" | "ForceResync"}`` ("to sync only in case of failure or in all cases", the spec's
+        SyncBackupInstanceRequest); 202 with Azure-AsyncOperation, Location and Retry-After 60
+        (SyncBackupInstance.json), the operation ends 200.
+
+        What it does to the instance: one in ``ProtectionError`` or ``ConfiguringProtectionFailed`` has its
+        configuration retried (the roles the workload needs are checked again, and
+        ``FaultConfig.fail_backup_configurations`` counts it as one more configuration); it ends
+        ``ProtectionConfigured``, or in its failed state again with the new error and the operation Failed
+        (INFERRED: no source says how a sync that fails again ends). A healthy instance is left as it is, for
+        ``Default`` and (INFERRED, no state of ours to re-sync) ``ForceResync``. Microsoft's own Azure Service
+        Operator calls it with ``Default`` on ``ProtectionError`` with a ``UserError...`` code, and treats
+        ``ConfiguringProtectionFailed`` as terminal ("confirmed by the dataprotection team",
+        Azure/azure-service-operator ``v2/api/dataprotection/customizations/
+        backup_vaults_backup_instance_extensions.go``).
+        """
+        vault, record = self.require_instance(req)
+        body = req.json_object() if req.raw_body else {}
+        sync_type = body.get("syncType", "Default")
+        if sync_type not in ("Default", "ForceResync"):
+            raise ArmError(400, "InvalidParameter",
+                           f"syncType must be 'Default' or 'ForceResync', got {str(sync_type)[:40]!r}")  # inferred
+        instance_id, vault_id = record["id"], vault["id"]
+        datasource_id = str(record["properties"].get("dataSourceInfo", {}).get("resourceID", ""))
+        state = str(record["properties"].get("currentProtectionState", ""))
+
+        def complete() -> None:
+            if state not in rules.FAILED_STATES:
+                return
+            current = self.store.get(instance_id)
+            if current is None:
+                return
+            try:
+                self._require_roles(vault_id, current["properties"])
+            except ArmError as missing:
+                self._set_instance_state(instance_id, state, provisioning="Succeeded",
+                                         error={"code": missing.code, "message": missing.message})
+                raise
+            failure = self._injected_configuration_failure(datasource_id)
+            if failure is not None:
+                self._set_instance_state(instance_id, state, provisioning="Succeeded",
+                                         error=failure[1].body()["error"])
+                raise failure[1]
+            self._set_instance_state(instance_id, rules.CONFIGURED, provisioning="Succeeded")
+
+        op = self.begin(req, kind="sync", complete=complete,
+                        async_url=f"{vault_id}/operationStatus/{{operationId}}",
+                        location_url=f"{instance_id}/operationResults/{{operationId}}")
+        return self.ctx.operations.accept(op, 202)
+
     # == deleted instances =====================================================================================
     def require_deleted(self, req: Request) -> tuple[dict[str, Any], dict[str, Any]]:
         vault = self.require_vault(req)
@@ -1093,6 +1152,8 @@ def _register_instances(routes: ProviderRoutes, p: DataProtectionProvider) -> No
     for action in rules.TRANSITIONS:
         routes.add("POST", f"{instance}/{action}", p.instance_action(action),
                    operation=f"Microsoft.DataProtection/backupVaults/backupInstances/{action}/action")
+    routes.add("POST", f"{instance}/sync", p.sync_instance,
+               operation="Microsoft.DataProtection/backupVaults/backupInstances/sync/action")
     deleted = VAULT + "/deletedBackupInstances/{backupInstanceName}"
     routes.add("GET", deleted, p.get_deleted)
     routes.add("GET", VAULT + "/deletedBackupInstances", p.list_deleted)

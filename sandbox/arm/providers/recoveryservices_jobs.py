@@ -77,6 +77,7 @@ STAGING_REQUIRED = "UserErrorStorageAccountRequired"
 STAGING_REGION = "UserErrorStorageAccountInDifferentRegion"
 STAGING_NOT_FOUND = "UserErrorStorageAccountNotFound"
 STAGING_ZONE_REDUNDANT = "UserErrorStorageAccountZoneRedundant"
+STAGING_KIND = "UserErrorStorageAccountTypeNotSupported"
 TARGET_GROUP_NOT_FOUND = "UserErrorTargetResourceGroupNotFound"
 SOURCE_VM_GONE = "UserErrorReplaceExistingSourceVmNotFound"
 RP_NOT_FOUND = "UserErrorRecoveryPointNotFound"
@@ -509,6 +510,11 @@ class RecoveryServicesJobs:
             raise ArmError(400, STAGING_REGION, f"The staging storage account is in '{account.get('location')}' but "
                                                 f"the vault is in '{vault.location}'; it must be in the vault's "
                                                 "region.")
+        if str(account.get("kind") or "").lower() == "blobstorage":
+            # "Storage type: Blob storage isn't supported" (backup-azure-arm-restore-vms.md, "Storage accounts");
+            # the code is INFERRED
+            raise ArmError(400, STAGING_KIND, f"The staging storage account '{account.get('name')}' is a Blob "
+                                              "storage account; restore disks needs a general-purpose one.")
         if "zrs" in str((account.get("sku") or {}).get("name") or "").lower():
             # "The storage account should be in the same region as the Recovery Services vault and shouldn't be zone
             # redundant" (MicrosoftDocs backup/backup-azure-arm-userestapi-restoreazurevms.md, "Restore disks"); the

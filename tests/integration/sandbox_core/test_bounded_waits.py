@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from sandbox.arm import ArmSandbox
 from sandbox.arm.config import FaultConfig
@@ -98,3 +99,17 @@ def test_the_sdks_own_poller_is_bounded_too(hostile: ArmSandbox, clock: Recordin
         api_version="2024-01-01", polling_interval=30.0,
     ).result()
     assert clock.waits and max(clock.waits) <= MAX_SDK_WAIT_SECONDS
+
+
+def test_a_throttled_answer_asking_for_a_day_is_retried_within_the_bound(clock: RecordingClock) -> None:
+    """A 429 whose Retry-After says a day: the SDK's retry policy (and the pacer) wait at most the bound."""
+    sandbox = ArmSandbox(core_config(scale=50.0, retry_after="azure", faults=FaultConfig(
+        retry_after_seconds=DAY, throttle_storm={"read": 1.0}, storm_seconds=1.0))).start()
+    try:
+        clients = CloudClients(sandbox.cloud_target())
+        with pytest.raises(HttpResponseError):  # throttled for good: 429 after the SDK's retries
+            list(clients.resources(SUB).resource_groups.list())
+        assert clock.waits, "the throttled read was retried after a wait"
+        assert max(clock.waits) <= MAX_SDK_WAIT_SECONDS
+    finally:
+        sandbox.stop()

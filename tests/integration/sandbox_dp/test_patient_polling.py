@@ -10,6 +10,7 @@ after the status said Succeeded."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from azure.mgmt.dataprotection.models import ValidateForBackupRequest
@@ -19,7 +20,7 @@ from sandbox.arm.providers.dataprotection import RETRY_AFTER
 from steward.cloud.polling import patient
 from steward.cloud.protection import BackupVaultProtection
 
-from .conftest import DISK, Estate, Vault, make_vault
+from .conftest import DISK, Estate, Vault, make_vault, protected_disk
 
 
 def _validation(estate: Estate, name: str) -> tuple[Vault, dict[str, Any]]:
@@ -72,3 +73,52 @@ def test_patient_polling_waits_retry_after_before_each_status_get_and_reads_no_l
     for poll in polls:  # the sandbox sends the wait in real ms at this clock scale: allow its rounding
         assert (poll.arrived - previous).total_seconds() >= RETRY_AFTER["validate"] * 0.9, (poll, previous)
         previous = poll.answered
+
+
+def _until_ended(adapter: BackupVaultProtection, vault_id: str, operation: str) -> dict[str, Any]:
+    """Look at an operation until it ended (the sandbox's clock runs 3,600 Azure s per real s here)."""
+    deadline = time.monotonic() + 30
+    while True:
+        look = adapter.operation_status(vault_id, operation)
+        if look["status"] != "InProgress" or time.monotonic() > deadline:
+            return look
+        time.sleep(0.02)
+
+
+def test_stop_protection_is_started_with_one_post_and_ends_stopped_with_the_points_kept(estate: Estate) -> None:
+    protected = protected_disk(estate)
+    vault = protected.vault
+    adapter = BackupVaultProtection(estate.clients)
+    log = RequestLog(estate.sandbox)
+    mark = log.mark()
+
+    accepted = adapter.begin_stop_protection(vault.id, "bi")
+
+    (post,) = log.since(mark)  # the activity sends the POST and returns
+    assert post.method == "POST" and post.path.lower().endswith("/stopprotection")
+    assert "/operationstatus/" in accepted["operation"].lower()
+    assert _until_ended(adapter, vault.id, accepted["operation"])["status"] == "Succeeded"
+    instance = adapter.instance(vault.id, "bi")
+    assert instance is not None and instance["properties"]["currentProtectionState"] == "ProtectionStopped"
+
+
+def test_an_instance_put_is_started_with_one_put_and_read_back_once_its_operation_ended(estate: Estate) -> None:
+    rg, snap = estate.group("begun"), estate.group("begunsnap")
+    vault = make_vault(estate, rg)
+    disk = estate.datasource(rg, DISK, "disk1")
+    vault.grant("Disk Backup Reader", disk)
+    vault.grant("Disk Snapshot Contributor", estate.group_id(snap))
+    body = vault.instance_body(disk, DISK, vault.policy(DISK), estate.group_id(snap))
+    adapter = BackupVaultProtection(estate.clients)
+    log = RequestLog(estate.sandbox)
+    mark = log.mark()
+
+    accepted = adapter.begin_create_instance(vault.id, "bi", {"properties": body})
+
+    (put,) = log.since(mark)
+    assert put.method == "PUT" and put.path.lower().endswith("/backupinstances/bi")
+    assert accepted["operation"]  # followed: the 201's instance is still being configured
+    assert accepted["instance"]["properties"]["currentProtectionState"] == "ConfiguringProtection"
+    assert _until_ended(adapter, vault.id, accepted["operation"])["status"] == "Succeeded"
+    instance = adapter.instance(vault.id, "bi")
+    assert instance is not None and instance["properties"]["currentProtectionState"] == "ProtectionConfigured"

@@ -290,3 +290,10 @@ def test_restore_disks_refuses_a_zone_redundant_staging_account(estate: Estate) 
                                             restore_body(rp, vm, storageAccountId=zrs,
                                                          targetResourceGroupId=target)).result()
     assert caught.value.status_code == 400 and error_code(caught.value) == "UserErrorStorageAccountZoneRedundant"
+    # "Storage type: Blob storage isn't supported" (backup-azure-arm-restore-vms.md); the code is inferred
+    estate.sandbox.store.put(dict(record, sku={"name": "Standard_LRS"}, kind="BlobStorage"))
+    with pytest.raises(HttpResponseError) as caught:
+        estate.rsb().restores.begin_trigger("rsv", rg, "Azure", container, item, rp,
+                                            restore_body(rp, vm, storageAccountId=zrs,
+                                                         targetResourceGroupId=target)).result()
+    assert caught.value.status_code == 400 and error_code(caught.value) == "UserErrorStorageAccountTypeNotSupported"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -253,3 +254,33 @@ def test_reconfigured_outcomes_say_what_failed_and_how_often() -> None:
     assert failed.reason.startswith(f"{flow.CONFIGURATION_FAILED}: x - after 2 failed configuration(s)")
     assert flow.configuration_failed({"ok": False, "code": flow.CONFIGURATION_FAILED})
     assert not flow.configuration_failed({"ok": True, "code": flow.CONFIGURATION_FAILED})
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "remedy"),
+    [
+        ("ProtectionError", "UserErrorBackupConfigurationFailed", flow.REMEDY_SYNC),  # Azure Service Operator's case
+        ("protectionerror", "usererrorx", flow.REMEDY_SYNC),  # case-insensitive enums and codes
+        ("ProtectionError", "InternalError", flow.REMEDY_PUT),  # not a user error: nothing documents a sync
+        ("ProtectionError", "", flow.REMEDY_PUT),
+        ("ConfiguringProtectionFailed", "UserErrorBackupConfigurationFailed", flow.REMEDY_PUT),  # terminal for ASO
+    ],
+)
+def test_the_remedy_is_azures_sync_only_for_a_protection_error_with_a_user_error(
+    state: str, code: str, remedy: str
+) -> None:
+    assert flow.remedy_for({"state": state, "code": code, "message": "m"}) == remedy
+
+
+def test_reconfigured_outcomes_say_when_azure_synced_the_instance() -> None:
+    intent = {"resourceId": disk("rg", "d1")}
+    common = {"vault_id": BV, "policy": "p", "rule": "r"}
+    failure = {"state": "ProtectionError", "code": "UserErrorX", "message": "m"}
+    ok = flow.outcome_of_enable(intent, {"ok": True, "instance": {"id": "x"}, "created": False}, common)
+    synced = flow.reconfigured(ok, [failure], [flow.REMEDY_SYNC])
+    assert synced.status is OutcomeStatus.PROTECTED
+    assert "synced by Azure (POST .../sync) 1 time(s): now protected" in synced.reason
+    assert synced.details["remedies"] == ["sync"] and synced.details["reconfigured"] == [failure]
+    mixed = flow.reconfigured(ok, [failure, failure], [flow.REMEDY_PUT, flow.REMEDY_SYNC])
+    assert "synced by Azure (POST .../sync) or validated and PUT again 2 time(s)" in mixed.reason
+    assert "remedies" not in flow.reconfigured(ok, [failure], [flow.REMEDY_PUT]).details

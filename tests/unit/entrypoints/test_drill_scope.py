@@ -69,3 +69,20 @@ def test_with_no_managed_subscription_an_audit_of_a_named_subscription_is_refuse
         assert audit_timer._requested_subscriptions(b'{"subscriptions": ["%s"]}' % SUB.encode()) == []
     finally:
         bootstrap.use()
+
+
+def test_a_validation_detail_keeps_newlines_and_tabs_but_no_other_control_characters() -> None:
+    from entrypoints.caller_checks import RequestRefused
+    from entrypoints.drill_http import validation_from_http
+
+    kept = validation_from_http(b'{"result": "fail", "detail": "two lines\\nand\\ta tab"}')
+    assert kept == {"result": "fail", "detail": "two lines\nand\ta tab"}
+    # what the OpenAPI pattern allows is accepted (schemathesis sends it): other Unicode, no-break spaces included
+    assert validation_from_http(b'{"result": "pass", "detail": "a\\u00a0b\\u2028c \\u00e9"}')["detail"]
+    for bad in ("\\u001b[2J", "bell\\u0007", "back\\rwards", "nul\\u0000", "csi\\u009b2J", "del\\u007f"):
+        try:
+            validation_from_http(('{"result": "pass", "detail": "' + bad + '"}').encode())
+        except RequestRefused as refused:
+            assert (refused.status, refused.code) == (400, "InvalidRequest")
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
