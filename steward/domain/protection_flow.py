@@ -23,6 +23,7 @@ from steward.domain.protection import (
     ProtectionRef,
 )
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
+from steward.domain.records import Record
 from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, capacity_refusal
 from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 
@@ -30,6 +31,32 @@ from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 #: reads it through the record (``Record.read``).
 Facts = ResourceRecord | Mapping[str, Any]
 Vault = VaultRecord | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _OriginRef(Record):
+    correlation_id: str | None = None
+    event_time: str | None = None
+
+
+@dataclass(frozen=True)
+class IntentRef(Record):
+    """What these helpers read of an orchestration's input (the intent record as it was started): the resource and
+    its origin's correlation id and event time. Lenient: a record without an origin reads (none)."""
+
+    resource_id: str = ""
+    origin: _OriginRef | None = None
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.origin.correlation_id if self.origin else None
+
+    @property
+    def event_time(self) -> str:
+        return (self.origin.event_time if self.origin else None) or ""
+
+
+Intent = IntentRef | Mapping[str, Any]
 
 __all__ = ["SUCCESSFUL"]
 
@@ -344,7 +371,7 @@ def retry_operation(state: Mapping[str, Any]) -> bool:
 
 
 def vm_operation_verdict(
-    intent: Mapping[str, Any], state: Mapping[str, Any], common: Mapping[str, Any]
+    intent: Intent, state: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome | None:
     """The outcome once Azure's protection operation ended (None while it runs): verified only when the
     operation succeeded AND the item reads back protecting."""
@@ -366,13 +393,13 @@ def vm_operation_verdict(
 
 
 def outcome_of_enable(
-    intent: Mapping[str, Any], result: Mapping[str, Any], common: Mapping[str, Any]
+    intent: Intent, result: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome:
     """The outcome of an enable/create activity result (``{"ok": ...}``)."""
-    correlation = (intent.get("origin") or {}).get("correlationId")
-    base = {
-        "resource_id": intent["resourceId"],
-        "correlation_id": correlation,
+    given = IntentRef.read(intent)
+    base: dict[str, Any] = {
+        "resource_id": given.resource_id,
+        "correlation_id": given.correlation_id,
         "vault_id": common.get("vault_id"),
         "policy": common.get("policy"),
         "rule": common.get("rule"),
@@ -734,7 +761,7 @@ class Alive:
     recheck: bool = False
 
 
-def alive_after_delete(intent: Mapping[str, Any], live: Facts | None, ref: ProtectionRef | None) -> Alive | None:
+def alive_after_delete(intent: Intent, live: Facts | None, ref: ProtectionRef | None) -> Alive | None:
     """Why a delete event must stop nothing: the resource exists NOW (``live``: ``describe_resource``'s facts,
     read just before the stop). None when it is gone (404): the delete is confirmed.
 
@@ -747,7 +774,7 @@ def alive_after_delete(intent: Mapping[str, Any], live: Facts | None, ref: Prote
         return None
     now = ResourceRecord.read(live)
     identity, created = now.identity, now.created_at
-    event_time = str((intent.get("origin") or {}).get("eventTime") or "")
+    event_time = IntentRef.read(intent).event_time
     if ref is not None and ref.identity and identity and ref.identity.lower() != identity.lower():
         return Alive(f"the resource exists again as another incarnation ({identity}) than the one its item "
                      f"protected ({ref.identity}): the delete event concerned the old one; nothing was stopped")
@@ -868,13 +895,13 @@ def not_reprotected(outcome: ProtectionOutcome, match: MoveMatch) -> ProtectionO
     )
 
 
-def unmatched_outcome(ref: ProtectionRef, intent: Mapping[str, Any]) -> ProtectionOutcome:
+def unmatched_outcome(ref: ProtectionRef, intent: Intent) -> ProtectionOutcome:
     return ProtectionOutcome(
         status=OutcomeStatus.FAILED,
         resource_id=ref.source_id,
         vault_id=ref.vault_id,
         item_id=ref.item_id,
-        correlation_id=(intent.get("origin") or {}).get("correlationId"),
+        correlation_id=IntentRef.read(intent).correlation_id,
         reason="left its resource group, but no single resource of the same type and name was found in the "
         "managed subscriptions; the old item keeps its recovery points - a person should look",
     )
