@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.records import Record
 
 __all__ = ["ResourceRecord", "StewardScope", "VaultRecord", "VmProtectionBegun"]
@@ -56,6 +56,19 @@ class VaultRecord(Record):
     tags: Mapping[str, str] = field(default_factory=dict)
     principal_id: str | None = None
     tenant_id: str | None = None
+
+    @classmethod
+    def from_arm(cls, body: Mapping[str, Any], kind: VaultKind) -> VaultRecord:
+        """The record of a vault as ARM answers it (a GET or a PUT's body)."""
+        identity = body.get("identity") or {}
+        return cls(
+            id=str(body["id"]),
+            kind=VaultKind(kind),
+            location=normalise_region(str(body.get("location", ""))),
+            tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+            principal_id=identity.get("principalId"),
+            tenant_id=identity.get("tenantId"),
+        )
 
 
 @dataclass(frozen=True)
