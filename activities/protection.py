@@ -135,7 +135,7 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
                 return {"ok": True, "vault": found.to_record(), "existed": True}
         sent, accepted = creator.begin_create(
             request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
-            named=named, tags=tags,
+            named=named, tags=tags, always_on=bool(request.get("always_on")), immutable=bool(request.get("immutable")),
         )
         begun = operations.OperationStarted(step=operations.Step.VAULT, operation=accepted["operation"],
                                             retry_after=int(accepted["retry_after"] or 0), body=sent,

@@ -489,7 +489,9 @@ def look_at_operation(client: Any, operation_url: str) -> tuple[dict[str, Any], 
     if response.status_code == 204 or not response.content:
         return {"status": "Succeeded"}, headers
     body = response.json()
-    status = str(body.get("status") or "Succeeded") if isinstance(body, dict) else "Succeeded"
+    # a terminal status in ARM's spelling whatever case the provider used (Data Protection: "Inprogress")
+    status = protection_flow.operation_status(body.get("status") or "Succeeded") if isinstance(body, dict) \
+        else "Succeeded"
     out: dict[str, Any] = {"status": status}
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         out["error"] = body["error"]
@@ -803,6 +805,7 @@ class VaultCreator:
     def begin_create(
         self, kind: str, subscription_id: str, region: str, default_tag: str, *,
         named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,
+        always_on: bool = False, immutable: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """PUT (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
         ``named`` (resource group, name) and ``tags``, a vault set's next vault with the same secure defaults.
@@ -822,9 +825,9 @@ class VaultCreator:
             tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
         rtype = VaultKind(kind).arm_type
         if kind == VaultKind.RECOVERY_SERVICES:
-            body = vault_defaults.recovery_services_vault_body(region, tags)
+            body = vault_defaults.recovery_services_vault_body(region, tags, always_on=always_on, immutable=immutable)
         else:
-            body = vault_defaults.backup_vault_body(region, tags)
+            body = vault_defaults.backup_vault_body(region, tags, always_on=always_on, immutable=immutable)
         rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
         accepted: dict[str, str] = {}
 

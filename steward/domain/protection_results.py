@@ -56,11 +56,17 @@ class VaultRecord(Record):
     tags: Mapping[str, str] = field(default_factory=dict)
     principal_id: str | None = None
     tenant_id: str | None = None
+    #: its soft delete and immutability states as ARM spells them (``securitySettings``); None: not read (a record
+    #: written before the vault sets looked at them)
+    soft_delete: str | None = None
+    immutability: str | None = None
 
     @classmethod
     def from_arm(cls, body: Mapping[str, Any], kind: VaultKind) -> VaultRecord:
         """The record of a vault as ARM answers it (a GET or a PUT's body)."""
         identity = body.get("identity") or {}
+        security = (body.get("properties") or {}).get("securitySettings") or {}
+        soft = security.get("softDeleteSettings") or {}
         return cls(
             id=str(body["id"]),
             kind=VaultKind(kind),
@@ -68,6 +74,9 @@ class VaultRecord(Record):
             tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
             principal_id=identity.get("principalId"),
             tenant_id=identity.get("tenantId"),
+            # Recovery Services: softDeleteSettings.softDeleteState; Backup vault: softDeleteSettings.state (both specs)
+            soft_delete=str(soft.get("softDeleteState") or soft.get("state") or "") or None,
+            immutability=str((security.get("immutabilitySettings") or {}).get("state") or "Disabled"),
         )
 
 

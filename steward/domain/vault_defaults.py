@@ -66,35 +66,46 @@ BACKUP_VAULT_POLICIES: Final[dict[str, dict[str, Any]]] = {
 
 
 
-def recovery_services_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
-    """A Recovery Services vault with soft delete on (14 days), enhanced security on, a system identity."""
+def recovery_services_vault_body(
+    location: str, tags: dict[str, str], *, always_on: bool = False, immutable: bool = False
+) -> dict[str, Any]:
+    """A Recovery Services vault with soft delete on (14 days; ``AlwaysON`` with ``always_on``), enhanced security on,
+    a system identity, and immutability enabled (``Unlocked``, never locked: irreversible) with ``immutable``: the
+    spec's ``SoftDeleteSettings.softDeleteState`` / ``ImmutabilitySettings.state`` values, settable on the PUT."""
+    security: dict[str, Any] = {
+        "softDeleteSettings": {
+            "softDeleteState": "AlwaysON" if always_on else "Enabled",
+            "softDeleteRetentionPeriodInDays": 14,
+            "enhancedSecurityState": "Enabled",
+        }
+    }
+    if immutable:
+        security["immutabilitySettings"] = {"state": "Unlocked"}
     return {
         "location": location,
         "tags": tags,
         "sku": {"name": "Standard"},
         "identity": {"type": "SystemAssigned"},
-        "properties": {
-            "publicNetworkAccess": "Enabled",
-            "securitySettings": {
-                "softDeleteSettings": {
-                    "softDeleteState": "Enabled",
-                    "softDeleteRetentionPeriodInDays": 14,
-                    "enhancedSecurityState": "Enabled",
-                }
-            },
-        },
+        "properties": {"publicNetworkAccess": "Enabled", "securitySettings": security},
     }
 
 
-def backup_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
-    """A Backup vault with locally redundant storage, soft delete on (14 days) and a system identity."""
+def backup_vault_body(
+    location: str, tags: dict[str, str], *, always_on: bool = False, immutable: bool = False
+) -> dict[str, Any]:
+    """A Backup vault with locally redundant storage, soft delete on (14 days; ``AlwaysOn`` with ``always_on``), a
+    system identity, and immutability enabled (``Unlocked``, never locked) with ``immutable``."""
+    security: dict[str, Any] = {"softDeleteSettings": {"state": "AlwaysOn" if always_on else "On",
+                                                       "retentionDurationInDays": 14}}
+    if immutable:
+        security["immutabilitySettings"] = {"state": "Unlocked"}
     return {
         "location": location,
         "tags": tags,
         "identity": {"type": "SystemAssigned"},
         "properties": {
             "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
-            "securitySettings": {"softDeleteSettings": {"state": "On", "retentionDurationInDays": 14}},
+            "securitySettings": security,
         },
     }
 
@@ -120,8 +131,8 @@ def unmet(kind: VaultKind, found: Mapping[str, Any], sent: Mapping[str, Any]) ->
     """What the vault as it reads back (``found``, the GET after its creation ended) lacks of what the app asked
     for (``sent``, the PUT's body) and of the secure defaults: provisioned, in the region, the tags, a system
     identity with its principal (the Backup vault's role assignments need it), soft delete on for at least 14 days,
-    and for a Recovery Services vault enhanced security on, for a Backup vault the vault store's redundancy. Empty:
-    the vault is as the app created it."""
+    ``AlwaysOn`` when asked, immutability when asked, and for a Recovery Services vault enhanced security on, for a
+    Backup vault the vault store's redundancy. Empty: the vault is as the app created it."""
     problems: list[str] = []
     state = str(_get(found, "properties", "provisioningState") or "")
     if state.lower() != "succeeded":
@@ -148,10 +159,17 @@ def unmet(kind: VaultKind, found: Mapping[str, Any], sent: Mapping[str, Any]) ->
                 if isinstance(s, Mapping)}
         if any(have.get(store) != kind_ for store, kind_ in wanted.items()):
             problems.append(f"storageSettings are {have}, not {wanted}")
-    if str(on or "").lower() not in SOFT_DELETE_ON:
+    asked = _get(sent, "properties", "securitySettings", "softDeleteSettings") or {}
+    always = str(asked.get("softDeleteState") or asked.get("state") or "").lower() == "alwayson"
+    if str(on or "").lower() not in SOFT_DELETE_ON or (always and str(on).lower() != "alwayson"):
         problems.append(f"soft delete is {on!r}")
     elif not isinstance(days, int | float) or days < SOFT_DELETE_DAYS:
         problems.append(f"soft delete keeps {days!r} days, not {SOFT_DELETE_DAYS}")
+    # immutability asked (Unlocked): Locked is stronger and irreversible, so it counts too
+    wanted_lock = str(_get(sent, "properties", "securitySettings", "immutabilitySettings", "state") or "")
+    lock = str(_get(found, "properties", "securitySettings", "immutabilitySettings", "state") or "Disabled")
+    if wanted_lock and lock.lower() not in (wanted_lock.lower(), "locked"):
+        problems.append(f"immutability is {lock!r}, not {wanted_lock!r}")
     return problems
 
 

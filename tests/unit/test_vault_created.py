@@ -78,9 +78,24 @@ def test_after_the_vault_the_result_is_its_record_or_why_not() -> None:
                                   _started(VaultKind.BACKUP))
     assert made == {"ok": True, "vault": {"id": BV, "kind": "Backup", "location": "westeurope",
                                           "tags": {**TAGS, "cost-center": "42"}, "principalId": "p-1",
-                                          "tenantId": "t-1"}}
+                                          "tenantId": "t-1", "softDelete": "Enabled", "immutability": "Disabled"}}
     missing = operations.after_vault(operations.OperationState("Succeeded"), _started(VaultKind.RECOVERY_SERVICES))
     assert missing["ok"] is False and missing["code"] == operations.VAULT_NOT_AS_CREATED
     refused = operations.after_vault(operations.OperationState("Failed", error={"code": "X", "message": "no"}),
                                      _started(VaultKind.BACKUP))
     assert refused == {"ok": False, "code": "X", "message": "no"}
+
+
+@pytest.mark.parametrize("kind", list(VaultKind))
+def test_always_on_soft_delete_and_immutability_asked_for_are_checked(kind: VaultKind) -> None:
+    make = vault_defaults.backup_vault_body if kind is VaultKind.BACKUP else vault_defaults.recovery_services_vault_body
+    asked = make("westeurope", TAGS, always_on=True, immutable=True)
+    found = {**read_back(kind), "properties": {**asked["properties"], "provisioningState": "Succeeded"}}
+    assert vault_defaults.unmet(kind, found, asked) == []
+    locked = {**found, "properties": {**found["properties"], "securitySettings": {
+        **asked["properties"]["securitySettings"], "immutabilitySettings": {"state": "Locked"}}}}
+    assert vault_defaults.unmet(kind, locked, asked) == []  # stronger than asked
+    weaker = {**found, "properties": {**found["properties"], "securitySettings": {
+        "softDeleteSettings": sent(kind)["properties"]["securitySettings"]["softDeleteSettings"]}}}
+    problems = vault_defaults.unmet(kind, weaker, asked)
+    assert [p.split(" ")[0] for p in problems] == ["soft", "immutability"], problems
