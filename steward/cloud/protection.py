@@ -20,7 +20,7 @@ from azure.mgmt.dataprotection.models import (
     SyncBackupInstanceRequest,
     ValidateForBackupRequest,
 )
-from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
+from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource, ProtectionPolicyResource
 
 from steward.cloud import arm_cache
 from steward.cloud.arm_cache import NO_CACHE, ArmCache
@@ -336,6 +336,30 @@ class RecoveryServicesProtection(_VaultAdapter):
             return str(wire(policy)["id"])
 
         return self.cached_policy_id(vault_id, policy_name, read)
+
+    def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
+        """The policy as Azure answers it (``ProtectionPolicies_Get``), or None when the vault has none of that name."""
+        vault = vault_address(vault_id)
+        try:
+            with azure_errors():
+                found = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
+                    vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
+                )
+        except NotFound:
+            return None
+        return wire(found)
+
+    def put_policy(self, vault_id: str, policy_name: str, body: dict[str, Any]) -> None:
+        """Create the policy (``ProtectionPolicies_CreateOrUpdate``: PUT ``.../backupPolicies/{policyName}``, 200 or
+        202 when Azure finishes it later; one of the vault's 50 policy changes per 24 hours). The cached id is
+        dropped: the next ``policy_id`` reads it."""
+        vault = vault_address(vault_id)
+        with azure_errors():
+            self._clients.recovery_services_backup(vault.subscription_id).protection_policies.create_or_update(
+                vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name,
+                parameters=ProtectionPolicyResource(body),
+            )
+        self.forget_policy(vault_id, policy_name)
 
     def _put_vm_item(
         self, vault_id: str, vm_id: str, properties: dict[str, Any], *, wait: bool = True

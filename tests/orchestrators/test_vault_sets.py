@@ -115,3 +115,46 @@ def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_us
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
     assert [p["name"] for p in result.inputs("create_vault")] == ["rsv-weu-02", "rsv-weu-03"]
     assert result.inputs("vault_loads")[1]["vault_ids"] == [A, B]
+
+
+MISSING = {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
+CREATED_BY = {"backup-steward:created-by": "backup-steward"}
+
+
+def test_a_new_vault_lacking_the_rules_policy_gets_it_copied_from_a_member_then_the_vm_is_protected() -> None:
+    estate = SetEstate({A: 950, B: 901})
+    made = f"{SET}03"
+    estate.created = {"ok": True, "vault": vault(made, tags=CREATED_BY)}
+    estate.begin = [MISSING, {"ok": True, "operation": "op-2"}]
+    activities = estate.activities()
+    activities["copy_policy"] = lambda p: {"ok": True, "copied": True, "source": A}
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=activities)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made
+    assert result.inputs("copy_policy") == [{"vault_id": made, "policy": "DefaultPolicy", "sources": [A, B]}]
+    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [made, made]
+    calls = [n for n in result.names() if n in ("begin_vm_protection", "copy_policy")]
+    assert calls == ["begin_vm_protection", "copy_policy", "begin_vm_protection"]
+
+
+def test_a_policy_no_member_has_ends_failed_after_one_copy_attempt() -> None:
+    estate = SetEstate({A: 950})
+    made = f"{SET}02"
+    estate.created = {"ok": True, "vault": vault(made, tags=CREATED_BY)}
+    estate.begin = [MISSING]
+    activities = estate.activities()
+    activities["copy_policy"] = lambda p: {"ok": False, "code": "PolicyNotFound", "message": "in no member"}
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=activities)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Failed" and "copying it from the vault set failed" in result.output["reason"]
+    assert len(result.inputs("copy_policy")) == 1 and len(result.inputs("begin_vm_protection")) == 1
+
+
+def test_a_member_a_person_made_is_never_written_a_policy_into() -> None:
+    estate = SetEstate({A: 100, B: 500})  # A: no created-by tag
+    estate.begin = [MISSING]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Failed" and result.output["vaultId"] == A
+    assert "copy_policy" not in result.names()
