@@ -13,7 +13,7 @@ from steward import bootstrap
 from steward.cloud.errors import CloudError
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
-from steward.domain.compensation import TeardownMarker, restore_changes
+from steward.domain.compensation import MarkedVault, MarkedVaults, TeardownMarker, restore_changes
 from steward.domain.teardown import VaultRef
 from steward.report.events import reconcile_event
 
@@ -33,14 +33,14 @@ def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
     named = [str(s) for s in payload.get("subscriptions") or []]
     subscriptions = named or list(bootstrap.settings().subscriptions)
     markers = _markers()
-    found: list[dict[str, str]] = []
+    found: list[MarkedVault] = []
     gaps: list[dict[str, str]] = []
     for subscription in subscriptions:
         try:
-            found += [{"vaultId": v, "marker": m} for v, m in markers.find(subscription)]
+            found += [MarkedVault(vault_id=v, marker=m) for v, m in markers.find(subscription)]
         except CloudError as error:
             gaps.append({"subscriptionId": subscription, "error": str(error)})
-    return {"markers": found, "gaps": gaps}
+    return MarkedVaults(markers=tuple(found), gaps=tuple(gaps)).to_record()
 
 
 def reconciliation_record(vault_id: str, marker: TeardownMarker, reason: str) -> dict[str, Any]:

@@ -18,6 +18,23 @@ from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
 from steward.cloud.protection import BackupVaultProtection
 from steward.domain import drill_flow as flow
+from steward.domain.drill_records import (
+    BudgetRecord,
+    CleanedUp,
+    DrillCandidates,
+    DrillGranted,
+    DrillGroup,
+    DrillPrepared,
+    DrillStarted,
+    DrillTarget,
+    JobState,
+    OperationState,
+    RecoveryPoint,
+    RecoveryPoints,
+    RestoredResources,
+    StagingAccount,
+    StillThere,
+)
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
@@ -35,8 +52,8 @@ def _ops() -> DrillOps:
     return DrillOps(bootstrap.clients())
 
 
-def _refused(error: AzureRefusal) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": error.code, "message": str(error)}}
+def _error(error: AzureRefusal) -> dict[str, Any]:
+    return {"code": error.code, "message": str(error)}
 
 
 def _last_name(resource_id: str) -> str:
@@ -58,7 +75,7 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
     """Protected resources a drill rule covers (all, or those named), with what selection and restore need."""
     ops, rules = _ops(), bootstrap.rules()
     named = {str(r).lower() for r in request.get("resources") or []}
-    targets: list[dict[str, Any]] = []
+    targets: list[DrillTarget] = []
     skipped: list[dict[str, Any]] = []
     seen: set[str] = set()
     for subscription in _subscriptions(request):
@@ -100,54 +117,54 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
             if workload is flow.Workload.POSTGRES:
                 size = float((((resource.get("properties") or {}).get("storage") or {}).get("storageSizeGB")) or 0)
             last = bootstrap.report_store().get(_last_name(resource_id))
-            targets.append({
-                "resourceId": resource_id, "name": facts.id.name, "type": facts.type, "location": facts.region,
-                "subscription": facts.subscription.lower(), "workload": workload.value,
-                "vaultId": protection["vaultId"], "vaultLocation": str(protection.get("vaultLocation") or ""),
-                "protectionId": protection["protectionId"], "datastore": datastore,
-                "rule": drill.name, "every": drill.every.total_seconds(), "lifetime": drill.lifetime.total_seconds(),
-                "point": drill.point.value, "window": None if drill.window is None else drill.window.total_seconds(),
-                "group": drill.group_for(facts.region, facts.subscription),
-                "budget": {"share": drill.budget.share, "minimum": drill.budget.minimum,
-                           "maxConcurrent": drill.budget.max_concurrent,
-                           "maxRestoredGb": drill.budget.max_restored_gb},
-                "sizeGb": size, "expected": expected,
-                "validationTimeout": None if drill.validation_timeout is None
+            targets.append(DrillTarget(
+                resource_id=resource_id, name=facts.id.name, type=facts.type, location=facts.region,
+                subscription=facts.subscription.lower(), workload=workload,
+                vault_id=str(protection["vaultId"]), vault_location=str(protection.get("vaultLocation") or ""),
+                protection_id=str(protection["protectionId"]), datastore=str(datastore),
+                rule=drill.name, every=drill.every.total_seconds(), lifetime=drill.lifetime.total_seconds(),
+                point=drill.point, window=None if drill.window is None else drill.window.total_seconds(),
+                group=drill.group_for(facts.region, facts.subscription),
+                budget=BudgetRecord(share=drill.budget.share, minimum=drill.budget.minimum,
+                                    max_concurrent=drill.budget.max_concurrent,
+                                    max_restored_gb=drill.budget.max_restored_gb),
+                size_gb=size, expected=tuple(expected),
+                validation_timeout=None if drill.validation_timeout is None
                 else drill.validation_timeout.total_seconds(),
-                "lastDrillAt": json.loads(last).get("startedAt") if last else None,
-            })
+                last_drill_at=json.loads(last).get("startedAt") if last else None,
+            ))
     for resource_id in sorted(named - seen):
         skipped.append({"resourceId": resource_id, "reason": "not protected (no backup item or instance found)"})
-    return {"targets": targets, "skipped": skipped}
+    return DrillCandidates(targets=tuple(targets), skipped=tuple(skipped)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_points(request: dict[str, Any]) -> dict[str, Any]:
-    target = request["target"]
-    return {"points": _ops().recovery_points(str(target["protectionId"]), str(target["datastore"]))}
+    target = DrillTarget.from_record(request["target"])
+    points = _ops().recovery_points(target.protection_id, target.datastore)
+    return RecoveryPoints(points=tuple(RecoveryPoint.from_record(p) for p in points)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
     """The drill group (created, tagged drill-owned, when missing) and, for a VM or PostgreSQL server, the drill's
     own storage account in it (tagged with the drill id)."""
-    drill_id, target = str(request["drillId"]), request["target"]
+    drill_id, target = str(request["drillId"]), DrillTarget.from_record(request["target"])
     ops = _ops()
     try:
-        group = ops.ensure_group(str(target["subscription"]), str(target["group"]), str(target["location"]))
-        if not group["owned"]:
-            return {"ok": False, "error": {"code": "DrillGroupNotOwned", "message": (
-                f"resource group {group['id']} exists and is not tagged {flow.DRILL_GROUP_TAG}=true: a drill "
-                "restores only into a group the app created")}}
-        account: dict[str, Any] | None = None
-        if target["workload"] in (flow.Workload.VM.value, flow.Workload.POSTGRES.value):
-            name = flow.staging_account_name(drill_id, str(target["resourceId"]))
-            account = ops.create_account(group["id"], name, str(target["vaultLocation"] or target["location"]),
-                                         drill_id)
-            account["name"] = name
+        group = DrillGroup.from_record(ops.ensure_group(target.subscription, target.group, target.location))
+        if not group.owned:
+            return DrillPrepared(ok=False, error={"code": "DrillGroupNotOwned", "message": (
+                f"resource group {group.id} exists and is not tagged {flow.DRILL_GROUP_TAG}=true: a drill "
+                "restores only into a group the app created")}).to_record()
+        account: StagingAccount | None = None
+        if target.workload in (flow.Workload.VM, flow.Workload.POSTGRES):
+            name = flow.staging_account_name(drill_id, target.resource_id)
+            made = ops.create_account(group.id, name, target.vault_location or target.location, drill_id)
+            account = StagingAccount(id=str(made["id"]), operation=made.get("operation"), name=name)
     except AzureRefusal as error:
-        return _refused(error)
-    return {"ok": True, "group": group, "account": account}
+        return DrillPrepared(ok=False, error=_error(error)).to_record()
+    return DrillPrepared(ok=True, group=group, account=account).to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -156,74 +173,75 @@ def drill_grant(request: dict[str, Any]) -> dict[str, Any]:
     from ``drill_flow.restore_grants``); idempotent. Returns the roles newly assigned (they take minutes to apply)."""
     grants = request.get("grants") or []
     if not grants:
-        return {"ok": True, "created": []}
-    vault_id = str(request["target"]["vaultId"])
+        return DrillGranted(ok=True).to_record()
+    vault_id = DrillTarget.from_record(request["target"]).vault_id
     try:
         vault = _ops().get(vault_id) or {}
         principal = str((vault.get("identity") or {}).get("principalId") or "")
         if not principal:
-            return {"ok": False, "error": {"code": "VaultIdentityMissing", "message": (
-                f"the Backup vault {vault_id} has no system-assigned identity to restore with")}}
+            return DrillGranted(ok=False, error={"code": "VaultIdentityMissing", "message": (
+                f"the Backup vault {vault_id} has no system-assigned identity to restore with")}).to_record()
         adapter = BackupVaultProtection(bootstrap.clients())
         created = [str(g["role"]) for g in grants
                    if adapter.ensure_role(principal, str(g["role_definition_guid"]), str(g["scope"]))]
     except AzureRefusal as error:
-        return _refused(error)
-    return {"ok": True, "created": created}
+        return DrillGranted(ok=False, error=_error(error)).to_record()
+    return DrillGranted(ok=True, created=tuple(created)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_start(request: dict[str, Any]) -> dict[str, Any]:
     """Send the restore (or, for a Backup vault, its ``validateRestore`` first: ``phase``); never in place."""
-    drill_id, target, point = str(request["drillId"]), request["target"], str(request["pointId"])
+    drill_id, point = str(request["drillId"]), str(request["pointId"])
+    target = DrillTarget.from_record(request["target"])
     group_id, account = str(request["groupId"]), request.get("account") or {}
-    workload = flow.Workload(str(target["workload"]))
+    workload = target.workload
     ops = _ops()
-    region = str(target["vaultLocation"] or target["location"])
-    answer: dict[str, Any] = {"ok": True}
+    region = target.vault_location or target.location
+    before: tuple[str, ...] = ()
+    new_disk: str | None = None
     if workload is flow.Workload.VM:
-        body = flow.vm_restore_body(point_id=point, source_id=str(target["resourceId"]), region=region,
+        body = flow.vm_restore_body(point_id=point, source_id=target.resource_id, region=region,
                                     staging_account_id=str(account["id"]), target_group_id=group_id)
-        answer["before"] = [d["id"] for d in ops.group_disks(group_id)]
-        url = f"{target['protectionId']}/recoveryPoints/{point}/restore"
+        before = tuple(str(d["id"]) for d in ops.group_disks(group_id))
+        url = f"{target.protection_id}/recoveryPoints/{point}/restore"
     else:
         if workload is flow.Workload.DISK:
-            new_disk = f"{group_id}/providers/Microsoft.Compute/disks/" + flow.restored_disk_name(
-                drill_id, str(target["name"]))
-            inner = flow.disk_restore_body(point_id=point, source_id=str(target["resourceId"]),
-                                           new_disk_id=new_disk, region=region)
-            answer["newDiskId"] = new_disk
+            new_disk = f"{group_id}/providers/Microsoft.Compute/disks/" + flow.restored_disk_name(drill_id, target.name)
+            inner = flow.disk_restore_body(point_id=point, source_id=target.resource_id, new_disk_id=new_disk,
+                                           region=region)
         elif workload is flow.Workload.POSTGRES:
             try:  # the files go into an existing container of the drill's account (made here, idempotent)
                 ops.ensure_container(str(account["id"]), flow.FILES_CONTAINER)
             except AzureRefusal as error:
-                return _refused(error)
-            inner = flow.files_restore_body(point_id=point, source_id=str(target["resourceId"]),
+                return DrillStarted(ok=False, error=_error(error)).to_record()
+            inner = flow.files_restore_body(point_id=point, source_id=target.resource_id,
                                             account_name=str(account["name"]), region=region,
                                             prefix=f"drill-{flow.short_hash(drill_id)}-")
         else:
-            reason = flow.refusal(workload, str(target["datastore"])) or "not restorable by a drill"
-            return {"ok": False, "error": {"code": "DrillRefused", "message": reason}}
+            reason = (flow.refusal(workload, target.datastore) if workload is not None else None) or (
+                "not restorable by a drill")
+            return DrillStarted(ok=False, error={"code": "DrillRefused", "message": reason}).to_record()
         if request.get("phase") == "validate":
             body = {"restoreRequestObject": inner}
-            url = f"{target['protectionId']}/validateRestore"
+            url = f"{target.protection_id}/validateRestore"
         else:
-            body, url = inner, f"{target['protectionId']}/restore"
+            body, url = inner, f"{target.protection_id}/restore"
     try:
-        answer["operation"] = ops.post(url, body, f"restore of {target['name']}")
+        operation = ops.post(url, body, f"restore of {target.name}")
     except AzureRefusal as error:
-        return {**_refused(error), **{k: v for k, v in answer.items() if k != "ok"}}
-    return answer
+        return DrillStarted(ok=False, error=_error(error), new_disk_id=new_disk, before=before).to_record()
+    return DrillStarted(ok=True, operation=operation, new_disk_id=new_disk, before=before).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_operation(request: dict[str, Any]) -> dict[str, Any]:
-    return _ops().operation_status(request["operation"])
+    return OperationState.from_record(_ops().operation_status(request["operation"])).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_job(request: dict[str, Any]) -> dict[str, Any]:
-    return _ops().job(str(request["vaultId"]), str(request["jobId"]))
+    return JobState.from_record(_ops().job(str(request["vaultId"]), str(request["jobId"]))).to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -245,10 +263,10 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
     """What the restore created, tagged with the drill's id, with sizes and SKUs. A VM restore's job does not name
     its disks (docs/azure-facts.md): they are the drill group's disks created by a restore since the drill
     started it, while its job ran (``timeCreated``), and not tagged by another drill."""
-    drill_id, target = str(request["drillId"]), request["target"]
+    drill_id, target = str(request["drillId"]), DrillTarget.from_record(request["target"])
     ops = _ops()
     found: list[dict[str, Any]] = []
-    if target["workload"] == flow.Workload.VM.value:
+    if target.workload is flow.Workload.VM:
         before = {str(i).lower() for i in request.get("before") or []}
         for disk in ops.group_disks(str(request["groupId"])):
             tags = {k.lower(): v for k, v in disk["tags"].items()}
@@ -265,7 +283,7 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
             found.append(restored)
     for item in found:
         ops.tag(str(item["id"]), drill_id)
-    return {"restored": [{k: d.get(k) for k in ("id", "sizeGb", "sku")} for d in found]}
+    return RestoredResources(restored=tuple({k: d.get(k) for k in ("id", "sizeGb", "sku")} for d in found)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -289,13 +307,14 @@ def drill_cleanup(request: dict[str, Any]) -> dict[str, Any]:
             deleted.append(resource_id)
         else:
             pending.append({**operation, "id": resource_id})
-    return {"deleted": deleted, "pending": pending, "skipped": skipped}
+    return CleanedUp(deleted=tuple(deleted), pending=tuple(pending), skipped=tuple(skipped)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_remaining(request: dict[str, Any]) -> dict[str, Any]:
     ops = _ops()
-    return {"remaining": [i for i in request.get("ids") or [] if ops.get(str(i)) is not None]}
+    return StillThere(remaining=tuple(str(i) for i in request.get("ids") or [] if ops.get(str(i)) is not None)
+                      ).to_record()
 
 
 @bp.activity_trigger(input_name="request")

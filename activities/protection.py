@@ -131,7 +131,7 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
                 return {"ok": True, "vault": found.to_record(), "existed": True}
         return {"ok": True, "vault": creator.create(
             request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
-            named=named, tags=tags,
+            named=named, tags=tags, always_on=bool(request.get("always_on")), immutable=bool(request.get("immutable")),
         ).to_record()}
 
     return _guard(effect)

@@ -36,6 +36,15 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
+from steward.domain.teardown.results import (
+    OperationLook,
+    ProtectionsRestored,
+    Refusal,
+    StepResult,
+    TeardownLimits,
+    VaultMarked,
+    VaultUnmarked,
+)
 from steward.report.events import teardown_outcome_event
 from steward.report.store import ReportStore
 from steward.report.teardown import render_html, save_report
@@ -69,16 +78,20 @@ def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef,
         effect = action(_ops(), vault, target)
     except OperationPending as pending:
         # sent; the orchestrator follows the operation on durable timers (teardown_operation_status)
-        return {"ok": True, "pending": pending.operation, "target": target.to_record()}
+        return StepResult(ok=True, pending=pending.operation, target=target.to_record()).to_record()
     except TeardownRefusal as refusal:
         LOG.warning(
             "teardown step refused: %s",
             refusal.message,
             extra={"vault_id": vault.id, "target": target.id, "refusal": refusal.kind.value},
         )
-        return {"ok": False, "refusal": refusal.to_record(), "target": target.to_record()}
+        return StepResult(ok=False, refusal=_refusal(refusal), target=target.to_record()).to_record()
     LOG.info("teardown %s %s", effect.effect, target.id, extra={"vault_id": vault.id, "effect": effect.effect})
-    return {"ok": True, "effect": effect.to_record()}
+    return StepResult(ok=True, effect=effect.to_record()).to_record()
+
+
+def _refusal(refusal: TeardownRefusal | AzureRefusal) -> Refusal:
+    return Refusal.from_record((refusal if isinstance(refusal, TeardownRefusal) else refusal_of(refusal)).to_record())
 
 
 # ------------------------------------------------------------------------------------------------ facts
@@ -102,13 +115,13 @@ def teardown_limits(payload: dict[str, Any]) -> dict[str, Any]:
 def limits_record(current: Settings) -> dict[str, Any]:
     """What the orchestrator needs (it may not read the environment itself): counts, four eyes (0/1), and the
     allowed principals (a failed delete's ``auto`` applies only to an allowed deleting user)."""
-    return {
-        "maxParallelWrites": current.max_parallel_writes,
-        "approvalTimeoutHours": current.teardown_approval_timeout_hours,
-        "waitChunkHours": current.teardown_wait_chunk_hours,
-        "fourEyes": int(current.teardown_four_eyes),
-        "allowedPrincipals": sorted(p.lower() for p in current.teardown_allowed_principals),
-    }
+    return TeardownLimits(
+        max_parallel_writes=current.max_parallel_writes,
+        approval_timeout_hours=current.teardown_approval_timeout_hours,
+        wait_chunk_hours=current.teardown_wait_chunk_hours,
+        four_eyes=int(current.teardown_four_eyes),
+        allowed_principals=tuple(sorted(p.lower() for p in current.teardown_allowed_principals)),
+    ).to_record()
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -122,8 +135,8 @@ def teardown_set_setting(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         effect = _ops().set_setting(vault, setting, value)
     except TeardownRefusal as refusal:
-        return {"ok": False, "refusal": refusal.to_record(), "setting": setting}
-    return {"ok": True, "effect": effect.to_record()}
+        return StepResult(ok=False, refusal=_refusal(refusal), setting=setting).to_record()
+    return StepResult(ok=True, effect=effect.to_record()).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -137,16 +150,16 @@ def teardown_mark_vault(payload: dict[str, Any]) -> dict[str, Any]:
     markers = VaultMarkers(_ops())
     try:
         if not changes and markers.read(vault) is None:
-            return {"ok": True, "effect": "none", "inherited": []}
+            return VaultMarked(ok=True, effect="none").to_record()
         marker = TeardownMarker.for_changes(str(payload.get("instanceId")), datetime.now(UTC), changes)
         effect, carried = markers.mark(vault, marker)
     except InvalidMarker as error:
-        return {"ok": False, "refusal": {"kind": "refused", "message": str(error)}}
+        return VaultMarked(ok=False, refusal=Refusal(kind="refused", message=str(error))).to_record()
     except AzureRefusal as error:
-        return {"ok": False, "refusal": refusal_of(error).to_record()}
+        return VaultMarked(ok=False, refusal=_refusal(error)).to_record()
     inherited = sorted(set(dict(carried.earlier)) - {c.setting for c in changes})
     LOG.info("teardown marker %s", effect, extra={"vault_id": vault.id, "effect": effect})
-    return {"ok": True, "effect": effect, "inherited": inherited, "marker": carried.to_record()}
+    return VaultMarked(ok=True, effect=effect, inherited=tuple(inherited), marker=carried.to_record()).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -154,7 +167,7 @@ def teardown_unmark_vault(payload: dict[str, Any]) -> dict[str, Any]:
     """The saga ended (after compensation): remove the marker this instance wrote."""
     vault = VaultRef.parse(payload.get("vaultId"))
     effect = VaultMarkers(_ops()).unmark(vault, str(payload.get("instanceId") or "") or None)
-    return {"ok": True, "effect": effect}
+    return VaultUnmarked(ok=True, effect=effect).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -169,7 +182,7 @@ def teardown_restore_protections(payload: dict[str, Any]) -> dict[str, Any]:
             restored.append({"setting": setting, "to": value, "effect": effect.effect})
         except TeardownRefusal as refusal:
             restored.append({"setting": setting, "to": value, "effect": "failed", "error": refusal.message})
-    return {"ok": all(r["effect"] != "failed" for r in restored), "restored": restored}
+    return ProtectionsRestored(ok=all(r["effect"] != "failed" for r in restored), restored=tuple(restored)).to_record()
 
 
 # ------------------------------------------------------------------------------------------------ items
@@ -198,9 +211,10 @@ def teardown_operation_status(payload: dict[str, Any]) -> dict[str, Any]:
     "retryAfter"}``, or the refusal when it ended badly (transient failures raise and are retried)."""
     vault = VaultRef.parse(payload.get("vaultId"))
     try:
-        return {"ok": True, **_ops().operation_status(vault, dict(payload.get("operation") or {}))}
+        return OperationLook.from_record(
+            {**_ops().operation_status(vault, dict(payload.get("operation") or {})), "ok": True}).to_record()
     except TeardownRefusal as refusal:
-        return {"ok": False, "refusal": refusal.to_record()}
+        return OperationLook(ok=False, refusal=_refusal(refusal)).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -301,10 +315,10 @@ def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
         effect = _ops().delete_vault(vault, wait=False)
     except OperationPending as pending:  # the orchestrator follows the delete on durable timers
         target = {"type": "vault", "id": vault.id, "name": vault.name}
-        return {"ok": True, "pending": pending.operation, "target": target}
+        return StepResult(ok=True, pending=pending.operation, target=target).to_record()
     except TeardownRefusal as refusal:
-        return {"ok": False, "refusal": refusal.to_record()}
-    return {"ok": True, "effect": effect.to_record()}
+        return StepResult(ok=False, refusal=_refusal(refusal)).to_record()
+    return StepResult(ok=True, effect=effect.to_record()).to_record()
 
 
 # ------------------------------------------------------------------------------------------------ record

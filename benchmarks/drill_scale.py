@@ -80,6 +80,7 @@ MINIMUM: Final[dict[str, list[tuple[str, int, str]]]] = {
         ("read", 1, "GET the instance's recoveryPoints"),
         ("write", 1, "PUT the drill's storage account (the files' target)"),
         ("read", 1, "GET the account's create operation once it ended"),
+        ("write", 1, "PUT the account's drill-restore container (a files restore needs an existing container)"),
         ("write", 1, "PUT the vault identity's Storage Blob Data Contributor on the account"),
         ("action", 1, "POST validateRestore"),
         ("read", 1, "GET validateRestore's operation once it ended"),

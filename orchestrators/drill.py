@@ -21,8 +21,8 @@ Deterministic: the time is ``context.current_utc_datetime``; every read and effe
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from datetime import datetime, timedelta
+from collections.abc import Generator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
@@ -30,7 +30,22 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 
 from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import drill_flow as flow
-from steward.domain.drills import DrillBudget, PointChoice, RecoveryPointRef, pick_recovery_point
+from steward.domain.drill_records import (
+    CleanedUp,
+    DrillCandidates,
+    DrillCarried,
+    DrillGranted,
+    DrillPrepared,
+    DrillRequest,
+    DrillStarted,
+    DrillTarget,
+    JobState,
+    OperationState,
+    RecoveryPoints,
+    RestoredResources,
+    StillThere,
+)
+from steward.domain.drills import DrillBudget, RecoveryPointRef, pick_recovery_point
 from steward.domain.protection_flow import RBAC_PENDING_CODES, rbac_wait
 
 bp = df.Blueprint()
@@ -46,10 +61,6 @@ POLL_MAX: Final = timedelta(minutes=5)
 MAX_OPERATION_POLLS: Final = 200
 #: resources drilled per generation before the orchestration continues as new (its history starts afresh)
 BATCH: Final = 5
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class _Drill:
@@ -70,18 +81,19 @@ class _Drill:
         wait = max(POLL_MIN.total_seconds(), min(POLL_MAX.total_seconds(), seconds))
         yield self.context.create_timer(self.context.current_utc_datetime + timedelta(seconds=wait))
 
-    def follow(self, operation: dict[str, Any] | None) -> Flow:
-        """An operation to its end: ``{"state": "succeeded"|"failed", "jobId"?, "error"?}``."""
+    def follow(self, operation: Mapping[str, Any] | None) -> Flow:
+        """An operation to its end: an :class:`OperationState` ``succeeded`` (a restore's ``job_id``) or
+        ``failed`` (its ``error``)."""
         if not operation:
-            return {"state": "succeeded"}
-        answer: dict[str, Any] = {"state": "running", "retryAfter": operation.get("retryAfter")}
+            return OperationState(state="succeeded")
+        answer = OperationState(state="running", retry_after=operation.get("retryAfter"))
         for _ in range(MAX_OPERATION_POLLS):
-            yield from self.sleep(float(answer.get("retryAfter") or 10.0))
-            answer = yield from self.call("drill_operation", {"operation": operation})
-            if answer.get("state") != "running":
+            yield from self.sleep(float(answer.retry_after or 10.0))
+            answer = OperationState.from_record((yield from self.call("drill_operation", {"operation": operation})))
+            if answer.state != "running":
                 return answer
-        return {"state": "failed", "error": {"code": "DrillOperationTimeout",
-                                             "message": f"{operation.get('what')} did not end"}}
+        return OperationState(state="failed", error={"code": "DrillOperationTimeout",
+                                                     "message": f"{operation.get('what')} did not end"})
 
     def follow_job(self, vault_id: str, job_id: str) -> Flow:
         """The restore job to its end, looking every Retry-After on a durable timer; a Cancel that arrives
@@ -94,8 +106,8 @@ class _Drill:
             if requested and not cancel_sent:
                 cancel_sent = True
                 yield from self.call("drill_cancel_job", {"vaultId": vault_id, "jobId": job_id})
-            job = yield from self.call("drill_job", {"vaultId": vault_id, "jobId": job_id})
-            if flow.job_outcome(str(job.get("status") or "")) is not None:
+            job = JobState.from_record((yield from self.call("drill_job", {"vaultId": vault_id, "jobId": job_id})))
+            if flow.job_outcome(job.status) is not None:
                 return job, requested, False
             if self.context.current_utc_datetime >= deadline:
                 return job, requested, True
@@ -119,57 +131,56 @@ def _recorded_without_batches(context: df.DurableOrchestrationContext) -> bool:
     return started > BATCH
 
 
-def _budgets(targets: list[dict[str, Any]]) -> dict[str, DrillBudget]:
+def _budgets(targets: Sequence[DrillTarget]) -> dict[str, DrillBudget]:
     budgets: dict[str, DrillBudget] = {}
     for target in targets:
-        b = target["budget"]
-        budgets[str(target["rule"])] = DrillBudget(
-            share=float(b["share"]), minimum=int(b["minimum"]), max_concurrent=int(b["maxConcurrent"]),
-            max_restored_gb=None if b.get("maxRestoredGb") is None else float(b["maxRestoredGb"]))
+        if target.budget is None:
+            raise ValueError(f"drill target {target.resource_id} carries no budget")
+        budgets[target.rule] = target.budget.budget()
     return budgets
 
 
 @bp.orchestration_trigger(context_name="context")
 def restore_drill(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any] | None]:
     raw = context.get_input() or {}
-    carried = raw.get("carried") if "request" in raw else None
-    request = raw["request"] if carried is not None else raw
+    carried = DrillCarried.from_record(raw["carried"]) if "request" in raw and raw.get("carried") else None
+    given = raw["request"] if carried is not None else raw  # passed on as it came to the next generation
+    request = DrillRequest.from_record(given)
     if carried is None:
         drill = _Drill(context, context.instance_id)
         started = context.current_utc_datetime
         context.set_custom_status({"phase": "candidates"})
-        found = yield from drill.call("drill_candidates", {"resources": request.get("resources") or [],
-                                                           "subscriptions": request.get("subscriptions") or []})
-        targets: list[dict[str, Any]] = list(found["targets"])
-        picked, waiting = flow.choose(targets, _budgets(targets), started, forced=bool(request.get("resources")))
-        chosen: list[dict[str, Any]] = [dict(t) for t in picked]
-        skipped: list[Any] = list(found["skipped"])
+        found = DrillCandidates.from_record((yield from drill.call("drill_candidates", {
+            "resources": list(request.resources), "subscriptions": list(request.subscriptions)})))
+        targets = list(found.targets)
+        chosen, waiting = flow.choose(targets, _budgets(targets), started, forced=bool(request.resources))
+        skipped: list[Any] = list(found.skipped)
         results: list[dict[str, Any]] = []
         first = 0
     else:
-        drill = _Drill(context, context.instance_id, cancelled=bool(carried["cancelled"]))
-        started = _time(str(carried["startedAt"]))
-        chosen, waiting, skipped = list(carried["chosen"]), list(carried["waiting"]), list(carried["skipped"])
-        results = list(carried["results"])
-        first = int(carried["next"])
-    if not request.get("dryRun"):
+        drill = _Drill(context, context.instance_id, cancelled=carried.cancelled)
+        started = carried.started_at
+        chosen, waiting, skipped = list(carried.chosen), list(carried.waiting), list(carried.skipped)
+        results = list(carried.results)
+        first = carried.next
+    if not request.dry_run:
         batched = carried is not None or not _recorded_without_batches(context)
         for index in range(first, len(chosen)):
             target = chosen[index]
             if batched and index - first >= BATCH:  # a fresh history for the next batch; same instance and routes
-                context.continue_as_new({"request": request, "carried": {
-                    "startedAt": started.isoformat(), "chosen": chosen, "waiting": waiting, "skipped": skipped,
-                    "results": results, "next": index, "cancelled": drill.cancelled}})
+                context.continue_as_new({"request": given, "carried": DrillCarried(
+                    started_at=started, chosen=tuple(chosen), waiting=tuple(waiting), skipped=tuple(skipped),
+                    results=tuple(results), next=index, cancelled=drill.cancelled).to_record()})
                 return None
             context.set_custom_status({"phase": "drill", "done": index, "total": len(chosen),
-                                       "resourceId": target["resourceId"]})
+                                       "resourceId": target.resource_id})
             if drill.cancelled:
-                results.append({"resourceId": target["resourceId"], "workload": target["workload"],
-                                "rule": target["rule"], "outcome": flow.Outcome.CANCELLED.value,
+                results.append({"resourceId": target.resource_id, "workload": _workload(target).value,
+                                "rule": target.rule, "outcome": flow.Outcome.CANCELLED.value,
                                 "reason": "cancelled before this resource's drill started", "created": [],
                                 "deleted": [], "left": []})
                 continue
-            result = yield from _drill_one(drill, dict(target))
+            result = yield from _drill_one(drill, target)
             results.append(result)
     outcomes: dict[str, int] = {}
     for result in results:
@@ -178,29 +189,35 @@ def restore_drill(context: df.DurableOrchestrationContext) -> Generator[Any, Any
         "id": drill.drill_id,
         "startedAt": started.isoformat(),
         "endedAt": context.current_utc_datetime.isoformat(),
-        "dryRun": bool(request.get("dryRun")),
-        "requestedBy": request.get("requestedBy"),
+        "dryRun": request.dry_run,
+        "requestedBy": request.requested_by,
         "cancelled": drill.cancelled,
-        "chosen": [t["resourceId"] for t in chosen],
+        "chosen": [t.resource_id for t in chosen],
         "waiting": waiting,
         "skipped": skipped,
         "results": results,
         "outcomes": outcomes,
     }
     context.set_custom_status({"phase": "record", "done": len(results), "total": len(chosen)})
-    if not request.get("dryRun"):
+    if not request.dry_run:
         yield from drill.call("drill_record", {"report": report})
     context.set_custom_status({"phase": "done", "done": len(results), "total": len(chosen)})
     return report
 
 
-def _drill_one(drill: _Drill, target: dict[str, Any]) -> Flow:
+def _workload(target: DrillTarget) -> flow.Workload:
+    if target.workload is None:
+        raise ValueError(f"drill target {target.resource_id} names no workload")
+    return target.workload
+
+
+def _drill_one(drill: _Drill, target: DrillTarget) -> Flow:
     """One resource's drill; whatever happens, what it created and recorded is cleaned up before it returns."""
     context = drill.context
-    workload = flow.Workload(str(target["workload"]))
-    result: dict[str, Any] = {"resourceId": target["resourceId"], "workload": workload.value,
-                              "rule": target["rule"], "outcome": None, "created": [], "deleted": [], "left": [],
-                              "lifetimeSeconds": target.get("lifetime")}
+    workload = _workload(target)
+    result: dict[str, Any] = {"resourceId": target.resource_id, "workload": workload.value,
+                              "rule": target.rule, "outcome": None, "created": [], "deleted": [], "left": [],
+                              "lifetimeSeconds": target.lifetime}
     recorded: list[str] = result["created"]
     try:
         yield from _restore_and_validate(drill, target, result, recorded)
@@ -209,26 +226,26 @@ def _drill_one(drill: _Drill, target: dict[str, Any]) -> Flow:
         result["error"] = {"code": "DrillStepFailed", "message": str(error)[:500]}
     if drill.cancelled and result["outcome"] in (None, flow.Outcome.SUCCEEDED.value):
         result["outcome"] = flow.Outcome.CANCELLED.value
-    context.set_custom_status({"phase": "cleanup", "resourceId": target["resourceId"]})
+    context.set_custom_status({"phase": "cleanup", "resourceId": target.resource_id})
     yield from _cleanup(drill, result, recorded)
     result["outcome"] = result["outcome"] or flow.Outcome.RESTORE_FAILED.value
     return result
 
 
-def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[str, Any],
+def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, Any],
                           recorded: list[str]) -> Flow:
     context = drill.context
-    workload = flow.Workload(str(target["workload"]))
-    refusal = flow.refusal(workload, str(target["datastore"]))
+    workload = _workload(target)
+    given = target.to_record()  # the target as the activities read it
+    refusal = flow.refusal(workload, target.datastore)
     if refusal is not None:
         result.update(outcome=flow.Outcome.REFUSED.value, reason=refusal)
         return
-    listed = yield from drill.call("drill_points", {"target": target})
+    listed = RecoveryPoints.from_record((yield from drill.call("drill_points", {"target": given})))
     now = context.current_utc_datetime
-    points = [RecoveryPointRef(str(p["id"]), _time(str(p["time"]))) for p in listed["points"]]
-    window = None if target.get("window") is None else timedelta(seconds=float(target["window"]))
-    point = pick_recovery_point(points, choice=PointChoice(str(target["point"])), now=now, window=window,
-                                seed=drill.drill_id)
+    points = [RecoveryPointRef(p.id, p.time) for p in listed.points]
+    window = None if target.window is None else timedelta(seconds=float(target.window))
+    point = pick_recovery_point(points, choice=target.point, now=now, window=window, seed=drill.drill_id)
     if point is None:
         result.update(outcome=flow.Outcome.NO_RECOVERY_POINT.value,
                       reason=f"no recovery point qualifies ({len(points)} listed)")
@@ -237,74 +254,77 @@ def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[st
                                "ageSeconds": (now - point.time).total_seconds()}
     if drill.cancelled:
         return
-    prepared = yield from drill.call("drill_prepare", {"drillId": drill.drill_id, "target": target})
-    if not prepared.get("ok"):
-        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=prepared.get("error"))
+    prepared = DrillPrepared.from_record((yield from drill.call(
+        "drill_prepare", {"drillId": drill.drill_id, "target": given})))
+    if not prepared.ok or prepared.group is None:
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=prepared.error)
         return
-    group, account = prepared["group"], prepared.get("account")
-    result["drillGroup"] = group["id"]
+    group, account = prepared.group, prepared.account
+    result["drillGroup"] = group.id
     if account is not None:
-        recorded.append(str(account["id"]))
-        made = yield from drill.follow(account.get("operation"))
-        if made.get("state") != "succeeded":
-            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=made.get("error"))
+        recorded.append(account.id)
+        made = yield from drill.follow(account.operation)
+        if made.state != "succeeded":
+            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=made.error)
             return
-    start = {"drillId": drill.drill_id, "target": target, "pointId": point.id, "groupId": group["id"],
-             "account": account}
+    start = {"drillId": drill.drill_id, "target": given, "pointId": point.id, "groupId": group.id,
+             "account": None if account is None else account.to_record()}
     if workload is not flow.Workload.VM:
-        grants = flow.restore_grants(str(target["type"]), str(group["id"]),
-                                     str(account["id"]) if account is not None else None)
-        granted = yield from drill.call("drill_grant", {"target": target, "grants": grants})
-        if not granted.get("ok"):
-            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=granted.get("error"),
+        grants = flow.restore_grants(target.type, group.id, account.id if account is not None else None)
+        granted = DrillGranted.from_record((yield from drill.call("drill_grant", {"target": given,
+                                                                                  "grants": grants})))
+        if not granted.ok:
+            result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=granted.error,
                           reason="the Backup vault's identity could not be given its restore role")
             return
         result["vaultRoles"] = grants
-        context.set_custom_status({"phase": "validateRestore", "resourceId": target["resourceId"]})
+        context.set_custom_status({"phase": "validateRestore", "resourceId": target.resource_id})
         attempt, waited = 0, 0.0
         while True:
-            checked = yield from drill.call("drill_start", {**start, "phase": "validate"})
-            verdict = (yield from drill.follow(checked.get("operation"))) if checked.get("ok") else checked
-            if checked.get("ok") and verdict.get("state") == "succeeded":
-                break
-            code = str((verdict.get("error") or {}).get("code") or "").lower()
+            checked = DrillStarted.from_record((yield from drill.call("drill_start", {**start, "phase": "validate"})))
+            error = checked.error
+            if checked.ok:
+                verdict = yield from drill.follow(checked.operation)
+                if verdict.state == "succeeded":
+                    break
+                error = verdict.error
+            code = str((error or {}).get("code") or "").lower()
             # a role just given to the vault's identity takes minutes to apply (Azure RBAC: up to 10 minutes)
-            wait = rbac_wait(attempt, waited) if code in RBAC_PENDING_CODES and granted.get("created") else None
+            wait = rbac_wait(attempt, waited) if code in RBAC_PENDING_CODES and granted.created else None
             if wait is None or drill.cancelled:
-                result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=verdict.get("error"),
+                result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=error,
                               reason="validateRestore refused the restore")
                 return
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
             attempt, waited = attempt + 1, waited + wait
     if drill.cancelled:
         return
-    context.set_custom_status({"phase": "restore", "resourceId": target["resourceId"]})
-    sent = yield from drill.call("drill_start", {**start, "phase": "restore"})
-    if not sent.get("ok"):
-        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=sent.get("error"))
+    context.set_custom_status({"phase": "restore", "resourceId": target.resource_id})
+    sent = DrillStarted.from_record((yield from drill.call("drill_start", {**start, "phase": "restore"})))
+    if not sent.ok:
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=sent.error)
         return
-    if sent.get("newDiskId"):
-        recorded.append(str(sent["newDiskId"]))  # deleted only once it carries the drill's tag
-    accepted = yield from drill.follow(sent.get("operation"))
-    if accepted.get("state") != "succeeded" or not accepted.get("jobId"):
+    if sent.new_disk_id:
+        recorded.append(sent.new_disk_id)  # deleted only once it carries the drill's tag
+    accepted = yield from drill.follow(sent.operation)
+    if accepted.state != "succeeded" or not accepted.job_id:
         result.update(outcome=flow.Outcome.RESTORE_FAILED.value,
-                      error=accepted.get("error") or {"code": "NoJob", "message": "the restore named no job"})
+                      error=accepted.error or {"code": "NoJob", "message": "the restore named no job"})
         return
-    job_id = str(accepted["jobId"])
+    job_id = accepted.job_id
     result["restoreJobId"] = job_id
-    context.set_custom_status({"phase": "restoreJob", "resourceId": target["resourceId"], "jobId": job_id})
-    job, cancel_requested, timed_out = yield from drill.follow_job(str(target["vaultId"]), job_id)
-    result["restoreJob"] = {"status": job.get("status"), "startTime": job.get("startTime"),
-                            "endTime": job.get("endTime"), "error": job.get("error")}
-    result["rtoSeconds"] = flow.seconds_between(job.get("startTime"), job.get("endTime"))
-    ended = flow.job_outcome(str(job.get("status") or ""))
+    context.set_custom_status({"phase": "restoreJob", "resourceId": target.resource_id, "jobId": job_id})
+    job, cancel_requested, timed_out = yield from drill.follow_job(target.vault_id, job_id)
+    result["restoreJob"] = {"status": job.status, "startTime": job.start_time, "endTime": job.end_time,
+                            "error": job.error}
+    result["rtoSeconds"] = flow.seconds_between(job.start_time, job.end_time)
+    ended = flow.job_outcome(job.status)
     if ended == "completed":
-        restored = yield from drill.call("drill_restored", {"drillId": drill.drill_id, "target": target,
-                                                           "groupId": group["id"], "before": sent.get("before"),
-                                                           "newDiskId": sent.get("newDiskId"),
-                                                           "jobStart": job.get("startTime"),
-                                                           "jobEnd": job.get("endTime")})
-        for item in restored["restored"]:
+        restored = RestoredResources.from_record((yield from drill.call("drill_restored", {
+            "drillId": drill.drill_id, "target": given, "groupId": group.id,
+            "before": list(sent.before) if sent.before else None, "newDiskId": sent.new_disk_id,
+            "jobStart": job.start_time, "jobEnd": job.end_time})))
+        for item in restored.restored:
             if str(item["id"]) not in recorded:
                 recorded.insert(0, str(item["id"]))
         if workload is flow.Workload.POSTGRES:
@@ -312,25 +332,25 @@ def _restore_and_validate(drill: _Drill, target: dict[str, Any], result: dict[st
                           "note": "restored as files into the drill's storage account; the job completed (file "
                                   "contents are not read through ARM)"}
         else:
-            validation = flow.validate(target.get("expected") or [], restored["restored"])
+            validation = flow.validate(list(target.expected), list(restored.restored))
         result["validation"] = validation
-        result["restored"] = restored["restored"]
+        result["restored"] = list(restored.restored)
     if cancel_requested:
         result["outcome"] = flow.Outcome.CANCELLED.value
     elif timed_out:
         result["outcome"] = flow.Outcome.TIMED_OUT.value
     elif ended == "failed":
-        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=job.get("error"))
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=job.error)
     elif ended == "cancelled":
         result["outcome"] = flow.Outcome.CANCELLED.value
     else:
         passed = bool(result.get("validation", {}).get("passed"))
         result["outcome"] = (flow.Outcome.SUCCEEDED if passed else flow.Outcome.VALIDATION_FAILED).value
-        if passed and target.get("validationTimeout") and not drill.cancelled:
+        if passed and target.validation_timeout and not drill.cancelled:
             yield from _user_validation(drill, target, result)
 
 
-def _user_validation(drill: _Drill, target: dict[str, Any], result: dict[str, Any]) -> Flow:
+def _user_validation(drill: _Drill, target: DrillTarget, result: dict[str, Any]) -> Flow:
     """The user validation hook, after AWS restore testing's validation results (PutRestoreValidationResult,
     docs.aws.amazon.com/aws-backup/latest/devguide/API_PutRestoreValidationResult.html: a self-run validation
     reports SUCCESSFUL / FAILED with an optional message, or the test ends TIMED_OUT): publish ``RestoreReady`` with the
@@ -338,12 +358,12 @@ def _user_validation(drill: _Drill, target: dict[str, Any], result: dict[str, An
     ``Validation`` event ``POST /api/drills/{id}/validation`` raises; a Cancel ends the wait too. Cleanup runs
     after, whatever the answer."""
     context = drill.context
-    until = context.current_utc_datetime + timedelta(seconds=float(target["validationTimeout"]))
+    until = context.current_utc_datetime + timedelta(seconds=float(target.validation_timeout or 0))
     restored = [str(r["id"]) for r in result.get("restored") or []] or list(result.get("created") or [])
-    context.set_custom_status({"phase": "validation", "resourceId": target["resourceId"],
+    context.set_custom_status({"phase": "validation", "resourceId": target.resource_id,
                                "waitUntil": until.isoformat(), "restored": restored})
-    yield from drill.call("drill_restore_ready", {"drillId": drill.drill_id, "resourceId": target["resourceId"],
-                                                  "workload": target["workload"], "restored": restored,
+    yield from drill.call("drill_restore_ready", {"drillId": drill.drill_id, "resourceId": target.resource_id,
+                                                  "workload": _workload(target).value, "restored": restored,
                                                   "waitUntil": until.isoformat()})
     timer = context.create_timer(until)
     while True:
@@ -354,7 +374,7 @@ def _user_validation(drill: _Drill, target: dict[str, Any], result: dict[str, An
             result["userValidation"] = {"result": "cancelled"}
             result["outcome"] = flow.Outcome.CANCELLED.value
             return
-        decided = flow.validation_outcome(None if winner is timer else answer.result, str(target["resourceId"]))
+        decided = flow.validation_outcome(None if winner is timer else answer.result, target.resource_id)
         if decided is not None:
             break
     if winner is not timer:
@@ -369,16 +389,17 @@ def _cleanup(drill: _Drill, result: dict[str, Any], recorded: list[str]) -> Flow
     if not recorded:
         return
     try:
-        cleaned = yield from drill.call("drill_cleanup", {"drillId": drill.drill_id, "recorded": recorded})
-        for operation in cleaned["pending"]:
+        cleaned = CleanedUp.from_record((yield from drill.call(
+            "drill_cleanup", {"drillId": drill.drill_id, "recorded": recorded})))
+        for operation in cleaned.pending:
             yield from drill.follow(operation)
-        remaining = yield from drill.call("drill_remaining", {"ids": recorded})
+        remaining = StillThere.from_record((yield from drill.call("drill_remaining", {"ids": recorded})))
     except Exception as error:  # noqa: BLE001 - the report says what may be left; the leftovers reconciler is not built yet
         result["cleanupError"] = str(error)[:500]
         result["left"] = list(recorded)
         return
-    left = {str(i).lower() for i in remaining["remaining"]}
-    removed = {str(i).lower() for i in cleaned["deleted"]} | {str(op["id"]).lower() for op in cleaned["pending"]}
+    left = {i.lower() for i in remaining.remaining}
+    removed = {i.lower() for i in cleaned.deleted} | {str(op["id"]).lower() for op in cleaned.pending}
     result["deleted"] = [i for i in recorded if i.lower() in removed and i.lower() not in left]
     result["left"] = [i for i in recorded if i.lower() in left]
-    result["skipped"] = cleaned["skipped"]
+    result["skipped"] = list(cleaned.skipped)

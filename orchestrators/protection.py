@@ -180,7 +180,7 @@ def _protect_vm(
                             f"within {flow.VM_ITEM_POLL_SECONDS * flow.VM_ITEM_POLL_ATTEMPTS // 60} minutes",
                             **common), False
         final = flow.vm_operation_verdict(given, state, common)
-        full = str(state.get("status") or "") == "Failed" and flow.vault_full({**state, "ok": False})
+        full = flow.operation_status(state.get("status")) == "Failed" and flow.vault_full({**state, "ok": False})
         if not flow.retry_operation(state):
             break
     assert final is not None
@@ -379,7 +379,7 @@ def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[s
         )
         if state is None:
             return flow.discovery_failed("refresh-timeout", None, refreshes)
-        if str(state.get("status") or "") != "Succeeded":
+        if flow.operation_status(state.get("status")) != "Succeeded":
             error = state.get("error") or {}
             if str(error.get("code") or "") not in SERVER_SIDE_CODES:
                 return flow.discovery_failed(
@@ -398,7 +398,7 @@ def _poll_until_done(
     for _ in range(attempts):
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
         state = yield from look()
-        if str(state.get("status") or "") not in flow.OPERATION_RUNNING:
+        if not flow.operation_running(state.get("status")):
             return state
     return None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,14 @@ from steward.domain.teardown import (
     purge_wait_until,
     remaining_contents,
     request_approval,
+)
+from steward.domain.teardown.results import (
+    OperationLook,
+    ProtectionsRestored,
+    Refusal,
+    StepResult,
+    TeardownLimits,
+    VaultMarked,
 )
 from steward.report.teardown import build_report
 
@@ -140,7 +149,7 @@ class Saga:
         self.confirmed_by: str | None = saga.get("confirmedBy")
         self.started_at: str | None = saga.get("startedAt")
         #: the settings the saga runs with (``teardown_limits``): counts, ``fourEyes`` (0/1), ``allowedPrincipals``
-        self.limits: dict[str, Any] = dict(saga.get("limits") or {})
+        self.limits: TeardownLimits | None = TeardownLimits.from_record(saga["limits"]) if saga.get("limits") else None
         self.purge_rechecks = int(saga.get("purgeRechecks", 0))
         self.waiting_until: str | None = saga.get("waitingUntil")
         self.generation = int(saga.get("generation", 0))
@@ -162,7 +171,7 @@ class Saga:
                 "approvedBy": self.approved_by,
                 "confirmedBy": self.confirmed_by,
                 "startedAt": self.started_at,
-                "limits": self.limits,
+                "limits": self.limits.to_record() if self.limits is not None else {},
                 "purgeRechecks": self.purge_rechecks,
                 "waitingUntil": self.waiting_until,
                 "generation": self.generation + 1,
@@ -175,6 +184,13 @@ class Saga:
     @property
     def now(self) -> datetime:
         return self.context.current_utc_datetime  # type: ignore[no-any-return]
+
+    @property
+    def run_limits(self) -> TeardownLimits:
+        """The limits the saga read first thing (``teardown_limits``)."""
+        if self.limits is None:
+            raise RuntimeError("the saga's limits are read before anything else")
+        return self.limits
 
     @property
     def vault_input(self) -> dict[str, Any]:
@@ -299,8 +315,8 @@ def _plan_phase(saga: Saga) -> Flow:
     saga.plan = plan
     if not inventory.exists:
         raise _Finish(TeardownOutcome.ALREADY_GONE, "the vault does not exist (any more)")
-    allowed_principals = [str(p) for p in saga.limits.get("allowedPrincipals") or ()]
-    four_eyes = bool(saga.limits.get("fourEyes", 0))
+    allowed_principals = list(saga.run_limits.allowed_principals)
+    four_eyes = bool(saga.run_limits.four_eyes)
     allowed, auto, why = opt_in_decision(request, inventory, allowed_principals, four_eyes=four_eyes)
     if not allowed:
         raise _Finish(TeardownOutcome.REFUSED, why)
@@ -350,7 +366,7 @@ def _await_approval(saga: Saga, plan: TeardownPlan, four_eyes: bool, note: str |
     """Wait for an approval event an approver may give (four eyes: not the requester); a refused approval is
     recorded (``lastError``) and the wait goes on until the deadline."""
     saga.phase = "awaiting-approval"
-    hours = int(saga.limits.get("approvalTimeoutHours", 72))
+    hours = saga.run_limits.approval_timeout_hours
     deadline = saga.now + timedelta(hours=hours)
     who = "another allowed principal than the requester" if four_eyes else "an allowed principal"
     saga.needs = (
@@ -439,11 +455,10 @@ def _await_security_approval(saga: Saga, step: TeardownStep) -> Flow:
     saga.needs = None
 
 
-def _refusal(saga: Saga, step: TeardownStep, result: Mapping[str, Any]) -> Flow:
+def _refusal(saga: Saga, step: TeardownStep, result: StepResult) -> Flow:
     """Decide on a refused effect: park for MUA (then retry the step), else end the saga."""
-    refusal = result.get("refusal") or {}
-    kind = str(refusal.get("kind"))
-    message = str(refusal.get("message") or "refused")
+    kind = result.refused.kind
+    message = result.refused.said
     saga.progress = saga.progress.with_error(f"{step.kind.value}: {message}")
     if kind == "needs-security-approval":
         saga.security_approved = False
@@ -464,19 +479,19 @@ def _mark_vault(saga: Saga) -> Flow:
         return
     saga.stop_if_cancelled()
     changes = [c.to_record() for c in saga.plan.setting_changes()]
-    result = yield saga.activity(
+    result = VaultMarked.from_record((yield saga.activity(
         "teardown_mark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id, "changes": changes}
-    )
-    if not result.get("ok"):
-        message = str((result.get("refusal") or {}).get("message") or "refused")
+    )))
+    if not result.ok:
+        message = (result.refusal or Refusal()).said
         saga.progress = saga.progress.with_error(f"marking the vault: {message}")
         raise _Finish(
             TeardownOutcome.FAILED,
             f"the settings could not be recorded on the vault before turning protections off ({message}); "
             "nothing was changed",
         )
-    effect = str(result.get("effect"))
-    saga.marker = "none" if effect in ("none", "already-gone") else ("inherited" if result.get("inherited") else "ours")
+    effect = result.effect
+    saga.marker = "none" if effect in ("none", "already-gone") else ("inherited" if result.inherited else "ours")
 
 
 def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str, Any]]) -> Flow:
@@ -505,16 +520,17 @@ def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
     for change in step.setting_changes:
         while True:
             payload = {**saga.vault_input, "setting": change.setting, "value": change.to_value}
-            result, cancel = yield from saga.unless_cancelled(
+            answer, cancel = yield from saga.unless_cancelled(
                 functools.partial(saga.activity, "teardown_set_setting", payload)
             )
-            if result.get("ok"):
-                if (result.get("effect") or {}).get("effect") == "changed":
+            result = StepResult.from_record(answer)
+            if result.ok:
+                if (result.effect or {}).get("effect") == "changed":
                     saga.progress = saga.progress.record_setting(change)  # so that compensation turns it back
-                saga.progress = saga.progress.record_batch(step.kind, [result.get("effect") or {}])
+                saga.progress = saga.progress.record_batch(step.kind, [result.effect or {}])
             if cancel is not None:
                 raise cancel
-            if result.get("ok"):
+            if result.ok:
                 break
             yield from _refusal(saga, step, result)
 
@@ -522,7 +538,7 @@ def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
 def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
     """Fan out one activity per target, ``maxParallelWrites`` at a time, in sub-orchestration chunks."""
     name = STEP_ACTIVITY[step.kind]
-    size = int(saga.limits.get("maxParallelWrites", 10))
+    size = saga.run_limits.max_parallel_writes
     done_ids = {str(d.get("id")).lower() for d in saga.progress.deleted}
     pending = [t for t in step.targets if t.id.lower() not in done_ids or step.kind is StepKind.UNDELETE_ITEMS]
     for index, chunk in enumerate(batches(pending, size * BATCHES_PER_CHUNK)):
@@ -547,20 +563,20 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
                 raise _Finish(
                     TeardownOutcome.FAILED, f"{step.kind.value} failed after retries: {error}", compensate=True
                 ) from None
-            results = list(outcome.get("results") or [])
-            effects = [r["effect"] for r in results if r.get("ok")]
-            refused = [r for r in results if not r.get("ok")]
+            results = [StepResult.from_record(r) for r in outcome.get("results") or []]
+            effects = [r.effect or {} for r in results if r.ok]
+            refused = [r for r in results if not r.ok]
             saga.progress = saga.progress.record_batch(step.kind, effects)
             saga.status(step.kind)
             if cancel is not None:
                 raise cancel
-            attempted = {str((r.get("effect") or r.get("target") or {}).get("id", "")).lower() for r in results}
+            attempted = {r.target_id for r in results}
             untouched = [t for t in retry_chunk if t.id.lower() not in attempted]
             retry_chunk = []
             if refused:
                 yield from _refusal(saga, step, refused[0])
                 # security approval granted: the refused targets and those the chunk did not reach go again
-                refused_ids = {str((r.get("target") or {}).get("id", "")).lower() for r in refused}
+                refused_ids = {str((r.target or {}).get("id", "")).lower() for r in refused}
                 retry_chunk = [t for t in chunk if t.id.lower() in refused_ids] + untouched
                 attempt += 1
 
@@ -576,19 +592,20 @@ def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
     name = str(payload.get("activity"))
     size = max(1, int(payload.get("parallel", 1)))
     targets = list(payload.get("targets") or [])
-    results: list[dict[str, Any]] = []
+    results: list[StepResult] = []
     for start in range(0, len(targets), size):
         batch = targets[start : start + size]
         tasks = [
             context.call_activity_with_retry(name, RETRY, {"vaultId": payload.get("vaultId"), "target": target})
             for target in batch
         ]
-        batch_results = yield context.task_all(tasks)
-        batch_results = yield from _await_operations(context, str(payload.get("vaultId")), name, batch, batch_results)
+        answers = yield context.task_all(tasks)
+        batch_results = yield from _await_operations(context, str(payload.get("vaultId")), name, batch,
+                                                     [StepResult.from_record(a) for a in answers])
         results.extend(batch_results)
-        if any(not r.get("ok") for r in batch_results):
+        if any(not r.ok for r in batch_results):
             break
-    return {"results": results}
+    return {"results": [r.to_record() for r in results]}
 
 
 def _await_operations(
@@ -596,7 +613,7 @@ def _await_operations(
     vault_id: str,
     name: str,
     targets: list[Any],
-    results: list[dict[str, Any]],
+    results: list[StepResult],
 ) -> Flow:
     """Follow the operations the batch's activities started (``pending``) on durable timers: wait Azure's
     Retry-After (bounded), poll each with one ``teardown_operation_status`` activity, and read back the outcome
@@ -604,15 +621,15 @@ def _await_operations(
     never wait, so none needs more than ``functionTimeout``."""
     results = list(results)
     for _round in range(MAX_OPERATION_POLLS):
-        waiting = [i for i, r in enumerate(results) if r.get("ok") and r.get("pending")]
+        waiting = [i for i, r in enumerate(results) if r.ok and r.pending]
         if not waiting:
             return results
-        delay = min(float(results[i]["pending"].get("retryAfter") or 10.0) for i in waiting)
+        delay = min(float(_pending(results[i]).get("retryAfter") or 10.0) for i in waiting)
         delay = max(OPERATION_POLL_MIN.total_seconds(), min(OPERATION_POLL_MAX.total_seconds(), delay))
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
         tasks = []
         for i in waiting:
-            operation = results[i]["pending"]
+            operation = _pending(results[i])
             if operation.get("resend"):
                 tasks.append(context.call_activity_with_retry(name, RETRY, {"vaultId": vault_id, "target": targets[i]}))
             else:
@@ -621,25 +638,27 @@ def _await_operations(
         answers = yield context.task_all(tasks)
         succeeded = []
         for i, answer in zip(waiting, answers, strict=True):
-            operation = results[i]["pending"]
+            operation = _pending(results[i])
             resends = int(operation.get("resends") or 0)
-            if operation.get("resend") and answer.get("ok") and answer.get("pending"):
-                # the re-sent effect started a new operation: keep counting the resends of this target
-                results[i] = {**answer, "pending": {**answer["pending"], "resends": resends}}
-            elif operation.get("resend") or not answer.get("ok"):
-                results[i] = answer if operation.get("resend") else {**answer, "target": targets[i]}
-            elif answer.get("state") == "failed":
+            if operation.get("resend"):  # the effect was sent again: its answer is an effect's result
+                again = StepResult.from_record(answer)
+                if again.ok and again.pending:
+                    # the re-sent effect started a new operation: keep counting the resends of this target
+                    again = replace(again, pending={**again.pending, "resends": resends})
+                results[i] = again
+                continue
+            look = OperationLook.from_record(answer)
+            if not look.ok:
+                results[i] = StepResult(ok=False, refusal=look.refusal, target=targets[i])
+            elif look.state == "failed":
                 if resends >= MAX_OPERATION_RESENDS:
                     raise RuntimeError(
-                        f"{operation.get('what')} failed on Azure's side {resends + 1} times: {answer.get('message')}"
+                        f"{operation.get('what')} failed on Azure's side {resends + 1} times: {look.message or None}"
                     )
-                results[i] = {
-                    **results[i],
-                    "pending": {"resend": True, "retryAfter": answer.get("retryAfter") or 60.0,
-                                "what": operation.get("what"), "resends": resends + 1},
-                }
-            elif answer.get("state") == "running":
-                results[i] = {**results[i], "pending": {**operation, "retryAfter": answer.get("retryAfter")}}
+                results[i] = replace(results[i], pending={"resend": True, "retryAfter": look.retry_after or 60.0,
+                                                          "what": operation.get("what"), "resends": resends + 1})
+            elif look.state == "running":
+                results[i] = replace(results[i], pending={**operation, "retryAfter": look.retry_after})
             else:
                 succeeded.append(i)
         if succeeded:
@@ -648,15 +667,19 @@ def _await_operations(
                     context.call_activity_with_retry(
                         "teardown_complete_operation",
                         RETRY,
-                        {"vaultId": vault_id, "target": targets[i], "operation": results[i]["pending"]},
+                        {"vaultId": vault_id, "target": targets[i], "operation": dict(_pending(results[i]))},
                     )
                     for i in succeeded
                 ]
             )
             for i, outcome in zip(succeeded, outcomes, strict=True):
-                results[i] = outcome
-    still = [str((r.get("pending") or {}).get("what")) for r in results if r.get("pending")]
+                results[i] = StepResult.from_record(outcome)
+    still = [str((r.pending or {}).get("what")) for r in results if r.pending]
     raise RuntimeError(f"operations still running after {MAX_OPERATION_POLLS} polls: {', '.join(still)}")
+
+
+def _pending(result: StepResult) -> Mapping[str, Any]:
+    return result.pending or {}
 
 
 def _verify_step(saga: Saga, step: TeardownStep) -> Flow:
@@ -691,7 +714,7 @@ def _verify_step(saga: Saga, step: TeardownStep) -> Flow:
 
 def _sleep_until(saga: Saga, until: datetime, step: TeardownStep) -> Flow:
     """One durable timer of at most ``waitChunkHours``, then continue as new (history stays bounded)."""
-    chunk = timedelta(hours=int(saga.limits.get("waitChunkHours", 24)))
+    chunk = timedelta(hours=saga.run_limits.wait_chunk_hours)
     wake = min(until, saga.now + chunk)
     saga.phase = "waiting-for-purge"
     saga.waiting_until = format_time(until)
@@ -711,18 +734,18 @@ def _sleep_until(saga: Saga, until: datetime, step: TeardownStep) -> Flow:
 def _delete_vault_step(saga: Saga) -> Flow:
     # the last effect: once it runs, a Cancel cannot call it back, and the report says what happened
     saga.stop_if_cancelled()
-    result = yield saga.activity("teardown_delete_vault", saga.vault_input)
-    if result.get("ok") and result.get("pending"):  # sent: follow it on durable timers, then read the vault back
-        target = dict(result.get("target") or {"type": "vault", "id": saga.request.vault_id})
+    result = StepResult.from_record((yield saga.activity("teardown_delete_vault", saga.vault_input)))
+    if result.ok and result.pending:  # sent: follow it on durable timers, then read the vault back
+        target = dict(result.target or {"type": "vault", "id": saga.request.vault_id})
         [result] = yield from _await_operations(
             saga.context, saga.request.vault_id, "teardown_delete_vault", [target], [result]
         )
-    if not result.get("ok"):
-        refusal = result.get("refusal") or {}
+    if not result.ok:
         raise _Finish(
-            TeardownOutcome.FAILED, f"deleting the vault was refused: {refusal.get('message')}", compensate=True
+            TeardownOutcome.FAILED, f"deleting the vault was refused: {result.refused.message or None}",
+            compensate=True,
         )
-    saga.progress = saga.progress.record_batch(StepKind.DELETE_VAULT, [result["effect"]])
+    saga.progress = saga.progress.record_batch(StepKind.DELETE_VAULT, [result.effect or {}])
 
 
 def _compensate(saga: Saga) -> Flow:
@@ -730,8 +753,9 @@ def _compensate(saga: Saga) -> Flow:
     restored: list[dict[str, Any]] = []
     changes = [c.to_record() for c in saga.progress.changed_settings]
     if changes:
-        result = yield saga.activity("teardown_restore_protections", {**saga.vault_input, "changes": changes})
-        restored = list(result.get("restored") or [])
+        result = ProtectionsRestored.from_record((yield saga.activity(
+            "teardown_restore_protections", {**saga.vault_input, "changes": changes})))
+        restored = list(result.restored)
     return restored
 
 
@@ -790,8 +814,8 @@ def teardown_vault(context: df.DurableOrchestrationContext) -> Flow:
     if saga.started_at is None:
         saga.started_at = format_time(saga.now)
     try:
-        if not saga.limits:
-            saga.limits = dict((yield saga.activity("teardown_limits", {})))
+        if saga.limits is None:
+            saga.limits = TeardownLimits.from_record((yield saga.activity("teardown_limits", {})))
         if saga.phase in ("planning", "awaiting-approval"):
             yield from _plan_phase(saga)
         yield from _run_phase(saga)

@@ -82,6 +82,11 @@ def _vault_facts(body: dict[str, Any], kind: str) -> VaultRecord:
         tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
         principal_id=dig(body, "identity", "principalId"),
         tenant_id=dig(body, "identity", "tenantId"),
+        # Recovery Services: softDeleteSettings.softDeleteState; Backup vault: softDeleteSettings.state (both specs)
+        soft_delete=str(dig(body, "properties", "securitySettings", "softDeleteSettings", "softDeleteState")
+                        or dig(body, "properties", "securitySettings", "softDeleteSettings", "state") or "") or None,
+        immutability=str(dig(body, "properties", "securitySettings", "immutabilitySettings", "state")
+                         or "Disabled"),
     )
 
 
@@ -520,7 +525,9 @@ def look_at_operation(client: Any, operation_url: str) -> tuple[dict[str, Any], 
     if response.status_code == 204 or not response.content:
         return {"status": "Succeeded"}, headers
     body = response.json()
-    status = str(body.get("status") or "Succeeded") if isinstance(body, dict) else "Succeeded"
+    # a terminal status in ARM's spelling whatever case the provider used (Data Protection: "Inprogress")
+    status = protection_flow.operation_status(body.get("status") or "Succeeded") if isinstance(body, dict) \
+        else "Succeeded"
     out: dict[str, Any] = {"status": status}
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         out["error"] = body["error"]
@@ -835,6 +842,7 @@ class VaultCreator:
     def create(
         self, kind: str, subscription_id: str, region: str, default_tag: str, *,
         named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,
+        always_on: bool = False, immutable: bool = False,
     ) -> VaultRecord:
         """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
         ``named`` (resource group, name) and ``tags``, a vault set's next vault with the same secure defaults.
@@ -849,9 +857,9 @@ class VaultCreator:
             tags = {default_tag: "true", "backup-steward:created-by": "backup-steward"}
         rtype = VaultKind(kind).arm_type
         if kind == VaultKind.RECOVERY_SERVICES:
-            body = vault_defaults.recovery_services_vault_body(region, tags)
+            body = vault_defaults.recovery_services_vault_body(region, tags, always_on=always_on, immutable=immutable)
         else:
-            body = vault_defaults.backup_vault_body(region, tags)
+            body = vault_defaults.backup_vault_body(region, tags, always_on=always_on, immutable=immutable)
         rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
         created = self._put(subscription_id, rid, rtype, body)
         self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))  # the list without it is stale now

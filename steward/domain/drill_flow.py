@@ -27,10 +27,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from steward.domain.drill_records import DrillTarget, Workload
 from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
+from steward.domain.errors import InvalidValue
+from steward.domain.kernel import parse_time
 from steward.domain.workloads import RESTORE_ROLES, RoleScope
+
+__all__ = ["Workload"]
+
+T = TypeVar("T", DrillTarget, Mapping[str, Any])
 
 #: the tag every resource a drill creates carries; its value is the drill's id. Cleanup deletes only ids the drill
 #: recorded AND that carry this tag with its id.
@@ -59,13 +66,6 @@ VM_TYPE: Final = "microsoft.compute/virtualmachines"
 DISK_TYPE: Final = "microsoft.compute/disks"
 PG_TYPE: Final = "microsoft.dbforpostgresql/flexibleservers"
 STORAGE_TYPE: Final = "microsoft.storage/storageaccounts"
-
-
-class Workload(StrEnum):
-    VM = "virtualMachine"
-    DISK = "disk"
-    POSTGRES = "postgresqlFlexibleServer"
-    BLOB = "blob"
 
 
 class Outcome(StrEnum):
@@ -147,21 +147,22 @@ def due(candidates: Iterable[DueCandidate], now: datetime) -> list[DueCandidate]
     return [c for c in candidates if c.last_drill_at is None or now - c.last_drill_at >= c.every]
 
 
-def choose(targets: Sequence[Mapping[str, Any]], budgets: Mapping[str, DrillBudget], now: datetime, *,
-           forced: bool) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+def choose(targets: Sequence[T], budgets: Mapping[str, DrillBudget], now: datetime, *,
+           forced: bool) -> tuple[list[T], list[dict[str, Any]]]:
     """The targets this run drills, per drill rule under its budget; and the others with the reason.
 
-    ``targets``: records with ``resourceId``, ``rule`` (drill rule), ``every`` (seconds), ``sizeGb``,
-    ``lastDrillAt`` (ISO or None). ``forced`` (named resources of an on-demand run): no ``every`` check, but the
-    budgets still hold."""
-    chosen: list[Mapping[str, Any]] = []
+    ``targets``: :class:`DrillTarget` records (or their mappings: ``resourceId``, ``rule`` (drill rule), ``every``
+    (seconds), ``sizeGb``, ``lastDrillAt`` (ISO or None)), returned as given. ``forced`` (named resources of an
+    on-demand run): no ``every`` check, but the budgets still hold."""
+    chosen: list[T] = []
     waiting: list[dict[str, Any]] = []
-    by_id = {str(t["resourceId"]).lower(): t for t in targets}
-    rules = sorted({str(t["rule"]) for t in targets})
+    read = [(DrillTarget.read(t), t) for t in targets]
+    by_id = {r.resource_id.lower(): t for r, t in read}
+    rules = sorted({r.rule for r, _ in read})
     for rule in rules:
-        of_rule = [t for t in targets if t["rule"] == rule]
-        candidates = [DueCandidate(str(t["resourceId"]), rule, timedelta(seconds=float(t["every"])),
-                                   float(t["sizeGb"]), _time(t.get("lastDrillAt"))) for t in of_rule]
+        of_rule = [r for r, _ in read if r.rule == rule]
+        candidates = [DueCandidate(r.resource_id, rule, timedelta(seconds=float(r.every)),
+                                   float(r.size_gb), parse_time(r.last_drill_at)) for r in of_rule]
         ready = candidates if forced else due(candidates, now)
         ready_ids = {c.resource_id.lower() for c in ready}
         waiting += [{"resourceId": c.resource_id, "reason": "notDue"} for c in candidates
@@ -171,10 +172,6 @@ def choose(targets: Sequence[Mapping[str, Any]], budgets: Mapping[str, DrillBudg
         chosen += [by_id[c.resource_id.lower()] for c in selection.chosen]
         waiting += [{"resourceId": d.candidate.resource_id, "reason": d.reason.value} for d in selection.deferred]
     return chosen, waiting
-
-
-def _time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(str(value)) if value else None
 
 
 # ---- restore requests ----------------------------------------------------------------------------------------
@@ -291,8 +288,7 @@ def job_outcome(status: str) -> str | None:
 def seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return (datetime.fromisoformat(end.replace("Z", "+00:00")) -
-            datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return (_parse(end) - _parse(start)).total_seconds()
 
 
 #: slack after a job's end within which the disks it restored may carry their creation time (INFERRED)
@@ -311,7 +307,10 @@ def created_during(created: str | None, job_start: str | None, job_end: str | No
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = parse_time(text)
+    if moment is None:
+        raise InvalidValue("expected a time, got an empty text")
+    return moment
 
 
 def event_type(outcome: str) -> str:
@@ -360,7 +359,7 @@ def add_leftovers(index: Mapping[str, Any] | None, report: Mapping[str, Any]) ->
     entries = [dict(e) for e in (index or {}).get("entries") or []]
     if any(e.get("drillId") == str(report["id"]) for e in entries):
         return {"entries": entries}
-    started = datetime.fromisoformat(str(report["startedAt"]))
+    started = _parse(str(report["startedAt"]))
     for result in report.get("results") or []:
         left = [str(i) for i in result.get("left") or []]
         if not left:
@@ -375,7 +374,7 @@ def expired_leftovers(index: Mapping[str, Any] | None, now: datetime) -> list[di
     """``{"id", "drillId", "expiredAt"}`` of every recorded leftover whose lifetime has ended at ``now``."""
     found = []
     for entry in (index or {}).get("entries") or []:
-        expires = datetime.fromisoformat(str(entry["expiresAt"]))
+        expires = _parse(str(entry["expiresAt"]))
         if expires <= now:
             found += [{"id": i, "drillId": str(entry["drillId"]), "expiredAt": str(entry["expiresAt"])}
                       for i in entry.get("ids") or []]

@@ -26,9 +26,9 @@ from steward.domain.records import Record
 
 #: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
 DATASOURCE_ALREADY_PROTECTED: Final = "UserErrorDppDatasourceAlreadyProtected"
-#: statuses of an operation that has not ended (the ARM async contract: ``InProgress``; ``Accepted`` /
-#: ``Running`` / ``NotStarted`` are seen from some providers; a 202 on a ``Location`` URL reads as InProgress)
-RUNNING: Final = frozenset({"InProgress", "Running", "Accepted", "NotStarted", ""})
+#: an operation runs while its status is none of ARM's terminal values, in any case (``InProgress``, Data Protection's
+#: ``Inprogress``, ``Accepted``, ``Running``...; a 202 on a ``Location`` URL reads as InProgress):
+#: ``protection_flow.operation_running``
 #: the wait when Azure names none: Azure names one on both operations (S-DP 2025-07-01 ValidateForBackup.json and
 #: PutBackupInstance.json: ``Retry-After: 60``); the sandbox at a clock scale other than 1 sends its hint in real
 #: milliseconds instead, which no durable timer can use. 10 s is a choice (**inferred**: short enough to cost
@@ -85,7 +85,11 @@ class OperationState(Record):
 
     @property
     def running(self) -> bool:
-        return self.status in RUNNING
+        return protection_flow.operation_running(self.status)
+
+    @property
+    def succeeded(self) -> bool:
+        return protection_flow.operation_status(self.status) == "Succeeded"
 
     @property
     def code(self) -> str:
@@ -115,12 +119,12 @@ def reads_instance(step: Step, state: OperationState) -> bool:
         return False
     if step is Step.INSTANCE:
         return True
-    return state.status != "Succeeded" and state.code == DATASOURCE_ALREADY_PROTECTED
+    return not state.succeeded and state.code == DATASOURCE_ALREADY_PROTECTED
 
 
 def restart(state: OperationState) -> bool:
     """The operation failed on Azure's own side (not a refusal): worth starting again."""
-    return not state.running and state.status != "Succeeded" and state.code in SERVER_SIDE_CODES
+    return not state.running and not state.succeeded and state.code in SERVER_SIDE_CODES
 
 
 def refusal(state: OperationState) -> dict[str, Any]:
@@ -149,7 +153,7 @@ class AfterValidation:
 def after_validation(state: OperationState) -> AfterValidation:
     """Validation refuses a datasource an instance already protects; only then is the instance read (ours and
     healthy: AlreadyProtected; ours and failed: configured again; none of ours: the refusal stands, a conflict)."""
-    if state.status == "Succeeded":
+    if state.succeeded:
         return AfterValidation()
     if state.code != DATASOURCE_ALREADY_PROTECTED or not state.instance:
         return AfterValidation(final=refusal(state))
@@ -165,7 +169,7 @@ def after_instance(state: OperationState, repaired: Mapping[str, Any]) -> dict[s
     configuration (configured again by the caller; missing permissions keep their code: RBAC propagation will lift
     them); any other failure is a refusal."""
     made = dict(state.instance)
-    if state.status != "Succeeded" and (not made or protection_flow.instance_failure(made) is None):
+    if not state.succeeded and (not made or protection_flow.instance_failure(made) is None):
         return refusal(state)
     if not made:
         return {"ok": False, "code": INSTANCE_MISSING,
@@ -189,7 +193,7 @@ def after_modification(state: OperationState) -> dict[str, Any]:
     failed."""
     made = dict(state.instance)
     failure = protection_flow.instance_failure(made)
-    if state.status != "Succeeded" and failure is None:
+    if not state.succeeded and failure is None:
         return refusal(state)
     if not made:
         return {"ok": False, "code": INSTANCE_MISSING,
@@ -202,4 +206,4 @@ def after_modification(state: OperationState) -> dict[str, Any]:
 
 def after_stop(state: OperationState) -> dict[str, Any]:
     """``stop_protection_retain``'s result once the stop's operation ended."""
-    return {"ok": True, "stopped": True} if state.status == "Succeeded" else refusal(state)
+    return {"ok": True, "stopped": True} if state.succeeded else refusal(state)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from steward.domain.kernel import VaultKind
 from steward.domain.records import Record
 
 
@@ -110,5 +111,5 @@ class ProtectionRef(Record):
     item_id: str
     source_id: str = field(metadata={"may_be_empty": True})  # ARM does not always name it
     identity: str = ""
-    kind: str = "RecoveryServices"  # or "Backup"
+    kind: VaultKind = VaultKind.RECOVERY_SERVICES
     state: str = ""

@@ -23,6 +23,7 @@ from steward.domain.protection import (
     ProtectionRef,
 )
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
+from steward.domain.records import Record
 from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, app_created, capacity_refusal
 from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 
@@ -30,6 +31,32 @@ from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 #: reads it through the record (``Record.read``).
 Facts = ResourceRecord | Mapping[str, Any]
 Vault = VaultRecord | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _OriginRef(Record):
+    correlation_id: str | None = None
+    event_time: str | None = None
+
+
+@dataclass(frozen=True)
+class IntentRef(Record):
+    """What these helpers read of an orchestration's input (the intent record as it was started): the resource and
+    its origin's correlation id and event time. Lenient: a record without an origin reads (none)."""
+
+    resource_id: str = ""
+    origin: _OriginRef | None = None
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.origin.correlation_id if self.origin else None
+
+    @property
+    def event_time(self) -> str:
+        return (self.origin.event_time if self.origin else None) or ""
+
+
+Intent = IntentRef | Mapping[str, Any]
 
 __all__ = ["SUCCESSFUL"]
 
@@ -108,6 +135,31 @@ def set_member_records(decision: rules.Protect, candidates: Sequence[Vault]) -> 
     return [chosen[i] for i in sorted(chosen)]
 
 
+def created_settings(decision: rules.Protect) -> dict[str, bool]:
+    """What a vault the set creates must have for the rule's ``requiredVaultSettings``: AlwaysOn soft delete,
+    immutability enabled (``Unlocked``: a lock is irreversible and stays a person's act; the audit's VLT-002 asks
+    for it). Only the settings the rule requires are sent, so a rule without any creates the vault as before."""
+    required = decision.required_settings
+    made: dict[str, bool] = {}
+    if required.soft_delete == "AlwaysOn":
+        made["always_on"] = True
+    if required.immutability is not None:
+        made["immutable"] = True
+    return made
+
+
+def set_member_shortfalls(decision: rules.Protect, vault: VaultRecord) -> list[str]:
+    """What a vault of the set lacks of the rule's ``requiredVaultSettings`` (soft delete, immutability): a tag or
+    prefix may match a vault with soft delete off or immutability disabled, which the audit then flags (VLT-001/002)
+    while protections keep landing in it. Such a member is left out of the choice like a member Azure refused as
+    full (:func:`choose_in_set`): its name still counts when the set's next vault is named (found in review). A
+    record that does not carry the states (written before they were read: a replay) is not judged. Cross-region
+    restore is not judged here: a Recovery Services vault's flag is in its storage config, not in the vault read."""
+    if vault.soft_delete is None:
+        return []
+    return decision.required_settings.shortfalls(vault.soft_delete, vault.immutability, True)
+
+
 def set_member_protecting(
     decision: rules.Protect, members: Sequence[VaultRecord], status: Mapping[str, Any] | None
 ) -> Choice | None:
@@ -151,16 +203,22 @@ def choose_in_set(
     counted = {ResourceId.parse(str(r["id"])): VaultLoad(int(r.get("items") or 0), int(r.get("vms") or 0))
                for r in loads}
     by_id = {ResourceId.parse(m.id): m for m in members}
+    short = {i: set_member_shortfalls(decision, m) for i, m in by_id.items()}
+    short = {i: why for i, why in short.items() if why}
     choice = choose_in_set_pure(
         target,
         [Member(i, counted.get(i), dict(m.tags)) for i, m in by_id.items()],
-        [ResourceId.parse(r) for r in refused],
+        [*(ResourceId.parse(r) for r in refused), *short],
     )
     if isinstance(choice, SetChosen):
         return SetStep(choice.reason, vault=by_id[choice.vault_id])
+    if short:
+        left_out = "; ".join(f"{i.name}: {', '.join(why)}" for i, why in sorted(short.items()))
+        choice = replace(choice, reason=f"{choice.reason} (left out for rule {decision.rule!r}'s required vault "
+                                        f"settings: {left_out})")
     create = {"kind": target.vault_kind.value, "subscription_id": target.subscription_id, "region": target.region,
               "resource_group": choice.create.resource_group, "name": choice.create.name,
-              "tags": dict(choice.create.tags)}
+              "tags": dict(choice.create.tags), **created_settings(decision)}
     fallback = by_id[choice.fallback] if choice.fallback is not None else None
     return SetStep(choice.reason, create=create, fallback=fallback)
 
@@ -310,23 +368,42 @@ def resumed(outcome: ProtectionOutcome) -> ProtectionOutcome:
 #: An operation that ended Failed with a SERVER_SIDE_CODES code failed on Azure's side: it starts again this
 #: many times at most.
 VM_PROTECTION_STARTS: Final = 3
-OPERATION_RUNNING: Final = frozenset({"InProgress", "Running", "Accepted", "NotStarted", ""})
+#: ARM's three terminal statuses of an operation, by their lower-case spelling. Any other value is the provider's
+#: word for "still running": ``"status": "Succeeded | Failed | Canceled | {resource provider values}"``, "All other
+#: values indicate the operation is still running" (MicrosoftDocs/azure-docs
+#: ``azure-resource-manager/management/async-operations.md``). Compared without case: Microsoft.DataProtection
+#: answers ``"status": "Inprogress"`` while validateForBackup runs (``backup/backup-azure-dataprotection-use-rest-api-
+#: backup-disks.md``, its captured answer; Az.DataProtection's ``Get-AzDataProtectionOperationStatus`` example loops
+#: ``while ... .Status -eq "Inprogress"``). Found in review: a closed list of running words read it as the end.
+OPERATION_ENDED: Final = {"succeeded": "Succeeded", "failed": "Failed", "canceled": "Canceled", "cancelled": "Canceled"}
+
+
+def operation_status(status: object) -> str:
+    """An operation's status with a terminal value in ARM's spelling (``succeeded`` -> ``Succeeded``); any other
+    value as Azure wrote it."""
+    text = str(status or "").strip()
+    return OPERATION_ENDED.get(text.lower(), text)
+
+
+def operation_running(status: object) -> bool:
+    """Whether an operation with this status has not ended: it is none of ARM's terminal values (any case)."""
+    return str(status or "").strip().lower() not in OPERATION_ENDED
 
 
 def retry_operation(state: Mapping[str, Any]) -> bool:
     """Azure's protection operation failed on its own side (not a refusal): worth starting again."""
-    return str(state.get("status") or "") == "Failed" and str((state.get("error") or {}).get("code") or "") in (
+    return operation_status(state.get("status")) == "Failed" and str((state.get("error") or {}).get("code") or "") in (
         SERVER_SIDE_CODES
     )
 
 
 def vm_operation_verdict(
-    intent: Mapping[str, Any], state: Mapping[str, Any], common: Mapping[str, Any]
+    intent: Intent, state: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome | None:
     """The outcome once Azure's protection operation ended (None while it runs): verified only when the
     operation succeeded AND the item reads back protecting."""
-    status = str(state.get("status") or "")
-    if status in OPERATION_RUNNING:
+    status = operation_status(state.get("status"))
+    if operation_running(status):
         return None
     if status == "Succeeded":
         item = state.get("item")
@@ -343,13 +420,13 @@ def vm_operation_verdict(
 
 
 def outcome_of_enable(
-    intent: Mapping[str, Any], result: Mapping[str, Any], common: Mapping[str, Any]
+    intent: Intent, result: Mapping[str, Any], common: Mapping[str, Any]
 ) -> ProtectionOutcome:
     """The outcome of an enable/create activity result (``{"ok": ...}``)."""
-    correlation = (intent.get("origin") or {}).get("correlationId")
-    base = {
-        "resource_id": intent["resourceId"],
-        "correlation_id": correlation,
+    given = IntentRef.read(intent)
+    base: dict[str, Any] = {
+        "resource_id": given.resource_id,
+        "correlation_id": given.correlation_id,
         "vault_id": common.get("vault_id"),
         "policy": common.get("policy"),
         "rule": common.get("rule"),
@@ -711,7 +788,7 @@ class Alive:
     recheck: bool = False
 
 
-def alive_after_delete(intent: Mapping[str, Any], live: Facts | None, ref: ProtectionRef | None) -> Alive | None:
+def alive_after_delete(intent: Intent, live: Facts | None, ref: ProtectionRef | None) -> Alive | None:
     """Why a delete event must stop nothing: the resource exists NOW (``live``: ``describe_resource``'s facts,
     read just before the stop). None when it is gone (404): the delete is confirmed.
 
@@ -724,7 +801,7 @@ def alive_after_delete(intent: Mapping[str, Any], live: Facts | None, ref: Prote
         return None
     now = ResourceRecord.read(live)
     identity, created = now.identity, now.created_at
-    event_time = str((intent.get("origin") or {}).get("eventTime") or "")
+    event_time = IntentRef.read(intent).event_time
     if ref is not None and ref.identity and identity and ref.identity.lower() != identity.lower():
         return Alive(f"the resource exists again as another incarnation ({identity}) than the one its item "
                      f"protected ({ref.identity}): the delete event concerned the old one; nothing was stopped")
@@ -845,13 +922,13 @@ def not_reprotected(outcome: ProtectionOutcome, match: MoveMatch) -> ProtectionO
     )
 
 
-def unmatched_outcome(ref: ProtectionRef, intent: Mapping[str, Any]) -> ProtectionOutcome:
+def unmatched_outcome(ref: ProtectionRef, intent: Intent) -> ProtectionOutcome:
     return ProtectionOutcome(
         status=OutcomeStatus.FAILED,
         resource_id=ref.source_id,
         vault_id=ref.vault_id,
         item_id=ref.item_id,
-        correlation_id=(intent.get("origin") or {}).get("correlationId"),
+        correlation_id=IntentRef.read(intent).correlation_id,
         reason="left its resource group, but no single resource of the same type and name was found in the "
         "managed subscriptions; the old item keeps its recovery points - a person should look",
     )

@@ -56,6 +56,10 @@ class VaultRecord(Record):
     tags: Mapping[str, str] = field(default_factory=dict)
     principal_id: str | None = None
     tenant_id: str | None = None
+    #: its soft delete and immutability states as ARM spells them (``securitySettings``); None: not read (a record
+    #: written before the vault sets looked at them)
+    soft_delete: str | None = None
+    immutability: str | None = None
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,18 @@ class _Codec:
             if not all(isinstance(v, Mapping) for v in value):
                 raise InvalidValue(f"field {self.key!r} must be a list of {listed.__name__} objects")
             return tuple(listed.from_record(v) for v in value)
+        if hint is float or hint == float | None:
+            value = record.get(self.key)
+            if value is None and (hint is not float or not required):
+                return None if hint is not float else self.default
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidValue(f"field {self.key!r} must be a number (got {value!r:.80})")
+            return value  # as the record holds it: an integer stays one
+        if _optional_mapping(hint):
+            value = record.get(self.key)
+            if value is not None and not isinstance(value, Mapping):
+                raise InvalidValue(f"field {self.key!r} must be an object or null (got {type(value).__name__})")
+            return None if value is None else dict(value)
         if hint == int | None:
             value = record.get(self.key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
@@ -171,6 +183,12 @@ class _Codec:
                 raise InvalidValue(f"field {self.key!r} must be an object (got {type(value).__name__})")
             return dict(value)
         raise TypeError(f"no record codec for {self.name}: {hint!r}")  # a programming error, caught by tests
+
+
+def _optional_mapping(hint: Any) -> bool:
+    """A ``Mapping[str, Any] | None`` (or ``dict``) field: a JSON object or null."""
+    args = [a for a in get_args(hint) if a is not NoneType]
+    return len(args) == 1 and len(get_args(hint)) == 2 and get_origin(args[0]) in (Mapping, dict)
 
 
 def _optional_enum(hint: Any) -> type[StrEnum] | None:

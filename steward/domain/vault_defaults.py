@@ -65,35 +65,46 @@ BACKUP_VAULT_POLICIES: Final[dict[str, dict[str, Any]]] = {
 
 
 
-def recovery_services_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
-    """A Recovery Services vault with soft delete on (14 days), enhanced security on, a system identity."""
+def recovery_services_vault_body(
+    location: str, tags: dict[str, str], *, always_on: bool = False, immutable: bool = False
+) -> dict[str, Any]:
+    """A Recovery Services vault with soft delete on (14 days; ``AlwaysON`` with ``always_on``), enhanced security on,
+    a system identity, and immutability enabled (``Unlocked``, never locked: irreversible) with ``immutable``: the
+    spec's ``SoftDeleteSettings.softDeleteState`` / ``ImmutabilitySettings.state`` values, settable on the PUT."""
+    security: dict[str, Any] = {
+        "softDeleteSettings": {
+            "softDeleteState": "AlwaysON" if always_on else "Enabled",
+            "softDeleteRetentionPeriodInDays": 14,
+            "enhancedSecurityState": "Enabled",
+        }
+    }
+    if immutable:
+        security["immutabilitySettings"] = {"state": "Unlocked"}
     return {
         "location": location,
         "tags": tags,
         "sku": {"name": "Standard"},
         "identity": {"type": "SystemAssigned"},
-        "properties": {
-            "publicNetworkAccess": "Enabled",
-            "securitySettings": {
-                "softDeleteSettings": {
-                    "softDeleteState": "Enabled",
-                    "softDeleteRetentionPeriodInDays": 14,
-                    "enhancedSecurityState": "Enabled",
-                }
-            },
-        },
+        "properties": {"publicNetworkAccess": "Enabled", "securitySettings": security},
     }
 
 
-def backup_vault_body(location: str, tags: dict[str, str]) -> dict[str, Any]:
-    """A Backup vault with locally redundant storage, soft delete on (14 days) and a system identity."""
+def backup_vault_body(
+    location: str, tags: dict[str, str], *, always_on: bool = False, immutable: bool = False
+) -> dict[str, Any]:
+    """A Backup vault with locally redundant storage, soft delete on (14 days; ``AlwaysOn`` with ``always_on``), a
+    system identity, and immutability enabled (``Unlocked``, never locked) with ``immutable``."""
+    security: dict[str, Any] = {"softDeleteSettings": {"state": "AlwaysOn" if always_on else "On",
+                                                       "retentionDurationInDays": 14}}
+    if immutable:
+        security["immutabilitySettings"] = {"state": "Unlocked"}
     return {
         "location": location,
         "tags": tags,
         "identity": {"type": "SystemAssigned"},
         "properties": {
             "storageSettings": [{"datastoreType": "VaultStore", "type": "LocallyRedundant"}],
-            "securitySettings": {"softDeleteSettings": {"state": "On", "retentionDurationInDays": 14}},
+            "securitySettings": security,
         },
     }
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from html import escape
 from typing import Any, Final
 
+from steward.domain.kernel import parse_time
 from steward.report.charts import RtoSample, rto_lines
 from steward.report.html import CSP, PAGE_CSS
 from steward.report.store import ReportStore, update
@@ -28,7 +29,10 @@ def _e(value: object) -> str:
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = parse_time(text)
+    if moment is None:
+        raise ValueError("an RTO sample without its time")
+    return moment
 
 
 def add_to_history(history: Mapping[str, Any] | None, report: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import pytest
 
 from sandbox.arm import ArmSandbox, SandboxConfig
 from sandbox.arm.config import DEFAULT_TENANT, SubscriptionSpec
+from steward.domain.operations import OperationState
 from tests.shared_fixtures import needs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,8 +207,8 @@ def check_lro_headers(arm: RawArm, answer: Answer, documented: dict[str, str]) -
         assert kind in value, f"{name} should point at an {kind} resource: {value}"
         polled = arm.call("GET", value)
         assert polled.status in (200, 202), (name, polled.status, polled.body)
-        if name.lower() == "azure-asyncoperation":
-            assert polled.body["status"] == "InProgress"
+        if name.lower() == "azure-asyncoperation":  # Data Protection's spelling while it runs (docs/azure-facts.md)
+            assert (polled.body["status"], polled.body["endTime"]) == ("Inprogress", "0001-01-01T00:00:00")
 
 
 def assert_shape(expected: Any, actual: Any) -> None:
@@ -299,6 +300,27 @@ def test_validate_for_backup(arm: RawArm) -> None:
     result = arm.call("GET", answer.header("Location") or "")
     assert result.status == 200
     assert_shape(ex["responses"]["200"]["body"], result.body)
+
+
+def test_a_running_validation_reads_inprogress_and_the_app_keeps_following_it(arm: RawArm) -> None:
+    """Data Protection answers a running operation ``"status": "Inprogress"`` with ``endTime``
+    ``0001-01-01T00:00:00`` (the captured validateForBackup status GET in MicrosoftDocs/azure-docs
+    ``backup/backup-azure-dataprotection-use-rest-api-backup-disks.md``); the app reads it as still running and the
+    same look, once the operation ended, as Succeeded. Found in review: the app's closed list of running words took
+    ``Inprogress`` for the end (a refusal with code "Inprogress")."""
+    make_vault_and_policy(arm)
+    ex = example("BackupInstanceOperations/ValidateForBackup.json")
+    answer = arm.call("POST", path_for(VAULT + "/validateForBackup", ex["parameters"]), ex["parameters"]["parameters"])
+    assert answer.status == 202, answer.body
+    status_url = answer.header("Azure-AsyncOperation") or ""
+    running = arm.call("GET", status_url).body
+    assert (running["status"], running["endTime"]) == ("Inprogress", "0001-01-01T00:00:00")
+    assert OperationState(status=running["status"]).running
+    settle(arm.sb)
+    ended = arm.call("GET", status_url).body
+    assert ended["status"] == "Succeeded" and ended["endTime"] != "0001-01-01T00:00:00"
+    state = OperationState(status=ended["status"])
+    assert not state.running and state.succeeded
 
 
 def test_put_backup_instance(arm: RawArm) -> None:

@@ -292,3 +292,18 @@ def scheduled(history: Iterable[Mapping[str, Any]]) -> list[str]:
     """The activities and sub-orchestrations a history scheduled, in order."""
     kinds = {int(E.TASK_SCHEDULED), int(E.SUB_ORCHESTRATION_INSTANCE_CREATED)}
     return [e["Name"] for e in history if e["EventType"] in kinds]
+
+
+def scheduled_calls(state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The activity and sub-orchestration actions of a replay's JSON state, in order."""
+    calls = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB)
+    return [a for a in _flatten(state.get("actions") or []) if a.get("actionType") in calls]
+
+
+def replays_as_recorded(orchestrator: Any, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """Replay a whole recorded history on today's code: it must complete, having scheduled the same activities and
+    sub-orchestrations in the same order (what Durable requires of a replay). Returns the state (its output)."""
+    state = replay_recorded(orchestrator, recorded, list(recorded["history"]))
+    assert state.get("error") is None and state.get("isDone"), state
+    assert [a["functionName"] for a in scheduled_calls(state)] == scheduled(recorded["history"])
+    return state

@@ -23,17 +23,14 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 
 from orchestrators import protection
 from tests.orchestrators.replay import (
-    CALL_ACTIVITY,
-    CALL_ACTIVITY_WITH_RETRY,
-    CALL_SUB,
     CREATE_TIMER,
     _flatten,
     replay_recorded,
-    scheduled,
+    replays_as_recorded,
+    scheduled_calls,
 )
 
 DATA = json.loads((Path(__file__).parent / "data" / "protection_history_before_typed_results.json").read_text())
-CALLS = (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CALL_SUB)
 
 
 pytestmark = pytest.mark.usefixtures("packaged_rules")
@@ -82,11 +79,8 @@ def test_the_recorded_histories_hold_the_old_snake_case_results() -> None:
 @pytest.mark.parametrize("case", sorted(DATA["orchestrations"]))
 def test_a_history_recorded_before_the_typed_results_replays_to_the_same_steps_and_output(case: str) -> None:
     recorded = DATA["orchestrations"][case]
-    state = run(case, recorded["history"])
-    assert state.get("error") is None and state.get("isDone"), state
     # the same steps, in the same order: the replay is deterministic over the old results
-    assert [a["functionName"] for a in actions(state) if a.get("actionType") in CALLS] == scheduled(
-        recorded["history"])
+    state = replays_as_recorded(getattr(protection, recorded["orchestrator"]), recorded)
     assert state["output"] == recorded["output"]
 
 
@@ -104,7 +98,7 @@ def test_a_vm_protection_in_flight_waits_as_the_old_retry_after_said() -> None:
 def test_a_disk_protection_in_flight_grants_roles_to_the_old_records_principal() -> None:
     state = run("protect_disk", cut_before("protect_disk", "grant_vault_roles"))
     assert state.get("error") is None and not state.get("isDone"), state
-    last = [a for a in actions(state) if a.get("actionType") in CALLS][-1]
+    last = scheduled_calls(state)[-1]
     assert last["functionName"] == "grant_vault_roles"
     assert json.loads(last["input"])["principal_id"] == results("protect_disk", "find_vaults")[0][0]["principal_id"]
 
@@ -112,6 +106,6 @@ def test_a_disk_protection_in_flight_grants_roles_to_the_old_records_principal()
 def test_a_move_in_flight_reads_the_old_scope_for_its_next_steps() -> None:
     state = run("move", cut_before("move", "find_protections"))
     assert state.get("error") is None and not state.get("isDone"), state
-    last = [a for a in actions(state) if a.get("actionType") in CALLS][-1]
+    last = scheduled_calls(state)[-1]
     assert last["functionName"] == "find_protections"
     assert json.loads(last["input"]) == {"subscription_ids": results("move", "steward_scope")[0]["subscription_ids"]}

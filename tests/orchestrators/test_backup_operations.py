@@ -94,6 +94,28 @@ def test_an_operation_that_names_no_retry_after_is_looked_at_every_default_wait(
     assert waits(result) == [operations.DEFAULT_WAIT_SECONDS] * 4
 
 
+def test_data_protections_inprogress_spelling_is_still_running_and_any_case_of_succeeded_has_ended() -> None:
+    """Microsoft.DataProtection answers ``"status": "Inprogress"`` while an operation runs (its REST article's
+    captured answer; Az.DataProtection's Get-AzDataProtectionOperationStatus example); ARM: any status but Succeeded,
+    Failed or Canceled means the operation still runs. Found in review: read as the end, the validation was a
+    refusal with code "Inprogress" and the disk was never protected."""
+    estate = Operations()
+    estate.validate_states = [state("Inprogress", retry_after=10), state("Accepted"), state("succeeded")]
+    estate.instance_states = [state("Inprogress", retry_after=60), state("Succeeded", instance=INSTANCE)]
+    result = protect(estate)
+    assert [o["status"] for o in estate.published] == ["Protected"], estate.published
+    assert result.names().count("backup_operation_status") == 5
+    assert waits(result) == [10, 10, 10, 60, 60]
+
+
+def test_an_operation_canceled_in_any_case_has_ended_and_is_no_protection() -> None:
+    estate = Operations()
+    estate.validate_states = [state("canceled", error={"code": "OperationCanceled", "message": "stopped"})]
+    result = protect(estate)
+    assert result.output["status"] != "Protected"
+    assert result.names().count("backup_operation_status") == 1 and "begin_backup_instance" not in result.names()
+
+
 def test_a_validation_refused_while_new_role_assignments_propagate_is_waited_out_then_followed_again() -> None:
     estate = Operations()
     refused = state("Failed", error={"code": "UserErrorMissingRequiredPermissions", "message": "not yet"})

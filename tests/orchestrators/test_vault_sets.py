@@ -117,6 +117,51 @@ def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_us
     assert result.inputs("vault_loads")[1]["vault_ids"] == [A, B]
 
 
+STRICT_RULES = load_rules("""
+version: 1
+rules:
+  - name: vms
+    match: {types: [Microsoft.Compute/virtualMachines]}
+    protect:
+      vault: {vaultSet: {namePrefix: rsv-weu-}}
+      requiredVaultSettings: {softDelete: AlwaysOn, immutability: Unlocked}
+""", "strict-sets.yaml")
+
+
+def test_a_member_without_the_rules_required_vault_settings_is_left_out_of_the_choice() -> None:
+    """Found in review: the prefix matched a vault whose soft delete is off (and one whose immutability is disabled),
+    the emptiest, and the VM was protected there although the rule requires AlwaysOn soft delete and immutability
+    (the audit then flags VLT-001/002). Such members are passed over like a full one; the compliant one takes it."""
+    C = f"{SET}03"
+    estate = SetEstate({A: 10, B: 20, C: 700})
+    estate.vaults = [vault(A, soft_delete="Disabled", immutability="Unlocked"),
+                     vault(B, soft_delete="AlwaysON", immutability="Disabled"),
+                     vault(C, soft_delete="AlwaysON", immutability="Locked")]
+    answers = estate.activities()
+    answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], STRICT_RULES).to_record()
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=answers)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == C, result.output
+    assert result.inputs("begin_vm_protection")[0]["vault_id"] == C
+
+
+def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault_past_them() -> None:
+    estate = SetEstate({A: 10})
+    estate.vaults = [vault(A, soft_delete="Enabled", immutability="Disabled")]
+    answers = estate.activities()
+    answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], STRICT_RULES).to_record()
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=answers)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "NoVault", result.output
+    assert "rsv-weu-01: soft delete must be AlwaysOn" in result.output["reason"]
+    made = result.inputs("create_vault")[0]
+    assert made["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
+    # and the vault the set grows by is made with what the rule requires (AlwaysOn soft delete, immutability)
+    assert (made.get("always_on"), made.get("immutable")) == (True, True)
+
+
 MISSING = {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
 CREATED_BY = {"backup-steward:created-by": "backup-steward"}
 

@@ -65,7 +65,7 @@ from sandbox.arm.context import MovePlan, ProviderContext
 from sandbox.arm.errors import ArmError, not_found
 from sandbox.arm.http import Request, Response, no_content, ok
 from sandbox.arm.ids import id_key, parse_id
-from sandbox.arm.lro import Operation
+from sandbox.arm.lro import IN_PROGRESS, Operation
 from sandbox.arm.providers import dataprotection_errors as errors
 from sandbox.arm.providers import dataprotection_rules as rules
 from sandbox.arm.providers.authorization_model import RoleAssignments
@@ -126,6 +126,10 @@ SUB: Final = "/subscriptions/{subscriptionId}"
 GROUP: Final = SUB + "/resourceGroups/{resourceGroupName}"
 VAULT: Final = GROUP + "/providers/Microsoft.DataProtection/backupVaults/{vaultName}"
 LOCATION: Final = SUB + "/providers/Microsoft.DataProtection/locations/{location}"
+
+#: a running operation's status and end time as Data Protection answers them (``operation_status``)
+DP_IN_PROGRESS: Final = "Inprogress"
+NO_END_TIME: Final = "0001-01-01T00:00:00"
 
 #: modelled durations (Azure seconds) and the Retry-After the examples show
 #: (a sync retries a configuration: it lasts as long as one, inferred; its Retry-After is SyncBackupInstance.json's)
@@ -1061,7 +1065,14 @@ class DataProtectionProvider:
 
     # == operations ============================================================================================
     def operation_status(self, req: Request) -> Response:
+        """The operation's status body (GetOperationStatus). While it runs, Data Protection spells its status
+        ``Inprogress`` and sends ``endTime: 0001-01-01T00:00:00`` (the captured answer to a validateForBackup status
+        GET in MicrosoftDocs/azure-docs ``backup/backup-azure-dataprotection-use-rest-api-backup-disks.md``;
+        Az.DataProtection's ``Get-AzDataProtectionOperationStatus`` example loops ``-eq "Inprogress"``), not ARM's
+        ``InProgress``: docs/azure-facts.md "An operation's status ends only at ..."."""
         response = self.ctx.operations.status_response(req.params["operationId"])
+        if response.body.get("status") == IN_PROGRESS:
+            response.body = dict(response.body, status=DP_IN_PROGRESS, endTime=NO_END_TIME)
         properties = self.ctx.operations.get(req.params["operationId"]).extra.get(STATUS_PROPERTIES)
         if properties and response.body.get("status") == "Succeeded":
             response.body = dict(response.body, properties=properties)

@@ -41,6 +41,11 @@ CAPACITY_CODES: Final = frozenset({
     "bmsusererrorvaultdatasourcelimitreached",
 })
 _LIMIT_WORDS: Final = re.compile(r"(limit|quota)(reached|exceeded)", re.IGNORECASE)
+#: limits that are not a vault's capacity although their codes say "LimitReached": Azure Backup's "security
+#: precaution" block on repeated attempts (``CloudDosTimeboudLimitReached``, "Please retry after few hours":
+#: Azure/azure-cli#32441) and a VM's restore point collection limit (``UserErrorRpCollectionLimitReached``:
+#: backup-azure-troubleshoot-vm-backup-fails-snapshot-timeout.md). Another vault would not help.
+NOT_CAPACITY_PREFIXES: Final = ("clouddos", "usererrorrpcollection")
 #: the tag the app puts on vaults it creates (as ``VaultCreator`` does for regional defaults)
 CREATED_BY_TAG: Final = ("backup-steward:created-by", "backup-steward")
 
@@ -68,6 +73,8 @@ def policy_copy(policy: Mapping[str, Any]) -> dict[str, Any]:
 def capacity_refusal(code: str | None) -> bool:
     """Whether Azure refused because the vault is full (its VM or datasource limit)."""
     text = (code or "").strip()
+    if text.lower().startswith(NOT_CAPACITY_PREFIXES):
+        return False
     return text.lower() in CAPACITY_CODES or bool(text and _LIMIT_WORDS.search(text))
 
 

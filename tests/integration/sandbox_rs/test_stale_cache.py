@@ -19,7 +19,7 @@ from steward import bootstrap
 from steward.cloud import arm_cache
 from steward.cloud.arm_cache import ArmCache
 from steward.cloud.errors import NotFound
-from steward.cloud.protection import RecoveryServicesProtection
+from steward.cloud.protection import RecoveryServicesProtection, VaultCreator
 from steward.domain.kernel import VaultKind
 
 from .conftest import Estate
@@ -88,3 +88,28 @@ def test_a_policy_deleted_while_its_id_is_cached_is_read_again_after_one_refusal
         {"resource_id": vm, "vault_id": str(vault.id), "policy": "DefaultPolicy"}
     )
     assert again == {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
+
+
+def test_the_vault_list_carries_each_vaults_soft_delete_and_immutability(estate: Estate) -> None:
+    """A vault set passes over a member short of the rule's required settings (protection_flow.set_member_shortfalls):
+    the states come from the vault list the app reads, as Azure's vault body spells them (securitySettings)."""
+    rg = estate.group("vaultstates")
+    estate.vault(rg, "rsv-states-01", soft_delete="Disabled")
+    estate.vault(rg, "rsv-states-02", soft_delete="AlwaysON", immutability="Unlocked")
+    found = {v.id.rsplit("/", 1)[-1]: v for v in RecoveryServicesProtection(estate.clients).vaults_in(
+        estate.subscription, "westeurope")}
+    assert (found["rsv-states-01"].soft_delete, found["rsv-states-01"].immutability) == ("Disabled", "Disabled")
+    assert (found["rsv-states-02"].soft_delete, found["rsv-states-02"].immutability) == ("AlwaysON", "Unlocked")
+
+
+def test_a_vault_the_set_creates_for_a_strict_rule_is_made_alwayson_and_immutable(estate: Estate) -> None:
+    """The spec's softDeleteState AlwaysON and immutabilitySettings Unlocked are taken on the vault PUT (the sandbox
+    refuses values outside the spec's enums) and read back from the vault list."""
+    rg = estate.group("strictset")
+    made = VaultCreator(estate.clients).create(
+        VaultKind.RECOVERY_SERVICES.value, estate.subscription, "westeurope", "unused",
+        named=(rg, "rsv-strict-01"), tags={"backup-set": "strict"}, always_on=True, immutable=True)
+    assert (made.soft_delete, made.immutability) == ("AlwaysON", "Unlocked")
+    found = {v.id.rsplit("/", 1)[-1]: v for v in RecoveryServicesProtection(estate.clients).vaults_in(
+        estate.subscription, "westeurope")}
+    assert (found["rsv-strict-01"].soft_delete, found["rsv-strict-01"].immutability) == ("AlwaysON", "Unlocked")

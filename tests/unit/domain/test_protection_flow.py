@@ -256,6 +256,23 @@ def test_reconfigured_outcomes_say_what_failed_and_how_often() -> None:
     assert not flow.configuration_failed({"ok": True, "code": flow.CONFIGURATION_FAILED})
 
 
+def test_an_operation_runs_until_one_of_arms_three_terminal_statuses_in_any_case() -> None:
+    """ARM: "Succeeded | Failed | Canceled | {resource provider values}" (async-operations.md); Data Protection
+    spells its running state "Inprogress" (backup-azure-dataprotection-use-rest-api-backup-disks.md)."""
+    for running in ("InProgress", "Inprogress", "inprogress", "Running", "Accepted", "NotStarted", "Provisioning", ""):
+        assert flow.operation_running(running), running
+    for ended, spelled in (("Succeeded", "Succeeded"), ("succeeded", "Succeeded"), ("FAILED", "Failed"),
+                           ("Canceled", "Canceled"), ("Cancelled", "Canceled")):
+        assert not flow.operation_running(ended) and flow.operation_status(ended) == spelled
+    assert flow.operation_status("Inprogress") == "Inprogress"
+    intent = {"resourceId": vm("app", "vm1"), "origin": {"correlationId": "c"}}
+    common = {"vault_id": RSV, "policy": "DefaultPolicy", "rule": "virtual-machines"}
+    item = {"id": f"{RSV}/x", "properties": {"protectionState": "IRPending"}}
+    assert flow.vm_operation_verdict(intent, {"status": "Inprogress", "item": item}, common) is None
+    done = flow.vm_operation_verdict(intent, {"status": "succeeded", "item": item}, common)
+    assert done is not None and done.status is OutcomeStatus.PROTECTED
+
+
 @pytest.mark.parametrize(
     ("state", "code", "remedy"),
     [

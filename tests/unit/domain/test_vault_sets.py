@@ -147,6 +147,10 @@ def test_capacity_refusals_are_told_by_code_never_by_message() -> None:
     assert capacity_refusal("BMSUserErrorVaultVMLimitReached")
     assert capacity_refusal("SomeOtherQuotaExceeded")
     assert not capacity_refusal("BMSUserErrorProtectableItemAlreadyProtected")
+    # limits that are no vault's capacity (review): Azure Backup's block on repeated attempts (azure-cli#32441) and
+    # a VM's restore point collection limit; another member would not help
+    assert not capacity_refusal("CloudDosTimeboudLimitReached")
+    assert not capacity_refusal("UserErrorRpCollectionLimitReached")
     assert not capacity_refusal(None) and not capacity_refusal("")
 
 

@@ -1,0 +1,233 @@
+"""The ``restore_drill`` orchestration's records on the one record codec (``steward/domain/records.py``): its input,
+a drill target, and each activity result it reads (``activities/drill.py`` writes them, ``orchestrators/drill.py``
+reads them). The keys are the ones these results had before they were records (camelCase already), so a drill
+in flight replays its history unchanged (``tests/orchestrators/test_drill_records.py``).
+
+What Azure answered and the drill only passes on (an operation to follow, a job's error, the restored disks'
+sizes) travels inside them as it came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from steward.domain.drills import DrillBudget, PointChoice
+from steward.domain.records import Record
+
+__all__ = [
+    "CleanedUp",
+    "DrillCandidates",
+    "DrillCarried",
+    "DrillGranted",
+    "DrillPrepared",
+    "DrillRequest",
+    "DrillStarted",
+    "DrillTarget",
+    "JobState",
+    "OperationState",
+    "RecoveryPoints",
+    "RestoredResources",
+    "StillThere",
+    "Workload",
+]
+
+#: a field left out of the record while it has its default: each result keeps the keys it had
+_UNLESS_SET: Final = {"omit_default": True}
+_MAY_BE_EMPTY: Final = {"may_be_empty": True}
+
+
+class Workload(StrEnum):
+    VM = "virtualMachine"
+    DISK = "disk"
+    POSTGRES = "postgresqlFlexibleServer"
+    BLOB = "blob"
+
+
+@dataclass(frozen=True)
+class DrillRequest(Record):
+    """``restore_drill``'s input (``entrypoints/drill_http.py``: the HTTP start and the timer)."""
+
+    resources: tuple[str, ...] = ()
+    subscriptions: tuple[str, ...] = ()
+    dry_run: bool = False
+    requested_by: str | None = None
+    trigger: str = ""
+    past_due: bool = False
+
+
+@dataclass(frozen=True)
+class BudgetRecord(Record):
+    """A drill rule's budget as a target carries it."""
+
+    share: float
+    minimum: int
+    max_concurrent: int
+    max_restored_gb: float | None = None
+
+    def budget(self) -> DrillBudget:
+        return DrillBudget(share=float(self.share), minimum=self.minimum, max_concurrent=self.max_concurrent,
+                           max_restored_gb=None if self.max_restored_gb is None else float(self.max_restored_gb))
+
+
+@dataclass(frozen=True)
+class DrillTarget(Record):
+    """One protected resource a drill rule covers (an entry of ``drill_candidates``' targets): what selection and
+    the restore need. Times in seconds; ``expected``: the source's disks (id, size, SKU) the validation compares."""
+
+    resource_id: str
+    rule: str
+    workload: Workload | None = None  # always written by drill_candidates; selection alone does not need it
+    name: str = field(default="", metadata=_MAY_BE_EMPTY)
+    type: str = field(default="", metadata=_MAY_BE_EMPTY)
+    location: str = field(default="", metadata=_MAY_BE_EMPTY)
+    subscription: str = field(default="", metadata=_MAY_BE_EMPTY)
+    vault_id: str = field(default="", metadata=_MAY_BE_EMPTY)
+    vault_location: str = field(default="", metadata=_MAY_BE_EMPTY)
+    protection_id: str = field(default="", metadata=_MAY_BE_EMPTY)
+    datastore: str = field(default="", metadata=_MAY_BE_EMPTY)
+    every: float = 0.0
+    lifetime: float | None = None
+    point: PointChoice = PointChoice.LATEST
+    window: float | None = None
+    group: str = field(default="", metadata=_MAY_BE_EMPTY)
+    budget: BudgetRecord | None = None
+    size_gb: float = 0.0
+    expected: tuple[Any, ...] = ()
+    validation_timeout: float | None = None
+    last_drill_at: str | None = None
+
+
+@dataclass(frozen=True)
+class DrillCandidates(Record):
+    """``drill_candidates``' result: the targets, and what was skipped and why (passed on to the report)."""
+
+    targets: tuple[DrillTarget, ...] = ()
+    skipped: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrillCarried(Record):
+    """What one generation of ``restore_drill`` hands to the next (it continues as new every few resources): when
+    the drill started, the targets chosen, those waiting and skipped, the results so far, the index of the next
+    target, and whether a Cancel came."""
+
+    started_at: datetime = field(metadata={"keep_offset": True})
+    chosen: tuple[DrillTarget, ...] = ()
+    waiting: tuple[Any, ...] = ()
+    skipped: tuple[Any, ...] = ()
+    results: tuple[Any, ...] = ()
+    next: int = 0
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class RecoveryPoint(Record):
+    id: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class RecoveryPoints(Record):
+    """``drill_points``' result: the target's recovery points."""
+
+    points: tuple[RecoveryPoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrillGroup(Record):
+    """The drill's resource group (``owned``: it carries the drill-group tag; ``created`` by this call)."""
+
+    id: str
+    created: bool = False
+    owned: bool = False
+
+
+@dataclass(frozen=True)
+class StagingAccount(Record):
+    """The drill's own storage account (VM disks' staging, PostgreSQL files): its create may still run
+    (``operation``, None when none)."""
+
+    id: str
+    operation: Mapping[str, Any] | None = None
+    name: str = field(default="", metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class DrillPrepared(Record):
+    """``drill_prepare``'s result: the drill group and, for a VM or PostgreSQL server, the storage account; or a
+    refusal (``ok`` false, ``error``)."""
+
+    ok: bool
+    group: DrillGroup | None = field(default=None, metadata=_UNLESS_SET)
+    account: StagingAccount | None = field(default=None, metadata=_UNLESS_SET)
+    error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class DrillGranted(Record):
+    """``drill_grant``'s result: the roles newly assigned to the vault's identity (they take minutes to apply)."""
+
+    ok: bool
+    created: tuple[str, ...] = ()
+    error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class DrillStarted(Record):
+    """``drill_start``'s result: the restore (or its ``validateRestore``) was sent: the operation to follow (None
+    when Azure answered at once), the new disk's id (a disk restore) or the group's disks before (a VM restore);
+    or a refusal."""
+
+    ok: bool
+    operation: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+    new_disk_id: str | None = field(default=None, metadata=_UNLESS_SET)
+    before: tuple[str, ...] = field(default=(), metadata=_UNLESS_SET)
+    error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class OperationState(Record):
+    """``drill_operation``'s result: one look at an operation (``running``, ``succeeded``, ``failed``), the wait
+    Azure asks for before the next, and a restore's job id."""
+
+    state: str
+    retry_after: float | None = field(default=None, metadata=_UNLESS_SET)
+    job_id: str | None = field(default=None, metadata=_UNLESS_SET)
+    error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class JobState(Record):
+    """``drill_job``'s result: the restore job's status, times (its RTO) and error."""
+
+    status: str = ""
+    start_time: str | None = None
+    end_time: str | None = None
+    error: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RestoredResources(Record):
+    """``drill_restored``'s result: what the restore created (id, size, SKU), tagged with the drill."""
+
+    restored: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class CleanedUp(Record):
+    """``drill_cleanup``'s result: deleted, deletes still running (operations with the id), left alone and why."""
+
+    deleted: tuple[str, ...] = ()
+    pending: tuple[Any, ...] = ()
+    skipped: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class StillThere(Record):
+    """``drill_remaining``'s result: the recorded ids that still exist."""
+
+    remaining: tuple[str, ...] = ()
