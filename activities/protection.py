@@ -139,12 +139,13 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def copy_policy(request: dict[str, Any]) -> dict[str, Any]:
-    """Give a vault set's new vault the rule's Recovery Services policy (issue 19): a new vault holds only Azure's
-    DefaultPolicy and EnhancedPolicy. Idempotent: nothing is written when ``vault_id`` has ``policy`` already; else
-    the first of ``sources`` (the set's members) that has it is read and its properties PUT into ``vault_id`` under
-    the same name (``rules.vault_sets.policy_copy``: read-only fields stripped). ``{"ok", "copied", "source"}`` or a
-    refusal (none of the members has it: ``PolicyNotFound``; Azure's policy limits: its code)."""
-    adapter = RecoveryServicesProtection(bootstrap.clients(), bootstrap.arm_cache())
+    """Give a vault set's new vault the rule's policy (issue 19): a new Recovery Services vault holds only Azure's
+    DefaultPolicy and EnhancedPolicy, a new Backup vault only the app's default ones (``kind``; Recovery Services when
+    absent). Idempotent: nothing is written when ``vault_id`` has ``policy`` already; else the first of ``sources``
+    (the set's members) that has it is read and its properties PUT into ``vault_id`` under the same name
+    (``rules.vault_sets.policy_copy``: read-only fields stripped). ``{"ok", "copied", "source"}`` or a refusal (none
+    of the members has it: ``PolicyNotFound``; Azure's policy limits: its code)."""
+    adapter = _adapter(str(request.get("kind") or VaultKind.RECOVERY_SERVICES.value))
     target, name = request["vault_id"], request["policy"]
 
     def effect() -> dict[str, Any]:

@@ -124,6 +124,15 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     request = {"resource_id": resource_id, "facts": facts.to_record(), "decision": record, **common}
     regrant = {"principal_id": vault.principal_id, "grants": grants, "fresh": True}
     result = yield from _configure_backup_instance(context, request, regrant)
+    if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
+        sources = flow.policy_sources(decision, vault, members)
+        if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
+            copied = yield from call_with_backoff(context, "copy_policy", RETRY, {
+                "kind": decision.vault_kind.value, "vault_id": vault.id, "policy": decision.policy,
+                "sources": sources})
+            if not copied["ok"]:
+                return _outcome(intent, OutcomeStatus.FAILED, reason=flow.policy_copy_failed(copied), **common)
+            result = yield from _configure_backup_instance(context, request, regrant)
     # a failed instance found on the first call (left by an earlier run) was configured again by it
     repaired = [result["repaired"]] if result.get("repaired") else []
     remedies = [str(result.get("remedy") or flow.REMEDY_PUT)] if repaired else []
@@ -196,7 +205,8 @@ def _begin_in_vault(context: df.DurableOrchestrationContext, target: dict[str, A
     if not sources or not isinstance(begun, VmProtectionBegun) or not flow.policy_missing(begun.to_record()):
         return begun
     copied = yield from call_with_backoff(context, "copy_policy", RETRY, {
-        "vault_id": target["vault_id"], "policy": target["policy"], "sources": list(sources)})
+        "kind": VaultKind.RECOVERY_SERVICES.value, "vault_id": target["vault_id"], "policy": target["policy"],
+        "sources": list(sources)})
     if not copied["ok"]:
         return flow.policy_copy_failed(copied)
     return (yield from _begin_vm_protection(context, target))

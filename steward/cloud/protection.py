@@ -596,6 +596,29 @@ class BackupVaultProtection(_VaultAdapter):
 
         return self.cached_policy_id(vault_id, policy_name, read)
 
+    def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
+        """The policy as Azure answers it (``BackupPolicies_Get``), or None when the vault has none of that name."""
+        vault = vault_address(vault_id)
+        try:
+            with azure_errors():
+                found = self._clients.data_protection(vault.subscription_id).backup_policies.get(
+                    resource_group_name=vault.resource_group, vault_name=vault.name, backup_policy_name=policy_name
+                )
+        except NotFound:
+            return None
+        return wire(found)
+
+    def put_policy(self, vault_id: str, policy_name: str, body: dict[str, Any]) -> None:
+        """Create the policy (``BackupPolicies_CreateOrUpdate``: PUT ``.../backupPolicies/{backupPolicyName}``, 200,
+        as ``VaultCreator.create`` PUTs the default ones). The cached id is dropped."""
+        vault = vault_address(vault_id)
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_policies.create_or_update(
+                resource_group_name=vault.resource_group, vault_name=vault.name, backup_policy_name=policy_name,
+                parameters=BaseBackupPolicyResource(body),
+            )
+        self.forget_policy(vault_id, policy_name)
+
     def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
         """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no
         list first). True when the PUT succeeded (200 or 201: a create and an idempotent re-create are not

@@ -11,7 +11,7 @@ from orchestrators import protection
 from steward.domain import protection_flow
 from steward.rules_file import load_rules
 from tests.orchestrators.replay import replay
-from tests.orchestrators.test_protection import ORIGIN, SUB, VM, Estate, protect, vault
+from tests.orchestrators.test_protection import DISK, ORIGIN, SUB, VM, Estate, protect, vault
 
 SET = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-weu-"
 A, B = f"{SET}01", f"{SET}02"
@@ -177,7 +177,8 @@ def test_a_new_vault_lacking_the_rules_policy_gets_it_copied_from_a_member_then_
                     activities=activities)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
-    assert result.inputs("copy_policy") == [{"vault_id": made, "policy": "DefaultPolicy", "sources": [A, B]}]
+    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vault_id": made, "policy": "DefaultPolicy",
+                                              "sources": [A, B]}]
     assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [made, made]
     calls = [n for n in result.names() if n in ("begin_vm_protection", "copy_policy")]
     assert calls == ["begin_vm_protection", "copy_policy", "begin_vm_protection"]
@@ -203,3 +204,34 @@ def test_a_member_a_person_made_is_never_written_a_policy_into() -> None:
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Failed" and result.output["vaultId"] == A
     assert "copy_policy" not in result.names()
+
+
+BV_SET = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/backupVaults/bv-weu-"
+DISK_RULES = load_rules("""
+version: 1
+rules:
+  - name: disks
+    match: {types: [Microsoft.Compute/disks]}
+    protect:
+      vault: {vaultSet: {namePrefix: bv-weu-}}
+      policy: disk-hourly
+""", "disk-sets.yaml")
+
+
+def test_a_backup_vault_sets_new_vault_gets_the_rules_policy_copied_then_the_disk_is_protected() -> None:
+    old, made = f"{BV_SET}01", f"{BV_SET}02"
+    estate = Estate(DISK)
+    estate.vaults = [vault(old), vault(made, tags=CREATED_BY)]
+    estate.protect_results = [{"ok": False, "code": "PolicyNotFound", "message": "policy disk-hourly not in vault"},
+                              {"ok": True, "instance": {"id": f"{made}/backupInstances/bi-1"}, "created": True}]
+    answers = estate.activities()
+    answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], DISK_RULES).to_record()
+    answers["vault_loads"] = lambda p: [{"id": i, "items": 50 if i == old else 0, "vms": 0} for i in p["vault_ids"]]
+    answers["copy_policy"] = lambda p: {"ok": True, "copied": True, "source": old}
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": DISK, "origin": ORIGIN},
+                    activities=answers)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made, result.output
+    assert result.inputs("copy_policy") == [{"kind": "Backup", "vault_id": made, "policy": "disk-hourly",
+                                             "sources": [old]}]
+    assert len(result.inputs("protect_in_backup_vault")) == 2
