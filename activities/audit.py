@@ -31,7 +31,7 @@ from steward.domain.audit.runs import AuditPart, AuditScope, DrillLeftovers, Fin
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import id_key
+from steward.domain.kernel import id_key, parse_time, require_time
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.events import finding_events
 from steward.report.store import load_latest, save_result, update
@@ -59,7 +59,7 @@ def _part_name(run: str, subscription_id: str) -> str:
 def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
     """Inventory of one subscription, stored as a part of the run; returns the part's name and counts."""
     run, subscription_id = str(request["run"]), str(request["subscription_id"])
-    now = datetime.fromisoformat(str(request["now"])) if request.get("now") else None  # older runs sent none
+    now = parse_time(request.get("now"))  # older runs sent none
     part = read_estate(_reader(now), [subscription_id], concurrency=1)
     name = _part_name(run, subscription_id)
     bootstrap.report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
@@ -92,7 +92,7 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
     """Merge the parts, audit against the rules and the previous run, store the report. Idempotent: a run
     already stored (a retried activity) is not evaluated twice."""
     store = bootstrap.report_store()
-    now = datetime.fromisoformat(str(request["now"]))
+    now = require_time(request["now"])
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     existing = store.get(f"runs/{stamp}.json")
     if existing is not None:
@@ -186,7 +186,7 @@ def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
     store = bootstrap.report_store()
     data = store.get(drill_flow.LEFTOVERS_BLOB)
     index = json.loads(data) if data else None
-    expired = drill_flow.expired_leftovers(index, datetime.fromisoformat(str(request["now"])))
+    expired = drill_flow.expired_leftovers(index, require_time(request["now"]))
     if not expired:
         return DrillLeftovers().to_record()
     ops = DrillOps(bootstrap.clients())

@@ -24,6 +24,7 @@ from steward.cloud.protection import (
     collect_protections,
     instance_name,
 )
+from steward.cloud.wire import dig
 from steward.domain import blob_containers, operations, protection_flow, rules
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
@@ -110,7 +111,11 @@ def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 @bp.activity_trigger(input_name="request")
 def create_vault(request: dict[str, Any]) -> dict[str, Any]:
-    """Create the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on."""
+    """Create the missing regional vault with secure defaults - only when STEWARD_AUTO_CREATE_VAULTS is on. Returns
+    as soon as Azure accepted the PUT: an ``OperationStarted`` record of step ``vault`` (the orchestrator follows
+    it on durable timers with ``vault_creation_status`` and verifies the vault as it reads back), or, when Azure
+    answered at once (a Recovery Services vault: ``PUTVault.json`` answers ``Succeeded``), the result: ``{"ok":
+    true, "vault"}`` once the answer is verified, or a refusal."""
     settings = bootstrap.settings()
     if not settings.auto_create_vaults:
         return {"ok": False, "code": "AutoCreateOff", "message": "STEWARD_AUTO_CREATE_VAULTS is off"}
@@ -129,10 +134,24 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
                     return {"ok": False, "code": "VaultNameTaken",
                             "message": f"{found.id} exists in {found.location}, not {request['region']}"}
                 return {"ok": True, "vault": found.to_record(), "existed": True}
-        return {"ok": True, "vault": creator.create(
+        sent, accepted = creator.begin_create(
             request["kind"], request["subscription_id"], request["region"], settings.vault_default_tag,
             named=named, tags=tags, always_on=bool(request.get("always_on")), immutable=bool(request.get("immutable")),
-        ).to_record()}
+        )
+        begun = operations.OperationStarted(step=operations.Step.VAULT, operation=accepted["operation"],
+                                            retry_after=int(accepted["retry_after"] or 0), body=sent,
+                                            instance=accepted["vault"])
+        answered = accepted["vault"]
+        state = str(dig(answered, "properties", "provisioningState") or "").lower()
+        if accepted["operation"] or state not in ("succeeded", "failed", "canceled"):
+            return begun.to_record()  # followed on durable timers
+        # answered at once: the answer is the vault as it is (the verification of a Recovery Services vault)
+        ended = operations.OperationState(status="Succeeded" if state == "succeeded" else state.title(),
+                                          instance=answered)
+        made = operations.after_vault(ended, begun)
+        if made["ok"] and request["kind"] == VaultKind.BACKUP:
+            creator.create_policies(made["vault"]["id"])
+        return made
 
     return _guard(effect)
 
@@ -167,6 +186,31 @@ def copy_policy(request: dict[str, Any]) -> dict[str, Any]:
 
     with bind(vault_id=target):
         return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def vault_creation_status(request: dict[str, Any]) -> dict[str, Any]:
+    """One look at the creation of a vault (``vault_id``; ``operation``: its status URL, "" to read the vault's
+    ``provisioningState``); once it ended, the vault as it reads back (``instance``: the verification)."""
+    creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
+    look = creator.creation_status(request["vault_id"], request["operation"])
+    state = operations.OperationState(status=str(look.get("status") or ""), error=look.get("error") or {},
+                                      retry_after=int(look.get("retry_after") or 0))
+    if not state.running:
+        found = look.get("vault") or creator.read(request["vault_id"])
+        state = dataclasses.replace(state, instance=found or {})
+        kind = ResourceId.parse(request["vault_id"]).vault_kind
+        if kind is not None:  # a list cached while it provisioned may lack it
+            creator.forget_vaults(kind, ResourceId.parse(request["vault_id"]).subscription_id)
+    return state.to_record()
+
+
+@bp.activity_trigger(input_name="request")
+def create_vault_policies(request: dict[str, Any]) -> dict[str, Any]:
+    """The default policies of a Backup vault the app created (PUTs, idempotent), once its creation ended and it
+    read back as created: ``{"ok": true, "policies"}`` or a refusal."""
+    creator = VaultCreator(bootstrap.clients(), bootstrap.arm_cache())
+    return _guard(lambda: {"ok": True, "policies": creator.create_policies(request["vault_id"])})
 
 
 @bp.activity_trigger(input_name="request")

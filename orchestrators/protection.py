@@ -80,7 +80,7 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     else:
         choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
-        made = yield from call_with_backoff(context, "create_vault", RETRY, search)
+        made = yield from _create_vault(context, search)
         if made["ok"]:
             candidates = [VaultRecord.from_record(made["vault"])]
             choice = flow.choose(decision, candidates)
@@ -233,7 +233,7 @@ def _choose_in_set(
             return flow.Choice(vault=step.vault, reason=step.reason)
         if step.create is None:
             break
-        made = yield from call_with_backoff(context, "create_vault", RETRY, dict(step.create))
+        made = yield from _create_vault(context, dict(step.create))
         if not made["ok"]:
             break
         vault = VaultRecord.from_record(made["vault"])
@@ -244,6 +244,34 @@ def _choose_in_set(
     if step.fallback is not None:
         return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
     return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))
+
+
+def _create_vault(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+    """``create_vault`` PUTs the vault and returns as soon as Azure accepted it; its operation is followed on durable
+    timers at Azure's ``Retry-After`` (``vault_creation_status``) and the vault read back once it ended is verified
+    against what was sent (``operations.after_vault``); a Backup vault then gets its default policies
+    (``create_vault_policies``). ``create_vault``'s result: ``{"ok": true, "vault", "existed"?}`` or a refusal. A
+    result recorded before the operation was followed here (or answered at once) is final as it is."""
+    made: dict[str, Any] = {}
+    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again (the PUT is idempotent)
+        made = yield from call_with_backoff(context, "create_vault", RETRY, request)
+        begun = operations.started(made)
+        if begun is None:
+            return made
+        vault_id = operations.vault_started(begun)
+        watch = {"vault_id": vault_id, "resource_id": vault_id, "status_activity": "vault_creation_status"}
+        state = yield from _follow_backup_operation(context, watch, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        made = operations.after_vault(state, begun)
+        if not operations.restart(state):
+            break
+    if made.get("ok") and VaultRecord.from_record(made["vault"]).kind is VaultKind.BACKUP:
+        policies = yield from call_with_backoff(context, "create_vault_policies", RETRY,
+                                                {"vault_id": made["vault"]["id"]})
+        if not policies["ok"]:
+            return policies
+    return made
 
 
 def _configure_backup_instance(
@@ -319,7 +347,7 @@ def _follow_backup_operation(
     as the same step's operation took before in this run (``took``, recorded here when it ends: a validation sent
     again while new role assignments propagate is looked at once, not ``Retry-After`` by ``Retry-After``). An
     operation Azure answered at once ends at once (the instance it answered with, for a PUT)."""
-    if not begun.operation:
+    if not begun.operation and begun.step is not operations.Step.VAULT:  # a vault is then watched by its own GET
         return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
     watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
              "operation": begun.operation, **({"name": request["name"]} if request.get("name") else {})}

@@ -42,6 +42,7 @@ from steward.domain.audit import (
     audit,
 )
 from steward.domain.errors import StewardError
+from steward.domain.kernel import parse_time
 from steward.domain.rules import RuleSet
 from steward.report import render_html, render_table
 from steward.rules_file import load_configured_rules
@@ -117,7 +118,7 @@ def sandbox_now(target: CloudTarget) -> datetime | None:
     context = ssl.create_default_context(cafile=target.ca_bundle) if target.ca_bundle else None
     try:
         with urllib.request.urlopen(url, timeout=10, context=context) as answer:  # noqa: S310 - loopback sandbox
-            return datetime.fromisoformat(json.loads(answer.read())["now"]).astimezone(UTC)
+            return parse_time(json.loads(answer.read())["now"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -216,11 +217,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
             else (configured_rules or load_configured_rules(None, None))
         )
         previous = AuditResult.from_json(json.loads(Path(args.previous).read_text())) if args.previous else None
-        now = (
-            datetime.fromisoformat(args.now.replace("Z", "+00:00")).astimezone(UTC)
-            if args.now
-            else sandbox_now(target) or datetime.now(UTC)
-        )
+        now = parse_time(args.now) or sandbox_now(target) or datetime.now(UTC)
         clients = CloudClients(target)
         subscriptions = tuple(args.subscription) or configured_subs
         reader = _reader(args.source, clients, subscriptions)

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import metrics
 
+from steward.domain.kernel import read_time
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -155,8 +157,8 @@ def record_protections(outcomes: Iterable[Mapping[str, Any]], since: str | None 
     (the triggering event's ISO time) to ``at`` (the orchestration's time of the outcome; default now) to the
     duration histogram."""
     instruments = _current()
-    started = _parse_time(since)
-    moment = _parse_time(at) or datetime.now(UTC)
+    started = read_time(since)  # leniently: no zone is UTC, what does not parse adds no duration
+    moment = read_time(at) or datetime.now(UTC)
     for outcome in outcomes:
         status = str(outcome.get("status") or "unknown")
         resource_type = _resource_type(str(outcome.get("resource_id") or outcome.get("resourceId") or ""))
@@ -197,16 +199,6 @@ def record_drill(report: Mapping[str, Any]) -> None:
             attributes = {"workload": str(result.get("workload") or "unknown"),
                           "outcome": str(result.get("outcome") or "unknown")}
             instruments.drill_rto.record(seconds, attributes)
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ---- reading (the demo summary, tests) -----------------------------------------------------------------

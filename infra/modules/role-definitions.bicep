@@ -237,7 +237,7 @@ resource vaultCreator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if 
           // autoCreateVaults (infra/README.md, "What each role cannot do").
           'Microsoft.RecoveryServices/Vaults/write'
           'Microsoft.DataProtection/backupVaults/write'
-          // create_vault: the default policies of a new Backup vault.
+          // create_vault_policies (create_vault when Azure answered at once): the default policies of a new Backup vault.
           'Microsoft.DataProtection/backupVaults/backupPolicies/write'
           // copy_policy: the rule's Recovery Services policy into a vault set's vault the app created (issue 19).
           'Microsoft.RecoveryServices/Vaults/backupPolicies/write'

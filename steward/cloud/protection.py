@@ -75,19 +75,7 @@ def _created_of(rtype: str, body: dict[str, Any]) -> str:
 
 
 def _vault_facts(body: dict[str, Any], kind: str) -> VaultRecord:
-    return VaultRecord(
-        id=str(body["id"]),
-        kind=VaultKind(kind),
-        location=normalise_region(str(body.get("location", ""))),
-        tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
-        principal_id=dig(body, "identity", "principalId"),
-        tenant_id=dig(body, "identity", "tenantId"),
-        # Recovery Services: softDeleteSettings.softDeleteState; Backup vault: softDeleteSettings.state (both specs)
-        soft_delete=str(dig(body, "properties", "securitySettings", "softDeleteSettings", "softDeleteState")
-                        or dig(body, "properties", "securitySettings", "softDeleteSettings", "state") or "") or None,
-        immutability=str(dig(body, "properties", "securitySettings", "immutabilitySettings", "state")
-                         or "Disabled"),
-    )
+    return VaultRecord.from_arm(body, VaultKind(kind))
 
 
 class ResourceReader:
@@ -834,41 +822,45 @@ def _all_vaults(
 
 
 class VaultCreator:
-    """Creates the regional vault the rules expect when none exists (``STEWARD_AUTO_CREATE_VAULTS``)."""
+    """Creates the regional vault the rules expect when none exists (``STEWARD_AUTO_CREATE_VAULTS``), or a vault
+    set's next vault: :meth:`begin_create` PUTs it and returns as soon as Azure accepted it; the orchestrator waits
+    the operation's ``Retry-After`` on a durable timer and looks (:meth:`creation_status`), and once it ended the
+    vault is read back (:meth:`read`, the verification: ``operations.after_vault``) and a Backup vault gets the
+    default policies (:meth:`create_policies`). No activity waits for the vault (issue 15 item 1)."""
 
     def __init__(self, clients: CloudClients, cache: ArmCache = NO_CACHE) -> None:
         self._clients = clients
         self._cache = cache
 
-    def _put(self, subscription_id: str, rid: str, rtype: str, body: dict[str, Any]) -> dict[str, Any]:
-        client = self._clients.resources(subscription_id).resources
-        with azure_errors():
-            poller = client.begin_create_or_update_by_id(
-                rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body,
-                polling=patient(self._clients.target.polling_interval),
-            )
-            return wire(poller.result())
-
     def existing(self, kind: str, subscription_id: str, group: str, name: str) -> VaultRecord | None:
         """The vault ``name`` in ``group`` as it is (one GET), or None: a vault set's next vault may exist already
         (another protection created it a moment ago), and a PUT over it would reset its settings to the defaults."""
         rtype = VaultKind(kind).arm_type
-        rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
+        found = self.read(f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}")
+        return None if found is None else _vault_facts(found, kind)
+
+    def read(self, vault_id: str) -> dict[str, Any] | None:
+        """The vault as ARM answers its GET, or None when it does not exist."""
+        rid = ResourceId.parse(vault_id)
         try:
             with azure_errors():
-                body = wire(self._clients.resources(subscription_id).resources.get_by_id(
-                    rid, api_version=READ_API_VERSIONS[rtype.lower()]))
+                return wire(self._clients.resources(rid.subscription_id).resources.get_by_id(
+                    vault_id, api_version=READ_API_VERSIONS[rid.type_key]))
         except NotFound:
             return None
-        return _vault_facts(body, kind)
 
-    def create(
+    def begin_create(
         self, kind: str, subscription_id: str, region: str, default_tag: str, *,
         named: tuple[str, str] | None = None, tags: dict[str, str] | None = None,
         always_on: bool = False, immutable: bool = False,
-    ) -> VaultRecord:
-        """Create (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """PUT (idempotently) the vault of ``kind`` for ``region`` with secure defaults, tagged default; or, with
         ``named`` (resource group, name) and ``tags``, a vault set's next vault with the same secure defaults.
+        Returns as soon as Azure accepted it: (the body sent, ``{"operation": the URL of its status ("" when Azure
+        answered at once), "retry_after": its Retry-After (None: none), "vault": the vault Azure answered with}``).
+        A Backup vault's PUT answers 201 + ``Azure-AsyncOperation`` + ``Retry-After: 10`` while ``Provisioning``
+        (S-DP 2025-07-01 ``VaultCRUD/PutBackupVault.json``); a Recovery Services vault's 200 / 201 ``Succeeded``
+        with no header (S-RS 2025-02-01 ``PUTVault.json``).
 
         Backup vaults are created through the generic resources API: azure-mgmt-dataprotection 2.2.0's
         ``backup_vaults.begin_create_or_update`` cannot be called at api-version 2025-07-01.
@@ -884,14 +876,51 @@ class VaultCreator:
         else:
             body = vault_defaults.backup_vault_body(region, tags, always_on=always_on, immutable=immutable)
         rid = f"/subscriptions/{subscription_id}/resourceGroups/{group}/providers/{rtype}/{name}"
-        created = self._put(subscription_id, rid, rtype, body)
+        accepted: dict[str, str] = {}
+
+        def keep_headers(response: Any) -> None:
+            accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
+
+        with azure_errors():
+            poller = self._clients.resources(subscription_id).resources.begin_create_or_update_by_id(
+                rid, api_version=READ_API_VERSIONS[rtype.lower()], parameters=body, polling=False,
+                raw_response_hook=keep_headers,
+            )
+            answered = poller.result()  # no polling: what the PUT itself answered
         self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))  # the list without it is stale now
-        if kind != VaultKind.RECOVERY_SERVICES:
-            policies = self._clients.data_protection(subscription_id).backup_policies
-            for policy, policy_body in vault_defaults.BACKUP_VAULT_POLICIES.items():
-                with azure_errors():
-                    policies.create_or_update(
-                        resource_group_name=group, vault_name=name, backup_policy_name=policy,
-                        parameters=BaseBackupPolicyResource(policy_body),
-                    )
-        return _vault_facts(created, kind)
+        return body, {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
+                      "retry_after": _retry_after_seconds(accepted),
+                      "vault": {"id": rid, **(wire(answered) if answered is not None else {})}}
+
+    def creation_status(self, vault_id: str, operation_url: str) -> dict[str, Any]:
+        """One look at a vault's creation: its operation's status URL (``{"status", "error"?, "retry_after"?}``);
+        with no URL (Azure named none), the vault's own ``provisioningState`` (ARM's resource provider contract:
+        ``Succeeded`` / ``Failed`` / ``Canceled`` are terminal) and ``"vault"``, the vault as it read."""
+        rid = ResourceId.parse(vault_id)
+        if not operation_url:
+            found = self.read(vault_id)
+            if found is None:
+                return {"status": "Failed", "error": {"code": "ResourceNotFound", "message": f"{vault_id} is gone"}}
+            state = str(dig(found, "properties", "provisioningState") or "Succeeded")
+            ended = state.lower() in ("succeeded", "failed", "canceled")
+            return {"status": state if ended else "InProgress", "vault": found}
+        status, headers = look_at_operation(self._clients.resources(rid.subscription_id), operation_url)
+        retry_after = _retry_after_seconds(headers)
+        return status if retry_after is None else {**status, "retry_after": retry_after}
+
+    def create_policies(self, vault_id: str) -> list[str]:
+        """PUT the default Backup vault policies (``vault_defaults.BACKUP_VAULT_POLICIES``; idempotent); their
+        names."""
+        vault = vault_address(vault_id)
+        policies = self._clients.data_protection(vault.subscription_id).backup_policies
+        for policy, policy_body in vault_defaults.BACKUP_VAULT_POLICIES.items():
+            with azure_errors():
+                policies.create_or_update(
+                    resource_group_name=vault.resource_group, vault_name=vault.name, backup_policy_name=policy,
+                    parameters=BaseBackupPolicyResource(policy_body),
+                )
+        return list(vault_defaults.BACKUP_VAULT_POLICIES)
+
+    def forget_vaults(self, kind: str, subscription_id: str) -> None:
+        """Drop the cached vault list: one made while the vault was provisioning may lack it or show it so."""
+        self._cache.drop(*arm_cache.vaults_key(kind, subscription_id))

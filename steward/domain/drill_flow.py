@@ -31,8 +31,7 @@ from typing import Any, Final, TypeVar
 
 from steward.domain.drill_records import DrillTarget, Workload
 from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
-from steward.domain.errors import InvalidValue
-from steward.domain.kernel import parse_time
+from steward.domain.kernel import parse_time, require_time
 from steward.domain.workloads import RESTORE_ROLES, RoleScope
 
 __all__ = ["Workload"]
@@ -288,7 +287,7 @@ def job_outcome(status: str) -> str | None:
 def seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
-    return (_parse(end) - _parse(start)).total_seconds()
+    return (require_time(end) - require_time(start)).total_seconds()
 
 
 #: slack after a job's end within which the disks it restored may carry their creation time (INFERRED)
@@ -300,17 +299,10 @@ def created_during(created: str | None, job_start: str | None, job_end: str | No
     ``job_end`` (+ :data:`CREATED_SLACK`). Unknown times do not exclude it."""
     if not created or not job_start:
         return True
-    moment = _parse(created)
-    if moment < _parse(job_start):
+    moment = require_time(created)
+    if moment < require_time(job_start):
         return False
-    return not job_end or moment <= _parse(job_end) + CREATED_SLACK
-
-
-def _parse(text: str) -> datetime:
-    moment = parse_time(text)
-    if moment is None:
-        raise InvalidValue("expected a time, got an empty text")
-    return moment
+    return not job_end or moment <= require_time(job_end) + CREATED_SLACK
 
 
 def event_type(outcome: str) -> str:
@@ -359,7 +351,7 @@ def add_leftovers(index: Mapping[str, Any] | None, report: Mapping[str, Any]) ->
     entries = [dict(e) for e in (index or {}).get("entries") or []]
     if any(e.get("drillId") == str(report["id"]) for e in entries):
         return {"entries": entries}
-    started = _parse(str(report["startedAt"]))
+    started = require_time(str(report["startedAt"]))
     for result in report.get("results") or []:
         left = [str(i) for i in result.get("left") or []]
         if not left:
@@ -374,7 +366,7 @@ def expired_leftovers(index: Mapping[str, Any] | None, now: datetime) -> list[di
     """``{"id", "drillId", "expiredAt"}`` of every recorded leftover whose lifetime has ended at ``now``."""
     found = []
     for entry in (index or {}).get("entries") or []:
-        expires = _parse(str(entry["expiresAt"]))
+        expires = require_time(str(entry["expiresAt"]))
         if expires <= now:
             found += [{"id": i, "drillId": str(entry["drillId"]), "expiredAt": str(entry["expiresAt"])}
                       for i in entry.get("ids") or []]

@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidValue
 from steward.domain.ids import ResourceId, is_subscription_guid
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, zoned_time
 from steward.domain.records import Record
 
 __all__ = [
@@ -674,12 +674,9 @@ def _optional_object(obj: Mapping[str, Any], key: str, prefix: str = "") -> Mapp
 def _time(obj: Mapping[str, Any], key: str) -> datetime:
     text = _required_str(obj, key)
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidEvent(f"'{key}' {_show(text)} is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise InvalidEvent(f"'{key}' {_show(text)} has no time zone")
-    return value.astimezone(UTC)
+        return zoned_time(text).astimezone(UTC)
+    except InvalidValue as error:  # "is not an ISO 8601 time" / "has no time zone"
+        raise InvalidEvent(f"'{key}' {_show(text)} {error}") from None
 
 
 def _event_id(text: str, field: str) -> ResourceId:

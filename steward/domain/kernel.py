@@ -10,7 +10,8 @@ One of each:
   ``Off/On/AlwaysOn`` (azure-mgmt-dataprotection ``models.SoftDeleteState``): both read as the same state.
 * :func:`normalise_region`, :func:`subscription_of`.
 * ISO 8601 times as ARM writes them: :func:`parse_time` (strict), :func:`read_time` (lenient, for what Azure
-  answers), :func:`aware_time` (a time with its zone, or nothing) and :func:`format_time`.
+  answers), :func:`require_time` (strict, must be there), :func:`zoned_time` / :func:`aware_time` (a time that
+  must name its zone: raises / or nothing) and :func:`format_time`.
 
 Pure: no Azure SDK, no I/O (``tests/unit/test_purity.py``).
 """
@@ -39,8 +40,10 @@ __all__ = [
     "normalise_region",
     "parse_time",
     "read_time",
+    "require_time",
     "resource_group_of",
     "subscription_of",
+    "zoned_time",
 ]
 
 
@@ -310,15 +313,35 @@ def read_time(value: object) -> datetime | None:
     return None if moment.year < 1971 else moment.astimezone(UTC)
 
 
+def require_time(text: object) -> datetime:
+    """:func:`parse_time` for a time that must be there: None or "" raise :class:`InvalidValue` too."""
+    moment = parse_time(text)
+    if moment is None:
+        raise InvalidValue("expected an ISO 8601 time, got nothing")
+    return moment
+
+
+def zoned_time(text: str) -> datetime:
+    """An ISO 8601 time that must name its zone (``Z`` or an offset), as it is; a time without a zone is not
+    taken as UTC. Raises :class:`InvalidValue` whose message is a predicate for the caller to put after the
+    value's name: ``is not an ISO 8601 time`` or ``has no time zone``."""
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise InvalidValue("is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise InvalidValue("has no time zone")
+    return value
+
+
 def aware_time(text: object) -> datetime | None:
-    """An ISO 8601 time that names its zone, as it is; None for anything else (no zone, not a time)."""
+    """:func:`zoned_time` that answers None for anything else (no zone, not a time, not a string)."""
     if not isinstance(text, str):
         return None
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
+        return zoned_time(text)
+    except InvalidValue:
         return None
-    return value if value.tzinfo is not None else None
 
 
 def format_time(value: datetime | None, *, whole_seconds: bool = False) -> str | None:

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
-from steward.domain import protection_flow
+from steward.domain import protection_flow, vault_defaults
 from steward.domain.errors import SERVER_SIDE_CODES
+from steward.domain.ids import ResourceId
+from steward.domain.protection_results import VaultRecord
 from steward.domain.records import Record
 
 #: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
@@ -44,6 +46,9 @@ STARTS: Final = 3
 NOT_FINISHED: Final = "OperationNotFinished"
 #: the refusal code when the instance PUT's operation succeeded but no instance reads back
 INSTANCE_MISSING: Final = "BackupInstanceMissing"
+#: the refusal code when a vault the app created does not read back as created (``vault_defaults.unmet``), or not
+#: at all
+VAULT_NOT_AS_CREATED: Final = "VaultNotAsCreated"
 
 
 class Step(StrEnum):
@@ -52,6 +57,7 @@ class Step(StrEnum):
     VALIDATE = "validate"
     INSTANCE = "instance"
     STOP = "stop"  # stop protection, recovery points kept (a Recovery Services item re-PUT, a Backup vault POST)
+    VAULT = "vault"  # a vault the app creates (STEWARD_AUTO_CREATE_VAULTS, a vault set's next vault)
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,12 @@ def refusal(state: OperationState) -> dict[str, Any]:
             "message": str(error.get("message") or f"the operation ended {state.status}")}
 
 
+_WHAT: Final = {Step.VALIDATE: "validateForBackup", Step.INSTANCE: "the backup instance PUT",
+                Step.STOP: "the stop protection", Step.VAULT: "the vault PUT"}
+
+
 def not_finished(step: Step) -> dict[str, Any]:
-    what = "validateForBackup" if step is Step.VALIDATE else "the backup instance PUT"
+    what = _WHAT[step]
     return {"ok": False, "code": NOT_FINISHED,
             "message": f"Azure's {what} operation did not finish within {WINDOW_SECONDS // 60} minutes"}
 
@@ -207,3 +217,29 @@ def after_modification(state: OperationState) -> dict[str, Any]:
 def after_stop(state: OperationState) -> dict[str, Any]:
     """``stop_protection_retain``'s result once the stop's operation ended."""
     return {"ok": True, "stopped": True} if state.succeeded else refusal(state)
+
+
+def vault_started(started: OperationStarted) -> str:
+    """The id of the vault whose creation ``started`` follows (the activity puts it in the answered body)."""
+    return str(started.instance.get("id") or "")
+
+
+def after_vault(state: OperationState, started: OperationStarted) -> dict[str, Any]:
+    """``create_vault``'s result once the vault PUT's operation ended, from the vault as it reads back (the
+    verification against the body sent, ``vault_defaults.unmet``): ``{"ok": true, "vault": a VaultRecord}``, or
+    the refusal."""
+    if not state.succeeded:
+        return refusal(state)
+    vault_id = vault_started(started)
+    found = dict(state.instance)
+    if not found:
+        return {"ok": False, "code": VAULT_NOT_AS_CREATED,
+                "message": f"the vault PUT reported success but {vault_id} does not read back"}
+    kind = ResourceId.parse(vault_id).vault_kind
+    if kind is None:
+        return {"ok": False, "code": VAULT_NOT_AS_CREATED, "message": f"{vault_id} is not a vault"}
+    problems = vault_defaults.unmet(kind, found, started.body)
+    if problems:
+        return {"ok": False, "code": VAULT_NOT_AS_CREATED,
+                "message": f"{vault_id} reads back other than created: {'; '.join(problems)}"}
+    return {"ok": True, "vault": VaultRecord.from_arm(found, kind).to_record()}

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from steward.domain.kernel import VaultKind
+from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.records import Record
 
 __all__ = ["ResourceRecord", "StewardScope", "VaultRecord", "VmProtectionBegun"]
@@ -60,6 +60,24 @@ class VaultRecord(Record):
     #: written before the vault sets looked at them)
     soft_delete: str | None = None
     immutability: str | None = None
+
+    @classmethod
+    def from_arm(cls, body: Mapping[str, Any], kind: VaultKind) -> VaultRecord:
+        """The record of a vault as ARM answers it (a GET or a PUT's body)."""
+        identity = body.get("identity") or {}
+        security = (body.get("properties") or {}).get("securitySettings") or {}
+        soft = security.get("softDeleteSettings") or {}
+        return cls(
+            id=str(body["id"]),
+            kind=VaultKind(kind),
+            location=normalise_region(str(body.get("location", ""))),
+            tags={str(k): str(v) for k, v in (body.get("tags") or {}).items()},
+            principal_id=identity.get("principalId"),
+            tenant_id=identity.get("tenantId"),
+            # Recovery Services: softDeleteSettings.softDeleteState; Backup vault: softDeleteSettings.state (both specs)
+            soft_delete=str(soft.get("softDeleteState") or soft.get("state") or "") or None,
+            immutability=str((security.get("immutabilitySettings") or {}).get("state") or "Disabled"),
+        )
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from html import escape
 from typing import Any, Final
 
-from steward.domain.kernel import parse_time
+from steward.domain.kernel import require_time
 from steward.report.charts import RtoSample, rto_lines
 from steward.report.html import CSP, PAGE_CSS
 from steward.report.store import ReportStore, update
@@ -26,13 +25,6 @@ MAX_ROWS: Final = 2000
 
 def _e(value: object) -> str:
     return escape(str(value), quote=True)
-
-
-def _time(text: str) -> datetime:
-    moment = parse_time(text)
-    if moment is None:
-        raise ValueError("an RTO sample without its time")
-    return moment
 
 
 def add_to_history(history: Mapping[str, Any] | None, report: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,7 +48,7 @@ def rto_series(history: Mapping[str, Any] | None) -> dict[str, list[RtoSample]]:
     series: dict[str, list[RtoSample]] = {}
     for sample in (history or {}).get("samples") or []:
         series.setdefault(str(sample.get("workload")), []).append(
-            RtoSample(_time(str(sample["at"])), float(sample["rtoSeconds"])))
+            RtoSample(require_time(str(sample["at"])), float(sample["rtoSeconds"])))
     return series
 
 

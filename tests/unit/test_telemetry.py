@@ -40,6 +40,14 @@ def test_outcomes_are_counted_by_status_and_type_and_protection_time_is_measured
     assert histogram == {"count": 1, "sum": 90.0, "max": 90.0}
 
 
+def test_protection_time_reads_times_leniently_a_time_without_a_zone_is_utc(reader: InMemoryMetricReader) -> None:
+    protected = [{"status": "Protected", "resource_id": VM}]
+    telemetry.record_protections(protected, since="2026-01-01T11:58:30", at="2026-01-01T12:00:00.0000000Z")
+    telemetry.record_protections(protected, since="soon", at="2026-01-01T12:00:00Z")  # no time: no duration
+    [(_, histogram)] = telemetry.snapshot(reader)[telemetry.DURATION]
+    assert histogram == {"count": 1, "sum": 90.0, "max": 90.0}
+
+
 def test_coverage_is_a_percentage_per_subscription_and_the_last_audit_wins(reader: InMemoryMetricReader) -> None:
     telemetry.record_coverage({SUB: 0.5, "22222222-2222-2222-2222-222222222222": 1.0})
     telemetry.record_coverage({SUB: 0.8333})

@@ -41,6 +41,7 @@ from steward.domain.blob_containers import MAX_VAULTED_CONTAINERS, selectable
 from steward.domain.kernel import (
     ImmutabilityState,
     VaultKind,
+    aware_time,
     id_key,
     name_of,
     normalise_region,
@@ -581,16 +582,6 @@ FAILED_DRILL_OUTCOMES = frozenset(
 )
 
 
-def _moment(text: object) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def _check_drill(
     out: _Collector, status: Mapping[str, Any], resources: Mapping[str, ProtectableResource], *, now: datetime
 ) -> None:
@@ -603,7 +594,8 @@ def _check_drill(
     subject = _Subject(resource.id, resource.type, resource.location)
     rule = str(status.get("rule") or "")
     every = timedelta(seconds=float(status.get("everySeconds") or 0))
-    succeeded = _moment(status.get("lastSucceededAt"))
+    # a drill record's time without a zone reads as none (not as UTC): kernel.aware_time
+    succeeded = aware_time(str(status.get("lastSucceededAt") or ""))
     if every > timedelta(0) and (succeeded is None or now - succeeded > every):
         last = (
             "none ever succeeded." if succeeded is None else f"the last succeeded {_hours(now - succeeded):.0f} h ago."

@@ -45,6 +45,14 @@ def test_json_output_follows_the_schema_and_names_the_findings(sandbox: ArmSandb
     assert abs(generated - sandbox.clock.now()) < timedelta(days=1)
 
 
+def test_now_is_read_as_an_arm_time_and_a_bad_one_is_refused(sandbox: ArmSandbox, built: BuiltEstate) -> None:
+    code, out, err = run(sandbox, "--format", "json", "--no-progress", "--now", "2026-11-25T08:00:00.1234567Z")
+    assert code == EXIT_OK, err
+    assert json.loads(out)["generatedAt"].startswith("2026-11-25T08:00:00")
+    code, _, err = run(sandbox, "--no-progress", "--now", "yesterday")
+    assert code == EXIT_ERROR and "'yesterday' is not an ISO 8601 date-time" in err
+
+
 def test_fail_on_sets_the_exit_code(sandbox: ArmSandbox, built: BuiltEstate) -> None:
     assert run(sandbox, "--fail-on", "critical", "--no-progress")[0] == EXIT_FINDINGS
     # The second subscription holds only an empty vault: one info finding.

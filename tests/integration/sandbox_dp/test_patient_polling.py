@@ -4,7 +4,7 @@ Protection no longer follows it inside an activity (issue 15 item 1): ``BackupVa
 POST alone and hands back the ``Azure-AsyncOperation`` URL, and ``operation_status`` is one GET of it (the
 orchestrator waits ``Retry-After`` on a durable timer between looks). ``steward/cloud/polling.py``
 (``PatientPolling``), still used where an activity follows an operation (a blob container modification, stop
-protection, a vault created), waits the Retry-After before its first status GET and reads no Location result it
+protection), waits the Retry-After before its first status GET and reads no Location result it
 does not use; on azure-core's ARMPolling both fail: it polls at once after the 202 and GETs operationResults
 after the status said Succeeded."""
 
@@ -18,8 +18,9 @@ from azure.mgmt.dataprotection.models import ValidateForBackupRequest
 from benchmarks.common import RequestLog
 from sandbox.arm.providers.dataprotection import RETRY_AFTER
 from steward.cloud.polling import patient
-from steward.cloud.protection import BackupVaultProtection
-from steward.domain import protection_flow
+from steward.cloud.protection import BackupVaultProtection, VaultCreator
+from steward.domain import protection_flow, vault_defaults
+from steward.domain.kernel import VaultKind
 
 from .conftest import DISK, Estate, Vault, make_vault, protected_disk
 
@@ -123,3 +124,41 @@ def test_an_instance_put_is_started_with_one_put_and_read_back_once_its_operatio
     assert _until_ended(adapter, vault.id, accepted["operation"])["status"] == "Succeeded"
     instance = adapter.instance(vault.id, "bi")
     assert instance is not None and instance["properties"]["currentProtectionState"] == "ProtectionConfigured"
+
+
+def _vault_ended(creator: VaultCreator, vault_id: str, operation: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        look = creator.creation_status(vault_id, operation)
+        if not protection_flow.operation_running(look["status"]) or time.monotonic() > deadline:
+            return look
+        time.sleep(0.02)
+
+
+def test_a_backup_vault_created_is_put_once_and_reads_back_as_sent_once_its_operation_ended(estate: Estate) -> None:
+    """``create_vault`` no longer waits for the vault (issue 15 item 1): one PUT answered 201 + Azure-AsyncOperation
+    + Retry-After 10 while Provisioning (S-DP ``PutBackupVault.json``); the status look is one GET; the vault read
+    once it ended is what was sent (``vault_defaults.unmet`` finds nothing) with the principal its roles need."""
+    group = estate.group("made")
+    creator = VaultCreator(estate.clients)
+    log = RequestLog(estate.sandbox)
+    mark = log.mark()
+
+    sent, accepted = creator.begin_create(VaultKind.BACKUP, estate.subscription, "westus", "backup-steward:default",
+                                          named=(group, f"bv-{estate.tag}"), tags={"set": "a"})
+
+    calls = log.since(mark)  # the group's PUT, the vault's PUT, and no look from the activity
+    assert [c.method for c in calls] == ["PUT", "PUT"] and "/backupvaults/" in calls[1].path.lower()
+    assert "/operationstatus/" in accepted["operation"].lower()
+    assert accepted["retry_after"] is None  # at this clock scale the sandbox sends its wait as retry-after-ms only
+    vault_id = accepted["vault"]["id"]
+    assert accepted["vault"]["properties"]["provisioningState"] == "Provisioning"
+    mark = log.mark()
+    assert _vault_ended(creator, vault_id, accepted["operation"])["status"] == "Succeeded"
+    assert all(c.method == "GET" and "/operationstatus/" in c.path.lower() for c in log.since(mark))
+    found = creator.read(vault_id)
+    assert found is not None and vault_defaults.unmet(VaultKind.BACKUP, found, sent) == []
+    assert found["identity"]["principalId"] and found["tags"] == {"set": "a"}
+    # with no status URL the look is the vault's own state
+    assert creator.creation_status(vault_id, "")["status"] == "Succeeded"
+    assert set(creator.create_policies(vault_id)) == set(vault_defaults.BACKUP_VAULT_POLICIES)

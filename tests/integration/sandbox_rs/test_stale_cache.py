@@ -20,7 +20,9 @@ from steward.cloud import arm_cache
 from steward.cloud.arm_cache import ArmCache
 from steward.cloud.errors import NotFound
 from steward.cloud.protection import RecoveryServicesProtection, VaultCreator
+from steward.domain import vault_defaults
 from steward.domain.kernel import VaultKind
+from steward.domain.protection_results import VaultRecord
 
 from .conftest import Estate
 
@@ -106,10 +108,13 @@ def test_a_vault_the_set_creates_for_a_strict_rule_is_made_alwayson_and_immutabl
     """The spec's softDeleteState AlwaysON and immutabilitySettings Unlocked are taken on the vault PUT (the sandbox
     refuses values outside the spec's enums) and read back from the vault list."""
     rg = estate.group("strictset")
-    made = VaultCreator(estate.clients).create(
+    sent, accepted = VaultCreator(estate.clients).begin_create(
         VaultKind.RECOVERY_SERVICES.value, estate.subscription, "westeurope", "unused",
         named=(rg, "rsv-strict-01"), tags={"backup-set": "strict"}, always_on=True, immutable=True)
+    assert accepted["operation"] == ""  # a Recovery Services vault's PUT answers at once (PUTVault.json)
+    made = VaultRecord.from_arm(accepted["vault"], VaultKind.RECOVERY_SERVICES)
     assert (made.soft_delete, made.immutability) == ("AlwaysON", "Unlocked")
+    assert vault_defaults.unmet(VaultKind.RECOVERY_SERVICES, accepted["vault"], sent) == []  # create_vault's check
     found = {v.id.rsplit("/", 1)[-1]: v for v in RecoveryServicesProtection(estate.clients).vaults_in(
         estate.subscription, "westeurope")}
     assert (found["rsv-strict-01"].soft_delete, found["rsv-strict-01"].immutability) == ("AlwaysON", "Unlocked")

@@ -478,6 +478,18 @@ def test_drl001_fires_when_no_drill_succeeded_within_the_rules_period_or_ever() 
     assert [f for f in audit(estate, rules(), NOW, drills=recent).findings if f.control_id.startswith("DRL")] == []
 
 
+def test_drl001_reads_a_success_time_without_a_zone_or_in_z_form_as_the_kernel_says() -> None:
+    """A drill record's ``lastSucceededAt`` without a zone reads as none (never taken as UTC); ``Z`` is UTC."""
+    estate = healthy_estate()
+    first = estate.resources[0].id
+    recent = NOW - timedelta(days=1)
+    zoneless = [_drill(first, lastSucceededAt=recent.replace(tzinfo=None).isoformat(), lastOutcome="Succeeded")]
+    [finding] = [f for f in audit(estate, rules(), NOW, drills=zoneless).findings if f.control_id == "DRL-001"]
+    assert "none ever succeeded" in finding.why
+    zulu = [_drill(first, lastSucceededAt=recent.strftime("%Y-%m-%dT%H:%M:%SZ"), lastOutcome="Succeeded")]
+    assert [f for f in audit(estate, rules(), NOW, drills=zulu).findings if f.control_id.startswith("DRL")] == []
+
+
 def test_drl002_fires_when_the_last_drill_failed_even_within_the_period() -> None:
     estate = healthy_estate()
     first = estate.resources[0].id

@@ -20,7 +20,9 @@ from steward.domain.kernel import (
     normalise_region,
     parse_time,
     read_time,
+    require_time,
     subscription_of,
+    zoned_time,
 )
 from tests.unit.teardown.teardown_strategies import RS_VAULT, item
 
@@ -117,6 +119,28 @@ def test_times_as_arm_writes_them() -> None:
     assert read_time("2017-08-22T22:19:38.7497806Z") == moment
     assert aware_time("2017-08-22T22:19:38+00:00") == datetime(2017, 8, 22, 22, 19, 38, tzinfo=UTC)
     assert aware_time("2017-08-22T22:19:38") is None and aware_time(None) is None
+
+
+def test_times_that_must_be_there_or_must_name_their_zone() -> None:
+    """The variants the app's other readers need (issue #16: ISO time handling in one place): ``require_time``
+    is ``parse_time`` without the None; ``zoned_time`` refuses a time without a zone instead of taking it as
+    UTC (events and drill records), saying which of the two is wrong, and keeps the offset it was given."""
+    moment = datetime(2017, 8, 22, 22, 19, 38, tzinfo=UTC)
+    assert require_time("2017-08-22T22:19:38Z") == moment
+    assert require_time("2017-08-23T00:19:38+02:00") == moment and require_time("2017-08-22T22:19:38") == moment
+    for missing in (None, ""):
+        with pytest.raises(InvalidValue, match="got nothing"):
+            require_time(missing)
+    with pytest.raises(InvalidValue):
+        require_time("soon")
+    assert zoned_time("2017-08-22T22:19:38Z") == moment, "Z is UTC"
+    two_hours = zoned_time("2017-08-23T00:19:38+02:00")
+    assert two_hours == moment and two_hours.utcoffset() == timedelta(hours=2)
+    with pytest.raises(InvalidValue, match=r"^has no time zone$"):
+        zoned_time("2017-08-22T22:19:38")
+    with pytest.raises(InvalidValue, match=r"^is not an ISO 8601 time$"):
+        zoned_time("soon")
+    assert aware_time("2017-08-22T22:19:38Z") == moment and aware_time("soon") is None
 
 
 def test_teardown_records_keep_the_arm_type_and_their_fingerprints() -> None:
