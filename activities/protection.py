@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from steward import bootstrap, telemetry
-from steward.cloud.errors import AzureRefusal, NotFound
+from steward.cloud.errors import AzureRefusal, NotFound, TransientAzureError
 from steward.cloud.protection import (
     BackupVaultProtection,
     RecoveryServicesProtection,
@@ -30,6 +30,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionOutcome, ProtectionRef
 from steward.domain.protection_results import VaultRecord, VmProtectionBegun
+from steward.domain.rules import vault_sets
 from steward.logs import bind
 from steward.report.events import protection_events
 
@@ -153,6 +154,38 @@ def create_vault(request: dict[str, Any]) -> dict[str, Any]:
         return made
 
     return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def copy_policy(request: dict[str, Any]) -> dict[str, Any]:
+    """Give a vault set's new vault the rule's policy (issue 19): a new Recovery Services vault holds only Azure's
+    DefaultPolicy and EnhancedPolicy, a new Backup vault only the app's default ones (``kind``; Recovery Services when
+    absent). Idempotent: nothing is written when ``vault_id`` has ``policy`` already; else the first of ``sources``
+    (the set's members) that has it is read and its properties PUT into ``vault_id`` under the same name
+    (``rules.vault_sets.policy_copy``: read-only fields stripped). ``{"ok", "copied", "source"}`` or a refusal (none
+    of the members has it: ``PolicyNotFound``; Azure's policy limits: its code)."""
+    adapter = _adapter(str(request.get("kind") or VaultKind.RECOVERY_SERVICES.value))
+    target, name = request["vault_id"], request["policy"]
+
+    def effect() -> dict[str, Any]:
+        if adapter.policy(target, name) is not None:
+            return {"ok": True, "copied": False}
+        for source in request.get("sources") or []:
+            if source.lower() == target.lower():
+                continue
+            found = adapter.policy(source, name)
+            if found is None:
+                continue
+            adapter.put_policy(target, name, vault_sets.policy_copy(found))
+            if adapter.policy(target, name) is None:  # a 202: Azure finishes the PUT later; the retry looks again
+                raise TransientAzureError(f"policy {name} not yet readable in {target} after its PUT")
+            LOG.info("copied policy %s from %s into %s", name, source, target)
+            return {"ok": True, "copied": True, "source": source}
+        return {"ok": False, "code": "PolicyNotFound",
+                "message": f"policy {name} is in no member of the vault set to copy it from"}
+
+    with bind(vault_id=target):
+        return _guard(effect)
 
 
 @bp.activity_trigger(input_name="request")

@@ -7,7 +7,7 @@ Deterministic generator functions: they read their input, ask activities for fac
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final
@@ -100,7 +100,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
             return (yield from _protect_vm(context, intent, given, vault, decision, status=status))[0]
         refused: list[str] = []
         while True:  # a vault set: Azure's refusal of a full vault is the arbiter, the next member is tried
-            outcome, full = yield from _protect_vm(context, intent, given, vault, decision, status=status)
+            outcome, full = yield from _protect_vm(context, intent, given, vault, decision, status=status,
+                                                   sources=flow.policy_sources(decision, vault, members))
             if not full or len(refused) + 1 >= SET_CHOICES:
                 return outcome
             refused.append(vault.id)
@@ -123,6 +124,15 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     request = {"resource_id": resource_id, "facts": facts.to_record(), "decision": record, **common}
     regrant = {"principal_id": vault.principal_id, "grants": grants, "fresh": True}
     result = yield from _configure_backup_instance(context, request, regrant)
+    if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
+        sources = flow.policy_sources(decision, vault, members)
+        if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
+            copied = yield from call_with_backoff(context, "copy_policy", RETRY, {
+                "kind": decision.vault_kind.value, "vault_id": vault.id, "policy": decision.policy,
+                "sources": sources})
+            if not copied["ok"]:
+                return _outcome(intent, OutcomeStatus.FAILED, reason=flow.policy_copy_failed(copied), **common)
+            result = yield from _configure_backup_instance(context, request, regrant)
     # a failed instance found on the first call (left by an earlier run) was configured again by it
     repaired = [result["repaired"]] if result.get("repaired") else []
     remedies = [str(result.get("remedy") or flow.REMEDY_PUT)] if repaired else []
@@ -141,10 +151,11 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
 
 def _protect_vm(
     context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any],
-    vault: VaultRecord, decision: rules.Protect, *, status: Mapping[str, Any],
+    vault: VaultRecord, decision: rules.Protect, *, status: Mapping[str, Any], sources: Sequence[str] = (),
 ) -> Task:
     """The VM steps in ``vault``: ``backupStatus`` decides (protected here or elsewhere), then the protected-item PUT
-    followed on durable timers. Returns (the outcome, whether Azure refused because the vault is full)."""
+    followed on durable timers (``sources``: the set members a missing policy is copied from, ``_begin_in_vault``).
+    Returns (the outcome, whether Azure refused because the vault is full)."""
     resource_id = str(intent.resource_id)
     common = {"vault_id": vault.id, "policy": decision.policy, "rule": decision.rule}
     verdict = flow.vm_precheck(status, vault.id)
@@ -161,7 +172,8 @@ def _protect_vm(
     final: ProtectionOutcome | None = None
     full = False
     for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
-        begun = yield from _begin_vm_protection(context, target)
+        begun = yield from _begin_in_vault(context, target, sources)
+        sources = ()  # copied at most once per protection
         if begun is None:
             return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the resource no longer exists",
                             **common), False
@@ -182,6 +194,22 @@ def _protect_vm(
             break
     assert final is not None
     return (flow.resumed(final) if resuming else final), full
+
+
+def _begin_in_vault(context: df.DurableOrchestrationContext, target: dict[str, Any], sources: Sequence[str]) -> Task:
+    """``_begin_vm_protection``; when the vault lacks the rule's policy and ``sources`` (a vault set's members,
+    ``flow.policy_sources``) are given, ``copy_policy`` copies it from one of them and the PUT is begun once more
+    (issue 19: a set's new vault holds only Azure's default policies). Returns what ``_begin_vm_protection`` does, or
+    the reason the copy failed."""
+    begun = yield from _begin_vm_protection(context, target)
+    if not sources or not isinstance(begun, VmProtectionBegun) or not flow.policy_missing(begun.to_record()):
+        return begun
+    copied = yield from call_with_backoff(context, "copy_policy", RETRY, {
+        "kind": VaultKind.RECOVERY_SERVICES.value, "vault_id": target["vault_id"], "policy": target["policy"],
+        "sources": list(sources)})
+    if not copied["ok"]:
+        return flow.policy_copy_failed(copied)
+    return (yield from _begin_vm_protection(context, target))
 
 
 def _choose_in_set(

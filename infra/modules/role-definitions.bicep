@@ -224,7 +224,7 @@ resource vaultCreator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if 
   name: guid(subscription().id, namePrefix, 'backup-steward-vault-creator')
   properties: {
     roleName: 'Backup Steward Vault Creator (${namePrefix})'
-    description: 'create_vault (STEWARD_AUTO_CREATE_VAULTS=true): create the regional vault resource group and the Backup vault policies the rules name.'
+    description: 'create_vault (STEWARD_AUTO_CREATE_VAULTS=true): create the regional vault resource group and the Backup vault policies the rules name; copy_policy: the policy of a vault set into its new vault.'
     type: 'CustomRole'
     assignableScopes: assignableScopes
     permissions: [
@@ -239,6 +239,8 @@ resource vaultCreator 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if 
           'Microsoft.DataProtection/backupVaults/write'
           // create_vault_policies (create_vault when Azure answered at once): the default policies of a new Backup vault.
           'Microsoft.DataProtection/backupVaults/backupPolicies/write'
+          // copy_policy: the rule's Recovery Services policy into a vault set's vault the app created (issue 19).
+          'Microsoft.RecoveryServices/Vaults/backupPolicies/write'
         ]
         notActions: []
         dataActions: []

@@ -20,7 +20,7 @@ from azure.mgmt.dataprotection.models import (
     SyncBackupInstanceRequest,
     ValidateForBackupRequest,
 )
-from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource
+from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource, ProtectionPolicyResource
 
 from steward.cloud import arm_cache
 from steward.cloud.arm_cache import NO_CACHE, ArmCache
@@ -330,6 +330,30 @@ class RecoveryServicesProtection(_VaultAdapter):
 
         return self.cached_policy_id(vault_id, policy_name, read)
 
+    def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
+        """The policy as Azure answers it (``ProtectionPolicies_Get``), or None when the vault has none of that name."""
+        vault = vault_address(vault_id)
+        try:
+            with azure_errors():
+                found = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
+                    vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
+                )
+        except NotFound:
+            return None
+        return wire(found)
+
+    def put_policy(self, vault_id: str, policy_name: str, body: dict[str, Any]) -> None:
+        """Create the policy (``ProtectionPolicies_CreateOrUpdate``: PUT ``.../backupPolicies/{policyName}``, 200 or
+        202 when Azure finishes it later; one of the vault's 50 policy changes per 24 hours). The cached id is
+        dropped: the next ``policy_id`` reads it."""
+        vault = vault_address(vault_id)
+        with azure_errors():
+            self._clients.recovery_services_backup(vault.subscription_id).protection_policies.create_or_update(
+                vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name,
+                parameters=ProtectionPolicyResource(body),
+            )
+        self.forget_policy(vault_id, policy_name)
+
     def _put_vm_item(
         self, vault_id: str, vm_id: str, properties: dict[str, Any], *, wait: bool = True
     ) -> dict[str, Any] | None:
@@ -559,6 +583,29 @@ class BackupVaultProtection(_VaultAdapter):
             return str(wire(policy)["id"])
 
         return self.cached_policy_id(vault_id, policy_name, read)
+
+    def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
+        """The policy as Azure answers it (``BackupPolicies_Get``), or None when the vault has none of that name."""
+        vault = vault_address(vault_id)
+        try:
+            with azure_errors():
+                found = self._clients.data_protection(vault.subscription_id).backup_policies.get(
+                    resource_group_name=vault.resource_group, vault_name=vault.name, backup_policy_name=policy_name
+                )
+        except NotFound:
+            return None
+        return wire(found)
+
+    def put_policy(self, vault_id: str, policy_name: str, body: dict[str, Any]) -> None:
+        """Create the policy (``BackupPolicies_CreateOrUpdate``: PUT ``.../backupPolicies/{backupPolicyName}``, 200,
+        as ``VaultCreator.create`` PUTs the default ones). The cached id is dropped."""
+        vault = vault_address(vault_id)
+        with azure_errors():
+            self._clients.data_protection(vault.subscription_id).backup_policies.create_or_update(
+                resource_group_name=vault.resource_group, vault_name=vault.name, backup_policy_name=policy_name,
+                parameters=BaseBackupPolicyResource(body),
+            )
+        self.forget_policy(vault_id, policy_name)
 
     def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
         """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no

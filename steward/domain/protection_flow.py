@@ -24,7 +24,7 @@ from steward.domain.protection import (
 )
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
 from steward.domain.records import Record
-from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, capacity_refusal
+from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, app_created, capacity_refusal
 from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 
 #: An activity's result as its typed record or as the mapping a history holds (either key casing): each helper
@@ -230,6 +230,33 @@ def vault_full(result: Mapping[str, Any] | None) -> bool:
         return False
     code = result.get("code") or (result.get("error") or {}).get("code")
     return capacity_refusal(str(code or ""))
+
+
+#: ``begin_vm_protection``'s refusal when the vault lacks the policy (the app's own code after its policy GET) and
+#: Azure's for a PUT naming a policy the vault lacks (inferred, as the sandbox answers it)
+POLICY_MISSING_CODES: Final = frozenset({"PolicyNotFound", "UserErrorPolicyNotFound", "BMSUserErrorPolicyNotFound"})
+
+
+def policy_missing(result: Mapping[str, Any] | None) -> bool:
+    """``begin_vm_protection`` refused because the vault has no policy of the rule's name."""
+    if not result or result.get("ok"):
+        return False
+    return str(result.get("code") or "") in POLICY_MISSING_CODES
+
+
+def policy_sources(decision: rules.Protect, vault: VaultRecord, members: Sequence[VaultRecord]) -> list[str]:
+    """The vault set's members the rule's policy may be copied from when ``vault`` lacks it (``copy_policy``, issue
+    19): only into a vault the app created for the set (its tag: a new vault holds only Azure's default policies),
+    never into one a person made, and never from the vault itself. Empty outside vault sets."""
+    if not isinstance(decision.vault, rules.VaultSet) or not app_created(vault.tags):
+        return []
+    return [m.id for m in members if m.id.lower() != vault.id.lower()]
+
+
+def policy_copy_failed(result: Mapping[str, Any]) -> str:
+    """The reason a protection fails when the rule's policy could not be copied into the set's new vault."""
+    return f"the vault lacks the policy and copying it from the vault set failed: {result.get('code')}: " \
+        f"{result.get('message')}"
 
 
 def set_spill_reason(step: SetStep, made: Mapping[str, Any] | None) -> str:

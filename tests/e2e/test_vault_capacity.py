@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandbox.arm.providers import recoveryservices_errors as err
 from sandbox.arm.providers.recoveryservices import recovery_services
-from sandbox.arm.providers.recoveryservices_model import VaultLimits
+from sandbox.arm.providers.recoveryservices_model import VaultLimits, default_policies
 from steward.cloud.protection import RecoveryServicesProtection
 from tests.e2e.conftest import SUB1, Harness, start_harness
 
@@ -98,5 +98,45 @@ def test_two_protections_racing_for_a_sets_last_slot_do_not_both_take_it(tmp_pat
         # the loser's PUT is the one write Azure refused (when the two interleave; 0 when the second chose after the
         # first's PUT was counted): 1 in each of 3 runs at load ~3
         assert h.sandbox.counters.get("write", 400) <= 1
+    finally:
+        h.stack.stop()
+
+
+POLICY_RULES = SET_RULES.replace("policy: DefaultPolicy", "policy: vm-daily-30")
+
+
+def test_a_set_grown_by_a_vault_copies_the_rules_policy_into_it_and_the_vm_is_protected_under_it(
+    tmp_path: Path,
+) -> None:
+    """A new vault holds only Azure's DefaultPolicy and EnhancedPolicy: the rule's own policy is copied from the member
+    that has it (one GET there, one PUT into the new vault, read-only fields left out), then the VM is protected
+    under it. Before the copy the VM ended Failed with PolicyNotFound in the new vault."""
+    h = start_harness(tmp_path, settings={"STEWARD_RULES": POLICY_RULES, "STEWARD_AUTO_CREATE_VAULTS": "true"})
+    try:
+        est = h.estate()
+        est.resource_group("rg-backup", WEU)
+        first = est.recovery_services_vault("rg-backup", "rsv-weu-01", WEU, default=False)
+        model = recovery_services(h.sandbox).model
+        daily = next(p for p in default_policies(first) if p.name == "DefaultPolicy").properties
+        retention = {**daily["retentionPolicy"], "dailySchedule": {
+            **daily["retentionPolicy"]["dailySchedule"], "retentionDuration": {"count": 30, "durationType": "Days"}}}
+        model.put_policy(first, "vm-daily-30", {"properties": {**daily, "retentionPolicy": retention,
+                                                              "instantRpRetentionRangeInDays": 5}})
+        model.seed_vm_items(first, 900, prefix="old")  # past the set's threshold of 90 %
+        est.resource_group("rg-app", WEU)
+        vm = est.vm("rg-app", "vm-new", WEU)
+        outcome = h.wait_outcome(vm, "Protected", timeout=60)
+        made = h.clients.recovery_services(SUB1).vaults.get(resource_group_name="rg-backup", vault_name="rsv-weu-02")
+        assert outcome["vaultId"].lower() == made.id.lower()
+        rs = RecoveryServicesProtection(h.clients)
+        items = rs.vm_items(made.id)
+        assert len(items) == 1
+        assert items[0]["properties"]["policyId"].lower() == f"{made.id}/backupPolicies/vm-daily-30".lower()
+        copied = rs.policy(made.id, "vm-daily-30")
+        assert copied is not None
+        assert copied["properties"]["instantRpRetentionRangeInDays"] == 5
+        assert copied["properties"]["retentionPolicy"] == retention
+        assert copied["properties"]["protectedItemsCount"] == 1  # Azure's count in the new vault, not the source's
+        assert rs.policy(first, "vm-daily-30") is not None  # the source is left as it was
     finally:
         h.stack.stop()

@@ -11,7 +11,7 @@ from orchestrators import protection
 from steward.domain import protection_flow
 from steward.rules_file import load_rules
 from tests.orchestrators.replay import replay
-from tests.orchestrators.test_protection import ORIGIN, SUB, VM, Estate, protect, vault
+from tests.orchestrators.test_protection import DISK, ORIGIN, SUB, VM, Estate, protect, vault
 
 SET = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.RecoveryServices/vaults/rsv-weu-"
 A, B = f"{SET}01", f"{SET}02"
@@ -160,3 +160,78 @@ def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault
     assert made["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
     # and the vault the set grows by is made with what the rule requires (AlwaysOn soft delete, immutability)
     assert (made.get("always_on"), made.get("immutable")) == (True, True)
+
+
+MISSING = {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
+CREATED_BY = {"backup-steward:created-by": "backup-steward"}
+
+
+def test_a_new_vault_lacking_the_rules_policy_gets_it_copied_from_a_member_then_the_vm_is_protected() -> None:
+    estate = SetEstate({A: 950, B: 901})
+    made = f"{SET}03"
+    estate.created = {"ok": True, "vault": vault(made, tags=CREATED_BY)}
+    estate.begin = [MISSING, {"ok": True, "operation": "op-2"}]
+    activities = estate.activities()
+    activities["copy_policy"] = lambda p: {"ok": True, "copied": True, "source": A}
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=activities)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made
+    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vault_id": made, "policy": "DefaultPolicy",
+                                              "sources": [A, B]}]
+    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [made, made]
+    calls = [n for n in result.names() if n in ("begin_vm_protection", "copy_policy")]
+    assert calls == ["begin_vm_protection", "copy_policy", "begin_vm_protection"]
+
+
+def test_a_policy_no_member_has_ends_failed_after_one_copy_attempt() -> None:
+    estate = SetEstate({A: 950})
+    made = f"{SET}02"
+    estate.created = {"ok": True, "vault": vault(made, tags=CREATED_BY)}
+    estate.begin = [MISSING]
+    activities = estate.activities()
+    activities["copy_policy"] = lambda p: {"ok": False, "code": "PolicyNotFound", "message": "in no member"}
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=activities)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Failed" and "copying it from the vault set failed" in result.output["reason"]
+    assert len(result.inputs("copy_policy")) == 1 and len(result.inputs("begin_vm_protection")) == 1
+
+
+def test_a_member_a_person_made_is_never_written_a_policy_into() -> None:
+    estate = SetEstate({A: 100, B: 500})  # A: no created-by tag
+    estate.begin = [MISSING]
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Failed" and result.output["vaultId"] == A
+    assert "copy_policy" not in result.names()
+
+
+BV_SET = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/backupVaults/bv-weu-"
+DISK_RULES = load_rules("""
+version: 1
+rules:
+  - name: disks
+    match: {types: [Microsoft.Compute/disks]}
+    protect:
+      vault: {vaultSet: {namePrefix: bv-weu-}}
+      policy: disk-hourly
+""", "disk-sets.yaml")
+
+
+def test_a_backup_vault_sets_new_vault_gets_the_rules_policy_copied_then_the_disk_is_protected() -> None:
+    old, made = f"{BV_SET}01", f"{BV_SET}02"
+    estate = Estate(DISK)
+    estate.vaults = [vault(old), vault(made, tags=CREATED_BY)]
+    estate.protect_results = [{"ok": False, "code": "PolicyNotFound", "message": "policy disk-hourly not in vault"},
+                              {"ok": True, "instance": {"id": f"{made}/backupInstances/bi-1"}, "created": True}]
+    answers = estate.activities()
+    answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], DISK_RULES).to_record()
+    answers["vault_loads"] = lambda p: [{"id": i, "items": 50 if i == old else 0, "vms": 0} for i in p["vault_ids"]]
+    answers["copy_policy"] = lambda p: {"ok": True, "copied": True, "source": old}
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": DISK, "origin": ORIGIN},
+                    activities=answers)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == made, result.output
+    assert result.inputs("copy_policy") == [{"kind": "Backup", "vault_id": made, "policy": "disk-hourly",
+                                             "sources": [old]}]
+    assert len(result.inputs("protect_in_backup_vault")) == 2

@@ -55,6 +55,11 @@ OP_DELETE_ITEM_DATA = "Microsoft.RecoveryServices/vaults/backupFabrics/protectio
 OP_MODIFY_POLICY = "Microsoft.RecoveryServices/vaults/backupPolicies/write#modifyPolicy"
 ALWAYS_PROTECTED = (OP_DISABLE_SOFT_DELETE, OP_DELETE_PROXY)
 OPTIONALLY_PROTECTED = (OP_DELETE_ITEM_DATA, OP_MODIFY_POLICY)
+#: the kinds of protection policy: ``ProtectionPolicy``'s discriminator ``backupManagementType`` and its subtypes'
+#: ``x-ms-discriminator-value`` (Azure/azure-rest-api-specs ``recoveryservicesbackup`` ``bms.json``; as
+#: azure-mgmt-recoveryservicesbackup's ``ProtectionPolicy._subtype_map`` lists them). A PUT naming another is refused
+#: with 400 (the code is inferred: ``BadRequest``)
+POLICY_KINDS = ("AzureIaasVM", "AzureSql", "AzureStorage", "AzureWorkload", "GenericProtectionPolicy", "MAB")
 #: The Resource Guard request each protected operation is authorised through (the proxy's
 #: resourceGuardOperationDetails[].defaultResourceRequest is ``{guard}/{request}/default``; S-RSB
 #: ResourceGuardProxyCRUD/GetResourceGuardProxy.json and UnlockDeleteResourceGuardProxy.json).
@@ -771,6 +776,10 @@ class RecoveryServicesModel:
             props = dict(_props(body))
             if not props.get("backupManagementType"):
                 raise RecoveryServicesError(err.INVALID_REQUEST, detail="'backupManagementType' is required.")
+            if str(props["backupManagementType"]).lower() not in {k.lower() for k in POLICY_KINDS}:  # case: inferred
+                kinds = ", ".join(POLICY_KINDS)
+                raise RecoveryServicesError(err.INVALID_REQUEST, detail=(
+                    f"'backupManagementType' {props['backupManagementType']!r} is not one of {kinds}."))
             existing = vault.policies.get(name.lower())
             if existing is not None:
                 self._require_optional(vault, OP_MODIFY_POLICY)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
@@ -48,6 +48,26 @@ _LIMIT_WORDS: Final = re.compile(r"(limit|quota)(reached|exceeded)", re.IGNORECA
 NOT_CAPACITY_PREFIXES: Final = ("clouddos", "usererrorrpcollection")
 #: the tag the app puts on vaults it creates (as ``VaultCreator`` does for regional defaults)
 CREATED_BY_TAG: Final = ("backup-steward:created-by", "backup-steward")
+
+
+#: what Azure answers in a protection policy's ``properties`` that a copy into another vault must not carry: the count
+#: of items it protects there (Azure's own; ProtectionPolicy ``protectedItemsCount``) and the source vault's Resource
+#: Guard operations (``resourceGuardOperationRequests``, which name that vault's guard). ``id``, ``name``, ``type``
+#: and ``eTag`` are the resource's, never copied (only ``properties`` is).
+POLICY_NOT_COPIED: Final = frozenset({"protectedItemsCount", "resourceGuardOperationRequests"})
+
+
+def app_created(tags: Mapping[str, str]) -> bool:
+    """Whether a vault carries the tag the app puts on the vaults it creates (:data:`CREATED_BY_TAG`)."""
+    return any(k.lower() == CREATED_BY_TAG[0] and v == CREATED_BY_TAG[1] for k, v in tags.items())
+
+
+def policy_copy(policy: Mapping[str, Any]) -> dict[str, Any]:
+    """The body that creates ``policy`` (a protectionPolicies GET answer, ``ProtectionPolicyResource``) in another
+    vault under the same name: its ``properties`` without :data:`POLICY_NOT_COPIED` (issue 19: a vault set's new vault
+    has only Azure's DefaultPolicy and EnhancedPolicy)."""
+    properties = policy.get("properties") or {}
+    return {"properties": {k: v for k, v in properties.items() if k not in POLICY_NOT_COPIED}}
 
 
 def capacity_refusal(code: str | None) -> bool:
