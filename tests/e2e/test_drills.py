@@ -17,10 +17,8 @@ import pytest
 from sandbox.arm.providers.authorization_model import RoleAssignments, define_custom_role, role_definition_id
 from sandbox.arm.providers.recoveryservices_jobs import recovery_services_jobs
 from sandbox.host.local import OUTCOME_TOPIC
-from steward import bootstrap
 from steward.domain.drill_flow import DRILL_TAG
-from steward.rules_file import default_rules_text
-from tests.e2e.conftest import SUB1, Harness, start_harness
+from tests.e2e.conftest import SUB1, Harness, drill_harness
 from tests.infra.deployed_roles import custom_roles, deploy_app_roles
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000d211"
@@ -39,18 +37,8 @@ drills:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Harness]:
-    harness = start_harness(tmp_path, settings={
-        "STEWARD_RULES": default_rules_text() + DRILLS,
-        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
-        # the tests advance days of Azure time: the daily drill timer would start drills of its own beside them
-        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
-    })
-    try:
+    with drill_harness(tmp_path, DRILLS, operator=ADMIN) as harness:
         yield harness
-    finally:
-        harness.stack.stop()
-        bootstrap.reset()
 
 
 def call(harness: Harness, method: str, path: str, body: Any = None, *, principal: str = ADMIN) -> tuple[int, Any]:
