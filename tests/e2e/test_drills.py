@@ -96,6 +96,18 @@ def protected_estate(app: Harness) -> tuple[str, str]:
     return vm, disk
 
 
+def protected_postgres(app: Harness) -> str:
+    """A PostgreSQL flexible server the app protected in a Backup vault, once its weekly vault-tier backup ran."""
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.backup_vault("rg-app", "bv-weu", WEU)
+    server = est.postgres("rg-app", "pg-orders", WEU)
+    app.wait_outcome(server, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    return server
+
+
 def drill_events(app: Harness) -> list[dict[str, Any]]:
     return [e for e in app.sandbox.events.topic_events(OUTCOME_TOPIC)
             if str(e.get("eventType", "")).startswith("BackupSteward.Drill.")]
@@ -312,13 +324,7 @@ def test_the_audit_deletes_drill_leftovers_past_their_lifetime_and_reports_the_d
 def test_a_postgresql_drill_restores_files_with_the_vault_identitys_blob_right_and_leaves_nothing(app: Harness) -> None:
     """The vault's identity writes the files: the drill gives it Storage Blob Data Contributor on its own staging
     account (the sandbox refuses the restore without it), and the account goes with the drill."""
-    est = app.estate()
-    est.resource_group("rg-app", WEU)
-    est.backup_vault("rg-app", "bv-weu", WEU)
-    server = est.postgres("rg-app", "pg-orders", WEU)
-    app.wait_outcome(server, "Protected", timeout=60)
-    app.settle(60)
-    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    server = protected_postgres(app)
     status, started = call(app, "POST", "drills", {"resources": [server]})
     assert status == 202, started
     [result] = finished(app, started["id"])["results"]
@@ -333,13 +339,7 @@ def test_the_deployed_drill_role_suffices_for_a_postgresql_drill(app: Harness) -
     """Production truth for the files restore: with the roles infra/ deploys (enableDrills) and the sandbox checking
     the app's own RBAC, the drill makes the target container of its account (the restore needs an existing one,
     docs/azure-facts.md), restores into it and leaves nothing."""
-    est = app.estate()
-    est.resource_group("rg-app", WEU)
-    est.backup_vault("rg-app", "bv-weu", WEU)
-    server = est.postgres("rg-app", "pg-orders", WEU)
-    app.wait_outcome(server, "Protected", timeout=60)
-    app.settle(60)
-    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    server = protected_postgres(app)
     principal = app.sandbox.config.default_principal_id
     deploy_app_roles(app.sandbox, principal, SUB1, enableDrills=True)
     app.sandbox.enforce_caller_rbac(principal)
