@@ -168,6 +168,7 @@ class DurableRunner:
         self._submitted: set[int] = set()
         self._submitted_lock = threading.Lock()
         self._running: set[int] = set()  # activity rows executing now (a discrete clock's probe reads it)
+        self._seen_row = 0  # highest activity row id handed to ``_submit`` by ``_submit_pending``
 
     def _activity_slots(self) -> int:
         return self.config.max_activity_workers * self.config.instances
@@ -634,25 +635,35 @@ class DurableRunner:
         self._pool.submit(self._run_activity, work)
 
     def _submit_pending(self) -> None:
-        for work in self.store.pending_activities():
+        # only rows newer than the last seen: every older row is in ``_submitted`` already (row ids only grow),
+        # so a step costs its own new rows, not a read of every activity in flight (issue 19)
+        with self._submitted_lock:
+            after = self._seen_row
+        fresh = self.store.pending_activities(after=after)
+        for work in fresh:
             self._submit(work)
+        if fresh:
+            with self._submitted_lock:
+                self._seen_row = max(self._seen_row, fresh[-1].row_id)
 
     def clock_probe(self) -> tuple[bool, datetime | None]:
         """For a discrete clock: (a message waits in an inbox, an activity waits for a free slot, or a timer is
         due; when the next timer is due). Running activities hold busy tokens of their own."""
         if self._stopping.is_set():
             return False, None
-        if self.store.instances_with_inbox():
+        # Called on every clock step: aggregate queries only (an index lookup for the next timer), never a read
+        # of every row - with 1,000 instances in flight a per-row probe made each virtual step O(N) (issue 19).
+        if self.store.has_inbox():
             return True, None
         with self._submitted_lock:
             running = len(self._running)
-        waiting = len(self.store.pending_activities()) - running
+        waiting = self.store.activity_count() - running
         if waiting > 0 and running < self._activity_slots():
             return True, None
-        timers = self.store.timers()
-        if not timers:
+        next_timer = self.store.next_timer()
+        if next_timer is None:
             return False, None
-        earliest = min(h.parse_timestamp(t.fire_at) for t in timers)
+        earliest = h.parse_timestamp(next_timer)
         return earliest <= self.clock.now(), earliest
 
     def _run_activity(self, work: ActivityWork) -> None:
@@ -724,14 +735,9 @@ class DurableRunner:
 
     def _fire_due_timers(self) -> datetime | None:
         now = self.clock.now()
-        earliest: datetime | None = None
-        due = []
-        for timer in self.store.timers():
-            fire_at = h.parse_timestamp(timer.fire_at)
-            if fire_at <= now:
-                due.append(timer)
-            elif earliest is None or fire_at < earliest:
-                earliest = fire_at
+        # only the due rows, then the next one by index (``fire_at`` is fixed-width UTC text: text order is time
+        # order), not a parse of every timer on each pass (issue 19)
+        due = self.store.timers(due_by=h.timestamp(now))
         if due:
             with self.store.transaction() as conn:
                 for timer in due:
@@ -742,7 +748,8 @@ class DurableRunner:
                         self.store.enqueue(conn, timer.instance_id, timer.execution_id,
                                            h.timer_fired(now, timer.timer_id, timer.fire_at))
             self._wake.set()
-        return earliest
+        next_timer = self.store.next_timer()
+        return None if next_timer is None else h.parse_timestamp(next_timer)
 
 
 async def _awaited(awaitable: Any) -> Any:

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS activities (
     name TEXT NOT NULL,
     input TEXT
 );
+CREATE INDEX IF NOT EXISTS activities_instance ON activities (instance_id);
 CREATE TABLE IF NOT EXISTS timers (
     instance_id TEXT NOT NULL,
     execution_id TEXT NOT NULL,
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS timers (
     fire_at TEXT NOT NULL,
     PRIMARY KEY (instance_id, execution_id, timer_id)
 );
+CREATE INDEX IF NOT EXISTS timers_fire_at ON timers (fire_at);
 """
 
 TERMINAL = ("Completed", "Failed", "Terminated")
@@ -163,10 +165,18 @@ class DurableStore:
     def instances_with_inbox(self) -> list[str]:
         return [r["instance_id"] for r in self._query("SELECT DISTINCT instance_id FROM inbox ORDER BY id")]
 
-    def pending_activities(self) -> list[ActivityWork]:
+    def has_inbox(self) -> bool:
+        return bool(self._query("SELECT 1 FROM inbox LIMIT 1"))
+
+    def pending_activities(self, after: int = 0) -> list[ActivityWork]:
+        """Activity rows not completed, oldest first; ``after``: only rows with a greater id (ids only grow:
+        AUTOINCREMENT, and every insert commits under this store's one connection and lock)."""
         rows = self._query("SELECT id AS row_id, instance_id, execution_id, task_id, name, input "
-                           "FROM activities ORDER BY id")
+                           "FROM activities WHERE id > ? ORDER BY id", (after,))
         return [ActivityWork(**dict(r)) for r in rows]
+
+    def activity_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM activities")[0]["n"])
 
     def activity_pending(self, row_id: int) -> bool:
         return bool(self._query("SELECT 1 FROM activities WHERE id = ?", (row_id,)))
@@ -175,9 +185,20 @@ class DurableStore:
         rows = self._query("SELECT COUNT(*) AS n FROM activities WHERE instance_id = ?", (instance_id,))
         return int(rows[0]["n"])
 
-    def timers(self) -> list[TimerWork]:
-        rows = self._query("SELECT instance_id, execution_id, timer_id, fire_at FROM timers ORDER BY fire_at")
+    def timers(self, due_by: str | None = None) -> list[TimerWork]:
+        """Timers in firing order; ``due_by``: only those firing at or before that ``history.timestamp`` text
+        (fixed-width UTC text, so text order is time order)."""
+        if due_by is None:
+            rows = self._query("SELECT instance_id, execution_id, timer_id, fire_at FROM timers ORDER BY fire_at")
+        else:
+            rows = self._query("SELECT instance_id, execution_id, timer_id, fire_at FROM timers "
+                               "WHERE fire_at <= ? ORDER BY fire_at", (due_by,))
         return [TimerWork(**dict(r)) for r in rows]
+
+    def next_timer(self) -> str | None:
+        """The earliest ``fire_at`` of any timer (an index lookup), or None."""
+        rows = self._query("SELECT MIN(fire_at) AS fire_at FROM timers")
+        return rows[0]["fire_at"] if rows else None
 
     # ---- writes (inside a transaction) -------------------------------------------------------------------
 
