@@ -338,6 +338,31 @@ def _protect_in_backup_vault(
     return result
 
 
+def _start_and_follow(
+    context: df.DurableOrchestrationContext, activity: str, payload: dict[str, Any],
+    watch: dict[str, Any],
+    finish: Callable[[operations.OperationState], dict[str, Any]],
+) -> Task:
+    """``activity`` starts an Azure operation; it is followed on durable timers at Azure's Retry-After
+    (``_follow_backup_operation`` on ``watch``) and ``finish(state)`` is the result once it ended. An
+    operation that failed on Azure's side starts again, at most ``operations.STARTS`` times; one that did not end in
+    the window is ``operations.not_finished``. A result recorded before the operation was followed here (or answered
+    at once) is final as it is."""
+    result: dict[str, Any] = {}
+    for _ in range(operations.STARTS):
+        result = yield from call_with_backoff(context, activity, RETRY, payload)
+        begun = operations.started(result)
+        if begun is None:
+            return result
+        state = yield from _follow_backup_operation(context, watch, begun, {})
+        if state is None:
+            return operations.not_finished(begun.step)
+        result = finish(state)
+        if not operations.restart(state):
+            break
+    return result
+
+
 def _follow_backup_operation(
     context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted,
     took: dict[str, int],
@@ -613,42 +638,22 @@ def _stop_protection_retain(context: df.DurableOrchestrationContext, ref: Protec
     """``stop_protection_retain`` starts the stop; its operation is followed on durable timers at Azure's Retry-After
     (a Recovery Services one through ``vault_operation_status``); ``{"ok": true, "stopped"}`` or the refusal. A
     result recorded before the operation was followed here is final as it is."""
-    result: dict[str, Any] = {}
-    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
-        result = yield from call_with_backoff(context, "stop_protection_retain", RETRY, {"protection": ref.to_record()})
-        begun = operations.started(result)
-        if begun is None:
-            return result
-        status_activity = ("vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES
-                           else "backup_operation_status")
-        request = {"vault_id": ref.vault_id, "resource_id": ref.source_id, "status_activity": status_activity}
-        state = yield from _follow_backup_operation(context, request, begun, {})
-        if state is None:
-            return operations.not_finished(begun.step)
-        result = operations.after_stop(state)
-        if not operations.restart(state):
-            break
-    return result
+    status_activity = ("vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES
+                       else "backup_operation_status")
+    request = {"vault_id": ref.vault_id, "resource_id": ref.source_id, "status_activity": status_activity}
+    return (yield from _start_and_follow(
+        context, "stop_protection_retain", {"protection": ref.to_record()}, request,
+        operations.after_stop))
 
 
 def _modify_instance(context: df.DurableOrchestrationContext, change: dict[str, Any]) -> Task:
     """``set_blob_containers`` starts the PUT; its operation is followed on durable timers at Azure's Retry-After and
     the instance read back once it ended (``operations.after_modification``). A result recorded before the
     operation was followed here is final as it is."""
-    result: dict[str, Any] = {}
-    for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again
-        result = yield from call_with_backoff(context, "set_blob_containers", RETRY, change)
-        begun = operations.started(result)
-        if begun is None:
-            return result
-        request = {"vault_id": change["vault_id"], "resource_id": change["account_id"], "name": change["name"]}
-        state = yield from _follow_backup_operation(context, request, begun, {})
-        if state is None:
-            return operations.not_finished(begun.step)
-        result = operations.after_modification(state)
-        if not operations.restart(state):
-            break
-    return result
+    request = {"vault_id": change["vault_id"], "resource_id": change["account_id"], "name": change["name"]}
+    return (yield from _start_and_follow(
+        context, "set_blob_containers", change, request,
+        operations.after_modification))
 
 
 def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:

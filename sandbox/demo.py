@@ -24,7 +24,7 @@ from typing import Any
 from sandbox.arm import SandboxConfig
 from sandbox.arm.config import DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION
 from sandbox.clock import VirtualClock
-from sandbox.estate import Estate
+from sandbox.estate import VAULTED_BLOBS_RULE, Estate
 from sandbox.host.local import OUTCOME_TOPIC, LocalStack
 from steward.cloud.clients import CloudClients
 
@@ -45,21 +45,6 @@ FAST_FORWARD = 120.0
 OPERATOR = "de300000-0000-4000-8000-00000000a11c"
 #: the application team's validation hook (a Logic App or a function on Azure) answering the drill's RestoreReady
 HOOK = "de300000-0000-4000-8000-0000000000f0"
-#: a storage account tagged blob-tier=vaulted goes to vaulted blob backup, whose container list is what issue 19
-#: item 2 is about (the default rule, operational backup, covers every container already)
-VAULTED_BLOBS_RULE = """
-  - name: vaulted-blobs
-    description: Storage accounts tagged blob-tier=vaulted -> vaulted blob backup of every container.
-    match:
-      types: [Microsoft.Storage/storageAccounts]
-      tags: {blob-tier: vaulted}
-    protect:
-      vault: regional-default
-      policy: blob-vaulted
-      datastore:
-        blobTier: vaulted
-      onDelete: retain
-"""
 DRILL_RULES = """
 drills:
   - name: weekly-restore-proof

@@ -19,6 +19,21 @@ from steward.domain.vault_defaults import BACKUP_VAULT_POLICIES, backup_vault_bo
 DEFAULT_TAG: Final = "backup-steward:default"
 #: The Blob service's containers API version (Microsoft.Storage 2023-05-01, BlobContainers_Create).
 CONTAINER_API_VERSION: Final = "2023-05-01"
+#: a storage account tagged blob-tier=vaulted goes to vaulted blob backup, whose container list is what issue 19
+#: item 2 is about (the default rule, operational backup, covers every container already)
+VAULTED_BLOBS_RULE: Final = """
+  - name: vaulted-blobs
+    description: Storage accounts tagged blob-tier=vaulted -> vaulted blob backup of every container.
+    match:
+      types: [Microsoft.Storage/storageAccounts]
+      tags: {blob-tier: vaulted}
+    protect:
+      vault: regional-default
+      policy: blob-vaulted
+      datastore:
+        blobTier: vaulted
+      onDelete: retain
+"""
 #: A vaulted blob policy (VaultStore daily backups, 30 days), as ``az dataprotection backup-policy
 #: get-default-policy-template --datasource-type AzureBlob`` shapes it (backup rule + retention rule).
 VAULTED_BLOB_POLICY: Final[dict[str, Any]] = {"properties": {

@@ -325,6 +325,20 @@ def paced(pages: Iterable[Iterable[Any]], pacer: ReadPacer) -> Iterator[Any]:
         yield from page
 
 
+def arm_pages(client: Any, url: str | None, pacer: ReadPacer) -> Iterator[Any]:
+    """The ``value`` entries of a paged ARM GET sent through ``client``'s pipeline, ``nextLink`` after ``nextLink``,
+    taking one token before each page request; an ``AzureError`` raises from the iteration."""
+    from azure.core.rest import HttpRequest
+
+    while url:
+        pacer.take()
+        response = client.send_request(HttpRequest("GET", url))
+        response.raise_for_status()
+        body = response.json()
+        yield from body.get("value") or []
+        url = body.get("nextLink")
+
+
 # ----------------------------------------------------------------------------------------------------
 # ARM adapter
 # ----------------------------------------------------------------------------------------------------
@@ -448,20 +462,10 @@ class ArmEstateReader:
             """A live vaulted blob instance with the containers its account holds now (BKP-007)."""
             if instance.soft_deleted or instance.containers is None or not instance.datasource_id:
                 return instance
-            from azure.core.rest import HttpRequest
-
             client = self._clients.resources(subscription_id)
-            url: str | None = (f"{instance.datasource_id}/blobServices/default/containers"
-                               f"?api-version={CONTAINERS_API_VERSION}")
-            names: list[str] = []
+            url = f"{instance.datasource_id}/blobServices/default/containers?api-version={CONTAINERS_API_VERSION}"
             try:
-                while url:
-                    pacer.take()
-                    response = client.send_request(HttpRequest("GET", url))
-                    response.raise_for_status()
-                    body = response.json()
-                    names += [str(c["name"]) for c in body.get("value") or [] if c.get("name")]
-                    url = body.get("nextLink")
+                names = [str(c["name"]) for c in arm_pages(client, url, pacer) if c.get("name")]
             except AzureError as error:
                 if isinstance(translate(error), NotFound):  # the account is gone: ORP-001 says so, not this
                     return instance
@@ -496,29 +500,21 @@ class ArmEstateReader:
         """Backup policy writes through ARM per Recovery Services vault (lower-cased id) in the 24 hours before now,
         from the subscription's activity log (``ActivityLogs_List``, one paged query); None when it cannot be read
         (the identity may lack ``Microsoft.Insights/eventtypes/values/read``): CAP-002 then stays silent."""
-        from azure.core.rest import HttpRequest
-
         end = self._now()
         start = end - timedelta(hours=24)
         query = (f"eventTimestamp ge '{start.isoformat()}' and eventTimestamp le '{end.isoformat()}' "
                  "and resourceProvider eq 'Microsoft.RecoveryServices'")
         client = self._clients.resources(subscription_id)
-        url: str | None = (f"/subscriptions/{subscription_id}/providers/Microsoft.Insights/eventtypes/management/"
-                           f"values?api-version={ACTIVITY_LOG_API_VERSION}&$filter={quote(query)}")
+        url = (f"/subscriptions/{subscription_id}/providers/Microsoft.Insights/eventtypes/management/"
+               f"values?api-version={ACTIVITY_LOG_API_VERSION}&$filter={quote(query)}")
         counts: dict[str, int] = {}
         try:
-            while url:
-                pacer.take()
-                response = client.send_request(HttpRequest("GET", url))
-                response.raise_for_status()
-                body = response.json()
-                for entry in body.get("value") or []:
-                    operation = str(dig(entry, "operationName", "value") or "").lower()
-                    if operation != POLICY_WRITE or str(dig(entry, "status", "value") or "") != "Succeeded":
-                        continue  # Azure also logs Started and Accepted entries of the same write
-                    vault = str(entry.get("resourceId") or "").lower().split("/backuppolicies/", 1)[0]
-                    counts[vault] = counts.get(vault, 0) + 1
-                url = body.get("nextLink")
+            for entry in arm_pages(client, url, pacer):
+                operation = str(dig(entry, "operationName", "value") or "").lower()
+                if operation != POLICY_WRITE or str(dig(entry, "status", "value") or "") != "Succeeded":
+                    continue  # Azure also logs Started and Accepted entries of the same write
+                vault = str(entry.get("resourceId") or "").lower().split("/backuppolicies/", 1)[0]
+                counts[vault] = counts.get(vault, 0) + 1
         except AzureError as error:
             LOG.warning("activity log of %s not read: %s", subscription_id, translate(error).message)
             return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,4 +98,24 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         yield h
     finally:
         h.stack.stop()
+        bootstrap.reset()
+
+
+@contextmanager
+def drill_harness(tmp: Path, drills: str, *, operator: str) -> Iterator[Harness]:
+    """The app with the default rules plus ``drills``, ``operator`` allowed to tear down and drill, reports under
+    ``tmp`` and the daily drill timer off (the tests advance days of Azure time: the timer would start drills of its
+    own beside them); stopped afterwards."""
+    from steward.rules_file import default_rules_text
+
+    harness = start_harness(tmp, settings={
+        "STEWARD_RULES": default_rules_text() + drills,
+        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": operator,
+        "STEWARD_REPORTS_DIR": str(tmp / "reports"),
+        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
+    })
+    try:
+        yield harness
+    finally:
+        harness.stack.stop()
         bootstrap.reset()

@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.mgmt.dataprotection.models import BaseBackupPolicyResource
 
-from sandbox.estate import Estate
+from sandbox.estate import VAULTED_BLOB_POLICY, VAULTED_BLOBS_RULE, Estate
 from steward import bootstrap
 from steward.cloud.inventory import ArmEstateReader, read_estate
 from steward.cloud.protection import BackupVaultProtection
@@ -23,43 +22,12 @@ from steward.rules_file import default_rules_text, load_rules
 from tests.e2e.conftest import SUB1, Harness, start_harness
 
 WEU = "westeurope"
-VAULTED_RULE = """
-  - name: vaulted-blobs
-    description: Storage accounts tagged blob-tier=vaulted -> vaulted blob backup of every container.
-    match:
-      types: [Microsoft.Storage/storageAccounts]
-      tags: {blob-tier: vaulted}
-    protect:
-      vault: regional-default
-      policy: blob-vaulted
-      datastore:
-        blobTier: vaulted
-      onDelete: retain
-"""
-#: A vaulted blob policy (VaultStore daily backups, 30 days), as ``az dataprotection backup-policy
-#: get-default-policy-template --datasource-type AzureBlob`` shapes it (backup rule + retention rule).
-VAULTED_POLICY: dict[str, Any] = {"properties": {
-    "objectType": "BackupPolicy",
-    "datasourceTypes": ["Microsoft.Storage/storageAccounts/blobServices"],
-    "policyRules": [
-        {"name": "BackupDaily", "objectType": "AzureBackupRule",
-         "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Discrete"},
-         "dataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"},
-         "trigger": {"objectType": "ScheduleBasedTriggerContext",
-                     "schedule": {"repeatingTimeIntervals": ["R/2026-01-01T02:00:00+00:00/P1D"]},
-                     "taggingCriteria": [{"isDefault": True, "taggingPriority": 99,
-                                          "tagInfo": {"tagName": "Default"}}]}},
-        {"name": "Default", "objectType": "AzureRetentionRule", "isDefault": True,
-         "lifecycles": [{"deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P30D"},
-                         "sourceDataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}}]},
-    ],
-}}
 
 
 def _rules() -> str:
     text = default_rules_text()
     head, rest = text.split("\nrules:\n", 1)
-    return f"{head}\nrules:{VAULTED_RULE}{rest}"
+    return f"{head}\nrules:{VAULTED_BLOBS_RULE}{rest}"
 
 
 @pytest.fixture
@@ -77,7 +45,7 @@ def _vault(h: Harness, est: Estate) -> str:
     bv = est.backup_vault("rg-data", "bv-weu", WEU)
     h.clients.data_protection(SUB1).backup_policies.create_or_update(
         resource_group_name="rg-data", vault_name="bv-weu", backup_policy_name="blob-vaulted",
-        parameters=BaseBackupPolicyResource(VAULTED_POLICY))
+        parameters=BaseBackupPolicyResource(VAULTED_BLOB_POLICY))
     return bv
 
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from steward import bootstrap
-from steward.rules_file import default_rules_text
-from tests.e2e.conftest import Harness, start_harness
+from tests.e2e.conftest import Harness, drill_harness
 from tests.e2e.test_drills import ADMIN, HOUR, WEU, call, drill_leftovers, finished, restored_by
 
 #: two rules over the same kind (64 GB Premium disks, sandbox/estate.py): one held by size, one by count
@@ -35,17 +33,8 @@ drills:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Harness]:
-    harness = start_harness(tmp_path, settings={
-        "STEWARD_RULES": default_rules_text() + BUDGETED,
-        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
-        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
-    })
-    try:
+    with drill_harness(tmp_path, BUDGETED, operator=ADMIN) as harness:
         yield harness
-    finally:
-        harness.stack.stop()
-        bootstrap.reset()
 
 
 @pytest.mark.slow

@@ -15,26 +15,16 @@ from typing import Any
 
 import pytest
 
-from steward import api_cli, bootstrap
-from steward.rules_file import default_rules_text
-from tests.e2e.conftest import Harness, start_harness
+from steward import api_cli
+from tests.e2e.conftest import Harness, drill_harness
 from tests.e2e.test_drill_validation import HOOKED, awaiting
 from tests.e2e.test_drills import ADMIN, drill_leftovers, protected_estate, restored_by
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Harness]:
-    harness = start_harness(tmp_path, settings={
-        "STEWARD_RULES": default_rules_text() + HOOKED,
-        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
-        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
-    })
-    try:
+    with drill_harness(tmp_path, HOOKED, operator=ADMIN) as harness:
         yield harness
-    finally:
-        harness.stack.stop()
-        bootstrap.reset()
 
 
 def cli(app: Harness, tmp_path: Path, *argv: str) -> tuple[int, str, str]:

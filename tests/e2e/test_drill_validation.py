@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from steward import bootstrap
-from steward.rules_file import default_rules_text
-from tests.e2e.conftest import Harness, start_harness
+from tests.e2e.conftest import Harness, drill_harness
 from tests.e2e.test_drills import (
     ADMIN,
     HOUR,
@@ -41,17 +39,8 @@ drills:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Harness]:
-    harness = start_harness(tmp_path, settings={
-        "STEWARD_RULES": default_rules_text() + HOOKED,
-        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
-        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
-    })
-    try:
+    with drill_harness(tmp_path, HOOKED, operator=ADMIN) as harness:
         yield harness
-    finally:
-        harness.stack.stop()
-        bootstrap.reset()
 
 
 def awaiting(app: Harness, drill_id: str, resource_id: str | None = None) -> dict[str, Any]:

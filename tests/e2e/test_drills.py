@@ -17,10 +17,8 @@ import pytest
 from sandbox.arm.providers.authorization_model import RoleAssignments, define_custom_role, role_definition_id
 from sandbox.arm.providers.recoveryservices_jobs import recovery_services_jobs
 from sandbox.host.local import OUTCOME_TOPIC
-from steward import bootstrap
 from steward.domain.drill_flow import DRILL_TAG
-from steward.rules_file import default_rules_text
-from tests.e2e.conftest import SUB1, Harness, start_harness
+from tests.e2e.conftest import SUB1, Harness, drill_harness
 from tests.infra.deployed_roles import custom_roles, deploy_app_roles
 
 ADMIN = "aaaaaaaa-0000-4000-8000-00000000d211"
@@ -39,18 +37,8 @@ drills:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Harness]:
-    harness = start_harness(tmp_path, settings={
-        "STEWARD_RULES": default_rules_text() + DRILLS,
-        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN,
-        "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
-        # the tests advance days of Azure time: the daily drill timer would start drills of its own beside them
-        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *",
-    })
-    try:
+    with drill_harness(tmp_path, DRILLS, operator=ADMIN) as harness:
         yield harness
-    finally:
-        harness.stack.stop()
-        bootstrap.reset()
 
 
 def call(harness: Harness, method: str, path: str, body: Any = None, *, principal: str = ADMIN) -> tuple[int, Any]:
@@ -106,6 +94,18 @@ def protected_estate(app: Harness) -> tuple[str, str]:
     app.settle(60)
     app.stack.advance(2 * 24 * HOUR)  # the first backups and two days of scheduled ones
     return vm, disk
+
+
+def protected_postgres(app: Harness) -> str:
+    """A PostgreSQL flexible server the app protected in a Backup vault, once its weekly vault-tier backup ran."""
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.backup_vault("rg-app", "bv-weu", WEU)
+    server = est.postgres("rg-app", "pg-orders", WEU)
+    app.wait_outcome(server, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    return server
 
 
 def drill_events(app: Harness) -> list[dict[str, Any]]:
@@ -324,13 +324,7 @@ def test_the_audit_deletes_drill_leftovers_past_their_lifetime_and_reports_the_d
 def test_a_postgresql_drill_restores_files_with_the_vault_identitys_blob_right_and_leaves_nothing(app: Harness) -> None:
     """The vault's identity writes the files: the drill gives it Storage Blob Data Contributor on its own staging
     account (the sandbox refuses the restore without it), and the account goes with the drill."""
-    est = app.estate()
-    est.resource_group("rg-app", WEU)
-    est.backup_vault("rg-app", "bv-weu", WEU)
-    server = est.postgres("rg-app", "pg-orders", WEU)
-    app.wait_outcome(server, "Protected", timeout=60)
-    app.settle(60)
-    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    server = protected_postgres(app)
     status, started = call(app, "POST", "drills", {"resources": [server]})
     assert status == 202, started
     [result] = finished(app, started["id"])["results"]
@@ -345,13 +339,7 @@ def test_the_deployed_drill_role_suffices_for_a_postgresql_drill(app: Harness) -
     """Production truth for the files restore: with the roles infra/ deploys (enableDrills) and the sandbox checking
     the app's own RBAC, the drill makes the target container of its account (the restore needs an existing one,
     docs/azure-facts.md), restores into it and leaves nothing."""
-    est = app.estate()
-    est.resource_group("rg-app", WEU)
-    est.backup_vault("rg-app", "bv-weu", WEU)
-    server = est.postgres("rg-app", "pg-orders", WEU)
-    app.wait_outcome(server, "Protected", timeout=60)
-    app.settle(60)
-    app.stack.advance(8 * 24 * HOUR)  # the weekly vault-tier backup has run
+    server = protected_postgres(app)
     principal = app.sandbox.config.default_principal_id
     deploy_app_roles(app.sandbox, principal, SUB1, enableDrills=True)
     app.sandbox.enforce_caller_rbac(principal)

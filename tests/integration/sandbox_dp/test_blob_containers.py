@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from sandbox.estate import VAULTED_BLOB_POLICY
 from tests.integration.sandbox_dp.conftest import BLOB, STORAGE, Estate, error_code, make_vault
 
 CONTAINERS_API = "2023-05-01"
@@ -98,19 +99,7 @@ def test_a_vaulted_blob_backup_without_a_container_is_refused(estate: Estate) ->
     vault = make_vault(estate, rg)
     account = estate.datasource(rg, STORAGE, "cnone")
     vault.grant("Storage Account Backup Contributor", account)
-    vaulted = estate.dp.backup_policies.create_or_update(rg, vault.name, "vaulted", {"properties": {
-        "objectType": "BackupPolicy", "datasourceTypes": [BLOB], "policyRules": [
-            {"name": "BackupDaily", "objectType": "AzureBackupRule",
-             "backupParameters": {"objectType": "AzureBackupParams", "backupType": "Discrete"},
-             "dataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"},
-             "trigger": {"objectType": "ScheduleBasedTriggerContext",
-                         "schedule": {"repeatingTimeIntervals": ["R/2026-01-01T02:00:00+00:00/P1D"]},
-                         "taggingCriteria": [{"isDefault": True, "taggingPriority": 99,
-                                              "tagInfo": {"tagName": "Default"}}]}},
-            {"name": "Default", "objectType": "AzureRetentionRule", "isDefault": True,
-             "lifecycles": [{"deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P30D"},
-                             "sourceDataStore": {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}}]},
-        ]}}).id
+    vaulted = estate.dp.backup_policies.create_or_update(rg, vault.name, "vaulted", VAULTED_BLOB_POLICY).id
     for body in (vault.instance_body(account, BLOB, vaulted), _with_containers(
             vault.instance_body(account, BLOB, vaulted), [])):
         with pytest.raises(HttpResponseError) as refused:
