@@ -89,10 +89,10 @@ from steward.domain.rules.vault_choice import (
     NoVault,
     VaultCandidate,
     VaultChoice,
-    VaultChosen,
     choose_vault,
     set_members,
 )
+from steward.domain.rules.vault_sets import VaultChosen
 
 __all__ = [
     "DEFAULT_FILL_PERCENT",

@@ -11,7 +11,7 @@ from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.rules.decisions import Protect
 from steward.domain.rules.model import ExplicitVault, RegionalDefaultVault, VaultSet, frozen_tags
 from steward.domain.rules.routing import vault_kind_name
-from steward.domain.rules.vault_sets import Member, SetChosen, choose_in_set, is_member
+from steward.domain.rules.vault_sets import Member, VaultChosen, choose_in_set, is_member
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,6 @@ class VaultCandidate:
     def tagged(self, name: str) -> bool:
         wanted = name.lower()
         return any(k.lower() == wanted and v.strip().lower() == "true" for k, v in self.tags.items())
-
-
-@dataclass(frozen=True)
-class VaultChosen:
-    kind: ClassVar[str] = "chosen"
-    vault_id: ResourceId
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -127,8 +120,8 @@ def choose_vault(decision: Protect, candidates: Iterable[VaultCandidate]) -> Vau
     if isinstance(target, VaultSet):
         members = [Member(c.id, tags=c.tags) for c in eligible if is_member(target, c.id, c.tags)]
         chosen = choose_in_set(target, members)  # no loads known here: by id among the members
-        if isinstance(chosen, SetChosen):
-            return VaultChosen(chosen.vault_id, chosen.reason)
+        if isinstance(chosen, VaultChosen):
+            return chosen
         return NoVault(chosen.reason, target.vault_kind, target.subscription_id, target.region)
     where = f"{vault_kind_name(target.vault_kind)} in {target.region} of subscription {target.subscription_id}"
     tagged = [c for c in eligible if c.tagged(target.default_tag)]

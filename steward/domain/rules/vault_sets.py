@@ -136,10 +136,16 @@ class NextVault:
 
 
 @dataclass(frozen=True)
-class SetChosen:
+class VaultChosen:
+    """The vault a resource goes to, and why: the one answer of a rule's vault choice, a set's included."""
+
     kind: ClassVar[str] = "chosen"
     vault_id: ResourceId
     reason: str
+
+
+#: a set's choice is the same answer as any other vault choice
+SetChosen: TypeAlias = VaultChosen
 
 
 @dataclass(frozen=True)
