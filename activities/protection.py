@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
@@ -116,9 +115,6 @@ def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: how often a reservation reads the set's ledger again after another protection's write got there first
 RESERVE_ATTEMPTS: Final = 200
-#: real seconds a reservation waits before reading the ledger again while another protection lists a member that was
-#: never counted (the first use of a set, a vault just created)
-LISTING_WAIT_SECONDS: Final = 0.1
 
 
 def _ledger(data: bytes | None) -> vault_sets.SetLedger:
@@ -165,14 +161,17 @@ def reserve_in_set(request: dict[str, Any]) -> dict[str, Any]:
             ledger = _ledger(data)
             stale = [v for v in asked.vault_ids if v.lower() not in listings and vault_sets.needs_listing(
                 ledger, v, asked.now, max_age, fresh=asked.fresh)]
-            free = [v for v in stale if asked.fresh or not vault_sets.leased(ledger, v, asked.now)]
-            if free:  # lease them (one lister per member in a burst), list them, and read the ledger again
-                if asked.fresh or store.put_if(name, _ledger_bytes(vault_sets.lease(ledger, free, asked.now)),
-                                               CONTENT_TYPES[".json"], version=version):
-                    listings.update((v.lower(), listing(ledger, v)) for v in free)
+            # a stale count another protection is listing is used as it is (one lister per member in a burst); a
+            # member never counted, or all when ``fresh``, is listed whoever else lists it (never waited for: an
+            # activity waiting for another is a wait the Durable host does not see)
+            claim = [v for v in stale if not asked.fresh and not vault_sets.leased(ledger, v, asked.now)]
+            must = [v for v in stale if v not in claim and (
+                asked.fresh or vault_sets.held_load(ledger, ResourceId.parse(v)) is None)]
+            if claim and not store.put_if(name, _ledger_bytes(vault_sets.lease(ledger, claim, asked.now)),
+                                          CONTENT_TYPES[".json"], version=version):
                 continue
-            if any(vault_sets.held_load(ledger, ResourceId.parse(v)) is None for v in stale):
-                time.sleep(LISTING_WAIT_SECONDS)  # another protection lists a member never counted: wait for it
+            if claim or must:  # list them, then read the ledger again (the lease changed it)
+                listings.update((v.lower(), listing(ledger, v)) for v in [*claim, *must])
                 continue
             for found in listings.values():
                 ledger = vault_sets.reconcile(ledger, found, asked.now)
