@@ -97,7 +97,8 @@ def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
 @bp.activity_trigger(input_name="request")
 def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
     """What each vault of a vault set protects now (issue 19): ``[{"id", "items", "vms"}]``, from the ARM cache
-    unless ``fresh`` (after Azure refused one as full)."""
+    unless ``fresh`` (after Azure refused one as full). LEGACY (one release): kept for the orchestrations in flight
+    that scheduled it before ``reserve_in_set`` replaced it."""
     adapter = _adapter(request["kind"])
     fresh = bool(request.get("fresh"))
     loads = [{"id": vault_id, **adapter.vault_load(vault_id, fresh=fresh)} for vault_id in request["vault_ids"]]

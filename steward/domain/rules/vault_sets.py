@@ -10,10 +10,11 @@ When none is below it, the set needs its next vault (:class:`SetNeedsVault`): cr
 ``STEWARD_AUTO_CREATE_VAULTS`` allows, else the member with the most room still below Azure's limit takes it (the
 ``fallback``); a set whose members are all at the limit and may not grow is full.
 
-Two protections racing for a set's last slot: counts come from a cache and may be stale, so both may choose the same
-vault. Azure decides: the vault refuses the PUT past its limit (:data:`CAPACITY_CODES`), and the refused protection
-chooses again with fresh counts and the refused vault left out (``refused``), a bounded number of times
-(:data:`SET_CHOICES`). Nothing is reserved, so nothing can leak when a run dies between choosing and protecting.
+Protections choosing at once: the choice is made with a reservation (:func:`reserve`, below), in one conditional
+write of the set's ledger, so a burst does not fill a member past the threshold. Counts may still be stale (items
+added by hand): Azure decides at its limit, the vault refuses the PUT (:data:`CAPACITY_CODES`), and the refused
+protection chooses again with fresh counts and the refused vault left out (``refused``), a bounded number of times
+(:data:`SET_CHOICES`). A reservation whose run died is forgotten after :data:`RESERVATION_TTL`.
 """
 
 from __future__ import annotations
