@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import random
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Final
@@ -116,6 +118,9 @@ def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 #: how often a reservation reads the set's ledger again after another protection's write got there first
 RESERVE_ATTEMPTS: Final = 200
+#: at most this long (real seconds, uniformly drawn) a reservation pauses after losing a conditional write, so the
+#: writers of a burst do not all read and lose again in step
+CONFLICT_PAUSE_SECONDS: Final = 0.01
 
 
 def _ledger(data: bytes | None) -> vault_sets.SetLedger:
@@ -123,14 +128,14 @@ def _ledger(data: bytes | None) -> vault_sets.SetLedger:
     if data is None:
         return vault_sets.SetLedger()
     try:
-        return vault_sets.SetLedger.from_record(json.loads(data))
-    except (ValueError, StewardError) as error:
+        return vault_sets.SetLedger.from_document(json.loads(data))
+    except (ValueError, TypeError, StewardError) as error:
         LOG.warning("vault set ledger unreadable, starting it again: %s", error)
         return vault_sets.SetLedger()
 
 
 def _ledger_bytes(ledger: vault_sets.SetLedger) -> bytes:
-    return json.dumps(ledger.to_record(), separators=(",", ":")).encode("utf-8")
+    return json.dumps(ledger.to_document(), separators=(",", ":")).encode("utf-8")
 
 
 @bp.activity_trigger(input_name="request")
@@ -180,6 +185,7 @@ def reserve_in_set(request: dict[str, Any]) -> dict[str, Any]:
                                           may_grow=asked.grow and settings.auto_create_vaults)
             if store.put_if(name, _ledger_bytes(reserved.ledger), CONTENT_TYPES[".json"], version=version):
                 return vault_sets.SetReservation.of(reserved).to_record()
+            time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))  # noqa: S311 (spreads the next tries; not a secret)
     raise ConflictingWrites(f"{name}: {RESERVE_ATTEMPTS} conditional writes lost to other protections")
 
 
