@@ -65,7 +65,7 @@ def test_a_listing_that_shows_the_resource_ends_its_reservation(
     model.seed_vm_items(vault_id, 1, prefix=f"land{estate.tag}")  # Azure protects the first VM: it is listed now
     third = _reserve(target, vault_id, f"{landing}-c", NOW + timedelta(seconds=2), fresh=True)
     assert third.vault_id is None
-    ledger = vs.SetLedger.from_record(json.loads(store.get(vs.ledger_name(target)) or b"{}"))
+    ledger = vs.SetLedger.from_document(json.loads(store.get(vs.ledger_name(target)) or b"{}"))
     assert [r.resource_id for r in ledger.reservations] == []  # the landed one ended; the others reserved nothing
     assert vs.held_load(ledger, ResourceId.parse(vault_id)) == vs.VaultLoad(900, 900)
 
@@ -75,5 +75,5 @@ def test_a_listing_that_shows_the_resource_ends_its_reservation(
     assert fallback.vault_id == vault_id and fallback.fallback
     _activity(protection_activities.release_in_set)(
         vs.SetReleaseAsked(target, f"{landing}-d", vault_id).to_record())
-    ledger = vs.SetLedger.from_record(json.loads(store.get(vs.ledger_name(target)) or b"{}"))
+    ledger = vs.SetLedger.from_document(json.loads(store.get(vs.ledger_name(target)) or b"{}"))
     assert ledger.reservations == ()

@@ -100,6 +100,10 @@ def test_a_reservation_no_listing_shows_is_dropped_after_its_ttl_and_leases_expi
 def test_the_ledger_travels_as_a_record() -> None:
     ledger = vs.lease(vs.reserve(SET, members(A), counted(a=3), vm(1), T0).ledger, [str(B)], T0)
     assert vs.SetLedger.from_record(ledger.to_record()) == ledger
+    stored = json.loads(json.dumps(ledger.to_document()))
+    assert vs.SetLedger.from_document(stored) == ledger
+    assert vs.SetLedger.from_document(ledger.to_record()) == ledger  # a ledger stored as a record reads too
+    assert list(stored["held"]) == [str(A)] and len(stored["held"][str(A)]) == 1
     assert vs.ledger_name(SET) == vs.ledger_name(VaultSet(VaultKind.RECOVERY_SERVICES, SUB.upper(), "WestEurope",
                                                           name_prefix="RSV-WEU-"))
 
@@ -140,9 +144,9 @@ def test_many_writers_reserving_at_once_through_the_store_never_pass_the_thresho
 
         def change(data: bytes | None) -> bytes:
             assert data is not None
-            reserved = vs.reserve(SET, members(A, B), vs.SetLedger.from_record(json.loads(data)), vm(n), T0)
+            reserved = vs.reserve(SET, members(A, B), vs.SetLedger.from_document(json.loads(data)), vm(n), T0)
             picked.append(None if reserved.vault_id is None else str(reserved.vault_id))
-            return json.dumps(reserved.ledger.to_record()).encode()
+            return json.dumps(reserved.ledger.to_document()).encode()
 
         update(store, name, change, "application/json", attempts=1000)
         with lock:
@@ -153,7 +157,7 @@ def test_many_writers_reserving_at_once_through_the_store_never_pass_the_thresho
         thread.start()
     for thread in threads:
         thread.join()
-    final = vs.SetLedger.from_record(json.loads(store.get(name) or b"{}"))
+    final = vs.SetLedger.from_document(json.loads(store.get(name) or b"{}"))
     assert (vs.held_load(final, A), vs.held_load(final, B)) == (vs.VaultLoad(900, 900), vs.VaultLoad(900, 900))
     assert list(chosen.values()).count(str(A)) == 50 and list(chosen.values()).count(str(B)) == 100
     assert list(chosen.values()).count(None) == 50 and len(final.reservations) == 150
