@@ -307,7 +307,9 @@ def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
 
 @bp.activity_trigger(input_name="request")
 def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
-    """Give the Backup vault's identity the roles its workload needs (idempotent)."""
+    """Give the Backup vault's identity the roles its workload needs (idempotent). ``settle_seconds``: when a role
+    was created, how long this worker last saw the identity's new roles take to apply (None: not known), for the
+    orchestrator to wait before validating (``protection_flow.rbac_settle_seconds``)."""
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
@@ -318,9 +320,18 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
             for grant in request["grants"]
             if adapter.ensure_role(request["principal_id"], grant["role_definition_guid"], grant["scope"])
         ]
-        return {"ok": True, "created": created}
+        settle = adapter.settle_seconds(request["principal_id"]) if created else None
+        return {"ok": True, "created": created, "settle_seconds": settle}
 
     return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def note_rbac_settle(request: dict[str, Any]) -> dict[str, Any]:
+    """Remember (this worker's ARM cache) how long the vault identity's new role assignments took to apply."""
+    BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache()).note_settle(
+        request["principal_id"], float(request["seconds"]))
+    return {"ok": True}
 
 
 @bp.activity_trigger(input_name="request")

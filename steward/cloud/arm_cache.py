@@ -14,7 +14,11 @@ Each entry lives ``STEWARD_ARM_CACHE_SECONDS`` at most (0: no cache) and is drop
   (``vault_loads``: protections choosing at the same moment in this worker see it), dropped when Azure refuses a
   protection there (full, or the cached answers were stale) or the app asks for fresh counts after such a refusal;
 * a granted role - when a validation still says the vault's identity lacks permissions after the RBAC wait
-  ran out (someone may have removed the assignment).
+  ran out (someone may have removed the assignment);
+* how long a vault identity's new role assignments last took to apply (``protection_flow.rbac_settle_seconds``) -
+  replaced by a longer time when a protection that waited it was still refused; each use keeps it another
+  lifetime, so it shortens only after a lifetime without Backup-vault protections (a stale, too long wait costs
+  latency, a too short one a refused validation).
 
 Changes others make (a vault deleted by hand, a role assignment removed) reach the app through no event: the
 Event Grid filter (``infra/event-filters.json``) passes only what the classifier acts on. The lifetime bounds
@@ -104,6 +108,11 @@ def policy_key(vault_id: str, policy_name: str) -> tuple[str, str, str]:
 
 def role_key(principal_id: str, role_definition_guid: str, scope: str) -> tuple[str, str, str, str]:
     return ("role", principal_id.lower(), role_definition_guid.lower(), scope.lower())
+
+
+def settle_key(principal_id: str) -> tuple[str, str]:
+    """How long ``principal_id``'s new role assignments last took to apply (seconds)."""
+    return ("rbac-settle", principal_id.lower())
 
 
 #: the cache adapters use when none is given (tests, the CLI): off

@@ -6,6 +6,7 @@ returned (resource facts, vault lists, backup status, results) and act on what c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -564,6 +565,32 @@ def rbac_wait(attempt: int, waited: float) -> int | None:
     if waited + wait > RBAC_DEADLINE_SECONDS:
         return None
     return wait
+
+
+def rbac_settle_seconds(granted: Mapping[str, Any]) -> int | None:
+    """Seconds to wait (durable timer) between granting roles and the first validation: when this grant created
+    a role assignment, what the worker last saw new assignments take to apply (``grant_vault_roles``'s
+    ``settle_seconds``, from :func:`rbac_settled_after`), at most ``RBAC_REGRANT_SECONDS``; None: validate at once
+    (nothing created, or nothing learned yet). A validation sent before the roles apply is refused and costs a
+    POST from ARM's write bucket (issue 15: in a burst of Backup-vault resources those POSTs, two per resource at a
+    3-minute propagation, set the rate); waiting what the last protection needed sends the first one when it is
+    likely to pass, at the same latency (Microsoft's own ``Set-AzDataProtectionMSIPermission`` waits a fixed 60 s
+    after assigning them)."""
+    seconds = granted.get("settle_seconds")
+    if not granted.get("created") or not seconds:
+        return None
+    return min(max(1, int(seconds)), RBAC_REGRANT_SECONDS)
+
+
+def rbac_settled_after(granted: Mapping[str, Any], refused: int, accepted_after: float | None) -> int | None:
+    """What to remember (``note_rbac_settle``) once the first validation passed ``accepted_after`` seconds after
+    the grant, ``refused`` validations before it: that time, when the grant created a role and at least one
+    validation was refused (so the roles' delay was seen; one passed at its first try says only that the wait
+    was long enough). None: nothing to remember, or a result of the code before (no ``settle_seconds``: the
+    orchestration's history then has no call for it)."""
+    if "settle_seconds" not in granted or not granted.get("created") or refused < 1 or accepted_after is None:
+        return None
+    return min(max(1, math.ceil(accepted_after)), RBAC_REGRANT_SECONDS)
 
 
 def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:

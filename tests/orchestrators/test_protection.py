@@ -479,3 +479,77 @@ def test_an_input_that_is_not_the_orchestrations_intent_fails_before_any_activit
     result = replay(orchestrator, given, activities=Estate().activities())
     assert result.status == "Failed" and "intent" in str(result.error)
     assert result.names() == []
+
+
+PENDING = {"ok": False, "code": "UserErrorMissingRequiredPermissions", "message": "not yet"}
+ACCEPTED = {"ok": True, "instance": {"id": "bi-1"}, "created": True}
+
+
+def granting(estate: Estate, settle: float | None, *, created: bool = True) -> None:
+    """``grant_vault_roles`` as the activity answers now: the roles created and ``settle_seconds``."""
+    activities = estate.activities
+
+    def with_settle() -> dict[str, Callable[[Any], Any]]:
+        fakes = activities()
+        fakes["grant_vault_roles"] = lambda p: {"ok": True, "created": [g["role"] for g in p["grants"]] if created
+                                                else [], "settle_seconds": settle}
+        fakes["note_rbac_settle"] = lambda p: {"ok": True}
+        return fakes
+
+    estate.activities = with_settle  # type: ignore[method-assign]
+
+
+def test_how_long_new_roles_took_to_apply_is_noted_once_a_validation_was_refused() -> None:
+    """Issue 15: the validations refused while new roles propagate cost a POST each from ARM's write bucket. The
+    time from the grant to the validation that passed is noted for the worker (``note_rbac_settle``)."""
+    estate = Estate()
+    granting(estate, None)
+    estate.protect_results = [PENDING, PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 3
+    # each fake activity takes 1 s: refused at 0 (+1), wait 30, refused (+1), wait 60: the third began 92 s after
+    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 92}]
+    assert result.names().index("note_rbac_settle") > result.names().index("protect_in_backup_vault")
+
+
+def test_a_grant_that_created_roles_waits_the_noted_time_before_validating_and_notes_nothing_new() -> None:
+    estate = Estate()
+    granting(estate, 150)
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 1 and "note_rbac_settle" not in result.names()
+    assert result.now - EPOCH >= timedelta(seconds=150)
+
+    estate = Estate()  # the wait was too short: refused once more, and the longer time is noted
+    granting(estate, 150)
+    estate.protect_results = [PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 150 + 1 + 30}]
+
+    estate = Estate()  # no role created (all granted before): nothing to wait for
+    granting(estate, 150, created=False)
+    result = protect(estate)
+    assert result.now - EPOCH < timedelta(seconds=30) and "note_rbac_settle" not in result.names()
+
+
+def test_a_grant_result_from_before_settle_seconds_replays_without_the_wait_or_the_note() -> None:
+    """An orchestration started on the code before (its recorded grant result has no ``settle_seconds``) replays
+    the activities its history holds: no timer after the grant, no ``note_rbac_settle``."""
+    estate = Estate()
+    estate.protect_results = [PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert "note_rbac_settle" not in result.names()
+
+
+def test_the_settle_wait_and_what_is_noted_are_bounded_by_the_documented_propagation_time() -> None:
+    bound = protection_flow.RBAC_REGRANT_SECONDS
+    assert protection_flow.rbac_settle_seconds({"created": ["r"], "settle_seconds": 5_000}) == bound
+    assert protection_flow.rbac_settle_seconds({"created": [], "settle_seconds": 100}) is None
+    assert protection_flow.rbac_settle_seconds({"created": ["r"], "settle_seconds": None}) is None
+    granted = {"created": ["r"], "settle_seconds": None}
+    assert protection_flow.rbac_settled_after(granted, 2, 5_000.0) == bound
+    assert protection_flow.rbac_settled_after(granted, 0, 90.0) is None  # passed at once: nothing seen
+    assert protection_flow.rbac_settled_after({"created": ["r"]}, 2, 90.0) is None  # the code before
+    assert protection_flow.rbac_settled_after(granted, 1, 89.2) == 90
