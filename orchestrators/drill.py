@@ -316,7 +316,7 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
     context.set_custom_status({"phase": "restoreJob", "resourceId": target.resource_id, "jobId": job_id})
     job, cancel_requested, timed_out = yield from drill.follow_job(target.vault_id, job_id)
     result["restoreJob"] = {"status": job.status, "startTime": job.start_time, "endTime": job.end_time,
-                            "error": job.error}
+                            "error": job.error_record}
     result["rtoSeconds"] = flow.seconds_between(job.start_time, job.end_time)
     ended = flow.job_outcome(job.status)
     if ended == "completed":
@@ -340,7 +340,7 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
     elif timed_out:
         result["outcome"] = flow.Outcome.TIMED_OUT.value
     elif ended == "failed":
-        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=job.error)
+        result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=job.error_record)
     elif ended == "cancelled":
         result["outcome"] = flow.Outcome.CANCELLED.value
     else:

@@ -599,7 +599,8 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     old item -> new item is part of the outcome.
     """
     given = context.get_input()
-    source_group = str(read_intent(given, ResourcesMoved).source_group)
+    moved = read_intent(given, ResourcesMoved)
+    source_group = str(moved.source_group)
     scope = StewardScope.from_record((yield from call_with_backoff(context, "steward_scope", RETRY, {})))
     subscriptions = list(scope.subscription_ids)
     found = yield from call_with_backoff(context,
@@ -622,9 +623,9 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
 
     outcomes: list[dict[str, Any]] = []
     for index, match in enumerate(matches):
-        child_intent = flow.protect_intent_for(match, given)
+        child_intent = flow.protect_intent_for(match, moved)
         made = yield context.call_sub_orchestrator(
-            "protect_resource", child_intent, f"{context.instance_id}:protect:{index}"
+            "protect_resource", child_intent.to_record(), f"{context.instance_id}:protect:{index}"
         )
         outcome = ProtectionOutcome.from_record(made)
         if outcome.status in flow.SUCCESSFUL and not flow.same_item(outcome, match.old):

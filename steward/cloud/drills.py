@@ -20,6 +20,7 @@ from azure.core.rest import HttpRequest
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, NotFound, translate
 from steward.domain.drill_flow import DRILL_GROUP_TAG, DRILL_TAG
+from steward.domain.drill_records import JobError
 
 API: Final[dict[str, str]] = {
     "microsoft.recoveryservices": "2025-02-01",
@@ -206,11 +207,10 @@ class DrillOps:
         body = self._json("GET", f"{vault_id}/backupJobs/{job_id}") or {}
         props = body.get("properties") or {}
         errors = props.get("errorDetails") or []
-        error = errors[0] if errors else {}
+        error = errors[0] if errors and isinstance(errors[0], Mapping) else None
         return {"status": props.get("status") or "", "startTime": props.get("startTime"),
                 "endTime": props.get("endTime"),
-                "error": {"code": error.get("errorCode") or error.get("code"),
-                          "message": error.get("errorString") or error.get("message")} if error else None}
+                "error": None if error is None else JobError.of_azure(error).to_record()}
 
     def group_disks(self, group_id: str) -> list[dict[str, Any]]:
         disks = self._list(f"{group_id}/providers/Microsoft.Compute/disks?api-version={API['microsoft.compute/disks']}")

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from steward.domain import rules, workloads
 from steward.domain.errors import SERVER_SIDE_CODES
+from steward.domain.events import ProtectResource, ResourcesMoved
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import aware_time
 from steward.domain.protection import (
@@ -944,9 +945,10 @@ def still_unaccounted(unmatched: Iterable[ProtectionRef], now: Iterable[Protecti
     return [r for r in unmatched if r.item_id.lower() in active]
 
 
-def protect_intent_for(match: MoveMatch, parent: Mapping[str, Any]) -> dict[str, Any]:
-    """The protect_resource input for a moved resource (quiet: the parent publishes the lineage)."""
-    return {"kind": "protect", "resourceId": match.new_resource_id, "origin": parent.get("origin"), "quiet": True}
+def protect_intent_for(match: MoveMatch, parent: ResourcesMoved) -> ProtectResource:
+    """The protect_resource intent for a moved resource: the move event's origin, quiet (the parent publishes the
+    lineage)."""
+    return ProtectResource(resource_id=ResourceId.parse(match.new_resource_id), origin=parent.origin, quiet=True)
 
 
 def same_item(outcome: ProtectionOutcome, old: ProtectionRef) -> bool:

@@ -14,6 +14,7 @@ from orchestrators import protection
 from steward import bootstrap
 from steward.cloud.errors import TransientAzureError
 from steward.domain import protection_flow
+from steward.domain.events import EventOrigin, ProtectResource, read_intent
 from tests.orchestrators.replay import EPOCH, Replay, nested, replay
 
 SUB = "00000000-0000-4000-8000-000000000001"
@@ -354,6 +355,9 @@ def test_a_moved_vm_is_protected_anew_before_its_old_item_is_stopped() -> None:
     assert result.output[0]["previousItemId"] == ITEM
     [(payload, instance_id)] = children
     assert payload["resourceId"] == NEW_VM and payload["quiet"] is True
+    # the child's intent is a typed ProtectResource carrying the move event's own origin
+    child_intent = read_intent(payload, ProtectResource)
+    assert child_intent.quiet and child_intent.origin == EventOrigin.from_record(ORIGIN)
     assert instance_id == "instance-1:protect:0"
     assert estate.stopped == [ref()]
     assert [c.name for c in result.calls].index("protect_resource") < result.names().index("stop_protection_retain")

@@ -43,6 +43,7 @@ code, message)`` (the next such job fails on Azure's side), ``.restored(job_id)`
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +83,21 @@ TARGET_GROUP_NOT_FOUND = "UserErrorTargetResourceGroupNotFound"
 SOURCE_VM_GONE = "UserErrorReplaceExistingSourceVmNotFound"
 RP_NOT_FOUND = "UserErrorRecoveryPointNotFound"
 NOT_MODELLED = "SandboxNotModelled"
+
+
+def job_error_number(code: str) -> int:
+    """The integer a Recovery Services job carries in ``errorDetails[].errorCode`` for the sandbox's named ``code``.
+
+    The TYPE is sourced: the REST spec (S-RSB 2025-02-01 ``bms.json`` ``AzureIaaSVMErrorInfo.errorCode``:
+    ``integer``, ``int32``), the SDKs generated from it (azure-mgmt-recoveryservicesbackup 11.2.0
+    ``AzureIaaSVMErrorInfo.error_code: Optional[int]``) and Microsoft's PowerShell, which reads it into an ``int?``
+    (Azure/azure-powershell ``src/RecoveryServices/RecoveryServices.Backup.Helpers/Conversions/JobConversions.cs``
+    ``GetJobErrorCode(int? errorCode)``) and whose captured output of a failed job shows ``ErrorCode 400001``
+    ("Command execution failed.", AzureRM.Backup ``Get-AzureRmBackupJobDetails`` example). A Backup vault job's
+    error is the other shape: a string ``code`` (``UserFacingError``, :mod:`dataprotection_jobs`).
+    The NUMBERS are INFERRED: Azure publishes no table from its named codes to these integers, so the sandbox
+    derives a stable six-digit number in the 4xxxxx range of the one observed value."""
+    return 400000 + zlib.crc32(code.encode()) % 100000
 
 
 @dataclass
@@ -374,8 +390,8 @@ class RecoveryServicesJobs:
         if job.done:
             props["endTime"] = bk.iso(job.finished_at)
         if job.error is not None:
-            props["errorDetails"] = [{"errorCode": job.error.code, "errorString": job.error.message,
-                                      "recommendations": []}]
+            props["errorDetails"] = [{"errorCode": job_error_number(job.error.code), "errorString": job.error.message,
+                                      "errorTitle": "", "recommendations": []}]
         if extended:
             props["extendedInfo"] = {"tasksList": self._tasks(job), "propertyBag": self._property_bag(job)}
         return {"id": f"{vault.id}/backupJobs/{job.id}", "name": job.id, "type": JOB_TYPE, "properties": props}

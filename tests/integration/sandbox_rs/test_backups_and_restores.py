@@ -13,7 +13,12 @@ from azure.core.exceptions import HttpResponseError
 
 from sandbox.arm.config import SandboxConfig
 from sandbox.arm.providers.recoveryservices import recovery_services
-from sandbox.arm.providers.recoveryservices_jobs import RecoveryServicesJobs, recovery_services_jobs
+from sandbox.arm.providers.recoveryservices_jobs import (
+    TARGET_GROUP_NOT_FOUND,
+    RecoveryServicesJobs,
+    job_error_number,
+    recovery_services_jobs,
+)
 from sandbox.arm.providers.recoveryservices_model import Timing
 from sandbox.arm.server import ArmSandbox
 from tests.integration.sandbox_rs.conftest import DAY, HOUR, SCALE, TIMING, Estate, error_code, provider_names, vm_names
@@ -196,7 +201,10 @@ def test_a_restore_into_a_missing_group_fails_in_the_job(estate: Estate) -> None
     estate.advance(jobs_of(estate).timing.rs_vm_restore + 60)
     [job] = list(estate.rsb().backup_jobs.list("rsv", rg, filter="operation eq 'Restore'"))
     assert job.properties.status == "Failed"
-    assert job.properties.error_details[0].error_code == "UserErrorTargetResourceGroupNotFound"
+    [error] = job.properties.error_details
+    # errorCode is an integer (the spec's AzureIaaSVMErrorInfo, Microsoft's clients); the refusal is in errorString
+    assert isinstance(error.error_code, int) and error.error_code == job_error_number(TARGET_GROUP_NOT_FOUND)
+    assert "does not exist" in error.error_string
 
 
 def test_an_injected_azure_side_failure_fails_the_next_restore_job(estate: Estate) -> None:
