@@ -122,19 +122,16 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
     granted_at = context.current_utc_datetime
-    settle = flow.rbac_settle_seconds(granted)
-    if settle is not None:  # new role assignments: first validated when the last ones were seen to apply
-        yield context.create_timer(granted_at + timedelta(seconds=settle))
+    polled = yield from _settle_roles(context, granted, vault.principal_id)
     request = {"resource_id": resource_id, "facts": facts.to_record(), "decision": record, **common}
     regrant = {"principal_id": vault.principal_id, "grants": grants, "fresh": True}
     seen: dict[str, Any] = {}
     result = yield from _configure_backup_instance(context, request, regrant, seen)
     accepted_after = ((seen["accepted_at"] - granted_at).total_seconds()
                       if result.get("ok") and "accepted_at" in seen else None)
-    learned = flow.rbac_settled_after(granted, int(seen.get("refused", 0)), accepted_after)
-    if learned is not None:
-        yield from call_with_backoff(context, "note_rbac_settle", RETRY,
-                                     {"principal_id": vault.principal_id, "seconds": learned})
+    note = flow.rbac_note(granted, int(seen.get("refused", 0)), accepted_after, polled)
+    if note is not None:
+        yield from call_with_backoff(context, "note_rbac_settle", RETRY, {"principal_id": vault.principal_id, **note})
     if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
         sources = flow.policy_sources(decision, vault, members)
         if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
@@ -283,6 +280,30 @@ def _create_vault(context: df.DurableOrchestrationContext, request: dict[str, An
         if not policies["ok"]:
             return policies
     return made
+
+
+def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, Any], principal_id: str | None) -> Task:
+    """Wait, on durable timers, before the first validation when the grant created role assignments: the time the
+    worker last saw new roles take to apply, or, while one protection finds that out, until it did
+    (``protection_flow.rbac_settle_seconds`` / ``rbac_awaits_probe``). Returns the time learned from a look (None:
+    none)."""
+    granted_at = context.current_utc_datetime
+    settle = flow.rbac_settle_seconds(granted)
+    if settle is not None:
+        yield context.create_timer(granted_at + timedelta(seconds=settle))
+        return None
+    if not flow.rbac_awaits_probe(granted):
+        return None
+    while True:  # bounded: each look is RBAC_PROBE_POLL_SECONDS later, and rbac_after_poll stops at the bound
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.RBAC_PROBE_POLL_SECONDS))
+        state = yield from call_with_backoff(context, "rbac_settle_state", RETRY, {"principal_id": principal_id})
+        remaining = flow.rbac_after_poll(state, (context.current_utc_datetime - granted_at).total_seconds())
+        if remaining is None:
+            continue
+        if remaining > 0:
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=remaining))
+        seconds = state.get("settle_seconds")
+        return None if seconds is None else float(seconds)
 
 
 def _configure_backup_instance(

@@ -655,8 +655,19 @@ class BackupVaultProtection(_VaultAdapter):
             self._cache.put(key, seconds)
         return None if seconds is None else float(seconds)
 
-    def note_settle(self, principal_id: str, seconds: float) -> None:
-        self._cache.put(arm_cache.settle_key(principal_id), float(seconds))
+    def claim_probe(self, principal_id: str) -> bool:
+        """Whether the caller is the one protection of this worker to find out how long the identity's new roles
+        take to apply (nothing noted yet, no other protection finding it out)."""
+        return self._cache.claim(arm_cache.probe_key(principal_id), True)
+
+    def probing(self, principal_id: str) -> bool:
+        return bool(self._cache.get(arm_cache.probe_key(principal_id)))
+
+    def note_settle(self, principal_id: str, seconds: float | None) -> None:
+        """Note how long the identity's new roles took to apply (None: the probe ended without finding out)."""
+        if seconds is not None:
+            self._cache.put(arm_cache.settle_key(principal_id), float(seconds))
+        self._cache.drop(*arm_cache.probe_key(principal_id))
 
     def validate(self, vault_id: str, instance: dict[str, Any]) -> dict[str, Any]:
         """``POST validateForBackup``; returns as soon as Azure accepted it: ``{"operation": the URL of its status
