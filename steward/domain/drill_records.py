@@ -175,6 +175,8 @@ class DrillGranted(Record):
     ok: bool
     created: tuple[str, ...] = ()
     error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+    #: the ids of the role assignments the grants name (newly made or not)
+    assignments: tuple[str, ...] = field(default=(), metadata=_UNLESS_SET)
 
 
 @dataclass(frozen=True)
