@@ -306,6 +306,32 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
     return None
 
 
+async def _approve_waiting(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: Any, approval: Any
+) -> func.HttpResponse:
+    """Approve a running teardown: 409 unless it awaits an approval, the pre-checks against its own request
+    (:func:`_approval_checks`), then the approval event."""
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    phase = custom.get("phase")
+    if phase != "awaiting-approval":
+        return problems.response(
+            409, "NotAwaitingApproval", f"the teardown is {phase or _status_name(status)}, not awaiting approval"
+        )
+    request = _requested(status)
+    if request is not None and request.source is RequestSource.CUSTOM_EVENT:
+        # a custom event's requester is unverified: the first approval confirms it (then its author counts
+        # as the requester), see steward.domain.teardown.judge_approval
+        confirmed = custom.get("confirmedBy")
+        request = replace(request, requested_by=str(confirmed)) if confirmed else None
+    refused = _approval_checks(approval, custom.get("fingerprint"), request)
+    if refused is not None:
+        return refused
+    await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
+    return json_response(
+        202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
+    )
+
+
 async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
     caller = _authenticate(req, trail)
     _meter(caller)
@@ -318,25 +344,7 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     runtime = _status_name(status)
     if runtime in ACTIVE:
-        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-        phase = custom.get("phase")
-        if phase != "awaiting-approval":
-            return problems.response(
-                409, "NotAwaitingApproval", f"the teardown is {phase or runtime}, not awaiting approval"
-            )
-        request = _requested(status)
-        if request is not None and request.source is RequestSource.CUSTOM_EVENT:
-            # a custom event's requester is unverified: the first approval confirms it (then its author counts
-            # as the requester), see steward.domain.teardown.judge_approval
-            confirmed = custom.get("confirmedBy")
-            request = replace(request, requested_by=str(confirmed)) if confirmed else None
-        refused = _approval_checks(approval, custom.get("fingerprint"), request)
-        if refused is not None:
-            return refused
-        await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
-        return json_response(
-            202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
-        )
+        return await _approve_waiting(req, client, instance_id, status, approval)
     report = status.output if isinstance(status.output, dict) else {}
     if report.get("outcome") not in ("planned", "replanned"):
         return problems.response(409, "NothingToApprove", f"the teardown ended {report.get('outcome') or runtime}")
@@ -345,7 +353,7 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return problems.response(409, "NothingToApprove", "the teardown's request cannot be read")
     if report.get("confirmedBy"):  # a custom-event request confirmed by a verified principal: the requester
         previous = replace(previous, requested_by=str(report["confirmedBy"]))
-    refused = _approval_checks(approval, report.get("fingerprint"), previous)
+    refused = _approval_checks(approval, report.get("fingerprint"), None)  # the plan's fingerprint (409)
     if refused is not None:
         return refused
     run = TeardownRequest(
@@ -362,8 +370,17 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     run_id = instance_id_for(run)
     trail.correlation_id = run.correlation_id  # one id from the plan's request to the run's report
     trail.note(vault_id=run.vault_id, instance_id=run_id, dry_run=False)
-    existing = await _status(client, run_id)
-    if existing is None or _status_name(existing) not in ACTIVE:
+    existing = await _status(client, run_id, show_input=True)
+    running = existing is not None and _status_name(existing) in ACTIVE
+    waiting = running and isinstance(existing.custom_status, dict) and existing.custom_status.get("phase")
+    if waiting == "awaiting-approval":
+        # the run of this fingerprint already exists and waits (its requester carried the fingerprint, so four
+        # eyes made it wait for another principal): the approval is that run's, checked against its requester
+        return await _approve_waiting(req, client, run_id, existing, approval)
+    refused = _approval_checks(approval, None, previous)  # four eyes: not the plan's requester (403)
+    if refused is not None:
+        return refused
+    if not running:
         await client.start_new(ORCHESTRATOR, run_id, run.to_record())
     links = _links(req, run_id)
     return json_response(

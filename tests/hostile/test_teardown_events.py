@@ -575,3 +575,26 @@ def test_an_approval_is_not_replayed_onto_a_teardown_that_ended(app: App) -> Non
         )
     assert app.stack.runner.status(started["id"])["output"]["outcome"] == "cancelled"  # type: ignore[union-attr]
     assert new_instances(app, before) == [] and intact(owner, rg)
+
+
+def test_approving_the_plan_reaches_the_run_that_waits_for_that_fingerprint(app: App) -> None:
+    """Four eyes: the requester asks for a run carrying the plan's fingerprint (it waits for another principal), and
+    the second admin approves the plan as ``steward teardown approve VAULT --fingerprint`` does (the plan's id). The
+    approval reaches the waiting run, whose id is the one it names; it was answered 202 and lost before (the run
+    waited until its deadline). The requester's own approval by that path is still refused."""
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, SECOND_ADMIN)  # planned by the second admin, run asked for by the first
+    body = {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    status, started = http(app, "POST", "teardowns", body, ADMIN)
+    assert status == 202, started
+    wait_phase(app, started["id"], "awaiting-approval")
+    status, refused = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]},
+                           ADMIN)
+    assert status == 403 and refused["code"] == "FourEyesRequired", refused
+    assert wait_phase(app, started["id"], "awaiting-approval") and intact(owner, rg)
+    status, approved = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]},
+                            SECOND_ADMIN)
+    assert status == 202 and approved["id"] == started["id"], approved
+    report = app.stack.runner.wait_for(started["id"], timeout=60)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "deleted", report["reason"]
+    assert report["requestedBy"] == ADMIN and report["approvedBy"] == SECOND_ADMIN
