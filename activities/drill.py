@@ -282,7 +282,7 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
         before = {str(i).lower() for i in request.get("before") or []}
         for disk in ops.group_disks(str(request["groupId"])):
             tags = {k.lower(): v for k, v in disk["tags"].items()}
-            if disk["id"].lower() in before or str(disk.get("createOption") or "").lower() != "restore":
+            if disk["id"].lower() in before or not flow.made_by_a_restore(disk.get("createOption")):
                 continue
             if tags.get(flow.DRILL_TAG) not in (None, drill_id):
                 continue
