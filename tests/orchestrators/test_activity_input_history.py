@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as E
 
-from orchestrators import protection
+from orchestrators import audit, compensation, protection
 from steward.domain import protection_inputs as inputs
+from steward.domain.audit import inputs as audit_inputs
 from steward.domain.protection import ProtectionOutcome
 from steward.domain.records import Record, camel
 from tests.orchestrators.replay import replays_as_recorded, scheduled_calls
@@ -60,6 +61,21 @@ PROTECTION: dict[str, type[Record]] = {
     "set_blob_containers": inputs.BlobContainerChange,
     "publish_outcomes": inputs.OutcomesToPublish,
 }
+#: each audit activity's input record (audit_read_subscription was sent ``subscription_id``)
+AUDIT: dict[str, type[Record]] = {
+    "audit_scope": audit_inputs.AuditScopeQuery,
+    "audit_read_subscription": audit_inputs.SubscriptionRead,
+    "audit_evaluate": audit_inputs.AuditEvaluation,
+    "audit_publish_findings": audit_inputs.StoredReport,
+    "audit_remediation_plan": audit_inputs.StoredReport,
+    "drill_reconcile_leftovers": audit_inputs.LeftoversDue,
+}
+RECORDS = {**PROTECTION, **AUDIT}
+#: the orchestrators whose recorded histories (``data/*_history_*.json``) replay here
+ORCHESTRATORS = {"protection": protection, "audit": audit, "compensation": compensation}
+HISTORIES = [("protection_history_before_typed_results.json", "protection"),
+             ("protection_history_snake_case.json", "protection"), ("audit_history_before_records.json", "audit")]
+
 #: keys whose values are Azure's wire shapes or records of their own, passed on as they are
 WIRE = {"body", "instance", "repaired", "facts", "decision", "protection", "outcomes", "tags"}
 
@@ -86,14 +102,15 @@ def test_the_recorded_inputs_are_the_old_snake_case_dicts() -> None:
     assert {"subscription_id", "resource_group", "always_on"} <= set(
         next(i for i in RECORDED["create_vault"] if "resource_group" in i))
     assert "vault_ids" in RECORDED["vault_loads"][0] and "subscription_ids" in RECORDED["find_protections"][0]
-    # every protection activity the orchestrators call was captured (steward_scope takes no input)
-    assert set(PROTECTION) <= set(RECORDED)
+    assert "subscription_id" in RECORDED["audit_read_subscription"][0]
+    # every activity the orchestrators call was captured (steward_scope and teardown_limits take no input)
+    assert set(RECORDS) <= set(RECORDED)
 
 
-@pytest.mark.parametrize(("name", "index"), _examples(PROTECTION))
-def test_an_old_protection_input_reads_as_the_record_the_orchestrators_send_now(name: str, index: int) -> None:
+@pytest.mark.parametrize(("name", "index"), _examples(RECORDS))
+def test_an_old_input_reads_as_the_record_the_orchestrators_send_now(name: str, index: int) -> None:
     old = RECORDED[name][index]
-    record_type = PROTECTION[name]
+    record_type = RECORDS[name]
     read = record_type.from_record(old)
     now = read.to_record()
     # the camelCase input the orchestrators send now reads as the same record
@@ -111,22 +128,31 @@ def _outcomes(output: Any) -> list[ProtectionOutcome]:
 
 def _inputs(history: list[dict[str, Any]]) -> list[tuple[str, Any]]:
     return [(e["Name"], json.loads(e["Input"]) if isinstance(e.get("Input"), str) else e.get("Input"))
-            for e in history if e["EventType"] == int(E.TASK_SCHEDULED)]
+            for e in history if e["EventType"] in (int(E.TASK_SCHEDULED), int(E.SUB_ORCHESTRATION_INSTANCE_CREATED))]
 
 
-@pytest.mark.parametrize("file", ["protection_history_before_typed_results.json", "protection_history_snake_case.json"])
-def test_an_orchestration_in_flight_with_old_inputs_in_its_history_replays_as_recorded(file: str) -> None:
+@pytest.mark.parametrize(("file", "module"), HISTORIES)
+def test_an_orchestration_in_flight_with_old_inputs_in_its_history_replays_as_recorded(file: str, module: str) -> None:
     recorded = json.loads((DATA / file).read_text())["orchestrations"]
     old_keys = 0
     for name, case in recorded.items():
         scheduled = _inputs(case["history"])
-        old_keys += sum(1 for _, given in scheduled if isinstance(given, dict) and any("_" in k for k in given))
-        state = replays_as_recorded(getattr(protection, case.get("orchestrator", name)), case)
-        assert _outcomes(state["output"]) == _outcomes(case["output"])  # older outputs: snake_case keys
+        old_keys += sum(1 for _, given in scheduled if isinstance(given, dict) and _old_keys(given))
+        orchestrator = case.get("orchestrator", name)
+        owner = ORCHESTRATORS[module] if hasattr(ORCHESTRATORS[module], orchestrator) else compensation
+        state = replays_as_recorded(getattr(owner, orchestrator), case)
+        if module == "protection":
+            assert _outcomes(state["output"]) == _outcomes(case["output"])  # older outputs: snake_case keys
         # today's code schedules the same steps with records of the codec (camelCase keys): only the name and order
         # of a step must match a history, never its input, so the old inputs in it do not break the replay
         for action in scheduled_calls(state):
             given = json.loads(action["input"]) if isinstance(action.get("input"), str) else None
-            if isinstance(given, dict) and action["functionName"] in PROTECTION:
+            if isinstance(given, dict) and action["functionName"] in RECORDS:
                 assert not [k for k in given if "_" in k], (action["functionName"], given)
     assert old_keys > 0, "the recorded histories hold inputs with the old keys"
+
+
+def _old_keys(given: dict[str, Any]) -> bool:
+    """An input (or a ``backoff_call`` child's spec around one) with a snake_case key."""
+    inner = given.get("input")
+    return any("_" in k for k in given) or (isinstance(inner, dict) and any("_" in k for k in inner))
