@@ -52,18 +52,20 @@ from entrypoints.caller_checks import (
     request_correlation_id,
     teardown_request_from_http,
 )
-from entrypoints.routes import json_response, teardown_policy
+from entrypoints.routes import json_response, read_record, teardown_policy
 from steward import bootstrap
 from steward.domain.teardown import (
     EVENT_APPROVE,
     EVENT_CANCEL,
     EVENT_SECURITY_APPROVAL,
     RequestSource,
+    TeardownOutcome,
     TeardownRequest,
     approval_refusal,
     fingerprints_match,
     instance_id_for,
 )
+from steward.domain.teardown.results import TeardownReport, TeardownShown
 from steward.report.teardown import render_html
 
 LOG = logging.getLogger("steward.entry")
@@ -249,18 +251,18 @@ async def _show_status(
     status = await _status(client, instance_id)
     if status is None:
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
-    report = status.output if isinstance(status.output, dict) else None
-    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    report = read_record(TeardownReport, status.output)
+    custom = read_record(TeardownShown, status.custom_status)
     # the full plan once finished (in the report), its summary while running (in the custom status)
-    plan = (report or {}).get("plan") or custom.get("plan")
+    plan = (report.plan if report else None) or (custom.plan if custom else None)
     body = {
         "id": instance_id,
         "runtimeStatus": _status_name(status),
-        "customStatus": status.custom_status,
+        "customStatus": custom.to_record() if custom else None,
         "plan": plan,
         "createdTime": str(status.created_time) if status.created_time else None,
         "lastUpdatedTime": str(status.last_updated_time) if status.last_updated_time else None,
-        "report": report,
+        "report": report.to_record() if report else None,
         "links": _links(req, instance_id),
     }
     return json_response(200, body)
@@ -318,9 +320,9 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     runtime = _status_name(status)
     if runtime in ACTIVE:
-        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-        phase = custom.get("phase")
-        if phase != "awaiting-approval":
+        custom = read_record(TeardownShown, status.custom_status)
+        phase = custom.phase if custom else None
+        if custom is None or phase != "awaiting-approval":
             return problems.response(
                 409, "NotAwaitingApproval", f"the teardown is {phase or runtime}, not awaiting approval"
             )
@@ -328,24 +330,25 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         if request is not None and request.source is RequestSource.CUSTOM_EVENT:
             # a custom event's requester is unverified: the first approval confirms it (then its author counts
             # as the requester), see steward.domain.teardown.judge_approval
-            confirmed = custom.get("confirmedBy")
+            confirmed = custom.confirmed_by
             request = replace(request, requested_by=str(confirmed)) if confirmed else None
-        refused = _approval_checks(approval, custom.get("fingerprint"), request)
+        refused = _approval_checks(approval, custom.fingerprint, request)
         if refused is not None:
             return refused
         await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
         return json_response(
             202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
         )
-    report = status.output if isinstance(status.output, dict) else {}
-    if report.get("outcome") not in ("planned", "replanned"):
-        return problems.response(409, "NothingToApprove", f"the teardown ended {report.get('outcome') or runtime}")
+    report = read_record(TeardownReport, status.output)
+    if report is None or report.outcome not in (TeardownOutcome.PLANNED, TeardownOutcome.REPLANNED):
+        ended = report.outcome.value if report else runtime
+        return problems.response(409, "NothingToApprove", f"the teardown ended {ended}")
     previous = _requested(status)
     if previous is None:
         return problems.response(409, "NothingToApprove", "the teardown's request cannot be read")
-    if report.get("confirmedBy"):  # a custom-event request confirmed by a verified principal: the requester
-        previous = replace(previous, requested_by=str(report["confirmedBy"]))
-    refused = _approval_checks(approval, report.get("fingerprint"), previous)
+    if report.confirmed_by:  # a custom-event request confirmed by a verified principal: the requester
+        previous = replace(previous, requested_by=report.confirmed_by)
+    refused = _approval_checks(approval, report.fingerprint, previous)
     if refused is not None:
         return refused
     run = TeardownRequest(
@@ -418,10 +421,11 @@ async def _report_page(
     status = await _status(client, instance_id)
     if status is None:
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
-    if not isinstance(status.output, dict):
+    report = read_record(TeardownReport, status.output)
+    if report is None:
         return problems.response(409, "TeardownNotFinished", "the report exists once it ends")
     return func.HttpResponse(
-        render_html(status.output),
+        render_html(report.to_record()),
         status_code=200,
         mimetype="text/html",
         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
