@@ -242,15 +242,27 @@ async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestration
     return await _audited(req, "status", lambda trail: _show_status(req, client, trail))
 
 
-async def _show_status(
+async def _teardown_shown(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
-) -> func.HttpResponse:
+) -> tuple[str, Any] | func.HttpResponse:
+    """The teardown a GET route names, once the caller may see it: its id and Durable status; the 404 answer when
+    there is no such teardown."""
     caller_action(_authenticate(req, trail), teardown_policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
+    return instance_id, status
+
+
+async def _show_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
+) -> func.HttpResponse:
+    found = await _teardown_shown(req, client, trail)
+    if isinstance(found, func.HttpResponse):
+        return found
+    instance_id, status = found
     report = read_record(TeardownReport, status.output)
     custom = read_record(TeardownShown, status.custom_status)
     # the full plan once finished (in the report), its summary while running (in the custom status)
@@ -415,12 +427,10 @@ async def teardown_report_page(req: func.HttpRequest, client: df.DurableOrchestr
 async def _report_page(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
 ) -> func.HttpResponse:
-    caller_action(_authenticate(req, trail), teardown_policy())
-    instance_id = check_instance_id(req.route_params.get("id", ""))
-    trail.note(instance_id=instance_id)
-    status = await _status(client, instance_id)
-    if status is None:
-        return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
+    found = await _teardown_shown(req, client, trail)
+    if isinstance(found, func.HttpResponse):
+        return found
+    _, status = found
     report = read_record(TeardownReport, status.output)
     if report is None:
         return problems.response(409, "TeardownNotFinished", "the report exists once it ends")

@@ -22,7 +22,6 @@ __all__ = [
     "AuditScope",
     "AuditSummary",
     "DrillLeftovers",
-    "EvaluatedRun",
     "FindingsPublished",
     "LeftVault",
     "ReconcileResult",
@@ -111,10 +110,6 @@ class RunSummary(Record):
     #: the share of resources covered, 0..1, rounded to 4 places
     coverage: float | None = field(default=None, metadata=_ABSENT)
     resources: int | None = field(default=None, metadata=_ABSENT)
-
-
-#: the name the orchestration read ``audit_evaluate``'s result under before it was typed whole
-EvaluatedRun = RunSummary
 
 
 @dataclass(frozen=True)
