@@ -25,6 +25,7 @@ from steward.domain.drill_records import (
     DrillGranted,
     DrillGroup,
     DrillPrepared,
+    DrillRecorded,
     DrillStarted,
     DrillTarget,
     JobState,
@@ -356,8 +357,8 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     telemetry.record_drill(report)
     events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0
-    return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json",
-            "jsonUrl": saved.json_url, "htmlUrl": saved.html_url}
+    return DrillRecorded(events=len(events), published=published, report=f"drills/{report['id']}.json",
+                         json_url=saved.json_url, html_url=saved.html_url).to_record()
 
 
 @bp.activity_trigger(input_name="request")

@@ -544,7 +544,7 @@ def protect_resource(context: df.DurableOrchestrationContext) -> Task:
         outcome: ProtectionOutcome = yield from _protect(context, intent, given)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
-    context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
+    context.set_custom_status(outcome.shown().to_record())
     if not intent.quiet:
         # the time-to-protection metric: from the resource's event to now, in orchestration time (replay-safe)
         since = intent.origin.event_time.isoformat()
@@ -671,7 +671,7 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
         outcome: ProtectionOutcome = yield from _add_blob_containers(context, intent)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
-    context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
+    context.set_custom_status(outcome.shown().to_record())
     yield from call_with_backoff(context, "publish_outcomes", RETRY,
                                  OutcomesToPublish((outcome,), context.instance_id).to_record())
     return outcome.to_record()

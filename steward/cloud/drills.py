@@ -19,6 +19,7 @@ from azure.core.rest import HttpRequest
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, NotFound, translate
+from steward.cloud.throttle import retry_after
 from steward.domain.drill_flow import DRILL_GROUP_TAG, DRILL_TAG
 from steward.domain.drill_records import JobError
 
@@ -66,16 +67,6 @@ def job_name(job_id: Any) -> str | None:
 
 def _headers(response: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items()}
-
-
-def retry_after(headers: Mapping[str, str]) -> float:
-    """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
-    try:
-        if "retry-after-ms" in headers:
-            return max(1.0, float(headers["retry-after-ms"]) / 1000)
-        return max(1.0, float(headers.get("retry-after", "10")))
-    except ValueError:
-        return 10.0
 
 
 def _listed_containers(props: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,7 @@ from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
 from steward.cloud.protection import SubscriptionReader
 from steward.cloud.teardown_errors import RefusalKind, TeardownRefusal, TeardownStillRunning
+from steward.cloud.throttle import retry_after
 from steward.cloud.wire import wire
 from steward.domain.errors import SERVER_SIDE_CODES, StewardError
 from steward.domain.teardown import (
@@ -243,7 +244,7 @@ class TeardownOps:
                 {
                     "statusUrl": status_url,
                     "location": location,
-                    "retryAfter": self._retry_after(headers),
+                    "retryAfter": retry_after(headers),
                     "what": what,
                     "outcome": outcome,  # how complete() reads the target back when it is not plain deletion
                 }
@@ -293,7 +294,7 @@ class TeardownOps:
             # say so again; the orchestrator sends the effect anew (a new operation), as the SDK-poller path
             # did by retrying the whole activity. Found by the chaos run (seeds 3 and 5).
             return {"state": "failed", "message": str(error), "retryAfter": 60.0}
-        return {"state": "succeeded" if done else "running", "retryAfter": self._retry_after(headers)}
+        return {"state": "succeeded" if done else "running", "retryAfter": retry_after(headers)}
 
     def complete(self, vault: VaultRef, target: Any, operation: Mapping[str, Any] | None = None) -> Effect:
         """What an operation that :meth:`operation_status` saw succeed did to its target (read back)."""
@@ -320,16 +321,6 @@ class TeardownOps:
                 return Effect(target.type_name, target.id, target.name, "removed", target.kind.value)
             raise TeardownStillRunning(f"{target.kind.value} {target.name} is still there after its removal")
         raise TypeError(f"no split operation for a {type(target).__name__}")
-
-    @staticmethod
-    def _retry_after(headers: Mapping[str, str]) -> float:
-        """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
-        try:
-            if "retry-after-ms" in headers:
-                return max(1.0, float(headers["retry-after-ms"]) / 1000)
-            return max(1.0, float(headers.get("retry-after", "10")))
-        except ValueError:
-            return 10.0
 
     def _poll_delay(self, headers: Mapping[str, str]) -> float:
         if "retry-after-ms" in headers:
