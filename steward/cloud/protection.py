@@ -716,8 +716,10 @@ class BackupVaultProtection(_VaultAdapter):
         timers and reads the instance back when it ended (the verification)."""
         vault = vault_address(vault_id)
         accepted: dict[str, str] = {}
+        statuses: list[int] = []
 
         def keep_headers(response: Any) -> None:
+            statuses.append(int(response.http_response.status_code))
             accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
 
         with azure_errors():
@@ -729,7 +731,15 @@ class BackupVaultProtection(_VaultAdapter):
                 polling=False,
                 raw_response_hook=keep_headers,
             )
-            answered = poller.result()  # no polling: what the PUT itself answered
+            try:
+                answered = poller.result()  # no polling: what the PUT itself answered
+            except ValueError:
+                # Azure may answer 202 with the operation's headers and NO body (S-DP 2025-07-01
+                # PutBackupInstance.json); the generated code decodes the body regardless (azure-mgmt-dataprotection
+                # 2.2.0 get_long_running_output: response.json()). The operation is followed; nothing to read here.
+                if statuses[-1:] != [202]:
+                    raise
+                answered = None
         return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
                 "retry_after": _retry_after_seconds(accepted),
                 "instance": wire(answered) if answered is not None else {}}
