@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from azure.durable_functions.models.history.HistoryEventType import HistoryEventType as E
 
-from orchestrators import audit, compensation, protection, teardown
+from orchestrators import audit, compensation, drill, protection, teardown
+from steward.domain import drill_inputs
 from steward.domain import protection_inputs as inputs
 from steward.domain.audit import inputs as audit_inputs
 from steward.domain.protection import ProtectionOutcome
@@ -87,15 +88,33 @@ COMPENSATION: dict[str, type[Record]] = {
     "teardown_find_marked_vaults": teardown_inputs.MarkedVaultsQuery,
     "teardown_reconcile_vault": teardown_inputs.VaultToReconcile,
 }
-RECORDS = {**PROTECTION, **AUDIT, **TEARDOWN, **COMPENSATION}
+#: the restore drill's (camelCase before, but for ``drill_grant``'s grants: ``role_definition_guid``)
+DRILL: dict[str, type[Record]] = {
+    "drill_candidates": drill_inputs.DrillCandidatesQuery,
+    "drill_points": drill_inputs.DrillTargetStep,
+    "drill_prepare": drill_inputs.DrillTargetStep,
+    "drill_grant": drill_inputs.DrillGrants,
+    "drill_start": drill_inputs.DrillRestoreStart,
+    "drill_operation": drill_inputs.DrillOperationLook,
+    "drill_job": drill_inputs.DrillJobRef,
+    "drill_cancel_job": drill_inputs.DrillJobRef,
+    "drill_restored": drill_inputs.DrillRestoreQuery,
+    "drill_cleanup": drill_inputs.DrillCleanup,
+    "drill_remaining": drill_inputs.DrillStillThere,
+    "drill_record": drill_inputs.DrillReport,
+    "drill_restore_ready": drill_inputs.RestoreReadyNotice,
+}
+RECORDS = {**PROTECTION, **AUDIT, **TEARDOWN, **COMPENSATION, **DRILL}
 #: the orchestrators whose recorded histories (``data/*_history_*.json``) replay here
-ORCHESTRATORS = {"protection": protection, "audit": audit, "compensation": compensation, "teardown": teardown}
+ORCHESTRATORS = {"protection": protection, "audit": audit, "compensation": compensation, "teardown": teardown,
+                 "drill": drill}
 HISTORIES = [("protection_history_before_typed_results.json", "protection"),
              ("protection_history_snake_case.json", "protection"), ("audit_history_before_records.json", "audit"),
-             ("teardown_history_before_records.json", "teardown")]
+             ("teardown_history_before_records.json", "teardown"), ("drill_history_before_records.json", "drill")]
 
 #: keys whose values are Azure's wire shapes or records of their own, passed on as they are
-WIRE = {"body", "instance", "repaired", "facts", "decision", "protection", "outcomes", "tags"}
+WIRE = {"body", "instance", "repaired", "facts", "decision", "protection", "outcomes", "tags", "target", "report",
+        "account", "operation"}
 
 
 def _camelised(value: Any) -> Any:
@@ -121,6 +140,7 @@ def test_the_recorded_inputs_are_the_old_snake_case_dicts() -> None:
         next(i for i in RECORDED["create_vault"] if "resource_group" in i))
     assert "vault_ids" in RECORDED["vault_loads"][0] and "subscription_ids" in RECORDED["find_protections"][0]
     assert "subscription_id" in RECORDED["audit_read_subscription"][0]
+    assert "role_definition_guid" in RECORDED["drill_grant"][0]["grants"][0]
     # every activity the orchestrators call was captured (steward_scope and teardown_limits take no input)
     assert set(RECORDS) <= set(RECORDED)
 
@@ -171,7 +191,18 @@ def test_an_orchestration_in_flight_with_old_inputs_in_its_history_replays_as_re
     assert old_keys > 0 or module == "teardown", "the recorded histories hold inputs with the old keys"
 
 
-def _old_keys(given: dict[str, Any]) -> bool:
-    """An input (or a ``backoff_call`` child's spec around one) with a snake_case key."""
-    inner = given.get("input")
-    return any("_" in k for k in given) or (isinstance(inner, dict) and any("_" in k for k in inner))
+def test_drill_grants_sent_before_name_the_same_roles() -> None:
+    for old in RECORDED["drill_grant"]:
+        read = drill_inputs.DrillGrants.from_record(old)
+        assert [(g.role, g.role_definition_guid, g.scope) for g in read.grants] == [
+            (g["role"], g["role_definition_guid"], g["scope"]) for g in old["grants"]]
+
+
+def _old_keys(given: Any) -> bool:
+    """An input (or a ``backoff_call`` child's spec around one) with a snake_case key, in it or in the records it
+    holds (a drill's role grants), Azure's wire shapes and other records passed on as they are left aside."""
+    if isinstance(given, list):
+        return any(_old_keys(v) for v in given)
+    if not isinstance(given, dict):
+        return False
+    return any("_" in k or (k not in WIRE and _old_keys(v)) for k, v in given.items())
