@@ -28,7 +28,14 @@ from steward.domain.audit import (
     remediation_plan,
 )
 from steward.domain.audit.inputs import AuditEvaluation, AuditScopeQuery, LeftoversDue, StoredReport, SubscriptionRead
-from steward.domain.audit.runs import AuditPart, AuditScope, DrillLeftovers, FindingsPublished, RemediationPlanned
+from steward.domain.audit.runs import (
+    AuditPart,
+    AuditScope,
+    DrillLeftovers,
+    FindingsPublished,
+    RemediationPlanned,
+    RunSummary,
+)
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
@@ -75,17 +82,17 @@ def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(result: AuditResult, json_name: str, html_name: str) -> dict[str, Any]:
-    return {
-        "report": json_name,
-        "html": html_name,
-        "generatedAt": result.to_json()["generatedAt"],
-        "findingsBySeverity": result.by_severity(),
-        "findings": len(result.findings),
-        "new": len(result.new_finding_ids),
-        "resolved": len(result.resolved),
-        "coverage": round(result.coverage.total.ratio, 4),
-        "resources": result.coverage.total.resources,
-    }
+    return RunSummary(
+        report=json_name,
+        html=html_name,
+        generated_at=result.to_json()["generatedAt"],
+        findings_by_severity=result.by_severity(),
+        findings=len(result.findings),
+        new=len(result.new_finding_ids),
+        resolved=len(result.resolved),
+        coverage=round(result.coverage.total.ratio, 4),
+        resources=result.coverage.total.resources,
+    ).to_record()
 
 
 @bp.activity_trigger(input_name="request")

@@ -48,6 +48,7 @@ from steward.domain.teardown.results import (
     OperationLook,
     ProtectionsRestored,
     Refusal,
+    ReportStored,
     StepResult,
     TeardownLimits,
     VaultMarked,
@@ -280,7 +281,8 @@ def teardown_remove_site_recovery(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_remove_private_endpoint(payload: dict[str, Any]) -> dict[str, Any]:
     def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
         assert isinstance(target, PrivateEndpointConnection)
-        return ops.remove_private_endpoint(vault, target)
+        # the endpoint itself is deleted only where the app may act (STEWARD_SUBSCRIPTIONS)
+        return ops.remove_private_endpoint(vault, target, bootstrap.settings().subscriptions)
 
     return _effect(payload, act)
 
@@ -351,7 +353,8 @@ def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
         published = _publisher().publish([teardown_outcome_event(report, stored.to_record(), name)])
     except Exception:
         LOG.exception("publishing the teardown outcome failed", extra={"instance_id": report.get("instanceId")})
-    return {**stored.to_record(), "published": published, "htmlBytes": len(render_html(report))}
+    return ReportStored(json_url=stored.json_url, html_url=stored.html_url, published=published,
+                        html_bytes=len(render_html(report))).to_record()
 
 
 # Activity names the orchestrator calls (the function names above; the host registers them by name).

@@ -1,7 +1,8 @@
 """``teardown_vault``: the vault teardown saga. Plan, approve, empty in the documented order, delete, record.
 
 Input: ``TeardownRequest.to_record()`` (or, after ``continue_as_new``, ``{"request": ..., "saga": ...}``).
-Output: the final report record (``steward.report.teardown.build_report``).
+Output: the final report, a ``TeardownReport`` record (``steward.report.teardown.build_report``); custom status:
+a ``TeardownShown`` record.
 
 The orchestrator decides nothing itself: ``steward.domain.teardown`` plans and picks the next step; activities
 (``activities/teardown.py``) read facts and act. Deterministic: no I/O, time from
@@ -71,8 +72,10 @@ from steward.domain.teardown.results import (
     OperationLook,
     ProtectionsRestored,
     Refusal,
+    ReportStored,
     StepResult,
     TeardownLimits,
+    TeardownShown,
     VaultMarked,
 )
 from steward.report.teardown import build_report
@@ -228,20 +231,20 @@ class Saga:
             for s in self.progress.steps
         ]
         self.context.set_custom_status(
-            {
-                "phase": self.phase,
-                "vaultId": self.request.vault_id,
-                "currentStep": current.value if current else None,
-                "steps": steps,
-                "lastError": self.progress.last_error,
-                "waitingUntil": self.waiting_until,
-                "needs": self.needs,
-                "confirmedBy": self.confirmed_by,
-                "fingerprint": self.plan.fingerprint if self.plan else None,
-                "planStatus": self.plan.status.value if self.plan else None,
-                "plan": _plan_summary(self.plan) if self.plan else None,
-                "deletedCount": len(self.progress.deleted),
-            }
+            TeardownShown(
+                phase=self.phase,
+                vault_id=self.request.vault_id,
+                current_step=current.value if current else None,
+                steps=tuple(steps),
+                last_error=self.progress.last_error,
+                waiting_until=self.waiting_until,
+                needs=self.needs,
+                confirmed_by=self.confirmed_by,
+                fingerprint=self.plan.fingerprint if self.plan else None,
+                plan_status=self.plan.status.value if self.plan else None,
+                plan=_plan_summary(self.plan) if self.plan else None,
+                deleted_count=len(self.progress.deleted),
+            ).to_record()
         )
 
     def activity(self, name: str, payload: Mapping[str, Any]) -> Task:
@@ -810,11 +813,11 @@ def _finish(saga: Saga, outcome: TeardownOutcome, reason: str, restored: list[di
         approved_by=saga.approved_by,
         confirmed_by=saga.confirmed_by,
     )
-    stored = yield saga.activity("teardown_record_report", ReportToRecord(report, saga.context.instance_id).to_record())
-    report["links"] = {k: stored.get(k) for k in ("jsonUrl", "htmlUrl")}
+    stored = ReportStored.from_record((yield saga.activity(
+        "teardown_record_report", ReportToRecord(report.to_record(), saga.context.instance_id).to_record())))
     saga.status()
     saga.log("teardown finished: %s (%s)", outcome.value, reason)
-    return report
+    return replace(report, links=stored.links()).to_record()
 
 
 @bp.orchestration_trigger(context_name="context")

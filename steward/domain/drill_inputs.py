@@ -25,7 +25,7 @@ __all__ = [
     "DrillGrants",
     "DrillJobRef",
     "DrillOperationLook",
-    "DrillReport",
+    "DrillReportToRecord",
     "DrillRestoreQuery",
     "DrillRestoreStart",
     "DrillStillThere",
@@ -92,7 +92,7 @@ class DrillJobRef(Record):
 @dataclass(frozen=True)
 class DrillRestoreQuery(Record):
     """``drill_restored``: what the restore made - the disks of ``group_id`` not there ``before`` and created during
-    the job (a VM), or ``new_disk_id`` (a disk)."""
+    the job (a VM), ``new_disk_id`` (a disk), or the containers in the drill's ``account`` (vaulted blobs)."""
 
     drill_id: str
     target: DrillTarget
@@ -101,6 +101,8 @@ class DrillRestoreQuery(Record):
     new_disk_id: str | None = None
     job_start: str | None = None
     job_end: str | None = None
+    #: vaulted blobs: the drill's own account the containers were restored into
+    account: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class DrillStillThere(Record):
 
 
 @dataclass(frozen=True)
-class DrillReport(Record):
+class DrillReportToRecord(Record):
     """``drill_record``: the drill's report to store and publish."""
 
     report: Mapping[str, Any]

@@ -101,7 +101,7 @@ DRILL: dict[str, type[Record]] = {
     "drill_restored": drill_inputs.DrillRestoreQuery,
     "drill_cleanup": drill_inputs.DrillCleanup,
     "drill_remaining": drill_inputs.DrillStillThere,
-    "drill_record": drill_inputs.DrillReport,
+    "drill_record": drill_inputs.DrillReportToRecord,
     "drill_restore_ready": drill_inputs.RestoreReadyNotice,
 }
 RECORDS = {**PROTECTION, **AUDIT, **TEARDOWN, **COMPENSATION, **DRILL}
