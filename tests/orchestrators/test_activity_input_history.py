@@ -206,3 +206,11 @@ def _old_keys(given: Any) -> bool:
     if not isinstance(given, dict):
         return False
     return any("_" in k or (k not in WIRE and _old_keys(v)) for k, v in given.items())
+
+
+def test_the_rbac_settle_inputs_sent_in_their_first_shape_read_the_same() -> None:
+    # note_rbac_settle and rbac_settle_state came after the capture (45864cf) with snake_case dicts; records now
+    note = inputs.RbacSettleNote.from_record({"principal_id": "p-1", "seconds": 92})
+    assert note == inputs.RbacSettleNote("p-1", 92) and note.to_record() == {"principalId": "p-1", "seconds": 92}
+    assert inputs.RbacSettleNote.from_record({"principal_id": "p-1", "seconds": None}).seconds is None
+    assert inputs.VaultIdentity.from_record({"principal_id": "p-1"}) == inputs.VaultIdentity("p-1")
