@@ -30,12 +30,14 @@ from steward.domain.protection_inputs import (
     OperationWatch,
     OutcomesToPublish,
     PolicyCopy,
+    RbacSettleNote,
     ResourceAt,
     ResourceListing,
     RoleGrants,
     StopRetaining,
     SubscriptionsQuery,
     VaultAt,
+    VaultIdentity,
     VaultLoadsQuery,
     VaultToCreate,
     VmInVault,
@@ -150,7 +152,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
                       if result.get("ok") and "accepted_at" in seen else None)
     note = flow.rbac_note(granted, int(seen.get("refused", 0)), accepted_after, polled)
     if note is not None:
-        yield from call_with_backoff(context, "note_rbac_settle", RETRY, {"principal_id": vault.principal_id, **note})
+        yield from call_with_backoff(context, "note_rbac_settle", RETRY,
+                                     RbacSettleNote(str(vault.principal_id), note.get("seconds")).to_record())
     if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
         sources = flow.policy_sources(decision, vault, members)
         if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
@@ -312,7 +315,8 @@ def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, An
         return None
     while True:  # bounded: each look is RBAC_PROBE_POLL_SECONDS later, and rbac_after_poll stops at the bound
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.RBAC_PROBE_POLL_SECONDS))
-        state = yield from call_with_backoff(context, "rbac_settle_state", RETRY, {"principal_id": principal_id})
+        state = yield from call_with_backoff(context, "rbac_settle_state", RETRY,
+                                             VaultIdentity(str(principal_id)).to_record())
         remaining = flow.rbac_after_poll(state, (context.current_utc_datetime - granted_at).total_seconds())
         if remaining is None:
             continue
