@@ -16,7 +16,7 @@ import azure.durable_functions as df
 from steward import bootstrap, telemetry
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
-from steward.cloud.protection import BackupVaultProtection
+from steward.cloud.protection import BackupVaultProtection, role_assignment_name
 from steward.domain import drill_flow as flow
 from steward.domain.drill_records import (
     BudgetRecord,
@@ -114,7 +114,10 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
                 continue
             datastore = "VaultStore" if workload is flow.Workload.VM else ops.datastore(protection.get("policyId"))
             expected = ops.source_disks(resource)
-            size = sum(float(d.get("sizeGb") or 0) for d in expected)
+            if workload is flow.Workload.BLOB:  # what a vaulted restore brings back: the containers listed
+                expected = [{"id": f"{resource_id}/blobServices/default/containers/{name}", "name": name}
+                            for name in protection.get("containers") or []]
+            size = sum(float(d.get("sizeGb") or 0) for d in expected)  # blobs: unknown through ARM, 0
             if workload is flow.Workload.POSTGRES:
                 size = float((((resource.get("properties") or {}).get("storage") or {}).get("storageSizeGB")) or 0)
             last = bootstrap.report_store().get(_last_name(resource_id))
@@ -148,8 +151,8 @@ def drill_points(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
-    """The drill group (created, tagged drill-owned, when missing) and, for a VM or PostgreSQL server, the drill's
-    own storage account in it (tagged with the drill id)."""
+    """The drill group (created, tagged drill-owned, when missing) and, for a VM, a PostgreSQL server or vaulted
+    blobs, the drill's own storage account in it (tagged with the drill id)."""
     drill_id, target = str(request["drillId"]), DrillTarget.from_record(request["target"])
     ops = _ops()
     try:
@@ -159,7 +162,7 @@ def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
                 f"resource group {group.id} exists and is not tagged {flow.DRILL_GROUP_TAG}=true: a drill "
                 "restores only into a group the app created")}).to_record()
         account: StagingAccount | None = None
-        if target.workload in (flow.Workload.VM, flow.Workload.POSTGRES):
+        if target.workload in (flow.Workload.VM, flow.Workload.POSTGRES, flow.Workload.BLOB):
             name = flow.staging_account_name(drill_id, target.resource_id)
             made = ops.create_account(group.id, name, target.vault_location or target.location, drill_id)
             account = StagingAccount(id=str(made["id"]), operation=made.get("operation"), name=name)
@@ -187,7 +190,12 @@ def drill_grant(request: dict[str, Any]) -> dict[str, Any]:
                    if adapter.ensure_role(principal, str(g["role_definition_guid"]), str(g["scope"]))]
     except AzureRefusal as error:
         return DrillGranted(ok=False, error=_error(error)).to_record()
-    return DrillGranted(ok=True, created=tuple(created)).to_record()
+    # where each assignment lives (its deterministic name): a role on the drill's own account goes with the account,
+    # and the drill looks afterwards that it did
+    assignments = tuple(f"{g['scope']}/providers/Microsoft.Authorization/roleAssignments/"
+                        f"{role_assignment_name(principal, str(g['role_definition_guid']), str(g['scope']))}"
+                        for g in grants)
+    return DrillGranted(ok=True, created=tuple(created), assignments=assignments).to_record()
 
 
 @bp.activity_trigger(input_name="request")
@@ -219,6 +227,10 @@ def drill_start(request: dict[str, Any]) -> dict[str, Any]:
             inner = flow.files_restore_body(point_id=point, source_id=target.resource_id,
                                             account_name=str(account["name"]), region=region,
                                             prefix=f"drill-{flow.short_hash(drill_id)}-")
+        elif workload is flow.Workload.BLOB and flow.refusal(workload, target.datastore) is None:
+            # vaulted: every container the instance lists, into the drill's own account (never the source)
+            inner = flow.blob_restore_body(point_id=point, source_id=target.resource_id, account_id=str(account["id"]),
+                                           region=region, containers=[str(c["name"]) for c in target.expected])
         else:
             reason = (flow.refusal(workload, target.datastore) if workload is not None else None) or (
                 "not restorable by a drill")
@@ -271,13 +283,19 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
         before = {str(i).lower() for i in request.get("before") or []}
         for disk in ops.group_disks(str(request["groupId"])):
             tags = {k.lower(): v for k, v in disk["tags"].items()}
-            if disk["id"].lower() in before or str(disk.get("createOption") or "").lower() != "restore":
+            if disk["id"].lower() in before or not flow.made_by_a_restore(disk.get("createOption")):
                 continue
             if tags.get(flow.DRILL_TAG) not in (None, drill_id):
                 continue
             if not flow.created_during(disk.get("timeCreated"), request.get("jobStart"), request.get("jobEnd")):
                 continue  # another restore's disk (e.g. another drill's restore into the same group)
             found.append(disk)
+    elif target.workload is flow.Workload.BLOB:
+        # the restored containers, in the drill's account (they cannot carry tags: they go with the tagged account)
+        wanted = {str(c["name"]).lower() for c in target.expected}
+        account = str((request.get("account") or {}).get("id") or "")
+        containers = [c for c in ops.containers(account) if c["name"].lower() in wanted] if account else []
+        return RestoredResources(restored=tuple(containers)).to_record()
     elif request.get("newDiskId"):
         restored = ops.disk_facts(str(request["newDiskId"]))
         if restored is not None:

@@ -307,7 +307,9 @@ def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
 
 @bp.activity_trigger(input_name="request")
 def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
-    """Give the Backup vault's identity the roles its workload needs (idempotent)."""
+    """Give the Backup vault's identity the roles its workload needs (idempotent). ``settle_seconds``: when a role
+    was created, how long this worker last saw the identity's new roles take to apply (None: not known), for the
+    orchestrator to wait before validating (``protection_flow.rbac_settle_seconds``)."""
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
@@ -318,9 +320,31 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
             for grant in request["grants"]
             if adapter.ensure_role(request["principal_id"], grant["role_definition_guid"], grant["scope"])
         ]
-        return {"ok": True, "created": created}
+        principal = request["principal_id"]
+        settle = adapter.settle_seconds(principal) if created else None
+        probe = bool(created) and settle is None and adapter.claim_probe(principal)
+        return {"ok": True, "created": created, "settle_seconds": settle, "probe": probe}
 
     return _guard(effect)
+
+
+@bp.activity_trigger(input_name="request")
+def note_rbac_settle(request: dict[str, Any]) -> dict[str, Any]:
+    """Remember (this worker's ARM cache) how long the vault identity's new role assignments took to apply
+    (``seconds``; None: the probe ended without finding out), and that no protection is finding it out now."""
+    seconds = request.get("seconds")
+    BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache()).note_settle(
+        request["principal_id"], None if seconds is None else float(seconds))
+    return {"ok": True}
+
+
+@bp.activity_trigger(input_name="request")
+def rbac_settle_state(request: dict[str, Any]) -> dict[str, Any]:
+    """What this worker knows of how long the vault identity's new roles take to apply: ``settle_seconds`` (None:
+    not known) and whether a protection is finding it out (``probing``)."""
+    adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
+    principal = request["principal_id"]
+    return {"settle_seconds": adapter.settle_seconds(principal), "probing": adapter.probing(principal)}
 
 
 @bp.activity_trigger(input_name="request")

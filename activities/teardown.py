@@ -267,7 +267,8 @@ def teardown_remove_site_recovery(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_remove_private_endpoint(payload: dict[str, Any]) -> dict[str, Any]:
     def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
         assert isinstance(target, PrivateEndpointConnection)
-        return ops.remove_private_endpoint(vault, target)
+        # the endpoint itself is deleted only where the app may act (STEWARD_SUBSCRIPTIONS)
+        return ops.remove_private_endpoint(vault, target, bootstrap.settings().subscriptions)
 
     return _effect(payload, act)
 

@@ -320,6 +320,32 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
     return None
 
 
+async def _approve_waiting(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: Any, approval: Any
+) -> func.HttpResponse:
+    """Approve a running teardown: 409 unless it awaits an approval, the pre-checks against its own request
+    (:func:`_approval_checks`), then the approval event."""
+    custom = read_record(TeardownShown, status.custom_status)
+    phase = custom.phase if custom else None
+    if custom is None or phase != "awaiting-approval":
+        return problems.response(
+            409, "NotAwaitingApproval", f"the teardown is {phase or _status_name(status)}, not awaiting approval"
+        )
+    request = _requested(status)
+    if request is not None and request.source is RequestSource.CUSTOM_EVENT:
+        # a custom event's requester is unverified: the first approval confirms it (then its author counts
+        # as the requester), see steward.domain.teardown.judge_approval
+        confirmed = custom.confirmed_by
+        request = replace(request, requested_by=str(confirmed)) if confirmed else None
+    refused = _approval_checks(approval, custom.fingerprint, request)
+    if refused is not None:
+        return refused
+    await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
+    return json_response(
+        202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
+    )
+
+
 async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
     caller = _authenticate(req, trail)
     _meter(caller)
@@ -332,25 +358,7 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     runtime = _status_name(status)
     if runtime in ACTIVE:
-        custom = read_record(TeardownShown, status.custom_status)
-        phase = custom.phase if custom else None
-        if custom is None or phase != "awaiting-approval":
-            return problems.response(
-                409, "NotAwaitingApproval", f"the teardown is {phase or runtime}, not awaiting approval"
-            )
-        request = _requested(status)
-        if request is not None and request.source is RequestSource.CUSTOM_EVENT:
-            # a custom event's requester is unverified: the first approval confirms it (then its author counts
-            # as the requester), see steward.domain.teardown.judge_approval
-            confirmed = custom.confirmed_by
-            request = replace(request, requested_by=str(confirmed)) if confirmed else None
-        refused = _approval_checks(approval, custom.fingerprint, request)
-        if refused is not None:
-            return refused
-        await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
-        return json_response(
-            202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
-        )
+        return await _approve_waiting(req, client, instance_id, status, approval)
     report = read_record(TeardownReport, status.output)
     if report is None or report.outcome not in (TeardownOutcome.PLANNED, TeardownOutcome.REPLANNED):
         ended = report.outcome.value if report else runtime
@@ -360,7 +368,7 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return problems.response(409, "NothingToApprove", "the teardown's request cannot be read")
     if report.confirmed_by:  # a custom-event request confirmed by a verified principal: the requester
         previous = replace(previous, requested_by=report.confirmed_by)
-    refused = _approval_checks(approval, report.fingerprint, previous)
+    refused = _approval_checks(approval, report.fingerprint, None)  # the plan's fingerprint (409)
     if refused is not None:
         return refused
     run = TeardownRequest(
@@ -377,8 +385,17 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     run_id = instance_id_for(run)
     trail.correlation_id = run.correlation_id  # one id from the plan's request to the run's report
     trail.note(vault_id=run.vault_id, instance_id=run_id, dry_run=False)
-    existing = await _status(client, run_id)
-    if existing is None or _status_name(existing) not in ACTIVE:
+    existing = await _status(client, run_id, show_input=True)
+    running = existing is not None and _status_name(existing) in ACTIVE
+    shown = read_record(TeardownShown, existing.custom_status) if running and existing is not None else None
+    if shown is not None and shown.phase == "awaiting-approval":
+        # the run of this fingerprint already exists and waits (its requester carried the fingerprint, so four
+        # eyes made it wait for another principal): the approval is that run's, checked against its requester
+        return await _approve_waiting(req, client, run_id, existing, approval)
+    refused = _approval_checks(approval, None, previous)  # four eyes: not the plan's requester (403)
+    if refused is not None:
+        return refused
+    if not running:
         await client.start_new(ORCHESTRATOR, run_id, run.to_record())
     links = _links(req, run_id)
     return json_response(

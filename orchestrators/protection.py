@@ -121,9 +121,17 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     if not granted["ok"]:
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
+    granted_at = context.current_utc_datetime
+    polled = yield from _settle_roles(context, granted, vault.principal_id)
     request = {"resource_id": resource_id, "facts": facts.to_record(), "decision": record, **common}
     regrant = {"principal_id": vault.principal_id, "grants": grants, "fresh": True}
-    result = yield from _configure_backup_instance(context, request, regrant)
+    seen: dict[str, Any] = {}
+    result = yield from _configure_backup_instance(context, request, regrant, seen)
+    accepted_after = ((seen["accepted_at"] - granted_at).total_seconds()
+                      if result.get("ok") and "accepted_at" in seen else None)
+    note = flow.rbac_note(granted, int(seen.get("refused", 0)), accepted_after, polled)
+    if note is not None:
+        yield from call_with_backoff(context, "note_rbac_settle", RETRY, {"principal_id": vault.principal_id, **note})
     if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
         sources = flow.policy_sources(decision, vault, members)
         if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
@@ -274,25 +282,56 @@ def _create_vault(context: df.DurableOrchestrationContext, request: dict[str, An
     return made
 
 
+def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, Any], principal_id: str | None) -> Task:
+    """Wait, on durable timers, before the first validation when the grant created role assignments: the time the
+    worker last saw new roles take to apply, or, while one protection finds that out, until it did
+    (``protection_flow.rbac_settle_seconds`` / ``rbac_awaits_probe``). Returns the time learned from a look (None:
+    none)."""
+    granted_at = context.current_utc_datetime
+    settle = flow.rbac_settle_seconds(granted)
+    if settle is not None:
+        yield context.create_timer(granted_at + timedelta(seconds=settle))
+        return None
+    if not flow.rbac_awaits_probe(granted):
+        return None
+    while True:  # bounded: each look is RBAC_PROBE_POLL_SECONDS later, and rbac_after_poll stops at the bound
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.RBAC_PROBE_POLL_SECONDS))
+        state = yield from call_with_backoff(context, "rbac_settle_state", RETRY, {"principal_id": principal_id})
+        remaining = flow.rbac_after_poll(state, (context.current_utc_datetime - granted_at).total_seconds())
+        if remaining is None:
+            continue
+        if remaining > 0:
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=remaining))
+        seconds = state.get("settle_seconds")
+        return None if seconds is None else float(seconds)
+
+
 def _configure_backup_instance(
-    context: df.DurableOrchestrationContext, request: dict[str, Any], regrant: dict[str, Any]
+    context: df.DurableOrchestrationContext, request: dict[str, Any], regrant: dict[str, Any],
+    seen: dict[str, Any] | None = None,
 ) -> Task:
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
     minutes to apply, and validation refuses until they do. Past the documented bound the roles are granted again
-    (``regrant``: bypassing the worker's cache of granted roles)."""
+    (``regrant``: bypassing the worker's cache of granted roles). ``seen`` (filled in): ``refused``, the attempts
+    refused while the roles propagate, and ``accepted_at``, when the attempt that was not refused so began."""
+    seen = {} if seen is None else seen
     took: dict[str, int] = {}  # how long each operation took in this run: a validation refused is sent again
+    seen.update(refused=0, accepted_at=context.current_utc_datetime)
     result = yield from _protect_in_backup_vault(context, request, took)
     waited = 0.0
     attempt = 0
     while flow.awaiting_rbac(result):
+        seen["refused"] += 1
         wait = flow.rbac_wait(attempt, waited)
         if wait is None:
+            seen.pop("accepted_at")
             return flow.rbac_gave_up(result, waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         if flow.rbac_regrant(waited, waited + wait):
             yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
         waited += wait
         attempt += 1
+        seen["accepted_at"] = context.current_utc_datetime
         result = yield from _protect_in_backup_vault(context, request, took)
     return result
 

@@ -33,6 +33,7 @@ While waiting, a progress line is written to stderr when it is a terminal (``--q
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import ssl
@@ -112,6 +113,17 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text)
 
 
+def on_this_machine(host: str) -> bool:
+    """Whether ``host`` (a URL's host name) is the loopback interface: ``localhost`` or a loopback address
+    (127.0.0.0/8, ::1). A DNS name that only starts like one (``127.0.0.1.example.com``) is not."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_transport(api: str) -> None:
     """CliError(2) unless ``api`` is https, or http on the loopback interface: every request carries the caller's
     access token and the function key."""
@@ -119,7 +131,7 @@ def check_transport(api: str) -> None:
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     if scheme == "https" and host:
         return
-    if scheme == "http" and (host in LOOPBACK_HOSTS or host.startswith("127.")):
+    if scheme == "http" and on_this_machine(host):
         return
     if scheme not in ("http", "https") or not host:
         raise CliError(EXIT_USAGE, f"the API must be an http(s) URL, not {printable(api)[:200]!r}")
@@ -200,6 +212,18 @@ def local_stack(state_dir: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) and document.get("api") else None
 
 
+def check_local_api(api: str, state_dir: Path) -> None:
+    """CliError(2) unless the local stack's ``api`` is on this machine. Its file is found from the working directory
+    (``--state-dir``, by default ``var``), which whoever wrote the checkout chose, and the CLI falls back to it when
+    no API is configured: it would get the caller's token and key (``BACKUP_STEWARD_TOKEN``/``_KEY``)."""
+    parts = urllib.parse.urlsplit(api)
+    if parts.scheme.lower() in ("http", "https") and on_this_machine((parts.hostname or "").lower()):
+        return
+    raise CliError(EXIT_USAGE, f"{state_dir / 'local' / 'stack.json'} names the API {printable(api)[:200]!r}, which "
+                   "is not on this machine: a local stack's file is not followed elsewhere (it would get your token "
+                   f"and key); pass --api (or set {ENV_API}) to call a deployed app")
+
+
 def azure_identity_token(audience: str, credential: Any = None) -> str:
     """An access token for the app's registration through azure-identity, as ``az`` users have one: the
     ``DefaultAzureCredential`` chain (environment, workload identity, managed identity, Azure CLI, ...)."""
@@ -227,6 +251,7 @@ def connect(args: argparse.Namespace, env: Mapping[str, str], credential: Any = 
             raise CliError(EXIT_USAGE, f"no API to call: pass --api https://<app>.azurewebsites.net/api or set "
                            f"{ENV_API}; or start the local stack (make local) here")
         api = str(stack["api"])
+        check_local_api(api, Path(args.state_dir))
     key = args.key or env.get(ENV_KEY) or (str((stack or {}).get("keys", {}).get("function") or "") if local else "")
     given = env.get(ENV_TOKEN)
     audience = args.audience or env.get(ENV_AUDIENCE)

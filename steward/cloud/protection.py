@@ -620,6 +620,29 @@ class BackupVaultProtection(_VaultAdapter):
     def forget_roles(self, principal_id: str) -> None:
         self._cache.drop("role", principal_id.lower())
 
+    def settle_seconds(self, principal_id: str) -> float | None:
+        """How long the identity's new role assignments last took to apply, as noted (:meth:`note_settle`); reading
+        it keeps it for another cache lifetime (it is in use). None: nothing noted within the cache's lifetime."""
+        key = arm_cache.settle_key(principal_id)
+        seconds = self._cache.get(key)
+        if seconds is not None:
+            self._cache.put(key, seconds)
+        return None if seconds is None else float(seconds)
+
+    def claim_probe(self, principal_id: str) -> bool:
+        """Whether the caller is the one protection of this worker to find out how long the identity's new roles
+        take to apply (nothing noted yet, no other protection finding it out)."""
+        return self._cache.claim(arm_cache.probe_key(principal_id), True)
+
+    def probing(self, principal_id: str) -> bool:
+        return bool(self._cache.get(arm_cache.probe_key(principal_id)))
+
+    def note_settle(self, principal_id: str, seconds: float | None) -> None:
+        """Note how long the identity's new roles took to apply (None: the probe ended without finding out)."""
+        if seconds is not None:
+            self._cache.put(arm_cache.settle_key(principal_id), float(seconds))
+        self._cache.drop(*arm_cache.probe_key(principal_id))
+
     def validate(self, vault_id: str, instance: dict[str, Any]) -> dict[str, Any]:
         """``POST validateForBackup``; returns as soon as Azure accepted it: ``{"operation": the URL of its status
         ("" when Azure answered at once), "retry_after": its Retry-After (None: none)}``. The caller follows the

@@ -30,6 +30,7 @@ __all__ = [
     "DrillRequest",
     "DrillStarted",
     "DrillTarget",
+    "JobError",
     "JobState",
     "OperationState",
     "RecoveryPoints",
@@ -177,6 +178,8 @@ class DrillGranted(Record):
     ok: bool
     created: tuple[str, ...] = ()
     error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+    #: the ids of the role assignments the grants name (newly made or not)
+    assignments: tuple[str, ...] = field(default=(), metadata=_UNLESS_SET)
 
 
 @dataclass(frozen=True)
@@ -204,13 +207,37 @@ class OperationState(Record):
 
 
 @dataclass(frozen=True)
+class JobError(Record):
+    """A backup job's first error as Azure gave it. ``code`` keeps Azure's type: a Recovery Services job's
+    ``errorDetails[].errorCode`` is an integer (``AzureIaaSVMErrorInfo``; its text is ``errorString``), a Backup
+    vault job's ``errorDetails[].code`` a string (``UserFacingError``, with ``message``); docs/azure-facts.md."""
+
+    code: int | str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of_azure(cls, error: Mapping[str, Any]) -> JobError:
+        """From either service's error object; a code of any other JSON type is kept as its text (never a crash)."""
+        code = error["errorCode"] if error.get("errorCode") is not None else error.get("code")
+        if isinstance(code, bool) or not isinstance(code, int | str | None):
+            code = str(code)
+        message = error.get("errorString") if error.get("errorString") is not None else error.get("message")
+        return cls(code=code, message=None if message is None else str(message))
+
+
+@dataclass(frozen=True)
 class JobState(Record):
     """``drill_job``'s result: the restore job's status, times (its RTO) and error."""
 
     status: str = ""
     start_time: str | None = None
     end_time: str | None = None
-    error: Mapping[str, Any] | None = None
+    error: JobError | None = None
+
+    @property
+    def error_record(self) -> dict[str, Any] | None:
+        """The error as the drill's result and events carry it (``{"code", "message"}``), or None."""
+        return None if self.error is None else self.error.to_record()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ returned (resource facts, vault lists, backup status, results) and act on what c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -564,6 +565,69 @@ def rbac_wait(attempt: int, waited: float) -> int | None:
     if waited + wait > RBAC_DEADLINE_SECONDS:
         return None
     return wait
+
+
+#: while one protection of the worker finds out how long new role assignments take to apply (the probe), the
+#: others whose grants created roles look this often whether it did (an activity, no Azure request)
+RBAC_PROBE_POLL_SECONDS: Final = 30
+
+
+def rbac_settle_seconds(granted: Mapping[str, Any]) -> int | None:
+    """Seconds to wait (durable timer) between granting roles and the first validation: when this grant created
+    a role assignment, what the worker last saw new assignments take to apply (``grant_vault_roles``'s
+    ``settle_seconds``, noted through :func:`rbac_note`), at most ``RBAC_REGRANT_SECONDS``; None: not known, or
+    nothing to wait for (nothing created, or the roles applied at once).
+
+    Why (issue 15): a validation sent before the roles apply is refused and costs a POST from ARM's write bucket;
+    in a burst of Backup-vault resources those POSTs (two per resource at the sandbox's 3-minute propagation) set
+    the rate. Waiting what the last protection needed sends the first validation when it is likely to pass, at
+    the same latency. (Microsoft's ``Set-AzDataProtectionMSIPermission`` waits a fixed 60 s after assigning the
+    vault's roles: "Waiting for 60 seconds for roles to propagate", Azure/azure-powershell
+    ``src/DataProtection/help/Set-AzDataProtectionMSIPermission.md``.)"""
+    seconds = granted.get("settle_seconds")
+    if not granted.get("created") or not seconds:
+        return None
+    return min(max(1, int(seconds)), RBAC_REGRANT_SECONDS)
+
+
+def rbac_awaits_probe(granted: Mapping[str, Any]) -> bool:
+    """This grant created roles, the worker does not know how long they take to apply, and another protection is
+    finding out (``probe`` false): look every ``RBAC_PROBE_POLL_SECONDS`` (``rbac_settle_state``) instead of sending
+    validations Azure would refuse. ``probe`` is absent from the results of the code before."""
+    return bool(granted.get("created")) and granted.get("settle_seconds") is None and granted.get("probe") is False
+
+
+def rbac_after_poll(state: Mapping[str, Any], elapsed: float) -> float | None:
+    """After a look at the worker's ``rbac_settle_state``, ``elapsed`` seconds after the grant: the seconds still
+    to wait before validating (0: validate now), or None: look again. Validates at once when nobody is finding out
+    any more without a time (the probe failed, or ran on another worker), or when the wait reached the documented
+    bound."""
+    seconds = state.get("settle_seconds")
+    if seconds is not None:
+        return max(0.0, min(float(seconds), RBAC_REGRANT_SECONDS) - elapsed)
+    if not state.get("probing") or elapsed + RBAC_PROBE_POLL_SECONDS > RBAC_REGRANT_SECONDS:
+        return 0.0
+    return None
+
+
+def rbac_note(granted: Mapping[str, Any], refused: int, accepted_after: float | None,
+              polled: float | None = None) -> dict[str, Any] | None:
+    """What ``note_rbac_settle`` is told once the resource was validated (None: no call): the time from the grant
+    to the validation that passed (``accepted_after``; None: none passed), when the grant created a role and
+    this protection was the probe (always: it ends the probe, with or without a time) or was refused at least
+    once (the roles' delay was seen); the time it waited for, when it learned it from a look (``polled``) and
+    passed at once (the worker that answered the look may not be the one the next grant runs on: this spreads
+    it). None for a grant result of the code before (no ``settle_seconds``: its history has no such call)."""
+    if "settle_seconds" not in granted or not granted.get("created"):
+        return None
+    seen = None if accepted_after is None else min(max(0, math.ceil(accepted_after)), RBAC_REGRANT_SECONDS)
+    if granted.get("probe"):
+        return {"seconds": seen}
+    if refused >= 1 and seen is not None:
+        return {"seconds": seen}
+    if polled is not None and seen is not None:
+        return {"seconds": min(max(0, math.ceil(polled)), RBAC_REGRANT_SECONDS)}
+    return None
 
 
 def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:

@@ -110,3 +110,59 @@ def test_a_vaulted_blob_backup_without_a_container_is_refused(estate: Estate) ->
         assert error_code(refused.value) == "UserErrorNoContainersSelectedForOperation"
     _put_container(estate, account, "first")
     vault.protect("bi", _with_containers(vault.instance_body(account, BLOB, vaulted), ["first"]))
+
+
+def _instance_with(vault: Any, account: str, names: list[str], validation: str | None = None) -> dict[str, Any]:
+    body = _with_containers(vault.instance_body(account, BLOB, vault.policy(BLOB)), names)
+    if validation:
+        body["validationType"] = validation
+    return body
+
+
+def test_an_update_checks_its_containers_again_only_with_deep_validation(estate: Estate) -> None:
+    """S-DP BackupInstance.validationType: "In case of DeepValidation, all validations from /validateForBackup API
+    will run again"; Microsoft's Update-AzDataProtectionBackupInstance sets it. That a shallow update (the default)
+    does not check the containers is inferred (docs/azure-facts.md "Blob containers")."""
+    rg = estate.group("contdeep")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "cdeep")
+    _put_container(estate, account, "here")
+    vault.grant("Storage Account Backup Contributor", account)
+    vault.protect("bi", _instance_with(vault, account, ["here"]))
+    with pytest.raises(HttpResponseError) as refused:
+        vault.protect("bi", _instance_with(vault, account, ["here", "nowhere"], "DeepValidation"))
+    assert error_code(refused.value) == "UserErrorContainerNotFound"
+    shallow = vault.protect("bi", _instance_with(vault, account, ["here", "nowhere"]))
+    assert shallow.properties.policy_info.policy_parameters.backup_datasource_parameters_list[0].containers_list \
+        == ["here", "nowhere"]
+    assert shallow.properties.validation_type is None  # a request-only field, never echoed (PutBackupInstance.json)
+
+
+def test_the_app_modifies_an_instance_with_deep_validation_as_microsofts_client_does(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``set_blob_containers`` asks Azure to validate the modified list again: a container gone since it was listed
+    is refused there and then, not accepted unchecked (before, the app sent no validationType)."""
+    from activities import protection as protection_activities
+    from steward import bootstrap
+    from steward.cloud.arm_cache import ArmCache
+    from steward.cloud.protection import BackupVaultProtection
+
+    monkeypatch.setattr(bootstrap, "clients", lambda: estate.clients)
+    monkeypatch.setattr(bootstrap, "arm_cache", lambda: ArmCache(300))
+    rg = estate.group("contapp")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "capp")
+    _put_container(estate, account, "here")
+    vault.grant("Storage Account Backup Contributor", account)
+    made = vault.protect("bi", _instance_with(vault, account, ["here"]))
+    instance = BackupVaultProtection(estate.clients).instance(vault.id, "bi")
+    assert instance is not None and instance["id"].lower() == made.id.lower()
+    activity = protection_activities.set_blob_containers
+    run = activity._function.get_user_function() if hasattr(activity, "_function") else activity
+    request = {"vault_id": vault.id, "name": "bi", "account_id": account, "instance": instance}
+    refused = run({**request, "containers": ["here", "gone"]})
+    assert refused.get("ok") is False and refused.get("code") == "UserErrorContainerNotFound", refused
+    _put_container(estate, account, "new")
+    accepted = run({**request, "containers": ["here", "new"]})
+    assert accepted.get("ok", True) is not False, accepted
