@@ -22,6 +22,7 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_all_with_backoff, call_with_backoff
+from steward.domain.audit.inputs import AuditEvaluation, AuditScopeQuery, LeftoversDue, StoredReport, SubscriptionRead
 from steward.domain.audit.runs import (
     AuditPart,
     AuditRequest,
@@ -65,13 +66,13 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     stamp = f"{now:%Y%m%dT%H%M%S}"
     run = f"{context.instance_id}-{stamp}"
     scope = AuditScope.from_record((yield from call_with_backoff(
-        context, "audit_scope", RETRY, {"subscriptions": list(request.subscriptions) or None}
+        context, "audit_scope", RETRY, AuditScopeQuery(request.subscriptions).to_record()
     )))
     subscriptions: list[str] = list(scope.subscriptions)
     reconciled = yield from _reconcile_teardowns(context, request, subscriptions, run)
     # restore drills' leftovers past their lifetime: deleted while they carry their drill's tag (DRL-003)
     drill_leftovers = DrillLeftovers.from_record((yield from call_with_backoff(
-        context, "drill_reconcile_leftovers", RETRY, {"now": now.isoformat()}
+        context, "drill_reconcile_leftovers", RETRY, LeftoversDue(now).to_record()
     )))
     parts: list[AuditPart] = []
     for start in range(0, len(subscriptions), FAN_OUT):
@@ -79,7 +80,7 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         context.set_custom_status(RunProgress("inventory", len(parts), len(subscriptions)).to_record())
         read = yield from call_all_with_backoff(
             context, "audit_read_subscription", RETRY,
-            [{"run": run, "subscription_id": sub, "now": now.isoformat()} for sub in batch],
+            [SubscriptionRead(run, sub, now).to_record() for sub in batch],
         )
         parts += [AuditPart.from_record(p) for p in read]
     context.set_custom_status(RunProgress("evaluate", len(parts), len(subscriptions)).to_record())
@@ -87,16 +88,16 @@ def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
         context,
         "audit_evaluate",
         RETRY,
-        {"parts": [p.part for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled,
-         "drillLeftovers": list(drill_leftovers.leftovers)},
+        AuditEvaluation(tuple(p.part for p in parts), now, interrupted_teardowns=tuple(reconciled),
+                        drill_leftovers=drill_leftovers.leftovers).to_record(),
     )))
     report = summary.report
     context.set_custom_status(RunProgress("publish", len(parts), len(subscriptions)).to_record())
     published = FindingsPublished.from_record((yield from call_with_backoff(
-        context, "audit_publish_findings", RETRY, {"report": report}
+        context, "audit_publish_findings", RETRY, StoredReport(report).to_record()
     )))
     plan = RemediationPlanned.from_record((yield from call_with_backoff(
-        context, "audit_remediation_plan", RETRY, {"report": report}
+        context, "audit_remediation_plan", RETRY, StoredReport(report).to_record()
     )))
     remediation = yield from _remediate(context, plan, stamp)
     return AuditSummary(

@@ -186,7 +186,8 @@ def test_a_successful_answer_cannot_drive_the_callers_terminal_either(
     other people's texts): no control character reaches the terminal, and no text forges a row of its own."""
     first, _ = servers
     hostile = "restore failed\x1b]0;owned\x07\x1b[2J\r\n/subscriptions/x/vm-2  Succeeded  10  all good"
-    report = {"results": [{"resourceId": "/subscriptions/x/vm-1", "outcome": "Failed\x1b[32m", "reason": hostile}]}
+    report = {"id": DRILL, "startedAt": "2026-12-07T00:00:00+00:00", "endedAt": "2026-12-07T01:00:00+00:00",
+              "results": [{"resourceId": "/subscriptions/x/vm-1", "outcome": "Failed\x1b[32m", "reason": hostile}]}
     first.answer = (200, {"Content-Type": "application/json"},
                     json.dumps({"id": DRILL, "runtimeStatus": "Completed", "report": report}).encode())
     for output in ("table", "csv"):
