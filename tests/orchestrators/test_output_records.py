@@ -16,7 +16,7 @@ from activities.compensation import reconciled, reconciliation_record
 from entrypoints.routes import shown
 from steward.domain.audit.runs import AuditSummary, RemediationSummary, RunSummary
 from steward.domain.compensation import TeardownMarker, VaultReconciled
-from steward.domain.drill_records import DrillRecorded, DrillReport
+from steward.domain.drill_records import DrillRecorded, DrillReport, RestoreReadyPublished
 from steward.domain.protection import ProtectionOutcome, ProtectionShown
 from steward.domain.run_status import RunProgress
 from steward.domain.teardown import TeardownOutcome
@@ -160,3 +160,10 @@ def test_the_reconciler_writes_the_records_it_wrote_by_hand_before() -> None:
     same(record, _BEFORE)
     restored = [{"setting": "softDelete", "from": "Disabled", "to": "Enabled", "effect": "failed", "error": "no"}]
     same(reconciled(record, restored, "kept"), {**_BEFORE, "restored": restored, "effect": "failed", "marker": "kept"})
+
+
+@pytest.mark.parametrize("recorded", [{"published": 1}, {"published": 0}])
+def test_the_restore_ready_publish_result_written_before_reads_and_writes_back_unchanged(
+    recorded: dict[str, Any],
+) -> None:
+    same(RestoreReadyPublished.from_record(recorded).to_record(), recorded)
