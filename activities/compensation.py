@@ -5,6 +5,7 @@ teardown marker, and restore one vault whose teardown no longer runs. Thin: the 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import azure.durable_functions as df
@@ -13,7 +14,7 @@ from steward import bootstrap
 from steward.cloud.errors import CloudError
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
-from steward.domain.compensation import MarkedVault, MarkedVaults, TeardownMarker, restore_changes
+from steward.domain.compensation import MarkedVault, MarkedVaults, TeardownMarker, VaultReconciled, restore_changes
 from steward.domain.teardown import VaultRef
 from steward.domain.teardown.inputs import MarkedVaultsQuery, VaultToReconcile
 from steward.report.events import reconcile_event
@@ -46,21 +47,16 @@ def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
 
 def reconciliation_record(vault_id: str, marker: TeardownMarker, reason: str) -> dict[str, Any]:
     """What the reconciler says about one marked vault before it restores anything."""
-    return {
-        "vaultId": vault_id,
-        "instanceId": marker.instance_id,
-        "markedAt": marker.to_record()["at"],
-        "earlier": dict(marker.earlier),
-        "reason": reason,
-        "restored": [],
-    }
+    return VaultReconciled(vault_id=vault_id, instance_id=marker.instance_id, marked_at=marker.to_record()["at"],
+                           earlier=dict(marker.earlier), reason=reason).to_record()
 
 
 def reconciled(record: dict[str, Any], restored: list[dict[str, Any]], marker: str) -> dict[str, Any]:
     """The result once the settings were restored (each ``restored`` entry's ``effect``; ``failed``: the marker
     is kept): also the ``BackupSteward.Teardown.Reconciled`` / ``.ReconcileFailed`` event's data."""
     failed = any(r["effect"] == "failed" for r in restored)
-    return {**record, "restored": restored, "effect": "failed" if failed else "reconciled", "marker": marker}
+    return replace(VaultReconciled.from_record(record), restored=tuple(restored),
+                   effect="failed" if failed else "reconciled", marker=marker).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
@@ -73,10 +69,11 @@ def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
     markers = _markers()
     record = reconciliation_record(vault.id, marker, wanted.reason)
     if markers.read(vault) != raw:
-        return {**record, "effect": "unchanged", "detail": "the marker changed or went since it was read"}
+        return replace(VaultReconciled.from_record(record), effect="unchanged",
+                       detail="the marker changed or went since it was read").to_record()
     current = markers.current_settings(vault)
     if current is None:
-        return {**record, "effect": "already-gone"}
+        return replace(VaultReconciled.from_record(record), effect="already-gone").to_record()
     restored: list[dict[str, Any]] = []
     for change in restore_changes(marker, current):
         entry: dict[str, Any] = {"setting": change.setting, "from": change.from_value, "to": change.to_value}

@@ -46,6 +46,7 @@ from steward.domain.drill_records import (
     RecoveryPoint,
     RecoveryPoints,
     RestoredResources,
+    RestoreReadyPublished,
     StagingAccount,
     StillThere,
 )
@@ -385,4 +386,4 @@ def drill_restore_ready(request: dict[str, Any]) -> dict[str, Any]:
     """Publish ``BackupSteward.Drill.RestoreReady``: the restored ids the user's validation hook may check, and
     until when the drill waits for ``POST /api/drills/{id}/validation``."""
     event = restore_ready_event(RestoreReadyNotice.from_record(request).to_record())
-    return {"published": bootstrap.publisher().publish([event])}
+    return RestoreReadyPublished(published=bootstrap.publisher().publish([event])).to_record()
