@@ -87,7 +87,7 @@ def test_the_member_with_the_most_room_takes_the_vm() -> None:
     asked = result.inputs("reserve_in_set")
     assert [(a["vaultIds"], a["fresh"], a["passedOver"], a["grow"]) for a in asked] == [([A, B], False, [], True)]
     assert asked[0]["vaultSet"]["kind"] == "vault-set" and asked[0]["resourceId"] == VM
-    assert result.inputs("begin_vm_protection")[0]["vault_id"] == B
+    assert result.inputs("begin_vm_protection")[0]["vaultId"] == B
     assert estate.ledger.held() == [B]  # landed: the reservation stays until a listing shows the VM
     assert "release_in_set" not in result.names()
 
@@ -97,7 +97,7 @@ def test_a_vault_azure_refuses_as_full_sends_the_vm_to_the_next_member_with_fres
     estate.begin = [FULL, {"ok": True, "operation": "op-2"}]
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == B
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [A, B]
     assert [(p["fresh"], p["passedOver"]) for p in result.inputs("reserve_in_set")] == [(False, []), (True, [A])]
     assert result.names().count("find_vaults") == 2
     assert estate.ledger.held() == [B]  # the reservation moved with the choice
@@ -109,7 +109,7 @@ def test_refusals_by_every_member_end_failed_saying_the_set_is_full() -> None:
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Failed"
     assert "BMSUserErrorVaultVMLimitReached" in result.output["reason"] and "the set is full" in result.output["reason"]
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [A, B]
     assert result.inputs("release_in_set")[-1]["vaultId"] == B and estate.ledger.held() == []
 
 
@@ -120,7 +120,7 @@ def test_past_the_threshold_the_set_grows_by_its_next_vault_when_allowed() -> No
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
     assert result.inputs("create_vault") == [{
-        "kind": "RecoveryServices", "subscription_id": SUB, "region": "westeurope", "resource_group": "rg-backup",
+        "kind": "RecoveryServices", "subscriptionId": SUB, "region": "westeurope", "resourceGroup": "rg-backup",
         "name": "rsv-weu-03", "tags": {"backup-steward:created-by": "backup-steward"}}]
 
 
@@ -185,7 +185,7 @@ def test_a_member_without_the_rules_required_vault_settings_is_left_out_of_the_c
                     activities=answers)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == C, result.output
-    assert result.inputs("begin_vm_protection")[0]["vault_id"] == C
+    assert result.inputs("begin_vm_protection")[0]["vaultId"] == C
 
 
 def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault_past_them() -> None:
@@ -201,7 +201,7 @@ def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault
     made = result.inputs("create_vault")[0]
     assert made["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
     # and the vault the set grows by is made with what the rule requires (AlwaysOn soft delete, immutability)
-    assert (made.get("always_on"), made.get("immutable")) == (True, True)
+    assert (made.get("alwaysOn"), made.get("immutable")) == (True, True)
 
 
 MISSING = {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
@@ -219,9 +219,9 @@ def test_a_new_vault_lacking_the_rules_policy_gets_it_copied_from_a_member_then_
                     activities=activities)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
-    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vault_id": made, "policy": "DefaultPolicy",
+    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vaultId": made, "policy": "DefaultPolicy",
                                               "sources": [A, B]}]
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [made, made]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [made, made]
     calls = [n for n in result.names() if n in ("begin_vm_protection", "copy_policy")]
     assert calls == ["begin_vm_protection", "copy_policy", "begin_vm_protection"]
 
@@ -276,7 +276,7 @@ def test_a_backup_vault_sets_new_vault_gets_the_rules_policy_copied_then_the_dis
                     activities=answers)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made, result.output
-    assert result.inputs("copy_policy") == [{"kind": "Backup", "vault_id": made, "policy": "disk-hourly",
+    assert result.inputs("copy_policy") == [{"kind": "Backup", "vaultId": made, "policy": "disk-hourly",
                                              "sources": [old]}]
     assert len(result.inputs("protect_in_backup_vault")) == 2
 

@@ -28,7 +28,11 @@ Recovery (OLR) option ... isn't supported"); D-pgflex = ``backup/backup-azure-da
 matrix.md`` (restored "in user specified storage containers"); D-blob = ``backup/blob-backup-overview.md``
 (operational data "stored locally within the source storage account"); PS-man = Azure/azure-powershell
 ``src/DataProtection/DataProtection.Autorest/custom/manifests/{AzureDisk,AzureBlob,AzureDatabaseForPGFlexServer}.json``
-(``allowedRestoreTargetTypes``, ``supportedDatastoreTypes``). Codes are INFERRED unless the examples show them.
+(``allowedRestoreTargetTypes``, ``supportedDatastoreTypes``); D-blobrestore = ``backup/blob-restore.md``, vaulted
+tab (restores only to another storage account; the vault needs Storage Account Backup Contributor on it); D-blobrest =
+``includes/blob-vaulted-backup-restore-restapi.md`` (the vaulted request: ``ItemLevelRestoreTargetInfo``,
+``ItemPathBasedRestoreCriteria`` with the container in ``itemPath``, the target account in ``datasourceInfo``). Codes
+are INFERRED unless the examples show them.
 
 Restore permissions of the VAULT's identity on the target are checked (validateRestore fails, restore answers 400,
 ``UserErrorMissingRequiredPermissions`` as for validateForBackup): Disk Restore Operator on the target resource
@@ -36,10 +40,12 @@ group of a disk (``backup/restore-managed-disks.md``: "Assign Disk Restore Opera
 identity on the Resource group where the disk is to be restored"; validation "may fail if ... Backup vault managed
 identity does not have valid role assignments on the Target resource group"), Storage Blob Data Contributor on the
 target account of PostgreSQL files (PS-man AzureDatabaseForPGFlexServer.json ``storageAccountPermissionsForRestore``),
+Storage Account Backup Contributor on the target account of a vaulted blob restore (D-blobrestore),
 through assignments that have propagated. The code on the restore route is **inferred**.
 
-Limits: jobs and recovery points live in memory (not in ``--state`` snapshots); blob restores record the restore on the
-target account (no blob contents are modelled); no Cross Region Restore.
+Limits: jobs and recovery points live in memory (not in ``--state`` snapshots); an operational blob restore records
+the restore on the account, a vaulted one creates the restored containers (ARM resources) in the target account (no
+blob contents are modelled); no Cross Region Restore.
 
 Sandbox controls (Python): :func:`data_protection_jobs` (sandbox) -> ``.timing``, ``.book.fail_next(vault_id,
 "Restore", code, message)``, ``.restored(job_id)``.
@@ -69,6 +75,7 @@ from sandbox.arm.providers.dataprotection import (
     VAULT_TYPE,
 )
 from sandbox.arm.providers.dataprotection_rules import BLOB, DISK, PG_FLEX, same_location
+from sandbox.arm.providers.storage import CONTAINER_TYPE
 from sandbox.arm.routing import Router
 
 PROVIDER = NAMESPACE
@@ -197,8 +204,10 @@ class DataProtectionJobs:
             if source is None:
                 raise bk.JobFailed("UserErrorDatasourceNotFound",  # INFERRED code: the datasource was deleted
                                    f"The datasource '{info.get('resourceID')}' no longer exists.")
-            point = Point(name=bk.new_job_id(), time=finished.start, stores=(store,), facts=_facts(source),
-                          expiry=None)
+            facts = _facts(source)
+            if kind == BLOB.lower():  # the containers this vaulted backup copied (the instance's list then)
+                facts["containers"] = _listed_containers(current)
+            point = Point(name=bk.new_job_id(), time=finished.start, stores=(store,), facts=facts, expiry=None)
             self.ledger(instance_id).points.append(point)
             finished.details["recoveryPoint"] = point.name
 
@@ -351,7 +360,7 @@ class DataProtectionJobs:
             return self._files_plan(vault, target, target_kind, location=location, plan=plan,
                                     what="a PostgreSQL flexible server")
         if datasource_type == BLOB.lower():
-            return self._blob_plan(source_id, store, target, target_kind, plan)
+            return self._blob_plan(vault, source_id, store, target, target_kind=target_kind, plan=plan)
         raise ArmError(400, NOT_MODELLED, f"restore of '{datasource_type}' is not modelled by the sandbox")
 
     def _disk_plan(self, vault: dict[str, Any], source_id: str, target: dict[str, Any], target_kind: str, *,
@@ -424,8 +433,8 @@ class DataProtectionJobs:
         raise ArmError(400, MISSING_PERMISSIONS, "Appropriate permissions to perform the operation is missing. "
                                                  f"The Backup vault's identity needs '{role}' on {what} '{scope}'.")
 
-    def _blob_plan(self, source_id: str, store: str, target: dict[str, Any], target_kind: str,
-                   plan: dict[str, Any]) -> dict[str, Any]:
+    def _blob_plan(self, vault: dict[str, Any], source_id: str, store: str, target: dict[str, Any], *,
+                   target_kind: str, plan: dict[str, Any]) -> dict[str, Any]:
         target_id = str((target.get("datasourceInfo") or {}).get("resourceID") or source_id)
         same = id_key(target_id) == id_key(source_id)
         if store.lower() == "operationalstore" and not same:
@@ -433,9 +442,61 @@ class DataProtectionJobs:
             # alternate account needs vaulted backup (PS-man AzureBlob.json exclusiveSourceDataStores)
             raise ArmError(400, ALR_NOT_SUPPORTED, "Operational backup of blobs restores only to the source storage "
                                                    "account (alternate-location restore needs vaulted backup).")
+        if store.lower() != "vaultstore":
+            if not self.store.exists(target_id):
+                raise ArmError(404, TARGET_NOT_FOUND, f"The target storage account '{target_id}' was not found.")
+            return dict(plan, kind="blobs", targetId=target_id, inPlace=same, targetKind=target_kind)
+        return self._vaulted_blob_plan(vault, target_id, same=same, target=target, target_kind=target_kind, plan=plan)
+
+    def _vaulted_blob_plan(self, vault: dict[str, Any], target_id: str, *, same: bool, target: dict[str, Any],
+                           target_kind: str, plan: dict[str, Any]) -> dict[str, Any]:
+        """A vaulted blob restore: into ANOTHER storage account (D-blobrestore: "Vaulted backups only support
+        restoring data to another storage account, which is different from the one that was backed up"), named by
+        ``restoreTargetInfo.datasourceInfo`` of an ``ItemLevelRestoreTargetInfo`` whose ``restoreCriteria`` are
+        ``ItemPathBasedRestoreCriteria`` with the container as ``itemPath`` (D-blobrest), the vault's identity holding
+        Storage Account Backup Contributor on that account (D-blobrestore: "Ensure that the Backup vault has the
+        Storage account backup contributor role assigned to the target storage account"). INFERRED: the codes;
+        that a container must be one the recovery point copied; that an existing container of that name in the
+        target fails the request (``recoveryOption: FailIfExists``); a ``RestoreTargetInfo`` restores every
+        container of the point (the portal's "Restore all backed-up containers"; its REST shape is unpublished)."""
+        if same:
+            raise ArmError(400, OLR_NOT_SUPPORTED, "Vaulted backup of blobs restores only to another storage account, "
+                                                   "not the one that was backed up.")
+        if parse_id(target_id).full_type.lower() != "microsoft.storage/storageaccounts":
+            raise ArmError(400, INVALID, "restoreTargetInfo.datasourceInfo.resourceID must name the target storage "
+                                         "account.")
+        if target_kind not in ("itemlevelrestoretargetinfo", "restoretargetinfo"):
+            raise ArmError(400, INVALID, "a vaulted blob restore takes restoreTargetInfo.objectType "
+                                         "ItemLevelRestoreTargetInfo (or RestoreTargetInfo for every container).")
+        available = [str(c) for c in plan["facts"].get("containers") or []]
+        if target_kind == "restoretargetinfo":
+            containers = available
+        else:
+            criteria = target.get("restoreCriteria")
+            if not isinstance(criteria, list) or not criteria:
+                raise ArmError(400, INVALID, "restoreTargetInfo.restoreCriteria must name the containers to restore.")
+            containers = []
+            for criterion in criteria:
+                kind = str((criterion or {}).get("objectType") or "").lower() if isinstance(criterion, dict) else ""
+                path = str(criterion.get("itemPath") or "") if isinstance(criterion, dict) else ""
+                if kind != "itempathbasedrestorecriteria" or not path:
+                    raise ArmError(400, INVALID, "each restoreCriteria of a vaulted blob restore is an "
+                                                 "ItemPathBasedRestoreCriteria naming a container in itemPath.")
+                containers.append(path)
+        lowered = {c.lower() for c in available}
+        unknown = [c for c in containers if c.lower() not in lowered]
+        if unknown:
+            raise ArmError(400, INVALID, f"The recovery point holds no container {', '.join(unknown)} "
+                                         f"(it holds: {', '.join(available) or 'none'}).")
         if not self.store.exists(target_id):
             raise ArmError(404, TARGET_NOT_FOUND, f"The target storage account '{target_id}' was not found.")
-        return dict(plan, kind="blobs", targetId=target_id, inPlace=same, targetKind=target_kind)
+        self._require_vault_role(vault, "Storage Account Backup Contributor", target_id, "the target storage account")
+        existing = [c for c in containers
+                    if self.store.exists(f"{target_id}/blobServices/default/containers/{c}")]
+        if existing:
+            raise ArmError(409, TARGET_EXISTS, f"The target storage account already has container(s) "
+                                               f"{', '.join(existing)} (recoveryOption FailIfExists).")
+        return dict(plan, kind="vaultedBlobs", targetId=target_id, containers=containers, targetKind=target_kind)
 
     def _restored(self, job: bk.Job, plan: dict[str, Any]) -> None:
         """The job ends: what the request named appears, recording what restored it."""
@@ -469,6 +530,18 @@ class DataProtectionJobs:
             private.setdefault("restoredFiles", []).append(dict(record_of, container=plan["container"], blob=name))
             self.store.set_private(account, private)
             created.append(f"{account}/blobServices/default/containers/{plan['container']}/blobs/{name}")
+        elif plan["kind"] == "vaultedBlobs":
+            account = str(plan["targetId"])
+            if not self.store.exists(account):
+                raise bk.JobFailed(TARGET_NOT_FOUND, f"The storage account '{account}' no longer exists.")
+            for name in plan["containers"]:  # the restored containers appear in the target account
+                container_id = f"{account}/blobServices/default/containers/{name}"
+                if self.store.exists(container_id):
+                    raise bk.JobFailed(TARGET_EXISTS, f"The container '{name}' already exists in '{account}'.")
+                self.store.put({"id": container_id, "name": name, "type": CONTAINER_TYPE,
+                                "properties": {"publicAccess": "None", "lastModifiedTime": bk.iso(job.end)}},
+                               {"restoredBy": record_of})
+                created.append(container_id)
         else:
             account = str(plan["targetId"])
             private = self.store.private(account)
@@ -603,6 +676,13 @@ def _missing_required(request: dict[str, Any], target: dict[str, Any], target_ki
         missing += [f"restoreTargetInfo.targetDetails.{k}" for k in ("filePrefix", "restoreTargetLocationType", "url")
                     if not details.get(k)]
     return missing
+
+
+def _listed_containers(instance: dict[str, Any]) -> list[str]:
+    """The containers a blob backup instance lists (``BlobBackupDatasourceParameters.containersList``)."""
+    params = ((instance.get("properties") or {}).get("policyInfo") or {}).get("policyParameters") or {}
+    return [str(c) for entry in params.get("backupDatasourceParametersList") or [] if isinstance(entry, dict)
+            and entry.get("objectType") == "BlobBackupDatasourceParameters" for c in entry.get("containersList") or []]
 
 
 def _facts(source: dict[str, Any]) -> dict[str, Any]:

@@ -283,7 +283,25 @@ def test_operational_blob_backup_restores_only_in_place(estate: Estate) -> None:
         rg, vault.name, "bi", {"restoreRequestObject": request(account)}).result()
 
 
+def vaulted_blob_restore(point: str, source: str, target: str, containers: list[str]) -> dict[str, Any]:
+    """A vaulted blob restore as MicrosoftDocs/azure-docs ``includes/blob-vaulted-backup-restore-restapi.md`` sends
+    it: ``ItemLevelRestoreTargetInfo``, one ``ItemPathBasedRestoreCriteria`` per container, the target account in
+    ``datasourceInfo``."""
+    from tests.integration.sandbox_dp.conftest import BLOB
+
+    return {"objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": point,
+            "sourceDataStoreType": "VaultStore", "sourceResourceId": source,
+            "restoreTargetInfo": {"objectType": "ItemLevelRestoreTargetInfo", "recoveryOption": "FailIfExists",
+                                  "restoreLocation": "westus",
+                                  "restoreCriteria": [{"objectType": "ItemPathBasedRestoreCriteria", "itemPath": c,
+                                                       "isPathRelativeToBackupItem": True} for c in containers],
+                                  "datasourceInfo": {"objectType": "Datasource", "resourceID": target,
+                                                     "resourceType": STORAGE, "datasourceType": BLOB}}}
+
+
 def test_vaulted_blob_backup_restores_to_an_alternate_storage_account(estate: Estate) -> None:
+    """blob-restore.md (vaulted tab): only to another account, the vault holding Storage Account Backup Contributor
+    on it; the restored containers appear there when the job completes."""
     from tests.integration.sandbox_dp.conftest import BLOB
 
     rg = estate.group("vblob")
@@ -292,25 +310,43 @@ def test_vaulted_blob_backup_restores_to_an_alternate_storage_account(estate: Es
     drill = estate.datasource(rg, STORAGE, "drill")
     vault.grant("Storage Account Backup Contributor", account)
     # a vaulted blob backup lists its containers (Azure refuses one without: UserErrorNoContainersSelectedForOperation)
-    estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
-        f"{account}/blobServices/default/containers/data", {"properties": {}}, api_version="2023-05-01").result()
+    for name in ("data", "logs"):
+        estate.clients.resources(estate.subscription).resources.begin_create_or_update_by_id(
+            f"{account}/blobServices/default/containers/{name}", {"properties": {}}, api_version="2023-05-01").result()
     body = vault.instance_body(account, BLOB, policy(vault, BLOB, "VaultStore", "P1D"))
     body["policyInfo"]["policyParameters"] = {"backupDatasourceParametersList": [
-        {"objectType": "BlobBackupDatasourceParameters", "containersList": ["data"]}]}
+        {"objectType": "BlobBackupDatasourceParameters", "containersList": ["data", "logs"]}]}
     vault.protect("bi", body)
     point = latest_point(estate, rg, vault)
-    request = {"objectType": "AzureBackupRecoveryPointBasedRestoreRequest", "recoveryPointId": point,
-               "sourceDataStoreType": "VaultStore", "sourceResourceId": account,
-               "restoreTargetInfo": {"objectType": "ItemLevelRestoreTargetInfo", "recoveryOption": "FailIfExists",
-                                     "restoreLocation": "westus", "restoreCriteria": [],
-                                     "datasourceInfo": {"objectType": "Datasource", "resourceID": drill,
-                                                        "resourceType": STORAGE, "datasourceType": BLOB}}}
-    result = estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi", request).result()
+
+    def refused(request: dict[str, Any]) -> HttpResponseError:
+        with pytest.raises(HttpResponseError) as caught:
+            estate.dp.backup_instances.begin_trigger_restore(rg, vault.name, "bi", request).result()
+        return caught.value
+
+    in_place = refused(vaulted_blob_restore(point, account, account, ["data"]))
+    assert error_code(in_place) == "UserErrorOriginalLocationRestoreNotSupported"
+    no_role = refused(vaulted_blob_restore(point, account, drill, ["data", "logs"]))
+    assert error_code(no_role) == "UserErrorMissingRequiredPermissions"
+    assert "Storage Account Backup Contributor" in str(no_role)
+    restore_right(estate, vault, "Storage Account Backup Contributor", drill)
+    assert refused(vaulted_blob_restore(point, account, drill, ["nope"])).status_code == 400
+    no_criteria = vaulted_blob_restore(point, account, drill, [])
+    assert refused(no_criteria).status_code == 400
+    estate.dp.backup_instances.begin_validate_for_restore(
+        rg, vault.name, "bi", {"restoreRequestObject": vaulted_blob_restore(point, account, drill, ["data"])}).result()
+    result = estate.dp.backup_instances.begin_trigger_restore(
+        rg, vault.name, "bi", vaulted_blob_restore(point, account, drill, ["data", "logs"])).result()
+    containers = [f"{drill}/blobServices/default/containers/{n}" for n in ("data", "logs")]
+    assert not any(estate.sandbox.store.exists(c) for c in containers)  # not before the job ends
     estate.sandbox.advance(jobs_of(estate).timing.dp_restore["microsoft.storage/storageaccounts/blobservices"] + 60)
     assert estate.dp.jobs.get(rg, vault.name, result.job_id).properties.status == "Completed"
-    [restore] = estate.sandbox.store.private(drill)["blobRestores"]
-    assert restore["restoreJobId"] == result.job_id and restore["inPlace"] is False
-    assert jobs_of(estate).restored(result.job_id) == [drill]
+    listed = estate.clients.resources(estate.subscription).resources.get_by_id(containers[0], api_version="2023-05-01")
+    assert listed.name == "data"
+    assert all(estate.sandbox.store.private(c)["restoredBy"]["restoreJobId"] == result.job_id for c in containers)
+    assert jobs_of(estate).restored(result.job_id) == containers
+    again = refused(vaulted_blob_restore(point, account, drill, ["data"]))  # FailIfExists
+    assert again.status_code == 409
 
 
 def test_the_drills_adapter_finds_the_points_azure_lists(estate: Estate) -> None:
