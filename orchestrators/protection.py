@@ -312,8 +312,11 @@ def _note_settle(context: df.DurableOrchestrationContext, seen: dict[str, Any], 
     if "granted" not in seen or seen.get("noted"):
         return
     seen["noted"] = True
-    accepted_after = ((seen["accepted_at"] - seen["granted_at"]).total_seconds()
-                      if passed and "accepted_at" in seen else None)
+    # from the grant to Azure's answer to the validation that passed (after the pacer: waiting that long, the next
+    # protection's POST reaches Azure no sooner)
+    passed_at = seen.get("posted_at", seen.get("accepted_at"))
+    accepted_after = ((passed_at - seen["granted_at"]).total_seconds()
+                      if passed and "accepted_at" in seen and passed_at is not None else None)
     note = flow.rbac_note(seen["granted"], int(seen.get("refused", 0)), accepted_after, seen.get("polled"))
     if note is not None:
         yield from call_with_backoff(context, "note_rbac_settle", RETRY, {"principal_id": seen["principal_id"], **note})
@@ -362,6 +365,8 @@ def _protect_in_backup_vault(
     result: dict[str, Any] = {}
     for _ in range(operations.STARTS):
         result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        if seen is not None:  # Azure answered the validation's POST (its pacer may have held it): the roles' time
+            seen["posted_at"] = context.current_utc_datetime
         begun = operations.started(result)
         if begun is None:  # a refusal, an instance already protecting, or a result recorded by the earlier code
             return result

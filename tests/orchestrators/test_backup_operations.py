@@ -299,4 +299,4 @@ def test_the_probe_notes_the_roles_delay_as_soon_as_a_validation_passed_before_t
     names = result.names()
     assert names.count("note_rbac_settle") == 1
     assert names.index("note_rbac_settle") == names.index("begin_backup_instance") - 1
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 0}]  # it passed at once
+    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 1}]  # passed at once
