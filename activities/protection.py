@@ -11,9 +11,13 @@ reported, never forced).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import random
+import time
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, Final
 
 import azure.durable_functions as df
 
@@ -29,6 +33,7 @@ from steward.cloud.protection import (
 )
 from steward.cloud.wire import dig
 from steward.domain import blob_containers, operations, protection_flow
+from steward.domain.errors import StewardError
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.protection import ProtectionRef
@@ -57,6 +62,7 @@ from steward.domain.protection_results import VaultRecord, VmProtectionBegun
 from steward.domain.rules import vault_sets
 from steward.logs import bind
 from steward.report.events import protection_events
+from steward.report.store import CONTENT_TYPES, ConflictingWrites, update
 
 LOG = logging.getLogger("steward.activities.protection")
 #: validateForBackup's refusal for a datasource a backup instance already protects (D-diskrest)
@@ -118,7 +124,8 @@ def find_vaults(request: dict[str, Any]) -> list[dict[str, Any]]:
 @bp.activity_trigger(input_name="request")
 def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
     """What each vault of a vault set protects now (issue 19): ``[{"id", "items", "vms"}]``, from the ARM cache
-    unless ``fresh`` (after Azure refused one as full)."""
+    unless ``fresh`` (after Azure refused one as full). LEGACY (one release): kept for the orchestrations in flight
+    that scheduled it before ``reserve_in_set`` replaced it."""
     query = VaultLoadsQuery.from_record(request)
     adapter = _adapter(query.kind)
     loads = [{"id": vault_id, **adapter.vault_load(vault_id, fresh=query.fresh)} for vault_id in query.vault_ids]
@@ -130,6 +137,94 @@ def vault_loads(request: dict[str, Any]) -> list[dict[str, Any]]:
         if step.vault is not None:
             adapter.counted_protection(step.vault.id, vm=query.kind == VaultKind.RECOVERY_SERVICES)
     return loads
+
+
+#: how often a reservation reads the set's ledger again after another protection's write got there first
+RESERVE_ATTEMPTS: Final = 200
+#: at most this long (real seconds, uniformly drawn) a reservation pauses after losing a conditional write, so the
+#: writers of a burst do not all read and lose again in step
+CONFLICT_PAUSE_SECONDS: Final = 0.01
+
+
+def _ledger(data: bytes | None) -> vault_sets.SetLedger:
+    """The set's ledger as stored (none yet, or unreadable: an empty one; the counts are listed again)."""
+    if data is None:
+        return vault_sets.SetLedger()
+    try:
+        return vault_sets.SetLedger.from_document(json.loads(data))
+    except (ValueError, TypeError, StewardError) as error:
+        LOG.warning("vault set ledger unreadable, starting it again: %s", error)
+        return vault_sets.SetLedger()
+
+
+def _ledger_bytes(ledger: vault_sets.SetLedger) -> bytes:
+    return json.dumps(ledger.to_document(), separators=(",", ":")).encode("utf-8")
+
+
+@bp.activity_trigger(input_name="request")
+def reserve_in_set(request: dict[str, Any]) -> dict[str, Any]:
+    """Choose a vault set's member and reserve a slot in it, in one conditional write of the set's ledger in the
+    report store (issue 19: choices from counts read earlier let a burst overfill a member). The members whose
+    count is older than STEWARD_ARM_CACHE_SECONDS (Azure time), or all when ``fresh``, are listed first; the
+    listing ends the reservations it shows protected. A ``SetReservation`` record."""
+    asked = vault_sets.SetReservationAsked.from_record(request)
+    target = asked.vault_set
+    settings = bootstrap.settings()
+    adapter = _adapter(target.vault_kind.value)
+    store = bootstrap.report_store()
+    name = vault_sets.ledger_name(target)
+    max_age = timedelta(seconds=settings.arm_cache_seconds)
+    members: list[tuple[ResourceId, dict[str, str]]] = [(ResourceId.parse(i), {}) for i in asked.vault_ids]
+    passed = [ResourceId.parse(i) for i in asked.passed_over]
+    listings: dict[str, vault_sets.Listing] = {}
+
+    def listing(ledger: vault_sets.SetLedger, vault_id: str) -> vault_sets.Listing:
+        counted = ledger.count(vault_id)
+        load, resources = adapter.list_load(vault_id)
+        return vault_sets.Listing(vault_id, vault_sets.VaultLoad(load["items"], load["vms"]), resources,
+                                  counted.generation if counted is not None else 0)
+
+    with bind(resource_id=asked.resource_id):
+        for _ in range(RESERVE_ATTEMPTS):
+            data, version = store.get_versioned(name)
+            ledger = _ledger(data)
+            stale = [v for v in asked.vault_ids if v.lower() not in listings and vault_sets.needs_listing(
+                ledger, v, asked.now, max_age, fresh=asked.fresh)]
+            # a stale count another protection is listing is used as it is (one lister per member in a burst); a
+            # member never counted, or all when ``fresh``, is listed whoever else lists it (never waited for: an
+            # activity waiting for another is a wait the Durable host does not see)
+            claim = [v for v in stale if not asked.fresh and not vault_sets.leased(ledger, v, asked.now)]
+            must = [v for v in stale if v not in claim and (
+                asked.fresh or vault_sets.held_load(ledger, ResourceId.parse(v)) is None)]
+            if claim and not store.put_if(name, _ledger_bytes(vault_sets.lease(ledger, claim, asked.now)),
+                                          CONTENT_TYPES[".json"], version=version):
+                continue
+            if claim or must:  # list them, then read the ledger again (the lease changed it)
+                listings.update((v.lower(), listing(ledger, v)) for v in [*claim, *must])
+                continue
+            for found in listings.values():
+                ledger = vault_sets.reconcile(ledger, found, asked.now)
+            reserved = vault_sets.reserve(target, members, ledger, asked.resource_id, asked.now, refused=passed,
+                                          may_grow=asked.grow and settings.auto_create_vaults)
+            if store.put_if(name, _ledger_bytes(reserved.ledger), CONTENT_TYPES[".json"], version=version):
+                return vault_sets.SetReservation.of(reserved).to_record()
+            time.sleep(random.uniform(0, CONFLICT_PAUSE_SECONDS))  # noqa: S311 (spreads the next tries; not a secret)
+    raise ConflictingWrites(f"{name}: {RESERVE_ATTEMPTS} conditional writes lost to other protections")
+
+
+@bp.activity_trigger(input_name="request")
+def release_in_set(request: dict[str, Any]) -> dict[str, Any]:
+    """End the reservation a protection holds on a vault set's member (it failed, or did not land there)."""
+    asked = vault_sets.SetReleaseAsked.from_record(request)
+    name = vault_sets.ledger_name(asked.vault_set)
+
+    def change(data: bytes | None) -> bytes | None:
+        if data is None:
+            return None
+        return _ledger_bytes(vault_sets.release(_ledger(data), asked.resource_id, asked.vault_id))
+
+    update(bootstrap.report_store(), name, change, CONTENT_TYPES[".json"], attempts=RESERVE_ATTEMPTS)
+    return {"ok": True}
 
 
 @bp.activity_trigger(input_name="request")

@@ -38,7 +38,6 @@ from steward.domain.protection_inputs import (
     SubscriptionsQuery,
     VaultAt,
     VaultIdentity,
-    VaultLoadsQuery,
     VaultToCreate,
     VmInVault,
 )
@@ -72,7 +71,19 @@ def _outcome(
 
 def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any]) -> Task:
     """The steps of protecting one resource (``given``: the intent record as started, for the flow's helpers); returns
-    a ProtectionOutcome."""
+    a ProtectionOutcome. A vault set's reservation that did not land is released (``release_in_set``)."""
+    held: list[tuple[rules.Protect, str]] = []  # (the decision, the member reserved): the last one counts
+    outcome: ProtectionOutcome = yield from _protect_steps(context, intent, given, held)
+    if held and flow.releases(outcome, held[-1][1]):
+        yield from call_with_backoff(context, "release_in_set", RETRY,
+                                     flow.set_release_asked(held[-1][0], str(intent.resource_id), held[-1][1]))
+    return outcome
+
+
+def _protect_steps(
+    context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any],
+    held: list[tuple[rules.Protect, str]],
+) -> Task:
     resource_id = str(intent.resource_id)
     facts = yield from _wait_until_ready(context, resource_id)
     if facts is None:
@@ -98,7 +109,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
                                                   ResourceAt(resource_id, region=facts.location).to_record())
         members = flow.set_member_records(decision, candidates)
         choice = flow.set_member_protecting(decision, members, status) or (
-            yield from _choose_in_set(context, decision, members, [], fresh=False))
+            yield from _choose_in_set(context, decision, members, [], fresh=False, held=held,
+                                      resource_id=resource_id))
     else:
         choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
@@ -129,7 +141,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
             found = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
                 context, "find_vaults", RETRY, search.to_record()))]
             members = flow.set_member_records(decision, found)
-            again = yield from _choose_in_set(context, decision, members, refused, fresh=True)
+            again = yield from _choose_in_set(context, decision, members, refused, fresh=True, held=held,
+                                              resource_id=resource_id)
             if again.vault is None:
                 return replace(outcome, reason=f"{outcome.reason}; {again.reason}")
             vault = VaultRecord.read(again.vault)
@@ -238,34 +251,39 @@ def _begin_in_vault(context: df.DurableOrchestrationContext, target: VmInVault, 
 
 def _choose_in_set(
     context: df.DurableOrchestrationContext, decision: rules.Protect, members: list[VaultRecord],
-    refused: list[str], *, fresh: bool,
+    refused: list[str], *, fresh: bool, held: list[tuple[rules.Protect, str]], resource_id: str,
 ) -> Task:
-    """A vault set's member for this protection (issue 19): the loads of its members (``vault_loads``, from the ARM
-    cache unless ``fresh``), the pure choice, and when every member is past the fill threshold the set's next vault
-    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A next vault that
-    another protection created a moment ago is counted like the others and the choice made again. A ``Choice``."""
+    """A vault set's member for this protection (issue 19), reserved with the choice (``reserve_in_set``: one
+    conditional write of the set's ledger, so protections choosing at once never overfill a member; listed again
+    when ``fresh``); when every member is past the fill threshold the set's next vault (``create_vault``: only with
+    STEWARD_AUTO_CREATE_VAULTS) is created and the choice made again with it, and when that is not done, a member
+    still below Azure's limit is reserved. The member reserved is appended to ``held``. A ``Choice``."""
     step: flow.SetStep | None = None
+    grown: flow.SetStep | None = None  # the step that asked for the vault this protection created
     made: dict[str, Any] | None = None
+    grow = True
     for _ in range(SET_CHOICES):
-        loads: list[dict[str, Any]] = []
-        if members:
-            loads = yield from call_with_backoff(context, "vault_loads", RETRY, VaultLoadsQuery(
-                decision.vault_kind, tuple(m.id for m in members), fresh=fresh, decision=decision,
-                refused=tuple(refused)).to_record())
-        step = flow.choose_in_set(decision, members, loads, refused)
+        asked = flow.set_reservation_asked(decision, members, resource_id, context.current_utc_datetime, refused,
+                                           fresh=fresh, grow=grow)
+        result = yield from call_with_backoff(context, "reserve_in_set", RETRY, asked)
+        step = flow.set_step(decision, members, result, refused)
         if step.vault is not None:
-            return flow.Choice(vault=step.vault, reason=step.reason)
-        if step.create is None:
+            held.append((decision, step.vault.id))
+            created = grown is not None and made is not None and made["vault"]["id"] == step.vault.id
+            reason = flow.set_spill_reason(grown, made) if created and grown is not None else step.reason
+            return flow.Choice(vault=step.vault, reason=reason)
+        if step.create is None or not grow:
             break
         made = yield from _create_vault(context, step.create)
         if not made["ok"]:
-            break
+            grow = False  # the fallback below Azure's limit is reserved on the next call
+            continue
         vault = VaultRecord.from_record(made["vault"])
-        if not made.get("existed"):
-            return flow.Choice(vault=vault, reason=flow.set_spill_reason(step, made))
+        grown = None if made.get("existed") else step
         members = [*members, vault]
     assert step is not None
     if step.fallback is not None:
+        held.append((decision, step.fallback.id))
         return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
     return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))
 

@@ -260,6 +260,10 @@ class _VaultAdapter:
         """``{"items", "vms"}``: every item the vault lists, and the Azure VMs among them."""
         raise NotImplementedError
 
+    def list_load(self, vault_id: str) -> tuple[dict[str, int], frozenset[str]]:
+        """``count_items`` and the resources the vault protects (lower case)."""
+        raise NotImplementedError
+
     def vault_load(self, vault_id: str, *, fresh: bool = False) -> dict[str, int]:
         """What the vault protects (``count_items``), from the cache while it is fresh (``fresh``: read it again)."""
         key = arm_cache.load_key(vault_id)
@@ -460,8 +464,14 @@ class RecoveryServicesProtection(_VaultAdapter):
     def count_items(self, vault_id: str) -> dict[str, int]:
         """Every item of the vault (``backupProtectedItems`` unfiltered: every workload counts toward the 2,000
         datasources) and its Azure VMs (``protectedItemType`` of a VM; the 1,000 VMs), one paged list."""
+        return self.list_load(vault_id)[0]
+
+    def list_load(self, vault_id: str) -> tuple[dict[str, int], frozenset[str]]:
+        """``count_items`` and the resources the items protect (``sourceResourceId``, lower case), one paged list:
+        a vault set's reservations end when the resource shows here (issue 19)."""
         vault = vault_address(vault_id)
         items = vms = 0
+        sources: set[str] = set()
         with azure_errors():
             for item in self._clients.recovery_services_backup(vault.subscription_id).backup_protected_items.list(
                 vault_name=vault.name, resource_group_name=vault.resource_group
@@ -470,7 +480,10 @@ class RecoveryServicesProtection(_VaultAdapter):
                 items += 1
                 if str(props.get("protectedItemType") or "").lower() in VM_ITEM_TYPES:
                     vms += 1
-        return {"items": items, "vms": vms}
+                source = props.get("sourceResourceId") or props.get("virtualMachineId")
+                if source:
+                    sources.add(str(source).lower())
+        return {"items": items, "vms": vms}, frozenset(sources)
 
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
@@ -754,7 +767,13 @@ class BackupVaultProtection(_VaultAdapter):
 
     def count_items(self, vault_id: str) -> dict[str, int]:
         """The vault's backup instances (no limit is published for Backup vaults; sets spread by the count)."""
-        return {"items": len(self.instances(vault_id)), "vms": 0}
+        return self.list_load(vault_id)[0]
+
+    def list_load(self, vault_id: str) -> tuple[dict[str, int], frozenset[str]]:
+        """``count_items`` and the datasources the instances protect (``dataSourceInfo.resourceID``, lower case)."""
+        found = self.instances(vault_id)
+        sources = {str(dig(i, "properties", "dataSourceInfo", "resourceID") or "").lower() for i in found}
+        return {"items": len(found), "vms": 0}, frozenset(s for s in sources if s)
 
     def instances(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)

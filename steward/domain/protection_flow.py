@@ -27,7 +27,16 @@ from steward.domain.protection import (
 from steward.domain.protection_inputs import RoleGrant, VaultSearch, VaultToCreate
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
 from steward.domain.records import Record
-from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, app_created, capacity_refusal
+from steward.domain.rules.vault_sets import (
+    Member,
+    SetChosen,
+    SetReleaseAsked,
+    SetReservation,
+    SetReservationAsked,
+    VaultLoad,
+    app_created,
+    capacity_refusal,
+)
 from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 
 #: An activity's result as its typed record or as the mapping a history holds (either key casing): each helper
@@ -226,6 +235,63 @@ def choose_in_set(
                            immutable=settings.get("immutable", False))
     fallback = by_id[choice.fallback] if choice.fallback is not None else None
     return SetStep(choice.reason, create=create, fallback=fallback)
+
+
+def set_reservation_asked(
+    decision: rules.Protect, members: Sequence[VaultRecord], resource_id: str, now: datetime,
+    refused: Sequence[str] = (), *, fresh: bool, grow: bool = True,
+) -> dict[str, Any]:
+    """``reserve_in_set``'s request: the members, and those passed over (refused as full during this protection,
+    or short of the rule's required settings, :func:`set_member_shortfalls`)."""
+    short = [m.id for m in members if set_member_shortfalls(decision, m)]
+    return SetReservationAsked(vault_set_of(decision), resource_id, now, tuple(m.id for m in members),
+                               tuple(dict.fromkeys([*refused, *short])), fresh, grow).to_record()
+
+
+def set_step(
+    decision: rules.Protect, members: Sequence[VaultRecord], result: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    refused: Sequence[str] = (),
+) -> SetStep:
+    """What ``reserve_in_set`` answered, as a :class:`SetStep`: the member reserved (``vault``), the fallback
+    reserved past the threshold (``fallback``), or the next vault to create (``create``). LEGACY (one release): an
+    orchestration in flight before the reservations holds ``vault_loads``'s list at this place of its history; it is
+    chosen from as before (:func:`choose_in_set`)."""
+    if not isinstance(result, Mapping):
+        return choose_in_set(decision, members, list(result), refused)
+    reserved = SetReservation.from_record(result)
+    target = vault_set_of(decision)
+    by_id = {ResourceId.parse(m.id): m for m in members}
+    reason = reserved.reason
+    if reserved.vault_id is not None and not reserved.fallback:
+        return SetStep(reason, vault=by_id[ResourceId.parse(reserved.vault_id)])
+    short = {ResourceId.parse(m.id): set_member_shortfalls(decision, m) for m in members}
+    left_out = "; ".join(f"{i.name}: {', '.join(why)}" for i, why in sorted(short.items()) if why)
+    if left_out:
+        reason = f"{reason} (left out for rule {decision.rule!r}'s required vault settings: {left_out})"
+    if reserved.vault_id is not None:
+        return SetStep(reason, fallback=by_id[ResourceId.parse(reserved.vault_id)])
+    settings = created_settings(decision)
+    create = None if reserved.create is None else VaultToCreate(
+        kind=target.vault_kind, subscription_id=target.subscription_id, region=target.region,
+        resource_group=reserved.create.resource_group, name=reserved.create.name, tags=dict(reserved.create.tags),
+        always_on=settings.get("always_on", False), immutable=settings.get("immutable", False))
+    return SetStep(reason, create=create)
+
+
+def set_release_asked(decision: rules.Protect, resource_id: str, vault_id: str) -> dict[str, Any]:
+    """``release_in_set``'s request."""
+    return SetReleaseAsked(vault_set_of(decision), resource_id, vault_id).to_record()
+
+
+#: outcomes of a protection that landed in the vault it chose: its reservation stays until a listing shows it
+LANDED: Final = frozenset({OutcomeStatus.PROTECTED, OutcomeStatus.ALREADY_PROTECTED, OutcomeStatus.RESUMED})
+
+
+def releases(outcome: ProtectionOutcome, vault_id: str) -> bool:
+    """Whether the protection's reservation on ``vault_id`` ends now: it did not land there (it failed, the VM is
+    protected elsewhere, the resource is gone)."""
+    landed = outcome.status in LANDED and (outcome.vault_id or "").lower() == vault_id.lower()
+    return not landed
 
 
 def vault_full(result: Mapping[str, Any] | None) -> bool:

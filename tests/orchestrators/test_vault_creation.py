@@ -150,6 +150,7 @@ def test_a_vault_sets_next_vault_is_followed_the_same_way() -> None:
     sent = vault_defaults.recovery_services_vault_body("westeurope", {"backup-steward:created-by": "backup-steward"})
     estate = SetEstate({f"{SET}01": 950, f"{SET}02": 901})
     activities = estate.activities()
+    estate.ledger.grows = True  # STEWARD_AUTO_CREATE_VAULTS: the set grows rather than reserve past its threshold
     looks: list[dict[str, Any]] = []
     answers = [state("InProgress", retry_after=10), state("Succeeded", instance=read_back(made, sent))]
     activities["create_vault"] = lambda p: started(made, sent)
