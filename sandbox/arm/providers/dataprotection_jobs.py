@@ -467,8 +467,12 @@ class DataProtectionJobs:
         restored name on the target is refused (D-blobtrouble, ``UserErrorTargetContainersExistOnAccount``), as are
         no container (``UserErrorNoContainersSelectedForOperation``) and too many (D-blobtrouble). INFERRED: the other
         codes; the HTTP statuses; that the refusals come at the request (Azure may fail the job instead); that a
-        container must be one the recovery point copied; a ``RestoreTargetInfo`` restores every
-        container of the point (the portal's "Restore all backed-up containers"; its REST shape is unpublished)."""
+        container must be one the recovery point copied. A ``RestoreTargetInfo`` (the target account in its
+        ``datasourceInfo``) restores every container of the point: the portal's "Restore all backed-up containers";
+        CONFIRMED as the request Azure/azure-powershell ``Initialize-AzDataProtectionRestoreRequest`` builds for a
+        vaulted blob restore to another account without ``-ItemLevelRecovery`` (``RestoreTargetInfo`` for "OLR ALR
+        Full recovery", ``ItemLevelRestoreTargetInfo`` with ``ItemPathBasedRestoreCriteria`` per container with it);
+        that it restores the point's containers, not the instance's current list, is INFERRED."""
         if same:
             raise ArmError(400, OLR_NOT_SUPPORTED, "Vaulted backup of blobs restores only to another storage account, "
                                                    "not the one that was backed up.")
