@@ -34,6 +34,7 @@ __all__ = [
     "JobState",
     "OperationState",
     "RecoveryPoints",
+    "RestoreReadyPublished",
     "RestoredResources",
     "StillThere",
     "Workload",
@@ -291,3 +292,10 @@ class DrillRecorded(Record):
     report: str = ""
     json_url: str | None = None
     html_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoreReadyPublished(Record):
+    """``drill_restore_ready``'s result: how many ``RestoreReady`` events went out (one, or none without a topic)."""
+
+    published: int = 0

@@ -6,14 +6,17 @@ through its record and written again to the same JSON, keys and their order incl
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from activities.compensation import reconciled, reconciliation_record
 from entrypoints.routes import shown
 from steward.domain.audit.runs import AuditSummary, RemediationSummary, RunSummary
-from steward.domain.drill_records import DrillRecorded, DrillReport
+from steward.domain.compensation import TeardownMarker, VaultReconciled
+from steward.domain.drill_records import DrillRecorded, DrillReport, RestoreReadyPublished
 from steward.domain.protection import ProtectionOutcome, ProtectionShown
 from steward.domain.run_status import RunProgress
 from steward.domain.teardown import TeardownOutcome
@@ -132,3 +135,35 @@ def test_a_report_built_now_is_the_report_recorded_before_but_for_its_links() ->
         confirmed_by=report.confirmed_by,
     )
     same(rebuilt.to_record(), recorded)
+
+
+RSV = ("/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/g/providers/"
+       "Microsoft.RecoveryServices/vaults/v")
+#: ``teardown_reconcile_vault``'s results as the code before wrote them by hand (``{**record, ...}``)
+_BEFORE = {"vaultId": RSV, "instanceId": "teardown-x", "markedAt": "2026-01-05T09:00:00Z",
+           "earlier": {"softDelete": "Enabled"}, "reason": "its teardown no longer runs", "restored": []}
+
+
+@pytest.mark.parametrize("recorded", [
+    {**_BEFORE, "restored": [{"setting": "softDelete", "from": "Disabled", "to": "Enabled", "effect": "set"}],
+     "effect": "reconciled", "marker": "removed"},
+    {**_BEFORE, "effect": "unchanged", "detail": "the marker changed or went since it was read"},
+    {**_BEFORE, "effect": "already-gone"},
+])
+def test_a_reconciliation_result_written_before_reads_and_writes_back_unchanged(recorded: dict[str, Any]) -> None:
+    same(VaultReconciled.from_record(recorded).to_record(), recorded)
+
+
+def test_the_reconciler_writes_the_records_it_wrote_by_hand_before() -> None:
+    marker = TeardownMarker("teardown-x", datetime(2026, 1, 5, 9, tzinfo=UTC), (("softDelete", "Enabled"),))
+    record = reconciliation_record(RSV, marker, "its teardown no longer runs")
+    same(record, _BEFORE)
+    restored = [{"setting": "softDelete", "from": "Disabled", "to": "Enabled", "effect": "failed", "error": "no"}]
+    same(reconciled(record, restored, "kept"), {**_BEFORE, "restored": restored, "effect": "failed", "marker": "kept"})
+
+
+@pytest.mark.parametrize("recorded", [{"published": 1}, {"published": 0}])
+def test_the_restore_ready_publish_result_written_before_reads_and_writes_back_unchanged(
+    recorded: dict[str, Any],
+) -> None:
+    same(RestoreReadyPublished.from_record(recorded).to_record(), recorded)
