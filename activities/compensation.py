@@ -16,6 +16,7 @@ from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
 from steward.domain.compensation import MarkedVault, MarkedVaults, TeardownMarker, VaultReconciled, restore_changes
 from steward.domain.teardown import VaultRef
+from steward.domain.teardown.inputs import MarkedVaultsQuery, VaultToReconcile
 from steward.report.events import reconcile_event
 
 LOG = logging.getLogger("steward.teardown")
@@ -31,7 +32,7 @@ def _markers() -> VaultMarkers:
 def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"markers": [{"vaultId", "marker"}], "gaps": [{"subscriptionId", "error"}]}`` over the subscriptions
     named, else the managed ones."""
-    named = [str(s) for s in payload.get("subscriptions") or []]
+    named = list(MarkedVaultsQuery.from_record(payload).subscriptions)
     subscriptions = named or list(bootstrap.settings().subscriptions)
     markers = _markers()
     found: list[MarkedVault] = []
@@ -61,11 +62,12 @@ def reconciled(record: dict[str, Any], restored: list[dict[str, Any]], marker: s
 @bp.activity_trigger(input_name="payload")
 def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
     """Restore the settings a lost teardown turned off (only ever stronger), remove its marker, publish it."""
-    vault = VaultRef.parse(payload.get("vaultId"))
-    raw = str(payload.get("marker") or "")
+    wanted = VaultToReconcile.from_record(payload)
+    vault = VaultRef.parse(wanted.vault_id)
+    raw = wanted.marker
     marker = TeardownMarker.decode(raw)
     markers = _markers()
-    record = reconciliation_record(vault.id, marker, str(payload.get("reason") or ""))
+    record = reconciliation_record(vault.id, marker, wanted.reason)
     if markers.read(vault) != raw:
         return replace(VaultReconciled.from_record(record), effect="unchanged",
                        detail="the marker changed or went since it was read").to_record()

@@ -40,12 +40,14 @@ from steward.domain.protection_inputs import (
     OperationWatch,
     OutcomesToPublish,
     PolicyCopy,
+    RbacSettleNote,
     ResourceAt,
     ResourceListing,
     RoleGrants,
     StopRetaining,
     SubscriptionsQuery,
     VaultAt,
+    VaultIdentity,
     VaultLoadsQuery,
     VaultSearch,
     VaultToCreate,
@@ -365,9 +367,9 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
 def note_rbac_settle(request: dict[str, Any]) -> dict[str, Any]:
     """Remember (this worker's ARM cache) how long the vault identity's new role assignments took to apply
     (``seconds``; None: the probe ended without finding out), and that no protection is finding it out now."""
-    seconds = request.get("seconds")
+    note = RbacSettleNote.from_record(request)
     BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache()).note_settle(
-        request["principal_id"], None if seconds is None else float(seconds))
+        note.principal_id, None if note.seconds is None else float(note.seconds))
     return {"ok": True}
 
 
@@ -376,7 +378,7 @@ def rbac_settle_state(request: dict[str, Any]) -> dict[str, Any]:
     """What this worker knows of how long the vault identity's new roles take to apply: ``settle_seconds`` (None:
     not known) and whether a protection is finding it out (``probing``)."""
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
-    principal = request["principal_id"]
+    principal = VaultIdentity.from_record(request).principal_id
     return {"settle_seconds": adapter.settle_seconds(principal), "probing": adapter.probing(principal)}
 
 

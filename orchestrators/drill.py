@@ -22,6 +22,7 @@ Deterministic: the time is ``context.current_utc_datetime``; every read and effe
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final
 
@@ -30,6 +31,19 @@ from azure.durable_functions.models.history.HistoryEventType import HistoryEvent
 
 from orchestrators.retrying import Backoff, call_with_backoff
 from steward.domain import drill_flow as flow
+from steward.domain.drill_inputs import (
+    DrillCandidatesQuery,
+    DrillCleanup,
+    DrillGrants,
+    DrillJobRef,
+    DrillOperationLook,
+    DrillReportToRecord,
+    DrillRestoreQuery,
+    DrillRestoreStart,
+    DrillStillThere,
+    DrillTargetStep,
+    RestoreReadyNotice,
+)
 from steward.domain.drill_records import (
     CleanedUp,
     DrillCandidates,
@@ -48,6 +62,7 @@ from steward.domain.drill_records import (
 )
 from steward.domain.drills import DrillBudget, RecoveryPointRef, pick_recovery_point
 from steward.domain.protection_flow import RBAC_PENDING_CODES, rbac_wait
+from steward.domain.protection_inputs import RoleGrant
 from steward.domain.run_status import RunProgress
 
 bp = df.Blueprint()
@@ -91,7 +106,8 @@ class _Drill:
         answer = OperationState(state="running", retry_after=operation.get("retryAfter"))
         for _ in range(MAX_OPERATION_POLLS):
             yield from self.sleep(float(answer.retry_after or 10.0))
-            answer = OperationState.from_record((yield from self.call("drill_operation", {"operation": operation})))
+            answer = OperationState.from_record((yield from self.call(
+                "drill_operation", DrillOperationLook(operation).to_record())))
             if answer.state != "running":
                 return answer
         return OperationState(state="failed", error={"code": "DrillOperationTimeout",
@@ -107,8 +123,8 @@ class _Drill:
         while True:
             if requested and not cancel_sent:
                 cancel_sent = True
-                yield from self.call("drill_cancel_job", {"vaultId": vault_id, "jobId": job_id})
-            job = JobState.from_record((yield from self.call("drill_job", {"vaultId": vault_id, "jobId": job_id})))
+                yield from self.call("drill_cancel_job", DrillJobRef(vault_id, job_id).to_record())
+            job = JobState.from_record((yield from self.call("drill_job", DrillJobRef(vault_id, job_id).to_record())))
             if flow.job_outcome(job.status) is not None:
                 return job, requested, False
             if self.context.current_utc_datetime >= deadline:
@@ -152,8 +168,8 @@ def restore_drill(context: df.DurableOrchestrationContext) -> Generator[Any, Any
         drill = _Drill(context, context.instance_id)
         started = context.current_utc_datetime
         context.set_custom_status(RunProgress("candidates").to_record())
-        found = DrillCandidates.from_record((yield from drill.call("drill_candidates", {
-            "resources": list(request.resources), "subscriptions": list(request.subscriptions)})))
+        found = DrillCandidates.from_record((yield from drill.call("drill_candidates", DrillCandidatesQuery(
+            tuple(request.resources), tuple(request.subscriptions)).to_record())))
         targets = list(found.targets)
         chosen, waiting = flow.choose(targets, _budgets(targets), started, forced=bool(request.resources))
         skipped: list[Any] = list(found.skipped)
@@ -193,7 +209,7 @@ def restore_drill(context: df.DurableOrchestrationContext) -> Generator[Any, Any
     ).to_record()
     context.set_custom_status(RunProgress("record", len(results), len(chosen)).to_record())
     if not request.dry_run:
-        yield from drill.call("drill_record", {"report": report})
+        yield from drill.call("drill_record", DrillReportToRecord(report).to_record())
     context.set_custom_status(RunProgress("done", len(results), len(chosen)).to_record())
     return report
 
@@ -229,12 +245,11 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
                           recorded: list[str]) -> Flow:
     context = drill.context
     workload = _workload(target)
-    given = target.to_record()  # the target as the activities read it
     refusal = flow.refusal(workload, target.datastore)
     if refusal is not None:
         result.update(outcome=flow.Outcome.REFUSED.value, reason=refusal)
         return
-    listed = RecoveryPoints.from_record((yield from drill.call("drill_points", {"target": given})))
+    listed = RecoveryPoints.from_record((yield from drill.call("drill_points", DrillTargetStep(target).to_record())))
     now = context.current_utc_datetime
     points = [RecoveryPointRef(p.id, p.time) for p in listed.points]
     window = None if target.window is None else timedelta(seconds=float(target.window))
@@ -248,7 +263,7 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
     if drill.cancelled:
         return
     prepared = DrillPrepared.from_record((yield from drill.call(
-        "drill_prepare", {"drillId": drill.drill_id, "target": given})))
+        "drill_prepare", DrillTargetStep(target, drill.drill_id).to_record())))
     if not prepared.ok or prepared.group is None:
         result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=prepared.error)
         return
@@ -260,12 +275,12 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
         if made.state != "succeeded":
             result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=made.error)
             return
-    start = {"drillId": drill.drill_id, "target": given, "pointId": point.id, "groupId": group.id,
-             "account": None if account is None else account.to_record()}
+    start = DrillRestoreStart(drill.drill_id, target, point.id, group.id,
+                              None if account is None else account.to_record())
     if workload is not flow.Workload.VM:
         grants = flow.restore_grants(target.type, group.id, account.id if account is not None else None)
-        granted = DrillGranted.from_record((yield from drill.call("drill_grant", {"target": given,
-                                                                                  "grants": grants})))
+        granted = DrillGranted.from_record((yield from drill.call("drill_grant", DrillGrants(
+            target, tuple(RoleGrant(g["role"], g["role_definition_guid"], g["scope"]) for g in grants)).to_record())))
         if not granted.ok:
             result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=granted.error,
                           reason="the Backup vault's identity could not be given its restore role")
@@ -276,7 +291,8 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
         context.set_custom_status(RunProgress("validateRestore", resource_id=target.resource_id).to_record())
         attempt, waited = 0, 0.0
         while True:
-            checked = DrillStarted.from_record((yield from drill.call("drill_start", {**start, "phase": "validate"})))
+            checked = DrillStarted.from_record((yield from drill.call(
+                "drill_start", replace(start, phase="validate").to_record())))
             error = checked.error
             if checked.ok:
                 verdict = yield from drill.follow(checked.operation)
@@ -295,7 +311,7 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
     if drill.cancelled:
         return
     context.set_custom_status(RunProgress("restore", resource_id=target.resource_id).to_record())
-    sent = DrillStarted.from_record((yield from drill.call("drill_start", {**start, "phase": "restore"})))
+    sent = DrillStarted.from_record((yield from drill.call("drill_start", replace(start, phase="restore").to_record())))
     if not sent.ok:
         result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=sent.error)
         return
@@ -315,11 +331,10 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
     result["rtoSeconds"] = flow.seconds_between(job.start_time, job.end_time)
     ended = flow.job_outcome(job.status)
     if ended == "completed":
-        restored = RestoredResources.from_record((yield from drill.call("drill_restored", {
-            "drillId": drill.drill_id, "target": given, "groupId": group.id,
-            "before": list(sent.before) if sent.before else None, "newDiskId": sent.new_disk_id,
-            "jobStart": job.start_time, "jobEnd": job.end_time,
-            "account": None if account is None else account.to_record()})))
+        restored = RestoredResources.from_record((yield from drill.call("drill_restored", DrillRestoreQuery(
+            drill.drill_id, target, group.id, before=tuple(sent.before), new_disk_id=sent.new_disk_id,
+            job_start=job.start_time, job_end=job.end_time,
+            account=None if account is None else account.to_record()).to_record())))
         for item in restored.restored:
             if workload is not flow.Workload.BLOB and str(item["id"]) not in recorded:
                 recorded.insert(0, str(item["id"]))  # restored containers go with the drill's (recorded) account
@@ -360,9 +375,9 @@ def _user_validation(drill: _Drill, target: DrillTarget, result: dict[str, Any])
     restored = [str(r["id"]) for r in result.get("restored") or []] or list(result.get("created") or [])
     context.set_custom_status(RunProgress("validation", resource_id=target.resource_id, wait_until=until.isoformat(),
                                           restored=tuple(restored)).to_record())
-    yield from drill.call("drill_restore_ready", {"drillId": drill.drill_id, "resourceId": target.resource_id,
-                                                  "workload": _workload(target).value, "restored": restored,
-                                                  "waitUntil": until.isoformat()})
+    yield from drill.call("drill_restore_ready", RestoreReadyNotice(
+        drill.drill_id, target.resource_id, _workload(target).value, tuple(restored),
+        wait_until=until.isoformat()).to_record())
     timer = context.create_timer(until)
     while True:
         answer = context.wait_for_external_event(flow.EVENT_VALIDATION)
@@ -389,11 +404,11 @@ def _cleanup(drill: _Drill, result: dict[str, Any], recorded: list[str]) -> Flow
     assignments = [str(i) for i in result.get("vaultRoleAssignments") or []]
     try:
         cleaned = CleanedUp.from_record((yield from drill.call(
-            "drill_cleanup", {"drillId": drill.drill_id, "recorded": recorded})))
+            "drill_cleanup", DrillCleanup(drill.drill_id, tuple(recorded)).to_record())))
         for operation in cleaned.pending:
             yield from drill.follow(operation)
-        remaining = StillThere.from_record((yield from drill.call("drill_remaining",
-                                                                  {"ids": [*recorded, *assignments]})))
+        remaining = StillThere.from_record((yield from drill.call(
+            "drill_remaining", DrillStillThere((*recorded, *assignments)).to_record())))
     except Exception as error:  # noqa: BLE001 - the report says what may be left; the leftovers reconciler is not built yet
         result["cleanupError"] = str(error)[:500]
         result["left"] = list(recorded)

@@ -60,6 +60,14 @@ from steward.domain.teardown import (
     remaining_contents,
     request_approval,
 )
+from steward.domain.teardown.inputs import (
+    OperationToLook,
+    ReportToRecord,
+    SettingToSet,
+    TargetStep,
+    TeardownVault,
+    VaultMarking,
+)
 from steward.domain.teardown.results import (
     ChunkResults,
     OperationLook,
@@ -198,7 +206,7 @@ class Saga:
 
     @property
     def vault_input(self) -> dict[str, Any]:
-        return {"vaultId": self.request.vault_id}
+        return TeardownVault(self.request.vault_id).to_record()
 
     def log(self, message: str, *args: Any) -> None:
         if not self.context.is_replaying:
@@ -484,7 +492,7 @@ def _mark_vault(saga: Saga) -> Flow:
     saga.stop_if_cancelled()
     changes = [c.to_record() for c in saga.plan.setting_changes()]
     result = VaultMarked.from_record((yield saga.activity(
-        "teardown_mark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id, "changes": changes}
+        "teardown_mark_vault", VaultMarking(saga.request.vault_id, saga.context.instance_id, tuple(changes)).to_record()
     )))
     if not result.ok:
         message = (result.refusal or Refusal()).said
@@ -514,7 +522,8 @@ def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str,
         )
         return
     try:
-        yield saga.activity("teardown_unmark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id})
+        yield saga.activity("teardown_unmark_vault",
+                            VaultMarking(saga.request.vault_id, saga.context.instance_id).to_record())
         saga.marker = "none"
     except Exception as error:  # noqa: BLE001 - the report still goes out; the reconciler removes it later
         saga.progress = saga.progress.with_error(f"removing the vault's marker failed: {error}")
@@ -523,7 +532,7 @@ def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str,
 def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
     for change in step.setting_changes:
         while True:
-            payload = {**saga.vault_input, "setting": change.setting, "value": change.to_value}
+            payload = SettingToSet(saga.request.vault_id, change.setting, change.to_value).to_record()
             answer, cancel = yield from saga.unless_cancelled(
                 functools.partial(saga.activity, "teardown_set_setting", payload)
             )
@@ -600,7 +609,7 @@ def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
     for start in range(0, len(targets), size):
         batch = targets[start : start + size]
         tasks = [
-            context.call_activity_with_retry(name, RETRY, {"vaultId": payload.get("vaultId"), "target": target})
+            context.call_activity_with_retry(name, RETRY, TargetStep(str(payload.get("vaultId")), target).to_record())
             for target in batch
         ]
         answers = yield context.task_all(tasks)
@@ -635,9 +644,10 @@ def _await_operations(
         for i in waiting:
             operation = _pending(results[i])
             if operation.get("resend"):
-                tasks.append(context.call_activity_with_retry(name, RETRY, {"vaultId": vault_id, "target": targets[i]}))
+                resent = TargetStep(vault_id, targets[i]).to_record()
+                tasks.append(context.call_activity_with_retry(name, RETRY, resent))
             else:
-                poll = {"vaultId": vault_id, "operation": operation}
+                poll = OperationToLook(vault_id, operation).to_record()
                 tasks.append(context.call_activity_with_retry("teardown_operation_status", RETRY, poll))
         answers = yield context.task_all(tasks)
         succeeded = []
@@ -671,7 +681,7 @@ def _await_operations(
                     context.call_activity_with_retry(
                         "teardown_complete_operation",
                         RETRY,
-                        {"vaultId": vault_id, "target": targets[i], "operation": dict(_pending(results[i]))},
+                        TargetStep(vault_id, targets[i], dict(_pending(results[i]))).to_record(),
                     )
                     for i in succeeded
                 ]
@@ -758,7 +768,7 @@ def _compensate(saga: Saga) -> Flow:
     changes = [c.to_record() for c in saga.progress.changed_settings]
     if changes:
         result = ProtectionsRestored.from_record((yield saga.activity(
-            "teardown_restore_protections", {**saga.vault_input, "changes": changes})))
+            "teardown_restore_protections", VaultMarking(saga.request.vault_id, changes=tuple(changes)).to_record())))
         restored = list(result.restored)
     return restored
 
@@ -805,7 +815,7 @@ def _finish(saga: Saga, outcome: TeardownOutcome, reason: str, restored: list[di
         confirmed_by=saga.confirmed_by,
     )
     stored = ReportStored.from_record((yield saga.activity(
-        "teardown_record_report", {"report": report.to_record(), "name": saga.context.instance_id})))
+        "teardown_record_report", ReportToRecord(report.to_record(), saga.context.instance_id).to_record())))
     saga.status()
     saga.log("teardown finished: %s (%s)", outcome.value, reason)
     return replace(report, links=stored.links()).to_record()

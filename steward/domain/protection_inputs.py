@@ -33,6 +33,7 @@ __all__ = [
     "OperationWatch",
     "OutcomesToPublish",
     "PolicyCopy",
+    "RbacSettleNote",
     "ResourceAt",
     "ResourceListing",
     "RoleGrant",
@@ -40,6 +41,7 @@ __all__ = [
     "StopRetaining",
     "SubscriptionsQuery",
     "VaultAt",
+    "VaultIdentity",
     "VaultLoadsQuery",
     "VaultSearch",
     "VaultToCreate",
@@ -163,6 +165,22 @@ class RoleGrants(Record):
     principal_id: str
     grants: tuple[RoleGrant, ...] = ()
     fresh: bool = field(default=False, metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class VaultIdentity(Record):
+    """``rbac_settle_state``: what this worker knows of how long the roles of this vault identity take to apply."""
+
+    principal_id: str
+
+
+@dataclass(frozen=True)
+class RbacSettleNote(Record):
+    """``note_rbac_settle``: how long the vault identity's new role assignments took to apply (``seconds``; None: the
+    probe ended without finding out)."""
+
+    principal_id: str
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)

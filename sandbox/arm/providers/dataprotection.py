@@ -15,7 +15,9 @@ PUT/GET/DELETE backupPolicies/{p}               200 / 200 / 200 (204 if absent)
 POST validateForBackup                          202 + Azure-AsyncOperation + Location, both location-scoped
                                                 (D-diskrest); final GET on Location -> OperationJobExtendedInfo
 PUT backupInstances/{bi} (new)                  201 + Azure-AsyncOperation (PutBackupInstance.json)
-PUT backupInstances/{bi} (existing)             200
+PUT backupInstances/{bi} (existing)             200; a changed policyInfo (policy, containers): 202 +
+                                                Azure-AsyncOperation + Location + Retry-After, no body
+                                                (PutBackupInstance.json; which update gets which: inferred)
 DELETE backupInstances/{bi}                     202 + Azure-AsyncOperation + Location (DeleteBackupInstance.json)
 POST .../{stopProtection|suspendBackups|        202 + Azure-AsyncOperation + Location
       resumeProtection|resumeBackups}
@@ -687,10 +689,19 @@ class DataProtectionProvider:
             # again - INFERRED (no source says so; Azure's documented remedy is POST .../sync, "retry last failed
             # operation"); any other re-PUT updates it in place
             if update:
+                assert existing is not None
                 if deep:
                     self._require_roles(vault["id"], record["properties"])
                 self.store.put(record)
-                return ok(self.render_instance(record))
+                if record["properties"].get("policyInfo") == existing["properties"].get("policyInfo"):
+                    return ok(self.render_instance(record))
+                # A change of what is backed up (the policy or its parameters, e.g. the blob containers) answers
+                # 202 with Azure-AsyncOperation, Location (the instance's operationResults), Retry-After 60 and NO
+                # body: PutBackupInstance.json's 202. Which PUTs Azure answers so (rather than 200) is INFERRED.
+                op = self.begin(req, kind="instance", complete=None,
+                                async_url=f"{vault['id']}/operationStatus/{{operationId}}",
+                                location_url=f"{instance_id}/operationResults/{{operationId}}")
+                return self.ctx.operations.accept(op, 202)
             record["properties"].update({"provisioningState": "Provisioning",
                                          "currentProtectionState": "ConfiguringProtection",
                                          "protectionStatus": {"status": "ConfiguringProtection"}})

@@ -166,3 +166,26 @@ def test_the_app_modifies_an_instance_with_deep_validation_as_microsofts_client_
     _put_container(estate, account, "new")
     accepted = run({**request, "containers": ["here", "new"]})
     assert accepted.get("ok", True) is not False, accepted
+
+
+def test_a_changed_container_list_is_answered_202_with_headers_and_no_body(estate: Estate) -> None:
+    """PutBackupInstance.json's 202: Azure-AsyncOperation, Location, Retry-After, no body (which update gets it rather
+    than 200 is inferred: here a change of what is backed up; a tags-only re-PUT stays 200)."""
+    rg = estate.group("cont202")
+    vault = make_vault(estate, rg)
+    account = estate.datasource(rg, STORAGE, "c202")
+    for name in ("aaa", "bbb"):
+        _put_container(estate, account, name)
+    vault.grant("Storage Account Backup Contributor", account)
+    vault.protect("bi", _instance_with(vault, account, ["aaa"]))
+    poller = estate.dp.backup_instances.begin_create_or_update(
+        vault.rg, vault.name, "bi", {"properties": _instance_with(vault, account, ["aaa", "bbb"], "DeepValidation")})
+    initial = poller.polling_method()._initial_response.http_response
+    assert initial.status_code == 202 and not initial.content
+    # the wait hint: Retry-After (retry-after-ms at this test's fast clock, sandbox/arm/lro.py)
+    assert {"azure-asyncoperation", "location"} <= {k.lower() for k in initial.headers}
+    assert {"retry-after", "retry-after-ms"} & {k.lower() for k in initial.headers}
+    assert "/backupInstances/bi/operationResults/" in initial.headers["Location"]
+    done = poller.result()
+    assert done.properties.policy_info.policy_parameters.backup_datasource_parameters_list[0].containers_list == [
+        "aaa", "bbb"]
