@@ -33,6 +33,7 @@ While waiting, a progress line is written to stderr when it is a terminal (``--q
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import ssl
@@ -47,7 +48,10 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
-from steward.domain.errors import StewardError
+from steward.domain.drill_records import DrillReport
+from steward.domain.errors import InvalidValue, StewardError
+from steward.domain.protection import ProtectionShown
+from steward.domain.run_status import RunProgress
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -109,6 +113,17 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in text)
 
 
+def on_this_machine(host: str) -> bool:
+    """Whether ``host`` (a URL's host name) is the loopback interface: ``localhost`` or a loopback address
+    (127.0.0.0/8, ::1). A DNS name that only starts like one (``127.0.0.1.example.com``) is not."""
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_transport(api: str) -> None:
     """CliError(2) unless ``api`` is https, or http on the loopback interface: every request carries the caller's
     access token and the function key."""
@@ -116,7 +131,7 @@ def check_transport(api: str) -> None:
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     if scheme == "https" and host:
         return
-    if scheme == "http" and (host in LOOPBACK_HOSTS or host.startswith("127.")):
+    if scheme == "http" and on_this_machine(host):
         return
     if scheme not in ("http", "https") or not host:
         raise CliError(EXIT_USAGE, f"the API must be an http(s) URL, not {printable(api)[:200]!r}")
@@ -197,6 +212,18 @@ def local_stack(state_dir: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) and document.get("api") else None
 
 
+def check_local_api(api: str, state_dir: Path) -> None:
+    """CliError(2) unless the local stack's ``api`` is on this machine. Its file is found from the working directory
+    (``--state-dir``, by default ``var``), which whoever wrote the checkout chose, and the CLI falls back to it when
+    no API is configured: it would get the caller's token and key (``BACKUP_STEWARD_TOKEN``/``_KEY``)."""
+    parts = urllib.parse.urlsplit(api)
+    if parts.scheme.lower() in ("http", "https") and on_this_machine((parts.hostname or "").lower()):
+        return
+    raise CliError(EXIT_USAGE, f"{state_dir / 'local' / 'stack.json'} names the API {printable(api)[:200]!r}, which "
+                   "is not on this machine: a local stack's file is not followed elsewhere (it would get your token "
+                   f"and key); pass --api (or set {ENV_API}) to call a deployed app")
+
+
 def azure_identity_token(audience: str, credential: Any = None) -> str:
     """An access token for the app's registration through azure-identity, as ``az`` users have one: the
     ``DefaultAzureCredential`` chain (environment, workload identity, managed identity, Azure CLI, ...)."""
@@ -224,6 +251,7 @@ def connect(args: argparse.Namespace, env: Mapping[str, str], credential: Any = 
             raise CliError(EXIT_USAGE, f"no API to call: pass --api https://<app>.azurewebsites.net/api or set "
                            f"{ENV_API}; or start the local stack (make local) here")
         api = str(stack["api"])
+        check_local_api(api, Path(args.state_dir))
     key = args.key or env.get(ENV_KEY) or (str((stack or {}).get("keys", {}).get("function") or "") if local else "")
     given = env.get(ENV_TOKEN)
     audience = args.audience or env.get(ENV_AUDIENCE)
@@ -303,12 +331,20 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _phase(status: Mapping[str, Any]) -> str:
+    """The progress line of a run's custom status, read through its record: a drill's or an audit's
+    :class:`RunProgress` (a teardown's status carries its ``phase`` too), a protection's :class:`ProtectionShown`;
+    empty when there is none or it is no such record."""
     custom = status.get("customStatus")
     if not isinstance(custom, dict):
         return ""
-    phase = custom.get("phase") or custom.get("status") or ""
-    done, total = custom.get("done"), custom.get("total")
-    return f"{phase} {done}/{total}" if total is not None else str(phase)
+    try:
+        if custom.get("phase"):
+            progress = RunProgress.from_record(custom)
+            done, total = progress.done, progress.total
+            return f"{progress.phase} {done}/{total}" if total is not None else progress.phase
+        return ProtectionShown.from_record(custom).status.value if custom.get("status") else ""
+    except InvalidValue:
+        return ""
 
 
 def _print_document(out: TextIO, document: Any) -> None:
@@ -461,10 +497,21 @@ def teardown(args: argparse.Namespace, connection: Connection, waiter: Waiter, o
 DRILL_COLUMNS: Final = ("resourceId", "outcome", "rtoSeconds", "reason")
 
 
-def _drill_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if report.get("dryRun"):
-        return [{"resourceId": r, "outcome": "chosen (dry run)"} for r in report.get("chosen") or []]
-    return [dict(r) for r in report.get("results") or [] if isinstance(r, dict)]
+def _drill_rows(report: DrillReport) -> list[dict[str, Any]]:
+    if report.dry_run:
+        return [{"resourceId": r, "outcome": "chosen (dry run)"} for r in report.chosen]
+    return [dict(r) for r in report.results if isinstance(r, dict)]
+
+
+def _drill_report(status: Mapping[str, Any]) -> DrillReport | None:
+    """The drill's report (its orchestration's output) read through its record; None while it runs."""
+    report = status.get("report")
+    if not isinstance(report, dict):
+        return None
+    try:
+        return DrillReport.from_record(report)
+    except InvalidValue as error:
+        raise CliError(EXIT_REFUSED, f"drill {status.get('id')}: its report cannot be read ({error})") from None
 
 
 def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out: TextIO) -> int:
@@ -498,7 +545,7 @@ def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out:
         answer = connection.call("POST", f"/drills/{args.drill_id}/cancel")
         write_rows(out, [{"id": answer.get("id"), "cancelRequested": True}], ("id", "cancelRequested"), args.output)
         return EXIT_OK
-    report = status.get("report") if isinstance(status.get("report"), dict) else None
+    report = _drill_report(status)
     if args.output == "json":
         _print_document(out, status)
     elif report is None:
@@ -508,9 +555,9 @@ def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out:
         write_rows(out, _drill_rows(report), DRILL_COLUMNS, args.output)
     if args.action == "status":
         return EXIT_OK
-    if status.get("runtimeStatus") != "Completed" or report is None or report.get("cancelled"):
+    if status.get("runtimeStatus") != "Completed" or report is None or report.cancelled:
         return EXIT_REFUSED
-    failed = [r for r in report.get("results") or [] if str(r.get("outcome")) != "Succeeded"]
+    failed = [r for r in report.results if str(r.get("outcome")) != "Succeeded"]
     return EXIT_REFUSED if failed else EXIT_OK
 
 

@@ -14,7 +14,12 @@ Each entry lives ``STEWARD_ARM_CACHE_SECONDS`` at most (0: no cache) and is drop
   (``vault_loads``: protections choosing at the same moment in this worker see it), dropped when Azure refuses a
   protection there (full, or the cached answers were stale) or the app asks for fresh counts after such a refusal;
 * a granted role - when a validation still says the vault's identity lacks permissions after the RBAC wait
-  ran out (someone may have removed the assignment).
+  ran out (someone may have removed the assignment);
+* how long a vault identity's new role assignments last took to apply (``protection_flow.rbac_settle_seconds``) -
+  replaced by a longer time when a protection that waited it was still refused; each use keeps it another
+  lifetime, so it shortens only after a lifetime without Backup-vault protections (a stale, too long wait costs
+  latency, a too short one a refused validation); and, while nothing is known, which protection finds it out
+  (the probe: dropped when it noted the time or ended without one).
 
 Changes others make (a vault deleted by hand, a role assignment removed) reach the app through no event: the
 Event Grid filter (``infra/event-filters.json``) passes only what the classifier acts on. The lifetime bounds
@@ -75,6 +80,18 @@ class ArmCache:
             self._entries[key] = (found[0], change(found[1]))
             return True
 
+    def claim(self, key: tuple[Hashable, ...], value: Any) -> bool:
+        """Put ``value`` under ``key`` unless a live entry is there (atomically); whether it was put. With the cache
+        off every claim succeeds (nothing is shared)."""
+        if not self.enabled:
+            return True
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] > self._now():
+                return False
+            self._entries[key] = (self._now() + self.seconds, value)
+            return True
+
     def drop(self, *prefix: Hashable) -> int:
         """Forget every entry whose key starts with ``prefix``; how many were dropped."""
         with self._lock:
@@ -104,6 +121,16 @@ def policy_key(vault_id: str, policy_name: str) -> tuple[str, str, str]:
 
 def role_key(principal_id: str, role_definition_guid: str, scope: str) -> tuple[str, str, str, str]:
     return ("role", principal_id.lower(), role_definition_guid.lower(), scope.lower())
+
+
+def settle_key(principal_id: str) -> tuple[str, str]:
+    """How long ``principal_id``'s new role assignments last took to apply (seconds)."""
+    return ("rbac-settle", principal_id.lower())
+
+
+def probe_key(principal_id: str) -> tuple[str, str]:
+    """A protection of this worker is finding out how long ``principal_id``'s new role assignments take to apply."""
+    return ("rbac-probe", principal_id.lower())
 
 
 #: the cache adapters use when none is given (tests, the CLI): off

@@ -19,7 +19,9 @@ from azure.core.rest import HttpRequest
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, NotFound, translate
+from steward.cloud.throttle import retry_after
 from steward.domain.drill_flow import DRILL_GROUP_TAG, DRILL_TAG
+from steward.domain.drill_records import JobError
 
 API: Final[dict[str, str]] = {
     "microsoft.recoveryservices": "2025-02-01",
@@ -65,16 +67,6 @@ def job_name(job_id: Any) -> str | None:
 
 def _headers(response: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items()}
-
-
-def retry_after(headers: Mapping[str, str]) -> float:
-    """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
-    try:
-        if "retry-after-ms" in headers:
-            return max(1.0, float(headers["retry-after-ms"]) / 1000)
-        return max(1.0, float(headers.get("retry-after", "10")))
-    except ValueError:
-        return 10.0
 
 
 def _listed_containers(props: Mapping[str, Any]) -> list[str]:
@@ -214,11 +206,10 @@ class DrillOps:
         body = self._json("GET", f"{vault_id}/backupJobs/{job_id}") or {}
         props = body.get("properties") or {}
         errors = props.get("errorDetails") or []
-        error = errors[0] if errors else {}
+        error = errors[0] if errors and isinstance(errors[0], Mapping) else None
         return {"status": props.get("status") or "", "startTime": props.get("startTime"),
                 "endTime": props.get("endTime"),
-                "error": {"code": error.get("errorCode") or error.get("code"),
-                          "message": error.get("errorString") or error.get("message")} if error else None}
+                "error": None if error is None else JobError.of_azure(error).to_record()}
 
     def group_disks(self, group_id: str) -> list[dict[str, Any]]:
         disks = self._list(f"{group_id}/providers/Microsoft.Compute/disks?api-version={API['microsoft.compute/disks']}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -209,11 +209,17 @@ class _VaultAdapter:
         wanted = normalise_region(region)
         return [v for v in found if v.location == wanted]
 
-    def cached_policy_id(self, vault_id: str, policy_name: str, read: Callable[[], str | None]) -> str | None:
+    def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
+        """The policy's ARM id (None when the vault has none of that name), read by :meth:`policy` and cached while
+        fresh."""
         key = arm_cache.policy_key(vault_id, policy_name)
         found: str | None = self._cache.get(key)
         if found is None:
-            found = read()
+            policy = self.policy(vault_id, policy_name)
+            found = None if policy is None else str(policy["id"])
             self._cache.put(key, found)
         return found
 
@@ -314,21 +320,6 @@ class RecoveryServicesProtection(_VaultAdapter):
         except NotFound:
             return None
         return wire(found)
-
-    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
-        vault = vault_address(vault_id)
-
-        def read() -> str | None:
-            try:
-                with azure_errors():
-                    policy = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
-                        vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
-                    )
-            except NotFound:
-                return None
-            return str(wire(policy)["id"])
-
-        return self.cached_policy_id(vault_id, policy_name, read)
 
     def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
         """The policy as Azure answers it (``ProtectionPolicies_Get``), or None when the vault has none of that name."""
@@ -567,23 +558,6 @@ class BackupVaultProtection(_VaultAdapter):
             pages = self._clients.data_protection(subscription_id).backup_vaults.get_in_subscription()
             return [_vault_facts(wire(v), VaultKind.BACKUP) for v in pages]
 
-    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
-        vault = vault_address(vault_id)
-
-        def read() -> str | None:
-            try:
-                with azure_errors():
-                    policy = self._clients.data_protection(vault.subscription_id).backup_policies.get(
-                        resource_group_name=vault.resource_group,
-                        vault_name=vault.name,
-                        backup_policy_name=policy_name,
-                    )
-            except NotFound:
-                return None
-            return str(wire(policy)["id"])
-
-        return self.cached_policy_id(vault_id, policy_name, read)
-
     def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
         """The policy as Azure answers it (``BackupPolicies_Get``), or None when the vault has none of that name."""
         vault = vault_address(vault_id)
@@ -645,6 +619,29 @@ class BackupVaultProtection(_VaultAdapter):
 
     def forget_roles(self, principal_id: str) -> None:
         self._cache.drop("role", principal_id.lower())
+
+    def settle_seconds(self, principal_id: str) -> float | None:
+        """How long the identity's new role assignments last took to apply, as noted (:meth:`note_settle`); reading
+        it keeps it for another cache lifetime (it is in use). None: nothing noted within the cache's lifetime."""
+        key = arm_cache.settle_key(principal_id)
+        seconds = self._cache.get(key)
+        if seconds is not None:
+            self._cache.put(key, seconds)
+        return None if seconds is None else float(seconds)
+
+    def claim_probe(self, principal_id: str) -> bool:
+        """Whether the caller is the one protection of this worker to find out how long the identity's new roles
+        take to apply (nothing noted yet, no other protection finding it out)."""
+        return self._cache.claim(arm_cache.probe_key(principal_id), True)
+
+    def probing(self, principal_id: str) -> bool:
+        return bool(self._cache.get(arm_cache.probe_key(principal_id)))
+
+    def note_settle(self, principal_id: str, seconds: float | None) -> None:
+        """Note how long the identity's new roles took to apply (None: the probe ended without finding out)."""
+        if seconds is not None:
+            self._cache.put(arm_cache.settle_key(principal_id), float(seconds))
+        self._cache.drop(*arm_cache.probe_key(principal_id))
 
     def validate(self, vault_id: str, instance: dict[str, Any]) -> dict[str, Any]:
         """``POST validateForBackup``; returns as soon as Azure accepted it: ``{"operation": the URL of its status
@@ -719,8 +716,10 @@ class BackupVaultProtection(_VaultAdapter):
         timers and reads the instance back when it ended (the verification)."""
         vault = vault_address(vault_id)
         accepted: dict[str, str] = {}
+        statuses: list[int] = []
 
         def keep_headers(response: Any) -> None:
+            statuses.append(int(response.http_response.status_code))
             accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
 
         with azure_errors():
@@ -732,7 +731,15 @@ class BackupVaultProtection(_VaultAdapter):
                 polling=False,
                 raw_response_hook=keep_headers,
             )
-            answered = poller.result()  # no polling: what the PUT itself answered
+            try:
+                answered = poller.result()  # no polling: what the PUT itself answered
+            except ValueError:
+                # Azure may answer 202 with the operation's headers and NO body (S-DP 2025-07-01
+                # PutBackupInstance.json); the generated code decodes the body regardless (azure-mgmt-dataprotection
+                # 2.2.0 get_long_running_output: response.json()). The operation is followed; nothing to read here.
+                if statuses[-1:] != [202]:
+                    raise
+                answered = None
         return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
                 "retry_after": _retry_after_seconds(accepted),
                 "instance": wire(answered) if answered is not None else {}}

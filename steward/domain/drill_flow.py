@@ -373,6 +373,20 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
 CREATED_SLACK: Final = timedelta(minutes=5)
 
 
+#: the ``creationData.createOption`` values a disk restored from an Azure VM backup can carry (lower case): Compute's
+#: ``Restore`` ("Create a new disk by copying from a backup recovery point"; OBSERVED on disks restored from the
+#: snapshot tier, hashicorp/terraform-provider-azurerm#3421, #16274), and, INFERRED for a restore from the vault tier
+#: alone (its data is copied to the staging account first, ``backup/backup-azure-arm-restore-vms.md``; no source
+#: shows such a disk), ``Import`` ("importing from a blob specified by a sourceUri in a storage account") and its
+#: Trusted Launch / Confidential VM form ``ImportSecure``. docs/azure-facts.md, "Restore drills".
+RESTORED_DISK_CREATE_OPTIONS: Final = frozenset({"restore", "import", "importsecure"})
+
+
+def made_by_a_restore(create_option: object) -> bool:
+    """Whether a disk whose ``creationData.createOption`` is ``create_option`` can be one a VM restore created."""
+    return str(create_option or "").lower() in RESTORED_DISK_CREATE_OPTIONS
+
+
 def created_during(created: str | None, job_start: str | None, job_end: str | None) -> bool:
     """Whether a disk created at ``created`` can be the work of a restore job that ran from ``job_start`` to
     ``job_end`` (+ :data:`CREATED_SLACK`). Unknown times do not exclude it."""

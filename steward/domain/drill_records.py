@@ -1,7 +1,8 @@
 """The ``restore_drill`` orchestration's records on the one record codec (``steward/domain/records.py``): its input,
-a drill target, and each activity result it reads (``activities/drill.py`` writes them, ``orchestrators/drill.py``
-reads them). The keys are the ones these results had before they were records (camelCase already), so a drill
-in flight replays its history unchanged (``tests/orchestrators/test_drill_records.py``).
+a drill target, each activity result it reads (``activities/drill.py`` writes them, ``orchestrators/drill.py``
+reads them) and its output, the drill's report (:class:`DrillReport`). The keys are the ones these results had
+before they were records (camelCase already), so a drill in flight replays its history unchanged
+(``tests/orchestrators/test_drill_records.py``).
 
 What Azure answered and the drill only passes on (an operation to follow, a job's error, the restored disks'
 sizes) travels inside them as it came.
@@ -24,12 +25,16 @@ __all__ = [
     "DrillCarried",
     "DrillGranted",
     "DrillPrepared",
+    "DrillRecorded",
+    "DrillReport",
     "DrillRequest",
     "DrillStarted",
     "DrillTarget",
+    "JobError",
     "JobState",
     "OperationState",
     "RecoveryPoints",
+    "RestoreReadyPublished",
     "RestoredResources",
     "StillThere",
     "Workload",
@@ -203,13 +208,37 @@ class OperationState(Record):
 
 
 @dataclass(frozen=True)
+class JobError(Record):
+    """A backup job's first error as Azure gave it. ``code`` keeps Azure's type: a Recovery Services job's
+    ``errorDetails[].errorCode`` is an integer (``AzureIaaSVMErrorInfo``; its text is ``errorString``), a Backup
+    vault job's ``errorDetails[].code`` a string (``UserFacingError``, with ``message``); docs/azure-facts.md."""
+
+    code: int | str | None = None
+    message: str | None = None
+
+    @classmethod
+    def of_azure(cls, error: Mapping[str, Any]) -> JobError:
+        """From either service's error object; a code of any other JSON type is kept as its text (never a crash)."""
+        code = error["errorCode"] if error.get("errorCode") is not None else error.get("code")
+        if isinstance(code, bool) or not isinstance(code, int | str | None):
+            code = str(code)
+        message = error.get("errorString") if error.get("errorString") is not None else error.get("message")
+        return cls(code=code, message=None if message is None else str(message))
+
+
+@dataclass(frozen=True)
 class JobState(Record):
     """``drill_job``'s result: the restore job's status, times (its RTO) and error."""
 
     status: str = ""
     start_time: str | None = None
     end_time: str | None = None
-    error: Mapping[str, Any] | None = None
+    error: JobError | None = None
+
+    @property
+    def error_record(self) -> dict[str, Any] | None:
+        """The error as the drill's result and events carry it (``{"code", "message"}``), or None."""
+        return None if self.error is None else self.error.to_record()
 
 
 @dataclass(frozen=True)
@@ -233,3 +262,40 @@ class StillThere(Record):
     """``drill_remaining``'s result: the recorded ids that still exist."""
 
     remaining: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrillReport(Record):
+    """``restore_drill``'s output and the report ``drill_record`` stores: the drill, when it ran, who asked, the
+    targets chosen, waiting and skipped, each drilled resource's result and the outcomes counted. A result (what
+    was restored, validated, deleted and left, its RTO) travels as the drill wrote it."""
+
+    id: str
+    started_at: datetime = field(metadata={"keep_offset": True})
+    ended_at: datetime = field(metadata={"keep_offset": True})
+    dry_run: bool = False
+    requested_by: str | None = None
+    cancelled: bool = False
+    chosen: tuple[str, ...] = ()
+    waiting: tuple[Any, ...] = ()
+    skipped: tuple[Any, ...] = ()
+    results: tuple[Any, ...] = ()
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrillRecorded(Record):
+    """``drill_record``'s result: the outcome events made and published, and where the report was stored."""
+
+    events: int
+    published: int = 0
+    report: str = ""
+    json_url: str | None = None
+    html_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoreReadyPublished(Record):
+    """``drill_restore_ready``'s result: how many ``RestoreReady`` events went out (one, or none without a topic)."""
+
+    published: int = 0

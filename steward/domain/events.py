@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias, TypeVar
 
 from steward.domain.errors import InvalidEvent, InvalidRecord, InvalidResourceId, InvalidValue
 from steward.domain.ids import ResourceId, is_subscription_guid
@@ -171,42 +171,74 @@ class _FromEvent:
 
 class _IntentRecord(_FromEvent, Record):
     """An intent's record: the codec's (camelCase keys, ``origin`` nested) with its ``kind`` first, which
-    :func:`intent_from_record` dispatches on."""
+    :func:`intent_from_record` dispatches on (each intent's ``kind`` is its record's tag, ``type_name``)."""
 
     kind: ClassVar[str]
     tag_key: ClassVar[str] = "kind"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            cls.type_name = cls.kind
 
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
+class _ActingIntent(_IntentRecord):
+    """An intent that starts an orchestration about one resource, under the deterministic instance id
+    ``<instance_prefix>:<h(resource)>`` (every event of the resource collapses onto one instance) or, where
+    ``per_event``, ``<instance_prefix>:<h(resource, event id)>`` (one per event; redeliveries keep the event id,
+    and the caller chooses no part of it)."""
+
+    instance_prefix: ClassVar[str]
+    per_event: ClassVar[bool] = False
+
+    if TYPE_CHECKING:  # a field or a property of each intent (a property here would be the fields' default)
+
+        @property
+        def resource_id(self) -> ResourceId: ...
+
+    @property
+    def instance_id(self) -> str:
+        if self.per_event:
+            return f"{self.instance_prefix}:{_digest(self.resource_id.key, self.origin.event_id.lower())}"
+        return f"{self.instance_prefix}:{_digest(self.resource_id.key)}"
+
+
+class _VaultIntent(_ActingIntent):
+    """An intent about a vault (``vault_id``, a field of each): the vault is its resource."""
+
+    vault_id: ResourceId
+
+    @property
+    def resource_id(self) -> ResourceId:
+        return self.vault_id
+
+
 @dataclass(frozen=True)
-class ProtectResource(_IntentRecord):
+class ProtectResource(_ActingIntent):
     """A supported resource (VM, managed disk, storage account, PostgreSQL flexible server) was created or
     updated: make sure it is protected as the rules say."""
 
     kind: ClassVar[str] = "protect"
-    type_name: ClassVar[str | None] = kind
+    instance_prefix: ClassVar[str] = "protect"
     resource_id: ResourceId
     origin: EventOrigin
     #: a move's child run: its parent publishes the lineage, so this run publishes nothing (absent: False)
     quiet: bool = field(default=False, metadata={"omit_default": True})
 
-    @property
-    def instance_id(self) -> str:
-        return f"protect:{_digest(self.resource_id.key)}"
-
 
 @dataclass(frozen=True)
-class ContainerCreated(_IntentRecord):
+class ContainerCreated(_ActingIntent):
     """A blob container was created (or written) in a storage account: a vaulted backup of the account covers
     only the containers it lists, so the list may have to gain it. ``resource_id`` is the storage account: every
     container of one account collapses onto one instance (``containers:<h(account)>``), which reads the
     account's containers afresh, so one run covers the containers created meanwhile."""
 
     kind: ClassVar[str] = "container"
-    type_name: ClassVar[str | None] = kind
+    instance_prefix: ClassVar[str] = "containers"
     container_id: ResourceId
     origin: EventOrigin
 
@@ -216,10 +248,6 @@ class ContainerCreated(_IntentRecord):
         account = account.parent if account is not None else None
         return account if account is not None else self.container_id
 
-    @property
-    def instance_id(self) -> str:
-        return f"containers:{_digest(self.resource_id.key)}"
-
     def to_record(self) -> dict[str, Any]:
         """The codec's record with the account (``resourceId``, derived) before ``origin``, as before the codec."""
         record = super().to_record()
@@ -228,22 +256,20 @@ class ContainerCreated(_IntentRecord):
 
 
 @dataclass(frozen=True)
-class ResourceGone(_IntentRecord):
-    """A supported resource was deleted: apply its on-delete choice (retain data, or leave it)."""
+class ResourceGone(_ActingIntent):
+    """A supported resource was deleted: apply its on-delete choice (retain data, or leave it). Its prefix is not
+    ``protect``: a delete after a create never collapses onto the create."""
 
     kind: ClassVar[str] = "gone"
-    type_name: ClassVar[str | None] = kind
+    instance_prefix: ClassVar[str] = "gone"
     resource_id: ResourceId
     origin: EventOrigin
 
-    @property
-    def instance_id(self) -> str:
-        return f"gone:{_digest(self.resource_id.key)}"
-
 
 @dataclass(frozen=True)
-class ResourcesMoved(_IntentRecord):
-    """Resources were moved OUT of ``source_group`` (``moveResources`` on the source group succeeded).
+class ResourcesMoved(_ActingIntent):
+    """Resources were moved OUT of ``source_group`` (``moveResources`` on the source group succeeded): one instance
+    per move event.
 
     The event names only the source group: it carries neither the ids that moved nor the target group or
     subscription (docs/azure-facts.md, "Subscription events": the move body is not in the event). Whoever
@@ -252,18 +278,14 @@ class ResourcesMoved(_IntentRecord):
     """
 
     kind: ClassVar[str] = "moved"
-    type_name: ClassVar[str | None] = kind
+    instance_prefix: ClassVar[str] = "moved"
+    per_event: ClassVar[bool] = True
     source_group: ResourceId
     origin: EventOrigin
 
     @property
     def resource_id(self) -> ResourceId:
         return self.source_group
-
-    @property
-    def instance_id(self) -> str:
-        """One per move event (redeliveries keep the id): the caller chooses no part of it."""
-        return f"moved:{_digest(self.source_group.key, self.origin.event_id.lower())}"
 
     @property
     def legacy_instance_id(self) -> str:
@@ -274,44 +296,29 @@ class ResourcesMoved(_IntentRecord):
 
 
 @dataclass(frozen=True)
-class VaultDeleteFailed(_IntentRecord):
+class VaultDeleteFailed(_VaultIntent):
     """Deleting a Recovery Services vault or a Backup vault failed: a candidate teardown request (the
-    teardown saga still needs an approved plan and an allowed principal)."""
+    teardown saga still needs an approved plan and an allowed principal). One instance per failed delete event
+    (the teardown it may start has its own id: ``teardown.instance_id_for``)."""
 
     kind: ClassVar[str] = "vault-delete-failed"
-    type_name: ClassVar[str | None] = kind
+    instance_prefix: ClassVar[str] = "vault-delete-failed"
+    per_event: ClassVar[bool] = True
     vault_id: ResourceId
     origin: EventOrigin
 
-    @property
-    def resource_id(self) -> ResourceId:
-        return self.vault_id
-
-    @property
-    def instance_id(self) -> str:
-        """One per failed delete event (the teardown it may start has its own id: ``teardown.instance_id_for``)."""
-        return f"vault-delete-failed:{_digest(self.vault_id.key, self.origin.event_id.lower())}"
-
 
 @dataclass(frozen=True)
-class TeardownRequested(_IntentRecord):
+class TeardownRequested(_VaultIntent):
     """Our custom event: ``requester`` asks to tear down ``vault_id``. A request, never an approval: the
     ``plan_fingerprint`` it may name is kept for the record only (``steward.domain.teardown`` ignores it)."""
 
     kind: ClassVar[str] = "teardown"
-    type_name: ClassVar[str | None] = kind
+    instance_prefix: ClassVar[str] = "teardown"
     vault_id: ResourceId
     requester: str
     plan_fingerprint: str | None
     origin: EventOrigin
-
-    @property
-    def resource_id(self) -> ResourceId:
-        return self.vault_id
-
-    @property
-    def instance_id(self) -> str:
-        return f"teardown:{_digest(self.vault_id.key)}"
 
 
 @dataclass(frozen=True)
@@ -319,7 +326,6 @@ class Ignored(_IntentRecord):
     """An event we deliberately do not act on, and why."""
 
     kind: ClassVar[str] = "ignored"
-    type_name: ClassVar[str | None] = kind
     reason: str
     origin: EventOrigin
     resource_id: ResourceId | None = None

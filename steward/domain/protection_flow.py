@@ -6,6 +6,7 @@ returned (resource facts, vault lists, backup status, results) and act on what c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Any, Final
 
 from steward.domain import rules, workloads
 from steward.domain.errors import SERVER_SIDE_CODES
+from steward.domain.events import ProtectResource, ResourcesMoved
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import aware_time
 from steward.domain.protection import (
@@ -22,6 +24,7 @@ from steward.domain.protection import (
     ProtectionOutcome,
     ProtectionRef,
 )
+from steward.domain.protection_inputs import RoleGrant, VaultSearch, VaultToCreate
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
 from steward.domain.records import Record
 from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, app_created, capacity_refusal
@@ -94,14 +97,14 @@ def not_protected_status(decision: rules.OptOut | rules.Unsupported) -> OutcomeS
     return OutcomeStatus.OPTED_OUT if decision.basis is None else _OPT_OUT_STATUS[decision.basis]
 
 
-def vault_search(decision: rules.Protect) -> dict[str, str]:
+def vault_search(decision: rules.Protect) -> VaultSearch:
     """Where to look for candidate vaults: the kind, subscription and region the decision allows."""
     target = decision.vault
     if isinstance(target, rules.ExplicitVault):
         subscription = target.vault_id.subscription_id
     else:
         subscription = target.subscription_id
-    return {"kind": decision.vault_kind.value, "subscription_id": subscription, "region": target.region}
+    return VaultSearch(kind=decision.vault_kind, subscription_id=subscription, region=target.region)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class SetStep:
 
     reason: str
     vault: VaultRecord | None = None
-    create: Mapping[str, Any] | None = None
+    create: VaultToCreate | None = None
     fallback: VaultRecord | None = None
 
 
@@ -216,9 +219,11 @@ def choose_in_set(
         left_out = "; ".join(f"{i.name}: {', '.join(why)}" for i, why in sorted(short.items()))
         choice = replace(choice, reason=f"{choice.reason} (left out for rule {decision.rule!r}'s required vault "
                                         f"settings: {left_out})")
-    create = {"kind": target.vault_kind.value, "subscription_id": target.subscription_id, "region": target.region,
-              "resource_group": choice.create.resource_group, "name": choice.create.name,
-              "tags": dict(choice.create.tags), **created_settings(decision)}
+    settings = created_settings(decision)
+    create = VaultToCreate(kind=target.vault_kind, subscription_id=target.subscription_id, region=target.region,
+                           resource_group=choice.create.resource_group, name=choice.create.name,
+                           tags=dict(choice.create.tags), always_on=settings.get("always_on", False),
+                           immutable=settings.get("immutable", False))
     fallback = by_id[choice.fallback] if choice.fallback is not None else None
     return SetStep(choice.reason, create=create, fallback=fallback)
 
@@ -265,7 +270,7 @@ def set_spill_reason(step: SetStep, made: Mapping[str, Any] | None) -> str:
         return f"{step.reason}: created its next vault {made['vault']['id']}"
     if made is not None and made.get("ok"):
         made = None  # it existed, and was counted like the others
-    refused = "" if made is None else f" (creating {step.create and step.create.get('name')} was not done: " \
+    refused = "" if made is None else f" (creating {step.create and step.create.name} was not done: " \
         f"{made.get('code')}: {made.get('message')})"
     if step.fallback is not None:
         return f"{step.reason}{refused}; {step.fallback.id} still has room below Azure's limit"
@@ -565,6 +570,69 @@ def rbac_wait(attempt: int, waited: float) -> int | None:
     return wait
 
 
+#: while one protection of the worker finds out how long new role assignments take to apply (the probe), the
+#: others whose grants created roles look this often whether it did (an activity, no Azure request)
+RBAC_PROBE_POLL_SECONDS: Final = 30
+
+
+def rbac_settle_seconds(granted: Mapping[str, Any]) -> int | None:
+    """Seconds to wait (durable timer) between granting roles and the first validation: when this grant created
+    a role assignment, what the worker last saw new assignments take to apply (``grant_vault_roles``'s
+    ``settle_seconds``, noted through :func:`rbac_note`), at most ``RBAC_REGRANT_SECONDS``; None: not known, or
+    nothing to wait for (nothing created, or the roles applied at once).
+
+    Why (issue 15): a validation sent before the roles apply is refused and costs a POST from ARM's write bucket;
+    in a burst of Backup-vault resources those POSTs (two per resource at the sandbox's 3-minute propagation) set
+    the rate. Waiting what the last protection needed sends the first validation when it is likely to pass, at
+    the same latency. (Microsoft's ``Set-AzDataProtectionMSIPermission`` waits a fixed 60 s after assigning the
+    vault's roles: "Waiting for 60 seconds for roles to propagate", Azure/azure-powershell
+    ``src/DataProtection/help/Set-AzDataProtectionMSIPermission.md``.)"""
+    seconds = granted.get("settle_seconds")
+    if not granted.get("created") or not seconds:
+        return None
+    return min(max(1, int(seconds)), RBAC_REGRANT_SECONDS)
+
+
+def rbac_awaits_probe(granted: Mapping[str, Any]) -> bool:
+    """This grant created roles, the worker does not know how long they take to apply, and another protection is
+    finding out (``probe`` false): look every ``RBAC_PROBE_POLL_SECONDS`` (``rbac_settle_state``) instead of sending
+    validations Azure would refuse. ``probe`` is absent from the results of the code before."""
+    return bool(granted.get("created")) and granted.get("settle_seconds") is None and granted.get("probe") is False
+
+
+def rbac_after_poll(state: Mapping[str, Any], elapsed: float) -> float | None:
+    """After a look at the worker's ``rbac_settle_state``, ``elapsed`` seconds after the grant: the seconds still
+    to wait before validating (0: validate now), or None: look again. Validates at once when nobody is finding out
+    any more without a time (the probe failed, or ran on another worker), or when the wait reached the documented
+    bound."""
+    seconds = state.get("settle_seconds")
+    if seconds is not None:
+        return max(0.0, min(float(seconds), RBAC_REGRANT_SECONDS) - elapsed)
+    if not state.get("probing") or elapsed + RBAC_PROBE_POLL_SECONDS > RBAC_REGRANT_SECONDS:
+        return 0.0
+    return None
+
+
+def rbac_note(granted: Mapping[str, Any], refused: int, accepted_after: float | None,
+              polled: float | None = None) -> dict[str, Any] | None:
+    """What ``note_rbac_settle`` is told once the resource was validated (None: no call): the time from the grant
+    to the validation that passed (``accepted_after``; None: none passed), when the grant created a role and
+    this protection was the probe (always: it ends the probe, with or without a time) or was refused at least
+    once (the roles' delay was seen); the time it waited for, when it learned it from a look (``polled``) and
+    passed at once (the worker that answered the look may not be the one the next grant runs on: this spreads
+    it). None for a grant result of the code before (no ``settle_seconds``: its history has no such call)."""
+    if "settle_seconds" not in granted or not granted.get("created"):
+        return None
+    seen = None if accepted_after is None else min(max(0, math.ceil(accepted_after)), RBAC_REGRANT_SECONDS)
+    if granted.get("probe"):
+        return {"seconds": seen}
+    if refused >= 1 and seen is not None:
+        return {"seconds": seen}
+    if polled is not None and seen is not None:
+        return {"seconds": min(max(0, math.ceil(polled)), RBAC_REGRANT_SECONDS)}
+    return None
+
+
 def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:
     """The refusal, with the reason that the wait for RBAC propagation ran out."""
     minutes = int(waited // 60)
@@ -660,7 +728,7 @@ def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any
                    f"({seen}), {how} each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
 
 
-def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[dict[str, str]]:
+def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[RoleGrant]:
     """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
@@ -676,26 +744,25 @@ def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[dic
     if not identity.principal_id:
         raise ValueError(f"the Backup vault {identity.id} has no managed identity")
     return [
-        {"role": r.role_name, "role_definition_guid": r.role_definition_guid, "scope": scopes[r.scope]}
+        RoleGrant(role=r.role_name, role_definition_guid=r.role_definition_guid, scope=str(scopes[r.scope]))
         for r in workload.roles
     ]
 
 
-def lists_account_containers(request: Mapping[str, Any]) -> bool:
+def lists_account_containers(decision: rules.ProtectionDecision) -> bool:
     """Vaulted blob backup under a rule that names no containers: "every container found at protect time"
     (``DatastoreOptions.blob_containers``), so the account's containers must be listed before the PUT."""
-    decision = rules.decision_from_record(request["decision"])
     return (isinstance(decision, rules.Protect) and workloads.workload_for(decision.resource_type) is workloads.BLOB
             and decision.datastore.blob_tier is rules.BlobTier.VAULTED and not decision.datastore.blob_containers)
 
 
 def backup_instance_body(
-    request: Mapping[str, Any], policy_id: str, containers: Sequence[str] | None = None
+    facts: Facts, decision: rules.ProtectionDecision, policy_id: str, containers: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource. ``containers``:
-    vaulted blobs, the containers found in the account (:func:`lists_account_containers`)."""
-    facts = ResourceRecord.read(request["facts"])
-    decision = rules.decision_from_record(request["decision"])
+    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource (``facts``: its
+    ``describe_resource`` record). ``containers``: vaulted blobs, the containers found in the account
+    (:func:`lists_account_containers`)."""
+    facts = ResourceRecord.read(facts)
     if not isinstance(decision, rules.Protect):
         raise ValueError("a backup instance needs a protect decision")
     workload = workloads.workload_for(decision.resource_type)
@@ -880,9 +947,10 @@ def still_unaccounted(unmatched: Iterable[ProtectionRef], now: Iterable[Protecti
     return [r for r in unmatched if r.item_id.lower() in active]
 
 
-def protect_intent_for(match: MoveMatch, parent: Mapping[str, Any]) -> dict[str, Any]:
-    """The protect_resource input for a moved resource (quiet: the parent publishes the lineage)."""
-    return {"kind": "protect", "resourceId": match.new_resource_id, "origin": parent.get("origin"), "quiet": True}
+def protect_intent_for(match: MoveMatch, parent: ResourcesMoved) -> ProtectResource:
+    """The protect_resource intent for a moved resource: the move event's origin, quiet (the parent publishes the
+    lineage)."""
+    return ProtectResource(resource_id=ResourceId.parse(match.new_resource_id), origin=parent.origin, quiet=True)
 
 
 def same_item(outcome: ProtectionOutcome, old: ProtectionRef) -> bool:

@@ -142,6 +142,11 @@ class _Codec:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InvalidValue(f"field {self.key!r} must be a list of strings")
             return tuple(value)
+        if hint == tuple[str, ...] | None:
+            value = record.get(self.key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                raise InvalidValue(f"field {self.key!r} must be a list of strings or null")
+            return None if value is None else tuple(value)
         listed = _listed(hint)
         if listed is not None:
             value = record.get(self.key) or []
@@ -164,6 +169,11 @@ class _Codec:
             if value is not None and not isinstance(value, Mapping):
                 raise InvalidValue(f"field {self.key!r} must be an object or null (got {type(value).__name__})")
             return None if value is None else dict(value)
+        if hint == int | str | None:  # a value Azure types differently by service (a job error's code), kept as given
+            value = record.get(self.key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | str)):
+                raise InvalidValue(f"field {self.key!r} must be an integer, a string or null (got {value!r:.80})")
+            return value
         if hint == int | None:
             value = record.get(self.key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

@@ -30,13 +30,13 @@ def test_tiny_run_produces_consistent_figures(tmp_path: Path, capsys: pytest.Cap
         for kind, minimum in figures["minimum"]["per_resource"].items():
             assert figures["requests_per_resource"][kind] >= minimum, (key, kind)
     burst = result["burst"]
-    assert burst["vms"] == 4
-    assert burst["exactly_once"]["every_vm_protected"] is True
-    assert burst["exactly_once"]["vms_with_one_item"] == 4
-    assert burst["app"]["writes_per_vm"] >= 2  # backupStatus POST + protected item PUT
+    assert burst["resources"] == 4 and burst["type"] == "vm"
+    assert burst["exactly_once"]["every_resource_protected"] is True
+    assert burst["exactly_once"]["resources_with_one_item"] == 4
+    assert burst["app"]["writes_per_resource"] >= 2  # backupStatus POST + protected item PUT
     assert 0 < burst["fraction_of_write_refill"] < 1
     assert burst["elapsed_virtual_seconds"] > 90  # a VM's create operation alone is modelled at 90 s
-    assert "Burst: 4 VM creations" in capsys.readouterr().out
+    assert "Burst: 4 creations of vm" in capsys.readouterr().out
 
 
 def test_a_burst_on_four_app_instances_protects_every_vm_once(tmp_path: Path) -> None:
@@ -54,8 +54,38 @@ def test_a_burst_on_four_app_instances_protects_every_vm_once(tmp_path: Path) ->
     assert burst["instances"] == 4
     assert burst["activity_slots"] == 4 * 8  # host.json's maxConcurrentActivityFunctions per instance
     once = burst["exactly_once"]
-    assert once["every_vm_protected"] is True and once["vms_with_one_item"] == 12
+    assert once["every_resource_protected"] is True and once["resources_with_one_item"] == 12
     assert once["successful_item_puts"] == 12 and once["items_put_more_than_once"] == 0
-    assert once["vms_with_several_outcomes"] == 0
+    assert once["resources_with_several_outcomes"] == 0
     assert set(burst["activities_by_instance"]) == {"0", "1", "2", "3"}
     assert sum(burst["app"]["throttled_429"].values()) == 0
+
+
+@pytest.mark.parametrize("kind", ["disk", "mixed"])
+def test_a_burst_of_other_types_protects_each_resource_once_without_429s(tmp_path: Path, kind: str) -> None:
+    """``--type`` (issue 15): a burst of Backup-vault resources (or the four types in turn) is protected each
+    exactly once - one backup instance or protected item naming it, one successful PUT, one outcome - with no
+    429 to the app, and its rate is reported against the binding bucket of that type's minimum request mix."""
+    output = tmp_path / "protection_speed.json"
+    status = protection_speed.main([
+        "--skip-latency", "--vms", "8", "--type", kind, "--clock", "discrete", "--instances", "2", "--seed", "3",
+        "--output", str(output),
+    ])
+
+    assert status == 0
+    burst = json.loads(output.read_text())["burst"]
+    assert burst["type"] == kind and burst["resources"] == 8
+    once = burst["exactly_once"]
+    assert once["every_resource_protected"] is True and once["resources_with_one_item"] == 8
+    assert once["successful_item_puts"] == 8 and once["items_put_more_than_once"] == 0
+    assert once["resources_with_several_outcomes"] == 0 and once["resources_without_outcome"] == 0
+    assert once["outcome_statuses"] == {"Protected": 8}
+    assert sum(burst["app"]["throttled_429"].values()) == 0
+    bucket = burst["binding_bucket"]
+    assert bucket["binding"] == "writes"
+    # disk: 1 role PUT + validateForBackup + instance PUT per disk, the snapshot group's role once (over 8);
+    # mixed: VM 2, disk and PostgreSQL 3 + a group role over 2 each, storage 3
+    expected = 10 / 3.125 if kind == "disk" else 10 / (sum((2, 3.5, 3, 3.5)) / 4)
+    assert bucket["protections_per_second"] == pytest.approx(expected, abs=0.01)
+    if kind == "mixed":
+        assert bucket["types"] == {"vm": 2, "disk": 2, "storage": 2, "postgres": 2}

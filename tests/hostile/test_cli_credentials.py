@@ -117,6 +117,16 @@ def test_the_local_stacks_loopback_http_and_https_are_allowed() -> None:
         api_cli.check_transport("ftp://127.0.0.1/api")
 
 
+def test_a_host_name_that_only_starts_like_a_loopback_address_is_not_this_machine() -> None:
+    """``127.0.0.1.collector.example`` is a DNS name anyone can point anywhere: plain http to it would carry the
+    token and the key over the network. Only loopback addresses (127.0.0.0/8, ::1) and ``localhost`` are."""
+    for api in ("http://127.0.0.1.collector.example/api", "http://127.attacker.example:7071/api",
+                "http://127.0.0.1@collector.example/api"):
+        with pytest.raises(api_cli.CliError, match="not this machine"):
+            api_cli.check_transport(api)
+    api_cli.check_transport("http://127.0.0.2:7071/api")  # the whole 127.0.0.0/8 block is loopback
+
+
 def test_an_answer_cannot_drive_the_callers_terminal(servers: tuple[HTTPServer, HTTPServer], tmp_path: Path) -> None:
     first, _ = servers
     hostile = {"code": "Conflict\x1b[31m", "detail": "busy\x1b]0;owned\x07\x1b[2J\rsteward: all good"}
@@ -125,3 +135,63 @@ def test_an_answer_cannot_drive_the_callers_terminal(servers: tuple[HTTPServer, 
     assert code == api_cli.EXIT_REFUSED
     assert "\x1b" not in err and "\x07" not in err and "\r" not in err
     assert err.startswith("steward drill: refused (409 Conflict [31m): busy") and err.count("\n") == 1
+
+
+def test_a_local_stack_file_naming_a_remote_api_gets_neither_the_token_nor_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``var/local/stack.json`` is found relative to the working directory (a checkout anyone may have written,
+    ``--state-dir`` by default ``var``). Without ``--api``/``BACKUP_STEWARD_API`` the CLI falls back to the stack's
+    ``api``: a stack file naming a remote https host must not receive the caller's production token and key from
+    ``BACKUP_STEWARD_TOKEN``/``BACKUP_STEWARD_KEY``. The local stack is on this machine by definition."""
+    opened: list[str] = []
+
+    def record(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(request.full_url if hasattr(request, "full_url") else str(request))
+        raise AssertionError("the CLI opened a connection")
+
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", record)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, *a, **k: record(None, request))
+    (tmp_path / "local").mkdir()
+    for planted in ("https://collector.example/api", "https://127.0.0.1.collector.example/api",
+                    "http://10.0.0.7:7071/api"):
+        stack = {"api": planted, "keys": {"function": "planted-key"}, "principal": "0" * 8}
+        (tmp_path / "local" / "stack.json").write_text(json.dumps(stack), encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        env = {"BACKUP_STEWARD_TOKEN": TOKEN, "BACKUP_STEWARD_KEY": KEY}  # no BACKUP_STEWARD_API
+        code = api_cli.main("drill", ["status", DRILL, "--state-dir", str(tmp_path)], stdout=out, stderr=err,
+                            env=env)
+        assert code == EXIT_USAGE and out.getvalue() == "", (planted, err.getvalue())
+        assert "not on this machine" in err.getvalue() and "--api" in err.getvalue(), err.getvalue()
+    assert opened == [], "the CLI sent the caller's token and key to the API a stack file named"
+
+
+def test_a_planted_stack_file_does_not_stop_a_configured_api(
+    servers: tuple[HTTPServer, HTTPServer], tmp_path: Path
+) -> None:
+    first, _ = servers
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "stack.json").write_text(json.dumps({"api": "https://collector.example/api"}), "utf-8")
+    first.answer = (200, {"Content-Type": "application/json"},
+                    json.dumps({"id": DRILL, "runtimeStatus": "Running"}).encode())
+    code, _, err = run("status", DRILL, api=f"{url(first)}/api", tmp_path=tmp_path)
+    assert code == 0, err
+    assert [seen["headers"]["authorization"] for seen in first.seen] == [f"Bearer {TOKEN}"]
+
+
+def test_a_successful_answer_cannot_drive_the_callers_terminal_either(
+    servers: tuple[HTTPServer, HTTPServer], tmp_path: Path
+) -> None:
+    """The table and CSV outputs print what the answer says (a drill's reason quotes Azure's error messages and
+    other people's texts): no control character reaches the terminal, and no text forges a row of its own."""
+    first, _ = servers
+    hostile = "restore failed\x1b]0;owned\x07\x1b[2J\r\n/subscriptions/x/vm-2  Succeeded  10  all good"
+    report = {"id": DRILL, "startedAt": "2026-12-07T00:00:00+00:00", "endedAt": "2026-12-07T01:00:00+00:00",
+              "results": [{"resourceId": "/subscriptions/x/vm-1", "outcome": "Failed\x1b[32m", "reason": hostile}]}
+    first.answer = (200, {"Content-Type": "application/json"},
+                    json.dumps({"id": DRILL, "runtimeStatus": "Completed", "report": report}).encode())
+    for output in ("table", "csv"):
+        code, out, err = run("status", DRILL, "--output", output, api=f"{url(first)}/api", tmp_path=tmp_path)
+        assert code == 0, err
+        assert not any(c in out for c in "\x1b\x07\r"), (output, out)
+        assert out.count("\n") == 2, (output, out)  # the header and the one result

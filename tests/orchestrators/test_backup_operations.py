@@ -50,7 +50,7 @@ class Operations(Estate):
         fakes = super().activities()
 
         def look(payload: dict[str, Any]) -> Any:
-            assert payload["operation"] == f"https://arm/op/{payload['step']}" and payload["resource_id"] == DISK
+            assert payload["operation"] == f"https://arm/op/{payload['step']}" and payload["resourceId"] == DISK
             return self._next(self.validate_states if payload["step"] == "validate" else self.instance_states)
 
         def begin(payload: dict[str, Any]) -> Any:

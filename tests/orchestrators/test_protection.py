@@ -14,6 +14,7 @@ from orchestrators import protection
 from steward import bootstrap
 from steward.cloud.errors import TransientAzureError
 from steward.domain import protection_flow
+from steward.domain.events import EventOrigin, ProtectResource, read_intent
 from tests.orchestrators.replay import EPOCH, Replay, nested, replay
 
 SUB = "00000000-0000-4000-8000-000000000001"
@@ -354,6 +355,9 @@ def test_a_moved_vm_is_protected_anew_before_its_old_item_is_stopped() -> None:
     assert result.output[0]["previousItemId"] == ITEM
     [(payload, instance_id)] = children
     assert payload["resourceId"] == NEW_VM and payload["quiet"] is True
+    # the child's intent is a typed ProtectResource carrying the move event's own origin
+    child_intent = read_intent(payload, ProtectResource)
+    assert child_intent.quiet and child_intent.origin == EventOrigin.from_record(ORIGIN)
     assert instance_id == "instance-1:protect:0"
     assert estate.stopped == [ref()]
     assert [c.name for c in result.calls].index("protect_resource") < result.names().index("stop_protection_retain")
@@ -475,3 +479,121 @@ def test_an_input_that_is_not_the_orchestrations_intent_fails_before_any_activit
     result = replay(orchestrator, given, activities=Estate().activities())
     assert result.status == "Failed" and "intent" in str(result.error)
     assert result.names() == []
+
+
+PENDING = {"ok": False, "code": "UserErrorMissingRequiredPermissions", "message": "not yet"}
+ACCEPTED = {"ok": True, "instance": {"id": "bi-1"}, "created": True}
+
+
+def granting(estate: Estate, settle: float | None, *, created: bool = True, probe: bool = True,
+             states: list[dict[str, Any]] | None = None) -> None:
+    """``grant_vault_roles`` as the activity answers now (the roles created, ``settle_seconds``, ``probe``), and
+    ``rbac_settle_state`` answering ``states`` one look after another (the last repeats)."""
+    activities = estate.activities
+    looks = list(states or [{"settle_seconds": None, "probing": False}])
+
+    def with_settle() -> dict[str, Callable[[Any], Any]]:
+        fakes = activities()
+        fakes["grant_vault_roles"] = lambda p: {"ok": True, "created": [g["role"] for g in p["grants"]] if created
+                                                else [], "settle_seconds": settle, "probe": probe}
+        fakes["note_rbac_settle"] = lambda p: {"ok": True}
+        fakes["rbac_settle_state"] = lambda p: Estate._next(looks)
+        return fakes
+
+    estate.activities = with_settle  # type: ignore[method-assign]
+
+
+def test_the_probe_notes_how_long_new_roles_took_to_apply() -> None:
+    """Issue 15: the validations refused while new roles propagate cost a POST each from ARM's write bucket. The
+    protection that finds out (the probe) notes the time from the grant to the validation that passed."""
+    estate = Estate()
+    granting(estate, None)
+    estate.protect_results = [PENDING, PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 3
+    # each fake activity takes 1 s: refused at 0 (+1), wait 30, refused (+1), wait 60: the third began 92 s after
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 92}]
+    assert result.names().index("note_rbac_settle") > result.names().index("protect_in_backup_vault")
+
+    estate = Estate()  # a probe that never passed still ends the probe, without a time
+    granting(estate, None)
+    estate.protect_results = [{"ok": False, "code": "UserErrorX", "message": "no"}]
+    result = protect(estate)
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": None}]
+
+
+def test_a_grant_that_created_roles_waits_the_noted_time_before_validating_and_notes_nothing_new() -> None:
+    estate = Estate()
+    granting(estate, 150, probe=False)
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 1 and "note_rbac_settle" not in result.names()
+    assert result.now - EPOCH >= timedelta(seconds=150)
+
+    estate = Estate()  # the wait was too short: refused once more, and the longer time is noted
+    granting(estate, 150, probe=False)
+    estate.protect_results = [PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 150 + 1 + 30}]
+
+    estate = Estate()  # no role created (all granted before): nothing to wait for
+    granting(estate, 150, created=False, probe=False)
+    result = protect(estate)
+    assert result.now - EPOCH < timedelta(seconds=30) and "note_rbac_settle" not in result.names()
+
+
+def test_while_another_protection_finds_out_the_others_look_instead_of_sending_refused_validations() -> None:
+    estate = Estate()
+    granting(estate, None, probe=False, states=[{"settle_seconds": None, "probing": True},
+                                                {"settle_seconds": None, "probing": True},
+                                                {"settle_seconds": 150, "probing": False}])
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    names = result.names()
+    assert names.count("rbac_settle_state") == 3 and names.count("protect_in_backup_vault") == 1
+    assert names.index("rbac_settle_state") < names.index("protect_in_backup_vault")
+    # looks at ~31, ~62, ~93 s; the time learned is 150 s after the grant: validated then, not before
+    assert result.now - EPOCH >= timedelta(seconds=150)
+    # it passed at once on a time learned from a look: noted again, so the worker its grant ran on learns it too
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 150}]
+
+    estate = Estate()  # the probe ended without a time: validate at once, as before
+    granting(estate, None, probe=False, states=[{"settle_seconds": None, "probing": False}])
+    estate.protect_results = [PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.names().count("rbac_settle_state") == 1
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 1 + 30 + 1 + 30}]
+
+    estate = Estate()  # a probe that never ends: the looks stop at the documented bound
+    granting(estate, None, probe=False, states=[{"settle_seconds": None, "probing": True}])
+    result = protect(estate)
+    looks = result.names().count("rbac_settle_state")
+    assert looks <= protection_flow.RBAC_REGRANT_SECONDS // protection_flow.RBAC_PROBE_POLL_SECONDS
+    assert result.output["status"] == "Protected"
+
+
+def test_a_grant_result_from_before_settle_seconds_replays_without_the_wait_or_the_note() -> None:
+    """An orchestration started on the code before (its recorded grant result has no ``settle_seconds`` nor
+    ``probe``) replays the activities its history holds: no timer after the grant, no look, no note."""
+    estate = Estate()
+    estate.protect_results = [PENDING, ACCEPTED]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert "note_rbac_settle" not in result.names() and "rbac_settle_state" not in result.names()
+
+
+def test_the_settle_wait_and_what_is_noted_are_bounded_by_the_documented_propagation_time() -> None:
+    bound = protection_flow.RBAC_REGRANT_SECONDS
+    assert protection_flow.rbac_settle_seconds({"created": ["r"], "settle_seconds": 5_000}) == bound
+    assert protection_flow.rbac_settle_seconds({"created": [], "settle_seconds": 100}) is None
+    assert protection_flow.rbac_settle_seconds({"created": ["r"], "settle_seconds": 0}) is None  # applied at once
+    granted = {"created": ["r"], "settle_seconds": None, "probe": False}
+    assert protection_flow.rbac_note(granted, 2, 5_000.0) == {"seconds": bound}
+    assert protection_flow.rbac_note(granted, 0, 90.0) is None  # passed at once: nothing seen
+    assert protection_flow.rbac_note({"created": ["r"]}, 2, 90.0) is None  # the code before
+    assert protection_flow.rbac_note(granted, 1, 89.2) == {"seconds": 90}
+    assert protection_flow.rbac_after_poll({"settle_seconds": 150}, 200.0) == 0.0
+    assert protection_flow.rbac_after_poll({"settle_seconds": 150}, 100.0) == 50.0
+    assert protection_flow.rbac_after_poll({"probing": True}, 100.0) is None
+    assert protection_flow.rbac_after_poll({"probing": True}, bound - 10.0) == 0.0

@@ -38,7 +38,7 @@ class SetEstate(Estate):
         answers = super().activities()
         answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], RULES).to_record()
         answers["vault_loads"] = lambda p: [{"id": i, "items": self.loads[i], "vms": self.loads[i]}
-                                            for i in p["vault_ids"]]
+                                            for i in p["vaultIds"]]
         answers["create_vault"] = lambda p: self.created
         return answers
 
@@ -50,9 +50,9 @@ def test_the_member_with_the_most_room_takes_the_vm() -> None:
     assert result.names()[:5] == ["describe_resource", "decide_protection", "find_vaults", "vm_backup_status",
                                   "vault_loads"]
     asked = result.inputs("vault_loads")
-    assert [(a["vault_ids"], a["fresh"], a["refused"]) for a in asked] == [([A, B], False, [])]
+    assert [(a["vaultIds"], a["fresh"], a["refused"]) for a in asked] == [([A, B], False, [])]
     assert asked[0]["decision"]["vault"]["kind"] == "vault-set"  # the activity counts the chosen vault up
-    assert result.inputs("begin_vm_protection")[0]["vault_id"] == B
+    assert result.inputs("begin_vm_protection")[0]["vaultId"] == B
 
 
 def test_a_vault_azure_refuses_as_full_sends_the_vm_to_the_next_member_with_fresh_counts() -> None:
@@ -60,7 +60,7 @@ def test_a_vault_azure_refuses_as_full_sends_the_vm_to_the_next_member_with_fres
     estate.begin = [FULL, {"ok": True, "operation": "op-2"}]
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == B
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [A, B]
     assert [p["fresh"] for p in result.inputs("vault_loads")] == [False, True]
     assert result.names().count("find_vaults") == 2
 
@@ -71,7 +71,7 @@ def test_refusals_by_every_member_end_failed_saying_the_set_is_full() -> None:
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Failed"
     assert "BMSUserErrorVaultVMLimitReached" in result.output["reason"] and "the set is full" in result.output["reason"]
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [A, B]
 
 
 def test_past_the_threshold_the_set_grows_by_its_next_vault_when_allowed() -> None:
@@ -81,7 +81,7 @@ def test_past_the_threshold_the_set_grows_by_its_next_vault_when_allowed() -> No
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
     assert result.inputs("create_vault") == [{
-        "kind": "RecoveryServices", "subscription_id": SUB, "region": "westeurope", "resource_group": "rg-backup",
+        "kind": "RecoveryServices", "subscriptionId": SUB, "region": "westeurope", "resourceGroup": "rg-backup",
         "name": "rsv-weu-03", "tags": {"backup-steward:created-by": "backup-steward"}}]
 
 
@@ -114,7 +114,7 @@ def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_us
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
     assert [p["name"] for p in result.inputs("create_vault")] == ["rsv-weu-02", "rsv-weu-03"]
-    assert result.inputs("vault_loads")[1]["vault_ids"] == [A, B]
+    assert result.inputs("vault_loads")[1]["vaultIds"] == [A, B]
 
 
 STRICT_RULES = load_rules("""
@@ -143,7 +143,7 @@ def test_a_member_without_the_rules_required_vault_settings_is_left_out_of_the_c
                     activities=answers)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == C, result.output
-    assert result.inputs("begin_vm_protection")[0]["vault_id"] == C
+    assert result.inputs("begin_vm_protection")[0]["vaultId"] == C
 
 
 def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault_past_them() -> None:
@@ -159,7 +159,7 @@ def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault
     made = result.inputs("create_vault")[0]
     assert made["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
     # and the vault the set grows by is made with what the rule requires (AlwaysOn soft delete, immutability)
-    assert (made.get("always_on"), made.get("immutable")) == (True, True)
+    assert (made.get("alwaysOn"), made.get("immutable")) == (True, True)
 
 
 MISSING = {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
@@ -177,9 +177,9 @@ def test_a_new_vault_lacking_the_rules_policy_gets_it_copied_from_a_member_then_
                     activities=activities)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
-    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vault_id": made, "policy": "DefaultPolicy",
+    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vaultId": made, "policy": "DefaultPolicy",
                                               "sources": [A, B]}]
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [made, made]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [made, made]
     calls = [n for n in result.names() if n in ("begin_vm_protection", "copy_policy")]
     assert calls == ["begin_vm_protection", "copy_policy", "begin_vm_protection"]
 
@@ -226,12 +226,12 @@ def test_a_backup_vault_sets_new_vault_gets_the_rules_policy_copied_then_the_dis
                               {"ok": True, "instance": {"id": f"{made}/backupInstances/bi-1"}, "created": True}]
     answers = estate.activities()
     answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], DISK_RULES).to_record()
-    answers["vault_loads"] = lambda p: [{"id": i, "items": 50 if i == old else 0, "vms": 0} for i in p["vault_ids"]]
+    answers["vault_loads"] = lambda p: [{"id": i, "items": 50 if i == old else 0, "vms": 0} for i in p["vaultIds"]]
     answers["copy_policy"] = lambda p: {"ok": True, "copied": True, "source": old}
     result = replay(protection.protect_resource, {"kind": "protect", "resourceId": DISK, "origin": ORIGIN},
                     activities=answers)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made, result.output
-    assert result.inputs("copy_policy") == [{"kind": "Backup", "vault_id": made, "policy": "disk-hourly",
+    assert result.inputs("copy_policy") == [{"kind": "Backup", "vaultId": made, "policy": "disk-hourly",
                                              "sources": [old]}]
     assert len(result.inputs("protect_in_backup_vault")) == 2

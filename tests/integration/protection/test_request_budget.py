@@ -28,7 +28,8 @@ def _measure(rbac_seconds: float) -> dict[str, dict[str, object]]:
     # the discrete clock: the sandbox sends Retry-After in Azure seconds, as ARM does, and the app's durable timers
     # follow it (on the scaled clock it sends real milliseconds, which no durable timer can use)
     result = protection_speed.measure_per_type(2, scale=20.0, seed=5, rbac_seconds=rbac_seconds, clock="discrete")
-    return {**result["summary"], "longest_activity_seconds": result["longest_activity_seconds"]}
+    return {**result["summary"], "longest_activity_seconds": result["longest_activity_seconds"],
+            "samples": result["samples"]}
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,26 @@ def test_a_validation_refused_during_rbac_propagation_costs_its_post_and_one_loo
     figures = propagating[key]
     assert figures["protected"] == figures["resources"] == 2
     refused = figures["refused_validations_per_resource"]
-    assert 0 < refused <= MAX_REFUSED_VALIDATIONS, figures  # type: ignore[operator]
+    # only the first Backup-vault resource of the run is refused (test below): a type may have none
+    assert 0 <= refused <= MAX_REFUSED_VALIDATIONS, figures  # type: ignore[operator]
     app = figures["requests_per_resource"]["total"]  # type: ignore[index]
     assert app <= figures["minimum_with_propagation"] + ALLOWANCE[key], (key, figures["by_category"])  # type: ignore[operator]
+
+
+def test_once_new_roles_were_seen_to_apply_later_protections_wait_that_long_before_validating(
+    propagating: dict[str, dict[str, object]],
+) -> None:
+    """Issue 15: every validation refused while new roles propagate costs a POST from ARM's write bucket (two per
+    resource at the sandbox's 180 s: the binding cost of a burst of Backup-vault resources). The first protection
+    learns how long the vault identity's new roles took to apply; the next ones, whose own role assignments are
+    new too, wait that long before their first validation: none refused, and none later than the first."""
+    samples = [s for s in propagating["samples"] if s["type"] != "vm"]  # type: ignore[attr-defined]
+    assert len(samples) == 6 and all(s["status"] == "Protected" for s in samples)
+    first, later = samples[0], samples[1:]
+    assert first["refused_validations"] >= 1, first  # propagation is real on the sandbox: the first one learns it
+    assert [s["refused_validations"] for s in later] == [0] * 5, [s["app_requests"] for s in later]
+    for sample in later:
+        assert sample["event_to_verified_seconds"] <= first["event_to_verified_seconds"] + 1.0, sample
 
 
 def test_no_activity_holds_a_slot_while_azure_works(propagating: dict[str, dict[str, object]]) -> None:

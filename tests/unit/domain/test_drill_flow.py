@@ -178,3 +178,10 @@ def test_a_running_job_is_looked_at_after_60_s_then_ever_less_often_up_to_5_minu
         looks += 1
     assert looks == 14 and waited - 3600 < flow.JOB_POLL_CAP.total_seconds()
     assert flow.job_poll_wait(10_000) == flow.JOB_POLL_CAP and flow.job_poll_wait(-1) == flow.DEFAULT_POLL
+
+
+def test_a_disk_restored_from_either_tier_counts_as_made_by_a_restore() -> None:
+    # snapshot tier: Restore (observed); vault tier alone: Import / ImportSecure (inferred, docs/azure-facts.md)
+    assert all(flow.made_by_a_restore(option) for option in ("Restore", "Import", "importSecure", "RESTORE"))
+    # a disk made any other way in the drill group is not the restore's work
+    assert not any(flow.made_by_a_restore(option) for option in ("Empty", "Copy", "FromImage", "Upload", "", None))
