@@ -312,7 +312,7 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
     query = DrillRestoreQuery.from_record(request)
     drill_id, target = query.drill_id, query.target
     ops = _ops()
-    _remember_group(str(request["groupId"]), owned=True)  # verified by drill_prepare: the restored objects' events
+    _remember_group(query.group_id, owned=True)  # verified by drill_prepare: the restored objects' events
     found: list[dict[str, Any]] = []
     if target.workload is flow.Workload.VM:
         before = {str(i).lower() for i in query.before}
