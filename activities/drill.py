@@ -67,6 +67,19 @@ def _ops() -> DrillOps:
     return DrillOps(bootstrap.clients())
 
 
+def _remember_group(group_id: str, *, owned: bool) -> None:
+    """Tell this worker's Event Grid trigger whether ``group_id`` is a drill-owned group (``ensure_group`` read its
+    tag, or made it with the tag): its events for what the drill makes there are then ignored (issue 17). Refreshed
+    at each drill step that works in the group, so the entry lives as long as the drill (within the cache's
+    lifetime of each step)."""
+    bootstrap.arm_cache().put(flow.drill_group_key(group_id), owned)
+
+
+def _group_of(resource_id: str) -> str | None:
+    parts = resource_id.split("/")
+    return "/".join(parts[:5]) if len(parts) > 5 and parts[3].lower() == "resourcegroups" else None
+
+
 def _error(error: AzureRefusal) -> dict[str, Any]:
     return {"code": error.code, "message": str(error)}
 
@@ -173,6 +186,7 @@ def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
     ops = _ops()
     try:
         group = DrillGroup.from_record(ops.ensure_group(target.subscription, target.group, target.location))
+        _remember_group(group.id, owned=group.owned)
         if not group.owned:
             return DrillPrepared(ok=False, error={"code": "DrillGroupNotOwned", "message": (
                 f"resource group {group.id} exists and is not tagged {flow.DRILL_GROUP_TAG}=true: a drill "
@@ -298,6 +312,7 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
     query = DrillRestoreQuery.from_record(request)
     drill_id, target = query.drill_id, query.target
     ops = _ops()
+    _remember_group(query.group_id, owned=True)  # verified by drill_prepare: the restored objects' events
     found: list[dict[str, Any]] = []
     if target.workload is flow.Workload.VM:
         before = {str(i).lower() for i in query.before}
@@ -332,6 +347,8 @@ def drill_cleanup(request: dict[str, Any]) -> dict[str, Any]:
     cleanup = DrillCleanup.from_record(request)
     drill_id, recorded = cleanup.drill_id, list(cleanup.recorded)
     ops = _ops()
+    for group in {g for g in map(_group_of, recorded) if g}:  # the drill records only what it made in its group
+        _remember_group(group, owned=True)
     tags = {i.lower(): ops.tags_of(i) for i in recorded}
     delete, skipped = flow.deletable(recorded, tags, drill_id)
     deleted: list[str] = []

@@ -708,6 +708,14 @@ def _burst_report(app: AppStack, vaults: dict[str, str], resources: list[tuple[R
         "binding_bucket": bucket,
         "steady_fraction_of_binding_bucket": round(steady / bucket["protections_per_second"], 3),
         "window_fraction_of_binding_bucket": round(rate / bucket["protections_per_second"], 3),
+        # what the app's own request mix allows against the bucket (1.0: no request beyond the minimum's writes),
+        # and how busy it kept the write bucket over the window (the initial 200 tokens included)
+        "app_mix_fraction_of_binding_bucket": round(
+            min(refill / app_writes if app_writes else math.inf,
+                ThrottleConfig().reads.refill_per_second / app_reads if app_reads else math.inf)
+            / bucket["protections_per_second"], 3),
+        "app_writes_fraction_of_write_refill": round(app_writes * count / window / refill, 3)
+        if window and not math.isnan(window) and window > 0 else math.nan,
         "event_to_verified_seconds": {"p50": round(percentile(latencies, 50), 1),
                                       "p95": round(percentile(latencies, 95), 1),
                                       "max": round(max(latencies), 1) if latencies else math.nan},
@@ -828,6 +836,8 @@ def render(result: dict[str, Any]) -> str:
              f"{burst['steady_fraction_of_binding_bucket']} / {burst['window_fraction_of_binding_bucket']}"],
             ["ceiling at the app's own mix: write throttle / read throttle",
              f"{ceilings['write_throttle']} / {ceilings['read_throttle']}"],
+            ["  the app's mix as a fraction of the binding bucket / write bucket kept busy (window)",
+             f"{burst.get('app_mix_fraction_of_binding_bucket')} / {burst.get('app_writes_fraction_of_write_refill')}"],
             ["event -> verified p50 / p95 / max (virtual s)",
              f"{burst['event_to_verified_seconds']['p50']} / {burst['event_to_verified_seconds']['p95']} / "
              f"{burst['event_to_verified_seconds']['max']}"],

@@ -8,7 +8,6 @@ retry cannot fix it) and is not lost: it is logged with its id and published as 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any, Final
@@ -18,7 +17,6 @@ import azure.functions as func
 
 from entrypoints.orchestration_start import start_once
 from steward import bootstrap
-from steward.cloud.drills import DrillOps
 from steward.domain import deliveries, drill_flow, events, teardown
 from steward.logs import bind
 from steward.report.events import rejected_event
@@ -113,7 +111,7 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
             # teardown requests are refused with their own reason below (teardown_request_from_event)
             LOG.info("event ignored: subscription %s is not in STEWARD_SUBSCRIPTIONS", subscription)
             return "ignored"
-        drill_group = await _drill_owned_group(intent)
+        drill_group = _drill_owned_group(intent)
         if drill_group is not None:
             LOG.info("event ignored: %s is what a restore drill made in its group %s (tagged %s=true): the drill "
                      "deletes it, nothing protects it", intent.resource_id, drill_group, drill_flow.DRILL_GROUP_TAG)
@@ -159,30 +157,21 @@ async def handle_event(raw: Any, client: df.DurableOrchestrationClient) -> str:
         return "started" if started else "duplicate"
 
 
-async def _drill_owned_group(intent: events.Intent) -> str | None:
-    """The drill group a protect / container / delete event's resource lives in, when the app made that group for
-    restore drills (issue 17: a drill's own writes and deletes were ~1,300 of a 200-resource drill's requests, each
-    read and opted out by ``protect_resource`` or looked up by ``handle_resource_gone``). Conservative: only the
-    types drills make (disks, storage accounts and their containers), only in a group named as a drill rule's drill
-    group AND tagged ``backup-steward:drill-group=true`` (one GET of the group, cached like the app's other ARM
-    answers, ``STEWARD_ARM_CACHE_SECONDS``): a group merely named so is not ignored, nor is anything when the group
-    cannot be read."""
+def _drill_owned_group(intent: events.Intent) -> str | None:
+    """The drill group a protect / container / delete event's resource lives in, when this worker knows the app
+    made that group for restore drills (issue 17: a drill's own writes and deletes were ~1,300 of a 200-resource
+    drill's requests, each read and opted out by ``protect_resource`` or looked up by ``handle_resource_gone``).
+    Conservative: only the types drills make (disks, storage accounts and their containers), only in a group named
+    as a drill rule's drill group AND that the drill's activities in this worker found tagged
+    ``backup-steward:drill-group=true`` (``ensure_group`` reads or writes the tag; they remember it in the app's ARM
+    cache, ``STEWARD_ARM_CACHE_SECONDS``). The trigger reads nothing from ARM: a group only named so, one no drill
+    step here vouched for lately, is handled as any."""
     if not isinstance(intent, events.ProtectResource | events.ContainerCreated | events.ResourceGone):
         return None
     group = drill_flow.drill_group_of(intent.resource_id, bootstrap.rules().drills)
     if group is None:
         return None
-    cache, key = bootstrap.arm_cache(), ("drill-group", group.lower())
-    owned = cache.get(key)
-    if owned is None:
-        try:
-            tags = await asyncio.to_thread(DrillOps(bootstrap.clients()).tags_of, group)
-        except Exception as error:  # noqa: BLE001 - conservative: an unreadable group is not taken as drill-owned
-            LOG.warning("drill group %s could not be read (%s): the event is handled as any", group, error)
-            return None
-        owned = drill_flow.drill_owned(tags)
-        cache.put(key, owned)
-    return group if owned else None
+    return group if bootstrap.arm_cache().get(drill_flow.drill_group_key(group)) is True else None
 
 
 async def _handled_under_legacy_id(

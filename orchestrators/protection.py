@@ -159,14 +159,11 @@ def _protect_steps(
     request = BackupInstanceRequest(resource_id=resource_id, vault_id=vault.id, policy=decision.policy, facts=facts,
                                     decision=decision, rule=decision.rule)
     regrant = RoleGrants(str(vault.principal_id), tuple(grants), fresh=True)
-    seen: dict[str, Any] = {}
+    # what the first validation that passes tells the worker (noted then, _note_settle), or at the end
+    seen: dict[str, Any] = {"granted": granted, "granted_at": granted_at, "polled": polled,
+                            "principal_id": vault.principal_id}
     result = yield from _configure_backup_instance(context, request, regrant, seen)
-    accepted_after = ((seen["accepted_at"] - granted_at).total_seconds()
-                      if result.get("ok") and "accepted_at" in seen else None)
-    note = flow.rbac_note(granted, int(seen.get("refused", 0)), accepted_after, polled)
-    if note is not None:
-        yield from call_with_backoff(context, "note_rbac_settle", RETRY,
-                                     RbacSettleNote(str(vault.principal_id), note.get("seconds")).to_record())
+    yield from _note_settle(context, seen, passed=bool(result.get("ok")))
     if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
         sources = flow.policy_sources(decision, vault, members)
         if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
@@ -344,6 +341,25 @@ def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, An
         return None if seconds is None else float(seconds)
 
 
+def _note_settle(context: df.DurableOrchestrationContext, seen: dict[str, Any], *, passed: bool = True) -> Task:
+    """Tell the worker (``note_rbac_settle``) what this protection saw of its new roles' delay
+    (``protection_flow.rbac_note``), once: as soon as a validation passed - the protections waiting for the probe
+    are released a whole instance PUT earlier - or when the configuration ended (``passed``: whether it ended
+    protected). Nothing for a protection that did not grant (``seen`` without ``granted``)."""
+    if "granted" not in seen or seen.get("noted"):
+        return
+    seen["noted"] = True
+    # from the grant to Azure's answer to the validation that passed (after the pacer: waiting that long, the next
+    # protection's POST reaches Azure no sooner)
+    passed_at = seen.get("posted_at", seen.get("accepted_at"))
+    accepted_after = ((passed_at - seen["granted_at"]).total_seconds()
+                      if passed and "accepted_at" in seen and passed_at is not None else None)
+    note = flow.rbac_note(seen["granted"], int(seen.get("refused", 0)), accepted_after, seen.get("polled"))
+    if note is not None:
+        yield from call_with_backoff(context, "note_rbac_settle", RETRY,
+                                     RbacSettleNote(str(seen["principal_id"]), note.get("seconds")).to_record())
+
+
 def _configure_backup_instance(
     context: df.DurableOrchestrationContext, request: BackupInstanceRequest, regrant: RoleGrants,
     seen: dict[str, Any] | None = None,
@@ -355,7 +371,7 @@ def _configure_backup_instance(
     seen = {} if seen is None else seen
     took: dict[str, int] = {}  # how long each operation took in this run: a validation refused is sent again
     seen.update(refused=0, accepted_at=context.current_utc_datetime)
-    result = yield from _protect_in_backup_vault(context, request, took)
+    result = yield from _protect_in_backup_vault(context, request, took, seen)
     waited = 0.0
     attempt = 0
     while flow.awaiting_rbac(result):
@@ -370,21 +386,26 @@ def _configure_backup_instance(
         waited += wait
         attempt += 1
         seen["accepted_at"] = context.current_utc_datetime
-        result = yield from _protect_in_backup_vault(context, request, took)
+        result = yield from _protect_in_backup_vault(context, request, took, seen)
     return result
 
 
 def _protect_in_backup_vault(
-    context: df.DurableOrchestrationContext, request: BackupInstanceRequest, took: dict[str, int]
+    context: df.DurableOrchestrationContext, request: BackupInstanceRequest, took: dict[str, int],
+    seen: dict[str, Any] | None = None,
 ) -> Task:
     """Validate for backup, then PUT the backup instance, each operation followed on durable timers at Azure's
     ``Retry-After`` (``steward.domain.operations``); the result ``protect_in_backup_vault`` returned when it followed
     them itself. An operation that failed on Azure's side starts again, a bounded number of times. ``took``: the
-    seconds each step's operation took before in this run (updated here): its next one is first looked at then."""
+    seconds each step's operation took before in this run (updated here): its next one is first looked at then.
+    ``seen``: see ``_configure_backup_instance``; a validation that passed is noted (``_note_settle``) before the
+    instance PUT."""
     result: dict[str, Any] = {}
     where = OperationWatch(request.vault_id, resource_id=request.resource_id)
     for _ in range(operations.STARTS):
         result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request.to_record())
+        if seen is not None:  # Azure answered the validation's POST (its pacer may have held it): the roles' time
+            seen["posted_at"] = context.current_utc_datetime
         begun = operations.started(result)
         if begun is None:  # a refusal, an instance already protecting, or a result recorded by the earlier code
             return result
@@ -399,6 +420,8 @@ def _protect_in_backup_vault(
             after = operations.after_validation(state)
             if after.final is not None:
                 return after.final
+            if seen is not None:  # the validation passed: what it says of the roles' delay is noted now
+                yield from _note_settle(context, seen)
             repaired = dict(after.repaired)
             put = replace(request, body=dict(begun.body), repaired=repaired)
             result = yield from call_with_backoff(context, "begin_backup_instance", RETRY, put.to_record())

@@ -69,6 +69,7 @@ from steward.domain.teardown.inputs import (
     VaultMarking,
 )
 from steward.domain.teardown.results import (
+    ChunkResults,
     OperationLook,
     ProtectionsRestored,
     Refusal,
@@ -575,7 +576,7 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
                 raise _Finish(
                     TeardownOutcome.FAILED, f"{step.kind.value} failed after retries: {error}", compensate=True
                 ) from None
-            results = [StepResult.from_record(r) for r in outcome.get("results") or []]
+            results = list(ChunkResults.from_record(outcome).results)
             effects = [r.effect or {} for r in results if r.ok]
             refused = [r for r in results if not r.ok]
             saga.progress = saga.progress.record_batch(step.kind, effects)
@@ -597,8 +598,8 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
 def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
     """Sub-orchestration: one activity per target, ``parallel`` at a time; stops at the first refusal.
 
-    Input ``{"vaultId", "activity", "parallel", "targets": [...]}``; output ``{"results": [...]}`` (one
-    activity result per target it reached, in order).
+    Input ``{"vaultId", "activity", "parallel", "targets": [...]}``; output a :class:`ChunkResults` record
+    ``{"results": [...]}`` (one activity result per target it reached, in order).
     """
     payload = context.get_input() or {}
     name = str(payload.get("activity"))
@@ -617,7 +618,7 @@ def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
         results.extend(batch_results)
         if any(not r.ok for r in batch_results):
             break
-    return {"results": [r.to_record() for r in results]}
+    return ChunkResults(results=tuple(results)).to_record()
 
 
 def _await_operations(

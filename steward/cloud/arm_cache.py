@@ -80,16 +80,19 @@ class ArmCache:
             self._entries[key] = (found[0], change(found[1]))
             return True
 
-    def claim(self, key: tuple[Hashable, ...], value: Any) -> bool:
-        """Put ``value`` under ``key`` unless a live entry is there (atomically); whether it was put. With the cache
-        off every claim succeeds (nothing is shared)."""
+    def claim(self, key: tuple[Hashable, ...], value: Any, *, seconds: float | None = None,
+              live: Callable[[Any], bool] = lambda _value: True) -> bool:
+        """Put ``value`` under ``key`` unless a live entry is there (atomically); whether it was put. ``seconds``:
+        this entry's lifetime (default the cache's); ``live(value)``: whether a found entry still counts (an
+        entry may carry its own deadline on another clock). With the cache off every claim succeeds (nothing is
+        shared)."""
         if not self.enabled:
             return True
         with self._lock:
             found = self._entries.get(key)
-            if found is not None and found[0] > self._now():
+            if found is not None and found[0] > self._now() and live(found[1]):
                 return False
-            self._entries[key] = (self._now() + self.seconds, value)
+            self._entries[key] = (self._now() + (self.seconds if seconds is None else seconds), value)
             return True
 
     def drop(self, *prefix: Hashable) -> int:

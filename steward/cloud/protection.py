@@ -22,7 +22,7 @@ from azure.mgmt.dataprotection.models import (
 )
 from azure.mgmt.recoveryservicesbackup.models import ProtectedItemResource, ProtectionPolicyResource
 
-from steward.cloud import arm_cache
+from steward.cloud import arm_cache, azure_time
 from steward.cloud.arm_cache import NO_CACHE, ArmCache
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_errors
@@ -46,6 +46,9 @@ READ_API_VERSIONS: Final[dict[str, str]] = {
 
 #: ARM's answer when a subscription has moved to a tenant the app's token is not from.
 WRONG_TENANT: Final = "InvalidAuthenticationTokenTenant"
+#: how long (Azure seconds) a probe's claim holds without a note: the documented RBAC bound, after which the
+#: orchestrations grant the roles again (protection_flow.RBAC_REGRANT_SECONDS)
+PROBE_SECONDS: Final = float(protection_flow.RBAC_REGRANT_SECONDS)
 IAAS_VM_FILTER: Final = "backupManagementType eq 'AzureIaasVM' and itemType eq 'VM'"
 #: ``protectedItemType`` of Azure VM items (S-RSB ``AzureIaaSComputeVMProtectedItem`` / classic), lower-cased
 VM_ITEM_TYPES: Final = frozenset({"microsoft.compute/virtualmachines", "microsoft.classiccompute/virtualmachines"})
@@ -644,11 +647,16 @@ class BackupVaultProtection(_VaultAdapter):
 
     def claim_probe(self, principal_id: str) -> bool:
         """Whether the caller is the one protection of this worker to find out how long the identity's new roles
-        take to apply (nothing noted yet, no other protection finding it out)."""
-        return self._cache.claim(arm_cache.probe_key(principal_id), True)
+        take to apply (nothing noted yet, no other protection finding it out). The claim holds until the probe
+        notes (:meth:`note_settle`) or ``PROBE_SECONDS`` of Azure time passed - not the cache's lifetime, which a
+        probe outlasts when the roles take longer than it (the documented bound is 10 minutes)."""
+        deadline = azure_time.monotonic() + PROBE_SECONDS
+        return self._cache.claim(arm_cache.probe_key(principal_id), deadline, seconds=max(self._cache.seconds,
+                                 PROBE_SECONDS * 4), live=lambda until: float(until) > azure_time.monotonic())
 
     def probing(self, principal_id: str) -> bool:
-        return bool(self._cache.get(arm_cache.probe_key(principal_id)))
+        until = self._cache.get(arm_cache.probe_key(principal_id))
+        return until is not None and float(until) > azure_time.monotonic()
 
     def note_settle(self, principal_id: str, seconds: float | None) -> None:
         """Note how long the identity's new roles took to apply (None: the probe ended without finding out)."""

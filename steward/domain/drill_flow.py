@@ -86,6 +86,11 @@ def drill_group_of(resource: ResourceId, drills: Sequence[DrillRule]) -> str | N
     return None
 
 
+def drill_group_key(group_id: str) -> tuple[str, str]:
+    """The app's ARM-cache key under which a worker remembers that a drill group is (or is not) drill-owned."""
+    return ("drill-group", group_id.lower())
+
+
 def drill_owned(group_tags: Mapping[str, str] | None) -> bool:
     """Whether a resource group's tags say the app made it for drills (:data:`DRILL_GROUP_TAG` = ``true``, what
     ``ensure_group`` writes and requires)."""

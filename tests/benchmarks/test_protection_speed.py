@@ -89,3 +89,4 @@ def test_a_burst_of_other_types_protects_each_resource_once_without_429s(tmp_pat
     assert bucket["protections_per_second"] == pytest.approx(expected, abs=0.01)
     if kind == "mixed":
         assert bucket["types"] == {"vm": 2, "disk": 2, "storage": 2, "postgres": 2}
+    assert 0 < burst["app_mix_fraction_of_binding_bucket"] <= 1.0  # no client needs fewer than the minimum

@@ -278,3 +278,25 @@ def test_a_deleted_disks_stop_that_azure_refuses_at_its_end_fails_with_the_code(
     assert result.output[0]["reason"] == "no"  # Azure's message
     assert [name for name, _ in looks] == ["backup_operation_status"]
     assert looks[0][1]["step"] == "stop"
+
+
+def test_the_probe_notes_the_roles_delay_as_soon_as_a_validation_passed_before_the_instance_put() -> None:
+    """Issue 15: the protections waiting for the probe are released when its validation passed, not a whole
+    instance PUT (its 60 s operation and the look) later."""
+    estate = Operations()
+    fakes = estate.activities
+
+    def probing() -> dict[str, Callable[[Any], Any]]:
+        answers = fakes()
+        answers["grant_vault_roles"] = lambda p: {"ok": True, "created": ["Disk Backup Reader"],
+                                                  "settle_seconds": None, "probe": True}
+        answers["note_rbac_settle"] = lambda p: {"ok": True}
+        return answers
+
+    estate.activities = probing  # type: ignore[method-assign]
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    names = result.names()
+    assert names.count("note_rbac_settle") == 1
+    assert names.index("note_rbac_settle") == names.index("begin_backup_instance") - 1
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 1}]  # passed at once

@@ -20,7 +20,7 @@ from steward.domain.drill_records import DrillRecorded, DrillReport, RestoreRead
 from steward.domain.protection import ProtectionOutcome, ProtectionShown
 from steward.domain.run_status import RunProgress
 from steward.domain.teardown import TeardownOutcome
-from steward.domain.teardown.results import ReportStored, TeardownReport, TeardownShown
+from steward.domain.teardown.results import ChunkResults, ReportStored, TeardownReport, TeardownShown
 from steward.report.teardown import build_report
 
 RECORDED: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "outputs_before_typed.json").read_text())
@@ -167,3 +167,10 @@ def test_the_restore_ready_publish_result_written_before_reads_and_writes_back_u
     recorded: dict[str, Any],
 ) -> None:
     same(RestoreReadyPublished.from_record(recorded).to_record(), recorded)
+
+
+def test_a_teardown_chunk_output_recorded_before_reads_as_its_step_results_and_writes_back_unchanged() -> None:
+    output = RECORDED["teardown_step_chunk"]["output"]
+    chunk = ChunkResults.from_record(output)
+    assert chunk.results and all(r.ok for r in chunk.results)
+    same(chunk.to_record(), output)

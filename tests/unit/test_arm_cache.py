@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from steward.cloud import arm_cache
 from steward.cloud.arm_cache import ArmCache
 
@@ -62,28 +65,46 @@ def test_a_vaults_load_is_counted_up_in_place_and_keeps_its_expiry() -> None:
     assert not ArmCache(0).adjust(key, lambda load: load)
 
 
+class AzureClock(Clock):
+    """Azure time for ``steward.cloud.azure_time`` (the probe's claim runs on it, not on the cache's clock)."""
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def request(self) -> Any:
+        return contextlib.nullcontext({})
+
+
 def test_one_probe_per_worker_until_it_notes_the_time_new_roles_took_and_using_the_time_keeps_it() -> None:
     """Issue 15: one protection per worker finds out how long a vault identity's new roles take to apply; the
-    others wait for it. The claim is atomic, ends with the note, and lapses with the cache lifetime."""
-    from steward.cloud.protection import BackupVaultProtection
+    others wait for it. The claim is atomic, ends with the note, and lapses after the documented RBAC bound of
+    Azure time (not the cache's lifetime: the roles may take longer than it); the time noted lives while used."""
+    from steward.cloud import azure_time
+    from steward.cloud.protection import PROBE_SECONDS, BackupVaultProtection
 
-    clock = Clock()
-    adapter = BackupVaultProtection(None, ArmCache(300, now=clock))  # type: ignore[arg-type]  # no request made
-    assert adapter.settle_seconds("P") is None and not adapter.probing("p")
-    assert adapter.claim_probe("P") is True and adapter.claim_probe("p") is False and adapter.probing("P")
-    assert adapter.claim_probe("other") is True
-    adapter.note_settle("p", 152.0)
-    assert not adapter.probing("P") and adapter.settle_seconds("P") == 152.0
-    clock.now += 250
-    assert adapter.settle_seconds("p") == 152.0  # in use: kept another lifetime
-    clock.now += 250
-    assert adapter.settle_seconds("p") == 152.0
-    clock.now += 301
-    assert adapter.settle_seconds("p") is None  # a lifetime unused: found out again
-    clock.now += 1
-    assert not adapter.probing("other")  # a probe that never noted lapses
-    adapter.note_settle("other", None)  # a probe that ended without a time frees the claim
-    assert adapter.claim_probe("other") is True
-    adapter.note_settle("other", None)
-    assert adapter.settle_seconds("other") is None and adapter.claim_probe("other") is True
+    clock, azure = Clock(), AzureClock()
+    azure_time.install(azure)
+    try:
+        adapter = BackupVaultProtection(None, ArmCache(300, now=clock))  # type: ignore[arg-type]  # no request
+        assert adapter.settle_seconds("P") is None and not adapter.probing("p")
+        assert adapter.claim_probe("P") is True and adapter.claim_probe("p") is False and adapter.probing("P")
+        assert adapter.claim_probe("other") is True
+        adapter.note_settle("p", 152.0)
+        assert not adapter.probing("P") and adapter.settle_seconds("P") == 152.0
+        clock.now += 250
+        assert adapter.settle_seconds("p") == 152.0  # in use: kept another lifetime
+        clock.now += 250
+        assert adapter.settle_seconds("p") == 152.0
+        clock.now += 301
+        assert adapter.settle_seconds("p") is None  # a lifetime unused: found out again
+        assert adapter.probing("other")  # past the cache's lifetime, within the RBAC bound: still probing
+        azure.now += PROBE_SECONDS + 1
+        assert not adapter.probing("other") and adapter.claim_probe("other") is True  # a probe that never noted
+        adapter.note_settle("other", None)  # a probe that ended without a time frees the claim
+        assert adapter.settle_seconds("other") is None and adapter.claim_probe("other") is True
+    finally:
+        azure_time.reset()
     assert ArmCache(0).claim(arm_cache.probe_key("p"), True) is True  # cache off: each its own probe

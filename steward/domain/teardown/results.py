@@ -19,6 +19,7 @@ from steward.domain.records import Record
 from steward.domain.teardown.request import TeardownOutcome
 
 __all__ = [
+    "ChunkResults",
     "OperationLook",
     "ProtectionsRestored",
     "Refusal",
@@ -197,3 +198,11 @@ class TeardownShown(Record):
     plan_status: str | None = None
     plan: Mapping[str, Any] | None = None
     deleted_count: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkResults(Record):
+    """``teardown_step_chunk``'s output: one :class:`StepResult` per target it reached, in order (it stops at the
+    first refusal)."""
+
+    results: tuple[StepResult, ...] = ()

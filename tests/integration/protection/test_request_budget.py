@@ -71,14 +71,15 @@ def test_once_new_roles_were_seen_to_apply_later_protections_wait_that_long_befo
     """Issue 15: every validation refused while new roles propagate costs a POST from ARM's write bucket (two per
     resource at the sandbox's 180 s: the binding cost of a burst of Backup-vault resources). The first protection
     learns how long the vault identity's new roles took to apply; the next ones, whose own role assignments are
-    new too, wait that long before their first validation: none refused, and none later than the first."""
+    new too, wait that long before their first validation: none refused, and none later than the first (but for
+    a request's latency)."""
     samples = [s for s in propagating["samples"] if s["type"] != "vm"]  # type: ignore[attr-defined]
     assert len(samples) == 6 and all(s["status"] == "Protected" for s in samples)
     first, later = samples[0], samples[1:]
     assert first["refused_validations"] >= 1, first  # propagation is real on the sandbox: the first one learns it
     assert [s["refused_validations"] for s in later] == [0] * 5, [s["app_requests"] for s in later]
-    for sample in later:
-        assert sample["event_to_verified_seconds"] <= first["event_to_verified_seconds"] + 1.0, sample
+    for sample in later:  # the wait is measured to Azure's answer to the POST: a request's latency or two more
+        assert sample["event_to_verified_seconds"] <= first["event_to_verified_seconds"] + 2.0, sample
 
 
 def test_no_activity_holds_a_slot_while_azure_works(propagating: dict[str, dict[str, object]]) -> None:
