@@ -3,11 +3,14 @@ what was built into it, and leaves alone what is healthy."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from sandbox.arm import ArmSandbox, ThrottleConfig
+from sandbox.arm import ArmSandbox, PropagationConfig, SandboxConfig, ThrottleConfig
+from sandbox.clock import AzureTime, DiscreteClock
+from steward.cloud import azure_time
 from steward.cloud.clients import CloudClients
 from steward.cloud.inventory import ArmEstateReader, ReadPacer, read_estate
 from steward.domain.audit import (
@@ -18,7 +21,7 @@ from steward.domain.audit import (
     audit,
 )
 from steward.rules_file import default_rules_text, load_rules
-from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, BuiltEstate
+from tests.integration.audit.audit_sandbox_estate import SUB1, SUB2, BuiltEstate, build
 
 MISSING_SUB = "00000000-0000-4000-8000-0000000000ff"
 STRICT = """
@@ -140,17 +143,35 @@ def test_an_unreadable_subscription_becomes_a_gap_not_a_failure(clients: CloudCl
     assert partial.vaults
 
 
-def test_reading_under_the_sandbox_read_throttle_gets_no_429(
-    sandbox: ArmSandbox, clients: CloudClients, built: BuiltEstate
-) -> None:
-    sandbox.configure_throttle(ThrottleConfig(enabled=True))
-    sandbox.counters.reset()
+@pytest.fixture
+def discrete_sandbox() -> Iterator[tuple[ArmSandbox, DiscreteClock]]:
+    """The audit's estate on a sandbox whose Azure time is the discrete-event clock the benchmarks use, installed
+    as the app's ``azure_time``: ARM's read bucket and the reader's pacer refill on the same virtual time, and
+    neither moves with the machine's load (the test's own CPU, under a busy token, costs no Azure time)."""
+    clock = DiscreteClock()
+    azure_time.install(AzureTime(clock))
+    sb = ArmSandbox(SandboxConfig(clock=clock, page_size=2, propagation=PropagationConfig(rbac_seconds=0)))
     try:
+        with sb:
+            yield sb, clock
+    finally:
+        azure_time.reset()
+        clock.close()
+
+
+def test_reading_under_the_sandbox_read_throttle_gets_no_429(
+    discrete_sandbox: tuple[ArmSandbox, DiscreteClock]
+) -> None:
+    sandbox, clock = discrete_sandbox
+    with clock.busy("test"):
+        clients = CloudClients(sandbox.cloud_target(polling_interval=0.01))
+        build(sandbox, clients)
+        sandbox.configure_throttle(ThrottleConfig(enabled=True))
+        sandbox.counters.reset()
         # A pacer with a tiny bucket proves pacing happens; ARM's own bucket never runs dry.
         reader = ArmEstateReader(clients, pacer_factory=lambda: ReadPacer(5, 200.0))
         read_estate(reader, [SUB1, SUB2])
-        assert sandbox.counters.get(status=429) == 0
-        assert reader.stats.requests >= 10
-        assert reader.stats.paced_seconds > 0
-    finally:
-        sandbox.configure_throttle(ThrottleConfig(enabled=False))
+    assert sandbox.counters.get(status=429) == 0
+    assert reader.stats.requests >= 10
+    assert reader.stats.paced_seconds > 0
+    assert not clock.watchdog_reports, clock.watchdog_reports[0]

@@ -1,17 +1,53 @@
-"""Multi-user authorization on a Backup vault: resource guard proxies, protected operations, unlockDelete."""
+"""Multi-user authorization on a Backup vault: resource guard proxies, protected operations, unlockDelete.
+
+The grant and the unlock are windows of Azure time (minutes), so this module's sandbox runs on the discrete-event
+clock the benchmarks use: Azure time moves only when the test waits on it (an LRO's poll, ``advance``), never with
+the machine's load. On the conftest's scaled clock (1 real s = 1 Azure hour) a 30-minute unlock lasted half a real
+second and lapsed under load before the delete it opened was sent.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 
+from sandbox.arm.config import PropagationConfig, SandboxConfig
 from sandbox.arm.providers.dataprotection import grant_resource_guard_access, revoke_resource_guard_access
+from sandbox.arm.server import ArmSandbox
+from sandbox.clock import AzureTime, DiscreteClock
+from steward.cloud import azure_time
 
-from .conftest import Estate, ProtectedDisk, Vault, error_code, protected_disk
+from .conftest import PROVIDERS, SUBSCRIPTIONS, Estate, ProtectedDisk, Vault, error_code, protected_disk
 
 GUARD = "/subscriptions/00000000-0000-4000-8000-000000000002/resourceGroups/security/providers/" \
         "Microsoft.DataProtection/resourceGuards/guard"
 MUA = "UserErrorCriticalOperationNotAuthorizedByResourceGuard"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[ArmSandbox]:
+    """The conftest's sandbox on a ``DiscreteClock`` installed as the app's ``azure_time`` (the SDK's LRO polls
+    wait on it)."""
+    clock = DiscreteClock()
+    azure_time.install(AzureTime(clock))
+    sb = ArmSandbox(SandboxConfig(clock=clock, page_size=2, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS,
+                                  propagation=PropagationConfig(rbac_seconds=0)))
+    try:
+        with sb:
+            yield sb
+    finally:
+        azure_time.reset()
+        clock.close()
+
+
+@pytest.fixture(autouse=True)
+def test_holds_the_clock(sandbox: ArmSandbox) -> Iterator[None]:
+    """The test's own CPU is runnable work: Azure time stands still for it and moves only while it waits."""
+    with sandbox.clock.busy("test"):
+        yield
+    assert not sandbox.clock.watchdog_reports, sandbox.clock.watchdog_reports[0]
 
 
 def guarded(estate: Estate, excluded: list[str] | None = None) -> ProtectedDisk:
