@@ -27,11 +27,19 @@ from steward.domain.audit import (
     inventory_to_json,
     remediation_plan,
 )
-from steward.domain.audit.runs import AuditPart, AuditScope, DrillLeftovers, FindingsPublished, RemediationPlanned
+from steward.domain.audit.inputs import AuditEvaluation, AuditScopeQuery, LeftoversDue, StoredReport, SubscriptionRead
+from steward.domain.audit.runs import (
+    AuditPart,
+    AuditScope,
+    DrillLeftovers,
+    FindingsPublished,
+    RemediationPlanned,
+    RunSummary,
+)
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import id_key, parse_time, require_time
+from steward.domain.kernel import id_key
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.events import finding_events
 from steward.report.store import load_latest, save_result, update
@@ -46,7 +54,7 @@ def _reader(now: datetime | None = None) -> ArmEstateReader:
 @bp.activity_trigger(input_name="request")
 def audit_scope(request: dict[str, Any]) -> dict[str, Any]:
     """The subscriptions to audit: those named, else the configured ones, else every readable one."""
-    named = [str(s) for s in request.get("subscriptions") or []]
+    named = list(AuditScopeQuery.from_record(request).subscriptions)
     configured = list(bootstrap.settings().subscriptions)
     return AuditScope(subscriptions=tuple(named or configured or list(_reader().subscriptions()))).to_record()
 
@@ -58,8 +66,8 @@ def _part_name(run: str, subscription_id: str) -> str:
 @bp.activity_trigger(input_name="request")
 def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
     """Inventory of one subscription, stored as a part of the run; returns the part's name and counts."""
-    run, subscription_id = str(request["run"]), str(request["subscription_id"])
-    now = parse_time(request.get("now"))  # older runs sent none
+    read = SubscriptionRead.from_record(request)
+    run, subscription_id, now = read.run, read.subscription_id, read.now  # older runs sent no time
     part = read_estate(_reader(now), [subscription_id], concurrency=1)
     name = _part_name(run, subscription_id)
     bootstrap.report_store().put(name, json.dumps(inventory_to_json(part)).encode(), "application/json")
@@ -74,32 +82,33 @@ def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(result: AuditResult, json_name: str, html_name: str) -> dict[str, Any]:
-    return {
-        "report": json_name,
-        "html": html_name,
-        "generatedAt": result.to_json()["generatedAt"],
-        "findingsBySeverity": result.by_severity(),
-        "findings": len(result.findings),
-        "new": len(result.new_finding_ids),
-        "resolved": len(result.resolved),
-        "coverage": round(result.coverage.total.ratio, 4),
-        "resources": result.coverage.total.resources,
-    }
+    return RunSummary(
+        report=json_name,
+        html=html_name,
+        generated_at=result.to_json()["generatedAt"],
+        findings_by_severity=result.by_severity(),
+        findings=len(result.findings),
+        new=len(result.new_finding_ids),
+        resolved=len(result.resolved),
+        coverage=round(result.coverage.total.ratio, 4),
+        resources=result.coverage.total.resources,
+    ).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
     """Merge the parts, audit against the rules and the previous run, store the report. Idempotent: a run
     already stored (a retried activity) is not evaluated twice."""
+    evaluation = AuditEvaluation.from_record(request)
     store = bootstrap.report_store()
-    now = require_time(request["now"])
+    now = evaluation.now
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     existing = store.get(f"runs/{stamp}.json")
     if existing is not None:
         done = AuditResult.from_json(json.loads(existing))
         return _summary(done, f"runs/{stamp}.json", f"runs/{stamp}.html")
     inventory = EstateInventory(subscriptions=())
-    for name in request["parts"]:
+    for name in evaluation.parts:
         data = store.get(str(name))
         if data is None:
             raise FileNotFoundError(f"audit part {name} is missing from the report store")
@@ -112,9 +121,9 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
         RuleExpectations(bootstrap.rules(), inventory.vaults),
         now,
         previous,
-        interrupted_teardowns=list(request.get("interruptedTeardowns") or []),
+        interrupted_teardowns=list(evaluation.interrupted_teardowns),
         drills=_drill_status(inventory),
-        drill_leftovers=list(request.get("drillLeftovers") or []),
+        drill_leftovers=list(evaluation.drill_leftovers),
     )
     saved = save_result(store, result)
     telemetry.record_coverage({s: cell.ratio for s, cell in result.coverage.by_subscription.items()})
@@ -165,7 +174,7 @@ def audit_remediation_plan(request: dict[str, Any]) -> dict[str, Any]:
     limit = bootstrap.settings().audit_remediate_limit
     if limit == 0:
         return RemediationPlanned().to_record()
-    plan = remediation_plan(_stored_result(str(request["report"])), limit)
+    plan = remediation_plan(_stored_result(StoredReport.from_record(request).report), limit)
     return RemediationPlanned(enabled=True, limit=limit, protect=plan.protect, deferred=plan.deferred,
                               needs_person=plan.needs_person).to_record()
 
@@ -173,7 +182,7 @@ def audit_remediation_plan(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def audit_publish_findings(request: dict[str, Any]) -> dict[str, Any]:
     """Publish one event per new or resolved finding of a stored run."""
-    events = finding_events(_stored_result(str(request["report"])))
+    events = finding_events(_stored_result(StoredReport.from_record(request).report))
     published = bootstrap.publisher().publish(events) if events else 0
     return FindingsPublished(events=len(events), published=published).to_record()
 
@@ -186,7 +195,7 @@ def drill_reconcile_leftovers(request: dict[str, Any]) -> dict[str, Any]:
     store = bootstrap.report_store()
     data = store.get(drill_flow.LEFTOVERS_BLOB)
     index = json.loads(data) if data else None
-    expired = drill_flow.expired_leftovers(index, require_time(request["now"]))
+    expired = drill_flow.expired_leftovers(index, LeftoversDue.from_record(request).now)
     if not expired:
         return DrillLeftovers().to_record()
     ops = DrillOps(bootstrap.clients())

@@ -5,6 +5,7 @@ teardown marker, and restore one vault whose teardown no longer runs. Thin: the 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import azure.durable_functions as df
@@ -13,8 +14,9 @@ from steward import bootstrap
 from steward.cloud.errors import CloudError
 from steward.cloud.teardown_errors import TeardownRefusal
 from steward.cloud.vault_markers import VaultMarkers
-from steward.domain.compensation import MarkedVault, MarkedVaults, TeardownMarker, restore_changes
+from steward.domain.compensation import MarkedVault, MarkedVaults, TeardownMarker, VaultReconciled, restore_changes
 from steward.domain.teardown import VaultRef
+from steward.domain.teardown.inputs import MarkedVaultsQuery, VaultToReconcile
 from steward.report.events import reconcile_event
 
 LOG = logging.getLogger("steward.teardown")
@@ -30,7 +32,7 @@ def _markers() -> VaultMarkers:
 def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"markers": [{"vaultId", "marker"}], "gaps": [{"subscriptionId", "error"}]}`` over the subscriptions
     named, else the managed ones."""
-    named = [str(s) for s in payload.get("subscriptions") or []]
+    named = list(MarkedVaultsQuery.from_record(payload).subscriptions)
     subscriptions = named or list(bootstrap.settings().subscriptions)
     markers = _markers()
     found: list[MarkedVault] = []
@@ -45,36 +47,33 @@ def teardown_find_marked_vaults(payload: dict[str, Any]) -> dict[str, Any]:
 
 def reconciliation_record(vault_id: str, marker: TeardownMarker, reason: str) -> dict[str, Any]:
     """What the reconciler says about one marked vault before it restores anything."""
-    return {
-        "vaultId": vault_id,
-        "instanceId": marker.instance_id,
-        "markedAt": marker.to_record()["at"],
-        "earlier": dict(marker.earlier),
-        "reason": reason,
-        "restored": [],
-    }
+    return VaultReconciled(vault_id=vault_id, instance_id=marker.instance_id, marked_at=marker.to_record()["at"],
+                           earlier=dict(marker.earlier), reason=reason).to_record()
 
 
 def reconciled(record: dict[str, Any], restored: list[dict[str, Any]], marker: str) -> dict[str, Any]:
     """The result once the settings were restored (each ``restored`` entry's ``effect``; ``failed``: the marker
     is kept): also the ``BackupSteward.Teardown.Reconciled`` / ``.ReconcileFailed`` event's data."""
     failed = any(r["effect"] == "failed" for r in restored)
-    return {**record, "restored": restored, "effect": "failed" if failed else "reconciled", "marker": marker}
+    return replace(VaultReconciled.from_record(record), restored=tuple(restored),
+                   effect="failed" if failed else "reconciled", marker=marker).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
 def teardown_reconcile_vault(payload: dict[str, Any]) -> dict[str, Any]:
     """Restore the settings a lost teardown turned off (only ever stronger), remove its marker, publish it."""
-    vault = VaultRef.parse(payload.get("vaultId"))
-    raw = str(payload.get("marker") or "")
+    wanted = VaultToReconcile.from_record(payload)
+    vault = VaultRef.parse(wanted.vault_id)
+    raw = wanted.marker
     marker = TeardownMarker.decode(raw)
     markers = _markers()
-    record = reconciliation_record(vault.id, marker, str(payload.get("reason") or ""))
+    record = reconciliation_record(vault.id, marker, wanted.reason)
     if markers.read(vault) != raw:
-        return {**record, "effect": "unchanged", "detail": "the marker changed or went since it was read"}
+        return replace(VaultReconciled.from_record(record), effect="unchanged",
+                       detail="the marker changed or went since it was read").to_record()
     current = markers.current_settings(vault)
     if current is None:
-        return {**record, "effect": "already-gone"}
+        return replace(VaultReconciled.from_record(record), effect="already-gone").to_record()
     restored: list[dict[str, Any]] = []
     for change in restore_changes(marker, current):
         entry: dict[str, Any] = {"setting": change.setting, "from": change.from_value, "to": change.to_value}

@@ -16,8 +16,21 @@ import azure.durable_functions as df
 from steward import bootstrap, telemetry
 from steward.cloud.drills import DrillOps
 from steward.cloud.errors import AzureRefusal, NotFound
-from steward.cloud.protection import BackupVaultProtection
+from steward.cloud.protection import BackupVaultProtection, role_assignment_name
 from steward.domain import drill_flow as flow
+from steward.domain.drill_inputs import (
+    DrillCandidatesQuery,
+    DrillCleanup,
+    DrillGrants,
+    DrillJobRef,
+    DrillOperationLook,
+    DrillReportToRecord,
+    DrillRestoreQuery,
+    DrillRestoreStart,
+    DrillStillThere,
+    DrillTargetStep,
+    RestoreReadyNotice,
+)
 from steward.domain.drill_records import (
     BudgetRecord,
     CleanedUp,
@@ -25,6 +38,7 @@ from steward.domain.drill_records import (
     DrillGranted,
     DrillGroup,
     DrillPrepared,
+    DrillRecorded,
     DrillStarted,
     DrillTarget,
     JobState,
@@ -32,6 +46,7 @@ from steward.domain.drill_records import (
     RecoveryPoint,
     RecoveryPoints,
     RestoredResources,
+    RestoreReadyPublished,
     StagingAccount,
     StillThere,
 )
@@ -52,6 +67,19 @@ def _ops() -> DrillOps:
     return DrillOps(bootstrap.clients())
 
 
+def _remember_group(group_id: str, *, owned: bool) -> None:
+    """Tell this worker's Event Grid trigger whether ``group_id`` is a drill-owned group (``ensure_group`` read its
+    tag, or made it with the tag): its events for what the drill makes there are then ignored (issue 17). Refreshed
+    at each drill step that works in the group, so the entry lives as long as the drill (within the cache's
+    lifetime of each step)."""
+    bootstrap.arm_cache().put(flow.drill_group_key(group_id), owned)
+
+
+def _group_of(resource_id: str) -> str | None:
+    parts = resource_id.split("/")
+    return "/".join(parts[:5]) if len(parts) > 5 and parts[3].lower() == "resourcegroups" else None
+
+
 def _error(error: AzureRefusal) -> dict[str, Any]:
     return {"code": error.code, "message": str(error)}
 
@@ -60,9 +88,9 @@ def _last_name(resource_id: str) -> str:
     return flow.last_drill_blob(resource_id)
 
 
-def _subscriptions(request: dict[str, Any]) -> list[str]:
-    named = [str(s).lower() for s in request.get("subscriptions") or []]
-    from_resources = sorted({str(r).split("/")[2].lower() for r in request.get("resources") or []
+def _subscriptions(request: DrillCandidatesQuery) -> list[str]:
+    named = [str(s).lower() for s in request.subscriptions]
+    from_resources = sorted({str(r).split("/")[2].lower() for r in request.resources
                              if str(r).lower().startswith("/subscriptions/")})
     configured = list(bootstrap.settings().subscriptions)
     # STEWARD_SUBSCRIPTIONS empty means none (README): a drill restores and creates resources, so it never falls
@@ -73,12 +101,13 @@ def _subscriptions(request: dict[str, Any]) -> list[str]:
 @bp.activity_trigger(input_name="request")
 def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
     """Protected resources a drill rule covers (all, or those named), with what selection and restore need."""
+    query = DrillCandidatesQuery.from_record(request)
     ops, rules = _ops(), bootstrap.rules()
-    named = {str(r).lower() for r in request.get("resources") or []}
+    named = {str(r).lower() for r in query.resources}
     targets: list[DrillTarget] = []
     skipped: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for subscription in _subscriptions(request):
+    for subscription in _subscriptions(query):
         try:
             protections = ops.protections(subscription)
         except (NotFound, AzureRefusal) as error:
@@ -113,7 +142,10 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
                 continue
             datastore = "VaultStore" if workload is flow.Workload.VM else ops.datastore(protection.get("policyId"))
             expected = ops.source_disks(resource)
-            size = sum(float(d.get("sizeGb") or 0) for d in expected)
+            if workload is flow.Workload.BLOB:  # what a vaulted restore brings back: the containers listed
+                expected = [{"id": f"{resource_id}/blobServices/default/containers/{name}", "name": name}
+                            for name in protection.get("containers") or []]
+            size = sum(float(d.get("sizeGb") or 0) for d in expected)  # blobs: unknown through ARM, 0
             if workload is flow.Workload.POSTGRES:
                 size = float((((resource.get("properties") or {}).get("storage") or {}).get("storageSizeGB")) or 0)
             last = bootstrap.report_store().get(_last_name(resource_id))
@@ -140,25 +172,27 @@ def drill_candidates(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def drill_points(request: dict[str, Any]) -> dict[str, Any]:
-    target = DrillTarget.from_record(request["target"])
+    target = DrillTargetStep.from_record(request).target
     points = _ops().recovery_points(target.protection_id, target.datastore)
     return RecoveryPoints(points=tuple(RecoveryPoint.from_record(p) for p in points)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
-    """The drill group (created, tagged drill-owned, when missing) and, for a VM or PostgreSQL server, the drill's
-    own storage account in it (tagged with the drill id)."""
-    drill_id, target = str(request["drillId"]), DrillTarget.from_record(request["target"])
+    """The drill group (created, tagged drill-owned, when missing) and, for a VM, a PostgreSQL server or vaulted
+    blobs, the drill's own storage account in it (tagged with the drill id)."""
+    step = DrillTargetStep.from_record(request)
+    drill_id, target = step.drill_id, step.target
     ops = _ops()
     try:
         group = DrillGroup.from_record(ops.ensure_group(target.subscription, target.group, target.location))
+        _remember_group(group.id, owned=group.owned)
         if not group.owned:
             return DrillPrepared(ok=False, error={"code": "DrillGroupNotOwned", "message": (
                 f"resource group {group.id} exists and is not tagged {flow.DRILL_GROUP_TAG}=true: a drill "
                 "restores only into a group the app created")}).to_record()
         account: StagingAccount | None = None
-        if target.workload in (flow.Workload.VM, flow.Workload.POSTGRES):
+        if target.workload in (flow.Workload.VM, flow.Workload.POSTGRES, flow.Workload.BLOB):
             name = flow.staging_account_name(drill_id, target.resource_id)
             made = ops.create_account(group.id, name, target.vault_location or target.location, drill_id)
             account = StagingAccount(id=str(made["id"]), operation=made.get("operation"), name=name)
@@ -169,12 +203,13 @@ def drill_prepare(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def drill_grant(request: dict[str, Any]) -> dict[str, Any]:
-    """Give the Backup vault's identity the role it restores with on the drill's target (``request["grants"]``,
+    """Give the Backup vault's identity the role it restores with on the drill's target (its ``grants``,
     from ``drill_flow.restore_grants``); idempotent. Returns the roles newly assigned (they take minutes to apply)."""
-    grants = request.get("grants") or []
+    wanted = DrillGrants.from_record(request)
+    grants = wanted.grants
     if not grants:
         return DrillGranted(ok=True).to_record()
-    vault_id = DrillTarget.from_record(request["target"]).vault_id
+    vault_id = wanted.target.vault_id
     try:
         vault = _ops().get(vault_id) or {}
         principal = str((vault.get("identity") or {}).get("principalId") or "")
@@ -182,19 +217,23 @@ def drill_grant(request: dict[str, Any]) -> dict[str, Any]:
             return DrillGranted(ok=False, error={"code": "VaultIdentityMissing", "message": (
                 f"the Backup vault {vault_id} has no system-assigned identity to restore with")}).to_record()
         adapter = BackupVaultProtection(bootstrap.clients())
-        created = [str(g["role"]) for g in grants
-                   if adapter.ensure_role(principal, str(g["role_definition_guid"]), str(g["scope"]))]
+        created = [g.role for g in grants if adapter.ensure_role(principal, g.role_definition_guid, g.scope)]
     except AzureRefusal as error:
         return DrillGranted(ok=False, error=_error(error)).to_record()
-    return DrillGranted(ok=True, created=tuple(created)).to_record()
+    # where each assignment lives (its deterministic name): a role on the drill's own account goes with the account,
+    # and the drill looks afterwards that it did
+    assignments = tuple(f"{g.scope}/providers/Microsoft.Authorization/roleAssignments/"
+                        f"{role_assignment_name(principal, g.role_definition_guid, g.scope)}"
+                        for g in grants)
+    return DrillGranted(ok=True, created=tuple(created), assignments=assignments).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_start(request: dict[str, Any]) -> dict[str, Any]:
     """Send the restore (or, for a Backup vault, its ``validateRestore`` first: ``phase``); never in place."""
-    drill_id, point = str(request["drillId"]), str(request["pointId"])
-    target = DrillTarget.from_record(request["target"])
-    group_id, account = str(request["groupId"]), request.get("account") or {}
+    start = DrillRestoreStart.from_record(request)
+    drill_id, point, target = start.drill_id, start.point_id, start.target
+    group_id, account = start.group_id, start.account or {}
     workload = target.workload
     ops = _ops()
     region = target.vault_location or target.location
@@ -218,11 +257,15 @@ def drill_start(request: dict[str, Any]) -> dict[str, Any]:
             inner = flow.files_restore_body(point_id=point, source_id=target.resource_id,
                                             account_name=str(account["name"]), region=region,
                                             prefix=f"drill-{flow.short_hash(drill_id)}-")
+        elif workload is flow.Workload.BLOB and flow.refusal(workload, target.datastore) is None:
+            # vaulted: every container the instance lists, into the drill's own account (never the source)
+            inner = flow.blob_restore_body(point_id=point, source_id=target.resource_id, account_id=str(account["id"]),
+                                           region=region, containers=[str(c["name"]) for c in target.expected])
         else:
             reason = (flow.refusal(workload, target.datastore) if workload is not None else None) or (
                 "not restorable by a drill")
             return DrillStarted(ok=False, error={"code": "DrillRefused", "message": reason}).to_record()
-        if request.get("phase") == "validate":
+        if start.phase == "validate":
             body = {"restoreRequestObject": inner}
             url = f"{target.protection_id}/validateRestore"
         else:
@@ -236,19 +279,22 @@ def drill_start(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def drill_operation(request: dict[str, Any]) -> dict[str, Any]:
-    return OperationState.from_record(_ops().operation_status(request["operation"])).to_record()
+    operation = dict(DrillOperationLook.from_record(request).operation)
+    return OperationState.from_record(_ops().operation_status(operation)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_job(request: dict[str, Any]) -> dict[str, Any]:
-    return JobState.from_record(_ops().job(str(request["vaultId"]), str(request["jobId"]))).to_record()
+    job = DrillJobRef.from_record(request)
+    return JobState.from_record(_ops().job(job.vault_id, job.job_id)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_cancel_job(request: dict[str, Any]) -> dict[str, Any]:
     """Cancel a Recovery Services restore job (``backupJobs/{job}/cancel``); Backup vault jobs have no cancel API:
     the drill waits for the job to end and cleans up then."""
-    vault_id, job_id = str(request["vaultId"]), str(request["jobId"])
+    job = DrillJobRef.from_record(request)
+    vault_id, job_id = job.vault_id, job.job_id
     if "/microsoft.recoveryservices/" not in vault_id.lower():
         return {"cancelled": False, "reason": "Backup vault jobs have no cancel API; the drill waits for it"}
     try:
@@ -263,22 +309,30 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
     """What the restore created, tagged with the drill's id, with sizes and SKUs. A VM restore's job does not name
     its disks (docs/azure-facts.md): they are the drill group's disks created by a restore since the drill
     started it, while its job ran (``timeCreated``), and not tagged by another drill."""
-    drill_id, target = str(request["drillId"]), DrillTarget.from_record(request["target"])
+    query = DrillRestoreQuery.from_record(request)
+    drill_id, target = query.drill_id, query.target
     ops = _ops()
+    _remember_group(query.group_id, owned=True)  # verified by drill_prepare: the restored objects' events
     found: list[dict[str, Any]] = []
     if target.workload is flow.Workload.VM:
-        before = {str(i).lower() for i in request.get("before") or []}
-        for disk in ops.group_disks(str(request["groupId"])):
+        before = {str(i).lower() for i in query.before}
+        for disk in ops.group_disks(query.group_id):
             tags = {k.lower(): v for k, v in disk["tags"].items()}
-            if disk["id"].lower() in before or str(disk.get("createOption") or "").lower() != "restore":
+            if disk["id"].lower() in before or not flow.made_by_a_restore(disk.get("createOption")):
                 continue
             if tags.get(flow.DRILL_TAG) not in (None, drill_id):
                 continue
-            if not flow.created_during(disk.get("timeCreated"), request.get("jobStart"), request.get("jobEnd")):
+            if not flow.created_during(disk.get("timeCreated"), query.job_start, query.job_end):
                 continue  # another restore's disk (e.g. another drill's restore into the same group)
             found.append(disk)
-    elif request.get("newDiskId"):
-        restored = ops.disk_facts(str(request["newDiskId"]))
+    elif target.workload is flow.Workload.BLOB:
+        # the restored containers, in the drill's account (they cannot carry tags: they go with the tagged account)
+        wanted = {str(c["name"]).lower() for c in target.expected}
+        account = str((query.account or {}).get("id") or "")
+        containers = [c for c in ops.containers(account) if c["name"].lower() in wanted] if account else []
+        return RestoredResources(restored=tuple(containers)).to_record()
+    elif query.new_disk_id:
+        restored = ops.disk_facts(query.new_disk_id)
         if restored is not None:
             found.append(restored)
     for item in found:
@@ -290,9 +344,11 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
 def drill_cleanup(request: dict[str, Any]) -> dict[str, Any]:
     """Delete what the drill recorded and that carries its tag; returns what was deleted, the deletes still
     running (operations) and what was left alone, with why."""
-    drill_id = str(request["drillId"])
-    recorded = [str(i) for i in request.get("recorded") or []]
+    cleanup = DrillCleanup.from_record(request)
+    drill_id, recorded = cleanup.drill_id, list(cleanup.recorded)
     ops = _ops()
+    for group in {g for g in map(_group_of, recorded) if g}:  # the drill records only what it made in its group
+        _remember_group(group, owned=True)
     tags = {i.lower(): ops.tags_of(i) for i in recorded}
     delete, skipped = flow.deletable(recorded, tags, drill_id)
     deleted: list[str] = []
@@ -313,15 +369,15 @@ def drill_cleanup(request: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="request")
 def drill_remaining(request: dict[str, Any]) -> dict[str, Any]:
     ops = _ops()
-    return StillThere(remaining=tuple(str(i) for i in request.get("ids") or [] if ops.get(str(i)) is not None)
-                      ).to_record()
+    ids = DrillStillThere.from_record(request).ids
+    return StillThere(remaining=tuple(i for i in ids if ops.get(i) is not None)).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     """Store the drill's report (``drills/<id>.json``), each resource's last drill, and publish one
     ``BackupSteward.Drill.<Outcome>`` event per drilled resource."""
-    report = request["report"]
+    report = dict(DrillReportToRecord.from_record(request).report)
     store = bootstrap.report_store()
     saved = save_drill_report(store, report)  # drills/<id>.json and .html, and the RTO history
     # the shared documents are updated conditionally (ETag / If-Match, again on 412): two drills recording at once,
@@ -338,13 +394,13 @@ def drill_record(request: dict[str, Any]) -> dict[str, Any]:
     telemetry.record_drill(report)
     events = drill_events(report)
     published = bootstrap.publisher().publish(events) if events else 0
-    return {"events": len(events), "published": published, "report": f"drills/{report['id']}.json",
-            "jsonUrl": saved.json_url, "htmlUrl": saved.html_url}
+    return DrillRecorded(events=len(events), published=published, report=f"drills/{report['id']}.json",
+                         json_url=saved.json_url, html_url=saved.html_url).to_record()
 
 
 @bp.activity_trigger(input_name="request")
 def drill_restore_ready(request: dict[str, Any]) -> dict[str, Any]:
     """Publish ``BackupSteward.Drill.RestoreReady``: the restored ids the user's validation hook may check, and
     until when the drill waits for ``POST /api/drills/{id}/validation``."""
-    event = restore_ready_event(request)
-    return {"published": bootstrap.publisher().publish([event])}
+    event = restore_ready_event(RestoreReadyNotice.from_record(request).to_record())
+    return RestoreReadyPublished(published=bootstrap.publisher().publish([event])).to_record()

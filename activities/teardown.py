@@ -36,10 +36,19 @@ from steward.domain.teardown import (
     VaultRef,
     target_from_record,
 )
+from steward.domain.teardown.inputs import (
+    OperationToLook,
+    ReportToRecord,
+    SettingToSet,
+    TargetStep,
+    TeardownVault,
+    VaultMarking,
+)
 from steward.domain.teardown.results import (
     OperationLook,
     ProtectionsRestored,
     Refusal,
+    ReportStored,
     StepResult,
     TeardownLimits,
     VaultMarked,
@@ -72,8 +81,9 @@ def _publisher() -> Any:
 
 
 def _effect(payload: Mapping[str, Any], action: Callable[[TeardownOps, VaultRef, Any], Effect]) -> dict[str, Any]:
-    vault = VaultRef.parse(payload.get("vaultId"))
-    target: Target = target_from_record(payload.get("target") or {})
+    step = TargetStep.from_record(payload)
+    vault = VaultRef.parse(step.vault_id)
+    target: Target = target_from_record(step.target)
     try:
         effect = action(_ops(), vault, target)
     except OperationPending as pending:
@@ -100,7 +110,7 @@ def _refusal(refusal: TeardownRefusal | AzureRefusal) -> Refusal:
 @bp.activity_trigger(input_name="payload")
 def teardown_inventory(payload: dict[str, Any]) -> dict[str, Any]:
     """Everything the vault holds (paged lists), as a ``VaultInventory`` record."""
-    vault = VaultRef.parse(payload.get("vaultId"))
+    vault = VaultRef.parse(TeardownVault.from_record(payload).vault_id)
     inventory = _ops().inventory(vault, datetime.now(UTC))
     return inventory.to_record()
 
@@ -130,8 +140,9 @@ def limits_record(current: Settings) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_set_setting(payload: dict[str, Any]) -> dict[str, Any]:
     """Set one vault setting (``softDelete``, ``enhancedSecurity``, ``immutability``) to ``value``."""
-    vault = VaultRef.parse(payload.get("vaultId"))
-    setting, value = str(payload.get("setting")), str(payload.get("value"))
+    wanted = SettingToSet.from_record(payload)
+    vault = VaultRef.parse(wanted.vault_id)
+    setting, value = wanted.setting, wanted.value
     try:
         effect = _ops().set_setting(vault, setting, value)
     except TeardownRefusal as refusal:
@@ -145,13 +156,14 @@ def teardown_mark_vault(payload: dict[str, Any]) -> dict[str, Any]:
     as they are), taking over one a lost teardown left (its earlier values win and are returned as
     ``inherited``). Nothing to turn off and no marker: ``none``, nothing written. The time is this host's clock,
     as the reconciler's snapshot of running teardowns is (both wall clocks)."""
-    vault = VaultRef.parse(payload.get("vaultId"))
-    changes = [SettingChange.from_record(c) for c in payload.get("changes") or []]
+    marking = VaultMarking.from_record(payload)
+    vault = VaultRef.parse(marking.vault_id)
+    changes = [SettingChange.from_record(c) for c in marking.changes]
     markers = VaultMarkers(_ops())
     try:
         if not changes and markers.read(vault) is None:
             return VaultMarked(ok=True, effect="none").to_record()
-        marker = TeardownMarker.for_changes(str(payload.get("instanceId")), datetime.now(UTC), changes)
+        marker = TeardownMarker.for_changes(marking.instance_id, datetime.now(UTC), changes)
         effect, carried = markers.mark(vault, marker)
     except InvalidMarker as error:
         return VaultMarked(ok=False, refusal=Refusal(kind="refused", message=str(error))).to_record()
@@ -165,17 +177,19 @@ def teardown_mark_vault(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_unmark_vault(payload: dict[str, Any]) -> dict[str, Any]:
     """The saga ended (after compensation): remove the marker this instance wrote."""
-    vault = VaultRef.parse(payload.get("vaultId"))
-    effect = VaultMarkers(_ops()).unmark(vault, str(payload.get("instanceId") or "") or None)
+    marking = VaultMarking.from_record(payload)
+    vault = VaultRef.parse(marking.vault_id)
+    effect = VaultMarkers(_ops()).unmark(vault, marking.instance_id or None)
     return VaultUnmarked(ok=True, effect=effect).to_record()
 
 
 @bp.activity_trigger(input_name="payload")
 def teardown_restore_protections(payload: dict[str, Any]) -> dict[str, Any]:
     """Compensation: put back every setting the saga turned off (``changes`` in reverse order)."""
-    vault = VaultRef.parse(payload.get("vaultId"))
+    marking = VaultMarking.from_record(payload)
+    vault = VaultRef.parse(marking.vault_id)
     restored = []
-    for change in reversed(list(payload.get("changes") or [])):
+    for change in reversed(marking.changes):
         setting, value = str(change.get("setting")), str(change.get("from"))
         try:
             effect = _ops().set_setting(vault, setting, value)
@@ -209,10 +223,11 @@ def teardown_delete_item(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_operation_status(payload: dict[str, Any]) -> dict[str, Any]:
     """One look at an operation an effect activity started: ``{"ok", "state": "running"|"succeeded",
     "retryAfter"}``, or the refusal when it ended badly (transient failures raise and are retried)."""
-    vault = VaultRef.parse(payload.get("vaultId"))
+    look = OperationToLook.from_record(payload)
+    vault = VaultRef.parse(look.vault_id)
     try:
         return OperationLook.from_record(
-            {**_ops().operation_status(vault, dict(payload.get("operation") or {})), "ok": True}).to_record()
+            {**_ops().operation_status(vault, dict(look.operation)), "ok": True}).to_record()
     except TeardownRefusal as refusal:
         return OperationLook(ok=False, refusal=_refusal(refusal)).to_record()
 
@@ -220,7 +235,7 @@ def teardown_operation_status(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_complete_operation(payload: dict[str, Any]) -> dict[str, Any]:
     """After the operation succeeded: what it did to its target (read back), as the effect activity reports."""
-    operation = dict(payload.get("operation") or {})
+    operation = dict(TargetStep.from_record(payload).operation)
     return _effect(payload, lambda ops, vault, t: ops.complete(vault, t, operation))
 
 
@@ -266,7 +281,8 @@ def teardown_remove_site_recovery(payload: dict[str, Any]) -> dict[str, Any]:
 def teardown_remove_private_endpoint(payload: dict[str, Any]) -> dict[str, Any]:
     def act(ops: TeardownOps, vault: VaultRef, target: Any) -> Effect:
         assert isinstance(target, PrivateEndpointConnection)
-        return ops.remove_private_endpoint(vault, target)
+        # the endpoint itself is deleted only where the app may act (STEWARD_SUBSCRIPTIONS)
+        return ops.remove_private_endpoint(vault, target, bootstrap.settings().subscriptions)
 
     return _effect(payload, act)
 
@@ -308,7 +324,7 @@ def teardown_delete_policy(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
-    vault = VaultRef.parse(payload.get("vaultId"))
+    vault = VaultRef.parse(TeardownVault.from_record(payload).vault_id)
     # the cached vault list of its subscription would still offer it to protections (steward/cloud/arm_cache.py)
     bootstrap.forget_vaults(vault.kind, vault.subscription_id)
     try:
@@ -327,8 +343,9 @@ def teardown_delete_vault(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
     """Store the final report (JSON + HTML) and publish ``BackupSteward.Teardown.<Outcome>``."""
-    report = payload.get("report") or {}
-    name = str(payload.get("name") or report.get("instanceId") or "teardown")
+    wanted = ReportToRecord.from_record(payload)
+    report = dict(wanted.report)
+    name = str(wanted.name or report.get("instanceId") or "teardown")
     stored = save_report(_store(), name, report)
     telemetry.record_teardown(report)
     published = 0
@@ -336,7 +353,8 @@ def teardown_record_report(payload: dict[str, Any]) -> dict[str, Any]:
         published = _publisher().publish([teardown_outcome_event(report, stored.to_record(), name)])
     except Exception:
         LOG.exception("publishing the teardown outcome failed", extra={"instance_id": report.get("instanceId")})
-    return {**stored.to_record(), "published": published, "htmlBytes": len(render_html(report))}
+    return ReportStored(json_url=stored.json_url, html_url=stored.html_url, published=published,
+                        html_bytes=len(render_html(report))).to_record()
 
 
 # Activity names the orchestrator calls (the function names above; the host registers them by name).

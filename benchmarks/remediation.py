@@ -31,6 +31,7 @@ from benchmarks.common import (
     write_result,
 )
 from benchmarks.protection_speed import REGION, vm_body
+from steward.domain.audit.runs import AuditSummary
 
 OUTPUT = ARTIFACTS / "remediation.json"
 GROUP = "rg-legacy"
@@ -91,8 +92,8 @@ def measure(vms: int, disks: int, fan_out: int, *, scale: float, seed: int, time
         assert started, "the timer started no audit"
         status = app.runner.wait_for(started[0], timeout=timeout)
         virtual1, wall1 = app.sandbox.clock.now(), time.perf_counter()
-        output = status.get("output") or {}
-        remediation = output.get("remediation") or {}
+        output = AuditSummary.from_record(status["output"]) if status.get("output") else None
+        remediation = output.remediation.to_record() if output is not None else {}
         calls = [c for c in app.log.since(mark) if c.principal == APP_PRINCIPAL.lower()]
         held = Counter(source for _, _, source in protections(app.sandbox))
         wanted = [r.lower() for r in vm_ids + disk_ids]

@@ -47,9 +47,10 @@ from entrypoints.caller_checks import (
     json_object,
 )
 from entrypoints.reconcile_timer import teardown_snapshot
-from entrypoints.routes import json_response, runtime_state
+from entrypoints.routes import json_response, runtime_state, shown
 from steward import bootstrap
 from steward.domain.ids import is_subscription_guid
+from steward.domain.run_status import RunProgress
 from steward.report.html import CSP
 from steward.report.store import CONTENT_TYPES, LATEST_HTML, LATEST_JSON
 
@@ -212,7 +213,7 @@ async def audit_start(req: func.HttpRequest, client: df.DurableOrchestrationClie
         started=False,
         runtimeStatus=runtime_state(running),
         createdTime=_iso(running.created_time),
-        customStatus=running.custom_status if isinstance(running.custom_status, dict) else None,
+        customStatus=shown(RunProgress, running.custom_status),
     )
 
 

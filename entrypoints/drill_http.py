@@ -42,11 +42,13 @@ from entrypoints.caller_checks import (
     check_scope,
     json_object,
 )
-from entrypoints.routes import answered, json_response, runtime_state
+from entrypoints.routes import answered, json_response, read_record, runtime_state, shown
 from steward import bootstrap
 from steward.domain.drill_flow import EVENT_VALIDATION, VALIDATION_RESULTS
+from steward.domain.drill_records import DrillReport
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
+from steward.domain.run_status import RunProgress
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "restore_drill"
@@ -162,8 +164,8 @@ async def drill_http_status(req: func.HttpRequest, client: df.DurableOrchestrati
         if runtime_state(status) is None:
             return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
         return json_response(200, {"id": drill_id, "runtimeStatus": runtime_state(status),
-                                   "customStatus": status.custom_status,
-                                   "report": status.output if isinstance(status.output, dict) else None,
+                                   "customStatus": shown(RunProgress, status.custom_status),
+                                   "report": shown(DrillReport, status.output),
                                    "links": _links(req, drill_id)})
 
     return await answered(req, "drill", "status", show)
@@ -197,12 +199,13 @@ async def drill_http_validation(req: func.HttpRequest, client: df.DurableOrchest
         state = runtime_state(status)
         if state is None:
             return problems.response(404, "DrillNotFound", f"no drill {drill_id}")
-        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-        if state not in ACTIVE or custom.get("phase") != "validation":
+        custom = read_record(RunProgress, status.custom_status)
+        if state not in ACTIVE or custom is None or custom.phase != "validation":
             return problems.response(409, "DrillNotAwaitingValidation",
                                      f"drill {drill_id} is not waiting for a validation result "
-                                     f"({state}, phase {custom.get('phase')}): not yet, or already decided")
-        resource_id = custom.get("resourceId")
+                                     f"({state}, phase {custom.phase if custom else None}): not yet, or already "
+                                     "decided")
+        resource_id = custom.resource_id
         # the event names the resource whose wait it answers: a second answer to the same wait is ignored by the
         # drill (its next resource's wait does not take it)
         await client.raise_event(drill_id, EVENT_VALIDATION, {**answer, "resourceId": resource_id, "by": principal})

@@ -36,11 +36,12 @@ from entrypoints.caller_checks import (
     json_object,
     request_correlation_id,
 )
-from entrypoints.routes import answered, json_response, runtime_state
+from entrypoints.routes import answered, json_response, runtime_state, shown
 from steward import bootstrap
 from steward.domain.errors import InvalidResourceId
 from steward.domain.events import PROTECTED_TYPES, EventOrigin, EventSchema
 from steward.domain.ids import ResourceId
+from steward.domain.protection import ProtectionOutcome, ProtectionShown
 
 LOG = logging.getLogger("steward.entry")
 ORCHESTRATOR: Final = "protect_resource"
@@ -160,8 +161,8 @@ async def protect_http_status(req: func.HttpRequest, client: df.DurableOrchestra
             {
                 "id": instance_id,
                 "runtimeStatus": runtime_state(status),
-                "customStatus": status.custom_status,
-                "outcome": status.output if isinstance(status.output, dict) else None,
+                "customStatus": shown(ProtectionShown, status.custom_status),
+                "outcome": shown(ProtectionOutcome, status.output),
                 "links": _links(req, instance_id),
             },
         )

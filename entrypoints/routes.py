@@ -1,6 +1,7 @@
 """What every HTTP route shares around the pure checks of ``entrypoints/caller_checks.py``: the JSON answer, a
 Durable instance's runtime state, the allowed caller under the teardown policy (the teardown, drill and protect
-routes), and the drill and protect routes' answer with its audit line.
+routes), an instance's output or custom status read through its record, and the drill and protect routes' answer
+with its audit line.
 
 The routes (``teardown_http.py``, ``drill_http.py``, ``protect_http.py``, ``audit_timer.py``) use these instead of
 each keeping a copy.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.functions as func
 
@@ -24,8 +25,13 @@ from entrypoints.caller_checks import (
     caller_action,
 )
 from steward import bootstrap
+from steward.domain.errors import InvalidValue
+from steward.domain.records import Record
 
 AUDIT = logging.getLogger("steward.audit")
+LOG = logging.getLogger("steward.routes")
+
+RecordT = TypeVar("RecordT", bound=Record)
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -38,6 +44,25 @@ def runtime_state(status: Any) -> str | None:
     """A Durable instance's runtime status (``Running``, ``Completed`` ...); None when there is no such instance."""
     runtime = getattr(status, "runtime_status", None) if status is not None else None
     return None if runtime is None else str(getattr(runtime, "value", runtime))
+
+
+def read_record(kind: type[RecordT], value: Any) -> RecordT | None:
+    """An instance's output or custom status (``value``, as the task hub holds it) read through its record, the
+    one codec's: None while there is none (not an object); a record it cannot read is logged and taken as none."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return kind.from_record(value)
+    except InvalidValue as error:
+        LOG.warning("an instance's %s could not be read: %s", kind.__name__, error)
+        return None
+
+
+def shown(kind: type[Record], value: Any) -> dict[str, Any] | None:
+    """``value`` as the JSON answer shows it: read through ``kind`` and written again (the record's keys; an older
+    record's snake_case keys come out camelCase), None when there is none."""
+    record = read_record(kind, value)
+    return None if record is None else record.to_record()
 
 
 def teardown_policy() -> TeardownAccessPolicy:

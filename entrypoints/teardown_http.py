@@ -52,18 +52,20 @@ from entrypoints.caller_checks import (
     request_correlation_id,
     teardown_request_from_http,
 )
-from entrypoints.routes import json_response, teardown_policy
+from entrypoints.routes import json_response, read_record, teardown_policy
 from steward import bootstrap
 from steward.domain.teardown import (
     EVENT_APPROVE,
     EVENT_CANCEL,
     EVENT_SECURITY_APPROVAL,
     RequestSource,
+    TeardownOutcome,
     TeardownRequest,
     approval_refusal,
     fingerprints_match,
     instance_id_for,
 )
+from steward.domain.teardown.results import TeardownReport, TeardownShown
 from steward.report.teardown import render_html
 
 LOG = logging.getLogger("steward.entry")
@@ -240,27 +242,39 @@ async def teardown_status(req: func.HttpRequest, client: df.DurableOrchestration
     return await _audited(req, "status", lambda trail: _show_status(req, client, trail))
 
 
-async def _show_status(
+async def _teardown_shown(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
-) -> func.HttpResponse:
+) -> tuple[str, Any] | func.HttpResponse:
+    """The teardown a GET route names, once the caller may see it: its id and Durable status; the 404 answer when
+    there is no such teardown."""
     caller_action(_authenticate(req, trail), teardown_policy())
     instance_id = check_instance_id(req.route_params.get("id", ""))
     trail.note(instance_id=instance_id)
     status = await _status(client, instance_id)
     if status is None:
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
-    report = status.output if isinstance(status.output, dict) else None
-    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    return instance_id, status
+
+
+async def _show_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
+) -> func.HttpResponse:
+    found = await _teardown_shown(req, client, trail)
+    if isinstance(found, func.HttpResponse):
+        return found
+    instance_id, status = found
+    report = read_record(TeardownReport, status.output)
+    custom = read_record(TeardownShown, status.custom_status)
     # the full plan once finished (in the report), its summary while running (in the custom status)
-    plan = (report or {}).get("plan") or custom.get("plan")
+    plan = (report.plan if report else None) or (custom.plan if custom else None)
     body = {
         "id": instance_id,
         "runtimeStatus": _status_name(status),
-        "customStatus": status.custom_status,
+        "customStatus": custom.to_record() if custom else None,
         "plan": plan,
         "createdTime": str(status.created_time) if status.created_time else None,
         "lastUpdatedTime": str(status.last_updated_time) if status.last_updated_time else None,
-        "report": report,
+        "report": report.to_record() if report else None,
         "links": _links(req, instance_id),
     }
     return json_response(200, body)
@@ -306,6 +320,32 @@ def _approval_checks(approval: Any, current: str | None, request: TeardownReques
     return None
 
 
+async def _approve_waiting(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, instance_id: str, status: Any, approval: Any
+) -> func.HttpResponse:
+    """Approve a running teardown: 409 unless it awaits an approval, the pre-checks against its own request
+    (:func:`_approval_checks`), then the approval event."""
+    custom = read_record(TeardownShown, status.custom_status)
+    phase = custom.phase if custom else None
+    if custom is None or phase != "awaiting-approval":
+        return problems.response(
+            409, "NotAwaitingApproval", f"the teardown is {phase or _status_name(status)}, not awaiting approval"
+        )
+    request = _requested(status)
+    if request is not None and request.source is RequestSource.CUSTOM_EVENT:
+        # a custom event's requester is unverified: the first approval confirms it (then its author counts
+        # as the requester), see steward.domain.teardown.judge_approval
+        confirmed = custom.confirmed_by
+        request = replace(request, requested_by=str(confirmed)) if confirmed else None
+    refused = _approval_checks(approval, custom.fingerprint, request)
+    if refused is not None:
+        return refused
+    await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
+    return json_response(
+        202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
+    )
+
+
 async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail) -> func.HttpResponse:
     caller = _authenticate(req, trail)
     _meter(caller)
@@ -318,34 +358,17 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
         return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
     runtime = _status_name(status)
     if runtime in ACTIVE:
-        custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-        phase = custom.get("phase")
-        if phase != "awaiting-approval":
-            return problems.response(
-                409, "NotAwaitingApproval", f"the teardown is {phase or runtime}, not awaiting approval"
-            )
-        request = _requested(status)
-        if request is not None and request.source is RequestSource.CUSTOM_EVENT:
-            # a custom event's requester is unverified: the first approval confirms it (then its author counts
-            # as the requester), see steward.domain.teardown.judge_approval
-            confirmed = custom.get("confirmedBy")
-            request = replace(request, requested_by=str(confirmed)) if confirmed else None
-        refused = _approval_checks(approval, custom.get("fingerprint"), request)
-        if refused is not None:
-            return refused
-        await client.raise_event(instance_id, EVENT_APPROVE, approval.to_record())
-        return json_response(
-            202, {"id": instance_id, "approved": approval.fingerprint, "links": _links(req, instance_id)}
-        )
-    report = status.output if isinstance(status.output, dict) else {}
-    if report.get("outcome") not in ("planned", "replanned"):
-        return problems.response(409, "NothingToApprove", f"the teardown ended {report.get('outcome') or runtime}")
+        return await _approve_waiting(req, client, instance_id, status, approval)
+    report = read_record(TeardownReport, status.output)
+    if report is None or report.outcome not in (TeardownOutcome.PLANNED, TeardownOutcome.REPLANNED):
+        ended = report.outcome.value if report else runtime
+        return problems.response(409, "NothingToApprove", f"the teardown ended {ended}")
     previous = _requested(status)
     if previous is None:
         return problems.response(409, "NothingToApprove", "the teardown's request cannot be read")
-    if report.get("confirmedBy"):  # a custom-event request confirmed by a verified principal: the requester
-        previous = replace(previous, requested_by=str(report["confirmedBy"]))
-    refused = _approval_checks(approval, report.get("fingerprint"), previous)
+    if report.confirmed_by:  # a custom-event request confirmed by a verified principal: the requester
+        previous = replace(previous, requested_by=report.confirmed_by)
+    refused = _approval_checks(approval, report.fingerprint, None)  # the plan's fingerprint (409)
     if refused is not None:
         return refused
     run = TeardownRequest(
@@ -362,8 +385,17 @@ async def _approve(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     run_id = instance_id_for(run)
     trail.correlation_id = run.correlation_id  # one id from the plan's request to the run's report
     trail.note(vault_id=run.vault_id, instance_id=run_id, dry_run=False)
-    existing = await _status(client, run_id)
-    if existing is None or _status_name(existing) not in ACTIVE:
+    existing = await _status(client, run_id, show_input=True)
+    running = existing is not None and _status_name(existing) in ACTIVE
+    shown = read_record(TeardownShown, existing.custom_status) if running and existing is not None else None
+    if shown is not None and shown.phase == "awaiting-approval":
+        # the run of this fingerprint already exists and waits (its requester carried the fingerprint, so four
+        # eyes made it wait for another principal): the approval is that run's, checked against its requester
+        return await _approve_waiting(req, client, run_id, existing, approval)
+    refused = _approval_checks(approval, None, previous)  # four eyes: not the plan's requester (403)
+    if refused is not None:
+        return refused
+    if not running:
         await client.start_new(ORCHESTRATOR, run_id, run.to_record())
     links = _links(req, run_id)
     return json_response(
@@ -412,16 +444,15 @@ async def teardown_report_page(req: func.HttpRequest, client: df.DurableOrchestr
 async def _report_page(
     req: func.HttpRequest, client: df.DurableOrchestrationClient, trail: _Trail
 ) -> func.HttpResponse:
-    caller_action(_authenticate(req, trail), teardown_policy())
-    instance_id = check_instance_id(req.route_params.get("id", ""))
-    trail.note(instance_id=instance_id)
-    status = await _status(client, instance_id)
-    if status is None:
-        return problems.response(404, "TeardownNotFound", f"no teardown {instance_id}")
-    if not isinstance(status.output, dict):
+    found = await _teardown_shown(req, client, trail)
+    if isinstance(found, func.HttpResponse):
+        return found
+    _, status = found
+    report = read_record(TeardownReport, status.output)
+    if report is None:
         return problems.response(409, "TeardownNotFinished", "the report exists once it ends")
     return func.HttpResponse(
-        render_html(status.output),
+        render_html(report.to_record()),
         status_code=200,
         mimetype="text/html",
         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},

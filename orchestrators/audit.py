@@ -8,7 +8,8 @@ scope, so a scope's next run reuses the id). What belongs to one run - its store
 of the protections it starts - is therefore keyed by the run: the instance id and the run's start time.
 
 The input and every activity result the orchestration reads are records of ``steward/domain/audit/runs.py`` on
-the one record codec, keys as before (histories in flight replay unchanged).
+the one record codec, keys as before (histories in flight replay unchanged); so are its custom status
+(``RunProgress``) and its output (``AuditSummary``).
 """
 
 from __future__ import annotations
@@ -21,19 +22,23 @@ from typing import Any, Final
 import azure.durable_functions as df
 
 from orchestrators.retrying import Backoff, call_all_with_backoff, call_with_backoff
+from steward.domain.audit.inputs import AuditEvaluation, AuditScopeQuery, LeftoversDue, StoredReport, SubscriptionRead
 from steward.domain.audit.runs import (
     AuditPart,
     AuditRequest,
     AuditScope,
+    AuditSummary,
     DrillLeftovers,
-    EvaluatedRun,
     FindingsPublished,
     LeftVault,
     RemediationPlanned,
     RemediationStarted,
+    RemediationSummary,
+    RunSummary,
 )
 from steward.domain.compensation import ReconcileAction, ReconcileResult
 from steward.domain.events import EventOrigin, EventSchema
+from steward.domain.run_status import RunProgress
 
 bp = df.Blueprint()
 
@@ -54,54 +59,55 @@ REMEDIATION_FAN_OUT: Final = 32
 
 @bp.orchestration_trigger(context_name="context")
 def audit_estate(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Returns the run's :class:`AuditSummary` record."""
     # an input that is not an AuditRequest fails here, before any activity
     request = AuditRequest.from_record(context.get_input() or {})
     now = context.current_utc_datetime
     stamp = f"{now:%Y%m%dT%H%M%S}"
     run = f"{context.instance_id}-{stamp}"
     scope = AuditScope.from_record((yield from call_with_backoff(
-        context, "audit_scope", RETRY, {"subscriptions": list(request.subscriptions) or None}
+        context, "audit_scope", RETRY, AuditScopeQuery(request.subscriptions).to_record()
     )))
     subscriptions: list[str] = list(scope.subscriptions)
     reconciled = yield from _reconcile_teardowns(context, request, subscriptions, run)
     # restore drills' leftovers past their lifetime: deleted while they carry their drill's tag (DRL-003)
     drill_leftovers = DrillLeftovers.from_record((yield from call_with_backoff(
-        context, "drill_reconcile_leftovers", RETRY, {"now": now.isoformat()}
+        context, "drill_reconcile_leftovers", RETRY, LeftoversDue(now).to_record()
     )))
     parts: list[AuditPart] = []
     for start in range(0, len(subscriptions), FAN_OUT):
         batch = subscriptions[start : start + FAN_OUT]
-        context.set_custom_status({"phase": "inventory", "done": len(parts), "total": len(subscriptions)})
+        context.set_custom_status(RunProgress("inventory", len(parts), len(subscriptions)).to_record())
         read = yield from call_all_with_backoff(
             context, "audit_read_subscription", RETRY,
-            [{"run": run, "subscription_id": sub, "now": now.isoformat()} for sub in batch],
+            [SubscriptionRead(run, sub, now).to_record() for sub in batch],
         )
         parts += [AuditPart.from_record(p) for p in read]
-    context.set_custom_status({"phase": "evaluate", "done": len(parts), "total": len(subscriptions)})
-    summary: dict[str, Any] = yield from call_with_backoff(
+    context.set_custom_status(RunProgress("evaluate", len(parts), len(subscriptions)).to_record())
+    summary = RunSummary.from_record((yield from call_with_backoff(
         context,
         "audit_evaluate",
         RETRY,
-        {"parts": [p.part for p in parts], "now": now.isoformat(), "interruptedTeardowns": reconciled,
-         "drillLeftovers": list(drill_leftovers.leftovers)},
-    )
-    report = EvaluatedRun.from_record(summary).report
-    context.set_custom_status({"phase": "publish", "done": len(parts), "total": len(subscriptions)})
+        AuditEvaluation(tuple(p.part for p in parts), now, interrupted_teardowns=tuple(reconciled),
+                        drill_leftovers=drill_leftovers.leftovers).to_record(),
+    )))
+    report = summary.report
+    context.set_custom_status(RunProgress("publish", len(parts), len(subscriptions)).to_record())
     published = FindingsPublished.from_record((yield from call_with_backoff(
-        context, "audit_publish_findings", RETRY, {"report": report}
+        context, "audit_publish_findings", RETRY, StoredReport(report).to_record()
     )))
     plan = RemediationPlanned.from_record((yield from call_with_backoff(
-        context, "audit_remediation_plan", RETRY, {"report": report}
+        context, "audit_remediation_plan", RETRY, StoredReport(report).to_record()
     )))
     remediation = yield from _remediate(context, plan, stamp)
-    return {
-        **summary,  # the run's summary, as audit_evaluate wrote it
-        "subscriptions": len(subscriptions),
-        "inventoryGaps": sum(p.gaps for p in parts),
-        "events": published.events,
-        "remediation": remediation,
-        "drillLeftovers": len(drill_leftovers.leftovers),
-    }
+    return AuditSummary(
+        **vars(summary),  # the run's summary, as audit_evaluate wrote it
+        subscriptions=len(subscriptions),
+        inventory_gaps=sum(p.gaps for p in parts),
+        events=published.events,
+        remediation=remediation,
+        drill_leftovers=len(drill_leftovers.leftovers),
+    ).to_record()
 
 
 def _reconcile_teardowns(
@@ -111,7 +117,7 @@ def _reconcile_teardowns(
     doorway's snapshot of running teardowns; what it restored (or could not) becomes VLT-006 findings."""
     if request.teardowns is None:
         return []
-    context.set_custom_status({"phase": "reconcile-teardowns"})
+    context.set_custom_status(RunProgress("reconcile-teardowns").to_record())
     result = ReconcileResult.from_record((yield context.call_sub_orchestrator(
         "reconcile_teardowns",
         {"teardowns": request.teardowns.to_record(), "subscriptions": subscriptions},
@@ -123,7 +129,7 @@ def _reconcile_teardowns(
 
 def _remediate(
     context: df.DurableOrchestrationContext, plan: RemediationPlanned, stamp: str
-) -> Generator[Any, Any, dict[str, Any]]:
+) -> Generator[Any, Any, RemediationSummary]:
     """Start protect_resource (the orchestration an Event Grid event starts; idempotent, deletes nothing) for the
     planned resources, REMEDIATION_FAN_OUT at a time; each publishes its outcome. Returns the outcomes counted
     by status. The protections' instance ids and their origin event id carry the run's start (``stamp``), so a
@@ -135,7 +141,7 @@ def _remediate(
     outcomes: list[RemediationStarted] = []
     fan_out = REMEDIATION_FAN_OUT
     for start in range(0, len(targets), fan_out):
-        context.set_custom_status({"phase": "remediate", "done": start, "total": len(targets)})
+        context.set_custom_status(RunProgress("remediate", start, len(targets)).to_record())
         started = yield context.task_all([
             context.call_sub_orchestrator(
                 "protect_resource",
@@ -146,11 +152,6 @@ def _remediate(
         ])
         outcomes += [RemediationStarted.from_record(o) for o in started]
     statuses = Counter(o.status.value for o in outcomes)
-    return {
-        "enabled": plan.enabled,
-        "limit": plan.limit,
-        "started": len(targets),
-        "outcomes": dict(sorted(statuses.items())),
-        "deferred": plan.deferred,
-        "needsPerson": list(plan.needs_person),
-    }
+    return RemediationSummary(enabled=plan.enabled, limit=plan.limit, started=len(targets),
+                              outcomes=dict(sorted(statuses.items())), deferred=plan.deferred,
+                              needs_person=plan.needs_person)

@@ -27,6 +27,7 @@ from steward.domain.compensation import (
     ReconcileResult,
     decide_reconciliation,
 )
+from steward.domain.teardown.inputs import MarkedVaultsQuery, VaultToReconcile
 
 bp = df.Blueprint()
 
@@ -42,7 +43,7 @@ def reconcile_teardowns(context: df.DurableOrchestrationContext) -> Generator[An
     request = ReconcileRequest.from_record(context.get_input() or {})
     snapshot = request.teardowns
     found = MarkedVaults.from_record((yield context.call_activity_with_retry(
-        "teardown_find_marked_vaults", RETRY, {"subscriptions": list(request.subscriptions)}
+        "teardown_find_marked_vaults", RETRY, MarkedVaultsQuery(request.subscriptions).to_record()
     )))
     if snapshot is None or snapshot.snapshot_at is None:
         left = [{"vaultId": m.vault_id, "action": "leave", "reason": "no snapshot of running teardowns"}
@@ -59,7 +60,7 @@ def reconcile_teardowns(context: df.DurableOrchestrationContext) -> Generator[An
     for start in range(0, len(restore), FAN_OUT):
         reconciled += yield context.task_all([
             context.call_activity_with_retry(
-                "teardown_reconcile_vault", RETRY, {"vaultId": d.vault_id, "marker": d.raw, "reason": d.reason}
+                "teardown_reconcile_vault", RETRY, VaultToReconcile(d.vault_id, d.raw, d.reason).to_record()
             )
             for d in restore[start : start + FAN_OUT]
         ])

@@ -22,6 +22,25 @@ from steward.domain.events import ContainerCreated, ProtectResource, ResourceGon
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.protection import OutcomeStatus, ProtectionOutcome, ProtectionRef
+from steward.domain.protection_inputs import (
+    BackupInstanceRequest,
+    BlobContainerChange,
+    BlobContainersAt,
+    FactsToDecide,
+    OperationWatch,
+    OutcomesToPublish,
+    PolicyCopy,
+    RbacSettleNote,
+    ResourceAt,
+    ResourceListing,
+    RoleGrants,
+    StopRetaining,
+    SubscriptionsQuery,
+    VaultAt,
+    VaultIdentity,
+    VaultToCreate,
+    VmInVault,
+)
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord, VmProtectionBegun
 from steward.domain.rules.vault_sets import SET_CHOICES
 
@@ -35,6 +54,8 @@ RETRY: Final = Backoff(first=timedelta(seconds=5), coefficient=2.0, cap=timedelt
                        window=timedelta(minutes=10), max_attempts=12)
 
 Task = Generator[Any, Any, Any]
+#: the activity that looks at a Backup vault's operation
+BACKUP_STATUS: Final = "backup_operation_status"
 
 
 def _outcome(
@@ -50,7 +71,19 @@ def _outcome(
 
 def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any]) -> Task:
     """The steps of protecting one resource (``given``: the intent record as started, for the flow's helpers); returns
-    a ProtectionOutcome."""
+    a ProtectionOutcome. A vault set's reservation that did not land is released (``release_in_set``)."""
+    held: list[tuple[rules.Protect, str]] = []  # (the decision, the member reserved): the last one counts
+    outcome: ProtectionOutcome = yield from _protect_steps(context, intent, given, held)
+    if held and flow.releases(outcome, held[-1][1]):
+        yield from call_with_backoff(context, "release_in_set", RETRY,
+                                     flow.set_release_asked(held[-1][0], str(intent.resource_id), held[-1][1]))
+    return outcome
+
+
+def _protect_steps(
+    context: df.DurableOrchestrationContext, intent: ProtectResource, given: dict[str, Any],
+    held: list[tuple[rules.Protect, str]],
+) -> Task:
     resource_id = str(intent.resource_id)
     facts = yield from _wait_until_ready(context, resource_id)
     if facts is None:
@@ -61,26 +94,27 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     if ready.wait:
         late = flow.not_ready_in_time(facts)
         return _outcome(intent, late.status, reason=late.reason)
-    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts.to_record()})
+    record = yield from call_with_backoff(context, "decide_protection", RETRY, FactsToDecide(facts).to_record())
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
         return _outcome(intent, flow.not_protected_status(decision), reason=decision.reason, rule=decision.rule)
 
     search = flow.vault_search(decision)
     candidates = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
-        context, "find_vaults", RETRY, search))]
+        context, "find_vaults", RETRY, search.to_record()))]
     status: dict[str, Any] | None = None
     if isinstance(decision.vault, rules.VaultSet):  # issue 19: one of several vaults, by room
         if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
-            status = yield from call_with_backoff(context,
-                "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location})
+            status = yield from call_with_backoff(context, "vm_backup_status", RETRY,
+                                                  ResourceAt(resource_id, region=facts.location).to_record())
         members = flow.set_member_records(decision, candidates)
         choice = flow.set_member_protecting(decision, members, status) or (
-            yield from _choose_in_set(context, decision, members, [], fresh=False))
+            yield from _choose_in_set(context, decision, members, [], fresh=False, held=held,
+                                      resource_id=resource_id))
     else:
         choice = flow.choose(decision, candidates)
     if choice.status is OutcomeStatus.NO_VAULT and isinstance(decision.vault, rules.RegionalDefaultVault):
-        made = yield from _create_vault(context, search)
+        made = yield from _create_vault(context, VaultToCreate(search.kind, search.subscription_id, search.region))
         if made["ok"]:
             candidates = [VaultRecord.from_record(made["vault"])]
             choice = flow.choose(decision, candidates)
@@ -93,9 +127,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
 
     if decision.vault_kind is VaultKind.RECOVERY_SERVICES:
         if status is None:
-            status = yield from call_with_backoff(context,
-                "vm_backup_status", RETRY, {"resource_id": resource_id, "region": facts.location}
-            )
+            status = yield from call_with_backoff(context, "vm_backup_status", RETRY,
+                                                  ResourceAt(resource_id, region=facts.location).to_record())
         if not isinstance(decision.vault, rules.VaultSet):
             return (yield from _protect_vm(context, intent, given, vault, decision, status=status))[0]
         refused: list[str] = []
@@ -106,25 +139,26 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
                 return outcome
             refused.append(vault.id)
             found = [VaultRecord.from_record(v) for v in (yield from call_with_backoff(
-                context, "find_vaults", RETRY, search))]
+                context, "find_vaults", RETRY, search.to_record()))]
             members = flow.set_member_records(decision, found)
-            again = yield from _choose_in_set(context, decision, members, refused, fresh=True)
+            again = yield from _choose_in_set(context, decision, members, refused, fresh=True, held=held,
+                                              resource_id=resource_id)
             if again.vault is None:
                 return replace(outcome, reason=f"{outcome.reason}; {again.reason}")
             vault = VaultRecord.read(again.vault)
             status = {}  # the VM was refused, not protected: nothing to look up again
 
     grants = flow.role_grants(decision, facts, vault)
-    granted = yield from call_with_backoff(context,
-        "grant_vault_roles", RETRY, {"principal_id": vault.principal_id, "grants": grants}
-    )
+    granted = yield from call_with_backoff(context, "grant_vault_roles", RETRY,
+                                           RoleGrants(str(vault.principal_id), tuple(grants)).to_record())
     if not granted["ok"]:
         return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
                         **common)
     granted_at = context.current_utc_datetime
     polled = yield from _settle_roles(context, granted, vault.principal_id)
-    request = {"resource_id": resource_id, "facts": facts.to_record(), "decision": record, **common}
-    regrant = {"principal_id": vault.principal_id, "grants": grants, "fresh": True}
+    request = BackupInstanceRequest(resource_id=resource_id, vault_id=vault.id, policy=decision.policy, facts=facts,
+                                    decision=decision, rule=decision.rule)
+    regrant = RoleGrants(str(vault.principal_id), tuple(grants), fresh=True)
     # what the first validation that passes tells the worker (noted then, _note_settle), or at the end
     seen: dict[str, Any] = {"granted": granted, "granted_at": granted_at, "polled": polled,
                             "principal_id": vault.principal_id}
@@ -133,9 +167,8 @@ def _protect(context: df.DurableOrchestrationContext, intent: ProtectResource, g
     if flow.policy_missing(result) and isinstance(decision.vault, rules.VaultSet):
         sources = flow.policy_sources(decision, vault, members)
         if sources:  # a set's new Backup vault holds only the app's default policies: copy the rule's, once
-            copied = yield from call_with_backoff(context, "copy_policy", RETRY, {
-                "kind": decision.vault_kind.value, "vault_id": vault.id, "policy": decision.policy,
-                "sources": sources})
+            copied = yield from call_with_backoff(context, "copy_policy", RETRY, PolicyCopy(
+                vault.id, decision.policy, kind=decision.vault_kind, sources=tuple(sources)).to_record())
             if not copied["ok"]:
                 return _outcome(intent, OutcomeStatus.FAILED, reason=flow.policy_copy_failed(copied), **common)
             result = yield from _configure_backup_instance(context, request, regrant)
@@ -167,14 +200,13 @@ def _protect_vm(
     verdict = flow.vm_precheck(status, vault.id)
     resuming = False
     if verdict is not None and verdict.status is OutcomeStatus.ALREADY_PROTECTED:  # the item decides
-        item = yield from call_with_backoff(
-            context, "read_vm_item", RETRY, {"resource_id": resource_id, "vault_id": vault.id}
-        )
+        item = yield from call_with_backoff(context, "read_vm_item", RETRY,
+                                            VmInVault(resource_id, vault.id).to_record())
         verdict = flow.already_protected_item(item, verdict, vault.id)
         resuming = verdict is None
     if verdict is not None:
         return _outcome(intent, verdict.status, reason=verdict.reason, **common), False
-    target = {"resource_id": resource_id, "vault_id": vault.id, "policy": decision.policy}
+    target = VmInVault(resource_id, vault.id, policy=decision.policy)
     final: ProtectionOutcome | None = None
     full = False
     for _ in range(flow.VM_PROTECTION_STARTS):  # an operation Azure failed on its own side starts again
@@ -188,7 +220,7 @@ def _protect_vm(
         if not begun.ok or begun.done:
             outcome = flow.outcome_of_enable(given, {**begun.to_record(), "created": not begun.done}, common)
             return outcome, flow.vault_full(begun.to_record())
-        state = yield from _follow_vm_operation(context, {**target, "operation": begun.operation},
+        state = yield from _follow_vm_operation(context, replace(target, operation=begun.operation),
                                                 flow.vm_poll_plan(begun.retry_after))
         if state is None:
             return _outcome(intent, OutcomeStatus.FAILED, reason="Azure's protection operation did not finish "
@@ -202,7 +234,7 @@ def _protect_vm(
     return (flow.resumed(final) if resuming else final), full
 
 
-def _begin_in_vault(context: df.DurableOrchestrationContext, target: dict[str, Any], sources: Sequence[str]) -> Task:
+def _begin_in_vault(context: df.DurableOrchestrationContext, target: VmInVault, sources: Sequence[str]) -> Task:
     """``_begin_vm_protection``; when the vault lacks the rule's policy and ``sources`` (a vault set's members,
     ``flow.policy_sources``) are given, ``copy_policy`` copies it from one of them and the PUT is begun once more
     (issue 19: a set's new vault holds only Azure's default policies). Returns what ``_begin_vm_protection`` does, or
@@ -210,9 +242,8 @@ def _begin_in_vault(context: df.DurableOrchestrationContext, target: dict[str, A
     begun = yield from _begin_vm_protection(context, target)
     if not sources or not isinstance(begun, VmProtectionBegun) or not flow.policy_missing(begun.to_record()):
         return begun
-    copied = yield from call_with_backoff(context, "copy_policy", RETRY, {
-        "kind": VaultKind.RECOVERY_SERVICES.value, "vault_id": target["vault_id"], "policy": target["policy"],
-        "sources": list(sources)})
+    copied = yield from call_with_backoff(context, "copy_policy", RETRY, PolicyCopy(
+        target.vault_id, target.policy, kind=VaultKind.RECOVERY_SERVICES, sources=tuple(sources)).to_record())
     if not copied["ok"]:
         return flow.policy_copy_failed(copied)
     return (yield from _begin_vm_protection(context, target))
@@ -220,39 +251,44 @@ def _begin_in_vault(context: df.DurableOrchestrationContext, target: dict[str, A
 
 def _choose_in_set(
     context: df.DurableOrchestrationContext, decision: rules.Protect, members: list[VaultRecord],
-    refused: list[str], *, fresh: bool,
+    refused: list[str], *, fresh: bool, held: list[tuple[rules.Protect, str]], resource_id: str,
 ) -> Task:
-    """A vault set's member for this protection (issue 19): the loads of its members (``vault_loads``, from the ARM
-    cache unless ``fresh``), the pure choice, and when every member is past the fill threshold the set's next vault
-    (``create_vault``: only with STEWARD_AUTO_CREATE_VAULTS) or a member still below Azure's limit. A next vault that
-    another protection created a moment ago is counted like the others and the choice made again. A ``Choice``."""
+    """A vault set's member for this protection (issue 19), reserved with the choice (``reserve_in_set``: one
+    conditional write of the set's ledger, so protections choosing at once never overfill a member; listed again
+    when ``fresh``); when every member is past the fill threshold the set's next vault (``create_vault``: only with
+    STEWARD_AUTO_CREATE_VAULTS) is created and the choice made again with it, and when that is not done, a member
+    still below Azure's limit is reserved. The member reserved is appended to ``held``. A ``Choice``."""
     step: flow.SetStep | None = None
+    grown: flow.SetStep | None = None  # the step that asked for the vault this protection created
     made: dict[str, Any] | None = None
+    grow = True
     for _ in range(SET_CHOICES):
-        loads: list[dict[str, Any]] = []
-        if members:
-            loads = yield from call_with_backoff(context, "vault_loads", RETRY, {
-                "kind": decision.vault_kind.value, "vault_ids": [m.id for m in members], "fresh": fresh,
-                "decision": decision.to_record(), "refused": refused})
-        step = flow.choose_in_set(decision, members, loads, refused)
+        asked = flow.set_reservation_asked(decision, members, resource_id, context.current_utc_datetime, refused,
+                                           fresh=fresh, grow=grow)
+        result = yield from call_with_backoff(context, "reserve_in_set", RETRY, asked)
+        step = flow.set_step(decision, members, result, refused)
         if step.vault is not None:
-            return flow.Choice(vault=step.vault, reason=step.reason)
-        if step.create is None:
+            held.append((decision, step.vault.id))
+            created = grown is not None and made is not None and made["vault"]["id"] == step.vault.id
+            reason = flow.set_spill_reason(grown, made) if created and grown is not None else step.reason
+            return flow.Choice(vault=step.vault, reason=reason)
+        if step.create is None or not grow:
             break
-        made = yield from _create_vault(context, dict(step.create))
+        made = yield from _create_vault(context, step.create)
         if not made["ok"]:
-            break
+            grow = False  # the fallback below Azure's limit is reserved on the next call
+            continue
         vault = VaultRecord.from_record(made["vault"])
-        if not made.get("existed"):
-            return flow.Choice(vault=vault, reason=flow.set_spill_reason(step, made))
+        grown = None if made.get("existed") else step
         members = [*members, vault]
     assert step is not None
     if step.fallback is not None:
+        held.append((decision, step.fallback.id))
         return flow.Choice(vault=step.fallback, reason=flow.set_spill_reason(step, made))
     return flow.Choice(status=OutcomeStatus.NO_VAULT, reason=flow.set_spill_reason(step, made))
 
 
-def _create_vault(context: df.DurableOrchestrationContext, request: dict[str, Any]) -> Task:
+def _create_vault(context: df.DurableOrchestrationContext, request: VaultToCreate) -> Task:
     """``create_vault`` PUTs the vault and returns as soon as Azure accepted it; its operation is followed on durable
     timers at Azure's ``Retry-After`` (``vault_creation_status``) and the vault read back once it ended is verified
     against what was sent (``operations.after_vault``); a Backup vault then gets its default policies
@@ -260,13 +296,13 @@ def _create_vault(context: df.DurableOrchestrationContext, request: dict[str, An
     result recorded before the operation was followed here (or answered at once) is final as it is."""
     made: dict[str, Any] = {}
     for _ in range(operations.STARTS):  # an operation that failed on Azure's side starts again (the PUT is idempotent)
-        made = yield from call_with_backoff(context, "create_vault", RETRY, request)
+        made = yield from call_with_backoff(context, "create_vault", RETRY, request.to_record())
         begun = operations.started(made)
         if begun is None:
             return made
         vault_id = operations.vault_started(begun)
-        watch = {"vault_id": vault_id, "resource_id": vault_id, "status_activity": "vault_creation_status"}
-        state = yield from _follow_backup_operation(context, watch, begun, {})
+        state = yield from _follow_backup_operation(context, OperationWatch(vault_id, resource_id=vault_id),
+                                                    "vault_creation_status", begun, {})
         if state is None:
             return operations.not_finished(begun.step)
         made = operations.after_vault(state, begun)
@@ -274,7 +310,7 @@ def _create_vault(context: df.DurableOrchestrationContext, request: dict[str, An
             break
     if made.get("ok") and VaultRecord.from_record(made["vault"]).kind is VaultKind.BACKUP:
         policies = yield from call_with_backoff(context, "create_vault_policies", RETRY,
-                                                {"vault_id": made["vault"]["id"]})
+                                                VaultAt(str(made["vault"]["id"])).to_record())
         if not policies["ok"]:
             return policies
     return made
@@ -294,7 +330,8 @@ def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, An
         return None
     while True:  # bounded: each look is RBAC_PROBE_POLL_SECONDS later, and rbac_after_poll stops at the bound
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.RBAC_PROBE_POLL_SECONDS))
-        state = yield from call_with_backoff(context, "rbac_settle_state", RETRY, {"principal_id": principal_id})
+        state = yield from call_with_backoff(context, "rbac_settle_state", RETRY,
+                                             VaultIdentity(str(principal_id)).to_record())
         remaining = flow.rbac_after_poll(state, (context.current_utc_datetime - granted_at).total_seconds())
         if remaining is None:
             continue
@@ -319,11 +356,12 @@ def _note_settle(context: df.DurableOrchestrationContext, seen: dict[str, Any], 
                       if passed and "accepted_at" in seen and passed_at is not None else None)
     note = flow.rbac_note(seen["granted"], int(seen.get("refused", 0)), accepted_after, seen.get("polled"))
     if note is not None:
-        yield from call_with_backoff(context, "note_rbac_settle", RETRY, {"principal_id": seen["principal_id"], **note})
+        yield from call_with_backoff(context, "note_rbac_settle", RETRY,
+                                     RbacSettleNote(str(seen["principal_id"]), note.get("seconds")).to_record())
 
 
 def _configure_backup_instance(
-    context: df.DurableOrchestrationContext, request: dict[str, Any], regrant: dict[str, Any],
+    context: df.DurableOrchestrationContext, request: BackupInstanceRequest, regrant: RoleGrants,
     seen: dict[str, Any] | None = None,
 ) -> Task:
     """``protect_in_backup_vault``, waiting out RBAC propagation on durable timers: new role assignments take
@@ -344,7 +382,7 @@ def _configure_backup_instance(
             return flow.rbac_gave_up(result, waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         if flow.rbac_regrant(waited, waited + wait):
-            yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant)
+            yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant.to_record())
         waited += wait
         attempt += 1
         seen["accepted_at"] = context.current_utc_datetime
@@ -353,7 +391,7 @@ def _configure_backup_instance(
 
 
 def _protect_in_backup_vault(
-    context: df.DurableOrchestrationContext, request: dict[str, Any], took: dict[str, int],
+    context: df.DurableOrchestrationContext, request: BackupInstanceRequest, took: dict[str, int],
     seen: dict[str, Any] | None = None,
 ) -> Task:
     """Validate for backup, then PUT the backup instance, each operation followed on durable timers at Azure's
@@ -363,8 +401,9 @@ def _protect_in_backup_vault(
     ``seen``: see ``_configure_backup_instance``; a validation that passed is noted (``_note_settle``) before the
     instance PUT."""
     result: dict[str, Any] = {}
+    where = OperationWatch(request.vault_id, resource_id=request.resource_id)
     for _ in range(operations.STARTS):
-        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request)
+        result = yield from call_with_backoff(context, "protect_in_backup_vault", RETRY, request.to_record())
         if seen is not None:  # Azure answered the validation's POST (its pacer may have held it): the roles' time
             seen["posted_at"] = context.current_utc_datetime
         begun = operations.started(result)
@@ -372,7 +411,7 @@ def _protect_in_backup_vault(
             return result
         repaired: dict[str, Any] = dict(begun.repaired)
         if begun.step is operations.Step.VALIDATE:
-            state = yield from _follow_backup_operation(context, request, begun, took)
+            state = yield from _follow_backup_operation(context, where, BACKUP_STATUS, begun, took)
             if state is None:
                 return operations.not_finished(begun.step)
             if operations.restart(state):
@@ -384,13 +423,13 @@ def _protect_in_backup_vault(
             if seen is not None:  # the validation passed: what it says of the roles' delay is noted now
                 yield from _note_settle(context, seen)
             repaired = dict(after.repaired)
-            put = {**request, "body": dict(begun.body), "repaired": repaired}
-            result = yield from call_with_backoff(context, "begin_backup_instance", RETRY, put)
+            put = replace(request, body=dict(begun.body), repaired=repaired)
+            result = yield from call_with_backoff(context, "begin_backup_instance", RETRY, put.to_record())
             begun = operations.started(result)
             if begun is None:
                 return result
             repaired = dict(begun.repaired) or repaired  # with the remedy the activity chose (a sync, or a PUT)
-        state = yield from _follow_backup_operation(context, request, begun, took)
+        state = yield from _follow_backup_operation(context, where, BACKUP_STATUS, begun, took)
         if state is None:
             return operations.not_finished(begun.step)
         if operations.restart(state):
@@ -402,21 +441,20 @@ def _protect_in_backup_vault(
 
 def _start_and_follow(
     context: df.DurableOrchestrationContext, activity: str, payload: dict[str, Any],
-    watch: dict[str, Any],
-    finish: Callable[[operations.OperationState], dict[str, Any]],
+    where: OperationWatch, finish: Callable[[operations.OperationState], dict[str, Any]], *, look: str,
 ) -> Task:
     """``activity`` starts an Azure operation; it is followed on durable timers at Azure's Retry-After
-    (``_follow_backup_operation`` on ``watch``) and ``finish(state)`` is the result once it ended. An
-    operation that failed on Azure's side starts again, at most ``operations.STARTS`` times; one that did not end in
-    the window is ``operations.not_finished``. A result recorded before the operation was followed here (or answered
-    at once) is final as it is."""
+    (``_follow_backup_operation`` on ``where``, each look a call of activity ``look``) and ``finish(state)`` is the
+    result once it ended. An operation that failed on Azure's side starts again, at most ``operations.STARTS`` times;
+    one that did not end in the window is ``operations.not_finished``. A result recorded before the operation was
+    followed here (or answered at once) is final as it is."""
     result: dict[str, Any] = {}
     for _ in range(operations.STARTS):
         result = yield from call_with_backoff(context, activity, RETRY, payload)
         begun = operations.started(result)
         if begun is None:
             return result
-        state = yield from _follow_backup_operation(context, watch, begun, {})
+        state = yield from _follow_backup_operation(context, where, look, begun, {})
         if state is None:
             return operations.not_finished(begun.step)
         result = finish(state)
@@ -426,19 +464,18 @@ def _start_and_follow(
 
 
 def _follow_backup_operation(
-    context: df.DurableOrchestrationContext, request: dict[str, Any], begun: operations.OperationStarted,
+    context: df.DurableOrchestrationContext, where: OperationWatch, look: str, begun: operations.OperationStarted,
     took: dict[str, int],
 ) -> Task:
-    """The operation's end (an ``OperationState``): wait its ``Retry-After`` on a durable timer, look, again while it
-    runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. The first look waits at least as long
-    as the same step's operation took before in this run (``took``, recorded here when it ends: a validation sent
-    again while new role assignments propagate is looked at once, not ``Retry-After`` by ``Retry-After``). An
+    """The operation's end (an ``OperationState``), looked at through activity ``look`` on ``where`` (the vault,
+    the resource, the instance's name when it has its own): wait its ``Retry-After`` on a durable timer, look, again
+    while it runs, for at most ``operations.WINDOW_SECONDS``; None when it did not end. The first look waits at least
+    as long as the same step's operation took before in this run (``took``, recorded here when it ends: a validation
+    sent again while new role assignments propagate is looked at once, not ``Retry-After`` by ``Retry-After``). An
     operation Azure answered at once ends at once (the instance it answered with, for a PUT)."""
     if not begun.operation and begun.step is not operations.Step.VAULT:  # a vault is then watched by its own GET
         return operations.OperationState(status="Succeeded", instance=dict(begun.instance))
-    watch = {"vault_id": request["vault_id"], "resource_id": request["resource_id"], "step": begun.step.value,
-             "operation": begun.operation, **({"name": request["name"]} if request.get("name") else {})}
-    look = str(request.get("status_activity") or "backup_operation_status")
+    watch = replace(where, step=begun.step.value, operation=begun.operation).to_record()
     retry_after = begun.retry_after
     waited = 0
     while waited < operations.WINDOW_SECONDS:
@@ -467,11 +504,11 @@ def _wait_until_ready(context: df.DurableOrchestrationContext, resource_id: str)
 
 def _describe(context: df.DurableOrchestrationContext, resource_id: str) -> Task:
     """``describe_resource``: the resource's :class:`ResourceRecord`, or None when it is gone."""
-    found = yield from call_with_backoff(context, "describe_resource", RETRY, {"resource_id": resource_id})
+    found = yield from call_with_backoff(context, "describe_resource", RETRY, ResourceAt(resource_id).to_record())
     return None if found is None else ResourceRecord.from_record(found)
 
 
-def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[str, Any]) -> Task:
+def _begin_vm_protection(context: df.DurableOrchestrationContext, target: VmInVault) -> Task:
     """``begin_vm_protection``; when Azure refuses in a way that may mean the vault has not discovered the VM yet,
     refresh the vault's containers (following that operation on durable timers), wait, and try again, a bounded
     number of times. Returns the last ``begin_vm_protection`` record, or None when the VM was deleted meanwhile, or
@@ -479,7 +516,7 @@ def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[s
     refreshes = 0
     while True:
         begun = VmProtectionBegun.from_record((yield from call_with_backoff(
-            context, "begin_vm_protection", RETRY, target)))
+            context, "begin_vm_protection", RETRY, target.to_record())))
         if not flow.undiscovered(begun.to_record()):
             return begun
         wait = flow.discovery_wait(refreshes)
@@ -487,17 +524,15 @@ def _begin_vm_protection(context: df.DurableOrchestrationContext, target: dict[s
             return flow.discovery_failed("put", begun.to_record(), refreshes)
         if wait:
             yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
-        facts = yield from call_with_backoff(
-            context, "describe_resource", RETRY, {"resource_id": target["resource_id"]}
-        )
+        facts = yield from call_with_backoff(context, "describe_resource", RETRY,
+                                             ResourceAt(target.resource_id).to_record())
         if facts is None:
             return None
-        started = yield from call_with_backoff(
-            context, "refresh_vm_containers", RETRY, {"vault_id": target["vault_id"]}
-        )
+        started = yield from call_with_backoff(context, "refresh_vm_containers", RETRY,
+                                               VaultAt(target.vault_id).to_record())
         if not started["ok"]:
             return flow.discovery_failed("refresh-refused", started, refreshes)
-        watch = {"vault_id": target["vault_id"], "operation": started["operation"]}
+        watch = OperationWatch(target.vault_id, operation=str(started["operation"] or "")).to_record()
         state = yield from _poll_until_done(
             context, flow.REFRESH_POLL_ATTEMPTS, flow.REFRESH_POLL_SECONDS,
             functools.partial(call_with_backoff, context, "vault_operation_status", RETRY, watch),
@@ -529,16 +564,16 @@ def _poll_until_done(
 
 
 def _follow_vm_operation(
-    context: df.DurableOrchestrationContext, watch: dict[str, Any], plan: tuple[int, int]
+    context: df.DurableOrchestrationContext, watch: VmInVault, plan: tuple[int, int]
 ) -> Task:
     """Poll Azure's protection operation on durable timers (not in a worker), ``plan`` = (seconds between looks:
     Azure's Retry-After when it sent one, looks); its final state, or None."""
 
     def look() -> Task:
-        if watch["operation"]:
-            return (yield from call_with_backoff(context, "vm_protection_status", RETRY, watch))
+        if watch.operation:
+            return (yield from call_with_backoff(context, "vm_protection_status", RETRY, watch.to_record()))
         # Azure named no operation to follow: watch the item itself
-        item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch)
+        item = yield from call_with_backoff(context, "read_vm_item", RETRY, watch.to_record())
         return {"status": "Succeeded" if flow.item_protecting(item) else "InProgress", "item": item}
 
     seconds, looks = plan
@@ -554,13 +589,12 @@ def protect_resource(context: df.DurableOrchestrationContext) -> Task:
         outcome: ProtectionOutcome = yield from _protect(context, intent, given)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
-    context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
+    context.set_custom_status(outcome.shown().to_record())
     if not intent.quiet:
         # the time-to-protection metric: from the resource's event to now, in orchestration time (replay-safe)
         since = intent.origin.event_time.isoformat()
-        yield from call_with_backoff(context, "publish_outcomes", RETRY, {
-            "outcomes": [outcome.to_record()], "since": since, "at": context.current_utc_datetime.isoformat(),
-            "instanceId": context.instance_id})
+        yield from call_with_backoff(context, "publish_outcomes", RETRY, OutcomesToPublish(
+            (outcome,), context.instance_id, since=since, at=context.current_utc_datetime.isoformat()).to_record())
     return outcome.to_record()
 
 
@@ -573,16 +607,14 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
     given = context.get_input()
     intent = read_intent(given, ResourceGone)
     resource_id = str(intent.resource_id)
-    found = yield from call_with_backoff(context,
-        "find_protections", RETRY, {"subscription_ids": [ResourceId.parse(resource_id).subscription_id]}
-    )
+    found = yield from call_with_backoff(context, "find_protections", RETRY,
+                                         SubscriptionsQuery((ResourceId.parse(resource_id).subscription_id,)).to_record())
     mine = flow.protections_of(resource_id, [ProtectionRef.from_record(r) for r in found])
     outcomes: list[ProtectionOutcome] = []
     for ref in mine:
-        region = yield from call_with_backoff(context, "vault_region", RETRY, {"vault_id": ref.vault_id})
-        record = yield from call_with_backoff(context,
-            "decide_protection", RETRY, {"facts": flow.facts_of_gone(resource_id, ref, region).to_record()}
-        )
+        region = yield from call_with_backoff(context, "vault_region", RETRY, VaultAt(ref.vault_id).to_record())
+        record = yield from call_with_backoff(context, "decide_protection", RETRY,
+                                              FactsToDecide(flow.facts_of_gone(resource_id, ref, region)).to_record())
         choice = flow.on_delete(rules.decision_from_record(record))
         if choice == rules.OnDelete.LEAVE.value or not flow.is_active(ref):
             outcomes.append(_outcome(intent, OutcomeStatus.LEFT_AS_IS, vault_id=ref.vault_id, item_id=ref.item_id,
@@ -608,10 +640,9 @@ def handle_resource_gone(context: df.DurableOrchestrationContext) -> Task:
                                  else stopped["message"]))
     if not outcomes:
         outcomes.append(_outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="no protection referred to it"))
-    records = [o.to_record() for o in outcomes]
     yield from call_with_backoff(context, "publish_outcomes", RETRY,
-                                 {"outcomes": records, "instanceId": context.instance_id})
-    return records
+                                 OutcomesToPublish(tuple(outcomes), context.instance_id).to_record())
+    return [o.to_record() for o in outcomes]
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -626,21 +657,17 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
     source_group = str(moved.source_group)
     scope = StewardScope.from_record((yield from call_with_backoff(context, "steward_scope", RETRY, {})))
     subscriptions = list(scope.subscription_ids)
-    found = yield from call_with_backoff(context,
-        "find_protections", RETRY, {"subscription_ids": subscriptions}
-    )
+    found = yield from call_with_backoff(context, "find_protections", RETRY,
+                                         SubscriptionsQuery(tuple(subscriptions)).to_record())
     protections = [ProtectionRef.from_record(r) for r in found]
     in_source = flow.protections_within(source_group, protections)
-    still_there = yield from call_with_backoff(context,
-        "list_resources", RETRY, {"scope": source_group, "types": flow.SUPPORTED_TYPES}
-    )
+    still_there = yield from call_with_backoff(context, "list_resources", RETRY,
+                                               ResourceListing(source_group, flow.SUPPORTED_TYPES).to_record())
     moved_out = flow.moved_out(in_source, [ResourceRecord.from_record(r) for r in still_there])
     candidates: list[ResourceRecord] = []
     for subscription_id in subscriptions:
-        listed = yield from call_with_backoff(context,
-            "list_resources", RETRY,
-            {"scope": f"/subscriptions/{subscription_id}", "types": flow.SUPPORTED_TYPES},
-        )
+        listed = yield from call_with_backoff(context, "list_resources", RETRY, ResourceListing(
+            f"/subscriptions/{subscription_id}", flow.SUPPORTED_TYPES).to_record())
         candidates.extend(ResourceRecord.from_record(r) for r in listed)
     matches, unmatched = flow.match_moves(moved_out, candidates, protections)
 
@@ -658,20 +685,18 @@ def reconcile_move(context: df.DurableOrchestrationContext) -> Task:
             outcomes.append(flow.not_reprotected(outcome, match).to_record())
     if unmatched:  # a resource deleted as its group moved looks moved: let its delete's run settle, then look
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=flow.MOVE_SETTLE_SECONDS))
-        now = yield from call_with_backoff(context,
-            "find_protections", RETRY, {"subscription_ids": subscriptions}
-        )
+        now = yield from call_with_backoff(context, "find_protections", RETRY,
+                                           SubscriptionsQuery(tuple(subscriptions)).to_record())
         unmatched = flow.still_unaccounted(unmatched, [ProtectionRef.from_record(r) for r in now])
     outcomes.extend(flow.unmatched_outcome(ref, given).to_record() for ref in unmatched)
-    vaults = yield from call_with_backoff(context,
-        "list_vaults", RETRY, {"subscription_ids": subscriptions}
-    )
+    vaults = yield from call_with_backoff(context, "list_vaults", RETRY,
+                                          SubscriptionsQuery(tuple(subscriptions)).to_record())
     outcomes.extend(o.to_record() for o in flow.tenant_flags([VaultRecord.from_record(v) for v in vaults],
                                                              scope.tenants))
     outcomes.extend(o.to_record() for o in flow.unreachable_flags(scope))
     if outcomes:
-        yield from call_with_backoff(context, "publish_outcomes", RETRY,
-                                     {"outcomes": outcomes, "instanceId": context.instance_id})
+        yield from call_with_backoff(context, "publish_outcomes", RETRY, OutcomesToPublish(
+            tuple(ProtectionOutcome.from_record(o) for o in outcomes), context.instance_id).to_record())
     return outcomes
 
 
@@ -691,9 +716,9 @@ def add_blob_containers(context: df.DurableOrchestrationContext) -> Task:
         outcome: ProtectionOutcome = yield from _add_blob_containers(context, intent)
     except Exception as error:  # noqa: BLE001 - an activity failed for good after its retries: say so, publish it
         outcome = _outcome(intent, OutcomeStatus.FAILED, reason=f"gave up after retries: {str(error)[:400]}")
-    context.set_custom_status({"status": outcome.status.value, "vault": outcome.vault_id})
+    context.set_custom_status(outcome.shown().to_record())
     yield from call_with_backoff(context, "publish_outcomes", RETRY,
-                                 {"outcomes": [outcome.to_record()], "instanceId": context.instance_id})
+                                 OutcomesToPublish((outcome,), context.instance_id).to_record())
     return outcome.to_record()
 
 
@@ -701,22 +726,19 @@ def _stop_protection_retain(context: df.DurableOrchestrationContext, ref: Protec
     """``stop_protection_retain`` starts the stop; its operation is followed on durable timers at Azure's Retry-After
     (a Recovery Services one through ``vault_operation_status``); ``{"ok": true, "stopped"}`` or the refusal. A
     result recorded before the operation was followed here is final as it is."""
-    status_activity = ("vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES
-                       else "backup_operation_status")
-    request = {"vault_id": ref.vault_id, "resource_id": ref.source_id, "status_activity": status_activity}
+    look = "vault_operation_status" if ref.kind == VaultKind.RECOVERY_SERVICES else BACKUP_STATUS
     return (yield from _start_and_follow(
-        context, "stop_protection_retain", {"protection": ref.to_record()}, request,
-        operations.after_stop))
+        context, "stop_protection_retain", StopRetaining(ref).to_record(),
+        OperationWatch(ref.vault_id, resource_id=ref.source_id), operations.after_stop, look=look))
 
 
-def _modify_instance(context: df.DurableOrchestrationContext, change: dict[str, Any]) -> Task:
+def _modify_instance(context: df.DurableOrchestrationContext, change: BlobContainerChange) -> Task:
     """``set_blob_containers`` starts the PUT; its operation is followed on durable timers at Azure's Retry-After and
     the instance read back once it ended (``operations.after_modification``). A result recorded before the
     operation was followed here is final as it is."""
-    request = {"vault_id": change["vault_id"], "resource_id": change["account_id"], "name": change["name"]}
+    where = OperationWatch(change.vault_id, resource_id=change.account_id, name=change.name)
     return (yield from _start_and_follow(
-        context, "set_blob_containers", change, request,
-        operations.after_modification))
+        context, "set_blob_containers", change.to_record(), where, operations.after_modification, look=BACKUP_STATUS))
 
 
 def _add_blob_containers(context: df.DurableOrchestrationContext, intent: ContainerCreated) -> Task:
@@ -724,7 +746,7 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
     facts = yield from _describe(context, account)
     if facts is None:
         return _outcome(intent, OutcomeStatus.RESOURCE_GONE, reason="the storage account no longer exists")
-    record = yield from call_with_backoff(context, "decide_protection", RETRY, {"facts": facts.to_record()})
+    record = yield from call_with_backoff(context, "decide_protection", RETRY, FactsToDecide(facts).to_record())
     decision = rules.decision_from_record(record)
     if not isinstance(decision, rules.Protect):
         return _outcome(intent, flow.not_protected_status(decision), rule=decision.rule,
@@ -733,7 +755,7 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
         return _outcome(intent, OutcomeStatus.LEFT_AS_IS, rule=decision.rule, policy=decision.policy,
                         reason=blob_containers.OPERATIONAL_REASON)
     found = yield from call_with_backoff(context, "find_protections", RETRY,
-                                         {"subscription_ids": [ResourceId.parse(account).subscription_id]})
+                                         SubscriptionsQuery((ResourceId.parse(account).subscription_id,)).to_record())
     mine = [r for r in flow.protections_of(account, [ProtectionRef.from_record(f) for f in found])
             if r.kind == VaultKind.BACKUP.value and flow.is_active(r)]
     protected_now = not mine
@@ -750,12 +772,12 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
     else:
         vault_id, item_id = mine[0].vault_id, mine[0].item_id
     common = {"vault_id": vault_id, "item_id": item_id, "rule": decision.rule, "policy": decision.policy}
-    where = {"vault_id": vault_id, "name": item_id.rsplit("/", 1)[-1], "account_id": account}
+    where = BlobContainersAt(vault_id, item_id.rsplit("/", 1)[-1], account)
     before: int | None = None
     added: list[str] = []
     plan = None
     for _ in range(CONTAINER_ROUNDS):
-        state = yield from call_with_backoff(context, "blob_container_state", RETRY, where)
+        state = yield from call_with_backoff(context, "blob_container_state", RETRY, where.to_record())
         if not state["ok"] or state["instance"] is None:
             return _outcome(intent, OutcomeStatus.FAILED, **common,
                             reason=state.get("message") or "the backup instance is gone")
@@ -766,7 +788,8 @@ def _add_blob_containers(context: df.DurableOrchestrationContext, intent: Contai
         plan = blob_containers.plan_containers(current, state["containers"], decision.datastore.blob_containers)
         if not plan.changed:
             break
-        change = {**where, "instance": state["instance"], "containers": list(plan.containers)}
+        change = BlobContainerChange(where.vault_id, where.name, where.account_id, state["instance"],
+                                     tuple(plan.containers))
         put = yield from _modify_instance(context, change)
         if not put["ok"]:
             return _outcome(intent, OutcomeStatus.FAILED, **common, details=plan.details(),

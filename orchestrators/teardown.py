@@ -1,7 +1,8 @@
 """``teardown_vault``: the vault teardown saga. Plan, approve, empty in the documented order, delete, record.
 
 Input: ``TeardownRequest.to_record()`` (or, after ``continue_as_new``, ``{"request": ..., "saga": ...}``).
-Output: the final report record (``steward.report.teardown.build_report``).
+Output: the final report, a ``TeardownReport`` record (``steward.report.teardown.build_report``); custom status:
+a ``TeardownShown`` record.
 
 The orchestrator decides nothing itself: ``steward.domain.teardown`` plans and picks the next step; activities
 (``activities/teardown.py``) read facts and act. Deterministic: no I/O, time from
@@ -59,12 +60,23 @@ from steward.domain.teardown import (
     remaining_contents,
     request_approval,
 )
+from steward.domain.teardown.inputs import (
+    OperationToLook,
+    ReportToRecord,
+    SettingToSet,
+    TargetStep,
+    TeardownVault,
+    VaultMarking,
+)
 from steward.domain.teardown.results import (
+    ChunkResults,
     OperationLook,
     ProtectionsRestored,
     Refusal,
+    ReportStored,
     StepResult,
     TeardownLimits,
+    TeardownShown,
     VaultMarked,
 )
 from steward.report.teardown import build_report
@@ -194,7 +206,7 @@ class Saga:
 
     @property
     def vault_input(self) -> dict[str, Any]:
-        return {"vaultId": self.request.vault_id}
+        return TeardownVault(self.request.vault_id).to_record()
 
     def log(self, message: str, *args: Any) -> None:
         if not self.context.is_replaying:
@@ -220,20 +232,20 @@ class Saga:
             for s in self.progress.steps
         ]
         self.context.set_custom_status(
-            {
-                "phase": self.phase,
-                "vaultId": self.request.vault_id,
-                "currentStep": current.value if current else None,
-                "steps": steps,
-                "lastError": self.progress.last_error,
-                "waitingUntil": self.waiting_until,
-                "needs": self.needs,
-                "confirmedBy": self.confirmed_by,
-                "fingerprint": self.plan.fingerprint if self.plan else None,
-                "planStatus": self.plan.status.value if self.plan else None,
-                "plan": _plan_summary(self.plan) if self.plan else None,
-                "deletedCount": len(self.progress.deleted),
-            }
+            TeardownShown(
+                phase=self.phase,
+                vault_id=self.request.vault_id,
+                current_step=current.value if current else None,
+                steps=tuple(steps),
+                last_error=self.progress.last_error,
+                waiting_until=self.waiting_until,
+                needs=self.needs,
+                confirmed_by=self.confirmed_by,
+                fingerprint=self.plan.fingerprint if self.plan else None,
+                plan_status=self.plan.status.value if self.plan else None,
+                plan=_plan_summary(self.plan) if self.plan else None,
+                deleted_count=len(self.progress.deleted),
+            ).to_record()
         )
 
     def activity(self, name: str, payload: Mapping[str, Any]) -> Task:
@@ -480,7 +492,7 @@ def _mark_vault(saga: Saga) -> Flow:
     saga.stop_if_cancelled()
     changes = [c.to_record() for c in saga.plan.setting_changes()]
     result = VaultMarked.from_record((yield saga.activity(
-        "teardown_mark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id, "changes": changes}
+        "teardown_mark_vault", VaultMarking(saga.request.vault_id, saga.context.instance_id, tuple(changes)).to_record()
     )))
     if not result.ok:
         message = (result.refusal or Refusal()).said
@@ -510,7 +522,8 @@ def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str,
         )
         return
     try:
-        yield saga.activity("teardown_unmark_vault", {**saga.vault_input, "instanceId": saga.context.instance_id})
+        yield saga.activity("teardown_unmark_vault",
+                            VaultMarking(saga.request.vault_id, saga.context.instance_id).to_record())
         saga.marker = "none"
     except Exception as error:  # noqa: BLE001 - the report still goes out; the reconciler removes it later
         saga.progress = saga.progress.with_error(f"removing the vault's marker failed: {error}")
@@ -519,7 +532,7 @@ def _unmark_vault(saga: Saga, outcome: TeardownOutcome, restored: list[dict[str,
 def _settings_step(saga: Saga, step: TeardownStep) -> Flow:
     for change in step.setting_changes:
         while True:
-            payload = {**saga.vault_input, "setting": change.setting, "value": change.to_value}
+            payload = SettingToSet(saga.request.vault_id, change.setting, change.to_value).to_record()
             answer, cancel = yield from saga.unless_cancelled(
                 functools.partial(saga.activity, "teardown_set_setting", payload)
             )
@@ -563,7 +576,7 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
                 raise _Finish(
                     TeardownOutcome.FAILED, f"{step.kind.value} failed after retries: {error}", compensate=True
                 ) from None
-            results = [StepResult.from_record(r) for r in outcome.get("results") or []]
+            results = list(ChunkResults.from_record(outcome).results)
             effects = [r.effect or {} for r in results if r.ok]
             refused = [r for r in results if not r.ok]
             saga.progress = saga.progress.record_batch(step.kind, effects)
@@ -585,8 +598,8 @@ def _targets_step(saga: Saga, step: TeardownStep) -> Flow:
 def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
     """Sub-orchestration: one activity per target, ``parallel`` at a time; stops at the first refusal.
 
-    Input ``{"vaultId", "activity", "parallel", "targets": [...]}``; output ``{"results": [...]}`` (one
-    activity result per target it reached, in order).
+    Input ``{"vaultId", "activity", "parallel", "targets": [...]}``; output a :class:`ChunkResults` record
+    ``{"results": [...]}`` (one activity result per target it reached, in order).
     """
     payload = context.get_input() or {}
     name = str(payload.get("activity"))
@@ -596,7 +609,7 @@ def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
     for start in range(0, len(targets), size):
         batch = targets[start : start + size]
         tasks = [
-            context.call_activity_with_retry(name, RETRY, {"vaultId": payload.get("vaultId"), "target": target})
+            context.call_activity_with_retry(name, RETRY, TargetStep(str(payload.get("vaultId")), target).to_record())
             for target in batch
         ]
         answers = yield context.task_all(tasks)
@@ -605,7 +618,7 @@ def teardown_step_chunk(context: df.DurableOrchestrationContext) -> Flow:
         results.extend(batch_results)
         if any(not r.ok for r in batch_results):
             break
-    return {"results": [r.to_record() for r in results]}
+    return ChunkResults(results=tuple(results)).to_record()
 
 
 def _await_operations(
@@ -631,9 +644,10 @@ def _await_operations(
         for i in waiting:
             operation = _pending(results[i])
             if operation.get("resend"):
-                tasks.append(context.call_activity_with_retry(name, RETRY, {"vaultId": vault_id, "target": targets[i]}))
+                resent = TargetStep(vault_id, targets[i]).to_record()
+                tasks.append(context.call_activity_with_retry(name, RETRY, resent))
             else:
-                poll = {"vaultId": vault_id, "operation": operation}
+                poll = OperationToLook(vault_id, operation).to_record()
                 tasks.append(context.call_activity_with_retry("teardown_operation_status", RETRY, poll))
         answers = yield context.task_all(tasks)
         succeeded = []
@@ -667,7 +681,7 @@ def _await_operations(
                     context.call_activity_with_retry(
                         "teardown_complete_operation",
                         RETRY,
-                        {"vaultId": vault_id, "target": targets[i], "operation": dict(_pending(results[i]))},
+                        TargetStep(vault_id, targets[i], dict(_pending(results[i]))).to_record(),
                     )
                     for i in succeeded
                 ]
@@ -754,7 +768,7 @@ def _compensate(saga: Saga) -> Flow:
     changes = [c.to_record() for c in saga.progress.changed_settings]
     if changes:
         result = ProtectionsRestored.from_record((yield saga.activity(
-            "teardown_restore_protections", {**saga.vault_input, "changes": changes})))
+            "teardown_restore_protections", VaultMarking(saga.request.vault_id, changes=tuple(changes)).to_record())))
         restored = list(result.restored)
     return restored
 
@@ -800,11 +814,11 @@ def _finish(saga: Saga, outcome: TeardownOutcome, reason: str, restored: list[di
         approved_by=saga.approved_by,
         confirmed_by=saga.confirmed_by,
     )
-    stored = yield saga.activity("teardown_record_report", {"report": report, "name": saga.context.instance_id})
-    report["links"] = {k: stored.get(k) for k in ("jsonUrl", "htmlUrl")}
+    stored = ReportStored.from_record((yield saga.activity(
+        "teardown_record_report", ReportToRecord(report.to_record(), saga.context.instance_id).to_record())))
     saga.status()
     saga.log("teardown finished: %s (%s)", outcome.value, reason)
-    return report
+    return replace(report, links=stored.links()).to_record()
 
 
 @bp.orchestration_trigger(context_name="context")

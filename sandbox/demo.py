@@ -27,6 +27,7 @@ from sandbox.clock import VirtualClock
 from sandbox.estate import VAULTED_BLOBS_RULE, Estate
 from sandbox.host.local import OUTCOME_TOPIC, LocalStack
 from steward.cloud.clients import CloudClients
+from steward.domain.audit.runs import AuditSummary
 
 
 def cli_command() -> str:
@@ -259,9 +260,10 @@ def audit_the_estate(demo: Demo, reports: Path) -> None:
               "the audit to start")
     instance = next(i.instance_id for i in runner.query() if i.name == "audit_estate" and i.instance_id not in before)
     status = runner.wait_for(instance, timeout=120)
-    output = status.get("output") or {}
-    severities = output.get("findingsBySeverity") or {}
-    out.line(f"  {output.get('resources', '?')} resources in {output.get('subscriptions', '?')} subscriptions; "
+    summary = AuditSummary.from_record(status["output"])  # the orchestration's output record
+    severities = summary.findings_by_severity or {}
+    out.line(f"  {summary.resources if summary.resources is not None else '?'} resources in "
+             f"{summary.subscriptions} subscriptions; "
              "findings: " + ", ".join(f"{k} {v}" for k, v in severities.items() if v))
     latest = reports / "latest.json"
     if latest.exists():
@@ -274,11 +276,11 @@ def audit_the_estate(demo: Demo, reports: Path) -> None:
         for finding in ranked[:8] + [f for f in ranked[8:] if f.get("control") == "BKP-007"]:
             out.line(f"  {finding.get('severity', ''):8} {finding.get('control', ''):8} "
                      f"{short(finding.get('resourceId'))}: {str(finding.get('title', ''))[:70]}")
-    fixed = output.get("remediation") or {}
-    if fixed.get("enabled"):
-        counted = ", ".join(f"{k} {v}" for k, v in sorted((fixed.get("outcomes") or {}).items())) or "nothing to do"
-        out.line(f"  remediation (STEWARD_AUDIT_REMEDIATE_LIMIT={fixed.get('limit')}): it started protection for "
-                 f"{fixed.get('started')} unprotected resource(s): {counted}")
+    fixed = summary.remediation
+    if fixed.enabled:
+        counted = ", ".join(f"{k} {v}" for k, v in sorted(fixed.outcomes.items())) or "nothing to do"
+        out.line(f"  remediation (STEWARD_AUDIT_REMEDIATE_LIMIT={fixed.limit}): it started protection for "
+                 f"{fixed.started} unprotected resource(s): {counted}")
         for outcome in (o for o in demo.outcomes() if o.get("correlationId") == instance):
             out.line(f"    {short(outcome['resourceId']):34} {outcome['status']:10} {short(outcome.get('vaultId'))}")
     out.line(f"  HTML report: {reports / 'latest.html'}  (also GET {host.api_base}/audits/latest.html)")

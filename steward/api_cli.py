@@ -48,7 +48,10 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
-from steward.domain.errors import StewardError
+from steward.domain.drill_records import DrillReport
+from steward.domain.errors import InvalidValue, StewardError
+from steward.domain.protection import ProtectionShown
+from steward.domain.run_status import RunProgress
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -328,12 +331,20 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _phase(status: Mapping[str, Any]) -> str:
+    """The progress line of a run's custom status, read through its record: a drill's or an audit's
+    :class:`RunProgress` (a teardown's status carries its ``phase`` too), a protection's :class:`ProtectionShown`;
+    empty when there is none or it is no such record."""
     custom = status.get("customStatus")
     if not isinstance(custom, dict):
         return ""
-    phase = custom.get("phase") or custom.get("status") or ""
-    done, total = custom.get("done"), custom.get("total")
-    return f"{phase} {done}/{total}" if total is not None else str(phase)
+    try:
+        if custom.get("phase"):
+            progress = RunProgress.from_record(custom)
+            done, total = progress.done, progress.total
+            return f"{progress.phase} {done}/{total}" if total is not None else progress.phase
+        return ProtectionShown.from_record(custom).status.value if custom.get("status") else ""
+    except InvalidValue:
+        return ""
 
 
 def _print_document(out: TextIO, document: Any) -> None:
@@ -486,10 +497,21 @@ def teardown(args: argparse.Namespace, connection: Connection, waiter: Waiter, o
 DRILL_COLUMNS: Final = ("resourceId", "outcome", "rtoSeconds", "reason")
 
 
-def _drill_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if report.get("dryRun"):
-        return [{"resourceId": r, "outcome": "chosen (dry run)"} for r in report.get("chosen") or []]
-    return [dict(r) for r in report.get("results") or [] if isinstance(r, dict)]
+def _drill_rows(report: DrillReport) -> list[dict[str, Any]]:
+    if report.dry_run:
+        return [{"resourceId": r, "outcome": "chosen (dry run)"} for r in report.chosen]
+    return [dict(r) for r in report.results if isinstance(r, dict)]
+
+
+def _drill_report(status: Mapping[str, Any]) -> DrillReport | None:
+    """The drill's report (its orchestration's output) read through its record; None while it runs."""
+    report = status.get("report")
+    if not isinstance(report, dict):
+        return None
+    try:
+        return DrillReport.from_record(report)
+    except InvalidValue as error:
+        raise CliError(EXIT_REFUSED, f"drill {status.get('id')}: its report cannot be read ({error})") from None
 
 
 def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out: TextIO) -> int:
@@ -523,7 +545,7 @@ def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out:
         answer = connection.call("POST", f"/drills/{args.drill_id}/cancel")
         write_rows(out, [{"id": answer.get("id"), "cancelRequested": True}], ("id", "cancelRequested"), args.output)
         return EXIT_OK
-    report = status.get("report") if isinstance(status.get("report"), dict) else None
+    report = _drill_report(status)
     if args.output == "json":
         _print_document(out, status)
     elif report is None:
@@ -533,9 +555,9 @@ def drill(args: argparse.Namespace, connection: Connection, waiter: Waiter, out:
         write_rows(out, _drill_rows(report), DRILL_COLUMNS, args.output)
     if args.action == "status":
         return EXIT_OK
-    if status.get("runtimeStatus") != "Completed" or report is None or report.get("cancelled"):
+    if status.get("runtimeStatus") != "Completed" or report is None or report.cancelled:
         return EXIT_REFUSED
-    failed = [r for r in report.get("results") or [] if str(r.get("outcome")) != "Succeeded"]
+    failed = [r for r in report.results if str(r.get("outcome")) != "Succeeded"]
     return EXIT_REFUSED if failed else EXIT_OK
 
 

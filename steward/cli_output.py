@@ -1,7 +1,8 @@
 """One way every ``steward`` command prints results: ``--output table|json|csv``.
 
 ``write_rows`` prints a list of flat records as an aligned table, a JSON array, or CSV with a header line
-(``csv`` quotes as Excel does). A command with a richer JSON document prints that itself for ``json``.
+(``csv`` quotes as Excel does). A command with a richer JSON document prints that itself for ``json``. Table and
+CSV cells carry no control character (a newline, an escape sequence: ``_cell``); JSON escapes them.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ OUTPUTS: Final = ("table", "json", "csv")
 
 
 def _cell(value: Any) -> str:
+    """One cell's text, on one line and without control characters: cells quote texts others wrote (Azure's error
+    messages, an answer of the app), which must neither drive the terminal (escape sequences) nor forge rows."""
     if value is None:
         return ""
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(_cell(v) for v in value)
     if isinstance(value, Mapping):
         return json.dumps(value, default=str, sort_keys=True)
-    return str(value)
+    return "".join(c if c.isprintable() else " " for c in str(value))
 
 
 def write_rows(out: TextIO, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], output: str) -> None:

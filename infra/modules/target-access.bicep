@@ -45,11 +45,14 @@ var vaultIdentityRoleIds = [
 // With enableDrills (drillRoleGuid set), restore drills also give the vault identity its restore right on the
 // drill's target (steward/domain/workloads.py RESTORE_ROLES): Disk Restore Operator on the drill group
 // (backup/restore-managed-disks.md) and Storage Blob Data Contributor on the drill's storage account (PostgreSQL
-// files; Azure/azure-powershell DataProtection manifest AzureDatabaseForPGFlexServer.json). Without drills the
-// condition does not allow them.
+// files; Azure/azure-powershell DataProtection manifest AzureDatabaseForPGFlexServer.json) and Storage Account Backup
+// Contributor on the drill's storage account (vaulted blobs restore only to another account, the vault holding that
+// role on it: backup/blob-restore.md; also granted for protection, listed here so the drill's needs are complete).
+// Without drills the condition does not allow the first two.
 var drillVaultIdentityRoleIds = [
   'b50d9833-a0cb-478e-945f-707fcc997c13'
   'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  'e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1'
 ]
 var grantableRoleIds = empty(drillRoleGuid) ? vaultIdentityRoleIds : concat(vaultIdentityRoleIds, drillVaultIdentityRoleIds)
 

@@ -10,9 +10,9 @@ Each entry lives ``STEWARD_ARM_CACHE_SECONDS`` at most (0: no cache) and is drop
 * a policy id - when Azure says the policy is not found (validation), or refuses or answers 404 to the
   protected-item PUT that named it (Azure's code for a missing policy there is not documented: any refusal drops
   it, which costs one policy GET on the next attempt);
-* what a vault protects (its item and VM counts, for vault sets) - counted up when a vault set chooses the vault
-  (``vault_loads``: protections choosing at the same moment in this worker see it), dropped when Azure refuses a
-  protection there (full, or the cached answers were stale) or the app asks for fresh counts after such a refusal;
+* what a vault protects (its item and VM counts) - read by the legacy ``vault_loads`` only (vault sets now keep
+  their counts and reservations in a ledger shared by every instance, ``reserve_in_set``), dropped when Azure
+  refuses a protection there (full, or the cached answers were stale);
 * a granted role - when a validation still says the vault's identity lacks permissions after the RBAC wait
   ran out (someone may have removed the assignment);
 * how long a vault identity's new role assignments last took to apply (``protection_flow.rbac_settle_seconds``) -

@@ -19,6 +19,7 @@ from azure.core.rest import HttpRequest
 
 from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, NotFound, translate
+from steward.cloud.throttle import retry_after
 from steward.domain.drill_flow import DRILL_GROUP_TAG, DRILL_TAG
 from steward.domain.drill_records import JobError
 
@@ -30,6 +31,7 @@ API: Final[dict[str, str]] = {
     "microsoft.storage": "2023-05-01",
     "microsoft.dbforpostgresql": "2024-08-01",
     "resources": "2025-04-01",
+    "microsoft.authorization": "2022-04-01",
 }
 
 
@@ -67,14 +69,11 @@ def _headers(response: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in response.headers.items()}
 
 
-def retry_after(headers: Mapping[str, str]) -> float:
-    """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
-    try:
-        if "retry-after-ms" in headers:
-            return max(1.0, float(headers["retry-after-ms"]) / 1000)
-        return max(1.0, float(headers.get("retry-after", "10")))
-    except ValueError:
-        return 10.0
+def _listed_containers(props: Mapping[str, Any]) -> list[str]:
+    """The containers a vaulted blob backup instance lists (``BlobBackupDatasourceParameters.containersList``)."""
+    params = (props.get("policyInfo") or {}).get("policyParameters") or {}
+    return [str(c) for entry in params.get("backupDatasourceParametersList") or [] if isinstance(entry, Mapping)
+            and entry.get("objectType") == "BlobBackupDatasourceParameters" for c in entry.get("containersList") or []]
 
 
 class DrillOps:
@@ -178,7 +177,7 @@ class DrillOps:
                 found.append({"sourceId": info["resourceID"], "vaultId": vault["id"],
                               "protectionId": instance["id"], "datasourceType": info.get("datasourceType"),
                               "policyId": (props.get("policyInfo") or {}).get("policyId"),
-                              "vaultLocation": vault.get("location")})
+                              "vaultLocation": vault.get("location"), "containers": _listed_containers(props)})
         return found
 
     def datastore(self, policy_id: str | None) -> str:
@@ -223,6 +222,12 @@ class DrillOps:
     def group_resources(self, group_id: str) -> list[str]:
         return [str(r["id"]) for r in self._list(f"{group_id}/resources?api-version={API['resources']}")]
 
+    def containers(self, account_id: str) -> list[dict[str, Any]]:
+        """The blob containers of a storage account (``BlobContainers_List``): ``{"id", "name"}``."""
+        url = f"{account_id}/blobServices/default/containers?api-version={API['microsoft.storage']}"
+        return [{"id": str(c["id"]), "name": str(c.get("name") or str(c["id"]).rsplit("/", 1)[-1])}
+                for c in self._list(url)]
+
     def tags_of(self, resource_id: str) -> dict[str, str] | None:
         body = self.get(resource_id)
         return None if body is None else dict(body.get("tags") or {})
@@ -248,7 +253,8 @@ class DrillOps:
             return {"id": account_id, "operation": None}
         body = {"location": location, "sku": {"name": "Standard_LRS"}, "kind": "StorageV2",
                 "tags": {DRILL_TAG: drill_id},
-                "properties": {"allowBlobPublicAccess": False, "minimumTlsVersion": "TLS1_2"}}
+                "properties": {"allowBlobPublicAccess": False, "minimumTlsVersion": "TLS1_2",
+                               "supportsHttpsTrafficOnly": True}}
         response = self._send("PUT", account_id, body)
         return {"id": account_id, "operation": self._operation(response, f"create storage account {name}")}
 

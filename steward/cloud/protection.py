@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -212,11 +212,17 @@ class _VaultAdapter:
         wanted = normalise_region(region)
         return [v for v in found if v.location == wanted]
 
-    def cached_policy_id(self, vault_id: str, policy_name: str, read: Callable[[], str | None]) -> str | None:
+    def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
+        """The policy's ARM id (None when the vault has none of that name), read by :meth:`policy` and cached while
+        fresh."""
         key = arm_cache.policy_key(vault_id, policy_name)
         found: str | None = self._cache.get(key)
         if found is None:
-            found = read()
+            policy = self.policy(vault_id, policy_name)
+            found = None if policy is None else str(policy["id"])
             self._cache.put(key, found)
         return found
 
@@ -252,6 +258,10 @@ class _VaultAdapter:
 
     def count_items(self, vault_id: str) -> dict[str, int]:
         """``{"items", "vms"}``: every item the vault lists, and the Azure VMs among them."""
+        raise NotImplementedError
+
+    def list_load(self, vault_id: str) -> tuple[dict[str, int], frozenset[str]]:
+        """``count_items`` and the resources the vault protects (lower case)."""
         raise NotImplementedError
 
     def vault_load(self, vault_id: str, *, fresh: bool = False) -> dict[str, int]:
@@ -317,21 +327,6 @@ class RecoveryServicesProtection(_VaultAdapter):
         except NotFound:
             return None
         return wire(found)
-
-    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
-        vault = vault_address(vault_id)
-
-        def read() -> str | None:
-            try:
-                with azure_errors():
-                    policy = self._clients.recovery_services_backup(vault.subscription_id).protection_policies.get(
-                        vault_name=vault.name, resource_group_name=vault.resource_group, policy_name=policy_name
-                    )
-            except NotFound:
-                return None
-            return str(wire(policy)["id"])
-
-        return self.cached_policy_id(vault_id, policy_name, read)
 
     def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
         """The policy as Azure answers it (``ProtectionPolicies_Get``), or None when the vault has none of that name."""
@@ -469,8 +464,14 @@ class RecoveryServicesProtection(_VaultAdapter):
     def count_items(self, vault_id: str) -> dict[str, int]:
         """Every item of the vault (``backupProtectedItems`` unfiltered: every workload counts toward the 2,000
         datasources) and its Azure VMs (``protectedItemType`` of a VM; the 1,000 VMs), one paged list."""
+        return self.list_load(vault_id)[0]
+
+    def list_load(self, vault_id: str) -> tuple[dict[str, int], frozenset[str]]:
+        """``count_items`` and the resources the items protect (``sourceResourceId``, lower case), one paged list:
+        a vault set's reservations end when the resource shows here (issue 19)."""
         vault = vault_address(vault_id)
         items = vms = 0
+        sources: set[str] = set()
         with azure_errors():
             for item in self._clients.recovery_services_backup(vault.subscription_id).backup_protected_items.list(
                 vault_name=vault.name, resource_group_name=vault.resource_group
@@ -479,7 +480,10 @@ class RecoveryServicesProtection(_VaultAdapter):
                 items += 1
                 if str(props.get("protectedItemType") or "").lower() in VM_ITEM_TYPES:
                     vms += 1
-        return {"items": items, "vms": vms}
+                source = props.get("sourceResourceId") or props.get("virtualMachineId")
+                if source:
+                    sources.add(str(source).lower())
+        return {"items": items, "vms": vms}, frozenset(sources)
 
     def vm_items(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)
@@ -569,23 +573,6 @@ class BackupVaultProtection(_VaultAdapter):
         with azure_errors():
             pages = self._clients.data_protection(subscription_id).backup_vaults.get_in_subscription()
             return [_vault_facts(wire(v), VaultKind.BACKUP) for v in pages]
-
-    def policy_id(self, vault_id: str, policy_name: str) -> str | None:
-        vault = vault_address(vault_id)
-
-        def read() -> str | None:
-            try:
-                with azure_errors():
-                    policy = self._clients.data_protection(vault.subscription_id).backup_policies.get(
-                        resource_group_name=vault.resource_group,
-                        vault_name=vault.name,
-                        backup_policy_name=policy_name,
-                    )
-            except NotFound:
-                return None
-            return str(wire(policy)["id"])
-
-        return self.cached_policy_id(vault_id, policy_name, read)
 
     def policy(self, vault_id: str, policy_name: str) -> dict[str, Any] | None:
         """The policy as Azure answers it (``BackupPolicies_Get``), or None when the vault has none of that name."""
@@ -750,8 +737,10 @@ class BackupVaultProtection(_VaultAdapter):
         timers and reads the instance back when it ended (the verification)."""
         vault = vault_address(vault_id)
         accepted: dict[str, str] = {}
+        statuses: list[int] = []
 
         def keep_headers(response: Any) -> None:
+            statuses.append(int(response.http_response.status_code))
             accepted.update({k.lower(): v for k, v in response.http_response.headers.items()})
 
         with azure_errors():
@@ -763,14 +752,28 @@ class BackupVaultProtection(_VaultAdapter):
                 polling=False,
                 raw_response_hook=keep_headers,
             )
-            answered = poller.result()  # no polling: what the PUT itself answered
+            try:
+                answered = poller.result()  # no polling: what the PUT itself answered
+            except ValueError:
+                # Azure may answer 202 with the operation's headers and NO body (S-DP 2025-07-01
+                # PutBackupInstance.json); the generated code decodes the body regardless (azure-mgmt-dataprotection
+                # 2.2.0 get_long_running_output: response.json()). The operation is followed; nothing to read here.
+                if statuses[-1:] != [202]:
+                    raise
+                answered = None
         return {"operation": accepted.get("azure-asyncoperation") or accepted.get("location") or "",
                 "retry_after": _retry_after_seconds(accepted),
                 "instance": wire(answered) if answered is not None else {}}
 
     def count_items(self, vault_id: str) -> dict[str, int]:
         """The vault's backup instances (no limit is published for Backup vaults; sets spread by the count)."""
-        return {"items": len(self.instances(vault_id)), "vms": 0}
+        return self.list_load(vault_id)[0]
+
+    def list_load(self, vault_id: str) -> tuple[dict[str, int], frozenset[str]]:
+        """``count_items`` and the datasources the instances protect (``dataSourceInfo.resourceID``, lower case)."""
+        found = self.instances(vault_id)
+        sources = {str(dig(i, "properties", "dataSourceInfo", "resourceID") or "").lower() for i in found}
+        return {"items": len(found), "vms": 0}, frozenset(s for s in sources if s)
 
     def instances(self, vault_id: str) -> list[dict[str, Any]]:
         vault = vault_address(vault_id)

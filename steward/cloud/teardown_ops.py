@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -35,6 +35,7 @@ from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, TransientAzureError, translate
 from steward.cloud.protection import SubscriptionReader
 from steward.cloud.teardown_errors import RefusalKind, TeardownRefusal, TeardownStillRunning
+from steward.cloud.throttle import retry_after
 from steward.cloud.wire import wire
 from steward.domain.errors import SERVER_SIDE_CODES, StewardError
 from steward.domain.teardown import (
@@ -243,7 +244,7 @@ class TeardownOps:
                 {
                     "statusUrl": status_url,
                     "location": location,
-                    "retryAfter": self._retry_after(headers),
+                    "retryAfter": retry_after(headers),
                     "what": what,
                     "outcome": outcome,  # how complete() reads the target back when it is not plain deletion
                 }
@@ -293,7 +294,7 @@ class TeardownOps:
             # say so again; the orchestrator sends the effect anew (a new operation), as the SDK-poller path
             # did by retrying the whole activity. Found by the chaos run (seeds 3 and 5).
             return {"state": "failed", "message": str(error), "retryAfter": 60.0}
-        return {"state": "succeeded" if done else "running", "retryAfter": self._retry_after(headers)}
+        return {"state": "succeeded" if done else "running", "retryAfter": retry_after(headers)}
 
     def complete(self, vault: VaultRef, target: Any, operation: Mapping[str, Any] | None = None) -> Effect:
         """What an operation that :meth:`operation_status` saw succeed did to its target (read back)."""
@@ -320,16 +321,6 @@ class TeardownOps:
                 return Effect(target.type_name, target.id, target.name, "removed", target.kind.value)
             raise TeardownStillRunning(f"{target.kind.value} {target.name} is still there after its removal")
         raise TypeError(f"no split operation for a {type(target).__name__}")
-
-    @staticmethod
-    def _retry_after(headers: Mapping[str, str]) -> float:
-        """Azure's suggested wait in seconds (``retry-after-ms`` / ``Retry-After``), 10 s when it says nothing."""
-        try:
-            if "retry-after-ms" in headers:
-                return max(1.0, float(headers["retry-after-ms"]) / 1000)
-            return max(1.0, float(headers.get("retry-after", "10")))
-        except ValueError:
-            return 10.0
 
     def _poll_delay(self, headers: Mapping[str, str]) -> float:
         if "retry-after-ms" in headers:
@@ -903,12 +894,20 @@ class TeardownOps:
 
     # ------------------------------------------------------------------------------------------- endpoints
 
-    def remove_private_endpoint(self, vault: VaultRef, connection: PrivateEndpointConnection) -> Effect:
+    def remove_private_endpoint(
+        self, vault: VaultRef, connection: PrivateEndpointConnection, managed_subscriptions: Iterable[str] = ()
+    ) -> Effect:
         """Remove the connection, then the private endpoint itself, as the official script does
         (``Remove-AzPrivateEndpointConnection`` then ``Remove-AzPrivateEndpoint``, D-script). Both idempotent: a
         re-run after a crash between the two still removes the endpoint. Deleting the endpoint needs
         ``Microsoft.Network/privateEndpoints/delete`` on its resource group; when the app's identity lacks it the
-        endpoint is left and the effect says so (the vault's delete does not depend on it)."""
+        endpoint is left and the effect says so (the vault's delete does not depend on it).
+
+        The endpoint is deleted only in the vault's subscription or one of ``managed_subscriptions``
+        (STEWARD_SUBSCRIPTIONS): a connection may name an endpoint of any subscription or tenant (a manual
+        connection the vault's owner approved; MicrosoftDocs/azure-docs
+        articles/private-link/private-endpoint-overview.md, "Access to a private link resource using approval
+        workflow"). There the vault's side, the connection, is removed and the endpoint is its owner's to delete."""
         bk = self._clients.recovery_services_backup(vault.subscription_id)
         found = _quiet_not_found(
             lambda: bk.private_endpoint_connection.get(vault.name, vault.resource_group, connection.name)
@@ -924,7 +923,8 @@ class TeardownOps:
             found = None
         except AzureRefusal as error:
             raise refusal_of(error) from error
-        endpoint, left = self._delete_private_endpoint(connection.private_endpoint_id)
+        allowed = {vault.subscription_id.lower(), *(s.strip().lower() for s in managed_subscriptions)}
+        endpoint, left = self._delete_private_endpoint(connection.private_endpoint_id, allowed)
         if found is None and not endpoint:
             return Effect(connection.type_name, connection.id, connection.name, "already-gone")
         detail = (
@@ -934,12 +934,18 @@ class TeardownOps:
         )
         return Effect(connection.type_name, connection.id, connection.name, "removed", detail)
 
-    def _delete_private_endpoint(self, endpoint_id: str | None) -> tuple[bool, str]:
-        """``(deleted, why_not)``: DELETE the ``Microsoft.Network/privateEndpoints`` resource if it exists."""
+    def _delete_private_endpoint(self, endpoint_id: str | None, allowed: Collection[str]) -> tuple[bool, str]:
+        """``(deleted, why_not)``: DELETE the ``Microsoft.Network/privateEndpoints`` resource if it exists and its
+        subscription is one of ``allowed`` (lower-cased)."""
         match = re.match(r"/subscriptions/([^/]+)/resourceGroups/[^/]+/providers/Microsoft\.Network/privateEndpoints/",
                          endpoint_id or "", flags=re.IGNORECASE)
         if endpoint_id is None or match is None:
             return False, ""
+        if match.group(1).lower() not in allowed:
+            return False, (
+                f"it is in subscription {match.group(1)}, outside STEWARD_SUBSCRIPTIONS: the app does not act there; "
+                "the vault's connection is removed and the endpoint is its owner's to delete"
+            )
         resources = self._clients.resources(match.group(1)).resources
         try:
             if not _call(lambda: resources.check_existence_by_id(endpoint_id, api_version=NETWORK_API_VERSION)):

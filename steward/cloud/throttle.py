@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -266,6 +266,17 @@ def retry_after_seconds(headers: Any) -> float | None:
         except ValueError:
             continue  # an HTTP date: leave it to the SDK's retry policy
     return None
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """Azure's suggested wait in seconds before an operation is looked at again (``retry-after-ms`` /
+    ``Retry-After``, at least 1 s), 10 s when it says nothing: the drill's and the teardown's operations."""
+    try:
+        if "retry-after-ms" in headers:
+            return max(1.0, float(headers["retry-after-ms"]) / 1000)
+        return max(1.0, float(headers.get("retry-after", "10")))
+    except ValueError:
+        return 10.0
 
 
 def remaining_of(headers: Any, bucket_name: str, header: str = REMAINING_HEADER) -> int | None:

@@ -119,9 +119,19 @@ def containers_of(instance: Mapping[str, Any] | None) -> list[str]:
 _READ_ONLY: Final = ("provisioningState", "protectionStatus", "currentProtectionState", "protectionErrorDetails")
 
 
+#: The modification asks Azure to run validateForBackup's checks again on the new list: "In case of DeepValidation,
+#: all validations from /validateForBackup API will run again" (S-DP 2025-07-01 ``BackupInstance.validationType``);
+#: Microsoft's ``Update-AzDataProtectionBackupInstance`` sets it on every update ("deep validate for update-BI",
+#: Azure/azure-powershell ``DataProtection.Autorest/custom/Cmdlets/Platform/BackupInstance/
+#: Update-AzDataProtectionBackupInstance.ps1``). Without it (ShallowValidation), that a container the account
+#: lacks would be accepted unchecked is INFERRED (docs/azure-facts.md "Blob containers").
+DEEP_VALIDATION: Final = "DeepValidation"
+
+
 def modified_instance(instance: Mapping[str, Any], containers: Sequence[str]) -> dict[str, Any]:
     """The PUT body that modifies ``instance`` to back up ``containers``: the instance's own properties (same
-    datasource, same policy, its other parameters kept) with the blob parameters' ``containersList`` replaced."""
+    datasource, same policy, its other parameters kept) with the blob parameters' ``containersList`` replaced,
+    validated again by Azure (:data:`DEEP_VALIDATION`)."""
     props = {k: v for k, v in dict(instance.get("properties") or {}).items() if k not in _READ_ONLY}
     policy_info = dict(props.get("policyInfo") or {})
     params = dict(policy_info.get("policyParameters") or {})
@@ -131,6 +141,7 @@ def modified_instance(instance: Mapping[str, Any], containers: Sequence[str]) ->
         *others, {"objectType": BLOB_PARAMETERS_TYPE, "containersList": list(containers)}]
     policy_info["policyParameters"] = params
     props["policyInfo"] = policy_info
+    props["validationType"] = DEEP_VALIDATION
     return {"properties": props}
 
 

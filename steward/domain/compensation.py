@@ -53,6 +53,7 @@ __all__ = [
     "ReconcileResult",
     "TeardownMarker",
     "TeardownSnapshot",
+    "VaultReconciled",
     "decide_reconciliation",
     "restore_changes",
 ]
@@ -309,3 +310,22 @@ class ReconcileResult(Record):
     reconciled: tuple[Any, ...] = ()
     left: tuple[Any, ...] = ()
     gaps: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class VaultReconciled(Record):
+    """``teardown_reconcile_vault``'s result, also the ``BackupSteward.Teardown.Reconciled`` / ``.ReconcileFailed``
+    event's data: the vault, the lost teardown that marked it and when, the settings it had before, why it is
+    reconciled, each setting restored (``setting``, ``from``, ``to``, ``effect``), the effect (``reconciled``,
+    ``failed``, ``unchanged``, ``already-gone``; absent before it is decided), why nothing was done and what became
+    of the marker (``removed``, ``kept``), each where it applies."""
+
+    vault_id: str
+    instance_id: str
+    marked_at: str
+    earlier: Mapping[str, Any]
+    reason: str = field(default="", metadata={"may_be_empty": True})
+    restored: tuple[Any, ...] = ()
+    effect: str = field(default="", metadata={"omit_default": True})
+    detail: str | None = field(default=None, metadata={"omit_default": True})
+    marker: str | None = field(default=None, metadata={"omit_default": True})

@@ -17,12 +17,19 @@ Where a restore goes (docs/azure-facts.md, "Backups, jobs, recovery points and r
   specified storage containers").
 - Blobs with operational backup: these restore only to the source account (``backup/blob-backup-overview.md``:
   operational data is "stored locally within the source storage account"): refused, a drill never restores in
-  place. Vaulted blob backup to an alternate account is not built yet.
+  place.
+- Blobs with vaulted backup: only to ANOTHER storage account ("Vaulted backups only support restoring data to another
+  storage account", ``backup/blob-restore.md``, vaulted tab): the drill's own account in the drill group, the
+  containers the backup instance lists as ``ItemPathBasedRestoreCriteria`` of an ``ItemLevelRestoreTargetInfo``
+  (``includes/blob-vaulted-backup-restore-restapi.md``), the vault holding Storage Account Backup Contributor on that
+  account (same article: "Ensure that the Backup vault has the Storage account backup contributor role assigned to
+  the target storage account").
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +37,9 @@ from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from steward.domain.drill_records import DrillTarget, Workload
+from steward.domain.drill_rules import DrillRule
 from steward.domain.drills import DrillBudget, DrillCandidate, select_candidates
+from steward.domain.ids import ResourceId
 from steward.domain.kernel import parse_time, require_time
 from steward.domain.workloads import RESTORE_ROLES, RoleScope
 
@@ -52,6 +61,40 @@ JOB_DEADLINE: Final = timedelta(hours=24)
 #: look costs the drill's end a few minutes, never the measurement's precision)
 DEFAULT_POLL: Final = timedelta(seconds=60)
 JOB_POLL_CAP: Final = timedelta(minutes=5)
+
+
+#: what a drill makes in its group, by type (lower-cased): restored disks, its storage account and, in it, restored
+#: blob containers (``ContainerCreated`` names the account). The only types whose events the trigger ignores there.
+DRILL_MADE_TYPES: Final = frozenset({"microsoft.compute/disks", "microsoft.storage/storageaccounts"})
+_REGION_NAME: Final = "[a-z0-9]+"
+
+
+def drill_group_of(resource: ResourceId, drills: Sequence[DrillRule]) -> str | None:
+    """The id of the resource group ``resource`` lives in when the group's NAME is a drill rule's drill group (its
+    template, ``{subscription}`` filled in, ``{region}`` any region name) and the resource is of a type drills make
+    (:data:`DRILL_MADE_TYPES`); else None. The name alone proves nothing (anyone can name a group so): the caller
+    must also find the group tagged :data:`DRILL_GROUP_TAG` ``true`` (:func:`drill_owned`) before it ignores an
+    event."""
+    group = resource.resource_group
+    if not group or resource.full_type.lower() not in DRILL_MADE_TYPES:
+        return None
+    for drill in drills:
+        pattern = re.escape(drill.resource_group.lower()).replace(re.escape("{region}"), _REGION_NAME)
+        pattern = pattern.replace(re.escape("{subscription}"), re.escape(resource.subscription_id.lower()))
+        if re.fullmatch(pattern, group.lower()):
+            return f"/subscriptions/{resource.subscription_id}/resourceGroups/{group}"
+    return None
+
+
+def drill_group_key(group_id: str) -> tuple[str, str]:
+    """The app's ARM-cache key under which a worker remembers that a drill group is (or is not) drill-owned."""
+    return ("drill-group", group_id.lower())
+
+
+def drill_owned(group_tags: Mapping[str, str] | None) -> bool:
+    """Whether a resource group's tags say the app made it for drills (:data:`DRILL_GROUP_TAG` = ``true``, what
+    ``ensure_group`` writes and requires)."""
+    return any(k.lower() == DRILL_GROUP_TAG and str(v).lower() == "true" for k, v in (group_tags or {}).items())
 
 
 def job_poll_wait(polls: int) -> timedelta:
@@ -125,8 +168,6 @@ def refusal(workload: Workload, datastore: str) -> str | None:
     if workload is Workload.BLOB and datastore.lower() == "operationalstore":
         return ("operational blob backup restores only in place, into the source storage account "
                 "(backup/blob-backup-overview.md); a drill never restores in place")
-    if workload is Workload.BLOB:
-        return "drills of vaulted blob backup (restore to an alternate account) are not built yet"
     return None
 
 
@@ -231,6 +272,32 @@ def files_restore_body(*, point_id: str, source_id: str, account_name: str, regi
     }
 
 
+def blob_restore_body(*, point_id: str, source_id: str, account_id: str, region: str,
+                      containers: Sequence[str]) -> dict[str, Any]:
+    """Backup vault restore of vaulted blobs into another storage account (S-DP 2025-07-01 TriggerRestore,
+    ``ItemLevelRestoreTargetInfo`` with one ``ItemPathBasedRestoreCriteria`` per container, as MicrosoftDocs/azure-docs
+    ``includes/blob-vaulted-backup-restore-restapi.md`` sends it): the containers keep their names in the drill's
+    account."""
+    return {
+        "objectType": "AzureBackupRecoveryPointBasedRestoreRequest",
+        "recoveryPointId": point_id,
+        "sourceDataStoreType": "VaultStore",
+        "sourceResourceId": source_id,
+        "restoreTargetInfo": {
+            "objectType": "ItemLevelRestoreTargetInfo",
+            "recoveryOption": "FailIfExists",
+            "restoreLocation": region,
+            "restoreCriteria": [{"objectType": "ItemPathBasedRestoreCriteria", "itemPath": name,
+                                 "isPathRelativeToBackupItem": True} for name in containers],
+            "datasourceInfo": {"objectType": "Datasource", "resourceID": account_id,
+                               "resourceName": account_id.rsplit("/", 1)[-1],
+                               "resourceType": "Microsoft.Storage/storageAccounts",
+                               "resourceLocation": region, "resourceUri": account_id,
+                               "datasourceType": "Microsoft.Storage/storageAccounts/blobServices"},
+        },
+    }
+
+
 # ---- validation, cleanup, outcome ---------------------------------------------------------------------------
 
 
@@ -249,6 +316,18 @@ def validate(expected: Sequence[Mapping[str, Any]], restored: Sequence[Mapping[s
     problems += [f"unexpected restored disk {r.get('id')} ({r.get('sizeGb')} GB {r.get('sku')})" for r in left]
     if not expected and not restored:
         problems.append("nothing was restored")
+    return {"passed": not problems, "problems": problems, "checked": len(expected)}
+
+
+def validate_containers(expected: Sequence[Mapping[str, Any]], restored: Sequence[Mapping[str, Any]]
+                        ) -> dict[str, Any]:
+    """Restored blob containers against the containers the drill restored: each one is in the drill's account (by
+    name; ARM cannot read the blobs). Records ``{"passed", "problems", "checked"}``."""
+    found = {str(r.get("name") or "").lower() for r in restored}
+    problems = [f"container {c.get('name')} was not restored" for c in expected
+                if str(c.get("name") or "").lower() not in found]
+    if not expected:
+        problems.append("the backup instance lists no container to restore")
     return {"passed": not problems, "problems": problems, "checked": len(expected)}
 
 
@@ -294,6 +373,20 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
 CREATED_SLACK: Final = timedelta(minutes=5)
 
 
+#: the ``creationData.createOption`` values a disk restored from an Azure VM backup can carry (lower case): Compute's
+#: ``Restore`` ("Create a new disk by copying from a backup recovery point"; OBSERVED on disks restored from the
+#: snapshot tier, hashicorp/terraform-provider-azurerm#3421, #16274), and, INFERRED for a restore from the vault tier
+#: alone (its data is copied to the staging account first, ``backup/backup-azure-arm-restore-vms.md``; no source
+#: shows such a disk), ``Import`` ("importing from a blob specified by a sourceUri in a storage account") and its
+#: Trusted Launch / Confidential VM form ``ImportSecure``. docs/azure-facts.md, "Restore drills".
+RESTORED_DISK_CREATE_OPTIONS: Final = frozenset({"restore", "import", "importsecure"})
+
+
+def made_by_a_restore(create_option: object) -> bool:
+    """Whether a disk whose ``creationData.createOption`` is ``create_option`` can be one a VM restore created."""
+    return str(create_option or "").lower() in RESTORED_DISK_CREATE_OPTIONS
+
+
 def created_during(created: str | None, job_start: str | None, job_end: str | None) -> bool:
     """Whether a disk created at ``created`` can be the work of a restore job that ran from ``job_start`` to
     ``job_end`` (+ :data:`CREATED_SLACK`). Unknown times do not exclude it."""
@@ -311,8 +404,9 @@ def event_type(outcome: str) -> str:
 
 def restore_grants(resource_type: str, group_id: str, account_id: str | None) -> list[dict[str, str]]:
     """The role assignments the Backup vault's identity needs before it can restore this resource type into the
-    drill: a disk into the drill group, PostgreSQL files into the drill's account (workloads.RESTORE_ROLES). A
-    Recovery Services VM restore needs none (the service writes with the caller's rights)."""
+    drill: a disk into the drill group, PostgreSQL files and vaulted blobs into the drill's account
+    (workloads.RESTORE_ROLES). A Recovery Services VM restore needs none (the service writes with the caller's
+    rights)."""
     grants = []
     for role in RESTORE_ROLES.get(resource_type.lower(), ()):
         scope = group_id if role.scope is RoleScope.RESOURCE_GROUP else account_id

@@ -1,7 +1,8 @@
 """The ``restore_drill`` orchestration's records on the one record codec (``steward/domain/records.py``): its input,
-a drill target, and each activity result it reads (``activities/drill.py`` writes them, ``orchestrators/drill.py``
-reads them). The keys are the ones these results had before they were records (camelCase already), so a drill
-in flight replays its history unchanged (``tests/orchestrators/test_drill_records.py``).
+a drill target, each activity result it reads (``activities/drill.py`` writes them, ``orchestrators/drill.py``
+reads them) and its output, the drill's report (:class:`DrillReport`). The keys are the ones these results had
+before they were records (camelCase already), so a drill in flight replays its history unchanged
+(``tests/orchestrators/test_drill_records.py``).
 
 What Azure answered and the drill only passes on (an operation to follow, a job's error, the restored disks'
 sizes) travels inside them as it came.
@@ -24,6 +25,8 @@ __all__ = [
     "DrillCarried",
     "DrillGranted",
     "DrillPrepared",
+    "DrillRecorded",
+    "DrillReport",
     "DrillRequest",
     "DrillStarted",
     "DrillTarget",
@@ -31,6 +34,7 @@ __all__ = [
     "JobState",
     "OperationState",
     "RecoveryPoints",
+    "RestoreReadyPublished",
     "RestoredResources",
     "StillThere",
     "Workload",
@@ -175,6 +179,8 @@ class DrillGranted(Record):
     ok: bool
     created: tuple[str, ...] = ()
     error: Mapping[str, Any] | None = field(default=None, metadata=_UNLESS_SET)
+    #: the ids of the role assignments the grants name (newly made or not)
+    assignments: tuple[str, ...] = field(default=(), metadata=_UNLESS_SET)
 
 
 @dataclass(frozen=True)
@@ -256,3 +262,40 @@ class StillThere(Record):
     """``drill_remaining``'s result: the recorded ids that still exist."""
 
     remaining: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DrillReport(Record):
+    """``restore_drill``'s output and the report ``drill_record`` stores: the drill, when it ran, who asked, the
+    targets chosen, waiting and skipped, each drilled resource's result and the outcomes counted. A result (what
+    was restored, validated, deleted and left, its RTO) travels as the drill wrote it."""
+
+    id: str
+    started_at: datetime = field(metadata={"keep_offset": True})
+    ended_at: datetime = field(metadata={"keep_offset": True})
+    dry_run: bool = False
+    requested_by: str | None = None
+    cancelled: bool = False
+    chosen: tuple[str, ...] = ()
+    waiting: tuple[Any, ...] = ()
+    skipped: tuple[Any, ...] = ()
+    results: tuple[Any, ...] = ()
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrillRecorded(Record):
+    """``drill_record``'s result: the outcome events made and published, and where the report was stored."""
+
+    events: int
+    published: int = 0
+    report: str = ""
+    json_url: str | None = None
+    html_url: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoreReadyPublished(Record):
+    """``drill_restore_ready``'s result: how many ``RestoreReady`` events went out (one, or none without a topic)."""
+
+    published: int = 0

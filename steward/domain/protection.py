@@ -89,6 +89,18 @@ class ProtectionOutcome(Record):
         return (f"protection outcome {self.status.value}: {self.reason or '-'} (rule {self.rule or 'none'}) "
                 f"{self.resource_id}")
 
+    def shown(self) -> ProtectionShown:
+        """What the orchestration shows as its custom status once it has this outcome."""
+        return ProtectionShown(status=self.status, vault=self.vault_id)
+
+
+@dataclass(frozen=True)
+class ProtectionShown(Record):
+    """A protection orchestration's custom status: its outcome's status and the vault (null when none)."""
+
+    status: OutcomeStatus
+    vault: str | None = None
+
 
 #: Azure's codes that mean "protected elsewhere" (docs/azure-facts.md, "Backup vault workloads") - a conflict,
 #: not a failure.

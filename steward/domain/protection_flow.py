@@ -24,9 +24,19 @@ from steward.domain.protection import (
     ProtectionOutcome,
     ProtectionRef,
 )
+from steward.domain.protection_inputs import RoleGrant, VaultSearch, VaultToCreate
 from steward.domain.protection_results import ResourceRecord, StewardScope, VaultRecord
 from steward.domain.records import Record
-from steward.domain.rules.vault_sets import Member, SetChosen, VaultLoad, app_created, capacity_refusal
+from steward.domain.rules.vault_sets import (
+    Member,
+    SetChosen,
+    SetReleaseAsked,
+    SetReservation,
+    SetReservationAsked,
+    VaultLoad,
+    app_created,
+    capacity_refusal,
+)
 from steward.domain.rules.vault_sets import choose_in_set as choose_in_set_pure
 
 #: An activity's result as its typed record or as the mapping a history holds (either key casing): each helper
@@ -96,14 +106,14 @@ def not_protected_status(decision: rules.OptOut | rules.Unsupported) -> OutcomeS
     return OutcomeStatus.OPTED_OUT if decision.basis is None else _OPT_OUT_STATUS[decision.basis]
 
 
-def vault_search(decision: rules.Protect) -> dict[str, str]:
+def vault_search(decision: rules.Protect) -> VaultSearch:
     """Where to look for candidate vaults: the kind, subscription and region the decision allows."""
     target = decision.vault
     if isinstance(target, rules.ExplicitVault):
         subscription = target.vault_id.subscription_id
     else:
         subscription = target.subscription_id
-    return {"kind": decision.vault_kind.value, "subscription_id": subscription, "region": target.region}
+    return VaultSearch(kind=decision.vault_kind, subscription_id=subscription, region=target.region)
 
 
 @dataclass(frozen=True)
@@ -189,7 +199,7 @@ class SetStep:
 
     reason: str
     vault: VaultRecord | None = None
-    create: Mapping[str, Any] | None = None
+    create: VaultToCreate | None = None
     fallback: VaultRecord | None = None
 
 
@@ -218,11 +228,70 @@ def choose_in_set(
         left_out = "; ".join(f"{i.name}: {', '.join(why)}" for i, why in sorted(short.items()))
         choice = replace(choice, reason=f"{choice.reason} (left out for rule {decision.rule!r}'s required vault "
                                         f"settings: {left_out})")
-    create = {"kind": target.vault_kind.value, "subscription_id": target.subscription_id, "region": target.region,
-              "resource_group": choice.create.resource_group, "name": choice.create.name,
-              "tags": dict(choice.create.tags), **created_settings(decision)}
+    settings = created_settings(decision)
+    create = VaultToCreate(kind=target.vault_kind, subscription_id=target.subscription_id, region=target.region,
+                           resource_group=choice.create.resource_group, name=choice.create.name,
+                           tags=dict(choice.create.tags), always_on=settings.get("always_on", False),
+                           immutable=settings.get("immutable", False))
     fallback = by_id[choice.fallback] if choice.fallback is not None else None
     return SetStep(choice.reason, create=create, fallback=fallback)
+
+
+def set_reservation_asked(
+    decision: rules.Protect, members: Sequence[VaultRecord], resource_id: str, now: datetime,
+    refused: Sequence[str] = (), *, fresh: bool, grow: bool = True,
+) -> dict[str, Any]:
+    """``reserve_in_set``'s request: the members, and those passed over (refused as full during this protection,
+    or short of the rule's required settings, :func:`set_member_shortfalls`)."""
+    short = [m.id for m in members if set_member_shortfalls(decision, m)]
+    return SetReservationAsked(vault_set_of(decision), resource_id, now, tuple(m.id for m in members),
+                               tuple(dict.fromkeys([*refused, *short])), fresh, grow).to_record()
+
+
+def set_step(
+    decision: rules.Protect, members: Sequence[VaultRecord], result: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    refused: Sequence[str] = (),
+) -> SetStep:
+    """What ``reserve_in_set`` answered, as a :class:`SetStep`: the member reserved (``vault``), the fallback
+    reserved past the threshold (``fallback``), or the next vault to create (``create``). LEGACY (one release): an
+    orchestration in flight before the reservations holds ``vault_loads``'s list at this place of its history; it is
+    chosen from as before (:func:`choose_in_set`)."""
+    if not isinstance(result, Mapping):
+        return choose_in_set(decision, members, list(result), refused)
+    reserved = SetReservation.from_record(result)
+    target = vault_set_of(decision)
+    by_id = {ResourceId.parse(m.id): m for m in members}
+    reason = reserved.reason
+    if reserved.vault_id is not None and not reserved.fallback:
+        return SetStep(reason, vault=by_id[ResourceId.parse(reserved.vault_id)])
+    short = {ResourceId.parse(m.id): set_member_shortfalls(decision, m) for m in members}
+    left_out = "; ".join(f"{i.name}: {', '.join(why)}" for i, why in sorted(short.items()) if why)
+    if left_out:
+        reason = f"{reason} (left out for rule {decision.rule!r}'s required vault settings: {left_out})"
+    if reserved.vault_id is not None:
+        return SetStep(reason, fallback=by_id[ResourceId.parse(reserved.vault_id)])
+    settings = created_settings(decision)
+    create = None if reserved.create is None else VaultToCreate(
+        kind=target.vault_kind, subscription_id=target.subscription_id, region=target.region,
+        resource_group=reserved.create.resource_group, name=reserved.create.name, tags=dict(reserved.create.tags),
+        always_on=settings.get("always_on", False), immutable=settings.get("immutable", False))
+    return SetStep(reason, create=create)
+
+
+def set_release_asked(decision: rules.Protect, resource_id: str, vault_id: str) -> dict[str, Any]:
+    """``release_in_set``'s request."""
+    return SetReleaseAsked(vault_set_of(decision), resource_id, vault_id).to_record()
+
+
+#: outcomes of a protection that landed in the vault it chose: its reservation stays until a listing shows it
+LANDED: Final = frozenset({OutcomeStatus.PROTECTED, OutcomeStatus.ALREADY_PROTECTED, OutcomeStatus.RESUMED})
+
+
+def releases(outcome: ProtectionOutcome, vault_id: str) -> bool:
+    """Whether the protection's reservation on ``vault_id`` ends now: it did not land there (it failed, the VM is
+    protected elsewhere, the resource is gone)."""
+    landed = outcome.status in LANDED and (outcome.vault_id or "").lower() == vault_id.lower()
+    return not landed
 
 
 def vault_full(result: Mapping[str, Any] | None) -> bool:
@@ -267,7 +336,7 @@ def set_spill_reason(step: SetStep, made: Mapping[str, Any] | None) -> str:
         return f"{step.reason}: created its next vault {made['vault']['id']}"
     if made is not None and made.get("ok"):
         made = None  # it existed, and was counted like the others
-    refused = "" if made is None else f" (creating {step.create and step.create.get('name')} was not done: " \
+    refused = "" if made is None else f" (creating {step.create and step.create.name} was not done: " \
         f"{made.get('code')}: {made.get('message')})"
     if step.fallback is not None:
         return f"{step.reason}{refused}; {step.fallback.id} still has room below Azure's limit"
@@ -725,7 +794,7 @@ def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any
                    f"({seen}), {how} each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
 
 
-def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[dict[str, str]]:
+def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[RoleGrant]:
     """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
@@ -741,26 +810,25 @@ def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[dic
     if not identity.principal_id:
         raise ValueError(f"the Backup vault {identity.id} has no managed identity")
     return [
-        {"role": r.role_name, "role_definition_guid": r.role_definition_guid, "scope": scopes[r.scope]}
+        RoleGrant(role=r.role_name, role_definition_guid=r.role_definition_guid, scope=str(scopes[r.scope]))
         for r in workload.roles
     ]
 
 
-def lists_account_containers(request: Mapping[str, Any]) -> bool:
+def lists_account_containers(decision: rules.ProtectionDecision) -> bool:
     """Vaulted blob backup under a rule that names no containers: "every container found at protect time"
     (``DatastoreOptions.blob_containers``), so the account's containers must be listed before the PUT."""
-    decision = rules.decision_from_record(request["decision"])
     return (isinstance(decision, rules.Protect) and workloads.workload_for(decision.resource_type) is workloads.BLOB
             and decision.datastore.blob_tier is rules.BlobTier.VAULTED and not decision.datastore.blob_containers)
 
 
 def backup_instance_body(
-    request: Mapping[str, Any], policy_id: str, containers: Sequence[str] | None = None
+    facts: Facts, decision: rules.ProtectionDecision, policy_id: str, containers: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource. ``containers``:
-    vaulted blobs, the containers found in the account (:func:`lists_account_containers`)."""
-    facts = ResourceRecord.read(request["facts"])
-    decision = rules.decision_from_record(request["decision"])
+    """The backup instance PUT body (S-DP ``PutBackupInstance.json`` shape) for one resource (``facts``: its
+    ``describe_resource`` record). ``containers``: vaulted blobs, the containers found in the account
+    (:func:`lists_account_containers`)."""
+    facts = ResourceRecord.read(facts)
     if not isinstance(decision, rules.Protect):
         raise ValueError("a backup instance needs a protect decision")
     workload = workloads.workload_for(decision.resource_type)

@@ -142,6 +142,11 @@ class _Codec:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InvalidValue(f"field {self.key!r} must be a list of strings")
             return tuple(value)
+        if hint == tuple[str, ...] | None:
+            value = record.get(self.key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                raise InvalidValue(f"field {self.key!r} must be a list of strings or null")
+            return None if value is None else tuple(value)
         listed = _listed(hint)
         if listed is not None:
             value = record.get(self.key) or []

@@ -118,4 +118,8 @@ def workload_for(resource_type: str) -> Workload | None:
 RESTORE_ROLES: Final[dict[str, tuple[RoleRequirement, ...]]] = {
     "microsoft.compute/disks": (DISK_RESTORE_OPERATOR,),
     "microsoft.dbforpostgresql/flexibleservers": (STORAGE_BLOB_DATA_CONTRIBUTOR,),
+    # vaulted blobs restore into another account only, the vault holding Storage Account Backup Contributor on it
+    # (MicrosoftDocs/azure-docs backup/blob-restore.md, vaulted tab; Az.DataProtection's AzureBlob.json manifest
+    # grants nothing for restore, so Set-AzDataProtectionMSIPermission is no source here)
+    "microsoft.storage/storageaccounts": (STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,),
 }

@@ -37,7 +37,7 @@ def protection_events(outcomes: Iterable[ProtectionOutcome]) -> list[OutcomeEven
 
 def teardown_outcome_event(report: Mapping[str, Any], stored: Mapping[str, Any], name: str) -> OutcomeEvent:
     """``BackupSteward.Teardown.<Outcome>`` (the report's ``outcome`` in PascalCase) for a finished teardown
-    whose report was stored as ``stored`` (``StoredReport.to_record()``) under ``name``."""
+    whose report was stored as ``stored`` (``ReportLinks.to_record()``) under ``name``."""
     outcome = str(report.get("outcome") or "finished")
     return OutcomeEvent(
         TEARDOWN_PREFIX + "".join(p.capitalize() for p in outcome.split("-")),

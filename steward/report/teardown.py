@@ -1,6 +1,7 @@
 """The teardown's record: the final report (JSON) and its HTML page, kept in the app's one report store.
 
-``build_report`` and ``render_html`` are pure (the orchestrator builds the report deterministically).
+``build_report`` (the :class:`TeardownReport` record) and ``render_html`` (of its record) are pure (the orchestrator
+builds the report deterministically).
 :func:`save_report` writes both through :class:`steward.report.store.ReportStore`, the store audit reports use
 (blob storage when configured, else a local directory), as ``<name>.json`` and ``<name>.html``.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from steward.domain.teardown import TeardownOutcome
+from steward.domain.teardown.results import ReportLinks, TeardownReport
 from steward.report.store import CONTENT_TYPES, ReportStore, ReportStoreError
 
 REPORT_VERSION: Final = 1
@@ -40,36 +41,36 @@ def build_report(
     restored: Sequence[Mapping[str, Any]] = (),
     approved_by: str | None = None,
     confirmed_by: str | None = None,
-) -> dict[str, Any]:
+) -> TeardownReport:
     """The one report record every teardown ends with (also the orchestration's output)."""
     progress = progress or {}
-    return {
-        "version": REPORT_VERSION,
-        "instanceId": instance_id,
-        "vaultId": request.get("vaultId"),
-        "outcome": outcome.value,
-        "reason": reason,
-        "requestedBy": request.get("requestedBy"),
-        "requesterIdentity": _REQUESTER_IDENTITY.get(str(request.get("source")), "unknown"),
-        "approvedBy": approved_by,
+    return TeardownReport(
+        version=REPORT_VERSION,
+        instance_id=instance_id,
+        vault_id=request.get("vaultId"),
+        outcome=outcome,
+        reason=reason,
+        requested_by=request.get("requestedBy"),
+        requester_identity=_REQUESTER_IDENTITY.get(str(request.get("source")), "unknown"),
+        approved_by=approved_by,
         # four eyes on a custom-event request: the verified principal who confirmed it (the first approval)
-        "confirmedBy": confirmed_by,
-        "source": request.get("source"),
-        "correlationId": request.get("correlationId"),
-        "requestedAt": request.get("requestedAt"),
-        "startedAt": started_at,
-        "finishedAt": finished_at,
-        "dryRun": request.get("dryRun"),
-        "approvedFingerprint": request.get("approvedFingerprint"),
-        "fingerprint": (plan or {}).get("fingerprint"),
-        "plan": dict(plan) if plan else None,
-        "steps": list(progress.get("steps") or []),
-        "deleted": list(progress.get("deleted") or []),
-        "changedSettings": list(progress.get("changedSettings") or []),
-        "restoredSettings": [dict(r) for r in restored],
-        "remaining": [dict(r) for r in remaining],
-        "lastError": progress.get("lastError"),
-    }
+        confirmed_by=confirmed_by,
+        source=request.get("source"),
+        correlation_id=request.get("correlationId"),
+        requested_at=request.get("requestedAt"),
+        started_at=started_at,
+        finished_at=finished_at,
+        dry_run=request.get("dryRun"),
+        approved_fingerprint=request.get("approvedFingerprint"),
+        fingerprint=(plan or {}).get("fingerprint"),
+        plan=dict(plan) if plan else None,
+        steps=tuple(progress.get("steps") or []),
+        deleted=tuple(progress.get("deleted") or []),
+        changed_settings=tuple(progress.get("changedSettings") or []),
+        restored_settings=tuple(dict(r) for r in restored),
+        remaining=tuple(dict(r) for r in remaining),
+        last_error=progress.get("lastError"),
+    )
 
 
 _STYLE: Final = """
@@ -167,15 +168,6 @@ def render_html(report: Mapping[str, Any]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class StoredReport:
-    json_url: str
-    html_url: str
-
-    def to_record(self) -> dict[str, str]:
-        return {"jsonUrl": self.json_url, "htmlUrl": self.html_url}
-
-
 def _safe_name(name: str) -> str:
     cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)[:200]
     if not cleaned.strip(".-"):
@@ -183,10 +175,10 @@ def _safe_name(name: str) -> str:
     return cleaned
 
 
-def save_report(store: ReportStore, name: str, report: Mapping[str, Any]) -> StoredReport:
+def save_report(store: ReportStore, name: str, report: Mapping[str, Any]) -> ReportLinks:
     """Write the report as ``<name>.json`` and ``<name>.html`` (overwriting: the activity may run again)."""
     base = _safe_name(name)
     json_name, html_name = f"{base}.json", f"{base}.html"
     store.put(json_name, json.dumps(report, indent=2, sort_keys=True).encode("utf-8"), CONTENT_TYPES[".json"])
     store.put(html_name, render_html(report).encode("utf-8"), CONTENT_TYPES[".html"])
-    return StoredReport(store.url(json_name), store.url(html_name))
+    return ReportLinks(json_url=store.url(json_name), html_url=store.url(html_name))

@@ -76,7 +76,7 @@ class Harness:
 
 
 def start_harness(tmp: Path, *, delivery: EventDeliveryConfig | None = None,
-                  settings: dict[str, str] | None = None, scale: float = 600.0) -> Harness:
+                  settings: dict[str, str] | None = None, scale: float = 600.0, instances: int = 1) -> Harness:
     clock = VirtualClock(scale=scale)
     config = SandboxConfig(clock=clock, events=delivery or EventDeliveryConfig())
     stack = LocalStack(
@@ -84,7 +84,9 @@ def start_harness(tmp: Path, *, delivery: EventDeliveryConfig | None = None,
         app_root=REPO,
         db_path=str(tmp / "durable.sqlite"),
         arm_config=config,
-        settings=settings or {},
+        instances=instances,
+        # reports, and the vault sets' ledgers, in the test's own directory (never var/reports, shared by runs)
+        settings={"STEWARD_REPORTS_DIR": str(tmp / "reports"), **(settings or {})},
     ).start()
     sandbox = stack.sandbox
     target = dataclasses.replace(sandbox.cloud_target(), polling_interval=0.05)

@@ -162,6 +162,21 @@ def test_a_vm_and_a_disk_drill_restore_validate_and_leave_nothing(app: Harness) 
 
 
 @pytest.mark.slow
+def test_a_vm_drill_from_the_vault_tier_alone_finds_and_validates_the_imported_disks(app: Harness) -> None:
+    """Once a point's snapshot is gone, its restore reads the vault and the disks are created otherwise than
+    ``Restore`` (the sandbox: ``Import`` from the staging account, INFERRED; docs/azure-facts.md "Restore
+    drills"). Before, the drill looked only for ``Restore`` disks: it found none and failed validation."""
+    vm, _disk = protected_estate(app)
+    assert recovery_services_jobs(app.sandbox).expire_snapshots() > 0
+    status, started = call(app, "POST", "drills", {"resources": [vm]})
+    assert status == 202, started
+    [result] = finished(app, started["id"])["results"]
+    assert result["outcome"] == "Succeeded", json.dumps(result)
+    assert result["validation"]["passed"] and result["restored"], json.dumps(result)
+    assert result["left"] == [] and restored_by(app, vm) == [] and drill_leftovers(app, started["id"]) == []
+
+
+@pytest.mark.slow
 def test_a_restore_job_failing_on_azures_side_is_reported_and_cleaned_up(app: Harness) -> None:
     vm, _disk = protected_estate(app)
     vault = f"/subscriptions/{SUB1}/resourceGroups/rg-app/providers/Microsoft.RecoveryServices/vaults/rsv-weu"
@@ -346,6 +361,116 @@ def test_the_deployed_drill_role_suffices_for_a_postgresql_drill(app: Harness) -
     deploy_app_roles(app.sandbox, principal, SUB1, enableDrills=True)
     app.sandbox.enforce_caller_rbac(principal)
     status, started = call(app, "POST", "drills", {"resources": [server]})
+    assert status == 202, started
+    [result] = finished(app, started["id"])["results"]
+    assert result["outcome"] == "Succeeded", json.dumps(result)
+    assert result["left"] == [] and drill_leftovers(app, started["id"]) == []
+
+
+@pytest.fixture
+def vaulted(tmp_path: Path) -> Iterator[Harness]:
+    """The drill app with the ``vaulted-blobs`` rule too (storage accounts tagged blob-tier=vaulted)."""
+    from sandbox.estate import VAULTED_BLOBS_RULE
+    from steward import bootstrap
+    from steward.rules_file import default_rules_text
+    from tests.e2e.conftest import start_harness
+
+    head, rest = default_rules_text().split("\nrules:\n", 1)
+    harness = start_harness(tmp_path, settings={
+        "STEWARD_RULES": f"{head}\nrules:{VAULTED_BLOBS_RULE}{rest}{DRILLS}",
+        "STEWARD_TEARDOWN_ALLOWED_PRINCIPALS": ADMIN, "STEWARD_REPORTS_DIR": str(tmp_path / "reports"),
+        "STEWARD_DRILL_SCHEDULE": "0 0 0 1 1 *"})
+    try:
+        yield harness
+    finally:
+        harness.stack.stop()
+        bootstrap.reset()
+
+
+def protected_vaulted_blobs(app: Harness, containers: tuple[str, ...] = ("invoices", "logs")) -> str:
+    """A storage account under vaulted blob backup listing ``containers``, once a daily vault-tier backup ran."""
+    from azure.mgmt.dataprotection.models import BaseBackupPolicyResource
+
+    from sandbox.estate import VAULTED_BLOB_POLICY
+
+    est = app.estate()
+    est.resource_group("rg-data", WEU)
+    est.backup_vault("rg-data", "bv-weu", WEU)
+    app.clients.data_protection(SUB1).backup_policies.create_or_update(
+        resource_group_name="rg-data", vault_name="bv-weu", backup_policy_name="blob-vaulted",
+        parameters=BaseBackupPolicyResource(VAULTED_BLOB_POLICY))
+    account = est.storage_account("rg-data", "stvaultdrill1", WEU, tags={"blob-tier": "vaulted"})
+    for name in containers:
+        app.clients.resources(SUB1).resources.begin_create_or_update_by_id(
+            f"{account}/blobServices/default/containers/{name}", api_version="2023-05-01",
+            parameters={"properties": {}}, polling_interval=app.clients.target.polling_interval).result()
+    app.wait_outcome(account, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(2 * 24 * HOUR)  # a daily vault-tier backup has run since every container was listed
+    return account
+
+
+def containers_in(app: Harness, account: str) -> list[str]:
+    return sorted(r["name"] for r in app.sandbox.store.children(f"{account}/blobServices/default",
+                                                               resource_type="Microsoft.Storage/storageAccounts/"
+                                                                             "blobServices/containers"))
+
+
+@pytest.mark.slow
+def test_a_vaulted_blob_drill_restores_the_containers_to_its_own_account_and_leaves_nothing(vaulted: Harness) -> None:
+    """Vaulted blob backup restores only to another account, the vault holding Storage Account Backup Contributor
+    on it (backup/blob-restore.md): the drill makes its own account in the drill group, gives the vault that role
+    there, restores every listed container into it, checks they are there, and deletes the account (the role
+    assignment goes with it). The source account is never written."""
+    app = vaulted
+    account = protected_vaulted_blobs(app)
+    status, started = call(app, "POST", "drills", {"resources": [account]})
+    assert status == 202, started
+    [result] = finished(app, started["id"])["results"]
+    assert result["outcome"] == "Succeeded", json.dumps(result)
+    assert result["validation"]["passed"] and result["validation"]["checked"] == 2, json.dumps(result)
+    [grant] = result["vaultRoles"]
+    drill_account = grant["scope"]
+    assert grant["role"] == "Storage Account Backup Contributor" and "/storageaccounts/bsdrill" in drill_account.lower()
+    assert "/resourcegroups/backup-steward-drill-" in drill_account.lower()
+    assert sorted(r["name"] for r in result["restored"]) == ["invoices", "logs"]
+    assert all(r["id"].lower().startswith(drill_account.lower() + "/") for r in result["restored"])
+    assert result["left"] == [] and drill_leftovers(app, started["id"]) == []
+    assert app.sandbox.store.get(drill_account) is None, "the drill's account went with the drill"
+    assert restored_by(app, account) == [], "the restored containers went with it"
+    assigned = [r["id"] for r in app.sandbox.store.list()
+                if r["id"].lower().startswith(drill_account.lower() + "/providers/microsoft.authorization/")]
+    assert assigned == [], "the vault's role on the drill account went with it"
+    assert containers_in(app, account) == ["invoices", "logs"], "the source account is untouched"
+
+
+@pytest.mark.slow
+def test_a_vaulted_blob_drill_whose_restore_job_fails_still_deletes_its_account(vaulted: Harness) -> None:
+    from sandbox.arm.providers.dataprotection_jobs import data_protection_jobs
+
+    app = vaulted
+    account = protected_vaulted_blobs(app, ("invoices",))
+    vault = f"/subscriptions/{SUB1}/resourceGroups/rg-data/providers/Microsoft.DataProtection/backupVaults/bv-weu"
+    data_protection_jobs(app.sandbox).book.fail_next(vault, "Restore", "UserErrorRestoreFailed", "injected")
+    status, started = call(app, "POST", "drills", {"resources": [account]})
+    assert status == 202, started
+    [result] = finished(app, started["id"])["results"]
+    assert result["outcome"] == "RestoreFailed", json.dumps(result)
+    assert result["created"] and result["left"] == [] and drill_leftovers(app, started["id"]) == []
+    assert all(app.sandbox.store.get(i) is None for i in result["created"])
+    assert containers_in(app, account) == ["invoices"]
+
+
+def test_the_deployed_drill_role_suffices_for_a_vaulted_blob_drill(vaulted: Harness) -> None:
+    """Production truth: with the roles infra/ deploys (enableDrills) and the sandbox checking the app's own RBAC,
+    the conditioned Grantor may give the vault Storage Account Backup Contributor on the drill's account, and the
+    drill restores and leaves nothing."""
+    app = vaulted
+    account = protected_vaulted_blobs(app, ("invoices",))
+    principal = app.sandbox.config.default_principal_id
+    deploy_app_roles(app.sandbox, principal, SUB1, enableDrills=True)
+    app.sandbox.enforce_caller_rbac(principal)
+    status, started = call(app, "POST", "drills", {"resources": [account]})
     assert status == 202, started
     [result] = finished(app, started["id"])["results"]
     assert result["outcome"] == "Succeeded", json.dumps(result)

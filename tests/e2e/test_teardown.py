@@ -780,3 +780,45 @@ def test_something_new_in_the_vault_mid_saga_is_not_deleted_and_protections_come
     assert {"setting": "softDelete", "to": "Enabled", "effect": "changed"} in report["restoredSettings"]
     assert len(list(estate.rsb.backup_protected_items.list("rsv", rg))) == 1
     assert not vault_gone(stack, vault_id)
+
+
+def test_a_private_endpoint_in_a_subscription_the_app_does_not_manage_is_left_in_place(stack: Stack) -> None:
+    """A vault's private endpoint connection names its endpoint by id, and that endpoint may live in any subscription
+    (or tenant): whoever cannot approve on the vault asks for a manual connection, and the vault's owner approves it
+    (MicrosoftDocs/azure-docs articles/private-link/private-endpoint-overview.md, "Access to a private link
+    resource using approval workflow"; the owner of the resource "can delete a private endpoint connection in any
+    state", after which "the private endpoint owner can only delete the resource"). An approved teardown removes the
+    vault's connection (the vault's side) and deletes the endpoint only where the app may act (STEWARD_SUBSCRIPTIONS):
+    a vault in a managed subscription is no licence to delete another subscription's network resources."""
+    from sandbox.arm.config import SECOND_SUBSCRIPTION
+    from sandbox.arm.providers.network import seed_private_endpoint
+    from steward.cloud.teardown_ops import NETWORK_API_VERSION
+
+    estate = stack.estate()
+    vault_id = estate.rs_vault(estate.group("rg-pe-far"))
+    stack.clients.resources(SECOND_SUBSCRIPTION).resource_groups.create_or_update("rg-consumer",
+                                                                                  {"location": "westeurope"})
+    far = (f"/subscriptions/{SECOND_SUBSCRIPTION}/resourceGroups/rg-consumer/providers/Microsoft.Network/"
+           "privateEndpoints/pe-far")
+    estate.model.seed_private_endpoint(vault_id, "pe-far", far)
+    seed_private_endpoint(stack.sandbox.ctx, far, "westeurope", vault_id)
+    near = estate.private_endpoint(vault_id, "pe-near")
+
+    def exists(endpoint_id: str) -> bool:
+        subscription = endpoint_id.split("/")[2]
+        return bool(stack.clients.resources(subscription).resources.check_existence_by_id(
+            endpoint_id, api_version=NETWORK_API_VERSION))
+
+    assert exists(far) and exists(near)
+    status, started = stack.http("POST", "teardowns", {"vaultId": vault_id, "dryRun": True})
+    assert status == 202, started
+    plan = stack.finish(started["id"])
+    assert plan["outcome"] == "planned", plan["reason"]
+    status, approved = stack.http("POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan["fingerprint"]})
+    assert status == 202, approved
+    report = stack.finish(approved["id"])
+    assert report["outcome"] == "deleted", report["reason"]
+    assert exists(far), "the teardown deleted a private endpoint in a subscription outside STEWARD_SUBSCRIPTIONS"
+    assert not exists(near), "the endpoint in the vault's (managed) subscription is removed, as the script does"
+    [far_effect] = [d for d in report["deleted"] if d.get("name") == "pe-far"]
+    assert "left in place" in str(far_effect) and "STEWARD_SUBSCRIPTIONS" in str(far_effect), far_effect

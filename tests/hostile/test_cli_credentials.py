@@ -177,3 +177,21 @@ def test_a_planted_stack_file_does_not_stop_a_configured_api(
     code, _, err = run("status", DRILL, api=f"{url(first)}/api", tmp_path=tmp_path)
     assert code == 0, err
     assert [seen["headers"]["authorization"] for seen in first.seen] == [f"Bearer {TOKEN}"]
+
+
+def test_a_successful_answer_cannot_drive_the_callers_terminal_either(
+    servers: tuple[HTTPServer, HTTPServer], tmp_path: Path
+) -> None:
+    """The table and CSV outputs print what the answer says (a drill's reason quotes Azure's error messages and
+    other people's texts): no control character reaches the terminal, and no text forges a row of its own."""
+    first, _ = servers
+    hostile = "restore failed\x1b]0;owned\x07\x1b[2J\r\n/subscriptions/x/vm-2  Succeeded  10  all good"
+    report = {"id": DRILL, "startedAt": "2026-12-07T00:00:00+00:00", "endedAt": "2026-12-07T01:00:00+00:00",
+              "results": [{"resourceId": "/subscriptions/x/vm-1", "outcome": "Failed\x1b[32m", "reason": hostile}]}
+    first.answer = (200, {"Content-Type": "application/json"},
+                    json.dumps({"id": DRILL, "runtimeStatus": "Completed", "report": report}).encode())
+    for output in ("table", "csv"):
+        code, out, err = run("status", DRILL, "--output", output, api=f"{url(first)}/api", tmp_path=tmp_path)
+        assert code == 0, err
+        assert not any(c in out for c in "\x1b\x07\r"), (output, out)
+        assert out.count("\n") == 2, (output, out)  # the header and the one result

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from sandbox.durable.errors import InstanceNotRunning
 from sandbox.host.local import OUTCOME_TOPIC
 from steward import bootstrap
 from steward.cloud.clients import CloudClients
@@ -507,3 +508,93 @@ def test_after_a_confirmation_the_approval_deadline_still_ends_the_wait(app: App
     ended = runner.wait_for(instance, timeout=20)  # stayed Running for good on the previous app code
     assert ended["output"]["outcome"] == "approval-expired", ended
     assert intact(owner, rg)
+
+
+# ---- approvals that name another vault, a changed plan, or a teardown that ended ------------------------------
+
+
+def test_an_approval_of_one_vaults_plan_does_not_open_the_teardown_of_another(app: App) -> None:
+    """The fingerprint covers the vault's id (steward.domain.teardown.fingerprint): vault A's approved fingerprint
+    neither approves B's plan nor runs a teardown of B, by the approve route or carried in B's request."""
+    owner_a, rg_a, vault_a = opted_in_vault(app)
+    owner_b, rg_b, vault_b = opted_in_vault(app)
+    plan_a, plan_b = dry_run(app, vault_a, ADMIN), dry_run(app, vault_b, ADMIN)
+    assert plan_a["fingerprint"] != plan_b["fingerprint"]
+    before = app.orchestrations()
+    status, body = http(app, "POST", f"teardowns/{plan_b['id']}/approve", {"fingerprint": plan_a["fingerprint"]},
+                        SECOND_ADMIN)
+    assert status == 409 and body["code"] == "FingerprintMismatch", body
+    assert body["currentFingerprint"] == plan_b["fingerprint"] and new_instances(app, before) == []
+    # B's run carrying A's fingerprint: a self-approval, so it waits; A's fingerprint does not approve it either
+    carried = {"vaultId": vault_b, "dryRun": False, "approvedFingerprint": plan_a["fingerprint"]}
+    status, started = http(app, "POST", "teardowns", carried, ADMIN)
+    assert status == 202, started
+    wait_phase(app, started["id"], "awaiting-approval")
+    status, body = http(app, "POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan_a["fingerprint"]},
+                        SECOND_ADMIN)
+    assert status == 409 and body["currentFingerprint"] == plan_b["fingerprint"], body
+    # around the route (an approval event straight to the instance): the saga compares with a fresh plan of B
+    app.stack.runner.raise_event(  # type: ignore[union-attr]
+        started["id"], "TeardownApproved", {"fingerprint": plan_a["fingerprint"], "approvedBy": SECOND_ADMIN}
+    )
+    report = app.stack.runner.wait_for(started["id"], timeout=60)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "replanned" and report["deleted"] == [], report
+    assert intact(owner_a, rg_a) and intact(owner_b, rg_b)
+
+
+def test_an_approved_plan_of_a_vault_that_changed_since_deletes_nothing(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    owner.protect_vm(rg, "rsv", "vm-2")  # the vault changes after the plan was reviewed
+    app.stack.advance(2 * HOUR)
+    status, approved = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]},
+                            SECOND_ADMIN)
+    assert status == 202, approved  # the plan's own fingerprint: the route cannot know the vault changed
+    report = app.stack.runner.wait_for(approved["id"], timeout=60)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "replanned" and report["deleted"] == [], report
+    assert report["fingerprint"] != plan["fingerprint"]
+    owner.rs.vaults.get(rg, "rsv")
+    assert len(list(owner.rsb.backup_protected_items.list("rsv", rg))) == 2
+
+
+def test_an_approval_is_not_replayed_onto_a_teardown_that_ended(app: App) -> None:
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, ADMIN)
+    status, started = http(app, "POST", "teardowns", {"vaultId": vault_id, "dryRun": False}, ADMIN)
+    assert status == 202, started
+    wait_phase(app, started["id"], "awaiting-approval")
+    assert cancel(app, started["id"])["outcome"] == "cancelled"
+    before = app.orchestrations()
+    status, body = http(app, "POST", f"teardowns/{started['id']}/approve", {"fingerprint": plan["fingerprint"]},
+                        SECOND_ADMIN)
+    assert status == 409 and body["code"] == "NothingToApprove", body
+    # an approval event raised at the ended instance (around the route) is refused, as Azure answers 410 Gone
+    with pytest.raises(InstanceNotRunning):
+        app.stack.runner.raise_event(  # type: ignore[union-attr]
+            started["id"], "TeardownApproved", {"fingerprint": plan["fingerprint"], "approvedBy": SECOND_ADMIN}
+        )
+    assert app.stack.runner.status(started["id"])["output"]["outcome"] == "cancelled"  # type: ignore[union-attr]
+    assert new_instances(app, before) == [] and intact(owner, rg)
+
+
+def test_approving_the_plan_reaches_the_run_that_waits_for_that_fingerprint(app: App) -> None:
+    """Four eyes: the requester asks for a run carrying the plan's fingerprint (it waits for another principal), and
+    the second admin approves the plan as ``steward teardown approve VAULT --fingerprint`` does (the plan's id). The
+    approval reaches the waiting run, whose id is the one it names; it was answered 202 and lost before (the run
+    waited until its deadline). The requester's own approval by that path is still refused."""
+    owner, rg, vault_id = opted_in_vault(app)
+    plan = dry_run(app, vault_id, SECOND_ADMIN)  # planned by the second admin, run asked for by the first
+    body = {"vaultId": vault_id, "dryRun": False, "approvedFingerprint": plan["fingerprint"]}
+    status, started = http(app, "POST", "teardowns", body, ADMIN)
+    assert status == 202, started
+    wait_phase(app, started["id"], "awaiting-approval")
+    status, refused = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]},
+                           ADMIN)
+    assert status == 403 and refused["code"] == "FourEyesRequired", refused
+    assert wait_phase(app, started["id"], "awaiting-approval") and intact(owner, rg)
+    status, approved = http(app, "POST", f"teardowns/{plan['id']}/approve", {"fingerprint": plan["fingerprint"]},
+                            SECOND_ADMIN)
+    assert status == 202 and approved["id"] == started["id"], approved
+    report = app.stack.runner.wait_for(started["id"], timeout=60)["output"]  # type: ignore[union-attr]
+    assert report["outcome"] == "deleted", report["reason"]
+    assert report["requestedBy"] == ADMIN and report["approvedBy"] == SECOND_ADMIN

@@ -100,7 +100,8 @@ def test_a_disk_protection_in_flight_grants_roles_to_the_old_records_principal()
     assert state.get("error") is None and not state.get("isDone"), state
     last = scheduled_calls(state)[-1]
     assert last["functionName"] == "grant_vault_roles"
-    assert json.loads(last["input"])["principal_id"] == results("protect_disk", "find_vaults")[0][0]["principal_id"]
+    # the input is a record of the codec now (camelCase, issue 16 step 4); the principal is the old result's
+    assert json.loads(last["input"])["principalId"] == results("protect_disk", "find_vaults")[0][0]["principal_id"]
 
 
 def test_a_move_in_flight_reads_the_old_scope_for_its_next_steps() -> None:
@@ -108,4 +109,4 @@ def test_a_move_in_flight_reads_the_old_scope_for_its_next_steps() -> None:
     assert state.get("error") is None and not state.get("isDone"), state
     last = scheduled_calls(state)[-1]
     assert last["functionName"] == "find_protections"
-    assert json.loads(last["input"]) == {"subscription_ids": results("move", "steward_scope")[0]["subscription_ids"]}
+    assert json.loads(last["input"]) == {"subscriptionIds": results("move", "steward_scope")[0]["subscription_ids"]}

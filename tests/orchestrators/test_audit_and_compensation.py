@@ -26,7 +26,7 @@ class AuditFakes:
         self.leftovers: list[dict[str, Any]] = []
 
     def read(self, request: dict[str, Any]) -> dict[str, Any]:
-        sub = request["subscription_id"]
+        sub = request["subscriptionId"]
         if sub in self.fail_once and sub not in self.failed:
             self.failed.add(sub)
             raise RuntimeError("429 Too Many Requests")
@@ -59,7 +59,7 @@ def test_the_audit_reads_every_subscription_retries_a_transient_failure_and_eval
     result = run_audit(fakes, {})
     assert result.output["subscriptions"] == len(SUBS) and result.output["inventoryGaps"] == 1
     reads = [c.input["input"] for c in result.calls if c.name == retrying.BACKOFF_CALL]
-    assert [r["subscription_id"] for r in reads] == SUBS, "one retrying child per subscription"
+    assert [r["subscriptionId"] for r in reads] == SUBS, "one retrying child per subscription"
     assert fakes.failed == {SUBS[2]}, "the transient failure happened and was retried"
     assert {r["run"] for r in reads} == {f"audit-all-{EPOCH:%Y%m%dT%H%M%S}"}
     [evaluated] = fakes.evaluated

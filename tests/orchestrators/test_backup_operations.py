@@ -50,7 +50,7 @@ class Operations(Estate):
         fakes = super().activities()
 
         def look(payload: dict[str, Any]) -> Any:
-            assert payload["operation"] == f"https://arm/op/{payload['step']}" and payload["resource_id"] == DISK
+            assert payload["operation"] == f"https://arm/op/{payload['step']}" and payload["resourceId"] == DISK
             return self._next(self.validate_states if payload["step"] == "validate" else self.instance_states)
 
         def begin(payload: dict[str, Any]) -> Any:
@@ -299,4 +299,4 @@ def test_the_probe_notes_the_roles_delay_as_soon_as_a_validation_passed_before_t
     names = result.names()
     assert names.count("note_rbac_settle") == 1
     assert names.index("note_rbac_settle") == names.index("begin_backup_instance") - 1
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 1}]  # passed at once
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 1}]  # passed at once

@@ -514,14 +514,14 @@ def test_the_probe_notes_how_long_new_roles_took_to_apply() -> None:
     assert result.names().count("protect_in_backup_vault") == 3
     # each fake activity takes 1 s: refused at 0 (+1), wait 30, refused (+1), wait 60, the third answered (+1):
     # 93 s from the grant to Azure's answer to the validation that passed
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 93}]
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 93}]
     assert result.names().index("note_rbac_settle") > result.names().index("protect_in_backup_vault")
 
     estate = Estate()  # a probe that never passed still ends the probe, without a time
     granting(estate, None)
     estate.protect_results = [{"ok": False, "code": "UserErrorX", "message": "no"}]
     result = protect(estate)
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": None}]
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": None}]
 
 
 def test_a_grant_that_created_roles_waits_the_noted_time_before_validating_and_notes_nothing_new() -> None:
@@ -536,7 +536,7 @@ def test_a_grant_that_created_roles_waits_the_noted_time_before_validating_and_n
     granting(estate, 150, probe=False)
     estate.protect_results = [PENDING, ACCEPTED]
     result = protect(estate)
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 150 + 1 + 30 + 1}]
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 150 + 1 + 30 + 1}]
 
     estate = Estate()  # no role created (all granted before): nothing to wait for
     granting(estate, 150, created=False, probe=False)
@@ -557,14 +557,14 @@ def test_while_another_protection_finds_out_the_others_look_instead_of_sending_r
     # looks at ~31, ~62, ~93 s; the time learned is 150 s after the grant: validated then, not before
     assert result.now - EPOCH >= timedelta(seconds=150)
     # it passed at once on a time learned from a look: noted again, so the worker its grant ran on learns it too
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 150}]
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 150}]
 
     estate = Estate()  # the probe ended without a time: validate at once, as before
     granting(estate, None, probe=False, states=[{"settle_seconds": None, "probing": False}])
     estate.protect_results = [PENDING, ACCEPTED]
     result = protect(estate)
     assert result.names().count("rbac_settle_state") == 1
-    assert result.inputs("note_rbac_settle") == [{"principal_id": "p-1", "seconds": 1 + 30 + 1 + 30 + 1}]
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": 1 + 30 + 1 + 30 + 1}]
 
     estate = Estate()  # a probe that never ends: the looks stop at the documented bound
     granting(estate, None, probe=False, states=[{"settle_seconds": None, "probing": True}])

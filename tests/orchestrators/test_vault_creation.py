@@ -56,7 +56,7 @@ class Creating(Estate):
         fakes = super().activities()
 
         def look(payload: dict[str, Any]) -> Any:
-            assert payload["vault_id"] == BV and payload["step"] == "vault"
+            assert payload["vaultId"] == BV and payload["step"] == "vault"
             assert payload["operation"] == self.create_results[0]["operation"]
             return self._next(self.creation_states)
 
@@ -73,9 +73,9 @@ def test_a_backup_vault_created_is_followed_on_durable_timers_verified_then_give
     assert result.names()[:8] == ["describe_resource", "decide_protection", "find_vaults", "create_vault",
                                   "vault_creation_status", "vault_creation_status", "create_vault_policies",
                                   "grant_vault_roles"]
-    assert result.inputs("create_vault_policies") == [{"vault_id": BV}]
+    assert result.inputs("create_vault_policies") == [{"vaultId": BV}]
     # the roles go to the identity the vault read back with (its principal exists only once it is created)
-    assert result.inputs("grant_vault_roles")[0]["principal_id"] == "p-new"
+    assert result.inputs("grant_vault_roles")[0]["principalId"] == "p-new"
     # two looks 10 s apart (Azure's Retry-After), none sooner; the rest are the backup instance's
     assert waits(result)[:2] == [10, 10]
 
@@ -150,6 +150,7 @@ def test_a_vault_sets_next_vault_is_followed_the_same_way() -> None:
     sent = vault_defaults.recovery_services_vault_body("westeurope", {"backup-steward:created-by": "backup-steward"})
     estate = SetEstate({f"{SET}01": 950, f"{SET}02": 901})
     activities = estate.activities()
+    estate.ledger.grows = True  # STEWARD_AUTO_CREATE_VAULTS: the set grows rather than reserve past its threshold
     looks: list[dict[str, Any]] = []
     answers = [state("InProgress", retry_after=10), state("Succeeded", instance=read_back(made, sent))]
     activities["create_vault"] = lambda p: started(made, sent)
@@ -158,5 +159,5 @@ def test_a_vault_sets_next_vault_is_followed_the_same_way() -> None:
                     activities=activities)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
-    assert [p["vault_id"] for p in looks] == [made, made]
+    assert [p["vaultId"] for p in looks] == [made, made]
     assert "create_vault_policies" not in result.names()  # a Recovery Services vault's policies are Azure's

@@ -1,14 +1,18 @@
 """``protect_resource`` with a rule naming a vault set (issue 19 item 1), replayed with fake activities: the member
 with the most room, Azure's refusal of a full vault as the arbiter (the next member, with fresh counts), the set's
-next vault when every member is past the threshold, and a VM staying in the member that protects it."""
+next vault when every member is past the threshold, a VM staying in the member that protects it, and the
+reservation made with the choice released when the protection does not land (``reserve_in_set`` answered by the
+real pure reservation over an in-memory ledger)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrators import protection
 from steward.domain import protection_flow
+from steward.domain.ids import ResourceId
+from steward.domain.rules import vault_sets
 from steward.rules_file import load_rules
 from tests.orchestrators.replay import replay
 from tests.orchestrators.test_protection import DISK, ORIGIN, SUB, VM, Estate, protect, vault
@@ -26,6 +30,35 @@ rules:
 FULL = {"ok": False, "code": "BMSUserErrorVaultVMLimitReached", "message": "the vault already protects 1000 Azure VMs"}
 
 
+class Ledger:
+    """``reserve_in_set`` and ``release_in_set`` over one in-memory ledger: Azure's counts are ``loads`` (listed
+    on every call), the reservations kept from call to call; ``grows``: STEWARD_AUTO_CREATE_VAULTS."""
+
+    def __init__(self, loads: Mapping[str, int], *, vms: bool = True, grows: bool = False) -> None:
+        self.loads, self.vms, self.grows = loads, vms, grows
+        self.reservations: tuple[vault_sets.Reservation, ...] = ()
+
+    def reserve(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        asked = vault_sets.SetReservationAsked.from_record(request)
+        counts = tuple(vault_sets.MemberCount(i, self.loads.get(i, 0), self.loads.get(i, 0) if self.vms else 0,
+                                              asked.now) for i in asked.vault_ids)
+        reserved = vault_sets.reserve(
+            asked.vault_set, [(ResourceId.parse(i), {}) for i in asked.vault_ids],
+            vault_sets.SetLedger(counts, self.reservations), asked.resource_id, asked.now,
+            refused=[ResourceId.parse(i) for i in asked.passed_over], may_grow=asked.grow and self.grows)
+        self.reservations = reserved.ledger.reservations
+        return vault_sets.SetReservation.of(reserved).to_record()
+
+    def release(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        asked = vault_sets.SetReleaseAsked.from_record(request)
+        self.reservations = vault_sets.release(vault_sets.SetLedger((), self.reservations), asked.resource_id,
+                                               asked.vault_id).reservations
+        return {"ok": True}
+
+    def held(self) -> list[str]:
+        return [r.vault_id for r in self.reservations]
+
+
 class SetEstate(Estate):
     def __init__(self, loads: dict[str, int]) -> None:
         super().__init__(VM)
@@ -33,13 +66,15 @@ class SetEstate(Estate):
                                                          "Microsoft.RecoveryServices/vaults/rsv-other")]
         self.loads = dict(loads)
         self.created: dict[str, Any] = {"ok": False, "code": "AutoCreateOff", "message": "off"}
+        self.ledger = Ledger(self.loads)
 
     def activities(self) -> dict[str, Callable[[Any], Any]]:
         answers = super().activities()
         answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], RULES).to_record()
-        answers["vault_loads"] = lambda p: [{"id": i, "items": self.loads[i], "vms": self.loads[i]}
-                                            for i in p["vault_ids"]]
+        answers["reserve_in_set"] = self.ledger.reserve
+        answers["release_in_set"] = self.ledger.release
         answers["create_vault"] = lambda p: self.created
+        self.ledger.grows = self.created.get("code") != "AutoCreateOff"
         return answers
 
 
@@ -48,11 +83,13 @@ def test_the_member_with_the_most_room_takes_the_vm() -> None:
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == B
     assert result.names()[:5] == ["describe_resource", "decide_protection", "find_vaults", "vm_backup_status",
-                                  "vault_loads"]
-    asked = result.inputs("vault_loads")
-    assert [(a["vault_ids"], a["fresh"], a["refused"]) for a in asked] == [([A, B], False, [])]
-    assert asked[0]["decision"]["vault"]["kind"] == "vault-set"  # the activity counts the chosen vault up
-    assert result.inputs("begin_vm_protection")[0]["vault_id"] == B
+                                  "reserve_in_set"]
+    asked = result.inputs("reserve_in_set")
+    assert [(a["vaultIds"], a["fresh"], a["passedOver"], a["grow"]) for a in asked] == [([A, B], False, [], True)]
+    assert asked[0]["vaultSet"]["kind"] == "vault-set" and asked[0]["resourceId"] == VM
+    assert result.inputs("begin_vm_protection")[0]["vaultId"] == B
+    assert estate.ledger.held() == [B]  # landed: the reservation stays until a listing shows the VM
+    assert "release_in_set" not in result.names()
 
 
 def test_a_vault_azure_refuses_as_full_sends_the_vm_to_the_next_member_with_fresh_counts() -> None:
@@ -60,9 +97,10 @@ def test_a_vault_azure_refuses_as_full_sends_the_vm_to_the_next_member_with_fres
     estate.begin = [FULL, {"ok": True, "operation": "op-2"}]
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == B
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
-    assert [p["fresh"] for p in result.inputs("vault_loads")] == [False, True]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [(p["fresh"], p["passedOver"]) for p in result.inputs("reserve_in_set")] == [(False, []), (True, [A])]
     assert result.names().count("find_vaults") == 2
+    assert estate.ledger.held() == [B]  # the reservation moved with the choice
 
 
 def test_refusals_by_every_member_end_failed_saying_the_set_is_full() -> None:
@@ -71,7 +109,8 @@ def test_refusals_by_every_member_end_failed_saying_the_set_is_full() -> None:
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Failed"
     assert "BMSUserErrorVaultVMLimitReached" in result.output["reason"] and "the set is full" in result.output["reason"]
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [A, B]
+    assert result.inputs("release_in_set")[-1]["vaultId"] == B and estate.ledger.held() == []
 
 
 def test_past_the_threshold_the_set_grows_by_its_next_vault_when_allowed() -> None:
@@ -81,7 +120,7 @@ def test_past_the_threshold_the_set_grows_by_its_next_vault_when_allowed() -> No
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
     assert result.inputs("create_vault") == [{
-        "kind": "RecoveryServices", "subscription_id": SUB, "region": "westeurope", "resource_group": "rg-backup",
+        "kind": "RecoveryServices", "subscriptionId": SUB, "region": "westeurope", "resourceGroup": "rg-backup",
         "name": "rsv-weu-03", "tags": {"backup-steward:created-by": "backup-steward"}}]
 
 
@@ -89,7 +128,8 @@ def test_past_the_threshold_without_auto_create_the_member_with_room_below_the_l
     estate = SetEstate({A: 950, B: 1000})
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "Protected" and result.output["vaultId"] == A
-    assert result.names().count("create_vault") == 1
+    assert "create_vault" not in result.names()  # the set may not grow: the fallback is reserved at once
+    assert estate.ledger.held() == [A]
 
 
 def test_a_vm_a_member_already_protects_stays_there_whatever_the_counts() -> None:
@@ -97,7 +137,8 @@ def test_a_vm_a_member_already_protects_stays_there_whatever_the_counts() -> Non
     estate.backup_status = {"protectionStatus": "Protected", "vaultId": A}
     result = protect(estate, resource_id=VM)
     assert result.output["status"] == "AlreadyProtected" and result.output["vaultId"] == A
-    assert "vault_loads" not in result.names() and "begin_vm_protection" not in result.names()
+    assert "reserve_in_set" not in result.names() and "begin_vm_protection" not in result.names()
+    assert estate.ledger.held() == []
 
 
 def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_used() -> None:
@@ -114,7 +155,8 @@ def test_a_next_vault_another_protection_just_created_is_counted_before_it_is_us
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
     assert [p["name"] for p in result.inputs("create_vault")] == ["rsv-weu-02", "rsv-weu-03"]
-    assert result.inputs("vault_loads")[1]["vault_ids"] == [A, B]
+    assert [a["vaultIds"] for a in result.inputs("reserve_in_set")] == [[A], [A, B], [A, B, made]]
+    assert estate.ledger.held() == [made]
 
 
 STRICT_RULES = load_rules("""
@@ -143,7 +185,7 @@ def test_a_member_without_the_rules_required_vault_settings_is_left_out_of_the_c
                     activities=answers)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == C, result.output
-    assert result.inputs("begin_vm_protection")[0]["vault_id"] == C
+    assert result.inputs("begin_vm_protection")[0]["vaultId"] == C
 
 
 def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault_past_them() -> None:
@@ -159,7 +201,7 @@ def test_a_set_whose_members_all_lack_the_required_settings_names_its_next_vault
     made = result.inputs("create_vault")[0]
     assert made["name"] == "rsv-weu-02"  # never the non-compliant rsv-weu-01
     # and the vault the set grows by is made with what the rule requires (AlwaysOn soft delete, immutability)
-    assert (made.get("always_on"), made.get("immutable")) == (True, True)
+    assert (made.get("alwaysOn"), made.get("immutable")) == (True, True)
 
 
 MISSING = {"ok": False, "code": "PolicyNotFound", "message": "policy DefaultPolicy not in vault"}
@@ -177,9 +219,9 @@ def test_a_new_vault_lacking_the_rules_policy_gets_it_copied_from_a_member_then_
                     activities=activities)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made
-    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vault_id": made, "policy": "DefaultPolicy",
+    assert result.inputs("copy_policy") == [{"kind": "RecoveryServices", "vaultId": made, "policy": "DefaultPolicy",
                                               "sources": [A, B]}]
-    assert [p["vault_id"] for p in result.inputs("begin_vm_protection")] == [made, made]
+    assert [p["vaultId"] for p in result.inputs("begin_vm_protection")] == [made, made]
     calls = [n for n in result.names() if n in ("begin_vm_protection", "copy_policy")]
     assert calls == ["begin_vm_protection", "copy_policy", "begin_vm_protection"]
 
@@ -226,12 +268,46 @@ def test_a_backup_vault_sets_new_vault_gets_the_rules_policy_copied_then_the_dis
                               {"ok": True, "instance": {"id": f"{made}/backupInstances/bi-1"}, "created": True}]
     answers = estate.activities()
     answers["decide_protection"] = lambda p: protection_flow.decide(p["facts"], DISK_RULES).to_record()
-    answers["vault_loads"] = lambda p: [{"id": i, "items": 50 if i == old else 0, "vms": 0} for i in p["vault_ids"]]
+    ledger = Ledger({old: 50}, vms=False)
+    answers["reserve_in_set"] = ledger.reserve
+    answers["release_in_set"] = ledger.release
     answers["copy_policy"] = lambda p: {"ok": True, "copied": True, "source": old}
     result = replay(protection.protect_resource, {"kind": "protect", "resourceId": DISK, "origin": ORIGIN},
                     activities=answers)
     assert result.status == "Completed", result.error
     assert result.output["status"] == "Protected" and result.output["vaultId"] == made, result.output
-    assert result.inputs("copy_policy") == [{"kind": "Backup", "vault_id": made, "policy": "disk-hourly",
+    assert result.inputs("copy_policy") == [{"kind": "Backup", "vaultId": made, "policy": "disk-hourly",
                                              "sources": [old]}]
     assert len(result.inputs("protect_in_backup_vault")) == 2
+
+
+def test_a_protection_that_fails_releases_its_reservation() -> None:
+    estate = SetEstate({A: 700, B: 300})
+    estate.begin = [{"ok": False, "code": "UserErrorVmNotSupported", "message": "no"}]  # not a capacity refusal
+    result = protect(estate, resource_id=VM)
+    assert result.output["status"] == "Failed" and result.output["vaultId"] == B
+    assert result.inputs("release_in_set") == [{
+        "vaultSet": result.inputs("reserve_in_set")[0]["vaultSet"], "resourceId": VM, "vaultId": B}]
+    assert estate.ledger.held() == []
+
+
+def test_protections_one_after_another_see_each_others_reservations() -> None:
+    """Two slots below the threshold of 900 in A (898), one in B (899): the first two VMs take A's (the most room,
+    then ties by id), the third B's; the fourth finds the set at its threshold and, as it may not grow, takes the
+    member with the most room below Azure's limit."""
+    estate = SetEstate({A: 898, B: 899})
+    outputs = [protect(estate, resource_id=f"{VM}-{n}").output for n in range(4)]
+    assert [o["vaultId"] for o in outputs] == [A, A, B, A], outputs
+    assert sorted(estate.ledger.held()) == [A, A, A, B]
+
+
+def test_an_orchestration_in_flight_before_the_reservations_chooses_from_the_loads_it_recorded() -> None:
+    """LEGACY (one release): a history holding ``vault_loads``'s list where ``reserve_in_set`` now runs."""
+    estate = SetEstate({A: 700, B: 300})
+    answers = estate.activities()
+    answers["reserve_in_set"] = lambda p: [{"id": i, "items": estate.loads[i], "vms": estate.loads[i]}
+                                           for i in p["vaultIds"]]
+    result = replay(protection.protect_resource, {"kind": "protect", "resourceId": VM, "origin": ORIGIN},
+                    activities=answers)
+    assert result.status == "Completed", result.error
+    assert result.output["status"] == "Protected" and result.output["vaultId"] == B

@@ -31,8 +31,9 @@ matrix.md`` (restored "in user specified storage containers"); D-blob = ``backup
 (``allowedRestoreTargetTypes``, ``supportedDatastoreTypes``); D-blobrestore = ``backup/blob-restore.md``, vaulted
 tab (restores only to another storage account; the vault needs Storage Account Backup Contributor on it); D-blobrest =
 ``includes/blob-vaulted-backup-restore-restapi.md`` (the vaulted request: ``ItemLevelRestoreTargetInfo``,
-``ItemPathBasedRestoreCriteria`` with the container in ``itemPath``, the target account in ``datasourceInfo``). Codes
-are INFERRED unless the examples show them.
+``ItemPathBasedRestoreCriteria`` with the container in ``itemPath``, the target account in ``datasourceInfo``);
+D-blobtrouble = ``backup/backup-azure-troubleshoot-blob-backup.md`` (the blob restore error codes and messages). Codes
+are INFERRED unless the examples or D-blobtrouble show them.
 
 Restore permissions of the VAULT's identity on the target are checked (validateRestore fails, restore answers 400,
 ``UserErrorMissingRequiredPermissions`` as for validateForBackup): Disk Restore Operator on the target resource
@@ -96,6 +97,13 @@ TARGET_NOT_FOUND = "UserErrorTargetNotFound"
 STORE_NOT_IN_POINT = "UserErrorDataStoreNotAvailable"
 NOT_MODELLED = "SandboxNotModelled"
 MISSING_PERMISSIONS = "UserErrorMissingRequiredPermissions"  # documented for validateForBackup (D-diskrest)
+#: a vaulted blob restore's refusals, codes and messages DOCUMENTED (D-blobtrouble): an existing container of a
+#: restored name on the target, no container named, more containers than a restore takes (100: D-blobrestore,
+#: "select up to 100 containers to restore"; that the REST limit is the portal's is INFERRED)
+CONTAINERS_EXIST = "UserErrorTargetContainersExistOnAccount"
+NO_CONTAINERS = "UserErrorNoContainersSelectedForOperation"
+TOO_MANY_CONTAINERS = "UserErrorTooManyRestoreCriteriaGivenForBlobRestore"
+RESTORE_CONTAINERS_MAX = 100
 
 
 @dataclass
@@ -455,10 +463,16 @@ class DataProtectionJobs:
         ``restoreTargetInfo.datasourceInfo`` of an ``ItemLevelRestoreTargetInfo`` whose ``restoreCriteria`` are
         ``ItemPathBasedRestoreCriteria`` with the container as ``itemPath`` (D-blobrest), the vault's identity holding
         Storage Account Backup Contributor on that account (D-blobrestore: "Ensure that the Backup vault has the
-        Storage account backup contributor role assigned to the target storage account"). INFERRED: the codes;
-        that a container must be one the recovery point copied; that an existing container of that name in the
-        target fails the request (``recoveryOption: FailIfExists``); a ``RestoreTargetInfo`` restores every
-        container of the point (the portal's "Restore all backed-up containers"; its REST shape is unpublished)."""
+        Storage account backup contributor role assigned to the target storage account"). An existing container of a
+        restored name on the target is refused (D-blobtrouble, ``UserErrorTargetContainersExistOnAccount``), as are
+        no container (``UserErrorNoContainersSelectedForOperation``) and too many (D-blobtrouble). INFERRED: the other
+        codes; the HTTP statuses; that the refusals come at the request (Azure may fail the job instead); that a
+        container must be one the recovery point copied. A ``RestoreTargetInfo`` (the target account in its
+        ``datasourceInfo``) restores every container of the point: the portal's "Restore all backed-up containers";
+        CONFIRMED as the request Azure/azure-powershell ``Initialize-AzDataProtectionRestoreRequest`` builds for a
+        vaulted blob restore to another account without ``-ItemLevelRecovery`` (``RestoreTargetInfo`` for "OLR ALR
+        Full recovery", ``ItemLevelRestoreTargetInfo`` with ``ItemPathBasedRestoreCriteria`` per container with it);
+        that it restores the point's containers, not the instance's current list, is INFERRED."""
         if same:
             raise ArmError(400, OLR_NOT_SUPPORTED, "Vaulted backup of blobs restores only to another storage account, "
                                                    "not the one that was backed up.")
@@ -474,7 +488,10 @@ class DataProtectionJobs:
         else:
             criteria = target.get("restoreCriteria")
             if not isinstance(criteria, list) or not criteria:
-                raise ArmError(400, INVALID, "restoreTargetInfo.restoreCriteria must name the containers to restore.")
+                raise ArmError(400, NO_CONTAINERS, "No containers selected for operation.")
+            if len(criteria) > RESTORE_CONTAINERS_MAX:
+                raise ArmError(400, TOO_MANY_CONTAINERS, "The count of containers passed in the restore request "
+                                                         f"exceeds the supported limit ({RESTORE_CONTAINERS_MAX}).")
             containers = []
             for criterion in criteria:
                 kind = str((criterion or {}).get("objectType") or "").lower() if isinstance(criterion, dict) else ""
@@ -494,8 +511,8 @@ class DataProtectionJobs:
         existing = [c for c in containers
                     if self.store.exists(f"{target_id}/blobServices/default/containers/{c}")]
         if existing:
-            raise ArmError(409, TARGET_EXISTS, f"The target storage account already has container(s) "
-                                               f"{', '.join(existing)} (recoveryOption FailIfExists).")
+            raise ArmError(409, CONTAINERS_EXIST, "The containers that are part of restore request shouldn't exist "
+                                                  f"on target storage account: {', '.join(existing)}.")
         return dict(plan, kind="vaultedBlobs", targetId=target_id, containers=containers, targetKind=target_kind)
 
     def _restored(self, job: bk.Job, plan: dict[str, Any]) -> None:
@@ -537,7 +554,8 @@ class DataProtectionJobs:
             for name in plan["containers"]:  # the restored containers appear in the target account
                 container_id = f"{account}/blobServices/default/containers/{name}"
                 if self.store.exists(container_id):
-                    raise bk.JobFailed(TARGET_EXISTS, f"The container '{name}' already exists in '{account}'.")
+                    raise bk.JobFailed(CONTAINERS_EXIST, "The containers that are part of restore request shouldn't "
+                                                         f"exist on target storage account: '{name}' in '{account}'.")
                 self.store.put({"id": container_id, "name": name, "type": CONTAINER_TYPE,
                                 "properties": {"publicAccess": "None", "lastModifiedTime": bk.iso(job.end)}},
                                {"restoredBy": record_of})

@@ -38,7 +38,8 @@ ones); OriginalLocation and AlternateLocation (create VM) restores answer ``Sand
 Only Azure VM items (``AzureIaasVM``) get scheduled/on-demand backups and restores here; other item kinds keep
 the first backup the model already gives them. Sandbox controls (Python): :func:`recovery_services_jobs` (sandbox)
 -> ``.timing`` (:class:`~sandbox.arm.providers._backups.BackupTiming`), ``.book.fail_next(vault_id, "Restore",
-code, message)`` (the next such job fails on Azure's side), ``.restored(job_id)`` (ids a restore created).
+code, message)`` (the next such job fails on Azure's side), ``.restored(job_id)`` (ids a restore created),
+``.expire_snapshots()`` (every point so far leaves the snapshot tier: its restore reads the vault).
 """
 
 from __future__ import annotations
@@ -153,6 +154,21 @@ class RecoveryServicesJobs:
     def settle_now(self) -> None:
         with self.model.lock:
             self.rs.settle()
+
+    def expire_snapshots(self) -> int:
+        """Sandbox control: end the snapshot tier of every recovery point taken so far (as its
+        ``instantRpRetentionRangeInDays`` would, or a deleted restore point collection); they stay in the vault
+        tier and a restore of one reads the vault. Returns how many points changed."""
+        self.settle_now()
+        with self.model.lock:
+            now = self.model.now()
+            changed = 0
+            for ledger in self.ledgers.values():
+                for point in ledger.points:
+                    if point.instant_until > now:
+                        point.instant_until = now
+                        changed += 1
+            return changed
 
     def ledger(self, vault: VaultState, item: Item) -> ItemLedger:
         key = (vault.uid, item.container.lower(), item.name.lower())
@@ -571,7 +587,9 @@ class RecoveryServicesJobs:
                     "id": disk_id, "name": name, "type": "Microsoft.Compute/disks", "location": point.vm_location,
                     "tags": {}, "sku": {"name": disk["sku"], "tier": disk["sku"].split("_")[0]},
                     "properties": {"provisioningState": "Succeeded", "diskState": "Unattached",
-                                   "diskSizeGB": disk["sizeGB"], "creationData": {"createOption": "Restore"},
+                                   "diskSizeGB": disk["sizeGB"],
+                                   "creationData": self._creation_data(vault, item, point, job, disk=disk,
+                                                                      storage_id=storage_id),
                                    "timeCreated": bk.iso(job.end)},
                 }, {"restoredBy": dict(record_of, sourceDiskId=disk["id"])})
                 created.append(disk_id)
@@ -584,6 +602,32 @@ class RecoveryServicesJobs:
                 created.append(f"{storage_id}/blobServices/default/containers/{container}/blobs/{disk['name']}.vhd")
             self.ctx.store.set_private(storage_id, private)
         self.created[job.id.lower()] = created
+
+    @staticmethod
+    def _creation_data(vault: VaultState, item: Item, point: RecoveryPoint, job: bk.Job, *, disk: dict[str, Any],
+                       storage_id: str) -> dict[str, Any]:
+        """``creationData`` of a disk the restore made. From the snapshot tier (the restore job started while the
+        point's instant restore snapshot existed): ``createOption: Restore`` with ``sourceResourceId`` a disk
+        restore point of ``AzureBackupRG_<region>_1/.../restorePointCollections/AzureBackup_<vm>_...`` --
+        OBSERVED (hashicorp/terraform-provider-azurerm#3421, #16274; PR #3598: "this gets set when a disk is
+        restored from backup"); Compute's ``DiskCreateOption.Restore``: "Create a new disk by copying from a backup
+        recovery point". From the vault tier alone: INFERRED ``createOption: Import`` of the disk's VHD in the
+        staging account (``sourceUri`` + ``storageAccountId``; Compute's ``Import``: "importing from a blob
+        specified by a sourceUri in a storage account specified by storageAccountId"): a vault-tier restore copies
+        the data to the staging location first (``backup/backup-azure-arm-restore-vms.md``), and no published
+        sample shows such a disk's ``creationData`` (docs/azure-facts.md, "Restore drills")."""
+        vm = parse_id(item.source_id)
+        if job.start < point.instant_until:
+            region = _region(vault.location)
+            collection = (f"/subscriptions/{vm.subscription_id}/resourceGroups/AzureBackupRG_{region}_1/providers/"
+                          f"Microsoft.Compute/restorePointCollections/AzureBackup_{vm.name}_{point.name[-6:]}")
+            stamp = point.time.strftime("%Y%m%d_%H%M%S")
+            return {"createOption": "Restore",
+                    "sourceResourceId": f"{collection}/restorePoints/AzureBackup_{stamp}/disks/{disk['name']}"}
+        container = str(job.details["propertyBag"]["Config Blob Container Name"])
+        account = parse_id(storage_id).name
+        return {"createOption": "Import", "storageAccountId": storage_id,
+                "sourceUri": f"https://{account}.blob.core.windows.net/{container}/{disk['name']}.vhd"}
 
     def restored(self, job_id: str) -> list[str]:
         """Sandbox inspection: what a finished restore job created (resource ids or blob paths)."""

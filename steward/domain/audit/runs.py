@@ -1,4 +1,5 @@
-"""The ``audit_estate`` orchestration's records: its input, and each activity result it reads.
+"""The ``audit_estate`` orchestration's records: its input, each activity result it reads, its progress (custom
+status) and its output (:class:`AuditSummary`).
 
 On the one record codec (``steward/domain/records.py``), with the keys the orchestration read before these
 records existed, so that an audit in flight replays its history unchanged (``audit_read_subscription`` still
@@ -8,8 +9,8 @@ writes ``subscription_id``; the codec reads a field's snake_case key when its ca
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from steward.domain.compensation import ReconcileAction, ReconcileResult, TeardownSnapshot
 from steward.domain.protection import OutcomeStatus
@@ -19,14 +20,20 @@ __all__ = [
     "AuditPart",
     "AuditRequest",
     "AuditScope",
+    "AuditSummary",
     "DrillLeftovers",
-    "EvaluatedRun",
     "FindingsPublished",
     "LeftVault",
     "ReconcileResult",
     "RemediationPlanned",
     "RemediationStarted",
+    "RemediationSummary",
+    "RunSummary",
 ]
+
+
+#: a field left out of the record while it is None: the key was absent where the record came from
+_ABSENT: Final = {"omit_default": True}
 
 
 @dataclass(frozen=True)
@@ -87,11 +94,22 @@ class AuditPart(Record):
 
 
 @dataclass(frozen=True)
-class EvaluatedRun(Record):
-    """``audit_evaluate``'s result as the orchestration reads it: the stored report's name (its other keys, the
-    run's summary, become the orchestration's output as they came)."""
+class RunSummary(Record):
+    """``audit_evaluate``'s result: the stored report's names and the run's summary (the start of the
+    orchestration's output, :class:`AuditSummary`). A key the result did not have stays absent (None), so that a
+    summary passes on as it came."""
 
     report: str
+    html: str | None = field(default=None, metadata=_ABSENT)
+    #: as the stored report writes it (``...Z``), passed on unchanged
+    generated_at: str | None = field(default=None, metadata=_ABSENT)
+    findings_by_severity: Mapping[str, int] | None = field(default=None, metadata=_ABSENT)
+    findings: int | None = field(default=None, metadata=_ABSENT)
+    new: int | None = field(default=None, metadata=_ABSENT)
+    resolved: int | None = field(default=None, metadata=_ABSENT)
+    #: the share of resources covered, 0..1, rounded to 4 places
+    coverage: float | None = field(default=None, metadata=_ABSENT)
+    resources: int | None = field(default=None, metadata=_ABSENT)
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,32 @@ class RemediationPlanned(Record):
     protect: tuple[str, ...] = ()
     deferred: int = 0
     needs_person: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemediationSummary(Record):
+    """What the audit's remediation did: on or off, the per-run limit, the protections started and their
+    outcomes counted by status, how many wait for a later run, and those left to a person."""
+
+    enabled: bool = False
+    limit: int = 0
+    started: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+    deferred: int = 0
+    needs_person: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuditSummary(RunSummary):
+    """``audit_estate``'s output: the run's summary (as ``audit_evaluate`` wrote it), then the subscriptions read,
+    the inventory gaps, the finding events published, the remediation and the drill leftovers reconciled. Keys
+    and their order as the plain output had them, so outputs recorded before read alike."""
+
+    subscriptions: int = 0
+    inventory_gaps: int = 0
+    events: int = 0
+    remediation: RemediationSummary = field(default_factory=RemediationSummary)
+    drill_leftovers: int = 0
 
 
 @dataclass(frozen=True)

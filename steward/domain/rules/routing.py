@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from steward.domain.drill_flow import DRILL_MADE_TYPES
 from steward.domain.errors import InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
@@ -62,9 +63,11 @@ def route(resource: ResourceFacts, rules: RuleSet) -> ProtectionDecision:
 
 
 def _drill_group(resource: ResourceFacts, rules: RuleSet) -> str | None:
-    """The drill resource group (a drill rule's, for the resource's region and subscription) it lives in, if any."""
+    """The drill resource group (a drill rule's, for the resource's region and subscription) it lives in, if any,
+    for a resource of a type drills make (disks, storage accounts: ``drill_flow.DRILL_MADE_TYPES``). A VM or a
+    PostgreSQL server there is someone's own (drills restore them as disks and files): routed as any other."""
     group = (resource.id.resource_group or "").lower()
-    if not group:
+    if not group or resource.type.lower() not in DRILL_MADE_TYPES:
         return None
     for drill in rules.drills:
         if drill.group_for(resource.region, resource.subscription).lower() == group:

@@ -1,4 +1,5 @@
-"""The teardown activities' results as records of the one record codec (``steward/domain/records.py``), read by
+"""The teardown activities' results, the saga's custom status (:class:`TeardownShown`) and its output, the
+report (:class:`TeardownReport`), as records of the one record codec (``steward/domain/records.py``), read by
 ``orchestrators/teardown.py`` through the codec. Keys as the activities wrote them by hand before (camelCase
 already), so a teardown in flight replays its history unchanged; a field a result did not always carry is left
 out while it is unset.
@@ -15,13 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from steward.domain.records import Record
+from steward.domain.teardown.request import TeardownOutcome
 
 __all__ = [
+    "ChunkResults",
     "OperationLook",
     "ProtectionsRestored",
     "Refusal",
+    "ReportLinks",
+    "ReportStored",
     "StepResult",
     "TeardownLimits",
+    "TeardownReport",
+    "TeardownShown",
     "VaultMarked",
     "VaultUnmarked",
 ]
@@ -117,3 +124,85 @@ class VaultUnmarked(Record):
 
     ok: bool
     effect: str = ""
+
+
+@dataclass(frozen=True)
+class ReportLinks(Record):
+    """Where a stored report can be read: its JSON and its HTML (null where the store gave none)."""
+
+    json_url: str | None = None
+    html_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportStored(ReportLinks):
+    """``teardown_record_report``'s result: where the report was stored (its links first), the outcome events
+    published and the HTML's size."""
+
+    published: int = 0
+    html_bytes: int = 0
+
+    def links(self) -> ReportLinks:
+        return ReportLinks(json_url=self.json_url, html_url=self.html_url)
+
+
+@dataclass(frozen=True)
+class TeardownReport(Record):
+    """The one report every teardown ends with (``steward.report.teardown.build_report``): ``teardown_vault``'s
+    output, the stored report and the outcome event's source. The request's facts, who approved and confirmed,
+    when it ran, the plan (as its record) and what each step did, deleted, changed, restored and left, as the saga
+    recorded them; ``links`` (the stored report's) once it is stored."""
+
+    version: int
+    instance_id: str
+    vault_id: str | None
+    outcome: TeardownOutcome
+    reason: str = field(metadata={"may_be_empty": True})
+    requested_by: str | None = None
+    requester_identity: str = "unknown"
+    approved_by: str | None = None
+    confirmed_by: str | None = None
+    source: str | None = None
+    correlation_id: str | None = None
+    requested_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    dry_run: bool | None = None
+    approved_fingerprint: str | None = None
+    fingerprint: str | None = None
+    plan: Mapping[str, Any] | None = None
+    steps: tuple[Any, ...] = ()
+    deleted: tuple[Any, ...] = ()
+    changed_settings: tuple[Any, ...] = ()
+    restored_settings: tuple[Any, ...] = ()
+    remaining: tuple[Any, ...] = ()
+    last_error: str | None = None
+    links: ReportLinks | None = field(default=None, metadata=_UNLESS_SET)
+
+
+@dataclass(frozen=True)
+class TeardownShown(Record):
+    """``teardown_vault``'s custom status: the phase, the vault, the step under way, each step's counts, the last
+    error, until when it waits and for what, who confirmed a custom-event request, the plan's fingerprint, status
+    and summary (its steps without their targets) and how many targets were deleted."""
+
+    phase: str
+    vault_id: str | None = None
+    current_step: str | None = None
+    steps: tuple[Any, ...] = ()
+    last_error: str | None = None
+    waiting_until: str | None = None
+    needs: str | None = None
+    confirmed_by: str | None = None
+    fingerprint: str | None = None
+    plan_status: str | None = None
+    plan: Mapping[str, Any] | None = None
+    deleted_count: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkResults(Record):
+    """``teardown_step_chunk``'s output: one :class:`StepResult` per target it reached, in order (it stops at the
+    first refusal)."""
+
+    results: tuple[StepResult, ...] = ()

@@ -4,6 +4,7 @@ holding the old key still replay (``tests/orchestrators/test_audit_and_compensat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from activities import audit as audit_activities
 from steward import bootstrap
 from steward.cloud.clients import CloudClients
+from steward.domain.audit.inputs import SubscriptionRead
 from steward.domain.audit.runs import AuditPart, AuditScope
 from steward.report.store import LocalReportStore
 from tests.integration.audit.audit_sandbox_estate import SUB1, BuiltEstate
@@ -33,3 +35,18 @@ def test_the_audit_activities_write_camel_case_records(
     scope = _activity(audit_activities.audit_scope)({"subscriptions": [SUB1]})
     assert AuditScope.from_record(scope).subscriptions == (SUB1,)
     assert scope == AuditScope((SUB1,)).to_record()
+
+
+def test_an_audit_read_queued_with_the_old_subscription_id_key_reads_as_its_record(
+    clients: CloudClients, built: BuiltEstate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 step 4: the audit activities' inputs are records (``steward/domain/audit/inputs.py``); a read queued
+    before, with ``subscription_id``, reads the same subscription into the same part as the record does."""
+    monkeypatch.setattr(bootstrap, "clients", lambda: clients)
+    monkeypatch.setattr(bootstrap, "report_store", lambda: LocalReportStore(tmp_path))
+    read = _activity(audit_activities.audit_read_subscription)
+    now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    old = read({"run": "run-2", "subscription_id": SUB1, "now": now.isoformat()})
+    stored = (tmp_path / old["part"]).read_bytes()
+    new = read(SubscriptionRead("run-2", SUB1, now).to_record())
+    assert new == old and (tmp_path / new["part"]).read_bytes() == stored

@@ -44,7 +44,7 @@ def audit_scope(request: dict[str, Any]) -> dict[str, Any]:
 
 @fakes.activity_trigger(input_name="request")
 def audit_read_subscription(request: dict[str, Any]) -> dict[str, Any]:
-    sub = request["subscription_id"]
+    sub = request["subscriptionId"]
     with CALLS.lock:
         CALLS.reads.append(sub)
         if sub == SUBSCRIPTIONS[3] and sub not in CALLS.failed_once:

@@ -60,7 +60,7 @@ fakes = df.Blueprint()
 
 @fakes.activity_trigger(input_name="request")
 def describe_resource(request: dict[str, Any]) -> dict[str, Any]:
-    return {"id": request["resource_id"], "type": "Microsoft.Compute/disks", "location": "westeurope",
+    return {"id": request["resourceId"], "type": "Microsoft.Compute/disks", "location": "westeurope",
             "tags": {}, "identity": "disk-uid", "managed_by": ""}
 
 

@@ -331,8 +331,11 @@ def test_vaulted_blob_backup_restores_to_an_alternate_storage_account(estate: Es
     assert "Storage Account Backup Contributor" in str(no_role)
     restore_right(estate, vault, "Storage Account Backup Contributor", drill)
     assert refused(vaulted_blob_restore(point, account, drill, ["nope"])).status_code == 400
-    no_criteria = vaulted_blob_restore(point, account, drill, [])
-    assert refused(no_criteria).status_code == 400
+    no_criteria = refused(vaulted_blob_restore(point, account, drill, []))
+    # backup-azure-troubleshoot-blob-backup.md: "No containers selected for operation"
+    assert no_criteria.status_code == 400 and error_code(no_criteria) == "UserErrorNoContainersSelectedForOperation"
+    too_many = refused(vaulted_blob_restore(point, account, drill, ["data"] * 101))  # blob-restore.md: up to 100
+    assert error_code(too_many) == "UserErrorTooManyRestoreCriteriaGivenForBlobRestore"
     estate.dp.backup_instances.begin_validate_for_restore(
         rg, vault.name, "bi", {"restoreRequestObject": vaulted_blob_restore(point, account, drill, ["data"])}).result()
     result = estate.dp.backup_instances.begin_trigger_restore(
@@ -346,7 +349,9 @@ def test_vaulted_blob_backup_restores_to_an_alternate_storage_account(estate: Es
     assert all(estate.sandbox.store.private(c)["restoredBy"]["restoreJobId"] == result.job_id for c in containers)
     assert jobs_of(estate).restored(result.job_id) == containers
     again = refused(vaulted_blob_restore(point, account, drill, ["data"]))  # FailIfExists
-    assert again.status_code == 409
+    # backup-azure-troubleshoot-blob-backup.md: "The containers that are part of restore request shouldn't exist on
+    # target storage account"
+    assert again.status_code == 409 and error_code(again) == "UserErrorTargetContainersExistOnAccount"
 
 
 def test_the_drills_adapter_finds_the_points_azure_lists(estate: Estate) -> None:

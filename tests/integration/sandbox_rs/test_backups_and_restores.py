@@ -21,10 +21,13 @@ from sandbox.arm.providers.recoveryservices_jobs import (
 )
 from sandbox.arm.providers.recoveryservices_model import Timing
 from sandbox.arm.server import ArmSandbox
+from steward.cloud.drills import API
 from tests.integration.sandbox_rs.conftest import DAY, HOUR, SCALE, TIMING, Estate, error_code, provider_names, vm_names
 
 #: Azure midnight, so the DefaultPolicy's 02:00 runs fall at known instants
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+
+DISKS_API = API["microsoft.compute/disks"]
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +191,41 @@ def test_restore_disks_runs_a_restore_job_and_the_disks_appear_in_the_target_gro
     sizes = sorted(estate.sandbox.store.get(r)["properties"]["diskSizeGB"] for r in restored)
     assert sizes == [64, 128]
     assert all(estate.sandbox.store.private(r)["restoredBy"]["restoreJobId"] == job.name for r in restored)
+
+
+def restored_creation(estate: Estate, rg: str, vm: str, container: str, item: str) -> list[dict[str, Any]]:
+    """Restore the item's first point into a new group; the restored disks' ``creationData``."""
+    drill_rg = estate.group("drill")
+    staging = storage(estate, rg, f"stage{estate.tag}")
+    rsb = estate.rsb()
+    rp = next(iter(rsb.recovery_points.list("rsv", rg, "Azure", container, item))).name
+    target = f"/subscriptions/{estate.subscription}/resourceGroups/{drill_rg}"
+    rsb.restores.begin_trigger("rsv", rg, "Azure", container, item, rp,
+                               restore_body(rp, vm, storageAccountId=staging, targetResourceGroupId=target)).result()
+    estate.advance(jobs_of(estate).timing.rs_vm_restore + 60)
+    arm = estate.clients.resources(estate.subscription).resources
+    return [dict(arm.get_by_id(r.id, api_version=DISKS_API).properties["creationData"])
+            for r in arm.list_by_resource_group(drill_rg) if r.type == "Microsoft.Compute/disks"]
+
+
+def test_disks_restored_from_the_snapshot_tier_are_created_with_restore(estate: Estate) -> None:
+    rg, vm, container, item = protected(estate)
+    created = restored_creation(estate, rg, vm, container, item)
+    assert len(created) == 2 and {c["createOption"] for c in created} == {"Restore"}
+    assert all("/restorePointCollections/AzureBackup_" in c["sourceResourceId"] for c in created)
+
+
+def test_disks_restored_from_the_vault_tier_alone_are_imported_from_the_staging_account(estate: Estate) -> None:
+    """INFERRED (docs/azure-facts.md, "Restore drills"): once the snapshot is gone the data comes from the vault
+    through the staging account, so the disks are Compute's ``Import`` of VHD blobs there."""
+    rg, vm, container, item = protected(estate)
+    assert jobs_of(estate).expire_snapshots() > 0
+    [rp] = list(estate.rsb().recovery_points.list("rsv", rg, "Azure", container, item))
+    tiers = {t.type: t.status for t in rp.properties.recovery_point_tier_details}
+    assert tiers == {"InstantRP": "Deleted", "HardenedRP": "Valid"}
+    created = restored_creation(estate, rg, vm, container, item)
+    assert len(created) == 2 and {c["createOption"] for c in created} == {"Import"}
+    assert all(c["sourceUri"].endswith(".vhd") and "/stage" in c["storageAccountId"] for c in created)
 
 
 def test_a_restore_into_a_missing_group_fails_in_the_job(estate: Estate) -> None:

@@ -33,7 +33,7 @@ def test_reports_are_stored_as_json_and_html_blobs(blob_connection: str) -> None
         finished_at=None,
         plan=None,
         progress={"deleted": [{"type": "vault", "name": "v", "effect": "deleted"}]},
-    )
+    ).to_record()
     store = store_for(account_url=None, connection_string=connection, container="teardown-reports")
     assert isinstance(store, BlobReportStore)  # the audit's store: teardown reports take the same precedence
     stored = save_report(store, "teardown-rsv-1", report)

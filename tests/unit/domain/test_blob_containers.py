@@ -70,5 +70,6 @@ def test_modified_instance_keeps_the_instance_and_replaces_only_the_list() -> No
     assert props["policyInfo"]["policyParameters"]["dataStoreParametersList"] == [
         {"objectType": "AzureOperationalStoreParameters"}]
     assert not {"currentProtectionState", "protectionStatus", "provisioningState"} & set(props)
+    assert props["validationType"] == "DeepValidation"  # as Update-AzDataProtectionBackupInstance sends it
     assert bc.containers_of(instance) == ["a"]  # the input is not modified
     assert bc.containers_of(None) == [] and bc.containers_of({"properties": {}}) == []

@@ -96,6 +96,50 @@ def test_the_vault_identity_gets_its_restore_right_on_the_drill_target_only() ->
         {"role": "Storage Blob Data Contributor", "role_definition_guid": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
          "scope": account}]
     assert flow.restore_grants("Microsoft.Compute/virtualMachines", group, account) == []
+    # vaulted blobs into the drill's account (backup/blob-restore.md, vaulted tab)
+    assert flow.restore_grants("Microsoft.Storage/storageAccounts", group, account) == [
+        {"role": "Storage Account Backup Contributor", "role_definition_guid": "e5e2a7ff-d759-4cd2-bb51-3152d37e2eb1",
+         "scope": account}]
+
+
+def test_vaulted_blobs_restore_their_listed_containers_into_the_drills_account_never_in_place() -> None:
+    source = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/src"
+    account = "/subscriptions/s/resourceGroups/backup-steward-drill-westeurope/providers/Microsoft.Storage/" \
+              "storageAccounts/bsdrill1"
+    assert flow.refusal(flow.Workload.BLOB, "VaultStore") is None
+    body = flow.blob_restore_body(point_id="rp1", source_id=source, account_id=account, region="westeurope",
+                                  containers=["invoices", "logs"])
+    target = body["restoreTargetInfo"]
+    assert body["sourceDataStoreType"] == "VaultStore" and target["objectType"] == "ItemLevelRestoreTargetInfo"
+    assert target["datasourceInfo"]["resourceID"] == account != source
+    assert [c["itemPath"] for c in target["restoreCriteria"]] == ["invoices", "logs"]
+    assert {c["objectType"] for c in target["restoreCriteria"]} == {"ItemPathBasedRestoreCriteria"}
+    expected = [{"id": "x/invoices", "name": "invoices"}, {"id": "x/logs", "name": "logs"}]
+    assert flow.validate_containers(expected, [{"name": "invoices"}, {"name": "logs"}])["passed"]
+    missing = flow.validate_containers(expected, [{"name": "invoices"}])
+    assert not missing["passed"] and missing["problems"] == ["container logs was not restored"]
+    assert not flow.validate_containers([], [])["passed"]
+
+
+def test_only_what_drills_make_in_a_group_named_and_tagged_as_theirs_is_theirs() -> None:
+    from steward.domain.drill_rules import build_drill_rules
+    from steward.domain.ids import ResourceId
+
+    drills = build_drill_rules([{"name": "d", "every": "P7D", "resourceGroup": "drill-{subscription}-{region}"}],
+                               line=lambda _: None, problem=lambda *_: None, protection_rules=(),
+                               supported_types=("Microsoft.Compute/disks",))
+    sub = "0b1e4a7c-1111-4c2d-9e3f-5a6b7c8d9e0f"
+    group = f"/subscriptions/{sub}/resourceGroups/drill-{sub}-westeurope"
+    for made in ("Microsoft.Compute/disks/d1", "Microsoft.Storage/storageAccounts/bsdrill1"):
+        assert flow.drill_group_of(ResourceId.parse(f"{group}/providers/{made}"), drills) == group
+    vm = ResourceId.parse(f"{group}/providers/Microsoft.Compute/virtualMachines/vm1")
+    assert flow.drill_group_of(vm, drills) is None  # drills make no VM
+    other_sub = f"/subscriptions/{sub}/resourceGroups/drill-00000000-0000-0000-0000-000000000000-westeurope"
+    assert flow.drill_group_of(ResourceId.parse(f"{other_sub}/providers/Microsoft.Compute/disks/d1"), drills) is None
+    assert flow.drill_group_of(ResourceId.parse(f"/subscriptions/{sub}/resourceGroups/drill-{sub}-west-eu/providers/"
+                                                "Microsoft.Compute/disks/d1"), drills) is None
+    assert flow.drill_owned({"Backup-Steward:Drill-Group": "True"})
+    assert not flow.drill_owned({"backup-steward:drill-group": "false"}) and not flow.drill_owned(None)
 
 
 def test_the_last_drill_record_keeps_when_a_drill_last_succeeded() -> None:
@@ -134,3 +178,10 @@ def test_a_running_job_is_looked_at_after_60_s_then_ever_less_often_up_to_5_minu
         looks += 1
     assert looks == 14 and waited - 3600 < flow.JOB_POLL_CAP.total_seconds()
     assert flow.job_poll_wait(10_000) == flow.JOB_POLL_CAP and flow.job_poll_wait(-1) == flow.DEFAULT_POLL
+
+
+def test_a_disk_restored_from_either_tier_counts_as_made_by_a_restore() -> None:
+    # snapshot tier: Restore (observed); vault tier alone: Import / ImportSecure (inferred, docs/azure-facts.md)
+    assert all(flow.made_by_a_restore(option) for option in ("Restore", "Import", "importSecure", "RESTORE"))
+    # a disk made any other way in the drill group is not the restore's work
+    assert not any(flow.made_by_a_restore(option) for option in ("Empty", "Copy", "FromImage", "Upload", "", None))

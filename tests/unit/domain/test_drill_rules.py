@@ -164,3 +164,23 @@ def test_what_lives_in_a_drill_group_is_never_protected() -> None:
     assert isinstance(route(ResourceFacts(ResourceId.parse(elsewhere), "westeurope"), rules), Protect)
     other_region = ResourceFacts(ResourceId.parse(staging), "northeurope")  # not that region's drill group
     assert isinstance(route(other_region, rules), Protect)
+
+
+def test_a_vm_or_server_in_a_drill_group_is_routed_as_any_other() -> None:
+    """Drills make only disks and storage accounts (a VM restores as disks, a PostgreSQL server as files into the
+    drill's account: steward/domain/drill_flow.py). A VM or a server someone put in a group named as the drill
+    group (the app's own or a same-named one) is a customer's, not a drill's: before, routing opted it out by the
+    group's name alone, so it was never protected and the audit counted it as opted out."""
+    from steward.domain.ids import ResourceId
+    from steward.domain.rules import OptOut, Protect, ResourceFacts, route
+    from steward.rules_file import default_rules_text
+
+    rules = load_rules(default_rules_text() + "\ndrills:\n  - name: weekly\n    every: P7D\n", "r.yaml")
+    group = "/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/backup-steward-drill-westeurope"
+    vm = f"{group}/providers/Microsoft.Compute/virtualMachines/someone-put-a-vm-here"
+    server = f"{group}/providers/Microsoft.DBforPostgreSQL/flexibleServers/orders"
+    for made_elsewhere in (vm, server):
+        decision = route(ResourceFacts(ResourceId.parse(made_elsewhere), "westeurope"), rules)
+        assert isinstance(decision, Protect), (made_elsewhere, decision)
+    disk = f"{group}/providers/Microsoft.Compute/disks/data-drill-0123456789"
+    assert isinstance(route(ResourceFacts(ResourceId.parse(disk), "westeurope"), rules), OptOut)

@@ -58,7 +58,7 @@ def test_choose_keeps_the_found_vault_record_and_never_another_region() -> None:
 def test_disk_role_grants_are_scoped_to_the_disk_and_its_snapshot_group() -> None:
     rid = disk("data", "d1")
     grants = flow.role_grants(decide(rid), {"id": rid, "location": "westeurope"}, {"id": BV, "principal_id": "p"})
-    scopes = {g["role"]: g["scope"] for g in grants}
+    scopes = {g.role: g.scope for g in grants}
     assert scopes == {
         "Disk Backup Reader": rid,
         "Disk Snapshot Contributor": f"/subscriptions/{SUB}/resourceGroups/data",
@@ -67,9 +67,7 @@ def test_disk_role_grants_are_scoped_to_the_disk_and_its_snapshot_group() -> Non
 
 def test_backup_instance_body_follows_the_spec_shape_for_disks() -> None:
     rid = disk("data", "d1")
-    body = flow.backup_instance_body(
-        {"facts": {"id": rid, "location": "westeurope"}, "decision": decide(rid).to_record()}, "/policy/id"
-    )
+    body = flow.backup_instance_body({"id": rid, "location": "westeurope"}, decide(rid), "/policy/id")
     props = body["properties"]
     assert props["objectType"] == "BackupInstance"
     assert props["dataSourceInfo"]["datasourceType"] == "Microsoft.Compute/disks"

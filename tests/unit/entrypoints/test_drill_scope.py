@@ -12,6 +12,7 @@ from activities import drill as drill_activities
 from entrypoints.caller_checks import RequestRefused
 from entrypoints.drill_http import check_scope
 from steward import bootstrap
+from steward.domain.drill_inputs import DrillCandidatesQuery
 from steward.settings import Settings
 
 SUB = "00000000-0000-4000-8000-000000000001"
@@ -52,7 +53,7 @@ def unmanaged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_the_timers_drill_of_everything_due_covers_no_subscription_when_none_is_managed(unmanaged: None) -> None:
-    assert drill_activities._subscriptions({"resources": [], "subscriptions": []}) == []
+    assert drill_activities._subscriptions(DrillCandidatesQuery()) == []
 
 
 def test_with_no_managed_subscription_an_audit_of_a_named_subscription_is_refused() -> None:

@@ -126,7 +126,7 @@ def _report(**overrides: Any) -> dict[str, Any]:
         "progress": {"steps": [], "deleted": [{"type": "vault", "name": "v", "effect": "deleted", "id": "x"}]},
     }
     base.update(overrides)
-    return build_report(**base)
+    return build_report(**base).to_record()
 
 
 @given(st.text(max_size=80))
