@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,10 +135,18 @@ def test_a_thread_pool_an_activity_waits_for_works_under_the_activitys_token(clo
 
     from sandbox.clock import let_pollers_inherit, stop_pollers_inheriting
 
+    def submitted_slowly(waits: list[float]) -> Iterator[float]:
+        """The submitter descheduled between two submissions (as it is, at random, on a loaded machine): the
+        first item's wait must not end before the second item is submitted."""
+        for i, seconds in enumerate(waits):
+            if i:
+                time.sleep(0.05)  # real time, 25 x the clock's grace: long enough for a jump
+            yield seconds
+
     let_pollers_inherit(clock)
     try:
         with clock.busy("activity"), ThreadPoolExecutor(2) as pool:
-            assert list(pool.map(lambda s: clock.sleep(s) or s, [5, 8])) == [5, 8]
+            assert list(pool.map(lambda s: clock.sleep(s) or s, submitted_slowly([5, 8]))) == [5, 8]
     finally:
         stop_pollers_inheriting(clock)
     assert clock.now() == START + timedelta(seconds=8)
