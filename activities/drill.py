@@ -67,12 +67,12 @@ def _ops() -> DrillOps:
     return DrillOps(bootstrap.clients())
 
 
-def _remember_group(group_id: str, *, owned: bool) -> None:
+def _remember_group(group_id: str, *, owned: bool, seconds: float | None = None) -> None:
     """Tell this worker's Event Grid trigger whether ``group_id`` is a drill-owned group (``ensure_group`` read its
     tag, or made it with the tag): its events for what the drill makes there are then ignored (issue 17). Refreshed
     at each drill step that works in the group, so the entry lives as long as the drill (within the cache's
-    lifetime of each step)."""
-    bootstrap.arm_cache().put(flow.drill_group_key(group_id), owned)
+    lifetime of each step, or ``seconds``)."""
+    bootstrap.arm_cache().put(flow.drill_group_key(group_id), owned, seconds=seconds)
 
 
 def _group_of(resource_id: str) -> str | None:
@@ -285,7 +285,13 @@ def drill_operation(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request")
 def drill_job(request: dict[str, Any]) -> dict[str, Any]:
+    """A restore job's state. Each look vouches again for the drill group it restores into (verified by
+    ``drill_prepare``), long enough to reach the next look (``drill_flow.JOB_VOUCH_SECONDS``): the restored objects'
+    events arrive while the job runs, an hour on Azure, far past one step's cache lifetime."""
     job = DrillJobRef.from_record(request)
+    if job.group_id:
+        _remember_group(job.group_id, owned=True,
+                        seconds=max(bootstrap.arm_cache().seconds, flow.JOB_VOUCH_SECONDS))
     return JobState.from_record(_ops().job(job.vault_id, job.job_id)).to_record()
 
 

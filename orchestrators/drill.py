@@ -113,7 +113,7 @@ class _Drill:
         return OperationState(state="failed", error={"code": "DrillOperationTimeout",
                                                      "message": f"{operation.get('what')} did not end"})
 
-    def follow_job(self, vault_id: str, job_id: str) -> Flow:
+    def follow_job(self, vault_id: str, job_id: str, group_id: str | None = None) -> Flow:
         """The restore job to its end, looking every Retry-After on a durable timer; a Cancel that arrives
         meanwhile cancels a Recovery Services job. Returns ``(job, cancel_requested, timed_out)``."""
         deadline = self.context.current_utc_datetime + flow.JOB_DEADLINE
@@ -124,7 +124,8 @@ class _Drill:
             if requested and not cancel_sent:
                 cancel_sent = True
                 yield from self.call("drill_cancel_job", DrillJobRef(vault_id, job_id).to_record())
-            job = JobState.from_record((yield from self.call("drill_job", DrillJobRef(vault_id, job_id).to_record())))
+            job = JobState.from_record((yield from self.call(
+                "drill_job", DrillJobRef(vault_id, job_id, group_id).to_record())))
             if flow.job_outcome(job.status) is not None:
                 return job, requested, False
             if self.context.current_utc_datetime >= deadline:
@@ -325,7 +326,7 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
     job_id = accepted.job_id
     result["restoreJobId"] = job_id
     context.set_custom_status(RunProgress("restoreJob", resource_id=target.resource_id, job_id=job_id).to_record())
-    job, cancel_requested, timed_out = yield from drill.follow_job(target.vault_id, job_id)
+    job, cancel_requested, timed_out = yield from drill.follow_job(target.vault_id, job_id, group.id)
     result["restoreJob"] = {"status": job.status, "startTime": job.start_time, "endTime": job.end_time,
                             "error": job.error_record}
     result["rtoSeconds"] = flow.seconds_between(job.start_time, job.end_time)

@@ -62,11 +62,12 @@ class ArmCache:
                 return None
             return found[1]
 
-    def put(self, key: tuple[Hashable, ...], value: Any) -> None:
+    def put(self, key: tuple[Hashable, ...], value: Any, *, seconds: float | None = None) -> None:
+        """``seconds``: this entry's lifetime (default the cache's)."""
         if not self.enabled or value is None:
             return
         with self._lock:
-            self._entries[key] = (self._now() + self.seconds, value)
+            self._entries[key] = (self._now() + (self.seconds if seconds is None else seconds), value)
 
     def adjust(self, key: tuple[Hashable, ...], change: Callable[[Any], Any]) -> bool:
         """Replace a live entry's value with ``change(value)``, keeping its expiry (what the app itself changed, e.g.

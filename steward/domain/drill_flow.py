@@ -61,6 +61,10 @@ JOB_DEADLINE: Final = timedelta(hours=24)
 #: look costs the drill's end a few minutes, never the measurement's precision)
 DEFAULT_POLL: Final = timedelta(seconds=60)
 JOB_POLL_CAP: Final = timedelta(minutes=5)
+#: how long a look at a running restore job vouches for the drill group (``drill_job``): two of the longest waits
+#: between looks, so the vouch reaches the next look even when that one runs late (the Event Grid trigger ignores
+#: the restored objects' events only while it lasts)
+JOB_VOUCH_SECONDS: Final = 2 * JOB_POLL_CAP.total_seconds()
 
 
 #: what a drill makes in its group, by type (lower-cased): restored disks, its storage account and, in it, restored

@@ -83,10 +83,12 @@ class DrillOperationLook(Record):
 
 @dataclass(frozen=True)
 class DrillJobRef(Record):
-    """``drill_job`` and ``drill_cancel_job``: a restore job of a vault."""
+    """``drill_job`` and ``drill_cancel_job``: a restore job of a vault; ``group_id``: the drill group it restores
+    into (``drill_job`` vouches for it again at each look; absent in inputs recorded before)."""
 
     vault_id: str
     job_id: str
+    group_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,16 @@ def test_without_a_hook_nothing_is_published_and_nothing_waits() -> None:
     _, azure, result = run(None, [])
     assert result["outcome"] == "Succeeded" and "userValidation" not in result
     assert "drill_restore_ready" not in azure.order
+
+
+def test_each_look_at_the_restore_job_names_the_drill_group_it_vouches_for() -> None:
+    inbox: list[tuple[str, Any]] = []
+    azure = Azure(None, inbox)
+    looks: list[dict[str, Any]] = []
+    activities = azure.activities()
+    answer = activities["drill_job"]
+    activities["drill_job"] = lambda payload: (looks.append(payload), answer(payload))[1]
+    result = replay(drill_orchestrator.restore_drill, {"resources": [DISK]}, activities=activities,
+                    events=inbox, instance_id="drill-1")
+    assert result.status == "Completed", result.error
+    assert looks and all(look == {"vaultId": BV, "jobId": "job-1", "groupId": GROUP} for look in looks), looks

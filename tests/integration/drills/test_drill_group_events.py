@@ -14,13 +14,15 @@ from typing import Any, cast
 import azure.durable_functions as df
 import pytest
 
-from activities.drill import drill_prepare
+from activities.drill import drill_job, drill_prepare
 from entrypoints.event_grid import handle_event
 from sandbox.arm.config import SandboxConfig
 from sandbox.arm.server import ArmSandbox
 from steward import bootstrap
+from steward.cloud.arm_cache import ArmCache
+from steward.cloud.drills import DrillOps
 from steward.cloud.publisher import MemoryPublisher
-from steward.domain.drill_flow import DRILL_GROUP_TAG
+from steward.domain.drill_flow import DRILL_GROUP_TAG, job_poll_wait
 from steward.domain.drill_records import DrillTarget, Workload
 from steward.rules_file import default_rules_text
 from steward.settings import Settings
@@ -73,6 +75,15 @@ def sub(sandbox: ArmSandbox) -> Iterator[str]:
         yield subscription
     finally:
         bootstrap.use()
+
+
+def look_at_job(vault_id: str, job_id: str, group_id: str | None) -> dict[str, Any]:
+    """The drill's own ``drill_job`` activity, as the orchestrator calls it while the restore job runs."""
+    run = drill_job._function.get_user_function() if hasattr(drill_job, "_function") else drill_job
+    record: dict[str, Any] = {"vaultId": vault_id, "jobId": job_id}
+    if group_id is not None:
+        record["groupId"] = group_id
+    return cast(dict[str, Any], run(record))
 
 
 def prepare(sub: str, region: str) -> dict[str, Any]:
@@ -134,3 +145,32 @@ def test_only_what_drills_make_is_ignored_there(sub: str) -> None:
     assert handled(sub, vm)[0] == "started"
     elsewhere = f"/subscriptions/{sub}/resourceGroups/rg-app/providers/Microsoft.Compute/disks/data"
     assert handled(sub, elsewhere)[0] == "started"
+
+
+def test_a_restore_job_followed_past_the_cache_lifetime_keeps_its_group_vouched(
+        sub: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Azure a restore job runs about an hour, its restored disks' events arrive while it runs: each look at the
+    job vouches again for the drill group, long enough to reach the next look even when that look runs late (the
+    worker's cache on a stepped clock: 300 s, the default; the looks at the orchestrator's waits, each 30 s late)."""
+    now = [0.0]
+    cache = ArmCache(300, now=lambda: now[0])
+    monkeypatch.setattr(bootstrap, "arm_cache", lambda: cache)
+    # the job's state as Azure answers while it runs (the sandbox's own jobs need a protected, backed-up source)
+    monkeypatch.setattr(DrillOps, "job", lambda self, vault_id, job_id: {
+        "status": "InProgress", "startTime": "2026-12-07T08:00:00Z", "endTime": None, "error": None})
+    group = f"/subscriptions/{sub}/resourceGroups/bs-drill-{REGION}"
+    disk = f"{group}/providers/Microsoft.Compute/disks/osdisk-restored"
+    vault = f"/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.DataProtection/backupVaults/bv"
+    assert prepare(sub, REGION)["ok"]
+    polls = 0
+    while now[0] < 2 * 3600:  # two hours of a running job
+        assert look_at_job(vault, "job-1", group)["status"] == "InProgress"
+        now[0] += job_poll_wait(polls).total_seconds() + 30 - 1  # just before the next (late) look
+        polls += 1
+        assert handled(sub, disk) == ("ignored", []), f"the vouch expired after {now[0]:.0f} s ({polls} looks)"
+        now[0] += 1
+    assert polls > 10
+    # a look recorded before (no group): vouches for nothing; once the last vouch expires, events are handled
+    assert look_at_job(vault, "job-1", None)["status"] == "InProgress"
+    now[0] += 2 * 300 + 1
+    assert handled(sub, disk)[0] == "started"
