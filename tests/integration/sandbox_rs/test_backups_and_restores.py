@@ -21,8 +21,10 @@ from sandbox.arm.providers.recoveryservices_jobs import (
 )
 from sandbox.arm.providers.recoveryservices_model import Timing
 from sandbox.arm.server import ArmSandbox
+from sandbox.clock import AzureTime, DiscreteClock
+from steward.cloud import azure_time
 from steward.cloud.drills import API
-from tests.integration.sandbox_rs.conftest import DAY, HOUR, SCALE, TIMING, Estate, error_code, provider_names, vm_names
+from tests.integration.sandbox_rs.conftest import DAY, HOUR, TIMING, Estate, error_code, provider_names, vm_names
 
 #: Azure midnight, so the DefaultPolicy's 02:00 runs fall at known instants
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
@@ -32,13 +34,29 @@ DISKS_API = API["microsoft.compute/disks"]
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[ArmSandbox]:
+    """The module's sandbox runs on the discrete-event clock the benchmarks use, installed as the app's
+    ``azure_time``: Azure time moves only with ``advance`` and the SDK's clock waits (LRO polls), never with the
+    machine's load. On a scaled clock (1 real s = 1 Azure hour) a slow test crossed 02:00 and the DefaultPolicy's
+    scheduled backup added a recovery point the test did not ask for."""
+    clock = DiscreteClock(START)
+    azure_time.install(AzureTime(clock))
     names = (*provider_names(), "recoveryservices_jobs")
-    sb = ArmSandbox(SandboxConfig(scale=SCALE, page_size=2, providers=names, clock_start=START)).start()
-    recovery_services(sb).model.timing = Timing(**TIMING.__dict__)
+    sb = ArmSandbox(SandboxConfig(clock=clock, page_size=2, providers=names))
     try:
-        yield sb
+        with sb:
+            recovery_services(sb).model.timing = Timing(**TIMING.__dict__)
+            yield sb
     finally:
-        sb.stop()
+        azure_time.reset()
+        clock.close()
+
+
+@pytest.fixture(autouse=True)
+def test_holds_the_clock(sandbox: ArmSandbox) -> Iterator[None]:
+    """The test's own CPU is runnable work: Azure time stands still for it and moves only while it waits."""
+    with sandbox.clock.busy("test"):
+        yield
+    assert not sandbox.clock.watchdog_reports, sandbox.clock.watchdog_reports[0]
 
 
 def jobs_of(estate: Estate) -> RecoveryServicesJobs:
