@@ -22,7 +22,8 @@ what an answer says is printed without control characters (tests/hostile/test_cl
 
 Exit codes, for pipelines: 0 done (and, for protect, teardown and drills, an outcome that is not a failure); 1 the
 app refused (403, 404, 409, 429) or the outcome is a failure (a protection ``Failed``/``NoVault``/``Conflict``...,
-a teardown not ``deleted``, a drill not ``Succeeded``) or still running at ``--timeout``; 2 usage or configuration
+a teardown not ``deleted``, a drill not ``Succeeded``) or still running at ``--timeout``, or an answer it cannot
+read through its record (a drill's report, a teardown's report, custom status or plan); 2 usage or configuration
 (bad arguments, no API configured, no credential, 400/401/413/415 answers); 3 unreachable (no connection, the
 local Entra ID down, 5xx, 503 ``AuthorityUnavailable``). An error answer (RFC 9457 problem details) is printed
 as one line on stderr: ``steward teardown: refused (409 FingerprintMismatch): ...``.
