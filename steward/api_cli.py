@@ -22,7 +22,8 @@ what an answer says is printed without control characters (tests/hostile/test_cl
 
 Exit codes, for pipelines: 0 done (and, for protect, teardown and drills, an outcome that is not a failure); 1 the
 app refused (403, 404, 409, 429) or the outcome is a failure (a protection ``Failed``/``NoVault``/``Conflict``...,
-a teardown not ``deleted``, a drill not ``Succeeded``) or still running at ``--timeout``; 2 usage or configuration
+a teardown not ``deleted``, a drill not ``Succeeded``) or still running at ``--timeout``, or an answer it cannot
+read through its record (a drill's report, a teardown's report, custom status or plan); 2 usage or configuration
 (bad arguments, no API configured, no credential, 400/401/413/415 answers); 3 unreachable (no connection, the
 local Entra ID down, 5xx, 503 ``AuthorityUnavailable``). An error answer (RFC 9457 problem details) is printed
 as one line on stderr: ``steward teardown: refused (409 FingerprintMismatch): ...``.
@@ -52,6 +53,8 @@ from steward.domain.drill_records import DrillReport
 from steward.domain.errors import InvalidValue, StewardError
 from steward.domain.protection import ProtectionShown
 from steward.domain.run_status import RunProgress
+from steward.domain.teardown.plan import TeardownPlan
+from steward.domain.teardown.results import TeardownReport, TeardownShown
 
 EXIT_OK: Final = 0
 EXIT_REFUSED: Final = 1
@@ -382,20 +385,104 @@ STEP_COLUMNS: Final = ("kind", "count", "fingerprint")
 TEARDOWN_COLUMNS: Final = ("id", "runtimeStatus", "phase", "outcome", "fingerprint", "vaultId")
 
 
-def _fingerprint_of(status: Mapping[str, Any]) -> str | None:
-    plan = _dict(status.get("plan"))
-    report = _dict(status.get("report"))
-    custom = _dict(status.get("customStatus"))
-    value = plan.get("fingerprint") or report.get("fingerprint") or custom.get("fingerprint")
-    return str(value) if value else None
+@dataclass(frozen=True)
+class TeardownAnswer:
+    """A teardown's status answer (``GET /api/teardowns/{id}``) read through its records: the report (its
+    orchestration's output, once it ended), the custom status and the plan (the report's, else the status's
+    summary: its steps without their targets); None where the answer has none."""
+
+    id: str
+    runtime_status: str | None
+    report: TeardownReport | None
+    shown: TeardownShown | None
+    plan: TeardownPlan | None
+    #: each plan step's kind and count as the answer states them (a summary's steps carry no targets to count)
+    steps: tuple[tuple[str, int], ...]
+
+    @property
+    def fingerprint(self) -> str | None:
+        return (self.plan.fingerprint if self.plan else None) or (self.report.fingerprint if self.report else None) \
+            or (self.shown.fingerprint if self.shown else None)
+
+    @property
+    def outcome(self) -> str | None:
+        return self.report.outcome.value if self.report else None
 
 
-def _summary(status: Mapping[str, Any], vault: str | None = None) -> dict[str, Any]:
-    report = _dict(status.get("report"))
-    custom = _dict(status.get("customStatus"))
-    return {"id": status.get("id"), "runtimeStatus": status.get("runtimeStatus"), "phase": custom.get("phase"),
-            "outcome": report.get("outcome"), "fingerprint": _fingerprint_of(status),
-            "vaultId": vault or report.get("vaultId") or custom.get("vaultId")}
+def _read_teardown(status: Any) -> TeardownAnswer:
+    """``status`` (a teardown status answer) through :class:`TeardownAnswer`; CliError(1) naming what cannot be
+    read, as a drill's unreadable report is refused (a partial or garbled answer is not guessed at)."""
+    if not isinstance(status, dict) or not isinstance(status.get("id"), str) or not status["id"]:
+        raise CliError(EXIT_REFUSED, f"a teardown's status cannot be read: no id in the answer ({_gist(status)})")
+    name = printable(status["id"])[:120]
+    runtime = status.get("runtimeStatus")
+    if runtime is not None and not isinstance(runtime, str):
+        raise CliError(EXIT_REFUSED, f"teardown {name}: its runtimeStatus cannot be read ({_gist(runtime)})")
+    parts: dict[str, Any] = {}
+    for key, kind, what in (("report", TeardownReport, "report"), ("customStatus", TeardownShown, "custom status"),
+                            ("plan", TeardownPlan, "plan")):
+        value = status.get(key)
+        if value is None:
+            parts[key] = None
+            continue
+        try:
+            parts[key] = kind.from_record(value)
+        except (ValueError, TypeError, AttributeError) as error:  # InvalidValue is a ValueError; a StepKind too
+            raise CliError(EXIT_REFUSED, f"teardown {name}: its {what} cannot be read "
+                           f"({printable(str(error))[:300]})") from None
+    steps: list[tuple[str, int]] = []
+    if parts["plan"] is not None:
+        for step, raw in zip(parts["plan"].steps, status["plan"].get("steps") or [], strict=True):
+            count = raw.get("count", step.count) if isinstance(raw, dict) else step.count
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise CliError(EXIT_REFUSED, f"teardown {name}: its plan cannot be read (step {step.kind.value} "
+                               f"counts {_gist(count)})")
+            steps.append((step.kind.value, count))
+    return TeardownAnswer(status["id"], runtime, parts["report"], parts["customStatus"], parts["plan"],
+                          tuple(steps))
+
+
+def _gist(value: Any) -> str:
+    return printable(json.dumps(value, default=str))[:120]
+
+
+def _answer_id(answer: Any, what: str) -> str:
+    """The instance id a start or approve answer names (``{"id": ...}``); CliError(1) when it names none."""
+    value = answer.get("id") if isinstance(answer, dict) else None
+    if not isinstance(value, str) or not value:
+        raise CliError(EXIT_REFUSED, f"{what}: the answer cannot be read: it names no instance ({_gist(answer)})")
+    return value
+
+
+def _summary(answer: TeardownAnswer, vault: str | None = None) -> dict[str, Any]:
+    report, shown = answer.report, answer.shown
+    return {"id": answer.id, "runtimeStatus": answer.runtime_status, "phase": shown.phase if shown else None,
+            "outcome": answer.outcome, "fingerprint": answer.fingerprint,
+            "vaultId": vault or (report.vault_id if report else None) or (shown.vault_id if shown else None)}
+
+
+def _pending(instance_id: str) -> TeardownAnswer:
+    return TeardownAnswer(instance_id, "Pending", None, None, None, ())
+
+
+def _teardown_phase(status: Mapping[str, Any]) -> str:
+    """The progress line of a teardown's custom status read through :class:`TeardownShown`: the step under way and
+    its count while it runs (``delete-vm-items 1/2``), else its phase (``awaiting-approval``, ``waiting-for-purge``
+    ...) and the step; empty when it is no such record."""
+    custom = status.get("customStatus")
+    if not isinstance(custom, dict):
+        return ""
+    try:
+        shown = TeardownShown.from_record(custom)
+    except InvalidValue:
+        return ""
+    words = [] if shown.phase == "running" and shown.current_step else [shown.phase]
+    if shown.current_step:
+        words.append(shown.current_step)
+        step = next((s for s in shown.steps if isinstance(s, dict) and s.get("kind") == shown.current_step), {})
+        if isinstance(step.get("done"), int) and isinstance(step.get("total"), int):
+            words.append(f"{step['done']}/{step['total']}")
+    return printable(" ".join(words))
 
 
 def _teardown_id(target: str) -> tuple[str, str | None]:
@@ -411,32 +498,34 @@ def _teardown_id(target: str) -> tuple[str, str | None]:
         raise CliError(EXIT_USAGE, f"{target!r} is neither a vault id nor a teardown id: {error}") from None
 
 
-def _run_of(connection: Connection, plan: Mapping[str, Any], vault: str | None) -> dict[str, Any] | None:
-    """The run an approval of this plan's fingerprint started (None: not approved over HTTP yet)."""
+def _run_of(
+    connection: Connection, plan: TeardownAnswer, vault: str | None
+) -> tuple[dict[str, Any], TeardownAnswer] | None:
+    """The run an approval of this plan's fingerprint started, as answered and read (None: not approved over HTTP
+    yet)."""
     from steward.domain.teardown import run_instance_id
 
-    fingerprint = _fingerprint_of(plan)
+    fingerprint = plan.fingerprint
     if vault is None or fingerprint is None:
         return None
     try:
-        return dict(connection.call("GET", f"/teardowns/{run_instance_id(vault, fingerprint)}"))
+        status = connection.call("GET", f"/teardowns/{run_instance_id(vault, fingerprint)}")
     except Problem as problem:
         if problem.status == 404:
             return None
         raise
+    return dict(status) if isinstance(status, dict) else {}, _read_teardown(status)
 
 
-def _show_plan(out: TextIO, status: Mapping[str, Any], vault: str, output: str) -> None:
-    fingerprint = _fingerprint_of(status)
-    plan = _dict(status.get("plan"))
-    steps = [{"kind": s.get("kind"), "count": s.get("count"), "fingerprint": fingerprint}
-             for s in plan.get("steps") or [] if isinstance(s, dict)]
+def _show_plan(out: TextIO, status: Mapping[str, Any], answer: TeardownAnswer, vault: str, output: str) -> None:
+    fingerprint = answer.fingerprint
+    steps = [{"kind": kind, "count": count, "fingerprint": fingerprint} for kind, count in answer.steps]
     if output == "json":
-        _print_document(out, {"id": status.get("id"), "runtimeStatus": status.get("runtimeStatus"),
-                              "vaultId": vault, "fingerprint": fingerprint, "plan": plan})
+        _print_document(out, {"id": answer.id, "runtimeStatus": answer.runtime_status,
+                              "vaultId": vault, "fingerprint": fingerprint, "plan": status.get("plan")})
         return
     if output == "table":
-        out.write(f"plan {status.get('id')}: {len(steps)} step(s), fingerprint {fingerprint}\n")
+        out.write(f"plan {answer.id}: {len(steps)} step(s), fingerprint {fingerprint}\n")
         out.write(f"approve it: steward teardown approve {vault} --fingerprint {fingerprint}\n")
     write_rows(out, steps, STEP_COLUMNS if output == "csv" else STEP_COLUMNS[:2], output)
 
@@ -445,51 +534,53 @@ def teardown(args: argparse.Namespace, connection: Connection, waiter: Waiter, o
     if args.action == "plan":
         _teardown_id(args.vault)  # a usage error before any request
         started = connection.call("POST", "/teardowns", {"vaultId": args.vault, "dryRun": True})
-        instance_id = str(started["id"])
+        instance_id = _answer_id(started, "steward teardown plan")
         if args.no_wait:
-            write_rows(out, [_summary({"id": instance_id, "runtimeStatus": "Pending"}, args.vault)],
-                       TEARDOWN_COLUMNS, args.output)
+            write_rows(out, [_summary(_pending(instance_id), args.vault)], TEARDOWN_COLUMNS, args.output)
             return EXIT_OK
-        status = waiter.until_done(f"/teardowns/{instance_id}", "plan", _phase)
-        report = _dict(status.get("report"))
-        if report.get("outcome") not in ("planned", "replanned"):
-            write_rows(out, [_summary(status, args.vault)], TEARDOWN_COLUMNS, args.output)
+        status = waiter.until_done(f"/teardowns/{instance_id}", "plan", _teardown_phase)
+        planned = _read_teardown(status)
+        if planned.outcome not in ("planned", "replanned") or planned.plan is None:
+            write_rows(out, [_summary(planned, args.vault)], TEARDOWN_COLUMNS, args.output)
             return EXIT_REFUSED
-        _show_plan(out, status, args.vault, args.output)
+        _show_plan(out, status, planned, args.vault, args.output)
         return EXIT_OK
     instance_id, vault = _teardown_id(args.vault)
-    current = dict(connection.call("GET", f"/teardowns/{instance_id}"))
+    answered = connection.call("GET", f"/teardowns/{instance_id}")
+    current = _read_teardown(answered)
     if args.action == "status":
-        shown = _run_of(connection, current, vault) or current
+        run = _run_of(connection, current, vault)
+        document, shown = run if run is not None else (dict(answered), current)
         if args.output == "json":
-            _print_document(out, shown)
+            _print_document(out, document)
         else:
             write_rows(out, [_summary(shown, vault)], TEARDOWN_COLUMNS, args.output)
         return EXIT_OK
     if args.action == "cancel":
         run = _run_of(connection, current, vault)
-        target = run if run is not None and run.get("runtimeStatus") not in TERMINAL else current
-        answer = connection.call("POST", f"/teardowns/{target['id']}/cancel")
-        write_rows(out, [{"id": answer.get("id"), "cancelRequested": True}], ("id", "cancelRequested"), args.output)
+        target = run[1] if run is not None and run[1].runtime_status not in TERMINAL else current
+        answer = connection.call("POST", f"/teardowns/{target.id}/cancel")
+        cancelled = _answer_id(answer, "steward teardown cancel")
+        write_rows(out, [{"id": cancelled, "cancelRequested": True}], ("id", "cancelRequested"), args.output)
         return EXIT_OK
     # approve
-    fingerprint = _fingerprint_of(current)
+    fingerprint = current.fingerprint
     chosen = args.fingerprint or (fingerprint if args.yes else None)
     if not chosen:
         raise CliError(EXIT_USAGE, f"name the fingerprint you reviewed: --fingerprint {fingerprint or 'sha256:...'}"
                        " (or --yes to approve the plan as it is now)")
     answer = connection.call("POST", f"/teardowns/{instance_id}/approve", {"fingerprint": chosen})
-    run_id = str(answer["id"])
+    run_id = _answer_id(answer, "steward teardown approve")
     if args.no_wait:
-        write_rows(out, [_summary({"id": run_id, "runtimeStatus": "Pending"}, vault)], TEARDOWN_COLUMNS, args.output)
+        write_rows(out, [_summary(_pending(run_id), vault)], TEARDOWN_COLUMNS, args.output)
         return EXIT_OK
-    status = waiter.until_done(f"/teardowns/{run_id}", "teardown", _phase)
+    status = waiter.until_done(f"/teardowns/{run_id}", "teardown", _teardown_phase)
+    ran = _read_teardown(status)
     if args.output == "json":
         _print_document(out, status)
     else:
-        write_rows(out, [_summary(status, vault)], TEARDOWN_COLUMNS, args.output)
-    report = _dict(status.get("report"))
-    return EXIT_OK if report.get("outcome") in GOOD_TEARDOWNS else EXIT_REFUSED
+        write_rows(out, [_summary(ran, vault)], TEARDOWN_COLUMNS, args.output)
+    return EXIT_OK if ran.outcome in GOOD_TEARDOWNS else EXIT_REFUSED
 
 
 # ---- drills -------------------------------------------------------------------------------------------------

@@ -3,13 +3,17 @@ the progress line, the help texts. The same commands against the local host: tes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import azure.durable_functions as df
+import azure.functions as func
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
@@ -124,21 +128,166 @@ def test_waiting_past_the_timeout_exits_1() -> None:
     assert error.value.exit_code == EXIT_REFUSED and "still Running after 10 s" in error.value.message
 
 
+RECORDED: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "orchestrators" / "data" / "outputs_before_typed.json").read_text())
+#: the vault and the plan's fingerprint of the teardown ``make demo`` recorded (a plan, then its approved run)
+LEGACY: str = RECORDED["teardown_vault_plan"]["output"]["vaultId"]
+LEGACY_FP: str = RECORDED["teardown_vault_plan"]["output"]["fingerprint"]
+API = "http://127.0.0.1:7071/api"
+
+
+def route_answer(name: str, runtime: str = "Completed", **status: Any) -> dict[str, Any]:
+    """What ``GET /api/teardowns/{id}`` answers for a recorded teardown: the route's own body
+    (entrypoints/teardown_http.py ``_show_status``) over a Durable status holding the recorded output and custom
+    status (``status`` replaces them: ``output=None`` while it runs)."""
+    from entrypoints import teardown_http
+
+    recorded = RECORDED[name]
+    durable = SimpleNamespace(runtime_status=df.OrchestrationRuntimeStatus(runtime), output=recorded["output"],
+                              custom_status=recorded["customStatus"], created_time=None, last_updated_time=None)
+    for key, value in status.items():
+        setattr(durable, key, value)
+
+    async def found(*_: Any) -> tuple[str, Any]:
+        return recorded["instanceId"], durable
+
+    request = func.HttpRequest("GET", f"{API}/teardowns/{recorded['instanceId']}", body=b"")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(teardown_http, "_teardown_shown", found)
+        response = asyncio.run(teardown_http._show_status(request, None, None))  # type: ignore[arg-type]
+    assert response.status_code == 200
+    answer: dict[str, Any] = json.loads(response.get_body())
+    return answer
+
+
+def approve_answer(run_id: str, fingerprint: str) -> dict[str, Any]:
+    """``POST /api/teardowns/{id}/approve``'s 202 answer (entrypoints/teardown_http.py ``_approve``)."""
+    from entrypoints import teardown_http
+
+    request = func.HttpRequest("POST", f"{API}/teardowns/{RECORDED['teardown_vault_plan']['instanceId']}/approve",
+                               body=b"")
+    return {"id": run_id, "approved": fingerprint, "links": teardown_http._links(request, run_id)}
+
+
+def test_the_recorded_teardown_is_the_one_its_vault_names() -> None:
+    assert route_answer("teardown_vault_plan")["id"] == plan_instance_id(LEGACY)
+    assert route_answer("teardown_vault_run")["id"] == run_instance_id(LEGACY, LEGACY_FP)
+
+
 def test_approving_needs_the_reviewed_fingerprint_or_yes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    plan = {"id": plan_instance_id(VAULT), "runtimeStatus": "Completed", "plan": {"fingerprint": FP},
-            "report": {"outcome": "planned", "fingerprint": FP}}
+    plan = route_answer("teardown_vault_plan")
     scripted = Scripted([plan])
     monkeypatch.setattr(api_cli, "connect", lambda *a, **k: scripted)
-    code, _, err = run("teardown", "approve", VAULT, "--state-dir", str(tmp_path))
-    assert code == EXIT_USAGE and f"--fingerprint {FP}" in err
-    scripted.answers = [plan, {"id": run_instance_id(VAULT, FP)},
-                        {"id": run_instance_id(VAULT, FP), "runtimeStatus": "Completed",
-                         "report": {"outcome": "deleted", "vaultId": VAULT}}]
-    code, out, _ = run("teardown", "approve", VAULT, "--yes", "--output", "csv", "--state-dir", str(tmp_path))
+    code, _, err = run("teardown", "approve", LEGACY, "--state-dir", str(tmp_path))
+    assert code == EXIT_USAGE and f"--fingerprint {LEGACY_FP}" in err
+    run_id = run_instance_id(LEGACY, LEGACY_FP)
+    scripted.answers = [plan, approve_answer(run_id, LEGACY_FP), route_answer("teardown_vault_run")]
+    code, out, _ = run("teardown", "approve", LEGACY, "--yes", "--output", "csv", "--state-dir", str(tmp_path))
     assert code == 0
-    assert scripted.calls[-2] == ("POST", f"/teardowns/{plan_instance_id(VAULT)}/approve", {"fingerprint": FP})
+    assert scripted.calls[-2] == ("POST", f"/teardowns/{plan_instance_id(LEGACY)}/approve",
+                                  {"fingerprint": LEGACY_FP})
     assert out.splitlines()[0] == "id,runtimeStatus,phase,outcome,fingerprint,vaultId"
     assert ",deleted," in out.splitlines()[1]
+    assert out.splitlines()[1] == f"{run_id},Completed,finished,deleted,{LEGACY_FP},{LEGACY}"
+
+
+def test_status_shows_the_run_the_plan_s_approval_started(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    scripted = Scripted([route_answer("teardown_vault_plan"), route_answer("teardown_vault_run")])
+    monkeypatch.setattr(api_cli, "connect", lambda *a, **k: scripted)
+    code, out, err = run("teardown", "status", LEGACY, "-o", "csv", "--state-dir", str(tmp_path))
+    assert (code, err) == (0, "")
+    assert [c[1] for c in scripted.calls] == [f"/teardowns/{plan_instance_id(LEGACY)}",
+                                              f"/teardowns/{run_instance_id(LEGACY, LEGACY_FP)}"]
+    run_id = run_instance_id(LEGACY, LEGACY_FP)
+    assert out.splitlines()[1] == f"{run_id},Completed,finished,deleted,{LEGACY_FP},{LEGACY}"
+
+
+def test_a_plan_shows_each_step_s_count_from_the_report_s_plan(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    plan = route_answer("teardown_vault_plan")
+    scripted = Scripted([{"id": plan["id"], "started": True, "dryRun": True, "vaultId": LEGACY}, plan])
+    monkeypatch.setattr(api_cli, "connect", lambda *a, **k: scripted)
+    code, out, err = run("teardown", "plan", LEGACY, "-o", "csv", "--state-dir", str(tmp_path))
+    assert (code, err) == (0, "")
+    rows = out.splitlines()[1:]
+    assert len(rows) == 20 and rows[3] == f"delete-vm-items,2,{LEGACY_FP}" and rows[-1].startswith("delete-vault,1,")
+
+
+def test_a_running_teardown_s_progress_line_names_the_step_under_way() -> None:
+    running = dict(RECORDED["teardown_vault_run"]["customStatus"], phase="running", currentStep="delete-vm-items")
+    running["steps"] = [dict(s, done=1) if s["kind"] == "delete-vm-items" else s for s in running["steps"]]
+    answers = [route_answer("teardown_vault_run", "Running", output=None, custom_status=running),
+               route_answer("teardown_vault_run")]
+    err = Terminal()
+    waiter = Waiter(Scripted(answers), Progress(err, enabled=True), timeout=60, sleep=lambda _: None)
+    assert waiter.until_done("/teardowns/t", "teardown", api_cli._teardown_phase)["runtimeStatus"] == "Completed"
+    assert "\rteardown: Running delete-vm-items 1/2 [0 s]" in err.getvalue()
+    assert "\rteardown: Completed finished [0 s]" in err.getvalue()
+
+
+def _partial_report(answer: dict[str, Any]) -> None:
+    answer["report"] = {"outcome": "planned", "fingerprint": answer["report"]["fingerprint"]}
+
+
+def _unknown_outcome(answer: dict[str, Any]) -> None:
+    answer["report"]["outcome"] = "exploded"
+
+
+def _plan_of_strings(answer: dict[str, Any]) -> None:
+    answer["plan"] = "sha256:" + "0" * 64
+
+
+def _step_of_no_kind(answer: dict[str, Any]) -> None:
+    answer["plan"]["steps"][0]["kind"] = "rm -rf"
+
+
+def _garbled_status(answer: dict[str, Any]) -> None:
+    answer["customStatus"]["deletedCount"] = "many"
+
+
+def _no_id(answer: dict[str, Any]) -> None:
+    del answer["id"]
+
+
+GARBLED = [_partial_report, _unknown_outcome, _plan_of_strings, _step_of_no_kind, _garbled_status, _no_id]
+
+
+@pytest.mark.parametrize("garble", GARBLED, ids=lambda f: f.__name__.strip("_"))
+def test_an_unreadable_plan_is_refused_and_nothing_is_approved(
+    garble: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    plan = route_answer("teardown_vault_plan")
+    garble(plan)
+    scripted = Scripted([plan])
+    monkeypatch.setattr(api_cli, "connect", lambda *a, **k: scripted)
+    code, out, err = run("teardown", "approve", LEGACY, "--fingerprint", LEGACY_FP, "--state-dir", str(tmp_path))
+    assert (code, out) == (EXIT_REFUSED, "")
+    assert err.startswith("steward teardown: ") and "cannot be read" in err and err.count("\n") == 1, err
+    assert [c[0] for c in scripted.calls] == ["GET"], "no approval sent on an answer it could not read"
+
+
+@pytest.mark.parametrize("garble", GARBLED, ids=lambda f: f.__name__.strip("_"))
+def test_an_unreadable_run_status_is_refused(garble: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ended = route_answer("teardown_vault_run")
+    garble(ended)
+    run_id = run_instance_id(LEGACY, LEGACY_FP)
+    scripted = Scripted([route_answer("teardown_vault_plan"), approve_answer(run_id, LEGACY_FP), ended])
+    monkeypatch.setattr(api_cli, "connect", lambda *a, **k: scripted)
+    code, out, err = run("teardown", "approve", LEGACY, "--yes", "-o", "json", "--state-dir", str(tmp_path))
+    assert (code, out) == (EXIT_REFUSED, "")
+    assert "cannot be read" in err and err.count("\n") == 1, err
+    # the same answer asked for with status: refused too, rather than shown as a deleted vault
+    scripted.answers, scripted.calls = [route_answer("teardown_vault_plan"), ended], []
+    code, out, err = run("teardown", "status", LEGACY, "--state-dir", str(tmp_path))
+    assert (code, out) == (EXIT_REFUSED, "") and "cannot be read" in err
+
+
+def test_an_approval_answer_that_names_no_run_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    scripted = Scripted([route_answer("teardown_vault_plan"), {"approved": LEGACY_FP}])
+    monkeypatch.setattr(api_cli, "connect", lambda *a, **k: scripted)
+    code, out, err = run("teardown", "approve", LEGACY, "--yes", "--state-dir", str(tmp_path))
+    assert (code, out) == (EXIT_REFUSED, "")
+    assert err == ('steward teardown: steward teardown approve: the answer cannot be read: it names no instance '
+                   '({"approved": "' + LEGACY_FP + '"})\n')
 
 
 @pytest.mark.parametrize(
