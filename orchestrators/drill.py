@@ -320,7 +320,10 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
             return
         if waited_for_group >= flow.JOB_DEADLINE:
             break
-        yield context.create_timer(context.current_utc_datetime + flow.JOB_POLL_CAP)
+        timer = context.create_timer(context.current_utc_datetime + flow.JOB_POLL_CAP)
+        if (yield context.task_any([timer, drill.cancel])) is drill.cancel:
+            timer.cancel()
+            return
         waited_for_group += flow.JOB_POLL_CAP
         sent = DrillStarted.from_record((yield from drill.call(
             "drill_start", replace(start, phase="restore").to_record())))
