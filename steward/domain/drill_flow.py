@@ -508,10 +508,11 @@ def take_lease(lease: Mapping[str, Any] | None, group_id: str, drill_id: str, re
                now: datetime) -> dict[str, Any] | None:
     """The lease ``drill_id`` takes on its drill group before it restores a VM's disks there: a VM restore's job
     names no restored disk, the drill takes the group's new disks, so two VM restores in flight in one group would
-    each take the other's. None: another drill holds it (the drill waits and asks again)."""
+    each take the other's. Taken again by the same drill for the same resource (an activity retried). None: held
+    for another restore (the drill waits and asks again)."""
     holder = lease_holder(lease, now)
-    if holder is not None and holder != drill_id:
-        return None
+    if holder is not None and (holder != drill_id or str((lease or {}).get("resourceId")) != resource_id):
+        return None  # another drill's, or this drill's for another resource (its disks not yet taken)
     return {"group": group_id, "holder": drill_id, "resourceId": resource_id, "since": now.isoformat(),
             "until": (now + GROUP_LEASE).isoformat()}
 

@@ -195,7 +195,8 @@ def test_a_drill_groups_lease_is_held_by_one_drill_until_released_or_expired() -
     taken = flow.take_lease(None, group, "drill-a", "vm-a", now)
     assert taken is not None and flow.lease_holder(taken, now) == "drill-a"
     assert flow.take_lease(taken, group, "drill-b", "vm-b", now + flow.JOB_DEADLINE) is None
-    assert flow.take_lease(taken, group, "drill-a", "vm-a2", now) is not None  # its own: taken again
+    assert flow.take_lease(taken, group, "drill-a", "vm-a", now) is not None  # a retried drill_start
+    assert flow.take_lease(taken, group, "drill-a", "vm-a2", now) is None  # its own next VM: after the first's
     assert flow.release_lease(taken, "drill-b") is None  # only its holder lets it go
     released = flow.release_lease(taken, "drill-a")
     assert released is not None and flow.lease_holder(released, now) is None
