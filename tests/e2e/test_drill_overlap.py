@@ -21,6 +21,7 @@ from activities.drill import (
     drill_restored,
     drill_start,
 )
+from sandbox.arm.providers.recoveryservices_jobs import recovery_services_jobs
 from steward.domain.drill_flow import GROUP_BUSY
 from steward.domain.drill_inputs import (
     DrillCandidatesQuery,
@@ -31,8 +32,8 @@ from steward.domain.drill_inputs import (
     DrillTargetStep,
 )
 from steward.domain.drill_records import DrillTarget
-from tests.e2e.conftest import Harness, drill_harness
-from tests.e2e.test_drills import ADMIN, DRILLS, HOUR, WEU, restored_by
+from tests.e2e.conftest import SUB1, Harness, drill_harness
+from tests.e2e.test_drills import ADMIN, DRILLS, HOUR, WEU, call, finished, restored_by
 
 
 @pytest.fixture
@@ -120,3 +121,28 @@ def test_two_overlapping_vm_drills_into_one_group_claim_only_their_own_disks(app
         app.settle(30)
     api_disks = sorted(i.lower() for i in restored_by(app, api) if "/disks/" in i.lower())
     assert api_disks and second.restored() == api_disks
+
+
+@pytest.mark.slow
+def test_a_vm_drill_whose_restore_failed_frees_the_drill_group_for_the_next(app: Harness) -> None:
+    """The restore job failed: no disks to take, the drill's cleanup lets the group's lease go (else the next VM
+    drill into the group waits until the lease expires, and fails ``DrillGroupBusy`` after 24 hours)."""
+    est = app.estate()
+    est.resource_group("rg-app", WEU)
+    est.recovery_services_vault("rg-app", "rsv-weu", WEU)
+    vm = est.vm("rg-app", "vm-web", WEU)
+    app.wait_outcome(vm, "Protected", timeout=60)
+    app.settle(60)
+    app.stack.advance(2 * 24 * HOUR)
+    vault = f"/subscriptions/{SUB1}/resourceGroups/rg-app/providers/Microsoft.RecoveryServices/vaults/rsv-weu"
+    recovery_services_jobs(app.sandbox).book.fail_next(vault, "Restore", "UserErrorDiskRestoreFailed",
+                                                      "The restore failed on Azure's side.")
+    status, started = call(app, "POST", "drills", {"resources": [vm]})
+    assert status == 202, started
+    [failed] = finished(app, started["id"])["results"]
+    assert failed["outcome"] == "RestoreFailed" and failed["restoreJobId"], failed
+    status, again = call(app, "POST", "drills", {"resources": [vm]})
+    assert status == 202, again
+    [result] = finished(app, again["id"])["results"]
+    assert result["outcome"] == "Succeeded", result
+    assert result["restored"] and result["left"] == [] and restored_by(app, vm) == []
