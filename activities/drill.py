@@ -9,6 +9,7 @@ the orchestrator.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -56,11 +57,13 @@ from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.drills import save_drill_report
 from steward.report.events import drill_events, restore_ready_event
-from steward.report.store import update
+from steward.report.store import CONTENT_TYPES, ConflictingWrites, update
 
 bp = df.Blueprint()
 
 LEFTOVERS = flow.LEFTOVERS_BLOB
+#: conditional writes of a drill group's lease before giving up (each lost only to another drill's write)
+LEASE_ATTEMPTS = 8
 
 
 def _ops() -> DrillOps:
@@ -78,6 +81,40 @@ def _remember_group(group_id: str, *, owned: bool, seconds: float | None = None)
 def _group_of(resource_id: str) -> str | None:
     parts = resource_id.split("/")
     return "/".join(parts[:5]) if len(parts) > 5 and parts[3].lower() == "resourcegroups" else None
+
+
+def _lease_document(data: bytes | None) -> dict[str, Any] | None:
+    try:
+        found = json.loads(data) if data else None
+    except ValueError:
+        return None  # unreadable: taken again
+    return found if isinstance(found, dict) else None
+
+
+def _take_group(group_id: str, drill_id: str, resource_id: str) -> str | None:
+    """Take the drill group's lease for this drill's VM restore (a conditional write in the report store); the
+    holder when another drill holds it. The lease's time is the wall clock: it only ends the lease of a drill that
+    died before its cleanup (``drill_flow.GROUP_LEASE``)."""
+    store = bootstrap.report_store()
+    name = flow.group_lease_blob(group_id)
+    for _ in range(LEASE_ATTEMPTS):
+        data, version = store.get_versioned(name)
+        current = _lease_document(data)
+        now = datetime.now(UTC)
+        taken = flow.take_lease(current, group_id, drill_id, resource_id, now)
+        if taken is None:
+            return flow.lease_holder(current, now)
+        if store.put_if(name, json.dumps(taken).encode(), CONTENT_TYPES[".json"], version=version):
+            return None
+    raise ConflictingWrites(f"{name}: {LEASE_ATTEMPTS} conditional writes lost to other drills")
+
+
+def _release_group(group_id: str, drill_id: str) -> None:
+    def change(data: bytes | None) -> bytes | None:
+        released = flow.release_lease(_lease_document(data), drill_id)
+        return None if released is None else json.dumps(released).encode()
+
+    update(bootstrap.report_store(), flow.group_lease_blob(group_id), change, CONTENT_TYPES[".json"])
 
 
 def _error(error: AzureRefusal) -> dict[str, Any]:
@@ -242,6 +279,12 @@ def drill_start(request: dict[str, Any]) -> dict[str, Any]:
     if workload is flow.Workload.VM:
         body = flow.vm_restore_body(point_id=point, source_id=target.resource_id, region=region,
                                     staging_account_id=str(account["id"]), target_group_id=group_id)
+        # one VM restore in flight per drill group: its disks are told from others' only by when they appeared
+        holder = _take_group(group_id, drill_id, target.resource_id)
+        if holder is not None:
+            return DrillStarted(ok=False, error={"code": flow.GROUP_BUSY, "message": (
+                f"drill {holder} is restoring a VM's disks into {group_id}; this drill waits for it to take "
+                "them")}).to_record()
         before = tuple(str(d["id"]) for d in ops.group_disks(group_id))
         url = f"{target.protection_id}/recoveryPoints/{point}/restore"
     else:
@@ -273,6 +316,8 @@ def drill_start(request: dict[str, Any]) -> dict[str, Any]:
     try:
         operation = ops.post(url, body, f"restore of {target.name}")
     except AzureRefusal as error:
+        if workload is flow.Workload.VM:
+            _release_group(group_id, drill_id)
         return DrillStarted(ok=False, error=_error(error), new_disk_id=new_disk, before=before).to_record()
     return DrillStarted(ok=True, operation=operation, new_disk_id=new_disk, before=before).to_record()
 
@@ -343,6 +388,8 @@ def drill_restored(request: dict[str, Any]) -> dict[str, Any]:
             found.append(restored)
     for item in found:
         ops.tag(str(item["id"]), drill_id)
+    if target.workload is flow.Workload.VM:  # its disks carry its tag: another drill's restore may start
+        _release_group(query.group_id, drill_id)
     return RestoredResources(restored=tuple({k: d.get(k) for k in ("id", "sizeGb", "sku")} for d in found)).to_record()
 
 
@@ -355,6 +402,7 @@ def drill_cleanup(request: dict[str, Any]) -> dict[str, Any]:
     ops = _ops()
     for group in {g for g in map(_group_of, recorded) if g}:  # the drill records only what it made in its group
         _remember_group(group, owned=True)
+        _release_group(group, drill_id)  # a VM restore that ended otherwise than with its disks taken
     tags = {i.lower(): ops.tags_of(i) for i in recorded}
     delete, skipped = flow.deletable(recorded, tags, drill_id)
     deleted: list[str] = []

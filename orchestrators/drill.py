@@ -313,6 +313,20 @@ def _restore_and_validate(drill: _Drill, target: DrillTarget, result: dict[str, 
         return
     context.set_custom_status(RunProgress("restore", resource_id=target.resource_id).to_record())
     sent = DrillStarted.from_record((yield from drill.call("drill_start", replace(start, phase="restore").to_record())))
+    waited_for_group = timedelta(0)
+    while not sent.ok and (sent.error or {}).get("code") == flow.GROUP_BUSY:
+        # another drill's VM restore into the group is in flight: wait until it has taken its disks
+        if drill.cancelled:
+            return
+        if waited_for_group >= flow.JOB_DEADLINE:
+            break
+        timer = context.create_timer(context.current_utc_datetime + flow.JOB_POLL_CAP)
+        if (yield context.task_any([timer, drill.cancel])) is drill.cancel:
+            timer.cancel()
+            return
+        waited_for_group += flow.JOB_POLL_CAP
+        sent = DrillStarted.from_record((yield from drill.call(
+            "drill_start", replace(start, phase="restore").to_record())))
     if not sent.ok:
         result.update(outcome=flow.Outcome.RESTORE_FAILED.value, error=sent.error)
         return

@@ -481,3 +481,44 @@ def after_reconcile(index: Mapping[str, Any] | None, outcomes: Sequence[Mapping[
         if ids:
             entries.append({**entry, "ids": ids})
     return {"entries": entries}
+
+
+#: how long a VM drill's lease on its drill group lasts (``group_lease``): the longest a drill follows its restore
+#: job, and an hour more; released when the drill has tagged its restored disks, or at its cleanup. Only a drill
+#: that died between its restore and its cleanup leaves one to expire
+GROUP_LEASE: Final = JOB_DEADLINE + timedelta(hours=1)
+#: the error ``drill_start`` answers while another drill's VM restore into the group is in flight
+GROUP_BUSY: Final = "DrillGroupBusy"
+
+
+def group_lease_blob(group_id: str) -> str:
+    """The report store's document holding a drill group's lease (one VM restore in flight per group)."""
+    return f"drill-leases/{short_hash(group_id.lower(), length=16)}.json"
+
+
+def lease_holder(lease: Mapping[str, Any] | None, now: datetime) -> str | None:
+    """The drill holding the lease at ``now`` (None: free, or expired)."""
+    if not lease or not lease.get("holder"):
+        return None
+    until = parse_time(str(lease.get("until") or ""))
+    return None if until is None or until <= now else str(lease["holder"])
+
+
+def take_lease(lease: Mapping[str, Any] | None, group_id: str, drill_id: str, resource_id: str,
+               now: datetime) -> dict[str, Any] | None:
+    """The lease ``drill_id`` takes on its drill group before it restores a VM's disks there: a VM restore's job
+    names no restored disk, the drill takes the group's new disks, so two VM restores in flight in one group would
+    each take the other's. Taken again by the same drill for the same resource (an activity retried). None: held
+    for another restore (the drill waits and asks again)."""
+    holder = lease_holder(lease, now)
+    if holder is not None and (holder != drill_id or str((lease or {}).get("resourceId")) != resource_id):
+        return None  # another drill's, or this drill's for another resource (its disks not yet taken)
+    return {"group": group_id, "holder": drill_id, "resourceId": resource_id, "since": now.isoformat(),
+            "until": (now + GROUP_LEASE).isoformat()}
+
+
+def release_lease(lease: Mapping[str, Any] | None, drill_id: str) -> dict[str, Any] | None:
+    """The lease once ``drill_id`` let it go (None: it held none, nothing to write)."""
+    if not lease or lease.get("holder") != drill_id:
+        return None
+    return {"group": lease.get("group"), "holder": None, "releasedBy": drill_id}

@@ -185,3 +185,23 @@ def test_a_disk_restored_from_either_tier_counts_as_made_by_a_restore() -> None:
     assert all(flow.made_by_a_restore(option) for option in ("Restore", "Import", "importSecure", "RESTORE"))
     # a disk made any other way in the drill group is not the restore's work
     assert not any(flow.made_by_a_restore(option) for option in ("Empty", "Copy", "FromImage", "Upload", "", None))
+
+
+def test_a_drill_groups_lease_is_held_by_one_drill_until_released_or_expired() -> None:
+    from datetime import UTC, datetime
+
+    group = "/subscriptions/s/resourceGroups/backup-steward-drill-westeurope"
+    now = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+    taken = flow.take_lease(None, group, "drill-a", "vm-a", now)
+    assert taken is not None and flow.lease_holder(taken, now) == "drill-a"
+    assert flow.take_lease(taken, group, "drill-b", "vm-b", now + flow.JOB_DEADLINE) is None
+    assert flow.take_lease(taken, group, "drill-a", "vm-a", now) is not None  # a retried drill_start
+    assert flow.take_lease(taken, group, "drill-a", "vm-a2", now) is None  # its own next VM: after the first's
+    assert flow.release_lease(taken, "drill-b") is None  # only its holder lets it go
+    released = flow.release_lease(taken, "drill-a")
+    assert released is not None and flow.lease_holder(released, now) is None
+    assert flow.take_lease(released, group, "drill-b", "vm-b", now) is not None
+    # a drill that died before its cleanup: its lease ends
+    assert flow.lease_holder(taken, now + flow.GROUP_LEASE) is None
+    assert flow.take_lease(taken, group, "drill-b", "vm-b", now + flow.GROUP_LEASE) is not None
+    assert flow.group_lease_blob(group) == flow.group_lease_blob(group.upper())
