@@ -18,6 +18,7 @@ from sandbox.arm.providers.dataprotection import grant_resource_guard_access, re
 from sandbox.arm.server import ArmSandbox
 from sandbox.clock import AzureTime, DiscreteClock
 from steward.cloud import azure_time
+from tests.integration.clock_held import held_by_the_test
 
 from .conftest import PROVIDERS, SUBSCRIPTIONS, Estate, ProtectedDisk, Vault, error_code, protected_disk
 
@@ -44,10 +45,7 @@ def sandbox() -> Iterator[ArmSandbox]:
 
 @pytest.fixture(autouse=True)
 def test_holds_the_clock(sandbox: ArmSandbox) -> Iterator[None]:
-    """The test's own CPU is runnable work: Azure time stands still for it and moves only while it waits."""
-    with sandbox.clock.busy("test"):
-        yield
-    assert not sandbox.clock.watchdog_reports, sandbox.clock.watchdog_reports[0]
+    yield from held_by_the_test(sandbox)
 
 
 def guarded(estate: Estate, excluded: list[str] | None = None) -> ProtectedDisk:

@@ -24,6 +24,7 @@ from sandbox.arm.server import ArmSandbox
 from sandbox.clock import AzureTime, DiscreteClock
 from steward.cloud import azure_time
 from steward.cloud.drills import API
+from tests.integration.clock_held import held_by_the_test
 from tests.integration.sandbox_rs.conftest import DAY, HOUR, TIMING, Estate, error_code, provider_names, vm_names
 
 #: Azure midnight, so the DefaultPolicy's 02:00 runs fall at known instants
@@ -53,10 +54,7 @@ def sandbox() -> Iterator[ArmSandbox]:
 
 @pytest.fixture(autouse=True)
 def test_holds_the_clock(sandbox: ArmSandbox) -> Iterator[None]:
-    """The test's own CPU is runnable work: Azure time stands still for it and moves only while it waits."""
-    with sandbox.clock.busy("test"):
-        yield
-    assert not sandbox.clock.watchdog_reports, sandbox.clock.watchdog_reports[0]
+    yield from held_by_the_test(sandbox)
 
 
 def jobs_of(estate: Estate) -> RecoveryServicesJobs:
