@@ -57,7 +57,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.rules import Protect, ResourceFacts, route
 from steward.report.drills import save_drill_report
 from steward.report.events import drill_events, restore_ready_event
-from steward.report.store import CONTENT_TYPES, ConflictingWrites, update
+from steward.report.store import CONTENT_TYPES, update
 
 bp = df.Blueprint()
 
@@ -92,21 +92,22 @@ def _lease_document(data: bytes | None) -> dict[str, Any] | None:
 
 
 def _take_group(group_id: str, drill_id: str, resource_id: str) -> str | None:
-    """Take the drill group's lease for this drill's VM restore (a conditional write in the report store); the
-    holder when another drill holds it. The lease's time is the wall clock: it only ends the lease of a drill that
-    died before its cleanup (``drill_flow.GROUP_LEASE``)."""
-    store = bootstrap.report_store()
-    name = flow.group_lease_blob(group_id)
-    for _ in range(LEASE_ATTEMPTS):
-        data, version = store.get_versioned(name)
+    """Take the drill group's lease for this drill's VM restore (a conditional write in the report store,
+    :func:`steward.report.store.update`); the holder when another drill holds it. The lease's time is the wall clock:
+    it only ends the lease of a drill that died before its cleanup (``drill_flow.GROUP_LEASE``)."""
+    holder: str | None = None
+
+    def change(data: bytes | None) -> bytes | None:
+        nonlocal holder
         current = _lease_document(data)
         now = datetime.now(UTC)
         taken = flow.take_lease(current, group_id, drill_id, resource_id, now)
-        if taken is None:
-            return flow.lease_holder(current, now)
-        if store.put_if(name, json.dumps(taken).encode(), CONTENT_TYPES[".json"], version=version):
-            return None
-    raise ConflictingWrites(f"{name}: {LEASE_ATTEMPTS} conditional writes lost to other drills")
+        holder = flow.lease_holder(current, now) if taken is None else None
+        return None if taken is None else json.dumps(taken).encode()
+
+    update(bootstrap.report_store(), flow.group_lease_blob(group_id), change, CONTENT_TYPES[".json"],
+           attempts=LEASE_ATTEMPTS)
+    return holder
 
 
 def _release_group(group_id: str, drill_id: str) -> None:
