@@ -795,18 +795,30 @@ def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any
 
 
 def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[RoleGrant]:
-    """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
+    """The role assignments the Backup vault's identity needs for this resource, at the rule's ``roleScope``
+    (``decision.role_scope``). ``resource`` (default): least privilege, each role on the narrowest scope the
+    workload names. ``resourceGroup``: a role on the resource goes to its resource group (the group and snapshot
+    group roles stay where they are). ``subscription``: every role goes to the resource's subscription (the
+    snapshot resource group is in the disk's subscription). As ``Set-AzDataProtectionMSIPermission
+    -PermissionsScope`` assigns them (Azure/azure-powershell ``custom/Cmdlets/Platform/Vault/
+    Set-AzDataProtectionMSIPermission.ps1``: datasource roles at the resource, its group or its subscription;
+    snapshot group roles at the snapshot group, or the subscription)."""
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
         raise ValueError(f"no workload for {decision.resource_type}")
     rid = ResourceId.parse(ResourceRecord.read(facts).id)
     identity = VaultRecord.read(vault)
     snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
+    chosen = decision.role_scope
+    group = str(rid.resource_group_id)
+    subscription = f"/subscriptions/{rid.subscription_id}"
     scopes = {
-        workloads.RoleScope.RESOURCE: str(rid),
-        workloads.RoleScope.RESOURCE_GROUP: str(rid.resource_group_id),
+        workloads.RoleScope.RESOURCE: str(rid) if chosen is workloads.PermissionsScope.RESOURCE else group,
+        workloads.RoleScope.RESOURCE_GROUP: group,
         workloads.RoleScope.SNAPSHOT_RESOURCE_GROUP: str(snapshot_group),
     }
+    if chosen is workloads.PermissionsScope.SUBSCRIPTION:
+        scopes = dict.fromkeys(scopes, subscription)
     if not identity.principal_id:
         raise ValueError(f"the Backup vault {identity.id} has no managed identity")
     return [
