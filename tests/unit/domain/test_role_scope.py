@@ -7,6 +7,8 @@ least privilege spends two per protected disk. Microsoft's own tooling assigns t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from steward.domain import protection_flow as flow
@@ -110,3 +112,64 @@ def test_an_unknown_role_scope_is_refused_by_the_schema() -> None:
     with pytest.raises(InvalidRules) as caught:
         load_rules(rules_with("managementGroup"), "r.yaml")
     assert any("roleScope" in p.field for p in caught.value.problems), caught.value.problems
+
+
+# ---- shared assignments still propagating (flow.rbac_fresh) --------------------------------------------------
+
+NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+
+def test_a_result_of_the_code_before_counts_from_the_grant() -> None:
+    old = {"ok": True, "created": ["Disk Backup Reader"], "settle_seconds": 90, "probe": False}
+    assert flow.rbac_fresh(old, NOW) == (old, NOW)
+
+
+def test_an_assignment_another_protection_just_made_is_waited_for_from_its_creation() -> None:
+    shared = {"ok": True, "created": [], "settle_seconds": 90, "probe": False,
+              "created_on": "2026-12-07T05:59:00.000000Z"}  # a minute ago, by the first disk of the group
+    view, since = flow.rbac_fresh(shared, NOW)
+    assert since == NOW - timedelta(minutes=1)
+    assert view["created"] and flow.rbac_settle_seconds(view) == 90  # waited for as if this grant had made it
+    unknown = {**shared, "settle_seconds": None}
+    assert flow.rbac_awaits_probe(flow.rbac_fresh(unknown, NOW)[0])  # the probe of the worker finds it out
+
+
+def test_an_assignment_older_than_the_documented_bound_is_not_waited_for_even_when_put_again() -> None:
+    old = {"ok": True, "created": ["Disk Backup Reader"], "settle_seconds": None, "probe": True,
+           "created_on": "2026-12-07T05:49:59Z"}
+    view, since = flow.rbac_fresh(old, NOW)
+    assert since == NOW and view["created"] == [] and view["probe"] is False
+    assert flow.rbac_settle_seconds(view) is None and not flow.rbac_awaits_probe(view)
+
+
+def test_a_creation_time_ahead_of_the_orchestration_clock_counts_as_now() -> None:
+    ahead = {"ok": True, "created": ["r"], "settle_seconds": 30, "created_on": "2026-12-07T06:00:05Z"}
+    assert flow.rbac_fresh(ahead, NOW)[1] == NOW
+    naive = NOW.replace(tzinfo=None)
+    assert flow.rbac_fresh(ahead, naive)[1] == naive  # the orchestration's clock as it is
+
+
+# ---- the subscription's role assignment limit ---------------------------------------------------------------
+
+LIMIT = {"ok": False, "code": "RoleAssignmentLimitExceeded", "status": 400,
+         "message": "No more role assignments can be created."}
+
+
+@pytest.mark.parametrize(("scope", "fix"), [
+    (None, "set protect.roleScope: resourceGroup on rule 'bv'"),
+    ("resourceGroup", "set protect.roleScope: subscription on rule 'bv'"),
+    ("subscription", "free role assignments in the subscription"),
+])
+def test_past_the_limit_the_reason_names_azures_4000_and_the_fix(scope: str | None, fix: str) -> None:
+    decision = decide(DISK, rules_with(scope))
+    reason, details = flow.role_grant_refused(LIMIT, decision, {"id": DISK, "location": "westeurope"})
+    assert "4,000 role assignments" in reason and SUB in reason and fix in reason, reason
+    assert "not retried" in reason and "No more role assignments can be created." in reason
+    assert details == {"code": "RoleAssignmentLimitExceeded", "subscription": SUB,
+                       "roleScope": decision.role_scope.value}
+
+
+def test_another_refusal_keeps_azures_message() -> None:
+    other = {"ok": False, "code": "AuthorizationFailed", "message": "no write"}
+    assert flow.role_grant_refused(other, decide(DISK, rules_with(None)), {"id": DISK}) == (
+        "role assignment refused: no write", {})
