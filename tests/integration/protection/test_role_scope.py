@@ -37,6 +37,9 @@ rules:
   - name: least-privilege
     match: {types: [Microsoft.Compute/disks]}
     protect: {vault: regional-default, policy: disk-default}
+  - name: servers
+    match: {types: [Microsoft.DBforPostgreSQL/flexibleServers]}
+    protect: {vault: regional-default, roleScope: subscription}
 """
 
 
@@ -110,6 +113,21 @@ def test_disks_of_one_group_share_one_assignment_and_only_the_probe_is_refused(a
     # of theirs was refused (each sent exactly one); only the first protection's probe was
     refused = _validations(app, mark) - disks
     assert 0 <= refused <= PROBE_REFUSALS, refused
+
+
+def test_subscription_scope_assigns_the_servers_roles_once_on_the_subscription(app: AppStack) -> None:
+    estate, vault = _estate(app)
+    estate.resource_group("rg-db-1", REGION)
+    estate.resource_group("rg-db-2", REGION)
+    app.settle()
+    principal = _principal(app, vault)
+    ids = [estate.postgres("rg-db-1", "pg-one", REGION), estate.postgres("rg-db-2", "pg-two", REGION)]
+    outcomes = _outcomes(app, ids)
+    assert [o["status"] for o in outcomes.values()] == ["Protected"] * 2, outcomes
+    whole = f"/subscriptions/{DEFAULT_SUBSCRIPTION}".lower()
+    # the Long Term Retention Backup role and Reader, each once, on the subscription (both servers, both groups)
+    assert Counter((a["scope"].lower(), a["role"]) for a in _assignments(app, principal)) == Counter({
+        (whole, "c088a766-074b-43ba-90d4-1fb21feae531"): 1, (whole, "acdd72a7-3385-48ef-bd42-f606fba81ae7"): 1})
 
 
 def test_a_grant_past_the_subscriptions_limit_ends_failed_naming_the_limit_and_the_fix(app: AppStack) -> None:
