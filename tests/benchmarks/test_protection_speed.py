@@ -90,6 +90,8 @@ def test_a_burst_of_other_types_protects_each_resource_once_without_429s(tmp_pat
     if kind == "mixed":
         assert bucket["types"] == {"vm": 2, "disk": 2, "storage": 2, "postgres": 2}
     assert 0 < burst["app_mix_fraction_of_binding_bucket"] <= 1.0  # no client needs fewer than the minimum
+    if kind == "disk":  # roleScope resource: a Disk Backup Reader per disk, the snapshot group's role once
+        assert burst["vault_identity_role_assignments"] == {"total": 9, "resource": 8, "resourceGroup": 1}
     # new role assignments: the window cannot beat the propagation floor (a lower bound for any client)
     floor = burst["propagation_floor"]
     assert floor["rbac_seconds"] == 180.0 and floor["seconds"] == 180.0 + 60.0  # 2 writes x 8 fit the 200 tokens
@@ -103,3 +105,28 @@ def test_the_propagation_floor_is_the_write_bucket_after_the_roles_apply() -> No
     floor = protection_speed.propagation_floor(1000, 180.0)
     assert floor["seconds"] == pytest.approx(180 + (2000 - 200) / 10 + 60)
     assert protection_speed.propagation_floor(1000, 30.0)["seconds"] == pytest.approx(30 + 180 + 60)
+
+
+def test_a_warm_group_scoped_burst_is_refused_no_validation_and_holds_two_assignments(tmp_path: Path) -> None:
+    """``--role-scope resourceGroup --warm`` (issue 15): the vault identity's roles are on the group and older than
+    the propagation bound, so no validation is refused (one per disk), the disks share the group's two assignments
+    (Disk Backup Reader, Disk Snapshot Contributor) instead of one each, and the minimum mix is 2 writes per disk:
+    the read bucket binds."""
+    output = tmp_path / "protection_speed.json"
+    status = protection_speed.main([
+        "--skip-latency", "--vms", "8", "--type", "disk", "--clock", "discrete", "--instances", "2", "--seed", "3",
+        "--role-scope", "resourceGroup", "--warm", "--output", str(output),
+    ])
+
+    assert status == 0
+    burst = json.loads(output.read_text())["burst"]
+    assert burst["role_scope"] == "resourceGroup"
+    assert [w["status"] for w in burst["warm_up"]] == ["Protected"]
+    once = burst["exactly_once"]
+    assert once["every_resource_protected"] is True and once["successful_item_puts"] == 8
+    assert burst["app"]["validations_per_backup_vault_resource"] == 1.0
+    assert burst["vault_identity_role_assignments"] == {"total": 2, "resourceGroup": 2}
+    assert burst["propagation_floor"] is None
+    bucket = burst["binding_bucket"]
+    assert bucket["binding"] == "reads" and bucket["minimum_per_resource"]["write"] < 1.5
+    assert sum(burst["app"]["throttled_429"].values()) == 0
