@@ -254,7 +254,15 @@ class RoleAssignments:
         return record
 
     def list_for_scope(self, scope: str, flt: AssignmentFilter) -> list[dict[str, Any]]:
-        """At, above and below ``scope``; ``atScope()`` keeps at and above; ``principalId`` narrows."""
+        """At, above and below ``scope``; ``atScope()`` keeps at and above; ``principalId`` narrows.
+
+        As ``RoleAssignments_ListFor{Scope,Subscription,ResourceGroup}`` answer (Azure/azure-rest-api-specs
+        ``authorization/.../stable/2022-04-01/authorization-RoleAssignmentsCalls.json``: "Use $filter=atScope() to
+        return all role assignments at or above the scope"; MicrosoftDocs/azure-docs
+        ``articles/role-based-access-control/role-assignments-list-rest.md``: atScope() lists them "not including
+        the role assignments at subscopes", so without it a subscription's list holds its groups' and resources'
+        too). Paged on ``nextLink`` (``x-ms-pageable``) by the route. Management groups are not modelled: the
+        root scope ``/`` is the only scope above a subscription here."""
         found = []
         for record in self.all():
             props = record.get("properties", {})
