@@ -424,3 +424,26 @@ def grant_built_in_role(store: ResourceStore, principal_id: str, role_name: str,
         now=now,
         created_by=None,
     )
+
+
+def seed_role_assignments(store: ResourceStore, principal_id: str, role_name: str, scopes: Iterable[str],
+                          now: datetime) -> list[str]:
+    """Sandbox control: ``principal_id`` holds the built-in ``role_name`` at each of ``scopes``, written straight into
+    the store (a subscription near Azure's 4,000 role assignments for tests and benchmarks: through the PUT route
+    each would be a request and a scan of every assignment). No check: neither that a scope exists nor a duplicate.
+    Returns the assignments' ids."""
+    role = ROLES_BY_NAME[role_name.lower()]
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    made = []
+    with store.transaction():
+        for scope in scopes:
+            canonical = "/" + scope.strip("/") if scope.strip("/") else "/"
+            name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{principal_id.lower()}|{role.guid}|{canonical.lower()}"))
+            record = {
+                "id": assignment_id(canonical, name), "name": name, "type": ROLE_ASSIGNMENT_TYPE,
+                "properties": {"roleDefinitionId": role_definition_id(role.guid, parse_id(canonical).subscription_id),
+                               "principalId": principal_id, "principalType": "ServicePrincipal", "scope": canonical,
+                               "createdOn": stamp, "updatedOn": stamp, "createdBy": None, "updatedBy": None},
+            }
+            made.append(str(store.put(record)["id"]))
+    return made
