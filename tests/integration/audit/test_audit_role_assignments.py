@@ -5,20 +5,28 @@ Backup vault identity's share named; a list the app's identity may not read leav
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from activities import audit as audit_activities
 from sandbox.arm import ArmSandbox, PropagationConfig, SandboxConfig
 from sandbox.arm.config import DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION
-from sandbox.arm.providers.authorization_model import define_custom_role, seed_role_assignments
+from sandbox.arm.providers.authorization_model import RoleAssignments, define_custom_role, seed_role_assignments
 from sandbox.estate import Estate
+from steward import bootstrap
 from steward.cloud.clients import CloudClients
 from steward.cloud.inventory import ArmEstateReader, read_estate, role_assignments_list
 from steward.domain.audit import AuditResult, Finding, audit
+from steward.domain.audit.inputs import AuditEvaluation, SubscriptionRead
+from steward.report.store import LocalReportStore
 from steward.rules_file import default_rules_text, load_rules
+from steward.settings import ROLE_ASSIGNMENT_WARN_PERCENT, Settings
 
 SUB, CALM = DEFAULT_SUBSCRIPTION, SECOND_SUBSCRIPTION
 DISKS = "Microsoft.Compute/disks"
@@ -118,6 +126,9 @@ def test_a_list_the_identity_may_not_read_leaves_bkp008_not_assessed_and_the_res
         result = _audit(crowded, clients)
     finally:
         sb.enforce_caller_rbac(auditor, enforce=False)
+        for record in RoleAssignments(sb.store).all():
+            if record["properties"].get("principalId") == auditor:
+                sb.store.delete(record["id"], with_children=False)
     assert [v.name for v in inventory.vaults] == ["bv-weu"]  # the rest of SUB was read
     assert {c.subscription_id for c in inventory.role_assignments} == {CALM}
     [gap] = inventory.gaps
@@ -143,6 +154,33 @@ def test_the_deployed_reader_role_reads_the_list(crowded: Crowded) -> None:
         inventory = read_estate(ArmEstateReader(clients), [SUB, CALM])
     finally:
         sb.enforce_caller_rbac(app, enforce=False)
+        for record in RoleAssignments(sb.store).all():  # the next tests count SUB as the fixture left it
+            if record["properties"].get("principalId") == app:
+                sb.store.delete(record["id"], with_children=False)
     assert inventory.gaps == ()
     # the deployment's own assignments (Reader and the custom roles, on each subscription) count too
     assert {c.subscription_id: c.total for c in inventory.role_assignments}[CALM] > 1
+
+
+def _activity(function: Any) -> Any:
+    return function._function.get_user_function() if hasattr(function, "_function") else function
+
+
+@pytest.mark.parametrize(("percent", "reported"), [(None, False), (79, True)])
+def test_the_audit_activities_carry_the_count_and_the_configured_threshold(
+    crowded: Crowded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, percent: int | None, reported: bool,
+) -> None:
+    """audit_read_subscription stores the count in the run's part, audit_evaluate judges it against
+    STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT: 3,199 of 4,000 is silent at the default 80 %, reported at 79 %."""
+    env = {} if percent is None else {ROLE_ASSIGNMENT_WARN_PERCENT: str(percent)}
+    monkeypatch.setattr(bootstrap, "clients", lambda: crowded.clients)
+    monkeypatch.setattr(bootstrap, "report_store", lambda: LocalReportStore(tmp_path))
+    monkeypatch.setattr(bootstrap, "settings", lambda: Settings.from_env(env))
+    now = crowded.sandbox.clock.now()
+    part = _activity(audit_activities.audit_read_subscription)(SubscriptionRead("run-ra", SUB, now).to_record())
+    summary = _activity(audit_activities.audit_evaluate)(AuditEvaluation((part["part"],), now).to_record())
+    stored = json.loads((tmp_path / summary["report"]).read_text())
+    found = [f for f in stored["findings"] if f["control"] == "BKP-008"]
+    assert bool(found) is reported
+    if found:
+        assert found[0]["details"]["thresholdPercent"] == "79" and found[0]["details"]["roleAssignments"] == "3199"
