@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
@@ -33,9 +33,9 @@ from steward.cloud.protection import (
 )
 from steward.cloud.wire import dig
 from steward.domain import blob_containers, operations, protection_flow
-from steward.domain.errors import StewardError
+from steward.domain.errors import InvalidValue, StewardError
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import VaultKind, normalise_region
+from steward.domain.kernel import VaultKind, normalise_region, parse_time
 from steward.domain.protection import ProtectionRef
 from steward.domain.protection_inputs import (
     BackupInstanceRequest,
@@ -91,6 +91,14 @@ def _adapter(kind: str) -> RecoveryServicesProtection | BackupVaultProtection:
     if kind == VaultKind.RECOVERY_SERVICES:
         return RecoveryServicesProtection(clients, bootstrap.arm_cache())
     return BackupVaultProtection(clients, bootstrap.arm_cache())
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 time as ARM writes it, for ordering (unreadable: the earliest)."""
+    try:
+        return parse_time(text) or datetime.min.replace(tzinfo=UTC)
+    except InvalidValue:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _guard(effect: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -436,24 +444,26 @@ def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
 
 @bp.activity_trigger(input_name="request")
 def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
-    """Give the Backup vault's identity the roles its workload needs (idempotent). ``settle_seconds``: when a role
-    was created, how long this worker last saw the identity's new roles take to apply (None: not known), for the
-    orchestrator to wait before validating (``protection_flow.rbac_settle_seconds``)."""
+    """Give the Backup vault's identity the roles its workload needs (idempotent). ``created``: the roles whose PUT
+    was sent; ``created_on``: when the newest of the assignments was made (None: not known), so a protection
+    whose roles another one just made (a shared group or subscription scope) waits for them too;
+    ``settle_seconds``: how long this worker last saw the identity's new roles take to apply (None: not known);
+    ``probe``: this protection finds that out (``protection_flow.rbac_settle_seconds``, ``rbac_fresh_since``)."""
     wanted = RoleGrants.from_record(request)
     adapter = BackupVaultProtection(bootstrap.clients(), bootstrap.arm_cache())
 
     def effect() -> dict[str, Any]:
         if wanted.fresh:  # still refused after the documented propagation bound: PUT them again
             adapter.forget_roles(wanted.principal_id)
-        created = [
-            grant.role
-            for grant in wanted.grants
-            if adapter.ensure_role(wanted.principal_id, grant.role_definition_guid, grant.scope)
-        ]
+        done = [(grant.role, adapter.grant_role(wanted.principal_id, grant.role_definition_guid, grant.scope))
+                for grant in wanted.grants]
+        created = [role for role, granted in done if granted.put]
+        made = [granted.created_on for _, granted in done if granted.created_on]
         principal = wanted.principal_id
-        settle = adapter.settle_seconds(principal) if created else None
+        settle = adapter.settle_seconds(principal)
         probe = bool(created) and settle is None and adapter.claim_probe(principal)
-        return {"ok": True, "created": created, "settle_seconds": settle, "probe": probe}
+        return {"ok": True, "created": created, "settle_seconds": settle, "probe": probe,
+                "created_on": max(made, key=_instant) if made else None}
 
     return _guard(effect)
 

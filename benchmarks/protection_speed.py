@@ -59,6 +59,7 @@ from benchmarks.common import (
     APP_PRINCIPAL,
     ARTIFACTS,
     CREATOR_PRINCIPAL,
+    REPO,
     AppStack,
     ArmCall,
     by_kind,
@@ -156,12 +157,21 @@ def _timings() -> dict[str, Any]:
     }
 
 
-def _group_scoped_roles(arm_type: str) -> tuple[int, int]:
-    """(roles on the resource, roles on a resource group) the app's workload model asks for."""
+#: the rules' ``protect.roleScope`` values (Az.DataProtection ``Set-AzDataProtectionMSIPermission
+#: -PermissionsScope Resource|ResourceGroup|Subscription``): where the vault identity's roles go
+ROLE_SCOPES: Final = ("resource", "resourceGroup", "subscription")
+
+
+def _group_scoped_roles(arm_type: str, role_scope: str = "resource") -> tuple[int, int]:
+    """(roles on the resource, roles shared by the burst's one resource group) the app's workload model asks for
+    under ``role_scope``: with ``resourceGroup`` or ``subscription`` every role is one assignment for the whole
+    burst (one group, one subscription), none per resource."""
     from steward.domain import workloads
 
     workload = workloads.workload_for(arm_type)
     assert workload is not None, arm_type
+    if role_scope != "resource":
+        return 0, len(workload.roles)
     on_resource = sum(1 for r in workload.roles if r.scope is workloads.RoleScope.RESOURCE)
     return on_resource, len(workload.roles) - on_resource
 
@@ -188,10 +198,11 @@ def category(method: str, path: str) -> str:
     return next((name for name, matches in CATEGORIES if matches(method, lower)), f"other {method}")
 
 
-def minimum_requests(rtype: ResourceType, count: int) -> dict[str, Any]:
+def minimum_requests(rtype: ResourceType, count: int, role_scope: str = "resource") -> dict[str, Any]:
     """Minimum requests for ``count`` resources of a type in one resource group: per request category and
     per kind (per resource), and the floor of modelled Azure time on that path (latencies of the sequential
-    requests + LRO waits rounded up to the Retry-After the API sends)."""
+    requests + LRO waits rounded up to the Retry-After the API sends). ``role_scope``: the rules'
+    ``protect.roleScope`` (``ROLE_SCOPES``)."""
     t = _timings()
     lat = t["latency"]
     if rtype.vault == "rs":
@@ -205,7 +216,7 @@ def minimum_requests(rtype: ResourceType, count: int) -> dict[str, Any]:
         v_duration, v_retry = t["bv_validate"]
         i_duration, i_retry = t["bv_instance"]
         v_polls, i_polls = _lro_polls(v_duration, v_retry), _lro_polls(i_duration, i_retry)
-        on_resource, on_group = _group_scoped_roles(rtype.arm_type)
+        on_resource, on_group = _group_scoped_roles(rtype.arm_type, role_scope)
         per = {"GET resource": 1.0, "PUT role assignment": on_resource + on_group / count,
                "validateForBackup": 1.0, "PUT item/instance": 1.0, "LRO poll": float(v_polls + i_polls),
                "GET item/instance": 1.0}
@@ -521,7 +532,7 @@ def _fire_creations(app: AppStack, resources: list[tuple[ResourceType, str]], th
     return {"creator_sdk_gave_up_then_retried": retries["throttled"]}
 
 
-def binding_bucket(resources: list[tuple[ResourceType, str]]) -> dict[str, Any]:
+def binding_bucket(resources: list[tuple[ResourceType, str]], role_scope: str = "resource") -> dict[str, Any]:
     """Protections per Azure second ARM's per-principal buckets allow at the burst's minimum request mix.
 
     The mix is ``minimum_requests`` (``MINIMUM_REASONS``) averaged over the burst's resources, with the
@@ -534,14 +545,18 @@ def binding_bucket(resources: list[tuple[ResourceType, str]]) -> dict[str, Any]:
     writes -> 3.33/s (reads 6 -> 4.17/s); storage: 3 writes -> 3.33/s; PostgreSQL: 3 (+ Reader on the
     group, once) -> 3.33/s; mixed (a quarter each): 2.75 writes -> 3.64/s (reads 5.5 -> 4.55/s). A validation
     Azure refuses while the vault identity's new roles propagate costs a POST more (``MINIMUM_REASONS``): not
-    in the minimum, so it shows as a burst below the binding bucket."""
+    in the minimum, so it shows as a burst below the binding bucket.
+
+    ``role_scope`` ``resourceGroup`` or ``subscription`` (the rules' ``protect.roleScope``): the roles are a few
+    assignments for the whole burst, so a disk, a storage account or a PostgreSQL server costs 2 writes
+    (validateForBackup, the instance PUT) and 6 reads: the read bucket binds at 25 / 6 = 4.17/s."""
     from sandbox.arm.config import ThrottleConfig
 
     counts = Counter(rtype.key for rtype, _ in resources)
     total = max(1, len(resources))
     mix = {"read": 0.0, "write": 0.0, "action": 0.0}
     for key, count in counts.items():
-        per = minimum_requests(TYPE_BY_KEY[key], count)["per_resource"]
+        per = minimum_requests(TYPE_BY_KEY[key], count, role_scope)["per_resource"]
         for kind in mix:
             mix[kind] += per[kind] * count / total
     throttle = ThrottleConfig()
@@ -549,21 +564,32 @@ def binding_bucket(resources: list[tuple[ResourceType, str]]) -> dict[str, Any]:
     by_bucket = {"writes": throttle.writes.refill_per_second / writes if writes else math.inf,
                  "reads": throttle.reads.refill_per_second / mix["read"] if mix["read"] else math.inf}
     binding = min(by_bucket, key=lambda name: by_bucket[name])
-    return {"types": dict(counts), "minimum_per_resource": {k: round(v, 3) for k, v in mix.items()},
+    return {"types": dict(counts), "role_scope": role_scope,
+            "minimum_per_resource": {k: round(v, 3) for k, v in mix.items()},
             "protections_per_second_by_bucket": {k: round(v, 3) for k, v in by_bucket.items()},
             "binding": binding, "protections_per_second": round(by_bucket[binding], 3)}
 
 
 def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | None, creator_threads: int = 8,
                   timeout: float = 3600.0, clock: str = "scaled", extra_activity_cpu_ms: float = 0.0,
-                  instances: int = 1, type_key: str = "vm") -> dict[str, Any]:
-    """A burst of ``vms`` creations of ``type_key`` (``BURST_TYPES``; ``mixed``: the four types in turn)."""
+                  instances: int = 1, type_key: str = "vm", role_scope: str = "resource",
+                  warm: bool = False) -> dict[str, Any]:
+    """A burst of ``vms`` creations of ``type_key`` (``BURST_TYPES``; ``mixed``: the four types in turn).
+
+    ``role_scope``: the rules' ``protect.roleScope`` for the Backup-vault types (``ROLE_SCOPES``; ``resource``:
+    the packaged default rules). ``warm``: before the burst, one resource of each Backup-vault type in it is
+    protected through the app and the clock is moved past the RBAC propagation delay, as in a resource group
+    that already held protected resources (the roles of a group / subscription scope then exist; at the resource
+    scope only the delay is known): not part of the measured burst."""
     from sandbox.arm.config import DEFAULT_SUBSCRIPTION, ThrottleConfig
     from sandbox.estate import Estate
     from steward.cloud.protection import BackupVaultProtection, RecoveryServicesProtection
 
+    if role_scope not in ROLE_SCOPES:
+        raise ValueError(f"role_scope must be one of {ROLE_SCOPES}, not {role_scope!r}")
+    settings = {} if role_scope == "resource" else {"STEWARD_RULES": rules_with_role_scope(role_scope)}
     app = start_app_stack(scale=scale, seed=seed, activity_slots=activity_slots, clock=clock,
-                          extra_activity_cpu_ms=extra_activity_cpu_ms, instances=instances)
+                          extra_activity_cpu_ms=extra_activity_cpu_ms, instances=instances, settings=settings)
     try:
         estate = Estate(app.creator, DEFAULT_SUBSCRIPTION)
         estate.resource_group(GROUP, REGION)
@@ -574,6 +600,7 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         if any(rtype.vault == "bv" for rtype, _ in resources):
             vaults["bv"] = estate.backup_vault(GROUP, "bv-burst", REGION)
         app.settle()
+        warmed = _warm_up(app, resources, timeout) if warm else []
         # fresh, full buckets for the burst (the set-up above used a few tokens)
         app.sandbox.configure_throttle(ThrottleConfig(enabled=True))
         mark = app.log.mark()
@@ -604,8 +631,11 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         virtual1, wall1, cpu1 = app.sandbox.clock.now(), time.perf_counter(), time.process_time()
         protected_in = {"rs": RecoveryServicesProtection(app.creator), "bv": BackupVaultProtection(app.creator)}
         report = _burst_report(app, vaults, resources, mark=mark, virtual=(virtual0, fired_virtual, virtual1),
-                               wall=(wall0, fired_wall, wall1), creator=creator, adapters=protected_in)
+                               wall=(wall0, fired_wall, wall1), creator=creator, adapters=protected_in,
+                               role_scope=role_scope, roles_exist=warm and role_scope != "resource")
         report["type"] = type_key
+        report["role_scope"] = role_scope
+        report["warm_up"] = warmed
         # one process runs sandbox, host, runner and activities: near 1.0 means the GIL, not Azure, paced it
         report["clock"] = app.clock_facts()
         # issue 15 item 4: N modelled app instances (own slots, pacer, clients), one task hub
@@ -624,6 +654,72 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         app.stop()
 
 
+def rules_with_role_scope(role_scope: str) -> str:
+    """The packaged default rules with ``protect.roleScope: role_scope`` on every Backup-vault rule (JSON, which
+    ``STEWARD_RULES`` reads as YAML)."""
+    import json
+
+    import yaml
+
+    from steward.domain import workloads
+
+    rules = yaml.safe_load((REPO / "steward" / "domain" / "default_rules.yaml").read_text())
+    for rule in rules["rules"]:
+        kinds = {workloads.workload_for(t) for t in rule.get("match", {}).get("types", [])}
+        if "protect" in rule and kinds and all(k is not None and k.roles for k in kinds):
+            rule["protect"]["roleScope"] = role_scope
+    return json.dumps(rules)
+
+
+def propagation_floor(backup_vault_resources: int, rbac_seconds: float) -> dict[str, Any]:
+    """The shortest window (first creation event -> last verification) ANY client can reach for a burst of
+    ``backup_vault_resources`` whose vault identity gets NEW role assignments, under ARM's write bucket and the
+    sandbox's RBAC propagation delay - a lower bound, not a schedule.
+
+    Every validation that passes comes at least ``rbac_seconds`` after a grant, so after the first creation event
+    (no grant can precede it). From then on each resource still needs 2 writes (its passing validateForBackup
+    and its instance PUT; a refused validation only adds writes), and the write bucket holds at most its
+    capacity then (200) and refills 10/s: the last instance PUT comes no sooner than rbac_seconds + (2n - 200) /
+    10, and its operation takes the modelled instance duration (60 s) before the verifying GET can see it. The
+    creations' own pace, the validations' 30 s and every latency are left out (the bound only gets lower)."""
+    from sandbox.arm.config import ThrottleConfig
+    from sandbox.arm.providers.dataprotection import DURATIONS
+
+    writes = ThrottleConfig().writes
+    after = max(0.0, 2 * backup_vault_resources - writes.capacity) / writes.refill_per_second
+    seconds = rbac_seconds + after + DURATIONS["instance"]
+    return {"seconds": round(seconds, 1), "rbac_seconds": rbac_seconds,
+            "reason": f"{rbac_seconds:g} s RBAC propagation + {after:g} s for the 2 writes per resource left once "
+                      f"roles apply ({writes.capacity:g} tokens, {writes.refill_per_second:g}/s) + "
+                      f"{DURATIONS['instance']:g} s instance operation"}
+
+
+def _warm_up(app: AppStack, resources: list[tuple[ResourceType, str]], timeout: float) -> list[dict[str, Any]]:
+    """Protect one resource of each Backup-vault type of the burst through the app (the burst's group), then move
+    the clock past the sandbox's RBAC propagation delay: the state of a group that already held protected
+    resources. Returns what each warm-up ended with."""
+    from sandbox.arm.config import DEFAULT_SUBSCRIPTION
+
+    kinds = sorted({rtype.key for rtype, _ in resources if rtype.vault == "bv"})
+    warm = [(TYPE_BY_KEY[k], f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}/providers/"
+                             f"{TYPE_BY_KEY[k].arm_type}/{'stwarm' if k == 'storage' else 'warm-'}{k[:8]}")
+            for k in kinds]
+    if not warm:
+        return []
+    _fire_creations(app, warm, 1)
+    wanted = {rid.lower() for _, rid in warm}
+
+    def outcomes() -> dict[str, str]:
+        return {str(p.data.get("resourceId", "")).lower(): str(p.data.get("status"))
+                for p in app.log.outcomes() if str(p.data.get("resourceId", "")).lower() in wanted}
+
+    wait_until(lambda: wanted <= set(outcomes()), timeout, "the warm-up protections", poll=0.2)
+    app.settle(timeout)
+    app.sandbox.clock.advance(float(app.sandbox.ctx.propagation.rbac_seconds) + 1.0)
+    ended = outcomes()
+    return [{"resource": rid, "status": ended[rid.lower()]} for _, rid in warm]
+
+
 def _protections(vaults: dict[str, str], adapters: dict[str, Any]) -> Counter[str]:
     """Source resource id (lower case) -> how many protected items / backup instances name it, in the vaults."""
     sources = Counter[str]()
@@ -638,7 +734,7 @@ def _protections(vaults: dict[str, str], adapters: dict[str, Any]) -> Counter[st
 
 def _burst_report(app: AppStack, vaults: dict[str, str], resources: list[tuple[ResourceType, str]], *, mark: int,
                   virtual: tuple[datetime, ...], wall: tuple[float, ...], creator: dict[str, Any],
-                  adapters: dict[str, Any]) -> dict[str, Any]:
+                  adapters: dict[str, Any], role_scope: str = "resource", roles_exist: bool = False) -> dict[str, Any]:
     from sandbox.arm.config import ThrottleConfig
 
     calls = app.log.since(mark)
@@ -689,10 +785,12 @@ def _burst_report(app: AppStack, vaults: dict[str, str], resources: list[tuple[R
     count = max(1, len(ids))
     app_writes = sum(1 for c in app_calls if c.kind in ("write", "action") and c.status < 400) / count
     app_reads = sum(1 for c in app_calls if c.kind == "read" and c.status < 400) / count
-    bucket = binding_bucket(resources)
+    bucket = binding_bucket(resources, role_scope)
     validations = sum(1 for c in app_calls if category(c.method, c.path) == "validateForBackup" and c.status < 400)
     bv_count = sum(1 for rtype, _ in resources if rtype.vault == "bv")
     hold = _timings()["rs_enable"][0]
+    floor = propagation_floor(bv_count, float(app.sandbox.ctx.propagation.rbac_seconds)) if bv_count and not \
+        roles_exist else None
     return {
         "resources": len(ids),
         "clock_scale": float(app.sandbox.clock.scale) if not app.discrete else None,
@@ -710,6 +808,10 @@ def _burst_report(app: AppStack, vaults: dict[str, str], resources: list[tuple[R
         "window_fraction_of_binding_bucket": round(rate / bucket["protections_per_second"], 3),
         # what the app's own request mix allows against the bucket (1.0: no request beyond the minimum's writes),
         # and how busy it kept the write bucket over the window (the initial 200 tokens included)
+        # new role assignments: no client can end the burst sooner (propagation_floor); None: the roles existed
+        "propagation_floor": floor,
+        "window_fraction_of_propagation_floor": round(floor["seconds"] / window, 3)
+        if floor and window and not math.isnan(window) and window > 0 else None,
         "app_mix_fraction_of_binding_bucket": round(
             min(refill / app_writes if app_writes else math.inf,
                 ThrottleConfig().reads.refill_per_second / app_reads if app_reads else math.inf)
@@ -824,7 +926,9 @@ def render(result: dict[str, Any]) -> str:
         bucket = burst["binding_bucket"]
         lines.append(f"Burst: {burst['resources']} creations of {burst.get('type', 'vm')} in one subscription, "
                      f"write throttle on (200 tokens, 10/s per principal), {_clock_text(burst)}, "
-                     f"{burst.get('instances', 1)} app instance(s), {burst['activity_slots']} activity slots")
+                     f"{burst.get('instances', 1)} app instance(s), {burst['activity_slots']} activity slots, "
+                     f"roleScope {burst.get('role_scope', 'resource')}"
+                     f"{', warm (one of each type protected first)' if burst.get('warm_up') else ''}")
         once = burst["exactly_once"]
         ceilings = burst["ceilings_per_virtual_second"]
         rows = [
@@ -834,6 +938,9 @@ def render(result: dict[str, Any]) -> str:
              f"{_kinds_text(bucket['minimum_per_resource'])} r/w/a per resource)", bucket["protections_per_second"]],
             ["  steady / window as a fraction of it",
              f"{burst['steady_fraction_of_binding_bucket']} / {burst['window_fraction_of_binding_bucket']}"],
+            ["window no client can beat with new role assignments (s) / reached fraction of it",
+             f"{burst['propagation_floor']['seconds']} / {burst['window_fraction_of_propagation_floor']}"
+             if burst.get("propagation_floor") else "- (no new role assignments)"],
             ["ceiling at the app's own mix: write throttle / read throttle",
              f"{ceilings['write_throttle']} / {ceilings['read_throttle']}"],
             ["  the app's mix as a fraction of the binding bucket / write bucket kept busy (window)",
@@ -893,6 +1000,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=1,
                         help="app instances the runner models in the burst (Flex Consumption scale-out: each has "
                              "host.json's activity slots and its own ARM pacer; one task hub)")
+    parser.add_argument("--role-scope", choices=ROLE_SCOPES, default="resource",
+                        help="the rules' protect.roleScope for the Backup-vault types in the burst")
+    parser.add_argument("--warm", action="store_true",
+                        help="protect one resource of each Backup-vault type first and let its roles apply "
+                             "(a group that already held protected resources), outside the measured burst")
     parser.add_argument("--creator-threads", type=int, default=8)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds the burst may take")
@@ -919,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
                                         activity_slots=args.activity_slots, creator_threads=args.creator_threads,
                                         timeout=args.timeout, clock=args.clock,
                                         extra_activity_cpu_ms=args.extra_activity_cpu, instances=args.instances,
-                                        type_key=args.burst_type)
+                                        type_key=args.burst_type, role_scope=args.role_scope, warm=args.warm)
     result["real_seconds"] = round(time.perf_counter() - started, 1)
     write_result(args.output, result)
     print(render(result))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import azure.durable_functions as df
@@ -151,11 +151,18 @@ def _protect_steps(
     grants = flow.role_grants(decision, facts, vault)
     granted = yield from call_with_backoff(context, "grant_vault_roles", RETRY,
                                            RoleGrants(str(vault.principal_id), tuple(grants)).to_record())
-    if not granted["ok"]:
-        return _outcome(intent, OutcomeStatus.FAILED, reason=f"role assignment refused: {granted['message']}",
-                        **common)
-    granted_at = context.current_utc_datetime
-    polled = yield from _settle_roles(context, granted, vault.principal_id)
+    if not granted["ok"]:  # past the subscription's 4,000 role assignments no retry helps: the reason says why
+        reason, details = flow.role_grant_refused(granted, decision, facts)
+        return _outcome(intent, OutcomeStatus.FAILED, reason=reason, **common, **({"details": details} if details
+                                                                                   else {}))
+    # the roles' wait counts from when the newest assignment was made: by this grant, or by another protection of
+    # the same group (roleScope resourceGroup / subscription share one), still propagating (flow.rbac_fresh)
+    claimed = bool(granted.get("probe"))
+    granted, granted_at = flow.rbac_fresh(granted, context.current_utc_datetime)
+    if claimed and not granted.get("probe"):  # the probe was claimed for roles long applied: let the others go
+        yield from call_with_backoff(context, "note_rbac_settle", RETRY,
+                                     RbacSettleNote(str(vault.principal_id)).to_record())
+    polled = yield from _settle_roles(context, granted, vault.principal_id, granted_at)
     request = BackupInstanceRequest(resource_id=resource_id, vault_id=vault.id, policy=decision.policy, facts=facts,
                                     decision=decision, rule=decision.rule)
     regrant = RoleGrants(str(vault.principal_id), tuple(grants), fresh=True)
@@ -316,15 +323,18 @@ def _create_vault(context: df.DurableOrchestrationContext, request: VaultToCreat
     return made
 
 
-def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, Any], principal_id: str | None) -> Task:
-    """Wait, on durable timers, before the first validation when the grant created role assignments: the time the
-    worker last saw new roles take to apply, or, while one protection finds that out, until it did
-    (``protection_flow.rbac_settle_seconds`` / ``rbac_awaits_probe``). Returns the time learned from a look (None:
-    none)."""
-    granted_at = context.current_utc_datetime
+def _settle_roles(context: df.DurableOrchestrationContext, granted: dict[str, Any], principal_id: str | None,
+                  granted_at: datetime) -> Task:
+    """Wait, on durable timers, before the first validation when the grant's role assignments are new (made by it,
+    or by another protection moments ago: ``flow.rbac_fresh``; ``granted_at``: when the newest was made): until the
+    time the worker last saw new roles take to apply has passed since, or, while one protection finds that out,
+    until it did (``protection_flow.rbac_settle_seconds`` / ``rbac_awaits_probe``). Returns the time learned from a
+    look (None: none)."""
     settle = flow.rbac_settle_seconds(granted)
     if settle is not None:
-        yield context.create_timer(granted_at + timedelta(seconds=settle))
+        until = granted_at + timedelta(seconds=settle)
+        if until > context.current_utc_datetime:
+            yield context.create_timer(until)
         return None
     if not flow.rbac_awaits_probe(granted):
         return None

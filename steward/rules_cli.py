@@ -78,7 +78,13 @@ def _target_text(rules: RuleSet, index: int) -> str:
     else:
         vault = spec.vault
     policy = spec.policy or "the workload's default policy"
-    return f"protect in {vault}, {policy}"
+    roles = "" if spec.role_scope == "resource" else f", vault roles per {_ROLE_SCOPE_TEXT[spec.role_scope]}"
+    return f"protect in {vault}, {policy}{roles}"
+
+
+#: how ``check`` and ``explain`` name a rule's ``roleScope``
+_ROLE_SCOPE_TEXT: Final = {"resource": "resource (least privilege)", "resourceGroup": "resource group",
+                           "subscription": "subscription"}
 
 
 CHECK_COLUMNS = ("index", "name", "line", "when", "then")
@@ -150,6 +156,8 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
                      f"(tagged {vault['defaultTag']}=true, or the only one)")
         out.write(f"=> PROTECT by rule {decision['rule']!r}\n  vault:  {where}\n  policy: {decision['policy']}\n"
                   f"  RPO:    {decision['rpoHours']} h; on delete: {decision['onDelete']}\n")
+        if decision.get("vaultKind") == "Backup":  # the Backup vault identity's role assignments (roleScope)
+            out.write(f"  roles:  one assignment per {_ROLE_SCOPE_TEXT[decision.get('roleScope') or 'resource']}\n")
         drill = result.get("drill")
         if drill is None:
             out.write("  drill:  none (no drill rule matches)\n")

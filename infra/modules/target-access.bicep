@@ -96,8 +96,9 @@ resource operatorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01'
 }
 
 // Scope: subscription, conditioned. The vault identity's roles go on the protected resource, its resource
-// group or the snapshot resource group, which can be any group in the subscription; the condition (not
-// the scope) is what keeps this narrow.
+// group or the snapshot resource group, which can be any group in the subscription, or (a rule's
+// protect.roleScope: subscription) on the subscription itself; the condition (not the scope) is what keeps
+// this narrow.
 resource grantorAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(subscription().id, principalId, grantorRoleGuid)
   properties: {

@@ -185,3 +185,9 @@ class SandboxConfig:
     faults: FaultConfig = FaultConfig()
     events: EventDeliveryConfig = EventDeliveryConfig()
     propagation: PropagationConfig = PropagationConfig()
+    #: Azure RBAC: "Azure supports up to 4000 role assignments per subscription. This limit includes role
+    #: assignments at the subscription, resource group, and resource scopes, but not at the management group
+    #: scope" ... "fixed and cannot be increased" (MicrosoftDocs/azure-docs
+    #: articles/role-based-access-control/troubleshoot-limits.md). A NEW assignment past it is refused 400
+    #: ``RoleAssignmentLimitExceeded`` (status inferred); ``ArmSandbox.configure_role_assignment_limit`` at run time.
+    role_assignments_per_subscription: int = 4000

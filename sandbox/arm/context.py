@@ -123,6 +123,8 @@ class ProviderContext:
         self.tag_writers: list[Callable[[str, dict[str, str]], bool]] = []
         #: eventual-consistency delays (RBAC propagation, VM readiness/discovery); ArmSandbox.configure_propagation
         self.propagation: PropagationConfig = config.propagation
+        #: role assignments per subscription (Azure's 4,000); ArmSandbox.configure_role_assignment_limit
+        self.role_assignment_limit: int = config.role_assignments_per_subscription
 
     # -- hooks ----------------------------------------------------------------------------------
     def add_move_guard(self, guard: MoveGuard) -> None:

@@ -341,6 +341,11 @@ class ArmSandbox:
         """RBAC propagation delay, VM write events on accept, VM discovery (config.PropagationConfig)."""
         self.ctx.propagation = propagation
 
+    def configure_role_assignment_limit(self, limit: int) -> None:
+        """Role assignments per subscription past which a new one is refused ``RoleAssignmentLimitExceeded``
+        (config.SandboxConfig.role_assignments_per_subscription; Azure's is 4,000)."""
+        self.ctx.role_assignment_limit = int(limit)
+
     def move_subscription(self, subscription_id: str, tenant_id: str) -> None:
         """Sandbox-only: move a subscription to another tenant (as a tenant admin would in the portal)."""
         self.subscriptions.move_to_tenant(subscription_id, tenant_id)

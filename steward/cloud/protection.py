@@ -12,6 +12,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from azure.mgmt.dataprotection.models import (
@@ -30,7 +31,7 @@ from steward.cloud.polling import patient
 from steward.cloud.wire import dig, wire
 from steward.domain import protection_flow, vault_defaults
 from steward.domain.ids import ResourceId
-from steward.domain.kernel import VaultKind, normalise_region
+from steward.domain.kernel import VaultKind, format_time, normalise_region
 from steward.domain.protection import ProtectionRef
 from steward.domain.protection_results import ResourceRecord, VaultRecord, VmProtectionBegun
 
@@ -557,6 +558,15 @@ def instance_name(resource_id: str) -> str:
     return f"{rid.name.lower()}-{digest}"
 
 
+@dataclass(frozen=True)
+class RoleGranted:
+    """What :meth:`BackupVaultProtection.grant_role` did: ``put`` the PUT was sent (and succeeded); ``created_on``
+    when the assignment was made (ISO 8601 UTC; None: not known - made under another name, or cached before)."""
+
+    put: bool
+    created_on: str | None
+
+
 def role_assignment_name(principal_id: str, role_definition_guid: str, scope: str) -> str:
     """Deterministic role assignment GUID, so re-running never creates a duplicate."""
     seed = f"{principal_id.lower()}|{role_definition_guid.lower()}|{scope.lower()}"
@@ -598,14 +608,25 @@ class BackupVaultProtection(_VaultAdapter):
         self.forget_policy(vault_id, policy_name)
 
     def ensure_role(self, principal_id: str, role_definition_guid: str, scope: str) -> bool:
+        """:meth:`grant_role`; True when the PUT was sent and succeeded (200 or 201: a create and an idempotent
+        re-create are not told apart); False when it is known to exist - another name answers 409
+        ``RoleAssignmentExists``, or the app granted it within the cache's lifetime (no request)."""
+        return self.grant_role(principal_id, role_definition_guid, scope).put
+
+    def grant_role(self, principal_id: str, role_definition_guid: str, scope: str) -> RoleGranted:
         """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no
-        list first). True when the PUT succeeded (200 or 201: a create and an idempotent re-create are not
-        told apart); False when it is known to exist - another name answers 409 ``RoleAssignmentExists``, or the app
-        granted it within the cache's lifetime (no request). A role held only at a scope above (a group, the
-        subscription) gets its own assignment here: harmless, and one request instead of a list per role."""
+        list first), unless the worker's cache knows it granted it. A role held only at a scope above (a group, the
+        subscription) gets its own assignment here: harmless, and one request instead of a list per role.
+
+        Answers the assignment's ``createdOn`` too (the PUT's answer; the cache keeps it): an assignment shared by
+        several protections (``roleScope`` ``resourceGroup`` / ``subscription``) may have been made by another one
+        moments ago and still propagate, and the protection waits for it from that time. Azure answers an
+        idempotent re-PUT with the existing assignment, so its ``createdOn`` is the first PUT's (**inferred**: the
+        REST reference shows a create's answer only; the sandbox answers so)."""
         key = arm_cache.role_key(principal_id, role_definition_guid, scope)
-        if self._cache.get(key):
-            return False
+        cached = self._cache.get(key)
+        if cached:
+            return RoleGranted(put=False, created_on=cached if isinstance(cached, str) else None)
         rid = ResourceId.parse(scope)
         client = self._clients.authorization(rid.subscription_id)
         role_definition_id = (
@@ -614,7 +635,7 @@ class BackupVaultProtection(_VaultAdapter):
         )
         try:
             with azure_errors():
-                client.role_assignments.create(
+                made = client.role_assignments.create(
                     scope,
                     role_assignment_name(principal_id, role_definition_guid, scope),
                     {
@@ -628,10 +649,12 @@ class BackupVaultProtection(_VaultAdapter):
         except AzureRefusal as refusal:
             if refusal.code == "RoleAssignmentExists":
                 self._cache.put(key, True)
-                return False
+                return RoleGranted(put=False, created_on=None)
             raise
-        self._cache.put(key, True)
-        return True
+        created_on = getattr(made, "created_on", None)
+        stamp = format_time(created_on) if isinstance(created_on, datetime) else None
+        self._cache.put(key, stamp or True)
+        return RoleGranted(put=True, created_on=stamp)
 
     def forget_roles(self, principal_id: str) -> None:
         self._cache.drop("role", principal_id.lower())

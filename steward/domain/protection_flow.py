@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from steward.domain import rules, workloads
@@ -699,6 +699,61 @@ def rbac_note(granted: Mapping[str, Any], refused: int, accepted_after: float | 
     return None
 
 
+def rbac_fresh(granted: Mapping[str, Any], granted_at: datetime) -> tuple[dict[str, Any], datetime]:
+    """The grant as :func:`rbac_settle_seconds`, :func:`rbac_awaits_probe` and :func:`rbac_note` read it, and the
+    time the roles' wait counts from, given ``granted_at`` (the orchestration's time after ``grant_vault_roles``).
+
+    ``grant_vault_roles`` answers ``created_on``, when the newest of the assignments was made (issue 15: a
+    ``roleScope`` of ``resourceGroup`` or ``subscription`` shares one assignment among many protections). An
+    assignment younger than the documented propagation bound (``RBAC_REGRANT_SECONDS``) may still be propagating
+    whoever made it: the protection waits for it as for its own, from its ``createdOn`` (``created`` is marked so
+    even when this grant sent no PUT: another protection of the worker made it). One older than the bound has
+    applied: nothing to wait for, even when this grant re-PUT it. A result without ``created_on`` (the code before,
+    or an assignment made under another name) is read as before: from ``granted_at``, when the grant PUT roles."""
+    if "created_on" not in granted:
+        return dict(granted), granted_at
+    made = aware_time(granted.get("created_on"))
+    if made is None:
+        return dict(granted), granted_at
+    at = granted_at if granted_at.tzinfo is not None else granted_at.replace(tzinfo=UTC)
+    made = min(made.astimezone(UTC), at.astimezone(UTC))
+    if (at - made).total_seconds() >= RBAC_REGRANT_SECONDS:
+        return {**granted, "created": [], "probe": False}, granted_at
+    since = made if granted_at.tzinfo is not None else made.replace(tzinfo=None)  # as the orchestration's clock
+    return {**granted, "created": list(granted.get("created") or []) or ["shared"]}, since
+
+
+#: Azure RBAC's role assignments per subscription ("Azure supports up to 4000 role assignments per subscription
+#: ... fixed and cannot be increased"; MicrosoftDocs/azure-docs articles/role-based-access-control/
+#: troubleshoot-limits.md) and the code past it ("No more role assignments can be created (code:
+#: RoleAssignmentLimitExceeded)"), lower-cased
+ROLE_ASSIGNMENTS_PER_SUBSCRIPTION: Final = 4000
+ROLE_ASSIGNMENT_LIMIT_CODE: Final = "roleassignmentlimitexceeded"
+
+
+def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, facts: Facts) -> tuple[str, dict[str, Any]]:
+    """The reason (and details) of a protection whose role assignment Azure refused. Past the subscription's limit
+    no retry helps: the reason names the limit and the fix - a wider ``roleScope`` on the rule (one assignment
+    shared by every resource of the group, or of the subscription) or assignments freed. Nothing was protected:
+    the grant comes before any validation or backup instance."""
+    message = str(granted.get("message") or "")
+    if str(granted.get("code") or "").lower() != ROLE_ASSIGNMENT_LIMIT_CODE:
+        return f"role assignment refused: {message}", {}
+    subscription = ResourceId.parse(ResourceRecord.read(facts).id).subscription_id
+    scope = decision.role_scope
+    wider = {workloads.PermissionsScope.RESOURCE: workloads.PermissionsScope.RESOURCE_GROUP,
+             workloads.PermissionsScope.RESOURCE_GROUP: workloads.PermissionsScope.SUBSCRIPTION}.get(scope)
+    fix = (f"set protect.roleScope: {wider.value} on rule {decision.rule!r} (one assignment per "
+           f"{'resource group' if wider is workloads.PermissionsScope.RESOURCE_GROUP else 'subscription'}, shared "
+           "by its resources), or free role assignments in the subscription" if wider is not None
+           else "free role assignments in the subscription (e.g. assign roles to groups rather than to each principal)")
+    reason = (f"role assignment refused (RoleAssignmentLimitExceeded): subscription {subscription} holds Azure's "
+              f"maximum of {ROLE_ASSIGNMENTS_PER_SUBSCRIPTION:,} role assignments (at the subscription, its resource "
+              f"groups and resources; the limit cannot be raised), and rule {decision.rule!r} assigns the Backup "
+              f"vault's roles per {scope.value}: {fix}. Nothing was protected; not retried. Azure: {message}")
+    return reason, {"code": "RoleAssignmentLimitExceeded", "subscription": subscription, "roleScope": scope.value}
+
+
 def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:
     """The refusal, with the reason that the wait for RBAC propagation ran out."""
     minutes = int(waited // 60)
@@ -795,18 +850,30 @@ def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any
 
 
 def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[RoleGrant]:
-    """The role assignments the Backup vault's identity needs for this resource (least privilege)."""
+    """The role assignments the Backup vault's identity needs for this resource, at the rule's ``roleScope``
+    (``decision.role_scope``). ``resource`` (default): least privilege, each role on the narrowest scope the
+    workload names. ``resourceGroup``: a role on the resource goes to its resource group (the group and snapshot
+    group roles stay where they are). ``subscription``: every role goes to the resource's subscription (the
+    snapshot resource group is in the disk's subscription). As ``Set-AzDataProtectionMSIPermission
+    -PermissionsScope`` assigns them (Azure/azure-powershell ``custom/Cmdlets/Platform/Vault/
+    Set-AzDataProtectionMSIPermission.ps1``: datasource roles at the resource, its group or its subscription;
+    snapshot group roles at the snapshot group, or the subscription)."""
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
         raise ValueError(f"no workload for {decision.resource_type}")
     rid = ResourceId.parse(ResourceRecord.read(facts).id)
     identity = VaultRecord.read(vault)
     snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
+    chosen = decision.role_scope
+    group = str(rid.resource_group_id)
+    subscription = f"/subscriptions/{rid.subscription_id}"
     scopes = {
-        workloads.RoleScope.RESOURCE: str(rid),
-        workloads.RoleScope.RESOURCE_GROUP: str(rid.resource_group_id),
+        workloads.RoleScope.RESOURCE: str(rid) if chosen is workloads.PermissionsScope.RESOURCE else group,
+        workloads.RoleScope.RESOURCE_GROUP: group,
         workloads.RoleScope.SNAPSHOT_RESOURCE_GROUP: str(snapshot_group),
     }
+    if chosen is workloads.PermissionsScope.SUBSCRIPTION:
+        scopes = dict.fromkeys(scopes, subscription)
     if not identity.principal_id:
         raise ValueError(f"the Backup vault {identity.id} has no managed identity")
     return [

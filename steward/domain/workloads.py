@@ -25,6 +25,19 @@ class RoleScope(StrEnum):
     SNAPSHOT_RESOURCE_GROUP = "snapshot-resource-group"
 
 
+class PermissionsScope(StrEnum):
+    """Where a rule has the vault identity's roles assigned (a rule's ``protect.roleScope``): Microsoft's own
+    ``Set-AzDataProtectionMSIPermission -PermissionsScope Resource|ResourceGroup|Subscription`` (Azure/azure-powershell
+    ``src/DataProtection/help/Set-AzDataProtectionMSIPermission.md``; ``az dataprotection backup-instance
+    update-msi-permissions --permissions-scope``), camel-cased. ``resource`` (the default) is least privilege: each
+    protected resource costs its own assignments, of the subscription's 4,000 (``role-based-access-control/
+    troubleshoot-limits.md``); a group or the subscription shares one assignment among every resource there."""
+
+    RESOURCE = "resource"
+    RESOURCE_GROUP = "resourceGroup"
+    SUBSCRIPTION = "subscription"
+
+
 @dataclass(frozen=True)
 class RoleRequirement:
     role_name: str

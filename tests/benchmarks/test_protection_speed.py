@@ -90,3 +90,16 @@ def test_a_burst_of_other_types_protects_each_resource_once_without_429s(tmp_pat
     if kind == "mixed":
         assert bucket["types"] == {"vm": 2, "disk": 2, "storage": 2, "postgres": 2}
     assert 0 < burst["app_mix_fraction_of_binding_bucket"] <= 1.0  # no client needs fewer than the minimum
+    # new role assignments: the window cannot beat the propagation floor (a lower bound for any client)
+    floor = burst["propagation_floor"]
+    assert floor["rbac_seconds"] == 180.0 and floor["seconds"] == 180.0 + 60.0  # 2 writes x 8 fit the 200 tokens
+    assert burst["protection_window_virtual_seconds"] >= floor["seconds"]
+    assert 0 < burst["window_fraction_of_propagation_floor"] <= 1.0
+
+
+def test_the_propagation_floor_is_the_write_bucket_after_the_roles_apply() -> None:
+    """1,000 Backup-vault resources with new role assignments: 180 s before any validation can pass, then 2,000
+    writes of which the bucket holds 200 (180 s at 10/s), then the last instance's 60-s operation."""
+    floor = protection_speed.propagation_floor(1000, 180.0)
+    assert floor["seconds"] == pytest.approx(180 + (2000 - 200) / 10 + 60)
+    assert protection_speed.propagation_floor(1000, 30.0)["seconds"] == pytest.approx(30 + 180 + 60)

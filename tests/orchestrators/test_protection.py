@@ -598,3 +598,78 @@ def test_the_settle_wait_and_what_is_noted_are_bounded_by_the_documented_propaga
     assert protection_flow.rbac_after_poll({"settle_seconds": 150}, 100.0) == 50.0
     assert protection_flow.rbac_after_poll({"probing": True}, 100.0) is None
     assert protection_flow.rbac_after_poll({"probing": True}, bound - 10.0) == 0.0
+
+
+def sharing(estate: Estate, settle: float | None, created_on: str, *, created: bool = False, probe: bool = False,
+            states: list[dict[str, Any]] | None = None) -> None:
+    """``grant_vault_roles`` answering ``created_on`` (the newest assignment's creation): a group-scoped role
+    another protection made (``created`` False: the worker's cache knew it) or one this grant PUT again."""
+    granting(estate, settle, created=created, probe=probe, states=states)
+    fakes = estate.activities
+
+    def with_time() -> dict[str, Callable[[Any], Any]]:
+        answers = fakes()
+        grant = answers["grant_vault_roles"]
+        answers["grant_vault_roles"] = lambda p: {**grant(p), "created_on": created_on}
+        return answers
+
+    estate.activities = with_time  # type: ignore[method-assign]
+
+
+def _at(seconds: float) -> str:
+    return (EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_shared_role_another_protection_just_made_is_waited_for_from_its_creation() -> None:
+    """Issue 15 (roleScope resourceGroup): the group's Disk Backup Reader was made 100 s before this protection's
+    grant, which sent no PUT (the cache knew it). The worker noted 150 s: validated 150 s after its creation, once
+    (not at once, refused, as the grant created nothing of its own)."""
+    estate = Estate()
+    sharing(estate, 150, _at(-100))
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    assert result.names().count("protect_in_backup_vault") == 1 and "note_rbac_settle" not in result.names()
+    validated = result.now - EPOCH
+    assert timedelta(seconds=50) <= validated < timedelta(seconds=100), validated
+
+    estate = Estate()  # nothing noted yet, the first protection of the group is the probe: look, do not validate
+    sharing(estate, None, _at(-10), states=[{"settle_seconds": None, "probing": True},
+                                            {"settle_seconds": 120, "probing": False}])
+    result = protect(estate)
+    names = result.names()
+    assert names.count("rbac_settle_state") == 2 and names.count("protect_in_backup_vault") == 1
+    assert names.index("rbac_settle_state") < names.index("protect_in_backup_vault")
+    assert result.now - EPOCH >= timedelta(seconds=110)  # 120 s after the assignment was made
+
+
+def test_a_role_made_longer_ago_than_the_documented_bound_is_not_waited_for_and_its_probe_released() -> None:
+    """A grant that PUT an existing assignment again (another worker: no cache) made 11 minutes ago claimed this
+    worker's probe: the roles have applied, so it validates at once and releases the probe (a note without a
+    time) for the protections looking at it."""
+    estate = Estate()
+    sharing(estate, None, _at(-660), created=True, probe=True)
+    result = protect(estate)
+    assert result.output["status"] == "Protected"
+    names = result.names()
+    assert result.inputs("note_rbac_settle") == [{"principalId": "p-1", "seconds": None}]
+    assert names.index("note_rbac_settle") < names.index("protect_in_backup_vault")
+    assert "rbac_settle_state" not in names and result.now - EPOCH < timedelta(seconds=30)
+
+
+def test_a_grant_past_the_role_assignment_limit_ends_failed_at_once_naming_the_fix() -> None:
+    estate = Estate()
+    fakes = estate.activities
+
+    def refusing() -> dict[str, Callable[[Any], Any]]:
+        answers = fakes()
+        answers["grant_vault_roles"] = lambda p: {"ok": False, "code": "RoleAssignmentLimitExceeded", "status": 400,
+                                                  "message": "No more role assignments can be created."}
+        return answers
+
+    estate.activities = refusing  # type: ignore[method-assign]
+    result = protect(estate)
+    assert result.output["status"] == "Failed"
+    assert "4,000" in result.output["reason"] and "roleScope: resourceGroup" in result.output["reason"]
+    assert result.output["details"]["code"] == "RoleAssignmentLimitExceeded"
+    assert result.names().count("grant_vault_roles") == 1 and "protect_in_backup_vault" not in result.names()
+    assert [o["status"] for o in estate.published] == ["Failed"]

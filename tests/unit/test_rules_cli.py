@@ -168,3 +168,20 @@ def test_check_and_explain_name_a_vault_set(tmp_path: Path) -> None:
     assert code == 0
     assert "the vault set of RecoveryServices vaults named rsv-weu-* in westeurope" in out
     assert "below 90% full" in out
+
+
+def test_check_and_explain_show_where_the_backup_vault_roles_go(tmp_path: Path) -> None:
+    path = tmp_path / "scoped.yaml"
+    path.write_text("version: 1\nrules:\n  - name: disks\n    match: {types: [Microsoft.Compute/disks]}\n"
+                    "    protect: {vault: regional-default, roleScope: resourceGroup}\n"
+                    "  - name: rest\n    protect: {vault: regional-default}\n")
+    listed = run("check", str(path))[1]
+    assert "vault roles per resource group" in listed
+    assert listed.count("vault roles per") == 1  # the default (resource) is not repeated on every rule
+    code, out, _ = run("explain", DISK, "--location", "westeurope", "--rules", str(path))
+    assert code == 0 and "roles:  one assignment per resource group" in out
+    code, out, _ = run("explain", DISK.replace("/disks/data", "/disks/other").replace("Compute/disks",
+                       "Storage/storageAccounts"), "--location", "westeurope", "--rules", str(path))
+    assert code == 0 and "roles:  one assignment per resource (least privilege)" in out
+    code, out, _ = run("explain", VM, "--location", "westeurope", "--rules", str(path))
+    assert code == 0 and "roles:" not in out  # a Recovery Services vault needs no role assignments

@@ -49,7 +49,7 @@ def scope_from(template: str, params: dict[str, str]) -> str:
 class AuthorizationProvider:
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
-        self.assignments = RoleAssignments(ctx.store)
+        self.assignments = RoleAssignments(ctx.store, limit=lambda: ctx.role_assignment_limit)
 
     # -- scope -------------------------------------------------------------------------------------------------
     def require_scope(self, scope: str) -> None:

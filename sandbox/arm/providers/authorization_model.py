@@ -15,6 +15,15 @@ other record. Rules modelled (api-version 2022-04-01):
   roles, see ``dataprotection_rules``); ``allows`` / ``permissions`` evaluate actions as ARM does, per role its
   ``actions`` minus its ``notActions`` with ``*`` wildcards, the union over the caller's roles
   (``role-definitions.md``). No deny assignments, no conditions, no data actions are evaluated.
+- a subscription holds at most ``limit`` assignments (Azure: 4,000; the sandbox's ``SandboxConfig.
+  role_assignments_per_subscription``), counted at the subscription, its resource groups and resources (management
+  groups are not counted; the sandbox has none, nor eligible or future-scheduled PIM assignments, which do not
+  count either): a NEW assignment past it is refused 400 ``RoleAssignmentLimitExceeded``, an idempotent re-PUT
+  of an existing one is not. Source: MicrosoftDocs/azure-docs ``articles/role-based-access-control/
+  troubleshoot-limits.md`` ("Azure supports up to 4000 role assignments per subscription. This limit includes
+  role assignments at the subscription, resource group, and resource scopes, but not at the management group
+  scope"; "No more role assignments can be created (code: RoleAssignmentLimitExceeded)"); the status is
+  **inferred**;
 - a NEW assignment grants its role only ``PropagationConfig.rbac_seconds`` after its ``createdOn``: permission
   checks made before (``holds_role``, e.g. a Backup vault's ``validateForBackup``) see the old permissions.
   Source: MicrosoftDocs/azure-docs ``articles/role-based-access-control/troubleshooting.md`` ("role assignment
@@ -225,10 +234,12 @@ class RoleAssignments:
         *,
         now: Callable[[], datetime] | None = None,
         propagation_seconds: Callable[[], float] | None = None,
+        limit: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self._now = now
         self._propagation = propagation_seconds
+        self._limit = limit
 
     def effective(self, record: dict[str, Any]) -> bool:
         """The assignment has propagated: its role counts in permission checks."""
@@ -277,6 +288,13 @@ class RoleAssignments:
                 continue
             found.append(record)
         return found
+
+    def count_in_subscription(self, subscription_id: str) -> int:
+        """Assignments that count toward the subscription's limit: at the subscription, its groups and resources."""
+        root = f"/subscriptions/{subscription_id}"
+        return sum(1 for record in self.all()
+                   if scope_covers(root, str(record.get("properties", {}).get("scope")
+                                             or scope_of_assignment(record["id"]))))
 
     def holds_role(self, principal_id: str, role: str, target: str) -> bool:
         """True when ``principal_id`` holds built-in ``role`` (name or GUID) on ``target`` or a scope above it,
@@ -362,6 +380,11 @@ class RoleAssignments:
                     and guid_of_role_definition(str(other_props.get("roleDefinitionId", ""))) == guid
                 ):
                     raise errors.ROLE_ASSIGNMENT_EXISTS.error()
+            if self._limit is not None and subscription:
+                limit = int(self._limit())
+                count = self.count_in_subscription(subscription)
+                if count >= limit:
+                    raise errors.ROLE_ASSIGNMENT_LIMIT.error(subscription=subscription, count=count, limit=limit)
             stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             record = {
                 "id": assignment_id(canonical_scope, name),

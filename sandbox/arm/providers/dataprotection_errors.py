@@ -310,6 +310,17 @@ ROLE_ASSIGNMENT_EXISTS: Final = ErrorSpec(
     "observed",
     "ARM RBAC; widely reported (e.g. Azure/bicep and azure-cli issues on duplicate role assignments)",
 )
+#: MicrosoftDocs/azure-docs articles/role-based-access-control/troubleshoot-limits.md: "Azure supports up to 4000
+#: role assignments per subscription" ... "No more role assignments can be created (code:
+#: RoleAssignmentLimitExceeded)". The code and the message are documented; the HTTP status (400) is INFERRED.
+ROLE_ASSIGNMENT_LIMIT: Final = ErrorSpec(
+    400,
+    "RoleAssignmentLimitExceeded",
+    "No more role assignments can be created. The subscription {subscription} holds {count} role assignments, "
+    "the limit per subscription ({limit}; fixed, it cannot be increased).",
+    "documented",
+    "code and message: role-based-access-control/troubleshoot-limits.md; status 400 inferred",
+)
 ROLE_ASSIGNMENT_ID_INVALID: Final = ErrorSpec(
     400,
     "InvalidRoleAssignmentId",

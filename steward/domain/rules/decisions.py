@@ -13,6 +13,7 @@ from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind
 from steward.domain.records import Record
 from steward.domain.rules.model import DatastoreOptions, OnDelete, RequiredVaultSettings, VaultTarget
+from steward.domain.workloads import PermissionsScope
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Protect(Record):
     rpo_hours: int
     required_settings: RequiredVaultSettings
     rule: str
+    #: the rule's ``protect.roleScope`` (Backup-vault workloads); left out of the record while ``resource`` (a
+    #: decision recorded before the option existed reads as it)
+    role_scope: PermissionsScope = field(default=PermissionsScope.RESOURCE, metadata={"omit_default": True})
 
 
 class OptOutBasis(StrEnum):

@@ -32,7 +32,7 @@ from steward.domain.rules.model import (
     VaultSetSpec,
 )
 from steward.domain.rules.routing import vault_kind_name
-from steward.domain.workloads import workload_for
+from steward.domain.workloads import PermissionsScope, workload_for
 
 #: Bound on a rules document; real ones are a few KB.
 MAX_RULES_BYTES: Final = 256 * 1024
@@ -412,6 +412,17 @@ def _build_protect(
             ResourceId.parse(f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{snapshot_group}")
         except InvalidResourceId as error:
             problem(("datastore", "snapshotResourceGroup"), str(error).split(": ", 1)[-1])
+    role_scope = PermissionsScope(data.get("roleScope", PermissionsScope.RESOURCE.value))
+    if "roleScope" in data:
+        for type_key in sorted(match.types or ()):
+            workload = workload_for(type_key)
+            if workload is not None and not workload.roles:
+                problem(
+                    ("roleScope",),
+                    f"roleScope applies to the Backup-vault workloads (disks, storage accounts, PostgreSQL flexible "
+                    f"servers), whose vault identity needs role assignments; {workload.resource_type} is protected "
+                    f"in a {vault_kind_name(workload.vault_kind)}, which needs none: drop roleScope or split the rule",
+                )
     settings = data.get("requiredVaultSettings") or {}
     soft_delete = settings.get("softDelete")
     immutability = settings.get("immutability")
@@ -430,4 +441,5 @@ def _build_protect(
             immutability=None if immutability is None else ("Locked" if immutability == "Locked" else "Unlocked"),
             cross_region_restore=settings.get("crossRegionRestore"),
         ),
+        role_scope=role_scope,
     )

@@ -15,6 +15,7 @@ from steward.domain.errors import InvalidRecord, InvalidResourceId
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, normalise_region
 from steward.domain.records import Record
+from steward.domain.workloads import PermissionsScope
 
 DEFAULT_OPT_OUT_TAG: Final = "backup-steward:opt-out"
 DEFAULT_VAULT_TAG: Final = "backup-steward:default"
@@ -246,6 +247,8 @@ class ProtectionSpec:
     on_delete: OnDelete
     rpo_hours: int | None
     required_settings: RequiredVaultSettings
+    #: ``protect.roleScope``: where the Backup vault identity's roles are assigned (Backup-vault workloads only)
+    role_scope: PermissionsScope = PermissionsScope.RESOURCE
 
 
 @dataclass(frozen=True)

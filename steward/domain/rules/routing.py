@@ -22,7 +22,7 @@ from steward.domain.rules.model import (
     VaultSetSpec,
     VaultTarget,
 )
-from steward.domain.workloads import Workload, workload_for
+from steward.domain.workloads import PermissionsScope, Workload, workload_for
 
 #: RPO (hours) the audits use when a rule names none: daily backups; PostgreSQL vaulted backup is weekly.
 _DEFAULT_RPO_HOURS: Final[dict[str, int]] = {
@@ -108,6 +108,7 @@ def _protect(
         rpo_hours=spec.rpo_hours or _DEFAULT_RPO_HOURS[workload.resource_type.lower()],
         required_settings=spec.required_settings,
         rule=rule,
+        role_scope=spec.role_scope if kind is VaultKind.BACKUP else PermissionsScope.RESOURCE,
     )
 
 

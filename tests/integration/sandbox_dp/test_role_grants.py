@@ -3,8 +3,10 @@ deterministic name, 409 RoleAssignmentExists counted as granted, and no request 
 
 from __future__ import annotations
 
+import pytest
+
 from steward.cloud.arm_cache import ArmCache
-from steward.cloud.protection import BackupVaultProtection, role_assignment_name
+from steward.cloud.protection import BackupVaultProtection, RoleGranted, role_assignment_name
 
 from .conftest import DISK, ROLE_IDS, Estate, make_vault
 
@@ -54,3 +56,50 @@ def test_a_cached_grant_costs_no_request_until_it_is_forgotten(estate: Estate) -
     cached.forget_roles(vault.principal_id)
     assert cached.ensure_role(vault.principal_id, READER, disk) is True
     assert estate.sandbox.counters.get("write") == writes + 1
+
+
+def test_a_grant_answers_when_the_assignment_was_made_and_a_repeat_the_same_time(estate: Estate) -> None:
+    """``grant_role`` answers the assignment's ``createdOn`` (the PUT's answer): a protection that finds an assignment
+    another one just made (a shared group scope) waits for it from then. The repeat PUT (another worker, no cache)
+    answers the existing assignment, with its first time; a cached grant answers the time without a request."""
+    rg = estate.group("grantstime")
+    vault = make_vault(estate, rg)
+    group = estate.group_id(rg)
+    first = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, READER, group)
+    assert first.put and first.created_on is not None
+    estate.sandbox.advance(120.0)
+    again = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, READER, group)
+    assert again == first  # the idempotent re-PUT: the same assignment, made then
+    cached = BackupVaultProtection(estate.clients, ArmCache(300))
+    assert cached.grant_role(vault.principal_id, READER, group).put is True
+    writes = estate.sandbox.counters.get("write")
+    assert cached.grant_role(vault.principal_id, READER, group) == RoleGranted(put=False, created_on=first.created_on)
+    assert estate.sandbox.counters.get("write") == writes
+
+
+def test_past_the_subscriptions_limit_a_new_assignment_is_refused_400_and_an_existing_one_re_put(
+    estate: Estate,
+) -> None:
+    """Azure RBAC: 4,000 role assignments per subscription (``role-based-access-control/troubleshoot-limits.md``);
+    the sandbox's limit is lowered to what the subscription holds now."""
+    from azure.core.exceptions import HttpResponseError
+
+    from steward.cloud.errors import AzureRefusal
+
+    rg = estate.group("grantslimit")
+    vault = make_vault(estate, rg)
+    disk, other = estate.datasource(rg, DISK, "disk1"), estate.datasource(rg, DISK, "disk2")
+    adapter = BackupVaultProtection(estate.clients)
+    assert adapter.ensure_role(vault.principal_id, READER, disk)
+    held = sum(1 for _ in estate.auth.role_assignments.list_for_subscription())
+    estate.sandbox.configure_role_assignment_limit(held)
+    try:
+        with pytest.raises(AzureRefusal) as refused:
+            adapter.ensure_role(vault.principal_id, READER, other)
+        assert (refused.value.status, refused.value.code) == (400, "RoleAssignmentLimitExceeded")
+        with pytest.raises(HttpResponseError):  # by hand too, whoever asks
+            vault.grant("Disk Backup Reader", other)
+        assert adapter.ensure_role(vault.principal_id, READER, disk)  # the existing one, PUT again: fine
+        assert sum(1 for _ in estate.auth.role_assignments.list_for_subscription()) == held
+    finally:
+        estate.sandbox.configure_role_assignment_limit(4000)

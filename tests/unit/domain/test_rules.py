@@ -350,7 +350,8 @@ def test_unknown_fields_are_named_with_their_line() -> None:
         (
             6,
             "rules[0].protect.polcy",
-            "unknown field 'polcy'; allowed here: datastore, onDelete, policy, requiredVaultSettings, rpoHours, vault",
+            "unknown field 'polcy'; allowed here: datastore, onDelete, policy, requiredVaultSettings, roleScope, "
+            "rpoHours, vault",
         )
     ]
 
