@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.core.exceptions import HttpResponseError
 
 from activities import audit as audit_activities
 from sandbox.arm import ArmSandbox, PropagationConfig, SandboxConfig
@@ -184,3 +185,27 @@ def test_the_audit_activities_carry_the_count_and_the_configured_threshold(
     assert bool(found) is reported
     if found:
         assert found[0]["details"]["thresholdPercent"] == "79" and found[0]["details"]["roleAssignments"] == "3199"
+
+
+def test_at_the_limit_the_audit_and_the_sandboxs_refusal_agree(crowded: Crowded) -> None:
+    """The app counts from the list, the sandbox refuses from its store (``count_in_subscription``): at 4,000 the
+    audit says Azure refuses the next one, and the next grant is refused ``RoleAssignmentLimitExceeded``."""
+    sb = crowded.sandbox
+    extra = seed_role_assignments(sb.store, str(uuid.uuid4()), "Reader",
+                                  [f"/subscriptions/{SUB}/resourceGroups/rg-full{n}" for n in range(801)],
+                                  sb.clock.now())
+    try:
+        assert RoleAssignments(sb.store).count_in_subscription(SUB) == 4000
+        [finding] = _bkp008(_audit(crowded))
+        assert finding.details["roleAssignments"] == "4000" and "refuses every new role assignment" in finding.why
+        reader = (f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+                  "acdd72a7-3385-48ef-bd42-f606fba81ae7")
+        with pytest.raises(HttpResponseError) as refused:
+            crowded.clients.authorization(SUB).role_assignments.create(
+                f"/subscriptions/{SUB}/resourceGroups/rg-backup", str(uuid.uuid4()), {"properties": {
+                    "roleDefinitionId": reader,
+                    "principalId": str(uuid.uuid4()), "principalType": "ServicePrincipal"}})
+        assert refused.value.error.code == "RoleAssignmentLimitExceeded"
+    finally:
+        for assignment in extra:
+            sb.store.delete(assignment, with_children=False)
