@@ -124,6 +124,7 @@ def audit_evaluate(request: dict[str, Any]) -> dict[str, Any]:
         interrupted_teardowns=list(evaluation.interrupted_teardowns),
         drills=_drill_status(inventory),
         drill_leftovers=list(evaluation.drill_leftovers),
+        role_assignment_percent=bootstrap.settings().role_assignment_warn_percent,
     )
     saved = save_result(store, result)
     telemetry.record_coverage({s: cell.ratio for s, cell in result.coverage.by_subscription.items()})

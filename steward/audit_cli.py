@@ -34,6 +34,7 @@ from steward.cloud.inventory import (
     read_estate,
 )
 from steward.domain.audit import (
+    DEFAULT_ROLE_ASSIGNMENT_PERCENT,
     AuditError,
     AuditResult,
     InvalidPreviousResult,
@@ -90,12 +91,14 @@ def run_audit(
     previous: AuditResult | None = None,
     concurrency: int = 8,
     progress: ProgressBar | None = None,
+    role_assignment_percent: int = DEFAULT_ROLE_ASSIGNMENT_PERCENT,
 ) -> AuditResult:
-    """Inventory (fanned out per subscription), then the pure audit."""
+    """Inventory (fanned out per subscription), then the pure audit (BKP-008 from ``role_assignment_percent``)."""
     inventory = read_estate(
         reader, subscriptions, concurrency=concurrency, progress=progress.update if progress else None
     )
-    return audit(inventory, RuleExpectations(rules, inventory.vaults), now, previous)
+    return audit(inventory, RuleExpectations(rules, inventory.vaults), now, previous,
+                 role_assignment_percent=role_assignment_percent)
 
 
 def render(result: AuditResult, fmt: str) -> str:
@@ -170,8 +173,9 @@ def _output(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.format or "table", args.output or args.output_file
 
 
-def _target(args: argparse.Namespace) -> tuple[CloudTarget, tuple[str, ...], RuleSet | None]:
-    """CLI flags over settings: a sandbox endpoint needs no STEWARD_* variable at all."""
+def _target(args: argparse.Namespace) -> tuple[CloudTarget, tuple[str, ...], RuleSet | None, int]:
+    """CLI flags over settings: a sandbox endpoint needs no STEWARD_* variable at all. The last: BKP-008's threshold
+    (STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT when settings are read, else its default)."""
     if args.sandbox_token_url or args.arm_endpoint:
         target = CloudTarget(
             arm_endpoint=args.arm_endpoint or "https://management.azure.com",
@@ -180,14 +184,15 @@ def _target(args: argparse.Namespace) -> tuple[CloudTarget, tuple[str, ...], Rul
             ca_bundle=args.ca_bundle,
             polling_interval=1.0,
         )
-        return target, (), None
+        return target, (), None, DEFAULT_ROLE_ASSIGNMENT_PERCENT
     from steward.settings import Settings
 
     settings = Settings.from_env()
     target = settings.cloud_target()
     if args.ca_bundle:
         target = replace(target, ca_bundle=args.ca_bundle)
-    return target, settings.subscriptions, settings.rules if settings.rules.rules else None
+    return (target, settings.subscriptions, settings.rules if settings.rules.rules else None,
+            settings.role_assignment_warn_percent)
 
 
 def _reader(source: str, clients: CloudClients, subscriptions: Sequence[str]) -> EstateReader:
@@ -210,7 +215,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     fmt, target_file = _output(args)
     try:
         threshold = Severity.parse(args.fail_on) if args.fail_on else None
-        target, configured_subs, configured_rules = _target(args)
+        target, configured_subs, configured_rules, role_percent = _target(args)
         rules = (
             load_configured_rules(args.rules, None)
             if args.rules
@@ -233,6 +238,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
                 previous=previous,
                 concurrency=args.concurrency,
                 progress=progress,
+                role_assignment_percent=role_percent,
             )
         finally:
             progress.close()

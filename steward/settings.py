@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from steward.cloud.clients import PUBLIC_ARM_ENDPOINT, CloudTarget
+from steward.domain.audit import DEFAULT_ROLE_ASSIGNMENT_PERCENT
 from steward.domain.errors import InvalidResourceId, InvalidRules, StewardError
 from steward.domain.ids import ResourceId, is_subscription_guid
 from steward.domain.rules import DEFAULT_FILL_PERCENT, DEFAULT_OPT_OUT_TAG, DEFAULT_VAULT_TAG, ExplicitVault, RuleSet
@@ -53,6 +54,7 @@ MAX_PARALLEL_WRITES: Final = "STEWARD_MAX_PARALLEL_WRITES"
 AUTO_CREATE_VAULTS: Final = "STEWARD_AUTO_CREATE_VAULTS"
 ARM_CACHE_SECONDS: Final = "STEWARD_ARM_CACHE_SECONDS"
 VAULT_FILL_PERCENT: Final = "STEWARD_VAULT_FILL_PERCENT"
+ROLE_ASSIGNMENT_WARN_PERCENT: Final = "STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT"
 REPORTS_DIR: Final = "STEWARD_REPORTS_DIR"
 TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = "STEWARD_TEARDOWN_APPROVAL_TIMEOUT_HOURS"
 TEARDOWN_WAIT_CHUNK_HOURS: Final = "STEWARD_TEARDOWN_WAIT_CHUNK_HOURS"
@@ -80,6 +82,7 @@ MAX_PARALLEL_WRITES_RANGE: Final = (1, 50)
 DEFAULT_ARM_CACHE_SECONDS: Final = 300
 ARM_CACHE_SECONDS_RANGE: Final = (0, 3600)
 VAULT_FILL_PERCENT_RANGE: Final = (1, 100)
+ROLE_ASSIGNMENT_WARN_PERCENT_RANGE: Final = (1, 100)
 #: Teardown requests (POST routes) one caller may make per minute, per instance (token bucket, burst = rate).
 DEFAULT_TEARDOWN_RATE_PER_MINUTE: Final = 10
 DEFAULT_TEARDOWN_APPROVAL_TIMEOUT_HOURS: Final = 72
@@ -177,6 +180,9 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
     (AUTO_CREATE_VAULTS, "false", "create the regional vault when none exists, and a vault set's next vault"),
     (VAULT_FILL_PERCENT, str(DEFAULT_FILL_PERCENT),
      "a vault set passes over a member this full (percent of its limit, 1..100; issue 19)"),
+    (ROLE_ASSIGNMENT_WARN_PERCENT, str(DEFAULT_ROLE_ASSIGNMENT_PERCENT),
+     "the audit reports a subscription holding this share of Azure's 4,000 role assignments (percent, 1..100; "
+     "BKP-008)"),
     (
         ARM_CACHE_SECONDS,
         str(DEFAULT_ARM_CACHE_SECONDS),
@@ -278,6 +284,7 @@ class Settings:
     auto_create_vaults: bool = False
     vault_default_tag: str = DEFAULT_VAULT_TAG
     vault_fill_percent: int = DEFAULT_FILL_PERCENT
+    role_assignment_warn_percent: int = DEFAULT_ROLE_ASSIGNMENT_PERCENT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -354,6 +361,9 @@ class Settings:
             auto_create_vaults=reader.boolean(AUTO_CREATE_VAULTS, default=False),
             vault_default_tag=vault_default_tag,
             vault_fill_percent=fill_percent,
+            role_assignment_warn_percent=reader.integer(
+                ROLE_ASSIGNMENT_WARN_PERCENT, DEFAULT_ROLE_ASSIGNMENT_PERCENT, ROLE_ASSIGNMENT_WARN_PERCENT_RANGE
+            ),
         )
         reader.exclusive(REPORTS_ACCOUNT_URL, REPORTS_CONNECTION_STRING)
         reader.together(AUTH_TENANTS, AUTH_AUDIENCES)

@@ -44,6 +44,7 @@ from steward.domain.audit import (
     InventoryGap,
     ProtectableResource,
     ProtectedItem,
+    RoleAssignmentCount,
     Vault,
 )
 from steward.domain.kernel import ImmutabilityState, SoftDeleteState, VaultKind, read_time, resource_group_of
@@ -113,7 +114,14 @@ def rs_vault_from_wire(body: Mapping[str, Any]) -> Vault:
         cross_region_restore=_enabled(dig(body, "properties", "redundancySettings", "crossRegionRestore")),
         multi_user_authorization=None if mua in (None, "", "Invalid") else _enabled(mua),
         tags=_tags(body.get("tags")),
+        principal_id=_identity(body),
     )
+
+
+def _identity(body: Mapping[str, Any]) -> str | None:
+    """The principal id of a vault's system-assigned identity (``identity.principalId``), None without one."""
+    principal = dig(body, "identity", "principalId")
+    return str(principal) if principal else None
 
 
 def backup_vault_from_wire(body: Mapping[str, Any]) -> Vault:
@@ -128,6 +136,7 @@ def backup_vault_from_wire(body: Mapping[str, Any]) -> Vault:
         cross_region_restore=_enabled(dig(props, "featureSettings", "crossRegionRestoreSettings", "state")),
         multi_user_authorization=guarded if isinstance(guarded, bool) else None,
         tags=_tags(body.get("tags")),
+        principal_id=_identity(body),
     )
 
 
@@ -187,6 +196,39 @@ def _containers_list(props: Mapping[str, Any]) -> tuple[str, ...] | None:
     listed = any(isinstance(e, Mapping) and e.get("objectType") == blob_containers.BLOB_PARAMETERS_TYPE
                  for e in params)
     return tuple(found) if listed else None
+
+
+ROLE_ASSIGNMENT_PROVIDER: Final = "/providers/microsoft.authorization/roleassignments/"
+
+
+def role_assignments_list(subscription_id: str) -> str:
+    """The scope a subscription's role assignment list is read at, named by its gap when it cannot be read."""
+    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleAssignments"
+
+
+def count_role_assignments(subscription_id: str, assignments: Iterable[Mapping[str, Any]]) -> RoleAssignmentCount:
+    """What counts against Azure's 4,000 per subscription among the assignments ``RoleAssignments_ListForSubscription``
+    answered without a filter: those at the subscription and below it (its resource groups and resources); the list
+    also holds those above it (management groups, the root), which do not count (MicrosoftDocs/azure-docs
+    ``role-based-access-control/troubleshoot-limits.md``: the limit "includes role assignments at the subscription,
+    resource group, and resource scopes, but not at the management group scope", counted there as
+    ``Get-AzRoleAssignment -Scope $scope | Where-Object {$_.scope.StartsWith($scope)}``). Per service principal
+    (managed identities are service principals) how many it holds, for the vault identities' share."""
+    prefix = f"/subscriptions/{subscription_id}".lower()
+    total = 0
+    by_principal: dict[str, int] = {}
+    for body in assignments:
+        props = body.get("properties") or {}
+        scope = str(props.get("scope") or "").lower().rstrip("/")
+        if not scope:  # the scope is also the id's part before /providers/Microsoft.Authorization/roleAssignments/
+            scope = str(body.get("id") or "").lower().split(ROLE_ASSIGNMENT_PROVIDER, 1)[0].rstrip("/")
+        if scope != prefix and not scope.startswith(prefix + "/"):
+            continue
+        total += 1
+        principal = str(props.get("principalId") or "").lower()
+        if principal and str(props.get("principalType") or "ServicePrincipal").lower() == "serviceprincipal":
+            by_principal[principal] = by_principal.get(principal, 0) + 1
+    return RoleAssignmentCount(subscription_id, total, by_principal)
 
 
 #: Storage spec stable/2023-05-01 blob.json ``BlobContainers_List`` (the app ships no storage management SDK)
@@ -434,6 +476,9 @@ class ArmEstateReader:
             ]
         except AzureError as error:
             raise translate(error) from error
+        roles = self._role_assignments(subscription_id, pacer)
+        if isinstance(roles, InventoryGap):
+            gaps.append(roles)
 
         items: list[ProtectedItem] = []
         instances: list[BackupInstance] = []
@@ -494,7 +539,26 @@ class ArmEstateReader:
             protected_items=tuple(items),
             backup_instances=tuple(instances),
             gaps=tuple(gaps),
+            role_assignments=(roles,) if isinstance(roles, RoleAssignmentCount) else (),
         )
+
+    def _role_assignments(self, subscription_id: str, pacer: ReadPacer) -> RoleAssignmentCount | InventoryGap:
+        """The subscription's role assignments (BKP-008): ``RoleAssignments_ListForSubscription`` without a filter,
+        one paged list per subscription and audit (``nextLink``: authorization spec 2022-04-01, ``x-ms-pageable``),
+        counted by :func:`count_role_assignments`. A list Azure refuses (403 without
+        ``Microsoft.Authorization/roleAssignments/read``) or that fails is a gap of that list alone: INV-001 says
+        BKP-008 was not assessed there, the rest of the subscription's inventory stands."""
+        client = self._clients.authorization(subscription_id)
+        try:
+            listed = [wire(a) for a in paced(client.role_assignments.list_for_subscription().by_page(), pacer)]
+        except AzureError as error:
+            failed = translate(error)
+            said = " ".join(str(part) for part in (failed.status, failed.code) if part)
+            reason = f"{said}: {failed.message}" if said else failed.message
+            LOG.warning("role assignments of %s not read: %s", subscription_id, reason)
+            return InventoryGap(role_assignments_list(subscription_id),
+                                f"{reason} (BKP-008, its role assignments against Azure's 4,000, not assessed)")
+        return count_role_assignments(subscription_id, listed)
 
     def _policy_changes(self, subscription_id: str, pacer: ReadPacer) -> dict[str, int] | None:
         """Backup policy writes through ARM per Recovery Services vault (lower-cased id) in the 24 hours before now,

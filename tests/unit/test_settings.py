@@ -234,7 +234,7 @@ def test_every_setting_has_a_reference_entry_and_a_unique_name() -> None:
         for key, value in vars(s).items()
         if key.isupper() and isinstance(value, str) and value.startswith("STEWARD_")
     ]
-    assert len(names) == len(set(names)) == 37
+    assert len(names) == len(set(names)) == 38
     assert sorted(entry[0] for entry in s.REFERENCE) == sorted(names)
 
 
@@ -345,3 +345,10 @@ def test_the_vault_fill_percent_reaches_the_rules_and_is_bounded() -> None:
     assert s.Settings.from_env({}).rules.vault_fill_percent == 90
     for bad in ("0", "101", "ninety"):
         assert s.VAULT_FILL_PERCENT in problems({s.VAULT_FILL_PERCENT: bad}), bad
+
+
+def test_the_role_assignment_warning_share_defaults_to_80_and_is_bounded() -> None:
+    assert s.Settings.from_env({}).role_assignment_warn_percent == 80
+    assert s.Settings.from_env({s.ROLE_ASSIGNMENT_WARN_PERCENT: "95"}).role_assignment_warn_percent == 95
+    for bad in ("0", "101", "eighty", "-5"):
+        assert s.ROLE_ASSIGNMENT_WARN_PERCENT in problems({s.ROLE_ASSIGNMENT_WARN_PERCENT: bad}), bad

@@ -265,7 +265,15 @@ class RoleAssignments:
         return record
 
     def list_for_scope(self, scope: str, flt: AssignmentFilter) -> list[dict[str, Any]]:
-        """At, above and below ``scope``; ``atScope()`` keeps at and above; ``principalId`` narrows."""
+        """At, above and below ``scope``; ``atScope()`` keeps at and above; ``principalId`` narrows.
+
+        As ``RoleAssignments_ListFor{Scope,Subscription,ResourceGroup}`` answer (Azure/azure-rest-api-specs
+        ``authorization/.../stable/2022-04-01/authorization-RoleAssignmentsCalls.json``: "Use $filter=atScope() to
+        return all role assignments at or above the scope"; MicrosoftDocs/azure-docs
+        ``articles/role-based-access-control/role-assignments-list-rest.md``: atScope() lists them "not including
+        the role assignments at subscopes", so without it a subscription's list holds its groups' and resources'
+        too). Paged on ``nextLink`` (``x-ms-pageable``) by the route. Management groups are not modelled: the
+        root scope ``/`` is the only scope above a subscription here."""
         found = []
         for record in self.all():
             props = record.get("properties", {})
@@ -439,3 +447,26 @@ def grant_built_in_role(store: ResourceStore, principal_id: str, role_name: str,
         now=now,
         created_by=None,
     )
+
+
+def seed_role_assignments(store: ResourceStore, principal_id: str, role_name: str, scopes: Iterable[str],
+                          now: datetime) -> list[str]:
+    """Sandbox control: ``principal_id`` holds the built-in ``role_name`` at each of ``scopes``, written straight into
+    the store (a subscription near Azure's 4,000 role assignments for tests and benchmarks: through the PUT route
+    each would be a request and a scan of every assignment). No check: neither that a scope exists nor a duplicate.
+    Returns the assignments' ids."""
+    role = ROLES_BY_NAME[role_name.lower()]
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    made = []
+    with store.transaction():
+        for scope in scopes:
+            canonical = "/" + scope.strip("/") if scope.strip("/") else "/"
+            name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{principal_id.lower()}|{role.guid}|{canonical.lower()}"))
+            record = {
+                "id": assignment_id(canonical, name), "name": name, "type": ROLE_ASSIGNMENT_TYPE,
+                "properties": {"roleDefinitionId": role_definition_id(role.guid, parse_id(canonical).subscription_id),
+                               "principalId": principal_id, "principalType": "ServicePrincipal", "scope": canonical,
+                               "createdOn": stamp, "updatedOn": stamp, "createdBy": None, "updatedBy": None},
+            }
+            made.append(str(store.put(record)["id"]))
+    return made

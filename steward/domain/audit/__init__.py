@@ -16,6 +16,8 @@ object with an ``expect(resource)`` method.
 from __future__ import annotations
 
 from steward.domain.audit.checks import (
+    DEFAULT_ROLE_ASSIGNMENT_PERCENT,
+    ROLE_ASSIGNMENT_LIMIT,
     audit,
 )
 from steward.domain.audit.controls import (
@@ -50,6 +52,7 @@ from steward.domain.audit.inventory import (
     ProtectableResource,
     ProtectedItem,
     ProtectionStatus,
+    RoleAssignmentCount,
     Vault,
     inventory_from_json,
     inventory_to_json,
@@ -82,12 +85,14 @@ from steward.domain.kernel import (
 __all__ = [
     "BACKUP_VAULT_TYPE",
     "CONTROLS",
+    "DEFAULT_ROLE_ASSIGNMENT_PERCENT",
     "DISK_TYPE",
     "NO_REQUIREMENTS",
     "POSTGRES_TYPE",
     "PROTECTABLE_TYPES",
     "RECOVERY_SERVICES_VAULT_TYPE",
     "REMEDIABLE_CONTROL",
+    "ROLE_ASSIGNMENT_LIMIT",
     "SCHEMA_VERSION",
     "STORAGE_TYPE",
     "TREND_LENGTH",
@@ -110,6 +115,7 @@ __all__ = [
     "ProtectedItem",
     "ProtectionStatus",
     "RemediationPlan",
+    "RoleAssignmentCount",
     "RuleExpectations",
     "Severity",
     "SoftDeleteState",

@@ -25,6 +25,7 @@ from steward.domain.audit.inventory import (
     EstateInventory,
     ProtectableResource,
     ProtectionStatus,
+    RoleAssignmentCount,
     Vault,
     iso,
 )
@@ -52,6 +53,13 @@ from steward.domain.rules import (
     RuleSet,
     vault_sets,
 )
+
+#: Azure's role assignments per subscription (subscription, resource group and resource scopes; fixed) and the share
+#: of it from which BKP-008 warns by default. Source: MicrosoftDocs/azure-docs
+#: articles/role-based-access-control/troubleshoot-limits.md ("Azure supports up to 4000 role assignments per
+#: subscription ... but not at the management group scope"; "fixed and cannot be increased").
+ROLE_ASSIGNMENT_LIMIT: Final = 4000
+DEFAULT_ROLE_ASSIGNMENT_PERCENT: Final = 80
 
 
 @dataclass(frozen=True)
@@ -162,14 +170,18 @@ def audit(
     interrupted_teardowns: Sequence[Mapping[str, Any]] = (),
     drills: Sequence[Mapping[str, Any]] = (),
     drill_leftovers: Sequence[Mapping[str, Any]] = (),
+    role_assignment_percent: int = DEFAULT_ROLE_ASSIGNMENT_PERCENT,
 ) -> AuditResult:
     """Audit ``inventory`` against ``rules`` at ``now``; compare with ``previous`` when given.
 
     ``rules``: a :class:`~steward.domain.rules.RuleSet` (read through :class:`RuleExpectations` with the
-    inventory's vaults) or any :class:`ExpectationSource`.
+    inventory's vaults) or any :class:`ExpectationSource`. ``role_assignment_percent``: the share of Azure's
+    4,000 role assignments per subscription from which BKP-008 warns (STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT).
     """
     if now.tzinfo is None:
         raise AuditError("now must be timezone-aware (UTC)")
+    if not 1 <= role_assignment_percent <= 100:
+        raise AuditError(f"role_assignment_percent must be 1..100, not {role_assignment_percent}")
     fill_percent = rules.vault_fill_percent if isinstance(rules, RuleSet) else DEFAULT_FILL_PERCENT
     if isinstance(rules, RuleSet):
         rules = RuleExpectations(rules, inventory.vaults)
@@ -208,6 +220,11 @@ def audit(
         requirements, rule_names = vault_needs.get(vault.key, (NO_REQUIREMENTS, []))
         _check_vault(out, vault, requirements, rule_names, by_vault[vault.key])
         _check_capacity(out, vault, by_vault[vault.key], fill_percent)
+
+    vault_identities = frozenset(v.principal_id.lower() for v in inventory.vaults
+                                 if v.kind is VaultKind.BACKUP and v.principal_id)
+    for count in sorted(inventory.role_assignments, key=lambda c: c.subscription_id.lower()):
+        _check_role_assignments(out, count, vault_identities, role_assignment_percent)
 
     for reconciled in interrupted_teardowns:
         _check_interrupted_teardown(out, reconciled, vaults)
@@ -540,6 +557,34 @@ def _check_capacity(out: _Collector, vault: Vault, vm_items: int, fill_percent: 
                else "."),
             details={"changes": str(changes), "budget": str(POLICY_CHANGE_BUDGET)},
         )
+
+
+def _check_role_assignments(
+    out: _Collector, count: RoleAssignmentCount, vault_identities: frozenset[str], percent: int
+) -> None:
+    """BKP-008: the subscription's role assignments (at its scope and below) at or past ``percent`` of Azure's
+    4,000, with the Backup vault identities' share of them."""
+    total = count.total
+    if total * 100 < percent * ROLE_ASSIGNMENT_LIMIT:
+        return
+    mine = sum(n for principal, n in count.by_principal.items() if principal.lower() in vault_identities)
+    holders = sum(1 for principal in count.by_principal if principal.lower() in vault_identities)
+    share = 100.0 * mine / total if total else 0.0
+    limit = f"{ROLE_ASSIGNMENT_LIMIT:,}"
+    if total >= ROLE_ASSIGNMENT_LIMIT:
+        effect = ("Azure refuses every new role assignment (RoleAssignmentLimitExceeded): new protections of disks, "
+                  "storage accounts and PostgreSQL servers fail.")
+    else:
+        effect = (f"At {limit} Azure refuses every new one (RoleAssignmentLimitExceeded), the grants of new "
+                  "protections too.")
+    why = (f"{total:,} role assignments at the subscription and below, {100.0 * total / ROLE_ASSIGNMENT_LIMIT:.0f}% "
+           f"of the {limit} Azure allows per subscription (threshold {percent}%); {mine:,} of them ({share:.0f}%) "
+           f"belong to {holders} Backup vault identit{'y' if holders == 1 else 'ies'}. {effect} Fix: "
+           "protect.roleScope: resourceGroup in the rules (one assignment per role and resource group instead of one "
+           "per protected resource), or remove role assignments nobody uses.")
+    out.add("BKP-008", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, details={
+        "roleAssignments": str(total), "limit": str(ROLE_ASSIGNMENT_LIMIT), "thresholdPercent": str(percent),
+        "vaultIdentityAssignments": str(mine), "vaultIdentities": str(holders), "vaultSharePercent": f"{share:.0f}"})
 
 
 def _check_interrupted_teardown(out: _Collector, reconciled: Mapping[str, Any], vaults: Mapping[str, Vault]) -> None:

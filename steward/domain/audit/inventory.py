@@ -133,6 +133,8 @@ class Vault(_NamedByArmId):
     #: backup policies created or changed through ARM in the 24 hours before the inventory (its activity log);
     #: None: not read (the Resource Graph reader, a Backup vault)
     policy_changes_24h: int | None = None
+    #: the principal id of the vault's system-assigned managed identity (``identity.principalId``); None: it has none
+    principal_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,19 @@ class BackupInstance:
 
 
 @dataclass(frozen=True)
+class RoleAssignmentCount:
+    """The Azure role assignments one subscription holds at its own scope and below (resource groups, resources):
+    what counts against Azure's 4,000 per subscription (BKP-008). Those above it (management groups, the root) are
+    not in it."""
+
+    subscription_id: str
+    total: int
+    #: how many of them each service principal holds (principal id lower-cased): the vault identities' share is
+    #: read from it with the audited vaults' identities, which may live in another subscription
+    by_principal: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class InventoryGap:
     """A scope the inventory could not read (and so the audit cannot vouch for)."""
 
@@ -185,6 +200,8 @@ class EstateInventory:
     protected_items: tuple[ProtectedItem, ...] = ()
     backup_instances: tuple[BackupInstance, ...] = ()
     gaps: tuple[InventoryGap, ...] = ()
+    #: per subscription whose role assignments were read (BKP-008); a subscription missing here was not read
+    role_assignments: tuple[RoleAssignmentCount, ...] = ()
 
     def merge(self, other: EstateInventory) -> EstateInventory:
         """Union of two partial inventories (per-subscription fan-out aggregates with this)."""
@@ -195,6 +212,7 @@ class EstateInventory:
             protected_items=self.protected_items + other.protected_items,
             backup_instances=self.backup_instances + other.backup_instances,
             gaps=self.gaps + other.gaps,
+            role_assignments=self.role_assignments + other.role_assignments,
         )
 
 
@@ -237,6 +255,7 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
                 "multiUserAuthorization": v.multi_user_authorization,
                 "tags": dict(v.tags),
                 **({} if v.policy_changes_24h is None else {"policyChanges24h": v.policy_changes_24h}),
+                **({} if v.principal_id is None else {"principalId": v.principal_id}),
             }
             for v in inventory.vaults
         ],
@@ -270,6 +289,10 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
             for b in inventory.backup_instances
         ],
         "gaps": [[g.scope, g.reason] for g in inventory.gaps],
+        **({} if not inventory.role_assignments else {"roleAssignments": [
+            {"subscriptionId": c.subscription_id, "total": c.total, "byPrincipal": dict(sorted(c.by_principal.items()))}
+            for c in inventory.role_assignments
+        ]}),
     }
 
 
@@ -298,6 +321,7 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
                     multi_user_authorization=v["multiUserAuthorization"],
                     tags={str(k): str(val) for k, val in dict(v.get("tags") or {}).items()},
                     policy_changes_24h=None if v.get("policyChanges24h") is None else int(v["policyChanges24h"]),
+                    principal_id=None if v.get("principalId") is None else str(v["principalId"]),
                 )
                 for v in data["vaults"]
             ),
@@ -311,6 +335,11 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
                 for i, v, d, dt, p, st, sd, pa, lb, *rest in data["backupInstances"]
             ),
             gaps=tuple(InventoryGap(str(s), str(r)) for s, r in data.get("gaps", [])),
+            role_assignments=tuple(  # parts written before BKP-008 have none
+                RoleAssignmentCount(str(c["subscriptionId"]), int(c["total"]),
+                                    {str(k).lower(): int(n) for k, n in dict(c.get("byPrincipal") or {}).items()})
+                for c in data.get("roleAssignments") or []
+            ),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidInventory(f"inventory record is malformed: {error!r}") from error

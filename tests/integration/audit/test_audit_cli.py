@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from sandbox.arm import ArmSandbox
 from steward.audit_cli import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
@@ -106,3 +107,32 @@ def test_output_names_the_format_as_on_every_steward_command(sandbox: ArmSandbox
     assert any(",BKP-001," in row and built.ids["vm-naked"].lower() in row.lower() for row in rows)
     code, out, _ = run(sandbox, "--output", "json", "--subscription", SUB2, "--no-progress")
     assert code == EXIT_OK and json.loads(out)["subscriptions"] == [SUB2]
+
+
+def test_the_role_assignment_threshold_comes_from_the_settings(
+    sandbox: ArmSandbox, built: BuiltEstate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without target flags ``steward audit`` reads the settings, STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT too: 40 role
+    assignments in SUB1 are 1 % of Azure's 4,000 (BKP-008 at 1 %, not at the default 80 %)."""
+    from sandbox.arm.providers.authorization_model import seed_role_assignments
+
+    seeded = seed_role_assignments(sandbox.store, "0c11a000-0000-4000-8000-000000000040", "Reader",
+                                   [f"/subscriptions/{SUB1}/resourceGroups/rg-cli{n}" for n in range(40)],
+                                   sandbox.clock.now())
+    for name, value in {"STEWARD_ARM_ENDPOINT": sandbox.endpoint, "STEWARD_CA_BUNDLE": sandbox.ca_bundle,
+                        "STEWARD_CREDENTIAL": "sandbox", "STEWARD_SANDBOX_TOKEN_URL": sandbox.token_url}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        found = {}
+        for percent in ("80", "1"):
+            monkeypatch.setenv("STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT", percent)
+            out, err = io.StringIO(), io.StringIO()
+            assert main(["--format", "json", "--no-progress", "--subscription", SUB1], stdout=out, stderr=err) in (
+                EXIT_OK, EXIT_FINDINGS), err.getvalue()
+            found[percent] = [f for f in json.loads(out.getvalue())["findings"] if f["control"] == "BKP-008"]
+    finally:
+        for assignment in seeded:
+            sandbox.store.delete(assignment, with_children=False)
+    assert found["80"] == []
+    [finding] = found["1"]
+    assert finding["resourceId"] == f"/subscriptions/{SUB1}" and finding["details"]["thresholdPercent"] == "1"

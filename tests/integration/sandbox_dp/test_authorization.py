@@ -7,6 +7,9 @@ import uuid
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from sandbox.arm.config import SECOND_SUBSCRIPTION
+from sandbox.arm.providers.authorization_model import RoleAssignments, grant_built_in_role
+
 from .conftest import ROLE_IDS, STORAGE, Estate
 
 PRINCIPAL = "0f0f0f0f-0000-4000-8000-000000000001"
@@ -117,3 +120,41 @@ def test_built_in_role_definitions_by_name_and_id(estate: Estate) -> None:
     assert {"Backup Contributor", "Contributor", "Owner", "Reader"} <= everything
     with pytest.raises(ResourceNotFoundError):
         estate.auth.role_definitions.get(scope, str(uuid.uuid4()))
+
+
+def test_the_subscription_list_holds_what_is_at_above_and_below_it_page_by_page(estate: Estate) -> None:
+    """``RoleAssignments_ListForSubscription`` without a filter: the assignments at the subscription, above it and
+    below it (groups, resources), page by page on ``nextLink`` (authorization spec 2022-04-01, ``x-ms-pageable``);
+    ``atScope()`` leaves out those below ("not including the role assignments at subscopes",
+    role-assignments-list-rest.md). What counts against the 4,000 per subscription is the part whose scope starts
+    with the subscription's (troubleshoot-limits.md: ``Where-Object {$_.scope.StartsWith($scope)}``)."""
+    sub = f"/subscriptions/{estate.subscription}"
+    rg = estate.group("quota")
+    account = estate.datasource(rg, STORAGE, "quota1")
+    principal = str(uuid.uuid4())
+    mine = {assign(estate, scope, "Reader", principal=principal).name
+            for scope in (sub, estate.group_id(rg), account)}
+    above = str(uuid.uuid4())
+    grant_built_in_role(estate.sandbox.store, above, "Reader", "/", estate.sandbox.clock.now())
+    elsewhere = assign(estate, estate.group_id(estate.group("quota-other", subscription=SECOND_SUBSCRIPTION),
+                                               SECOND_SUBSCRIPTION), "Reader", principal=principal)
+    try:
+        pages = [list(page) for page in estate.auth.role_assignments.list_for_subscription().by_page()]
+        listed = {a.name: a for page in pages for a in page}
+        assert len(pages) > 1 and all(len(page) <= 2 for page in pages)  # the sandbox's page size here: 2
+        assert mine <= set(listed) and elsewhere.name not in listed
+        [root] = [a for a in listed.values() if a.principal_id == above]
+        assert root.scope == "/"
+        counted = {n for n, a in listed.items() if a.scope.lower() == sub.lower()
+                   or a.scope.lower().startswith(sub.lower() + "/")}
+        assert mine <= counted and root.name not in counted
+        at_scope = {a.name for a in estate.auth.role_assignments.list_for_subscription(filter="atScope()")}
+        assert root.name in at_scope and mine & at_scope == {n for n in mine if listed[n].scope == sub}
+    finally:
+        estate.sandbox.store.delete(root_id(above, estate), with_children=False)
+
+
+def root_id(principal: str, estate: Estate) -> str:
+    [record] = [r for r in RoleAssignments(estate.sandbox.store).all()
+                if r["properties"].get("principalId") == principal]
+    return str(record["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from steward.report.store import (
     save_result,
     store_for,
 )
-from tests.unit.audit.audit_estate_builders import NOW, healthy_estate, rules
+from tests.unit.audit.audit_estate_builders import NOW, SUB_A, healthy_estate, rules
 from tests.unit.audit.test_audit_result import messy_estate
 
 
@@ -74,3 +75,32 @@ def test_events_open_new_findings_and_resolve_gone_ones() -> None:
     # Nothing changed since: no event. (Without an RPO: two days on, the healthy estate's backups are stale.)
     unchanged = audit(healthy_estate(), rules(rpo_hours=None), NOW + timedelta(days=2), previous=second)
     assert finding_events(unchanged) == []
+
+
+def test_a_bkp008_finding_reaches_the_json_report_the_html_page_and_the_events(tmp_path: Path) -> None:
+    """The role assignment quota warning travels like every finding: the stored JSON (valid against the published
+    schema), the HTML report and a FindingOpened event, then a FindingResolved once under the threshold."""
+    import jsonschema
+
+    from steward.domain.audit import RoleAssignmentCount
+    from tests.unit.audit.test_audit_result import schema
+
+    estate = healthy_estate()
+    crowded = replace(estate, role_assignments=(RoleAssignmentCount(SUB_A, 3650, {"bbbb": 3000}),))
+    result = audit(crowded, rules(), NOW)
+    store = LocalReportStore(tmp_path)
+    saved = save_result(store, result)
+    stored = json.loads(store.get(saved.json_name) or b"{}")
+    jsonschema.validate(stored, schema())
+    [finding] = [f for f in stored["findings"] if f["control"] == "BKP-008"]
+    assert finding["resourceId"] == f"/subscriptions/{SUB_A}" and finding["details"]["roleAssignments"] == "3650"
+    assert "BKP-008" in [c["id"] for c in stored["controls"]]
+    page = (store.get(saved.html_name) or b"").decode()
+    assert "BKP-008" in page and "3,650 role assignments" in page
+    [opened] = [e for e in finding_events(result) if e.data["control"] == "BKP-008"]
+    assert opened.event_type == OPENED and opened.subject == f"/subscriptions/{SUB_A}"
+    assert opened.data["details"]["limit"] == "4000" and "protect.roleScope" in str(opened.data["why"])
+    calm = replace(estate, role_assignments=(RoleAssignmentCount(SUB_A, 3100, {}),))
+    [resolved] = [e for e in finding_events(audit(calm, rules(), NOW + timedelta(hours=1), previous=result))
+                  if e.data["control"] == "BKP-008"]
+    assert resolved.event_type == RESOLVED
