@@ -93,7 +93,7 @@ def run_audit(
     progress: ProgressBar | None = None,
     role_assignment_percent: int = DEFAULT_ROLE_ASSIGNMENT_PERCENT,
 ) -> AuditResult:
-    """Inventory (fanned out per subscription), then the pure audit (BKP-008 from ``role_assignment_percent``)."""
+    """Inventory (fanned out per subscription), then the pure audit (CAP-003 from ``role_assignment_percent``)."""
     inventory = read_estate(
         reader, subscriptions, concurrency=concurrency, progress=progress.update if progress else None
     )
@@ -174,7 +174,7 @@ def _output(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def _target(args: argparse.Namespace) -> tuple[CloudTarget, tuple[str, ...], RuleSet | None, int]:
-    """CLI flags over settings: a sandbox endpoint needs no STEWARD_* variable at all. The last: BKP-008's threshold
+    """CLI flags over settings: a sandbox endpoint needs no STEWARD_* variable at all. The last: CAP-003's threshold
     (STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT when settings are read, else its default)."""
     if args.sandbox_token_url or args.arm_endpoint:
         target = CloudTarget(

@@ -182,7 +182,7 @@ REFERENCE: Final[tuple[tuple[str, str, str], ...]] = (
      "a vault set passes over a member this full (percent of its limit, 1..100; issue 19)"),
     (ROLE_ASSIGNMENT_WARN_PERCENT, str(DEFAULT_ROLE_ASSIGNMENT_PERCENT),
      "the audit reports a subscription holding this share of Azure's 4,000 role assignments (percent, 1..100; "
-     "BKP-008)"),
+     "CAP-003)"),
     (
         ARM_CACHE_SECONDS,
         str(DEFAULT_ARM_CACHE_SECONDS),

@@ -543,11 +543,11 @@ class ArmEstateReader:
         )
 
     def _role_assignments(self, subscription_id: str, pacer: ReadPacer) -> RoleAssignmentCount | InventoryGap:
-        """The subscription's role assignments (BKP-008): ``RoleAssignments_ListForSubscription`` without a filter,
+        """The subscription's role assignments (CAP-003): ``RoleAssignments_ListForSubscription`` without a filter,
         one paged list per subscription and audit (``nextLink``: authorization spec 2022-04-01, ``x-ms-pageable``),
         counted by :func:`count_role_assignments`. A list Azure refuses (403 without
         ``Microsoft.Authorization/roleAssignments/read``) or that fails is a gap of that list alone: INV-001 says
-        BKP-008 was not assessed there, the rest of the subscription's inventory stands."""
+        CAP-003 was not assessed there, the rest of the subscription's inventory stands."""
         client = self._clients.authorization(subscription_id)
         try:
             listed = [wire(a) for a in paced(client.role_assignments.list_for_subscription().by_page(), pacer)]
@@ -557,7 +557,7 @@ class ArmEstateReader:
             reason = f"{said}: {failed.message}" if said else failed.message
             LOG.warning("role assignments of %s not read: %s", subscription_id, reason)
             return InventoryGap(role_assignments_list(subscription_id),
-                                f"{reason} (BKP-008, its role assignments against Azure's 4,000, not assessed)")
+                                f"{reason} (CAP-003, its role assignments against Azure's 4,000, not assessed)")
         return count_role_assignments(subscription_id, listed)
 
     def _policy_changes(self, subscription_id: str, pacer: ReadPacer) -> dict[str, int] | None:

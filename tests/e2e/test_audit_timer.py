@@ -119,7 +119,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, azurite_blob: str) -> Iterat
 def test_the_timer_audits_the_estate_stores_the_report_and_publishes_findings(stack: AuditStack) -> None:
     assert stack.get("audits/latest")[0] == 404
     built = build(stack.stack.sandbox, stack.clients)
-    # SUB2 crowded with 3,200 role assignments (80 % of Azure's 4,000): BKP-008, through the same outputs
+    # SUB2 crowded with 3,200 role assignments (80 % of Azure's 4,000): CAP-003, through the same outputs
     seed_role_assignments(stack.stack.sandbox.store, "0c0ffee0-0000-4000-8000-000000003200", "Reader",
                           [f"/subscriptions/{SUB2}/resourceGroups/rg-team{n}" for n in range(3200)],
                           stack.stack.sandbox.clock.now())
@@ -137,19 +137,19 @@ def test_the_timer_audits_the_estate_stores_the_report_and_publishes_findings(st
     jsonschema.validate(document, json.loads(SCHEMA.read_text()))
     naked = built.ids["vm-naked"].lower()
     assert any(f["control"] == "BKP-001" and f["resourceId"].lower() == naked for f in document["findings"])
-    [crowded] = [f for f in document["findings"] if f["control"] == "BKP-008"]
+    [crowded] = [f for f in document["findings"] if f["control"] == "CAP-003"]
     assert crowded["resourceId"] == f"/subscriptions/{SUB2}" and crowded["details"]["roleAssignments"] == "3200"
 
     status, headers, page = stack.get("audits/latest.html")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert page.decode().count("data-chart=") == 5
-    assert "BKP-008" in page.decode() and "3,200 role assignments" in page.decode()
+    assert "CAP-003" in page.decode() and "3,200 role assignments" in page.decode()
 
     opened = [e for e in stack.events() if e["eventType"] == "BackupSteward.Audit.FindingOpened"]
     assert len(opened) == len(document["findings"])
     assert {e["data"]["id"] for e in opened} == {f["id"] for f in document["findings"]}
-    assert [e["subject"] for e in opened if e["data"]["control"] == "BKP-008"] == [f"/subscriptions/{SUB2}"]
+    assert [e["subject"] for e in opened if e["data"]["control"] == "CAP-003"] == [f"/subscriptions/{SUB2}"]
 
     # Fix one finding, run again: one resolved event, nothing new opened, a trend of two runs.
     protect_vm(stack.clients, built.ids["rsv"], built.ids["vm-naked"])

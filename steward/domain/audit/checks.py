@@ -55,7 +55,7 @@ from steward.domain.rules import (
 )
 
 #: Azure's role assignments per subscription (subscription, resource group and resource scopes; fixed) and the share
-#: of it from which BKP-008 warns by default. Source: MicrosoftDocs/azure-docs
+#: of it from which CAP-003 warns by default. Source: MicrosoftDocs/azure-docs
 #: articles/role-based-access-control/troubleshoot-limits.md ("Azure supports up to 4000 role assignments per
 #: subscription ... but not at the management group scope"; "fixed and cannot be increased").
 ROLE_ASSIGNMENT_LIMIT: Final = 4000
@@ -176,7 +176,7 @@ def audit(
 
     ``rules``: a :class:`~steward.domain.rules.RuleSet` (read through :class:`RuleExpectations` with the
     inventory's vaults) or any :class:`ExpectationSource`. ``role_assignment_percent``: the share of Azure's
-    4,000 role assignments per subscription from which BKP-008 warns (STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT).
+    4,000 role assignments per subscription from which CAP-003 warns (STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT).
     """
     if now.tzinfo is None:
         raise AuditError("now must be timezone-aware (UTC)")
@@ -562,7 +562,7 @@ def _check_capacity(out: _Collector, vault: Vault, vm_items: int, fill_percent: 
 def _check_role_assignments(
     out: _Collector, count: RoleAssignmentCount, vault_identities: frozenset[str], percent: int
 ) -> None:
-    """BKP-008: the subscription's role assignments (at its scope and below) at or past ``percent`` of Azure's
+    """CAP-003: the subscription's role assignments (at its scope and below) at or past ``percent`` of Azure's
     4,000, with the Backup vault identities' share of them."""
     total = count.total
     if total * 100 < percent * ROLE_ASSIGNMENT_LIMIT:
@@ -582,7 +582,7 @@ def _check_role_assignments(
            f"belong to {holders} Backup vault identit{'y' if holders == 1 else 'ies'}. {effect} Fix: "
            "protect.roleScope: resourceGroup in the rules (one assignment per role and resource group instead of one "
            "per protected resource), or remove role assignments nobody uses.")
-    out.add("BKP-008", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, details={
+    out.add("CAP-003", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, details={
         "roleAssignments": str(total), "limit": str(ROLE_ASSIGNMENT_LIMIT), "thresholdPercent": str(percent),
         "vaultIdentityAssignments": str(mine), "vaultIdentities": str(holders), "vaultSharePercent": f"{share:.0f}"})
 

@@ -126,20 +126,6 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "data over storage accounts; if the rule names its containers on purpose, nothing to do.",
     ),
     Control(
-        "BKP-008",
-        "Subscription near Azure's 4,000 role assignments",
-        Severity.MEDIUM,
-        "Azure allows 4,000 role assignments per subscription, counting those at the subscription, its resource "
-        "groups and its resources (not management groups); the limit is fixed, and at it Azure refuses every new one "
-        "(RoleAssignmentLimitExceeded, Azure RBAC troubleshoot-limits), so protecting a disk, storage account or "
-        "PostgreSQL server, which grants the Backup vault's identity its roles, fails too. The subscription holds at "
-        "least STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT (default 80 %) of them; the finding says how many belong to the "
-        "Backup vaults' managed identities (one per protected resource and role by default).",
-        "Grant the vault identities per resource group instead of per resource (protect.roleScope: resourceGroup in "
-        "the rules), and remove role assignments nobody uses (of deleted principals, or repeated at a lower scope "
-        "where a higher one already grants the role; group-based assignments instead of one per principal).",
-    ),
-    Control(
         "VLT-001",
         "Vault soft delete off or weaker than required",
         Severity.HIGH,
@@ -194,6 +180,20 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "changes are refused until the oldest ages out. Counted from the subscription's activity log.",
         "Hold further policy changes (templates, scripts, pipelines that re-deploy policies) until the budget "
         "recovers; deploy policies only when they change.",
+    ),
+    Control(
+        "CAP-003",
+        "Subscription near Azure's 4,000 role assignments",
+        Severity.MEDIUM,
+        "Azure allows 4,000 role assignments per subscription, counting those at the subscription, its resource "
+        "groups and its resources (not management groups); the limit is fixed, and at it Azure refuses every new one "
+        "(RoleAssignmentLimitExceeded, Azure RBAC troubleshoot-limits), so protecting a disk, storage account or "
+        "PostgreSQL server, which grants the Backup vault's identity its roles, fails too. The subscription holds at "
+        "least STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT (default 80 %) of them; the finding says how many belong to the "
+        "Backup vaults' managed identities (one per protected resource and role by default).",
+        "Grant the vault identities per resource group instead of per resource (protect.roleScope: resourceGroup in "
+        "the rules), and remove role assignments nobody uses (of deleted principals, or repeated at a lower scope "
+        "where a higher one already grants the role; group-based assignments instead of one per principal).",
     ),
     Control(
         "VLT-006",

@@ -174,7 +174,7 @@ class BackupInstance:
 @dataclass(frozen=True)
 class RoleAssignmentCount:
     """The Azure role assignments one subscription holds at its own scope and below (resource groups, resources):
-    what counts against Azure's 4,000 per subscription (BKP-008). Those above it (management groups, the root) are
+    what counts against Azure's 4,000 per subscription (CAP-003). Those above it (management groups, the root) are
     not in it."""
 
     subscription_id: str
@@ -200,7 +200,7 @@ class EstateInventory:
     protected_items: tuple[ProtectedItem, ...] = ()
     backup_instances: tuple[BackupInstance, ...] = ()
     gaps: tuple[InventoryGap, ...] = ()
-    #: per subscription whose role assignments were read (BKP-008); a subscription missing here was not read
+    #: per subscription whose role assignments were read (CAP-003); a subscription missing here was not read
     role_assignments: tuple[RoleAssignmentCount, ...] = ()
 
     def merge(self, other: EstateInventory) -> EstateInventory:
@@ -335,7 +335,7 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
                 for i, v, d, dt, p, st, sd, pa, lb, *rest in data["backupInstances"]
             ),
             gaps=tuple(InventoryGap(str(s), str(r)) for s, r in data.get("gaps", [])),
-            role_assignments=tuple(  # parts written before BKP-008 have none
+            role_assignments=tuple(  # parts written before CAP-003 have none
                 RoleAssignmentCount(str(c["subscriptionId"]), int(c["total"]),
                                     {str(k).lower(): int(n) for k, n in dict(c.get("byPrincipal") or {}).items()})
                 for c in data.get("roleAssignments") or []

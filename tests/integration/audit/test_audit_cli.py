@@ -113,7 +113,7 @@ def test_the_role_assignment_threshold_comes_from_the_settings(
     sandbox: ArmSandbox, built: BuiltEstate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without target flags ``steward audit`` reads the settings, STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT too: 40 role
-    assignments in SUB1 are 1 % of Azure's 4,000 (BKP-008 at 1 %, not at the default 80 %)."""
+    assignments in SUB1 are 1 % of Azure's 4,000 (CAP-003 at 1 %, not at the default 80 %)."""
     from sandbox.arm.providers.authorization_model import seed_role_assignments
 
     seeded = seed_role_assignments(sandbox.store, "0c11a000-0000-4000-8000-000000000040", "Reader",
@@ -129,7 +129,7 @@ def test_the_role_assignment_threshold_comes_from_the_settings(
             out, err = io.StringIO(), io.StringIO()
             assert main(["--format", "json", "--no-progress", "--subscription", SUB1], stdout=out, stderr=err) in (
                 EXIT_OK, EXIT_FINDINGS), err.getvalue()
-            found[percent] = [f for f in json.loads(out.getvalue())["findings"] if f["control"] == "BKP-008"]
+            found[percent] = [f for f in json.loads(out.getvalue())["findings"] if f["control"] == "CAP-003"]
     finally:
         for assignment in seeded:
             sandbox.store.delete(assignment, with_children=False)

@@ -1,4 +1,4 @@
-"""BKP-008 on a sandbox estate: the subscription's role assignments read through the app's ARM inventory
+"""CAP-003 on a sandbox estate: the subscription's role assignments read through the app's ARM inventory
 (``RoleAssignments_ListForSubscription``, paged), counted at the subscription and below against Azure's 4,000, the
 Backup vault identity's share named; a list the app's identity may not read leaves the control not assessed
 (INV-001) and the rest of the audit standing."""
@@ -76,8 +76,8 @@ def _audit(crowded: Crowded, clients: CloudClients | None = None) -> AuditResult
     return audit(inventory, load_rules(default_rules_text(), "defaults"), crowded.sandbox.clock.now())
 
 
-def _bkp008(result: AuditResult) -> list[Finding]:
-    return [f for f in result.findings if f.control_id == "BKP-008"]
+def _cap003(result: AuditResult) -> list[Finding]:
+    return [f for f in result.findings if f.control_id == "CAP-003"]
 
 
 def test_one_short_of_the_threshold_is_silent_and_what_is_above_the_subscription_does_not_count(
@@ -86,7 +86,7 @@ def test_one_short_of_the_threshold_is_silent_and_what_is_above_the_subscription
     inventory = read_estate(ArmEstateReader(crowded.clients), [SUB, CALM])
     counts = {c.subscription_id: c.total for c in inventory.role_assignments}
     assert counts == {SUB: 3199, CALM: 1}  # the 300 at the root are listed for SUB, and not counted
-    assert _bkp008(_audit(crowded)) == []
+    assert _cap003(_audit(crowded)) == []
 
 
 def test_at_the_threshold_the_subscription_is_reported_with_the_vault_identitys_share(crowded: Crowded) -> None:
@@ -94,7 +94,7 @@ def test_at_the_threshold_the_subscription_is_reported_with_the_vault_identitys_
                                   [f"/subscriptions/{SUB}/resourceGroups/rg-app0/providers/{DISKS}/disk-late"],
                                   crowded.sandbox.clock.now())
     try:
-        [finding] = _bkp008(_audit(crowded))
+        [finding] = _cap003(_audit(crowded))
     finally:
         crowded.sandbox.store.delete(extra[0], with_children=False)
     assert finding.resource_id == f"/subscriptions/{SUB}"  # CALM, with one, is not reported
@@ -104,11 +104,11 @@ def test_at_the_threshold_the_subscription_is_reported_with_the_vault_identitys_
     assert "protect.roleScope: resourceGroup" in finding.why
 
 
-def test_a_list_the_identity_may_not_read_leaves_bkp008_not_assessed_and_the_rest_of_the_audit_standing(
+def test_a_list_the_identity_may_not_read_leaves_cap003_not_assessed_and_the_rest_of_the_audit_standing(
     crowded: Crowded,
 ) -> None:
     """An identity with every read but ``Microsoft.Authorization/roleAssignments/read``: ARM's 403 on the list is a
-    gap of the list alone (INV-001 names it and says BKP-008 was not assessed); the vaults are still read."""
+    gap of the list alone (INV-001 names it and says CAP-003 was not assessed); the vaults are still read."""
     sb = crowded.sandbox
     auditor = "0a0d1700-0000-4000-8000-0000000000a1"
     guid = str(uuid.uuid4())
@@ -136,8 +136,8 @@ def test_a_list_the_identity_may_not_read_leaves_bkp008_not_assessed_and_the_res
     assert gap.scope == role_assignments_list(SUB) and gap.reason.startswith("403 AuthorizationFailed: ")
     [finding] = [f for f in result.findings if f.control_id == "INV-001"]
     assert finding.resource_id == role_assignments_list(SUB)
-    assert "BKP-008" in finding.why and "not assessed" in finding.why
-    assert _bkp008(result) == []
+    assert "CAP-003" in finding.why and "not assessed" in finding.why
+    assert _cap003(result) == []
 
 
 def test_the_deployed_reader_role_reads_the_list(crowded: Crowded) -> None:
@@ -181,7 +181,7 @@ def test_the_audit_activities_carry_the_count_and_the_configured_threshold(
     part = _activity(audit_activities.audit_read_subscription)(SubscriptionRead("run-ra", SUB, now).to_record())
     summary = _activity(audit_activities.audit_evaluate)(AuditEvaluation((part["part"],), now).to_record())
     stored = json.loads((tmp_path / summary["report"]).read_text())
-    found = [f for f in stored["findings"] if f["control"] == "BKP-008"]
+    found = [f for f in stored["findings"] if f["control"] == "CAP-003"]
     assert bool(found) is reported
     if found:
         assert found[0]["details"]["thresholdPercent"] == "79" and found[0]["details"]["roleAssignments"] == "3199"
@@ -196,7 +196,7 @@ def test_at_the_limit_the_audit_and_the_sandboxs_refusal_agree(crowded: Crowded)
                                   sb.clock.now())
     try:
         assert RoleAssignments(sb.store).count_in_subscription(SUB) == 4000
-        [finding] = _bkp008(_audit(crowded))
+        [finding] = _cap003(_audit(crowded))
         assert finding.details["roleAssignments"] == "4000" and "refuses every new role assignment" in finding.why
         reader = (f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
                   "acdd72a7-3385-48ef-bd42-f606fba81ae7")

@@ -434,8 +434,8 @@ def test_cap002_is_silent_below_40_or_when_the_activity_log_was_not_read() -> No
         assert "CAP-002" not in fired(replace(estate, vaults=(replace(rsv, policy_changes_24h=changes), bv)))
 
 
-# BKP-008 subscription near Azure's 4,000 role assignments ---------------------------------------------------
-covers("BKP-008")
+# CAP-003 subscription near Azure's 4,000 role assignments ---------------------------------------------------
+covers("CAP-003")
 
 VAULT_PRINCIPAL = "aaaaaaaa-0000-4000-8000-00000000000a"
 OTHER_VAULT_PRINCIPAL = "aaaaaaaa-0000-4000-8000-00000000000b"  # a vault of another subscription
@@ -451,15 +451,15 @@ def _with_role_assignments(total: int, by_principal: dict[str, int] | None = Non
     return replace(estate, vaults=vaults, role_assignments=(count,))
 
 
-def _bkp008(inventory: EstateInventory, percent: int | None = None) -> list[Finding]:
+def _cap003(inventory: EstateInventory, percent: int | None = None) -> list[Finding]:
     result = audit(inventory, rules(), NOW) if percent is None else audit(
         inventory, rules(), NOW, role_assignment_percent=percent)
-    return [f for f in result.findings if f.control_id == "BKP-008"]
+    return [f for f in result.findings if f.control_id == "CAP-003"]
 
 
-def test_bkp008_fires_at_80_percent_of_4000_and_not_one_below() -> None:
-    assert _bkp008(_with_role_assignments(3199)) == []
-    [finding] = _bkp008(_with_role_assignments(3200))
+def test_cap003_fires_at_80_percent_of_4000_and_not_one_below() -> None:
+    assert _cap003(_with_role_assignments(3199)) == []
+    [finding] = _cap003(_with_role_assignments(3200))
     assert finding.resource_id == f"/subscriptions/{SUB_A}" and finding.resource_type == "subscription"
     assert finding.details["roleAssignments"] == "3200" and finding.details["limit"] == "4000"
     assert "3,200 role assignments" in finding.why and "80%" in finding.why and "4,000" in finding.why
@@ -467,35 +467,35 @@ def test_bkp008_fires_at_80_percent_of_4000_and_not_one_below() -> None:
     assert "refuses every new one" in finding.why
 
 
-def test_bkp008_follows_the_configured_threshold_and_says_when_azure_refuses() -> None:
-    assert _bkp008(_with_role_assignments(1999), percent=50) == []
-    assert len(_bkp008(_with_role_assignments(2000), percent=50)) == 1
-    assert _bkp008(_with_role_assignments(3999), percent=100) == []
-    [full] = _bkp008(_with_role_assignments(4000), percent=100)
+def test_cap003_follows_the_configured_threshold_and_says_when_azure_refuses() -> None:
+    assert _cap003(_with_role_assignments(1999), percent=50) == []
+    assert len(_cap003(_with_role_assignments(2000), percent=50)) == 1
+    assert _cap003(_with_role_assignments(3999), percent=100) == []
+    [full] = _cap003(_with_role_assignments(4000), percent=100)
     assert "RoleAssignmentLimitExceeded" in full.why and "new protections of disks" in full.why
     with pytest.raises(AuditError, match=r"1\.\.100"):
-        _bkp008(_with_role_assignments(4000), percent=0)
+        _cap003(_with_role_assignments(4000), percent=0)
 
 
-def test_bkp008_counts_the_backup_vault_identities_share_wherever_the_vault_is() -> None:
+def test_cap003_counts_the_backup_vault_identities_share_wherever_the_vault_is() -> None:
     by_principal = {VAULT_PRINCIPAL: 1500, OTHER_VAULT_PRINCIPAL: 900, "cccccccc-0000-4000-8000-00000000000c": 1000}
-    [finding] = _bkp008(_with_role_assignments(3400, by_principal))
+    [finding] = _cap003(_with_role_assignments(3400, by_principal))
     assert finding.details["vaultIdentityAssignments"] == "2400"  # 1,500 + 900 of another subscription's vault
     assert finding.details["vaultIdentities"] == "2" and finding.details["vaultSharePercent"] == "71"
     assert "2,400 of them (71%) belong to 2 Backup vault identities" in finding.why
-    [none_mine] = _bkp008(_with_role_assignments(3400, {"cccccccc-0000-4000-8000-00000000000c": 3400}))
+    [none_mine] = _cap003(_with_role_assignments(3400, {"cccccccc-0000-4000-8000-00000000000c": 3400}))
     assert none_mine.details["vaultIdentityAssignments"] == "0"
 
 
-def test_bkp008_is_silent_where_the_role_assignments_were_not_read() -> None:
+def test_cap003_is_silent_where_the_role_assignments_were_not_read() -> None:
     estate = _with_role_assignments(3900)
-    assert _bkp008(replace(estate, role_assignments=())) == []
+    assert _cap003(replace(estate, role_assignments=())) == []
     # one finding per subscription read, each on its own subscription
     two = replace(estate, role_assignments=(*estate.role_assignments, RoleAssignmentCount(SUB_B, 3300, {})))
-    assert sorted(f.resource_id for f in _bkp008(two)) == [f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}"]
+    assert sorted(f.resource_id for f in _cap003(two)) == [f"/subscriptions/{SUB_A}", f"/subscriptions/{SUB_B}"]
 
 
-def test_bkp008_inputs_survive_the_inventory_record() -> None:
+def test_cap003_inputs_survive_the_inventory_record() -> None:
     estate = _with_role_assignments(3300, {VAULT_PRINCIPAL: 3000})
     again = inventory_from_json(json.loads(json.dumps(inventory_to_json(estate))))
     assert again.role_assignments == estate.role_assignments

@@ -77,7 +77,7 @@ def test_events_open_new_findings_and_resolve_gone_ones() -> None:
     assert finding_events(unchanged) == []
 
 
-def test_a_bkp008_finding_reaches_the_json_report_the_html_page_and_the_events(tmp_path: Path) -> None:
+def test_a_cap003_finding_reaches_the_json_report_the_html_page_and_the_events(tmp_path: Path) -> None:
     """The role assignment quota warning travels like every finding: the stored JSON (valid against the published
     schema), the HTML report and a FindingOpened event, then a FindingResolved once under the threshold."""
     import jsonschema
@@ -92,15 +92,15 @@ def test_a_bkp008_finding_reaches_the_json_report_the_html_page_and_the_events(t
     saved = save_result(store, result)
     stored = json.loads(store.get(saved.json_name) or b"{}")
     jsonschema.validate(stored, schema())
-    [finding] = [f for f in stored["findings"] if f["control"] == "BKP-008"]
+    [finding] = [f for f in stored["findings"] if f["control"] == "CAP-003"]
     assert finding["resourceId"] == f"/subscriptions/{SUB_A}" and finding["details"]["roleAssignments"] == "3650"
-    assert "BKP-008" in [c["id"] for c in stored["controls"]]
+    assert "CAP-003" in [c["id"] for c in stored["controls"]]
     page = (store.get(saved.html_name) or b"").decode()
-    assert "BKP-008" in page and "3,650 role assignments" in page
-    [opened] = [e for e in finding_events(result) if e.data["control"] == "BKP-008"]
+    assert "CAP-003" in page and "3,650 role assignments" in page
+    [opened] = [e for e in finding_events(result) if e.data["control"] == "CAP-003"]
     assert opened.event_type == OPENED and opened.subject == f"/subscriptions/{SUB_A}"
     assert opened.data["details"]["limit"] == "4000" and "protect.roleScope" in str(opened.data["why"])
     calm = replace(estate, role_assignments=(RoleAssignmentCount(SUB_A, 3100, {}),))
     [resolved] = [e for e in finding_events(audit(calm, rules(), NOW + timedelta(hours=1), previous=result))
-                  if e.data["control"] == "BKP-008"]
+                  if e.data["control"] == "CAP-003"]
     assert resolved.event_type == RESOLVED
