@@ -182,7 +182,8 @@ def audit(
         raise AuditError("now must be timezone-aware (UTC)")
     if not 1 <= role_assignment_percent <= 100:
         raise AuditError(f"role_assignment_percent must be 1..100, not {role_assignment_percent}")
-    fill_percent = rules.vault_fill_percent if isinstance(rules, RuleSet) else DEFAULT_FILL_PERCENT
+    fill_percent = (rules.vault_fill_percent if isinstance(rules, RuleSet | RuleExpectations)
+                    else DEFAULT_FILL_PERCENT)
     if isinstance(rules, RuleSet):
         rules = RuleExpectations(rules, inventory.vaults)
     vaults = {v.key: v for v in inventory.vaults}

@@ -123,6 +123,11 @@ class RuleExpectations:
                 continue
         self._choices: dict[tuple[object, str], VaultChoice] = {}
 
+    @property
+    def vault_fill_percent(self) -> int:
+        """The rules' vault fill threshold (STEWARD_VAULT_FILL_PERCENT), for CAP-001."""
+        return self._rules.vault_fill_percent
+
     def expect(self, resource: ProtectableResource) -> Expectation:
         try:
             facts = ResourceFacts(

@@ -18,6 +18,7 @@ from steward.domain.audit import (
     InventoryGap,
     ProtectedItem,
     RoleAssignmentCount,
+    RuleExpectations,
     SoftDeleteState,
     UniformExpectations,
     VaultRequirements,
@@ -416,6 +417,14 @@ def test_cap001_is_silent_below_the_threshold_and_follows_the_configured_one() -
     strict = load_rules(default_rules_text(), "defaults", vault_fill_percent=50)
     assert "CAP-001" in {f.control_id for f in audit(_with_vm_items(healthy_estate(), 499), strict, NOW).findings}
     assert "CAP-001" not in {f.control_id for f in audit(_with_vm_items(healthy_estate(), 498), strict, NOW).findings}
+
+
+def test_cap001_follows_the_configured_threshold_through_the_expectations_the_app_passes() -> None:
+    """The timer's activity and the CLI hand ``audit`` a :class:`RuleExpectations`, not the RuleSet: the threshold
+    (STEWARD_VAULT_FILL_PERCENT) must still reach CAP-001 (it read 90 % whatever was configured)."""
+    strict = load_rules(default_rules_text(), "defaults", vault_fill_percent=50)
+    estate = _with_vm_items(healthy_estate(), 499)  # 500 of 1,000
+    assert "CAP-001" in {f.control_id for f in audit(estate, RuleExpectations(strict, estate.vaults), NOW).findings}
 
 
 def test_cap002_fires_when_40_of_the_50_daily_policy_changes_are_spent() -> None:
