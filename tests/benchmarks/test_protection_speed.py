@@ -128,5 +128,6 @@ def test_a_warm_group_scoped_burst_is_refused_no_validation_and_holds_two_assign
     assert burst["vault_identity_role_assignments"] == {"total": 2, "resourceGroup": 2}
     assert burst["propagation_floor"] is None
     bucket = burst["binding_bucket"]
-    assert bucket["binding"] == "reads" and bucket["minimum_per_resource"]["write"] < 1.5
+    # 2 writes per disk (validateForBackup, the instance PUT; the group's two roles once over 8) and 4 reads
+    assert bucket["binding"] == "writes" and bucket["protections_per_second"] == pytest.approx(10 / 2.25, abs=0.01)
     assert sum(burst["app"]["throttled_429"].values()) == 0
