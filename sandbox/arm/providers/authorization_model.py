@@ -272,8 +272,11 @@ class RoleAssignments:
         return all role assignments at or above the scope"; MicrosoftDocs/azure-docs
         ``articles/role-based-access-control/role-assignments-list-rest.md``: atScope() lists them "not including
         the role assignments at subscopes", so without it a subscription's list holds its groups' and resources'
-        too). Paged on ``nextLink`` (``x-ms-pageable``) by the route. Management groups are not modelled: the
-        root scope ``/`` is the only scope above a subscription here."""
+        too; ``assignedTo('{objectId}')`` narrows to a user's or service principal's own, and ``atScope() and
+        assignedTo(...)`` lists "role assignments for the specified user or service principal and at the specified
+        scope" - group memberships, which ``assignedTo`` also follows, are not modelled: no groups here). Paged on
+        ``nextLink`` (``x-ms-pageable``) by the route. Management groups are not modelled: the root scope ``/`` is
+        the only scope above a subscription here."""
         found = []
         for record in self.all():
             props = record.get("properties", {})

@@ -46,8 +46,6 @@ def app() -> Iterator[AppStack]:
         stack.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: the app PUTs a per-disk assignment even when the vault "
-                   "identity holds the roles on the subscription, so at the limit the protection fails")
 def test_roles_held_on_the_subscription_need_no_new_assignment_at_the_limit(app: AppStack) -> None:
     from sandbox.arm.providers.authorization_model import RoleAssignments
 

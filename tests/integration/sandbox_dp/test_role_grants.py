@@ -3,6 +3,8 @@ deterministic name, 409 RoleAssignmentExists counted as granted, and no request 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from steward.cloud.arm_cache import ArmCache
@@ -103,3 +105,43 @@ def test_past_the_subscriptions_limit_a_new_assignment_is_refused_400_and_an_exi
         assert sum(1 for _ in estate.auth.role_assignments.list_for_subscription()) == held
     finally:
         estate.sandbox.configure_role_assignment_limit(4000)
+
+
+def test_at_the_limit_a_role_held_at_or_above_the_scope_counts_as_granted_with_its_time(estate: Estate) -> None:
+    """Review finding 3: once Azure refuses a new assignment at the limit, the principal's assignments at and above
+    the scope are listed (``atScope() and assignedTo(...)``, ``role-assignments-list-rest.md``) and a role already
+    held there needs none of its own (as ``Set-AzDataProtectionMSIPermission`` skips it), answered with that
+    assignment's ``createdOn``: one made moments ago may still propagate. Not held (a sibling's, another role, a
+    conditional one): refused as before. Below the limit: one PUT, no list."""
+    from steward.cloud.errors import AzureRefusal
+
+    rg = estate.group("grantsheld")
+    vault = make_vault(estate, rg)
+    group = estate.group_id(rg)
+    disk, sibling, bare = (estate.datasource(rg, DISK, n) for n in ("disk1", "disk2", "disk3"))
+    snapshot = ROLE_IDS["Disk Snapshot Contributor"]
+    on_group = vault.grant("Disk Backup Reader", group)
+    vault.grant("Disk Snapshot Contributor", sibling)  # a sibling's: does not cover the disk
+    estate.auth.role_assignments.create(group, str(uuid.uuid4()), {"properties": {  # conditional: not counted
+        "roleDefinitionId": f"/subscriptions/{estate.subscription}/providers/Microsoft.Authorization/roleDefinitions/"
+                            f"{ROLE_IDS['Reader']}", "principalId": vault.principal_id,
+        "principalType": "ServicePrincipal", "condition": "@Resource[Microsoft.Compute/disks:name] StringEquals 'x'",
+        "conditionVersion": "2.0"}})
+    estate.sandbox.advance(90.0)
+    estate.sandbox.configure_role_assignment_limit(sum(1 for _ in estate.auth.role_assignments.list_for_subscription()))
+    try:
+        reads = estate.sandbox.counters.get("read")
+        held = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, READER, disk)
+        assert held == RoleGranted(put=False, created_on=held.created_on, held_at=group)
+        assert held.created_on is not None and held.created_on[:19] == on_group.created_on.strftime("%Y-%m-%dT%H:%M:%S")
+        assert estate.sandbox.counters.get("read") - reads == 1  # the one list, after the refused PUT
+        for role, scope in ((snapshot, disk), (ROLE_IDS["Reader"], bare)):
+            with pytest.raises(AzureRefusal) as refused:
+                BackupVaultProtection(estate.clients).grant_role(vault.principal_id, role, scope)
+            assert refused.value.code == "RoleAssignmentLimitExceeded"
+    finally:
+        estate.sandbox.configure_role_assignment_limit(4000)
+    reads = estate.sandbox.counters.get("read")
+    made = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, snapshot, disk)
+    assert made.put and made.held_at is None
+    assert estate.sandbox.counters.get("read") == reads  # room: no list
