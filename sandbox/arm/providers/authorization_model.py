@@ -19,10 +19,11 @@ other record. Rules modelled (api-version 2022-04-01):
   role_assignments_per_subscription``), counted at the subscription, its resource groups and resources (management
   groups are not counted; the sandbox has none, nor eligible or future-scheduled PIM assignments, which do not
   count either): a NEW assignment past it is refused 400 ``RoleAssignmentLimitExceeded``, an idempotent re-PUT
-  of an existing one is not. Source: MicrosoftDocs/azure-docs ``articles/role-based-access-control/
-  troubleshoot-limits.md`` ("Azure supports up to 4000 role assignments per subscription. This limit includes
-  role assignments at the subscription, resource group, and resource scopes, but not at the management group
-  scope"; "No more role assignments can be created (code: RoleAssignmentLimitExceeded)"); the status is
+  of an existing one is not, nor a duplicate under another name (409 ``RoleAssignmentExists`` first). Source:
+  MicrosoftDocs/azure-docs ``articles/role-based-access-control/troubleshoot-limits.md`` ("Azure supports up to
+  4000 role assignments per subscription. This limit includes role assignments at the subscription, resource
+  group, and resource scopes, but not at the management group scope"; "No more role assignments can be created
+  (code: RoleAssignmentLimitExceeded)"); the status, the message past that sentence and the 409-first order are
   **inferred**;
 - a NEW assignment grants its role only ``PropagationConfig.rbac_seconds`` after its ``createdOn``: permission
   checks made before (``holds_role``, e.g. a Backup vault's ``validateForBackup``) see the old permissions.
@@ -376,6 +377,7 @@ class RoleAssignments:
                 if not same:
                     raise errors.ROLE_ASSIGNMENT_UPDATE.error()
                 return existing, False
+            # 409 RoleAssignmentExists before the limit (a duplicate creates nothing): the order is **inferred**
             for other in self.list_for_scope(canonical_scope, AssignmentFilter(principal_id=principal_id)):
                 other_props = other["properties"]
                 if (
