@@ -295,10 +295,7 @@ class RoleAssignments:
 
     def count_in_subscription(self, subscription_id: str) -> int:
         """Assignments that count toward the subscription's limit: at the subscription, its groups and resources."""
-        root = f"/subscriptions/{subscription_id}"
-        return sum(1 for record in self.all()
-                   if scope_covers(root, str(record.get("properties", {}).get("scope")
-                                             or scope_of_assignment(record["id"]))))
+        return _count_in(self.all(), subscription_id)
 
     def holds_role(self, principal_id: str, role: str, target: str) -> bool:
         """True when ``principal_id`` holds built-in ``role`` (name or GUID) on ``target`` or a scope above it,
@@ -377,17 +374,21 @@ class RoleAssignments:
                 if not same:
                     raise errors.ROLE_ASSIGNMENT_UPDATE.error()
                 return existing, False
+            # one read of every assignment for both checks below (each create scans them all: the sandbox's cost)
+            records = self.all()
             # 409 RoleAssignmentExists before the limit (a duplicate creates nothing): the order is **inferred**
-            for other in self.list_for_scope(canonical_scope, AssignmentFilter(principal_id=principal_id)):
-                other_props = other["properties"]
+            for other in records:
+                other_props = other.get("properties", {})
                 if (
-                    id_key(str(other_props.get("scope", ""))) == id_key(canonical_scope)
+                    str(other_props.get("principalId", "")).lower() == principal_id.lower()
+                    and id_key(str(other_props.get("scope") or scope_of_assignment(other["id"])))
+                    == id_key(canonical_scope)
                     and guid_of_role_definition(str(other_props.get("roleDefinitionId", ""))) == guid
                 ):
                     raise errors.ROLE_ASSIGNMENT_EXISTS.error()
             if self._limit is not None and subscription:
                 limit = int(self._limit())
-                count = self.count_in_subscription(subscription)
+                count = _count_in(records, subscription)
                 if count >= limit:
                     raise errors.ROLE_ASSIGNMENT_LIMIT.error(subscription=subscription, count=count, limit=limit)
             stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -431,6 +432,14 @@ class RoleAssignments:
                 self.store.delete(record["id"], with_children=False)
                 dropped.append(record["id"])
         return dropped
+
+
+def _count_in(records: Iterable[dict[str, Any]], subscription_id: str) -> int:
+    """Of ``records``, the assignments at the subscription, its groups and resources (its limit's count)."""
+    root = f"/subscriptions/{subscription_id}"
+    return sum(1 for record in records
+               if scope_covers(root, str(record.get("properties", {}).get("scope")
+                                         or scope_of_assignment(record["id"]))))
 
 
 def new_assignment_name() -> str:
