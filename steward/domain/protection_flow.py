@@ -735,10 +735,15 @@ def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, fact
     """The reason (and details) of a protection whose role assignment Azure refused. Past the subscription's limit
     no retry helps: the reason names the limit and the fix - a wider ``roleScope`` on the rule (one assignment
     shared by every resource of the group, or of the subscription) or assignments freed. Nothing was protected:
-    the grant comes before any validation or backup instance."""
+    the grant comes before any validation or backup instance. The roles the grant PUT before the refusal
+    (``created``) stay and are named (``kept``): review finding 5."""
     message = str(granted.get("message") or "")
+    kept = [str(role) for role in granted.get("created") or []]
+    left = (f" The role assignment(s) this grant PUT before the refusal stay ({', '.join(kept)}): Azure answers a "
+            "new one and a repeat alike, so one other protections rely on cannot be told apart; none is deleted on "
+            "a guess." if kept else "")
     if str(granted.get("code") or "").lower() != ROLE_ASSIGNMENT_LIMIT_CODE:
-        return f"role assignment refused: {message}", {}
+        return f"role assignment refused: {message}{left}", {"kept": kept} if kept else {}
     subscription = ResourceId.parse(ResourceRecord.read(facts).id).subscription_id
     scope = decision.role_scope
     wider = {workloads.PermissionsScope.RESOURCE: workloads.PermissionsScope.RESOURCE_GROUP,
@@ -747,10 +752,6 @@ def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, fact
            f"{'resource group' if wider is workloads.PermissionsScope.RESOURCE_GROUP else 'subscription'}, shared "
            "by its resources), or free role assignments in the subscription" if wider is not None
            else "free role assignments in the subscription (e.g. assign roles to groups rather than to each principal)")
-    kept = [str(role) for role in granted.get("created") or []]
-    left = (f" The role assignment(s) this grant made before the refusal stay ({', '.join(kept)}): Azure answers a "
-            "new one and a repeat alike, so one other protections rely on cannot be told apart; none is deleted on "
-            "a guess." if kept else "")
     reason = (f"role assignment refused (RoleAssignmentLimitExceeded): subscription {subscription} holds Azure's "
               f"maximum of {ROLE_ASSIGNMENTS_PER_SUBSCRIPTION:,} role assignments (at the subscription, its resource "
               f"groups and resources; the limit cannot be raised), and rule {decision.rule!r} assigns the Backup "
