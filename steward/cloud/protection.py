@@ -658,8 +658,12 @@ class BackupVaultProtection(_VaultAdapter):
             if refusal.code == "RoleAssignmentExists":
                 self._cache.put(key, True)
                 return RoleGranted(put=False, created_on=None)
-            held = (self.held_role(principal_id, role_definition_guid, scope)
-                    if (refusal.code or "").lower() == protection_flow.ROLE_ASSIGNMENT_LIMIT_CODE else None)
+            if (refusal.code or "").lower() != protection_flow.ROLE_ASSIGNMENT_LIMIT_CODE:
+                raise
+            try:
+                held = self.held_role(principal_id, role_definition_guid, scope)
+            except (AzureRefusal, NotFound) as unlisted:  # e.g. 403 without roleAssignments/read: Azure's refusal
+                raise refusal from unlisted  # stands as it was (a throttled list is retried: transient)
             if held is None:
                 raise
             self._cache.put(key, held.created_on or True)

@@ -145,3 +145,42 @@ def test_at_the_limit_a_role_held_at_or_above_the_scope_counts_as_granted_with_i
     made = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, snapshot, disk)
     assert made.put and made.held_at is None
     assert estate.sandbox.counters.get("read") == reads  # room: no list
+
+
+def test_at_the_limit_a_list_the_app_may_not_read_leaves_azures_refusal_as_it_was(estate: Estate) -> None:
+    """The look for a held role needs ``Microsoft.Authorization/roleAssignments/read`` (the deployed Reader carries
+    it); an identity without it gets ARM's 403 on the list, and the grant still ends with Azure's
+    ``RoleAssignmentLimitExceeded`` (the reason that names the limit and the fix), not the list's 403."""
+    from sandbox.arm.providers.authorization_model import RoleAssignments, define_custom_role
+    from steward.cloud.clients import CloudClients
+    from steward.cloud.errors import AzureRefusal
+
+    sb = estate.sandbox
+    rg = estate.group("grantsnoread")
+    vault = make_vault(estate, rg)
+    disk = estate.datasource(rg, DISK, "disk1")
+    vault.grant("Disk Backup Reader", estate.group_id(rg))  # held above the disk: the list would find it
+    caller = "0a0d1700-0000-4000-8000-0000000000b1"
+    guid = str(uuid.uuid4())
+    sub = f"/subscriptions/{estate.subscription}"
+    define_custom_role(sb.store, estate.subscription, guid, "Grants but reads no assignments",
+                       actions=["*/read", "Microsoft.Authorization/roleAssignments/write"],
+                       not_actions=["Microsoft.Authorization/roleAssignments/read"])
+    sb.store.put({"id": f"{sub}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+                  "type": "Microsoft.Authorization/roleAssignments",
+                  "properties": {"roleDefinitionId": f"{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+                                 "principalId": caller, "principalType": "ServicePrincipal", "scope": sub}})
+    sb.configure_role_assignment_limit(sum(1 for _ in estate.auth.role_assignments.list_for_subscription()))
+    sb.enforce_caller_rbac(caller)
+    try:
+        adapter = BackupVaultProtection(CloudClients(sb.cloud_target(principal_id=caller, polling_interval=0.01)))
+        with pytest.raises(AzureRefusal) as refused:
+            adapter.grant_role(vault.principal_id, READER, disk)
+        assert (refused.value.status, refused.value.code) == (400, "RoleAssignmentLimitExceeded")
+        assert isinstance(refused.value.__cause__, AzureRefusal) and refused.value.__cause__.status == 403
+    finally:
+        sb.enforce_caller_rbac(caller, enforce=False)
+        sb.configure_role_assignment_limit(4000)
+        for record in RoleAssignments(sb.store).all():
+            if record["properties"].get("principalId") == caller:
+                sb.store.delete(record["id"], with_children=False)
