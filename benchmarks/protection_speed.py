@@ -677,7 +677,8 @@ def rules_with_role_scope(role_scope: str) -> str:
     return json.dumps(rules)
 
 
-def propagation_floor(backup_vault_resources: int, rbac_seconds: float) -> dict[str, Any]:
+def propagation_floor(backup_vault_resources: int, rbac_seconds: float,
+                      last_event_after: float = 0.0) -> dict[str, Any]:
     """The shortest window (first creation event -> last verification) ANY client can reach for a burst of
     ``backup_vault_resources`` whose vault identity gets NEW role assignments, under ARM's write bucket and the
     sandbox's RBAC propagation delay - a lower bound, not a schedule.
@@ -687,17 +688,25 @@ def propagation_floor(backup_vault_resources: int, rbac_seconds: float) -> dict[
     and its instance PUT; a refused validation only adds writes), and the write bucket holds at most its
     capacity then (200) and refills 10/s: the last instance PUT comes no sooner than rbac_seconds + (2n - 200) /
     10, and its operation takes the modelled instance duration (60 s) before the verifying GET can see it. The
-    creations' own pace, the validations' 30 s and every latency are left out (the bound only gets lower)."""
+    creations' own pace, the validations' 30 s and every latency are left out (the bound only gets lower).
+
+    ``last_event_after``: seconds from the first creation event to the last Backup-vault resource's (a PostgreSQL
+    server's event comes when its 300-s create operation ends): no client hears of it sooner, its grant comes
+    after, its instance PUT (refused without the roles, like validateForBackup) rbac_seconds after that, and the
+    PUT's operation takes its 60 s - the window is at least the later of the two."""
     from sandbox.arm.config import ThrottleConfig
     from sandbox.arm.providers.dataprotection import DURATIONS
 
     writes = ThrottleConfig().writes
     after = max(0.0, 2 * backup_vault_resources - writes.capacity) / writes.refill_per_second
-    seconds = rbac_seconds + after + DURATIONS["instance"]
-    return {"seconds": round(seconds, 1), "rbac_seconds": rbac_seconds,
-            "reason": f"{rbac_seconds:g} s RBAC propagation + {after:g} s for the 2 writes per resource left once "
-                      f"roles apply ({writes.capacity:g} tokens, {writes.refill_per_second:g}/s) + "
-                      f"{DURATIONS['instance']:g} s instance operation"}
+    by_bucket = rbac_seconds + after + DURATIONS["instance"]
+    by_arrival = last_event_after + rbac_seconds + DURATIONS["instance"]
+    reason = (f"{rbac_seconds:g} s RBAC propagation + {after:g} s for the 2 writes per resource left once roles apply "
+              f"({writes.capacity:g} tokens, {writes.refill_per_second:g}/s) + {DURATIONS['instance']:g} s instance "
+              "operation") if by_bucket >= by_arrival else (
+              f"the last creation event {last_event_after:g} s after the first + {rbac_seconds:g} s RBAC propagation "
+              f"+ {DURATIONS['instance']:g} s instance operation")
+    return {"seconds": round(max(by_bucket, by_arrival), 1), "rbac_seconds": rbac_seconds, "reason": reason}
 
 
 def _vault_role_assignments(app: AppStack, vault_id: str | None) -> dict[str, int] | None:
@@ -815,8 +824,10 @@ def _burst_report(app: AppStack, vaults: dict[str, str], resources: list[tuple[R
     validations = sum(1 for c in app_calls if category(c.method, c.path) == "validateForBackup" and c.status < 400)
     bv_count = sum(1 for rtype, _ in resources if rtype.vault == "bv")
     hold = _timings()["rs_enable"][0]
-    floor = propagation_floor(bv_count, float(app.sandbox.ctx.propagation.rbac_seconds)) if bv_count and not \
-        roles_exist else None
+    bv_events = [events[rid.lower()] for rtype, rid in resources if rtype.vault == "bv" and events[rid.lower()]]
+    floor = propagation_floor(bv_count, float(app.sandbox.ctx.propagation.rbac_seconds),
+                              _seconds(first_event, max(bv_events)) if bv_events else 0.0) \
+        if bv_count and not roles_exist else None
     return {
         "resources": len(ids),
         "clock_scale": float(app.sandbox.clock.scale) if not app.discrete else None,
