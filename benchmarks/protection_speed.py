@@ -26,8 +26,9 @@ the real SDK as a separate principal (``CREATOR_PRINCIPAL``); the app acts as ``
    against the *binding bucket*: the protections per second ARM's per-principal buckets allow at the type's
    minimum request mix (``binding_bucket``: writes + actions share the write bucket's 10/s, reads the read
    bucket's 25/s; VM 5.0/s by writes, disk / storage / PostgreSQL 3.33/s by writes, mixed 3.64/s; with the
-   rules' ``protect.roleScope: resourceGroup`` (``--role-scope``) the roles are a few assignments for the whole
-   burst and a Backup-vault resource costs 2 writes: 5.0/s); against a cold burst's *propagation floor* (the
+   rules' ``protect.roleScope: resourceGroup`` (``--role-scope``; the Backup-vault rules then name the burst's
+   vault ``bv-burst`` by id, as a wider scope requires) the roles are a few assignments for the whole burst and
+   a Backup-vault resource costs 2 writes: 5.0/s); against a cold burst's *propagation floor* (the
    shortest window any client can reach when the roles are new, ``propagation_floor``); 429s by
    principal and kind; whether every resource ended protected exactly once (one protected item or backup
    instance naming it, one successful PUT); real and virtual elapsed time.
