@@ -110,6 +110,22 @@ def test_the_propagation_floor_is_the_write_bucket_after_the_roles_apply() -> No
     assert protection_speed.propagation_floor(1000, 30.0)["seconds"] == pytest.approx(30 + 180 + 60)
 
 
+@pytest.mark.parametrize("role_scope", ["resourceGroup", "subscription"])
+def test_the_role_scoped_rules_name_the_bursts_backup_vault_by_id(role_scope: str) -> None:
+    """A roleScope other than resource is refused at load without a vault named by id (review finding 2): every
+    Backup-vault rule names the burst's vault; the VM rule keeps its regional default."""
+    from steward.rules_file import load_rules
+
+    vault = ("/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg-burst/providers/"
+             "Microsoft.DataProtection/backupVaults/bv-burst")
+    rules = load_rules(protection_speed.rules_with_role_scope(role_scope, vault), "bench")
+    specs = {r.name: r.protect for r in rules.rules if r.protect is not None}
+    assert specs["virtual-machines"].vault == "regional-default"
+    scoped = [s for name, s in specs.items() if name != "virtual-machines"]
+    assert len(scoped) == 3 and all(s.role_scope == role_scope for s in scoped)
+    assert {str(getattr(s.vault, "vault_id", "")) for s in scoped} == {vault}
+
+
 def test_a_warm_group_scoped_burst_is_refused_no_validation_and_holds_two_assignments(tmp_path: Path) -> None:
     """``--role-scope resourceGroup --warm`` (issue 15): the vault identity's roles are on the group and older than
     the propagation bound, so no validation is refused (one per disk), the disks share the group's two assignments
