@@ -26,8 +26,9 @@ the real SDK as a separate principal (``CREATOR_PRINCIPAL``); the app acts as ``
    against the *binding bucket*: the protections per second ARM's per-principal buckets allow at the type's
    minimum request mix (``binding_bucket``: writes + actions share the write bucket's 10/s, reads the read
    bucket's 25/s; VM 5.0/s by writes, disk / storage / PostgreSQL 3.33/s by writes, mixed 3.64/s; with the
-   rules' ``protect.roleScope: resourceGroup`` (``--role-scope``) the roles are a few assignments for the whole
-   burst and a Backup-vault resource costs 2 writes: 5.0/s); against a cold burst's *propagation floor* (the
+   rules' ``protect.roleScope: resourceGroup`` (``--role-scope``; the Backup-vault rules then name the burst's
+   vault ``bv-burst`` by id, as a wider scope requires) the roles are a few assignments for the whole burst and
+   a Backup-vault resource costs 2 writes: 5.0/s); against a cold burst's *propagation floor* (the
    shortest window any client can reach when the roles are new, ``propagation_floor``); 429s by
    principal and kind; whether every resource ended protected exactly once (one protected item or backup
    instance naming it, one successful PUT); real and virtual elapsed time.
@@ -170,7 +171,8 @@ ROLE_SCOPES: Final = ("resource", "resourceGroup", "subscription")
 def _group_scoped_roles(arm_type: str, role_scope: str = "resource") -> tuple[int, int]:
     """(roles on the resource, roles shared by the burst's one resource group) the app's workload model asks for
     under ``role_scope``: with ``resourceGroup`` or ``subscription`` every role is one assignment for the whole
-    burst (one group, one subscription), none per resource."""
+    burst (one group, one subscription; a disk's Disk Snapshot Contributor stays on its snapshot group, the burst's
+    group, under both), none per resource."""
     from steward.domain import workloads
 
     workload = workloads.workload_for(arm_type)
@@ -593,7 +595,10 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
 
     if role_scope not in ROLE_SCOPES:
         raise ValueError(f"role_scope must be one of {ROLE_SCOPES}, not {role_scope!r}")
-    settings = {} if role_scope == "resource" else {"STEWARD_RULES": rules_with_role_scope(role_scope)}
+    # the burst's Backup vault, created below: a wider roleScope needs its vault named by id (review finding 2)
+    bv_id = (f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.DataProtection/"
+             "backupVaults/bv-burst")
+    settings = {} if role_scope == "resource" else {"STEWARD_RULES": rules_with_role_scope(role_scope, bv_id)}
     app = start_app_stack(scale=scale, seed=seed, activity_slots=activity_slots, clock=clock,
                           extra_activity_cpu_ms=extra_activity_cpu_ms, instances=instances, settings=settings)
     try:
@@ -605,6 +610,7 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
             vaults["rs"] = estate.recovery_services_vault(GROUP, "rsv-burst", REGION)
         if any(rtype.vault == "bv" for rtype, _ in resources):
             vaults["bv"] = estate.backup_vault(GROUP, "bv-burst", REGION)
+            assert vaults["bv"].lower() == bv_id.lower(), (vaults["bv"], bv_id)
         app.settle()
         warmed = _warm_up(app, resources, timeout) if warm else []
         # fresh, full buckets for the burst (the set-up above used a few tokens)
@@ -660,9 +666,10 @@ def measure_burst(vms: int, *, scale: float, seed: int, activity_slots: int | No
         app.stop()
 
 
-def rules_with_role_scope(role_scope: str) -> str:
-    """The packaged default rules with ``protect.roleScope: role_scope`` on every Backup-vault rule (JSON, which
-    ``STEWARD_RULES`` reads as YAML)."""
+def rules_with_role_scope(role_scope: str, vault_id: str) -> str:
+    """The packaged default rules with ``protect.roleScope: role_scope`` on every Backup-vault rule, each naming
+    the Backup vault ``vault_id`` (in ``REGION``) by id: a roleScope other than ``resource`` is refused at load for
+    ``regional-default`` or a vault set (review finding 2). JSON, which ``STEWARD_RULES`` reads as YAML."""
     import json
 
     import yaml
@@ -674,10 +681,12 @@ def rules_with_role_scope(role_scope: str) -> str:
         kinds = {workloads.workload_for(t) for t in rule.get("match", {}).get("types", [])}
         if "protect" in rule and kinds and all(k is not None and k.roles for k in kinds):
             rule["protect"]["roleScope"] = role_scope
+            rule["protect"]["vault"] = {"id": vault_id, "region": REGION}
     return json.dumps(rules)
 
 
-def propagation_floor(backup_vault_resources: int, rbac_seconds: float) -> dict[str, Any]:
+def propagation_floor(backup_vault_resources: int, rbac_seconds: float,
+                      last_event_after: float = 0.0) -> dict[str, Any]:
     """The shortest window (first creation event -> last verification) ANY client can reach for a burst of
     ``backup_vault_resources`` whose vault identity gets NEW role assignments, under ARM's write bucket and the
     sandbox's RBAC propagation delay - a lower bound, not a schedule.
@@ -687,17 +696,25 @@ def propagation_floor(backup_vault_resources: int, rbac_seconds: float) -> dict[
     and its instance PUT; a refused validation only adds writes), and the write bucket holds at most its
     capacity then (200) and refills 10/s: the last instance PUT comes no sooner than rbac_seconds + (2n - 200) /
     10, and its operation takes the modelled instance duration (60 s) before the verifying GET can see it. The
-    creations' own pace, the validations' 30 s and every latency are left out (the bound only gets lower)."""
+    creations' own pace, the validations' 30 s and every latency are left out (the bound only gets lower).
+
+    ``last_event_after``: seconds from the first creation event to the last Backup-vault resource's (a PostgreSQL
+    server's event comes when its 300-s create operation ends): no client hears of it sooner, its grant comes
+    after, its instance PUT (refused without the roles, like validateForBackup) rbac_seconds after that, and the
+    PUT's operation takes its 60 s - the window is at least the later of the two."""
     from sandbox.arm.config import ThrottleConfig
     from sandbox.arm.providers.dataprotection import DURATIONS
 
     writes = ThrottleConfig().writes
     after = max(0.0, 2 * backup_vault_resources - writes.capacity) / writes.refill_per_second
-    seconds = rbac_seconds + after + DURATIONS["instance"]
-    return {"seconds": round(seconds, 1), "rbac_seconds": rbac_seconds,
-            "reason": f"{rbac_seconds:g} s RBAC propagation + {after:g} s for the 2 writes per resource left once "
-                      f"roles apply ({writes.capacity:g} tokens, {writes.refill_per_second:g}/s) + "
-                      f"{DURATIONS['instance']:g} s instance operation"}
+    by_bucket = rbac_seconds + after + DURATIONS["instance"]
+    by_arrival = last_event_after + rbac_seconds + DURATIONS["instance"]
+    reason = (f"{rbac_seconds:g} s RBAC propagation + {after:g} s for the 2 writes per resource left once roles apply "
+              f"({writes.capacity:g} tokens, {writes.refill_per_second:g}/s) + {DURATIONS['instance']:g} s instance "
+              "operation") if by_bucket >= by_arrival else (
+              f"the last creation event {last_event_after:g} s after the first + {rbac_seconds:g} s RBAC propagation "
+              f"+ {DURATIONS['instance']:g} s instance operation")
+    return {"seconds": round(max(by_bucket, by_arrival), 1), "rbac_seconds": rbac_seconds, "reason": reason}
 
 
 def _vault_role_assignments(app: AppStack, vault_id: str | None) -> dict[str, int] | None:
@@ -815,8 +832,10 @@ def _burst_report(app: AppStack, vaults: dict[str, str], resources: list[tuple[R
     validations = sum(1 for c in app_calls if category(c.method, c.path) == "validateForBackup" and c.status < 400)
     bv_count = sum(1 for rtype, _ in resources if rtype.vault == "bv")
     hold = _timings()["rs_enable"][0]
-    floor = propagation_floor(bv_count, float(app.sandbox.ctx.propagation.rbac_seconds)) if bv_count and not \
-        roles_exist else None
+    bv_events = [events[rid.lower()] for rtype, rid in resources if rtype.vault == "bv" and events[rid.lower()]]
+    floor = propagation_floor(bv_count, float(app.sandbox.ctx.propagation.rbac_seconds),
+                              _seconds(first_event, max(bv_events)) if bv_events else 0.0) \
+        if bv_count and not roles_exist else None
     return {
         "resources": len(ids),
         "clock_scale": float(app.sandbox.clock.scale) if not app.discrete else None,

@@ -22,9 +22,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
 from steward.cli_output import OUTPUTS, write_rows
+from steward.domain import protection_flow
 from steward.domain.drill_rules import first_drill
 from steward.domain.errors import InvalidResourceId, InvalidRules
 from steward.domain.ids import ResourceId
+from steward.domain.kernel import VaultKind
 from steward.domain.rules import (
     ExplicitVault,
     MatchCondition,
@@ -84,7 +86,7 @@ def _target_text(rules: RuleSet, index: int) -> str:
 
 #: how ``check`` and ``explain`` name a rule's ``roleScope``
 _ROLE_SCOPE_TEXT: Final = {"resource": "resource (least privilege)", "resourceGroup": "resource group",
-                           "subscription": "subscription"}
+                           "subscription": "subscription (a disk's snapshot role per snapshot group)"}
 
 
 CHECK_COLUMNS = ("index", "name", "line", "when", "then")
@@ -126,8 +128,13 @@ def explain(rules: RuleSet, facts: ResourceFacts) -> dict[str, Any]:
         trace = []  # decided before any rule is read: the opt-out tag, an unsupported type, an attached disk
     protected_by = decision.rule if isinstance(decision, Protect) else None
     drill = first_drill(rules.drills, facts.type, facts.tags, protected_by)
+    roles = None
+    if isinstance(decision, Protect) and decision.vault_kind is VaultKind.BACKUP:
+        # the Backup vault identity's role assignments, each at the scope the protection would assign it
+        roles = [{"role": role.role_name, "scope": scope}
+                 for role, scope in protection_flow.role_scopes(decision, facts.id)]
     return {"resource": str(facts.id), "type": facts.type, "region": facts.region, "tags": dict(facts.tags),
-            "rules": rules.source, "decision": decision.to_record(), "trace": trace,
+            "rules": rules.source, "decision": decision.to_record(), "trace": trace, "roles": roles,
             "drill": None if drill is None else {**drill.to_record(),
                                                  "drillGroup": drill.group_for(facts.region, facts.subscription)}}
 
@@ -156,8 +163,8 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
                      f"(tagged {vault['defaultTag']}=true, or the only one)")
         out.write(f"=> PROTECT by rule {decision['rule']!r}\n  vault:  {where}\n  policy: {decision['policy']}\n"
                   f"  RPO:    {decision['rpoHours']} h; on delete: {decision['onDelete']}\n")
-        if decision.get("vaultKind") == "Backup":  # the Backup vault identity's role assignments (roleScope)
-            out.write(f"  roles:  one assignment per {_ROLE_SCOPE_TEXT[decision.get('roleScope') or 'resource']}\n")
+        if result.get("roles"):  # the Backup vault identity's role assignments (roleScope)
+            _roles_text(result, out)
         drill = result.get("drill")
         if drill is None:
             out.write("  drill:  none (no drill rule matches)\n")
@@ -171,6 +178,29 @@ def _explain_text(result: dict[str, Any], out: TextIO) -> None:
             if decision["kind"] == "opt-out" else "NOT PROTECTED (unsupported)"
         rule = f" by rule {decision['rule']!r}" if decision.get("rule") else ""
         out.write(f"=> {label}{rule}: {decision['reason']}\n")
+
+
+def _roles_text(result: Mapping[str, Any], out: TextIO) -> None:
+    """Each role assignment the protection needs and where: the resource's own (one per protected resource) or
+    shared (one per resource group, snapshot group or subscription, made once for every resource there)."""
+    resource = ResourceId.parse(result["resource"])
+    chosen = result["decision"].get("roleScope") or "resource"
+    roles = result["roles"]
+    own = sum(1 for r in roles if ResourceId.parse(r["scope"]) == resource)
+    count = f"{len(roles)} role assignment{'s' if len(roles) != 1 else ''}"
+    split = ("its own" if own == len(roles) else "shared" if not own
+             else f"{own} its own, {len(roles) - own} shared")
+    least = ", least privilege" if chosen == "resource" else ""
+    out.write(f"  roles:  {count} for the vault identity ({split}; roleScope {chosen}{least})\n")
+    for role in roles:
+        scope = ResourceId.parse(role["scope"])
+        if scope == resource:
+            where = "on the resource itself"
+        elif scope.resource_group is None:
+            where = f"on subscription {scope.subscription_id} (shared with the vault's other protections there)"
+        else:
+            where = f"on resource group {scope.resource_group} (shared with the vault's other protections there)"
+        out.write(f"          {role['role']} {where}\n")
 
 
 #: How ``explain`` names each opt-out basis (the outcomes OptedOut, CoveredByVm, NoMatchingRule).

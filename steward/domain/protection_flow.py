@@ -748,7 +748,9 @@ def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, fact
     scope = decision.role_scope
     wider = {workloads.PermissionsScope.RESOURCE: workloads.PermissionsScope.RESOURCE_GROUP,
              workloads.PermissionsScope.RESOURCE_GROUP: workloads.PermissionsScope.SUBSCRIPTION}.get(scope)
-    fix = (f"set protect.roleScope: {wider.value} on rule {decision.rule!r} (one assignment per "
+    # a wider scope is refused at load unless the rule names its vault by id (review finding 2)
+    pin = "" if isinstance(decision.vault, rules.ExplicitVault) else " with its vault named by id (vault: {id, region})"
+    fix = (f"set protect.roleScope: {wider.value} on rule {decision.rule!r}{pin} (one assignment per "
            f"{'resource group' if wider is workloads.PermissionsScope.RESOURCE_GROUP else 'subscription'}, shared "
            "by its resources), or free role assignments in the subscription" if wider is not None
            else "free role assignments in the subscription (e.g. assign roles to groups rather than to each principal)")
@@ -874,37 +876,46 @@ def reconfigured(outcome: ProtectionOutcome, repaired: Sequence[Mapping[str, Any
                    f"({seen}), {how} each time, at most {BV_CONFIGURE_ATTEMPTS} configurations")
 
 
-def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[RoleGrant]:
-    """The role assignments the Backup vault's identity needs for this resource, at the rule's ``roleScope``
-    (``decision.role_scope``). ``resource`` (default): least privilege, each role on the narrowest scope the
-    workload names. ``resourceGroup``: a role on the resource goes to its resource group (the group and snapshot
-    group roles stay where they are). ``subscription``: every role goes to the resource's subscription (the
-    snapshot resource group is in the disk's subscription). As ``Set-AzDataProtectionMSIPermission
-    -PermissionsScope`` assigns them (Azure/azure-powershell ``custom/Cmdlets/Platform/Vault/
-    Set-AzDataProtectionMSIPermission.ps1``: datasource roles at the resource, its group or its subscription;
-    snapshot group roles at the snapshot group, or the subscription)."""
+def role_scopes(decision: rules.Protect, resource_id: ResourceId) -> list[tuple[workloads.RoleRequirement, str]]:
+    """Each role the Backup vault's identity needs for this resource and the scope it is assigned at, under the
+    rule's ``roleScope`` (``decision.role_scope``). ``resource`` (default): least privilege, each role on the
+    narrowest scope the workload names. ``resourceGroup``: a role on the resource goes to its resource group (the
+    group and snapshot group roles stay where they are). ``subscription``: the roles on the resource or its group
+    go to the resource's subscription; Disk Snapshot Contributor stays on the snapshot resource group.
+
+    As ``Set-AzDataProtectionMSIPermission -PermissionsScope`` assigns them (Azure/azure-powershell
+    ``custom/Cmdlets/Platform/Vault/Set-AzDataProtectionMSIPermission.ps1``: datasource roles at the resource, its
+    group or its subscription; snapshot group roles at the snapshot group, or the subscription), with one
+    deliberate deviation (review finding 1): under ``Subscription`` the script puts the snapshot group's role on
+    the subscription too, and Disk Snapshot Contributor grants ``Microsoft.Storage/storageAccounts/listkeys/action``,
+    ``/write`` and ``/delete`` besides snapshots (built-in-roles/compute.md): on the subscription the vault identity
+    could read the keys of, rewrite or delete every storage account there. Kept on the snapshot group it costs one
+    assignment per snapshot group, not per disk (README "Role assignments", docs/azure-facts.md)."""
     workload = workloads.workload_for(decision.resource_type)
     if workload is None:
         raise ValueError(f"no workload for {decision.resource_type}")
-    rid = ResourceId.parse(ResourceRecord.read(facts).id)
-    identity = VaultRecord.read(vault)
-    snapshot_group = decision.datastore.snapshot_resource_group or rid.resource_group_id
+    snapshot_group = str(decision.datastore.snapshot_resource_group or resource_id.resource_group_id)
     chosen = decision.role_scope
-    group = str(rid.resource_group_id)
-    subscription = f"/subscriptions/{rid.subscription_id}"
-    scopes = {
-        workloads.RoleScope.RESOURCE: str(rid) if chosen is workloads.PermissionsScope.RESOURCE else group,
-        workloads.RoleScope.RESOURCE_GROUP: group,
-        workloads.RoleScope.SNAPSHOT_RESOURCE_GROUP: str(snapshot_group),
-    }
+    group = str(resource_id.resource_group_id)
     if chosen is workloads.PermissionsScope.SUBSCRIPTION:
-        scopes = dict.fromkeys(scopes, subscription)
+        group = f"/subscriptions/{resource_id.subscription_id}"
+    scopes = {
+        workloads.RoleScope.RESOURCE: str(resource_id) if chosen is workloads.PermissionsScope.RESOURCE else group,
+        workloads.RoleScope.RESOURCE_GROUP: group,
+        workloads.RoleScope.SNAPSHOT_RESOURCE_GROUP: snapshot_group,  # at every roleScope (see above)
+    }
+    return [(r, scopes[r.scope]) for r in workload.roles]
+
+
+def role_grants(decision: rules.Protect, facts: Facts, vault: Vault) -> list[RoleGrant]:
+    """The role assignments the Backup vault's identity needs for this resource (:func:`role_scopes`)."""
+    rid = ResourceId.parse(ResourceRecord.read(facts).id)
+    scoped = role_scopes(decision, rid)
+    identity = VaultRecord.read(vault)
     if not identity.principal_id:
         raise ValueError(f"the Backup vault {identity.id} has no managed identity")
-    return [
-        RoleGrant(role=r.role_name, role_definition_guid=r.role_definition_guid, scope=str(scopes[r.scope]))
-        for r in workload.roles
-    ]
+    return [RoleGrant(role=r.role_name, role_definition_guid=r.role_definition_guid, scope=scope)
+            for r, scope in scoped]
 
 
 def lists_account_containers(decision: rules.ProtectionDecision) -> bool:

@@ -170,18 +170,48 @@ def test_check_and_explain_name_a_vault_set(tmp_path: Path) -> None:
     assert "below 90% full" in out
 
 
+BV = f"/subscriptions/{SUB}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/backupVaults/bv-weu"
+
+
 def test_check_and_explain_show_where_the_backup_vault_roles_go(tmp_path: Path) -> None:
     path = tmp_path / "scoped.yaml"
     path.write_text("version: 1\nrules:\n  - name: disks\n    match: {types: [Microsoft.Compute/disks]}\n"
-                    "    protect: {vault: regional-default, roleScope: resourceGroup}\n"
+                    f"    protect: {{vault: {{id: {BV}, region: westeurope}}, roleScope: resourceGroup}}\n"
                     "  - name: rest\n    protect: {vault: regional-default}\n")
     listed = run("check", str(path))[1]
     assert "vault roles per resource group" in listed
     assert listed.count("vault roles per") == 1  # the default (resource) is not repeated on every rule
     code, out, _ = run("explain", DISK, "--location", "westeurope", "--rules", str(path))
-    assert code == 0 and "roles:  one assignment per resource group" in out
+    assert code == 0 and "roles:  2 role assignments for the vault identity (shared; roleScope resourceGroup)" in out
     code, out, _ = run("explain", DISK.replace("/disks/data", "/disks/other").replace("Compute/disks",
                        "Storage/storageAccounts"), "--location", "westeurope", "--rules", str(path))
-    assert code == 0 and "roles:  one assignment per resource (least privilege)" in out
+    assert code == 0
+    assert "roles:  1 role assignment for the vault identity (its own; roleScope resource, least privilege)" in out
     code, out, _ = run("explain", VM, "--location", "westeurope", "--rules", str(path))
     assert code == 0 and "roles:" not in out  # a Recovery Services vault needs no role assignments
+
+
+@pytest.mark.parametrize(("scope", "summary", "reader", "snapshots"), [
+    ("", "2 role assignments for the vault identity (1 its own, 1 shared; roleScope resource, least privilege)",
+     "on the resource itself", "on resource group rg-fin-1"),
+    (", roleScope: resourceGroup", "2 role assignments for the vault identity (shared; roleScope resourceGroup)",
+     "on resource group rg-fin-1", "on resource group rg-fin-1"),
+    (", roleScope: subscription", "2 role assignments for the vault identity (shared; roleScope subscription)",
+     f"on subscription {SUB}", "on resource group rg-fin-1"),
+])
+def test_explain_counts_a_disks_two_roles_and_says_where_each_goes(
+    tmp_path: Path, scope: str, summary: str, reader: str, snapshots: str
+) -> None:
+    """Review finding 10: a disk needs two assignments (Disk Backup Reader, Disk Snapshot Contributor), not "one
+    per resource"; under roleScope subscription the snapshot role stays on the snapshot group (finding 1)."""
+    path = tmp_path / "disks.yaml"
+    path.write_text(f"version: 1\nrules:\n  - name: disks\n    protect: {{vault: {{id: {BV}, region: westeurope}}"
+                    f"{scope}}}\n")
+    code, out, _ = run("explain", DISK, "--location", "westeurope", "--rules", str(path))
+    assert code == 0
+    assert f"roles:  {summary}" in out, out
+    assert f"Disk Backup Reader {reader}" in out and f"Disk Snapshot Contributor {snapshots}" in out, out
+    code, out, _ = run("explain", DISK, "--location", "westeurope", "--rules", str(path), "--json")
+    roles = json.loads(out)["roles"]
+    assert [r["role"] for r in roles] == ["Disk Backup Reader", "Disk Snapshot Contributor"]
+    assert roles[1]["scope"] == f"/subscriptions/{SUB}/resourceGroups/rg-fin-1"

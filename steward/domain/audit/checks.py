@@ -581,8 +581,9 @@ def _check_role_assignments(
     why = (f"{total:,} role assignments at the subscription and below, {100.0 * total / ROLE_ASSIGNMENT_LIMIT:.0f}% "
            f"of the {limit} Azure allows per subscription (threshold {percent}%); {mine:,} of them ({share:.0f}%) "
            f"belong to {holders} Backup vault identit{'y' if holders == 1 else 'ies'}. {effect} Fix: "
-           "protect.roleScope: resourceGroup in the rules (one assignment per role and resource group instead of one "
-           "per protected resource), or remove role assignments nobody uses.")
+           "protect.roleScope: resourceGroup in the rules, on rules that name their Backup vault by id (one "
+           "assignment per role and resource group instead of one per protected resource), or remove role "
+           "assignments nobody uses.")
     out.add("CAP-003", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, details={
         "roleAssignments": str(total), "limit": str(ROLE_ASSIGNMENT_LIMIT), "thresholdPercent": str(percent),
         "vaultIdentityAssignments": str(mine), "vaultIdentities": str(holders), "vaultSharePercent": f"{share:.0f}"})

@@ -192,8 +192,9 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "least STEWARD_ROLE_ASSIGNMENT_WARN_PERCENT (default 80 %) of them; the finding says how many belong to the "
         "Backup vaults' managed identities (one per protected resource and role by default).",
         "Grant the vault identities per resource group instead of per resource (protect.roleScope: resourceGroup in "
-        "the rules), and remove role assignments nobody uses (of deleted principals, or repeated at a lower scope "
-        "where a higher one already grants the role; group-based assignments instead of one per principal).",
+        "the rules, which needs the rule's Backup vault named by id), and remove role assignments nobody uses (of "
+        "deleted principals, or repeated at a lower scope where a higher one already grants the role; group-based "
+        "assignments instead of one per principal).",
     ),
     Control(
         "VLT-006",

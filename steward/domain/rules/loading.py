@@ -413,16 +413,34 @@ def _build_protect(
         except InvalidResourceId as error:
             problem(("datastore", "snapshotResourceGroup"), str(error).split(": ", 1)[-1])
     role_scope = PermissionsScope(data.get("roleScope", PermissionsScope.RESOURCE.value))
+    needs_none = False
     if "roleScope" in data:
         for type_key in sorted(match.types or ()):
             workload = workload_for(type_key)
             if workload is not None and not workload.roles:
+                needs_none = True
                 problem(
                     ("roleScope",),
                     f"roleScope applies to the Backup-vault workloads (disks, storage accounts, PostgreSQL flexible "
                     f"servers), whose vault identity needs role assignments; {workload.resource_type} is protected "
                     f"in a {vault_kind_name(workload.vault_kind)}, which needs none: drop roleScope or split the rule",
                 )
+    pinned = isinstance(vault_data, Mapping) and "id" in vault_data  # an id that does not parse is reported above
+    if role_scope is not PermissionsScope.RESOURCE and not pinned and not needs_none:
+        # review finding 2: a group- or subscription-wide grant goes to the identity of whatever vault the rule
+        # resolves to. "regional-default" falls back to the only vault of the region, tagged or not
+        # (vault_choice), and a vault set admits any vault by name prefix or tag (vault_sets): whoever may create
+        # or tag a vault could receive backup and snapshot rights over every disk, storage account or server of
+        # the group or subscription. A wider scope is therefore only for a vault the operator pinned by its id.
+        given = "a vault set" if isinstance(vault, VaultSetSpec) else "regional-default"
+        problem(
+            ("roleScope",),
+            f"roleScope {role_scope.value} grants the vault's identity its roles on every resource of the "
+            f"{'resource group' if role_scope is PermissionsScope.RESOURCE_GROUP else 'subscription'}, so it needs "
+            f"the vault named by id (vault: {{id: ..., region: ...}}), not {given}: anyone who can create or tag a "
+            "vault in the region could otherwise become the vault that receives the grant. Name the vault by id, "
+            "or drop roleScope (resource, least privilege)",
+        )
     settings = data.get("requiredVaultSettings") or {}
     soft_delete = settings.get("softDelete")
     immutability = settings.get("immutability")

@@ -28,18 +28,24 @@ from sandbox.estate import Estate
 REGION = "westeurope"
 #: validations Azure refuses while the first protection's new roles propagate (180 s): after 30, 60, 120 s
 PROBE_REFUSALS = 3
-RULES = """\
+#: the Backup vault ``_estate`` creates: a wider roleScope needs its vault named by id (review finding 2)
+VAULT = (f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-backup/providers/Microsoft.DataProtection/"
+         "backupVaults/bv-weu")
+RULES = f"""\
 version: 1
 rules:
   - name: disks
-    match: {types: [Microsoft.Compute/disks], resourceGroups: ["rg-shared"]}
-    protect: {vault: regional-default, policy: disk-default, roleScope: resourceGroup}
+    match: {{types: [Microsoft.Compute/disks], resourceGroups: ["rg-shared"]}}
+    protect: {{vault: {{id: {VAULT}, region: {REGION}}}, policy: disk-default, roleScope: resourceGroup}}
+  - name: disks-subscription-wide
+    match: {{types: [Microsoft.Compute/disks], resourceGroups: ["rg-wide-*"]}}
+    protect: {{vault: {{id: {VAULT}, region: {REGION}}}, policy: disk-default, roleScope: subscription}}
   - name: least-privilege
-    match: {types: [Microsoft.Compute/disks]}
-    protect: {vault: regional-default, policy: disk-default}
+    match: {{types: [Microsoft.Compute/disks]}}
+    protect: {{vault: regional-default, policy: disk-default}}
   - name: servers
-    match: {types: [Microsoft.DBforPostgreSQL/flexibleServers]}
-    protect: {vault: regional-default, roleScope: subscription}
+    match: {{types: [Microsoft.DBforPostgreSQL/flexibleServers]}}
+    protect: {{vault: {{id: {VAULT}, region: {REGION}}}, roleScope: subscription}}
 """
 
 
@@ -58,6 +64,7 @@ def _estate(app: AppStack) -> tuple[Estate, str]:
     estate = Estate(app.creator, DEFAULT_SUBSCRIPTION)
     estate.resource_group("rg-backup", REGION)
     vault = estate.backup_vault("rg-backup", "bv-weu", REGION)
+    assert vault.lower() == VAULT.lower()
     return estate, vault
 
 
@@ -128,6 +135,24 @@ def test_subscription_scope_assigns_the_servers_roles_once_on_the_subscription(a
     # the Long Term Retention Backup role and Reader, each once, on the subscription (both servers, both groups)
     assert Counter((a["scope"].lower(), a["role"]) for a in _assignments(app, principal)) == Counter({
         (whole, "c088a766-074b-43ba-90d4-1fb21feae531"): 1, (whole, "acdd72a7-3385-48ef-bd42-f606fba81ae7"): 1})
+
+
+def test_subscription_scope_keeps_the_disks_snapshot_role_on_each_snapshot_group(app: AppStack) -> None:
+    """Review finding 1: Disk Backup Reader once on the subscription, but Disk Snapshot Contributor (which also
+    lists keys of, rewrites and deletes storage accounts) once per snapshot group, never on the subscription."""
+    estate, vault = _estate(app)
+    estate.resource_group("rg-wide-1", REGION)
+    estate.resource_group("rg-wide-2", REGION)
+    app.settle()
+    principal = _principal(app, vault)
+    ids = [estate.disk("rg-wide-1", "disk-w1", REGION), estate.disk("rg-wide-2", "disk-w2", REGION)]
+    outcomes = _outcomes(app, ids)
+    assert [o["status"] for o in outcomes.values()] == ["Protected"] * 2, outcomes
+    whole = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
+    assert Counter((a["scope"].lower(), a["role"]) for a in _assignments(app, principal)) == Counter({
+        (whole.lower(), "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24"): 1,
+        (f"{whole}/resourceGroups/rg-wide-1".lower(), "7efff54f-a5b4-42b5-a1c5-5411624893ce"): 1,
+        (f"{whole}/resourceGroups/rg-wide-2".lower(), "7efff54f-a5b4-42b5-a1c5-5411624893ce"): 1})
 
 
 def test_a_grant_past_the_subscriptions_limit_ends_failed_naming_the_limit_and_the_fix(app: AppStack) -> None:

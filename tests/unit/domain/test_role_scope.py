@@ -27,10 +27,12 @@ PG = f"{GROUP}/providers/Microsoft.DBforPostgreSQL/flexibleServers/pg1"
 VM = f"{GROUP}/providers/Microsoft.Compute/virtualMachines/vm1"
 
 
-def rules_with(scope: str | None, types: str = "", snapshot: str = "") -> str:
+def rules_with(scope: str | None, types: str = "", snapshot: str = "", vault: str = "") -> str:
+    """One rule; its vault named by id (``BV``) unless ``vault`` gives another target: a ``roleScope`` other than
+    ``resource`` is refused without an explicit vault (review finding 2)."""
     match = f"{{types: [{types}]}}" if types else "{}"
     lines = ["version: 1", "rules:", "  - name: bv", f"    match: {match}", "    protect:",
-             "      vault: regional-default"]
+             f"      vault: {vault or f'{{id: {BV}, region: westeurope}}'}"]
     if scope is not None:
         lines.append(f"      roleScope: {scope}")
     if snapshot:
@@ -66,13 +68,29 @@ def test_resource_group_scope_moves_resource_roles_to_the_group_and_keeps_the_sn
                                 "Reader": GROUP}
 
 
-def test_subscription_scope_puts_every_role_on_the_subscription_snapshot_group_included() -> None:
+def test_subscription_scope_puts_the_resource_and_group_roles_on_the_subscription() -> None:
     text = rules_with("subscription", snapshot="snaps")
     whole = f"/subscriptions/{SUB}"
-    assert grants(DISK, text) == {"Disk Backup Reader": whole, "Disk Snapshot Contributor": whole}
+    assert grants(DISK, text) == {"Disk Backup Reader": whole,
+                                  "Disk Snapshot Contributor": f"/subscriptions/{SUB}/resourceGroups/snaps"}
     assert grants(STORAGE, text) == {"Storage Account Backup Contributor": whole}
     assert grants(PG, text) == {"PostgreSQL Flexible Server Long Term Retention Backup Role": whole,
                                 "Reader": whole}
+
+
+def test_subscription_scope_keeps_disk_snapshot_contributor_on_the_snapshot_group() -> None:
+    """Review finding 1 (a deliberate deviation from Set-AzDataProtectionMSIPermission -PermissionsScope
+    Subscription): Disk Snapshot Contributor also grants storageAccounts/listkeys/action, /write and /delete; on the
+    subscription the vault identity could read the keys of, or delete, every storage account there. It stays on the
+    snapshot group: the disk's own group by default, one assignment per snapshot group shared by its disks."""
+    text = rules_with("subscription")
+    whole = f"/subscriptions/{SUB}"
+    elsewhere = f"/subscriptions/{SUB}/resourceGroups/other/providers/Microsoft.Compute/disks/d9"
+    assert grants(DISK, text)["Disk Snapshot Contributor"] == GROUP
+    assert grants(elsewhere, text) == {"Disk Backup Reader": whole,
+                                       "Disk Snapshot Contributor": f"/subscriptions/{SUB}/resourceGroups/other"}
+    assert all(scope != whole for scope in (grants(DISK, rules_with(s))["Disk Snapshot Contributor"]
+                                            for s in (None, "resource", "resourceGroup", "subscription")))
 
 
 def test_many_disks_of_one_group_share_the_same_grants_at_group_scope() -> None:
@@ -96,16 +114,54 @@ def test_the_decision_record_carries_the_scope_and_reads_records_without_it() ->
 
 
 def test_a_vm_routed_by_a_rule_without_types_keeps_the_default() -> None:
-    assert decide(VM, rules_with("subscription")).role_scope is PermissionsScope.RESOURCE
+    rsv = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/rsv"
+    text = rules_with("subscription", vault=f"{{id: {rsv}, region: westeurope}}")
+    assert decide(VM, text).role_scope is PermissionsScope.RESOURCE
 
 
 def test_a_vm_rule_with_role_scope_is_refused_at_load_naming_the_line_and_why() -> None:
     with pytest.raises(InvalidRules) as caught:
-        load_rules(rules_with("resourceGroup", types="Microsoft.Compute/virtualMachines"), "r.yaml")
-    (problem,) = caught.value.problems
+        load_rules(rules_with("resourceGroup", types="Microsoft.Compute/virtualMachines", vault="regional-default"),
+                   "r.yaml")
+    (problem,) = caught.value.problems  # the one reason that applies (not also "name the vault by id")
     assert problem.field == "rules[0].protect.roleScope"
     assert problem.line == 7
     assert "Recovery Services vault" in problem.message and "needs none" in problem.message
+
+
+@pytest.mark.parametrize("scope", ["resourceGroup", "subscription"])
+@pytest.mark.parametrize(("vault", "named"), [
+    ("regional-default", "not regional-default"),
+    (f"{{regionalDefault: {{subscription: {SUB}}}}}", "not regional-default"),
+    ("{vaultSet: {namePrefix: bv-weu-}}", "not a vault set"),
+    ("{vaultSet: {tag: {name: team, value: data}}}", "not a vault set"),
+])
+def test_a_wider_role_scope_without_a_vault_named_by_id_is_refused_at_load(scope: str, vault: str, named: str) -> None:
+    """Review finding 2: the identity receiving a group- or subscription-wide grant must be one the operator
+    pinned; the only vault of a region, or a vault admitted to a set by its name or tag, can be made by anyone who
+    can create or tag a vault."""
+    with pytest.raises(InvalidRules) as caught:
+        load_rules(rules_with(scope, types="Microsoft.Compute/disks", vault=vault), "r.yaml")
+    (problem,) = caught.value.problems
+    assert problem.field == "rules[0].protect.roleScope" and problem.line == 7
+    assert f"roleScope {scope}" in problem.message and named in problem.message
+    assert "vault named by id (vault: {id: ..., region: ...})" in problem.message
+    assert "create or tag a vault" in problem.message
+
+
+@pytest.mark.parametrize("vault", ["regional-default", "{vaultSet: {namePrefix: bv-weu-}}"])
+def test_least_privilege_needs_no_pinned_vault(vault: str) -> None:
+    for scope in (None, "resource"):
+        rules = load_rules(rules_with(scope, types="Microsoft.Compute/disks", vault=vault), "r.yaml")
+        assert rules.rules[0].protect is not None
+        assert rules.rules[0].protect.role_scope is PermissionsScope.RESOURCE
+
+
+def test_a_vault_id_that_does_not_parse_is_reported_once() -> None:
+    with pytest.raises(InvalidRules) as caught:
+        load_rules(rules_with("subscription", vault="{id: not-an-id, region: westeurope}"), "r.yaml")
+    (problem,) = caught.value.problems
+    assert problem.field == "rules[0].protect.vault.id"
 
 
 def test_an_unknown_role_scope_is_refused_by_the_schema() -> None:
@@ -167,6 +223,14 @@ def test_past_the_limit_the_reason_names_azures_4000_and_the_fix(scope: str | No
     assert "not retried" in reason and "No more role assignments can be created." in reason
     assert details == {"code": "RoleAssignmentLimitExceeded", "subscription": SUB,
                        "roleScope": decision.role_scope.value}
+
+
+def test_past_the_limit_a_rule_without_a_pinned_vault_is_told_to_name_it_as_well() -> None:
+    decision = decide(DISK, rules_with(None, vault="regional-default"))
+    reason, _ = flow.role_grant_refused(LIMIT, decision, {"id": DISK, "location": "westeurope"})
+    assert "set protect.roleScope: resourceGroup on rule 'bv' with its vault named by id" in reason, reason
+    pinned, _ = flow.role_grant_refused(LIMIT, decide(DISK, rules_with(None)), {"id": DISK})
+    assert "named by id" not in pinned  # the rule already names it
 
 
 def test_another_refusal_keeps_azures_message() -> None:

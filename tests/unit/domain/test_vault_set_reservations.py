@@ -161,3 +161,15 @@ def test_many_writers_reserving_at_once_through_the_store_never_pass_the_thresho
     assert (vs.held_load(final, A), vs.held_load(final, B)) == (vs.VaultLoad(900, 900), vs.VaultLoad(900, 900))
     assert list(chosen.values()).count(str(A)) == 50 and list(chosen.values()).count(str(B)) == 100
     assert list(chosen.values()).count(None) == 50 and len(final.reservations) == 150
+
+
+def test_a_member_at_29_percent_takes_no_291st_vm() -> None:
+    """The example the property test found: 290 / 1000 * 100 is 28.999999999999996 in floating point, below a
+    29 % threshold, so a member holding 290 VMs took a 291st."""
+    target = VaultSet(VaultKind.RECOVERY_SERVICES, SUB, "westeurope", name_prefix="rsv-weu-", fill_percent=29)
+    member = ResourceId.parse(f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.RecoveryServices/vaults/"
+                              "rsv-weu-00")
+    ledger = vs.SetLedger((vs.MemberCount(str(member), 290, 290, T0),))
+    assert vs.fill_percent(VaultKind.RECOVERY_SERVICES, vs.VaultLoad(items=290, vms=290)) == 29.0
+    assert vs.held_load(vs.reserve(target, members(member), ledger, vm(0), T0).ledger, member) == vs.held_load(
+        ledger, member)
