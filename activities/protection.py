@@ -27,6 +27,7 @@ from steward.cloud.protection import (
     BackupVaultProtection,
     RecoveryServicesProtection,
     ResourceReader,
+    RoleGranted,
     VaultCreator,
     collect_protections,
     instance_name,
@@ -444,8 +445,13 @@ def read_vm_item(request: dict[str, Any]) -> dict[str, Any] | None:
 
 @bp.activity_trigger(input_name="request")
 def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
-    """Give the Backup vault's identity the roles its workload needs (idempotent). ``created``: the roles whose PUT
-    was sent; ``created_on``: when the newest of the assignments was made (None: not known), so a protection
+    """Give the Backup vault's identity the roles its workload needs (idempotent), one after the other. ``created``:
+    the roles whose PUT was sent (on a refusal, ``{"ok": false, ...}``: those sent before it, which stay - Azure
+    answers a create and an idempotent re-create alike, so whether one is this grant's own, and no other
+    protection's, cannot be told; none is deleted on that guess); ``held``: roles Azure refused at the subscription's
+    limit that the identity already holds at or above their scope (no assignment made); ``created_on``: when the
+    newest of the assignments was made (None: not known, or a PUT made one whose answer gave no time: now), so a
+    protection
     whose roles another one just made (a shared group or subscription scope) waits for them too;
     ``settle_seconds``: how long this worker last saw the identity's new roles take to apply (None: not known);
     ``probe``: this protection finds that out (``protection_flow.rbac_settle_seconds``, ``rbac_fresh_since``)."""
@@ -455,15 +461,27 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
     def effect() -> dict[str, Any]:
         if wanted.fresh:  # still refused after the documented propagation bound: PUT them again
             adapter.forget_roles(wanted.principal_id)
-        done = [(grant.role, adapter.grant_role(wanted.principal_id, grant.role_definition_guid, grant.scope))
-                for grant in wanted.grants]
+        done: list[tuple[str, RoleGranted]] = []
+        for grant in wanted.grants:
+            try:
+                done.append((grant.role, adapter.grant_role(wanted.principal_id, grant.role_definition_guid,
+                                                            grant.scope)))
+            except AzureRefusal as error:  # the assignments PUT before it are kept (not proven this grant's own)
+                return {**_refusal(error), "created": [role for role, granted in done if granted.put]}
         created = [role for role, granted in done if granted.put]
+        held = [{"role": role, "scope": granted.held_at} for role, granted in done if granted.held_at]
+        if held:
+            LOG.info("roles already held at or above their scope, no assignment made (at the limit): %s", held)
         made = [granted.created_on for _, granted in done if granted.created_on]
+        # a PUT whose answer gave no createdOn made its assignment now: None (the wait counts from the grant's own
+        # time, protection_flow.rbac_fresh), never an older time of another assignment
+        untimed = any(granted.put and not granted.created_on for _, granted in done)
         principal = wanted.principal_id
         settle = adapter.settle_seconds(principal)
         probe = bool(created) and settle is None and adapter.claim_probe(principal)
         return {"ok": True, "created": created, "settle_seconds": settle, "probe": probe,
-                "created_on": max(made, key=_instant) if made else None}
+                "created_on": max(made, key=_instant) if made and not untimed else None,
+                **({"held": held} if held else {})}
 
     return _guard(effect)
 

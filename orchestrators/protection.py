@@ -152,9 +152,7 @@ def _protect_steps(
     granted = yield from call_with_backoff(context, "grant_vault_roles", RETRY,
                                            RoleGrants(str(vault.principal_id), tuple(grants)).to_record())
     if not granted["ok"]:  # past the subscription's 4,000 role assignments no retry helps: the reason says why
-        reason, details = flow.role_grant_refused(granted, decision, facts)
-        return _outcome(intent, OutcomeStatus.FAILED, reason=reason, **common, **({"details": details} if details
-                                                                                   else {}))
+        return _grant_refused(intent, granted, decision, facts, common)
     # the roles' wait counts from when the newest assignment was made: by this grant, or by another protection of
     # the same group (roleScope resourceGroup / subscription share one), still propagating (flow.rbac_fresh)
     claimed = bool(granted.get("probe"))
@@ -192,7 +190,19 @@ def _protect_steps(
         result = yield from _configure_backup_instance(context, request, regrant)
         remedies.append(str(result.get("remedy") or flow.REMEDY_PUT))
         configurations += 1
+    regrant_refused = flow.grant_refusal(result)  # the roles granted again past the propagation bound, refused
+    if regrant_refused is not None:
+        return flow.reconfigured(_grant_refused(intent, regrant_refused, decision, facts, common), repaired,
+                                 remedies)
     return flow.reconfigured(flow.outcome_of_enable(given, result, common), repaired, remedies)
+
+
+def _grant_refused(intent: ProtectResource, granted: Mapping[str, Any], decision: rules.Protect, facts: flow.Facts,
+                   common: Mapping[str, Any]) -> ProtectionOutcome:
+    """The outcome of a protection whose role grant (the first, or the regrant) Azure refused."""
+    reason, details = flow.role_grant_refused(granted, decision, facts)
+    return _outcome(intent, OutcomeStatus.FAILED, reason=reason, **common, **({"details": details} if details
+                                                                               else {}))
 
 
 def _protect_vm(
@@ -392,7 +402,10 @@ def _configure_backup_instance(
             return flow.rbac_gave_up(result, waited)
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
         if flow.rbac_regrant(waited, waited + wait):
-            yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant.to_record())
+            regranted = yield from call_with_backoff(context, "grant_vault_roles", RETRY, regrant.to_record())
+            if not regranted.get("ok"):  # refused (at the limit no wait helps): ends as a refused first grant
+                seen.pop("accepted_at", None)
+                return flow.regrant_refused(regranted)
         waited += wait
         attempt += 1
         seen["accepted_at"] = context.current_utc_datetime

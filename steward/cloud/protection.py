@@ -29,7 +29,8 @@ from steward.cloud.clients import CloudClients
 from steward.cloud.errors import AzureRefusal, CloudError, NotFound, azure_errors
 from steward.cloud.polling import patient
 from steward.cloud.wire import dig, wire
-from steward.domain import protection_flow, vault_defaults
+from steward.domain import held_roles, protection_flow, vault_defaults
+from steward.domain.held_roles import HeldRole
 from steward.domain.ids import ResourceId
 from steward.domain.kernel import VaultKind, format_time, normalise_region
 from steward.domain.protection import ProtectionRef
@@ -561,10 +562,13 @@ def instance_name(resource_id: str) -> str:
 @dataclass(frozen=True)
 class RoleGranted:
     """What :meth:`BackupVaultProtection.grant_role` did: ``put`` the PUT was sent (and succeeded); ``created_on``
-    when the assignment was made (ISO 8601 UTC; None: not known - made under another name, or cached before)."""
+    when the assignment was made (ISO 8601 UTC; None: not known - made under another name, or cached before);
+    ``held_at``: no assignment made, Azure refused one at the subscription's limit and the role is already held
+    through the assignment at that scope (the scope itself or above it)."""
 
     put: bool
     created_on: str | None
+    held_at: str | None = None
 
 
 def role_assignment_name(principal_id: str, role_definition_guid: str, scope: str) -> str:
@@ -616,7 +620,11 @@ class BackupVaultProtection(_VaultAdapter):
     def grant_role(self, principal_id: str, role_definition_guid: str, scope: str) -> RoleGranted:
         """Assign the role to the vault identity at ``scope``: one idempotent PUT under a deterministic name (no
         list first), unless the worker's cache knows it granted it. A role held only at a scope above (a group, the
-        subscription) gets its own assignment here: harmless, and one request instead of a list per role.
+        subscription) gets its own assignment here while there is room (one request instead of a list per role);
+        once Azure refuses it ``RoleAssignmentLimitExceeded`` (the subscription's 4,000), the principal's
+        assignments at and above ``scope`` are listed (:meth:`held_role`) and a role already held there counts as
+        granted (``put`` False, ``held_at`` its scope, ``created_on`` its time), as Microsoft's
+        ``Set-AzDataProtectionMSIPermission`` skips a role held at the resource, its group or the subscription.
 
         Answers the assignment's ``createdOn`` too (the PUT's answer; the cache keeps it): an assignment shared by
         several protections (``roleScope`` ``resourceGroup`` / ``subscription``) may have been made by another one
@@ -650,11 +658,34 @@ class BackupVaultProtection(_VaultAdapter):
             if refusal.code == "RoleAssignmentExists":
                 self._cache.put(key, True)
                 return RoleGranted(put=False, created_on=None)
-            raise
+            if (refusal.code or "").lower() != protection_flow.ROLE_ASSIGNMENT_LIMIT_CODE:
+                raise
+            try:
+                held = self.held_role(principal_id, role_definition_guid, scope)
+            except (AzureRefusal, NotFound) as unlisted:  # e.g. 403 without roleAssignments/read: Azure's refusal
+                raise refusal from unlisted  # stands as it was (a throttled list is retried: transient)
+            if held is None:
+                raise
+            self._cache.put(key, held.created_on or True)
+            return RoleGranted(put=False, created_on=held.created_on, held_at=held.scope)
         created_on = getattr(made, "created_on", None)
         stamp = format_time(created_on) if isinstance(created_on, datetime) else None
         self._cache.put(key, stamp or True)
         return RoleGranted(put=True, created_on=stamp)
+
+    def held_role(self, principal_id: str, role_definition_guid: str, scope: str) -> HeldRole | None:
+        """Whether ``principal_id`` already holds the role on ``scope`` through an assignment at or above it (its
+        group, its subscription): one ``RoleAssignments_ListForScope`` of ``scope`` with ``$filter=atScope() and
+        assignedTo('{principalId}')`` ("role assignments for the specified user or service principal and at the
+        specified scope", MicrosoftDocs/azure-docs ``role-based-access-control/role-assignments-list-rest.md``;
+        the spec's "atScope() ... at or above the scope"), read by :func:`held_roles.held_role`. Asked only after
+        Azure refused a new assignment at the subscription's limit: not a request more on any other grant."""
+        rid = ResourceId.parse(scope)
+        client = self._clients.authorization(rid.subscription_id)
+        with azure_errors():
+            listed = [wire(a) for a in client.role_assignments.list_for_scope(
+                scope, filter=f"atScope() and assignedTo('{principal_id}')")]
+        return held_roles.held_role(listed, principal_id, role_definition_guid, scope)
 
     def forget_roles(self, principal_id: str) -> None:
         self._cache.drop("role", principal_id.lower())

@@ -735,10 +735,15 @@ def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, fact
     """The reason (and details) of a protection whose role assignment Azure refused. Past the subscription's limit
     no retry helps: the reason names the limit and the fix - a wider ``roleScope`` on the rule (one assignment
     shared by every resource of the group, or of the subscription) or assignments freed. Nothing was protected:
-    the grant comes before any validation or backup instance."""
+    the grant comes before any validation or backup instance. The roles the grant PUT before the refusal
+    (``created``) stay and are named (``kept``): review finding 5."""
     message = str(granted.get("message") or "")
+    kept = [str(role) for role in granted.get("created") or []]
+    left = (f" The role assignment(s) this grant PUT before the refusal stay ({', '.join(kept)}): Azure answers a "
+            "new one and a repeat alike, so one other protections rely on cannot be told apart; none is deleted on "
+            "a guess." if kept else "")
     if str(granted.get("code") or "").lower() != ROLE_ASSIGNMENT_LIMIT_CODE:
-        return f"role assignment refused: {message}", {}
+        return f"role assignment refused: {message}{left}", {"kept": kept} if kept else {}
     subscription = ResourceId.parse(ResourceRecord.read(facts).id).subscription_id
     scope = decision.role_scope
     wider = {workloads.PermissionsScope.RESOURCE: workloads.PermissionsScope.RESOURCE_GROUP,
@@ -752,8 +757,28 @@ def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, fact
     reason = (f"role assignment refused (RoleAssignmentLimitExceeded): subscription {subscription} holds Azure's "
               f"maximum of {ROLE_ASSIGNMENTS_PER_SUBSCRIPTION:,} role assignments (at the subscription, its resource "
               f"groups and resources; the limit cannot be raised), and rule {decision.rule!r} assigns the Backup "
-              f"vault's roles per {scope.value}: {fix}. Nothing was protected; not retried. Azure: {message}")
-    return reason, {"code": "RoleAssignmentLimitExceeded", "subscription": subscription, "roleScope": scope.value}
+              f"vault's roles per {scope.value}: {fix}. Nothing was protected; not retried.{left} Azure: {message}")
+    details: dict[str, Any] = {"code": "RoleAssignmentLimitExceeded", "subscription": subscription,
+                               "roleScope": scope.value}
+    return reason, {**details, "kept": kept} if kept else details
+
+
+#: the key under which a configuration's result carries the refused regrant (``regrant_refused``)
+_REGRANT_REFUSED: Final = "grant_refused"
+
+
+def regrant_refused(granted: Mapping[str, Any]) -> dict[str, Any]:
+    """The result of a configuration whose regrant (the roles granted again past the documented propagation bound)
+    Azure refused: a refusal carrying the grant's answer, ended as a refused first grant is (:func:`grant_refusal`,
+    :func:`role_grant_refused`) - at the limit waiting on for the roles helps nothing (review finding 6)."""
+    return {"ok": False, "code": str(granted.get("code") or ""), "message": str(granted.get("message") or ""),
+            _REGRANT_REFUSED: dict(granted)}
+
+
+def grant_refusal(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The refused grant a configuration's result carries (:func:`regrant_refused`), or None."""
+    found = result.get(_REGRANT_REFUSED)
+    return dict(found) if isinstance(found, Mapping) and not result.get("ok") else None
 
 
 def rbac_gave_up(result: Mapping[str, Any], waited: float) -> dict[str, Any]:

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from tests.orchestrators.replay import EPOCH
 from tests.orchestrators.test_protection import PENDING, Estate, _packaged_rules, protect  # noqa: F401
 
@@ -22,7 +20,6 @@ LIMIT = {"ok": False, "code": "RoleAssignmentLimitExceeded", "status": 400,
          "message": "No more role assignments can be created."}
 
 
-@pytest.mark.xfail(strict=True, reason="review finding: the regrant's RoleAssignmentLimitExceeded is ignored")
 def test_a_regrant_refused_at_the_limit_ends_the_protection_naming_the_limit() -> None:
     estate = Estate()
     estate.protect_results = [PENDING]  # the roles never apply: the assignment was removed

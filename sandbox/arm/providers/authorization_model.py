@@ -19,10 +19,11 @@ other record. Rules modelled (api-version 2022-04-01):
   role_assignments_per_subscription``), counted at the subscription, its resource groups and resources (management
   groups are not counted; the sandbox has none, nor eligible or future-scheduled PIM assignments, which do not
   count either): a NEW assignment past it is refused 400 ``RoleAssignmentLimitExceeded``, an idempotent re-PUT
-  of an existing one is not. Source: MicrosoftDocs/azure-docs ``articles/role-based-access-control/
-  troubleshoot-limits.md`` ("Azure supports up to 4000 role assignments per subscription. This limit includes
-  role assignments at the subscription, resource group, and resource scopes, but not at the management group
-  scope"; "No more role assignments can be created (code: RoleAssignmentLimitExceeded)"); the status is
+  of an existing one is not, nor a duplicate under another name (409 ``RoleAssignmentExists`` first). Source:
+  MicrosoftDocs/azure-docs ``articles/role-based-access-control/troubleshoot-limits.md`` ("Azure supports up to
+  4000 role assignments per subscription. This limit includes role assignments at the subscription, resource
+  group, and resource scopes, but not at the management group scope"; "No more role assignments can be created
+  (code: RoleAssignmentLimitExceeded)"); the status, the message past that sentence and the 409-first order are
   **inferred**;
 - a NEW assignment grants its role only ``PropagationConfig.rbac_seconds`` after its ``createdOn``: permission
   checks made before (``holds_role``, e.g. a Backup vault's ``validateForBackup``) see the old permissions.
@@ -272,8 +273,11 @@ class RoleAssignments:
         return all role assignments at or above the scope"; MicrosoftDocs/azure-docs
         ``articles/role-based-access-control/role-assignments-list-rest.md``: atScope() lists them "not including
         the role assignments at subscopes", so without it a subscription's list holds its groups' and resources'
-        too). Paged on ``nextLink`` (``x-ms-pageable``) by the route. Management groups are not modelled: the
-        root scope ``/`` is the only scope above a subscription here."""
+        too; ``assignedTo('{objectId}')`` narrows to a user's or service principal's own, and ``atScope() and
+        assignedTo(...)`` lists "role assignments for the specified user or service principal and at the specified
+        scope" - group memberships, which ``assignedTo`` also follows, are not modelled: no groups here). Paged on
+        ``nextLink`` (``x-ms-pageable``) by the route. Management groups are not modelled: the root scope ``/`` is
+        the only scope above a subscription here."""
         found = []
         for record in self.all():
             props = record.get("properties", {})
@@ -291,10 +295,7 @@ class RoleAssignments:
 
     def count_in_subscription(self, subscription_id: str) -> int:
         """Assignments that count toward the subscription's limit: at the subscription, its groups and resources."""
-        root = f"/subscriptions/{subscription_id}"
-        return sum(1 for record in self.all()
-                   if scope_covers(root, str(record.get("properties", {}).get("scope")
-                                             or scope_of_assignment(record["id"]))))
+        return _count_in(self.all(), subscription_id)
 
     def holds_role(self, principal_id: str, role: str, target: str) -> bool:
         """True when ``principal_id`` holds built-in ``role`` (name or GUID) on ``target`` or a scope above it,
@@ -373,16 +374,21 @@ class RoleAssignments:
                 if not same:
                     raise errors.ROLE_ASSIGNMENT_UPDATE.error()
                 return existing, False
-            for other in self.list_for_scope(canonical_scope, AssignmentFilter(principal_id=principal_id)):
-                other_props = other["properties"]
+            # one read of every assignment for both checks below (each create scans them all: the sandbox's cost)
+            records = self.all()
+            # 409 RoleAssignmentExists before the limit (a duplicate creates nothing): the order is **inferred**
+            for other in records:
+                other_props = other.get("properties", {})
                 if (
-                    id_key(str(other_props.get("scope", ""))) == id_key(canonical_scope)
+                    str(other_props.get("principalId", "")).lower() == principal_id.lower()
+                    and id_key(str(other_props.get("scope") or scope_of_assignment(other["id"])))
+                    == id_key(canonical_scope)
                     and guid_of_role_definition(str(other_props.get("roleDefinitionId", ""))) == guid
                 ):
                     raise errors.ROLE_ASSIGNMENT_EXISTS.error()
             if self._limit is not None and subscription:
                 limit = int(self._limit())
-                count = self.count_in_subscription(subscription)
+                count = _count_in(records, subscription)
                 if count >= limit:
                     raise errors.ROLE_ASSIGNMENT_LIMIT.error(subscription=subscription, count=count, limit=limit)
             stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -426,6 +432,14 @@ class RoleAssignments:
                 self.store.delete(record["id"], with_children=False)
                 dropped.append(record["id"])
         return dropped
+
+
+def _count_in(records: Iterable[dict[str, Any]], subscription_id: str) -> int:
+    """Of ``records``, the assignments at the subscription, its groups and resources (its limit's count)."""
+    root = f"/subscriptions/{subscription_id}"
+    return sum(1 for record in records
+               if scope_covers(root, str(record.get("properties", {}).get("scope")
+                                         or scope_of_assignment(record["id"]))))
 
 
 def new_assignment_name() -> str:

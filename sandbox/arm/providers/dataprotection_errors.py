@@ -312,14 +312,16 @@ ROLE_ASSIGNMENT_EXISTS: Final = ErrorSpec(
 )
 #: MicrosoftDocs/azure-docs articles/role-based-access-control/troubleshoot-limits.md: "Azure supports up to 4000
 #: role assignments per subscription" ... "No more role assignments can be created (code:
-#: RoleAssignmentLimitExceeded)". The code and the message are documented; the HTTP status (400) is INFERRED.
+#: RoleAssignmentLimitExceeded)". The code and the message's first sentence are documented; the second sentence
+#: (subscription, count, limit) is the sandbox's own and the HTTP status (400) is INFERRED.
 ROLE_ASSIGNMENT_LIMIT: Final = ErrorSpec(
     400,
     "RoleAssignmentLimitExceeded",
     "No more role assignments can be created. The subscription {subscription} holds {count} role assignments, "
     "the limit per subscription ({limit}; fixed, it cannot be increased).",
     "documented",
-    "code and message: role-based-access-control/troubleshoot-limits.md; status 400 inferred",
+    "code and the first sentence: role-based-access-control/troubleshoot-limits.md; the second sentence (the "
+    "sandbox's own) and status 400 inferred",
 )
 ROLE_ASSIGNMENT_ID_INVALID: Final = ErrorSpec(
     400,

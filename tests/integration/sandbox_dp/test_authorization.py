@@ -109,6 +109,33 @@ def test_list_filters_at_scope_and_principal(estate: Estate) -> None:
     assert for_other.name in in_sub
 
 
+def test_at_scope_and_assigned_to_lists_what_the_principal_holds_at_and_above_a_resource(estate: Estate) -> None:
+    """``$filter=atScope() and assignedTo('{objectId}')`` on a resource: "role assignments for the specified user or
+    service principal and at the specified scope" - at it and above it (subscription, group), never below it nor
+    on a sibling, never another principal's (MicrosoftDocs/azure-docs ``role-based-access-control/
+    role-assignments-list-rest.md``, the filter table; authorization spec 2022-04-01 ``RoleAssignmentFilter
+    Parameter``: "atScope() to return all role assignments at or above the scope"). How the app finds a role the
+    vault identity already holds above a disk once Azure refused a new assignment at the limit."""
+    sub = f"/subscriptions/{estate.subscription}"
+    rg = estate.group("held")
+    account = estate.datasource(rg, STORAGE, "held1")
+    sibling = estate.datasource(rg, STORAGE, "held2")
+    principal, other = str(uuid.uuid4()), str(uuid.uuid4())
+    covering = {assign(estate, scope, "Reader", principal=principal).name for scope in (sub, estate.group_id(rg))}
+    on_account = assign(estate, account, "Storage Account Backup Contributor", principal=principal).name
+    on_sibling = assign(estate, sibling, "Storage Account Backup Contributor", principal=principal).name
+    theirs = assign(estate, account, "Reader", principal=other).name
+
+    held = {a.name: a for a in estate.auth.role_assignments.list_for_scope(
+        account, filter=f"atScope() and assignedTo('{principal}')")}
+    assert set(held) == covering | {on_account}
+    assert on_sibling not in held and theirs not in held
+    assert all(a.created_on is not None for a in held.values())  # the answer tells how new each one is
+    from_group = {a.name for a in estate.auth.role_assignments.list_for_scope(
+        estate.group_id(rg), filter=f"atScope() and assignedTo('{principal}')")}
+    assert from_group == covering  # the account's own is below the group: left out
+
+
 def test_built_in_role_definitions_by_name_and_id(estate: Estate) -> None:
     scope = f"/subscriptions/{estate.subscription}"
     for name, guid in ROLE_IDS.items():

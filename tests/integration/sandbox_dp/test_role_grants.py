@@ -3,6 +3,8 @@ deterministic name, 409 RoleAssignmentExists counted as granted, and no request 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from steward.cloud.arm_cache import ArmCache
@@ -103,3 +105,82 @@ def test_past_the_subscriptions_limit_a_new_assignment_is_refused_400_and_an_exi
         assert sum(1 for _ in estate.auth.role_assignments.list_for_subscription()) == held
     finally:
         estate.sandbox.configure_role_assignment_limit(4000)
+
+
+def test_at_the_limit_a_role_held_at_or_above_the_scope_counts_as_granted_with_its_time(estate: Estate) -> None:
+    """Review finding 3: once Azure refuses a new assignment at the limit, the principal's assignments at and above
+    the scope are listed (``atScope() and assignedTo(...)``, ``role-assignments-list-rest.md``) and a role already
+    held there needs none of its own (as ``Set-AzDataProtectionMSIPermission`` skips it), answered with that
+    assignment's ``createdOn``: one made moments ago may still propagate. Not held (a sibling's, another role, a
+    conditional one): refused as before. Below the limit: one PUT, no list."""
+    from steward.cloud.errors import AzureRefusal
+
+    rg = estate.group("grantsheld")
+    vault = make_vault(estate, rg)
+    group = estate.group_id(rg)
+    disk, sibling, bare = (estate.datasource(rg, DISK, n) for n in ("disk1", "disk2", "disk3"))
+    snapshot = ROLE_IDS["Disk Snapshot Contributor"]
+    on_group = vault.grant("Disk Backup Reader", group)
+    vault.grant("Disk Snapshot Contributor", sibling)  # a sibling's: does not cover the disk
+    estate.auth.role_assignments.create(group, str(uuid.uuid4()), {"properties": {  # conditional: not counted
+        "roleDefinitionId": f"/subscriptions/{estate.subscription}/providers/Microsoft.Authorization/roleDefinitions/"
+                            f"{ROLE_IDS['Reader']}", "principalId": vault.principal_id,
+        "principalType": "ServicePrincipal", "condition": "@Resource[Microsoft.Compute/disks:name] StringEquals 'x'",
+        "conditionVersion": "2.0"}})
+    estate.sandbox.advance(90.0)
+    estate.sandbox.configure_role_assignment_limit(sum(1 for _ in estate.auth.role_assignments.list_for_subscription()))
+    try:
+        reads = estate.sandbox.counters.get("read")
+        held = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, READER, disk)
+        assert held == RoleGranted(put=False, created_on=held.created_on, held_at=group)
+        assert held.created_on is not None and held.created_on[:19] == on_group.created_on.strftime("%Y-%m-%dT%H:%M:%S")
+        assert estate.sandbox.counters.get("read") - reads == 1  # the one list, after the refused PUT
+        for role, scope in ((snapshot, disk), (ROLE_IDS["Reader"], bare)):
+            with pytest.raises(AzureRefusal) as refused:
+                BackupVaultProtection(estate.clients).grant_role(vault.principal_id, role, scope)
+            assert refused.value.code == "RoleAssignmentLimitExceeded"
+    finally:
+        estate.sandbox.configure_role_assignment_limit(4000)
+    reads = estate.sandbox.counters.get("read")
+    made = BackupVaultProtection(estate.clients).grant_role(vault.principal_id, snapshot, disk)
+    assert made.put and made.held_at is None
+    assert estate.sandbox.counters.get("read") == reads  # room: no list
+
+
+def test_at_the_limit_a_list_the_app_may_not_read_leaves_azures_refusal_as_it_was(estate: Estate) -> None:
+    """The look for a held role needs ``Microsoft.Authorization/roleAssignments/read`` (the deployed Reader carries
+    it); an identity without it gets ARM's 403 on the list, and the grant still ends with Azure's
+    ``RoleAssignmentLimitExceeded`` (the reason that names the limit and the fix), not the list's 403."""
+    from sandbox.arm.providers.authorization_model import RoleAssignments, define_custom_role
+    from steward.cloud.clients import CloudClients
+    from steward.cloud.errors import AzureRefusal
+
+    sb = estate.sandbox
+    rg = estate.group("grantsnoread")
+    vault = make_vault(estate, rg)
+    disk = estate.datasource(rg, DISK, "disk1")
+    vault.grant("Disk Backup Reader", estate.group_id(rg))  # held above the disk: the list would find it
+    caller = "0a0d1700-0000-4000-8000-0000000000b1"
+    guid = str(uuid.uuid4())
+    sub = f"/subscriptions/{estate.subscription}"
+    define_custom_role(sb.store, estate.subscription, guid, "Grants but reads no assignments",
+                       actions=["*/read", "Microsoft.Authorization/roleAssignments/write"],
+                       not_actions=["Microsoft.Authorization/roleAssignments/read"])
+    sb.store.put({"id": f"{sub}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+                  "type": "Microsoft.Authorization/roleAssignments",
+                  "properties": {"roleDefinitionId": f"{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+                                 "principalId": caller, "principalType": "ServicePrincipal", "scope": sub}})
+    sb.configure_role_assignment_limit(sum(1 for _ in estate.auth.role_assignments.list_for_subscription()))
+    sb.enforce_caller_rbac(caller)
+    try:
+        adapter = BackupVaultProtection(CloudClients(sb.cloud_target(principal_id=caller, polling_interval=0.01)))
+        with pytest.raises(AzureRefusal) as refused:
+            adapter.grant_role(vault.principal_id, READER, disk)
+        assert (refused.value.status, refused.value.code) == (400, "RoleAssignmentLimitExceeded")
+        assert isinstance(refused.value.__cause__, AzureRefusal) and refused.value.__cause__.status == 403
+    finally:
+        sb.enforce_caller_rbac(caller, enforce=False)
+        sb.configure_role_assignment_limit(4000)
+        for record in RoleAssignments(sb.store).all():
+            if record["properties"].get("principalId") == caller:
+                sb.store.delete(record["id"], with_children=False)
