@@ -451,8 +451,7 @@ def grant_vault_roles(request: dict[str, Any]) -> dict[str, Any]:
     protection's, cannot be told; none is deleted on that guess); ``held``: roles Azure refused at the subscription's
     limit that the identity already holds at or above their scope (no assignment made); ``created_on``: when the
     newest of the assignments was made (None: not known, or a PUT made one whose answer gave no time: now), so a
-    protection
-    whose roles another one just made (a shared group or subscription scope) waits for them too;
+    protection whose roles another one just made (a shared group or subscription scope) waits for them too;
     ``settle_seconds``: how long this worker last saw the identity's new roles take to apply (None: not known);
     ``probe``: this protection finds that out (``protection_flow.rbac_settle_seconds``, ``rbac_fresh_since``)."""
     wanted = RoleGrants.from_record(request)
