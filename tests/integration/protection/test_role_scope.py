@@ -49,15 +49,20 @@ rules:
 """
 
 
-@pytest.fixture
-def app() -> Iterator[AppStack]:
+def running_app(rbac_seconds: float) -> Iterator[AppStack]:
+    """The real app on the discrete clock with these RULES and the sandbox's RBAC propagation at ``rbac_seconds``."""
     stack = start_app_stack(scale=20.0, seed=3, clock="discrete", throttle=False, latency=False,
                             settings={"STEWARD_RULES": RULES})
-    stack.sandbox.configure_propagation(PropagationConfig(rbac_seconds=180.0))
+    stack.sandbox.configure_propagation(PropagationConfig(rbac_seconds=rbac_seconds))
     try:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def app() -> Iterator[AppStack]:
+    yield from running_app(180.0)
 
 
 def _estate(app: AppStack) -> tuple[Estate, str]:

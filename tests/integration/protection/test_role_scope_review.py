@@ -18,16 +18,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from benchmarks.common import AppStack, start_app_stack
-from sandbox.arm import PropagationConfig
+from benchmarks.common import AppStack
 from sandbox.arm.config import DEFAULT_SUBSCRIPTION
 from tests.integration.protection.test_role_scope import (
     REGION,
-    RULES,
     _assignments,
     _estate,
     _outcomes,
     _principal,
+    running_app,
 )
 
 DISK_BACKUP_READER = "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24"
@@ -37,13 +36,7 @@ DISK_SNAPSHOT_CONTRIBUTOR = "7efff54f-a5b4-42b5-a1c5-5411624893ce"
 @pytest.fixture
 def app() -> Iterator[AppStack]:
     """The real app on the discrete clock with test_role_scope's rules; RBAC propagation off (not what is shown)."""
-    stack = start_app_stack(scale=20.0, seed=3, clock="discrete", throttle=False, latency=False,
-                            settings={"STEWARD_RULES": RULES})
-    stack.sandbox.configure_propagation(PropagationConfig(rbac_seconds=0.0))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    yield from running_app(0.0)
 
 
 def test_roles_held_on_the_subscription_need_no_new_assignment_at_the_limit(app: AppStack) -> None:
