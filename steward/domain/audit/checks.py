@@ -634,16 +634,20 @@ def _check_redundant_role_assignments(out: _Collector, count: RoleAssignmentCoun
            f"identit{'y' if len(concerned) == 1 else 'ies'} in this subscription grant{'s' if n == 1 else ''} a role "
            f"the same identity already holds, unconditionally, at a wider scope: {what}. "
            f"Each still counts toward the {ROLE_ASSIGNMENT_LIMIT:,} role assignments Azure allows per subscription "
-           f"({count.total:,} now); the app never deletes role assignments (left by an earlier, narrower "
+           f"({count.total:,} now); the app never deletes role assignments (typically left by a changed "
            "protect.roleScope).")
     shown = "" if n <= REDUNDANT_IDS_LISTED else f" (the first {REDUNDANT_IDS_LISTED} of {n:,}; list the rest with " \
         "az role assignment list --assignee <vault principal id> --all)"
+    covering = list(dict.fromkeys(r.covered_by.id for r in found))
     fix = (f"Remove them{shown}: az role assignment delete --ids {' '.join(listed)} - the wider assignment keeps "
            "granting the role; each removal frees one of the subscription's role assignments. The app never deletes "
-           "role assignments.")
+           "role assignments. Where the rule's roleScope was narrowed instead, the wider assignments "
+           f"({', '.join(covering[:REDUNDANT_IDS_LISTED])}) are the ones to remove (least privilege), once the "
+           "narrower ones have been made.")
     out.add("CAP-004", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, fix=fix,
             details={"redundantAssignments": str(n), "vaults": " ".join(concerned),
                      "assignmentIds": " ".join(listed), "assignmentIdsListed": str(len(listed)),
+                     "coveringAssignmentIds": " ".join(covering[:REDUNDANT_IDS_LISTED]),
                      "roleAssignments": str(count.total), "limit": str(ROLE_ASSIGNMENT_LIMIT)})
 
 

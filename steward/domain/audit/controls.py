@@ -209,7 +209,8 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "assignments cannot be read (INV-001).",
         "Remove them: az role assignment delete --ids <the listed ids> (all of them: az role assignment list "
         "--assignee <vault principal id> --all). The wider assignment keeps granting the role; each removal frees "
-        "one of the subscription's role assignments.",
+        "one of the subscription's role assignments. Where roleScope was narrowed instead, remove the wider "
+        "assignments the finding names (least privilege) once the narrower ones are made.",
     ),
     Control(
         "VLT-006",

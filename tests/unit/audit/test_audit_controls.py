@@ -564,6 +564,8 @@ def test_cap004_lists_the_per_disk_roles_a_group_assignment_already_grants() -> 
     assert finding.fix.startswith("Remove them: az role assignment delete --ids ")
     assert all(a.id in finding.fix for a in per_disk) and elsewhere.id not in finding.fix
     assert "never deletes" in finding.fix
+    # after a narrowing it is the wider one that should go: the finding names it
+    assert finding.details["coveringAssignmentIds"] == wide.id and wide.id in finding.fix
 
 
 def test_cap004_a_group_assignment_under_a_subscription_one_is_redundant_too() -> None:
