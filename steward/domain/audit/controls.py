@@ -193,8 +193,8 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "Backup vaults' managed identities (one per protected resource and role by default).",
         "Grant the vault identities per resource group instead of per resource (protect.roleScope: resourceGroup in "
         "the rules, which needs the rule's Backup vault named by id), and remove role assignments nobody uses (of "
-        "deleted principals, or repeated at a lower scope where a higher one already grants the role; group-based "
-        "assignments instead of one per principal).",
+        "deleted principals, or repeated at a lower scope where a higher one already grants the role - CAP-004 lists "
+        "the Backup vault identities' -; group-based assignments instead of one per principal).",
     ),
     Control(
         "CAP-004",
