@@ -640,7 +640,8 @@ def _check_redundant_role_assignments(out: _Collector, count: RoleAssignmentCoun
         "az role assignment list --assignee <vault principal id> --all)"
     covering = list(dict.fromkeys(r.covered_by.id for r in found))
     fix = (f"Remove them{shown}: az role assignment delete --ids {' '.join(listed)} - the wider assignment keeps "
-           "granting the role; each removal frees one of the subscription's role assignments. The app never deletes "
+           "granting the role (a wider one made in the last 10 minutes may not apply yet: Azure RBAC troubleshooting); "
+           "each removal frees one of the subscription's role assignments. The app never deletes "
            "role assignments. Where the rule's roleScope was narrowed instead, the wider assignments "
            f"({', '.join(covering[:REDUNDANT_IDS_LISTED])}) are the ones to remove (least privilege), once the "
            "narrower ones have been made.")
