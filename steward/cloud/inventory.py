@@ -44,8 +44,11 @@ from steward.domain.audit import (
     InventoryGap,
     ProtectableResource,
     ProtectedItem,
+    RoleAssignment,
     RoleAssignmentCount,
     Vault,
+    overlapping,
+    role_definition_guid,
 )
 from steward.domain.kernel import ImmutabilityState, SoftDeleteState, VaultKind, read_time, resource_group_of
 
@@ -213,10 +216,14 @@ def count_role_assignments(subscription_id: str, assignments: Iterable[Mapping[s
     ``role-based-access-control/troubleshoot-limits.md``: the limit "includes role assignments at the subscription,
     resource group, and resource scopes, but not at the management group scope", counted there as
     ``Get-AzRoleAssignment -Scope $scope | Where-Object {$_.scope.StartsWith($scope)}``). Per service principal
-    (managed identities are service principals) how many it holds, for the vault identities' share."""
+    (managed identities are service principals) how many it holds, for the vault identities' share; and, for
+    CAP-004, the service principals' assignments a wider one of the same principal and role makes redundant, with
+    those wider ones (:func:`~steward.domain.audit.overlapping`: id, principal, role definition GUID, scope,
+    condition), not the whole list."""
     prefix = f"/subscriptions/{subscription_id}".lower()
     total = 0
     by_principal: dict[str, int] = {}
+    held: list[RoleAssignment] = []
     for body in assignments:
         props = body.get("properties") or {}
         scope = str(props.get("scope") or "").lower().rstrip("/")
@@ -228,7 +235,11 @@ def count_role_assignments(subscription_id: str, assignments: Iterable[Mapping[s
         principal = str(props.get("principalId") or "").lower()
         if principal and str(props.get("principalType") or "ServicePrincipal").lower() == "serviceprincipal":
             by_principal[principal] = by_principal.get(principal, 0) + 1
-    return RoleAssignmentCount(subscription_id, total, by_principal)
+            guid = role_definition_guid(props.get("roleDefinitionId"))
+            if body.get("id") and guid:
+                held.append(RoleAssignment(str(body["id"]), principal, guid, scope,
+                                           str(props["condition"]) if props.get("condition") else None))
+    return RoleAssignmentCount(subscription_id, total, by_principal, overlapping(subscription_id, held))
 
 
 #: Storage spec stable/2023-05-01 blob.json ``BlobContainers_List`` (the app ships no storage management SDK)

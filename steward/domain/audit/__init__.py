@@ -59,6 +59,13 @@ from steward.domain.audit.inventory import (
     iso,
     parse_generated,
 )
+from steward.domain.audit.redundant import (
+    Redundant,
+    RoleAssignment,
+    overlapping,
+    redundant_assignments,
+    role_definition_guid,
+)
 from steward.domain.audit.remediation import (
     REMEDIABLE_CONTROL,
     RemediationPlan,
@@ -114,7 +121,9 @@ __all__ = [
     "ProtectableResource",
     "ProtectedItem",
     "ProtectionStatus",
+    "Redundant",
     "RemediationPlan",
+    "RoleAssignment",
     "RoleAssignmentCount",
     "RuleExpectations",
     "Severity",
@@ -131,8 +140,11 @@ __all__ = [
     "inventory_from_json",
     "inventory_to_json",
     "iso",
+    "overlapping",
     "parse_generated",
     "policy_key",
+    "redundant_assignments",
     "remediation_plan",
+    "role_definition_guid",
     "subscription_of",
 ]

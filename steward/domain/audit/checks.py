@@ -29,6 +29,7 @@ from steward.domain.audit.inventory import (
     Vault,
     iso,
 )
+from steward.domain.audit.redundant import redundant_assignments
 from steward.domain.audit.results import (
     TREND_LENGTH,
     AuditResult,
@@ -52,6 +53,15 @@ from steward.domain.rules import (
     DEFAULT_FILL_PERCENT,
     RuleSet,
     vault_sets,
+)
+from steward.domain.workloads import (
+    DISK_BACKUP_READER,
+    DISK_RESTORE_OPERATOR,
+    DISK_SNAPSHOT_CONTRIBUTOR,
+    POSTGRES_FLEX_LTR_BACKUP,
+    READER,
+    STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
 )
 
 #: Azure's role assignments per subscription (subscription, resource group and resource scopes; fixed) and the share
@@ -226,6 +236,7 @@ def audit(
                                  if v.kind is VaultKind.BACKUP and v.principal_id)
     for count in sorted(inventory.role_assignments, key=lambda c: c.subscription_id.lower()):
         _check_role_assignments(out, count, vault_identities, role_assignment_percent)
+        _check_redundant_role_assignments(out, count, inventory.vaults)
 
     for reconciled in interrupted_teardowns:
         _check_interrupted_teardown(out, reconciled, vaults)
@@ -587,6 +598,58 @@ def _check_role_assignments(
     out.add("CAP-003", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, details={
         "roleAssignments": str(total), "limit": str(ROLE_ASSIGNMENT_LIMIT), "thresholdPercent": str(percent),
         "vaultIdentityAssignments": str(mine), "vaultIdentities": str(holders), "vaultSharePercent": f"{share:.0f}"})
+
+
+#: CAP-004 lists at most this many assignment ids in a finding (the count says how many there are)
+REDUNDANT_IDS_LISTED: Final = 20
+#: the names of the roles the app gives Backup vault identities, by role definition GUID (others are named by GUID)
+_ROLE_NAMES: Final = {r.role_definition_guid: r.role_name for r in (
+    READER, DISK_BACKUP_READER, DISK_SNAPSHOT_CONTRIBUTOR, STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR, POSTGRES_FLEX_LTR_BACKUP,
+    DISK_RESTORE_OPERATOR, STORAGE_BLOB_DATA_CONTRIBUTOR)}
+
+
+def _check_redundant_role_assignments(out: _Collector, count: RoleAssignmentCount, vaults: Sequence[Vault]) -> None:
+    """CAP-004: the Backup vault identities' role assignments in the subscription that a wider assignment of the
+    same identity and role (its resource group, the subscription; unconditional) already grants
+    (``redundant.redundant_assignments``): each still counts toward Azure's 4,000; the app never deletes them."""
+    by_identity: dict[str, list[str]] = {}
+    for vault in sorted(vaults, key=lambda v: v.key):
+        if vault.kind is VaultKind.BACKUP and vault.principal_id:
+            by_identity.setdefault(vault.principal_id.lower(), []).append(vault.id)
+    found = [r for r in redundant_assignments(count.subscription_id, count.overlapping)
+             if r.assignment.principal_id.lower() in by_identity]
+    if not found:
+        return
+    found.sort(key=lambda r: (r.assignment.principal_id.lower(), r.assignment.role_definition_guid,
+                              id_key(r.assignment.scope), id_key(r.assignment.id)))
+    concerned = sorted({v for r in found for v in by_identity[r.assignment.principal_id.lower()]}, key=id_key)
+    whole = f"/subscriptions/{count.subscription_id}".lower()
+    roles = Counter((_ROLE_NAMES.get(r.assignment.role_definition_guid.lower(), r.assignment.role_definition_guid),
+                     "the subscription" if id_key(r.covered_by.scope) == whole else "its resource group")
+                    for r in found)
+    listed = [r.assignment.id for r in found[:REDUNDANT_IDS_LISTED]]
+    n = len(found)
+    what = "; ".join(f"{k:,} {role} (held at {where})" for (role, where), k in sorted(roles.items()))
+    why = (f"{n:,} role assignment{'s' if n != 1 else ''} of {len(concerned)} Backup vault "
+           f"identit{'y' if len(concerned) == 1 else 'ies'} in this subscription grant{'s' if n == 1 else ''} a role "
+           f"the same identity already holds, unconditionally, at a wider scope: {what}. "
+           f"Each still counts toward the {ROLE_ASSIGNMENT_LIMIT:,} role assignments Azure allows per subscription "
+           f"({count.total:,} now); the app never deletes role assignments (typically left by a changed "
+           "protect.roleScope).")
+    shown = "" if n <= REDUNDANT_IDS_LISTED else f" (the first {REDUNDANT_IDS_LISTED} of {n:,}; list the rest with " \
+        "az role assignment list --assignee <vault principal id> --all)"
+    covering = list(dict.fromkeys(r.covered_by.id for r in found))
+    fix = (f"Remove them{shown}: az role assignment delete --ids {' '.join(listed)} - the wider assignment keeps "
+           "granting the role (a wider one made in the last 10 minutes may not apply yet: Azure RBAC troubleshooting); "
+           "each removal frees one of the subscription's role assignments. The app never deletes "
+           "role assignments. Where the rule's roleScope was narrowed instead, the wider assignments "
+           f"({', '.join(covering[:REDUNDANT_IDS_LISTED])}) are the ones to remove (least privilege), once the "
+           "narrower ones have been made.")
+    out.add("CAP-004", _Subject(f"/subscriptions/{count.subscription_id}", "subscription", ""), why=why, fix=fix,
+            details={"redundantAssignments": str(n), "vaults": " ".join(concerned),
+                     "assignmentIds": " ".join(listed), "assignmentIdsListed": str(len(listed)),
+                     "coveringAssignmentIds": " ".join(covering[:REDUNDANT_IDS_LISTED]),
+                     "roleAssignments": str(count.total), "limit": str(ROLE_ASSIGNMENT_LIMIT)})
 
 
 def _check_interrupted_teardown(out: _Collector, reconciled: Mapping[str, Any], vaults: Mapping[str, Vault]) -> None:

@@ -193,8 +193,24 @@ CONTROLS: Final[Mapping[str, Control]] = _controls(
         "Backup vaults' managed identities (one per protected resource and role by default).",
         "Grant the vault identities per resource group instead of per resource (protect.roleScope: resourceGroup in "
         "the rules, which needs the rule's Backup vault named by id), and remove role assignments nobody uses (of "
-        "deleted principals, or repeated at a lower scope where a higher one already grants the role; group-based "
-        "assignments instead of one per principal).",
+        "deleted principals, or repeated at a lower scope where a higher one already grants the role - CAP-004 lists "
+        "the Backup vault identities' -; group-based assignments instead of one per principal).",
+    ),
+    Control(
+        "CAP-004",
+        "Backup vault identity's redundant role assignments",
+        Severity.LOW,
+        "A Backup vault's managed identity holds a role at a resource or resource group through an assignment that "
+        "grants nothing more than an unconditional assignment of the same role it also holds at that resource's "
+        "group or at the subscription (Azure RBAC troubleshoot-limits, \"Solution 2 - Remove redundant role "
+        "assignments\"). Left by a protect.roleScope widened from resource to resourceGroup or subscription: the app "
+        "never deletes role assignments, and each still counts toward the subscription's fixed 4,000. The finding "
+        "counts them, names the vaults and lists up to 20 assignment ids. Not assessed where the subscription's role "
+        "assignments cannot be read (INV-001).",
+        "Remove them: az role assignment delete --ids <the listed ids> (all of them: az role assignment list "
+        "--assignee <vault principal id> --all). The wider assignment keeps granting the role; each removal frees "
+        "one of the subscription's role assignments. Where roleScope was narrowed instead, remove the wider "
+        "assignments the finding names (least privilege) once the narrower ones are made.",
     ),
     Control(
         "VLT-006",

@@ -9,6 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from steward.domain.audit.redundant import RoleAssignment
 from steward.domain.errors import DomainError
 from steward.domain.kernel import (
     ImmutabilityState,
@@ -182,6 +183,10 @@ class RoleAssignmentCount:
     #: how many of them each service principal holds (principal id lower-cased): the vault identities' share is
     #: read from it with the audited vaults' identities, which may live in another subscription
     by_principal: Mapping[str, int] = field(default_factory=dict, hash=False)
+    #: the service principals' assignments that a wider one of the same principal and role makes redundant, and
+    #: those wider ones (``redundant.overlapping``; CAP-004 keeps the Backup vault identities'): only these, not the
+    #: whole list, as the identity's vault may be in a subscription read apart from this one
+    overlapping: tuple[RoleAssignment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -290,7 +295,9 @@ def inventory_to_json(inventory: EstateInventory) -> dict[str, Any]:
         ],
         "gaps": [[g.scope, g.reason] for g in inventory.gaps],
         **({} if not inventory.role_assignments else {"roleAssignments": [
-            {"subscriptionId": c.subscription_id, "total": c.total, "byPrincipal": dict(sorted(c.by_principal.items()))}
+            {"subscriptionId": c.subscription_id, "total": c.total, "byPrincipal": dict(sorted(c.by_principal.items())),
+             **({} if not c.overlapping else {"overlapping": [
+                 [a.id, a.principal_id, a.role_definition_guid, a.scope, a.condition] for a in c.overlapping]})}
             for c in inventory.role_assignments
         ]}),
     }
@@ -337,7 +344,9 @@ def inventory_from_json(data: Mapping[str, Any]) -> EstateInventory:
             gaps=tuple(InventoryGap(str(s), str(r)) for s, r in data.get("gaps", [])),
             role_assignments=tuple(  # parts written before CAP-003 have none
                 RoleAssignmentCount(str(c["subscriptionId"]), int(c["total"]),
-                                    {str(k).lower(): int(n) for k, n in dict(c.get("byPrincipal") or {}).items()})
+                                    {str(k).lower(): int(n) for k, n in dict(c.get("byPrincipal") or {}).items()},
+                                    tuple(RoleAssignment(str(i), str(p), str(g), str(s), None if k is None else str(k))
+                                          for i, p, g, s, k in c.get("overlapping") or []))  # none before CAP-004
                 for c in data.get("roleAssignments") or []
             ),
         )

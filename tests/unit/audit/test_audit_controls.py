@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from steward.domain.audit import (
     ImmutabilityState,
     InventoryGap,
     ProtectedItem,
+    RoleAssignment,
     RoleAssignmentCount,
     RuleExpectations,
     SoftDeleteState,
@@ -25,6 +27,8 @@ from steward.domain.audit import (
     audit,
     inventory_from_json,
     inventory_to_json,
+    overlapping,
+    redundant_assignments,
 )
 from steward.rules_file import default_rules_text, load_rules
 from tests.unit.audit.audit_estate_builders import (
@@ -511,6 +515,136 @@ def test_cap003_inputs_survive_the_inventory_record() -> None:
     assert [v.principal_id for v in again.vaults] == [v.principal_id for v in estate.vaults]
     older = inventory_to_json(healthy_estate())
     assert "roleAssignments" not in older and inventory_from_json(older).role_assignments == ()
+
+
+# CAP-004 Backup vault identity's redundant role assignments ------------------------------------------------
+covers("CAP-004")
+
+DBR = "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24"  # Disk Backup Reader
+DSC = "7efff54f-a5b4-42b5-a1c5-5411624893ce"  # Disk Snapshot Contributor
+STRANGER = "cccccccc-0000-4000-8000-00000000000c"  # another team's service principal
+WHOLE_A = f"/subscriptions/{SUB_A}"
+
+
+def _grant(principal: str, role: str, scope: str, condition: str | None = None) -> RoleAssignment:
+    name = uuid.uuid5(uuid.NAMESPACE_URL, f"{principal}|{role}|{scope}|{condition}")
+    return RoleAssignment(f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}", principal, role, scope,
+                          condition)
+
+
+def _disk_scope(group: str, name: str) -> str:
+    return f"{WHOLE_A}/resourceGroups/{group}/providers/Microsoft.Compute/disks/{name}"
+
+
+def _with_grants(*grants: RoleAssignment, total: int = 100) -> EstateInventory:
+    """What the inventory keeps of SUB_A's list (``overlapping``) when it holds ``grants``."""
+    estate = _with_role_assignments(total)
+    kept = overlapping(SUB_A, grants)
+    return replace(estate, role_assignments=(RoleAssignmentCount(SUB_A, total, {}, kept),))
+
+
+def _cap004(inventory: EstateInventory) -> list[Finding]:
+    return [f for f in audit(inventory, rules(), NOW).findings if f.control_id == "CAP-004"]
+
+
+def test_cap004_lists_the_per_disk_roles_a_group_assignment_already_grants() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    per_disk = [_grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", f"disk-{n}")) for n in range(3)]
+    elsewhere = _grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-other", "disk-x"))  # its group holds no DBR
+    wide = _grant(VAULT_PRINCIPAL, DBR, group)
+    snapshot = _grant(VAULT_PRINCIPAL, DSC, group)  # another role at the group: nothing below it
+    [finding] = _cap004(_with_grants(*per_disk, elsewhere, wide, snapshot))
+    assert finding.resource_id == WHOLE_A and finding.resource_type == "subscription"
+    assert finding.severity.value == "low"
+    assert finding.details["redundantAssignments"] == "3"
+    assert sorted(finding.details["assignmentIds"].split()) == sorted(a.id for a in per_disk)
+    vault = backup_vault().id
+    assert finding.details["vaults"] == vault
+    assert "3 Disk Backup Reader (held at its resource group)" in finding.why
+    assert finding.fix.startswith("Remove them: az role assignment delete --ids ")
+    assert all(a.id in finding.fix for a in per_disk) and elsewhere.id not in finding.fix
+    assert "never deletes" in finding.fix
+    # after a narrowing it is the wider one that should go: the finding names it
+    assert finding.details["coveringAssignmentIds"] == wide.id and wide.id in finding.fix
+
+
+def test_cap004_a_group_assignment_under_a_subscription_one_is_redundant_too() -> None:
+    group = _grant(VAULT_PRINCIPAL, DBR, f"{WHOLE_A}/resourceGroups/rg-app")
+    disk = _grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-0"))
+    whole = _grant(VAULT_PRINCIPAL, DBR, WHOLE_A)
+    [finding] = _cap004(_with_grants(group, disk, whole))
+    assert sorted(finding.details["assignmentIds"].split()) == sorted([group.id, disk.id])  # never the widest
+    assert "2 Disk Backup Reader (held at the subscription)" in finding.why
+    found = redundant_assignments(SUB_A, [group, disk, whole])
+    assert {r.assignment.id: r.covered_by.id for r in found} == {group.id: whole.id, disk.id: whole.id}
+    # the subscription's alone is nothing to remove; nor is the same role in another subscription
+    other_sub = RoleAssignment(f"/subscriptions/{SUB_B}/x", VAULT_PRINCIPAL, DBR,
+                               f"/subscriptions/{SUB_B}/resourceGroups/rg-app")
+    assert redundant_assignments(SUB_A, [whole, other_sub]) == []
+
+
+def test_cap004_a_conditional_wider_assignment_does_not_make_one_redundant() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    disk = _grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-0"))
+    conditional = _grant(VAULT_PRINCIPAL, DBR, group, condition="@Resource[Microsoft.Compute/disks:name] "
+                                                                  "StringStartsWith 'disk-'")
+    assert _cap004(_with_grants(disk, conditional)) == []
+    assert overlapping(SUB_A, [disk, conditional]) == ()  # the inventory keeps nothing of them
+    # the lower one conditional, the wider one not: the wider grants at least as much
+    lower_conditional = _grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-1"), condition="true")
+    [finding] = _cap004(_with_grants(lower_conditional, _grant(VAULT_PRINCIPAL, DBR, group)))
+    assert finding.details["assignmentIds"] == lower_conditional.id
+
+
+def test_cap004_another_role_at_the_wider_scope_does_not_count() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    disk = _grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-0"))
+    assert _cap004(_with_grants(disk, _grant(VAULT_PRINCIPAL, DSC, group))) == []
+    # nor the same role of another principal
+    assert _cap004(_with_grants(disk, _grant(OTHER_VAULT_PRINCIPAL, DBR, group))) == []
+
+
+def test_cap004_ignores_other_principals_and_counts_another_subscriptions_vault() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    theirs = [_grant(STRANGER, DBR, _disk_scope("rg-app", "disk-0")), _grant(STRANGER, DBR, group)]
+    assert _cap004(_with_grants(*theirs)) == []  # another team's redundancy is theirs to judge
+    # the identity of bv-other (a vault in SUB_B) holding roles in SUB_A is a vault identity all the same
+    mine = [_grant(OTHER_VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-0")), _grant(OTHER_VAULT_PRINCIPAL, DBR,
+                                                                                           group)]
+    [finding] = _cap004(_with_grants(*theirs, *mine))
+    assert finding.details["assignmentIds"] == mine[0].id
+    assert finding.details["vaults"] == backup_vault("bv-other", sub=SUB_B).id
+
+
+def test_cap004_lists_twenty_ids_and_counts_them_all() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    per_disk = [_grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", f"disk-{n:02d}")) for n in range(25)]
+    [finding] = _cap004(_with_grants(*per_disk, _grant(VAULT_PRINCIPAL, DBR, group), total=3000))
+    assert finding.details["redundantAssignments"] == "25"
+    assert len(finding.details["assignmentIds"].split()) == 20 and finding.details["assignmentIdsListed"] == "20"
+    assert "the first 20 of 25" in finding.fix and "3,000 now" in finding.why
+
+
+def test_cap004_is_silent_where_the_role_assignments_were_not_read_and_resolves_once_they_are_removed() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    redundant = _with_grants(_grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-0")),
+                             _grant(VAULT_PRINCIPAL, DBR, group))
+    assert _cap004(replace(redundant, role_assignments=())) == []
+    first = audit(redundant, rules(), NOW)
+    [opened] = [f for f in first.findings if f.control_id == "CAP-004"]
+    assert opened.id in first.new_finding_ids
+    removed = _with_grants(_grant(VAULT_PRINCIPAL, DBR, group))
+    later = audit(removed, rules(), NOW + timedelta(hours=1), first)
+    assert [f.id for f in later.resolved] == [opened.id]
+
+
+def test_cap004_inputs_survive_the_inventory_record() -> None:
+    group = f"{WHOLE_A}/resourceGroups/rg-app"
+    estate = _with_grants(_grant(VAULT_PRINCIPAL, DBR, _disk_scope("rg-app", "disk-0"), condition="true"),
+                          _grant(VAULT_PRINCIPAL, DBR, group))
+    again = inventory_from_json(json.loads(json.dumps(inventory_to_json(estate))))
+    assert again.role_assignments == estate.role_assignments and len(again.role_assignments[0].overlapping) == 2
+    assert again.role_assignments[0].overlapping[0].condition == "true"
 
 
 # VLT-006 vault left weakened by an interrupted teardown ----------------------------------------------------

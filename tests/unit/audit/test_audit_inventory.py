@@ -382,3 +382,38 @@ def test_the_fallback_reader_uses_arm_for_what_graph_cannot_read() -> None:
     assert merged.gaps == ()
     assert set(merged.resources) == set(part_a.resources) | set(part_b.resources)
     assert reader.fell_back == [SUB_B]
+
+
+def _listed(principal: str, role: str, scope: str, *, kind: str = "ServicePrincipal", condition: str | None = None,
+            name: str = "") -> dict[str, Any]:
+    """One role assignment as ``RoleAssignments_ListForSubscription`` answers it (authorization 2022-04-01)."""
+    return {"id": f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments/{name or principal[:8]}",
+            "properties": {"roleDefinitionId": f"/subscriptions/{SUB_A}/providers/Microsoft.Authorization/"
+                                               f"roleDefinitions/{role}",
+                           "principalId": principal, "principalType": kind, "scope": scope, "condition": condition}}
+
+
+def test_the_count_keeps_only_what_overlaps_a_wider_assignment_of_the_same_principal_and_role() -> None:
+    """CAP-004's input: of the subscription's list, only a service principal's assignments that one of the same
+    principal and role at the group or the subscription makes redundant, and that wider one; not a user's, not
+    above the subscription (the root), not another role's."""
+    from steward.cloud.inventory import count_role_assignments
+
+    sp, user = "aaaaaaaa-0000-4000-8000-00000000000a", "bbbbbbbb-0000-4000-8000-00000000000b"
+    dbr, reader = "3e5e47e6-65f7-47ef-90b5-e5dd4d455f24", "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    group = f"/subscriptions/{SUB_A}/resourceGroups/rg-app"
+    listed = [
+        _listed(sp, dbr, DISK, name="disk"), _listed(sp, dbr, group, name="group"),
+        _listed(sp, reader, VM, name="vm"),  # Reader held nowhere wider
+        _listed(user, dbr, DISK, kind="User", name="u-disk"), _listed(user, dbr, group, kind="User", name="u-group"),
+        _listed(sp, reader, "/", name="root"),  # above the subscription: listed, neither counted nor a cover
+        _listed(sp, dbr, f"/subscriptions/{SUB_A}/resourceGroups/rg-other/providers/Microsoft.Compute/disks/d2",
+                name="other", condition="true"),
+    ]
+    count = count_role_assignments(SUB_A, listed)
+    assert count.total == 6 and count.by_principal == {sp: 4}
+    assert [a.id.rsplit("/", 1)[-1] for a in count.overlapping] == ["disk", "group"]
+    disk, wide = count.overlapping
+    assert (disk.principal_id, disk.role_definition_guid, disk.scope, disk.condition) == (sp, dbr, DISK.lower(), None)
+    assert wide.scope == group.lower()
+    assert count_role_assignments(SUB_A, [_listed(sp, reader, VM), _listed(sp, reader, "/")]).overlapping == ()
