@@ -48,9 +48,9 @@ from steward.domain.audit import (
     RoleAssignmentCount,
     Vault,
     overlapping,
-    role_definition_guid,
 )
 from steward.domain.kernel import ImmutabilityState, SoftDeleteState, VaultKind, read_time, resource_group_of
+from steward.domain.workloads import role_definition_guid
 
 LOG = logging.getLogger("steward.inventory")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from steward.domain import workloads
 from steward.domain.errors import InvalidValue
 from steward.domain.ids import InvalidResourceId, ResourceId
 from steward.domain.kernel import format_time, parse_time
@@ -31,10 +32,6 @@ class HeldRole:
 
     scope: str
     created_on: str | None
-
-
-def _guid(role_definition_id: object) -> str:
-    return str(role_definition_id or "").rstrip("/").rsplit("/", 1)[-1].lower()
 
 
 def _covers(assigned: str, scope: str) -> bool:
@@ -61,7 +58,7 @@ def held_role(assignments: Iterable[Mapping[str, Any]], principal_id: str, role_
             continue
         if str(props.get("principalId") or "").lower() != principal_id.lower():
             continue
-        if _guid(props.get("roleDefinitionId")) != wanted or props.get("condition"):
+        if workloads.role_definition_guid(props.get("roleDefinitionId")) != wanted or props.get("condition"):
             continue
         assigned = str(props.get("scope") or "")
         if not assigned or not _covers(assigned, scope):

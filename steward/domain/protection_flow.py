@@ -723,11 +723,8 @@ def rbac_fresh(granted: Mapping[str, Any], granted_at: datetime) -> tuple[dict[s
     return {**granted, "created": list(granted.get("created") or []) or ["shared"]}, since
 
 
-#: Azure RBAC's role assignments per subscription ("Azure supports up to 4000 role assignments per subscription
-#: ... fixed and cannot be increased"; MicrosoftDocs/azure-docs articles/role-based-access-control/
-#: troubleshoot-limits.md) and the code past it ("No more role assignments can be created (code:
-#: RoleAssignmentLimitExceeded)"), lower-cased
-ROLE_ASSIGNMENTS_PER_SUBSCRIPTION: Final = 4000
+#: the code Azure refuses a role assignment with past the subscription's limit
+#: (``workloads.ROLE_ASSIGNMENTS_PER_SUBSCRIPTION``), lower-cased
 ROLE_ASSIGNMENT_LIMIT_CODE: Final = "roleassignmentlimitexceeded"
 
 
@@ -754,8 +751,9 @@ def role_grant_refused(granted: Mapping[str, Any], decision: rules.Protect, fact
            f"{'resource group' if wider is workloads.PermissionsScope.RESOURCE_GROUP else 'subscription'}, shared "
            "by its resources), or free role assignments in the subscription" if wider is not None
            else "free role assignments in the subscription (e.g. assign roles to groups rather than to each principal)")
+    limit = workloads.ROLE_ASSIGNMENTS_PER_SUBSCRIPTION
     reason = (f"role assignment refused (RoleAssignmentLimitExceeded): subscription {subscription} holds Azure's "
-              f"maximum of {ROLE_ASSIGNMENTS_PER_SUBSCRIPTION:,} role assignments (at the subscription, its resource "
+              f"maximum of {limit:,} role assignments (at the subscription, its resource "
               f"groups and resources; the limit cannot be raised), and rule {decision.rule!r} assigns the Backup "
               f"vault's roles per {scope.value}: {fix}. Nothing was protected; not retried.{left} Azure: {message}")
     details: dict[str, Any] = {"code": "RoleAssignmentLimitExceeded", "subscription": subscription,

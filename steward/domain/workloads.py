@@ -55,6 +55,19 @@ class Workload:
     default_policy: str
 
 
+#: Azure RBAC's role assignments per subscription, counted at the subscription, its resource groups and resources,
+#: not at management groups; fixed ("Azure supports up to 4000 role assignments per subscription ... cannot be
+#: increased"; past it "No more role assignments can be created (code: RoleAssignmentLimitExceeded)"). Source:
+#: MicrosoftDocs/azure-docs articles/role-based-access-control/troubleshoot-limits.md
+ROLE_ASSIGNMENTS_PER_SUBSCRIPTION: Final = 4000
+
+
+def role_definition_guid(role_definition_id: object) -> str:
+    """The GUID at the end of a role definition id (lower-cased): an assignment names its definition under its
+    subscription (``/subscriptions/{s}/providers/Microsoft.Authorization/roleDefinitions/{guid}``)."""
+    return str(role_definition_id or "").rstrip("/").rsplit("/", 1)[-1].lower()
+
+
 # Built-in role definition GUIDs (identical in every tenant).
 READER: Final = RoleRequirement("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7", RoleScope.RESOURCE_GROUP)
 DISK_BACKUP_READER: Final = RoleRequirement(

@@ -64,7 +64,6 @@ from steward.domain.audit.redundant import (
     RoleAssignment,
     overlapping,
     redundant_assignments,
-    role_definition_guid,
 )
 from steward.domain.audit.remediation import (
     REMEDIABLE_CONTROL,
@@ -145,6 +144,5 @@ __all__ = [
     "policy_key",
     "redundant_assignments",
     "remediation_plan",
-    "role_definition_guid",
     "subscription_of",
 ]

@@ -60,15 +60,14 @@ from steward.domain.workloads import (
     DISK_SNAPSHOT_CONTRIBUTOR,
     POSTGRES_FLEX_LTR_BACKUP,
     READER,
+    ROLE_ASSIGNMENTS_PER_SUBSCRIPTION,
     STORAGE_ACCOUNT_BACKUP_CONTRIBUTOR,
     STORAGE_BLOB_DATA_CONTRIBUTOR,
 )
 
-#: Azure's role assignments per subscription (subscription, resource group and resource scopes; fixed) and the share
-#: of it from which CAP-003 warns by default. Source: MicrosoftDocs/azure-docs
-#: articles/role-based-access-control/troubleshoot-limits.md ("Azure supports up to 4000 role assignments per
-#: subscription ... but not at the management group scope"; "fixed and cannot be increased").
-ROLE_ASSIGNMENT_LIMIT: Final = 4000
+#: Azure's role assignments per subscription (``workloads.ROLE_ASSIGNMENTS_PER_SUBSCRIPTION``) and the share of it
+#: from which CAP-003 warns by default
+ROLE_ASSIGNMENT_LIMIT: Final = ROLE_ASSIGNMENTS_PER_SUBSCRIPTION
 DEFAULT_ROLE_ASSIGNMENT_PERCENT: Final = 80
 
 

@@ -45,11 +45,6 @@ class Redundant:
     covered_by: RoleAssignment
 
 
-def role_definition_guid(role_definition_id: object) -> str:
-    """The GUID at the end of a role definition id (lower-cased)."""
-    return str(role_definition_id or "").rstrip("/").rsplit("/", 1)[-1].lower()
-
-
 def _wider_scopes(subscription_id: str, scope: str) -> tuple[str, ...]:
     """The scopes strictly above ``scope`` inside the subscription that are looked at (its resource group, the
     subscription), as comparison keys; () when ``scope`` is not below the subscription."""
