@@ -16,9 +16,7 @@ from azure.core.exceptions import HttpResponseError
 from sandbox.arm.config import PropagationConfig, SandboxConfig
 from sandbox.arm.providers.dataprotection import grant_resource_guard_access, revoke_resource_guard_access
 from sandbox.arm.server import ArmSandbox
-from sandbox.clock import AzureTime, DiscreteClock
-from steward.cloud import azure_time
-from tests.integration.clock_held import held_by_the_test
+from tests.integration.clock_held import held_by_the_test, on_a_discrete_clock
 
 from .conftest import PROVIDERS, SUBSCRIPTIONS, Estate, ProtectedDisk, Vault, error_code, protected_disk
 
@@ -31,16 +29,9 @@ MUA = "UserErrorCriticalOperationNotAuthorizedByResourceGuard"
 def sandbox() -> Iterator[ArmSandbox]:
     """The conftest's sandbox on a ``DiscreteClock`` installed as the app's ``azure_time`` (the SDK's LRO polls
     wait on it)."""
-    clock = DiscreteClock()
-    azure_time.install(AzureTime(clock))
-    sb = ArmSandbox(SandboxConfig(clock=clock, page_size=2, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS,
-                                  propagation=PropagationConfig(rbac_seconds=0)))
-    try:
-        with sb:
-            yield sb
-    finally:
-        azure_time.reset()
-        clock.close()
+    yield from on_a_discrete_clock(lambda clock: SandboxConfig(
+        clock=clock, page_size=2, providers=PROVIDERS, subscriptions=SUBSCRIPTIONS,
+        propagation=PropagationConfig(rbac_seconds=0)))
 
 
 @pytest.fixture(autouse=True)

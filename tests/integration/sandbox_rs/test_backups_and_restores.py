@@ -21,10 +21,8 @@ from sandbox.arm.providers.recoveryservices_jobs import (
 )
 from sandbox.arm.providers.recoveryservices_model import Timing
 from sandbox.arm.server import ArmSandbox
-from sandbox.clock import AzureTime, DiscreteClock
-from steward.cloud import azure_time
 from steward.cloud.drills import API
-from tests.integration.clock_held import held_by_the_test
+from tests.integration.clock_held import held_by_the_test, on_a_discrete_clock
 from tests.integration.sandbox_rs.conftest import DAY, HOUR, TIMING, Estate, error_code, provider_names, vm_names
 
 #: Azure midnight, so the DefaultPolicy's 02:00 runs fall at known instants
@@ -39,17 +37,13 @@ def sandbox() -> Iterator[ArmSandbox]:
     ``azure_time``: Azure time moves only with ``advance`` and the SDK's clock waits (LRO polls), never with the
     machine's load. On a scaled clock (1 real s = 1 Azure hour) a slow test crossed 02:00 and the DefaultPolicy's
     scheduled backup added a recovery point the test did not ask for."""
-    clock = DiscreteClock(START)
-    azure_time.install(AzureTime(clock))
     names = (*provider_names(), "recoveryservices_jobs")
-    sb = ArmSandbox(SandboxConfig(clock=clock, page_size=2, providers=names))
-    try:
-        with sb:
-            recovery_services(sb).model.timing = Timing(**TIMING.__dict__)
-            yield sb
-    finally:
-        azure_time.reset()
-        clock.close()
+
+    def timed(sb: ArmSandbox) -> None:
+        recovery_services(sb).model.timing = Timing(**TIMING.__dict__)
+
+    yield from on_a_discrete_clock(lambda clock: SandboxConfig(clock=clock, page_size=2, providers=names), START,
+                                   ready=timed)
 
 
 @pytest.fixture(autouse=True)
